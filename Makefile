@@ -1,0 +1,75 @@
+# agent-pdp — every target installs what it needs and runs what it depends on.
+# Fresh machine: `make run` to serve the example policies, `make test` to check everything.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+OPA_VERSION      ?= v1.22.2
+OPA_FALLBACKS    ?= v1.22.1 v1.22.0 v1.21.1 v1.21.0
+TOOLS            := $(CURDIR)/.tools/bin
+OPA              := $(TOOLS)/opa
+OPA_CACHE        := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agent-pdp/opa-$(OPA_VERSION)
+CONFIG           ?= config/dev.yaml
+NODE_STAMP       := node_modules/.install-stamp
+
+export PATH := $(TOOLS):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: help setup tools bundle bundle-check build run test test-rego test-ts typecheck bench demo fuzz clean
+
+help:
+	@echo "make run    start the PDP on the dev config with the example policies (http://127.0.0.1:8181)"
+	@echo "make test   opa fmt/check/test, bundle freshness, type check, vitest"
+	@echo "make setup | bundle | build | bench | demo | fuzz | clean"
+
+setup: $(NODE_STAMP) tools
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v node >/dev/null || { echo "agent-pdp needs Node.js 20 or newer on PATH (none found)"; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The OPA CLI, built from the Go module proxy once per machine and cached outside the clone.
+tools: $(OPA)
+
+$(OPA):
+	@mkdir -p $(TOOLS)
+	@if [ ! -x "$(OPA_CACHE)/opa" ]; then \
+	  command -v go >/dev/null || { echo "agent-pdp needs Go (1.22+) to build the OPA CLI $(OPA_VERSION): install Go, or put an opa binary at $(OPA)"; exit 1; }; \
+	  mkdir -p "$(OPA_CACHE)"; \
+	  for v in $(OPA_VERSION) $(OPA_FALLBACKS); do \
+	    echo "building opa $$v with go install (first time on this machine takes a few minutes)"; \
+	    if GOBIN="$(OPA_CACHE)" go install github.com/open-policy-agent/opa@$$v; then break; fi; \
+	  done; \
+	fi
+	@cp "$(OPA_CACHE)/opa" $(OPA)
+	@$(OPA) version | head -1
+
+bundle: tools $(NODE_STAMP)
+	scripts/build-bundle.sh
+
+bundle-check: tools $(NODE_STAMP)
+	scripts/build-bundle.sh --check
+
+build: setup bundle
+	tsc -p tsconfig.build.json
+	@chmod +x dist/cli/main.js
+
+run: build
+	node dist/cli/main.js serve --config $(CONFIG)
+
+test-rego: tools
+	$(OPA) fmt --list --fail rego/
+	$(OPA) check --strict rego/
+	$(OPA) test rego/ --explain=fails
+
+typecheck: $(NODE_STAMP)
+	tsc -p tsconfig.json
+
+test-ts: $(NODE_STAMP) tools
+	vitest run
+
+test: setup test-rego bundle-check typecheck build test-ts
+
+clean:
+	rm -rf dist .tools data

@@ -1,0 +1,76 @@
+/**
+ * The one error type of agent-pdp. Every runtime failure that can reach a caller is a PdpError with a code
+ * from the closed union below; the HTTP layer maps `status` and `code` to the wire in exactly one place.
+ *
+ * `expose` says whether `message` may be shown to the caller. A 5xx never exposes its message or cause.
+ */
+export const ERROR_CODES = {
+  // 400: the request is malformed
+  invalid_request: 400,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  // 401 / 403: who is asking
+  unauthenticated: 401,
+  forbidden_role: 403,
+  forbidden_agent: 403,
+  context_assertion_forbidden: 403,
+  // 404 / 409: the thing asked about
+  not_found: 404,
+  task_not_found: 404,
+  task_exists: 409,
+  task_not_active: 409,
+  decision_not_found: 404,
+  decision_not_allowed: 409,
+  decision_wrong_caller: 403,
+  decision_expired: 409,
+  decision_already_redeemed: 409,
+  // policy pipeline
+  policy_invalid: 422,
+  bundle_invalid: 503,
+  bundle_missing: 503,
+  evaluation_failed: 503,
+  // runtime
+  store_unavailable: 503,
+  issuer_unavailable: 503,
+  config_invalid: 500,
+  internal: 500,
+} as const;
+
+export type PdpErrorCode = keyof typeof ERROR_CODES;
+
+/** One offending field: `path` is a JSON pointer-ish dotted path (`task.context.customer_id`), or a file location. */
+export interface ErrorDetail {
+  path: string;
+  message: string;
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+export interface PdpErrorOptions {
+  /** Shown to the caller? Default: true for 4xx, false for 5xx (5xx are never exposed). */
+  expose?: boolean;
+  details?: ErrorDetail[];
+  cause?: unknown;
+}
+
+export class PdpError extends Error {
+  override readonly name = 'PdpError';
+  readonly code: PdpErrorCode;
+  readonly status: number;
+  readonly expose: boolean;
+  readonly details: ErrorDetail[];
+
+  constructor(code: PdpErrorCode, message: string, options: PdpErrorOptions = {}) {
+    if (!(code in ERROR_CODES)) throw new TypeError(`unknown PdpError code: ${String(code)}`);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = ERROR_CODES[code];
+    this.expose = this.status < 500 && (options.expose ?? true);
+    this.details = options.details ?? [];
+  }
+}
+
+export function isPdpError(err: unknown): err is PdpError {
+  return err instanceof PdpError;
+}
