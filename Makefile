@@ -10,7 +10,7 @@ OPA_FALLBACKS    ?= v1.22.1 v1.22.0 v1.21.1 v1.21.0
 TOOLS            := $(CURDIR)/.tools/bin
 OPA              := $(TOOLS)/opa
 OPA_CACHE        := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agent-pdp/opa-$(OPA_VERSION)
-CONFIG           ?= config/dev.yaml
+CONFIG           ?= agent-pdp.dev.yaml
 NODE_STAMP       := node_modules/.install-stamp
 
 export PATH := $(TOOLS):$(CURDIR)/node_modules/.bin:$(PATH)

@@ -7,7 +7,7 @@
 export const ERROR_CODES = {
   // 400: the request is malformed
   invalid_request: 400,
-  body_too_large: 413,
+  body_too_large: 400,
   unsupported_media_type: 415,
   // 401 / 403: who is asking
   unauthenticated: 401,

@@ -1,0 +1,95 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { sha256Hex } from '../config/dev-keys.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { PolicyEngine } from '../pdp/policy-engine.js';
+import { loadPolicyDir } from '../policy/policy-loader.js';
+import type { EvaluationInputV1 } from '../policy/decision-types.js';
+import { decisionRequestSchema, type DecisionRequestV1 } from '../wire/decision-v1.js';
+import { bodyValidator } from '../server/validate-body.js';
+import { explainEvaluation } from './explain.js';
+
+type Values = Record<string, string | boolean | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'serve',
+    summary: 'serve the PDP: --config FILE (or AGENT_PDP_CONFIG)',
+    options: { config: { type: 'string', short: 'c' } },
+    async run(values) {
+      const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
+      if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE or set AGENT_PDP_CONFIG');
+      const { startServer } = await import('../main.js');
+      const server = await startServer({ configPath, nodeEnv: process.env['NODE_ENV'] });
+      await server.closed;
+      return 0;
+    },
+  },
+  {
+    name: 'decide',
+    summary: 'one decision from the local bundle and policies, explained: --input FILE [--bundle F] [--policies DIR] [--json]',
+    options: { input: { type: 'string', short: 'i' }, bundle: { type: 'string' }, policies: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      const inputPath = str(values['input']);
+      if (!inputPath) throw new PdpError('invalid_request', 'pass --input FILE (a DecisionRequestV1 JSON document)');
+      const request = bodyValidator<DecisionRequestV1>(decisionRequestSchema)(JSON.parse(await readFile(inputPath, 'utf8')));
+      const engine = new PolicyEngine({
+        bundlePath: resolve(str(values['bundle']) ?? 'opa-bundle/bundle.tar.gz'),
+        policyDir: resolve(str(values['policies']) ?? 'policies'),
+      });
+      const active = await engine.reload();
+      const input: EvaluationInputV1 = {
+        agent_id: request.agent_id,
+        caller_id: 'agent-pdp-cli',
+        task: { id: request.task.id, context: request.task.context ?? {}, registered: false, ...(request.task.type ? { type: request.task.type } : {}) },
+        integration: request.integration,
+        scopes: [...new Set(request.scopes)],
+        ...(request.resource ? { resource: request.resource } : {}),
+        ...(request.ttl_seconds ? { ttl_seconds: request.ttl_seconds } : {}),
+      };
+      const { evaluation } = engine.evaluate(input);
+      if (values['json']) process.stdout.write(`${JSON.stringify({ ...evaluation, policy_revision: active.revision }, null, 2)}\n`);
+      else process.stdout.write(explainEvaluation(input, evaluation, active.revision));
+      return evaluation.outcome === 'allow' ? 0 : 3;
+    },
+  },
+  {
+    name: 'policy check',
+    summary: 'validate the YAML agent policies in DIR (default policies/)',
+    options: {},
+    async run(_values, positionals) {
+      const dir = resolve(positionals[0] ?? 'policies');
+      const set = await loadPolicyDir(dir);
+      for (const w of set.warnings) {
+        process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
+      }
+      process.stdout.write(`ok: ${set.files.length} files, ${set.agents.length} agents, revision ${set.revision}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'keys hash',
+    summary: 'print the key_sha256 of an API key for the config: keys hash KEY',
+    options: {},
+    async run(_values, positionals) {
+      const key = positionals[0];
+      if (!key) throw new PdpError('invalid_request', 'usage: agent-pdp keys hash KEY');
+      process.stdout.write(`${sha256Hex(key)}\n`);
+      return 0;
+    },
+  },
+];
+
+export function usage(): string {
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(14)} ${c.summary}`);
+  return `usage: agent-pdp <command> [options]\n\n${lines.join('\n')}\n`;
+}

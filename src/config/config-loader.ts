@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { describeAjvError, validateConfigShape } from './config-schema.js';
+import type { CallerConfig, PdpConfig } from './config-types.js';
+import { isDevKeyHash } from './dev-keys.js';
+
+export interface LoadedConfig {
+  config: PdpConfig;
+  /** Insecure settings to announce loudly at boot (never contains a key). */
+  warnings: string[];
+}
+
+export interface ConfigEnvironment {
+  /** `production` refuses the documented dev keys. */
+  nodeEnv?: string | undefined;
+}
+
+/** Reads, validates, defaults and freezes the config file. Relative paths resolve against the file's folder. */
+export function loadConfigFile(path: string, env: ConfigEnvironment = {}): LoadedConfig {
+  const source = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(source, 'utf8');
+  } catch (cause) {
+    throw new PdpError('config_invalid', `cannot read config file ${source}`, { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (cause) {
+    throw new PdpError('config_invalid', `config file ${source} is not valid YAML: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  return buildConfig(raw, source, dirname(source), env);
+}
+
+export function buildConfig(raw: unknown, source: string, baseDir: string, env: ConfigEnvironment = {}): LoadedConfig {
+  if (!validateConfigShape(raw)) {
+    const details: ErrorDetail[] = (validateConfigShape.errors ?? []).map(describeAjvError);
+    throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
+  }
+  const r = raw as RawConfig;
+  const at = (p: string): string => resolve(baseDir, p);
+  const details: ErrorDetail[] = [];
+  const warnings: string[] = [];
+
+  const listen = r.server?.listen ?? '127.0.0.1:8181';
+  const colon = listen.lastIndexOf(':');
+  const port = Number(listen.slice(colon + 1));
+  if (port > 65535) details.push({ path: 'server.listen', message: 'port must be at most 65535' });
+
+  const seen = new Set<string>();
+  const callers: CallerConfig[] = r.callers.map((c, i) => {
+    if (seen.has(c.id)) details.push({ path: `callers[${i}].id`, message: `duplicate caller id "${c.id}"` });
+    seen.add(c.id);
+    if (c.role !== 'pep' && (c.agents !== undefined || c.may_assert_context !== undefined)) {
+      details.push({ path: `callers[${i}]`, message: 'agents and may_assert_context apply to role pep only' });
+    }
+    if (isDevKeyHash(c.key_sha256)) {
+      if (env.nodeEnv === 'production') {
+        details.push({ path: `callers[${i}].key_sha256`, message: 'a documented dev key is refused in production' });
+      } else {
+        warnings.push(`caller "${c.id}" uses a documented DEV KEY: anyone can authenticate as it. Never deploy this.`);
+      }
+    }
+    return Object.freeze({
+      id: c.id,
+      role: c.role,
+      key_sha256: c.key_sha256.toLowerCase(),
+      agents: Object.freeze([...(c.agents ?? [])]),
+      may_assert_context: c.may_assert_context ?? false,
+    });
+  });
+  const hashes = new Set(callers.map((c) => c.key_sha256));
+  if (hashes.size !== callers.length) details.push({ path: 'callers', message: 'two callers share one API key' });
+
+  const tasks = { default_ttl_seconds: r.tasks?.default_ttl_seconds ?? 3600, max_ttl_seconds: r.tasks?.max_ttl_seconds ?? 86400 };
+  if (tasks.default_ttl_seconds > tasks.max_ttl_seconds) {
+    details.push({ path: 'tasks.default_ttl_seconds', message: 'exceeds tasks.max_ttl_seconds' });
+  }
+  const issuerUrl = r.issuer?.issuer ?? `http://${listen}`;
+  if (issuerUrl.startsWith('http://') && !/^http:\/\/(127\.|localhost[:/]|\[::1\])/.test(issuerUrl)) {
+    if (env.nodeEnv === 'production') details.push({ path: 'issuer.issuer', message: 'must be https in production' });
+    else warnings.push(`issuer ${issuerUrl} is plain http on a non-loopback address`);
+  }
+  if (details.length > 0) {
+    throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
+  }
+
+  const config: PdpConfig = {
+    source,
+    server: { host: listen.slice(0, colon), port, body_limit_bytes: r.server?.body_limit_bytes ?? 65536 },
+    policy: {
+      bundle: at(r.policy?.bundle ?? 'opa-bundle/bundle.tar.gz'),
+      agents: at(r.policy?.agents ?? 'policies'),
+      watch: r.policy?.watch ?? true,
+      watch_interval_ms: r.policy?.watch_interval_ms ?? 1000,
+    },
+    store: { url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at), synchronous: r.store?.synchronous ?? 'normal' },
+    issuer: {
+      issuer: issuerUrl.replace(/\/+$/, ''),
+      keys: at(r.issuer?.keys ?? 'data/keys'),
+      alg: r.issuer?.alg ?? 'EdDSA',
+      redeem_window_seconds: r.issuer?.redeem_window_seconds ?? 60,
+      max_token_ttl_seconds: r.issuer?.max_token_ttl_seconds ?? 3600,
+      audiences: Object.freeze({ ...(r.issuer?.audiences ?? {}) }),
+    },
+    tasks,
+    audit: { mask: Object.freeze([...(r.audit?.mask ?? [])]), retention_days: r.audit?.retention_days ?? null },
+    log: { level: r.log?.level ?? 'info' },
+    callers: Object.freeze(callers),
+  };
+  return { config: deepFreeze(config), warnings };
+}
+
+function resolveStoreUrl(url: string, at: (p: string) => string): string {
+  const path = url.slice('sqlite:'.length);
+  return path === ':memory:' ? url : `sqlite:${at(path)}`;
+}
+
+function summarize(details: ErrorDetail[]): string {
+  return details.map((d) => `${d.path}: ${d.message}`).join('; ');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+interface RawConfig {
+  server?: { listen?: string; body_limit_bytes?: number };
+  policy?: { bundle?: string; agents?: string; watch?: boolean; watch_interval_ms?: number };
+  store?: { url?: string; synchronous?: 'normal' | 'full' };
+  issuer?: {
+    issuer?: string;
+    keys?: string;
+    alg?: 'EdDSA' | 'ES256';
+    redeem_window_seconds?: number;
+    max_token_ttl_seconds?: number;
+    audiences?: Record<string, string>;
+  };
+  tasks?: { default_ttl_seconds?: number; max_ttl_seconds?: number };
+  audit?: { mask?: string[]; retention_days?: number | null };
+  log?: { level?: PdpConfig['log']['level'] };
+  callers: Array<{
+    id: string;
+    role: CallerConfig['role'];
+    key_sha256: string;
+    agents?: string[];
+    may_assert_context?: boolean;
+  }>;
+}

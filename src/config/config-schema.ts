@@ -1,0 +1,102 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import { CALLER_ROLES } from './config-types.js';
+
+const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' };
+const seconds = (max: number) => ({ type: 'integer', minimum: 1, maximum: max });
+
+/** JSON Schema of the config file as written (before defaults). Unknown keys are errors: typos must not pass. */
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['callers'],
+  properties: {
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        listen: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' },
+        body_limit_bytes: { type: 'integer', minimum: 1024, maximum: 10485760 },
+      },
+    },
+    policy: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        bundle: { type: 'string', minLength: 1 },
+        agents: { type: 'string', minLength: 1 },
+        watch: { type: 'boolean' },
+        watch_interval_ms: { type: 'integer', minimum: 100, maximum: 600000 },
+      },
+    },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        url: { type: 'string', pattern: '^sqlite:.+' },
+        synchronous: { enum: ['normal', 'full'] },
+      },
+    },
+    issuer: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        issuer: { type: 'string', pattern: '^https?://[^\\s]+$' },
+        keys: { type: 'string', minLength: 1 },
+        alg: { enum: ['EdDSA', 'ES256'] },
+        redeem_window_seconds: seconds(3600),
+        max_token_ttl_seconds: seconds(86400),
+        audiences: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } },
+      },
+    },
+    tasks: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { default_ttl_seconds: seconds(604800), max_ttl_seconds: seconds(604800) },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mask: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$' } },
+        retention_days: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+    },
+    callers: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'role', 'key_sha256'],
+        properties: {
+          id,
+          role: { enum: CALLER_ROLES },
+          key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+          agents: { type: 'array', items: id },
+          may_assert_context: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+export const validateConfigShape = ajv.compile(configSchema);
+
+export function describeAjvError(e: ErrorObject): { path: string; message: string } {
+  const base = e.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  if (e.keyword === 'additionalProperties') {
+    const key = (e.params as { additionalProperty: string }).additionalProperty;
+    return { path: base ? `${base}.${key}` : key, message: 'unknown field' };
+  }
+  if (e.keyword === 'required') {
+    const key = (e.params as { missingProperty: string }).missingProperty;
+    return { path: base ? `${base}.${key}` : key, message: 'is required' };
+  }
+  return { path: base || '(root)', message: e.message ?? e.keyword };
+}

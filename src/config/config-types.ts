@@ -1,0 +1,66 @@
+/** The one configuration file of agent-pdp, after parsing, defaulting and freezing. Paths are absolute. */
+export type CallerRole = 'pep' | 'orchestrator' | 'auditor' | 'admin' | 'resource_server';
+
+export const CALLER_ROLES: readonly CallerRole[] = ['pep', 'orchestrator', 'auditor', 'admin', 'resource_server'];
+
+export interface CallerConfig {
+  id: string;
+  role: CallerRole;
+  /** Lowercase hex SHA-256 of the caller's API key; the key itself is never stored. */
+  key_sha256: string;
+  /** For role pep: the agents this caller may ask decisions for. Default: none. */
+  agents: readonly string[];
+  /** For role pep: may pass task context inline instead of naming a registered task. Default: false. */
+  may_assert_context: boolean;
+}
+
+export interface PdpConfig {
+  /** Absolute path of the file this came from, or `<defaults>`. */
+  source: string;
+  server: {
+    /** `host:port`. Default `127.0.0.1:8181`. */
+    host: string;
+    port: number;
+    /** Largest accepted request body. Default 64 KiB. */
+    body_limit_bytes: number;
+  };
+  policy: {
+    bundle: string;
+    agents: string;
+    /** Poll the bundle and the policy folder for changes and reload. Default true. */
+    watch: boolean;
+    /** Poll interval. Default 1000 ms. */
+    watch_interval_ms: number;
+  };
+  store: {
+    url: string;
+    /** SQLite `synchronous`: `normal` survives a process crash, `full` also a power loss. Default `normal`. */
+    synchronous: 'normal' | 'full';
+  };
+  issuer: {
+    issuer: string;
+    keys: string;
+    /** Signing algorithm. Default EdDSA (Ed25519). */
+    alg: 'EdDSA' | 'ES256';
+    /** How long after an allow its decision may be redeemed for a token. Default 60 s. */
+    redeem_window_seconds: number;
+    /** Upper bound of any token's lifetime; keys stay published this long after retiring. Default 3600 s. */
+    max_token_ttl_seconds: number;
+    /** Token `aud` per integration; default is the integration's `audience` in its policy file, else its name. */
+    audiences: Readonly<Record<string, string>>;
+  };
+  tasks: {
+    /** Lifetime of a registered task when the orchestrator names none. Default 3600 s. */
+    default_ttl_seconds: number;
+    /** Longest task lifetime an orchestrator may ask for. Default 86400 s. */
+    max_ttl_seconds: number;
+  };
+  audit: {
+    /** Dotted paths in the decision event (`input.task.context.ssn`) stored as their hash. Default none. */
+    mask: readonly string[];
+    /** Events older than this many days may be pruned (`agent-pdp audit prune`). Default: keep forever. */
+    retention_days: number | null;
+  };
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  callers: readonly CallerConfig[];
+}

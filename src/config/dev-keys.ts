@@ -1,0 +1,23 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The API keys of the shipped dev config (`agent-pdp.dev.yaml`), documented in the README. Anyone can read them,
+ * so the server warns loudly when a caller uses one, and refuses to start with one when NODE_ENV=production.
+ */
+export const DEV_KEYS = [
+  'dev-pep-key',
+  'dev-orchestrator-key',
+  'dev-auditor-key',
+  'dev-admin-key',
+  'dev-resource-key',
+] as const;
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+const DEV_KEY_HASHES: ReadonlySet<string> = new Set(DEV_KEYS.map(sha256Hex));
+
+export function isDevKeyHash(keySha256: string): boolean {
+  return DEV_KEY_HASHES.has(keySha256.toLowerCase());
+}

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { CallerConfig } from '../config/config-types.js';
+import { PdpError } from '../errors/pdp-error.js';
+import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
+import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
+import type { PolicyEngine } from './policy-engine.js';
+import { resolveTask, type TaskLookup } from './trusted-task.js';
+
+/** What the decider needs from the store: a task lookup and a durable decision write. */
+export interface DecisionStore extends TaskLookup {
+  recordDecision(record: DecisionRecord): Promise<unknown>;
+}
+
+export interface DecisionRecord {
+  decision_id: string;
+  caller_id: string;
+  agent_id: string;
+  task_id: string;
+  integration: string;
+  outcome: Evaluation['outcome'];
+  request: DecisionRequestV1;
+  input: EvaluationInputV1;
+  result: DecisionResponseV1;
+  policy_revision: string;
+  trace_id: string | null;
+  created_at: string;
+  redeemable_until: string | null;
+}
+
+export interface DecisionObserver {
+  decided(outcome: Evaluation['outcome'], reasons: readonly Reason[], evaluationSeconds: number): void;
+}
+
+export interface DeciderOptions {
+  engine: PolicyEngine;
+  store: DecisionStore;
+  redeemWindowSeconds: number;
+  observer?: DecisionObserver;
+  now?: () => Date;
+  newId?: () => string;
+}
+
+/**
+ * A decision request → trusted task context → evaluation → durable record → response. Nothing reaches the
+ * caller before the record is committed; any failure on the way is an error (503), never an allow.
+ */
+export class Decider {
+  readonly #o: DeciderOptions;
+
+  constructor(options: DeciderOptions) {
+    this.#o = options;
+  }
+
+  async decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
+    if (!caller.agents.includes(request.agent_id)) {
+      throw new PdpError('forbidden_agent', `caller ${caller.id} may not ask decisions for agent ${request.agent_id}`, {
+        details: [{ path: 'agent_id', message: 'not an agent this caller may speak for' }],
+      });
+    }
+    const now = (this.#o.now ?? (() => new Date()))();
+    const task = await resolveTask(this.#o.store, caller, request, now);
+    const input: EvaluationInputV1 = {
+      agent_id: request.agent_id,
+      caller_id: caller.id,
+      task: task.input,
+      integration: request.integration,
+      scopes: [...new Set(request.scopes)],
+      ...(request.resource ? { resource: request.resource } : {}),
+      ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
+    };
+
+    let evaluation: Evaluation;
+    let revision: string;
+    const started = process.hrtime.bigint();
+    if (task.denial) {
+      const active = this.#o.engine.active;
+      if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
+      evaluation = { defined: true, outcome: 'deny', granted_scopes: [], denied_scopes: [], reasons: [task.denial], token_ttl_seconds: 0 };
+      revision = active.revision;
+    } else {
+      const evaluated = this.#o.engine.evaluate(input);
+      evaluation = evaluated.evaluation;
+      revision = evaluated.active.revision;
+    }
+    const evaluationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+
+    const allow = evaluation.outcome === 'allow';
+    const decisionId = (this.#o.newId ?? randomUUID)();
+    const redeemableUntil = allow ? new Date(now.getTime() + this.#o.redeemWindowSeconds * 1000).toISOString() : null;
+    const response: DecisionResponseV1 = {
+      decision_id: decisionId,
+      allow,
+      outcome: evaluation.outcome,
+      agent_id: request.agent_id,
+      integration: request.integration,
+      granted_scopes: evaluation.granted_scopes,
+      denied_scopes: evaluation.denied_scopes,
+      reasons: evaluation.reasons,
+      token_ttl_seconds: evaluation.token_ttl_seconds,
+      resource: request.resource ?? null,
+      task_id: request.task.id,
+      policy_revision: revision,
+      redeemable_until: redeemableUntil,
+    };
+    await this.#o.store.recordDecision({
+      decision_id: decisionId,
+      caller_id: caller.id,
+      agent_id: request.agent_id,
+      task_id: request.task.id,
+      integration: request.integration,
+      outcome: evaluation.outcome,
+      request,
+      input,
+      result: response,
+      policy_revision: revision,
+      trace_id: traceId,
+      created_at: now.toISOString(),
+      redeemable_until: redeemableUntil,
+    });
+    this.#o.observer?.decided(evaluation.outcome, evaluation.reasons, evaluationSeconds);
+    return response;
+  }
+}

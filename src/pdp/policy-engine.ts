@@ -1,0 +1,148 @@
+import { stat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PdpError } from '../errors/pdp-error.js';
+import { readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
+import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
+import { loadPolicyDir } from '../policy/policy-loader.js';
+import type { PolicySet } from '../policy/policy-types.js';
+import { WasmEvaluator } from '../policy/wasm-evaluator.js';
+
+/** The policy in force: one bundle, one agent-policy set, one evaluator. Replaced whole, never edited. */
+export interface ActivePolicy {
+  readonly evaluator: WasmEvaluator;
+  readonly bundle: OpaBundle;
+  readonly policySet: PolicySet;
+  readonly revision: string;
+  readonly loadedAt: Date;
+}
+
+export interface ReloadListener {
+  loaded(active: ActivePolicy, previous: ActivePolicy | undefined): void;
+  refused(error: PdpError, current: ActivePolicy | undefined): void;
+}
+
+export interface PolicyEngineOptions {
+  bundlePath: string;
+  policyDir: string;
+  listener?: ReloadListener;
+  now?: () => Date;
+}
+
+/** Agents test-evaluated before a new set goes live: enough to catch a broken module, cheap at 100k agents. */
+const PROBE_AGENTS = 16;
+
+/**
+ * Loads, validates and test-evaluates a bundle and an agent-policy set, then swaps them in atomically. A set
+ * that fails any step is refused and the previous one keeps serving. Reloads are serialised.
+ */
+export class PolicyEngine {
+  #active: ActivePolicy | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #signature = '';
+  #timer: NodeJS.Timeout | undefined;
+  readonly #opts: PolicyEngineOptions;
+
+  constructor(opts: PolicyEngineOptions) {
+    this.#opts = opts;
+  }
+
+  get active(): ActivePolicy | undefined {
+    return this.#active;
+  }
+
+  /** Evaluates on the active policy. No policy loaded is a 503, never a decision. */
+  evaluate(input: EvaluationInputV1): { evaluation: Evaluation; active: ActivePolicy } {
+    const active = this.#active;
+    if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
+    return { evaluation: active.evaluator.evaluate(input), active };
+  }
+
+  /** Loads the current files. Resolves with the new policy, or rejects (the old one stays in force). */
+  reload(): Promise<ActivePolicy> {
+    const run = this.#queue.then(() => this.#load());
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Polls the bundle and the policy folder; reloads when their files change. */
+  watch(intervalMs: number): void {
+    this.stopWatching();
+    const tick = async (): Promise<void> => {
+      const signature = await this.#fileSignature().catch(() => '');
+      if (signature !== '' && signature !== this.#signature) await this.reload().catch(() => undefined);
+    };
+    this.#timer = setInterval(() => void tick(), intervalMs);
+    this.#timer.unref();
+  }
+
+  stopWatching(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #load(): Promise<ActivePolicy> {
+    const previous = this.#active;
+    try {
+      const signature = await this.#fileSignature();
+      const [bundle, policySet] = await Promise.all([
+        readBundleFile(this.#opts.bundlePath),
+        loadPolicyDir(this.#opts.policyDir),
+      ]);
+      const evaluator = await WasmEvaluator.create(
+        bundle,
+        policySet.data as unknown as Record<string, unknown>,
+        policySet.revision,
+      );
+      probe(evaluator, policySet);
+      const active: ActivePolicy = Object.freeze({
+        evaluator,
+        bundle,
+        policySet,
+        revision: evaluator.revision,
+        loadedAt: (this.#opts.now ?? (() => new Date()))(),
+      });
+      this.#active = active;
+      this.#signature = signature;
+      this.#opts.listener?.loaded(active, previous);
+      return active;
+    } catch (cause) {
+      const error =
+        cause instanceof PdpError ? cause : new PdpError('policy_invalid', 'policy reload failed', { cause });
+      // Remember what was refused, so the watcher does not retry the same broken files every tick.
+      this.#signature = await this.#fileSignature().catch(() => this.#signature);
+      this.#opts.listener?.refused(error, previous);
+      throw error;
+    }
+  }
+
+  async #fileSignature(): Promise<string> {
+    const parts: string[] = [];
+    const b = await stat(this.#opts.bundlePath).catch(() => undefined);
+    parts.push(`${this.#opts.bundlePath}:${b?.mtimeMs ?? 0}:${b?.size ?? 0}`);
+    const entries = await readdir(this.#opts.policyDir, { recursive: true, withFileTypes: true });
+    for (const entry of entries) {
+      if (!entry.isFile() || !/\.ya?ml$/.test(entry.name)) continue;
+      const path = join(entry.parentPath, entry.name);
+      const s = await stat(path).catch(() => undefined);
+      parts.push(`${path}:${s?.mtimeMs ?? 0}:${s?.size ?? 0}`);
+    }
+    return parts.sort().join('\n');
+  }
+}
+
+/** A new set must decide: an unknown agent is a defined deny, and sampled agents evaluate without error. */
+function probe(evaluator: WasmEvaluator, policySet: PolicySet): void {
+  const base = { caller_id: 'agent-pdp-probe', task: { id: 'probe', context: {}, registered: false }, scopes: ['probe'] };
+  const unknown = evaluator.evaluate({ ...base, agent_id: '\u0000agent-pdp-probe', integration: 'probe' });
+  if (!unknown.defined || unknown.outcome !== 'deny') {
+    throw new PdpError('policy_invalid', 'test evaluation failed: an unknown agent was not denied');
+  }
+  const data = policySet.data as unknown as { policies: { agents: Record<string, { integrations: object }> } };
+  for (const agentId of policySet.agents.slice(0, PROBE_AGENTS)) {
+    const integration = Object.keys(data.policies.agents[agentId]?.integrations ?? {})[0] ?? 'probe';
+    const result = evaluator.evaluate({ ...base, agent_id: agentId, integration });
+    if (!result.defined) {
+      throw new PdpError('policy_invalid', `test evaluation failed: no decision for agent ${agentId}`);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import * as opaWasm from '@open-policy-agent/opa-wasm';
+import { PdpError } from '../errors/pdp-error.js';
+import { DECISION_ENTRYPOINT, type OpaBundle } from './bundle-reader.js';
+import type { Evaluation, EvaluationInputV1, EvaluationResultV1 } from './decision-types.js';
+import { checkEvaluationResult } from './result-check.js';
+
+/**
+ * The only module that touches `@open-policy-agent/opa-wasm`. The SDK throws strings and plain objects, returns
+ * an untyped result set and keeps state in its instance; this wrapper turns all of that into coded errors and a
+ * checked `Evaluation`. An empty result set is "undefined", never an allow.
+ */
+interface LoadedPolicy {
+  evaluate(input: unknown, entrypoint?: number | string): unknown;
+  setData(data: object | ArrayBuffer): void;
+  entrypoints: Record<string, number>;
+}
+interface OpaWasmModule {
+  loadPolicy(
+    wasm: Uint8Array,
+    memory?: number | { initial: number; maximum?: number },
+    customBuiltins?: Record<string, (...args: unknown[]) => unknown>,
+  ): Promise<LoadedPolicy>;
+}
+const sdk = opaWasm as unknown as OpaWasmModule;
+
+/** Initial WASM memory in 64 KiB pages; it grows on demand (large policy sets need more). */
+const INITIAL_MEMORY_PAGES = 16;
+
+export interface EvaluatorRevisions {
+  /** `.manifest` revision of the bundle: a content hash of the Rego sources. */
+  bundle: string;
+  /** Content hash of the compiled YAML agent policies. */
+  policies: string;
+}
+
+export class WasmEvaluator {
+  readonly revisions: EvaluatorRevisions;
+  /** `<bundle>.<policies>`: what every decision records as its policy revision. */
+  readonly revision: string;
+  readonly #policy: LoadedPolicy;
+  readonly #entrypoint: number;
+
+  private constructor(policy: LoadedPolicy, entrypoint: number, revisions: EvaluatorRevisions) {
+    this.#policy = policy;
+    this.#entrypoint = entrypoint;
+    this.revisions = Object.freeze({ ...revisions });
+    this.revision = `${revisions.bundle}.${revisions.policies}`;
+  }
+
+  /**
+   * Instantiates the bundle's module and sets its data: the bundle's own `data.json` merged with the compiled
+   * agent policies (which live under `policies`; the bundle may not define that root).
+   */
+  static async create(
+    bundle: OpaBundle,
+    policyData: Readonly<Record<string, unknown>>,
+    policiesRevision: string,
+  ): Promise<WasmEvaluator> {
+    for (const root of Object.keys(policyData)) {
+      if (root in bundle.data) {
+        throw new PdpError('bundle_invalid', `bundle data.json defines "${root}", which the agent policies own`);
+      }
+    }
+    let policy: LoadedPolicy;
+    try {
+      policy = await sdk.loadPolicy(bundle.wasm, { initial: INITIAL_MEMORY_PAGES });
+      policy.setData({ ...bundle.data, ...policyData });
+    } catch (cause) {
+      throw new PdpError('bundle_invalid', `cannot load the wasm module of ${bundle.path}: ${describe(cause)}`, { cause });
+    }
+    const entrypoint = policy.entrypoints[DECISION_ENTRYPOINT];
+    if (entrypoint === undefined) {
+      throw new PdpError('bundle_invalid', `the wasm module does not export ${DECISION_ENTRYPOINT}`);
+    }
+    return new WasmEvaluator(policy, entrypoint, { bundle: bundle.revision, policies: policiesRevision });
+  }
+
+  /** Synchronous, like the SDK: one evaluation at a time per instance, which one event loop guarantees. */
+  evaluate(input: EvaluationInputV1): Evaluation {
+    let resultSet: unknown;
+    try {
+      resultSet = this.#policy.evaluate(input, this.#entrypoint);
+    } catch (cause) {
+      throw new PdpError('evaluation_failed', `policy evaluation failed: ${describe(cause)}`, { cause });
+    }
+    if (!Array.isArray(resultSet)) {
+      throw new PdpError('evaluation_failed', 'policy evaluation returned no result set');
+    }
+    if (resultSet.length === 0) return undefinedEvaluation();
+    if (resultSet.length > 1) {
+      throw new PdpError('evaluation_failed', `policy evaluation returned ${resultSet.length} results, expected one`);
+    }
+    const result = (resultSet[0] as { result?: unknown } | undefined)?.result;
+    if (result === undefined) return undefinedEvaluation();
+    const checked: EvaluationResultV1 = checkEvaluationResult(result);
+    return { ...checked, defined: true };
+  }
+}
+
+function undefinedEvaluation(): Evaluation {
+  return {
+    defined: false,
+    outcome: 'undefined',
+    granted_scopes: [],
+    denied_scopes: [],
+    reasons: [{ code: 'undefined', message: 'the policy produced no decision for this input' }],
+    token_ttl_seconds: 0,
+  };
+}
+
+/** The SDK throws strings (opa_abort) and `{ message }` objects; neither is an Error. */
+function describe(thrown: unknown): string {
+  if (typeof thrown === 'string') return thrown;
+  if (thrown instanceof Error) return thrown.message;
+  if (typeof thrown === 'object' && thrown !== null && 'message' in thrown) return String(thrown.message);
+  return String(thrown);
+}

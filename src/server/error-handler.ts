@@ -1,0 +1,68 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { isPdpError, PdpError } from '../errors/pdp-error.js';
+
+/** The wire shape of every error: `{ error: { code, message, details } }`. */
+export interface ErrorBodyV1 {
+  error: { code: string; message: string; details: Array<{ path: string; message: string }> };
+}
+
+/**
+ * The one place errors become HTTP. A PdpError keeps its status and code; body-parser failures get their own
+ * 4xx codes; anything else is a 500 `internal`. A 5xx never carries its message, cause or a stack trace.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const error = toPdpError(err);
+    const requestId = res.getHeader('x-request-id');
+    if (error.status >= 500) {
+      logger.error({ request_id: requestId, code: error.code, err: describeCause(error) }, 'request failed');
+    }
+    const body: ErrorBodyV1 = {
+      error: {
+        code: error.code,
+        message: error.expose ? error.message : 'the PDP could not answer this request; nothing was allowed',
+        details: error.expose ? error.details.map(({ path, message }) => ({ path, message })) : [],
+      },
+    };
+    if (res.headersSent) {
+      req.socket.destroy();
+      return;
+    }
+    if (error.code === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer realm="agent-pdp"');
+    res.status(error.status).json(body);
+  };
+}
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new PdpError('not_found', `no route for ${req.method} ${req.path}`));
+};
+
+function toPdpError(err: unknown): PdpError {
+  if (isPdpError(err)) return err;
+  const e = err as { type?: string; status?: number; expose?: boolean } | undefined;
+  switch (e?.type) {
+    case 'entity.too.large':
+      return new PdpError('body_too_large', 'request body exceeds the size limit', {
+        details: [{ path: '(body)', message: 'too large' }],
+      });
+    case 'entity.parse.failed':
+      return new PdpError('invalid_request', 'request body is not valid JSON', {
+        details: [{ path: '(body)', message: 'not valid JSON' }],
+      });
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new PdpError('unsupported_media_type', 'unsupported body encoding or charset');
+    default:
+      if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+        return new PdpError('invalid_request', 'malformed request', { details: [{ path: '(body)', message: 'unreadable' }] });
+      }
+      return new PdpError('internal', 'unexpected error', { cause: err });
+  }
+}
+
+/** Causes are logged by name and message only: a stack or a request object could carry a secret. */
+function describeCause(error: PdpError): { code: string; message: string; cause?: string } {
+  const cause = error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : undefined;
+  return { code: error.code, message: error.message, ...(cause ? { cause } : {}) };
+}

@@ -1,0 +1,196 @@
+import { decisionRequestSchema, ID_PATTERN, resourceSchema, taskRegistrationSchema } from '../wire/decision-v1.js';
+
+/**
+ * The OpenAPI 3.1 document of the whole HTTP API, served at GET /openapi.json. Request schemas are the very
+ * objects the server validates with; response schemas are checked against real responses in the tests.
+ */
+const strip = <T extends object>(schema: T): Omit<T, '$id'> => {
+  const { $id: _id, ...rest } = schema as T & { $id?: string };
+  return rest;
+};
+
+const reason = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'message'],
+  properties: { code: { type: 'string' }, message: { type: 'string' } },
+};
+
+const schemas = {
+  DecisionRequestV1: strip(decisionRequestSchema),
+  DecisionResponseV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: [
+      'decision_id', 'allow', 'outcome', 'agent_id', 'integration', 'granted_scopes', 'denied_scopes', 'reasons',
+      'token_ttl_seconds', 'resource', 'task_id', 'policy_revision', 'redeemable_until',
+    ],
+    properties: {
+      decision_id: { type: 'string' },
+      allow: { type: 'boolean', description: 'true only when outcome is allow' },
+      outcome: { enum: ['allow', 'deny', 'undefined'] },
+      agent_id: { type: 'string' },
+      integration: { type: 'string' },
+      granted_scopes: { type: 'array', items: { type: 'string' } },
+      denied_scopes: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['scope', 'reason'],
+          properties: {
+            scope: { type: 'string' },
+            reason: { enum: ['deny_scope', 'capped', 'above_ceiling', 'task_type', 'record_binding'] },
+            granted_instead: { type: 'array', items: { type: 'string' } },
+          },
+        },
+      },
+      reasons: { type: 'array', items: { $ref: '#/components/schemas/Reason' } },
+      token_ttl_seconds: { type: 'integer', minimum: 0 },
+      resource: { oneOf: [{ $ref: '#/components/schemas/ResourceRef' }, { type: 'null' }] },
+      task_id: { type: 'string' },
+      policy_revision: { type: 'string', description: '<bundle revision>.<agent-policy revision>' },
+      redeemable_until: { type: ['string', 'null'], format: 'date-time' },
+    },
+  },
+  Reason: reason,
+  ResourceRef: resourceSchema,
+  TaskRegistrationV1: strip(taskRegistrationSchema),
+  TaskV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'agent_id', 'type', 'context', 'status', 'registered_by', 'created_at', 'expires_at', 'completed_at'],
+    properties: {
+      id: { type: 'string', pattern: ID_PATTERN },
+      agent_id: { type: 'string' },
+      type: { type: 'string' },
+      context: { type: 'object' },
+      status: { enum: ['active', 'completed', 'expired'] },
+      registered_by: { type: 'string' },
+      created_at: { type: 'string', format: 'date-time' },
+      expires_at: { type: 'string', format: 'date-time' },
+      completed_at: { type: ['string', 'null'], format: 'date-time' },
+      revoked_tokens: { type: 'integer', minimum: 0 },
+    },
+  },
+  Error: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['code', 'message', 'details'],
+        properties: {
+          code: { type: 'string' },
+          message: { type: 'string' },
+          details: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['path', 'message'],
+              properties: { path: { type: 'string' }, message: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+  },
+  Ready: {
+    type: 'object',
+    required: ['status'],
+    properties: {
+      status: { enum: ['ready', 'not_ready'] },
+      policy_revision: { type: 'string' },
+      bundle_revision: { type: 'string' },
+      policies_revision: { type: 'string' },
+      agents: { type: 'integer' },
+      loaded_at: { type: 'string', format: 'date-time' },
+      reason: { type: 'string' },
+    },
+  },
+};
+
+const json = (ref: string) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [String(s), { description: ERROR_TEXT[s] ?? 'error', content: json('Error') }]));
+const ERROR_TEXT: Record<number, string> = {
+  400: 'malformed request: code invalid_request or body_too_large, details name the offending fields',
+  401: 'no or unknown API key (code unauthenticated)',
+  403: 'role or agent not permitted (forbidden_role, forbidden_agent, context_assertion_forbidden)',
+  404: 'not found',
+  409: 'conflict with the current state',
+  422: 'policy set refused',
+  503: 'no policy, evaluation failure or store failure: nothing was allowed',
+};
+const security = [{ apiKey: [] }];
+
+export function openApiDocument(serverUrl: string): object {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'agent-pdp',
+      version: '1',
+      description:
+        'Policy decision point and scoped-token broker for AI agents. Every decision is durably recorded before it is returned.',
+    },
+    servers: [{ url: serverUrl }],
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'API key of a configured caller' } },
+      schemas,
+    },
+    paths: {
+      '/v1/decide': {
+        post: {
+          summary: 'Decide one tool call (role pep)',
+          security,
+          parameters: [{ name: 'traceparent', in: 'header', required: false, schema: { type: 'string' } }],
+          requestBody: { required: true, content: json('DecisionRequestV1') },
+          responses: { '200': { description: 'allow, deny or undefined', content: json('DecisionResponseV1') }, ...errors(400, 401, 403, 503) },
+        },
+      },
+      '/v1/tasks': {
+        post: {
+          summary: 'Register a task with its trusted context (role orchestrator)',
+          security,
+          requestBody: { required: true, content: json('TaskRegistrationV1') },
+          responses: { '201': { description: 'registered', content: json('TaskV1') }, ...errors(400, 401, 403, 409, 503) },
+        },
+      },
+      '/v1/tasks/{id}': {
+        get: {
+          summary: 'Read a task (roles orchestrator, auditor, admin)',
+          security,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'the task', content: json('TaskV1') }, ...errors(401, 403, 404) },
+        },
+      },
+      '/v1/tasks/{id}/complete': {
+        post: {
+          summary: 'Complete a task; revokes every token issued for it (role orchestrator)',
+          security,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'completed', content: json('TaskV1') }, ...errors(401, 403, 404, 409, 503) },
+        },
+      },
+      '/v1/admin/reload': {
+        post: {
+          summary: 'Reload the bundle and agent policies now (role admin); SIGHUP does the same',
+          security,
+          responses: { '200': { description: 'loaded' }, ...errors(401, 403, 422) },
+        },
+      },
+      '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'alive' } } } },
+      '/readyz': {
+        get: {
+          summary: 'Readiness and the active policy revision',
+          responses: { '200': { description: 'ready', content: json('Ready') }, '503': { description: 'no policy loaded', content: json('Ready') } },
+        },
+      },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
+    },
+  };
+}
