@@ -1,0 +1,291 @@
+# The agent-pdp decision core. Entrypoint: agentpdp/decision.
+#
+# Contracts (data.policies, input, result): docs/architecture.md.
+#
+# Reading guide for reviewers:
+#   * Every lookup is keyed (agents[input.agent_id], integrations[input.integration]).
+#     Nothing iterates over all agents: the WASM target has no rule indexing, so a scan
+#     would make evaluation cost grow with the number of agents.
+#   * Default deny. `outcome` is "allow" only through one rule listing every condition.
+#     Reasons and messages are reporting; they never decide.
+#   * `decision` is defined for every input: each of its fields is a comprehension, a
+#     set rule or a rule with a default, so a missing or mistyped input field makes a
+#     condition false, never the decision undefined.
+#   * Sets from the data document are maps {"<scope>": true}; only the value `true` counts.
+package agentpdp
+
+# ---------------------------------------------------------------------------
+# The result
+# ---------------------------------------------------------------------------
+
+# The value the PDP reads: docs/architecture.md, "Evaluation result (v1)".
+decision := {
+	"outcome": outcome,
+	"granted_scopes": granted_scopes,
+	"denied_scopes": denied_scopes,
+	"reasons": reasons,
+	"token_ttl_seconds": token_ttl_seconds,
+}
+
+# The only way to allow: every condition below holds. Anything else is a deny.
+default outcome := "deny"
+
+outcome := "allow" if {
+	agent_known
+	integration_known
+	count(requested_denied) == 0
+	not task_type_rejected # also leaves E empty; stated here so the list is complete
+	count(binding_violations) == 0
+	count(extension_denials) == 0
+	count(grants) > 0
+}
+
+# Granted scopes are reported only on allow: a deny grants nothing.
+granted_scopes := sort(grants) if {
+	outcome == "allow"
+} else := []
+
+# Every requested scope that was not granted as asked, plus bound scopes whose record did
+# not match; sorted by scope. Each scope appears once: deny_scope, capped and dropped scopes
+# lie outside E, record_binding scopes inside it.
+denied_scopes := [pair[1] | some pair in sort({[e.scope, e] | some e in denied_entries})]
+
+# Reasons sorted by code (then by message, for stable output).
+reasons := [pair[1] | some pair in sort({[r.code, r] | some r in reason_set})]
+
+reason_set := allow_reasons if {
+	outcome == "allow"
+} else := deny_reasons
+
+# min(agent TTL, requested TTL when a positive number); 0 on deny.
+default token_ttl_seconds := 0
+
+token_ttl_seconds := min(ttl_candidates) if {
+	outcome == "allow"
+	is_number(agent.token_ttl)
+}
+
+ttl_candidates contains agent.token_ttl
+
+ttl_candidates contains input.ttl_seconds if {
+	is_number(input.ttl_seconds)
+	input.ttl_seconds > 0
+}
+
+# ---------------------------------------------------------------------------
+# Keyed lookups into data.policies
+# ---------------------------------------------------------------------------
+
+# The calling agent's compiled policy.
+agent := data.policies.agents[input.agent_id] if is_string(input.agent_id)
+
+agent_known if is_object(agent)
+
+# The agent's policy for the requested integration (only when the agent is known).
+integration_policy := agent.integrations[input.integration] if is_string(input.integration)
+
+integration_known if {
+	agent_known
+	is_object(integration_policy)
+}
+
+# The ceiling and the explicit deny list for this agent and integration.
+allowed := {s | some s, v in integration_policy.allowed; v == true}
+
+denied := {s | some s, v in integration_policy.denied; v == true}
+
+# Scopes that scope s implies (already a transitive closure, resolved at compile time).
+implied(s) := {x | some x in data.policies.integrations[input.integration].implies[s]}
+
+# ---------------------------------------------------------------------------
+# Task-type down-scoping
+# ---------------------------------------------------------------------------
+
+# Applies only when the agent opts in and declares at least one task type.
+task_restricted if {
+	agent.per_task_downscope == true
+	is_object(agent.task_types)
+	count(agent.task_types) > 0
+}
+
+task_type_declared if is_object(agent.task_types[input.task.type])
+
+task_type_rejected if {
+	task_restricted
+	not task_type_declared
+}
+
+# Scopes the task type grants on this integration (empty when the type or integration is missing).
+task_scopes := {s | some s, v in agent.task_types[input.task.type][input.integration]; v == true}
+
+# The effective set E: what may be granted for this request. Never contains a denied scope.
+effective := (allowed & task_scopes) - denied if {
+	task_restricted
+} else := allowed - denied
+
+# ---------------------------------------------------------------------------
+# Per requested scope: deny_scope, granted, capped, or dropped (first match wins)
+# ---------------------------------------------------------------------------
+
+# Requested scopes, deduplicated. Entries that are not strings are ignored.
+requested contains s if {
+	is_array(input.scopes)
+	some s in input.scopes
+	is_string(s)
+}
+
+# Requested scopes on the explicit deny list: they deny the whole request.
+requested_denied := requested & denied
+
+# Requested scopes granted as asked.
+granted_directly := requested & effective
+
+# capped[s]: s is outside E, but scopes it implies are inside; those are granted instead.
+capped[s] := sort(instead) if {
+	some s in requested
+	not s in denied
+	not s in effective
+	instead := implied(s) & effective
+	count(instead) > 0
+}
+
+# dropped[s]: neither s nor anything it implies is inside E.
+dropped[s] := drop_reason(s) if {
+	integration_known
+	some s in requested
+	not s in denied
+	not s in effective
+	not capped[s]
+}
+
+# Within the ceiling but excluded by the task type, or above the ceiling.
+drop_reason(s) := "task_type" if {
+	s in allowed
+} else := "above_ceiling"
+
+# Everything the request would receive if no whole-request deny applies.
+grants := granted_directly | {x | some instead in capped; some x in instead}
+
+# ---------------------------------------------------------------------------
+# Record binding: a bound scope is granted only for the task's own record
+# ---------------------------------------------------------------------------
+
+binding_violations contains g if {
+	some g in grants
+	binding := integration_policy.bindings[g]
+	not binding_satisfied(binding)
+}
+
+# The resource is of the bound type and its id equals the task context value, as text.
+binding_satisfied(binding) if {
+	input.resource.type == binding.resource_type
+	expected := id_text(input.task.context[binding.context_key])
+	expected != ""
+	id_text(input.resource.id) == expected
+}
+
+# Record ids compare as text: strings as they are, integral numbers as JSON writes them.
+# Numbers beyond 2^53 never match: a JSON parser may already have rounded them onto a
+# neighbouring id. Fractions, booleans, objects have no text form and never match.
+# (Not format_int: in WASM it aborts the evaluation for numbers beyond 32 bits.)
+id_text(v) := v if is_string(v)
+
+id_text(v) := json.marshal(v) if {
+	is_number(v)
+	v == round(v)
+	abs(v) <= 9007199254740991
+}
+
+# ---------------------------------------------------------------------------
+# Extensions: package agentpdp.ext may define `deny contains {"code": ..., "message": ...}`
+# ---------------------------------------------------------------------------
+
+# Read through a comprehension so that a missing extension package means "no denials".
+extension_denials := {d | some d in data.agentpdp.ext.deny}
+
+# A well-formed denial is reported as given; a malformed one still denies, with a fixed code.
+extension_reason(d) := {"code": d.code, "message": extension_message(d)} if {
+	is_string(d.code)
+	d.code != ""
+} else := {
+	"code": "extension_deny",
+	"message": "an extension rule in package agentpdp.ext denied the request with a malformed reason",
+}
+
+extension_message(d) := d.message if {
+	is_string(d.message)
+} else := "denied by an extension rule in package agentpdp.ext"
+
+# ---------------------------------------------------------------------------
+# Denied-scope entries (the per-scope rules above make each scope appear once)
+# ---------------------------------------------------------------------------
+
+denied_entries contains {"scope": s, "reason": "deny_scope"} if some s in requested_denied
+
+denied_entries contains {"scope": s, "reason": "capped", "granted_instead": instead} if {
+	some s, instead in capped
+}
+
+denied_entries contains {"scope": s, "reason": reason} if some s, reason in dropped
+
+denied_entries contains {"scope": g, "reason": "record_binding"} if some g in binding_violations
+
+# ---------------------------------------------------------------------------
+# Reasons
+# ---------------------------------------------------------------------------
+
+allow_reasons contains {"code": "allowed", "message": concat("", ["granted ", concat(", ", sort(grants))])}
+
+allow_reasons contains {"code": "scopes_capped", "message": concat("", ["capped to what the policy allows: ", msg])} if {
+	count(capped) > 0
+	msg := concat("; ", sort({concat("", [s, " -> ", concat(", ", instead)]) | some s, instead in capped}))
+}
+
+allow_reasons contains {"code": "scopes_dropped", "message": concat("", ["not granted: ", msg])} if {
+	count(dropped) > 0
+	msg := concat(", ", sort({concat("", [s, " (", reason, ")"]) | some s, reason in dropped}))
+}
+
+deny_reasons contains {"code": "unknown_agent", "message": "the agent is not registered"} if not agent_known
+
+deny_reasons contains {
+	"code": "integration_not_allowed",
+	"message": "the agent's policy does not cover the requested integration",
+} if {
+	agent_known
+	not integration_known
+}
+
+deny_reasons contains {
+	"code": "deny_scope",
+	"message": concat("", ["requested scopes on the agent's deny list: ", concat(", ", sort(requested_denied))]),
+} if {
+	count(requested_denied) > 0
+}
+
+deny_reasons contains {
+	"code": "task_type_not_allowed",
+	"message": "the task type is not one the agent's policy declares",
+} if {
+	task_type_rejected
+}
+
+deny_reasons contains {
+	"code": "record_binding_mismatch",
+	"message": concat("", [
+		"the resource is not the task's own record for bound scopes: ",
+		concat(", ", sort(binding_violations)),
+	]),
+} if {
+	count(binding_violations) > 0
+}
+
+deny_reasons contains extension_reason(d) if some d in extension_denials
+
+deny_reasons contains {
+	"code": "no_scope_granted",
+	"message": "no requested scope is within the agent's policy for this integration and task",
+} if {
+	integration_known
+	count(grants) == 0
+}

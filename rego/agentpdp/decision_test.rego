@@ -1,0 +1,610 @@
+# Tests for the decision core (package agentpdp). Data is written as src/policy/compile.ts
+# emits it (docs/architecture.md), so these cases double as examples of the contract.
+package agentpdp_test
+
+import data.agentpdp
+
+# ---------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------
+
+# The seed example: a code review agent (github, slack), no task types.
+code_review_agent := {
+	"token_ttl": 3600,
+	"per_task_downscope": true,
+	"integrations": {
+		"github": {
+			"allowed": {"repo:read": true, "pr:read": true, "issues:read": true},
+			"denied": {"repo:write": true, "admin:org": true, "delete_repo": true},
+			"bindings": {},
+		},
+		"slack": {
+			"allowed": {"channels:read": true, "chat:write": true},
+			"denied": {"admin": true, "channels:manage": true},
+			"bindings": {},
+		},
+	},
+	"task_types": {},
+}
+
+# A CRM complaint resolver: tickets:write is bound to the task's customer.
+support_resolver := {
+	"token_ttl": 900,
+	"per_task_downscope": true,
+	"integrations": {"crm": {
+		"allowed": {"tickets:read": true, "tickets:write": true, "customers:read": true},
+		"denied": {"tickets:delete": true},
+		"bindings": {"tickets:write": {"resource_type": "customer", "context_key": "customer_id"}},
+	}},
+	"task_types": {
+		"complaint_resolution": {"crm": {"tickets:read": true, "tickets:write": true, "customers:read": true}},
+		"triage": {"crm": {"tickets:read": true}},
+		"email_only": {"email": {"send": true}},
+	},
+}
+
+# Declares task types but does not opt in to per-task down-scoping.
+reporting_agent := {
+	"token_ttl": 600,
+	"per_task_downscope": false,
+	"integrations": {"crm": {
+		"allowed": {"tickets:read": true, "customers:read": true},
+		"denied": {},
+		"bindings": {},
+	}},
+	"task_types": {"weekly_report": {"crm": {"tickets:read": true}}},
+}
+
+policies := {
+	"agents": {
+		"code-review-agent": code_review_agent,
+		"support-resolver": support_resolver,
+		"reporting-agent": reporting_agent,
+	},
+	"integrations": {
+		"github": {"implies": {"issues:write": ["issues:read"], "repo:write": ["repo:read"]}},
+		"crm": {"implies": {
+			"tickets:admin": ["tickets:read", "tickets:write"],
+			"tickets:write": ["tickets:read"],
+		}},
+	},
+}
+
+review_input := {
+	"agent_id": "code-review-agent",
+	"caller_id": "review-middleware",
+	"task": {"id": "task-1", "type": "code_review", "context": {"repo": "acme/api"}, "registered": true},
+	"integration": "github",
+	"scopes": ["repo:read"],
+}
+
+crm_input := {
+	"agent_id": "support-resolver",
+	"caller_id": "support-middleware",
+	"task": {"id": "task-42", "type": "complaint_resolution", "context": {"customer_id": "1234"}, "registered": true},
+	"integration": "crm",
+	"scopes": ["tickets:write"],
+	"resource": {"type": "customer", "id": "1234"},
+	"ttl_seconds": 300,
+}
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+decide(inp) := d if {
+	d := agentpdp.decision with input as inp with data.policies as policies
+}
+
+review(patch) := decide(object.union(review_input, patch))
+
+crm(patch) := decide(object.union(crm_input, patch))
+
+crm_task(task_type, scopes) := crm({"task": {"type": task_type}, "scopes": scopes})
+
+codes(d) := [r.code | some r in d.reasons]
+
+# A deny grants nothing and carries no TTL.
+denied_with(d, expected_codes) if {
+	d.outcome == "deny"
+	d.granted_scopes == []
+	d.token_ttl_seconds == 0
+	codes(d) == expected_codes
+}
+
+# ---------------------------------------------------------------------------
+# Seed example: ceiling, deny list, implications
+# ---------------------------------------------------------------------------
+
+test_seed_read_within_ceiling_is_allowed if {
+	review({}) == {
+		"outcome": "allow",
+		"granted_scopes": ["repo:read"],
+		"denied_scopes": [],
+		"reasons": [{"code": "allowed", "message": "granted repo:read"}],
+		"token_ttl_seconds": 3600,
+	}
+}
+
+test_seed_deny_scope_denies_the_whole_request if {
+	review({"scopes": ["repo:read", "repo:write"]}) == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [{"scope": "repo:write", "reason": "deny_scope"}],
+		"reasons": [{"code": "deny_scope", "message": "requested scopes on the agent's deny list: repo:write"}],
+		"token_ttl_seconds": 0,
+	}
+}
+
+test_seed_deny_scope_wins_over_implication if {
+	# repo:write implies repo:read, but an explicitly denied scope is never capped.
+	d := review({"scopes": ["repo:write"]})
+	denied_with(d, ["deny_scope", "no_scope_granted"])
+	d.denied_scopes == [{"scope": "repo:write", "reason": "deny_scope"}]
+}
+
+test_seed_every_denied_scope_is_listed_sorted if {
+	d := review({"scopes": ["delete_repo", "pr:read", "admin:org", "delete_repo"]})
+	denied_with(d, ["deny_scope"])
+	d.denied_scopes == [
+		{"scope": "admin:org", "reason": "deny_scope"},
+		{"scope": "delete_repo", "reason": "deny_scope"},
+	]
+	d.reasons[0].message == "requested scopes on the agent's deny list: admin:org, delete_repo"
+}
+
+test_seed_write_is_capped_to_implied_read if {
+	review({"scopes": ["issues:write"]}) == {
+		"outcome": "allow",
+		"granted_scopes": ["issues:read"],
+		"denied_scopes": [{"scope": "issues:write", "reason": "capped", "granted_instead": ["issues:read"]}],
+		"reasons": [
+			{"code": "allowed", "message": "granted issues:read"},
+			{"code": "scopes_capped", "message": "capped to what the policy allows: issues:write -> issues:read"},
+		],
+		"token_ttl_seconds": 3600,
+	}
+}
+
+test_seed_above_ceiling_is_dropped_when_something_else_is_granted if {
+	review({"scopes": ["pr:write", "pr:read"]}) == {
+		"outcome": "allow",
+		"granted_scopes": ["pr:read"],
+		"denied_scopes": [{"scope": "pr:write", "reason": "above_ceiling"}],
+		"reasons": [
+			{"code": "allowed", "message": "granted pr:read"},
+			{"code": "scopes_dropped", "message": "not granted: pr:write (above_ceiling)"},
+		],
+		"token_ttl_seconds": 3600,
+	}
+}
+
+test_seed_only_above_ceiling_is_denied if {
+	d := review({"scopes": ["pr:write"]})
+	denied_with(d, ["no_scope_granted"])
+	d.denied_scopes == [{"scope": "pr:write", "reason": "above_ceiling"}]
+}
+
+test_seed_granted_scopes_are_sorted_and_unique if {
+	# issues:read is asked for directly and also reached by capping issues:write.
+	d := review({"scopes": ["repo:read", "issues:write", "repo:read", "issues:read", "pr:read"]})
+	d.outcome == "allow"
+	d.granted_scopes == ["issues:read", "pr:read", "repo:read"]
+	d.denied_scopes == [{"scope": "issues:write", "reason": "capped", "granted_instead": ["issues:read"]}]
+	codes(d) == ["allowed", "scopes_capped"]
+}
+
+test_seed_slack_integration_has_its_own_lists if {
+	d := review({"integration": "slack", "scopes": ["chat:write", "channels:read"]})
+	d.outcome == "allow"
+	d.granted_scopes == ["channels:read", "chat:write"]
+
+	denied_with(review({"integration": "slack", "scopes": ["chat:write", "channels:manage"]}), ["deny_scope"])
+
+	# repo:read is github's, not slack's.
+	denied_with(review({"integration": "slack", "scopes": ["repo:read"]}), ["no_scope_granted"])
+}
+
+test_seed_empty_task_types_means_no_task_restriction if {
+	# per_task_downscope is true, but no task types are declared: any task type (or none) is fine.
+	review({"task": {"type": "anything"}}).outcome == "allow"
+	decide(object.remove(review_input, ["task"])).outcome == "allow"
+}
+
+# ---------------------------------------------------------------------------
+# Record binding (CRM complaint resolver)
+# ---------------------------------------------------------------------------
+
+test_crm_own_customer_record_is_allowed if {
+	crm({}) == {
+		"outcome": "allow",
+		"granted_scopes": ["tickets:write"],
+		"denied_scopes": [],
+		"reasons": [{"code": "allowed", "message": "granted tickets:write"}],
+		"token_ttl_seconds": 300,
+	}
+}
+
+test_crm_other_customer_record_is_denied if {
+	crm({"resource": {"type": "customer", "id": "5678"}}) == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [{"scope": "tickets:write", "reason": "record_binding"}],
+		"reasons": [{
+			"code": "record_binding_mismatch",
+			"message": "the resource is not the task's own record for bound scopes: tickets:write",
+		}],
+		"token_ttl_seconds": 0,
+	}
+}
+
+binding_cases := [
+	{"note": "numeric context matches string resource id", "task_context": {"customer_id": 1234}, "resource": {"type": "customer", "id": "1234"}, "allow": true},
+	{"note": "string context matches numeric resource id", "task_context": {"customer_id": "1234"}, "resource": {"type": "customer", "id": 1234}, "allow": true},
+	{"note": "numeric on both sides", "task_context": {"customer_id": 1234}, "resource": {"type": "customer", "id": 1234}, "allow": true},
+	{"note": "numeric context, other customer", "task_context": {"customer_id": 5678}, "resource": {"type": "customer", "id": "1234"}, "allow": false},
+	{"note": "fractional ids have no text form", "task_context": {"customer_id": 1234.5}, "resource": {"type": "customer", "id": "1234.5"}, "allow": false},
+	{"note": "numeric id beyond 32 bits", "task_context": {"customer_id": 12345678901234}, "resource": {"type": "customer", "id": "12345678901234"}, "allow": true},
+	{"note": "largest safe integer", "task_context": {"customer_id": 9007199254740991}, "resource": {"type": "customer", "id": 9007199254740991}, "allow": true},
+	{"note": "numeric id beyond 2^53 may be rounded", "task_context": {"customer_id": 9007199254740993}, "resource": {"type": "customer", "id": "9007199254740993"}, "allow": false},
+	{"note": "negative integral ids are text too", "task_context": {"customer_id": -7}, "resource": {"type": "customer", "id": "-7"}, "allow": true},
+	{"note": "fractional context is not truncated", "task_context": {"customer_id": 1234.5}, "resource": {"type": "customer", "id": "1234"}, "allow": false},
+	{"note": "ids are not trimmed or normalised", "task_context": {"customer_id": "1234"}, "resource": {"type": "customer", "id": "01234"}, "allow": false},
+	{"note": "missing resource", "task_context": {"customer_id": "1234"}, "resource": null, "allow": false},
+	{"note": "resource without id", "task_context": {"customer_id": "1234"}, "resource": {"type": "customer"}, "allow": false},
+	{"note": "wrong resource type", "task_context": {"customer_id": "1234"}, "resource": {"type": "order", "id": "1234"}, "allow": false},
+	{"note": "missing context value", "task_context": {"order_id": "1234"}, "resource": {"type": "customer", "id": "1234"}, "allow": false},
+	{"note": "empty context value", "task_context": {"customer_id": ""}, "resource": {"type": "customer", "id": ""}, "allow": false},
+	{"note": "context is not an object", "task_context": "customer_id=1234", "resource": {"type": "customer", "id": "1234"}, "allow": false},
+	{"note": "boolean ids never match", "task_context": {"customer_id": true}, "resource": {"type": "customer", "id": true}, "allow": false},
+	{"note": "resource is not an object", "task_context": {"customer_id": "1234"}, "resource": "customer/1234", "allow": false},
+]
+
+# Notes of the binding cases whose decision is not the expected one.
+binding_case_failures contains c.note if {
+	some c in binding_cases
+	task := object.union(object.remove(crm_input.task, ["context"]), {"context": c.task_context})
+	inp := object.union(object.remove(crm_input, ["task", "resource"]), {"task": task, "resource": c.resource})
+	d := decide(inp)
+	not binding_case_holds(c, d)
+}
+
+binding_case_holds(c, d) if {
+	c.allow
+	d.outcome == "allow"
+	d.granted_scopes == ["tickets:write"]
+}
+
+binding_case_holds(c, d) if {
+	not c.allow
+	denied_with(d, ["record_binding_mismatch"])
+	d.denied_scopes == [{"scope": "tickets:write", "reason": "record_binding"}]
+}
+
+test_crm_binding_cases if {
+	count(binding_cases) == 19
+	print("failing binding cases:", binding_case_failures)
+	count(binding_case_failures) == 0
+}
+
+test_crm_missing_resource_is_denied if {
+	d := decide(object.remove(crm_input, ["resource"]))
+	denied_with(d, ["record_binding_mismatch"])
+}
+
+test_crm_unbound_scope_needs_no_resource if {
+	d := decide(object.union(object.remove(crm_input, ["resource"]), {"scopes": ["tickets:read"]}))
+	d.outcome == "allow"
+	d.granted_scopes == ["tickets:read"]
+}
+
+test_crm_binding_applies_to_scopes_granted_by_capping if {
+	# tickets:admin is above the ceiling and is capped to tickets:read and tickets:write;
+	# the capped-in tickets:write is still bound to the task's customer.
+	ok := crm({"scopes": ["tickets:admin"]})
+	ok.outcome == "allow"
+	ok.granted_scopes == ["tickets:read", "tickets:write"]
+	ok.denied_scopes == [{"scope": "tickets:admin", "reason": "capped", "granted_instead": ["tickets:read", "tickets:write"]}]
+
+	bad := crm({"scopes": ["tickets:admin"], "resource": {"type": "customer", "id": "5678"}})
+	denied_with(bad, ["record_binding_mismatch"])
+	bad.denied_scopes == [
+		{"scope": "tickets:admin", "reason": "capped", "granted_instead": ["tickets:read", "tickets:write"]},
+		{"scope": "tickets:write", "reason": "record_binding"},
+	]
+}
+
+test_crm_deny_scope_and_binding_are_both_reported if {
+	d := crm({"scopes": ["tickets:write", "tickets:delete"], "resource": {"type": "customer", "id": "5678"}})
+	denied_with(d, ["deny_scope", "record_binding_mismatch"])
+	d.denied_scopes == [
+		{"scope": "tickets:delete", "reason": "deny_scope"},
+		{"scope": "tickets:write", "reason": "record_binding"},
+	]
+}
+
+# ---------------------------------------------------------------------------
+# Task-type down-scoping
+# ---------------------------------------------------------------------------
+
+test_task_type_scope_within_type_is_allowed if {
+	d := crm_task("triage", ["tickets:read"])
+	d.outcome == "allow"
+	d.granted_scopes == ["tickets:read"]
+}
+
+test_task_type_excludes_scope_within_ceiling if {
+	d := crm_task("triage", ["customers:read"])
+	denied_with(d, ["no_scope_granted"])
+	d.denied_scopes == [{"scope": "customers:read", "reason": "task_type"}]
+}
+
+test_task_type_drop_is_reported_on_allow if {
+	d := crm_task("triage", ["customers:read", "tickets:read", "tickets:merge"])
+	d.outcome == "allow"
+	d.granted_scopes == ["tickets:read"]
+	d.denied_scopes == [
+		{"scope": "customers:read", "reason": "task_type"},
+		{"scope": "tickets:merge", "reason": "above_ceiling"},
+	]
+	d.reasons == [
+		{"code": "allowed", "message": "granted tickets:read"},
+		{"code": "scopes_dropped", "message": "not granted: customers:read (task_type), tickets:merge (above_ceiling)"},
+	]
+}
+
+test_task_type_caps_through_implication if {
+	# tickets:write is in the ceiling but not in triage; it implies tickets:read, which is.
+	d := crm_task("triage", ["tickets:write"])
+	d.outcome == "allow"
+	d.granted_scopes == ["tickets:read"]
+	d.denied_scopes == [{"scope": "tickets:write", "reason": "capped", "granted_instead": ["tickets:read"]}]
+}
+
+test_undeclared_task_type_is_denied if {
+	d := crm_task("refund", ["tickets:read"])
+	denied_with(d, ["no_scope_granted", "task_type_not_allowed"])
+	d.denied_scopes == [{"scope": "tickets:read", "reason": "task_type"}]
+}
+
+test_missing_or_mistyped_task_type_is_denied if {
+	denied_with(decide(object.remove(crm_input, ["task"])), ["no_scope_granted", "task_type_not_allowed"])
+	denied_with(crm({"task": {"type": null}}), ["no_scope_granted", "task_type_not_allowed"])
+	denied_with(crm({"task": {"type": ["triage"]}}), ["no_scope_granted", "task_type_not_allowed"])
+	denied_with(crm({"task": "triage"}), ["no_scope_granted", "task_type_not_allowed"])
+}
+
+test_task_type_without_the_integration_grants_nothing if {
+	d := crm_task("email_only", ["tickets:read"])
+	denied_with(d, ["no_scope_granted"])
+	d.denied_scopes == [{"scope": "tickets:read", "reason": "task_type"}]
+}
+
+test_task_types_ignored_without_per_task_downscope if {
+	inp := {
+		"agent_id": "reporting-agent",
+		"task": {"type": "not_declared"},
+		"integration": "crm",
+		"scopes": ["customers:read", "tickets:read"],
+	}
+	d := decide(inp)
+	d.outcome == "allow"
+	d.granted_scopes == ["customers:read", "tickets:read"]
+}
+
+# ---------------------------------------------------------------------------
+# Token TTL
+# ---------------------------------------------------------------------------
+
+ttl_cases := [
+	{"note": "shorter request wins", "ttl_seconds": 300, "want": 300},
+	{"note": "fractional request is a positive number", "ttl_seconds": 0.5, "want": 0.5},
+	{"note": "longer request is capped to the agent", "ttl_seconds": 5000, "want": 900},
+	{"note": "equal", "ttl_seconds": 900, "want": 900},
+	{"note": "zero is ignored", "ttl_seconds": 0, "want": 900},
+	{"note": "negative is ignored", "ttl_seconds": -5, "want": 900},
+	{"note": "string is ignored", "ttl_seconds": "300", "want": 900},
+	{"note": "null is ignored", "ttl_seconds": null, "want": 900},
+	{"note": "object is ignored", "ttl_seconds": {"seconds": 300}, "want": 900},
+]
+
+ttl_case_failures contains c.note if {
+	some c in ttl_cases
+	d := crm({"ttl_seconds": c.ttl_seconds})
+	d.token_ttl_seconds != c.want
+}
+
+test_ttl_is_min_of_agent_and_positive_request if {
+	count(ttl_cases) == 9
+	print("failing TTL cases:", ttl_case_failures)
+	count(ttl_case_failures) == 0
+}
+
+test_ttl_defaults_to_agent_ttl_when_not_requested if {
+	decide(object.remove(crm_input, ["ttl_seconds"])).token_ttl_seconds == 900
+}
+
+test_ttl_is_zero_on_deny if {
+	crm({"scopes": ["tickets:delete"], "ttl_seconds": 300}).token_ttl_seconds == 0
+}
+
+# ---------------------------------------------------------------------------
+# Unknown agent, unknown integration, empty requests
+# ---------------------------------------------------------------------------
+
+test_unknown_agent_is_denied if {
+	review({"agent_id": "nobody"}) == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [],
+		"reasons": [{"code": "unknown_agent", "message": "the agent is not registered"}],
+		"token_ttl_seconds": 0,
+	}
+}
+
+test_unknown_agent_without_any_policies_is_denied if {
+	d := agentpdp.decision with input as review_input with data.policies as {}
+	denied_with(d, ["unknown_agent"])
+}
+
+test_integration_not_in_agent_policy_is_denied if {
+	# jira is unknown everywhere; crm is known, but not to this agent.
+	review({"integration": "jira"}) == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [],
+		"reasons": [{
+			"code": "integration_not_allowed",
+			"message": "the agent's policy does not cover the requested integration",
+		}],
+		"token_ttl_seconds": 0,
+	}
+	denied_with(review({"integration": "crm", "scopes": ["tickets:read"]}), ["integration_not_allowed"])
+}
+
+test_empty_or_missing_scopes_grant_nothing if {
+	denied_with(review({"scopes": []}), ["no_scope_granted"])
+	denied_with(decide(object.remove(review_input, ["scopes"])), ["no_scope_granted"])
+	review({"scopes": []}).denied_scopes == []
+}
+
+test_non_string_scope_entries_are_ignored if {
+	d := review({"scopes": [1, null, {"scope": "repo:write"}, ["repo:write"], "pr:read"]})
+	d.outcome == "allow"
+	d.granted_scopes == ["pr:read"]
+	d.denied_scopes == []
+}
+
+# ---------------------------------------------------------------------------
+# Defensive reading of the data document
+# ---------------------------------------------------------------------------
+
+test_only_true_marks_a_scope_allowed if {
+	d := agentpdp.decision with input as review_input with data.policies as policies
+		with data.policies.agents["code-review-agent"].integrations.github.allowed as {"repo:read": "yes"}
+	denied_with(d, ["no_scope_granted"])
+}
+
+test_scope_both_allowed_and_denied_is_denied if {
+	d := agentpdp.decision with input as review_input with data.policies as policies
+		with data.policies.agents["code-review-agent"].integrations.github.denied as {"repo:read": true}
+	denied_with(d, ["deny_scope", "no_scope_granted"])
+}
+
+test_implied_scope_on_the_deny_list_is_never_granted if {
+	# Inconsistent data (the compiler removes denied scopes from allowed): denied still wins,
+	# with and without task-type restriction.
+	unrestricted := agentpdp.decision with input as object.union(review_input, {"scopes": ["issues:write"]})
+		with data.policies as policies
+		with data.policies.agents["code-review-agent"].integrations.github.denied as {"issues:read": true}
+	denied_with(unrestricted, ["no_scope_granted"])
+	unrestricted.denied_scopes == [{"scope": "issues:write", "reason": "above_ceiling"}]
+
+	restricted := agentpdp.decision with input as object.union(crm_input, {"task": {"type": "triage"}})
+		with data.policies as policies
+		with data.policies.agents["support-resolver"].integrations.crm.denied as {"tickets:read": true}
+	denied_with(restricted, ["no_scope_granted"])
+	restricted.denied_scopes == [{"scope": "tickets:write", "reason": "task_type"}]
+}
+
+test_malformed_binding_fails_closed if {
+	d := agentpdp.decision with input as crm_input with data.policies as policies
+		with data.policies.agents["support-resolver"].integrations.crm.bindings as {"tickets:write": {"resource_type": "customer"}}
+	denied_with(d, ["record_binding_mismatch"])
+}
+
+# ---------------------------------------------------------------------------
+# Extension rules (package agentpdp.ext)
+# ---------------------------------------------------------------------------
+
+test_extension_deny_overrides_an_allow if {
+	d := crm({"task": {"context": {"customer_id": "1234", "suspended": true}}})
+	d == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [],
+		"reasons": [{
+			"code": "task_suspended",
+			"message": "the task is suspended; no token is issued until it is resumed",
+		}],
+		"token_ttl_seconds": 0,
+	}
+}
+
+test_extension_codes_are_reported_with_core_reasons_sorted if {
+	d := crm({"scopes": ["tickets:delete", "tickets:write"]}) with data.agentpdp.ext.deny as {
+		{"code": "after_hours", "message": "outside business hours"},
+		{"code": "zz_freeze", "message": "change freeze"},
+	}
+	denied_with(d, ["after_hours", "deny_scope", "zz_freeze"])
+	d.reasons[0] == {"code": "after_hours", "message": "outside business hours"}
+}
+
+test_malformed_extension_denial_still_denies if {
+	d := crm({}) with data.agentpdp.ext.deny as {"not an object", {"code": 7}}
+	denied_with(d, ["extension_deny"])
+
+	empty_code := crm({}) with data.agentpdp.ext.deny as {{"code": "", "message": "m"}}
+	denied_with(empty_code, ["extension_deny"])
+
+	no_message := crm({}) with data.agentpdp.ext.deny as {{"code": "quota"}}
+	no_message.reasons == [{"code": "quota", "message": "denied by an extension rule in package agentpdp.ext"}]
+}
+
+test_core_decides_without_an_extension_package if {
+	crm({}).outcome == "allow" with data.agentpdp.ext as {}
+	denied_with(crm({"resource": null}), ["record_binding_mismatch"]) with data.agentpdp.ext as {}
+}
+
+# ---------------------------------------------------------------------------
+# The decision is always an object of the contract's shape
+# ---------------------------------------------------------------------------
+
+malformed_inputs := [
+	{"note": "empty object", "input": {}},
+	{"note": "input is a string", "input": "support-resolver"},
+	{"note": "input is an array", "input": [crm_input]},
+	{"note": "input is null", "input": null},
+	{"note": "agent_id is a number", "input": object.union(crm_input, {"agent_id": 7})},
+	{"note": "agent_id is an array", "input": object.union(crm_input, {"agent_id": ["support-resolver"]})},
+	{"note": "agent_id is an object", "input": object.union(crm_input, {"agent_id": {"id": "support-resolver"}})},
+	{"note": "integration is null", "input": object.union(crm_input, {"integration": null})},
+	{"note": "integration is an object", "input": object.union(crm_input, {"integration": {"crm": true}})},
+	{"note": "scopes is a string", "input": object.union(crm_input, {"scopes": "tickets:write"})},
+	{"note": "scopes is an object", "input": object.union(crm_input, {"scopes": {"tickets:write": true}})},
+	{"note": "scopes has only non-strings", "input": object.union(crm_input, {"scopes": [1, true, null]})},
+	{"note": "task is null", "input": object.union(crm_input, {"task": null})},
+	{"note": "task context is an array", "input": object.union(crm_input, {"task": {"context": ["1234"]}})},
+	{"note": "resource id is an object", "input": object.union(crm_input, {"resource": {"type": "customer", "id": {"v": "1234"}}})},
+	{"note": "ttl_seconds is a string with a denied scope", "input": object.union(crm_input, {"ttl_seconds": "9", "scopes": ["tickets:delete"]})},
+]
+
+result_keys := {"outcome", "granted_scopes", "denied_scopes", "reasons", "token_ttl_seconds"}
+
+well_formed_deny(d) if {
+	is_object(d)
+	{k | some k, _ in d} == result_keys
+	denied_with(d, codes(d))
+	is_array(d.denied_scopes)
+	count(d.reasons) > 0
+	every r in d.reasons {
+		is_string(r.code)
+		is_string(r.message)
+	}
+}
+
+malformed_input_failures contains c.note if {
+	some c in malformed_inputs
+	not well_formed_deny(decide(c.input))
+}
+
+test_malformed_input_always_yields_a_deny_decision if {
+	count(malformed_inputs) == 16
+	print("failing malformed inputs:", malformed_input_failures)
+	count(malformed_input_failures) == 0
+}
+
+test_decision_is_defined_without_any_data if {
+	d := agentpdp.decision with input as crm_input with data.policies as null
+	denied_with(d, ["unknown_agent"])
+}
