@@ -1,0 +1,86 @@
+import type { ErrorDetail } from '../errors/pdp-error.js';
+import { compileAgent } from './agent-compiler.js';
+import { byLocation, Diagnostics, where } from './compile-diagnostics.js';
+import { checkIntegration, checkKnownScopes, checkRole } from './document-checks.js';
+import type {
+  CompiledAgent,
+  CompiledIntegration,
+  IntegrationInfo,
+  PolicyData,
+  PolicyDocument,
+  PolicyKind,
+} from './policy-types.js';
+import { closeImplications } from './scope-closure.js';
+import { sortedRecord, sortedUnion } from './scope-set.js';
+
+export interface CompileResult {
+  data: PolicyData;
+  /** Every integration in `data.policies.integrations`; `audience` when its file declares one. */
+  integrations: Record<string, IntegrationInfo>;
+  /** Non-empty means the set must be refused as a whole. Sorted by file, line, column. */
+  errors: ErrorDetail[];
+  warnings: ErrorDetail[];
+}
+
+/**
+ * Pure: schema-valid documents in, the OPA data document out. Roles and implications are resolved here so the
+ * Rego does keyed lookups only. Every problem in every document is collected; nothing throws.
+ */
+export function compilePolicies(documents: readonly PolicyDocument[]): CompileResult {
+  const diag = new Diagnostics();
+  const agents = indexById(documents, 'agent_policy', diag);
+  const roles = indexById(documents, 'role_policy', diag);
+  const integrationDocs = indexById(documents, 'integration', diag);
+
+  const catalogues = new Map<string, { file: string; scopes: ReadonlySet<string> }>();
+  for (const [id, doc] of integrationDocs) {
+    if (doc.body.scopes !== undefined) catalogues.set(id, { file: doc.file, scopes: new Set(doc.body.scopes) });
+  }
+  for (const doc of integrationDocs.values()) checkIntegration(doc, diag);
+  for (const role of roles.values()) {
+    checkRole(role, diag);
+    checkKnownScopes(role, catalogues, diag);
+  }
+  const compiledAgents: Record<string, CompiledAgent> = {};
+  for (const [id, agent] of agents) {
+    checkKnownScopes(agent, catalogues, diag);
+    compiledAgents[id] = compileAgent(agent, roles, diag);
+  }
+
+  const used = Object.values(compiledAgents).map((a) => Object.keys(a.integrations));
+  const names = sortedUnion(integrationDocs.keys(), ...used);
+  const integrations: Record<string, CompiledIntegration> = {};
+  const info: Record<string, IntegrationInfo> = {};
+  for (const name of names) {
+    const body = integrationDocs.get(name)?.body;
+    integrations[name] = { implies: closeImplications(body?.implies ?? {}) };
+    info[name] = body?.audience === undefined ? {} : { audience: body.audience };
+  }
+  return {
+    data: { policies: { agents: sortedRecord(Object.entries(compiledAgents)), integrations } },
+    integrations: info,
+    errors: diag.errors.sort(byLocation),
+    warnings: diag.warnings.sort(byLocation),
+  };
+}
+
+/** Documents of one kind by id, in file order; a second document with the same id is an error naming both files. */
+function indexById<K extends PolicyKind>(
+  documents: readonly PolicyDocument[],
+  kind: K,
+  diag: Diagnostics,
+): Map<string, PolicyDocument<K>> {
+  const index = new Map<string, PolicyDocument<K>>();
+  const ofKind = documents.filter((d): d is PolicyDocument<K> => d.kind === kind);
+  for (const doc of ofKind.sort((a, b) => compareText(a.file, b.file))) {
+    const id = doc.body.id;
+    const first = index.get(id);
+    if (first === undefined) index.set(id, doc);
+    else diag.error(doc, [kind, 'id'], `duplicate ${kind} id "${id}": also defined in ${where(first, [kind, 'id'])}`);
+  }
+  return new Map([...index].sort(([a], [b]) => compareText(a, b)));
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

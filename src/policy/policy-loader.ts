@@ -1,0 +1,99 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { isPdpError, PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { byLocation } from './compile-diagnostics.js';
+import { compilePolicies } from './policy-compiler.js';
+import { parsePolicyFile } from './policy-document.js';
+import { policyRevision } from './policy-revision.js';
+import type { PolicyDocument, PolicySet } from './policy-types.js';
+
+/** Where policy files live unless the config says otherwise. */
+export const DEFAULT_POLICY_DIR = 'policies';
+
+const POLICY_FILE = /\.ya?ml$/;
+
+/** One policy file's text, named by its path relative to the policy directory (`/`-separated). */
+export interface PolicySource {
+  file: string;
+  text: string;
+}
+
+/**
+ * Reads every `*.yaml` / `*.yml` under `dir` (recursively; names starting with `.` are skipped), then
+ * {@link buildPolicySet}. Throws `PdpError('policy_invalid')` listing every problem; nothing is half-loaded.
+ */
+export async function loadPolicyDir(dir: string = DEFAULT_POLICY_DIR): Promise<PolicySet> {
+  const root = resolve(dir);
+  let file = '';
+  try {
+    const sources: PolicySource[] = [];
+    for (file of await listPolicyFiles(root)) sources.push({ file, text: await readFile(join(root, file), 'utf8') });
+    return buildPolicySet(sources, root);
+  } catch (cause) {
+    if (isPdpError(cause)) throw cause;
+    const message = (cause as Error).message;
+    throw new PdpError('policy_invalid', `cannot read the policy directory ${root}: ${message}`, {
+      cause,
+      details: [{ path: '', file: file === '' ? root : file, message }],
+    });
+  }
+}
+
+/** Parses, validates and compiles policy texts; `label` names the set in the error message. Deeply frozen. */
+export function buildPolicySet(sources: readonly PolicySource[], label = '<memory>'): PolicySet {
+  const errors: ErrorDetail[] = [];
+  const warnings: ErrorDetail[] = [];
+  const documents: PolicyDocument[] = [];
+  const files = sources.map((s) => s.file).sort();
+  if (files.length === 0) errors.push({ path: '', message: `no policy files (*.yaml, *.yml) under ${label}` });
+  for (const { file, text } of sources) {
+    const parsed = parsePolicyFile(text, file);
+    errors.push(...parsed.errors);
+    warnings.push(...parsed.warnings);
+    if (parsed.document !== undefined) documents.push(parsed.document);
+  }
+  const compiled = compilePolicies(documents);
+  errors.push(...compiled.errors);
+  warnings.push(...compiled.warnings);
+  if (errors.length > 0) {
+    errors.sort(byLocation);
+    const first = errors[0];
+    const count = errors.length === 1 ? '1 error' : `${errors.length} errors`;
+    const message = `policies under ${label} are invalid (${count}; first: ${first === undefined ? '' : describe(first, label)})`;
+    throw new PdpError('policy_invalid', message, { details: errors });
+  }
+  return deepFreeze({
+    revision: policyRevision(compiled.data),
+    data: compiled.data,
+    agents: Object.keys(compiled.data.policies.agents).sort(),
+    integrations: compiled.integrations,
+    warnings: warnings.sort(byLocation),
+    files,
+  });
+}
+
+async function listPolicyFiles(root: string, prefix = ''): Promise<string[]> {
+  const entries = await readdir(join(root, prefix), { withFileTypes: true });
+  const found: string[] = [];
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) found.push(...(await listPolicyFiles(root, rel)));
+    else if ((entry.isFile() || entry.isSymbolicLink()) && POLICY_FILE.test(entry.name)) found.push(rel);
+  }
+  return found.sort();
+}
+
+/** `file:line:column path message`, the way compilers print a diagnostic. */
+function describe(detail: ErrorDetail, label: string): string {
+  const at = `${detail.file ?? label}${detail.line === undefined ? '' : `:${detail.line}:${detail.column ?? 1}`}`;
+  return [at, detail.path, detail.message].filter((part) => part !== '').join(' ');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

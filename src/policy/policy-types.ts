@@ -1,0 +1,145 @@
+import type { ErrorDetail } from '../errors/pdp-error.js';
+
+/*
+ * Two families of types live here: the YAML documents as authors write them (after schema validation), and the
+ * compiled data document the Rego reads under `data.policies` (docs/architecture.md, "Policy data document").
+ */
+
+// ---- source documents (schemas/agent-policy.schema.json) -------------------------------------------------------
+
+/** Record binding: the scope only for the resource of `resource` type whose id equals `task.context[context]`. */
+export interface BindingSource {
+  resource: string;
+  context: string;
+}
+
+export interface IntegrationGrantSource {
+  /** The ceiling. Optional on an agent that names roles (it then inherits the roles' ceiling). */
+  max_scope?: string[];
+  deny_scope?: string[];
+  bind?: Record<string, BindingSource>;
+}
+
+/** task type → integration → scopes. */
+export type TaskTypesSource = Record<string, Record<string, string[]>>;
+
+export interface AgentPolicySource {
+  id: string;
+  description?: string;
+  roles?: string[];
+  integrations?: Record<string, IntegrationGrantSource>;
+  /** Seconds. Default {@link DEFAULT_TOKEN_TTL}; capped by every named role's token_ttl. */
+  token_ttl?: number;
+  /** Default false. */
+  per_task_downscope?: boolean;
+  task_types?: TaskTypesSource;
+}
+
+export interface RolePolicySource {
+  id: string;
+  description?: string;
+  integrations: Record<string, IntegrationGrantSource & { max_scope: string[] }>;
+  token_ttl?: number;
+  task_types?: TaskTypesSource;
+}
+
+export interface IntegrationSource {
+  id: string;
+  description?: string;
+  /** JWT `aud` for tokens of this integration; when absent the issuer uses its own default. */
+  audience?: string;
+  /** Known scopes; when present, every scope named for this integration must be one of them. */
+  scopes?: string[];
+  /** scope → scopes it implies (direct; the compiler closes it transitively). */
+  implies?: Record<string, string[]>;
+}
+
+export interface PolicySourceKinds {
+  agent_policy: AgentPolicySource;
+  role_policy: RolePolicySource;
+  integration: IntegrationSource;
+}
+export type PolicyKind = keyof PolicySourceKinds;
+export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration'];
+
+/** One step of a field path: a map key or a list index. */
+export type PathSegment = string | number;
+
+export interface SourceLocation {
+  line: number;
+  column: number;
+}
+
+/** A schema-valid document with a way back to its source text. */
+export interface PolicyDocument<K extends PolicyKind = PolicyKind> {
+  kind: K;
+  /** Path relative to the policy directory, `/`-separated. */
+  file: string;
+  body: PolicySourceKinds[K];
+  /** Line and column of the value at `path` (of its key when `key` is set); the nearest existing ancestor otherwise. */
+  locate(path: readonly PathSegment[], key?: boolean): SourceLocation;
+}
+
+/** Used when an agent sets no token_ttl. Roles may lower it; they never raise it. */
+export const DEFAULT_TOKEN_TTL = 3600;
+
+// ---- compiled data document (docs/architecture.md) -------------------------------------------------------------
+
+export type ScopeSet = Readonly<Record<string, true>>;
+
+export interface CompiledBinding {
+  readonly resource_type: string;
+  readonly context_key: string;
+}
+
+export interface CompiledAgentIntegration {
+  /** Effective ceiling: agent max_scope ∩ (∪ roles' max_scope), minus denied. */
+  readonly allowed: ScopeSet;
+  /** Agent deny_scope ∪ every named role's deny_scope. */
+  readonly denied: ScopeSet;
+  readonly bindings: Readonly<Record<string, CompiledBinding>>;
+}
+
+export interface CompiledAgent {
+  readonly token_ttl: number;
+  readonly per_task_downscope: boolean;
+  readonly integrations: Readonly<Record<string, CompiledAgentIntegration>>;
+  /** task type → integration → scopes; `{}` when none are declared. */
+  readonly task_types: Readonly<Record<string, Readonly<Record<string, ScopeSet>>>>;
+}
+
+export interface CompiledIntegration {
+  /** scope → every scope it implies, transitively; sorted, without the scope itself. */
+  readonly implies: Readonly<Record<string, readonly string[]>>;
+}
+
+/**
+ * The OPA data document: set as `data`, so the Rego reads `data.policies.agents[...]`. A type literal (not an
+ * interface) so that it is assignable to `Record<string, unknown>` without a cast.
+ */
+export type PolicyData = {
+  readonly policies: {
+    readonly agents: Readonly<Record<string, CompiledAgent>>;
+    readonly integrations: Readonly<Record<string, CompiledIntegration>>;
+  };
+};
+
+/** What the issuer needs to know about an integration beyond the data document. */
+export interface IntegrationInfo {
+  readonly audience?: string;
+}
+
+/** A loaded, compiled and deeply frozen policy directory. */
+export interface PolicySet {
+  /** First 16 hex digits of sha256 over the canonical (sorted-key) JSON of `data`. */
+  readonly revision: string;
+  readonly data: PolicyData;
+  /** Agent ids, sorted. */
+  readonly agents: readonly string[];
+  /** Every integration in `data.policies.integrations`, with its audience when its file declares one. */
+  readonly integrations: Readonly<Record<string, IntegrationInfo>>;
+  /** Compile warnings (scopes dropped by a role ceiling, ...), each with file, line, column and path. */
+  readonly warnings: readonly ErrorDetail[];
+  /** Policy files read, relative to the policy directory, sorted. */
+  readonly files: readonly string[];
+}

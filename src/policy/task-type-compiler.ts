@@ -1,0 +1,52 @@
+import type { Diagnostics } from './compile-diagnostics.js';
+import type { CompiledAgent, CompiledAgentIntegration, PolicyDocument, ScopeSet } from './policy-types.js';
+import { sortedRecord, sortedUnion, toScopeSet } from './scope-set.js';
+
+type AgentDoc = PolicyDocument<'agent_policy'>;
+type RoleDoc = PolicyDocument<'role_policy'>;
+
+/**
+ * Task types of one agent: every type the agent or a named role declares. Per integration, the roles' lists
+ * (united) narrowed by the agent's list when both declare it, else whichever declares it; then always within the
+ * agent's allowed set. A scope the agent lists that does not survive is dropped with a warning.
+ */
+export function compileTaskTypes(
+  agent: AgentDoc,
+  roles: readonly RoleDoc[],
+  integrations: Readonly<Record<string, CompiledAgentIntegration>>,
+  diag: Diagnostics,
+): CompiledAgent['task_types'] {
+  const own = agent.body.task_types ?? {};
+  const types = sortedUnion(Object.keys(own), ...roles.map((r) => Object.keys(r.body.task_types ?? {})));
+  return sortedRecord(
+    types.map((type) => {
+      const ownType = own[type] ?? {};
+      const roleTypes = roles.map((r) => r.body.task_types?.[type]).filter((t) => t !== undefined);
+      const names = sortedUnion(Object.keys(ownType), ...roleTypes.map((t) => Object.keys(t)));
+      const perIntegration: Record<string, ScopeSet> = {};
+      for (const name of names) {
+        const allowed = integrations[name]?.allowed;
+        if (allowed === undefined) continue; // reported by checkTaskTypeIntegrations
+        const roleLists = roleTypes.flatMap((t) => t[name] ?? []);
+        const roleUnion = roleTypes.some((t) => t[name] !== undefined) ? new Set(roleLists) : undefined;
+        const ownList = ownType[name];
+        let scopes: string[];
+        if (ownList === undefined) scopes = [...(roleUnion ?? [])];
+        else {
+          scopes = [];
+          for (const [i, scope] of ownList.entries()) {
+            const at = ['agent_policy', 'task_types', type, name, i];
+            if (roleUnion !== undefined && !roleUnion.has(scope)) {
+              const why = `the named roles' task type ${type} does not list it for ${name}`;
+              diag.warning(agent, at, `"${scope}" is dropped: ${why}`);
+            } else if (allowed[scope] !== true) {
+              diag.warning(agent, at, `"${scope}" is dropped: it is not in the agent's allowed scopes for ${name}`);
+            } else scopes.push(scope);
+          }
+        }
+        perIntegration[name] = toScopeSet(scopes.filter((s) => allowed[s] === true));
+      }
+      return [type, perIntegration] as const;
+    }),
+  );
+}

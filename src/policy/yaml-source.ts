@@ -1,0 +1,82 @@
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type Document,
+  type Node,
+  type YAMLError,
+} from 'yaml';
+import type { ErrorDetail } from '../errors/pdp-error.js';
+import type { PathSegment, SourceLocation } from './policy-types.js';
+
+/** One YAML file parsed into plain data, with a way back from a field path to its line and column. */
+export interface YamlSource {
+  /** Plain JSON-like data; `undefined` when the text has syntax errors. */
+  value: unknown;
+  /** Syntax errors (the file is unusable) with file, line and column. */
+  errors: ErrorDetail[];
+  /** Parser warnings (an unknown tag, ...): the file is still usable. */
+  warnings: ErrorDetail[];
+  locate(path: readonly PathSegment[], key?: boolean): SourceLocation;
+}
+
+/** Aliases may not expand a small file into a huge value. */
+const MAX_ALIAS_COUNT = 100;
+
+export function parseYamlSource(text: string, file: string): YamlSource {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): SourceLocation => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const detail = (e: YAMLError): ErrorDetail => ({ file, ...at(e.pos[0]), path: '', message: describe(e) });
+  const errors = doc.errors.map(detail);
+  const warnings = doc.warnings.map(detail);
+  const locate = (path: readonly PathSegment[], key = false): SourceLocation => at(offsetOf(doc, path, key));
+  if (errors.length > 0) return { value: undefined, errors, warnings, locate };
+  try {
+    return { value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), errors, warnings, locate };
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    return { value: undefined, errors: [{ file, line: 1, column: 1, path: '', message }], warnings, locate };
+  }
+}
+
+/** Start offset of the node at `path` (or of its key), else of the deepest ancestor found; 0 for an empty file. */
+function offsetOf(doc: Document, path: readonly PathSegment[], key: boolean): number {
+  let node: unknown = doc.contents;
+  let offset = startOf(node) ?? 0;
+  for (const [i, segment] of path.entries()) {
+    if (isAlias(node)) node = node.resolve(doc);
+    let keyNode: unknown;
+    let next: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && String(isScalar(p.key) ? p.key.value : p.key) === String(segment));
+      keyNode = pair?.key;
+      next = pair?.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      next = node.items[segment];
+    }
+    const last = i === path.length - 1;
+    const target = last && key && keyNode !== undefined ? keyNode : next;
+    const found = startOf(target) ?? startOf(keyNode);
+    if (found === undefined) break;
+    offset = found;
+    node = next;
+  }
+  return offset;
+}
+
+function startOf(node: unknown): number | undefined {
+  return (node as Node | undefined)?.range?.[0];
+}
+
+function describe(e: YAMLError): string {
+  if (e.code === 'MULTIPLE_DOCS') return 'a policy file holds one YAML document: split this file where it says ---';
+  return e.message.split('\n', 1)[0] ?? e.message;
+}
