@@ -1,0 +1,85 @@
+/** Real SQLite files in a temp folder, and builders for store inputs with a frozen clock. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '../../src/store/index.js';
+import type { RecordDecisionInput, RegisterTaskInput, SqliteStoreOptions, TokenGrant } from '../../src/store/index.js';
+
+export const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+/** ISO time `seconds` after T0. */
+export const at = (seconds = 0): string => new Date(T0 + seconds * 1000).toISOString();
+
+export interface TempStore {
+  store: SqliteStore;
+  path: string;
+  dir: string;
+  reopen(options?: SqliteStoreOptions): Promise<SqliteStore>;
+  cleanup(): Promise<void>;
+}
+
+export function tempStore(options: SqliteStoreOptions = {}): TempStore {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-store-'));
+  const path = join(dir, 'nested', 'pdp.db');
+  const temp: TempStore = {
+    store: SqliteStore.open(path, options),
+    path,
+    dir,
+    async reopen(next = options) {
+      await temp.store.close();
+      temp.store = SqliteStore.open(path, next);
+      return temp.store;
+    },
+    async cleanup() {
+      await temp.store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return temp;
+}
+
+export function task(id: string, overrides: Partial<RegisterTaskInput> = {}): RegisterTaskInput {
+  return {
+    id,
+    agent_id: 'support-resolver',
+    type: 'complaint_resolution',
+    context: { customer_id: '1234' },
+    registered_by: 'orchestrator-1',
+    registered_at: at(0),
+    expires_at: at(3600),
+    trace_id: null,
+    ...overrides,
+  };
+}
+
+export function decision(id: string, overrides: Partial<RecordDecisionInput> = {}): RecordDecisionInput {
+  const outcome = overrides.outcome ?? 'allow';
+  return {
+    decision_id: id,
+    caller_id: 'support-middleware',
+    agent_id: 'support-resolver',
+    task_id: null,
+    integration: 'crm',
+    outcome,
+    request: { agent_id: 'support-resolver', integration: 'crm', scopes: ['tickets:write'] },
+    input: { agent_id: 'support-resolver', caller_id: 'support-middleware', scopes: ['tickets:write'] },
+    result: { outcome, granted_scopes: outcome === 'allow' ? ['tickets:write'] : [] },
+    policy_revision: 'rev-1',
+    trace_id: null,
+    created_at: at(1),
+    redeemable_until: outcome === 'allow' ? at(61) : null,
+    ...overrides,
+  };
+}
+
+let jtiCounter = 0;
+export function grant(overrides: Partial<TokenGrant> = {}): TokenGrant {
+  jtiCounter++;
+  return {
+    jti: `jti-${jtiCounter}`,
+    issued_at: at(2),
+    expires_at: at(302),
+    scopes: ['tickets:write'],
+    audience: 'crm',
+    ...overrides,
+  };
+}
