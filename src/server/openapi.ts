@@ -59,7 +59,7 @@ const schemas = {
   TaskV1: {
     type: 'object',
     additionalProperties: false,
-    required: ['id', 'agent_id', 'type', 'context', 'status', 'registered_by', 'created_at', 'expires_at', 'completed_at'],
+    required: ['id', 'agent_id', 'type', 'context', 'status', 'registered_by', 'registered_at', 'expires_at', 'completed_at'],
     properties: {
       id: { type: 'string', pattern: ID_PATTERN },
       agent_id: { type: 'string' },
@@ -67,7 +67,7 @@ const schemas = {
       context: { type: 'object' },
       status: { enum: ['active', 'completed', 'expired'] },
       registered_by: { type: 'string' },
-      created_at: { type: 'string', format: 'date-time' },
+      registered_at: { type: 'string', format: 'date-time' },
       expires_at: { type: 'string', format: 'date-time' },
       completed_at: { type: ['string', 'null'], format: 'date-time' },
       revoked_tokens: { type: 'integer', minimum: 0 },

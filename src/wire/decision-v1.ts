@@ -106,7 +106,9 @@ export interface TaskV1 {
   context: Record<string, ContextValue>;
   status: 'active' | 'completed' | 'expired';
   registered_by: string;
-  created_at: string;
+  registered_at: string;
   expires_at: string;
   completed_at: string | null;
+  /** On completion: how many tokens were revoked with the task. */
+  revoked_tokens?: number;
 }

@@ -1,0 +1,169 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import { loadConfigFile } from './config/config-loader.js';
+import type { PdpConfig } from './config/config-types.js';
+import { Decider } from './pdp/decider.js';
+import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
+import { TaskService } from './pdp/task-service.js';
+import { createApp } from './server/app.js';
+import { createLogger } from './server/logger.js';
+import { Metrics } from './server/metrics.js';
+import { openStore, type Store } from './store/index.js';
+
+/** Everything one PDP instance is made of, wired. `main.ts` is the only module that knows all of them. */
+export interface Pdp {
+  config: PdpConfig;
+  app: Express;
+  engine: PolicyEngine;
+  store: Store;
+  tasks: TaskService;
+  metrics: Metrics;
+  logger: Logger;
+  /** Stops the watchers, flushes the store and closes it. */
+  close(): Promise<void>;
+}
+
+export interface CreatePdpOptions {
+  logger?: Logger;
+  now?: () => Date;
+  /** Collect Node's default process metrics (off in tests that build many instances). Default true. */
+  defaultMetrics?: boolean;
+}
+
+const TASK_SWEEP_MS = 5_000;
+
+export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {}): Promise<Pdp> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const now = options.now ?? (() => new Date());
+  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const store = await openStore(config.store.url, { synchronous: config.store.synchronous, mask: config.audit.mask });
+
+  const audit = (event: Parameters<Store['appendEvents']>[0][number]): void => {
+    store.appendEvents([event]).catch((err: unknown) => logger.error({ err: String(err) }, 'audit event not written'));
+  };
+  const listener: ReloadListener = {
+    loaded(active, previous) {
+      metrics.reloads.inc({ result: 'loaded' });
+      metrics.policyActive(active.revision, active.evaluator.revisions.bundle, active.evaluator.revisions.policies);
+      for (const w of active.policySet.warnings) logger.warn({ file: w.file, line: w.line, path: w.path }, w.message);
+      logger.info({ revision: active.revision, previous: previous?.revision, agents: active.policySet.agents.length }, 'policy loaded');
+      audit({
+        time: now().toISOString(),
+        type: 'policy.loaded',
+        data: { revision: active.revision, bundle_revision: active.evaluator.revisions.bundle, policies_revision: active.evaluator.revisions.policies, previous_revision: previous?.revision ?? null, agents: active.policySet.agents.length },
+      });
+    },
+    refused(error, current) {
+      metrics.reloads.inc({ result: 'refused' });
+      logger.error({ code: error.code, details: error.details.slice(0, 20), active_revision: current?.revision }, `policy refused: ${error.message}`);
+      audit({
+        time: now().toISOString(),
+        type: 'policy.refused',
+        data: { code: error.code, message: error.message, details: error.details.slice(0, 50), active_revision: current?.revision ?? null },
+      });
+    },
+  };
+  const engine = new PolicyEngine({ bundlePath: config.policy.bundle, policyDir: config.policy.agents, listener, now });
+  try {
+    await engine.reload();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  if (config.policy.watch) engine.watch(config.policy.watch_interval_ms);
+
+  const tasks = new TaskService({
+    store,
+    defaultTtlSeconds: config.tasks.default_ttl_seconds,
+    maxTtlSeconds: config.tasks.max_ttl_seconds,
+    now,
+  });
+  const sweep = setInterval(() => {
+    tasks.expireDue().catch((err: unknown) => logger.error({ err: String(err) }, 'task expiry sweep failed'));
+  }, TASK_SWEEP_MS);
+  sweep.unref();
+
+  const decider = new Decider({ engine, store, redeemWindowSeconds: config.issuer.redeem_window_seconds, observer: metrics, now });
+  const app = createApp({
+    config,
+    logger,
+    metrics,
+    engine,
+    decider,
+    tasks,
+    onAuthFailure: (f) => audit({ time: now().toISOString(), type: 'auth.failed', data: { reason: f.reason, path: f.path, ip: f.ip ?? null } }),
+  });
+
+  return {
+    config,
+    app,
+    engine,
+    store,
+    tasks,
+    metrics,
+    logger,
+    async close() {
+      engine.stopWatching();
+      clearInterval(sweep);
+      await store.close();
+    },
+  };
+}
+
+export interface RunningServer {
+  pdp: Pdp;
+  server: Server;
+  url: string;
+  /** Resolves when the server has shut down (SIGTERM, SIGINT or close()). */
+  closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Loads the config, builds the PDP, listens, and handles SIGHUP (reload) and SIGTERM/SIGINT (graceful stop). */
+export async function startServer(opts: { configPath: string; nodeEnv?: string | undefined }): Promise<RunningServer> {
+  const { config, warnings } = loadConfigFile(opts.configPath, { nodeEnv: opts.nodeEnv });
+  const logger = createLogger(config.log.level);
+  for (const warning of warnings) logger.warn(warning);
+  if (warnings.length > 0) {
+    const banner = warnings.map((w) => `  !!! ${w}`).join('\n');
+    process.stderr.write(`\n  !!! agent-pdp is running with INSECURE settings:\n${banner}\n\n`);
+  }
+  const pdp = await createPdp(config, { logger });
+  const server = pdp.app.listen(config.server.port, config.server.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.address}:${address.port}`;
+  logger.info({ url, revision: pdp.engine.active?.revision }, 'agent-pdp listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      logger.info('shutting down: finishing in-flight requests');
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await pdp.close();
+      logger.info('stopped');
+    })();
+    return closing;
+  };
+  const onHup = (): void => void pdp.engine.reload().catch(() => undefined);
+  const onStop = (): void => void close();
+  process.on('SIGHUP', onHup);
+  process.once('SIGTERM', onStop);
+  process.once('SIGINT', onStop);
+  const closed = new Promise<void>((resolve) => {
+    server.once('close', () => {
+      process.off('SIGHUP', onHup);
+      void (closing ?? Promise.resolve()).then(resolve);
+    });
+  });
+  return { pdp, server, url, closed, close };
+}
