@@ -1,0 +1,90 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { buildConfig } from '../../src/config/config-loader.js';
+import type { CallerConfig } from '../../src/config/config-types.js';
+import { sha256Hex } from '../../src/config/dev-keys.js';
+import { createPdp, type Pdp } from '../../src/main.js';
+import { createLogger } from '../../src/server/logger.js';
+
+/** API keys of the test callers (not the documented dev keys). */
+export const KEYS = {
+  pep: 'test-pep-key',
+  strictPep: 'test-strict-pep-key',
+  orchestrator: 'test-orchestrator-key',
+  auditor: 'test-auditor-key',
+  admin: 'test-admin-key',
+  resource: 'test-resource-key',
+} as const;
+
+export const TEST_CALLERS = [
+  { id: 'pep-1', role: 'pep', key_sha256: sha256Hex(KEYS.pep), agents: ['support-resolver', 'code-review-agent', 'mailbox-summarizer', 'feedback-workflow'], may_assert_context: true },
+  { id: 'pep-strict', role: 'pep', key_sha256: sha256Hex(KEYS.strictPep), agents: ['support-resolver'] },
+  { id: 'orchestrator', role: 'orchestrator', key_sha256: sha256Hex(KEYS.orchestrator) },
+  { id: 'compliance', role: 'auditor', key_sha256: sha256Hex(KEYS.auditor) },
+  { id: 'ops', role: 'admin', key_sha256: sha256Hex(KEYS.admin) },
+  { id: 'crm-api', role: 'resource_server', key_sha256: sha256Hex(KEYS.resource) },
+] satisfies Array<Partial<CallerConfig> & { id: string }>;
+
+export interface TestPdp {
+  pdp: Pdp;
+  /** A real HTTP server on 127.0.0.1 with an ephemeral port. */
+  server: Server;
+  url: string;
+  dir: string;
+  /** Settable clock: tests move time forward instead of sleeping. */
+  clock: { now: Date; advance(seconds: number): void };
+  close(): Promise<void>;
+}
+
+export interface TestPdpOptions {
+  /** Copy this policy folder into the temp dir (default: the shipped policies/). */
+  policies?: string;
+  bundle?: string;
+  /** Extra or replacement top-level config sections. */
+  config?: Record<string, unknown>;
+  watch?: boolean;
+}
+
+/** A whole PDP on a temp dir: real bundle, real YAML policies, real SQLite file, real HTTP server on loopback. */
+export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPdp> {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-test-'));
+  cpSync(resolve(options.policies ?? 'policies'), join(dir, 'policies'), { recursive: true });
+  const raw = {
+    server: { listen: '127.0.0.1:0' },
+    policy: { bundle: resolve(options.bundle ?? 'opa-bundle/bundle.tar.gz'), agents: 'policies', watch: options.watch ?? false, watch_interval_ms: 100 },
+    store: { url: 'sqlite:data/pdp.db' },
+    issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
+    log: { level: 'silent' },
+    callers: TEST_CALLERS,
+    ...options.config,
+  };
+  const { config } = buildConfig(raw, join(dir, 'test-config.yaml'), dir);
+  const clock = {
+    now: new Date(),
+    advance(seconds: number) {
+      this.now = new Date(this.now.getTime() + seconds * 1000);
+    },
+  };
+  const pdp = await createPdp(config, { logger: createLogger('silent'), now: () => clock.now, defaultMetrics: false });
+  const server = pdp.app.listen(0, '127.0.0.1');
+  await new Promise<void>((ok) => server.once('listening', ok));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    pdp,
+    server,
+    url,
+    dir,
+    clock,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((ok) => server.close(() => ok()));
+      await pdp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const auth = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
