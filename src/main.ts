@@ -5,6 +5,10 @@ import type { Logger } from 'pino';
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
 import { Decider } from './pdp/decider.js';
+import { IssuerKeys } from './pdp/issuer-keys.js';
+import { TokenService } from './pdp/token-service.js';
+import { discoveryRoutes } from './server/routes/discovery.js';
+import { tokenRoutes } from './server/routes/tokens.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
 import { createApp } from './server/app.js';
@@ -19,8 +23,12 @@ export interface Pdp {
   engine: PolicyEngine;
   store: Store;
   tasks: TaskService;
+  tokens: TokenService;
+  keys: IssuerKeys;
   metrics: Metrics;
   logger: Logger;
+  /** Reloads the policy (bundle and YAML) and the issuer keys; a refused policy keeps the old one. */
+  reload(): Promise<void>;
   /** Stops the watchers, flushes the store and closes it. */
   close(): Promise<void>;
 }
@@ -85,6 +93,28 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   }, TASK_SWEEP_MS);
   sweep.unref();
 
+  let keys: IssuerKeys;
+  try {
+    keys = await IssuerKeys.load(config.issuer.keys, { alg: config.issuer.alg, maxTokenTtlSeconds: config.issuer.max_token_ttl_seconds }, now);
+  } catch (err) {
+    engine.stopWatching();
+    clearInterval(sweep);
+    await store.close();
+    throw err;
+  }
+  const tokens = new TokenService({
+    store,
+    keys,
+    issuer: config.issuer.issuer,
+    audienceFor: (integration) =>
+      config.issuer.audiences[integration] ?? engine.active?.policySet.integrations[integration]?.audience ?? integration,
+    now,
+  });
+  const reload = async (): Promise<void> => {
+    await keys.reload();
+    await engine.reload();
+  };
+
   const decider = new Decider({ engine, store, redeemWindowSeconds: config.issuer.redeem_window_seconds, observer: metrics, now });
   const app = createApp({
     config,
@@ -93,6 +123,9 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     engine,
     decider,
     tasks,
+    reload,
+    public: [discoveryRoutes(keys, config.issuer.issuer, () => Object.keys(engine.active?.policySet.integrations ?? {}))],
+    authenticated: [tokenRoutes(tokens)],
     onAuthFailure: (f) => audit({ time: now().toISOString(), type: 'auth.failed', data: { reason: f.reason, path: f.path, ip: f.ip ?? null } }),
   });
 
@@ -102,8 +135,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     engine,
     store,
     tasks,
+    tokens,
+    keys,
     metrics,
     logger,
+    reload,
     async close() {
       engine.stopWatching();
       clearInterval(sweep);
@@ -154,7 +190,8 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     })();
     return closing;
   };
-  const onHup = (): void => void pdp.engine.reload().catch(() => undefined);
+  const onHup = (): void =>
+    void pdp.reload().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reload failed'));
   const onStop = (): void => void close();
   process.on('SIGHUP', onHup);
   process.once('SIGTERM', onStop);

@@ -56,6 +56,14 @@ export interface IssuedAccessToken {
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 export async function issueAccessToken(input: IssueAccessTokenInput): Promise<IssuedAccessToken> {
+  return signAccessToken(input.keyRing, planAccessToken(input));
+}
+
+/**
+ * The claims of the token `issueAccessToken` would sign, computed synchronously (the store records the jti and
+ * expiry inside its redemption transaction, and signing happens after that commits).
+ */
+export function planAccessToken(input: IssueAccessTokenInput): AccessTokenClaims {
   checkInput(input);
   const { keyRing, now, resource } = input;
   const iat = Math.floor(now.getTime() / 1000);
@@ -69,7 +77,7 @@ export async function issueAccessToken(input: IssueAccessTokenInput): Promise<Is
     actions: scopes,
     ...(resource == null ? {} : { identifier: resource.id, resource_type: resource.type }),
   };
-  const claims: AccessTokenClaims = {
+  return {
     iss: input.issuer,
     sub: input.agent_id,
     aud: input.audience ?? input.integration,
@@ -82,17 +90,21 @@ export async function issueAccessToken(input: IssueAccessTokenInput): Promise<Is
     task_id: input.task_id,
     decision_id: input.decision_id,
   };
+}
+
+/** Signs planned claims with the key ring's active key (`typ: at+jwt`, `kid`). */
+export async function signAccessToken(keyRing: KeyRing, claims: AccessTokenClaims): Promise<IssuedAccessToken> {
   const { kid, alg, key } = keyRing.signingKey;
   const accessToken = await new SignJWT({ ...claims }).setProtectedHeader({ alg, typ: ACCESS_TOKEN_TYP, kid }).sign(key);
   return {
     access_token: accessToken,
     token_type: 'Bearer',
-    expires_in: exp - iat,
+    expires_in: claims.exp - claims.iat,
     scope: claims.scope,
-    authorization_details: [structuredClone(detail)],
+    authorization_details: structuredClone(claims.authorization_details),
     jti: claims.jti,
-    exp,
-    iat,
+    exp: claims.exp,
+    iat: claims.iat,
   };
 }
 

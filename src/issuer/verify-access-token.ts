@@ -44,6 +44,28 @@ const REQUIRED_CLAIMS = [
 /** Verifies `token` for the request described by `options`; throws `TokenVerificationError` on refusal. */
 export async function verifyAccessToken(token: string, options: VerifyAccessTokenOptions): Promise<AccessTokenClaims> {
   const tolerance = checkOptions(options);
+  const claims = await verifySignedClaims(token, options, tolerance, options.audience);
+  checkGrant(claims, options);
+  return claims;
+}
+
+export type VerifyIssuedTokenOptions = Pick<VerifyAccessTokenOptions, 'jwks' | 'issuer' | 'clockTolerance' | 'currentDate'>;
+
+/**
+ * Verifies that `token` is a well-formed, unexpired access token of this issuer, for any audience and grant:
+ * what introspection and revocation need before they look the token up. Resource servers use verifyAccessToken.
+ */
+export async function verifyIssuedToken(token: string, options: VerifyIssuedTokenOptions): Promise<AccessTokenClaims> {
+  const tolerance = checkOptions({ ...options, audience: '*', integration: '*', scope: '*' });
+  return verifySignedClaims(token, options, tolerance, undefined);
+}
+
+async function verifySignedClaims(
+  token: string,
+  options: VerifyIssuedTokenOptions,
+  tolerance: number,
+  audience: string | undefined,
+): Promise<AccessTokenClaims> {
   if (typeof token !== 'string' || token.length === 0) {
     throw new TokenVerificationError('token_invalid', 'no access token');
   }
@@ -53,7 +75,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
       algorithms: [...ACCESS_TOKEN_ALGS],
       typ: ACCESS_TOKEN_TYP,
       issuer: options.issuer,
-      audience: options.audience,
+      ...(audience === undefined ? {} : { audience }),
       clockTolerance: tolerance,
       requiredClaims: REQUIRED_CLAIMS,
       ...(options.currentDate === undefined ? {} : { currentDate: options.currentDate }),
@@ -64,7 +86,6 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
   const claims = toClaims(payload);
   const now = Math.floor((options.currentDate ?? new Date()).getTime() / 1000);
   if (claims.iat > now + tolerance) throw new TokenVerificationError('token_not_yet_valid', '"iat" is in the future');
-  checkGrant(claims, options);
   return claims;
 }
 

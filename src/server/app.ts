@@ -22,6 +22,8 @@ export interface AppDeps {
   engine: PolicyEngine;
   decider: Decider;
   tasks: TaskService;
+  /** Reload policy and keys (admin endpoint, SIGHUP). Default: the policy engine only. */
+  reload?: () => Promise<void>;
   /** Routers of later modules (issuer, audit) mounted behind authentication. */
   authenticated?: Router[];
   /** Routers mounted before authentication (JWKS, discovery metadata). */
@@ -55,7 +57,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.urlencoded({ limit, extended: false, parameterLimit: 20 }));
   app.use(decideRoutes(deps.decider));
   app.use(taskRoutes(deps.tasks));
-  app.use(adminRoutes(deps.engine));
+  app.use(adminRoutes(deps.engine, deps.reload));
   for (const router of deps.authenticated ?? []) app.use(router);
 
   app.use(notFound);

@@ -1,0 +1,83 @@
+/**
+ * The audit event, version 1: the unit of the tamper-evident audit trail and of every export.
+ * Documented for readers outside this codebase in docs/audit-events.md; change both together.
+ */
+
+/** Every event type, with what it records. A closed table: a new type is a new entry here and in the docs. */
+export const AUDIT_EVENT_TYPES = {
+  decision: 'the PDP evaluated a decision request (allow, deny, undefined or error)',
+  'token.issued': 'an allow decision was redeemed for an access token',
+  'token.used': 'a token was introspected or verified by the PDP on behalf of a resource server',
+  'token.revoked': 'a token was revoked by its caller, or because its task completed or expired',
+  'task.registered': 'a task and its trusted context were registered',
+  'task.completed': 'a task was completed (or expired); its tokens are revoked in the same transaction',
+  'policy.loaded': 'a policy bundle was loaded and became the active revision',
+  'policy.refused': 'a policy bundle was refused; the previous revision stays active',
+  'auth.failed': 'a caller failed authentication',
+} as const satisfies Record<string, string>;
+
+export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;
+
+/** The only event version this build writes and verifies. */
+export const AUDIT_EVENT_VERSION = 1;
+
+/** The correlation ids an event may carry. Each is either absent or a non-empty string (never null, never ""). */
+export interface AuditIds {
+  decision_id?: string;
+  jti?: string;
+  task_id?: string;
+  agent_id?: string;
+  caller_id?: string;
+  trace_id?: string;
+}
+
+export const AUDIT_ID_FIELDS = ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id'] as const;
+
+/** An event as stored and exported. `hash` is SHA-256 over the canonical JSON of every other field. */
+export interface AuditEventV1 extends AuditIds {
+  v: 1;
+  /** Position in the chain: 1, 2, 3, ... with no gaps (pruning removes a prefix). */
+  seq: number;
+  /** When it happened: ISO 8601 UTC with milliseconds (`2026-01-31T12:00:00.000Z`). */
+  time: string;
+  type: AuditEventType;
+  /** Type-specific payload (docs/audit-events.md), after masking. Canonical-JSON encodable. */
+  data: unknown;
+  /** `hash` of the event with seq - 1, or of the pruning checkpoint, or 64 zeros for the first event ever. */
+  prev_hash: string;
+  /** Lowercase hex SHA-256 of the canonical JSON of this event without `hash`. */
+  hash: string;
+}
+
+/** What a writer supplies; the store assigns `v`, `seq`, `prev_hash` and `hash` at append time. */
+export interface NewAuditEvent extends AuditIds {
+  time: string;
+  type: AuditEventType;
+  data: unknown;
+}
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+export function isAuditEventType(value: unknown): value is AuditEventType {
+  return typeof value === 'string' && Object.hasOwn(AUDIT_EVENT_TYPES, value);
+}
+
+/** True for the one time format events use: what `Date.prototype.toISOString` returns for years 0000-9999. */
+export function isIsoTime(value: unknown): value is string {
+  return typeof value === 'string' && ISO_MS.test(value) && !Number.isNaN(Date.parse(value));
+}
+
+/** Throws TypeError (a programming error, not a runtime failure) when `event` is not a valid NewAuditEvent. */
+export function assertNewAuditEvent(event: NewAuditEvent): void {
+  if (!isAuditEventType(event.type)) throw new TypeError(`unknown audit event type: ${String(event.type)}`);
+  if (!isIsoTime(event.time)) {
+    throw new TypeError(`audit event time must be ISO 8601 UTC with milliseconds: ${String(event.time)}`);
+  }
+  for (const field of AUDIT_ID_FIELDS) {
+    const id = event[field];
+    if (id !== undefined && (typeof id !== 'string' || id === '')) {
+      throw new TypeError(`audit event ${field} must be a non-empty string when present`);
+    }
+  }
+  if (event.data === undefined) throw new TypeError('audit event data is required (use {} for none)');
+}

@@ -1,0 +1,120 @@
+/**
+ * Canonical JSON: the one byte encoding that audit hashes are computed over.
+ *
+ * Follows RFC 8785 (JSON Canonicalization Scheme) for the values agent-pdp produces: object keys sorted by UTF-16
+ * code units, no whitespace, numbers in ECMAScript shortest round-trip form (`-0` is `0`), strings escaped as
+ * `JSON.stringify` does. An auditor can reproduce it with any JCS library.
+ *
+ * Stricter than `JSON.stringify`, because a hash over silently altered data is worse than an error:
+ * - non-finite numbers, `bigint`, functions, symbols and `undefined` inside arrays are refused;
+ * - strings with lone UTF-16 surrogates are refused (JCS requires I-JSON, and other languages disagree on them);
+ * - only plain objects and arrays are accepted as containers (no `Date`, `Map`, class instances, no `toJSON`);
+ * - nesting deeper than {@link MAX_DEPTH} is refused (it also stops cycles).
+ * Object properties whose value is `undefined` are omitted, as `JSON.stringify` does.
+ */
+
+/** Containers nested deeper than this are refused. */
+export const MAX_DEPTH = 128;
+
+/** Thrown for a value that has no canonical encoding; `path` says where (`$.input.scopes[2]`). */
+export class CanonicalJsonError extends TypeError {
+  override readonly name = 'CanonicalJsonError';
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super(`${message} at ${path}`);
+  }
+}
+
+/**
+ * Already-canonical JSON text, emitted verbatim by {@link canonicalJson}. Trusted input: the caller vouches that
+ * `json` is the canonical encoding of some value (the store uses it for data it encoded itself).
+ */
+export class RawJson {
+  constructor(readonly json: string) {}
+}
+
+/** The canonical encoding of `value`. Throws {@link CanonicalJsonError} when there is none. */
+export function canonicalJson(value: unknown): string {
+  try {
+    return encode(value, null, 0);
+  } catch (error) {
+    if (!(error instanceof Unencodable)) throw error;
+    // Fast path failed: encode again, tracking the path, to say where.
+    encode(value, [], 0);
+    throw error;
+  }
+}
+
+/** Internal: raised on the fast path, which does not track where it is. */
+class Unencodable extends Error {}
+
+interface MaybeWellFormed {
+  isWellFormed(): boolean;
+}
+
+const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
+
+function encodeString(value: string, path: Array<string | number> | null): string {
+  if (!(value as unknown as MaybeWellFormed).isWellFormed()) fail('string with a lone surrogate', path);
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : '"' + value + '"';
+}
+
+function encode(value: unknown, path: Array<string | number> | null, depth: number): string {
+  switch (typeof value) {
+    case 'string':
+      return encodeString(value, path);
+    case 'number':
+      if (!Number.isFinite(value)) fail(`non-finite number ${String(value)}`, path);
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      return fail(`unsupported ${typeof value}`, path);
+  }
+  if (value === null) return 'null';
+  if (value instanceof RawJson) return value.json;
+  if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH}`, path);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      path?.push(i);
+      if (item === undefined) fail('undefined array element', path);
+      out += (i === 0 ? '' : ',') + encode(item, path, depth + 1);
+      path?.pop();
+    }
+    return out + ']';
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    fail(`unsupported object (${(value as object).constructor?.name ?? 'unknown'}); use plain objects`, path);
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const item = record[key];
+    if (item === undefined) continue;
+    path?.push(key);
+    out += (first ? '' : ',') + encodeString(key, path) + ':' + encode(item, path, depth + 1);
+    path?.pop();
+    first = false;
+  }
+  return out + '}';
+}
+
+function fail(message: string, path: ReadonlyArray<string | number> | null): never {
+  if (path === null) throw new Unencodable(message);
+  let where = '$';
+  for (const seg of path) {
+    if (typeof seg === 'number') where += `[${seg}]`;
+    else where += /^[A-Za-z_$][\w$]*$/.test(seg) ? `.${seg}` : `[${JSON.stringify(seg)}]`;
+  }
+  throw new CanonicalJsonError(`cannot canonically encode ${message}`, where);
+}

@@ -1,0 +1,233 @@
+/**
+ * Verifies an audit chain and names the first event where it breaks, and how.
+ *
+ * Works on any sequence of events in chain order (store rows, an export file), one event at a time, in constant
+ * memory. After the first break it may read on (without hashing) to tell a removal from a reordering.
+ *
+ * How a break is named (`seq` is the first position where the chain departs from the original):
+ * - changed:   an event's content no longer matches its hash; or it matches but the next event records another
+ *              hash for it (edited, then re-hashed by someone who knows the algorithm).
+ * - removed:   the chain jumps past seq x and the missing event never appears later (also: the chain ends before
+ *              an anchor given as `expectedLast`).
+ * - inserted:  an event does not belong: the event after it links to the event before it.
+ * - reordered: the event expected at seq x appears later in the sequence.
+ * - malformed: not a v1 event (missing or extra fields, wrong types).
+ * Hash chains detect tampering; they do not authenticate. Whoever can rewrite an event and every event after it
+ * (or append forged events at the end) produces a valid chain. Anchor the head outside the store (`expectedLast`)
+ * to detect that.
+ */
+import { AUDIT_ID_FIELDS, isIsoTime } from './audit-event.js';
+import type { AuditEventV1 } from './audit-event.js';
+import { GENESIS_HASH, hashEvent, isHash } from './hash-chain.js';
+import type { ChainHead } from './hash-chain.js';
+
+export type ChainBreakKind = 'changed' | 'removed' | 'inserted' | 'reordered' | 'malformed';
+
+export type VerifyResult =
+  | {
+      ok: true;
+      /** Events verified. */
+      count: number;
+      /** seq of the last event (startSeq - 1 when there are none). */
+      last_seq: number;
+      /** hash of the last event (startPrevHash when there are none): record it to anchor later verifications. */
+      last_hash: string;
+    }
+  | {
+      ok: false;
+      kind: ChainBreakKind;
+      /** The first seq at which the chain departs from the original. */
+      seq: number;
+      message: string;
+      /** Events verified before the break. */
+      verified: number;
+    };
+
+export interface VerifyOptions {
+  /** seq the first event must have. Default 1; after pruning, the checkpoint's last_pruned_seq + 1. */
+  startSeq?: number;
+  /** prev_hash the first event must have. Default GENESIS_HASH; after pruning, the checkpoint's last_pruned_hash. */
+  startPrevHash?: string;
+  /** A head recorded earlier and kept outside the store: the chain must contain exactly this event. Default none. */
+  expectedLast?: ChainHead;
+}
+
+type State =
+  | { kind: 'scanning' }
+  /** Event at seq x matches no hash; the next event decides between "changed" and "inserted". */
+  | { kind: 'pending'; x: number; before: string }
+  /** The chain jumped past seq x; reading on for the event whose hash is `target` decides "reordered" or "removed". */
+  | { kind: 'looking'; x: number; target: string; found: number }
+  | { kind: 'done'; result: VerifyResult };
+
+const ALLOWED_KEYS = new Set<string>(['v', 'seq', 'time', 'type', 'data', 'prev_hash', 'hash', ...AUDIT_ID_FIELDS]);
+
+/** Push-based verifier: `push` each event in order, then `end()`. Stop pushing early once `settled`. */
+export class ChainVerifier {
+  private expectedSeq: number;
+  private prevHash: string;
+  /** prev_hash of the last accepted event, to recognise an inserted one. */
+  private prevPrevHash: string | undefined;
+  private count = 0;
+  private state: State = { kind: 'scanning' };
+  private readonly anchor: ChainHead | undefined;
+
+  constructor(options: VerifyOptions = {}) {
+    const startSeq = options.startSeq ?? 1;
+    const startPrevHash = options.startPrevHash ?? GENESIS_HASH;
+    if (!Number.isSafeInteger(startSeq) || startSeq < 1) throw new TypeError('startSeq must be an integer >= 1');
+    if (!isHash(startPrevHash)) throw new TypeError('startPrevHash must be 64 lowercase hex characters');
+    this.expectedSeq = startSeq;
+    this.prevHash = startPrevHash;
+    this.anchor = options.expectedLast;
+  }
+
+  /** True once further events cannot change the result. */
+  get settled(): boolean {
+    return this.state.kind === 'done';
+  }
+
+  push(value: unknown): void {
+    const state = this.state;
+    if (state.kind === 'done') return;
+    const event = parseEvent(value);
+    if (state.kind === 'looking') {
+      if (typeof event !== 'string' && event.hash === state.target) {
+        this.finish('reordered', state.x, `event ${state.x} appears after event ${state.found}: out of order`);
+      }
+      return;
+    }
+    if (state.kind === 'pending') {
+      if (typeof event !== 'string' && event.prev_hash === state.before) {
+        this.finish('inserted', state.x, `event at seq ${state.x} does not belong: the next event links past it`);
+      } else {
+        this.finish('changed', state.x, `event ${state.x} was modified: its content does not match its hash`);
+      }
+      return;
+    }
+    const x = this.expectedSeq;
+    if (typeof event === 'string') return this.finish('malformed', x, `event at seq ${x}: ${event}`);
+    if (safeHash(event) === event.hash) {
+      if (event.prev_hash !== this.prevHash) return this.misplaced(event, event.seq);
+      if (event.seq !== x) {
+        return this.finish('changed', x, `event carries seq ${event.seq} where ${x} belongs, and was re-hashed`);
+      }
+      return this.accept(event);
+    }
+    // Not its own hash. An intact event whose seq was rewritten (rows renumbered) still hashes under its old seq.
+    for (const original of [event.seq + 1, event.seq - 1]) {
+      if (original >= 1 && safeHash({ ...event, seq: original }) === event.hash) return this.misplaced(event, original);
+    }
+    this.state = { kind: 'pending', x, before: this.prevHash };
+  }
+
+  end(): VerifyResult {
+    const state = this.state;
+    if (state.kind === 'pending') {
+      this.finish('changed', state.x, `event ${state.x} was modified: its content does not match its hash`);
+    } else if (state.kind === 'looking') {
+      const last = state.found - 1;
+      const which = last > state.x ? `events ${state.x}..${last} are` : `event ${state.x} is`;
+      this.finish('removed', state.x, `${which} missing: event ${state.found} links to an event not in the chain`);
+    } else if (state.kind === 'scanning') {
+      const lastSeq = this.expectedSeq - 1;
+      if (this.anchor !== undefined && lastSeq < this.anchor.seq) {
+        const message = `the chain ends at seq ${lastSeq}, before the anchored head at seq ${this.anchor.seq}`;
+        this.finish('removed', this.expectedSeq, message);
+      } else {
+        const result: VerifyResult = { ok: true, count: this.count, last_seq: lastSeq, last_hash: this.prevHash };
+        this.state = { kind: 'done', result };
+      }
+    }
+    return (this.state as Extract<State, { kind: 'done' }>).result;
+  }
+
+  private accept(event: AuditEventV1): void {
+    if (this.anchor !== undefined && event.seq === this.anchor.seq && event.hash !== this.anchor.hash) {
+      const message = `event ${event.seq} does not match the anchored hash: the chain was rewritten here or earlier`;
+      return this.finish('changed', event.seq, message);
+    }
+    this.prevPrevHash = event.prev_hash;
+    this.prevHash = event.hash;
+    this.expectedSeq = event.seq + 1;
+    this.count++;
+  }
+
+  /** `event` is intact (it hashes under seq `original`) but does not link to the event before it. */
+  private misplaced(event: AuditEventV1, original: number): void {
+    const x = this.expectedSeq;
+    const last = x - 1;
+    if (this.count > 0 && event.prev_hash === this.prevPrevHash) {
+      const message = `event at seq ${last} does not belong: event ${original} links to the event before it`;
+      return this.finish('inserted', last, message);
+    }
+    if (original > x) {
+      this.state = { kind: 'looking', x, target: event.prev_hash, found: original };
+      return;
+    }
+    if (original < x) {
+      const message = `event ${original} appears again after event ${last}: it was duplicated or inserted`;
+      return this.finish('inserted', x, message);
+    }
+    if (this.count === 0) {
+      return this.finish('changed', x, `event ${x} does not link to the start of the chain (genesis or checkpoint)`);
+    }
+    const message = `event ${x} records another hash for event ${last}: event ${last} was modified and re-hashed`;
+    this.finish('changed', last, message);
+  }
+
+  private finish(kind: ChainBreakKind, seq: number, message: string): void {
+    this.state = { kind: 'done', result: { ok: false, kind, seq, message, verified: this.count } };
+  }
+}
+
+/** Verifies a whole chain given in order. */
+export function verifyChain(events: Iterable<unknown>, options: VerifyOptions = {}): VerifyResult {
+  const verifier = new ChainVerifier(options);
+  for (const event of events) {
+    verifier.push(event);
+    if (verifier.settled) break;
+  }
+  return verifier.end();
+}
+
+/** {@link verifyChain} over an async source (a store cursor, a file being read). */
+export async function verifyChainAsync(
+  events: AsyncIterable<unknown> | Iterable<unknown>,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
+  const verifier = new ChainVerifier(options);
+  for await (const event of events) {
+    verifier.push(event);
+    if (verifier.settled) break;
+  }
+  return verifier.end();
+}
+
+/** The event's hash, or undefined when its data has no canonical encoding (which only tampering produces). */
+function safeHash(event: AuditEventV1): string | undefined {
+  try {
+    return hashEvent(event);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The event, or why it is not a v1 event. */
+function parseEvent(value: unknown): AuditEventV1 | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not an object';
+  const e = value as Record<string, unknown>;
+  for (const key of Object.keys(e)) if (!ALLOWED_KEYS.has(key)) return `unexpected field ${JSON.stringify(key)}`;
+  if (e['v'] !== 1) return `unsupported version ${JSON.stringify(e['v'])}`;
+  if (!Number.isSafeInteger(e['seq']) || (e['seq'] as number) < 1) return 'seq is not a positive integer';
+  if (!isIsoTime(e['time'])) return 'time is not ISO 8601 UTC with milliseconds';
+  if (typeof e['type'] !== 'string' || e['type'] === '') return 'type is missing';
+  if (e['data'] === undefined) return 'data is missing';
+  if (!isHash(e['prev_hash'])) return 'prev_hash is not a SHA-256 hex digest';
+  if (!isHash(e['hash'])) return 'hash is not a SHA-256 hex digest';
+  for (const field of AUDIT_ID_FIELDS) {
+    const id = e[field];
+    if (id !== undefined && (typeof id !== 'string' || id === '')) return `${field} is not a non-empty string`;
+  }
+  return value as AuditEventV1;
+}

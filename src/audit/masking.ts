@@ -1,0 +1,94 @@
+/**
+ * Masking: configured fields are replaced by a digest of their value before anything is stored, so the audit
+ * trail can still show that two events carried the same value without carrying the value.
+ *
+ * Path syntax (dotted, relative to the value being masked, e.g. an event's `data`):
+ * - `input.task.context.ssn`  one field;
+ * - `*`                       any one key of an object or element of an array (`input.scopes.*`);
+ * - `**`                      any depth, including none (`**.ssn` masks every field named `ssn`);
+ * - a segment of digits also selects that array index. Keys containing "." cannot be addressed.
+ * A path that does not exist in a value is ignored. Masking never changes the input; it copies what it changes.
+ *
+ * The replacement is `"sha256:<hex>"` of the value's canonical JSON, or `"hmac-sha256:<hex>"` when a key is
+ * configured. Prefer a key for low-entropy values: an SSN or a phone number has few enough possible values that
+ * an unkeyed digest is reversed by trying them all.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { canonicalJson } from './canonical-json.js';
+
+export interface MaskOptions {
+  /** HMAC key; when set, digests are `hmac-sha256:<hex>` and cannot be reversed by enumeration. Default: none. */
+  key?: string | Uint8Array;
+}
+
+/** Returns `value` with every configured path replaced by its digest (the same object when nothing matched). */
+export type Masker = <T>(value: T) => T;
+
+const IDENTITY: Masker = (value) => value;
+
+export function compileMask(paths: readonly string[], options: MaskOptions = {}): Masker {
+  const compiled = paths.map(parsePath);
+  if (compiled.length === 0) return IDENTITY;
+  const key = options.key;
+  const digest = (value: unknown): string => {
+    const encoded = canonicalJson(value);
+    if (key === undefined) return 'sha256:' + createHash('sha256').update(encoded, 'utf8').digest('hex');
+    return 'hmac-sha256:' + createHmac('sha256', key).update(encoded, 'utf8').digest('hex');
+  };
+  return <T>(value: T): T => {
+    let out: unknown = value;
+    for (const segments of compiled) out = maskAt(out, segments, 0, digest);
+    return out as T;
+  };
+}
+
+function parsePath(path: string): readonly string[] {
+  if (typeof path !== 'string' || path === '') throw new TypeError('mask path must be a non-empty string');
+  const segments = path.split('.');
+  segments.forEach((segment, i) => {
+    if (segment === '') throw new TypeError(`mask path ${JSON.stringify(path)} has an empty segment`);
+    if (segment === '**' && (i === segments.length - 1 || segments[i + 1] === '**')) {
+      throw new TypeError(`mask path ${JSON.stringify(path)}: "**" must be followed by a field name or "*"`);
+    }
+  });
+  return segments;
+}
+
+function maskAt(node: unknown, segments: readonly string[], i: number, digest: (v: unknown) => string): unknown {
+  if (i === segments.length) return digest(node);
+  const segment = segments[i] as string;
+  if (segment === '**') {
+    const here = maskAt(node, segments, i + 1, digest);
+    return mapChildren(here, () => true, (child) => maskAt(child, segments, i, digest));
+  }
+  if (segment === '*') return mapChildren(node, () => true, (child) => maskAt(child, segments, i + 1, digest));
+  return mapChildren(node, (k) => k === segment, (child) => maskAt(child, segments, i + 1, digest));
+}
+
+/** Copy-on-write map over the children of an object or array whose key passes `select`. */
+function mapChildren(
+  node: unknown,
+  select: (key: string) => boolean,
+  map: (child: unknown) => unknown,
+): unknown {
+  if (typeof node !== 'object' || node === null) return node;
+  if (Array.isArray(node)) {
+    let copy: unknown[] | undefined;
+    node.forEach((child: unknown, index) => {
+      if (child === undefined || !select(String(index))) return;
+      const next = map(child);
+      if (next !== child) (copy ??= [...node])[index] = next;
+    });
+    return copy ?? node;
+  }
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, child] of Object.entries(node)) {
+    if (child === undefined || !select(key)) continue;
+    const next = map(child);
+    if (next === child) continue;
+    copy ??= { ...(node as Record<string, unknown>) };
+    // defineProperty, not assignment: a JSON key "__proto__" must stay a plain own property.
+    Object.defineProperty(copy, key, { value: next, writable: true, enumerable: true, configurable: true });
+  }
+  return copy ?? node;
+}

@@ -1,0 +1,122 @@
+import type { CallerConfig } from '../config/config-types.js';
+import { PdpError } from '../errors/pdp-error.js';
+import type { AccessTokenClaims } from '../issuer/token-claims.js';
+import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../issuer/token-issuer.js';
+import { isTokenVerificationError } from '../issuer/verification-error.js';
+import { verifyIssuedToken } from '../issuer/verify-access-token.js';
+import type { Store } from '../store/index.js';
+import type { DecisionResponseV1 } from '../wire/decision-v1.js';
+import type { IssuerKeys } from './issuer-keys.js';
+
+export interface TokenServiceOptions {
+  store: Pick<Store, 'getDecision' | 'getTask' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
+  keys: IssuerKeys;
+  issuer: string;
+  /** `aud` of an integration's tokens: config override, else the integration file's audience, else its name. */
+  audienceFor: (integration: string) => string;
+  now?: () => Date;
+}
+
+/** RFC 7662 answer: `{ active: false }` and nothing else, or the claims of an active token. */
+export type IntrospectionV1 = { active: false } | ({ active: true; token_type: 'Bearer' } & AccessTokenClaims);
+
+/**
+ * Redeems allowed decisions for tokens (once, by the caller they were made for, within the window), and answers
+ * introspection and revocation. The token record and its audit event commit before the token is signed and
+ * returned, so no token ever reaches a caller without its trail.
+ */
+export class TokenService {
+  readonly #o: TokenServiceOptions;
+
+  constructor(options: TokenServiceOptions) {
+    this.#o = options;
+  }
+
+  async redeem(caller: CallerConfig, decisionId: string, traceId: string | null): Promise<IssuedAccessToken> {
+    const now = this.#now();
+    const keyRing = this.#o.keys.ring;
+    // The task's expiry caps the token; it never changes after registration, so it is read before the transaction.
+    const known = await this.#o.store.getDecision(decisionId);
+    const task = known?.task_id ? await this.#o.store.getTask(known.task_id) : undefined;
+    let claims: AccessTokenClaims | undefined;
+    await this.#o.store.redeemDecision({
+      decision_id: decisionId,
+      caller_id: caller.id,
+      now: now.toISOString(),
+      trace_id: traceId,
+      makeToken: (decision) => {
+        const result = decision.result as DecisionResponseV1;
+        claims = planAccessToken({
+          keyRing,
+          issuer: this.#o.issuer,
+          agent_id: decision.agent_id,
+          caller_id: caller.id,
+          integration: decision.integration,
+          audience: this.#o.audienceFor(decision.integration),
+          scopes: result.granted_scopes,
+          resource: result.resource,
+          task_id: decision.task_id ?? result.task_id,
+          decision_id: decision.decision_id,
+          ttl_seconds: result.token_ttl_seconds,
+          task_expires_at: task ? new Date(task.expires_at) : null,
+          now,
+        });
+        return {
+          jti: claims.jti,
+          issued_at: new Date(claims.iat * 1000).toISOString(),
+          expires_at: new Date(claims.exp * 1000).toISOString(),
+          scopes: result.granted_scopes,
+          audience: claims.aud,
+          event_data: { integration: decision.integration, resource: result.resource, kid: keyRing.signingKey.kid },
+        };
+      },
+    });
+    if (!claims) throw new PdpError('internal', 'redemption committed without claims');
+    return signAccessToken(keyRing, claims);
+  }
+
+  /** RFC 7662. Unknown, unverifiable, expired, revoked and task-closed tokens are all just `{ active: false }`. */
+  async introspect(caller: CallerConfig, token: string, traceId: string | null): Promise<IntrospectionV1> {
+    const now = this.#now();
+    const claims = await this.#verified(token, now);
+    if (!claims) return { active: false };
+    const record = await this.#o.store.getToken(claims.jti);
+    if (!record) return { active: false };
+    let active = record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
+    if (active && record.task_id !== null) {
+      const task = await this.#o.store.getTask(record.task_id);
+      active = task !== undefined && task.status === 'active' && Date.parse(task.expires_at) > now.getTime();
+    }
+    await this.#o.store.recordTokenUse({
+      jti: claims.jti,
+      caller_id: caller.id,
+      at: now.toISOString(),
+      data: { action: 'introspect', active },
+      trace_id: traceId,
+    });
+    return active ? { active: true, token_type: 'Bearer', ...claims } : { active: false };
+  }
+
+  /** RFC 7009: always succeeds from the caller's view; only the caller a token was issued to can revoke it. */
+  async revoke(caller: CallerConfig, token: string, traceId: string | null): Promise<void> {
+    const now = this.#now();
+    const claims = await this.#verified(token, now); // an expired token is dead already: nothing to revoke
+    if (!claims || claims.client_id !== caller.id) return;
+    await this.#o.store.revokeToken({ jti: claims.jti, caller_id: caller.id, at: now.toISOString(), reason: 'revoked_by_caller', trace_id: traceId });
+  }
+
+  /** Signature, issuer and type checked; `undefined` for anything that is not a token of ours. */
+  async #verified(token: string, now: Date): Promise<AccessTokenClaims | undefined> {
+    try {
+      return await verifyIssuedToken(token, { jwks: this.#o.keys.resolver, issuer: this.#o.issuer, currentDate: now });
+    } catch (err) {
+      if (isTokenVerificationError(err) && err.code === 'jwks_unavailable') throw err;
+      if (isTokenVerificationError(err)) return undefined;
+      throw err;
+    }
+  }
+
+  #now(): Date {
+    return (this.#o.now ?? (() => new Date()))();
+  }
+}

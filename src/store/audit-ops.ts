@@ -1,0 +1,139 @@
+/** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify. */
+import type { Statement } from 'better-sqlite3';
+import { ChainVerifier, GENESIS_HASH, isAuditEventType } from '../audit/index.js';
+import type { AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { eventPageSql } from './sql.js';
+import { eventFromRow } from './rows.js';
+import type { EventRow } from './rows.js';
+import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult } from './store.js';
+import { requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+
+/** Rows read per query when streaming: memory stays flat and the writer gets the connection between pages. */
+export const PAGE_SIZE = 500;
+
+export async function appendEvents(ctx: StoreContext, events: readonly NewAuditEvent[]): Promise<AuditEventV1[]> {
+  const prepared = events.map((event) => ctx.chain.prepare(event));
+  return ctx.write(() => prepared.map((p) => ctx.chain.append(p)));
+}
+
+/**
+ * Streams events in seq order by keyset pages (`seq > last`), each page read completely before it is yielded.
+ * No statement stays open across an await, so the writer is never blocked by a slow consumer (better-sqlite3's
+ * `.iterate()` would hold the connection busy for the whole listing). Events appended meanwhile may appear.
+ */
+export async function* iterateEvents(
+  ctx: StoreContext,
+  cache: Map<string, Statement>,
+  query: EventQuery = {},
+): AsyncGenerator<AuditEventV1> {
+  if (query.since !== undefined) requireTime('since', query.since);
+  if (query.until !== undefined) requireTime('until', query.until);
+  for (const type of query.types ?? []) if (!isAuditEventType(type)) throw new TypeError(`unknown event type ${type}`);
+  const { sql, params } = eventPageSql(query);
+  let statement = cache.get(sql);
+  if (statement === undefined) {
+    statement = ctx.db.prepare(sql);
+    cache.set(sql, statement);
+  }
+  let after = 0;
+  for (;;) {
+    const rows = readPage(statement, [...params, after, PAGE_SIZE]);
+    for (const row of rows) yield eventFromRow(row);
+    const last = rows[rows.length - 1];
+    if (last === undefined || rows.length < PAGE_SIZE) return;
+    after = last.seq;
+  }
+}
+
+export async function decisionChain(ctx: StoreContext, decisionId: string): Promise<AuditEventV1[]> {
+  const anchor = ctx.sql.selectDecisionEvent.get(decisionId) as { seq: number; task_id: string | null } | undefined;
+  let taskId = anchor?.task_id ?? null;
+  if (anchor === undefined) {
+    // The decision event was pruned: its task (if any) still comes from the decision row.
+    const row = ctx.sql.selectDecision.get(decisionId) as { task_id: string | null } | undefined;
+    taskId = row?.task_id ?? null;
+  }
+  const rows = ctx.sql.selectDecisionChain.all(decisionId, taskId, anchor?.seq ?? 0) as EventRow[];
+  return rows.map((row) => eventFromRow(row));
+}
+
+export function latestCheckpoint(ctx: StoreContext): AuditCheckpoint | null {
+  return (ctx.sql.selectLastCheckpoint.get() as AuditCheckpoint | undefined) ?? null;
+}
+
+export async function chainStart(ctx: StoreContext): Promise<ChainStart> {
+  const checkpoint = latestCheckpoint(ctx);
+  if (checkpoint === null) return { start_seq: 1, start_prev_hash: GENESIS_HASH, checkpoint };
+  return { start_seq: checkpoint.last_pruned_seq + 1, start_prev_hash: checkpoint.last_pruned_hash, checkpoint };
+}
+
+export async function chainHead(ctx: StoreContext): Promise<ChainHead> {
+  return ctx.chain.readHead();
+}
+
+/**
+ * Deletes the oldest events, as a prefix of the chain: every event before the first one with time >= before.
+ * Writes a checkpoint {last_pruned_seq, last_pruned_hash} in the same transaction, so the first kept event
+ * still verifies against it.
+ */
+export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): Promise<PruneResult> {
+  requireTime('before', input.before);
+  requireTime('at', input.at);
+  return ctx.write(() => {
+    const first = (ctx.sql.selectFirstSeq.get() as { seq: number | null }).seq;
+    if (first === null) return { pruned: 0, checkpoint: latestCheckpoint(ctx) };
+    const keep = (ctx.sql.selectFirstSeqAtOrAfter.get(input.before) as { seq: number | null }).seq;
+    const through = keep === null ? ctx.chain.readHead().seq : keep - 1;
+    if (through < first) return { pruned: 0, checkpoint: latestCheckpoint(ctx) };
+    const last = ctx.sql.selectEventHash.get(through) as { hash: string } | undefined;
+    if (last === undefined) throw new PdpError('internal', `audit event ${through} is missing; verify the chain`);
+    const pruned = ctx.sql.deleteEventsThrough.run(through).changes;
+    const checkpoint: AuditCheckpoint = {
+      last_pruned_seq: through,
+      last_pruned_hash: last.hash,
+      pruned_at: input.at,
+      pruned_count: pruned,
+    };
+    ctx.sql.insertCheckpoint.run(through, last.hash, input.at, pruned);
+    return { pruned, checkpoint };
+  });
+}
+
+/**
+ * Verifies the stored chain from its start (genesis or latest checkpoint) up to the head at the time of the
+ * call, hashing the stored bytes. Yields to the event loop between pages so a server stays responsive.
+ */
+export async function verifyStoredChain(
+  ctx: StoreContext,
+  options: Pick<VerifyOptions, 'expectedLast'> = {},
+): Promise<VerifyResult> {
+  const start = await chainStart(ctx);
+  const through = ctx.chain.readHead().seq;
+  const verifier = new ChainVerifier({
+    startSeq: start.start_seq,
+    startPrevHash: start.start_prev_hash,
+    ...(options.expectedLast === undefined ? {} : { expectedLast: options.expectedLast }),
+  });
+  let after = 0;
+  for (;;) {
+    const rows = readPage(ctx.sql.selectChainPage, [after, through, PAGE_SIZE]);
+    for (const row of rows) {
+      verifier.push(eventFromRow(row, true));
+      if (verifier.settled) return verifier.end();
+    }
+    const last = rows[rows.length - 1];
+    if (last === undefined || rows.length < PAGE_SIZE) return verifier.end();
+    after = last.seq;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+function readPage(statement: Statement, params: unknown[]): EventRow[] {
+  try {
+    return statement.all(...params) as EventRow[];
+  } catch (error) {
+    throw new PdpError('store_unavailable', 'cannot read audit events', { cause: error });
+  }
+}

@@ -1,0 +1,251 @@
+/** Decisions and the tokens they are redeemed for: record, redeem once, revoke, record uses. */
+import { RawJson } from '../audit/index.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { encodeData } from './chain-writer.js';
+import { decisionFromRow, tokenFromRow } from './rows.js';
+import type { DecisionRow, TaskRow, TokenRow } from './rows.js';
+import type {
+  DecisionRecord,
+  RecordDecisionInput,
+  RedeemDecisionInput,
+  Redemption,
+  RevokeTokenInput,
+  TokenGrant,
+  TokenRecord,
+  TokenUseInput,
+} from './store.js';
+import { ids, requireId, requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+
+const OUTCOMES = new Set(['allow', 'deny', 'undefined', 'error']);
+
+export async function recordDecision(ctx: StoreContext, decision: RecordDecisionInput): Promise<DecisionRecord> {
+  requireId('decision_id', decision.decision_id);
+  requireId('caller_id', decision.caller_id);
+  requireId('agent_id', decision.agent_id);
+  requireId('integration', decision.integration);
+  requireId('policy_revision', decision.policy_revision);
+  if (decision.task_id !== null) requireId('task_id', decision.task_id);
+  if (!OUTCOMES.has(decision.outcome)) throw new TypeError(`unknown decision outcome: ${String(decision.outcome)}`);
+  requireTime('created_at', decision.created_at);
+  if (decision.redeemable_until !== null) requireTime('redeemable_until', decision.redeemable_until);
+  // Mask once, over request, input and result together: the row and the event get the same masked values.
+  // The row keeps request and result (what redemption needs); the input lives in the decision event.
+  const masked = ctx.mask({
+    request: decision.request,
+    input: decision.input,
+    result: decision.result,
+    policy_revision: decision.policy_revision,
+  });
+  const requestJson = encodeData(masked.request);
+  const inputJson = encodeData(masked.input);
+  const resultJson = encodeData(masked.result);
+  const record: DecisionRecord = {
+    decision_id: decision.decision_id,
+    caller_id: decision.caller_id,
+    agent_id: decision.agent_id,
+    task_id: decision.task_id,
+    integration: decision.integration,
+    outcome: decision.outcome,
+    request: masked.request,
+    result: masked.result,
+    policy_revision: decision.policy_revision,
+    trace_id: decision.trace_id ?? null,
+    created_at: decision.created_at,
+    redeemable_until: decision.redeemable_until,
+    redeemed_jti: null,
+    redeemed_at: null,
+  };
+  const event = ctx.chain.prepare(
+    {
+      type: 'decision',
+      time: decision.created_at,
+      ...ids({
+        decision_id: decision.decision_id,
+        task_id: decision.task_id,
+        agent_id: decision.agent_id,
+        caller_id: decision.caller_id,
+        trace_id: decision.trace_id,
+      }),
+      // Input and result are encoded once, for the row and the event alike.
+      data: { input: new RawJson(inputJson), result: new RawJson(resultJson), policy_revision: decision.policy_revision },
+    },
+    { outcome: decision.outcome, premasked: true },
+  );
+  return ctx.write(() => {
+    if (ctx.sql.decisionExists.get(decision.decision_id) !== undefined) {
+      throw new PdpError('internal', `decision ${decision.decision_id} is already recorded`);
+    }
+    ctx.sql.insertDecision.run(
+      decision.decision_id,
+      decision.caller_id,
+      decision.agent_id,
+      decision.task_id,
+      decision.integration,
+      decision.outcome,
+      requestJson,
+      resultJson,
+      decision.policy_revision,
+      record.trace_id,
+      decision.created_at,
+      decision.redeemable_until,
+    );
+    ctx.chain.append(event);
+    return record;
+  });
+}
+
+export async function getDecision(ctx: StoreContext, decisionId: string): Promise<DecisionRecord | undefined> {
+  const row = ctx.sql.selectDecision.get(decisionId) as DecisionRow | undefined;
+  return row === undefined ? undefined : decisionFromRow(row);
+}
+
+export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInput): Promise<Redemption> {
+  requireId('decision_id', input.decision_id);
+  requireId('caller_id', input.caller_id);
+  requireTime('now', input.now);
+  return ctx.write(() => {
+    const row = ctx.sql.selectDecision.get(input.decision_id) as DecisionRow | undefined;
+    const id = input.decision_id;
+    if (row === undefined) throw new PdpError('decision_not_found', `decision ${id} does not exist`);
+    if (row.caller_id !== input.caller_id) {
+      throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
+    }
+    if (row.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
+    if (row.redeemed_jti !== null) throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
+    if (row.redeemable_until === null || input.now > row.redeemable_until) {
+      throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
+    }
+    if (row.task_id !== null) {
+      // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
+      const task = ctx.sql.selectTask.get(row.task_id) as TaskRow | undefined;
+      if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
+        throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
+      }
+    }
+    const decision = decisionFromRow(row);
+    const grant = input.makeToken(decision);
+    assertGrant(grant);
+    if (ctx.sql.tokenExists.get(grant.jti) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
+    const token: TokenRecord = {
+      jti: grant.jti,
+      decision_id: id,
+      caller_id: row.caller_id,
+      agent_id: row.agent_id,
+      task_id: row.task_id,
+      scopes: [...grant.scopes],
+      audience: grant.audience,
+      issued_at: grant.issued_at,
+      expires_at: grant.expires_at,
+      revoked_at: null,
+      revoked_by: null,
+      revoke_reason: null,
+    };
+    const scopesJson = encodeData(token.scopes);
+    const event = ctx.chain.prepare({
+      type: 'token.issued',
+      time: input.now,
+      ...ids({
+        decision_id: id,
+        jti: token.jti,
+        task_id: token.task_id,
+        agent_id: token.agent_id,
+        caller_id: token.caller_id,
+        trace_id: input.trace_id,
+      }),
+      data: {
+        ...grant.event_data,
+        scopes: token.scopes,
+        audience: token.audience,
+        issued_at: token.issued_at,
+        expires_at: token.expires_at,
+      },
+    });
+    ctx.sql.insertToken.run(
+      token.jti,
+      id,
+      token.caller_id,
+      token.agent_id,
+      token.task_id,
+      scopesJson,
+      token.audience,
+      token.issued_at,
+      token.expires_at,
+    );
+    ctx.sql.markRedeemed.run(token.jti, input.now, id);
+    ctx.chain.append(event);
+    return { decision: { ...decision, redeemed_jti: token.jti, redeemed_at: input.now }, token };
+  });
+}
+
+export async function getToken(ctx: StoreContext, jti: string): Promise<TokenRecord | undefined> {
+  const row = ctx.sql.selectToken.get(jti) as TokenRow | undefined;
+  return row === undefined ? undefined : tokenFromRow(row);
+}
+
+export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): Promise<boolean> {
+  requireId('jti', input.jti);
+  requireId('caller_id', input.caller_id);
+  requireTime('at', input.at);
+  const reason = input.reason ?? 'revoked_by_caller';
+  return ctx.write(() => {
+    const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
+    if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
+    ctx.sql.revokeToken.run(input.at, input.caller_id, reason, input.jti);
+    ctx.chain.append(
+      ctx.chain.prepare({
+        type: 'token.revoked',
+        time: input.at,
+        ...ids({
+          decision_id: row.decision_id,
+          jti: row.jti,
+          task_id: row.task_id,
+          agent_id: row.agent_id,
+          caller_id: input.caller_id,
+          trace_id: input.trace_id,
+        }),
+        data: { reason, issued_to: row.caller_id },
+      }),
+    );
+    return true;
+  });
+}
+
+export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): Promise<void> {
+  requireId('jti', input.jti);
+  requireId('caller_id', input.caller_id);
+  requireTime('at', input.at);
+  const prepared = ctx.chain.prepare({
+    type: 'token.used',
+    time: input.at,
+    ...ids({ jti: input.jti, caller_id: input.caller_id, trace_id: input.trace_id }),
+    data: input.data,
+  });
+  return ctx.write(() => {
+    // Correlate with the token's decision, task and agent when the token is ours.
+    const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
+    const event =
+      row === undefined
+        ? prepared
+        : {
+            ...prepared,
+            event: {
+              ...prepared.event,
+              ...ids({ decision_id: row.decision_id, task_id: row.task_id, agent_id: row.agent_id }),
+            },
+          };
+    ctx.chain.append(event);
+  });
+}
+
+function assertGrant(grant: TokenGrant): void {
+  requireId('grant.jti', grant.jti);
+  requireTime('grant.issued_at', grant.issued_at);
+  requireTime('grant.expires_at', grant.expires_at);
+  if (!Array.isArray(grant.scopes) || !grant.scopes.every((s) => typeof s === 'string' && s !== '')) {
+    throw new TypeError('grant.scopes must be an array of non-empty strings');
+  }
+  if (grant.audience !== null && (typeof grant.audience !== 'string' || grant.audience === '')) {
+    throw new TypeError('grant.audience must be a non-empty string or null');
+  }
+}

@@ -1,0 +1,124 @@
+/** Rows as SQLite returns them, and their mapping to the records of store.ts. JSON columns hold canonical JSON. */
+import { AUDIT_ID_FIELDS, RawJson } from '../audit/index.js';
+import type { AuditEventType, AuditEventV1 } from '../audit/index.js';
+import type { DecisionOutcome, DecisionRecord, TaskRecord, TaskStatus, TokenRecord } from './store.js';
+
+export interface TaskRow {
+  id: string;
+  agent_id: string;
+  type: string;
+  context: string;
+  registered_by: string;
+  registered_at: string;
+  expires_at: string;
+  status: string;
+  completed_at: string | null;
+  completed_by: string | null;
+}
+
+export interface DecisionRow {
+  decision_id: string;
+  caller_id: string;
+  agent_id: string;
+  task_id: string | null;
+  integration: string;
+  outcome: string;
+  request: string;
+  result: string;
+  policy_revision: string;
+  trace_id: string | null;
+  created_at: string;
+  redeemable_until: string | null;
+  redeemed_jti: string | null;
+  redeemed_at: string | null;
+}
+
+export interface TokenRow {
+  jti: string;
+  decision_id: string;
+  caller_id: string;
+  agent_id: string;
+  task_id: string | null;
+  scopes: string;
+  audience: string | null;
+  issued_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  revoked_by: string | null;
+  revoke_reason: string | null;
+}
+
+export interface EventRow {
+  seq: number;
+  v: number;
+  time: string;
+  type: string;
+  decision_id: string | null;
+  jti: string | null;
+  task_id: string | null;
+  agent_id: string | null;
+  caller_id: string | null;
+  trace_id: string | null;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export function taskFromRow(row: TaskRow): TaskRecord {
+  return {
+    id: row.id,
+    agent_id: row.agent_id,
+    type: row.type,
+    context: JSON.parse(row.context) as TaskRecord['context'],
+    registered_by: row.registered_by,
+    registered_at: row.registered_at,
+    expires_at: row.expires_at,
+    status: row.status as TaskStatus,
+    completed_at: row.completed_at,
+    completed_by: row.completed_by,
+  };
+}
+
+export function decisionFromRow(row: DecisionRow): DecisionRecord {
+  return {
+    decision_id: row.decision_id,
+    caller_id: row.caller_id,
+    agent_id: row.agent_id,
+    task_id: row.task_id,
+    integration: row.integration,
+    outcome: row.outcome as DecisionOutcome,
+    request: JSON.parse(row.request) as unknown,
+    result: JSON.parse(row.result) as unknown,
+    policy_revision: row.policy_revision,
+    trace_id: row.trace_id,
+    created_at: row.created_at,
+    redeemable_until: row.redeemable_until,
+    redeemed_jti: row.redeemed_jti,
+    redeemed_at: row.redeemed_at,
+  };
+}
+
+export function tokenFromRow(row: TokenRow): TokenRecord {
+  return { ...row, scopes: JSON.parse(row.scopes) as string[] };
+}
+
+/**
+ * The event a row holds. With `raw`, `data` is left as the stored text (a RawJson), so that verification hashes
+ * exactly the stored bytes and a row whose data is not even JSON is reported as changed, not thrown.
+ */
+export function eventFromRow(row: EventRow, raw = false): AuditEventV1 {
+  const event = {
+    v: row.v,
+    seq: row.seq,
+    time: row.time,
+    type: row.type as AuditEventType,
+    data: raw ? new RawJson(row.data) : (JSON.parse(row.data) as unknown),
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+  } as AuditEventV1;
+  for (const field of AUDIT_ID_FIELDS) {
+    const id = row[field];
+    if (id !== null) event[field] = id;
+  }
+  return event;
+}

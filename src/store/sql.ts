@@ -1,0 +1,103 @@
+/**
+ * Every DML statement of the store, in one place and in portable SQL (positional `?` parameters; a PostgreSQL
+ * store renumbers them to `$n`). DDL lives in migrations.ts.
+ */
+
+const EVENT_COLUMNS =
+  'seq, v, time, type, decision_id, jti, task_id, agent_id, caller_id, trace_id, data, prev_hash, hash';
+
+export const SQL = {
+  // tasks
+  insertTask: `INSERT INTO tasks (id, agent_id, type, context, registered_by, registered_at, expires_at, status)
+    VALUES (?, ?, ?, ?, ?, ?, ?, 'active')`,
+  selectTask: 'SELECT * FROM tasks WHERE id = ?',
+  taskExists: 'SELECT 1 FROM tasks WHERE id = ?',
+  closeTask: `UPDATE tasks SET status = ?, completed_at = ?, completed_by = ? WHERE id = ? AND status = 'active'`,
+  selectExpiredTasks: `SELECT * FROM tasks WHERE status = 'active' AND expires_at <= ?
+    ORDER BY expires_at, id LIMIT ?`,
+
+  // decisions
+  insertDecision: `INSERT INTO decisions (decision_id, caller_id, agent_id, task_id, integration, outcome, request,
+    result, policy_revision, trace_id, created_at, redeemable_until)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  selectDecision: 'SELECT * FROM decisions WHERE decision_id = ?',
+  decisionExists: 'SELECT 1 FROM decisions WHERE decision_id = ?',
+  markRedeemed: `UPDATE decisions SET redeemed_jti = ?, redeemed_at = ?
+    WHERE decision_id = ? AND redeemed_jti IS NULL`,
+
+  // tokens
+  insertToken: `INSERT INTO tokens (jti, decision_id, caller_id, agent_id, task_id, scopes, audience, issued_at,
+    expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  selectToken: 'SELECT * FROM tokens WHERE jti = ?',
+  tokenExists: 'SELECT 1 FROM tokens WHERE jti = ?',
+  selectUnrevokedTokensOfTask: `SELECT * FROM tokens WHERE task_id = ? AND revoked_at IS NULL
+    ORDER BY issued_at, jti`,
+  revokeToken: `UPDATE tokens SET revoked_at = ?, revoked_by = ?, revoke_reason = ?
+    WHERE jti = ? AND revoked_at IS NULL`,
+
+  // audit chain
+  insertEvent: `INSERT INTO audit_events (${EVENT_COLUMNS}, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  selectLastEvent: 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+  selectFirstSeq: 'SELECT MIN(seq) AS seq FROM audit_events',
+  selectEventHash: 'SELECT hash FROM audit_events WHERE seq = ?',
+  selectFirstSeqAtOrAfter: 'SELECT MIN(seq) AS seq FROM audit_events WHERE time >= ?',
+  deleteEventsThrough: 'DELETE FROM audit_events WHERE seq <= ?',
+  selectLastCheckpoint: `SELECT last_pruned_seq, last_pruned_hash, pruned_at, pruned_count FROM audit_checkpoints
+    ORDER BY last_pruned_seq DESC LIMIT 1`,
+  insertCheckpoint: `INSERT INTO audit_checkpoints (last_pruned_seq, last_pruned_hash, pruned_at, pruned_count)
+    VALUES (?, ?, ?, ?)`,
+  /** A page of the raw chain for verification: seq in (after, through], in order. */
+  selectChainPage: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+  selectDecisionEvent: `SELECT seq, task_id FROM audit_events WHERE decision_id = ? AND type = 'decision'
+    ORDER BY seq LIMIT 1`,
+  selectDecisionChain: `SELECT ${EVENT_COLUMNS} FROM audit_events
+    WHERE decision_id = ? OR (task_id = ? AND type = 'task.completed' AND seq > ?) ORDER BY seq`,
+} as const;
+
+/** Filters of an event listing. Every field narrows the result; times compare as ISO 8601 text. */
+export interface EventFilter {
+  from_seq?: number;
+  to_seq?: number;
+  since?: string;
+  until?: string;
+  agent_id?: string;
+  task_id?: string;
+  decision_id?: string;
+  jti?: string;
+  caller_id?: string;
+  outcome?: string;
+  types?: readonly string[];
+}
+
+/**
+ * One keyset page of an event listing: `seq > ?` (the last seq seen) plus the filters, in seq order.
+ * Parameters: the filter values in the order below, then the last seq seen, then the page size.
+ */
+export function eventPageSql(filter: EventFilter): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown): void => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filter.from_seq !== undefined) add('seq >= ?', filter.from_seq);
+  if (filter.to_seq !== undefined) add('seq <= ?', filter.to_seq);
+  if (filter.since !== undefined) add('time >= ?', filter.since);
+  if (filter.until !== undefined) add('time < ?', filter.until);
+  if (filter.agent_id !== undefined) add('agent_id = ?', filter.agent_id);
+  if (filter.task_id !== undefined) add('task_id = ?', filter.task_id);
+  if (filter.decision_id !== undefined) add('decision_id = ?', filter.decision_id);
+  if (filter.jti !== undefined) add('jti = ?', filter.jti);
+  if (filter.caller_id !== undefined) add('caller_id = ?', filter.caller_id);
+  if (filter.outcome !== undefined) add('outcome = ?', filter.outcome);
+  if (filter.types !== undefined) {
+    if (filter.types.length === 0) where.push('1 = 0');
+    else {
+      where.push(`type IN (${filter.types.map(() => '?').join(', ')})`);
+      params.push(...filter.types);
+    }
+  }
+  where.push('seq > ?');
+  const sql = `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+  return { sql, params };
+}

@@ -1,0 +1,165 @@
+/**
+ * The embedded store: one SQLite file (better-sqlite3, WAL), one connection, one group-commit writer.
+ * A single process should own the file for writing; another process may read it, and even write to it (a CLI):
+ * the chain head is re-read in every transaction, so the chain cannot fork.
+ */
+import type { Database, Statement } from 'better-sqlite3';
+import { compileMask } from '../audit/index.js';
+import type { AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
+import * as audit from './audit-ops.js';
+import { ChainWriter } from './chain-writer.js';
+import * as decisions from './decision-ops.js';
+import { GroupCommitQueue } from './group-commit.js';
+import { migrate } from './migrations.js';
+import { openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
+import type { SqliteOpenOptions } from './sqlite-connection.js';
+import type {
+  ChainStart,
+  CompleteTaskInput,
+  DecisionRecord,
+  EventQuery,
+  ExpireTasksInput,
+  PruneEventsInput,
+  PruneResult,
+  RecordDecisionInput,
+  RedeemDecisionInput,
+  Redemption,
+  RegisterTaskInput,
+  RevokeTokenInput,
+  Store,
+  StoreStats,
+  TaskClosure,
+  TaskRecord,
+  TokenRecord,
+  TokenUseInput,
+} from './store.js';
+import { prepareStatements } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+import * as tasks from './task-ops.js';
+
+export interface SqliteStoreOptions extends SqliteOpenOptions {
+  /** Dotted paths (masking.ts syntax) replaced by their digest in event data and decision records. Default none. */
+  mask?: readonly string[];
+  /** HMAC key for mask digests. Default none (plain SHA-256). */
+  maskKey?: string | Uint8Array;
+  /** Most operations per transaction. Default 1000. */
+  maxBatchOps?: number;
+  /** Most operations waiting before writes are refused with store_unavailable. Default 100,000. */
+  maxQueuedOps?: number;
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database;
+  private readonly queue: GroupCommitQueue;
+  private readonly ctx: StoreContext;
+  private readonly chain: ChainWriter;
+  private readonly listings = new Map<string, Statement>();
+  private closing: Promise<void> | undefined;
+
+  /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a private in-memory one). */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    const db = openSqlite(path, options);
+    try {
+      migrate(db, new Date().toISOString());
+      return new SqliteStore(db, options);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  private constructor(db: Database, options: SqliteStoreOptions) {
+    this.db = db;
+    const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
+    const chain = new ChainWriter(db, mask);
+    this.chain = chain;
+    this.queue = new GroupCommitQueue(sqliteTransactionControl(db), {
+      ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),
+      ...(options.maxQueuedOps === undefined ? {} : { maxQueuedOps: options.maxQueuedOps }),
+      onBatchStart: () => chain.beginBatch(),
+      onBatchEnd: (committed) => chain.endBatch(committed),
+    });
+    const queue = this.queue;
+    this.ctx = {
+      db,
+      sql: prepareStatements(db),
+      chain,
+      mask,
+      write: <T>(fn: () => T): Promise<T> =>
+        queue.enqueue(() => {
+          const snapshot = chain.snapshot();
+          try {
+            return fn();
+          } catch (error) {
+            chain.restore(snapshot);
+            throw error;
+          }
+        }),
+    };
+  }
+
+  registerTask(input: RegisterTaskInput): Promise<TaskRecord> {
+    return tasks.registerTask(this.ctx, input);
+  }
+  getTask(id: string): Promise<TaskRecord | undefined> {
+    return tasks.getTask(this.ctx, id);
+  }
+  completeTask(input: CompleteTaskInput): Promise<TaskClosure> {
+    return tasks.completeTask(this.ctx, input);
+  }
+  expireTasks(input: ExpireTasksInput): Promise<TaskClosure[]> {
+    return tasks.expireTasks(this.ctx, input);
+  }
+
+  recordDecision(input: RecordDecisionInput): Promise<DecisionRecord> {
+    return decisions.recordDecision(this.ctx, input);
+  }
+  getDecision(decisionId: string): Promise<DecisionRecord | undefined> {
+    return decisions.getDecision(this.ctx, decisionId);
+  }
+  redeemDecision(input: RedeemDecisionInput): Promise<Redemption> {
+    return decisions.redeemDecision(this.ctx, input);
+  }
+  getToken(jti: string): Promise<TokenRecord | undefined> {
+    return decisions.getToken(this.ctx, jti);
+  }
+  revokeToken(input: RevokeTokenInput): Promise<boolean> {
+    return decisions.revokeToken(this.ctx, input);
+  }
+  recordTokenUse(input: TokenUseInput): Promise<void> {
+    return decisions.recordTokenUse(this.ctx, input);
+  }
+
+  appendEvents(events: readonly NewAuditEvent[]): Promise<AuditEventV1[]> {
+    return audit.appendEvents(this.ctx, events);
+  }
+  iterateEvents(query: EventQuery = {}): AsyncIterable<AuditEventV1> {
+    return audit.iterateEvents(this.ctx, this.listings, query);
+  }
+  decisionChain(decisionId: string): Promise<AuditEventV1[]> {
+    return audit.decisionChain(this.ctx, decisionId);
+  }
+  chainStart(): Promise<ChainStart> {
+    return audit.chainStart(this.ctx);
+  }
+  chainHead(): Promise<ChainHead> {
+    return audit.chainHead(this.ctx);
+  }
+  pruneEvents(input: PruneEventsInput): Promise<PruneResult> {
+    return audit.pruneEvents(this.ctx, input);
+  }
+  verifyStoredChain(options: Pick<VerifyOptions, 'expectedLast'> = {}): Promise<VerifyResult> {
+    return audit.verifyStoredChain(this.ctx, options);
+  }
+
+  stats(): StoreStats {
+    return { ...this.queue.stats(), events: this.chain.committed };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.queue.close().then(() => {
+      this.db.close();
+    });
+    return this.closing;
+  }
+}

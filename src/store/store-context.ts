@@ -1,0 +1,47 @@
+/** What the SQLite store's operation modules share: prepared statements, the chain writer and the writer queue. */
+import type { Database, Statement } from 'better-sqlite3';
+import { isIsoTime } from '../audit/index.js';
+import type { AuditIds, Masker } from '../audit/index.js';
+import type { ChainWriter } from './chain-writer.js';
+import { SQL } from './sql.js';
+
+export type Statements = { readonly [K in keyof typeof SQL]: Statement };
+
+export interface StoreContext {
+  db: Database;
+  sql: Statements;
+  chain: ChainWriter;
+  mask: Masker;
+  /**
+   * Runs `fn` inside the next group-commit transaction and resolves after COMMIT. If `fn` throws, its writes
+   * (and the chain head) are rolled back to where it started.
+   */
+  write<T>(fn: () => T): Promise<T>;
+}
+
+export function prepareStatements(db: Database): Statements {
+  const out: Partial<Record<keyof typeof SQL, Statement>> = {};
+  for (const key of Object.keys(SQL) as Array<keyof typeof SQL>) out[key] = db.prepare(SQL[key]);
+  return out as Statements;
+}
+
+/** Throws TypeError unless `value` is an ISO 8601 UTC time with milliseconds (they compare correctly as text). */
+export function requireTime(name: string, value: unknown): string {
+  if (!isIsoTime(value)) throw new TypeError(`${name} must be an ISO 8601 UTC time with milliseconds, got ${String(value)}`);
+  return value;
+}
+
+/** Throws TypeError unless `value` is a non-empty string. */
+export function requireId(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw new TypeError(`${name} must be a non-empty string`);
+  return value;
+}
+
+/** The ids that are set (null and undefined dropped), for an event envelope. */
+export function ids(values: { [K in keyof AuditIds]?: string | null | undefined }): AuditIds {
+  const out: AuditIds = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (value !== null && value !== undefined) out[key as keyof AuditIds] = value;
+  }
+  return out;
+}

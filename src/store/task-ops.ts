@@ -1,0 +1,119 @@
+/** Tasks: registration, lookup, completion and expiry. Closing a task revokes its tokens in the same transaction. */
+import { PdpError } from '../errors/pdp-error.js';
+import { encodeData } from './chain-writer.js';
+import { taskFromRow, tokenFromRow } from './rows.js';
+import type { TaskRow, TokenRow } from './rows.js';
+import type { CompleteTaskInput, ExpireTasksInput, RegisterTaskInput, TaskClosure, TaskRecord } from './store.js';
+import { ids, requireId, requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+
+export async function registerTask(ctx: StoreContext, input: RegisterTaskInput): Promise<TaskRecord> {
+  requireId('id', input.id);
+  requireId('agent_id', input.agent_id);
+  requireId('type', input.type);
+  requireId('registered_by', input.registered_by);
+  requireTime('registered_at', input.registered_at);
+  requireTime('expires_at', input.expires_at);
+  const contextJson = encodeData(input.context);
+  const record: TaskRecord = {
+    id: input.id,
+    agent_id: input.agent_id,
+    type: input.type,
+    context: { ...input.context },
+    registered_by: input.registered_by,
+    registered_at: input.registered_at,
+    expires_at: input.expires_at,
+    status: 'active',
+    completed_at: null,
+    completed_by: null,
+  };
+  const event = ctx.chain.prepare({
+    type: 'task.registered',
+    time: input.registered_at,
+    ...ids({ task_id: input.id, agent_id: input.agent_id, caller_id: input.registered_by, trace_id: input.trace_id }),
+    data: { type: input.type, context: record.context, expires_at: input.expires_at },
+  });
+  return ctx.write(() => {
+    if (ctx.sql.taskExists.get(input.id) !== undefined) {
+      throw new PdpError('task_exists', `task ${input.id} is already registered`);
+    }
+    ctx.sql.insertTask.run(
+      input.id,
+      input.agent_id,
+      input.type,
+      contextJson,
+      input.registered_by,
+      input.registered_at,
+      input.expires_at,
+    );
+    ctx.chain.append(event);
+    return record;
+  });
+}
+
+export async function getTask(ctx: StoreContext, id: string): Promise<TaskRecord | undefined> {
+  const row = ctx.sql.selectTask.get(id) as TaskRow | undefined;
+  return row === undefined ? undefined : taskFromRow(row);
+}
+
+export async function completeTask(ctx: StoreContext, input: CompleteTaskInput): Promise<TaskClosure> {
+  requireId('task_id', input.task_id);
+  requireId('by', input.by);
+  requireTime('at', input.at);
+  return ctx.write(() => {
+    const row = ctx.sql.selectTask.get(input.task_id) as TaskRow | undefined;
+    if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
+    if (row.status !== 'active') throw new PdpError('task_not_active', `task ${input.task_id} is ${row.status}`);
+    const task: TaskRecord = { ...taskFromRow(row), status: 'completed', completed_at: input.at, completed_by: input.by };
+    return closeTask(ctx, task, { at: input.at, by: input.by, trace_id: input.trace_id ?? null });
+  });
+}
+
+export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): Promise<TaskClosure[]> {
+  requireTime('now', input.now);
+  const limit = input.limit ?? 500;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+  return ctx.write(() => {
+    const rows = ctx.sql.selectExpiredTasks.all(input.now, limit) as TaskRow[];
+    return rows.map((row) => {
+      const task: TaskRecord = { ...taskFromRow(row), status: 'expired' };
+      return closeTask(ctx, task, { at: input.now, by: null, trace_id: null });
+    });
+  });
+}
+
+/**
+ * Inside a transaction: marks `task` closed (its status says how), revokes every unrevoked token of the task,
+ * and appends task.completed followed by one token.revoked per token.
+ */
+function closeTask(
+  ctx: StoreContext,
+  task: TaskRecord,
+  how: { at: string; by: string | null; trace_id: string | null },
+): TaskClosure {
+  ctx.sql.closeTask.run(task.status, task.completed_at, task.completed_by, task.id);
+  const reason = task.status === 'completed' ? 'task_completed' : 'task_expired';
+  const tokens = (ctx.sql.selectUnrevokedTokensOfTask.all(task.id) as TokenRow[]).map(tokenFromRow);
+  for (const token of tokens) ctx.sql.revokeToken.run(how.at, how.by, reason, token.jti);
+  const revokedJtis = tokens.map((t) => t.jti);
+  const common = { task_id: task.id, agent_id: task.agent_id, caller_id: how.by, trace_id: how.trace_id };
+  ctx.chain.append(
+    ctx.chain.prepare({
+      type: 'task.completed',
+      time: how.at,
+      ...ids(common),
+      data: { status: task.status, expires_at: task.expires_at, revoked_jtis: revokedJtis },
+    }),
+  );
+  for (const token of tokens) {
+    ctx.chain.append(
+      ctx.chain.prepare({
+        type: 'token.revoked',
+        time: how.at,
+        ...ids({ ...common, jti: token.jti, decision_id: token.decision_id }),
+        data: { reason, issued_to: token.caller_id },
+      }),
+    );
+  }
+  return { task, revoked_jtis: revokedJtis };
+}
