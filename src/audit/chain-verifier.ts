@@ -39,7 +39,7 @@ export type VerifyResult =
       /** The first seq at which the chain departs from the original. */
       seq: number;
       message: string;
-      /** Events verified before the break. */
+      /** Events that verified and precede the break (a re-hashed or forged event is only caught by its successor). */
       verified: number;
     };
 
@@ -71,6 +71,7 @@ export class ChainVerifier {
   private count = 0;
   private state: State = { kind: 'scanning' };
   private readonly anchor: ChainHead | undefined;
+  private readonly startSeq: number;
 
   constructor(options: VerifyOptions = {}) {
     const startSeq = options.startSeq ?? 1;
@@ -78,6 +79,7 @@ export class ChainVerifier {
     if (!Number.isSafeInteger(startSeq) || startSeq < 1) throw new TypeError('startSeq must be an integer >= 1');
     if (!isHash(startPrevHash)) throw new TypeError('startPrevHash must be 64 lowercase hex characters');
     this.expectedSeq = startSeq;
+    this.startSeq = startSeq;
     this.prevHash = startPrevHash;
     this.anchor = options.expectedLast;
   }
@@ -177,7 +179,9 @@ export class ChainVerifier {
   }
 
   private finish(kind: ChainBreakKind, seq: number, message: string): void {
-    this.state = { kind: 'done', result: { ok: false, kind, seq, message, verified: this.count } };
+    // Accepted events are contiguous from startSeq; those at or after the break's seq do not count.
+    const verified = Math.min(this.count, Math.max(0, seq - this.startSeq));
+    this.state = { kind: 'done', result: { ok: false, kind, seq, message, verified } };
   }
 }
 

@@ -1,5 +1,12 @@
 /** The public face of src/audit/: event types, canonical encoding, hash chain, verification, masking, export. */
-export { AUDIT_EVENT_TYPES, AUDIT_EVENT_VERSION, AUDIT_ID_FIELDS, assertNewAuditEvent, isAuditEventType, isIsoTime } from './audit-event.js';
+export {
+  AUDIT_EVENT_TYPES,
+  AUDIT_EVENT_VERSION,
+  AUDIT_ID_FIELDS,
+  assertNewAuditEvent,
+  isAuditEventType,
+  isIsoTime,
+} from './audit-event.js';
 export type { AuditEventType, AuditEventV1, AuditIds, NewAuditEvent } from './audit-event.js';
 export { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson } from './canonical-json.js';
 export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, sealEvent } from './hash-chain.js';

@@ -7,7 +7,7 @@ import { eventPageSql } from './sql.js';
 import { eventFromRow } from './rows.js';
 import type { EventRow } from './rows.js';
 import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult } from './store.js';
-import { requireTime } from './store-context.js';
+import { read, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 /** Rows read per query when streaming: memory stays flat and the writer gets the connection between pages. */
@@ -40,7 +40,7 @@ export async function* iterateEvents(
   let after = 0;
   for (;;) {
     const rows = readPage(statement, [...params, after, PAGE_SIZE]);
-    for (const row of rows) yield eventFromRow(row);
+    for (const event of read(() => rows.map((row) => eventFromRow(row)))) yield event;
     const last = rows[rows.length - 1];
     if (last === undefined || rows.length < PAGE_SIZE) return;
     after = last.seq;
@@ -48,6 +48,10 @@ export async function* iterateEvents(
 }
 
 export async function decisionChain(ctx: StoreContext, decisionId: string): Promise<AuditEventV1[]> {
+  return read(() => decisionChainNow(ctx, decisionId));
+}
+
+function decisionChainNow(ctx: StoreContext, decisionId: string): AuditEventV1[] {
   const anchor = ctx.sql.selectDecisionEvent.get(decisionId) as { seq: number; task_id: string | null } | undefined;
   let taskId = anchor?.task_id ?? null;
   if (anchor === undefined) {
@@ -64,13 +68,17 @@ export function latestCheckpoint(ctx: StoreContext): AuditCheckpoint | null {
 }
 
 export async function chainStart(ctx: StoreContext): Promise<ChainStart> {
+  return read(() => chainStartNow(ctx));
+}
+
+function chainStartNow(ctx: StoreContext): ChainStart {
   const checkpoint = latestCheckpoint(ctx);
   if (checkpoint === null) return { start_seq: 1, start_prev_hash: GENESIS_HASH, checkpoint };
   return { start_seq: checkpoint.last_pruned_seq + 1, start_prev_hash: checkpoint.last_pruned_hash, checkpoint };
 }
 
 export async function chainHead(ctx: StoreContext): Promise<ChainHead> {
-  return ctx.chain.readHead();
+  return read(() => ctx.chain.readHead());
 }
 
 /**
@@ -110,7 +118,7 @@ export async function verifyStoredChain(
   options: Pick<VerifyOptions, 'expectedLast'> = {},
 ): Promise<VerifyResult> {
   const start = await chainStart(ctx);
-  const through = ctx.chain.readHead().seq;
+  const through = (await chainHead(ctx)).seq;
   const verifier = new ChainVerifier({
     startSeq: start.start_seq,
     startPrevHash: start.start_prev_hash,
@@ -131,9 +139,5 @@ export async function verifyStoredChain(
 }
 
 function readPage(statement: Statement, params: unknown[]): EventRow[] {
-  try {
-    return statement.all(...params) as EventRow[];
-  } catch (error) {
-    throw new PdpError('store_unavailable', 'cannot read audit events', { cause: error });
-  }
+  return read(() => statement.all(...params) as EventRow[]);
 }

@@ -14,7 +14,7 @@ import type {
   TokenRecord,
   TokenUseInput,
 } from './store.js';
-import { ids, requireId, requireTime } from './store-context.js';
+import { ids, read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 const OUTCOMES = new Set(['allow', 'deny', 'undefined', 'error']);
@@ -68,7 +68,11 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
         trace_id: decision.trace_id,
       }),
       // Input and result are encoded once, for the row and the event alike.
-      data: { input: new RawJson(inputJson), result: new RawJson(resultJson), policy_revision: decision.policy_revision },
+      data: {
+        input: new RawJson(inputJson),
+        result: new RawJson(resultJson),
+        policy_revision: decision.policy_revision,
+      },
     },
     { outcome: decision.outcome, premasked: true },
   );
@@ -96,8 +100,10 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
 }
 
 export async function getDecision(ctx: StoreContext, decisionId: string): Promise<DecisionRecord | undefined> {
-  const row = ctx.sql.selectDecision.get(decisionId) as DecisionRow | undefined;
-  return row === undefined ? undefined : decisionFromRow(row);
+  return read(() => {
+    const row = ctx.sql.selectDecision.get(decisionId) as DecisionRow | undefined;
+    return row === undefined ? undefined : decisionFromRow(row);
+  });
 }
 
 export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInput): Promise<Redemption> {
@@ -112,7 +118,9 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
       throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
     }
     if (row.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
-    if (row.redeemed_jti !== null) throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
+    if (row.redeemed_jti !== null) {
+      throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
+    }
     if (row.redeemable_until === null || input.now > row.redeemable_until) {
       throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
     }
@@ -179,8 +187,10 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
 }
 
 export async function getToken(ctx: StoreContext, jti: string): Promise<TokenRecord | undefined> {
-  const row = ctx.sql.selectToken.get(jti) as TokenRow | undefined;
-  return row === undefined ? undefined : tokenFromRow(row);
+  return read(() => {
+    const row = ctx.sql.selectToken.get(jti) as TokenRow | undefined;
+    return row === undefined ? undefined : tokenFromRow(row);
+  });
 }
 
 export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): Promise<boolean> {

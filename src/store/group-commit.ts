@@ -74,7 +74,9 @@ export class GroupCommitQueue {
     this.tx = tx;
     this.maxBatchOps = options.maxBatchOps ?? 1000;
     this.maxQueuedOps = options.maxQueuedOps ?? 100_000;
-    if (!Number.isSafeInteger(this.maxBatchOps) || this.maxBatchOps < 1) throw new TypeError('maxBatchOps must be >= 1');
+    if (!Number.isSafeInteger(this.maxBatchOps) || this.maxBatchOps < 1) {
+      throw new TypeError('maxBatchOps must be >= 1');
+    }
     if (!Number.isSafeInteger(this.maxQueuedOps) || this.maxQueuedOps < 1) {
       throw new TypeError('maxQueuedOps must be >= 1');
     }
@@ -164,7 +166,9 @@ export class GroupCommitQueue {
       this.tx.releaseSavepoint();
       return { ok: true, value };
     } catch (error) {
-      if (this.tx.isStoreFailure(error) || !this.tx.inTransaction()) throw new BatchAborted('batch aborted', { cause: error });
+      if (this.tx.isStoreFailure(error) || !this.tx.inTransaction()) {
+        throw new BatchAborted('batch aborted', { cause: error });
+      }
       this.tx.rollbackToSavepoint();
       this.tx.releaseSavepoint();
       return { ok: false, error };

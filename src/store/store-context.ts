@@ -1,6 +1,7 @@
 /** What the SQLite store's operation modules share: prepared statements, the chain writer and the writer queue. */
 import type { Database, Statement } from 'better-sqlite3';
 import { isIsoTime } from '../audit/index.js';
+import { PdpError, isPdpError } from '../errors/pdp-error.js';
 import type { AuditIds, Masker } from '../audit/index.js';
 import type { ChainWriter } from './chain-writer.js';
 import { SQL } from './sql.js';
@@ -19,6 +20,16 @@ export interface StoreContext {
   write<T>(fn: () => T): Promise<T>;
 }
 
+/** Runs a read; any failure that is not already a PdpError (closed connection, I/O error) is store_unavailable. */
+export function read<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (isPdpError(error)) throw error;
+    throw new PdpError('store_unavailable', 'the store could not be read', { cause: error });
+  }
+}
+
 export function prepareStatements(db: Database): Statements {
   const out: Partial<Record<keyof typeof SQL, Statement>> = {};
   for (const key of Object.keys(SQL) as Array<keyof typeof SQL>) out[key] = db.prepare(SQL[key]);
@@ -27,7 +38,9 @@ export function prepareStatements(db: Database): Statements {
 
 /** Throws TypeError unless `value` is an ISO 8601 UTC time with milliseconds (they compare correctly as text). */
 export function requireTime(name: string, value: unknown): string {
-  if (!isIsoTime(value)) throw new TypeError(`${name} must be an ISO 8601 UTC time with milliseconds, got ${String(value)}`);
+  if (!isIsoTime(value)) {
+    throw new TypeError(`${name} must be an ISO 8601 UTC time with milliseconds, got ${String(value)}`);
+  }
   return value;
 }
 

@@ -10,7 +10,14 @@
  * Times are ISO 8601 UTC strings with milliseconds (`Date.prototype.toISOString()`); the store never reads the clock.
  * Records come back as stored: decision records and event data after masking.
  */
-import type { AuditEventType, AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
+import type {
+  AuditEventType,
+  AuditEventV1,
+  ChainHead,
+  NewAuditEvent,
+  VerifyOptions,
+  VerifyResult,
+} from '../audit/index.js';
 
 export type DecisionOutcome = 'allow' | 'deny' | 'undefined' | 'error';
 export type TaskContextValue = string | number | boolean;

@@ -4,7 +4,7 @@ import { encodeData } from './chain-writer.js';
 import { taskFromRow, tokenFromRow } from './rows.js';
 import type { TaskRow, TokenRow } from './rows.js';
 import type { CompleteTaskInput, ExpireTasksInput, RegisterTaskInput, TaskClosure, TaskRecord } from './store.js';
-import { ids, requireId, requireTime } from './store-context.js';
+import { ids, read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 export async function registerTask(ctx: StoreContext, input: RegisterTaskInput): Promise<TaskRecord> {
@@ -52,8 +52,10 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
 }
 
 export async function getTask(ctx: StoreContext, id: string): Promise<TaskRecord | undefined> {
-  const row = ctx.sql.selectTask.get(id) as TaskRow | undefined;
-  return row === undefined ? undefined : taskFromRow(row);
+  return read(() => {
+    const row = ctx.sql.selectTask.get(id) as TaskRow | undefined;
+    return row === undefined ? undefined : taskFromRow(row);
+  });
 }
 
 export async function completeTask(ctx: StoreContext, input: CompleteTaskInput): Promise<TaskClosure> {
@@ -64,7 +66,12 @@ export async function completeTask(ctx: StoreContext, input: CompleteTaskInput):
     const row = ctx.sql.selectTask.get(input.task_id) as TaskRow | undefined;
     if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
     if (row.status !== 'active') throw new PdpError('task_not_active', `task ${input.task_id} is ${row.status}`);
-    const task: TaskRecord = { ...taskFromRow(row), status: 'completed', completed_at: input.at, completed_by: input.by };
+    const task: TaskRecord = {
+      ...taskFromRow(row),
+      status: 'completed',
+      completed_at: input.at,
+      completed_by: input.by,
+    };
     return closeTask(ctx, task, { at: input.at, by: input.by, trace_id: input.trace_id ?? null });
   });
 }

@@ -1,0 +1,89 @@
+import { createHash, createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, compileMask } from '../../src/audit/index.js';
+
+const sha = (value: unknown) => 'sha256:' + createHash('sha256').update(canonicalJson(value)).digest('hex');
+
+const event = {
+  input: {
+    task: { id: 't-1', context: { ssn: '123-45-6789', customer_id: '1234' } },
+    scopes: ['a', 'b'],
+    contacts: [{ ssn: '111' }, { ssn: '222', name: 'x' }],
+  },
+  request: { task: { context: { ssn: '123-45-6789' } } },
+};
+
+describe('compileMask', () => {
+  it.each([
+    {
+      note: 'one field',
+      paths: ['input.task.context.ssn'],
+      expected: { ...event, input: { ...event.input, task: { id: 't-1', context: { ssn: sha('123-45-6789'), customer_id: '1234' } } } },
+    },
+    {
+      note: 'a whole object, digested as its canonical JSON',
+      paths: ['input.task.context'],
+      expected: { ...event, input: { ...event.input, task: { id: 't-1', context: sha(event.input.task.context) } } },
+    },
+    {
+      note: 'every element with *',
+      paths: ['input.contacts.*.ssn'],
+      expected: { ...event, input: { ...event.input, contacts: [{ ssn: sha('111') }, { ssn: sha('222'), name: 'x' }] } },
+    },
+    {
+      note: 'an array index',
+      paths: ['input.scopes.1'],
+      expected: { ...event, input: { ...event.input, scopes: ['a', sha('b')] } },
+    },
+    {
+      note: 'any depth with **',
+      paths: ['**.ssn'],
+      expected: {
+        input: {
+          task: { id: 't-1', context: { ssn: sha('123-45-6789'), customer_id: '1234' } },
+          scopes: ['a', 'b'],
+          contacts: [{ ssn: sha('111') }, { ssn: sha('222'), name: 'x' }],
+        },
+        request: { task: { context: { ssn: sha('123-45-6789') } } },
+      },
+    },
+    { note: 'a path that does not exist', paths: ['input.task.context.phone', 'nothing.here'], expected: event },
+  ])('masks $note', ({ paths, expected }) => {
+    const before = structuredClone(event);
+    expect(compileMask(paths)(event)).toEqual(expected);
+    expect(event).toEqual(before);
+  });
+
+  it('returns the same object when nothing matched, and for no paths', () => {
+    expect(compileMask(['missing'])(event)).toBe(event);
+    expect(compileMask([])(event)).toBe(event);
+  });
+
+  it('gives equal values equal digests, so masked events can still be correlated', () => {
+    const masked = compileMask(['**.ssn'])(event);
+    expect(masked.input.task.context.ssn).toBe(masked.request.task.context.ssn);
+  });
+
+  it('uses HMAC when a key is configured', () => {
+    const masked = compileMask(['request.task.context.ssn'], { key: 'k1' })(event);
+    const mac = createHmac('sha256', 'k1').update(canonicalJson('123-45-6789')).digest('hex');
+    expect(masked.request.task.context.ssn).toBe(`hmac-sha256:${mac}`);
+  });
+
+  it('keeps a JSON "__proto__" key an own property', () => {
+    const value = JSON.parse('{"__proto__":{"ssn":"1"},"a":{"ssn":"2"}}') as Record<string, unknown>;
+    const masked = compileMask(['a.ssn'])(value);
+    expect(Object.getPrototypeOf(masked)).toBe(Object.prototype);
+    expect(Object.keys(masked)).toEqual(['__proto__', 'a']);
+    expect(canonicalJson(masked)).toBe(`{"__proto__":{"ssn":"1"},"a":{"ssn":"${sha('2')}"}}`);
+  });
+
+  it.each([
+    { note: 'empty path', path: '' },
+    { note: 'empty segment', path: 'input..ssn' },
+    { note: 'trailing **', path: 'input.**' },
+    { note: 'double **', path: '**.**.ssn' },
+  ])('refuses $note', ({ path }) => {
+    expect(() => compileMask([path])).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,151 @@
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GENESIS_HASH, exportJsonl, verifyExportLines } from '../../src/audit/index.js';
+import type { AuditEventV1, NewAuditEvent } from '../../src/audit/index.js';
+import { at, decision, tempStore } from './store-fixtures.js';
+import type { TempStore } from './store-fixtures.js';
+
+let temp: TempStore;
+afterEach(async () => temp.cleanup());
+
+const policyLoaded = (i: number): NewAuditEvent => ({ type: 'policy.loaded', time: at(i), data: { revision: `rev-${i}` } });
+
+async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of source) out.push(item);
+  return out;
+}
+
+describe('iterateEvents', () => {
+  it('streams every event in seq order across many pages', async () => {
+    temp = tempStore();
+    await temp.store.appendEvents(Array.from({ length: 1234 }, (_, i) => policyLoaded(i)));
+    const events = await collect(temp.store.iterateEvents());
+    expect(events).toHaveLength(1234);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1));
+  });
+
+  it.each([
+    { note: 'types', query: { types: ['decision' as const] }, expected: ['d-1', 'd-2', 'd-3'] },
+    { note: 'outcome', query: { outcome: 'deny' as const }, expected: ['d-2'] },
+    { note: 'decision_id', query: { decision_id: 'd-3' }, expected: ['d-3'] },
+    { note: 'caller_id', query: { caller_id: 'pep-b' }, expected: ['d-3'] },
+    { note: 'since and until', query: { since: at(20), until: at(30) }, expected: ['d-2', 'policy'] },
+    { note: 'from_seq', query: { from_seq: 3 }, expected: ['d-2', 'policy', 'd-3'] },
+    { note: 'no match', query: { agent_id: 'nobody' }, expected: [] },
+    { note: 'no types', query: { types: [] }, expected: [] },
+  ])('filters by $note', async ({ query, expected }) => {
+    temp = tempStore();
+    await temp.store.recordDecision(decision('d-1', { created_at: at(10) }));
+    await temp.store.appendEvents([policyLoaded(15)]);
+    await temp.store.recordDecision(decision('d-2', { outcome: 'deny', created_at: at(20), redeemable_until: null }));
+    await temp.store.appendEvents([policyLoaded(25)]);
+    await temp.store.recordDecision(decision('d-3', { caller_id: 'pep-b', created_at: at(30) }));
+    const events = await collect(temp.store.iterateEvents(query));
+    expect(events.map((e) => e.decision_id ?? 'policy')).toEqual(expected);
+  });
+
+  it('does not hold up writers while a slow consumer is between events', async () => {
+    temp = tempStore();
+    await temp.store.appendEvents(Array.from({ length: 1200 }, (_, i) => policyLoaded(i)));
+    let seen = 0;
+    for await (const _event of temp.store.iterateEvents()) {
+      seen++;
+      if (seen % 400 === 0) await temp.store.appendEvents([policyLoaded(5000 + seen)]);
+    }
+    expect(seen).toBeGreaterThanOrEqual(1200);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 1203 });
+  });
+});
+
+describe('pruneEvents', () => {
+  it('deletes the old prefix, writes a checkpoint, and the rest still verifies', async () => {
+    temp = tempStore();
+    const written = await temp.store.appendEvents(Array.from({ length: 10 }, (_, i) => policyLoaded(i + 1)));
+    const fifth = written[4] as AuditEventV1;
+
+    const result = await temp.store.pruneEvents({ before: at(6), at: at(100) });
+    expect(result).toEqual({
+      pruned: 5,
+      checkpoint: { last_pruned_seq: 5, last_pruned_hash: fifth.hash, pruned_at: at(100), pruned_count: 5 },
+    });
+    expect(await temp.store.chainStart()).toMatchObject({ start_seq: 6, start_prev_hash: fifth.hash });
+    expect((await collect(temp.store.iterateEvents())).map((e) => e.seq)).toEqual([6, 7, 8, 9, 10]);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 5, last_seq: 10 });
+
+    await temp.store.appendEvents([policyLoaded(11)]);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 6, last_seq: 11 });
+    expect(await temp.store.pruneEvents({ before: at(6), at: at(101) })).toMatchObject({ pruned: 0, checkpoint: { last_pruned_seq: 5 } });
+  });
+
+  it('keeps the chain going after everything was pruned, and across a restart', async () => {
+    temp = tempStore();
+    await temp.store.appendEvents(Array.from({ length: 3 }, (_, i) => policyLoaded(i)));
+    const head = await temp.store.chainHead();
+    expect(await temp.store.pruneEvents({ before: at(1000), at: at(1000) })).toMatchObject({ pruned: 3 });
+    expect(await temp.store.chainHead()).toEqual(head);
+    const store = await temp.reopen();
+    const [next] = await store.appendEvents([policyLoaded(1001)]);
+    expect(next).toMatchObject({ seq: 4, prev_hash: head.hash });
+    expect(await store.verifyStoredChain()).toMatchObject({ ok: true, count: 1, last_seq: 4 });
+  });
+
+  it('still detects a deletion right after the checkpoint, and a forged checkpoint', async () => {
+    temp = tempStore();
+    await temp.store.appendEvents(Array.from({ length: 10 }, (_, i) => policyLoaded(i + 1)));
+    await temp.store.pruneEvents({ before: at(6), at: at(100) });
+    await temp.store.close();
+
+    const db = new Database(temp.path);
+    db.prepare('DELETE FROM audit_events WHERE seq = 6').run();
+    db.close();
+    expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'removed', seq: 6 });
+
+    await temp.store.close();
+    const db2 = new Database(temp.path);
+    db2.prepare('UPDATE audit_checkpoints SET last_pruned_seq = 6, last_pruned_hash = ?').run('0'.repeat(64));
+    db2.close();
+    expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'changed', seq: 7 });
+  });
+
+  it('exports a pruned chain that verifies as a file, with no access to the store', async () => {
+    temp = tempStore();
+    await temp.store.appendEvents(Array.from({ length: 10 }, (_, i) => policyLoaded(i + 1)));
+    await temp.store.pruneEvents({ before: at(4), at: at(100) });
+    const start = await temp.store.chainStart();
+    const lines: string[] = [];
+    for await (const line of exportJsonl(start, temp.store.iterateEvents())) lines.push(line);
+    await temp.store.close();
+    expect(await verifyExportLines(lines)).toMatchObject({ ok: true, count: 7, header: { start_seq: 4 } });
+    expect(start.start_prev_hash).not.toBe(GENESIS_HASH);
+  });
+});
+
+describe('masking in the store', () => {
+  it('stores configured fields only as digests: in events, in decision rows, anywhere in the file', async () => {
+    temp = tempStore({ mask: ['input.task.context.ssn', 'request.task.context.ssn', 'credential'] });
+    const ssn = '987-65-4321';
+    const context = { customer_id: '1234', ssn };
+    const recorded = await temp.store.recordDecision(
+      decision('d-1', {
+        request: { agent_id: 'support-resolver', task: { id: 't-1', context } },
+        input: { agent_id: 'support-resolver', task: { id: 't-1', context, registered: false } },
+      }),
+    );
+    await temp.store.appendEvents([{ type: 'auth.failed', time: at(2), data: { credential: 'hunter2-secret' } }]);
+
+    const digest = (recorded.request as { task: { context: { ssn: string } } }).task.context.ssn;
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const [event] = await temp.store.decisionChain('d-1');
+    expect(event?.data).toMatchObject({ input: { task: { context: { customer_id: '1234', ssn: digest } } } });
+    expect((await temp.store.getDecision('d-1'))?.request).toEqual(recorded.request);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
+
+    await temp.store.close();
+    const bytes = readFileSync(temp.path).toString('latin1');
+    expect(bytes).toContain('customer_id');
+    expect(bytes).not.toContain(ssn);
+    expect(bytes).not.toContain('hunter2-secret');
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * Tampering with the SQLite file behind the store's back (better-sqlite3 on the same file), as someone with
+ * write access to the database would: `verifyStoredChain` must fail and name the first event touched.
+ */
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { hashEvent, sealEvent } from '../../src/audit/index.js';
+import type { AuditEventV1 } from '../../src/audit/index.js';
+import { at, decision, grant, task, tempStore } from './store-fixtures.js';
+import type { TempStore } from './store-fixtures.js';
+
+let temp: TempStore;
+afterEach(async () => temp.cleanup());
+
+/** Ten events of several types: seq 1 task.registered, 2-3 decisions, 4 token.issued, ... */
+beforeEach(async () => {
+  temp = tempStore();
+  const s = temp.store;
+  await s.registerTask(task('t-1'));
+  await s.recordDecision(decision('d-1', { task_id: 't-1' }));
+  await s.recordDecision(decision('d-2', { outcome: 'deny' }));
+  await s.redeemDecision({ decision_id: 'd-1', caller_id: 'support-middleware', now: at(5), makeToken: () => grant() });
+  await s.recordTokenUse({ jti: 'j', caller_id: 'crm-api', at: at(6), data: { active: false } });
+  await s.appendEvents([
+    { type: 'policy.loaded', time: at(7), data: { revision: 'rev-2' } },
+    { type: 'auth.failed', time: at(8), caller_id: 'mallory', data: { reason: 'bad_key' } },
+  ]);
+  await s.recordDecision(decision('d-3'));
+  await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(10) });
+  expect(await s.verifyStoredChain()).toMatchObject({ ok: true, count: 10 });
+  await s.close();
+});
+
+/** Runs `tamper` on the raw file, reopens the store and verifies. */
+async function tamperAndVerify(tamper: (db: Database.Database) => void) {
+  const db = new Database(temp.path);
+  try {
+    tamper(db);
+  } finally {
+    db.close();
+  }
+  return (await temp.reopen()).verifyStoredChain();
+}
+
+function row(db: Database.Database, seq: number): Record<string, unknown> {
+  return db.prepare('SELECT * FROM audit_events WHERE seq = ?').get(seq) as Record<string, unknown>;
+}
+
+/** Shifts seq of every row from `from` on by `by`, through negative values to dodge the primary key. */
+function renumber(db: Database.Database, from: number, by: number): void {
+  db.prepare('UPDATE audit_events SET seq = -seq WHERE seq >= ?').run(from);
+  db.prepare('UPDATE audit_events SET seq = -seq + ? WHERE seq < 0').run(by);
+}
+
+function eventOf(r: Record<string, unknown>): AuditEventV1 {
+  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(r['data'] as string), prev_hash: r['prev_hash'], hash: r['hash'] };
+  for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
+  return event as unknown as AuditEventV1;
+}
+
+describe('verifyStoredChain after tampering with the database file', () => {
+  it('names an event whose data was edited', async () => {
+    const result = await tamperAndVerify((db) => {
+      db.prepare(`UPDATE audit_events SET data = replace(data, '"tickets:write"', '"tickets:admin"') WHERE seq = 4`).run();
+    });
+    expect(result).toMatchObject({ ok: false, kind: 'changed', seq: 4 });
+  });
+
+  it('names an event that was edited and re-hashed by someone who knows the algorithm', async () => {
+    const result = await tamperAndVerify((db) => {
+      const edited = { ...eventOf(row(db, 6)), data: { revision: 'rev-evil' } };
+      const { hash: _old, ...unsealed } = edited;
+      db.prepare('UPDATE audit_events SET data = ?, hash = ? WHERE seq = 6').run(JSON.stringify(edited.data), hashEvent(unsealed));
+    });
+    expect(result).toMatchObject({ ok: false, kind: 'changed', seq: 6 });
+  });
+
+  it('names a deleted event', async () => {
+    const result = await tamperAndVerify((db) => {
+      db.prepare('DELETE FROM audit_events WHERE seq = 5').run();
+    });
+    expect(result).toMatchObject({ ok: false, kind: 'removed', seq: 5 });
+  });
+
+  it('names a deleted event even when the rows after it were renumbered to hide the gap', async () => {
+    const result = await tamperAndVerify((db) => {
+      db.prepare('DELETE FROM audit_events WHERE seq = 5').run();
+      renumber(db, 6, -1);
+    });
+    expect(result).toMatchObject({ ok: false, kind: 'removed', seq: 5 });
+  });
+
+  it('names an inserted event (forged with a valid hash, rows after it renumbered)', async () => {
+    const result = await tamperAndVerify((db) => {
+      const prev = eventOf(row(db, 4));
+      const forged = sealEvent(prev, { type: 'token.issued', time: at(5), jti: 'forged', data: { scopes: ['admin'] } });
+      renumber(db, 5, 1);
+      db.prepare(`INSERT INTO audit_events (seq, v, time, type, jti, data, prev_hash, hash) VALUES (?, 1, ?, ?, ?, ?, ?, ?)`).run(
+        forged.seq,
+        forged.time,
+        forged.type,
+        forged.jti,
+        JSON.stringify(forged.data),
+        forged.prev_hash,
+        forged.hash,
+      );
+    });
+    expect(result).toMatchObject({ ok: false, kind: 'inserted', seq: 5 });
+  });
+
+  it('names two swapped events', async () => {
+    const result = await tamperAndVerify((db) => {
+      const a = row(db, 3);
+      const b = row(db, 4);
+      const columns = Object.keys(a).filter((c) => c !== 'seq');
+      const update = db.prepare(`UPDATE audit_events SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE seq = ?`);
+      db.prepare('DELETE FROM audit_events WHERE seq IN (3, 4)').run();
+      db.prepare('INSERT INTO audit_events (seq, v, time, type, data, prev_hash, hash) VALUES (3, 1, 0, 0, 0, 0, 0), (4, 1, 0, 0, 0, 0, 0)').run();
+      update.run(...columns.map((c) => b[c]), 3);
+      update.run(...columns.map((c) => a[c]), 4);
+    });
+    expect(result).toMatchObject({ ok: false, kind: 'reordered', seq: 3 });
+  });
+
+  it('detects a deleted tail only against a head recorded elsewhere', async () => {
+    const head = await (await temp.reopen()).chainHead();
+    expect(head.seq).toBe(10);
+    const result = await tamperAndVerify((db) => {
+      db.prepare('DELETE FROM audit_events WHERE seq >= 9').run();
+    });
+    expect(result).toMatchObject({ ok: true, count: 8 });
+    expect(await temp.store.verifyStoredChain({ expectedLast: head })).toMatchObject({ ok: false, kind: 'removed', seq: 9 });
+  });
+});
