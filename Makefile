@@ -71,5 +71,9 @@ test-ts: $(NODE_STAMP) tools
 
 test: setup test-rego bundle-check typecheck build test-ts
 
+# The WASM-vs-OPA oracle with 10x the cases of `make test`; ORACLE_SEED=<n> replays a failure.
+fuzz: setup bundle-check
+	ORACLE_SETS=$${ORACLE_SETS:-250} ORACLE_REQUESTS=$${ORACLE_REQUESTS:-40} vitest run test/oracle
+
 clean:
 	rm -rf dist .tools data
