@@ -71,9 +71,15 @@ test-ts: $(NODE_STAMP) tools
 
 test: setup test-rego bundle-check typecheck build test-ts
 
+# The three PEP examples against a PDP the demo starts itself (free loopback port, temp data dir, dev keys).
+demo: build
+	rm -rf dist-examples
+	tsc -p examples/tsconfig.json
+	node dist-examples/examples/demo.js
+
 # The WASM-vs-OPA oracle with 10x the cases of `make test`; ORACLE_SEED=<n> replays a failure.
 fuzz: setup bundle-check
 	ORACLE_SETS=$${ORACLE_SETS:-250} ORACLE_REQUESTS=$${ORACLE_REQUESTS:-40} vitest run test/oracle
 
 clean:
-	rm -rf dist .tools data
+	rm -rf dist dist-examples .tools data

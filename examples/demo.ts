@@ -1,0 +1,130 @@
+/**
+ * `make demo`: starts a PDP of its own (the built CLI, `agent-pdp serve`) on a free loopback port with a temp
+ * data dir, the shipped policies and the public dev keys; runs the three examples against it and prints their
+ * transcripts; stops the PDP. Exits 1 if the PDP does not start, an example fails, or a transcript lacks an
+ * allow or a deny or shows an unexpected outcome.
+ *
+ * Run from the repository root after `make build`: `node dist-examples/examples/demo.js`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { run as runComplaint } from './complaint-resolution.js';
+import { run as runFeedback } from './feedback-workflow.js';
+import { run as runMailbox } from './mailbox-agent.js';
+import { DEV_KEYS } from './support/cli.js';
+import type { ExampleOptions, Transcript } from './support/transcript.js';
+
+const EXAMPLES: Array<(options: ExampleOptions) => Promise<Transcript>> = [runMailbox, runFeedback, runComplaint];
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+const print = (line: string): void => void process.stdout.write(`${line}\n`);
+
+/** A port that was free a moment ago on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+/** The PDP config: the shipped bundle and policies, a temp store and key folder, the dev keys of the three roles. */
+function writeConfig(root: string, dir: string, port: number): string {
+  const config = {
+    server: { listen: `127.0.0.1:${port}` },
+    policy: { bundle: join(root, 'opa-bundle/bundle.tar.gz'), agents: join(root, 'policies'), watch: false },
+    store: { url: 'sqlite:data/agent-pdp.db' },
+    issuer: { issuer: `http://127.0.0.1:${port}`, keys: 'data/keys' },
+    log: { level: 'error' },
+    callers: [
+      { id: 'support-middleware', role: 'pep', key_sha256: sha256(DEV_KEYS.pep), agents: ['support-resolver', 'mailbox-summarizer', 'feedback-workflow'] },
+      { id: 'orchestrator', role: 'orchestrator', key_sha256: sha256(DEV_KEYS.orchestrator) },
+      { id: 'crm-api', role: 'resource_server', key_sha256: sha256(DEV_KEYS.resource) },
+    ],
+  };
+  const path = join(dir, 'agent-pdp.yaml');
+  writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`); // JSON is YAML
+  return path;
+}
+
+async function waitUntilReady(url: string, pdp: ChildProcess): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (pdp.exitCode !== null || pdp.signalCode !== null) throw new Error(`the PDP exited during start (${pdp.exitCode ?? pdp.signalCode})`);
+    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (ready) return;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error(`the PDP was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+}
+
+async function stop(pdp: ChildProcess): Promise<void> {
+  if (pdp.exitCode !== null || pdp.signalCode !== null) return;
+  const exited = new Promise<void>((ok) => pdp.once('exit', () => ok()));
+  pdp.kill('SIGTERM');
+  const timer = setTimeout(() => pdp.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** What makes a transcript a failed demo: no allow, no deny, or an outcome the example did not expect. */
+function problems(t: Transcript): string[] {
+  const found: string[] = [];
+  if (!t.entries.some((e) => e.kind === 'allow')) found.push('no allowed call');
+  if (!t.entries.some((e) => e.kind === 'deny')) found.push('no denied call');
+  for (const e of t.entries) if (e.text.startsWith('UNEXPECTED')) found.push(e.text);
+  return found;
+}
+
+async function main(): Promise<number> {
+  const root = resolve(process.cwd());
+  const cli = join(root, 'dist/cli/main.js');
+  if (!existsSync(cli)) {
+    process.stderr.write(`demo: ${cli} not found; run it from the repository root after \`make build\`\n`);
+    return 1;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-demo-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const configPath = writeConfig(root, dir, port);
+  // The PDP's own output (including its loud dev-key warning) is kept, and shown only if something goes wrong.
+  const pdp = spawn(process.execPath, [cli, 'serve', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  pdp.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  pdp.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  let status = 0;
+  try {
+    await waitUntilReady(url, pdp);
+    print(`agent-pdp demo: PDP (pid ${pdp.pid}) serving the shipped policies on ${url}, public dev keys, data in ${dir}`);
+    for (const example of EXAMPLES) {
+      print('');
+      const transcript = await example({ pdpUrl: url, keys: DEV_KEYS, log: print });
+      for (const problem of problems(transcript)) {
+        process.stderr.write(`demo: ${transcript.title}: ${problem}\n`);
+        status = 1;
+      }
+    }
+  } catch (err) {
+    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    status = 1;
+  } finally {
+    await stop(pdp);
+    if (status !== 0 && output.length > 0) process.stderr.write(`--- PDP output ---\n${output.join('')}\n`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  print('');
+  print(status === 0 ? 'agent-pdp demo: done, PDP stopped' : 'agent-pdp demo: FAILED');
+  return status;
+}
+
+process.exitCode = await main();

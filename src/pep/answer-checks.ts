@@ -1,0 +1,89 @@
+/**
+ * Checks the shape of the PDP's answers before anything acts on them. An answer that is not the API (a proxy's
+ * error page, a truncated body, another server on the port) is a `pdp_error`, never half-read as an allow.
+ * Only the fields the SDK relies on are checked; unknown extra fields are allowed (the API may grow).
+ */
+import type { DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
+import { PepError } from './pep-error.js';
+import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from './token-wire.js';
+
+type Json = Record<string, unknown>;
+
+const OUTCOMES = new Set(['allow', 'deny', 'undefined']);
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isTextList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isText);
+const isResource = (v: unknown): boolean => isObject(v) && isText(v['type']) && isText(v['id']);
+
+function malformed(what: string, field: string): PepError {
+  return new PepError('pdp_error', `the PDP's answer to ${what} is malformed ("${field}")`);
+}
+
+/** Returns the first failed field of `checks`, in order. */
+function firstFailure(value: unknown, checks: Record<string, (v: unknown) => boolean>): string | undefined {
+  if (!isObject(value)) return '(body)';
+  for (const [field, ok] of Object.entries(checks)) if (!ok(value[field])) return field;
+  return undefined;
+}
+
+function checked<T>(what: string, value: unknown, checks: Record<string, (v: unknown) => boolean>): T {
+  const failed = firstFailure(value, checks);
+  if (failed !== undefined) throw malformed(what, failed);
+  return value as T;
+}
+
+export function checkDecision(value: unknown): DecisionResponseV1 {
+  const decision = checked<DecisionResponseV1>('decide', value, {
+    decision_id: isText,
+    allow: (v) => typeof v === 'boolean',
+    outcome: (v) => typeof v === 'string' && OUTCOMES.has(v),
+    agent_id: isText,
+    integration: isText,
+    task_id: isText,
+    granted_scopes: isTextList,
+    denied_scopes: (v) => Array.isArray(v) && v.every((d) => isObject(d) && isText(d['scope']) && isText(d['reason'])),
+    reasons: (v) => Array.isArray(v) && v.every((r) => isObject(r) && isText(r['code']) && typeof r['message'] === 'string'),
+    token_ttl_seconds: (v) => typeof v === 'number',
+    resource: (v) => v === null || v === undefined || isResource(v),
+    policy_revision: (v) => typeof v === 'string',
+  });
+  // `allow` is what a PEP enforces; an answer whose two fields disagree is not trusted either way.
+  if (decision.allow !== (decision.outcome === 'allow')) throw malformed('decide', 'allow');
+  return { ...decision, resource: decision.resource ?? null };
+}
+
+export function checkTokenResponse(value: unknown): TokenResponseV1 {
+  return checked<TokenResponseV1>('redeem', value, {
+    access_token: isText,
+    token_type: (v) => typeof v === 'string' && v.toLowerCase() === 'bearer',
+    expires_in: (v) => typeof v === 'number' && Number.isFinite(v) && v > 0,
+    scope: isText,
+    jti: isText,
+    authorization_details: Array.isArray,
+  });
+}
+
+export function checkIntrospection(value: unknown): IntrospectionResponseV1 {
+  if (isObject(value) && value['active'] === false) return { active: false };
+  return checked<IntrospectionResponseV1>('introspect', value, {
+    active: (v) => v === true,
+    jti: isText,
+    scope: isText,
+    exp: (v) => typeof v === 'number',
+  });
+}
+
+export function checkTask(value: unknown, what: string): TaskV1 {
+  return checked<TaskV1>(what, value, {
+    id: isText,
+    agent_id: isText,
+    type: isText,
+    status: (v) => v === 'active' || v === 'completed' || v === 'expired',
+    context: isObject,
+  });
+}
+
+export function checkMetadata(value: unknown): AuthorizationServerMetadataV1 {
+  return checked<AuthorizationServerMetadataV1>('metadata', value, { issuer: isText, jwks_uri: isText });
+}

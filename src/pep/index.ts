@@ -1,0 +1,31 @@
+/**
+ * `agent-pdp/pep`: the client SDK for policy enforcement points. Agent middleware puts tools behind the PDP with
+ * `guardTool`; a tool API protects its routes with `createResourceServerAuth`; both speak to the PDP through
+ * `PdpClient`. Nothing here imports the server side, so this entry point ships and loads on its own.
+ */
+export { PdpClient, type PdpClientOptions } from './pdp-client.js';
+export { guardTool, ToolGrant, type FromArgs, type GuardedTool, type TaskRef, type ToolDeclaration } from './guard-tool.js';
+export { TokenCache, type CachedToken, type TokenCacheOptions } from './token-cache.js';
+export {
+  accessTokenClaims,
+  createResourceServerAuth,
+  type RequireToken,
+  type ResourceMiddleware,
+  type RouteRequest,
+  type ResourceServerAuthOptions,
+  type RouteRequirement,
+} from './resource-server-auth.js';
+export { RESOURCE_REFUSALS, type ResourceRefusalCode, type ResourceResponse } from './resource-refusal.js';
+export { isPepError, isPermissionDenied, PEP_ERRORS, PepError, PermissionDenied, type PepErrorCode, type PepErrorOptions } from './pep-error.js';
+export type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from './token-wire.js';
+export type {
+  ContextValue,
+  DecisionRequestV1,
+  DecisionResponseV1,
+  TaskRegistrationV1,
+  TaskV1,
+} from '../wire/decision-v1.js';
+export type { DeniedScope, DeniedScopeReason, Outcome, Reason, ResourceRef } from '../wire/evaluation-v1.js';
+export type { AccessTokenClaims, AuthorizationDetail } from '../issuer/token-claims.js';
+export { verifyAccessToken, type VerifyAccessTokenOptions } from '../issuer/verify-access-token.js';
+export { isTokenVerificationError, TokenVerificationError, type TokenVerificationErrorCode } from '../issuer/verification-error.js';

@@ -1,0 +1,54 @@
+/**
+ * `agent-pdp/pep` ships on its own: src/pep imports nothing of the server side (src/pep/README.md). Allowed:
+ * its own files, type-only imports of src/wire, the issuer's verification leaf (three files that import only
+ * `jose` and each other), and the `jose` package.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ISSUER_LEAF = ['../issuer/token-claims.js', '../issuer/verification-error.js', '../issuer/verify-access-token.js'];
+
+interface ImportStatement {
+  file: string;
+  specifier: string;
+  typeOnly: boolean;
+}
+
+function importsOf(dir: string): ImportStatement[] {
+  const found: ImportStatement[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+    const text = readFileSync(join(dir, file), 'utf8');
+    expect(text, `${file} must not use dynamic import()`).not.toMatch(/\bimport\s*\(/);
+    for (const m of text.matchAll(/^\s*(import|export)(\s+type)?\b[^;]*?\bfrom\s+'([^']+)'/gms)) {
+      found.push({ file, specifier: m[3] ?? '', typeOnly: m[2] !== undefined });
+    }
+    for (const m of text.matchAll(/^\s*import\s+'([^']+)'/gm)) found.push({ file, specifier: m[1] ?? '', typeOnly: false });
+  }
+  return found;
+}
+
+function allowed(i: ImportStatement): boolean {
+  if (/^\.\/[a-z-]+\.js$/.test(i.specifier)) return true;
+  if (/^\.\.\/wire\/[a-z0-9-]+\.js$/.test(i.specifier)) return i.typeOnly;
+  return ISSUER_LEAF.includes(i.specifier) || i.specifier === 'jose';
+}
+
+describe('src/pep import boundary', () => {
+  const statements = importsOf('src/pep');
+
+  it('finds the imports it checks', () => {
+    expect(statements.length).toBeGreaterThan(10);
+    expect(statements.some((i) => i.specifier === 'jose')).toBe(true);
+  });
+
+  it('imports only its own files, wire types, the issuer verification leaf and jose', () => {
+    expect(statements.filter((i) => !allowed(i)).map((i) => `${i.file}: ${i.typeOnly ? 'type ' : ''}${i.specifier}`)).toEqual([]);
+  });
+
+  it('the issuer leaf it imports imports only jose and itself', () => {
+    const leaf = importsOf('src/issuer').filter((i) => ISSUER_LEAF.includes(`../issuer/${i.file.replace(/\.ts$/, '.js')}`));
+    expect(new Set(leaf.map((i) => i.file))).toEqual(new Set(['verify-access-token.ts']));
+    expect(leaf.filter((i) => i.specifier !== 'jose' && !ISSUER_LEAF.includes(`../issuer/${i.specifier.slice(2)}`))).toEqual([]);
+  });
+});
