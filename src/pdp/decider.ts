@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CallerConfig } from '../config/config-types.js';
-import { PdpError } from '../errors/pdp-error.js';
+import { isPdpError, PdpError, type PdpErrorCode } from '../errors/pdp-error.js';
 import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
 import type { PolicyEngine } from './policy-engine.js';
@@ -29,6 +29,8 @@ export interface DecisionRecord {
 
 export interface DecisionObserver {
   decided(outcome: Evaluation['outcome'], reasons: readonly Reason[], evaluationSeconds: number): void;
+  /** The fourth outcome: an authorised request the PDP could not answer (503, nothing allowed). */
+  failed?(code: PdpErrorCode): void;
 }
 
 export interface DeciderOptions {
@@ -57,6 +59,15 @@ export class Decider {
         details: [{ path: 'agent_id', message: 'not an agent this caller may speak for' }],
       });
     }
+    try {
+      return await this.#decide(caller, request, traceId);
+    } catch (err) {
+      if (!isPdpError(err) || err.status >= 500) this.#o.observer?.failed?.(isPdpError(err) ? err.code : 'internal');
+      throw err;
+    }
+  }
+
+  async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
     const input: EvaluationInputV1 = {

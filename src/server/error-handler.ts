@@ -1,10 +1,19 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { isPdpError, PdpError } from '../errors/pdp-error.js';
+import { isPdpError, PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 
 /** The wire shape of every error: `{ error: { code, message, details } }`. */
 export interface ErrorBodyV1 {
-  error: { code: string; message: string; details: Array<{ path: string; message: string }> };
+  error: { code: string; message: string; details: WireErrorDetail[] };
+}
+
+/** One offending field; policy errors also say where in which file (`file` relative to the policy folder). */
+export interface WireErrorDetail {
+  path: string;
+  message: string;
+  file?: string;
+  line?: number;
+  column?: number;
 }
 
 /**
@@ -22,7 +31,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       error: {
         code: error.code,
         message: error.expose ? error.message : 'the PDP could not answer this request; nothing was allowed',
-        details: error.expose ? error.details.map(({ path, message }) => ({ path, message })) : [],
+        details: error.expose ? error.details.map(toWireDetail) : [],
       },
     };
     if (res.headersSent) {
@@ -59,6 +68,17 @@ function toPdpError(err: unknown): PdpError {
       }
       return new PdpError('internal', 'unexpected error', { cause: err });
   }
+}
+
+/** An allowlist: a detail carries its field path and message, and a file location when it has one. */
+function toWireDetail(d: ErrorDetail): WireErrorDetail {
+  return {
+    path: d.path,
+    message: d.message,
+    ...(d.file !== undefined ? { file: d.file } : {}),
+    ...(d.line !== undefined ? { line: d.line } : {}),
+    ...(d.column !== undefined ? { column: d.column } : {}),
+  };
 }
 
 /** Causes are logged by name and message only: a stack or a request object could carry a secret. */

@@ -6,7 +6,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly decisions = new Counter({
     name: 'agentpdp_decisions_total',
-    help: 'Decisions by outcome and reason code',
+    help: 'Decisions by outcome (allow, deny, undefined, error) and reason code',
     labelNames: ['outcome', 'reason'] as const,
     registers: [this.registry],
   });
@@ -56,6 +56,11 @@ export class Metrics {
     for (const reason of reasons) this.decisions.inc({ outcome, reason: reason.code });
     if (reasons.length === 0) this.decisions.inc({ outcome, reason: 'none' });
     this.evaluationSeconds.observe(evaluationSeconds);
+  }
+
+  /** A decision that could not be made (503): outcome `error`, the error code as its reason. */
+  failed(code: string): void {
+    this.decisions.inc({ outcome: 'error', reason: code });
   }
 
   policyActive(revision: string, bundle: string, policies: string): void {

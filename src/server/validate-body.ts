@@ -3,6 +3,9 @@ import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 
+/** A lone UTF-16 surrogate: JSON can spell it (`"\ud800"`), but it is not text, and neither WASM nor the audit log takes it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Compiles a JSON Schema once; the returned function throws a 400 naming every offending field. */
 export function bodyValidator<T>(schema: object): (body: unknown) => T {
   const validate: ValidateFunction = ajv.compile(schema);
@@ -10,8 +13,8 @@ export function bodyValidator<T>(schema: object): (body: unknown) => T {
     if (body === undefined) {
       throw new PdpError('invalid_request', 'a JSON body is required', { details: [{ path: '(body)', message: 'missing' }] });
     }
-    if (!validate(body)) {
-      const details = dedupe((validate.errors ?? []).map(toDetail));
+    const details = validate(body) ? dedupe(illFormedStrings(body, '', [])) : dedupe((validate.errors ?? []).map(toDetail));
+    if (details.length > 0) {
       throw new PdpError('invalid_request', `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, {
         details,
       });
@@ -23,14 +26,35 @@ export function bodyValidator<T>(schema: object): (body: unknown) => T {
 function toDetail(e: ErrorObject): ErrorDetail {
   const base = e.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
   const join = (key: string): string => (base ? `${base}.${key}` : key);
+  // A bad key (propertyNames) is reported on the key itself, not on the object that holds it.
+  if (e.propertyName !== undefined) return { path: join(e.propertyName), message: `field name ${e.message ?? e.keyword}` };
   switch (e.keyword) {
     case 'additionalProperties':
       return { path: join((e.params as { additionalProperty: string }).additionalProperty), message: 'unknown field' };
     case 'required':
       return { path: join((e.params as { missingProperty: string }).missingProperty), message: 'is required' };
+    case 'propertyNames':
+      return { path: join((e.params as { propertyName: string }).propertyName), message: 'is not a valid field name' };
     default:
       return { path: base || '(body)', message: e.message ?? e.keyword };
   }
+}
+
+/** Runs on a body the schema accepted, so its depth is bounded by the schema. */
+function illFormedStrings(value: unknown, path: string, out: ErrorDetail[]): ErrorDetail[] {
+  const message = 'must be well-formed Unicode (a lone surrogate is not)';
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) out.push({ path: path || '(body)', message });
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => illFormedStrings(v, `${path}[${i}]`, out));
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, v] of Object.entries(value)) {
+      const at = path ? `${path}.${key}` : key;
+      if (LONE_SURROGATE.test(key)) out.push({ path: at, message: `field name ${message}` });
+      illFormedStrings(v, at, out);
+    }
+  }
+  return out;
 }
 
 function dedupe(details: ErrorDetail[]): ErrorDetail[] {

@@ -116,7 +116,7 @@ export const inputArb = (set: GeneratedPolicySet): fc.Arbitrary<EvaluationInputV
       agent_id: rarely(fc.constantFrom(...set.agents), fc.constant('ghost-agent')),
       integration: rarely(fc.constantFrom(...INTEGRATIONS), fc.constant('other')),
       scopes: fc.uniqueArray(fc.constantFrom(...SCOPES), { minLength: 0, maxLength: 3 }),
-      foreign: rarely(fc.constant<string[]>([]), fc.constant(['github:unknown'])),
+      foreign: rarely(fc.constant<string[]>([]), fc.constant<string[]>(['github:unknown'])),
       type: fc.option(rarely(fc.constantFrom(...set.taskTypes), fc.constant('undeclared')), { nil: undefined, freq: 4 }),
       customer: fc.constantFrom<unknown>('1234', '1234', 1234, '5678', undefined, ''),
       resource: fc.option(fc.record({ type: rarely(fc.constant('customer'), fc.constant('account')), id: fc.constantFrom('1234', '1234', '5678', '') }), { nil: undefined, freq: 4 }),

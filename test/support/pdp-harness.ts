@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { buildConfig } from '../../src/config/config-loader.js';
 import type { CallerConfig } from '../../src/config/config-types.js';
 import { sha256Hex } from '../../src/config/dev-keys.js';
@@ -46,6 +47,8 @@ export interface TestPdpOptions {
   /** Extra or replacement top-level config sections. */
   config?: Record<string, unknown>;
   watch?: boolean;
+  /** Logger for the PDP (e.g. `createLogger('debug', stream)` to capture its lines). Default: silent. */
+  logger?: Logger;
 }
 
 /** A whole PDP on a temp dir: real bundle, real YAML policies, real SQLite file, real HTTP server on loopback. */
@@ -68,7 +71,12 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
       this.now = new Date(this.now.getTime() + seconds * 1000);
     },
   };
-  const pdp = await createPdp(config, { logger: createLogger('silent'), now: () => clock.now, defaultMetrics: false });
+  const pdp = await createPdp(config, { logger: options.logger ?? createLogger('silent'), now: () => clock.now, defaultMetrics: false }).catch(
+    (err: unknown) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    },
+  );
   const server = pdp.app.listen(0, '127.0.0.1');
   await new Promise<void>((ok) => server.once('listening', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,0 +1,219 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { buildConfig, loadConfigFile } from '../../src/config/config-loader.js';
+import { DEV_KEYS, sha256Hex } from '../../src/config/dev-keys.js';
+import { PdpError } from '../../src/errors/pdp-error.js';
+
+/** The config file: validated (errors name the path), defaulted, frozen; insecure settings warn or are refused. */
+
+const PEP = { id: 'pep-1', role: 'pep', key_sha256: sha256Hex('a-real-secret-1'), agents: ['support-resolver'] };
+const ADMIN = { id: 'ops', role: 'admin', key_sha256: sha256Hex('a-real-secret-2') };
+const DEV_PEP = { id: 'dev-pep', role: 'pep', key_sha256: sha256Hex('dev-pep-key') };
+const DEV_ADMIN = { id: 'dev-admin', role: 'admin', key_sha256: sha256Hex('dev-admin-key') };
+const BASE_DIR = resolve('/srv/agent-pdp');
+
+const build = (raw: unknown, nodeEnv?: string) => buildConfig(raw, join(BASE_DIR, 'agent-pdp.yaml'), BASE_DIR, { nodeEnv });
+
+function refusal(raw: unknown, nodeEnv?: string): PdpError {
+  try {
+    build(raw, nodeEnv);
+  } catch (err) {
+    if (err instanceof PdpError) return err;
+    throw err;
+  }
+  throw new Error('the config was accepted');
+}
+
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('invalid configs are refused with config_invalid, naming the path', () => {
+  it.each([
+    { note: 'unknown top-level key', raw: { callers: [PEP], servr: {} }, path: 'servr', message: 'unknown field' },
+    { note: 'unknown nested key', raw: { callers: [PEP], server: { port: 8181 } }, path: 'server.port', message: 'unknown field' },
+    { note: 'unknown key in a caller', raw: { callers: [{ ...PEP, key: 'plaintext' }] }, path: 'callers[0].key', message: 'unknown field' },
+    { note: 'no callers', raw: {}, path: 'callers', message: 'is required' },
+    { note: 'an empty caller list', raw: { callers: [] }, path: 'callers', message: 'must NOT have fewer than 1 items' },
+    { note: 'a role that does not exist', raw: { callers: [PEP, { ...ADMIN, role: 'superuser' }] }, path: 'callers[1].role', message: 'must be equal to one of the allowed values' },
+    { note: 'a key hash too short', raw: { callers: [{ ...PEP, key_sha256: 'abc123' }] }, path: 'callers[0].key_sha256', message: expect.stringContaining('must match pattern') },
+    { note: 'a key hash that is not hex', raw: { callers: [{ ...PEP, key_sha256: 'z'.repeat(64) }] }, path: 'callers[0].key_sha256', message: expect.stringContaining('must match pattern') },
+    { note: 'a key instead of its hash', raw: { callers: [{ ...PEP, key_sha256: 'a-real-secret-1' }] }, path: 'callers[0].key_sha256', message: expect.stringContaining('must match pattern') },
+    { note: 'a caller id with a space', raw: { callers: [{ ...PEP, id: 'pep 1' }] }, path: 'callers[0].id', message: expect.stringContaining('must match pattern') },
+    { note: 'duplicate caller id', raw: { callers: [PEP, { ...ADMIN, id: 'pep-1' }] }, path: 'callers[1].id', message: 'duplicate caller id "pep-1"' },
+    { note: 'two callers with one key', raw: { callers: [PEP, { ...ADMIN, key_sha256: PEP.key_sha256 }] }, path: 'callers', message: 'two callers share one API key' },
+    { note: 'one key, spelled in upper and lower case', raw: { callers: [PEP, { ...ADMIN, key_sha256: PEP.key_sha256.toUpperCase() }] }, path: 'callers', message: 'two callers share one API key' },
+    { note: 'agents on a non-pep caller', raw: { callers: [PEP, { ...ADMIN, agents: ['support-resolver'] }] }, path: 'callers[1]', message: 'agents and may_assert_context apply to role pep only' },
+    { note: 'may_assert_context on a non-pep caller', raw: { callers: [{ ...ADMIN, may_assert_context: true }] }, path: 'callers[0]', message: 'agents and may_assert_context apply to role pep only' },
+    { note: 'a port above 65535', raw: { callers: [PEP], server: { listen: '127.0.0.1:70000' } }, path: 'server.listen', message: 'port must be at most 65535' },
+    { note: 'listen without a port', raw: { callers: [PEP], server: { listen: '127.0.0.1' } }, path: 'server.listen', message: expect.stringContaining('must match pattern') },
+    { note: 'a body limit below 1 KiB', raw: { callers: [PEP], server: { body_limit_bytes: 10 } }, path: 'server.body_limit_bytes', message: 'must be >= 1024' },
+    { note: 'a store that is not sqlite', raw: { callers: [PEP], store: { url: 'postgres://db/pdp' } }, path: 'store.url', message: expect.stringContaining('must match pattern') },
+    { note: 'a watch interval below 100 ms', raw: { callers: [PEP], policy: { watch_interval_ms: 10 } }, path: 'policy.watch_interval_ms', message: 'must be >= 100' },
+    { note: 'default task ttl above the maximum', raw: { callers: [PEP], tasks: { default_ttl_seconds: 7200, max_ttl_seconds: 3600 } }, path: 'tasks.default_ttl_seconds', message: 'exceeds tasks.max_ttl_seconds' },
+    { note: 'an issuer that is not a URL', raw: { callers: [PEP], issuer: { issuer: 'pdp.example.com' } }, path: 'issuer.issuer', message: expect.stringContaining('must match pattern') },
+    { note: 'an unknown signing algorithm', raw: { callers: [PEP], issuer: { alg: 'HS256' } }, path: 'issuer.alg', message: 'must be equal to one of the allowed values' },
+    { note: 'a mask path with an empty segment', raw: { callers: [PEP], audit: { mask: ['input..ssn'] } }, path: 'audit.mask[0]', message: expect.stringContaining('must match pattern') },
+    { note: 'a log level that does not exist', raw: { callers: [PEP], log: { level: 'verbose' } }, path: 'log.level', message: 'must be equal to one of the allowed values' },
+    { note: 'production refuses a documented dev key', raw: { callers: [PEP, DEV_ADMIN] }, env: 'production', path: 'callers[1].key_sha256', message: 'a documented dev key is refused in production' },
+    { note: 'production refuses a plain-http issuer', raw: { callers: [PEP], issuer: { issuer: 'http://pdp.example.com' } }, env: 'production', path: 'issuer.issuer', message: 'must be https in production' },
+    { note: 'production refuses the default issuer on a public listen address', raw: { callers: [PEP], server: { listen: '0.0.0.0:8181' } }, env: 'production', path: 'issuer.issuer', message: 'must be https in production' },
+    { note: 'production: a host that only starts like a loopback address', raw: { callers: [PEP], issuer: { issuer: 'http://127.0.0.1.nip.io:8181' } }, env: 'production', path: 'issuer.issuer', message: 'must be https in production' },
+    { note: 'production: localhost as a subdomain', raw: { callers: [PEP], issuer: { issuer: 'http://localhost.example.com/' } }, env: 'production', path: 'issuer.issuer', message: 'must be https in production' },
+  ])('$note → $path', ({ raw, env, path, message }) => {
+    const error = refusal(raw, env);
+    expect(error.code).toBe('config_invalid');
+    expect(error.details).toContainEqual({ path, message });
+    expect(error.message).toContain(path);
+  });
+
+  it('reports every problem at once, not only the first', () => {
+    const error = refusal({ callers: [{ ...PEP, role: 'root' }, { ...ADMIN, key_sha256: 'nope' }], servr: 1 });
+    expect(error.details.map((d) => d.path).sort()).toEqual(['callers[0].role', 'callers[1].key_sha256', 'servr']);
+  });
+
+  it('never echoes a key: a refusal names the caller, not its key or hash', () => {
+    const error = refusal({ callers: [PEP, DEV_ADMIN] }, 'production');
+    const text = JSON.stringify({ message: error.message, details: error.details });
+    for (const key of DEV_KEYS) {
+      expect(text).not.toContain(key);
+      expect(text).not.toContain(sha256Hex(key));
+    }
+  });
+});
+
+describe('insecure settings outside production warn, and the warnings never contain a key', () => {
+  it('one warning per caller on a documented dev key', () => {
+    const { warnings } = build({ callers: [DEV_PEP, PEP, DEV_ADMIN] });
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/caller "dev-pep" uses a documented DEV KEY/);
+    expect(warnings[1]).toMatch(/caller "dev-admin" uses a documented DEV KEY/);
+    for (const key of DEV_KEYS) {
+      for (const warning of warnings) {
+        expect(warning).not.toContain(key);
+        expect(warning).not.toContain(sha256Hex(key));
+      }
+    }
+  });
+
+  it('the shipped dev config loads with a warning for each of its five keys', () => {
+    const { config, warnings } = loadConfigFile('agent-pdp.dev.yaml');
+    expect(config.callers).toHaveLength(5);
+    expect(warnings.filter((w) => w.includes('DEV KEY'))).toHaveLength(5);
+    expect(warnings.join('\n')).not.toMatch(/dev-[a-z]+-key|[0-9a-f]{64}/);
+  });
+
+  it.each([
+    { note: 'a plain-http issuer on a public host warns', issuer: 'http://pdp.example.com', warns: true },
+    { note: 'a host that only starts like a loopback address warns', issuer: 'http://127.0.0.1.nip.io', warns: true },
+    { note: 'https does not warn', issuer: 'https://pdp.example.com', warns: false },
+    { note: 'loopback IPv4 does not warn', issuer: 'http://127.0.0.1:8181', warns: false },
+    { note: 'localhost does not warn', issuer: 'http://localhost:8181', warns: false },
+    { note: 'localhost without a port does not warn', issuer: 'http://localhost', warns: false },
+    { note: 'IPv6 loopback does not warn', issuer: 'http://[::1]:8181', warns: false },
+  ])('$note', ({ issuer, warns }) => {
+    const { warnings } = build({ callers: [PEP], issuer: { issuer } });
+    expect(warnings.some((w) => w.includes('plain http'))).toBe(warns);
+    // And production refuses exactly those that warn.
+    if (warns) expect(refusal({ callers: [PEP], issuer: { issuer } }, 'production').code).toBe('config_invalid');
+    else expect(() => build({ callers: [PEP], issuer: { issuer } }, 'production')).not.toThrow();
+  });
+
+  it('production accepts a config without dev keys and with an https issuer, silently', () => {
+    const { warnings } = build({ callers: [PEP, ADMIN], issuer: { issuer: 'https://pdp.example.com' } }, 'production');
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('defaults, freezing and paths', () => {
+  it('applies every default to a minimal config', () => {
+    const { config, warnings } = build({ callers: [PEP] });
+    expect(warnings).toEqual([]);
+    expect(config).toEqual({
+      source: join(BASE_DIR, 'agent-pdp.yaml'),
+      server: { host: '127.0.0.1', port: 8181, body_limit_bytes: 65536 },
+      policy: { bundle: join(BASE_DIR, 'opa-bundle/bundle.tar.gz'), agents: join(BASE_DIR, 'policies'), watch: true, watch_interval_ms: 1000 },
+      store: { url: `sqlite:${join(BASE_DIR, 'data/agent-pdp.db')}`, synchronous: 'normal' },
+      issuer: { issuer: 'http://127.0.0.1:8181', keys: join(BASE_DIR, 'data/keys'), alg: 'EdDSA', redeem_window_seconds: 60, max_token_ttl_seconds: 3600, audiences: {} },
+      tasks: { default_ttl_seconds: 3600, max_ttl_seconds: 86400 },
+      audit: { mask: [], mask_key_file: null, retention_days: null },
+      log: { level: 'info' },
+      callers: [{ id: 'pep-1', role: 'pep', key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
+    });
+  });
+
+  it('defaults a caller without agents to none and may_assert_context to false, and lowercases key hashes', () => {
+    const { config } = build({ callers: [{ id: 'p', role: 'pep', key_sha256: PEP.key_sha256.toUpperCase() }] });
+    expect(config.callers[0]).toEqual({ id: 'p', role: 'pep', key_sha256: PEP.key_sha256, agents: [], may_assert_context: false });
+  });
+
+  it('strips trailing slashes from the issuer', () => {
+    expect(build({ callers: [PEP], issuer: { issuer: 'https://pdp.example.com//' } }).config.issuer.issuer).toBe('https://pdp.example.com');
+  });
+
+  it.each([
+    { note: 'the config', get: (c: ReturnType<typeof build>['config']) => c },
+    { note: 'a section', get: (c: ReturnType<typeof build>['config']) => c.server },
+    { note: 'the caller list', get: (c: ReturnType<typeof build>['config']) => c.callers },
+    { note: 'a caller', get: (c: ReturnType<typeof build>['config']) => c.callers[0] },
+    { note: "a caller's agents", get: (c: ReturnType<typeof build>['config']) => c.callers[0]?.agents },
+    { note: 'the audiences map', get: (c: ReturnType<typeof build>['config']) => c.issuer.audiences },
+    { note: 'the mask list', get: (c: ReturnType<typeof build>['config']) => c.audit.mask },
+  ])('is deeply frozen: $note', ({ get }) => {
+    const { config } = build({ callers: [PEP], issuer: { audiences: { crm: 'https://crm.example.com' } }, audit: { mask: ['input.task.context.ssn'] } });
+    const part = get(config) as object;
+    expect(Object.isFrozen(part)).toBe(true);
+    expect(() => Object.assign(part, { injected: true })).toThrow(TypeError);
+  });
+
+  it('does not keep a reference to the raw object it was given', () => {
+    const raw = { callers: [{ ...PEP, agents: ['support-resolver'] }] };
+    const { config } = build(raw);
+    raw.callers[0]?.agents.push('code-review-agent');
+    expect(config.callers[0]?.agents).toEqual(['support-resolver']);
+  });
+
+  it('resolves relative paths against the config file’s folder, and keeps absolute ones', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-config-'));
+    tempDirs.push(dir);
+    const confDir = join(dir, 'conf');
+    const file = join(confDir, 'pdp.yaml');
+    const absoluteKeys = join(tmpdir(), 'elsewhere', 'keys');
+    mkdirSync(confDir);
+    writeFileSync(
+      file,
+      stringify({
+        policy: { bundle: '../bundles/b.tar.gz', agents: 'policies' },
+        store: { url: 'sqlite:data/pdp.db' },
+        issuer: { keys: absoluteKeys },
+        callers: [PEP],
+      }),
+    );
+    const { config } = loadConfigFile(file);
+    expect(config.source).toBe(file);
+    expect(config.policy.bundle).toBe(join(dir, 'bundles/b.tar.gz'));
+    expect(config.policy.agents).toBe(join(confDir, 'policies'));
+    expect(config.store.url).toBe(`sqlite:${join(confDir, 'data/pdp.db')}`);
+    expect(config.issuer.keys).toBe(absoluteKeys);
+  });
+
+  it('keeps an in-memory store as it is', () => {
+    expect(build({ callers: [PEP], store: { url: 'sqlite::memory:' } }).config.store.url).toBe('sqlite::memory:');
+  });
+
+  it.each([
+    { note: 'a missing file', text: undefined, message: 'cannot read config file' },
+    { note: 'YAML that does not parse', text: 'callers: [ {id: x', message: 'is not valid YAML' },
+    { note: 'YAML that is not a mapping', text: '- just\n- a list\n', message: 'is invalid' },
+  ])('a config file with $note → config_invalid', ({ text, message }) => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-config-'));
+    tempDirs.push(dir);
+    const file = join(dir, 'pdp.yaml');
+    if (text !== undefined) writeFileSync(file, text);
+    expect(() => loadConfigFile(file)).toThrow(expect.objectContaining({ code: 'config_invalid', message: expect.stringContaining(message) }));
+  });
+});

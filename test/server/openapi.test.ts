@@ -1,0 +1,193 @@
+import type { Express } from 'express';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decisionRequestSchema, taskRegistrationSchema } from '../../src/wire/decision-v1.js';
+import { HTTP_METHODS, OpenApiChecker } from '../support/openapi-check.js';
+import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
+
+/**
+ * GET /openapi.json describes the whole HTTP API: every route the app serves is documented, every documented
+ * operation is served, and real responses (successes and errors) validate against the document's schemas.
+ */
+
+let t: TestPdp;
+let api: OpenApiChecker;
+let seq = 0;
+
+beforeAll(async () => {
+  t = await startTestPdp();
+  api = await OpenApiChecker.fetch(t.url);
+});
+afterAll(async () => {
+  await t.close();
+});
+
+/** The routes express will dispatch to, as `METHOD /path/{param}`, read from the app's router stack. */
+function servedRoutes(app: Express): string[] {
+  interface Layer {
+    route?: { path: string; methods: Record<string, boolean> };
+    handle?: { stack?: Layer[] };
+  }
+  const out: string[] = [];
+  const walk = (stack: readonly Layer[]): void => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const method of Object.keys(layer.route.methods)) {
+          out.push(`${method.toUpperCase()} ${layer.route.path.replace(/:(\w+)/g, '{$1}')}`);
+        }
+      } else if (layer.handle?.stack) {
+        walk(layer.handle.stack);
+      }
+    }
+  };
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
+  return out.sort();
+}
+
+const pepDecide = (body: object = { agent_id: 'code-review-agent', task: { id: 'oa' }, integration: 'github', scopes: ['repo:read'] }) =>
+  request(t.url).post('/v1/decide').set(auth(KEYS.pep)).send(body);
+
+async function newTask(): Promise<string> {
+  const id = `openapi-${++seq}`;
+  await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'support-resolver', type: 'triage' }).expect(201);
+  return id;
+}
+
+async function allowedDecision(): Promise<string> {
+  const res = await pepDecide().expect(200);
+  expect(res.body.allow).toBe(true);
+  return res.body.decision_id as string;
+}
+
+async function issuedToken(): Promise<string> {
+  const res = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: await allowedDecision() }).expect(201);
+  return res.body.access_token as string;
+}
+
+/** One successful call of every operation, keyed as the document names them. */
+const OPERATIONS: Record<string, { status: number; call: () => Promise<request.Response> }> = {
+  'POST /v1/decide': { status: 200, call: async () => pepDecide() },
+  'POST /v1/tasks': {
+    status: 201,
+    call: async () => request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id: `openapi-${++seq}`, agent_id: 'support-resolver', type: 'triage', context: { customer_id: 7 } }),
+  },
+  'GET /v1/tasks/{id}': { status: 200, call: async () => request(t.url).get(`/v1/tasks/${await newTask()}`).set(auth(KEYS.auditor)) },
+  'POST /v1/tasks/{id}/complete': { status: 200, call: async () => request(t.url).post(`/v1/tasks/${await newTask()}/complete`).set(auth(KEYS.orchestrator)) },
+  'POST /v1/admin/reload': { status: 200, call: async () => request(t.url).post('/v1/admin/reload').set(auth(KEYS.admin)) },
+  'POST /v1/tokens': { status: 201, call: async () => request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: await allowedDecision() }) },
+  'POST /v1/introspect': { status: 200, call: async () => request(t.url).post('/v1/introspect').set(auth(KEYS.resource)).type('form').send({ token: await issuedToken() }) },
+  'POST /v1/revoke': { status: 200, call: async () => request(t.url).post('/v1/revoke').set(auth(KEYS.pep)).send({ token: await issuedToken() }) },
+  'GET /v1/audit/decisions/{decision_id}': { status: 200, call: async () => request(t.url).get(`/v1/audit/decisions/${await allowedDecision()}`).set(auth(KEYS.auditor)) },
+  'GET /v1/audit/export': { status: 200, call: async () => request(t.url).get('/v1/audit/export?format=jsonl&type=decision').set(auth(KEYS.auditor)) },
+  'GET /.well-known/jwks.json': { status: 200, call: async () => request(t.url).get('/.well-known/jwks.json') },
+  'GET /.well-known/oauth-authorization-server': { status: 200, call: async () => request(t.url).get('/.well-known/oauth-authorization-server') },
+  'GET /healthz': { status: 200, call: async () => request(t.url).get('/healthz') },
+  'GET /readyz': { status: 200, call: async () => request(t.url).get('/readyz') },
+  'GET /metrics': { status: 200, call: async () => request(t.url).get('/metrics') },
+  'GET /openapi.json': { status: 200, call: async () => request(t.url).get('/openapi.json') },
+};
+
+describe('the document', () => {
+  it('is OpenAPI 3.1 and names this server', () => {
+    expect(api.document.openapi).toBe('3.1.0');
+    expect(api.document).toMatchObject({ servers: [{ url: t.pdp.config.issuer.issuer }] });
+  });
+
+  it('documents exactly the routes the app serves', () => {
+    expect(api.operations().sort()).toEqual(servedRoutes(t.pdp.app));
+  });
+
+  it('has a call in this file for every documented operation', () => {
+    expect(Object.keys(OPERATIONS).sort()).toEqual(api.operations().sort());
+  });
+
+  it('publishes the request schemas the server validates with', () => {
+    const { $id: _a, ...decision } = decisionRequestSchema;
+    const { $id: _b, ...task } = taskRegistrationSchema;
+    expect(api.document.components.schemas['DecisionRequestV1']).toEqual(decision);
+    expect(api.document.components.schemas['TaskRegistrationV1']).toEqual(task);
+  });
+
+  it('every error response of an operation is the Error schema (readiness has its own 503 body)', () => {
+    for (const [path, item] of Object.entries(api.document.paths)) {
+      for (const method of HTTP_METHODS) {
+        for (const [status, response] of Object.entries(item[method]?.responses ?? {})) {
+          if (Number(status) < 400 || path === '/readyz') continue;
+          expect({ op: `${method} ${path} ${status}`, ...response.content }).toEqual({
+            op: `${method} ${path} ${status}`,
+            'application/json': { schema: { $ref: '#/components/schemas/Error' } },
+          });
+        }
+      }
+    }
+  });
+});
+
+describe('every documented operation is served and answers as documented', () => {
+  it.each(Object.entries(OPERATIONS).map(([operation, { status, call }]) => ({ operation, status, call })))(
+    '$operation → $status',
+    async ({ status, call }) => {
+      const res = await call();
+      expect(res.status).toBe(status);
+      api.expectResponse(res);
+    },
+  );
+});
+
+describe('error responses of the token endpoints match the document', () => {
+  it.each([
+    { note: 'unknown decision', status: 404, code: 'decision_not_found', key: KEYS.pep, body: async () => ({ decision_id: 'no-such-decision' }) },
+    {
+      note: 'a denied decision',
+      status: 409,
+      code: 'decision_not_allowed',
+      key: KEYS.pep,
+      body: async () => ({ decision_id: (await pepDecide({ agent_id: 'code-review-agent', task: { id: 'oa' }, integration: 'github', scopes: ['repo:write'] })).body.decision_id }),
+    },
+    { note: "another pep's decision", status: 403, code: 'decision_wrong_caller', key: KEYS.strictPep, body: async () => ({ decision_id: await allowedDecision() }) },
+    { note: 'no decision_id', status: 400, code: 'invalid_request', key: KEYS.pep, body: async () => ({}) },
+    { note: 'an orchestrator', status: 403, code: 'forbidden_role', key: KEYS.orchestrator, body: async () => ({ decision_id: 'x' }) },
+  ])('POST /v1/tokens, $note → $status $code', async ({ status, code, key, body }) => {
+    const res = await request(t.url).post('/v1/tokens').set(auth(key)).send(await body());
+    expect(res.status).toBe(status);
+    api.expectResponse(res);
+    expect(res.body.error.code).toBe(code);
+  });
+
+  it('a decision redeemed twice → 409 decision_already_redeemed', async () => {
+    const decision_id = await allowedDecision();
+    await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id }).expect(201);
+    const res = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id }).expect(409);
+    api.expectResponse(res);
+    expect(res.body.error.code).toBe('decision_already_redeemed');
+  });
+
+  it('introspecting a revoked token answers just { active: false }', async () => {
+    const token = await issuedToken();
+    await request(t.url).post('/v1/revoke').set(auth(KEYS.pep)).type('form').send({ token }).expect(200);
+    const res = await request(t.url).post('/v1/introspect').set(auth(KEYS.resource)).send({ token }).expect(200);
+    api.expectResponse(res);
+    expect(res.body).toEqual({ active: false });
+  });
+});
+
+describe('unknown routes', () => {
+  it.each(Object.keys(OPERATIONS).map((operation) => ({ operation })))('a path below or beside $operation → 404 not_found', async ({ operation }) => {
+    const template = operation.split(' ')[1] ?? '';
+    const path = template.replace(/\{[^}]+\}/g, 'some-id');
+    // Beside a templated last segment is just another id, so only literal paths get a sibling.
+    const unknowns = template.endsWith('}') ? [`${path}/unknown/deeper`] : [`${path}/unknown/deeper`, `${path}x`];
+    for (const unknown of unknowns) {
+      const res = await request(t.url).get(unknown).set(auth(KEYS.admin)).expect(404);
+      api.expectResponse(res);
+      expect(res.body.error.code).toBe('not_found');
+    }
+  });
+
+  it('the checker itself refuses what the document does not describe', () => {
+    expect(() => api.expectResponseMatches('GET', '/nowhere', 200, {})).toThrow(/not in the OpenAPI document/);
+    expect(() => api.expectResponseMatches('POST', '/v1/decide', 418, {})).toThrow(/not documented/);
+    expect(() => api.expectResponseMatches('POST', '/v1/decide', 200, { allow: 'yes' })).toThrow(/does not match/);
+    expect(() => api.expectResponseMatches('POST', '/v1/decide', 400, { error: { code: 'x', message: 'y' } })).toThrow(/does not match/);
+  });
+});
