@@ -1,14 +1,17 @@
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
+import { PdpError } from './errors/pdp-error.js';
 import { Decider } from './pdp/decider.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
 import { discoveryRoutes } from './server/routes/discovery.js';
 import { tokenRoutes } from './server/routes/tokens.js';
+import { auditRoutes } from './server/routes/audit.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
 import { createApp } from './server/app.js';
@@ -46,7 +49,12 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const store = await openStore(config.store.url, { synchronous: config.store.synchronous, mask: config.audit.mask });
+  const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
+  const store = await openStore(config.store.url, {
+    synchronous: config.store.synchronous,
+    mask: config.audit.mask,
+    ...(maskKey === undefined ? {} : { maskKey }),
+  });
 
   const audit = (event: Parameters<Store['appendEvents']>[0][number]): void => {
     store.appendEvents([event]).catch((err: unknown) => logger.error({ err: String(err) }, 'audit event not written'));
@@ -125,7 +133,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     tasks,
     reload,
     public: [discoveryRoutes(keys, config.issuer.issuer, () => Object.keys(engine.active?.policySet.integrations ?? {}))],
-    authenticated: [tokenRoutes(tokens)],
+    authenticated: [tokenRoutes(tokens), auditRoutes(store, now)],
     onAuthFailure: (f) => audit({ time: now().toISOString(), type: 'auth.failed', data: { reason: f.reason, path: f.path, ip: f.ip ?? null } }),
   });
 
@@ -146,6 +154,20 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       await store.close();
     },
   };
+}
+
+/** The HMAC key of audit mask digests: the file's content without surrounding whitespace, at least 16 bytes. */
+async function readMaskKey(path: string): Promise<string> {
+  let key: string;
+  try {
+    key = (await readFile(path, 'utf8')).trim();
+  } catch (cause) {
+    throw new PdpError('config_invalid', `cannot read audit.mask_key_file ${path}`, { cause });
+  }
+  if (Buffer.byteLength(key, 'utf8') < 16) {
+    throw new PdpError('config_invalid', `audit.mask_key_file ${path} holds less than 16 bytes: use e.g. \`openssl rand -hex 32\``);
+  }
+  return key;
 }
 
 export interface RunningServer {

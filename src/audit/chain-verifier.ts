@@ -12,6 +12,8 @@
  * - inserted:  an event does not belong: the event after it links to the event before it.
  * - reordered: the event expected at seq x appears later in the sequence.
  * - malformed: not a v1 event (missing or extra fields, wrong types).
+ * A filtered export leaves events out on purpose and says so with `skip(...)`, which carries the hashes on both
+ * sides of the run it stands for, so the sequence stays linked across it (see export-jsonl.ts).
  * Hash chains detect tampering; they do not authenticate. Whoever can rewrite an event and every event after it
  * (or append forged events at the end) produces a valid chain. Anchor the head outside the store (`expectedLast`)
  * to detect that.
@@ -121,6 +123,46 @@ export class ChainVerifier {
       if (original >= 1 && safeHash({ ...event, seq: original }) === event.hash) return this.misplaced(event, original);
     }
     this.state = { kind: 'pending', x, before: this.prevHash };
+  }
+
+  /**
+   * Events `from`..`to` were left out on purpose (a filtered export). `prevHash` is the prev_hash of event `from`
+   * (so: the hash of the event before the run), `lastHash` the hash of event `to`; the next event links to it.
+   */
+  skip(from: number, to: number, prevHash: string, lastHash: string): void {
+    const state = this.state;
+    if (state.kind === 'done' || state.kind === 'looking') return;
+    if (state.kind === 'pending') {
+      return this.finish('changed', state.x, `event ${state.x} was modified: its content does not match its hash`);
+    }
+    const x = this.expectedSeq;
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || to < from || !isHash(prevHash) || !isHash(lastHash)) {
+      return this.finish('malformed', x, `skip of events ${from}..${to} is not a seq range with two hashes`);
+    }
+    if (from > x) {
+      const which = from - 1 > x ? `events ${x}..${from - 1} are` : `event ${x} is`;
+      return this.finish('removed', x, `${which} missing: neither present nor declared skipped`);
+    }
+    if (from < x) return this.finish('malformed', x, `skip of events ${from}..${to} overlaps events already read`);
+    if (prevHash !== this.prevHash) {
+      if (this.count === 0) {
+        return this.finish('changed', x, `skipped events ${from}..${to} do not link to the start of the chain (genesis or checkpoint)`);
+      }
+      const message = `the skip of events ${from}..${to} records another hash for event ${x - 1}: it was modified and re-hashed`;
+      return this.finish('changed', x - 1, message);
+    }
+    if (this.anchor !== undefined && this.anchor.seq >= from && this.anchor.seq <= to) {
+      if (this.anchor.seq < to) {
+        return this.finish('removed', this.anchor.seq, `the anchored event ${this.anchor.seq} is declared skipped`);
+      }
+      if (this.anchor.hash !== lastHash) {
+        const message = `event ${to} does not match the anchored hash: the chain was rewritten here or earlier`;
+        return this.finish('changed', to, message);
+      }
+    }
+    this.expectedSeq = to + 1;
+    this.prevPrevHash = undefined;
+    this.prevHash = lastHash;
   }
 
   end(): VerifyResult {

@@ -1,4 +1,4 @@
-/** The public face of src/audit/: event types, canonical encoding, hash chain, verification, masking, export. */
+/** The public face of src/audit/: event types, canonical encoding, hash chain, verification, masking, exports. */
 export {
   AUDIT_EVENT_TYPES,
   AUDIT_EVENT_VERSION,
@@ -16,4 +16,26 @@ export type { ChainBreakKind, VerifyOptions, VerifyResult } from './chain-verifi
 export { compileMask } from './masking.js';
 export type { MaskOptions, Masker } from './masking.js';
 export { EXPORT_FORMAT, exportJsonl, verifyExportFile, verifyExportLines } from './export-jsonl.js';
-export type { ExportHeaderV1, ExportVerifyResult } from './export-jsonl.js';
+export type {
+  ExportFilterV1,
+  ExportHeaderV1,
+  ExportSkipV1,
+  ExportStart,
+  ExportTrailerV1,
+  ExportVerifyOptions,
+  ExportVerifyResult,
+} from './export-jsonl.js';
+export { CSV_COLUMNS, csvCells, csvField, csvRow, exportCsv } from './export-csv.js';
+export type { CsvColumn } from './export-csv.js';
+export { OPA_BUNDLE_NAME, OPA_DECISION_PATH, exportOpa, rfc3339Nano, toOpaEvent } from './export-opa.js';
+export type { OpaDecisionLogEventV1 } from './export-opa.js';
+export { EXPORT_FORMATS, EXPORT_MEDIA_TYPES, exportLines, inChunks, planExport } from './export-plan.js';
+export type {
+  ExportFormat,
+  ExportLinesOptions,
+  ExportPlan,
+  ExportRequest,
+  ExportSource,
+  ExportSourceQuery,
+} from './export-plan.js';
+export { writeChunks } from './write-chunks.js';

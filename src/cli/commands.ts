@@ -1,12 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { loadConfigFile } from '../config/config-loader.js';
 import { sha256Hex } from '../config/dev-keys.js';
 import { PdpError } from '../errors/pdp-error.js';
+import { RETIRED_KEY_GRACE_SECONDS } from '../issuer/key-index.js';
+import { rotateKeys } from '../issuer/key-ring.js';
 import { PolicyEngine } from '../pdp/policy-engine.js';
 import { loadPolicyDir } from '../policy/policy-loader.js';
 import type { EvaluationInputV1 } from '../policy/decision-types.js';
 import { decisionRequestSchema, type DecisionRequestV1 } from '../wire/decision-v1.js';
 import { bodyValidator } from '../server/validate-body.js';
+import { AUDIT_COMMANDS } from './audit-commands.js';
 import { explainEvaluation } from './explain.js';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -87,6 +91,31 @@ export const COMMANDS: Command[] = [
       return 0;
     },
   },
+  {
+    name: 'keys rotate',
+    summary: 'rotate the issuer keys: --config FILE (or AGENT_PDP_CONFIG); then SIGHUP the server',
+    options: { config: { type: 'string', short: 'c' } },
+    async run(values) {
+      const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
+      if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE or set AGENT_PDP_CONFIG');
+      const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'] });
+      const { keys: dir, alg, max_token_ttl_seconds: maxTtl } = config.issuer;
+      const now = new Date();
+      const rotation = await rotateKeys(dir, now, { alg, maxTokenTtlSeconds: maxTtl });
+      const until = new Date(now.getTime() + (maxTtl + RETIRED_KEY_GRACE_SECONDS) * 1000).toISOString();
+      const lines = [
+        `rotated the issuer keys in ${dir}`,
+        `  active   ${rotation.active}  (was next, already published: signs once the server reloads)`,
+        `  next     ${rotation.next}  (new ${alg} key, published now, signs after the next rotation)`,
+        `  retired  ${rotation.retired}  (private key deleted; published until ${until} for the tokens it signed)`,
+        ...rotation.removed.map((kid) => `  removed  ${kid}  (retired long enough: no longer published)`),
+        'send SIGHUP to the running server (or POST /v1/admin/reload) to start signing with the new key',
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+      return 0;
+    },
+  },
+  ...AUDIT_COMMANDS,
 ];
 
 export function usage(): string {

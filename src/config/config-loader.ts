@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { compileMask } from '../audit/index.js';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
 import type { CallerConfig, PdpConfig } from './config-types.js';
@@ -82,9 +83,20 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     details.push({ path: 'tasks.default_ttl_seconds', message: 'exceeds tasks.max_ttl_seconds' });
   }
   const issuerUrl = r.issuer?.issuer ?? `http://${listen}`;
-  if (issuerUrl.startsWith('http://') && !/^http:\/\/(127\.|localhost[:/]|\[::1\])/.test(issuerUrl)) {
+  if (issuerUrl.startsWith('http://') && !isLoopbackUrl(issuerUrl)) {
     if (env.nodeEnv === 'production') details.push({ path: 'issuer.issuer', message: 'must be https in production' });
     else warnings.push(`issuer ${issuerUrl} is plain http on a non-loopback address`);
+  }
+  const mask = r.audit?.mask ?? [];
+  mask.forEach((path, i) => {
+    try {
+      compileMask([path]);
+    } catch (error) {
+      details.push({ path: `audit.mask[${i}]`, message: (error as Error).message });
+    }
+  });
+  if (mask.length > 0 && r.audit?.mask_key_file === undefined) {
+    warnings.push('audit.mask without audit.mask_key_file: masked values are plain SHA-256 digests, which anyone can reverse for low-entropy values (SSNs, phone numbers) by trying them all');
   }
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
@@ -109,11 +121,22 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       audiences: Object.freeze({ ...(r.issuer?.audiences ?? {}) }),
     },
     tasks,
-    audit: { mask: Object.freeze([...(r.audit?.mask ?? [])]), retention_days: r.audit?.retention_days ?? null },
+    audit: {
+      mask: Object.freeze([...mask]),
+      mask_key_file: r.audit?.mask_key_file === undefined ? null : at(r.audit.mask_key_file),
+      retention_days: r.audit?.retention_days ?? null,
+    },
     log: { level: r.log?.level ?? 'info' },
     callers: Object.freeze(callers),
   };
   return { config: deepFreeze(config), warnings };
+}
+
+/** The host itself must be loopback: `http://127.0.0.1.nip.io` only starts like one. */
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
+
+function isLoopbackUrl(url: string): boolean {
+  return URL.canParse(url) && LOOPBACK_HOST.test(new URL(url).hostname);
 }
 
 function resolveStoreUrl(url: string, at: (p: string) => string): string {
@@ -146,7 +169,7 @@ interface RawConfig {
     audiences?: Record<string, string>;
   };
   tasks?: { default_ttl_seconds?: number; max_ttl_seconds?: number };
-  audit?: { mask?: string[]; retention_days?: number | null };
+  audit?: { mask?: string[]; mask_key_file?: string; retention_days?: number | null };
   log?: { level?: PdpConfig['log']['level'] };
   callers: Array<{
     id: string;

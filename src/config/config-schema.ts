@@ -57,7 +57,9 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        mask: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$' } },
+        // Dotted paths; a segment is a field name, an array index, `*` (any one key) or `**` (any depth).
+        mask: { type: 'array', items: { type: 'string', pattern: '^(\\*\\*|\\*|[A-Za-z0-9_-]+)(\\.(\\*\\*|\\*|[A-Za-z0-9_-]+))*$' } },
+        mask_key_file: { type: 'string', minLength: 1 },
         retention_days: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
       },
     },

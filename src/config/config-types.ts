@@ -56,8 +56,13 @@ export interface PdpConfig {
     max_ttl_seconds: number;
   };
   audit: {
-    /** Dotted paths in the decision event (`input.task.context.ssn`) stored as their hash. Default none. */
+    /**
+     * Dotted paths in event data (`input.task.context.ssn`, `**.ssn`) stored as their digest
+     * (src/audit/masking.ts). Default none.
+     */
     mask: readonly string[];
+    /** File holding the HMAC key of mask digests (absolute). Default none: plain SHA-256, reversible by enumeration. */
+    mask_key_file: string | null;
     /** Events older than this many days may be pruned (`agent-pdp audit prune`). Default: keep forever. */
     retention_days: number | null;
   };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,11 +19,13 @@ async function lines(events: AuditEventV1[], start = { start_seq: 1, start_prev_
 describe('export files', () => {
   const chain = buildChain(12);
 
-  it('writes a header, then one canonical event per line', async () => {
+  it('writes a header, then one canonical event per line, then a trailer with the digest of the lines before it', async () => {
     const out = await lines(chain);
-    expect(out).toHaveLength(13);
+    expect(out).toHaveLength(14);
     expect(JSON.parse(out[0] as string)).toEqual({ format: 'agent-pdp-audit-export', v: 1, start_seq: 1, start_prev_hash: GENESIS_HASH });
     expect(out[1]).toBe(canonicalJson(chain[0]) + '\n');
+    const digest = createHash('sha256').update(out.slice(0, 13).join('')).digest('hex');
+    expect(JSON.parse(out[13] as string)).toEqual({ end: { count: 12, last_seq: 12, last_hash: (chain[11] as AuditEventV1).hash, digest } });
   });
 
   it('verifies a file on disk with nothing but the file', async () => {
