@@ -84,8 +84,10 @@ export class TokenService {
     if (!record) return { active: false };
     let active = record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
     if (active && record.task_id !== null) {
+      // Belt and braces: closing a task revokes its tokens in the same transaction, and no token outlives its task.
+      // A task that was never registered (context asserted by a trusted PEP) has nothing that closes it.
       const task = await this.#o.store.getTask(record.task_id);
-      active = task !== undefined && task.status === 'active' && Date.parse(task.expires_at) > now.getTime();
+      if (task !== undefined) active = task.status === 'active' && Date.parse(task.expires_at) > now.getTime();
     }
     await this.#o.store.recordTokenUse({
       jti: claims.jti,

@@ -1,0 +1,522 @@
+/**
+ * The token endpoints over HTTP: redeem (`POST /v1/tokens`), introspect (RFC 7662), revoke (RFC 7009), and what
+ * closing a task does to its tokens. Every refusal is asserted by its code; every attack has a test that fails
+ * when its defence is removed. Library-level forgery tests (alg none, HS256 with the public key, unknown kid,
+ * changed payload, expiry with a frozen clock) live in test/issuer/ and are not repeated here except where the
+ * HTTP path does its own verification (introspection).
+ */
+import { Writable } from 'node:stream';
+import { createRemoteJWKSet } from 'jose';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueAccessToken } from '../../src/issuer/token-issuer.js';
+import { TokenVerificationError } from '../../src/issuer/verification-error.js';
+import { verifyAccessToken, type VerifyAccessTokenOptions } from '../../src/issuer/verify-access-token.js';
+import { createLogger } from '../../src/server/logger.js';
+import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
+import {
+  b64json,
+  completeTask,
+  CRM_AUDIENCE,
+  decide,
+  decodePart,
+  introspect,
+  issueToken,
+  redeem,
+  registerTask,
+  revoke,
+  type TokenResponse,
+} from './flow.js';
+
+const MAX_TOKEN_TTL = 600; // below support-resolver's token_ttl (900), so the ring's cap is seen too
+const REDEEM_WINDOW = 60;
+
+/** Every log line the PDP writes during this file, at debug level. */
+const logLines: string[] = [];
+/** Every access token any test obtained: none may ever appear in a log line or an error body. */
+const issued = new Set<string>();
+/** Every error body any test received. */
+const errorBodies: string[] = [];
+
+let t: TestPdp;
+beforeAll(async () => {
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logLines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  t = await startTestPdp({
+    logger: createLogger('debug', sink),
+    config: {
+      issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys', max_token_ttl_seconds: MAX_TOKEN_TTL, redeem_window_seconds: REDEEM_WINDOW },
+    },
+  });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+/** issueToken, remembering the token for the leak checks. */
+async function token(options: Parameters<typeof issueToken>[1] = {}): Promise<Awaited<ReturnType<typeof issueToken>>> {
+  const result = await issueToken(t, options);
+  issued.add(result.token.access_token);
+  return result;
+}
+
+function errorCode(res: request.Response): string {
+  errorBodies.push(res.text);
+  return (res.body as { error: { code: string } }).error.code;
+}
+
+describe('the flow: register → decide → redeem → introspect → revoke → complete', () => {
+  it('issues a token for an allow, which is active until revoked, and completion revokes the rest', async () => {
+    const taskId = await registerTask(t);
+    const decision = await decide(t, taskId);
+    expect(decision).toMatchObject({ allow: true, granted_scopes: ['tickets:write'] });
+
+    const res = await redeem(t, decision.decision_id).expect(201);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const body = res.body as TokenResponse;
+    issued.add(body.access_token);
+    expect(Object.keys(body).sort()).toEqual(['access_token', 'authorization_details', 'expires_in', 'jti', 'scope', 'token_type']);
+    expect(body).toMatchObject({
+      token_type: 'Bearer',
+      scope: 'tickets:write',
+      authorization_details: [{ type: 'crm', actions: ['tickets:write'], identifier: '1234', resource_type: 'customer' }],
+    });
+
+    const active = await introspect(t, body.access_token).expect(200);
+    expect(active.headers['cache-control']).toBe('no-store');
+    expect(active.body).toMatchObject({
+      active: true,
+      token_type: 'Bearer',
+      jti: body.jti,
+      sub: 'support-resolver',
+      client_id: 'pep-1',
+      aud: CRM_AUDIENCE,
+      scope: 'tickets:write',
+      task_id: taskId,
+      decision_id: decision.decision_id,
+    });
+
+    await revoke(t, body.access_token).expect(200);
+    expect((await introspect(t, body.access_token)).body).toEqual({ active: false });
+
+    // A second token on the same task, then the task completes: it is revoked with it.
+    const second = await redeem(t, (await decide(t, taskId)).decision_id).expect(201);
+    issued.add((second.body as TokenResponse).access_token);
+    const completed = await completeTask(t, taskId).expect(200);
+    expect(completed.body).toMatchObject({ status: 'completed', revoked_tokens: 1 });
+    expect((await introspect(t, (second.body as TokenResponse).access_token)).body).toEqual({ active: false });
+  });
+});
+
+describe('token lifetime', () => {
+  it.each([
+    { note: 'the ring maximum caps the agent TTL (900)', ttl: undefined, expiresIn: undefined, want: MAX_TOKEN_TTL },
+    { note: 'a shorter TTL asked in the decision request', ttl: 120, expiresIn: undefined, want: 120 },
+    { note: 'a task that expires sooner caps the token', ttl: undefined, expiresIn: 90, want: 90 },
+  ])('$note: exp - iat = $want', async ({ ttl, expiresIn, want }) => {
+    const { decision, token: body } = await token({ ...(ttl === undefined ? {} : { ttl }), ...(expiresIn === undefined ? {} : { expiresIn }) });
+    const claims = decodePart(body.access_token, 1) as { iat: number; exp: number };
+    expect(claims.iat).toBe(Math.floor(t.clock.now.getTime() / 1000));
+    expect(claims.exp - claims.iat).toBe(want);
+    expect(claims.exp - claims.iat).toBeLessThanOrEqual(decision.token_ttl_seconds);
+    expect(body.expires_in).toBe(want);
+  });
+});
+
+describe('POST /v1/tokens refuses', () => {
+  it.each([
+    {
+      note: 'an unknown decision id',
+      code: 'decision_not_found',
+      status: 404,
+      setup: async () => ({ id: 'no-such-decision' }),
+    },
+    {
+      note: 'a deny',
+      code: 'decision_not_allowed',
+      status: 409,
+      setup: async () => {
+        const d = await decide(t, await registerTask(t), { scopes: ['tickets:delete'] });
+        expect(d.outcome).toBe('deny');
+        return { id: d.decision_id };
+      },
+    },
+    {
+      note: 'a decision made for another caller',
+      code: 'decision_wrong_caller',
+      status: 403,
+      setup: async () => ({ id: (await decide(t, await registerTask(t))).decision_id, key: KEYS.strictPep }),
+    },
+    {
+      note: 'a replayed decision id',
+      code: 'decision_already_redeemed',
+      status: 409,
+      setup: async () => {
+        const d = await decide(t, await registerTask(t));
+        issued.add(((await redeem(t, d.decision_id).expect(201)).body as TokenResponse).access_token);
+        return { id: d.decision_id };
+      },
+    },
+    {
+      note: 'a decision past its redeem window',
+      code: 'decision_expired',
+      status: 409,
+      setup: async () => {
+        const d = await decide(t, await registerTask(t));
+        t.clock.advance(REDEEM_WINDOW + 1);
+        return { id: d.decision_id };
+      },
+    },
+    {
+      note: 'a decision whose task completed after the allow',
+      code: 'task_not_active',
+      status: 409,
+      setup: async () => {
+        const taskId = await registerTask(t);
+        const d = await decide(t, taskId);
+        await completeTask(t, taskId).expect(200);
+        return { id: d.decision_id };
+      },
+    },
+    {
+      note: 'a decision whose task expired after the allow',
+      code: 'task_not_active',
+      status: 409,
+      setup: async () => {
+        const taskId = await registerTask(t, { expiresIn: 30 });
+        const d = await decide(t, taskId);
+        t.clock.advance(30);
+        return { id: d.decision_id };
+      },
+    },
+  ])('$note: $status $code', async ({ setup, code, status }) => {
+    const { id, key } = await setup() as { id: string; key?: string };
+    const res = await redeem(t, id, key);
+    expect(res.status).toBe(status);
+    expect(errorCode(res)).toBe(code);
+    expect(res.body).not.toHaveProperty('access_token');
+  });
+
+  it('does not burn a decision on a refused attempt: the right caller still redeems it after the wrong one', async () => {
+    const d = await decide(t, await registerTask(t));
+    expect(errorCode(await redeem(t, d.decision_id, KEYS.strictPep).expect(403))).toBe('decision_wrong_caller');
+    issued.add(((await redeem(t, d.decision_id).expect(201)).body as TokenResponse).access_token);
+  });
+
+  it('redeems a decision exactly once when redemptions race', async () => {
+    const d = await decide(t, await registerTask(t));
+    const results = await Promise.all(Array.from({ length: 8 }, () => redeem(t, d.decision_id)));
+    const won = results.filter((r) => r.status === 201);
+    expect(won).toHaveLength(1);
+    issued.add((won[0]?.body as TokenResponse).access_token);
+    for (const r of results.filter((x) => x.status !== 201)) {
+      expect([r.status, errorCode(r)]).toEqual([409, 'decision_already_redeemed']);
+    }
+  });
+});
+
+describe('POST /v1/introspect', () => {
+  /** A real token with its payload changed and its signature kept. */
+  const withPayload = (jwt: string, change: Record<string, unknown>): string => {
+    const [h, p, s] = jwt.split('.');
+    const payload = { ...JSON.parse(Buffer.from(p ?? '', 'base64url').toString('utf8')), ...change };
+    return `${h}.${b64json(payload)}.${s}`;
+  };
+
+  it.each([
+    { note: 'garbage', make: async () => 'not-a-token' },
+    { note: 'a JWT-shaped string', make: async () => `${b64json({ alg: 'EdDSA' })}.${b64json({})}.AAAA` },
+    {
+      note: 'a real token re-headed with alg none and no signature',
+      make: async () => {
+        const { token: b } = await token();
+        return `${b64json({ ...decodePart(b.access_token, 0), alg: 'none' })}.${b.access_token.split('.')[1]}.`;
+      },
+    },
+    {
+      note: 'a real token bound to another customer by editing its payload',
+      make: async () => {
+        const { token: b } = await token();
+        const details = [{ type: 'crm', actions: ['tickets:write'], identifier: '5678', resource_type: 'customer' }];
+        return withPayload(b.access_token, { authorization_details: details });
+      },
+    },
+    {
+      note: 'a well-signed token the PDP never issued (no record)',
+      make: async () => {
+        const forged = await issueAccessToken({
+          keyRing: t.pdp.keys.ring,
+          issuer: t.pdp.config.issuer.issuer,
+          agent_id: 'support-resolver',
+          caller_id: 'pep-1',
+          integration: 'crm',
+          scopes: ['tickets:write'],
+          task_id: 'task-none',
+          decision_id: 'dec-none',
+          ttl_seconds: 60,
+          now: t.clock.now,
+        });
+        return forged.access_token;
+      },
+    },
+    {
+      note: 'an expired token (clock past exp)',
+      make: async () => {
+        const { token: b } = await token({ ttl: 60 });
+        t.clock.advance(60);
+        return b.access_token;
+      },
+    },
+    {
+      note: 'a revoked token',
+      make: async () => {
+        const { token: b } = await token();
+        await revoke(t, b.access_token).expect(200);
+        return b.access_token;
+      },
+    },
+    {
+      note: 'a token whose task completed',
+      make: async () => {
+        const { token: b, taskId } = await token();
+        await completeTask(t, taskId).expect(200);
+        return b.access_token;
+      },
+    },
+    {
+      note: 'a token whose task expired',
+      make: async () => {
+        const { token: b } = await token({ expiresIn: 120 });
+        t.clock.advance(120);
+        return b.access_token;
+      },
+    },
+  ])('answers exactly { active: false } for $note', async ({ make }) => {
+    const jwt = await make();
+    for (const key of [KEYS.resource, KEYS.pep]) {
+      const res = await introspect(t, jwt, key).expect(200);
+      expect(res.body).toStrictEqual({ active: false });
+      expect(res.headers['cache-control']).toBe('no-store');
+    }
+  });
+
+  it('answers active for a token whose task context was asserted by a trusted PEP (a task never registered)', async () => {
+    const d = await request(t.url)
+      .post('/v1/decide')
+      .set(auth(KEYS.pep))
+      .send({
+        agent_id: 'support-resolver',
+        task: { id: 'asserted-task-1', type: 'complaint_resolution', context: { customer_id: '1234' } },
+        integration: 'crm',
+        scopes: ['tickets:write'],
+        resource: { type: 'customer', id: '1234' },
+      })
+      .expect(200);
+    expect(d.body).toMatchObject({ outcome: 'allow' });
+    const b = (await redeem(t, (d.body as { decision_id: string }).decision_id).expect(201)).body as TokenResponse;
+    issued.add(b.access_token);
+    expect((await introspect(t, b.access_token)).body).toMatchObject({ active: true, task_id: 'asserted-task-1' });
+  });
+
+  it('records each introspection in the audit trail as a use of the token, by the introspecting caller', async () => {
+    const { token: b, decision } = await token();
+    await introspect(t, b.access_token).expect(200);
+    await revoke(t, b.access_token).expect(200);
+    await introspect(t, b.access_token).expect(200);
+    const uses = [];
+    for await (const e of t.pdp.store.iterateEvents({ jti: b.jti, types: ['token.used'] })) uses.push(e);
+    expect(uses.map((e) => [e.caller_id, e.decision_id, e.data])).toEqual([
+      ['crm-api', decision.decision_id, { action: 'introspect', active: true }],
+      ['crm-api', decision.decision_id, { action: 'introspect', active: false }],
+    ]);
+    const chain = await t.pdp.store.decisionChain(decision.decision_id);
+    expect(chain.map((e) => e.type)).toEqual(['decision', 'token.issued', 'token.used', 'token.revoked', 'token.used']);
+  });
+});
+
+describe('closing a task revokes its tokens', () => {
+  it.each([
+    {
+      note: 'completion',
+      reason: 'task_completed',
+      close: async (taskId: string) => {
+        await completeTask(t, taskId).expect(200);
+      },
+    },
+    {
+      note: 'expiry (the sweep)',
+      reason: 'task_expired',
+      close: async () => {
+        t.clock.advance(300);
+        await t.pdp.tasks.expireDue();
+      },
+    },
+  ])('on $note, every token of the task is marked revoked in the store', async ({ close, reason }) => {
+    const taskId = await registerTask(t, { expiresIn: 300 });
+    const jtis: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await redeem(t, (await decide(t, taskId)).decision_id).expect(201);
+      issued.add((res.body as TokenResponse).access_token);
+      jtis.push((res.body as TokenResponse).jti);
+    }
+    await close(taskId);
+    for (const jti of jtis) {
+      expect(await t.pdp.store.getToken(jti)).toMatchObject({ revoked_at: t.clock.now.toISOString(), revoke_reason: reason });
+    }
+  });
+});
+
+describe('POST /v1/revoke', () => {
+  it.each([
+    { note: 'an unknown token', token: 'no-such-token' },
+    { note: 'a JWT-shaped string', token: `${b64json({ alg: 'EdDSA', kid: 'x' })}.${b64json({ jti: 'x' })}.AAAA` },
+  ])('answers 200 with an empty body for $note', async ({ token: value }) => {
+    const res = await revoke(t, value).expect(200);
+    expect(res.text).toBe('');
+  });
+
+  it.each([
+    { note: 'another PEP', key: KEYS.strictPep },
+    { note: 'a resource server', key: KEYS.resource },
+  ])('lets $note revoke nothing of pep-1: 200, and the token stays active', async ({ key }) => {
+    const { token: b } = await token();
+    await revoke(t, b.access_token, key).expect(200);
+    expect((await introspect(t, b.access_token)).body).toMatchObject({ active: true, jti: b.jti });
+    expect(await t.pdp.store.getToken(b.jti)).toMatchObject({ revoked_at: null });
+  });
+
+  it('revokes a token of its own caller, once; a second revocation is still 200', async () => {
+    const { token: b } = await token();
+    await revoke(t, b.access_token).expect(200);
+    await revoke(t, b.access_token).expect(200);
+    expect(await t.pdp.store.getToken(b.jti)).toMatchObject({ revoked_by: 'pep-1', revoke_reason: 'revoked_by_caller' });
+    const revocations = [];
+    for await (const e of t.pdp.store.iterateEvents({ jti: b.jti, types: ['token.revoked'] })) revocations.push(e);
+    expect(revocations).toHaveLength(1);
+  });
+});
+
+describe('credentials and roles', () => {
+  const endpoints = [
+    { path: '/v1/tokens', body: { decision_id: 'd' }, roles: { wrong: KEYS.resource } },
+    { path: '/v1/introspect', body: { token: 'x' }, roles: { wrong: KEYS.orchestrator } },
+    { path: '/v1/revoke', body: { token: 'x' }, roles: { wrong: KEYS.auditor } },
+  ];
+
+  it.each(endpoints)('$path: 401 without credentials and with an unknown key', async ({ path, body }) => {
+    const none = await request(t.url).post(path).send(body);
+    expect([none.status, errorCode(none)]).toEqual([401, 'unauthenticated']);
+    expect(none.headers['www-authenticate']).toMatch(/^Bearer /);
+    const unknown = await request(t.url).post(path).set(auth('not-a-key')).send(body);
+    expect([unknown.status, errorCode(unknown)]).toEqual([401, 'unauthenticated']);
+  });
+
+  it.each(endpoints)('$path: 403 for a caller of another role', async ({ path, body, roles }) => {
+    const res = await request(t.url).post(path).set(auth(roles.wrong)).send(body);
+    expect([res.status, errorCode(res)]).toEqual([403, 'forbidden_role']);
+  });
+
+  it('a token presented as an API key does not authenticate', async () => {
+    const { token: b } = await token();
+    const res = await request(t.url).post('/v1/introspect').set(auth(b.access_token)).type('form').send({ token: b.access_token });
+    expect([res.status, errorCode(res)]).toEqual([401, 'unauthenticated']);
+  });
+
+  it('an introspection or revocation without credentials changes and records nothing', async () => {
+    const { token: b } = await token();
+    await request(t.url).post('/v1/revoke').type('form').send({ token: b.access_token }).expect(401);
+    await request(t.url).post('/v1/introspect').type('form').send({ token: b.access_token }).expect(401);
+    expect(await t.pdp.store.getToken(b.jti)).toMatchObject({ revoked_at: null });
+    const uses = [];
+    for await (const e of t.pdp.store.iterateEvents({ jti: b.jti, types: ['token.used'] })) uses.push(e);
+    expect(uses).toEqual([]);
+  });
+});
+
+describe('request encodings (RFC 7662 / RFC 7009 say form; JSON is accepted too)', () => {
+  it.each(['/v1/introspect', '/v1/revoke'])('%s takes token= form-encoded and { token } as JSON', async (path) => {
+    for (const encode of [(r: request.Test, b: object) => r.type('form').send(b), (r: request.Test, b: object) => r.send(b)]) {
+      const { token: b } = await token();
+      await encode(request(t.url).post(path).set(auth(KEYS.pep)), { token: b.access_token, token_type_hint: 'access_token' }).expect(200);
+      const after = (await introspect(t, b.access_token, KEYS.pep)).body as { active: boolean };
+      expect(after.active).toBe(path === '/v1/introspect');
+    }
+  });
+
+  it.each([
+    { path: '/v1/introspect', form: true },
+    { path: '/v1/introspect', form: false },
+    { path: '/v1/revoke', form: true },
+    { path: '/v1/revoke', form: false },
+  ])('$path without a token (form: $form) is 400 naming the field token', async ({ path, form }) => {
+    const r = request(t.url).post(path).set(auth(KEYS.pep));
+    const res = await (form ? r.type('form').send({ token_type_hint: 'access_token' }) : r.send({}));
+    expect([res.status, errorCode(res)]).toEqual([400, 'invalid_request']);
+    expect((res.body as { error: { details: Array<{ path: string }> } }).error.details.map((d) => d.path)).toEqual(['token']);
+  });
+
+  it('a token repeated in a form body is refused, not picked from', async () => {
+    const { token: b } = await token();
+    const res = await request(t.url).post('/v1/introspect').set(auth(KEYS.resource)).type('form').send(`token=${b.access_token}&token=x`);
+    expect([res.status, errorCode(res)]).toEqual([400, 'invalid_request']);
+  });
+});
+
+describe('a resource server holding only the JWKS URL and verifyAccessToken', () => {
+  let jwt: string;
+  let options: VerifyAccessTokenOptions;
+  beforeAll(async () => {
+    jwt = (await token()).token.access_token;
+    options = {
+      jwks: createRemoteJWKSet(new URL(`${t.url}/.well-known/jwks.json`)),
+      issuer: t.pdp.config.issuer.issuer,
+      audience: CRM_AUDIENCE,
+      integration: 'crm',
+      scope: 'tickets:write',
+      resource: { type: 'customer', id: '1234' },
+      currentDate: t.clock.now,
+    };
+  });
+
+  it('accepts the token for customer 1234, tickets:write on crm', async () => {
+    await expect(verifyAccessToken(jwt, options)).resolves.toMatchObject({ client_id: 'pep-1', sub: 'support-resolver' });
+  });
+
+  it.each([
+    { note: 'customer 5678', change: () => ({ resource: { type: 'customer', id: '5678' } }), code: 'token_wrong_resource' },
+    { note: 'no record named', change: () => ({ resource: undefined }), code: 'token_wrong_resource' },
+    { note: 'another scope (tickets:delete)', change: () => ({ scope: 'tickets:delete' }), code: 'token_scope_insufficient' },
+    { note: 'another integration (mail)', change: () => ({ integration: 'mail' }), code: 'token_wrong_integration' },
+    { note: "another integration's audience", change: () => ({ audience: 'https://mail.example.com' }), code: 'token_wrong_audience' },
+    { note: 'a time past exp + tolerance', change: () => ({ currentDate: new Date(options.currentDate!.getTime() + (MAX_TOKEN_TTL + 6) * 1000) }), code: 'token_expired' },
+  ])('refuses it for $note: $code', async ({ change, code }) => {
+    const err = await verifyAccessToken(jwt, { ...options, ...change() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenVerificationError);
+    expect((err as TokenVerificationError).code).toBe(code);
+  });
+});
+
+describe('secrets stay out of logs and error bodies', () => {
+  it('no log line and no error body carries an access token', async () => {
+    // Some failures that see a token: a bad field next to it, a redeem with it as decision id.
+    const { token: b } = await token();
+    const extra = await request(t.url).post('/v1/introspect').set(auth(KEYS.resource)).send({ token: b.access_token, extra: 1 });
+    expect(errorCode(extra)).toBe('invalid_request');
+    const asId = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: b.access_token });
+    expect(errorCode(asId)).toBe('invalid_request');
+
+    expect(issued.size).toBeGreaterThan(20);
+    expect(logLines.some((l) => l.includes('"route":"/v1/introspect"'))).toBe(true);
+    const signatures = [...issued].map((jwt) => jwt.split('.')[2] ?? '');
+    for (const text of [...logLines, ...errorBodies]) {
+      for (const [i, jwt] of [...issued].entries()) {
+        expect(text.includes(jwt) || text.includes(signatures[i] ?? '')).toBe(false);
+      }
+    }
+    for (const key of Object.values(KEYS)) expect(logLines.join('').includes(key)).toBe(false);
+  });
+});
