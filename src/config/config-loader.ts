@@ -90,12 +90,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
   const mask = r.audit?.mask ?? [];
   mask.forEach((path, i) => {
     try {
-      if (masksTokenFields(compileMask([path]))) {
-        details.push({
-          path: `audit.mask[${i}]`,
-          message: 'would mask a field tokens are issued from (result.granted_scopes, result.resource, result.token_ttl_seconds, result.task_id); mask the request and input copies instead',
-        });
-      }
+      compileMask([path]);
     } catch (error) {
       details.push({ path: `audit.mask[${i}]`, message: (error as Error).message });
     }
@@ -142,22 +137,6 @@ const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
 
 function isLoopbackUrl(url: string): boolean {
   return URL.canParse(url) && LOOPBACK_HOST.test(new URL(url).hostname);
-}
-
-/**
- * Tokens are built from the stored decision result, so masking any of the fields they carry would bind tokens
- * to digests (or break issuing). A mask that changes one of them on a probe record is refused at boot.
- */
-const TOKEN_FIELDS_PROBE = {
-  request: {},
-  input: {},
-  result: { granted_scopes: ['probe:scope'], resource: { type: 'probe', id: 'probe' }, token_ttl_seconds: 60, task_id: 'probe' },
-  policy_revision: 'probe',
-};
-
-function masksTokenFields(mask: (value: typeof TOKEN_FIELDS_PROBE) => typeof TOKEN_FIELDS_PROBE): boolean {
-  const masked = mask(structuredClone(TOKEN_FIELDS_PROBE));
-  return JSON.stringify(masked.result) !== JSON.stringify(TOKEN_FIELDS_PROBE.result);
 }
 
 function resolveStoreUrl(url: string, at: (p: string) => string): string {

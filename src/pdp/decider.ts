@@ -21,10 +21,20 @@ export interface DecisionRecord {
   request: DecisionRequestV1;
   input: EvaluationInputV1;
   result: DecisionResponseV1;
+  /** Unmasked copy of what a token is issued from; null unless allowed. */
+  token_grant: TokenGrantSource | null;
   policy_revision: string;
   trace_id: string | null;
   created_at: string;
   redeemable_until: string | null;
+}
+
+/** What POST /v1/tokens issues a token from: the allow's grant, as decided (never masked). */
+export interface TokenGrantSource {
+  granted_scopes: string[];
+  resource: DecisionResponseV1['resource'];
+  token_ttl_seconds: number;
+  task_id: string;
 }
 
 export interface DecisionObserver {
@@ -123,6 +133,9 @@ export class Decider {
       request,
       input,
       result: response,
+      token_grant: allow
+        ? { granted_scopes: response.granted_scopes, resource: response.resource, token_ttl_seconds: response.token_ttl_seconds, task_id: response.task_id }
+        : null,
       policy_revision: revision,
       trace_id: traceId,
       created_at: now.toISOString(),

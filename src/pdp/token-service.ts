@@ -5,7 +5,7 @@ import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../iss
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { Store } from '../store/index.js';
-import type { DecisionResponseV1 } from '../wire/decision-v1.js';
+import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
 
 export interface TokenServiceOptions {
@@ -45,7 +45,9 @@ export class TokenService {
       now: now.toISOString(),
       trace_id: traceId,
       makeToken: (decision) => {
-        const result = decision.result as DecisionResponseV1;
+        // The unmasked grant, not the (possibly masked) result: a token must carry the real record id.
+        const result = decision.token_grant as TokenGrantSource | null;
+        if (!result) throw new PdpError('decision_not_allowed', `decision ${decision.decision_id} carries no grant`);
         claims = planAccessToken({
           keyRing,
           issuer: this.#o.issuer,

@@ -41,6 +41,7 @@ export const MIGRATIONS: readonly Migration[] = [
         outcome TEXT NOT NULL,
         request TEXT NOT NULL,
         result TEXT NOT NULL,
+        token_grant TEXT,
         policy_revision TEXT NOT NULL,
         trace_id TEXT,
         created_at TEXT NOT NULL,

@@ -25,6 +25,7 @@ export interface DecisionRow {
   outcome: string;
   request: string;
   result: string;
+  token_grant: string | null;
   policy_revision: string;
   trace_id: string | null;
   created_at: string;
@@ -89,6 +90,7 @@ export function decisionFromRow(row: DecisionRow): DecisionRecord {
     outcome: row.outcome as DecisionOutcome,
     request: JSON.parse(row.request) as unknown,
     result: JSON.parse(row.result) as unknown,
+    token_grant: row.token_grant === null ? null : (JSON.parse(row.token_grant) as unknown),
     policy_revision: row.policy_revision,
     trace_id: row.trace_id,
     created_at: row.created_at,

@@ -18,8 +18,8 @@ export const SQL = {
 
   // decisions
   insertDecision: `INSERT INTO decisions (decision_id, caller_id, agent_id, task_id, integration, outcome, request,
-    result, policy_revision, trace_id, created_at, redeemable_until)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    result, token_grant, policy_revision, trace_id, created_at, redeemable_until)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   selectDecision: 'SELECT * FROM decisions WHERE decision_id = ?',
   decisionExists: 'SELECT 1 FROM decisions WHERE decision_id = ?',
   markRedeemed: `UPDATE decisions SET redeemed_jti = ?, redeemed_at = ?

@@ -84,6 +84,12 @@ export interface RecordDecisionInput {
   input: unknown;
   /** The evaluation result / response. */
   result: unknown;
+  /**
+   * What a token for this decision is issued from (scopes, bound record, TTL), kept UNMASKED: the masked
+   * `result` may hold digests where the token needs the real record id. Operational state like a task's
+   * context: it is never part of an audit event or an export. Null for decisions that cannot be redeemed.
+   */
+  token_grant?: unknown;
   policy_revision: string;
   trace_id?: string | null;
   created_at: string;
@@ -92,8 +98,9 @@ export interface RecordDecisionInput {
 }
 
 /** A decision as stored. Its evaluation input is in its decision event (decisionChain), not in the row. */
-export interface DecisionRecord extends Omit<RecordDecisionInput, 'trace_id' | 'input'> {
+export interface DecisionRecord extends Omit<RecordDecisionInput, 'trace_id' | 'input' | 'token_grant'> {
   trace_id: string | null;
+  token_grant: unknown;
   /** jti of the token this decision was redeemed for, or null. A decision is redeemed at most once. */
   redeemed_jti: string | null;
   redeemed_at: string | null;

@@ -217,21 +217,3 @@ describe('defaults, freezing and paths', () => {
     expect(() => loadConfigFile(file)).toThrow(expect.objectContaining({ code: 'config_invalid', message: expect.stringContaining(message) }));
   });
 });
-
-describe('audit.mask never touches what tokens are issued from', () => {
-  it.each([
-    { note: 'the bound record id', mask: 'result.resource.id' },
-    { note: 'the whole resource', mask: 'result.resource' },
-    { note: 'granted scopes', mask: 'result.granted_scopes' },
-    { note: 'any field named id', mask: '**.id' },
-    { note: 'the token ttl via a wildcard', mask: 'result.*' },
-  ])('$note ($mask) is refused', ({ mask }) => {
-    const raw = { callers: [{ id: 'p', role: 'pep', key_sha256: 'a'.repeat(64) }], audit: { mask: [mask] } };
-    expect(() => buildConfig(raw, 'x.yaml', '/tmp')).toThrow(/tokens are issued from/);
-  });
-
-  it.each(['input.task.context.ssn', 'request.resource.id', '**.ssn'])('%s is accepted', (mask) => {
-    const raw = { callers: [{ id: 'p', role: 'pep', key_sha256: 'a'.repeat(64) }], audit: { mask: [mask] } };
-    expect(() => buildConfig(raw, 'x.yaml', '/tmp')).not.toThrow();
-  });
-});
