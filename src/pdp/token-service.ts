@@ -5,6 +5,7 @@ import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../iss
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { Store } from '../store/index.js';
+import type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v1.js';
 import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
 
@@ -17,8 +18,7 @@ export interface TokenServiceOptions {
   now?: () => Date;
 }
 
-/** RFC 7662 answer: `{ active: false }` and nothing else, or the claims of an active token. */
-export type IntrospectionV1 = { active: false } | ({ active: true; token_type: 'Bearer' } & AccessTokenClaims);
+export type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v1.js';
 
 /**
  * Redeems allowed decisions for tokens (once, by the caller they were made for, within the window), and answers

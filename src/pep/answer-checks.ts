@@ -5,7 +5,7 @@
  */
 import type { DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
 import { PepError } from './pep-error.js';
-import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from './token-wire.js';
+import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
 
 type Json = Record<string, unknown>;
 

@@ -17,7 +17,7 @@ export {
 } from './resource-server-auth.js';
 export { RESOURCE_REFUSALS, type ResourceRefusalCode, type ResourceResponse } from './resource-refusal.js';
 export { isPepError, isPermissionDenied, PEP_ERRORS, PepError, PermissionDenied, type PepErrorCode, type PepErrorOptions } from './pep-error.js';
-export type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from './token-wire.js';
+export type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
 export type {
   ContextValue,
   DecisionRequestV1,

@@ -11,7 +11,7 @@ import type { DecisionRequestV1, DecisionResponseV1, TaskRegistrationV1, TaskV1 
 import { checkDecision, checkIntrospection, checkMetadata, checkTask, checkTokenResponse } from './answer-checks.js';
 import { isPepError, PepError } from './pep-error.js';
 import { pdpRequest, type PdpTransport } from './pdp-request.js';
-import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from './token-wire.js';
+import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
 
 export interface PdpClientOptions {
   /** Base URL of the PDP, e.g. `http://127.0.0.1:8181`. Required. */

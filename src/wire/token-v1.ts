@@ -1,7 +1,6 @@
 /**
- * Wire types of the token endpoints as a PEP sees them (`POST /v1/tokens`, `POST /v1/introspect`, RFC 8414
- * metadata). `src/wire/` has no module for these yet; they mirror `src/server/routes/tokens.ts`,
- * `src/pdp/token-service.ts` and `src/issuer/metadata.ts`, which the SDK may not import. Types only.
+ * Wire format v1 of the token endpoints (`POST /v1/tokens`, `POST /v1/introspect`, RFC 8414 metadata), shared by
+ * the server and the PEP SDK. Types only; the claim types come from the issuer's import-free leaf.
  */
 import type { AccessTokenClaims, AuthorizationDetail } from '../issuer/token-claims.js';
 
