@@ -81,5 +81,30 @@ demo: build
 fuzz: setup bundle-check
 	ORACLE_SETS=$${ORACLE_SETS:-250} ORACLE_REQUESTS=$${ORACLE_REQUESTS:-40} vitest run test/oracle
 
+# Ours against OPA on this machine, a few minutes: bench/results/{results.json,report.md,latency.svg} (gitignored).
+# BENCH_ARGS=--quick for a smoke run; BENCH_ARGS=--profile profiles our server under saturation (profile.md).
+# Take final figures on an idle machine: the report says when other processes used the CPU meanwhile.
+VEGETA_VERSION   ?= v12.13.0
+VEGETA           := $(TOOLS)/vegeta
+VEGETA_CACHE     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agent-pdp/vegeta-$(VEGETA_VERSION)
+
+bench: build
+	@mkdir -p $(TOOLS)
+	@if [ ! -x "$(VEGETA)" ]; then \
+	  if [ ! -x "$(VEGETA_CACHE)/vegeta" ]; then \
+	    command -v go >/dev/null || { echo "make bench needs Go to build vegeta $(VEGETA_VERSION): install Go, or put a vegeta binary at $(VEGETA)"; exit 1; }; \
+	    echo "building vegeta $(VEGETA_VERSION) with go install (once per machine)"; \
+	    mkdir -p "$(VEGETA_CACHE)"; \
+	    GOBIN="$(VEGETA_CACHE)" go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION); \
+	  fi; \
+	  cp "$(VEGETA_CACHE)/vegeta" $(VEGETA); \
+	fi
+	@command -v taskset >/dev/null || echo "taskset (util-linux) not found: the bench runs unpinned and says so"
+	tsc -p bench/tsconfig.json
+	@ln -sfn ../../schemas .build/bench/schemas
+	@uptime
+	@pin=""; if command -v taskset >/dev/null && [ "$$(nproc)" -ge 2 ]; then pin="taskset -c 1"; fi; \
+	  $$pin node .build/bench/bench/run-bench.js $(BENCH_ARGS)
+
 clean:
 	rm -rf dist dist-examples .tools data

@@ -1,8 +1,9 @@
 /**
  * Store throughput with group commit: how many audit events per second reach a committed SQLite transaction.
  *
- *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/store-bench.js [events]
+ *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/store-bench.js [events] [--json]
  *
+ * `make bench` runs it through runStoreBench() (the JSON line) and reports the rows with the rest.
  * Each scenario keeps `concurrency` writes in flight (as concurrent requests would) on a fresh file and reports
  * committed events/s and how many transactions carried them. Figures are for comparison on one machine.
  */
@@ -11,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../src/store/index.js';
 import type { SqliteStoreOptions } from '../src/store/index.js';
+import { isMain } from './lib/timing.js';
 
-const TOTAL = Number(process.argv[2] ?? 100_000);
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 
 interface Scenario {
@@ -83,10 +84,20 @@ const scenarios: Scenario[] = [
   },
 ];
 
-async function run(scenario: Scenario): Promise<void> {
+export interface StoreBenchRow {
+  name: string;
+  concurrency: number;
+  events_per_s: number;
+  events: number;
+  transactions: number;
+  ops_per_tx: number;
+  verify_events_per_s: number;
+}
+
+async function run(scenario: Scenario, totalEvents: number): Promise<StoreBenchRow> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-bench-'));
   const store = SqliteStore.open(join(dir, 'bench.db'), scenario.options);
-  const total = scenario.concurrency === 1 ? Math.min(TOTAL, 5_000) : TOTAL;
+  const total = scenario.concurrency === 1 ? Math.min(totalEvents, 5_000) : totalEvents;
   let next = 0;
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
@@ -101,13 +112,35 @@ async function run(scenario: Scenario): Promise<void> {
   await store.close();
   rmSync(dir, { recursive: true, force: true });
   if (!verified.ok) throw new Error(`chain does not verify: ${verified.message}`);
-  const perSecond = Math.round(stats.events / seconds);
-  const perTx = (stats.ops / stats.transactions).toFixed(1);
-  console.log(
-    `${scenario.name.padEnd(56)} ${String(perSecond).padStart(8)} events/s ` +
-      `(${stats.events} events, ${stats.transactions} tx, ${perTx} ops/tx; ` +
-      `verify ${Math.round(verified.count / verifySeconds)} events/s)`,
-  );
+  return {
+    name: scenario.name,
+    concurrency: scenario.concurrency,
+    events_per_s: Math.round(stats.events / seconds),
+    events: stats.events,
+    transactions: stats.transactions,
+    ops_per_tx: Math.round((stats.ops / stats.transactions) * 10) / 10,
+    verify_events_per_s: Math.round(verified.count / verifySeconds),
+  };
 }
 
-for (const scenario of scenarios) await run(scenario);
+/** Every scenario in turn, each on a fresh database file. */
+export async function runStoreBench(totalEvents: number): Promise<StoreBenchRow[]> {
+  const rows: StoreBenchRow[] = [];
+  for (const scenario of scenarios) rows.push(await run(scenario, totalEvents));
+  return rows;
+}
+
+if (isMain(import.meta.url)) {
+  const json = process.argv.includes('--json');
+  const total = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 100_000);
+  const rows = await runStoreBench(total);
+  if (json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+  else {
+    for (const r of rows) {
+      console.log(
+        `${r.name.padEnd(56)} ${String(r.events_per_s).padStart(8)} events/s ` +
+          `(${r.events} events, ${r.transactions} tx, ${r.ops_per_tx.toFixed(1)} ops/tx; verify ${r.verify_events_per_s} events/s)`,
+      );
+    }
+  }
+}

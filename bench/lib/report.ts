@@ -1,0 +1,234 @@
+/**
+ * The bench's outputs for people: a markdown report (the tables, goals first) and a hand-written SVG chart of
+ * latency against offered load (p50 and p99, ours and OPA's). No chart dependency.
+ */
+import type { BenchResults } from './results.js';
+
+const fmt = (x: number | null | undefined, digits = 2): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toLocaleString('en', { maximumFractionDigits: digits });
+const us = (ns: number): string => fmt(ns / 1000, 1);
+
+function table(head: string[], rows: Array<Array<string | number>>, align?: string[]): string {
+  const a = align ?? head.map((_, i) => (i === 0 ? '---' : '---:'));
+  return [`| ${head.join(' | ')} |`, `| ${a.join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function reportMarkdown(r: BenchResults): string {
+  const m = r.meta;
+  const out: string[] = [];
+  out.push(`# agent-pdp bench: ours against OPA ${m.opa_version}`, '');
+  if (m.warning) out.push(`> **${m.warning}**`, '');
+  out.push(
+    `${m.date} · node ${m.node} · ${m.cpus} × ${m.cpu_model} · git ${m.git} · mode ${m.mode}`,
+    `Pinning: ${m.pinning}. Load average (1 min, counts the bench itself) ${m.load1_start} at start, ${m.load1_end} at end. ` +
+      `CPU used by other processes while measuring: at most ${fmt(Math.max(0, ...Object.values(m.other_cores)))} cores (per step and section in results.json, \`meta.other_cores\`).`,
+    `Logging: both servers at log level \`${m.log_level}\` (ours: one pino access line per request; OPA: its request/response lines), to a file. OPA decision logs off.`,
+    '',
+    '## Goals',
+    '',
+    table(
+      ['goal', 'target', 'measured', 'met'],
+      r.goals.map((g) => [g.goal, g.target, g.measured, g.met === null ? 'n/a' : g.met ? 'yes' : '**no**']),
+      ['---', '---', '---', '---'],
+    ),
+    '',
+  );
+  if (r.http) {
+    out.push(
+      '## HTTP: `POST /v1/decide` (auth + durable audit) vs `opa run --server` `POST /v1/data/agentpdp/decision`',
+      '',
+      `Mix (% of requests): ${Object.entries(r.http.mix).map(([k, v]) => `${k} ${v}%`).join(', ')}. Median of ${r.http.plan.rounds} round(s); ` +
+        `saturation = vegeta \`-rate=0 -max-workers=${r.http.plan.saturationWorkers}\` for ${r.http.plan.saturationSeconds} s; fixed loads ${r.http.plan.rateSeconds} s each, ` +
+        `${Array.isArray(r.http.plan.rates) ? 'as given' : `${r.http.plan.rates.auto.map((f) => `${f * 100}%`).join(', ')} of the lower saturation throughput of round 1`}. ` +
+        '"cpu" = server CPU seconds per wall second (1.0 = its core busy throughout); "other procs" = CPU other processes on the machine used meanwhile (worst round). Ratios are ours/OPA.',
+      '',
+      table(
+        ['offered load', 'ours req/s', 'OPA req/s', 'throughput ratio', 'ours p50 ms', 'OPA p50 ms', 'p50 ratio', 'ours p99 ms', 'OPA p99 ms', 'p99 ratio', 'ours ok / cpu', 'OPA ok / cpu', 'other procs, cores'],
+        r.http.steps.map((s) => [
+          s.step,
+          `${fmt(s.ours.throughput_rps, 0)}${s.sustained.ours === false ? ' †' : ''}`,
+          `${fmt(s.opa.throughput_rps, 0)}${s.sustained.opa === false ? ' †' : ''}`,
+          fmt(s.ratio.throughput),
+          fmt(s.ours.p50_ms, 3),
+          fmt(s.opa.p50_ms, 3),
+          fmt(s.ratio.p50),
+          fmt(s.ours.p99_ms, 3),
+          fmt(s.opa.p99_ms, 3),
+          fmt(s.ratio.p99),
+          `${fmt(s.ours.success * 100, 1)}% / ${fmt(s.ours.server_cpu)}`,
+          `${fmt(s.opa.success * 100, 1)}% / ${fmt(s.opa.server_cpu)}`,
+          fmt(Math.max(s.ours.other_cores, s.opa.other_cores)),
+        ]),
+      ),
+      '',
+      '† answered less than 95% of the offered rate: overloaded, its latency is queueing.',
+      '',
+      `Server RSS after the HTTP runs: ours ${fmt(r.http.rss_mb_after.ours, 1)} MB, OPA ${fmt(r.http.rss_mb_after.opa, 1)} MB.`,
+      '',
+    );
+  }
+  if (r.inprocess) {
+    out.push(
+      '## In-process: time per decision',
+      '',
+      'Ours: `WasmEvaluator.evaluate` in a tight loop (what the Decider calls). OPA: `opa bench` (Go evaluator) on the same query, Rego, data and input. ' +
+        'Breakdown columns (ours): the SDK call alone, the SDK given pre-encoded input bytes, encoding the input (JSON.stringify + TextEncoder), decoding the result (TextDecoder + JSON.parse).',
+      '',
+      table(
+        ['case', 'outcome', 'ours µs', 'OPA µs', 'OPA/ours', 'SDK µs', 'SDK, bytes in µs', 'encode µs', 'decode µs'],
+        r.inprocess.cases.map((c) => [
+          c.name,
+          c.outcome,
+          us(c.ours_ns),
+          us(c.opa_ns),
+          `${fmt(c.speedup, 1)}×`,
+          us(c.sdk_ns),
+          us(c.sdk_preencoded_ns),
+          us(c.encode_ns),
+          us(c.decode_ns),
+        ]),
+        ['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+      ),
+      '',
+      `Geometric mean: ours ${us(r.inprocess.geomean_ours_ns)} µs, OPA ${us(r.inprocess.geomean_opa_ns)} µs per decision: ours is **${fmt(r.inprocess.geomean_speedup, 1)}×** faster.`,
+      '',
+    );
+  }
+  if (r.scale) {
+    out.push(
+      '## Scale: agents in the policy set',
+      '',
+      'YAML files written to a temp folder (four shipped agents as templates), loaded with `loadPolicyDir` (read, parse, validate, compile) then `WasmEvaluator.create` (instantiate, set data). One fresh process per size. ' +
+        'Evaluation: the mix, each request aimed at a random agent of the set.',
+      '',
+      table(
+        ['agents', 'YAML MB', 'compiled data MB', 'load policies s', 'load WASM s', 'RSS delta MB', 'JS heap delta MB', 'evaluate µs (mean)', 'median of batches µs', 'mean vs 10 agents'],
+        r.scale.map((s) => [
+          fmt(s.agents, 0),
+          fmt(s.policy_bytes / 2 ** 20, 2),
+          fmt(s.compiled_data_bytes / 2 ** 20, 2),
+          fmt(s.load_policies_ms / 1000, 2),
+          fmt(s.load_wasm_ms / 1000, 2),
+          fmt(s.rss_delta_mb, 1),
+          fmt(s.heap_delta_mb, 1),
+          us(s.evaluate.ns_per_op),
+          us(s.evaluate.ns_per_op_median_batch),
+          `${fmt(s.evaluate.ns_per_op / (r.scale?.[0]?.evaluate.ns_per_op ?? Number.NaN), 2)}×`,
+        ]),
+      ),
+      '',
+    );
+  }
+  if (r.issuer || r.decide_redeem) {
+    out.push('## Issuer: tokens per second', '');
+    if (r.decide_redeem) {
+      const d = r.decide_redeem;
+      out.push(
+        `Full HTTP, decide then redeem (\`POST /v1/decide\` → \`POST /v1/tokens\`, EdDSA, ${d.concurrency} pairs in flight, client on the load core): ` +
+          `**${fmt(d.tokens_per_s, 0)} tokens/s** (${fmt(d.requests_per_s, 0)} requests/s, ${d.failures} failures, ${d.seconds} s).`,
+        '',
+      );
+    }
+    if (r.issuer) {
+      out.push(
+        table(
+          ['library', 'issueAccessToken / s', 'jose SignJWT / s (floor)'],
+          r.issuer.map((i) => [i.alg, fmt(i.issue_access_token_per_s, 0), fmt(i.jose_sign_jwt_per_s, 0)]),
+        ),
+        '',
+      );
+    }
+  }
+  if (r.store) {
+    out.push(
+      '## Audit: events committed per second (bench/store-bench.ts)',
+      '',
+      table(
+        ['scenario', 'events/s', 'ops per transaction', 'chain verify events/s'],
+        r.store.map((s) => [s.name, fmt(s.events_per_s, 0), fmt(s.ops_per_tx, 1), fmt(s.verify_events_per_s, 0)]),
+      ),
+      '',
+    );
+  }
+  if (r.http) {
+    out.push('## Preflight: both servers return the expected decision for every case', '', table(['case', 'kind', 'expected = ours = OPA'], r.http.preflight.map((p) => [p.case, p.kind, p.expected]), ['---', '---', '---']), '');
+  }
+  out.push('Chart: `latency.svg` (p50 and p99 latency against offered load). Raw figures: `results.json`.', '');
+  return out.join('\n');
+}
+
+/** Latency (log scale) against offered load (log2 scale): ours blue, OPA orange; p50 solid, p99 dashed. */
+export function latencySvg(r: BenchResults): string {
+  const steps = (r.http?.steps ?? []).filter((s) => s.offered_rps !== null);
+  const W = 760;
+  const H = 440;
+  const pad = { l: 70, r: 170, t: r.meta.warning ? 84 : 66, b: 60 };
+  const pw = W - pad.l - pad.r;
+  const ph = H - pad.t - pad.b;
+  const xs = steps.map((s) => s.offered_rps as number);
+  const ys = steps.flatMap((s) => [s.ours.p50_ms, s.ours.p99_ms, s.opa.p50_ms, s.opa.p99_ms]).filter((v) => v > 0 && Number.isFinite(v));
+  if (xs.length === 0 || ys.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="80"><text x="10" y="40">no fixed-load measurements</text></svg>\n`;
+  const x0 = Math.log2(Math.min(...xs));
+  const x1 = Math.log2(Math.max(...xs));
+  const y0 = Math.floor(Math.log10(Math.min(...ys)));
+  const y1 = Math.ceil(Math.log10(Math.max(...ys)));
+  const X = (v: number): number => pad.l + (x1 === x0 ? pw / 2 : ((Math.log2(v) - x0) / (x1 - x0)) * pw);
+  const Y = (v: number): number => pad.t + ph - ((Math.log10(v) - y0) / Math.max(1, y1 - y0)) * ph;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  parts.push(`<text x="${pad.l}" y="22" font-size="15" font-weight="bold">Decision latency against offered load</text>`);
+  parts.push(`<text x="${pad.l}" y="40" fill="#555">ours: POST /v1/decide (auth + audit on) · OPA ${esc(r.meta.opa_version)}: opa run --server · same Rego, data, inputs</text>`);
+  const other = Math.max(0, ...Object.values(r.meta.other_cores));
+  parts.push(`<text x="${pad.l}" y="56" fill="#555" font-size="11">${r.meta.pinning.startsWith('NOT') ? 'not pinned' : 'server on core 0, vegeta on core 1 (taskset)'} · other processes ≤ ${fmt(other)} cores · ${esc(r.meta.date.slice(0, 16))}</text>`);
+  if (r.meta.warning) parts.push(`<text x="${pad.l}" y="72" fill="#b00" font-size="11">${esc(r.meta.warning.split(';')[0] ?? '')}</text>`);
+  for (let e = y0; e <= y1; e++) {
+    for (const mult of [1, 2, 5]) {
+      const v = mult * 10 ** e;
+      if (Math.log10(v) > y1 + 1e-9) continue;
+      const y = Y(v);
+      parts.push(`<line x1="${pad.l}" x2="${pad.l + pw}" y1="${y}" y2="${y}" stroke="${mult === 1 ? '#ccc' : '#eee'}"/>`);
+      parts.push(`<text x="${pad.l - 6}" y="${y + 4}" text-anchor="end" fill="#333">${fmtMs(v)}</text>`);
+    }
+  }
+  for (const v of xs) {
+    const x = X(v);
+    parts.push(`<line x1="${x}" x2="${x}" y1="${pad.t}" y2="${pad.t + ph}" stroke="#eee"/>`);
+    parts.push(`<text x="${x}" y="${pad.t + ph + 18}" text-anchor="middle" fill="#333">${v.toLocaleString('en')}</text>`);
+  }
+  parts.push(`<rect x="${pad.l}" y="${pad.t}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
+  parts.push(`<text x="${pad.l + pw / 2}" y="${H - 18}" text-anchor="middle">offered load (requests/s, log scale)</text>`);
+  parts.push(`<text transform="translate(18 ${pad.t + ph / 2}) rotate(-90)" text-anchor="middle">latency (ms, log scale)</text>`);
+  const series: Array<{ label: string; color: string; dash: string; values: number[] }> = [
+    { label: 'ours p50', color: '#1f77b4', dash: '', values: steps.map((s) => s.ours.p50_ms) },
+    { label: 'ours p99', color: '#1f77b4', dash: '6 4', values: steps.map((s) => s.ours.p99_ms) },
+    { label: 'OPA p50', color: '#ff7f0e', dash: '', values: steps.map((s) => s.opa.p50_ms) },
+    { label: 'OPA p99', color: '#ff7f0e', dash: '6 4', values: steps.map((s) => s.opa.p99_ms) },
+  ];
+  series.forEach((s, i) => {
+    const pts = s.values.map((v, j) => [X(xs[j] as number), Y(Math.max(v, 10 ** y0))] as const);
+    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''} points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`);
+    for (const [x, y] of pts) parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3" fill="${s.color}"/>`);
+    const ly = pad.t + 10 + i * 22;
+    const lx = pad.l + pw + 20;
+    parts.push(`<line x1="${lx}" x2="${lx + 30}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
+    parts.push(`<text x="${lx + 38}" y="${ly + 4}">${s.label}</text>`);
+  });
+  const sat = r.http?.steps.find((s) => s.offered_rps === null);
+  if (sat) {
+    const lx = pad.l + pw + 20;
+    parts.push(`<text x="${lx}" y="${pad.t + 120}" fill="#333">saturation throughput:</text>`);
+    parts.push(`<text x="${lx}" y="${pad.t + 138}" fill="#1f77b4">ours ${fmt(sat.ours.throughput_rps, 0)} req/s</text>`);
+    parts.push(`<text x="${lx}" y="${pad.t + 156}" fill="#ff7f0e">OPA ${fmt(sat.opa.throughput_rps, 0)} req/s</text>`);
+  }
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
+
+function fmtMs(v: number): string {
+  return v >= 1 ? v.toLocaleString('en', { maximumFractionDigits: 0 }) : String(Number(v.toPrecision(1)));
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

@@ -1,0 +1,72 @@
+/** The shape of bench/results/results.json: everything one `make bench` run measured, with its conditions. */
+import type { DeciderBenchResult } from '../decider-bench.js';
+import type { HttpPlan, HttpResult, Measurement } from '../http-bench.js';
+import type { ProfileSummary } from '../cpuprofile-summary.js';
+import type { DecideRedeemResult, IssuerLibraryRow } from '../issuer-bench.js';
+import type { ScaleResult } from '../scale-bench.js';
+import type { StoreBenchRow } from '../store-bench.js';
+import type { OpaBenchResult } from './opa-bench.js';
+
+export interface BenchMeta {
+  date: string;
+  node: string;
+  opa_version: string;
+  vegeta_version: string;
+  cpus: number;
+  cpu_model: string;
+  git: string;
+  mode: 'full' | 'quick' | 'profile';
+  pinning: string;
+  load1_start: number;
+  load1_end: number;
+  /** CPU used by other processes (cores, average) during each HTTP step and section. */
+  other_cores: Record<string, number>;
+  /** Time the machine waited for disk (cores' worth) during each HTTP step and section. */
+  iowait_cores: Record<string, number>;
+  log_level: string;
+  /** Set when the figures were taken on a busy machine (or without pinning): read them as a smoke run. */
+  warning?: string;
+}
+
+export interface Goal {
+  goal: string;
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+export interface InProcessRow {
+  name: string;
+  kind: string;
+  outcome: string;
+  ours_ns: number;
+  opa_ns: number;
+  /** opa_ns / ours_ns */
+  speedup: number;
+  sdk_ns: number;
+  sdk_preencoded_ns: number;
+  encode_ns: number;
+  decode_ns: number;
+  opa: OpaBenchResult;
+}
+
+export interface DiagnosticRow {
+  what: string;
+  throughput_rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  server_cpu: number;
+  success: number;
+}
+
+export interface BenchResults {
+  meta: BenchMeta;
+  goals: Goal[];
+  http?: HttpResult & { plan: Omit<HttpPlan, 'vegeta' | 'dir'>; mix: Record<string, number> };
+  decide_redeem?: DecideRedeemResult;
+  inprocess?: { cases: InProcessRow[]; geomean_ours_ns: number; geomean_opa_ns: number; geomean_speedup: number };
+  scale?: ScaleResult[];
+  issuer?: IssuerLibraryRow[];
+  store?: StoreBenchRow[];
+  profile?: { summary: ProfileSummary; saturation: Measurement; diagnostics: DiagnosticRow[]; decider: DeciderBenchResult; file: string };
+}

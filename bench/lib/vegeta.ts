@@ -1,0 +1,85 @@
+/**
+ * vegeta as the one load generator for both servers: open-loop constant rate (`-rate=R/s`), or saturation
+ * (`-rate=0 -max-workers=N`: N requests always in flight). Targets are JSON lines with bodies and headers;
+ * vegeta sends them round-robin. Results go to a binary file, then `vegeta report -type=json` summarises them.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pinned } from './processes.js';
+
+export interface VegetaTarget {
+  method: 'POST' | 'GET';
+  url: string;
+  body?: string;
+  header: Record<string, string[]>;
+}
+
+export interface AttackOptions {
+  vegeta: string;
+  targetsFile: string;
+  /** Requests per second; 0 means as fast as `maxWorkers` in-flight requests allow (saturation). */
+  rate: number;
+  durationSeconds: number;
+  /** Upper bound of in-flight requests (vegeta workers). */
+  maxWorkers: number;
+  /** Core vegeta is pinned to, or undefined. */
+  cpu: string | undefined;
+  resultsFile: string;
+  timeoutSeconds?: number;
+}
+
+/** vegeta's JSON report (latencies in ns). */
+export interface VegetaReport {
+  latencies: { total: number; mean: number; '50th': number; '90th': number; '95th': number; '99th': number; max: number; min: number };
+  requests: number;
+  rate: number;
+  throughput: number;
+  success: number;
+  status_codes: Record<string, number>;
+  errors: string[] | null;
+  duration: number;
+  wait: number;
+}
+
+export function writeTargets(file: string, targets: readonly VegetaTarget[]): void {
+  const lines = targets.map((t) =>
+    JSON.stringify({
+      method: t.method,
+      url: t.url,
+      header: t.header,
+      ...(t.body === undefined ? {} : { body: Buffer.from(t.body).toString('base64') }),
+    }),
+  );
+  writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+export async function attack(o: AttackOptions): Promise<VegetaReport> {
+  const args = [
+    'attack',
+    '-format=json',
+    `-targets=${o.targetsFile}`,
+    `-duration=${o.durationSeconds}s`,
+    `-timeout=${o.timeoutSeconds ?? 10}s`,
+    `-max-workers=${o.maxWorkers}`,
+    `-output=${o.resultsFile}`,
+    ...(o.rate === 0 ? ['-rate=0', `-workers=${o.maxWorkers}`] : [`-rate=${o.rate}/1s`, `-workers=${Math.min(o.maxWorkers, 16)}`]),
+  ];
+  await run(o.cpu, o.vegeta, args);
+  const reportFile = `${o.resultsFile}.json`;
+  await run(o.cpu, o.vegeta, ['report', '-type=json', `-output=${reportFile}`, o.resultsFile]);
+  return JSON.parse(readFileSync(reportFile, 'utf8')) as VegetaReport;
+}
+
+function run(cpu: string | undefined, cmd: string, args: string[]): Promise<void> {
+  const [c, a] = pinned(cpu, cmd, args);
+  return new Promise((ok, fail) => {
+    const child = spawn(c, a, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', fail);
+    child.once('exit', (code) => (code === 0 ? ok() : fail(new Error(`vegeta ${args[0]} exited ${code}: ${stderr.slice(-1000)}`))));
+  });
+}
+
+/** Latency in milliseconds, 3 significant decimals. */
+export const ms = (ns: number): number => Math.round(ns / 1e3) / 1e3;

@@ -1,0 +1,413 @@
+/**
+ * `make bench`: ours against OPA, in one run, on this machine. Writes bench/results/results.json (everything),
+ * bench/results/report.md (the tables) and bench/results/latency.svg (latency against offered load), and prints
+ * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
+ * driver on the other (the Makefile starts the driver with taskset -c 1).
+ *
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,inprocess,scale,issuer,store]
+ *        [--rates auto|500,1000,2000,4000] [--rounds 2] [--workers 64] [--agents 10,1000,100000] [--log-level info]
+ *   node .build/bench/bench/run-bench.js --profile [--seconds 10]    profile our server under saturation
+ *
+ * --quick is a smoke run (short steps, one round); final figures need the full run on an idle machine.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { summarise, summaryMarkdown, type SampleWindow } from './cpuprofile-summary.js';
+import type { DeciderBenchResult } from './decider-bench.js';
+import { runHttpBench, targetsFor, type HttpPlan, type Measurement } from './http-bench.js';
+import type { IssuerLibraryRow } from './issuer-bench.js';
+import { runDecideRedeem } from './issuer-bench.js';
+import type { InProcessResult } from './inprocess-bench.js';
+import { opaBench } from './lib/opa-bench.js';
+import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
+import { latencySvg, reportMarkdown } from './lib/report.js';
+import type { BenchResults, DiagnosticRow, Goal, InProcessRow } from './lib/results.js';
+import { startOpa, startOurs, writeOpaData, type RunningServer } from './lib/servers.js';
+import { geomean, round } from './lib/timing.js';
+import { attack, ms, writeTargets } from './lib/vegeta.js';
+import { BENCH_PEP, mixSummary } from './lib/workload.js';
+import type { ScaleResult } from './scale-bench.js';
+import type { StoreBenchRow } from './store-bench.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve('.');
+const RESULTS = join(REPO, 'bench/results');
+const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
+const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
+const SECTIONS = ['http', 'inprocess', 'scale', 'issuer', 'store'] as const;
+/**
+ * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
+ * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
+ */
+const BUSY_OTHER_CORES = 0.15;
+/** Other processes' CPU (cores) per section and HTTP step, filled in as the run goes. */
+const contamination: Record<string, number> = {};
+const iowait: Record<string, number> = {};
+
+/** Runs a section and records what the rest of the machine did meanwhile. */
+async function watched<T>(name: string, fn: () => T | Promise<T>, serverPids: number[] = []): Promise<T> {
+  const watch = new CpuWatch(serverPids);
+  const out = await fn();
+  const m = watch.stop();
+  contamination[name] = m.other_cores;
+  iowait[name] = m.iowait_cores;
+  log(`${name}: other processes used ${m.other_cores} cores on average over ${m.seconds} s`);
+  return out;
+}
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    rates: { type: 'string' },
+    rounds: { type: 'string' },
+    workers: { type: 'string', default: '64' },
+    agents: { type: 'string' },
+    seconds: { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+  },
+});
+const quick = values.quick === true;
+const only = new Set((values.only ?? SECTIONS.join(',')).split(',').map((s) => s.trim()));
+for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
+const logLevel = values['log-level'] ?? 'info';
+
+const pin = hasTaskset() && cpus().length >= 2;
+const SERVER_CPU = pin ? '0' : undefined;
+const LOAD_CPU = pin ? '1' : undefined;
+const pinning = pin
+  ? `servers under test and in-process runs on core 0 (taskset -c 0); vegeta on core 1 (driver: cores ${allowedCpus()})`
+  : 'NOT pinned (taskset missing or fewer than 2 cores)';
+
+const log = (line: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+const child = (file: string): string => join(HERE, file);
+
+function meta(mode: BenchResults['meta']['mode'], load1Start: number): BenchResults['meta'] {
+  const sh = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  const dirty = sh('git', ['status', '--porcelain']) === '' ? '' : ' (dirty tree)';
+  const end = load1();
+  const worst = Object.entries(contamination).sort((a, b) => b[1] - a[1])[0];
+  const busy = worst !== undefined && worst[1] > BUSY_OTHER_CORES;
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    opa_version: sh(OPA, ['version']).split('\n')[0]?.replace(/^Version:\s*/, '') ?? 'unknown',
+    vegeta_version: sh(VEGETA, ['-version']).split('\n')[0]?.replace(/^Version:\s*/, '') ?? 'unknown',
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    git: `${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}`,
+    mode,
+    pinning,
+    load1_start: load1Start,
+    load1_end: end,
+    other_cores: { ...contamination },
+    iowait_cores: { ...iowait },
+    log_level: logLevel,
+    ...(busy || quick || !pin
+      ? {
+          warning: [
+            busy ? `SMOKE RUN: other processes used up to ${worst?.[1]} cores while we measured (${worst?.[0]}); take final figures when the machine is idle` : '',
+            quick ? 'quick mode: short steps, one round' : '',
+            pin ? '' : 'not pinned',
+          ]
+            .filter(Boolean)
+            .join('; '),
+        }
+      : {}),
+  };
+}
+
+function checkTools(): void {
+  for (const [name, path] of [['opa', OPA], ['vegeta', VEGETA]] as const) {
+    if (!existsSync(path)) throw new Error(`${name} not found at ${path}: run 'make bench' (it installs both), or set ${name.toUpperCase()}=/path`);
+  }
+  if (!existsSync(join(REPO, 'dist/cli/main.js'))) throw new Error("dist/ is missing: run 'make build'");
+}
+
+async function httpSection(work: string, results: BenchResults): Promise<void> {
+  const plan: HttpPlan = {
+    vegeta: VEGETA,
+    dir: work,
+    loadCpu: LOAD_CPU,
+    saturationSeconds: quick ? 3 : 8,
+    saturationWorkers: Number(values.workers),
+    rates: values.rates === undefined || values.rates === 'auto' ? { auto: [0.25, 0.5, 0.75, 0.9] } : values.rates.split(',').map(Number),
+    rateSeconds: quick ? 2 : 6,
+    rounds: Number(values.rounds ?? (quick ? 1 : 2)),
+    warmupSeconds: quick ? 1 : 3,
+  };
+  log(`starting both servers (${pinning})`);
+  const ours = await startOurs({ dir: join(work, 'ours'), cpu: SERVER_CPU, logLevel });
+  let opa: RunningServer | undefined;
+  try {
+    opa = await startOpa({ dir: join(work, 'opa'), cpu: SERVER_CPU, opa: OPA, logLevel });
+    const http = await runHttpBench(ours, opa, plan, log);
+    for (const m of http.measurements) {
+      const key = `http ${m.step} ${m.server} r${m.round + 1}`;
+      contamination[key] = m.other_cores;
+      iowait[key] = m.iowait_cores;
+    }
+    const { vegeta: _v, dir: _d, ...shownPlan } = plan;
+    results.http = { ...http, plan: shownPlan, mix: mixSummary() };
+    if (only.has('issuer')) {
+      log('issuer: decide + redeem over HTTP');
+      const url = ours.url;
+      results.decide_redeem = await watched('decide + redeem', () => runDecideRedeem(url, quick ? 2 : 5, 16), [ours.pid, opa.pid]);
+    }
+  } finally {
+    await stopProcess(ours.child);
+    if (opa) await stopProcess(opa.child);
+  }
+}
+
+async function inProcessSection(work: string, results: BenchResults): Promise<void> {
+  log('in-process: our evaluator');
+  const seconds = quick ? 0.3 : 0.75;
+  const ours = runJsonChild<InProcessResult>(SERVER_CPU, process.execPath, [child('inprocess-bench.js'), '--seconds', String(seconds)]);
+  const dataFile = join(work, 'opa-bench-data.json');
+  await writeOpaData(dataFile);
+  const cases: InProcessRow[] = [];
+  for (const [i, c] of ours.cases.entries()) {
+    log(`in-process: opa bench ${i + 1}/${ours.cases.length}`);
+    const opa = opaBench({ opa: OPA, cpu: SERVER_CPU, dataFile, input: c.input, dir: work, tag: String(i) });
+    cases.push({
+      name: c.name,
+      kind: c.kind,
+      outcome: c.outcome,
+      ours_ns: c.evaluator.ns_per_op,
+      opa_ns: opa.ns_per_op,
+      speedup: round(opa.ns_per_op / c.evaluator.ns_per_op, 2),
+      sdk_ns: c.sdk.ns_per_op,
+      sdk_preencoded_ns: c.sdk_preencoded.ns_per_op,
+      encode_ns: c.encode_input.ns_per_op,
+      decode_ns: c.decode_result.ns_per_op,
+      opa,
+    });
+  }
+  const g1 = geomean(cases.map((c) => c.ours_ns));
+  const g2 = geomean(cases.map((c) => c.opa_ns));
+  results.inprocess = { cases, geomean_ours_ns: round(g1, 1), geomean_opa_ns: round(g2, 1), geomean_speedup: round(g2 / g1, 2) };
+}
+
+function scaleSection(results: BenchResults): void {
+  const sizes = (values.agents ?? '10,1000,100000').split(',').map(Number);
+  results.scale = [];
+  for (const n of sizes) {
+    log(`scale: ${n.toLocaleString('en')} agents`);
+    results.scale.push(runJsonChild<ScaleResult>(SERVER_CPU, process.execPath, ['--expose-gc', child('scale-bench.js'), '--agents', String(n), '--seconds', quick ? '0.5' : '1'], 900_000));
+  }
+}
+
+function issuerSection(results: BenchResults): void {
+  log('issuer: issueAccessToken (library)');
+  results.issuer = runJsonChild<IssuerLibraryRow[]>(SERVER_CPU, process.execPath, [child('issuer-bench.js'), '--seconds', quick ? '0.5' : '1']);
+}
+
+function storeSection(results: BenchResults): void {
+  log('audit: store-bench');
+  results.store = runJsonChild<StoreBenchRow[]>(SERVER_CPU, process.execPath, [child('store-bench.js'), quick ? '5000' : '20000', '--json']);
+}
+
+function goals(r: BenchResults): Goal[] {
+  const out: Goal[] = [];
+  const ip = r.inprocess;
+  out.push({
+    goal: 'in-process time per decision vs OPA Go evaluator (`opa bench`)',
+    target: 'ours ≥ 3× faster',
+    measured: ip ? `${ip.geomean_speedup}× (geomean over ${ip.cases.length} inputs; ours ${round(ip.geomean_ours_ns / 1000, 1)} µs, OPA ${round(ip.geomean_opa_ns / 1000, 1)} µs)` : 'not run',
+    met: ip ? ip.geomean_speedup >= 3 : null,
+  });
+  const sat = r.http?.steps.find((s) => s.offered_rps === null);
+  out.push({
+    goal: '`/v1/decide` throughput at saturation (auth + audit on) vs OPA server',
+    target: 'ours ≥ 1.5× OPA',
+    measured: sat ? `${sat.ratio.throughput}× (ours ${sat.ours.throughput_rps} req/s, OPA ${sat.opa.throughput_rps} req/s)` : 'not run',
+    met: sat ? sat.ratio.throughput >= 1.5 : null,
+  });
+  // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
+  const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
+  const judged = fixed.filter((s) => s.sustained.opa === true);
+  out.push({
+    goal: 'p99 latency at the same offered load',
+    target: 'ours ≤ OPA at every load OPA sustains',
+    measured: fixed.length
+      ? fixed.map((s) => `${s.step}: ${s.ratio.p99}×${s.sustained.opa ? '' : ' (OPA overloaded, not judged)'}${s.sustained.ours === false && s.sustained.opa ? ' (ours overloaded)' : ''}`).join(', ')
+      : 'not run',
+    met: judged.length ? judged.every((s) => s.ratio.p99 <= 1) : null,
+  });
+  const small = r.scale?.find((s) => s.agents === 10);
+  const big = r.scale?.find((s) => s.agents === 100_000);
+  out.push({
+    goal: 'evaluation latency with 100,000 agents vs 10',
+    target: '≤ 1.2×',
+    measured: small && big ? `${round(big.evaluate.ns_per_op / small.evaluate.ns_per_op, 2)}× (${round(big.evaluate.ns_per_op / 1000, 1)} µs vs ${round(small.evaluate.ns_per_op / 1000, 1)} µs)` : 'not run',
+    met: small && big ? big.evaluate.ns_per_op / small.evaluate.ns_per_op <= 1.2 : null,
+  });
+  return out;
+}
+
+/** Saturation of one target list against one server, with its CPU use: a row of the diagnostics table. */
+async function saturate(what: string, pid: number, targets: Parameters<typeof writeTargets>[1], work: string, seconds: number): Promise<DiagnosticRow & { m: Measurement; window: SampleWindow }> {
+  const file = join(work, `diag-${Math.random().toString(36).slice(2)}.jsonl`);
+  writeTargets(file, targets);
+  await attack({ vegeta: VEGETA, targetsFile: file, rate: 500, durationSeconds: 1, maxWorkers: 256, cpu: LOAD_CPU, resultsFile: `${file}.warm.bin` });
+  const watch = new CpuWatch([pid]);
+  const cpu0 = cpuSeconds(pid);
+  const t0 = process.hrtime.bigint();
+  const rep = await attack({ vegeta: VEGETA, targetsFile: file, rate: 0, durationSeconds: seconds, maxWorkers: Number(values.workers), cpu: LOAD_CPU, resultsFile: `${file}.bin` });
+  const t1 = process.hrtime.bigint();
+  const machine = watch.stop();
+  contamination[`profile: ${what}`] = machine.other_cores;
+  iowait[`profile: ${what}`] = machine.iowait_cores;
+  const wall = Number(t1 - t0) / 1e9;
+  const row = {
+    what,
+    throughput_rps: Math.round(rep.throughput),
+    p50_ms: ms(rep.latencies['50th']),
+    p99_ms: ms(rep.latencies['99th']),
+    server_cpu: round((cpuSeconds(pid) - cpu0) / wall, 2),
+    success: round(rep.success, 4),
+  };
+  log(`${what.padEnd(60)} ${row.throughput_rps} req/s p50 ${row.p50_ms} ms p99 ${row.p99_ms} ms cpu ${row.server_cpu} ok ${row.success} other ${machine.other_cores}`);
+  return {
+    ...row,
+    window: { fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n) },
+    m: { server: 'ours', step: 'saturation', round: 0, offered_rps: null, requests: rep.requests, throughput_rps: row.throughput_rps, success: row.success, p50_ms: row.p50_ms, p90_ms: ms(rep.latencies['90th']), p99_ms: row.p99_ms, max_ms: ms(rep.latencies.max), mean_ms: ms(rep.latencies.mean), status_codes: rep.status_codes, errors: (rep.errors ?? []).slice(0, 3), server_cpu: row.server_cpu, other_cores: machine.other_cores, iowait_cores: machine.iowait_cores, load1: load1() },
+  };
+}
+
+async function profileMode(work: string, results: BenchResults): Promise<void> {
+  const seconds = Number(values.seconds ?? (quick ? 4 : 10));
+  const profDir = join(RESULTS, 'profile');
+  rmSync(profDir, { recursive: true, force: true });
+  mkdirSync(profDir, { recursive: true });
+  log(`profile: our server under saturation for ${seconds} s with --cpu-prof`);
+  const profiled = await startOurs({ dir: join(work, 'profiled'), cpu: SERVER_CPU, logLevel, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+  let saturation: Measurement;
+  let window: SampleWindow;
+  try {
+    const r = await saturate(`ours /v1/decide, --cpu-prof, log ${logLevel}`, profiled.pid, targetsFor(profiled), work, seconds);
+    saturation = r.m;
+    window = r.window;
+  } finally {
+    await stopProcess(profiled.child, 30_000);
+  }
+  const file = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profDir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  if (!file) throw new Error(`no .cpuprofile in ${profDir}: did the server exit cleanly?`);
+  // Only the saturation window: not the server's start-up, the task registration or the warm-up.
+  const summary = summarise(JSON.parse(readFileSync(file, 'utf8')), 30, window);
+
+  log('diagnostics: the same load on variants, no profiler');
+  const diagnostics: DiagnosticRow[] = [];
+  const keep = (r: DiagnosticRow & { m: Measurement }): void => void diagnostics.push({ what: r.what, throughput_rps: r.throughput_rps, p50_ms: r.p50_ms, p99_ms: r.p99_ms, server_cpu: r.server_cpu, success: r.success });
+  for (const level of [logLevel, 'silent']) {
+    const s = await startOurs({ dir: join(work, `diag-${level}`), cpu: SERVER_CPU, logLevel: level });
+    try {
+      keep(await saturate(`ours POST /v1/decide (mix), log ${level}`, s.pid, targetsFor(s), work, seconds));
+      if (level === 'silent') {
+        keep(await saturate('ours GET /healthz (express, no auth, no body), log silent', s.pid, [{ method: 'GET', url: `${s.url}/healthz`, header: {} }], work, seconds));
+        keep(await saturate('ours POST /v1/revoke of garbage (auth + JSON body, no write), log silent', s.pid, [{ method: 'POST', url: `${s.url}/v1/revoke`, body: '{"token":"x"}', header: { 'Content-Type': ['application/json'], Authorization: [`Bearer ${BENCH_PEP.key}`] } }], work, seconds));
+      }
+    } finally {
+      await stopProcess(s.child);
+    }
+  }
+  const port = await freePort();
+  const floor = startProcess(SERVER_CPU, process.execPath, [child('floor-server.js'), '--port', String(port)], join(work, 'floor.log'));
+  try {
+    await waitReady(`http://127.0.0.1:${port}/`, floor);
+    const body = targetsFor({ name: 'ours', url: '', decideUrl: `http://127.0.0.1:${port}/v1/decide`, child: floor.child, pid: floor.pid, logFile: floor.logFile });
+    keep(await saturate('node:http floor: parse the JSON body, answer small JSON', floor.pid, body, work, seconds));
+  } finally {
+    await stopProcess(floor.child);
+  }
+  const opa = await startOpa({ dir: join(work, 'diag-opa'), cpu: SERVER_CPU, opa: OPA, logLevel });
+  try {
+    keep(await saturate(`OPA POST /v1/data/agentpdp/decision (mix), log ${logLevel}`, opa.pid, targetsFor(opa), work, seconds));
+  } finally {
+    await stopProcess(opa.child);
+  }
+  log('diagnostics: Decider without HTTP');
+  const decider = await watched('profile: decider', () => runJsonChild<DeciderBenchResult>(SERVER_CPU, process.execPath, [child('decider-bench.js'), '--seconds', String(Math.max(2, seconds / 2)), '--concurrency', String(values.workers)]));
+  results.profile = { summary, saturation, diagnostics, decider, file };
+}
+
+function profileMarkdown(r: BenchResults): string {
+  const p = r.profile;
+  if (!p) return '';
+  const rows = p.diagnostics.map((d) => `| ${d.what} | ${d.throughput_rps.toLocaleString('en')} | ${d.p50_ms} | ${d.p99_ms} | ${d.server_cpu} | ${(d.success * 100).toFixed(1)}% |`);
+  return [
+    '# Where the time goes: our server under saturation',
+    '',
+    ...(r.meta.warning ? [`> **${r.meta.warning}**`, ''] : []),
+    `${r.meta.date} · node ${r.meta.node} · ${r.meta.pinning} · load average ${r.meta.load1_start} → ${r.meta.load1_end}`,
+    '',
+    `Profiled run: vegeta \`-rate=0 -max-workers=${values.workers}\`, the HTTP mix, ${p.saturation.throughput_rps} req/s (p50 ${p.saturation.p50_ms} ms, p99 ${p.saturation.p99_ms} ms, server cpu ${p.saturation.server_cpu}). ` +
+      `Profile: \`${p.file}\` (open it in Chrome DevTools or speedscope); the tables below count only the saturation window, with ${p.saturation.requests.toLocaleString('en')} requests in it.`,
+    '',
+    '## Saturation throughput of variants (same load generator and core, no profiler)',
+    '',
+    '| server / endpoint | req/s | p50 ms | p99 ms | server cpu | ok |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    `Decider called directly (no HTTP; ${p.decider.concurrency} in flight): ${p.decider.with_store_per_s.toLocaleString('en')} decisions/s with the SQLite store ` +
+      `(${p.decider.ops_per_transaction} ops per transaction), ${p.decider.without_decision_write_per_s.toLocaleString('en')} decisions/s with the decision write replaced by a no-op.`,
+    '',
+    summaryMarkdown(p.summary, 30, p.saturation.requests),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  checkTools();
+  mkdirSync(RESULTS, { recursive: true });
+  const load1Start = load1();
+  const quiet = new CpuWatch();
+  await new Promise((ok) => setTimeout(ok, 1000));
+  const before = quiet.stop();
+  log(`load average ${load1Start}; other processes used ${before.other_cores} cores in the last second`);
+  if (before.other_cores > BUSY_OTHER_CORES) log('the machine is busy: unless it quiets down, these figures are a smoke run, not final');
+  const work = mkdtempSync(join(tmpdir(), 'agent-pdp-bench-run-'));
+  const results: BenchResults = { meta: meta(values.profile ? 'profile' : quick ? 'quick' : 'full', load1Start), goals: [] };
+  const started = Date.now();
+  try {
+    if (values.profile) {
+      await profileMode(work, results);
+      results.meta = meta('profile', load1Start);
+      const md = profileMarkdown(results);
+      writeFileSync(join(RESULTS, 'profile.md'), md);
+      writeFileSync(join(RESULTS, 'profile.json'), `${JSON.stringify(results, null, 2)}\n`);
+      process.stdout.write(md);
+      log(`wrote bench/results/profile.md and profile.json in ${Math.round((Date.now() - started) / 1000)} s`);
+      return;
+    }
+    if (only.has('http')) await httpSection(work, results);
+    if (only.has('inprocess')) await watched('in-process', () => inProcessSection(work, results));
+    if (only.has('scale')) await watched('scale', () => scaleSection(results));
+    if (only.has('issuer')) await watched('issuer library', () => issuerSection(results));
+    if (only.has('store')) await watched('audit store', () => storeSection(results));
+    results.meta = meta(quick ? 'quick' : 'full', load1Start);
+    results.goals = goals(results);
+    writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    const md = reportMarkdown(results);
+    writeFileSync(join(RESULTS, 'report.md'), md);
+    writeFileSync(join(RESULTS, 'latency.svg'), latencySvg(results));
+    process.stdout.write(md);
+    log(`wrote bench/results/{results.json,report.md,latency.svg} in ${Math.round((Date.now() - started) / 1000)} s`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
