@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import { auditRoutes } from './server/routes/audit.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
 import { createApp } from './server/app.js';
+import { httpHandler } from './server/decide-fast-path.js';
 import { createLogger } from './server/logger.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
@@ -23,6 +24,8 @@ import { openStore, type Store } from './store/index.js';
 export interface Pdp {
   config: PdpConfig;
   app: Express;
+  /** The node:http listener to serve: the decide fast path in front of `app`. */
+  handler: RequestListener;
   engine: PolicyEngine;
   store: Store;
   tasks: TaskService;
@@ -124,6 +127,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   };
 
   const decider = new Decider({ engine, store, redeemWindowSeconds: config.issuer.redeem_window_seconds, observer: metrics, now });
+  const onAuthFailure = (f: { reason: string; path: string; ip: string | undefined }): void =>
+    audit({ time: now().toISOString(), type: 'auth.failed', data: { reason: f.reason, path: f.path, ip: f.ip ?? null } });
   const app = createApp({
     config,
     logger,
@@ -134,12 +139,22 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     reload,
     public: [discoveryRoutes(keys, config.issuer.issuer, () => Object.keys(engine.active?.policySet.integrations ?? {}))],
     authenticated: [tokenRoutes(tokens), auditRoutes(store, now)],
-    onAuthFailure: (f) => audit({ time: now().toISOString(), type: 'auth.failed', data: { reason: f.reason, path: f.path, ip: f.ip ?? null } }),
+    onAuthFailure,
+  });
+  const handler = httpHandler({
+    app,
+    callers: config.callers,
+    decider,
+    metrics,
+    logger,
+    bodyLimitBytes: config.server.body_limit_bytes,
+    onAuthFailure,
   });
 
   return {
     config,
     app,
+    handler,
     engine,
     store,
     tasks,
@@ -189,7 +204,7 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     process.stderr.write(`\n  !!! agent-pdp is running with INSECURE settings:\n${banner}\n\n`);
   }
   const pdp = await createPdp(config, { logger });
-  const server = pdp.app.listen(config.server.port, config.server.host);
+  const server = createServer(pdp.handler).listen(config.server.port, config.server.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -20,20 +20,26 @@ export interface AuthFailure {
  * and looked up, and never logged, echoed or stored.
  */
 export function authenticate(callers: readonly CallerConfig[], onFailure: (f: AuthFailure) => void): RequestHandler {
-  const byHash = new Map(callers.map((c) => [c.key_sha256, c]));
+  const resolve = callerResolver(callers);
   return (req, _res, next) => {
-    const header = req.headers.authorization;
-    const fail = (reason: AuthFailure['reason']): void => {
-      onFailure({ reason, path: req.path, ip: req.ip });
-      next(new PdpError('unauthenticated', 'missing or invalid API key'));
-    };
-    if (header === undefined) return fail('missing');
-    const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
-    if (!match?.[1]) return fail('malformed');
-    const caller = byHash.get(createHash('sha256').update(match[1], 'utf8').digest('hex'));
-    if (!caller) return fail('unknown_key');
-    req.caller = caller;
+    const result = resolve(req.headers.authorization);
+    if (typeof result === 'string') {
+      onFailure({ reason: result, path: req.path, ip: req.ip });
+      return next(new PdpError('unauthenticated', 'missing or invalid API key'));
+    }
+    req.caller = result;
     next();
+  };
+}
+
+/** The caller an `Authorization` header names, or why it names none. Shared by every HTTP entry point. */
+export function callerResolver(callers: readonly CallerConfig[]): (header: string | undefined) => CallerConfig | AuthFailure['reason'] {
+  const byHash = new Map(callers.map((c) => [c.key_sha256, c]));
+  return (header) => {
+    if (header === undefined) return 'missing';
+    const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+    if (!match?.[1]) return 'malformed';
+    return byHash.get(createHash('sha256').update(match[1], 'utf8').digest('hex')) ?? 'unknown_key';
   };
 }
 

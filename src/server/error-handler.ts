@@ -22,25 +22,35 @@ export interface WireErrorDetail {
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const error = toPdpError(err);
-    const requestId = res.getHeader('x-request-id');
-    if (error.status >= 500) {
-      logger.error({ request_id: requestId, code: error.code, err: describeCause(error) }, 'request failed');
-    }
-    const body: ErrorBodyV1 = {
-      error: {
-        code: error.code,
-        message: error.expose ? error.message : 'the PDP could not answer this request; nothing was allowed',
-        details: error.expose ? error.details.map(toWireDetail) : [],
-      },
-    };
+    const { status, body, headers } = errorResponse(err, logger, res.getHeader('x-request-id'));
     if (res.headersSent) {
       req.socket.destroy();
       return;
     }
-    if (error.code === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer realm="agent-pdp"');
-    res.status(error.status).json(body);
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.status(status).json(body);
   };
+}
+
+/** Any thrown value as the response it becomes; logs 5xx causes (never their text to the caller). */
+export function errorResponse(
+  err: unknown,
+  logger: Logger,
+  requestId: unknown,
+): { status: number; body: ErrorBodyV1; headers: Record<string, string> } {
+  const error = toPdpError(err);
+  if (error.status >= 500) {
+    logger.error({ request_id: requestId, code: error.code, err: describeCause(error) }, 'request failed');
+  }
+  const body: ErrorBodyV1 = {
+    error: {
+      code: error.code,
+      message: error.expose ? error.message : 'the PDP could not answer this request; nothing was allowed',
+      details: error.expose ? error.details.map(toWireDetail) : [],
+    },
+  };
+  const headers: Record<string, string> = error.code === 'unauthenticated' ? { 'www-authenticate': 'Bearer realm="agent-pdp"' } : {};
+  return { status: error.status, body, headers };
 }
 
 export const notFound: RequestHandler = (req, _res, next) => {

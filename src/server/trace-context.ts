@@ -14,12 +14,14 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
  */
 export const traceContext: RequestHandler = (req, res, next) => {
   const header = req.headers.traceparent;
-  const match = typeof header === 'string' ? TRACEPARENT.exec(header) : null;
-  if (match && !/^0+$/.test(match[1] ?? '') && !/^0+$/.test(match[2] ?? '')) {
-    req.traceId = match[1] ?? null;
-    res.setHeader('traceparent', header as string);
-  } else {
-    req.traceId = null;
-  }
+  req.traceId = traceIdOf(header);
+  if (req.traceId !== null) res.setHeader('traceparent', header as string);
   next();
 };
+
+/** The trace id of a valid `traceparent` header, else null. */
+export function traceIdOf(header: string | string[] | undefined): string | null {
+  const match = typeof header === 'string' ? TRACEPARENT.exec(header) : null;
+  if (!match || /^0+$/.test(match[1] ?? '') || /^0+$/.test(match[2] ?? '')) return null;
+  return match[1] ?? null;
+}

@@ -1,5 +1,5 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -77,7 +77,7 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
       throw err;
     },
   );
-  const server = pdp.app.listen(0, '127.0.0.1');
+  const server = createServer(pdp.handler).listen(0, '127.0.0.1');
   await new Promise<void>((ok) => server.once('listening', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

@@ -4,7 +4,7 @@ import { decisionRequestSchema, type DecisionRequestV1 } from '../../wire/decisi
 import { callerOf, requireRole } from '../authenticate.js';
 import { bodyValidator } from '../validate-body.js';
 
-const parseDecisionRequest = bodyValidator<DecisionRequestV1>(decisionRequestSchema);
+export const parseDecisionRequest = bodyValidator<DecisionRequestV1>(decisionRequestSchema);
 
 /** POST /v1/decide (role pep): 200 for allow, deny and undefined alike; errors are 4xx/503. */
 export function decideRoutes(decider: Decider): Router {
