@@ -2,7 +2,6 @@ import type { CallerConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { Store, TaskRecord } from '../store/index.js';
 import type { TaskRegistrationV1, TaskV1 } from '../wire/decision-v1.js';
-import { readStore } from './store-failure.js';
 
 export interface TaskServiceOptions {
   store: Pick<Store, 'registerTask' | 'getTask' | 'completeTask' | 'expireTasks'>;
@@ -44,7 +43,7 @@ export class TaskService {
   }
 
   async get(id: string): Promise<TaskV1> {
-    const task = await readStore(() => this.#o.store.getTask(id));
+    const task = await this.#o.store.getTask(id);
     if (!task) throw new PdpError('task_not_found', `task ${id} is not registered`);
     return toWire(task, this.#now());
   }

@@ -2,7 +2,6 @@ import type { CallerConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { EvaluationInputV1, Reason } from '../policy/decision-types.js';
 import type { ContextValue, DecisionRequestV1 } from '../wire/decision-v1.js';
-import { readStore } from './store-failure.js';
 
 /** A registered task as the store returns it. */
 export interface RegisteredTask {
@@ -36,7 +35,7 @@ export async function resolveTask(
   now: Date,
 ): Promise<ResolvedTask> {
   const asserted = request.task.context !== undefined || request.task.type !== undefined;
-  const registered = await readStore(() => lookup.getTask(request.task.id));
+  const registered = await lookup.getTask(request.task.id);
   if (!registered) {
     if (asserted && !caller.may_assert_context) {
       throw new PdpError('context_assertion_forbidden', `caller ${caller.id} may not assert task context`, {
