@@ -2,6 +2,7 @@
  * Every DML statement of the store, in one place and in portable SQL (positional `?` parameters; a PostgreSQL
  * store renumbers them to `$n`). DDL lives in migrations.ts.
  */
+import type { EventQuery } from './store.js';
 
 const EVENT_COLUMNS =
   'seq, v, time, type, decision_id, jti, task_id, agent_id, caller_id, trace_id, data, prev_hash, hash';
@@ -54,20 +55,8 @@ export const SQL = {
     WHERE decision_id = ? OR (task_id = ? AND type = 'task.completed' AND seq > ?) ORDER BY seq`,
 } as const;
 
-/** Filters of an event listing. Every field narrows the result; times compare as ISO 8601 text. */
-export interface EventFilter {
-  from_seq?: number;
-  to_seq?: number;
-  since?: string;
-  until?: string;
-  agent_id?: string;
-  task_id?: string;
-  decision_id?: string;
-  jti?: string;
-  caller_id?: string;
-  outcome?: string;
-  types?: readonly string[];
-}
+/** Filters of an event listing: the store's EventQuery. Every field narrows the result; times compare as ISO 8601 text. */
+export type EventFilter = EventQuery;
 
 /**
  * One keyset page of an event listing: `seq > ?` (the last seq seen) plus the filters, in seq order.
