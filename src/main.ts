@@ -55,6 +55,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
   const store = await openStore(config.store.url, {
     synchronous: config.store.synchronous,
+    onCheckpointFailure: (err) => logger.error({ err: String(err) }, 'WAL checkpoint worker failed: checkpointing inline from now on'),
     mask: config.audit.mask,
     ...(maskKey === undefined ? {} : { maskKey }),
   });

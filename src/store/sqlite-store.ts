@@ -1,5 +1,6 @@
 /**
- * The embedded store: one SQLite file (better-sqlite3, WAL), one connection, one group-commit writer.
+ * The embedded store: one SQLite file (better-sqlite3, WAL), one connection, one group-commit writer, and a
+ * worker thread with a second connection that checkpoints the WAL in the background (`wal-checkpointer.ts`).
  * A single process should own the file for writing; another process may read it, and even write to it (a CLI):
  * the chain head is re-read in every transaction, so the chain cannot fork.
  */
@@ -11,7 +12,7 @@ import { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { migrate } from './migrations.js';
-import { openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
+import { MEMORY_PATH, openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
 import type { SqliteOpenOptions } from './sqlite-connection.js';
 import type {
   ChainStart,
@@ -34,6 +35,7 @@ import type {
   TokenUseInput,
 } from './store.js';
 import { prepareStatements } from './store-context.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 import type { StoreContext } from './store-context.js';
 import * as tasks from './task-ops.js';
 
@@ -46,6 +48,16 @@ export interface SqliteStoreOptions extends SqliteOpenOptions {
   maxBatchOps?: number;
   /** Most operations waiting before writes are refused with store_unavailable. Default 100,000. */
   maxQueuedOps?: number;
+  /**
+   * Who checkpoints the WAL of a file database. `background` (default): a worker thread (`wal-checkpointer.ts`),
+   * so the event loop never waits for a checkpoint's fsyncs. `inline`: SQLite's autocheckpoint on the writer's
+   * connection. A `:memory:` database has no WAL and ignores it.
+   */
+  checkpoint?: 'background' | 'inline';
+  /** Background checkpoint interval in ms. Default 250. */
+  checkpointIntervalMs?: number;
+  /** Called once if the checkpoint worker fails; the store has already switched back to inline checkpoints. */
+  onCheckpointFailure?: (error: unknown) => void;
 }
 
 export class SqliteStore implements Store {
@@ -54,6 +66,7 @@ export class SqliteStore implements Store {
   private readonly ctx: StoreContext;
   private readonly chain: ChainWriter;
   private readonly listings = new Map<string, Statement>();
+  private readonly checkpointer: WalCheckpointer | undefined;
   private closing: Promise<void> | undefined;
 
   /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a private in-memory one). */
@@ -61,15 +74,23 @@ export class SqliteStore implements Store {
     const db = openSqlite(path, options);
     try {
       migrate(db, new Date().toISOString());
-      return new SqliteStore(db, options);
+      const background = path !== MEMORY_PATH && (options.checkpoint ?? 'background') === 'background';
+      return new SqliteStore(db, options, background);
     } catch (error) {
       db.close();
       throw error;
     }
   }
 
-  private constructor(db: Database, options: SqliteStoreOptions) {
+  private constructor(db: Database, options: SqliteStoreOptions, backgroundCheckpoints: boolean) {
     this.db = db;
+    if (backgroundCheckpoints) {
+      this.checkpointer = new WalCheckpointer(db, {
+        ...(options.checkpointIntervalMs === undefined ? {} : { intervalMs: options.checkpointIntervalMs }),
+        ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+        ...(options.onCheckpointFailure === undefined ? {} : { onFailure: options.onCheckpointFailure }),
+      });
+    }
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
     const chain = new ChainWriter(db, mask);
     this.chain = chain;
@@ -153,13 +174,16 @@ export class SqliteStore implements Store {
   }
 
   stats(): StoreStats {
-    return { ...this.queue.stats(), events: this.chain.committed };
+    return { ...this.queue.stats(), events: this.chain.committed, wal_checkpoints: this.checkpointer?.stats() ?? null };
   }
 
   close(): Promise<void> {
-    this.closing ??= this.queue.close().then(() => {
-      this.db.close();
-    });
+    this.closing ??= this.queue
+      .close()
+      .then(() => this.checkpointer?.stop())
+      .then(() => {
+        this.db.close();
+      });
     return this.closing;
   }
 }

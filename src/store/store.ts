@@ -18,6 +18,7 @@ import type {
   VerifyOptions,
   VerifyResult,
 } from '../audit/index.js';
+import type { WalCheckpointStats } from './wal-checkpointer.js';
 
 export type DecisionOutcome = 'allow' | 'deny' | 'undefined' | 'error';
 export type TaskContextValue = string | number | boolean;
@@ -229,6 +230,8 @@ export interface StoreStats {
   largest_batch: number;
   /** Operations waiting for the next transaction. */
   queued: number;
+  /** Background WAL checkpoints (`wal-checkpointer.ts`); null when the store checkpoints inline (`:memory:`, or `checkpoint: 'inline'`). */
+  wal_checkpoints: WalCheckpointStats | null;
 }
 
 export interface Store {

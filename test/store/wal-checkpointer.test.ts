@@ -1,0 +1,123 @@
+/**
+ * Background WAL checkpoints with the real driver on real files: the writer's connection stops checkpointing,
+ * a worker thread copies the WAL into the database file, and a failed worker hands checkpoints back.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqlite } from '../../src/store/sqlite-connection.js';
+import { WalCheckpointer } from '../../src/store/wal-checkpointer.js';
+import type { WalCheckpointStats } from '../../src/store/wal-checkpointer.js';
+import { at, tempStore } from './store-fixtures.js';
+import type { TempStore } from './store-fixtures.js';
+
+const dirs: string[] = [];
+let temp: TempStore | undefined;
+afterEach(async () => {
+  await temp?.cleanup();
+  temp = undefined;
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDb(): { path: string; db: ReturnType<typeof openSqlite> } {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-wal-'));
+  dirs.push(dir);
+  const path = join(dir, 'pdp.db');
+  const db = openSqlite(path);
+  db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+  return { path, db };
+}
+
+/** Resolves once `test` holds for the checkpointer's stats; the worker runs on its own clock. */
+async function until(stats: () => WalCheckpointStats | null, test: (s: WalCheckpointStats) => boolean): Promise<WalCheckpointStats> {
+  for (let i = 0; i < 2000; i++) {
+    const current = stats();
+    if (current !== null && test(current)) return current;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`checkpoint stats never matched: ${JSON.stringify(stats())}`);
+}
+
+const autocheckpoint = (db: ReturnType<typeof openSqlite>): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+
+describe('WalCheckpointer', () => {
+  it('turns off inline checkpoints and copies the WAL into the database file from a worker', async () => {
+    const { path, db } = tempDb();
+    const checkpointer = new WalCheckpointer(db, { intervalMs: 5 });
+    expect(autocheckpoint(db)).toBe(0);
+    const sizeBefore = statSync(path).size;
+    const insert = db.prepare('INSERT INTO rows (body) VALUES (?)');
+    // 5 MB: past the 1000 pages (4 MB) at which SQLite's autocheckpoint would run a checkpoint inline.
+    db.transaction(() => {
+      for (let i = 0; i < 2000; i++) insert.run('x'.repeat(2500));
+    })();
+    // The connection that wrote did not checkpoint: the rows are in the WAL, not yet in the database file.
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(5_000_000);
+    expect(statSync(path).size).toBe(sizeBefore);
+
+    const stats = await until(() => checkpointer.stats(), (s) => s.frames > 0 && s.pending_frames === 0);
+    expect(stats).toMatchObject({ mode: 'background', busy: 0 });
+    expect(statSync(path).size).toBeGreaterThan(sizeBefore + 5_000_000);
+
+    await checkpointer.stop();
+    await checkpointer.stop();
+    expect(autocheckpoint(db)).toBe(0);
+    expect((db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(2000);
+    db.close();
+  });
+
+  it('hands checkpoints back to the writer when the worker fails, and the writer keeps committing', async () => {
+    const { path, db } = tempDb();
+    // The worker opens the file by name with fileMustExist: once it is gone the worker cannot start. The writer's
+    // connection keeps its open file, as a process does when its database is unlinked under it.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    const failures: unknown[] = [];
+    const checkpointer = new WalCheckpointer(db, { intervalMs: 5, onFailure: (error) => failures.push(error) });
+    const stats = await until(() => checkpointer.stats(), (s) => s.mode === 'inline');
+    expect(stats.rounds).toBe(0);
+    expect(failures).toHaveLength(1);
+    expect(autocheckpoint(db)).toBe(1000);
+    db.prepare('INSERT INTO rows (body) VALUES (?)').run('still writing');
+    expect((db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(1);
+    await checkpointer.stop();
+    db.close();
+  });
+
+  it('refuses an in-memory database', () => {
+    const db = openSqlite(':memory:');
+    expect(() => new WalCheckpointer(db)).toThrow(TypeError);
+    db.close();
+  });
+});
+
+describe('the store checkpoints in the background', () => {
+  it('by default: events committed by the store reach the database file without an inline checkpoint', async () => {
+    temp = tempStore({ checkpointIntervalMs: 5 });
+    const sizeBefore = statSync(temp.path).size;
+    const events = Array.from({ length: 500 }, (_, i) => ({
+      type: 'auth.failed' as const,
+      time: at(i),
+      caller_id: `caller-${i}`,
+      data: { reason: 'bad_key', padding: 'y'.repeat(300) },
+    }));
+    await temp.store.appendEvents(events);
+    const stats = await until(() => temp?.store.stats().wal_checkpoints ?? null, (s) => s.frames > 0 && s.pending_frames === 0);
+    expect(stats.mode).toBe('background');
+    expect(statSync(temp.path).size).toBeGreaterThan(sizeBefore);
+    const reopened = await temp.reopen();
+    await expect(reopened.verifyStoredChain()).resolves.toMatchObject({ ok: true, count: 500 });
+  });
+
+  it("with checkpoint: 'inline' there is no worker: SQLite checkpoints on the writer", () => {
+    temp = tempStore({ checkpoint: 'inline' });
+    expect(temp.store.stats().wal_checkpoints).toBeNull();
+  });
+
+  it('an in-memory store has no WAL to checkpoint', async () => {
+    const { SqliteStore } = await import('../../src/store/index.js');
+    const store = SqliteStore.open(':memory:');
+    expect(store.stats().wal_checkpoints).toBeNull();
+    await store.close();
+  });
+});
