@@ -23,8 +23,16 @@ interface OpaWasmModule {
 }
 const sdk = opaWasm as unknown as OpaWasmModule;
 
-/** Initial WASM memory in 64 KiB pages; it grows on demand (large policy sets need more). */
-const INITIAL_MEMORY_PAGES = 16;
+/** Least initial WASM memory, in 64 KiB pages; it grows on demand. */
+const MIN_INITIAL_MEMORY_PAGES = 16;
+const WASM_PAGE_BYTES = 65_536;
+/**
+ * Initial heap bytes per byte of data JSON. OPA's wasm heap grows as `opa_json_parse` builds the data's value
+ * tree, and each grow may move the whole memory. After setData the memory holds about 9.6x the JSON's bytes
+ * (measured at 1,000 and 20,000 agents), so reserving 10x up front makes setData one pass: at 20,000 agents
+ * (9.8 MB of JSON) it took 0.59 s instead of 1.2 s, for 5% more memory.
+ */
+const HEAP_BYTES_PER_DATA_BYTE = 10;
 
 export interface EvaluatorRevisions {
   /** `.manifest` revision of the bundle: a content hash of the Rego sources. */
@@ -63,8 +71,11 @@ export class WasmEvaluator {
     }
     let policy: LoadedPolicy;
     try {
-      policy = await sdk.loadPolicy(bundle.wasm, { initial: INITIAL_MEMORY_PAGES });
-      policy.setData({ ...bundle.data, ...policyData });
+      const data = new TextEncoder().encode(JSON.stringify({ ...bundle.data, ...policyData }));
+      const pages = Math.max(MIN_INITIAL_MEMORY_PAGES, Math.ceil((data.byteLength * HEAP_BYTES_PER_DATA_BYTE) / WASM_PAGE_BYTES));
+      policy = await sdk.loadPolicy(bundle.wasm, { initial: pages });
+      // setData takes an ArrayBuffer as JSON bytes: exactly the encoded bytes, never a larger backing store.
+      policy.setData(data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer);
     } catch (cause) {
       throw new PdpError('bundle_invalid', `cannot load the wasm module of ${bundle.path}: ${describe(cause)}`, { cause });
     }

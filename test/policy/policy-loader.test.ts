@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPdpError, type ErrorDetail, type PdpError } from '../../src/errors/pdp-error.js';
 import { buildPolicySet, loadPolicyDir } from '../../src/policy/policy-loader.js';
@@ -313,6 +314,16 @@ describe('loadPolicyDir: refused sets', () => {
     const err = await refusal(await dir());
     expect(err.code).toBe('policy_invalid');
     expect(err.message).toMatch(message);
+  });
+
+  it('names the file it could not read among many read at once', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 150; i++) files[`agents/a${String(i).padStart(3, '0')}.yaml`] = SEED_POLICY.replace('code-review-agent', `agent-${i}`);
+    const dir = await policyDir(files);
+    await symlink(join(dir, 'nowhere.yaml'), join(dir, 'agents', 'a100-dangling.yaml'));
+    const err = await refusal(dir);
+    expect(err.message).toMatch(/cannot read the policy directory/);
+    expect(err.details).toEqual([expect.objectContaining({ file: 'agents/a100-dangling.yaml' })]);
   });
 
   it('buildPolicySet works on in-memory sources with the same rules', () => {
