@@ -118,6 +118,18 @@ export function reportMarkdown(r: BenchResults): string {
       ),
       '',
     );
+    if (r.scale_latency) {
+      const l = r.scale_latency;
+      out.push(
+        `Evaluation latency against size, every size in one process (${l.rounds} rounds of ${l.batch} calls per size, in alternating order; median of the batch means). The goal is judged on this run: the per-size processes above run minutes apart and carry the machine's drift.`,
+        '',
+        table(
+          ['agents', 'evaluate µs (median of batches)', `vs ${fmt(l.sizes[0]?.agents ?? 0, 0)} agents`],
+          l.sizes.map((s) => [fmt(s.agents, 0), fmt(s.median_batch_us, 1), `${fmt(s.vs_smallest, 2)}×`]),
+        ),
+        '',
+      );
+    }
   }
   if (r.issuer || r.decide_redeem) {
     out.push('## Issuer: tokens per second', '');

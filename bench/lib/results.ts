@@ -3,7 +3,7 @@ import type { DeciderBenchResult } from '../decider-bench.js';
 import type { HttpPlan, HttpResult, Measurement } from '../http-bench.js';
 import type { ProfileSummary } from '../cpuprofile-summary.js';
 import type { DecideRedeemResult, IssuerLibraryRow } from '../issuer-bench.js';
-import type { ScaleResult } from '../scale-bench.js';
+import type { ScaleLatency, ScaleResult } from '../scale-bench.js';
 import type { StoreBenchRow } from '../store-bench.js';
 import type { OpaBenchResult } from './opa-bench.js';
 
@@ -66,6 +66,8 @@ export interface BenchResults {
   decide_redeem?: DecideRedeemResult;
   inprocess?: { cases: InProcessRow[]; geomean_ours_ns: number; geomean_opa_ns: number; geomean_speedup: number };
   scale?: ScaleResult[];
+  /** Evaluation latency per size, every size in one process, timed in alternating batches. */
+  scale_latency?: ScaleLatency;
   issuer?: IssuerLibraryRow[];
   store?: StoreBenchRow[];
   profile?: { summary: ProfileSummary; saturation: Measurement; diagnostics: DiagnosticRow[]; decider: DeciderBenchResult; file: string };
