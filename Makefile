@@ -65,6 +65,7 @@ test-rego: tools
 
 typecheck: $(NODE_STAMP)
 	tsc -p tsconfig.json
+	tsc -p bench/tsconfig.json --noEmit
 
 test-ts: $(NODE_STAMP) tools
 	vitest run
