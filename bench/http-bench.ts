@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CpuWatch, cpuSeconds, load1, rssBytes } from './lib/processes.js';
 import type { RunningServer } from './lib/servers.js';
 import { median, round } from './lib/timing.js';
-import { attack, ms, writeTargets, type VegetaReport, type VegetaTarget } from './lib/vegeta.js';
+import { attack, ms, pooledReport, writeTargets, type VegetaReport, type VegetaTarget } from './lib/vegeta.js';
 import { BENCH_PEP, MIX, evaluationInputFor, weightedMix } from './lib/workload.js';
 
 export interface HttpPlan {
@@ -51,17 +51,35 @@ export interface Measurement {
   /** Cores' worth of time the machine spent waiting for disk during the step. */
   iowait_cores: number;
   load1: number;
+  /** vegeta's binary results of this step, for the pooled percentiles. */
+  results_file: string;
 }
 
 export interface StepSummary {
   step: string;
   offered_rps: number | null;
-  ours: { throughput_rps: number; p50_ms: number; p99_ms: number; success: number; server_cpu: number; other_cores: number; iowait_cores: number };
-  opa: { throughput_rps: number; p50_ms: number; p99_ms: number; success: number; server_cpu: number; other_cores: number; iowait_cores: number };
+  ours: ServerStep;
+  opa: ServerStep;
   /** ours/OPA: > 1 means ours is higher (better for throughput, worse for latency). */
   ratio: { throughput: number; p50: number; p99: number };
   /** At a fixed load: did the server answer at least 95% of the offered rate? (null at saturation) */
   sustained: { ours: boolean | null; opa: boolean | null };
+}
+
+/**
+ * One server at one step over all rounds. Throughput and CPU are medians of the rounds; p50 and p99 are percentiles
+ * of every request of every round pooled (`requests` of them): a p99 of one 6 s step is its ~20th-slowest request,
+ * which one stall of the VM moves, while the pooled one needs the stall in every round.
+ */
+export interface ServerStep {
+  throughput_rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  requests: number;
+  success: number;
+  server_cpu: number;
+  other_cores: number;
+  iowait_cores: number;
 }
 
 /** A fixed offered load counts as sustained when at least this share of it was answered. */
@@ -115,6 +133,7 @@ async function measure(server: RunningServer, plan: HttpPlan, step: string, roun
   const watch = new CpuWatch(allPids);
   const cpu0 = cpuSeconds(server.pid);
   const t0 = process.hrtime.bigint();
+  const resultsFile = join(plan.dir, `${server.name}-${step.replace(/\W+/g, '_')}-r${round_}.bin`);
   const report: VegetaReport = await attack({
     vegeta: plan.vegeta,
     targetsFile,
@@ -122,7 +141,7 @@ async function measure(server: RunningServer, plan: HttpPlan, step: string, roun
     durationSeconds: seconds,
     maxWorkers: rate === 0 ? plan.saturationWorkers : 1024,
     cpu: plan.loadCpu,
-    resultsFile: join(plan.dir, `${server.name}-${step.replace(/\W+/g, '_')}-r${round_}.bin`),
+    resultsFile,
   });
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = (cpuSeconds(server.pid) - cpu0) / wall;
@@ -146,6 +165,7 @@ async function measure(server: RunningServer, plan: HttpPlan, step: string, roun
     other_cores: machine.other_cores,
     iowait_cores: machine.iowait_cores,
     load1: load1(),
+    results_file: resultsFile,
   };
 }
 
@@ -194,29 +214,33 @@ export async function runHttpBench(ours: RunningServer, opa: RunningServer, plan
       }
     }
   }
-  const pick = (server: 'ours' | 'opa', step: string): StepSummary['ours'] => {
+  const pick = async (server: 'ours' | 'opa', step: string): Promise<ServerStep> => {
     const ms_ = measurements.filter((m) => m.server === server && m.step === step);
+    const files = ms_.map((m) => m.results_file);
+    const pooled = await pooledReport(plan.vegeta, plan.loadCpu, files, join(plan.dir, `${server}-${step.replace(/\W+/g, '_')}-pooled.json`));
     return {
       throughput_rps: Math.round(median(ms_.map((m) => m.throughput_rps))),
-      p50_ms: round(median(ms_.map((m) => m.p50_ms)), 3),
-      p99_ms: round(median(ms_.map((m) => m.p99_ms)), 3),
+      p50_ms: ms(pooled.latencies['50th']),
+      p99_ms: ms(pooled.latencies['99th']),
+      requests: pooled.requests,
       success: round(Math.min(...ms_.map((m) => m.success)), 4),
       server_cpu: round(median(ms_.map((m) => m.server_cpu)), 2),
       other_cores: round(Math.max(...ms_.map((m) => m.other_cores)), 2),
       iowait_cores: round(Math.max(...ms_.map((m) => m.iowait_cores)), 2),
     };
   };
-  const summaries = steps.map(({ step, rate }) => {
-    const a = pick('ours', step);
-    const b = pick('opa', step);
-    return {
+  const summaries: StepSummary[] = [];
+  for (const { step, rate } of steps) {
+    const a = await pick('ours', step);
+    const b = await pick('opa', step);
+    summaries.push({
       step,
       offered_rps: rate === 0 ? null : rate,
       ours: a,
       opa: b,
       ratio: { throughput: round(a.throughput_rps / b.throughput_rps, 2), p50: round(a.p50_ms / b.p50_ms, 2), p99: round(a.p99_ms / b.p99_ms, 2) },
       sustained: rate === 0 ? { ours: null, opa: null } : { ours: a.throughput_rps >= SUSTAINED * rate, opa: b.throughput_rps >= SUSTAINED * rate },
-    };
-  });
+    });
+  }
   return { preflight: pre, measurements, steps: summaries, rss_mb_after: { ours: round(rssBytes(ours.pid) / 2 ** 20, 1), opa: round(rssBytes(opa.pid) / 2 ** 20, 1) } };
 }

@@ -5,7 +5,7 @@
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
  *   node .build/bench/bench/run-bench.js [--quick] [--only http,inprocess,scale,issuer,store]
- *        [--rates auto|500,1000,2000,4000] [--rounds 2] [--workers 64] [--agents 10,1000,100000] [--log-level info]
+ *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *   node .build/bench/bench/run-bench.js --profile [--seconds 10]    profile our server under saturation
  *
  * --quick is a smoke run (short steps, one round); final figures need the full run on an idle machine.
@@ -144,7 +144,7 @@ async function httpSection(work: string, results: BenchResults): Promise<void> {
     saturationWorkers: Number(values.workers),
     rates: values.rates === undefined || values.rates === 'auto' ? { auto: [0.25, 0.5, 0.75, 0.9] } : values.rates.split(',').map(Number),
     rateSeconds: quick ? 2 : 6,
-    rounds: Number(values.rounds ?? (quick ? 1 : 2)),
+    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
     warmupSeconds: quick ? 1 : 3,
   };
   log(`starting both servers (${pinning})`);
@@ -287,7 +287,7 @@ async function saturate(what: string, pid: number, targets: Parameters<typeof wr
   return {
     ...row,
     window: { fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n) },
-    m: { server: 'ours', step: 'saturation', round: 0, offered_rps: null, requests: rep.requests, throughput_rps: row.throughput_rps, success: row.success, p50_ms: row.p50_ms, p90_ms: ms(rep.latencies['90th']), p99_ms: row.p99_ms, max_ms: ms(rep.latencies.max), mean_ms: ms(rep.latencies.mean), status_codes: rep.status_codes, errors: (rep.errors ?? []).slice(0, 3), server_cpu: row.server_cpu, other_cores: machine.other_cores, iowait_cores: machine.iowait_cores, load1: load1() },
+    m: { server: 'ours', step: 'saturation', round: 0, offered_rps: null, requests: rep.requests, throughput_rps: row.throughput_rps, success: row.success, p50_ms: row.p50_ms, p90_ms: ms(rep.latencies['90th']), p99_ms: row.p99_ms, max_ms: ms(rep.latencies.max), mean_ms: ms(rep.latencies.mean), status_codes: rep.status_codes, errors: (rep.errors ?? []).slice(0, 3), server_cpu: row.server_cpu, other_cores: machine.other_cores, iowait_cores: machine.iowait_cores, load1: load1(), results_file: `${file}.bin` },
   };
 }
 

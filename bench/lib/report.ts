@@ -37,7 +37,7 @@ export function reportMarkdown(r: BenchResults): string {
     out.push(
       '## HTTP: `POST /v1/decide` (auth + durable audit) vs `opa run --server` `POST /v1/data/agentpdp/decision`',
       '',
-      `Mix (% of requests): ${Object.entries(r.http.mix).map(([k, v]) => `${k} ${v}%`).join(', ')}. Median of ${r.http.plan.rounds} round(s); ` +
+      `Mix (% of requests): ${Object.entries(r.http.mix).map(([k, v]) => `${k} ${v}%`).join(', ')}. ${r.http.plan.rounds} round(s): throughput and cpu are medians of the rounds, p50 and p99 percentiles of every round's requests pooled; ` +
         `saturation = vegeta \`-rate=0 -max-workers=${r.http.plan.saturationWorkers}\` for ${r.http.plan.saturationSeconds} s; fixed loads ${r.http.plan.rateSeconds} s each, ` +
         `${Array.isArray(r.http.plan.rates) ? 'as given' : `${r.http.plan.rates.auto.map((f) => `${f * 100}%`).join(', ')} of the lower saturation throughput of round 1`}. ` +
         '"cpu" = server CPU seconds per wall second (1.0 = its core busy throughout); "other procs" = CPU other processes on the machine used meanwhile (worst round). Ratios are ours/OPA.',

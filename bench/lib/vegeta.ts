@@ -70,6 +70,12 @@ export async function attack(o: AttackOptions): Promise<VegetaReport> {
   return JSON.parse(readFileSync(reportFile, 'utf8')) as VegetaReport;
 }
 
+/** One report over the requests of several attacks (vegeta reads every file): percentiles of the pooled latencies. */
+export async function pooledReport(vegeta: string, cpu: string | undefined, resultsFiles: readonly string[], reportFile: string): Promise<VegetaReport> {
+  await run(cpu, vegeta, ['report', '-type=json', `-output=${reportFile}`, ...resultsFiles]);
+  return JSON.parse(readFileSync(reportFile, 'utf8')) as VegetaReport;
+}
+
 function run(cpu: string | undefined, cmd: string, args: string[]): Promise<void> {
   const [c, a] = pinned(cpu, cmd, args);
   return new Promise((ok, fail) => {
