@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError, type PdpErrorCode } from '../errors/pdp-error.js';
 import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
+import { newDecisionId } from './decision-id.js';
 import type { PolicyEngine } from './policy-engine.js';
 import { resolveTask, type TaskLookup } from './trusted-task.js';
 
@@ -49,6 +49,7 @@ export interface DeciderOptions {
   redeemWindowSeconds: number;
   observer?: DecisionObserver;
   now?: () => Date;
+  /** Default: a UUIDv7 (`decision-id.ts`) stamped with `now`. */
   newId?: () => string;
 }
 
@@ -106,7 +107,7 @@ export class Decider {
     const evaluationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 
     const allow = evaluation.outcome === 'allow';
-    const decisionId = (this.#o.newId ?? randomUUID)();
+    const decisionId = this.#o.newId?.() ?? newDecisionId(now.getTime());
     const redeemableUntil = allow ? new Date(now.getTime() + this.#o.redeemWindowSeconds * 1000).toISOString() : null;
     const response: DecisionResponseV1 = {
       decision_id: decisionId,

@@ -27,7 +27,7 @@ const schemas = {
       'token_ttl_seconds', 'resource', 'task_id', 'policy_revision', 'redeemable_until',
     ],
     properties: {
-      decision_id: { type: 'string' },
+      decision_id: { type: 'string', description: 'a UUIDv7 (RFC 9562): time-ordered, otherwise opaque to callers' },
       allow: { type: 'boolean', description: 'true only when outcome is allow' },
       outcome: { enum: ['allow', 'deny', 'undefined'] },
       agent_id: { type: 'string' },

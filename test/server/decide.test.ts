@@ -160,6 +160,9 @@ describe('with the shipped bundle and policies', () => {
     expect(r.redeemable_until).toBe(
       outcome === 'allow' ? new Date(t.clock.now.getTime() + REDEEM_WINDOW_SECONDS * 1000).toISOString() : null,
     );
+    // A UUIDv7 stamped with the PDP's clock (time-ordered keys for the store's indexes).
+    expect(r.decision_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(Number.parseInt(r.decision_id.replaceAll('-', '').slice(0, 12), 16)).toBe(t.clock.now.getTime());
     // Nothing reaches the caller before it is durably recorded.
     const stored = await t.pdp.store.getDecision(r.decision_id);
     expect(stored).toMatchObject({ outcome, agent_id: body.agent_id, policy_revision: r.policy_revision, result: r });
