@@ -2,7 +2,7 @@ import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPdpError, type ErrorDetail, type PdpError } from '../../src/errors/pdp-error.js';
-import { buildPolicySet, loadPolicyDir } from '../../src/policy/policy-loader.js';
+import { buildPolicySet, buildPolicySetYielding, loadPolicyDir } from '../../src/policy/policy-loader.js';
 import { policyDir, SEED_POLICY, yaml } from './policy-fixtures.js';
 
 async function refusal(dir: string): Promise<PdpError> {
@@ -324,6 +324,45 @@ describe('loadPolicyDir: refused sets', () => {
     const err = await refusal(dir);
     expect(err.message).toMatch(/cannot read the policy directory/);
     expect(err.details).toEqual([expect.objectContaining({ file: 'agents/a100-dangling.yaml' })]);
+  });
+
+  it('parses a large set in chunks, letting the event loop turn, and builds what buildPolicySet builds', async () => {
+    const sources = Array.from({ length: 300 }, (_, i) => ({ file: `agents/a${String(i).padStart(3, '0')}.yaml`, text: SEED_POLICY.replace('code-review-agent', `agent-${i}`) }));
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const set = await buildPolicySetYielding(sources, 'big');
+    counting = false;
+    // 300 files in chunks of 50: the loop turned between chunks. Parsing them in one go would not let it turn.
+    expect(turns).toBeGreaterThanOrEqual(5);
+    expect(set.agents).toHaveLength(300);
+    expect(set.revision).toBe(buildPolicySet(sources, 'big').revision);
+  });
+
+  it('refuses a large set with the same errors either way', async () => {
+    const sources = Array.from({ length: 120 }, (_, i) => ({ file: `a${String(i).padStart(3, '0')}.yaml`, text: SEED_POLICY.replace('code-review-agent', `agent-${i}`) }));
+    sources[77] = { file: 'a077.yaml', text: 'agent_policy: [' };
+    const sync = (() => {
+      try {
+        buildPolicySet(sources);
+      } catch (err) {
+        return err as PdpError;
+      }
+      throw new Error('buildPolicySet accepted a broken set');
+    })();
+    const yielding = await buildPolicySetYielding(sources).then(
+      () => {
+        throw new Error('buildPolicySetYielding accepted a broken set');
+      },
+      (err: unknown) => err as PdpError,
+    );
+    expect(yielding.code).toBe('policy_invalid');
+    expect(yielding.details).toEqual(sync.details);
+    expect(yielding.details[0]).toMatchObject({ file: 'a077.yaml' });
   });
 
   it('buildPolicySet works on in-memory sources with the same rules', () => {
