@@ -43,7 +43,7 @@ $(OPA):
 	  done; \
 	fi
 	@cp "$(OPA_CACHE)/opa" $(OPA)
-	@$(OPA) version | head -1
+	@$(OPA) version | sed -n 1p  # not head: with pipefail, SIGPIPE to opa would fail the build
 
 bundle: tools $(NODE_STAMP)
 	scripts/build-bundle.sh
