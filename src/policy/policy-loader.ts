@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { isPdpError, PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { byLocation } from './compile-diagnostics.js';
 import { compilePolicies } from './policy-compiler.js';
 import { parsePolicyFile } from './policy-document.js';
@@ -27,6 +27,11 @@ export interface PolicySource {
  */
 export async function loadPolicyDir(dir: string = DEFAULT_POLICY_DIR): Promise<PolicySet> {
   const root = resolve(dir);
+  return buildPolicySetYielding(await readPolicySources(root), root);
+}
+
+/** Every policy file's text. policy_invalid naming the directory or the file that could not be read. */
+async function readPolicySources(root: string): Promise<PolicySource[]> {
   let file = '';
   try {
     const files = await listPolicyFiles(root);
@@ -44,9 +49,8 @@ export async function loadPolicyDir(dir: string = DEFAULT_POLICY_DIR): Promise<P
       );
       chunk.forEach((name, k) => sources.push({ file: name, text: texts[k] as string }));
     }
-    return await buildPolicySetYielding(sources, root);
+    return sources;
   } catch (cause) {
-    if (isPdpError(cause)) throw cause;
     const message = (cause as Error).message;
     throw new PdpError('policy_invalid', `cannot read the policy directory ${root}: ${message}`, {
       cause,

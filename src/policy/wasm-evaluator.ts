@@ -26,6 +26,8 @@ const sdk = opaWasm as unknown as OpaWasmModule;
 /** Least initial WASM memory, in 64 KiB pages; it grows on demand. */
 const MIN_INITIAL_MEMORY_PAGES = 16;
 const WASM_PAGE_BYTES = 65_536;
+/** 32-bit WASM memory: 4 GiB. Data too large for it fails in setData, as it did before sizing. */
+const MAX_MEMORY_PAGES = 65_536;
 /**
  * Initial heap bytes per byte of data JSON. OPA's wasm heap grows as `opa_json_parse` builds the data's value
  * tree, and each grow may move the whole memory. After setData the memory holds about 9.6x the JSON's bytes
@@ -72,7 +74,8 @@ export class WasmEvaluator {
     let policy: LoadedPolicy;
     try {
       const data = new TextEncoder().encode(JSON.stringify({ ...bundle.data, ...policyData }));
-      const pages = Math.max(MIN_INITIAL_MEMORY_PAGES, Math.ceil((data.byteLength * HEAP_BYTES_PER_DATA_BYTE) / WASM_PAGE_BYTES));
+      const wanted = Math.ceil((data.byteLength * HEAP_BYTES_PER_DATA_BYTE) / WASM_PAGE_BYTES);
+      const pages = Math.min(MAX_MEMORY_PAGES, Math.max(MIN_INITIAL_MEMORY_PAGES, wanted));
       policy = await sdk.loadPolicy(bundle.wasm, { initial: pages });
       // setData takes an ArrayBuffer as JSON bytes: exactly the encoded bytes, never a larger backing store.
       policy.setData(data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer);

@@ -56,6 +56,8 @@ export interface SqliteStoreOptions extends SqliteOpenOptions {
   checkpoint?: 'background' | 'inline';
   /** Background checkpoint interval in ms. Default 250. */
   checkpointIntervalMs?: number;
+  /** WAL pages past which the writer checkpoints inline even with the worker running. Default 10,000 (40 MB). */
+  walBackstopPages?: number;
   /** Called once if the checkpoint worker fails; the store has already switched back to inline checkpoints. */
   onCheckpointFailure?: (error: unknown) => void;
 }
@@ -84,13 +86,6 @@ export class SqliteStore implements Store {
 
   private constructor(db: Database, options: SqliteStoreOptions, backgroundCheckpoints: boolean) {
     this.db = db;
-    if (backgroundCheckpoints) {
-      this.checkpointer = new WalCheckpointer(db, {
-        ...(options.checkpointIntervalMs === undefined ? {} : { intervalMs: options.checkpointIntervalMs }),
-        ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
-        ...(options.onCheckpointFailure === undefined ? {} : { onFailure: options.onCheckpointFailure }),
-      });
-    }
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
     const chain = new ChainWriter(db, mask);
     this.chain = chain;
@@ -117,6 +112,21 @@ export class SqliteStore implements Store {
           }
         }),
     };
+    // Last, so nothing above can throw and leave a worker running; a worker that cannot start means inline
+    // checkpoints, as when it fails later.
+    if (backgroundCheckpoints) {
+      try {
+        this.checkpointer = new WalCheckpointer(db, {
+          ...(options.checkpointIntervalMs === undefined ? {} : { intervalMs: options.checkpointIntervalMs }),
+          ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+          ...(options.walBackstopPages === undefined ? {} : { backstopPages: options.walBackstopPages }),
+          ...(options.onCheckpointFailure === undefined ? {} : { onFailure: options.onCheckpointFailure }),
+        });
+      } catch (error) {
+        if (error instanceof TypeError) throw error;
+        options.onCheckpointFailure?.(error);
+      }
+    }
   }
 
   registerTask(input: RegisterTaskInput): Promise<TaskRecord> {

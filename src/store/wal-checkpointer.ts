@@ -7,11 +7,16 @@
  * file. On the project's VM that held the event loop for up to 34 ms every few seconds under load: every request
  * waiting meanwhile paid it, and it set the p99 of `/v1/decide` (bench/README.md).
  *
- * How: starting one turns `wal_autocheckpoint` off on the writer's connection. PASSIVE never
- * waits for readers or writers and never blocks them; frames a running transaction still needs are left for the
- * next round. The worker is unref'd (it never keeps a process alive) and runs no code of ours but this file's
- * `checkpointLoop`, which imports nothing (it is sent as source, so it works the same from `dist/` and under the
- * test runner).
+ * How: starting one raises the writer connection's `wal_autocheckpoint` from 1000 pages to BACKSTOP_PAGES. PASSIVE
+ * never waits for readers or writers and never blocks them. The worker is unref'd (it never keeps a process alive)
+ * and runs no code of ours but this file's `checkpointLoop`, which imports nothing (it is sent as source, so it
+ * works the same from `dist/` and under the test runner).
+ *
+ * The backstop: SQLite rewinds the WAL only when a writer starts a transaction after every frame was copied. Under
+ * back-to-back commits a checkpoint from another connection never catches up with the writer, so the WAL would grow
+ * without bound (383 MB in 10 s with 32 writers flat out). Past BACKSTOP_PAGES (40 MB) the writer checkpoints inline
+ * once, copying only what the worker has not, and the next transaction rewinds the WAL; `journal_size_limit` then
+ * trims the file. Under moderate load the worker finishes between commits and the backstop never fires.
  *
  * Failure: if the worker cannot start, throws, or exits before `stop()`, `wal_autocheckpoint` is turned back on
  * for the writer's connection (SQLite's default, 1000 pages), so the WAL is still checkpointed, inline as before,
@@ -27,6 +32,8 @@ export interface WalCheckpointerOptions {
   intervalMs?: number;
   /** How long the worker's connection waits for a lock. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** WAL pages past which the writer checkpoints inline anyway (see the backstop above). Default 10,000. */
+  backstopPages?: number;
   /** Called once if the worker fails or exits before `stop()`, after inline checkpoints are back on. */
   onFailure?: (error: unknown) => void;
 }
@@ -61,6 +68,12 @@ interface WorkerConfig {
 const DEFAULT_INTERVAL_MS = 250;
 /** SQLite's own default: checkpoint when the WAL passes 1000 pages. */
 const INLINE_AUTOCHECKPOINT_PAGES = 1000;
+/** With the worker running, the writer still checkpoints inline past this many pages (40 MB of 4 KiB pages). */
+const BACKSTOP_PAGES = 10_000;
+/** The WAL file is trimmed to this size when it is rewound. */
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+/** How long `stop()` waits for the worker's last round before terminating it. */
+const STOP_TIMEOUT_MS = 10_000;
 
 export class WalCheckpointer {
   private readonly db: Database;
@@ -69,6 +82,9 @@ export class WalCheckpointer {
   private readonly counters: WalCheckpointStats = { mode: 'background', rounds: 0, frames: 0, busy: 0, pending_frames: -1 };
   private stopping: Promise<void> | undefined;
   private failed = false;
+  /** `checkpointed` of the previous round: SQLite reports a running total since the WAL was last rewound. */
+  private lastCheckpointed = 0;
+  private lastLog = 0;
 
   /** Takes over checkpointing from `db`, an open connection to a file database in WAL mode. */
   constructor(db: Database, options: WalCheckpointerOptions = {}) {
@@ -83,17 +99,21 @@ export class WalCheckpointer {
       intervalMs,
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     };
-    db.pragma('wal_autocheckpoint = 0');
+    const backstopPages = options.backstopPages ?? BACKSTOP_PAGES;
+    if (!Number.isSafeInteger(backstopPages) || backstopPages < 1) throw new TypeError('backstopPages must be >= 1');
     this.worker = new Worker(`(${checkpointLoop.toString()})(require, require('node:worker_threads'));`, {
       eval: true,
       workerData: config,
       stdout: false,
       stderr: false,
     });
-    this.worker.unref();
     this.worker.on('message', (message: RoundMessage) => this.count(message));
     this.worker.on('error', (error) => this.fail(error));
     this.worker.on('exit', (code) => this.fail(new Error(`the checkpoint worker exited with code ${code}`)));
+    // After the listeners: a 'message' listener added later would ref the worker again.
+    this.worker.unref();
+    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+    db.pragma(`wal_autocheckpoint = ${backstopPages}`);
   }
 
   stats(): WalCheckpointStats {
@@ -105,7 +125,12 @@ export class WalCheckpointer {
     this.stopping ??= this.failed
       ? Promise.resolve()
       : new Promise<void>((resolve) => {
-          this.worker.once('exit', () => resolve());
+          // A worker stuck in its last round is terminated rather than waited for forever.
+          const timer = setTimeout(() => void this.worker.terminate(), STOP_TIMEOUT_MS);
+          this.worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
           // Unref'd, the worker would not hold the process open while we wait for it: a CLI awaiting close()
           // would exit (code 0, output unwritten) before the promise settles.
           this.worker.ref();
@@ -117,7 +142,11 @@ export class WalCheckpointer {
   private count(message: RoundMessage): void {
     this.counters.rounds++;
     if (message.busy !== 0) this.counters.busy++;
-    this.counters.frames += Math.max(0, message.checkpointed);
+    // `checkpointed` counts from the last rewind of the WAL: a smaller log or total means it was rewound.
+    const rewound = message.log < this.lastLog || message.checkpointed < this.lastCheckpointed;
+    this.counters.frames += Math.max(0, message.checkpointed - (rewound ? 0 : this.lastCheckpointed));
+    this.lastCheckpointed = Math.max(0, message.checkpointed);
+    this.lastLog = Math.max(0, message.log);
     this.counters.pending_frames = Math.max(0, message.log - message.checkpointed);
   }
 

@@ -42,10 +42,11 @@ async function until(stats: () => WalCheckpointStats | null, test: (s: WalCheckp
 const autocheckpoint = (db: ReturnType<typeof openSqlite>): unknown => db.pragma('wal_autocheckpoint', { simple: true });
 
 describe('WalCheckpointer', () => {
-  it('turns off inline checkpoints and copies the WAL into the database file from a worker', async () => {
+  it('moves checkpoints off the writer and copies the WAL into the database file from a worker', async () => {
     const { path, db } = tempDb();
-    const checkpointer = new WalCheckpointer(db, { intervalMs: 5 });
-    expect(autocheckpoint(db)).toBe(0);
+    // No round before stop(): what the WAL holds right after the commit is not raced by the worker.
+    const checkpointer = new WalCheckpointer(db, { intervalMs: 600_000 });
+    expect(autocheckpoint(db)).toBe(10_000);
     const sizeBefore = statSync(path).size;
     const insert = db.prepare('INSERT INTO rows (body) VALUES (?)');
     // 5 MB: past the 1000 pages (4 MB) at which SQLite's autocheckpoint would run a checkpoint inline.
@@ -56,14 +57,25 @@ describe('WalCheckpointer', () => {
     expect(statSync(`${path}-wal`).size).toBeGreaterThan(5_000_000);
     expect(statSync(path).size).toBe(sizeBefore);
 
-    const stats = await until(() => checkpointer.stats(), (s) => s.frames > 0 && s.pending_frames === 0);
-    expect(stats).toMatchObject({ mode: 'background', busy: 0 });
+    // stop() runs a last round in the worker: it copies the whole WAL.
+    await checkpointer.stop();
+    await checkpointer.stop();
+    expect(checkpointer.stats()).toMatchObject({ mode: 'background', rounds: 1, busy: 0, pending_frames: 0 });
+    expect(checkpointer.stats().frames).toBeGreaterThan(1200);
     expect(statSync(path).size).toBeGreaterThan(sizeBefore + 5_000_000);
-
-    await checkpointer.stop();
-    await checkpointer.stop();
-    expect(autocheckpoint(db)).toBe(0);
+    expect(autocheckpoint(db)).toBe(10_000);
     expect((db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(2000);
+    db.close();
+  });
+
+  it('checkpoints on its own, round after round', async () => {
+    const { path, db } = tempDb();
+    const checkpointer = new WalCheckpointer(db, { intervalMs: 5 });
+    const sizeBefore = statSync(path).size;
+    db.prepare('INSERT INTO rows (body) VALUES (?)').run('x'.repeat(100_000));
+    await until(() => checkpointer.stats(), (s) => s.frames > 0 && s.pending_frames === 0);
+    expect(statSync(path).size).toBeGreaterThan(sizeBefore + 100_000);
+    await checkpointer.stop();
     db.close();
   });
 
@@ -80,6 +92,19 @@ describe('WalCheckpointer', () => {
     expect(autocheckpoint(db)).toBe(1000);
     db.prepare('INSERT INTO rows (body) VALUES (?)').run('still writing');
     expect((db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(1);
+    await checkpointer.stop();
+    db.close();
+  });
+
+  it('counts each frame copied once, though SQLite reports a running total', async () => {
+    const { db } = tempDb();
+    const checkpointer = new WalCheckpointer(db, { intervalMs: 5 });
+    const insert = db.prepare('INSERT INTO rows (body) VALUES (?)');
+    insert.run('x'.repeat(10_000)); // a few pages
+    const first = await until(() => checkpointer.stats(), (s) => s.frames > 0 && s.pending_frames === 0);
+    // Idle rounds copy nothing new.
+    await until(() => checkpointer.stats(), (s) => s.rounds >= first.rounds + 10);
+    expect(checkpointer.stats().frames).toBe(first.frames);
     await checkpointer.stop();
     db.close();
   });
@@ -108,6 +133,29 @@ describe('the store checkpoints in the background', () => {
     const reopened = await temp.reopen();
     await expect(reopened.verifyStoredChain()).resolves.toMatchObject({ ok: true, count: 500 });
   });
+
+  it('keeps the WAL bounded while writers commit back to back (the backstop)', async () => {
+    // 4 MB backstop, ~40 MB written by 32 writers flat out. The worker alone never catches up with a writer that
+    // never pauses, and SQLite only rewinds a WAL whose every frame was copied: without the backstop the WAL
+    // grows to the size of everything written.
+    temp = tempStore({ checkpointIntervalMs: 5, walBackstopPages: 1000 });
+    const store = temp.store;
+    const wal = `${temp.path}-wal`;
+    let largest = 0;
+    let next = 0;
+    const padding = 'y'.repeat(2000);
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < 16_000) {
+          const i = next++;
+          await store.appendEvents([{ type: 'auth.failed', time: at(i), caller_id: `c-${i}`, data: { reason: 'bad_key', padding } }]);
+          largest = Math.max(largest, statSync(wal).size);
+        }
+      }),
+    );
+    expect(largest).toBeLessThan(12 * 1024 * 1024);
+    await expect(store.verifyStoredChain()).resolves.toMatchObject({ ok: true, count: 16_000 });
+  }, 60_000);
 
   it("with checkpoint: 'inline' there is no worker: SQLite checkpoints on the writer", () => {
     temp = tempStore({ checkpoint: 'inline' });
