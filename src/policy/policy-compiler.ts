@@ -22,11 +22,27 @@ export interface CompileResult {
   warnings: ErrorDetail[];
 }
 
+/** Agents compiled between two pauses of {@link compileSteps} (about 15 ms of work). */
+const AGENTS_PER_STEP = 200;
+
 /**
  * Pure: schema-valid documents in, the OPA data document out. Roles and implications are resolved here so the
  * Rego does keyed lookups only. Every problem in every document is collected; nothing throws.
  */
 export function compilePolicies(documents: readonly PolicyDocument[]): CompileResult {
+  const steps = compileSteps(documents);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * {@link compilePolicies} as a generator that pauses after every AGENTS_PER_STEP agents and returns the result:
+ * one code path, which the loader drives with a turn of the event loop at each pause (about 70 µs per agent, so
+ * 100,000 agents would otherwise hold it for 7 s).
+ */
+export function* compileSteps(documents: readonly PolicyDocument[]): Generator<void, CompileResult, void> {
   const diag = new Diagnostics();
   const agents = indexById(documents, 'agent_policy', diag);
   const roles = indexById(documents, 'role_policy', diag);
@@ -42,9 +58,11 @@ export function compilePolicies(documents: readonly PolicyDocument[]): CompileRe
     checkKnownScopes(role, catalogues, diag);
   }
   const compiledAgents: Record<string, CompiledAgent> = {};
+  let compiled = 0;
   for (const [id, agent] of agents) {
     checkKnownScopes(agent, catalogues, diag);
     compiledAgents[id] = compileAgent(agent, roles, diag);
+    if (++compiled % AGENTS_PER_STEP === 0) yield;
   }
 
   const used = Object.values(compiledAgents).map((a) => Object.keys(a.integrations));

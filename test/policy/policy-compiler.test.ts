@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compilePolicies } from '../../src/policy/policy-compiler.js';
+import { compilePolicies, compileSteps } from '../../src/policy/policy-compiler.js';
 import { buildPolicySet } from '../../src/policy/policy-loader.js';
 import type { AgentPolicySource, PolicyDocument, RolePolicySource } from '../../src/policy/policy-types.js';
 import { closeImplications } from '../../src/policy/scope-closure.js';
@@ -287,5 +287,23 @@ describe('role narrowing never widens (property)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('compileSteps: the compile the loader drives, pausing between agents', () => {
+  it('pauses every 200 agents and returns what compilePolicies returns', () => {
+    const agents = Array.from({ length: 450 }, (_, i) =>
+      doc('agent_policy', { id: `agent-${String(i).padStart(3, '0')}`, integrations: { github: { max_scope: ['repo:read'] } } } as AgentPolicySource),
+    );
+    const steps = compileSteps(agents);
+    let pauses = 0;
+    let step = steps.next();
+    while (step.done !== true) {
+      pauses++;
+      step = steps.next();
+    }
+    expect(pauses).toBe(2);
+    expect(step.value).toEqual(compilePolicies(agents));
+    expect(Object.keys(step.value.data.policies.agents)).toHaveLength(450);
   });
 });
