@@ -91,6 +91,8 @@ export class WalCheckpointer {
     if (db.memory || !db.open) throw new TypeError('WalCheckpointer needs an open file database');
     const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     if (!Number.isFinite(intervalMs) || intervalMs < 1) throw new TypeError('intervalMs must be >= 1');
+    const backstopPages = options.backstopPages ?? BACKSTOP_PAGES;
+    if (!Number.isSafeInteger(backstopPages) || backstopPages < 1) throw new TypeError('backstopPages must be >= 1');
     this.db = db;
     this.onFailure = options.onFailure;
     const config: WorkerConfig = {
@@ -99,8 +101,6 @@ export class WalCheckpointer {
       intervalMs,
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     };
-    const backstopPages = options.backstopPages ?? BACKSTOP_PAGES;
-    if (!Number.isSafeInteger(backstopPages) || backstopPages < 1) throw new TypeError('backstopPages must be >= 1');
     this.worker = new Worker(`(${checkpointLoop.toString()})(require, require('node:worker_threads'));`, {
       eval: true,
       workerData: config,
