@@ -1,21 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import type { Logger } from 'pino';
+import { authFailedEvent, policyLoadedEvent, policyRefusedEvent } from './audit/index.js';
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
 import { PdpError } from './errors/pdp-error.js';
 import { Decider } from './pdp/decider.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
-import { discoveryRoutes } from './server/routes/discovery.js';
-import { tokenRoutes } from './server/routes/tokens.js';
-import { auditRoutes } from './server/routes/audit.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
-import { createApp } from './server/app.js';
-import { httpHandler } from './server/decide-fast-path.js';
+import type { AuthFailure } from './server/caller-auth.js';
+import { requestPipeline } from './server/request-pipeline.js';
+import type { Route } from './server/route.js';
+import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
@@ -23,8 +22,9 @@ import { openStore, type Store } from './store/index.js';
 /** Everything one PDP instance is made of, wired. `main.ts` is the only module that knows all of them. */
 export interface Pdp {
   config: PdpConfig;
-  app: Express;
-  /** The node:http listener to serve: the decide fast path in front of `app`. */
+  /** Every HTTP route, as the pipeline serves them and the OpenAPI document describes them. */
+  routes: readonly Route[];
+  /** The node:http listener to serve: the one request pipeline in front of `routes`. */
   handler: RequestListener;
   engine: PolicyEngine;
   store: Store;
@@ -69,20 +69,20 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       metrics.policyActive(active.revision, active.evaluator.revisions.bundle, active.evaluator.revisions.policies);
       for (const w of active.policySet.warnings) logger.warn({ file: w.file, line: w.line, path: w.path }, w.message);
       logger.info({ revision: active.revision, previous: previous?.revision, agents: active.policySet.agents.length }, 'policy loaded');
-      audit({
-        time: now().toISOString(),
-        type: 'policy.loaded',
-        data: { revision: active.revision, bundle_revision: active.evaluator.revisions.bundle, policies_revision: active.evaluator.revisions.policies, previous_revision: previous?.revision ?? null, agents: active.policySet.agents.length },
-      });
+      audit(
+        policyLoadedEvent(now().toISOString(), {
+          revision: active.revision,
+          bundle_revision: active.evaluator.revisions.bundle,
+          policies_revision: active.evaluator.revisions.policies,
+          previous_revision: previous?.revision ?? null,
+          agents: active.policySet.agents.length,
+        }),
+      );
     },
     refused(error, current) {
       metrics.reloads.inc({ result: 'refused' });
       logger.error({ code: error.code, details: error.details.slice(0, 20), active_revision: current?.revision }, `policy refused: ${error.message}`);
-      audit({
-        time: now().toISOString(),
-        type: 'policy.refused',
-        data: { code: error.code, message: error.message, details: error.details.slice(0, 50), active_revision: current?.revision ?? null },
-      });
+      audit(policyRefusedEvent(now().toISOString(), error, current?.revision ?? null));
     },
   };
   const engine = new PolicyEngine({ bundlePath: config.policy.bundle, policyDir: config.policy.agents, listener, now });
@@ -117,6 +117,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   const tokens = new TokenService({
     store,
     keys,
+    observer: metrics,
     issuer: config.issuer.issuer,
     audienceFor: (integration) =>
       config.issuer.audiences[integration] ?? engine.active?.policySet.integrations[integration]?.audience ?? integration,
@@ -128,24 +129,12 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   };
 
   const decider = new Decider({ engine, store, redeemWindowSeconds: config.issuer.redeem_window_seconds, observer: metrics, now });
-  const onAuthFailure = (f: { reason: string; path: string; ip: string | undefined }): void =>
-    audit({ time: now().toISOString(), type: 'auth.failed', data: { reason: f.reason, path: f.path, ip: f.ip ?? null } });
-  const app = createApp({
-    config,
-    logger,
-    metrics,
-    engine,
-    decider,
-    tasks,
-    reload,
-    public: [discoveryRoutes(keys, config.issuer.issuer, () => Object.keys(engine.active?.policySet.integrations ?? {}))],
-    authenticated: [tokenRoutes(tokens), auditRoutes(store, now)],
-    onAuthFailure,
-  });
-  const handler = httpHandler({
-    app,
+  const onAuthFailure = (f: AuthFailure): void =>
+    audit(authFailedEvent(now().toISOString(), { reason: f.reason, route: f.route, ip: f.ip }));
+  const routes = routeTable({ config, engine, decider, tasks, tokens, keys, store, metrics, reload, now });
+  const handler = requestPipeline({
+    routes,
     callers: config.callers,
-    decider,
     metrics,
     logger,
     bodyLimitBytes: config.server.body_limit_bytes,
@@ -154,7 +143,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
 
   return {
     config,
-    app,
+    routes,
     handler,
     engine,
     store,

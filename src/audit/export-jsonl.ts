@@ -23,6 +23,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
+import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import { AUDIT_EVENT_TYPES, isIsoTime } from './audit-event.js';
 import type { AuditEventType, AuditEventV1 } from './audit-event.js';
 import { canonicalJson } from './canonical-json.js';
@@ -37,7 +39,7 @@ export interface ExportFilterV1 {
   agent_id?: string;
   task_id?: string;
   /** Decision events with this outcome. */
-  outcome?: 'allow' | 'deny' | 'undefined' | 'error';
+  outcome?: RecordedOutcome;
   types?: AuditEventType[];
 }
 
@@ -249,7 +251,7 @@ function lineKind(value: unknown): 'end' | 'skip' | 'event' {
 
 const HEADER_KEYS = new Set(['format', 'v', 'start_seq', 'start_prev_hash', 'exported_at', 'filter']);
 const FILTER_KEYS = new Set(['agent_id', 'task_id', 'outcome', 'types']);
-const OUTCOMES = new Set(['allow', 'deny', 'undefined', 'error']);
+const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
 
 function parseHeader(line: string): ExportHeaderV1 | undefined {
   const h = parseObject(line);

@@ -8,6 +8,44 @@ export {
   isIsoTime,
 } from './audit-event.js';
 export type { AuditEventType, AuditEventV1, AuditIds, NewAuditEvent } from './audit-event.js';
+export {
+  AUTH_FAILED_IP_MAX,
+  AUTH_FAILED_ROUTE_MAX,
+  AUTH_FAILURE_REASONS,
+  POLICY_REFUSED_DETAILS_MAX,
+  TASK_CLOSE_STATUSES,
+  TOKEN_REVOKE_REASONS,
+  TOKEN_USE_ACTIONS,
+  authFailedEvent,
+  decisionEvent,
+  policyLoadedEvent,
+  policyRefusedEvent,
+  taskCompletedEvent,
+  taskRegisteredEvent,
+  tokenIssuedEvent,
+  tokenRevokedEvent,
+  tokenUsedEvent,
+} from './event-payloads.js';
+export type {
+  AuditEventData,
+  AuditEventOf,
+  AuthFailedData,
+  AuthFailureReason,
+  DecisionEventData,
+  EventIds,
+  PolicyLoadedData,
+  PolicyRefusalDetail,
+  PolicyRefusedData,
+  TaskCloseStatus,
+  TaskCompletedData,
+  TaskRegisteredData,
+  TokenIssuedData,
+  TokenIssuedExtras,
+  TokenRevokeReason,
+  TokenRevokedData,
+  TokenUseAction,
+  TokenUsedData,
+} from './event-payloads.js';
 export { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson } from './canonical-json.js';
 export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, sealEvent } from './hash-chain.js';
 export type { ChainHead, UnsealedEvent } from './hash-chain.js';
@@ -39,3 +77,5 @@ export type {
   ExportSourceQuery,
 } from './export-plan.js';
 export { writeChunks } from './write-chunks.js';
+export { parseAuditTime, parseExportQuery } from './export-query.js';
+export type { ExportQuery } from './export-query.js';

@@ -13,7 +13,7 @@ import type { ChainHead, ExportPlan, ExportVerifyResult, VerifyResult } from '..
 import { loadConfigFile } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
-import { parseAuditTime, parseExportQuery } from '../server/routes/audit.js';
+import { parseAuditTime, parseExportQuery } from '../audit/index.js';
 import { openStore, sqlitePath, type Store } from '../store/index.js';
 import type { Command } from './commands.js';
 import { ProgressBar } from './progress-bar.js';

@@ -5,11 +5,10 @@ import { sha256Hex } from '../config/dev-keys.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { RETIRED_KEY_GRACE_SECONDS } from '../issuer/key-index.js';
 import { rotateKeys } from '../issuer/key-ring.js';
+import { buildEvaluationInput, unregisteredTask } from '../pdp/evaluation-input.js';
 import { PolicyEngine } from '../pdp/policy-engine.js';
 import { loadPolicyDir } from '../policy/policy-loader.js';
-import type { EvaluationInputV1 } from '../policy/decision-types.js';
-import { decisionRequestSchema, type DecisionRequestV1 } from '../wire/decision-v1.js';
-import { bodyValidator } from '../server/validate-body.js';
+import { parseDecisionRequest } from '../wire/request-parsers.js';
 import { AUDIT_COMMANDS } from './audit-commands.js';
 import { explainEvaluation } from './explain.js';
 
@@ -23,6 +22,9 @@ export interface Command {
 }
 
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** The caller id the `decide` command evaluates as (policies see it as `input.caller_id`). */
+const CLI_CALLER_ID = 'agent-pdp-cli';
 
 export const COMMANDS: Command[] = [
   {
@@ -45,21 +47,14 @@ export const COMMANDS: Command[] = [
     async run(values) {
       const inputPath = str(values['input']);
       if (!inputPath) throw new PdpError('invalid_request', 'pass --input FILE (a DecisionRequestV1 JSON document)');
-      const request = bodyValidator<DecisionRequestV1>(decisionRequestSchema)(JSON.parse(await readFile(inputPath, 'utf8')));
+      const request = parseDecisionRequest(JSON.parse(await readFile(inputPath, 'utf8')));
       const engine = new PolicyEngine({
         bundlePath: resolve(str(values['bundle']) ?? 'opa-bundle/bundle.tar.gz'),
         policyDir: resolve(str(values['policies']) ?? 'policies'),
       });
       const active = await engine.reload();
-      const input: EvaluationInputV1 = {
-        agent_id: request.agent_id,
-        caller_id: 'agent-pdp-cli',
-        task: { id: request.task.id, context: request.task.context ?? {}, registered: false, ...(request.task.type ? { type: request.task.type } : {}) },
-        integration: request.integration,
-        scopes: [...new Set(request.scopes)],
-        ...(request.resource ? { resource: request.resource } : {}),
-        ...(request.ttl_seconds ? { ttl_seconds: request.ttl_seconds } : {}),
-      };
+      // No store here: the task is evaluated as the request describes it, as a trusted PEP's assertion would be.
+      const input = buildEvaluationInput(request, CLI_CALLER_ID, unregisteredTask(request.task));
       const { evaluation } = engine.evaluate(input);
       if (values['json']) process.stdout.write(`${JSON.stringify({ ...evaluation, policy_revision: active.revision }, null, 2)}\n`);
       else process.stdout.write(explainEvaluation(input, evaluation, active.revision));

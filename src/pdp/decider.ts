@@ -2,7 +2,9 @@ import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError, type PdpErrorCode } from '../errors/pdp-error.js';
 import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
+import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import { newDecisionId } from './decision-id.js';
+import { buildEvaluationInput } from './evaluation-input.js';
 import type { PolicyEngine } from './policy-engine.js';
 import { resolveTask, type TaskLookup } from './trusted-task.js';
 
@@ -17,10 +19,10 @@ export interface DecisionRecord {
   agent_id: string;
   task_id: string;
   integration: string;
-  outcome: Evaluation['outcome'];
+  outcome: RecordedOutcome;
   request: DecisionRequestV1;
   input: EvaluationInputV1;
-  result: DecisionResponseV1;
+  result: DecisionResponseV1 | DecisionErrorResultV1;
   /** Unmasked copy of what a token is issued from; null unless allowed. */
   token_grant: TokenGrantSource | null;
   policy_revision: string;
@@ -28,6 +30,22 @@ export interface DecisionRecord {
   created_at: string;
   redeemable_until: string | null;
 }
+
+/**
+ * The recorded result of a request the PDP could not evaluate: shaped like a response, nothing granted, one
+ * reason whose code is the error's (`evaluation_failed`, `bundle_missing`). The caller got a 503, not this.
+ */
+export interface DecisionErrorResultV1 extends Omit<DecisionResponseV1, 'allow' | 'outcome' | 'granted_scopes' | 'denied_scopes' | 'token_ttl_seconds' | 'redeemable_until'> {
+  allow: false;
+  outcome: 'error';
+  granted_scopes: [];
+  denied_scopes: [];
+  token_ttl_seconds: 0;
+  redeemable_until: null;
+}
+
+/** `policy_revision` of an error recorded while no policy was loaded (the store requires a non-empty one). */
+export const NO_POLICY_REVISION = 'none';
 
 /** What POST /v1/tokens issues a token from: the allow's grant, as decided (never masked). */
 export interface TokenGrantSource {
@@ -55,7 +73,8 @@ export interface DeciderOptions {
 
 /**
  * A decision request → trusted task context → evaluation → durable record → response. Nothing reaches the
- * caller before the record is committed; any failure on the way is an error (503), never an allow.
+ * caller before the record is committed; any failure on the way is an error (503), never an allow. A failed
+ * evaluation is still recorded, as outcome `error`, when the store works.
  */
 export class Decider {
   readonly #o: DeciderOptions;
@@ -81,33 +100,21 @@ export class Decider {
   async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
-    const input: EvaluationInputV1 = {
-      agent_id: request.agent_id,
-      caller_id: caller.id,
-      task: task.input,
-      integration: request.integration,
-      scopes: [...new Set(request.scopes)],
-      ...(request.resource ? { resource: request.resource } : {}),
-      ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
-    };
+    const input = buildEvaluationInput(request, caller.id, task.input);
 
-    let evaluation: Evaluation;
-    let revision: string;
+    let evaluated: { evaluation: Evaluation; revision: string };
     const started = process.hrtime.bigint();
-    if (task.denial) {
-      const active = this.#o.engine.active;
-      if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
-      evaluation = { defined: true, outcome: 'deny', granted_scopes: [], denied_scopes: [], reasons: [task.denial], token_ttl_seconds: 0 };
-      revision = active.revision;
-    } else {
-      const evaluated = this.#o.engine.evaluate(input);
-      evaluation = evaluated.evaluation;
-      revision = evaluated.active.revision;
+    try {
+      evaluated = this.#evaluate(input, task.denial);
+    } catch (err) {
+      await this.#recordError(err, caller, request, input, traceId, now).catch(() => undefined);
+      throw err;
     }
     const evaluationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const { evaluation, revision } = evaluated;
 
     const allow = evaluation.outcome === 'allow';
-    const decisionId = this.#o.newId?.() ?? newDecisionId(now.getTime());
+    const decisionId = this.#newId(now);
     const redeemableUntil = allow ? new Date(now.getTime() + this.#o.redeemWindowSeconds * 1000).toISOString() : null;
     const response: DecisionResponseV1 = {
       decision_id: decisionId,
@@ -144,5 +151,72 @@ export class Decider {
     });
     this.#o.observer?.decided(evaluation.outcome, evaluation.reasons, evaluationSeconds);
     return response;
+  }
+
+  /** A task denial is decided here (the policy is not consulted); everything else by the policy in force. */
+  #evaluate(input: EvaluationInputV1, denial: Reason | undefined): { evaluation: Evaluation; revision: string } {
+    if (!denial) {
+      const { evaluation, active } = this.#o.engine.evaluate(input);
+      return { evaluation, revision: active.revision };
+    }
+    const active = this.#o.engine.active;
+    if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
+    return {
+      evaluation: { defined: true, outcome: 'deny', granted_scopes: [], denied_scopes: [], reasons: [denial], token_ttl_seconds: 0 },
+      revision: active.revision,
+    };
+  }
+
+  /**
+   * Records an authorised request that could not be evaluated as outcome `error`: no grant, no redeem window.
+   * The caller still gets the evaluation error (503); when this write fails too, `#decide` drops its error so the
+   * original one is what propagates.
+   */
+  async #recordError(
+    err: unknown,
+    caller: CallerConfig,
+    request: DecisionRequestV1,
+    input: EvaluationInputV1,
+    traceId: string | null,
+    now: Date,
+  ): Promise<void> {
+    const code: PdpErrorCode = isPdpError(err) ? err.code : 'internal';
+    const decisionId = this.#newId(now);
+    const revision = this.#o.engine.active?.revision ?? NO_POLICY_REVISION;
+    const result: DecisionErrorResultV1 = {
+      decision_id: decisionId,
+      allow: false,
+      outcome: 'error',
+      agent_id: request.agent_id,
+      integration: request.integration,
+      granted_scopes: [],
+      denied_scopes: [],
+      reasons: [{ code, message: isPdpError(err) ? err.message : 'the policy evaluation failed unexpectedly' }],
+      token_ttl_seconds: 0,
+      resource: request.resource ?? null,
+      task_id: request.task.id,
+      policy_revision: revision,
+      redeemable_until: null,
+    };
+    await this.#o.store.recordDecision({
+      decision_id: decisionId,
+      caller_id: caller.id,
+      agent_id: request.agent_id,
+      task_id: request.task.id,
+      integration: request.integration,
+      outcome: 'error',
+      request,
+      input,
+      result,
+      token_grant: null,
+      policy_revision: revision,
+      trace_id: traceId,
+      created_at: now.toISOString(),
+      redeemable_until: null,
+    });
+  }
+
+  #newId(now: Date): string {
+    return this.#o.newId?.() ?? newDecisionId(now.getTime());
   }
 }

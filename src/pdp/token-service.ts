@@ -1,5 +1,5 @@
 import type { CallerConfig } from '../config/config-types.js';
-import { PdpError } from '../errors/pdp-error.js';
+import { isPdpError, PdpError } from '../errors/pdp-error.js';
 import type { AccessTokenClaims } from '../issuer/token-claims.js';
 import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../issuer/token-issuer.js';
 import { isTokenVerificationError } from '../issuer/verification-error.js';
@@ -9,12 +9,27 @@ import type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v
 import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
 
+/**
+ * What happened to a token, one per call: `issued` (a decision redeemed and its token signed), `refused` (a
+ * redemption turned down: unknown, foreign, denied, redeemed or expired decision, closed task), `revoked` (a token
+ * revoked by the caller it was issued to), `introspected` (an introspection answered, active or not).
+ */
+export const TOKEN_EVENTS = ['issued', 'refused', 'revoked', 'introspected'] as const;
+export type TokenEvent = (typeof TOKEN_EVENTS)[number];
+
+export interface TokenObserver {
+  /** Called once per answered call, after its writes committed; a 5xx failure (store, keys) is no token event. */
+  tokenEvent(event: TokenEvent): void;
+}
+
 export interface TokenServiceOptions {
   store: Pick<Store, 'getDecision' | 'getTask' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
   keys: IssuerKeys;
   issuer: string;
   /** `aud` of an integration's tokens: config override, else the integration file's audience, else its name. */
   audienceFor: (integration: string) => string;
+  /** Told of every token event (`Metrics` counts them in `agentpdp_tokens_total`). Default: none. */
+  observer?: TokenObserver;
   now?: () => Date;
 }
 
@@ -33,6 +48,17 @@ export class TokenService {
   }
 
   async redeem(caller: CallerConfig, decisionId: string, traceId: string | null): Promise<IssuedAccessToken> {
+    try {
+      const issued = await this.#redeem(caller, decisionId, traceId);
+      this.#o.observer?.tokenEvent('issued');
+      return issued;
+    } catch (err) {
+      if (isPdpError(err) && err.status < 500) this.#o.observer?.tokenEvent('refused');
+      throw err;
+    }
+  }
+
+  async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null): Promise<IssuedAccessToken> {
     const now = this.#now();
     const keyRing = this.#o.keys.ring;
     // The task's expiry caps the token; it never changes after registration, so it is read before the transaction.
@@ -79,6 +105,12 @@ export class TokenService {
 
   /** RFC 7662. Unknown, unverifiable, expired, revoked and task-closed tokens are all just `{ active: false }`. */
   async introspect(caller: CallerConfig, token: string, traceId: string | null): Promise<IntrospectionV1> {
+    const answer = await this.#introspect(caller, token, traceId);
+    this.#o.observer?.tokenEvent('introspected');
+    return answer;
+  }
+
+  async #introspect(caller: CallerConfig, token: string, traceId: string | null): Promise<IntrospectionV1> {
     const now = this.#now();
     const claims = await this.#verified(token, now);
     if (!claims) return { active: false };
@@ -106,7 +138,8 @@ export class TokenService {
     const now = this.#now();
     const claims = await this.#verified(token, now); // an expired token is dead already: nothing to revoke
     if (!claims || claims.client_id !== caller.id) return;
-    await this.#o.store.revokeToken({ jti: claims.jti, caller_id: caller.id, at: now.toISOString(), reason: 'revoked_by_caller', trace_id: traceId });
+    const revoked = await this.#o.store.revokeToken({ jti: claims.jti, caller_id: caller.id, at: now.toISOString(), reason: 'revoked_by_caller', trace_id: traceId });
+    if (revoked) this.#o.observer?.tokenEvent('revoked');
   }
 
   /** Signature, issuer and type checked; `undefined` for anything that is not a token of ours. */

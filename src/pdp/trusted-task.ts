@@ -2,6 +2,7 @@ import type { CallerConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { EvaluationInputV1, Reason } from '../policy/decision-types.js';
 import type { ContextValue, DecisionRequestV1 } from '../wire/decision-v1.js';
+import { unregisteredTask } from './evaluation-input.js';
 
 /** A registered task as the store returns it. */
 export interface RegisteredTask {
@@ -42,7 +43,7 @@ export async function resolveTask(
         details: [{ path: 'task.context', message: 'register the task through an orchestrator, then send only task.id' }],
       });
     }
-    const input = { id: request.task.id, context: request.task.context ?? {}, registered: false, ...typeOf(request.task.type) };
+    const input = unregisteredTask(request.task);
     if (!caller.may_assert_context) {
       return { input, denial: reason('task_not_registered', `task ${request.task.id} is not registered`) };
     }
@@ -65,10 +66,6 @@ export async function resolveTask(
     return { input, denial: reason('task_context_mismatch', 'the request asserts a task type or context that differs from the registered task') };
   }
   return { input };
-}
-
-function typeOf(type: string | undefined): { type?: string } {
-  return type === undefined ? {} : { type };
 }
 
 function reason(code: string, message: string): Reason {

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TokenEvent } from '../pdp/token-service.js';
 import type { Outcome, Reason } from '../policy/decision-types.js';
 
 /** Prometheus metrics of one PDP instance, on its own registry (tests build many apps in one process). */
@@ -61,6 +62,11 @@ export class Metrics {
   /** A decision that could not be made (503): outcome `error`, the error code as its reason. */
   failed(code: string): void {
     this.decisions.inc({ outcome: 'error', reason: code });
+  }
+
+  /** The token service's observer (`TokenServiceOptions.observer`): one count per token event. */
+  tokenEvent(event: TokenEvent): void {
+    this.tokens.inc({ event });
   }
 
   policyActive(revision: string, bundle: string, policies: string): void {

@@ -1,25 +1,26 @@
 /** Decisions and the tokens they are redeemed for: record, redeem once, revoke, record uses. */
-import { RawJson } from '../audit/index.js';
+import { RawJson, decisionEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
+import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
 import { encodeData } from './chain-writer.js';
 import { decisionFromRow, tokenFromRow } from './rows.js';
 import type { DecisionRow, TaskRow, TokenRow } from './rows.js';
 import type {
-  DecisionRecord,
   RecordDecisionInput,
   RedeemDecisionInput,
   Redemption,
   RevokeTokenInput,
+  StoredDecision,
   TokenGrant,
   TokenRecord,
   TokenUseInput,
 } from './store.js';
-import { ids, read, requireId, requireTime } from './store-context.js';
+import { read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
-const OUTCOMES = new Set(['allow', 'deny', 'undefined', 'error']);
+const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
 
-export async function recordDecision(ctx: StoreContext, decision: RecordDecisionInput): Promise<DecisionRecord> {
+export async function recordDecision(ctx: StoreContext, decision: RecordDecisionInput): Promise<StoredDecision> {
   requireId('decision_id', decision.decision_id);
   requireId('caller_id', decision.caller_id);
   requireId('agent_id', decision.agent_id);
@@ -40,7 +41,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
   const requestJson = encodeData(masked.request);
   const inputJson = encodeData(masked.input);
   const resultJson = encodeData(masked.result);
-  const record: DecisionRecord = {
+  const record: StoredDecision = {
     decision_id: decision.decision_id,
     caller_id: decision.caller_id,
     agent_id: decision.agent_id,
@@ -58,23 +59,18 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     redeemed_at: null,
   };
   const event = ctx.chain.prepare(
-    {
-      type: 'decision',
-      time: decision.created_at,
-      ...ids({
+    decisionEvent(
+      decision.created_at,
+      {
         decision_id: decision.decision_id,
         task_id: decision.task_id,
         agent_id: decision.agent_id,
         caller_id: decision.caller_id,
         trace_id: decision.trace_id,
-      }),
-      // Input and result are encoded once, for the row and the event alike.
-      data: {
-        input: new RawJson(inputJson),
-        result: new RawJson(resultJson),
-        policy_revision: decision.policy_revision,
       },
-    },
+      // Input and result are encoded once, for the row and the event alike.
+      { input: new RawJson(inputJson), result: new RawJson(resultJson), policy_revision: decision.policy_revision },
+    ),
     { outcome: decision.outcome, premasked: true },
   );
   return ctx.write(() => {
@@ -101,7 +97,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
   });
 }
 
-export async function getDecision(ctx: StoreContext, decisionId: string): Promise<DecisionRecord | undefined> {
+export async function getDecision(ctx: StoreContext, decisionId: string): Promise<StoredDecision | undefined> {
   return read(() => {
     const row = ctx.sql.selectDecision.get(decisionId) as DecisionRow | undefined;
     return row === undefined ? undefined : decisionFromRow(row);
@@ -152,25 +148,28 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
       revoke_reason: null,
     };
     const scopesJson = encodeData(token.scopes);
-    const event = ctx.chain.prepare({
-      type: 'token.issued',
-      time: input.now,
-      ...ids({
-        decision_id: id,
-        jti: token.jti,
-        task_id: token.task_id,
-        agent_id: token.agent_id,
-        caller_id: token.caller_id,
-        trace_id: input.trace_id,
-      }),
-      data: {
-        ...grant.event_data,
-        scopes: token.scopes,
-        audience: token.audience,
-        issued_at: token.issued_at,
-        expires_at: token.expires_at,
-      },
-    });
+    const event = ctx.chain.prepare(
+      tokenIssuedEvent(
+        input.now,
+        {
+          decision_id: id,
+          jti: token.jti,
+          task_id: token.task_id,
+          agent_id: token.agent_id,
+          caller_id: token.caller_id,
+          trace_id: input.trace_id,
+        },
+        {
+          scopes: token.scopes,
+          audience: token.audience,
+          issued_at: token.issued_at,
+          expires_at: token.expires_at,
+          integration: grant.event_data.integration,
+          resource: grant.event_data.resource,
+          kid: grant.event_data.kid,
+        },
+      ),
+    );
     ctx.sql.insertToken.run(
       token.jti,
       id,
@@ -205,19 +204,20 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
     if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
     ctx.sql.revokeToken.run(input.at, input.caller_id, reason, input.jti);
     ctx.chain.append(
-      ctx.chain.prepare({
-        type: 'token.revoked',
-        time: input.at,
-        ...ids({
-          decision_id: row.decision_id,
-          jti: row.jti,
-          task_id: row.task_id,
-          agent_id: row.agent_id,
-          caller_id: input.caller_id,
-          trace_id: input.trace_id,
-        }),
-        data: { reason, issued_to: row.caller_id },
-      }),
+      ctx.chain.prepare(
+        tokenRevokedEvent(
+          input.at,
+          {
+            decision_id: row.decision_id,
+            jti: row.jti,
+            task_id: row.task_id,
+            agent_id: row.agent_id,
+            caller_id: input.caller_id,
+            trace_id: input.trace_id,
+          },
+          { reason, issued_to: row.caller_id },
+        ),
+      ),
     );
     return true;
   });
@@ -227,26 +227,25 @@ export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): P
   requireId('jti', input.jti);
   requireId('caller_id', input.caller_id);
   requireTime('at', input.at);
-  const prepared = ctx.chain.prepare({
-    type: 'token.used',
-    time: input.at,
-    ...ids({ jti: input.jti, caller_id: input.caller_id, trace_id: input.trace_id }),
-    data: input.data,
-  });
+  const usedEvent = (row: TokenRow | undefined) =>
+    tokenUsedEvent(
+      input.at,
+      {
+        jti: input.jti,
+        caller_id: input.caller_id,
+        trace_id: input.trace_id,
+        decision_id: row?.decision_id,
+        task_id: row?.task_id,
+        agent_id: row?.agent_id,
+      },
+      input.data,
+    );
+  // Validated, masked and encoded before queuing, as every event is.
+  const prepared = ctx.chain.prepare(usedEvent(undefined));
   return ctx.write(() => {
-    // Correlate with the token's decision, task and agent when the token is ours.
+    // Correlate with the token's decision, task and agent when the token is ours: its ids, the prepared data.
     const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
-    const event =
-      row === undefined
-        ? prepared
-        : {
-            ...prepared,
-            event: {
-              ...prepared.event,
-              ...ids({ decision_id: row.decision_id, task_id: row.task_id, agent_id: row.agent_id }),
-            },
-          };
-    ctx.chain.append(event);
+    ctx.chain.append(row === undefined ? prepared : { ...prepared, event: { ...usedEvent(row), data: prepared.event.data } });
   });
 }
 
@@ -259,5 +258,12 @@ function assertGrant(grant: TokenGrant): void {
   }
   if (grant.audience !== null && (typeof grant.audience !== 'string' || grant.audience === '')) {
     throw new TypeError('grant.audience must be a non-empty string or null');
+  }
+  const extras = grant.event_data as Partial<TokenGrant['event_data']> | undefined;
+  requireId('grant.event_data.integration', extras?.integration);
+  requireId('grant.event_data.kid', extras?.kid);
+  const resource = extras?.resource;
+  if (resource !== null && (typeof resource?.type !== 'string' || typeof resource.id !== 'string')) {
+    throw new TypeError('grant.event_data.resource must be a { type, id } or null');
   }
 }

@@ -1,7 +1,8 @@
 /** Rows as SQLite returns them, and their mapping to the records of store.ts. JSON columns hold canonical JSON. */
 import { AUDIT_ID_FIELDS, RawJson } from '../audit/index.js';
 import type { AuditEventType, AuditEventV1 } from '../audit/index.js';
-import type { DecisionOutcome, DecisionRecord, TaskRecord, TaskStatus, TokenRecord } from './store.js';
+import type { RecordedOutcome } from '../wire/evaluation-v1.js';
+import type { StoredDecision, TaskRecord, TaskStatus, TokenRecord } from './store.js';
 
 export interface TaskRow {
   id: string;
@@ -80,14 +81,14 @@ export function taskFromRow(row: TaskRow): TaskRecord {
   };
 }
 
-export function decisionFromRow(row: DecisionRow): DecisionRecord {
+export function decisionFromRow(row: DecisionRow): StoredDecision {
   return {
     decision_id: row.decision_id,
     caller_id: row.caller_id,
     agent_id: row.agent_id,
     task_id: row.task_id,
     integration: row.integration,
-    outcome: row.outcome as DecisionOutcome,
+    outcome: row.outcome as RecordedOutcome,
     request: JSON.parse(row.request) as unknown,
     result: JSON.parse(row.result) as unknown,
     token_grant: row.token_grant === null ? null : (JSON.parse(row.token_grant) as unknown),

@@ -17,7 +17,6 @@ import type { SqliteOpenOptions } from './sqlite-connection.js';
 import type {
   ChainStart,
   CompleteTaskInput,
-  DecisionRecord,
   EventQuery,
   ExpireTasksInput,
   PruneEventsInput,
@@ -29,6 +28,7 @@ import type {
   RevokeTokenInput,
   Store,
   StoreStats,
+  StoredDecision,
   TaskClosure,
   TaskRecord,
   TokenRecord,
@@ -142,10 +142,10 @@ export class SqliteStore implements Store {
     return tasks.expireTasks(this.ctx, input);
   }
 
-  recordDecision(input: RecordDecisionInput): Promise<DecisionRecord> {
+  recordDecision(input: RecordDecisionInput): Promise<StoredDecision> {
     return decisions.recordDecision(this.ctx, input);
   }
-  getDecision(decisionId: string): Promise<DecisionRecord | undefined> {
+  getDecision(decisionId: string): Promise<StoredDecision | undefined> {
     return decisions.getDecision(this.ctx, decisionId);
   }
   redeemDecision(input: RedeemDecisionInput): Promise<Redemption> {

@@ -2,7 +2,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { isIsoTime } from '../audit/index.js';
 import { PdpError, isPdpError } from '../errors/pdp-error.js';
-import type { AuditIds, Masker } from '../audit/index.js';
+import type { Masker } from '../audit/index.js';
 import type { ChainWriter } from './chain-writer.js';
 import { SQL } from './sql.js';
 
@@ -48,13 +48,4 @@ export function requireTime(name: string, value: unknown): string {
 export function requireId(name: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') throw new TypeError(`${name} must be a non-empty string`);
   return value;
-}
-
-/** The ids that are set (null and undefined dropped), for an event envelope. */
-export function ids(values: { [K in keyof AuditIds]?: string | null | undefined }): AuditIds {
-  const out: AuditIds = {};
-  for (const [key, value] of Object.entries(values)) {
-    if (value !== null && value !== undefined) out[key as keyof AuditIds] = value;
-  }
-  return out;
 }

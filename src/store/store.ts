@@ -15,15 +15,19 @@ import type {
   AuditEventV1,
   ChainHead,
   NewAuditEvent,
+  TaskCloseStatus,
+  TokenIssuedExtras,
+  TokenRevokeReason,
+  TokenUsedData,
   VerifyOptions,
   VerifyResult,
 } from '../audit/index.js';
+import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import type { WalCheckpointStats } from './wal-checkpointer.js';
 
-export type DecisionOutcome = 'allow' | 'deny' | 'undefined' | 'error';
 export type TaskContextValue = string | number | boolean;
 /** `expired`: closed by expireTasks; `completed`: closed by completeTask. Only `active` tasks back new tokens. */
-export type TaskStatus = 'active' | 'completed' | 'expired';
+export type TaskStatus = 'active' | TaskCloseStatus;
 
 export interface RegisterTaskInput {
   id: string;
@@ -78,7 +82,7 @@ export interface RecordDecisionInput {
   agent_id: string;
   task_id: string | null;
   integration: string;
-  outcome: DecisionOutcome;
+  outcome: RecordedOutcome;
   /** The caller's request as received. */
   request: unknown;
   /** The evaluation input the PDP built (trusted task context included). */
@@ -99,7 +103,7 @@ export interface RecordDecisionInput {
 }
 
 /** A decision as stored. Its evaluation input is in its decision event (decisionChain), not in the row. */
-export interface DecisionRecord extends Omit<RecordDecisionInput, 'trace_id' | 'input' | 'token_grant'> {
+export interface StoredDecision extends Omit<RecordDecisionInput, 'trace_id' | 'input' | 'token_grant'> {
   trace_id: string | null;
   token_grant: unknown;
   /** jti of the token this decision was redeemed for, or null. A decision is redeemed at most once. */
@@ -114,8 +118,8 @@ export interface TokenGrant {
   expires_at: string;
   scopes: readonly string[];
   audience: string | null;
-  /** Extra fields for the token.issued event (never the signed token itself). */
-  event_data?: Record<string, unknown>;
+  /** What only the issuer knows, for the token.issued event (never the signed token itself). */
+  event_data: TokenIssuedExtras;
 }
 
 export interface RedeemDecisionInput {
@@ -129,7 +133,7 @@ export interface RedeemDecisionInput {
    * quick and free of I/O (generate the jti, compute the claims; sign after the promise resolves). A PdpError it
    * throws refuses this redemption only.
    */
-  makeToken: (decision: DecisionRecord) => TokenGrant;
+  makeToken: (decision: StoredDecision) => TokenGrant;
 }
 
 export interface TokenRecord {
@@ -149,7 +153,7 @@ export interface TokenRecord {
 }
 
 export interface Redemption {
-  decision: DecisionRecord;
+  decision: StoredDecision;
   token: TokenRecord;
 }
 
@@ -159,7 +163,7 @@ export interface RevokeTokenInput {
   caller_id: string;
   at: string;
   /** Default `revoked_by_caller`. */
-  reason?: string;
+  reason?: TokenRevokeReason;
   trace_id?: string | null;
 }
 
@@ -168,8 +172,8 @@ export interface TokenUseInput {
   /** The caller that presented the token (a resource server). */
   caller_id: string;
   at: string;
-  /** What was checked and the verdict, e.g. `{ "action": "introspect", "active": true }`. */
-  data: Record<string, unknown>;
+  /** What was checked and the verdict: `{ "action": "introspect", "active": true }`. */
+  data: TokenUsedData;
   trace_id?: string | null;
 }
 
@@ -186,7 +190,7 @@ export interface EventQuery {
   jti?: string;
   caller_id?: string;
   /** Decision events with this outcome (implies type decision). */
-  outcome?: DecisionOutcome;
+  outcome?: RecordedOutcome;
   types?: readonly AuditEventType[];
 }
 
@@ -242,8 +246,8 @@ export interface Store {
   /** Closes active tasks whose expires_at <= now and revokes their tokens. */
   expireTasks(input: ExpireTasksInput): Promise<TaskClosure[]>;
 
-  recordDecision(input: RecordDecisionInput): Promise<DecisionRecord>;
-  getDecision(decisionId: string): Promise<DecisionRecord | undefined>;
+  recordDecision(input: RecordDecisionInput): Promise<StoredDecision>;
+  getDecision(decisionId: string): Promise<StoredDecision | undefined>;
 
   /**
    * Checks and redeems a decision and records the token, atomically. Refusals, in the order checked:
@@ -257,7 +261,10 @@ export interface Store {
   /** Appends a token.used event (no state change). */
   recordTokenUse(input: TokenUseInput): Promise<void>;
 
-  /** Appends events that have no state change of their own (policy.loaded, policy.refused, auth.failed, ...). */
+  /**
+   * Appends events that have no state change of their own: policy.loaded, policy.refused and auth.failed, built with
+   * their builders in src/audit/event-payloads.ts.
+   */
   appendEvents(events: readonly NewAuditEvent[]): Promise<AuditEventV1[]>;
   /** Streams matching events in seq order, in constant memory, without holding the writer up. */
   iterateEvents(query?: EventQuery): AsyncIterable<AuditEventV1>;

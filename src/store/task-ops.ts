@@ -1,10 +1,12 @@
 /** Tasks: registration, lookup, completion and expiry. Closing a task revokes its tokens in the same transaction. */
+import { taskCompletedEvent, taskRegisteredEvent, tokenRevokedEvent } from '../audit/index.js';
+import type { TaskCloseStatus } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { encodeData } from './chain-writer.js';
 import { taskFromRow, tokenFromRow } from './rows.js';
 import type { TaskRow, TokenRow } from './rows.js';
 import type { CompleteTaskInput, ExpireTasksInput, RegisterTaskInput, TaskClosure, TaskRecord } from './store.js';
-import { ids, read, requireId, requireTime } from './store-context.js';
+import { read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 export async function registerTask(ctx: StoreContext, input: RegisterTaskInput): Promise<TaskRecord> {
@@ -27,12 +29,13 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
     completed_at: null,
     completed_by: null,
   };
-  const event = ctx.chain.prepare({
-    type: 'task.registered',
-    time: input.registered_at,
-    ...ids({ task_id: input.id, agent_id: input.agent_id, caller_id: input.registered_by, trace_id: input.trace_id }),
-    data: { type: input.type, context: record.context, expires_at: input.expires_at },
-  });
+  const event = ctx.chain.prepare(
+    taskRegisteredEvent(
+      input.registered_at,
+      { task_id: input.id, agent_id: input.agent_id, caller_id: input.registered_by, trace_id: input.trace_id },
+      { type: input.type, context: record.context, expires_at: input.expires_at },
+    ),
+  );
   return ctx.write(() => {
     if (ctx.sql.taskExists.get(input.id) !== undefined) {
       throw new PdpError('task_exists', `task ${input.id} is already registered`);
@@ -66,7 +69,7 @@ export async function completeTask(ctx: StoreContext, input: CompleteTaskInput):
     const row = ctx.sql.selectTask.get(input.task_id) as TaskRow | undefined;
     if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
     if (row.status !== 'active') throw new PdpError('task_not_active', `task ${input.task_id} is ${row.status}`);
-    const task: TaskRecord = {
+    const task: ClosedTask = {
       ...taskFromRow(row),
       status: 'completed',
       completed_at: input.at,
@@ -83,11 +86,13 @@ export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): P
   return ctx.write(() => {
     const rows = ctx.sql.selectExpiredTasks.all(input.now, limit) as TaskRow[];
     return rows.map((row) => {
-      const task: TaskRecord = { ...taskFromRow(row), status: 'expired' };
+      const task: ClosedTask = { ...taskFromRow(row), status: 'expired' };
       return closeTask(ctx, task, { at: input.now, by: null, trace_id: null });
     });
   });
 }
+
+type ClosedTask = TaskRecord & { status: TaskCloseStatus };
 
 /**
  * Inside a transaction: marks `task` closed (its status says how), revokes every unrevoked token of the task,
@@ -95,7 +100,7 @@ export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): P
  */
 function closeTask(
   ctx: StoreContext,
-  task: TaskRecord,
+  task: ClosedTask,
   how: { at: string; by: string | null; trace_id: string | null },
 ): TaskClosure {
   ctx.sql.closeTask.run(task.status, task.completed_at, task.completed_by, task.id);
@@ -105,21 +110,19 @@ function closeTask(
   const revokedJtis = tokens.map((t) => t.jti);
   const common = { task_id: task.id, agent_id: task.agent_id, caller_id: how.by, trace_id: how.trace_id };
   ctx.chain.append(
-    ctx.chain.prepare({
-      type: 'task.completed',
-      time: how.at,
-      ...ids(common),
-      data: { status: task.status, expires_at: task.expires_at, revoked_jtis: revokedJtis },
-    }),
+    ctx.chain.prepare(
+      taskCompletedEvent(how.at, common, { status: task.status, expires_at: task.expires_at, revoked_jtis: revokedJtis }),
+    ),
   );
   for (const token of tokens) {
     ctx.chain.append(
-      ctx.chain.prepare({
-        type: 'token.revoked',
-        time: how.at,
-        ...ids({ ...common, jti: token.jti, decision_id: token.decision_id }),
-        data: { reason, issued_to: token.caller_id },
-      }),
+      ctx.chain.prepare(
+        tokenRevokedEvent(
+          how.at,
+          { ...common, jti: token.jti, decision_id: token.decision_id },
+          { reason, issued_to: token.caller_id },
+        ),
+      ),
     );
   }
   return { task, revoked_jtis: revokedJtis };

@@ -3,17 +3,18 @@
  * fast as the client takes the response. A chain far larger than the socket buffers, generated lazily, is served
  * by the real route on loopback; the test counts how much of it has been read.
  */
-import { get, type IncomingMessage, type Server } from 'node:http';
+import { createServer, get, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
-import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENESIS_HASH, GENESIS_HEAD, sealEvent, verifyExportLines } from '../../src/audit/index.js';
 import type { AuditEventV1, ChainHead } from '../../src/audit/index.js';
 import type { CallerConfig } from '../../src/config/config-types.js';
 import { PdpError } from '../../src/errors/pdp-error.js';
-import { errorHandler } from '../../src/server/error-handler.js';
+import { sha256Hex } from '../../src/config/dev-keys.js';
 import { createLogger } from '../../src/server/logger.js';
+import { Metrics } from '../../src/server/metrics.js';
+import { requestPipeline } from '../../src/server/request-pipeline.js';
 import { auditRoutes, type AuditStore } from '../../src/server/routes/audit.js';
 
 const TOTAL = 100_000;
@@ -48,19 +49,20 @@ const source = {
   },
 } as unknown as AuditStore;
 
-const AUDITOR: CallerConfig = { id: 'compliance', role: 'auditor', key_sha256: '0'.repeat(64), agents: [], may_assert_context: false };
+const KEY = 'export-stream-auditor-key';
+const AUDITOR: CallerConfig = { id: 'compliance', role: 'auditor', key_sha256: sha256Hex(KEY), agents: [], may_assert_context: false };
 let server: Server;
 let url: string;
 
 beforeAll(async () => {
-  const app = express();
-  app.use((req, _res, next) => {
-    req.caller = AUDITOR;
-    next();
+  const handler = requestPipeline({
+    routes: auditRoutes(source, () => new Date()),
+    callers: [AUDITOR],
+    metrics: new Metrics({ defaultMetrics: false }),
+    logger: createLogger('silent'),
+    bodyLimitBytes: 65_536,
   });
-  app.use(auditRoutes(source));
-  app.use(errorHandler(createLogger('silent')));
-  server = app.listen(0, '127.0.0.1');
+  server = createServer(handler).listen(0, '127.0.0.1');
   await new Promise<void>((ok) => server.once('listening', ok));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -70,7 +72,7 @@ afterAll(async () => {
 });
 
 function open(path: string): Promise<IncomingMessage> {
-  return new Promise((ok, fail) => get(`${url}${path}`, ok).once('error', fail));
+  return new Promise((ok, fail) => get(`${url}${path}`, { headers: { authorization: `Bearer ${KEY}` } }, ok).once('error', fail));
 }
 
 /** Waits until `counters.read` stops moving (the server is blocked on the socket). */

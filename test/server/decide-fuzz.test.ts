@@ -158,21 +158,19 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const pepAgents = (id: string): readonly string[] => TEST_CALLERS.find((c) => c.id === id)?.agents ?? [];
 
 /**
- * The server's order: authentication, then the body parsers (media type, size, syntax), then the role, then the
- * schema, then the agent and task checks. A form body is parsed too (and may hit the parameter limit), so an
- * orchestrator's form may be a 400 or a 403.
+ * The server's order (src/server/request-pipeline.ts): authentication, then the role, then the body reader
+ * (media type, charset, size, syntax; JSON only on this route, any other media type reads as no body), then the
+ * schema, then the agent and task checks.
  */
 function expected(who: Caller, type: string, bytes: Uint8Array): { statuses: number[]; codes: string[] } {
   const one = (status: number, ...codes: string[]) => ({ statuses: [status], codes });
   if (who === 'none' || who === 'wrong') return one(401, 'unauthenticated');
+  if (who === 'orchestrator') return one(403, 'forbidden_role');
   const isJson = /^application\/(json|[^;]+\+json)/.test(type);
-  const isForm = type.startsWith('application/x-www-form-urlencoded');
   if (isJson && type.includes('latin1')) return one(415, 'unsupported_media_type');
-  if ((isJson || isForm) && bytes.length > BODY_LIMIT) return one(400, 'body_too_large');
-  if (isForm) return who === 'orchestrator' ? { statuses: [400, 403], codes: ['invalid_request', 'forbidden_role'] } : one(400, 'invalid_request');
+  if (isJson && bytes.length > BODY_LIMIT) return one(400, 'body_too_large');
   const parsed = isJson ? parseLikeExpressJson(bytes) : { ok: true as const, value: undefined };
   if (!parsed.ok) return one(400, 'invalid_request');
-  if (who === 'orchestrator') return one(403, 'forbidden_role');
   if (!isDecisionRequest(parsed.value) || hasLoneSurrogate(parsed.value)) return one(400, 'invalid_request');
   const request = parsed.value;
   if (who === 'pep') return pepAgents('pep-1').includes(request.agent_id) ? one(200) : one(403, 'forbidden_agent');

@@ -135,7 +135,7 @@ describe('400: a malformed decision request names the offending field', () => {
   it.each([
     { note: 'text/plain', headers: { 'content-type': 'text/plain' }, path: '(body)', message: 'missing' },
     { note: 'no content-type', headers: {}, path: '(body)', message: 'missing' },
-    { note: 'a form', headers: { 'content-type': 'application/x-www-form-urlencoded' }, raw: 'agent_id=code-review-agent&integration=github', path: 'task', message: 'is required' },
+    { note: 'a form (decide reads JSON only)', headers: { 'content-type': 'application/x-www-form-urlencoded' }, raw: 'agent_id=code-review-agent&integration=github', path: '(body)', message: 'missing' },
   ])('a body that is not JSON → 400 ($note)', async ({ headers, raw, path, message }) => {
     const res = await sendRaw(headers, raw ?? JSON.stringify(VALID));
     expect(res.status).toBe(400);
@@ -196,10 +196,17 @@ describe('401: no credential or a wrong one', () => {
     { note: 'task read', method: 'get', path: '/v1/tasks/task-1' },
     { note: 'task completion', method: 'post', path: '/v1/tasks/task-1/complete' },
     { note: 'reload', method: 'post', path: '/v1/admin/reload' },
-    { note: 'an unknown route (authentication comes before routing)', method: 'get', path: '/v1/nothing-here' },
   ] as const)('$note without a credential → 401', async ({ method, path }) => {
     const res = await request(t.url)[method](path).expect(401);
     expect(res.body.error.code).toBe('unauthenticated');
+  });
+
+  it('an unknown route without a credential → 404: routing comes first (the routes are public in /openapi.json), so no auth.failed is written for paths nobody serves', async () => {
+    const before = (await request(t.url).get('/metrics')).text;
+    const res = await request(t.url).get(`/v1/${'x'.repeat(15_000)}`).expect(404);
+    expect(res.body.error.code).toBe('not_found');
+    const after = (await request(t.url).get('/metrics')).text;
+    expect(sampleValue(after, 'agentpdp_auth_failures_total', { reason: 'missing' })).toBe(sampleValue(before, 'agentpdp_auth_failures_total', { reason: 'missing' }));
   });
 
   it('a body is not parsed before the caller is authenticated', async () => {

@@ -20,7 +20,7 @@ beforeEach(async () => {
   await s.recordDecision(decision('d-1', { task_id: 't-1' }));
   await s.recordDecision(decision('d-2', { outcome: 'deny' }));
   await s.redeemDecision({ decision_id: 'd-1', caller_id: 'support-middleware', now: at(5), makeToken: () => grant() });
-  await s.recordTokenUse({ jti: 'j', caller_id: 'crm-api', at: at(6), data: { active: false } });
+  await s.recordTokenUse({ jti: 'j', caller_id: 'crm-api', at: at(6), data: { action: 'introspect', active: false } });
   await s.appendEvents([
     { type: 'policy.loaded', time: at(7), data: { revision: 'rev-2' } },
     { type: 'auth.failed', time: at(8), caller_id: 'mallory', data: { reason: 'bad_key' } },

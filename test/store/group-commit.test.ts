@@ -4,7 +4,7 @@ import { isPdpError } from '../../src/errors/pdp-error.js';
 import { GroupCommitQueue } from '../../src/store/group-commit.js';
 import { openSqlite, sqliteTransactionControl } from '../../src/store/sqlite-connection.js';
 import type { NewAuditEvent } from '../../src/audit/index.js';
-import { at, decision, task, tempStore } from './store-fixtures.js';
+import { at, decision, grant, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
@@ -159,7 +159,7 @@ describe('group commit', () => {
       decision_id: 'd-1',
       caller_id: 'support-middleware',
       now: at(5),
-      makeToken: () => ({ jti: 'j-1', issued_at: at(5), expires_at: at(305), scopes: ['tickets:write'], audience: 'crm' }),
+      makeToken: () => grant({ jti: 'j-1', issued_at: at(5), expires_at: at(305) }),
     });
     // Fails on the last insert of completeTask: after the task update and the token revocation.
     const saboteur = new Database(temp.path);

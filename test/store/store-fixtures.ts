@@ -80,6 +80,7 @@ export function grant(overrides: Partial<TokenGrant> = {}): TokenGrant {
     expires_at: at(302),
     scopes: ['tickets:write'],
     audience: 'crm',
+    event_data: { integration: 'crm', resource: null, kid: 'key-1' },
     ...overrides,
   };
 }

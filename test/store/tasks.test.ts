@@ -105,7 +105,7 @@ describe('decisionChain', () => {
     const jti = await tokenFor('t-1', 'd-1');
     await tokenFor('t-1', 'd-2');
     await temp.store.recordDecision(decision('d-3', { outcome: 'deny' }));
-    await temp.store.recordTokenUse({ jti, caller_id: 'crm-api', at: at(20), data: { active: true } });
+    await temp.store.recordTokenUse({ jti, caller_id: 'crm-api', at: at(20), data: { action: 'introspect', active: true } });
     await temp.store.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(30) });
 
     const chain = await temp.store.decisionChain('d-1');

@@ -1,19 +1,31 @@
-import { Router } from 'express';
 import type { Decider } from '../../pdp/decider.js';
-import { decisionRequestSchema, type DecisionRequestV1 } from '../../wire/decision-v1.js';
-import { callerOf, requireRole } from '../authenticate.js';
-import { bodyValidator } from '../validate-body.js';
+import type { DecisionRequestV1 } from '../../wire/decision-v1.js';
+import { parseDecisionRequest } from '../../wire/request-parsers.js';
+import { errors, json } from '../openapi.js';
+import { route, type Route } from '../route.js';
 
-export const parseDecisionRequest = bodyValidator<DecisionRequestV1>(decisionRequestSchema);
+const traceparent = { name: 'traceparent', in: 'header', required: false, schema: { type: 'string' }, description: 'W3C Trace Context; kept with the decision and echoed' };
 
 /** POST /v1/decide (role pep): 200 for allow, deny and undefined alike; errors are 4xx/503. */
-export function decideRoutes(decider: Decider): Router {
-  const router = Router();
-  router.post('/v1/decide', requireRole('pep'), async (req, res) => {
-    const request = parseDecisionRequest(req.body);
-    const response = await decider.decide(callerOf(req), request, req.traceId ?? null);
-    req.decisionId = response.decision_id;
-    res.status(200).json(response);
-  });
-  return router;
+export function decideRoutes(decider: Decider): Route[] {
+  return [
+    route<DecisionRequestV1>({
+      method: 'POST',
+      path: '/v1/decide',
+      roles: ['pep'],
+      body: { media: ['json'], parse: parseDecisionRequest },
+      async handle({ caller, body, traceId, log }) {
+        const response = await decider.decide(caller, body, traceId);
+        log.decisionId = response.decision_id;
+        return { status: 200, json: response };
+      },
+      openapi: {
+        operationId: 'decide',
+        summary: 'Decide one tool call',
+        parameters: [traceparent],
+        requestBody: { required: true, content: json('DecisionRequestV1') },
+        responses: { '200': { description: 'allow, deny or undefined', content: json('DecisionResponseV1') }, ...errors(503) },
+      },
+    }),
+  ];
 }

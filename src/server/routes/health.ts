@@ -1,31 +1,52 @@
-import { Router } from 'express';
 import type { PolicyEngine } from '../../pdp/policy-engine.js';
 import type { Metrics } from '../metrics.js';
+import { json } from '../openapi.js';
+import { publicRoute, type Route } from '../route.js';
 
-/** Liveness, readiness (with the active revision) and Prometheus metrics. Unauthenticated by design. */
-export function healthRoutes(engine: PolicyEngine, metrics: Metrics): Router {
-  const router = Router();
-  router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  router.get('/readyz', (_req, res) => {
-    const active = engine.active;
-    if (!active) {
-      res.status(503).json({ status: 'not_ready', reason: 'no policy loaded' });
-      return;
-    }
-    res.json({
-      status: 'ready',
-      policy_revision: active.revision,
-      bundle_revision: active.evaluator.revisions.bundle,
-      policies_revision: active.evaluator.revisions.policies,
-      agents: active.policySet.agents.length,
-      loaded_at: active.loadedAt.toISOString(),
-    });
-  });
-  router.get('/metrics', async (_req, res) => {
-    res.setHeader('content-type', metrics.registry.contentType);
-    res.send(await metrics.registry.metrics());
-  });
-  return router;
+/** Liveness, readiness (with the active revision), Prometheus metrics and the API document. Unauthenticated by design. */
+export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: () => object): Route[] {
+  return [
+    publicRoute({
+      method: 'GET',
+      path: '/healthz',
+      handle: () => ({ status: 200, json: { status: 'ok' } }),
+      openapi: { operationId: 'getHealth', summary: 'Liveness', responses: { '200': { description: 'alive', content: json('Health') } } },
+    }),
+    publicRoute({
+      method: 'GET',
+      path: '/readyz',
+      handle() {
+        const active = engine.active;
+        if (!active) return { status: 503, json: { status: 'not_ready', reason: 'no policy loaded' } };
+        return {
+          status: 200,
+          json: {
+            status: 'ready',
+            policy_revision: active.revision,
+            bundle_revision: active.evaluator.revisions.bundle,
+            policies_revision: active.evaluator.revisions.policies,
+            agents: active.policySet.agents.length,
+            loaded_at: active.loadedAt.toISOString(),
+          },
+        };
+      },
+      openapi: {
+        operationId: 'getReadiness',
+        summary: 'Readiness and the active policy revision',
+        responses: { '200': { description: 'ready', content: json('Ready') }, '503': { description: 'no policy loaded', content: json('Ready') } },
+      },
+    }),
+    publicRoute({
+      method: 'GET',
+      path: '/metrics',
+      handle: async () => ({ status: 200, text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+      openapi: { operationId: 'getMetrics', summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+    }),
+    publicRoute({
+      method: 'GET',
+      path: '/openapi.json',
+      handle: () => ({ status: 200, json: openapi() }),
+      openapi: { operationId: 'getOpenApi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } },
+    }),
+  ];
 }

@@ -1,52 +1,74 @@
-import { Router } from 'express';
 import type { TokenService } from '../../pdp/token-service.js';
-import { callerOf, requireRole } from '../authenticate.js';
-import { bodyValidator } from '../validate-body.js';
+import type { TokenBodyV1, TokenRequestV1, TokenResponseV1 } from '../../wire/token-v1.js';
+import { parseTokenBody, parseTokenRequest } from '../../wire/request-parsers.js';
+import { errors, json, NO_STORE_HEADER } from '../openapi.js';
+import { route, type Route } from '../route.js';
 
-const parseRedeem = bodyValidator<{ decision_id: string }>({
-  type: 'object',
-  additionalProperties: false,
-  required: ['decision_id'],
-  properties: { decision_id: { type: 'string', minLength: 1, maxLength: 128 } },
-});
+/** Responses carrying tokens or their claims are never cached (RFC 6749 §5.1, RFC 7662 §2.2). */
+const NO_STORE = { 'cache-control': 'no-store' };
+const formOrJson = { 'application/x-www-form-urlencoded': { schema: { $ref: '#/components/schemas/TokenBody' } }, ...json('TokenBody') };
 
-/** RFC 7662 / RFC 7009 bodies: `token=` form-encoded as the RFCs say, or the same fields as JSON. */
-const parseTokenBody = bodyValidator<{ token: string; token_type_hint?: string }>({
-  type: 'object',
-  additionalProperties: false,
-  required: ['token'],
-  properties: {
-    token: { type: 'string', minLength: 1, maxLength: 8192 },
-    token_type_hint: { type: 'string', maxLength: 64 },
-  },
-});
-
-/** Token endpoints. Responses carrying tokens are never cached (RFC 6749 §5.1). */
-export function tokenRoutes(tokens: TokenService): Router {
-  const router = Router();
-  router.post('/v1/tokens', requireRole('pep'), async (req, res) => {
-    const { decision_id } = parseRedeem(req.body);
-    req.decisionId = decision_id;
-    const issued = await tokens.redeem(callerOf(req), decision_id, req.traceId ?? null);
-    res.setHeader('cache-control', 'no-store');
-    res.status(201).json({
-      access_token: issued.access_token,
-      token_type: issued.token_type,
-      expires_in: issued.expires_in,
-      scope: issued.scope,
-      authorization_details: issued.authorization_details,
-      jti: issued.jti,
-    });
-  });
-  router.post('/v1/introspect', requireRole('resource_server', 'pep'), async (req, res) => {
-    const { token } = parseTokenBody(req.body);
-    res.setHeader('cache-control', 'no-store');
-    res.json(await tokens.introspect(callerOf(req), token, req.traceId ?? null));
-  });
-  router.post('/v1/revoke', requireRole('pep', 'resource_server'), async (req, res) => {
-    const { token } = parseTokenBody(req.body);
-    await tokens.revoke(callerOf(req), token, req.traceId ?? null);
-    res.status(200).end();
-  });
-  return router;
+/** The token endpoints: redeem a decision (RFC 6749 §5.1 answer), introspect (RFC 7662), revoke (RFC 7009). */
+export function tokenRoutes(tokens: TokenService): Route[] {
+  return [
+    route<TokenRequestV1>({
+      method: 'POST',
+      path: '/v1/tokens',
+      roles: ['pep'],
+      body: { media: ['json'], parse: parseTokenRequest },
+      async handle({ caller, body, traceId, log }) {
+        log.decisionId = body.decision_id;
+        const issued = await tokens.redeem(caller, body.decision_id, traceId);
+        const answer: TokenResponseV1 = {
+          access_token: issued.access_token,
+          token_type: issued.token_type,
+          expires_in: issued.expires_in,
+          scope: issued.scope,
+          authorization_details: issued.authorization_details,
+          jti: issued.jti,
+        };
+        return { status: 201, json: answer, headers: NO_STORE };
+      },
+      openapi: {
+        operationId: 'redeemDecision',
+        summary: 'Redeem an allowed decision for an access token, once, within its window',
+        requestBody: { required: true, content: json('TokenRequest') },
+        responses: {
+          '201': { description: 'the token; its record committed before it was signed', headers: NO_STORE_HEADER, content: json('TokenResponse') },
+          ...errors(404, 409, 503),
+        },
+      },
+    }),
+    route<TokenBodyV1>({
+      method: 'POST',
+      path: '/v1/introspect',
+      roles: ['resource_server', 'pep'],
+      body: { media: ['form', 'json'], parse: parseTokenBody },
+      async handle({ caller, body, traceId }) {
+        return { status: 200, json: await tokens.introspect(caller, body.token, traceId), headers: NO_STORE };
+      },
+      openapi: {
+        operationId: 'introspectToken',
+        summary: 'RFC 7662 token introspection',
+        requestBody: { required: true, content: formOrJson },
+        responses: { '200': { description: 'active with its claims, or just inactive', headers: NO_STORE_HEADER, content: json('Introspection') }, ...errors(503) },
+      },
+    }),
+    route<TokenBodyV1>({
+      method: 'POST',
+      path: '/v1/revoke',
+      roles: ['pep', 'resource_server'],
+      body: { media: ['form', 'json'], parse: parseTokenBody },
+      async handle({ caller, body, traceId }) {
+        await tokens.revoke(caller, body.token, traceId);
+        return { status: 200, empty: true };
+      },
+      openapi: {
+        operationId: 'revokeToken',
+        summary: 'RFC 7009 token revocation by the caller it was issued to',
+        requestBody: { required: true, content: formOrJson },
+        responses: { '200': { description: 'revoked, or nothing to revoke (RFC 7009 §2.2), empty body' }, ...errors(503) },
+      },
+    }),
+  ];
 }

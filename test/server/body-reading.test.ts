@@ -3,8 +3,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
 
 /**
- * POST /v1/decide is served by a node:http fast path for plain JSON bodies and by express for everything else
- * (here: a gzip-encoded body). Both must decide, record and answer alike.
+ * The pipeline's body reader (src/server/body-reader.ts): plain, gzip-encoded and `+json` bodies decide, record
+ * and answer alike; the edge cases of JSON reading are refused with their codes.
  */
 let t: TestPdp;
 beforeAll(async () => {
@@ -27,9 +27,9 @@ async function decide(init: { body: Buffer | string; headers: Record<string, str
 }
 
 it.each([
-  { note: 'fast path: plain JSON', init: () => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) },
-  { note: 'express: gzip-encoded JSON', init: () => ({ body: gzipSync(JSON.stringify(body)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }) },
-  { note: 'express: +json media type', init: () => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/vnd.agent-pdp+json' } }) },
+  { note: 'plain JSON', init: () => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) },
+  { note: 'gzip-encoded JSON', init: () => ({ body: gzipSync(JSON.stringify(body)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }) },
+  { note: 'a +json media type', init: () => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/vnd.agent-pdp+json' } }) },
 ])('$note: the same capped allow, recorded, with a request id', async ({ init }) => {
   const { status, json, headers } = await decide(init());
   expect(status).toBe(200);
@@ -42,7 +42,7 @@ it.each([
   { note: 'whitespace-only body', body: '\t', status: 400, code: 'invalid_request' },
   { note: 'a JSON string', body: '"x"', status: 400, code: 'invalid_request' },
   { note: 'over the size limit', body: `{"agent_id":"${'a'.repeat(70_000)}"}`, status: 400, code: 'body_too_large' },
-])('fast path refuses $note like express does ($code)', async ({ body: raw, status, code }) => {
+])('refuses $note ($code)', async ({ body: raw, status, code }) => {
   const res = await decide({ body: raw, headers: { 'content-type': 'application/json' } });
   expect(res.status).toBe(status);
   expect((res.json['error'] as { code: string }).code).toBe(code);

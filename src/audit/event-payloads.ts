@@ -1,0 +1,298 @@
+/**
+ * What each audit event type records: its payload (`data`), the ids it carries, and one builder per type that
+ * produces the event a writer appends (`NewAuditEvent`). The store builds the first six inside its transactions;
+ * `main` builds the last three and hands them to `Store.appendEvents`. Builders neither mask nor encode: the store
+ * does both, once.
+ *
+ * Documented member by member in docs/audit-events.md ("Event payloads"); test/audit/event-payloads.test.ts parses
+ * that page and fails when it and these builders (or the events a real store writes) disagree. Change both together.
+ */
+import type { ResourceRef } from '../wire/evaluation-v1.js';
+import type { AUDIT_EVENT_TYPES, AuditEventType, AuditIds, NewAuditEvent } from './audit-event.js';
+
+/** Why a caller failed authentication: no `Authorization` header, not `Bearer <key>`, or a key nobody holds. */
+export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'unknown_key'] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+/** Why a token was revoked: by the caller it was issued to, or because its task closed. */
+export const TOKEN_REVOKE_REASONS = ['revoked_by_caller', 'task_completed', 'task_expired'] as const;
+export type TokenRevokeReason = (typeof TOKEN_REVOKE_REASONS)[number];
+
+/** How a task closed. */
+export const TASK_CLOSE_STATUSES = ['completed', 'expired'] as const;
+export type TaskCloseStatus = (typeof TASK_CLOSE_STATUSES)[number];
+
+/** What the PDP did with a token a resource server presented. */
+export const TOKEN_USE_ACTIONS = ['introspect'] as const;
+export type TokenUseAction = (typeof TOKEN_USE_ACTIONS)[number];
+
+/** Longest `route` of an auth.failed event (UTF-16 code units): an unauthenticated sender picks the path. */
+export const AUTH_FAILED_ROUTE_MAX = 256;
+/** Longest `ip` of an auth.failed event: an IPv6 address with a zone index fits. */
+export const AUTH_FAILED_IP_MAX = 64;
+/** Most `details` a policy.refused event keeps; the rest are in the log only. */
+export const POLICY_REFUSED_DETAILS_MAX = 50;
+
+export interface DecisionEventData {
+  /** The evaluation input the policy saw (masked); the store passes it pre-encoded. */
+  input: unknown;
+  /** The decision response (masked); the store passes it pre-encoded. */
+  result: unknown;
+  policy_revision: string;
+}
+
+/** What the issuer adds to token.issued: it alone knows the signing key. */
+export interface TokenIssuedExtras {
+  integration: string;
+  /** The record the token is bound to, or null. */
+  resource: ResourceRef | null;
+  /** `kid` of the key that signs the token. */
+  kid: string;
+}
+
+export interface TokenIssuedData extends TokenIssuedExtras {
+  scopes: string[];
+  audience: string | null;
+  issued_at: string;
+  expires_at: string;
+}
+
+export interface TokenUsedData {
+  action: TokenUseAction;
+  /** The verdict returned (RFC 7662 `active`). */
+  active: boolean;
+}
+
+export interface TokenRevokedData {
+  reason: TokenRevokeReason;
+  /** The caller the token was issued to (the event's caller_id is who revoked it). */
+  issued_to: string;
+}
+
+export interface TaskRegisteredData {
+  type: string;
+  context: Record<string, string | number | boolean>;
+  expires_at: string;
+}
+
+export interface TaskCompletedData {
+  status: TaskCloseStatus;
+  expires_at: string;
+  /** Tokens revoked with the task; one token.revoked event per jti follows in the same transaction. */
+  revoked_jtis: string[];
+}
+
+export interface PolicyLoadedData {
+  /** `<bundle_revision>.<policies_revision>`: what decisions record as their policy revision. */
+  revision: string;
+  bundle_revision: string;
+  policies_revision: string;
+  /** The revision it replaced; null for the first load. */
+  previous_revision: string | null;
+  /** Agents in the loaded policy set. */
+  agents: number;
+}
+
+/** One thing wrong with a refused policy (a copy of the error detail's members, nothing else). */
+export interface PolicyRefusalDetail {
+  path: string;
+  message: string;
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+export interface PolicyRefusedData {
+  /** The error code (`policy_invalid`, `bundle_invalid`, `bundle_missing`, ...). */
+  code: string;
+  message: string;
+  /** At most POLICY_REFUSED_DETAILS_MAX. */
+  details: PolicyRefusalDetail[];
+  /** The revision that stays active; null when none is loaded. */
+  active_revision: string | null;
+}
+
+export interface AuthFailedData {
+  reason: AuthFailureReason;
+  /** The route template or the request path, at most AUTH_FAILED_ROUTE_MAX code units. */
+  route: string;
+  /** The peer address, or null when unknown. */
+  ip: string | null;
+}
+
+/** The payload of each event type. */
+export interface AuditEventData {
+  decision: DecisionEventData;
+  'token.issued': TokenIssuedData;
+  'token.used': TokenUsedData;
+  'token.revoked': TokenRevokedData;
+  'task.registered': TaskRegisteredData;
+  'task.completed': TaskCompletedData;
+  'policy.loaded': PolicyLoadedData;
+  'policy.refused': PolicyRefusedData;
+  'auth.failed': AuthFailedData;
+}
+
+// Compile-time: a payload for every event type and no payload without a type (AUDIT_EVENT_TYPES is the one list).
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+true satisfies SameKeys<AuditEventData, typeof AUDIT_EVENT_TYPES>;
+
+/** An event of type `T` with its typed payload. */
+export type AuditEventOf<T extends AuditEventType> = NewAuditEvent & { type: T; data: AuditEventData[T] };
+
+/** Ids an event always carries (non-empty strings), and ids it carries when known (null or undefined: absent). */
+export type EventIds<Always extends keyof AuditIds, WhenKnown extends keyof AuditIds = never> = {
+  [K in Always]: string;
+} & { [K in WhenKnown]?: string | null };
+
+export function decisionEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'caller_id', 'task_id' | 'trace_id'>,
+  data: DecisionEventData,
+): AuditEventOf<'decision'> {
+  return event('decision', time, ids, { input: data.input, result: data.result, policy_revision: data.policy_revision });
+}
+
+export function tokenIssuedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'jti' | 'agent_id' | 'caller_id', 'task_id' | 'trace_id'>,
+  data: TokenIssuedData,
+): AuditEventOf<'token.issued'> {
+  return event('token.issued', time, ids, {
+    scopes: [...data.scopes],
+    audience: data.audience,
+    issued_at: data.issued_at,
+    expires_at: data.expires_at,
+    integration: data.integration,
+    resource: data.resource === null ? null : { type: data.resource.type, id: data.resource.id },
+    kid: data.kid,
+  });
+}
+
+/** The token's decision, task and agent are known when the token is one of ours. */
+export function tokenUsedEvent(
+  time: string,
+  ids: EventIds<'jti' | 'caller_id', 'decision_id' | 'task_id' | 'agent_id' | 'trace_id'>,
+  data: TokenUsedData,
+): AuditEventOf<'token.used'> {
+  oneOf('token.used action', data.action, TOKEN_USE_ACTIONS);
+  return event('token.used', time, ids, { action: data.action, active: data.active });
+}
+
+/** caller_id is who revoked it: absent when the task expired. */
+export function tokenRevokedEvent(
+  time: string,
+  ids: EventIds<'jti' | 'decision_id' | 'agent_id', 'task_id' | 'caller_id' | 'trace_id'>,
+  data: TokenRevokedData,
+): AuditEventOf<'token.revoked'> {
+  oneOf('token.revoked reason', data.reason, TOKEN_REVOKE_REASONS);
+  return event('token.revoked', time, ids, { reason: data.reason, issued_to: data.issued_to });
+}
+
+/** caller_id is the orchestrator that registered the task. */
+export function taskRegisteredEvent(
+  time: string,
+  ids: EventIds<'task_id' | 'agent_id' | 'caller_id', 'trace_id'>,
+  data: TaskRegisteredData,
+): AuditEventOf<'task.registered'> {
+  return event('task.registered', time, ids, { type: data.type, context: { ...data.context }, expires_at: data.expires_at });
+}
+
+/** caller_id is who completed the task: absent when it expired. */
+export function taskCompletedEvent(
+  time: string,
+  ids: EventIds<'task_id' | 'agent_id', 'caller_id' | 'trace_id'>,
+  data: TaskCompletedData,
+): AuditEventOf<'task.completed'> {
+  oneOf('task.completed status', data.status, TASK_CLOSE_STATUSES);
+  return event('task.completed', time, ids, {
+    status: data.status,
+    expires_at: data.expires_at,
+    revoked_jtis: [...data.revoked_jtis],
+  });
+}
+
+export function policyLoadedEvent(time: string, data: PolicyLoadedData): AuditEventOf<'policy.loaded'> {
+  if (!Number.isSafeInteger(data.agents) || data.agents < 0) throw new TypeError('policy.loaded agents must be a count');
+  return event('policy.loaded', time, {}, {
+    revision: data.revision,
+    bundle_revision: data.bundle_revision,
+    policies_revision: data.policies_revision,
+    previous_revision: data.previous_revision,
+    agents: data.agents,
+  });
+}
+
+/**
+ * `error` is the refusal (a PdpError: its code, message and details are copied, the details capped at
+ * POLICY_REFUSED_DETAILS_MAX); `activeRevision` the revision that stays active, null when none is loaded.
+ */
+export function policyRefusedEvent(
+  time: string,
+  error: { code: string; message: string; details: readonly PolicyRefusalDetail[] },
+  activeRevision: string | null,
+): AuditEventOf<'policy.refused'> {
+  return event('policy.refused', time, {}, {
+    code: error.code,
+    message: wellFormed(error.message),
+    details: error.details.slice(0, POLICY_REFUSED_DETAILS_MAX).map(refusalDetail),
+    active_revision: activeRevision,
+  });
+}
+
+/**
+ * `route` is the route template or the request path; a longer one is cut to AUTH_FAILED_ROUTE_MAX code units
+ * ending in `…`, so an unauthenticated sender cannot write large events. Never pass a key or token: the event
+ * holds only these three members.
+ */
+export function authFailedEvent(
+  time: string,
+  failure: { reason: AuthFailureReason; route: string; ip: string | null | undefined },
+): AuditEventOf<'auth.failed'> {
+  oneOf('auth.failed reason', failure.reason, AUTH_FAILURE_REASONS);
+  return event('auth.failed', time, {}, {
+    reason: failure.reason,
+    route: clip(failure.route, AUTH_FAILED_ROUTE_MAX),
+    ip: failure.ip == null ? null : clip(failure.ip, AUTH_FAILED_IP_MAX),
+  });
+}
+
+function event<T extends AuditEventType>(
+  type: T,
+  time: string,
+  ids: { [K in keyof AuditIds]?: string | null },
+  data: AuditEventData[T],
+): AuditEventOf<T> {
+  const out = { time, type } as AuditEventOf<T>;
+  for (const [key, value] of Object.entries(ids)) {
+    if (value !== null && value !== undefined) out[key as keyof AuditIds] = value;
+  }
+  out.data = data;
+  return out;
+}
+
+function refusalDetail(detail: PolicyRefusalDetail): PolicyRefusalDetail {
+  const out: PolicyRefusalDetail = { path: wellFormed(detail.path), message: wellFormed(detail.message) };
+  if (detail.file !== undefined) out.file = wellFormed(detail.file);
+  if (detail.line !== undefined) out.line = detail.line;
+  if (detail.column !== undefined) out.column = detail.column;
+  return out;
+}
+
+function oneOf(name: string, value: unknown, allowed: readonly string[]): void {
+  if (typeof value !== 'string' || !allowed.includes(value)) throw new TypeError(`unknown ${name}: ${String(value)}`);
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Lone surrogates replaced by U+FFFD: the canonical encoding refuses them, and the event would not be written. */
+function wellFormed(text: string): string {
+  return text.replace(LONE_SURROGATE, '\ufffd');
+}
+
+/** At most `max` code units, well formed; a cut string ends in `…` (never half a surrogate pair). */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return wellFormed(text);
+  const cut = text.slice(0, max - 1);
+  return wellFormed(/[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut) + '…';
+}

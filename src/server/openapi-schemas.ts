@@ -1,0 +1,261 @@
+import { AUDIT_EVENT_TYPES } from '../audit/index.js';
+import { decisionRequestSchema, ID_PATTERN, resourceSchema, taskRegistrationSchema } from '../wire/decision-v1.js';
+import { DENIED_SCOPE_REASONS, OUTCOMES } from '../wire/evaluation-v1.js';
+import { tokenBodySchema, tokenRequestSchema } from '../wire/token-v1.js';
+
+/**
+ * `components.schemas` of the OpenAPI document. Request schemas are the very objects the server validates with
+ * (`src/wire/`); response schemas are checked against real responses in the tests.
+ */
+const strip = <T extends object>(schema: T): Omit<T, '$id'> => {
+  const { $id: _id, ...rest } = schema as T & { $id?: string };
+  return rest;
+};
+
+const reason = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'message'],
+  properties: { code: { type: 'string' }, message: { type: 'string' } },
+};
+
+export const COMPONENT_SCHEMAS = {
+  DecisionRequestV1: strip(decisionRequestSchema),
+  DecisionResponseV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: [
+      'decision_id', 'allow', 'outcome', 'agent_id', 'integration', 'granted_scopes', 'denied_scopes', 'reasons',
+      'token_ttl_seconds', 'resource', 'task_id', 'policy_revision', 'redeemable_until',
+    ],
+    properties: {
+      decision_id: { type: 'string', description: 'a UUIDv7 (RFC 9562): time-ordered, otherwise opaque to callers' },
+      allow: { type: 'boolean', description: 'true only when outcome is allow' },
+      outcome: { enum: [...OUTCOMES] },
+      agent_id: { type: 'string' },
+      integration: { type: 'string' },
+      granted_scopes: { type: 'array', items: { type: 'string' } },
+      denied_scopes: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['scope', 'reason'],
+          properties: {
+            scope: { type: 'string' },
+            reason: { enum: [...DENIED_SCOPE_REASONS] },
+            granted_instead: { type: 'array', items: { type: 'string' } },
+          },
+        },
+      },
+      reasons: { type: 'array', items: { $ref: '#/components/schemas/Reason' } },
+      token_ttl_seconds: { type: 'integer', minimum: 0 },
+      resource: { oneOf: [{ $ref: '#/components/schemas/ResourceRef' }, { type: 'null' }] },
+      task_id: { type: 'string' },
+      policy_revision: { type: 'string', description: '<bundle revision>.<agent-policy revision>' },
+      redeemable_until: { type: ['string', 'null'], format: 'date-time' },
+    },
+  },
+  Reason: reason,
+  ResourceRef: resourceSchema,
+  TaskRegistrationV1: strip(taskRegistrationSchema),
+  TaskV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'agent_id', 'type', 'context', 'status', 'registered_by', 'registered_at', 'expires_at', 'completed_at'],
+    properties: {
+      id: { type: 'string', pattern: ID_PATTERN },
+      agent_id: { type: 'string' },
+      type: { type: 'string' },
+      context: { type: 'object' },
+      status: { enum: ['active', 'completed', 'expired'] },
+      registered_by: { type: 'string' },
+      registered_at: { type: 'string', format: 'date-time' },
+      expires_at: { type: 'string', format: 'date-time' },
+      completed_at: { type: ['string', 'null'], format: 'date-time' },
+      revoked_tokens: { type: 'integer', minimum: 0 },
+    },
+  },
+  Error: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['code', 'message', 'details'],
+        properties: {
+          code: { type: 'string' },
+          message: { type: 'string' },
+          details: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['path', 'message'],
+              properties: {
+                path: { type: 'string', description: 'the offending field, dotted (`task.context.customer_id`), or `(body)`' },
+                message: { type: 'string' },
+                file: { type: 'string', description: 'policy errors: the file, relative to the policy folder' },
+                line: { type: 'integer', minimum: 1 },
+                column: { type: 'integer', minimum: 1 },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  Ready: {
+    type: 'object',
+    required: ['status'],
+    properties: {
+      status: { enum: ['ready', 'not_ready'] },
+      policy_revision: { type: 'string' },
+      bundle_revision: { type: 'string' },
+      policies_revision: { type: 'string' },
+      agents: { type: 'integer' },
+      loaded_at: { type: 'string', format: 'date-time' },
+      reason: { type: 'string' },
+    },
+  },
+  Health: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['status'],
+    properties: { status: { const: 'ok' } },
+  },
+  Reloaded: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['status', 'policy_revision', 'loaded_at'],
+    properties: {
+      status: { const: 'loaded' },
+      policy_revision: { type: 'string' },
+      loaded_at: { type: 'string', format: 'date-time' },
+    },
+  },
+  TokenRequest: strip(tokenRequestSchema),
+  AuthorizationDetail: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'actions'],
+    properties: {
+      type: { type: 'string', description: 'the integration' },
+      actions: { type: 'array', items: { type: 'string' } },
+      identifier: { type: 'string' },
+      resource_type: { type: 'string' },
+    },
+  },
+  TokenResponse: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['access_token', 'token_type', 'expires_in', 'scope', 'authorization_details', 'jti'],
+    properties: {
+      access_token: { type: 'string', description: 'RFC 9068 JWT' },
+      token_type: { const: 'Bearer' },
+      expires_in: { type: 'integer', minimum: 1 },
+      scope: { type: 'string' },
+      authorization_details: { type: 'array', items: { $ref: '#/components/schemas/AuthorizationDetail' } },
+      jti: { type: 'string' },
+    },
+  },
+  TokenBody: strip(tokenBodySchema),
+  Introspection: {
+    oneOf: [
+      { type: 'object', additionalProperties: false, required: ['active'], properties: { active: { const: false } } },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['active', 'token_type', 'iss', 'sub', 'aud', 'client_id', 'iat', 'exp', 'jti', 'scope', 'authorization_details', 'task_id', 'decision_id'],
+        properties: {
+          active: { const: true },
+          token_type: { const: 'Bearer' },
+          iss: { type: 'string' },
+          sub: { type: 'string' },
+          aud: { type: 'string' },
+          client_id: { type: 'string' },
+          iat: { type: 'integer' },
+          exp: { type: 'integer' },
+          jti: { type: 'string' },
+          scope: { type: 'string' },
+          authorization_details: { type: 'array', items: { $ref: '#/components/schemas/AuthorizationDetail' } },
+          task_id: { type: 'string' },
+          decision_id: { type: 'string' },
+        },
+      },
+    ],
+  },
+  Jwks: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['keys'],
+    properties: {
+      keys: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['kty', 'crv', 'x', 'kid', 'alg', 'use'],
+          properties: {
+            kty: { enum: ['OKP', 'EC'] },
+            crv: { enum: ['Ed25519', 'P-256'] },
+            x: { type: 'string' },
+            y: { type: 'string' },
+            kid: { type: 'string' },
+            alg: { enum: ['EdDSA', 'ES256'] },
+            use: { const: 'sig' },
+          },
+        },
+      },
+    },
+  },
+  AuthorizationServerMetadata: {
+    type: 'object',
+    required: ['issuer', 'jwks_uri', 'token_endpoint', 'introspection_endpoint', 'revocation_endpoint', 'grant_types_supported', 'authorization_details_types_supported'],
+    properties: {
+      issuer: { type: 'string' },
+      jwks_uri: { type: 'string' },
+      token_endpoint: { type: 'string' },
+      introspection_endpoint: { type: 'string' },
+      revocation_endpoint: { type: 'string' },
+      response_types_supported: { type: 'array', items: { type: 'string' } },
+      grant_types_supported: { type: 'array', items: { type: 'string' } },
+      token_endpoint_auth_methods_supported: { type: 'array', items: { type: 'string' } },
+      introspection_endpoint_auth_methods_supported: { type: 'array', items: { type: 'string' } },
+      revocation_endpoint_auth_methods_supported: { type: 'array', items: { type: 'string' } },
+      authorization_details_types_supported: { type: 'array', items: { type: 'string' } },
+    },
+  },
+  AuditEventV1: {
+    type: 'object',
+    description: 'One event of the tamper-evident audit trail (docs/audit-events.md)',
+    additionalProperties: false,
+    required: ['v', 'seq', 'time', 'type', 'data', 'prev_hash', 'hash'],
+    properties: {
+      v: { const: 1 },
+      seq: { type: 'integer', minimum: 1 },
+      time: { type: 'string', format: 'date-time' },
+      type: { enum: Object.keys(AUDIT_EVENT_TYPES) },
+      decision_id: { type: 'string', minLength: 1 },
+      jti: { type: 'string', minLength: 1 },
+      task_id: { type: 'string', minLength: 1 },
+      agent_id: { type: 'string', minLength: 1 },
+      caller_id: { type: 'string', minLength: 1 },
+      trace_id: { type: 'string', minLength: 1 },
+      data: {},
+      prev_hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+      hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    },
+  },
+  DecisionChainV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['decision_id', 'events'],
+    properties: {
+      decision_id: { type: 'string' },
+      events: { type: 'array', items: { $ref: '#/components/schemas/AuditEventV1' } },
+    },
+  },
+};

@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { CallerConfig } from '../config/config-types.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { readBody } from './body-reader.js';
+import { callerResolver, type AuthFailure } from './caller-auth.js';
+import { errorResponse } from './error-writer.js';
+import type { RequestLogFields } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { PublicContext, Reply, Route } from './route.js';
+import { Router } from './router.js';
+import { traceIdOf } from './trace-context.js';
+
+export interface PipelineOptions {
+  routes: readonly Route[];
+  callers: readonly CallerConfig[];
+  metrics: Metrics;
+  logger: Logger;
+  bodyLimitBytes: number;
+  /** Told of every request refused for its credentials (after the metric is counted). */
+  onAuthFailure?: (failure: AuthFailure) => void;
+}
+
+/**
+ * The one HTTP request pipeline every route goes through, on node:http, in this order:
+ * request id → trace context → route match → caller (API key; failures counted and reported) → role gate →
+ * bounded body reading and schema validation → handler → reply or error (`error-writer.ts`) → access log line
+ * and latency metric. A route is one row of the route table; nothing here knows any route.
+ */
+export function requestPipeline(options: PipelineOptions): RequestListener {
+  const router = new Router(options.routes);
+  const resolveCaller = callerResolver(options.callers);
+
+  const authenticate = (req: IncomingMessage, route: Route): CallerConfig => {
+    const resolved = resolveCaller(req.headers.authorization);
+    if (typeof resolved !== 'string') return resolved;
+    options.metrics.authFailures.inc({ reason: resolved });
+    options.onAuthFailure?.({ reason: resolved, route: route.path, ip: req.socket.remoteAddress });
+    throw new PdpError('unauthenticated', 'missing or invalid API key');
+  };
+
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    const traceId = traceIdOf(req.headers.traceparent);
+    const method = req.method ?? 'GET';
+    const headers: Record<string, string> = { 'x-request-id': requestId };
+    if (traceId !== null) headers['traceparent'] = req.headers.traceparent as string;
+    const log: PublicContext['log'] = {};
+    let label = 'unmatched';
+    let caller: CallerConfig | undefined;
+    let reply: Reply;
+    try {
+      const target = req.url ?? '/';
+      const q = target.indexOf('?');
+      const { route, params } = router.match(method, q < 0 ? target : target.slice(0, q));
+      label = route.path;
+      const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), log };
+      if (route.roles === 'public') {
+        reply = await route.handle(base);
+      } else {
+        caller = authenticate(req, route);
+        if (!route.roles.includes(caller.role)) throw new PdpError('forbidden_role', `role ${caller.role} may not use this endpoint`);
+        const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes)) : undefined;
+        reply = await route.handle({ ...base, caller, body: body as never });
+      }
+    } catch (err) {
+      const mapped = errorResponse(err, options.logger, requestId);
+      reply = { status: mapped.status, json: mapped.body, headers: mapped.headers };
+    }
+    await write(req, res, method, headers, reply, options, requestId);
+
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    options.metrics.requestSeconds.observe({ route: label, method, status: String(res.statusCode) }, seconds);
+    const fields: RequestLogFields = {
+      request_id: requestId,
+      method,
+      route: label,
+      status: res.statusCode,
+      duration_ms: Math.round(seconds * 1e6) / 1e3,
+      ...(caller ? { caller_id: caller.id } : {}),
+      ...(log.decisionId ? { decision_id: log.decisionId } : {}),
+      ...(traceId ? { trace_id: traceId } : {}),
+    };
+    options.logger.info(fields, 'request');
+  };
+
+  return (req, res) => {
+    void serve(req, res).catch((err: unknown) => {
+      // Only a bug in the pipeline itself lands here; the socket cannot be trusted to hold a response any more.
+      options.logger.error({ err: err instanceof Error ? `${err.name}: ${err.message}` : typeof err }, 'request pipeline failed');
+      res.destroy();
+    });
+  };
+}
+
+async function write(
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  base: Record<string, string>,
+  reply: Reply,
+  options: Pick<PipelineOptions, 'logger' | 'bodyLimitBytes'>,
+  requestId: string,
+): Promise<void> {
+  const headers = { ...base, ...reply.headers };
+  keepAliveOrClose(req, headers, options.bodyLimitBytes);
+  if ('stream' in reply) {
+    res.writeHead(reply.status, headers);
+    if (method === 'HEAD') {
+      res.end();
+      return;
+    }
+    try {
+      await reply.stream(res);
+    } catch (err) {
+      // The status line is gone: all that is left is to cut the response short, which the reader detects.
+      errorResponse(err, options.logger, requestId);
+      res.destroy();
+    }
+    return;
+  }
+  let payload: string | undefined;
+  if ('json' in reply) {
+    payload = JSON.stringify(reply.json);
+    headers['content-type'] = 'application/json; charset=utf-8';
+  } else if ('text' in reply) {
+    payload = reply.text;
+    headers['content-type'] = reply.contentType;
+  }
+  headers['content-length'] = String(payload === undefined ? 0 : Buffer.byteLength(payload));
+  res.writeHead(reply.status, headers);
+  res.end(method === 'HEAD' ? undefined : payload);
+}
+
+/**
+ * A request whose body was not read (refused before it: no key, wrong role) keeps its connection when the body
+ * is small enough for node:http to discard; a body we stopped reading part-way, or one too large to be worth
+ * reading (over the body limit, or of unknown length), closes the connection, since the next request on it would start mid-body.
+ */
+function keepAliveOrClose(req: IncomingMessage, headers: Record<string, string>, limit: number): void {
+  if (req.complete) return;
+  const declared = Number(req.headers['content-length']);
+  const unread = !req.readableDidRead && req.readableFlowing === null;
+  if (!(unread && Number.isFinite(declared) && declared <= limit)) headers['connection'] = 'close';
+}
+
+function parseQuery(text: string): Record<string, string | string[]> {
+  const out = new Map<string, string | string[]>();
+  for (const [name, value] of new URLSearchParams(text)) {
+    const seen = out.get(name);
+    out.set(name, seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]);
+  }
+  return Object.fromEntries(out);
+}

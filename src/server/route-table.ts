@@ -1,0 +1,48 @@
+import type { PdpConfig } from '../config/config-types.js';
+import type { Decider } from '../pdp/decider.js';
+import type { IssuerKeys } from '../pdp/issuer-keys.js';
+import type { PolicyEngine } from '../pdp/policy-engine.js';
+import type { TaskService } from '../pdp/task-service.js';
+import type { TokenService } from '../pdp/token-service.js';
+import type { Metrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import type { Route } from './route.js';
+import { adminRoutes } from './routes/admin.js';
+import { auditRoutes, type AuditStore } from './routes/audit.js';
+import { decideRoutes } from './routes/decide.js';
+import { discoveryRoutes } from './routes/discovery.js';
+import { healthRoutes } from './routes/health.js';
+import { taskRoutes } from './routes/tasks.js';
+import { tokenRoutes } from './routes/tokens.js';
+
+export interface RouteDeps {
+  config: PdpConfig;
+  engine: PolicyEngine;
+  decider: Decider;
+  tasks: TaskService;
+  tokens: TokenService;
+  keys: IssuerKeys;
+  store: AuditStore;
+  metrics: Metrics;
+  /** Reload policy and keys (admin endpoint, SIGHUP). */
+  reload: () => Promise<void>;
+  now: () => Date;
+}
+
+/**
+ * Every route of the HTTP API, in one table: the request pipeline serves exactly these and the OpenAPI document
+ * describes exactly these. A new route is a row here (built in `routes/`), nothing else.
+ */
+export function routeTable(deps: RouteDeps): Route[] {
+  let document: object | undefined;
+  const routes: Route[] = [
+    ...decideRoutes(deps.decider),
+    ...tokenRoutes(deps.tokens),
+    ...taskRoutes(deps.tasks),
+    ...auditRoutes(deps.store, deps.now),
+    ...adminRoutes(deps.engine, deps.reload),
+    ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),
+    ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes))),
+  ];
+  return routes;
+}

@@ -1,0 +1,87 @@
+import type { ServerResponse } from 'node:http';
+import type { CallerConfig, CallerRole } from '../config/config-types.js';
+import type { BodyMedia } from './body-reader.js';
+
+/**
+ * One row of the route table (`route-table.ts`): everything the request pipeline needs to serve a route and
+ * everything the OpenAPI document says about it. The router and the document are both built from these rows,
+ * so a served route is a documented route by construction.
+ */
+export type Route = AuthenticatedRoute<never> | PublicRoute;
+
+interface RouteBase {
+  method: 'GET' | 'POST';
+  /** Path template, OpenAPI style: `/v1/tasks/{id}`. Matched literally, case-sensitively, without a trailing slash. */
+  path: string;
+  /** The operation object of the OpenAPI document, minus what the pipeline adds (security, common errors). */
+  openapi: OperationDoc;
+}
+
+/** A route any caller with a configured API key of one of `roles` may use. */
+export interface AuthenticatedRoute<B> extends RouteBase {
+  roles: readonly CallerRole[];
+  /** Reads a body (after the role gate) and validates it; absent when the route takes none. */
+  body?: BodySpec<B>;
+  handle(ctx: RequestContext<B>): Promise<Reply> | Reply;
+}
+
+/** A route served without credentials (discovery, health, the OpenAPI document). */
+export interface PublicRoute extends RouteBase {
+  roles: 'public';
+  handle(ctx: PublicContext): Promise<Reply> | Reply;
+}
+
+export interface BodySpec<B> {
+  /** The media types read; any other is `415 unsupported_media_type`. */
+  media: readonly BodyMedia[];
+  /** Validates the parsed body, throwing `invalid_request` naming each offending field. */
+  parse(body: unknown): B;
+}
+
+export interface PublicContext {
+  requestId: string;
+  /** The trace id of a valid W3C `traceparent` header, else null. */
+  traceId: string | null;
+  /** Path parameters, percent-decoded. */
+  params: Readonly<Record<string, string>>;
+  /** Query parameters; a repeated one is an array. */
+  query: Readonly<Record<string, string | string[]>>;
+  /** What the access log line of this request names besides the basics. */
+  log: { decisionId?: string };
+}
+
+export interface RequestContext<B> extends PublicContext {
+  caller: CallerConfig;
+  body: B;
+}
+
+/** What a handler answers. A thrown error becomes the Error body of `error-writer.ts` instead. */
+export type Reply =
+  | { status: number; json: unknown; headers?: Record<string, string> }
+  | { status: number; text: string; contentType: string; headers?: Record<string, string> }
+  | { status: number; empty: true; headers?: Record<string, string> }
+  | {
+      status: number;
+      headers: Record<string, string>;
+      /** Writes the body (with backpressure) and ends it; a failure after the first byte cuts the response. */
+      stream(res: ServerResponse): Promise<void>;
+    };
+
+/** The parts of an OpenAPI 3.1 operation a route declares. */
+export interface OperationDoc {
+  operationId: string;
+  summary: string;
+  description?: string;
+  parameters?: readonly object[];
+  requestBody?: object;
+  responses: Record<string, object>;
+}
+
+/** Declares an authenticated route with its body type checked against its handler. */
+export function route<B = undefined>(r: AuthenticatedRoute<B>): Route {
+  return r as unknown as Route;
+}
+
+export function publicRoute(r: Omit<PublicRoute, 'roles'>): Route {
+  return { ...r, roles: 'public' };
+}

@@ -1,0 +1,76 @@
+import { PdpError } from '../errors/pdp-error.js';
+import type { Route } from './route.js';
+
+export interface Match {
+  route: Route;
+  params: Record<string, string>;
+}
+
+interface Templated {
+  route: Route;
+  /** Literal segments as strings, parameters as `{ name }`. */
+  segments: Array<string | { name: string }>;
+}
+
+/**
+ * Finds the route of a method and path: literal paths by one map lookup, templated ones (`/v1/tasks/{id}`) by
+ * segment. A parameter matches one non-empty segment and is percent-decoded; a malformed escape is a 400 naming
+ * the parameter. `HEAD` is served by the `GET` route. No match is a 404 `not_found`.
+ */
+export class Router {
+  readonly #literal = new Map<string, Route>();
+  readonly #templated: Templated[] = [];
+
+  constructor(routes: readonly Route[]) {
+    for (const route of routes) {
+      const key = `${route.method} ${route.path}`;
+      if (this.#literal.has(key) || this.#templated.some((t) => `${t.route.method} ${t.route.path}` === key)) {
+        throw new TypeError(`route ${key} is declared twice`);
+      }
+      if (!route.path.includes('{')) {
+        this.#literal.set(key, route);
+        continue;
+      }
+      const segments = route.path.split('/').map((s) => {
+        const name = /^\{([a-z_]+)\}$/.exec(s)?.[1];
+        if (name === undefined && s.includes('{')) throw new TypeError(`route ${key}: a parameter must be a whole segment`);
+        return name === undefined ? s : { name };
+      });
+      this.#templated.push({ route, segments });
+    }
+  }
+
+  match(method: string, path: string): Match {
+    const m = method === 'HEAD' ? 'GET' : method;
+    const literal = this.#literal.get(`${m} ${path}`);
+    if (literal) return { route: literal, params: {} };
+    const parts = path.split('/');
+    for (const { route, segments } of this.#templated) {
+      if (route.method !== m || segments.length !== parts.length) continue;
+      const params = matchSegments(segments, parts);
+      if (params) return { route, params };
+    }
+    throw new PdpError('not_found', `no route for ${method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`);
+  }
+}
+
+function matchSegments(segments: Templated['segments'], parts: string[]): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i];
+    const part = parts[i] ?? '';
+    if (typeof segment === 'string') {
+      if (segment !== part) return undefined;
+      continue;
+    }
+    if (part === '' || segment === undefined) return undefined;
+    try {
+      params[segment.name] = decodeURIComponent(part);
+    } catch {
+      throw new PdpError('invalid_request', `path parameter ${segment.name} is not valid percent-encoded UTF-8`, {
+        details: [{ path: `path.${segment.name}`, message: 'malformed percent-encoding' }],
+      });
+    }
+  }
+  return params;
+}

@@ -1,0 +1,336 @@
+/**
+ * docs/audit-events.md is the contract auditors parse events by. This file reads its "Event types" table (the ids
+ * of each type) and its "Event payloads" tables (each type's `data` members and their types), and checks them
+ * against what the builders of src/audit/event-payloads.ts produce and what a real SQLite store writes: no
+ * undocumented id or member, no documented one missing, every value of a documented type, and every optional id
+ * or member and every alternative of a type actually seen. Editing either side alone fails here.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AUDIT_EVENT_TYPES,
+  AUDIT_ID_FIELDS,
+  AUTH_FAILED_IP_MAX,
+  AUTH_FAILED_ROUTE_MAX,
+  AUTH_FAILURE_REASONS,
+  POLICY_REFUSED_DETAILS_MAX,
+  TASK_CLOSE_STATUSES,
+  TOKEN_REVOKE_REASONS,
+  TOKEN_USE_ACTIONS,
+  assertNewAuditEvent,
+  authFailedEvent,
+  canonicalJson,
+  decisionEvent,
+  isIsoTime,
+  policyLoadedEvent,
+  policyRefusedEvent,
+  taskCompletedEvent,
+  taskRegisteredEvent,
+  tokenIssuedEvent,
+  tokenRevokedEvent,
+  tokenUsedEvent,
+} from '../../src/audit/index.js';
+import type { AuditEventType, AuditEventV1, AuthFailureReason, NewAuditEvent } from '../../src/audit/index.js';
+import { at, decision, grant, task, tempStore } from '../store/store-fixtures.js';
+import type { TempStore } from '../store/store-fixtures.js';
+
+// ---- the doc, parsed ----------------------------------------------------------------------------------------
+
+type DocType =
+  | { kind: 'string' | 'time' | 'integer' | 'boolean' | 'object' | 'null' }
+  | { kind: 'array'; of: DocType }
+  | { kind: 'literal'; value: string };
+
+interface DocMember {
+  optional: boolean;
+  types: DocType[];
+}
+
+interface DocEvent {
+  /** id field → optional */
+  ids: Map<string, boolean>;
+  data: Map<string, DocMember>;
+}
+
+const DOC = readFileSync(new URL('../../docs/audit-events.md', import.meta.url), 'utf8');
+const BASE_TYPES = new Set(['string', 'time', 'integer', 'boolean', 'object', 'null']);
+
+/** The text of `## heading` up to the next `## `. */
+function section(markdown: string, heading: string): string {
+  const start = markdown.indexOf(`\n## ${heading}\n`);
+  if (start < 0) throw new Error(`docs/audit-events.md has no "## ${heading}"`);
+  const end = markdown.indexOf('\n## ', start + 1);
+  return markdown.slice(start, end < 0 ? undefined : end);
+}
+
+/** Body rows of the first table in `text`, cells trimmed, `\|` unescaped. */
+function tableRows(text: string): string[][] {
+  const lines = text.split('\n').filter((l) => l.startsWith('|'));
+  return lines.slice(2).map((l) => l.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, '|')));
+}
+
+/** `` `name` `` or `` `name`? `` */
+function docName(cell: string): { name: string; optional: boolean } {
+  const m = /^`([a-z_.]+)`(\?)?$/.exec(cell);
+  if (!m?.[1]) throw new Error(`not a backticked name: ${cell}`);
+  return { name: m[1], optional: m[2] === '?' };
+}
+
+function parseType(text: string): DocType {
+  const literal = /^"([^"]*)"$/.exec(text);
+  if (literal) return { kind: 'literal', value: literal[1] ?? '' };
+  if (text.startsWith('array of ')) return { kind: 'array', of: parseType(text.slice('array of '.length)) };
+  if (BASE_TYPES.has(text)) return { kind: text as 'string' };
+  throw new Error(`unknown type in docs/audit-events.md: ${text}`);
+}
+
+function parseDoc(markdown: string): Map<string, DocEvent> {
+  const events = new Map<string, DocEvent>();
+  for (const [typeCell = '', idsCell = ''] of tableRows(section(markdown, 'Event types'))) {
+    const ids = new Map<string, boolean>();
+    const listed = idsCell.replace(/\([^)]*\)/g, '');
+    if (listed.trim() !== 'none') {
+      for (const part of listed.split(',')) {
+        const { name, optional } = docName(part.trim());
+        ids.set(name, optional);
+      }
+    }
+    events.set(docName(typeCell).name, { ids, data: new Map() });
+  }
+  const payloads = section(markdown, 'Event payloads').split(/\n### /).slice(1);
+  for (const block of payloads) {
+    const type = docName(block.slice(0, block.indexOf('\n')).trim()).name;
+    const event = events.get(type);
+    if (event === undefined) throw new Error(`payload of ${type}, which the "Event types" table does not list`);
+    if (event.data.size > 0) throw new Error(`two payload tables for ${type}`);
+    for (const [memberCell = '', typeCell = ''] of tableRows(block)) {
+      const { name, optional } = docName(memberCell);
+      event.data.set(name, { optional, types: typeCell.split(' | ').map((t) => parseType(t.trim())) });
+    }
+  }
+  return events;
+}
+
+const SPEC = parseDoc(DOC);
+
+function specOf(type: string): DocEvent {
+  const spec = SPEC.get(type);
+  if (spec === undefined) throw new Error(`docs/audit-events.md does not document ${type}`);
+  return spec;
+}
+
+function label(t: DocType): string {
+  if (t.kind === 'literal') return JSON.stringify(t.value);
+  return t.kind === 'array' ? `array of ${label(t.of)}` : t.kind;
+}
+
+function matches(t: DocType, v: unknown): boolean {
+  switch (t.kind) {
+    case 'string':
+      return typeof v === 'string';
+    case 'time':
+      return isIsoTime(v);
+    case 'integer':
+      return Number.isSafeInteger(v);
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'null':
+      return v === null;
+    case 'object':
+      return typeof v === 'object' && v !== null && !Array.isArray(v);
+    case 'array':
+      return Array.isArray(v) && v.every((item) => matches(t.of, item));
+    case 'literal':
+      return v === t.value;
+  }
+}
+
+const ENVELOPE = new Set(['time', 'type', 'data', ...AUDIT_ID_FIELDS]);
+const SEALED = new Set([...ENVELOPE, 'v', 'seq', 'prev_hash', 'hash']);
+
+/** Where `event` disagrees with the doc; [] when it does not. */
+function problems(event: NewAuditEvent | AuditEventV1, envelope: Set<string>): string[] {
+  const spec = specOf(event.type);
+  const out: string[] = [];
+  for (const key of Object.keys(event)) if (!envelope.has(key)) out.push(`unknown field ${key}`);
+  const record = event as unknown as Record<string, unknown>;
+  for (const id of AUDIT_ID_FIELDS) {
+    const documented = spec.ids.get(id);
+    if (record[id] !== undefined && documented === undefined) out.push(`undocumented id ${id}`);
+    if (record[id] === undefined && documented === false) out.push(`missing id ${id}`);
+  }
+  const data = event.data as Record<string, unknown>;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return [...out, 'data is not an object'];
+  for (const key of Object.keys(data)) if (!spec.data.has(key)) out.push(`undocumented member ${key}`);
+  for (const [name, member] of spec.data) {
+    if (!Object.hasOwn(data, name)) {
+      if (!member.optional) out.push(`missing member ${name}`);
+    } else if (!member.types.some((t) => matches(t, data[name]))) {
+      out.push(`${name} = ${JSON.stringify(data[name])} is not ${member.types.map(label).join(' | ')}`);
+    }
+  }
+  return out;
+}
+
+/** What the doc allows that `events` never show: an optional id or member always (or never) there, a type never seen. */
+function unexercised(type: string, events: ReadonlyArray<NewAuditEvent | AuditEventV1>): string[] {
+  const spec = specOf(type);
+  const out: string[] = [];
+  const seen = (has: (e: Record<string, unknown>) => boolean, what: string): void => {
+    const n = events.filter((e) => has(e as unknown as Record<string, unknown>)).length;
+    if (n === 0) out.push(`${what} never present`);
+    if (n === events.length) out.push(`${what} never absent`);
+  };
+  for (const [id, optional] of spec.ids) if (optional) seen((e) => e[id] !== undefined, `id ${id}?`);
+  for (const [name, member] of spec.data) {
+    if (member.optional) seen((e) => Object.hasOwn(e['data'] as object, name), `member ${name}?`);
+    const values = events.map((e) => (e.data as Record<string, unknown>)[name]).filter((v) => v !== undefined);
+    for (const t of member.types) if (!values.some((v) => matches(t, v))) out.push(`${name}: never ${label(t)}`);
+  }
+  if (events.length === 0) out.push('no event');
+  return out;
+}
+
+// ---- the builders, case by case ----------------------------------------------------------------------------
+
+const T = '2026-01-31T12:00:00.000Z';
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const input = { agent_id: 'support-resolver', caller_id: 'pep-1', integration: 'crm', scopes: ['tickets:write'] };
+const result = { outcome: 'allow', granted_scopes: ['tickets:write'], denied_scopes: [], reasons: [], token_ttl_seconds: 300 };
+const decided = { input, result, policy_revision: 'b1.p1' };
+const issued = { scopes: ['tickets:write'], issued_at: T, expires_at: '2026-01-31T12:05:00.000Z', integration: 'crm', kid: 'k1' };
+const detail = { path: 'agents.a.max_scope', message: 'unknown scope', file: 'a.yaml', line: 3, column: 7 };
+const refusal = { code: 'policy_invalid', message: 'agents/a.yaml: bad scope', details: [detail] };
+const loaded = { revision: 'b1.p2', bundle_revision: 'b1', policies_revision: 'p2', agents: 3 };
+// Ids: of a decision, of its token, of a task.
+const D = { decision_id: 'd-1', agent_id: 'a', caller_id: 'pep-1' };
+const J = { decision_id: 'd-1', jti: 'j-1', agent_id: 'a' };
+const K = { task_id: 't-1', agent_id: 'a' };
+
+const CASES: Array<{ note: string; event: NewAuditEvent }> = [
+  { note: 'with task and trace', event: decisionEvent(T, { ...D, task_id: 't-1', trace_id: TRACE }, decided) },
+  { note: 'without task or trace', event: decisionEvent(T, { ...D, task_id: null }, decided) },
+  {
+    note: 'bound to a record, with audience',
+    event: tokenIssuedEvent(T, { ...J, caller_id: 'pep-1', task_id: 't-1', trace_id: TRACE }, { ...issued, audience: 'crm', resource: { type: 'customer', id: '1234' } }),
+  },
+  {
+    note: 'unbound, no audience, no task',
+    event: tokenIssuedEvent(T, { ...J, caller_id: 'pep-1', task_id: null, trace_id: null }, { ...issued, audience: null, resource: null }),
+  },
+  { note: 'a token of ours', event: tokenUsedEvent(T, { ...J, caller_id: 'crm-api', task_id: 't-1', trace_id: TRACE }, { action: 'introspect', active: true }) },
+  { note: 'an unknown token', event: tokenUsedEvent(T, { jti: 'j-x', caller_id: 'crm-api' }, { action: 'introspect', active: false }) },
+  { note: 'by its caller, no task', event: tokenRevokedEvent(T, { ...J, caller_id: 'pep-1', trace_id: TRACE }, { reason: 'revoked_by_caller', issued_to: 'pep-1' }) },
+  { note: 'its task completed', event: tokenRevokedEvent(T, { ...J, task_id: 't-1', caller_id: 'orch' }, { reason: 'task_completed', issued_to: 'pep-1' }) },
+  { note: 'its task expired', event: tokenRevokedEvent(T, { ...J, task_id: 't-1', caller_id: null }, { reason: 'task_expired', issued_to: 'pep-1' }) },
+  { note: 'with trace', event: taskRegisteredEvent(T, { ...K, caller_id: 'orch', trace_id: TRACE }, { type: 'triage', context: { customer_id: '1234', vip: true }, expires_at: T }) },
+  { note: 'without trace', event: taskRegisteredEvent(T, { ...K, caller_id: 'orch' }, { type: 'triage', context: {}, expires_at: T }) },
+  { note: 'completed by its caller', event: taskCompletedEvent(T, { ...K, caller_id: 'orch', trace_id: TRACE }, { status: 'completed', expires_at: T, revoked_jtis: ['j-1'] }) },
+  { note: 'expired', event: taskCompletedEvent(T, { ...K, caller_id: null, trace_id: null }, { status: 'expired', expires_at: T, revoked_jtis: [] }) },
+  { note: 'first load', event: policyLoadedEvent(T, { ...loaded, previous_revision: null }) },
+  { note: 'reload', event: policyLoadedEvent(T, { ...loaded, previous_revision: 'b1.p1', agents: 0 }) },
+  { note: 'a reload refused', event: policyRefusedEvent(T, refusal, 'b1.p1') },
+  { note: 'the first load refused', event: policyRefusedEvent(T, { code: 'bundle_missing', message: 'no bundle', details: [] }, null) },
+  ...AUTH_FAILURE_REASONS.map((reason) => ({ note: `reason ${reason}`, event: authFailedEvent(T, { reason, route: '/v1/tasks', ip: '203.0.113.7' }) })),
+  { note: 'peer address unknown', event: authFailedEvent(T, { reason: 'missing', route: '/v1/decide', ip: undefined }) },
+];
+
+describe('docs/audit-events.md', () => {
+  it('documents every event type, ids and payload, and nothing else', () => {
+    expect([...SPEC.keys()].sort()).toEqual(Object.keys(AUDIT_EVENT_TYPES).sort());
+    for (const [type, spec] of SPEC) expect(spec.data.size, `${type} has a payload table`).toBeGreaterThan(0);
+  });
+
+  it.each([
+    { note: 'token.used action', type: 'token.used', member: 'action', list: TOKEN_USE_ACTIONS },
+    { note: 'token.revoked reason', type: 'token.revoked', member: 'reason', list: TOKEN_REVOKE_REASONS },
+    { note: 'task.completed status', type: 'task.completed', member: 'status', list: TASK_CLOSE_STATUSES },
+    { note: 'auth.failed reason', type: 'auth.failed', member: 'reason', list: AUTH_FAILURE_REASONS },
+  ])('lists exactly the closed list of the $note', ({ type, member, list }) => {
+    const types = specOf(type).data.get(member)?.types ?? [];
+    expect(types.map((t) => (t.kind === 'literal' ? t.value : label(t))).sort()).toEqual([...list].sort());
+  });
+});
+
+describe('the event builders', () => {
+  it.each(CASES)('$event.type, $note: is a valid event and matches the doc', ({ event }) => {
+    expect(() => assertNewAuditEvent(event)).not.toThrow();
+    expect(() => canonicalJson(event)).not.toThrow();
+    expect(problems(event, ENVELOPE)).toEqual([]);
+  });
+
+  it.each(Object.keys(AUDIT_EVENT_TYPES))('%s: the cases show every optional id or member and every documented type', (type) => {
+    expect(unexercised(type, CASES.map((c) => c.event).filter((e) => e.type === type))).toEqual([]);
+  });
+
+  const long = '/v1/' + 'a'.repeat(15_000);
+  const splitPair = '/' + 'a'.repeat(AUTH_FAILED_ROUTE_MAX - 3) + '\u{1F600}' + 'b';
+  it.each([
+    { note: 'a 15 KB path is cut', route: long, ip: '203.0.113.7', want: { route: long.slice(0, AUTH_FAILED_ROUTE_MAX - 1) + '…' } },
+    { note: 'a cut never splits a surrogate pair', route: splitPair, ip: null, want: { route: splitPair.slice(0, AUTH_FAILED_ROUTE_MAX - 2) + '…' } },
+    { note: 'a path of exactly the limit is kept', route: '/' + 'r'.repeat(AUTH_FAILED_ROUTE_MAX - 1), ip: null, want: { route: '/' + 'r'.repeat(AUTH_FAILED_ROUTE_MAX - 1) } },
+    { note: 'a lone surrogate becomes U+FFFD', route: '/v1/\ud800x', ip: null, want: { route: '/v1/\ufffdx' } },
+    { note: 'a long ip is cut', route: '/v1/tasks', ip: '1'.repeat(500), want: { ip: '1'.repeat(AUTH_FAILED_IP_MAX - 1) + '…' } },
+  ])('auth.failed: $note', ({ route, ip, want }) => {
+    const event = authFailedEvent(T, { reason: 'unknown_key', route, ip });
+    expect(event.data).toMatchObject(want);
+    expect(event.data.route.length).toBeLessThanOrEqual(AUTH_FAILED_ROUTE_MAX);
+    expect(() => canonicalJson(event)).not.toThrow();
+  });
+
+  it.each([
+    { note: 'an unknown auth.failed reason', build: () => authFailedEvent(T, { reason: 'bad_key' as AuthFailureReason, route: '/', ip: null }) },
+    { note: 'an unknown token.revoked reason', build: () => tokenRevokedEvent(T, { jti: 'j', decision_id: 'd', agent_id: 'a' }, { reason: 'oops' as 'task_expired', issued_to: 'c' }) },
+    { note: 'a negative agent count', build: () => policyLoadedEvent(T, { revision: 'r', bundle_revision: 'b', policies_revision: 'p', previous_revision: null, agents: -1 }) },
+  ])('refuses $note with a TypeError', ({ build }) => {
+    expect(build).toThrow(TypeError);
+  });
+
+  it('keeps at most the first details of a refusal, and only their documented members', () => {
+    const details = Array.from({ length: 80 }, (_, i) => ({ path: `p${i}`, message: 'm', secret: 'x' }));
+    const event = policyRefusedEvent(T, { code: 'policy_invalid', message: 'bad', details }, null);
+    expect(event.data.details).toHaveLength(POLICY_REFUSED_DETAILS_MAX);
+    expect(event.data.details[0]).toEqual({ path: 'p0', message: 'm' });
+  });
+});
+
+// ---- what a real store writes ------------------------------------------------------------------------------
+
+describe('events a real SQLite store writes', () => {
+  let temp: TempStore;
+  let written: AuditEventV1[] = [];
+
+  beforeAll(async () => {
+    temp = tempStore();
+    const s = temp.store;
+    const caller = 'support-middleware';
+    await s.registerTask(task('t-1', { trace_id: TRACE }));
+    await s.registerTask(task('t-2', { expires_at: at(100) }));
+    await s.recordDecision(decision('d-1', { task_id: 't-1', trace_id: TRACE }));
+    await s.recordDecision(decision('d-2'));
+    await s.recordDecision(decision('d-3', { task_id: 't-2' }));
+    await s.recordDecision(decision('d-4', { outcome: 'deny' }));
+    const bound = { integration: 'crm', resource: { type: 'customer', id: '1234' }, kid: 'k1' };
+    await s.redeemDecision({ decision_id: 'd-1', caller_id: caller, now: at(10), trace_id: TRACE, makeToken: () => grant({ jti: 'j-1', event_data: bound }) });
+    await s.redeemDecision({ decision_id: 'd-2', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-2', audience: null }) });
+    await s.redeemDecision({ decision_id: 'd-3', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-3' }) });
+    await s.recordTokenUse({ jti: 'j-1', caller_id: 'crm-api', at: at(11), trace_id: TRACE, data: { action: 'introspect', active: true } });
+    await s.recordTokenUse({ jti: 'j-unknown', caller_id: 'crm-api', at: at(11), data: { action: 'introspect', active: false } });
+    await s.revokeToken({ jti: 'j-2', caller_id: caller, at: at(12), trace_id: TRACE });
+    await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(13), trace_id: TRACE });
+    await s.expireTasks({ now: at(200) });
+    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed');
+    await s.appendEvents(edge);
+    for await (const event of s.iterateEvents()) written.push(event);
+  });
+  afterAll(async () => {
+    written = [];
+    await temp.cleanup();
+  });
+
+  it.each(Object.keys(AUDIT_EVENT_TYPES) as AuditEventType[])('%s: every event matches the doc, and shows all it allows', (type) => {
+    const events = written.filter((e) => e.type === type);
+    expect(events.flatMap((e) => problems(e, SEALED).map((p) => `seq ${e.seq}: ${p}`))).toEqual([]);
+    expect(unexercised(type, events)).toEqual([]);
+  });
+});
