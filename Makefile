@@ -52,6 +52,7 @@ bundle-check: tools $(NODE_STAMP)
 	scripts/build-bundle.sh --check
 
 build: setup bundle
+	rm -rf dist  # a deleted source must not live on in dist/ (and in a packed package)
 	tsc -p tsconfig.build.json
 	@chmod +x dist/cli/main.js
 

@@ -24,6 +24,9 @@ export const ERROR_CODES = {
   decision_wrong_caller: 403,
   decision_expired: 409,
   decision_already_redeemed: 409,
+  // OAuth token endpoint (RFC 6749 §5.2, RFC 8707 §2)
+  unsupported_grant_type: 400,
+  invalid_target: 400,
   // policy pipeline
   policy_invalid: 422,
   bundle_invalid: 503,

@@ -2,15 +2,23 @@
  * RFC 8414 authorization server metadata, served at `GET /.well-known/oauth-authorization-server`.
  *
  * agent-pdp has no authorization endpoint: a caller redeems an allowed decision at the token endpoint. Its
- * grant type and the callers' API-key authentication are not registered OAuth values, so they are advertised
- * as absolute URIs (RFC 7591 §2 allows unregistered URIs); override them if the server speaks standard ones.
+ * grant type and the API key as a client credential are not registered OAuth values, so they are advertised as
+ * absolute URIs (RFC 7591 §2 allows unregistered URIs) next to the standard `client_secret_basic` and
+ * `client_secret_post`.
  */
 
-/** The grant of `POST /v1/tokens`: an allowed decision id in exchange for an access token. */
-export const DECISION_GRANT_TYPE = 'urn:agent-pdp:params:oauth:grant-type:decision';
+import { DECISION_GRANT_TYPE } from '../wire/token-v1.js';
+
+export { DECISION_GRANT_TYPE };
 
 /** Callers authenticate with an API key sent as `Authorization: Bearer <key>`. */
 export const API_KEY_AUTH_METHOD = 'urn:agent-pdp:params:oauth:client-auth:api-key';
+
+/**
+ * Client authentication the token, introspection and revocation endpoints accept: RFC 6749 §2.3.1's two methods
+ * (client id = the caller's id, secret = its API key) and the API key as a bearer credential.
+ */
+export const ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', API_KEY_AUTH_METHOD] as const;
 
 /** Paths of the endpoints, relative to the issuer identifier. */
 export const ENDPOINT_PATHS = {
@@ -25,7 +33,7 @@ export interface AuthorizationServerMetadataOptions {
   authorizationDetailsTypes: readonly string[];
   /** Default `[DECISION_GRANT_TYPE]`. */
   grantTypes?: readonly string[];
-  /** Client authentication at the token, introspection and revocation endpoints. Default `[API_KEY_AUTH_METHOD]`. */
+  /** Client authentication at the token, introspection and revocation endpoints. Default `ENDPOINT_AUTH_METHODS`. */
   endpointAuthMethods?: readonly string[];
 }
 
@@ -62,7 +70,7 @@ export function authorizationServerMetadata(issuerUrl: string, options: Authoriz
     throw new TypeError('authorizationServerMetadata: "authorizationDetailsTypes" must be a list of integration names');
   }
   const base = issuerUrl.replace(/\/+$/, '');
-  const authMethods = [...(options.endpointAuthMethods ?? [API_KEY_AUTH_METHOD])];
+  const authMethods = [...(options.endpointAuthMethods ?? ENDPOINT_AUTH_METHODS)];
   return {
     issuer: issuerUrl,
     jwks_uri: base + ENDPOINT_PATHS.jwks_uri,

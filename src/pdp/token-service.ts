@@ -47,9 +47,13 @@ export class TokenService {
     this.#o = options;
   }
 
-  async redeem(caller: CallerConfig, decisionId: string, traceId: string | null): Promise<IssuedAccessToken> {
+  /**
+   * `resource` (RFC 8707) names the audience the caller wants the token for: it must be the integration's audience
+   * (`invalid_target` otherwise, and the decision stays unredeemed).
+   */
+  async redeem(caller: CallerConfig, decisionId: string, traceId: string | null, options: { resource?: string } = {}): Promise<IssuedAccessToken> {
     try {
-      const issued = await this.#redeem(caller, decisionId, traceId);
+      const issued = await this.#redeem(caller, decisionId, traceId, options.resource);
       this.#o.observer?.tokenEvent('issued');
       return issued;
     } catch (err) {
@@ -58,7 +62,7 @@ export class TokenService {
     }
   }
 
-  async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null): Promise<IssuedAccessToken> {
+  async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null, resource: string | undefined): Promise<IssuedAccessToken> {
     const now = this.#now();
     const keyRing = this.#o.keys.ring;
     // The task's expiry caps the token; it never changes after registration, so it is read before the transaction.
@@ -74,13 +78,19 @@ export class TokenService {
         // The unmasked grant, not the (possibly masked) result: a token must carry the real record id.
         const result = decision.token_grant as TokenGrantSource | null;
         if (!result) throw new PdpError('decision_not_allowed', `decision ${decision.decision_id} carries no grant`);
+        const audience = this.#o.audienceFor(decision.integration);
+        if (resource !== undefined && resource !== audience) {
+          throw new PdpError('invalid_target', `resource must be the audience of integration ${decision.integration}`, {
+            details: [{ path: 'resource', message: `is not ${audience}` }],
+          });
+        }
         claims = planAccessToken({
           keyRing,
           issuer: this.#o.issuer,
           agent_id: decision.agent_id,
           caller_id: caller.id,
           integration: decision.integration,
-          audience: this.#o.audienceFor(decision.integration),
+          audience,
           scopes: result.granted_scopes,
           resource: result.resource,
           task_id: decision.task_id ?? result.task_id,

@@ -97,9 +97,13 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** A PDP error answer: `{ error: { code, message } }`. 503 means it could not decide: unavailable, not refused. */
+/**
+ * A PDP error answer: `{ error: { code, message } }`, or an OAuth endpoint's RFC 6749 §5.2 error with ours in
+ * `pdp_error`. 503 means it could not decide: unavailable, not refused.
+ */
 function refusal(what: string, status: number, body: unknown): PepError {
-  const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const answer = body as { error?: { code?: unknown; message?: unknown } | string; pdp_error?: { code?: unknown; message?: unknown } } | undefined;
+  const error = typeof answer?.error === 'object' ? answer.error : answer?.pdp_error;
   const pdpCode = typeof error?.code === 'string' ? error.code.slice(0, 64) : undefined;
   const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : undefined;
   const detail = pdpCode === undefined ? `HTTP ${status}` : `${status} ${pdpCode}${message ? `: ${message}` : ''}`;

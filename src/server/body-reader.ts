@@ -48,6 +48,11 @@ export function parseContentType(header: string | undefined): { essence: string;
   return out;
 }
 
+/** Which of the accepted media types the request's body is in, if any. */
+export function bodyMediaOf(req: IncomingMessage, accepted: readonly BodyMedia[]): BodyMedia | undefined {
+  return mediaOf(parseContentType(req.headers['content-type'])?.essence, accepted);
+}
+
 function mediaOf(essence: string | undefined, accepted: readonly BodyMedia[]): BodyMedia | undefined {
   if (essence === undefined) return undefined;
   if (accepted.includes('json') && (essence === 'application/json' || /^application\/[^/]+\+json$/.test(essence))) return 'json';

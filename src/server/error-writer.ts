@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { isPdpError, PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { isPdpError, PdpError, type ErrorDetail, type PdpErrorCode } from '../errors/pdp-error.js';
+import type { OAuthErrorV1 } from '../wire/token-v1.js';
 
 /** The wire shape of every error: `{ error: { code, message, details } }`. */
 export interface ErrorBodyV1 {
@@ -59,4 +60,39 @@ function toWireDetail(d: ErrorDetail): WireErrorDetail {
 function describeCause(error: PdpError): { code: string; message: string; cause?: string } {
   const cause = error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : error.cause === undefined ? undefined : typeof error.cause;
   return { code: error.code, message: error.message, ...(cause ? { cause } : {}) };
+}
+
+/** Our codes as RFC 6749 §5.2 (and RFC 8707 §2) error codes; anything not listed is `invalid_request` (a 4xx). */
+const OAUTH_ERRORS: Partial<Record<PdpErrorCode, OAuthErrorV1['error']>> = {
+  unauthenticated: 'invalid_client',
+  forbidden_role: 'unauthorized_client',
+  decision_not_found: 'invalid_grant',
+  decision_not_allowed: 'invalid_grant',
+  decision_wrong_caller: 'invalid_grant',
+  decision_expired: 'invalid_grant',
+  decision_already_redeemed: 'invalid_grant',
+  task_not_active: 'invalid_grant',
+  unsupported_grant_type: 'unsupported_grant_type',
+  invalid_target: 'invalid_target',
+};
+
+/**
+ * The same error in the OAuth dialect (a form-encoded request to the token, introspection or revocation
+ * endpoint): RFC 6749 §5.2's `{ error, error_description }` with status 400 (401 for `invalid_client`), our own
+ * error kept whole in `pdp_error`. A 5xx keeps its status and says only `server_error` / `temporarily_unavailable`.
+ */
+export function oauthErrorResponse(
+  err: unknown,
+  logger: Logger,
+  requestId: unknown,
+): { status: number; body: OAuthErrorV1; headers: Record<string, string> } {
+  const ours = errorResponse(err, logger, requestId);
+  const code = ours.body.error.code as PdpErrorCode;
+  const headers = { ...ours.headers, 'cache-control': 'no-store' };
+  if (ours.status >= 500) {
+    const error = ours.status === 503 ? 'temporarily_unavailable' : 'server_error';
+    return { status: ours.status, body: { error, error_description: ours.body.error.message, pdp_error: ours.body.error }, headers };
+  }
+  const error = OAUTH_ERRORS[code] ?? 'invalid_request';
+  return { status: error === 'invalid_client' ? 401 : 400, body: { error, error_description: ours.body.error.message, pdp_error: ours.body.error }, headers };
 }

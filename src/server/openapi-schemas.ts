@@ -1,7 +1,7 @@
 import { AUDIT_EVENT_TYPES } from '../audit/index.js';
 import { decisionRequestSchema, ID_PATTERN, resourceSchema, taskRegistrationSchema } from '../wire/decision-v1.js';
 import { DENIED_SCOPE_REASONS, OUTCOMES } from '../wire/evaluation-v1.js';
-import { tokenBodySchema, tokenRequestSchema } from '../wire/token-v1.js';
+import { tokenBodySchema, tokenFormSchema, tokenRequestSchema } from '../wire/token-v1.js';
 
 /**
  * `components.schemas` of the OpenAPI document. Request schemas are the very objects the server validates with
@@ -137,6 +137,18 @@ export const COMPONENT_SCHEMAS = {
     },
   },
   TokenRequest: strip(tokenRequestSchema),
+  TokenForm: strip(tokenFormSchema),
+  OAuthError: {
+    type: 'object',
+    description: 'RFC 6749 §5.2 error: the answer to a form-encoded (OAuth client) request to the token, introspection and revocation endpoints',
+    additionalProperties: false,
+    required: ['error', 'error_description', 'pdp_error'],
+    properties: {
+      error: { enum: ['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_target', 'server_error', 'temporarily_unavailable'] },
+      error_description: { type: 'string' },
+      pdp_error: { $ref: '#/components/schemas/Error/properties/error' },
+    },
+  },
   AuthorizationDetail: {
     type: 'object',
     additionalProperties: false,

@@ -21,7 +21,14 @@ export function openApiDocument(serverUrl: string, routes: readonly Route[]): ob
     },
     servers: [{ url: serverUrl }],
     components: {
-      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'API key of a configured caller' } },
+      securitySchemes: {
+        apiKey: { type: 'http', scheme: 'bearer', description: 'API key of a configured caller' },
+        clientSecretBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'OAuth endpoints: RFC 6749 §2.3.1 client_secret_basic (client id = caller id, secret = its API key); client_secret_post (the same two in the form body) is accepted too',
+        },
+      },
       schemas: COMPONENT_SCHEMAS,
     },
     paths,
@@ -35,17 +42,26 @@ function operation(route: Route): OperationDoc & { security: object[] } {
   const parameters = (doc.parameters ?? []) as Array<{ in?: string }>;
   if (route.body !== undefined || parameters.some((p) => p.in === 'path' || p.in === 'query')) pipeline['400'] = errorResponse(400);
   if (route.body !== undefined) pipeline['415'] = errorResponse(415);
+  const responses = sortedByStatus({ ...pipeline, ...doc.responses });
+  if (route.oauth) {
+    // A form-encoded (OAuth client's) request gets RFC 6749 §5.2 errors instead: either body, by request.
+    for (const [status, response] of Object.entries(responses)) {
+      if (Number(status) >= 400) responses[status] = { ...response, content: { 'application/json': { schema: { oneOf: [ref('Error'), ref('OAuthError')] } } } };
+    }
+  }
   return {
     ...doc,
     summary: `${doc.summary} (role ${route.roles.join(', ')})`,
-    security: [{ apiKey: [] }],
-    responses: sortedByStatus({ ...pipeline, ...doc.responses }),
+    security: route.oauth ? [{ apiKey: [] }, { clientSecretBasic: [] }] : [{ apiKey: [] }],
+    responses,
   };
 }
 
 function sortedByStatus(responses: Record<string, object>): Record<string, object> {
   return Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
 }
+
+const ref = (name: string): { $ref: string } => ({ $ref: `#/components/schemas/${name}` });
 
 /** `content` of a JSON response or request body whose schema is a component. */
 export const json = (ref: string): Record<string, { schema: { $ref: string } }> => ({

@@ -3,12 +3,12 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Logger } from 'pino';
 import type { CallerConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
-import { readBody } from './body-reader.js';
-import { callerResolver, type AuthFailure } from './caller-auth.js';
-import { errorResponse } from './error-writer.js';
+import { bodyMediaOf, readBody } from './body-reader.js';
+import { CallerResolver, challengeFor, type AuthFailure, type Authentication } from './caller-auth.js';
+import { errorResponse, oauthErrorResponse } from './error-writer.js';
 import type { RequestLogFields } from './logger.js';
 import type { Metrics } from './metrics.js';
-import type { PublicContext, Reply, Route } from './route.js';
+import type { AuthenticatedRoute, PublicContext, Reply, Route } from './route.js';
 import { Router } from './router.js';
 import { traceIdOf } from './trace-context.js';
 
@@ -26,18 +26,23 @@ export interface PipelineOptions {
  * The one HTTP request pipeline every route goes through, on node:http, in this order:
  * request id → trace context → route match → caller (API key; failures counted and reported) → role gate →
  * bounded body reading and schema validation → handler → reply or error (`error-writer.ts`) → access log line
- * and latency metric. A route is one row of the route table; nothing here knows any route.
+ * and latency metric. On an OAuth endpoint the body is read before the caller, whose credentials it may hold
+ * (`client_secret_post`). A route is one row of the route table; nothing here knows any route.
  */
 export function requestPipeline(options: PipelineOptions): RequestListener {
   const router = new Router(options.routes);
-  const resolveCaller = callerResolver(options.callers);
+  const callers = new CallerResolver(options.callers);
 
-  const authenticate = (req: IncomingMessage, route: Route): CallerConfig => {
-    const resolved = resolveCaller(req.headers.authorization);
-    if (typeof resolved !== 'string') return resolved;
-    options.metrics.authFailures.inc({ reason: resolved });
-    options.onAuthFailure?.({ reason: resolved, route: route.path, ip: req.socket.remoteAddress });
-    throw new PdpError('unauthenticated', 'missing or invalid API key');
+  /** The caller, or a 401 whose challenge names the scheme tried; failures are counted and reported. */
+  const authenticated = (req: IncomingMessage, route: Route, found: Authentication): CallerConfig => {
+    if ('caller' in found) return found.caller;
+    options.metrics.authFailures.inc({ reason: found.failure });
+    options.onAuthFailure?.({ reason: found.failure, route: route.path, ip: req.socket.remoteAddress });
+    throw new AuthenticationError(challengeFor(found.scheme, route.roles !== 'public' && route.oauth === true));
+  };
+
+  const gate = (route: AuthenticatedRoute<never>, caller: CallerConfig): void => {
+    if (!route.roles.includes(caller.role)) throw new PdpError('forbidden_role', `role ${caller.role} may not use this endpoint`);
   };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -50,6 +55,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     const log: PublicContext['log'] = {};
     let label = 'unmatched';
     let caller: CallerConfig | undefined;
+    let dialect: 'pdp' | 'oauth' = 'pdp';
     let reply: Reply;
     try {
       const target = req.url ?? '/';
@@ -59,14 +65,24 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), log };
       if (route.roles === 'public') {
         reply = await route.handle(base);
+      } else if (route.oauth) {
+        // Client credentials may be in the body (client_secret_post): read it first, within the same limits.
+        dialect = route.body && bodyMediaOf(req, route.body.media) === 'form' ? 'oauth' : 'pdp';
+        const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+        const form = dialect === 'oauth' ? (raw as Record<string, unknown>) : undefined;
+        caller = authenticated(req, route, callers.client(req.headers.authorization, form));
+        gate(route, caller);
+        const body = route.body ? (dialect === 'oauth' && route.body.parseForm ? route.body.parseForm(raw) : route.body.parse(raw)) : undefined;
+        reply = await route.handle({ ...base, caller, body: body as never, dialect });
       } else {
-        caller = authenticate(req, route);
-        if (!route.roles.includes(caller.role)) throw new PdpError('forbidden_role', `role ${caller.role} may not use this endpoint`);
+        caller = authenticated(req, route, callers.apiKey(req.headers.authorization));
+        gate(route, caller);
         const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes)) : undefined;
-        reply = await route.handle({ ...base, caller, body: body as never });
+        reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp' });
       }
     } catch (err) {
-      const mapped = errorResponse(err, options.logger, requestId);
+      const mapped = dialect === 'oauth' ? oauthErrorResponse(err, options.logger, requestId) : errorResponse(err, options.logger, requestId);
+      if (err instanceof AuthenticationError) mapped.headers['www-authenticate'] = err.challenge;
       reply = { status: mapped.status, json: mapped.body, headers: mapped.headers };
     }
     await write(req, res, method, headers, reply, options, requestId);
@@ -93,6 +109,13 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       res.destroy();
     });
   };
+}
+
+/** A 401 `unauthenticated`, with the challenge of the scheme the client tried. */
+class AuthenticationError extends PdpError {
+  constructor(readonly challenge: string) {
+    super('unauthenticated', 'missing or invalid API key');
+  }
 }
 
 async function write(

@@ -20,7 +20,14 @@ interface RouteBase {
 /** A route any caller with a configured API key of one of `roles` may use. */
 export interface AuthenticatedRoute<B> extends RouteBase {
   roles: readonly CallerRole[];
-  /** Reads a body (after the role gate) and validates it; absent when the route takes none. */
+  /**
+   * An OAuth endpoint (token, introspection, revocation): the client authenticates as RFC 6749 §2.3.1 allows (the
+   * API key as a bearer credential, `client_secret_basic` or `client_secret_post`, so the body is read before the
+   * role gate); a form-encoded request is answered in the OAuth dialect (RFC 6749 §5.2 errors) and its unknown
+   * parameters are ignored. A JSON request keeps our API's shapes.
+   */
+  oauth?: true;
+  /** Reads a body (after the role gate, or before it on an OAuth endpoint) and validates it; absent when the route takes none. */
   body?: BodySpec<B>;
   handle(ctx: RequestContext<B>): Promise<Reply> | Reply;
 }
@@ -32,10 +39,12 @@ export interface PublicRoute extends RouteBase {
 }
 
 export interface BodySpec<B> {
-  /** The media types read; any other is `415 unsupported_media_type`. */
+  /** The media types read; any other reads as no body, which `parse` refuses as missing. */
   media: readonly BodyMedia[];
   /** Validates the parsed body, throwing `invalid_request` naming each offending field. */
   parse(body: unknown): B;
+  /** Validates a form body when it has rules of its own (an OAuth request: unknown parameters ignored). Default `parse`. */
+  parseForm?(fields: unknown): B;
 }
 
 export interface PublicContext {
@@ -53,6 +62,8 @@ export interface PublicContext {
 export interface RequestContext<B> extends PublicContext {
   caller: CallerConfig;
   body: B;
+  /** `oauth` for a form-encoded request to an OAuth endpoint (RFC 6749 answers), else `pdp` (our API's). */
+  dialect: 'pdp' | 'oauth';
 }
 
 /** What a handler answers. A thrown error becomes the Error body of `error-writer.ts` instead. */

@@ -3,10 +3,35 @@
  * OpenAPI document publishes). Used by the server's route table and by the CLI, which read the same formats.
  */
 import { decisionRequestSchema, taskRegistrationSchema, type DecisionRequestV1, type TaskRegistrationV1 } from './decision-v1.js';
-import { tokenBodySchema, tokenRequestSchema, type TokenBodyV1, type TokenRequestV1 } from './token-v1.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { DECISION_GRANT_TYPE, tokenBodySchema, tokenFormSchema, tokenRequestSchema, type TokenBodyV1, type TokenRequestV1 } from './token-v1.js';
 import { bodyValidator } from './validate-body.js';
 
 export const parseDecisionRequest = bodyValidator<DecisionRequestV1>(decisionRequestSchema);
 export const parseTaskRegistration = bodyValidator<TaskRegistrationV1>(taskRegistrationSchema);
 export const parseTokenRequest = bodyValidator<TokenRequestV1>(tokenRequestSchema);
 export const parseTokenBody = bodyValidator<TokenBodyV1>(tokenBodySchema);
+
+/** Only these members of a form body are read: RFC 6749 §3.1/§3.2 say the others are ignored, not refused. */
+function known<K extends string>(fields: unknown, names: readonly K[]): Partial<Record<K, unknown>> {
+  if (typeof fields !== 'object' || fields === null) return {};
+  const out: Partial<Record<K, unknown>> = {};
+  for (const name of names) if (Object.hasOwn(fields, name)) out[name] = (fields as Record<string, unknown>)[name];
+  return out;
+}
+
+const parseTokenFormFields = bodyValidator<{ grant_type: string; decision_id: string; resource?: string }>(tokenFormSchema);
+
+/** The decision grant as an RFC 6749 form request: `grant_type` must be DECISION_GRANT_TYPE. */
+export function parseTokenForm(fields: unknown): TokenRequestV1 {
+  const form = parseTokenFormFields(known(fields, ['grant_type', 'decision_id', 'resource']));
+  if (form.grant_type !== DECISION_GRANT_TYPE) {
+    throw new PdpError('unsupported_grant_type', `grant_type must be ${DECISION_GRANT_TYPE}`, { details: [{ path: 'grant_type', message: 'unsupported' }] });
+  }
+  return { decision_id: form.decision_id, ...(form.resource === undefined ? {} : { resource: form.resource }) };
+}
+
+/** RFC 7662 / RFC 7009 form bodies: `token` and `token_type_hint` are read, anything else ignored. */
+export function parseTokenBodyForm(fields: unknown): TokenBodyV1 {
+  return parseTokenBody(known(fields, ['token', 'token_type_hint']));
+}

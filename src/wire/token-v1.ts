@@ -77,9 +77,20 @@ export interface AuthorizationServerMetadataV1 {
   authorization_details_types_supported: string[];
 }
 
-/** `POST /v1/tokens` (JSON body of our SDK). */
+/**
+ * The grant of `POST /v1/tokens` (RFC 6749 §4.5 extension grant): an allowed decision id in exchange for an access
+ * token. Not a registered OAuth value, so an absolute URI (RFC 7591 §2).
+ */
+export const DECISION_GRANT_TYPE = 'urn:agent-pdp:params:oauth:grant-type:decision';
+
+/**
+ * `POST /v1/tokens`: the JSON body of our SDK, or what an RFC 6749 form request (`grant_type=` DECISION_GRANT_TYPE,
+ * `decision_id=`, `resource=`) carries.
+ */
 export interface TokenRequestV1 {
   decision_id: string;
+  /** RFC 8707: the audience the token is for; must be the integration's audience (else `invalid_target`). */
+  resource?: string;
 }
 
 export const tokenRequestSchema = {
@@ -87,10 +98,27 @@ export const tokenRequestSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['decision_id'],
-  properties: { decision_id: { type: 'string', minLength: 1, maxLength: 128, description: 'an allowed, unredeemed decision of this caller' } },
+  properties: {
+    decision_id: { type: 'string', minLength: 1, maxLength: 128, description: 'an allowed, unredeemed decision of this caller' },
+    resource: { type: 'string', minLength: 1, maxLength: 2048, description: "RFC 8707 resource indicator: must name the integration's audience" },
+  },
 } as const;
 
-/** RFC 7662 / RFC 7009 bodies: `token=` form-encoded as the RFCs say, or the same fields as JSON. */
+/** The RFC 6749 form request of the decision grant, as read (unknown parameters are ignored, RFC 6749 §3.2). */
+export const tokenFormSchema = {
+  $id: 'TokenFormV1',
+  type: 'object',
+  required: ['grant_type', 'decision_id'],
+  properties: {
+    grant_type: { type: 'string', description: `${DECISION_GRANT_TYPE} (any other: unsupported_grant_type)` },
+    ...tokenRequestSchema.properties,
+  },
+} as const;
+
+/**
+ * RFC 7662 / RFC 7009 bodies: `token=` form-encoded as the RFCs say (unknown parameters ignored), or the same
+ * fields as JSON (unknown fields refused, like every JSON body of ours).
+ */
 export interface TokenBodyV1 {
   token: string;
   token_type_hint?: string;
@@ -103,3 +131,13 @@ export const tokenBodySchema = {
   required: ['token'],
   properties: { token: { type: 'string', minLength: 1, maxLength: 8192 }, token_type_hint: { type: 'string', maxLength: 64 } },
 } as const;
+
+/**
+ * An RFC 6749 §5.2 error, as the OAuth endpoints answer a form-encoded (OAuth client's) request. `pdp_error`
+ * keeps agent-pdp's own error (the `error` member of `ErrorBodyV1`) for clients that want the precise reason.
+ */
+export interface OAuthErrorV1 {
+  error: 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type' | 'invalid_target' | 'server_error' | 'temporarily_unavailable';
+  error_description: string;
+  pdp_error: { code: string; message: string; details: Array<{ path: string; message: string }> };
+}

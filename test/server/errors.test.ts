@@ -185,7 +185,8 @@ describe('401: no credential or a wrong one', () => {
     const res = await request(t.url).post('/v1/decide').set(headers).send(VALID).expect(401);
     api.expectResponse(res);
     expect(res.body.error).toEqual({ code: 'unauthenticated', message: 'missing or invalid API key', details: [] });
-    expect(res.headers['www-authenticate']).toBe('Bearer realm="agent-pdp"');
+    // RFC 6750 §3.1: invalid_token once a credential was presented; the challenge is Bearer, the one scheme here.
+    expect(res.headers['www-authenticate']).toBe(reason === 'missing' ? 'Bearer realm="agent-pdp"' : 'Bearer realm="agent-pdp", error="invalid_token"');
     expect(res.text).not.toContain(KEYS.pep);
     const after = (await request(t.url).get('/metrics')).text;
     expect(sampleValue(after, 'agentpdp_auth_failures_total', { reason }) - sampleValue(before, 'agentpdp_auth_failures_total', { reason })).toBe(1);

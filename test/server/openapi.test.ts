@@ -88,15 +88,16 @@ describe('the document', () => {
     expect(api.document.components.schemas['TaskRegistrationV1']).toEqual(task);
   });
 
-  it('every error response of an operation is the Error schema (readiness has its own 503 body)', () => {
+  it('every error response of an operation is the Error schema (readiness has its own 503 body; the OAuth endpoints answer RFC 6749 errors to form requests)', () => {
+    const OAUTH = new Set(['/v1/tokens', '/v1/introspect', '/v1/revoke']);
     for (const [path, item] of Object.entries(api.document.paths)) {
       for (const method of HTTP_METHODS) {
         for (const [status, response] of Object.entries(item[method]?.responses ?? {})) {
           if (Number(status) < 400 || path === '/readyz') continue;
-          expect({ op: `${method} ${path} ${status}`, ...response.content }).toEqual({
-            op: `${method} ${path} ${status}`,
-            'application/json': { schema: { $ref: '#/components/schemas/Error' } },
-          });
+          const schema = OAUTH.has(path)
+            ? { oneOf: [{ $ref: '#/components/schemas/Error' }, { $ref: '#/components/schemas/OAuthError' }] }
+            : { $ref: '#/components/schemas/Error' };
+          expect({ op: `${method} ${path} ${status}`, ...response.content }).toEqual({ op: `${method} ${path} ${status}`, 'application/json': { schema } });
         }
       }
     }

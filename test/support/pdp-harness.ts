@@ -49,17 +49,33 @@ export interface TestPdpOptions {
   watch?: boolean;
   /** Logger for the PDP (e.g. `createLogger('debug', stream)` to capture its lines). Default: silent. */
   logger?: Logger;
+  /**
+   * Make the issuer identifier the server's real URL (a free loopback port is picked first), as standard OAuth
+   * clients require: they check the discovered `issuer` against the URL they discovered it from. Default: the
+   * fixed `http://127.0.0.1:8181`.
+   */
+  issuerIsUrl?: boolean;
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await new Promise<void>((ok) => probe.once('listening', ok));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((ok) => probe.close(() => ok()));
+  return port;
 }
 
 /** A whole PDP on a temp dir: real bundle, real YAML policies, real SQLite file, real HTTP server on loopback. */
 export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPdp> {
+  const port = options.issuerIsUrl ? await freePort() : 0;
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-test-'));
   cpSync(resolve(options.policies ?? 'policies'), join(dir, 'policies'), { recursive: true });
   const raw = {
     server: { listen: '127.0.0.1:0' },
     policy: { bundle: resolve(options.bundle ?? 'opa-bundle/bundle.tar.gz'), agents: 'policies', watch: options.watch ?? false, watch_interval_ms: 100 },
     store: { url: 'sqlite:data/pdp.db' },
-    issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
+    issuer: { issuer: options.issuerIsUrl ? `http://127.0.0.1:${port}` : 'http://127.0.0.1:8181', keys: 'data/keys' },
     log: { level: 'silent' },
     callers: TEST_CALLERS,
     ...options.config,
@@ -77,7 +93,7 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
       throw err;
     },
   );
-  const server = createServer(pdp.handler).listen(0, '127.0.0.1');
+  const server = createServer(pdp.handler).listen(port, '127.0.0.1');
   await new Promise<void>((ok) => server.once('listening', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

@@ -1,6 +1,6 @@
 import type { TokenService } from '../../pdp/token-service.js';
-import type { TokenBodyV1, TokenRequestV1, TokenResponseV1 } from '../../wire/token-v1.js';
-import { parseTokenBody, parseTokenRequest } from '../../wire/request-parsers.js';
+import { DECISION_GRANT_TYPE, type TokenBodyV1, type TokenRequestV1, type TokenResponseV1 } from '../../wire/token-v1.js';
+import { parseTokenBody, parseTokenBodyForm, parseTokenForm, parseTokenRequest } from '../../wire/request-parsers.js';
 import { errors, json, NO_STORE_HEADER } from '../openapi.js';
 import { route, type Route } from '../route.js';
 
@@ -15,10 +15,11 @@ export function tokenRoutes(tokens: TokenService): Route[] {
       method: 'POST',
       path: '/v1/tokens',
       roles: ['pep'],
-      body: { media: ['json'], parse: parseTokenRequest },
-      async handle({ caller, body, traceId, log }) {
+      oauth: true,
+      body: { media: ['json', 'form'], parse: parseTokenRequest, parseForm: parseTokenForm },
+      async handle({ caller, body, traceId, log, dialect }) {
         log.decisionId = body.decision_id;
-        const issued = await tokens.redeem(caller, body.decision_id, traceId);
+        const issued = await tokens.redeem(caller, body.decision_id, traceId, body.resource === undefined ? {} : { resource: body.resource });
         const answer: TokenResponseV1 = {
           access_token: issued.access_token,
           token_type: issued.token_type,
@@ -27,14 +28,19 @@ export function tokenRoutes(tokens: TokenService): Route[] {
           authorization_details: issued.authorization_details,
           jti: issued.jti,
         };
-        return { status: 201, json: answer, headers: NO_STORE };
+        // RFC 6749 §5.1 says 200; our SDK's JSON request has always been answered 201 Created.
+        return { status: dialect === 'oauth' ? 200 : 201, json: answer, headers: NO_STORE };
       },
       openapi: {
         operationId: 'redeemDecision',
         summary: 'Redeem an allowed decision for an access token, once, within its window',
-        requestBody: { required: true, content: json('TokenRequest') },
+        description:
+          'An RFC 6749 token request (form-encoded, grant_type ' + DECISION_GRANT_TYPE + ', client authentication client_secret_basic, ' +
+          'client_secret_post or the API key as a bearer credential) is answered 200 and RFC 6749 §5.2 errors; the JSON body of our SDK is answered 201 and our Error body.',
+        requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { $ref: '#/components/schemas/TokenForm' } }, ...json('TokenRequest') } },
         responses: {
-          '201': { description: 'the token; its record committed before it was signed', headers: NO_STORE_HEADER, content: json('TokenResponse') },
+          '200': { description: 'the token (form request); its record committed before it was signed', headers: NO_STORE_HEADER, content: json('TokenResponse') },
+          '201': { description: 'the token (JSON request); its record committed before it was signed', headers: NO_STORE_HEADER, content: json('TokenResponse') },
           ...errors(404, 409, 503),
         },
       },
@@ -43,7 +49,8 @@ export function tokenRoutes(tokens: TokenService): Route[] {
       method: 'POST',
       path: '/v1/introspect',
       roles: ['resource_server', 'pep'],
-      body: { media: ['form', 'json'], parse: parseTokenBody },
+      oauth: true,
+      body: { media: ['form', 'json'], parse: parseTokenBody, parseForm: parseTokenBodyForm },
       async handle({ caller, body, traceId }) {
         return { status: 200, json: await tokens.introspect(caller, body.token, traceId), headers: NO_STORE };
       },
@@ -58,7 +65,8 @@ export function tokenRoutes(tokens: TokenService): Route[] {
       method: 'POST',
       path: '/v1/revoke',
       roles: ['pep', 'resource_server'],
-      body: { media: ['form', 'json'], parse: parseTokenBody },
+      oauth: true,
+      body: { media: ['form', 'json'], parse: parseTokenBody, parseForm: parseTokenBodyForm },
       async handle({ caller, body, traceId }) {
         await tokens.revoke(caller, body.token, traceId);
         return { status: 200, empty: true };
