@@ -118,7 +118,8 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       alg: r.issuer?.alg ?? 'EdDSA',
       redeem_window_seconds: r.issuer?.redeem_window_seconds ?? 60,
       max_token_ttl_seconds: r.issuer?.max_token_ttl_seconds ?? 3600,
-      audiences: Object.freeze({ ...(r.issuer?.audiences ?? {}) }),
+      // No prototype: integrations may be named `constructor` or `toString` (a plain object would answer those).
+      audiences: Object.assign(Object.create(null) as Record<string, string>, r.issuer?.audiences ?? {}),
     },
     tasks,
     audit: {

@@ -1,5 +1,6 @@
 import { type Diagnostics, where } from './compile-diagnostics.js';
 import { checkTaskTypeIntegrations } from './document-checks.js';
+import { ownValue } from './null-prototype.js';
 import {
   DEFAULT_TOKEN_TTL,
   type BindingSource,
@@ -56,9 +57,9 @@ function compileIntegration(
   name: string,
   diag: Diagnostics,
 ): CompiledAgentIntegration {
-  const own = agent.body.integrations?.[name];
+  const own = ownValue(agent.body.integrations, name);
   const grants: RoleGrant[] = roles.flatMap((role) => {
-    const grant = role.body.integrations[name];
+    const grant = ownValue(role.body.integrations, name);
     return grant === undefined ? [] : [{ role, grant }];
   });
   const roleCeiling = new Set(grants.flatMap((g) => g.grant.max_scope));
@@ -112,7 +113,7 @@ function compileBindings(
     }
   }
   const path: PathSegment[] = ['agent_policy', 'integrations', name, 'bind'];
-  for (const [scope, binding] of Object.entries(agent.body.integrations?.[name]?.bind ?? {})) {
+  for (const [scope, binding] of Object.entries(ownValue(agent.body.integrations, name)?.bind ?? {})) {
     const prev = chosen.get(scope);
     if (!declared.has(scope)) {
       diag.error(agent, [...path, scope], `bound scope "${scope}" is not in max_scope for ${name}`, true);

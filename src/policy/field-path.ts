@@ -1,3 +1,4 @@
+import { ownValue } from './null-prototype.js';
 import type { PathSegment } from './policy-types.js';
 
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
@@ -30,7 +31,7 @@ export function pointerToPath(pointer: string, data: unknown): PathSegment[] {
       node = node[index];
     } else {
       path.push(token);
-      node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[token] : undefined;
+      node = typeof node === 'object' && node !== null ? ownValue(node as Record<string, unknown>, token) : undefined;
     }
   }
   return path;

@@ -10,6 +10,7 @@ import type {
   PolicyDocument,
   PolicyKind,
 } from './policy-types.js';
+import { emptyRecord } from './null-prototype.js';
 import { closeImplications } from './scope-closure.js';
 import { sortedRecord, sortedUnion } from './scope-set.js';
 
@@ -57,7 +58,7 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
     checkRole(role, diag);
     checkKnownScopes(role, catalogues, diag);
   }
-  const compiledAgents: Record<string, CompiledAgent> = {};
+  const compiledAgents = emptyRecord<CompiledAgent>();
   let compiled = 0;
   for (const [id, agent] of agents) {
     checkKnownScopes(agent, catalogues, diag);
@@ -67,8 +68,8 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
 
   const used = Object.values(compiledAgents).map((a) => Object.keys(a.integrations));
   const names = sortedUnion(integrationDocs.keys(), ...used);
-  const integrations: Record<string, CompiledIntegration> = {};
-  const info: Record<string, IntegrationInfo> = {};
+  const integrations = emptyRecord<CompiledIntegration>();
+  const info = emptyRecord<IntegrationInfo>();
   for (const name of names) {
     const body = integrationDocs.get(name)?.body;
     integrations[name] = { implies: closeImplications(body?.implies ?? {}) };

@@ -1,4 +1,5 @@
 import type { Diagnostics } from './compile-diagnostics.js';
+import { emptyRecord, ownValue } from './null-prototype.js';
 import type { CompiledAgent, CompiledAgentIntegration, PolicyDocument, ScopeSet } from './policy-types.js';
 import { sortedRecord, sortedUnion, toScopeSet } from './scope-set.js';
 
@@ -20,16 +21,16 @@ export function compileTaskTypes(
   const types = sortedUnion(Object.keys(own), ...roles.map((r) => Object.keys(r.body.task_types ?? {})));
   return sortedRecord(
     types.map((type) => {
-      const ownType = own[type] ?? {};
-      const roleTypes = roles.map((r) => r.body.task_types?.[type]).filter((t) => t !== undefined);
+      const ownType = ownValue(own, type) ?? {};
+      const roleTypes = roles.map((r) => ownValue(r.body.task_types, type)).filter((t) => t !== undefined);
       const names = sortedUnion(Object.keys(ownType), ...roleTypes.map((t) => Object.keys(t)));
-      const perIntegration: Record<string, ScopeSet> = {};
+      const perIntegration = emptyRecord<ScopeSet>();
       for (const name of names) {
-        const allowed = integrations[name]?.allowed;
+        const allowed = ownValue(integrations, name)?.allowed;
         if (allowed === undefined) continue; // reported by checkTaskTypeIntegrations
-        const roleLists = roleTypes.flatMap((t) => t[name] ?? []);
-        const roleUnion = roleTypes.some((t) => t[name] !== undefined) ? new Set(roleLists) : undefined;
-        const ownList = ownType[name];
+        const roleLists = roleTypes.flatMap((t) => ownValue(t, name) ?? []);
+        const roleUnion = roleTypes.some((t) => ownValue(t, name) !== undefined) ? new Set(roleLists) : undefined;
+        const ownList = ownValue(ownType, name);
         let scopes: string[];
         if (ownList === undefined) scopes = [...(roleUnion ?? [])];
         else {
@@ -39,12 +40,12 @@ export function compileTaskTypes(
             if (roleUnion !== undefined && !roleUnion.has(scope)) {
               const why = `the named roles' task type ${type} does not list it for ${name}`;
               diag.warning(agent, at, `"${scope}" is dropped: ${why}`);
-            } else if (allowed[scope] !== true) {
+            } else if (ownValue(allowed, scope) !== true) {
               diag.warning(agent, at, `"${scope}" is dropped: it is not in the agent's allowed scopes for ${name}`);
             } else scopes.push(scope);
           }
         }
-        perIntegration[name] = toScopeSet(scopes.filter((s) => allowed[s] === true));
+        perIntegration[name] = toScopeSet(scopes.filter((s) => ownValue(allowed, s) === true));
       }
       return [type, perIntegration] as const;
     }),

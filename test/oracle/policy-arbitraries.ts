@@ -6,11 +6,19 @@ import type { PolicySource } from '../../src/policy/policy-loader.js';
 /**
  * Random agent-policy sets (integrations with implications, roles, agents with ceilings, denies, bindings and
  * task types) as the YAML files a policy author would write, and random decision inputs against them.
+ *
+ * Names that are also keys of `Object.prototype` (`constructor`, `toString`, `valueOf`, `hasOwnProperty`,
+ * `__proto__`) are valid ids and scopes, so they appear among the integrations, scopes, task types and agent ids:
+ * a lookup on a plain object would find `Object.prototype`'s member (or, for `__proto__`, replace the prototype).
  */
-const INTEGRATIONS = ['github', 'crm', 'mail'] as const;
-const SCOPES = ['read', 'write', 'admin', 'delete', 'comment', 'label'] as const;
-const TASK_TYPES = ['triage', 'resolve', 'report'] as const;
-const scopeOf = (integration: string, s: string): string => `${integration}:${s}`;
+const INTEGRATIONS = ['github', 'constructor', 'toString'] as const;
+const SCOPES = ['read', 'write', 'admin', 'delete', 'constructor', '__proto__'] as const;
+const TASK_TYPES = ['triage', 'valueOf', 'hasOwnProperty'] as const;
+/** Scopes named like prototype keys stay bare (`__proto__`), the others are namespaced (`github:read`). */
+const BARE_SCOPES: ReadonlySet<string> = new Set(['constructor', '__proto__']);
+const scopeOf = (integration: string, s: string): string => (BARE_SCOPES.has(s) ? s : `${integration}:${s}`);
+/** The second agent is called `toString`. */
+const agentId = (i: number): string => (i === 1 ? 'toString' : `agent-${i}`);
 
 const rarely = <T>(common: fc.Arbitrary<T>, rare: fc.Arbitrary<T>): fc.Arbitrary<T> =>
   fc.oneof({ arbitrary: common, weight: 9 }, { arbitrary: rare, weight: 1 });
@@ -27,7 +35,7 @@ const integrationDoc = (name: string) =>
   fc
     .array(fc.tuple(fc.constantFrom(...SCOPES), subset(SCOPES, 2)), { maxLength: 3 })
     .map((pairs) => {
-      const implies: Record<string, string[]> = {};
+      const implies: Record<string, string[]> = Object.create(null);
       for (const [from, to] of pairs) {
         const targets = to.filter((t) => t !== from).map((t) => scopeOf(name, t));
         if (targets.length > 0) implies[scopeOf(name, from)] = targets;
@@ -83,7 +91,7 @@ export const policySetArb: fc.Arbitrary<GeneratedPolicySet> = fc
       const doc = { id: roleIds[i], integrations, ...(r.token_ttl ? { token_ttl: r.token_ttl } : {}), task_types: pick(r.task_types, integrations) };
       sources.push({ file: `roles/role-${i}.yaml`, text: stringify({ role_policy: doc }) });
     });
-    const agentIds = agents.map((_, i) => `agent-${i}`);
+    const agentIds = agents.map((_, i) => agentId(i));
     agents.forEach((a, i) => {
       const roles = roleIds.filter((_, r) => a.roleMask[r]);
       const reachable = Object.assign({}, a.integrations, ...roleGrants.filter((_, r) => a.roleMask[r]));
@@ -95,7 +103,7 @@ export const policySetArb: fc.Arbitrary<GeneratedPolicySet> = fc
         ...(a.token_ttl ? { token_ttl: a.token_ttl } : {}),
         per_task_downscope: a.per_task_downscope,
       };
-      sources.push({ file: `agents/agent-${i}.yaml`, text: stringify({ agent_policy: doc }) });
+      sources.push({ file: `agents/${agentIds[i]}.yaml`, text: stringify({ agent_policy: doc }) });
     });
     return { sources, agents: agentIds, taskTypes: [...TASK_TYPES] };
   });
@@ -104,7 +112,7 @@ export const policySetArb: fc.Arbitrary<GeneratedPolicySet> = fc
 function pick(types: Record<string, Record<string, string[]>>, integrations: Record<string, unknown>): Record<string, Record<string, string[]>> {
   const out: Record<string, Record<string, string[]>> = {};
   for (const [t, byIntegration] of Object.entries(types)) {
-    const kept = Object.fromEntries(Object.entries(byIntegration).filter(([i]) => i in integrations));
+    const kept = Object.fromEntries(Object.entries(byIntegration).filter(([i]) => Object.hasOwn(integrations, i)));
     if (Object.keys(kept).length > 0) out[t] = kept;
   }
   return out;

@@ -214,13 +214,14 @@ describe('implication closure', () => {
 
 // ---- property: role narrowing never widens ---------------------------------------------------------------------
 
-const SCOPES = ['s0', 's1', 's2', 's3', 's4', 's5'];
-const INTEGRATIONS = ['i0', 'i1', 'i2'];
+// Names that are also Object.prototype keys are valid ids and scopes: the compiler must treat them as plain names.
+const SCOPES = ['s0', 's1', 's2', 's3', '__proto__', 'constructor'];
+const INTEGRATIONS = ['i0', 'toString', 'constructor'];
 const scopes = fc.subarray(SCOPES);
 const ttl = fc.option(fc.integer({ min: 1, max: 86400 }), { nil: undefined });
 const grants = (requireMax: boolean) =>
   fc.dictionary(fc.constantFrom(...INTEGRATIONS), fc.record({ max_scope: requireMax ? scopes : fc.option(scopes, { nil: undefined }), deny_scope: scopes }));
-const taskTypes = fc.dictionary(fc.constantFrom('t0', 't1'), fc.dictionary(fc.constantFrom(...INTEGRATIONS), scopes));
+const taskTypes = fc.dictionary(fc.constantFrom('t0', 'valueOf'), fc.dictionary(fc.constantFrom(...INTEGRATIONS), scopes));
 const roleArb = fc.record({ integrations: grants(true), token_ttl: ttl, task_types: taskTypes });
 
 function doc<K extends 'agent_policy' | 'role_policy'>(kind: K, body: K extends 'agent_policy' ? AgentPolicySource : RolePolicySource): PolicyDocument {
@@ -232,6 +233,10 @@ const setArb = fc
   .chain(([roles, useRoles, agent]) =>
     fc.subarray(roles.map((_, i) => `r${i}`)).map((named) => ({ roles, named: useRoles ? named : [], agent })),
   );
+
+/** The test's own lookups must not find Object.prototype's members either. */
+const ownOf = <V>(record: Readonly<Record<string, V>> | undefined, key: string): V | undefined =>
+  record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
 
 function strip<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
@@ -248,7 +253,7 @@ describe('role narrowing never widens (property)', () => {
             id: `r${i}`,
             integrations: r.integrations,
             token_ttl: r.token_ttl,
-            task_types: Object.fromEntries(Object.entries(r.task_types).map(([t, m]) => [t, Object.fromEntries(Object.entries(m).filter(([k]) => k in r.integrations))])),
+            task_types: Object.fromEntries(Object.entries(r.task_types).map(([t, m]) => [t, Object.fromEntries(Object.entries(m).filter(([k]) => Object.hasOwn(r.integrations, k)))])),
             }) as RolePolicySource,
         );
         // Without roles every integration needs its own max_scope (the schema says so).
@@ -267,19 +272,26 @@ describe('role narrowing never widens (property)', () => {
         for (const [name, integration] of Object.entries(compiled.integrations)) {
           const allowed = Object.keys(integration.allowed);
           const denied = new Set(Object.keys(integration.denied));
-          const own = agentBody.integrations?.[name];
+          const own = ownOf(agentBody.integrations, name);
           if (named.length > 0) {
-            const ceiling = new Set(namedRoles.flatMap((r) => r.integrations[name]?.max_scope ?? []));
+            const ceiling = new Set(namedRoles.flatMap((r) => ownOf(r.integrations, name)?.max_scope ?? []));
             for (const s of allowed) expect(ceiling.has(s)).toBe(true);
-            for (const r of namedRoles) for (const s of r.integrations[name]?.deny_scope ?? []) expect(denied.has(s)).toBe(true);
+            for (const r of namedRoles) for (const s of ownOf(r.integrations, name)?.deny_scope ?? []) expect(denied.has(s)).toBe(true);
           }
           if (own?.max_scope !== undefined) for (const s of allowed) expect(own.max_scope).toContain(s);
           for (const s of own?.deny_scope ?? []) expect(denied.has(s)).toBe(true);
           for (const s of allowed) expect(denied.has(s)).toBe(false);
+          // Nothing is lost either (a scope called `__proto__` once vanished): exactly the narrowed ceiling.
+          const roleCeiling = new Set(namedRoles.flatMap((r) => ownOf(r.integrations, name)?.max_scope ?? []));
+          const declared = own?.max_scope ?? [...roleCeiling];
+          const expected = declared.filter((s) => (named.length === 0 || roleCeiling.has(s)) && !denied.has(s));
+          expect(allowed.sort()).toEqual([...new Set(expected)].sort());
         }
+        const reachable = new Set([...Object.keys(agentBody.integrations ?? {}), ...namedRoles.flatMap((r) => Object.keys(r.integrations))]);
+        expect(Object.keys(compiled.integrations).sort()).toEqual([...reachable].sort());
         for (const perIntegration of Object.values(compiled.task_types)) {
           for (const [name, set] of Object.entries(perIntegration)) {
-            for (const s of Object.keys(set)) expect(compiled.integrations[name]?.allowed[s]).toBe(true);
+            for (const s of Object.keys(set)) expect(ownOf(ownOf(compiled.integrations, name)?.allowed, s)).toBe(true);
           }
         }
         for (const r of namedRoles) if (r.token_ttl !== undefined) expect(compiled.token_ttl).toBeLessThanOrEqual(r.token_ttl);
