@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { authFailedEvent, policyLoadedEvent, policyRefusedEvent } from './audit/index.js';
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
-import { PdpError } from './errors/pdp-error.js';
+import { describeError, PdpError } from './errors/pdp-error.js';
 import { Decider } from './pdp/decider.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
@@ -55,13 +55,13 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
   const store = await openStore(config.store.url, {
     synchronous: config.store.synchronous,
-    onCheckpointFailure: (err) => logger.error({ err: String(err) }, 'WAL checkpoint worker failed: checkpointing inline from now on'),
+    onCheckpointFailure: (err) => logger.error({ err: describeError(err) }, 'WAL checkpoint worker failed: checkpointing inline from now on'),
     mask: config.audit.mask,
     ...(maskKey === undefined ? {} : { maskKey }),
   });
 
   const audit = (event: Parameters<Store['appendEvents']>[0][number]): void => {
-    store.appendEvents([event]).catch((err: unknown) => logger.error({ err: String(err) }, 'audit event not written'));
+    store.appendEvents([event]).catch((err: unknown) => logger.error({ err: describeError(err) }, 'audit event not written'));
   };
   const listener: ReloadListener = {
     loaded(active, previous) {
@@ -101,7 +101,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     now,
   });
   const sweep = setInterval(() => {
-    tasks.expireDue().catch((err: unknown) => logger.error({ err: String(err) }, 'task expiry sweep failed'));
+    tasks.expireDue().catch((err: unknown) => logger.error({ err: describeError(err) }, 'task expiry sweep failed'));
   }, TASK_SWEEP_MS);
   sweep.unref();
 
@@ -218,7 +218,7 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     return closing;
   };
   const onHup = (): void =>
-    void pdp.reload().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reload failed'));
+    void pdp.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload failed'));
   const onStop = (): void => void close();
   process.on('SIGHUP', onHup);
   process.once('SIGTERM', onStop);

@@ -77,3 +77,17 @@ export class PdpError extends Error {
 export function isPdpError(err: unknown): err is PdpError {
   return err instanceof PdpError;
 }
+
+/**
+ * A thrown value as one line for a log: an Error's name and message, a plain object's `code` and `message` (what
+ * a worker thread or a driver throws), never the object itself, which could carry anything (a key, a row).
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  if (typeof err === 'object' && err !== null) {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    const parts = [typeof code === 'string' ? code : undefined, typeof message === 'string' ? message : undefined].filter((p) => p !== undefined);
+    return parts.length > 0 ? parts.join(': ') : 'an error object without a message';
+  }
+  return typeof err === 'string' ? err : `a thrown ${typeof err}`;
+}

@@ -113,7 +113,10 @@ export class TokenService {
     return signAccessToken(keyRing, claims);
   }
 
-  /** RFC 7662. Unknown, unverifiable, expired, revoked and task-closed tokens are all just `{ active: false }`. */
+  /**
+   * RFC 7662. Unknown, unverifiable, expired, revoked and task-closed tokens are all just `{ active: false }`, and so
+   * is, to a PEP, a token issued to another caller.
+   */
   async introspect(caller: CallerConfig, token: string, traceId: string | null): Promise<IntrospectionV1> {
     const answer = await this.#introspect(caller, token, traceId);
     this.#o.observer?.tokenEvent('introspected');
@@ -126,7 +129,10 @@ export class TokenService {
     if (!claims) return { active: false };
     const record = await this.#o.store.getToken(claims.jti);
     if (!record) return { active: false };
-    let active = record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
+    // RFC 7662 §4: the server decides who may introspect what. Resource servers may introspect any token (that is
+    // what the endpoint is for); a PEP only the tokens issued to itself, so it cannot read other PEPs' grants.
+    const entitled = caller.role !== 'pep' || claims.client_id === caller.id;
+    let active = entitled && record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
     if (active && record.task_id !== null) {
       // Belt and braces: closing a task revokes its tokens in the same transaction, and no token outlives its task.
       // A task that was never registered (context asserted by a trusted PEP) has nothing that closes it.

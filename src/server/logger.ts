@@ -25,5 +25,6 @@ export interface RequestLogFields {
   duration_ms: number;
   caller_id?: string;
   decision_id?: string;
+  agent_id?: string;
   trace_id?: string;
 }

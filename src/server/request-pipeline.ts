@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CallerConfig } from '../config/config-types.js';
-import { PdpError } from '../errors/pdp-error.js';
+import { isPdpError, PdpError } from '../errors/pdp-error.js';
 import { bodyMediaOf, readBody } from './body-reader.js';
 import { CallerResolver, challengeFor, type AuthFailure, type Authentication } from './caller-auth.js';
 import { errorResponse, oauthErrorResponse } from './error-writer.js';
@@ -20,7 +20,26 @@ export interface PipelineOptions {
   bodyLimitBytes: number;
   /** Told of every request refused for its credentials (after the metric is counted). */
   onAuthFailure?: (failure: AuthFailure) => void;
+  /** Told of every authenticated request refused for what it asked (`AUTHORIZATION_REFUSALS`). */
+  onRefusal?: (refusal: AuthorizationRefusal) => void;
 }
+
+/** The refusals of an authenticated caller that an audit trail must show: a PEP probing beyond its rights. */
+export const AUTHORIZATION_REFUSALS = ['forbidden_role', 'forbidden_agent', 'context_assertion_forbidden', 'decision_wrong_caller'] as const;
+export type AuthorizationRefusalCode = (typeof AUTHORIZATION_REFUSALS)[number];
+
+export interface AuthorizationRefusal {
+  code: AuthorizationRefusalCode;
+  /** The route template. */
+  route: string;
+  caller_id: string;
+  /** The agent or decision the request named, when the route had read it. */
+  agent_id?: string;
+  decision_id?: string;
+  trace_id: string | null;
+}
+
+const isAuthorizationRefusal = (code: string): code is AuthorizationRefusalCode => (AUTHORIZATION_REFUSALS as readonly string[]).includes(code);
 
 /**
  * The one HTTP request pipeline every route goes through, on node:http, in this order:
@@ -83,6 +102,16 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     } catch (err) {
       const mapped = dialect === 'oauth' ? oauthErrorResponse(err, options.logger, requestId) : errorResponse(err, options.logger, requestId);
       if (err instanceof AuthenticationError) mapped.headers['www-authenticate'] = err.challenge;
+      if (caller && isPdpError(err) && isAuthorizationRefusal(err.code)) {
+        options.onRefusal?.({
+          code: err.code,
+          route: label,
+          caller_id: caller.id,
+          ...(log.agentId ? { agent_id: log.agentId } : {}),
+          ...(log.decisionId ? { decision_id: log.decisionId } : {}),
+          trace_id: traceId,
+        });
+      }
       reply = { status: mapped.status, json: mapped.body, headers: mapped.headers };
     }
     await write(req, res, method, headers, reply, options, requestId);
@@ -97,6 +126,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       duration_ms: Math.round(seconds * 1e6) / 1e3,
       ...(caller ? { caller_id: caller.id } : {}),
       ...(log.decisionId ? { decision_id: log.decisionId } : {}),
+      ...(log.agentId ? { agent_id: log.agentId } : {}),
       ...(traceId ? { trace_id: traceId } : {}),
     };
     options.logger.info(fields, 'request');

@@ -55,8 +55,8 @@ export interface PublicContext {
   params: Readonly<Record<string, string>>;
   /** Query parameters; a repeated one is an array. */
   query: Readonly<Record<string, string | string[]>>;
-  /** What the access log line of this request names besides the basics. */
-  log: { decisionId?: string };
+  /** What the access log line (and an authorisation refusal's audit event) of this request names besides the basics. */
+  log: { decisionId?: string; agentId?: string };
 }
 
 export interface RequestContext<B> extends PublicContext {

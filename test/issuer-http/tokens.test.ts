@@ -442,6 +442,15 @@ describe('credentials and roles', () => {
   });
 });
 
+describe('who may introspect what (RFC 7662 §4)', () => {
+  it('a PEP sees only the tokens issued to itself; a resource server sees every token', async () => {
+    const { token: b } = await token();
+    expect((await introspect(t, b.access_token, KEYS.strictPep)).body).toEqual({ active: false });
+    expect((await introspect(t, b.access_token, KEYS.pep)).body).toMatchObject({ active: true, client_id: 'pep-1' });
+    expect((await introspect(t, b.access_token, KEYS.resource)).body).toMatchObject({ active: true, client_id: 'pep-1' });
+  });
+});
+
 describe('request encodings (RFC 7662 / RFC 7009 say form; JSON is accepted too)', () => {
   it.each(['/v1/introspect', '/v1/revoke'])('%s takes token= form-encoded and { token } as JSON', async (path) => {
     for (const encode of [(r: request.Test, b: object) => r.type('form').send(b), (r: request.Test, b: object) => r.send(b)]) {

@@ -15,6 +15,7 @@ export function decideRoutes(decider: Decider): Route[] {
       roles: ['pep'],
       body: { media: ['json'], parse: parseDecisionRequest },
       async handle({ caller, body, traceId, log }) {
+        log.agentId = body.agent_id;
         const response = await decider.decide(caller, body, traceId);
         log.decisionId = response.decision_id;
         return { status: 200, json: response };
