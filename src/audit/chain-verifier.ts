@@ -91,15 +91,16 @@ export class ChainVerifier {
     return this.state.kind === 'done';
   }
 
-  push(value: unknown): void {
+  /** Reads the next event; true when it was accepted (intact and in its place), false otherwise. */
+  push(value: unknown): boolean {
     const state = this.state;
-    if (state.kind === 'done') return;
+    if (state.kind === 'done') return false;
     const event = parseEvent(value);
     if (state.kind === 'looking') {
       if (typeof event !== 'string' && event.hash === state.target) {
         this.finish('reordered', state.x, `event ${state.x} appears after event ${state.found}: out of order`);
       }
-      return;
+      return false;
     }
     if (state.kind === 'pending') {
       if (typeof event !== 'string' && event.prev_hash === state.before) {
@@ -107,7 +108,7 @@ export class ChainVerifier {
       } else {
         this.finish('changed', state.x, `event ${state.x} was modified: its content does not match its hash`);
       }
-      return;
+      return false;
     }
     const x = this.expectedSeq;
     if (typeof event === 'string') return this.finish('malformed', x, `event at seq ${x}: ${event}`);
@@ -123,15 +124,16 @@ export class ChainVerifier {
       if (original >= 1 && safeHash({ ...event, seq: original }) === event.hash) return this.misplaced(event, original);
     }
     this.state = { kind: 'pending', x, before: this.prevHash };
+    return false;
   }
 
   /**
    * Events `from`..`to` were left out on purpose (a filtered export). `prevHash` is the prev_hash of event `from`
    * (so: the hash of the event before the run), `lastHash` the hash of event `to`; the next event links to it.
    */
-  skip(from: number, to: number, prevHash: string, lastHash: string): void {
+  skip(from: number, to: number, prevHash: string, lastHash: string): boolean {
     const state = this.state;
-    if (state.kind === 'done' || state.kind === 'looking') return;
+    if (state.kind === 'done' || state.kind === 'looking') return false;
     if (state.kind === 'pending') {
       return this.finish('changed', state.x, `event ${state.x} was modified: its content does not match its hash`);
     }
@@ -163,6 +165,7 @@ export class ChainVerifier {
     this.expectedSeq = to + 1;
     this.prevPrevHash = undefined;
     this.prevHash = lastHash;
+    return true;
   }
 
   end(): VerifyResult {
@@ -186,7 +189,7 @@ export class ChainVerifier {
     return (this.state as Extract<State, { kind: 'done' }>).result;
   }
 
-  private accept(event: AuditEventV1): void {
+  private accept(event: AuditEventV1): boolean {
     if (this.anchor !== undefined && event.seq === this.anchor.seq && event.hash !== this.anchor.hash) {
       const message = `event ${event.seq} does not match the anchored hash: the chain was rewritten here or earlier`;
       return this.finish('changed', event.seq, message);
@@ -195,10 +198,11 @@ export class ChainVerifier {
     this.prevHash = event.hash;
     this.expectedSeq = event.seq + 1;
     this.count++;
+    return true;
   }
 
   /** `event` is intact (it hashes under seq `original`) but does not link to the event before it. */
-  private misplaced(event: AuditEventV1, original: number): void {
+  private misplaced(event: AuditEventV1, original: number): false {
     const x = this.expectedSeq;
     const last = x - 1;
     if (this.count > 0 && event.prev_hash === this.prevPrevHash) {
@@ -207,7 +211,7 @@ export class ChainVerifier {
     }
     if (original > x) {
       this.state = { kind: 'looking', x, target: event.prev_hash, found: original };
-      return;
+      return false;
     }
     if (original < x) {
       const message = `event ${original} appears again after event ${last}: it was duplicated or inserted`;
@@ -217,13 +221,14 @@ export class ChainVerifier {
       return this.finish('changed', x, `event ${x} does not link to the start of the chain (genesis or checkpoint)`);
     }
     const message = `event ${x} records another hash for event ${last}: event ${last} was modified and re-hashed`;
-    this.finish('changed', last, message);
+    return this.finish('changed', last, message);
   }
 
-  private finish(kind: ChainBreakKind, seq: number, message: string): void {
+  private finish(kind: ChainBreakKind, seq: number, message: string): false {
     // Accepted events are contiguous from startSeq; those at or after the break's seq do not count.
     const verified = Math.min(this.count, Math.max(0, seq - this.startSeq));
     this.state = { kind: 'done', result: { ok: false, kind, seq, message, verified } };
+    return false;
   }
 }
 

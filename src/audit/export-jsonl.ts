@@ -16,32 +16,29 @@
  * last, and the SHA-256 (`digest`) of every line before it (each with its "\n"): a file cut short, or with a line
  * removed or added anywhere (header and skip lines included), fails.
  *
- * A skip line states what the chain says about the events it stands for (the exporter reads the hashes from the
- * events on either side of it); it does not prove they were intact in the store. `audit verify` on the store, or
- * on an unfiltered export, does.
+ * A filtered export is made from every event of its range: the filter is applied to each event's hashed fields
+ * (export-filter.ts), never to a column stored beside it, and an event is left out only after it was checked to
+ * match its own hash and link to the one before it; a skip line carries the hashes of the events it stands for.
+ * An event that fails either check is written whatever the filter says, so the file shows the break. A verifier
+ * of the file checks that every event in it passes the header's filter; it cannot see the events left out:
+ * `audit verify` on the store, or on an unfiltered export, shows they are intact.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
-import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import { AUDIT_EVENT_TYPES, isIsoTime } from './audit-event.js';
-import type { AuditEventType, AuditEventV1 } from './audit-event.js';
+import type { AuditEventV1 } from './audit-event.js';
 import { canonicalJson } from './canonical-json.js';
 import { ChainVerifier } from './chain-verifier.js';
 import type { VerifyOptions, VerifyResult } from './chain-verifier.js';
-import { isHash } from './hash-chain.js';
+import { matchesFilter } from './export-filter.js';
+import type { ExportFilterV1 } from './export-filter.js';
+import { isHash, matchesOwnHash } from './hash-chain.js';
+
+export type { ExportFilterV1 } from './export-filter.js';
 
 export const EXPORT_FORMAT = 'agent-pdp-audit-export';
-
-/** The filters a filtered export applied (each narrows it). Absent from the header of an unfiltered export. */
-export interface ExportFilterV1 {
-  agent_id?: string;
-  task_id?: string;
-  /** Decision events with this outcome. */
-  outcome?: RecordedOutcome;
-  types?: AuditEventType[];
-}
 
 export interface ExportHeaderV1 {
   format: typeof EXPORT_FORMAT;
@@ -82,13 +79,25 @@ export interface ExportTrailerV1 {
 
 export type ExportStart = Omit<ExportHeaderV1, 'format' | 'v'>;
 
+export interface ExportJsonlOptions {
+  /**
+   * Decides, event by event, what a filtered export (one whose `start.filter` is set) writes. With it, `events` is
+   * every event of the range: an event it rejects is left out only if it matches its own hash and links to the
+   * event before it, and a run of left-out events becomes one skip line carrying their own first `prev_hash` and
+   * last `hash`; any other event is written, so the file shows the break. Without it, `events` are the events to
+   * write and a gap in their seqs becomes a skip line bridging the hashes on either side. Default: none.
+   */
+  keep?: (event: AuditEventV1) => boolean;
+}
+
 /**
- * The lines of an export file, each ending in "\n": the header, the events (with skip lines for the gaps when the
- * header has a filter), the trailer. `events` must be in seq order, from `start.start_seq` on.
+ * The lines of an export file, each ending in "\n": the header, the events (with skip lines for the runs left out
+ * when the header has a filter), the trailer. `events` must be in seq order, from `start.start_seq` on.
  */
 export async function* exportJsonl(
   start: ExportStart,
   events: AsyncIterable<AuditEventV1> | Iterable<AuditEventV1>,
+  options: ExportJsonlOptions = {},
 ): AsyncGenerator<string> {
   const digest = createHash('sha256');
   const emit = (value: unknown): string => {
@@ -102,12 +111,28 @@ export async function* exportJsonl(
   if (start.filter !== undefined) header.filter = start.filter;
   yield emit(header);
   const filtered = start.filter !== undefined;
+  const keep = filtered ? options.keep : undefined;
   let next = start.start_seq;
   let count = 0;
+  /** The last event line. */
   let last = { seq: start.start_seq - 1, hash: start.start_prev_hash };
+  /** The last event read, written or left out. */
+  let read = last;
+  let run: ExportSkipV1['skip'] | undefined;
   for await (const event of events) {
-    // A gap in an unfiltered export is reproduced as it is: the file then fails verification, as the store would.
-    if (filtered && event.seq > next) {
+    if (keep !== undefined) {
+      const linked = event.seq === read.seq + 1 && event.prev_hash === read.hash;
+      read = { seq: event.seq, hash: event.hash };
+      if (linked && !keep(event) && matchesOwnHash(event)) {
+        run ??= { from_seq: event.seq, to_seq: event.seq, prev_hash: event.prev_hash, last_hash: event.hash };
+        run.to_seq = event.seq;
+        run.last_hash = event.hash;
+        continue;
+      }
+      if (run !== undefined) yield emit({ skip: run } satisfies ExportSkipV1);
+      run = undefined;
+    } else if (filtered && event.seq > next) {
+      // A gap in an unfiltered export is reproduced as it is: the file then fails verification, as the store would.
       const skip: ExportSkipV1 = { skip: { from_seq: next, to_seq: event.seq - 1, prev_hash: last.hash, last_hash: event.prev_hash } };
       yield emit(skip);
     }
@@ -116,6 +141,7 @@ export async function* exportJsonl(
     next = event.seq + 1;
     last = { seq: event.seq, hash: event.hash };
   }
+  // A run left out after the last event line is not declared: the file ends at its last event, as the trailer says.
   const trailer: ExportTrailerV1 = { end: { count, last_seq: last.seq, last_hash: last.hash, digest: digest.digest('hex') } };
   yield canonicalJson(trailer) + '\n';
 }
@@ -140,6 +166,9 @@ export async function verifyExportLines(
   let trailer: ExportTrailerV1['end'] | undefined;
   const digest = createHash('sha256');
   let lineNo = 0;
+  let events = 0;
+  /** The first event line the header's filter leaves out, and how many event lines came before it. */
+  let outsideFilter: { seq: number; verified: number } | undefined;
   const fail = (kind: 'malformed' | 'changed' | 'removed' | 'inserted', seq: number, message: string): ExportVerifyResult => {
     const verified = verifier?.end();
     return { ok: false, kind, seq, message, verified: verified?.ok ? verified.count : 0, ...(header ? { header } : {}) };
@@ -181,9 +210,12 @@ export async function verifyExportLines(
         return fail('malformed', 0, `line ${lineNo} ${why}`);
       }
       verifier.skip(skip.from_seq, skip.to_seq, skip.prev_hash, skip.last_hash);
-    } else {
-      verifier.push(value);
+    } else if (verifier.push(value) && header?.filter !== undefined && !matchesFilter(value as AuditEventV1, header.filter)) {
+      // Intact and in place, but the header's filter leaves it out. Reported once the rest verifies: a header
+      // edited after the export is named by the digest, which is the better account of what happened.
+      outsideFilter ??= { seq: (value as AuditEventV1).seq, verified: events };
     }
+    if (kind === 'event') events++;
     if (verifier.settled) break;
   }
   if (verifier === undefined) return fail('malformed', 0, 'empty export');
@@ -199,6 +231,11 @@ export async function verifyExportLines(
   if (options.expectedDigest !== undefined && options.expectedDigest.toLowerCase() !== trailer.digest) {
     const message = `the file's digest ${trailer.digest} is not the digest recorded at export: the file was replaced`;
     return { ok: false, kind: 'changed', seq: 0, message, verified: result.count, ...withHeader };
+  }
+  if (outsideFilter !== undefined) {
+    const { seq, verified } = outsideFilter;
+    const message = `event ${seq} does not pass the export's filter: it does not belong in this file`;
+    return { ok: false, kind: 'inserted', seq, message, verified, ...withHeader };
   }
   return { ...result, header, trailer };
 }

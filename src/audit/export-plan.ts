@@ -9,15 +9,21 @@
  *   at or after `until`. Events are sealed in commit order but stamped when they happened, so at the edges of a
  *   time range an event a few milliseconds outside it can be included: the export stays one unbroken chain.
  * - Filters (agent, task, outcome, event types) leave events of the range out; a JSON Lines export then says so
- *   in its header and accounts for them with skip lines (export-jsonl.ts).
+ *   in its header and accounts for them with skip lines (export-jsonl.ts). Every event of the range is read and
+ *   the filter is applied to the event itself (export-filter.ts), never pushed down to a store index: a column
+ *   outside the hash could be edited to drop or add an event without breaking a hash.
+ * - The events that decide where a time range starts and ends are checked against their own hash; one that fails
+ *   is taken into the range, so the export shows the break rather than moving its edge.
  *
  * The source is anything shaped like the store's read side; this folder never imports the store.
  */
 import type { AuditEventType, AuditEventV1 } from './audit-event.js';
 import { exportCsv } from './export-csv.js';
+import { matchesFilter } from './export-filter.js';
+import type { ExportFilterV1 } from './export-filter.js';
 import { exportJsonl } from './export-jsonl.js';
-import type { ExportFilterV1 } from './export-jsonl.js';
 import { exportOpa } from './export-opa.js';
+import { matchesOwnHash } from './hash-chain.js';
 import type { ChainHead } from './hash-chain.js';
 
 export const EXPORT_FORMATS = ['jsonl', 'csv', 'opa'] as const;
@@ -72,14 +78,20 @@ export interface ExportPlan {
 export async function planExport(source: ExportSource, request: ExportRequest = {}): Promise<ExportPlan> {
   const start = await source.chainStart();
   const head = await source.chainHead();
-  let from = Math.max(start.start_seq, request.from_seq ?? start.start_seq);
+  const lowest = Math.max(start.start_seq, request.from_seq ?? start.start_seq);
+  let from = lowest;
   let to = Math.min(head.seq, request.to_seq ?? head.seq);
   if (request.since !== undefined && from <= to) {
     from = (await firstSeq(source, { from_seq: from, to_seq: to, since: request.since })) ?? to + 1;
+    // The event before the range is outside it because of its time: only if that time is the one sealed.
+    if (from > lowest) {
+      const before = await firstEvent(source, { from_seq: from - 1, to_seq: from - 1 });
+      if (before !== undefined && !matchesOwnHash(before)) from = before.seq;
+    }
   }
   if (request.until !== undefined && from <= to) {
-    const stop = await firstSeq(source, { from_seq: from, to_seq: to, since: request.until });
-    if (stop !== undefined) to = stop - 1;
+    const stop = await firstEvent(source, { from_seq: from, to_seq: to, since: request.until });
+    if (stop !== undefined) to = matchesOwnHash(stop) ? stop.seq - 1 : stop.seq;
   }
   let startPrevHash = start.start_prev_hash;
   if (from > start.start_seq) {
@@ -105,7 +117,8 @@ export function exportLines(
   format: ExportFormat,
   options: ExportLinesOptions = {},
 ): AsyncGenerator<string> {
-  const events = readPlan(source, plan, format, options.onEvent);
+  const events = readRange(source, plan, options.onEvent);
+  const filter = plan.filter;
   switch (format) {
     case 'jsonl':
       return exportJsonl(
@@ -113,14 +126,16 @@ export function exportLines(
           start_seq: plan.from_seq,
           start_prev_hash: plan.start_prev_hash,
           ...(options.exported_at === undefined ? {} : { exported_at: options.exported_at }),
-          ...(plan.filter === undefined ? {} : { filter: plan.filter }),
+          ...(filter === undefined ? {} : { filter }),
         },
         events,
+        filter === undefined ? {} : { keep: (event) => matchesFilter(event, filter) },
       );
     case 'csv':
-      return exportCsv(events);
+      return exportCsv(filter === undefined ? events : only(events, filter));
     case 'opa':
-      return exportOpa(events);
+      // OPA's format has decision events only.
+      return exportOpa(only(events, { ...filter, types: filter?.types === undefined || filter.types.includes('decision') ? ['decision'] : [] }));
     default:
       throw new TypeError(`unknown export format ${String(format)}`);
   }
@@ -142,20 +157,17 @@ export async function* inChunks(lines: AsyncIterable<string>, bytes = 64 * 1024)
   if (parts.length > 0) yield parts.join('');
 }
 
-async function* readPlan(
-  source: ExportSource,
-  plan: ExportPlan,
-  format: ExportFormat,
-  onEvent: ((seq: number) => void) | undefined,
-): AsyncGenerator<AuditEventV1> {
+/** Every event of the planned range, in seq order: the filter is applied to them afterwards, never by the source. */
+async function* readRange(source: ExportSource, plan: ExportPlan, onEvent: ((seq: number) => void) | undefined): AsyncGenerator<AuditEventV1> {
   if (plan.from_seq > plan.to_seq) return;
-  const filter: ExportFilterV1 = { ...plan.filter };
-  // OPA's format has decision events only: the store leaves the others out instead of this loop.
-  if (format === 'opa') filter.types = filter.types === undefined || filter.types.includes('decision') ? ['decision'] : [];
-  for await (const event of source.iterateEvents({ from_seq: plan.from_seq, to_seq: plan.to_seq, ...filter })) {
+  for await (const event of source.iterateEvents({ from_seq: plan.from_seq, to_seq: plan.to_seq })) {
     onEvent?.(event.seq);
     yield event;
   }
+}
+
+async function* only(events: AsyncIterable<AuditEventV1>, filter: ExportFilterV1): AsyncGenerator<AuditEventV1> {
+  for await (const event of events) if (matchesFilter(event, filter)) yield event;
 }
 
 function filterOf(request: ExportRequest): ExportFilterV1 | undefined {

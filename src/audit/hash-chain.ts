@@ -66,6 +66,15 @@ export function sealEvent(head: ChainHead, event: NewAuditEvent): AuditEventV1 {
   return { ...unsealed, hash: hashEvent(unsealed) };
 }
 
+/** True when `event` hashes to its own `hash` (its content is what was sealed); false for data with no encoding. */
+export function matchesOwnHash(event: AuditEventV1): boolean {
+  try {
+    return hashEvent(event) === event.hash;
+  } catch {
+    return false;
+  }
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export function isHash(value: unknown): value is string {

@@ -47,16 +47,18 @@ export type {
   TokenUsedData,
 } from './event-payloads.js';
 export { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson } from './canonical-json.js';
-export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, sealEvent } from './hash-chain.js';
+export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, matchesOwnHash, sealEvent } from './hash-chain.js';
 export type { ChainHead, UnsealedEvent } from './hash-chain.js';
 export { ChainVerifier, verifyChain, verifyChainAsync } from './chain-verifier.js';
 export type { ChainBreakKind, VerifyOptions, VerifyResult } from './chain-verifier.js';
 export { compileMask } from './masking.js';
 export type { MaskOptions, Masker } from './masking.js';
+export { decisionOutcome, matchesFilter } from './export-filter.js';
+export type { ExportFilterV1 } from './export-filter.js';
 export { EXPORT_FORMAT, exportJsonl, verifyExportFile, verifyExportLines } from './export-jsonl.js';
 export type {
-  ExportFilterV1,
   ExportHeaderV1,
+  ExportJsonlOptions,
   ExportSkipV1,
   ExportStart,
   ExportTrailerV1,

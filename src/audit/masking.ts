@@ -12,6 +12,9 @@
  * The replacement is `"sha256:<hex>"` of the value's canonical JSON, or `"hmac-sha256:<hex>"` when a key is
  * configured. Prefer a key for low-entropy values: an SSN or a phone number has few enough possible values that
  * an unkeyed digest is reversed by trying them all.
+ *
+ * A path that would reach a decision's `result.outcome` (`result`, `**.outcome`, `*`, ...) is refused: the outcome
+ * is what the trail is kept for, and the outcome filter of exports and listings reads it from the hashed event.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
@@ -42,6 +45,9 @@ export function compileMask(paths: readonly string[], options: MaskOptions = {})
   };
 }
 
+/** Decision data as far as the outcome: a path that changes it would hide what was decided. */
+const OUTCOME_PROBE = Object.freeze({ result: Object.freeze({ outcome: 'allow' }) });
+
 function parsePath(path: string): readonly string[] {
   if (typeof path !== 'string' || path === '') throw new TypeError('mask path must be a non-empty string');
   const segments = path.split('.');
@@ -51,6 +57,9 @@ function parsePath(path: string): readonly string[] {
       throw new TypeError(`mask path ${JSON.stringify(path)}: "**" must be followed by a field name or "*"`);
     }
   });
+  if (maskAt(OUTCOME_PROBE, segments, 0, () => 'masked') !== OUTCOME_PROBE) {
+    throw new TypeError(`mask path ${JSON.stringify(path)} would mask a decision's result.outcome, which the trail must keep in clear`);
+  }
   return segments;
 }
 

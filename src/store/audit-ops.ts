@@ -1,6 +1,6 @@
 /** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify. */
 import type { Statement } from 'better-sqlite3';
-import { ChainVerifier, GENESIS_HASH, isAuditEventType } from '../audit/index.js';
+import { ChainVerifier, GENESIS_HASH, decisionOutcome, isAuditEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { eventPageSql } from './sql.js';
@@ -22,6 +22,7 @@ export async function appendEvents(ctx: StoreContext, events: readonly NewAuditE
  * Streams events in seq order by keyset pages (`seq > last`), each page read completely before it is yielded.
  * No statement stays open across an await, so the writer is never blocked by a slow consumer (better-sqlite3's
  * `.iterate()` would hold the connection busy for the whole listing). Events appended meanwhile may appear.
+ * The outcome filter reads each decision's hashed data (`result.outcome`): no column outside the hash exists.
  */
 export async function* iterateEvents(
   ctx: StoreContext,
@@ -40,7 +41,9 @@ export async function* iterateEvents(
   let after = 0;
   for (;;) {
     const rows = readPage(statement, [...params, after, PAGE_SIZE]);
-    for (const event of read(() => rows.map((row) => eventFromRow(row)))) yield event;
+    for (const event of read(() => rows.map((row) => eventFromRow(row)))) {
+      if (query.outcome === undefined || decisionOutcome(event) === query.outcome) yield event;
+    }
     const last = rows[rows.length - 1];
     if (last === undefined || rows.length < PAGE_SIZE) return;
     after = last.seq;

@@ -17,8 +17,6 @@ import { SQL } from './sql.js';
 export interface PreparedEvent {
   event: NewAuditEvent;
   dataJson: string;
-  /** Decision outcome, indexed for filtering (not part of the hashed event). */
-  outcome: string | null;
 }
 
 export class ChainWriter {
@@ -43,10 +41,10 @@ export class ChainWriter {
    * Masks and encodes `event`. TypeError for misuse; invalid_request when the data has no canonical encoding.
    * `premasked`: the data was already masked by the caller (never mask twice: a digest would be digested again).
    */
-  prepare(event: NewAuditEvent, options: { outcome?: string; premasked?: boolean } = {}): PreparedEvent {
+  prepare(event: NewAuditEvent, options: { premasked?: boolean } = {}): PreparedEvent {
     assertNewAuditEvent(event);
     const masked: NewAuditEvent = options.premasked ? event : { ...event, data: this.mask(event.data) };
-    return { event: masked, dataJson: encodeData(masked.data), outcome: options.outcome ?? null };
+    return { event: masked, dataJson: encodeData(masked.data) };
   }
 
   /** Call at the start of each transaction: reads the chain head. */
@@ -116,7 +114,6 @@ export class ChainWriter {
       prepared.dataJson,
       unsealed.prev_hash,
       hash,
-      prepared.outcome,
     );
     this.head = { seq: unsealed.seq, hash };
     this.appended++;

@@ -71,7 +71,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
       // Input and result are encoded once, for the row and the event alike.
       { input: new RawJson(inputJson), result: new RawJson(resultJson), policy_revision: decision.policy_revision },
     ),
-    { outcome: decision.outcome, premasked: true },
+    { premasked: true },
   );
   return ctx.write(() => {
     if (ctx.sql.decisionExists.get(decision.decision_id) !== undefined) {

@@ -92,6 +92,15 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: 'audit_events loses its outcome column: no column a query reads may lie outside the hashed event',
+    statements: [
+      // The outcome was stored beside the hashed event, so editing it changed what an outcome filter returned
+      // while every hash still matched. A decision's outcome is read from its hashed data (`result.outcome`).
+      'ALTER TABLE audit_events DROP COLUMN outcome',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

@@ -37,7 +37,7 @@ export const SQL = {
     WHERE jti = ? AND revoked_at IS NULL`,
 
   // audit chain
-  insertEvent: `INSERT INTO audit_events (${EVENT_COLUMNS}, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertEvent: `INSERT INTO audit_events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   selectLastEvent: 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
   selectFirstSeq: 'SELECT MIN(seq) AS seq FROM audit_events',
   selectEventHash: 'SELECT hash FROM audit_events WHERE seq = ?',
@@ -59,7 +59,8 @@ export const SQL = {
 export type EventFilter = EventQuery;
 
 /**
- * One keyset page of an event listing: `seq > ?` (the last seq seen) plus the filters, in seq order.
+ * One keyset page of an event listing: `seq > ?` (the last seq seen) plus the filters, in seq order. Every column
+ * it reads is part of the hashed event; the outcome filter is applied to the rows after reading (audit-ops.ts).
  * Parameters: the filter values in the order below, then the last seq seen, then the page size.
  */
 export function eventPageSql(filter: EventFilter): { sql: string; params: unknown[] } {
@@ -78,7 +79,8 @@ export function eventPageSql(filter: EventFilter): { sql: string; params: unknow
   if (filter.decision_id !== undefined) add('decision_id = ?', filter.decision_id);
   if (filter.jti !== undefined) add('jti = ?', filter.jti);
   if (filter.caller_id !== undefined) add('caller_id = ?', filter.caller_id);
-  if (filter.outcome !== undefined) add('outcome = ?', filter.outcome);
+  // `outcome` is not a column: iterateEvents reads it from each decision's hashed data (audit-ops.ts).
+  if (filter.outcome !== undefined) where.push("type = 'decision'");
   if (filter.types !== undefined) {
     if (filter.types.length === 0) where.push('1 = 0');
     else {

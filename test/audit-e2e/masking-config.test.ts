@@ -70,7 +70,7 @@ describe('audit config', () => {
   const CALLERS = [{ id: 'ops', role: 'admin', key_sha256: sha256Hex('config-admin') }];
   const build = (audit: object) => buildConfig({ callers: CALLERS, audit }, '/srv/agent-pdp.yaml', '/srv');
 
-  it.each(['input.task.context.ssn', 'input.*', '**.ssn', 'input.scopes.0', '**.*', 'context.customer-id'])('accepts the mask path %s', (path) => {
+  it.each(['input.task.context.ssn', 'input.*', '**.ssn', 'input.scopes.0', 'input.**.*', 'result.reasons', 'context.customer-id'])('accepts the mask path %s', (path) => {
     expect(build({ mask: [path], mask_key_file: 'mask.key' }).config.audit).toMatchObject({ mask: [path], mask_key_file: '/srv/mask.key' });
   });
 
@@ -79,6 +79,11 @@ describe('audit config', () => {
     { note: 'two ** in a row', path: '**.**.ssn', message: '"**" must be followed by a field name or "*"' },
     { note: 'an empty segment', path: 'input..ssn', message: 'must match pattern' },
     { note: 'a partial wildcard', path: 'input.ss*', message: 'must match pattern' },
+    ...['result.outcome', '**.outcome', 'result', '*', '**.*', '*.outcome'].map((path) => ({
+      note: `a path that reaches a decision's outcome (${path})`,
+      path,
+      message: "would mask a decision's result.outcome",
+    })),
   ])('refuses $note with config_invalid naming audit.mask[0]', ({ path, message }) => {
     let error: unknown;
     try {

@@ -42,6 +42,27 @@ async function tamperAndVerify(tamper: (db: Database.Database) => void) {
   return (await temp.reopen()).verifyStoredChain();
 }
 
+/** Every field of a v1 event: the hash covers all of them (and is one of them). */
+const EVENT_FIELDS = ['seq', 'v', 'time', 'type', 'decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id', 'data', 'prev_hash', 'hash'];
+
+/** A different, plausible value for each column of row 3 (the deny decision d-2). */
+const TAMPERED: Record<string, unknown> = {
+  seq: 1003,
+  v: 2,
+  time: at(999),
+  type: 'policy.loaded',
+  decision_id: 'd-forged',
+  jti: 'j-forged',
+  task_id: 't-forged',
+  agent_id: 'mallory-agent',
+  caller_id: 'mallory',
+  trace_id: 'f'.repeat(32),
+  outcome: 'allow',
+  data: '{"forged":true}',
+  prev_hash: 'e'.repeat(64),
+  hash: 'e'.repeat(64),
+};
+
 function row(db: Database.Database, seq: number): Record<string, unknown> {
   return db.prepare('SELECT * FROM audit_events WHERE seq = ?').get(seq) as Record<string, unknown>;
 }
@@ -120,6 +141,34 @@ describe('verifyStoredChain after tampering with the database file', () => {
       update.run(...columns.map((c) => a[c]), 4);
     });
     expect(result).toMatchObject({ ok: false, kind: 'reordered', seq: 3 });
+  });
+
+  it('keeps no column outside the hashed event: a query or filter can only read what the hash covers', () => {
+    const db = new Database(temp.path, { readonly: true });
+    const columns = (db.prepare('PRAGMA table_info(audit_events)').all() as Array<{ name: string }>).map((c) => c.name);
+    db.close();
+    expect(columns.sort()).toEqual([...EVENT_FIELDS].sort());
+  });
+
+  it('fails verification when any column of a row is edited, whichever it is', async () => {
+    // The deny decision d-2 at seq 3; every column the table has, whether or not this build knows it.
+    const db = new Database(temp.path);
+    const original = row(db, 3);
+    db.close();
+    const passed: string[] = [];
+    for (const column of Object.keys(original)) {
+      const value = column in TAMPERED ? TAMPERED[column] : 'tampered';
+      const result = await tamperAndVerify((raw) => {
+        raw.prepare(`UPDATE audit_events SET "${column}" = ? WHERE seq = 3`).run(value);
+      });
+      if (result.ok) passed.push(column);
+      await temp.store.close();
+      const restore = new Database(temp.path);
+      restore.prepare(`UPDATE audit_events SET "${column}" = ? WHERE seq = ?`).run(original[column], column === 'seq' ? value : 3);
+      restore.close();
+    }
+    expect(passed).toEqual([]);
+    expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: true, count: 10 });
   });
 
   it('detects a deleted tail only against a head recorded elsewhere', async () => {
