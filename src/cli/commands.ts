@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../config/config-loader.js';
+import { CALLER_ROLES } from '../config/config-types.js';
 import { sha256Hex } from '../config/dev-keys.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { RETIRED_KEY_GRACE_SECONDS } from '../issuer/key-index.js';
@@ -17,7 +19,7 @@ type Values = Record<string, string | boolean | undefined>;
 export interface Command {
   name: string;
   summary: string;
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
   run(values: Values, positionals: string[]): Promise<number>;
 }
 
@@ -77,12 +79,38 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'keys hash',
-    summary: 'print the key_sha256 of an API key for the config: keys hash KEY',
+    summary: 'print the key_sha256 of an API key for the config: keys hash KEY, or keys hash - to read it from stdin (keeps it out of shell history)',
     options: {},
     async run(_values, positionals) {
-      const key = positionals[0];
-      if (!key) throw new PdpError('invalid_request', 'usage: agent-pdp keys hash KEY');
+      const given = positionals[0];
+      if (given === undefined) throw new PdpError('invalid_request', 'usage: agent-pdp keys hash KEY (or - to read the key from stdin)');
+      const key = given === '-' ? (await readStdin()).replace(/\r?\n$/, '') : given;
+      if (key.length === 0) throw new PdpError('invalid_request', 'the key is empty');
       process.stdout.write(`${sha256Hex(key)}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'keys new',
+    summary: 'generate a caller API key and its config entry: keys new --id ID --role ROLE [--agent A ...]',
+    options: { id: { type: 'string' }, role: { type: 'string' }, agent: { type: 'string', multiple: true } },
+    async run(values) {
+      const id = str(values['id']);
+      const role = str(values['role']);
+      if (id === undefined || !/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(id)) throw new PdpError('invalid_request', 'pass --id ID (letters, digits, . _ : @ -)');
+      if (role === undefined || !(CALLER_ROLES as readonly string[]).includes(role)) {
+        throw new PdpError('invalid_request', `pass --role, one of ${CALLER_ROLES.join(', ')}`);
+      }
+      const agents = (values['agent'] as unknown as string[] | undefined) ?? [];
+      const key = `apdp_${randomBytes(32).toString('base64url')}`;
+      const entry = [
+        `  - id: ${id}`,
+        `    role: ${role}`,
+        `    key_sha256: ${sha256Hex(key)}`,
+        ...(agents.length > 0 ? [`    agents: [${agents.join(', ')}]`] : []),
+      ];
+      process.stderr.write('the key is shown once: hand it to the caller over a secure channel; only its hash goes in the config\n');
+      process.stdout.write(`key: ${key}\n\n# under callers: in the config\n${entry.join('\n')}\n`);
       return 0;
     },
   },
@@ -113,7 +141,13 @@ export const COMMANDS: Command[] = [
   ...AUDIT_COMMANDS,
 ];
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export function usage(): string {
   const lines = COMMANDS.map((c) => `  ${c.name.padEnd(14)} ${c.summary}`);
-  return `usage: agent-pdp <command> [options]\n\n${lines.join('\n')}\n`;
+  return `usage: agent-pdp <command> [options]\n       agent-pdp <command> --help\n       agent-pdp --version\n\n${lines.join('\n')}\n`;
 }
