@@ -85,7 +85,13 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       audit(policyRefusedEvent(now().toISOString(), error, current?.revision ?? null));
     },
   };
-  const engine = new PolicyEngine({ bundlePath: config.policy.bundle, policyDir: config.policy.agents, listener, now });
+  // Policy file limits and permissions (issue 13 items 5 and 10): see PolicyEngineOptions.load.
+  const load = {
+    allowInsecurePermissions: config.policy.allow_insecure_permissions,
+    maxFileBytes: config.policy.max_file_bytes,
+    maxEntriesPerFile: config.policy.max_entries_per_file,
+  };
+  const engine = new PolicyEngine({ bundlePath: config.policy.bundle, policyDir: config.policy.agents, load, listener, now });
   try {
     await engine.reload();
   } catch (err) {

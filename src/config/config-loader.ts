@@ -87,6 +87,13 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     if (env.nodeEnv === 'production') details.push({ path: 'issuer.issuer', message: 'must be https in production' });
     else warnings.push(`issuer ${issuerUrl} is plain http on a non-loopback address`);
   }
+  if (r.policy?.allow_insecure_permissions === true) {
+    if (env.nodeEnv === 'production') {
+      details.push({ path: 'policy.allow_insecure_permissions', message: 'group/other-writable policy files are refused in production: fix their permissions (chmod go-w)' });
+    } else {
+      warnings.push('policy.allow_insecure_permissions is on: policy files, folders and the bundle that other local users can write are LOADED (with a warning each). Whoever can write them can grant any agent anything.');
+    }
+  }
   const mask = r.audit?.mask ?? [];
   mask.forEach((path, i) => {
     try {
@@ -110,6 +117,9 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       agents: at(r.policy?.agents ?? 'policies'),
       watch: r.policy?.watch ?? true,
       watch_interval_ms: r.policy?.watch_interval_ms ?? 1000,
+      allow_insecure_permissions: r.policy?.allow_insecure_permissions ?? false,
+      max_file_bytes: r.policy?.max_file_bytes ?? 1048576,
+      max_entries_per_file: r.policy?.max_entries_per_file ?? 10000,
     },
     store: { url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at), synchronous: r.store?.synchronous ?? 'normal' },
     issuer: {
@@ -159,7 +169,15 @@ function deepFreeze<T>(value: T): T {
 
 interface RawConfig {
   server?: { listen?: string; body_limit_bytes?: number };
-  policy?: { bundle?: string; agents?: string; watch?: boolean; watch_interval_ms?: number };
+  policy?: {
+    bundle?: string;
+    agents?: string;
+    watch?: boolean;
+    watch_interval_ms?: number;
+    allow_insecure_permissions?: boolean;
+    max_file_bytes?: number;
+    max_entries_per_file?: number;
+  };
   store?: { url?: string; synchronous?: 'normal' | 'full' };
   issuer?: {
     issuer?: string;

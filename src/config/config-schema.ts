@@ -26,6 +26,9 @@ export const configSchema = {
         agents: { type: 'string', minLength: 1 },
         watch: { type: 'boolean' },
         watch_interval_ms: { type: 'integer', minimum: 100, maximum: 600000 },
+        allow_insecure_permissions: { type: 'boolean' },
+        max_file_bytes: { type: 'integer', minimum: 1024, maximum: 67108864 },
+        max_entries_per_file: { type: 'integer', minimum: 100, maximum: 10000000 },
       },
     },
     store: {

@@ -31,6 +31,16 @@ export interface PdpConfig {
     watch: boolean;
     /** Poll interval. Default 1000 ms. */
     watch_interval_ms: number;
+    /**
+     * Load policy files, policy folders and the bundle that group or others may write (or that sit below a folder
+     * they may write without the sticky bit), with a warning at every load, instead of refusing them. Default
+     * false; a warning at boot when true, refused with NODE_ENV=production.
+     */
+    allow_insecure_permissions: boolean;
+    /** Largest policy file; a larger one refuses the set before it is parsed. Default 1 MiB (1048576). */
+    max_file_bytes: number;
+    /** Map entries plus list items in one policy file, at every depth. Default 10,000. */
+    max_entries_per_file: number;
   };
   store: {
     url: string;

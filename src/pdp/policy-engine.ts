@@ -1,9 +1,9 @@
-import { stat, readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PdpError } from '../errors/pdp-error.js';
-import { readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
+import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
 import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
-import { loadPolicyDir } from '../policy/policy-loader.js';
+import { loadPolicyDir, type PolicyLoadOptions } from '../policy/policy-loader.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import { WasmEvaluator } from '../policy/wasm-evaluator.js';
 
@@ -24,6 +24,11 @@ export interface ReloadListener {
 export interface PolicyEngineOptions {
   bundlePath: string;
   policyDir: string;
+  /**
+   * Size and entry limits of policy files, and whether group/other-writable policy files, folders and bundle are
+   * loaded with a warning instead of refused (`policy/policy-loader.ts`). Default: the loader's limits, refused.
+   */
+  load?: PolicyLoadOptions;
   listener?: ReloadListener;
   now?: () => Date;
 }
@@ -67,9 +72,18 @@ export class PolicyEngine {
   /** Polls the bundle and the policy folder; reloads when their files change. */
   watch(intervalMs: number): void {
     this.stopWatching();
+    // One tick at a time: a tick that fired while the previous one's reload was still running saw the old
+    // signature and reloaded (or refused) the same files a second time.
+    let ticking = false;
     const tick = async (): Promise<void> => {
-      const signature = await this.#fileSignature().catch(() => '');
-      if (signature !== '' && signature !== this.#signature) await this.reload().catch(() => undefined);
+      if (ticking) return;
+      ticking = true;
+      try {
+        const signature = await this.#fileSignature().catch(() => '');
+        if (signature !== '' && signature !== this.#signature) await this.reload().catch(() => undefined);
+      } finally {
+        ticking = false;
+      }
     };
     this.#timer = setInterval(() => void tick(), intervalMs);
     this.#timer.unref();
@@ -84,10 +98,14 @@ export class PolicyEngine {
     const previous = this.#active;
     try {
       const signature = await this.#fileSignature();
-      const [bundle, policySet] = await Promise.all([
+      const load = this.#opts.load ?? {};
+      const [bundleWarnings, bundle, loaded] = await Promise.all([
+        checkBundlePermissions(this.#opts.bundlePath, load.allowInsecurePermissions ?? false),
         readBundleFile(this.#opts.bundlePath),
-        loadPolicyDir(this.#opts.policyDir),
+        loadPolicyDir(this.#opts.policyDir, load),
       ]);
+      // The bundle's accepted insecure permissions are reported with the policy set's own warnings.
+      const policySet = bundleWarnings.length === 0 ? loaded : Object.freeze({ ...loaded, warnings: Object.freeze([...bundleWarnings, ...loaded.warnings]) });
       const evaluator = await WasmEvaluator.create(
         bundle,
         policySet.data as unknown as Record<string, unknown>,
@@ -115,16 +133,20 @@ export class PolicyEngine {
     }
   }
 
+  /**
+   * What the watcher compares: time, size and mode of the bundle, of every policy file (a symbolic link by its
+   * target) and of every folder, so that fixing a refused set's permissions (`chmod go-w`) reloads it too.
+   */
   async #fileSignature(): Promise<string> {
-    const parts: string[] = [];
-    const b = await stat(this.#opts.bundlePath).catch(() => undefined);
-    parts.push(`${this.#opts.bundlePath}:${b?.mtimeMs ?? 0}:${b?.size ?? 0}`);
+    const part = async (path: string): Promise<string> => {
+      const s = await stat(path).catch(() => undefined);
+      return `${path}:${s?.mtimeMs ?? 0}:${s?.size ?? 0}:${s?.mode ?? 0}`;
+    };
+    const parts = [await part(this.#opts.bundlePath), await part(this.#opts.policyDir)];
     const entries = await readdir(this.#opts.policyDir, { recursive: true, withFileTypes: true });
     for (const entry of entries) {
-      if (!entry.isFile() || !/\.ya?ml$/.test(entry.name)) continue;
-      const path = join(entry.parentPath, entry.name);
-      const s = await stat(path).catch(() => undefined);
-      parts.push(`${path}:${s?.mtimeMs ?? 0}:${s?.size ?? 0}`);
+      const policyFile = (entry.isFile() || entry.isSymbolicLink()) && /\.ya?ml$/.test(entry.name);
+      if (policyFile || entry.isDirectory()) parts.push(await part(join(entry.parentPath, entry.name)));
     }
     return parts.sort().join('\n');
   }

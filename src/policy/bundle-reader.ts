@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { PdpError } from '../errors/pdp-error.js';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { acceptedInsecure, INSECURE_HINT, octalMode, writableAncestors, writableByOthers } from './file-permissions.js';
 import { readTarGz, TarFormatError } from './tar-reader.js';
 
 /** The entrypoint every agent-pdp bundle must export. */
@@ -28,6 +29,25 @@ export async function readBundleFile(path: string): Promise<OpaBundle> {
     throw new PdpError('bundle_missing', `cannot read the policy bundle at ${path}: run 'make bundle'`, { cause });
   }
   return parseBundle(gz, path);
+}
+
+/**
+ * The bundle decides as much as the policy files do: one that group or others may write, or that sits in a folder
+ * (or below one) they may write without the sticky bit, is refused with `bundle_invalid`; with `allowInsecure` the
+ * problems are returned as warnings instead. A bundle that cannot be found is left to {@link readBundleFile}.
+ */
+export async function checkBundlePermissions(path: string, allowInsecure: boolean): Promise<ErrorDetail[]> {
+  const real = await realpath(path).catch(() => undefined);
+  const stats = real === undefined ? undefined : await stat(real).catch(() => undefined);
+  if (real === undefined || stats === undefined) return [];
+  const problems: ErrorDetail[] = [];
+  if (await writableByOthers(real, stats)) {
+    problems.push({ path: '', file: path, message: `policy bundle writable by group or others (mode ${octalMode(stats.mode)}): ${INSECURE_HINT}` });
+  }
+  for (const above of await writableAncestors(real)) problems.push({ path: '', file: above.path, message: `${above.message}; ${INSECURE_HINT}` });
+  if (problems.length === 0) return [];
+  if (allowInsecure) return problems.map(acceptedInsecure);
+  throw new PdpError('bundle_invalid', `policy bundle ${path} is refused: ${problems[0]?.message ?? ''}`, { details: problems });
 }
 
 export function parseBundle(gz: Buffer, path = '<memory>'): OpaBundle {

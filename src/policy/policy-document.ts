@@ -11,9 +11,12 @@ export interface ParsedFile {
   warnings: ErrorDetail[];
 }
 
-/** Parses and schema-checks one policy file. Never throws: every problem becomes a located detail. */
-export function parsePolicyFile(text: string, file: string): ParsedFile {
-  const source = parseYamlSource(text, file);
+/**
+ * Parses and schema-checks one policy file. Never throws: every problem becomes a located detail. `maxEntries`
+ * bounds the document's map entries and list items (`parseYamlSource`).
+ */
+export function parsePolicyFile(text: string, file: string, maxEntries?: number): ParsedFile {
+  const source = parseYamlSource(text, file, maxEntries);
   const { errors, warnings } = source;
   if (errors.length > 0) return { errors, warnings };
   if (source.value === null || source.value === undefined) {

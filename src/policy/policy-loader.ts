@@ -1,81 +1,88 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { byLocation } from './compile-diagnostics.js';
 import { compilePolicies, compileSteps, type CompileResult } from './policy-compiler.js';
 import { parsePolicyFile } from './policy-document.js';
+import { readPolicyFiles, tooLarge } from './policy-files.js';
 import { policyRevision } from './policy-revision.js';
-import type { PolicyDocument, PolicySet } from './policy-types.js';
+import type { PolicyDocument, PolicySet, PolicySource } from './policy-types.js';
+import { DEFAULT_MAX_ENTRIES } from './yaml-source.js';
+
+export type { PolicySource } from './policy-types.js';
 
 /** Where policy files live unless the config says otherwise. */
 export const DEFAULT_POLICY_DIR = 'policies';
 
-const POLICY_FILE = /\.ya?ml$/;
-const READ_CONCURRENCY = 64;
-/** Files parsed between two turns of the event loop (about 25 ms of work). */
-const PARSE_CHUNK = 50;
+/** Bounds on what one policy file may hold, checked before it is parsed (size) or built (entries). */
+export interface PolicyLimits {
+  /** Largest policy file, in bytes. Default 1 MiB: parsing one that large holds the event loop about 0.5 s. */
+  maxFileBytes?: number;
+  /** Map entries plus list items in one file, counted at every depth. Default 10,000. */
+  maxEntriesPerFile?: number;
+}
 
-/** One policy file's text, named by its path relative to the policy directory (`/`-separated). */
-export interface PolicySource {
-  file: string;
-  text: string;
+export interface PolicyLoadOptions extends PolicyLimits {
+  /**
+   * Load files and folders that group or others may write (and folders above the directory they may write
+   * without the sticky bit), with a warning for each, instead of refusing the set. Default false.
+   */
+  allowInsecurePermissions?: boolean;
+}
+
+export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
+
+/** Files parsed between two turns of the event loop (about 25 ms of work), unless PARSE_CHUNK_BYTES come first. */
+const PARSE_CHUNK = 50;
+/** Bytes of YAML parsed between two turns of the event loop (about 0.1 s of work). */
+const PARSE_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Reads every policy file under `dir` (`policy-files.ts`: which files, symbolic links, permissions, size), then
+ * {@link buildPolicySet}. Throws `PdpError('policy_invalid')` listing every problem; nothing is half-loaded.
+ * Insecure permissions accepted with `allowInsecurePermissions` are among the set's `warnings`.
+ */
+export async function loadPolicyDir(dir: string = DEFAULT_POLICY_DIR, options: PolicyLoadOptions = {}): Promise<PolicySet> {
+  const root = resolve(dir);
+  const { sources, warnings } = await readPolicyFiles(root, {
+    maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    allowInsecurePermissions: options.allowInsecurePermissions ?? false,
+  });
+  return buildPolicySetYielding(sources, root, options, warnings);
 }
 
 /**
- * Reads every `*.yaml` / `*.yml` under `dir` (recursively; names starting with `.` are skipped), then
- * {@link buildPolicySet}. Throws `PdpError('policy_invalid')` listing every problem; nothing is half-loaded.
+ * Parses, validates and compiles policy texts; `label` names the set in the error message. Deeply frozen. The
+ * limits apply as they do to files (a text over `maxFileBytes` in UTF-8 is refused unparsed).
  */
-export async function loadPolicyDir(dir: string = DEFAULT_POLICY_DIR): Promise<PolicySet> {
-  const root = resolve(dir);
-  return buildPolicySetYielding(await readPolicySources(root), root);
-}
-
-/** Every policy file's text. policy_invalid naming the directory or the file that could not be read. */
-async function readPolicySources(root: string): Promise<PolicySource[]> {
-  let file = '';
-  try {
-    const files = await listPolicyFiles(root);
-    const sources: PolicySource[] = [];
-    // READ_CONCURRENCY reads in flight: read one at a time, 5,000 agent files spent a quarter of their load time waiting.
-    for (let i = 0; i < files.length; i += READ_CONCURRENCY) {
-      const chunk = files.slice(i, i + READ_CONCURRENCY);
-      const texts = await Promise.all(
-        chunk.map((name) =>
-          readFile(join(root, name), 'utf8').catch((cause: unknown) => {
-            file = name;
-            throw cause;
-          }),
-        ),
-      );
-      chunk.forEach((name, k) => sources.push({ file: name, text: texts[k] as string }));
-    }
-    return sources;
-  } catch (cause) {
-    const message = (cause as Error).message;
-    throw new PdpError('policy_invalid', `cannot read the policy directory ${root}: ${message}`, {
-      cause,
-      details: [{ path: '', file: file === '' ? root : file, message }],
-    });
-  }
-}
-
-/** Parses, validates and compiles policy texts; `label` names the set in the error message. Deeply frozen. */
-export function buildPolicySet(sources: readonly PolicySource[], label = '<memory>'): PolicySet {
-  const parsed = emptyParse();
+export function buildPolicySet(sources: readonly PolicySource[], label = '<memory>', limits: PolicyLimits = {}): PolicySet {
+  const parsed = emptyParse(limits);
   parseInto(parsed, sources);
   return compileParsed(parsed, sources, label, compilePolicies(parsed.documents));
 }
 
 /**
- * {@link buildPolicySet}, yielding to the event loop after every PARSE_CHUNK files parsed and at every pause of
- * {@link compileSteps}, so a server reloading a large set keeps answering meanwhile (YAML parsing alone is about
- * 0.5 ms per agent file: 100,000 agents held the event loop for 80 s). Hashing the revision and freezing the set
- * are one synchronous step after that.
+ * {@link buildPolicySet}, yielding to the event loop after every PARSE_CHUNK files or PARSE_CHUNK_BYTES of YAML
+ * parsed, whichever comes first, and at every pause of {@link compileSteps}, so a server reloading a large set
+ * keeps answering meanwhile (YAML parsing alone is about 0.5 ms per agent file: 100,000 agents held the event loop
+ * for 80 s; one file is parsed in one piece, which `maxFileBytes` bounds). Hashing the revision and freezing the
+ * set are one synchronous step after that. `warnings` (from reading the files) join the set's warnings.
  */
-export async function buildPolicySetYielding(sources: readonly PolicySource[], label = '<memory>'): Promise<PolicySet> {
-  const parsed = emptyParse();
-  for (let i = 0; i < sources.length; i += PARSE_CHUNK) {
-    parseInto(parsed, sources.slice(i, i + PARSE_CHUNK));
+export async function buildPolicySetYielding(
+  sources: readonly PolicySource[],
+  label = '<memory>',
+  limits: PolicyLimits = {},
+  warnings: readonly ErrorDetail[] = [],
+): Promise<PolicySet> {
+  const parsed = emptyParse(limits);
+  parsed.warnings.push(...warnings);
+  for (let i = 0; i < sources.length; ) {
+    let end = i;
+    for (let bytes = 0; end < sources.length && end - i < PARSE_CHUNK && bytes < PARSE_CHUNK_BYTES; end++) {
+      bytes += (sources[end] as PolicySource).text.length;
+    }
+    parseInto(parsed, sources.slice(i, end));
+    i = end;
     await turnOfTheEventLoop();
   }
   const steps = compileSteps(parsed.documents);
@@ -93,13 +100,27 @@ interface ParsedSources {
   errors: ErrorDetail[];
   warnings: ErrorDetail[];
   documents: PolicyDocument[];
+  maxFileBytes: number;
+  maxEntries: number;
 }
 
-const emptyParse = (): ParsedSources => ({ errors: [], warnings: [], documents: [] });
+const emptyParse = (limits: PolicyLimits): ParsedSources => ({
+  errors: [],
+  warnings: [],
+  documents: [],
+  maxFileBytes: limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+  maxEntries: limits.maxEntriesPerFile ?? DEFAULT_MAX_ENTRIES,
+});
 
 function parseInto(into: ParsedSources, sources: readonly PolicySource[]): void {
   for (const { file, text } of sources) {
-    const parsed = parsePolicyFile(text, file);
+    // Files over the limit never get here (policy-files.ts); in-memory texts are held to the same rule.
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > into.maxFileBytes) {
+      into.errors.push({ path: '', file, line: 1, column: 1, message: tooLarge(bytes, into.maxFileBytes) });
+      continue;
+    }
+    const parsed = parsePolicyFile(text, file, into.maxEntries);
     into.errors.push(...parsed.errors);
     into.warnings.push(...parsed.warnings);
     if (parsed.document !== undefined) into.documents.push(parsed.document);
@@ -107,7 +128,9 @@ function parseInto(into: ParsedSources, sources: readonly PolicySource[]): void 
 }
 
 function compileParsed({ errors, warnings }: ParsedSources, sources: readonly PolicySource[], label: string, compiled: CompileResult): PolicySet {
-  const files = sources.map((s) => s.file).sort();
+  const files = sources
+    .map((s) => ({ path: s.file, sha256: s.sha256 ?? createHash('sha256').update(s.text, 'utf8').digest('hex') }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   if (files.length === 0) errors.push({ path: '', message: `no policy files (*.yaml, *.yml) under ${label}` });
   errors.push(...compiled.errors);
   warnings.push(...compiled.warnings);
@@ -126,18 +149,6 @@ function compileParsed({ errors, warnings }: ParsedSources, sources: readonly Po
     warnings: warnings.sort(byLocation),
     files,
   });
-}
-
-async function listPolicyFiles(root: string, prefix = ''): Promise<string[]> {
-  const entries = await readdir(join(root, prefix), { withFileTypes: true });
-  const found: string[] = [];
-  for (const entry of entries) {
-    if (entry.name.startsWith('.')) continue;
-    const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
-    if (entry.isDirectory()) found.push(...(await listPolicyFiles(root, rel)));
-    else if ((entry.isFile() || entry.isSymbolicLink()) && POLICY_FILE.test(entry.name)) found.push(rel);
-  }
-  return found.sort();
 }
 
 /** `file:line:column path message`, the way compilers print a diagnostic. */

@@ -140,6 +140,22 @@ export interface PolicySet {
   readonly integrations: Readonly<Record<string, IntegrationInfo>>;
   /** Compile warnings (scopes dropped by a role ceiling, ...), each with file, line, column and path. */
   readonly warnings: readonly ErrorDetail[];
-  /** Policy files read, relative to the policy directory, sorted. */
-  readonly files: readonly string[];
+  /** The policy files this set was built from, sorted by path: what an audit needs to tell which bytes were in force. */
+  readonly files: readonly PolicyFile[];
+}
+
+/** One policy file of a loaded set. */
+export interface PolicyFile {
+  /** Relative to the policy directory, `/`-separated (a symbolic link is named by its own path). */
+  readonly path: string;
+  /** Lowercase hex SHA-256 of the bytes that were parsed. */
+  readonly sha256: string;
+}
+
+/** One policy file's text, named by its path relative to the policy directory (`/`-separated). */
+export interface PolicySource {
+  file: string;
+  text: string;
+  /** SHA-256 of the file's bytes; computed from `text` (UTF-8) when absent. */
+  sha256?: string;
 }

@@ -6,6 +6,7 @@ import {
   isSeq,
   LineCounter,
   parseDocument,
+  visit,
   type Document,
   type Node,
   type YAMLError,
@@ -24,10 +25,18 @@ export interface YamlSource {
   locate(path: readonly PathSegment[], key?: boolean): SourceLocation;
 }
 
-/** Aliases may not expand a small file into a huge value. */
+/** Aliases may not expand a small file into a huge value (the `yaml` package's count of resolved aliases). */
 const MAX_ALIAS_COUNT = 100;
 
-export function parseYamlSource(text: string, file: string): YamlSource {
+/** Default of {@link parseYamlSource}'s `maxEntries`. */
+export const DEFAULT_MAX_ENTRIES = 10_000;
+
+/**
+ * `maxEntries` bounds the map entries plus list items of the document, counted at every depth before anything
+ * is built from them (an alias counts once; expanding aliases is bounded separately). Default
+ * {@link DEFAULT_MAX_ENTRIES}.
+ */
+export function parseYamlSource(text: string, file: string, maxEntries = DEFAULT_MAX_ENTRIES): YamlSource {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number): SourceLocation => {
@@ -39,12 +48,29 @@ export function parseYamlSource(text: string, file: string): YamlSource {
   const warnings = doc.warnings.map(detail);
   const locate = (path: readonly PathSegment[], key = false): SourceLocation => at(offsetOf(doc, path, key));
   if (errors.length > 0) return { value: undefined, errors, warnings, locate };
+  const entries = countEntries(doc, maxEntries);
+  if (entries > maxEntries) {
+    const message = `holds more than ${maxEntries} map entries and list items (policy.max_entries_per_file): not loaded`;
+    return { value: undefined, errors: [{ file, line: 1, column: 1, path: '', message }], warnings, locate };
+  }
   try {
     return { value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), errors, warnings, locate };
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     return { value: undefined, errors: [{ file, line: 1, column: 1, path: '', message }], warnings, locate };
   }
+}
+
+/** Map entries plus list items at every depth; stops counting once past `max`. */
+function countEntries(doc: Document, max: number): number {
+  let count = 0;
+  visit(doc, {
+    Collection(_key, node) {
+      count += node.items.length;
+      return count > max ? visit.BREAK : undefined;
+    },
+  });
+  return count;
 }
 
 /** Start offset of the node at `path` (or of its key), else of the deepest ancestor found; 0 for an empty file. */

@@ -136,7 +136,15 @@ describe('defaults, freezing and paths', () => {
     expect(config).toEqual({
       source: join(BASE_DIR, 'agent-pdp.yaml'),
       server: { host: '127.0.0.1', port: 8181, body_limit_bytes: 65536 },
-      policy: { bundle: join(BASE_DIR, 'opa-bundle/bundle.tar.gz'), agents: join(BASE_DIR, 'policies'), watch: true, watch_interval_ms: 1000 },
+      policy: {
+        bundle: join(BASE_DIR, 'opa-bundle/bundle.tar.gz'),
+        agents: join(BASE_DIR, 'policies'),
+        watch: true,
+        watch_interval_ms: 1000,
+        allow_insecure_permissions: false,
+        max_file_bytes: 1048576,
+        max_entries_per_file: 10000,
+      },
       store: { url: `sqlite:${join(BASE_DIR, 'data/agent-pdp.db')}`, synchronous: 'normal' },
       issuer: { issuer: 'http://127.0.0.1:8181', keys: join(BASE_DIR, 'data/keys'), alg: 'EdDSA', redeem_window_seconds: 60, max_token_ttl_seconds: 3600, audiences: {} },
       tasks: { default_ttl_seconds: 3600, max_ttl_seconds: 86400 },

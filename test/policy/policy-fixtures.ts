@@ -22,13 +22,16 @@ afterAll(async () => {
   await Promise.all(created.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-/** Writes `files` (relative path → text) into a fresh temp dir, removed after the test file. */
+/**
+ * Writes `files` (relative path → text) into a fresh temp dir, removed after the test file. Folders 0755 and files
+ * 0644 whatever the umask, since the loader refuses group-writable ones (a umask of 002 would make them so).
+ */
 export async function policyDir(files: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'agent-pdp-policy-'));
   created.push(dir);
   for (const [file, text] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, file)), { recursive: true });
-    await writeFile(join(dir, file), text);
+    await mkdir(dirname(join(dir, file)), { recursive: true, mode: 0o755 });
+    await writeFile(join(dir, file), text, { mode: 0o644 });
   }
   return dir;
 }

@@ -60,7 +60,7 @@ describe('loadPolicyDir: valid sets', () => {
     const set = await loadPolicyDir('policies');
     expect(set.warnings).toEqual([]);
     expect(set.agents).toEqual(['code-review-agent', 'feedback-workflow', 'mailbox-summarizer', 'support-resolver']);
-    expect(set.files).toContain('roles/support-agent.yaml');
+    expect(set.files.map((f) => f.path)).toContain('roles/support-agent.yaml');
     expect(set.integrations['github']).toEqual({ audience: 'https://api.github.com' });
     expect(set.revision).toMatch(/^[0-9a-f]{16}$/);
     // The worked example of docs/policy-authoring.md.
@@ -122,7 +122,7 @@ describe('loadPolicyDir: valid sets', () => {
       '.hidden.yaml': 'not: [valid',
       '.git/config.yaml': 'not: [valid',
     });
-    expect((await loadPolicyDir(dir)).files).toEqual(['agents/deep/one.yml']);
+    expect((await loadPolicyDir(dir)).files.map((f) => f.path)).toEqual(['agents/deep/one.yml']);
   });
 });
 
