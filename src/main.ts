@@ -58,6 +58,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     onCheckpointFailure: (err) => logger.error({ err: describeError(err) }, 'WAL checkpoint worker failed: checkpointing inline from now on'),
     mask: config.audit.mask,
     ...(maskKey === undefined ? {} : { maskKey }),
+    onWarning: (message) => logger.warn(message), // store file permissions (issue 13 item 6)
   });
 
   const audit = (event: Parameters<Store['appendEvents']>[0][number]): void => {
@@ -104,6 +105,9 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     store,
     defaultTtlSeconds: config.tasks.default_ttl_seconds,
     maxTtlSeconds: config.tasks.max_ttl_seconds,
+    // Tasks read by callers show the context masked as the audit trail does (issue 13 item 6).
+    mask: config.audit.mask,
+    ...(maskKey === undefined ? {} : { maskKey }),
     now,
   });
   const sweep = setInterval(() => {

@@ -1,6 +1,7 @@
 /**
  * `openStore(url)`: the one entry point `main` uses.
- *   sqlite:<path>      a file (relative paths resolve against the working directory; the folder is created)
+ *   sqlite:<path>      a file (relative paths resolve against the working directory; the folder is created 0700,
+ *                      the files 0600; a folder others may write is refused: `sqlite-connection.ts`, "Privacy")
  *   sqlite::memory:    a private in-memory database (tests, demos; gone at close)
  * A PostgreSQL store for several PDP replicas will answer `postgres://` here.
  */

@@ -6,8 +6,14 @@
  * lost (the WAL is synced at checkpoints, not at each commit); the database is never corrupted either way.
  * With `synchronous = FULL` the WAL is synced at every commit, so a commit also survives a power loss; group
  * commit pays that sync once per batch, not once per request.
+ *
+ * Privacy: the file holds task contexts unmasked (the PDP decides on them) and every decision. It is created 0600
+ * before SQLite opens it, so SQLite gives its -wal and -shm the same mode; an existing file, -wal or -shm that
+ * group or others may read is narrowed to 0600 (with a warning). A folder the store creates is 0700. An existing
+ * folder that group or others may write is refused (they could replace the file, or create its -wal first); one
+ * they may only read or list is accepted with a warning, since the files in it are private.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PdpError } from '../errors/pdp-error.js';
@@ -20,6 +26,8 @@ export interface SqliteOpenOptions {
   synchronous?: SqliteSynchronous;
   /** How long a write waits for a lock held by another connection. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** Told of permissions the store accepted or narrowed (see "Privacy" above). Default `process.emitWarning`. */
+  onWarning?: (message: string) => void;
 }
 
 export const MEMORY_PATH = ':memory:';
@@ -30,7 +38,7 @@ export function openSqlite(path: string, options: SqliteOpenOptions = {}): Datab
   if (synchronous !== 'normal' && synchronous !== 'full') throw new TypeError(`unknown synchronous: ${synchronous}`);
   let db: Database.Database | undefined;
   try {
-    if (path !== MEMORY_PATH) mkdirSync(dirname(path), { recursive: true });
+    if (path !== MEMORY_PATH) preparePrivateFiles(path, options.onWarning ?? ((message) => process.emitWarning(message, 'AgentPdpStoreWarning')));
     db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (path !== MEMORY_PATH && mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, not wal`);
@@ -39,7 +47,31 @@ export function openSqlite(path: string, options: SqliteOpenOptions = {}): Datab
     return db;
   } catch (error) {
     db?.close();
+    if (error instanceof PdpError) throw error;
     throw new PdpError('store_unavailable', `cannot open the SQLite store at ${path}`, { cause: error });
+  }
+}
+
+const GROUP_OTHER_WRITE = 0o022;
+const GROUP_OTHER_ANY = 0o077;
+const octal = (mode: number): string => `0${(mode & 0o7777).toString(8)}`;
+
+/** See "Privacy" above. store_unavailable for a folder others may write. */
+function preparePrivateFiles(path: string, warn: (message: string) => void): void {
+  const dir = dirname(path);
+  const folder = statSync(dir, { throwIfNoEntry: false });
+  if (folder === undefined) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  else if ((folder.mode & GROUP_OTHER_WRITE) !== 0) {
+    throw new PdpError('store_unavailable', `the store folder ${dir} is writable by group or others (mode ${octal(folder.mode)}): they could replace the database; use a folder only this user can write (chmod 700 ${dir})`);
+  } else if ((folder.mode & GROUP_OTHER_ANY) !== 0) {
+    warn(`the store folder ${dir} can be listed by group or others (mode ${octal(folder.mode)}); the database files in it are private (0600), but chmod 700 ${dir} hides even their names`);
+  }
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    const stats = statSync(file, { throwIfNoEntry: false });
+    if (stats === undefined || (stats.mode & GROUP_OTHER_ANY) === 0) continue;
+    chmodSync(file, 0o600);
+    warn(`${file} was readable by group or others (mode ${octal(stats.mode)}): narrowed to 0600`);
   }
 }
 

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -94,5 +94,67 @@ describe('openStore', () => {
     await expect(store.appendEvents([{ ...loaded(1), data: { n: Number.NaN } }])).rejects.toMatchObject({ code: 'invalid_request' });
     expect(store.stats().transactions).toBe(0);
     await store.close();
+  });
+});
+
+const modeOf = (path: string): string => (statSync(path).mode & 0o7777).toString(8);
+
+describe('the store files are private (issue 13, item 6)', () => {
+  it('creates its folders 0700 and its files 0600, -wal and -shm included', async () => {
+    const path = join(dir, 'private', 'nested', 'pdp.db');
+    const warnings: string[] = [];
+    const store = await openStore(`sqlite:${path}`, { onWarning: (m) => warnings.push(m) });
+    await store.appendEvents([loaded(1)]);
+    expect([modeOf(join(dir, 'private')), modeOf(join(dir, 'private', 'nested'))]).toEqual(['700', '700']);
+    expect([path, `${path}-wal`, `${path}-shm`].map(modeOf)).toEqual(['600', '600', '600']);
+    await store.close();
+    expect(warnings).toEqual([]);
+  });
+
+  it('narrows an existing database and -wal that others may read to 0600, saying so', async () => {
+    const folder = join(dir, 'older');
+    mkdirSync(folder, { mode: 0o700 });
+    const path = join(folder, 'pdp.db');
+    const first = await openStore(`sqlite:${path}`);
+    await first.appendEvents([loaded(1)]);
+    await first.close();
+    chmodSync(path, 0o644);
+    writeFileSync(`${path}-wal`, '');
+    chmodSync(`${path}-wal`, 0o644);
+    const warnings: string[] = [];
+    const store = await openStore(`sqlite:${path}`, { onWarning: (m) => warnings.push(m) });
+    expect([path, `${path}-wal`].map(modeOf)).toEqual(['600', '600']);
+    expect(warnings).toEqual([
+      `${path} was readable by group or others (mode 0644): narrowed to 0600`,
+      `${path}-wal was readable by group or others (mode 0644): narrowed to 0600`,
+    ]);
+    await store.close();
+  });
+
+  it.each([
+    { note: '0777', mode: 0o777 },
+    { note: '1777, sticky: others could still create its -wal first', mode: 0o1777 },
+    { note: '0770', mode: 0o770 },
+  ])('refuses an existing folder others may write ($note), creating nothing in it', async ({ mode }) => {
+    const folder = join(dir, `shared-${mode.toString(8)}`);
+    mkdirSync(folder);
+    chmodSync(folder, mode);
+    const path = join(folder, 'pdp.db');
+    await expect(openStore(`sqlite:${path}`)).rejects.toMatchObject({
+      code: 'store_unavailable',
+      message: expect.stringMatching(new RegExp(`^the store folder ${folder} is writable by group or others \\(mode 0${mode.toString(8)}\\)`)),
+    });
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('accepts an existing folder others may only list, with a warning', async () => {
+    const folder = join(dir, 'listable');
+    mkdirSync(folder);
+    chmodSync(folder, 0o755);
+    const warnings: string[] = [];
+    const store = await openStore(`sqlite:${join(folder, 'pdp.db')}`, { onWarning: (m) => warnings.push(m) });
+    await store.close();
+    expect(warnings).toEqual([expect.stringMatching(/^the store folder .*listable can be listed by group or others \(mode 0755\)/)]);
+    expect(modeOf(join(folder, 'pdp.db'))).toBe('600');
   });
 });
