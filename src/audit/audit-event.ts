@@ -14,9 +14,21 @@ export const AUDIT_EVENT_TYPES = {
   'policy.loaded': 'a policy bundle was loaded and became the active revision',
   'policy.refused': 'a policy bundle was refused; the previous revision stays active',
   'auth.failed': 'a caller failed authentication',
+  'audit.pruned': 'events older than a cut were deleted from the start of the chain, behind a checkpoint',
 } as const satisfies Record<string, string>;
 
 export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;
+
+/**
+ * Events about the trail itself. The store alone writes them (never through `appendEvents`), never masks them (they
+ * hold seqs, hashes and times, nothing about anyone), and a filtered JSON Lines export always keeps them: the
+ * verifier checks the chain against them.
+ */
+export const TRAIL_EVENT_TYPES: readonly AuditEventType[] = Object.freeze(['audit.pruned']);
+
+export function isTrailEventType(type: string): boolean {
+  return (TRAIL_EVENT_TYPES as readonly string[]).includes(type);
+}
 
 /** The only event version this build writes and verifies. */
 export const AUDIT_EVENT_VERSION = 1;

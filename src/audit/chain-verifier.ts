@@ -17,11 +17,19 @@
  * Hash chains detect tampering; they do not authenticate. Whoever can rewrite an event and every event after it
  * (or append forged events at the end) produces a valid chain. Anchor the head outside the store (`expectedLast`)
  * to detect that.
+ *
+ * A chain that starts at a pruning checkpoint (`checkpoint`) must carry the audit.pruned event that records it:
+ * without one, the events before the start were deleted by hand and a checkpoint row forged to cover it. An anchor
+ * before the chain's start is checked against what the chain records about that seq (the checkpoint itself, or
+ * an audit.pruned event naming it); when nothing does, it cannot be checked, and the result says so instead of
+ * passing.
  */
 import { AUDIT_ID_FIELDS, isIsoTime } from './audit-event.js';
 import type { AuditEventV1 } from './audit-event.js';
 import { GENESIS_HASH, hashEvent, isHash } from './hash-chain.js';
 import type { ChainHead } from './hash-chain.js';
+import { checkpointMismatch, parsePrunedData } from './trail-events.js';
+import type { PruneCheckpoint } from './trail-events.js';
 
 export type ChainBreakKind = 'changed' | 'removed' | 'inserted' | 'reordered' | 'malformed';
 
@@ -34,6 +42,8 @@ export type VerifyResult =
       last_seq: number;
       /** hash of the last event (startPrevHash when there are none): record it to anchor later verifications. */
       last_hash: string;
+      /** With `checkpoint`: seq of the audit.pruned event that records it. */
+      pruned_by?: number;
     }
   | {
       ok: false;
@@ -50,7 +60,17 @@ export interface VerifyOptions {
   startSeq?: number;
   /** prev_hash the first event must have. Default GENESIS_HASH; after pruning, the checkpoint's last_pruned_hash. */
   startPrevHash?: string;
-  /** A head recorded earlier and kept outside the store: the chain must contain exactly this event. Default none. */
+  /**
+   * The pruning checkpoint the chain starts from: an audit.pruned event in the chain must record it (seq, hash,
+   * time, count). Sets the default startSeq and startPrevHash. Default none: the chain starts at genesis, or it is
+   * a range (an export) that claims nothing about what came before it.
+   */
+  checkpoint?: PruneCheckpoint;
+  /**
+   * A head recorded earlier and kept outside the store: the chain must contain exactly this event. A head before
+   * the chain's start must match what the chain records about it (its checkpoint, an audit.pruned event), or the
+   * verification fails: it cannot be checked. Default none.
+   */
   expectedLast?: ChainHead;
 }
 
@@ -74,16 +94,28 @@ export class ChainVerifier {
   private state: State = { kind: 'scanning' };
   private readonly anchor: ChainHead | undefined;
   private readonly startSeq: number;
+  private readonly startPrevHash: string;
+  private readonly checkpoint: PruneCheckpoint | undefined;
+  /** seq of the audit.pruned event that records `checkpoint`. */
+  private prunedBy: number | undefined;
+  /** The hash the chain records for an anchor before its start (an audit.pruned event naming that seq). */
+  private witness: string | undefined;
 
   constructor(options: VerifyOptions = {}) {
-    const startSeq = options.startSeq ?? 1;
-    const startPrevHash = options.startPrevHash ?? GENESIS_HASH;
+    const checkpoint = options.checkpoint;
+    const startSeq = options.startSeq ?? (checkpoint === undefined ? 1 : checkpoint.last_pruned_seq + 1);
+    const startPrevHash = options.startPrevHash ?? checkpoint?.last_pruned_hash ?? GENESIS_HASH;
     if (!Number.isSafeInteger(startSeq) || startSeq < 1) throw new TypeError('startSeq must be an integer >= 1');
     if (!isHash(startPrevHash)) throw new TypeError('startPrevHash must be 64 lowercase hex characters');
+    if (checkpoint !== undefined && (startSeq !== checkpoint.last_pruned_seq + 1 || startPrevHash !== checkpoint.last_pruned_hash)) {
+      throw new TypeError('startSeq and startPrevHash must be those of the checkpoint');
+    }
     this.expectedSeq = startSeq;
     this.startSeq = startSeq;
+    this.startPrevHash = startPrevHash;
     this.prevHash = startPrevHash;
     this.anchor = options.expectedLast;
+    this.checkpoint = checkpoint;
   }
 
   /** True once further events cannot change the result. */
@@ -178,15 +210,40 @@ export class ChainVerifier {
       this.finish('removed', state.x, `${which} missing: event ${state.found} links to an event not in the chain`);
     } else if (state.kind === 'scanning') {
       const lastSeq = this.expectedSeq - 1;
-      if (this.anchor !== undefined && lastSeq < this.anchor.seq) {
-        const message = `the chain ends at seq ${lastSeq}, before the anchored head at seq ${this.anchor.seq}`;
+      const anchor = this.anchor;
+      const checkpoint = this.checkpoint;
+      if (anchor !== undefined && lastSeq < anchor.seq) {
+        const message = `the chain ends at seq ${lastSeq}, before the anchored head at seq ${anchor.seq}`;
         this.finish('removed', this.expectedSeq, message);
-      } else {
+      } else if (checkpoint !== undefined && this.prunedBy === undefined) {
+        const n = checkpoint.last_pruned_seq;
+        const message = `the chain starts after a checkpoint at seq ${n} that no audit.pruned event records: events up to ${n} were deleted outside \`audit prune\``;
+        this.finish('removed', n, message);
+      } else if (anchor !== undefined && anchor.seq < this.startSeq) {
+        this.anchorBeforeStart(anchor);
+      }
+      if (this.state.kind !== 'done') {
         const result: VerifyResult = { ok: true, count: this.count, last_seq: lastSeq, last_hash: this.prevHash };
+        if (this.prunedBy !== undefined) result.pruned_by = this.prunedBy;
         this.state = { kind: 'done', result };
       }
     }
     return (this.state as Extract<State, { kind: 'done' }>).result;
+  }
+
+  /** An anchor before the first seq: checked against the start (checkpoint) or an audit.pruned event, or refused. */
+  private anchorBeforeStart(anchor: ChainHead): void {
+    const recorded = anchor.seq === this.startSeq - 1 ? this.startPrevHash : this.witness;
+    if (recorded === undefined) {
+      const message =
+        `the anchored event ${anchor.seq} is before the start of this chain (seq ${this.startSeq}) and nothing in it ` +
+        'records that event\'s hash: it was pruned or removed, so the head cannot be checked here; check it against ' +
+        'the export archived before the prune';
+      this.finish('removed', anchor.seq, message);
+    } else if (recorded !== anchor.hash) {
+      const message = `event ${anchor.seq} does not match the anchored hash (as the chain's start or an audit.pruned event records it): the chain was rewritten here or earlier`;
+      this.finish('changed', anchor.seq, message);
+    }
   }
 
   private accept(event: AuditEventV1): boolean {
@@ -198,6 +255,27 @@ export class ChainVerifier {
     this.prevHash = event.hash;
     this.expectedSeq = event.seq + 1;
     this.count++;
+    if (event.type === 'audit.pruned') return this.pruned(event);
+    return true;
+  }
+
+  /** An intact audit.pruned event: it may record the checkpoint the chain starts from, or an anchor's hash. */
+  private pruned(event: AuditEventV1): boolean {
+    const data = parsePrunedData(event.data);
+    if (typeof data === 'string') return this.finish('malformed', event.seq, `audit.pruned event ${event.seq}: ${data}`);
+    if (data.to_seq >= event.seq) {
+      return this.finish('malformed', event.seq, `audit.pruned event ${event.seq} names events up to ${data.to_seq}, not before it`);
+    }
+    if (this.anchor !== undefined && data.to_seq === this.anchor.seq) this.witness = data.last_hash;
+    const checkpoint = this.checkpoint;
+    if (checkpoint !== undefined && this.prunedBy === undefined && data.to_seq === checkpoint.last_pruned_seq) {
+      const mismatch = checkpointMismatch(checkpoint, data, event.time);
+      if (mismatch !== undefined) {
+        const message = `the checkpoint the chain starts from does not match the audit.pruned event at seq ${event.seq}: ${mismatch}`;
+        return this.finish('changed', checkpoint.last_pruned_seq, message);
+      }
+      this.prunedBy = event.seq;
+    }
     return true;
   }
 

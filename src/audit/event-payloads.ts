@@ -1,8 +1,8 @@
 /**
  * What each audit event type records: its payload (`data`), the ids it carries, and one builder per type that
- * produces the event a writer appends (`NewAuditEvent`). The store builds the first six inside its transactions;
- * `main` builds the last three and hands them to `Store.appendEvents`. Builders neither mask nor encode: the store
- * does both, once.
+ * produces the event a writer appends (`NewAuditEvent`). The store builds the first six, and the trail's own
+ * events (`audit.*`), inside its transactions; `main` builds policy.* and auth.failed and hands them to
+ * `Store.appendEvents`. Builders neither mask nor encode: the store does both, once.
  *
  * Documented member by member in docs/audit-events.md ("Event payloads"); test/audit/event-payloads.test.ts parses
  * that page and fails when it and these builders (or the events a real store writes) disagree. Change both together.
@@ -120,6 +120,22 @@ export interface AuthFailedData {
   ip: string | null;
 }
 
+/**
+ * What a prune deleted: events from_seq..to_seq, the start of the chain. The store's checkpoint (to_seq, last_hash)
+ * is what the chain continues from; this event, appended in the same transaction, is what makes that checkpoint
+ * verifiable: a chain that starts at a checkpoint no audit.pruned event records had its start cut off by hand.
+ */
+export interface AuditPrunedData {
+  /** The first event deleted (the chain's start before the prune). */
+  from_seq: number;
+  /** The last event deleted: the checkpoint's seq. The chain continues at to_seq + 1. */
+  to_seq: number;
+  /** The hash of event to_seq: the checkpoint's hash, the prev_hash of event to_seq + 1. */
+  last_hash: string;
+  /** The cut asked for: events before the first one at or after it were deleted. */
+  before: string;
+}
+
 /** The payload of each event type. */
 export interface AuditEventData {
   decision: DecisionEventData;
@@ -131,6 +147,7 @@ export interface AuditEventData {
   'policy.loaded': PolicyLoadedData;
   'policy.refused': PolicyRefusedData;
   'auth.failed': AuthFailedData;
+  'audit.pruned': AuditPrunedData;
 }
 
 // Compile-time: a payload for every event type and no payload without a type (AUDIT_EVENT_TYPES is the one list).
@@ -255,6 +272,15 @@ export function authFailedEvent(
     route: clip(failure.route, AUTH_FAILED_ROUTE_MAX),
     ip: failure.ip == null ? null : clip(failure.ip, AUTH_FAILED_IP_MAX),
   });
+}
+
+/** The event a prune appends after deleting events from_seq..to_seq (the store writes it; `time` is the prune's). */
+export function auditPrunedEvent(time: string, data: AuditPrunedData): AuditEventOf<'audit.pruned'> {
+  const { from_seq: from, to_seq: to } = data;
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to < from) {
+    throw new TypeError('audit.pruned from_seq..to_seq must be a range of seqs');
+  }
+  return event('audit.pruned', time, {}, { from_seq: from, to_seq: to, last_hash: data.last_hash, before: data.before });
 }
 
 function event<T extends AuditEventType>(

@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
-import { AUDIT_EVENT_TYPES, isIsoTime } from './audit-event.js';
+import { AUDIT_EVENT_TYPES, isIsoTime, isTrailEventType } from './audit-event.js';
 import type { AuditEventV1 } from './audit-event.js';
 import { canonicalJson } from './canonical-json.js';
 import { ChainVerifier } from './chain-verifier.js';
@@ -210,7 +210,7 @@ export async function verifyExportLines(
         return fail('malformed', 0, `line ${lineNo} ${why}`);
       }
       verifier.skip(skip.from_seq, skip.to_seq, skip.prev_hash, skip.last_hash);
-    } else if (verifier.push(value) && header?.filter !== undefined && !matchesFilter(value as AuditEventV1, header.filter)) {
+    } else if (verifier.push(value) && header?.filter !== undefined && !keptByFilter(value as AuditEventV1, header.filter)) {
       // Intact and in place, but the header's filter leaves it out. Reported once the rest verifies: a header
       // edited after the export is named by the digest, which is the better account of what happened.
       outsideFilter ??= { seq: (value as AuditEventV1).seq, verified: events };
@@ -277,6 +277,11 @@ function compareTrailer(result: Extract<VerifyResult, { ok: true }>, end: Export
     return { ok: false, kind: 'changed', seq: 0, message };
   }
   return undefined;
+}
+
+/** What a filtered export holds: the events its filter passes, and the trail's own events, always. */
+function keptByFilter(event: AuditEventV1, filter: ExportFilterV1): boolean {
+  return matchesFilter(event, filter) || isTrailEventType(event.type);
 }
 
 function lineKind(value: unknown): 'end' | 'skip' | 'event' {

@@ -17,6 +17,7 @@
  *
  * The source is anything shaped like the store's read side; this folder never imports the store.
  */
+import { isTrailEventType } from './audit-event.js';
 import type { AuditEventType, AuditEventV1 } from './audit-event.js';
 import { exportCsv } from './export-csv.js';
 import { matchesFilter } from './export-filter.js';
@@ -129,7 +130,8 @@ export function exportLines(
           ...(filter === undefined ? {} : { filter }),
         },
         events,
-        filter === undefined ? {} : { keep: (event) => matchesFilter(event, filter) },
+        // The trail's own events are kept whatever the filter: a reader verifies the chain against them.
+        filter === undefined ? {} : { keep: (event) => matchesFilter(event, filter) || isTrailEventType(event.type) },
       );
     case 'csv':
       return exportCsv(filter === undefined ? events : only(events, filter));

@@ -3,9 +3,11 @@ export {
   AUDIT_EVENT_TYPES,
   AUDIT_EVENT_VERSION,
   AUDIT_ID_FIELDS,
+  TRAIL_EVENT_TYPES,
   assertNewAuditEvent,
   isAuditEventType,
   isIsoTime,
+  isTrailEventType,
 } from './audit-event.js';
 export type { AuditEventType, AuditEventV1, AuditIds, NewAuditEvent } from './audit-event.js';
 export {
@@ -16,6 +18,7 @@ export {
   TASK_CLOSE_STATUSES,
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
+  auditPrunedEvent,
   authFailedEvent,
   decisionEvent,
   policyLoadedEvent,
@@ -29,6 +32,7 @@ export {
 export type {
   AuditEventData,
   AuditEventOf,
+  AuditPrunedData,
   AuthFailedData,
   AuthFailureReason,
   DecisionEventData,
@@ -50,6 +54,7 @@ export { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson } from './canonic
 export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, matchesOwnHash, sealEvent } from './hash-chain.js';
 export type { ChainHead, UnsealedEvent } from './hash-chain.js';
 export { ChainVerifier, verifyChain, verifyChainAsync } from './chain-verifier.js';
+export type { PruneCheckpoint } from './trail-events.js';
 export type { ChainBreakKind, VerifyOptions, VerifyResult } from './chain-verifier.js';
 export { compileMask } from './masking.js';
 export type { MaskOptions, Masker } from './masking.js';

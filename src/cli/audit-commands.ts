@@ -58,7 +58,8 @@ export const AUDIT_COMMANDS: Command[] = [
         try {
           const start = await store.chainStart();
           result = await store.verifyStoredChain(expectedLast ? { expectedLast } : {});
-          const from = start.checkpoint === null ? 'genesis' : `the pruning checkpoint at seq ${start.checkpoint.last_pruned_seq}`;
+          const recorded = result.ok && result.pruned_by !== undefined ? `, recorded by the audit.pruned event at seq ${result.pruned_by}` : '';
+          const from = start.checkpoint === null ? 'genesis' : `the pruning checkpoint at seq ${start.checkpoint.last_pruned_seq}${recorded}`;
           what = `the audit chain in ${sqlitePath(config.store.url)} (from ${from})`;
         } finally {
           await store.close();
@@ -140,7 +141,7 @@ export const AUDIT_COMMANDS: Command[] = [
   },
   {
     name: 'audit prune',
-    summary: 'delete audit events older than --before T (default: audit.retention_days) behind a checkpoint, after verifying the chain: --config FILE [--before T]',
+    summary: 'delete audit events older than --before T (default: audit.retention_days) behind a checkpoint and an audit.pruned event, after verifying the chain: --config FILE [--before T]',
     options: { config: { type: 'string', short: 'c' }, before: { type: 'string' } },
     async run(values) {
       const beforeText = str(values['before']);
@@ -169,6 +170,7 @@ export const AUDIT_COMMANDS: Command[] = [
             [
               `pruned ${result.pruned} events (seq ${start.start_seq}..${checkpoint.last_pruned_seq}) older than ${before}`,
               `the chain now starts at seq ${checkpoint.last_pruned_seq + 1}, from checkpoint hash ${checkpoint.last_pruned_hash}`,
+              `recorded in the chain by the audit.pruned event at seq ${result.event?.seq ?? '?'}`,
               '',
             ].join('\n'),
           );

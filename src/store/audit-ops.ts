@@ -1,6 +1,6 @@
 /** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify. */
 import type { Statement } from 'better-sqlite3';
-import { ChainVerifier, GENESIS_HASH, decisionOutcome, isAuditEventType } from '../audit/index.js';
+import { ChainVerifier, GENESIS_HASH, auditPrunedEvent, decisionOutcome, isAuditEventType, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { eventPageSql } from './sql.js';
@@ -14,6 +14,9 @@ import type { StoreContext } from './store-context.js';
 export const PAGE_SIZE = 500;
 
 export async function appendEvents(ctx: StoreContext, events: readonly NewAuditEvent[]): Promise<AuditEventV1[]> {
+  for (const event of events) {
+    if (isTrailEventType(event.type)) throw new TypeError(`${event.type} events are written by the store itself`);
+  }
   const prepared = events.map((event) => ctx.chain.prepare(event));
   return ctx.write(() => prepared.map((p) => ctx.chain.append(p)));
 }
@@ -87,20 +90,22 @@ export async function chainHead(ctx: StoreContext): Promise<ChainHead> {
 /**
  * Deletes the oldest events, as a prefix of the chain: every event before the first one with time >= before.
  * Writes a checkpoint {last_pruned_seq, last_pruned_hash} in the same transaction, so the first kept event
- * still verifies against it.
+ * still verifies against it, and appends an audit.pruned event naming the range and the checkpoint, so that the
+ * checkpoint is itself verifiable: a chain whose start no audit.pruned event records was cut by hand.
  */
 export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): Promise<PruneResult> {
   requireTime('before', input.before);
   requireTime('at', input.at);
   return ctx.write(() => {
     const first = (ctx.sql.selectFirstSeq.get() as { seq: number | null }).seq;
-    if (first === null) return { pruned: 0, checkpoint: latestCheckpoint(ctx) };
+    if (first === null) return { pruned: 0, checkpoint: latestCheckpoint(ctx), event: null };
     const keep = (ctx.sql.selectFirstSeqAtOrAfter.get(input.before) as { seq: number | null }).seq;
     const through = keep === null ? ctx.chain.readHead().seq : keep - 1;
-    if (through < first) return { pruned: 0, checkpoint: latestCheckpoint(ctx) };
+    if (through < first) return { pruned: 0, checkpoint: latestCheckpoint(ctx), event: null };
     const last = ctx.sql.selectEventHash.get(through) as { hash: string } | undefined;
     if (last === undefined) throw new PdpError('internal', `audit event ${through} is missing; verify the chain`);
     const pruned = ctx.sql.deleteEventsThrough.run(through).changes;
+    if (pruned !== through - first + 1) throw new PdpError('internal', `audit events ${first}..${through} are not all there; verify the chain`);
     const checkpoint: AuditCheckpoint = {
       last_pruned_seq: through,
       last_pruned_hash: last.hash,
@@ -108,13 +113,16 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
       pruned_count: pruned,
     };
     ctx.sql.insertCheckpoint.run(through, last.hash, input.at, pruned);
-    return { pruned, checkpoint };
+    const record = auditPrunedEvent(input.at, { from_seq: first, to_seq: through, last_hash: last.hash, before: input.before });
+    const event = ctx.chain.append(ctx.chain.prepare(record));
+    return { pruned, checkpoint, event };
   });
 }
 
 /**
- * Verifies the stored chain from its start (genesis or latest checkpoint) up to the head at the time of the
- * call, hashing the stored bytes. Yields to the event loop between pages so a server stays responsive.
+ * Verifies the stored chain from its start (genesis or latest checkpoint, which an audit.pruned event in the chain
+ * must record) up to the head at the time of the call, hashing the stored bytes. Yields to the event loop between
+ * pages so a server stays responsive.
  */
 export async function verifyStoredChain(
   ctx: StoreContext,
@@ -125,6 +133,7 @@ export async function verifyStoredChain(
   const verifier = new ChainVerifier({
     startSeq: start.start_seq,
     startPrevHash: start.start_prev_hash,
+    ...(start.checkpoint === null ? {} : { checkpoint: start.checkpoint }),
     ...(options.expectedLast === undefined ? {} : { expectedLast: options.expectedLast }),
   });
   let after = 0;

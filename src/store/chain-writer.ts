@@ -8,7 +8,7 @@
  * cannot fork the chain: at worst its seq collides with ours and one transaction fails.
  */
 import type { Database, Statement } from 'better-sqlite3';
-import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent } from '../audit/index.js';
+import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { SQL } from './sql.js';
@@ -40,10 +40,12 @@ export class ChainWriter {
   /**
    * Masks and encodes `event`. TypeError for misuse; invalid_request when the data has no canonical encoding.
    * `premasked`: the data was already masked by the caller (never mask twice: a digest would be digested again).
+   * The trail's own events (`audit.*`: seqs, hashes, times) are never masked: a digest would break what they prove.
    */
   prepare(event: NewAuditEvent, options: { premasked?: boolean } = {}): PreparedEvent {
     assertNewAuditEvent(event);
-    const masked: NewAuditEvent = options.premasked ? event : { ...event, data: this.mask(event.data) };
+    const unmasked = options.premasked === true || isTrailEventType(event.type);
+    const masked: NewAuditEvent = unmasked ? event : { ...event, data: this.mask(event.data) };
     return { event: masked, dataJson: encodeData(masked.data) };
   }
 

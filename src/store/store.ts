@@ -219,6 +219,8 @@ export interface PruneResult {
   pruned: number;
   /** The checkpoint written, or the latest one when nothing was pruned (null if there never was one). */
   checkpoint: AuditCheckpoint | null;
+  /** The audit.pruned event appended with the checkpoint; null when nothing was pruned. */
+  event: AuditEventV1 | null;
 }
 
 export interface StoreStats {
@@ -263,7 +265,8 @@ export interface Store {
 
   /**
    * Appends events that have no state change of their own: policy.loaded, policy.refused and auth.failed, built with
-   * their builders in src/audit/event-payloads.ts.
+   * their builders in src/audit/event-payloads.ts. The trail's own events (`audit.*`) are refused (TypeError): the
+   * store writes those itself.
    */
   appendEvents(events: readonly NewAuditEvent[]): Promise<AuditEventV1[]>;
   /** Streams matching events in seq order, in constant memory, without holding the writer up. */
@@ -274,9 +277,15 @@ export interface Store {
   chainStart(): Promise<ChainStart>;
   /** The last committed event (or the checkpoint / genesis when there is none). */
   chainHead(): Promise<ChainHead>;
-  /** Prunes old events and records a checkpoint so that the rest still verifies. */
+  /**
+   * Prunes old events and records a checkpoint so that the rest still verifies, and an audit.pruned event that
+   * records the checkpoint, in the same transaction.
+   */
   pruneEvents(input: PruneEventsInput): Promise<PruneResult>;
-  /** Verifies the whole stored chain from its start (genesis or the latest checkpoint). */
+  /**
+   * Verifies the whole stored chain from its start (genesis or the latest checkpoint, which an audit.pruned event
+   * in the chain must record).
+   */
   verifyStoredChain(options?: Pick<VerifyOptions, 'expectedLast'>): Promise<VerifyResult>;
 
   stats(): StoreStats;

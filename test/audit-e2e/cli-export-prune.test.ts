@@ -108,14 +108,16 @@ describe('audit prune', () => {
   it('prunes the events before --before behind a checkpoint; the chain and a new export still verify', async () => {
     const { code, stdout } = await runAudit(['prune', '--config', config, '--before', at(105)]);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^pruned 10 events \(seq 1\.\.10\) older than 2026-01-01T00:01:45\.000Z\nthe chain now starts at seq 11, from checkpoint hash [0-9a-f]{64}\n$/);
+    expect(stdout).toMatch(
+      /^pruned 10 events \(seq 1\.\.10\) older than 2026-01-01T00:01:45\.000Z\nthe chain now starts at seq 11, from checkpoint hash [0-9a-f]{64}\nrecorded in the chain by the audit\.pruned event at seq 41\n$/,
+    );
 
     const verified = await runAudit(['verify', '--config', config]);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toContain('(from the pruning checkpoint at seq 10) verifies: 30 events up to seq 40');
+    expect(verified.stdout).toContain('(from the pruning checkpoint at seq 10, recorded by the audit.pruned event at seq 41) verifies: 31 events up to seq 41');
     const exported = await runAudit(['export', '--config', config]);
     expect(JSON.parse(exported.stdout.split('\n')[0] as string)).toMatchObject({ start_seq: 11 });
-    expect(await verifyExportLines(exported.stdout.split('\n'))).toMatchObject({ ok: true, count: 30 });
+    expect(await verifyExportLines(exported.stdout.split('\n'))).toMatchObject({ ok: true, count: 31 });
 
     expect((await runAudit(['prune', '--config', config, '--before', at(105)])).stdout).toMatch(/^nothing to prune/);
   });
@@ -125,7 +127,34 @@ describe('audit prune', () => {
     const { code, stdout } = await runAudit(['prune', '--config', config]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^pruned 40 events \(seq 1\.\.40\)/);
-    expect((await runAudit(['verify', '--config', config])).stdout).toContain('verifies: no events');
+    expect((await runAudit(['verify', '--config', config])).stdout).toContain('verifies: 1 event up to seq 41');
+  });
+
+  it('refuses a head recorded before the chain start that the chain cannot check, and checks the checkpoint', async () => {
+    const before = await runAudit(['verify', '--config', config]);
+    const head = /head (\d+:[0-9a-f]{64})/.exec(before.stdout)?.[1] as string;
+    const fifth = (await runAudit(['export', '--config', config, '--from-seq', '5', '--to-seq', '5'])).stdout.split('\n')[1] as string;
+    const { hash } = JSON.parse(fifth) as { hash: string };
+    expect((await runAudit(['prune', '--config', config, '--before', at(105)])).code).toBe(0);
+
+    const pruned = await runAudit(['verify', '--config', config, '--expect-head', `5:${hash}`]);
+    expect(pruned.code).toBe(EXIT_NOT_VERIFIED);
+    expect(pruned.stdout).toContain('removed at seq 5: the anchored event 5 is before the start of this chain (seq 11)');
+    expect(pruned.stdout).toContain('check it against the export archived before the prune');
+    const forged = await runAudit(['verify', '--config', config, '--expect-head', `5:${'0'.repeat(64)}`]);
+    expect(forged.code).toBe(EXIT_NOT_VERIFIED);
+    expect((await runAudit(['verify', '--config', config, '--expect-head', head])).code).toBe(0);
+  });
+
+  it('refuses a chain whose start was deleted by hand behind a forged checkpoint row', async () => {
+    const tenth = JSON.parse((await runAudit(['export', '--config', config, '--from-seq', '10', '--to-seq', '10'])).stdout.split('\n')[1] as string) as { hash: string };
+    const raw = new Database(db);
+    raw.prepare('DELETE FROM audit_events WHERE seq <= 10').run();
+    raw.prepare('INSERT INTO audit_checkpoints (last_pruned_seq, last_pruned_hash, pruned_at, pruned_count) VALUES (10, ?, ?, 10)').run(tenth.hash, at(500));
+    raw.close();
+    const { code, stdout } = await runAudit(['verify', '--config', config]);
+    expect(code).toBe(EXIT_NOT_VERIFIED);
+    expect(stdout).toContain('removed at seq 10: the chain starts after a checkpoint at seq 10 that no audit.pruned event records');
   });
 
   it('needs --before or audit.retention_days', async () => {

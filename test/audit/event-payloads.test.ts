@@ -18,6 +18,7 @@ import {
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
   assertNewAuditEvent,
+  auditPrunedEvent,
   authFailedEvent,
   canonicalJson,
   decisionEvent,
@@ -233,6 +234,7 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'the first load refused', event: policyRefusedEvent(T, { code: 'bundle_missing', message: 'no bundle', details: [] }, null) },
   ...AUTH_FAILURE_REASONS.map((reason) => ({ note: `reason ${reason}`, event: authFailedEvent(T, { reason, route: '/v1/tasks', ip: '203.0.113.7' }) })),
   { note: 'peer address unknown', event: authFailedEvent(T, { reason: 'missing', route: '/v1/decide', ip: undefined }) },
+  { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
 ];
 
 describe('docs/audit-events.md', () => {
@@ -282,6 +284,7 @@ describe('the event builders', () => {
     { note: 'an unknown auth.failed reason', build: () => authFailedEvent(T, { reason: 'bad_key' as AuthFailureReason, route: '/', ip: null }) },
     { note: 'an unknown token.revoked reason', build: () => tokenRevokedEvent(T, { jti: 'j', decision_id: 'd', agent_id: 'a' }, { reason: 'oops' as 'task_expired', issued_to: 'c' }) },
     { note: 'a negative agent count', build: () => policyLoadedEvent(T, { revision: 'r', bundle_revision: 'b', policies_revision: 'p', previous_revision: null, agents: -1 }) },
+    { note: 'a prune of no events', build: () => auditPrunedEvent(T, { from_seq: 5, to_seq: 4, last_hash: 'a'.repeat(64), before: T }) },
   ])('refuses $note with a TypeError', ({ build }) => {
     expect(build).toThrow(TypeError);
   });
@@ -322,6 +325,10 @@ describe('events a real SQLite store writes', () => {
     const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed');
     await s.appendEvents(edge);
     for await (const event of s.iterateEvents()) written.push(event);
+    // The trail's own events: a prune (of the two tasks registered at at(0), already collected above).
+    const { event: pruned } = await s.pruneEvents({ before: at(1), at: at(300) });
+    expect(pruned).toMatchObject({ type: 'audit.pruned', data: { from_seq: 1, to_seq: 2 } });
+    written.push(pruned as AuditEventV1);
   });
   afterAll(async () => {
     written = [];

@@ -96,7 +96,9 @@ describe('planExport and exportLines on a store', () => {
     await temp.store.pruneEvents({ before: at(45), at: at(200) });
     const lines = await exportOf();
     expect(header(lines)).toMatchObject({ start_seq: 5, start_prev_hash: events[3]!.hash });
-    expect(await verifyExportLines(lines)).toMatchObject({ ok: true, count: 6 });
+    expect(seqsOf(lines)).toEqual([5, 6, 7, 8, 9, 10, 11]);
+    expect(JSON.parse(lines.at(-2) as string)).toMatchObject({ seq: 11, type: 'audit.pruned', data: { from_seq: 1, to_seq: 4 } });
+    expect(await verifyExportLines(lines)).toMatchObject({ ok: true, count: 7 });
   });
 
   it('writes decision events only in format opa, and nothing when a type filter excludes them', async () => {

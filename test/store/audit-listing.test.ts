@@ -69,26 +69,33 @@ describe('pruneEvents', () => {
     expect(result).toEqual({
       pruned: 5,
       checkpoint: { last_pruned_seq: 5, last_pruned_hash: fifth.hash, pruned_at: at(100), pruned_count: 5 },
+      event: expect.objectContaining({
+        seq: 11,
+        time: at(100),
+        type: 'audit.pruned',
+        data: { from_seq: 1, to_seq: 5, last_hash: fifth.hash, before: at(6) },
+      }),
     });
     expect(await temp.store.chainStart()).toMatchObject({ start_seq: 6, start_prev_hash: fifth.hash });
-    expect((await collect(temp.store.iterateEvents())).map((e) => e.seq)).toEqual([6, 7, 8, 9, 10]);
-    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 5, last_seq: 10 });
+    expect((await collect(temp.store.iterateEvents())).map((e) => e.seq)).toEqual([6, 7, 8, 9, 10, 11]);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 6, last_seq: 11, pruned_by: 11 });
 
     await temp.store.appendEvents([policyLoaded(11)]);
-    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 6, last_seq: 11 });
-    expect(await temp.store.pruneEvents({ before: at(6), at: at(101) })).toMatchObject({ pruned: 0, checkpoint: { last_pruned_seq: 5 } });
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 7, last_seq: 12 });
+    expect(await temp.store.pruneEvents({ before: at(6), at: at(101) })).toMatchObject({ pruned: 0, checkpoint: { last_pruned_seq: 5 }, event: null });
   });
 
   it('keeps the chain going after everything was pruned, and across a restart', async () => {
     temp = tempStore();
     await temp.store.appendEvents(Array.from({ length: 3 }, (_, i) => policyLoaded(i)));
-    const head = await temp.store.chainHead();
-    expect(await temp.store.pruneEvents({ before: at(1000), at: at(1000) })).toMatchObject({ pruned: 3 });
-    expect(await temp.store.chainHead()).toEqual(head);
+    const third = await temp.store.chainHead();
+    const { event } = await temp.store.pruneEvents({ before: at(1000), at: at(1000) });
+    expect(event).toMatchObject({ seq: 4, prev_hash: third.hash, type: 'audit.pruned', data: { from_seq: 1, to_seq: 3, last_hash: third.hash } });
+    expect(await temp.store.chainHead()).toEqual({ seq: 4, hash: event?.hash });
     const store = await temp.reopen();
     const [next] = await store.appendEvents([policyLoaded(1001)]);
-    expect(next).toMatchObject({ seq: 4, prev_hash: head.hash });
-    expect(await store.verifyStoredChain()).toMatchObject({ ok: true, count: 1, last_seq: 4 });
+    expect(next).toMatchObject({ seq: 5, prev_hash: event?.hash });
+    expect(await store.verifyStoredChain()).toMatchObject({ ok: true, count: 2, last_seq: 5, pruned_by: 4 });
   });
 
   it('still detects a deletion right after the checkpoint, and a forged checkpoint', async () => {
@@ -117,8 +124,90 @@ describe('pruneEvents', () => {
     const lines: string[] = [];
     for await (const line of exportJsonl(start, temp.store.iterateEvents())) lines.push(line);
     await temp.store.close();
-    expect(await verifyExportLines(lines)).toMatchObject({ ok: true, count: 7, header: { start_seq: 4 } });
+    expect(await verifyExportLines(lines)).toMatchObject({ ok: true, count: 8, header: { start_seq: 4 } });
     expect(start.start_prev_hash).not.toBe(GENESIS_HASH);
+  });
+});
+
+describe('pruning can be told from deleting by hand', () => {
+  /** 30 events, seq n at at(n); the raw file, as someone with write access to it would edit it. */
+  async function thirty(): Promise<AuditEventV1[]> {
+    temp = tempStore();
+    const written = await temp.store.appendEvents(Array.from({ length: 30 }, (_, i) => policyLoaded(i + 1)));
+    await temp.store.close();
+    return written;
+  }
+  function raw(fn: (db: Database.Database) => void): void {
+    const db = new Database(temp.path);
+    try {
+      fn(db);
+    } finally {
+      db.close();
+    }
+  }
+
+  it('refuses a chain whose first events were deleted behind a checkpoint row written by hand', async () => {
+    const events = await thirty();
+    raw((db) => {
+      db.prepare('DELETE FROM audit_events WHERE seq <= 20').run();
+      db.prepare('INSERT INTO audit_checkpoints (last_pruned_seq, last_pruned_hash, pruned_at, pruned_count) VALUES (20, ?, ?, 20)').run(events[19]!.hash, at(100));
+    });
+    expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'removed', seq: 20 });
+  });
+
+  it('refuses a checkpoint moved past the one a real prune recorded', async () => {
+    const events = await thirty();
+    const store = await temp.reopen();
+    await store.pruneEvents({ before: at(11), at: at(100) });
+    expect(await store.verifyStoredChain()).toMatchObject({ ok: true, count: 21, pruned_by: 31 });
+    await store.close();
+    raw((db) => {
+      db.prepare('DELETE FROM audit_events WHERE seq <= 20').run();
+      db.prepare('UPDATE audit_checkpoints SET last_pruned_seq = 20, last_pruned_hash = ?, pruned_count = 20').run(events[19]!.hash);
+    });
+    expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'removed', seq: 20 });
+  });
+
+  it.each([
+    { note: 'its time', sql: `UPDATE audit_checkpoints SET pruned_at = '${at(101)}'` },
+    { note: 'its count', sql: 'UPDATE audit_checkpoints SET pruned_count = 9' },
+  ])('refuses a checkpoint whose $note differs from the audit.pruned event that records it', async ({ sql }) => {
+    await thirty();
+    await (await temp.reopen()).pruneEvents({ before: at(11), at: at(100) });
+    await temp.store.close();
+    raw((db) => void db.prepare(sql).run());
+    expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'changed', seq: 10 });
+  });
+
+  it.each([
+    { note: 'the checkpoint itself, with its hash', head: (e: AuditEventV1[]) => ({ seq: 10, hash: e[9]!.hash }), want: { ok: true } },
+    { note: 'the checkpoint, with another hash', head: () => ({ seq: 10, hash: 'a'.repeat(64) }), want: { ok: false, kind: 'changed', seq: 10 } },
+    { note: 'a pruned event nothing records', head: (e: AuditEventV1[]) => ({ seq: 4, hash: e[3]!.hash }), want: { ok: false, kind: 'removed', seq: 4 } },
+    { note: 'a pruned event, any hash', head: () => ({ seq: 4, hash: 'a'.repeat(64) }), want: { ok: false, kind: 'removed', seq: 4 } },
+  ])('checks a head recorded before the chain start against what the chain records: $note', async ({ head, want }) => {
+    const events = await thirty();
+    const store = await temp.reopen();
+    await store.pruneEvents({ before: at(11), at: at(100) });
+    expect(await store.verifyStoredChain({ expectedLast: head(events) })).toMatchObject(want);
+  });
+
+  it('checks a head before the start against an earlier prune that named it', async () => {
+    const events = await thirty();
+    const store = await temp.reopen();
+    await store.pruneEvents({ before: at(6), at: at(100) });
+    await store.pruneEvents({ before: at(11), at: at(101) });
+    expect(await store.chainStart()).toMatchObject({ start_seq: 11 });
+    expect(await store.verifyStoredChain({ expectedLast: { seq: 5, hash: events[4]!.hash } })).toMatchObject({ ok: true, pruned_by: 32 });
+    expect(await store.verifyStoredChain({ expectedLast: { seq: 5, hash: 'b'.repeat(64) } })).toMatchObject({ ok: false, kind: 'changed', seq: 5 });
+  });
+
+  it('never lets audit.* events in through appendEvents, and never masks them', async () => {
+    temp = tempStore({ mask: ['**.last_hash', '**.before'] });
+    await expect(temp.store.appendEvents([{ type: 'audit.pruned', time: at(1), data: {} }])).rejects.toThrow(TypeError);
+    await temp.store.appendEvents([policyLoaded(1), policyLoaded(2)]);
+    const { event } = await temp.store.pruneEvents({ before: at(2), at: at(3) });
+    expect(event?.data).toMatchObject({ last_hash: expect.stringMatching(/^[0-9a-f]{64}$/), before: at(2) });
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, pruned_by: 3 });
   });
 });
 
