@@ -55,11 +55,14 @@ type Frame = ProfileNode['callFrame'];
 /**
  * Stages of a request. A sample's stack is walked from the sampled frame upwards, and the sample is charged to
  * the earliest stage in this list that any frame on the way matches (so JSON.stringify inside the SDK is
- * policy evaluation, a chain append inside a group-commit batch is the transaction). The walk stops at a
- * router/express dispatch frame that matches no stage: middleware call next(), and what runs under next() is
- * not theirs (such a sample is "express + router dispatch", or goes by its leaf's package).
+ * policy evaluation, a chain append inside a group-commit batch is the transaction). Samples matching no stage
+ * go by their leaf's package (node core, GC, other).
  */
 const STAGES: Array<{ stage: string; match: (f: Frame) => boolean }> = [
+  // Token routes. The WebCrypto job runs on the libuv pool; on the server's one core it preempts the main thread
+  // right where the job was posted, so its time lands under jose's sign/verify call in the profile.
+  { stage: 'token signature: Ed25519 sign or verify (jose JWS → WebCrypto)', match: (f) => /\/jose\/dist\/.*\/jws_(sign|verify)\.js$/.test(f.url) && /^(createSignature|verifySignature|sign|verify)$/.test(f.functionName) },
+  { stage: 'token JWT: jose (claims, base64url, headers)', match: (f) => f.url.includes('/node_modules/jose/') },
   { stage: 'policy evaluation: opa-wasm SDK (JSON.stringify → WASM memory, opa_eval, result JSON.parse)', match: (f) => f.url.includes('/@open-policy-agent/opa-wasm/') || f.url.startsWith('wasm://') },
   { stage: 'policy evaluation: WasmEvaluator result check', match: (f) => f.url.endsWith('/policy/wasm-evaluator.js') || f.url.endsWith('/policy/result-check.js') },
   { stage: 'task lookup (trusted task, SQLite read)', match: (f) => f.url.endsWith('/pdp/trusted-task.js') || f.url.endsWith('/store/task-ops.js') },
@@ -67,33 +70,26 @@ const STAGES: Array<{ stage: string; match: (f: Frame) => boolean }> = [
   { stage: 'group commit: SQLite transaction (inserts, chain append, COMMIT)', match: (f) => f.url.endsWith('/store/group-commit.js') && (f.functionName === 'runBatch' || f.functionName === 'flush') },
   { stage: 'store: other (queueing, promises)', match: (f) => /\/store\/[^/]+\.js$/.test(f.url) || f.url.includes('/better-sqlite3/') },
   { stage: 'audit: canonical JSON, masking', match: (f) => /\/audit\/[^/]+\.js$/.test(f.url) },
+  { stage: 'token service and issuer (claims, checks)', match: (f) => f.url.endsWith('/pdp/token-service.js') || /\/issuer\/[^/]+\.js$/.test(f.url) },
   { stage: 'prom-client metrics', match: (f) => f.url.includes('/prom-client/') || f.url.endsWith('/server/metrics.js') },
   { stage: 'pino access log (serialise, redact, write)', match: (f) => /\/node_modules\/(pino|sonic-boom|@pinojs|pino-std-serializers|fast-redact|thread-stream)\//.test(f.url) },
   { stage: 'Decider: other (input, ids, response object)', match: (f) => f.url.endsWith('/pdp/decider.js') || f.url.endsWith('/pdp/policy-engine.js') },
-  { stage: 'body validation (ajv, Unicode check)', match: (f) => f.url.endsWith('/server/validate-body.js') || f.url.includes('/ajv/') },
-  { stage: 'auth: API key SHA-256 + lookup', match: (f) => f.url.endsWith('/server/authenticate.js') && f.functionName !== 'requireRole' },
-  { stage: 'request body: read + JSON.parse (body-parser, raw-body)', match: (f) => /\/node_modules\/(body-parser|raw-body|iconv-lite)\//.test(f.url) },
-  { stage: 'response: res.json (stringify, headers, socket write)', match: (f) => f.url.includes('/express/lib/response.js') },
-  { stage: 'request-log middleware (id, timers, finish listener)', match: (f) => f.url.endsWith('/server/request-log.js') },
-  { stage: 'trace context middleware', match: (f) => f.url.endsWith('/server/trace-context.js') },
-  { stage: 'decide route handler', match: (f) => f.url.endsWith('/server/routes/decide.js') },
+  { stage: 'body validation (ajv, Unicode check)', match: (f) => f.url.endsWith('/wire/validate-body.js') || f.url.endsWith('/wire/request-parsers.js') || f.url.includes('/ajv/') },
+  { stage: 'auth: API key / client credentials, SHA-256 + lookup', match: (f) => f.url.endsWith('/server/caller-auth.js') },
+  { stage: 'request body: read, inflate, JSON.parse / form parse', match: (f) => f.url.endsWith('/server/body-reader.js') },
+  { stage: 'routing: match method + path', match: (f) => f.url.endsWith('/server/router.js') },
+  { stage: 'error mapping', match: (f) => f.url.endsWith('/server/error-writer.js') },
+  { stage: 'route handlers', match: (f) => /\/server\/routes\/[^/]+\.js$/.test(f.url) },
+  { stage: 'request pipeline: request id, trace context, reply write, access-log fields', match: (f) => f.url.endsWith('/server/request-pipeline.js') || f.url.endsWith('/server/trace-context.js') },
 ];
 
-const isDispatch = (f: Frame): boolean => /\/node_modules\/(express|router)\//.test(f.url) && !f.url.includes('/express/lib/response.js');
 
 function fallbackStage(leaf: Frame): string {
   const layer = layerOf(leaf.url, leaf.functionName);
   if (layer === 'GC') return 'GC';
-  if (layer === 'express' || layer === 'router' || layer === 'path-to-regexp' || layer === 'finalhandler') return 'express + router dispatch';
   if (layer.startsWith('node:') || layer === 'native' || layer === 'native/(program)') return 'node core: HTTP parser, sockets, streams, events, timers';
-  if (EXPRESS_HELPERS.has(layer)) return 'express helper packages (parseurl, type-is, content-type, on-finished, debug, …)';
   return `other: ${layer}`;
 }
-
-/** Packages express 5 and its middleware pull in, below the router. */
-const EXPRESS_HELPERS = new Set(
-  'parseurl type-is content-type on-finished debug ms mime-types mime-db media-typer http-errors qs depd encodeurl escape-html etag fresh merge-descriptors send serve-static statuses vary cookie cookie-signature content-disposition accepts negotiator proxy-addr forwarded ipaddr.js range-parser setprototypeof ee-first unpipe safe-buffer safer-buffer bytes get-intrinsic call-bound side-channel side-channel-map side-channel-list side-channel-weakmap object-inspect es-errors function-bind has-symbols gopd hasown dunder-proto math-intrinsics es-object-atoms es-define-property get-proto call-bind-apply-helpers inherits toidentifier once wrappy is-promise'.split(' '),
-);
 
 /** Which layer a frame belongs to, from its URL. */
 export function layerOf(url: string, functionName: string): string {
@@ -140,7 +136,6 @@ export function summarise(profile: CpuProfile, top = 25, window?: SampleWindow):
       if (!f) break;
       const i = STAGES.findIndex((s) => s.match(f));
       if (i >= 0) best = Math.min(best, i);
-      else if (isDispatch(f)) break;
     }
     const stage = STAGES[best]?.stage ?? fallbackStage(leaf.callFrame);
     stages.set(stage, (stages.get(stage) ?? 0) + us);

@@ -1,9 +1,8 @@
 /**
- * Tokens per second, two ways:
- *   - library: issueAccessToken (input checks, claims, jti, signature) in a loop, next to jose's SignJWT on the
- *     same claims (the floor), for EdDSA and ES256. A child process: `node issuer-bench.js [--seconds 1]`.
- *   - HTTP: decide then redeem (`POST /v1/decide` → `POST /v1/tokens`) against the running server, with
- *     `concurrency` pairs in flight: what an agent needs for one token, auth and audit on (runDecideRedeem).
+ * Tokens per second from the library: issueAccessToken (input checks, claims, jti, signature) in a loop, next to
+ * jose's SignJWT on the same claims (the floor), for EdDSA and ES256. A child process:
+ * `node issuer-bench.js [--seconds 1]`. Redeeming over HTTP (`POST /v1/tokens`) is measured by routes-bench.ts,
+ * under the same vegeta load as `POST /v1/decide`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +13,7 @@ import { loadKeyRing } from '../src/issuer/key-ring.js';
 import { issueAccessToken, planAccessToken, type IssueAccessTokenInput } from '../src/issuer/token-issuer.js';
 import type { KeyRing } from '../src/issuer/key-ring.js';
 import { isMain, median, timeAsync } from './lib/timing.js';
-import { BENCH_PEP, MIX } from './lib/workload.js';
+import { BENCH_PEP } from './lib/workload.js';
 
 export interface IssuerLibraryRow {
   alg: 'EdDSA' | 'ES256';
@@ -65,48 +64,6 @@ export async function runIssuerLibrary(seconds: number): Promise<IssuerLibraryRo
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-}
-
-export interface DecideRedeemResult {
-  concurrency: number;
-  seconds: number;
-  tokens: number;
-  tokens_per_s: number;
-  /** Requests per second over both endpoints (2 per token). */
-  requests_per_s: number;
-  failures: number;
-}
-
-/** Decide (the registered, record-bound allow of the mix) then redeem, `concurrency` pairs in flight. */
-export async function runDecideRedeem(url: string, seconds: number, concurrency: number): Promise<DecideRedeemResult> {
-  const allow = MIX.find((c) => c.kind === 'allow, record-bound');
-  if (!allow) throw new Error('the mix has no record-bound allow');
-  const headers = { authorization: `Bearer ${BENCH_PEP.key}`, 'content-type': 'application/json' };
-  const decideBody = JSON.stringify(allow.request);
-  let failures = 0;
-  const pair = async (): Promise<void> => {
-    const d = await fetch(`${url}/v1/decide`, { method: 'POST', headers, body: decideBody });
-    const decision = (await d.json()) as { decision_id?: string; allow?: boolean };
-    if (d.status !== 200 || !decision.allow || !decision.decision_id) {
-      failures++;
-      return;
-    }
-    const t = await fetch(`${url}/v1/tokens`, { method: 'POST', headers, body: JSON.stringify({ decision_id: decision.decision_id }) });
-    const token = (await t.json()) as { access_token?: string };
-    if (t.status !== 201 || !token.access_token) failures++;
-  };
-  await timeAsync(pair, Math.min(1, seconds), concurrency); // warm-up
-  failures = 0;
-  const r = await timeAsync(pair, seconds, concurrency);
-  const tokens = r.ops - failures;
-  return {
-    concurrency,
-    seconds: r.seconds,
-    tokens,
-    tokens_per_s: Math.round(tokens / r.seconds),
-    requests_per_s: Math.round((2 * r.ops) / r.seconds),
-    failures,
-  };
 }
 
 if (isMain(import.meta.url)) {

@@ -2,6 +2,7 @@
  * The bench's outputs for people: a markdown report (the tables, goals first) and a hand-written SVG chart of
  * latency against offered load (p50 and p99, ours and OPA's). No chart dependency.
  */
+import { ROUTES, type Route } from '../routes-bench.js';
 import type { BenchResults } from './results.js';
 
 const fmt = (x: number | null | undefined, digits = 2): string =>
@@ -67,6 +68,7 @@ export function reportMarkdown(r: BenchResults): string {
       '',
     );
   }
+  if (r.routes) out.push(...routesMarkdown(r.routes, r.http), '');
   if (r.inprocess) {
     out.push(
       '## In-process: time per decision',
@@ -131,25 +133,18 @@ export function reportMarkdown(r: BenchResults): string {
       );
     }
   }
-  if (r.issuer || r.decide_redeem) {
-    out.push('## Issuer: tokens per second', '');
-    if (r.decide_redeem) {
-      const d = r.decide_redeem;
-      out.push(
-        `Full HTTP, decide then redeem (\`POST /v1/decide\` → \`POST /v1/tokens\`, EdDSA, ${d.concurrency} pairs in flight, client on the load core): ` +
-          `**${fmt(d.tokens_per_s, 0)} tokens/s** (${fmt(d.requests_per_s, 0)} requests/s, ${d.failures} failures, ${d.seconds} s).`,
-        '',
-      );
-    }
-    if (r.issuer) {
-      out.push(
-        table(
-          ['library', 'issueAccessToken / s', 'jose SignJWT / s (floor)'],
-          r.issuer.map((i) => [i.alg, fmt(i.issue_access_token_per_s, 0), fmt(i.jose_sign_jwt_per_s, 0)]),
-        ),
-        '',
-      );
-    }
+  if (r.issuer) {
+    out.push(
+      '## Issuer: tokens per second (library)',
+      '',
+      'Over HTTP, `POST /v1/tokens` is in the routes section above (redeems per second at saturation).',
+      '',
+      table(
+        ['library', 'issueAccessToken / s', 'jose SignJWT / s (floor)'],
+        r.issuer.map((i) => [i.alg, fmt(i.issue_access_token_per_s, 0), fmt(i.jose_sign_jwt_per_s, 0)]),
+      ),
+      '',
+    );
   }
   if (r.store) {
     out.push(
@@ -167,6 +162,60 @@ export function reportMarkdown(r: BenchResults): string {
   }
   out.push('Chart: `latency.svg` (p50 and p99 latency against offered load). Raw figures: `results.json`.', '');
   return out.join('\n');
+}
+
+const ROUTE_LABEL: Record<Route, string> = {
+  decide: '`POST /v1/decide` (the mix)',
+  redeem: '`POST /v1/tokens` (redeem)',
+  introspect: '`POST /v1/introspect`',
+};
+
+function routesMarkdown(rt: NonNullable<BenchResults['routes']>, http: BenchResults['http']): string[] {
+  const p = rt.plan;
+  const rows: Array<Array<string | number>> = [];
+  for (const s of rt.steps) {
+    for (const route of ROUTES) {
+      const f = s.routes[route];
+      const ratio = route === 'redeem' ? s.ratio.redeem_decide : route === 'introspect' ? s.ratio.introspect_decide : 1;
+      rows.push([
+        s.step,
+        ROUTE_LABEL[route],
+        `${fmt(f.throughput_rps, 0)}${f.sustained === false ? ' †' : ''}`,
+        fmt(f.p50_ms, 3),
+        fmt(f.p99_ms, 3),
+        `${fmt(f.success * 100, 1)}%`,
+        fmt(f.server_cpu),
+        `**${fmt(f.cpu_us_per_request, 1)}**`,
+        route === 'decide' ? '1' : `**${fmt(ratio)}×**`,
+        fmt(f.answered, 0),
+        fmt(f.other_cores),
+      ]);
+    }
+  }
+  const ranOut = rt.measurements.filter((m) => m.ran_out);
+  const sat = rt.steps.find((s) => s.offered_rps === null);
+  const httpSat = http?.steps.find((s) => s.offered_rps === null);
+  const decideLine =
+    sat && httpSat
+      ? ` \`POST /v1/decide\` at saturation here: ${fmt(sat.routes.decide.throughput_rps, 0)} req/s; in the comparison with OPA above, ours ${fmt(httpSat.ours.throughput_rps, 0)} and OPA ${fmt(httpSat.opa.throughput_rps, 0)} req/s.`
+      : '';
+  return [
+    '## Routes: server CPU per request of decide, redeem and introspect (ours, same vegeta load)',
+    '',
+    `One server, the three routes measured alike: vegeta on the load core, saturation \`-rate=0 -max-workers=${p.saturationWorkers}\` for ${p.saturationSeconds} s, ` +
+      `then a fixed offered load (${p.fixedShare * 100}% of the lowest saturation throughput of round 1, the same for every route) for ${p.rateSeconds} s; ${p.rounds} round(s), the order of the routes flipped each round. ` +
+      'CPU per request = the server process\'s CPU time over the run (utime + stime of all its threads, /proc/<pid>/stat) / the requests it answered, over every round pooled; "cpu" = server CPU seconds per wall second. ' +
+      'decide: the HTTP mix above. redeem: one fresh allowed decision per request (made over HTTP just before the run, read by vegeta with `-lazy`, so each id is sent once). ' +
+      'introspect: a few live tokens over and over, form-encoded `token=`, as a resource_server caller; checked active before and after each run.',
+    '',
+    table(['load', 'route', 'req/s', 'p50 ms', 'p99 ms', 'ok', 'cpu', 'CPU µs / request', 'vs decide', 'requests', 'other procs, cores'], rows, ['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
+    '',
+    '† answered less than 95% of the offered rate: overloaded (on a busy machine, usually other processes on its core).',
+    '',
+    `Idle server: ${fmt(rt.idle_cpu_us_per_s, 0)} µs CPU per second. Decisions prepared for redeeming: ${fmt(rt.decisions_prepared, 0)}; tokens introspected: ${fmt(rt.tokens_introspected, 0)}.` +
+      (ranOut.length ? ` Runs that used every prepared decision before their duration (still measured, over the requests they made): ${ranOut.map((m) => `${m.step} r${m.round + 1}`).join(', ')}.` : '') +
+      decideLine,
+  ];
 }
 
 /** Latency (log scale) against offered load (log2 scale): ours blue, OPA orange; p50 solid, p99 dashed. */

@@ -2,7 +2,8 @@
 import type { DeciderBenchResult } from '../decider-bench.js';
 import type { HttpPlan, HttpResult, Measurement } from '../http-bench.js';
 import type { ProfileSummary } from '../cpuprofile-summary.js';
-import type { DecideRedeemResult, IssuerLibraryRow } from '../issuer-bench.js';
+import type { IssuerLibraryRow } from '../issuer-bench.js';
+import type { Route, RoutesPlan, RoutesResult } from '../routes-bench.js';
 import type { ScaleLatency, ScaleResult } from '../scale-bench.js';
 import type { StoreBenchRow } from '../store-bench.js';
 import type { OpaBenchResult } from './opa-bench.js';
@@ -56,6 +57,8 @@ export interface DiagnosticRow {
   p50_ms: number;
   p99_ms: number;
   server_cpu: number;
+  /** Server CPU seconds over the run / requests answered, in µs. */
+  cpu_us_per_request?: number;
   success: number;
 }
 
@@ -63,12 +66,14 @@ export interface BenchResults {
   meta: BenchMeta;
   goals: Goal[];
   http?: HttpResult & { plan: Omit<HttpPlan, 'vegeta' | 'dir'>; mix: Record<string, number> };
-  decide_redeem?: DecideRedeemResult;
+  /** decide, redeem and introspect on our server under the same vegeta load: server CPU per request of each. */
+  routes?: RoutesResult & { plan: Omit<RoutesPlan, 'vegeta' | 'dir'> };
   inprocess?: { cases: InProcessRow[]; geomean_ours_ns: number; geomean_opa_ns: number; geomean_speedup: number };
   scale?: ScaleResult[];
   /** Evaluation latency per size, every size in one process, timed in alternating batches. */
   scale_latency?: ScaleLatency;
   issuer?: IssuerLibraryRow[];
   store?: StoreBenchRow[];
-  profile?: { summary: ProfileSummary; saturation: Measurement; diagnostics: DiagnosticRow[]; decider: DeciderBenchResult; file: string };
+  /** `--profile [--route …]`: the profiled route; the Decider without HTTP is measured for decide only. */
+  profile?: { route: Route; summary: ProfileSummary; saturation: Measurement; diagnostics: DiagnosticRow[]; decider?: DeciderBenchResult; file: string };
 }

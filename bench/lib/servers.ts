@@ -9,7 +9,7 @@ import { sha256Hex } from '../../src/config/dev-keys.js';
 import { readBundleFile } from '../../src/policy/bundle-reader.js';
 import { loadPolicyDir } from '../../src/policy/policy-loader.js';
 import { freePort, startProcess, stopProcess, waitReady, type Started } from './processes.js';
-import { BENCH_AGENTS, BENCH_ORCHESTRATOR, BENCH_PEP, BENCH_TASKS } from './workload.js';
+import { BENCH_AGENTS, BENCH_ORCHESTRATOR, BENCH_PEP, BENCH_RESOURCE_SERVER, BENCH_TASKS } from './workload.js';
 
 export const REPO = resolve('.');
 export const BUNDLE = join(REPO, 'opa-bundle/bundle.tar.gz');
@@ -39,11 +39,14 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
     server: { listen: `127.0.0.1:${port}` },
     policy: { bundle: BUNDLE, agents: POLICIES, watch: false },
     store: { url: 'sqlite:data/pdp.db' },
-    issuer: { issuer: 'https://agent-pdp.bench.invalid', keys: 'data/keys' },
+    // The redeem window is widened from 60 s so the decisions the token measurement prepares stay redeemable
+    // through a slow machine's run; it changes what is stored, not what a request costs.
+    issuer: { issuer: 'https://agent-pdp.bench.invalid', keys: 'data/keys', redeem_window_seconds: 600 },
     log: { level: o.logLevel ?? 'info' },
     callers: [
       { id: BENCH_PEP.id, role: 'pep', key_sha256: sha256Hex(BENCH_PEP.key), agents: [...BENCH_AGENTS], may_assert_context: true },
       { id: BENCH_ORCHESTRATOR.id, role: 'orchestrator', key_sha256: sha256Hex(BENCH_ORCHESTRATOR.key) },
+      { id: BENCH_RESOURCE_SERVER.id, role: 'resource_server', key_sha256: sha256Hex(BENCH_RESOURCE_SERVER.key) },
     ],
   };
   const configFile = join(o.dir, 'agent-pdp.bench.yaml');

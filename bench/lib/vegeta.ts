@@ -26,6 +26,13 @@ export interface AttackOptions {
   cpu: string | undefined;
   resultsFile: string;
   timeoutSeconds?: number;
+  /**
+   * Read the targets file as the attack goes and stop at its end (`-lazy`), instead of loading it and sending its
+   * targets round-robin: each target is sent at most once (a decision id can be redeemed once). The attack then
+   * ends at the duration or the last target, whichever comes first; running out adds one "no targets to attack"
+   * result per worker, with status code 0.
+   */
+  lazy?: boolean;
 }
 
 /** vegeta's JSON report (latencies in ns). */
@@ -62,6 +69,7 @@ export async function attack(o: AttackOptions): Promise<VegetaReport> {
     `-timeout=${o.timeoutSeconds ?? 10}s`,
     `-max-workers=${o.maxWorkers}`,
     `-output=${o.resultsFile}`,
+    ...(o.lazy === true ? ['-lazy'] : []),
     ...(o.rate === 0 ? ['-rate=0', `-workers=${o.maxWorkers}`] : [`-rate=${o.rate}/1s`, `-workers=${Math.min(o.maxWorkers, 16)}`]),
   ];
   await run(o.cpu, o.vegeta, args);
@@ -74,6 +82,19 @@ export async function attack(o: AttackOptions): Promise<VegetaReport> {
 export async function pooledReport(vegeta: string, cpu: string | undefined, resultsFiles: readonly string[], reportFile: string): Promise<VegetaReport> {
   await run(cpu, vegeta, ['report', '-type=json', `-output=${reportFile}`, ...resultsFiles]);
   return JSON.parse(readFileSync(reportFile, 'utf8')) as VegetaReport;
+}
+
+/** Each result of an attack with its status code and response body (`vegeta encode -to=json`). */
+export async function resultBodies(vegeta: string, cpu: string | undefined, resultsFile: string): Promise<Array<{ code: number; body: string; error: string }>> {
+  const out = `${resultsFile}.results.jsonl`;
+  await run(cpu, vegeta, ['encode', '-to=json', `-output=${out}`, resultsFile]);
+  return readFileSync(out, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const r = JSON.parse(l) as { code: number; body?: string | null; error?: string };
+      return { code: r.code, body: r.body ? Buffer.from(r.body, 'base64').toString('utf8') : '', error: r.error ?? '' };
+    });
 }
 
 function run(cpu: string | undefined, cmd: string, args: string[]): Promise<void> {

@@ -10,6 +10,8 @@ import type { DecisionRequestV1, TaskRegistrationV1 } from '../../src/wire/decis
 /** The pep caller the bench authenticates as; may assert context, so the mix has both task paths. */
 export const BENCH_PEP = { id: 'bench-pep', key: 'bench-pep-key-not-a-dev-key' } as const;
 export const BENCH_ORCHESTRATOR = { id: 'bench-orchestrator', key: 'bench-orchestrator-key-not-a-dev-key' } as const;
+/** The resource server the bench introspects tokens as (RFC 7662: the API a token is presented to asks). */
+export const BENCH_RESOURCE_SERVER = { id: 'bench-resource-server', key: 'bench-resource-server-key-not-a-dev-key' } as const;
 export const BENCH_AGENTS = ['support-resolver', 'code-review-agent', 'mailbox-summarizer', 'feedback-workflow'] as const;
 
 /** Tasks the orchestrator registers before any measurement: the registered-task path of the mix. */
@@ -122,6 +124,11 @@ export function weightedMix(): MixCase[] {
   const max = Math.max(...MIX.map((c) => c.weight));
   for (let round = 0; round < max; round++) for (const c of MIX) if (c.weight > round) out.push(c);
   return out;
+}
+
+/** The allowed cases of the weighted mix, in its order: the decisions the token measurements redeem. */
+export function allowedMix(): MixCase[] {
+  return weightedMix().filter((c) => c.expect.outcome === 'allow');
 }
 
 /** Share of each kind in the weighted mix, for the report. */

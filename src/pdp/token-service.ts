@@ -8,6 +8,7 @@ import type { Store } from '../store/index.js';
 import type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v1.js';
 import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
+import { VerifiedTokens } from './verified-tokens.js';
 
 /**
  * What happened to a token, one per call: `issued` (a decision redeemed and its token signed), `refused` (a
@@ -42,6 +43,7 @@ export type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v
  */
 export class TokenService {
   readonly #o: TokenServiceOptions;
+  readonly #verifiedTokens = new VerifiedTokens();
 
   constructor(options: TokenServiceOptions) {
     this.#o = options;
@@ -158,10 +160,18 @@ export class TokenService {
     if (revoked) this.#o.observer?.tokenEvent('revoked');
   }
 
-  /** Signature, issuer and type checked; `undefined` for anything that is not a token of ours. */
+  /**
+   * Signature, issuer and type checked; `undefined` for anything that is not a token of ours. A token verified
+   * before under the same key ring is not verified again (`verified-tokens.ts`); its expiry still is.
+   */
   async #verified(token: string, now: Date): Promise<AccessTokenClaims | undefined> {
+    const ring = this.#o.keys.ring;
+    const known = this.#verifiedTokens.get(token, ring, now);
+    if (known !== undefined) return known;
     try {
-      return await verifyIssuedToken(token, { jwks: this.#o.keys.resolver, issuer: this.#o.issuer, currentDate: now });
+      const claims = await verifyIssuedToken(token, { jwks: this.#o.keys.resolver, issuer: this.#o.issuer, currentDate: now });
+      this.#verifiedTokens.set(token, ring, claims);
+      return claims;
     } catch (err) {
       if (isTokenVerificationError(err) && err.code === 'jwks_unavailable') throw err;
       if (isTokenVerificationError(err)) return undefined;

@@ -442,6 +442,25 @@ describe('credentials and roles', () => {
   });
 });
 
+describe('introspecting a token again (its verification is remembered, its state is not)', () => {
+  it('a token introspected before stays refused once revoked, expired, or changed in one byte', async () => {
+    const { token: b } = await token();
+    expect((await introspect(t, b.access_token)).body).toMatchObject({ active: true });
+    const [head, payload, signature] = b.access_token.split('.') as [string, string, string];
+    const flipped = `${head}.${payload}.${signature.slice(0, -2)}${signature.at(-2) === 'A' ? 'B' : 'A'}${signature.at(-1)}`;
+    expect((await introspect(t, flipped)).body).toEqual({ active: false });
+    const otherPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')), scope: 'tickets:delete' })).toString('base64url');
+    expect((await introspect(t, `${head}.${otherPayload}.${signature}`)).body).toEqual({ active: false });
+    await revoke(t, b.access_token).expect(200);
+    expect((await introspect(t, b.access_token)).body).toEqual({ active: false });
+
+    const { token: c } = await token();
+    expect((await introspect(t, c.access_token)).body).toMatchObject({ active: true });
+    t.clock.advance(c.expires_in + 6);
+    expect((await introspect(t, c.access_token)).body).toEqual({ active: false });
+  });
+});
+
 describe('who may introspect what (RFC 7662 §4)', () => {
   it('a PEP sees only the tokens issued to itself; a resource server sees every token', async () => {
     const { token: b } = await token();

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -57,6 +57,15 @@ export interface TestPdpOptions {
   issuerIsUrl?: boolean;
 }
 
+/** Folders 0755, files 0644, recursively. */
+function privateTree(path: string): void {
+  chmodSync(path, 0o755);
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    if (entry.isDirectory()) privateTree(join(path, entry.name));
+    else if (entry.isFile()) chmodSync(join(path, entry.name), 0o644);
+  }
+}
+
 /** A port that was free a moment ago on 127.0.0.1. */
 async function freePort(): Promise<number> {
   const probe = createServer().listen(0, '127.0.0.1');
@@ -71,9 +80,17 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
   const port = options.issuerIsUrl ? await freePort() : 0;
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-test-'));
   cpSync(resolve(options.policies ?? 'policies'), join(dir, 'policies'), { recursive: true });
+  // The PDP refuses policy files and a bundle that group or others may write: whatever the checkout's umask was,
+  // the copies this PDP serves are 0644 in 0755 folders, inside the 0700 temp dir.
+  privateTree(join(dir, 'policies'));
+  // A bundle the test passes stays where the test keeps it (it may replace it to trigger a reload).
+  if (options.bundle === undefined) {
+    cpSync(resolve('opa-bundle/bundle.tar.gz'), join(dir, 'bundle.tar.gz'));
+    chmodSync(join(dir, 'bundle.tar.gz'), 0o644);
+  }
   const raw = {
     server: { listen: '127.0.0.1:0' },
-    policy: { bundle: resolve(options.bundle ?? 'opa-bundle/bundle.tar.gz'), agents: 'policies', watch: options.watch ?? false, watch_interval_ms: 100 },
+    policy: { bundle: options.bundle === undefined ? 'bundle.tar.gz' : resolve(options.bundle), agents: 'policies', watch: options.watch ?? false, watch_interval_ms: 100 },
     store: { url: 'sqlite:data/pdp.db' },
     issuer: { issuer: options.issuerIsUrl ? `http://127.0.0.1:${port}` : 'http://127.0.0.1:8181', keys: 'data/keys' },
     log: { level: 'silent' },
