@@ -67,16 +67,14 @@ export class TokenService {
   async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null, resource: string | undefined): Promise<IssuedAccessToken> {
     const now = this.#now();
     const keyRing = this.#o.keys.ring;
-    // The task's expiry caps the token; it never changes after registration, so it is read before the transaction.
-    const known = await this.#o.store.getDecision(decisionId);
-    const task = known?.task_id ? await this.#o.store.getTask(known.task_id) : undefined;
     let claims: AccessTokenClaims | undefined;
     await this.#o.store.redeemDecision({
       decision_id: decisionId,
       caller_id: caller.id,
       now: now.toISOString(),
       trace_id: traceId,
-      makeToken: (decision) => {
+      // The task's expiry caps the token: the store hands over the task row it checked in the same transaction.
+      makeToken: (decision, task) => {
         // The unmasked grant, not the (possibly masked) result: a token must carry the real record id.
         const result = decision.token_grant as TokenGrantSource | null;
         if (!result) throw new PdpError('decision_not_allowed', `decision ${decision.decision_id} carries no grant`);

@@ -122,15 +122,13 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
     if (row.redeemable_until === null || input.now > row.redeemable_until) {
       throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
     }
-    if (row.task_id !== null) {
-      // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
-      const task = ctx.sql.selectTask.get(row.task_id) as TaskRow | undefined;
-      if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
-        throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
-      }
+    // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
+    const task = row.task_id === null ? undefined : (ctx.sql.selectTask.get(row.task_id) as TaskRow | undefined);
+    if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
+      throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
     }
     const decision = decisionFromRow(row);
-    const grant = input.makeToken(decision);
+    const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
     assertGrant(grant);
     if (ctx.sql.tokenExists.get(grant.jti) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
     const token: TokenRecord = {

@@ -15,6 +15,7 @@ import type {
   AuditEventV1,
   ChainHead,
   NewAuditEvent,
+  SignedHeadV1,
   TaskCloseStatus,
   TokenIssuedExtras,
   TokenRevokeReason,
@@ -133,7 +134,7 @@ export interface RedeemDecisionInput {
    * quick and free of I/O (generate the jti, compute the claims; sign after the promise resolves). A PdpError it
    * throws refuses this redemption only.
    */
-  makeToken: (decision: StoredDecision) => TokenGrant;
+  makeToken: (decision: StoredDecision, task: { expires_at: string } | undefined) => TokenGrant;
 }
 
 export interface TokenRecord {
@@ -223,6 +224,9 @@ export interface PruneResult {
   event: AuditEventV1 | null;
 }
 
+/** What verifying the stored chain may be given (the store supplies its own start and checkpoint). */
+export type StoredChainVerifyOptions = Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'headKeys'>;
+
 export interface StoreStats {
   /** Transactions committed by the group-commit writer. */
   transactions: number;
@@ -283,10 +287,16 @@ export interface Store {
    */
   pruneEvents(input: PruneEventsInput): Promise<PruneResult>;
   /**
-   * Verifies the whole stored chain from its start (genesis or the latest checkpoint, which an audit.pruned event
-   * in the chain must record).
+   * Signs the chain head inside a write transaction (`sign` is called with it: synchronous, no I/O) and appends the
+   * audit.head_signed event recording the signature right after it. Null when there is nothing new to sign (no
+   * event, or the head is a signed head already).
    */
-  verifyStoredChain(options?: Pick<VerifyOptions, 'expectedLast'>): Promise<VerifyResult>;
+  signHead(sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null>;
+  /**
+   * Verifies the whole stored chain from its start (genesis or the latest checkpoint, which an audit.pruned event
+   * in the chain must record), and every signed head in it (with `headKeys`, their signatures too).
+   */
+  verifyStoredChain(options?: StoredChainVerifyOptions): Promise<VerifyResult>;
 
   stats(): StoreStats;
   /** Commits everything queued, then closes. Later calls reject with store_unavailable. */
