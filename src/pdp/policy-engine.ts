@@ -16,6 +16,16 @@ export interface ActivePolicy {
   readonly loadedAt: Date;
 }
 
+/** The newest refusal of the files on disk, while the last good policy keeps serving; cleared by a load. */
+export interface PolicyRefusal {
+  readonly code: string;
+  readonly message: string;
+  /** The first offending file or field, as `file:line path: message`. */
+  readonly first_error: string | null;
+  /** When the files on disk were first refused (a later refusal of other broken files keeps this time). */
+  readonly since: Date;
+}
+
 export interface ReloadListener {
   loaded(active: ActivePolicy, previous: ActivePolicy | undefined): void;
   refused(error: PdpError, current: ActivePolicy | undefined): void;
@@ -42,6 +52,7 @@ const PROBE_AGENTS = 16;
  */
 export class PolicyEngine {
   #active: ActivePolicy | undefined;
+  #refusal: PolicyRefusal | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #signature = '';
   #timer: NodeJS.Timeout | undefined;
@@ -53,6 +64,11 @@ export class PolicyEngine {
 
   get active(): ActivePolicy | undefined {
     return this.#active;
+  }
+
+  /** Set while the files on disk are refused (the active policy, if any, is an older one); else undefined. */
+  get refusal(): PolicyRefusal | undefined {
+    return this.#refusal;
   }
 
   /** Evaluates on the active policy. No policy loaded is a 503, never a decision. */
@@ -120,6 +136,7 @@ export class PolicyEngine {
         loadedAt: (this.#opts.now ?? (() => new Date()))(),
       });
       this.#active = active;
+      this.#refusal = undefined;
       this.#signature = signature;
       this.#opts.listener?.loaded(active, previous);
       return active;
@@ -128,6 +145,13 @@ export class PolicyEngine {
         cause instanceof PdpError ? cause : new PdpError('policy_invalid', 'policy reload failed', { cause });
       // Remember what was refused, so the watcher does not retry the same broken files every tick.
       this.#signature = await this.#fileSignature().catch(() => this.#signature);
+      const first = error.details[0];
+      this.#refusal = Object.freeze({
+        code: error.code,
+        message: error.message,
+        first_error: first === undefined ? null : `${first.file ?? ''}${first.line ? `:${first.line}` : ''}${first.file ? ' ' : ''}${first.path}: ${first.message}`,
+        since: this.#refusal?.since ?? (this.#opts.now ?? (() => new Date()))(),
+      });
       this.#opts.listener?.refused(error, previous);
       throw error;
     }

@@ -118,6 +118,21 @@ export const COMPONENT_SCHEMAS = {
       agents: { type: 'integer' },
       loaded_at: { type: 'string', format: 'date-time' },
       reason: { type: 'string' },
+      policy_on_disk: {
+        enum: ['loaded', 'refused'],
+        description: 'refused: the files on disk were refused at the last reload; the active (older) revision keeps serving',
+      },
+      refused: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['code', 'message', 'first_error', 'since'],
+        properties: {
+          code: { type: 'string' },
+          message: { type: 'string' },
+          first_error: { type: ['string', 'null'], description: 'the first offending file and field: `file:line path: message`' },
+          since: { type: 'string', format: 'date-time', description: 'when the files on disk were first refused' },
+        },
+      },
     },
   },
   Health: {

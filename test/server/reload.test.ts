@@ -194,17 +194,27 @@ describe('POST /v1/admin/reload under traffic', () => {
       expect(answers.filter((a) => a.status !== 200)).toEqual([]);
       for (const a of answers) expect(a.body).toMatchObject(baseline[a.kind]);
       expect(t.pdp.engine.active).toBe(current);
+      // Still ready on the last good set, and saying the files on disk were refused, why, and since when.
       const ready = await request(t.url).get('/readyz').expect(200);
-      expect(ready.body).toMatchObject({ policy_revision: current?.revision, loaded_at: current?.loadedAt.toISOString() });
+      api.expectResponse(ready);
+      expect(ready.body).toMatchObject({
+        policy_revision: current?.revision,
+        loaded_at: current?.loadedAt.toISOString(),
+        policy_on_disk: 'refused',
+        refused: { code: expect.any(String), message: expect.any(String), since: expect.any(String) },
+      });
+      if (detail?.file) expect(ready.body.refused.first_error).toContain(detail.file);
       const after = await metricsText(t);
       expect(reloads(after, 'refused') - reloads(before, 'refused')).toBe(1);
       expect(reloads(after, 'loaded') - reloads(before, 'loaded')).toBe(0);
     } finally {
       replaceFile(path, good);
     }
-    // Once the files are fixed, the same set loads again, with the same revision.
+    // Once the files are fixed, the same set loads again, with the same revision, and readiness says so.
     const fixed = await reload().expect(200);
     expect(fixed.body.policy_revision).toBe(current?.revision);
+    expect((await request(t.url).get('/readyz').expect(200)).body).toMatchObject({ policy_on_disk: 'loaded' });
+    expect((await request(t.url).get('/readyz')).body).not.toHaveProperty('refused');
   });
 
   it('the shipped bundle was never touched (the tests wrote a private copy)', () => {

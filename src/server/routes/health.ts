@@ -17,7 +17,12 @@ export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: ()
       path: '/readyz',
       handle() {
         const active = engine.active;
-        if (!active) return { status: 503, json: { status: 'not_ready', reason: 'no policy loaded' } };
+        const refusal = engine.refusal;
+        // Ready while the last good set serves; `policy_on_disk` says whether that is what the files hold.
+        const onDisk = refusal
+          ? { policy_on_disk: 'refused', refused: { code: refusal.code, message: refusal.message, first_error: refusal.first_error, since: refusal.since.toISOString() } }
+          : { policy_on_disk: 'loaded' };
+        if (!active) return { status: 503, json: { status: 'not_ready', reason: 'no policy loaded', ...onDisk } };
         return {
           status: 200,
           json: {
@@ -27,6 +32,7 @@ export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: ()
             policies_revision: active.evaluator.revisions.policies,
             agents: active.policySet.agents.length,
             loaded_at: active.loadedAt.toISOString(),
+            ...onDisk,
           },
         };
       },
