@@ -18,6 +18,8 @@ import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
+import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
+import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
 
 /** Everything one PDP instance is made of, wired. `main.ts` is the only module that knows all of them. */
 export interface Pdp {
@@ -31,6 +33,8 @@ export interface Pdp {
   tasks: TaskService;
   tokens: TokenService;
   keys: IssuerKeys;
+  /** Signs the audit chain's head now and then, with the audit key (docs/compliance.md, "Signed heads"). */
+  heads: HeadSigner;
   metrics: Metrics;
   logger: Logger;
   /** Reloads the policy (bundle and YAML) and the issuer keys; a refused policy keeps the old one. */
@@ -44,6 +48,8 @@ export interface CreatePdpOptions {
   now?: () => Date;
   /** Collect Node's default process metrics (off in tests that build many instances). Default true. */
   defaultMetrics?: boolean;
+  /** How often the audit chain's head is signed. Default HEAD_SIGNING_DEFAULTS (60 s or 10,000 events). */
+  headSigning?: Pick<HeadSignerOptions, 'intervalMs' | 'everyEvents' | 'checkMs'>;
 }
 
 const TASK_SWEEP_MS = 5_000;
@@ -69,6 +75,14 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       metrics.reloads.inc({ result: 'loaded' });
       metrics.policyActive(active.revision, active.evaluator.revisions.bundle, active.evaluator.revisions.policies);
       for (const w of active.policySet.warnings) logger.warn({ file: w.file, line: w.line, path: w.path }, w.message);
+      const cap = config.issuer.max_token_ttl_seconds;
+      const above = Object.entries(active.policySet.data.policies.agents).filter(([, a]) => a.token_ttl > cap).map(([id]) => id);
+      if (above.length > 0) {
+        logger.warn(
+          { agents: above.slice(0, 20), agents_above: above.length, max_token_ttl_seconds: cap },
+          `token_ttl of ${above.length} agent(s) exceeds issuer.max_token_ttl_seconds: their decisions and tokens get ${cap} s`,
+        );
+      }
       logger.info({ revision: active.revision, previous: previous?.revision, agents: active.policySet.agents.length }, 'policy loaded');
       audit(
         policyLoadedEvent(now().toISOString(), {
@@ -124,6 +138,27 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     await store.close();
     throw err;
   }
+  // Signed heads of the audit chain (docs/compliance.md, "Signed heads"): a timer, off the request path; the audit
+  // key lives in the key folder, never in the database.
+  let heads: HeadSigner;
+  try {
+    const auditKey = await loadAuditKey(config.issuer.keys, { create: true });
+    heads = new HeadSigner({
+      store,
+      key: auditKey,
+      now,
+      publish: (head) => appendSignedHead(signedHeadsPath(config.issuer.keys), head),
+      onError: (err) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'),
+      ...options.headSigning,
+    });
+  } catch (err) {
+    engine.stopWatching();
+    clearInterval(sweep);
+    await store.close();
+    throw err;
+  }
+  heads.start();
+
   const tokens = new TokenService({
     store,
     keys,
@@ -138,7 +173,14 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     await engine.reload();
   };
 
-  const decider = new Decider({ engine, store, redeemWindowSeconds: config.issuer.redeem_window_seconds, observer: metrics, now });
+  const decider = new Decider({
+    engine,
+    store,
+    redeemWindowSeconds: config.issuer.redeem_window_seconds,
+    maxTokenTtlSeconds: config.issuer.max_token_ttl_seconds,
+    observer: metrics,
+    now,
+  });
   const onAuthFailure = (f: AuthFailure): void =>
     audit(authFailedEvent(now().toISOString(), { reason: f.reason, route: f.route, ip: f.ip }));
   const routes = routeTable({ config, engine, decider, tasks, tokens, keys, store, metrics, reload, now });
@@ -160,12 +202,16 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     tasks,
     tokens,
     keys,
+    heads,
     metrics,
     logger,
     reload,
     async close() {
       engine.stopWatching();
       clearInterval(sweep);
+      // The events since the last signed head are signed before the store closes.
+      heads.stop();
+      await heads.signNow().catch((err: unknown) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'));
       await store.close();
     },
   };

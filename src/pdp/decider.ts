@@ -65,6 +65,12 @@ export interface DeciderOptions {
   engine: PolicyEngine;
   store: DecisionStore;
   redeemWindowSeconds: number;
+  /**
+   * The issuer's cap on a token's lifetime (`issuer.max_token_ttl_seconds`): an answer's `token_ttl_seconds` is the
+   * policy's TTL capped by it, the lifetime a token redeemed from it gets (a task expiring sooner caps it further).
+   * Default: no cap.
+   */
+  maxTokenTtlSeconds?: number;
   observer?: DecisionObserver;
   now?: () => Date;
   /** Default: a UUIDv7 (`decision-id.ts`) stamped with `now`. */
@@ -125,7 +131,7 @@ export class Decider {
       granted_scopes: evaluation.granted_scopes,
       denied_scopes: evaluation.denied_scopes,
       reasons: evaluation.reasons,
-      token_ttl_seconds: evaluation.token_ttl_seconds,
+      token_ttl_seconds: Math.min(evaluation.token_ttl_seconds, this.#o.maxTokenTtlSeconds ?? Number.POSITIVE_INFINITY),
       resource: request.resource ?? null,
       task_id: request.task.id,
       policy_revision: revision,
