@@ -1,15 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import { SCOPE_PATTERN } from '../wire/decision-v1.js';
 import { pointerToPath } from './field-path.js';
 import { POLICY_KINDS, type PathSegment } from './policy-types.js';
 
 /**
  * The JSON Schema of policy files (`schemas/agent-policy.schema.json`, shipped in the package so editors can use
  * it), compiled once. Validation reports every problem, each as a field path an author can find in the file.
+ *
+ * Scopes follow the one grammar of the wire, `SCOPE_PATTERN`: it replaces the file's copy here, so policies and
+ * decision requests cannot drift apart (test/semantics/scope-grammar.test.ts keeps the file's copy equal for editors).
  */
 const SCHEMA_URL = new URL('../../schemas/agent-policy.schema.json', import.meta.url);
 
-export const policySchema: Record<string, unknown> = JSON.parse(readFileSync(SCHEMA_URL, 'utf8'));
+export const policySchema: Record<string, unknown> = withScopeGrammar(JSON.parse(readFileSync(SCHEMA_URL, 'utf8')));
+
+function withScopeGrammar(schema: { definitions: { scope: { pattern: string } } }): Record<string, unknown> {
+  schema.definitions.scope.pattern = SCOPE_PATTERN;
+  return schema;
+}
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false });
 const validate = ajv.compile(policySchema);

@@ -33,7 +33,13 @@ export interface DecisionResponseV1 {
 }
 
 export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$';
-export const SCOPE_PATTERN = '^[A-Za-z0-9._:/*#@-]{1,128}$';
+/**
+ * The one scope grammar: letters, digits and `_ . : / * + @ = -`, 1 to 128 characters, any of them first. Decision
+ * requests and policy files are both validated with it (`src/policy/policy-schema.ts`; the copy in
+ * `schemas/agent-policy.schema.json` is for editors and a test keeps it equal), so any scope a policy can name can
+ * be requested, and a request cannot name a scope no policy could.
+ */
+export const SCOPE_PATTERN = '^[A-Za-z0-9_.:/*+@=-]{1,128}$';
 
 const idSchema = { type: 'string', pattern: ID_PATTERN } as const;
 const contextSchema = {
