@@ -45,9 +45,9 @@ granted_scopes := sort(grants) if {
 	outcome == "allow"
 } else := []
 
-# Every requested scope that was not granted as asked, plus bound scopes whose record did
-# not match; sorted by scope. Each scope appears once: deny_scope, capped and dropped scopes
-# lie outside E, record_binding scopes inside it.
+# Every requested scope that was not granted as asked, sorted by scope; nothing that was not
+# requested. Each scope appears once: deny_scope, capped and dropped scopes lie outside E,
+# record_binding scopes (bound scopes asked for by name, on another record) inside it.
 denied_scopes := [pair[1] | some pair in sort({[e.scope, e] | some e in denied_entries})]
 
 # Reasons sorted by code (then by message, for stable output).
@@ -137,19 +137,24 @@ requested contains s if {
 # Requested scopes on the explicit deny list: they deny the whole request.
 requested_denied := requested & denied
 
-# Requested scopes granted as asked.
+# Requested scopes granted as asked (a bound one only on its record: see binding_violations).
 granted_directly := requested & effective
 
-# capped[s]: s is outside E, but scopes it implies are inside; those are granted instead.
+# Substitutes for s: the scopes s implies that are inside E and, when bound, bound to this
+# request's record. A substitute was never asked for, so one whose record does not match is
+# left out rather than refusing the request (implication grants less; it never refuses).
+substitutes(s) := {x | some x in implied(s); x in effective; binding_holds(x)}
+
+# capped[s]: s is outside E, but it has substitutes; those are granted instead.
 capped[s] := sort(instead) if {
 	some s in requested
 	not s in denied
 	not s in effective
-	instead := implied(s) & effective
+	instead := substitutes(s)
 	count(instead) > 0
 }
 
-# dropped[s]: neither s nor anything it implies is inside E.
+# dropped[s]: neither s nor any substitute for it can be granted.
 dropped[s] := drop_reason(s) if {
 	integration_known
 	some s in requested
@@ -170,10 +175,21 @@ grants := granted_directly | {x | some instead in capped; some x in instead}
 # Record binding: a bound scope is granted only for the task's own record
 # ---------------------------------------------------------------------------
 
+# Bound scopes asked for by name whose record does not match: they refuse the whole request.
+# (Substitutes need no check here: substitutes() only yields scopes whose binding holds.)
 binding_violations contains g if {
-	some g in grants
-	binding := integration_policy.bindings[g]
-	not binding_satisfied(binding)
+	some g in granted_directly
+	not binding_holds(g)
+}
+
+# Scope g may be granted for this request's record: it is unbound, or its binding is satisfied.
+binding_holds(g) if not is_bound(g)
+
+binding_holds(g) if binding_satisfied(integration_policy.bindings[g])
+
+# Present at all counts as bound, whatever the value: a malformed binding fails closed.
+is_bound(g) if {
+	_ = integration_policy.bindings[g]
 }
 
 # The resource is of the bound type and its id equals the task context value, as text.
@@ -222,8 +238,16 @@ extension_message(d) := d.message if {
 
 denied_entries contains {"scope": s, "reason": "deny_scope"} if some s in requested_denied
 
+# granted_instead names what was granted in place of s, so it appears only on an allow; on a
+# deny a capped scope is listed without it.
 denied_entries contains {"scope": s, "reason": "capped", "granted_instead": instead} if {
+	outcome == "allow"
 	some s, instead in capped
+}
+
+denied_entries contains {"scope": s, "reason": "capped"} if {
+	outcome != "allow"
+	some s, _ in capped
 }
 
 denied_entries contains {"scope": s, "reason": reason} if some s, reason in dropped

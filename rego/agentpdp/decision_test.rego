@@ -300,18 +300,25 @@ test_crm_unbound_scope_needs_no_resource if {
 
 test_crm_binding_applies_to_scopes_granted_by_capping if {
 	# tickets:admin is above the ceiling and is capped to tickets:read and tickets:write;
-	# the capped-in tickets:write is still bound to the task's customer.
+	# the capped-in tickets:write is granted only for the task's own customer.
 	ok := crm({"scopes": ["tickets:admin"]})
 	ok.outcome == "allow"
 	ok.granted_scopes == ["tickets:read", "tickets:write"]
 	ok.denied_scopes == [{"scope": "tickets:admin", "reason": "capped", "granted_instead": ["tickets:read", "tickets:write"]}]
 
-	bad := crm({"scopes": ["tickets:admin"], "resource": {"type": "customer", "id": "5678"}})
-	denied_with(bad, ["record_binding_mismatch"])
-	bad.denied_scopes == [
-		{"scope": "tickets:admin", "reason": "capped", "granted_instead": ["tickets:read", "tickets:write"]},
-		{"scope": "tickets:write", "reason": "record_binding"},
-	]
+	# Another customer: tickets:write is not a substitute there; capping grants tickets:read alone
+	# (issue 14, bug 2: it used to refuse the request over a scope nobody asked for).
+	other := crm({"scopes": ["tickets:admin"], "resource": {"type": "customer", "id": "5678"}})
+	other == {
+		"outcome": "allow",
+		"granted_scopes": ["tickets:read"],
+		"denied_scopes": [{"scope": "tickets:admin", "reason": "capped", "granted_instead": ["tickets:read"]}],
+		"reasons": [
+			{"code": "allowed", "message": "granted tickets:read"},
+			{"code": "scopes_capped", "message": "capped to what the policy allows: tickets:admin -> tickets:read"},
+		],
+		"token_ttl_seconds": 300,
+	}
 }
 
 test_crm_deny_scope_and_binding_are_both_reported if {
@@ -511,6 +518,11 @@ test_malformed_binding_fails_closed if {
 	d := agentpdp.decision with input as crm_input with data.policies as policies
 		with data.policies.agents["support-resolver"].integrations.crm.bindings as {"tickets:write": {"resource_type": "customer"}}
 	denied_with(d, ["record_binding_mismatch"])
+
+	# Any value under a scope's key binds it, even one that is not an object.
+	not_an_object := agentpdp.decision with input as crm_input with data.policies as policies
+		with data.policies.agents["support-resolver"].integrations.crm.bindings as {"tickets:write": false}
+	denied_with(not_an_object, ["record_binding_mismatch"])
 }
 
 # ---------------------------------------------------------------------------
@@ -607,4 +619,138 @@ test_malformed_input_always_yields_a_deny_decision if {
 test_decision_is_defined_without_any_data if {
 	d := agentpdp.decision with input as crm_input with data.policies as null
 	denied_with(d, ["unknown_agent"])
+}
+
+# ---------------------------------------------------------------------------
+# Issue 14: capping and bound substitutes; scopes as plain text; task types narrowed per integration
+# ---------------------------------------------------------------------------
+
+# max_scope [svc:read, svc:write], bind {svc:write: customer}; svc:admin implies both, svc:owner only svc:write.
+svc_agent := {
+	"token_ttl": 600,
+	"per_task_downscope": false,
+	"integrations": {"svc": {
+		"allowed": {"svc:read": true, "svc:write": true},
+		"denied": {"svc:delete": true},
+		"bindings": {"svc:write": {"resource_type": "customer", "context_key": "customer_id"}},
+	}},
+	"task_types": {},
+}
+
+svc_policies := {
+	"agents": {"svc-agent": svc_agent},
+	"integrations": {"svc": {"implies": {"svc:admin": ["svc:read", "svc:write"], "svc:owner": ["svc:write"]}}},
+}
+
+svc(scopes, resource) := d if {
+	base := {
+		"agent_id": "svc-agent",
+		"task": {"id": "t", "context": {"customer_id": "1234"}, "registered": true},
+		"integration": "svc",
+		"scopes": scopes,
+	}
+	inp := object.union(base, {k: v | some k, v in {"resource": resource}; v != null})
+	d := agentpdp.decision with input as inp with data.policies as svc_policies
+}
+
+customer_1234 := {"type": "customer", "id": "1234"}
+
+test_capping_skips_a_bound_substitute_without_its_record if {
+	# The issue's example: no resource, so svc:write cannot be a substitute; svc:read is granted.
+	svc(["svc:admin"], null) == {
+		"outcome": "allow",
+		"granted_scopes": ["svc:read"],
+		"denied_scopes": [{"scope": "svc:admin", "reason": "capped", "granted_instead": ["svc:read"]}],
+		"reasons": [
+			{"code": "allowed", "message": "granted svc:read"},
+			{"code": "scopes_capped", "message": "capped to what the policy allows: svc:admin -> svc:read"},
+		],
+		"token_ttl_seconds": 600,
+	}
+}
+
+test_capping_keeps_a_bound_substitute_on_its_record if {
+	d := svc(["svc:admin"], customer_1234)
+	d.outcome == "allow"
+	d.granted_scopes == ["svc:read", "svc:write"]
+	d.denied_scopes == [{"scope": "svc:admin", "reason": "capped", "granted_instead": ["svc:read", "svc:write"]}]
+}
+
+test_a_scope_whose_only_substitute_fails_its_binding_is_dropped if {
+	# Nothing to grant instead: svc:owner is dropped as above the ceiling; svc:write, never asked for,
+	# is not listed, and there is no granted_instead.
+	svc(["svc:owner"], null) == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [{"scope": "svc:owner", "reason": "above_ceiling"}],
+		"reasons": [{
+			"code": "no_scope_granted",
+			"message": "no requested scope is within the agent's policy for this integration and task",
+		}],
+		"token_ttl_seconds": 0,
+	}
+
+	with_read := svc(["svc:owner", "svc:read"], null)
+	with_read.outcome == "allow"
+	with_read.granted_scopes == ["svc:read"]
+	with_read.denied_scopes == [{"scope": "svc:owner", "reason": "above_ceiling"}]
+	codes(with_read) == ["allowed", "scopes_dropped"]
+}
+
+test_a_requested_bound_scope_still_refuses_the_request if {
+	# svc:write asked for by name on another record refuses the whole request; svc:admin is
+	# still reported as capped, without granted_instead since nothing is granted.
+	d := svc(["svc:admin", "svc:write"], {"type": "customer", "id": "5678"})
+	denied_with(d, ["record_binding_mismatch"])
+	d.denied_scopes == [
+		{"scope": "svc:admin", "reason": "capped"},
+		{"scope": "svc:write", "reason": "record_binding"},
+	]
+}
+
+test_granted_instead_only_on_allow if {
+	d := svc(["svc:admin", "svc:delete"], customer_1234)
+	denied_with(d, ["deny_scope"])
+	d.denied_scopes == [
+		{"scope": "svc:admin", "reason": "capped"},
+		{"scope": "svc:delete", "reason": "deny_scope"},
+	]
+
+	extension := svc(["svc:admin"], customer_1234) with data.agentpdp.ext.deny as {{"code": "freeze", "message": "m"}}
+	denied_with(extension, ["freeze"])
+	extension.denied_scopes == [{"scope": "svc:admin", "reason": "capped"}]
+}
+
+test_scopes_are_plain_text_whatever_their_characters if {
+	# The scope grammar (letters, digits and _ . : / * + @ = -) gives no character a meaning:
+	# "*" is not a wildcard and "+" or "=" are matched as they are.
+	agent := {
+		"token_ttl": 60,
+		"per_task_downscope": false,
+		"integrations": {"api": {"allowed": {"a+b": true, "role=admin": true, "*": true, "mail@x/y:z": true}, "denied": {}, "bindings": {}}},
+		"task_types": {},
+	}
+	inp := {"agent_id": "g", "task": {"id": "t", "context": {}}, "integration": "api", "scopes": ["a+b", "role=admin", "*", "a*", "mail@x/y:z"]}
+	d := agentpdp.decision with input as inp with data.policies as {"agents": {"g": agent}, "integrations": {"api": {"implies": {}}}}
+	d.outcome == "allow"
+	d.granted_scopes == ["*", "a+b", "mail@x/y:z", "role=admin"]
+	d.denied_scopes == [{"scope": "a*", "reason": "above_ceiling"}]
+}
+
+test_a_task_type_integration_narrowed_to_nothing_grants_nothing if {
+	# What the compiler emits when an agent lists an integration its role's task type does not
+	# (issue 14, bug 3): the integration is present with an empty set, so the type grants nothing there.
+	agent := {
+		"token_ttl": 900,
+		"per_task_downscope": true,
+		"integrations": {
+			"crm": {"allowed": {"tickets:read": true}, "denied": {}, "bindings": {}},
+			"slack": {"allowed": {"chat:write": true}, "denied": {}, "bindings": {}},
+		},
+		"task_types": {"triage": {"crm": {"tickets:read": true}, "slack": {}}},
+	}
+	inp := {"agent_id": "r", "task": {"id": "t", "type": "triage", "context": {}}, "integration": "slack", "scopes": ["chat:write"]}
+	d := agentpdp.decision with input as inp with data.policies as {"agents": {"r": agent}, "integrations": {}}
+	denied_with(d, ["no_scope_granted"])
+	d.denied_scopes == [{"scope": "chat:write", "reason": "task_type"}]
 }
