@@ -7,9 +7,12 @@ type AgentDoc = PolicyDocument<'agent_policy'>;
 type RoleDoc = PolicyDocument<'role_policy'>;
 
 /**
- * Task types of one agent: every type the agent or a named role declares. Per integration, the roles' lists
- * (united) narrowed by the agent's list when both declare it, else whichever declares it; then always within the
- * agent's allowed set. A scope the agent lists that does not survive is dropped with a warning.
+ * Task types of one agent: every type the agent or a named role declares. A type some named role declares is a
+ * ceiling the agent can only narrow, integrations included: per integration, the declaring roles' lists united
+ * (nothing for an integration none of them lists), narrowed by the agent's list when the agent lists that
+ * integration for the type. A type no named role declares is the agent's own lists. Then always within the agent's
+ * allowed set. A scope the agent lists that does not survive is dropped with a warning.
+ * (docs/policy-semantics.md, "Task types".)
  */
 export function compileTaskTypes(
   agent: AgentDoc,
@@ -28,8 +31,9 @@ export function compileTaskTypes(
       for (const name of names) {
         const allowed = ownValue(integrations, name)?.allowed;
         if (allowed === undefined) continue; // reported by checkTaskTypeIntegrations
-        const roleLists = roleTypes.flatMap((t) => ownValue(t, name) ?? []);
-        const roleUnion = roleTypes.some((t) => ownValue(t, name) !== undefined) ? new Set(roleLists) : undefined;
+        // Undefined when no named role declares the type; empty when some do but none lists this integration.
+        const roleUnion = roleTypes.length > 0 ? new Set(roleTypes.flatMap((t) => ownValue(t, name) ?? [])) : undefined;
+        const roleListsIt = roleTypes.some((t) => ownValue(t, name) !== undefined);
         const ownList = ownValue(ownType, name);
         let scopes: string[];
         if (ownList === undefined) scopes = [...(roleUnion ?? [])];
@@ -38,7 +42,9 @@ export function compileTaskTypes(
           for (const [i, scope] of ownList.entries()) {
             const at = ['agent_policy', 'task_types', type, name, i];
             if (roleUnion !== undefined && !roleUnion.has(scope)) {
-              const why = `the named roles' task type ${type} does not list it for ${name}`;
+              const why = roleListsIt
+                ? `the named roles' task type ${type} does not list it for ${name}`
+                : `the named roles' task type ${type} does not list integration ${name}`;
               diag.warning(agent, at, `"${scope}" is dropped: ${why}`);
             } else if (ownValue(allowed, scope) !== true) {
               diag.warning(agent, at, `"${scope}" is dropped: it is not in the agent's allowed scopes for ${name}`);

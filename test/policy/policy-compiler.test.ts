@@ -188,6 +188,26 @@ describe('compilePolicies: warnings do not refuse the set', () => {
   });
 });
 
+describe('task types: an agent narrows a type its roles declare, integrations included (issue 14, bug 3)', () => {
+  const role = 'role_policy:\n  id: r\n  integrations:\n    crm: { max_scope: [read, write] }\n    slack: { max_scope: [chat:write] }\n  task_types:\n    triage:\n      crm: [read]\n';
+
+  it('an integration the roles’ type does not list gets nothing for that type, with a warning per scope', () => {
+    const agent = 'agent_policy:\n  id: a\n  roles: [r]\n  per_task_downscope: true\n  task_types:\n    triage:\n      slack: [chat:write]\n';
+    const { agent: compiled, warnings } = compileAgent({ 'r.yaml': role, 'a.yaml': agent });
+    expect(compiled?.task_types).toEqual({ triage: { crm: { read: true }, slack: {} } });
+    expect(warnings).toEqual([
+      expect.objectContaining({ file: 'a.yaml', line: 7, path: 'agent_policy.task_types.triage.slack[0]', message: '"chat:write" is dropped: the named roles\' task type triage does not list integration slack' }),
+    ]);
+  });
+
+  it('a type no named role declares is the agent’s own', () => {
+    const agent = 'agent_policy:\n  id: a\n  roles: [r]\n  per_task_downscope: true\n  task_types:\n    digest:\n      slack: [chat:write]\n';
+    const { agent: compiled, warnings } = compileAgent({ 'r.yaml': role, 'a.yaml': agent });
+    expect(compiled?.task_types).toEqual({ digest: { slack: { 'chat:write': true } }, triage: { crm: { read: true } } });
+    expect(warnings).toEqual([]);
+  });
+});
+
 describe('implication closure', () => {
   it.each<{ note: string; implies: Record<string, string[]>; closed: Record<string, string[]> }>([
     { note: 'direct', implies: { 'repo:write': ['repo:read'] }, closed: { 'repo:write': ['repo:read'] } },
@@ -243,7 +263,7 @@ function strip<T extends object>(value: T): T {
 }
 
 describe('role narrowing never widens (property)', () => {
-  it('allowed ⊆ ∪ roles’ max_scope, ⊆ the agent’s max_scope, disjoint from denied; task types ⊆ allowed; ttl ≤ every source', () => {
+  it('allowed ⊆ ∪ roles’ max_scope, ⊆ the agent’s max_scope, disjoint from denied; task types ⊆ allowed and ⊆ the roles’ type; ttl ≤ every source', () => {
     fc.assert(
       fc.property(setArb, ({ roles, named, agent }) => {
         // Role task types may only name the role's own integrations (checked separately): keep those.
@@ -289,9 +309,14 @@ describe('role narrowing never widens (property)', () => {
         }
         const reachable = new Set([...Object.keys(agentBody.integrations ?? {}), ...namedRoles.flatMap((r) => Object.keys(r.integrations))]);
         expect(Object.keys(compiled.integrations).sort()).toEqual([...reachable].sort());
-        for (const perIntegration of Object.values(compiled.task_types)) {
+        for (const [type, perIntegration] of Object.entries(compiled.task_types)) {
+          // A type a named role declares is a ceiling, integrations included: nothing outside the roles' lists.
+          const roleTypes = namedRoles.map((r) => ownOf(r.task_types, type)).filter((t) => t !== undefined);
           for (const [name, set] of Object.entries(perIntegration)) {
             for (const s of Object.keys(set)) expect(ownOf(ownOf(compiled.integrations, name)?.allowed, s)).toBe(true);
+            if (roleTypes.length === 0) continue;
+            const roleList = new Set(roleTypes.flatMap((t) => ownOf(t, name) ?? []));
+            for (const s of Object.keys(set)) expect({ type, name, s, inRoleType: roleList.has(s) }).toEqual({ type, name, s, inRoleType: true });
           }
         }
         for (const r of namedRoles) if (r.token_ttl !== undefined) expect(compiled.token_ttl).toBeLessThanOrEqual(r.token_ttl);
