@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
  */
 export const DEV_KEYS = [
   'dev-pep-key',
+  'dev-trusted-pep-key',
   'dev-orchestrator-key',
   'dev-auditor-key',
   'dev-admin-key',

@@ -100,11 +100,19 @@ describe('insecure settings outside production warn, and the warnings never cont
     }
   });
 
-  it('the shipped dev config loads with a warning for each of its five keys', () => {
+  it('the shipped dev config loads with a warning for each of its six keys', () => {
     const { config, warnings } = loadConfigFile('agent-pdp.dev.yaml');
-    expect(config.callers).toHaveLength(5);
-    expect(warnings.filter((w) => w.includes('DEV KEY'))).toHaveLength(5);
-    expect(warnings.join('\n')).not.toMatch(/dev-[a-z]+-key|[0-9a-f]{64}/);
+    expect(config.callers).toHaveLength(6);
+    expect(warnings.filter((w) => w.includes('DEV KEY'))).toHaveLength(6);
+    expect(warnings.join('\n')).not.toMatch(/dev-[a-z-]+-key|[0-9a-f]{64}/);
+  });
+
+  it('ships the secure setting: the README\'s PEP may not assert task context; only the separate trusted PEP may', () => {
+    const { config } = loadConfigFile('agent-pdp.dev.yaml');
+    const byKey = (key: string) => config.callers.find((c) => c.key_sha256 === sha256Hex(key));
+    expect(byKey('dev-pep-key')).toMatchObject({ id: 'support-middleware', role: 'pep', may_assert_context: false });
+    expect(byKey('dev-trusted-pep-key')).toMatchObject({ id: 'trusted-middleware', role: 'pep', may_assert_context: true });
+    expect(config.callers.filter((c) => c.may_assert_context).map((c) => c.id)).toEqual(['trusted-middleware']);
   });
 
   it.each([
