@@ -15,6 +15,7 @@ export const AUDIT_EVENT_TYPES = {
   'policy.refused': 'a policy bundle was refused; the previous revision stays active',
   'auth.failed': 'a caller failed authentication',
   'audit.pruned': 'events older than a cut were deleted from the start of the chain, behind a checkpoint',
+  'audit.head_signed': 'the PDP signed the head of the chain (seq, hash, time) with the audit key',
 } as const satisfies Record<string, string>;
 
 export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;
@@ -24,7 +25,7 @@ export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;
  * hold seqs, hashes and times, nothing about anyone), and a filtered JSON Lines export always keeps them: the
  * verifier checks the chain against them.
  */
-export const TRAIL_EVENT_TYPES: readonly AuditEventType[] = Object.freeze(['audit.pruned']);
+export const TRAIL_EVENT_TYPES: readonly AuditEventType[] = Object.freeze(['audit.pruned', 'audit.head_signed']);
 
 export function isTrailEventType(type: string): boolean {
   return (TRAIL_EVENT_TYPES as readonly string[]).includes(type);

@@ -19,17 +19,20 @@
  * to detect that.
  *
  * A chain that starts at a pruning checkpoint (`checkpoint`) must carry the audit.pruned event that records it:
- * without one, the events before the start were deleted by hand and a checkpoint row forged to cover it. An anchor
- * before the chain's start is checked against what the chain records about that seq (the checkpoint itself, or
+ * without one, the events before the start were deleted by hand and a checkpoint row forged to cover it. Every
+ * signed head in the chain (audit.head_signed) must sign the event right before it with that event's hash, and,
+ * given the audit public keys (`headKeys`), verify: rewriting the chain before a signed head takes the key. An
+ * anchor before the chain's start is checked against what the chain records about that seq (the checkpoint, or
  * an audit.pruned event naming it); when nothing does, it cannot be checked, and the result says so instead of
- * passing.
+ * passing. (trail-events.ts checks the trail's own events.)
  */
 import { AUDIT_ID_FIELDS, isIsoTime } from './audit-event.js';
 import type { AuditEventV1 } from './audit-event.js';
 import { GENESIS_HASH, hashEvent, isHash } from './hash-chain.js';
 import type { ChainHead } from './hash-chain.js';
-import { checkpointMismatch, parsePrunedData } from './trail-events.js';
-import type { PruneCheckpoint } from './trail-events.js';
+import type { HeadKeys } from './signed-head.js';
+import { TrailRecords } from './trail-events.js';
+import type { PruneCheckpoint, SignedHeadsSeen } from './trail-events.js';
 
 export type ChainBreakKind = 'changed' | 'removed' | 'inserted' | 'reordered' | 'malformed';
 
@@ -44,6 +47,8 @@ export type VerifyResult =
       last_hash: string;
       /** With `checkpoint`: seq of the audit.pruned event that records it. */
       pruned_by?: number;
+      /** The signed heads in the chain; absent when there were none and no `headKeys` to check them with. */
+      signed_heads?: SignedHeadsSeen;
     }
   | {
       ok: false;
@@ -72,6 +77,14 @@ export interface VerifyOptions {
    * verification fails: it cannot be checked. Default none.
    */
   expectedLast?: ChainHead;
+  /** More heads recorded outside the store (the newest line of the signed-heads file), checked as expectedLast is. */
+  anchors?: readonly ChainHead[];
+  /**
+   * The audit public keys by kid: every signed head in the chain must verify with one of them. Default none: signed
+   * heads are still checked against the chain (the event before each, its hash), not their signatures, and the
+   * result says `verified: false`.
+   */
+  headKeys?: HeadKeys;
 }
 
 type State =
@@ -92,14 +105,11 @@ export class ChainVerifier {
   private prevPrevHash: string | undefined;
   private count = 0;
   private state: State = { kind: 'scanning' };
-  private readonly anchor: ChainHead | undefined;
+  /** Heads recorded outside the store, in seq order. */
+  private readonly anchors: readonly ChainHead[];
   private readonly startSeq: number;
   private readonly startPrevHash: string;
-  private readonly checkpoint: PruneCheckpoint | undefined;
-  /** seq of the audit.pruned event that records `checkpoint`. */
-  private prunedBy: number | undefined;
-  /** The hash the chain records for an anchor before its start (an audit.pruned event naming that seq). */
-  private witness: string | undefined;
+  private readonly trail: TrailRecords;
 
   constructor(options: VerifyOptions = {}) {
     const checkpoint = options.checkpoint;
@@ -114,8 +124,9 @@ export class ChainVerifier {
     this.startSeq = startSeq;
     this.startPrevHash = startPrevHash;
     this.prevHash = startPrevHash;
-    this.anchor = options.expectedLast;
-    this.checkpoint = checkpoint;
+    const anchors = [...(options.expectedLast === undefined ? [] : [options.expectedLast]), ...(options.anchors ?? [])];
+    this.anchors = anchors.sort((a, b) => a.seq - b.seq);
+    this.trail = new TrailRecords({ checkpoint, headKeys: options.headKeys, anchorSeqs: anchors.map((a) => a.seq) });
   }
 
   /** True once further events cannot change the result. */
@@ -185,11 +196,10 @@ export class ChainVerifier {
       const message = `the skip of events ${from}..${to} records another hash for event ${x - 1}: it was modified and re-hashed`;
       return this.finish('changed', x - 1, message);
     }
-    if (this.anchor !== undefined && this.anchor.seq >= from && this.anchor.seq <= to) {
-      if (this.anchor.seq < to) {
-        return this.finish('removed', this.anchor.seq, `the anchored event ${this.anchor.seq} is declared skipped`);
-      }
-      if (this.anchor.hash !== lastHash) {
+    for (const anchor of this.anchors) {
+      if (anchor.seq < from || anchor.seq > to) continue;
+      if (anchor.seq < to) return this.finish('removed', anchor.seq, `the anchored event ${anchor.seq} is declared skipped`);
+      if (anchor.hash !== lastHash) {
         const message = `event ${to} does not match the anchored hash: the chain was rewritten here or earlier`;
         return this.finish('changed', to, message);
       }
@@ -210,30 +220,31 @@ export class ChainVerifier {
       this.finish('removed', state.x, `${which} missing: event ${state.found} links to an event not in the chain`);
     } else if (state.kind === 'scanning') {
       const lastSeq = this.expectedSeq - 1;
-      const anchor = this.anchor;
-      const checkpoint = this.checkpoint;
-      if (anchor !== undefined && lastSeq < anchor.seq) {
-        const message = `the chain ends at seq ${lastSeq}, before the anchored head at seq ${anchor.seq}`;
+      const highest = this.anchors.at(-1);
+      const trailBreak = this.trail.end();
+      if (highest !== undefined && lastSeq < highest.seq) {
+        const message = `the chain ends at seq ${lastSeq}, before the anchored head at seq ${highest.seq}`;
         this.finish('removed', this.expectedSeq, message);
-      } else if (checkpoint !== undefined && this.prunedBy === undefined) {
-        const n = checkpoint.last_pruned_seq;
-        const message = `the chain starts after a checkpoint at seq ${n} that no audit.pruned event records: events up to ${n} were deleted outside \`audit prune\``;
-        this.finish('removed', n, message);
-      } else if (anchor !== undefined && anchor.seq < this.startSeq) {
-        this.anchorBeforeStart(anchor);
+      } else if (trailBreak !== undefined) {
+        this.finish(trailBreak.kind, trailBreak.seq, trailBreak.message);
+      } else {
+        for (const anchor of this.anchors) if (anchor.seq < this.startSeq && this.state.kind !== 'done') this.anchorBeforeStart(anchor);
       }
       if (this.state.kind !== 'done') {
         const result: VerifyResult = { ok: true, count: this.count, last_seq: lastSeq, last_hash: this.prevHash };
-        if (this.prunedBy !== undefined) result.pruned_by = this.prunedBy;
+        const prunedBy = this.trail.prunedBy;
+        if (prunedBy !== undefined) result.pruned_by = prunedBy;
+        const heads = this.trail.signedHeads();
+        if (heads !== undefined) result.signed_heads = heads;
         this.state = { kind: 'done', result };
       }
     }
     return (this.state as Extract<State, { kind: 'done' }>).result;
   }
 
-  /** An anchor before the first seq: checked against the start (checkpoint) or an audit.pruned event, or refused. */
+  /** An anchor before the first seq: checked against the start (checkpoint) or a trail event naming it, or refused. */
   private anchorBeforeStart(anchor: ChainHead): void {
-    const recorded = anchor.seq === this.startSeq - 1 ? this.startPrevHash : this.witness;
+    const recorded = anchor.seq === this.startSeq - 1 ? this.startPrevHash : this.trail.recorded(anchor.seq);
     if (recorded === undefined) {
       const message =
         `the anchored event ${anchor.seq} is before the start of this chain (seq ${this.startSeq}) and nothing in it ` +
@@ -247,35 +258,18 @@ export class ChainVerifier {
   }
 
   private accept(event: AuditEventV1): boolean {
-    if (this.anchor !== undefined && event.seq === this.anchor.seq && event.hash !== this.anchor.hash) {
-      const message = `event ${event.seq} does not match the anchored hash: the chain was rewritten here or earlier`;
-      return this.finish('changed', event.seq, message);
+    for (const anchor of this.anchors) {
+      if (event.seq === anchor.seq && event.hash !== anchor.hash) {
+        const message = `event ${event.seq} does not match the anchored hash: the chain was rewritten here or earlier`;
+        return this.finish('changed', event.seq, message);
+      }
     }
     this.prevPrevHash = event.prev_hash;
     this.prevHash = event.hash;
     this.expectedSeq = event.seq + 1;
     this.count++;
-    if (event.type === 'audit.pruned') return this.pruned(event);
-    return true;
-  }
-
-  /** An intact audit.pruned event: it may record the checkpoint the chain starts from, or an anchor's hash. */
-  private pruned(event: AuditEventV1): boolean {
-    const data = parsePrunedData(event.data);
-    if (typeof data === 'string') return this.finish('malformed', event.seq, `audit.pruned event ${event.seq}: ${data}`);
-    if (data.to_seq >= event.seq) {
-      return this.finish('malformed', event.seq, `audit.pruned event ${event.seq} names events up to ${data.to_seq}, not before it`);
-    }
-    if (this.anchor !== undefined && data.to_seq === this.anchor.seq) this.witness = data.last_hash;
-    const checkpoint = this.checkpoint;
-    if (checkpoint !== undefined && this.prunedBy === undefined && data.to_seq === checkpoint.last_pruned_seq) {
-      const mismatch = checkpointMismatch(checkpoint, data, event.time);
-      if (mismatch !== undefined) {
-        const message = `the checkpoint the chain starts from does not match the audit.pruned event at seq ${event.seq}: ${mismatch}`;
-        return this.finish('changed', checkpoint.last_pruned_seq, message);
-      }
-      this.prunedBy = event.seq;
-    }
+    const trailBreak = this.trail.observe(event);
+    if (trailBreak !== undefined) return this.finish(trailBreak.kind, trailBreak.seq, trailBreak.message);
     return true;
   }
 

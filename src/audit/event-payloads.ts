@@ -9,6 +9,8 @@
  */
 import type { ResourceRef } from '../wire/evaluation-v1.js';
 import type { AUDIT_EVENT_TYPES, AuditEventType, AuditIds, NewAuditEvent } from './audit-event.js';
+import { parseSignedHead } from './signed-head.js';
+import type { SignedHeadV1 } from './signed-head.js';
 
 /** Why a caller failed authentication: no `Authorization` header, not `Bearer <key>`, or a key nobody holds. */
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'unknown_key'] as const;
@@ -136,6 +138,12 @@ export interface AuditPrunedData {
   before: string;
 }
 
+/**
+ * A signed head of the chain (signed-head.ts): the event written right after the head it signs, so `seq` is this
+ * event's seq - 1 and `hash` its prev_hash; the signature makes the pair unforgeable without the audit key.
+ */
+export type AuditHeadSignedData = SignedHeadV1;
+
 /** The payload of each event type. */
 export interface AuditEventData {
   decision: DecisionEventData;
@@ -148,6 +156,7 @@ export interface AuditEventData {
   'policy.refused': PolicyRefusedData;
   'auth.failed': AuthFailedData;
   'audit.pruned': AuditPrunedData;
+  'audit.head_signed': AuditHeadSignedData;
 }
 
 // Compile-time: a payload for every event type and no payload without a type (AUDIT_EVENT_TYPES is the one list).
@@ -281,6 +290,13 @@ export function auditPrunedEvent(time: string, data: AuditPrunedData): AuditEven
     throw new TypeError('audit.pruned from_seq..to_seq must be a range of seqs');
   }
   return event('audit.pruned', time, {}, { from_seq: from, to_seq: to, last_hash: data.last_hash, before: data.before });
+}
+
+/** The event that records `head` in the trail (the store writes it right after the head; `time` is the head's). */
+export function auditHeadSignedEvent(head: SignedHeadV1): AuditEventOf<'audit.head_signed'> {
+  const parsed = parseSignedHead(head);
+  if (typeof parsed === 'string') throw new TypeError(`audit.head_signed: ${parsed}`);
+  return event('audit.head_signed', parsed.time, {}, parsed);
 }
 
 function event<T extends AuditEventType>(

@@ -18,6 +18,7 @@ export {
   TASK_CLOSE_STATUSES,
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
+  auditHeadSignedEvent,
   auditPrunedEvent,
   authFailedEvent,
   decisionEvent,
@@ -32,6 +33,7 @@ export {
 export type {
   AuditEventData,
   AuditEventOf,
+  AuditHeadSignedData,
   AuditPrunedData,
   AuthFailedData,
   AuthFailureReason,
@@ -55,6 +57,13 @@ export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, matchesOwnHas
 export type { ChainHead, UnsealedEvent } from './hash-chain.js';
 export { ChainVerifier, verifyChain, verifyChainAsync } from './chain-verifier.js';
 export type { PruneCheckpoint } from './trail-events.js';
+export { SIGNED_HEAD_CONTEXT, parseSignedHead, signHead, signedHeadPayload, signedHeadProblem } from './signed-head.js';
+export type { AuditSigningKey, HeadKeys, SignedHeadV1 } from './signed-head.js';
+export { appendSignedHead, readSignedHeads, scanSignedHeads } from './signed-head-file.js';
+export type { SignedHeadLine, SignedHeadsScan } from './signed-head-file.js';
+export { HEAD_SIGNING_DEFAULTS, HeadSigner } from './head-signer.js';
+export type { HeadSignerOptions, HeadSignerStore } from './head-signer.js';
+export type { SignedHeadsSeen } from './trail-events.js';
 export type { ChainBreakKind, VerifyOptions, VerifyResult } from './chain-verifier.js';
 export { compileMask } from './masking.js';
 export type { MaskOptions, Masker } from './masking.js';

@@ -1,19 +1,24 @@
 /**
- * `agent-pdp audit verify | export | prune`: the audit trail from a shell, on the store a config names (a running
- * server may keep serving: reading is safe, and pruning takes its turn on the write lock like any writer) or, for
- * verify, on an export file alone. Adapters only: the chain, the formats and the verifier live in src/audit/.
+ * `agent-pdp audit verify | export | prune | key`: the audit trail from a shell, on the store a config names (a
+ * running server may keep serving: reading is safe, and pruning takes its turn on the write lock like any writer)
+ * or, for verify, on an export file alone. Adapters only: the chain, the formats, the verifier and the signed heads
+ * live in src/audit/, the audit key in src/issuer/audit-key.ts.
  *
  * Exit codes: 0 done (the chain verifies), 3 the chain or file does NOT verify (the break is printed), 1 could
  * not run (bad options, unreadable store or file), 2 usage.
  */
-import { createWriteStream, existsSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
-import { exportLines, inChunks, isHash, planExport, verifyExportFile, writeChunks } from '../audit/index.js';
-import type { ChainHead, ExportPlan, ExportVerifyResult, VerifyResult } from '../audit/index.js';
+import { exportLines, inChunks, isHash, planExport, scanSignedHeads, verifyExportFile, writeChunks } from '../audit/index.js';
+import type { ChainHead, ExportPlan, ExportVerifyResult, HeadKeys, SignedHeadsScan, VerifyResult } from '../audit/index.js';
 import { loadConfigFile } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { parseAuditTime, parseExportQuery } from '../audit/index.js';
+import { loadAuditKey, parseAuditPublicKeys, publicKeyOf, signedHeadsPath } from '../issuer/audit-key.js';
 import { openStore, sqlitePath, type Store } from '../store/index.js';
 import type { Command } from './commands.js';
 import { ProgressBar } from './progress-bar.js';
@@ -28,10 +33,13 @@ const str = (v: string | boolean | undefined): string | undefined => (typeof v =
 export const AUDIT_COMMANDS: Command[] = [
   {
     name: 'audit verify',
-    summary: 'check the hash chain and name the first changed, removed, inserted or reordered event: --config FILE | --file EXPORT [--expect-head SEQ:HASH] [--expect-digest HEX] [--json]',
+    summary:
+      'check the hash chain and name the first changed, removed, inserted or reordered event, and check every signed head with the audit public key: --config FILE | --file EXPORT [--public-key FILE] [--signed-heads FILE] [--expect-head SEQ:HASH] [--expect-digest HEX] [--json]',
     options: {
       config: { type: 'string', short: 'c' },
       file: { type: 'string', short: 'f' },
+      'public-key': { type: 'string' },
+      'signed-heads': { type: 'string' },
       'expect-head': { type: 'string' },
       'expect-digest': { type: 'string' },
       json: { type: 'boolean' },
@@ -43,31 +51,67 @@ export const AUDIT_COMMANDS: Command[] = [
       if (expectedDigest !== undefined && (file === undefined || !isHash(expectedDigest.toLowerCase()))) {
         throw new PdpError('invalid_request', '--expect-digest takes the 64 hex digits an export trailer records, with --file');
       }
+      if (file !== undefined && str(values['config']) !== undefined) throw new PdpError('invalid_request', 'pass --config FILE or --file EXPORT, not both');
+      if (file !== undefined && !existsSync(file)) throw new PdpError('invalid_request', `no export file at ${file}`);
+      const config = file === undefined ? configOf(values) : undefined;
+      const keys = await headKeysOf(str(values['public-key']), config);
+      const headsPath = str(values['signed-heads']) ?? (config !== undefined && existsSync(signedHeadsPath(config.issuer.keys)) ? signedHeadsPath(config.issuer.keys) : undefined);
+      let heads: HeadsFile | undefined;
+      if (headsPath !== undefined) {
+        if (!existsSync(headsPath)) throw new PdpError('invalid_request', `no signed-heads file at ${headsPath}`);
+        if (keys.keys === undefined) {
+          if (str(values['signed-heads']) !== undefined) throw new PdpError('invalid_request', `--signed-heads needs the audit public key: ${keys.note}`);
+        } else {
+          heads = { path: headsPath, scan: await scanSignedHeads(headsPath, keys.keys) };
+        }
+      }
+      if (heads?.scan.problem !== undefined) {
+        const { line, message } = heads.scan.problem;
+        const failed: VerifyResult = { ok: false, kind: 'changed', seq: heads.scan.newest?.seq ?? 0, message: `line ${line} of ${heads.path} ${message}`, verified: 0 };
+        process.stdout.write(values['json'] ? `${JSON.stringify({ ...failed, signed_heads_file: heads })}\n` : describeVerification(`the signed-heads file ${heads.path}`, failed));
+        return EXIT_NOT_VERIFIED;
+      }
+      const newest = heads?.scan.newest ?? null;
+      const options = (startSeq: number) => {
+        // A head before the chain's start cannot be checked against it (pruned since): the chain's own records are.
+        const anchors = newest !== null && newest.seq >= startSeq - 1 ? [{ seq: newest.seq, hash: newest.hash }] : [];
+        if (heads !== undefined) heads.anchored = anchors.length > 0;
+        return { ...(expectedLast ? { expectedLast } : {}), anchors, ...(keys.keys ? { headKeys: keys.keys } : {}) };
+      };
       let result: VerifyResult | ExportVerifyResult;
       let what: string;
       if (file !== undefined) {
-        if (str(values['config']) !== undefined) throw new PdpError('invalid_request', 'pass --config FILE or --file EXPORT, not both');
-        if (!existsSync(file)) throw new PdpError('invalid_request', `no export file at ${file}`);
         result = await verifyExportFile(file, {
-          ...(expectedLast ? { expectedLast } : {}),
+          ...options(await exportStartSeq(file)),
           ...(expectedDigest ? { expectedDigest: expectedDigest.toLowerCase() } : {}),
         });
         what = `export file ${file}`;
       } else {
-        const { store, config } = await openConfiguredStore(values);
+        const store = await openConfiguredStore(config as PdpConfig);
         try {
           const start = await store.chainStart();
-          result = await store.verifyStoredChain(expectedLast ? { expectedLast } : {});
+          result = await store.verifyStoredChain(options(start.start_seq));
           const recorded = result.ok && result.pruned_by !== undefined ? `, recorded by the audit.pruned event at seq ${result.pruned_by}` : '';
           const from = start.checkpoint === null ? 'genesis' : `the pruning checkpoint at seq ${start.checkpoint.last_pruned_seq}${recorded}`;
-          what = `the audit chain in ${sqlitePath(config.store.url)} (from ${from})`;
+          what = `the audit chain in ${sqlitePath((config as PdpConfig).store.url)} (from ${from})`;
         } finally {
           await store.close();
         }
       }
-      if (values['json']) process.stdout.write(`${JSON.stringify(result)}\n`);
-      else process.stdout.write(describeVerification(what, result));
+      if (values['json']) process.stdout.write(`${JSON.stringify({ ...result, ...(heads ? { signed_heads_file: heads } : {}) })}\n`);
+      else process.stdout.write(describeVerification(what, result, { keys, heads }));
       return result.ok ? 0 : EXIT_NOT_VERIFIED;
+    },
+  },
+  {
+    name: 'audit key',
+    summary: 'print the audit public key that verifies signed heads, as a JWK (or --pem): --config FILE [--pem]; publish it where the database writers cannot change it',
+    options: { config: { type: 'string', short: 'c' }, pem: { type: 'boolean' } },
+    async run(values) {
+      const key = await loadAuditKey(configOf(values).issuer.keys);
+      const text = values['pem'] ? String(key.publicKey.export({ type: 'spki', format: 'pem' })) : `${JSON.stringify(key.jwk, null, 2)}\n`;
+      process.stdout.write(text);
+      return 0;
     },
   },
   {
@@ -96,7 +140,7 @@ export const AUDIT_COMMANDS: Command[] = [
       }
       const { format, request } = parseExportQuery(query);
       const outPath = str(values['out']);
-      const { store } = await openConfiguredStore(values);
+      const store = await openConfiguredStore(configOf(values));
       try {
         const exportedAt = new Date().toISOString();
         const plan = await planExport(store, request);
@@ -145,7 +189,8 @@ export const AUDIT_COMMANDS: Command[] = [
     options: { config: { type: 'string', short: 'c' }, before: { type: 'string' } },
     async run(values) {
       const beforeText = str(values['before']);
-      const { store, config } = await openConfiguredStore(values);
+      const config = configOf(values);
+      const store = await openConfiguredStore(config);
       try {
         const now = new Date();
         const before = beforeText !== undefined ? parseAuditTime(beforeText) : retentionCut(config, now);
@@ -183,14 +228,77 @@ export const AUDIT_COMMANDS: Command[] = [
   },
 ];
 
-/** The store of --config FILE (or AGENT_PDP_CONFIG). Refuses a store file that does not exist rather than create it. */
-async function openConfiguredStore(values: Values): Promise<{ store: Store; config: PdpConfig }> {
+/** The config of --config FILE (or AGENT_PDP_CONFIG). */
+function configOf(values: Values): PdpConfig {
   const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
   if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG), or --file EXPORT');
-  const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'] });
+  return loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'] }).config;
+}
+
+/** The store `config` names. Refuses a store file that does not exist rather than create it. */
+async function openConfiguredStore(config: PdpConfig): Promise<Store> {
   const path = sqlitePath(config.store.url);
   if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  return { store: await openStore(config.store.url, { synchronous: config.store.synchronous }), config };
+  return openStore(config.store.url, { synchronous: config.store.synchronous });
+}
+
+/** The audit public keys to check signed heads with, and where they came from (or why there are none). */
+interface KeysUsed {
+  keys: HeadKeys | undefined;
+  /** `the audit key <kid> (from FILE)`, or why no key is used. */
+  note: string;
+}
+
+/** The signed-heads file checked: what it holds, and whether its newest head was checked against the chain. */
+interface HeadsFile {
+  path: string;
+  scan: SignedHeadsScan;
+  anchored?: boolean;
+}
+
+/** --public-key FILE (a JWK, JWK set or PEM); else, with a config, the audit key in its key folder; else none. */
+async function headKeysOf(publicKey: string | undefined, config: PdpConfig | undefined): Promise<KeysUsed> {
+  if (publicKey !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(publicKey, 'utf8');
+    } catch (cause) {
+      throw new PdpError('invalid_request', `cannot read --public-key ${publicKey}`, { cause });
+    }
+    let jwks;
+    try {
+      jwks = await parseAuditPublicKeys(text);
+    } catch (error) {
+      throw new PdpError('invalid_request', `--public-key ${publicKey}: ${(error as Error).message}`);
+    }
+    const keys = new Map<string, KeyObject>(jwks.map((jwk) => [jwk.kid, publicKeyOf(jwk)]));
+    return { keys, note: `the audit key${keys.size === 1 ? '' : 's'} ${[...keys.keys()].join(', ')} (from ${publicKey})` };
+  }
+  if (config === undefined) return { keys: undefined, note: 'no audit public key: pass --public-key FILE' };
+  try {
+    const key = await loadAuditKey(config.issuer.keys);
+    return { keys: new Map([[key.kid, key.publicKey]]), note: `the audit key ${key.kid} (from the key folder ${config.issuer.keys})` };
+  } catch (error) {
+    return { keys: undefined, note: `no audit public key: ${(error as Error).message}; pass --public-key FILE` };
+  }
+}
+
+/** start_seq of an export file's header (1 when it cannot be read: verification then names what is wrong). */
+async function exportStartSeq(path: string): Promise<number> {
+  const input = createReadStream(path, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      const seq = (JSON.parse(line) as { start_seq?: unknown }).start_seq;
+      return Number.isSafeInteger(seq) ? (seq as number) : 1;
+    }
+  } catch {
+    // not JSON: the verifier reports the file
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+  return 1;
 }
 
 function retentionCut(config: PdpConfig, now: Date): string | undefined {
@@ -206,7 +314,11 @@ function parseHead(text: string | undefined): ChainHead | undefined {
   return { seq: Number(match[1]), hash: (match[2] as string).toLowerCase() };
 }
 
-export function describeVerification(what: string, result: VerifyResult | ExportVerifyResult): string {
+export function describeVerification(
+  what: string,
+  result: VerifyResult | ExportVerifyResult,
+  signing: { keys?: KeysUsed; heads?: HeadsFile | undefined } = {},
+): string {
   if (!result.ok) {
     return [
       `FAILED: ${what} does not verify`,
@@ -223,8 +335,32 @@ export function describeVerification(what: string, result: VerifyResult | Export
   }
   lines.push(`  head ${result.last_seq}:${result.last_hash}`);
   if (file?.trailer !== undefined) lines.push(`  digest ${file.trailer.digest}`);
+  lines.push(...describeSignedHeads(result, signing));
   lines.push('  keep the head (and digest) outside the store; later, --expect-head (and --expect-digest) detect a rewritten or truncated tail', '');
   return lines.join('\n');
+}
+
+function describeSignedHeads(result: Extract<VerifyResult, { ok: true }>, { keys, heads }: { keys?: KeysUsed; heads?: HeadsFile | undefined }): string[] {
+  const lines: string[] = [];
+  const seen = result.signed_heads;
+  if (seen === undefined || seen.count === 0) {
+    lines.push('  no signed heads in this chain: nothing but the chain itself vouches for it');
+  } else {
+    const newest = seen.newest;
+    const checked = seen.verified ? `every signature verified with ${keys?.note ?? 'the audit key'}` : `signatures NOT checked: ${keys?.note ?? 'no audit public key'}`;
+    lines.push(`  signed heads: ${seen.count} in the chain, each signing the event before it; ${checked}`);
+    if (newest !== null) {
+      const after = result.last_seq - newest.seq;
+      lines.push(`  newest signed head: seq ${newest.seq} at ${newest.time} (key ${newest.kid}); ${after} event${after === 1 ? '' : 's'} after it rest on the chain alone`);
+    }
+  }
+  if (heads !== undefined) {
+    const newest = heads.scan.newest;
+    if (newest === null) lines.push(`  signed-heads file ${heads.path}: no signed heads yet`);
+    else if (heads.anchored) lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; the chain holds its newest, seq ${newest.seq}`);
+    else lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; its newest, seq ${newest.seq}, is before this chain's start: not checked against it`);
+  }
+  return lines;
 }
 
 function describeFilter(filter: NonNullable<NonNullable<ExportVerifyResult['header']>['filter']>): string {

@@ -1,12 +1,20 @@
 /** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify. */
 import type { Statement } from 'better-sqlite3';
-import { ChainVerifier, GENESIS_HASH, auditPrunedEvent, decisionOutcome, isAuditEventType, isTrailEventType } from '../audit/index.js';
-import type { AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
+import {
+  ChainVerifier,
+  GENESIS_HASH,
+  auditHeadSignedEvent,
+  auditPrunedEvent,
+  decisionOutcome,
+  isAuditEventType,
+  isTrailEventType,
+} from '../audit/index.js';
+import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { eventPageSql } from './sql.js';
 import { eventFromRow } from './rows.js';
 import type { EventRow } from './rows.js';
-import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult } from './store.js';
+import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult, StoredChainVerifyOptions } from './store.js';
 import { read, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
@@ -120,14 +128,29 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
 }
 
 /**
+ * Signs the chain head, as the current transaction sees it, and appends the audit.head_signed event that records the
+ * signature right after it: the event's seq - 1 and prev_hash are what was signed. `sign` runs inside the
+ * transaction (synchronous, no I/O: an Ed25519 signature). Null when there is nothing new to sign: no event yet,
+ * or the head is itself a signed head.
+ */
+export async function signHead(ctx: StoreContext, sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null> {
+  return ctx.write(() => {
+    const head = ctx.chain.current;
+    if (head.seq === 0) return null;
+    const last = ctx.sql.selectEventType.get(head.seq) as { type: string } | undefined;
+    if (last?.type === 'audit.head_signed') return null;
+    const signed = sign(head);
+    if (signed.seq !== head.seq || signed.hash !== head.hash) throw new TypeError('the signed head is not the head of the chain');
+    return ctx.chain.append(ctx.chain.prepare(auditHeadSignedEvent(signed)));
+  });
+}
+
+/**
  * Verifies the stored chain from its start (genesis or latest checkpoint, which an audit.pruned event in the chain
  * must record) up to the head at the time of the call, hashing the stored bytes. Yields to the event loop between
  * pages so a server stays responsive.
  */
-export async function verifyStoredChain(
-  ctx: StoreContext,
-  options: Pick<VerifyOptions, 'expectedLast'> = {},
-): Promise<VerifyResult> {
+export async function verifyStoredChain(ctx: StoreContext, options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
   const start = await chainStart(ctx);
   const through = (await chainHead(ctx)).seq;
   const verifier = new ChainVerifier({
@@ -135,6 +158,8 @@ export async function verifyStoredChain(
     startPrevHash: start.start_prev_hash,
     ...(start.checkpoint === null ? {} : { checkpoint: start.checkpoint }),
     ...(options.expectedLast === undefined ? {} : { expectedLast: options.expectedLast }),
+    ...(options.anchors === undefined ? {} : { anchors: options.anchors }),
+    ...(options.headKeys === undefined ? {} : { headKeys: options.headKeys }),
   });
   let after = 0;
   for (;;) {

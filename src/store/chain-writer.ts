@@ -74,6 +74,11 @@ export class ChainWriter {
     return GENESIS_HEAD;
   }
 
+  /** The head as the current transaction sees it (what the next event appended follows). */
+  get current(): ChainHead {
+    return this.head;
+  }
+
   /** Head and count, to restore when an operation is rolled back to its savepoint. */
   snapshot(): { head: ChainHead; appended: number } {
     return { head: this.head, appended: this.appended };

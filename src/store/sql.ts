@@ -41,6 +41,7 @@ export const SQL = {
   selectLastEvent: 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
   selectFirstSeq: 'SELECT MIN(seq) AS seq FROM audit_events',
   selectEventHash: 'SELECT hash FROM audit_events WHERE seq = ?',
+  selectEventType: 'SELECT type FROM audit_events WHERE seq = ?',
   selectFirstSeqAtOrAfter: 'SELECT MIN(seq) AS seq FROM audit_events WHERE time >= ?',
   deleteEventsThrough: 'DELETE FROM audit_events WHERE seq <= ?',
   selectLastCheckpoint: `SELECT last_pruned_seq, last_pruned_hash, pruned_at, pruned_count FROM audit_checkpoints

@@ -6,7 +6,7 @@
  */
 import type { Database, Statement } from 'better-sqlite3';
 import { compileMask } from '../audit/index.js';
-import type { AuditEventV1, ChainHead, NewAuditEvent, VerifyOptions, VerifyResult } from '../audit/index.js';
+import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
 import * as audit from './audit-ops.js';
 import { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
@@ -28,6 +28,7 @@ import type {
   RevokeTokenInput,
   Store,
   StoreStats,
+  StoredChainVerifyOptions,
   StoredDecision,
   TaskClosure,
   TaskRecord,
@@ -179,7 +180,10 @@ export class SqliteStore implements Store {
   pruneEvents(input: PruneEventsInput): Promise<PruneResult> {
     return audit.pruneEvents(this.ctx, input);
   }
-  verifyStoredChain(options: Pick<VerifyOptions, 'expectedLast'> = {}): Promise<VerifyResult> {
+  signHead(sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null> {
+    return audit.signHead(this.ctx, sign);
+  }
+  verifyStoredChain(options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
     return audit.verifyStoredChain(this.ctx, options);
   }
 

@@ -5,6 +5,7 @@
  * undocumented id or member, no documented one missing, every value of a documented type, and every optional id
  * or member and every alternative of a type actually seen. Editing either side alone fails here.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -18,6 +19,7 @@ import {
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
   assertNewAuditEvent,
+  auditHeadSignedEvent,
   auditPrunedEvent,
   authFailedEvent,
   canonicalJson,
@@ -25,6 +27,7 @@ import {
   isIsoTime,
   policyLoadedEvent,
   policyRefusedEvent,
+  signHead,
   taskCompletedEvent,
   taskRegisteredEvent,
   tokenIssuedEvent,
@@ -208,6 +211,8 @@ const D = { decision_id: 'd-1', agent_id: 'a', caller_id: 'pep-1' };
 const J = { decision_id: 'd-1', jti: 'j-1', agent_id: 'a' };
 const K = { task_id: 't-1', agent_id: 'a' };
 
+const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed25519').privateKey };
+
 const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'with task and trace', event: decisionEvent(T, { ...D, task_id: 't-1', trace_id: TRACE }, decided) },
   { note: 'without task or trace', event: decisionEvent(T, { ...D, task_id: null }, decided) },
@@ -235,6 +240,7 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   ...AUTH_FAILURE_REASONS.map((reason) => ({ note: `reason ${reason}`, event: authFailedEvent(T, { reason, route: '/v1/tasks', ip: '203.0.113.7' }) })),
   { note: 'peer address unknown', event: authFailedEvent(T, { reason: 'missing', route: '/v1/decide', ip: undefined }) },
   { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
+  { note: 'a signed head', event: auditHeadSignedEvent(signHead({ seq: 20, hash: 'b'.repeat(64) }, T, AUDIT_KEY)) },
 ];
 
 describe('docs/audit-events.md', () => {
@@ -285,6 +291,7 @@ describe('the event builders', () => {
     { note: 'an unknown token.revoked reason', build: () => tokenRevokedEvent(T, { jti: 'j', decision_id: 'd', agent_id: 'a' }, { reason: 'oops' as 'task_expired', issued_to: 'c' }) },
     { note: 'a negative agent count', build: () => policyLoadedEvent(T, { revision: 'r', bundle_revision: 'b', policies_revision: 'p', previous_revision: null, agents: -1 }) },
     { note: 'a prune of no events', build: () => auditPrunedEvent(T, { from_seq: 5, to_seq: 4, last_hash: 'a'.repeat(64), before: T }) },
+    { note: 'a signed head without a signature', build: () => auditHeadSignedEvent({ seq: 1, hash: 'a'.repeat(64), time: T, kid: 'k'.repeat(43), sig: '' }) },
   ])('refuses $note with a TypeError', ({ build }) => {
     expect(build).toThrow(TypeError);
   });
@@ -329,6 +336,8 @@ describe('events a real SQLite store writes', () => {
     const { event: pruned } = await s.pruneEvents({ before: at(1), at: at(300) });
     expect(pruned).toMatchObject({ type: 'audit.pruned', data: { from_seq: 1, to_seq: 2 } });
     written.push(pruned as AuditEventV1);
+    const signed = await s.signHead((head) => signHead(head, at(301), AUDIT_KEY));
+    written.push(signed as AuditEventV1);
   });
   afterAll(async () => {
     written = [];

@@ -1,0 +1,87 @@
+/**
+ * The signed-heads file: every signed head the PDP makes, one JSON object per line (JSON Lines, canonical JSON),
+ * appended and synced, never rewritten. It is the copy of the heads that lives outside the database: kept next to
+ * the audit key (or shipped to a log collector or WORM storage), it lets `audit verify` catch a chain whose tail
+ * was cut or rewritten together with the audit.head_signed events in it.
+ *
+ *   {"hash":"<hex>","kid":"<kid>","seq":1200,"sig":"<base64url>","time":"2026-01-31T12:00:00.000Z"}
+ */
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { canonicalJson } from './canonical-json.js';
+import { parseSignedHead, signedHeadProblem } from './signed-head.js';
+import type { HeadKeys, SignedHeadV1 } from './signed-head.js';
+
+/** Appends `head` as one line to the file at `path` (created 0600 if missing) and syncs it to disk. */
+export async function appendSignedHead(path: string, head: SignedHeadV1): Promise<void> {
+  const file = await open(path, 'a', 0o600);
+  try {
+    await file.appendFile(`${canonicalJson(head)}\n`, 'utf8');
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
+}
+
+/** One line of a signed-heads file: the head it holds, or why it holds none. Blank lines are skipped. */
+export interface SignedHeadLine {
+  line: number;
+  head: SignedHeadV1 | string;
+}
+
+/** The lines of the signed-heads file at `path`, streamed. */
+export async function* readSignedHeads(path: string): AsyncGenerator<SignedHeadLine> {
+  const input = createReadStream(path, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let line = 0;
+  try {
+    for await (const text of lines) {
+      line++;
+      if (text.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        yield { line, head: 'not JSON' };
+        continue;
+      }
+      yield { line, head: parseSignedHead(value) };
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+/** What a signed-heads file holds, checked line by line with the audit public keys. */
+export interface SignedHeadsScan {
+  /** Lines holding a signed head that verifies. */
+  count: number;
+  /** The head with the highest seq (the last line), or null when the file holds none. */
+  newest: SignedHeadV1 | null;
+  /** The first line that is not a verifying signed head, or that goes back (a lower seq, or the same seq with another hash). */
+  problem?: { line: number; message: string };
+}
+
+/**
+ * Reads the signed-heads file at `path` and checks every line: a signed head, signed by one of `keys`, and never
+ * going back (seqs only grow: a lower seq, or one signed again with another hash, means the chain it was signed on
+ * was rolled back or forked). Stops at the first problem. Constant memory.
+ */
+export async function scanSignedHeads(path: string, keys: HeadKeys): Promise<SignedHeadsScan> {
+  let count = 0;
+  let newest: SignedHeadV1 | null = null;
+  for await (const { line, head } of readSignedHeads(path)) {
+    if (typeof head === 'string') return { count, newest, problem: { line, message: `is not a signed head: ${head}` } };
+    const problem = signedHeadProblem(head, keys);
+    if (problem !== undefined) return { count, newest, problem: { line, message: `holds a head that ${problem}: it was forged or altered` } };
+    if (newest !== null && (head.seq < newest.seq || (head.seq === newest.seq && head.hash !== newest.hash))) {
+      const message = `signs seq ${head.seq} after a head at seq ${newest.seq}${head.seq === newest.seq ? ' with another hash' : ''}: the chain was rolled back or forked`;
+      return { count, newest, problem: { line, message } };
+    }
+    count++;
+    newest = head;
+  }
+  return { count, newest };
+}
