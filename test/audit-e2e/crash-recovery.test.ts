@@ -27,7 +27,7 @@ const running = new Set<ChildProcess>();
 beforeAll(() => {
   ensureBuilt();
   dir = mkdtempSync(join(tmpdir(), 'agent-pdp-crash-'));
-  cpSync(resolve('policies'), join(dir, 'policies'), { recursive: true });
+  cpSync(resolve('test/fixtures/policies'), join(dir, 'policies'), { recursive: true });
   configPath = join(dir, 'agent-pdp.yaml');
   writeFileSync(
     configPath,

@@ -49,7 +49,7 @@ describe('processes with a store exit on their own', () => {
       configPath,
       stringify({
         server: { listen: `127.0.0.1:${address.port}` },
-        policy: { bundle: resolve('opa-bundle/bundle.tar.gz'), agents: resolve('policies'), watch: false },
+        policy: { bundle: resolve('opa-bundle/bundle.tar.gz'), agents: resolve('test/fixtures/policies'), watch: false },
         store: { url: 'sqlite:data/taken.db' },
         issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
         log: { level: 'silent' },

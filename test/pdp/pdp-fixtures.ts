@@ -84,7 +84,7 @@ const dirs: string[] = [];
 export async function loadEngine(): Promise<PolicyEngine> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-pdp-'));
   dirs.push(dir);
-  cpSync(resolve('policies'), join(dir, 'policies'), { recursive: true });
+  cpSync(resolve('test/fixtures/policies'), join(dir, 'policies'), { recursive: true });
   const engine = new PolicyEngine({ bundlePath: resolve('opa-bundle/bundle.tar.gz'), policyDir: join(dir, 'policies') });
   await engine.reload();
   return engine;

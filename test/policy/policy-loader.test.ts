@@ -57,7 +57,7 @@ describe('loadPolicyDir: valid sets', () => {
   });
 
   it('loads the shipped policies/ directory without errors or warnings', async () => {
-    const set = await loadPolicyDir('policies');
+    const set = await loadPolicyDir('test/fixtures/policies');
     expect(set.warnings).toEqual([]);
     expect(set.agents).toEqual(['code-review-agent', 'feedback-workflow', 'mailbox-summarizer', 'support-resolver']);
     expect(set.files.map((f) => f.path)).toContain('roles/support-agent.yaml');
@@ -83,7 +83,7 @@ describe('loadPolicyDir: valid sets', () => {
   });
 
   it('returns a deeply frozen set', async () => {
-    const set = await loadPolicyDir('policies');
+    const set = await loadPolicyDir('test/fixtures/policies');
     const asOpaData: Readonly<Record<string, unknown>> = set.data; // what WasmEvaluator.create takes, no cast
     expect(Object.keys(asOpaData)).toEqual(['policies']);
     const github = set.data.policies.agents['code-review-agent']?.integrations['github'];

@@ -80,7 +80,7 @@ describe('WASM evaluator on the committed bundle and the shipped policies', () =
   let evaluator: WasmEvaluator;
   let policies: PolicySet;
   beforeAll(async () => {
-    policies = await loadPolicyDir('policies');
+    policies = await loadPolicyDir('test/fixtures/policies');
     evaluator = await WasmEvaluator.create(await readBundleFile(BUNDLE), policies.data, policies.revision);
   });
 

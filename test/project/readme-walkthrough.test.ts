@@ -12,7 +12,7 @@ import { startTestPdp, type TestPdp } from '../support/pdp-harness.js';
 let t: TestPdp;
 beforeAll(async () => {
   const dev = parse(readFileSync('agent-pdp.dev.yaml', 'utf8')) as { callers: unknown[] };
-  t = await startTestPdp({ config: { callers: dev.callers } });
+  t = await startTestPdp({ policies: 'policies', config: { callers: dev.callers } });
 });
 afterAll(async () => {
   await t.close();

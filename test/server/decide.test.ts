@@ -199,6 +199,7 @@ describe('with the shipped bundle and policies', () => {
       policies_revision: active?.evaluator.revisions.policies,
       agents: 4,
       loaded_at: startedAt,
+      policy_on_disk: 'loaded',
     });
     expect(res.body.policy_revision).toMatch(/^[0-9a-f]{16}\.[0-9a-f]{16}$/);
   });

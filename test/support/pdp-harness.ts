@@ -41,7 +41,7 @@ export interface TestPdp {
 }
 
 export interface TestPdpOptions {
-  /** Copy this policy folder into the temp dir (default: the shipped policies/). */
+  /** Copy this policy folder into the temp dir (default: the tests' own copy, test/fixtures/policies/). */
   policies?: string;
   bundle?: string;
   /** Extra or replacement top-level config sections. */
@@ -79,7 +79,7 @@ async function freePort(): Promise<number> {
 export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPdp> {
   const port = options.issuerIsUrl ? await freePort() : 0;
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-test-'));
-  cpSync(resolve(options.policies ?? 'policies'), join(dir, 'policies'), { recursive: true });
+  cpSync(resolve(options.policies ?? 'test/fixtures/policies'), join(dir, 'policies'), { recursive: true });
   // The PDP refuses policy files and a bundle that group or others may write: whatever the checkout's umask was,
   // the copies this PDP serves are 0644 in 0755 folders, inside the 0700 temp dir.
   privateTree(join(dir, 'policies'));
