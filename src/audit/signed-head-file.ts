@@ -13,16 +13,25 @@ import { canonicalJson } from './canonical-json.js';
 import { parseSignedHead, signedHeadProblem } from './signed-head.js';
 import type { HeadKeys, SignedHeadV1 } from './signed-head.js';
 
-/** Appends `head` as one line to the file at `path` (created 0600 if missing) and syncs it to disk. */
+/**
+ * Appends `head` as one line to the file at `path` (created 0600 if missing) and syncs it to disk. A last line a
+ * crash cut short (no newline) is ended first, so the new head stays a line of its own.
+ */
 export async function appendSignedHead(path: string, head: SignedHeadV1): Promise<void> {
-  const file = await open(path, 'a', 0o600);
+  const file = await open(path, 'a+', 0o600);
   try {
-    await file.appendFile(`${canonicalJson(head)}\n`, 'utf8');
+    const { size } = await file.stat();
+    const last = Buffer.alloc(1);
+    if (size > 0) await file.read(last, 0, 1, size - 1);
+    const separator = size > 0 && last[0] !== 0x0a ? '\n' : '';
+    await file.appendFile(`${separator}${canonicalJson(head)}\n`, 'utf8');
     await file.datasync();
   } finally {
     await file.close();
   }
 }
+
+const NOT_JSON = 'not JSON';
 
 /** One line of a signed-heads file: the head it holds, or why it holds none. Blank lines are skipped. */
 export interface SignedHeadLine {
@@ -43,7 +52,7 @@ export async function* readSignedHeads(path: string): AsyncGenerator<SignedHeadL
       try {
         value = JSON.parse(text);
       } catch {
-        yield { line, head: 'not JSON' };
+        yield { line, head: NOT_JSON };
         continue;
       }
       yield { line, head: parseSignedHead(value) };
@@ -62,17 +71,27 @@ export interface SignedHeadsScan {
   newest: SignedHeadV1 | null;
   /** The first line that is not a verifying signed head, or that goes back (a lower seq, or the same seq with another hash). */
   problem?: { line: number; message: string };
+  /** A last line that is not JSON: an append cut short by a crash. It proves nothing, so it is left out, not failed. */
+  incomplete?: number;
 }
 
 /**
  * Reads the signed-heads file at `path` and checks every line: a signed head, signed by one of `keys`, and never
  * going back (seqs only grow: a lower seq, or one signed again with another hash, means the chain it was signed on
- * was rolled back or forked). Stops at the first problem. Constant memory.
+ * was rolled back or forked). Stops at the first problem. A last line that is not even JSON is an append a crash
+ * cut short: it is reported as `incomplete`, not as a problem. Constant memory.
  */
 export async function scanSignedHeads(path: string, keys: HeadKeys): Promise<SignedHeadsScan> {
   let count = 0;
   let newest: SignedHeadV1 | null = null;
+  /** A line that is not JSON: fatal unless it turns out to be the last one. */
+  let cut: number | undefined;
   for await (const { line, head } of readSignedHeads(path)) {
+    if (cut !== undefined) return { count, newest, problem: { line: cut, message: 'is not a signed head: not JSON' } };
+    if (head === NOT_JSON) {
+      cut = line;
+      continue;
+    }
     if (typeof head === 'string') return { count, newest, problem: { line, message: `is not a signed head: ${head}` } };
     const problem = signedHeadProblem(head, keys);
     if (problem !== undefined) return { count, newest, problem: { line, message: `holds a head that ${problem}: it was forged or altered` } };
@@ -83,5 +102,5 @@ export async function scanSignedHeads(path: string, keys: HeadKeys): Promise<Sig
     count++;
     newest = head;
   }
-  return { count, newest };
+  return { count, newest, ...(cut === undefined ? {} : { incomplete: cut }) };
 }

@@ -359,6 +359,7 @@ function describeSignedHeads(result: Extract<VerifyResult, { ok: true }>, { keys
     if (newest === null) lines.push(`  signed-heads file ${heads.path}: no signed heads yet`);
     else if (heads.anchored) lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; the chain holds its newest, seq ${newest.seq}`);
     else lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; its newest, seq ${newest.seq}, is before this chain's start: not checked against it`);
+    if (heads.scan.incomplete !== undefined) lines.push(`  its last line (${heads.scan.incomplete}) is not JSON, an append cut short (a crash?): left out`);
   }
   return lines;
 }

@@ -164,6 +164,19 @@ describe('audit verify with signed heads', () => {
     expect(back.stdout).toContain('signs seq 8 after a head at seq 20: the chain was rolled back or forked');
   });
 
+  it('leaves out a last line cut short by a crash, but not a broken line followed by more', async () => {
+    const file = signedHeadsPath(keys);
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    writeFileSync(file, `${lines[0]}\n${lines[1]}\n${(lines[1] as string).slice(0, 40)}`);
+    const cut = await runAudit(['verify', '--config', config]);
+    expect(cut.code).toBe(0);
+    expect(cut.stdout).toContain('its last line (3) is not JSON, an append cut short (a crash?): left out');
+    writeFileSync(file, `${lines[0]}\n${(lines[1] as string).slice(0, 40)}\n${lines[1]}\n`);
+    const broken = await runAudit(['verify', '--config', config]);
+    expect(broken.code).toBe(EXIT_NOT_VERIFIED);
+    expect(broken.stdout).toContain(`line 2 of ${file} is not a signed head: not JSON`);
+  });
+
   it('says when it could not check signatures, without failing a chain that is intact', async () => {
     unlinkSync(join(keys, AUDIT_KEY_FILE));
     const { code, stdout } = await runAudit(['verify', '--config', config]);

@@ -4,8 +4,21 @@
  * driven here by hand (tick / signNow) and an injected clock.
  */
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HeadSigner, SIGNED_HEAD_CONTEXT, parseSignedHead, signHead, signedHeadPayload, signedHeadProblem } from '../../src/audit/index.js';
+import {
+  HeadSigner,
+  SIGNED_HEAD_CONTEXT,
+  appendSignedHead,
+  parseSignedHead,
+  readSignedHeads,
+  scanSignedHeads,
+  signHead,
+  signedHeadPayload,
+  signedHeadProblem,
+} from '../../src/audit/index.js';
 import type { AuditEventV1, AuditSigningKey, ChainHead, SignedHeadV1 } from '../../src/audit/index.js';
 
 const T = '2026-01-31T12:00:00.000Z';
@@ -156,6 +169,26 @@ describe('HeadSigner', () => {
     store.append(1);
     expect(await heads.signNow()).toMatchObject({ seq: 1 });
     expect(errors).toEqual([new Error('disk full')]);
+  });
+
+  it('appends each head as a line of the signed-heads file, 0600, after a line a crash cut short', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-heads-file-'));
+    try {
+      const file = join(dir, 'heads.jsonl');
+      const key = auditKey();
+      const a = signHead({ seq: 1, hash: 'a'.repeat(64) }, T, key);
+      const b = signHead({ seq: 2, hash: 'b'.repeat(64) }, T, key);
+      await appendSignedHead(file, a);
+      appendFileSync(file, '{"hash":"cut sh');
+      await appendSignedHead(file, b);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const lines: Array<SignedHeadV1 | string> = [];
+      for await (const { head } of readSignedHeads(file)) lines.push(head);
+      expect(lines).toEqual([a, 'not JSON', b]);
+      expect(await scanSignedHeads(file, key.keys)).toMatchObject({ count: 1, problem: { line: 2, message: 'is not a signed head: not JSON' } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.each([{ intervalMs: 0 }, { everyEvents: -1 }, { checkMs: 1.5 }])('refuses %o', (options) => {
