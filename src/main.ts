@@ -2,17 +2,18 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { authFailedEvent, policyLoadedEvent, policyRefusedEvent } from './audit/index.js';
+import { accessRefusedEvent, authFailedEvent, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
 import { describeError, PdpError } from './errors/pdp-error.js';
 import { Decider } from './pdp/decider.js';
+import { RefusalRecorder } from './pdp/refusal-recorder.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
 import type { AuthFailure } from './server/caller-auth.js';
-import { requestPipeline } from './server/request-pipeline.js';
+import { requestPipeline, type AuthorizationRefusal } from './server/request-pipeline.js';
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
@@ -36,6 +37,8 @@ export interface Pdp {
   /** Signs the audit chain's head now and then, with the audit key (docs/compliance.md, "Signed heads"). */
   heads: HeadSigner;
   metrics: Metrics;
+  /** Writes refusals (auth failures, access refusals) to the trail at a bounded rate; `flush()` writes the counts now. */
+  refusals: RefusalRecorder;
   logger: Logger;
   /** Reloads the policy (bundle and YAML) and the issuer keys; a refused policy keeps the old one. */
   reload(): Promise<void>;
@@ -91,6 +94,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
           policies_revision: active.evaluator.revisions.policies,
           previous_revision: previous?.revision ?? null,
           agents: active.policySet.agents.length,
+          files: active.policySet.files.map(({ path, sha256 }) => ({ path, sha256 })),
         }),
       );
     },
@@ -181,8 +185,32 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     observer: metrics,
     now,
   });
-  const onAuthFailure = (f: AuthFailure): void =>
-    audit(authFailedEvent(now().toISOString(), { reason: f.reason, route: f.route, ip: f.ip }));
+  // Refusals reach the trail at a bounded rate, every one counted: whoever can reach the port cannot grow the
+  // store faster than a small fixed rate (pdp/refusal-recorder.ts).
+  const refusals = new RefusalRecorder({
+    append: (events) =>
+      store.appendEvents(events as NewAuditEvent[]).catch((err: unknown) => logger.error({ err: describeError(err) }, 'audit event not written')),
+    now,
+  });
+  const onAuthFailure = (f: AuthFailure): void => {
+    const failure = { reason: f.reason, route: f.route, ip: f.ip ?? null };
+    refusals.record({
+      key: `auth.failed\u0000${f.reason}\u0000${f.route}\u0000${f.ip ?? ''}`,
+      overflowKey: `auth.failed\u0000${f.reason}`,
+      event: (aggregate, time) => authFailedEvent(time, failure, aggregate),
+      overflowEvent: (aggregate, time) => authFailedEvent(time, { reason: f.reason, route: '*', ip: null }, aggregate),
+    });
+  };
+  const onRefusal = (r: AuthorizationRefusal): void => {
+    const ids = { caller_id: r.caller_id, agent_id: r.agent_id ?? null, decision_id: r.decision_id ?? null, trace_id: r.trace_id };
+    refusals.record({
+      key: `access.refused\u0000${r.code}\u0000${r.route}\u0000${r.caller_id}\u0000${r.agent_id ?? ''}\u0000${r.decision_id ?? ''}`,
+      overflowKey: `access.refused\u0000${r.code}\u0000${r.caller_id}`,
+      // An aggregate keeps the ids its refusals share; a trace id belongs to one request only.
+      event: (aggregate, time) => accessRefusedEvent(time, aggregate ? { ...ids, trace_id: null } : ids, { code: r.code, route: r.route }, aggregate),
+      overflowEvent: (aggregate, time) => accessRefusedEvent(time, { caller_id: r.caller_id }, { code: r.code, route: '*' }, aggregate),
+    });
+  };
   const routes = routeTable({ config, engine, decider, tasks, tokens, keys, store, metrics, reload, now });
   const handler = requestPipeline({
     routes,
@@ -191,6 +219,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     logger,
     bodyLimitBytes: config.server.body_limit_bytes,
     onAuthFailure,
+    onRefusal,
   });
 
   return {
@@ -204,11 +233,13 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     keys,
     heads,
     metrics,
+    refusals,
     logger,
     reload,
     async close() {
       engine.stopWatching();
       clearInterval(sweep);
+      await refusals.close(); // the counts of the last window reach the store before it closes
       // The events since the last signed head are signed before the store closes.
       heads.stop();
       await heads.signNow().catch((err: unknown) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'));

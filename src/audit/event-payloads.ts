@@ -16,6 +16,13 @@ import type { SignedHeadV1 } from './signed-head.js';
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'unknown_key'] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
+/**
+ * What an authenticated caller was refused (an `access.refused` event): a role not allowed on the route, an agent
+ * it may not speak for, task context it may not assert, another caller's decision.
+ */
+export const ACCESS_REFUSAL_CODES = ['forbidden_role', 'forbidden_agent', 'context_assertion_forbidden', 'decision_wrong_caller'] as const;
+export type AccessRefusalCode = (typeof ACCESS_REFUSAL_CODES)[number];
+
 /** Why a token was revoked: by the caller it was issued to, or because its task closed. */
 export const TOKEN_REVOKE_REASONS = ['revoked_by_caller', 'task_completed', 'task_expired'] as const;
 export type TokenRevokeReason = (typeof TOKEN_REVOKE_REASONS)[number];
@@ -93,6 +100,23 @@ export interface PolicyLoadedData {
   previous_revision: string | null;
   /** Agents in the loaded policy set. */
   agents: number;
+  /** The policy files the revision was compiled from: path relative to the policy folder, SHA-256 of the bytes read. */
+  files: PolicyFileDigest[];
+}
+
+export interface PolicyFileDigest {
+  path: string;
+  sha256: string;
+}
+
+/**
+ * Refusals written at a bounded rate are counted: an event for several identical refusals says how many and
+ * between which times (`pdp/refusal-recorder.ts`). Absent on an event for one refusal.
+ */
+export interface RefusalCount {
+  count?: number;
+  first_at?: string;
+  last_at?: string;
 }
 
 /** One thing wrong with a refused policy (a copy of the error detail's members, nothing else). */
@@ -114,12 +138,18 @@ export interface PolicyRefusedData {
   active_revision: string | null;
 }
 
-export interface AuthFailedData {
+export interface AuthFailedData extends RefusalCount {
   reason: AuthFailureReason;
-  /** The route template or the request path, at most AUTH_FAILED_ROUTE_MAX code units. */
+  /** The route template or the request path, at most AUTH_FAILED_ROUTE_MAX code units; `*` for a count of many routes. */
   route: string;
-  /** The peer address, or null when unknown. */
+  /** The peer address, or null when unknown (or when the count spans many peers). */
   ip: string | null;
+}
+
+export interface AccessRefusedData extends RefusalCount {
+  code: AccessRefusalCode;
+  /** The route template; `*` for a count of many routes. */
+  route: string;
 }
 
 /**
@@ -155,6 +185,7 @@ export interface AuditEventData {
   'policy.loaded': PolicyLoadedData;
   'policy.refused': PolicyRefusedData;
   'auth.failed': AuthFailedData;
+  'access.refused': AccessRefusedData;
   'audit.pruned': AuditPrunedData;
   'audit.head_signed': AuditHeadSignedData;
 }
@@ -240,12 +271,14 @@ export function taskCompletedEvent(
 
 export function policyLoadedEvent(time: string, data: PolicyLoadedData): AuditEventOf<'policy.loaded'> {
   if (!Number.isSafeInteger(data.agents) || data.agents < 0) throw new TypeError('policy.loaded agents must be a count');
+  for (const f of data.files) if (!/^[0-9a-f]{64}$/.test(f.sha256)) throw new TypeError('policy.loaded files[].sha256 must be a SHA-256 in hex');
   return event('policy.loaded', time, {}, {
     revision: data.revision,
     bundle_revision: data.bundle_revision,
     policies_revision: data.policies_revision,
     previous_revision: data.previous_revision,
     agents: data.agents,
+    files: data.files.map(({ path, sha256 }) => ({ path: wellFormed(path), sha256 })),
   });
 }
 
@@ -274,13 +307,43 @@ export function policyRefusedEvent(
 export function authFailedEvent(
   time: string,
   failure: { reason: AuthFailureReason; route: string; ip: string | null | undefined },
+  aggregate?: Aggregate,
 ): AuditEventOf<'auth.failed'> {
   oneOf('auth.failed reason', failure.reason, AUTH_FAILURE_REASONS);
   return event('auth.failed', time, {}, {
     reason: failure.reason,
     route: clip(failure.route, AUTH_FAILED_ROUTE_MAX),
     ip: failure.ip == null ? null : clip(failure.ip, AUTH_FAILED_IP_MAX),
+    ...refusalCount(aggregate),
   });
+}
+
+/**
+ * An authenticated caller refused what it asked. `route` is the route template (never the raw path); the agent or
+ * decision the request named, when the route had read it, are its ids. With `aggregate`, the event stands for
+ * `count` identical refusals between `first` and `last`.
+ */
+export function accessRefusedEvent(
+  time: string,
+  ids: EventIds<'caller_id', 'agent_id' | 'decision_id' | 'trace_id'>,
+  refusal: { code: AccessRefusalCode; route: string },
+  aggregate?: Aggregate,
+): AuditEventOf<'access.refused'> {
+  oneOf('access.refused code', refusal.code, ACCESS_REFUSAL_CODES);
+  return event('access.refused', time, ids, { code: refusal.code, route: clip(refusal.route, AUTH_FAILED_ROUTE_MAX), ...refusalCount(aggregate) });
+}
+
+/** How many refusals one event stands for, between which times. */
+export interface Aggregate {
+  count: number;
+  first: string;
+  last: string;
+}
+
+function refusalCount(aggregate: Aggregate | undefined): RefusalCount {
+  if (aggregate === undefined) return {};
+  if (!Number.isSafeInteger(aggregate.count) || aggregate.count < 1) throw new TypeError('a refusal count must be a positive integer');
+  return { count: aggregate.count, first_at: aggregate.first, last_at: aggregate.last };
 }
 
 /** The event a prune appends after deleting events from_seq..to_seq (the store writes it; `time` is the prune's). */

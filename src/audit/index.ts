@@ -11,6 +11,7 @@ export {
 } from './audit-event.js';
 export type { AuditEventType, AuditEventV1, AuditIds, NewAuditEvent } from './audit-event.js';
 export {
+  ACCESS_REFUSAL_CODES,
   AUTH_FAILED_IP_MAX,
   AUTH_FAILED_ROUTE_MAX,
   AUTH_FAILURE_REASONS,
@@ -18,6 +19,7 @@ export {
   TASK_CLOSE_STATUSES,
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
+  accessRefusedEvent,
   auditHeadSignedEvent,
   auditPrunedEvent,
   authFailedEvent,
@@ -31,6 +33,9 @@ export {
   tokenUsedEvent,
 } from './event-payloads.js';
 export type {
+  AccessRefusalCode,
+  AccessRefusedData,
+  Aggregate,
   AuditEventData,
   AuditEventOf,
   AuditHeadSignedData,
@@ -39,6 +44,7 @@ export type {
   AuthFailureReason,
   DecisionEventData,
   EventIds,
+  PolicyFileDigest,
   PolicyLoadedData,
   PolicyRefusalDetail,
   PolicyRefusedData,

@@ -32,7 +32,8 @@ export interface Aggregate {
 export type RefusalEvent = object;
 
 export interface RefusalRecorderOptions {
-  append(events: RefusalEvent[]): void;
+  /** Writes events; a returned promise is awaited by `flush()` (its failure is the sink's to report). */
+  append(events: RefusalEvent[]): Promise<unknown> | void;
   now?: () => Date;
   /** Refusals written one by one before aggregation starts. Default 20. */
   burst?: number;
@@ -55,6 +56,7 @@ export class RefusalRecorder {
   readonly #pending = new Map<string, Pending>();
   readonly #overflow = new Map<string, Pending>();
   readonly #timer: NodeJS.Timeout;
+  readonly #writing = new Set<Promise<unknown>>();
 
   constructor(options: RefusalRecorderOptions) {
     this.#o = { burst: 20, perSecond: 1, windowMs: 10_000, maxKeys: 64, now: () => new Date(), ...options };
@@ -63,7 +65,7 @@ export class RefusalRecorder {
     }
     this.#tokens = this.#o.burst;
     this.#refilledAt = this.#o.now().getTime();
-    this.#timer = setInterval(() => this.flush(), this.#o.windowMs);
+    this.#timer = setInterval(() => void this.flush(), this.#o.windowMs);
     this.#timer.unref();
   }
 
@@ -73,7 +75,7 @@ export class RefusalRecorder {
     this.#refill(now.getTime());
     if (this.#tokens >= 1 && !this.#pending.has(refusal.key)) {
       this.#tokens -= 1;
-      this.#o.append([refusal.event(undefined, time)]);
+      this.#write([refusal.event(undefined, time)]);
       return;
     }
     const full = this.#pending.size >= this.#o.maxKeys && !this.#pending.has(refusal.key);
@@ -87,8 +89,8 @@ export class RefusalRecorder {
     }
   }
 
-  /** Writes the aggregates of the window now (also on close). */
-  flush(): void {
+  /** Writes the aggregates of the window now (also on close); resolves when every write so far has settled. */
+  async flush(): Promise<void> {
     const time = this.#o.now().toISOString();
     const events = [
       ...[...this.#pending.values()].map(({ refusal, count, first, last }) => refusal.event({ count, first, last }, time)),
@@ -96,12 +98,25 @@ export class RefusalRecorder {
     ];
     this.#pending.clear();
     this.#overflow.clear();
-    if (events.length > 0) this.#o.append(events);
+    if (events.length > 0) this.#write(events);
+    await Promise.allSettled([...this.#writing]);
   }
 
-  close(): void {
+  /** Stops the window timer and writes what is pending. */
+  close(): Promise<void> {
     clearInterval(this.#timer);
-    this.flush();
+    return this.flush();
+  }
+
+  #write(events: RefusalEvent[]): void {
+    const written = this.#o.append(events);
+    if (!(written instanceof Promise)) return;
+    const settled = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#writing.add(settled);
+    void settled.then(() => this.#writing.delete(settled));
   }
 
   #refill(at: number): void {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { ACCESS_REFUSAL_CODES, type AccessRefusalCode } from '../audit/index.js';
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError } from '../errors/pdp-error.js';
 import { bodyMediaOf, readBody } from './body-reader.js';
@@ -20,13 +21,13 @@ export interface PipelineOptions {
   bodyLimitBytes: number;
   /** Told of every request refused for its credentials (after the metric is counted). */
   onAuthFailure?: (failure: AuthFailure) => void;
-  /** Told of every authenticated request refused for what it asked (`AUTHORIZATION_REFUSALS`). */
+  /** Told of every authenticated request refused for what it asked (audit's `ACCESS_REFUSAL_CODES`). */
   onRefusal?: (refusal: AuthorizationRefusal) => void;
 }
 
 /** The refusals of an authenticated caller that an audit trail must show: a PEP probing beyond its rights. */
-export const AUTHORIZATION_REFUSALS = ['forbidden_role', 'forbidden_agent', 'context_assertion_forbidden', 'decision_wrong_caller'] as const;
-export type AuthorizationRefusalCode = (typeof AUTHORIZATION_REFUSALS)[number];
+const AUTHORIZATION_REFUSALS = ACCESS_REFUSAL_CODES;
+type AuthorizationRefusalCode = AccessRefusalCode;
 
 export interface AuthorizationRefusal {
   code: AuthorizationRefusalCode;

@@ -13,6 +13,7 @@ import {
   AUDIT_ID_FIELDS,
   AUTH_FAILED_IP_MAX,
   AUTH_FAILED_ROUTE_MAX,
+  ACCESS_REFUSAL_CODES,
   AUTH_FAILURE_REASONS,
   POLICY_REFUSED_DETAILS_MAX,
   TASK_CLOSE_STATUSES,
@@ -21,6 +22,7 @@ import {
   assertNewAuditEvent,
   auditHeadSignedEvent,
   auditPrunedEvent,
+  accessRefusedEvent,
   authFailedEvent,
   canonicalJson,
   decisionEvent,
@@ -205,7 +207,7 @@ const decided = { input, result, policy_revision: 'b1.p1' };
 const issued = { scopes: ['tickets:write'], issued_at: T, expires_at: '2026-01-31T12:05:00.000Z', integration: 'crm', kid: 'k1' };
 const detail = { path: 'agents.a.max_scope', message: 'unknown scope', file: 'a.yaml', line: 3, column: 7 };
 const refusal = { code: 'policy_invalid', message: 'agents/a.yaml: bad scope', details: [detail] };
-const loaded = { revision: 'b1.p2', bundle_revision: 'b1', policies_revision: 'p2', agents: 3 };
+const loaded = { revision: 'b1.p2', bundle_revision: 'b1', policies_revision: 'p2', agents: 3, files: [{ path: 'agents/a.yaml', sha256: 'c'.repeat(64) }] };
 // Ids: of a decision, of its token, of a task.
 const D = { decision_id: 'd-1', agent_id: 'a', caller_id: 'pep-1' };
 const J = { decision_id: 'd-1', jti: 'j-1', agent_id: 'a' };
@@ -239,6 +241,11 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'the first load refused', event: policyRefusedEvent(T, { code: 'bundle_missing', message: 'no bundle', details: [] }, null) },
   ...AUTH_FAILURE_REASONS.map((reason) => ({ note: `reason ${reason}`, event: authFailedEvent(T, { reason, route: '/v1/tasks', ip: '203.0.113.7' }) })),
   { note: 'peer address unknown', event: authFailedEvent(T, { reason: 'missing', route: '/v1/decide', ip: undefined }) },
+  { note: 'a count of identical failures', event: authFailedEvent(T, { reason: 'unknown_key', route: '/v1/decide', ip: '203.0.113.7' }, { count: 4000, first: T, last: T }) },
+  { note: 'a count over many routes and peers', event: authFailedEvent(T, { reason: 'malformed', route: '*', ip: null }, { count: 12, first: T, last: T }) },
+  ...ACCESS_REFUSAL_CODES.map((code) => ({ note: `code ${code}`, event: accessRefusedEvent(T, { caller_id: 'pep-2', trace_id: TRACE }, { code, route: '/v1/decide' }) })),
+  { note: 'naming the agent', event: accessRefusedEvent(T, { caller_id: 'pep-2', agent_id: 'support-resolver' }, { code: 'forbidden_agent', route: '/v1/decide' }) },
+  { note: "naming another caller's decision, counted", event: accessRefusedEvent(T, { caller_id: 'pep-2', decision_id: 'd-1' }, { code: 'decision_wrong_caller', route: '/v1/tokens' }, { count: 3, first: T, last: T }) },
   { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
   { note: 'a signed head', event: auditHeadSignedEvent(signHead({ seq: 20, hash: 'b'.repeat(64) }, T, AUDIT_KEY)) },
 ];
@@ -254,6 +261,7 @@ describe('docs/audit-events.md', () => {
     { note: 'token.revoked reason', type: 'token.revoked', member: 'reason', list: TOKEN_REVOKE_REASONS },
     { note: 'task.completed status', type: 'task.completed', member: 'status', list: TASK_CLOSE_STATUSES },
     { note: 'auth.failed reason', type: 'auth.failed', member: 'reason', list: AUTH_FAILURE_REASONS },
+    { note: 'access.refused code', type: 'access.refused', member: 'code', list: ACCESS_REFUSAL_CODES },
   ])('lists exactly the closed list of the $note', ({ type, member, list }) => {
     const types = specOf(type).data.get(member)?.types ?? [];
     expect(types.map((t) => (t.kind === 'literal' ? t.value : label(t))).sort()).toEqual([...list].sort());
@@ -288,8 +296,11 @@ describe('the event builders', () => {
 
   it.each([
     { note: 'an unknown auth.failed reason', build: () => authFailedEvent(T, { reason: 'bad_key' as AuthFailureReason, route: '/', ip: null }) },
+    { note: 'an unknown access.refused code', build: () => accessRefusedEvent(T, { caller_id: 'c' }, { code: 'forbidden' as 'forbidden_role', route: '/' }) },
+    { note: 'a count of zero', build: () => authFailedEvent(T, { reason: 'missing', route: '/', ip: null }, { count: 0, first: T, last: T }) },
+    { note: 'a file digest that is not SHA-256', build: () => policyLoadedEvent(T, { ...loaded, previous_revision: null, files: [{ path: 'a.yaml', sha256: 'xyz' }] }) },
     { note: 'an unknown token.revoked reason', build: () => tokenRevokedEvent(T, { jti: 'j', decision_id: 'd', agent_id: 'a' }, { reason: 'oops' as 'task_expired', issued_to: 'c' }) },
-    { note: 'a negative agent count', build: () => policyLoadedEvent(T, { revision: 'r', bundle_revision: 'b', policies_revision: 'p', previous_revision: null, agents: -1 }) },
+    { note: 'a negative agent count', build: () => policyLoadedEvent(T, { revision: 'r', bundle_revision: 'b', policies_revision: 'p', previous_revision: null, agents: -1, files: [] }) },
     { note: 'a prune of no events', build: () => auditPrunedEvent(T, { from_seq: 5, to_seq: 4, last_hash: 'a'.repeat(64), before: T }) },
     { note: 'a signed head without a signature', build: () => auditHeadSignedEvent({ seq: 1, hash: 'a'.repeat(64), time: T, kid: 'k'.repeat(43), sig: '' }) },
   ])('refuses $note with a TypeError', ({ build }) => {
@@ -329,7 +340,7 @@ describe('events a real SQLite store writes', () => {
     await s.revokeToken({ jti: 'j-2', caller_id: caller, at: at(12), trace_id: TRACE });
     await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(13), trace_id: TRACE });
     await s.expireTasks({ now: at(200) });
-    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed');
+    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed' || e.type === 'access.refused');
     await s.appendEvents(edge);
     for await (const event of s.iterateEvents()) written.push(event);
     // The trail's own events: a prune (of the two tasks registered at at(0), already collected above).

@@ -10,7 +10,9 @@ const recorders: RefusalRecorder[] = [];
 
 function recorder(options: { burst?: number; perSecond?: number; maxKeys?: number } = {}): RefusalRecorder {
   const r = new RefusalRecorder({
-    append: (events) => written.push(...(events as Array<{ key: string; count: number; overflow: boolean }>)),
+    append: (events) => {
+      written.push(...(events as Array<{ key: string; count: number; overflow: boolean }>));
+    },
     now: () => new Date(clock.now),
     windowMs: 3_600_000, // flushed by hand
     ...options,
@@ -28,8 +30,8 @@ const refusal = (key: string, kind = 'auth.failed/unknown_key'): Refusal => ({
 
 const total = (): number => written.reduce((sum, e) => sum + e.count, 0);
 
-afterEach(() => {
-  for (const r of recorders.splice(0)) r.close();
+afterEach(async () => {
+  for (const r of recorders.splice(0)) await r.close();
   written.length = 0;
   clock.now = T0;
 });
@@ -45,7 +47,7 @@ describe('RefusalRecorder', () => {
     const r = recorder({ burst: 2, perSecond: 0 });
     for (let i = 0; i < 10_000; i++) r.record(refusal('same'));
     expect(written).toHaveLength(2);
-    r.flush();
+    void r.flush();
     expect(written).toHaveLength(3);
     expect(written[2]).toEqual({ key: 'same', count: 9_998, overflow: false });
     expect(total()).toBe(10_000);
@@ -54,7 +56,7 @@ describe('RefusalRecorder', () => {
   it('a sender varying the key (random paths, agents, ips) is bounded by maxKeys, the rest counted by kind', () => {
     const r = recorder({ burst: 5, perSecond: 0, maxKeys: 10 });
     for (let i = 0; i < 50_000; i++) r.record(refusal(`random-${i}`, i % 2 ? 'auth.failed/unknown_key' : 'auth.failed/malformed'));
-    r.flush();
+    void r.flush();
     expect(written.length).toBe(5 + 10 + 2);
     expect(written.filter((e) => e.overflow).map((e) => e.key).sort()).toEqual(['auth.failed/malformed', 'auth.failed/unknown_key']);
     expect(total()).toBe(50_000);
@@ -76,7 +78,7 @@ describe('RefusalRecorder', () => {
     clock.now += 5_000; // allowance back
     r.record(refusal('a')); // still aggregated with the one before
     r.record(refusal('b')); // another key: written at once
-    r.flush();
+    void r.flush();
     expect(written).toEqual([
       { key: 'a', count: 1, overflow: false },
       { key: 'b', count: 1, overflow: false },
@@ -84,11 +86,11 @@ describe('RefusalRecorder', () => {
     ]);
   });
 
-  it('close() writes what is pending; nothing is lost at shutdown', () => {
+  it('close() writes what is pending; nothing is lost at shutdown', async () => {
     const r = recorder({ burst: 0 });
     r.record(refusal('x'));
     expect(written).toEqual([]);
-    r.close();
+    await r.close();
     expect(written).toEqual([{ key: 'x', count: 1, overflow: false }]);
   });
 
