@@ -80,9 +80,11 @@ demo: build
 	tsc -p examples/tsconfig.json
 	node dist-examples/examples/demo.js
 
-# The WASM-vs-OPA oracle with 10x the cases of `make test`; ORACLE_SEED=<n> replays a failure.
+# The WASM-vs-OPA oracle and the reference model of docs/policy-semantics.md with 10x the cases of `make test`;
+# ORACLE_SEED=<n> / SEMANTICS_SEED=<n> replay a failure.
 fuzz: setup bundle-check
 	ORACLE_SETS=$${ORACLE_SETS:-250} ORACLE_REQUESTS=$${ORACLE_REQUESTS:-40} vitest run test/oracle
+	SEMANTICS_SETS=$${SEMANTICS_SETS:-400} vitest run test/semantics/reference-model.test.ts
 
 # Ours against OPA on this machine, a few minutes: bench/results/{results.json,report.md,latency.svg} (gitignored).
 # BENCH_ARGS=--quick for a smoke run; BENCH_ARGS=--profile profiles our server under saturation (profile.md).
