@@ -12,7 +12,7 @@ import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
-import type { AuthFailure } from './server/caller-auth.js';
+import { CallerResolver, type AuthFailure } from './server/caller-auth.js';
 import { requestPipeline, type AuthorizationRefusal } from './server/request-pipeline.js';
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
@@ -53,6 +53,12 @@ export interface CreatePdpOptions {
   defaultMetrics?: boolean;
   /** How often the audit chain's head is signed. Default HEAD_SIGNING_DEFAULTS (60 s or 10,000 events). */
   headSigning?: Pick<HeadSignerOptions, 'intervalMs' | 'everyEvents' | 'checkMs'>;
+  /**
+   * Reads the config again on reload (SIGHUP, `POST /v1/admin/reload`): its callers (keys, roles, agents) replace
+   * the running ones at once; a config that does not load is refused whole and the running callers stay. Default:
+   * callers are fixed at start (`startServer` passes its config file).
+   */
+  rereadConfig?: () => PdpConfig;
 }
 
 const TASK_SWEEP_MS = 5_000;
@@ -172,9 +178,19 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       config.issuer.audiences[integration] ?? engine.active?.policySet.integrations[integration]?.audience ?? integration,
     now,
   });
+  const callers = new CallerResolver(config.callers);
   const reload = async (): Promise<void> => {
+    // Read and validate everything first, then swap: a refused config leaves the running callers in force.
+    const next = options.rereadConfig?.();
     await keys.reload();
     await engine.reload();
+    if (next !== undefined) {
+      callers.replace(next.callers);
+      const unchanged = ['server', 'policy', 'store', 'issuer', 'tasks', 'audit', 'log'] as const;
+      const restart = unchanged.filter((section) => JSON.stringify(next[section]) !== JSON.stringify(config[section]));
+      if (restart.length > 0) logger.warn({ sections: restart }, 'config reloaded: callers applied; these sections changed and apply at the next start');
+      logger.info({ callers: next.callers.length }, 'config reloaded: callers replaced');
+    }
   };
 
   const decider = new Decider({
@@ -214,7 +230,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   const routes = routeTable({ config, engine, decider, tasks, tokens, keys, store, metrics, reload, now });
   const handler = requestPipeline({
     routes,
-    callers: config.callers,
+    callers,
     metrics,
     logger,
     bodyLimitBytes: config.server.body_limit_bytes,
@@ -280,7 +296,12 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     const banner = warnings.map((w) => `  !!! ${w}`).join('\n');
     process.stderr.write(`\n  !!! agent-pdp is running with INSECURE settings:\n${banner}\n\n`);
   }
-  const pdp = await createPdp(config, { logger });
+  const rereadConfig = (): PdpConfig => {
+    const reread = loadConfigFile(opts.configPath, { nodeEnv: opts.nodeEnv });
+    for (const warning of reread.warnings) logger.warn(warning);
+    return reread.config;
+  };
+  const pdp = await createPdp(config, { logger, rereadConfig });
   const server = createServer(pdp.handler).listen(config.server.port, config.server.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -82,7 +82,8 @@ export const configSchema = {
           id,
           role: { enum: CALLER_ROLES },
           key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
-          agents: { type: 'array', items: id },
+          // Agent ids, or patterns where `*` stands for any run of characters (`support-*`, `*`).
+          agents: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9*][A-Za-z0-9._*-]{0,127}$' } },
           may_assert_context: { type: 'boolean' },
         },
       },

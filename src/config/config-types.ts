@@ -8,7 +8,10 @@ export interface CallerConfig {
   role: CallerRole;
   /** Lowercase hex SHA-256 of the caller's API key; the key itself is never stored. */
   key_sha256: string;
-  /** For role pep: the agents this caller may ask decisions for. Default: none. */
+  /**
+   * For role pep: the agents this caller may ask decisions for: ids, or patterns where `*` stands for any run of
+   * characters (`support-*`; `*` is every agent). Default: none.
+   */
   agents: readonly string[];
   /** For role pep: may pass task context inline instead of naming a registered task. Default: false. */
   may_assert_context: boolean;

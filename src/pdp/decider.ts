@@ -3,6 +3,7 @@ import { isPdpError, PdpError, type PdpErrorCode } from '../errors/pdp-error.js'
 import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
 import type { RecordedOutcome } from '../wire/evaluation-v1.js';
+import { maySpeakFor } from './caller-agents.js';
 import { newDecisionId } from './decision-id.js';
 import { buildEvaluationInput } from './evaluation-input.js';
 import type { PolicyEngine } from './policy-engine.js';
@@ -90,7 +91,7 @@ export class Decider {
   }
 
   async decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
-    if (!caller.agents.includes(request.agent_id)) {
+    if (!maySpeakFor(caller, request.agent_id)) {
       throw new PdpError('forbidden_agent', `caller ${caller.id} may not ask decisions for agent ${request.agent_id}`, {
         details: [{ path: 'agent_id', message: 'not an agent this caller may speak for' }],
       });

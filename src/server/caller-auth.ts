@@ -20,12 +20,17 @@ const BASIC = /^basic ([A-Za-z0-9+/]{1,1400}={0,2})$/i;
 
 /**
  * Resolves callers by API key. Only the SHA-256 of each key is configured; a presented key is hashed and looked
- * up, and never logged, echoed or stored.
+ * up, and never logged, echoed or stored. `replace` swaps the whole caller list at once (a config reload): a
+ * request sees the old list or the new one, never a mix.
  */
 export class CallerResolver {
-  readonly #byHash: Map<string, CallerConfig>;
+  #byHash: ReadonlyMap<string, CallerConfig>;
 
   constructor(callers: readonly CallerConfig[]) {
+    this.#byHash = new Map(callers.map((c) => [c.key_sha256, c]));
+  }
+
+  replace(callers: readonly CallerConfig[]): void {
     this.#byHash = new Map(callers.map((c) => [c.key_sha256, c]));
   }
 

@@ -15,7 +15,8 @@ import { traceIdOf } from './trace-context.js';
 
 export interface PipelineOptions {
   routes: readonly Route[];
-  callers: readonly CallerConfig[];
+  /** The callers, or a resolver the owner may `replace` the callers of (a config reload). */
+  callers: readonly CallerConfig[] | CallerResolver;
   metrics: Metrics;
   logger: Logger;
   bodyLimitBytes: number;
@@ -51,7 +52,7 @@ const isAuthorizationRefusal = (code: string): code is AuthorizationRefusalCode 
  */
 export function requestPipeline(options: PipelineOptions): RequestListener {
   const router = new Router(options.routes);
-  const callers = new CallerResolver(options.callers);
+  const callers = options.callers instanceof CallerResolver ? options.callers : new CallerResolver(options.callers);
 
   /** The caller, or a 401 whose challenge names the scheme tried; failures are counted and reported. */
   const authenticated = (req: IncomingMessage, route: Route, found: Authentication): CallerConfig => {

@@ -3,9 +3,12 @@ import type { PolicyEngine } from '../../pdp/policy-engine.js';
 import { errors, json } from '../openapi.js';
 import { route, type Route } from '../route.js';
 
-const POLICY_REFUSALS: ReadonlySet<string> = new Set(['policy_invalid', 'bundle_invalid', 'bundle_missing', 'evaluation_failed']);
+const POLICY_REFUSALS: ReadonlySet<string> = new Set(['policy_invalid', 'bundle_invalid', 'bundle_missing', 'evaluation_failed', 'config_invalid']);
 
-/** POST /v1/admin/reload (role admin): the HTTP twin of SIGHUP. A refused set answers 422 with its errors. */
+/**
+ * POST /v1/admin/reload (role admin): the HTTP twin of SIGHUP: policies, issuer keys and (served from a config file)
+ * the callers. A refused policy set or config answers 422 with its errors; what was in force stays.
+ */
 export function adminRoutes(engine: PolicyEngine, reload: () => Promise<unknown>): Route[] {
   return [
     route({
@@ -17,7 +20,7 @@ export function adminRoutes(engine: PolicyEngine, reload: () => Promise<unknown>
           // A refused policy set is the author's to fix: say what and where. Anything else (the key folder, say)
           // stays a coded 5xx whose detail goes to the log, not to the caller.
           if (!(err instanceof PdpError) || !POLICY_REFUSALS.has(err.code)) throw err;
-          throw new PdpError('policy_invalid', `policy set refused, the previous one stays in force: ${err.message}`, { details: err.details });
+          throw new PdpError('policy_invalid', `${err.code === 'config_invalid' ? 'config' : 'policy set'} refused, the previous one stays in force: ${err.message}`, { details: err.details });
         });
         const active = engine.active;
         return { status: 200, json: { status: 'loaded', policy_revision: active?.revision, loaded_at: active?.loadedAt.toISOString() } };
