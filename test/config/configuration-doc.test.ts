@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { buildConfig } from '../../src/config/config-loader.js';
+import { configSchema } from '../../src/config/config-schema.js';
+
+/**
+ * docs/configuration.md is the config reference: its key table names exactly the keys the schema accepts, and
+ * every default it states is the one the loader applies. A key added to the schema without a row (or a default
+ * changed in the code alone) fails here.
+ */
+interface SchemaNode {
+  type?: string;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean | SchemaNode;
+  items?: SchemaNode;
+}
+
+/** Every leaf key of the schema, dotted: `server.listen`, `callers[].id`, `issuer.audiences.<integration>`. */
+function schemaKeys(node: SchemaNode, prefix: string): string[] {
+  if (node.type === 'array' && node.items?.properties) return schemaKeys(node.items, `${prefix}[]`);
+  if (node.properties) return Object.entries(node.properties).flatMap(([name, child]) => schemaKeys(child, prefix ? `${prefix}.${name}` : name));
+  if (typeof node.additionalProperties === 'object') return [`${prefix}.<integration>`];
+  return [prefix];
+}
+
+const doc = readFileSync('docs/configuration.md', 'utf8');
+/** The key table's rows: cells split on `|` but not on an escaped `\|` (inside a type like `normal` \| `full`). */
+const rows = new Map(
+  doc
+    .split('\n')
+    .filter((line) => /^\| `[^`]+` \|/.test(line))
+    .map((line) => line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()))
+    .map(([key = '', type = '', fallback = '']) => [key.replace(/`/g, ''), { type, default: fallback }] as const),
+);
+
+const { config } = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }] }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp');
+
+/** The default the loader applies to a key, as the doc would spell it (paths relative to the config file). */
+function appliedDefault(key: string): string | undefined {
+  if (key === 'server.listen') return `${config.server.host}:${config.server.port}`;
+  if (key.startsWith('callers[].')) return undefined;
+  if (key.endsWith('.<integration>')) return undefined;
+  const [section, name] = key.split('.') as [keyof typeof config, string];
+  const value = (config[section] as unknown as Record<string, unknown>)[name];
+  if (value === undefined || value === null) return value === null && key !== 'audit.mask_key_file' ? 'null' : undefined;
+  if (Array.isArray(value)) return JSON.stringify(value);
+  if (typeof value === 'string') return value.replace('/etc/agent-pdp/', '');
+  return String(value);
+}
+
+describe('docs/configuration.md', () => {
+  it('has a row for every key of the schema, and none for a key the schema refuses', () => {
+    expect([...rows.keys()].sort()).toEqual(schemaKeys(configSchema as unknown as SchemaNode, '').sort());
+  });
+
+  it.each(schemaKeys(configSchema as unknown as SchemaNode, ''))('%s: the stated default is the applied one', (key) => {
+    const stated = rows.get(key)?.default ?? '';
+    const applied = appliedDefault(key);
+    if (key.startsWith('callers[].')) {
+      expect(stated).toMatch(/^(required|`(\[\]|false)`)$/);
+      if (stated !== 'required') expect(stated).toBe(`\`${JSON.stringify((config.callers[0] as unknown as Record<string, unknown>)[key.slice(10)])}\``);
+    } else if (applied === undefined) {
+      expect(stated).toBe('none');
+    } else {
+      expect(stated).toBe(`\`${applied}\``);
+    }
+  });
+
+  it('required keys are the schema\'s required ones', () => {
+    const required = [...rows.entries()].filter(([, r]) => r.default === 'required').map(([k]) => k.replace('callers[].', ''));
+    expect(required.sort()).toEqual([...configSchema.properties.callers.items.required].sort());
+  });
+});
