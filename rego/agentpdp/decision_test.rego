@@ -283,7 +283,6 @@ binding_case_holds(c, d) if {
 
 test_crm_binding_cases if {
 	count(binding_cases) == 19
-	print("failing binding cases:", binding_case_failures)
 	count(binding_case_failures) == 0
 }
 
@@ -423,7 +422,6 @@ ttl_case_failures contains c.note if {
 
 test_ttl_is_min_of_agent_and_positive_request if {
 	count(ttl_cases) == 9
-	print("failing TTL cases:", ttl_case_failures)
 	count(ttl_case_failures) == 0
 }
 
@@ -612,7 +610,6 @@ malformed_input_failures contains c.note if {
 
 test_malformed_input_always_yields_a_deny_decision if {
 	count(malformed_inputs) == 16
-	print("failing malformed inputs:", malformed_input_failures)
 	count(malformed_input_failures) == 0
 }
 

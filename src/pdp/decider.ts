@@ -107,7 +107,7 @@ export class Decider {
   async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
-    const input = buildEvaluationInput(request, caller.id, task.input);
+    const input = buildEvaluationInput(request, caller.id, task.input, now);
 
     let evaluated: { evaluation: Evaluation; revision: string };
     const started = process.hrtime.bigint();

@@ -2,19 +2,22 @@
  * The one place an `EvaluationInputV1` (docs/architecture.md, "Evaluation input (v1)") is assembled. The server's
  * decider and the CLI's `decide` both build it here, so a new input field cannot reach one and miss the other.
  * The input is never the caller's request verbatim: the caller id is the authenticated one and the task is the
- * trusted one (`trusted-task.ts`).
+ * trusted one (`trusted-task.ts`). The time is the one input field that needs the caller's clock: it is set when
+ * `now` is passed (the decider passes the instant it read for the decision), absent otherwise.
  */
-import type { EvaluationInputV1 } from '../policy/decision-types.js';
+import type { EvaluationInputV1, EvaluationTimeV1 } from '../policy/decision-types.js';
 import type { DecisionRequestV1 } from '../wire/decision-v1.js';
 
 /** The task as the policy sees it. */
 export type EvaluationTask = EvaluationInputV1['task'];
 
 /**
- * The input for `request`, asked by `callerId`, about `task`. Scopes are deduplicated (first occurrence order);
- * `resource` and `ttl_seconds` are present exactly when the request has them.
+ * The input for `request`, asked by `callerId`, about `task`, decided at `now`. Scopes are deduplicated (first
+ * occurrence order); `resource` and `ttl_seconds` are present exactly when the request has them, `time` exactly
+ * when `now` is given. The decider passes the one `now` it read for the decision, so the time the policy saw is
+ * the one the decision event records and a replay sees.
  */
-export function buildEvaluationInput(request: DecisionRequestV1, callerId: string, task: EvaluationTask): EvaluationInputV1 {
+export function buildEvaluationInput(request: DecisionRequestV1, callerId: string, task: EvaluationTask, now?: Date): EvaluationInputV1 {
   return {
     agent_id: request.agent_id,
     caller_id: callerId,
@@ -23,6 +26,26 @@ export function buildEvaluationInput(request: DecisionRequestV1, callerId: strin
     scopes: [...new Set(request.scopes)],
     ...(request.resource !== undefined ? { resource: request.resource } : {}),
     ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
+    ...(now !== undefined ? { time: evaluationTime(now) } : {}),
+  };
+}
+
+const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
+
+/**
+ * `input.time` for the instant `now`, every field in UTC. `now_ns` is above 2^53 but exact as JSON: the product
+ * is the double nearest the true integer and `JSON.stringify` writes it as the millisecond count followed by six
+ * zeros, so OPA (which reads JSON numbers exactly), the WASM module and the audit trail all see the same value.
+ */
+export function evaluationTime(now: Date): EvaluationTimeV1 {
+  const ms = now.getTime();
+  if (!Number.isFinite(ms)) throw new TypeError('evaluationTime needs a valid Date');
+  return {
+    now_ns: ms * 1_000_000,
+    rfc3339: now.toISOString(),
+    weekday: WEEKDAYS[now.getUTCDay()] as string,
+    date: [now.getUTCFullYear(), now.getUTCMonth() + 1, now.getUTCDate()],
+    clock: [now.getUTCHours(), now.getUTCMinutes(), now.getUTCSeconds()],
   };
 }
 

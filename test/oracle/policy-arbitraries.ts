@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import { evaluationTime } from '../../src/pdp/evaluation-input.js';
 import type { EvaluationInputV1 } from '../../src/policy/decision-types.js';
 import type { PolicySource } from '../../src/policy/policy-loader.js';
 
@@ -118,6 +119,26 @@ function pick(types: Record<string, Record<string, string[]>>, integrations: Rec
   return out;
 }
 
+const DAY_MS = 86_400_000;
+const FIRST_DAY = Date.UTC(2000, 0, 1) / DAY_MS;
+const LAST_DAY = Date.UTC(2100, 0, 1) / DAY_MS;
+
+/**
+ * A decision's instant, as the PDP passes it (`input.time`): any millisecond of 2000-2099, or (as often) a whole
+ * minute or a millisecond either side of one, where time windows start and end; rarely no time at all.
+ */
+export const timeArb: fc.Arbitrary<EvaluationInputV1['time']> = rarely(
+  fc
+    .oneof(
+      fc.integer({ min: FIRST_DAY * DAY_MS, max: LAST_DAY * DAY_MS }),
+      fc
+        .tuple(fc.integer({ min: FIRST_DAY, max: LAST_DAY }), fc.integer({ min: 0, max: 1439 }), fc.constantFrom(-1, 0, 0, 1))
+        .map(([day, minute, ms]) => day * DAY_MS + minute * 60_000 + ms),
+    )
+    .map((ms) => evaluationTime(new Date(ms))),
+  fc.constant(undefined),
+);
+
 export const inputArb = (set: GeneratedPolicySet): fc.Arbitrary<EvaluationInputV1> =>
   fc
     .record({
@@ -130,6 +151,7 @@ export const inputArb = (set: GeneratedPolicySet): fc.Arbitrary<EvaluationInputV
       resource: fc.option(fc.record({ type: rarely(fc.constant('customer'), fc.constant('account')), id: fc.constantFrom('1234', '1234', '5678', '') }), { nil: undefined, freq: 4 }),
       ttl: fc.option(fc.integer({ min: 1, max: 10_000 }), { nil: undefined }),
       suspended: rarely(fc.constant(false), fc.constant(true)),
+      time: timeArb,
     })
     .map((r) => ({
       agent_id: r.agent_id,
@@ -144,4 +166,5 @@ export const inputArb = (set: GeneratedPolicySet): fc.Arbitrary<EvaluationInputV
       scopes: [...r.scopes.map((s) => scopeOf(r.integration, s)), ...r.foreign],
       ...(r.resource ? { resource: r.resource } : {}),
       ...(r.ttl ? { ttl_seconds: r.ttl } : {}),
+      ...(r.time ? { time: r.time } : {}),
     }));

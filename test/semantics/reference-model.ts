@@ -144,7 +144,7 @@ export class ReferenceModel {
       }
     }
 
-    // D6: the shipped extension.
+    // D6: the shipped extensions. business_hours lists no agent as shipped, so input.time changes nothing.
     const context = input.task.context;
     const suspended = isRecord(context) && Object.hasOwn(context, 'suspended') && context['suspended'] === true;
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import { evaluationTime } from '../../src/pdp/evaluation-input.js';
 import type { EvaluationInputV1 } from '../../src/policy/decision-types.js';
 import type { PolicySource } from '../../src/policy/policy-loader.js';
 
@@ -213,6 +214,8 @@ export const inputArb = (set: GeneratedSet): fc.Arbitrary<EvaluationInputV1> =>
           4,
         ),
         ttl: sometimes(fc.integer({ min: 1, max: 10_000 })),
+        // As the PDP passes it (section 2): any instant; no shipped rule lets it change an answer (D6).
+        time: rarely(fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2100, 0, 1) }), fc.constant(undefined), 20),
       }),
     )
     .map((r) => {
@@ -228,5 +231,6 @@ export const inputArb = (set: GeneratedSet): fc.Arbitrary<EvaluationInputV1> =>
         scopes: r.scopes,
         ...(r.resource ? { resource: r.resource } : {}),
         ...(r.ttl ? { ttl_seconds: r.ttl } : {}),
+        ...(r.time !== undefined ? { time: evaluationTime(new Date(r.time)) } : {}),
       };
     });
