@@ -116,7 +116,7 @@ describe('Decider', () => {
     // The policy saw the registered task and the authenticated caller, built by the one input builder.
     const [event] = await store.decisionChain('dec-1');
     const trusted = { id: 'task-1', type: 'complaint_resolution', context: { customer_id: '1234' }, registered: true };
-    expect((event?.data as { input: unknown }).input).toEqual(buildEvaluationInput(request, 'pep-strict', trusted));
+    expect((event?.data as { input: unknown }).input).toEqual(buildEvaluationInput(request, 'pep-strict', trusted, clock.read()));
     expect((event?.data as { input: { scopes: string[] } }).input.scopes).toEqual(['tickets:write']);
   });
 
