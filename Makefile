@@ -75,6 +75,7 @@ test-ts: $(NODE_STAMP) tools
 	vitest run
 
 test: setup test-rego bundle-check typecheck build test-ts
+	node dist/cli/main.js policy test policies  # the shipped policies against their tests (policies/.tests)
 
 # The three PEP examples against a PDP the demo starts itself (free loopback port, temp data dir, dev keys).
 demo: build

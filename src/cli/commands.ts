@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile } from '../config/config-loader.js';
 import { CALLER_ROLES } from '../config/config-types.js';
 import { sha256Hex } from '../config/dev-keys.js';
@@ -65,16 +65,78 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'policy check',
-    summary: 'validate the YAML agent policies in DIR (default policies/)',
-    options: {},
-    async run(_values, positionals) {
+    summary: 'validate the YAML agent policies in DIR (default policies/): [--strict] fails on warnings, [--format text|json]',
+    options: { strict: { type: 'boolean' }, format: { type: 'string' } },
+    async run(values, positionals) {
+      const format = str(values['format']) ?? 'text';
+      if ((format !== 'text' && format !== 'json') || positionals.length > 1) {
+        return usageError('policy check', 'usage: agent-pdp policy check [DIR] [--strict] [--format text|json]');
+      }
+      const strict = values['strict'] === true;
       const dir = resolve(positionals[0] ?? 'policies');
-      const set = await loadPolicyDir(dir);
+      let set: Awaited<ReturnType<typeof loadPolicyDir>>;
+      try {
+        set = await loadPolicyDir(dir);
+      } catch (err) {
+        if (format !== 'json' || !(err instanceof PdpError)) throw err;
+        const report = { version: 1, ok: false, strict, error: { code: err.code, message: err.message }, errors: err.details, warnings: [] };
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        return 1;
+      }
+      const refused = strict && set.warnings.length > 0;
+      if (format === 'json') {
+        const { revision, files, agents, warnings } = set;
+        process.stdout.write(`${JSON.stringify({ version: 1, ok: !refused, strict, revision, files, agents, errors: [], warnings }, null, 2)}\n`);
+        return refused ? 1 : 0;
+      }
       for (const w of set.warnings) {
         process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
       }
+      if (refused) {
+        const count = set.warnings.length === 1 ? '1 warning' : `${set.warnings.length} warnings`;
+        process.stderr.write(`agent-pdp: policy check --strict: ${count}, refused\n`);
+        return 1;
+      }
       process.stdout.write(`ok: ${set.files.length} files, ${set.agents.length} agents, revision ${set.revision}\n`);
       return 0;
+    },
+  },
+  {
+    name: 'policy test',
+    summary:
+      'run the policy tests of DIR (default policies/; test files under DIR/.tests) on its compiled policies and the bundle: [--tests PATH] [--bundle F] [--format text|json] [--junit FILE]; exit 1 when a case fails, 2 when a test file is invalid',
+    options: { tests: { type: 'string' }, bundle: { type: 'string' }, format: { type: 'string' }, junit: { type: 'string' } },
+    async run(values, positionals) {
+      const format = str(values['format']) ?? 'text';
+      if ((format !== 'text' && format !== 'json') || positionals.length > 1) {
+        return usageError('policy test', 'usage: agent-pdp policy test [DIR] [--tests PATH] [--bundle FILE] [--format text|json] [--junit FILE]');
+      }
+      const tests = await import('../policy-test/index.js');
+      const dir = resolve(positionals[0] ?? 'policies');
+      const loaded = await tests.loadTestSuites(resolve(str(values['tests']) ?? join(dir, tests.DEFAULT_TESTS_FOLDER)), process.cwd());
+      if (loaded.errors.length > 0) {
+        const count = loaded.errors.length === 1 ? '1 problem' : `${loaded.errors.length} problems`;
+        process.stderr.write(`agent-pdp: invalid policy test files (${count}); nothing was run\n`);
+        for (const e of loaded.errors) process.stderr.write(`  ${tests.formatError(e)}\n`);
+        if (format === 'json') process.stdout.write(tests.jsonErrors(loaded.errors));
+        return 2;
+      }
+      let run: Awaited<ReturnType<typeof tests.runPolicyTests>>;
+      try {
+        run = await tests.runPolicyTests({ policyDir: dir, bundlePath: resolve(str(values['bundle']) ?? 'opa-bundle/bundle.tar.gz') }, loaded.suites);
+      } catch (err) {
+        // The policies or the bundle do not load: a failure of what is tested, not of the tests (exit 1).
+        if (format !== 'json' || !(err instanceof PdpError)) throw err;
+        process.stdout.write(`${JSON.stringify({ version: 1, passed: false, error: { code: err.code, message: err.message }, errors: err.details }, null, 2)}\n`);
+        return 1;
+      }
+      process.stdout.write(format === 'json' ? tests.jsonReport(run) : tests.textReport(run));
+      const junit = str(values['junit']);
+      if (junit !== undefined) {
+        await mkdir(dirname(resolve(junit)), { recursive: true });
+        await writeFile(junit, tests.junitReport(run));
+      }
+      return run.counts.failed + run.counts.errors === 0 ? 0 : 1;
     },
   },
   {
@@ -140,6 +202,12 @@ export const COMMANDS: Command[] = [
   },
   ...AUDIT_COMMANDS,
 ];
+
+/** A command's usage error: the usage line on stderr, exit 2 (as run-cli does for an unknown option). */
+function usageError(command: string, usageLine: string): number {
+  process.stderr.write(`agent-pdp ${command}: ${usageLine}\n`);
+  return 2;
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
