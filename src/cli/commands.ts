@@ -44,8 +44,8 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'decide',
-    summary: 'one decision from the local bundle and policies, explained: --input FILE [--bundle F] [--policies DIR] [--json]',
-    options: { input: { type: 'string', short: 'i' }, bundle: { type: 'string' }, policies: { type: 'string' }, json: { type: 'boolean' } },
+    summary: 'one decision from the local bundle and policies, explained: --input FILE [--bundle F] [--policies DIR] [--at TIME] [--json]',
+    options: { input: { type: 'string', short: 'i' }, bundle: { type: 'string' }, policies: { type: 'string' }, at: { type: 'string' }, json: { type: 'boolean' } },
     async run(values) {
       const inputPath = str(values['input']);
       if (!inputPath) throw new PdpError('invalid_request', 'pass --input FILE (a DecisionRequestV1 JSON document)');
@@ -56,7 +56,10 @@ export const COMMANDS: Command[] = [
       });
       const active = await engine.reload();
       // No store here: the task is evaluated as the request describes it, as a trusted PEP's assertion would be.
-      const input = buildEvaluationInput(request, CLI_CALLER_ID, unregisteredTask(request.task));
+      const at = str(values['at']);
+      const when = at === undefined ? new Date() : new Date(at);
+      if (Number.isNaN(when.getTime())) throw new PdpError('invalid_request', '--at must be an RFC 3339 time, e.g. 2026-01-31T09:30:00Z');
+      const input = buildEvaluationInput(request, CLI_CALLER_ID, unregisteredTask(request.task), when);
       const { evaluation } = engine.evaluate(input);
       if (values['json']) process.stdout.write(`${JSON.stringify({ ...evaluation, policy_revision: active.revision }, null, 2)}\n`);
       else process.stdout.write(explainEvaluation(input, evaluation, active.revision));

@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { PdpError } from '../errors/pdp-error.js';
 import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
 import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
@@ -169,6 +169,8 @@ export class PolicyEngine {
     const parts = [await part(this.#opts.bundlePath), await part(this.#opts.policyDir)];
     const entries = await readdir(this.#opts.policyDir, { recursive: true, withFileTypes: true });
     for (const entry of entries) {
+      // Hidden files and folders (`.tests/`, editors' swap files) are not policy: the loader skips them, so must this.
+      if (relative(this.#opts.policyDir, join(entry.parentPath, entry.name)).split(sep).some((part) => part.startsWith('.'))) continue;
       const policyFile = (entry.isFile() || entry.isSymbolicLink()) && /\.ya?ml$/.test(entry.name);
       if (policyFile || entry.isDirectory()) parts.push(await part(join(entry.parentPath, entry.name)));
     }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
+import { finished, type Readable, type Transform } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
-import type { Readable } from 'node:stream';
-import { PdpError } from '../errors/pdp-error.js';
+import { isPdpError, PdpError } from '../errors/pdp-error.js';
 
 /** The request body formats the API reads: JSON (RFC 8259: UTF-8 only), and form-encoding for the OAuth endpoints. */
 export type BodyMedia = 'json' | 'form';
@@ -27,10 +27,10 @@ export async function readBody(req: IncomingMessage, accepted: readonly BodyMedi
   if (media === undefined) return undefined;
   const charset = type?.charset;
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw unsupported('charset: request bodies are UTF-8');
-  const source = decoded(req);
+  // Refusals that need no byte of the body come before any decoder exists (a decoder left behind could fail later).
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
-  const bytes = await readLimited(source, limit);
+  const bytes = await readLimited(req, decoderFor(req), limit);
   const text = bytes.toString('utf8');
   return media === 'json' ? parseJson(text) : parseForm(text);
 }
@@ -60,55 +60,68 @@ function mediaOf(essence: string | undefined, accepted: readonly BodyMedia[]): B
   return undefined;
 }
 
-function decoded(req: IncomingMessage): Readable {
+/** The decompressor of the body's content-encoding, or undefined for identity. */
+function decoderFor(req: IncomingMessage): Transform | undefined {
   const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   switch (encoding) {
     case 'identity':
-      return req;
+      return undefined;
     case 'gzip':
     case 'x-gzip':
-      return req.pipe(createGunzip());
+      return createGunzip();
     case 'deflate':
-      return req.pipe(createInflate());
+      return createInflate();
     default:
       throw unsupported('content-encoding');
   }
 }
 
 /**
- * Collects a stream up to `limit` bytes. Listeners rather than for-await: leaving an async iterator early
- * destroys the socket the error must still be written to.
+ * Collects the body, decoded, up to `limit` bytes (after decoding). Every way the read can end settles it once: the
+ * end of the body, an error or abort of the request (`finished`), an error of the decoder (its listener is never
+ * removed: a decoder error nobody hears would end the process), the limit. On any early end the decoder is
+ * unpiped and destroyed, never the request: the socket must still carry the error answer. Listeners rather than
+ * for-await: leaving an async iterator early destroys that socket.
  */
-function readLimited(source: Readable, limit: number): Promise<Buffer> {
+function readLimited(req: IncomingMessage, decoder: Transform | undefined, limit: number): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let settled = false;
+    const source: Readable = decoder ?? req;
+    const settle = (err: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      source.off('data', onData);
+      stopWatchingRequest();
+      if (decoder !== undefined && err !== undefined) {
+        req.unpipe(decoder);
+        decoder.destroy();
+      }
+      if (err === undefined) resolve(Buffer.concat(chunks, size));
+      else reject(isPdpError(err) ? err : new PdpError('invalid_request', 'request body could not be read', { cause: err, details: [{ path: '(body)', message: 'unreadable' }] }));
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        cleanup();
-        source.pause();
-        reject(tooLarge());
+        // Stop reading: the answer closes the connection (the rest of the body is not worth reading).
+        req.pause();
+        settle(tooLarge());
         return;
       }
       chunks.push(chunk);
     };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(new PdpError('invalid_request', 'request body could not be read', { cause: err, details: [{ path: '(body)', message: 'unreadable' }] }));
-    };
-    const cleanup = (): void => {
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('error', onError);
-    };
+    // The request's end settles an identity read; its error or premature close settles any read.
+    const stopWatchingRequest = finished(req, { readable: true, writable: false }, (err) => {
+      if (err !== undefined && err !== null) settle(err);
+      else if (decoder === undefined) settle(undefined);
+    });
     source.on('data', onData);
-    source.on('end', onEnd);
-    source.on('error', onError);
+    if (decoder !== undefined) {
+      decoder.on('error', (err) => settle(err));
+      decoder.on('end', () => settle(undefined));
+      req.pipe(decoder);
+    }
   });
 }
 

@@ -47,8 +47,9 @@ const isAuthorizationRefusal = (code: string): code is AuthorizationRefusalCode 
  * The one HTTP request pipeline every route goes through, on node:http, in this order:
  * request id → trace context → route match → caller (API key; failures counted and reported) → role gate →
  * bounded body reading and schema validation → handler → reply or error (`error-writer.ts`) → access log line
- * and latency metric. On an OAuth endpoint the body is read before the caller, whose credentials it may hold
- * (`client_secret_post`). A route is one row of the route table; nothing here knows any route.
+ * and latency metric. On an OAuth endpoint a form request without an `Authorization` header is read before
+ * the caller, whose credentials it holds (`client_secret_post`). A route is one row of the route table; nothing
+ * here knows any route.
  */
 export function requestPipeline(options: PipelineOptions): RequestListener {
   const router = new Router(options.routes);
@@ -87,12 +88,23 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       if (route.roles === 'public') {
         reply = await route.handle(base);
       } else if (route.oauth) {
-        // Client credentials may be in the body (client_secret_post): read it first, within the same limits.
         dialect = route.body && bodyMediaOf(req, route.body.media) === 'form' ? 'oauth' : 'pdp';
-        const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
-        const form = dialect === 'oauth' ? (raw as Record<string, unknown>) : undefined;
-        caller = authenticated(req, route, callers.client(req.headers.authorization, form));
-        gate(route, caller);
+        const header = req.headers.authorization;
+        let raw: unknown;
+        if (header !== undefined || dialect !== 'oauth') {
+          // Credentials in the header (or none, and a body that cannot carry any): the caller and the role come
+          // first, and the body of a refused request is never read, as on every other route.
+          caller = authenticated(req, route, callers.client(header, undefined));
+          gate(route, caller);
+          raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+          // A form beside a header may name the same client (client_id), never carry a second credential.
+          if (dialect === 'oauth') caller = authenticated(req, route, callers.client(header, raw as Record<string, unknown>));
+        } else {
+          // client_secret_post: the credentials are in the form body, so it is read (within the same limits) first.
+          raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+          caller = authenticated(req, route, callers.client(undefined, raw as Record<string, unknown>));
+          gate(route, caller);
+        }
         const body = route.body ? (dialect === 'oauth' && route.body.parseForm ? route.body.parseForm(raw) : route.body.parse(raw)) : undefined;
         reply = await route.handle({ ...base, caller, body: body as never, dialect });
       } else {

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
 
 /**
@@ -46,4 +48,49 @@ it.each([
   const res = await decide({ body: raw, headers: { 'content-type': 'application/json' } });
   expect(res.status).toBe(status);
   expect((res.json['error'] as { code: string }).code).toBe(code);
+});
+
+describe('compressed bodies that go wrong never take the server down', () => {
+  const raw = (head: string, body: Buffer): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const { port } = new URL(t.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      let got = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => (got += c));
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy());
+      socket.write(head);
+      socket.write(body); // no FIN: the server closes after its answer (Connection: close)
+    });
+  const alive = async (): Promise<void> => {
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+  };
+
+  it.each([
+    { note: 'invalid gzip declared over the limit, to an OAuth endpoint (read before authentication)', path: '/v1/introspect', length: 2_000_000, body: randomBytes(60_000), status: '400' },
+    { note: 'invalid gzip within the limit', path: '/v1/decide', length: undefined, body: randomBytes(5_000), status: '400' },
+    { note: 'a gzip bomb: small on the wire, over the limit inflated', path: '/v1/decide', length: undefined, body: gzipSync(Buffer.alloc(5_000_000, 0x20)), status: '400' },
+  ])('$note → $status, and the server keeps serving', async ({ path, length, body, status }) => {
+    const head =
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.pep}\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nConnection: close\r\n` +
+      `Content-Length: ${length ?? body.length}\r\n\r\n`;
+    const answer = await raw(head, body);
+    expect(answer.split(' ')[1]).toBe(status);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a late decoder error would surface here
+    await alive();
+  });
+
+  it('a client that aborts mid-way through a gzip body leaves the server serving', async () => {
+    const { port } = new URL(t.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    const body = gzipSync(JSON.stringify({ agent_id: 'x'.repeat(20_000) }));
+    socket.write(`POST /v1/decide HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.pep}\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${body.length}\r\n\r\n`);
+    socket.write(body.subarray(0, Math.floor(body.length / 2)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await alive();
+  });
 });
