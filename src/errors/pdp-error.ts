@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   invalid_target: 400,
   // policy pipeline
   policy_invalid: 422,
+  /** A config re-read at a reload did not load; the running callers stay (the admin endpoint's answer). */
+  config_refused: 422,
   bundle_invalid: 503,
   bundle_missing: 503,
   evaluation_failed: 503,

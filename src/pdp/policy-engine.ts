@@ -20,7 +20,7 @@ export interface ActivePolicy {
 export interface PolicyRefusal {
   readonly code: string;
   readonly message: string;
-  /** The first offending file or field, as `file:line path: message`. */
+  /** The first error in a policy file, as `file:line path: message` (file relative to the policy folder); else null. */
   readonly first_error: string | null;
   /** When the files on disk were first refused (a later refusal of other broken files keeps this time). */
   readonly since: Date;
@@ -149,7 +149,9 @@ export class PolicyEngine {
       this.#refusal = Object.freeze({
         code: error.code,
         message: error.message,
-        first_error: first === undefined ? null : `${first.file ?? ''}${first.line ? `:${first.line}` : ''}${first.file ? ' ' : ''}${first.path}: ${first.message}`,
+        // Only an error in a policy file (relative path, the author's words): a system-level refusal (permissions,
+        // the bundle) may name absolute paths, which stay in the log and the policy.refused event.
+        first_error: first?.file === undefined ? null : `${first.file}${first.line ? `:${first.line}` : ''} ${first.path}: ${first.message}`,
         since: this.#refusal?.since ?? (this.#opts.now ?? (() => new Date()))(),
       });
       this.#opts.listener?.refused(error, previous);

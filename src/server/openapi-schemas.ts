@@ -125,11 +125,13 @@ export const COMPONENT_SCHEMAS = {
       refused: {
         type: 'object',
         additionalProperties: false,
-        required: ['code', 'message', 'first_error', 'since'],
+        required: ['code', 'first_error', 'since'],
         properties: {
           code: { type: 'string' },
-          message: { type: 'string' },
-          first_error: { type: ['string', 'null'], description: 'the first offending file and field: `file:line path: message`' },
+          first_error: {
+            type: ['string', 'null'],
+            description: 'the first error in a policy file: `file:line path: message` (file relative to the policy folder); null for other refusals (permissions, the bundle), which the log details',
+          },
           since: { type: 'string', format: 'date-time', description: 'when the files on disk were first refused' },
         },
       },

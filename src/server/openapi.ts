@@ -75,7 +75,7 @@ const ERROR_TEXT: Record<number, string> = {
   404: 'not found',
   409: 'conflict with the current state',
   415: 'unsupported body encoding or charset (code unsupported_media_type)',
-  422: 'policy set refused',
+  422: 'policy set refused (policy_invalid) or config refused (config_refused)',
   503: 'no policy, evaluation failure or store failure: nothing was allowed',
 };
 

@@ -84,7 +84,7 @@ describe('reloading the callers', () => {
   it('a config that does not load is refused whole (422, naming the field); the running callers stay', async () => {
     writeConfig([{ id: 'broken', role: 'superuser', key_sha256: sha256Hex('x') }]);
     const res = await reload().expect(422);
-    expect(res.body.error).toMatchObject({ code: 'policy_invalid', message: expect.stringContaining('config refused') });
+    expect(res.body.error).toMatchObject({ code: 'config_refused', message: expect.stringContaining('config refused') });
     expect(res.body.error.details).toContainEqual(expect.objectContaining({ path: 'callers[1].role' }));
     expect((await decide(NEW_PEP, 'code-review-agent')).status).toBe(200);
   });

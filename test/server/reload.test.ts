@@ -201,9 +201,11 @@ describe('POST /v1/admin/reload under traffic', () => {
         policy_revision: current?.revision,
         loaded_at: current?.loadedAt.toISOString(),
         policy_on_disk: 'refused',
-        refused: { code: expect.any(String), message: expect.any(String), since: expect.any(String) },
+        refused: { code: expect.any(String), since: expect.any(String) },
       });
       if (detail?.file) expect(ready.body.refused.first_error).toContain(detail.file);
+      else expect(ready.body.refused.first_error).toBeNull();
+      expect(JSON.stringify(ready.body)).not.toContain(t.dir); // no absolute path on an unauthenticated route
       const after = await metricsText(t);
       expect(reloads(after, 'refused') - reloads(before, 'refused')).toBe(1);
       expect(reloads(after, 'loaded') - reloads(before, 'loaded')).toBe(0);

@@ -20,7 +20,8 @@ export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: ()
         const refusal = engine.refusal;
         // Ready while the last good set serves; `policy_on_disk` says whether that is what the files hold.
         const onDisk = refusal
-          ? { policy_on_disk: 'refused', refused: { code: refusal.code, message: refusal.message, first_error: refusal.first_error, since: refusal.since.toISOString() } }
+          ? // Unauthenticated: the code, where the first error is and since when; the full message stays in the log.
+            { policy_on_disk: 'refused', refused: { code: refusal.code, first_error: refusal.first_error, since: refusal.since.toISOString() } }
           : { policy_on_disk: 'loaded' };
         if (!active) return { status: 503, json: { status: 'not_ready', reason: 'no policy loaded', ...onDisk } };
         return {
