@@ -3,6 +3,7 @@
  * parsed and validated in one place for both.
  */
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { ID_PATTERN } from '../wire/decision-v1.js';
 import { RECORDED_OUTCOMES, type RecordedOutcome } from '../wire/evaluation-v1.js';
 import { AUDIT_EVENT_TYPES, isAuditEventType, type AuditEventType } from './audit-event.js';
 import { EXPORT_FORMATS, type ExportFormat, type ExportRequest } from './export-plan.js';
@@ -15,7 +16,7 @@ export interface ExportQuery {
 
 const QUERY_KEYS = new Set(['format', 'since', 'until', 'from_seq', 'to_seq', 'agent_id', 'task_id', 'outcome', 'type']);
 const OUTCOMES: ReadonlySet<string> = new Set(RECORDED_OUTCOMES);
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
+const ID = new RegExp(ID_PATTERN);
 const TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 /**

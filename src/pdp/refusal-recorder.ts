@@ -60,9 +60,10 @@ export class RefusalRecorder {
 
   constructor(options: RefusalRecorderOptions) {
     this.#o = { burst: 20, perSecond: 1, windowMs: 10_000, maxKeys: 64, now: () => new Date(), ...options };
-    for (const [name, value] of Object.entries({ burst: this.#o.burst, perSecond: this.#o.perSecond, windowMs: this.#o.windowMs, maxKeys: this.#o.maxKeys })) {
+    for (const [name, value] of Object.entries({ burst: this.#o.burst, perSecond: this.#o.perSecond, maxKeys: this.#o.maxKeys })) {
       if (!(Number.isFinite(value) && value >= 0)) throw new TypeError(`RefusalRecorder: ${name} must be a number >= 0`);
     }
+    if (!(Number.isFinite(this.#o.windowMs) && this.#o.windowMs >= 100)) throw new TypeError('RefusalRecorder: windowMs must be at least 100');
     this.#tokens = this.#o.burst;
     this.#refilledAt = this.#o.now().getTime();
     this.#timer = setInterval(() => void this.flush(), this.#o.windowMs);

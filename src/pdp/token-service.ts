@@ -24,7 +24,7 @@ export interface TokenObserver {
 }
 
 export interface TokenServiceOptions {
-  store: Pick<Store, 'getDecision' | 'getTask' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
+  store: Pick<Store, 'getTask' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
   keys: IssuerKeys;
   issuer: string;
   /** `aud` of an integration's tokens: config override, else the integration file's audience, else its name. */

@@ -26,12 +26,9 @@ export interface PipelineOptions {
   onRefusal?: (refusal: AuthorizationRefusal) => void;
 }
 
-/** The refusals of an authenticated caller that an audit trail must show: a PEP probing beyond its rights. */
-const AUTHORIZATION_REFUSALS = ACCESS_REFUSAL_CODES;
-type AuthorizationRefusalCode = AccessRefusalCode;
 
 export interface AuthorizationRefusal {
-  code: AuthorizationRefusalCode;
+  code: AccessRefusalCode;
   /** The route template. */
   route: string;
   caller_id: string;
@@ -41,7 +38,7 @@ export interface AuthorizationRefusal {
   trace_id: string | null;
 }
 
-const isAuthorizationRefusal = (code: string): code is AuthorizationRefusalCode => (AUTHORIZATION_REFUSALS as readonly string[]).includes(code);
+const isAuthorizationRefusal = (code: string): code is AccessRefusalCode => (ACCESS_REFUSAL_CODES as readonly string[]).includes(code);
 
 /**
  * The one HTTP request pipeline every route goes through, on node:http, in this order:
