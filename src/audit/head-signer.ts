@@ -2,8 +2,10 @@
  * Signs the head of the chain now and then, off the request path: a timer looks at the head every `checkMs` (one
  * indexed read) and signs it once `everyEvents` events were appended since the last signed head, or `intervalMs`
  * passed with anything new. Signing is one queued write (the store signs inside its transaction and appends the
- * audit.head_signed event); the head is then published (appended to the signed-heads file). Nothing is signed while
- * nothing new was written: the head_signed event itself is not news.
+ * audit.head_signed event, and resolves once that transaction is durable); only then is the head published
+ * (appended to the signed-heads file). Publishing first, or after a commit a power loss could still undo, would let
+ * the file hold a head for seqs the database then reuses for other events: a false "rolled back or forked" for good.
+ * Nothing is signed while nothing new was written: the head_signed event itself is not news.
  *
  * Tests drive it with `tick()` / `signNow()` and an injected `elapsedMs`; no timer needed.
  */
@@ -15,6 +17,7 @@ import type { AuditSigningKey, SignedHeadV1 } from './signed-head.js';
 /** The store, as the signer needs it. */
 export interface HeadSignerStore {
   chainHead(): Promise<ChainHead>;
+  /** Must resolve only once the transaction holding the head and its audit.head_signed event is durable. */
   signHead(sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null>;
 }
 
@@ -32,7 +35,7 @@ export interface HeadSignerOptions {
   key: AuditSigningKey;
   /** The signing time. Required (the PDP's clock). */
   now: () => Date;
-  /** Called with each head once its event is committed (e.g. appendSignedHead to the signed-heads file). Default none. */
+  /** Called with each head once its event is committed durably (e.g. appendSignedHead to the signed-heads file). Default none. */
   publish?: (head: SignedHeadV1) => Promise<void>;
   /** Default HEAD_SIGNING_DEFAULTS.intervalMs (60 s). */
   intervalMs?: number;

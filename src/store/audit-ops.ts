@@ -132,6 +132,10 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
  * signature right after it: the event's seq - 1 and prev_hash are what was signed. `sign` runs inside the
  * transaction (synchronous, no I/O: an Ed25519 signature). Null when there is nothing new to sign: no event yet,
  * or the head is itself a signed head.
+ *
+ * The transaction commits durably (the WAL synced, even under synchronous = NORMAL) before this resolves: the caller
+ * then publishes the head outside the database (the signed-heads file), and a head published for events a power
+ * loss could still take back would be contradicted, for good, by the next head signed over the seqs reused.
  */
 export async function signHead(ctx: StoreContext, sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null> {
   return ctx.write(() => {
@@ -142,7 +146,7 @@ export async function signHead(ctx: StoreContext, sign: (head: ChainHead) => Sig
     const signed = sign(head);
     if (signed.seq !== head.seq || signed.hash !== head.hash) throw new TypeError('the signed head is not the head of the chain');
     return ctx.chain.append(ctx.chain.prepare(auditHeadSignedEvent(signed)));
-  });
+  }, { durable: true });
 }
 
 /**

@@ -10,6 +10,9 @@
  *   PdpError('store_unavailable'): nothing of the batch is written, and no caller is told otherwise.
  * - The flush runs from `setImmediate`, so requests parsed in the same poll phase share a transaction; at most
  *   `maxBatchOps` run per transaction, the rest in the next one.
+ * - An operation enqueued `durable` makes its whole transaction's COMMIT reach stable storage before any promise of
+ *   it settles, whatever the connection's durability setting (`TransactionControl.durableCommits`): e.g. a signed
+ *   head must not be published outside the database before the events it signs would survive a power loss.
  * - `close()` commits what is queued, then refuses new work.
  */
 import { PdpError } from '../errors/pdp-error.js';
@@ -26,6 +29,17 @@ export interface TransactionControl {
   inTransaction(): boolean;
   /** True for errors raised by the database itself: they fail the whole batch. */
   isStoreFailure(error: unknown): boolean;
+  /**
+   * `true`: the COMMITs that follow reach stable storage before they return (SQLite: `synchronous = FULL`, the WAL
+   * synced at COMMIT); `false`: back to the connection's own setting. Called outside a transaction only. Absent:
+   * every COMMIT is durable already.
+   */
+  durableCommits?(on: boolean): void;
+}
+
+export interface EnqueueOptions {
+  /** The transaction that runs this operation commits durably (see the file comment). Default false. */
+  durable?: boolean;
 }
 
 export interface GroupCommitOptions {
@@ -50,6 +64,7 @@ export interface GroupCommitStats {
 
 interface Pending {
   run: () => unknown;
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -84,14 +99,14 @@ export class GroupCommitQueue {
     this.onBatchEnd = options.onBatchEnd;
   }
 
-  /** Runs `op` in the next transaction; resolves with its result after COMMIT. */
-  enqueue<T>(op: () => T): Promise<T> {
+  /** Runs `op` in the next transaction; resolves with its result after COMMIT (a durable one with `durable`). */
+  enqueue<T>(op: () => T, options: EnqueueOptions = {}): Promise<T> {
     if (this.closed) return Promise.reject(new PdpError('store_unavailable', 'the store is closed'));
     if (this.queue.length >= this.maxQueuedOps) {
       return Promise.reject(new PdpError('store_unavailable', `the store write queue is full (${this.maxQueuedOps})`));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run: op, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ run: op, durable: options.durable === true, resolve: resolve as (value: unknown) => void, reject });
       this.scheduled ??= setImmediate(() => this.flush());
     });
   }
@@ -126,6 +141,26 @@ export class GroupCommitQueue {
   }
 
   private runBatch(batch: Pending[]): void {
+    const durable = this.tx.durableCommits !== undefined && batch.some((op) => op.durable);
+    try {
+      if (durable) this.tx.durableCommits?.(true);
+    } catch (error) {
+      return this.failAll(batch, error);
+    }
+    try {
+      this.runTransaction(batch);
+    } finally {
+      if (durable) {
+        try {
+          this.tx.durableCommits?.(false);
+        } catch {
+          // Left durable: later commits are slower, never less safe. The next failure shows on a write.
+        }
+      }
+    }
+  }
+
+  private runTransaction(batch: Pending[]): void {
     const outcomes: Outcome[] = [];
     try {
       this.tx.begin();

@@ -79,7 +79,12 @@ export function isSqliteError(error: unknown): boolean {
   return error instanceof Database.SqliteError;
 }
 
-/** BEGIN IMMEDIATE takes the write lock up front, so a batch never fails half-way on a lock upgrade. */
+/**
+ * BEGIN IMMEDIATE takes the write lock up front, so a batch never fails half-way on a lock upgrade. Under
+ * `synchronous = NORMAL` a durable commit (`durableCommits(true)`) switches the connection to FULL around its
+ * transaction (SQLite refuses the switch inside one), so that COMMIT syncs the WAL, and with it every commit
+ * before it: one fsync, on the writer's thread, only for the transactions that ask for it.
+ */
 export function sqliteTransactionControl(db: Database.Database): TransactionControl {
   const begin = db.prepare('BEGIN IMMEDIATE');
   const commit = db.prepare('COMMIT');
@@ -97,5 +102,15 @@ export function sqliteTransactionControl(db: Database.Database): TransactionCont
     inTransaction: () => db.inTransaction,
     // A TypeError from better-sqlite3 itself (connection closed or busy) is as fatal as an SQLite error.
     isStoreFailure: (error) => isSqliteError(error) || (error instanceof TypeError && !db.open),
+    ...durability(db),
   };
+}
+
+/** SQLite's synchronous levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
+const SYNCHRONOUS_FULL = 2;
+
+function durability(db: Database.Database): Pick<TransactionControl, 'durableCommits'> {
+  const own = Number(db.pragma('synchronous', { simple: true }));
+  if (own >= SYNCHRONOUS_FULL) return {};
+  return { durableCommits: (on) => void db.pragma(`synchronous = ${on ? SYNCHRONOUS_FULL : own}`) };
 }

@@ -102,7 +102,7 @@ export class SqliteStore implements Store {
       sql: prepareStatements(db),
       chain,
       mask,
-      write: <T>(fn: () => T): Promise<T> =>
+      write: <T>(fn: () => T, options: { durable?: boolean } = {}): Promise<T> =>
         queue.enqueue(() => {
           const snapshot = chain.snapshot();
           try {
@@ -111,7 +111,7 @@ export class SqliteStore implements Store {
             chain.restore(snapshot);
             throw error;
           }
-        }),
+        }, options),
     };
     // Last, so nothing above can throw and leave a worker running; a worker that cannot start means inline
     // checkpoints, as when it fails later.

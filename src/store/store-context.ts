@@ -15,9 +15,10 @@ export interface StoreContext {
   mask: Masker;
   /**
    * Runs `fn` inside the next group-commit transaction and resolves after COMMIT. If `fn` throws, its writes
-   * (and the chain head) are rolled back to where it started.
+   * (and the chain head) are rolled back to where it started. `durable`: that COMMIT reaches stable storage (it
+   * survives a power loss) before the promise resolves, whatever `synchronous` is.
    */
-  write<T>(fn: () => T): Promise<T>;
+  write<T>(fn: () => T, options?: { durable?: boolean }): Promise<T>;
 }
 
 /** Runs a read; any failure that is not already a PdpError (closed connection, I/O error) is store_unavailable. */

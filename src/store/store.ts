@@ -288,8 +288,9 @@ export interface Store {
   pruneEvents(input: PruneEventsInput): Promise<PruneResult>;
   /**
    * Signs the chain head inside a write transaction (`sign` is called with it: synchronous, no I/O) and appends the
-   * audit.head_signed event recording the signature right after it. Null when there is nothing new to sign (no
-   * event, or the head is a signed head already).
+   * audit.head_signed event recording the signature right after it. Resolves once that transaction is durable (it
+   * survives a power loss, whatever `synchronous` is), so the head may then be published outside the store. Null
+   * when there is nothing new to sign (no event, or the head is a signed head already).
    */
   signHead(sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null>;
   /**

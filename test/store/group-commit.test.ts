@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPdpError } from '../../src/errors/pdp-error.js';
 import { GroupCommitQueue } from '../../src/store/group-commit.js';
+import type { TransactionControl } from '../../src/store/group-commit.js';
 import { openSqlite, sqliteTransactionControl } from '../../src/store/sqlite-connection.js';
 import type { NewAuditEvent } from '../../src/audit/index.js';
 import { at, decision, grant, task, tempStore } from './store-fixtures.js';
@@ -191,5 +192,70 @@ describe('group commit', () => {
       expect.objectContaining({ code: 'store_unavailable' }),
       expect.objectContaining({ code: 'store_unavailable' }),
     ]);
+  });
+});
+
+describe('durable commits', () => {
+  /** A connection that records what the queue does with it; `failCommit` makes COMMIT throw as the database would. */
+  function recording(options: { failCommit?: boolean } = {}): { tx: TransactionControl; calls: string[] } {
+    const calls: string[] = [];
+    let open = false;
+    const tx: TransactionControl = {
+      begin: () => void (calls.push('BEGIN'), (open = true)),
+      commit: () => {
+        if (options.failCommit) throw new Database.SqliteError('disk I/O error', 'SQLITE_IOERR');
+        calls.push('COMMIT');
+        open = false;
+      },
+      rollback: () => void (calls.push('ROLLBACK'), (open = false)),
+      savepoint: () => undefined,
+      releaseSavepoint: () => undefined,
+      rollbackToSavepoint: () => undefined,
+      inTransaction: () => open,
+      isStoreFailure: (error) => error instanceof Database.SqliteError,
+      durableCommits: (on) => void calls.push(`durable ${String(on)}`),
+    };
+    return { tx, calls };
+  }
+
+  it('makes the transaction of a durable operation commit durably, and goes back before anyone is told', async () => {
+    const { tx, calls } = recording();
+    const queue = new GroupCommitQueue(tx);
+    await queue.enqueue(() => calls.push('plain'));
+    await Promise.all([
+      queue.enqueue(() => calls.push('neighbour')).then(() => calls.push('neighbour told')),
+      queue.enqueue(() => calls.push('sign'), { durable: true }).then(() => calls.push('signer told')),
+    ]);
+    await queue.enqueue(() => calls.push('plain again'));
+    expect(calls).toEqual([
+      'BEGIN', 'plain', 'COMMIT',
+      'durable true', 'BEGIN', 'neighbour', 'sign', 'COMMIT', 'durable false', 'neighbour told', 'signer told',
+      'BEGIN', 'plain again', 'COMMIT',
+    ]);
+  });
+
+  it('goes back after a durable transaction that failed', async () => {
+    const { tx, calls } = recording({ failCommit: true });
+    const queue = new GroupCommitQueue(tx);
+    await expect(queue.enqueue(() => calls.push('sign'), { durable: true })).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect(calls).toEqual(['durable true', 'BEGIN', 'sign', 'ROLLBACK', 'durable false']);
+  });
+
+  it('on SQLite under synchronous = NORMAL, commits that transaction with synchronous = FULL (the WAL synced) and only it', async () => {
+    temp = tempStore();
+    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'durable.db'));
+    const queue = new GroupCommitQueue(sqliteTransactionControl(db));
+    const level = () => db.pragma('synchronous', { simple: true });
+    expect(await queue.enqueue(level)).toBe(1);
+    expect(await queue.enqueue(level, { durable: true })).toBe(2);
+    expect(level()).toBe(1);
+    expect(await queue.enqueue(level)).toBe(1);
+    await queue.close();
+    db.close();
+
+    const full = openSqlite(temp.path.replace(/pdp\.db$/, 'full.db'), { synchronous: 'full' });
+    const fullTx = sqliteTransactionControl(full);
+    expect(fullTx.durableCommits).toBeUndefined();
+    full.close();
   });
 });

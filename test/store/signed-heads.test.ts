@@ -7,8 +7,8 @@
 import Database from 'better-sqlite3';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canonicalJson, hashEvent, signHead } from '../../src/audit/index.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { HeadSigner, canonicalJson, hashEvent, signHead } from '../../src/audit/index.js';
 import type { AuditEventV1, AuditSigningKey, NewAuditEvent, SignedHeadV1 } from '../../src/audit/index.js';
 import { at, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
@@ -91,6 +91,68 @@ describe('signHead', () => {
   it('refuses a signature of anything but the head, and writes nothing', async () => {
     await expect(temp.store.signHead((head) => signHead({ seq: head.seq - 1, hash: head.hash }, at(30), KEY))).rejects.toThrow(TypeError);
     expect(await temp.store.chainHead()).toMatchObject({ seq: 24 });
+  });
+});
+
+describe('signHead is durable before the head leaves the database', () => {
+  /**
+   * Records every `synchronous` switch the store's connection makes (better-sqlite3's `pragma`), and the
+   * connection itself, to read its level from inside the signing transaction.
+   */
+  function watchSynchronous(log: string[]): { writer: () => Database.Database | undefined; restore: () => void } {
+    const original = Database.prototype.pragma;
+    let writer: Database.Database | undefined;
+    const spy = vi.spyOn(Database.prototype, 'pragma').mockImplementation(function (this: Database.Database, source: string, options?: Database.PragmaOptions) {
+      if (/^synchronous\s*=/.test(source)) {
+        writer = this;
+        log.push(source.replace(/\s+/g, ' '));
+      }
+      return original.call(this, source, options);
+    });
+    return { writer: () => writer, restore: () => spy.mockRestore() };
+  }
+
+  it('under synchronous = NORMAL, commits the signing transaction with the WAL synced, then publishes the head', async () => {
+    const log: string[] = [];
+    const watch = watchSynchronous(log);
+    try {
+      await temp.store.appendEvents([policyLoaded(25)]);
+      const signer = new HeadSigner({
+        store: temp.store,
+        key: { kid: KEY.kid, privateKey: KEY.privateKey },
+        now: () => new Date(at(26)),
+        publish: async (head) => void log.push(`publish ${head.seq}`),
+      });
+      const signing = temp.store.signHead.bind(temp.store);
+      vi.spyOn(temp.store, 'signHead').mockImplementation((sign) =>
+        signing((head) => {
+          log.push(`sign ${head.seq} at synchronous ${String(watch.writer()?.pragma('synchronous', { simple: true }))}`);
+          return sign(head);
+        }),
+      );
+      expect(await signer.signNow()).toMatchObject({ seq: 25 });
+      // FULL (2) for the signing transaction: its COMMIT syncs the WAL, and every commit before it, before the
+      // head is appended to the signed-heads file; then back to NORMAL (1) for everything else.
+      expect(log).toEqual(['synchronous = 2', 'sign 25 at synchronous 2', 'synchronous = 1', 'publish 25']);
+      await temp.store.appendEvents([policyLoaded(27)]);
+      expect(watch.writer()?.pragma('synchronous', { simple: true })).toBe(1);
+      expect(log).toHaveLength(4);
+    } finally {
+      watch.restore();
+    }
+  });
+
+  it('under synchronous = FULL, every commit is durable already: nothing is switched', async () => {
+    await temp.reopen({ synchronous: 'full' });
+    const log: string[] = [];
+    const watch = watchSynchronous(log);
+    try {
+      await temp.store.appendEvents([policyLoaded(25)]);
+      expect(await sign(26)()).toMatchObject({ seq: 26 });
+      expect(log).toEqual([]);
+    } finally {
+      watch.restore();
+    }
   });
 });
 
