@@ -25,6 +25,12 @@
  * anchor before the chain's start is checked against what the chain records about that seq (the checkpoint, or
  * an audit.pruned event naming it); when nothing does, it cannot be checked, and the result says so instead of
  * passing. (trail-events.ts checks the trail's own events.)
+ *
+ * Anchors come two ways. `expectedLast` and `anchors` must be in the chain (one beyond its end means the tail was
+ * cut). `rangeAnchors` are heads kept outside the chain (the signed-heads file) checked against a *range* of it (an
+ * export), which may end before them: each one from startSeq - 1 to the last event must match, the others are
+ * outside the range and only counted. Anchors are matched in seq order with a cursor: any number of them costs
+ * one comparison per event.
  */
 import { AUDIT_ID_FIELDS, isIsoTime } from './audit-event.js';
 import type { AuditEventV1 } from './audit-event.js';
@@ -49,6 +55,10 @@ export type VerifyResult =
       pruned_by?: number;
       /** The signed heads in the chain; absent when there were none and no `headKeys` to check them with. */
       signed_heads?: SignedHeadsSeen;
+      /** `time` of the last event; absent when there are none. */
+      last_time?: string;
+      /** With `rangeAnchors`: how many were checked (and matched), and how many fell before or after the range. */
+      range_anchors?: RangeAnchorsSeen;
     }
   | {
       ok: false;
@@ -59,6 +69,18 @@ export type VerifyResult =
       /** Events that verified and precede the break (a re-hashed or forged event is only caught by its successor). */
       verified: number;
     };
+
+/** What became of `rangeAnchors`. */
+export interface RangeAnchorsSeen {
+  /** Anchors from startSeq - 1 to the last event: each matched the chain. */
+  checked: number;
+  /** seq of the newest anchor checked; null when none was. */
+  newest_checked: number | null;
+  /** Anchors before startSeq - 1: before the range, not checked. */
+  before: number;
+  /** Anchors after the last event: beyond the range (the chain, or this export of it, ends before them), not checked. */
+  after: number;
+}
 
 export interface VerifyOptions {
   /** seq the first event must have. Default 1; after pruning, the checkpoint's last_pruned_seq + 1. */
@@ -80,6 +102,13 @@ export interface VerifyOptions {
   /** More heads recorded outside the store (the newest line of the signed-heads file), checked as expectedLast is. */
   anchors?: readonly ChainHead[];
   /**
+   * Heads recorded outside the store, for a range of the chain that need not reach them (an export: an archive cut
+   * at `--until`, a filtered export that ends on events it left out): each one from startSeq - 1 to the last event
+   * must be in the range with that hash (at startSeq - 1: startPrevHash); one after the last event is beyond the
+   * range and one before startSeq - 1 before it: counted in `range_anchors`, not checked, never a break. Default none.
+   */
+  rangeAnchors?: readonly ChainHead[];
+  /**
    * The audit public keys by kid: every signed head in the chain must verify with one of them. Default none: signed
    * heads are still checked against the chain (the event before each, its hash), not their signatures, and the
    * result says `verified: false`.
@@ -95,6 +124,11 @@ type State =
   | { kind: 'looking'; x: number; target: string; found: number }
   | { kind: 'done'; result: VerifyResult };
 
+/** An anchor, and whether it must be in the chain (`expectedLast`, `anchors`) or only when the range reaches it. */
+interface Anchor extends ChainHead {
+  strict: boolean;
+}
+
 const ALLOWED_KEYS = new Set<string>(['v', 'seq', 'time', 'type', 'data', 'prev_hash', 'hash', ...AUDIT_ID_FIELDS]);
 
 /** Push-based verifier: `push` each event in order, then `end()`. Stop pushing early once `settled`. */
@@ -104,9 +138,15 @@ export class ChainVerifier {
   /** prev_hash of the last accepted event, to recognise an inserted one. */
   private prevPrevHash: string | undefined;
   private count = 0;
+  private lastTime: string | undefined;
   private state: State = { kind: 'scanning' };
-  /** Heads recorded outside the store, in seq order. */
-  private readonly anchors: readonly ChainHead[];
+  /** Heads recorded outside the store, strict and range alike, in seq order. */
+  private readonly anchors: readonly Anchor[];
+  /** Index of the first anchor at or after expectedSeq: the next one an event or skip meets. */
+  private nextAnchor: number;
+  private readonly rangeAnchors: boolean;
+  private rangeChecked = 0;
+  private rangeNewest: number | null = null;
   private readonly startSeq: number;
   private readonly startPrevHash: string;
   private readonly trail: TrailRecords;
@@ -124,9 +164,16 @@ export class ChainVerifier {
     this.startSeq = startSeq;
     this.startPrevHash = startPrevHash;
     this.prevHash = startPrevHash;
-    const anchors = [...(options.expectedLast === undefined ? [] : [options.expectedLast]), ...(options.anchors ?? [])];
+    const strict = [...(options.expectedLast === undefined ? [] : [options.expectedLast]), ...(options.anchors ?? [])];
+    const anchors: Anchor[] = [
+      ...strict.map((a) => ({ seq: a.seq, hash: a.hash, strict: true })),
+      ...(options.rangeAnchors ?? []).map((a) => ({ seq: a.seq, hash: a.hash, strict: false })),
+    ];
     this.anchors = anchors.sort((a, b) => a.seq - b.seq);
-    this.trail = new TrailRecords({ checkpoint, headKeys: options.headKeys, anchorSeqs: anchors.map((a) => a.seq) });
+    this.rangeAnchors = options.rangeAnchors !== undefined;
+    const first = this.anchors.findIndex((a) => a.seq >= startSeq);
+    this.nextAnchor = first < 0 ? this.anchors.length : first;
+    this.trail = new TrailRecords({ checkpoint, headKeys: options.headKeys, anchorSeqs: strict.map((a) => a.seq) });
   }
 
   /** True once further events cannot change the result. */
@@ -196,13 +243,15 @@ export class ChainVerifier {
       const message = `the skip of events ${from}..${to} records another hash for event ${x - 1}: it was modified and re-hashed`;
       return this.finish('changed', x - 1, message);
     }
-    for (const anchor of this.anchors) {
-      if (anchor.seq < from || anchor.seq > to) continue;
+    for (let anchor = this.anchors[this.nextAnchor]; anchor !== undefined && anchor.seq <= to; anchor = this.anchors[++this.nextAnchor]) {
+      // A signed head signs the event right before its audit.head_signed event, which every export keeps: it is
+      // an event of the file or the last of a skipped run, never inside one.
       if (anchor.seq < to) return this.finish('removed', anchor.seq, `the anchored event ${anchor.seq} is declared skipped`);
       if (anchor.hash !== lastHash) {
         const message = `event ${to} does not match the anchored hash: the chain was rewritten here or earlier`;
         return this.finish('changed', to, message);
       }
+      this.checkedAnchor(anchor);
     }
     this.expectedSeq = to + 1;
     this.prevPrevHash = undefined;
@@ -220,7 +269,7 @@ export class ChainVerifier {
       this.finish('removed', state.x, `${which} missing: event ${state.found} links to an event not in the chain`);
     } else if (state.kind === 'scanning') {
       const lastSeq = this.expectedSeq - 1;
-      const highest = this.anchors.at(-1);
+      const highest = this.anchors.findLast((a) => a.strict);
       const trailBreak = this.trail.end();
       if (highest !== undefined && lastSeq < highest.seq) {
         const message = `the chain ends at seq ${lastSeq}, before the anchored head at seq ${highest.seq}`;
@@ -228,7 +277,11 @@ export class ChainVerifier {
       } else if (trailBreak !== undefined) {
         this.finish(trailBreak.kind, trailBreak.seq, trailBreak.message);
       } else {
-        for (const anchor of this.anchors) if (anchor.seq < this.startSeq && this.state.kind !== 'done') this.anchorBeforeStart(anchor);
+        for (const anchor of this.anchors) {
+          if (anchor.seq >= this.startSeq || this.state.kind === 'done') break;
+          if (anchor.strict) this.anchorBeforeStart(anchor);
+          else if (anchor.seq === this.startSeq - 1) this.rangeAnchorAtStart(anchor);
+        }
       }
       if (this.state.kind !== 'done') {
         const result: VerifyResult = { ok: true, count: this.count, last_seq: lastSeq, last_hash: this.prevHash };
@@ -236,6 +289,8 @@ export class ChainVerifier {
         if (prunedBy !== undefined) result.pruned_by = prunedBy;
         const heads = this.trail.signedHeads();
         if (heads !== undefined) result.signed_heads = heads;
+        if (this.lastTime !== undefined) result.last_time = this.lastTime;
+        if (this.rangeAnchors) result.range_anchors = this.rangeSeen(lastSeq);
         this.state = { kind: 'done', result };
       }
     }
@@ -257,16 +312,46 @@ export class ChainVerifier {
     }
   }
 
-  private accept(event: AuditEventV1): boolean {
+  /** A range anchor at startSeq - 1: the hash the range starts from must be its hash. */
+  private rangeAnchorAtStart(anchor: Anchor): void {
+    if (anchor.hash !== this.startPrevHash) {
+      const message = `event ${anchor.seq}, right before this range, does not match the anchored hash (the range's start records another): the chain was rewritten here or earlier`;
+      this.finish('changed', anchor.seq, message);
+    } else {
+      this.checkedAnchor(anchor);
+    }
+  }
+
+  private checkedAnchor(anchor: Anchor): void {
+    if (anchor.strict) return;
+    this.rangeChecked++;
+    this.rangeNewest = Math.max(this.rangeNewest ?? 0, anchor.seq);
+  }
+
+  /** Counts the range anchors once the range's end (`lastSeq`) is known. */
+  private rangeSeen(lastSeq: number): RangeAnchorsSeen {
+    let before = 0;
+    let after = 0;
     for (const anchor of this.anchors) {
-      if (event.seq === anchor.seq && event.hash !== anchor.hash) {
+      if (anchor.strict) continue;
+      if (anchor.seq < this.startSeq - 1) before++;
+      else if (anchor.seq > lastSeq) after++;
+    }
+    return { checked: this.rangeChecked, newest_checked: this.rangeNewest, before, after };
+  }
+
+  private accept(event: AuditEventV1): boolean {
+    for (let anchor = this.anchors[this.nextAnchor]; anchor !== undefined && anchor.seq === event.seq; anchor = this.anchors[++this.nextAnchor]) {
+      if (event.hash !== anchor.hash) {
         const message = `event ${event.seq} does not match the anchored hash: the chain was rewritten here or earlier`;
         return this.finish('changed', event.seq, message);
       }
+      this.checkedAnchor(anchor);
     }
     this.prevPrevHash = event.prev_hash;
     this.prevHash = event.hash;
     this.expectedSeq = event.seq + 1;
+    this.lastTime = event.time;
     this.count++;
     const trailBreak = this.trail.observe(event);
     if (trailBreak !== undefined) return this.finish(trailBreak.kind, trailBreak.seq, trailBreak.message);

@@ -12,7 +12,16 @@ import type { AUDIT_EVENT_TYPES, AuditEventType, AuditIds, NewAuditEvent } from 
 import { parseSignedHead } from './signed-head.js';
 import type { SignedHeadV1 } from './signed-head.js';
 
-/** Why a caller failed authentication: no `Authorization` header, not `Bearer <key>`, or a key nobody holds. */
+/**
+ * Why a caller failed authentication (our API's `Bearer <key>`, or on the OAuth endpoints the same key as a bearer
+ * credential, `client_secret_basic` or `client_secret_post`, the client id being the caller's id):
+ * - `missing`: no credential at all (no `Authorization` header, and on an OAuth endpoint no posted `client_secret`);
+ * - `malformed`: a credential that is not well-formed: not `Bearer <key>`; a Basic value that does not decode to
+ *   `id:secret`; a `client_id` or `client_secret` that is not one string, an empty or over-long secret, a secret posted
+ *   without its `client_id`; or two methods at once (a header and a posted secret);
+ * - `unknown_key`: a key no caller holds, or a client id and secret that are not one caller's id and key (Basic or
+ *   posted), including a posted `client_id` naming another caller than the header's key.
+ */
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'unknown_key'] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
@@ -35,7 +44,10 @@ export type TaskCloseStatus = (typeof TASK_CLOSE_STATUSES)[number];
 export const TOKEN_USE_ACTIONS = ['introspect'] as const;
 export type TokenUseAction = (typeof TOKEN_USE_ACTIONS)[number];
 
-/** Longest `route` of an auth.failed event (UTF-16 code units): an unauthenticated sender picks the path. */
+/**
+ * Longest `route` of an auth.failed event (UTF-16 code units). The route is a template of the route table, never
+ * the request path (a path no route matches is answered 404 before authentication): a bound kept in the builder.
+ */
 export const AUTH_FAILED_ROUTE_MAX = 256;
 /** Longest `ip` of an auth.failed event: an IPv6 address with a zone index fits. */
 export const AUTH_FAILED_IP_MAX = 64;
@@ -140,7 +152,10 @@ export interface PolicyRefusedData {
 
 export interface AuthFailedData extends RefusalCount {
   reason: AuthFailureReason;
-  /** The route template or the request path, at most AUTH_FAILED_ROUTE_MAX code units; `*` for a count of many routes. */
+  /**
+   * The route template the request matched (`/v1/tasks/{id}`), never the request path; `*` for a count of many
+   * routes. At most AUTH_FAILED_ROUTE_MAX code units.
+   */
   route: string;
   /** The peer address, or null when unknown (or when the count spans many peers). */
   ip: string | null;
@@ -300,9 +315,10 @@ export function policyRefusedEvent(
 }
 
 /**
- * `route` is the route template or the request path; a longer one is cut to AUTH_FAILED_ROUTE_MAX code units
- * ending in `…`, so an unauthenticated sender cannot write large events. Never pass a key or token: the event
- * holds only these three members.
+ * `route` is the route template the request matched (or `*` for a count over many routes), never the request path,
+ * which an unauthenticated sender chooses; one longer than AUTH_FAILED_ROUTE_MAX code units would still be cut,
+ * ending in `…`, so no caller of this builder can write large events. Never pass a key or token: the event holds
+ * only these three members.
  */
 export function authFailedEvent(
   time: string,

@@ -151,7 +151,7 @@ export type ExportVerifyResult = VerifyResult & {
   trailer?: ExportTrailerV1['end'];
 };
 
-export interface ExportVerifyOptions extends Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'headKeys'> {
+export interface ExportVerifyOptions extends Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'rangeAnchors' | 'headKeys'> {
   /** The trailer digest recorded when the file was exported: any other file fails, even one rewritten whole. */
   expectedDigest?: string;
 }
@@ -181,12 +181,13 @@ export async function verifyExportLines(
     if (verifier === undefined) {
       header = parseHeader(line);
       if (header === undefined) return fail('malformed', 0, `line ${lineNo} is not an export header`);
-      const { expectedLast, anchors, headKeys } = options;
+      const { expectedLast, anchors, rangeAnchors, headKeys } = options;
       verifier = new ChainVerifier({
         startSeq: header.start_seq,
         startPrevHash: header.start_prev_hash,
         ...(expectedLast === undefined ? {} : { expectedLast }),
         ...(anchors === undefined ? {} : { anchors }),
+        ...(rangeAnchors === undefined ? {} : { rangeAnchors }),
         ...(headKeys === undefined ? {} : { headKeys }),
       });
       digest.update(line + '\n', 'utf8');

@@ -4,15 +4,16 @@
  * or, for verify, on an export file alone. Adapters only: the chain, the formats, the verifier and the signed heads
  * live in src/audit/, the audit key in src/issuer/audit-key.ts.
  *
- * Exit codes: 0 done (the chain verifies), 3 the chain or file does NOT verify (the break is printed), 1 could
- * not run (bad options, unreadable store or file), 2 usage.
+ * Exit codes: 0 done (the chain verifies), 3 the chain or file does NOT verify (the break is printed), 4 the chain
+ * verifies but the signed-heads file in the key folder could not be checked (no audit key to check it with, or it
+ * cannot be read), 1 could not run (bad options, unreadable store or file), 2 usage.
  */
 import type { KeyObject } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
-import { exportLines, inChunks, isHash, planExport, scanSignedHeads, verifyExportFile, writeChunks } from '../audit/index.js';
+import { HEAD_SIGNING_DEFAULTS, exportLines, inChunks, isHash, planExport, readSignedHeads, scanSignedHeads, verifyExportFile, writeChunks } from '../audit/index.js';
 import type { ChainHead, ExportPlan, ExportVerifyResult, HeadKeys, SignedHeadsScan, VerifyResult } from '../audit/index.js';
 import { loadConfigFile } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
@@ -27,6 +28,15 @@ type Values = Parameters<Command['run']>[0];
 
 /** The chain (or file) does not verify. */
 export const EXIT_NOT_VERIFIED = 3;
+
+/** `audit verify --config`: the chain verifies, but the signed-heads file in the key folder could not be checked. */
+export const EXIT_HEADS_UNCHECKED = 4;
+
+/**
+ * A newest signed head this much older than the last event is reported: a running PDP signs at least every
+ * HEAD_SIGNING_DEFAULTS.intervalMs (60 s) while events are written, and once more when it stops.
+ */
+export const STALE_HEAD_MS = 5 * HEAD_SIGNING_DEFAULTS.intervalMs;
 
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -55,15 +65,21 @@ export const AUDIT_COMMANDS: Command[] = [
       if (file !== undefined && !existsSync(file)) throw new PdpError('invalid_request', `no export file at ${file}`);
       const config = file === undefined ? configOf(values) : undefined;
       const keys = await headKeysOf(str(values['public-key']), config);
-      const headsPath = str(values['signed-heads']) ?? (config !== undefined && existsSync(signedHeadsPath(config.issuer.keys)) ? signedHeadsPath(config.issuer.keys) : undefined);
+      const given = str(values['signed-heads']);
+      if (given !== undefined && !existsSync(given)) throw new PdpError('invalid_request', `no signed-heads file at ${given}`);
+      if (given !== undefined && keys.keys === undefined) throw new PdpError('invalid_request', `--signed-heads needs the audit public key: ${keys.note}`);
+      // With --config, the signed-heads file beside the key is checked whenever it is there; one that is there (or
+      // may be) but cannot be checked is never skipped in silence: the run says so and ends with EXIT_HEADS_UNCHECKED.
+      const beside = given === undefined && config !== undefined ? headsFileBeside(config) : undefined;
       let heads: HeadsFile | undefined;
-      if (headsPath !== undefined) {
-        if (!existsSync(headsPath)) throw new PdpError('invalid_request', `no signed-heads file at ${headsPath}`);
-        if (keys.keys === undefined) {
-          if (str(values['signed-heads']) !== undefined) throw new PdpError('invalid_request', `--signed-heads needs the audit public key: ${keys.note}`);
-        } else {
-          heads = { path: headsPath, scan: await scanSignedHeads(headsPath, keys.keys) };
-        }
+      let unchecked: string | undefined;
+      if (given !== undefined) {
+        heads = { path: given, scan: await scanSignedHeads(given, keys.keys as HeadKeys) };
+      } else if (beside !== undefined && beside.problem !== undefined) {
+        unchecked = `the signed-heads file ${beside.path} was NOT checked: ${beside.problem}`;
+      } else if (beside !== undefined && beside.exists) {
+        if (keys.keys === undefined) unchecked = `the signed-heads file ${beside.path} was NOT checked: ${keys.note}`;
+        else heads = { path: beside.path, scan: await scanSignedHeads(beside.path, keys.keys) };
       }
       if (heads?.scan.problem !== undefined) {
         const { line, message } = heads.scan.problem;
@@ -72,25 +88,35 @@ export const AUDIT_COMMANDS: Command[] = [
         return EXIT_NOT_VERIFIED;
       }
       const newest = heads?.scan.newest ?? null;
-      const options = (startSeq: number) => {
-        // A head before the chain's start cannot be checked against it (pruned since): the chain's own records are.
-        const anchors = newest !== null && newest.seq >= startSeq - 1 ? [{ seq: newest.seq, hash: newest.hash }] : [];
-        if (heads !== undefined) heads.anchored = anchors.length > 0;
-        return { ...(expectedLast ? { expectedLast } : {}), anchors, ...(keys.keys ? { headKeys: keys.keys } : {}) };
-      };
+      const signing = keys.keys ? { headKeys: keys.keys } : {};
+      const expected = expectedLast ? { expectedLast } : {};
       let result: VerifyResult | ExportVerifyResult;
       let what: string;
       if (file !== undefined) {
+        // An export is a range of the chain, which may end before the newest head (an archive cut at --until, a
+        // filtered export ending on events it left out): every head of the file within the range is checked, and
+        // those beyond its end are out of its range, not missing.
+        const startSeq = await exportStartSeq(file);
+        const inRange = heads === undefined ? undefined : await headsFrom(heads, startSeq - 1);
         result = await verifyExportFile(file, {
-          ...options(await exportStartSeq(file)),
+          ...expected,
+          ...(inRange === undefined ? {} : { rangeAnchors: inRange }),
+          ...signing,
           ...(expectedDigest ? { expectedDigest: expectedDigest.toLowerCase() } : {}),
         });
+        if (heads !== undefined && inRange !== undefined && result.ok && result.range_anchors !== undefined) {
+          const seen = result.range_anchors;
+          heads.range = { from_seq: startSeq, to_seq: result.last_seq, ...seen, before: seen.before + heads.scan.count - inRange.length };
+        }
         what = `export file ${file}`;
       } else {
         const store = await openConfiguredStore(config as PdpConfig);
         try {
           const start = await store.chainStart();
-          result = await store.verifyStoredChain(options(start.start_seq));
+          // A head before the chain's start cannot be checked against it (pruned since): the chain's own records are.
+          const anchors = newest !== null && newest.seq >= start.start_seq - 1 ? [{ seq: newest.seq, hash: newest.hash }] : [];
+          if (heads !== undefined) heads.anchored = anchors.length > 0;
+          result = await store.verifyStoredChain({ ...expected, anchors, ...signing });
           const recorded = result.ok && result.pruned_by !== undefined ? `, recorded by the audit.pruned event at seq ${result.pruned_by}` : '';
           const from = start.checkpoint === null ? 'genesis' : `the pruning checkpoint at seq ${start.checkpoint.last_pruned_seq}${recorded}`;
           what = `the audit chain in ${sqlitePath((config as PdpConfig).store.url)} (from ${from})`;
@@ -98,9 +124,15 @@ export const AUDIT_COMMANDS: Command[] = [
           await store.close();
         }
       }
-      if (values['json']) process.stdout.write(`${JSON.stringify({ ...result, ...(heads ? { signed_heads_file: heads } : {}) })}\n`);
-      else process.stdout.write(describeVerification(what, result, { keys, heads }));
-      return result.ok ? 0 : EXIT_NOT_VERIFIED;
+      const stale = result.ok ? staleHead(result) : undefined;
+      if (values['json']) {
+        const extra = { ...(heads ? { signed_heads_file: heads } : {}), ...(unchecked ? { signed_heads_file_unchecked: unchecked } : {}), ...(stale ? { stale_signed_head: stale } : {}) };
+        process.stdout.write(`${JSON.stringify({ ...result, ...extra })}\n`);
+      } else {
+        process.stdout.write(describeVerification(what, result, { keys, heads, unchecked, stale }));
+      }
+      if (!result.ok) return EXIT_NOT_VERIFIED;
+      return unchecked === undefined ? 0 : EXIT_HEADS_UNCHECKED;
     },
   },
   {
@@ -249,11 +281,57 @@ interface KeysUsed {
   note: string;
 }
 
-/** The signed-heads file checked: what it holds, and whether its newest head was checked against the chain. */
+/** The signed-heads file checked: what it holds, and what of it was checked against the chain or the export. */
 interface HeadsFile {
   path: string;
   scan: SignedHeadsScan;
+  /** The store: whether its newest head was checked against the chain (false: it is before the chain's start). */
   anchored?: boolean;
+  /**
+   * An export: its range (its first seq to its last event; a head at the seq before the first is checked against
+   * the header's start_prev_hash) and what became of the file's heads.
+   */
+  range?: { from_seq: number; to_seq: number; checked: number; newest_checked: number | null; before: number; after: number };
+}
+
+/** The signed-heads file in a config's key folder: whether it is there, or why that cannot be told. */
+function headsFileBeside(config: PdpConfig): { path: string; exists: boolean; problem?: string } {
+  const path = signedHeadsPath(config.issuer.keys);
+  try {
+    return { path, exists: statSync(path, { throwIfNoEntry: false }) !== undefined };
+  } catch (error) {
+    return { path, exists: false, problem: `cannot tell whether it is there: ${(error as Error).message}` };
+  }
+}
+
+/**
+ * The heads of the (scanned, verified) signed-heads file at or after `fromSeq`, in file order. Only the first
+ * `scan.count` heads are taken, the ones the scan verified: a head appended since is not one of them.
+ */
+async function headsFrom(heads: HeadsFile, fromSeq: number): Promise<ChainHead[]> {
+  const out: ChainHead[] = [];
+  let taken = 0;
+  for await (const { head } of readSignedHeads(heads.path)) {
+    if (taken === heads.scan.count) break;
+    if (typeof head === 'string') continue;
+    taken++;
+    if (head.seq >= fromSeq) out.push({ seq: head.seq, hash: head.hash });
+  }
+  const newest = heads.scan.newest;
+  const last = out.at(-1);
+  if (taken !== heads.scan.count || (newest !== null && newest.seq >= fromSeq && (last?.seq !== newest.seq || last.hash !== newest.hash))) {
+    throw new PdpError('invalid_request', `the signed-heads file ${heads.path} changed while it was read: run again`);
+  }
+  return out;
+}
+
+/** The newest signed head in the chain, when it is more than STALE_HEAD_MS older than the last event. */
+function staleHead(result: Extract<VerifyResult, { ok: true }>): { seq: number; time: string; last_time: string; events_after: number } | undefined {
+  const newest = result.signed_heads?.newest;
+  if (newest === undefined || newest === null || result.last_time === undefined) return undefined;
+  const after = result.last_seq - newest.event_seq;
+  if (after <= 0 || Date.parse(result.last_time) - Date.parse(newest.time) <= STALE_HEAD_MS) return undefined;
+  return { seq: newest.seq, time: newest.time, last_time: result.last_time, events_after: after };
 }
 
 /** --public-key FILE (a JWK, JWK set or PEM); else, with a config, the audit key in its key folder; else none. */
@@ -314,16 +392,23 @@ function parseHead(text: string | undefined): ChainHead | undefined {
   return { seq: Number(match[1]), hash: (match[2] as string).toLowerCase() };
 }
 
-export function describeVerification(
-  what: string,
-  result: VerifyResult | ExportVerifyResult,
-  signing: { keys?: KeysUsed; heads?: HeadsFile | undefined } = {},
-): string {
+/** What `audit verify` knows beside the result: the keys used, the signed-heads file, what it could not check. */
+interface Signing {
+  keys?: KeysUsed;
+  heads?: HeadsFile | undefined;
+  /** Why the signed-heads file in the key folder was not checked (the exit code is then EXIT_HEADS_UNCHECKED). */
+  unchecked?: string | undefined;
+  stale?: ReturnType<typeof staleHead>;
+}
+
+export function describeVerification(what: string, result: VerifyResult | ExportVerifyResult, signing: Signing = {}): string {
+  const uncheckedLines = signing.unchecked === undefined ? [] : [`  NOT CHECKED: ${signing.unchecked}`];
   if (!result.ok) {
     return [
       `FAILED: ${what} does not verify`,
       `  ${result.kind} at seq ${result.seq}: ${result.message}`,
       `  ${result.verified} event${result.verified === 1 ? '' : 's'} verified before the break`,
+      ...uncheckedLines,
       '',
     ].join('\n');
   }
@@ -336,11 +421,14 @@ export function describeVerification(
   lines.push(`  head ${result.last_seq}:${result.last_hash}`);
   if (file?.trailer !== undefined) lines.push(`  digest ${file.trailer.digest}`);
   lines.push(...describeSignedHeads(result, signing));
+  if (signing.unchecked !== undefined) {
+    lines.push(...uncheckedLines, `  exit code ${EXIT_HEADS_UNCHECKED}: the chain verifies, but not against the signed-heads file; pass --public-key FILE (the published audit key) to check it`);
+  }
   lines.push('  keep the head (and digest) outside the store; later, --expect-head (and --expect-digest) detect a rewritten or truncated tail', '');
   return lines.join('\n');
 }
 
-function describeSignedHeads(result: Extract<VerifyResult, { ok: true }>, { keys, heads }: { keys?: KeysUsed; heads?: HeadsFile | undefined }): string[] {
+function describeSignedHeads(result: Extract<VerifyResult, { ok: true }>, { keys, heads, stale }: Signing): string[] {
   const lines: string[] = [];
   const seen = result.signed_heads;
   if (seen === undefined || seen.count === 0) {
@@ -354,14 +442,37 @@ function describeSignedHeads(result: Extract<VerifyResult, { ok: true }>, { keys
       lines.push(`  newest signed head: seq ${newest.seq} at ${newest.time} (key ${newest.kid}); ${after} event${after === 1 ? '' : 's'} after it rest on the chain alone`);
     }
   }
+  if (stale !== undefined) {
+    const minutes = Math.round((Date.parse(stale.last_time) - Date.parse(stale.time)) / 60_000);
+    lines.push(
+      `  WARNING: the newest signed head (seq ${stale.seq}, ${stale.time}) is ${minutes} min older than the last event (${stale.last_time}), with ${stale.events_after} event${stale.events_after === 1 ? '' : 's'} after it;` +
+        ' a running PDP signs at least every 60 s while it writes. Benign if the PDP crashed or was stopped before signing, or a CLI wrote them (audit prune);' +
+        ' otherwise signed heads after it may have been deleted with a rewritten tail: check against the signed-heads file or an anchor',
+    );
+  }
   if (heads !== undefined) {
     const newest = heads.scan.newest;
+    const range = heads.range;
     if (newest === null) lines.push(`  signed-heads file ${heads.path}: no signed heads yet`);
+    else if (range !== undefined) lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; ${describeRange(range)}`);
     else if (heads.anchored) lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; the chain holds its newest, seq ${newest.seq}`);
     else lines.push(`  signed-heads file ${heads.path}: ${heads.scan.count} heads verified; its newest, seq ${newest.seq}, is before this chain's start: not checked against it`);
     if (heads.scan.incomplete !== undefined) lines.push(`  its last line (${heads.scan.incomplete}) is not JSON, an append cut short (a crash?): left out`);
   }
   return lines;
+}
+
+/** What of the signed-heads file an export was checked against. */
+function describeRange(range: NonNullable<HeadsFile['range']>): string {
+  const span = range.to_seq >= range.from_seq ? `seq ${range.from_seq}..${range.to_seq}` : `no events after seq ${range.to_seq}`;
+  const outside = [
+    ...(range.before > 0 ? [`${range.before} before it`] : []),
+    ...(range.after > 0 ? [`${range.after} after its last event, seq ${range.to_seq}: out of its range (an export cut before them), not checked`] : []),
+  ];
+  const rest = outside.length === 0 ? '' : `; ${outside.join(', ')}`;
+  if (range.checked === 0) return `none is in this file's range (${span}): the file is not checked against them${rest}`;
+  const all = range.checked === 1 ? `the one in this file's range (${span}), seq ${range.newest_checked},` : `the ${range.checked} in this file's range (${span}), up to seq ${range.newest_checked},`;
+  return `${all} ${range.checked === 1 ? 'matches' : 'match'} it${rest}`;
 }
 
 function describeFilter(filter: NonNullable<NonNullable<ExportVerifyResult['header']>['filter']>): string {

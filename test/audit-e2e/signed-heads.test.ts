@@ -2,16 +2,19 @@
  * Signed heads end to end: a PDP signs its chain's head with the audit key in its key folder (0600) and writes each
  * head to the trail and to the signed-heads file; `agent-pdp audit key` prints the public key; `audit verify`
  * checks every signed head, in the store and in an export on its own, and catches a chain re-hashed from an
- * early event on, a forged head, and a tail cut off with its heads, which the chain alone lets through.
+ * early event on, a forged head, and a tail cut off with its heads, which the chain alone lets through. An export
+ * is a range of the chain: it is checked against every head of the signed-heads file in its range, and the heads
+ * after its end are out of its range, not missing. A signed-heads file that is there but cannot be checked is
+ * never passed over in silence.
  */
 import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HeadSigner, appendSignedHead, canonicalJson, hashEvent, signHead } from '../../src/audit/index.js';
-import type { AuditEventV1, SignedHeadV1 } from '../../src/audit/index.js';
-import { EXIT_NOT_VERIFIED } from '../../src/cli/audit-commands.js';
+import { HeadSigner, appendSignedHead, canonicalJson, exportJsonl, hashEvent, sealEvent, signHead } from '../../src/audit/index.js';
+import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1 } from '../../src/audit/index.js';
+import { EXIT_HEADS_UNCHECKED, EXIT_NOT_VERIFIED } from '../../src/cli/audit-commands.js';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { AUDIT_KEY_FILE, loadAuditKey, signedHeadsPath } from '../../src/issuer/audit-key.js';
 import { SqliteStore } from '../../src/store/index.js';
@@ -177,12 +180,55 @@ describe('audit verify with signed heads', () => {
     expect(broken.stdout).toContain(`line 2 of ${file} is not a signed head: not JSON`);
   });
 
-  it('says when it could not check signatures, without failing a chain that is intact', async () => {
+  it('says when it could not check signatures, and never passes over a signed-heads file it could not check', async () => {
+    const published = await publicKeyFile();
+    const file = signedHeadsPath(keys);
     unlinkSync(join(keys, AUDIT_KEY_FILE));
+    const unchecked = await runAudit(['verify', '--config', config]);
+    expect(unchecked.code).toBe(EXIT_HEADS_UNCHECKED);
+    expect(unchecked.stdout).toContain('ok: the audit chain');
+    expect(unchecked.stdout).toContain('signatures NOT checked: no audit public key');
+    expect(unchecked.stdout).toContain(`NOT CHECKED: the signed-heads file ${file} was NOT checked: no audit public key`);
+    expect(unchecked.stdout).toContain(`exit code ${EXIT_HEADS_UNCHECKED}: the chain verifies, but not against the signed-heads file; pass --public-key FILE`);
+    const json = await runAudit(['verify', '--config', config, '--json']);
+    expect(json.code).toBe(EXIT_HEADS_UNCHECKED);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, signed_heads_file_unchecked: expect.stringContaining(file) });
+
+    // With the published key, the file is checked.
+    const withKey = await runAudit(['verify', '--config', config, '--public-key', published]);
+    expect(withKey.code).toBe(0);
+    expect(withKey.stdout).toContain(`signed-heads file ${file}: 2 heads verified; the chain holds its newest, seq 20`);
+
+    // A chain that does not verify still says so first (exit 3), and that the file was not checked.
+    raw((handle) => rewriteFrom(handle, 10, false));
+    const broken = await runAudit(['verify', '--config', config]);
+    expect(broken.code).toBe(EXIT_NOT_VERIFIED);
+    expect(broken.stdout).toContain(`NOT CHECKED: the signed-heads file ${file} was NOT checked`);
+
+    // No signed-heads file at all (nothing signed yet): nothing was left unchecked but the signatures, as it says.
+    unlinkSync(file);
+    raw((handle) => void handle.prepare('DELETE FROM audit_events').run());
+    const none = await runAudit(['verify', '--config', config]);
+    expect(none.code).toBe(0);
+    expect(none.stdout).not.toContain('signed-heads file');
+  });
+
+  it('warns when the newest signed head is much older than the last event', async () => {
+    const fresh = await runAudit(['verify', '--config', config]);
+    expect(fresh.stdout).not.toContain('WARNING');
+    const store = SqliteStore.open(db);
+    await store.recordDecision(decision('d-late', { created_at: at(1000 + 30) }));
+    await store.close();
+    const soon = await runAudit(['verify', '--config', config]);
+    expect(soon.stdout).not.toContain('WARNING');
+    const later = SqliteStore.open(db);
+    await later.recordDecision(decision('d-later', { created_at: at(1000 + 600) }));
+    await later.close();
     const { code, stdout } = await runAudit(['verify', '--config', config]);
     expect(code).toBe(0);
-    expect(stdout).toContain('signatures NOT checked: no audit public key');
-    expect(stdout).not.toContain('signed-heads file');
+    expect(stdout).toContain(`WARNING: the newest signed head (seq 20, ${at(1000)}) is 10 min older than the last event (${at(1600)}), with 5 events after it`);
+    const json = await runAudit(['verify', '--config', config, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ stale_signed_head: { seq: 20, time: at(1000), last_time: at(1600), events_after: 5 } });
   });
 });
 
@@ -217,13 +263,76 @@ describe('an export carries its signed heads and verifies against them on its ow
     expect(stdout).toContain('changed at seq 21');
   });
 
-  it('checks an export against a signed-heads file', async () => {
-    const file = await exported(['--to-seq', '14']);
+  async function headsCopy(): Promise<string> {
     const heads = join(dir, 'heads-copy.jsonl');
     writeFileSync(heads, readFileSync(signedHeadsPath(keys)));
+    return heads;
+  }
+
+  /**
+   * Rewrites an export file as someone who can regenerate it would: drops its audit.head_signed events, edits
+   * event `edit`, and re-seals and renumbers every event, with a new trailer and digest.
+   */
+  async function forgeExport(file: string, edit: number): Promise<void> {
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    const header = JSON.parse(lines[0] as string) as { start_seq: number; start_prev_hash: string; exported_at: string };
+    let head: ChainHead = { seq: header.start_seq - 1, hash: header.start_prev_hash };
+    const forged: AuditEventV1[] = [];
+    for (const line of lines.slice(1, -1)) {
+      const { v: _v, seq, prev_hash: _prev, hash: _hash, ...event } = JSON.parse(line) as AuditEventV1;
+      if (event.type === 'audit.head_signed') continue;
+      const data = seq === edit ? { ...(event.data as object), policy_revision: 'rev-evil' } : event.data;
+      head = sealEvent(head, { ...event, data } as NewAuditEvent);
+      forged.push(head as AuditEventV1);
+    }
+    let text = '';
+    for await (const line of exportJsonl(header, forged)) text += line;
+    writeFileSync(file, text);
+  }
+
+  it('checks an archive export (a range that ends before the newest head) against every head of the file in its range', async () => {
+    const heads = await headsCopy();
+    const key = await publicKeyFile();
+    const archive = await exported(['--to-seq', '14']);
+    const { code, stdout } = await runAudit(['verify', '--file', archive, '--public-key', key, '--signed-heads', heads]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('verifies: 14 events up to seq 14');
+    expect(stdout).toContain(`signed-heads file ${heads}: 2 heads verified; the one in this file's range (seq 1..14), seq 8, matches it; 1 after its last event, seq 14: out of its range (an export cut before them), not checked`);
+    const json = await runAudit(['verify', '--file', archive, '--public-key', key, '--signed-heads', heads, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, signed_heads_file: { range: { from_seq: 1, to_seq: 14, checked: 1, newest_checked: 8, before: 0, after: 1 } } });
+
+    const whole = await runAudit(['verify', '--file', await exported(), '--public-key', key, '--signed-heads', heads]);
+    expect(whole.code).toBe(0);
+    expect(whole.stdout).toContain("the 2 in this file's range (seq 1..24), up to seq 20, match it");
+    const later = await runAudit(['verify', '--file', await exported(['--from-seq', '10']), '--public-key', key, '--signed-heads', heads]);
+    expect(later.code).toBe(0);
+    expect(later.stdout).toContain("the one in this file's range (seq 10..24), seq 20, matches it; 1 before it");
+    const between = await runAudit(['verify', '--file', await exported(['--from-seq', '10', '--to-seq', '14']), '--public-key', key, '--signed-heads', heads]);
+    expect(between.code).toBe(0);
+    expect(between.stdout).toContain("none is in this file's range (seq 10..14): the file is not checked against them; 1 before it, 1 after its last event");
+  });
+
+  it('checks a filtered export whose range ends on events its filter left out', async () => {
+    // d-20 (seq 20, signed by the head at seq 20) is support-resolver's: left out, so the file ends at seq 19.
+    const file = await exported(['--agent', 'code-review-agent', '--to-seq', '20']);
+    const heads = await headsCopy();
     const { code, stdout } = await runAudit(['verify', '--file', file, '--public-key', await publicKeyFile(), '--signed-heads', heads]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('verifies: 10 events up to seq 19');
+    expect(stdout).toContain("the one in this file's range (seq 1..19), seq 8, matches it; 1 after its last event, seq 19: out of its range");
+  });
+
+  it('fails a regenerated archive against the signed-heads file, which its own chain (with its signed heads dropped) lets through', async () => {
+    const archive = await exported(['--to-seq', '14']);
+    await forgeExport(archive, 3);
+    const key = await publicKeyFile();
+    const alone = await runAudit(['verify', '--file', archive, '--public-key', key]);
+    expect(alone.code).toBe(0);
+    expect(alone.stdout).toContain('verifies: 13 events up to seq 13');
+    expect(alone.stdout).toContain('no signed heads in this chain');
+    const { code, stdout } = await runAudit(['verify', '--file', archive, '--public-key', key, '--signed-heads', await headsCopy()]);
     expect(code).toBe(EXIT_NOT_VERIFIED);
-    expect(stdout).toContain('removed at seq 15: the chain ends at seq 14, before the anchored head at seq 20');
+    expect(stdout).toContain('changed at seq 8: event 8 does not match the anchored hash: the chain was rewritten here or earlier');
   });
 });
 

@@ -2,14 +2,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH, verifyChain, verifyChainAsync } from '../../src/audit/index.js';
 import type { AuditEventV1, ChainBreakKind } from '../../src/audit/index.js';
-import { buildChain, fileTamper, tableTamper } from './chain-fixtures.js';
+import { buildChain, fileTamper, rehash, tableTamper } from './chain-fixtures.js';
 
 const chain = buildChain(10);
 
 describe('verifyChain on an intact chain', () => {
   it('accepts it and reports the head', () => {
     const last = chain[9] as AuditEventV1;
-    expect(verifyChain(chain)).toEqual({ ok: true, count: 10, last_seq: 10, last_hash: last.hash });
+    expect(verifyChain(chain)).toEqual({ ok: true, count: 10, last_seq: 10, last_hash: last.hash, last_time: last.time });
   });
 
   it('accepts an empty chain: its head is the start', () => {
@@ -67,6 +67,52 @@ describe('verifyChain names the first tampered event', () => {
     const anchor = { seq: 10, hash: (chain[9] as AuditEventV1).hash };
     const rewritten = buildChain(10).map((e, i) => (i === 9 ? fileTamper.editAndRehash([e], e.seq)[0] as AuditEventV1 : e));
     expect(verifyChain(rewritten, { expectedLast: anchor })).toMatchObject({ ok: false, kind: 'changed', seq: 10 });
+  });
+
+  it('checks range anchors (the signed-heads file against an export) as far as the range reaches, and counts the rest', () => {
+    const hashOf = (seq: number) => (chain[seq - 1] as AuditEventV1).hash;
+    const heads = [3, 7, 10].map((seq) => ({ seq, hash: hashOf(seq) }));
+    const archive = chain.slice(0, 8);
+    // Strict anchors beyond the end are a cut tail; range anchors there are only out of the range.
+    expect(verifyChain(archive, { anchors: heads })).toMatchObject({ ok: false, kind: 'removed', seq: 9 });
+    expect(verifyChain(archive, { rangeAnchors: heads })).toMatchObject({
+      ok: true,
+      count: 8,
+      range_anchors: { checked: 2, newest_checked: 7, before: 0, after: 1 },
+    });
+    expect(verifyChain(chain, { rangeAnchors: heads })).toMatchObject({ ok: true, range_anchors: { checked: 3, newest_checked: 10, after: 0 } });
+    // Every anchor in the range is checked, not only the newest: a file whose first part was rewritten fails there.
+    const early = { seq: 3, hash: 'e'.repeat(64) };
+    expect(verifyChain(archive, { rangeAnchors: [early, ...heads.slice(1)] })).toMatchObject({ ok: false, kind: 'changed', seq: 3 });
+    // Events 5..8 rewritten and re-hashed: the chain alone verifies; the anchor at 7 does not.
+    const edited = archive.slice(0, 4);
+    for (const e of archive.slice(4)) edited.push(rehash({ ...e, data: { edited: true }, prev_hash: (edited.at(-1) as AuditEventV1).hash }));
+    expect(verifyChain(edited)).toMatchObject({ ok: true, count: 8 });
+    expect(verifyChain(edited, { rangeAnchors: heads })).toMatchObject({ ok: false, kind: 'changed', seq: 7 });
+    expect(verifyChain(archive, { rangeAnchors: [] })).toMatchObject({ ok: true, range_anchors: { checked: 0, newest_checked: null, before: 0, after: 0 } });
+  });
+
+  it('checks a range anchor at the seq before a range against its start, and leaves earlier ones out', () => {
+    const hashOf = (seq: number) => (chain[seq - 1] as AuditEventV1).hash;
+    const range = chain.slice(4);
+    const options = { startSeq: 5, startPrevHash: hashOf(4) };
+    const heads = [2, 4, 9].map((seq) => ({ seq, hash: hashOf(seq) }));
+    expect(verifyChain(range, { ...options, rangeAnchors: heads })).toMatchObject({ ok: true, range_anchors: { checked: 2, newest_checked: 9, before: 1, after: 0 } });
+    expect(verifyChain(range, { ...options, rangeAnchors: [{ seq: 4, hash: 'e'.repeat(64) }] })).toMatchObject({ ok: false, kind: 'changed', seq: 4 });
+  });
+
+  it('checks a range anchor at the end of a skipped run against its last hash, and refuses one inside it', () => {
+    const hashOf = (seq: number) => (chain[seq - 1] as AuditEventV1).hash;
+    const run = (rangeAnchors: { seq: number; hash: string }[]) => {
+      const verifier = new ChainVerifier({ rangeAnchors });
+      for (const e of chain.slice(0, 3)) verifier.push(e);
+      verifier.skip(4, 6, hashOf(3), hashOf(6));
+      for (const e of chain.slice(6)) verifier.push(e);
+      return verifier.end();
+    };
+    expect(run([{ seq: 6, hash: hashOf(6) }])).toMatchObject({ ok: true, range_anchors: { checked: 1, newest_checked: 6 } });
+    expect(run([{ seq: 6, hash: 'e'.repeat(64) }])).toMatchObject({ ok: false, kind: 'changed', seq: 6 });
+    expect(run([{ seq: 5, hash: hashOf(5) }])).toMatchObject({ ok: false, kind: 'removed', seq: 5 });
   });
 
   it.each([
