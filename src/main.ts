@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { accessRefusedEvent, authFailedEvent, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
+import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
 import { describeError, PdpError } from './errors/pdp-error.js';
@@ -179,12 +179,17 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     now,
   });
   const callers = new CallerResolver(config.callers);
+  let runningCallers = config.callers;
   const reload = async (): Promise<void> => {
     // Read and validate everything first, then swap: a refused config leaves the running callers in force.
     const next = options.rereadConfig?.();
     await keys.reload();
     await engine.reload();
     if (next !== undefined) {
+      if (JSON.stringify(next.callers) !== JSON.stringify(runningCallers)) {
+        audit(callersReplacedEvent(now().toISOString(), next.callers));
+        runningCallers = next.callers;
+      }
       callers.replace(next.callers);
       const unchanged = ['server', 'policy', 'store', 'issuer', 'tasks', 'audit', 'log'] as const;
       const restart = unchanged.filter((section) => JSON.stringify(next[section]) !== JSON.stringify(config[section]));

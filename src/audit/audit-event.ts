@@ -15,6 +15,7 @@ export const AUDIT_EVENT_TYPES = {
   'policy.refused': 'a policy bundle was refused; the previous revision stays active',
   'auth.failed': 'a caller failed authentication',
   'access.refused': "an authenticated caller was refused what it asked (its role, an agent, task context, another caller's decision)",
+  'callers.replaced': "a reload replaced the configured callers (keys, roles, agents): the new list",
   'audit.pruned': 'events older than a cut were deleted from the start of the chain, behind a checkpoint',
   'audit.head_signed': 'the PDP signed the head of the chain (seq, hash, time) with the audit key',
 } as const satisfies Record<string, string>;

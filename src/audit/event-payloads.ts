@@ -161,6 +161,21 @@ export interface AuthFailedData extends RefusalCount {
   ip: string | null;
 }
 
+/** One configured caller as the trail records it: never its key, and of its key's SHA-256 only a fingerprint. */
+export interface CallerSummary {
+  id: string;
+  role: string;
+  /** The first 16 hex digits of the key's SHA-256: enough to tell keys apart, not to test guesses of a weak key. */
+  key_fingerprint: string;
+  agents: string[];
+  may_assert_context: boolean;
+}
+
+export interface CallersReplacedData {
+  /** The callers in force from now on, sorted by id. */
+  callers: CallerSummary[];
+}
+
 export interface AccessRefusedData extends RefusalCount {
   code: AccessRefusalCode;
   /** The route template; `*` for a count of many routes. */
@@ -201,6 +216,7 @@ export interface AuditEventData {
   'policy.refused': PolicyRefusedData;
   'auth.failed': AuthFailedData;
   'access.refused': AccessRefusedData;
+  'callers.replaced': CallersReplacedData;
   'audit.pruned': AuditPrunedData;
   'audit.head_signed': AuditHeadSignedData;
 }
@@ -347,6 +363,17 @@ export function accessRefusedEvent(
 ): AuditEventOf<'access.refused'> {
   oneOf('access.refused code', refusal.code, ACCESS_REFUSAL_CODES);
   return event('access.refused', time, ids, { code: refusal.code, route: clip(refusal.route, AUTH_FAILED_ROUTE_MAX), ...refusalCount(aggregate) });
+}
+
+/** The callers a reload put in force (`main` writes it when the list changed). */
+export function callersReplacedEvent(
+  time: string,
+  callers: ReadonlyArray<{ id: string; role: string; key_sha256: string; agents: readonly string[]; may_assert_context: boolean }>,
+): AuditEventOf<'callers.replaced'> {
+  const summaries = [...callers]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((c) => ({ id: c.id, role: c.role, key_fingerprint: c.key_sha256.toLowerCase().slice(0, 16), agents: [...c.agents], may_assert_context: c.may_assert_context }));
+  return event('callers.replaced', time, {}, { callers: summaries });
 }
 
 /** How many refusals one event stands for, between which times. */

@@ -24,6 +24,7 @@ import {
   auditPrunedEvent,
   accessRefusedEvent,
   authFailedEvent,
+  callersReplacedEvent,
   canonicalJson,
   decisionEvent,
   isIsoTime,
@@ -245,6 +246,7 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'a count over many routes and peers', event: authFailedEvent(T, { reason: 'malformed', route: '*', ip: null }, { count: 12, first: T, last: T }) },
   ...ACCESS_REFUSAL_CODES.map((code) => ({ note: `code ${code}`, event: accessRefusedEvent(T, { caller_id: 'pep-2', trace_id: TRACE }, { code, route: '/v1/decide' }) })),
   { note: 'naming the agent', event: accessRefusedEvent(T, { caller_id: 'pep-2', agent_id: 'support-resolver' }, { code: 'forbidden_agent', route: '/v1/decide' }) },
+  { note: 'two callers', event: callersReplacedEvent(T, [{ id: 'pep-2', role: 'pep', key_sha256: 'A'.repeat(64), agents: ['support-*'], may_assert_context: false }, { id: 'ops', role: 'admin', key_sha256: 'b'.repeat(64), agents: [], may_assert_context: false }]) },
   { note: "naming another caller's decision, counted", event: accessRefusedEvent(T, { caller_id: 'pep-2', decision_id: 'd-1' }, { code: 'decision_wrong_caller', route: '/v1/tokens' }, { count: 3, first: T, last: T }) },
   { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
   { note: 'a signed head', event: auditHeadSignedEvent(signHead({ seq: 20, hash: 'b'.repeat(64) }, T, AUDIT_KEY)) },
@@ -340,7 +342,7 @@ describe('events a real SQLite store writes', () => {
     await s.revokeToken({ jti: 'j-2', caller_id: caller, at: at(12), trace_id: TRACE });
     await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(13), trace_id: TRACE });
     await s.expireTasks({ now: at(200) });
-    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed' || e.type === 'access.refused');
+    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed' || e.type === 'access.refused' || e.type === 'callers.replaced');
     await s.appendEvents(edge);
     for await (const event of s.iterateEvents()) written.push(event);
     // The trail's own events: a prune (of the two tasks registered at at(0), already collected above).

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import type { AuditEventV1 } from '../../src/audit/index.js';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 
@@ -54,6 +55,16 @@ afterAll(async () => {
 
 const decide = (key: string, agent: string) =>
   request(server.url).post('/v1/decide').set('authorization', `Bearer ${key}`).send({ agent_id: agent, task: { id: 't-1' }, integration: 'crm', scopes: ['tickets:read'] });
+/** Polls (bounded) until `probe` yields a value: audit events of a reload are written just after its answer. */
+async function eventually<T>(probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 50; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('not within a second');
+}
+
 const reload = () => request(server.url).post('/v1/admin/reload').set('authorization', `Bearer ${ADMIN}`);
 
 describe('agents by pattern', () => {
@@ -79,6 +90,25 @@ describe('reloading the callers', () => {
     writeConfig([{ id: 'new-pep', role: 'pep', key_sha256: sha256Hex(NEW_PEP), agents: ['*'] }]);
     await reload().expect(200);
     expect((await decide(PEP, 'support-resolver')).status).toBe(401);
+
+    // Each change is in the trail: the callers in force, never a key.
+    const replaced = await eventually(async () => {
+      const out: AuditEventV1[] = [];
+      for await (const e of server.pdp.store.iterateEvents({ types: ['callers.replaced'] })) out.push(e);
+      return out.length === 2 ? out : undefined;
+    });
+    expect(replaced.map((e) => (e.data as { callers: Array<{ id: string }> }).callers.map((c) => c.id))).toEqual([
+      ['new-pep', 'ops', 'support-pep'],
+      ['new-pep', 'ops'],
+    ]);
+    expect(JSON.stringify(replaced)).not.toContain(sha256Hex(NEW_PEP));
+    // A reload that changes nothing writes nothing.
+    await reload().expect(200);
+    expect(await eventually(async () => {
+      let n = 0;
+      for await (const _ of server.pdp.store.iterateEvents({ types: ['callers.replaced'] })) n++;
+      return n;
+    })).toBe(2);
   });
 
   it('a config that does not load is refused whole (422, naming the field); the running callers stay', async () => {
