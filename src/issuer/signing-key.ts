@@ -4,7 +4,7 @@
  * file name. Private keys are imported as non-extractable WebCrypto keys: once loaded, the material cannot be
  * read back out of the process's key ring.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, importPKCS8 } from 'jose';
 import type { CryptoKey } from 'jose';
@@ -31,12 +31,18 @@ export interface PublicJwk {
   use: 'sig';
 }
 
-/** A key that can sign: `key` is a non-extractable private CryptoKey. */
+/**
+ * A key that can sign: `key` is a non-extractable private CryptoKey (for jose); `sign` signs a JWS signing input
+ * with the same key through node:crypto, synchronously (a third of WebCrypto's CPU per token), its key object held
+ * in the closure only.
+ */
 export interface SigningKey {
   readonly kid: string;
   readonly alg: AccessTokenAlg;
   readonly key: CryptoKey;
   readonly jwk: Readonly<PublicJwk>;
+  /** The JWS signature of `signingInput` (`base64url(header).base64url(payload)`): raw bytes, as RFC 7515/7518 say. */
+  readonly sign: (signingInput: Buffer) => Buffer;
 }
 
 export function isSigningAlg(value: unknown): value is AccessTokenAlg {
@@ -80,7 +86,14 @@ export async function signingKeyFromPem(pem: string, alg?: AccessTokenAlg): Prom
   const jwk = await publicJwkOf(keyObject, keyAlg);
   const pkcs8 = keyObject.export({ format: 'pem', type: 'pkcs8' }).toString();
   const key = await importPKCS8(pkcs8, keyAlg, { extractable: false });
-  return Object.freeze({ kid: jwk.kid, alg: keyAlg, key, jwk: Object.freeze(jwk) });
+  return Object.freeze({ kid: jwk.kid, alg: keyAlg, key, jwk: Object.freeze(jwk), sign: jwsSigner(keyObject, keyAlg) });
+}
+
+/** EdDSA: Ed25519 over the input (RFC 8037). ES256: ECDSA P-256 / SHA-256, r || s of 32 bytes each (RFC 7518 §3.4). */
+function jwsSigner(keyObject: KeyObject, alg: AccessTokenAlg): (signingInput: Buffer) => Buffer {
+  return alg === 'EdDSA'
+    ? (input) => cryptoSign(null, input, keyObject)
+    : (input) => cryptoSign('sha256', input, { key: keyObject, dsaEncoding: 'ieee-p1363' });
 }
 
 /** Reads a public (SPKI) or private PEM and returns only its public JWK. */

@@ -34,6 +34,19 @@ describe('issueAccessToken', () => {
     expect([payload.sub, protectedHeader.kid]).toEqual(['support-resolver', ring.signingKey.kid]);
   });
 
+  it.each(['EdDSA', 'ES256'] as const)('%s: a token signed through node:crypto verifies with plain jose (raw r||s for ES256), and one changed byte does not', async (alg) => {
+    const keys = await loadKeyRing(tempKeyDir(), { alg, now: NOW, maxTokenTtlSeconds: MAX_TTL });
+    const jwks = createLocalJWKSet(publicJwks(keys));
+    const options = { issuer: ISSUER, audience: 'crm', typ: 'at+jwt', algorithms: [alg], currentDate: NOW };
+    for (let i = 0; i < 20; i++) {
+      const { access_token: token } = await issueAccessToken(tokenRequest(keys));
+      expect((await jwtVerify(token, jwks, options)).protectedHeader).toEqual({ alg, typ: 'at+jwt', kid: keys.signingKey.kid });
+      const [head, payload, signature] = token.split('.') as [string, string, string];
+      const flipped = `${signature.slice(0, 10)}${signature[10] === 'A' ? 'B' : 'A'}${signature.slice(11)}`;
+      await expect(jwtVerify(`${head}.${payload}.${flipped}`, jwks, options)).rejects.toThrow();
+    }
+  });
+
   it('uses the configured audience, and omits identifier and resource_type when unbound', async () => {
     const issued = await issueAccessToken(tokenRequest(ring, { audience: 'https://crm.example.com', resource: undefined, scopes: ['tickets:read', 'tickets:read'] }));
     const claims = decodePart(issued.access_token, 1);
