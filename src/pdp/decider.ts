@@ -138,24 +138,10 @@ export class Decider {
       policy_revision: revision,
       redeemable_until: redeemableUntil,
     };
-    await this.#o.store.recordDecision({
-      decision_id: decisionId,
-      caller_id: caller.id,
-      agent_id: request.agent_id,
-      task_id: request.task.id,
-      integration: request.integration,
-      outcome: evaluation.outcome,
-      request,
-      input,
-      result: response,
-      token_grant: allow
-        ? { granted_scopes: response.granted_scopes, resource: response.resource, token_ttl_seconds: response.token_ttl_seconds, task_id: response.task_id }
-        : null,
-      policy_revision: revision,
-      trace_id: traceId,
-      created_at: now.toISOString(),
-      redeemable_until: redeemableUntil,
-    });
+    const grant = allow
+      ? { granted_scopes: response.granted_scopes, resource: response.resource, token_ttl_seconds: response.token_ttl_seconds, task_id: response.task_id }
+      : null;
+    await this.#record({ caller, request, input, traceId, now }, response, grant);
     this.#o.observer?.decided(evaluation.outcome, evaluation.reasons, evaluationSeconds);
     return response;
   }
@@ -205,21 +191,30 @@ export class Decider {
       policy_revision: revision,
       redeemable_until: null,
     };
-    await this.#o.store.recordDecision({
-      decision_id: decisionId,
-      caller_id: caller.id,
-      agent_id: request.agent_id,
-      task_id: request.task.id,
-      integration: request.integration,
-      outcome: 'error',
-      request,
-      input,
+    await this.#record({ caller, request, input, traceId, now }, result, null);
+  }
+
+  /** The durable record of one decision: the answer (or error result) with what it was decided from. */
+  #record(
+    made: { caller: CallerConfig; request: DecisionRequestV1; input: EvaluationInputV1; traceId: string | null; now: Date },
+    result: DecisionResponseV1 | DecisionErrorResultV1,
+    grant: TokenGrantSource | null,
+  ): Promise<unknown> {
+    return this.#o.store.recordDecision({
+      decision_id: result.decision_id,
+      caller_id: made.caller.id,
+      agent_id: made.request.agent_id,
+      task_id: made.request.task.id,
+      integration: made.request.integration,
+      outcome: result.outcome,
+      request: made.request,
+      input: made.input,
       result,
-      token_grant: null,
-      policy_revision: revision,
-      trace_id: traceId,
-      created_at: now.toISOString(),
-      redeemable_until: null,
+      token_grant: grant,
+      policy_revision: result.policy_revision,
+      trace_id: made.traceId,
+      created_at: made.now.toISOString(),
+      redeemable_until: result.redeemable_until,
     });
   }
 

@@ -3,7 +3,7 @@ import { RawJson, decisionEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedE
 import { PdpError } from '../errors/pdp-error.js';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
 import { encodeData } from './chain-writer.js';
-import { decisionFromRow, tokenFromRow } from './rows.js';
+import { decisionFromRow, lazyDecisionFromRow, tokenFromRow } from './rows.js';
 import type { DecisionRow, TaskRow, TokenRow } from './rows.js';
 import type {
   RecordDecisionInput,
@@ -127,7 +127,7 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
     if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
       throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
     }
-    const decision = decisionFromRow(row);
+    const decision = lazyDecisionFromRow(row);
     const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
     assertGrant(grant);
     if (ctx.sql.tokenExists.get(grant.jti) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
