@@ -181,7 +181,8 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
     );
     ctx.sql.markRedeemed.run(token.jti, input.now, id);
     ctx.chain.append(event);
-    return { decision: { ...decision, redeemed_jti: token.jti, redeemed_at: input.now }, token };
+    // Assigned, not spread: a spread would read (and parse) the lazily parsed request and result.
+    return { decision: Object.assign(decision, { redeemed_jti: token.jti, redeemed_at: input.now }), token };
   });
 }
 
