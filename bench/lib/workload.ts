@@ -4,6 +4,7 @@
  * input our PDP builds for that request). Allow, deny, capped and record-bound cases; registered tasks and
  * inline (asserted) context. `weight` is how many times a case appears in the round-robin target list.
  */
+import { buildEvaluationInput, unregisteredTask } from '../../src/pdp/evaluation-input.js';
 import type { EvaluationInputV1 } from '../../src/policy/decision-types.js';
 import type { DecisionRequestV1, TaskRegistrationV1 } from '../../src/wire/decision-v1.js';
 
@@ -106,16 +107,9 @@ export function evaluationInputFor(request: DecisionRequestV1, callerId: string 
   const registered = BENCH_TASKS.find((t) => t.id === request.task.id);
   const task: EvaluationInputV1['task'] = registered
     ? { id: registered.id, type: registered.type, context: { ...(registered.context ?? {}) }, registered: true }
-    : { id: request.task.id, context: { ...(request.task.context ?? {}) }, registered: false, ...(request.task.type ? { type: request.task.type } : {}) };
-  return {
-    agent_id: request.agent_id,
-    caller_id: callerId,
-    task,
-    integration: request.integration,
-    scopes: [...new Set(request.scopes)],
-    ...(request.resource ? { resource: request.resource } : {}),
-    ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
-  };
+    : unregisteredTask(request.task);
+  // The server's own builder (src/pdp/evaluation-input.ts), so the bench evaluates what the server would.
+  return buildEvaluationInput(request, callerId, task);
 }
 
 /** The mix expanded by weight, in a fixed interleaved order (so a short run still sees every case). */
