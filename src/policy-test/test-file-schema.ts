@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { article, typeName } from '../policy/error-wording.js';
 import { pointerToPath } from '../policy/field-path.js';
 import type { PathSegment } from '../policy/policy-types.js';
 import { ID_PATTERN, SCOPE_PATTERN } from '../wire/decision-v1.js';
@@ -96,18 +97,4 @@ function noun(e: ErrorObject): string {
   if (e.schemaPath.includes('/definitions/id/') || e.schemaPath.includes('/definitions/task/properties/type/')) return 'id';
   if (e.schemaPath.includes('/definitions/name/')) return 'name (no leading or trailing spaces)';
   return 'value';
-}
-
-function article(type: string): string {
-  const names: Record<string, string> = { object: 'a mapping', array: 'a list', integer: 'an integer', boolean: 'true or false', null: 'null' };
-  return names[type] ?? `a ${type}`;
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'an empty value';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a number';
-  if (typeof value === 'boolean') return 'true or false';
-  return `a ${typeof value}`;
 }

@@ -7,6 +7,7 @@
  * the wire's own validator, so a test can only ask what `POST /v1/decide` would accept.
  */
 import { isPdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { dedupeDetails as dedupe } from '../policy/error-wording.js';
 import { formatPath } from '../policy/field-path.js';
 import type { PathSegment } from '../policy/policy-types.js';
 import { parseYamlSource, type YamlSource } from '../policy/yaml-source.js';
@@ -151,14 +152,4 @@ function buildCase(defaults: RequestFields, c: TestFileBody['cases'][number], i:
       expect: c.expect,
     },
   };
-}
-
-function dedupe(details: ErrorDetail[]): ErrorDetail[] {
-  const seen = new Set<string>();
-  return details.filter((d) => {
-    const k = `${d.line}:${d.column}:${d.path}:${d.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }

@@ -1,4 +1,5 @@
 import type { ErrorDetail } from '../errors/pdp-error.js';
+import { dedupeDetails as dedupe } from './error-wording.js';
 import { formatPath } from './field-path.js';
 import { checkPolicyShape } from './policy-schema.js';
 import { POLICY_KINDS, type PolicyDocument, type PolicyKind } from './policy-types.js';
@@ -37,14 +38,4 @@ export function parsePolicyFile(text: string, file: string, maxEntries?: number)
   const kind = Object.keys(value)[0] as PolicyKind;
   const document = { kind, file, body: value[kind], locate: source.locate } as PolicyDocument;
   return { document, errors: [], warnings };
-}
-
-function dedupe(details: ErrorDetail[]): ErrorDetail[] {
-  const seen = new Set<string>();
-  return details.filter((d) => {
-    const k = `${d.line}:${d.column}:${d.path}:${d.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { SCOPE_PATTERN } from '../wire/decision-v1.js';
+import { article, typeName } from './error-wording.js';
 import { pointerToPath } from './field-path.js';
 import { POLICY_KINDS, type PathSegment } from './policy-types.js';
 
@@ -97,23 +98,4 @@ function noun(e: ErrorObject): string {
   if (e.schemaPath.includes('/definitions/scope/')) return 'scope';
   if (e.schemaPath.includes('/definitions/id/')) return 'id';
   return 'value';
-}
-
-function article(type: string): string {
-  const names: Record<string, string> = {
-    object: 'a mapping',
-    array: 'a list',
-    integer: 'an integer',
-    boolean: 'true or false',
-  };
-  return names[type] ?? `a ${type}`;
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'an empty value';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a number';
-  if (typeof value === 'boolean') return 'true or false';
-  return `a ${typeof value}`;
 }

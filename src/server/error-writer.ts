@@ -37,7 +37,8 @@ export function errorResponse(
       details: error.expose ? error.details.map(toWireDetail) : [],
     },
   };
-  const headers: Record<string, string> = error.code === 'unauthenticated' ? { 'www-authenticate': 'Bearer realm="agent-pdp"' } : {};
+  // A 401's WWW-Authenticate names the scheme the client tried: the pipeline, which knows it, sets it.
+  const headers: Record<string, string> = {};
   return { status: error.status, body, headers };
 }
 
