@@ -24,6 +24,18 @@ export const ERROR_CODES = {
   decision_wrong_caller: 403,
   decision_expired: 409,
   decision_already_redeemed: 409,
+  // access requests (break-glass escalation; names follow the AuthZEN access-request profile where it has one)
+  not_requestable: 400,
+  expired_denial: 400,
+  duplicate_request: 409,
+  access_request_exists: 409,
+  access_request_not_found: 404,
+  access_request_not_pending: 409,
+  access_request_expired: 409,
+  self_approval: 403,
+  forbidden_approver_group: 403,
+  approval_link_invalid: 403,
+  approval_link_expired: 410,
   // OAuth token endpoint (RFC 6749 §5.2, RFC 8707 §2)
   unsupported_grant_type: 400,
   invalid_target: 400,

@@ -2,6 +2,7 @@
  * Wire format v1 of `POST /v1/decide`. Shared by the server, the OpenAPI document and the PEP SDK; imports
  * nothing. The JSON Schemas here are the single source of truth for request validation and for the docs.
  */
+import type { AccessRequestHintV1, ApprovalRefV1 } from './access-request-v1.js';
 import type { DeniedScope, Outcome, Reason, ResourceRef } from './evaluation-v1.js';
 
 export type ContextValue = string | number | boolean;
@@ -30,6 +31,13 @@ export interface DecisionResponseV1 {
   policy_revision: string;
   /** Until when `POST /v1/tokens` accepts this decision; null unless allowed. */
   redeemable_until: string | null;
+  /**
+   * Only on a deny that an approver could lift (reason `approval_required`): how to ask for it. The decision id is
+   * the binding (the AuthZEN access-request profile's `evaluation_id`).
+   */
+  access_request?: AccessRequestHintV1;
+  /** Only on an allow that holds scopes granted by an approved access request: which one, and until when. */
+  approval?: ApprovalRefV1;
 }
 
 export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$';

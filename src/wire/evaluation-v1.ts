@@ -16,7 +16,7 @@ export const RECORDED_OUTCOMES = [...OUTCOMES, 'error'] as const;
 export type RecordedOutcome = (typeof RECORDED_OUTCOMES)[number];
 
 /** Why one requested scope was not granted as asked (`denied_scopes[].reason`). */
-export const DENIED_SCOPE_REASONS = ['deny_scope', 'capped', 'above_ceiling', 'task_type', 'record_binding'] as const;
+export const DENIED_SCOPE_REASONS = ['deny_scope', 'capped', 'above_ceiling', 'task_type', 'record_binding', 'approval_required'] as const;
 export type DeniedScopeReason = (typeof DENIED_SCOPE_REASONS)[number];
 
 /**
@@ -34,6 +34,8 @@ export const CORE_REASON_CODES = [
   'task_type_not_allowed',
   'record_binding_mismatch',
   'no_scope_granted',
+  'approval_required',
+  'elevated',
   'extension_deny',
   'task_not_registered',
   'task_agent_mismatch',
