@@ -16,6 +16,13 @@ export const AUDIT_EVENT_TYPES = {
   'auth.failed': 'a caller failed authentication',
   'access.refused': "an authenticated caller was refused what it asked (its role, an agent, task context, another caller's decision)",
   'callers.replaced': "a reload replaced the configured callers (keys, roles, agents): the new list",
+  'access_request.submitted': 'a PEP asked for a requestable denial to be lifted; its notifications are queued in the same transaction',
+  'access_request.notified': 'an approver group was notified of an access request (a webhook delivery succeeded)',
+  'access_request.notification_failed': 'a notification of an access request was given up after its last attempt (dead letter)',
+  'access_request.approved': 'an approver approved an access request: its elevation window starts',
+  'access_request.denied': 'an approver denied an access request',
+  'access_request.expired': 'an access request was not decided before it expired',
+  'elevation.ended': 'an elevation ended: its window passed, or its task completed or expired',
   'audit.pruned': 'events older than a cut were deleted from the start of the chain, behind a checkpoint',
   'audit.head_signed': 'the PDP signed the head of the chain (seq, hash, time) with the audit key',
 } as const satisfies Record<string, string>;

@@ -1,12 +1,14 @@
 /**
  * What each audit event type records: its payload (`data`), the ids it carries, and one builder per type that
- * produces the event a writer appends (`NewAuditEvent`). The store builds the first six, and the trail's own
- * events (`audit.*`), inside its transactions; `main` builds policy.* and auth.failed and hands them to
+ * produces the event a writer appends (`NewAuditEvent`). The store builds the first six, the access request and
+ * elevation events, and the trail's own events (`audit.*`), inside its transactions; `main` builds policy.* and auth.failed and hands them to
  * `Store.appendEvents`. Builders neither mask nor encode: the store does both, once.
  *
  * Documented member by member in docs/audit-events.md ("Event payloads"); test/audit/event-payloads.test.ts parses
  * that page and fails when it and these builders (or the events a real store writes) disagree. Change both together.
  */
+import { ELEVATION_END_REASONS } from '../wire/access-request-v1.js';
+import type { ElevationEndReason } from '../wire/access-request-v1.js';
 import type { ResourceRef } from '../wire/evaluation-v1.js';
 import type { AUDIT_EVENT_TYPES, AuditEventType, AuditIds, NewAuditEvent } from './audit-event.js';
 import { parseSignedHead } from './signed-head.js';
@@ -53,6 +55,8 @@ export const AUTH_FAILED_ROUTE_MAX = 256;
 export const AUTH_FAILED_IP_MAX = 64;
 /** Most `details` a policy.refused event keeps; the rest are in the log only. */
 export const POLICY_REFUSED_DETAILS_MAX = 50;
+/** Longest `last_error` of an access_request.notification_failed event (UTF-16 code units); a longer one is cut. */
+export const DELIVERY_ERROR_MAX = 1000;
 
 export interface DecisionEventData {
   /** The evaluation input the policy saw (masked); the store passes it pre-encoded. */
@@ -183,6 +187,80 @@ export interface AccessRefusedData extends RefusalCount {
 }
 
 /**
+ * The access request events (break-glass escalation) all carry, as `decision_id`, the id of the DENIAL the request
+ * asks to lift, so that the denial's chain lists them; and the request's agent_id and task_id.
+ */
+export interface AccessRequestSubmittedData {
+  access_request_id: string;
+  integration: string;
+  /** The scopes asked for (the ones denied with approval_required). */
+  scopes: string[];
+  /** The record the elevation would be bound to, or null. */
+  resource: ResourceRef | null;
+  /** The PEP's reason, or null when it gave none. */
+  reason: string | null;
+  /** The window asked for. */
+  duration_seconds: number;
+  /** The policy's cap on the window. */
+  max_duration_seconds: number;
+  /** The groups that may approve it (each notified). */
+  approver_groups: string[];
+  /** Until when it stays pending. */
+  expires_at: string;
+  /** The revision that made the denial. */
+  policy_revision: string;
+}
+
+/** One webhook delivery of an access request to one approver group. */
+export interface AccessRequestDeliveryData {
+  access_request_id: string;
+  /** The outbox row: the delivery id receivers dedupe on (`X-AgentPDP-Delivery`). */
+  delivery_id: string;
+  /** The webhook's id in the config (never its URL). */
+  destination: string;
+  approver_group: string;
+  /** Attempts made, this one included. */
+  attempts: number;
+}
+
+export interface AccessRequestNotifiedData extends AccessRequestDeliveryData {
+  /** The receiver's HTTP status, or null when the worker did not record one. */
+  status_code: number | null;
+}
+
+export interface AccessRequestNotificationFailedData extends AccessRequestDeliveryData {
+  /** Why the last attempt failed (a status, a timeout), or null. */
+  last_error: string | null;
+}
+
+export interface AccessRequestApprovedData {
+  access_request_id: string;
+  /** The window granted (the approver may shorten or lengthen what was asked, up to the policy's cap). */
+  duration_seconds: number;
+  /** End of the window: no elevated decision, and no token issued from one, lasts past it. */
+  approved_until: string;
+  note: string | null;
+}
+
+export interface AccessRequestDeniedData {
+  access_request_id: string;
+  note: string | null;
+}
+
+export interface AccessRequestExpiredData {
+  access_request_id: string;
+  /** When it stopped being pending (the event's time is when the sweeper noticed). */
+  expires_at: string;
+}
+
+export interface ElevationEndedData {
+  access_request_id: string;
+  reason: ElevationEndReason;
+  /** When it ended: the window's end (`window`), or when the task closed. */
+  ended_at: string;
+}
+
+/**
  * What a prune deleted: events from_seq..to_seq, the start of the chain. The store's checkpoint (to_seq, last_hash)
  * is what the chain continues from; this event, appended in the same transaction, is what makes that checkpoint
  * verifiable: a chain that starts at a checkpoint no audit.pruned event records had its start cut off by hand.
@@ -217,6 +295,13 @@ export interface AuditEventData {
   'auth.failed': AuthFailedData;
   'access.refused': AccessRefusedData;
   'callers.replaced': CallersReplacedData;
+  'access_request.submitted': AccessRequestSubmittedData;
+  'access_request.notified': AccessRequestNotifiedData;
+  'access_request.notification_failed': AccessRequestNotificationFailedData;
+  'access_request.approved': AccessRequestApprovedData;
+  'access_request.denied': AccessRequestDeniedData;
+  'access_request.expired': AccessRequestExpiredData;
+  'elevation.ended': ElevationEndedData;
   'audit.pruned': AuditPrunedData;
   'audit.head_signed': AuditHeadSignedData;
 }
@@ -374,6 +459,112 @@ export function callersReplacedEvent(
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((c) => ({ id: c.id, role: c.role, key_fingerprint: c.key_sha256.toLowerCase().slice(0, 16), agents: [...c.agents], may_assert_context: c.may_assert_context }));
   return event('callers.replaced', time, {}, { callers: summaries });
+}
+
+/** caller_id is the PEP that submitted it. */
+export function accessRequestSubmittedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id' | 'caller_id', 'trace_id'>,
+  data: AccessRequestSubmittedData,
+): AuditEventOf<'access_request.submitted'> {
+  count('access_request.submitted duration_seconds', data.duration_seconds);
+  count('access_request.submitted max_duration_seconds', data.max_duration_seconds);
+  return event('access_request.submitted', time, ids, {
+    access_request_id: data.access_request_id,
+    integration: data.integration,
+    scopes: [...data.scopes],
+    resource: data.resource === null ? null : { type: data.resource.type, id: data.resource.id },
+    reason: data.reason === null ? null : wellFormed(data.reason),
+    duration_seconds: data.duration_seconds,
+    max_duration_seconds: data.max_duration_seconds,
+    approver_groups: [...data.approver_groups],
+    expires_at: data.expires_at,
+    policy_revision: data.policy_revision,
+  });
+}
+
+/** Written by the store when the outbox worker reports a delivery; no caller (the PDP acted). */
+export function accessRequestNotifiedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id'>,
+  data: AccessRequestNotifiedData,
+): AuditEventOf<'access_request.notified'> {
+  count('access_request.notified attempts', data.attempts);
+  if (data.status_code !== null && !Number.isSafeInteger(data.status_code)) throw new TypeError('access_request.notified status_code must be an integer or null');
+  return event('access_request.notified', time, ids, { ...delivery(data), status_code: data.status_code });
+}
+
+/** Written by the store when a delivery goes to the dead letter; no caller (the PDP acted). */
+export function accessRequestNotificationFailedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id'>,
+  data: AccessRequestNotificationFailedData,
+): AuditEventOf<'access_request.notification_failed'> {
+  count('access_request.notification_failed attempts', data.attempts);
+  return event('access_request.notification_failed', time, ids, {
+    ...delivery(data),
+    last_error: data.last_error === null ? null : clip(data.last_error, DELIVERY_ERROR_MAX),
+  });
+}
+
+/** caller_id is the approver. */
+export function accessRequestApprovedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id' | 'caller_id', 'trace_id'>,
+  data: AccessRequestApprovedData,
+): AuditEventOf<'access_request.approved'> {
+  count('access_request.approved duration_seconds', data.duration_seconds);
+  return event('access_request.approved', time, ids, {
+    access_request_id: data.access_request_id,
+    duration_seconds: data.duration_seconds,
+    approved_until: data.approved_until,
+    note: data.note === null ? null : wellFormed(data.note),
+  });
+}
+
+/** caller_id is the approver who denied it. */
+export function accessRequestDeniedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id' | 'caller_id', 'trace_id'>,
+  data: AccessRequestDeniedData,
+): AuditEventOf<'access_request.denied'> {
+  return event('access_request.denied', time, ids, {
+    access_request_id: data.access_request_id,
+    note: data.note === null ? null : wellFormed(data.note),
+  });
+}
+
+/** Written by the sweeper; no caller. */
+export function accessRequestExpiredEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id'>,
+  data: AccessRequestExpiredData,
+): AuditEventOf<'access_request.expired'> {
+  return event('access_request.expired', time, ids, { access_request_id: data.access_request_id, expires_at: data.expires_at });
+}
+
+/** caller_id (and trace_id) of who completed the task; absent when the window passed or the task expired. */
+export function elevationEndedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'task_id', 'caller_id' | 'trace_id'>,
+  data: ElevationEndedData,
+): AuditEventOf<'elevation.ended'> {
+  oneOf('elevation.ended reason', data.reason, ELEVATION_END_REASONS);
+  return event('elevation.ended', time, ids, { access_request_id: data.access_request_id, reason: data.reason, ended_at: data.ended_at });
+}
+
+function delivery(data: AccessRequestDeliveryData): AccessRequestDeliveryData {
+  return {
+    access_request_id: data.access_request_id,
+    delivery_id: data.delivery_id,
+    destination: data.destination,
+    approver_group: data.approver_group,
+    attempts: data.attempts,
+  };
+}
+
+function count(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new TypeError(`${name} must be a non-negative integer`);
 }
 
 /** How many refusals one event stands for, between which times. */

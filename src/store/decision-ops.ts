@@ -30,6 +30,8 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
   if (!OUTCOMES.has(decision.outcome)) throw new TypeError(`unknown decision outcome: ${String(decision.outcome)}`);
   requireTime('created_at', decision.created_at);
   if (decision.redeemable_until !== null) requireTime('redeemable_until', decision.redeemable_until);
+  const accessRequestId = decision.access_request_id ?? null;
+  if (accessRequestId !== null) requireId('access_request_id', accessRequestId);
   // Mask once, over request, input and result together: the row and the event get the same masked values.
   // The row keeps request and result (what redemption needs); the input lives in the decision event.
   const masked = ctx.mask({
@@ -57,6 +59,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     redeemable_until: decision.redeemable_until,
     redeemed_jti: null,
     redeemed_at: null,
+    access_request_id: accessRequestId,
   };
   const event = ctx.chain.prepare(
     decisionEvent(
@@ -77,6 +80,9 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     if (ctx.sql.decisionExists.get(decision.decision_id) !== undefined) {
       throw new PdpError('internal', `decision ${decision.decision_id} is already recorded`);
     }
+    if (accessRequestId !== null && ctx.sql.accessRequestExists.get(accessRequestId) === undefined) {
+      throw new PdpError('internal', `access request ${accessRequestId} does not exist`);
+    }
     ctx.sql.insertDecision.run(
       decision.decision_id,
       decision.caller_id,
@@ -91,6 +97,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
       record.trace_id,
       decision.created_at,
       decision.redeemable_until,
+      accessRequestId,
     );
     ctx.chain.append(event);
     return record;

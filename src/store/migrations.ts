@@ -101,6 +101,76 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE audit_events DROP COLUMN outcome',
     ],
   },
+  {
+    version: 3,
+    description: 'break-glass escalation: access requests, their approver groups, the notification outbox; decisions.access_request_id',
+    statements: [
+      `CREATE TABLE access_requests (
+        id TEXT PRIMARY KEY,
+        decision_id TEXT NOT NULL UNIQUE,
+        caller_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        resource_type TEXT,
+        resource_id TEXT,
+        scopes TEXT NOT NULL,
+        approver_groups TEXT NOT NULL,
+        reason TEXT,
+        duration_seconds INTEGER NOT NULL,
+        max_duration_seconds INTEGER NOT NULL,
+        policy_revision TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired')),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        decided_at TEXT,
+        decided_by TEXT,
+        note TEXT,
+        approved_until TEXT,
+        ended_at TEXT,
+        ended_reason TEXT CHECK (ended_reason IN ('window', 'task_completed', 'task_expired')),
+        idempotency_key TEXT,
+        request_hash TEXT,
+        trace_id TEXT
+      )`,
+      `CREATE UNIQUE INDEX access_requests_idempotency ON access_requests (caller_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL`,
+      // The elevation lookup of every decide: running elevations by key.
+      `CREATE INDEX access_requests_elevation ON access_requests (agent_id, task_id, integration)
+        WHERE status = 'approved' AND ended_at IS NULL`,
+      // The sweeper: pending past expires_at; running past approved_until.
+      'CREATE INDEX access_requests_expiry ON access_requests (status, expires_at)',
+      `CREATE INDEX access_requests_window ON access_requests (approved_until)
+        WHERE status = 'approved' AND ended_at IS NULL`,
+      // Listings: by status (the approvers' inbox) or all, in (created_at, id) order.
+      'CREATE INDEX access_requests_listing ON access_requests (status, created_at, id)',
+      'CREATE INDEX access_requests_created ON access_requests (created_at, id)',
+      // The approver groups of each request, one row each: "any of these groups" is an indexed lookup, exact
+      // (no pattern over the JSON column, whose LIKE is case-insensitive in SQLite).
+      `CREATE TABLE access_request_groups (
+        approver_group TEXT NOT NULL,
+        access_request_id TEXT NOT NULL REFERENCES access_requests (id),
+        PRIMARY KEY (approver_group, access_request_id)
+      )`,
+      `CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        access_request_id TEXT NOT NULL REFERENCES access_requests (id),
+        destination TEXT NOT NULL,
+        approver_group TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        last_status INTEGER,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT
+      )`,
+      'CREATE INDEX outbox_due ON outbox (status, next_attempt_at)',
+      'CREATE INDEX outbox_request ON outbox (access_request_id, created_at)',
+      'ALTER TABLE decisions ADD COLUMN access_request_id TEXT',
+      `CREATE INDEX decisions_access_request ON decisions (access_request_id) WHERE access_request_id IS NOT NULL`,
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

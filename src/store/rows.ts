@@ -2,7 +2,8 @@
 import { AUDIT_ID_FIELDS, RawJson } from '../audit/index.js';
 import type { AuditEventType, AuditEventV1 } from '../audit/index.js';
 import type { RecordedOutcome } from '../wire/evaluation-v1.js';
-import type { StoredDecision, TaskRecord, TaskStatus, TokenRecord } from './store.js';
+import type { AccessRequestStatus, ElevationEndReason } from '../wire/access-request-v1.js';
+import type { AccessRequestRecord, DeliveryRecord, DeliveryStatus, StoredDecision, TaskRecord, TaskStatus, TokenRecord } from './store.js';
 
 export interface TaskRow {
   id: string;
@@ -33,6 +34,7 @@ export interface DecisionRow {
   redeemable_until: string | null;
   redeemed_jti: string | null;
   redeemed_at: string | null;
+  access_request_id: string | null;
 }
 
 export interface TokenRow {
@@ -98,6 +100,7 @@ export function decisionFromRow(row: DecisionRow): StoredDecision {
     redeemable_until: row.redeemable_until,
     redeemed_jti: row.redeemed_jti,
     redeemed_at: row.redeemed_at,
+    access_request_id: row.access_request_id,
   };
 }
 
@@ -116,6 +119,83 @@ export function lazyDecisionFromRow(row: DecisionRow): StoredDecision {
 
 export function tokenFromRow(row: TokenRow): TokenRecord {
   return { ...row, scopes: JSON.parse(row.scopes) as string[] };
+}
+
+export interface AccessRequestRow {
+  id: string;
+  decision_id: string;
+  caller_id: string;
+  agent_id: string;
+  task_id: string;
+  integration: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  scopes: string;
+  approver_groups: string;
+  reason: string | null;
+  duration_seconds: number;
+  max_duration_seconds: number;
+  policy_revision: string;
+  status: string;
+  created_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  note: string | null;
+  approved_until: string | null;
+  ended_at: string | null;
+  ended_reason: string | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  trace_id: string | null;
+}
+
+export function accessRequestFromRow(row: AccessRequestRow): AccessRequestRecord {
+  return {
+    id: row.id,
+    status: row.status as AccessRequestStatus,
+    expires_at: row.expires_at,
+    decision_id: row.decision_id,
+    requested_by: row.caller_id,
+    agent_id: row.agent_id,
+    task_id: row.task_id,
+    integration: row.integration,
+    resource: row.resource_type === null || row.resource_id === null ? null : { type: row.resource_type, id: row.resource_id },
+    scopes: JSON.parse(row.scopes) as string[],
+    reason: row.reason,
+    duration_seconds: row.duration_seconds,
+    max_duration_seconds: row.max_duration_seconds,
+    approver_groups: JSON.parse(row.approver_groups) as string[],
+    policy_revision: row.policy_revision,
+    created_at: row.created_at,
+    decided_at: row.decided_at,
+    decided_by: row.decided_by,
+    note: row.note,
+    approved_until: row.approved_until,
+    ended_at: row.ended_at,
+    ended_reason: row.ended_reason as ElevationEndReason | null,
+    idempotency_key: row.idempotency_key,
+    request_hash: row.request_hash,
+    trace_id: row.trace_id,
+  };
+}
+
+export interface DeliveryRow {
+  id: string;
+  access_request_id: string;
+  destination: string;
+  approver_group: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  last_status: number | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export function deliveryFromRow(row: DeliveryRow): DeliveryRecord {
+  return { ...row, status: row.status as DeliveryStatus };
 }
 
 /**

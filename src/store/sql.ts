@@ -19,8 +19,8 @@ export const SQL = {
 
   // decisions
   insertDecision: `INSERT INTO decisions (decision_id, caller_id, agent_id, task_id, integration, outcome, request,
-    result, token_grant, policy_revision, trace_id, created_at, redeemable_until)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    result, token_grant, policy_revision, trace_id, created_at, redeemable_until, access_request_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   selectDecision: 'SELECT * FROM decisions WHERE decision_id = ?',
   decisionExists: 'SELECT 1 FROM decisions WHERE decision_id = ?',
   markRedeemed: `UPDATE decisions SET redeemed_jti = ?, redeemed_at = ?
@@ -54,6 +54,51 @@ export const SQL = {
     ORDER BY seq LIMIT 1`,
   selectDecisionChain: `SELECT ${EVENT_COLUMNS} FROM audit_events
     WHERE decision_id = ? OR (task_id = ? AND type = 'task.completed' AND seq > ?) ORDER BY seq`,
+  /** The events of the decisions made with an elevation of the access request for the given denial. */
+  selectElevatedDecisionsChain: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE decision_id IN (
+      SELECT d.decision_id FROM decisions d JOIN access_requests a ON d.access_request_id = a.id
+      WHERE a.decision_id = ?) ORDER BY seq`,
+
+  // access requests
+  insertAccessRequest: `INSERT INTO access_requests (id, decision_id, caller_id, agent_id, task_id, integration,
+    resource_type, resource_id, scopes, approver_groups, reason, duration_seconds, max_duration_seconds,
+    policy_revision, status, created_at, expires_at, idempotency_key, request_hash, trace_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
+  insertAccessRequestGroup: 'INSERT INTO access_request_groups (approver_group, access_request_id) VALUES (?, ?)',
+  selectAccessRequest: 'SELECT * FROM access_requests WHERE id = ?',
+  selectAccessRequestByDecision: 'SELECT * FROM access_requests WHERE decision_id = ?',
+  selectAccessRequestByKey: 'SELECT * FROM access_requests WHERE caller_id = ? AND idempotency_key = ?',
+  accessRequestExists: 'SELECT 1 FROM access_requests WHERE id = ?',
+  selectDecisionCaller: 'SELECT caller_id FROM decisions WHERE decision_id = ?',
+  decideAccessRequest: `UPDATE access_requests SET status = ?, decided_at = ?, decided_by = ?, note = ?, approved_until = ?
+    WHERE id = ? AND status = 'pending'`,
+  expireAccessRequest: `UPDATE access_requests SET status = 'expired' WHERE id = ? AND status = 'pending'`,
+  endElevation: `UPDATE access_requests SET ended_at = ?, ended_reason = ?
+    WHERE id = ? AND status = 'approved' AND ended_at IS NULL`,
+  selectElevationsUnbound: `SELECT * FROM access_requests
+    WHERE agent_id = ? AND task_id = ? AND integration = ? AND status = 'approved' AND ended_at IS NULL
+    AND approved_until > ? AND resource_type IS NULL AND resource_id IS NULL ORDER BY created_at, id`,
+  selectElevationsBound: `SELECT * FROM access_requests
+    WHERE agent_id = ? AND task_id = ? AND integration = ? AND status = 'approved' AND ended_at IS NULL
+    AND approved_until > ? AND resource_type = ? AND resource_id = ? ORDER BY created_at, id`,
+  selectRunningElevationsOfTask: `SELECT * FROM access_requests
+    WHERE agent_id = ? AND task_id = ? AND status = 'approved' AND ended_at IS NULL ORDER BY created_at, id`,
+  selectExpiredAccessRequests: `SELECT * FROM access_requests WHERE status = 'pending' AND expires_at <= ?
+    ORDER BY expires_at, id LIMIT ?`,
+  selectPassedElevations: `SELECT * FROM access_requests
+    WHERE status = 'approved' AND ended_at IS NULL AND approved_until <= ? ORDER BY approved_until, id LIMIT ?`,
+
+  // outbox
+  insertDelivery: `INSERT INTO outbox (id, access_request_id, destination, approver_group, status, attempts,
+    next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`,
+  deliveryExists: 'SELECT 1 FROM outbox WHERE id = ?',
+  selectDelivery: 'SELECT * FROM outbox WHERE id = ?',
+  selectDueDeliveries: `SELECT id, access_request_id, destination, approver_group, attempts FROM outbox
+    WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`,
+  leaseDelivery: `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'`,
+  completeDelivery: `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
+    last_status = ?, delivered_at = ? WHERE id = ? AND status = 'pending'`,
+  countDeliveries: 'SELECT status, COUNT(*) AS n FROM outbox GROUP BY status',
 } as const;
 
 /** Filters of an event listing: the store's EventQuery. Every field narrows the result; times compare as ISO 8601 text. */
@@ -92,4 +137,59 @@ export function eventPageSql(filter: EventFilter): { sql: string; params: unknow
   where.push('seq > ?');
   const sql = `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
   return { sql, params };
+}
+
+export interface AccessRequestFilter {
+  status?: string;
+  approver_groups?: readonly string[];
+  agent_id?: string;
+  /** Keyset: (created_at, id) strictly after these. */
+  after?: { created_at: string; id: string };
+}
+
+/**
+ * One keyset page of access requests in (created_at, id) order. "After" is spelled out (no row-value comparison)
+ * and groups are matched through access_request_groups (exact, indexed). Parameters: in order, then the page size.
+ */
+export function accessRequestPageSql(filter: AccessRequestFilter): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.status !== undefined) {
+    where.push('status = ?');
+    params.push(filter.status);
+  }
+  if (filter.agent_id !== undefined) {
+    where.push('agent_id = ?');
+    params.push(filter.agent_id);
+  }
+  if (filter.approver_groups !== undefined) {
+    if (filter.approver_groups.length === 0) where.push('1 = 0');
+    else {
+      where.push(`id IN (SELECT access_request_id FROM access_request_groups
+        WHERE approver_group IN (${filter.approver_groups.map(() => '?').join(', ')}))`);
+      params.push(...filter.approver_groups);
+    }
+  }
+  if (filter.after !== undefined) {
+    where.push('(created_at > ? OR (created_at = ? AND id > ?))');
+    params.push(filter.after.created_at, filter.after.created_at, filter.after.id);
+  }
+  const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+  return { sql: `SELECT * FROM access_requests${clause} ORDER BY created_at, id LIMIT ?`, params };
+}
+
+/** Outbox rows in (created_at, id) order, optionally of one status and / or one access request. Then the limit. */
+export function deliveryListSql(filter: { status?: string; access_request_id?: string }): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.status !== undefined) {
+    where.push('status = ?');
+    params.push(filter.status);
+  }
+  if (filter.access_request_id !== undefined) {
+    where.push('access_request_id = ?');
+    params.push(filter.access_request_id);
+  }
+  const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+  return { sql: `SELECT * FROM outbox${clause} ORDER BY created_at, id LIMIT ?`, params };
 }

@@ -7,18 +7,34 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { compileMask } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
+import * as accessRequests from './access-request-ops.js';
 import * as audit from './audit-ops.js';
 import { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { migrate } from './migrations.js';
+import * as outbox from './outbox-ops.js';
 import { MEMORY_PATH, openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
 import type { SqliteOpenOptions } from './sqlite-connection.js';
 import type {
+  AccessRequestList,
+  AccessRequestRecord,
+  AccessRequestSweep,
   ChainStart,
+  ClaimDeliveriesInput,
+  ClaimedDelivery,
+  CompleteDeliveryInput,
   CompleteTaskInput,
+  CreateAccessRequestInput,
+  CreatedAccessRequest,
+  DecideAccessRequestInput,
+  DeliveryRecord,
   EventQuery,
   ExpireTasksInput,
+  FindElevationsInput,
+  ListAccessRequestsQuery,
+  ListDeliveriesQuery,
+  OutboxCounts,
   PruneEventsInput,
   PruneResult,
   RecordDecisionInput,
@@ -30,6 +46,7 @@ import type {
   StoreStats,
   StoredChainVerifyOptions,
   StoredDecision,
+  SweepAccessRequestsInput,
   TaskClosure,
   TaskRecord,
   TokenRecord,
@@ -185,6 +202,38 @@ export class SqliteStore implements Store {
   }
   verifyStoredChain(options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
     return audit.verifyStoredChain(this.ctx, options);
+  }
+
+  createAccessRequest(input: CreateAccessRequestInput): Promise<CreatedAccessRequest> {
+    return accessRequests.createAccessRequest(this.ctx, input);
+  }
+  getAccessRequest(id: string): Promise<AccessRequestRecord | undefined> {
+    return accessRequests.getAccessRequest(this.ctx, id);
+  }
+  listAccessRequests(query: ListAccessRequestsQuery): Promise<AccessRequestList> {
+    return accessRequests.listAccessRequests(this.ctx, this.listings, query);
+  }
+  decideAccessRequest(input: DecideAccessRequestInput): Promise<AccessRequestRecord> {
+    return accessRequests.decideAccessRequest(this.ctx, input);
+  }
+  findElevations(input: FindElevationsInput): Promise<AccessRequestRecord[]> {
+    return accessRequests.findElevations(this.ctx, input);
+  }
+  sweepAccessRequests(input: SweepAccessRequestsInput): Promise<AccessRequestSweep> {
+    return accessRequests.sweepAccessRequests(this.ctx, input);
+  }
+
+  claimDeliveries(input: ClaimDeliveriesInput): Promise<ClaimedDelivery[]> {
+    return outbox.claimDeliveries(this.ctx, input);
+  }
+  completeDelivery(input: CompleteDeliveryInput): Promise<DeliveryRecord> {
+    return outbox.completeDelivery(this.ctx, input);
+  }
+  listDeliveries(query: ListDeliveriesQuery): Promise<DeliveryRecord[]> {
+    return outbox.listDeliveries(this.ctx, this.listings, query);
+  }
+  outboxCounts(): Promise<OutboxCounts> {
+    return outbox.outboxCounts(this.ctx);
   }
 
   stats(): StoreStats {

@@ -23,7 +23,8 @@ import type {
   VerifyOptions,
   VerifyResult,
 } from '../audit/index.js';
-import type { RecordedOutcome } from '../wire/evaluation-v1.js';
+import type { AccessRequestStatus, AccessRequestV1 } from '../wire/access-request-v1.js';
+import type { RecordedOutcome, ResourceRef } from '../wire/evaluation-v1.js';
 import type { WalCheckpointStats } from './wal-checkpointer.js';
 
 export type TaskContextValue = string | number | boolean;
@@ -65,10 +66,12 @@ export interface CompleteTaskInput {
   trace_id?: string | null;
 }
 
-/** A task closed by completion or expiry, and the jtis of the tokens revoked with it. */
+/** A task closed by completion or expiry, the jtis of the tokens revoked with it, and the elevations it ended. */
 export interface TaskClosure {
   task: TaskRecord;
   revoked_jtis: string[];
+  /** Ids of the access requests whose running elevation ended with the task (an `elevation.ended` event each). */
+  ended_access_requests: string[];
 }
 
 export interface ExpireTasksInput {
@@ -101,12 +104,18 @@ export interface RecordDecisionInput {
   created_at: string;
   /** Until when an allow may be redeemed for a token; null when it may not. */
   redeemable_until: string | null;
+  /**
+   * The access request whose elevation this decision used (an allow that granted elevated scopes), or null. Links
+   * the decision, and the token issued from it, into the chain of the denial that request was for (decisionChain).
+   */
+  access_request_id?: string | null;
 }
 
 /** A decision as stored. Its evaluation input is in its decision event (decisionChain), not in the row. */
-export interface StoredDecision extends Omit<RecordDecisionInput, 'trace_id' | 'input' | 'token_grant'> {
+export interface StoredDecision extends Omit<RecordDecisionInput, 'trace_id' | 'input' | 'token_grant' | 'access_request_id'> {
   trace_id: string | null;
   token_grant: unknown;
+  access_request_id: string | null;
   /** jti of the token this decision was redeemed for, or null. A decision is redeemed at most once. */
   redeemed_jti: string | null;
   redeemed_at: string | null;
@@ -224,6 +233,169 @@ export interface PruneResult {
   event: AuditEventV1 | null;
 }
 
+/**
+ * An access request as stored: the wire `AccessRequestV1` without what the API adds (`status_endpoint`, `result`),
+ * plus the idempotency facts of its submission and the trace of the request that submitted it. `resource` is kept
+ * unmasked (the elevation lookup matches it exactly), like a task's context: operational state.
+ */
+export interface AccessRequestRecord extends Omit<AccessRequestV1, 'status_endpoint' | 'result'> {
+  /** The submission's `Idempotency-Key`, or null. Unique per submitting caller (`requested_by`). */
+  idempotency_key: string | null;
+  /** What the caller computed over the submission's body: a replay with the same key must carry the same hash. */
+  request_hash: string | null;
+  trace_id: string | null;
+}
+
+/** One notification to write with the request: an outbox row, delivered later by the outbox worker. */
+export interface NewDelivery {
+  id: string;
+  /** The webhook's id in the config (never its URL: the row and the events name it). */
+  destination: string;
+  approver_group: string;
+}
+
+export interface CreateAccessRequestInput {
+  id: string;
+  /** The denial it asks to lift. It must be recorded, for the caller submitting it (`requested_by`). */
+  decision_id: string;
+  requested_by: string;
+  agent_id: string;
+  task_id: string;
+  integration: string;
+  resource: ResourceRef | null;
+  scopes: readonly string[];
+  reason: string | null;
+  duration_seconds: number;
+  max_duration_seconds: number;
+  approver_groups: readonly string[];
+  policy_revision: string;
+  /** Until when it stays pending. */
+  expires_at: string;
+  idempotency_key?: string | null;
+  request_hash?: string | null;
+  trace_id?: string | null;
+  /** One per webhook destination of its approver groups (possibly none). */
+  deliveries: readonly NewDelivery[];
+  /** Its created_at, and the created_at of its outbox rows (due at once). */
+  now: string;
+}
+
+export interface CreatedAccessRequest {
+  request: AccessRequestRecord;
+  /** False for an idempotent replay (same caller, key and request hash): the existing request, nothing written. */
+  created: boolean;
+}
+
+export interface ListAccessRequestsQuery {
+  status?: AccessRequestStatus;
+  /** Requests any of these groups may approve. An empty list matches nothing. */
+  approver_groups?: readonly string[];
+  agent_id?: string;
+  /** The `next_after` of the previous page: the id of the last request it listed. */
+  after?: string;
+  /** At most this many (1..1000). */
+  limit: number;
+}
+
+export interface AccessRequestList {
+  /** In (created_at, id) order. */
+  items: AccessRequestRecord[];
+  /** Pass as `after` for the next page; null on the last. */
+  next_after: string | null;
+}
+
+export interface DecideAccessRequestInput {
+  id: string;
+  verdict: 'approved' | 'denied';
+  /** The approver (its caller id): the event's caller_id and the record's decided_by. */
+  by: string;
+  at: string;
+  note?: string | null;
+  /** Required to approve: the end of the elevation window (the caller caps it by the policy's max_duration). */
+  approved_until?: string;
+  /** The window granted, for the event; default the whole seconds from `at` to `approved_until`. */
+  duration_seconds?: number;
+  trace_id?: string | null;
+}
+
+export interface FindElevationsInput {
+  agent_id: string;
+  task_id: string;
+  integration: string;
+  /** The record decided on; null matches only an elevation bound to no record. */
+  resource: ResourceRef | null;
+  now: string;
+}
+
+export interface SweepAccessRequestsInput {
+  now: string;
+  /** Most requests expired, and most elevations ended, per call. Default 500. */
+  limit?: number;
+}
+
+export interface AccessRequestSweep {
+  /** Pending requests whose expires_at passed: now `expired` (an access_request.expired event each). */
+  expired: AccessRequestRecord[];
+  /** Elevations whose window passed: ended_at = approved_until, reason window (an elevation.ended event each). */
+  ended: AccessRequestRecord[];
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+/** An outbox row: one notification of one access request to one webhook, for one approver group. */
+export interface DeliveryRecord {
+  id: string;
+  access_request_id: string;
+  destination: string;
+  approver_group: string;
+  status: DeliveryStatus;
+  /** Attempts completed (delivered, retried or dead); a claim alone does not count. */
+  attempts: number;
+  /** When it is due; while claimed, the end of the claim's lease. */
+  next_attempt_at: string;
+  last_error: string | null;
+  /** The HTTP status of the last attempt, or null (none, or a timeout / connection failure). */
+  last_status: number | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+/** A delivery handed to the worker by claimDeliveries. */
+export type ClaimedDelivery = Pick<DeliveryRecord, 'id' | 'access_request_id' | 'destination' | 'approver_group' | 'attempts'>;
+
+export interface ClaimDeliveriesInput {
+  now: string;
+  /** The claimed rows are due again then: a worker that dies mid-delivery leaves them to be retried. */
+  lease_until: string;
+  limit: number;
+}
+
+export interface CompleteDeliveryInput {
+  id: string;
+  at: string;
+  /** delivered: done (access_request.notified); retry: due again at next_attempt_at; dead: given up (access_request.notification_failed). */
+  outcome: 'delivered' | 'retry' | 'dead';
+  /** Required with retry. */
+  next_attempt_at?: string;
+  /** Why the attempt failed (retry, dead); cut to 1000 characters. */
+  error?: string | null;
+  /** The receiver's HTTP status, when it answered. */
+  status_code?: number | null;
+}
+
+export interface ListDeliveriesQuery {
+  status?: DeliveryStatus;
+  access_request_id?: string;
+  /** At most this many (1..1000), in (created_at, id) order. */
+  limit: number;
+}
+
+export interface OutboxCounts {
+  pending: number;
+  delivered: number;
+  dead: number;
+}
+
 /** What verifying the stored chain may be given (the store supplies its own start and checkpoint). */
 export type StoredChainVerifyOptions = Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'headKeys'>;
 
@@ -247,9 +419,12 @@ export interface StoreStats {
 export interface Store {
   registerTask(input: RegisterTaskInput): Promise<TaskRecord>;
   getTask(id: string): Promise<TaskRecord | undefined>;
-  /** Completes an active task and revokes all its unrevoked tokens. task_not_found, task_not_active. */
+  /**
+   * Completes an active task, revokes all its unrevoked tokens and ends its running elevations (reason
+   * task_completed; window for one whose window had passed unswept). task_not_found, task_not_active.
+   */
   completeTask(input: CompleteTaskInput): Promise<TaskClosure>;
-  /** Closes active tasks whose expires_at <= now and revokes their tokens. */
+  /** Closes active tasks whose expires_at <= now, revokes their tokens and ends their elevations (task_expired). */
   expireTasks(input: ExpireTasksInput): Promise<TaskClosure[]>;
 
   recordDecision(input: RecordDecisionInput): Promise<StoredDecision>;
@@ -275,8 +450,12 @@ export interface Store {
   appendEvents(events: readonly NewAuditEvent[]): Promise<AuditEventV1[]>;
   /** Streams matching events in seq order, in constant memory, without holding the writer up. */
   iterateEvents(query?: EventQuery): AsyncIterable<AuditEventV1>;
-  /** The decision event and everything that followed from it, in seq order: its token, the token's uses and
-   * revocation, the completion of its task. */
+  /**
+   * The decision event and everything that followed from it, in seq order: its token, the token's uses and
+   * revocation, the completion of its task. For a denial an access request was made for: the request's events
+   * (they carry the denial's id), and the chains of the decisions made with its elevation (recorded with its
+   * access_request_id: their decision events, tokens, uses, revocations), merged in seq order without duplicates.
+   */
   decisionChain(decisionId: string): Promise<AuditEventV1[]>;
   chainStart(): Promise<ChainStart>;
   /** The last committed event (or the checkpoint / genesis when there is none). */
@@ -298,6 +477,49 @@ export interface Store {
    * in the chain must record), and every signed head in it (with `headKeys`, their signatures too).
    */
   verifyStoredChain(options?: StoredChainVerifyOptions): Promise<VerifyResult>;
+
+  /**
+   * Writes an access request (pending), its outbox rows and an access_request.submitted event, in one transaction.
+   * In the order checked: the same caller's idempotency key seen before with the same request_hash → that request,
+   * `created: false`, nothing written; with another hash → duplicate_request. The denial not recorded →
+   * decision_not_found; recorded for another caller → decision_wrong_caller. A request for that denial exists
+   * already → access_request_exists.
+   */
+  createAccessRequest(input: CreateAccessRequestInput): Promise<CreatedAccessRequest>;
+  getAccessRequest(id: string): Promise<AccessRequestRecord | undefined>;
+  /** Keyset pages in (created_at, id) order. An `after` that names no request → invalid_request. */
+  listAccessRequests(query: ListAccessRequestsQuery): Promise<AccessRequestList>;
+  /**
+   * Approves or denies a pending request (the status check runs inside the write transaction: of concurrent
+   * decisions exactly one succeeds), with an access_request.approved / .denied event. Refusals, in the order
+   * checked: access_request_not_found; access_request_not_pending (approved, denied or expired);
+   * access_request_expired (still pending, but expires_at <= at: nothing is written, the sweeper expires it);
+   * self_approval (`by` submitted it). Who may approve (role, groups) and the duration cap are the caller's checks.
+   */
+  decideAccessRequest(input: DecideAccessRequestInput): Promise<AccessRequestRecord>;
+  /**
+   * The running elevations for exactly this key: approved, not ended, approved_until > now, same agent, task,
+   * integration and record (type and id; null only matches null). An indexed read, no write.
+   */
+  findElevations(input: FindElevationsInput): Promise<AccessRequestRecord[]>;
+  /** Expires pending requests past expires_at and ends elevations past approved_until, with their events. */
+  sweepAccessRequests(input: SweepAccessRequestsInput): Promise<AccessRequestSweep>;
+
+  /**
+   * The outbox (delivery is at-least-once). Claims up to `limit` pending deliveries due at `now` (next_attempt_at
+   * <= now, oldest first) and moves their next_attempt_at to `lease_until`, so that a worker that dies holding
+   * them leaves them due again after the lease. No event.
+   */
+  claimDeliveries(input: ClaimDeliveriesInput): Promise<ClaimedDelivery[]>;
+  /**
+   * Records an attempt (attempts + 1): delivered (an access_request.notified event), retry (due at next_attempt_at,
+   * no event) or dead (an access_request.notification_failed event). A delivery that is no longer pending (another
+   * worker finished it after this one's lease ran out) is returned unchanged, and nothing is written. An unknown
+   * id is a TypeError.
+   */
+  completeDelivery(input: CompleteDeliveryInput): Promise<DeliveryRecord>;
+  listDeliveries(query: ListDeliveriesQuery): Promise<DeliveryRecord[]>;
+  outboxCounts(): Promise<OutboxCounts>;
 
   stats(): StoreStats;
   /** Commits everything queued, then closes. Later calls reject with store_unavailable. */

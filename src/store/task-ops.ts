@@ -2,6 +2,7 @@
 import { taskCompletedEvent, taskRegisteredEvent, tokenRevokedEvent } from '../audit/index.js';
 import type { TaskCloseStatus } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
+import { endElevationsOfTask } from './access-request-ops.js';
 import { encodeData } from './chain-writer.js';
 import { taskFromRow, tokenFromRow } from './rows.js';
 import type { TaskRow, TokenRow } from './rows.js';
@@ -95,8 +96,9 @@ export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): P
 type ClosedTask = TaskRecord & { status: TaskCloseStatus };
 
 /**
- * Inside a transaction: marks `task` closed (its status says how), revokes every unrevoked token of the task,
- * and appends task.completed followed by one token.revoked per token.
+ * Inside a transaction: marks `task` closed (its status says how), revokes every unrevoked token of the task, ends
+ * its running elevations, and appends task.completed followed by one token.revoked per token and one
+ * elevation.ended per elevation.
  */
 function closeTask(
   ctx: StoreContext,
@@ -125,5 +127,6 @@ function closeTask(
       ),
     );
   }
-  return { task, revoked_jtis: revokedJtis };
+  const ended = endElevationsOfTask(ctx, task, how);
+  return { task, revoked_jtis: revokedJtis, ended_access_requests: ended };
 }

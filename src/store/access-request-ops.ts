@@ -1,0 +1,342 @@
+/**
+ * Access requests (break-glass escalation): submit (with its outbox rows), list, approve or deny once, look up the
+ * running elevation by key, expire and end by time, end with the task. Every event carries the DENIAL's decision
+ * id, so the denial's chain (decisionChain) lists the request's whole life.
+ */
+import type { Statement } from 'better-sqlite3';
+import {
+  accessRequestApprovedEvent,
+  accessRequestDeniedEvent,
+  accessRequestExpiredEvent,
+  accessRequestSubmittedEvent,
+  elevationEndedEvent,
+} from '../audit/index.js';
+import type { TaskCloseStatus } from '../audit/index.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { ACCESS_REQUEST_STATUSES } from '../wire/access-request-v1.js';
+import type { ElevationEndReason } from '../wire/access-request-v1.js';
+import { encodeData } from './chain-writer.js';
+import { accessRequestFromRow } from './rows.js';
+import type { AccessRequestRow } from './rows.js';
+import { accessRequestPageSql } from './sql.js';
+import type {
+  AccessRequestList,
+  AccessRequestRecord,
+  AccessRequestSweep,
+  CreateAccessRequestInput,
+  CreatedAccessRequest,
+  DecideAccessRequestInput,
+  FindElevationsInput,
+  ListAccessRequestsQuery,
+  SweepAccessRequestsInput,
+} from './store.js';
+import { read, requireId, requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+
+/** Most rows a listing returns per call. */
+export const MAX_LIST_LIMIT = 1000;
+
+export async function createAccessRequest(ctx: StoreContext, input: CreateAccessRequestInput): Promise<CreatedAccessRequest> {
+  requireId('id', input.id);
+  requireId('decision_id', input.decision_id);
+  requireId('requested_by', input.requested_by);
+  requireId('agent_id', input.agent_id);
+  requireId('task_id', input.task_id);
+  requireId('integration', input.integration);
+  requireId('policy_revision', input.policy_revision);
+  requireTime('now', input.now);
+  requireTime('expires_at', input.expires_at);
+  requireStrings('scopes', input.scopes);
+  requireStrings('approver_groups', input.approver_groups);
+  requireCount('duration_seconds', input.duration_seconds);
+  requireCount('max_duration_seconds', input.max_duration_seconds);
+  requireResource(input.resource);
+  if (input.reason !== null && typeof input.reason !== 'string') throw new TypeError('reason must be a string or null');
+  const idempotencyKey = input.idempotency_key ?? null;
+  if (idempotencyKey !== null) requireId('idempotency_key', idempotencyKey);
+  const requestHash = input.request_hash ?? null;
+  if (requestHash !== null) requireId('request_hash', requestHash);
+  const deliveryIds = new Set<string>();
+  for (const d of input.deliveries) {
+    requireId('deliveries[].id', d.id);
+    requireId('deliveries[].destination', d.destination);
+    requireId('deliveries[].approver_group', d.approver_group);
+    if (deliveryIds.has(d.id)) throw new TypeError(`delivery id ${d.id} is listed twice`);
+    deliveryIds.add(d.id);
+  }
+  const record: AccessRequestRecord = {
+    id: input.id,
+    status: 'pending',
+    expires_at: input.expires_at,
+    decision_id: input.decision_id,
+    requested_by: input.requested_by,
+    agent_id: input.agent_id,
+    task_id: input.task_id,
+    integration: input.integration,
+    resource: input.resource === null ? null : { type: input.resource.type, id: input.resource.id },
+    scopes: [...input.scopes],
+    reason: input.reason,
+    duration_seconds: input.duration_seconds,
+    max_duration_seconds: input.max_duration_seconds,
+    approver_groups: [...input.approver_groups],
+    policy_revision: input.policy_revision,
+    created_at: input.now,
+    decided_at: null,
+    decided_by: null,
+    note: null,
+    approved_until: null,
+    ended_at: null,
+    ended_reason: null,
+    idempotency_key: idempotencyKey,
+    request_hash: requestHash,
+    trace_id: input.trace_id ?? null,
+  };
+  const scopesJson = encodeData(record.scopes);
+  const groupsJson = encodeData(record.approver_groups);
+  const event = ctx.chain.prepare(
+    accessRequestSubmittedEvent(
+      input.now,
+      { decision_id: record.decision_id, agent_id: record.agent_id, task_id: record.task_id, caller_id: record.requested_by, trace_id: record.trace_id },
+      {
+        access_request_id: record.id,
+        integration: record.integration,
+        scopes: record.scopes,
+        resource: record.resource,
+        reason: record.reason,
+        duration_seconds: record.duration_seconds,
+        max_duration_seconds: record.max_duration_seconds,
+        approver_groups: record.approver_groups,
+        expires_at: record.expires_at,
+        policy_revision: record.policy_revision,
+      },
+    ),
+  );
+  return ctx.write(() => {
+    if (idempotencyKey !== null) {
+      const seen = ctx.sql.selectAccessRequestByKey.get(record.requested_by, idempotencyKey) as AccessRequestRow | undefined;
+      if (seen !== undefined) {
+        if (seen.request_hash !== requestHash) {
+          throw new PdpError('duplicate_request', 'this Idempotency-Key was used for another request');
+        }
+        return { request: accessRequestFromRow(seen), created: false };
+      }
+    }
+    const denial = ctx.sql.selectDecisionCaller.get(record.decision_id) as { caller_id: string } | undefined;
+    if (denial === undefined) throw new PdpError('decision_not_found', `decision ${record.decision_id} does not exist`);
+    if (denial.caller_id !== record.requested_by) {
+      throw new PdpError('decision_wrong_caller', `decision ${record.decision_id} was made for another caller`);
+    }
+    if (ctx.sql.selectAccessRequestByDecision.get(record.decision_id) !== undefined) {
+      throw new PdpError('access_request_exists', `an access request for decision ${record.decision_id} exists already`);
+    }
+    if (ctx.sql.accessRequestExists.get(record.id) !== undefined) throw new PdpError('internal', `access request id ${record.id} is in use`);
+    for (const d of input.deliveries) {
+      if (ctx.sql.deliveryExists.get(d.id) !== undefined) throw new PdpError('internal', `delivery id ${d.id} is in use`);
+    }
+    ctx.sql.insertAccessRequest.run(
+      record.id,
+      record.decision_id,
+      record.requested_by,
+      record.agent_id,
+      record.task_id,
+      record.integration,
+      record.resource?.type ?? null,
+      record.resource?.id ?? null,
+      scopesJson,
+      groupsJson,
+      record.reason,
+      record.duration_seconds,
+      record.max_duration_seconds,
+      record.policy_revision,
+      record.created_at,
+      record.expires_at,
+      record.idempotency_key,
+      record.request_hash,
+      record.trace_id,
+    );
+    for (const group of new Set(record.approver_groups)) ctx.sql.insertAccessRequestGroup.run(group, record.id);
+    for (const d of input.deliveries) {
+      ctx.sql.insertDelivery.run(d.id, record.id, d.destination, d.approver_group, input.now, input.now);
+    }
+    ctx.chain.append(event);
+    return { request: record, created: true };
+  });
+}
+
+export async function getAccessRequest(ctx: StoreContext, id: string): Promise<AccessRequestRecord | undefined> {
+  return read(() => {
+    const row = ctx.sql.selectAccessRequest.get(id) as AccessRequestRow | undefined;
+    return row === undefined ? undefined : accessRequestFromRow(row);
+  });
+}
+
+export async function listAccessRequests(
+  ctx: StoreContext,
+  cache: Map<string, Statement>,
+  query: ListAccessRequestsQuery,
+): Promise<AccessRequestList> {
+  const limit = requireLimit(query.limit);
+  if (query.status !== undefined && !(ACCESS_REQUEST_STATUSES as readonly string[]).includes(query.status)) {
+    throw new TypeError(`unknown access request status ${String(query.status)}`);
+  }
+  if (query.approver_groups !== undefined) requireStrings('approver_groups', query.approver_groups);
+  return read(() => {
+    let after: { created_at: string; id: string } | undefined;
+    if (query.after !== undefined) {
+      const row = ctx.sql.selectAccessRequest.get(query.after) as AccessRequestRow | undefined;
+      if (row === undefined) throw new PdpError('invalid_request', '`after` names no access request');
+      after = { created_at: row.created_at, id: row.id };
+    }
+    const { sql, params } = accessRequestPageSql({
+      ...(query.status === undefined ? {} : { status: query.status }),
+      ...(query.agent_id === undefined ? {} : { agent_id: query.agent_id }),
+      ...(query.approver_groups === undefined ? {} : { approver_groups: [...new Set(query.approver_groups)] }),
+      ...(after === undefined ? {} : { after }),
+    });
+    let statement = cache.get(sql);
+    if (statement === undefined) {
+      statement = ctx.db.prepare(sql);
+      cache.set(sql, statement);
+    }
+    const rows = statement.all(...params, limit + 1) as AccessRequestRow[];
+    const items = rows.slice(0, limit).map(accessRequestFromRow);
+    return { items, next_after: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
+  });
+}
+
+export async function decideAccessRequest(ctx: StoreContext, input: DecideAccessRequestInput): Promise<AccessRequestRecord> {
+  requireId('id', input.id);
+  requireId('by', input.by);
+  requireTime('at', input.at);
+  if (input.verdict !== 'approved' && input.verdict !== 'denied') throw new TypeError(`unknown verdict ${String(input.verdict)}`);
+  const note = input.note ?? null;
+  if (note !== null && typeof note !== 'string') throw new TypeError('note must be a string or null');
+  let approvedUntil: string | null = null;
+  let duration = 0;
+  if (input.verdict === 'approved') {
+    approvedUntil = requireTime('approved_until', input.approved_until);
+    if (approvedUntil <= input.at) throw new TypeError('approved_until must be after at');
+    duration = input.duration_seconds ?? Math.round((Date.parse(approvedUntil) - Date.parse(input.at)) / 1000);
+    requireCount('duration_seconds', duration);
+  }
+  const traceId = input.trace_id ?? null;
+  return ctx.write(() => {
+    const row = ctx.sql.selectAccessRequest.get(input.id) as AccessRequestRow | undefined;
+    if (row === undefined) throw new PdpError('access_request_not_found', `access request ${input.id} does not exist`);
+    if (row.status !== 'pending') throw new PdpError('access_request_not_pending', `access request ${input.id} is ${row.status}`);
+    if (row.expires_at <= input.at) throw new PdpError('access_request_expired', `access request ${input.id} expired at ${row.expires_at}`);
+    if (row.caller_id === input.by) throw new PdpError('self_approval', 'an access request cannot be decided by the caller that submitted it');
+    ctx.sql.decideAccessRequest.run(input.verdict, input.at, input.by, note, approvedUntil, row.id);
+    const ids = { decision_id: row.decision_id, agent_id: row.agent_id, task_id: row.task_id, caller_id: input.by, trace_id: traceId };
+    const event =
+      approvedUntil === null
+        ? accessRequestDeniedEvent(input.at, ids, { access_request_id: row.id, note })
+        : accessRequestApprovedEvent(input.at, ids, { access_request_id: row.id, duration_seconds: duration, approved_until: approvedUntil, note });
+    ctx.chain.append(ctx.chain.prepare(event));
+    return accessRequestFromRow({ ...row, status: input.verdict, decided_at: input.at, decided_by: input.by, note, approved_until: approvedUntil });
+  });
+}
+
+export async function findElevations(ctx: StoreContext, input: FindElevationsInput): Promise<AccessRequestRecord[]> {
+  requireTime('now', input.now);
+  requireResource(input.resource);
+  return read(() => {
+    const rows = (
+      input.resource === null
+        ? ctx.sql.selectElevationsUnbound.all(input.agent_id, input.task_id, input.integration, input.now)
+        : ctx.sql.selectElevationsBound.all(input.agent_id, input.task_id, input.integration, input.now, input.resource.type, input.resource.id)
+    ) as AccessRequestRow[];
+    return rows.map(accessRequestFromRow);
+  });
+}
+
+export async function sweepAccessRequests(ctx: StoreContext, input: SweepAccessRequestsInput): Promise<AccessRequestSweep> {
+  requireTime('now', input.now);
+  const limit = input.limit ?? 500;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+  return ctx.write(() => {
+    const expired = (ctx.sql.selectExpiredAccessRequests.all(input.now, limit) as AccessRequestRow[]).map((row) => {
+      ctx.sql.expireAccessRequest.run(row.id);
+      ctx.chain.append(
+        ctx.chain.prepare(
+          accessRequestExpiredEvent(
+            input.now,
+            { decision_id: row.decision_id, agent_id: row.agent_id, task_id: row.task_id },
+            { access_request_id: row.id, expires_at: row.expires_at },
+          ),
+        ),
+      );
+      return accessRequestFromRow({ ...row, status: 'expired' });
+    });
+    const ended = (ctx.sql.selectPassedElevations.all(input.now, limit) as AccessRequestRow[]).map((row) =>
+      endElevation(ctx, row, { time: input.now, ended_at: row.approved_until ?? input.now, reason: 'window', by: null, trace_id: null }),
+    );
+    return { expired, ended };
+  });
+}
+
+/**
+ * Inside the transaction that closes a task: ends each running elevation of the task, reason task_completed or
+ * task_expired (or window, with ended_at = approved_until, for one whose window had passed unswept), an
+ * elevation.ended event each. Returns the access request ids.
+ */
+export function endElevationsOfTask(
+  ctx: StoreContext,
+  task: { id: string; agent_id: string; status: TaskCloseStatus },
+  how: { at: string; by: string | null; trace_id: string | null },
+): string[] {
+  const rows = ctx.sql.selectRunningElevationsOfTask.all(task.agent_id, task.id) as AccessRequestRow[];
+  const reason: ElevationEndReason = task.status === 'completed' ? 'task_completed' : 'task_expired';
+  return rows.map((row) => {
+    const passed = row.approved_until !== null && row.approved_until <= how.at;
+    endElevation(
+      ctx,
+      row,
+      passed
+        ? { time: how.at, ended_at: row.approved_until ?? how.at, reason: 'window', by: null, trace_id: null }
+        : { time: how.at, ended_at: how.at, reason, by: how.by, trace_id: how.trace_id },
+    );
+    return row.id;
+  });
+}
+
+function endElevation(
+  ctx: StoreContext,
+  row: AccessRequestRow,
+  how: { time: string; ended_at: string; reason: ElevationEndReason; by: string | null; trace_id: string | null },
+): AccessRequestRecord {
+  ctx.sql.endElevation.run(how.ended_at, how.reason, row.id);
+  ctx.chain.append(
+    ctx.chain.prepare(
+      elevationEndedEvent(
+        how.time,
+        { decision_id: row.decision_id, agent_id: row.agent_id, task_id: row.task_id, caller_id: how.by, trace_id: how.trace_id },
+        { access_request_id: row.id, reason: how.reason, ended_at: how.ended_at },
+      ),
+    ),
+  );
+  return accessRequestFromRow({ ...row, ended_at: how.ended_at, ended_reason: how.reason });
+}
+
+export function requireLimit(limit: unknown): number {
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new TypeError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  return limit;
+}
+
+function requireStrings(name: string, value: unknown): void {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
+    throw new TypeError(`${name} must be an array of non-empty strings`);
+  }
+}
+
+function requireCount(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new TypeError(`${name} must be a non-negative integer`);
+}
+
+function requireResource(resource: unknown): void {
+  if (resource === null) return;
+  const r = resource as { type?: unknown; id?: unknown } | undefined;
+  if (typeof r?.type !== 'string' || typeof r.id !== 'string') throw new TypeError('resource must be a { type, id } or null');
+}

@@ -1,0 +1,110 @@
+/**
+ * The notification outbox: rows written with their access request (createAccessRequest), claimed under a lease by
+ * the outbox worker (src/notify/), completed as delivered, retried or dead. Delivery is at-least-once: a worker that
+ * dies after sending but before completeDelivery commits leaves the row to be sent again once its lease runs out,
+ * so receivers dedupe on the delivery id.
+ */
+import type { Statement } from 'better-sqlite3';
+import { accessRequestNotificationFailedEvent, accessRequestNotifiedEvent } from '../audit/index.js';
+import { PdpError } from '../errors/pdp-error.js';
+import { requireLimit } from './access-request-ops.js';
+import { deliveryFromRow } from './rows.js';
+import type { AccessRequestRow, DeliveryRow } from './rows.js';
+import { deliveryListSql } from './sql.js';
+import type {
+  ClaimDeliveriesInput,
+  ClaimedDelivery,
+  CompleteDeliveryInput,
+  DeliveryRecord,
+  ListDeliveriesQuery,
+  OutboxCounts,
+} from './store.js';
+import { read, requireId, requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+
+const STATUSES = new Set(['pending', 'delivered', 'dead']);
+
+export async function claimDeliveries(ctx: StoreContext, input: ClaimDeliveriesInput): Promise<ClaimedDelivery[]> {
+  requireTime('now', input.now);
+  requireTime('lease_until', input.lease_until);
+  if (input.lease_until <= input.now) throw new TypeError('lease_until must be after now');
+  const limit = requireLimit(input.limit);
+  return ctx.write(() => {
+    const rows = ctx.sql.selectDueDeliveries.all(input.now, limit) as ClaimedDelivery[];
+    for (const row of rows) ctx.sql.leaseDelivery.run(input.lease_until, row.id);
+    return rows;
+  });
+}
+
+export async function completeDelivery(ctx: StoreContext, input: CompleteDeliveryInput): Promise<DeliveryRecord> {
+  requireId('id', input.id);
+  requireTime('at', input.at);
+  const { outcome } = input;
+  if (outcome !== 'delivered' && outcome !== 'retry' && outcome !== 'dead') throw new TypeError(`unknown outcome ${String(outcome)}`);
+  const nextAttempt = outcome === 'retry' ? requireTime('next_attempt_at', input.next_attempt_at) : undefined;
+  const error = input.error ?? null;
+  if (error !== null && typeof error !== 'string') throw new TypeError('error must be a string or null');
+  const statusCode = input.status_code ?? null;
+  if (statusCode !== null && !Number.isSafeInteger(statusCode)) throw new TypeError('status_code must be an integer or null');
+  return ctx.write(() => {
+    const row = ctx.sql.selectDelivery.get(input.id) as DeliveryRow | undefined;
+    if (row === undefined) throw new TypeError(`delivery ${input.id} does not exist`);
+    // Finished by another worker after this one's lease ran out: at-least-once, the first completion stands.
+    if (row.status !== 'pending') return deliveryFromRow(row);
+    const next: DeliveryRow = {
+      ...row,
+      status: outcome === 'retry' ? 'pending' : outcome,
+      attempts: row.attempts + 1,
+      next_attempt_at: nextAttempt ?? row.next_attempt_at,
+      last_error: error,
+      last_status: statusCode,
+      delivered_at: outcome === 'delivered' ? input.at : null,
+    };
+    ctx.sql.completeDelivery.run(next.status, next.attempts, next.next_attempt_at, next.last_error, next.last_status, next.delivered_at, row.id);
+    if (outcome !== 'retry') {
+      const request = ctx.sql.selectAccessRequest.get(row.access_request_id) as AccessRequestRow | undefined;
+      if (request === undefined) throw new PdpError('internal', `access request ${row.access_request_id} of delivery ${row.id} is missing`);
+      const ids = { decision_id: request.decision_id, agent_id: request.agent_id, task_id: request.task_id };
+      const data = {
+        access_request_id: request.id,
+        delivery_id: row.id,
+        destination: row.destination,
+        approver_group: row.approver_group,
+        attempts: next.attempts,
+      };
+      const event =
+        outcome === 'delivered'
+          ? accessRequestNotifiedEvent(input.at, ids, { ...data, status_code: statusCode })
+          : accessRequestNotificationFailedEvent(input.at, ids, { ...data, last_error: error });
+      ctx.chain.append(ctx.chain.prepare(event));
+    }
+    return deliveryFromRow(next);
+  });
+}
+
+export async function listDeliveries(ctx: StoreContext, cache: Map<string, Statement>, query: ListDeliveriesQuery): Promise<DeliveryRecord[]> {
+  const limit = requireLimit(query.limit);
+  if (query.status !== undefined && !STATUSES.has(query.status)) throw new TypeError(`unknown delivery status ${String(query.status)}`);
+  const { sql, params } = deliveryListSql({
+    ...(query.status === undefined ? {} : { status: query.status }),
+    ...(query.access_request_id === undefined ? {} : { access_request_id: query.access_request_id }),
+  });
+  return read(() => {
+    let statement = cache.get(sql);
+    if (statement === undefined) {
+      statement = ctx.db.prepare(sql);
+      cache.set(sql, statement);
+    }
+    return (statement.all(...params, limit) as DeliveryRow[]).map(deliveryFromRow);
+  });
+}
+
+export async function outboxCounts(ctx: StoreContext): Promise<OutboxCounts> {
+  return read(() => {
+    const counts: OutboxCounts = { pending: 0, delivered: 0, dead: 0 };
+    for (const { status, n } of ctx.sql.countDeliveries.all() as Array<{ status: string; n: number }>) {
+      if (STATUSES.has(status)) counts[status as keyof OutboxCounts] = n;
+    }
+    return counts;
+  });
+}
