@@ -6,6 +6,7 @@ import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoaded
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig } from './config/config-types.js';
 import { describeError, PdpError } from './errors/pdp-error.js';
+import { AccessRequestService } from './pdp/access-requests.js';
 import { Decider } from './pdp/decider.js';
 import { RefusalRecorder } from './pdp/refusal-recorder.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
@@ -21,6 +22,7 @@ import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
 import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
+import { ApprovalLinks, loadLinkKey, OutboxWorker } from './notify/index.js';
 
 /** Everything one PDP instance is made of, wired. `main.ts` is the only module that knows all of them. */
 export interface Pdp {
@@ -33,6 +35,10 @@ export interface Pdp {
   store: Store;
   tasks: TaskService;
   tokens: TokenService;
+  /** Break-glass escalation: access requests and their approvals (docs/escalation.md). */
+  accessRequests: AccessRequestService;
+  /** Delivers approver notifications from the store's outbox. */
+  outbox: OutboxWorker;
   keys: IssuerKeys;
   /** Signs the audit chain's head now and then, with the audit key (docs/compliance.md, "Signed heads"). */
   heads: HeadSigner;
@@ -205,7 +211,35 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     maxTokenTtlSeconds: config.issuer.max_token_ttl_seconds,
     observer: metrics,
     now,
+    accessRequests: { endpoint: `${config.escalation.public_url}/v1/access-requests`, windowSeconds: config.escalation.request_window_seconds },
   });
+
+  // Break-glass escalation: the outbox worker delivers what a submission committed; a timer ends what ran out.
+  let links: ApprovalLinks;
+  try {
+    links = new ApprovalLinks(loadLinkKey(config.escalation.link_key_file, { create: true }), config.escalation.link_ttl_seconds);
+  } catch (err) {
+    engine.stopWatching();
+    clearInterval(sweep);
+    heads.stop();
+    await store.close();
+    throw err;
+  }
+  const outbox = new OutboxWorker({
+    store,
+    webhooks: config.escalation.webhooks,
+    links,
+    publicUrl: config.escalation.public_url,
+    outbox: config.escalation.outbox,
+    logger,
+    now,
+  });
+  outbox.start();
+  const accessRequests = new AccessRequestService({ store, escalation: config.escalation, onSubmitted: () => outbox.wake(), now });
+  const escalationSweep = setInterval(() => {
+    accessRequests.sweep().catch((err: unknown) => logger.error({ err: describeError(err) }, 'access request sweep failed'));
+  }, config.escalation.sweep_interval_ms);
+  escalationSweep.unref();
   // Refusals reach the trail at a bounded rate, every one counted: whoever can reach the port cannot grow the
   // store faster than a small fixed rate (pdp/refusal-recorder.ts).
   const refusals = new RefusalRecorder({
@@ -232,7 +266,20 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       overflowEvent: (aggregate, time) => accessRefusedEvent(time, { caller_id: r.caller_id }, { code: r.code, route: '*' }, aggregate),
     });
   };
-  const routes = routeTable({ config, engine, decider, tasks, tokens, keys, store, metrics, reload, now });
+  const routes = routeTable({
+    config,
+    engine,
+    decider,
+    tasks,
+    tokens,
+    accessRequests,
+    verifyLink: (token, id, at) => links.verify(token, id, at),
+    keys,
+    store,
+    metrics,
+    reload,
+    now,
+  });
   const handler = requestPipeline({
     routes,
     callers,
@@ -251,6 +298,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     store,
     tasks,
     tokens,
+    accessRequests,
+    outbox,
     keys,
     heads,
     metrics,
@@ -260,6 +309,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     async close() {
       engine.stopWatching();
       clearInterval(sweep);
+      clearInterval(escalationSweep);
+      await outbox.stop(); // in-flight deliveries finish (or stay due) before the store closes
       await refusals.close(); // the counts of the last window reach the store before it closes
       // The events since the last signed head are signed before the store closes.
       heads.stop();

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { compileMask } from '../audit/index.js';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
-import type { CallerConfig, PdpConfig } from './config-types.js';
+import type { CallerConfig, CallerRole, EscalationConfig, PdpConfig, WebhookConfig } from './config-types.js';
 import { isDevKeyHash } from './dev-keys.js';
 
 export interface LoadedConfig {
@@ -16,6 +16,8 @@ export interface LoadedConfig {
 export interface ConfigEnvironment {
   /** `production` refuses the documented dev keys. */
   nodeEnv?: string | undefined;
+  /** Where `*_env` settings (webhook URLs, secrets) are read. Default `process.env`. */
+  variables?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Reads, validates, defaults and freezes the config file. Relative paths resolve against the file's folder. */
@@ -57,8 +59,15 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
   const callers: CallerConfig[] = r.callers.map((c, i) => {
     if (seen.has(c.id)) details.push({ path: `callers[${i}].id`, message: `duplicate caller id "${c.id}"` });
     seen.add(c.id);
-    if (c.role !== 'pep' && (c.agents !== undefined || c.may_assert_context !== undefined)) {
+    const roles: CallerRole[] = Array.isArray(c.role) ? [...c.role] : [c.role];
+    if (!roles.includes('pep') && (c.agents !== undefined || c.may_assert_context !== undefined)) {
       details.push({ path: `callers[${i}]`, message: 'agents and may_assert_context apply to role pep only' });
+    }
+    if (!roles.includes('approver') && c.approver_groups !== undefined) {
+      details.push({ path: `callers[${i}].approver_groups`, message: 'applies to role approver only' });
+    }
+    if (roles.includes('approver') && c.approver_groups === undefined) {
+      details.push({ path: `callers[${i}].approver_groups`, message: 'an approver needs the groups it answers for' });
     }
     if (isDevKeyHash(c.key_sha256)) {
       if (env.nodeEnv === 'production') {
@@ -69,7 +78,9 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     }
     return Object.freeze({
       id: c.id,
-      role: c.role,
+      role: roles[0] as CallerRole,
+      roles: Object.freeze(roles),
+      ...(c.approver_groups === undefined ? {} : { approver_groups: Object.freeze([...c.approver_groups]) }),
       key_sha256: c.key_sha256.toLowerCase(),
       agents: Object.freeze([...(c.agents ?? [])]),
       may_assert_context: c.may_assert_context ?? false,
@@ -105,6 +116,12 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
   if (mask.length > 0 && r.audit?.mask_key_file === undefined) {
     warnings.push('audit.mask without audit.mask_key_file: masked values are plain SHA-256 digests, which anyone can reverse for low-entropy values (SSNs, phone numbers) by trying them all');
   }
+  const issuerKeys = at(r.issuer?.keys ?? 'data/keys');
+  const escalation = buildEscalation(r.escalation ?? {}, issuerUrl.replace(/\/+$/, ''), issuerKeys, at, env.variables ?? process.env, details, warnings);
+  if (escalation.public_url.startsWith('http://') && !isLoopbackUrl(escalation.public_url) && r.escalation?.webhooks?.length) {
+    if (env.nodeEnv === 'production') details.push({ path: 'escalation.public_url', message: 'must be https in production (approval links carry approver keys to it)' });
+    else warnings.push(`escalation.public_url ${escalation.public_url} is plain http on a non-loopback address: approvers would send their keys in clear`);
+  }
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }
@@ -124,7 +141,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     store: { url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at), synchronous: r.store?.synchronous ?? 'normal' },
     issuer: {
       issuer: issuerUrl.replace(/\/+$/, ''),
-      keys: at(r.issuer?.keys ?? 'data/keys'),
+      keys: issuerKeys,
       alg: r.issuer?.alg ?? 'EdDSA',
       redeem_window_seconds: r.issuer?.redeem_window_seconds ?? 60,
       max_token_ttl_seconds: r.issuer?.max_token_ttl_seconds ?? 3600,
@@ -138,9 +155,86 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       retention_days: r.audit?.retention_days ?? null,
     },
     log: { level: r.log?.level ?? 'info' },
+    escalation,
     callers: Object.freeze(callers),
   };
   return { config: deepFreeze(config), warnings };
+}
+
+/**
+ * The escalation section with its defaults; each webhook's URL, secret and routing key read from the config, an
+ * environment variable or a file. A missing or empty one is an error naming the setting, never its value.
+ */
+function buildEscalation(
+  e: NonNullable<RawConfig['escalation']>,
+  issuerUrl: string,
+  issuerKeys: string,
+  at: (p: string) => string,
+  variables: Readonly<Record<string, string | undefined>>,
+  details: ErrorDetail[],
+  warnings: string[],
+): EscalationConfig {
+  const ids = new Set<string>();
+  const webhooks: WebhookConfig[] = (e.webhooks ?? []).map((w, i) => {
+    const path = `escalation.webhooks[${i}]`;
+    if (ids.has(w.id)) details.push({ path: `${path}.id`, message: `duplicate webhook id "${w.id}"` });
+    ids.add(w.id);
+    const secretOf = (name: string, inline: string | undefined, envName: string | undefined, file: string | undefined, required: boolean): string | null => {
+      const given = [inline, envName, file].filter((x) => x !== undefined).length;
+      if (given > 1) {
+        details.push({ path: `${path}.${name}`, message: `give one of ${name}, ${name}_env, ${name}_file` });
+        return null;
+      }
+      if (given === 0) {
+        if (required) details.push({ path: `${path}.${name}`, message: `is required (${name}_env or ${name}_file${name === 'url' ? `, or ${name}` : ''})` });
+        return null;
+      }
+      if (inline !== undefined) return inline;
+      if (envName !== undefined) {
+        const value = variables[envName]?.trim();
+        if (!value) details.push({ path: `${path}.${name}_env`, message: `environment variable ${envName} is unset or empty` });
+        return value || null;
+      }
+      const filePath = at(file as string);
+      try {
+        const value = readFileSync(filePath, 'utf8').trim();
+        if (value === '') details.push({ path: `${path}.${name}_file`, message: `${filePath} is empty` });
+        if ((statSync(filePath).mode & 0o077) !== 0) warnings.push(`${path}.${name}_file ${filePath} is readable by group or others: chmod 600 it`);
+        return value || null;
+      } catch {
+        details.push({ path: `${path}.${name}_file`, message: `cannot read ${filePath}` });
+        return null;
+      }
+    };
+    const url = secretOf('url', w.url, w.url_env, w.url_file, true);
+    if (url !== null && !/^https?:\/\/[^\s]+$/.test(url)) details.push({ path: `${path}.url`, message: 'is not an http(s) URL' });
+    const secret = secretOf('secret', undefined, w.secret_env, w.secret_file, true);
+    if (secret !== null && secret.length < 16) details.push({ path: `${path}.secret`, message: 'must be at least 16 characters' });
+    const routingKey = secretOf('routing_key', undefined, w.routing_key_env, w.routing_key_file, w.format === 'pagerduty');
+    if (w.format !== 'pagerduty' && routingKey !== null) details.push({ path: `${path}.routing_key`, message: 'applies to format pagerduty only' });
+    return Object.freeze({ id: w.id, groups: Object.freeze([...w.groups]), format: w.format, url: url ?? '', secret: secret ?? '', routing_key: routingKey });
+  });
+  const o = e.outbox ?? {};
+  const outbox = {
+    max_attempts: o.max_attempts ?? 10,
+    initial_backoff_ms: o.initial_backoff_ms ?? 500,
+    max_backoff_ms: o.max_backoff_ms ?? 300000,
+    timeout_ms: o.timeout_ms ?? 5000,
+    concurrency: o.concurrency ?? 32,
+  };
+  if (outbox.initial_backoff_ms > outbox.max_backoff_ms) {
+    details.push({ path: 'escalation.outbox.initial_backoff_ms', message: 'exceeds escalation.outbox.max_backoff_ms' });
+  }
+  return {
+    public_url: (e.public_url ?? issuerUrl).replace(/\/+$/, ''),
+    request_window_seconds: e.request_window_seconds ?? 600,
+    pending_ttl_seconds: e.pending_ttl_seconds ?? 3600,
+    link_ttl_seconds: e.link_ttl_seconds ?? 900,
+    link_key_file: e.link_key_file === undefined ? resolve(issuerKeys, 'approval-link.key') : at(e.link_key_file),
+    sweep_interval_ms: e.sweep_interval_ms ?? 1000,
+    outbox,
+    webhooks,
+  };
 }
 
 /** The host itself must be loopback: `http://127.0.0.1.nip.io` only starts like one. */
@@ -190,9 +284,31 @@ interface RawConfig {
   tasks?: { default_ttl_seconds?: number; max_ttl_seconds?: number };
   audit?: { mask?: string[]; mask_key_file?: string; retention_days?: number | null };
   log?: { level?: PdpConfig['log']['level'] };
+  escalation?: {
+    public_url?: string;
+    request_window_seconds?: number;
+    pending_ttl_seconds?: number;
+    link_ttl_seconds?: number;
+    link_key_file?: string;
+    sweep_interval_ms?: number;
+    outbox?: Partial<EscalationConfig['outbox']>;
+    webhooks?: Array<{
+      id: string;
+      groups: string[];
+      format: WebhookConfig['format'];
+      url?: string;
+      url_env?: string;
+      url_file?: string;
+      secret_env?: string;
+      secret_file?: string;
+      routing_key_env?: string;
+      routing_key_file?: string;
+    }>;
+  };
   callers: Array<{
     id: string;
-    role: CallerConfig['role'];
+    role: CallerRole | CallerRole[];
+    approver_groups?: string[];
     key_sha256: string;
     agents?: string[];
     may_assert_context?: boolean;

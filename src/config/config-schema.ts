@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { CALLER_ROLES } from './config-types.js';
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' };
+const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' };
 const seconds = (max: number) => ({ type: 'integer', minimum: 1, maximum: max });
 
 /** JSON Schema of the config file as written (before defaults). Unknown keys are errors: typos must not pass. */
@@ -66,6 +67,49 @@ export const configSchema = {
         retention_days: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
       },
     },
+    escalation: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        public_url: { type: 'string', pattern: '^https?://[^\\s]+$' },
+        request_window_seconds: seconds(86400),
+        pending_ttl_seconds: seconds(604800),
+        link_ttl_seconds: seconds(86400),
+        link_key_file: { type: 'string', minLength: 1 },
+        sweep_interval_ms: { type: 'integer', minimum: 50, maximum: 600000 },
+        outbox: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
+            initial_backoff_ms: { type: 'integer', minimum: 1, maximum: 3600000 },
+            max_backoff_ms: { type: 'integer', minimum: 1, maximum: 86400000 },
+            timeout_ms: { type: 'integer', minimum: 100, maximum: 120000 },
+            concurrency: { type: 'integer', minimum: 1, maximum: 1024 },
+          },
+        },
+        webhooks: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['id', 'groups', 'format'],
+            properties: {
+              id,
+              groups: { type: 'array', minItems: 1, items: id },
+              format: { enum: ['generic', 'slack', 'pagerduty'] },
+              url: { type: 'string', pattern: '^https?://[^\\s]+$' },
+              url_env: envName,
+              url_file: { type: 'string', minLength: 1 },
+              secret_env: envName,
+              secret_file: { type: 'string', minLength: 1 },
+              routing_key_env: envName,
+              routing_key_file: { type: 'string', minLength: 1 },
+            },
+          },
+        },
+      },
+    },
     log: {
       type: 'object',
       additionalProperties: false,
@@ -80,7 +124,9 @@ export const configSchema = {
         required: ['id', 'role', 'key_sha256'],
         properties: {
           id,
-          role: { enum: CALLER_ROLES },
+          // One role, or several (`[pep, approver]`): the caller may do what any of them may.
+          role: { anyOf: [{ enum: CALLER_ROLES }, { type: 'array', minItems: 1, uniqueItems: true, items: { enum: CALLER_ROLES } }] },
+          approver_groups: { type: 'array', minItems: 1, uniqueItems: true, items: id },
           key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
           // Agent ids, or patterns where `*` stands for any run of characters (`support-*`, `*`).
           agents: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9*][A-Za-z0-9._*-]{0,127}$' } },

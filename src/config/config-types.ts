@@ -1,11 +1,19 @@
 /** The one configuration file of agent-pdp, after parsing, defaulting and freezing. Paths are absolute. */
-export type CallerRole = 'pep' | 'orchestrator' | 'auditor' | 'admin' | 'resource_server';
+export type CallerRole = 'pep' | 'orchestrator' | 'auditor' | 'admin' | 'resource_server' | 'approver';
 
-export const CALLER_ROLES: readonly CallerRole[] = ['pep', 'orchestrator', 'auditor', 'admin', 'resource_server'];
+export const CALLER_ROLES: readonly CallerRole[] = ['pep', 'orchestrator', 'auditor', 'admin', 'resource_server', 'approver'];
 
 export interface CallerConfig {
   id: string;
+  /** The caller's first (or only) role. */
   role: CallerRole;
+  /**
+   * Every role the caller holds, `role` first (the config's `role: [pep, approver]`). The loader always sets it;
+   * absent means just `role`.
+   */
+  roles?: readonly CallerRole[];
+  /** For role approver: the approver groups it answers for (policies' `escalation.approvers`). Default: none. */
+  approver_groups?: readonly string[];
   /** Lowercase hex SHA-256 of the caller's API key; the key itself is never stored. */
   key_sha256: string;
   /**
@@ -80,5 +88,52 @@ export interface PdpConfig {
     retention_days: number | null;
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  escalation: EscalationConfig;
   callers: readonly CallerConfig[];
+}
+
+export type WebhookFormat = 'generic' | 'slack' | 'pagerduty';
+
+/** One notification destination. Its URL, secret and routing key are resolved at load and are never logged. */
+export interface WebhookConfig {
+  id: string;
+  /** The approver groups whose requests it is notified of. */
+  groups: readonly string[];
+  format: WebhookFormat;
+  /** The receiver (a Slack incoming-webhook URL is itself a secret). */
+  url: string;
+  /** HMAC-SHA256 key of the `X-AgentPDP-Signature` header. */
+  secret: string;
+  /** PagerDuty Events API v2 integration key (format pagerduty only). */
+  routing_key: string | null;
+}
+
+export interface OutboxConfig {
+  /** Deliveries tried this many times before the dead letter. Default 10. */
+  max_attempts: number;
+  /** First retry delay; doubles per attempt, with jitter. Default 500 ms. */
+  initial_backoff_ms: number;
+  /** Longest retry delay. Default 300000 ms. */
+  max_backoff_ms: number;
+  /** One delivery's timeout. Default 5000 ms. */
+  timeout_ms: number;
+  /** Deliveries in flight at once. Default 32. */
+  concurrency: number;
+}
+
+export interface EscalationConfig {
+  /** Base URL of links and endpoints given to PEPs and approvers. Default: the issuer URL. */
+  public_url: string;
+  /** How long after a requestable denial an access request for it is accepted. Default 600 s. */
+  request_window_seconds: number;
+  /** How long a submitted request stays pending before it expires. Default 3600 s. */
+  pending_ttl_seconds: number;
+  /** Lifetime of an approval link in a notification (capped by the request's expiry). Default 900 s. */
+  link_ttl_seconds: number;
+  /** HMAC key of approval links (absolute). Default `<issuer.keys>/approval-link.key`, created on first start. */
+  link_key_file: string;
+  /** How often pending requests and elevation windows are checked for their end. Default 1000 ms. */
+  sweep_interval_ms: number;
+  outbox: OutboxConfig;
+  webhooks: readonly WebhookConfig[];
 }

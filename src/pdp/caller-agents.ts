@@ -1,4 +1,9 @@
-import type { CallerConfig } from '../config/config-types.js';
+import type { CallerConfig, CallerRole } from '../config/config-types.js';
+
+/** Whether the caller holds a role (its `role`, or any of `roles`). */
+export function hasRole(caller: CallerConfig, role: CallerRole): boolean {
+  return caller.role === role || (caller.roles?.includes(role) ?? false);
+}
 
 /**
  * Whether a PEP caller may ask decisions for an agent: its `agents` list names the agent, or a pattern matches it.

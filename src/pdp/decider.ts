@@ -1,17 +1,36 @@
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError, type PdpErrorCode } from '../errors/pdp-error.js';
 import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
+import type { ElevationInputV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
-import type { RecordedOutcome } from '../wire/evaluation-v1.js';
+import type { RecordedOutcome, ResourceRef } from '../wire/evaluation-v1.js';
 import { maySpeakFor } from './caller-agents.js';
 import { newDecisionId } from './decision-id.js';
 import { buildEvaluationInput } from './evaluation-input.js';
 import type { PolicyEngine } from './policy-engine.js';
 import { resolveTask, type TaskLookup } from './trusted-task.js';
 
-/** What the decider needs from the store: a task lookup and a durable decision write. */
+/** What the decider needs from the store: a task lookup, the elevation lookup and a durable decision write. */
 export interface DecisionStore extends TaskLookup {
   recordDecision(record: DecisionRecord): Promise<unknown>;
+  findElevations(key: ElevationKey): Promise<readonly ElevationRecord[]>;
+}
+
+export interface ElevationKey {
+  agent_id: string;
+  task_id: string;
+  integration: string;
+  resource: ResourceRef | null;
+  now: string;
+}
+
+/** What the decider reads of an approved access request whose window is open. */
+export interface ElevationRecord {
+  id: string;
+  scopes: readonly string[];
+  resource: ResourceRef | null;
+  /** Always set on an approved request (null only in the store's shared record type). */
+  approved_until: string | null;
 }
 
 export interface DecisionRecord {
@@ -24,12 +43,14 @@ export interface DecisionRecord {
   request: DecisionRequestV1;
   input: EvaluationInputV1;
   result: DecisionResponseV1 | DecisionErrorResultV1;
-  /** Unmasked copy of what a token is issued from; null unless allowed. */
-  token_grant: TokenGrantSource | null;
+  /** Unmasked copy of what a token is issued from (an allow), or of what an access request is made from (a requestable deny); else null. */
+  token_grant: TokenGrantSource | EscalationGrantSource | null;
   policy_revision: string;
   trace_id: string | null;
   created_at: string;
   redeemable_until: string | null;
+  /** The access request whose elevation this decision was granted with, or null. */
+  access_request_id: string | null;
 }
 
 /**
@@ -48,12 +69,31 @@ export interface DecisionErrorResultV1 extends Omit<DecisionResponseV1, 'allow' 
 /** `policy_revision` of an error recorded while no policy was loaded (the store requires a non-empty one). */
 export const NO_POLICY_REVISION = 'none';
 
+/**
+ * What a requestable denial keeps, unmasked, for `POST /v1/access-requests` (in the decision's `token_grant`
+ * column, which a deny can never be redeemed from): the scopes an approval would add and the policy's terms.
+ */
+export interface EscalationGrantSource {
+  access_request: {
+    scopes: string[];
+    approvers: string[];
+    max_duration: number;
+    require_reason: boolean;
+    /** Until when a request for this denial is accepted. */
+    expires_at: string;
+    resource: ResourceRef | null;
+    task_id: string;
+  };
+}
+
 /** What POST /v1/tokens issues a token from: the allow's grant, as decided (never masked). */
 export interface TokenGrantSource {
   granted_scopes: string[];
   resource: DecisionResponseV1['resource'];
   token_ttl_seconds: number;
   task_id: string;
+  /** An allow granted with an elevation: the end of its approval window, which no token from it outlives. */
+  not_after?: string;
 }
 
 export interface DecisionObserver {
@@ -76,6 +116,11 @@ export interface DeciderOptions {
   now?: () => Date;
   /** Default: a UUIDv7 (`decision-id.ts`) stamped with `now`. */
   newId?: () => string;
+  /**
+   * Where a requestable denial points the PEP (`<escalation.public_url>/v1/access-requests`), and for how long a
+   * request is accepted (`escalation.request_window_seconds`). Default: the path alone, 600 s.
+   */
+  accessRequests?: { endpoint: string; windowSeconds: number };
 }
 
 /**
@@ -107,7 +152,8 @@ export class Decider {
   async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
-    const input = buildEvaluationInput(request, caller.id, task.input, now);
+    const elevation = task.denial ? undefined : await this.#elevation(request, now);
+    const input = buildEvaluationInput(request, caller.id, task.input, now, elevation);
 
     let evaluated: { evaluation: Evaluation; revision: string };
     const started = process.hrtime.bigint();
@@ -122,7 +168,11 @@ export class Decider {
 
     const allow = evaluation.outcome === 'allow';
     const decisionId = this.#newId(now);
-    const redeemableUntil = allow ? new Date(now.getTime() + this.#o.redeemWindowSeconds * 1000).toISOString() : null;
+    // An allow holding elevated scopes lasts no longer than the approval: its TTL, redeem window and token end by then.
+    const elevated = allow && elevation !== undefined && evaluation.elevated_scopes.length > 0 ? elevation : undefined;
+    const windowEnd = elevated === undefined ? Number.POSITIVE_INFINITY : Date.parse(elevated.approved_until);
+    const redeemableUntil = allow ? new Date(Math.min(now.getTime() + this.#o.redeemWindowSeconds * 1000, windowEnd)).toISOString() : null;
+    const ttlCap = Math.min(this.#o.maxTokenTtlSeconds ?? Number.POSITIVE_INFINITY, Math.floor((windowEnd - now.getTime()) / 1000));
     const response: DecisionResponseV1 = {
       decision_id: decisionId,
       allow,
@@ -132,16 +182,44 @@ export class Decider {
       granted_scopes: evaluation.granted_scopes,
       denied_scopes: evaluation.denied_scopes,
       reasons: evaluation.reasons,
-      token_ttl_seconds: Math.min(evaluation.token_ttl_seconds, this.#o.maxTokenTtlSeconds ?? Number.POSITIVE_INFINITY),
+      token_ttl_seconds: Math.min(evaluation.token_ttl_seconds, ttlCap),
       resource: request.resource ?? null,
       task_id: request.task.id,
       policy_revision: revision,
       redeemable_until: redeemableUntil,
     };
-    const grant = allow
-      ? { granted_scopes: response.granted_scopes, resource: response.resource, token_ttl_seconds: response.token_ttl_seconds, task_id: response.task_id }
-      : null;
-    await this.#record({ caller, request, input, traceId, now }, response, grant);
+    let grant: TokenGrantSource | EscalationGrantSource | null = null;
+    if (allow) {
+      grant = { granted_scopes: response.granted_scopes, resource: response.resource, token_ttl_seconds: response.token_ttl_seconds, task_id: response.task_id };
+      if (elevated !== undefined) {
+        grant.not_after = elevated.approved_until;
+        response.approval = { id: elevated.access_request_id, approved_until: elevated.approved_until };
+      }
+    } else if (evaluation.outcome === 'deny' && evaluation.access_request !== undefined) {
+      const offer = evaluation.access_request;
+      const offered = this.#o.accessRequests ?? { endpoint: '/v1/access-requests', windowSeconds: 600 };
+      const expiresAt = new Date(now.getTime() + offered.windowSeconds * 1000).toISOString();
+      response.access_request = {
+        endpoint: offered.endpoint,
+        expires_at: expiresAt,
+        template: { decision_id: decisionId, reason: '', duration_seconds: offer.max_duration },
+        scopes: [...offer.scopes],
+        max_duration_seconds: offer.max_duration,
+        require_reason: offer.require_reason,
+      };
+      grant = {
+        access_request: {
+          scopes: [...offer.scopes],
+          approvers: [...offer.approvers],
+          max_duration: offer.max_duration,
+          require_reason: offer.require_reason,
+          expires_at: expiresAt,
+          resource: response.resource,
+          task_id: response.task_id,
+        },
+      };
+    }
+    await this.#record({ caller, request, input, traceId, now }, response, grant, elevated?.access_request_id ?? null);
     this.#o.observer?.decided(evaluation.outcome, evaluation.reasons, evaluationSeconds);
     return response;
   }
@@ -155,7 +233,7 @@ export class Decider {
     const active = this.#o.engine.active;
     if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
     return {
-      evaluation: { defined: true, outcome: 'deny', granted_scopes: [], denied_scopes: [], reasons: [denial], token_ttl_seconds: 0 },
+      evaluation: { defined: true, outcome: 'deny', granted_scopes: [], denied_scopes: [], reasons: [denial], token_ttl_seconds: 0, elevated_scopes: [] },
       revision: active.revision,
     };
   }
@@ -194,11 +272,36 @@ export class Decider {
     await this.#record({ caller, request, input, traceId, now }, result, null);
   }
 
+  /**
+   * The approved, still open elevation for exactly this agent, task, integration and record (one indexed lookup),
+   * as the policy's `input.elevation`; of several, the one covering most of the requested scopes, then the latest.
+   */
+  async #elevation(request: DecisionRequestV1, now: Date): Promise<ElevationInputV1 | undefined> {
+    const found = await this.#o.store.findElevations({
+      agent_id: request.agent_id,
+      task_id: request.task.id,
+      integration: request.integration,
+      resource: request.resource ?? null,
+      now: now.toISOString(),
+    });
+    const open = found.filter((e): e is ElevationRecord & { approved_until: string } => e.approved_until !== null);
+    if (open.length === 0) return undefined;
+    const covered = (e: ElevationRecord) => request.scopes.filter((s) => e.scopes.includes(s)).length;
+    const best = [...open].sort((a, b) => covered(b) - covered(a) || b.approved_until.localeCompare(a.approved_until))[0] as ElevationRecord & { approved_until: string };
+    return {
+      access_request_id: best.id,
+      scopes: Object.fromEntries(best.scopes.map((s) => [s, true as const])),
+      resource: best.resource,
+      approved_until: best.approved_until,
+    };
+  }
+
   /** The durable record of one decision: the answer (or error result) with what it was decided from. */
   #record(
     made: { caller: CallerConfig; request: DecisionRequestV1; input: EvaluationInputV1; traceId: string | null; now: Date },
     result: DecisionResponseV1 | DecisionErrorResultV1,
-    grant: TokenGrantSource | null,
+    grant: TokenGrantSource | EscalationGrantSource | null,
+    accessRequestId: string | null = null,
   ): Promise<unknown> {
     return this.#o.store.recordDecision({
       decision_id: result.decision_id,
@@ -215,6 +318,7 @@ export class Decider {
       trace_id: made.traceId,
       created_at: made.now.toISOString(),
       redeemable_until: result.redeemable_until,
+      access_request_id: accessRequestId,
     });
   }
 

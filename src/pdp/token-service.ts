@@ -6,6 +6,7 @@ import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { Store } from '../store/index.js';
 import type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v1.js';
+import { hasRole } from './caller-agents.js';
 import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { VerifiedTokens } from './verified-tokens.js';
@@ -84,6 +85,13 @@ export class TokenService {
             details: [{ path: 'resource', message: `is not ${audience}` }],
           });
         }
+        // An elevated grant ends with its approval window: the token may not outlive it (nor the task).
+        const notAfter = result.not_after == null ? null : new Date(result.not_after);
+        if (notAfter !== null && notAfter.getTime() <= now.getTime()) {
+          throw new PdpError('decision_expired', `the elevation decision ${decision.decision_id} was granted under has ended`);
+        }
+        const taskEnd = task ? new Date(task.expires_at) : null;
+        const ends = [taskEnd, notAfter].filter((d): d is Date => d !== null);
         claims = planAccessToken({
           keyRing,
           issuer: this.#o.issuer,
@@ -96,7 +104,7 @@ export class TokenService {
           task_id: decision.task_id ?? result.task_id,
           decision_id: decision.decision_id,
           ttl_seconds: result.token_ttl_seconds,
-          task_expires_at: task ? new Date(task.expires_at) : null,
+          task_expires_at: ends.length === 0 ? null : new Date(Math.min(...ends.map((d) => d.getTime()))),
           now,
         });
         return {
@@ -131,7 +139,7 @@ export class TokenService {
     if (!record) return { active: false };
     // RFC 7662 §4: the server decides who may introspect what. Resource servers may introspect any token (that is
     // what the endpoint is for); a PEP only the tokens issued to itself, so it cannot read other PEPs' grants.
-    const entitled = caller.role !== 'pep' || claims.client_id === caller.id;
+    const entitled = !hasRole(caller, 'pep') || claims.client_id === caller.id;
     let active = entitled && record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
     if (active && record.task_id !== null) {
       // Belt and braces: closing a task revokes its tokens in the same transaction, and no token outlives its task.

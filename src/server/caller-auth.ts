@@ -43,6 +43,18 @@ export class CallerResolver {
   }
 
   /**
+   * An HTML form's credential: the API key in the form field `api_key` (the approval page). Exactly one credential:
+   * a request that also sends `Authorization` is malformed.
+   */
+  formKey(header: string | undefined, form: Readonly<Record<string, unknown>> | undefined): Authentication {
+    const key = form?.['api_key'];
+    if (header !== undefined) return { failure: 'malformed', scheme: 'post' };
+    if (key === undefined || key === '') return { failure: 'missing', scheme: 'post' };
+    if (typeof key !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(key)) return { failure: 'malformed', scheme: 'post' };
+    return this.#byKey(key, 'post');
+  }
+
+  /**
    * The OAuth endpoints' client authentication (RFC 6749 §2.3.1): the API key as a bearer credential,
    * `client_secret_basic` or `client_secret_post`, where the client id is the caller's id and the secret its API
    * key. Exactly one method per request; a `client_id` sent beside another method must name the same caller.

@@ -1,5 +1,12 @@
 import { AUDIT_EVENT_TYPES } from '../audit/index.js';
 import { decisionRequestSchema, ID_PATTERN, resourceSchema, taskRegistrationSchema } from '../wire/decision-v1.js';
+import {
+  ACCESS_REQUEST_STATUSES,
+  ELEVATION_END_REASONS,
+  accessRequestApproveSchema,
+  accessRequestDenySchema,
+  accessRequestSubmissionSchema,
+} from '../wire/access-request-v1.js';
 import { DENIED_SCOPE_REASONS, OUTCOMES } from '../wire/evaluation-v1.js';
 import { tokenBodySchema, tokenFormSchema, tokenRequestSchema } from '../wire/token-v1.js';
 
@@ -54,9 +61,91 @@ export const COMPONENT_SCHEMAS = {
       task_id: { type: 'string' },
       policy_revision: { type: 'string', description: '<bundle revision>.<agent-policy revision>' },
       redeemable_until: { type: ['string', 'null'], format: 'date-time' },
+      access_request: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'only on a deny an approver can lift (reason approval_required): submit `template` to `endpoint` before `expires_at`',
+        required: ['endpoint', 'expires_at', 'template', 'scopes', 'max_duration_seconds', 'require_reason'],
+        properties: {
+          endpoint: { type: 'string', format: 'uri' },
+          expires_at: { type: 'string', format: 'date-time' },
+          template: { $ref: '#/components/schemas/AccessRequestSubmissionV1' },
+          scopes: { type: 'array', items: { type: 'string' } },
+          max_duration_seconds: { type: 'integer', minimum: 1 },
+          require_reason: { type: 'boolean' },
+        },
+      },
+      approval: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'only on an allow granted with an elevation: the access request, and the end of its window (no token outlives it)',
+        required: ['id', 'approved_until'],
+        properties: { id: { type: 'string' }, approved_until: { type: 'string', format: 'date-time' } },
+      },
     },
   },
   Reason: reason,
+  AccessRequestSubmissionV1: { ...strip(accessRequestSubmissionSchema), properties: { ...accessRequestSubmissionSchema.properties, reason: { type: 'string', maxLength: 1000 } } },
+  AccessRequestApproveV1: strip(accessRequestApproveSchema),
+  AccessRequestDenyV1: strip(accessRequestDenySchema),
+  AccessRequestV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: [
+      'id', 'status', 'status_endpoint', 'expires_at', 'decision_id', 'requested_by', 'agent_id', 'task_id', 'integration', 'resource',
+      'scopes', 'reason', 'duration_seconds', 'max_duration_seconds', 'approver_groups', 'policy_revision', 'created_at', 'decided_at',
+      'decided_by', 'note', 'approved_until', 'ended_at', 'ended_reason',
+    ],
+    properties: {
+      id: { type: 'string' },
+      status: { enum: [...ACCESS_REQUEST_STATUSES] },
+      status_endpoint: { type: 'string', format: 'uri' },
+      expires_at: { type: 'string', format: 'date-time', description: 'pending until then' },
+      decision_id: { type: 'string', description: 'the denial it asks to lift' },
+      requested_by: { type: 'string', description: 'the PEP caller that submitted it' },
+      agent_id: { type: 'string' },
+      task_id: { type: 'string' },
+      integration: { type: 'string' },
+      resource: { oneOf: [{ $ref: '#/components/schemas/ResourceRef' }, { type: 'null' }] },
+      scopes: { type: 'array', items: { type: 'string' } },
+      reason: { type: ['string', 'null'] },
+      duration_seconds: { type: 'integer', minimum: 1 },
+      max_duration_seconds: { type: 'integer', minimum: 1 },
+      approver_groups: { type: 'array', items: { type: 'string' } },
+      policy_revision: { type: 'string' },
+      created_at: { type: 'string', format: 'date-time' },
+      decided_at: { type: ['string', 'null'], format: 'date-time' },
+      decided_by: { type: ['string', 'null'] },
+      note: { type: ['string', 'null'] },
+      approved_until: { type: ['string', 'null'], format: 'date-time', description: 'approved: the end of the elevation window' },
+      ended_at: { type: ['string', 'null'], format: 'date-time', description: 'approved: when the elevation ended (null while it runs)' },
+      ended_reason: { oneOf: [{ enum: [...ELEVATION_END_REASONS] }, { type: 'null' }] },
+      result: {
+        type: 'object',
+        description: 'approved: the AuthZEN profile\'s result. Decide again; the approval alone never allows',
+        additionalProperties: false,
+        required: ['mode', 'approval'],
+        properties: {
+          mode: { const: 'reevaluate' },
+          approval: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['id', 'approved_at', 'approved_until'],
+            properties: { id: { type: 'string' }, approved_at: { type: 'string', format: 'date-time' }, approved_until: { type: 'string', format: 'date-time' } },
+          },
+        },
+      },
+    },
+  },
+  AccessRequestListV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items', 'next_after'],
+    properties: {
+      items: { type: 'array', items: { $ref: '#/components/schemas/AccessRequestV1' } },
+      next_after: { type: ['string', 'null'] },
+    },
+  },
   ResourceRef: resourceSchema,
   TaskRegistrationV1: strip(taskRegistrationSchema),
   TaskV1: {

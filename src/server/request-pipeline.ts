@@ -61,7 +61,10 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
   };
 
   const gate = (route: AuthenticatedRoute<never>, caller: CallerConfig): void => {
-    if (!route.roles.includes(caller.role)) throw new PdpError('forbidden_role', `role ${caller.role} may not use this endpoint`);
+    const held = caller.roles ?? [caller.role];
+    if (!held.some((r) => route.roles.includes(r))) {
+      throw new PdpError('forbidden_role', `role ${held.join(', ')} may not use this endpoint`);
+    }
   };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -81,7 +84,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       const q = target.indexOf('?');
       const { route, params } = router.match(method, q < 0 ? target : target.slice(0, q));
       label = route.path;
-      const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), log };
+      const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), headers: req.headers, log };
       if (route.roles === 'public') {
         reply = await route.handle(base);
       } else if (route.oauth) {
@@ -104,6 +107,13 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
         }
         const body = route.body ? (dialect === 'oauth' && route.body.parseForm ? route.body.parseForm(raw) : route.body.parse(raw)) : undefined;
         reply = await route.handle({ ...base, caller, body: body as never, dialect });
+      } else if (route.formKey) {
+        // The approval page's form carries the approver's key: read the body (bounded) first, then authenticate.
+        const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+        caller = authenticated(req, route, callers.formKey(req.headers.authorization, raw as Record<string, unknown> | undefined));
+        gate(route, caller);
+        const body = route.body ? route.body.parse(raw) : undefined;
+        reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp' });
       } else {
         caller = authenticated(req, route, callers.apiKey(req.headers.authorization));
         gate(route, caller);

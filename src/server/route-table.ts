@@ -1,4 +1,5 @@
 import type { PdpConfig } from '../config/config-types.js';
+import type { AccessRequestService } from '../pdp/access-requests.js';
 import type { Decider } from '../pdp/decider.js';
 import type { IssuerKeys } from '../pdp/issuer-keys.js';
 import type { PolicyEngine } from '../pdp/policy-engine.js';
@@ -7,6 +8,7 @@ import type { TokenService } from '../pdp/token-service.js';
 import type { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
+import { accessRequestRoutes, type LinkVerifier } from './routes/access-requests.js';
 import { adminRoutes } from './routes/admin.js';
 import { auditRoutes, type AuditStore } from './routes/audit.js';
 import { decideRoutes } from './routes/decide.js';
@@ -21,6 +23,9 @@ export interface RouteDeps {
   decider: Decider;
   tasks: TaskService;
   tokens: TokenService;
+  accessRequests: AccessRequestService;
+  /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
+  verifyLink: LinkVerifier;
   keys: IssuerKeys;
   store: AuditStore;
   metrics: Metrics;
@@ -39,6 +44,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...decideRoutes(deps.decider),
     ...tokenRoutes(deps.tokens),
     ...taskRoutes(deps.tasks),
+    ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now),
     ...auditRoutes(deps.store, deps.now),
     ...adminRoutes(deps.engine, deps.reload),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),

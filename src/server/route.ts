@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { CallerConfig, CallerRole } from '../config/config-types.js';
 import type { BodyMedia } from './body-reader.js';
 
@@ -27,6 +27,12 @@ export interface AuthenticatedRoute<B> extends RouteBase {
    * parameters are ignored. A JSON request keeps our API's shapes.
    */
   oauth?: true;
+  /**
+   * The API key comes in the form body's `api_key` field (an HTML form cannot set `Authorization`): the body is read
+   * (within the same limits) before the caller, and a request with an `Authorization` header is refused as
+   * malformed (one credential per request). Only the approval page's POST uses it.
+   */
+  formKey?: true;
   /** Reads a body (after the role gate, or before it on an OAuth endpoint) and validates it; absent when the route takes none. */
   body?: BodySpec<B>;
   handle(ctx: RequestContext<B>): Promise<Reply> | Reply;
@@ -55,6 +61,8 @@ export interface PublicContext {
   params: Readonly<Record<string, string>>;
   /** Query parameters; a repeated one is an array. */
   query: Readonly<Record<string, string | string[]>>;
+  /** The request's headers (lower-case names), for the few a route reads itself (`Idempotency-Key`). */
+  headers: Readonly<IncomingHttpHeaders>;
   /** What the access log line (and an authorisation refusal's audit event) of this request names besides the basics. */
   log: { decisionId?: string; agentId?: string };
 }

@@ -2,6 +2,14 @@
  * The request bodies of the HTTP API, validated against the JSON Schemas of this folder (the same objects the
  * OpenAPI document publishes). Used by the server's route table and by the CLI, which read the same formats.
  */
+import {
+  accessRequestApproveSchema,
+  accessRequestDenySchema,
+  accessRequestSubmissionSchema,
+  type AccessRequestApproveV1,
+  type AccessRequestDenyV1,
+  type AccessRequestSubmissionV1,
+} from './access-request-v1.js';
 import { decisionRequestSchema, taskRegistrationSchema, type DecisionRequestV1, type TaskRegistrationV1 } from './decision-v1.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { DECISION_GRANT_TYPE, tokenBodySchema, tokenFormSchema, tokenRequestSchema, type TokenBodyV1, type TokenRequestV1 } from './token-v1.js';
@@ -34,4 +42,41 @@ export function parseTokenForm(fields: unknown): TokenRequestV1 {
 /** RFC 7662 / RFC 7009 form bodies: `token` and `token_type_hint` are read, anything else ignored. */
 export function parseTokenBodyForm(fields: unknown): TokenBodyV1 {
   return parseTokenBody(known(fields, ['token', 'token_type_hint']));
+}
+
+export const parseAccessRequestSubmission = bodyValidator<AccessRequestSubmissionV1>(accessRequestSubmissionSchema);
+export const parseAccessRequestApprove = bodyValidator<AccessRequestApproveV1>(accessRequestApproveSchema);
+export const parseAccessRequestDeny = bodyValidator<AccessRequestDenyV1>(accessRequestDenySchema);
+
+/** The approval page's form (`GET /v1/access-requests/{id}/review` renders it): the link, the verdict and its terms. */
+export interface ReviewFormV1 {
+  /** The approval link's token (`t` of the link). */
+  t: string;
+  action: 'approve' | 'deny';
+  duration_seconds?: number;
+  note?: string;
+}
+
+const parseReviewFields = bodyValidator<{ t: string; action: 'approve' | 'deny'; duration_seconds?: string; note?: string }>({
+  $id: 'ReviewFormV1',
+  type: 'object',
+  additionalProperties: false,
+  required: ['t', 'action'],
+  properties: {
+    t: { type: 'string', minLength: 1, maxLength: 512 },
+    action: { enum: ['approve', 'deny'] },
+    duration_seconds: { type: 'string', pattern: '^([1-9][0-9]{0,5})?$' },
+    note: { type: 'string', maxLength: 1000 },
+  },
+});
+
+/** The review form: the approver's key (`api_key`) is the pipeline's to read, every other member is ignored. */
+export function parseReviewForm(fields: unknown): ReviewFormV1 {
+  const form = parseReviewFields(known(fields, ['t', 'action', 'duration_seconds', 'note']));
+  return {
+    t: form.t,
+    action: form.action,
+    ...(form.duration_seconds ? { duration_seconds: Number(form.duration_seconds) } : {}),
+    ...(form.note ? { note: form.note } : {}),
+  };
 }

@@ -212,7 +212,7 @@ describe('Decider', () => {
 
     it('throws the evaluation error, not the store error, when recording it fails too', async () => {
       const broken = await closedStore();
-      const d = decider({ store: { getTask: (id) => store.getTask(id), recordDecision: (r) => broken.recordDecision(r) } });
+      const d = decider({ store: { getTask: (id) => store.getTask(id), findElevations: (k) => store.findElevations(k), recordDecision: (r) => broken.recordDecision(r) } });
       failingEvaluator();
 
       const err = await failure(decide(CALLERS.strict, ticketRequest('task-1'), d));
@@ -225,7 +225,7 @@ describe('Decider', () => {
 
   it('throws store_unavailable and answers nothing when an allow cannot be recorded', async () => {
     const broken = await closedStore();
-    const d = decider({ store: { getTask: (id) => store.getTask(id), recordDecision: (r) => broken.recordDecision(r) } });
+    const d = decider({ store: { getTask: (id) => store.getTask(id), findElevations: (k) => store.findElevations(k), recordDecision: (r) => broken.recordDecision(r) } });
 
     const err = await failure(decide(CALLERS.strict, ticketRequest('task-1'), d));
 
@@ -246,6 +246,7 @@ describe('Decider', () => {
       denied_scopes: [],
       reasons: [{ code: 'undefined', message: 'the policy produced no decision for this input' }],
       token_ttl_seconds: 0,
+      elevated_scopes: [],
     };
     const evaluate = vi.spyOn(engine.active!.evaluator, 'evaluate').mockReturnValueOnce(undefinedEvaluation);
     const undecided = await decide(CALLERS.strict, ticketRequest('task-1'));
