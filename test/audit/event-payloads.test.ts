@@ -23,7 +23,15 @@ import {
   auditHeadSignedEvent,
   auditPrunedEvent,
   accessRefusedEvent,
+  accessRequestApprovedEvent,
+  accessRequestDeniedEvent,
+  accessRequestExpiredEvent,
+  accessRequestNotificationFailedEvent,
+  accessRequestNotifiedEvent,
+  accessRequestSubmittedEvent,
   authFailedEvent,
+  DELIVERY_ERROR_MAX,
+  elevationEndedEvent,
   callersReplacedEvent,
   canonicalJson,
   decisionEvent,
@@ -38,6 +46,8 @@ import {
   tokenUsedEvent,
 } from '../../src/audit/index.js';
 import type { AuditEventType, AuditEventV1, AuthFailureReason, NewAuditEvent } from '../../src/audit/index.js';
+import { ELEVATION_END_REASONS } from '../../src/wire/access-request-v1.js';
+import type { CreateAccessRequestInput } from '../../src/store/index.js';
 import { at, decision, grant, task, tempStore } from '../store/store-fixtures.js';
 import type { TempStore } from '../store/store-fixtures.js';
 
@@ -214,6 +224,20 @@ const D = { decision_id: 'd-1', agent_id: 'a', caller_id: 'pep-1' };
 const J = { decision_id: 'd-1', jti: 'j-1', agent_id: 'a' };
 const K = { task_id: 't-1', agent_id: 'a' };
 
+// Ids of an access request's events: its denial, agent and task.
+const R = { decision_id: 'd-deny', agent_id: 'a', task_id: 't-1' };
+const submitted = {
+  access_request_id: 'ar-1',
+  integration: 'crm',
+  scopes: ['tickets:delete'],
+  duration_seconds: 900,
+  max_duration_seconds: 3600,
+  approver_groups: ['platform-oncall'],
+  expires_at: T,
+  policy_revision: 'b1.p1',
+};
+const delivered = { access_request_id: 'ar-1', delivery_id: 'dl-1', destination: 'slack-ops', approver_group: 'platform-oncall', attempts: 1 };
+
 const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed25519').privateKey };
 
 const CASES: Array<{ note: string; event: NewAuditEvent }> = [
@@ -248,6 +272,23 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'naming the agent', event: accessRefusedEvent(T, { caller_id: 'pep-2', agent_id: 'support-resolver' }, { code: 'forbidden_agent', route: '/v1/decide' }) },
   { note: 'two callers', event: callersReplacedEvent(T, [{ id: 'pep-2', role: 'pep', key_sha256: 'A'.repeat(64), agents: ['support-*'], may_assert_context: false }, { id: 'ops', role: 'admin', key_sha256: 'b'.repeat(64), agents: [], may_assert_context: false }]) },
   { note: "naming another caller's decision, counted", event: accessRefusedEvent(T, { caller_id: 'pep-2', decision_id: 'd-1' }, { code: 'decision_wrong_caller', route: '/v1/tokens' }, { count: 3, first: T, last: T }) },
+  {
+    note: 'bound to a record, with a reason and trace',
+    event: accessRequestSubmittedEvent(T, { ...R, caller_id: 'pep-1', trace_id: TRACE }, { ...submitted, resource: { type: 'customer', id: '1234' }, reason: 'customer escalation' }),
+  },
+  { note: 'unbound, no reason, no trace', event: accessRequestSubmittedEvent(T, { ...R, caller_id: 'pep-1', trace_id: null }, { ...submitted, resource: null, reason: null }) },
+  { note: 'with the status', event: accessRequestNotifiedEvent(T, R, { ...delivered, status_code: 200 }) },
+  { note: 'no status recorded', event: accessRequestNotifiedEvent(T, R, { ...delivered, attempts: 3, status_code: null }) },
+  { note: 'with the last error', event: accessRequestNotificationFailedEvent(T, R, { ...delivered, attempts: 10, last_error: 'HTTP 500' }) },
+  { note: 'no error recorded', event: accessRequestNotificationFailedEvent(T, R, { ...delivered, attempts: 10, last_error: null }) },
+  { note: 'with a note and trace', event: accessRequestApprovedEvent(T, { ...R, caller_id: 'oncall-1', trace_id: TRACE }, { access_request_id: 'ar-1', duration_seconds: 900, approved_until: T, note: 'ok for this ticket' }) },
+  { note: 'no note', event: accessRequestApprovedEvent(T, { ...R, caller_id: 'oncall-1' }, { access_request_id: 'ar-1', duration_seconds: 900, approved_until: T, note: null }) },
+  { note: 'with a note and trace', event: accessRequestDeniedEvent(T, { ...R, caller_id: 'oncall-1', trace_id: TRACE }, { access_request_id: 'ar-1', note: 'not now' }) },
+  { note: 'no note', event: accessRequestDeniedEvent(T, { ...R, caller_id: 'oncall-1' }, { access_request_id: 'ar-1', note: null }) },
+  { note: 'by the sweeper', event: accessRequestExpiredEvent(T, R, { access_request_id: 'ar-1', expires_at: T }) },
+  { note: 'its window passed', event: elevationEndedEvent(T, { ...R, caller_id: null }, { access_request_id: 'ar-1', reason: 'window', ended_at: T }) },
+  { note: 'its task completed', event: elevationEndedEvent(T, { ...R, caller_id: 'orch', trace_id: TRACE }, { access_request_id: 'ar-1', reason: 'task_completed', ended_at: T }) },
+  { note: 'its task expired', event: elevationEndedEvent(T, R, { access_request_id: 'ar-1', reason: 'task_expired', ended_at: T }) },
   { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
   { note: 'a signed head', event: auditHeadSignedEvent(signHead({ seq: 20, hash: 'b'.repeat(64) }, T, AUDIT_KEY)) },
 ];
@@ -264,6 +305,7 @@ describe('docs/audit-events.md', () => {
     { note: 'task.completed status', type: 'task.completed', member: 'status', list: TASK_CLOSE_STATUSES },
     { note: 'auth.failed reason', type: 'auth.failed', member: 'reason', list: AUTH_FAILURE_REASONS },
     { note: 'access.refused code', type: 'access.refused', member: 'code', list: ACCESS_REFUSAL_CODES },
+    { note: 'elevation.ended reason', type: 'elevation.ended', member: 'reason', list: ELEVATION_END_REASONS },
   ])('lists exactly the closed list of the $note', ({ type, member, list }) => {
     const types = specOf(type).data.get(member)?.types ?? [];
     expect(types.map((t) => (t.kind === 'literal' ? t.value : label(t))).sort()).toEqual([...list].sort());
@@ -304,9 +346,17 @@ describe('the event builders', () => {
     { note: 'an unknown token.revoked reason', build: () => tokenRevokedEvent(T, { jti: 'j', decision_id: 'd', agent_id: 'a' }, { reason: 'oops' as 'task_expired', issued_to: 'c' }) },
     { note: 'a negative agent count', build: () => policyLoadedEvent(T, { revision: 'r', bundle_revision: 'b', policies_revision: 'p', previous_revision: null, agents: -1, files: [] }) },
     { note: 'a prune of no events', build: () => auditPrunedEvent(T, { from_seq: 5, to_seq: 4, last_hash: 'a'.repeat(64), before: T }) },
+    { note: 'an unknown elevation.ended reason', build: () => elevationEndedEvent(T, R, { access_request_id: 'ar-1', reason: 'revoked' as 'window', ended_at: T }) },
+    { note: 'a fractional duration', build: () => accessRequestSubmittedEvent(T, { ...R, caller_id: 'pep-1' }, { ...submitted, resource: null, reason: null, duration_seconds: 1.5 }) },
+    { note: 'a negative attempt count', build: () => accessRequestNotifiedEvent(T, R, { ...delivered, attempts: -1, status_code: 200 }) },
     { note: 'a signed head without a signature', build: () => auditHeadSignedEvent({ seq: 1, hash: 'a'.repeat(64), time: T, kid: 'k'.repeat(43), sig: '' }) },
   ])('refuses $note with a TypeError', ({ build }) => {
     expect(build).toThrow(TypeError);
+  });
+
+  it('cuts a long delivery error', () => {
+    const event = accessRequestNotificationFailedEvent(T, R, { ...delivered, last_error: 'x'.repeat(5000) });
+    expect(event.data.last_error).toBe('x'.repeat(DELIVERY_ERROR_MAX - 1) + '…');
   });
 
   it('keeps at most the first details of a refusal, and only their documented members', () => {
@@ -340,6 +390,34 @@ describe('events a real SQLite store writes', () => {
     await s.recordTokenUse({ jti: 'j-1', caller_id: 'crm-api', at: at(11), trace_id: TRACE, data: { action: 'introspect', active: true } });
     await s.recordTokenUse({ jti: 'j-unknown', caller_id: 'crm-api', at: at(11), data: { action: 'introspect', active: false } });
     await s.revokeToken({ jti: 'j-2', caller_id: caller, at: at(12), trace_id: TRACE });
+    // Access requests: one per denial. t-1 (completed below) ends an elevation, t-2 (expired below) another, t-3's
+    // window passes; one is denied, one expires pending. Deliveries: delivered with and without a status, dead.
+    await s.registerTask(task('t-3', { expires_at: at(1000) }));
+    const denials: Array<[string, string]> = [['dn-1', 't-1'], ['dn-2', 't-2'], ['dn-3', 't-3'], ['dn-4', 't-3'], ['dn-5', 't-3'], ['dn-6', 't-3']];
+    for (const [id, taskId] of denials) await s.recordDecision(decision(id, { outcome: 'deny', task_id: taskId }));
+    const ask = (id: string, denial: string, taskId: string, more: Partial<CreateAccessRequestInput> = {}): CreateAccessRequestInput => ({
+      id, decision_id: denial, requested_by: caller, agent_id: 'support-resolver', task_id: taskId, integration: 'crm', resource: null,
+      scopes: ['tickets:delete'], reason: null, duration_seconds: 60, max_duration_seconds: 3600, approver_groups: ['oncall'],
+      policy_revision: 'rev-1', expires_at: at(50), deliveries: [], now: at(5), ...more,
+    });
+    await s.createAccessRequest(ask('ar-1', 'dn-1', 't-1', { resource: { type: 'customer', id: '1234' }, reason: 'escalation', trace_id: TRACE,
+      deliveries: [{ id: 'dl-1', destination: 'generic', approver_group: 'oncall' }, { id: 'dl-2', destination: 'slack', approver_group: 'oncall' }, { id: 'dl-3', destination: 'pagerduty', approver_group: 'oncall' }] }));
+    await s.createAccessRequest(ask('ar-2', 'dn-2', 't-2', { deliveries: [{ id: 'dl-4', destination: 'generic', approver_group: 'oncall' }] }));
+    await s.createAccessRequest(ask('ar-3', 'dn-3', 't-3'));
+    await s.createAccessRequest(ask('ar-4', 'dn-4', 't-3'));
+    await s.createAccessRequest(ask('ar-5', 'dn-5', 't-3'));
+    await s.createAccessRequest(ask('ar-6', 'dn-6', 't-3'));
+    await s.claimDeliveries({ now: at(5), lease_until: at(6), limit: 10 });
+    await s.completeDelivery({ id: 'dl-1', at: at(6), outcome: 'delivered', status_code: 204 });
+    await s.completeDelivery({ id: 'dl-2', at: at(6), outcome: 'delivered' });
+    await s.completeDelivery({ id: 'dl-3', at: at(6), outcome: 'dead', error: 'HTTP 500', status_code: 500 });
+    await s.completeDelivery({ id: 'dl-4', at: at(6), outcome: 'dead' });
+    await s.decideAccessRequest({ id: 'ar-1', verdict: 'approved', by: 'oncall-1', at: at(7), approved_until: at(607), note: 'ok', trace_id: TRACE });
+    await s.decideAccessRequest({ id: 'ar-2', verdict: 'approved', by: 'oncall-1', at: at(7), approved_until: at(607) });
+    await s.decideAccessRequest({ id: 'ar-3', verdict: 'approved', by: 'oncall-1', at: at(7), approved_until: at(8) });
+    await s.decideAccessRequest({ id: 'ar-4', verdict: 'denied', by: 'oncall-1', at: at(7), note: 'no', trace_id: TRACE });
+    await s.decideAccessRequest({ id: 'ar-6', verdict: 'denied', by: 'oncall-1', at: at(7) });
+    await s.sweepAccessRequests({ now: at(60) });
     await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(13), trace_id: TRACE });
     await s.expireTasks({ now: at(200) });
     const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed' || e.type === 'access.refused' || e.type === 'callers.replaced');
