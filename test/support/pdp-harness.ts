@@ -18,16 +18,26 @@ export const KEYS = {
   auditor: 'test-auditor-key',
   admin: 'test-admin-key',
   resource: 'test-resource-key',
+  approver: 'test-approver-key',
+  approver2: 'test-approver-2-key',
+  otherApprover: 'test-other-group-approver-key',
+  pepApprover: 'test-pep-and-approver-key',
 } as const;
 
 export const TEST_CALLERS = [
-  { id: 'pep-1', role: 'pep', key_sha256: sha256Hex(KEYS.pep), agents: ['support-resolver', 'code-review-agent', 'mailbox-summarizer', 'feedback-workflow'], may_assert_context: true },
+  { id: 'pep-1', role: 'pep', key_sha256: sha256Hex(KEYS.pep), agents: ['support-resolver', 'code-review-agent', 'mailbox-summarizer', 'feedback-workflow', 'release-bot', 'sibling-bot'], may_assert_context: true },
   { id: 'pep-strict', role: 'pep', key_sha256: sha256Hex(KEYS.strictPep), agents: ['support-resolver'] },
   { id: 'orchestrator', role: 'orchestrator', key_sha256: sha256Hex(KEYS.orchestrator) },
   { id: 'compliance', role: 'auditor', key_sha256: sha256Hex(KEYS.auditor) },
   { id: 'ops', role: 'admin', key_sha256: sha256Hex(KEYS.admin) },
   { id: 'crm-api', role: 'resource_server', key_sha256: sha256Hex(KEYS.resource) },
-] satisfies Array<Partial<CallerConfig> & { id: string }>;
+  // Break-glass approvers: two of the on-call group, one of another group, and a caller that is both a PEP and an
+  // approver of the on-call group (it must never approve what it asked for).
+  { id: 'oncall-1', role: 'approver', key_sha256: sha256Hex(KEYS.approver), approver_groups: ['platform-oncall'] },
+  { id: 'oncall-2', role: 'approver', key_sha256: sha256Hex(KEYS.approver2), approver_groups: ['platform-oncall'] },
+  { id: 'security-1', role: 'approver', key_sha256: sha256Hex(KEYS.otherApprover), approver_groups: ['security-team'] },
+  { id: 'ops-alice', role: ['pep', 'approver'], key_sha256: sha256Hex(KEYS.pepApprover), agents: ['*'], approver_groups: ['platform-oncall'] },
+] satisfies Array<Partial<Omit<CallerConfig, 'role'>> & { id: string; role: CallerConfig['role'] | CallerConfig['role'][] }>;
 
 export interface TestPdp {
   pdp: Pdp;
