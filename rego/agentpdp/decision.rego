@@ -12,19 +12,31 @@
 #     set rule or a rule with a default, so a missing or mistyped input field makes a
 #     condition false, never the decision undefined.
 #   * Sets from the data document are maps {"<scope>": true}; only the value `true` counts.
+#   * An elevation (input.elevation, an approved access request the PDP looked up by key) is
+#     read only for requested scopes, and grants a scope only while the policy still lists it
+#     as requestable for this agent and integration, on the elevation's own record, with its
+#     binding holding. It lifts the ceiling and task types, never the deny list (unless the
+#     author set override_deny), a record binding or an extension denial.
 package agentpdp
 
 # ---------------------------------------------------------------------------
 # The result
 # ---------------------------------------------------------------------------
 
-# The value the PDP reads: docs/architecture.md, "Evaluation result (v1)".
-decision := {
+# The value the PDP reads: docs/architecture.md, "Evaluation result (v1)". `access_request`
+# is present only on a requestable deny.
+decision := d if {
+	requestable
+	d := object.union(core_decision, {"access_request": access_request})
+} else := core_decision
+
+core_decision := {
 	"outcome": outcome,
 	"granted_scopes": granted_scopes,
 	"denied_scopes": denied_scopes,
 	"reasons": reasons,
 	"token_ttl_seconds": token_ttl_seconds,
+	"elevated_scopes": elevated_scopes,
 }
 
 # The only way to allow: every condition below holds. Anything else is a deny.
@@ -37,11 +49,17 @@ outcome := "allow" if {
 	not task_type_rejected # also leaves E empty; stated here so the list is complete
 	count(binding_violations) == 0
 	count(extension_denials) == 0
+	count(approval_needed) == 0
 	count(grants) > 0
 }
 
 # Granted scopes are reported only on allow: a deny grants nothing.
 granted_scopes := sort(grants) if {
+	outcome == "allow"
+} else := []
+
+# The granted scopes only the elevation made grantable (all asked for by name): only on allow.
+elevated_scopes := sort(elevated & grants) if {
 	outcome == "allow"
 } else := []
 
@@ -118,10 +136,109 @@ task_type_rejected if {
 # Scopes the task type grants on this integration (empty when the type or integration is missing).
 task_scopes := {s | some s, v in agent.task_types[input.task.type][input.integration]; v == true}
 
-# The effective set E: what may be granted for this request. Never contains a denied scope.
-effective := (allowed & task_scopes) - denied if {
+# What the policy grants without an elevation. Never contains a denied scope.
+base_effective := (allowed & task_scopes) - denied if {
 	task_restricted
 } else := allowed - denied
+
+# The effective set E: what may be granted for this request. A denied scope only when elevated
+# under override_deny.
+effective := base_effective | elevated
+
+# ---------------------------------------------------------------------------
+# Escalation (break-glass): requestable scopes and the elevation of an approved request
+# ---------------------------------------------------------------------------
+
+# The policy's escalation entry for scope s of this agent and integration, when well formed
+# (non-empty approvers, a positive max_duration): a malformed entry makes nothing requestable.
+escalation_entry(s) := e if {
+	e := integration_policy.escalation[s]
+	is_array(e.approvers)
+	count(e.approvers) > 0
+	every a in e.approvers {
+		is_string(a)
+	}
+	is_number(e.max_duration)
+	e.max_duration > 0
+}
+
+# s may be requested (and, approved, elevated): listed as requestable, and not denied unless
+# its author lifted the deny for approved requests.
+escalatable(s) if {
+	is_object(escalation_entry(s))
+	not s in denied
+}
+
+escalatable(s) if escalation_entry(s).override_deny == true
+
+# Requested scopes the input's elevation grants: named by it, still requestable, on its record,
+# and with their binding holding. Only scopes the policy does not grant anyway.
+elevated := {s |
+	elevation_applies
+	some s in requested
+	input.elevation.scopes[s] == true
+	not s in base_effective
+	escalatable(s)
+	binding_holds(s)
+}
+
+elevation_applies if {
+	is_string(input.elevation.access_request_id)
+	elevation_on_this_record
+}
+
+# The elevation's record is the request's: both absent (or null), or the same type and the same
+# id as text.
+elevation_on_this_record if {
+	object.get(input, "resource", null) == null
+	object.get(input.elevation, "resource", null) == null
+}
+
+elevation_on_this_record if {
+	is_string(input.resource.type)
+	input.elevation.resource.type == input.resource.type
+	id := id_text(input.resource.id)
+	id != ""
+	id_text(input.elevation.resource.id) == id
+}
+
+# Requested scopes the policy would grant only with an approver's approval.
+approval_candidates := {s |
+	some s in requested
+	not s in effective
+	escalatable(s)
+}
+
+# Those whose binding holds on this record: a bound one on another record cannot be approved
+# here (it is a binding violation, below), and a denied one stays denied (requested_denied).
+approval_needed := {s | some s in approval_candidates; binding_holds(s)}
+
+# A deny an access request could lift: scopes need approval and nothing else refuses the request.
+requestable if {
+	count(approval_needed) > 0
+	agent_known
+	integration_known
+	count(requested_denied) == 0
+	not task_type_rejected
+	count(binding_violations) == 0
+	count(extension_denials) == 0
+}
+
+# The policy's terms for such a request: every approver group of the scopes, the shortest
+# max_duration, a reason when any scope requires one.
+access_request := {
+	"scopes": sort(approval_needed),
+	"approvers": sort({a | some s in approval_needed; some a in escalation_entry(s).approvers; is_string(a)}),
+	"max_duration": min({escalation_entry(s).max_duration | some s in approval_needed}),
+	"require_reason": any_reason_required,
+}
+
+default any_reason_required := false
+
+any_reason_required if {
+	some s in approval_needed
+	escalation_entry(s).require_reason == true
+}
 
 # ---------------------------------------------------------------------------
 # Per requested scope: deny_scope, granted, capped, or dropped (first match wins)
@@ -134,8 +251,9 @@ requested contains s if {
 	is_string(s)
 }
 
-# Requested scopes on the explicit deny list: they deny the whole request.
-requested_denied := requested & denied
+# Requested scopes on the explicit deny list: they deny the whole request. A scope whose deny
+# its author lifted (override_deny) is left to the elevation or to approval instead.
+requested_denied := ((requested & denied) - elevated) - approval_needed
 
 # Requested scopes granted as asked (a bound one only on its record: see binding_violations).
 granted_directly := requested & effective
@@ -150,6 +268,7 @@ capped[s] := sort(instead) if {
 	some s in requested
 	not s in denied
 	not s in effective
+	not s in approval_candidates
 	instead := substitutes(s)
 	count(instead) > 0
 }
@@ -160,6 +279,7 @@ dropped[s] := drop_reason(s) if {
 	some s in requested
 	not s in denied
 	not s in effective
+	not s in approval_candidates
 	not capped[s]
 }
 
@@ -179,6 +299,16 @@ grants := granted_directly | {x | some instead in capped; some x in instead}
 # (Substitutes need no check here: substitutes() only yields scopes whose binding holds.)
 binding_violations contains g if {
 	some g in granted_directly
+	not binding_holds(g)
+}
+
+# A requestable scope asked for on a record its binding does not allow: no approval could lift it.
+# (A denied one whose deny is lifted only for approved requests stays a deny_scope.)
+binding_violations contains g if some g in unbound_requestable
+
+unbound_requestable := {g |
+	some g in approval_candidates
+	not g in denied
 	not binding_holds(g)
 }
 
@@ -254,11 +384,21 @@ denied_entries contains {"scope": s, "reason": reason} if some s, reason in drop
 
 denied_entries contains {"scope": g, "reason": "record_binding"} if some g in binding_violations
 
+denied_entries contains {"scope": s, "reason": "approval_required"} if some s in approval_needed
+
 # ---------------------------------------------------------------------------
 # Reasons
 # ---------------------------------------------------------------------------
 
 allow_reasons contains {"code": "allowed", "message": concat("", ["granted ", concat(", ", sort(grants))])}
+
+allow_reasons contains {"code": "elevated", "message": msg} if {
+	count(elevated_scopes) > 0
+	msg := concat("", [
+		"granted by access request ", input.elevation.access_request_id, ": ",
+		concat(", ", elevated_scopes),
+	])
+}
 
 allow_reasons contains {"code": "scopes_capped", "message": concat("", ["capped to what the policy allows: ", msg])} if {
 	count(capped) > 0
@@ -306,10 +446,21 @@ deny_reasons contains {
 
 deny_reasons contains extension_reason(d) if some d in extension_denials
 
+deny_reasons contains {"code": "approval_required", "message": msg} if {
+	requestable
+	msg := concat("", [
+		"requested scopes need an approver's approval: ", concat(", ", access_request.scopes),
+		" (approvers: ", concat(", ", access_request.approvers), ")",
+	])
+}
+
+# Not when requestable scopes were asked for: approval_required or a binding says why.
 deny_reasons contains {
 	"code": "no_scope_granted",
 	"message": "no requested scope is within the agent's policy for this integration and task",
 } if {
 	integration_known
 	count(grants) == 0
+	count(approval_needed) == 0
+	count(unbound_requestable) == 0
 }

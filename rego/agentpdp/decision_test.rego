@@ -109,6 +109,7 @@ denied_with(d, expected_codes) if {
 	d.outcome == "deny"
 	d.granted_scopes == []
 	d.token_ttl_seconds == 0
+	d.elevated_scopes == []
 	codes(d) == expected_codes
 }
 
@@ -123,6 +124,7 @@ test_seed_read_within_ceiling_is_allowed if {
 		"denied_scopes": [],
 		"reasons": [{"code": "allowed", "message": "granted repo:read"}],
 		"token_ttl_seconds": 3600,
+		"elevated_scopes": [],
 	}
 }
 
@@ -133,6 +135,7 @@ test_seed_deny_scope_denies_the_whole_request if {
 		"denied_scopes": [{"scope": "repo:write", "reason": "deny_scope"}],
 		"reasons": [{"code": "deny_scope", "message": "requested scopes on the agent's deny list: repo:write"}],
 		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
 	}
 }
 
@@ -163,6 +166,7 @@ test_seed_write_is_capped_to_implied_read if {
 			{"code": "scopes_capped", "message": "capped to what the policy allows: issues:write -> issues:read"},
 		],
 		"token_ttl_seconds": 3600,
+		"elevated_scopes": [],
 	}
 }
 
@@ -176,6 +180,7 @@ test_seed_above_ceiling_is_dropped_when_something_else_is_granted if {
 			{"code": "scopes_dropped", "message": "not granted: pr:write (above_ceiling)"},
 		],
 		"token_ttl_seconds": 3600,
+		"elevated_scopes": [],
 	}
 }
 
@@ -222,6 +227,7 @@ test_crm_own_customer_record_is_allowed if {
 		"denied_scopes": [],
 		"reasons": [{"code": "allowed", "message": "granted tickets:write"}],
 		"token_ttl_seconds": 300,
+		"elevated_scopes": [],
 	}
 }
 
@@ -235,6 +241,7 @@ test_crm_other_customer_record_is_denied if {
 			"message": "the resource is not the task's own record for bound scopes: tickets:write",
 		}],
 		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
 	}
 }
 
@@ -317,6 +324,7 @@ test_crm_binding_applies_to_scopes_granted_by_capping if {
 			{"code": "scopes_capped", "message": "capped to what the policy allows: tickets:admin -> tickets:read"},
 		],
 		"token_ttl_seconds": 300,
+		"elevated_scopes": [],
 	}
 }
 
@@ -444,6 +452,7 @@ test_unknown_agent_is_denied if {
 		"denied_scopes": [],
 		"reasons": [{"code": "unknown_agent", "message": "the agent is not registered"}],
 		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
 	}
 }
 
@@ -463,6 +472,7 @@ test_integration_not_in_agent_policy_is_denied if {
 			"message": "the agent's policy does not cover the requested integration",
 		}],
 		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
 	}
 	denied_with(review({"integration": "crm", "scopes": ["tickets:read"]}), ["integration_not_allowed"])
 }
@@ -538,6 +548,7 @@ test_extension_deny_overrides_an_allow if {
 			"message": "the task is suspended; no token is issued until it is resumed",
 		}],
 		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
 	}
 }
 
@@ -589,7 +600,7 @@ malformed_inputs := [
 	{"note": "ttl_seconds is a string with a denied scope", "input": object.union(crm_input, {"ttl_seconds": "9", "scopes": ["tickets:delete"]})},
 ]
 
-result_keys := {"outcome", "granted_scopes", "denied_scopes", "reasons", "token_ttl_seconds"}
+result_keys := {"outcome", "granted_scopes", "denied_scopes", "reasons", "token_ttl_seconds", "elevated_scopes"}
 
 well_formed_deny(d) if {
 	is_object(d)
@@ -663,6 +674,7 @@ test_capping_skips_a_bound_substitute_without_its_record if {
 			{"code": "scopes_capped", "message": "capped to what the policy allows: svc:admin -> svc:read"},
 		],
 		"token_ttl_seconds": 600,
+		"elevated_scopes": [],
 	}
 }
 
@@ -685,6 +697,7 @@ test_a_scope_whose_only_substitute_fails_its_binding_is_dropped if {
 			"message": "no requested scope is within the agent's policy for this integration and task",
 		}],
 		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
 	}
 
 	with_read := svc(["svc:owner", "svc:read"], null)
@@ -750,4 +763,356 @@ test_a_task_type_integration_narrowed_to_nothing_grants_nothing if {
 	d := agentpdp.decision with input as inp with data.policies as {"agents": {"r": agent}, "integrations": {}}
 	denied_with(d, ["no_scope_granted"])
 	d.denied_scopes == [{"scope": "chat:write", "reason": "task_type"}]
+}
+
+# ---------------------------------------------------------------------------
+# Issue 16: escalation (break-glass). Requestable scopes, access_request, elevations
+# ---------------------------------------------------------------------------
+
+# github: pr:write and issues:write requestable (issues:write bound to the task's repo),
+# repo:write on the deny list but lifted for approved requests (override_deny); delete_repo
+# denied and not requestable. Task types: review (repo:read, pr:read), triage (repo:read).
+break_glass_agent := {
+	"token_ttl": 900,
+	"per_task_downscope": true,
+	"integrations": {
+		"github": {
+			"allowed": {"repo:read": true, "pr:read": true, "issues:read": true},
+			"denied": {"repo:write": true, "delete_repo": true},
+			"bindings": {"issues:write": {"resource_type": "repo", "context_key": "repo"}},
+			"escalation": {
+				"pr:write": {"approvers": ["platform-oncall"], "max_duration": 3600, "require_reason": true, "override_deny": false},
+				"issues:write": {"approvers": ["security", "platform-oncall"], "max_duration": 900, "require_reason": false, "override_deny": false},
+				"repo:write": {"approvers": ["security"], "max_duration": 600, "require_reason": false, "override_deny": true},
+			},
+		},
+		"slack": {
+			"allowed": {"chat:write": true},
+			"denied": {},
+			"bindings": {},
+			"escalation": {"channels:manage": {"approvers": ["it"], "max_duration": 300, "require_reason": false, "override_deny": false}},
+		},
+	},
+	"task_types": {
+		"review": {"github": {"repo:read": true, "pr:read": true, "issues:read": true}, "slack": {"chat:write": true}},
+		"triage": {"github": {"repo:read": true}},
+	},
+}
+
+bg_policies := object.union(policies, {
+	"agents": {"break-glass-agent": break_glass_agent},
+	"integrations": {"github": {"implies": {"pr:write": ["pr:read"]}}},
+})
+
+bg_input := {
+	"agent_id": "break-glass-agent",
+	"caller_id": "review-middleware",
+	"task": {"id": "task-7", "type": "review", "context": {"repo": "acme/api"}, "registered": true},
+	"integration": "github",
+	"scopes": ["pr:write"],
+	"resource": {"type": "repo", "id": "acme/api"},
+}
+
+# An approved access request for the given scopes on the request's record.
+elevation(scopes) := {
+	"access_request_id": "ar-1",
+	"scopes": {s: true | some s in scopes},
+	"resource": {"type": "repo", "id": "acme/api"},
+	"approved_until": "2026-01-05T15:00:00.000Z",
+}
+
+# The same on another record (object.union would merge the two resources).
+elevation_on(scopes, resource) := object.union(object.remove(elevation(scopes), ["resource"]), {"resource": resource})
+
+bg(patch) := d if {
+	d := agentpdp.decision with input as object.union(bg_input, patch) with data.policies as bg_policies
+}
+
+# With the given input patch and a replaced escalation map for github.
+bg_with_escalation(patch, escalation) := d if {
+	d := agentpdp.decision with input as object.union(bg_input, patch)
+		with data.policies as bg_policies
+		with data.policies.agents["break-glass-agent"].integrations.github.escalation as escalation
+}
+
+test_escalation_a_requestable_scope_is_denied_with_an_access_request if {
+	bg({}) == {
+		"outcome": "deny",
+		"granted_scopes": [],
+		"denied_scopes": [{"scope": "pr:write", "reason": "approval_required"}],
+		"reasons": [{
+			"code": "approval_required",
+			"message": "requested scopes need an approver's approval: pr:write (approvers: platform-oncall)",
+		}],
+		"token_ttl_seconds": 0,
+		"elevated_scopes": [],
+		"access_request": {"scopes": ["pr:write"], "approvers": ["platform-oncall"], "max_duration": 3600, "require_reason": true},
+	}
+}
+
+test_escalation_a_requestable_scope_is_not_capped_and_denies_the_fine_ones_too if {
+	# pr:write implies pr:read (in E), but a requestable scope is asked for, not capped.
+	d := bg({"scopes": ["pr:write", "repo:read"]})
+	denied_with(d, ["approval_required"])
+	d.denied_scopes == [{"scope": "pr:write", "reason": "approval_required"}]
+	d.access_request.scopes == ["pr:write"]
+}
+
+test_escalation_terms_merge_over_the_requested_scopes if {
+	d := bg({"scopes": ["pr:write", "issues:write", "repo:read"]})
+	denied_with(d, ["approval_required"])
+	d.denied_scopes == [
+		{"scope": "issues:write", "reason": "approval_required"},
+		{"scope": "pr:write", "reason": "approval_required"},
+	]
+	d.access_request == {
+		"scopes": ["issues:write", "pr:write"],
+		"approvers": ["platform-oncall", "security"], # united, sorted
+		"max_duration": 900, # the shortest
+		"require_reason": true, # any
+	}
+}
+
+test_escalation_the_elevation_grants_its_scope_on_its_record if {
+	bg({"elevation": elevation(["pr:write"])}) == {
+		"outcome": "allow",
+		"granted_scopes": ["pr:write"],
+		"denied_scopes": [],
+		"reasons": [
+			{"code": "allowed", "message": "granted pr:write"},
+			{"code": "elevated", "message": "granted by access request ar-1: pr:write"},
+		],
+		"token_ttl_seconds": 900,
+		"elevated_scopes": ["pr:write"],
+	}
+}
+
+test_escalation_elevated_scopes_name_only_what_the_elevation_added if {
+	d := bg({"scopes": ["pr:write", "repo:read"], "elevation": elevation(["pr:write", "repo:read", "issues:write"])})
+	d.outcome == "allow"
+	d.granted_scopes == ["pr:write", "repo:read"] # issues:write was approved but not asked for
+	d.elevated_scopes == ["pr:write"] # repo:read is the policy's own
+}
+
+test_escalation_an_elevation_for_another_record_grants_nothing if {
+	other := {"type": "repo", "id": "acme/other"}
+	d := bg({"elevation": elevation_on(["pr:write"], other)})
+	denied_with(d, ["approval_required"])
+	d.access_request.scopes == ["pr:write"] # it can be asked for here, again
+
+	# Another record type with the same id, an elevation without a record, a request without one.
+	denied_with(bg({"elevation": elevation_on(["pr:write"], {"type": "org", "id": "acme/api"})}), ["approval_required"])
+	denied_with(bg({"elevation": elevation_on(["pr:write"], null)}), ["approval_required"])
+	denied_with(bg({"resource": null, "elevation": elevation(["pr:write"])}), ["approval_required"])
+}
+
+test_escalation_records_compare_as_text_and_both_absent_is_equal if {
+	bg({"resource": null, "elevation": elevation_on(["pr:write"], null)}).outcome == "allow"
+	no_resource := agentpdp.decision with input as object.union(object.remove(bg_input, ["resource"]), {"elevation": object.remove(elevation(["pr:write"]), ["resource"])})
+		with data.policies as bg_policies
+	no_resource.elevated_scopes == ["pr:write"]
+
+	numeric := {"type": "repo", "id": 42}
+	bg({"resource": {"type": "repo", "id": "42"}, "elevation": elevation_on(["pr:write"], numeric)}).outcome == "allow"
+	denied_with(bg({"resource": {"type": "repo", "id": "042"}, "elevation": elevation_on(["pr:write"], numeric)}), ["approval_required"])
+}
+
+test_escalation_an_elevation_for_another_scope_grants_nothing if {
+	d := bg({"elevation": elevation(["issues:write"])})
+	denied_with(d, ["approval_required"])
+	d.denied_scopes == [{"scope": "pr:write", "reason": "approval_required"}]
+}
+
+test_escalation_an_elevation_reaches_no_other_integration if {
+	# slack lists no escalation for pr:write: the elevation's scope is an ordinary unknown scope there.
+	d := bg({"integration": "slack", "elevation": elevation(["pr:write"])})
+	denied_with(d, ["no_scope_granted"])
+	d.denied_scopes == [{"scope": "pr:write", "reason": "above_ceiling"}]
+	not d.access_request
+
+	# slack's own requestable scope is not github's.
+	g := bg({"scopes": ["channels:manage"], "elevation": elevation(["channels:manage"])})
+	denied_with(g, ["no_scope_granted"])
+	g.denied_scopes == [{"scope": "channels:manage", "reason": "above_ceiling"}]
+}
+
+test_escalation_an_elevation_ends_when_the_policy_no_longer_lists_the_scope if {
+	d := bg_with_escalation({"elevation": elevation(["pr:write"])}, {})
+	d.outcome == "allow" # capped, as before escalation existed
+	d.granted_scopes == ["pr:read"]
+	d.elevated_scopes == []
+	d.denied_scopes == [{"scope": "pr:write", "reason": "capped", "granted_instead": ["pr:read"]}]
+
+	# An agent or integration without any escalation key at all: the same.
+	no_key := agentpdp.decision with input as object.union(review_input, {"scopes": ["issues:write"], "elevation": elevation(["issues:write"])})
+		with data.policies as bg_policies
+	no_key.granted_scopes == ["issues:read"]
+	no_key.elevated_scopes == []
+}
+
+test_escalation_a_deny_scope_without_override_is_never_requestable if {
+	# What a compiler would never emit: a denied scope listed without override_deny.
+	entry := {"approvers": ["security"], "max_duration": 600, "require_reason": false, "override_deny": false}
+	d := bg_with_escalation({"scopes": ["delete_repo"]}, {"delete_repo": entry})
+	denied_with(d, ["deny_scope", "no_scope_granted"])
+	d.denied_scopes == [{"scope": "delete_repo", "reason": "deny_scope"}]
+	not d.access_request
+
+	elevated := bg_with_escalation({"scopes": ["delete_repo"], "elevation": elevation(["delete_repo"])}, {"delete_repo": entry})
+	denied_with(elevated, ["deny_scope", "no_scope_granted"])
+
+	# override_deny must be exactly true.
+	loose := object.union(entry, {"override_deny": "true"})
+	denied_with(bg_with_escalation({"scopes": ["delete_repo"], "elevation": elevation(["delete_repo"])}, {"delete_repo": loose}), ["deny_scope", "no_scope_granted"])
+}
+
+test_escalation_override_deny_makes_a_denied_scope_requestable if {
+	d := bg({"scopes": ["repo:write"]})
+	denied_with(d, ["approval_required"])
+	d.denied_scopes == [{"scope": "repo:write", "reason": "approval_required"}]
+	d.access_request == {"scopes": ["repo:write"], "approvers": ["security"], "max_duration": 600, "require_reason": false}
+
+	ok := bg({"scopes": ["repo:write"], "elevation": elevation(["repo:write"])})
+	ok.outcome == "allow"
+	ok.granted_scopes == ["repo:write"]
+	ok.elevated_scopes == ["repo:write"]
+
+	# Other denied scopes still refuse the request, and make nothing requestable.
+	both := bg({"scopes": ["repo:write", "delete_repo"]})
+	denied_with(both, ["deny_scope"])
+	both.denied_scopes == [
+		{"scope": "delete_repo", "reason": "deny_scope"},
+		{"scope": "repo:write", "reason": "approval_required"},
+	]
+	not both.access_request
+}
+
+test_escalation_a_deny_scope_elsewhere_in_the_request_makes_it_unrequestable if {
+	d := bg({"scopes": ["pr:write", "delete_repo"], "elevation": elevation(["pr:write"])})
+	denied_with(d, ["deny_scope"])
+	d.denied_scopes == [{"scope": "delete_repo", "reason": "deny_scope"}]
+	not d.access_request
+
+	r := bg({"scopes": ["pr:write", "delete_repo"]})
+	denied_with(r, ["deny_scope"])
+	r.denied_scopes == [
+		{"scope": "delete_repo", "reason": "deny_scope"},
+		{"scope": "pr:write", "reason": "approval_required"},
+	]
+	not r.access_request
+}
+
+test_escalation_a_binding_still_applies_to_an_elevated_scope if {
+	ok := bg({"scopes": ["issues:write"], "elevation": elevation(["issues:write"])})
+	ok.outcome == "allow"
+	ok.elevated_scopes == ["issues:write"]
+
+	# The elevation's record is the request's, but the task is about another repository.
+	other_task := {"task": {"context": {"repo": "acme/other"}}, "scopes": ["issues:write"], "elevation": elevation(["issues:write"])}
+	d := bg(other_task)
+	denied_with(d, ["record_binding_mismatch"])
+	d.denied_scopes == [{"scope": "issues:write", "reason": "record_binding"}]
+	not d.access_request
+
+	# Without an elevation, a bound requestable scope on the wrong record is not requestable.
+	r := bg({"scopes": ["issues:write"], "resource": {"type": "repo", "id": "acme/other"}})
+	denied_with(r, ["record_binding_mismatch"])
+	r.denied_scopes == [{"scope": "issues:write", "reason": "record_binding"}]
+	not r.access_request
+
+	# A bound override_deny scope on the wrong record stays a denied scope.
+	bound := {"repo:write": {"resource_type": "repo", "context_key": "repo"}}
+	w := agentpdp.decision with input as object.union(bg_input, {"scopes": ["repo:write"], "resource": {"type": "repo", "id": "acme/other"}})
+		with data.policies as bg_policies
+		with data.policies.agents["break-glass-agent"].integrations.github.bindings as bound
+	denied_with(w, ["deny_scope", "no_scope_granted"])
+	w.denied_scopes == [{"scope": "repo:write", "reason": "deny_scope"}]
+}
+
+test_escalation_an_extension_denial_still_denies if {
+	ext := {{"code": "change_freeze", "message": "no writes during the freeze"}}
+	d := bg({"elevation": elevation(["pr:write"])}) with data.agentpdp.ext.deny as ext
+	denied_with(d, ["change_freeze"])
+	not d.access_request
+
+	r := bg({}) with data.agentpdp.ext.deny as ext
+	denied_with(r, ["change_freeze"])
+	r.denied_scopes == [{"scope": "pr:write", "reason": "approval_required"}]
+	not r.access_request
+}
+
+test_escalation_bypasses_task_types_but_not_an_undeclared_type if {
+	# triage allows repo:read only; the approved pr:write is granted anyway.
+	ok := bg({"task": {"type": "triage"}, "elevation": elevation(["pr:write"])})
+	ok.outcome == "allow"
+	ok.granted_scopes == ["pr:write"]
+
+	# Without the elevation, triage asking for pr:write may ask for approval.
+	denied_with(bg({"task": {"type": "triage"}}), ["approval_required"])
+
+	# A type the policy does not declare refuses the request, elevation or not.
+	d := bg({"task": {"type": "deploy"}, "elevation": elevation(["pr:write"])})
+	denied_with(d, ["task_type_not_allowed"])
+	not d.access_request
+}
+
+test_escalation_ttl_is_the_policy_s if {
+	bg({"elevation": elevation(["pr:write"]), "ttl_seconds": 60}).token_ttl_seconds == 60
+	bg({"elevation": elevation(["pr:write"])}).token_ttl_seconds == 900
+}
+
+test_escalation_nothing_for_an_unknown_agent_or_integration if {
+	denied_with(bg({"agent_id": "nobody", "elevation": elevation(["pr:write"])}), ["unknown_agent"])
+	d := bg({"integration": "jira", "elevation": elevation(["pr:write"])})
+	denied_with(d, ["integration_not_allowed"])
+	not d.access_request
+}
+
+malformed_elevations := [
+	{"note": "elevation is a string", "elevation": "ar-1"},
+	{"note": "scopes is a list", "elevation": object.union(elevation([]), {"scopes": ["pr:write"]})},
+	{"note": "scope value is not true", "elevation": object.union(elevation([]), {"scopes": {"pr:write": "true"}})},
+	{"note": "no access request id", "elevation": object.remove(elevation(["pr:write"]), ["access_request_id"])},
+	{"note": "access request id is a number", "elevation": object.union(elevation(["pr:write"]), {"access_request_id": 1})},
+	{"note": "resource is a string", "elevation": elevation_on(["pr:write"], "repo/acme/api")},
+	{"note": "resource has no id", "elevation": elevation_on(["pr:write"], {"type": "repo"})},
+]
+
+malformed_elevation_failures contains c.note if {
+	some c in malformed_elevations
+	d := bg({"elevation": c.elevation})
+	not malformed_elevation_denied(d)
+}
+
+malformed_elevation_denied(d) if {
+	denied_with(d, ["approval_required"])
+	d.access_request.scopes == ["pr:write"]
+}
+
+test_escalation_a_malformed_elevation_grants_nothing if {
+	count(malformed_elevations) == 7
+	count(malformed_elevation_failures) == 0
+}
+
+test_escalation_a_malformed_entry_makes_nothing_requestable if {
+	base := break_glass_agent.integrations.github.escalation["pr:write"]
+	entries := [
+		object.union(base, {"approvers": []}),
+		object.union(base, {"approvers": "platform-oncall"}),
+		object.union(base, {"approvers": [1]}),
+		object.remove(base, ["max_duration"]),
+		object.union(base, {"max_duration": 0}),
+		"pr:write",
+	]
+	every e in entries {
+		d := bg_with_escalation({"elevation": elevation(["pr:write"])}, {"pr:write": e})
+		d.granted_scopes == ["pr:read"] # capped as if not requestable
+		d.elevated_scopes == []
+		not d.access_request
+	}
+}
+
+test_escalation_require_reason_defaults_to_false if {
+	base := object.remove(break_glass_agent.integrations.github.escalation["pr:write"], ["require_reason"])
+	bg_with_escalation({}, {"pr:write": base}).access_request.require_reason == false
 }

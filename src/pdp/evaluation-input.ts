@@ -5,7 +5,7 @@
  * trusted one (`trusted-task.ts`). The time is the one input field that needs the caller's clock: it is set when
  * `now` is passed (the decider passes the instant it read for the decision), absent otherwise.
  */
-import type { EvaluationInputV1, EvaluationTimeV1 } from '../policy/decision-types.js';
+import type { ElevationInputV1, EvaluationInputV1, EvaluationTimeV1 } from '../policy/decision-types.js';
 import type { DecisionRequestV1 } from '../wire/decision-v1.js';
 
 /** The task as the policy sees it. */
@@ -15,9 +15,16 @@ export type EvaluationTask = EvaluationInputV1['task'];
  * The input for `request`, asked by `callerId`, about `task`, decided at `now`. Scopes are deduplicated (first
  * occurrence order); `resource` and `ttl_seconds` are present exactly when the request has them, `time` exactly
  * when `now` is given. The decider passes the one `now` it read for the decision, so the time the policy saw is
- * the one the decision event records and a replay sees.
+ * the one the decision event records and a replay sees. `elevation`: the active elevation the decider found by
+ * key (agent, task, integration, record) for this request; `input.elevation` exactly when it is given.
  */
-export function buildEvaluationInput(request: DecisionRequestV1, callerId: string, task: EvaluationTask, now?: Date): EvaluationInputV1 {
+export function buildEvaluationInput(
+  request: DecisionRequestV1,
+  callerId: string,
+  task: EvaluationTask,
+  now?: Date,
+  elevation?: ElevationInputV1,
+): EvaluationInputV1 {
   return {
     agent_id: request.agent_id,
     caller_id: callerId,
@@ -27,6 +34,7 @@ export function buildEvaluationInput(request: DecisionRequestV1, callerId: strin
     ...(request.resource !== undefined ? { resource: request.resource } : {}),
     ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
     ...(now !== undefined ? { time: evaluationTime(now) } : {}),
+    ...(elevation !== undefined ? { elevation } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import { type Diagnostics, where } from './compile-diagnostics.js';
 import { checkTaskTypeIntegrations } from './document-checks.js';
+import { checkOwnEscalations, compileEscalation, roleDenier } from './escalation-compiler.js';
 import { ownValue } from './null-prototype.js';
 import {
   DEFAULT_TOKEN_TTL,
@@ -7,6 +8,7 @@ import {
   type CompiledAgent,
   type CompiledAgentIntegration,
   type CompiledBinding,
+  type EscalationSource,
   type IntegrationGrantSource,
   type PathSegment,
   type PolicyDocument,
@@ -24,8 +26,14 @@ interface RoleGrant {
 /**
  * One agent with its named roles resolved: roles set the ceiling, the agent can only narrow it. Problems are
  * reported to `diag`; the result is still built (from what is valid) so that every error is found in one pass.
+ * `integrationEscalations`: the integration files' `escalation` blocks, by integration id.
  */
-export function compileAgent(agent: AgentDoc, roleIndex: ReadonlyMap<string, RoleDoc>, diag: Diagnostics): CompiledAgent {
+export function compileAgent(
+  agent: AgentDoc,
+  roleIndex: ReadonlyMap<string, RoleDoc>,
+  diag: Diagnostics,
+  integrationEscalations: ReadonlyMap<string, EscalationSource> = new Map(),
+): CompiledAgent {
   const body = agent.body;
   const named = body.roles ?? [];
   const roles: RoleDoc[] = [];
@@ -34,9 +42,12 @@ export function compileAgent(agent: AgentDoc, roleIndex: ReadonlyMap<string, Rol
     if (role !== undefined) roles.push(role);
     else diag.error(agent, ['agent_policy', 'roles', i], `unknown role "${id}": no valid role_policy has this id`);
   }
+  checkOwnEscalations(agent, diag, roleDenier(roles));
   const names = sortedUnion(Object.keys(body.integrations ?? {}), ...roles.map((r) => Object.keys(r.body.integrations)));
   const integrations = sortedRecord(
-    names.map((name) => [name, compileIntegration(agent, roles, named.length > 0, name, diag)] as const),
+    names.map(
+      (name) => [name, compileIntegration(agent, roles, named.length > 0, name, integrationEscalations.get(name), diag)] as const,
+    ),
   );
   checkTaskTypeIntegrations(agent, body.task_types, new Set(names), diag);
   if (Object.keys(body.task_types ?? {}).length > 0 && body.per_task_downscope !== true) {
@@ -55,6 +66,7 @@ function compileIntegration(
   roles: readonly RoleDoc[],
   hasRoles: boolean,
   name: string,
+  fromIntegration: EscalationSource | undefined,
   diag: Diagnostics,
 ): CompiledAgentIntegration {
   const own = ownValue(agent.body.integrations, name);
@@ -84,10 +96,13 @@ function compileIntegration(
       diag.warning(agent, at, `"${scope}" is dropped: denied by ${denied.get(scope)}`);
     }
   }
+  // A requestable scope may be bound too (the binding holds when it is elevated), whether or not it is in max_scope.
+  const bindable = new Set([...declared, ...(own?.escalation?.scopes ?? [])]);
   return {
     allowed: toScopeSet([...ceiling].filter((s) => !denied.has(s))),
     denied: toScopeSet(denied.keys()),
-    bindings: compileBindings(agent, grants, declared, name, diag),
+    bindings: compileBindings(agent, grants, bindable, name, diag),
+    escalation: compileEscalation(agent, grants, name, new Set(denied.keys()), fromIntegration, diag),
   };
 }
 
@@ -116,7 +131,7 @@ function compileBindings(
   for (const [scope, binding] of Object.entries(ownValue(agent.body.integrations, name)?.bind ?? {})) {
     const prev = chosen.get(scope);
     if (!declared.has(scope)) {
-      diag.error(agent, [...path, scope], `bound scope "${scope}" is not in max_scope for ${name}`, true);
+      diag.error(agent, [...path, scope], `bound scope "${scope}" is not in max_scope (nor escalation.scopes) for ${name}`, true);
     } else if (prev !== undefined && !sameBinding(prev.binding, binding)) {
       diag.error(agent, [...path, scope], `"${scope}" is already bound differently by ${prev.from}`, true);
     } else chosen.set(scope, { binding, from: 'the agent' });

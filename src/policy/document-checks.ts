@@ -1,4 +1,5 @@
 import type { Diagnostics } from './compile-diagnostics.js';
+import { checkOwnEscalations } from './escalation-compiler.js';
 import type { PathSegment, PolicyDocument, TaskTypesSource } from './policy-types.js';
 
 /*
@@ -13,9 +14,11 @@ export function checkRole(role: PolicyDocument<'role_policy'>, diag: Diagnostics
   for (const [name, grant] of Object.entries(role.body.integrations)) {
     const at: PathSegment[] = ['role_policy', 'integrations', name];
     const max = new Set(grant.max_scope);
+    const requestable = new Set(grant.escalation?.scopes ?? []);
     for (const scope of Object.keys(grant.bind ?? {})) {
-      if (max.has(scope)) continue;
-      diag.error(role, [...at, 'bind', scope], `bound scope "${scope}" is not in this role's max_scope for ${name}`, true);
+      if (max.has(scope) || requestable.has(scope)) continue;
+      const message = `bound scope "${scope}" is not in this role's max_scope (nor escalation.scopes) for ${name}`;
+      diag.error(role, [...at, 'bind', scope], message, true);
     }
     for (const [i, scope] of (grant.deny_scope ?? []).entries()) {
       if (!max.has(scope)) continue;
@@ -23,6 +26,7 @@ export function checkRole(role: PolicyDocument<'role_policy'>, diag: Diagnostics
     }
   }
   checkTaskTypeIntegrations(role, role.body.task_types, new Set(Object.keys(role.body.integrations)), diag);
+  checkOwnEscalations(role, diag);
 }
 
 /** Task types may restrict only integrations the document's owner has: anything else is a typo or a mistake. */
@@ -50,7 +54,10 @@ interface ScopeMention {
   key: boolean;
 }
 
-/** Where a grant document names scopes of an integration: max_scope, deny_scope, bind keys, task type lists. */
+/**
+ * Where a grant document names scopes of an integration: max_scope, deny_scope, bind keys, escalation scopes and
+ * override_deny, task type lists.
+ */
 export function* scopeMentions(doc: GrantDocument): Generator<ScopeMention> {
   for (const [integration, grant] of Object.entries(doc.body.integrations ?? {})) {
     const at: PathSegment[] = [doc.kind, 'integrations', integration];
@@ -60,6 +67,11 @@ export function* scopeMentions(doc: GrantDocument): Generator<ScopeMention> {
       }
     }
     for (const scope of Object.keys(grant.bind ?? {})) yield { integration, scope, path: [...at, 'bind', scope], key: true };
+    for (const field of ['scopes', 'override_deny'] as const) {
+      for (const [i, scope] of (grant.escalation?.[field] ?? []).entries()) {
+        yield { integration, scope, path: [...at, 'escalation', field, i], key: false };
+      }
+    }
   }
   for (const [type, perIntegration] of Object.entries(doc.body.task_types ?? {})) {
     for (const [integration, scopes] of Object.entries(perIntegration)) {
@@ -84,9 +96,9 @@ export function checkKnownScopes(
   }
 }
 
-/** An integration's implications may only name scopes from its own list, when it has one. */
+/** An integration's implications and escalation may only name scopes from its own list, when it has one. */
 export function checkIntegration(doc: PolicyDocument<'integration'>, diag: Diagnostics): void {
-  const { scopes, implies } = doc.body;
+  const { scopes, implies, escalation } = doc.body;
   if (scopes === undefined) return;
   const known = new Set(scopes);
   const unknown = (scope: string): string => `"${scope}" is not in this integration's scopes`;
@@ -95,5 +107,8 @@ export function checkIntegration(doc: PolicyDocument<'integration'>, diag: Diagn
     for (const [i, other] of implied.entries()) {
       if (!known.has(other)) diag.error(doc, ['integration', 'implies', scope, i], unknown(other));
     }
+  }
+  for (const [i, scope] of (escalation?.scopes ?? []).entries()) {
+    if (!known.has(scope)) diag.error(doc, ['integration', 'escalation', 'scopes', i], unknown(scope));
   }
 }

@@ -5,6 +5,7 @@ import { checkIntegration, checkKnownScopes, checkRole } from './document-checks
 import type {
   CompiledAgent,
   CompiledIntegration,
+  EscalationSource,
   IntegrationInfo,
   PolicyData,
   PolicyDocument,
@@ -50,8 +51,10 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
   const integrationDocs = indexById(documents, 'integration', diag);
 
   const catalogues = new Map<string, { file: string; scopes: ReadonlySet<string> }>();
+  const escalations = new Map<string, EscalationSource>();
   for (const [id, doc] of integrationDocs) {
     if (doc.body.scopes !== undefined) catalogues.set(id, { file: doc.file, scopes: new Set(doc.body.scopes) });
+    if (doc.body.escalation !== undefined) escalations.set(id, doc.body.escalation);
   }
   for (const doc of integrationDocs.values()) checkIntegration(doc, diag);
   for (const role of roles.values()) {
@@ -62,7 +65,7 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
   let compiled = 0;
   for (const [id, agent] of agents) {
     checkKnownScopes(agent, catalogues, diag);
-    compiledAgents[id] = compileAgent(agent, roles, diag);
+    compiledAgents[id] = compileAgent(agent, roles, diag, escalations);
     if (++compiled % AGENTS_PER_STEP === 0) yield;
   }
 

@@ -82,6 +82,9 @@ function describe(e: ErrorObject, root: unknown): SchemaIssue {
       const bound = `${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params['limit'])}`;
       return { path, key: false, message: `must be ${bound}, got ${String(e.data)}` };
     }
+    case 'minItems':
+      if (params['limit'] === 1) return { path, key: false, message: 'must list at least one' };
+      break;
     case 'uniqueItems':
       return {
         path: [...path, Number(params['i'])],

@@ -13,11 +13,31 @@ export interface BindingSource {
   context: string;
 }
 
+/**
+ * Break-glass (`escalation:`): scopes that may be requested above the policy, each request approved by a member
+ * of one of `approvers`, for at most `max_duration` seconds.
+ */
+export interface EscalationSource {
+  scopes: string[];
+  approvers: string[];
+  /** Seconds, 60..604800. Default {@link DEFAULT_ESCALATION_MAX_DURATION}. */
+  max_duration?: number;
+  /** Default false. */
+  require_reason?: boolean;
+}
+
+/** An agent's or role's escalation: it may also lift its own document's deny_scope, scope by scope. */
+export interface GrantEscalationSource extends EscalationSource {
+  /** Scopes of `scopes` that are in the same document's deny_scope and may still be requested. */
+  override_deny?: string[];
+}
+
 export interface IntegrationGrantSource {
   /** The ceiling. Optional on an agent that names roles (it then inherits the roles' ceiling). */
   max_scope?: string[];
   deny_scope?: string[];
   bind?: Record<string, BindingSource>;
+  escalation?: GrantEscalationSource;
 }
 
 /** task type → integration → scopes. */
@@ -52,6 +72,8 @@ export interface IntegrationSource {
   scopes?: string[];
   /** scope → scopes it implies (direct; the compiler closes it transitively). */
   implies?: Record<string, string[]>;
+  /** Break-glass for every agent whose policy covers this integration (never reaching a denied scope). */
+  escalation?: EscalationSource;
 }
 
 export interface PolicySourceKinds {
@@ -83,6 +105,9 @@ export interface PolicyDocument<K extends PolicyKind = PolicyKind> {
 /** Used when an agent sets no token_ttl. Roles may lower it; they never raise it. */
 export const DEFAULT_TOKEN_TTL = 3600;
 
+/** Used when an escalation sets no max_duration. */
+export const DEFAULT_ESCALATION_MAX_DURATION = 3600;
+
 // ---- compiled data document (docs/architecture.md) -------------------------------------------------------------
 
 export type ScopeSet = Readonly<Record<string, true>>;
@@ -98,6 +123,22 @@ export interface CompiledAgentIntegration {
   /** Agent deny_scope ∪ every named role's deny_scope. */
   readonly denied: ScopeSet;
   readonly bindings: Readonly<Record<string, CompiledBinding>>;
+  /** Requestable scopes (break-glass): scope → who approves, for how long; `{}` when none. */
+  readonly escalation: Readonly<Record<string, CompiledEscalation>>;
+}
+
+/**
+ * One requestable scope of one agent and integration, merged from the most specific source that lists it (the
+ * agent, else its named roles, else the integration file).
+ */
+export interface CompiledEscalation {
+  /** Approver group ids, sorted, non-empty. */
+  readonly approvers: readonly string[];
+  /** Seconds. */
+  readonly max_duration: number;
+  readonly require_reason: boolean;
+  /** The scope is in `denied` and its author lifted that for approved requests (`override_deny`). */
+  readonly override_deny: boolean;
 }
 
 export interface CompiledAgent {

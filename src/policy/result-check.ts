@@ -1,13 +1,11 @@
 import { PdpError } from '../errors/pdp-error.js';
-import type { DeniedScope, DeniedScopeReason, EvaluationResultV1, Reason } from './decision-types.js';
+import { DENIED_SCOPE_REASONS } from '../wire/evaluation-v1.js';
+import type { AccessRequestOfferV1, DeniedScope, DeniedScopeReason, EvaluationResultV1, Reason } from './decision-types.js';
 
-const DENIED_REASONS: ReadonlySet<DeniedScopeReason> = new Set([
-  'deny_scope',
-  'capped',
-  'above_ceiling',
-  'task_type',
-  'record_binding',
-]);
+const DENIED_REASONS: ReadonlySet<DeniedScopeReason> = new Set(DENIED_SCOPE_REASONS);
+
+/** The bounds of an escalation's `max_duration` (schemas/agent-policy.schema.json). */
+const MAX_DURATION = { min: 60, max: 604_800 } as const;
 
 /**
  * Validates the untyped value the Rego core returned before anyone else sees it. A result that does not have
@@ -18,7 +16,7 @@ export function checkEvaluationResult(value: unknown): EvaluationResultV1 {
     throw new PdpError('evaluation_failed', `policy result is malformed: ${what}`);
   };
   if (!isObject(value)) return fail('not an object');
-  const { outcome, granted_scopes, denied_scopes, reasons, token_ttl_seconds } = value;
+  const { outcome, granted_scopes, denied_scopes, reasons, token_ttl_seconds, elevated_scopes, access_request } = value;
   if (outcome !== 'allow' && outcome !== 'deny') fail('outcome');
   if (!isStringArray(granted_scopes)) return fail('granted_scopes');
   if (!Array.isArray(denied_scopes)) return fail('denied_scopes');
@@ -46,13 +44,43 @@ export function checkEvaluationResult(value: unknown): EvaluationResultV1 {
     fail('allow without scopes or ttl');
   }
   if (outcome === 'deny' && granted_scopes.length > 0) fail('deny with granted scopes');
-  return {
+  // Elevated scopes are granted ones, and only an allow has them.
+  if (!isStringArray(elevated_scopes)) return fail('elevated_scopes');
+  const granted = new Set(granted_scopes);
+  if (elevated_scopes.some((s) => !granted.has(s))) fail('elevated scope not granted');
+  const result: EvaluationResultV1 = {
     outcome: outcome as 'allow' | 'deny',
     granted_scopes,
     denied_scopes: denied,
     reasons: checkedReasons,
     token_ttl_seconds,
+    elevated_scopes,
   };
+  if (access_request !== undefined) {
+    if (outcome !== 'deny') fail('access_request on an allow');
+    result.access_request = checkOffer(access_request, denied, fail);
+  }
+  return result;
+}
+
+/** A requestable denial's offer: non-empty, bounded, and naming exactly the scopes denied with `approval_required`. */
+function checkOffer(value: unknown, denied: readonly DeniedScope[], fail: (what: string) => never): AccessRequestOfferV1 {
+  if (!isObject(value)) return fail('access_request');
+  const { scopes, approvers, max_duration, require_reason } = value;
+  if (!isStringArray(scopes) || scopes.length === 0) return fail('access_request.scopes');
+  if (!isStringArray(approvers) || approvers.length === 0) return fail('access_request.approvers');
+  if (
+    typeof max_duration !== 'number' ||
+    !Number.isInteger(max_duration) ||
+    max_duration < MAX_DURATION.min ||
+    max_duration > MAX_DURATION.max
+  ) {
+    return fail('access_request.max_duration');
+  }
+  if (typeof require_reason !== 'boolean') return fail('access_request.require_reason');
+  const needing = new Set(denied.filter((d) => d.reason === 'approval_required').map((d) => d.scope));
+  if (needing.size !== new Set(scopes).size || scopes.some((s) => !needing.has(s))) fail('access_request.scopes');
+  return { scopes, approvers, max_duration, require_reason };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -119,6 +119,7 @@ function undefinedEvaluation(): Evaluation {
     denied_scopes: [],
     reasons: [{ code: 'undefined', message: 'the policy produced no decision for this input' }],
     token_ttl_seconds: 0,
+    elevated_scopes: [],
   };
 }
 

@@ -78,7 +78,7 @@ describe('agent-pdp policy test', () => {
     const answers = report.suites.flatMap((s) => s.cases.map((c) => c.actual));
     const denied = new Set(answers.flatMap((a) => a.denied_scopes.map((d) => d.reason)));
     const reasons = new Set(answers.flatMap((a) => a.reasons));
-    expect([...denied].sort()).toEqual(['above_ceiling', 'capped', 'deny_scope', 'record_binding', 'task_type']);
+    expect([...denied].sort()).toEqual(['above_ceiling', 'approval_required', 'capped', 'deny_scope', 'record_binding', 'task_type']);
     for (const code of ['allowed', 'scopes_capped', 'deny_scope', 'record_binding_mismatch', 'task_type_not_allowed', 'unknown_agent']) expect(reasons).toContain(code);
     // The text report: a line per case, and the summary.
     const text = run(['policy', 'test', 'policies']);

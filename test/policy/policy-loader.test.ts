@@ -38,11 +38,13 @@ describe('loadPolicyDir: valid sets', () => {
           allowed: { 'repo:read': true, 'pr:read': true, 'issues:read': true },
           denied: { 'repo:write': true, 'admin:org': true, delete_repo: true },
           bindings: {},
+          escalation: {},
         },
         slack: {
           allowed: { 'channels:read': true, 'chat:write': true },
           denied: { admin: true, 'channels:manage': true },
           bindings: {},
+          escalation: {},
         },
       },
       task_types: {},
@@ -51,9 +53,12 @@ describe('loadPolicyDir: valid sets', () => {
     expect(set.integrations).toEqual({ github: {}, slack: {} });
   });
 
-  it('ships the seed example verbatim, comment included', async () => {
+  it('ships the seed example verbatim, comment included, plus one escalation block', async () => {
     const shipped = await readFile(new URL('../../policies/agents/code-review-agent.yaml', import.meta.url), 'utf8');
-    expect(shipped).toContain(SEED_POLICY);
+    // The demo's break-glass scope (docs/policy-authoring.md, "Escalation"): the seed with it taken out is verbatim.
+    const escalation = /^ {6}escalation:\n(?: {8}.*\n)+/m;
+    expect(shipped).toMatch(escalation);
+    expect(shipped.replace(escalation, '')).toContain(SEED_POLICY);
   });
 
   it('loads the shipped policies/ directory without errors or warnings', async () => {
@@ -72,6 +77,7 @@ describe('loadPolicyDir: valid sets', () => {
           allowed: { 'tickets:read': true, 'tickets:write': true },
           denied: { admin: true, 'tickets:delete': true },
           bindings: { 'tickets:write': { resource_type: 'customer', context_key: 'customer_id' } },
+          escalation: {},
         },
       },
       task_types: {
