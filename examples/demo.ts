@@ -1,26 +1,36 @@
 /**
  * `make demo`: starts a PDP of its own (the built CLI, `agent-pdp serve`) on a free loopback port with a temp
  * data dir, the shipped policies and the public dev keys; runs the three examples against it and prints their
- * transcripts; stops the PDP. Exits 1 if the PDP does not start, an example fails, or a transcript lacks an
- * allow or a deny or shows an unexpected outcome.
+ * transcripts, then the fourth (break-glass escalation), for which it also starts a webhook receiver on loopback
+ * before the PDP (the PDP's config names it) and adds an approver caller; stops the PDP. Exits 1 if the PDP does
+ * not start, an example fails, or a transcript lacks an allow or a deny or shows an unexpected outcome.
  *
  * Run from the repository root after `make build`: `node dist-examples/examples/demo.js`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { run as runBreakGlass } from './break-glass.js';
 import { run as runComplaint } from './complaint-resolution.js';
 import { run as runFeedback } from './feedback-workflow.js';
 import { run as runMailbox } from './mailbox-agent.js';
 import { DEV_KEYS } from './support/cli.js';
 import type { ExampleOptions, Transcript } from './support/transcript.js';
+import { startWebhookInbox, type WebhookInbox } from './support/webhook-inbox.js';
 
-const EXAMPLES: Array<(options: ExampleOptions) => Promise<Transcript>> = [runMailbox, runFeedback, runComplaint];
+const EXAMPLES: Array<(options: ExampleOptions) => Promise<Transcript>> = [
+  runMailbox,
+  runFeedback,
+  runComplaint,
+];
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** Example 4: the approver's key (a demo-only caller, not one of the dev keys) and the approval window. */
+const APPROVER_KEY = 'demo-approver-key-platform-oncall';
+const WINDOW_SECONDS = 5;
 
 const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -38,23 +48,45 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The PDP config: the shipped bundle and policies, a temp store and key folder, the dev keys of the three roles. */
-function writeConfig(root: string, dir: string, port: number): string {
+/**
+ * The PDP config: the shipped bundle and policies, a temp store and key folder, the dev keys of the three roles;
+ * for example 4 an approver in group platform-oncall and the escalation section: the webhook to this run's
+ * receiver (its HMAC secret in a file), a sweep every 200 ms so the window's end is recorded at once.
+ */
+function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbox, webhookSecret: string): string {
+  const secretFile = join(dir, 'webhook-secret');
+  writeFileSync(secretFile, webhookSecret, { mode: 0o600 });
   const config = {
     server: { listen: `127.0.0.1:${port}` },
     policy: { bundle: join(root, 'opa-bundle/bundle.tar.gz'), agents: join(root, 'policies'), watch: false },
     store: { url: 'sqlite:data/agent-pdp.db' },
     issuer: { issuer: `http://127.0.0.1:${port}`, keys: 'data/keys' },
     log: { level: 'error' },
+    escalation: {
+      sweep_interval_ms: 200,
+      webhooks: [{ id: 'oncall-webhook', groups: ['platform-oncall'], format: 'generic', url: inbox.url, secret_file: secretFile }],
+    },
     callers: [
-      { id: 'support-middleware', role: 'pep', key_sha256: sha256(DEV_KEYS.pep), agents: ['support-resolver', 'mailbox-summarizer', 'feedback-workflow'] },
+      { id: 'support-middleware', role: 'pep', key_sha256: sha256(DEV_KEYS.pep), agents: ['support-resolver', 'mailbox-summarizer', 'feedback-workflow', 'code-review-agent'] },
       { id: 'orchestrator', role: 'orchestrator', key_sha256: sha256(DEV_KEYS.orchestrator) },
       { id: 'crm-api', role: 'resource_server', key_sha256: sha256(DEV_KEYS.resource) },
+      { id: 'alice-oncall', role: 'approver', approver_groups: ['platform-oncall'], key_sha256: sha256(APPROVER_KEY) },
     ],
   };
   const path = join(dir, 'agent-pdp.yaml');
   writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`); // JSON is YAML
   return path;
+}
+
+/** `agent-pdp <args> --config <the demo's config>` from the data dir; resolves with stdout. */
+function cliRunner(cli: string, configPath: string, dir: string): (args: readonly string[]) => Promise<string> {
+  return (args) =>
+    new Promise((ok, fail) => {
+      execFile(process.execPath, [cli, ...args, '--config', configPath], { cwd: dir, timeout: 20_000, maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) => {
+        if (err) fail(new Error(`agent-pdp ${args.join(' ')}: ${err.message}${stderr ? `\n${stderr}` : ''}`));
+        else ok(stdout);
+      });
+    });
 }
 
 async function waitUntilReady(url: string, pdp: ChildProcess): Promise<void> {
@@ -96,7 +128,10 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-demo-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const configPath = writeConfig(root, dir, port);
+  // Example 4's webhook receiver listens before the PDP starts: the PDP's config names its URL and shared secret.
+  const webhookSecret = randomBytes(32).toString('hex');
+  const inbox = await startWebhookInbox(webhookSecret);
+  const configPath = writeConfig(root, dir, port, inbox, webhookSecret);
   // The PDP's own output (including its loud dev-key warning) is kept, and shown only if something goes wrong.
   const pdp = spawn(process.execPath, [cli, 'serve', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
@@ -106,7 +141,10 @@ async function main(): Promise<number> {
   try {
     await waitUntilReady(url, pdp);
     print(`agent-pdp demo: PDP (pid ${pdp.pid}) serving the shipped policies on ${url}, public dev keys, data in ${dir}`);
-    for (const example of EXAMPLES) {
+    print(`agent-pdp demo: webhook receiver of approver group platform-oncall on ${inbox.url}`);
+    const runCli = cliRunner(cli, configPath, dir);
+    const examples = [...EXAMPLES, (options: ExampleOptions) => runBreakGlass({ ...options, inbox, approverKey: APPROVER_KEY, windowSeconds: WINDOW_SECONDS, runCli })];
+    for (const example of examples) {
       print('');
       const transcript = await example({ pdpUrl: url, keys: DEV_KEYS, log: print });
       for (const problem of problems(transcript)) {
@@ -119,6 +157,7 @@ async function main(): Promise<number> {
     status = 1;
   } finally {
     await stop(pdp);
+    await inbox.close();
     if (status !== 0 && output.length > 0) process.stderr.write(`--- PDP output ---\n${output.join('')}\n`);
     rmSync(dir, { recursive: true, force: true });
   }

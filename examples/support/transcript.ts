@@ -4,8 +4,11 @@
  */
 import type { PermissionDenied, ToolGrant } from '../../src/pep/index.js';
 
-/** `allow`/`deny`: the PDP's decision. `refused`: a tool API refused a token. `stop`: a workflow halted. */
-export type EntryKind = 'allow' | 'deny' | 'refused' | 'ok' | 'stop' | 'info';
+/**
+ * `allow`/`deny`: the PDP's decision. `refused`: a tool API refused a token. `stop`: a workflow halted. `audit`: an
+ * event of the audit trail, as the CLI exported it.
+ */
+export type EntryKind = 'allow' | 'deny' | 'refused' | 'ok' | 'stop' | 'info' | 'audit';
 
 export interface TranscriptEntry {
   kind: EntryKind;
@@ -34,7 +37,7 @@ export interface ExampleOptions {
   log: (line: string) => void;
 }
 
-const LABELS: Record<EntryKind, string> = { allow: 'ALLOW', deny: 'DENY', refused: 'REFUSED', ok: 'ok', stop: 'STOP', info: '' };
+const LABELS: Record<EntryKind, string> = { allow: 'ALLOW', deny: 'DENY', refused: 'REFUSED', ok: 'ok', stop: 'STOP', info: '', audit: 'AUDIT' };
 
 export class TranscriptWriter {
   readonly #title: string;
