@@ -1,0 +1,20 @@
+/** The public face of src/notify/: the outbox worker, the payload formats, webhook signatures, approval links. */
+export { OutboxWorker } from './outbox-worker.js';
+export type {
+  ClaimedDelivery,
+  CompleteDeliveryInput,
+  DeliveryLogFields,
+  DeliveryOutcome,
+  OutboxLogger,
+  OutboxStore,
+  OutboxWorkerOptions,
+  OutboxWorkerStats,
+  WebhookFetch,
+} from './outbox-worker.js';
+export { deliveryLinks, formatDuration, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
+export type { DeliveryLinks, NotifiedRequest, RenderInput } from './payloads.js';
+export { DEFAULT_SIGNATURE_TOLERANCE_SECONDS, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './webhook-signature.js';
+export type { VerifyWebhookOptions, WebhookSignatureFailure, WebhookVerification } from './webhook-signature.js';
+export { ApprovalLinks, MIN_LINK_KEY_BYTES } from './approval-links.js';
+export type { ApprovalLinkClaims } from './approval-links.js';
+export { LINK_KEY_FILE, loadLinkKey } from './link-key.js';
