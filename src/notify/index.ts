@@ -9,8 +9,8 @@ export type {
   OutboxStore,
   OutboxWorkerOptions,
   OutboxWorkerStats,
-  WebhookFetch,
 } from './outbox-worker.js';
+export type { WebhookFetch } from './webhook-transport.js';
 export { deliveryLinks, formatDuration, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
 export type { DeliveryLinks, NotifiedRequest, RenderInput } from './payloads.js';
 export { DEFAULT_SIGNATURE_TOLERANCE_SECONDS, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './webhook-signature.js';

@@ -5,7 +5,7 @@
  * - Claim: `claimDeliveries` leases up to the free concurrency of due rows (their `next_attempt_at` moves to the
  *   lease's end), so a process that dies mid-delivery leaves them to be retried when the lease runs out.
  * - Deliver: the body is rendered from the request as stored now (payloads.ts), signed (webhook-signature.ts) and
- *   POSTed with a timeout over one keep-alive agent per protocol. 2xx is delivered; anything else (status, timeout,
+ *   POSTed with a timeout over one keep-alive agent per protocol (webhook-transport.ts). 2xx is delivered; anything else (status, timeout,
  *   connection error) is retried after min(max, initial · 2^attempts) · jitter(0.5..1); the attempt that reaches
  *   `max_attempts` is the dead letter. `completeDelivery` records the outcome (and its audit event).
  * - Wake: `wake()` after a commit delivers at once; a timer (unref'd) polls for retries that fall due and for rows
@@ -14,14 +14,14 @@
  * Never logged or stored: the destination URL (a Slack webhook URL is itself a secret), the secret, the routing
  * key, the response body. A log line carries the destination id, delivery id, status, attempt and HTTP status.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
 import type { OutboxConfig, WebhookConfig } from '../config/config-types.js';
 import { describeError } from '../errors/pdp-error.js';
 import type { ApprovalLinks } from './approval-links.js';
 import { deliveryLinks, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
 import type { NotifiedRequest } from './payloads.js';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook } from './webhook-signature.js';
+import { WebhookTransport } from './webhook-transport.js';
+import type { WebhookFetch } from './webhook-transport.js';
 
 /** A leased outbox row (the store's `claimDeliveries`). `attempts`: tries before this one. */
 export interface ClaimedDelivery {
@@ -70,12 +70,6 @@ export interface OutboxLogger {
   warn(fields: DeliveryLogFields | { error: string }, message: string): void;
 }
 
-/** The subset of `fetch` the worker uses (the global `fetch` fits); by default it uses node:http(s) instead. */
-export type WebhookFetch = (
-  url: string,
-  init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal },
-) => Promise<{ status: number; body?: { cancel(): Promise<void> } | null }>;
-
 export interface OutboxWorkerOptions {
   store: OutboxStore;
   /** The destinations by id (the rows' `destination`), with their resolved URL, secret and routing key. */
@@ -121,12 +115,11 @@ export class OutboxWorker {
   readonly #config: OutboxConfig;
   readonly #logger: OutboxLogger | undefined;
   readonly #now: () => Date;
-  readonly #fetch: WebhookFetch | undefined;
   readonly #pollIntervalMs: number;
   readonly #leaseMs: number;
   readonly #random: () => number;
-  readonly #httpAgent: http.Agent;
-  readonly #httpsAgent: https.Agent;
+  readonly #transport: WebhookTransport;
+  readonly #claimBatch: number;
 
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   readonly #inFlight = new Set<Promise<void>>();
@@ -158,13 +151,12 @@ export class OutboxWorker {
     this.#config = { ...outbox };
     this.#logger = options.logger;
     this.#now = options.now ?? (() => new Date());
-    this.#fetch = options.fetch;
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.#leaseMs = options.leaseMs ?? outbox.timeout_ms + 30_000;
     this.#random = options.random ?? Math.random;
     if (!(this.#pollIntervalMs > 0) || !(this.#leaseMs > outbox.timeout_ms)) throw new TypeError('"pollIntervalMs" must be positive and "leaseMs" above "timeout_ms"');
-    this.#httpAgent = new http.Agent({ keepAlive: true, maxSockets: outbox.concurrency });
-    this.#httpsAgent = new https.Agent({ keepAlive: true, maxSockets: outbox.concurrency });
+    this.#claimBatch = Math.max(1, Math.floor(outbox.concurrency / 4));
+    this.#transport = new WebhookTransport({ timeoutMs: outbox.timeout_ms, maxSockets: outbox.concurrency, fetch: options.fetch });
   }
 
   /** Starts delivering: due rows at once, then on wake() and on the poll timer. */
@@ -191,8 +183,7 @@ export class OutboxWorker {
       await Promise.allSettled([...this.#inFlight]);
     }
     this.#clearTimer();
-    this.#httpAgent.destroy();
-    this.#httpsAgent.destroy();
+    this.#transport.close();
   }
 
   stats(): OutboxWorkerStats {
@@ -243,7 +234,8 @@ export class OutboxWorker {
       })
       .finally(() => {
         this.#inFlight.delete(run);
-        if (this.#backlog) this.#kick();
+        // Claim in batches: one claim (a write transaction) per quarter of the slots freed, not one per delivery.
+        if (this.#backlog && this.#config.concurrency - this.#inFlight.size >= this.#claimBatch) this.#kick();
       });
     this.#inFlight.add(run);
   }
@@ -321,64 +313,10 @@ export class OutboxWorker {
     } catch (err) {
       return { ok: false, error: `rendering failed: ${err instanceof TypeError ? err.message : 'unexpected error'}` };
     }
-    const status = await this.#post(hook.url, headers, body);
-    if (typeof status !== 'number') return status;
+    const sent = await this.#transport.post(hook.url, headers, body);
+    if ('error' in sent) return { ok: false, error: sent.error };
+    const { status } = sent;
     return status >= 200 && status < 300 ? { ok: true, status } : { ok: false, error: `HTTP ${status}`, status };
-  }
-
-  /** POSTs with the timeout; the status, or a failure described without the URL. */
-  async #post(url: string, headers: Record<string, string>, body: string): Promise<number | Attempt> {
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      return { ok: false, error: 'the destination URL is not valid' };
-    }
-    if (target.protocol !== 'http:' && target.protocol !== 'https:') return { ok: false, error: 'the destination URL is not http(s)' };
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.#config.timeout_ms);
-    try {
-      if (this.#fetch !== undefined) {
-        const response = await this.#fetch(url, { method: 'POST', headers, body, signal: controller.signal });
-        await response.body?.cancel().catch(() => undefined);
-        return response.status;
-      }
-      return await this.#request(target, headers, body, controller.signal);
-    } catch (err) {
-      if (timedOut) return { ok: false, error: `timeout after ${this.#config.timeout_ms} ms` };
-      return { ok: false, error: `connection failed (${networkCode(err)})` };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** node:http(s) over the keep-alive agent. Resolves with the status once the response body is drained. */
-  #request(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
-    const secure = target.protocol === 'https:';
-    const payload = Buffer.from(body, 'utf8');
-    return new Promise<number>((resolve, reject) => {
-      let status: number | undefined;
-      const req = (secure ? https : http).request(target, {
-        method: 'POST',
-        agent: secure ? this.#httpsAgent : this.#httpAgent,
-        headers: { ...headers, 'content-length': String(payload.length) },
-        signal,
-      });
-      req.on('response', (res) => {
-        status = res.statusCode ?? 0;
-        res.on('end', () => resolve(status as number));
-        res.on('error', (err) => (status === undefined ? reject(err) : resolve(status)));
-        res.resume(); // drain and discard: the socket goes back to the pool
-      });
-      // An abort or a broken socket after the status line still counts as the receiver's answer.
-      req.on('error', (err) => (status === undefined ? reject(err) : resolve(status)));
-      req.on('close', () => (status === undefined ? reject(new Error('socket closed')) : resolve(status)));
-      req.end(payload);
-    });
   }
 
   #backoffMs(attemptsBefore: number): number {
@@ -431,13 +369,4 @@ export class OutboxWorker {
 function statusOf(result: { status?: number; status_code?: number }): { status_code?: number } {
   const code = result.status ?? result.status_code;
   return code === undefined ? {} : { status_code: code };
-}
-
-/** A network error's code (`ECONNREFUSED`, `ECONNRESET`), never its message (which may name the host or URL). */
-function networkCode(err: unknown): string {
-  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth += 1) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return code;
-  }
-  return 'network error';
 }

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApprovalLinks, OutboxWorker, verifyWebhookSignature } from '../../src/notify/index.js';
 import type { AuditEventV1 } from '../../src/audit/index.js';
+import type { WebhookFetch } from '../../src/notify/index.js';
 import type { Store } from '../../src/store/index.js';
 import { GROUP, LINK_KEY, PUBLIC_URL, submit, tempStore, webhook, worker } from './outbox-fixtures.js';
 import type { LogLine, TempStore } from './outbox-fixtures.js';
@@ -149,6 +150,19 @@ describe('a delivery', () => {
     expect(receiver.received).toEqual([]);
     expect(await deliveryOf(temp.store, gone.id)).toMatchObject({ attempts: 2, last_error: 'destination removed-hook is not configured' });
     expect(await deliveryOf(temp.store, broken.id)).toMatchObject({ attempts: 2, last_error: 'rendering failed: a pagerduty delivery needs a routing key' });
+  });
+  it('goes through an injected fetch (the global one here) just the same', async () => {
+    let calls = 0;
+    const fetch: WebhookFetch = (url, init) => {
+      calls += 1;
+      return globalThis.fetch(url, init);
+    };
+    const { worker: w } = started(temp.store, [webhook('hook-1', receiver.url())], { fetch });
+    const request = await submit(temp.store, ['hook-1']);
+    w.wake();
+    await vi.waitFor(async () => expect((await deliveryOf(temp.store, request.id)).status).toBe('delivered'), WAIT);
+    expect(calls).toBe(1);
+    expect(verifyWebhookSignature('secret-of-hook-1', receiver.received[0]!.headers['x-agentpdp-signature'], receiver.received[0]!.body).valid).toBe(true);
   });
 });
 
