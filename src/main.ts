@@ -235,7 +235,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     now,
   });
   outbox.start();
-  const accessRequests = new AccessRequestService({ store, escalation: config.escalation, onSubmitted: () => outbox.wake(), now });
+  metrics.watchOutbox(outbox, store);
+  const accessRequests = new AccessRequestService({ store, escalation: config.escalation, onSubmitted: () => outbox.wake(), observer: metrics, now });
   const escalationSweep = setInterval(() => {
     accessRequests.sweep().catch((err: unknown) => logger.error({ err: describeError(err) }, 'access request sweep failed'));
   }, config.escalation.sweep_interval_ms);
@@ -276,6 +277,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     verifyLink: (token, id, at) => links.verify(token, id, at),
     keys,
     store,
+    outbox: store,
     metrics,
     reload,
     now,

@@ -42,7 +42,9 @@ export function loadConfigFile(path: string, env: ConfigEnvironment = {}): Loade
 
 export function buildConfig(raw: unknown, source: string, baseDir: string, env: ConfigEnvironment = {}): LoadedConfig {
   if (!validateConfigShape(raw)) {
-    const details: ErrorDetail[] = (validateConfigShape.errors ?? []).map(describeAjvError);
+    // One detail per field: a field with alternatives (`role`: one role or a list) fails each; the first says it.
+    const details: ErrorDetail[] = [];
+    for (const d of (validateConfigShape.errors ?? []).map(describeAjvError)) if (!details.some((e) => e.path === d.path)) details.push(d);
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }
   const r = raw as RawConfig;

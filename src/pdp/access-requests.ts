@@ -21,9 +21,13 @@ export interface AccessRequestServiceOptions {
   escalation: Pick<EscalationConfig, 'public_url' | 'pending_ttl_seconds' | 'webhooks'>;
   /** Called after a request and its notifications committed (the outbox worker delivers them at once). */
   onSubmitted?: () => void;
+  /** Told of each event once committed (`Metrics` counts them). */
+  observer?: { accessRequestEvent(event: AccessRequestEvent, count?: number): void };
   now?: () => Date;
   newId?: () => string;
 }
+
+export type AccessRequestEvent = 'submitted' | 'approved' | 'denied' | 'expired' | 'elevation_ended';
 
 export interface Submitted {
   request: AccessRequestV1;
@@ -100,7 +104,10 @@ export class AccessRequestService {
       trace_id: traceId,
       deliveries: deliveriesFor(groups, this.#o.escalation.webhooks),
     });
-    if (created) this.#o.onSubmitted?.();
+    if (created) {
+      this.#o.observer?.accessRequestEvent('submitted');
+      this.#o.onSubmitted?.();
+    }
     return { request: this.toWire(request), created };
   }
 
@@ -155,6 +162,7 @@ export class AccessRequestService {
       duration_seconds: duration,
       trace_id: traceId,
     });
+    this.#o.observer?.accessRequestEvent('approved');
     return this.toWire(decided);
   }
 
@@ -169,6 +177,7 @@ export class AccessRequestService {
       note: body.note ?? null,
       trace_id: traceId,
     });
+    this.#o.observer?.accessRequestEvent('denied');
     return this.toWire(decided);
   }
 
@@ -181,6 +190,8 @@ export class AccessRequestService {
       const swept = await this.#o.store.sweepAccessRequests({ now, limit: 500 });
       expired += swept.expired.length;
       ended += swept.ended.length;
+      this.#o.observer?.accessRequestEvent('expired', swept.expired.length);
+      this.#o.observer?.accessRequestEvent('elevation_ended', swept.ended.length);
       if (swept.expired.length + swept.ended.length < 500) return { expired, ended };
     }
   }

@@ -44,17 +44,19 @@ export function checkEvaluationResult(value: unknown): EvaluationResultV1 {
     fail('allow without scopes or ttl');
   }
   if (outcome === 'deny' && granted_scopes.length > 0) fail('deny with granted scopes');
-  // Elevated scopes are granted ones, and only an allow has them.
-  if (!isStringArray(elevated_scopes)) return fail('elevated_scopes');
+  // Elevated scopes are granted ones, and only an allow has them. A decision core that predates escalation (a
+  // bundle built from an older or a custom agentpdp package) reports none: absent reads as [].
+  const elevated: unknown = elevated_scopes === undefined ? [] : elevated_scopes;
+  if (!isStringArray(elevated)) return fail('elevated_scopes');
   const granted = new Set(granted_scopes);
-  if (elevated_scopes.some((s) => !granted.has(s))) fail('elevated scope not granted');
+  if (elevated.some((s) => !granted.has(s))) fail('elevated scope not granted');
   const result: EvaluationResultV1 = {
     outcome: outcome as 'allow' | 'deny',
     granted_scopes,
     denied_scopes: denied,
     reasons: checkedReasons,
     token_ttl_seconds,
-    elevated_scopes,
+    elevated_scopes: elevated,
   };
   if (access_request !== undefined) {
     if (outcome !== 'deny') fail('access_request on an allow');

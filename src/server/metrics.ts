@@ -49,7 +49,32 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly accessRequests = new Counter({
+    name: 'agentpdp_access_requests_total',
+    help: 'Break-glass access request events (submitted, approved, denied, expired, elevation_ended)',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  #outboxWorker: (() => void) | undefined;
+  readonly webhookDeliveries = new Counter({
+    name: 'agentpdp_webhook_deliveries_total',
+    help: 'Approver notification attempts by this process, by outcome (delivered, retried, dead)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+    collect: () => this.#outboxWorker?.(),
+  });
+  #outbox: (() => Promise<void>) | undefined;
+  readonly outboxRows: Gauge<'status'>;
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
+    const read = (): Promise<void> => this.#outbox?.() ?? Promise.resolve();
+    this.outboxRows = new Gauge({
+      name: 'agentpdp_outbox_notifications',
+      help: 'Approver notifications in the store by status (pending, delivered, dead: a dead letter needs an operator)',
+      labelNames: ['status'] as const,
+      registers: [this.registry],
+      collect: read,
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -67,6 +92,32 @@ export class Metrics {
   /** The token service's observer (`TokenServiceOptions.observer`): one count per token event. */
   tokenEvent(event: TokenEvent): void {
     this.tokens.inc({ event });
+  }
+
+  /** The access request service's observer: one count per event. */
+  accessRequestEvent(event: 'submitted' | 'approved' | 'denied' | 'expired' | 'elevation_ended', count = 1): void {
+    if (count > 0) this.accessRequests.inc({ event }, count);
+  }
+
+  /**
+   * Reads the outbox at each scrape: the worker's attempt counts (as counters) and the store's rows by status
+   * (a gauge; `dead` > 0 wants an operator: `GET /v1/admin/notifications?status=dead`).
+   */
+  watchOutbox(worker: { stats(): { delivered: number; retried: number; dead: number } }, store: { outboxCounts(): Promise<Record<'pending' | 'delivered' | 'dead', number>> }): void {
+    const seen = { delivered: 0, retried: 0, dead: 0 };
+    this.#outboxWorker = () => {
+      const stats = worker.stats();
+      for (const outcome of ['delivered', 'retried', 'dead'] as const) {
+        if (stats[outcome] > seen[outcome]) this.webhookDeliveries.inc({ outcome }, stats[outcome] - seen[outcome]);
+        seen[outcome] = stats[outcome];
+      }
+    };
+    this.#outbox = async () => {
+      // A store that cannot answer leaves the last counts: /metrics keeps answering (liveness is its job).
+      const counts = await store.outboxCounts().catch(() => undefined);
+      if (counts === undefined) return;
+      for (const status of ['pending', 'delivered', 'dead'] as const) this.outboxRows.set({ status }, counts[status]);
+    };
   }
 
   policyActive(revision: string, bundle: string, policies: string): void {

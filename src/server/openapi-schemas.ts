@@ -137,6 +137,40 @@ export const COMPONENT_SCHEMAS = {
       },
     },
   },
+  NotificationListV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['counts', 'items'],
+    properties: {
+      counts: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['pending', 'delivered', 'dead'],
+        properties: { pending: { type: 'integer' }, delivered: { type: 'integer' }, dead: { type: 'integer' } },
+      },
+      items: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'access_request_id', 'destination', 'approver_group', 'status', 'attempts', 'next_attempt_at', 'last_error', 'last_status', 'created_at', 'delivered_at'],
+          properties: {
+            id: { type: 'string', description: 'the delivery id (`X-AgentPDP-Delivery`)' },
+            access_request_id: { type: 'string' },
+            destination: { type: 'string', description: 'the webhook id in the config (never its URL)' },
+            approver_group: { type: 'string' },
+            status: { enum: ['pending', 'delivered', 'dead'] },
+            attempts: { type: 'integer', minimum: 0 },
+            next_attempt_at: { type: 'string', format: 'date-time' },
+            last_error: { type: ['string', 'null'] },
+            last_status: { type: ['integer', 'null'] },
+            created_at: { type: 'string', format: 'date-time' },
+            delivered_at: { type: ['string', 'null'], format: 'date-time' },
+          },
+        },
+      },
+    },
+  },
   AccessRequestListV1: {
     type: 'object',
     additionalProperties: false,

@@ -5,6 +5,7 @@ import type { IssuerKeys } from '../pdp/issuer-keys.js';
 import type { PolicyEngine } from '../pdp/policy-engine.js';
 import type { TaskService } from '../pdp/task-service.js';
 import type { TokenService } from '../pdp/token-service.js';
+import type { Store } from '../store/index.js';
 import type { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
@@ -28,6 +29,8 @@ export interface RouteDeps {
   verifyLink: LinkVerifier;
   keys: IssuerKeys;
   store: AuditStore;
+  /** The notification outbox, for admins (dead letters). */
+  outbox: Pick<Store, 'listDeliveries' | 'outboxCounts'>;
   metrics: Metrics;
   /** Reload policy and keys (admin endpoint, SIGHUP). */
   reload: () => Promise<void>;
@@ -46,7 +49,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now),
     ...auditRoutes(deps.store, deps.now),
-    ...adminRoutes(deps.engine, deps.reload),
+    ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),
     ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes))),
   ];

@@ -158,13 +158,23 @@ describe('defaults, freezing and paths', () => {
       tasks: { default_ttl_seconds: 3600, max_ttl_seconds: 86400 },
       audit: { mask: [], mask_key_file: null, retention_days: null },
       log: { level: 'info' },
-      callers: [{ id: 'pep-1', role: 'pep', key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
+      escalation: {
+        public_url: 'http://127.0.0.1:8181',
+        request_window_seconds: 600,
+        pending_ttl_seconds: 3600,
+        link_ttl_seconds: 900,
+        link_key_file: join(BASE_DIR, 'data/keys/approval-link.key'),
+        sweep_interval_ms: 1000,
+        outbox: { max_attempts: 10, initial_backoff_ms: 500, max_backoff_ms: 300000, timeout_ms: 5000, concurrency: 32 },
+        webhooks: [],
+      },
+      callers: [{ id: 'pep-1', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
     });
   });
 
   it('defaults a caller without agents to none and may_assert_context to false, and lowercases key hashes', () => {
     const { config } = build({ callers: [{ id: 'p', role: 'pep', key_sha256: PEP.key_sha256.toUpperCase() }] });
-    expect(config.callers[0]).toEqual({ id: 'p', role: 'pep', key_sha256: PEP.key_sha256, agents: [], may_assert_context: false });
+    expect(config.callers[0]).toEqual({ id: 'p', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: [], may_assert_context: false });
   });
 
   it('strips trailing slashes from the issuer', () => {

@@ -40,8 +40,10 @@ function appliedDefault(key: string): string | undefined {
   if (key === 'server.listen') return `${config.server.host}:${config.server.port}`;
   if (key.startsWith('callers[].')) return undefined;
   if (key.endsWith('.<integration>')) return undefined;
-  const [section, name] = key.split('.') as [keyof typeof config, string];
-  const value = (config[section] as unknown as Record<string, unknown>)[name];
+  // Keys of list items (`escalation.webhooks[].url`) have no default: the item is written whole or not at all.
+  if (key.includes('[]')) return undefined;
+  let value: unknown = config;
+  for (const name of key.split('.')) value = (value as Record<string, unknown>)[name];
   if (value === undefined || value === null) return value === null && key !== 'audit.mask_key_file' ? 'null' : undefined;
   if (Array.isArray(value)) return JSON.stringify(value);
   if (typeof value === 'string') return value.replace('/etc/agent-pdp/', '');
@@ -57,8 +59,12 @@ describe('docs/configuration.md', () => {
     const stated = rows.get(key)?.default ?? '';
     const applied = appliedDefault(key);
     if (key.startsWith('callers[].')) {
-      expect(stated).toMatch(/^(required|`(\[\]|false)`)$/);
-      if (stated !== 'required') expect(stated).toBe(`\`${JSON.stringify((config.callers[0] as unknown as Record<string, unknown>)[key.slice(10)])}\``);
+      expect(stated).toMatch(/^(required|none|`(\[\]|false)`)$/);
+      const value = (config.callers[0] as unknown as Record<string, unknown>)[key.slice(10)];
+      if (stated === 'none') expect(value).toBeUndefined();
+      else if (stated !== 'required') expect(stated).toBe(`\`${JSON.stringify(value)}\``);
+    } else if (key.includes('[]')) {
+      expect(stated).toMatch(/^(required|none)$/);
     } else if (applied === undefined) {
       expect(stated).toBe('none');
     } else {
@@ -67,7 +73,8 @@ describe('docs/configuration.md', () => {
   });
 
   it('required keys are the schema\'s required ones', () => {
-    const required = [...rows.entries()].filter(([, r]) => r.default === 'required').map(([k]) => k.replace('callers[].', ''));
-    expect(required.sort()).toEqual([...configSchema.properties.callers.items.required].sort());
+    const required = (list: string) => [...rows.entries()].filter(([k, r]) => k.startsWith(`${list}[].`) && r.default === 'required').map(([k]) => k.slice(list.length + 3));
+    expect(required('callers').sort()).toEqual([...configSchema.properties.callers.items.required].sort());
+    expect(required('escalation.webhooks').sort()).toEqual([...configSchema.properties.escalation.properties.webhooks.items.required].sort());
   });
 });

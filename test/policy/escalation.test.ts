@@ -512,8 +512,12 @@ describe('checkEvaluationResult: escalation fields, failing closed', () => {
     expect(checkEvaluationResult(allow)).toEqual(allow);
   });
 
+  it('reads a result without elevated_scopes (a decision core that predates escalation) as elevating nothing', () => {
+    const { elevated_scopes: _e, ...older } = { ...allow, reasons: [{ code: 'allowed', message: 'm' }] };
+    expect(checkEvaluationResult(older)).toEqual({ ...older, elevated_scopes: [] });
+  });
+
   it.each([
-    { note: 'elevated_scopes missing', value: { ...allow, elevated_scopes: undefined } },
     { note: 'elevated_scopes not strings', value: { ...allow, elevated_scopes: [1] } },
     { note: 'an elevated scope that was not granted', value: { ...allow, elevated_scopes: ['repo:write'] } },
     { note: 'access_request on an allow', value: { ...allow, access_request: deny.access_request } },

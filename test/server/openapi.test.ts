@@ -1,5 +1,9 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApprovalLinks, loadLinkKey } from '../../src/notify/index.js';
 import { decisionRequestSchema, taskRegistrationSchema } from '../../src/wire/decision-v1.js';
 import { HTTP_METHODS, OpenApiChecker } from '../support/openapi-check.js';
 import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
@@ -12,13 +16,19 @@ import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.j
 let t: TestPdp;
 let api: OpenApiChecker;
 let seq = 0;
+let policies: string;
 
 beforeAll(async () => {
-  t = await startTestPdp();
+  // The test fixtures, plus an agent whose write scope is requestable (the access-request routes need one).
+  policies = mkdtempSync(join(tmpdir(), 'agent-pdp-openapi-'));
+  cpSync('test/fixtures/policies', policies, { recursive: true });
+  cpSync('test/escalation/policies/agents/release-bot.yaml', join(policies, 'agents/release-bot.yaml'));
+  t = await startTestPdp({ policies });
   api = await OpenApiChecker.fetch(t.url);
 });
 afterAll(async () => {
   await t.close();
+  rmSync(policies, { recursive: true, force: true });
 });
 
 /** The routes the pipeline serves, as `METHOD /path/{param}`, from the same route table the router is built from. */
@@ -44,6 +54,20 @@ async function issuedToken(): Promise<string> {
   return res.body.access_token as string;
 }
 
+/** A pending access request for a requestable denial of release-bot (made by the PEP `pep-1`). */
+async function pendingRequest(): Promise<string> {
+  const id = `openapi-${++seq}`;
+  await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'release-bot', type: 'incident' }).expect(201);
+  const denial = await pepDecide({ agent_id: 'release-bot', task: { id }, integration: 'crm', scopes: ['tickets:write'] }).expect(200);
+  expect(denial.body.access_request).toBeDefined();
+  const submitted = await request(t.url).post('/v1/access-requests').set(auth(KEYS.pep)).send({ decision_id: denial.body.decision_id, reason: 'openapi' }).expect(202);
+  return submitted.body.id as string;
+}
+
+/** The review link's token, as a notification would carry it (signed with the server's link key). */
+const linkFor = (requestId: string): string =>
+  new ApprovalLinks(loadLinkKey(t.pdp.config.escalation.link_key_file), 900).issue(requestId, 'platform-oncall', t.clock.now);
+
 /** One successful call of every operation, keyed as the document names them. */
 const OPERATIONS: Record<string, { status: number; call: () => Promise<request.Response> }> = {
   'POST /v1/decide': { status: 200, call: async () => pepDecide() },
@@ -65,6 +89,37 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
   'GET /readyz': { status: 200, call: async () => request(t.url).get('/readyz') },
   'GET /metrics': { status: 200, call: async () => request(t.url).get('/metrics') },
   'GET /openapi.json': { status: 200, call: async () => request(t.url).get('/openapi.json') },
+  'POST /v1/access-requests': {
+    status: 202,
+    call: async () => {
+      const id = `openapi-${++seq}`;
+      await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'release-bot', type: 'incident' }).expect(201);
+      const denial = await pepDecide({ agent_id: 'release-bot', task: { id }, integration: 'crm', scopes: ['tickets:write'] }).expect(200);
+      return request(t.url).post('/v1/access-requests').set(auth(KEYS.pep)).set('idempotency-key', id).send({ decision_id: denial.body.decision_id, reason: 'openapi' });
+    },
+  },
+  'GET /v1/access-requests': { status: 200, call: async () => (await pendingRequest(), request(t.url).get('/v1/access-requests?status=pending').set(auth(KEYS.approver))) },
+  'GET /v1/access-requests/{id}': { status: 200, call: async () => request(t.url).get(`/v1/access-requests/${await pendingRequest()}`).set(auth(KEYS.pep)) },
+  'POST /v1/access-requests/{id}/approve': {
+    status: 200,
+    call: async () => request(t.url).post(`/v1/access-requests/${await pendingRequest()}/approve`).set(auth(KEYS.approver)).send({ duration_seconds: 60, note: 'ok' }),
+  },
+  'POST /v1/access-requests/{id}/deny': { status: 200, call: async () => request(t.url).post(`/v1/access-requests/${await pendingRequest()}/deny`).set(auth(KEYS.approver)).send({}) },
+  'GET /v1/access-requests/{id}/review': {
+    status: 200,
+    call: async () => {
+      const id = await pendingRequest();
+      return request(t.url).get(`/v1/access-requests/${id}/review`).query({ t: linkFor(id) });
+    },
+  },
+  'POST /v1/access-requests/{id}/review': {
+    status: 200,
+    call: async () => {
+      const id = await pendingRequest();
+      return request(t.url).post(`/v1/access-requests/${id}/review`).type('form').send({ t: linkFor(id), action: 'deny', api_key: KEYS.approver });
+    },
+  },
+  'GET /v1/admin/notifications': { status: 200, call: async () => request(t.url).get('/v1/admin/notifications?status=pending').set(auth(KEYS.admin)) },
 };
 
 describe('the document', () => {
@@ -94,6 +149,13 @@ describe('the document', () => {
       for (const method of HTTP_METHODS) {
         for (const [status, response] of Object.entries(item[method]?.responses ?? {})) {
           if (Number(status) < 400 || path === '/readyz') continue;
+          if (path.endsWith('/review')) {
+            // The approval page answers its own refusals as pages; what the pipeline refuses first is JSON.
+            const content = response.content as Record<string, { schema: unknown }>;
+            expect({ op: `${method} ${path} ${status}`, types: Object.keys(content).filter((t) => t !== 'application/json' && t !== 'text/html') }).toEqual({ op: `${method} ${path} ${status}`, types: [] });
+            if (content['application/json']) expect(content['application/json']).toEqual({ schema: { $ref: '#/components/schemas/Error' } });
+            continue;
+          }
           const schema = OAUTH.has(path)
             ? { oneOf: [{ $ref: '#/components/schemas/Error' }, { $ref: '#/components/schemas/OAuthError' }] }
             : { $ref: '#/components/schemas/Error' };

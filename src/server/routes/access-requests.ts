@@ -210,7 +210,8 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
         },
         responses: {
           '200': { description: 'done', content: htmlContent },
-          '403': { description: 'link invalid, self-approval or another group', content: htmlContent },
+          '400': { description: 'a malformed form (Error), or a duration above the cap (a page)', content: { ...htmlContent, ...json('Error') } },
+          '403': { description: 'link invalid, self-approval or another group (a page); a key without role approver (Error)', content: { ...htmlContent, ...json('Error') } },
           '404': { description: 'no such request', content: htmlContent },
           '409': { description: 'no longer pending, or expired', content: htmlContent },
           '410': { description: 'the link expired', content: htmlContent },
