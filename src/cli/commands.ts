@@ -11,6 +11,7 @@ import { buildEvaluationInput, unregisteredTask } from '../pdp/evaluation-input.
 import { PolicyEngine } from '../pdp/policy-engine.js';
 import { loadPolicyDir } from '../policy/policy-loader.js';
 import { parseDecisionRequest } from '../wire/request-parsers.js';
+import { ACCESS_REQUEST_COMMANDS } from './access-request-commands.js';
 import { AUDIT_COMMANDS } from './audit-commands.js';
 import { explainEvaluation } from './explain.js';
 
@@ -204,6 +205,7 @@ export const COMMANDS: Command[] = [
     },
   },
   ...AUDIT_COMMANDS,
+  ...ACCESS_REQUEST_COMMANDS,
 ];
 
 /** A command's usage error: the usage line on stderr, exit 2 (as run-cli does for an unknown option). */
