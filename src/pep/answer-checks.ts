@@ -3,6 +3,7 @@
  * error page, a truncated body, another server on the port) is a `pdp_error`, never half-read as an allow.
  * Only the fields the SDK relies on are checked; unknown extra fields are allowed (the API may grow).
  */
+import type { AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
 import { PepError } from './pep-error.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
@@ -47,10 +48,54 @@ export function checkDecision(value: unknown): DecisionResponseV1 {
     token_ttl_seconds: (v) => typeof v === 'number',
     resource: (v) => v === null || v === undefined || isResource(v),
     policy_revision: (v) => typeof v === 'string',
+    access_request: (v) => v === undefined || isHint(v),
+    approval: (v) => v === undefined || (isObject(v) && isText(v['id']) && isText(v['approved_until'])),
   });
   // `allow` is what a PEP enforces; an answer whose two fields disagree is not trusted either way.
   if (decision.allow !== (decision.outcome === 'allow')) throw malformed('decide', 'allow');
+  // A hint belongs to a denial of this very decision; anything else is not the API.
+  if (decision.access_request !== undefined && (decision.allow || decision.access_request.template.decision_id !== decision.decision_id)) {
+    throw malformed('decide', 'access_request');
+  }
   return { ...decision, resource: decision.resource ?? null };
+}
+
+const STATUSES = new Set(['pending', 'approved', 'denied', 'expired']);
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isTextOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+
+function isHint(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    isText(v['endpoint']) &&
+    isText(v['expires_at']) &&
+    isObject(v['template']) &&
+    isText(v['template']['decision_id']) &&
+    isTextList(v['scopes']) &&
+    isCount(v['max_duration_seconds']) &&
+    typeof v['require_reason'] === 'boolean'
+  );
+}
+
+/** An access request (`POST /v1/access-requests`, `GET /v1/access-requests/{id}`). */
+export function checkAccessRequest(value: unknown, what: string): AccessRequestV1 {
+  return checked<AccessRequestV1>(what, value, {
+    id: isText,
+    status: (v) => typeof v === 'string' && STATUSES.has(v),
+    status_endpoint: isText,
+    expires_at: isText,
+    decision_id: isText,
+    agent_id: isText,
+    task_id: isText,
+    integration: isText,
+    resource: (v) => v === null || isResource(v),
+    scopes: isTextList,
+    duration_seconds: isCount,
+    approver_groups: isTextList,
+    approved_until: isTextOrNull,
+    decided_by: isTextOrNull,
+    note: isTextOrNull,
+  });
 }
 
 export function checkTokenResponse(value: unknown): TokenResponseV1 {

@@ -6,11 +6,18 @@
  * Fails closed: a deny, an undefined outcome or a grant short of the needed scopes throws `PermissionDenied`; an
  * unreachable PDP throws `PepError('pdp_unavailable')`; an allow without a token throws
  * `PepError('token_unavailable')`. In each case the tool is not called.
+ *
+ * Break-glass (opt-in, `onApprovalRequired`): a denial an approver could lift (reason `approval_required`, with an
+ * `access_request` hint) is submitted as an access request; the guard then either waits for the answer (bounded
+ * polling) and, once approved, decides again and runs the tool with the elevated token, or throws
+ * `ApprovalPending` at once so the caller resolves it later by id. The approval never allows by itself: the new
+ * decision does, or the call stays denied.
  */
+import type { AccessRequestV1, ApprovalRefV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1 } from '../wire/decision-v1.js';
 import type { ResourceRef } from '../wire/evaluation-v1.js';
 import type { PdpClient } from './pdp-client.js';
-import { PepError, PermissionDenied } from './pep-error.js';
+import { ApprovalPending, ApprovalRefused, isPepError, PepError, PermissionDenied } from './pep-error.js';
 import { TokenCache, type CachedToken } from './token-cache.js';
 
 /** The task a call belongs to: a registered task's id, or (for callers allowed to assert it) id, type and context. */
@@ -39,7 +46,54 @@ export interface ToolDeclaration<A> {
    * and redeem on every call. Default: a cache of this guard's own, reusing a token until 30 s before expiry.
    */
   tokens?: TokenCache | false;
+  /**
+   * What to do when the call is denied with `approval_required` (the policy lets an approver lift it). Default:
+   * nothing, the call throws `PermissionDenied` whose `accessRequest` holds the hint.
+   * - `'wait'` / `{ mode: 'wait', ... }`: submit an access request, wait for the approver (bounded polling); on
+   *   approval decide again and run the tool with the elevated token; still pending at the timeout →
+   *   `ApprovalPending`; denied or expired → `ApprovalRefused`.
+   * - `'submit'` / `{ mode: 'submit', ... }`: submit and throw `ApprovalPending` (its `accessRequestId`) at once.
+   *   Calling the guarded tool again later resumes: while that request is pending it is not submitted twice.
+   * - a function: your own flow (`ApprovalHandler`); return `'retry'` to decide again and run the tool if the new
+   *   decision allows, anything else to throw the denial.
+   */
+  onApprovalRequired?: 'wait' | 'submit' | ApprovalOptions<A> | ApprovalHandler<A>;
 }
+
+/** How `guardTool` asks for an approval. */
+export interface ApprovalOptions<A> {
+  /** Default `'wait'`. */
+  mode?: 'wait' | 'submit';
+  /** Why the agent needs the access: the approver reads it. Required when the hint says `require_reason`. */
+  reason?: string | ((args: A, denied: PermissionDenied) => string | undefined);
+  /** Elevation to ask for, in seconds, at most the hint's `max_duration_seconds`. Default: that maximum. */
+  durationSeconds?: number | ((args: A, denied: PermissionDenied) => number | undefined);
+  /** `'wait'`: how long to wait for the approver, in milliseconds. Default 300000 (5 min). */
+  timeoutMs?: number;
+  /** `'wait'`: pause between polls, in milliseconds (a longer `Retry-After` is honoured). Default 2000. */
+  intervalMs?: number;
+  /** `'wait'`: cancels the wait (the signal's reason is thrown; the request stays pending at the PDP). */
+  signal?: AbortSignal;
+}
+
+/** What an `ApprovalHandler` gets: the denial (with its hint), the call, and the means to ask and wait. */
+export interface ApprovalContext<A> {
+  args: A;
+  /** The denial; `denied.accessRequest` is the hint (defined). */
+  denied: PermissionDenied;
+  /** The decision request that was denied. */
+  request: DecisionRequestV1;
+  pdp: PdpClient;
+  /** Submits the access request for this denial (idempotent: the same denial is submitted once). */
+  submit(terms?: { reason?: string; durationSeconds?: number }): Promise<AccessRequestV1>;
+}
+
+/**
+ * Your own approval flow. Return `'retry'` once the request is approved: the guard decides again and runs the
+ * tool if that decision allows (else `PermissionDenied`). Return `'deny'` (or throw, e.g. `new
+ * ApprovalPending(request, denied)` to resolve later) to not run it.
+ */
+export type ApprovalHandler<A> = (context: ApprovalContext<A>) => Promise<'retry' | 'deny'>;
 
 /**
  * What the tool receives: the token and what it grants. The token is readable through `accessToken` but is not
@@ -56,6 +110,8 @@ export class ToolGrant {
   readonly resource: ResourceRef | null;
   /** True when the token came from the cache (or a concurrent call) rather than from a new decision. */
   readonly reused: boolean;
+  /** The access request whose elevation this grant used (`approval` of the decision), else null. */
+  readonly approval: ApprovalRefV1 | null;
   readonly #accessToken: string;
 
   constructor(token: CachedToken, resource: ResourceRef | null, reused: boolean) {
@@ -67,6 +123,7 @@ export class ToolGrant {
     this.jti = token.jti;
     this.resource = resource;
     this.reused = reused;
+    this.approval = token.approval ?? null;
     Object.freeze(this);
   }
 
@@ -89,6 +146,9 @@ export function guardTool<A, R>(declaration: ToolDeclaration<A>, tool: (args: A,
   const { pdp, agentId, integration, ttlSeconds } = declaration;
   const cache = declaration.tokens === false ? undefined : (declaration.tokens ?? new TokenCache());
   const now = cache === undefined ? () => new Date() : () => cache.now();
+  const approval = declaration.onApprovalRequired;
+  /** Per cache key, the access request this guard submitted and has not seen end (so it is not submitted twice). */
+  const outstanding = new Map<string, string>();
 
   return async (args: A): Promise<R> => {
     const task = toTask(derive(declaration.task, args));
@@ -102,12 +162,82 @@ export function guardTool<A, R>(declaration: ToolDeclaration<A>, tool: (args: A,
       ...(resource === undefined ? {} : { resource }),
       ...(ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds }),
     };
-    const mint = () => decideAndRedeem(pdp, request, now);
+    const mint = async (): Promise<CachedToken> => {
+      try {
+        return await decideAndRedeem(pdp, request, now);
+      } catch (err) {
+        if (approval === undefined || !(err instanceof PermissionDenied) || err.accessRequest === undefined) throw err;
+        if (typeof approval === 'function') {
+          const verdict = await approval({ args, denied: err, request, pdp, submit: (terms = {}) => submit(pdp, err, terms) });
+          if (verdict !== 'retry') throw err;
+          return decideAndRedeem(pdp, request, now);
+        }
+        const options: ApprovalOptions<A> = typeof approval === 'string' ? { mode: approval } : approval;
+        await awaitApproval(pdp, err, args, options, outstanding, cacheKey(request));
+        return decideAndRedeem(pdp, request, now);
+      }
+    };
     const { token, reused } = cache === undefined
       ? { token: await mint(), reused: false }
       : await cache.obtain(cacheKey(request), task.id, mint);
     return tool(args, new ToolGrant(token, resource ?? null, reused));
   };
+}
+
+/**
+ * Submits (or resumes) the access request for `denied` and, in mode `wait`, waits for its answer. Resolves when it
+ * is approved; throws `ApprovalPending` while it is pending, `ApprovalRefused` once denied or expired.
+ */
+async function awaitApproval<A>(pdp: PdpClient, denied: PermissionDenied, args: A, o: ApprovalOptions<A>, outstanding: Map<string, string>, key: string): Promise<void> {
+  let request: AccessRequestV1 | undefined;
+  const known = outstanding.get(key);
+  if (known !== undefined) {
+    // A request submitted earlier for the same call: resume it rather than ask again.
+    request = await pdp.getAccessRequest(known).catch((err: unknown) => {
+      if (isPepError(err) && err.code === 'pdp_error') return undefined;
+      throw err;
+    });
+    if (request === undefined || request.status === 'approved') {
+      // Gone, or approved and yet this call was denied (the window ended, the policy changed): ask anew.
+      outstanding.delete(key);
+      request = undefined;
+    }
+  }
+  if (request === undefined) {
+    const reason = typeof o.reason === 'function' ? o.reason(args, denied) : o.reason;
+    const durationSeconds = typeof o.durationSeconds === 'function' ? o.durationSeconds(args, denied) : o.durationSeconds;
+    request = await submit(pdp, denied, { ...(reason === undefined ? {} : { reason }), ...(durationSeconds === undefined ? {} : { durationSeconds }) });
+    remember(outstanding, key, request.id);
+  }
+  if (request.status === 'pending' && (o.mode ?? 'wait') === 'wait') {
+    request = await pdp.waitForAccessRequest(request.id, {
+      ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+      ...(o.intervalMs === undefined ? {} : { intervalMs: o.intervalMs }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+  }
+  if (request.status === 'pending') throw new ApprovalPending(request, denied);
+  outstanding.delete(key);
+  if (request.status !== 'approved') throw new ApprovalRefused(request, denied);
+}
+
+/** The submission for a denial, keyed by its decision so a repeat answers the same request. */
+function submit(pdp: PdpClient, denied: PermissionDenied, terms: { reason?: string; durationSeconds?: number }): Promise<AccessRequestV1> {
+  return pdp.submitAccessRequest(
+    {
+      decision_id: denied.decisionId,
+      ...(terms.reason === undefined ? {} : { reason: terms.reason }),
+      ...(terms.durationSeconds === undefined ? {} : { duration_seconds: terms.durationSeconds }),
+    },
+    { idempotencyKey: `guard-${denied.decisionId}` },
+  );
+}
+
+/** Bounded: the oldest entry goes first. */
+function remember(outstanding: Map<string, string>, key: string, id: string): void {
+  outstanding.delete(key);
+  outstanding.set(key, id);
+  if (outstanding.size > 1000) outstanding.delete(outstanding.keys().next().value as string);
 }
 
 async function decideAndRedeem(pdp: PdpClient, request: DecisionRequestV1, now: () => Date): Promise<CachedToken> {
@@ -128,6 +258,7 @@ async function decideAndRedeem(pdp: PdpClient, request: DecisionRequestV1, now: 
     decisionId: decision.decision_id,
     taskId: request.task.id,
     jti: issued.jti,
+    approval: decision.approval ?? null,
   };
 }
 
@@ -175,5 +306,11 @@ function checkDeclaration<A>(d: ToolDeclaration<A>, tool: unknown): void {
   }
   if (d.tokens !== undefined && d.tokens !== false && !(d.tokens instanceof TokenCache)) {
     throw new TypeError('guardTool: "tokens" must be a TokenCache or false');
+  }
+  const a = d.onApprovalRequired;
+  if (a !== undefined && a !== 'wait' && a !== 'submit' && typeof a !== 'function') {
+    if (typeof a !== 'object' || a === null || (a.mode !== undefined && a.mode !== 'wait' && a.mode !== 'submit')) {
+      throw new TypeError('guardTool: "onApprovalRequired" must be \'wait\', \'submit\', { mode, reason, ... } or a function');
+    }
   }
 }

@@ -3,8 +3,18 @@
  * `guardTool`; a tool API protects its routes with `createResourceServerAuth`; both speak to the PDP through
  * `PdpClient`. Nothing here imports the server side, so this entry point ships and loads on its own.
  */
-export { PdpClient, type PdpClientOptions } from './pdp-client.js';
-export { guardTool, ToolGrant, type FromArgs, type GuardedTool, type TaskRef, type ToolDeclaration } from './guard-tool.js';
+export { PdpClient, type PdpClientOptions, type SubmitAccessRequestOptions, type WaitForAccessRequestOptions } from './pdp-client.js';
+export {
+  guardTool,
+  ToolGrant,
+  type ApprovalContext,
+  type ApprovalHandler,
+  type ApprovalOptions,
+  type FromArgs,
+  type GuardedTool,
+  type TaskRef,
+  type ToolDeclaration,
+} from './guard-tool.js';
 export { TokenCache, type CachedToken, type TokenCacheOptions } from './token-cache.js';
 export {
   accessTokenClaims,
@@ -16,7 +26,39 @@ export {
   type RouteRequirement,
 } from './resource-server-auth.js';
 export { RESOURCE_REFUSALS, type ResourceRefusalCode, type ResourceResponse } from './resource-refusal.js';
-export { isPepError, isPermissionDenied, PEP_ERRORS, PepError, PermissionDenied, type PepErrorCode, type PepErrorOptions } from './pep-error.js';
+export {
+  ApprovalPending,
+  ApprovalRefused,
+  isApprovalPending,
+  isPepError,
+  isPermissionDenied,
+  PEP_ERRORS,
+  PepError,
+  PermissionDenied,
+  type PepErrorCode,
+  type PepErrorOptions,
+} from './pep-error.js';
+export {
+  DEFAULT_SIGNATURE_TOLERANCE_SECONDS,
+  DELIVERY_HEADER,
+  EVENT_HEADER,
+  SIGNATURE_HEADER,
+  signWebhook,
+  verifyWebhookSignature,
+  type VerifyWebhookOptions,
+  type WebhookBody,
+  type WebhookSecret,
+  type WebhookSignatureFailure,
+  type WebhookVerification,
+} from './webhook-signature.js';
+export type {
+  AccessRequestHintV1,
+  AccessRequestStatus,
+  AccessRequestSubmissionV1,
+  AccessRequestV1,
+  ApprovalRefV1,
+  ElevationEndReason,
+} from '../wire/access-request-v1.js';
 export type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
 export type {
   ContextValue,

@@ -7,10 +7,11 @@
  * a redemption failed. A decision is returned as it is, deny included; enforcing it is the caller's job
  * (`guardTool` does it).
  */
+import type { AccessRequestSubmissionV1, AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1, DecisionResponseV1, TaskRegistrationV1, TaskV1 } from '../wire/decision-v1.js';
-import { checkDecision, checkIntrospection, checkMetadata, checkTask, checkTokenResponse } from './answer-checks.js';
+import { checkAccessRequest, checkDecision, checkIntrospection, checkMetadata, checkTask, checkTokenResponse } from './answer-checks.js';
 import { isPepError, PepError } from './pep-error.js';
-import { pdpRequest, type PdpTransport } from './pdp-request.js';
+import { pdpExchange, pdpRequest, type PdpTransport } from './pdp-request.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
 
 export interface PdpClientOptions {
@@ -30,6 +31,28 @@ export interface PdpClientOptions {
   retryDelayMs?: number;
   /** The `fetch` to use. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
+}
+
+export interface SubmitAccessRequestOptions {
+  /**
+   * `Idempotency-Key` header (1–255 printable ASCII): the same key with the same body answers the request made
+   * the first time, so a submission whose answer was lost can be sent again safely. Default: a fresh random key
+   * per call (the SDK's own retries reuse it).
+   */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export interface WaitForAccessRequestOptions {
+  /** Stop waiting after this long, in milliseconds, and resolve with the request as last seen. Default 300000 (5 min). */
+  timeoutMs?: number;
+  /**
+   * Pause between two polls, in milliseconds; a longer `Retry-After` from the PDP is honoured (capped by what is
+   * left of `timeoutMs`). Default 2000; at least 10.
+   */
+  intervalMs?: number;
+  /** Cancels the wait: the signal's reason is thrown. */
+  signal?: AbortSignal;
 }
 
 export class PdpClient {
@@ -122,6 +145,84 @@ export class PdpClient {
     return checkIntrospection(body);
   }
 
+  /**
+   * `POST /v1/access-requests` (role pep): asks an approver to lift a denial whose answer held `access_request`
+   * (reason `approval_required`), made for this caller, before the hint's `expires_at`. Resolves with the request,
+   * `pending`. The PDP's refusals are `pdp_error` with its code in `pdpCode` (`expired_denial`,
+   * `not_requestable`, `access_request_exists`, `duplicate_request`, `invalid_request` for a missing reason or a
+   * duration above the policy's cap). Always sent to this client's own URL, never to a URL from an answer.
+   * Retried like `decide` (the `Idempotency-Key` makes a repeat answer the first request).
+   */
+  async submitAccessRequest(submission: AccessRequestSubmissionV1, options: SubmitAccessRequestOptions = {}): Promise<AccessRequestV1> {
+    if (typeof submission?.decision_id !== 'string' || submission.decision_id === '') throw new TypeError('submitAccessRequest: "decision_id" is required');
+    if (submission.reason !== undefined && typeof submission.reason !== 'string') throw new TypeError('submitAccessRequest: "reason" must be a string');
+    if (submission.duration_seconds !== undefined && (!Number.isInteger(submission.duration_seconds) || submission.duration_seconds < 1)) {
+      throw new TypeError('submitAccessRequest: "duration_seconds" must be a positive integer');
+    }
+    const key = options.idempotencyKey ?? `pep-${globalThis.crypto.randomUUID()}`;
+    if (typeof key !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(key)) throw new TypeError('submitAccessRequest: "idempotencyKey" must be 1 to 255 printable ASCII characters');
+    const body: AccessRequestSubmissionV1 = {
+      decision_id: submission.decision_id,
+      ...(submission.reason === undefined ? {} : { reason: submission.reason }),
+      ...(submission.duration_seconds === undefined ? {} : { duration_seconds: submission.duration_seconds }),
+    };
+    const answer = await pdpRequest(this.#transport, {
+      method: 'POST', path: '/v1/access-requests', what: 'submit access request', body, authenticate: true, ok: [202], retry: 'safe',
+      headers: { 'idempotency-key': key }, ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return checkAccessRequest(answer, 'submit access request');
+  }
+
+  /** `GET /v1/access-requests/{id}` (role pep: the requests this caller made): the request's status. */
+  async getAccessRequest(id: string, options: { signal?: AbortSignal } = {}): Promise<AccessRequestV1> {
+    return (await this.#pollAccessRequest(id, options.signal)).request;
+  }
+
+  /**
+   * Polls `GET /v1/access-requests/{id}` until it is no longer `pending` (approved, denied or expired) or
+   * `timeoutMs` passed, and resolves with the request as last seen: check `status` (still `pending` after a
+   * timeout). The approval alone allows nothing: on `approved`, decide again. A poll the PDP could not answer
+   * (`pdp_unavailable`) does not end the wait; any other refusal does (thrown). Bounded: at most one poll per
+   * `intervalMs` (or the PDP's `Retry-After`), none after the deadline.
+   */
+  async waitForAccessRequest(id: string, options: WaitForAccessRequestOptions = {}): Promise<AccessRequestV1> {
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    const intervalMs = options.intervalMs ?? 2000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError('waitForAccessRequest: "timeoutMs" must be a non-negative number');
+    if (!Number.isFinite(intervalMs) || intervalMs < 10) throw new TypeError('waitForAccessRequest: "intervalMs" must be a number of at least 10');
+    const { signal } = options;
+    const deadline = Date.now() + timeoutMs;
+    let last: AccessRequestV1 | undefined;
+    let failure: unknown;
+    for (;;) {
+      let pause = intervalMs;
+      try {
+        const { request, retryAfterSeconds } = await this.#pollAccessRequest(id, signal);
+        if (request.status !== 'pending') return request;
+        last = request;
+        failure = undefined;
+        if (retryAfterSeconds !== undefined) pause = Math.max(pause, retryAfterSeconds * 1000);
+      } catch (err) {
+        if (signal?.aborted || !isPepError(err) || err.code !== 'pdp_unavailable') throw err;
+        failure = err;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(pause, left), signal);
+    }
+    if (last === undefined) throw failure;
+    return last;
+  }
+
+  async #pollAccessRequest(id: string, signal: AbortSignal | undefined): Promise<{ request: AccessRequestV1; retryAfterSeconds: number | undefined }> {
+    if (typeof id !== 'string' || id === '') throw new TypeError('an access request id is required');
+    const answer = await pdpExchange(this.#transport, {
+      method: 'GET', path: `/v1/access-requests/${encodeURIComponent(id)}`, what: 'get access request', authenticate: true, ok: [200], retry: 'safe',
+      ...(signal === undefined ? {} : { signal }),
+    });
+    return { request: checkAccessRequest(answer.body, 'get access request'), retryAfterSeconds: answer.retryAfterSeconds };
+  }
+
   /** `GET /.well-known/oauth-authorization-server` (public): the issuer a resource server must expect. */
   async metadata(): Promise<AuthorizationServerMetadataV1> {
     const body = await pdpRequest(this.#transport, {
@@ -129,4 +230,23 @@ export class PdpClient {
     });
     return checkMetadata(body);
   }
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

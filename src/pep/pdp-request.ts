@@ -33,19 +33,39 @@ export interface PdpCall {
   /** Statuses that carry the answer. */
   ok: readonly number[];
   retry: 'safe' | 'unsent';
+  /** Extra request headers (e.g. `Idempotency-Key`). */
+  headers?: Readonly<Record<string, string>>;
+  /**
+   * The caller's own cancellation. An abort is not a failure of the PDP: the signal's reason is thrown as it is,
+   * and no further attempt is made.
+   */
+  signal?: AbortSignal;
+}
+
+/** An `ok` answer: its parsed JSON body and, when the PDP sent one, its `Retry-After` in seconds. */
+export interface PdpAnswer {
+  body: unknown;
+  retryAfterSeconds: number | undefined;
 }
 
 /** The connection was never opened, so the request cannot have reached the server. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
 type Attempt =
-  | { kind: 'answer'; status: number; body: unknown }
+  | { kind: 'answer'; status: number; body: unknown; retryAfterSeconds: number | undefined }
   | { kind: 'network'; error: unknown; sent: boolean };
 
 /** Performs `call`; resolves with the parsed JSON body of an `ok` answer, throws `PepError` otherwise. */
 export async function pdpRequest(t: PdpTransport, call: PdpCall): Promise<unknown> {
+  return (await pdpExchange(t, call)).body;
+}
+
+/** As `pdpRequest`, with the answer's `Retry-After` (a poll honours it). */
+export async function pdpExchange(t: PdpTransport, call: PdpCall): Promise<PdpAnswer> {
   for (let attempt = 1; ; attempt++) {
+    call.signal?.throwIfAborted();
     const result = await once(t, call);
+    if (result.kind === 'network' && call.signal?.aborted) throw call.signal.reason;
     const canRetry = attempt < t.maxAttempts;
     if (result.kind === 'network') {
       if (canRetry && (call.retry === 'safe' || !result.sent)) {
@@ -58,7 +78,7 @@ export async function pdpRequest(t: PdpTransport, call: PdpCall): Promise<unknow
     }
     if (call.ok.includes(result.status)) {
       if (result.body === undefined) throw new PepError('pdp_error', `the PDP's answer to ${call.what} is not JSON`, { status: result.status });
-      return result.body;
+      return { body: result.body, retryAfterSeconds: result.retryAfterSeconds };
     }
     if (result.status === 503 && call.retry === 'safe' && canRetry) {
       await backoff(t.retryDelayMs, attempt);
@@ -69,7 +89,7 @@ export async function pdpRequest(t: PdpTransport, call: PdpCall): Promise<unknow
 }
 
 async function once(t: PdpTransport, call: PdpCall): Promise<Attempt> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { ...call.headers, accept: 'application/json' };
   if (call.authenticate) headers['authorization'] = `Bearer ${t.apiKey}`;
   if (call.body !== undefined) headers['content-type'] = 'application/json';
   try {
@@ -79,13 +99,25 @@ async function once(t: PdpTransport, call: PdpCall): Promise<Attempt> {
       ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
       // A redirect would carry the API key elsewhere; the PDP never redirects, so a 3xx is simply not an answer.
       redirect: 'manual',
-      signal: AbortSignal.timeout(t.timeoutMs),
+      signal: call.signal === undefined ? AbortSignal.timeout(t.timeoutMs) : AbortSignal.any([AbortSignal.timeout(t.timeoutMs), call.signal]),
     });
     const text = await response.text();
-    return { kind: 'answer', status: response.status, body: parseJson(text) };
+    return { kind: 'answer', status: response.status, body: parseJson(text), retryAfterSeconds: retryAfter(response.headers.get('retry-after')) };
   } catch (error) {
     return { kind: 'network', error, sent: !NOT_SENT.has(networkCode(error) ?? '') };
   }
+}
+
+/**
+ * `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP date, as seconds from now (0 for a date past).
+ * Anything else is ignored.
+ */
+function retryAfter(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^[0-9]{1,9}$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, (at - Date.now()) / 1000);
 }
 
 function parseJson(text: string): unknown {

@@ -5,6 +5,7 @@
  *
  * Messages name what failed and the PDP's own error code; they never contain an API key or an access token.
  */
+import type { AccessRequestHintV1, AccessRequestStatus, AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionResponseV1 } from '../wire/decision-v1.js';
 import type { DeniedScope, Outcome, Reason, ResourceRef } from '../wire/evaluation-v1.js';
 
@@ -24,6 +25,14 @@ export const PEP_ERRORS = {
    * already redeemed, the issuer was down, or the PDP became unreachable between deciding and redeeming.
    */
   token_unavailable: { retryable: true },
+  /**
+   * `ApprovalPending`: the call needs an approver's answer, and an access request for it is pending. Call again
+   * once it is approved (poll `PdpClient.waitForAccessRequest(accessRequestId)`): the new decision uses the
+   * elevation.
+   */
+  approval_pending: { retryable: true },
+  /** `ApprovalRefused`: the access request for the call was denied by an approver, or expired unanswered. */
+  approval_refused: { retryable: false },
 } as const;
 
 export type PepErrorCode = keyof typeof PEP_ERRORS;
@@ -81,6 +90,11 @@ export class PermissionDenied extends PepError {
   /** Why, from the policy: show these to the agent. */
   readonly reasons: readonly Reason[];
   readonly policyRevision: string;
+  /**
+   * Present when an approver could lift this denial (reason `approval_required`): how to ask, bound to this
+   * decision (`template.decision_id`). Submit it with `PdpClient.submitAccessRequest` before `expiresAt`.
+   */
+  readonly accessRequest: AccessRequestHintV1 | undefined;
 
   constructor(decision: DecisionResponseV1, neededScopes: readonly string[]) {
     const granted = new Set(decision.granted_scopes);
@@ -98,7 +112,69 @@ export class PermissionDenied extends PepError {
     this.deniedScopes = Object.freeze([...decision.denied_scopes]);
     this.reasons = Object.freeze([...decision.reasons]);
     this.policyRevision = decision.policy_revision;
+    this.accessRequest = decision.access_request === undefined ? undefined : freezeHint(decision.access_request);
   }
+
+  /** True when an approver could lift this denial (`accessRequest` is present). */
+  get approvalRequired(): boolean {
+    return this.accessRequest !== undefined;
+  }
+}
+
+/**
+ * The call was denied with `approval_required`, an access request for it was submitted, and no approver has
+ * answered yet (or the guard was told not to wait). The tool was not called. Resolve it later by id: poll
+ * `PdpClient.getAccessRequest` / `waitForAccessRequest(accessRequestId)`, then call the guarded tool again.
+ */
+export class ApprovalPending extends PepError {
+  override readonly name = 'ApprovalPending';
+  override readonly code = 'approval_pending' as const;
+  readonly accessRequestId: string;
+  /** Where the request's status is polled (`GET /v1/access-requests/{id}`, as the PDP advertises it). */
+  readonly statusEndpoint: string;
+  /** The request expires unanswered at this time. */
+  readonly expiresAt: string;
+  /** The request as last seen (status `pending`). */
+  readonly accessRequest: AccessRequestV1;
+  /** The denial the request asks to lift. */
+  readonly denied: PermissionDenied;
+
+  constructor(request: AccessRequestV1, denied: PermissionDenied) {
+    super('approval_pending', `approval pending: access request ${request.id} for ${request.agent_id} on ${request.integration} [${request.scopes.join(', ')}] awaits an approver of ${request.approver_groups.join(', ')} until ${request.expires_at} (decision ${denied.decisionId})`, { status: 200 });
+    this.accessRequestId = request.id;
+    this.statusEndpoint = request.status_endpoint;
+    this.expiresAt = request.expires_at;
+    this.accessRequest = request;
+    this.denied = denied;
+  }
+}
+
+/** The access request for the call ended without an approval: `denied` by an approver, or `expired`. */
+export class ApprovalRefused extends PepError {
+  override readonly name = 'ApprovalRefused';
+  override readonly code = 'approval_refused' as const;
+  readonly accessRequestId: string;
+  /** `denied` or `expired`. */
+  readonly requestStatus: Exclude<AccessRequestStatus, 'pending' | 'approved'>;
+  /** The approver's note, if any. */
+  readonly note: string | null;
+  readonly accessRequest: AccessRequestV1;
+  readonly denied: PermissionDenied;
+
+  constructor(request: AccessRequestV1, denied: PermissionDenied) {
+    const status = request.status === 'denied' ? 'denied' : 'expired';
+    const by = status === 'denied' ? `denied by ${request.decided_by ?? 'an approver'}${request.note ? ` (${request.note})` : ''}` : `expired at ${request.expires_at} unanswered`;
+    super('approval_refused', `approval refused: access request ${request.id} was ${by} (decision ${denied.decisionId})`, { status: 200 });
+    this.accessRequestId = request.id;
+    this.requestStatus = status;
+    this.note = request.note;
+    this.accessRequest = request;
+    this.denied = denied;
+  }
+}
+
+function freezeHint(hint: AccessRequestHintV1): AccessRequestHintV1 {
+  return Object.freeze({ ...hint, template: Object.freeze({ ...hint.template }), scopes: Object.freeze([...hint.scopes]) as string[] });
 }
 
 function describe(d: DecisionResponseV1, needed: readonly string[], missing: readonly string[]): string {
@@ -115,4 +191,8 @@ export function isPepError(err: unknown): err is PepError {
 
 export function isPermissionDenied(err: unknown): err is PermissionDenied {
   return err instanceof PermissionDenied;
+}
+
+export function isApprovalPending(err: unknown): err is ApprovalPending {
+  return err instanceof ApprovalPending;
 }

@@ -8,6 +8,8 @@
  * resource server refuses it (with introspection). Call `forgetTask` when a task ends, or `clear`.
  */
 
+import type { ApprovalRefV1 } from '../wire/access-request-v1.js';
+
 /** What the cache keeps: the token and what it is good for. */
 export interface CachedToken {
   accessToken: string;
@@ -17,6 +19,8 @@ export interface CachedToken {
   decisionId: string;
   taskId: string;
   jti: string;
+  /** The access request whose elevation the decision used (`approval` of the decision), if any. */
+  approval?: ApprovalRefV1 | null;
 }
 
 export interface TokenCacheOptions {

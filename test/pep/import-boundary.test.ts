@@ -1,7 +1,8 @@
 /**
  * `agent-pdp/pep` ships on its own: src/pep imports nothing of the server side (src/pep/README.md). Allowed:
  * its own files, type-only imports of src/wire, the issuer's verification leaf (three files that import only
- * `jose`, each other and wire types), and the `jose` package.
+ * `jose`, each other and wire types), the `jose` package, and Node's `node:crypto` (the receiver's webhook signature
+ * check, src/pep/webhook-signature.ts).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ function importsOf(dir: string): ImportStatement[] {
 function allowed(i: ImportStatement): boolean {
   if (/^\.\/[a-z-]+\.js$/.test(i.specifier)) return true;
   if (/^\.\.\/wire\/[a-z0-9-]+\.js$/.test(i.specifier)) return i.typeOnly;
-  return ISSUER_LEAF.includes(i.specifier) || i.specifier === 'jose';
+  return ISSUER_LEAF.includes(i.specifier) || i.specifier === 'jose' || (i.specifier === 'node:crypto' && i.file === 'webhook-signature.ts');
 }
 
 describe('src/pep import boundary', () => {
@@ -42,7 +43,7 @@ describe('src/pep import boundary', () => {
     expect(statements.some((i) => i.specifier === 'jose')).toBe(true);
   });
 
-  it('imports only its own files, wire types, the issuer verification leaf and jose', () => {
+  it('imports only its own files, wire types, the issuer verification leaf, jose, and node:crypto for webhook signatures', () => {
     expect(statements.filter((i) => !allowed(i)).map((i) => `${i.file}: ${i.typeOnly ? 'type ' : ''}${i.specifier}`)).toEqual([]);
   });
 
