@@ -110,7 +110,7 @@ export const ACCESS_REQUEST_COMMANDS: Command[] = [
 async function withService(values: Values, body: (service: AccessRequestService, config: PdpConfig) => Promise<number>): Promise<number> {
   const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
   if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG)');
-  const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'] });
+  const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false });
   const store = await openConfiguredStore(config);
   try {
     return await body(new AccessRequestService({ store, escalation: config.escalation }), config);

@@ -264,7 +264,7 @@ export const AUDIT_COMMANDS: Command[] = [
 function configOf(values: Values): PdpConfig {
   const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
   if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG), or --file EXPORT');
-  return loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'] }).config;
+  return loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false }).config;
 }
 
 /** The store `config` names. Refuses a store file that does not exist rather than create it. */

@@ -187,7 +187,7 @@ export const COMMANDS: Command[] = [
     async run(values) {
       const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
       if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE or set AGENT_PDP_CONFIG');
-      const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'] });
+      const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false });
       const { keys: dir, alg, max_token_ttl_seconds: maxTtl } = config.issuer;
       const now = new Date();
       const rotation = await rotateKeys(dir, now, { alg, maxTokenTtlSeconds: maxTtl });

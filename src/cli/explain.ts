@@ -12,5 +12,14 @@ export function explainEvaluation(input: EvaluationInputV1, evaluation: Evaluati
     lines.push(`  denied:    ${d.scope}  (${d.reason}${d.granted_instead ? `; granted ${d.granted_instead.join(' ')} instead` : ''})`);
   }
   for (const r of evaluation.reasons) lines.push(`  because:   ${r.code}: ${r.message}`);
+  const offer = evaluation.access_request;
+  if (offer !== undefined) {
+    lines.push(
+      `  requestable: ${offer.scopes.join(' ')}  (approvers ${offer.approvers.join(', ')}; up to ${offer.max_duration}s${offer.require_reason ? '; a reason is required' : ''})`,
+    );
+  }
+  if (evaluation.elevated_scopes.length > 0) {
+    lines.push(`  elevated:  ${evaluation.elevated_scopes.join(' ')}  (granted by access request ${input.elevation?.access_request_id ?? '?'})`);
+  }
   return `${lines.join('\n')}\n`;
 }

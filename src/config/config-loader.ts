@@ -18,6 +18,12 @@ export interface ConfigEnvironment {
   nodeEnv?: string | undefined;
   /** Where `*_env` settings (webhook URLs, secrets) are read. Default `process.env`. */
   variables?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Read the webhooks' URLs, secrets and routing keys (default true: the server delivers with them). The CLI's
+   * commands never deliver, so they skip them (left empty in the frozen config): an operator running `audit verify`
+   * needs no webhook secret in the shell.
+   */
+  webhookSecrets?: boolean;
 }
 
 /** Reads, validates, defaults and freezes the config file. Relative paths resolve against the file's folder. */
@@ -119,7 +125,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     warnings.push('audit.mask without audit.mask_key_file: masked values are plain SHA-256 digests, which anyone can reverse for low-entropy values (SSNs, phone numbers) by trying them all');
   }
   const issuerKeys = at(r.issuer?.keys ?? 'data/keys');
-  const escalation = buildEscalation(r.escalation ?? {}, issuerUrl.replace(/\/+$/, ''), issuerKeys, at, env.variables ?? process.env, details, warnings);
+  const escalation = buildEscalation(r.escalation ?? {}, issuerUrl.replace(/\/+$/, ''), issuerKeys, at, env.webhookSecrets === false ? null : (env.variables ?? process.env), details, warnings);
   if (escalation.public_url.startsWith('http://') && !isLoopbackUrl(escalation.public_url) && r.escalation?.webhooks?.length) {
     if (env.nodeEnv === 'production') details.push({ path: 'escalation.public_url', message: 'must be https in production (approval links carry approver keys to it)' });
     else warnings.push(`escalation.public_url ${escalation.public_url} is plain http on a non-loopback address: approvers would send their keys in clear`);
@@ -172,7 +178,7 @@ function buildEscalation(
   issuerUrl: string,
   issuerKeys: string,
   at: (p: string) => string,
-  variables: Readonly<Record<string, string | undefined>>,
+  variables: Readonly<Record<string, string | undefined>> | null,
   details: ErrorDetail[],
   warnings: string[],
 ): EscalationConfig {
@@ -192,6 +198,7 @@ function buildEscalation(
         return null;
       }
       if (inline !== undefined) return inline;
+      if (variables === null) return null; // not resolved (the CLI): the shape was checked, the values are not needed
       if (envName !== undefined) {
         const value = variables[envName]?.trim();
         if (!value) details.push({ path: `${path}.${name}_env`, message: `environment variable ${envName} is unset or empty` });

@@ -102,3 +102,15 @@ describe('escalation', () => {
     expect(refusal(raw, { nodeEnv: 'production' }).details.map((d) => d.path)).toContain('escalation.public_url');
   });
 });
+
+describe('the CLI reads a config without the webhook secrets', () => {
+  it('checks the webhooks are well formed, but reads no variable or file (webhookSecrets: false)', () => {
+    const raw = { callers: [PEP], escalation: { webhooks: [webhook({ url: undefined, url_env: 'UNSET_URL', secret_env: 'UNSET_SECRET' })] } };
+    expect(refusal(raw).details.map((d) => d.path)).toEqual(['escalation.webhooks[0].url_env', 'escalation.webhooks[0].secret_env']);
+    const { config } = buildConfig(raw, join(dir, 'c.yaml'), dir, { variables: {}, webhookSecrets: false });
+    expect(config.escalation.webhooks[0]).toMatchObject({ id: 'hook', url: '', secret: '' });
+    expect(() => buildConfig({ callers: [PEP], escalation: { webhooks: [webhook({ secret_env: undefined })] } }, join(dir, 'c.yaml'), dir, { webhookSecrets: false })).toThrow(
+      expect.objectContaining({ code: 'config_invalid' }),
+    );
+  });
+});
