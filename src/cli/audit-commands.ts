@@ -1,5 +1,5 @@
 /**
- * `agent-pdp audit verify | export | prune | key`: the audit trail from a shell, on the store a config names (a
+ * `agent-pdp audit verify | export | prune | key | chain`: the audit trail from a shell, on the store a config names (a
  * running server may keep serving: reading is safe, and pruning takes its turn on the write lock like any writer)
  * or, for verify, on an export file alone. Adapters only: the chain, the formats, the verifier and the signed heads
  * live in src/audit/, the audit key in src/issuer/audit-key.ts.
@@ -136,6 +136,31 @@ export const AUDIT_COMMANDS: Command[] = [
     },
   },
   {
+    name: 'audit chain',
+    summary: 'one decision and everything that followed from it, as a timeline: DECISION_ID --config FILE [--json]',
+    options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      const decisionId = positionals[0];
+      if (decisionId === undefined || positionals.length > 1) throw new PdpError('invalid_request', 'usage: agent-pdp audit chain DECISION_ID --config FILE [--json]');
+      const store = await openConfiguredStore(configOf(values));
+      try {
+        // The same chain as GET /v1/audit/decisions/{id}: the decision, its token and uses, its task's completion,
+        // and for a denial an access request was made for, the request, its notifications, its verdict, the
+        // decisions made with its elevation and the elevation's end.
+        const events = await store.decisionChain(decisionId);
+        if (events.length === 0) throw new PdpError('decision_not_found', `no events for decision ${decisionId}`);
+        if (values['json'] === true) {
+          for (const event of events) process.stdout.write(`${JSON.stringify(event)}\n`);
+        } else {
+          process.stdout.write(`${events.map(timelineLine).join('\n')}\n`);
+        }
+        return 0;
+      } finally {
+        await store.close();
+      }
+    },
+  },
+  {
     name: 'audit key',
     summary: 'print the audit public key that verifies signed heads, as a JWK (or --pem): --config FILE [--pem]; publish it where the database writers cannot change it',
     options: { config: { type: 'string', short: 'c' }, pem: { type: 'boolean' } },
@@ -259,6 +284,46 @@ export const AUDIT_COMMANDS: Command[] = [
     },
   },
 ];
+
+/** One event of a chain as a line: time, seq, type, who, and what it says in a few words. */
+function timelineLine(event: { seq: number; time: string; type: string; caller_id?: string; decision_id?: string; jti?: string; data: unknown }): string {
+  const d = (event.data ?? {}) as Record<string, unknown>;
+  const result = (d['result'] ?? {}) as Record<string, unknown>;
+  const list = (v: unknown): string => (Array.isArray(v) ? v.join(' ') : '');
+  let what = '';
+  switch (event.type) {
+    case 'decision': {
+      const reasons = Array.isArray(result['reasons']) ? (result['reasons'] as Array<{ code?: string }>).map((r) => r.code).join(', ') : '';
+      what = `${String(result['outcome'] ?? '')} ${event.decision_id ?? ''} granted [${list(result['granted_scopes'])}] (${reasons})`;
+      break;
+    }
+    case 'token.issued':
+    case 'token.revoked':
+    case 'token.used':
+      what = `jti ${event.jti ?? ''}${d['reason'] ? ` (${String(d['reason'])})` : ''}`;
+      break;
+    case 'access_request.submitted':
+      what = `${String(d['access_request_id'])} for [${list(d['scopes'])}], ${String(d['duration_seconds'])} s, approvers ${list(d['approver_groups'])}: ${String(d['reason'] ?? '')}`;
+      break;
+    case 'access_request.notified':
+    case 'access_request.notification_failed':
+      what = `${String(d['access_request_id'])} via ${String(d['destination'])} (attempt ${String(d['attempts'])})`;
+      break;
+    case 'access_request.approved':
+      what = `${String(d['access_request_id'])} until ${String(d['approved_until'])}${d['note'] ? `: ${String(d['note'])}` : ''}`;
+      break;
+    case 'access_request.denied':
+    case 'access_request.expired':
+      what = String(d['access_request_id']);
+      break;
+    case 'elevation.ended':
+      what = `${String(d['access_request_id'])} (${String(d['reason'])})`;
+      break;
+    default:
+      what = '';
+  }
+  return `${event.time}  #${event.seq}  ${event.type.padEnd(36)}${event.caller_id ? ` by ${event.caller_id}` : ''}  ${what}`.trimEnd();
+}
 
 /** The config of --config FILE (or AGENT_PDP_CONFIG). */
 function configOf(values: Values): PdpConfig {

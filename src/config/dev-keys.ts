@@ -11,6 +11,7 @@ export const DEV_KEYS = [
   'dev-auditor-key',
   'dev-admin-key',
   'dev-resource-key',
+  'dev-approver-key',
 ] as const;
 
 export function sha256Hex(text: string): string {

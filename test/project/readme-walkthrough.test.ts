@@ -18,11 +18,22 @@ afterAll(async () => {
   await t.close();
 });
 
-function walkthrough(): string {
+function blocksOf(from: string, to: string): string[] {
   const readme = readFileSync('README.md', 'utf8');
-  const section = readme.slice(readme.indexOf('## A first decision'), readme.indexOf('## Where to read next'));
-  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  const section = readme.slice(readme.indexOf(from), readme.indexOf(to));
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+}
+
+function walkthrough(): string {
+  const blocks = blocksOf('## A first decision', '## Where to read next');
   expect(blocks.length).toBeGreaterThanOrEqual(4);
+  return blocks.join('\n');
+}
+
+/** "Break-glass": it continues the first walkthrough's shell (PDP, field). */
+function breakGlass(): string {
+  const blocks = blocksOf('## Break-glass', '## Put a tool behind agent-pdp');
+  expect(blocks.length).toBe(2);
   return blocks.join('\n');
 }
 
@@ -52,4 +63,15 @@ it.each([1, 2])('runs as written (run %i)', async (n) => {
   expect(answers[3]).toMatchObject({ status: 'completed', revoked_tokens: 1 });
   expect(answers[4]).toEqual({ active: false });
   expect(Number(/TOKEN_LEN=(\d+)/.exec(res.stdout)?.[1])).toBeGreaterThan(100);
+});
+
+it('runs the break-glass section as written: denied, requested, approved, allowed with the elevation', async () => {
+  const res = await run(`${walkthrough()}\n${breakGlass()}`);
+  expect(res.stderr).toBe('');
+  expect(res.status).toBe(0);
+  const answers = res.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const [inbox, approved, decided] = answers.slice(-3);
+  expect((inbox as { items: Array<{ agent_id: string }> }).items.some((r) => r.agent_id === 'code-review-agent')).toBe(true);
+  expect(approved).toMatchObject({ status: 'approved', decided_by: 'oncall', scopes: ['pr:write'] });
+  expect(decided).toMatchObject({ allow: true, granted_scopes: ['pr:write'], approval: { id: (approved as { id: string }).id } });
 });
