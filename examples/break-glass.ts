@@ -5,9 +5,9 @@
  * access-request hint, submits a request with a reason; the PDP notifies the platform-oncall webhook (signed); the
  * approver follows the notification's link to the review page and approves with their own API key for a short
  * window; the agent decides again and is allowed (reason `elevated`) with a token that expires by the window's end;
- * after the window the same call is denied again. Last, `agent-pdp audit export --task` prints the task's audit
- * trail: the first denial, the request, the notification, the approval, the elevated decision and its token, the
- * denial after the window and `elevation.ended`.
+ * after the window the same call is denied again. Last, `agent-pdp audit chain <first denial>` prints that denial's
+ * chain: the request, the notification, the approval, the elevated decision and its token, and `elevation.ended`
+ * (a CLI without `audit chain`: `agent-pdp audit export --task`, the task's events).
  *
  * It needs what only `make demo` sets up (examples/demo.ts): a PDP whose config has the webhook pointing at this
  * run's receiver, an approver caller in group platform-oncall, and the audit CLI on the same store.
@@ -15,7 +15,6 @@
 import { randomUUID } from 'node:crypto';
 import { accessTokenClaims, createResourceServerAuth, PdpClient, PermissionDenied } from '../src/pep/index.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../src/wire/decision-v1.js';
-import type { AccessRequestV1 } from '../src/wire/access-request-v1.js';
 import { callService, ServiceRefused } from './support/call-service.js';
 import { startService, stopAll, type LocalService } from './support/local-service.js';
 import { TranscriptWriter, type ExampleOptions, type Transcript } from './support/transcript.js';
@@ -54,19 +53,6 @@ async function startGithub(issuer: string, jwksUri: string, reviews: Json[]): Pr
       res.status(201).json(review);
     });
   });
-}
-
-/** `POST` / `GET` on the PDP with a caller's key; an answer that is not `expect` throws with its error code. */
-async function pdpCall<T>(url: string, key: string, method: 'GET' | 'POST', expect: number, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const res = await fetch(url, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  if (res.status !== expect) throw new Error(`${method} ${new URL(url).pathname}: ${res.status} ${text.slice(0, 200)}`);
-  return JSON.parse(text) as T;
 }
 
 /** The review page's form: where it posts and its hidden fields (the link token). */
@@ -119,10 +105,11 @@ export async function run(options: BreakGlassOptions): Promise<Transcript> {
     }
     t.add('info', `hint: request [${hint.scopes.join(' ')}] at ${hint.endpoint} until ${hint.expires_at}; approvers decide for at most ${hint.max_duration_seconds} s; reason ${hint.require_reason ? 'required' : 'optional'}`);
 
-    // 2. The agent's PEP submits the request (the hint's template + a reason), idempotently.
-    const submitted = await pdpCall<AccessRequestV1>(hint.endpoint, options.keys.pep, 'POST', 202,
+    // 2. The agent's PEP submits the request (the hint's template + a reason) to the hint's endpoint, idempotently.
+    const submitted = await pep.submitAccessRequest(
       { ...hint.template, reason: 'Security fix PR #1042 blocks the release; the review must be posted before 17:00', duration_seconds: options.windowSeconds },
-      { 'idempotency-key': `${taskId}-review-1` });
+      { idempotencyKey: `${taskId}-review-1` },
+    );
     t.add('ok', `submitted access request ${submitted.id}: ${submitted.status}, pending until ${submitted.expires_at}, approvers [${submitted.approver_groups.join(' ')}]`);
 
     // 3. The platform-oncall webhook: verified signature, then the review link.
@@ -138,7 +125,7 @@ export async function run(options: BreakGlassOptions): Promise<Transcript> {
     const page = await fetch(reviewLink, { signal: AbortSignal.timeout(5000) });
     const html = await page.text();
     if (page.status !== 200) throw new Error(`review page: ${page.status}`);
-    const stillPending = await pdpCall<AccessRequestV1>(submitted.status_endpoint, options.keys.pep, 'GET', 200);
+    const stillPending = await pep.getAccessRequest(submitted.id);
     t.add('info', `approver opened the review page (${page.status}, ${html.includes('pr:write') ? 'shows pr:write' : 'no scope shown'}); the request is still ${stillPending.status}`);
     const form = formOf(html);
     const posted = await fetch(new URL(form.action, reviewLink), {
@@ -149,7 +136,7 @@ export async function run(options: BreakGlassOptions): Promise<Transcript> {
     });
     const answer = (await posted.text()).match(/<p>([^<]*)<\/p>\s*<\/body>/)?.[1] ?? '';
     if (posted.status !== 200) throw new Error(`the review form was refused: ${posted.status} ${answer}`);
-    const approved = await pdpCall<AccessRequestV1>(submitted.status_endpoint, options.keys.pep, 'GET', 200);
+    const approved = await pep.getAccessRequest(submitted.id);
     t.add('ok', `approver ${approved.decided_by} approved from the page (${options.windowSeconds} s): ${approved.status} until ${approved.approved_until}`);
 
     // 5. The agent decides again: allowed, elevated, with a token that ends with the window.
@@ -178,15 +165,25 @@ export async function run(options: BreakGlassOptions): Promise<Transcript> {
     if (third.decision.allow) t.add('ok', 'UNEXPECTED: pr:write was allowed after the window');
     else t.denied(`pr:write on ${RECORD.id} after the window`, new PermissionDenied(third.decision, ['pr:write']));
     const ended = await waitFor(async () => {
-      const r = await pdpCall<AccessRequestV1>(submitted.status_endpoint, options.keys.pep, 'GET', 200);
+      const r = await pep.getAccessRequest(submitted.id);
       return r.ended_at === null ? undefined : r;
     }, 5000);
     t.add('info', ended ? `access request ${ended.id}: elevation ended (${ended.ended_reason}) at ${ended.ended_at}` : 'UNEXPECTED: the elevation has not ended 5 s after its window');
 
-    // 7. The audit trail of the task, from the CLI on the same store.
-    const exported = await options.runCli(['audit', 'export', '--task', taskId, '--format', 'jsonl']);
+    // 7. The audit trail from the CLI on the same store: the first denial's chain (`audit chain`: the denial, the
+    //    request, its notification, the approval, the decisions and tokens the elevation enabled, its end); with a
+    //    CLI that has no `audit chain`, the task's events (`audit export --task`).
+    const firstId = first.decision.decision_id;
+    let command = ['audit', 'chain', firstId, '--json'];
+    let exported: string;
+    try {
+      exported = await options.runCli(command);
+    } catch {
+      command = ['audit', 'export', '--task', taskId, '--format', 'jsonl'];
+      exported = await options.runCli(command);
+    }
     const events = exported.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Json).filter((e) => typeof e['type'] === 'string' && e['seq'] !== undefined);
-    t.add('info', `agent-pdp audit export --task ${taskId}: ${events.length} events`);
+    t.add('info', `agent-pdp ${command.join(' ')}: ${events.length} events`);
     for (const e of events) t.add('audit', describeEvent(e));
     const types = new Set(events.map((e) => e['type'] as string));
     const missing = ['decision', 'access_request.submitted', 'access_request.notified', 'access_request.approved', 'token.issued', 'elevation.ended'].filter((x) => !types.has(x));
