@@ -56,7 +56,7 @@ export async function runDeciderBench(seconds: number, concurrency: number): Pro
       const real = new Decider({ engine: pdp.engine, store: pdp.store, redeemWindowSeconds: 60 });
       const noWrite = new Decider({
         engine: pdp.engine,
-        store: { getTask: (id) => pdp.store.getTask(id), recordDecision: () => Promise.resolve(undefined) },
+        store: { getTask: (id) => pdp.store.getTask(id), findElevations: (q) => pdp.store.findElevations(q), recordDecision: () => Promise.resolve(undefined) },
         redeemWindowSeconds: 60,
       });
       const run = (d: Decider) => (i: number) => d.decide(caller, (mix[i % mix.length] as (typeof mix)[number]).request, null);

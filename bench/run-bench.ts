@@ -4,7 +4,7 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox]
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
  *        profile our server under saturation on one route
@@ -19,9 +19,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { summarise, summaryMarkdown, type SampleWindow } from './cpuprofile-summary.js';
 import type { DeciderBenchResult } from './decider-bench.js';
+import type { EscalationBenchResult } from './escalation-bench.js';
 import { runHttpBench, targetsFor, type HttpPlan, type Measurement } from './http-bench.js';
 import type { IssuerLibraryRow } from './issuer-bench.js';
 import type { InProcessResult } from './inprocess-bench.js';
+import type { OutboxBenchResult } from './outbox-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -39,7 +41,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -250,6 +252,30 @@ function storeSection(results: BenchResults): void {
   results.store = runJsonChild<StoreBenchRow[]>(SERVER_CPU, process.execPath, [child('store-bench.js'), quick ? '5000' : '20000', '--json']);
 }
 
+/** Break-glass: the four decides of one agent, in-process, with the real store (CPU per decision, alternating rounds). */
+function escalationSection(results: BenchResults): void {
+  log('escalation: ordinary allow/deny vs requestable denial and elevated allow (Decider, real store)');
+  results.escalation = runJsonChild<EscalationBenchResult>(SERVER_CPU, process.execPath, [child('escalation-bench.js'), '--seconds', quick ? '0.2' : '0.4', '--rounds', quick ? '6' : '16']);
+}
+
+/**
+ * Break-glass notifications: N access requests enqueued through the store, then the real OutboxWorker on the
+ * server core delivering them to a loopback receiver on the load core (keep-alive, signatures checked).
+ */
+async function outboxSection(work: string, results: BenchResults): Promise<void> {
+  const port = await freePort();
+  const sink = startProcess(LOAD_CPU, process.execPath, [child('outbox-bench.js'), '--serve-sink', '--port', String(port)], join(work, 'outbox-sink.log'));
+  try {
+    const url = `http://127.0.0.1:${port}/hook`;
+    await waitReady(`http://127.0.0.1:${port}/count`, sink);
+    const requests = quick ? 2000 : 5000;
+    log(`outbox: ${requests.toLocaleString('en')} notifications, OutboxWorker (concurrency 32) → loopback receiver`);
+    results.outbox = runJsonChild<OutboxBenchResult>(SERVER_CPU, process.execPath, [child('outbox-bench.js'), '--requests', String(requests), '--concurrency', '32', '--timeout', '60', '--sink', url]);
+  } finally {
+    await stopProcess(sink.child);
+  }
+}
+
 function goals(r: BenchResults): Goal[] {
   const out: Goal[] = [];
   const ip = r.inprocess;
@@ -292,6 +318,31 @@ function goals(r: BenchResults): Goal[] {
       met: failed.length ? false : routesBusy > BUSY_OTHER_CORES ? null : routes.steps.every((s) => s.ratio[key] <= limit),
     });
   }
+  // Break-glass: a requestable denial and an elevated allow against the ordinary decide of the same outcome, and
+  // (in the measured line) against the other outcome too; CPU per decision, so other processes move it less.
+  const esc = r.escalation;
+  const escBusy = contamination['escalation'] ?? 0;
+  out.push({
+    goal: 'decide for a requestable denial and for an elevated allow vs an ordinary decide (in-process, real store)',
+    target: '≤ 1.1× (CPU per decision)',
+    measured: esc
+      ? `requestable denial ${esc.ratio.requestable_vs_deny}× an ordinary deny (${esc.ratio.requestable_vs_allow}× an allow), elevated allow ${esc.ratio.elevated_vs_allow}× an ordinary allow; ` +
+        esc.cases.map((c) => `${c.case} ${c.cpu_us_per_decision} µs`).join(', ') +
+        (escBusy > BUSY_OTHER_CORES ? `; other processes used ${escBusy} cores meanwhile` : '')
+      : 'not run',
+    met: esc ? esc.ratio.requestable_vs_deny <= 1.1 && esc.ratio.elevated_vs_allow <= 1.1 : null,
+  });
+  const ob = r.outbox;
+  out.push({
+    goal: 'outbox: signed webhook notifications delivered to a loopback receiver',
+    target: '≥ 1,000 notifications/s',
+    measured: ob
+      ? `${ob.deliveries_per_s.toLocaleString('en')}/s (${ob.delivered.toLocaleString('en')} of ${ob.requests.toLocaleString('en')} in ${ob.seconds} s, ${ob.concurrency} in flight, ${ob.cpu_us_per_delivery} µs CPU per delivery, cpu ${ob.cpu})` +
+        (ob.timed_out ? '; stopped at the time limit' : '') +
+        ((contamination['outbox'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['outbox']} cores meanwhile` : '')
+      : 'not run',
+    met: ob ? !ob.timed_out && ob.dead === 0 && ob.sink.signature_valid >= ob.delivered && ob.deliveries_per_s >= 1000 : null,
+  });
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -502,6 +553,8 @@ async function main(): Promise<void> {
     if (only.has('scale')) await watched('scale', () => scaleSection(results));
     if (only.has('issuer')) await watched('issuer library', () => issuerSection(results));
     if (only.has('store')) await watched('audit store', () => storeSection(results));
+    if (only.has('escalation')) await watched('escalation', () => escalationSection(results));
+    if (only.has('outbox')) await watched('outbox', () => outboxSection(work, results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

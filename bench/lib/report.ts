@@ -157,6 +157,41 @@ export function reportMarkdown(r: BenchResults): string {
       '',
     );
   }
+  if (r.escalation) {
+    const e = r.escalation;
+    out.push(
+      '## Break-glass: what escalation adds to a decide (bench/escalation-bench.ts)',
+      '',
+      `The Decider of a whole PDP (shipped bundle and policies, SQLite store with group commit and the audit chain), no HTTP; code-review-agent on github, a registered task, one pull request. ` +
+        `${e.rounds} rounds of ${e.seconds_per_round} s per case in alternating order, ${e.concurrency} in flight; medians over rounds. ` +
+        'CPU per decision = this process\'s CPU time over the round / decisions (every decide also pays the elevation lookup, so the ordinary cases are today\'s code).',
+      '',
+      table(
+        ['case', 'answer', 'decisions/s', 'CPU µs / decision', 'vs ordinary deny', 'vs ordinary allow'],
+        e.cases.map((c) => {
+          const base = (name: string): number => e.cases.find((x) => x.case === name)?.cpu_us_per_decision ?? Number.NaN;
+          return [c.case, c.answer, fmt(c.per_s, 0), `**${fmt(c.cpu_us_per_decision, 1)}**`, `${fmt(c.cpu_us_per_decision / base('ordinary deny'))}×`, `${fmt(c.cpu_us_per_decision / base('ordinary allow'))}×`];
+        }),
+        ['---', '---', '---:', '---:', '---:', '---:'],
+      ),
+      '',
+    );
+  }
+  if (r.outbox) {
+    const o = r.outbox;
+    out.push(
+      '## Break-glass: notifications delivered per second (bench/outbox-bench.ts)',
+      '',
+      `${fmt(o.requests, 0)} access requests with one delivery each, committed through the store's \`createAccessRequest\` (${fmt(o.enqueue_per_s, 0)} requests/s, 64 in flight); ` +
+        `then the real OutboxWorker (${o.concurrency} in flight, keep-alive) delivers generic signed webhooks to a receiver on loopback (another process, on the load core) that checks every signature and answers 200.`,
+      '',
+      table(
+        ['delivered', 'dead', 'retried', 'seconds', 'notifications/s', 'worker CPU µs / delivery', 'worker cpu', 'receiver: received / signature valid'],
+        [[fmt(o.delivered, 0), fmt(o.dead, 0), fmt(o.retried, 0), fmt(o.seconds), `**${fmt(o.deliveries_per_s, 0)}**`, fmt(o.cpu_us_per_delivery, 1), fmt(o.cpu), `${fmt(o.sink.received, 0)} / ${fmt(o.sink.signature_valid, 0)}`]],
+      ),
+      '',
+    );
+  }
   if (r.http) {
     out.push('## Preflight: both servers return the expected decision for every case', '', table(['case', 'kind', 'expected = ours = OPA'], r.http.preflight.map((p) => [p.case, p.kind, p.expected]), ['---', '---', '---']), '');
   }

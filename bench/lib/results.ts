@@ -1,8 +1,10 @@
 /** The shape of bench/results/results.json: everything one `make bench` run measured, with its conditions. */
 import type { DeciderBenchResult } from '../decider-bench.js';
+import type { EscalationBenchResult } from '../escalation-bench.js';
 import type { HttpPlan, HttpResult, Measurement } from '../http-bench.js';
 import type { ProfileSummary } from '../cpuprofile-summary.js';
 import type { IssuerLibraryRow } from '../issuer-bench.js';
+import type { OutboxBenchResult } from '../outbox-bench.js';
 import type { Route, RoutesPlan, RoutesResult } from '../routes-bench.js';
 import type { ScaleLatency, ScaleResult } from '../scale-bench.js';
 import type { StoreBenchRow } from '../store-bench.js';
@@ -74,6 +76,10 @@ export interface BenchResults {
   scale_latency?: ScaleLatency;
   issuer?: IssuerLibraryRow[];
   store?: StoreBenchRow[];
+  /** Break-glass: ordinary decides against a requestable denial and an elevated allow (in-process, CPU per decision). */
+  escalation?: EscalationBenchResult;
+  /** Break-glass notifications: the OutboxWorker delivering to a loopback receiver. */
+  outbox?: OutboxBenchResult;
   /** `--profile [--route …]`: the profiled route; the Decider without HTTP is measured for decide only. */
   profile?: { route: Route; summary: ProfileSummary; saturation: Measurement; diagnostics: DiagnosticRow[]; decider?: DeciderBenchResult; file: string };
 }

@@ -22,7 +22,7 @@ export const BENCH_TASKS: readonly TaskRegistrationV1[] = [
   { id: 'bench-task-fw', agent_id: 'feedback-workflow', type: 'feedback_read', context: { table: 'customer_feedback' }, expires_in_seconds: 86400 },
 ];
 
-export type CaseKind = 'allow' | 'allow, capped' | 'allow, record-bound' | 'deny' | 'deny, record-bound';
+export type CaseKind = 'allow' | 'allow, capped' | 'allow, record-bound' | 'deny' | 'deny, record-bound' | 'deny, requestable';
 
 export interface MixCase {
   name: string;
@@ -63,11 +63,19 @@ export const MIX: readonly MixCase[] = [
     request: { agent_id: 'code-review-agent', task: { id: 'bench-inline-review', context: { repo: 'acme/api' } }, integration: 'github', scopes: ['delete_repo'] },
   },
   {
-    name: 'code-review-agent asks pr:write, issues:read (inline)',
+    name: 'code-review-agent asks issues:write, pr:read (inline)',
     kind: 'allow, capped',
     weight: 1,
     expect: { outcome: 'allow', granted: ['issues:read', 'pr:read'] },
-    request: { agent_id: 'code-review-agent', task: { id: 'bench-inline-review', context: { repo: 'acme/api' } }, integration: 'github', scopes: ['pr:write', 'issues:read'] },
+    request: { agent_id: 'code-review-agent', task: { id: 'bench-inline-review', context: { repo: 'acme/api' } }, integration: 'github', scopes: ['issues:write', 'pr:read'] },
+  },
+  {
+    // Above the ceiling but listed under escalation: denied approval_required, with the access-request hint.
+    name: 'code-review-agent asks pr:write (inline, requestable)',
+    kind: 'deny, requestable',
+    weight: 1,
+    expect: { outcome: 'deny', granted: [] },
+    request: { agent_id: 'code-review-agent', task: { id: 'bench-inline-review', context: { repo: 'acme/api' } }, integration: 'github', scopes: ['pr:write', 'pr:read'] },
   },
   {
     name: 'mailbox-summarizer labels its mailbox (registered)',
