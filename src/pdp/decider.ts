@@ -277,6 +277,9 @@ export class Decider {
    * as the policy's `input.elevation`; of several, the one covering most of the requested scopes, then the latest.
    */
   async #elevation(request: DecisionRequestV1, now: Date): Promise<ElevationInputV1 | undefined> {
+    // The policy grants an elevated scope only if it lists it as requestable: a request naming none (nearly every
+    // decide) cannot use an elevation, so it skips the store. The policy evaluated next decides either way.
+    if (!this.#namesRequestable(request)) return undefined;
     const found = await this.#o.store.findElevations({
       agent_id: request.agent_id,
       task_id: request.task.id,
@@ -294,6 +297,16 @@ export class Decider {
       resource: best.resource,
       approved_until: best.approved_until,
     };
+  }
+
+  /** Whether the active policy lists any requested scope as requestable for this agent and integration. */
+  #namesRequestable(request: DecisionRequestV1): boolean {
+    const agents = this.#o.engine.active?.policySet.data.policies.agents;
+    if (agents === undefined || !Object.hasOwn(agents, request.agent_id)) return false;
+    const integrations = agents[request.agent_id]?.integrations;
+    if (integrations === undefined || !Object.hasOwn(integrations, request.integration)) return false;
+    const escalation = integrations[request.integration]?.escalation;
+    return escalation !== undefined && request.scopes.some((s) => Object.hasOwn(escalation, s));
   }
 
   /** The durable record of one decision: the answer (or error result) with what it was decided from. */

@@ -26,6 +26,7 @@ import type {
   CreateAccessRequestInput,
   CreatedAccessRequest,
   DecideAccessRequestInput,
+  ElevationRecord,
   FindElevationsInput,
   ListAccessRequestsQuery,
   SweepAccessRequestsInput,
@@ -237,7 +238,11 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
   });
 }
 
-export async function findElevations(ctx: StoreContext, input: FindElevationsInput): Promise<AccessRequestRecord[]> {
+/**
+ * The decide path's lookup (every decide that names a requestable scope pays it): the few columns an elevation is
+ * made of, by the index on (agent_id, task_id, integration), never a whole request row.
+ */
+export async function findElevations(ctx: StoreContext, input: FindElevationsInput): Promise<ElevationRecord[]> {
   requireTime('now', input.now);
   requireResource(input.resource);
   return read(() => {
@@ -245,8 +250,13 @@ export async function findElevations(ctx: StoreContext, input: FindElevationsInp
       input.resource === null
         ? ctx.sql.selectElevationsUnbound.all(input.agent_id, input.task_id, input.integration, input.now)
         : ctx.sql.selectElevationsBound.all(input.agent_id, input.task_id, input.integration, input.now, input.resource.type, input.resource.id)
-    ) as AccessRequestRow[];
-    return rows.map(accessRequestFromRow);
+    ) as Array<{ id: string; scopes: string; resource_type: string | null; resource_id: string | null; approved_until: string }>;
+    return rows.map((row) => ({
+      id: row.id,
+      scopes: JSON.parse(row.scopes) as string[],
+      resource: row.resource_type === null || row.resource_id === null ? null : { type: row.resource_type, id: row.resource_id },
+      approved_until: row.approved_until,
+    }));
   });
 }
 

@@ -31,6 +31,7 @@ import type {
   DeliveryRecord,
   EventQuery,
   ExpireTasksInput,
+  ElevationRecord,
   FindElevationsInput,
   ListAccessRequestsQuery,
   ListDeliveriesQuery,
@@ -216,7 +217,7 @@ export class SqliteStore implements Store {
   decideAccessRequest(input: DecideAccessRequestInput): Promise<AccessRequestRecord> {
     return accessRequests.decideAccessRequest(this.ctx, input);
   }
-  findElevations(input: FindElevationsInput): Promise<AccessRequestRecord[]> {
+  findElevations(input: FindElevationsInput): Promise<ElevationRecord[]> {
     return accessRequests.findElevations(this.ctx, input);
   }
   sweepAccessRequests(input: SweepAccessRequestsInput): Promise<AccessRequestSweep> {

@@ -327,6 +327,15 @@ export interface FindElevationsInput {
   now: string;
 }
 
+/** An approved request's open elevation, as the decide path reads it (`findElevations`). */
+export interface ElevationRecord {
+  /** The access request's id. */
+  id: string;
+  scopes: string[];
+  resource: ResourceRef | null;
+  approved_until: string;
+}
+
 export interface SweepAccessRequestsInput {
   now: string;
   /** Most requests expired, and most elevations ended, per call. Default 500. */
@@ -501,7 +510,7 @@ export interface Store {
    * The running elevations for exactly this key: approved, not ended, approved_until > now, same agent, task,
    * integration and record (type and id; null only matches null). An indexed read, no write.
    */
-  findElevations(input: FindElevationsInput): Promise<AccessRequestRecord[]>;
+  findElevations(input: FindElevationsInput): Promise<ElevationRecord[]>;
   /** Expires pending requests past expires_at and ends elevations past approved_until, with their events. */
   sweepAccessRequests(input: SweepAccessRequestsInput): Promise<AccessRequestSweep>;
 
