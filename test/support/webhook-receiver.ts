@@ -13,6 +13,17 @@ export interface Delivery {
   json: Record<string, unknown>;
   /** The signature checked with the receiver's secret at arrival. */
   signatureValid: boolean;
+  /** The request's path (and query), e.g. `/hook`: a Slack-like URL carries its secret token here. */
+  path: string;
+}
+
+/** Any request that arrived, whatever it was answered (an error status, or nothing while hanging). */
+export interface Arrival {
+  headers: IncomingMessage['headers'];
+  body: string;
+  path: string;
+  /** How it was answered: the status, or 'hang'. */
+  answer: number | 'hang';
 }
 
 export type ReceiverMode = { status: number } | 'hang';
@@ -21,6 +32,8 @@ export interface WebhookReceiver {
   url: string;
   port: number;
   deliveries: Delivery[];
+  /** Every request that arrived, in order, including those answered with an error status or left hanging. */
+  arrivals: Arrival[];
   /** How the next requests are answered. Default 200. */
   mode: ReceiverMode;
   /** Resolves when `count` deliveries were answered 2xx (bounded by `timeoutMs`). */
@@ -33,12 +46,14 @@ export interface WebhookReceiver {
 
 export async function startWebhookReceiver(secret: string, port = 0): Promise<WebhookReceiver> {
   const accepted: Delivery[] = [];
+  const arrivals: Arrival[] = [];
   const hanging = new Set<ServerResponse>();
   let server: Server | undefined;
   const receiver: WebhookReceiver = {
     url: '',
     port,
     deliveries: accepted,
+    arrivals,
     mode: { status: 200 },
     async waitFor(count, timeoutMs = 15_000) {
       const until = Date.now() + timeoutMs;
@@ -64,6 +79,8 @@ export async function startWebhookReceiver(secret: string, port = 0): Promise<We
         req.on('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
           const mode = receiver.mode;
+          const path = req.url ?? '';
+          arrivals.push({ headers: req.headers, body, path, answer: mode === 'hang' ? 'hang' : mode.status });
           if (mode === 'hang') {
             hanging.add(res);
             return;
@@ -71,7 +88,7 @@ export async function startWebhookReceiver(secret: string, port = 0): Promise<We
           if (mode.status >= 200 && mode.status < 300) {
             const header = req.headers['x-agentpdp-signature'];
             const verdict = verifyWebhookSignature(secret, typeof header === 'string' ? header : undefined, body);
-            accepted.push({ headers: req.headers, body, json: JSON.parse(body) as Record<string, unknown>, signatureValid: verdict.valid });
+            accepted.push({ headers: req.headers, body, json: JSON.parse(body) as Record<string, unknown>, signatureValid: verdict.valid, path });
           }
           res.writeHead(mode.status, { 'content-type': 'text/plain' }).end('ok');
         });
