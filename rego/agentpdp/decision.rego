@@ -213,9 +213,16 @@ approval_candidates := {s |
 # here (it is a binding violation, below), and a denied one stays denied (requested_denied).
 approval_needed := {s | some s in approval_candidates; binding_holds(s)}
 
-# A deny an access request could lift: scopes need approval and nothing else refuses the request.
+# The approver groups that may approve every scope needing approval: an approver answers for the
+# whole request, so a scope reserved to one group is never approved by another group's member
+# because the request also names a scope that group may approve.
+common_approvers := intersection({{a | some a in escalation_entry(s).approvers} | some s in approval_needed})
+
+# A deny an access request could lift: scopes need approval, one approver group may approve them
+# all, and nothing else refuses the request.
 requestable if {
 	count(approval_needed) > 0
+	count(common_approvers) > 0
 	agent_known
 	integration_known
 	count(requested_denied) == 0
@@ -224,11 +231,11 @@ requestable if {
 	count(extension_denials) == 0
 }
 
-# The policy's terms for such a request: every approver group of the scopes, the shortest
+# The policy's terms for such a request: the groups that may approve all its scopes, the shortest
 # max_duration, a reason when any scope requires one.
 access_request := {
 	"scopes": sort(approval_needed),
-	"approvers": sort({a | some s in approval_needed; some a in escalation_entry(s).approvers; is_string(a)}),
+	"approvers": sort(common_approvers),
 	"max_duration": min({escalation_entry(s).max_duration | some s in approval_needed}),
 	"require_reason": any_reason_required,
 }
@@ -451,6 +458,16 @@ deny_reasons contains {"code": "approval_required", "message": msg} if {
 	msg := concat("", [
 		"requested scopes need an approver's approval: ", concat(", ", access_request.scopes),
 		" (approvers: ", concat(", ", access_request.approvers), ")",
+	])
+}
+
+# Scopes that need approval from different approver groups cannot be asked for in one request.
+deny_reasons contains {"code": "approval_required", "message": msg} if {
+	count(approval_needed) > 0
+	count(common_approvers) == 0
+	msg := concat("", [
+		"requested scopes need approvals of different approver groups: ", concat(", ", sort(approval_needed)),
+		"; request them in separate decisions",
 	])
 }
 

@@ -867,10 +867,24 @@ test_escalation_terms_merge_over_the_requested_scopes if {
 	]
 	d.access_request == {
 		"scopes": ["issues:write", "pr:write"],
-		"approvers": ["platform-oncall", "security"], # united, sorted
+		"approvers": ["platform-oncall"], # the groups that may approve both
 		"max_duration": 900, # the shortest
 		"require_reason": true, # any
 	}
+}
+
+test_escalation_scopes_of_different_approver_groups_are_not_requestable_together if {
+	# pr:write is platform-oncall's to approve, repo:write security's: no approver may approve both, so one
+	# request for both would let one group's member approve the other group's scope.
+	d := bg({"scopes": ["pr:write", "repo:write"]})
+	d.outcome == "deny"
+	not d.access_request
+	[r.code | some r in d.reasons] == ["approval_required"]
+	contains(d.reasons[0].message, "request them in separate decisions")
+	d.denied_scopes == [
+		{"scope": "pr:write", "reason": "approval_required"},
+		{"scope": "repo:write", "reason": "approval_required"},
+	]
 }
 
 test_escalation_the_elevation_grants_its_scope_on_its_record if {

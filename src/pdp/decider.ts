@@ -20,6 +20,8 @@ export interface ElevationKey {
   agent_id: string;
   task_id: string;
   integration: string;
+  /** The PEP deciding: an elevation serves only the caller that asked for it. */
+  requested_by: string;
   resource: ResourceRef | null;
   now: string;
 }
@@ -152,7 +154,7 @@ export class Decider {
   async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
-    const elevation = task.denial ? undefined : await this.#elevation(request, now);
+    const elevation = task.denial ? undefined : await this.#elevation(caller, request, now);
     const input = buildEvaluationInput(request, caller.id, task.input, now, elevation);
 
     let evaluated: { evaluation: Evaluation; revision: string };
@@ -273,10 +275,11 @@ export class Decider {
   }
 
   /**
-   * The approved, still open elevation for exactly this agent, task, integration and record (one indexed lookup),
+   * The approved, still open elevation for exactly this agent, task, integration and record, asked for by this
+   * caller (one indexed lookup),
    * as the policy's `input.elevation`; of several, the one covering most of the requested scopes, then the latest.
    */
-  async #elevation(request: DecisionRequestV1, now: Date): Promise<ElevationInputV1 | undefined> {
+  async #elevation(caller: CallerConfig, request: DecisionRequestV1, now: Date): Promise<ElevationInputV1 | undefined> {
     // The policy grants an elevated scope only if it lists it as requestable: a request naming none (nearly every
     // decide) cannot use an elevation, so it skips the store. The policy evaluated next decides either way.
     if (!this.#namesRequestable(request)) return undefined;
@@ -284,6 +287,7 @@ export class Decider {
       agent_id: request.agent_id,
       task_id: request.task.id,
       integration: request.integration,
+      requested_by: caller.id,
       resource: request.resource ?? null,
       now: now.toISOString(),
     });

@@ -244,12 +244,13 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
  */
 export async function findElevations(ctx: StoreContext, input: FindElevationsInput): Promise<ElevationRecord[]> {
   requireTime('now', input.now);
+  requireId('requested_by', input.requested_by);
   requireResource(input.resource);
   return read(() => {
     const rows = (
       input.resource === null
-        ? ctx.sql.selectElevationsUnbound.all(input.agent_id, input.task_id, input.integration, input.now)
-        : ctx.sql.selectElevationsBound.all(input.agent_id, input.task_id, input.integration, input.now, input.resource.type, input.resource.id)
+        ? ctx.sql.selectElevationsUnbound.all(input.agent_id, input.task_id, input.integration, input.requested_by, input.now)
+        : ctx.sql.selectElevationsBound.all(input.agent_id, input.task_id, input.integration, input.requested_by, input.now, input.resource.type, input.resource.id)
     ) as Array<{ id: string; scopes: string; resource_type: string | null; resource_id: string | null; approved_until: string }>;
     return rows.map((row) => ({
       id: row.id,

@@ -76,10 +76,10 @@ export const SQL = {
   endElevation: `UPDATE access_requests SET ended_at = ?, ended_reason = ?
     WHERE id = ? AND status = 'approved' AND ended_at IS NULL`,
   selectElevationsUnbound: `SELECT id, scopes, resource_type, resource_id, approved_until FROM access_requests
-    WHERE agent_id = ? AND task_id = ? AND integration = ? AND status = 'approved' AND ended_at IS NULL
+    WHERE agent_id = ? AND task_id = ? AND integration = ? AND caller_id = ? AND status = 'approved' AND ended_at IS NULL
     AND approved_until > ? AND resource_type IS NULL AND resource_id IS NULL ORDER BY created_at, id`,
   selectElevationsBound: `SELECT id, scopes, resource_type, resource_id, approved_until FROM access_requests
-    WHERE agent_id = ? AND task_id = ? AND integration = ? AND status = 'approved' AND ended_at IS NULL
+    WHERE agent_id = ? AND task_id = ? AND integration = ? AND caller_id = ? AND status = 'approved' AND ended_at IS NULL
     AND approved_until > ? AND resource_type = ? AND resource_id = ? ORDER BY created_at, id`,
   selectRunningElevationsOfTask: `SELECT * FROM access_requests
     WHERE agent_id = ? AND task_id = ? AND status = 'approved' AND ended_at IS NULL ORDER BY created_at, id`,

@@ -322,6 +322,8 @@ export interface FindElevationsInput {
   agent_id: string;
   task_id: string;
   integration: string;
+  /** The PEP deciding: an elevation serves only the caller that asked for it. */
+  requested_by: string;
   /** The record decided on; null matches only an elevation bound to no record. */
   resource: ResourceRef | null;
   now: string;

@@ -263,6 +263,27 @@ describe('4. approving', () => {
   });
 });
 
+describe('approver groups', () => {
+  it('never lets one group approve a scope reserved to another: such scopes are not requestable together', async () => {
+    const taskId = await task('sibling-bot');
+    const both = await decide(taskId, { agent_id: 'sibling-bot', scopes: ['admin', 'tickets:write'] });
+    expect(both['allow']).toBe(false);
+    expect(both['access_request']).toBeUndefined();
+    expect(both['reasons'].map((r: Json) => r['code'])).toEqual(['approval_required']);
+    expect((await submit(both['decision_id'])).body['error']['code']).toBe('not_requestable');
+
+    const admin = await decide(taskId, { agent_id: 'sibling-bot', scopes: ['admin'] });
+    expect(admin['access_request']['scopes']).toEqual(['admin']);
+    const request = (await submit(admin['decision_id'])).body;
+    expect(request['approver_groups']).toEqual(['security-team']);
+    const oncall = await call('POST', `/v1/access-requests/${request['id']}/approve`, KEYS.approver, {});
+    expect(oncall.status).toBe(403);
+    expect(oncall.body['error']['code']).toBe('forbidden_approver_group');
+    expect((await call('POST', `/v1/access-requests/${request['id']}/approve`, KEYS.otherApprover, {})).status).toBe(200);
+    expect((await decide(taskId, { agent_id: 'sibling-bot', scopes: ['admin'] }))['allow']).toBe(true);
+  });
+});
+
 describe('5. deciding again with the elevation', () => {
   it('allows exactly that agent, task, record and scopes, until the window ends; the token ends with it', async () => {
     const { taskId, denial, request } = await pending();
@@ -290,6 +311,8 @@ describe('5. deciding again with the elevation', () => {
     expect((await decide(sibling, { agent_id: 'sibling-bot' }))['allow']).toBe(false);
     expect((await decide(taskId, { scopes: ['tickets:delete'] }))['allow']).toBe(false);
     expect((await decide(taskId, { scopes: ['tickets:write', 'admin'] }))['allow']).toBe(false);
+    // ... and another PEP that may speak for the agent: the elevation serves the caller that asked for it.
+    expect((await decide(taskId, {}, KEYS.pepApprover))['allow']).toBe(false);
 
     // 6. The window ends: the next decision is a requestable denial again, and the sweep records the end.
     t.clock.advance(301);

@@ -268,6 +268,7 @@ describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
       agent_id: 'support-resolver',
       task_id: 't-1',
       integration: 'crm',
+      requested_by: PEP,
       resource: { type: 'customer', id: '1234' },
       now: at(100),
       ...overrides,
@@ -289,6 +290,7 @@ describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
         { task_id: 't-2' },
         { agent_id: 'other-agent' },
         { integration: 'billing' },
+        { requested_by: 'another-pep' },
         { now: at(920) },
         { now: at(5000) },
       ]) {
