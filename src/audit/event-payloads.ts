@@ -31,7 +31,14 @@ export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
  * What an authenticated caller was refused (an `access.refused` event): a role not allowed on the route, an agent
  * it may not speak for, task context it may not assert, another caller's decision.
  */
-export const ACCESS_REFUSAL_CODES = ['forbidden_role', 'forbidden_agent', 'context_assertion_forbidden', 'decision_wrong_caller'] as const;
+export const ACCESS_REFUSAL_CODES = [
+  'forbidden_role',
+  'forbidden_agent',
+  'context_assertion_forbidden',
+  'decision_wrong_caller',
+  'self_approval',
+  'forbidden_approver_group',
+] as const;
 export type AccessRefusalCode = (typeof ACCESS_REFUSAL_CODES)[number];
 
 /** Why a token was revoked: by the caller it was issued to, or because its task closed. */
@@ -168,7 +175,12 @@ export interface AuthFailedData extends RefusalCount {
 /** One configured caller as the trail records it: never its key, and of its key's SHA-256 only a fingerprint. */
 export interface CallerSummary {
   id: string;
+  /** The first of `roles`. */
   role: string;
+  /** Every role the caller holds. */
+  roles: string[];
+  /** The approver groups of an approver; `[]` otherwise. */
+  approver_groups: string[];
   /** The first 16 hex digits of the key's SHA-256: enough to tell keys apart, not to test guesses of a weak key. */
   key_fingerprint: string;
   agents: string[];
@@ -453,11 +465,27 @@ export function accessRefusedEvent(
 /** The callers a reload put in force (`main` writes it when the list changed). */
 export function callersReplacedEvent(
   time: string,
-  callers: ReadonlyArray<{ id: string; role: string; key_sha256: string; agents: readonly string[]; may_assert_context: boolean }>,
+  callers: ReadonlyArray<{
+    id: string;
+    role: string;
+    roles?: readonly string[];
+    approver_groups?: readonly string[];
+    key_sha256: string;
+    agents: readonly string[];
+    may_assert_context: boolean;
+  }>,
 ): AuditEventOf<'callers.replaced'> {
   const summaries = [...callers]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((c) => ({ id: c.id, role: c.role, key_fingerprint: c.key_sha256.toLowerCase().slice(0, 16), agents: [...c.agents], may_assert_context: c.may_assert_context }));
+    .map((c) => ({
+      id: c.id,
+      role: c.role,
+      roles: [...(c.roles ?? [c.role])],
+      key_fingerprint: c.key_sha256.toLowerCase().slice(0, 16),
+      agents: [...c.agents],
+      may_assert_context: c.may_assert_context,
+      approver_groups: [...(c.approver_groups ?? [])],
+    }));
   return event('callers.replaced', time, {}, { callers: summaries });
 }
 

@@ -85,7 +85,7 @@ export interface OutboxWorkerOptions {
   fetch?: WebhookFetch;
   /** How often to look for due rows when nothing woke the worker. Default 1000 ms. */
   pollIntervalMs?: number;
-  /** How long a claimed row stays leased to this worker. Default `timeout_ms` + 30000 ms. */
+  /** How long a claimed row stays leased to this worker. Default `timeout_ms` + 5000 ms (the delivery's whole exchange is bounded by `timeout_ms`; the rest is margin for committing its outcome). */
   leaseMs?: number;
   /** Jitter source in [0, 1). Default Math.random. */
   random?: () => number;
@@ -152,7 +152,7 @@ export class OutboxWorker {
     this.#logger = options.logger;
     this.#now = options.now ?? (() => new Date());
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
-    this.#leaseMs = options.leaseMs ?? outbox.timeout_ms + 30_000;
+    this.#leaseMs = options.leaseMs ?? outbox.timeout_ms + 5_000;
     this.#random = options.random ?? Math.random;
     if (!(this.#pollIntervalMs > 0) || !(this.#leaseMs > outbox.timeout_ms)) throw new TypeError('"pollIntervalMs" must be positive and "leaseMs" above "timeout_ms"');
     this.#claimBatch = Math.max(1, Math.floor(outbox.concurrency / 4));

@@ -16,7 +16,7 @@ import type { EscalationGrantSource } from './decider.js';
 export interface AccessRequestServiceOptions {
   store: Pick<
     Store,
-    'getDecision' | 'getTask' | 'createAccessRequest' | 'getAccessRequest' | 'listAccessRequests' | 'decideAccessRequest' | 'sweepAccessRequests'
+    'getDecision' | 'getTask' | 'createAccessRequest' | 'getAccessRequest' | 'getAccessRequestByKey' | 'listAccessRequests' | 'decideAccessRequest' | 'sweepAccessRequests'
   >;
   escalation: Pick<EscalationConfig, 'public_url' | 'pending_ttl_seconds' | 'webhooks'>;
   /** Called after a request and its notifications committed (the outbox worker delivers them at once). */
@@ -50,6 +50,19 @@ export class AccessRequestService {
 
   async submit(caller: CallerConfig, body: AccessRequestSubmissionV1, idempotencyKey: string | null, traceId: string | null): Promise<Submitted> {
     const now = this.#now();
+    // A replay answers what the first submission got, whatever has changed since (the denial's window, the task):
+    // the key is looked up before anything else. The store checks it again inside its transaction.
+    if (idempotencyKey !== null) {
+      const prior = await this.#o.store.getAccessRequestByKey(caller.id, idempotencyKey);
+      if (prior !== undefined) {
+        if (prior.request_hash !== requestHash(body)) {
+          throw new PdpError('duplicate_request', 'this Idempotency-Key was used with another body', {
+            details: [{ path: 'Idempotency-Key', message: 'already used for another submission' }],
+          });
+        }
+        return { request: this.toWire(prior), created: false };
+      }
+    }
     const decision = await this.#o.store.getDecision(body.decision_id);
     if (decision === undefined) {
       throw new PdpError('decision_not_found', `decision ${body.decision_id} not found`, { details: [{ path: 'decision_id', message: 'no such decision' }] });
@@ -73,6 +86,12 @@ export class AccessRequestService {
     if (grant.require_reason && (body.reason === undefined || body.reason.trim() === '')) {
       throw new PdpError('invalid_request', 'the policy requires a reason for this access request', {
         details: [{ path: 'reason', message: 'is required by the policy (escalation.require_reason)' }],
+      });
+    }
+    const task = await this.#o.store.getTask(decision.task_id ?? grant.task_id);
+    if (task !== undefined && task.status !== 'active') {
+      throw new PdpError('task_not_active', `task ${task.id} is ${task.status}: nothing is left to elevate`, {
+        details: [{ path: 'decision_id', message: `its task is ${task.status}` }],
       });
     }
     const duration = body.duration_seconds ?? grant.max_duration;
@@ -121,6 +140,11 @@ export class AccessRequestService {
     return this.toWire(record);
   }
 
+  /** The denial a request is bound to (for the access log and a refusal's audit event), or undefined. */
+  async denialOf(id: string): Promise<string | undefined> {
+    return (await this.#o.store.getAccessRequest(id))?.decision_id;
+  }
+
   /**
    * The request as the approval page shows it to whoever holds a valid link for it (the route checks the link):
    * the facts the notification already carried.
@@ -146,6 +170,10 @@ export class AccessRequestService {
   async approve(caller: CallerConfig, id: string, body: AccessRequestApproveV1, traceId: string | null): Promise<AccessRequestV1> {
     const now = this.#now();
     const record = await this.#eligible(caller, id);
+    const task = await this.#o.store.getTask(record.task_id);
+    if (task !== undefined && task.status !== 'active') {
+      throw new PdpError('task_not_active', `task ${task.id} is ${task.status}: approving would elevate nothing`);
+    }
     const duration = body.duration_seconds ?? record.duration_seconds;
     if (duration > record.max_duration_seconds) {
       throw new PdpError('invalid_request', `duration_seconds exceeds the policy's max_duration of ${record.max_duration_seconds}`, {

@@ -204,7 +204,7 @@ export class Decider {
       response.access_request = {
         endpoint: offered.endpoint,
         expires_at: expiresAt,
-        template: { decision_id: decisionId, reason: '', duration_seconds: offer.max_duration },
+        template: { decision_id: decisionId, duration_seconds: offer.max_duration },
         scopes: [...offer.scopes],
         max_duration_seconds: offer.max_duration,
         require_reason: offer.require_reason,

@@ -52,7 +52,9 @@ function operation(route: Route): OperationDoc & { security: object[] } {
   return {
     ...doc,
     summary: `${doc.summary} (role ${route.roles.join(', ')})`,
-    security: route.oauth ? [{ apiKey: [] }, { clientSecretBasic: [] }] : [{ apiKey: [] }],
+    // A formKey route's credential is a form field (no security scheme of OpenAPI's describes it): none here, its
+    // description says so.
+    security: route.oauth ? [{ apiKey: [] }, { clientSecretBasic: [] }] : route.formKey ? [] : [{ apiKey: [] }],
     responses,
   };
 }

@@ -9,7 +9,7 @@ import type { Store } from '../store/index.js';
 import type { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
-import { accessRequestRoutes, type LinkVerifier } from './routes/access-requests.js';
+import { accessRequestRoutes, type LinkVerifier, type RefusalReporter } from './routes/access-requests.js';
 import { adminRoutes } from './routes/admin.js';
 import { auditRoutes, type AuditStore } from './routes/audit.js';
 import { decideRoutes } from './routes/decide.js';
@@ -27,6 +27,8 @@ export interface RouteDeps {
   accessRequests: AccessRequestService;
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
+  /** Where the approval page reports the refusals it answers as pages (the pipeline's `onRefusal`). */
+  reportRefusal?: RefusalReporter;
   keys: IssuerKeys;
   store: AuditStore;
   /** The notification outbox, for admins (dead letters). */
@@ -47,7 +49,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...decideRoutes(deps.decider),
     ...tokenRoutes(deps.tokens),
     ...taskRoutes(deps.tasks),
-    ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now),
+    ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
     ...auditRoutes(deps.store, deps.now),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),

@@ -171,6 +171,14 @@ export async function getAccessRequest(ctx: StoreContext, id: string): Promise<A
   });
 }
 
+/** The request `requestedBy` submitted under an `Idempotency-Key`, if any. */
+export async function getAccessRequestByKey(ctx: StoreContext, requestedBy: string, key: string): Promise<AccessRequestRecord | undefined> {
+  return read(() => {
+    const row = ctx.sql.selectAccessRequestByKey.get(requestedBy, key) as AccessRequestRow | undefined;
+    return row === undefined ? undefined : accessRequestFromRow(row);
+  });
+}
+
 export async function listAccessRequests(
   ctx: StoreContext,
   cache: Map<string, Statement>,

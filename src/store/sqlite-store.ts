@@ -211,6 +211,10 @@ export class SqliteStore implements Store {
   getAccessRequest(id: string): Promise<AccessRequestRecord | undefined> {
     return accessRequests.getAccessRequest(this.ctx, id);
   }
+
+  getAccessRequestByKey(requestedBy: string, key: string): Promise<AccessRequestRecord | undefined> {
+    return accessRequests.getAccessRequestByKey(this.ctx, requestedBy, key);
+  }
   listAccessRequests(query: ListAccessRequestsQuery): Promise<AccessRequestList> {
     return accessRequests.listAccessRequests(this.ctx, this.listings, query);
   }

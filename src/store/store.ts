@@ -498,6 +498,8 @@ export interface Store {
    */
   createAccessRequest(input: CreateAccessRequestInput): Promise<CreatedAccessRequest>;
   getAccessRequest(id: string): Promise<AccessRequestRecord | undefined>;
+  /** The request a caller submitted under an `Idempotency-Key` (keys are per caller), if any. */
+  getAccessRequestByKey(requestedBy: string, key: string): Promise<AccessRequestRecord | undefined>;
   /** Keyset pages in (created_at, id) order. An `after` that names no request → invalid_request. */
   listAccessRequests(query: ListAccessRequestsQuery): Promise<AccessRequestList>;
   /**

@@ -158,7 +158,7 @@ describe('SIGKILL between an access request’s commit and its notification', ()
     await receiver.start();
     const second = await startServer();
     try {
-      // The row is due at once, or when its lease runs out (timeout_ms + 30 s): the wake after the commit often
+      // The row is due at once, or when its lease runs out (timeout_ms + 5 s): the wake after the commit often
       // claims it before the kill lands, and a claim that was never completed is retried only after its lease.
       await receiver.waitFor(1, 60_000);
       const rows = await waitUntil(

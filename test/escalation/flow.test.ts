@@ -136,6 +136,28 @@ describe('2. submitting an access request', () => {
 
     const listed = await call('GET', '/v1/access-requests?status=pending', KEYS.auditor);
     expect(listed.body['items'].filter((r: Json) => r['decision_id'] === denial['decision_id'])).toHaveLength(1);
+
+    // A replay is answered as the first time even once the denial's window has passed.
+    t.clock.advance(601);
+    const late = await submit(denial['decision_id'], {}, KEYS.pep, 'key-1');
+    expect(late.status).toBe(202);
+    expect(late.body['id']).toBe(first.body['id']);
+  });
+
+  it('takes the hint’s template as the body, with a reason added', async () => {
+    const denial = await decide(await task());
+    const res = await call('POST', denial['access_request']['endpoint'].replace(t.url, ''), KEYS.pep, { ...denial['access_request']['template'], reason: 'per the template' });
+    expect(res.status).toBe(202);
+    expect(res.body['duration_seconds']).toBe(3600);
+  });
+
+  it('refuses a request for a task that is no longer active', async () => {
+    const taskId = await task();
+    const denial = await decide(taskId);
+    expect((await call('POST', `/v1/tasks/${taskId}/complete`, KEYS.orchestrator)).status).toBe(200);
+    const res = await submit(denial['decision_id']);
+    expect(res.status).toBe(409);
+    expect(res.body['error']['code']).toBe('task_not_active');
   });
 
   it('refuses a submission for another caller’s decision, a non-requestable one, an expired denial and bad terms', async () => {
@@ -213,6 +235,11 @@ describe('4. approving', () => {
     expect(tooLong.status).toBe(400);
     expect(tooLong.body['error']['details']).toEqual([expect.objectContaining({ path: 'duration_seconds' })]);
     expect((await call('GET', `/v1/access-requests/${request['id']}`, KEYS.auditor)).body['status']).toBe('pending');
+    // The attempts are in the denial's chain: who tried, and what was refused.
+    await t.pdp.refusals.flush();
+    const chain = await call('GET', `/v1/audit/decisions/${request['decision_id']}`, KEYS.auditor);
+    const refused = chain.body['events'].filter((e: Json) => e['type'] === 'access.refused').map((e: Json) => [e['caller_id'], e['data']['code']]);
+    expect(refused).toEqual(expect.arrayContaining([['ops-alice', 'self_approval'], ['security-1', 'forbidden_approver_group']]));
   });
 
   it('approves once: a second approval is 409 and leaves one elevation', async () => {

@@ -1,4 +1,5 @@
 import type { AccessRequestService } from '../../pdp/access-requests.js';
+import { ACCESS_REFUSAL_CODES } from '../../audit/index.js';
 import { isPdpError, PdpError } from '../../errors/pdp-error.js';
 import {
   ACCESS_REQUEST_STATUSES,
@@ -16,11 +17,20 @@ import {
   type ReviewFormV1,
 } from '../../wire/request-parsers.js';
 import { errors, json } from '../openapi.js';
+import type { AuthorizationRefusal } from '../request-pipeline.js';
 import { publicRoute, route, type PublicContext, type Route } from '../route.js';
 import { HTML, REVIEW_PAGE_HEADERS, resultPage, reviewPage } from './review-page.js';
 
 /** Checks an approval link's token for a request: its group, or approval_link_invalid / approval_link_expired. */
 export type LinkVerifier = (token: string, requestId: string, now: Date) => { group: string };
+
+/**
+ * Reports an authorisation refusal the approval page answered as a page (the pipeline reports only what is thrown
+ * through it): the same `access.refused` event as the API's 403 (wired to the pipeline's `onRefusal` by main.ts).
+ */
+export type RefusalReporter = (refusal: AuthorizationRefusal) => void;
+
+const REVIEW_PATH = '/v1/access-requests/{id}/review';
 
 const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const idempotencyKey = {
@@ -42,7 +52,7 @@ const orEmpty =
  * Break-glass escalation (docs/escalation.md): the PEP asks for access a denial said can be requested, an approver
  * answers (API or the notification's approval page), the PEP polls and decides again.
  */
-export function accessRequestRoutes(service: AccessRequestService, verifyLink: LinkVerifier, now: () => Date): Route[] {
+export function accessRequestRoutes(service: AccessRequestService, verifyLink: LinkVerifier, now: () => Date, reportRefusal?: RefusalReporter): Route[] {
   return [
     route<AccessRequestSubmissionV1>({
       method: 'POST',
@@ -111,7 +121,9 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       path: '/v1/access-requests/{id}/approve',
       roles: ['approver'],
       body: { media: ['json'], parse: orEmpty(parseAccessRequestApprove) },
-      async handle({ caller, params, body, traceId }) {
+      async handle({ caller, params, body, traceId, log }) {
+        // The denial's id names the refusal's audit event (self-approval, another group) and the access log line.
+        log.decisionId = await service.denialOf(params['id'] ?? '');
         return { status: 200, json: await service.approve(caller, params['id'] ?? '', body, traceId) };
       },
       openapi: {
@@ -129,7 +141,8 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       path: '/v1/access-requests/{id}/deny',
       roles: ['approver'],
       body: { media: ['json'], parse: orEmpty(parseAccessRequestDeny) },
-      async handle({ caller, params, body, traceId }) {
+      async handle({ caller, params, body, traceId, log }) {
+        log.decisionId = await service.denialOf(params['id'] ?? '');
         return { status: 200, json: await service.deny(caller, params['id'] ?? '', body, traceId) };
       },
       openapi: {
@@ -144,7 +157,7 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       method: 'GET',
       path: '/v1/access-requests/{id}/review',
       async handle(ctx) {
-        return htmlReply(async () => {
+        return htmlReply(() => undefined, async () => {
           const id = ctx.params['id'] ?? '';
           const token = firstOf(ctx.query['t']);
           const { group } = verifyLink(token, id, now());
@@ -172,9 +185,20 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       roles: ['approver'],
       formKey: true,
       body: { media: ['form'], parse: parseReviewForm },
-      async handle({ caller, params, body, traceId }) {
-        return htmlReply(async () => {
-          const id = params['id'] ?? '';
+      async handle({ caller, params, body, traceId, log }) {
+        const id = params['id'] ?? '';
+        log.decisionId = await service.denialOf(id);
+        const refused = (err: PdpError): void => {
+          if (!(ACCESS_REFUSAL_CODES as readonly string[]).includes(err.code)) return;
+          reportRefusal?.({
+            code: err.code as AuthorizationRefusal['code'],
+            route: REVIEW_PATH,
+            caller_id: caller.id,
+            ...(log.decisionId ? { decision_id: log.decisionId } : {}),
+            trace_id: traceId,
+          });
+        };
+        return htmlReply(refused, async () => {
           verifyLink(body.t, id, now());
           if (body.action === 'approve') {
             const approved = await service.approve(caller, id, body.duration_seconds === undefined ? { ...note(body) } : { duration_seconds: body.duration_seconds, ...note(body) }, traceId);
@@ -221,13 +245,17 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
   ];
 }
 
-/** A page answer; a refusal becomes a page naming its code, with the error's status. */
-async function htmlReply(render: () => Promise<{ status: number; html: string }>): Promise<{ status: number; text: string; contentType: string; headers: Record<string, string> }> {
+/** A page answer; a refusal becomes a page naming its code, with the error's status (and is told to `refused`). */
+async function htmlReply(
+  refused: (err: PdpError) => void,
+  render: () => Promise<{ status: number; html: string }>,
+): Promise<{ status: number; text: string; contentType: string; headers: Record<string, string> }> {
   try {
     const { status, html } = await render();
     return { status, text: html, contentType: HTML, headers: { ...REVIEW_PAGE_HEADERS } };
   } catch (err) {
     if (!isPdpError(err) || err.status >= 500) throw err;
+    refused(err);
     return { status: err.status, text: resultPage(`Not done: ${err.code}`, err.message), contentType: HTML, headers: { ...REVIEW_PAGE_HEADERS } };
   }
 }

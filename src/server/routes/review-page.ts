@@ -35,7 +35,8 @@ export function reviewPage(request: AccessRequestV1, token: string, group: strin
   const form =
     request.status !== 'pending'
       ? `<p class="done">This request is <b>${escape(request.status)}</b>: nothing is left to decide.</p>`
-      : `<form method="post" action="${escape(`/v1/access-requests/${encodeURIComponent(request.id)}/review`)}">
+      : // Relative: the page is served at …/review, so the form posts back to it behind any path prefix of public_url.
+        `<form method="post" action="review">
   <input type="hidden" name="t" value="${escape(token)}">
   <label>Your approver API key <input type="password" name="api_key" autocomplete="off" required></label>
   <label>Duration (seconds, at most ${request.max_duration_seconds})
