@@ -154,7 +154,7 @@ export class Decider {
   async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
-    const elevation = task.denial ? undefined : await this.#elevation(caller, request, now);
+    const elevation = task.denial || !task.mayBeElevated ? undefined : await this.#elevation(caller, request, now);
     const input = buildEvaluationInput(request, caller.id, task.input, now, elevation);
 
     let evaluated: { evaluation: Evaluation; revision: string };

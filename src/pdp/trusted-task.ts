@@ -12,6 +12,8 @@ export interface RegisteredTask {
   context: Record<string, ContextValue>;
   expires_at: string;
   completed_at: string | null;
+  /** The end of the task's latest approved elevation window, or null (absent: unknown). */
+  elevated_until?: string | null;
 }
 
 export interface TaskLookup {
@@ -22,6 +24,11 @@ export interface ResolvedTask {
   input: EvaluationInputV1['task'];
   /** Set when the task itself rules the request out before policy is consulted. */
   denial?: Reason;
+  /**
+   * False when no approved elevation of this task can be open (its latest window ended, or there never was one):
+   * the elevation lookup is skipped. True for a task no orchestrator registered (nothing to tell from).
+   */
+  mayBeElevated: boolean;
 }
 
 /**
@@ -45,27 +52,29 @@ export async function resolveTask(
     }
     const input = unregisteredTask(request.task);
     if (!caller.may_assert_context) {
-      return { input, denial: reason('task_not_registered', `task ${request.task.id} is not registered`) };
+      return { input, denial: reason('task_not_registered', `task ${request.task.id} is not registered`), mayBeElevated: false };
     }
-    return { input };
+    return { input, mayBeElevated: true };
   }
+  const elevatedUntil = registered.elevated_until;
+  const mayBeElevated = elevatedUntil === undefined || (elevatedUntil !== null && Date.parse(elevatedUntil) > now.getTime());
   const input = { id: registered.id, type: registered.type, context: registered.context, registered: true };
   if (registered.agent_id !== request.agent_id) {
-    return { input, denial: reason('task_agent_mismatch', `task ${registered.id} belongs to another agent`) };
+    return { input, denial: reason('task_agent_mismatch', `task ${registered.id} belongs to another agent`), mayBeElevated };
   }
   if (registered.completed_at !== null) {
-    return { input, denial: reason('task_completed', `task ${registered.id} is completed`) };
+    return { input, denial: reason('task_completed', `task ${registered.id} is completed`), mayBeElevated };
   }
   if (Date.parse(registered.expires_at) <= now.getTime()) {
-    return { input, denial: reason('task_expired', `task ${registered.id} has expired`) };
+    return { input, denial: reason('task_expired', `task ${registered.id} has expired`), mayBeElevated };
   }
   if (
     (request.task.type !== undefined && request.task.type !== registered.type) ||
     (request.task.context !== undefined && !sameContext(request.task.context, registered.context))
   ) {
-    return { input, denial: reason('task_context_mismatch', 'the request asserts a task type or context that differs from the registered task') };
+    return { input, denial: reason('task_context_mismatch', 'the request asserts a task type or context that differs from the registered task'), mayBeElevated };
   }
-  return { input };
+  return { input, mayBeElevated };
 }
 
 function reason(code: string, message: string): Reason {

@@ -236,6 +236,8 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
     if (row.expires_at <= input.at) throw new PdpError('access_request_expired', `access request ${input.id} expired at ${row.expires_at}`);
     if (row.caller_id === input.by) throw new PdpError('self_approval', 'an access request cannot be decided by the caller that submitted it');
     ctx.sql.decideAccessRequest.run(input.verdict, input.at, input.by, note, approvedUntil, row.id);
+    // The decide path's hint (tasks.elevated_until), in the same transaction as the approval it announces.
+    if (approvedUntil !== null) ctx.sql.raiseTaskElevatedUntil.run(approvedUntil, row.task_id, approvedUntil);
     const ids = { decision_id: row.decision_id, agent_id: row.agent_id, task_id: row.task_id, caller_id: input.by, trace_id: traceId };
     const event =
       approvedUntil === null

@@ -76,7 +76,7 @@ function decisionChainNow(ctx: StoreContext, decisionId: string): AuditEventV1[]
   const rows = ctx.sql.selectDecisionChain.all(decisionId, taskId, anchor?.seq ?? 0) as EventRow[];
   // A denial an access request was made for: the decisions made with its elevation, and what followed from them
   // (their task's completion is the denial's task's, already listed). Merged by seq, each event once.
-  const elevated = ctx.sql.selectElevatedDecisionsChain.all(decisionId) as EventRow[];
+  const elevated = taskId === null ? [] : (ctx.sql.selectElevatedDecisionsChain.all(taskId, anchor?.seq ?? 0, decisionId) as EventRow[]);
   if (elevated.length === 0) return rows.map((row) => eventFromRow(row));
   const bySeq = new Map<number, EventRow>();
   for (const row of [...rows, ...elevated]) bySeq.set(row.seq, row);

@@ -171,6 +171,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX decisions_access_request ON decisions (access_request_id) WHERE access_request_id IS NOT NULL`,
     ],
   },
+  {
+    version: 4,
+    description: 'tasks.elevated_until (the decide path skips the elevation lookup without one); no index on decisions.access_request_id',
+    statements: [
+      'ALTER TABLE tasks ADD COLUMN elevated_until TEXT',
+      // Every decide paid for it; the denial's chain view finds its elevated decisions through the task instead.
+      'DROP INDEX IF EXISTS decisions_access_request',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

@@ -16,6 +16,7 @@ export interface TaskRow {
   status: string;
   completed_at: string | null;
   completed_by: string | null;
+  elevated_until: string | null;
 }
 
 export interface DecisionRow {
@@ -80,6 +81,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     status: row.status as TaskStatus,
     completed_at: row.completed_at,
     completed_by: row.completed_by,
+    elevated_until: row.elevated_until,
   };
 }
 

@@ -54,10 +54,17 @@ export const SQL = {
     ORDER BY seq LIMIT 1`,
   selectDecisionChain: `SELECT ${EVENT_COLUMNS} FROM audit_events
     WHERE decision_id = ? OR (task_id = ? AND type = 'task.completed' AND seq > ?) ORDER BY seq`,
-  /** The events of the decisions made with an elevation of the access request for the given denial. */
+  /**
+   * The events of the decisions made with an elevation of the access request for the given denial (parameters: the
+   * denial's task, its seq, the denial's id). An elevation serves the denial's own task, so its decisions are among
+   * the task's decision events after the denial (index audit_events_task); each is matched by its row's
+   * access_request_id (primary key lookups). No index on decisions.access_request_id: the decide path does not pay
+   * for this audit read.
+   */
   selectElevatedDecisionsChain: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE decision_id IN (
-      SELECT d.decision_id FROM decisions d JOIN access_requests a ON d.access_request_id = a.id
-      WHERE a.decision_id = ?) ORDER BY seq`,
+      SELECT d.decision_id FROM audit_events e JOIN decisions d ON d.decision_id = e.decision_id
+      WHERE e.task_id = ? AND e.type = 'decision' AND e.seq > ?
+      AND d.access_request_id IN (SELECT id FROM access_requests WHERE decision_id = ?)) ORDER BY seq`,
 
   // access requests
   insertAccessRequest: `INSERT INTO access_requests (id, decision_id, caller_id, agent_id, task_id, integration,
@@ -72,6 +79,7 @@ export const SQL = {
   selectDecisionCaller: 'SELECT caller_id FROM decisions WHERE decision_id = ?',
   decideAccessRequest: `UPDATE access_requests SET status = ?, decided_at = ?, decided_by = ?, note = ?, approved_until = ?
     WHERE id = ? AND status = 'pending'`,
+  raiseTaskElevatedUntil: `UPDATE tasks SET elevated_until = ? WHERE id = ? AND (elevated_until IS NULL OR elevated_until < ?)`,
   expireAccessRequest: `UPDATE access_requests SET status = 'expired' WHERE id = ? AND status = 'pending'`,
   endElevation: `UPDATE access_requests SET ended_at = ?, ended_reason = ?
     WHERE id = ? AND status = 'approved' AND ended_at IS NULL`,

@@ -56,6 +56,11 @@ export interface TaskRecord {
   /** Set by completeTask only (an expired task keeps null). */
   completed_at: string | null;
   completed_by: string | null;
+  /**
+   * The end of the latest window an approver granted for this task (`decideAccessRequest`), or null: a hint on the
+   * decide path, which looks elevations up only while it lies ahead. Never shown to callers.
+   */
+  elevated_until: string | null;
 }
 
 export interface CompleteTaskInput {

@@ -263,6 +263,24 @@ describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
     });
   });
 
+  describe("the task's elevated_until (the decide path's hint)", () => {
+    it('is raised by an approval, never lowered, and untouched by a denial', async () => {
+      await denial(store, 'dn-1');
+      await denial(store, 'dn-2');
+      await denial(store, 'dn-3');
+      await store.createAccessRequest(ask('ar-1', 'dn-1'));
+      await store.createAccessRequest(ask('ar-2', 'dn-2'));
+      await store.createAccessRequest(ask('ar-3', 'dn-3'));
+      expect((await store.getTask('t-1'))?.elevated_until).toBeNull();
+      await store.decideAccessRequest({ id: 'ar-3', verdict: 'denied', by: APPROVER, at: at(10) });
+      expect((await store.getTask('t-1'))?.elevated_until).toBeNull();
+      await approve('ar-1', 10, 910);
+      expect((await store.getTask('t-1'))?.elevated_until).toBe(at(910));
+      await approve('ar-2', 20, 500);
+      expect((await store.getTask('t-1'))?.elevated_until).toBe(at(910));
+    });
+  });
+
   describe('findElevations', () => {
     const key = (overrides: Partial<FindElevationsInput> = {}): FindElevationsInput => ({
       agent_id: 'support-resolver',
