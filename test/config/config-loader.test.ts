@@ -100,10 +100,10 @@ describe('insecure settings outside production warn, and the warnings never cont
     }
   });
 
-  it('the shipped dev config loads with a warning for each of its six keys', () => {
+  it('the shipped dev config loads with a warning for each of its seven keys', () => {
     const { config, warnings } = loadConfigFile('agent-pdp.dev.yaml');
-    expect(config.callers).toHaveLength(6);
-    expect(warnings.filter((w) => w.includes('DEV KEY'))).toHaveLength(6);
+    expect(config.callers).toHaveLength(7);
+    expect(warnings.filter((w) => w.includes('DEV KEY'))).toHaveLength(7);
     expect(warnings.join('\n')).not.toMatch(/dev-[a-z-]+-key|[0-9a-f]{64}/);
   });
 
