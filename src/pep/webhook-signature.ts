@@ -8,9 +8,8 @@
  * replayed later. Several `v1=` entries may appear (a secret being rotated); one match is enough. Delivery is
  * at-least-once: dedupe on `X-AgentPDP-Delivery`.
  *
- * A copy of src/notify/webhook-signature.ts (the sender's side): the PEP SDK may not import src/notify/ (it ships
- * on its own), so it carries the same code, importing only node:crypto. test/pep/webhook-signature.test.ts checks
- * that both give the same answers on the same vectors; change them together.
+ * The one implementation of the scheme: the PDP's outbox (src/notify/) signs with `signWebhook` from here, receivers
+ * verify with `verifyWebhookSignature` from `agent-pdp/pep`. It imports only node:crypto, as the PEP SDK must.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
