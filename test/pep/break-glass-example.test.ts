@@ -127,12 +127,14 @@ it('4. break-glass: denied with a hint, request, signed webhook, approval from t
   //    written when the receiver answered, so its place relative to the approval is not fixed).
   expect(text('info', /^agent-pdp audit /)).toMatch(new RegExp(`^agent-pdp audit chain ${firstId} --json: 7 events$`));
   const audit = t.entries.filter((e) => e.kind === 'audit').map((e) => e.text);
-  const types = audit.map((line) => line.split(' ')[2]);
+  /** `#seq time type ...` (elevation.ended is followed by a colon). */
+  const typeOf = (line: string): string => (line.split(' ')[2] ?? '').replace(/:$/, '');
+  const types = audit.map(typeOf);
   expect(types.filter((type) => type !== 'access_request.notified')).toEqual(['decision', 'access_request.submitted', 'access_request.approved', 'decision', 'token.issued', 'elevation.ended']);
   expect(types.filter((type) => type === 'access_request.notified')).toHaveLength(1);
   expect(types.indexOf('access_request.notified')).toBeGreaterThan(types.indexOf('access_request.submitted'));
-  expect(audit.find((line) => line.split(' ')[2] === 'access_request.notified')).toMatch(/^#\d+ \S+ access_request\.notified oncall-webhook \(platform-oncall\): HTTP 200, attempt 1$/);
-  expect(audit.filter((line) => line.split(' ')[2] !== 'access_request.notified')).toEqual([
+  expect(audit.find((line) => typeOf(line) === 'access_request.notified')).toMatch(/^#\d+ \S+ access_request\.notified oncall-webhook \(platform-oncall\): HTTP 200, attempt 1$/);
+  expect(audit.filter((line) => typeOf(line) !== 'access_request.notified')).toEqual([
     expect.stringMatching(new RegExp(`^#\\d+ \\S+ decision …${firstId.slice(-8)}: deny \\[\\] approval_required$`)),
     expect.stringMatching(/^#\d+ \S+ access_request\.submitted by pep-1: \[pr:write\] for 5 s, approvers \[platform-oncall\]$/),
     expect.stringMatching(new RegExp(`^#\\d+ \\S+ access_request\\.approved by oncall-1: until ${approved![1]!.replace(/\./g, '\\.')} \\("ok for PR 1042 only"\\)$`)),
