@@ -8,7 +8,7 @@ import { maySpeakFor } from './caller-agents.js';
 import { newDecisionId } from './decision-id.js';
 import { buildEvaluationInput } from './evaluation-input.js';
 import type { PolicyEngine } from './policy-engine.js';
-import { resolveTask, type TaskLookup } from './trusted-task.js';
+import { resolveTask, type TaskElevationLike, type TaskLookup } from './trusted-task.js';
 
 /** What the decider needs from the store: a task lookup, the elevation lookup and a durable decision write. */
 export interface DecisionStore extends TaskLookup {
@@ -154,7 +154,7 @@ export class Decider {
   async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, request, now);
-    const elevation = task.denial || !task.mayBeElevated ? undefined : await this.#elevation(caller, request, now);
+    const elevation = task.denial ? undefined : await this.#elevation(caller, request, task.elevations, now);
     const input = buildEvaluationInput(request, caller.id, task.input, now, elevation);
 
     let evaluated: { evaluation: Evaluation; revision: string };
@@ -279,11 +279,17 @@ export class Decider {
    * caller (one indexed lookup),
    * as the policy's `input.elevation`; of several, the one covering most of the requested scopes, then the latest.
    */
-  async #elevation(caller: CallerConfig, request: DecisionRequestV1, now: Date): Promise<ElevationInputV1 | undefined> {
+  async #elevation(
+    caller: CallerConfig,
+    request: DecisionRequestV1,
+    ofTask: readonly TaskElevationLike[] | undefined,
+    now: Date,
+  ): Promise<ElevationInputV1 | undefined> {
     // The policy grants an elevated scope only if it lists it as requestable: a request naming none (nearly every
-    // decide) cannot use an elevation, so it skips the store. The policy evaluated next decides either way.
+    // decide) cannot use an elevation. The policy evaluated next decides either way.
     if (!this.#namesRequestable(request)) return undefined;
-    const found = await this.#o.store.findElevations({
+    // A registered task carries its elevations (read with it); only an unregistered one needs the store's lookup.
+    const found = ofTask !== undefined ? ofTask.filter((e) => this.#fits(e, caller, request, now)) : await this.#o.store.findElevations({
       agent_id: request.agent_id,
       task_id: request.task.id,
       integration: request.integration,
@@ -301,6 +307,17 @@ export class Decider {
       resource: best.resource,
       approved_until: best.approved_until,
     };
+  }
+
+  /** An elevation of the task serves this decide: its integration, the PEP that asked, its record, its window. */
+  #fits(e: TaskElevationLike, caller: CallerConfig, request: DecisionRequestV1, now: Date): boolean {
+    const resource = request.resource ?? null;
+    return (
+      e.integration === request.integration &&
+      e.requested_by === caller.id &&
+      Date.parse(e.approved_until) > now.getTime() &&
+      (resource === null ? e.resource === null : e.resource !== null && e.resource.type === resource.type && e.resource.id === resource.id)
+    );
   }
 
   /** Whether the active policy lists any requested scope as requestable for this agent and integration. */

@@ -12,8 +12,18 @@ export interface RegisteredTask {
   context: Record<string, ContextValue>;
   expires_at: string;
   completed_at: string | null;
-  /** The end of the task's latest approved elevation window, or null (absent: unknown). */
-  elevated_until?: string | null;
+  /** The windows approvers granted the task (the store keeps them in the task row); absent: none. */
+  elevations?: readonly TaskElevationLike[];
+}
+
+/** An approved access request's window, as the task row keeps it. */
+export interface TaskElevationLike {
+  id: string;
+  requested_by: string;
+  integration: string;
+  resource: { type: string; id: string } | null;
+  scopes: readonly string[];
+  approved_until: string;
 }
 
 export interface TaskLookup {
@@ -25,10 +35,10 @@ export interface ResolvedTask {
   /** Set when the task itself rules the request out before policy is consulted. */
   denial?: Reason;
   /**
-   * False when no approved elevation of this task can be open (its latest window ended, or there never was one):
-   * the elevation lookup is skipped. True for a task no orchestrator registered (nothing to tell from).
+   * The windows approvers granted a registered task (read with it: no second read); undefined for a task no
+   * orchestrator registered, whose elevations, if any, the store is asked for.
    */
-  mayBeElevated: boolean;
+  elevations: readonly TaskElevationLike[] | undefined;
 }
 
 /**
@@ -52,29 +62,28 @@ export async function resolveTask(
     }
     const input = unregisteredTask(request.task);
     if (!caller.may_assert_context) {
-      return { input, denial: reason('task_not_registered', `task ${request.task.id} is not registered`), mayBeElevated: false };
+      return { input, denial: reason('task_not_registered', `task ${request.task.id} is not registered`), elevations: [] };
     }
-    return { input, mayBeElevated: true };
+    return { input, elevations: undefined };
   }
-  const elevatedUntil = registered.elevated_until;
-  const mayBeElevated = elevatedUntil === undefined || (elevatedUntil !== null && Date.parse(elevatedUntil) > now.getTime());
+  const elevations = registered.elevations ?? [];
   const input = { id: registered.id, type: registered.type, context: registered.context, registered: true };
   if (registered.agent_id !== request.agent_id) {
-    return { input, denial: reason('task_agent_mismatch', `task ${registered.id} belongs to another agent`), mayBeElevated };
+    return { input, denial: reason('task_agent_mismatch', `task ${registered.id} belongs to another agent`), elevations };
   }
   if (registered.completed_at !== null) {
-    return { input, denial: reason('task_completed', `task ${registered.id} is completed`), mayBeElevated };
+    return { input, denial: reason('task_completed', `task ${registered.id} is completed`), elevations };
   }
   if (Date.parse(registered.expires_at) <= now.getTime()) {
-    return { input, denial: reason('task_expired', `task ${registered.id} has expired`), mayBeElevated };
+    return { input, denial: reason('task_expired', `task ${registered.id} has expired`), elevations };
   }
   if (
     (request.task.type !== undefined && request.task.type !== registered.type) ||
     (request.task.context !== undefined && !sameContext(request.task.context, registered.context))
   ) {
-    return { input, denial: reason('task_context_mismatch', 'the request asserts a task type or context that differs from the registered task'), mayBeElevated };
+    return { input, denial: reason('task_context_mismatch', 'the request asserts a task type or context that differs from the registered task'), elevations };
   }
-  return { input, mayBeElevated };
+  return { input, elevations };
 }
 
 function reason(code: string, message: string): Reason {

@@ -30,6 +30,7 @@ import type {
   FindElevationsInput,
   ListAccessRequestsQuery,
   SweepAccessRequestsInput,
+  TaskElevation,
 } from './store.js';
 import { read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
@@ -236,8 +237,23 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
     if (row.expires_at <= input.at) throw new PdpError('access_request_expired', `access request ${input.id} expired at ${row.expires_at}`);
     if (row.caller_id === input.by) throw new PdpError('self_approval', 'an access request cannot be decided by the caller that submitted it');
     ctx.sql.decideAccessRequest.run(input.verdict, input.at, input.by, note, approvedUntil, row.id);
-    // The decide path's hint (tasks.elevated_until), in the same transaction as the approval it announces.
-    if (approvedUntil !== null) ctx.sql.raiseTaskElevatedUntil.run(approvedUntil, row.task_id, approvedUntil);
+    // The decide path reads a task's elevations with the task: the window goes into its row in the approval's
+    // transaction (windows already over are dropped on the way; a closed task is never decided for again).
+    if (approvedUntil !== null) {
+      const current = ctx.sql.selectTaskElevations.get(row.task_id) as { elevations: string | null } | undefined;
+      if (current !== undefined) {
+        const kept = current.elevations === null ? [] : (JSON.parse(current.elevations) as TaskElevation[]).filter((e) => e.approved_until > input.at);
+        const added: TaskElevation = {
+          id: row.id,
+          requested_by: row.caller_id,
+          integration: row.integration,
+          resource: row.resource_type === null || row.resource_id === null ? null : { type: row.resource_type, id: row.resource_id },
+          scopes: JSON.parse(row.scopes) as string[],
+          approved_until: approvedUntil,
+        };
+        ctx.sql.updateTaskElevations.run(JSON.stringify([...kept, added]), row.task_id);
+      }
+    }
     const ids = { decision_id: row.decision_id, agent_id: row.agent_id, task_id: row.task_id, caller_id: input.by, trace_id: traceId };
     const event =
       approvedUntil === null

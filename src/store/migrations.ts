@@ -173,9 +173,9 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    description: 'tasks.elevated_until (the decide path skips the elevation lookup without one); no index on decisions.access_request_id',
+    description: 'tasks.elevations: the windows approvers granted the task (read with the task on the decide path); no index on decisions.access_request_id',
     statements: [
-      'ALTER TABLE tasks ADD COLUMN elevated_until TEXT',
+      'ALTER TABLE tasks ADD COLUMN elevations TEXT',
       // Every decide paid for it; the denial's chain view finds its elevated decisions through the task instead.
       'DROP INDEX IF EXISTS decisions_access_request',
     ],

@@ -3,7 +3,7 @@ import { AUDIT_ID_FIELDS, RawJson } from '../audit/index.js';
 import type { AuditEventType, AuditEventV1 } from '../audit/index.js';
 import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import type { AccessRequestStatus, ElevationEndReason } from '../wire/access-request-v1.js';
-import type { AccessRequestRecord, DeliveryRecord, DeliveryStatus, StoredDecision, TaskRecord, TaskStatus, TokenRecord } from './store.js';
+import type { AccessRequestRecord, DeliveryRecord, DeliveryStatus, StoredDecision, TaskElevation, TaskRecord, TaskStatus, TokenRecord } from './store.js';
 
 export interface TaskRow {
   id: string;
@@ -16,7 +16,8 @@ export interface TaskRow {
   status: string;
   completed_at: string | null;
   completed_by: string | null;
-  elevated_until: string | null;
+  /** JSON array of TaskElevation, or null. */
+  elevations: string | null;
 }
 
 export interface DecisionRow {
@@ -81,7 +82,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     status: row.status as TaskStatus,
     completed_at: row.completed_at,
     completed_by: row.completed_by,
-    elevated_until: row.elevated_until,
+    elevations: row.elevations === null ? [] : (JSON.parse(row.elevations) as TaskElevation[]),
   };
 }
 

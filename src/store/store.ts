@@ -57,10 +57,23 @@ export interface TaskRecord {
   completed_at: string | null;
   completed_by: string | null;
   /**
-   * The end of the latest window an approver granted for this task (`decideAccessRequest`), or null: a hint on the
-   * decide path, which looks elevations up only while it lies ahead. Never shown to callers.
+   * The windows approvers granted this task (`decideAccessRequest` appends one in the approval's transaction, and
+   * drops those whose window has passed): the decide path reads them with the task, in one read, and uses one only
+   * for exactly its integration, PEP and record, while `approved_until` lies ahead. Never shown to callers.
    */
-  elevated_until: string | null;
+  elevations: TaskElevation[];
+}
+
+/** An approved access request's window, as the task row keeps it for the decide path. */
+export interface TaskElevation {
+  /** The access request. */
+  id: string;
+  /** The PEP that asked: the elevation serves no other caller. */
+  requested_by: string;
+  integration: string;
+  resource: ResourceRef | null;
+  scopes: string[];
+  approved_until: string;
 }
 
 export interface CompleteTaskInput {

@@ -29,7 +29,7 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
     status: 'active',
     completed_at: null,
     completed_by: null,
-    elevated_until: null,
+    elevations: [],
   };
   const event = ctx.chain.prepare(
     taskRegisteredEvent(

@@ -263,21 +263,22 @@ describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
     });
   });
 
-  describe("the task's elevated_until (the decide path's hint)", () => {
-    it('is raised by an approval, never lowered, and untouched by a denial', async () => {
+  describe("the task's elevations (read with the task on the decide path)", () => {
+    it('gain each approved window in its transaction (windows already over are dropped), never a denied one', async () => {
       await denial(store, 'dn-1');
       await denial(store, 'dn-2');
       await denial(store, 'dn-3');
       await store.createAccessRequest(ask('ar-1', 'dn-1'));
       await store.createAccessRequest(ask('ar-2', 'dn-2'));
       await store.createAccessRequest(ask('ar-3', 'dn-3'));
-      expect((await store.getTask('t-1'))?.elevated_until).toBeNull();
+      expect((await store.getTask('t-1'))?.elevations).toEqual([]);
       await store.decideAccessRequest({ id: 'ar-3', verdict: 'denied', by: APPROVER, at: at(10) });
-      expect((await store.getTask('t-1'))?.elevated_until).toBeNull();
-      await approve('ar-1', 10, 910);
-      expect((await store.getTask('t-1'))?.elevated_until).toBe(at(910));
-      await approve('ar-2', 20, 500);
-      expect((await store.getTask('t-1'))?.elevated_until).toBe(at(910));
+      expect((await store.getTask('t-1'))?.elevations).toEqual([]);
+      await approve('ar-1', 10, 200);
+      const first = { id: 'ar-1', requested_by: PEP, integration: 'crm', resource: { type: 'customer', id: '1234' }, scopes: ['tickets:delete'], approved_until: at(200) };
+      expect((await store.getTask('t-1'))?.elevations).toEqual([first]);
+      await approve('ar-2', 300, 900);
+      expect((await store.getTask('t-1'))?.elevations.map((e) => [e.id, e.approved_until])).toEqual([['ar-2', at(900)]]);
     });
   });
 

@@ -145,7 +145,7 @@ describe('the outbox across a restart', () => {
 });
 
 describe('migrations 3 and 4 on a database written by the previous version', () => {
-  it('adds the escalation tables, a null access_request_id to the decisions and a null elevated_until to the tasks already there', async () => {
+  it('adds the escalation tables, a null access_request_id to the decisions and no elevations to the tasks already there', async () => {
     const temp = tempStore();
     try {
       await temp.store.recordDecision(decision('d-old', { outcome: 'deny', task_id: null }));
@@ -155,12 +155,12 @@ describe('migrations 3 and 4 on a database written by the previous version', () 
       const db = new Database(temp.path);
       db.exec(`DROP TABLE outbox; DROP TABLE access_request_groups; DROP TABLE access_requests;
         ALTER TABLE decisions DROP COLUMN access_request_id;
-        ALTER TABLE tasks DROP COLUMN elevated_until;
+        ALTER TABLE tasks DROP COLUMN elevations;
         DELETE FROM schema_migrations WHERE version >= 3`);
       db.close();
       const store = await temp.reopen();
       expect(await store.getDecision('d-old')).toMatchObject({ access_request_id: null });
-      expect(await store.getTask('t-old')).toMatchObject({ elevated_until: null });
+      expect(await store.getTask('t-old')).toMatchObject({ elevations: [] });
       await store.registerTask(task('t-1'));
       await store.recordDecision(decision('dn-1', { outcome: 'deny', task_id: 't-1' }));
       await expect(store.createAccessRequest(ask('ar-1', 'dn-1'))).resolves.toMatchObject({ created: true });
