@@ -149,9 +149,11 @@ effective := base_effective | elevated
 # Escalation (break-glass): requestable scopes and the elevation of an approved request
 # ---------------------------------------------------------------------------
 
-# The policy's escalation entry for scope s of this agent and integration, when well formed
-# (non-empty approvers, a positive max_duration): a malformed entry makes nothing requestable.
-escalation_entry(s) := e if {
+# The policy's escalation entries of the requested scopes (keyed by scope, computed once per
+# evaluation), each only when well formed (non-empty approvers, all strings, a positive
+# max_duration): a malformed entry makes nothing requestable.
+escalation_entries[s] := e if {
+	some s in requested
 	e := integration_policy.escalation[s]
 	is_array(e.approvers)
 	count(e.approvers) > 0
@@ -162,14 +164,17 @@ escalation_entry(s) := e if {
 	e.max_duration > 0
 }
 
-# s may be requested (and, approved, elevated): listed as requestable, and not denied unless
-# its author lifted the deny for approved requests.
-escalatable(s) if {
-	is_object(escalation_entry(s))
+# The requested scopes that may be requested (and, approved, elevated): listed as requestable,
+# and not denied unless their author lifted the deny for approved requests.
+escalatable contains s if {
+	some s, _ in escalation_entries
 	not s in denied
 }
 
-escalatable(s) if escalation_entry(s).override_deny == true
+escalatable contains s if {
+	some s, e in escalation_entries
+	e.override_deny == true
+}
 
 # Requested scopes the input's elevation grants: named by it, still requestable, on its record,
 # and with their binding holding. Only scopes the policy does not grant anyway.
@@ -178,7 +183,7 @@ elevated := {s |
 	some s in requested
 	input.elevation.scopes[s] == true
 	not s in base_effective
-	escalatable(s)
+	s in escalatable
 	binding_holds(s)
 }
 
@@ -204,9 +209,8 @@ elevation_on_this_record if {
 
 # Requested scopes the policy would grant only with an approver's approval.
 approval_candidates := {s |
-	some s in requested
+	some s in escalatable
 	not s in effective
-	escalatable(s)
 }
 
 # Those whose binding holds on this record: a bound one on another record cannot be approved
@@ -216,7 +220,7 @@ approval_needed := {s | some s in approval_candidates; binding_holds(s)}
 # The approver groups that may approve every scope needing approval: an approver answers for the
 # whole request, so a scope reserved to one group is never approved by another group's member
 # because the request also names a scope that group may approve.
-common_approvers := intersection({{a | some a in escalation_entry(s).approvers} | some s in approval_needed})
+common_approvers := intersection({{a | some a in escalation_entries[s].approvers} | some s in approval_needed})
 
 # A deny an access request could lift: scopes need approval, one approver group may approve them
 # all, and nothing else refuses the request.
@@ -236,7 +240,7 @@ requestable if {
 access_request := {
 	"scopes": sort(approval_needed),
 	"approvers": sort(common_approvers),
-	"max_duration": min({escalation_entry(s).max_duration | some s in approval_needed}),
+	"max_duration": min({escalation_entries[s].max_duration | some s in approval_needed}),
 	"require_reason": any_reason_required,
 }
 
@@ -244,7 +248,7 @@ default any_reason_required := false
 
 any_reason_required if {
 	some s in approval_needed
-	escalation_entry(s).require_reason == true
+	escalation_entries[s].require_reason == true
 }
 
 # ---------------------------------------------------------------------------
