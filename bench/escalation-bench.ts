@@ -32,9 +32,7 @@ import { createLogger } from '../src/server/logger.js';
 import type { DecisionRequestV1 } from '../src/wire/decision-v1.js';
 import { BUNDLE, POLICIES } from './lib/servers.js';
 import { isMain, median, round, timeAsync } from './lib/timing.js';
-import { BENCH_ORCHESTRATOR, BENCH_PEP } from './lib/workload.js';
-
-const BENCH_APPROVER = { id: 'bench-approver', key: 'bench-approver-key-not-a-dev-key' } as const;
+import { BENCH_APPROVER, BENCH_ORCHESTRATOR, BENCH_PEP } from './lib/workload.js';
 
 export const ESCALATION_CASES = ['ordinary allow', 'ordinary deny', 'requestable denial', 'elevated allow'] as const;
 export type EscalationCase = (typeof ESCALATION_CASES)[number];

@@ -5,6 +5,7 @@
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
  *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox]
+ *        (escalation = the break-glass decides in-process and over HTTP)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
  *        profile our server under saturation on one route
@@ -20,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { summarise, summaryMarkdown, type SampleWindow } from './cpuprofile-summary.js';
 import type { DeciderBenchResult } from './decider-bench.js';
 import type { EscalationBenchResult } from './escalation-bench.js';
+import type { EscalationHttpResult } from './escalation-http-bench.js';
 import { runHttpBench, targetsFor, type HttpPlan, type Measurement } from './http-bench.js';
 import type { IssuerLibraryRow } from './issuer-bench.js';
 import type { InProcessResult } from './inprocess-bench.js';
@@ -252,10 +254,30 @@ function storeSection(results: BenchResults): void {
   results.store = runJsonChild<StoreBenchRow[]>(SERVER_CPU, process.execPath, [child('store-bench.js'), quick ? '5000' : '20000', '--json']);
 }
 
-/** Break-glass: the four decides of one agent, in-process, with the real store (CPU per decision, alternating rounds). */
-function escalationSection(results: BenchResults): void {
-  log('escalation: ordinary allow/deny vs requestable denial and elevated allow (Decider, real store)');
-  results.escalation = runJsonChild<EscalationBenchResult>(SERVER_CPU, process.execPath, [child('escalation-bench.js'), '--seconds', quick ? '0.2' : '0.4', '--rounds', quick ? '6' : '16']);
+/**
+ * Break-glass: the four decides of one agent, in-process (Decider, real store: CPU per decision), then the same
+ * four over HTTP against our server as its own process (pinned to the server core; the keep-alive client on the
+ * load core: server CPU per request). Alternating rounds in both.
+ */
+async function escalationSection(work: string, results: BenchResults): Promise<void> {
+  await watched('escalation', () => {
+    log('escalation: ordinary allow/deny vs requestable denial and elevated allow (Decider, real store)');
+    results.escalation = runJsonChild<EscalationBenchResult>(SERVER_CPU, process.execPath, [child('escalation-bench.js'), '--seconds', quick ? '0.2' : '0.4', '--rounds', quick ? '6' : '16']);
+  });
+  log(`escalation over HTTP: starting our server (${pinning})`);
+  const ours = await startOurs({ dir: join(work, 'escalation-http'), cpu: SERVER_CPU, logLevel });
+  try {
+    const args = ['--url', ours.url, '--pid', String(ours.pid), '--seconds', quick ? '1' : '2', '--rounds', quick ? '3' : '8', '--concurrency', '48', '--settle', quick ? '0.5' : '1', '--warmup', quick ? '0.5' : '1'];
+    log(`escalation over HTTP: POST /v1/decide, keep-alive node:http client on the load core (${args.slice(4).join(' ')})`);
+    const h = await watched('escalation http', () => runJsonChild<EscalationHttpResult>(LOAD_CPU, process.execPath, [child('escalation-http-bench.js'), ...args], 900_000), [ours.pid]);
+    for (const m of h.measurements) {
+      contamination[`escalation http ${m.case} r${m.round + 1}`] = m.other_cores;
+      iowait[`escalation http ${m.case} r${m.round + 1}`] = m.iowait_cores;
+    }
+    results.escalation_http = h;
+  } finally {
+    await stopProcess(ours.child);
+  }
 }
 
 /**
@@ -318,19 +340,35 @@ function goals(r: BenchResults): Goal[] {
       met: failed.length ? false : routesBusy > BUSY_OTHER_CORES ? null : routes.steps.every((s) => s.ratio[key] <= limit),
     });
   }
-  // Break-glass: a requestable denial and an elevated allow against the ordinary decide of the same outcome, and
-  // (in the measured line) against the other outcome too; CPU per decision, so other processes move it less.
+  // Break-glass: a requestable denial and an elevated allow against the ordinary decide of the same outcome, in two
+  // views: in-process (the Decider and the real store, no HTTP: CPU per decision) and over HTTP (what a PEP's
+  // POST /v1/decide costs our server: server CPU per request). The goal is met when both views are within 1.1×;
+  // the measured line says which view passes. An HTTP run with any unexpected answer fails (it measured something else).
   const esc = r.escalation;
+  const eh = r.escalation_http;
   const escBusy = contamination['escalation'] ?? 0;
+  const within = (x: number): boolean => x <= 1.1;
+  const verdict = (ok: boolean): string => (ok ? '**passes**' : '**does not pass**');
+  const escOk = esc ? within(esc.ratio.requestable_vs_deny) && within(esc.ratio.elevated_vs_allow) : null;
+  const ehOk = eh ? eh.all_expected && within(eh.ratio.requestable_vs_deny) && within(eh.ratio.elevated_vs_allow) : null;
+  const ehUs = (c: string): number | undefined => eh?.cases.find((x) => x.case === c)?.cpu_us_per_request;
   out.push({
-    goal: 'decide for a requestable denial and for an elevated allow vs an ordinary decide (in-process, real store)',
-    target: '≤ 1.1× (CPU per decision)',
-    measured: esc
-      ? `requestable denial ${esc.ratio.requestable_vs_deny}× an ordinary deny (${esc.ratio.requestable_vs_allow}× an allow), elevated allow ${esc.ratio.elevated_vs_allow}× an ordinary allow; ` +
-        esc.cases.map((c) => `${c.case} ${c.cpu_us_per_decision} µs`).join(', ') +
-        (escBusy > BUSY_OTHER_CORES ? `; other processes used ${escBusy} cores meanwhile` : '')
-      : 'not run',
-    met: esc ? esc.ratio.requestable_vs_deny <= 1.1 && esc.ratio.elevated_vs_allow <= 1.1 : null,
+    goal: 'decide for a requestable denial and for an elevated allow vs an ordinary decide: in-process (Decider, real store) and over HTTP (our server\'s CPU per `POST /v1/decide`)',
+    target: '≤ 1.1× in both views (CPU per decision; server CPU per request)',
+    measured: [
+      esc
+        ? `in-process ${verdict(escOk === true)}: requestable denial ${esc.ratio.requestable_vs_deny}× an ordinary deny (${esc.ratio.requestable_vs_allow}× an allow), elevated allow ${esc.ratio.elevated_vs_allow}× an ordinary allow; ` +
+          esc.cases.map((c) => `${c.case} ${c.cpu_us_per_decision} µs`).join(', ') +
+          (escBusy > BUSY_OTHER_CORES ? `; other processes used ${escBusy} cores meanwhile` : '')
+        : 'in-process: not run',
+      eh
+        ? `HTTP ${verdict(ehOk === true)}: requestable denial ${eh.ratio.requestable_vs_deny}× an ordinary deny (${ehUs('requestable denial')} vs ${ehUs('ordinary deny')} µs), ` +
+          `elevated allow ${eh.ratio.elevated_vs_allow}× an ordinary allow (${ehUs('elevated allow')} vs ${ehUs('ordinary allow')} µs server CPU per request)` +
+          (eh.all_expected ? '' : `; UNEXPECTED answers: ${eh.cases.map((c) => `${c.case} ${c.unexpected}`).join(', ')}`) +
+          (eh.other_cores_max > BUSY_OTHER_CORES ? `; other processes used up to ${eh.other_cores_max} cores during a round` : '')
+        : 'HTTP: not run',
+    ].join(' — '),
+    met: escOk === null && ehOk === null ? null : escOk !== false && ehOk !== false,
   });
   const ob = r.outbox;
   out.push({
@@ -553,7 +591,7 @@ async function main(): Promise<void> {
     if (only.has('scale')) await watched('scale', () => scaleSection(results));
     if (only.has('issuer')) await watched('issuer library', () => issuerSection(results));
     if (only.has('store')) await watched('audit store', () => storeSection(results));
-    if (only.has('escalation')) await watched('escalation', () => escalationSection(results));
+    if (only.has('escalation')) await escalationSection(work, results);
     if (only.has('outbox')) await watched('outbox', () => outboxSection(work, results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);

@@ -157,23 +157,71 @@ export function reportMarkdown(r: BenchResults): string {
       '',
     );
   }
-  if (r.escalation) {
+  if (r.escalation || r.escalation_http) {
     const e = r.escalation;
+    const h = r.escalation_http;
+    out.push('## Break-glass: what escalation adds to a decide (bench/escalation-bench.ts, bench/escalation-http-bench.ts)', '');
+    if (e) {
+      out.push(
+        '### In-process: the Decider and the real store, no HTTP',
+        '',
+        `The Decider of a whole PDP (shipped bundle and policies, SQLite store with group commit and the audit chain), no HTTP; code-review-agent on github, a registered task, one pull request. ` +
+          `${e.rounds} rounds of ${e.seconds_per_round} s per case in alternating order, ${e.concurrency} in flight; medians over rounds. ` +
+          'CPU per decision = this process\'s CPU time over the round / decisions (every decide also pays the elevation lookup, so the ordinary cases are today\'s code).',
+        '',
+        table(
+          ['case', 'answer', 'decisions/s', 'CPU µs / decision', 'vs ordinary deny', 'vs ordinary allow'],
+          e.cases.map((c) => {
+            const base = (name: string): number => e.cases.find((x) => x.case === name)?.cpu_us_per_decision ?? Number.NaN;
+            return [c.case, c.answer, fmt(c.per_s, 0), `**${fmt(c.cpu_us_per_decision, 1)}**`, `${fmt(c.cpu_us_per_decision / base('ordinary deny'))}×`, `${fmt(c.cpu_us_per_decision / base('ordinary allow'))}×`];
+          }),
+          ['---', '---', '---:', '---:', '---:', '---:'],
+        ),
+        '',
+      );
+    }
+    if (h) {
+      out.push(
+        '### Over HTTP: what a PEP\'s `POST /v1/decide` costs our server',
+        '',
+        'Our server as its own process (the bench config, API-key auth, durable SQLite audit, NODE_ENV=production, on the server core), the same four decisions asked by a keep-alive `node:http` client on the load core; ' +
+          'tasks registered, and the elevated task\'s `pr:write` denial submitted (`POST /v1/access-requests`) and approved by the bench approver (`POST /v1/access-requests/{id}/approve`, 3,600 s) over HTTP first. ' +
+          `${h.rounds} rounds of ${h.seconds_per_round} s per case in alternating order, ${h.concurrency} requests in flight (closed loop), each round ${h.settle_seconds} s after the previous one; medians over rounds. ` +
+          'Server CPU per request = the server process\'s CPU time over the round (utime + stime of all its threads, /proc/<pid>/stat) / the answers in it; every answer checked (200, and the outcome, reason codes and hint/approval of the case\'s first answer). ' +
+          '"server cpu" and "client cpu" = CPU seconds per wall second of each (server ≈ 1.0: the server, not the client, set the pace).',
+        '',
+        table(
+          ['case', 'answer', 'req/s', 'server CPU µs / request', 'vs ordinary deny', 'vs ordinary allow', 'rounds µs (min–max)', 'server cpu', 'client cpu', 'requests', 'unexpected'],
+          h.cases.map((c) => {
+            const base = (name: string): number => h.cases.find((x) => x.case === name)?.cpu_us_per_request ?? Number.NaN;
+            return [
+              c.case,
+              c.answer,
+              fmt(c.per_s, 0),
+              `**${fmt(c.cpu_us_per_request, 1)}**`,
+              `${fmt(c.cpu_us_per_request / base('ordinary deny'))}×`,
+              `${fmt(c.cpu_us_per_request / base('ordinary allow'))}×`,
+              `${fmt(Math.min(...c.rounds_cpu_us), 0)}–${fmt(Math.max(...c.rounds_cpu_us), 0)}`,
+              fmt(c.server_cpu),
+              fmt(c.client_cpu),
+              fmt(c.requests, 0),
+              c.unexpected === 0 ? '0' : `**${fmt(c.unexpected, 0)}**`,
+            ];
+          }),
+          ['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+        ),
+        '',
+        `Idle server: ${fmt(h.idle_cpu_us_per_s, 0)} µs CPU per second. Other processes used up to ${fmt(h.other_cores_max)} cores during a round.` +
+          (h.unexpected_examples.length ? ` Unexpected answers, e.g.: ${h.unexpected_examples.join(' | ')}` : ''),
+        '',
+      );
+    }
+    const ratioRow = (view: string, x: { requestable_vs_deny: number; elevated_vs_allow: number } | undefined): Array<string | number> =>
+      x ? [view, `**${fmt(x.requestable_vs_deny)}×**`, `**${fmt(x.elevated_vs_allow)}×**`, x.requestable_vs_deny <= 1.1 && x.elevated_vs_allow <= 1.1 ? 'yes' : '**no**'] : [view, 'not run', 'not run', 'n/a'];
     out.push(
-      '## Break-glass: what escalation adds to a decide (bench/escalation-bench.ts)',
+      'Both views side by side (goal: ≤ 1.1×):',
       '',
-      `The Decider of a whole PDP (shipped bundle and policies, SQLite store with group commit and the audit chain), no HTTP; code-review-agent on github, a registered task, one pull request. ` +
-        `${e.rounds} rounds of ${e.seconds_per_round} s per case in alternating order, ${e.concurrency} in flight; medians over rounds. ` +
-        'CPU per decision = this process\'s CPU time over the round / decisions (every decide also pays the elevation lookup, so the ordinary cases are today\'s code).',
-      '',
-      table(
-        ['case', 'answer', 'decisions/s', 'CPU µs / decision', 'vs ordinary deny', 'vs ordinary allow'],
-        e.cases.map((c) => {
-          const base = (name: string): number => e.cases.find((x) => x.case === name)?.cpu_us_per_decision ?? Number.NaN;
-          return [c.case, c.answer, fmt(c.per_s, 0), `**${fmt(c.cpu_us_per_decision, 1)}**`, `${fmt(c.cpu_us_per_decision / base('ordinary deny'))}×`, `${fmt(c.cpu_us_per_decision / base('ordinary allow'))}×`];
-        }),
-        ['---', '---', '---:', '---:', '---:', '---:'],
-      ),
+      table(['view', 'requestable denial ÷ ordinary deny', 'elevated allow ÷ ordinary allow', 'within 1.1×'], [ratioRow('in-process (CPU per decision)', e?.ratio), ratioRow('HTTP (server CPU per request)', h?.ratio)]),
       '',
     );
   }

@@ -1,6 +1,7 @@
 /** The shape of bench/results/results.json: everything one `make bench` run measured, with its conditions. */
 import type { DeciderBenchResult } from '../decider-bench.js';
 import type { EscalationBenchResult } from '../escalation-bench.js';
+import type { EscalationHttpResult } from '../escalation-http-bench.js';
 import type { HttpPlan, HttpResult, Measurement } from '../http-bench.js';
 import type { ProfileSummary } from '../cpuprofile-summary.js';
 import type { IssuerLibraryRow } from '../issuer-bench.js';
@@ -78,6 +79,8 @@ export interface BenchResults {
   store?: StoreBenchRow[];
   /** Break-glass: ordinary decides against a requestable denial and an elevated allow (in-process, CPU per decision). */
   escalation?: EscalationBenchResult;
+  /** The same four decides over HTTP: our server (its own process) answering POST /v1/decide, server CPU per request. */
+  escalation_http?: EscalationHttpResult;
   /** Break-glass notifications: the OutboxWorker delivering to a loopback receiver. */
   outbox?: OutboxBenchResult;
   /** `--profile [--route …]`: the profiled route; the Decider without HTTP is measured for decide only. */

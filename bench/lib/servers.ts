@@ -9,7 +9,7 @@ import { sha256Hex } from '../../src/config/dev-keys.js';
 import { readBundleFile } from '../../src/policy/bundle-reader.js';
 import { loadPolicyDir } from '../../src/policy/policy-loader.js';
 import { freePort, startProcess, stopProcess, waitReady, type Started } from './processes.js';
-import { BENCH_AGENTS, BENCH_ORCHESTRATOR, BENCH_PEP, BENCH_RESOURCE_SERVER, BENCH_TASKS } from './workload.js';
+import { BENCH_AGENTS, BENCH_APPROVER, BENCH_ORCHESTRATOR, BENCH_PEP, BENCH_RESOURCE_SERVER, BENCH_TASKS } from './workload.js';
 
 export const REPO = resolve('.');
 export const BUNDLE = join(REPO, 'opa-bundle/bundle.tar.gz');
@@ -47,6 +47,8 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
       { id: BENCH_PEP.id, role: 'pep', key_sha256: sha256Hex(BENCH_PEP.key), agents: [...BENCH_AGENTS], may_assert_context: true },
       { id: BENCH_ORCHESTRATOR.id, role: 'orchestrator', key_sha256: sha256Hex(BENCH_ORCHESTRATOR.key) },
       { id: BENCH_RESOURCE_SERVER.id, role: 'resource_server', key_sha256: sha256Hex(BENCH_RESOURCE_SERVER.key) },
+      // Approves the access request the HTTP escalation measurement's elevated case rides on; asks nothing itself.
+      { id: BENCH_APPROVER.id, role: 'approver', approver_groups: ['platform-oncall'], key_sha256: sha256Hex(BENCH_APPROVER.key) },
     ],
   };
   const configFile = join(o.dir, 'agent-pdp.bench.yaml');

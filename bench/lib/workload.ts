@@ -13,6 +13,8 @@ export const BENCH_PEP = { id: 'bench-pep', key: 'bench-pep-key-not-a-dev-key' }
 export const BENCH_ORCHESTRATOR = { id: 'bench-orchestrator', key: 'bench-orchestrator-key-not-a-dev-key' } as const;
 /** The resource server the bench introspects tokens as (RFC 7662: the API a token is presented to asks). */
 export const BENCH_RESOURCE_SERVER = { id: 'bench-resource-server', key: 'bench-resource-server-key-not-a-dev-key' } as const;
+/** The approver of break-glass requests (escalation-http-bench): group platform-oncall, code-review-agent's approvers. */
+export const BENCH_APPROVER = { id: 'bench-approver', key: 'bench-approver-key-not-a-dev-key' } as const;
 export const BENCH_AGENTS = ['support-resolver', 'code-review-agent', 'mailbox-summarizer', 'feedback-workflow'] as const;
 
 /** Tasks the orchestrator registers before any measurement: the registered-task path of the mix. */
