@@ -14,10 +14,11 @@
  * Each case is asked once before timing (its outcome and reason codes must be the expected ones; that answer's
  * outcome, reason codes and hint/approval presence become the signature every later answer is checked against),
  * warmed up, then timed in rounds: `seconds` of closed-loop requests with `concurrency` in flight, the cases in
- * alternating order each round, each round starting `settle` seconds after the previous one ended (the server's
+ * alternating order each round (ordinary allow, elevated allow, ordinary deny, requestable denial, then reversed), each round starting `settle` seconds after the previous one ended (the server's
  * tail: group commits, the WAL checkpointer's copy every 250 ms). Around each round this process reads the server's
  * CPU time (utime + stime of all its threads, /proc/<pid>/stat, as routes-bench does): **server CPU µs per
- * request**, the median over rounds per case, and the ratios requestable ÷ ordinary deny, elevated ÷ ordinary allow.
+ * request**, the median over rounds per case, and the ratios requestable ÷ ordinary deny, elevated ÷ ordinary allow
+ * (of the medians; and the median of the ratios within each round, where the machine's drift cancels).
  *
  *   node .build/bench/bench/escalation-http-bench.js --url http://127.0.0.1:PORT --pid PID [--seconds 2] [--rounds 8]
  *        [--concurrency 48] [--settle 1] [--warmup 1]
@@ -33,7 +34,7 @@ import { parseArgs } from 'node:util';
 import { ESCALATION_CASES, type EscalationCase } from './escalation-bench.js';
 import { CpuWatch, cpuSeconds, load1, stopProcess } from './lib/processes.js';
 import { startOurs } from './lib/servers.js';
-import { isMain, median, round } from './lib/timing.js';
+import { isMain, median, medianOfRatios, round } from './lib/timing.js';
 import { BENCH_APPROVER, BENCH_ORCHESTRATOR, BENCH_PEP } from './lib/workload.js';
 
 export interface EscalationHttpRound {
@@ -86,6 +87,8 @@ export interface EscalationHttpResult {
   measurements: EscalationHttpRound[];
   /** Server CPU per request (medians over rounds), ratio to the ordinary case (1.0 = the same cost). */
   ratio: { requestable_vs_deny: number; elevated_vs_allow: number; requestable_vs_allow: number; elevated_vs_deny: number };
+  /** The same ratios taken within each round (the two cases ran next to each other), median over rounds. */
+  ratio_within_rounds: { requestable_vs_deny: number; elevated_vs_allow: number };
   /** Every answer of every case (warm-up and rounds) was 200 with the expected outcome and reasons. */
   all_expected: boolean;
   unexpected_examples: string[];
@@ -99,6 +102,8 @@ interface Answer {
   body: string;
 }
 
+/** Each round's order (reversed every other round): the cases a ratio compares side by side. */
+const ROUND_ORDER: readonly EscalationCase[] = ['ordinary allow', 'elevated allow', 'ordinary deny', 'requestable denial'];
 const PLAIN_TASK = 'bench-review-plain';
 const ELEVATED_TASK = 'bench-review-elevated';
 const RESOURCE = { type: 'pull_request', id: 'acme/api/pulls/1042' };
@@ -233,8 +238,9 @@ export async function runEscalationHttpBench(o: {
 
     const measurements: EscalationHttpRound[] = [];
     for (let r = 0; r < o.rounds; r++) {
-      // Alternate the order each round, so the machine's drift falls on every case alike.
-      const order = r % 2 === 0 ? ESCALATION_CASES : [...ESCALATION_CASES].reverse();
+      // Alternate the order each round, so the machine's drift falls on every case alike; the two cases each ratio
+      // compares run next to each other.
+      const order = r % 2 === 0 ? ROUND_ORDER : [...ROUND_ORDER].reverse();
       for (const c of order) {
         await sleep(o.settle);
         const watch = new CpuWatch([o.pid]);
@@ -286,6 +292,7 @@ export async function runEscalationHttpBench(o: {
       };
     });
     const us = (c: EscalationCase): number => cases.find((x) => x.case === c)?.cpu_us_per_request ?? Number.NaN;
+    const rounds = (c: EscalationCase): number[] => cases.find((x) => x.case === c)?.rounds_cpu_us ?? [];
     return {
       concurrency: o.concurrency,
       rounds: o.rounds,
@@ -300,6 +307,10 @@ export async function runEscalationHttpBench(o: {
         elevated_vs_allow: round(us('elevated allow') / us('ordinary allow'), 3),
         requestable_vs_allow: round(us('requestable denial') / us('ordinary allow'), 3),
         elevated_vs_deny: round(us('elevated allow') / us('ordinary deny'), 3),
+      },
+      ratio_within_rounds: {
+        requestable_vs_deny: round(medianOfRatios(rounds('requestable denial'), rounds('ordinary deny')), 3),
+        elevated_vs_allow: round(medianOfRatios(rounds('elevated allow'), rounds('ordinary allow')), 3),
       },
       all_expected: unexpectedTotal === 0,
       unexpected_examples: examples,

@@ -363,7 +363,8 @@ function goals(r: BenchResults): Goal[] {
         : 'in-process: not run',
       eh
         ? `HTTP ${verdict(ehOk === true)}: requestable denial ${eh.ratio.requestable_vs_deny}× an ordinary deny (${ehUs('requestable denial')} vs ${ehUs('ordinary deny')} µs), ` +
-          `elevated allow ${eh.ratio.elevated_vs_allow}× an ordinary allow (${ehUs('elevated allow')} vs ${ehUs('ordinary allow')} µs server CPU per request)` +
+          `elevated allow ${eh.ratio.elevated_vs_allow}× an ordinary allow (${ehUs('elevated allow')} vs ${ehUs('ordinary allow')} µs server CPU per request); ` +
+          `within rounds ${eh.ratio_within_rounds.requestable_vs_deny}× and ${eh.ratio_within_rounds.elevated_vs_allow}×` +
           (eh.all_expected ? '' : `; UNEXPECTED answers: ${eh.cases.map((c) => `${c.case} ${c.unexpected}`).join(', ')}`) +
           (eh.other_cores_max > BUSY_OTHER_CORES ? `; other processes used up to ${eh.other_cores_max} cores during a round` : '')
         : 'HTTP: not run',

@@ -4,6 +4,7 @@
  */
 import { ROUTES, type Route } from '../routes-bench.js';
 import type { BenchResults } from './results.js';
+import { medianOfRatios } from './timing.js';
 
 const fmt = (x: number | null | undefined, digits = 2): string =>
   x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toLocaleString('en', { maximumFractionDigits: digits });
@@ -186,7 +187,7 @@ export function reportMarkdown(r: BenchResults): string {
         '',
         'Our server as its own process (the bench config, API-key auth, durable SQLite audit, NODE_ENV=production, on the server core), the same four decisions asked by a keep-alive `node:http` client on the load core; ' +
           'tasks registered, and the elevated task\'s `pr:write` denial submitted (`POST /v1/access-requests`) and approved by the bench approver (`POST /v1/access-requests/{id}/approve`, 3,600 s) over HTTP first. ' +
-          `${h.rounds} rounds of ${h.seconds_per_round} s per case in alternating order, ${h.concurrency} requests in flight (closed loop), each round ${h.settle_seconds} s after the previous one; medians over rounds. ` +
+          `${h.rounds} rounds of ${h.seconds_per_round} s per case in alternating order (ordinary allow, elevated allow, ordinary deny, requestable denial, then reversed), ${h.concurrency} requests in flight (closed loop), each round ${h.settle_seconds} s after the previous one; medians over rounds. ` +
           'Server CPU per request = the server process\'s CPU time over the round (utime + stime of all its threads, /proc/<pid>/stat) / the answers in it; every answer checked (200, and the outcome, reason codes and hint/approval of the case\'s first answer). ' +
           '"server cpu" and "client cpu" = CPU seconds per wall second of each (server ≈ 1.0: the server, not the client, set the pace).',
         '',
@@ -216,12 +217,22 @@ export function reportMarkdown(r: BenchResults): string {
         '',
       );
     }
-    const ratioRow = (view: string, x: { requestable_vs_deny: number; elevated_vs_allow: number } | undefined): Array<string | number> =>
-      x ? [view, `**${fmt(x.requestable_vs_deny)}×**`, `**${fmt(x.elevated_vs_allow)}×**`, x.requestable_vs_deny <= 1.1 && x.elevated_vs_allow <= 1.1 ? 'yes' : '**no**'] : [view, 'not run', 'not run', 'n/a'];
+    type Ratios = { requestable_vs_deny: number; elevated_vs_allow: number };
+    const ratioRow = (view: string, x: Ratios | undefined, within: Ratios | undefined): Array<string | number> =>
+      x && within
+        ? [view, `**${fmt(x.requestable_vs_deny)}×**`, `**${fmt(x.elevated_vs_allow)}×**`, x.requestable_vs_deny <= 1.1 && x.elevated_vs_allow <= 1.1 ? 'yes' : '**no**', `${fmt(within.requestable_vs_deny)}×`, `${fmt(within.elevated_vs_allow)}×`]
+        : [view, 'not run', 'not run', 'n/a', '', ''];
+    const rounds = (rows: ReadonlyArray<{ case: string; rounds_cpu_us: number[] }>, c: string): number[] => rows.find((x) => x.case === c)?.rounds_cpu_us ?? [];
+    const inProcessWithin = e
+      ? { requestable_vs_deny: medianOfRatios(rounds(e.cases, 'requestable denial'), rounds(e.cases, 'ordinary deny')), elevated_vs_allow: medianOfRatios(rounds(e.cases, 'elevated allow'), rounds(e.cases, 'ordinary allow')) }
+      : undefined;
     out.push(
-      'Both views side by side (goal: ≤ 1.1×):',
+      'Both views side by side (goal: ≤ 1.1×, judged on the ratio of the medians; the median of the ratios within each round is shown for the drift of the machine between rounds, which cancels within one):',
       '',
-      table(['view', 'requestable denial ÷ ordinary deny', 'elevated allow ÷ ordinary allow', 'within 1.1×'], [ratioRow('in-process (CPU per decision)', e?.ratio), ratioRow('HTTP (server CPU per request)', h?.ratio)]),
+      table(
+        ['view', 'requestable denial ÷ ordinary deny', 'elevated allow ÷ ordinary allow', 'within 1.1×', 'requestable ÷ deny, within rounds', 'elevated ÷ allow, within rounds'],
+        [ratioRow('in-process (CPU per decision)', e?.ratio, inProcessWithin), ratioRow('HTTP (server CPU per request)', h?.ratio, h?.ratio_within_rounds)],
+      ),
       '',
     );
   }

@@ -53,6 +53,14 @@ export function median(values: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/**
+ * The median over rounds of a[i] / b[i] (round i of two cases): a drift of the machine between rounds (seen: every
+ * case 1.6× slower for three rounds) cancels within a round, where the ratio of the two medians can pick it up.
+ */
+export function medianOfRatios(a: readonly number[], b: readonly number[]): number {
+  return median(a.slice(0, b.length).map((x, i) => x / (b[i] as number)).filter((x) => Number.isFinite(x)));
+}
+
 export function geomean(values: readonly number[]): number {
   const v = values.filter((x) => x > 0 && Number.isFinite(x));
   if (v.length === 0) return Number.NaN;
