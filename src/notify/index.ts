@@ -14,8 +14,8 @@ export type { WebhookFetch } from './webhook-transport.js';
 export { deliveryLinks, formatDuration, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
 export type { DeliveryLinks, NotifiedRequest, RenderInput } from './payloads.js';
 // The signature scheme lives in the PEP SDK (receivers verify with it); the outbox signs with the same code.
-export { DEFAULT_SIGNATURE_TOLERANCE_SECONDS, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from '../pep/webhook-signature.js';
-export type { VerifyWebhookOptions, WebhookSignatureFailure, WebhookVerification } from '../pep/webhook-signature.js';
+export { DEFAULT_SIGNATURE_TOLERANCE_SECONDS, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from '../pep/index.js';
+export type { VerifyWebhookOptions, WebhookSignatureFailure, WebhookVerification } from '../pep/index.js';
 export { ApprovalLinks, MIN_LINK_KEY_BYTES } from './approval-links.js';
 export type { ApprovalLinkClaims } from './approval-links.js';
 export { LINK_KEY_FILE, loadLinkKey } from './link-key.js';

@@ -19,7 +19,7 @@ import { describeError } from '../errors/pdp-error.js';
 import type { ApprovalLinks } from './approval-links.js';
 import { deliveryLinks, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
 import type { NotifiedRequest } from './payloads.js';
-import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook } from '../pep/webhook-signature.js';
+import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook } from '../pep/index.js';
 import { WebhookTransport } from './webhook-transport.js';
 import type { WebhookFetch } from './webhook-transport.js';
 
