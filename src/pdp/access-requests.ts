@@ -271,7 +271,7 @@ export class AccessRequestService {
     }
     const groups = caller.approver_groups ?? [];
     if (!record.approver_groups.some((g) => groups.includes(g))) {
-      throw new PdpError('forbidden_approver_group', `access request ${id} is for approver groups ${record.approver_groups.join(', ')}`);
+      throw new PdpError('forbidden_approver_group', `access request ${id} is for approver groups this caller is not in`);
     }
     return record;
   }

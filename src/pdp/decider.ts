@@ -309,10 +309,11 @@ export class Decider {
     };
   }
 
-  /** An elevation of the task serves this decide: its integration, the PEP that asked, its record, its window. */
+  /** An elevation of the task serves this decide: its agent, integration, the PEP that asked, record and window. */
   #fits(e: TaskElevationLike, caller: CallerConfig, request: DecisionRequestV1, now: Date): boolean {
     const resource = request.resource ?? null;
     return (
+      e.agent_id === request.agent_id &&
       e.integration === request.integration &&
       e.requested_by === caller.id &&
       Date.parse(e.approved_until) > now.getTime() &&

@@ -19,6 +19,7 @@ export interface RegisteredTask {
 /** An approved access request's window, as the task row keeps it. */
 export interface TaskElevationLike {
   id: string;
+  agent_id: string;
   requested_by: string;
   integration: string;
   resource: { type: string; id: string } | null;

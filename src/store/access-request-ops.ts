@@ -17,7 +17,7 @@ import { ACCESS_REQUEST_STATUSES } from '../wire/access-request-v1.js';
 import type { ElevationEndReason } from '../wire/access-request-v1.js';
 import { encodeData } from './chain-writer.js';
 import { accessRequestFromRow } from './rows.js';
-import type { AccessRequestRow } from './rows.js';
+import { parseTaskElevations, type AccessRequestRow } from './rows.js';
 import { accessRequestPageSql } from './sql.js';
 import type {
   AccessRequestList,
@@ -239,12 +239,18 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
     ctx.sql.decideAccessRequest.run(input.verdict, input.at, input.by, note, approvedUntil, row.id);
     // The decide path reads a task's elevations with the task: the window goes into its row in the approval's
     // transaction (windows already over are dropped on the way; a closed task is never decided for again).
+    // Only on the agent's own task, and only while it is active (checked here, in the approval's transaction: a
+    // completion committed after the caller's check refuses the approval rather than elevate a closed task).
     if (approvedUntil !== null) {
-      const current = ctx.sql.selectTaskElevations.get(row.task_id) as { elevations: string | null } | undefined;
-      if (current !== undefined) {
-        const kept = current.elevations === null ? [] : (JSON.parse(current.elevations) as TaskElevation[]).filter((e) => e.approved_until > input.at);
+      const current = ctx.sql.selectTaskElevations.get(row.task_id) as { agent_id: string; status: string; elevations: string | null } | undefined;
+      if (current !== undefined && current.status !== 'active') {
+        throw new PdpError('task_not_active', `task ${row.task_id} is ${current.status}: approving would elevate nothing`);
+      }
+      if (current !== undefined && current.agent_id === row.agent_id) {
+        const kept = parseTaskElevations(current.elevations).filter((e) => e.approved_until > input.at);
         const added: TaskElevation = {
           id: row.id,
+          agent_id: row.agent_id,
           requested_by: row.caller_id,
           integration: row.integration,
           resource: row.resource_type === null || row.resource_id === null ? null : { type: row.resource_type, id: row.resource_id },

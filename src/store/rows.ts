@@ -70,6 +70,20 @@ export interface EventRow {
   hash: string;
 }
 
+/**
+ * A task row's elevations (only the code writes the column). A value that does not read as a list reads as none:
+ * the decide path then grants nothing from it, and closing the task (which reads the row) never fails on it.
+ */
+export function parseTaskElevations(text: string | null): TaskElevation[] {
+  if (text === null) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? (value as TaskElevation[]) : [];
+  } catch {
+    return [];
+  }
+}
+
 export function taskFromRow(row: TaskRow): TaskRecord {
   return {
     id: row.id,
@@ -82,7 +96,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     status: row.status as TaskStatus,
     completed_at: row.completed_at,
     completed_by: row.completed_by,
-    elevations: row.elevations === null ? [] : (JSON.parse(row.elevations) as TaskElevation[]),
+    elevations: parseTaskElevations(row.elevations),
   };
 }
 

@@ -79,7 +79,7 @@ export const SQL = {
   selectDecisionCaller: 'SELECT caller_id FROM decisions WHERE decision_id = ?',
   decideAccessRequest: `UPDATE access_requests SET status = ?, decided_at = ?, decided_by = ?, note = ?, approved_until = ?
     WHERE id = ? AND status = 'pending'`,
-  selectTaskElevations: 'SELECT elevations FROM tasks WHERE id = ?',
+  selectTaskElevations: 'SELECT agent_id, status, elevations FROM tasks WHERE id = ?',
   updateTaskElevations: 'UPDATE tasks SET elevations = ? WHERE id = ?',
   expireAccessRequest: `UPDATE access_requests SET status = 'expired' WHERE id = ? AND status = 'pending'`,
   endElevation: `UPDATE access_requests SET ended_at = ?, ended_reason = ?

@@ -68,6 +68,8 @@ export interface TaskRecord {
 export interface TaskElevation {
   /** The access request. */
   id: string;
+  /** The agent it elevates (the task's own: an approval is written to its task only when they agree). */
+  agent_id: string;
   /** The PEP that asked: the elevation serves no other caller. */
   requested_by: string;
   integration: string;

@@ -339,7 +339,9 @@ describe('5. deciding again with the elevation', () => {
     expect((await decide(taskId, { scopes: ['tickets:delete'] }))['allow']).toBe(false);
     expect((await decide(taskId, { scopes: ['tickets:write', 'admin'] }))['allow']).toBe(false);
     // ... and another PEP that may speak for the agent: the elevation serves the caller that asked for it.
-    expect((await decide(taskId, {}, KEYS.pepApprover))['allow']).toBe(false);
+    const otherPep = await decide(taskId, {}, KEYS.pepApprover);
+    expect(otherPep['allow']).toBe(false);
+    expect(otherPep['reasons'].map((r: Json) => r['code'])).toEqual(['approval_required']);
 
     // 6. The window ends: the next decision is a requestable denial again, and the sweep records the end.
     t.clock.advance(301);
@@ -428,6 +430,15 @@ describe('the approval page a notification links to', () => {
     expect((await post({ t: token, action: 'approve' })).status).toBe(401);
     expect((await post({ t: token, action: 'approve', api_key: KEYS.pep })).status).toBe(403);
     expect((await post({ t: `${token}x`, action: 'approve', api_key: KEYS.approver })).status).toBe(403);
+    // Another group's approver gets a page saying no, and the attempt is in the denial's chain like the API's 403.
+    const foreign = await post({ t: token, action: 'approve', api_key: KEYS.otherApprover });
+    expect(foreign.status).toBe(403);
+    expect(await foreign.text()).toContain('forbidden_approver_group');
+    await t.pdp.refusals.flush();
+    const chain = await call('GET', `/v1/audit/decisions/${request['decision_id']}`, KEYS.auditor);
+    expect(chain.body['events'].filter((e: Json) => e['type'] === 'access.refused').map((e: Json) => [e['caller_id'], e['data']['code'], e['data']['route']])).toEqual([
+      ['security-1', 'forbidden_approver_group', '/v1/access-requests/{id}/review'],
+    ]);
     const approved = await post({ t: token, action: 'approve', api_key: KEYS.approver, duration_seconds: '120', note: 'from slack' });
     expect(approved.status).toBe(200);
     expect(await approved.text()).toContain('Approved');

@@ -275,10 +275,32 @@ describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
       await store.decideAccessRequest({ id: 'ar-3', verdict: 'denied', by: APPROVER, at: at(10) });
       expect((await store.getTask('t-1'))?.elevations).toEqual([]);
       await approve('ar-1', 10, 200);
-      const first = { id: 'ar-1', requested_by: PEP, integration: 'crm', resource: { type: 'customer', id: '1234' }, scopes: ['tickets:delete'], approved_until: at(200) };
+      const first = { id: 'ar-1', agent_id: 'support-resolver', requested_by: PEP, integration: 'crm', resource: { type: 'customer', id: '1234' }, scopes: ['tickets:delete'], approved_until: at(200) };
       expect((await store.getTask('t-1'))?.elevations).toEqual([first]);
       await approve('ar-2', 300, 900);
       expect((await store.getTask('t-1'))?.elevations.map((e) => [e.id, e.approved_until])).toEqual([['ar-2', at(900)]]);
+    });
+  });
+
+  describe("the task's elevations: only the agent's own, only while the task is active", () => {
+    it("never writes an approval into another agent's task row (a task id registered for another agent after the request)", async () => {
+      await denial(store, 'dn-1');
+      await store.createAccessRequest(ask('ar-1', 'dn-1', { task_id: 't-other' }));
+      await store.registerTask(task('t-other', { agent_id: 'another-agent', expires_at: at(3600) }));
+      await approve('ar-1', 10, 900);
+      expect((await store.getAccessRequest('ar-1'))?.status).toBe('approved');
+      expect((await store.getTask('t-other'))?.elevations).toEqual([]);
+    });
+
+    it('refuses an approval, writing nothing, once the task has closed', async () => {
+      await denial(store, 'dn-1');
+      await store.createAccessRequest(ask('ar-1', 'dn-1'));
+      await store.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(5) });
+      const before = (await events(store)).length;
+      await expect(approve('ar-1', 10, 900)).rejects.toMatchObject({ code: 'task_not_active' });
+      expect((await store.getAccessRequest('ar-1'))?.status).toBe('pending');
+      expect((await store.getTask('t-1'))?.elevations).toEqual([]);
+      expect((await events(store)).length).toBe(before);
     });
   });
 
