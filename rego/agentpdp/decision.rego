@@ -238,7 +238,7 @@ requestable if {
 # The policy's terms for such a request: the groups that may approve all its scopes, the shortest
 # max_duration, a reason when any scope requires one.
 access_request := {
-	"scopes": sort(approval_needed),
+	"scopes": sorted_approval_needed,
 	"approvers": sort(common_approvers),
 	"max_duration": min({escalation_entries[s].max_duration | some s in approval_needed}),
 	"require_reason": any_reason_required,
@@ -457,13 +457,14 @@ deny_reasons contains {
 
 deny_reasons contains extension_reason(d) if some d in extension_denials
 
+# The message names the scopes, not the approver groups: the PEP learns how to ask (the hint),
+# not who decides (the groups reach the notification, not the answer).
 deny_reasons contains {"code": "approval_required", "message": msg} if {
 	requestable
-	msg := concat("", [
-		"requested scopes need an approver's approval: ", concat(", ", access_request.scopes),
-		" (approvers: ", concat(", ", access_request.approvers), ")",
-	])
+	msg := concat("", ["requested scopes need an approver's approval: ", concat(", ", sorted_approval_needed)])
 }
+
+sorted_approval_needed := sort(approval_needed)
 
 # Scopes that need approval from different approver groups cannot be asked for in one request.
 deny_reasons contains {"code": "approval_required", "message": msg} if {

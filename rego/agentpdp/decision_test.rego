@@ -842,7 +842,7 @@ test_escalation_a_requestable_scope_is_denied_with_an_access_request if {
 		"denied_scopes": [{"scope": "pr:write", "reason": "approval_required"}],
 		"reasons": [{
 			"code": "approval_required",
-			"message": "requested scopes need an approver's approval: pr:write (approvers: platform-oncall)",
+			"message": "requested scopes need an approver's approval: pr:write",
 		}],
 		"token_ttl_seconds": 0,
 		"elevated_scopes": [],

@@ -87,7 +87,7 @@ it('4. break-glass: denied with a hint, request, signed webhook, approval from t
   // window, denied again.
   const PR = 'pr:write on acme/api/pulls/1042';
   expect(outcomes(t)).toEqual([
-    expect.stringMatching(new RegExp(`^deny: ${PR}: decision \\S+: approval_required \\(.*pr:write.*platform-oncall`)),
+    expect.stringMatching(new RegExp(`^deny: ${PR}: decision \\S+: approval_required \\(requested scopes need an approver.s approval: pr:write\\)`)),
     expect.stringMatching(new RegExp(`^allow: ${PR}: decision \\S+, elevated \\(granted by access request ar_\\S+: pr:write\\); token \\[pr:write\\] expires \\S+ \\(window ends \\S+\\)$`)),
     expect.stringMatching(/^refused: the elevated token, presented again after the window: GitHub answered 401 token_expired$/),
     expect.stringMatching(new RegExp(`^deny: ${PR} after the window: decision \\S+: approval_required `)),
