@@ -199,7 +199,9 @@ describe('3. notification', () => {
     const { denial, request } = await pending();
     const [delivery] = await receiver.waitFor(1);
     expect(delivery!.signatureValid).toBe(true);
-    expect(delivery!.headers['x-agentpdp-delivery']).toBeTruthy();
+    // The delivery id receivers dedupe on is the outbox row's.
+    const rows = (await call('GET', `/v1/admin/notifications?access_request_id=${request['id']}`, KEYS.admin)).body['items'] as Json[];
+    expect(rows.map((r) => r['id'])).toEqual([delivery!.headers['x-agentpdp-delivery']]);
     const body = delivery!.json as Json;
     expect(body['type']).toBe('access_request.submitted');
     expect(body['access_request']).toMatchObject({
