@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { CallerConfig, EscalationConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
-import type { AccessRequestRecord, Store } from '../store/index.js';
+import type { AccessRequestRecord, Store, TaskRecord } from '../store/index.js';
 import type {
   AccessRequestApproveV1,
   AccessRequestDenyV1,
@@ -169,8 +169,7 @@ export class AccessRequestService {
 
   async approve(caller: CallerConfig, id: string, body: AccessRequestApproveV1, traceId: string | null): Promise<AccessRequestV1> {
     const now = this.#now();
-    const record = await this.#eligible(caller, id);
-    const task = await this.#o.store.getTask(record.task_id);
+    const { record, task } = await this.#eligible(caller, id);
     if (task !== undefined && task.status !== 'active') {
       throw new PdpError('task_not_active', `task ${task.id} is ${task.status}: approving would elevate nothing`);
     }
@@ -261,7 +260,7 @@ export class AccessRequestService {
    * The request, if this caller may decide it: an approver of one of its groups who is neither the PEP that asked
    * nor the orchestrator that registered the task (no one approves their own request).
    */
-  async #eligible(caller: CallerConfig, id: string): Promise<AccessRequestRecord> {
+  async #eligible(caller: CallerConfig, id: string): Promise<{ record: AccessRequestRecord; task: TaskRecord | undefined }> {
     const record = await this.#o.store.getAccessRequest(id);
     if (record === undefined) throw new PdpError('access_request_not_found', `access request ${id} not found`);
     if (!hasRole(caller, 'approver')) throw new PdpError('forbidden_role', 'only an approver may decide an access request');
@@ -273,7 +272,7 @@ export class AccessRequestService {
     if (!record.approver_groups.some((g) => groups.includes(g))) {
       throw new PdpError('forbidden_approver_group', `access request ${id} is for approver groups this caller is not in`);
     }
-    return record;
+    return { record, task };
   }
 
   #mayRead(caller: CallerConfig, record: AccessRequestRecord): boolean {

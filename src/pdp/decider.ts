@@ -1,6 +1,7 @@
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError, type PdpErrorCode } from '../errors/pdp-error.js';
 import type { Evaluation, EvaluationInputV1, Reason } from '../policy/decision-types.js';
+import type { ElevationRecord, FindElevationsInput, TaskElevation } from '../store/index.js';
 import type { ElevationInputV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
 import type { RecordedOutcome, ResourceRef } from '../wire/evaluation-v1.js';
@@ -8,31 +9,13 @@ import { maySpeakFor } from './caller-agents.js';
 import { newDecisionId } from './decision-id.js';
 import { buildEvaluationInput } from './evaluation-input.js';
 import type { PolicyEngine } from './policy-engine.js';
-import { resolveTask, type TaskElevationLike, type TaskLookup } from './trusted-task.js';
+import { resolveTask, type TaskLookup } from './trusted-task.js';
 
 /** What the decider needs from the store: a task lookup, the elevation lookup and a durable decision write. */
 export interface DecisionStore extends TaskLookup {
   recordDecision(record: DecisionRecord): Promise<unknown>;
-  findElevations(key: ElevationKey): Promise<readonly ElevationRecord[]>;
-}
-
-export interface ElevationKey {
-  agent_id: string;
-  task_id: string;
-  integration: string;
-  /** The PEP deciding: an elevation serves only the caller that asked for it. */
-  requested_by: string;
-  resource: ResourceRef | null;
-  now: string;
-}
-
-/** What the decider reads of an approved access request whose window is open. */
-export interface ElevationRecord {
-  id: string;
-  scopes: readonly string[];
-  resource: ResourceRef | null;
-  /** Always set on an approved request (null only in the store's shared record type). */
-  approved_until: string | null;
+  /** For a task no orchestrator registered (a registered one brings its elevations with it). */
+  findElevations(key: FindElevationsInput): Promise<readonly ElevationRecord[]>;
 }
 
 export interface DecisionRecord {
@@ -282,7 +265,7 @@ export class Decider {
   async #elevation(
     caller: CallerConfig,
     request: DecisionRequestV1,
-    ofTask: readonly TaskElevationLike[] | undefined,
+    ofTask: readonly TaskElevation[] | undefined,
     now: Date,
   ): Promise<ElevationInputV1 | undefined> {
     // The policy grants an elevated scope only if it lists it as requestable: a request naming none (nearly every
@@ -297,10 +280,9 @@ export class Decider {
       resource: request.resource ?? null,
       now: now.toISOString(),
     });
-    const open = found.filter((e): e is ElevationRecord & { approved_until: string } => e.approved_until !== null);
-    if (open.length === 0) return undefined;
+    if (found.length === 0) return undefined;
     const covered = (e: ElevationRecord) => request.scopes.filter((s) => e.scopes.includes(s)).length;
-    const best = [...open].sort((a, b) => covered(b) - covered(a) || b.approved_until.localeCompare(a.approved_until))[0] as ElevationRecord & { approved_until: string };
+    const best = [...found].sort((a, b) => covered(b) - covered(a) || b.approved_until.localeCompare(a.approved_until))[0] as ElevationRecord;
     return {
       access_request_id: best.id,
       scopes: Object.fromEntries(best.scopes.map((s) => [s, true as const])),
@@ -310,7 +292,7 @@ export class Decider {
   }
 
   /** An elevation of the task serves this decide: its agent, integration, the PEP that asked, record and window. */
-  #fits(e: TaskElevationLike, caller: CallerConfig, request: DecisionRequestV1, now: Date): boolean {
+  #fits(e: TaskElevation, caller: CallerConfig, request: DecisionRequestV1, now: Date): boolean {
     const resource = request.resource ?? null;
     return (
       e.agent_id === request.agent_id &&

@@ -1,6 +1,7 @@
 import type { CallerConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { EvaluationInputV1, Reason } from '../policy/decision-types.js';
+import type { TaskElevation } from '../store/index.js';
 import type { ContextValue, DecisionRequestV1 } from '../wire/decision-v1.js';
 import { unregisteredTask } from './evaluation-input.js';
 
@@ -13,18 +14,7 @@ export interface RegisteredTask {
   expires_at: string;
   completed_at: string | null;
   /** The windows approvers granted the task (the store keeps them in the task row); absent: none. */
-  elevations?: readonly TaskElevationLike[];
-}
-
-/** An approved access request's window, as the task row keeps it. */
-export interface TaskElevationLike {
-  id: string;
-  agent_id: string;
-  requested_by: string;
-  integration: string;
-  resource: { type: string; id: string } | null;
-  scopes: readonly string[];
-  approved_until: string;
+  elevations?: readonly TaskElevation[];
 }
 
 export interface TaskLookup {
@@ -39,7 +29,7 @@ export interface ResolvedTask {
    * The windows approvers granted a registered task (read with it: no second read); undefined for a task no
    * orchestrator registered, whose elevations, if any, the store is asked for.
    */
-  elevations: readonly TaskElevationLike[] | undefined;
+  elevations: readonly TaskElevation[] | undefined;
 }
 
 /**
