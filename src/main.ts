@@ -23,6 +23,7 @@ import { openStore, type Store } from './store/index.js';
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
 import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
 import { ApprovalLinks, loadLinkKey, OutboxWorker } from './notify/index.js';
+import { startEnforcementProxy, type EnforcementProxy } from './proxy/index.js';
 
 /** Everything one PDP instance is made of, wired. `main.ts` is the only module that knows all of them. */
 export interface Pdp {
@@ -46,6 +47,8 @@ export interface Pdp {
   /** Writes refusals (auth failures, access refusals) to the trail at a bounded rate; `flush()` writes the counts now. */
   refusals: RefusalRecorder;
   logger: Logger;
+  /** The `aud` of an integration's tokens: `issuer.audiences`, else the integration file's `audience`, else its name. */
+  audienceFor(integration: string): string;
   /** Reloads the policy (bundle and YAML) and the issuer keys; a refused policy keeps the old one. */
   reload(): Promise<void>;
   /** Stops the watchers, flushes the store and closes it. */
@@ -175,15 +178,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   }
   heads.start();
 
-  const tokens = new TokenService({
-    store,
-    keys,
-    observer: metrics,
-    issuer: config.issuer.issuer,
-    audienceFor: (integration) =>
-      config.issuer.audiences[integration] ?? engine.active?.policySet.integrations[integration]?.audience ?? integration,
-    now,
-  });
+  const audienceFor = audienceOf(config, engine);
+  const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now });
   const callers = new CallerResolver(config.callers);
   let runningCallers = config.callers;
   const reload = async (): Promise<void> => {
@@ -308,6 +304,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     metrics,
     refusals,
     logger,
+    audienceFor,
     reload,
     async close() {
       engine.stopWatching();
@@ -321,6 +318,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       await store.close();
     },
   };
+}
+
+/** One rule for a token's audience, for the issuer and the proxy alike. */
+function audienceOf(config: PdpConfig, engine: PolicyEngine): (integration: string) => string {
+  return (integration) => config.issuer.audiences[integration] ?? engine.active?.policySet.integrations[integration]?.audience ?? integration;
 }
 
 /** The HMAC key of audit mask digests: the file's content without surrounding whitespace, at least 16 bytes. */
@@ -341,6 +343,8 @@ export interface RunningServer {
   pdp: Pdp;
   server: Server;
   url: string;
+  /** The enforcement proxy's listener, when the config says `proxy.serve: true`. */
+  proxy?: EnforcementProxy;
   /** Resolves when the server has shut down (SIGTERM, SIGINT or close()). */
   closed: Promise<void>;
   close(): Promise<void>;
@@ -370,15 +374,28 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   logger.info({ url, revision: pdp.engine.active?.revision }, 'agent-pdp listening');
+  let proxy: EnforcementProxy | undefined;
+  if (config.proxy?.serve === true) {
+    try {
+      proxy = await startPdpProxy(pdp);
+    } catch (err) {
+      server.close();
+      await pdp.close();
+      throw err;
+    }
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info('shutting down: finishing in-flight requests');
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await Promise.all([
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+        proxy?.close(),
+      ]);
       await pdp.close();
       logger.info('stopped');
     })();
@@ -396,5 +413,110 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
       void (closing ?? Promise.resolve()).then(resolve);
     });
   });
-  return { pdp, server, url, closed, close };
+  return { pdp, server, url, ...(proxy === undefined ? {} : { proxy }), closed, close };
+}
+
+/**
+ * The enforcement proxy's listener on a running PDP's parts (`proxy.serve: true` in `serve`; tests): its store,
+ * keys, policy and metrics. The caller closes it before the PDP.
+ */
+export function startPdpProxy(pdp: Pdp, options: { now?: () => Date } = {}): Promise<EnforcementProxy> {
+  const config = pdp.config.proxy;
+  if (config === null) throw new PdpError('config_invalid', 'the config has no proxy section', { details: [{ path: 'proxy', message: 'is required' }] });
+  return startEnforcementProxy({
+    config,
+    issuer: pdp.config.issuer.issuer,
+    jwks: () => pdp.keys.resolver,
+    policy: () => pdp.engine.active?.policySet,
+    audienceFor: pdp.audienceFor,
+    store: pdp.store,
+    logger: pdp.logger,
+    observer: pdp.metrics,
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+}
+
+export interface RunningProxy {
+  proxy: EnforcementProxy;
+  url: string;
+  /** Resolves when the proxy has shut down (SIGTERM, SIGINT or close()). */
+  closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * `agent-pdp proxy`: the enforcement proxy alone, on the PDP's store (its revocations, its audit trail), key folder
+ * (read, never created or rotated here) and policy folder (the endpoint maps, reloaded as they change). Several
+ * proxies and the PDP may share one store: every write takes the store's write lock and reads the chain head in
+ * its transaction.
+ */
+export async function startProxy(opts: { configPath: string; nodeEnv?: string | undefined }): Promise<RunningProxy> {
+  const { config, warnings } = loadConfigFile(opts.configPath, { nodeEnv: opts.nodeEnv });
+  const logger = createLogger(config.log.level);
+  for (const warning of warnings) logger.warn(warning);
+  if (config.proxy === null) throw new PdpError('config_invalid', `config ${config.source} has no proxy section`, { details: [{ path: 'proxy', message: 'is required by agent-pdp proxy' }] });
+  const proxyConfig = config.proxy;
+  const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
+  const store = await openStore(config.store.url, {
+    synchronous: config.store.synchronous,
+    mask: config.audit.mask,
+    ...(maskKey === undefined ? {} : { maskKey }),
+    onWarning: (message) => logger.warn(message),
+  });
+  const metrics = new Metrics();
+  let engine: PolicyEngine | undefined;
+  let proxy: EnforcementProxy;
+  try {
+    engine = new PolicyEngine({
+      bundlePath: config.policy.bundle,
+      policyDir: config.policy.agents,
+      load: { allowInsecurePermissions: config.policy.allow_insecure_permissions, maxFileBytes: config.policy.max_file_bytes, maxEntriesPerFile: config.policy.max_entries_per_file },
+      listener: {
+        loaded: (active) => logger.info({ revision: active.revision, endpoint_maps: Object.keys(active.policySet.endpointMaps) }, 'proxy: policy loaded'),
+        refused: (error, current) => logger.error({ code: error.code, active_revision: current?.revision }, `proxy: policy refused: ${error.message}`),
+      },
+    });
+    await engine.reload();
+    if (config.policy.watch) engine.watch(config.policy.watch_interval_ms);
+    const keys = await IssuerKeys.load(config.issuer.keys, { alg: config.issuer.alg, maxTokenTtlSeconds: config.issuer.max_token_ttl_seconds }, () => new Date());
+    const active = engine;
+    proxy = await startEnforcementProxy({
+      config: proxyConfig,
+      issuer: config.issuer.issuer,
+      jwks: () => keys.resolver,
+      policy: () => active.active?.policySet,
+      audienceFor: audienceOf(config, active),
+      store,
+      logger,
+      observer: metrics,
+      metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+    });
+    const reloadKeys = setInterval(() => {
+      keys.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'proxy: reading the issuer keys failed'));
+    }, 60_000);
+    reloadKeys.unref();
+    proxy.server.once('close', () => clearInterval(reloadKeys));
+  } catch (err) {
+    engine?.stopWatching();
+    await store.close();
+    throw err;
+  }
+  const running = proxy;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await running.close();
+      engine?.stopWatching();
+      await store.close();
+      logger.info('proxy stopped');
+    })();
+    return closing;
+  };
+  const onStop = (): void => void close();
+  process.once('SIGTERM', onStop);
+  process.once('SIGINT', onStop);
+  const closed = new Promise<void>((resolve) => {
+    running.server.once('close', () => void (closing ?? Promise.resolve()).then(resolve));
+  });
+  return { proxy: running, url: running.url, closed, close };
 }

@@ -44,6 +44,19 @@ export const COMMANDS: Command[] = [
     },
   },
   {
+    name: 'proxy',
+    summary: 'serve the enforcement proxy alone, on the PDP\'s store, keys and policies: --config FILE (or AGENT_PDP_CONFIG)',
+    options: { config: { type: 'string', short: 'c' } },
+    async run(values) {
+      const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
+      if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE or set AGENT_PDP_CONFIG');
+      const { startProxy } = await import('../main.js');
+      const proxy = await startProxy({ configPath, nodeEnv: process.env['NODE_ENV'] });
+      await proxy.closed;
+      return 0;
+    },
+  },
+  {
     name: 'decide',
     summary: 'one decision from the local bundle and policies, explained: --input FILE [--bundle F] [--policies DIR] [--at TIME] [--json]',
     options: { input: { type: 'string', short: 'i' }, bundle: { type: 'string' }, policies: { type: 'string' }, at: { type: 'string' }, json: { type: 'boolean' } },

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { compileMask } from '../audit/index.js';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
-import type { CallerConfig, CallerRole, EscalationConfig, PdpConfig, WebhookConfig } from './config-types.js';
+import type { CallerConfig, CallerRole, EscalationConfig, PdpConfig, ProxyConfig, WebhookConfig } from './config-types.js';
 import { isDevKeyHash } from './dev-keys.js';
 
 export interface LoadedConfig {
@@ -130,6 +130,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     if (env.nodeEnv === 'production') details.push({ path: 'escalation.public_url', message: 'must be https in production (approval links carry approver keys to it)' });
     else warnings.push(`escalation.public_url ${escalation.public_url} is plain http on a non-loopback address: approvers would send their keys in clear`);
   }
+  const proxy = r.proxy === undefined ? null : buildProxy(r.proxy, at, env, details, warnings);
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }
@@ -164,6 +165,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     },
     log: { level: r.log?.level ?? 'info' },
     escalation,
+    proxy,
     callers: Object.freeze(callers),
   };
   return { config: deepFreeze(config), warnings };
@@ -246,6 +248,66 @@ function buildEscalation(
   };
 }
 
+/**
+ * The proxy section with its defaults. Each upstream's origin is fixed here (https, or http on a loopback host) and
+ * its credential read from an environment variable (at load) or named as a file (read by the proxy, re-read when
+ * it changes). A missing credential is an error naming the setting, never its value.
+ */
+function buildProxy(p: NonNullable<RawConfig['proxy']>, at: (p: string) => string, env: ConfigEnvironment, details: ErrorDetail[], warnings: string[]): ProxyConfig {
+  const colon = p.listen.lastIndexOf(':');
+  const port = Number(p.listen.slice(colon + 1));
+  if (port > 65535) details.push({ path: 'proxy.listen', message: 'port must be at most 65535' });
+  const variables = env.webhookSecrets === false ? null : (env.variables ?? process.env);
+  const seen = new Set<string>();
+  const upstreams = p.upstreams.map((u, i) => {
+    const path = `proxy.upstreams[${i}]`;
+    if (seen.has(u.integration)) details.push({ path: `${path}.integration`, message: `a second upstream for "${u.integration}"` });
+    seen.add(u.integration);
+    if (u.origin.startsWith('http://') && !isLoopbackUrl(u.origin)) {
+      if (env.nodeEnv === 'production') details.push({ path: `${path}.origin`, message: 'must be https in production (the provider credential travels to it)' });
+      else warnings.push(`${path}.origin ${u.origin} is plain http on a non-loopback address: the provider credential would travel in clear`);
+    }
+    const c = u.credential;
+    let value: string | null = null;
+    if ((c.env === undefined) === (c.file === undefined)) {
+      details.push({ path: `${path}.credential`, message: 'give exactly one of env, file' });
+    } else if (c.env !== undefined && variables !== null) {
+      value = variables[c.env]?.trim() || null;
+      if (value === null) details.push({ path: `${path}.credential.env`, message: `environment variable ${c.env} is unset or empty` });
+    }
+    const file = c.file === undefined ? null : at(c.file);
+    if (file !== null) {
+      try {
+        if ((statSync(file).mode & 0o077) !== 0) warnings.push(`${path}.credential.file ${file} is readable by group or others: chmod 600 it`);
+      } catch {
+        details.push({ path: `${path}.credential.file`, message: `cannot read ${file}` });
+      }
+    }
+    return {
+      integration: u.integration,
+      origin: u.origin.replace(/\/+$/, ''),
+      base_path: u.base_path ?? '',
+      credential: { header: (c.header ?? 'authorization').toLowerCase(), prefix: c.prefix ?? 'Bearer ', value, file },
+      forward_headers: Object.freeze((u.forward_headers ?? []).map((h) => h.toLowerCase())),
+      connect_timeout_ms: u.connect_timeout_ms ?? 5000,
+      headers_timeout_ms: u.headers_timeout_ms ?? 30000,
+      body_timeout_ms: u.body_timeout_ms ?? 30000,
+      connections: u.connections ?? 32,
+    };
+  });
+  return {
+    host: p.listen.slice(0, colon),
+    port,
+    serve: p.serve ?? false,
+    id: p.id ?? 'proxy',
+    revocation_poll_ms: p.revocation_poll_ms ?? 200,
+    token_cache_entries: p.token_cache_entries ?? 10000,
+    max_request_bytes: p.max_request_bytes ?? 10485760,
+    max_response_bytes: p.max_response_bytes ?? 104857600,
+    upstreams,
+  };
+}
+
 /** The host itself must be loopback: `http://127.0.0.1.nip.io` only starts like one. */
 const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
 
@@ -293,6 +355,26 @@ interface RawConfig {
   tasks?: { default_ttl_seconds?: number; max_ttl_seconds?: number };
   audit?: { mask?: string[]; mask_key_file?: string; retention_days?: number | null };
   log?: { level?: PdpConfig['log']['level'] };
+  proxy?: {
+    listen: string;
+    serve?: boolean;
+    id?: string;
+    revocation_poll_ms?: number;
+    token_cache_entries?: number;
+    max_request_bytes?: number;
+    max_response_bytes?: number;
+    upstreams: Array<{
+      integration: string;
+      origin: string;
+      base_path?: string;
+      credential: { header?: string; prefix?: string; env?: string; file?: string };
+      forward_headers?: string[];
+      connect_timeout_ms?: number;
+      headers_timeout_ms?: number;
+      body_timeout_ms?: number;
+      connections?: number;
+    }>;
+  };
   escalation?: {
     public_url?: string;
     request_window_seconds?: number;

@@ -89,7 +89,57 @@ export interface PdpConfig {
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   escalation: EscalationConfig;
+  /** The enforcement proxy (docs/proxy.md); null when the config has no `proxy` section. */
+  proxy: ProxyConfig | null;
   callers: readonly CallerConfig[];
+}
+
+/** One fixed upstream of the enforcement proxy. Its credential is resolved at load and never logged. */
+export interface ProxyUpstreamConfig {
+  /** The integration whose calls it serves: `/<integration>/...` on the proxy's listener. */
+  integration: string;
+  /** `scheme://host[:port]` (https, or http on a loopback host). */
+  origin: string;
+  /** Prepended to every forwarded path (`/api` for Slack). Default ''. */
+  base_path: string;
+  credential: {
+    /** Default `authorization`. */
+    header: string;
+    /** Default `Bearer `. */
+    prefix: string;
+    /** Read from `credential.env` at load (null when the value is read from a file, or not resolved by the CLI). */
+    value: string | null;
+    /** Absolute path of a file holding it, re-read when it changes; null when it comes from `env`. */
+    file: string | null;
+  };
+  /** Request headers forwarded beyond the proxy's allowlist (lower case). Default none. */
+  forward_headers: readonly string[];
+  /** Default 5000 ms. */
+  connect_timeout_ms: number;
+  /** Time to the upstream's response headers. Default 30000 ms. */
+  headers_timeout_ms: number;
+  /** Longest pause between two chunks of the upstream's body. Default 30000 ms. */
+  body_timeout_ms: number;
+  /** Keep-alive connections to the upstream. Default 32. */
+  connections: number;
+}
+
+export interface ProxyConfig {
+  host: string;
+  port: number;
+  /** Also start the proxy's listener inside `agent-pdp serve`. Default false (`agent-pdp proxy` runs it alone). */
+  serve: boolean;
+  /** The caller id its audit events carry. Default `proxy`. */
+  id: string;
+  /** How often the revocation list is refreshed from the store (the revocation bound is about twice this). Default 200 ms. */
+  revocation_poll_ms: number;
+  /** Verified tokens kept in memory until they expire. Default 10,000. */
+  token_cache_entries: number;
+  /** Largest request body forwarded. Default 10 MiB. */
+  max_request_bytes: number;
+  /** Largest response body passed back. Default 100 MiB. */
+  max_response_bytes: number;
+  upstreams: readonly ProxyUpstreamConfig[];
 }
 
 export type WebhookFormat = 'generic' | 'slack' | 'pagerduty';

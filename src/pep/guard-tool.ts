@@ -58,6 +58,12 @@ export interface ToolDeclaration<A> {
    *   decision allows, anything else to throw the denial.
    */
   onApprovalRequired?: 'wait' | 'submit' | ApprovalOptions<A> | ApprovalHandler<A>;
+  /**
+   * The enforcement proxy's base URL for this integration (`http://127.0.0.1:8282/github`, docs/proxy.md): the tool
+   * then gets `grant.fetch(path, init)`, a `fetch` bound to the proxy and the token. Default: none (`grant.fetch`
+   * throws).
+   */
+  proxy?: string;
 }
 
 /** How `guardTool` asks for an approval. */
@@ -113,9 +119,11 @@ export class ToolGrant {
   /** The access request whose elevation this grant used (`approval` of the decision), else null. */
   readonly approval: ApprovalRefV1 | null;
   readonly #accessToken: string;
+  readonly #proxy: string | null;
 
-  constructor(token: CachedToken, resource: ResourceRef | null, reused: boolean) {
+  constructor(token: CachedToken, resource: ResourceRef | null, reused: boolean, proxy: string | null = null) {
     this.#accessToken = token.accessToken;
+    this.#proxy = proxy === null ? null : proxy.replace(/\/+$/, '');
     this.scopes = token.scopes;
     this.expiresAt = token.expiresAt;
     this.decisionId = token.decisionId;
@@ -135,6 +143,21 @@ export class ToolGrant {
   /** `Bearer <token>`, for an `Authorization` header. */
   get authorization(): string {
     return `Bearer ${this.#accessToken}`;
+  }
+
+  /**
+   * `fetch` through the enforcement proxy declared for the tool (`proxy`), with this grant's token:
+   * `grant.fetch('/repos/acme/api/pulls/1042')`. Only a path (starting with one `/`) is accepted, so the token can
+   * never be sent to another origin; an `Authorization` in `init` is replaced.
+   */
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    if (this.#proxy === null) return Promise.reject(new TypeError('guardTool: no `proxy` was declared for this tool, so its grant has no fetch'));
+    if (typeof path !== 'string' || !path.startsWith('/') || path.startsWith('//') || path.includes('\\')) {
+      return Promise.reject(new TypeError('grant.fetch: pass a path starting with "/" (the proxy\'s origin is fixed)'));
+    }
+    const headers = new Headers(init.headers);
+    headers.set('authorization', this.authorization);
+    return fetch(`${this.#proxy}${path}`, { ...init, headers });
   }
 }
 
@@ -180,7 +203,7 @@ export function guardTool<A, R>(declaration: ToolDeclaration<A>, tool: (args: A,
     const { token, reused } = cache === undefined
       ? { token: await mint(), reused: false }
       : await cache.obtain(cacheKey(request), task.id, mint);
-    return tool(args, new ToolGrant(token, resource ?? null, reused));
+    return tool(args, new ToolGrant(token, resource ?? null, reused, declaration.proxy ?? null));
   };
 }
 
@@ -306,6 +329,9 @@ function checkDeclaration<A>(d: ToolDeclaration<A>, tool: unknown): void {
   }
   if (d.tokens !== undefined && d.tokens !== false && !(d.tokens instanceof TokenCache)) {
     throw new TypeError('guardTool: "tokens" must be a TokenCache or false');
+  }
+  if (d.proxy !== undefined && (typeof d.proxy !== 'string' || !/^https?:\/\/[^\s?#]+$/.test(d.proxy))) {
+    throw new TypeError('guardTool: "proxy" must be an http(s) URL without query or fragment');
   }
   const a = d.onApprovalRequired;
   if (a !== undefined && a !== 'wait' && a !== 'submit' && typeof a !== 'function') {

@@ -49,6 +49,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly proxyCalls = new Counter({
+    name: 'agentpdp_proxy_requests_total',
+    help: 'Calls through the enforcement proxy by integration, outcome (forwarded, refused, failed) and code (the upstream status, or the refusal or failure code)',
+    labelNames: ['integration', 'outcome', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly proxySeconds = new Histogram({
+    name: 'agentpdp_proxy_request_duration_seconds',
+    help: 'Time from a proxied call received to its last byte (or its refusal), by integration and outcome',
+    labelNames: ['integration', 'outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  });
+
   readonly accessRequests = new Counter({
     name: 'agentpdp_access_requests_total',
     help: 'Break-glass access request events (submitted, approved, denied, expired, elevation_ended)',
@@ -90,6 +104,12 @@ export class Metrics {
   }
 
   /** The token service's observer (`TokenServiceOptions.observer`): one count per token event. */
+  /** The enforcement proxy's observer (src/proxy/proxy-server.ts, ProxyObserver). */
+  proxied(integration: string, outcome: 'forwarded' | 'refused' | 'failed', code: string, seconds: number): void {
+    this.proxyCalls.inc({ integration, outcome, code });
+    this.proxySeconds.observe({ integration, outcome }, seconds);
+  }
+
   tokenEvent(event: TokenEvent): void {
     this.tokens.inc({ event });
   }

@@ -1,0 +1,124 @@
+/**
+ * Whether a bearer token lets one proxied call through: the token is ours (signature, `typ`, `iss`, checked once
+ * per token and cached until it expires), for this integration's audience, unexpired now, not revoked (the
+ * revocation cache, refreshed from the store), and it grants the scope the endpoint needs on the call's record.
+ *
+ * A scope is granted when the token names it or names one that implies it (the integration's `implies`, as the
+ * policy compiles it): a token for `pr:write` may read the pull request it may write.
+ */
+import type { JWTVerifyGetKey } from 'jose';
+import type { AccessTokenClaims, AuthorizationDetail, ResourceRef } from '../issuer/token-claims.js';
+import { TokenVerificationError, type TokenVerificationErrorCode } from '../issuer/verification-error.js';
+import { verifyIssuedToken } from '../issuer/verify-access-token.js';
+import type { RevocationCache } from './revocation-cache.js';
+
+export interface TokenGateOptions {
+  /** The issuer's public keys (the PDP's key ring): read at each verification, so a key reload is seen. */
+  jwks: () => JWTVerifyGetKey;
+  issuer: string;
+  revocations: RevocationCache;
+  /** Verified tokens kept (their claims, until `exp`); the oldest is dropped beyond this. Default 10,000. */
+  cacheEntries?: number;
+  /** Clock skew allowed on `exp`, `iat`, in seconds. Default 5. */
+  clockTolerance?: number;
+  now?: () => Date;
+}
+
+export type GateRefusalCode = TokenVerificationErrorCode | 'token_revoked' | 'revocation_unknown';
+
+export type GateAnswer =
+  | { ok: true; claims: AccessTokenClaims }
+  | { ok: false; code: GateRefusalCode; message: string; claims?: AccessTokenClaims };
+
+export interface CallNeeds {
+  integration: string;
+  /** The audience tokens of this integration carry. */
+  audience: string;
+  scope: string;
+  record: ResourceRef | null;
+  /** scope → the scopes it implies (transitively), for this integration. */
+  implies: Readonly<Record<string, readonly string[]>>;
+}
+
+export class TokenGate {
+  readonly #o: TokenGateOptions;
+  readonly #verified = new Map<string, AccessTokenClaims>();
+  readonly #max: number;
+  readonly #tolerance: number;
+
+  constructor(options: TokenGateOptions) {
+    this.#o = options;
+    this.#max = options.cacheEntries ?? 10_000;
+    this.#tolerance = options.clockTolerance ?? 5;
+  }
+
+  /**
+   * The token alone: ours, for this audience, unexpired, not revoked. The grant (`grants`) is judged after the call
+   * is matched, so an unmapped call with a good token is still told apart (and audited) from a bad token.
+   */
+  async admit(token: string, audience: string): Promise<GateAnswer> {
+    let claims = this.#verified.get(token);
+    if (claims === undefined) {
+      try {
+        claims = await verifyIssuedToken(token, { jwks: this.#o.jwks(), issuer: this.#o.issuer, clockTolerance: this.#tolerance, currentDate: this.#now() });
+      } catch (err) {
+        if (err instanceof TokenVerificationError) return { ok: false, code: err.code, message: err.message };
+        throw err;
+      }
+      if (this.#verified.size >= this.#max) this.#verified.delete(this.#verified.keys().next().value as string);
+      this.#verified.set(token, claims);
+    }
+    const nowSeconds = this.#now().getTime() / 1000;
+    if (claims.exp + this.#tolerance < nowSeconds) {
+      this.#verified.delete(token);
+      return { ok: false, code: 'token_expired', message: 'access token has expired' };
+    }
+    const aud = claims.aud as string | string[];
+    if (Array.isArray(aud) ? !aud.includes(audience) : aud !== audience) {
+      return { ok: false, code: 'token_wrong_audience', message: 'access token is for another audience' };
+    }
+    const state = this.#o.revocations.state(claims.jti);
+    if (state === 'revoked') return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };
+    if (state === 'unknown') return { ok: false, code: 'revocation_unknown', message: 'the revocation list is out of date', claims };
+    return { ok: true, claims };
+  }
+
+  /** The grant: the integration, the scope (directly or implied) and the record. */
+  grants(claims: AccessTokenClaims, needs: CallNeeds): GateAnswer {
+    const forIntegration = claims.authorization_details.filter((d) => d.type === needs.integration);
+    if (forIntegration.length === 0) {
+      return { ok: false, code: 'token_wrong_integration', message: `access token grants nothing on integration "${needs.integration}"`, claims };
+    }
+    const holds = (scopes: readonly string[]): boolean =>
+      scopes.some((s) => s === needs.scope || (Object.hasOwn(needs.implies, s) && (needs.implies[s] as readonly string[]).includes(needs.scope)));
+    const covering = forIntegration.filter((d) => holds(d.actions));
+    if (covering.length === 0 || !holds(claims.scope.split(' '))) {
+      return { ok: false, code: 'token_scope_insufficient', message: `access token does not grant scope "${needs.scope}"`, claims };
+    }
+    if (!covering.some((d) => coversRecord(d, needs.record))) {
+      return {
+        ok: false,
+        code: 'token_wrong_resource',
+        message: needs.record === null ? 'access token is bound to a record and this call names none' : 'access token is bound to another record',
+        claims,
+      };
+    }
+    return { ok: true, claims };
+  }
+
+  /** Verified tokens held (for metrics). */
+  get size(): number {
+    return this.#verified.size;
+  }
+
+  #now(): Date {
+    return (this.#o.now ?? (() => new Date()))();
+  }
+}
+
+/** An unbound grant covers any record; a bound one only its own (same id, and same type when the token says). */
+function coversRecord(detail: AuthorizationDetail, record: ResourceRef | null): boolean {
+  if (detail.identifier === undefined) return true;
+  if (record === null) return false;
+  return detail.identifier === record.id && (detail.resource_type === undefined || detail.resource_type === record.type);
+}
