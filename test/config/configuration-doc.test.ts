@@ -34,10 +34,30 @@ const rows = new Map(
 );
 
 const { config } = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }] }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp');
+/** The proxy section's defaults: a config with the smallest proxy section (one upstream, its credential a file). */
+const proxied = buildConfig(
+  {
+    callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }],
+    proxy: { listen: '127.0.0.1:8282', upstreams: [{ integration: 'github', origin: 'https://api.github.com', credential: { file: '/dev/null' } }] },
+  },
+  '/etc/agent-pdp/c.yaml',
+  '/etc/agent-pdp',
+).config;
 
 /** The default the loader applies to a key, as the doc would spell it (paths relative to the config file). */
 function appliedDefault(key: string): string | undefined {
   if (key === 'server.listen') return `${config.server.host}:${config.server.port}`;
+  if (key.startsWith('proxy.upstreams[].')) {
+    // An upstream's keys have defaults of their own (an upstream names its integration, origin and credential).
+    if (/credential\.(env|file)$/.test(key)) return undefined;
+    let value: unknown = proxied.proxy?.upstreams[0];
+    for (const name of key.slice('proxy.upstreams[].'.length).split('.')) value = (value as Record<string, unknown>)[name];
+    return value === undefined || value === '' ? undefined : Array.isArray(value) ? JSON.stringify(value) : String(value);
+  }
+  if (key.startsWith('proxy.')) {
+    const value = (proxied.proxy as unknown as Record<string, unknown>)[key.slice('proxy.'.length)];
+    return value === undefined ? undefined : String(value);
+  }
   if (key.startsWith('callers[].')) return undefined;
   if (key.endsWith('.<integration>')) return undefined;
   // Keys of list items (`escalation.webhooks[].url`) have no default: the item is written whole or not at all.
@@ -63,6 +83,10 @@ describe('docs/configuration.md', () => {
       const value = (config.callers[0] as unknown as Record<string, unknown>)[key.slice(10)];
       if (stated === 'none') expect(value).toBeUndefined();
       else if (stated !== 'required') expect(stated).toBe(`\`${JSON.stringify(value)}\``);
+    } else if (key === 'proxy.listen') {
+      expect(stated).toBe('required');
+    } else if (key.startsWith('proxy.upstreams[].') && applied !== undefined && stated !== 'required') {
+      expect(stated).toBe(`\`${applied}\``);
     } else if (key.includes('[]')) {
       expect(stated).toMatch(/^(required|none)$/);
     } else if (applied === undefined) {
@@ -76,5 +100,8 @@ describe('docs/configuration.md', () => {
     const required = (list: string) => [...rows.entries()].filter(([k, r]) => k.startsWith(`${list}[].`) && r.default === 'required').map(([k]) => k.slice(list.length + 3));
     expect(required('callers').sort()).toEqual([...configSchema.properties.callers.items.required].sort());
     expect(required('escalation.webhooks').sort()).toEqual([...configSchema.properties.escalation.properties.webhooks.items.required].sort());
+    // An upstream's credential is an object: one of its `env`, `file` is required (the loader says which is missing).
+    const upstream = configSchema.properties.proxy.properties.upstreams.items;
+    expect(required('proxy.upstreams').sort()).toEqual(upstream.required.filter((k) => k !== 'credential').sort());
   });
 });
