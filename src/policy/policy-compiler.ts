@@ -2,8 +2,10 @@ import type { ErrorDetail } from '../errors/pdp-error.js';
 import { compileAgent } from './agent-compiler.js';
 import { byLocation, Diagnostics, where } from './compile-diagnostics.js';
 import { checkIntegration, checkKnownScopes, checkRole } from './document-checks.js';
+import { compileEndpointMaps } from './endpoint-map-compiler.js';
 import type {
   CompiledAgent,
+  CompiledEndpointMap,
   CompiledIntegration,
   EscalationSource,
   IntegrationInfo,
@@ -19,6 +21,8 @@ export interface CompileResult {
   data: PolicyData;
   /** Every integration in `data.policies.integrations`; `audience` when its file declares one. */
   integrations: Record<string, IntegrationInfo>;
+  /** Endpoint maps by integration (not part of `data`); `{}` when none. */
+  endpointMaps: Record<string, CompiledEndpointMap>;
   /** Non-empty means the set must be refused as a whole. Sorted by file, line, column. */
   errors: ErrorDetail[];
   warnings: ErrorDetail[];
@@ -78,16 +82,18 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
     integrations[name] = { implies: closeImplications(body?.implies ?? {}) };
     info[name] = body?.audience === undefined ? {} : { audience: body.audience };
   }
+  const endpointMaps = compileEndpointMaps(documents, new Set(names), catalogues, diag);
   return {
     data: { policies: { agents: sortedRecord(Object.entries(compiledAgents)), integrations } },
     integrations: info,
+    endpointMaps,
     errors: diag.errors.sort(byLocation),
     warnings: diag.warnings.sort(byLocation),
   };
 }
 
 /** Documents of one kind by id, in file order; a second document with the same id is an error naming both files. */
-function indexById<K extends PolicyKind>(
+function indexById<K extends Exclude<PolicyKind, 'endpoint_map'>>(
   documents: readonly PolicyDocument[],
   kind: K,
   diag: Diagnostics,

@@ -148,6 +148,7 @@ function compileParsed({ errors, warnings }: ParsedSources, sources: readonly Po
     integrations: compiled.integrations,
     warnings: warnings.sort(byLocation),
     files,
+    endpointMaps: compiled.endpointMaps,
   });
 }
 

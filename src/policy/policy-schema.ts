@@ -82,6 +82,15 @@ function describe(e: ErrorObject, root: unknown): SchemaIssue {
       const bound = `${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params['limit'])}`;
       return { path, key: false, message: `must be ${bound}, got ${String(e.data)}` };
     }
+    case 'enum': {
+      const allowed = (params['allowedValues'] as unknown[]).map(String).join(', ');
+      return { path, key: false, message: `${JSON.stringify(e.data)} is not one of: ${allowed}` };
+    }
+    case 'minLength':
+    case 'maxLength': {
+      const bound = `${e.keyword === 'minLength' ? 'at least' : 'at most'} ${String(params['limit'])} characters`;
+      return { path, key: false, message: `must be ${bound}` };
+    }
     case 'minItems':
       if (params['limit'] === 1) return { path, key: false, message: 'must list at least one' };
       break;

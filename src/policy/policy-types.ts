@@ -76,13 +76,36 @@ export interface IntegrationSource {
   escalation?: EscalationSource;
 }
 
+/**
+ * An endpoint map (`endpoint_map:`): which scope, and which record, each call of one integration's API needs, for
+ * the enforcement proxy (docs/policy-authoring.md, "Endpoint maps"). Not part of the Rego data document.
+ */
+export interface EndpointMapSource {
+  /** The integration whose API this maps; at most one map per integration. */
+  integration: string;
+  description?: string;
+  endpoints: EndpointSource[];
+}
+
+/** One endpoint: a method and a path template, the scope a call needs and, optionally, the record it touches. */
+export interface EndpointSource {
+  /** GET, HEAD, POST, PUT, PATCH or DELETE. */
+  method: string;
+  /** `/repos/{owner}/{repo}/pulls/{pull_number}`; `{name+}` (last segment only) takes the rest of the path. */
+  path: string;
+  scope: string;
+  /** `id` is a template: `{param}` (a path param), `{query.field}`, `{body.field}`, and text. */
+  record?: { type: string; id: string };
+}
+
 export interface PolicySourceKinds {
   agent_policy: AgentPolicySource;
   role_policy: RolePolicySource;
   integration: IntegrationSource;
+  endpoint_map: EndpointMapSource;
 }
 export type PolicyKind = keyof PolicySourceKinds;
-export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration'];
+export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration', 'endpoint_map'];
 
 /** One step of a field path: a map key or a list index. */
 export type PathSegment = string | number;
@@ -165,6 +188,33 @@ export type PolicyData = {
   };
 };
 
+/** One parsed path segment of a template. */
+export type TemplateSegment = { literal: string } | { param: string; rest: boolean };
+
+/** One part of a record id template: text, or a path param / query field / body field. */
+export type IdPart = { text: string } | { from: 'path' | 'query' | 'body'; name: string };
+
+/** One compiled endpoint map entry (`src/policy/endpoint-map-compiler.ts`), matched by `src/proxy/request-target.ts`. */
+export interface CompiledEndpoint {
+  /** Upper case. */
+  readonly method: string;
+  /** The template as written: what audit events record (`path_template`). */
+  readonly path: string;
+  readonly segments: readonly TemplateSegment[];
+  readonly scope: string;
+  readonly record: { readonly type: string; readonly id: readonly IdPart[] } | null;
+  /** Query fields the record reads, sorted, unique. */
+  readonly readsQuery: readonly string[];
+  /** Body fields the record reads, sorted, unique (the proxy buffers the body only then). */
+  readonly readsBody: readonly string[];
+}
+
+/** One integration's endpoint map; entries in file order. */
+export interface CompiledEndpointMap {
+  readonly integration: string;
+  readonly endpoints: readonly CompiledEndpoint[];
+}
+
 /** What the issuer needs to know about an integration beyond the data document. */
 export interface IntegrationInfo {
   readonly audience?: string;
@@ -181,8 +231,13 @@ export interface PolicySet {
   readonly integrations: Readonly<Record<string, IntegrationInfo>>;
   /** Compile warnings (scopes dropped by a role ceiling, ...), each with file, line, column and path. */
   readonly warnings: readonly ErrorDetail[];
-  /** The policy files this set was built from, sorted by path: what an audit needs to tell which bytes were in force. */
+  /**
+   * The policy files this set was built from, sorted by path: what an audit needs to tell which bytes were in force
+   * (endpoint map files included, though the maps are not in `data` and do not change the revision).
+   */
   readonly files: readonly PolicyFile[];
+  /** Endpoint maps by integration, for the enforcement proxy; `{}` when none. Not part of `data`. */
+  readonly endpointMaps: Readonly<Record<string, CompiledEndpointMap>>;
 }
 
 /** One policy file of a loaded set. */
