@@ -1,0 +1,295 @@
+import type { CompiledEndpoint, CompiledEndpointMap, IdPart } from '../policy/policy-types.js';
+import { resourceSchema } from '../wire/decision-v1.js';
+import type { ResourceRef } from '../wire/evaluation-v1.js';
+
+/*
+ * What a proxied call is: which endpoint map entry a method and raw path match (so which scope the call needs),
+ * and which record it touches. Pure functions, no I/O. The rule throughout: refuse whatever two parsers could read
+ * two ways, so the upstream acts on exactly what was checked (docs/policy-authoring.md, "Endpoint maps").
+ *
+ * - A path is matched only in canonical form: no `.`/`..` segment (raw or percent-encoded), no encoded `/` or `\`,
+ *   no raw `\`, no empty segment, no control character, valid percent-encoding (UTF-8), no needlessly encoded
+ *   letter, digit or `-._~`, no double encoding (`%25XX`). The path forwarded is then the path received.
+ * - Literal segments are compared with the raw segment; params are percent-decoded (a decoded param never holds `/`).
+ * - A record field read from the query or the body must appear exactly once (also across both: Slack reads either),
+ *   and the body it is read from is forwarded as re-serialized from what was parsed.
+ */
+
+export type TargetRefusalCode = 'path_not_canonical' | 'endpoint_not_mapped' | 'ambiguous_request' | 'record_missing' | 'body_unreadable';
+
+export type TargetRefusal = { ok: false; status: 400 | 403 | 413; code: TargetRefusalCode; message: string; field?: string };
+
+export type TargetMatch = { ok: true; endpoint: CompiledEndpoint; params: Record<string, string>; upstreamPath: string };
+
+export type RecordResolution = { ok: true; record: ResourceRef | null; forwardBody?: Buffer };
+
+/** The longest record id: as `ResourceRef.id` on the wire, so a token can be bound to any id resolved here. */
+export const MAX_RECORD_ID_LENGTH: number = resourceSchema.properties.id.maxLength;
+
+/**
+ * The entry of `map` that `method` and `rawPath` call. `rawPath`: the path after the `/<integration>` prefix, as
+ * received (percent-encoded), without the query. Literal segments win over params and params over `{name+}`, at
+ * the first segment where candidates differ. `upstreamPath` is `rawPath` itself (checked canonical).
+ */
+export function matchTarget(map: CompiledEndpointMap, method: string, rawPath: string): TargetMatch | TargetRefusal {
+  const path = canonicalSegments(rawPath);
+  if (!path.ok) return path;
+  for (const endpoint of candidates(map, method)) {
+    const params = matchSegments(endpoint, path.raw, path.decoded);
+    if (params !== null) return { ok: true, endpoint, params, upstreamPath: rawPath };
+  }
+  return refuse(403, 'endpoint_not_mapped', `no entry of the ${map.integration} endpoint map matches ${method} on this path`, 'path');
+}
+
+/**
+ * The record `endpoint` names for this call: its id template filled from the matched `params`, the query
+ * (`rawQuery`, without `?`) and the body (only when the record reads it: form-urlencoded or a JSON object).
+ * `forwardBody` is set when the body was read: the bytes to forward instead of those received.
+ */
+export function resolveRecord(
+  endpoint: CompiledEndpoint,
+  params: Record<string, string>,
+  rawQuery: string,
+  body: { contentType: string | undefined; bytes: Buffer } | undefined,
+): RecordResolution | TargetRefusal {
+  const record = endpoint.record;
+  if (record === null) return { ok: true, record: null };
+  let query: Fields | undefined;
+  if (endpoint.readsQuery.length > 0 || endpoint.readsBody.length > 0) {
+    const parsed = parseUrlEncoded(rawQuery);
+    if (parsed === null) return refuse(400, 'ambiguous_request', 'the query is not valid percent-encoded UTF-8', 'query');
+    query = parsed.fields;
+  }
+  let read: { fields: Fields; forward: Buffer } | undefined;
+  if (endpoint.readsBody.length > 0) {
+    if (body === undefined || body.bytes.length === 0) {
+      const field = `body.${endpoint.readsBody[0] ?? ''}`;
+      return refuse(400, 'record_missing', `the record is read from ${field}, and the request has no body`, field);
+    }
+    const parsed = readBody(body.contentType, body.bytes);
+    if (!parsed.ok) return parsed;
+    read = parsed;
+  }
+  let id = '';
+  for (const part of record.id) {
+    const value = partValue(part, params, query, read?.fields);
+    if (typeof value !== 'string') return value;
+    id += value;
+  }
+  if (id.length > MAX_RECORD_ID_LENGTH) {
+    return refuse(400, 'record_missing', `the record id would be longer than ${MAX_RECORD_ID_LENGTH} characters: no record has such an id`);
+  }
+  const resolved = { ok: true as const, record: { type: record.type, id } };
+  return read === undefined ? resolved : { ...resolved, forwardBody: read.forward };
+}
+
+// ---- paths ------------------------------------------------------------------------------------------------------
+
+/** Characters a path may hold unencoded: RFC 3986 pchar, and `[ ] ^ |`, which WHATWG URL clients send as they are. */
+const RAW_OK = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]^|]$/;
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+const HEX = /^[0-9A-Fa-f]{2}$/;
+
+type Segments = { ok: true; raw: string[]; decoded: string[] };
+
+function canonicalSegments(rawPath: string): Segments | TargetRefusal {
+  const notCanonical = (why: string): TargetRefusal => refuse(400, 'path_not_canonical', `the path is not canonical: ${why}`, 'path');
+  if (!rawPath.startsWith('/')) return notCanonical('it does not start with /');
+  if (rawPath === '/') return { ok: true, raw: [], decoded: [] };
+  const raw = rawPath.slice(1).split('/');
+  const decoded: string[] = [];
+  for (const [i, segment] of raw.entries()) {
+    const at = `segment ${i + 1}`;
+    if (segment === '') return notCanonical(`${at} is empty (// or a trailing /)`);
+    const dots = segment.replace(/%2e/gi, '.');
+    if (dots === '.' || dots === '..') return notCanonical(`${at} is a dot segment (. or .., raw or percent-encoded)`);
+    for (let j = 0; j < segment.length; j++) {
+      const c = segment[j] as string;
+      const code = c.charCodeAt(0);
+      if (code < 0x20 || code === 0x7f) return notCanonical(`${at} holds a control character`);
+      if (c === '\\') return notCanonical(`${at} holds a backslash`);
+      if (c === '%') {
+        const hex = segment.slice(j + 1, j + 3);
+        if (!HEX.test(hex)) return notCanonical(`${at} holds a % that starts no percent-encoding`);
+        const byte = Number.parseInt(hex, 16);
+        if (byte === 0x2f || byte === 0x5c) return notCanonical(`${at} holds an encoded / or \\ (%2F, %5C)`);
+        if (byte < 0x20 || byte === 0x7f) return notCanonical(`${at} holds an encoded control character`);
+        if (UNRESERVED.test(String.fromCharCode(byte))) return notCanonical(`${at} percent-encodes a letter, digit or -._~`);
+        if (byte === 0x25 && HEX.test(segment.slice(j + 3, j + 5))) return notCanonical(`${at} is percent-encoded twice (%25XX)`);
+        j += 2;
+        continue;
+      }
+      if (!RAW_OK.test(c)) return notCanonical(`${at} holds a character that must be percent-encoded`);
+    }
+    try {
+      decoded.push(decodeURIComponent(segment));
+    } catch {
+      return notCanonical(`${at} holds percent-encoding that is not UTF-8`);
+    }
+  }
+  return { ok: true, raw, decoded };
+}
+
+/** The map's entries of one method, most specific first; computed once per (frozen) map. */
+const byMethod = new WeakMap<CompiledEndpointMap, Map<string, readonly CompiledEndpoint[]>>();
+
+function candidates(map: CompiledEndpointMap, method: string): readonly CompiledEndpoint[] {
+  let index = byMethod.get(map);
+  if (index === undefined) {
+    index = new Map();
+    for (const endpoint of map.endpoints) index.set(endpoint.method, [...(index.get(endpoint.method) ?? []), endpoint]);
+    for (const [m, list] of index) index.set(m, [...list].sort(bySpecificity));
+    byMethod.set(map, index);
+  }
+  return index.get(method) ?? [];
+}
+
+/** Literal (2) before param (1) before rest param (0), at the first segment where two templates differ. */
+function bySpecificity(a: CompiledEndpoint, b: CompiledEndpoint): number {
+  const rank = (e: CompiledEndpoint, i: number): number => {
+    const s = e.segments[i];
+    return s === undefined ? -1 : 'literal' in s ? 2 : s.rest ? 0 : 1;
+  };
+  for (let i = 0; i < Math.max(a.segments.length, b.segments.length); i++) {
+    const d = rank(b, i) - rank(a, i);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+function matchSegments(endpoint: CompiledEndpoint, raw: readonly string[], decoded: readonly string[]): Record<string, string> | null {
+  const params: Record<string, string> = Object.create(null) as Record<string, string>;
+  const segments = endpoint.segments;
+  for (const [i, s] of segments.entries()) {
+    if (i >= raw.length) return null;
+    if ('literal' in s) {
+      if (raw[i] !== s.literal) return null;
+    } else if (s.rest) {
+      params[s.param] = decoded.slice(i).join('/');
+      return params;
+    } else params[s.param] = decoded[i] as string;
+  }
+  return segments.length === raw.length ? params : null;
+}
+
+// ---- query and body fields --------------------------------------------------------------------------------------
+
+/** Field name → every value it was given, in order. JSON values as parsed. */
+type Fields = Map<string, unknown[]>;
+
+function partValue(part: IdPart, params: Record<string, string>, query: Fields | undefined, body: Fields | undefined): string | TargetRefusal {
+  if ('text' in part) return part.text;
+  if (part.from === 'path') {
+    const value = Object.hasOwn(params, part.name) ? params[part.name] : undefined;
+    return value ?? refuse(400, 'record_missing', `the path has no {${part.name}}`, 'path');
+  }
+  const field = `${part.from}.${part.name}`;
+  const values = (part.from === 'query' ? query : body)?.get(part.name) ?? [];
+  if (part.from === 'body' && (query?.get(part.name)?.length ?? 0) > 0) {
+    return refuse(400, 'ambiguous_request', `${part.name} is in both the query and the body: send it once`, field);
+  }
+  if (values.length > 1) return refuse(400, 'ambiguous_request', `${field} appears ${values.length} times: the record must be named once`, field);
+  const value = values[0];
+  if (value === undefined || value === null || value === '') return refuse(400, 'record_missing', `the record is read from ${field}, which is absent or empty`, field);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  return refuse(400, 'record_missing', `${field} is not a string or a number, so it names no record`, field);
+}
+
+/** `a=1&b=x+y` → its pairs in order, and fields; `+` is a space; `null` on percent-encoding that is invalid or not UTF-8. */
+function parseUrlEncoded(text: string): { pairs: [string, string][]; fields: Fields } | null {
+  const pairs: [string, string][] = [];
+  const fields: Fields = new Map();
+  for (const pair of text.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = formDecode(eq < 0 ? pair : pair.slice(0, eq));
+    const value = formDecode(eq < 0 ? '' : pair.slice(eq + 1));
+    if (name === null || value === null) return null;
+    pairs.push([name, value]);
+    fields.set(name, [...(fields.get(name) ?? []), value]);
+  }
+  return { pairs, fields };
+}
+
+function formDecode(text: string): string | null {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return null;
+  }
+}
+
+type BodyRead = { ok: true; fields: Fields; forward: Buffer };
+
+function readBody(contentType: string | undefined, bytes: Buffer): BodyRead | TargetRefusal {
+  const unreadable = (why: string): TargetRefusal => refuse(400, 'body_unreadable', `the body cannot be read for its record: ${why}`, 'body');
+  const [media = '', ...params] = (contentType ?? '').split(';').map((p) => p.trim());
+  const charset = params.map((p) => /^charset\s*=\s*"?([^"]*)"?$/i.exec(p)?.[1]).find((c) => c !== undefined);
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') return unreadable(`charset ${charset}; only utf-8 is read`);
+  const type = media.toLowerCase();
+  if (type === 'application/x-www-form-urlencoded') {
+    const text = utf8(bytes);
+    const form = text === null ? null : parseUrlEncoded(text);
+    if (form === null) return unreadable('the form is not valid percent-encoded UTF-8');
+    return { ok: true, fields: form.fields, forward: Buffer.from(new URLSearchParams(form.pairs).toString(), 'utf8') };
+  }
+  if (type === 'application/json') {
+    const text = utf8(bytes);
+    if (text === null) return unreadable('the JSON is not UTF-8');
+    let unsafe = false;
+    let value: unknown;
+    try {
+      value = JSON.parse(text, (_key, v: unknown) => {
+        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) unsafe = true;
+        return v;
+      });
+    } catch {
+      return unreadable('it is not valid JSON');
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return unreadable('the JSON is not an object');
+    if (unsafe) return unreadable('a number beyond ±2^53 would change when the body is re-serialized');
+    const fields: Fields = new Map();
+    for (const key of topLevelKeys(text)) fields.set(key, [...(fields.get(key) ?? []), (value as Record<string, unknown>)[key]]);
+    return { ok: true, fields, forward: Buffer.from(JSON.stringify(value), 'utf8') };
+  }
+  return unreadable(media === '' ? 'no Content-Type' : `Content-Type ${media.slice(0, 64)}; a record is read from a form (application/x-www-form-urlencoded) or a JSON object (application/json) only`);
+}
+
+/** Strict UTF-8 (a BOM is dropped), or `null`. */
+function utf8(bytes: Buffer): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The keys of a JSON object's top level as written, repeats included (JSON.parse keeps the last of two, another
+ * parser may keep the first). `text` is known to be valid JSON holding an object.
+ */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, end + 1)) as string);
+      expectKey = false;
+      i = end;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      expectKey = depth === 1;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return keys;
+}
+
+function refuse(status: 400 | 403, code: TargetRefusalCode, message: string, field?: string): TargetRefusal {
+  return field === undefined ? { ok: false, status, code, message } : { ok: false, status, code, message, field };
+}
