@@ -7,7 +7,7 @@
 export const AUDIT_EVENT_TYPES = {
   decision: 'the PDP evaluated a decision request (allow, deny, undefined or error)',
   'token.issued': 'an allow decision was redeemed for an access token',
-  'token.used': 'a token was introspected or verified by the PDP on behalf of a resource server',
+  'token.used': 'a token was introspected for a resource server, or checked by the enforcement proxy for one call to an upstream API',
   'token.revoked': 'a token was revoked by its caller, or because its task completed or expired',
   'task.registered': 'a task and its trusted context were registered',
   'task.completed': 'a task was completed (or expired); its tokens are revoked in the same transaction',

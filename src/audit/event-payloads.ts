@@ -9,6 +9,7 @@
  */
 import { ELEVATION_END_REASONS } from '../wire/access-request-v1.js';
 import type { ElevationEndReason } from '../wire/access-request-v1.js';
+import { ID_PATTERN, SCOPE_PATTERN } from '../wire/decision-v1.js';
 import type { ResourceRef } from '../wire/evaluation-v1.js';
 import type { AUDIT_EVENT_TYPES, AuditEventType, AuditIds, NewAuditEvent } from './audit-event.js';
 import { parseSignedHead } from './signed-head.js';
@@ -49,9 +50,32 @@ export type TokenRevokeReason = (typeof TOKEN_REVOKE_REASONS)[number];
 export const TASK_CLOSE_STATUSES = ['completed', 'expired'] as const;
 export type TaskCloseStatus = (typeof TASK_CLOSE_STATUSES)[number];
 
-/** What the PDP did with a token a resource server presented. */
-export const TOKEN_USE_ACTIONS = ['introspect'] as const;
+/**
+ * What was done with a token: `introspect`, the PDP answered a resource server's introspection; `proxy`, the
+ * enforcement proxy checked it for one call to an upstream API (and forwarded the call or refused it).
+ */
+export const TOKEN_USE_ACTIONS = ['introspect', 'proxy'] as const;
 export type TokenUseAction = (typeof TOKEN_USE_ACTIONS)[number];
+
+/**
+ * What became of a proxied call: `forwarded`, the upstream answered and its response went back whole; `refused`,
+ * the proxy refused it before the upstream saw anything; `failed`, the upstream could not be reached, timed out or
+ * the response was cut.
+ */
+export const TOKEN_PROXY_OUTCOMES = ['forwarded', 'refused', 'failed'] as const;
+export type TokenProxyOutcome = (typeof TOKEN_PROXY_OUTCOMES)[number];
+
+/** Longest `path_template` of a proxied token.used event: an endpoint map entry's path. Longer is refused. */
+export const PROXY_PATH_TEMPLATE_MAX = 512;
+/** Longest `code` of a proxied token.used event (a refusal or failure code). Longer is refused. */
+export const PROXY_CODE_MAX = 64;
+/**
+ * Longest `record.id` of a proxied token.used event (UTF-16 code units), as long as a decision's record id may be.
+ * The id is read from the request (a path segment, a query or body field), so a longer one is cut, ending in `…`.
+ */
+export const PROXY_RECORD_ID_MAX = 256;
+/** Longest HTTP method of a proxied token.used event. */
+export const PROXY_METHOD_MAX = 16;
 
 /**
  * Longest `route` of an auth.failed event (UTF-16 code units). The route is a template of the route table, never
@@ -89,10 +113,42 @@ export interface TokenIssuedData extends TokenIssuedExtras {
   expires_at: string;
 }
 
-export interface TokenUsedData {
-  action: TokenUseAction;
+/** A token.used event: an introspection, or one call through the enforcement proxy (told apart by `action`). */
+export type TokenUsedData = TokenIntrospectedData | TokenProxiedData;
+
+export interface TokenIntrospectedData {
+  action: 'introspect';
   /** The verdict returned (RFC 7662 `active`). */
   active: boolean;
+}
+
+/**
+ * One call through the enforcement proxy with a verified token. Never a body, a query string, a header or a
+ * credential: the path is the endpoint map entry's template, not the request path.
+ */
+export interface TokenProxiedData {
+  action: 'proxy';
+  /** The integration whose upstream the call was for (the path prefix). */
+  integration: string;
+  /** The request's HTTP method, upper case. */
+  method: string;
+  /** The endpoint map entry's path (`/repos/{owner}/{repo}/pulls/{pull_number}`), never the request path; '' when unmapped. */
+  path_template: string;
+  /** The scope the call needed; null when unmapped. */
+  scope: string | null;
+  /** The record the call touches, per the map entry; null when it names none (and when unmapped). */
+  record: { type: string; id: string } | null;
+  outcome: TokenProxyOutcome;
+  /** The refusal or failure code (`endpoint_not_mapped`, `token_scope_insufficient`, `upstream_timeout`, ...); null when forwarded. */
+  code: string | null;
+  /** The upstream's HTTP status; null when it sent none (refused, unreachable, timed out). */
+  upstream_status: number | null;
+  /** Request body bytes forwarded to the upstream. */
+  bytes_in: number;
+  /** Response body bytes streamed back to the agent. */
+  bytes_out: number;
+  /** From the request's receipt to the upstream's last byte (or the refusal), in whole milliseconds. */
+  latency_ms: number;
 }
 
 export interface TokenRevokedData {
@@ -354,14 +410,79 @@ export function tokenIssuedEvent(
   });
 }
 
-/** The token's decision, task and agent are known when the token is one of ours. */
+/**
+ * The token's decision, task and agent are known when the token is one of ours. caller_id is who presented it: the
+ * resource server that introspected it, or the proxy (its configured id). An introspection records `{ action,
+ * active }`; a proxied call is checked member by member (tokenProxiedData) and only its documented members are kept.
+ */
 export function tokenUsedEvent(
   time: string,
   ids: EventIds<'jti' | 'caller_id', 'decision_id' | 'task_id' | 'agent_id' | 'trace_id'>,
   data: TokenUsedData,
 ): AuditEventOf<'token.used'> {
+  if (!isRecord(data)) throw new TypeError('token.used data must be an object');
   oneOf('token.used action', data.action, TOKEN_USE_ACTIONS);
+  if (data.action === 'proxy') return event('token.used', time, ids, tokenProxiedData(data));
+  if (typeof data.active !== 'boolean') throw new TypeError('token.used active must be a boolean');
   return event('token.used', time, ids, { action: data.action, active: data.active });
+}
+
+const METHOD = new RegExp(`^[A-Z][A-Z-]{0,${PROXY_METHOD_MAX - 1}}$`);
+const CODE = new RegExp(`^[a-z][a-z0-9_]{0,${PROXY_CODE_MAX - 1}}$`);
+const ID = new RegExp(ID_PATTERN);
+const SCOPE = new RegExp(SCOPE_PATTERN);
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The members of a proxied use, checked: what the proxy itself supplies (the map's template, scope and record type,
+ * codes, counts) is refused with a TypeError when malformed; the record id, which the request supplies, is kept
+ * well formed and cut at PROXY_RECORD_ID_MAX. The outcome and the members must agree: `forwarded` has no code and an
+ * upstream status; `refused` has a code, no upstream status and forwarded no byte; `failed` has a code. An
+ * unmapped call ('' template) has no scope and no record.
+ */
+function tokenProxiedData(data: TokenProxiedData): TokenProxiedData {
+  const name = (member: string): string => `token.used (proxy) ${member}`;
+  if (typeof data.integration !== 'string' || !ID.test(data.integration)) throw new TypeError(`${name('integration')} must be an integration id`);
+  if (typeof data.method !== 'string' || !METHOD.test(data.method)) throw new TypeError(`${name('method')} must be an upper-case HTTP method`);
+  const template = data.path_template;
+  if (typeof template !== 'string' || template.length > PROXY_PATH_TEMPLATE_MAX || (template !== '' && !template.startsWith('/')) || CONTROL.test(template)) {
+    throw new TypeError(`${name('path_template')} must be '' or a path template of at most ${PROXY_PATH_TEMPLATE_MAX} characters`);
+  }
+  if (data.scope !== null && (typeof data.scope !== 'string' || !SCOPE.test(data.scope))) throw new TypeError(`${name('scope')} must be a scope or null`);
+  const record = data.record;
+  if (record !== null && (!isRecord(record) || typeof record.type !== 'string' || !ID.test(record.type) || typeof record.id !== 'string')) {
+    throw new TypeError(`${name('record')} must be { type, id } or null`);
+  }
+  if ((template === '') !== (data.scope === null)) throw new TypeError(`${name('scope')} is null exactly when the call is unmapped ('' path_template)`);
+  if (template === '' && record !== null) throw new TypeError(`${name('record')} must be null for an unmapped call`);
+  oneOf(name('outcome'), data.outcome, TOKEN_PROXY_OUTCOMES);
+  if (data.code !== null && (typeof data.code !== 'string' || !CODE.test(data.code))) throw new TypeError(`${name('code')} must be a code of at most ${PROXY_CODE_MAX} characters or null`);
+  const status = data.upstream_status;
+  if (status !== null && (!Number.isSafeInteger(status) || status < 100 || status > 599)) throw new TypeError(`${name('upstream_status')} must be an HTTP status or null`);
+  count(name('bytes_in'), data.bytes_in);
+  count(name('bytes_out'), data.bytes_out);
+  count(name('latency_ms'), data.latency_ms);
+  if ((data.outcome === 'forwarded') !== (data.code === null)) throw new TypeError(`${name('code')} is null exactly when the call was forwarded`);
+  if (data.outcome === 'forwarded' && status === null) throw new TypeError(`${name('upstream_status')} is required when the call was forwarded`);
+  if (data.outcome === 'refused' && (status !== null || data.bytes_in !== 0)) throw new TypeError(`a refused call reached no upstream: ${name('upstream_status')} null, bytes_in 0`);
+  return {
+    action: 'proxy',
+    integration: data.integration,
+    method: data.method,
+    path_template: template,
+    scope: data.scope,
+    record: record === null ? null : { type: record.type, id: clip(record.id, PROXY_RECORD_ID_MAX) },
+    outcome: data.outcome,
+    code: data.code,
+    upstream_status: status,
+    bytes_in: data.bytes_in,
+    bytes_out: data.bytes_out,
+    latency_ms: data.latency_ms,
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** caller_id is who revoked it: absent when the task expired. */

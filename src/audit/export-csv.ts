@@ -2,8 +2,10 @@
  * The CSV export, for a spreadsheet: RFC 4180 (comma, "-quoted fields, CRLF), UTF-8, a header row, one row per
  * event. Every field of the event is a column (`data` as its canonical JSON), so a row still carries what its
  * hash covers; three derived columns (`outcome`, `policy_revision`, `scopes`) are added for filtering in a sheet
- * and are not hashed. A text cell that a spreadsheet would run as a formula (first character = + - @ tab or CR)
- * is prefixed with a single quote (OWASP "CSV injection"); strip it before recomputing a hash.
+ * and are not hashed: a decision's outcome and granted scopes, a token's scopes, and for a call through the proxy
+ * (token.used, action `proxy`) its outcome (forwarded, refused, failed) and the scope it needed. A text cell that a
+ * spreadsheet would run as a formula (first character = + - @ tab or CR) is prefixed with a single quote (OWASP
+ * "CSV injection"); strip it before recomputing a hash.
  * The CSV export has no skip lines or trailer: use JSON Lines for evidence.
  */
 import type { AuditEventV1 } from './audit-event.js';
@@ -45,7 +47,13 @@ export function csvField(value: string | number | undefined): string {
 export function csvCells(event: AuditEventV1): Record<CsvColumn, string | number | undefined> {
   const data = event.data as Record<string, unknown> | null;
   const result = isObject(data) && isObject(data['result']) ? data['result'] : undefined;
-  const scopes = event.type === 'decision' ? result?.['granted_scopes'] : isObject(data) ? data['scopes'] : undefined;
+  const proxied = event.type === 'token.used' && isObject(data) && data['action'] === 'proxy' ? data : undefined;
+  const scopes =
+    event.type === 'decision' ? result?.['granted_scopes']
+    : proxied !== undefined ? (typeof proxied['scope'] === 'string' ? [proxied['scope']] : undefined)
+    : isObject(data) ? data['scopes']
+    : undefined;
+  const outcome = proxied !== undefined ? proxied['outcome'] : result?.['outcome'];
   const revision = isObject(data) ? data['policy_revision'] : undefined;
   return {
     v: event.v,
@@ -58,7 +66,7 @@ export function csvCells(event: AuditEventV1): Record<CsvColumn, string | number
     agent_id: event.agent_id,
     caller_id: event.caller_id,
     trace_id: event.trace_id,
-    outcome: typeof result?.['outcome'] === 'string' ? result['outcome'] : undefined,
+    outcome: typeof outcome === 'string' ? outcome : undefined,
     policy_revision: typeof revision === 'string' ? revision : undefined,
     scopes: Array.isArray(scopes) ? scopes.filter((s) => typeof s === 'string').join(' ') : undefined,
     data: canonicalJson(event.data),

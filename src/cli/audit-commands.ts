@@ -299,8 +299,10 @@ function timelineLine(event: { seq: number; time: string; type: string; caller_i
     }
     case 'token.issued':
     case 'token.revoked':
-    case 'token.used':
       what = `jti ${event.jti ?? ''}${d['reason'] ? ` (${String(d['reason'])})` : ''}`;
+      break;
+    case 'token.used':
+      what = `jti ${event.jti ?? ''} ${tokenUseText(d)}`;
       break;
     case 'access_request.submitted':
       what = `${String(d['access_request_id'])} for [${list(d['scopes'])}], ${String(d['duration_seconds'])} s, approvers ${list(d['approver_groups'])}: ${String(d['reason'] ?? '')}`;
@@ -323,6 +325,22 @@ function timelineLine(event: { seq: number; time: string; type: string; caller_i
       what = '';
   }
   return `${event.time}  #${event.seq}  ${event.type.padEnd(36)}${event.caller_id ? ` by ${event.caller_id}` : ''}  ${what}`.trimEnd();
+}
+
+/**
+ * A token.used event's payload in a few words. An introspection: `introspect: active`. A proxied call: `github GET
+ * /repos/{owner}/{repo}/pulls/{pull_number} needs pr:read on repo "acme/app": forwarded, upstream 200, 0 B in, 5120 B
+ * out, 12 ms`. The record id came from the request: it is printed as a JSON string, so no control character of it
+ * reaches the terminal.
+ */
+function tokenUseText(d: Record<string, unknown>): string {
+  if (d['action'] !== 'proxy') return `${String(d['action'])}: ${d['active'] === true ? 'active' : 'inactive'}`;
+  const record = (d['record'] ?? null) as { type?: unknown; id?: unknown } | null;
+  const target = d['path_template'] === '' ? `${String(d['method'])} (unmapped)` : `${String(d['method'])} ${String(d['path_template'])} needs ${String(d['scope'])}`;
+  const on = record === null ? '' : ` on ${String(record.type)} ${JSON.stringify(String(record.id))}`;
+  const outcome = `${String(d['outcome'])}${d['code'] === null ? '' : ` ${String(d['code'])}`}`;
+  const upstream = d['upstream_status'] === null ? '' : `, upstream ${String(d['upstream_status'])}`;
+  return `${String(d['integration'])} ${target}${on}: ${outcome}${upstream}, ${String(d['bytes_in'])} B in, ${String(d['bytes_out'])} B out, ${String(d['latency_ms'])} ms`;
 }
 
 /** The config of --config FILE (or AGENT_PDP_CONFIG). */

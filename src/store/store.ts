@@ -199,12 +199,52 @@ export interface RevokeTokenInput {
 
 export interface TokenUseInput {
   jti: string;
-  /** The caller that presented the token (a resource server). */
+  /** Who presented the token: the resource server that introspected it, or the enforcement proxy (its configured id). */
   caller_id: string;
   at: string;
-  /** What was checked and the verdict: `{ "action": "introspect", "active": true }`. */
+  /**
+   * What was done with it: an introspection and its verdict (`{ "action": "introspect", "active": true }`), or one
+   * call through the proxy (`{ "action": "proxy", "method", "path_template", "scope", "record", "outcome", ... }`,
+   * checked member by member by `tokenUsedEvent`; malformed data is a TypeError and nothing is written).
+   */
   data: TokenUsedData;
   trace_id?: string | null;
+}
+
+export interface RevocationFeedInput {
+  /**
+   * null: a snapshot. Otherwise the `seq` of the previous answer: the revocations written after it. A seq the stored
+   * chain no longer (or never) covers, before the latest prune's checkpoint or past the head, is answered with a
+   * snapshot too (`snapshot: true`): revocation events a prune deleted would otherwise be missed.
+   */
+  after_seq: number | null;
+  /**
+   * A snapshot leaves out tokens expired at `now` (expires_at <= now). A verifier that accepts a token for a while
+   * past its `exp` (a clock tolerance) must pass `now` minus that tolerance, or a revoked token could pass.
+   */
+  now: string;
+  /** Most revocations in an incremental answer (1..100,000). Default 10,000. A snapshot lists them all. */
+  limit?: number;
+}
+
+/** A revoked token, as the revocation feed lists it. */
+export interface RevokedToken {
+  jti: string;
+  /** The token's `exp`: a cache may forget the jti after it. */
+  expires_at: string;
+}
+
+export interface RevocationFeed {
+  /**
+   * The highest seq this answer covers: pass it back as `after_seq`. The chain head when the answer is complete (a
+   * snapshot, or an increment shorter than `limit`), the last listed revocation's seq when `limit` cut it short; equal
+   * to `after_seq` when nothing was written since.
+   */
+  seq: number;
+  /** A snapshot: every revoked, unexpired token. An increment: the token.revoked events after `after_seq`, in seq order. */
+  revoked: RevokedToken[];
+  /** True for a snapshot (asked for, or because `after_seq` was outside the stored chain). */
+  snapshot: boolean;
 }
 
 export interface EventQuery {
@@ -470,8 +510,19 @@ export interface Store {
   getToken(jti: string): Promise<TokenRecord | undefined>;
   /** True when this call revoked it; false when unknown, issued to another caller, or already revoked. */
   revokeToken(input: RevokeTokenInput): Promise<boolean>;
-  /** Appends a token.used event (no state change). */
+  /**
+   * Appends a token.used event (no state change), with the token's decision, task and agent when the jti is one of
+   * ours; resolves after its COMMIT. Malformed data is a TypeError before anything is queued.
+   */
   recordTokenUse(input: TokenUseInput): Promise<void>;
+  /**
+   * What a verifier outside the PDP (the enforcement proxy) needs to refuse revoked tokens without asking per
+   * request: with `after_seq: null`, a snapshot of every revoked token not expired at `now` and the chain head's seq;
+   * then, polled with the seq of the previous answer, the tokens revoked since (token.revoked events, at most
+   * `limit`, with each token's expiry). Closing a task writes one token.revoked per token, so task closure arrives as
+   * jtis. Each answer is read in one read transaction. An indexed read, no write.
+   */
+  revocationFeed(input: RevocationFeedInput): Promise<RevocationFeed>;
 
   /**
    * Appends events that have no state change of their own: policy.loaded, policy.refused and auth.failed, built with

@@ -1,9 +1,10 @@
 /**
  * docs/audit-events.md is the contract auditors parse events by. This file reads its "Event types" table (the ids
- * of each type) and its "Event payloads" tables (each type's `data` members and their types), and checks them
- * against what the builders of src/audit/event-payloads.ts produce and what a real SQLite store writes: no
- * undocumented id or member, no documented one missing, every value of a documented type, and every optional id
- * or member and every alternative of a type actually seen. Editing either side alone fails here.
+ * of each type) and its "Event payloads" tables (each type's `data` members and their types; one table per kind for
+ * a type of several kinds, as token.used's `action`), and checks them against what the builders of
+ * src/audit/event-payloads.ts produce and what a real SQLite store writes: no undocumented id or member, no
+ * documented one missing, every value of a documented type, and every optional id or member, every alternative of
+ * a type and every kind actually seen. Editing either side alone fails here.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -17,6 +18,10 @@ import {
   AUTH_FAILURE_REASONS,
   POLICY_REFUSED_DETAILS_MAX,
   TASK_CLOSE_STATUSES,
+  PROXY_CODE_MAX,
+  PROXY_PATH_TEMPLATE_MAX,
+  PROXY_RECORD_ID_MAX,
+  TOKEN_PROXY_OUTCOMES,
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
   assertNewAuditEvent,
@@ -45,7 +50,7 @@ import {
   tokenRevokedEvent,
   tokenUsedEvent,
 } from '../../src/audit/index.js';
-import type { AuditEventType, AuditEventV1, AuthFailureReason, NewAuditEvent } from '../../src/audit/index.js';
+import type { AuditEventType, AuditEventV1, AuthFailureReason, NewAuditEvent, TokenProxiedData, TokenUsedData } from '../../src/audit/index.js';
 import { ELEVATION_END_REASONS } from '../../src/wire/access-request-v1.js';
 import type { CreateAccessRequestInput } from '../../src/store/index.js';
 import { at, decision, grant, task, tempStore } from '../store/store-fixtures.js';
@@ -63,10 +68,16 @@ interface DocMember {
   types: DocType[];
 }
 
+/** One payload table: of the whole type, or of one kind of it (`#### \`action\`: "proxy"`: `when` that member has that value). */
+interface DocPayload {
+  when: { member: string; value: string } | null;
+  data: Map<string, DocMember>;
+}
+
 interface DocEvent {
   /** id field → optional */
   ids: Map<string, boolean>;
-  data: Map<string, DocMember>;
+  payloads: DocPayload[];
 }
 
 const DOC = readFileSync(new URL('../../docs/audit-events.md', import.meta.url), 'utf8');
@@ -112,20 +123,34 @@ function parseDoc(markdown: string): Map<string, DocEvent> {
         ids.set(name, optional);
       }
     }
-    events.set(docName(typeCell).name, { ids, data: new Map() });
+    events.set(docName(typeCell).name, { ids, payloads: [] });
   }
   const payloads = section(markdown, 'Event payloads').split(/\n### /).slice(1);
   for (const block of payloads) {
     const type = docName(block.slice(0, block.indexOf('\n')).trim()).name;
     const event = events.get(type);
     if (event === undefined) throw new Error(`payload of ${type}, which the "Event types" table does not list`);
-    if (event.data.size > 0) throw new Error(`two payload tables for ${type}`);
-    for (const [memberCell = '', typeCell = ''] of tableRows(block)) {
-      const { name, optional } = docName(memberCell);
-      event.data.set(name, { optional, types: typeCell.split(' | ').map((t) => parseType(t.trim())) });
+    if (event.payloads.length > 0) throw new Error(`two payload sections for ${type}`);
+    // A type of several kinds has one `#### \`member\`: "value"` block per kind, each with its own table.
+    const [own = '', ...kinds] = block.split(/\n#### /);
+    if (kinds.length === 0) event.payloads.push({ when: null, data: parseMembers(own) });
+    for (const kind of kinds) {
+      const heading = kind.slice(0, kind.indexOf('\n')).trim();
+      const m = /^`([a-z_]+)`: "([^"]*)"$/.exec(heading);
+      if (!m?.[1] || m[2] === undefined) throw new Error(`${type}: not a kind heading: ${heading}`);
+      event.payloads.push({ when: { member: m[1], value: m[2] }, data: parseMembers(kind) });
     }
   }
   return events;
+}
+
+function parseMembers(block: string): Map<string, DocMember> {
+  const data = new Map<string, DocMember>();
+  for (const [memberCell = '', typeCell = ''] of tableRows(block)) {
+    const { name, optional } = docName(memberCell);
+    data.set(name, { optional, types: typeCell.split(' | ').map((t) => parseType(t.trim())) });
+  }
+  return data;
 }
 
 const SPEC = parseDoc(DOC);
@@ -134,6 +159,22 @@ function specOf(type: string): DocEvent {
   const spec = SPEC.get(type);
   if (spec === undefined) throw new Error(`docs/audit-events.md does not document ${type}`);
   return spec;
+}
+
+/** Whether `data` is of the kind `payload` documents (always, for a type of one kind). */
+function isKind(payload: DocPayload, data: unknown): boolean {
+  if (payload.when === null) return true;
+  return typeof data === 'object' && data !== null && (data as Record<string, unknown>)[payload.when.member] === payload.when.value;
+}
+
+/** `` (`action` "proxy")`` for a kind, '' for a type of one kind: where a problem was found. */
+function kindLabel(payload: DocPayload): string {
+  return payload.when === null ? '' : ` (${payload.when.member} ${JSON.stringify(payload.when.value)})`;
+}
+
+/** Every member documented for `member` over the kinds of `type` (the kinds' own values for their discriminator). */
+function memberTypes(type: string, member: string): DocType[] {
+  return specOf(type).payloads.flatMap((p) => p.data.get(member)?.types ?? []);
 }
 
 function label(t: DocType): string {
@@ -178,8 +219,10 @@ function problems(event: NewAuditEvent | AuditEventV1, envelope: Set<string>): s
   }
   const data = event.data as Record<string, unknown>;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return [...out, 'data is not an object'];
-  for (const key of Object.keys(data)) if (!spec.data.has(key)) out.push(`undocumented member ${key}`);
-  for (const [name, member] of spec.data) {
+  const payload = spec.payloads.find((p) => isKind(p, data));
+  if (payload === undefined) return [...out, `data is of no documented kind: ${JSON.stringify(data)}`];
+  for (const key of Object.keys(data)) if (!payload.data.has(key)) out.push(`undocumented member ${key}${kindLabel(payload)}`);
+  for (const [name, member] of payload.data) {
     if (!Object.hasOwn(data, name)) {
       if (!member.optional) out.push(`missing member ${name}`);
     } else if (!member.types.some((t) => matches(t, data[name]))) {
@@ -189,22 +232,29 @@ function problems(event: NewAuditEvent | AuditEventV1, envelope: Set<string>): s
   return out;
 }
 
-/** What the doc allows that `events` never show: an optional id or member always (or never) there, a type never seen. */
+/**
+ * What the doc allows that `events` never show: an optional id or member always (or never) there, a type never seen,
+ * a kind (of a type of several) never seen.
+ */
 function unexercised(type: string, events: ReadonlyArray<NewAuditEvent | AuditEventV1>): string[] {
   const spec = specOf(type);
   const out: string[] = [];
-  const seen = (has: (e: Record<string, unknown>) => boolean, what: string): void => {
-    const n = events.filter((e) => has(e as unknown as Record<string, unknown>)).length;
+  const seen = (among: ReadonlyArray<NewAuditEvent | AuditEventV1>, has: (e: Record<string, unknown>) => boolean, what: string): void => {
+    const n = among.filter((e) => has(e as unknown as Record<string, unknown>)).length;
     if (n === 0) out.push(`${what} never present`);
-    if (n === events.length) out.push(`${what} never absent`);
+    if (n === among.length) out.push(`${what} never absent`);
   };
-  for (const [id, optional] of spec.ids) if (optional) seen((e) => e[id] !== undefined, `id ${id}?`);
-  for (const [name, member] of spec.data) {
-    if (member.optional) seen((e) => Object.hasOwn(e['data'] as object, name), `member ${name}?`);
-    const values = events.map((e) => (e.data as Record<string, unknown>)[name]).filter((v) => v !== undefined);
-    for (const t of member.types) if (!values.some((v) => matches(t, v))) out.push(`${name}: never ${label(t)}`);
+  for (const [id, optional] of spec.ids) if (optional) seen(events, (e) => e[id] !== undefined, `id ${id}?`);
+  for (const payload of spec.payloads) {
+    const kind = events.filter((e) => isKind(payload, e.data));
+    const where = kindLabel(payload);
+    for (const [name, member] of payload.data) {
+      if (member.optional) seen(kind, (e) => Object.hasOwn(e['data'] as object, name), `member ${name}?${where}`);
+      const values = kind.map((e) => (e.data as Record<string, unknown>)[name]).filter((v) => v !== undefined);
+      for (const t of member.types) if (!values.some((v) => matches(t, v))) out.push(`${name}${where}: never ${label(t)}`);
+    }
+    if (kind.length === 0) out.push(`no event${where}`);
   }
-  if (events.length === 0) out.push('no event');
   return out;
 }
 
@@ -237,6 +287,33 @@ const submitted = {
   policy_revision: 'b1.p1',
 };
 const delivered = { access_request_id: 'ar-1', delivery_id: 'dl-1', destination: 'slack-ops', approver_group: 'platform-oncall', attempts: 1 };
+// A call through the enforcement proxy: forwarded, and refused before any entry matched.
+const proxied: TokenProxiedData = {
+  action: 'proxy',
+  integration: 'github',
+  method: 'GET',
+  path_template: '/repos/{owner}/{repo}/pulls/{pull_number}',
+  scope: 'pr:read',
+  record: { type: 'repo', id: 'acme/app' },
+  outcome: 'forwarded',
+  code: null,
+  upstream_status: 200,
+  bytes_in: 0,
+  bytes_out: 5120,
+  latency_ms: 12,
+};
+const unmapped: TokenProxiedData = {
+  ...proxied,
+  method: 'POST',
+  path_template: '',
+  scope: null,
+  record: null,
+  outcome: 'refused',
+  code: 'endpoint_not_mapped',
+  upstream_status: null,
+  bytes_out: 96,
+  latency_ms: 0,
+};
 
 const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed25519').privateKey };
 
@@ -253,6 +330,11 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   },
   { note: 'a token of ours', event: tokenUsedEvent(T, { ...J, caller_id: 'crm-api', task_id: 't-1', trace_id: TRACE }, { action: 'introspect', active: true }) },
   { note: 'an unknown token', event: tokenUsedEvent(T, { jti: 'j-x', caller_id: 'crm-api' }, { action: 'introspect', active: false }) },
+  { note: 'a proxied call, forwarded', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy', task_id: 't-1', trace_id: TRACE }, proxied) },
+  { note: 'a proxied call to an entry without a record', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, { ...proxied, path_template: '/user', record: null }) },
+  { note: 'a proxied call refused for its scope', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, { ...proxied, method: 'PUT', scope: 'repo:write', outcome: 'refused', code: 'token_scope_insufficient', upstream_status: null, bytes_out: 120 }) },
+  { note: 'a proxied call refused as unmapped', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, unmapped) },
+  { note: 'a proxied call that timed out', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, { ...proxied, outcome: 'failed', code: 'upstream_timeout', upstream_status: null, bytes_out: 0 }) },
   { note: 'by its caller, no task', event: tokenRevokedEvent(T, { ...J, caller_id: 'pep-1', trace_id: TRACE }, { reason: 'revoked_by_caller', issued_to: 'pep-1' }) },
   { note: 'its task completed', event: tokenRevokedEvent(T, { ...J, task_id: 't-1', caller_id: 'orch' }, { reason: 'task_completed', issued_to: 'pep-1' }) },
   { note: 'its task expired', event: tokenRevokedEvent(T, { ...J, task_id: 't-1', caller_id: null }, { reason: 'task_expired', issued_to: 'pep-1' }) },
@@ -296,18 +378,26 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
 describe('docs/audit-events.md', () => {
   it('documents every event type, ids and payload, and nothing else', () => {
     expect([...SPEC.keys()].sort()).toEqual(Object.keys(AUDIT_EVENT_TYPES).sort());
-    for (const [type, spec] of SPEC) expect(spec.data.size, `${type} has a payload table`).toBeGreaterThan(0);
+    for (const [type, spec] of SPEC) {
+      expect(spec.payloads.length, `${type} has a payload table`).toBeGreaterThan(0);
+      for (const payload of spec.payloads) {
+        expect(payload.data.size, `${type}${kindLabel(payload)} has members`).toBeGreaterThan(0);
+        // A kind's table lists its own member with exactly its own value.
+        if (payload.when !== null) expect(payload.data.get(payload.when.member)?.types).toEqual([{ kind: 'literal', value: payload.when.value }]);
+      }
+    }
   });
 
   it.each([
     { note: 'token.used action', type: 'token.used', member: 'action', list: TOKEN_USE_ACTIONS },
+    { note: 'token.used (proxy) outcome', type: 'token.used', member: 'outcome', list: TOKEN_PROXY_OUTCOMES },
     { note: 'token.revoked reason', type: 'token.revoked', member: 'reason', list: TOKEN_REVOKE_REASONS },
     { note: 'task.completed status', type: 'task.completed', member: 'status', list: TASK_CLOSE_STATUSES },
     { note: 'auth.failed reason', type: 'auth.failed', member: 'reason', list: AUTH_FAILURE_REASONS },
     { note: 'access.refused code', type: 'access.refused', member: 'code', list: ACCESS_REFUSAL_CODES },
     { note: 'elevation.ended reason', type: 'elevation.ended', member: 'reason', list: ELEVATION_END_REASONS },
   ])('lists exactly the closed list of the $note', ({ type, member, list }) => {
-    const types = specOf(type).data.get(member)?.types ?? [];
+    const types = memberTypes(type, member);
     expect(types.map((t) => (t.kind === 'literal' ? t.value : label(t))).sort()).toEqual([...list].sort());
   });
 });
@@ -354,6 +444,59 @@ describe('the event builders', () => {
     expect(build).toThrow(TypeError);
   });
 
+  const proxy = (data: Partial<Record<keyof TokenProxiedData, unknown>>): (() => unknown) => () =>
+    tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...proxied, ...data } as TokenUsedData);
+  it.each([
+    { note: 'an unknown action', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, { action: 'verify', active: true } as unknown as TokenUsedData) },
+    { note: 'data that is not an object', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, null as unknown as TokenUsedData) },
+    { note: 'an introspection without its verdict', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, { action: 'introspect' } as TokenUsedData) },
+    { note: 'an unknown outcome', build: proxy({ outcome: 'allowed' }) },
+    { note: 'an integration that is no id', build: proxy({ integration: '../github' }) },
+    { note: 'a lower-case method', build: proxy({ method: 'get' }) },
+    { note: 'a method with a space', build: proxy({ method: 'GET /' }) },
+    { note: 'a template too long', build: proxy({ path_template: '/' + 'a'.repeat(PROXY_PATH_TEMPLATE_MAX) }) },
+    { note: 'a template that is no path', build: proxy({ path_template: 'repos/{owner}' }) },
+    { note: 'a template with a line break', build: proxy({ path_template: '/repos\n/x' }) },
+    { note: 'a scope outside the grammar', build: proxy({ scope: 'pr read' }) },
+    { note: 'a record that is a string', build: proxy({ record: 'repo:acme/app' }) },
+    { note: 'a record without an id', build: proxy({ record: { type: 'repo' } }) },
+    { note: 'a record type that is no id', build: proxy({ record: { type: 'a repo', id: 'x' } }) },
+    { note: 'a code too long', build: proxy({ outcome: 'refused', code: 'x'.repeat(PROXY_CODE_MAX + 1), upstream_status: null }) },
+    { note: 'a code that is no code', build: proxy({ outcome: 'refused', code: 'Not Mapped', upstream_status: null }) },
+    { note: 'a status that is no HTTP status', build: proxy({ upstream_status: 42 }) },
+    { note: 'a status as text', build: proxy({ upstream_status: '200' }) },
+    { note: 'negative bytes', build: proxy({ bytes_out: -1 }) },
+    { note: 'fractional latency', build: proxy({ latency_ms: 1.5 }) },
+    { note: 'bytes as text', build: proxy({ bytes_in: '0' }) },
+    { note: 'a forwarded call with a code', build: proxy({ code: 'upstream_timeout' }) },
+    { note: 'a forwarded call without a status', build: proxy({ upstream_status: null }) },
+    { note: 'a refused call without a code', build: proxy({ outcome: 'refused', upstream_status: null }) },
+    { note: 'a refused call the upstream answered', build: proxy({ outcome: 'refused', code: 'token_scope_insufficient' }) },
+    { note: 'a refused call that forwarded bytes', build: proxy({ outcome: 'refused', code: 'token_scope_insufficient', upstream_status: null, bytes_in: 10 }) },
+    { note: 'a failed call without a code', build: proxy({ outcome: 'failed', upstream_status: null }) },
+    { note: 'an unmapped call with a scope', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...unmapped, scope: 'pr:read' }) },
+    { note: 'an unmapped call with a record', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...unmapped, record: { type: 'repo', id: 'x' } }) },
+    { note: 'a mapped call without a scope', build: proxy({ scope: null }) },
+  ])('token.used refuses $note with a TypeError', ({ build }) => {
+    expect(build).toThrow(TypeError);
+  });
+
+  it('token.used (proxy) keeps only its documented members, and cuts a long record id', () => {
+    const extra = { ...proxied, active: true, body: 'secret', query: 'token=x', record: { type: 'repo', id: 'a'.repeat(5000) + '\ud800', extra: 1 } };
+    const event = tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, extra);
+    expect(Object.keys(event.data).sort()).toEqual(Object.keys(proxied).sort());
+    const record = (event.data as TokenProxiedData).record;
+    expect(record).toEqual({ type: 'repo', id: 'a'.repeat(PROXY_RECORD_ID_MAX - 1) + '…' });
+    const odd = tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...proxied, record: { type: 'channel', id: 'C1\ud800\u001b[2J' } });
+    expect((odd.data as TokenProxiedData).record).toEqual({ type: 'channel', id: 'C1\ufffd\u001b[2J' });
+    expect(() => canonicalJson(odd)).not.toThrow();
+  });
+
+  it('token.used (introspect) is what it always was: the same bytes, so stored chains still verify', () => {
+    const event = tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, { action: 'introspect', active: true, extra: 1 } as TokenUsedData);
+    expect(canonicalJson(event.data)).toBe('{"action":"introspect","active":true}');
+  });
+
   it('cuts a long delivery error', () => {
     const event = accessRequestNotificationFailedEvent(T, R, { ...delivered, last_error: 'x'.repeat(5000) });
     expect(event.data.last_error).toBe('x'.repeat(DELIVERY_ERROR_MAX - 1) + '…');
@@ -389,6 +532,15 @@ describe('events a real SQLite store writes', () => {
     await s.redeemDecision({ decision_id: 'd-3', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-3' }) });
     await s.recordTokenUse({ jti: 'j-1', caller_id: 'crm-api', at: at(11), trace_id: TRACE, data: { action: 'introspect', active: true } });
     await s.recordTokenUse({ jti: 'j-unknown', caller_id: 'crm-api', at: at(11), data: { action: 'introspect', active: false } });
+    // Calls through the proxy with j-1: forwarded (with and without a record), refused (scope, unmapped), failed.
+    const uses: TokenProxiedData[] = [
+      proxied,
+      { ...proxied, path_template: '/user', record: null },
+      { ...proxied, method: 'PUT', scope: 'repo:write', outcome: 'refused', code: 'token_scope_insufficient', upstream_status: null },
+      unmapped,
+      { ...proxied, outcome: 'failed', code: 'upstream_timeout', upstream_status: null, bytes_out: 0 },
+    ];
+    for (const data of uses) await s.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(11), trace_id: TRACE, data });
     await s.revokeToken({ jti: 'j-2', caller_id: caller, at: at(12), trace_id: TRACE });
     // Access requests: one per denial. t-1 (completed below) ends an elevation, t-2 (expired below) another, t-3's
     // window passes; one is denied, one expires pending. Deliveries: delivered with and without a status, dead.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AUDIT_ID_FIELDS, CSV_COLUMNS, GENESIS_HEAD, csvField, exportCsv, hashEvent, sealEvent } from '../../src/audit/index.js';
+import { AUDIT_ID_FIELDS, CSV_COLUMNS, GENESIS_HEAD, canonicalJson, csvCells, csvField, exportCsv, hashEvent, sealEvent, tokenUsedEvent } from '../../src/audit/index.js';
 import type { AuditEventV1, NewAuditEvent } from '../../src/audit/index.js';
 import { parseCsv } from './csv-reader.js';
 
@@ -82,5 +82,20 @@ describe('the CSV export', () => {
     { note: 'a leading tab', value: '\tx', cell: "'\tx" },
   ])('writes $note as a safe cell', ({ value, cell }) => {
     expect(csvField(value)).toBe(cell);
+  });
+});
+
+describe('the CSV export of token uses', () => {
+  const proxied = {
+    action: 'proxy', integration: 'github', method: 'PUT', path_template: '/repos/{owner}/{repo}/contents/{path+}', scope: 'repo:write',
+    record: { type: 'repo', id: 'acme/app' }, outcome: 'refused', code: 'token_scope_insufficient', upstream_status: null, bytes_in: 0, bytes_out: 120, latency_ms: 1,
+  } as const;
+  it.each([
+    { note: 'a proxied call: its outcome and the scope it needed', data: proxied, want: { outcome: 'refused', scopes: 'repo:write' } },
+    { note: 'an unmapped proxied call: no scope', data: { ...proxied, path_template: '', scope: null, record: null, code: 'endpoint_not_mapped' }, want: { outcome: 'refused', scopes: undefined } },
+    { note: 'an introspection: neither', data: { action: 'introspect', active: true } as const, want: { outcome: undefined, scopes: undefined } },
+  ])('derives $note', ({ data, want }) => {
+    const event = sealEvent(GENESIS_HEAD, tokenUsedEvent(T, { jti: 'j-1', caller_id: 'proxy' }, data));
+    expect(csvCells(event)).toMatchObject({ ...want, policy_revision: undefined, data: canonicalJson(event.data) });
   });
 });
