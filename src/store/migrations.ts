@@ -180,6 +180,18 @@ export const MIGRATIONS: readonly Migration[] = [
       'DROP INDEX IF EXISTS decisions_access_request',
     ],
   },
+  {
+    version: 5,
+    description: 'the revocation feed (the enforcement proxy): partial indexes of revoked tokens and of token.revoked events',
+    statements: [
+      // The feed's snapshot: revoked tokens not yet expired, without reading every token ever issued (tokens are not
+      // pruned). Only revoked rows are indexed: issuing a token writes no entry; a revocation writes one.
+      'CREATE INDEX tokens_revoked ON tokens (expires_at, jti) WHERE revoked_at IS NOT NULL',
+      // The feed's increments: the token.revoked events after a seq, without reading every event after it (a poller
+      // that fell behind would otherwise scan the chain on the event loop). Only token.revoked rows are indexed. Covering.
+      `CREATE INDEX audit_events_token_revoked ON audit_events (seq, jti) WHERE type = 'token.revoked'`,
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

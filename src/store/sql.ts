@@ -35,6 +35,9 @@ export const SQL = {
     ORDER BY issued_at, jti`,
   revokeToken: `UPDATE tokens SET revoked_at = ?, revoked_by = ?, revoke_reason = ?
     WHERE jti = ? AND revoked_at IS NULL`,
+  /** The revocation feed's snapshot: revoked tokens not expired at the given time (partial index tokens_revoked). */
+  selectRevokedUnexpiredTokens: `SELECT jti, expires_at FROM tokens WHERE revoked_at IS NOT NULL AND expires_at > ?
+    ORDER BY expires_at, jti`,
 
   // audit chain
   insertEvent: `INSERT INTO audit_events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -50,6 +53,13 @@ export const SQL = {
     VALUES (?, ?, ?, ?)`,
   /** A page of the raw chain for verification: seq in (after, through], in order. */
   selectChainPage: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+  /**
+   * The revocation feed's increments: token.revoked events with seq > ?, with their token's expiry, in seq order, at
+   * most ? of them. The type is a literal so that SQLite reads the partial index audit_events_token_revoked.
+   */
+  selectRevocationsAfter: `SELECT e.seq AS seq, e.jti AS jti, t.expires_at AS expires_at
+    FROM audit_events e JOIN tokens t ON t.jti = e.jti
+    WHERE e.type = 'token.revoked' AND e.seq > ? ORDER BY e.seq LIMIT ?`,
   selectDecisionEvent: `SELECT seq, task_id FROM audit_events WHERE decision_id = ? AND type = 'decision'
     ORDER BY seq LIMIT 1`,
   selectDecisionChain: `SELECT ${EVENT_COLUMNS} FROM audit_events

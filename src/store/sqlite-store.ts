@@ -14,6 +14,7 @@ import * as decisions from './decision-ops.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { migrate } from './migrations.js';
 import * as outbox from './outbox-ops.js';
+import * as revocations from './revocation-ops.js';
 import { MEMORY_PATH, openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
 import type { SqliteOpenOptions } from './sqlite-connection.js';
 import type {
@@ -42,6 +43,8 @@ import type {
   RedeemDecisionInput,
   Redemption,
   RegisterTaskInput,
+  RevocationFeed,
+  RevocationFeedInput,
   RevokeTokenInput,
   Store,
   StoreStats,
@@ -178,6 +181,9 @@ export class SqliteStore implements Store {
   }
   recordTokenUse(input: TokenUseInput): Promise<void> {
     return decisions.recordTokenUse(this.ctx, input);
+  }
+  revocationFeed(input: RevocationFeedInput): Promise<RevocationFeed> {
+    return revocations.revocationFeed(this.ctx, input);
   }
 
   appendEvents(events: readonly NewAuditEvent[]): Promise<AuditEventV1[]> {

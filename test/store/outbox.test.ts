@@ -144,7 +144,7 @@ describe('the outbox across a restart', () => {
   });
 });
 
-describe('migrations 3 and 4 on a database written by the previous version', () => {
+describe('migrations 3 to 5 on a database written by schema version 2', () => {
   it('adds the escalation tables, a null access_request_id to the decisions and no elevations to the tasks already there', async () => {
     const temp = tempStore();
     try {
@@ -153,7 +153,8 @@ describe('migrations 3 and 4 on a database written by the previous version', () 
       await temp.store.close();
       // Back to schema version 2, as the previous release left it.
       const db = new Database(temp.path);
-      db.exec(`DROP TABLE outbox; DROP TABLE access_request_groups; DROP TABLE access_requests;
+      db.exec(`DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked;
+        DROP TABLE outbox; DROP TABLE access_request_groups; DROP TABLE access_requests;
         ALTER TABLE decisions DROP COLUMN access_request_id;
         ALTER TABLE tasks DROP COLUMN elevations;
         DELETE FROM schema_migrations WHERE version >= 3`);
