@@ -89,7 +89,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
         upstream_status: facts.upstream_status,
         bytes_in: facts.bytes_in,
         bytes_out: facts.bytes_out,
-        latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+        latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e6),
       },
     });
 
@@ -229,12 +229,13 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
         observe(integration, 'failed', 'client_closed', started);
         return;
       }
+      // A body cut for its size had already started to stream: the upstream saw part of it, so the call failed.
       try {
-        await audit(claims, facts, tooLarge ? 'refused' : 'failed', code, started, traceId);
+        await audit(claims, facts, 'failed', code, started, traceId);
       } catch (auditErr) {
         o.logger.error({ err: describe(auditErr) }, 'proxy: the failed call could not be audited');
       }
-      observe(integration, tooLarge ? 'refused' : 'failed', code, started);
+      observe(integration, 'failed', code, started);
       writeRefusal(res, code, code === 'request_too_large' ? `the body exceeds ${o.maxRequestBytes} bytes` : 'upstream', { realm });
       return;
     }

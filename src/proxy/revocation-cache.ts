@@ -24,6 +24,9 @@ export interface RevocationCacheOptions {
   onError?: (err: unknown) => void;
 }
 
+/** How long past its `exp` a revoked token stays listed: beyond any verifier's clock tolerance. */
+const KEPT_PAST_EXP_MS = 60_000;
+
 /** Entries read per feed call; a longer backlog is read in further calls of the same poll. */
 const FEED_PAGE = 10_000;
 
@@ -78,15 +81,17 @@ export class RevocationCache {
   async #read(): Promise<void> {
     try {
       const now = this.#now();
+      // Tokens expired less than a minute ago are kept: a verifier's clock tolerance may still accept them.
+      const since = new Date(now.getTime() - KEPT_PAST_EXP_MS).toISOString();
       for (;;) {
-        const answer = await this.#o.feed.revocationFeed({ after_seq: this.#seq, now: now.toISOString(), limit: FEED_PAGE });
+        const answer = await this.#o.feed.revocationFeed({ after_seq: this.#seq, now: since, limit: FEED_PAGE });
         for (const r of answer.revoked) this.#revoked.set(r.jti, Date.parse(r.expires_at));
         const more = this.#seq !== null && answer.revoked.length >= FEED_PAGE && answer.seq > this.#seq;
         this.#seq = answer.seq;
         if (!more) break;
       }
       this.#lastRead = Date.now();
-      const cutoff = now.getTime() - 60_000; // a minute past exp: beyond any verifier's clock tolerance
+      const cutoff = now.getTime() - KEPT_PAST_EXP_MS;
       for (const [jti, exp] of this.#revoked) if (exp < cutoff) this.#revoked.delete(jti);
     } catch (err) {
       this.#o.onError?.(err);
