@@ -11,7 +11,6 @@
  * is sent; a call whose token is not ours has no token to audit (metrics only). Nothing reaches the upstream before
  * every check passed. No token, credential, query or body ever reaches a log line or an event.
  */
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -263,7 +262,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
           failure = 'upstream_response_too_large';
           break;
         }
-        if (held !== undefined && !res.write(held)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (held !== undefined && !res.write(held)) await drained(res);
         if (res.destroyed) {
           failure = 'client_closed';
           break;
@@ -292,6 +291,19 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     observe(integration, 'forwarded', String(upstreamAnswer.statusCode), started);
     res.end(held);
   }
+}
+
+/** Resolves when the response can take more, or is gone; leaves no listener behind. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function bearerOf(req: IncomingMessage): string | null {
