@@ -103,13 +103,13 @@ export class Metrics {
     this.decisions.inc({ outcome: 'error', reason: code });
   }
 
-  /** The token service's observer (`TokenServiceOptions.observer`): one count per token event. */
   /** The enforcement proxy's observer (src/proxy/proxy-server.ts, ProxyObserver). */
   proxied(integration: string, outcome: 'forwarded' | 'refused' | 'failed', code: string, seconds: number): void {
     this.proxyCalls.inc({ integration, outcome, code });
     this.proxySeconds.observe({ integration, outcome }, seconds);
   }
 
+  /** The token service's observer (`TokenServiceOptions.observer`): one count per token event. */
   tokenEvent(event: TokenEvent): void {
     this.tokens.inc({ event });
   }
