@@ -168,6 +168,7 @@ describe('defaults, freezing and paths', () => {
         outbox: { max_attempts: 10, initial_backoff_ms: 500, max_backoff_ms: 300000, timeout_ms: 5000, concurrency: 32 },
         webhooks: [],
       },
+      proxy: null,
       callers: [{ id: 'pep-1', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
     });
   });
