@@ -285,7 +285,7 @@ function buildProxy(p: NonNullable<RawConfig['proxy']>, at: (p: string) => strin
     }
     return {
       integration: u.integration,
-      origin: u.origin.replace(/\/+$/, ''),
+      origin: u.origin,
       base_path: u.base_path ?? '',
       credential: { header: (c.header ?? 'authorization').toLowerCase(), prefix: c.prefix ?? 'Bearer ', value, file },
       forward_headers: Object.freeze((u.forward_headers ?? []).map((h) => h.toLowerCase())),

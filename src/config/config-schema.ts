@@ -131,8 +131,10 @@ export const configSchema = {
             required: ['integration', 'origin', 'credential'],
             properties: {
               integration: id,
-              origin: { type: 'string', pattern: '^https?://[^\\s/?#]+$' },
-              base_path: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)*$' },
+              // No path, query, fragment or user info: the origin alone.
+              origin: { type: 'string', pattern: '^https?://[^\\s/?#@]+$' },
+              // Segments, none of them `.` or `..`.
+              base_path: { type: 'string', pattern: '^(/(?!\\.\\.?(/|$))[A-Za-z0-9._~-]+)*$' },
               credential: {
                 type: 'object',
                 additionalProperties: false,

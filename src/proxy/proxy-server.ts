@@ -124,7 +124,10 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     const facts: CallFacts = { integration, method, path_template: '', scope: null, record: null, upstream_status: null, bytes_in: 0, bytes_out: 0 };
 
     const refuse = async (code: ProxyRefusalCode, message: string, claims?: AccessTokenClaims, field?: string): Promise<void> => {
-      req.resume(); // drain what the caller sent: nothing of it goes anywhere
+      // Nothing the caller sent goes anywhere: a body too large is not read (the connection closes after the
+      // answer); any other is drained so the connection can serve the next call.
+      if (code === 'request_too_large') res.shouldKeepAlive = false;
+      else req.resume();
       if (claims !== undefined) {
         try {
           await audit(claims, facts, 'refused', code, started, traceId);
@@ -251,6 +254,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     }
 
     res.writeHead(upstreamAnswer.statusCode, upstream.responseHeaders(upstreamAnswer.headers));
+    res.flushHeaders(); // the status and headers now, not with the first chunk (one is always held back)
     // Stream back, one chunk behind: the last one goes out after the audit event is committed, so the caller
     // never holds a complete response whose evidence is not durable.
     let held: Buffer | undefined;

@@ -113,6 +113,9 @@ describe('the proxy section', () => {
     { note: 'a port above 65535', proxy: { listen: '127.0.0.1:70000' }, path: 'proxy.listen' },
     { note: 'a revocation poll beyond the one-second bound', proxy: { revocation_poll_ms: 5000 }, path: 'proxy.revocation_poll_ms' },
     { note: 'a base path with a query', proxy: { upstreams: [upstream({ base_path: '/api?x=1' })] }, path: 'proxy.upstreams[0].base_path' },
+    { note: 'a base path with a dot-dot segment', proxy: { upstreams: [upstream({ base_path: '/api/..' })] }, path: 'proxy.upstreams[0].base_path' },
+    { note: 'a base path with a dot segment', proxy: { upstreams: [upstream({ base_path: '/./api' })] }, path: 'proxy.upstreams[0].base_path' },
+    { note: 'an origin with user info', proxy: { upstreams: [upstream({ origin: 'https://user:pass@api.github.com' })] }, path: 'proxy.upstreams[0].origin' },
     { note: 'an unknown field', proxy: { upstream: 'https://evil.example.com' }, path: 'proxy.upstream' },
   ])('refuses $note: config_invalid naming $path', ({ proxy, path }) => {
     const err = refusal(proxy);
