@@ -2,7 +2,9 @@
  * `make demo`: starts a PDP of its own (the built CLI, `agent-pdp serve`) on a free loopback port with a temp
  * data dir, the shipped policies and the public dev keys; runs the three examples against it and prints their
  * transcripts, then the fourth (break-glass escalation), for which it also starts a webhook receiver on loopback
- * before the PDP (the PDP's config names it) and adds an approver caller; stops the PDP. Exits 1 if the PDP does
+ * before the PDP (the PDP's config names it) and adds an approver caller, and the fifth (the enforcement proxy),
+ * for which it starts the example's fake GitHub before the PDP and gives the PDP a `proxy` section in front of it
+ * (`proxy.serve: true`, the provider credential in a file of the temp dir); stops the PDP. Exits 1 if the PDP does
  * not start, an example fails, or a transcript lacks an allow or a deny or shows an unexpected outcome.
  *
  * Run from the repository root after `make build`: `node dist-examples/examples/demo.js`.
@@ -14,6 +16,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { run as runBreakGlass } from './break-glass.js';
+import { run as runProxy, startFakeGitHub, type FakeGitHub } from './code-review-proxy.js';
 import { run as runComplaint } from './complaint-resolution.js';
 import { run as runFeedback } from './feedback-workflow.js';
 import { run as runMailbox } from './mailbox-agent.js';
@@ -51,11 +54,14 @@ function freePort(): Promise<number> {
 /**
  * The PDP config: the shipped bundle and policies, a temp store and key folder, the dev keys of the three roles;
  * for example 4 an approver in group platform-oncall and the escalation section: the webhook to this run's
- * receiver (its HMAC secret in a file), a sweep every 200 ms so the window's end is recorded at once.
+ * receiver (its HMAC secret in a file), a sweep every 200 ms so the window's end is recorded at once; for example 5
+ * the enforcement proxy inside `serve`, in front of the example's fake GitHub, its credential in a file.
  */
-function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbox, webhookSecret: string): string {
+function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbox, webhookSecret: string, proxy: { port: number; github: FakeGitHub; credential: string }): string {
   const secretFile = join(dir, 'webhook-secret');
   writeFileSync(secretFile, webhookSecret, { mode: 0o600 });
+  const credentialFile = join(dir, 'github-credential');
+  writeFileSync(credentialFile, `${proxy.credential}\n`, { mode: 0o600 });
   const config = {
     server: { listen: `127.0.0.1:${port}` },
     policy: { bundle: join(root, 'opa-bundle/bundle.tar.gz'), agents: join(root, 'policies'), watch: false },
@@ -65,6 +71,11 @@ function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbo
     escalation: {
       sweep_interval_ms: 200,
       webhooks: [{ id: 'oncall-webhook', groups: ['platform-oncall'], format: 'generic', url: inbox.url, secret_file: secretFile }],
+    },
+    proxy: {
+      listen: `127.0.0.1:${proxy.port}`,
+      serve: true,
+      upstreams: [{ integration: 'github', origin: proxy.github.origin, credential: { file: credentialFile } }],
     },
     callers: [
       { id: 'support-middleware', role: 'pep', key_sha256: sha256(DEV_KEYS.pep), agents: ['support-resolver', 'mailbox-summarizer', 'feedback-workflow', 'code-review-agent'] },
@@ -89,15 +100,16 @@ function cliRunner(cli: string, configPath: string, dir: string): (args: readonl
     });
 }
 
+/** Polls `url` (the PDP's /readyz, the proxy's /-/healthz) until it answers 200. */
 async function waitUntilReady(url: string, pdp: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (pdp.exitCode !== null || pdp.signalCode !== null) throw new Error(`the PDP exited during start (${pdp.exitCode ?? pdp.signalCode})`);
-    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    const ready = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
     if (ready) return;
     await new Promise((ok) => setTimeout(ok, 100));
   }
-  throw new Error(`the PDP was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+  throw new Error(`${url} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
 async function stop(pdp: ChildProcess): Promise<void> {
@@ -131,7 +143,12 @@ async function main(): Promise<number> {
   // Example 4's webhook receiver listens before the PDP starts: the PDP's config names its URL and shared secret.
   const webhookSecret = randomBytes(32).toString('hex');
   const inbox = await startWebhookInbox(webhookSecret);
-  const configPath = writeConfig(root, dir, port, inbox, webhookSecret);
+  // Example 5's GitHub listens before the PDP too: the proxy's config names its origin. Only the proxy gets its credential.
+  const githubCredential = `ghs_${randomBytes(18).toString('hex')}`;
+  const github = await startFakeGitHub(githubCredential);
+  const proxyPort = await freePort();
+  const proxyUrl = `http://127.0.0.1:${proxyPort}`;
+  const configPath = writeConfig(root, dir, port, inbox, webhookSecret, { port: proxyPort, github, credential: githubCredential });
   // The PDP's own output (including its loud dev-key warning) is kept, and shown only if something goes wrong.
   const pdp = spawn(process.execPath, [cli, 'serve', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
@@ -139,11 +156,17 @@ async function main(): Promise<number> {
   pdp.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   let status = 0;
   try {
-    await waitUntilReady(url, pdp);
+    await waitUntilReady(`${url}/readyz`, pdp);
+    await waitUntilReady(`${proxyUrl}/-/healthz`, pdp);
     print(`agent-pdp demo: PDP (pid ${pdp.pid}) serving the shipped policies on ${url}, public dev keys, data in ${dir}`);
     print(`agent-pdp demo: webhook receiver of approver group platform-oncall on ${inbox.url}`);
+    print(`agent-pdp demo: enforcement proxy on ${proxyUrl} in front of a fake GitHub on ${github.origin}`);
     const runCli = cliRunner(cli, configPath, dir);
-    const examples = [...EXAMPLES, (options: ExampleOptions) => runBreakGlass({ ...options, inbox, approverKey: APPROVER_KEY, windowSeconds: WINDOW_SECONDS, runCli })];
+    const examples = [
+      ...EXAMPLES,
+      (options: ExampleOptions) => runBreakGlass({ ...options, inbox, approverKey: APPROVER_KEY, windowSeconds: WINDOW_SECONDS, runCli }),
+      (options: ExampleOptions) => runProxy({ ...options, proxyUrl, github, runCli }),
+    ];
     for (const example of examples) {
       print('');
       const transcript = await example({ pdpUrl: url, keys: DEV_KEYS, log: print });
@@ -158,6 +181,7 @@ async function main(): Promise<number> {
   } finally {
     await stop(pdp);
     await inbox.close();
+    await github.close();
     if (status !== 0 && output.length > 0) process.stderr.write(`--- PDP output ---\n${output.join('')}\n`);
     rmSync(dir, { recursive: true, force: true });
   }
