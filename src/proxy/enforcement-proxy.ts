@@ -23,7 +23,12 @@ export interface EnforcementProxyParts {
   jwks: () => JWTVerifyGetKey;
   policy: () => PolicySet | undefined;
   audienceFor: (integration: string) => string;
-  store: RevocationFeed & { recordTokenUse(input: TokenUseInput): Promise<void> };
+  store: RevocationFeed & {
+    recordTokenUse(input: TokenUseInput): Promise<void>;
+    getToken(jti: string): Promise<{ revoked_at: string | null } | undefined>;
+  };
+  /** `issuer.max_token_ttl_seconds`: no token of this issuer claims a longer lifetime. */
+  maxTokenTtlSeconds: number;
   logger: Logger;
   observer?: ProxyObserver;
   /** Served at `GET /-/metrics` on the proxy's listener (the standalone proxy); default none. */
@@ -54,6 +59,11 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
     jwks: parts.jwks,
     issuer: parts.issuer,
     revocations,
+    lookup: async (jti) => {
+      const token = await parts.store.getToken(jti);
+      return token === undefined ? undefined : { revoked: token.revoked_at !== null };
+    },
+    maxTokenTtlSeconds: parts.maxTokenTtlSeconds,
     cacheEntries: config.token_cache_entries,
     ...(parts.now === undefined ? {} : { now: parts.now }),
   });
@@ -74,6 +84,9 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
   });
   const server = createServer(handler);
   server.keepAliveTimeout = 65_000;
+  // A caller gets 10 s for its headers and two minutes for its whole request (a streamed upload included).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 120_000;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

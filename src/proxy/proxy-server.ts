@@ -4,15 +4,18 @@
  *   /<integration>/<upstream path>?<query>
  *     → the integration's upstream (fixed origin) → the bearer token admitted (ours, audience, exp, not revoked)
  *     → method + path matched against the integration's endpoint map (canonical paths only) → the record read
- *       (path, query or body field) → the grant checked (scope, record) → forwarded with the provider credential
- *       → the response streamed back; its last chunk is held until the call's `token.used` event is committed.
+ *       (path, query or body field) → the grant checked (scope, record) → expiry and revocation checked again
+ *       → forwarded with the provider credential → the response streamed back; its last chunk is held until the
+ *       call's `token.used` event is committed.
  *
- * A call refused after its token was admitted is audited too (outcome `refused`, with the code) before the refusal
- * is sent; a call whose token is not ours has no token to audit (metrics only). Nothing reaches the upstream before
- * every check passed. No token, credential, query or body ever reaches a log line or an event.
+ * `authorize` decides (and answers every refusal); `forward` carries out an authorised call. A call refused after
+ * its token was admitted is audited too (outcome `refused`, with the code) before the refusal is sent; a call whose
+ * token is not ours has no token to audit (metrics only). Nothing reaches the upstream before every check passed.
+ * Once an audit write failed, every call is refused (503 `audit_unavailable`) until one succeeds again. No token,
+ * credential, query or body ever reaches a log line or an event.
  */
-import { Readable } from 'node:stream';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AccessTokenClaims, ResourceRef } from '../issuer/token-claims.js';
 import type { CompiledEndpoint, PolicySet } from '../policy/policy-types.js';
@@ -61,134 +64,164 @@ interface CallFacts {
   bytes_out: number;
 }
 
+/** One call as it goes: what it is, when it started, and how to account for it. */
+interface Call {
+  req: IncomingMessage;
+  res: ServerResponse;
+  started: bigint;
+  traceId: string | null;
+  realm: string;
+  facts: CallFacts;
+}
+
+/** An authorised call: everything `forward` needs. */
+interface Plan {
+  upstream: Upstream;
+  claims: AccessTokenClaims;
+  /** The path and query to send (after the upstream's base path). */
+  target: string;
+  /** The body: read and re-serialized, to be streamed (counted), or none. */
+  body: Buffer | 'stream' | null;
+}
+
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** A body the record is read from is buffered; Slack's arguments are small, so the buffer is too. */
+const MAX_BUFFERED_BODY = 1024 * 1024;
+
+/** A refused call's body is drained (so the connection serves the next call) only when it is at most this. */
+const MAX_DRAINED_BODY = 64 * 1024;
 
 export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
   const now = o.now ?? (() => new Date());
+  /** Set when an audit write failed: calls are refused until one succeeds. */
+  let auditDown = false;
 
-  const observe = (integration: string, outcome: ProxyOutcome, code: string, started: bigint): void => {
-    o.observer?.proxied(o.upstreams.has(integration) ? integration : '-', outcome, code, Number(process.hrtime.bigint() - started) / 1e9);
+  const observe = (call: Call, outcome: ProxyOutcome, code: string): void => {
+    const integration = o.upstreams.has(call.facts.integration) ? call.facts.integration : '-';
+    o.observer?.proxied(integration, outcome, code, Number(process.hrtime.bigint() - call.started) / 1e9);
   };
 
-  const audit = (claims: AccessTokenClaims, facts: CallFacts, outcome: ProxyOutcome, code: string | null, started: bigint, traceId: string | null): Promise<void> =>
-    o.store.recordTokenUse({
-      jti: claims.jti,
-      caller_id: o.proxyId,
-      at: now().toISOString(),
-      trace_id: traceId,
-      data: {
-        action: 'proxy',
-        integration: facts.integration,
-        method: facts.method,
-        path_template: facts.path_template,
-        scope: facts.scope,
-        record: facts.record,
-        outcome,
-        code,
-        upstream_status: facts.upstream_status,
-        bytes_in: facts.bytes_in,
-        bytes_out: facts.bytes_out,
-        latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e6),
-      },
-    });
-
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    const started = process.hrtime.bigint();
-    void handle(req, res, started).catch((err: unknown) => {
-      o.logger.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'proxy: unexpected failure');
-      if (!res.headersSent) writeRefusal(res, 'upstream_unreachable', 'internal', { realm: 'agent-pdp proxy' });
-      else res.destroy();
-    });
+  /** Commits the call's event; a failure is logged, marks the audit down, and is rethrown. */
+  const audit = async (call: Call, claims: AccessTokenClaims, outcome: ProxyOutcome, code: string | null): Promise<void> => {
+    const f = call.facts;
+    try {
+      await o.store.recordTokenUse({
+        jti: claims.jti,
+        caller_id: o.proxyId,
+        at: now().toISOString(),
+        trace_id: call.traceId,
+        data: {
+          action: 'proxy',
+          integration: f.integration,
+          method: f.method,
+          path_template: f.path_template,
+          scope: f.scope,
+          record: f.record,
+          outcome,
+          code,
+          upstream_status: f.upstream_status,
+          bytes_in: f.bytes_in,
+          bytes_out: f.bytes_out,
+          latency_ms: Math.round(Number(process.hrtime.bigint() - call.started) / 1e6),
+        },
+      });
+      auditDown = false;
+    } catch (err) {
+      auditDown = true;
+      o.logger.error({ err: describe(err), integration: f.integration, outcome, code }, 'proxy: a call could not be audited; calls are refused until the audit trail is written again');
+      throw err;
+    }
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, started: bigint): Promise<void> {
-    const url = req.url ?? '';
-    const method = (req.method ?? 'GET').toUpperCase();
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    const rawQuery = q === -1 ? '' : url.slice(q + 1);
-    if (path === '/-/healthz' && method === 'GET') {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"status":"ok"}');
-      return;
-    }
-    if (path === '/-/metrics' && method === 'GET' && o.metrics !== undefined) {
-      const { contentType, text } = await o.metrics();
-      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(text);
-      return;
-    }
-    const slash = path.indexOf('/', 1);
-    const integration = path.startsWith('/') ? (slash === -1 ? path.slice(1) : path.slice(1, slash)) : '';
-    const rest = slash === -1 ? '/' : path.slice(slash);
-    const realm = `agent-pdp proxy ${o.upstreams.has(integration) ? integration : ''}`.trim();
-    const traceId = traceIdOf(req);
-    const facts: CallFacts = { integration, method, path_template: '', scope: null, record: null, upstream_status: null, bytes_in: 0, bytes_out: 0 };
-
-    const refuse = async (code: ProxyRefusalCode, message: string, claims?: AccessTokenClaims, field?: string): Promise<void> => {
-      // Nothing the caller sent goes anywhere: a body too large is not read (the connection closes after the
-      // answer); any other is drained so the connection can serve the next call.
-      if (code === 'request_too_large') res.shouldKeepAlive = false;
-      else req.resume();
-      if (claims !== undefined) {
-        try {
-          await audit(claims, facts, 'refused', code, started, traceId);
-        } catch (err) {
-          o.logger.error({ err: describe(err), code }, 'proxy: the refusal could not be audited');
-          observe(integration, 'failed', 'audit_unavailable', started);
-          writeRefusal(res, 'audit_unavailable', 'audit', { realm });
-          return;
-        }
+  /** Answers a refusal, audited first when the token was admitted. Nothing the caller sent goes anywhere. */
+  const refuse = async (call: Call, code: ProxyRefusalCode, message: string, claims?: AccessTokenClaims, field?: string): Promise<void> => {
+    const { req, res, facts } = call;
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (req.headers['transfer-encoding'] !== undefined || !(declared <= MAX_DRAINED_BODY)) res.shouldKeepAlive = false;
+    else req.resume();
+    if (claims !== undefined) {
+      try {
+        await audit(call, claims, 'refused', code);
+      } catch {
+        observe(call, 'failed', 'audit_unavailable');
+        writeRefusal(res, 'audit_unavailable', 'audit', { realm: call.realm });
+        return;
       }
-      observe(integration, PROXY_REFUSALS[code].status >= 500 ? 'failed' : 'refused', code, started);
-      writeRefusal(res, code, message, { realm, ...(facts.scope === null ? {} : { scope: facts.scope }), ...(field === undefined ? {} : { field }) });
-    };
+    }
+    observe(call, PROXY_REFUSALS[code].status >= 500 ? 'failed' : 'refused', code);
+    writeRefusal(res, code, message, { realm: call.realm, ...(facts.scope === null ? {} : { scope: facts.scope }), ...(field === undefined ? {} : { field }) });
+  };
 
+  /** Every check, in order; a refusal is answered here and yields undefined. */
+  const authorize = async (call: Call, path: string, rawQuery: string): Promise<Plan | undefined> => {
+    const { req, facts } = call;
+    const integration = facts.integration;
     const upstream = o.upstreams.get(integration);
-    if (upstream === undefined) return refuse('integration_unknown', 'no upstream is configured for this path', undefined, 'path');
+    if (upstream === undefined) return void (await refuse(call, 'integration_unknown', 'no upstream is configured for this path', undefined, 'path'));
     const token = bearerOf(req);
-    if (token === null) return refuse('token_missing', 'an access token is required (Authorization: Bearer)');
+    if (token === null) return void (await refuse(call, 'token_missing', 'an access token is required (Authorization: Bearer)'));
     const admitted = await o.gate.admit(token, o.audienceFor(integration));
-    if (!admitted.ok) return refuse(admitted.code, admitted.message, admitted.code === 'token_revoked' ? admitted.claims : undefined);
+    if (!admitted.ok) return void (await refuse(call, admitted.code, admitted.message, admitted.code === 'token_revoked' ? admitted.claims : undefined));
     const claims = admitted.claims;
+    if (auditDown) {
+      // Probe with this refusal's own event: once it is written, the next call goes through.
+      return void (await refuse(call, 'audit_unavailable', 'audit', claims));
+    }
 
     const policy = o.policy();
     const map = policy?.endpointMaps[integration];
-    if (policy === undefined || map === undefined) return refuse('endpoint_not_mapped', `no endpoint map is loaded for ${integration}`, claims, 'path');
-    const matched = matchTarget(map, method, rest);
-    if (!matched.ok) return refuse(matched.code, matched.message, claims, matched.field);
+    if (policy === undefined || map === undefined) return void (await refuse(call, 'endpoint_not_mapped', `no endpoint map is loaded for ${integration}`, claims, 'path'));
+    const slash = path.indexOf('/', 1);
+    const matched = matchTarget(map, facts.method, slash === -1 ? '/' : path.slice(slash));
+    if (!matched.ok) return void (await refuse(call, matched.code, matched.message, claims, matched.field));
     const endpoint: CompiledEndpoint = matched.endpoint;
     facts.path_template = endpoint.path;
     facts.scope = endpoint.scope;
 
     // The body is read here only when the record comes from it; otherwise it streams to the upstream, counted.
-    let body: Buffer | null | 'stream' = null;
+    let body: Buffer | 'stream' | null = null;
     const declared = Number(req.headers['content-length'] ?? '0');
-    if (Number.isFinite(declared) && declared > o.maxRequestBytes) return refuse('request_too_large', `the body exceeds ${o.maxRequestBytes} bytes`, claims, 'body');
-    const hasBody = (req.headers['content-length'] !== undefined && declared > 0) || req.headers['transfer-encoding'] !== undefined;
+    const limit = endpoint.readsBody.length > 0 ? Math.min(o.maxRequestBytes, MAX_BUFFERED_BODY) : o.maxRequestBytes;
+    if (!(declared <= limit)) return void (await refuse(call, 'request_too_large', `the body exceeds ${limit} bytes`, claims, 'body'));
+    const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
     if (endpoint.readsBody.length > 0) {
-      const read = await readBody(req, o.maxRequestBytes);
-      if (read === null) return refuse('request_too_large', `the body exceeds ${o.maxRequestBytes} bytes`, claims, 'body');
+      const encoding = header(req, 'content-encoding');
+      if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+        return void (await refuse(call, 'body_unreadable', 'the record is read from the body: send it without Content-Encoding', claims, 'body'));
+      }
+      const read = await readBody(req, limit);
+      if (read === null) return void (await refuse(call, 'request_too_large', `the body exceeds ${limit} bytes`, claims, 'body'));
       body = read;
-    } else if (hasBody && !BODYLESS.has(method)) {
+    } else if (hasBody && !BODYLESS.has(facts.method)) {
       body = 'stream';
     } else if (hasBody) {
-      req.resume();
+      req.resume(); // a GET's body goes nowhere
     }
     const resolved = resolveRecord(endpoint, matched.params, rawQuery, Buffer.isBuffer(body) ? { contentType: header(req, 'content-type'), bytes: body } : undefined);
-    if (!resolved.ok) return refuse(resolved.code, resolved.message, claims, resolved.field);
+    if (!resolved.ok) return void (await refuse(call, resolved.code, resolved.message, claims, resolved.field));
     facts.record = resolved.record;
     if (Buffer.isBuffer(body) && resolved.forwardBody !== undefined) body = resolved.forwardBody;
 
     const implies = policy.data.policies.integrations[integration]?.implies ?? {};
     const granted = o.gate.grants(claims, { integration, audience: o.audienceFor(integration), scope: endpoint.scope, record: resolved.record, implies });
-    if (!granted.ok) return refuse(granted.code, granted.message, claims);
+    if (!granted.ok) return void (await refuse(call, granted.code, granted.message, claims));
+    // Reading the body took time: the token must still be good now, as the call leaves.
+    const still = o.gate.current(claims);
+    if (!still.ok) return void (await refuse(call, still.code, still.message, claims));
+    const query = resolved.forwardQuery ?? rawQuery;
+    return { upstream, claims, target: `${matched.upstreamPath}${query === '' ? '' : `?${query}`}`, body };
+  };
 
+  /** Sends an authorised call and streams the answer back, one chunk behind the commit of its event. */
+  const forward = async (call: Call, plan: Plan): Promise<void> => {
+    const { req, res, facts } = call;
+    const { upstream, claims } = plan;
     const credential = upstream.credential();
     if (credential === null) {
-      o.logger.error({ integration }, 'proxy: the provider credential is unset or unreadable');
-      return refuse('credential_unavailable', 'credential', claims);
+      o.logger.error({ integration: facts.integration }, 'proxy: the provider credential is unset or unreadable');
+      return refuse(call, 'credential_unavailable', 'credential', claims);
     }
-
-    // Everything checked: forward.
     const abort = new AbortController();
     const onClientGone = (): void => {
       if (!res.writableFinished) abort.abort();
@@ -196,117 +229,166 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     res.once('close', onClientGone);
     let counted = 0;
     let tooLarge = false;
-    const requestBody =
-      body === 'stream'
+    const max = o.maxRequestBytes;
+    const body =
+      plan.body === 'stream'
         ? Readable.from(
             (async function* () {
-            for await (const chunk of req as AsyncIterable<Buffer>) {
-              counted += chunk.length;
-              if (counted > o.maxRequestBytes) {
-                tooLarge = true;
-                throw new Error('request body too large');
+              for await (const chunk of req as AsyncIterable<Buffer>) {
+                counted += chunk.length;
+                if (counted > max) {
+                  tooLarge = true;
+                  throw new Error('request body too large');
+                }
+                yield chunk;
               }
-              yield chunk;
-            }
-          })(),
+            })(),
           )
-        : body;
-    let upstreamAnswer;
+        : plan.body;
+    const sentBytes = (): number => (Buffer.isBuffer(plan.body) ? plan.body.length : counted);
+
+    /** Ends a call that failed after it left: audited (failures logged), counted, and the caller's answer. */
+    const failed = async (code: string, answer: ProxyRefusalCode | 'cut'): Promise<void> => {
+      res.off('close', onClientGone);
+      facts.bytes_in = sentBytes();
+      await audit(call, claims, 'failed', code).catch(() => undefined);
+      observe(call, 'failed', code);
+      if (answer === 'cut' || res.headersSent) res.destroy();
+      else writeRefusal(res, answer, answer === 'request_too_large' ? `the body exceeds ${max} bytes` : 'upstream', { realm: call.realm });
+    };
+
+    let answer;
     try {
-      const search = rawQuery === '' ? '' : `?${rawQuery}`;
-      upstreamAnswer = await upstream.pool.request({
-        path: `${upstream.settings.base_path}${matched.upstreamPath}${search}`,
-        method: method as 'GET',
-        headers: upstream.requestHeaders(req.headers, credential, Buffer.isBuffer(body) ? body : body === 'stream' ? 'stream' : null),
-        body: requestBody,
+      answer = await upstream.pool.request({
+        path: `${upstream.settings.base_path}${plan.target}`,
+        method: facts.method as 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+        headers: upstream.requestHeaders(req.headers, credential, plan.body),
+        body,
         signal: abort.signal,
       });
     } catch (err) {
-      facts.bytes_in = Buffer.isBuffer(body) ? body.length : counted;
-      res.off('close', onClientGone);
+      if (abort.signal.aborted) return failed('client_closed', 'cut');
+      // A body cut for its size had already started to stream: the upstream saw part of it, so the call failed.
       const code: ProxyRefusalCode = tooLarge ? 'request_too_large' : isTimeout(err) ? 'upstream_timeout' : 'upstream_unreachable';
-      if (code !== 'request_too_large') o.logger.warn({ integration, code, err: describe(err) }, 'proxy: upstream call failed');
-      if (abort.signal.aborted) {
-        await audit(claims, facts, 'failed', 'client_closed', started, traceId).catch(() => undefined);
-        observe(integration, 'failed', 'client_closed', started);
+      if (!tooLarge) o.logger.warn({ integration: facts.integration, code, err: describe(err) }, 'proxy: upstream call failed');
+      return failed(code, code);
+    }
+    facts.bytes_in = sentBytes();
+    const upstreamBody = answer.body;
+    try {
+      if (answer.statusCode < 100 || answer.statusCode > 599) {
+        upstreamBody.destroy();
+        o.logger.warn({ integration: facts.integration, status: answer.statusCode }, 'proxy: the upstream answered a status outside HTTP\'s');
+        return await failed('upstream_unreachable', 'upstream_unreachable');
+      }
+      facts.upstream_status = answer.statusCode;
+      const length = Number(answer.headers['content-length'] ?? '0');
+      if (!(length <= o.maxResponseBytes)) {
+        upstreamBody.destroy();
+        return await failed('upstream_response_too_large', 'upstream_response_too_large');
+      }
+      res.writeHead(answer.statusCode, upstream.responseHeaders(answer.headers));
+      res.flushHeaders(); // the status and headers now, not with the first chunk (one is always held back)
+      // Stream back, one chunk behind: the last one goes out after the audit event is committed, so the caller
+      // never holds a complete response whose evidence is not durable.
+      let held: Buffer | undefined;
+      let failure: string | null = null;
+      try {
+        for await (const chunk of upstreamBody as AsyncIterable<Buffer>) {
+          facts.bytes_out += chunk.length;
+          if (facts.bytes_out > o.maxResponseBytes) {
+            failure = 'upstream_response_too_large';
+            break;
+          }
+          if (held !== undefined && !res.write(held) && !(await drained(res, upstream.settings.body_timeout_ms))) {
+            failure = res.destroyed ? 'client_closed' : 'client_stalled'; // a caller that stops reading frees the connection
+            break;
+          }
+          if (res.destroyed) {
+            failure = 'client_closed';
+            break;
+          }
+          held = chunk;
+        }
+      } catch (err) {
+        failure = abort.signal.aborted || res.destroyed ? 'client_closed' : isTimeout(err) ? 'upstream_timeout' : 'upstream_unreachable';
+      }
+      if (failure !== null) {
+        upstreamBody.destroy();
+        return await failed(failure, 'cut'); // the caller sees an incomplete response, never a complete one
+      }
+      res.off('close', onClientGone);
+      try {
+        await audit(call, claims, 'forwarded', null);
+      } catch {
+        observe(call, 'failed', 'audit_unavailable');
+        res.destroy(); // the call's evidence is not durable: its response is not completed
         return;
       }
-      // A body cut for its size had already started to stream: the upstream saw part of it, so the call failed.
-      try {
-        await audit(claims, facts, 'failed', code, started, traceId);
-      } catch (auditErr) {
-        o.logger.error({ err: describe(auditErr) }, 'proxy: the failed call could not be audited');
-      }
-      observe(integration, 'failed', code, started);
-      writeRefusal(res, code, code === 'request_too_large' ? `the body exceeds ${o.maxRequestBytes} bytes` : 'upstream', { realm });
-      return;
+      observe(call, 'forwarded', String(answer.statusCode));
+      res.end(held);
+    } catch (err) {
+      // Anything unexpected once the upstream answered: its body is released, the call is accounted for.
+      upstreamBody.destroy();
+      o.logger.error({ integration: facts.integration, err: describe(err) }, 'proxy: unexpected failure while passing the answer back');
+      await failed('upstream_unreachable', 'cut');
     }
-    facts.bytes_in = Buffer.isBuffer(body) ? body.length : counted;
-    facts.upstream_status = upstreamAnswer.statusCode;
-    const length = Number(upstreamAnswer.headers['content-length'] ?? '0');
-    if (Number.isFinite(length) && length > o.maxResponseBytes) {
-      upstreamAnswer.body.destroy();
-      res.off('close', onClientGone);
-      await audit(claims, facts, 'failed', 'upstream_response_too_large', started, traceId).catch(() => undefined);
-      observe(integration, 'failed', 'upstream_response_too_large', started);
-      writeRefusal(res, 'upstream_response_too_large', 'upstream', { realm });
-      return;
-    }
+  };
 
-    res.writeHead(upstreamAnswer.statusCode, upstream.responseHeaders(upstreamAnswer.headers));
-    res.flushHeaders(); // the status and headers now, not with the first chunk (one is always held back)
-    // Stream back, one chunk behind: the last one goes out after the audit event is committed, so the caller
-    // never holds a complete response whose evidence is not durable.
-    let held: Buffer | undefined;
-    let failure: string | null = null;
-    try {
-      for await (const chunk of upstreamAnswer.body as AsyncIterable<Buffer>) {
-        facts.bytes_out += chunk.length;
-        if (facts.bytes_out > o.maxResponseBytes) {
-          failure = 'upstream_response_too_large';
-          break;
-        }
-        if (held !== undefined && !res.write(held)) await drained(res);
-        if (res.destroyed) {
-          failure = 'client_closed';
-          break;
-        }
-        held = chunk;
-      }
-    } catch (err) {
-      failure = abort.signal.aborted || res.destroyed ? 'client_closed' : isTimeout(err) ? 'upstream_timeout' : 'upstream_unreachable';
-    }
-    res.off('close', onClientGone);
-    if (failure !== null) {
-      upstreamAnswer.body.destroy();
-      await audit(claims, facts, 'failed', failure, started, traceId).catch((err: unknown) => o.logger.error({ err: describe(err) }, 'proxy: a cut call could not be audited'));
-      observe(integration, 'failed', failure, started);
-      res.destroy(); // the caller sees an incomplete response, never a complete one
+  const handle = async (req: IncomingMessage, res: ServerResponse, started: bigint): Promise<void> => {
+    const url = req.url ?? '';
+    const method = (req.method ?? 'GET').toUpperCase();
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const rawQuery = q === -1 ? '' : url.slice(q + 1);
+    if (method === 'GET' && path === '/-/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"status":"ok"}');
       return;
     }
-    try {
-      await audit(claims, facts, 'forwarded', null, started, traceId);
-    } catch (err) {
-      o.logger.error({ err: describe(err) }, 'proxy: the call could not be audited: its response is cut');
-      observe(integration, 'failed', 'audit_unavailable', started);
-      res.destroy();
+    if (method === 'GET' && path === '/-/metrics' && o.metrics !== undefined) {
+      const { contentType, text } = await o.metrics();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(text);
       return;
     }
-    observe(integration, 'forwarded', String(upstreamAnswer.statusCode), started);
-    res.end(held);
-  }
+    const slash = path.indexOf('/', 1);
+    const integration = path.startsWith('/') ? (slash === -1 ? path.slice(1) : path.slice(1, slash)) : '';
+    const call: Call = {
+      req,
+      res,
+      started,
+      traceId: traceIdOf(req),
+      realm: `agent-pdp proxy ${o.upstreams.has(integration) ? integration : ''}`.trim(),
+      facts: { integration, method, path_template: '', scope: null, record: null, upstream_status: null, bytes_in: 0, bytes_out: 0 },
+    };
+    if (url.includes('#')) return refuse(call, 'path_not_canonical', 'a request target holds no fragment (`#`)', undefined, 'path');
+    const plan = await authorize(call, path, rawQuery);
+    if (plan !== undefined) await forward(call, plan);
+  };
+
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    void handle(req, res, started).catch((err: unknown) => {
+      o.logger.error({ err: describe(err) }, 'proxy: unexpected failure');
+      if (!res.headersSent) writeRefusal(res, 'upstream_unreachable', 'internal', { realm: 'agent-pdp proxy' });
+      else res.destroy();
+    });
+  };
 }
 
-/** Resolves when the response can take more, or is gone; leaves no listener behind. */
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves true when the response can take more; false when it is gone or took no data for `timeoutMs`. */
+function drained(res: ServerResponse, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+    const done = (ok: boolean) => (): void => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const onDrain = done(true);
+    const onClose = done(false);
+    const timer = setTimeout(done(false), timeoutMs);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
   });
 }
 
@@ -328,19 +410,34 @@ function traceIdOf(req: IncomingMessage): string | null {
   return m === null || /^0+$/.test(m[1] as string) ? null : (m[1] as string);
 }
 
-/** The whole body, or null past `max` bytes. */
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) {
-      req.resume();
-      return null;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+/**
+ * The whole body, or null past `max` bytes: reading stops there (the request is paused, not destroyed, so the
+ * refusal can still be answered; the connection closes after it).
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (value: Buffer | null, err?: unknown): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      if (err === undefined) resolve(value);
+      else reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.pause();
+        settle(null);
+      } else chunks.push(chunk);
+    };
+    const onEnd = (): void => settle(Buffer.concat(chunks, size));
+    const onError = (err: unknown): void => settle(null, err);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
 
 function isTimeout(err: unknown): boolean {

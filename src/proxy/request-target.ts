@@ -21,7 +21,24 @@ export type TargetRefusal = { ok: false; status: 400 | 403 | 413; code: TargetRe
 
 export type TargetMatch = { ok: true; endpoint: CompiledEndpoint; params: Record<string, string>; upstreamPath: string };
 
-export type RecordResolution = { ok: true; record: ResourceRef | null; forwardBody?: Buffer };
+export type RecordResolution = {
+  ok: true;
+  record: ResourceRef | null;
+  /** The body to forward instead of the one received (re-serialized from what was parsed), when the record read it. */
+  forwardBody?: Buffer;
+  /** The query to forward instead of the one received (re-serialized likewise), when the record read query or body. */
+  forwardQuery?: string;
+};
+
+/**
+ * Field names an upstream reads one way only. Parsers differ on anything else: PHP/Hack-style ones strip leading
+ * spaces, cut at NUL and fold `name[]` into `name`; Rack-style ones split on `;`. So when a record is read from the
+ * query or the body, every name in them must be plain.
+ */
+const PLAIN_FIELD = /^[A-Za-z0-9_]+$/;
+
+/** Control and format characters (bidi overrides, NUL): a record id holding one reads differently to people and tools. */
+const UNSEEN = /[\p{Cc}\p{Cf}]/u;
 
 /** The longest record id: as `ResourceRef.id` on the wire, so a token can be bound to any id resolved here. */
 export const MAX_RECORD_ID_LENGTH: number = resourceSchema.properties.id.maxLength;
@@ -55,10 +72,15 @@ export function resolveRecord(
   const record = endpoint.record;
   if (record === null) return { ok: true, record: null };
   let query: Fields | undefined;
+  let forwardQuery: string | undefined;
   if (endpoint.readsQuery.length > 0 || endpoint.readsBody.length > 0) {
+    if (/[;#]/.test(rawQuery)) return refuse(400, 'ambiguous_request', 'the query holds `;` or `#`, which upstreams split differently', 'query');
     const parsed = parseUrlEncoded(rawQuery);
     if (parsed === null) return refuse(400, 'ambiguous_request', 'the query is not valid percent-encoded UTF-8', 'query');
+    const odd = parsed.pairs.find(([name]) => !PLAIN_FIELD.test(name));
+    if (odd !== undefined) return refuse(400, 'ambiguous_request', 'a query field name is not plain (letters, digits, _): upstreams read such names differently', 'query');
     query = parsed.fields;
+    forwardQuery = new URLSearchParams(parsed.pairs).toString();
   }
   let read: { fields: Fields; forward: Buffer } | undefined;
   if (endpoint.readsBody.length > 0) {
@@ -68,6 +90,9 @@ export function resolveRecord(
     }
     const parsed = readBody(body.contentType, body.bytes);
     if (!parsed.ok) return parsed;
+    if ([...parsed.fields.keys()].some((name) => !PLAIN_FIELD.test(name))) {
+      return refuse(400, 'ambiguous_request', 'a body field name is not plain (letters, digits, _): upstreams read such names differently', 'body');
+    }
     read = parsed;
   }
   let id = '';
@@ -79,8 +104,13 @@ export function resolveRecord(
   if (id.length > MAX_RECORD_ID_LENGTH) {
     return refuse(400, 'record_missing', `the record id would be longer than ${MAX_RECORD_ID_LENGTH} characters: no record has such an id`);
   }
-  const resolved = { ok: true as const, record: { type: record.type, id } };
-  return read === undefined ? resolved : { ...resolved, forwardBody: read.forward };
+  if (UNSEEN.test(id)) return refuse(400, 'ambiguous_request', 'the record id holds a control or format character');
+  return {
+    ok: true,
+    record: { type: record.type, id },
+    ...(read === undefined ? {} : { forwardBody: read.forward }),
+    ...(forwardQuery === undefined ? {} : { forwardQuery }),
+  };
 }
 
 // ---- paths ------------------------------------------------------------------------------------------------------

@@ -13,10 +13,20 @@ import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { RevocationCache } from './revocation-cache.js';
 
 export interface TokenGateOptions {
-  /** The issuer's public keys (the PDP's key ring): read at each verification, so a key reload is seen. */
+  /**
+   * The issuer's public keys (the PDP's key ring): read at each verification, so a key reload is seen. When it
+   * returns another resolver (the ring changed, e.g. a key was withdrawn), every verified token is forgotten.
+   */
   jwks: () => JWTVerifyGetKey;
   issuer: string;
   revocations: RevocationCache;
+  /**
+   * The store's record of a token (on the first sight of each token only): a token the PDP never issued (signed
+   * with a leaked key) is refused, and one already revoked is refused without waiting for the feed.
+   */
+  lookup: (jti: string) => Promise<{ revoked: boolean } | undefined>;
+  /** The issuer's longest token lifetime: a token claiming more (`exp - iat`) was not issued by it. */
+  maxTokenTtlSeconds: number;
   /** Verified tokens kept (their claims, until `exp`); the oldest is dropped beyond this. Default 10,000. */
   cacheEntries?: number;
   /** Clock skew allowed on `exp`, `iat`, in seconds. Default 5. */
@@ -45,6 +55,7 @@ export class TokenGate {
   readonly #verified = new Map<string, AccessTokenClaims>();
   readonly #max: number;
   readonly #tolerance: number;
+  #keys: JWTVerifyGetKey | undefined;
 
   constructor(options: TokenGateOptions) {
     this.#o = options;
@@ -57,25 +68,42 @@ export class TokenGate {
    * is matched, so an unmapped call with a good token is still told apart (and audited) from a bad token.
    */
   async admit(token: string, audience: string): Promise<GateAnswer> {
+    const keys = this.#o.jwks();
+    if (keys !== this.#keys) {
+      this.#verified.clear(); // a withdrawn key must not leave its tokens accepted from the cache
+      this.#keys = keys;
+    }
     let claims = this.#verified.get(token);
     if (claims === undefined) {
       try {
-        claims = await verifyIssuedToken(token, { jwks: this.#o.jwks(), issuer: this.#o.issuer, clockTolerance: this.#tolerance, currentDate: this.#now() });
+        claims = await verifyIssuedToken(token, { jwks: keys, issuer: this.#o.issuer, clockTolerance: this.#tolerance, currentDate: this.#now() });
       } catch (err) {
         if (err instanceof TokenVerificationError) return { ok: false, code: err.code, message: err.message };
         throw err;
       }
+      if (claims.exp - claims.iat > this.#o.maxTokenTtlSeconds) {
+        return { ok: false, code: 'token_invalid', message: 'access token claims a lifetime this issuer never gives' };
+      }
+      const record = await this.#o.lookup(claims.jti);
+      if (record === undefined) return { ok: false, code: 'token_invalid', message: 'access token was not issued by this PDP' };
+      if (record.revoked) return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };
       if (this.#verified.size >= this.#max) this.#verified.delete(this.#verified.keys().next().value as string);
       this.#verified.set(token, claims);
-    }
-    const nowSeconds = this.#now().getTime() / 1000;
-    if (claims.exp + this.#tolerance < nowSeconds) {
-      this.#verified.delete(token);
-      return { ok: false, code: 'token_expired', message: 'access token has expired' };
     }
     const aud = claims.aud as string | string[];
     if (Array.isArray(aud) ? !aud.includes(audience) : aud !== audience) {
       return { ok: false, code: 'token_wrong_audience', message: 'access token is for another audience' };
+    }
+    return this.current(claims);
+  }
+
+  /**
+   * What may change while a call is under way: expiry and revocation. Asked at admission and again just before
+   * the call is forwarded (a body read slowly must not outlive its token).
+   */
+  current(claims: AccessTokenClaims): GateAnswer {
+    if (claims.exp + this.#tolerance < this.#now().getTime() / 1000) {
+      return { ok: false, code: 'token_expired', message: 'access token has expired' };
     }
     const state = this.#o.revocations.state(claims.jti);
     if (state === 'revoked') return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };

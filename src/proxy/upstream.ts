@@ -83,7 +83,7 @@ const NEVER_FORWARDED = [
   'content-length',
 ];
 
-/** Response headers never passed back: hop-by-hop (RFC 9110 §7.6.1) and cookies. */
+/** Response headers never passed back: hop-by-hop (RFC 9110 §7.6.1), cookies, and what describes the credential. */
 const DROPPED_RESPONSE_HEADERS = new Set([
   'connection',
   'keep-alive',
@@ -95,6 +95,11 @@ const DROPPED_RESPONSE_HEADERS = new Set([
   'upgrade',
   'set-cookie',
   'set-cookie2',
+  // What the provider credential is and may do: the agent has no business knowing it.
+  'x-oauth-scopes',
+  'x-accepted-oauth-scopes',
+  'x-oauth-client-id',
+  'github-authentication-token-expiration',
 ]);
 
 export class Upstream {

@@ -43,7 +43,10 @@ describe('policies/proxy/github.yaml', () => {
     { method: 'GET', path: '/repos/o/r', scope: 'repo:read' },
     { method: 'GET', path: '/repos/o/r/contents/src/main.ts', scope: 'repo:read' },
     { method: 'PUT', path: '/repos/o/r/contents/src/main.ts', scope: 'repo:write' },
-    { method: 'GET', path: '/repos/o/r/branches/feature/x', scope: 'repo:read' },
+    { method: 'GET', path: '/repos/o/r/branches/main', scope: 'repo:read' },
+    { method: 'PUT', path: '/repos/o/r/contents/.github/workflows/ci.yml', scope: 'workflows:write' },
+    { method: 'DELETE', path: '/repos/o/r/contents/.github/workflows/ci.yml', scope: 'workflows:write' },
+    { method: 'GET', path: '/repos/o/r/contents/.github/workflows/ci.yml', scope: 'repo:read' },
     { method: 'GET', path: '/repos/o/r/pulls', scope: 'pr:read' },
     { method: 'GET', path: '/repos/o/r/pulls/7', scope: 'pr:read' },
     { method: 'POST', path: '/repos/o/r/pulls', scope: 'pr:write' },
@@ -70,6 +73,7 @@ describe('policies/proxy/github.yaml', () => {
     { note: 'organisation administration', method: 'PATCH', path: '/orgs/o' },
     { note: 'deleting a repository', method: 'DELETE', path: '/repos/o/r' },
     { note: 'the traversal of the issue', method: 'GET', path: '/repos/a/b/../../orgs/x' },
+    { note: 'branch protection (an admin read)', method: 'GET', path: '/repos/o/r/branches/main/protection' },
   ])('refuses $note', ({ method, path }) => {
     expect(matchTarget(github, method, path).ok).toBe(false);
   });

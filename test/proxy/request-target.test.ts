@@ -182,13 +182,32 @@ describe('resolveRecord: records from the path', () => {
 
 describe('resolveRecord: records from the query', () => {
   it.each([
-    { note: 'a field', query: 'channel=C1&limit=10', id: 'C1' },
-    { note: '+ and %20 are spaces', query: 'channel=a+b%20c', id: 'a b c' },
-    { note: 'an encoded name', query: 'chan%6Eel=C1', id: 'C1' },
-    { note: 'other fields may repeat', query: 'x=1&channel=C1&x=2', id: 'C1' },
-    { note: 'empty pairs are skipped', query: '&&channel=C1&', id: 'C1' },
-  ])('$note: ?$query', ({ query, id }) => {
-    expect(resolveRecord(history, {}, query, undefined)).toEqual({ ok: true, record: { type: 'channel', id } });
+    { note: 'a field', query: 'channel=C1&limit=10', id: 'C1', forward: 'channel=C1&limit=10' },
+    { note: '+ and %20 are spaces', query: 'channel=a+b%20c', id: 'a b c', forward: 'channel=a+b+c' },
+    { note: 'an encoded name', query: 'chan%6Eel=C1', id: 'C1', forward: 'channel=C1' },
+    { note: 'other fields may repeat', query: 'x=1&channel=C1&x=2', id: 'C1', forward: 'x=1&channel=C1&x=2' },
+    { note: 'empty pairs are skipped', query: '&&channel=C1&', id: 'C1', forward: 'channel=C1' },
+  ])('$note: ?$query (forwarded re-serialized: ?$forward)', ({ query, id, forward }) => {
+    expect(resolveRecord(history, {}, query, undefined)).toEqual({ ok: true, record: { type: 'channel', id }, forwardQuery: forward });
+  });
+
+  // Names parsers read differently (PHP/Hack strip leading spaces, cut at NUL, fold name[]; Rack splits on `;`):
+  // the upstream could read another channel than the one checked.
+  it.each([
+    { note: 'a leading space', query: 'channel=C1&+channel=C2' },
+    { note: 'a NUL in a name', query: 'channel=C1&channel%00x=C2' },
+    { note: 'brackets', query: 'channel=C1&channel%5B%5D=C2' },
+    { note: 'a semicolon', query: 'x=1;channel=C2&channel=C1' },
+    { note: 'a fragment', query: 'channel=C1#x' },
+    { note: 'a dash in a name', query: 'channel=C1&chan-nel=C2' },
+  ])('refuses $note: ?$query → ambiguous_request', ({ query }) => {
+    expect(resolveRecord(history, {}, query, undefined)).toMatchObject({ ok: false, status: 400, code: 'ambiguous_request', field: 'query' });
+  });
+
+  it('refuses a record id holding a control or format character (a bidi override, NUL)', () => {
+    for (const id of ['C1%E2%80%AE', 'C%00x', 'C1%0A']) {
+      expect(resolveRecord(history, {}, `channel=${id}`, undefined)).toMatchObject({ ok: false, code: 'ambiguous_request' });
+    }
   });
 
   it.each([
@@ -206,7 +225,7 @@ describe('resolveRecord: records from the query', () => {
 
   it('a path param and a query field in one id', () => {
     const m = matched(github, 'GET', '/search/issues');
-    expect(resolveRecord(search, m.params, 'q=a%2Fb', undefined)).toEqual({ ok: true, record: { type: 'thing', id: 'issues/a/b' } });
+    expect(resolveRecord(search, m.params, 'q=a%2Fb', undefined)).toEqual({ ok: true, record: { type: 'thing', id: 'issues/a/b' }, forwardQuery: 'q=a%2Fb' });
   });
 });
 

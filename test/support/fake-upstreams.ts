@@ -11,6 +11,7 @@
  * - `GET /repos/{owner}/{repo}/contents/big.bin`: BIG_BODY_BYTES of fixed random bytes, streamed in 64 KiB chunks
  *   (chunked, no Content-Length), honouring backpressure; `bigBodySha256` is their hash.
  * - `GET /repos/{owner}/{repo}/contents/slow`: no response headers for `slowMs` (default 30 s), then a JSON answer.
+ * - `GET /repos/{owner}/{repo}/contents/endless.bin`: the big body again and again, until the reader goes.
  * - `GET /repos/{owner}/{repo}/contents/stalled`: headers and the first KiB of the big body, then nothing more.
  * - `POST`, `PUT`, `PATCH` on `/repos/...`: 201 with `{ received: <body bytes> }` (the writes the tests send are
  *   refused before they reach it; one let through would be answered, and recorded, like any other call).
@@ -180,6 +181,14 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
             if (!res.write(bigBody.subarray(at, at + CHUNK))) await drainOrClose(res);
           }
           res.end();
+          return;
+        }
+        if (s.length === 5 && s[3] === 'contents' && s[4] === 'endless.bin') {
+          // The big body over and over until the reader goes: more than any socket buffer holds.
+          res.writeHead(200, { 'content-type': 'application/octet-stream', ...rateLimit() });
+          for (let at = 0; !res.destroyed; at = (at + CHUNK) % bigBody.length) {
+            if (!res.write(bigBody.subarray(at, at + CHUNK))) await drainOrClose(res);
+          }
           return;
         }
         if (s.length === 5 && s[3] === 'contents' && s[4] === 'stalled') {
