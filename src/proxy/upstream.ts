@@ -13,34 +13,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { Pool } from 'undici';
+import type { ProxyUpstreamConfig } from '../config/config-types.js';
 
-export interface UpstreamSettings {
-  /** The integration whose calls it serves (the first path segment of a proxied call). */
-  integration: string;
-  /** `scheme://host[:port]`, without a path. */
-  origin: string;
-  /** Prepended to every forwarded path (`/api` for Slack's Web API). Default ''. */
-  base_path: string;
-  credential: {
-    /** Header the credential goes in. Default `authorization`. */
-    header: string;
-    /** Written before the secret. Default `Bearer `. */
-    prefix: string;
-    /** Resolved from `credential.env` at load. */
-    value: string | null;
-    /** Absolute path: read at start and re-read when it changes. */
-    file: string | null;
-  };
-  /** Request headers forwarded beyond the default allowlist (lower case). */
-  forward_headers: readonly string[];
-  connect_timeout_ms: number;
-  /** Time to the upstream's response headers. */
-  headers_timeout_ms: number;
-  /** Longest pause between two chunks of the upstream's body. */
-  body_timeout_ms: number;
-  /** Keep-alive connections to the upstream. */
-  connections: number;
-}
+/** An upstream's settings are its config entry (`proxy.upstreams[]`, docs/configuration.md). */
+export type UpstreamSettings = ProxyUpstreamConfig;
 
 /** Request headers a proxied call may carry to any upstream (besides the credential the proxy sets). */
 const FORWARDED_REQUEST_HEADERS = new Set([
