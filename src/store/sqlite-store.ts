@@ -15,6 +15,8 @@ import { GroupCommitQueue } from './group-commit.js';
 import { migrate } from './migrations.js';
 import * as outbox from './outbox-ops.js';
 import * as revocations from './revocation-ops.js';
+import * as suggestions from './suggestion-ops.js';
+import * as usage from './usage-rollup-ops.js';
 import { MEMORY_PATH, openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
 import type { SqliteOpenOptions } from './sqlite-connection.js';
 import type {
@@ -29,6 +31,7 @@ import type {
   CreateAccessRequestInput,
   CreatedAccessRequest,
   DecideAccessRequestInput,
+  DecideSuggestionInput,
   DeliveryRecord,
   EventQuery,
   ExpireTasksInput,
@@ -36,6 +39,7 @@ import type {
   FindElevationsInput,
   ListAccessRequestsQuery,
   ListDeliveriesQuery,
+  ListSuggestionsQuery,
   OutboxCounts,
   PruneEventsInput,
   PruneResult,
@@ -46,15 +50,20 @@ import type {
   RevocationFeed,
   RevocationFeedInput,
   RevokeTokenInput,
+  RollupUsageInput,
+  RollupUsageResult,
   Store,
   StoreStats,
   StoredChainVerifyOptions,
   StoredDecision,
+  SuggestionRecord,
   SweepAccessRequestsInput,
   TaskClosure,
   TaskRecord,
   TokenRecord,
   TokenUseInput,
+  UsageSummary,
+  UsageSummaryInput,
 } from './store.js';
 import { prepareStatements } from './store-context.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
@@ -182,6 +191,9 @@ export class SqliteStore implements Store {
   recordTokenUse(input: TokenUseInput): Promise<void> {
     return decisions.recordTokenUse(this.ctx, input);
   }
+  recordTokenUses(inputs: readonly TokenUseInput[]): Promise<void> {
+    return decisions.recordTokenUses(this.ctx, inputs);
+  }
   revocationFeed(input: RevocationFeedInput): Promise<RevocationFeed> {
     return revocations.revocationFeed(this.ctx, input);
   }
@@ -245,6 +257,25 @@ export class SqliteStore implements Store {
   }
   outboxCounts(): Promise<OutboxCounts> {
     return outbox.outboxCounts(this.ctx);
+  }
+
+  rollupUsage(input: RollupUsageInput = {}): Promise<RollupUsageResult> {
+    return usage.rollupUsage(this.ctx, input);
+  }
+  usageSummary(input: UsageSummaryInput): Promise<UsageSummary> {
+    return usage.usageSummary(this.ctx, input);
+  }
+  saveSuggestions(list: readonly SuggestionRecord[]): Promise<void> {
+    return suggestions.saveSuggestions(this.ctx, list);
+  }
+  listSuggestions(query: ListSuggestionsQuery): Promise<SuggestionRecord[]> {
+    return suggestions.listSuggestions(this.ctx, query);
+  }
+  getSuggestion(id: string): Promise<SuggestionRecord | undefined> {
+    return suggestions.getSuggestion(this.ctx, id);
+  }
+  decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord> {
+    return suggestions.decideSuggestion(this.ctx, input);
   }
 
   stats(): StoreStats {

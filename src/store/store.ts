@@ -467,6 +467,160 @@ export interface OutboxCounts {
   dead: number;
 }
 
+/**
+ * Where a usage aggregate comes from (`usage_daily.source`, docs: src/store/README.md, "Usage aggregates"):
+ * - `granted`: a token was issued carrying the scope (token.issued), counted once per token and scope;
+ * - `proxy`: the enforcement proxy forwarded a call that needed the scope (token.used, action proxy, outcome
+ *   forwarded): use, observed by the PDP's own proxy;
+ * - `resource_server`: a resource server reported a request it let through that required the scope (token.used,
+ *   action resource_server): use, self-reported;
+ * - `requested`: a decision request asked for the scope (decision events, input.scopes), whatever the answer;
+ * - `denied`: a decision refused the scope (result.denied_scopes).
+ * Introspections (token.used, action introspect) say a token was presented, not which scope: never counted.
+ */
+export type UsageSource = 'granted' | 'proxy' | 'resource_server' | 'requested' | 'denied';
+
+export interface RollupUsageInput {
+  /** Most audit events read per transaction (1..100,000). Default 10,000. */
+  batch?: number;
+}
+
+export interface RollupUsageResult {
+  /** Audit events read by this call (of every type; only some count). */
+  events: number;
+  /** The cursor after this call: the last seq folded in (0 before any). */
+  seq: number;
+}
+
+export interface UsageSummaryInput {
+  /**
+   * The window, [since, until). Aggregates are per UTC day, so the summary covers every whole day that overlaps the
+   * window (the day of `since` through the day of the last instant before `until`); first_at / last_at may lie outside.
+   */
+  since: string;
+  until: string;
+  /** Only this agent. */
+  agent_id?: string;
+}
+
+/** One line of a usage summary: the window's daily aggregates summed by everything but the day. */
+export interface UsageRow {
+  agent_id: string;
+  integration: string;
+  scope: string;
+  /** The task type (from the tasks table, or what the decision's input said for an unregistered task); '' when none. */
+  task_type: string;
+  /**
+   * The record type: of the record the token is bound to (`granted`), the call touched (`proxy`, `resource_server`),
+   * or the decision was asked about (`requested`, `denied`); '' when none.
+   */
+  record_type: string;
+  source: UsageSource;
+  /** Tokens (`granted`), uses (`proxy`, `resource_server`) or decisions (`requested`, `denied`). */
+  n: number;
+  /** The first and last such event's time in the days summed. */
+  first_at: string;
+  last_at: string;
+  /** Distinct UTC days with at least one. */
+  days: number;
+}
+
+/** The longest observed use of a token, per agent and integration, over the window. */
+export interface TokenUseSpanSummary {
+  agent_id: string;
+  integration: string;
+  /**
+   * Whole seconds (rounded up) from a token's issued_at to its last observed use (a forwarded proxy call, or a
+   * resource server's report), the largest over the tokens used in the window.
+   */
+  max_seconds: number;
+  /**
+   * Tokens with use evidence this is based on: each counted once, on the day of its first use the rollup saw
+   * (a token first used before a pruned stretch of the trail may be counted again).
+   */
+  tokens: number;
+}
+
+/** Tokens issued per agent and integration over the window (a token of several scopes counts once). */
+export interface TokensIssuedSummary {
+  agent_id: string;
+  integration: string;
+  tokens: number;
+  first_at: string;
+  last_at: string;
+  /** Distinct UTC days with at least one token issued. */
+  days: number;
+}
+
+export interface UsageSummary {
+  since: string;
+  until: string;
+  /** The first and last UTC day (YYYY-MM-DD) the summary covers. */
+  first_day: string;
+  last_day: string;
+  /** The rollup cursor when read: events after this seq are not in it (call rollupUsage first). */
+  seq: number;
+  /** Ordered by agent, integration, scope, task type, record type, source. */
+  rows: UsageRow[];
+  /** Ordered by agent, integration. Only pairs with observed use. */
+  spans: TokenUseSpanSummary[];
+  /** Ordered by agent, integration. */
+  issued: TokensIssuedSummary[];
+}
+
+/** What a suggestion proposes (owner: src/suggest/); the store keeps the kind as text. */
+export type SuggestionKind = 'remove_scope' | 'move_to_task_type' | 'shorten_ttl';
+/** `open` until someone applies or dismisses it (decideSuggestion). */
+export type SuggestionStatus = 'open' | 'applied' | 'dismissed';
+
+/**
+ * A policy suggestion as stored. `proposal` and `evidence` are JSON values the suggestion engine defines (stored as
+ * canonical JSON, read back parsed); the store reads none of them, only `evidence_hash`.
+ */
+export interface SuggestionRecord {
+  /** Stable: the same agent, integration, kind and target give the same id (the engine derives it). */
+  id: string;
+  agent_id: string;
+  integration: string;
+  kind: SuggestionKind;
+  /** What it is about: the scope (remove_scope, move_to_task_type) or `token_ttl` (shorten_ttl). */
+  target: string;
+  proposal: unknown;
+  evidence: unknown;
+  /**
+   * A digest of the evidence that matters: a dismissed (or applied) suggestion saved again with the same hash stays
+   * as decided; with another hash it is open again.
+   */
+  evidence_hash: string;
+  /** The agent's policy file (relative to the policy folder) and its SHA-256 when the suggestion was made; apply refuses if it changed. */
+  file: string | null;
+  file_sha256: string | null;
+  status: SuggestionStatus;
+  created_at: string;
+  updated_at: string;
+  /** Who applied or dismissed it, and when; null while open. */
+  decided_by: string | null;
+  decided_at: string | null;
+}
+
+export interface ListSuggestionsQuery {
+  status?: SuggestionStatus;
+  agent_id?: string;
+}
+
+export interface DecideSuggestionInput {
+  id: string;
+  status: 'applied' | 'dismissed';
+  /** The caller (operator) deciding. */
+  by: string;
+  at: string;
+  /**
+   * Its audit event, built with policySuggestionAppliedEvent / policySuggestionDismissedEvent
+   * (src/audit/event-payloads.ts): of the type matching `status`, for this suggestion.
+   */
+  event: NewAuditEvent;
+}
+
 /** What verifying the stored chain may be given (the store supplies its own start and checkpoint). */
 export type StoredChainVerifyOptions = Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'headKeys'>;
 
@@ -515,6 +669,12 @@ export interface Store {
    * ours; resolves after its COMMIT. Malformed data is a TypeError before anything is queued.
    */
   recordTokenUse(input: TokenUseInput): Promise<void>;
+  /**
+   * Appends one token.used event per input, in order, in one transaction (each correlated with its token as
+   * `recordTokenUse` does); resolves after that COMMIT. All or none: malformed data in any input is a TypeError
+   * before anything is queued. An empty list writes nothing. `POST /v1/usage` writes a batch of reports with it.
+   */
+  recordTokenUses(inputs: readonly TokenUseInput[]): Promise<void>;
   /**
    * What a verifier outside the PDP (the enforcement proxy) needs to refuse revoked tokens without asking per
    * request: with `after_seq: null`, a snapshot of every revoked token not expired at `now` and the chain head's seq;
@@ -604,6 +764,35 @@ export interface Store {
   completeDelivery(input: CompleteDeliveryInput): Promise<DeliveryRecord>;
   listDeliveries(query: ListDeliveriesQuery): Promise<DeliveryRecord[]>;
   outboxCounts(): Promise<OutboxCounts>;
+
+  /**
+   * Folds the audit events after the rollup cursor into the usage aggregates (`usage_daily`, `token_use_span`) and
+   * moves the cursor, in batches of at most `batch` events, each batch (aggregates and cursor) in one write
+   * transaction; returns how many events were read and the cursor. Events pruned before they were read are skipped
+   * (the next batch starts at the first remaining). No audit event.
+   */
+  rollupUsage(input?: RollupUsageInput): Promise<RollupUsageResult>;
+  /**
+   * The aggregates of a window, summed by (agent, integration, scope, task_type, record_type, source), with first
+   * and last seen and days observed; the longest token use and tokens issued per agent and integration. Reads the
+   * aggregates only (what rollupUsage has folded in), never the events.
+   */
+  usageSummary(input: UsageSummaryInput): Promise<UsageSummary>;
+  /**
+   * Upserts suggestions by id (each `open`, never decided: decideSuggestion decides). A new id is inserted. An open
+   * one is replaced (its created_at kept). An applied or dismissed one is left as it is when its evidence_hash is
+   * unchanged; with another hash it is replaced and open again (decided_by / decided_at cleared). No audit event.
+   */
+  saveSuggestions(list: readonly SuggestionRecord[]): Promise<void>;
+  /** In (agent_id, integration, kind, target) order. */
+  listSuggestions(query: ListSuggestionsQuery): Promise<SuggestionRecord[]>;
+  getSuggestion(id: string): Promise<SuggestionRecord | undefined>;
+  /**
+   * Marks an open suggestion applied or dismissed and appends its audit event, in one transaction. Refusals:
+   * not_found (no such id); invalid_request (not open: decided already). An event of the wrong type, or for another
+   * suggestion, is a TypeError.
+   */
+  decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord>;
 
   stats(): StoreStats;
   /** Commits everything queued, then closes. Later calls reject with store_unavailable. */
