@@ -229,6 +229,22 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
 }
 
 export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): Promise<void> {
+  const use = preparedUse(ctx, input);
+  return ctx.write(() => use());
+}
+
+/** One transaction for every input: each is validated, masked and encoded first, so a bad one queues nothing. */
+export async function recordTokenUses(ctx: StoreContext, inputs: readonly TokenUseInput[]): Promise<void> {
+  if (!Array.isArray(inputs)) throw new TypeError('recordTokenUses takes an array of token uses');
+  const uses = inputs.map((input) => preparedUse(ctx, input));
+  if (uses.length === 0) return;
+  return ctx.write(() => {
+    for (const use of uses) use();
+  });
+}
+
+/** Checks and prepares one token.used event; the returned function appends it inside a write transaction. */
+function preparedUse(ctx: StoreContext, input: TokenUseInput): () => void {
   requireId('jti', input.jti);
   requireId('caller_id', input.caller_id);
   requireTime('at', input.at);
@@ -247,11 +263,11 @@ export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): P
     );
   // Validated, masked and encoded before queuing, as every event is.
   const prepared = ctx.chain.prepare(usedEvent(undefined));
-  return ctx.write(() => {
+  return () => {
     // Correlate with the token's decision, task and agent when the token is ours: its ids, the prepared data.
     const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
     ctx.chain.append(row === undefined ? prepared : { ...prepared, event: { ...usedEvent(row), data: prepared.event.data } });
-  });
+  };
 }
 
 function assertGrant(grant: TokenGrant): void {
