@@ -11,6 +11,7 @@ import { Decider } from './pdp/decider.js';
 import { RefusalRecorder } from './pdp/refusal-recorder.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
+import { UsageService } from './pdp/usage-service.js';
 import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
 import { TaskService } from './pdp/task-service.js';
 import { CallerResolver, type AuthFailure } from './server/caller-auth.js';
@@ -180,6 +181,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
 
   const audienceFor = audienceOf(config, engine);
   const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now });
+  const usage = new UsageService({ store, now });
   const callers = new CallerResolver(config.callers);
   let runningCallers = config.callers;
   const reload = async (): Promise<void> => {
@@ -269,6 +271,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     decider,
     tasks,
     tokens,
+    usage,
     accessRequests,
     verifyLink: (token, id, at) => links.verify(token, id, at),
     reportRefusal: onRefusal,

@@ -11,6 +11,8 @@ import { ELEVATION_END_REASONS } from '../wire/access-request-v1.js';
 import type { ElevationEndReason } from '../wire/access-request-v1.js';
 import { ID_PATTERN, SCOPE_PATTERN } from '../wire/decision-v1.js';
 import type { ResourceRef } from '../wire/evaluation-v1.js';
+import { USAGE_RECORD_ID_MAX, USAGE_ROUTE_MAX } from '../wire/usage-v1.js';
+import { isIsoTime } from './audit-event.js';
 import type { AUDIT_EVENT_TYPES, AuditEventType, AuditIds, NewAuditEvent } from './audit-event.js';
 import { parseSignedHead } from './signed-head.js';
 import type { SignedHeadV1 } from './signed-head.js';
@@ -52,9 +54,10 @@ export type TaskCloseStatus = (typeof TASK_CLOSE_STATUSES)[number];
 
 /**
  * What was done with a token: `introspect`, the PDP answered a resource server's introspection; `proxy`, the
- * enforcement proxy checked it for one call to an upstream API (and forwarded the call or refused it).
+ * enforcement proxy checked it for one call to an upstream API (and forwarded the call or refused it);
+ * `resource_server`, a resource server reported (`POST /v1/usage`) a request its middleware let through with it.
  */
-export const TOKEN_USE_ACTIONS = ['introspect', 'proxy'] as const;
+export const TOKEN_USE_ACTIONS = ['introspect', 'proxy', 'resource_server'] as const;
 export type TokenUseAction = (typeof TOKEN_USE_ACTIONS)[number];
 
 /**
@@ -76,6 +79,10 @@ export const PROXY_CODE_MAX = 64;
 export const PROXY_RECORD_ID_MAX = 256;
 /** Longest HTTP method of a proxied token.used event. */
 export const PROXY_METHOD_MAX = 16;
+/** Longest `route` of a reported token.used event (a route template); longer is refused. */
+export const REPORTED_ROUTE_MAX = USAGE_ROUTE_MAX;
+/** Longest `record.id` of a reported token.used event; a longer one is cut, ending in `…`. */
+export const REPORTED_RECORD_ID_MAX = USAGE_RECORD_ID_MAX;
 
 /**
  * Longest `route` of an auth.failed event (UTF-16 code units). The route is a template of the route table, never
@@ -113,8 +120,11 @@ export interface TokenIssuedData extends TokenIssuedExtras {
   expires_at: string;
 }
 
-/** A token.used event: an introspection, or one call through the enforcement proxy (told apart by `action`). */
-export type TokenUsedData = TokenIntrospectedData | TokenProxiedData;
+/**
+ * A token.used event: an introspection, one call through the enforcement proxy, or one request a resource server
+ * reported (told apart by `action`).
+ */
+export type TokenUsedData = TokenIntrospectedData | TokenProxiedData | TokenReportedData;
 
 export interface TokenIntrospectedData {
   action: 'introspect';
@@ -149,6 +159,26 @@ export interface TokenProxiedData {
   bytes_out: number;
   /** From the request's receipt to the upstream's last byte (or the refusal), in whole milliseconds. */
   latency_ms: number;
+}
+
+/**
+ * One request a resource server's middleware let through with the token, as the resource server reported it
+ * (`POST /v1/usage`), after the PDP checked the report against the token: its integration, a scope it grants, its
+ * record, a time within its life. Self-reported by the resource server (its `caller_id`), never a path, a body or
+ * a header.
+ */
+export interface TokenReportedData {
+  action: 'resource_server';
+  /** The integration of the route (the token's). */
+  integration: string;
+  /** The one scope the request required. */
+  scope: string;
+  /** The record the request touched, or null. */
+  record: { type: string; id: string } | null;
+  /** The route template the resource server names (`/customers/:id`, at most REPORTED_ROUTE_MAX), never a concrete path; null when unknown. */
+  route: string | null;
+  /** When the request was let through, by the resource server's clock (the event's `time` is the PDP's). */
+  used_at: string;
 }
 
 export interface TokenRevokedData {
@@ -412,8 +442,9 @@ export function tokenIssuedEvent(
 
 /**
  * The token's decision, task and agent are known when the token is one of ours. caller_id is who presented it: the
- * resource server that introspected it, or the proxy (its configured id). An introspection records `{ action,
- * active }`; a proxied call is checked member by member (tokenProxiedData) and only its documented members are kept.
+ * resource server that introspected or reported it, or the proxy (its configured id). An introspection records
+ * `{ action, active }`; a proxied call and a reported one are checked member by member (tokenProxiedData,
+ * tokenReportedData) and only their documented members are kept.
  */
 export function tokenUsedEvent(
   time: string,
@@ -423,6 +454,7 @@ export function tokenUsedEvent(
   if (!isRecord(data)) throw new TypeError('token.used data must be an object');
   oneOf('token.used action', data.action, TOKEN_USE_ACTIONS);
   if (data.action === 'proxy') return event('token.used', time, ids, tokenProxiedData(data));
+  if (data.action === 'resource_server') return event('token.used', time, ids, tokenReportedData(data));
   if (typeof data.active !== 'boolean') throw new TypeError('token.used active must be a boolean');
   return event('token.used', time, ids, { action: data.action, active: data.active });
 }
@@ -478,6 +510,35 @@ function tokenProxiedData(data: TokenProxiedData): TokenProxiedData {
     bytes_in: data.bytes_in,
     bytes_out: data.bytes_out,
     latency_ms: data.latency_ms,
+  };
+}
+
+const ROUTE = new RegExp(`^/[^\\u0000-\\u001f\\u007f]{0,${REPORTED_ROUTE_MAX - 1}}$`, 'u');
+
+/**
+ * The members of a reported use, checked: integration, scope and record type well formed, the route null or a
+ * template (starting with `/`, no control character, at most REPORTED_ROUTE_MAX), `used_at` a time of the trail's
+ * format; anything else is a TypeError. The record id is kept well formed and cut at REPORTED_RECORD_ID_MAX.
+ */
+function tokenReportedData(data: TokenReportedData): TokenReportedData {
+  const name = (member: string): string => `token.used (resource_server) ${member}`;
+  if (typeof data.integration !== 'string' || !ID.test(data.integration)) throw new TypeError(`${name('integration')} must be an integration id`);
+  if (typeof data.scope !== 'string' || !SCOPE.test(data.scope)) throw new TypeError(`${name('scope')} must be a scope`);
+  const record = data.record;
+  if (record !== null && (!isRecord(record) || typeof record.type !== 'string' || !ID.test(record.type) || typeof record.id !== 'string' || record.id === '')) {
+    throw new TypeError(`${name('record')} must be { type, id } or null`);
+  }
+  if (data.route !== null && (typeof data.route !== 'string' || !ROUTE.test(data.route) || wellFormed(data.route) !== data.route)) {
+    throw new TypeError(`${name('route')} must be null or a route template of at most ${REPORTED_ROUTE_MAX} characters starting with /`);
+  }
+  if (!isIsoTime(data.used_at)) throw new TypeError(`${name('used_at')} must be an ISO 8601 UTC time with milliseconds`);
+  return {
+    action: 'resource_server',
+    integration: data.integration,
+    scope: data.scope,
+    record: record === null ? null : { type: record.type, id: clip(record.id, REPORTED_RECORD_ID_MAX) },
+    route: data.route,
+    used_at: data.used_at,
   };
 }
 

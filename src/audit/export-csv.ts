@@ -2,8 +2,9 @@
  * The CSV export, for a spreadsheet: RFC 4180 (comma, "-quoted fields, CRLF), UTF-8, a header row, one row per
  * event. Every field of the event is a column (`data` as its canonical JSON), so a row still carries what its
  * hash covers; three derived columns (`outcome`, `policy_revision`, `scopes`) are added for filtering in a sheet
- * and are not hashed: a decision's outcome and granted scopes, a token's scopes, and for a call through the proxy
- * (token.used, action `proxy`) its outcome (forwarded, refused, failed) and the scope it needed. A text cell that a
+ * and are not hashed: a decision's outcome and granted scopes, a token's scopes, for a call through the proxy
+ * (token.used, action `proxy`) its outcome (forwarded, refused, failed) and the scope it needed, and for a request
+ * a resource server reported (token.used, action `resource_server`) the scope it required. A text cell that a
  * spreadsheet would run as a formula (first character = + - @ tab or CR) is prefixed with a single quote (OWASP
  * "CSV injection"); strip it before recomputing a hash.
  * The CSV export has no skip lines or trailer: use JSON Lines for evidence.
@@ -48,9 +49,11 @@ export function csvCells(event: AuditEventV1): Record<CsvColumn, string | number
   const data = event.data as Record<string, unknown> | null;
   const result = isObject(data) && isObject(data['result']) ? data['result'] : undefined;
   const proxied = event.type === 'token.used' && isObject(data) && data['action'] === 'proxy' ? data : undefined;
+  const reported = event.type === 'token.used' && isObject(data) && data['action'] === 'resource_server' ? data : undefined;
+  const used = proxied ?? reported;
   const scopes =
     event.type === 'decision' ? result?.['granted_scopes']
-    : proxied !== undefined ? (typeof proxied['scope'] === 'string' ? [proxied['scope']] : undefined)
+    : used !== undefined ? (typeof used['scope'] === 'string' ? [used['scope']] : undefined)
     : isObject(data) ? data['scopes']
     : undefined;
   const outcome = proxied !== undefined ? proxied['outcome'] : result?.['outcome'];

@@ -330,10 +330,17 @@ function timelineLine(event: { seq: number; time: string; type: string; caller_i
 /**
  * A token.used event's payload in a few words. An introspection: `introspect: active`. A proxied call: `github GET
  * /repos/{owner}/{repo}/pulls/{pull_number} needs pr:read on repo "acme/app": forwarded, upstream 200, 0 B in, 5120 B
- * out, 12 ms`. The record id came from the request: it is printed as a JSON string, so no control character of it
- * reaches the terminal.
+ * out, 12 ms`. A reported request: `reported: crm /customers/:id needed tickets:read on customer "1234", used at
+ * 2026-03-01T10:00:00.000Z`. The record id came from the request and the route from the resource server: they are
+ * printed as JSON strings, so no control character of theirs reaches the terminal.
  */
 function tokenUseText(d: Record<string, unknown>): string {
+  if (d['action'] === 'resource_server') {
+    const record = (d['record'] ?? null) as { type?: unknown; id?: unknown } | null;
+    const route = d['route'] === null || d['route'] === undefined ? '(route not named)' : JSON.stringify(String(d['route']));
+    const on = record === null ? '' : ` on ${String(record.type)} ${JSON.stringify(String(record.id))}`;
+    return `reported: ${String(d['integration'])} ${route} needed ${String(d['scope'])}${on}, used at ${String(d['used_at'])}`;
+  }
   if (d['action'] !== 'proxy') return `${String(d['action'])}: ${d['active'] === true ? 'active' : 'inactive'}`;
   const record = (d['record'] ?? null) as { type?: unknown; id?: unknown } | null;
   const target = d['path_template'] === '' ? `${String(d['method'])} (unmapped)` : `${String(d['method'])} ${String(d['path_template'])} needs ${String(d['scope'])}`;

@@ -7,6 +7,7 @@ import type { AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
 import { PepError } from './pep-error.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
+import type { UsageAnswerV1 } from '../wire/usage-v1.js';
 
 type Json = Record<string, unknown>;
 
@@ -131,4 +132,13 @@ export function checkTask(value: unknown, what: string): TaskV1 {
 
 export function checkMetadata(value: unknown): AuthorizationServerMetadataV1 {
   return checked<AuthorizationServerMetadataV1>('metadata', value, { issuer: isText, jwks_uri: isText });
+}
+
+/** `POST /v1/usage`: counts, and the refused reports by index (an index outside the batch is not the API). */
+export function checkUsageAnswer(value: unknown, reports: number): UsageAnswerV1 {
+  return checked<UsageAnswerV1>('report usage', value, {
+    accepted: isCount,
+    unknown: isCount,
+    rejected: (v) => Array.isArray(v) && v.every((r) => isObject(r) && isCount(r['index']) && (r['index'] as number) < reports && isText(r['code'])),
+  });
 }

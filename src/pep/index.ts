@@ -21,10 +21,12 @@ export {
   createResourceServerAuth,
   type RequireToken,
   type ResourceMiddleware,
+  type ResourceServerAuth,
   type RouteRequest,
   type ResourceServerAuthOptions,
   type RouteRequirement,
 } from './resource-server-auth.js';
+export { UsageReporter, type UsageReporting, type UsageReportingOptions, type UsageSink, type UsageStats } from './usage-reporter.js';
 export { RESOURCE_REFUSALS, type ResourceRefusalCode, type ResourceResponse } from './resource-refusal.js';
 export {
   ApprovalPending,
@@ -60,6 +62,7 @@ export type {
   ElevationEndReason,
 } from '../wire/access-request-v1.js';
 export type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
+export type { UsageAnswerV1, UsageBatchV1, UsageRejectionCode, UsageReportV1 } from '../wire/usage-v1.js';
 export type {
   ContextValue,
   DecisionRequestV1,

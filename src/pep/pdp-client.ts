@@ -9,7 +9,8 @@
  */
 import type { AccessRequestSubmissionV1, AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1, DecisionResponseV1, TaskRegistrationV1, TaskV1 } from '../wire/decision-v1.js';
-import { checkAccessRequest, checkDecision, checkIntrospection, checkMetadata, checkTask, checkTokenResponse } from './answer-checks.js';
+import type { UsageAnswerV1, UsageReportV1 } from '../wire/usage-v1.js';
+import { checkAccessRequest, checkDecision, checkIntrospection, checkMetadata, checkTask, checkTokenResponse, checkUsageAnswer } from './answer-checks.js';
 import { isPepError, PepError } from './pep-error.js';
 import { pdpExchange, pdpRequest, type PdpTransport } from './pdp-request.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
@@ -143,6 +144,22 @@ export class PdpClient {
       method: 'POST', path: '/v1/introspect', what: 'introspect', body: { token }, authenticate: true, ok: [200], retry: 'safe',
     });
     return checkIntrospection(body);
+  }
+
+  /**
+   * `POST /v1/usage` (role resource_server): reports requests this resource server let through with a token (1 to
+   * 500), the evidence of the scopes agents used. Resolves with how many the PDP recorded (`accepted`), how many
+   * named a token it does not know (`unknown`) and which it refused (`rejected`, by index). Retried only when the
+   * connection could not be opened: a batch that may have arrived is not sent again (it would be recorded twice).
+   * `createResourceServerAuth({ reportUsage })` calls this in the background; call it yourself to report from
+   * another framework.
+   */
+  async reportUsage(reports: UsageReportV1[]): Promise<UsageAnswerV1> {
+    if (!Array.isArray(reports) || reports.length < 1 || reports.length > 500) throw new TypeError('reportUsage: "reports" must be an array of 1 to 500 reports');
+    const body = await pdpRequest(this.#transport, {
+      method: 'POST', path: '/v1/usage', what: 'report usage', body: { reports }, authenticate: true, ok: [202], retry: 'unsent',
+    });
+    return checkUsageAnswer(body, reports.length);
   }
 
   /**

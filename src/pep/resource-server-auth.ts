@@ -10,6 +10,9 @@
  *
  * Refusals: 401/403 with `WWW-Authenticate: Bearer ... error="invalid_token" | "insufficient_scope"`, 503 when
  * the keys or the PDP could not be reached, always with `{ error: { code, message } }`. Never the token.
+ *
+ * With `reportUsage`, each request let through is also reported to the PDP (`usage-reporter.ts`): queued, sent in
+ * batches in the background, never delaying or failing the request; `auth.usage` has the counts.
  */
 import { createRemoteJWKSet } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
@@ -19,6 +22,7 @@ import { verifyAccessToken } from '../issuer/verify-access-token.js';
 import type { PdpClient } from './pdp-client.js';
 import { isPepError } from './pep-error.js';
 import { refuse, type ResourceResponse } from './resource-refusal.js';
+import { UsageReporter, type UsageReporting, type UsageReportingOptions } from './usage-reporter.js';
 
 export interface ResourceServerAuthOptions {
   /** The `iss` tokens must carry: the `issuer` of the PDP's metadata (`PdpClient.metadata()`). Required. */
@@ -36,6 +40,13 @@ export interface ResourceServerAuthOptions {
   pdp?: PdpClient;
   /** Also ask the PDP whether each token is still active, so revoked tokens are refused. Default false. */
   introspect?: boolean;
+  /**
+   * Report each request let through to the PDP (`POST /v1/usage`: the token's jti, the route's scope, integration
+   * and record, the route template, the time), as evidence of the scopes agents actually use. `true` for the
+   * defaults (batches of 100, sent at least every 1000 ms, at most 10000 waiting), or the options. Needs `pdp` with
+   * a `resource_server` key. Best effort: see `ResourceServerAuth.usage`. Default false.
+   */
+  reportUsage?: boolean | UsageReportingOptions;
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. Default 5. */
   clockTolerance?: number;
   /** The `realm` of the `WWW-Authenticate` challenge. Default: `audience`. */
@@ -80,21 +91,37 @@ export type ResourceMiddleware = (
 /** Builds the middleware for each route: `app.post(path, requireToken({ integration, scope, record }), handler)`. */
 export type RequireToken = (route: RouteRequirement) => ResourceMiddleware;
 
+/** What `createResourceServerAuth` returns: `requireToken` itself, with the usage reporter (if any) beside it. */
+export interface ResourceServerAuth extends RequireToken {
+  /**
+   * The usage reporter with `reportUsage`, else undefined: `stats()` → `{ queued, sent, dropped, failed }`,
+   * `flush()` sends what is queued now, `close()` too and stops reporting.
+   */
+  readonly usage: UsageReporting | undefined;
+  /** Sends the reports still queued and stops reporting (nothing to do without `reportUsage`). Never rejects. */
+  close(): Promise<void>;
+}
+
 const CLAIMS = 'agentPdpAccessToken';
 
 /** RFC 6750 §2.1 `b64token`, with any amount of space after the scheme (which is case-insensitive). */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
-export function createResourceServerAuth(options: ResourceServerAuthOptions): RequireToken {
-  const { issuer, audience, pdp, introspect = false, clockTolerance } = options ?? {};
+export function createResourceServerAuth(options: ResourceServerAuthOptions): ResourceServerAuth {
+  const { issuer, audience, pdp, introspect = false, clockTolerance, reportUsage = false } = options ?? {};
   for (const [name, value] of [['issuer', issuer], ['audience', audience]] as const) {
     if (typeof value !== 'string' || value === '') throw new TypeError(`createResourceServerAuth: "${name}" must be a non-empty string`);
   }
   if (introspect && pdp === undefined) throw new TypeError('createResourceServerAuth: "introspect" needs "pdp" (a PdpClient with a resource_server key)');
+  if (reportUsage !== false && pdp === undefined) throw new TypeError('createResourceServerAuth: "reportUsage" needs "pdp" (a PdpClient with a resource_server key)');
+  if (reportUsage !== false && reportUsage !== true && (typeof reportUsage !== 'object' || reportUsage === null)) {
+    throw new TypeError('createResourceServerAuth: "reportUsage" must be a boolean or { batchSize, flushMs, maxQueue }');
+  }
   const jwks = options.jwks ?? remoteKeys(options.jwksUri ?? pdp?.jwksUri);
   const realm = options.realm ?? audience;
+  const usage = reportUsage === false || pdp === undefined ? undefined : new UsageReporter(pdp, reportUsage === true ? {} : reportUsage);
 
-  return (route: RouteRequirement): ResourceMiddleware => {
+  const requireToken = (route: RouteRequirement): ResourceMiddleware => {
     checkRoute(route);
     const { integration, record } = route;
     return async (req, res, next) => {
@@ -135,9 +162,38 @@ export function createResourceServerAuth(options: ResourceServerAuthOptions): Re
         }
       }
       res.locals[CLAIMS] = claims;
+      // Queued only (never awaited, never thrown): the request goes on at once whatever becomes of the report.
+      usage?.report({
+        jti: claims.jti,
+        scope,
+        integration,
+        record: resource === undefined ? null : { type: resource.type, id: resource.id },
+        route: routeTemplate(req),
+        used_at: new Date().toISOString(),
+      });
       next();
     };
   };
+  return Object.assign(requireToken, {
+    usage,
+    close: async (): Promise<void> => {
+      await usage?.close();
+    },
+  });
+}
+
+/**
+ * The route template express matched (`req.route.path`, e.g. `/customers/:id`), never the request's path; null when
+ * there is none to read (a router-level `app.use`, a RegExp or array route). A mounted router's prefix
+ * (`req.baseUrl`) is a concrete path, so it is not added.
+ */
+function routeTemplate(req: unknown): string | null {
+  try {
+    const path = (req as { route?: { path?: unknown } } | null)?.route?.path;
+    return typeof path === 'string' ? path : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The claims of the token the middleware accepted for this request. Throws if it did not run. */

@@ -5,6 +5,7 @@ import type { IssuerKeys } from '../pdp/issuer-keys.js';
 import type { PolicyEngine } from '../pdp/policy-engine.js';
 import type { TaskService } from '../pdp/task-service.js';
 import type { TokenService } from '../pdp/token-service.js';
+import type { UsageService } from '../pdp/usage-service.js';
 import type { Store } from '../store/index.js';
 import type { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -17,6 +18,7 @@ import { discoveryRoutes } from './routes/discovery.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { usageRoutes } from './routes/usage.js';
 
 export interface RouteDeps {
   config: PdpConfig;
@@ -24,6 +26,8 @@ export interface RouteDeps {
   decider: Decider;
   tasks: TaskService;
   tokens: TokenService;
+  /** Resource servers' usage reports (`POST /v1/usage`). */
+  usage: UsageService;
   accessRequests: AccessRequestService;
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
@@ -48,6 +52,7 @@ export function routeTable(deps: RouteDeps): Route[] {
   const routes: Route[] = [
     ...decideRoutes(deps.decider),
     ...tokenRoutes(deps.tokens),
+    ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
     ...auditRoutes(deps.store, deps.now),

@@ -13,6 +13,7 @@ import {
 import { decisionRequestSchema, taskRegistrationSchema, type DecisionRequestV1, type TaskRegistrationV1 } from './decision-v1.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { DECISION_GRANT_TYPE, tokenBodySchema, tokenFormSchema, tokenRequestSchema, type TokenBodyV1, type TokenRequestV1 } from './token-v1.js';
+import { usageBatchSchema, type UsageBatchV1 } from './usage-v1.js';
 import { bodyValidator } from './validate-body.js';
 
 export const parseDecisionRequest = bodyValidator<DecisionRequestV1>(decisionRequestSchema);
@@ -42,6 +43,31 @@ export function parseTokenForm(fields: unknown): TokenRequestV1 {
 /** RFC 7662 / RFC 7009 form bodies: `token` and `token_type_hint` are read, anything else ignored. */
 export function parseTokenBodyForm(fields: unknown): TokenBodyV1 {
   return parseTokenBody(known(fields, ['token', 'token_type_hint']));
+}
+
+const parseUsageFields = bodyValidator<UsageBatchV1>(usageBatchSchema);
+
+/**
+ * `POST /v1/usage`: the schema, then each `used_at` must name a real instant (no 30 February, no 24:00); it is
+ * returned as `Date.prototype.toISOString` writes it (milliseconds, `Z`), the one time format of the trail.
+ */
+export function parseUsageBatch(body: unknown): UsageBatchV1 {
+  const batch = parseUsageFields(body);
+  const details = batch.reports.flatMap((report, index) =>
+    normalTime(report.used_at) === undefined ? [{ path: `reports[${index}].used_at`, message: 'must be a real UTC time' }] : [],
+  );
+  if (details.length > 0) {
+    throw new PdpError('invalid_request', `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, { details: details.slice(0, 20) });
+  }
+  return { reports: batch.reports.map((report) => ({ ...report, used_at: normalTime(report.used_at) as string })) };
+}
+
+/** The instant as `toISOString` writes it, or undefined when the text does not name it exactly (a day or hour out of range). */
+function normalTime(text: string): string | undefined {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) return undefined;
+  const iso = new Date(ms).toISOString();
+  return iso.slice(0, 19) === text.slice(0, 19) ? iso : undefined;
 }
 
 export const parseAccessRequestSubmission = bodyValidator<AccessRequestSubmissionV1>(accessRequestSubmissionSchema);

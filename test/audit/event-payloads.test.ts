@@ -21,6 +21,8 @@ import {
   PROXY_CODE_MAX,
   PROXY_PATH_TEMPLATE_MAX,
   PROXY_RECORD_ID_MAX,
+  REPORTED_RECORD_ID_MAX,
+  REPORTED_ROUTE_MAX,
   TOKEN_PROXY_OUTCOMES,
   TOKEN_REVOKE_REASONS,
   TOKEN_USE_ACTIONS,
@@ -50,7 +52,7 @@ import {
   tokenRevokedEvent,
   tokenUsedEvent,
 } from '../../src/audit/index.js';
-import type { AuditEventType, AuditEventV1, AuthFailureReason, NewAuditEvent, TokenProxiedData, TokenUsedData } from '../../src/audit/index.js';
+import type { AuditEventType, AuditEventV1, AuthFailureReason, NewAuditEvent, TokenProxiedData, TokenReportedData, TokenUsedData } from '../../src/audit/index.js';
 import { ELEVATION_END_REASONS } from '../../src/wire/access-request-v1.js';
 import type { CreateAccessRequestInput } from '../../src/store/index.js';
 import { at, decision, grant, task, tempStore } from '../store/store-fixtures.js';
@@ -315,6 +317,16 @@ const unmapped: TokenProxiedData = {
   latency_ms: 0,
 };
 
+// A request a resource server reported (POST /v1/usage): on a record through a named route, and with neither.
+const reported: TokenReportedData = {
+  action: 'resource_server',
+  integration: 'crm',
+  scope: 'tickets:read',
+  record: { type: 'customer', id: '1234' },
+  route: '/customers/:id/tickets',
+  used_at: '2026-01-01T00:00:00.250Z',
+};
+
 const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed25519').privateKey };
 
 const CASES: Array<{ note: string; event: NewAuditEvent }> = [
@@ -335,6 +347,8 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'a proxied call refused for its scope', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, { ...proxied, method: 'PUT', scope: 'repo:write', outcome: 'refused', code: 'token_scope_insufficient', upstream_status: null, bytes_out: 120 }) },
   { note: 'a proxied call refused as unmapped', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, unmapped) },
   { note: 'a proxied call that timed out', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy' }, { ...proxied, outcome: 'failed', code: 'upstream_timeout', upstream_status: null, bytes_out: 0 }) },
+  { note: 'a reported request on a record', event: tokenUsedEvent(T, { ...J, caller_id: 'crm-api', task_id: 't-1', trace_id: TRACE }, reported) },
+  { note: 'a reported request without record or route', event: tokenUsedEvent(T, { ...J, caller_id: 'crm-api' }, { ...reported, record: null, route: null }) },
   { note: 'by its caller, no task', event: tokenRevokedEvent(T, { ...J, caller_id: 'pep-1', trace_id: TRACE }, { reason: 'revoked_by_caller', issued_to: 'pep-1' }) },
   { note: 'its task completed', event: tokenRevokedEvent(T, { ...J, task_id: 't-1', caller_id: 'orch' }, { reason: 'task_completed', issued_to: 'pep-1' }) },
   { note: 'its task expired', event: tokenRevokedEvent(T, { ...J, task_id: 't-1', caller_id: null }, { reason: 'task_expired', issued_to: 'pep-1' }) },
@@ -446,6 +460,8 @@ describe('the event builders', () => {
 
   const proxy = (data: Partial<Record<keyof TokenProxiedData, unknown>>): (() => unknown) => () =>
     tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...proxied, ...data } as TokenUsedData);
+  const report = (data: Partial<Record<keyof TokenReportedData, unknown>>): (() => unknown) => () =>
+    tokenUsedEvent(T, { jti: 'j', caller_id: 'crm-api' }, { ...reported, ...data } as TokenUsedData);
   it.each([
     { note: 'an unknown action', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, { action: 'verify', active: true } as unknown as TokenUsedData) },
     { note: 'data that is not an object', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, null as unknown as TokenUsedData) },
@@ -477,6 +493,19 @@ describe('the event builders', () => {
     { note: 'an unmapped call with a scope', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...unmapped, scope: 'pr:read' }) },
     { note: 'an unmapped call with a record', build: () => tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...unmapped, record: { type: 'repo', id: 'x' } }) },
     { note: 'a mapped call without a scope', build: proxy({ scope: null }) },
+    { note: 'a reported use without a scope', build: report({ scope: null }) },
+    { note: 'a reported scope outside the grammar', build: report({ scope: 'tickets read' }) },
+    { note: 'a reported integration that is no id', build: report({ integration: '../crm' }) },
+    { note: 'a reported record without an id', build: report({ record: { type: 'customer' } }) },
+    { note: 'a reported record with an empty id', build: report({ record: { type: 'customer', id: '' } }) },
+    { note: 'a reported record type that is no id', build: report({ record: { type: 'a customer', id: '1' } }) },
+    { note: 'a reported route that is a concrete-looking relative path', build: report({ route: 'customers/1234' }) },
+    { note: 'a reported route too long', build: report({ route: '/' + 'a'.repeat(REPORTED_ROUTE_MAX) }) },
+    { note: 'a reported route with a line break', build: report({ route: '/customers\n/x' }) },
+    { note: 'a reported route with a lone surrogate', build: report({ route: '/customers/\ud800' }) },
+    { note: 'a reported route that is a number', build: report({ route: 7 }) },
+    { note: 'a reported use without used_at', build: report({ used_at: undefined }) },
+    { note: 'a reported used_at without milliseconds', build: report({ used_at: '2026-01-01T00:00:00Z' }) },
   ])('token.used refuses $note with a TypeError', ({ build }) => {
     expect(build).toThrow(TypeError);
   });
@@ -490,6 +519,22 @@ describe('the event builders', () => {
     const odd = tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...proxied, record: { type: 'channel', id: 'C1\ud800\u001b[2J' } });
     expect((odd.data as TokenProxiedData).record).toEqual({ type: 'channel', id: 'C1\ufffd\u001b[2J' });
     expect(() => canonicalJson(odd)).not.toThrow();
+  });
+
+  it('token.used (resource_server) keeps only its documented members, and cuts a long record id', () => {
+    const extra = { ...reported, active: true, path: '/customers/1234/tickets', headers: { authorization: 'Bearer x' }, record: { type: 'customer', id: 'c'.repeat(5000), extra: 1 } };
+    const event = tokenUsedEvent(T, { jti: 'j', caller_id: 'crm-api' }, extra);
+    expect(Object.keys(event.data).sort()).toEqual(Object.keys(reported).sort());
+    expect((event.data as TokenReportedData).record).toEqual({ type: 'customer', id: 'c'.repeat(REPORTED_RECORD_ID_MAX - 1) + '…' });
+    expect(canonicalJson(tokenUsedEvent(T, { jti: 'j', caller_id: 'crm-api' }, reported).data)).toBe(
+      '{"action":"resource_server","integration":"crm","record":{"id":"1234","type":"customer"},"route":"/customers/:id/tickets","scope":"tickets:read","used_at":"2026-01-01T00:00:00.250Z"}',
+    );
+  });
+
+  it('token.used (proxy) is what it always was: the same bytes, so stored chains still verify', () => {
+    expect(canonicalJson(tokenUsedEvent(T, { jti: 'j', caller_id: 'proxy' }, { ...proxied, extra: 1 } as TokenUsedData).data)).toBe(
+      '{"action":"proxy","bytes_in":0,"bytes_out":5120,"code":null,"integration":"github","latency_ms":12,"method":"GET","outcome":"forwarded","path_template":"/repos/{owner}/{repo}/pulls/{pull_number}","record":{"id":"acme/app","type":"repo"},"scope":"pr:read","upstream_status":200}',
+    );
   });
 
   it('token.used (introspect) is what it always was: the same bytes, so stored chains still verify', () => {
@@ -541,6 +586,11 @@ describe('events a real SQLite store writes', () => {
       { ...proxied, outcome: 'failed', code: 'upstream_timeout', upstream_status: null, bytes_out: 0 },
     ];
     for (const data of uses) await s.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(11), trace_id: TRACE, data });
+    // Requests a resource server reported, written as one batch: on a record through a named route, and with neither.
+    await s.recordTokenUses([
+      { jti: 'j-1', caller_id: 'crm-api', at: at(11), trace_id: TRACE, data: { ...reported, used_at: at(11) } },
+      { jti: 'j-1', caller_id: 'crm-api', at: at(11), data: { ...reported, record: null, route: null, used_at: at(11) } },
+    ]);
     await s.revokeToken({ jti: 'j-2', caller_id: caller, at: at(12), trace_id: TRACE });
     // Access requests: one per denial. t-1 (completed below) ends an elevation, t-2 (expired below) another, t-3's
     // window passes; one is denied, one expires pending. Deliveries: delivered with and without a status, dead.

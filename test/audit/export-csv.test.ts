@@ -94,6 +94,11 @@ describe('the CSV export of token uses', () => {
     { note: 'a proxied call: its outcome and the scope it needed', data: proxied, want: { outcome: 'refused', scopes: 'repo:write' } },
     { note: 'an unmapped proxied call: no scope', data: { ...proxied, path_template: '', scope: null, record: null, code: 'endpoint_not_mapped' }, want: { outcome: 'refused', scopes: undefined } },
     { note: 'an introspection: neither', data: { action: 'introspect', active: true } as const, want: { outcome: undefined, scopes: undefined } },
+    {
+      note: 'a request a resource server reported: the scope it required, no outcome',
+      data: { action: 'resource_server', integration: 'crm', scope: 'tickets:read', record: null, route: '/tickets', used_at: T } as const,
+      want: { outcome: undefined, scopes: 'tickets:read' },
+    },
   ])('derives $note', ({ data, want }) => {
     const event = sealEvent(GENESIS_HEAD, tokenUsedEvent(T, { jti: 'j-1', caller_id: 'proxy' }, data));
     expect(csvCells(event)).toMatchObject({ ...want, policy_revision: undefined, data: canonicalJson(event.data) });

@@ -81,6 +81,17 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
   'POST /v1/tokens': { status: 201, call: async () => request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: await allowedDecision() }) },
   'POST /v1/introspect': { status: 200, call: async () => request(t.url).post('/v1/introspect').set(auth(KEYS.resource)).type('form').send({ token: await issuedToken() }) },
   'POST /v1/revoke': { status: 200, call: async () => request(t.url).post('/v1/revoke').set(auth(KEYS.pep)).send({ token: await issuedToken() }) },
+  'POST /v1/usage': {
+    status: 202,
+    call: async () => {
+      const res = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: await allowedDecision() }).expect(201);
+      const used = { jti: res.body.jti, integration: 'github', used_at: t.clock.now.toISOString() };
+      // One recorded, one unknown, one refused: every member of the answer.
+      return request(t.url).post('/v1/usage').set(auth(KEYS.resource)).send({
+        reports: [{ ...used, scope: 'repo:read', route: '/repos/:owner/:repo' }, { ...used, jti: 'unknown-jti', scope: 'repo:read' }, { ...used, scope: 'repo:write', record: null }],
+      });
+    },
+  },
   'GET /v1/audit/decisions/{decision_id}': { status: 200, call: async () => request(t.url).get(`/v1/audit/decisions/${await allowedDecision()}`).set(auth(KEYS.auditor)) },
   'GET /v1/audit/export': { status: 200, call: async () => request(t.url).get('/v1/audit/export?format=jsonl&type=decision').set(auth(KEYS.auditor)) },
   'GET /.well-known/jwks.json': { status: 200, call: async () => request(t.url).get('/.well-known/jwks.json') },
