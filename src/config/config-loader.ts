@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { compileMask } from '../audit/index.js';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
-import type { CallerConfig, CallerRole, EscalationConfig, PdpConfig, ProxyConfig, WebhookConfig } from './config-types.js';
+import type { CallerConfig, CallerRole, EscalationConfig, PdpConfig, ProxyConfig, SuggestionsConfig, WebhookConfig } from './config-types.js';
 import { isDevKeyHash } from './dev-keys.js';
 
 export interface LoadedConfig {
@@ -131,6 +131,15 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     else warnings.push(`escalation.public_url ${escalation.public_url} is plain http on a non-loopback address: approvers would send their keys in clear`);
   }
   const proxy = r.proxy === undefined ? null : buildProxy(r.proxy, at, env, details, warnings);
+  const suggestions: SuggestionsConfig = {
+    min_days: r.suggestions?.min_days ?? 30,
+    min_tokens: r.suggestions?.min_tokens ?? 20,
+    window_days: r.suggestions?.window_days ?? 90,
+    ttl_factor: r.suggestions?.ttl_factor ?? 4,
+  };
+  if (suggestions.min_days > suggestions.window_days) {
+    details.push({ path: 'suggestions.min_days', message: 'exceeds suggestions.window_days: nothing could ever be suggested' });
+  }
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }
@@ -165,6 +174,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     },
     log: { level: r.log?.level ?? 'info' },
     escalation,
+    suggestions,
     proxy,
     callers: Object.freeze(callers),
   };
@@ -355,6 +365,7 @@ interface RawConfig {
   tasks?: { default_ttl_seconds?: number; max_ttl_seconds?: number };
   audit?: { mask?: string[]; mask_key_file?: string; retention_days?: number | null };
   log?: { level?: PdpConfig['log']['level'] };
+  suggestions?: { min_days?: number; min_tokens?: number; window_days?: number; ttl_factor?: number };
   proxy?: {
     listen: string;
     serve?: boolean;

@@ -110,6 +110,16 @@ export const configSchema = {
         },
       },
     },
+    suggestions: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        min_days: { type: 'integer', minimum: 1, maximum: 3650 },
+        min_tokens: { type: 'integer', minimum: 1, maximum: 1000000000 },
+        window_days: { type: 'integer', minimum: 1, maximum: 3650 },
+        ttl_factor: { type: 'number', minimum: 2, maximum: 1000 },
+      },
+    },
     proxy: {
       type: 'object',
       additionalProperties: false,

@@ -89,6 +89,8 @@ export interface PdpConfig {
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   escalation: EscalationConfig;
+  /** Policy suggestions from the usage aggregates (`agent-pdp suggest`, docs/suggestions.md). */
+  suggestions: SuggestionsConfig;
   /** The enforcement proxy (docs/proxy.md); null when the config has no `proxy` section. */
   proxy: ProxyConfig | null;
   callers: readonly CallerConfig[];
@@ -186,4 +188,19 @@ export interface EscalationConfig {
   sweep_interval_ms: number;
   outbox: OutboxConfig;
   webhooks: readonly WebhookConfig[];
+}
+
+/**
+ * When the suggestion engine (src/suggest/) may suggest anything: it never does below `min_days` observed or
+ * `min_tokens` issued. `agent-pdp suggest`'s flags override each.
+ */
+export interface SuggestionsConfig {
+  /** Fewest days from the first to the last token a suggestion rests on (inclusive, UTC days). Default 30. */
+  min_days: number;
+  /** Fewest tokens a suggestion rests on. Default 20. */
+  min_tokens: number;
+  /** The window read, in days back from now (`--since` overrides it). Default 90. */
+  window_days: number;
+  /** A token_ttl above this many times the longest observed use of a token is suggested shorter. Default 4. */
+  ttl_factor: number;
 }

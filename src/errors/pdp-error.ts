@@ -36,6 +36,11 @@ export const ERROR_CODES = {
   forbidden_approver_group: 403,
   approval_link_invalid: 403,
   approval_link_expired: 410,
+  // policy suggestions (src/suggest/)
+  /** The agent's policy file changed since the suggestion was made (or is gone): nothing is written. */
+  suggestion_stale: 409,
+  /** Applied or dismissed already: a decided suggestion is not applied (or dismissed) again. */
+  suggestion_decided: 409,
   // OAuth token endpoint (RFC 6749 §5.2, RFC 8707 §2)
   unsupported_grant_type: 400,
   invalid_target: 400,

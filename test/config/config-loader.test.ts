@@ -59,6 +59,8 @@ describe('invalid configs are refused with config_invalid, naming the path', () 
     { note: 'an unknown signing algorithm', raw: { callers: [PEP], issuer: { alg: 'HS256' } }, path: 'issuer.alg', message: 'must be equal to one of the allowed values' },
     { note: 'a mask path with an empty segment', raw: { callers: [PEP], audit: { mask: ['input..ssn'] } }, path: 'audit.mask[0]', message: expect.stringContaining('must match pattern') },
     { note: 'a log level that does not exist', raw: { callers: [PEP], log: { level: 'verbose' } }, path: 'log.level', message: 'must be equal to one of the allowed values' },
+    { note: 'suggestions: min_days above window_days', raw: { callers: [PEP], suggestions: { min_days: 60, window_days: 30 } }, path: 'suggestions.min_days', message: 'exceeds suggestions.window_days: nothing could ever be suggested' },
+    { note: 'suggestions: a ttl_factor below 2', raw: { callers: [PEP], suggestions: { ttl_factor: 1.5 } }, path: 'suggestions.ttl_factor', message: 'must be >= 2' },
     { note: 'production refuses a documented dev key', raw: { callers: [PEP, DEV_ADMIN] }, env: 'production', path: 'callers[1].key_sha256', message: 'a documented dev key is refused in production' },
     { note: 'production refuses a plain-http issuer', raw: { callers: [PEP], issuer: { issuer: 'http://pdp.example.com' } }, env: 'production', path: 'issuer.issuer', message: 'must be https in production' },
     { note: 'production refuses the default issuer on a public listen address', raw: { callers: [PEP], server: { listen: '0.0.0.0:8181' } }, env: 'production', path: 'issuer.issuer', message: 'must be https in production' },
@@ -168,6 +170,7 @@ describe('defaults, freezing and paths', () => {
         outbox: { max_attempts: 10, initial_backoff_ms: 500, max_backoff_ms: 300000, timeout_ms: 5000, concurrency: 32 },
         webhooks: [],
       },
+      suggestions: { min_days: 30, min_tokens: 20, window_days: 90, ttl_factor: 4 },
       proxy: null,
       callers: [{ id: 'pep-1', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
     });
