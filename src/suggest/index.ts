@@ -1,0 +1,22 @@
+/** The public face of src/suggest/ (policy suggestions): what the CLI and main.ts use. */
+export { suggestPolicies } from './engine.js';
+export type { EngineInput } from './engine.js';
+export { applySuggestion } from './apply.js';
+export type { ApplyOptions, ApplyResult } from './apply.js';
+export { loadPolicyFolder, policyFilesOf } from './policy-folder.js';
+export type { AgentFile, LoadFolderOptions, PolicyFiles, PolicyFolder, RoleFile } from './policy-folder.js';
+export { HTML_REPORT_CSP, htmlReport } from './report-html.js';
+export { jsonReport, jsonReportOf } from './report-json.js';
+export type { SuggestionReportV1 } from './report-json.js';
+export { markdownReport } from './report-markdown.js';
+export type { ReportInput, SuggestionView } from './report-model.js';
+export { REPORT_FORMATS, REPORT_MEDIA_TYPES, renderReport, SuggestionReports } from './suggestion-reports.js';
+export type { ReportFormat, SuggestionReportQuery, SuggestionReportsOptions } from './suggestion-reports.js';
+export { DEFAULT_THRESHOLDS, USE_SOURCES } from './suggestion-types.js';
+export type * from './suggestion-types.js';
+export { usageSeries } from './usage-series.js';
+export type { UsageBucket, UsageSeries } from './usage-series.js';
+export { widenings } from './narrowing.js';
+export { EditError, editYaml } from './yaml-edit.js';
+export type { YamlEdit, YamlValue } from './yaml-edit.js';
+export { unifiedDiff } from './unified-diff.js';
