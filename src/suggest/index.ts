@@ -4,6 +4,8 @@ export type { EngineInput } from './engine.js';
 export { applySuggestion } from './apply.js';
 export type { ApplyOptions, ApplyResult } from './apply.js';
 export { loadPolicyFolder, policyFilesOf } from './policy-folder.js';
+export { recheckSuggestion } from './recheck.js';
+export type { RecheckInput } from './recheck.js';
 export type { AgentFile, LoadFolderOptions, PolicyFiles, PolicyFolder, RoleFile } from './policy-folder.js';
 export { HTML_REPORT_CSP, htmlReport } from './report-html.js';
 export { jsonReport, jsonReportOf } from './report-json.js';

@@ -90,6 +90,7 @@ export function propose(ctx: AgentContext, draft: SuggestionDraft): void {
       longest_use_seconds: draft.longest_use_seconds ?? null,
       tokens_with_use: draft.tokens_with_use ?? null,
       reasons: draft.reasons,
+      thresholds: { ...ctx.thresholds },
     },
     evidence_hash: evidenceHash({ kind, target, integration, edits, confidence, sources }),
     file: ctx.file.file,

@@ -73,6 +73,8 @@ export interface SuggestionEvidence {
   tokens_with_use: number | null;
   /** Why, in sentences for the report. */
   reasons: string[];
+  /** The thresholds it was made with (apply checks the suggestion again with these). */
+  thresholds: SuggestionThresholds;
 }
 
 /** What a suggestion would change, as stored (`SuggestionRecord.proposal`). */
