@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,20 @@ describe('applySuggestion', () => {
     expect(Object.keys(after.data.policies.agents['code-review-agent']?.integrations['github']?.allowed ?? {})).toEqual(['pr:read', 'repo:read']);
     expect(after.revision).not.toBe(before.revision);
     expect(result.revision_after).toBe(after.revision);
+  });
+
+  it('the diff is a patch: git apply turns the old file into the new one', async () => {
+    const record = await removalOfRepoWrite();
+    const { diff } = await applySuggestion(record, dir, { dryRun: true });
+    const copy = mkdtempSync(join(tmpdir(), 'agent-pdp-patch-'));
+    try {
+      mkdirSync(join(copy, 'agents'));
+      writeFileSync(join(copy, FILE), AGENT);
+      execFileSync('git', ['apply', '-'], { cwd: copy, input: diff });
+      expect(readFileSync(join(copy, FILE), 'utf8')).toBe(AGENT.replace('[ repo:read,  "pr:read", repo:write ]', '[ repo:read,  "pr:read" ]'));
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('a dry run returns the diff and writes nothing', async () => {
@@ -278,5 +293,32 @@ describe('editYaml: only the lines of the change move', () => {
     { note: 'invalid YAML', text: `agent_policy: [\n`, edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: 60 }] },
   ] as Array<{ note: string; text: string; edits: YamlEdit[] }>)('refuses rather than guesses: $note', ({ text, edits }) => {
     expect(() => editYaml(text, edits)).toThrow(EditError);
+  });
+});
+
+describe('unifiedDiff: a patch git applies', () => {
+  const lines = (n: number): string => Array.from({ length: n }, (_, i) => `line ${i + 1}`).join('\n');
+  it.each([
+    { note: 'two changes far apart: two hunks', before: `${lines(30)}\n`, after: `${lines(30).replace('line 3\n', 'line three\n').replace('line 27\n', '')}\n`, hunks: 2 },
+    { note: 'two changes close together: one hunk', before: `${lines(30)}\n`, after: `${lines(30).replace('line 10\n', 'x\n').replace('line 15\n', 'y\n')}\n`, hunks: 1 },
+    { note: 'lines added at the end', before: `${lines(5)}\n`, after: `${lines(5)}\nline 6\nline 7\n`, hunks: 1 },
+    { note: 'no final newline before, one after', before: lines(5), after: `${lines(5)}\n  per_task_downscope: true\n`, hunks: 1 },
+    { note: 'no final newline on either side', before: lines(5), after: lines(5).replace('line 5', 'line five'), hunks: 1 },
+    { note: 'everything removed but one line', before: `${lines(4)}\n`, after: 'line 2\n', hunks: 1 },
+  ])('$note', ({ before, after, hunks }) => {
+    const diff = unifiedDiff('f.yaml', before, after);
+    expect(diff.match(/^@@ /gm)).toHaveLength(hunks);
+    const copy = mkdtempSync(join(tmpdir(), 'agent-pdp-patch-'));
+    try {
+      writeFileSync(join(copy, 'f.yaml'), before);
+      execFileSync('git', ['apply', '-'], { cwd: copy, input: diff });
+      expect(readFileSync(join(copy, 'f.yaml'), 'utf8')).toBe(after);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('equal texts: no diff', () => {
+    expect(unifiedDiff('f.yaml', 'a\n', 'a\n')).toBe('');
   });
 });
