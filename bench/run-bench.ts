@@ -4,8 +4,9 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox]
- *        (escalation = the break-glass decides in-process and over HTTP)
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy]
+ *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
+ *        calling its upstream directly and against http-proxy)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
  *        profile our server under saturation on one route
@@ -26,6 +27,7 @@ import { runHttpBench, targetsFor, type HttpPlan, type Measurement } from './htt
 import type { IssuerLibraryRow } from './issuer-bench.js';
 import type { InProcessResult } from './inprocess-bench.js';
 import type { OutboxBenchResult } from './outbox-bench.js';
+import { runProxyBench, type ProxyBenchResult } from './proxy-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -43,7 +45,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -298,6 +300,74 @@ async function outboxSection(work: string, results: BenchResults): Promise<void>
   }
 }
 
+/**
+ * The enforcement proxy: vegeta against the fake upstream directly, through `agent-pdp proxy` and through
+ * http-proxy, alternating rounds (proxy-bench.ts). The proxies on the server core, vegeta and the upstream on the
+ * load core.
+ */
+async function proxySection(work: string, results: BenchResults): Promise<void> {
+  log(`proxy: direct vs agent-pdp proxy vs http-proxy (${pinning}; the upstream on the load core with vegeta)`);
+  const p = await runProxyBench(
+    {
+      vegeta: VEGETA,
+      dir: join(work, 'proxy'),
+      serverCpu: SERVER_CPU,
+      loadCpu: LOAD_CPU,
+      saturationSeconds: quick ? 3 : 8,
+      saturationWorkers: Number(values.workers),
+      fixedShare: 0.25,
+      rateSeconds: quick ? 2 : 6,
+      rounds: Number(values.rounds ?? (quick ? 1 : 4)),
+      warmupSeconds: quick ? 1 : 2,
+      settleSeconds: quick ? 0.5 : 1,
+      logLevel,
+    },
+    log,
+  );
+  for (const m of p.measurements) {
+    const key = `proxy ${m.step} ${m.target} r${m.round + 1}`;
+    contamination[key] = m.other_cores;
+    iowait[key] = m.iowait_cores;
+  }
+  results.proxy = p;
+}
+
+function proxyGoals(r: BenchResults): Goal[] {
+  const p: ProxyBenchResult | undefined = r.proxy;
+  const sat = p?.steps.find((s) => s.offered_rps === null);
+  const fixed = p?.steps.find((s) => s.offered_rps !== null);
+  const busy = p && p.other_cores_max > BUSY_OTHER_CORES ? `; other processes used up to ${p.other_cores_max} cores during a run` : '';
+  const wrong = p && !p.all_expected ? `; UNEXPECTED answers (${p.unexpected_examples.slice(0, 2).join(' | ')})` : '';
+  const unaudited = p && !p.audit.every_answer_audited ? `; only ${p.audit.token_used['forwarded'] ?? 0} token.used events for ${p.audit.ours_ok_answers} answers` : '';
+  const ok = p !== undefined && p.all_expected && p.audit.every_answer_audited;
+  return [
+    {
+      goal: 'enforcement proxy: added p50 latency vs calling the upstream directly, at a fixed load (token checked, endpoint mapped, credential injected, `token.used` durable)',
+      target: '≤ 0.5 ms',
+      measured: fixed
+        ? `ours +${fixed.vs_direct.ours.added_p50_ms} ms, http-proxy +${fixed.vs_direct['http-proxy'].added_p50_ms} ms at ${fixed.offered_rps} req/s ` +
+          `(p50 direct ${fixed.targets.direct.p50_ms}, ours ${fixed.targets.ours.p50_ms}, http-proxy ${fixed.targets['http-proxy'].p50_ms} ms pooled; median of ${p?.plan.rounds} within-round differences)` +
+          wrong + unaudited + busy
+        : 'not run',
+      met: fixed ? ok && fixed.vs_direct.ours.added_p50_ms <= 0.5 : null,
+    },
+    {
+      goal: 'enforcement proxy: throughput at saturation vs calling the upstream directly, proxy on one core',
+      target: '≥ 0.6× direct',
+      measured: sat
+        ? `ours ${sat.vs_direct.ours.throughput_ratio}×, http-proxy ${sat.vs_direct['http-proxy'].throughput_ratio}× ` +
+          `(direct ${sat.targets.direct.throughput_rps}, ours ${sat.targets.ours.throughput_rps} on ${sat.targets.ours.proxy_cpu} core, http-proxy ${sat.targets['http-proxy'].throughput_rps} req/s on ${sat.targets['http-proxy'].proxy_cpu} core; ` +
+          `proxy CPU per request ours ${sat.targets.ours.proxy_cpu_us_per_request} µs, http-proxy ${sat.targets['http-proxy'].proxy_cpu_us_per_request} µs, the upstream ${sat.targets.direct.upstream_cpu_us_per_request} µs)` +
+          (sat.reference
+            ? `; for reference, against direct to an upstream alone on the server core (${sat.reference.figures.throughput_rps} req/s): ours ${sat.reference.throughput_ratio.ours}×, http-proxy ${sat.reference.throughput_ratio['http-proxy']}×`
+            : '') +
+          wrong + unaudited + busy
+        : 'not run',
+      met: sat ? ok && sat.vs_direct.ours.throughput_ratio >= 0.6 : null,
+    },
+  ];
+}
+
 function goals(r: BenchResults): Goal[] {
   const out: Goal[] = [];
   const ip = r.inprocess;
@@ -382,6 +452,7 @@ function goals(r: BenchResults): Goal[] {
       : 'not run',
     met: ob ? !ob.timed_out && ob.dead === 0 && ob.sink.signature_valid >= ob.delivered && ob.deliveries_per_s >= 1000 : null,
   });
+  out.push(...proxyGoals(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -594,6 +665,7 @@ async function main(): Promise<void> {
     if (only.has('store')) await watched('audit store', () => storeSection(results));
     if (only.has('escalation')) await escalationSection(work, results);
     if (only.has('outbox')) await watched('outbox', () => outboxSection(work, results));
+    if (only.has('proxy')) await proxySection(work, results);
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -2,6 +2,7 @@
  * The bench's outputs for people: a markdown report (the tables, goals first) and a hand-written SVG chart of
  * latency against offered load (p50 and p99, ours and OPA's). No chart dependency.
  */
+import { PROXY_TARGETS, type ProxyBenchResult, type ProxyTarget } from '../proxy-bench.js';
 import { ROUTES, type Route } from '../routes-bench.js';
 import type { BenchResults } from './results.js';
 import { medianOfRatios } from './timing.js';
@@ -251,6 +252,7 @@ export function reportMarkdown(r: BenchResults): string {
       '',
     );
   }
+  if (r.proxy) out.push(...proxyMarkdown(r.proxy), '');
   if (r.http) {
     out.push('## Preflight: both servers return the expected decision for every case', '', table(['case', 'kind', 'expected = ours = OPA'], r.http.preflight.map((p) => [p.case, p.kind, p.expected]), ['---', '---', '---']), '');
   }
@@ -386,4 +388,77 @@ function fmtMs(v: number): string {
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+const PROXY_LABEL: Record<ProxyTarget, string> = {
+  direct: 'direct (the provider credential in hand)',
+  ours: '`agent-pdp proxy` (token, endpoint map, `token.used` durable)',
+  'http-proxy': '`http-proxy` 1.18 (credential set, nothing checked)',
+};
+
+function proxyMarkdown(p: ProxyBenchResult): string[] {
+  const pl = p.plan;
+  const rows: Array<Array<string | number>> = [];
+  for (const s of p.steps) {
+    for (const t of PROXY_TARGETS) {
+      const f = s.targets[t];
+      const vs = t === 'direct' ? undefined : s.vs_direct[t];
+      rows.push([
+        s.step,
+        PROXY_LABEL[t],
+        `${fmt(f.throughput_rps, 0)}${f.sustained === false ? ' †' : ''}`,
+        vs ? `**${fmt(vs.throughput_ratio)}×**` : '1',
+        fmt(f.p50_ms, 3),
+        vs ? `**+${fmt(vs.added_p50_ms, 3)}**` : '0',
+        fmt(f.p99_ms, 3),
+        f.proxy_cpu_us_per_request === null ? '–' : fmt(f.proxy_cpu_us_per_request, 1),
+        f.proxy_cpu === null ? '–' : fmt(f.proxy_cpu),
+        fmt(f.upstream_cpu_us_per_request, 1),
+        `${fmt(f.ok, 0)}${f.unexpected ? ` (**${fmt(f.unexpected, 0)} unexpected**)` : ''}`,
+        fmt(f.other_cores),
+      ]);
+    }
+  }
+  const ref = p.steps.find((s) => s.reference !== undefined)?.reference;
+  if (ref) {
+    const f = ref.figures;
+    rows.push([
+      'saturation',
+      'reference: direct, a second upstream alone on the server core',
+      fmt(f.throughput_rps, 0),
+      `ours ${fmt(ref.throughput_ratio.ours)}×, http-proxy ${fmt(ref.throughput_ratio['http-proxy'])}× of it`,
+      fmt(f.p50_ms, 3),
+      '',
+      fmt(f.p99_ms, 3),
+      '–',
+      '–',
+      fmt(f.upstream_cpu_us_per_request, 1),
+      `${fmt(f.ok, 0)}${f.unexpected ? ` (**${fmt(f.unexpected, 0)} unexpected**)` : ''}`,
+      fmt(f.other_cores),
+    ]);
+  }
+  const used = Object.entries(p.audit.token_used).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ') || 'none';
+  return [
+    '## Enforcement proxy: ours and http-proxy against calling the upstream directly (bench/proxy-bench.ts)',
+    '',
+    `\`GET /repos/acme/api/pulls/1042\` of a fake GitHub (\`node:http\`, a small fixed JSON body, 401 without the provider credential): directly with the credential, through \`agent-pdp proxy\` ` +
+      `with ${p.token.agent}'s token [${p.token.scope}] on ${p.token.record.type} ${p.token.record.id} (shipped endpoint map, SQLite store with group commit, \`NODE_ENV=production\`), and through http-proxy. ` +
+      `Placement: ${p.placement}. vegeta: saturation \`-rate=0 -max-workers=${pl.saturationWorkers}\` for ${pl.saturationSeconds} s, then ${pl.fixedShare * 100}% of the lowest saturation throughput of round 1 for ${pl.rateSeconds} s; ` +
+      `${pl.rounds} round(s), order ours, direct, http-proxy, reversed every other round (each saturation round then ends with the reference run). Every answer checked (200 and the upstream's body). ` +
+      'Throughput: median over rounds; p50/p99: pooled over rounds; "÷ direct" and "+p50" are taken within each round against that round\'s direct run, median over rounds. ' +
+      'CPU µs per request = the process\'s CPU time (all threads, /proc/<pid>/stat) over the run / the answers; "proxy cpu" = its CPU seconds per wall second (1.0: its core busy).',
+    '',
+    table(
+      ['load', 'path', 'req/s', '÷ direct', 'p50 ms', '+p50 ms vs direct', 'p99 ms', 'proxy CPU µs / req', 'proxy cpu', 'upstream CPU µs / req', 'answers ok', 'other procs, cores'],
+      rows,
+      ['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+    ),
+    '',
+    '† answered less than 95% of the offered rate.',
+    '',
+    `Audit: our store holds ${used} \`token.used\` event(s) for the token, for ${fmt(p.audit.ours_ok_answers, 0)} answers our proxy gave (preflight and warm-up included): ` +
+      `${p.audit.every_answer_audited ? 'every answer has its event' : '**answers without an event**'}. The upstream served ${fmt(p.upstream.served, 0)} and refused ${fmt(p.upstream.refused, 0)} (no or wrong credential). ` +
+      `Idle CPU: ours ${fmt(p.idle_cpu_us_per_s.ours, 0)} µs/s (its timers), http-proxy ${fmt(p.idle_cpu_us_per_s['http-proxy'], 0)} µs/s.` +
+      (p.unexpected_examples.length ? ` Unexpected answers, e.g.: ${p.unexpected_examples.join(' | ')}` : ''),
+  ];
 }

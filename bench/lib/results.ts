@@ -6,6 +6,7 @@ import type { HttpPlan, HttpResult, Measurement } from '../http-bench.js';
 import type { ProfileSummary } from '../cpuprofile-summary.js';
 import type { IssuerLibraryRow } from '../issuer-bench.js';
 import type { OutboxBenchResult } from '../outbox-bench.js';
+import type { ProxyBenchResult } from '../proxy-bench.js';
 import type { Route, RoutesPlan, RoutesResult } from '../routes-bench.js';
 import type { ScaleLatency, ScaleResult } from '../scale-bench.js';
 import type { StoreBenchRow } from '../store-bench.js';
@@ -83,6 +84,8 @@ export interface BenchResults {
   escalation_http?: EscalationHttpResult;
   /** Break-glass notifications: the OutboxWorker delivering to a loopback receiver. */
   outbox?: OutboxBenchResult;
+  /** The enforcement proxy against calling its upstream directly and against http-proxy (vegeta, alternating rounds). */
+  proxy?: ProxyBenchResult;
   /** `--profile [--route …]`: the profiled route; the Decider without HTTP is measured for decide only. */
   profile?: { route: Route; summary: ProfileSummary; saturation: Measurement; diagnostics: DiagnosticRow[]; decider?: DeciderBenchResult; file: string };
 }

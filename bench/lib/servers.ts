@@ -20,6 +20,8 @@ export interface RunningServer extends Started {
   url: string;
   /** Where the decision is asked. */
   decideUrl: string;
+  /** Ours: the config file it was started with (an `agent-pdp proxy` may be started on the same one). */
+  configFile?: string;
 }
 
 export interface OurServerOptions {
@@ -29,6 +31,8 @@ export interface OurServerOptions {
   logLevel?: string;
   /** Extra node flags, e.g. `--cpu-prof`. */
   nodeFlags?: string[];
+  /** Config sections added to the bench config (e.g. `proxy`). Default none. */
+  config?: Record<string, unknown>;
 }
 
 /** Writes a bench config (bench keys, not the dev keys, so production mode accepts it) and starts the server. */
@@ -50,6 +54,7 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
       // Approves the access request the HTTP escalation measurement's elevated case rides on; asks nothing itself.
       { id: BENCH_APPROVER.id, role: 'approver', approver_groups: ['platform-oncall'], key_sha256: sha256Hex(BENCH_APPROVER.key) },
     ],
+    ...o.config,
   };
   const configFile = join(o.dir, 'agent-pdp.bench.yaml');
   writeFileSync(configFile, JSON.stringify(config, null, 2)); // JSON is YAML
@@ -71,7 +76,7 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
       });
       if (res.status !== 201) throw new Error(`registering ${task.id}: ${res.status} ${await res.text()}`);
     }
-    return { ...started, name: 'ours', url, decideUrl: `${url}/v1/decide` };
+    return { ...started, name: 'ours', url, decideUrl: `${url}/v1/decide`, configFile };
   });
 }
 
