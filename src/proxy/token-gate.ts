@@ -87,8 +87,10 @@ export class TokenGate {
       const record = await this.#o.lookup(claims.jti);
       if (record === undefined) return { ok: false, code: 'token_invalid', message: 'access token was not issued by this PDP' };
       if (record.revoked) return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };
-      if (this.#verified.size >= this.#max) this.#verified.delete(this.#verified.keys().next().value as string);
-      this.#verified.set(token, claims);
+      if (this.#max > 0) {
+        if (this.#verified.size >= this.#max) this.#verified.delete(this.#verified.keys().next().value as string);
+        this.#verified.set(token, claims);
+      }
     }
     const aud = claims.aud as string | string[];
     if (Array.isArray(aud) ? !aud.includes(audience) : aud !== audience) {
