@@ -25,6 +25,8 @@ export const AUDIT_EVENT_TYPES = {
   'elevation.ended': 'an elevation ended: its window passed, or its task completed or expired',
   'audit.pruned': 'events older than a cut were deleted from the start of the chain, behind a checkpoint',
   'audit.head_signed': 'the PDP signed the head of the chain (seq, hash, time) with the audit key',
+  'policy.suggestion.applied': "an operator applied a policy suggestion: the agent's policy file was rewritten (its SHA-256 before and after)",
+  'policy.suggestion.dismissed': 'an operator dismissed a policy suggestion: it does not come back until its evidence changes',
 } as const satisfies Record<string, string>;
 
 export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;

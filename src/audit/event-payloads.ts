@@ -96,6 +96,12 @@ export const POLICY_REFUSED_DETAILS_MAX = 50;
 /** Longest `last_error` of an access_request.notification_failed event (UTF-16 code units); a longer one is cut. */
 export const DELIVERY_ERROR_MAX = 1000;
 
+/** What a policy suggestion proposes (src/suggest/): the closed list its events name. */
+export const SUGGESTION_KINDS = ['remove_scope', 'move_to_task_type', 'shorten_ttl'] as const;
+export type SuggestionKind = (typeof SUGGESTION_KINDS)[number];
+/** Longest `note` of a policy.suggestion.* event (UTF-16 code units); a longer one is cut. */
+export const SUGGESTION_NOTE_MAX = 1000;
+
 export interface DecisionEventData {
   /** The evaluation input the policy saw (masked); the store passes it pre-encoded. */
   input: unknown;
@@ -380,6 +386,33 @@ export interface AuditPrunedData {
  */
 export type AuditHeadSignedData = SignedHeadV1;
 
+/**
+ * An operator applied a policy suggestion (`agent-pdp suggest apply`): the agent's policy file was rewritten. The
+ * event's agent_id is the suggestion's agent; caller_id who applied it, when known.
+ */
+export interface PolicySuggestionAppliedData {
+  suggestion_id: string;
+  integration: string;
+  kind: SuggestionKind;
+  /** The scope (remove_scope, move_to_task_type) or `token_ttl` (shorten_ttl). */
+  target: string;
+  /** The policy file rewritten, relative to the policy folder. */
+  file: string;
+  /** SHA-256 (hex) of the file's bytes before and after the rewrite. */
+  file_sha256_before: string;
+  file_sha256_after: string;
+  note: string | null;
+}
+
+/** An operator dismissed a policy suggestion: it does not come back until its evidence changes. */
+export interface PolicySuggestionDismissedData {
+  suggestion_id: string;
+  integration: string;
+  kind: SuggestionKind;
+  target: string;
+  note: string | null;
+}
+
 /** The payload of each event type. */
 export interface AuditEventData {
   decision: DecisionEventData;
@@ -402,6 +435,8 @@ export interface AuditEventData {
   'elevation.ended': ElevationEndedData;
   'audit.pruned': AuditPrunedData;
   'audit.head_signed': AuditHeadSignedData;
+  'policy.suggestion.applied': PolicySuggestionAppliedData;
+  'policy.suggestion.dismissed': PolicySuggestionDismissedData;
 }
 
 // Compile-time: a payload for every event type and no payload without a type (AUDIT_EVENT_TYPES is the one list).
@@ -788,6 +823,51 @@ function refusalCount(aggregate: Aggregate | undefined): RefusalCount {
   if (aggregate === undefined) return {};
   if (!Number.isSafeInteger(aggregate.count) || aggregate.count < 1) throw new TypeError('a refusal count must be a positive integer');
   return { count: aggregate.count, first_at: aggregate.first, last_at: aggregate.last };
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Written by the store with the suggestion's new status (decideSuggestion); caller_id is who applied it. */
+export function policySuggestionAppliedEvent(
+  time: string,
+  ids: EventIds<'agent_id', 'caller_id' | 'trace_id'>,
+  data: PolicySuggestionAppliedData,
+): AuditEventOf<'policy.suggestion.applied'> {
+  const base = suggestionBase('policy.suggestion.applied', data);
+  if (typeof data.file !== 'string' || data.file === '') throw new TypeError('policy.suggestion.applied file must be a non-empty string');
+  for (const digest of [data.file_sha256_before, data.file_sha256_after]) {
+    if (typeof digest !== 'string' || !SHA256_HEX.test(digest)) throw new TypeError('policy.suggestion.applied file_sha256_before/after must be SHA-256 in lowercase hex');
+  }
+  return event('policy.suggestion.applied', time, ids, {
+    ...base,
+    file: wellFormed(data.file),
+    file_sha256_before: data.file_sha256_before,
+    file_sha256_after: data.file_sha256_after,
+  });
+}
+
+/** Written by the store with the suggestion's new status (decideSuggestion); caller_id is who dismissed it. */
+export function policySuggestionDismissedEvent(
+  time: string,
+  ids: EventIds<'agent_id', 'caller_id' | 'trace_id'>,
+  data: PolicySuggestionDismissedData,
+): AuditEventOf<'policy.suggestion.dismissed'> {
+  return event('policy.suggestion.dismissed', time, ids, suggestionBase('policy.suggestion.dismissed', data));
+}
+
+function suggestionBase(type: string, data: PolicySuggestionDismissedData): PolicySuggestionDismissedData {
+  for (const member of ['suggestion_id', 'integration', 'target'] as const) {
+    if (typeof data[member] !== 'string' || data[member] === '') throw new TypeError(`${type} ${member} must be a non-empty string`);
+  }
+  oneOf(`${type} kind`, data.kind, SUGGESTION_KINDS);
+  if (data.note !== null && typeof data.note !== 'string') throw new TypeError(`${type} note must be a string or null`);
+  return {
+    suggestion_id: wellFormed(data.suggestion_id),
+    integration: wellFormed(data.integration),
+    kind: data.kind,
+    target: wellFormed(data.target),
+    note: data.note === null ? null : clip(data.note, SUGGESTION_NOTE_MAX),
+  };
 }
 
 /** The event a prune appends after deleting events from_seq..to_seq (the store writes it; `time` is the prune's). */

@@ -192,6 +192,72 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX audit_events_token_revoked ON audit_events (seq, jti) WHERE type = 'token.revoked'`,
     ],
   },
+  {
+    version: 6,
+    description: 'policy suggestions (issue 18): daily usage aggregates rolled up from the trail, their cursor, suggestions',
+    statements: [
+      // What tokens carried, what calls used, what decisions asked and refused, per day (rollupUsage adds to them;
+      // usageSummary sums a window of them). The primary key starts with the day: the rollup reads the trail in seq
+      // order, so its upserts land at the end of the table (appends, not inserts all over it: a third of the cost, and
+      // a fraction of the pages written, measured at 450,000 cells), and a summary reads exactly its window's days (a
+      // range of the key), whatever the history kept. The rest of the key makes a cell; the summary sums the days of
+      // each with one sort of the window's rows. No other index: the one agent's summary filters the same range.
+      // '' (never NULL) for no task type or record type, so the key compares them as values.
+      `CREATE TABLE usage_daily (
+        agent_id TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        task_type TEXT NOT NULL,
+        record_type TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('granted', 'proxy', 'resource_server', 'requested', 'denied')),
+        day TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        first_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (day, agent_id, integration, scope, task_type, record_type, source)
+      )`,
+      // Per day, agent and integration: tokens issued (first and last), and the longest observed use of a token
+      // (its last use - issued_at, in whole seconds) with the tokens it is based on. Same reasoning for the key.
+      `CREATE TABLE token_use_span (
+        agent_id TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        day TEXT NOT NULL,
+        issued INTEGER NOT NULL,
+        issued_first_at TEXT,
+        issued_last_at TEXT,
+        tokens INTEGER NOT NULL,
+        max_seconds INTEGER NOT NULL,
+        PRIMARY KEY (day, agent_id, integration)
+      )`,
+      // The rollup's position in the trail: the last seq folded in. One row (id 1), written with the aggregates.
+      `CREATE TABLE usage_rollup_cursor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+      )`,
+      `CREATE TABLE suggestions (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        proposal TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        evidence_hash TEXT NOT NULL,
+        file TEXT,
+        file_sha256 TEXT,
+        status TEXT NOT NULL CHECK (status IN ('open', 'applied', 'dismissed')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at TEXT
+      )`,
+      // listSuggestions: by status (the open ones, what a report shows), optionally of one agent, in
+      // (agent_id, integration, kind, target) order: an index range, no sort.
+      'CREATE INDEX suggestions_status ON suggestions (status, agent_id, integration, kind, target)',
+      // listSuggestions of one agent whatever the status, same order.
+      'CREATE INDEX suggestions_agent ON suggestions (agent_id, integration, kind, target)',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

@@ -118,6 +118,94 @@ export const SQL = {
   completeDelivery: `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
     last_status = ?, delivered_at = ? WHERE id = ? AND status = 'pending'`,
   countDeliveries: 'SELECT status, COUNT(*) AS n FROM outbox GROUP BY status',
+
+  // usage aggregates (usage-rollup-ops.ts): the rollup reads events after its cursor and upserts day cells
+  selectUsageCursor: 'SELECT seq FROM usage_rollup_cursor WHERE id = 1',
+  upsertUsageCursor: 'INSERT INTO usage_rollup_cursor (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq',
+  /**
+   * The rollup reads a seq range (after, through] of the trail with two statements, by primary key. SQLite parses each
+   * payload once, in C, and hands over only what the rollup reads: parsing whole payloads in JavaScript cost 10-25%
+   * more, twice as much for decisions (measured on 1 million events, src/store/README.md). SQLite's JSON
+   * functions (PostgreSQL: jsonb `->>`, `jsonb_build_array`): the only statements of the store that read inside
+   * `data`. A row whose data is not JSON (no writer makes one) is left out.
+   *
+   * Decisions and issued tokens, one row each: seq, the type (0 decision, 1 token.issued) and one JSON array `[time,
+   * agent_id, task_id, jti, members]`, members being `[input.integration, input.scopes, input.resource.type,
+   * input.task.type, result.denied_scopes]` for a decision, `[integration, scopes, resource.type, issued_at]` for a token.
+   */
+  selectRollupGrants: `SELECT seq, CASE type WHEN 'decision' THEN 0 ELSE 1 END,
+    json_array(time, agent_id, task_id, jti, CASE type
+      WHEN 'token.issued' THEN json_extract(data, '$.integration', '$.scopes', '$.resource.type', '$.issued_at')
+      ELSE json_extract(data, '$.input.integration', '$.input.scopes', '$.input.resource.type', '$.input.task.type', '$.result.denied_scopes') END)
+    FROM audit_events WHERE seq > ? AND seq <= ? AND type IN ('token.issued', 'decision') AND agent_id IS NOT NULL AND json_valid(data)
+    ORDER BY seq`,
+  /**
+   * Every token.used event summed per token, day and `use` (`[action, outcome, integration, scope, record.type]` as
+   * JSON): the most frequent events reach JavaScript a group at a time (about five uses each), and the rollup keeps
+   * the groups that count (a call the proxy forwarded, a resource server's report). `last_used_at`: the latest
+   * `used_at` a resource server reported. In order of each group's first event.
+   */
+  selectRollupUses: `SELECT agent_id, task_id, jti, substr(time, 1, 10) AS day, use, COUNT(*) AS n, MIN(seq) AS first_seq,
+      MIN(time) AS first_at, MAX(time) AS last_at, MAX(used_at) AS last_used_at
+    FROM (SELECT seq, time, agent_id, task_id, jti, json_extract(data, '$.action', '$.outcome', '$.integration', '$.scope', '$.record.type') AS use,
+        json_extract(data, '$.used_at') AS used_at
+      FROM audit_events WHERE seq > ? AND seq <= ? AND type = 'token.used' AND agent_id IS NOT NULL AND json_valid(data))
+    GROUP BY agent_id, task_id, jti, day, use
+    ORDER BY first_seq`,
+  upsertUsageDaily: `INSERT INTO usage_daily (day, agent_id, integration, scope, task_type, record_type, source, n, first_at, last_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (day, agent_id, integration, scope, task_type, record_type, source) DO UPDATE SET
+      n = usage_daily.n + excluded.n,
+      first_at = CASE WHEN excluded.first_at < usage_daily.first_at THEN excluded.first_at ELSE usage_daily.first_at END,
+      last_at = CASE WHEN excluded.last_at > usage_daily.last_at THEN excluded.last_at ELSE usage_daily.last_at END`,
+  upsertTokenUseSpan: `INSERT INTO token_use_span (day, agent_id, integration, issued, issued_first_at, issued_last_at, tokens, max_seconds)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (day, agent_id, integration) DO UPDATE SET
+      issued = token_use_span.issued + excluded.issued,
+      issued_first_at = CASE WHEN token_use_span.issued_first_at IS NULL OR excluded.issued_first_at < token_use_span.issued_first_at
+        THEN excluded.issued_first_at ELSE token_use_span.issued_first_at END,
+      issued_last_at = CASE WHEN token_use_span.issued_last_at IS NULL OR excluded.issued_last_at > token_use_span.issued_last_at
+        THEN excluded.issued_last_at ELSE token_use_span.issued_last_at END,
+      tokens = token_use_span.tokens + excluded.tokens,
+      max_seconds = CASE WHEN excluded.max_seconds > token_use_span.max_seconds THEN excluded.max_seconds ELSE token_use_span.max_seconds END`,
+  selectTaskType: 'SELECT type FROM tasks WHERE id = ?',
+  selectTokenIssuedAt: 'SELECT issued_at FROM tokens WHERE jti = ?',
+  /** A use of a token that counts, before a seq (audit_events_jti): did an earlier batch or call count the token? */
+  selectTokenCountedUseBefore: `SELECT 1 FROM audit_events WHERE jti = ? AND seq < ? AND type = 'token.used' AND json_valid(data)
+    AND (data ->> '$.action' = 'resource_server' OR (data ->> '$.action' = 'proxy' AND data ->> '$.outcome' = 'forwarded')) LIMIT 1`,
+  /** usageSummary: the days [?, ?] (a range of usage_daily's primary key) summed by everything but the day. */
+  selectUsageSummary: `SELECT agent_id, integration, scope, task_type, record_type, source, SUM(n) AS n,
+    MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) AS days
+    FROM usage_daily WHERE day >= ? AND day <= ?
+    GROUP BY agent_id, integration, scope, task_type, record_type, source
+    ORDER BY agent_id, integration, scope, task_type, record_type, source`,
+  selectUsageSummaryOfAgent: `SELECT agent_id, integration, scope, task_type, record_type, source, SUM(n) AS n,
+    MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) AS days
+    FROM usage_daily WHERE day >= ? AND day <= ? AND agent_id = ?
+    GROUP BY agent_id, integration, scope, task_type, record_type, source
+    ORDER BY agent_id, integration, scope, task_type, record_type, source`,
+  selectTokenSummary: `SELECT agent_id, integration, SUM(issued) AS issued, MIN(issued_first_at) AS issued_first_at,
+    MAX(issued_last_at) AS issued_last_at, SUM(CASE WHEN issued > 0 THEN 1 ELSE 0 END) AS issued_days,
+    SUM(tokens) AS tokens, MAX(max_seconds) AS max_seconds
+    FROM token_use_span WHERE day >= ? AND day <= ? GROUP BY agent_id, integration ORDER BY agent_id, integration`,
+  selectTokenSummaryOfAgent: `SELECT agent_id, integration, SUM(issued) AS issued, MIN(issued_first_at) AS issued_first_at,
+    MAX(issued_last_at) AS issued_last_at, SUM(CASE WHEN issued > 0 THEN 1 ELSE 0 END) AS issued_days,
+    SUM(tokens) AS tokens, MAX(max_seconds) AS max_seconds
+    FROM token_use_span WHERE day >= ? AND day <= ? AND agent_id = ? GROUP BY agent_id, integration ORDER BY agent_id, integration`,
+
+  // suggestions (suggestion-ops.ts)
+  selectSuggestion: 'SELECT * FROM suggestions WHERE id = ?',
+  insertSuggestion: `INSERT INTO suggestions (id, agent_id, integration, kind, target, proposal, evidence, evidence_hash, file,
+    file_sha256, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)`,
+  /** An open one replaced, or a decided one open again (new evidence): created_at kept, the decision cleared. */
+  reopenSuggestion: `UPDATE suggestions SET agent_id = ?, integration = ?, kind = ?, target = ?, proposal = ?, evidence = ?,
+    evidence_hash = ?, file = ?, file_sha256 = ?, status = 'open', updated_at = ?, decided_by = NULL, decided_at = NULL WHERE id = ?`,
+  decideSuggestion: `UPDATE suggestions SET status = ?, decided_by = ?, decided_at = ?, updated_at = ? WHERE id = ? AND status = 'open'`,
+  selectSuggestions: 'SELECT * FROM suggestions ORDER BY agent_id, integration, kind, target',
+  selectSuggestionsOfAgent: 'SELECT * FROM suggestions WHERE agent_id = ? ORDER BY agent_id, integration, kind, target',
+  selectSuggestionsByStatus: 'SELECT * FROM suggestions WHERE status = ? ORDER BY agent_id, integration, kind, target',
+  selectSuggestionsByStatusOfAgent: `SELECT * FROM suggestions WHERE status = ? AND agent_id = ?
+    ORDER BY agent_id, integration, kind, target`,
 } as const;
 
 /** Filters of an event listing: the store's EventQuery. Every field narrows the result; times compare as ISO 8601 text. */

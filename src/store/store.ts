@@ -16,6 +16,7 @@ import type {
   ChainHead,
   NewAuditEvent,
   SignedHeadV1,
+  SuggestionKind,
   TaskCloseStatus,
   TokenIssuedExtras,
   TokenRevokeReason,
@@ -481,8 +482,14 @@ export interface OutboxCounts {
 export type UsageSource = 'granted' | 'proxy' | 'resource_server' | 'requested' | 'denied';
 
 export interface RollupUsageInput {
-  /** Most audit events read per transaction (1..100,000). Default 10,000. */
+  /** Most audit events folded per write transaction (1..1,000,000). Default 200,000. */
   batch?: number;
+  /**
+   * Worker threads that read and fold the events, each a slice of every batch with its own read connection (0: on
+   * the event loop, in chunks of 20,000 events with a yield between them). Default: as many as the machine has cores,
+   * at most 2 (each costs about 70 MB), when at least 200,000 events are waiting and the store is a file; 0 otherwise.
+   */
+  workers?: number;
 }
 
 export interface RollupUsageResult {
@@ -568,8 +575,8 @@ export interface UsageSummary {
   issued: TokensIssuedSummary[];
 }
 
-/** What a suggestion proposes (owner: src/suggest/); the store keeps the kind as text. */
-export type SuggestionKind = 'remove_scope' | 'move_to_task_type' | 'shorten_ttl';
+/** What a suggestion proposes (owner: src/suggest/): the closed list `SUGGESTION_KINDS` of src/audit (its events name it). */
+export type { SuggestionKind };
 /** `open` until someone applies or dismisses it (decideSuggestion). */
 export type SuggestionStatus = 'open' | 'applied' | 'dismissed';
 
@@ -788,9 +795,9 @@ export interface Store {
   listSuggestions(query: ListSuggestionsQuery): Promise<SuggestionRecord[]>;
   getSuggestion(id: string): Promise<SuggestionRecord | undefined>;
   /**
-   * Marks an open suggestion applied or dismissed and appends its audit event, in one transaction. Refusals:
-   * not_found (no such id); invalid_request (not open: decided already). An event of the wrong type, or for another
-   * suggestion, is a TypeError.
+   * Marks an open suggestion applied or dismissed and appends its audit event, in one transaction. Refusals, writing
+   * nothing: not_found (no such id); suggestion_decided (applied or dismissed already: of concurrent decisions exactly
+   * one succeeds). An event of the wrong type, or about another suggestion or agent, is a TypeError.
    */
   decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord>;
 

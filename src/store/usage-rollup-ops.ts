@@ -1,12 +1,237 @@
-/** Usage aggregates from the audit trail (issue 18): the rollup and its summary. Implementation follows. */
-import { PdpError } from '../errors/pdp-error.js';
-import type { RollupUsageInput, RollupUsageResult, UsageSummary, UsageSummaryInput } from './store.js';
-import type { StoreContext } from './store-context.js';
+/**
+ * Usage aggregates from the audit trail (issue 18: policy suggestions). `rollupUsage` folds the events after a cursor
+ * into daily cells (usage-fold.ts says what counts), a bounded batch per write transaction; `usageSummary` sums a
+ * window of them. The suggestion engine reads the summary, never the events, so its cost depends on agents × scopes
+ * × days, not on the size of the trail (src/store/README.md, "Usage aggregates").
+ */
+import { availableParallelism } from 'node:os';
+import type { RollupUsageInput, RollupUsageResult, TokenUseSpanSummary, TokensIssuedSummary, UsageRow, UsageSummary, UsageSummaryInput } from './store.js';
+import { SQL } from './sql.js';
+import { read, requireTime } from './store-context.js';
+import type { Statements, StoreContext } from './store-context.js';
+import { createUsageFold } from './usage-fold.js';
+import type { DailyCell, FoldedCells, TokenCell, UsageFold, UsageFoldSql } from './usage-fold.js';
+import { FoldWorkers } from './usage-rollup-workers.js';
 
-export async function rollupUsage(_ctx: StoreContext, _input: RollupUsageInput = {}): Promise<RollupUsageResult> {
-  throw new PdpError('internal', 'rollupUsage is not implemented yet');
+/** Events folded per write transaction unless asked otherwise (`batch`). */
+export const ROLLUP_BATCH = 200_000;
+/** The largest `batch` accepted: one transaction's cells (and the writer's pause to upsert them) stay bounded. */
+export const ROLLUP_MAX_BATCH = 1_000_000;
+/** Events read at a time (two statements in one read transaction); on the event loop, it is yielded between reads. */
+const READ_CHUNK = 20_000;
+/** Below this many events to read, a rollup folds on the event loop: starting workers would cost more. */
+const WORKERS_FROM_EVENTS = 200_000;
+/**
+ * Most worker threads a rollup starts by default (fewer on a machine with fewer cores). Each adds about 70 MB of
+ * resident memory (its own V8 heap and SQLite connection): two keep a rollup of 10 million events under 500 MB.
+ */
+const WORKERS_MAX = 2;
+
+const FOLD_SQL: UsageFoldSql = {
+  grants: SQL.selectRollupGrants,
+  uses: SQL.selectRollupUses,
+  tokenIssuedAt: SQL.selectTokenIssuedAt,
+  countedUseBefore: SQL.selectTokenCountedUseBefore,
+  taskType: SQL.selectTaskType,
+};
+
+/** One rollup at a time per store: a second call waits for the first (then finds little left to read). */
+const running = new WeakMap<StoreContext, Promise<unknown>>();
+
+export function rollupUsage(ctx: StoreContext, input: RollupUsageInput = {}): Promise<RollupUsageResult> {
+  const batch = input.batch ?? ROLLUP_BATCH;
+  if (!Number.isSafeInteger(batch) || batch < 1 || batch > ROLLUP_MAX_BATCH) {
+    return Promise.reject(new TypeError(`batch must be an integer from 1 to ${ROLLUP_MAX_BATCH}`));
+  }
+  const workers = input.workers;
+  if (workers !== undefined && (!Number.isSafeInteger(workers) || workers < 0 || workers > 64)) {
+    return Promise.reject(new TypeError('workers must be an integer from 0 to 64'));
+  }
+  const next = (running.get(ctx) ?? Promise.resolve())
+    .catch(() => undefined)
+    .then(() => rollupNow(ctx, batch, workers));
+  running.set(ctx, next);
+  return next;
 }
 
-export async function usageSummary(_ctx: StoreContext, _input: UsageSummaryInput): Promise<UsageSummary> {
-  throw new PdpError('internal', 'usageSummary is not implemented yet');
+/**
+ * Reads the events after the cursor (events are immutable once committed: no write transaction is held while they
+ * are read and parsed), folds up to `batch` of them into cells, then writes the cells and the new cursor in one
+ * write transaction, which first checks that the cursor has not moved (another process's rollup): if it has, the
+ * batch is dropped and the call goes on from there. A large backlog is read by worker threads, one slice of each
+ * batch per worker, the next batch read while the store writes the last.
+ */
+async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number | undefined): Promise<RollupUsageResult> {
+  const sql = ctx.sql;
+  let pool: FoldWorkers | undefined;
+  let local: UsageFold | undefined;
+  let events = 0;
+  /** The next range to fold after `cursor`, or undefined when the cursor is at the head. */
+  const rangeAfter = (cursor: number): { from: number; end: number } | undefined => {
+    const { head, first } = read(() => ({ head: ctx.chain.readHead().seq, first: (sql.selectFirstSeq.get() as { seq: number | null }).seq }));
+    if (cursor >= head) return undefined;
+    // Events pruned before the rollup read them are gone: it goes on from the first remaining (no gaps after it).
+    const from = first === null ? head : Math.max(cursor, first - 1);
+    // Never past the head read above: an event committed later has a higher seq, and a later batch reads it.
+    return { from, end: Math.min(head, from + batch) };
+  };
+  const foldRange = async ({ from, end }: { from: number; end: number }): Promise<FoldedCells> => {
+    if (pool !== undefined && end - from >= pool.size) return merge(await pool.fold(slices(from, end, pool.size), READ_CHUNK));
+    local ??= createUsageFold(ctx.db, FOLD_SQL);
+    const fold = local;
+    for (let lo = from; lo < end; ) {
+      const hi = Math.min(end, lo + READ_CHUNK);
+      read(() => fold.fold(lo, hi));
+      lo = hi;
+      if (lo < end) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return fold.take();
+  };
+  try {
+    let cursor = read(() => cursorOf(sql));
+    let range = rangeAfter(cursor);
+    if (range === undefined) return { events: 0, seq: cursor };
+    pool = startWorkers(ctx, range, workersAsked);
+    let folding = foldRange(range);
+    for (;;) {
+      const cells = await folding;
+      const done: { from: number; end: number } = range;
+      // Workers read the next batch while the store writes this one.
+      const next = rangeAfter(done.end);
+      if (next !== undefined && pool !== undefined) folding = foldRange(next);
+      const start = cursor;
+      const moved = await ctx.write(() => {
+        if (cursorOf(sql) !== start) return false;
+        for (const c of cells.daily) sql.upsertUsageDaily.run(c.day, c.agent_id, c.integration, c.scope, c.task_type, c.record_type, c.source, c.n, c.first_at, c.last_at);
+        for (const c of cells.tokens) sql.upsertTokenUseSpan.run(c.day, c.agent_id, c.integration, c.issued, c.issued_first_at, c.issued_last_at, c.tokens, c.max_seconds);
+        sql.upsertUsageCursor.run(done.end);
+        return true;
+      });
+      if (moved) {
+        events += done.end - done.from;
+        cursor = done.end;
+        if (next === undefined) return { events, seq: cursor };
+        range = next;
+        if (pool === undefined) folding = foldRange(next);
+        continue;
+      }
+      // Another process folded these events first: what this call remembers of tokens may now be wrong.
+      if (next !== undefined && pool !== undefined) await folding.catch(() => undefined);
+      await pool?.close();
+      pool = undefined;
+      local = undefined;
+      cursor = read(() => cursorOf(sql));
+      const again = rangeAfter(cursor);
+      if (again === undefined) return { events, seq: cursor };
+      range = again;
+      folding = foldRange(again);
+    }
+  } finally {
+    await pool?.close();
+  }
+}
+
+/** Workers for the backlog after `range.from` on a file store, unless asked for none (or fewer than the default). */
+function startWorkers(ctx: StoreContext, range: { from: number }, asked: number | undefined): FoldWorkers | undefined {
+  if (ctx.db.memory) return undefined;
+  const pending = ctx.chain.readHead().seq - range.from;
+  const count = asked ?? (pending >= WORKERS_FROM_EVENTS ? Math.min(WORKERS_MAX, availableParallelism()) : 0);
+  return count === 0 ? undefined : new FoldWorkers(ctx.db.name, count, FOLD_SQL);
+}
+
+/** (from, end] cut into `n` contiguous slices of about the same number of events. */
+function slices(from: number, end: number, n: number): Array<{ after: number; through: number }> {
+  const out: Array<{ after: number; through: number }> = [];
+  for (let i = 0; i < n; i++) {
+    const after = from + Math.floor(((end - from) * i) / n);
+    const through = from + Math.floor(((end - from) * (i + 1)) / n);
+    if (through > after) out.push({ after, through });
+  }
+  return out;
+}
+
+/** The cells of several folds summed by key (slices of one batch share the days at their edges). */
+function merge(folded: readonly FoldedCells[]): FoldedCells {
+  if (folded.length === 1) return folded[0] as FoldedCells;
+  const daily = new Map<string, DailyCell>();
+  const tokens = new Map<string, TokenCell>();
+  for (const f of folded) {
+    for (const c of f.daily) {
+      const key = `${c.day}\u0000${c.agent_id}\u0000${c.integration}\u0000${c.scope}\u0000${c.task_type}\u0000${c.record_type}\u0000${c.source}`;
+      const into = daily.get(key);
+      if (into === undefined) daily.set(key, c);
+      else {
+        into.n += c.n;
+        if (c.first_at < into.first_at) into.first_at = c.first_at;
+        if (c.last_at > into.last_at) into.last_at = c.last_at;
+      }
+    }
+    for (const c of f.tokens) {
+      const key = `${c.day}\u0000${c.agent_id}\u0000${c.integration}`;
+      const into = tokens.get(key);
+      if (into === undefined) tokens.set(key, c);
+      else {
+        into.issued += c.issued;
+        if (into.issued_first_at === null || (c.issued_first_at !== null && c.issued_first_at < into.issued_first_at)) into.issued_first_at = c.issued_first_at;
+        if (into.issued_last_at === null || (c.issued_last_at !== null && c.issued_last_at > into.issued_last_at)) into.issued_last_at = c.issued_last_at;
+        into.tokens += c.tokens;
+        if (c.max_seconds > into.max_seconds) into.max_seconds = c.max_seconds;
+      }
+    }
+  }
+  return { daily: [...daily.values()], tokens: [...tokens.values()] };
+}
+
+function cursorOf(sql: Statements): number {
+  return (sql.selectUsageCursor.get() as { seq: number } | undefined)?.seq ?? 0;
+}
+
+// ---- the summary -------------------------------------------------------------------------------------------
+
+interface SummaryRead {
+  seq: number;
+  rows: UsageRow[];
+  tokens: Array<{
+    agent_id: string;
+    integration: string;
+    issued: number;
+    issued_first_at: string | null;
+    issued_last_at: string | null;
+    issued_days: number;
+    tokens: number;
+    max_seconds: number;
+  }>;
+}
+
+export async function usageSummary(ctx: StoreContext, input: UsageSummaryInput): Promise<UsageSummary> {
+  const since = requireTime('since', input.since);
+  const until = requireTime('until', input.until);
+  if (until <= since) throw new TypeError('until must be after since');
+  if (input.agent_id !== undefined && (typeof input.agent_id !== 'string' || input.agent_id === '')) {
+    throw new TypeError('agent_id must be a non-empty string when given');
+  }
+  const firstDay = since.slice(0, 10);
+  const lastDay = new Date(Date.parse(until) - 1).toISOString().slice(0, 10);
+  const agent = input.agent_id ?? null;
+  const sql = ctx.sql;
+  // One DEFERRED read transaction: the cursor and both tables as of one state (a rollup committing between the
+  // reads would otherwise show its tokens without its scopes).
+  const got = read(() =>
+    ctx.db
+      .transaction((): SummaryRead => ({
+        seq: (sql.selectUsageCursor.get() as { seq: number } | undefined)?.seq ?? 0,
+        rows: (agent === null ? sql.selectUsageSummary.all(firstDay, lastDay) : sql.selectUsageSummaryOfAgent.all(firstDay, lastDay, agent)) as UsageRow[],
+        tokens: (agent === null ? sql.selectTokenSummary.all(firstDay, lastDay) : sql.selectTokenSummaryOfAgent.all(firstDay, lastDay, agent)) as SummaryRead['tokens'],
+      }))
+      .deferred(),
+  );
+  const spans: TokenUseSpanSummary[] = [];
+  const issued: TokensIssuedSummary[] = [];
+  for (const t of got.tokens) {
+    if (t.tokens > 0) spans.push({ agent_id: t.agent_id, integration: t.integration, max_seconds: t.max_seconds, tokens: t.tokens });
+    if (t.issued > 0 && t.issued_first_at !== null && t.issued_last_at !== null) {
+      issued.push({ agent_id: t.agent_id, integration: t.integration, tokens: t.issued, first_at: t.issued_first_at, last_at: t.issued_last_at, days: t.issued_days });
+    }
+  }
+  return { since, until, first_day: firstDay, last_day: lastDay, seq: got.seq, rows: got.rows, spans, issued };
 }

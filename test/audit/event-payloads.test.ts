@@ -17,6 +17,8 @@ import {
   ACCESS_REFUSAL_CODES,
   AUTH_FAILURE_REASONS,
   POLICY_REFUSED_DETAILS_MAX,
+  SUGGESTION_KINDS,
+  SUGGESTION_NOTE_MAX,
   TASK_CLOSE_STATUSES,
   PROXY_CODE_MAX,
   PROXY_PATH_TEMPLATE_MAX,
@@ -45,6 +47,8 @@ import {
   isIsoTime,
   policyLoadedEvent,
   policyRefusedEvent,
+  policySuggestionAppliedEvent,
+  policySuggestionDismissedEvent,
   signHead,
   taskCompletedEvent,
   taskRegisteredEvent,
@@ -101,7 +105,7 @@ function tableRows(text: string): string[][] {
 
 /** `` `name` `` or `` `name`? `` */
 function docName(cell: string): { name: string; optional: boolean } {
-  const m = /^`([a-z_.]+)`(\?)?$/.exec(cell);
+  const m = /^`([a-z0-9_.]+)`(\?)?$/.exec(cell);
   if (!m?.[1]) throw new Error(`not a backticked name: ${cell}`);
   return { name: m[1], optional: m[2] === '?' };
 }
@@ -327,6 +331,9 @@ const reported: TokenReportedData = {
   used_at: '2026-01-01T00:00:00.250Z',
 };
 
+// A policy suggestion (src/suggest/): applied or dismissed by an operator.
+const suggested = { suggestion_id: 'sg-1', integration: 'github', kind: 'remove_scope' as const, target: 'repo:write' };
+
 const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed25519').privateKey };
 
 const CASES: Array<{ note: string; event: NewAuditEvent }> = [
@@ -385,6 +392,12 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'its window passed', event: elevationEndedEvent(T, { ...R, caller_id: null }, { access_request_id: 'ar-1', reason: 'window', ended_at: T }) },
   { note: 'its task completed', event: elevationEndedEvent(T, { ...R, caller_id: 'orch', trace_id: TRACE }, { access_request_id: 'ar-1', reason: 'task_completed', ended_at: T }) },
   { note: 'its task expired', event: elevationEndedEvent(T, R, { access_request_id: 'ar-1', reason: 'task_expired', ended_at: T }) },
+  { note: 'by an operator, with a note and trace', event: policySuggestionAppliedEvent(T, { agent_id: 'a', caller_id: 'ops', trace_id: TRACE }, { ...suggested, file: 'agents/a.yaml', file_sha256_before: 'c'.repeat(64), file_sha256_after: 'd'.repeat(64), note: 'unused for 90 days' }) },
+  { note: 'no caller known, no note', event: policySuggestionAppliedEvent(T, { agent_id: 'a' }, { ...suggested, kind: 'shorten_ttl', target: 'token_ttl', file: 'agents/a.yaml', file_sha256_before: 'c'.repeat(64), file_sha256_after: 'd'.repeat(64), note: null }) },
+  ...SUGGESTION_KINDS.map((kind) => ({ note: `kind ${kind}`, event: policySuggestionAppliedEvent(T, { agent_id: 'a', caller_id: 'ops' }, { ...suggested, kind, file: 'agents/a.yaml', file_sha256_before: 'c'.repeat(64), file_sha256_after: 'd'.repeat(64), note: null }) })),
+  ...SUGGESTION_KINDS.map((kind) => ({ note: `kind ${kind}`, event: policySuggestionDismissedEvent(T, { agent_id: 'a', caller_id: 'ops' }, { ...suggested, kind, note: null }) })),
+  { note: 'by an operator, with a note and trace', event: policySuggestionDismissedEvent(T, { agent_id: 'a', caller_id: 'ops', trace_id: TRACE }, { ...suggested, kind: 'move_to_task_type', note: 'seasonal' }) },
+  { note: 'no caller known, no note', event: policySuggestionDismissedEvent(T, { agent_id: 'a' }, { ...suggested, note: null }) },
   { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
   { note: 'a signed head', event: auditHeadSignedEvent(signHead({ seq: 20, hash: 'b'.repeat(64) }, T, AUDIT_KEY)) },
 ];
@@ -410,6 +423,8 @@ describe('docs/audit-events.md', () => {
     { note: 'auth.failed reason', type: 'auth.failed', member: 'reason', list: AUTH_FAILURE_REASONS },
     { note: 'access.refused code', type: 'access.refused', member: 'code', list: ACCESS_REFUSAL_CODES },
     { note: 'elevation.ended reason', type: 'elevation.ended', member: 'reason', list: ELEVATION_END_REASONS },
+    { note: 'policy.suggestion.applied kind', type: 'policy.suggestion.applied', member: 'kind', list: SUGGESTION_KINDS },
+    { note: 'policy.suggestion.dismissed kind', type: 'policy.suggestion.dismissed', member: 'kind', list: SUGGESTION_KINDS },
   ])('lists exactly the closed list of the $note', ({ type, member, list }) => {
     const types = memberTypes(type, member);
     expect(types.map((t) => (t.kind === 'literal' ? t.value : label(t))).sort()).toEqual([...list].sort());
@@ -453,6 +468,10 @@ describe('the event builders', () => {
     { note: 'an unknown elevation.ended reason', build: () => elevationEndedEvent(T, R, { access_request_id: 'ar-1', reason: 'revoked' as 'window', ended_at: T }) },
     { note: 'a fractional duration', build: () => accessRequestSubmittedEvent(T, { ...R, caller_id: 'pep-1' }, { ...submitted, resource: null, reason: null, duration_seconds: 1.5 }) },
     { note: 'a negative attempt count', build: () => accessRequestNotifiedEvent(T, R, { ...delivered, attempts: -1, status_code: 200 }) },
+    { note: 'an unknown suggestion kind', build: () => policySuggestionDismissedEvent(T, { agent_id: 'a' }, { ...suggested, kind: 'widen' as 'remove_scope', note: null }) },
+    { note: 'a suggestion without its id', build: () => policySuggestionDismissedEvent(T, { agent_id: 'a' }, { ...suggested, suggestion_id: '', note: null }) },
+    { note: 'an applied file digest that is not SHA-256', build: () => policySuggestionAppliedEvent(T, { agent_id: 'a' }, { ...suggested, file: 'a.yaml', file_sha256_before: 'c'.repeat(64), file_sha256_after: 'XYZ', note: null }) },
+    { note: 'an applied suggestion without its file', build: () => policySuggestionAppliedEvent(T, { agent_id: 'a' }, { ...suggested, file: '', file_sha256_before: 'c'.repeat(64), file_sha256_after: 'd'.repeat(64), note: null }) },
     { note: 'a signed head without a signature', build: () => auditHeadSignedEvent({ seq: 1, hash: 'a'.repeat(64), time: T, kid: 'k'.repeat(43), sig: '' }) },
   ])('refuses $note with a TypeError', ({ build }) => {
     expect(build).toThrow(TypeError);
@@ -540,6 +559,11 @@ describe('the event builders', () => {
   it('token.used (introspect) is what it always was: the same bytes, so stored chains still verify', () => {
     const event = tokenUsedEvent(T, { jti: 'j', caller_id: 'c' }, { action: 'introspect', active: true, extra: 1 } as TokenUsedData);
     expect(canonicalJson(event.data)).toBe('{"action":"introspect","active":true}');
+  });
+
+  it('cuts a long suggestion note', () => {
+    const event = policySuggestionDismissedEvent(T, { agent_id: 'a' }, { ...suggested, note: 'n'.repeat(5000) });
+    expect(event.data.note).toBe('n'.repeat(SUGGESTION_NOTE_MAX - 1) + '…');
   });
 
   it('cuts a long delivery error', () => {
