@@ -4,7 +4,7 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
@@ -28,6 +28,7 @@ import type { IssuerLibraryRow } from './issuer-bench.js';
 import type { InProcessResult } from './inprocess-bench.js';
 import type { OutboxBenchResult } from './outbox-bench.js';
 import { runProxyBench, type ProxyBenchResult } from './proxy-bench.js';
+import type { SuggestBenchResult } from './suggest-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -45,7 +46,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -332,6 +333,32 @@ async function proxySection(work: string, results: BenchResults): Promise<void> 
   results.proxy = p;
 }
 
+/**
+ * Policy suggestions (bench/suggest-bench.ts): a trail of 1 and 10 million events bulk-loaded into a store file, then
+ * rollupUsage from zero and usageSummary over 90 days in a process of their own (its peak memory). The rollup's worker
+ * threads may use both cores: the child is pinned to both (the driver itself runs on one).
+ */
+async function suggestSection(results: BenchResults & { suggest?: SuggestBenchResult }): Promise<void> {
+  const sizes = quick ? '1000000' : '1000000,10000000';
+  log(`suggest: ${sizes.replace(',', ' and ')} events bulk-loaded, then rollupUsage from zero and usageSummary over 90 days`);
+  results.suggest = runJsonChild<SuggestBenchResult>(pin ? '0,1' : undefined, process.execPath, [child('suggest-bench.js'), '--events', sizes, '--json'], 3_600_000);
+}
+
+function suggestGoal(r: BenchResults & { suggest?: SuggestBenchResult }): Goal {
+  const sizes = r.suggest?.sizes ?? [];
+  const big = sizes.find((s) => s.events >= 10_000_000);
+  return {
+    goal: 'policy suggestions: usage rollup of the whole trail from zero, then the 90-day summary (bulk-loaded trail, bench/suggest-bench.ts)',
+    target: '≤ 30 s and ≤ 500 MB at 10 million events',
+    measured: sizes.length
+      ? sizes
+          .map((s) => `${(s.events / 1e6).toFixed(0)} M events: rollup ${s.rollup_s} s (${s.rollup_cpu_s} s CPU), summary ${s.summary_ms} ms, peak RSS ${s.peak_rss_mb} MB`)
+          .join('; ') + ((contamination['suggest'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['suggest']} cores meanwhile` : '')
+      : 'not run',
+    met: big ? big.within_goal : null,
+  };
+}
+
 function proxyGoals(r: BenchResults): Goal[] {
   const p: ProxyBenchResult | undefined = r.proxy;
   const sat = p?.steps.find((s) => s.offered_rps === null);
@@ -453,6 +480,7 @@ function goals(r: BenchResults): Goal[] {
     met: ob ? !ob.timed_out && ob.dead === 0 && ob.sink.signature_valid >= ob.delivered && ob.deliveries_per_s >= 1000 : null,
   });
   out.push(...proxyGoals(r));
+  out.push(suggestGoal(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -666,6 +694,7 @@ async function main(): Promise<void> {
     if (only.has('escalation')) await escalationSection(work, results);
     if (only.has('outbox')) await watched('outbox', () => outboxSection(work, results));
     if (only.has('proxy')) await proxySection(work, results);
+    if (only.has('suggest')) await watched('suggest', () => suggestSection(results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
