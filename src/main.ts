@@ -21,6 +21,7 @@ import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
+import { SuggestionReports } from './suggest/index.js';
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
 import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
 import { ApprovalLinks, loadLinkKey, OutboxWorker } from './notify/index.js';
@@ -273,6 +274,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     tokens,
     usage,
     accessRequests,
+    suggestions: new SuggestionReports({ store, now, windowDays: config.suggestions.window_days }),
     verifyLink: (token, id, at) => links.verify(token, id, at),
     reportRefusal: onRefusal,
     keys,

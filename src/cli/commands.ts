@@ -14,6 +14,7 @@ import { parseDecisionRequest } from '../wire/request-parsers.js';
 import { ACCESS_REQUEST_COMMANDS } from './access-request-commands.js';
 import { AUDIT_COMMANDS } from './audit-commands.js';
 import { explainEvaluation } from './explain.js';
+import { SUGGEST_COMMANDS } from './suggest-commands.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -219,6 +220,7 @@ export const COMMANDS: Command[] = [
   },
   ...AUDIT_COMMANDS,
   ...ACCESS_REQUEST_COMMANDS,
+  ...SUGGEST_COMMANDS,
 ];
 
 /** A command's usage error: the usage line on stderr, exit 2 (as run-cli does for an unknown option). */

@@ -16,6 +16,7 @@ import { auditRoutes, type AuditStore } from './routes/audit.js';
 import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { healthRoutes } from './routes/health.js';
+import { suggestionRoutes, type SuggestionReporter } from './routes/suggestions.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { usageRoutes } from './routes/usage.js';
@@ -29,6 +30,8 @@ export interface RouteDeps {
   /** Resource servers' usage reports (`POST /v1/usage`). */
   usage: UsageService;
   accessRequests: AccessRequestService;
+  /** Stored policy suggestions as reports (src/suggest's SuggestionReports, wired by main.ts). */
+  suggestions: SuggestionReporter;
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
   /** Where the approval page reports the refusals it answers as pages (the pipeline's `onRefusal`). */
@@ -56,6 +59,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
     ...auditRoutes(deps.store, deps.now),
+    ...suggestionRoutes(deps.suggestions),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),
     ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes))),

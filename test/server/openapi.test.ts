@@ -131,6 +131,17 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
     },
   },
   'GET /v1/admin/notifications': { status: 200, call: async () => request(t.url).get('/v1/admin/notifications?status=pending').set(auth(KEYS.admin)) },
+  'GET /v1/suggestions': {
+    status: 200,
+    call: async () => {
+      const at = t.clock.now.toISOString();
+      const proposal = { summary: 'remove repo:write', edits: [], diff: '' };
+      await t.pdp.store.saveSuggestions([
+        { id: 'sg_openapi', agent_id: 'code-review-agent', integration: 'github', kind: 'remove_scope', target: 'repo:write', proposal, evidence: { confidence: 'high' }, evidence_hash: 'h', file: 'agents/code-review-agent.yaml', file_sha256: '0'.repeat(64), status: 'open', created_at: at, updated_at: at, decided_by: null, decided_at: null },
+      ]);
+      return request(t.url).get('/v1/suggestions?status=open').set(auth(KEYS.auditor));
+    },
+  },
 };
 
 describe('the document', () => {

@@ -1,0 +1,260 @@
+/**
+ * `agent-pdp suggest | suggest apply | suggest dismiss`: policy suggestions from the usage aggregates
+ * (docs/suggestions.md), on the store and policy folder a config names. Like `access-requests`, no HTTP and no API
+ * key: whoever can read the config, open the store and write the policy folder acts, and names who they are with
+ * `--as` (the audit event's caller_id).
+ *
+ * `suggest` folds the trail into the aggregates (rollupUsage), reads the window, runs the engine on the policy folder
+ * as the server loads it, saves the suggestions (a dismissed one stays dismissed while its evidence holds) and prints
+ * or writes the report. `apply` checks the suggestion still holds on the evidence up to now, rewrites the agent's
+ * file (refused when it changed since), records
+ * `policy.suggestion.applied`, and leaves the reload to the server's watcher. `dismiss` records
+ * `policy.suggestion.dismissed`.
+ *
+ * Exit codes: 0 done, 1 refused or could not run, 2 usage.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { policySuggestionAppliedEvent, policySuggestionDismissedEvent, SUGGESTION_NOTE_MAX } from '../audit/index.js';
+import { loadConfigFile } from '../config/config-loader.js';
+import type { PdpConfig } from '../config/config-types.js';
+import { PdpError } from '../errors/pdp-error.js';
+import type { PolicyLoadOptions } from '../policy/policy-loader.js';
+import { openStore, sqlitePath, type Store, type SuggestionRecord } from '../store/index.js';
+import {
+  applySuggestion,
+  loadPolicyFolder,
+  recheckSuggestion,
+  renderReport,
+  REPORT_FORMATS,
+  suggestPolicies,
+  usageSeries,
+  type ReportFormat,
+  type Suggestion,
+  type SuggestionThresholds,
+} from '../suggest/index.js';
+import type { Command } from './commands.js';
+
+type Values = Parameters<Command['run']>[0];
+
+const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** Who acts when `--as` names no one: recorded as the event's caller_id. */
+const CLI_ACTOR = 'agent-pdp-cli';
+const ACTOR = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+const DAY_MS = 86_400_000;
+
+const config = { config: { type: 'string', short: 'c' } } as const;
+
+export const SUGGEST_COMMANDS: Command[] = [
+  {
+    name: 'suggest',
+    summary:
+      'policy suggestions from the usage in the trail: --config FILE [--since 90d|TIME] [--agent ID] [--format md|json|html] [--out FILE] [--min-days N] [--min-tokens N] [--ttl-factor N]; saves them (suggest apply / dismiss)',
+    options: {
+      ...config,
+      since: { type: 'string' },
+      agent: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      'min-days': { type: 'string' },
+      'min-tokens': { type: 'string' },
+      'ttl-factor': { type: 'string' },
+    },
+    async run(values, positionals) {
+      if (positionals.length > 0) throw new PdpError('invalid_request', 'usage: agent-pdp suggest --config FILE [--since 90d] [--agent ID] [--format md|json|html] [--out FILE]');
+      const format = formatOf(str(values['format']));
+      const agent = str(values['agent']);
+      return withStore(values, async (store, cfg) => {
+        const now = new Date();
+        const until = now.toISOString();
+        const since = sinceOf(str(values['since']), now, cfg.suggestions.window_days);
+        const thresholds = thresholdsOf(values, cfg);
+        await store.rollupUsage();
+        const window = { since, until, ...(agent === undefined ? {} : { agent_id: agent }) };
+        const summary = await store.usageSummary(window);
+        const folder = await loadPolicyFolder(cfg.policy.agents, loadOptions(cfg));
+        const run = suggestPolicies({ summary, policy: folder.set, files: folder, thresholds, now: until, ...(agent === undefined ? {} : { agent }) });
+        await store.saveSuggestions(run.suggestions.map((s) => record(s, until)));
+        // As stored: one dismissed (or applied) before on the same evidence is shown so, not as open.
+        const stored = new Map((await store.listSuggestions(agent === undefined ? {} : { agent_id: agent })).map((r) => [r.id, r]));
+        const suggestions = run.suggestions.map((s) => stored.get(s.id) ?? record(s, until));
+        const { suggestions: _made, ...analysis } = run;
+        const series = format === 'html' ? await usageSeries(store, window) : undefined;
+        const body = renderReport(format, { generated_at: until, suggestions, run: analysis, ...(series === undefined ? {} : { series }) });
+        const out = str(values['out']);
+        if (out === undefined) process.stdout.write(body);
+        else {
+          await mkdir(dirname(resolve(out)), { recursive: true });
+          await writeFile(out, body);
+        }
+        const open = suggestions.filter((s) => s.status === 'open').length;
+        process.stderr.write(
+          `${suggestions.length === 1 ? '1 suggestion' : `${suggestions.length} suggestions`} (${open} open) from ${summary.first_day} to ${summary.last_day}${out === undefined ? '' : `, report in ${out}`}\n`,
+        );
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'suggest apply',
+    summary: "apply an open suggestion to its agent's policy file: apply ID --config FILE [--dry-run] [--as NAME] [--note TEXT]; refused if the file changed since",
+    options: { ...config, 'dry-run': { type: 'boolean' }, as: { type: 'string' }, note: { type: 'string' } },
+    async run(values, positionals) {
+      const id = oneId(positionals, 'apply');
+      const by = actorOf(values);
+      const note = noteOf(values);
+      const dryRun = values['dry-run'] === true;
+      return withStore(values, async (store, cfg) => {
+        const suggestion = await openSuggestion(store, id);
+        // Only what the evidence up to now still supports: the same edits, suggested again.
+        const folder = await loadPolicyFolder(cfg.policy.agents, loadOptions(cfg));
+        await recheckSuggestion(suggestion, { store, folder, now: new Date(), thresholds: cfg.suggestions });
+        const result = await applySuggestion(suggestion, cfg.policy.agents, { dryRun, load: loadOptions(cfg) });
+        process.stdout.write(result.diff);
+        for (const w of result.new_warnings) process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
+        if (dryRun) {
+          process.stderr.write(`dry run: ${result.file} not written (policy check passes with the change; revision ${result.revision_before} → ${result.revision_after})\n`);
+          return 0;
+        }
+        const at = new Date().toISOString();
+        const event = policySuggestionAppliedEvent(
+          at,
+          { agent_id: suggestion.agent_id, caller_id: by },
+          {
+            suggestion_id: suggestion.id,
+            integration: suggestion.integration,
+            kind: suggestion.kind,
+            target: suggestion.target,
+            file: result.file,
+            file_sha256_before: result.sha256_before,
+            file_sha256_after: result.sha256_after,
+            note,
+          },
+        );
+        try {
+          await store.decideSuggestion({ id, status: 'applied', by, at, event });
+        } catch (error) {
+          process.stderr.write(`agent-pdp: ${result.file} was rewritten, but the suggestion's status and audit event were not recorded:\n`);
+          throw error;
+        }
+        const reload = cfg.policy.watch ? `the server's watcher loads it within ${cfg.policy.watch_interval_ms} ms` : 'reload the server (SIGHUP or POST /v1/admin/reload) to load it';
+        process.stderr.write(`applied ${id} as ${by}: ${result.file} rewritten (revision ${result.revision_before} → ${result.revision_after}); ${reload}\n`);
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'suggest dismiss',
+    summary: 'dismiss an open suggestion: dismiss ID --config FILE [--as NAME] [--note TEXT]; it comes back only when its evidence changes',
+    options: { ...config, as: { type: 'string' }, note: { type: 'string' } },
+    async run(values, positionals) {
+      const id = oneId(positionals, 'dismiss');
+      const by = actorOf(values);
+      const note = noteOf(values);
+      return withStore(values, async (store) => {
+        const suggestion = await openSuggestion(store, id);
+        const at = new Date().toISOString();
+        const event = policySuggestionDismissedEvent(
+          at,
+          { agent_id: suggestion.agent_id, caller_id: by },
+          { suggestion_id: id, integration: suggestion.integration, kind: suggestion.kind, target: suggestion.target, note },
+        );
+        await store.decideSuggestion({ id, status: 'dismissed', by, at, event });
+        process.stderr.write(`dismissed ${id} as ${by}: it comes back only if its evidence changes\n`);
+        return 0;
+      });
+    },
+  },
+];
+
+/** The stored record of a suggestion the engine made, open. */
+function record(s: Suggestion, at: string): SuggestionRecord {
+  return { ...s, status: 'open', created_at: at, updated_at: at, decided_by: null, decided_at: null };
+}
+
+async function openSuggestion(store: Store, id: string): Promise<SuggestionRecord> {
+  const suggestion = await store.getSuggestion(id);
+  if (suggestion === undefined) throw new PdpError('not_found', `there is no suggestion ${id} (agent-pdp suggest lists them)`);
+  if (suggestion.status !== 'open') {
+    throw new PdpError('suggestion_decided', `suggestion ${id} was ${suggestion.status} by ${suggestion.decided_by ?? '?'} at ${suggestion.decided_at ?? '?'}`);
+  }
+  return suggestion;
+}
+
+/** Opens the store the config names (never creating one), runs `body`, and closes it whatever happens. */
+async function withStore(values: Values, body: (store: Store, config: PdpConfig) => Promise<number>): Promise<number> {
+  const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
+  if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG)');
+  const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false });
+  const path = sqlitePath(config.store.url);
+  if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
+  const store = await openStore(config.store.url, { synchronous: config.store.synchronous });
+  try {
+    return await body(store, config);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The policy folder's load settings, as the server uses them. */
+function loadOptions(config: PdpConfig): PolicyLoadOptions {
+  const { allow_insecure_permissions, max_file_bytes, max_entries_per_file } = config.policy;
+  return { allowInsecurePermissions: allow_insecure_permissions, maxFileBytes: max_file_bytes, maxEntriesPerFile: max_entries_per_file };
+}
+
+function formatOf(value: string | undefined): ReportFormat {
+  if (value === undefined) return 'md';
+  if (!(REPORT_FORMATS as readonly string[]).includes(value)) throw new PdpError('invalid_request', `--format must be one of ${REPORT_FORMATS.join(', ')}`);
+  return value as ReportFormat;
+}
+
+/** `--since 90d` (days back from now) or a time (RFC 3339 or a date); the config's window_days when absent. */
+export function sinceOf(value: string | undefined, now: Date, windowDays: number): string {
+  if (value === undefined) return new Date(now.getTime() - windowDays * DAY_MS).toISOString();
+  const days = /^([0-9]{1,4})d$/.exec(value);
+  const when = days !== null ? now.getTime() - Number(days[1]) * DAY_MS : /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(when) || when >= now.getTime() || (days !== null && Number(days[1]) === 0)) {
+    throw new PdpError('invalid_request', '--since must be a number of days (90d) or a time before now (2026-01-01, 2026-01-01T00:00:00Z)');
+  }
+  return new Date(when).toISOString();
+}
+
+function thresholdsOf(values: Values, config: PdpConfig): SuggestionThresholds {
+  const number = (name: string, min: number, max: number, integer: boolean): number | undefined => {
+    const text = str(values[name]);
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new PdpError('invalid_request', `--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    }
+    return n;
+  };
+  return {
+    ...config.suggestions,
+    min_days: number('min-days', 1, 3650, true) ?? config.suggestions.min_days,
+    min_tokens: number('min-tokens', 1, 1_000_000_000, true) ?? config.suggestions.min_tokens,
+    ttl_factor: number('ttl-factor', 2, 1000, false) ?? config.suggestions.ttl_factor,
+  };
+}
+
+function oneId(positionals: string[], verb: string): string {
+  if (positionals.length !== 1 || positionals[0] === '') {
+    throw new PdpError('invalid_request', `usage: agent-pdp suggest ${verb} ID --config FILE${verb === 'apply' ? ' [--dry-run]' : ''} [--as NAME] [--note TEXT]`);
+  }
+  return positionals[0] as string;
+}
+
+function actorOf(values: Values): string {
+  const as = str(values['as']) ?? CLI_ACTOR;
+  if (!ACTOR.test(as)) throw new PdpError('invalid_request', '--as must be a name of letters, digits and . _ : @ - (at most 128)');
+  return as;
+}
+
+function noteOf(values: Values): string | null {
+  const note = str(values['note']);
+  if (note === undefined) return null;
+  if (note.length > SUGGESTION_NOTE_MAX) throw new PdpError('invalid_request', `--note must be at most ${SUGGESTION_NOTE_MAX} characters`);
+  return note;
+}
