@@ -1,7 +1,7 @@
 /**
  * Policy suggestions at scale (issue 18): the usage rollup and summary over a trail of 1 and 10 million events.
  *
- *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/suggest-bench.js [--events 1000000,10000000] [--batch N] [--json]
+ *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/suggest-bench.js [--events 1000000,10000000] [--batch N] [--workers N] [--json]
  *
  * For each size: a trail is generated in bulk into a fresh SQLite file (`src/store/bulk-load.ts`: batched INSERTs
  * of well-formed rows in large transactions, bypassing the writer queue and the chain, so that file does NOT
@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { BulkLoader } from '../src/store/bulk-load.js';
 import type { BulkEvent } from '../src/store/bulk-load.js';
 import { SqliteStore } from '../src/store/index.js';
+import { ROLLUP_BATCH } from '../src/store/usage-rollup-ops.js';
 import { isMain, round } from './lib/timing.js';
 
 export interface SuggestBenchSize {
@@ -51,7 +52,10 @@ export interface SuggestBenchSize {
 }
 
 export interface SuggestBenchResult {
+  /** Events per write transaction: the store's default unless `--batch` was given. */
   batch: number;
+  /** Worker threads asked for; null: the store's default (up to 2, on a backlog of 200,000 events or more). */
+  workers: number | null;
   days: number;
   agents: number;
   integrations: number;
@@ -268,15 +272,16 @@ function vmHwmMb(): number {
   return kb === undefined ? Math.round(process.memoryUsage().rss / 1048576) : Math.round(Number(kb) / 1024);
 }
 
-async function measure(path: string, batch: number, workers: number | undefined): Promise<Measured> {
+async function measure(path: string, batch: number | undefined, workers: number | undefined): Promise<Measured> {
   const store = SqliteStore.open(path);
   try {
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    const rolled = await store.rollupUsage({ batch, ...(workers === undefined ? {} : { workers }) });
+    const options = { ...(batch === undefined ? {} : { batch }), ...(workers === undefined ? {} : { workers }) };
+    const rolled = await store.rollupUsage(options);
     const t1 = process.hrtime.bigint();
     const cpu = process.cpuUsage(cpu0);
-    const again = await store.rollupUsage({ batch, ...(workers === undefined ? {} : { workers }) });
+    const again = await store.rollupUsage(options);
     const t2 = process.hrtime.bigint();
     if (again.events !== 0) throw new Error(`a second rollup read ${again.events} events`);
     const window = { since: new Date(START).toISOString(), until: new Date(START + DAYS * DAY_MS).toISOString() };
@@ -302,7 +307,7 @@ async function measure(path: string, batch: number, workers: number | undefined)
   }
 }
 
-export function runSuggestBench(sizes: readonly number[], batch: number): SuggestBenchResult {
+export function runSuggestBench(sizes: readonly number[], batch?: number, workers?: number): SuggestBenchResult {
   const out: SuggestBenchSize[] = [];
   for (const events of sizes) {
     const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-suggest-bench-'));
@@ -310,7 +315,8 @@ export function runSuggestBench(sizes: readonly number[], batch: number): Sugges
       const path = join(dir, 'pdp.db');
       const generated = generateTrail(path, events);
       const dbMb = Math.round((statSync(path).size / 1048576) * 10) / 10;
-      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', path, '--batch', String(batch)], {
+      const options = [...(batch === undefined ? [] : ['--batch', String(batch)]), ...(workers === undefined ? [] : ['--workers', String(workers)])];
+      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', path, ...options], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         maxBuffer: 16 * 1048576,
@@ -332,7 +338,8 @@ export function runSuggestBench(sizes: readonly number[], batch: number): Sugges
     }
   }
   return {
-    batch,
+    batch: batch ?? ROLLUP_BATCH,
+    workers: workers ?? null,
     days: DAYS,
     agents: AGENTS,
     integrations: INTEGRATIONS.length,
@@ -345,18 +352,19 @@ if (isMain(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       events: { type: 'string', default: '1000000,10000000' },
-      batch: { type: 'string', default: '10000' },
+      batch: { type: 'string' },
       measure: { type: 'string' },
       workers: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
-  const batch = Number(values.batch);
+  const batch = values.batch === undefined ? undefined : Number(values.batch);
+  const workers = values.workers === undefined ? undefined : Number(values.workers);
   if (values.measure !== undefined) {
-    process.stdout.write(`${JSON.stringify(await measure(values.measure, batch, values.workers === undefined ? undefined : Number(values.workers)))}\n`);
+    process.stdout.write(`${JSON.stringify(await measure(values.measure, batch, workers))}\n`);
   } else {
     const sizes = (values.events ?? '').split(',').map((s) => Number(s.trim()));
-    const result = runSuggestBench(sizes, batch);
+    const result = runSuggestBench(sizes, batch, workers);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else {
       for (const s of result.sizes) {

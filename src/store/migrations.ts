@@ -197,11 +197,11 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'policy suggestions (issue 18): daily usage aggregates rolled up from the trail, their cursor, suggestions',
     statements: [
       // What tokens carried, what calls used, what decisions asked and refused, per day (rollupUsage adds to them;
-      // usageSummary sums a window of them). The primary key starts with the day: the rollup reads the trail in seq
-      // order, so its upserts land at the end of the table (appends, not inserts all over it: a third of the cost, and
-      // a fraction of the pages written, measured at 450,000 cells), and a summary reads exactly its window's days (a
-      // range of the key), whatever the history kept. The rest of the key makes a cell; the summary sums the days of
-      // each with one sort of the window's rows. No other index: the one agent's summary filters the same range.
+      // usageSummary sums a window of them). The primary key is the summary's GROUP BY followed by the day: a window
+      // is summed in key order, without a sort (all agents in one pass; one agent through its key prefix, an indexed
+      // range), and the rollup's upsert is one lookup of the same key. No other index: every read is one of those
+      // two. (The day first would make the upserts appends; measured at 10 million events the rollup took the same
+      // time either way, 32-38 s, while the summary needed a sort: 0.9 -> 1.0 s, one agent's 20 -> 75 ms.)
       // '' (never NULL) for no task type or record type, so the key compares them as values.
       `CREATE TABLE usage_daily (
         agent_id TEXT NOT NULL,
@@ -214,9 +214,9 @@ export const MIGRATIONS: readonly Migration[] = [
         n INTEGER NOT NULL,
         first_at TEXT NOT NULL,
         last_at TEXT NOT NULL,
-        PRIMARY KEY (day, agent_id, integration, scope, task_type, record_type, source)
+        PRIMARY KEY (agent_id, integration, scope, task_type, record_type, source, day)
       )`,
-      // Per day, agent and integration: tokens issued (first and last), and the longest observed use of a token
+      // Per agent, integration and day: tokens issued (first and last), and the longest observed use of a token
       // (its last use - issued_at, in whole seconds) with the tokens it is based on. Same reasoning for the key.
       `CREATE TABLE token_use_span (
         agent_id TEXT NOT NULL,
@@ -227,7 +227,7 @@ export const MIGRATIONS: readonly Migration[] = [
         issued_last_at TEXT,
         tokens INTEGER NOT NULL,
         max_seconds INTEGER NOT NULL,
-        PRIMARY KEY (day, agent_id, integration)
+        PRIMARY KEY (agent_id, integration, day)
       )`,
       // The rollup's position in the trail: the last seq folded in. One row (id 1), written with the aggregates.
       `CREATE TABLE usage_rollup_cursor (

@@ -154,13 +154,13 @@ export const SQL = {
     ORDER BY first_seq`,
   upsertUsageDaily: `INSERT INTO usage_daily (day, agent_id, integration, scope, task_type, record_type, source, n, first_at, last_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (day, agent_id, integration, scope, task_type, record_type, source) DO UPDATE SET
+    ON CONFLICT (agent_id, integration, scope, task_type, record_type, source, day) DO UPDATE SET
       n = usage_daily.n + excluded.n,
       first_at = CASE WHEN excluded.first_at < usage_daily.first_at THEN excluded.first_at ELSE usage_daily.first_at END,
       last_at = CASE WHEN excluded.last_at > usage_daily.last_at THEN excluded.last_at ELSE usage_daily.last_at END`,
   upsertTokenUseSpan: `INSERT INTO token_use_span (day, agent_id, integration, issued, issued_first_at, issued_last_at, tokens, max_seconds)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (day, agent_id, integration) DO UPDATE SET
+    ON CONFLICT (agent_id, integration, day) DO UPDATE SET
       issued = token_use_span.issued + excluded.issued,
       issued_first_at = CASE WHEN token_use_span.issued_first_at IS NULL OR excluded.issued_first_at < token_use_span.issued_first_at
         THEN excluded.issued_first_at ELSE token_use_span.issued_first_at END,
@@ -173,7 +173,7 @@ export const SQL = {
   /** A use of a token that counts, before a seq (audit_events_jti): did an earlier batch or call count the token? */
   selectTokenCountedUseBefore: `SELECT 1 FROM audit_events WHERE jti = ? AND seq < ? AND type = 'token.used' AND json_valid(data)
     AND (data ->> '$.action' = 'resource_server' OR (data ->> '$.action' = 'proxy' AND data ->> '$.outcome' = 'forwarded')) LIMIT 1`,
-  /** usageSummary: the days [?, ?] (a range of usage_daily's primary key) summed by everything but the day. */
+  /** usageSummary: the days [?, ?] summed by everything but the day, in key order (usage_daily's primary key). */
   selectUsageSummary: `SELECT agent_id, integration, scope, task_type, record_type, source, SUM(n) AS n,
     MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) AS days
     FROM usage_daily WHERE day >= ? AND day <= ?
@@ -181,7 +181,7 @@ export const SQL = {
     ORDER BY agent_id, integration, scope, task_type, record_type, source`,
   selectUsageSummaryOfAgent: `SELECT agent_id, integration, scope, task_type, record_type, source, SUM(n) AS n,
     MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) AS days
-    FROM usage_daily WHERE day >= ? AND day <= ? AND agent_id = ?
+    FROM usage_daily WHERE agent_id = ? AND day >= ? AND day <= ?
     GROUP BY agent_id, integration, scope, task_type, record_type, source
     ORDER BY agent_id, integration, scope, task_type, record_type, source`,
   selectTokenSummary: `SELECT agent_id, integration, SUM(issued) AS issued, MIN(issued_first_at) AS issued_first_at,
@@ -191,7 +191,7 @@ export const SQL = {
   selectTokenSummaryOfAgent: `SELECT agent_id, integration, SUM(issued) AS issued, MIN(issued_first_at) AS issued_first_at,
     MAX(issued_last_at) AS issued_last_at, SUM(CASE WHEN issued > 0 THEN 1 ELSE 0 END) AS issued_days,
     SUM(tokens) AS tokens, MAX(max_seconds) AS max_seconds
-    FROM token_use_span WHERE day >= ? AND day <= ? AND agent_id = ? GROUP BY agent_id, integration ORDER BY agent_id, integration`,
+    FROM token_use_span WHERE agent_id = ? AND day >= ? AND day <= ? GROUP BY agent_id, integration ORDER BY agent_id, integration`,
 
   // suggestions (suggestion-ops.ts)
   selectSuggestion: 'SELECT * FROM suggestions WHERE id = ?',

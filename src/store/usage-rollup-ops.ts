@@ -220,8 +220,8 @@ export async function usageSummary(ctx: StoreContext, input: UsageSummaryInput):
     ctx.db
       .transaction((): SummaryRead => ({
         seq: (sql.selectUsageCursor.get() as { seq: number } | undefined)?.seq ?? 0,
-        rows: (agent === null ? sql.selectUsageSummary.all(firstDay, lastDay) : sql.selectUsageSummaryOfAgent.all(firstDay, lastDay, agent)) as UsageRow[],
-        tokens: (agent === null ? sql.selectTokenSummary.all(firstDay, lastDay) : sql.selectTokenSummaryOfAgent.all(firstDay, lastDay, agent)) as SummaryRead['tokens'],
+        rows: (agent === null ? sql.selectUsageSummary.all(firstDay, lastDay) : sql.selectUsageSummaryOfAgent.all(agent, firstDay, lastDay)) as UsageRow[],
+        tokens: (agent === null ? sql.selectTokenSummary.all(firstDay, lastDay) : sql.selectTokenSummaryOfAgent.all(agent, firstDay, lastDay)) as SummaryRead['tokens'],
       }))
       .deferred(),
   );
