@@ -242,7 +242,7 @@ export const AUDIT_COMMANDS: Command[] = [
   },
   {
     name: 'audit prune',
-    summary: 'delete audit events older than --before T (default: audit.retention_days) behind a checkpoint and an audit.pruned event, after verifying the chain: --config FILE [--before T]',
+    summary: 'delete audit events older than --before T (default: audit.retention_days) behind a checkpoint and an audit.pruned event, after verifying the chain and rolling the usage aggregates up: --config FILE [--before T]',
     options: { config: { type: 'string', short: 'c' }, before: { type: 'string' } },
     async run(values) {
       const beforeText = str(values['before']);
@@ -262,6 +262,10 @@ export const AUDIT_COMMANDS: Command[] = [
           process.stdout.write('refusing to prune: investigate the break first (pruning would delete its evidence)\n');
           return EXIT_NOT_VERIFIED;
         }
+        // The usage aggregates (policy suggestions, docs/suggestions.md) are folded from the events: fold in every
+        // event first, so pruning never takes one the aggregates have not counted.
+        const rolled = await store.rollupUsage();
+        if (rolled.events > 0) process.stderr.write(`usage aggregates rolled up first: ${rolled.events} events (cursor at seq ${rolled.seq})\n`);
         const start = await store.chainStart();
         const result = await store.pruneEvents({ before, at: now.toISOString() });
         if (result.pruned === 0) {
