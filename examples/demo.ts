@@ -4,8 +4,10 @@
  * transcripts, then the fourth (break-glass escalation), for which it also starts a webhook receiver on loopback
  * before the PDP (the PDP's config names it) and adds an approver caller, and the fifth (the enforcement proxy),
  * for which it starts the example's fake GitHub before the PDP and gives the PDP a `proxy` section in front of it
- * (`proxy.serve: true`, the provider credential in a file of the temp dir); stops the PDP. Exits 1 if the PDP does
- * not start, an example fails, or a transcript lacks an allow or a deny or shows an unexpected outcome.
+ * (`proxy.serve: true`, the provider credential in a file of the temp dir); then `agent-pdp suggest` on the trail
+ * the five made (thresholds lowered for it, policy-suggestions.ts); stops the PDP. Exits 1 if the PDP does not
+ * start, an example fails, a transcript lacks an allow or a deny or shows an unexpected outcome, or no suggestion
+ * comes out of the demo's traffic.
  *
  * Run from the repository root after `make build`: `node dist-examples/examples/demo.js`.
  */
@@ -20,6 +22,7 @@ import { run as runProxy, startFakeGitHub, type FakeGitHub } from './code-review
 import { run as runComplaint } from './complaint-resolution.js';
 import { run as runFeedback } from './feedback-workflow.js';
 import { run as runMailbox } from './mailbox-agent.js';
+import { run as runSuggestions } from './policy-suggestions.js';
 import { DEV_KEYS } from './support/cli.js';
 import type { ExampleOptions, Transcript } from './support/transcript.js';
 import { startWebhookInbox, type WebhookInbox } from './support/webhook-inbox.js';
@@ -174,6 +177,13 @@ async function main(): Promise<number> {
         process.stderr.write(`demo: ${transcript.title}: ${problem}\n`);
         status = 1;
       }
+    }
+    // Last: what the trail the five made says about their policies.
+    print('');
+    const suggested = await runSuggestions({ runCli, log: print });
+    if (suggested.suggestions.length === 0) {
+      process.stderr.write('demo: policy suggestions: none from the demo\'s traffic\n');
+      status = 1;
     }
   } catch (err) {
     process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -11,10 +11,12 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { run as runProxyExample, startFakeGitHub, type FakeGitHub } from '../../examples/code-review-proxy.js';
+import { run as runSuggestions } from '../../examples/policy-suggestions.js';
 import type { EntryKind, Transcript } from '../../examples/support/transcript.js';
 import { startPdpProxy } from '../../src/main.js';
 import type { EnforcementProxy } from '../../src/proxy/index.js';
 import { runAudit } from '../audit-e2e/cli.js';
+import { cli } from '../suggest/cli-world.js';
 import { KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
 
 const CREDENTIAL = `ghs_${randomBytes(18).toString('hex')}`;
@@ -51,11 +53,11 @@ afterAll(async () => {
   if (secretDir) rmSync(secretDir, { recursive: true, force: true });
 });
 
-/** `agent-pdp audit <args> --config <the PDP's>` in this process; rejects on a non-zero exit, as the demo's runner does. */
+/** `agent-pdp audit|suggest <args> --config <the PDP's>` in this process; rejects on a non-zero exit, as the demo's runner does. */
 async function runCli(args: readonly string[]): Promise<string> {
   const [group, ...rest] = args;
-  if (group !== 'audit') throw new Error(`not an audit command: ${args.join(' ')}`);
-  const r = await runAudit([...rest, '--config', cliConfig]);
+  if (group !== 'audit' && group !== 'suggest') throw new Error(`not an audit or suggest command: ${args.join(' ')}`);
+  const r = group === 'audit' ? await runAudit([...rest, '--config', cliConfig]) : await cli(...args, '--config', cliConfig);
   if (r.code !== 0) throw new Error(`agent-pdp ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
   return r.stdout;
 }
@@ -80,4 +82,17 @@ it('5. the code-review agent reads a pull request through the proxy and is refus
     expect(entry.authorization).toMatch(/^the provider credential/);
     expect(entry.status).toBe(200);
   }
+});
+
+it("make demo's last step: a policy suggestion from the example's own traffic (thresholds lowered, and said so)", async () => {
+  const printed: string[] = [];
+  const step = await runSuggestions({ runCli, log: (line) => printed.push(line) });
+  expect(printed).toEqual(step.lines);
+  const text = step.lines.join('\n');
+  expect(text).toContain('thresholds lowered for the demo');
+  // The agent's token was seen in use for a second at most, against a token_ttl of an hour.
+  expect(step.suggestions).toContainEqual(expect.stringMatching(/^code-review-agent shorten_ttl \* token_ttl: shorten code-review-agent's token_ttl from 3600 s to /));
+  // The dry run's diff, nothing written.
+  expect(text).toMatch(/--- a\/agents\/code-review-agent\.yaml\n\s+\+\+\+ b\/agents\/code-review-agent\.yaml/);
+  expect(text).toContain('-  token_ttl: 3600  # 1 hour');
 });
