@@ -14,10 +14,11 @@ const BLOCK = 512;
 /** A bundle is code plus a little data; refuse archives that would take the process's memory. */
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 
-export function readTarGz(gz: Buffer): TarEntry[] {
+/** `maxBytes`: the largest archive accepted, unpacked (default {@link MAX_BUNDLE_BYTES}). */
+export function readTarGz(gz: Buffer, maxBytes = MAX_BUNDLE_BYTES): TarEntry[] {
   let tar: Buffer;
   try {
-    tar = gunzipSync(gz, { maxOutputLength: MAX_BUNDLE_BYTES });
+    tar = gunzipSync(gz, { maxOutputLength: maxBytes });
   } catch (cause) {
     throw new TarFormatError('not a gzip stream, or larger than the bundle limit', { cause });
   }

@@ -1,0 +1,178 @@
+import { createHash } from 'node:crypto';
+import { PdpError } from '../errors/pdp-error.js';
+import { DECISION_ENTRYPOINT, type OpaBundle } from './bundle-reader.js';
+import { SIGNATURES_FILE, signBundleFiles, verifyBundleFiles, type BundleSigningKey, type BundleVerification } from './bundle-signature.js';
+import { canonicalJson } from './policy-revision.js';
+import type { PolicyData, PolicySet } from './policy-types.js';
+import { readTarGz, TarFormatError } from './tar-reader.js';
+import { writeTarGz, type TarFile } from './tar-writer.js';
+
+/**
+ * A compiled bundle: the Rego's WASM and the agent policies already compiled, in one OPA bundle, so a replica
+ * serves without YAML and without the policy folder (`agent-pdp bundle build`; docs/bundles.md).
+ *
+ *   /.manifest                      revision `<rego revision>.<policies revision>`, the decision entrypoint
+ *   /data.json                      the data document the Rego reads (`{"policies": …}`), canonical JSON: its
+ *                                   SHA-256 is the policies revision
+ *   /agentpdp_compiled/data.json    what the server needs beside it: format, both revisions, integrations'
+ *                                   audiences, compile warnings, the source files' digests, the endpoint maps
+ *   /policy.wasm                    the Rego, as `opa build -t wasm` compiled it
+ *   /rego/…                         the Rego sources the WASM was built from (for the record)
+ *   /.signatures.json               optional, OPA's format (`bundle-signature.ts`)
+ *
+ * OPA itself loads it (`opa run -b`, `opa build --verification-key`): `agentpdp_compiled` is then just data.
+ */
+export const COMPILED_META_ROOT = 'agentpdp_compiled';
+export const COMPILED_FORMAT = 'agent-pdp-compiled-bundle-v1';
+const META_FILE = `${COMPILED_META_ROOT}/data.json`;
+/** Compiled bundles hold every agent's policy: 100,000 agents are about 100 MB of JSON. */
+export const MAX_COMPILED_BUNDLE_BYTES = 1024 * 1024 * 1024;
+
+interface CompiledMeta {
+  format: typeof COMPILED_FORMAT;
+  rego_revision: string;
+  policies_revision: string;
+  integrations: PolicySet['integrations'];
+  warnings: PolicySet['warnings'];
+  files: PolicySet['files'];
+  endpoint_maps: PolicySet['endpointMaps'];
+}
+
+export interface CompiledBundle {
+  bundle: OpaBundle;
+  policySet: PolicySet;
+  /** Whether `.signatures.json` was checked (a verification was configured). */
+  verified: boolean;
+  /** Whether the bundle carries a signature (checked or not: without a verification configured, it is not). */
+  signed: boolean;
+}
+
+/** The compiled bundle of `policySet` with the Rego of `rego`, optionally signed. */
+export async function buildCompiledBundle(policySet: PolicySet, rego: OpaBundle, regoSources: readonly TarFile[], signing?: BundleSigningKey): Promise<Buffer> {
+  const roots = Object.keys(rego.data);
+  if (roots.length > 0) {
+    throw new PdpError('bundle_invalid', `the Rego bundle's data.json defines "${roots[0]}": a compiled bundle holds only the policies' data`);
+  }
+  // The revision is the SHA-256 of exactly this text (policy-revision.ts): a reader checks the bytes against it.
+  const dataJson = Buffer.from(canonicalJson(policySet.data), 'utf8');
+  const meta: CompiledMeta = {
+    format: COMPILED_FORMAT,
+    rego_revision: rego.revision,
+    policies_revision: policySet.revision,
+    integrations: policySet.integrations,
+    warnings: policySet.warnings,
+    files: policySet.files,
+    endpoint_maps: policySet.endpointMaps,
+  };
+  const manifest = {
+    revision: `${rego.revision}.${policySet.revision}`,
+    roots: [''],
+    wasm: [{ entrypoint: DECISION_ENTRYPOINT, module: '/policy.wasm' }],
+    rego_version: 1,
+    metadata: { agent_pdp: { format: COMPILED_FORMAT, agents: policySet.agents.length } },
+  };
+  const files = new Map<string, Buffer>([
+    ['.manifest', Buffer.from(JSON.stringify(manifest), 'utf8')],
+    ['data.json', dataJson],
+    [META_FILE, Buffer.from(JSON.stringify(meta), 'utf8')],
+    ['policy.wasm', rego.wasm],
+  ]);
+  for (const source of regoSources) {
+    if (source.path.endsWith('.rego') && !files.has(source.path)) files.set(source.path, source.content);
+  }
+  if (signing !== undefined) files.set(SIGNATURES_FILE, Buffer.from(await signBundleFiles(files, signing), 'utf8'));
+  const ordered: TarFile[] = [...files].map(([path, content]) => ({ path, content }));
+  return writeTarGz(ordered);
+}
+
+/** Whether the archive's files are a compiled bundle (it has the meta document). */
+export function isCompiledBundle(files: ReadonlyMap<string, Buffer>): boolean {
+  return files.has(META_FILE);
+}
+
+/** Reads the files of a (gzipped) bundle; `bundle_invalid` if it is not a well-formed archive. */
+export function bundleFiles(gz: Buffer, path: string, maxBytes = MAX_COMPILED_BUNDLE_BYTES): Map<string, Buffer> {
+  try {
+    return new Map(readTarGz(gz, maxBytes).map((e) => [e.path, e.content]));
+  } catch (cause) {
+    throw new PdpError('bundle_invalid', `policy bundle ${path}: ${cause instanceof TarFormatError ? cause.message : 'unreadable archive'}`, { cause });
+  }
+}
+
+/**
+ * A compiled bundle, checked: its signature when `verification` is given (every file signed, none missing), its
+ * format, the data document against the policies revision it claims (SHA-256 of the exact bytes: a hand-edited
+ * data.json is refused even unsigned), then the policy set rebuilt without YAML, deeply frozen, every record
+ * without a prototype (as the compiler builds them).
+ */
+export async function readCompiledBundle(files: ReadonlyMap<string, Buffer>, path: string, verification?: BundleVerification): Promise<CompiledBundle> {
+  const invalid = (message: string, cause?: unknown): PdpError => new PdpError('bundle_invalid', `compiled bundle ${path}: ${message}`, { cause });
+  if (verification !== undefined) await verifyBundleFiles(files, verification);
+  const meta = parseObject(files.get(META_FILE), META_FILE, invalid) as Partial<CompiledMeta>;
+  if (meta.format !== COMPILED_FORMAT) throw invalid(`unknown format ${JSON.stringify(meta.format)} (expected ${COMPILED_FORMAT})`);
+  for (const key of ['rego_revision', 'policies_revision'] as const) {
+    if (typeof meta[key] !== 'string' || meta[key] === '') throw invalid(`${META_FILE} has no ${key}`);
+  }
+  if (!isRecord(meta.integrations) || !Array.isArray(meta.warnings) || !Array.isArray(meta.files) || !isRecord(meta.endpoint_maps)) {
+    throw invalid(`${META_FILE} is missing integrations, warnings, files or endpoint_maps`);
+  }
+  const regoRevision = meta.rego_revision as string;
+  const policiesRevision = meta.policies_revision as string;
+  const manifest = parseObject(files.get('.manifest'), '.manifest', invalid);
+  const revision = `${regoRevision}.${policiesRevision}`;
+  if (manifest['revision'] !== revision) throw invalid(`.manifest revision ${JSON.stringify(manifest['revision'])} is not ${revision}`);
+  const wasm = files.get('policy.wasm');
+  if (wasm === undefined) throw invalid('policy.wasm is missing');
+  const dataJson = files.get('data.json');
+  if (dataJson === undefined) throw invalid('data.json is missing');
+  const digest = createHash('sha256').update(dataJson).digest('hex').slice(0, 16);
+  if (digest !== policiesRevision) throw invalid(`data.json does not match the policies revision ${policiesRevision} (edited after it was built?)`);
+  const data = parseObject(dataJson, 'data.json', invalid);
+  const policies = data['policies'] as { agents?: unknown; integrations?: unknown } | undefined;
+  if (!isRecord(policies) || !isRecord(policies.agents) || !isRecord(policies.integrations) || Object.keys(data).length !== 1) {
+    throw invalid('data.json must hold exactly {"policies": {"agents": …, "integrations": …}}');
+  }
+  const policySet = frozenRecord({
+    revision: policiesRevision,
+    data: data as unknown as PolicyData,
+    agents: Object.keys(policies.agents).sort(),
+    integrations: meta.integrations,
+    warnings: meta.warnings,
+    files: meta.files,
+    endpointMaps: meta.endpoint_maps,
+  }) as PolicySet;
+  const bundle: OpaBundle = Object.freeze({
+    path,
+    revision: regoRevision,
+    entrypoints: Object.freeze([DECISION_ENTRYPOINT]),
+    wasm,
+    data: Object.freeze({}),
+  });
+  return { bundle, policySet, verified: verification !== undefined, signed: files.has(SIGNATURES_FILE) };
+}
+
+function parseObject(buf: Buffer | undefined, name: string, invalid: (message: string, cause?: unknown) => PdpError): Record<string, unknown> {
+  if (buf === undefined) throw invalid(`${name} is missing`);
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString('utf8'));
+  } catch (cause) {
+    throw invalid(`${name} is not JSON`, cause);
+  }
+  if (!isRecord(value)) throw invalid(`${name} is not an object`);
+  return value;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deeply frozen, every object without a prototype: names from the policies (`constructor`, …) stay data. */
+function frozenRecord<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    if (!Array.isArray(value)) Object.setPrototypeOf(value, null);
+    for (const child of Object.values(value as object)) frozenRecord(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,217 @@
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { isPdpError } from '../../src/errors/pdp-error.js';
+import { readBundleFile, type OpaBundle } from '../../src/policy/bundle-reader.js';
+import { bundleFileDigest, SIGNATURES_FILE, type BundleVerification } from '../../src/policy/bundle-signature.js';
+import { buildCompiledBundle, bundleFiles, readCompiledBundle } from '../../src/policy/compiled-bundle.js';
+import type { EvaluationInputV1 } from '../../src/policy/decision-types.js';
+import { loadPolicyDir } from '../../src/policy/policy-loader.js';
+import type { PolicySet } from '../../src/policy/policy-types.js';
+import { readTarGz } from '../../src/policy/tar-reader.js';
+import { writeTarGz } from '../../src/policy/tar-writer.js';
+import { WasmEvaluator } from '../../src/policy/wasm-evaluator.js';
+import { OPA_BIN } from '../support/opa-cli.js';
+
+const REGO_BUNDLE = 'opa-bundle/bundle.tar.gz';
+
+let rego: OpaBundle;
+let regoSources: { path: string; content: Buffer }[];
+let fromYaml: PolicySet;
+let unsigned: Buffer;
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rsaPrivate = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const rsaPublic = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+const verifyWith = (key: string, extra: Partial<BundleVerification> = {}): BundleVerification => ({
+  keys: { release: { algorithm: 'RS256', key } },
+  ...extra,
+});
+
+async function refusal(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isPdpError(err)) return `${err.code}: ${err.message}`;
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}
+
+/** The bundle's files, changed by `edit`, packed again (a tampered copy). */
+function tampered(gz: Buffer, edit: (files: Map<string, Buffer>) => void): Map<string, Buffer> {
+  const files = bundleFiles(gz, 'test');
+  edit(files);
+  return bundleFiles(writeTarGz([...files].map(([path, content]) => ({ path, content }))), 'tampered');
+}
+
+function inputs(set: PolicySet): EvaluationInputV1[] {
+  const out: EvaluationInputV1[] = [];
+  for (const agent of set.agents) {
+    const compiled = set.data.policies.agents[agent];
+    for (const integration of Object.keys(compiled?.integrations ?? {})) {
+      const allowed = Object.keys(compiled?.integrations[integration]?.allowed ?? {});
+      for (const scopes of [allowed.slice(0, 1), allowed, ['delete_repo', ...allowed.slice(0, 1)], ['not-a-scope']]) {
+        out.push({ agent_id: agent, caller_id: 'test', integration, scopes, task: { id: 't', context: {}, registered: false } });
+      }
+    }
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  rego = await readBundleFile(REGO_BUNDLE);
+  regoSources = readTarGz(readFileSync(REGO_BUNDLE));
+  fromYaml = await loadPolicyDir('policies');
+  unsigned = await buildCompiledBundle(fromYaml, rego, regoSources);
+});
+
+describe('compiled bundle: agent policies compiled once, served without YAML', () => {
+  it('reads back the same policy set, revision and all, and the same bytes every build', async () => {
+    const read = await readCompiledBundle(bundleFiles(unsigned, 'b.tar.gz'), 'b.tar.gz');
+    expect(read.policySet).toEqual(fromYaml);
+    expect(read.policySet.revision).toBe(fromYaml.revision);
+    expect(read.bundle.revision).toBe(rego.revision);
+    expect(read.bundle.wasm.equals(rego.wasm)).toBe(true);
+    expect(read.verified).toBe(false);
+    expect(read.signed).toBe(false);
+    expect(Object.isFrozen(read.policySet.data.policies.agents)).toBe(true);
+    expect(Object.getPrototypeOf(read.policySet.data.policies.agents)).toBeNull();
+    expect((await buildCompiledBundle(fromYaml, rego, regoSources)).equals(unsigned)).toBe(true);
+    const names = [...bundleFiles(unsigned, 'b').keys()];
+    expect(names).toEqual(expect.arrayContaining(['.manifest', 'data.json', 'agentpdp_compiled/data.json', 'policy.wasm', 'rego/agentpdp/decision.rego']));
+  });
+
+  it('decides exactly as the YAML it was built from', async () => {
+    const read = await readCompiledBundle(bundleFiles(unsigned, 'b'), 'b');
+    const yamlEvaluator = await WasmEvaluator.create(rego, fromYaml.data as unknown as Record<string, unknown>, fromYaml.revision);
+    const bundleEvaluator = await WasmEvaluator.create(read.bundle, read.policySet.data as unknown as Record<string, unknown>, read.policySet.revision);
+    expect(bundleEvaluator.revision).toBe(yamlEvaluator.revision);
+    const cases = inputs(fromYaml);
+    expect(cases.length).toBeGreaterThan(20);
+    for (const input of cases) expect(bundleEvaluator.evaluate(input)).toEqual(yamlEvaluator.evaluate(input));
+  });
+
+  it('refuses a data.json edited after the build, a wrong format and a missing part, signed or not', async () => {
+    const edited = tampered(unsigned, (files) => {
+      const data = JSON.parse((files.get('data.json') as Buffer).toString()) as { policies: { agents: Record<string, { token_ttl: number }> } };
+      const first = Object.keys(data.policies.agents)[0] as string;
+      (data.policies.agents[first] as { token_ttl: number }).token_ttl = 86_400;
+      files.set('data.json', Buffer.from(JSON.stringify(data)));
+    });
+    expect(await refusal(readCompiledBundle(edited, 'e'))).toMatch(/^bundle_invalid: .*data\.json does not match the policies revision/);
+    const noWasm = tampered(unsigned, (files) => files.delete('policy.wasm'));
+    expect(await refusal(readCompiledBundle(noWasm, 'w'))).toMatch(/policy\.wasm is missing/);
+    const future = tampered(unsigned, (files) => {
+      const meta = JSON.parse((files.get('agentpdp_compiled/data.json') as Buffer).toString()) as Record<string, unknown>;
+      files.set('agentpdp_compiled/data.json', Buffer.from(JSON.stringify({ ...meta, format: 'agent-pdp-compiled-bundle-v9' })));
+    });
+    expect(await refusal(readCompiledBundle(future, 'f'))).toMatch(/unknown format/);
+  });
+});
+
+describe('compiled bundle: OPA bundle signatures', () => {
+  let signed: Buffer;
+  beforeAll(async () => {
+    signed = await buildCompiledBundle(fromYaml, rego, regoSources, { algorithm: 'RS256', key: rsaPrivate, keyId: 'release' });
+  });
+
+  it('verifies with the configured public key, and lists every file in the signature', async () => {
+    const files = bundleFiles(signed, 's');
+    const read = await readCompiledBundle(files, 's', verifyWith(rsaPublic));
+    expect(read.verified).toBe(true);
+    expect(read.signed).toBe(true);
+    expect(read.policySet.revision).toBe(fromYaml.revision);
+    const jwt = (JSON.parse((files.get(SIGNATURES_FILE) as Buffer).toString()) as { signatures: string[] }).signatures[0] as string;
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as { files: { name: string; hash: string; algorithm: string }[] };
+    expect(payload.files.map((f) => f.name).sort()).toEqual([...files.keys()].filter((n) => n !== SIGNATURES_FILE).sort());
+    for (const f of payload.files) expect(f).toEqual({ name: f.name, hash: bundleFileDigest(f.name, files.get(f.name) as Buffer), algorithm: 'SHA-256' });
+  });
+
+  it('refuses: another key, no signature, an unknown key id, a scope mismatch, a changed, added or removed file', async () => {
+    expect(await refusal(readCompiledBundle(bundleFiles(signed, 's'), 's', verifyWith(other)))).toMatch(/does not verify with key "release"/);
+    expect(await refusal(readCompiledBundle(bundleFiles(unsigned, 'u'), 'u', verifyWith(rsaPublic)))).toMatch(/is not signed/);
+    expect(await refusal(readCompiledBundle(bundleFiles(signed, 's'), 's', { keys: { other: { algorithm: 'RS256', key: rsaPublic } } }))).toMatch(/no verification key .* "release"/);
+    expect(await refusal(readCompiledBundle(bundleFiles(signed, 's'), 's', verifyWith(rsaPublic, { scope: 'prod' })))).toMatch(/scope mismatch/);
+    const rego1 = 'rego/agentpdp/decision.rego';
+    const changed = tampered(signed, (files) => files.set(rego1, Buffer.concat([files.get(rego1) as Buffer, Buffer.from('\n# edited\n')])));
+    expect(await refusal(readCompiledBundle(changed, 'c', verifyWith(rsaPublic)))).toMatch(/decision\.rego: digest mismatch/);
+    const added = tampered(signed, (files) => files.set('extra/data.json', Buffer.from('{"x":1}')));
+    expect(await refusal(readCompiledBundle(added, 'a', verifyWith(rsaPublic)))).toMatch(/extra\/data\.json is not included in the signature/);
+    const removed = tampered(signed, (files) => files.delete(rego1));
+    expect(await refusal(readCompiledBundle(removed, 'r', verifyWith(rsaPublic)))).toMatch(/missing from the bundle: rego\/agentpdp\/decision\.rego/);
+  });
+
+  it('does not let an HMAC key configuration accept an RS256 signature (algorithm confusion)', async () => {
+    const confused: BundleVerification = { keys: { release: { algorithm: 'HS256', key: rsaPublic } } };
+    expect(await refusal(readCompiledBundle(bundleFiles(signed, 's'), 's', confused))).toMatch(/^bundle_invalid: .*does not verify/);
+  });
+
+  it('round-trips HS256 with a shared secret and a scope', async () => {
+    const hs = await buildCompiledBundle(fromYaml, rego, regoSources, { algorithm: 'HS256', key: 'a shared secret of some length', keyId: 'ci', scope: 'prod' });
+    const ok = await readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { ci: { algorithm: 'HS256', key: 'a shared secret of some length', scope: 'prod' } } });
+    expect(ok.verified).toBe(true);
+    expect(await refusal(readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { ci: { algorithm: 'HS256', key: 'another secret' } } }))).toMatch(/does not verify/);
+  });
+
+  it('is the signature the real OPA checks: opa build --verification-key accepts ours and refuses a tampered copy', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-signed-'));
+    writeFileSync(join(dir, 'public.pem'), rsaPublic);
+    writeFileSync(join(dir, 'signed.tar.gz'), signed);
+    const verify = (bundle: string): void => {
+      execFileSync(OPA_BIN, ['build', '--verification-key', join(dir, 'public.pem'), '--verification-key-id', 'release', '-b', join(dir, bundle), '-o', join(dir, 'out.tar.gz')], { stdio: 'pipe' });
+    };
+    verify('signed.tar.gz');
+    const files = tampered(signed, (f) => f.set('data.json', Buffer.from((f.get('data.json') as Buffer).toString().replace('"token_ttl":', '"token_ttl": '))));
+    // Whitespace alone is not a change to OPA (it hashes the parsed document): still verifies.
+    writeFileSync(join(dir, 'spaced.tar.gz'), writeTarGz([...files].map(([path, content]) => ({ path, content }))));
+    verify('spaced.tar.gz');
+    const edited = tampered(signed, (f) => f.set('data.json', Buffer.from((f.get('data.json') as Buffer).toString().replace(/"token_ttl":\d+/, '"token_ttl":86400'))));
+    writeFileSync(join(dir, 'edited.tar.gz'), writeTarGz([...edited].map(([path, content]) => ({ path, content }))));
+    let stderr = '';
+    try {
+      verify('edited.tar.gz');
+    } catch (err) {
+      const { stdout, stderr: errors } = err as { stdout?: Buffer; stderr?: Buffer };
+      stderr = `${String(stdout ?? '')}${String(errors ?? '')}`; // opa prints load errors on stdout
+    }
+    expect(stderr).toMatch(/data\.json: digest mismatch/);
+  });
+
+  it("verifies a signature the real OPA wrote (opa sign), whitespace and key order in data.json included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-opa-signed-'));
+    const root = join(dir, 'bundle');
+    const layout: Record<string, string> = {
+      '.manifest': '{"revision": "r1",\n "roots": [""]}',
+      'data.json': '{ "z": [1, 2.5, "\u2028"],\n  "a": {"y": true, "b": null} }',
+      'rego/p.rego': 'package p\n\nallow := true\n',
+    };
+    for (const [name, text] of Object.entries(layout)) {
+      mkdirSync(dirname(join(root, name)), { recursive: true });
+      writeFileSync(join(root, name), text);
+    }
+    writeFileSync(join(dir, 'private.pem'), rsaPrivate);
+    // Run from the bundle's root: opa sign names the files by the path it was given.
+    execFileSync(OPA_BIN, ['sign', '--signing-key', join(dir, 'private.pem'), '--bundle', '.', '-o', '.'], { stdio: 'pipe', cwd: root });
+    const files = new Map<string, Buffer>();
+    const walk = (at: string, prefix: string): void => {
+      for (const entry of readdirSync(at, { withFileTypes: true })) {
+        const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+        if (entry.isDirectory()) walk(join(at, entry.name), path);
+        else files.set(path, readFileSync(join(at, entry.name)));
+      }
+    };
+    walk(root, '');
+    expect(files.has(SIGNATURES_FILE)).toBe(true);
+    const { verifyBundleFiles } = await import('../../src/policy/bundle-signature.js');
+    // OPA signs without a kid: the key is named by configuration, as with --verification-key-id.
+    await expect(verifyBundleFiles(files, { keys: { k: { algorithm: 'RS256', key: rsaPublic } }, keyId: 'k' })).resolves.toBeUndefined();
+    files.set('data.json', Buffer.from('{"z":[1,2.5,"\u2028"],"a":{"y":false,"b":null}}'));
+    await expect(verifyBundleFiles(files, { keys: { k: { algorithm: 'RS256', key: rsaPublic } }, keyId: 'k' })).rejects.toThrow(/data\.json: digest mismatch/);
+  });
+});
