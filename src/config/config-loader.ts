@@ -4,7 +4,17 @@ import { parse } from 'yaml';
 import { compileMask } from '../audit/index.js';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
-import type { CallerConfig, CallerRole, EscalationConfig, PdpConfig, ProxyConfig, SuggestionsConfig, WebhookConfig } from './config-types.js';
+import type {
+  CallerConfig,
+  CallerRole,
+  EscalationConfig,
+  PdpConfig,
+  PolicySigningAlgorithm,
+  PolicyVerificationConfig,
+  ProxyConfig,
+  SuggestionsConfig,
+  WebhookConfig,
+} from './config-types.js';
 import { isDevKeyHash } from './dev-keys.js';
 
 export interface LoadedConfig {
@@ -137,6 +147,13 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     window_days: r.suggestions?.window_days ?? 90,
     ttl_factor: r.suggestions?.ttl_factor ?? 4,
   };
+  if (r.policy?.compiled !== undefined) {
+    for (const key of ['agents', 'bundle'] as const) {
+      if (r.policy[key] !== undefined) details.push({ path: `policy.${key}`, message: 'policy.compiled replaces policy.bundle and policy.agents: set one or the other' });
+    }
+  } else if (r.policy?.verification !== undefined) {
+    details.push({ path: 'policy.verification', message: 'checks the signature of policy.compiled, which is not set' });
+  }
   if (suggestions.min_days > suggestions.window_days) {
     details.push({ path: 'suggestions.min_days', message: 'exceeds suggestions.window_days: nothing could ever be suggested' });
   }
@@ -155,6 +172,8 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       allow_insecure_permissions: r.policy?.allow_insecure_permissions ?? false,
       max_file_bytes: r.policy?.max_file_bytes ?? 1048576,
       max_entries_per_file: r.policy?.max_entries_per_file ?? 10000,
+      compiled: r.policy?.compiled === undefined ? null : at(r.policy.compiled),
+      verification: policyVerification(r.policy?.verification, at),
     },
     store: { url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at), synchronous: r.store?.synchronous ?? 'normal' },
     issuer: {
@@ -352,6 +371,12 @@ interface RawConfig {
     allow_insecure_permissions?: boolean;
     max_file_bytes?: number;
     max_entries_per_file?: number;
+    compiled?: string;
+    verification?: {
+      key_id?: string;
+      scope?: string;
+      keys: Record<string, { algorithm: PolicySigningAlgorithm; key_file: string; scope?: string }>;
+    };
   };
   store?: { url?: string; synchronous?: 'normal' | 'full' };
   issuer?: {
@@ -415,4 +440,15 @@ interface RawConfig {
     agents?: string[];
     may_assert_context?: boolean;
   }>;
+}
+
+/** `policy.verification` with its key files resolved; null when absent. Keys by id without a prototype. */
+function policyVerification(
+  raw: NonNullable<RawConfig['policy']>['verification'],
+  at: (path: string) => string,
+): PolicyVerificationConfig | null {
+  if (raw === undefined) return null;
+  const keys = Object.create(null) as Record<string, PolicyVerificationConfig['keys'][string]>;
+  for (const [id, key] of Object.entries(raw.keys)) keys[id] = { algorithm: key.algorithm, key_file: at(key.key_file), scope: key.scope ?? null };
+  return { key_id: raw.key_id ?? null, scope: raw.scope ?? null, keys };
 }

@@ -1,5 +1,5 @@
 import { Ajv, type ErrorObject } from 'ajv';
-import { CALLER_ROLES } from './config-types.js';
+import { CALLER_ROLES, POLICY_SIGNING_ALGORITHM_PATTERN } from './config-types.js';
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' };
 const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' };
@@ -30,6 +30,30 @@ export const configSchema = {
         allow_insecure_permissions: { type: 'boolean' },
         max_file_bytes: { type: 'integer', minimum: 1024, maximum: 67108864 },
         max_entries_per_file: { type: 'integer', minimum: 100, maximum: 10000000 },
+        compiled: { type: 'string', minLength: 1 },
+        verification: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['keys'],
+          properties: {
+            key_id: { type: 'string', minLength: 1 },
+            scope: { type: 'string', minLength: 1 },
+            keys: {
+              type: 'object',
+              minProperties: 1,
+              additionalProperties: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['algorithm', 'key_file'],
+                properties: {
+                  algorithm: { type: 'string', pattern: POLICY_SIGNING_ALGORITHM_PATTERN },
+                  key_file: { type: 'string', minLength: 1 },
+                  scope: { type: 'string', minLength: 1 },
+                },
+              },
+            },
+          },
+        },
       },
     },
     store: {

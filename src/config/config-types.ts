@@ -25,6 +25,21 @@ export interface CallerConfig {
   may_assert_context: boolean;
 }
 
+/** OPA's bundle verification settings (`opa run --verification-key`, `keys` in OPA's config). */
+export interface PolicyVerificationConfig {
+  /** The key to check with, whatever the signature names; null: the signature's `kid` (else its `keyid`). */
+  key_id: string | null;
+  /** The scope the signature must carry; null: the key's own (else none). */
+  scope: string | null;
+  /** Keys by id: a PEM public key or certificate (RS*, PS*, ES*) or a secret (HS*), read from `key_file` at every load. */
+  keys: Readonly<Record<string, { algorithm: PolicySigningAlgorithm; key_file: string; scope: string | null }>>;
+}
+
+/** OPA's bundle signing algorithms: RS, PS, ES or HS with 256, 384 or 512 bits. */
+export type PolicySigningAlgorithm = `${'RS' | 'PS' | 'ES' | 'HS'}${256 | 384 | 512}`;
+/** The same, as the config schema checks it. */
+export const POLICY_SIGNING_ALGORITHM_PATTERN = '^(RS|PS|ES|HS)(256|384|512)$';
+
 export interface PdpConfig {
   /** Absolute path of the file this came from, or `<defaults>`. */
   source: string;
@@ -52,6 +67,13 @@ export interface PdpConfig {
     max_file_bytes: number;
     /** Map entries plus list items in one policy file, at every depth. Default 10,000. */
     max_entries_per_file: number;
+    /**
+     * A compiled bundle (`agent-pdp bundle build`) served instead of `bundle` and `agents`: no YAML is read. Null
+     * (default): the files.
+     */
+    compiled: string | null;
+    /** The signature a compiled bundle must carry (docs/bundles.md). Null (default): none is checked. */
+    verification: PolicyVerificationConfig | null;
   };
   store: {
     url: string;

@@ -19,7 +19,11 @@ interface SchemaNode {
 function schemaKeys(node: SchemaNode, prefix: string): string[] {
   if (node.type === 'array' && node.items?.properties) return schemaKeys(node.items, `${prefix}[]`);
   if (node.properties) return Object.entries(node.properties).flatMap(([name, child]) => schemaKeys(child, prefix ? `${prefix}.${name}` : name));
-  if (typeof node.additionalProperties === 'object') return [`${prefix}.<integration>`];
+  if (typeof node.additionalProperties === 'object') {
+    // A map of objects (`policy.verification.keys.<id>.algorithm`), or of values (`issuer.audiences.<integration>`).
+    const entry = node.additionalProperties;
+    return entry.properties ? schemaKeys(entry, `${prefix}.<id>`) : [`${prefix}.<integration>`];
+  }
   return [prefix];
 }
 
@@ -44,6 +48,9 @@ const proxied = buildConfig(
   '/etc/agent-pdp',
 ).config;
 
+/** Keys whose default, null, the doc states as `none`. */
+const NULL_MEANS_NONE = new Set(['audit.mask_key_file', 'policy.compiled', 'policy.verification.key_id', 'policy.verification.scope']);
+
 /** The default the loader applies to a key, as the doc would spell it (paths relative to the config file). */
 function appliedDefault(key: string): string | undefined {
   if (key === 'server.listen') return `${config.server.host}:${config.server.port}`;
@@ -63,8 +70,8 @@ function appliedDefault(key: string): string | undefined {
   // Keys of list items (`escalation.webhooks[].url`) have no default: the item is written whole or not at all.
   if (key.includes('[]')) return undefined;
   let value: unknown = config;
-  for (const name of key.split('.')) value = (value as Record<string, unknown>)[name];
-  if (value === undefined || value === null) return value === null && key !== 'audit.mask_key_file' ? 'null' : undefined;
+  for (const name of key.split('.')) value = value === null || value === undefined ? undefined : (value as Record<string, unknown>)[name];
+  if (value === undefined || value === null) return value === null && !NULL_MEANS_NONE.has(key) ? 'null' : undefined;
   if (Array.isArray(value)) return JSON.stringify(value);
   if (typeof value === 'string') return value.replace('/etc/agent-pdp/', '');
   return String(value);
@@ -87,7 +94,7 @@ describe('docs/configuration.md', () => {
       expect(stated).toBe('required');
     } else if (key.startsWith('proxy.upstreams[].') && applied !== undefined && stated !== 'required') {
       expect(stated).toBe(`\`${applied}\``);
-    } else if (key.includes('[]')) {
+    } else if (key.includes('[]') || key.includes('<id>')) {
       expect(stated).toMatch(/^(required|none)$/);
     } else if (applied === undefined) {
       expect(stated).toBe('none');
