@@ -22,6 +22,7 @@ import type { CompiledEndpoint, PolicySet } from '../policy/policy-types.js';
 import type { TokenUseInput } from '../store/index.js';
 import { PROXY_REFUSALS, writeRefusal, type ProxyRefusalCode } from './proxy-refusal.js';
 import { matchTarget, resolveRecord } from './request-target.js';
+import { exchange } from './upstream-exchange.js';
 import type { TokenGate } from './token-gate.js';
 import type { Upstream } from './upstream.js';
 
@@ -222,11 +223,6 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       o.logger.error({ integration: facts.integration }, 'proxy: the provider credential is unset or unreadable');
       return refuse(call, 'credential_unavailable', 'credential', claims);
     }
-    const abort = new AbortController();
-    const onClientGone = (): void => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClientGone);
     let counted = 0;
     let tooLarge = false;
     const max = o.maxRequestBytes;
@@ -245,94 +241,39 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
             })(),
           )
         : plan.body;
-    const sentBytes = (): number => (Buffer.isBuffer(plan.body) ? plan.body.length : counted);
-
-    /** Ends a call that failed after it left: audited (failures logged), counted, and the caller's answer. */
-    const failed = async (code: string, answer: ProxyRefusalCode | 'cut'): Promise<void> => {
-      res.off('close', onClientGone);
-      facts.bytes_in = sentBytes();
-      await audit(call, claims, 'failed', code).catch(() => undefined);
-      observe(call, 'failed', code);
-      if (answer === 'cut' || res.headersSent) res.destroy();
-      else writeRefusal(res, answer, answer === 'request_too_large' ? `the body exceeds ${max} bytes` : 'upstream', { realm: call.realm });
-    };
-
-    let answer;
-    try {
-      answer = await upstream.pool.request({
-        path: `${upstream.settings.base_path}${plan.target}`,
-        method: facts.method as 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
-        headers: upstream.requestHeaders(req.headers, credential, plan.body),
-        body,
-        signal: abort.signal,
-      });
-    } catch (err) {
-      if (abort.signal.aborted) return failed('client_closed', 'cut');
-      // A body cut for its size had already started to stream: the upstream saw part of it, so the call failed.
-      const code: ProxyRefusalCode = tooLarge ? 'request_too_large' : isTimeout(err) ? 'upstream_timeout' : 'upstream_unreachable';
-      if (!tooLarge) o.logger.warn({ integration: facts.integration, code, err: describe(err) }, 'proxy: upstream call failed');
-      return failed(code, code);
+    const result = await exchange(res, {
+      upstream,
+      path: `${upstream.settings.base_path}${plan.target}`,
+      method: facts.method,
+      headers: upstream.requestHeaders(req.headers, credential, plan.body),
+      body,
+      bodyTooLarge: () => tooLarge,
+      maxResponseBytes: o.maxResponseBytes,
+    });
+    facts.bytes_in = Buffer.isBuffer(plan.body) ? plan.body.length : counted;
+    facts.upstream_status = result.status;
+    facts.bytes_out = result.bytesOut;
+    if (!result.ok) {
+      // A call that failed after it left: audited (failures logged), counted, and the caller's answer.
+      if (result.error !== undefined && result.answer !== 'cut') {
+        o.logger.warn({ integration: facts.integration, code: result.code, err: describe(result.error) }, 'proxy: upstream call failed');
+      }
+      await audit(call, claims, 'failed', result.code).catch(() => undefined);
+      observe(call, 'failed', result.code);
+      if (result.answer === 'cut' || res.headersSent) res.destroy();
+      else writeRefusal(res, result.answer, result.answer === 'request_too_large' ? `the body exceeds ${max} bytes` : 'upstream', { realm: call.realm });
+      return;
     }
-    facts.bytes_in = sentBytes();
-    const upstreamBody = answer.body;
+    // The caller never holds a complete answer whose evidence is not durable: the last chunk waits for the commit.
     try {
-      if (answer.statusCode < 100 || answer.statusCode > 599) {
-        upstreamBody.destroy();
-        o.logger.warn({ integration: facts.integration, status: answer.statusCode }, 'proxy: the upstream answered a status outside HTTP\'s');
-        return await failed('upstream_unreachable', 'upstream_unreachable');
-      }
-      facts.upstream_status = answer.statusCode;
-      const length = Number(answer.headers['content-length'] ?? '0');
-      if (!(length <= o.maxResponseBytes)) {
-        upstreamBody.destroy();
-        return await failed('upstream_response_too_large', 'upstream_response_too_large');
-      }
-      res.writeHead(answer.statusCode, upstream.responseHeaders(answer.headers));
-      res.flushHeaders(); // the status and headers now, not with the first chunk (one is always held back)
-      // Stream back, one chunk behind: the last one goes out after the audit event is committed, so the caller
-      // never holds a complete response whose evidence is not durable.
-      let held: Buffer | undefined;
-      let failure: string | null = null;
-      try {
-        for await (const chunk of upstreamBody as AsyncIterable<Buffer>) {
-          facts.bytes_out += chunk.length;
-          if (facts.bytes_out > o.maxResponseBytes) {
-            failure = 'upstream_response_too_large';
-            break;
-          }
-          if (held !== undefined && !res.write(held) && !(await drained(res, upstream.settings.body_timeout_ms))) {
-            failure = res.destroyed ? 'client_closed' : 'client_stalled'; // a caller that stops reading frees the connection
-            break;
-          }
-          if (res.destroyed) {
-            failure = 'client_closed';
-            break;
-          }
-          held = chunk;
-        }
-      } catch (err) {
-        failure = abort.signal.aborted || res.destroyed ? 'client_closed' : isTimeout(err) ? 'upstream_timeout' : 'upstream_unreachable';
-      }
-      if (failure !== null) {
-        upstreamBody.destroy();
-        return await failed(failure, 'cut'); // the caller sees an incomplete response, never a complete one
-      }
-      res.off('close', onClientGone);
-      try {
-        await audit(call, claims, 'forwarded', null);
-      } catch {
-        observe(call, 'failed', 'audit_unavailable');
-        res.destroy(); // the call's evidence is not durable: its response is not completed
-        return;
-      }
-      observe(call, 'forwarded', String(answer.statusCode));
-      res.end(held);
-    } catch (err) {
-      // Anything unexpected once the upstream answered: its body is released, the call is accounted for.
-      upstreamBody.destroy();
-      o.logger.error({ integration: facts.integration, err: describe(err) }, 'proxy: unexpected failure while passing the answer back');
-      await failed('upstream_unreachable', 'cut');
+      await audit(call, claims, 'forwarded', null);
+    } catch {
+      observe(call, 'failed', 'audit_unavailable');
+      res.destroy(); // the call's evidence is not durable: its answer is not completed
+      return;
     }
+    observe(call, 'forwarded', String(result.status));
+    res.end(result.held);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, started: bigint): Promise<void> => {
@@ -373,23 +314,6 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       else res.destroy();
     });
   };
-}
-
-/** Resolves true when the response can take more; false when it is gone or took no data for `timeoutMs`. */
-function drained(res: ServerResponse, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => (): void => {
-      clearTimeout(timer);
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = done(true);
-    const onClose = done(false);
-    const timer = setTimeout(done(false), timeoutMs);
-    res.on('drain', onDrain);
-    res.on('close', onClose);
-  });
 }
 
 function bearerOf(req: IncomingMessage): string | null {
@@ -438,11 +362,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
     req.on('end', onEnd);
     req.on('error', onError);
   });
-}
-
-function isTimeout(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
 }
 
 /** An error for a log line: its name, code and message (undici's never carry our headers). */

@@ -11,7 +11,7 @@
  * (checked at most once a second): rotating it is replacing the file. It is never logged or returned.
  */
 import { readFileSync, statSync } from 'node:fs';
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Pool } from 'undici';
 import type { ProxyUpstreamConfig } from '../config/config-types.js';
 
@@ -121,15 +121,32 @@ export class Upstream {
     return out;
   }
 
-  /** The upstream's response headers as they go back to the caller. */
-  responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-    const named = new Set(String(upstream.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
-    const out: OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(upstream)) {
-      if (value === undefined || DROPPED_RESPONSE_HEADERS.has(name) || named.has(name)) continue;
-      out[name] = value;
+  /**
+   * The upstream's response headers as they go back to the caller, from undici's raw list (name, value, ...):
+   * a flat list for `writeHead` (names as the upstream spelled them, values byte for byte: latin1 both ways), and
+   * the announced `content-length` (0 when absent, NaN when unreadable).
+   */
+  responseHeaders(raw: readonly Buffer[]): { headers: string[]; contentLength: number } {
+    const names: string[] = new Array(raw.length >> 1);
+    let named: Set<string> | undefined;
+    let contentLength = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+      names[i >> 1] = name;
+      if (name === 'connection') {
+        named ??= new Set();
+        for (const token of (raw[i + 1] as Buffer).toString('latin1').toLowerCase().split(',')) named.add(token.trim());
+      } else if (name === 'content-length') {
+        contentLength = Number((raw[i + 1] as Buffer).toString('latin1'));
+      }
     }
-    return out;
+    const out: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = names[i >> 1] as string;
+      if (DROPPED_RESPONSE_HEADERS.has(name) || named?.has(name) === true) continue;
+      out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
+    }
+    return { headers: out, contentLength };
   }
 
   close(): Promise<void> {
