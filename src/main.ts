@@ -12,7 +12,8 @@ import { RefusalRecorder } from './pdp/refusal-recorder.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
 import { UsageService } from './pdp/usage-service.js';
-import { PolicyEngine, type ReloadListener } from './pdp/policy-engine.js';
+import { PolicyEngine, type PolicyEngineOptions, type ReloadListener } from './pdp/policy-engine.js';
+import type { BundleVerification, BundleVerificationKey } from './policy/bundle-signature.js';
 import { TaskService } from './pdp/task-service.js';
 import { CallerResolver, type AuthFailure } from './server/caller-auth.js';
 import { requestPipeline, type AuthorizationRefusal } from './server/request-pipeline.js';
@@ -74,6 +75,28 @@ export interface CreatePdpOptions {
 
 const TASK_SWEEP_MS = 5_000;
 
+/**
+ * Where the policy comes from: the bundle and the policy folder, or a compiled bundle (`policy.compiled`) checked
+ * against `policy.verification`, whose key files are read at every load (and watched).
+ */
+function policySource(config: PdpConfig): Pick<PolicyEngineOptions, 'bundlePath' | 'policyDir' | 'compiled'> {
+  const { bundle, agents, compiled, verification } = config.policy;
+  if (compiled === null) return { bundlePath: bundle, policyDir: agents };
+  const keyFiles = verification === null ? [] : Object.values(verification.keys).map((k) => k.key_file);
+  const verify = async (): Promise<BundleVerification | undefined> => {
+    if (verification === null) return undefined;
+    const keys: Record<string, BundleVerificationKey> = Object.create(null) as Record<string, BundleVerificationKey>;
+    for (const [id, key] of Object.entries(verification.keys)) {
+      const text = await readFile(key.key_file, 'utf8').catch((cause: unknown) => {
+        throw new PdpError('bundle_invalid', `cannot read the bundle verification key ${id} (${key.key_file})`, { cause });
+      });
+      keys[id] = { algorithm: key.algorithm, key: text.trim(), ...(key.scope === null ? {} : { scope: key.scope }) };
+    }
+    return { keys, ...(verification.key_id === null ? {} : { keyId: verification.key_id }), ...(verification.scope === null ? {} : { scope: verification.scope }) };
+  };
+  return { bundlePath: bundle, policyDir: agents, compiled: { path: compiled, verification: verify, alsoWatch: keyFiles } };
+}
+
 export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {}): Promise<Pdp> {
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
@@ -127,7 +150,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     maxFileBytes: config.policy.max_file_bytes,
     maxEntriesPerFile: config.policy.max_entries_per_file,
   };
-  const engine = new PolicyEngine({ bundlePath: config.policy.bundle, policyDir: config.policy.agents, load, listener, now });
+  const engine = new PolicyEngine({ ...policySource(config), load, listener, now });
   try {
     await engine.reload();
   } catch (err) {
@@ -474,8 +497,7 @@ export async function startProxy(opts: { configPath: string; nodeEnv?: string | 
   let proxy: EnforcementProxy;
   try {
     engine = new PolicyEngine({
-      bundlePath: config.policy.bundle,
-      policyDir: config.policy.agents,
+      ...policySource(config),
       load: { allowInsecurePermissions: config.policy.allow_insecure_permissions, maxFileBytes: config.policy.max_file_bytes, maxEntriesPerFile: config.policy.max_entries_per_file },
       listener: {
         loaded: (active) => logger.info({ revision: active.revision, endpoint_maps: Object.keys(active.policySet.endpointMaps) }, 'proxy: policy loaded'),

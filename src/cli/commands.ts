@@ -13,6 +13,7 @@ import { loadPolicyDir } from '../policy/policy-loader.js';
 import { parseDecisionRequest } from '../wire/request-parsers.js';
 import { ACCESS_REQUEST_COMMANDS } from './access-request-commands.js';
 import { AUDIT_COMMANDS } from './audit-commands.js';
+import { BUNDLE_COMMANDS } from './bundle-commands.js';
 import { explainEvaluation } from './explain.js';
 import { SUGGEST_COMMANDS } from './suggest-commands.js';
 
@@ -221,6 +222,7 @@ export const COMMANDS: Command[] = [
   ...AUDIT_COMMANDS,
   ...ACCESS_REQUEST_COMMANDS,
   ...SUGGEST_COMMANDS,
+  ...BUNDLE_COMMANDS,
 ];
 
 /** A command's usage error: the usage line on stderr, exit 2 (as run-cli does for an unknown option). */

@@ -1,8 +1,10 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { PdpError } from '../errors/pdp-error.js';
+import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
 import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
+import type { BundleVerification } from '../policy/bundle-signature.js';
+import { bundleFiles, readCompiledBundle } from '../policy/compiled-bundle.js';
 import { loadPolicyDir, type PolicyLoadOptions } from '../policy/policy-loader.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import { WasmEvaluator } from '../policy/wasm-evaluator.js';
@@ -31,9 +33,20 @@ export interface ReloadListener {
   refused(error: PdpError, current: ActivePolicy | undefined): void;
 }
 
+/** A compiled bundle served instead of the bundle and the policy folder (`policy.compiled`). */
+export interface CompiledPolicySource {
+  path: string;
+  /** Read at every load (key files may be replaced): the signature the bundle must carry; undefined: none checked. */
+  verification?: () => Promise<BundleVerification | undefined>;
+  /** Files whose change reloads too (the verification keys). */
+  alsoWatch?: readonly string[];
+}
+
 export interface PolicyEngineOptions {
   bundlePath: string;
   policyDir: string;
+  /** Serve this compiled bundle; `bundlePath` and `policyDir` are then not read. */
+  compiled?: CompiledPolicySource;
   /**
    * Size and entry limits of policy files, and whether group/other-writable policy files, folders and bundle are
    * loaded with a warning instead of refused (`policy/policy-loader.ts`). Default: the loader's limits, refused.
@@ -114,14 +127,7 @@ export class PolicyEngine {
     const previous = this.#active;
     try {
       const signature = await this.#fileSignature();
-      const load = this.#opts.load ?? {};
-      const [bundleWarnings, bundle, loaded] = await Promise.all([
-        checkBundlePermissions(this.#opts.bundlePath, load.allowInsecurePermissions ?? false),
-        readBundleFile(this.#opts.bundlePath),
-        loadPolicyDir(this.#opts.policyDir, load),
-      ]);
-      // The bundle's accepted insecure permissions are reported with the policy set's own warnings.
-      const policySet = bundleWarnings.length === 0 ? loaded : Object.freeze({ ...loaded, warnings: Object.freeze([...bundleWarnings, ...loaded.warnings]) });
+      const { bundle, policySet } = await this.#read();
       const evaluator = await WasmEvaluator.create(
         bundle,
         policySet.data as unknown as Record<string, unknown>,
@@ -159,6 +165,33 @@ export class PolicyEngine {
     }
   }
 
+  /** The bundle and the policy set to load: from the files, or from the compiled bundle. */
+  async #read(): Promise<{ bundle: OpaBundle; policySet: PolicySet }> {
+    const load = this.#opts.load ?? {};
+    const compiled = this.#opts.compiled;
+    if (compiled !== undefined) {
+      const [permissions, gz, verification] = await Promise.all([
+        checkBundlePermissions(compiled.path, load.allowInsecurePermissions ?? false),
+        readFile(compiled.path).catch((cause: unknown) => {
+          throw new PdpError('bundle_missing', `cannot read the compiled bundle at ${compiled.path}: build it with 'agent-pdp bundle build'`, { cause });
+        }),
+        compiled.verification?.(),
+      ]);
+      const read = await readCompiledBundle(bundleFiles(gz, compiled.path), compiled.path, verification);
+      const unchecked: ErrorDetail[] = read.signed && !read.verified
+        ? [{ path: '', file: compiled.path, message: 'the compiled bundle is signed, but policy.verification is not set: its signature was not checked' }]
+        : [];
+      return { bundle: read.bundle, policySet: withWarnings(read.policySet, [...permissions, ...unchecked]) };
+    }
+    const [bundleWarnings, bundle, loaded] = await Promise.all([
+      checkBundlePermissions(this.#opts.bundlePath, load.allowInsecurePermissions ?? false),
+      readBundleFile(this.#opts.bundlePath),
+      loadPolicyDir(this.#opts.policyDir, load),
+    ]);
+    // The bundle's accepted insecure permissions are reported with the policy set's own warnings.
+    return { bundle, policySet: withWarnings(loaded, bundleWarnings) };
+  }
+
   /**
    * What the watcher compares: time, size and mode of the bundle, of every policy file (a symbolic link by its
    * target) and of every folder, so that fixing a refused set's permissions (`chmod go-w`) reloads it too.
@@ -168,6 +201,8 @@ export class PolicyEngine {
       const s = await stat(path).catch(() => undefined);
       return `${path}:${s?.mtimeMs ?? 0}:${s?.size ?? 0}:${s?.mode ?? 0}`;
     };
+    const compiled = this.#opts.compiled;
+    if (compiled !== undefined) return (await Promise.all([compiled.path, ...(compiled.alsoWatch ?? [])].map(part))).sort().join('\n');
     const parts = [await part(this.#opts.bundlePath), await part(this.#opts.policyDir)];
     const entries = await readdir(this.#opts.policyDir, { recursive: true, withFileTypes: true });
     for (const entry of entries) {
@@ -178,6 +213,10 @@ export class PolicyEngine {
     }
     return parts.sort().join('\n');
   }
+}
+
+function withWarnings(set: PolicySet, warnings: readonly ErrorDetail[]): PolicySet {
+  return warnings.length === 0 ? set : Object.freeze({ ...set, warnings: Object.freeze([...warnings, ...set.warnings]) });
 }
 
 /** A new set must decide: an unknown agent is a defined deny, and sampled agents evaluate without error. */
