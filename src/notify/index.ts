@@ -13,6 +13,8 @@ export type {
 export type { WebhookFetch } from './webhook-transport.js';
 export { deliveryLinks, formatDuration, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
 export type { DeliveryLinks, NotifiedRequest, RenderInput } from './payloads.js';
+export { notifiedSuggestion, renderSuggestionDelivery, suggestionLinks, SUGGESTIONS_EVENT } from './suggestion-payloads.js';
+export type { NotifiedSuggestion, SuggestionLinks, SuggestionRenderInput } from './suggestion-payloads.js';
 // The signature scheme lives in the PEP SDK (receivers verify with it); the outbox signs with the same code.
 export { DEFAULT_SIGNATURE_TOLERANCE_SECONDS, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from '../pep/index.js';
 export type { VerifyWebhookOptions, WebhookSignatureFailure, WebhookVerification } from '../pep/index.js';

@@ -1,6 +1,7 @@
 /**
- * The outbox worker: delivers the notification rows the store committed with each access request (the
- * transactional outbox), as signed webhooks, at least once.
+ * The outbox worker: delivers the notification rows the store committed with each access request, or with a
+ * notification of its own (the scheduled suggestion run's new suggestions), as signed webhooks, at least once (the
+ * transactional outbox).
  *
  * - Claim: `claimDeliveries` leases up to the free concurrency of due rows (their `next_attempt_at` moves to the
  *   lease's end), so a process that dies mid-delivery leaves them to be retried when the lease runs out.
@@ -16,17 +17,23 @@
  */
 import type { OutboxConfig, WebhookConfig } from '../config/config-types.js';
 import { describeError } from '../errors/pdp-error.js';
+import type { NotificationRecord, SuggestionRecord } from '../store/index.js';
 import type { ApprovalLinks } from './approval-links.js';
 import { deliveryLinks, renderDelivery, SUBMITTED_EVENT } from './payloads.js';
 import type { NotifiedRequest } from './payloads.js';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signWebhook } from '../pep/index.js';
+import { renderSuggestionDelivery, SUGGESTIONS_EVENT } from './suggestion-payloads.js';
 import { WebhookTransport } from './webhook-transport.js';
 import type { WebhookFetch } from './webhook-transport.js';
 
-/** A leased outbox row (the store's `claimDeliveries`). `attempts`: tries before this one. */
+/**
+ * A leased outbox row (the store's `claimDeliveries`). `attempts`: tries before this one. Exactly one of
+ * `access_request_id` and `notification_id` is set.
+ */
 export interface ClaimedDelivery {
   id: string;
-  access_request_id: string;
+  access_request_id: string | null;
+  notification_id?: string | null;
   destination: string;
   approver_group: string;
   attempts: number;
@@ -51,6 +58,9 @@ export interface OutboxStore {
   claimDeliveries(input: { now: string; lease_until: string; limit: number }): Promise<readonly ClaimedDelivery[]>;
   completeDelivery(input: CompleteDeliveryInput): Promise<unknown>;
   getAccessRequest(id: string): Promise<NotifiedRequest | null | undefined>;
+  /** For notification rows (the store's own notifications); a worker on a store without them fails such rows for good. */
+  getNotification?(id: string): Promise<NotificationRecord | undefined>;
+  getSuggestion?(id: string): Promise<SuggestionRecord | undefined>;
 }
 
 /** The only fields a delivery log line carries. */
@@ -281,6 +291,7 @@ export class OutboxWorker {
   async #attempt(row: ClaimedDelivery): Promise<Attempt> {
     const hook = this.#webhooks.get(row.destination);
     if (hook === undefined) return { ok: false, error: `destination ${row.destination} is not configured` };
+    if (row.access_request_id === null) return this.#attemptNotification(row, hook);
     let request: NotifiedRequest | null | undefined;
     try {
       request = await this.#store.getAccessRequest(row.access_request_id);
@@ -313,6 +324,46 @@ export class OutboxWorker {
     } catch (err) {
       return { ok: false, error: `rendering failed: ${err instanceof TypeError ? err.message : 'unexpected error'}` };
     }
+    return this.#post(hook, headers, body);
+  }
+
+  /** A notification of the store's own (policy.suggestions): rendered from the suggestions as stored now. */
+  async #attemptNotification(row: ClaimedDelivery, hook: WebhookConfig): Promise<Attempt> {
+    const id = row.notification_id;
+    const store = this.#store;
+    if (typeof id !== 'string' || store.getNotification === undefined || store.getSuggestion === undefined) {
+      return { ok: false, error: 'the delivery names no notification this worker can read', permanent: true };
+    }
+    let notification: NotificationRecord | undefined;
+    const suggestions: SuggestionRecord[] = [];
+    try {
+      notification = await store.getNotification(id);
+      for (const sid of notification?.suggestion_ids ?? []) {
+        const found = await store.getSuggestion(sid);
+        if (found !== undefined) suggestions.push(found);
+      }
+    } catch (err) {
+      return { ok: false, error: `reading the notification failed: ${describeError(err)}` };
+    }
+    if (notification === undefined) return { ok: false, error: 'the notification does not exist', permanent: true };
+    const now = this.#now();
+    let body: string;
+    try {
+      body = renderSuggestionDelivery({ format: hook.format, notification, suggestions, delivery_id: row.id, group: row.approver_group, public_url: this.#publicUrl });
+    } catch (err) {
+      return { ok: false, error: `rendering failed: ${err instanceof TypeError ? err.message : 'unexpected error'}`, permanent: true };
+    }
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': USER_AGENT,
+      [SIGNATURE_HEADER.toLowerCase()]: signWebhook(hook.secret, body, Math.floor(now.getTime() / 1000)),
+      [DELIVERY_HEADER.toLowerCase()]: row.id,
+      [EVENT_HEADER.toLowerCase()]: SUGGESTIONS_EVENT,
+    };
+    return this.#post(hook, headers, body);
+  }
+
+  async #post(hook: WebhookConfig, headers: Record<string, string>, body: string): Promise<Attempt> {
     const sent = await this.#transport.post(hook.url, headers, body);
     if ('error' in sent) return { ok: false, error: sent.error };
     const { status } = sent;

@@ -153,12 +153,13 @@ export const COMPONENT_SCHEMAS = {
         items: {
           type: 'object',
           additionalProperties: false,
-          required: ['id', 'access_request_id', 'destination', 'approver_group', 'status', 'attempts', 'next_attempt_at', 'last_error', 'last_status', 'created_at', 'delivered_at'],
+          required: ['id', 'access_request_id', 'notification_id', 'destination', 'approver_group', 'status', 'attempts', 'next_attempt_at', 'last_error', 'last_status', 'created_at', 'delivered_at'],
           properties: {
             id: { type: 'string', description: 'the delivery id (`X-AgentPDP-Delivery`)' },
-            access_request_id: { type: 'string' },
+            access_request_id: { type: ['string', 'null'], description: 'the access request notified; null for a notification of the PDP\'s own' },
+            notification_id: { type: ['string', 'null'], description: 'the PDP\'s own notification (the scheduled suggestion run\'s new suggestions); null for an access request\'s' },
             destination: { type: 'string', description: 'the webhook id in the config (never its URL)' },
-            approver_group: { type: 'string' },
+            approver_group: { type: 'string', description: 'the group the webhook serves this delivery for' },
             status: { enum: ['pending', 'delivered', 'dead'] },
             attempts: { type: 'integer', minimum: 0 },
             next_attempt_at: { type: 'string', format: 'date-time' },

@@ -258,6 +258,70 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX suggestions_agent ON suggestions (agent_id, integration, kind, target)',
     ],
   },
+  {
+    version: 7,
+    description: "policy suggestions: status 'withdrawn' (a later run on the same terms no longer supports an open one); notifications (the scheduled run's new suggestions) delivered by the outbox beside access requests",
+    statements: [
+      // SQLite cannot change a CHECK constraint or drop a NOT NULL in place: both tables are rebuilt, rows copied.
+      `CREATE TABLE suggestions_v7 (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        proposal TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        evidence_hash TEXT NOT NULL,
+        file TEXT,
+        file_sha256 TEXT,
+        status TEXT NOT NULL CHECK (status IN ('open', 'applied', 'dismissed', 'withdrawn')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at TEXT
+      )`,
+      `INSERT INTO suggestions_v7 (id, agent_id, integration, kind, target, proposal, evidence, evidence_hash, file, file_sha256,
+        status, created_at, updated_at, decided_by, decided_at)
+        SELECT id, agent_id, integration, kind, target, proposal, evidence, evidence_hash, file, file_sha256,
+        status, created_at, updated_at, decided_by, decided_at FROM suggestions`,
+      'DROP TABLE suggestions',
+      'ALTER TABLE suggestions_v7 RENAME TO suggestions',
+      'CREATE INDEX suggestions_status ON suggestions (status, agent_id, integration, kind, target)',
+      'CREATE INDEX suggestions_agent ON suggestions (agent_id, integration, kind, target)',
+      // What a notification is about, rendered when it is delivered (a retry shows the current state). `data`:
+      // canonical JSON, for kind 'policy.suggestions' {"suggestion_ids": [...]}.
+      `CREATE TABLE notifications (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('policy.suggestions')),
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      )`,
+      // An outbox row delivers either an access request's notification or one of the notifications above.
+      `CREATE TABLE outbox_v7 (
+        id TEXT PRIMARY KEY,
+        access_request_id TEXT REFERENCES access_requests (id),
+        notification_id TEXT REFERENCES notifications (id),
+        destination TEXT NOT NULL,
+        approver_group TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        last_status INTEGER,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        CHECK ((access_request_id IS NULL) <> (notification_id IS NULL))
+      )`,
+      `INSERT INTO outbox_v7 (id, access_request_id, destination, approver_group, status, attempts, next_attempt_at, last_error,
+        last_status, created_at, delivered_at)
+        SELECT id, access_request_id, destination, approver_group, status, attempts, next_attempt_at, last_error,
+        last_status, created_at, delivered_at FROM outbox`,
+      'DROP TABLE outbox',
+      'ALTER TABLE outbox_v7 RENAME TO outbox',
+      'CREATE INDEX outbox_due ON outbox (status, next_attempt_at)',
+      'CREATE INDEX outbox_request ON outbox (access_request_id, created_at)',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

@@ -1,8 +1,10 @@
 /**
- * The notification outbox: rows written with their access request (createAccessRequest), claimed under a lease by
- * the outbox worker (src/notify/), completed as delivered, retried or dead. Delivery is at-least-once: a worker that
+ * The notification outbox: rows written with their access request (createAccessRequest) or with a notification of
+ * the store's own (saveSuggestions' `notify`: the scheduled run's new suggestions), claimed under a lease by the
+ * outbox worker (src/notify/), completed as delivered, retried or dead. Delivery is at-least-once: a worker that
  * dies after sending but before completeDelivery commits leaves the row to be sent again once its lease runs out,
- * so receivers dedupe on the delivery id.
+ * so receivers dedupe on the delivery id. An access request's outcome is an audit event
+ * (access_request.notified / .notification_failed); a suggestion notification's is its row only.
  */
 import type { Statement } from 'better-sqlite3';
 import { accessRequestNotificationFailedEvent, accessRequestNotifiedEvent } from '../audit/index.js';
@@ -11,6 +13,7 @@ import { requireLimit } from './access-request-ops.js';
 import { deliveryFromRow } from './rows.js';
 import type { AccessRequestRow, DeliveryRow } from './rows.js';
 import { deliveryListSql } from './sql.js';
+import { statement } from './statement-cache.js';
 import type {
   ClaimDeliveriesInput,
   ClaimedDelivery,
@@ -23,6 +26,9 @@ import { read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 const STATUSES = new Set(['pending', 'delivered', 'dead']);
+/** sql.ts's selectDueDeliveries with the notification column (migration 7). */
+const SELECT_DUE = `SELECT id, access_request_id, notification_id, destination, approver_group, attempts FROM outbox
+  WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`;
 
 export async function claimDeliveries(ctx: StoreContext, input: ClaimDeliveriesInput): Promise<ClaimedDelivery[]> {
   requireTime('now', input.now);
@@ -30,7 +36,7 @@ export async function claimDeliveries(ctx: StoreContext, input: ClaimDeliveriesI
   if (input.lease_until <= input.now) throw new TypeError('lease_until must be after now');
   const limit = requireLimit(input.limit);
   return ctx.write(() => {
-    const rows = ctx.sql.selectDueDeliveries.all(input.now, limit) as ClaimedDelivery[];
+    const rows = statement(ctx.db, SELECT_DUE).all(input.now, limit) as ClaimedDelivery[];
     for (const row of rows) ctx.sql.leaseDelivery.run(input.lease_until, row.id);
     return rows;
   });
@@ -61,7 +67,7 @@ export async function completeDelivery(ctx: StoreContext, input: CompleteDeliver
       delivered_at: outcome === 'delivered' ? input.at : null,
     };
     ctx.sql.completeDelivery.run(next.status, next.attempts, next.next_attempt_at, next.last_error, next.last_status, next.delivered_at, row.id);
-    if (outcome !== 'retry') {
+    if (outcome !== 'retry' && row.access_request_id !== null) {
       const request = ctx.sql.selectAccessRequest.get(row.access_request_id) as AccessRequestRow | undefined;
       if (request === undefined) throw new PdpError('internal', `access request ${row.access_request_id} of delivery ${row.id} is missing`);
       const ids = { decision_id: request.decision_id, agent_id: request.agent_id, task_id: request.task_id };

@@ -199,7 +199,8 @@ export function accessRequestFromRow(row: AccessRequestRow): AccessRequestRecord
 
 export interface DeliveryRow {
   id: string;
-  access_request_id: string;
+  access_request_id: string | null;
+  notification_id: string | null;
   destination: string;
   approver_group: string;
   status: string;

@@ -57,6 +57,9 @@ import type {
   StoredChainVerifyOptions,
   StoredDecision,
   SuggestionRecord,
+  SaveSuggestionsOptions,
+  SaveSuggestionsResult,
+  NotificationRecord,
   SweepAccessRequestsInput,
   TaskClosure,
   TaskRecord,
@@ -265,8 +268,11 @@ export class SqliteStore implements Store {
   usageSummary(input: UsageSummaryInput): Promise<UsageSummary> {
     return usage.usageSummary(this.ctx, input);
   }
-  saveSuggestions(list: readonly SuggestionRecord[]): Promise<void> {
-    return suggestions.saveSuggestions(this.ctx, list);
+  saveSuggestions(list: readonly SuggestionRecord[], options?: SaveSuggestionsOptions): Promise<SaveSuggestionsResult> {
+    return suggestions.saveSuggestions(this.ctx, list, options);
+  }
+  getNotification(id: string): Promise<NotificationRecord | undefined> {
+    return suggestions.getNotification(this.ctx, id);
   }
   listSuggestions(query: ListSuggestionsQuery): Promise<SuggestionRecord[]> {
     return suggestions.listSuggestions(this.ctx, query);

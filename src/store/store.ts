@@ -414,10 +414,15 @@ export interface AccessRequestSweep {
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
 
-/** An outbox row: one notification of one access request to one webhook, for one approver group. */
+/**
+ * An outbox row: one notification to one webhook, for one group: of an access request (its approver group), or a
+ * notification of the store's own (`notifications`: the scheduled suggestion run's new suggestions, for a group the
+ * config names). Exactly one of `access_request_id` and `notification_id` is set.
+ */
 export interface DeliveryRecord {
   id: string;
-  access_request_id: string;
+  access_request_id: string | null;
+  notification_id: string | null;
   destination: string;
   approver_group: string;
   status: DeliveryStatus;
@@ -433,7 +438,18 @@ export interface DeliveryRecord {
 }
 
 /** A delivery handed to the worker by claimDeliveries. */
-export type ClaimedDelivery = Pick<DeliveryRecord, 'id' | 'access_request_id' | 'destination' | 'approver_group' | 'attempts'>;
+export type ClaimedDelivery = Pick<DeliveryRecord, 'id' | 'access_request_id' | 'notification_id' | 'destination' | 'approver_group' | 'attempts'>;
+
+/** What a notification of the store's own is about: `policy.suggestions`, new suggestions of a scheduled run. */
+export type NotificationKind = 'policy.suggestions';
+
+export interface NotificationRecord {
+  id: string;
+  kind: NotificationKind;
+  /** The suggestions it announces (policy.suggestions), in the order the run made them. */
+  suggestion_ids: string[];
+  created_at: string;
+}
 
 export interface ClaimDeliveriesInput {
   now: string;
@@ -577,8 +593,11 @@ export interface UsageSummary {
 
 /** What a suggestion proposes (owner: src/suggest/): the closed list `SUGGESTION_KINDS` of src/audit (its events name it). */
 export type { SuggestionKind };
-/** `open` until someone applies or dismisses it (decideSuggestion). */
-export type SuggestionStatus = 'open' | 'applied' | 'dismissed';
+/**
+ * `open` until someone applies or dismisses it (decideSuggestion), or until a later run on the same terms no longer
+ * makes it (`withdrawn`, saveSuggestions' `withdraw`): the evidence stopped supporting it.
+ */
+export type SuggestionStatus = 'open' | 'applied' | 'dismissed' | 'withdrawn';
 
 /**
  * A policy suggestion as stored. `proposal` and `evidence` are JSON values the suggestion engine defines (stored as
@@ -613,6 +632,32 @@ export interface SuggestionRecord {
 export interface ListSuggestionsQuery {
   status?: SuggestionStatus;
   agent_id?: string;
+}
+
+export interface SaveSuggestionsOptions {
+  /**
+   * Open suggestions a run on the same terms did not make again, each with the evidence_hash the caller saw: each
+   * still open with that hash becomes `withdrawn` (decided_by / decided_at stay null, updated_at = `at`). Others
+   * (decided, changed or saved again meanwhile) are left as they are.
+   */
+  withdraw?: ReadonlyArray<{ id: string; evidence_hash: string }>;
+  /** When the withdrawals happened (required with `withdraw`). */
+  at?: string;
+  /**
+   * Notify of the suggestions this save makes new (inserted, or open again after being decided or withdrawn on other
+   * evidence; not those open already): when there is any, one `policy.suggestions` notification with this id and
+   * one outbox row per delivery, in the same transaction. Nothing is written when no suggestion is new.
+   */
+  notify?: { id: string; at: string; deliveries: ReadonlyArray<{ id: string; destination: string; approver_group: string }> };
+}
+
+export interface SaveSuggestionsResult {
+  /** Ids inserted, or open again (in the order given). */
+  new: string[];
+  /** Ids withdrawn. */
+  withdrawn: string[];
+  /** The notification written, if any. */
+  notification: NotificationRecord | null;
 }
 
 export interface DecideSuggestionInput {
@@ -788,9 +833,12 @@ export interface Store {
   /**
    * Upserts suggestions by id (each `open`, never decided: decideSuggestion decides). A new id is inserted. An open
    * one is replaced (its created_at kept). An applied or dismissed one is left as it is when its evidence_hash is
-   * unchanged; with another hash it is replaced and open again (decided_by / decided_at cleared). No audit event.
+   * unchanged; with another hash it is replaced and open again (decided_by / decided_at cleared). A withdrawn one is
+   * open again. Then `withdraw` and `notify` (SaveSuggestionsOptions), all in one transaction. No audit event.
    */
-  saveSuggestions(list: readonly SuggestionRecord[]): Promise<void>;
+  saveSuggestions(list: readonly SuggestionRecord[], options?: SaveSuggestionsOptions): Promise<SaveSuggestionsResult>;
+  /** A notification of the store's own (an outbox row's notification_id). */
+  getNotification(id: string): Promise<NotificationRecord | undefined>;
   /** In (agent_id, integration, kind, target) order. */
   listSuggestions(query: ListSuggestionsQuery): Promise<SuggestionRecord[]>;
   getSuggestion(id: string): Promise<SuggestionRecord | undefined>;

@@ -2,12 +2,24 @@
  * Policy suggestions as stored (issue 18). The suggestion engine (src/suggest/) computes them from the usage summary
  * and saves them here; an operator applies or dismisses one, and that decision is written with its audit event in
  * one transaction. Saving is an upsert by id that never undoes a decision whose evidence has not changed: a dismissed
- * suggestion does not come back until its evidence_hash does.
+ * suggestion does not come back until its evidence_hash does. In the same transaction a save withdraws the open
+ * suggestions the caller says a run on the same terms no longer makes, and (the scheduled run) writes one
+ * notification of the suggestions it made new, with an outbox row per webhook (the transactional outbox the
+ * escalations use: nothing is sent before this commit, and a crash after it loses nothing).
  */
 import { SUGGESTION_KINDS } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { encodeData } from './chain-writer.js';
-import type { DecideSuggestionInput, ListSuggestionsQuery, SuggestionRecord, SuggestionStatus } from './store.js';
+import { statement } from './statement-cache.js';
+import type {
+  DecideSuggestionInput,
+  ListSuggestionsQuery,
+  NotificationRecord,
+  SaveSuggestionsOptions,
+  SaveSuggestionsResult,
+  SuggestionRecord,
+  SuggestionStatus,
+} from './store.js';
 import { read, requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
@@ -30,7 +42,12 @@ interface SuggestionRow {
 }
 
 const KINDS = new Set<string>(SUGGESTION_KINDS);
-const STATUSES = new Set<string>(['open', 'applied', 'dismissed'] satisfies SuggestionStatus[]);
+const STATUSES = new Set<string>(['open', 'applied', 'dismissed', 'withdrawn'] satisfies SuggestionStatus[]);
+const WITHDRAW = `UPDATE suggestions SET status = 'withdrawn', updated_at = ? WHERE id = ? AND status = 'open' AND evidence_hash = ?`;
+const INSERT_NOTIFICATION = 'INSERT INTO notifications (id, kind, data, created_at) VALUES (?, ?, ?, ?)';
+const SELECT_NOTIFICATION = 'SELECT id, kind, data, created_at FROM notifications WHERE id = ?';
+const INSERT_NOTIFICATION_DELIVERY = `INSERT INTO outbox (id, notification_id, destination, approver_group, status, attempts,
+  next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`;
 /** The event type each decision writes. */
 const EVENT_TYPES = { applied: 'policy.suggestion.applied', dismissed: 'policy.suggestion.dismissed' } as const;
 
@@ -41,7 +58,7 @@ interface PreparedSuggestion {
   evidence: string;
 }
 
-export async function saveSuggestions(ctx: StoreContext, list: readonly SuggestionRecord[]): Promise<void> {
+export async function saveSuggestions(ctx: StoreContext, list: readonly SuggestionRecord[], options: SaveSuggestionsOptions = {}): Promise<SaveSuggestionsResult> {
   if (!Array.isArray(list)) throw new TypeError('saveSuggestions takes an array of suggestions');
   const ids = new Set<string>();
   const prepared = list.map((s): PreparedSuggestion => {
@@ -50,18 +67,65 @@ export async function saveSuggestions(ctx: StoreContext, list: readonly Suggesti
     ids.add(record.id);
     return { record, proposal: encodeData(record.proposal), evidence: encodeData(record.evidence) };
   });
-  if (prepared.length === 0) return;
+  const withdraw = options.withdraw ?? [];
+  if (!Array.isArray(withdraw)) throw new TypeError('withdraw must be an array');
+  for (const w of withdraw) {
+    requireId('withdraw id', w?.id);
+    requireId('withdraw evidence_hash', w?.evidence_hash);
+    if (ids.has(w.id)) throw new TypeError(`suggestion ${w.id} is both saved and withdrawn`);
+  }
+  const at = withdraw.length > 0 ? requireTime('at', options.at) : options.at;
+  const notify = options.notify;
+  if (notify !== undefined) {
+    requireId('notify id', notify.id);
+    requireTime('notify at', notify.at);
+    if (!Array.isArray(notify.deliveries)) throw new TypeError('notify deliveries must be an array');
+    for (const d of notify.deliveries) {
+      requireId('delivery id', d?.id);
+      requireId('delivery destination', d.destination);
+      requireId('delivery approver_group', d.approver_group);
+    }
+  }
+  const result: SaveSuggestionsResult = { new: [], withdrawn: [], notification: null };
+  if (prepared.length === 0 && withdraw.length === 0) return result;
   return ctx.write(() => {
     for (const { record: r, proposal, evidence } of prepared) {
       const existing = ctx.sql.selectSuggestion.get(r.id) as SuggestionRow | undefined;
       if (existing === undefined) {
         ctx.sql.insertSuggestion.run(r.id, r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.created_at, r.updated_at);
+        result.new.push(r.id);
         continue;
       }
-      // Decided, on the same evidence: as decided. On other evidence: open again (the operator is asked anew).
-      if (existing.status !== 'open' && existing.evidence_hash === r.evidence_hash) continue;
+      // Decided, on the same evidence: as decided. On other evidence, or withdrawn: open again (the operator is asked anew).
+      const decided = existing.status === 'applied' || existing.status === 'dismissed';
+      if (decided && existing.evidence_hash === r.evidence_hash) continue;
       ctx.sql.reopenSuggestion.run(r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.updated_at, r.id);
+      if (existing.status !== 'open') result.new.push(r.id);
     }
+    for (const w of withdraw) {
+      if (statement(ctx.db, WITHDRAW).run(at, w.id, w.evidence_hash).changes > 0) result.withdrawn.push(w.id);
+    }
+    if (notify !== undefined && result.new.length > 0 && notify.deliveries.length > 0) {
+      const notification: NotificationRecord = { id: notify.id, kind: 'policy.suggestions', suggestion_ids: [...result.new], created_at: notify.at };
+      statement(ctx.db, INSERT_NOTIFICATION).run(notification.id, notification.kind, encodeData({ suggestion_ids: notification.suggestion_ids }), notification.created_at);
+      for (const d of notify.deliveries) {
+        if (ctx.sql.deliveryExists.get(d.id) !== undefined) throw new PdpError('internal', `delivery id ${d.id} is in use`);
+        statement(ctx.db, INSERT_NOTIFICATION_DELIVERY).run(d.id, notification.id, d.destination, d.approver_group, notify.at, notify.at);
+      }
+      result.notification = notification;
+    }
+    return result;
+  });
+}
+
+export async function getNotification(ctx: StoreContext, id: string): Promise<NotificationRecord | undefined> {
+  requireId('id', id);
+  return read(() => {
+    const row = statement(ctx.db, SELECT_NOTIFICATION).get(id) as { id: string; kind: string; data: string; created_at: string } | undefined;
+    if (row === undefined) return undefined;
+    const data = JSON.parse(row.data) as { suggestion_ids?: unknown };
+    const suggestionIds = Array.isArray(data.suggestion_ids) ? data.suggestion_ids.filter((x): x is string => typeof x === 'string') : [];
+    return { id: row.id, kind: row.kind as NotificationRecord['kind'], suggestion_ids: suggestionIds, created_at: row.created_at };
   });
 }
 

@@ -16,7 +16,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;padding-top:16px;border-top:1px solid #d0d7de}
 h3{font-size:15px;margin:16px 0 6px}.meta{color:#57606a}code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;padding:1px 4px;border-radius:4px}
 .card{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;margin:10px 0}.badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;margin-left:6px}
-.high{background:#dafbe1}.medium{background:#fff8c5}.low{background:#ffebe9}.open{background:#ddf4ff}.applied{background:#dafbe1}.dismissed{background:#eaeef2}
+.high{background:#dafbe1}.medium{background:#fff8c5}.low{background:#ffebe9}.open{background:#ddf4ff}.applied{background:#dafbe1}.dismissed{background:#eaeef2}.withdrawn{background:#eaeef2}
 pre.diff{background:#f6f8fa;padding:8px;overflow:auto;font:12px ui-monospace,SFMono-Regular,Menlo,monospace;border-radius:6px}
 pre.diff .add{background:#dafbe1;display:block}pre.diff .del{background:#ffebe9;display:block}pre.diff .hunk{color:#8250df;display:block}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left}th{background:#f6f8fa}
@@ -36,7 +36,7 @@ export function htmlReport(input: ReportInput): string {
     meta.push(`window ${run.first_day} to ${run.last_day}`, `policy revision ${run.policy_revision}`, `thresholds: ${t.min_days} days, ${t.min_tokens} tokens, TTL factor ${t.ttl_factor}`);
   }
   body.push(`<p class="meta">${meta.map(esc).join(' · ')}</p>`);
-  body.push(`<p>${counts.open} open, ${counts.applied} applied, ${counts.dismissed} dismissed. A suggestion only ever narrows a policy, and nothing changes until someone applies it (<code>agent-pdp suggest apply ID</code>).</p>`);
+  body.push(`<p>${counts.open} open, ${counts.applied} applied, ${counts.dismissed} dismissed${counts.withdrawn > 0 ? `, ${counts.withdrawn} withdrawn (no longer supported by the evidence)` : ''}. A suggestion only ever narrows a policy, and nothing changes until someone applies it (<code>agent-pdp suggest apply ID</code>).</p>`);
   const sections = agentSections(input);
   if (sections.length === 0) body.push('<p>Nothing to report.</p>');
   for (const section of sections) {

@@ -18,7 +18,7 @@ export function markdownReport(input: ReportInput): string {
       '',
     );
   }
-  out.push(`${counts.open} open, ${counts.applied} applied, ${counts.dismissed} dismissed. Suggestions only ever narrow a policy; nothing changes until someone applies one.`, '');
+  out.push(`${counts.open} open, ${counts.applied} applied, ${counts.dismissed} dismissed${counts.withdrawn > 0 ? `, ${counts.withdrawn} withdrawn (no longer supported by the evidence)` : ''}. Suggestions only ever narrow a policy; nothing changes until someone applies one.`, '');
   const sections = agentSections(input);
   if (sections.length === 0) out.push('Nothing to report.', '');
   for (const section of sections) {

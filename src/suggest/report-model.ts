@@ -56,7 +56,7 @@ export function agentSections(input: ReportInput): Array<{ agent_id: string; ana
 
 /** How many suggestions of each status. */
 export function statusCounts(suggestions: readonly SuggestionRecord[]): Record<SuggestionRecord['status'], number> {
-  const counts = { open: 0, applied: 0, dismissed: 0 };
+  const counts = { open: 0, applied: 0, dismissed: 0, withdrawn: 0 };
   for (const s of suggestions) if (Object.hasOwn(counts, s.status)) counts[s.status]++;
   return counts;
 }

@@ -35,8 +35,8 @@ describe.each(STORE_KINDS)('outbox ($kind)', ({ open }) => {
   it('claims due rows under a lease: not again until it runs out, then again (the worker died)', async () => {
     const claimed = await store.claimDeliveries({ now: at(10), lease_until: at(40), limit: 2 });
     expect(claimed).toEqual([
-      { id: 'dl-1', access_request_id: 'ar-1', destination: 'slack-ops', approver_group: 'platform-oncall', attempts: 0 },
-      { id: 'dl-2', access_request_id: 'ar-1', destination: 'pagerduty', approver_group: 'platform-oncall', attempts: 0 },
+      { id: 'dl-1', access_request_id: 'ar-1', notification_id: null, destination: 'slack-ops', approver_group: 'platform-oncall', attempts: 0 },
+      { id: 'dl-2', access_request_id: 'ar-1', notification_id: null, destination: 'pagerduty', approver_group: 'platform-oncall', attempts: 0 },
     ]);
     expect((await store.claimDeliveries({ now: at(11), lease_until: at(41), limit: 10 })).map((d) => d.id)).toEqual(['dl-3']);
     expect(await store.claimDeliveries({ now: at(39), lease_until: at(69), limit: 10 })).toEqual([]);
@@ -90,7 +90,7 @@ describe.each(STORE_KINDS)('outbox ($kind)', ({ open }) => {
     expect(await store.chainHead()).toEqual(head);
     expect(await store.claimDeliveries({ now: at(19), lease_until: at(49), limit: 10 })).toEqual([]);
     expect(await store.claimDeliveries({ now: at(20), lease_until: at(50), limit: 10 })).toEqual([
-      { id: 'dl-2', access_request_id: 'ar-1', destination: 'pagerduty', approver_group: 'platform-oncall', attempts: 1 },
+      { id: 'dl-2', access_request_id: 'ar-1', notification_id: null, destination: 'pagerduty', approver_group: 'platform-oncall', attempts: 1 },
     ]);
     const again = await store.completeDelivery({ id: 'dl-2', at: at(21), outcome: 'retry', next_attempt_at: at(30), error: 'timeout' });
     expect(again).toMatchObject({ attempts: 2, last_error: 'timeout', last_status: null });
@@ -155,7 +155,7 @@ describe('migrations 3 to 5 on a database written by schema version 2', () => {
       const db = new Database(temp.path);
       db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
         DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked;
-        DROP TABLE outbox; DROP TABLE access_request_groups; DROP TABLE access_requests;
+        DROP TABLE outbox; DROP TABLE notifications; DROP TABLE access_request_groups; DROP TABLE access_requests;
         ALTER TABLE decisions DROP COLUMN access_request_id;
         ALTER TABLE tasks DROP COLUMN elevations;
         DELETE FROM schema_migrations WHERE version >= 3`);

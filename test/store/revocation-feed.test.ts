@@ -196,7 +196,8 @@ describe('cost', () => {
     await temp.store.close();
     const db = new Database(temp.path);
     db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
-      DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DELETE FROM schema_migrations WHERE version >= 5`);
+      DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP TABLE notifications;
+      DELETE FROM schema_migrations WHERE version >= 5`);
     db.close();
     const store = await temp.reopen();
     expect(await store.revocationFeed({ after_seq: null, now: at(40) })).toMatchObject({ revoked: [{ jti: 'j-1', expires_at: at(600) }] });

@@ -6,7 +6,7 @@ import { route, type Route } from '../route.js';
 
 const FORMATS = ['json', 'md', 'html'] as const;
 type Format = (typeof FORMATS)[number];
-const STATUSES = ['open', 'applied', 'dismissed'] as const satisfies readonly SuggestionStatus[];
+const STATUSES = ['open', 'applied', 'dismissed', 'withdrawn'] as const satisfies readonly SuggestionStatus[];
 const AGENT_ID = new RegExp(ID_PATTERN);
 
 /**
