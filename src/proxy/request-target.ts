@@ -51,10 +51,9 @@ export const MAX_RECORD_ID_LENGTH: number = resourceSchema.properties.id.maxLeng
 export function matchTarget(map: CompiledEndpointMap, method: string, rawPath: string): TargetMatch | TargetRefusal {
   const path = canonicalSegments(rawPath);
   if (!path.ok) return path;
-  for (const endpoint of candidates(map, method)) {
-    const params = matchSegments(endpoint, path.raw, path.decoded);
-    if (params !== null) return { ok: true, endpoint, params, upstreamPath: rawPath };
-  }
+  const root = treeOf(map).get(method);
+  const endpoint = root === undefined ? undefined : walk(root, path.raw, 0);
+  if (endpoint !== undefined) return { ok: true, endpoint, params: paramsOf(endpoint, path.decoded), upstreamPath: rawPath };
   return refuse(403, 'endpoint_not_mapped', `no entry of the ${map.integration} endpoint map matches ${method} on this path`, 'path');
 }
 
@@ -116,9 +115,9 @@ export function resolveRecord(
 // ---- paths ------------------------------------------------------------------------------------------------------
 
 /** Characters a path may hold unencoded: RFC 3986 pchar, and `[ ] ^ |`, which WHATWG URL clients send as they are. */
-const RAW_OK = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]^|]$/;
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
-const HEX = /^[0-9A-Fa-f]{2}$/;
+const RAW_OK = asciiTable("A-Za-z0-9-._~!$&'()*+,;=:@[]^|");
+/** Characters that are never percent-encoded in a canonical path. */
+const UNRESERVED = asciiTable('A-Za-z0-9-._~');
 
 type Segments = { ok: true; raw: string[]; decoded: string[] };
 
@@ -127,79 +126,146 @@ function canonicalSegments(rawPath: string): Segments | TargetRefusal {
   if (!rawPath.startsWith('/')) return notCanonical('it does not start with /');
   if (rawPath === '/') return { ok: true, raw: [], decoded: [] };
   const raw = rawPath.slice(1).split('/');
-  const decoded: string[] = [];
-  for (const [i, segment] of raw.entries()) {
-    const at = `segment ${i + 1}`;
-    if (segment === '') return notCanonical(`${at} is empty (// or a trailing /)`);
-    const dots = segment.replace(/%2e/gi, '.');
-    if (dots === '.' || dots === '..') return notCanonical(`${at} is a dot segment (. or .., raw or percent-encoded)`);
+  const bad = (i: number, why: string): TargetRefusal => notCanonical(`segment ${i + 1} ${why}`);
+  const decoded: string[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const segment = raw[i] as string;
+    if (segment === '') return bad(i, 'is empty (// or a trailing /)');
+    const encoded = segment.includes('%');
+    const dots = encoded ? segment.replace(/%2e/gi, '.') : segment;
+    if (dots === '.' || dots === '..') return bad(i, 'is a dot segment (. or .., raw or percent-encoded)');
     for (let j = 0; j < segment.length; j++) {
-      const c = segment[j] as string;
-      const code = c.charCodeAt(0);
-      if (code < 0x20 || code === 0x7f) return notCanonical(`${at} holds a control character`);
-      if (c === '\\') return notCanonical(`${at} holds a backslash`);
-      if (c === '%') {
-        const hex = segment.slice(j + 1, j + 3);
-        if (!HEX.test(hex)) return notCanonical(`${at} holds a % that starts no percent-encoding`);
-        const byte = Number.parseInt(hex, 16);
-        if (byte === 0x2f || byte === 0x5c) return notCanonical(`${at} holds an encoded / or \\ (%2F, %5C)`);
-        if (byte < 0x20 || byte === 0x7f) return notCanonical(`${at} holds an encoded control character`);
-        if (UNRESERVED.test(String.fromCharCode(byte))) return notCanonical(`${at} percent-encodes a letter, digit or -._~`);
-        if (byte === 0x25 && HEX.test(segment.slice(j + 3, j + 5))) return notCanonical(`${at} is percent-encoded twice (%25XX)`);
+      const code = segment.charCodeAt(j);
+      if (code === 0x25 /* % */) {
+        const byte = hexByte(segment, j + 1);
+        if (byte < 0) return bad(i, 'holds a % that starts no percent-encoding');
+        if (byte === 0x2f || byte === 0x5c) return bad(i, 'holds an encoded / or \\ (%2F, %5C)');
+        if (byte < 0x20 || byte === 0x7f) return bad(i, 'holds an encoded control character');
+        if (UNRESERVED[byte] === 1) return bad(i, 'percent-encodes a letter, digit or -._~');
+        if (byte === 0x25 && hexByte(segment, j + 3) >= 0) return bad(i, 'is percent-encoded twice (%25XX)');
         j += 2;
         continue;
       }
-      if (!RAW_OK.test(c)) return notCanonical(`${at} holds a character that must be percent-encoded`);
+      if (code < 0x20 || code === 0x7f) return bad(i, 'holds a control character');
+      if (code === 0x5c /* \\ */) return bad(i, 'holds a backslash');
+      if (code >= 0x80 || RAW_OK[code] !== 1) return bad(i, 'holds a character that must be percent-encoded');
     }
-    try {
-      decoded.push(decodeURIComponent(segment));
-    } catch {
-      return notCanonical(`${at} holds percent-encoding that is not UTF-8`);
+    if (!encoded) decoded[i] = segment;
+    else {
+      try {
+        decoded[i] = decodeURIComponent(segment);
+      } catch {
+        return bad(i, 'holds percent-encoding that is not UTF-8');
+      }
     }
   }
   return { ok: true, raw, decoded };
 }
 
-/** The map's entries of one method, most specific first; computed once per (frozen) map. */
-const byMethod = new WeakMap<CompiledEndpointMap, Map<string, readonly CompiledEndpoint[]>>();
-
-function candidates(map: CompiledEndpointMap, method: string): readonly CompiledEndpoint[] {
-  let index = byMethod.get(map);
-  if (index === undefined) {
-    index = new Map();
-    for (const endpoint of map.endpoints) index.set(endpoint.method, [...(index.get(endpoint.method) ?? []), endpoint]);
-    for (const [m, list] of index) index.set(m, [...list].sort(bySpecificity));
-    byMethod.set(map, index);
-  }
-  return index.get(method) ?? [];
+/** The byte `%XX` at `at` encodes (two hex digits), or -1. */
+function hexByte(text: string, at: number): number {
+  if (at + 2 > text.length) return -1;
+  const hi = hexDigit(text.charCodeAt(at));
+  const lo = hexDigit(text.charCodeAt(at + 1));
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-/** Literal (2) before param (1) before rest param (0), at the first segment where two templates differ. */
-function bySpecificity(a: CompiledEndpoint, b: CompiledEndpoint): number {
-  const rank = (e: CompiledEndpoint, i: number): number => {
-    const s = e.segments[i];
-    return s === undefined ? -1 : 'literal' in s ? 2 : s.rest ? 0 : 1;
-  };
-  for (let i = 0; i < Math.max(a.segments.length, b.segments.length); i++) {
-    const d = rank(b, i) - rank(a, i);
-    if (d !== 0) return d;
-  }
-  return 0;
+function hexDigit(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x41 && code <= 0x46) return code - 0x37;
+  if (code >= 0x61 && code <= 0x66) return code - 0x57;
+  return -1;
 }
 
-function matchSegments(endpoint: CompiledEndpoint, raw: readonly string[], decoded: readonly string[]): Record<string, string> | null {
+/** 1 at the ASCII codes of `spec` (characters and `a-z` ranges; a `-` at the edges or after a range is itself). */
+function asciiTable(spec: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (let i = 0; i < spec.length; i++) {
+    const from = spec.charCodeAt(i);
+    if (spec[i + 1] === '-' && i + 2 < spec.length) {
+      for (let c = from; c <= spec.charCodeAt(i + 2); c++) table[c] = 1;
+      i += 2;
+    } else table[from] = 1;
+  }
+  return table;
+}
+
+/*
+ * The map as one tree per method, built once per (frozen) map: a node per template prefix, its children by literal
+ * segment, one param child (whatever the param's name) and the entries whose last segment is a rest param. A path
+ * is matched in one walk that tries, at each segment, the literal child, then the param child, then a rest param:
+ * the first entry reached is the one the rule "literal over param over {name+}, at the first segment where
+ * candidates differ" picks (two entries of one shape are refused by the compiler, so there are no ties).
+ */
+interface Node {
+  literals: Map<string, Node> | undefined;
+  param: Node | undefined;
+  /** The entry whose template ends with a rest param here (it takes this segment and every one after). */
+  rest: CompiledEndpoint | undefined;
+  /** The entry whose template ends here. */
+  end: CompiledEndpoint | undefined;
+}
+
+const trees = new WeakMap<CompiledEndpointMap, Map<string, Node>>();
+
+function treeOf(map: CompiledEndpointMap): Map<string, Node> {
+  let tree = trees.get(map);
+  if (tree === undefined) {
+    tree = new Map();
+    for (const endpoint of map.endpoints) {
+      let root = tree.get(endpoint.method);
+      if (root === undefined) tree.set(endpoint.method, (root = newNode()));
+      insert(root, endpoint);
+    }
+    trees.set(map, tree);
+  }
+  return tree;
+}
+
+function newNode(): Node {
+  return { literals: undefined, param: undefined, rest: undefined, end: undefined };
+}
+
+/** Adds `endpoint`; the first of two entries of one shape keeps its place (the compiler refuses the second). */
+function insert(root: Node, endpoint: CompiledEndpoint): void {
+  let node = root;
+  for (const s of endpoint.segments) {
+    if ('literal' in s) {
+      node.literals ??= new Map();
+      let next = node.literals.get(s.literal);
+      if (next === undefined) node.literals.set(s.literal, (next = newNode()));
+      node = next;
+    } else if (s.rest) {
+      node.rest ??= endpoint;
+      return;
+    } else node = node.param ??= newNode();
+  }
+  node.end ??= endpoint;
+}
+
+function walk(node: Node, raw: readonly string[], i: number): CompiledEndpoint | undefined {
+  if (i === raw.length) return node.end;
+  const literal = node.literals?.get(raw[i] as string);
+  const viaLiteral = literal === undefined ? undefined : walk(literal, raw, i + 1);
+  if (viaLiteral !== undefined) return viaLiteral;
+  const viaParam = node.param === undefined ? undefined : walk(node.param, raw, i + 1);
+  return viaParam ?? node.rest;
+}
+
+/** The params of the matched `endpoint`, percent-decoded (a rest param: its segments joined with `/`). */
+function paramsOf(endpoint: CompiledEndpoint, decoded: readonly string[]): Record<string, string> {
   const params: Record<string, string> = Object.create(null) as Record<string, string>;
   const segments = endpoint.segments;
-  for (const [i, s] of segments.entries()) {
-    if (i >= raw.length) return null;
-    if ('literal' in s) {
-      if (raw[i] !== s.literal) return null;
-    } else if (s.rest) {
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i] as CompiledEndpoint['segments'][number];
+    if ('literal' in s) continue;
+    if (s.rest) {
       params[s.param] = decoded.slice(i).join('/');
-      return params;
-    } else params[s.param] = decoded[i] as string;
+      break;
+    }
+    params[s.param] = decoded[i] as string;
   }
-  return segments.length === raw.length ? params : null;
+  return params;
 }
 
 // ---- query and body fields --------------------------------------------------------------------------------------

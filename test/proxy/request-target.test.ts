@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildPolicySet } from '../../src/policy/policy-loader.js';
+import { buildPolicySet, loadPolicyDir } from '../../src/policy/policy-loader.js';
 import type { CompiledEndpoint, CompiledEndpointMap } from '../../src/policy/policy-types.js';
 import { matchTarget, MAX_RECORD_ID_LENGTH, resolveRecord } from '../../src/proxy/request-target.js';
 import { yaml } from '../policy/policy-fixtures.js';
@@ -285,5 +285,91 @@ describe('resolveRecord: records from the body, forwarded as re-serialized', () 
 
   it('a body read for its record refuses a query that is not valid percent-encoding', () => {
     expect(resolveRecord(postMessage, {}, 'x=%', form('channel=C1'))).toMatchObject({ ok: false, code: 'ambiguous_request', field: 'query' });
+  });
+});
+
+/*
+ * The matcher walks a tree of the map's segments once. Its answers are those of the rule as first written: the
+ * entries of the method sorted most specific first (literal over param over {name+}, at the first segment where
+ * two differ), the first that matches wins. Every path built from every template of the shipped maps and of the
+ * maps above (each param filled with a value, a value that is a sibling's literal, and several segments for a rest
+ * param), with every method of the map, gets the same entry and params from both.
+ */
+describe('matchTarget: one walk of the tree gives what entry-by-entry matching gives', () => {
+  function reference(map: CompiledEndpointMap, method: string, rawPath: string): { template: string; params: Record<string, string> } | null {
+    const raw = rawPath === '/' ? [] : rawPath.slice(1).split('/');
+    const rank = (e: CompiledEndpoint, i: number): number => {
+      const s = e.segments[i];
+      return s === undefined ? -1 : 'literal' in s ? 2 : s.rest ? 0 : 1;
+    };
+    const sorted = map.endpoints
+      .filter((e) => e.method === method)
+      .sort((a, b) => {
+        for (let i = 0; i < Math.max(a.segments.length, b.segments.length); i++) {
+          const d = rank(b, i) - rank(a, i);
+          if (d !== 0) return d;
+        }
+        return 0;
+      });
+    for (const e of sorted) {
+      const params = Object.create(null) as Record<string, string>;
+      let ok = true;
+      let rest = false;
+      for (const [i, s] of e.segments.entries()) {
+        if (i >= raw.length) {
+          ok = false;
+          break;
+        }
+        if ('literal' in s) {
+          if (raw[i] !== s.literal) ok = false;
+        } else if (s.rest) {
+          params[s.param] = raw.slice(i).map((x) => decodeURIComponent(x)).join('/');
+          rest = true;
+          break;
+        } else params[s.param] = decodeURIComponent(raw[i] as string);
+        if (!ok) break;
+      }
+      if (ok && (rest || e.segments.length === raw.length)) return { template: e.path, params: { ...params } };
+    }
+    return null;
+  }
+
+  function paths(map: CompiledEndpointMap): string[] {
+    const literals = [...new Set(map.endpoints.flatMap((e) => e.segments.flatMap((s) => ('literal' in s ? [s.literal] : []))))];
+    const fills = ['v1', 'x%20y', ...literals.slice(0, 40)];
+    const out = new Set<string>(['/']);
+    for (const e of map.endpoints) {
+      for (const fill of fills) {
+        for (const rest of [[fill], [fill, 'b'], ['a', fill, 'c']]) {
+          const segs = e.segments.flatMap((s) => ('literal' in s ? [s.literal] : s.rest ? rest : [fill]));
+          out.add(`/${segs.join('/')}`);
+          out.add(`/${segs.slice(0, -1).join('/')}`);
+          out.add(`/${[...segs, fill].join('/')}`);
+        }
+      }
+    }
+    return [...out].filter((p) => p === '/' || !p.includes('//'));
+  }
+
+  it('over the shipped maps and the maps of this file', async () => {
+    const shipped = await loadPolicyDir('policies');
+    const maps = [github, slack, ...Object.values(shipped.endpointMaps)];
+    let compared = 0;
+    let found = 0;
+    for (const map of maps) {
+      const methods = [...new Set(map.endpoints.map((e) => e.method)), 'PATCH'];
+      for (const path of paths(map)) {
+        for (const method of methods) {
+          const m = matchTarget(map, method, path);
+          const want = reference(map, method, path);
+          const got = m.ok ? { template: m.endpoint.path, params: { ...m.params } } : null;
+          expect({ method, path, match: got }).toEqual({ method, path, match: want });
+          compared++;
+          if (want !== null) found++;
+        }
+      }
+    }
+    expect(found).toBeGreaterThan(1000); // the comparison is not vacuous
+    expect(compared).toBeGreaterThan(found);
   });
 });
