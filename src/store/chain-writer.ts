@@ -7,6 +7,7 @@
  * lookup) rather than trusted from memory, so another writer on the same file (a CLI, a second process)
  * cannot fork the chain: at worst its seq collides with ours and one transaction fails.
  */
+import { createHash } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
 import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
@@ -106,7 +107,7 @@ export class ChainWriter {
     if (e.agent_id !== undefined) unsealed.agent_id = e.agent_id;
     if (e.caller_id !== undefined) unsealed.caller_id = e.caller_id;
     if (e.trace_id !== undefined) unsealed.trace_id = e.trace_id;
-    const hash = hashEvent(unsealed);
+    const hash = sealHash(unsealed, prepared.dataJson);
     this.insert.run(
       unsealed.seq,
       unsealed.v,
@@ -126,6 +127,35 @@ export class ChainWriter {
     this.appended++;
     return { ...unsealed, data: e.data, hash };
   }
+}
+
+/** Strings written as they are in canonical JSON: nothing to escape (`"`, `\\`, control characters). */
+const VERBATIM = /^[^"\\\u0000-\u001f]*$/;
+
+const verbatim = (text: string): boolean => VERBATIM.test(text) && (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * `hashEvent(unsealed)`, with the canonical JSON of the hash input written out in its key order (agent_id,
+ * caller_id, data, decision_id, jti, prev_hash, seq, task_id, time, trace_id, type, v) around the data as prepared,
+ * instead of the generic encoder's sort and walk: the same bytes, so the same hash (`audit verify` recomputes it
+ * with the generic one). Any string the encoder would escape or refuse goes the generic way.
+ */
+function sealHash(u: UnsealedEvent, dataJson: string): string {
+  const ids = [u.agent_id, u.caller_id, u.decision_id, u.jti, u.task_id, u.trace_id];
+  for (const id of ids) if (id !== undefined && (typeof id !== 'string' || !verbatim(id))) return hashEvent(u);
+  if (!verbatim(u.time) || !verbatim(u.type) || !verbatim(u.prev_hash) || !Number.isSafeInteger(u.seq) || !Number.isSafeInteger(u.v)) return hashEvent(u);
+  let json = '{';
+  if (u.agent_id !== undefined) json += `"agent_id":"${u.agent_id}",`;
+  if (u.caller_id !== undefined) json += `"caller_id":"${u.caller_id}",`;
+  json += `"data":${dataJson},`;
+  if (u.decision_id !== undefined) json += `"decision_id":"${u.decision_id}",`;
+  if (u.jti !== undefined) json += `"jti":"${u.jti}",`;
+  json += `"prev_hash":"${u.prev_hash}","seq":${u.seq},`;
+  if (u.task_id !== undefined) json += `"task_id":"${u.task_id}",`;
+  json += `"time":"${u.time}",`;
+  if (u.trace_id !== undefined) json += `"trace_id":"${u.trace_id}",`;
+  json += `"type":"${u.type}","v":${u.v}}`;
+  return createHash('sha256').update(json, 'utf8').digest('hex');
 }
 
 /** Canonical JSON of caller data; a value with no encoding is the caller's fault: invalid_request. */
