@@ -1,7 +1,10 @@
 /**
  * Policy suggestions at scale (issue 18): the usage rollup and summary over a trail of 1 and 10 million events.
  *
- *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/suggest-bench.js [--events 1000000,10000000] [--batch N] [--workers N] [--json]
+ *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/suggest-bench.js [--events 1000000,10000000] [--batch N] [--workers N]
+ *     [--keep DIR] [--json]
+ *
+ * `--keep DIR` generates each size's trail once into DIR (or reuses the one there) and measures a copy of it.
  *
  * For each size: a trail is generated in bulk into a fresh SQLite file (`src/store/bulk-load.ts`: batched INSERTs
  * of well-formed rows in large transactions, bypassing the writer queue and the chain, so that file does NOT
@@ -14,7 +17,7 @@
  * peak resident memory (VmHWM). `make bench` runs it through run-bench.ts `--only suggest`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -307,13 +310,38 @@ async function measure(path: string, batch: number | undefined, workers: number 
   }
 }
 
-export function runSuggestBench(sizes: readonly number[], batch?: number, workers?: number): SuggestBenchResult {
+/** What generateTrail wrote, kept next to a trail saved with `--keep` so that a later run can report it. */
+interface Generated {
+  events: number;
+  tokens: number;
+  tasks: number;
+  seconds: number;
+}
+
+/**
+ * `keep`: the folder where each size's trail is generated and left (`<keep>/trail-<events>.db` and its `.json`), or
+ * found if it is already there (a copy of it is measured, so the kept trail stays unrolled): generating 10 million
+ * events takes minutes, a copy seconds.
+ */
+export function runSuggestBench(sizes: readonly number[], batch?: number, workers?: number, keep?: string): SuggestBenchResult {
   const out: SuggestBenchSize[] = [];
   for (const events of sizes) {
     const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-suggest-bench-'));
     try {
       const path = join(dir, 'pdp.db');
-      const generated = generateTrail(path, events);
+      let generated: Generated;
+      if (keep === undefined) generated = generateTrail(path, events);
+      else {
+        const kept = join(keep, `trail-${events}.db`);
+        if (!existsSync(`${kept}.json`)) {
+          mkdirSync(keep, { recursive: true });
+          rmSync(kept, { force: true });
+          const made = generateTrail(kept, events);
+          writeFileSync(`${kept}.json`, JSON.stringify(made));
+        }
+        generated = JSON.parse(readFileSync(`${kept}.json`, 'utf8')) as Generated;
+        copyFileSync(kept, path);
+      }
       const dbMb = Math.round((statSync(path).size / 1048576) * 10) / 10;
       const options = [...(batch === undefined ? [] : ['--batch', String(batch)]), ...(workers === undefined ? [] : ['--workers', String(workers)])];
       const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', path, ...options], {
@@ -355,6 +383,7 @@ if (isMain(import.meta.url)) {
       batch: { type: 'string' },
       measure: { type: 'string' },
       workers: { type: 'string' },
+      keep: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -364,7 +393,7 @@ if (isMain(import.meta.url)) {
     process.stdout.write(`${JSON.stringify(await measure(values.measure, batch, workers))}\n`);
   } else {
     const sizes = (values.events ?? '').split(',').map((s) => Number(s.trim()));
-    const result = runSuggestBench(sizes, batch, workers);
+    const result = runSuggestBench(sizes, batch, workers, values.keep);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else {
       for (const s of result.sizes) {
