@@ -129,14 +129,13 @@ export const SQL = {
    * functions (PostgreSQL: jsonb `->>`, `jsonb_build_array`): the only statements of the store that read inside
    * `data`. A row whose data is not JSON (no writer makes one) is left out.
    *
-   * Decisions and issued tokens, one row each: seq, the type (0 decision, 1 token.issued) and one JSON array `[time,
-   * agent_id, task_id, jti, members]`, members being `[input.integration, input.scopes, input.resource.type,
+   * Decisions and issued tokens, one row each, in seq order: seq, the type (0 decision, 1 token.issued), time, agent_id,
+   * task_id, jti and the members read as one JSON array, `[input.integration, input.scopes, input.resource.type,
    * input.task.type, result.denied_scopes]` for a decision, `[integration, scopes, resource.type, issued_at]` for a token.
    */
-  selectRollupGrants: `SELECT seq, CASE type WHEN 'decision' THEN 0 ELSE 1 END,
-    json_array(time, agent_id, task_id, jti, CASE type
+  selectRollupGrants: `SELECT seq, type = 'token.issued', time, agent_id, task_id, jti, CASE type
       WHEN 'token.issued' THEN json_extract(data, '$.integration', '$.scopes', '$.resource.type', '$.issued_at')
-      ELSE json_extract(data, '$.input.integration', '$.input.scopes', '$.input.resource.type', '$.input.task.type', '$.result.denied_scopes') END)
+      ELSE json_extract(data, '$.input.integration', '$.input.scopes', '$.input.resource.type', '$.input.task.type', '$.result.denied_scopes') END
     FROM audit_events WHERE seq > ? AND seq <= ? AND type IN ('token.issued', 'decision') AND agent_id IS NOT NULL AND json_valid(data)
     ORDER BY seq`,
   /**
@@ -169,6 +168,9 @@ export const SQL = {
       tokens = token_use_span.tokens + excluded.tokens,
       max_seconds = CASE WHEN excluded.max_seconds > token_use_span.max_seconds THEN excluded.max_seconds ELSE token_use_span.max_seconds END`,
   selectTaskType: 'SELECT type FROM tasks WHERE id = ?',
+  /** The task type a task's last decision before a seq carried (audit_events_task), for a task the rollup has not seen decided. */
+  selectAssertedTaskType: `SELECT data ->> '$.input.task.type' FROM audit_events WHERE task_id = ? AND seq < ? AND type = 'decision'
+    AND json_valid(data) AND json_type(data, '$.input.task.type') = 'text' ORDER BY seq DESC LIMIT 1`,
   selectTokenIssuedAt: 'SELECT issued_at FROM tokens WHERE jti = ?',
   /** A use of a token that counts, before a seq (audit_events_jti): did an earlier batch or call count the token? */
   selectTokenCountedUseBefore: `SELECT 1 FROM audit_events WHERE jti = ? AND seq < ? AND type = 'token.used' AND json_valid(data)

@@ -10,7 +10,7 @@ import { SQL } from './sql.js';
 import { read, requireTime } from './store-context.js';
 import type { Statements, StoreContext } from './store-context.js';
 import { createUsageFold } from './usage-fold.js';
-import type { DailyCell, FoldedCells, TokenCell, UsageFold, UsageFoldSql } from './usage-fold.js';
+import type { DailyRow, FoldedCells, TokenRow, UsageFold, UsageFoldSql } from './usage-fold.js';
 import { FoldWorkers } from './usage-rollup-workers.js';
 
 /** Events folded per write transaction unless asked otherwise (`batch`). */
@@ -33,6 +33,7 @@ const FOLD_SQL: UsageFoldSql = {
   tokenIssuedAt: SQL.selectTokenIssuedAt,
   countedUseBefore: SQL.selectTokenCountedUseBefore,
   taskType: SQL.selectTaskType,
+  assertedTaskType: SQL.selectAssertedTaskType,
 };
 
 /** One rollup at a time per store: a second call waits for the first (then finds little left to read). */
@@ -102,8 +103,9 @@ async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number 
       const start = cursor;
       const moved = await ctx.write(() => {
         if (cursorOf(sql) !== start) return false;
-        for (const c of cells.daily) sql.upsertUsageDaily.run(c.day, c.agent_id, c.integration, c.scope, c.task_type, c.record_type, c.source, c.n, c.first_at, c.last_at);
-        for (const c of cells.tokens) sql.upsertTokenUseSpan.run(c.day, c.agent_id, c.integration, c.issued, c.issued_first_at, c.issued_last_at, c.tokens, c.max_seconds);
+        // Rows in the statements' parameter order (usage-fold.ts), bound as they are.
+        for (const row of cells.daily) sql.upsertUsageDaily.run(row);
+        for (const row of cells.tokens) sql.upsertTokenUseSpan.run(row);
         sql.upsertUsageCursor.run(done.end);
         return true;
       });
@@ -150,36 +152,62 @@ function slices(from: number, end: number, n: number): Array<{ after: number; th
   return out;
 }
 
-/** The cells of several folds summed by key (slices of one batch share the days at their edges). */
+/**
+ * The cells of several folds summed by key. Slices of one batch share only the days at their edges: the cells of a
+ * day that one fold alone has pass as they are, the others are summed by key.
+ */
 function merge(folded: readonly FoldedCells[]): FoldedCells {
   if (folded.length === 1) return folded[0] as FoldedCells;
-  const daily = new Map<string, DailyCell>();
-  const tokens = new Map<string, TokenCell>();
-  for (const f of folded) {
-    for (const c of f.daily) {
-      const key = `${c.day}\u0000${c.agent_id}\u0000${c.integration}\u0000${c.scope}\u0000${c.task_type}\u0000${c.record_type}\u0000${c.source}`;
-      const into = daily.get(key);
-      if (into === undefined) daily.set(key, c);
-      else {
-        into.n += c.n;
-        if (c.first_at < into.first_at) into.first_at = c.first_at;
-        if (c.last_at > into.last_at) into.last_at = c.last_at;
+  const seen = new Map<string, number>();
+  const shared = new Set<string>();
+  folded.forEach((f, i) => {
+    for (const rows of [f.daily, f.tokens]) {
+      for (const row of rows) {
+        const day = row[0];
+        const by = seen.get(day);
+        if (by === undefined) seen.set(day, i);
+        else if (by !== i) shared.add(day);
       }
     }
-    for (const c of f.tokens) {
-      const key = `${c.day}\u0000${c.agent_id}\u0000${c.integration}`;
-      const into = tokens.get(key);
-      if (into === undefined) tokens.set(key, c);
+  });
+  const out: FoldedCells = { daily: [], tokens: [] };
+  const daily = new Map<string, DailyRow>();
+  const tokens = new Map<string, TokenRow>();
+  for (const f of folded) {
+    for (const row of f.daily) {
+      if (!shared.has(row[0])) {
+        out.daily.push(row);
+        continue;
+      }
+      const key = row.slice(0, 7).join('\u0000');
+      const into = daily.get(key);
+      if (into === undefined) daily.set(key, row);
       else {
-        into.issued += c.issued;
-        if (into.issued_first_at === null || (c.issued_first_at !== null && c.issued_first_at < into.issued_first_at)) into.issued_first_at = c.issued_first_at;
-        if (into.issued_last_at === null || (c.issued_last_at !== null && c.issued_last_at > into.issued_last_at)) into.issued_last_at = c.issued_last_at;
-        into.tokens += c.tokens;
-        if (c.max_seconds > into.max_seconds) into.max_seconds = c.max_seconds;
+        into[7] += row[7];
+        if (row[8] < into[8]) into[8] = row[8];
+        if (row[9] > into[9]) into[9] = row[9];
+      }
+    }
+    for (const row of f.tokens) {
+      if (!shared.has(row[0])) {
+        out.tokens.push(row);
+        continue;
+      }
+      const key = `${row[0]}\u0000${row[1]}\u0000${row[2]}`;
+      const into = tokens.get(key);
+      if (into === undefined) tokens.set(key, row);
+      else {
+        into[3] += row[3];
+        if (into[4] === null || (row[4] !== null && row[4] < into[4])) into[4] = row[4];
+        if (into[5] === null || (row[5] !== null && row[5] > into[5])) into[5] = row[5];
+        into[6] += row[6];
+        if (row[7] > into[7]) into[7] = row[7];
       }
     }
   }
-  return { daily: [...daily.values()], tokens: [...tokens.values()] };
+  for (const row of daily.values()) out.daily.push(row);
+  for (const row of tokens.values()) out.tokens.push(row);
+  return out;
 }
 
 function cursorOf(sql: Statements): number {

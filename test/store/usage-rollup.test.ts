@@ -285,7 +285,7 @@ describe('rollupUsage: pruned and missing history', () => {
     expect(summary.spans).toEqual([{ agent_id: AGENT, integration: 'github', max_seconds: DAY + 19, tokens: 2 }]);
   });
 
-  it('a use whose token and task rows are gone counts, without a task type or a span; an unreadable event is skipped', async () => {
+  it('a use whose token and task rows are gone counts, with the task type its decision carried and without a span; an unreadable event is skipped', async () => {
     await temp.store.registerTask(task('t-1', { agent_id: AGENT, type: 'code_review', expires_at: at(DAY) }));
     await issue({ jti: 'j-1', t: 0, scopes: ['pr:read'], task: { id: 't-1', type: 'code_review' } });
     await use('j-1', 50);
@@ -304,10 +304,8 @@ describe('rollupUsage: pruned and missing history', () => {
     }
     expect((await temp.store.rollupUsage()).events).toBe(2);
     const summary = await temp.store.usageSummary(WINDOW);
-    expect(lines(summary).filter((l) => l.includes(' proxy '))).toEqual([
-      'code-review-agent github pr:read - repo proxy 1 1',
-      'code-review-agent github pr:read code_review repo proxy 1 1',
-    ]);
+    // The second call has not seen the decision: it reads the type the task's last decision carried from the trail.
+    expect(lines(summary).filter((l) => l.includes(' proxy '))).toEqual(['code-review-agent github pr:read code_review repo proxy 2 1']);
     expect(summary.spans).toEqual([{ agent_id: AGENT, integration: 'github', max_seconds: 49, tokens: 1 }]);
   });
 });
