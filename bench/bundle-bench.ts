@@ -30,7 +30,8 @@ import { stopProcess } from './lib/processes.js';
 import { scaledId, writeScaledPolicies } from './scale-bench.js';
 import { BUNDLE, startOurs } from './lib/servers.js';
 import { isMain, round } from './lib/timing.js';
-import { BENCH_AGENTS, BENCH_PEP } from './lib/workload.js';
+import { sha256Hex } from '../src/config/dev-keys.js';
+import { BENCH_AGENTS, BENCH_ORCHESTRATOR, BENCH_PEP } from './lib/workload.js';
 
 export interface BundleBenchResult {
   agents: number;
@@ -52,7 +53,7 @@ export interface BundleBenchResult {
 }
 
 /** A policy set of N agents from the four templates' compiled entries. */
-async function scaledSet(agents: number, variant: number): Promise<PolicySet> {
+export async function scaledSet(agents: number, variant: number): Promise<PolicySet> {
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'agent-pdp-bundle-bench-'));
   try {
     writeScaledPolicies(dir, BENCH_AGENTS.length);
@@ -104,7 +105,8 @@ export async function runBundleBench(agents: number, serverCpu: string | undefin
 
     // The server: cold start, then a reload under traffic.
     const startedAt = process.hrtime.bigint();
-    const server = await startOurs({ dir: join(work, 'ours'), cpu: serverCpu, logLevel: 'warn', config: { policy: { compiled: file, watch: true, watch_interval_ms: 200 } } });
+    const callers = [{ id: BENCH_PEP.id, role: 'pep', key_sha256: sha256Hex(BENCH_PEP.key), agents: ['*'], may_assert_context: true }, { id: BENCH_ORCHESTRATOR.id, role: 'orchestrator', key_sha256: sha256Hex(BENCH_ORCHESTRATOR.key) }];
+    const server = await startOurs({ dir: join(work, 'ours'), cpu: serverCpu, logLevel: 'warn', config: { policy: { compiled: file, watch: true, watch_interval_ms: 200 }, callers } });
     const cold_start_ms = ms(startedAt);
     try {
       const next = await buildCompiledBundle(await scaledSet(agents, 1), rego, sources);

@@ -127,11 +127,12 @@ export class PolicyEngine {
     const previous = this.#active;
     try {
       const signature = await this.#fileSignature();
-      const { bundle, policySet } = await this.#read();
+      const { bundle, policySet, dataJson } = await this.#read();
       const evaluator = await WasmEvaluator.create(
         bundle,
         policySet.data as unknown as Record<string, unknown>,
         policySet.revision,
+        dataJson,
       );
       probe(evaluator, policySet);
       const active: ActivePolicy = Object.freeze({
@@ -166,7 +167,7 @@ export class PolicyEngine {
   }
 
   /** The bundle and the policy set to load: from the files, or from the compiled bundle. */
-  async #read(): Promise<{ bundle: OpaBundle; policySet: PolicySet }> {
+  async #read(): Promise<{ bundle: OpaBundle; policySet: PolicySet; dataJson?: Uint8Array }> {
     const load = this.#opts.load ?? {};
     const compiled = this.#opts.compiled;
     if (compiled !== undefined) {
@@ -181,7 +182,7 @@ export class PolicyEngine {
       const unchecked: ErrorDetail[] = read.signed && !read.verified
         ? [{ path: '', file: compiled.path, message: 'the compiled bundle is signed, but policy.verification is not set: its signature was not checked' }]
         : [];
-      return { bundle: read.bundle, policySet: withWarnings(read.policySet, [...permissions, ...unchecked]) };
+      return { bundle: read.bundle, policySet: withWarnings(read.policySet, [...permissions, ...unchecked]), dataJson: read.dataJson };
     }
     const [bundleWarnings, bundle, loaded] = await Promise.all([
       checkBundlePermissions(this.#opts.bundlePath, load.allowInsecurePermissions ?? false),

@@ -61,10 +61,15 @@ export class WasmEvaluator {
    * Instantiates the bundle's module and sets its data: the bundle's own `data.json` merged with the compiled
    * agent policies (which live under `policies`; the bundle may not define that root).
    */
+  /**
+   * `dataJson`: the JSON text of `{...bundle.data, ...policyData}` when the caller already holds it (a compiled
+   * bundle's data.json): set as it is, sparing a stringify of the whole document (about 1 s at 100,000 agents).
+   */
   static async create(
     bundle: OpaBundle,
     policyData: Readonly<Record<string, unknown>>,
     policiesRevision: string,
+    dataJson?: Uint8Array,
   ): Promise<WasmEvaluator> {
     for (const root of Object.keys(policyData)) {
       if (root in bundle.data) {
@@ -73,7 +78,7 @@ export class WasmEvaluator {
     }
     let policy: LoadedPolicy;
     try {
-      const data = new TextEncoder().encode(JSON.stringify({ ...bundle.data, ...policyData }));
+      const data = dataJson ?? new TextEncoder().encode(JSON.stringify({ ...bundle.data, ...policyData }));
       const wanted = Math.ceil((data.byteLength * HEAP_BYTES_PER_DATA_BYTE) / WASM_PAGE_BYTES);
       const pages = Math.min(MAX_MEMORY_PAGES, Math.max(MIN_INITIAL_MEMORY_PAGES, wanted));
       policy = await sdk.loadPolicy(bundle.wasm, { initial: pages });

@@ -81,7 +81,9 @@ describe('compiled bundle: agent policies compiled once, served without YAML', (
     expect(read.verified).toBe(false);
     expect(read.signed).toBe(false);
     expect(Object.isFrozen(read.policySet.data.policies.agents)).toBe(true);
-    expect(Object.getPrototypeOf(read.policySet.data.policies.agents)).toBeNull();
+    const someAgent = read.policySet.data.policies.agents[read.policySet.agents[0] as string];
+    expect(Object.isFrozen(someAgent?.integrations)).toBe(true);
+    expect(read.dataJson.equals(bundleFiles(unsigned, 'b').get('data.json') as Buffer)).toBe(true);
     expect((await buildCompiledBundle(fromYaml, rego, regoSources)).equals(unsigned)).toBe(true);
     const names = [...bundleFiles(unsigned, 'b').keys()];
     expect(names).toEqual(expect.arrayContaining(['.manifest', 'data.json', 'agentpdp_compiled/data.json', 'policy.wasm', 'rego/agentpdp/decision.rego']));
