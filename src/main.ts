@@ -22,7 +22,7 @@ import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
-import { SuggestionReports } from './suggest/index.js';
+import { loadPolicyFolder, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
 import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
 import { ApprovalLinks, loadLinkKey, OutboxWorker } from './notify/index.js';
@@ -43,6 +43,8 @@ export interface Pdp {
   accessRequests: AccessRequestService;
   /** Delivers approver notifications from the store's outbox. */
   outbox: OutboxWorker;
+  /** The scheduled suggestion run, when the config has `suggestions.schedule`. */
+  suggestionSchedule?: SuggestionSchedule;
   keys: IssuerKeys;
   /** Signs the audit chain's head now and then, with the audit key (docs/compliance.md, "Signed heads"). */
   heads: HeadSigner;
@@ -258,6 +260,21 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   });
   outbox.start();
   metrics.watchOutbox(outbox, store);
+  // Policy suggestions on a schedule (config suggestions.schedule): new ones are notified through the same outbox.
+  const suggestionSchedule =
+    config.suggestions.schedule === null
+      ? undefined
+      : new SuggestionSchedule({
+          store,
+          schedule: config.suggestions.schedule,
+          thresholds: thresholdsOf(config.suggestions),
+          loadFolder: () => loadPolicyFolder(config.policy.agents, load),
+          webhooks: config.escalation.webhooks,
+          notified: () => outbox.wake(),
+          logger,
+          now,
+        });
+  suggestionSchedule?.start();
   const accessRequests = new AccessRequestService({ store, escalation: config.escalation, onSubmitted: () => outbox.wake(), observer: metrics, now });
   const escalationSweep = setInterval(() => {
     accessRequests.sweep().catch((err: unknown) => logger.error({ err: describeError(err) }, 'access request sweep failed'));
@@ -327,6 +344,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     tokens,
     accessRequests,
     outbox,
+    ...(suggestionSchedule === undefined ? {} : { suggestionSchedule }),
     keys,
     heads,
     metrics,
@@ -338,6 +356,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       engine.stopWatching();
       clearInterval(sweep);
       clearInterval(escalationSweep);
+      await suggestionSchedule?.stop(); // a run in progress commits (and its notification is queued) first
       await outbox.stop(); // in-flight deliveries finish (or stay due) before the store closes
       await refusals.close(); // the counts of the last window reach the store before it closes
       // The events since the last signed head are signed before the store closes.

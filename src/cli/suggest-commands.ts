@@ -28,10 +28,10 @@ import {
   recheckSuggestion,
   renderReport,
   REPORT_FORMATS,
-  suggestPolicies,
+  runSuggestions,
+  thresholdsOf,
   usageSeries,
   type ReportFormat,
-  type Suggestion,
   type SuggestionThresholds,
 } from '../suggest/index.js';
 import type { Command } from './commands.js';
@@ -70,17 +70,11 @@ export const SUGGEST_COMMANDS: Command[] = [
         const now = new Date();
         const until = now.toISOString();
         const since = sinceOf(str(values['since']), now, cfg.suggestions.window_days);
-        const thresholds = thresholdsOf(values, cfg);
-        await store.rollupUsage();
-        const window = { since, until, ...(agent === undefined ? {} : { agent_id: agent }) };
-        const summary = await store.usageSummary(window);
+        const thresholds = thresholdsFrom(values, cfg);
         const folder = await loadPolicyFolder(cfg.policy.agents, loadOptions(cfg));
-        const run = suggestPolicies({ summary, policy: folder.set, files: folder, thresholds, now: until, ...(agent === undefined ? {} : { agent }) });
-        await store.saveSuggestions(run.suggestions.map((s) => record(s, until)));
-        // As stored: one dismissed (or applied) before on the same evidence is shown so, not as open.
-        const stored = new Map((await store.listSuggestions(agent === undefined ? {} : { agent_id: agent })).map((r) => [r.id, r]));
-        const suggestions = run.suggestions.map((s) => stored.get(s.id) ?? record(s, until));
-        const { suggestions: _made, ...analysis } = run;
+        // Rolled up, suggested, saved; open suggestions a run on the same terms no longer makes are withdrawn.
+        const { analysis, suggestions, summary, saved } = await runSuggestions({ store, folder, thresholds, since, until, ...(agent === undefined ? {} : { agent }) });
+        const window = { since, until, ...(agent === undefined ? {} : { agent_id: agent }) };
         const series = format === 'html' ? await usageSeries(store, window) : undefined;
         const body = renderReport(format, { generated_at: until, suggestions, run: analysis, ...(series === undefined ? {} : { series }) });
         const out = str(values['out']);
@@ -90,8 +84,9 @@ export const SUGGEST_COMMANDS: Command[] = [
           await writeFile(out, body);
         }
         const open = suggestions.filter((s) => s.status === 'open').length;
+        const withdrawn = saved.withdrawn.length === 0 ? '' : `; withdrawn (no longer supported on the same terms): ${saved.withdrawn.join(', ')}`;
         process.stderr.write(
-          `${suggestions.length === 1 ? '1 suggestion' : `${suggestions.length} suggestions`} (${open} open) from ${summary.first_day} to ${summary.last_day}${out === undefined ? '' : `, report in ${out}`}\n`,
+          `${suggestions.length === 1 ? '1 suggestion' : `${suggestions.length} suggestions`} (${open} open) from ${summary.first_day} to ${summary.last_day}${out === undefined ? '' : `, report in ${out}`}${withdrawn}\n`,
         );
         return 0;
       });
@@ -110,7 +105,7 @@ export const SUGGEST_COMMANDS: Command[] = [
         const suggestion = await openSuggestion(store, id);
         // Only what the evidence up to now still supports: the same edits, suggested again.
         const folder = await loadPolicyFolder(cfg.policy.agents, loadOptions(cfg));
-        await recheckSuggestion(suggestion, { store, folder, now: new Date(), thresholds: cfg.suggestions });
+        await recheckSuggestion(suggestion, { store, folder, now: new Date(), thresholds: thresholdsOf(cfg.suggestions) });
         const result = await applySuggestion(suggestion, cfg.policy.agents, { dryRun, load: loadOptions(cfg) });
         process.stdout.write(result.diff);
         for (const w of result.new_warnings) process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
@@ -169,14 +164,12 @@ export const SUGGEST_COMMANDS: Command[] = [
   },
 ];
 
-/** The stored record of a suggestion the engine made, open. */
-function record(s: Suggestion, at: string): SuggestionRecord {
-  return { ...s, status: 'open', created_at: at, updated_at: at, decided_by: null, decided_at: null };
-}
-
 async function openSuggestion(store: Store, id: string): Promise<SuggestionRecord> {
   const suggestion = await store.getSuggestion(id);
   if (suggestion === undefined) throw new PdpError('not_found', `there is no suggestion ${id} (agent-pdp suggest lists them)`);
+  if (suggestion.status === 'withdrawn') {
+    throw new PdpError('suggestion_stale', `suggestion ${id} was withdrawn at ${suggestion.updated_at}: a later run on the same terms no longer made it (agent-pdp suggest lists what holds now)`);
+  }
   if (suggestion.status !== 'open') {
     throw new PdpError('suggestion_decided', `suggestion ${id} was ${suggestion.status} by ${suggestion.decided_by ?? '?'} at ${suggestion.decided_at ?? '?'}`);
   }
@@ -221,7 +214,7 @@ export function sinceOf(value: string | undefined, now: Date, windowDays: number
   return new Date(when).toISOString();
 }
 
-function thresholdsOf(values: Values, config: PdpConfig): SuggestionThresholds {
+function thresholdsFrom(values: Values, config: PdpConfig): SuggestionThresholds {
   const number = (name: string, min: number, max: number, integer: boolean): number | undefined => {
     const text = str(values[name]);
     if (text === undefined) return undefined;
@@ -232,7 +225,7 @@ function thresholdsOf(values: Values, config: PdpConfig): SuggestionThresholds {
     return n;
   };
   return {
-    ...config.suggestions,
+    ...thresholdsOf(config.suggestions),
     min_days: number('min-days', 1, 3650, true) ?? config.suggestions.min_days,
     min_tokens: number('min-tokens', 1, 1_000_000_000, true) ?? config.suggestions.min_tokens,
     ttl_factor: number('ttl-factor', 2, 1000, false) ?? config.suggestions.ttl_factor,

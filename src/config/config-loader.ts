@@ -12,6 +12,7 @@ import type {
   PolicySigningAlgorithm,
   PolicyVerificationConfig,
   ProxyConfig,
+  SuggestionScheduleConfig,
   SuggestionsConfig,
   WebhookConfig,
 } from './config-types.js';
@@ -146,6 +147,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     min_tokens: r.suggestions?.min_tokens ?? 20,
     window_days: r.suggestions?.window_days ?? 90,
     ttl_factor: r.suggestions?.ttl_factor ?? 4,
+    schedule: buildSuggestionSchedule(r.suggestions?.schedule, escalation.webhooks, details),
   };
   if (r.policy?.compiled !== undefined) {
     for (const key of ['agents', 'bundle'] as const) {
@@ -361,6 +363,25 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * `suggestions.schedule`: absent → null (no scheduled run). Each group it notifies must be served by a webhook that
+ * can carry a suggestions notification (generic or slack: a suggestion is not a PagerDuty incident).
+ */
+function buildSuggestionSchedule(
+  raw: NonNullable<NonNullable<RawConfig['suggestions']>['schedule']> | undefined,
+  webhooks: readonly WebhookConfig[],
+  details: ErrorDetail[],
+): SuggestionScheduleConfig | null {
+  if (raw === undefined) return null;
+  const notify = raw.notify ?? [];
+  notify.forEach((group, i) => {
+    if (!webhooks.some((w) => w.format !== 'pagerduty' && w.groups.includes(group))) {
+      details.push({ path: `suggestions.schedule.notify[${i}]`, message: `no generic or slack webhook in escalation.webhooks serves group "${group}"` });
+    }
+  });
+  return Object.freeze({ every_days: raw.every_days ?? 7, at: raw.at ?? '03:00', notify: Object.freeze([...notify]) });
+}
+
 interface RawConfig {
   server?: { listen?: string; body_limit_bytes?: number };
   policy?: {
@@ -390,7 +411,13 @@ interface RawConfig {
   tasks?: { default_ttl_seconds?: number; max_ttl_seconds?: number };
   audit?: { mask?: string[]; mask_key_file?: string; retention_days?: number | null };
   log?: { level?: PdpConfig['log']['level'] };
-  suggestions?: { min_days?: number; min_tokens?: number; window_days?: number; ttl_factor?: number };
+  suggestions?: {
+    min_days?: number;
+    min_tokens?: number;
+    window_days?: number;
+    ttl_factor?: number;
+    schedule?: { every_days?: number; at?: string; notify?: string[] };
+  };
   proxy?: {
     listen: string;
     serve?: boolean;

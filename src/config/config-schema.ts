@@ -142,6 +142,15 @@ export const configSchema = {
         min_tokens: { type: 'integer', minimum: 1, maximum: 1000000000 },
         window_days: { type: 'integer', minimum: 1, maximum: 3650 },
         ttl_factor: { type: 'number', minimum: 2, maximum: 1000 },
+        schedule: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            every_days: { type: 'integer', minimum: 1, maximum: 365 },
+            at: { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' },
+            notify: { type: 'array', uniqueItems: true, items: id },
+          },
+        },
       },
     },
     proxy: {

@@ -225,4 +225,20 @@ export interface SuggestionsConfig {
   window_days: number;
   /** A token_ttl above this many times the longest observed use of a token is suggested shorter. Default 4. */
   ttl_factor: number;
+  /** The server's own run (roll up, suggest, record, notify of new ones); null (the default): none, `agent-pdp suggest` only. */
+  schedule: SuggestionScheduleConfig | null;
+}
+
+/**
+ * The server's scheduled suggestion run (docs/suggestions.md, "Schedule"): the first at the next `at` (UTC) after
+ * the server starts, then every `every_days` days; the config's window and thresholds; new suggestions notified to
+ * the `notify` groups through the escalation webhooks that serve them (the same signed outbox).
+ */
+export interface SuggestionScheduleConfig {
+  /** Days between runs. Default 7. */
+  every_days: number;
+  /** Time of day of a run, `HH:MM` in UTC. Default `03:00`. */
+  at: string;
+  /** Groups notified of new suggestions: each served by at least one generic or slack webhook in `escalation.webhooks`. Default none (recorded only). */
+  notify: readonly string[];
 }

@@ -10,8 +10,13 @@ import type { YamlEdit } from './yaml-edit.js';
 
 export type { SuggestionKind };
 
-/** The thresholds of one run: the config's `suggestions` section, or the CLI's flags over it. */
-export type SuggestionThresholds = SuggestionsConfig;
+/** The thresholds of one run: the config's `suggestions` section (but its schedule), or the CLI's flags over it. */
+export type SuggestionThresholds = Omit<SuggestionsConfig, 'schedule'>;
+
+/** The thresholds of a `suggestions` section: exactly the four (never its schedule, which is no threshold). */
+export function thresholdsOf(config: SuggestionThresholds): SuggestionThresholds {
+  return { min_days: config.min_days, min_tokens: config.min_tokens, window_days: config.window_days, ttl_factor: config.ttl_factor };
+}
 
 /** The defaults of the config's `suggestions` section (src/config/config-loader.ts applies the same). */
 export const DEFAULT_THRESHOLDS: Readonly<SuggestionThresholds> = Object.freeze({ min_days: 30, min_tokens: 20, window_days: 90, ttl_factor: 4 });

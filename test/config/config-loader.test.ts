@@ -176,7 +176,7 @@ describe('defaults, freezing and paths', () => {
         outbox: { max_attempts: 10, initial_backoff_ms: 500, max_backoff_ms: 300000, timeout_ms: 5000, concurrency: 32 },
         webhooks: [],
       },
-      suggestions: { min_days: 30, min_tokens: 20, window_days: 90, ttl_factor: 4 },
+      suggestions: { min_days: 30, min_tokens: 20, window_days: 90, ttl_factor: 4, schedule: null },
       proxy: null,
       callers: [{ id: 'pep-1', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
     });

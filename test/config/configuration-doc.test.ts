@@ -48,6 +48,9 @@ const proxied = buildConfig(
   '/etc/agent-pdp',
 ).config;
 
+/** The scheduled suggestion run's defaults: a config with an empty `suggestions.schedule` (the section turns it on). */
+const scheduled = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }], suggestions: { schedule: {} } }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp').config;
+
 /** Keys whose default, null, the doc states as `none`. */
 const NULL_MEANS_NONE = new Set(['audit.mask_key_file', 'policy.compiled', 'policy.verification.key_id', 'policy.verification.scope']);
 
@@ -64,6 +67,10 @@ function appliedDefault(key: string): string | undefined {
   if (key.startsWith('proxy.')) {
     const value = (proxied.proxy as unknown as Record<string, unknown>)[key.slice('proxy.'.length)];
     return value === undefined ? undefined : String(value);
+  }
+  if (key.startsWith('suggestions.schedule.')) {
+    const value = (scheduled.suggestions.schedule as unknown as Record<string, unknown>)[key.slice('suggestions.schedule.'.length)];
+    return Array.isArray(value) ? JSON.stringify(value) : String(value);
   }
   if (key.startsWith('callers[].')) return undefined;
   if (key.endsWith('.<integration>')) return undefined;
