@@ -221,7 +221,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
         runningCallers = next.callers;
       }
       callers.replace(next.callers);
-      const unchanged = ['server', 'policy', 'store', 'issuer', 'tasks', 'audit', 'log', 'escalation'] as const;
+      const unchanged = ['server', 'policy', 'store', 'issuer', 'tasks', 'audit', 'log', 'escalation', 'suggestions'] as const;
       const restart = unchanged.filter((section) => JSON.stringify(next[section]) !== JSON.stringify(config[section]));
       if (restart.length > 0) logger.warn({ sections: restart }, 'config reloaded: callers applied; these sections changed and apply at the next start');
       logger.info({ callers: next.callers.length }, 'config reloaded: callers replaced');
