@@ -4,7 +4,7 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
@@ -29,6 +29,7 @@ import type { InProcessResult } from './inprocess-bench.js';
 import type { OutboxBenchResult } from './outbox-bench.js';
 import { runProxyBench, type ProxyBenchResult } from './proxy-bench.js';
 import type { SuggestBenchResult } from './suggest-bench.js';
+import type { BundleBenchResult } from './bundle-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -46,7 +47,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -344,6 +345,37 @@ async function suggestSection(results: BenchResults & { suggest?: SuggestBenchRe
   results.suggest = runJsonChild<SuggestBenchResult>(pin ? '0,1' : undefined, process.execPath, [child('suggest-bench.js'), '--events', sizes, '--json'], 3_600_000);
 }
 
+/**
+ * Compiled bundles (bench/bundle-bench.ts): 100,000 agents (10,000 with --quick) compiled into one bundle; a cold
+ * start of our server on it (pinned to the server core) and the longest answer while a new bundle loads under traffic.
+ */
+async function bundleSection(results: BenchResults & { bundle?: BundleBenchResult }): Promise<void> {
+  const agents = quick ? '10000' : '100000';
+  log(`bundle: ${agents} agents in a compiled bundle: cold start, and a reload under traffic`);
+  results.bundle = runJsonChild<BundleBenchResult>(undefined, process.execPath, [child('bundle-bench.js'), '--agents', agents, '--json', ...(SERVER_CPU === undefined ? [] : ['--server-cpu', SERVER_CPU])], 1_800_000);
+}
+
+function bundleGoals(r: BenchResults & { bundle?: BundleBenchResult }): Goal[] {
+  const b = r.bundle;
+  const busy = (contamination['bundle'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['bundle']} cores meanwhile` : '';
+  return [
+    {
+      goal: 'compiled bundle: a server starts serving 100,000 agents (spawn to /readyz 200)',
+      target: '≤ 5 s',
+      measured: b
+        ? `${b.agents.toLocaleString('en')} agents (${(b.data_json_bytes / 1e6).toFixed(1)} MB of data, ${(b.bundle_bytes / 1e6).toFixed(1)} MB gzipped): ${(b.cold_start_ms / 1000).toFixed(1)} s; in-process: unpack ${b.load.unpack_ms} ms, policy set ${b.load.policy_set_ms} ms, WASM evaluator ${b.load.evaluator_ms} ms${busy}`
+        : 'not run',
+      met: b && b.agents >= 100_000 ? b.cold_start_ms <= 5000 : null,
+    },
+    {
+      goal: 'compiled bundle: the longest answer while a 100,000-agent bundle reloads under traffic',
+      target: '≤ 100 ms',
+      measured: b ? `${b.reload.longest_during_ms} ms (before the reload: ${b.reload.longest_before_ms} ms; reload took ${b.reload.reload_ms} ms; ${b.reload.requests} requests, ${b.reload.errors} errors)${busy}` : 'not run',
+      met: b && b.agents >= 100_000 ? b.reload.longest_during_ms <= 100 && b.reload.errors === 0 : null,
+    },
+  ];
+}
+
 function suggestGoal(r: BenchResults & { suggest?: SuggestBenchResult }): Goal {
   const sizes = r.suggest?.sizes ?? [];
   const big = sizes.find((s) => s.events >= 10_000_000);
@@ -481,6 +513,7 @@ function goals(r: BenchResults): Goal[] {
   });
   out.push(...proxyGoals(r));
   out.push(suggestGoal(r));
+  out.push(...bundleGoals(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -695,6 +728,7 @@ async function main(): Promise<void> {
     if (only.has('outbox')) await watched('outbox', () => outboxSection(work, results));
     if (only.has('proxy')) await proxySection(work, results);
     if (only.has('suggest')) await watched('suggest', () => suggestSection(results));
+    if (only.has('bundle')) await watched('bundle', () => bundleSection(results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
