@@ -46,7 +46,8 @@ export async function run(options: SuggestionsStepOptions): Promise<SuggestionsS
     const line = `${s.agent_id} ${s.kind} ${s.integration} ${s.target}: ${proposal.summary ?? ''}`;
     suggestions.push(line);
     print(`  suggest ${s.id}  ${line}`);
-    print(`          confidence ${evidence.confidence ?? '?'}, ${evidence.samples ?? '?'} tokens, use evidence from ${(evidence.sources ?? []).join(', ') || 'none'}`);
+    const tokens = evidence.samples === undefined ? '? tokens' : evidence.samples === 1 ? '1 token' : `${evidence.samples} tokens`;
+    print(`          confidence ${evidence.confidence ?? '?'}, ${tokens}, use evidence from ${(evidence.sources ?? []).join(', ') || 'none'}`);
   }
   if (report.suggestions.length === 0) print('  (no suggestion: nothing the demo granted went unused where use is observed)');
   const first = report.suggestions[0];
