@@ -139,18 +139,16 @@ export const SQL = {
     FROM audit_events WHERE seq > ? AND seq <= ? AND type IN ('token.issued', 'decision') AND agent_id IS NOT NULL AND json_valid(data)
     ORDER BY seq`,
   /**
-   * Every token.used event summed per token, day and `use` (`[action, outcome, integration, scope, record.type]` as
-   * JSON): the most frequent events reach JavaScript a group at a time (about five uses each), and the rollup keeps
-   * the groups that count (a call the proxy forwarded, a resource server's report). `last_used_at`: the latest
-   * `used_at` a resource server reported. In order of each group's first event.
+   * Every token.used event: seq, time, the key the rollup sums it by (per token, day and `use`, `[action, outcome,
+   * integration, scope, record.type]` as JSON: `jti NUL day NUL use NUL agent_id NUL task_id`, U+0001 for a null), and
+   * `used_at` (a resource server's report). The rollup sums the events per key in JavaScript (cheaper than SQLite's
+   * sort for GROUP BY) and keeps the groups that count (a call the proxy forwarded, a resource server's report).
    */
-  selectRollupUses: `SELECT agent_id, task_id, jti, substr(time, 1, 10) AS day, use, COUNT(*) AS n, MIN(seq) AS first_seq,
-      MIN(time) AS first_at, MAX(time) AS last_at, MAX(used_at) AS last_used_at
-    FROM (SELECT seq, time, agent_id, task_id, jti, json_extract(data, '$.action', '$.outcome', '$.integration', '$.scope', '$.record.type') AS use,
-        json_extract(data, '$.used_at') AS used_at
-      FROM audit_events WHERE seq > ? AND seq <= ? AND type = 'token.used' AND agent_id IS NOT NULL AND json_valid(data))
-    GROUP BY agent_id, task_id, jti, day, use
-    ORDER BY first_seq`,
+  selectRollupUses: `SELECT seq, time, ifnull(jti, char(1)) || char(0) || substr(time, 1, 10) || char(0)
+      || json_extract(data, '$.action', '$.outcome', '$.integration', '$.scope', '$.record.type') || char(0) || agent_id || char(0) || ifnull(task_id, char(1)),
+      json_extract(data, '$.used_at')
+    FROM audit_events WHERE seq > ? AND seq <= ? AND type = 'token.used' AND agent_id IS NOT NULL AND json_valid(data)
+    ORDER BY seq`,
   upsertUsageDaily: `INSERT INTO usage_daily (day, agent_id, integration, scope, task_type, record_type, source, n, first_at, last_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (agent_id, integration, scope, task_type, record_type, source, day) DO UPDATE SET

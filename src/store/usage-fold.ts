@@ -89,7 +89,7 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   // Both statements of a slice in one read transaction: they see the same events.
   const read = db.transaction((after: number, through: number) => ({
     grantRows: grants.all(after, through) as GrantRow[],
-    useGroups: uses.all(after, through) as UseGroup[],
+    useRows: uses.all(after, through) as UseRow[],
   }));
   const tokenIssuedAt = db.prepare(sql.tokenIssuedAt);
   const countedUseBefore = db.prepare(sql.countedUseBefore);
@@ -101,11 +101,12 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
    */
   type GrantRow = [number, number, unknown, unknown, unknown, unknown, string];
   /**
-   * The token.used events of one token, day and kind of use in what was read (a row of selectRollupUses): agent_id,
-   * task_id, jti, day, use (JSON: `[action, outcome, integration, scope, record.type]`), n, first_seq, first_at,
-   * last_at, last_used_at.
+   * A token.used event (a row of selectRollupUses): seq, time, its group's key (jti, day, use, agent_id, task_id
+   * joined by NUL, U+0001 for a null; use being `[action, outcome, integration, scope, record.type]` as JSON), used_at.
    */
-  type UseGroup = [string, string | null, string | null, string, string, number, number, string, string, unknown];
+  type UseRow = [number, string, string, unknown];
+  /** The token.used events of one token, day and kind of use in what was read: the key, n, first seq, first and last time, the latest used_at. */
+  type UseGroup = [key: string, n: number, first_seq: number, first_at: string, last_at: string, last_used_at: unknown];
   interface IssuedToken {
     issued_ms: number;
     /** When it entered memory (its issuance, or the first use that read it from the store). */
@@ -250,9 +251,35 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     if (seconds > cell.max_seconds) cell.max_seconds = seconds;
   };
 
+  /**
+   * The events of `rows` summed per key (SQL's GROUP BY, as MIN, MAX and COUNT would), in order of each group's first
+   * event: summing here costs less than SQLite's sort of every event for GROUP BY (measured: 500 instead of 560 ms of
+   * CPU for 200,000 events read and grouped).
+   */
+  const groupUses = (rows: UseRow[]): Map<string, UseGroup> => {
+    const groups = new Map<string, UseGroup>();
+    for (const [seq, time, key, usedAt] of rows) {
+      const g = groups.get(key);
+      if (g === undefined) {
+        groups.set(key, [key, 1, seq, time, time, usedAt]);
+        continue;
+      }
+      g[1]++;
+      if (time < g[3]) g[3] = time;
+      if (time > g[4]) g[4] = time;
+      // SQLite's MAX: NULL ignored, a number below any text.
+      const last = g[5];
+      if (usedAt !== null && (last === null || (typeof usedAt === typeof last ? (usedAt as string) > (last as string) : typeof usedAt === 'string'))) g[5] = usedAt;
+    }
+    return groups;
+  };
+
   /** The token.used events of one token, day and kind of use: only uses that count are folded. */
   const used = (g: UseGroup): void => {
-    const [agent, taskId, jti, day, use, n, firstSeq, firstAt, lastAt, lastUsedAt] = g;
+    const [key, n, firstSeq, firstAt, lastAt, lastUsedAt] = g;
+    const [jtiPart, day, use, agent, taskPart] = key.split('\u0000') as [string, string, string, string, string];
+    const jti = jtiPart === '\u0001' ? null : jtiPart;
+    const taskId = taskPart === '\u0001' ? null : taskPart;
     const [action, outcome, integration, scope, recordType] = JSON.parse(use) as unknown[];
     let source: UsageSource;
     if (action === 'proxy' && outcome === 'forwarded') source = 'proxy';
@@ -273,7 +300,7 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     fold(after: number, through: number): void {
       if (lastThrough !== undefined && after !== lastThrough) for (const token of tokens.values()) token.stale = true;
       lastThrough = through;
-      const { grantRows, useGroups } = read.deferred(after, through);
+      const { grantRows, useRows } = read.deferred(after, through);
       // Issuances first: a use never comes before its token's issuance, whose issued_at its span needs.
       for (const [seq, type, time, agent, taskId, jti, text] of grantRows) {
         if (typeof time !== 'string' || typeof agent !== 'string' || typeof text !== 'string') continue;
@@ -284,7 +311,7 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
         if (type === 1) issued(seq, time, agent, task, typeof jti === 'string' ? jti : null, members);
         else decided(seq, time, agent, task, members);
       }
-      for (const g of useGroups) used(g);
+      for (const g of groupUses(useRows).values()) used(g);
       // Forget the tokens issued long before the last event folded (their uses are over, or read from the store).
       const now = Date.parse(lastTime);
       for (const [jti, token] of tokens) {
