@@ -1,10 +1,12 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
 import { loadConfigFile } from './config/config-loader.js';
-import type { PdpConfig } from './config/config-types.js';
+import type { PdpConfig, PolicyServiceConfig } from './config/config-types.js';
+import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { describeError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
 import { Decider } from './pdp/decider.js';
@@ -45,6 +47,8 @@ export interface Pdp {
   outbox: OutboxWorker;
   /** The scheduled suggestion run, when the config has `suggestions.schedule`. */
   suggestionSchedule?: SuggestionSchedule;
+  /** Pulls the compiled bundle from the bundle server, when the config has `policy.service` (docs/bundles.md). */
+  bundlePoller?: BundlePoller;
   keys: IssuerKeys;
   /** Signs the audit chain's head now and then, with the audit key (docs/compliance.md, "Signed heads"). */
   heads: HeadSigner;
@@ -82,7 +86,9 @@ const TASK_SWEEP_MS = 5_000;
  * against `policy.verification`, whose key files are read at every load (and watched).
  */
 function policySource(config: PdpConfig): Pick<PolicyEngineOptions, 'bundlePath' | 'policyDir' | 'compiled'> {
-  const { bundle, agents, compiled, verification } = config.policy;
+  const { bundle, agents, verification } = config.policy;
+  // A bundle server's downloads are adopted into `persist`, the compiled bundle the engine loads.
+  const compiled = config.policy.service?.persist ?? config.policy.compiled;
   if (compiled === null) return { bundlePath: bundle, policyDir: agents };
   const keyFiles = verification === null ? [] : Object.values(verification.keys).map((k) => k.key_file);
   const verify = async (): Promise<BundleVerification | undefined> => {
@@ -153,13 +159,24 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     maxEntriesPerFile: config.policy.max_entries_per_file,
   };
   const engine = new PolicyEngine({ ...policySource(config), load, listener, now });
+  // From a bundle server (policy.service): the persisted last good bundle if there is one, else a first download.
+  const poller = config.policy.service === null ? undefined : bundlePoller(config.policy.service, engine, logger);
   try {
-    await engine.reload();
+    if (poller !== undefined && config.policy.service !== null && !existsSync(config.policy.service.persist)) {
+      await poller.restore();
+      const first = await poller.poll();
+      if (engine.active === undefined) {
+        throw new PdpError('bundle_missing', `no policy: the first download from policy.service ${first === 'refused' ? 'was refused' : 'failed'}, and none is persisted`);
+      }
+    } else {
+      await poller?.restore();
+      await engine.reload();
+    }
   } catch (err) {
     await store.close();
     throw err;
   }
-  if (config.policy.watch) engine.watch(config.policy.watch_interval_ms);
+  if (config.policy.watch && poller === undefined) engine.watch(config.policy.watch_interval_ms);
 
   const tasks = new TaskService({
     store,
@@ -334,6 +351,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     onRefusal,
   });
 
+  poller?.start(); // polls now, then after random delays between the minimum and the maximum
   return {
     config,
     routes,
@@ -345,6 +363,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     accessRequests,
     outbox,
     ...(suggestionSchedule === undefined ? {} : { suggestionSchedule }),
+    ...(poller === undefined ? {} : { bundlePoller: poller }),
     keys,
     heads,
     metrics,
@@ -354,6 +373,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     reload,
     async close() {
       engine.stopWatching();
+      poller?.stop();
       clearInterval(sweep);
       clearInterval(escalationSweep);
       await suggestionSchedule?.stop(); // a run in progress commits (and its notification is queued) first
@@ -365,6 +385,29 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       await store.close();
     },
   };
+}
+
+/**
+ * The poller of `policy.service`: downloads next to the persisted bundle, hands each new one to the engine (which
+ * renames it into place only once it serves), logs what failed (never the token), and polls on its own from the
+ * first poll on.
+ */
+function bundlePoller(service: PolicyServiceConfig, engine: PolicyEngine, logger: Logger): BundlePoller {
+  const tokenFile = service.token_file;
+  return new BundlePoller({
+    url: service.url,
+    ...(tokenFile === null ? {} : { token: async () => (await readFile(tokenFile, 'utf8')).trim() || undefined }),
+    minDelayMs: service.min_delay_seconds * 1000,
+    maxDelayMs: service.max_delay_seconds * 1000,
+    timeoutMs: service.timeout_seconds * 1000,
+    maxBytes: service.max_bytes,
+    persistPath: service.persist,
+    adopt: (candidate) => engine.adopt(candidate),
+    observed(outcome, error) {
+      if (outcome === 'failed') logger.warn({ code: error?.code }, `policy.service: ${error?.message ?? 'the poll failed'}; the policy in force stays`);
+      else if (outcome === 'loaded') logger.info('policy.service: a new bundle is in force');
+    },
+  });
 }
 
 /** One rule for a token's audience, for the issuer and the proxy alike. */

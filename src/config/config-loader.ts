@@ -10,6 +10,7 @@ import type {
   EscalationConfig,
   PdpConfig,
   PolicySigningAlgorithm,
+  PolicyServiceConfig,
   PolicyVerificationConfig,
   ProxyConfig,
   SuggestionScheduleConfig,
@@ -149,12 +150,22 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     ttl_factor: r.suggestions?.ttl_factor ?? 4,
     schedule: buildSuggestionSchedule(r.suggestions?.schedule, escalation.webhooks, details),
   };
-  if (r.policy?.compiled !== undefined) {
-    for (const key of ['agents', 'bundle'] as const) {
-      if (r.policy[key] !== undefined) details.push({ path: `policy.${key}`, message: 'policy.compiled replaces policy.bundle and policy.agents: set one or the other' });
+  const service = r.policy?.service;
+  if (r.policy?.compiled !== undefined || service !== undefined) {
+    const by = service !== undefined ? 'policy.service' : 'policy.compiled';
+    for (const key of ['agents', 'bundle', ...(service !== undefined ? (['compiled'] as const) : [])] as const) {
+      if (r.policy?.[key] !== undefined) details.push({ path: `policy.${key}`, message: `${by} replaces policy.${key}: set one or the other` });
     }
   } else if (r.policy?.verification !== undefined) {
-    details.push({ path: 'policy.verification', message: 'checks the signature of policy.compiled, which is not set' });
+    details.push({ path: 'policy.verification', message: 'checks the signature of policy.compiled or policy.service, neither of which is set' });
+  }
+  if (service !== undefined) {
+    if ((service.max_delay_seconds ?? 120) < (service.min_delay_seconds ?? 60)) {
+      details.push({ path: 'policy.service.max_delay_seconds', message: 'is below policy.service.min_delay_seconds' });
+    }
+    if (/^http:/i.test(service.url) && !isLoopbackUrl(service.url)) {
+      details.push({ path: 'policy.service.url', message: 'must be https (plain http only on a loopback host)' });
+    }
   }
   if (suggestions.min_days > suggestions.window_days) {
     details.push({ path: 'suggestions.min_days', message: 'exceeds suggestions.window_days: nothing could ever be suggested' });
@@ -176,6 +187,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       max_entries_per_file: r.policy?.max_entries_per_file ?? 10000,
       compiled: r.policy?.compiled === undefined ? null : at(r.policy.compiled),
       verification: policyVerification(r.policy?.verification, at),
+      service: policyService(r.policy?.service, at),
     },
     store: { url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at), synchronous: r.store?.synchronous ?? 'normal' },
     issuer: {
@@ -393,6 +405,15 @@ interface RawConfig {
     max_file_bytes?: number;
     max_entries_per_file?: number;
     compiled?: string;
+    service?: {
+      url: string;
+      token_file?: string;
+      min_delay_seconds?: number;
+      max_delay_seconds?: number;
+      timeout_seconds?: number;
+      max_bytes?: number;
+      persist?: string;
+    };
     verification?: {
       key_id?: string;
       scope?: string;
@@ -478,4 +499,18 @@ function policyVerification(
   const keys = Object.create(null) as Record<string, PolicyVerificationConfig['keys'][string]>;
   for (const [id, key] of Object.entries(raw.keys)) keys[id] = { algorithm: key.algorithm, key_file: at(key.key_file), scope: key.scope ?? null };
   return { key_id: raw.key_id ?? null, scope: raw.scope ?? null, keys };
+}
+
+/** `policy.service` with its defaults and paths resolved; null when absent. */
+function policyService(raw: NonNullable<RawConfig['policy']>['service'], at: (path: string) => string): PolicyServiceConfig | null {
+  if (raw === undefined) return null;
+  return {
+    url: raw.url,
+    token_file: raw.token_file === undefined ? null : at(raw.token_file),
+    min_delay_seconds: raw.min_delay_seconds ?? 60,
+    max_delay_seconds: raw.max_delay_seconds ?? 120,
+    timeout_seconds: raw.timeout_seconds ?? 30,
+    max_bytes: raw.max_bytes ?? 1073741824,
+    persist: at(raw.persist ?? 'data/policy-bundle.tar.gz'),
+  };
 }

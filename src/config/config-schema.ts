@@ -31,6 +31,20 @@ export const configSchema = {
         max_file_bytes: { type: 'integer', minimum: 1024, maximum: 67108864 },
         max_entries_per_file: { type: 'integer', minimum: 100, maximum: 10000000 },
         compiled: { type: 'string', minLength: 1 },
+        service: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://[^\\s@/]+(/\\S*)?$' },
+            token_file: { type: 'string', minLength: 1 },
+            min_delay_seconds: { type: 'integer', minimum: 1, maximum: 86400 },
+            max_delay_seconds: { type: 'integer', minimum: 1, maximum: 86400 },
+            timeout_seconds: { type: 'integer', minimum: 1, maximum: 600 },
+            max_bytes: { type: 'integer', minimum: 1024, maximum: 4294967296 },
+            persist: { type: 'string', minLength: 1 },
+          },
+        },
         verification: {
           type: 'object',
           additionalProperties: false,

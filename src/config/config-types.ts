@@ -35,6 +35,23 @@ export interface PolicyVerificationConfig {
   keys: Readonly<Record<string, { algorithm: PolicySigningAlgorithm; key_file: string; scope: string | null }>>;
 }
 
+/** Where a replica pulls its compiled bundle from (docs/bundles.md, "From a bundle server"). */
+export interface PolicyServiceConfig {
+  /** `https://…` (or `http://` on a loopback host). */
+  url: string;
+  /** A file holding a bearer token for the bundle server, read at every poll; null: no Authorization header. */
+  token_file: string | null;
+  /** The next poll comes after a random delay between these. Defaults 60 and 120 s. */
+  min_delay_seconds: number;
+  max_delay_seconds: number;
+  /** One download's time limit. Default 30 s. */
+  timeout_seconds: number;
+  /** Largest bundle accepted. Default 1 GiB. */
+  max_bytes: number;
+  /** The last good bundle, loaded at start (a restart without the server serves it). Default `data/policy-bundle.tar.gz`. */
+  persist: string;
+}
+
 /** OPA's bundle signing algorithms: RS, PS, ES or HS with 256, 384 or 512 bits. */
 export type PolicySigningAlgorithm = `${'RS' | 'PS' | 'ES' | 'HS'}${256 | 384 | 512}`;
 /** The same, as the config schema checks it. */
@@ -74,6 +91,8 @@ export interface PdpConfig {
     compiled: string | null;
     /** The signature a compiled bundle must carry (docs/bundles.md). Null (default): none is checked. */
     verification: PolicyVerificationConfig | null;
+    /** Pull the compiled bundle from a bundle server (OPA's bundle service API). Null (default): local files. */
+    service: PolicyServiceConfig | null;
   };
   store: {
     url: string;

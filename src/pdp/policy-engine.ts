@@ -1,4 +1,4 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
@@ -98,6 +98,26 @@ export class PolicyEngine {
     return run;
   }
 
+  /**
+   * Loads the compiled bundle at `candidate` (a download next to the compiled path) and, only once it is in force,
+   * renames it over the compiled path, so the file a restart loads is always the last good bundle. A refused
+   * candidate is deleted and the policy in force stays. Serialised with reloads.
+   */
+  adopt(candidate: string): Promise<ActivePolicy> {
+    const compiled = this.#opts.compiled;
+    if (compiled === undefined) return Promise.reject(new PdpError('internal', 'adopt() needs a compiled policy source'));
+    const run = this.#queue.then(() =>
+      this.#load(candidate, async () => {
+        await rename(candidate, compiled.path);
+      }).catch(async (err: unknown) => {
+        await rm(candidate, { force: true });
+        throw err;
+      }),
+    );
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Polls the bundle and the policy folder; reloads when their files change. */
   watch(intervalMs: number): void {
     this.stopWatching();
@@ -123,11 +143,12 @@ export class PolicyEngine {
     this.#timer = undefined;
   }
 
-  async #load(): Promise<ActivePolicy> {
+  async #load(candidate?: string, adopted?: () => Promise<void>): Promise<ActivePolicy> {
     const previous = this.#active;
     try {
-      const signature = await this.#fileSignature();
-      const { bundle, policySet, dataJson } = await this.#read();
+      // Taken before reading: a change made while this load runs is seen by the next tick.
+      const signature = candidate === undefined ? await this.#fileSignature() : '';
+      const { bundle, policySet, dataJson } = await this.#read(candidate);
       const evaluator = await WasmEvaluator.create(
         bundle,
         policySet.data as unknown as Record<string, unknown>,
@@ -135,6 +156,7 @@ export class PolicyEngine {
         dataJson,
       );
       probe(evaluator, policySet);
+      await adopted?.();
       const active: ActivePolicy = Object.freeze({
         evaluator,
         bundle,
@@ -144,7 +166,7 @@ export class PolicyEngine {
       });
       this.#active = active;
       this.#refusal = undefined;
-      this.#signature = signature;
+      this.#signature = candidate === undefined ? signature : await this.#fileSignature();
       this.#opts.listener?.loaded(active, previous);
       return active;
     } catch (cause) {
@@ -167,9 +189,10 @@ export class PolicyEngine {
   }
 
   /** The bundle and the policy set to load: from the files, or from the compiled bundle. */
-  async #read(): Promise<{ bundle: OpaBundle; policySet: PolicySet; dataJson?: Uint8Array }> {
+  async #read(candidate?: string): Promise<{ bundle: OpaBundle; policySet: PolicySet; dataJson?: Uint8Array }> {
     const load = this.#opts.load ?? {};
-    const compiled = this.#opts.compiled;
+    const source = this.#opts.compiled;
+    const compiled = source === undefined ? undefined : { ...source, path: candidate ?? source.path };
     if (compiled !== undefined) {
       const [permissions, gz, verification] = await Promise.all([
         checkBundlePermissions(compiled.path, load.allowInsecurePermissions ?? false),

@@ -53,6 +53,8 @@ const scheduled = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0
 
 /** Keys whose default, null, the doc states as `none`. */
 const NULL_MEANS_NONE = new Set(['audit.mask_key_file', 'policy.compiled', 'policy.verification.key_id', 'policy.verification.scope']);
+/** The policy.service section's defaults: a config with the smallest one. */
+const serviced = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }], policy: { service: { url: 'https://bundles.example.com/p.tar.gz' } } }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp').config;
 
 /** The default the loader applies to a key, as the doc would spell it (paths relative to the config file). */
 function appliedDefault(key: string): string | undefined {
@@ -73,6 +75,10 @@ function appliedDefault(key: string): string | undefined {
     return Array.isArray(value) ? JSON.stringify(value) : String(value);
   }
   if (key.startsWith('callers[].')) return undefined;
+  if (key.startsWith('policy.service.')) {
+    const value = (serviced.policy.service as unknown as Record<string, unknown>)[key.slice('policy.service.'.length)];
+    return value === undefined || value === null || key === 'policy.service.url' ? undefined : String(value).replace('/etc/agent-pdp/', '');
+  }
   if (key.endsWith('.<integration>')) return undefined;
   // Keys of list items (`escalation.webhooks[].url`) have no default: the item is written whole or not at all.
   if (key.includes('[]')) return undefined;
@@ -97,7 +103,7 @@ describe('docs/configuration.md', () => {
       const value = (config.callers[0] as unknown as Record<string, unknown>)[key.slice(10)];
       if (stated === 'none') expect(value).toBeUndefined();
       else if (stated !== 'required') expect(stated).toBe(`\`${JSON.stringify(value)}\``);
-    } else if (key === 'proxy.listen') {
+    } else if (key === 'proxy.listen' || key === 'policy.service.url') {
       expect(stated).toBe('required');
     } else if (key.startsWith('proxy.upstreams[].') && applied !== undefined && stated !== 'required') {
       expect(stated).toBe(`\`${applied}\``);
