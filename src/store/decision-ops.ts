@@ -264,9 +264,15 @@ function preparedUse(ctx: StoreContext, input: TokenUseInput): () => void {
   // Validated, masked and encoded before queuing, as every event is.
   const prepared = ctx.chain.prepare(usedEvent(undefined));
   return () => {
-    // Correlate with the token's decision, task and agent when the token is ours: its ids, the prepared data.
+    // Correlate with the token's decision, task and agent when the token is ours: its ids added to the prepared
+    // event (what usedEvent(row) would build, without checking the data a second time).
     const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
-    ctx.chain.append(row === undefined ? prepared : { ...prepared, event: { ...usedEvent(row), data: prepared.event.data } });
+    if (row === undefined) return void ctx.chain.append(prepared);
+    const event = { ...prepared.event };
+    if (row.decision_id !== null) event.decision_id = row.decision_id;
+    if (row.task_id !== null) event.task_id = row.task_id;
+    if (row.agent_id !== null) event.agent_id = row.agent_id;
+    ctx.chain.append({ ...prepared, event });
   };
 }
 
