@@ -71,7 +71,6 @@ interface Call {
   res: ServerResponse;
   started: bigint;
   traceId: string | null;
-  realm: string;
   facts: CallFacts;
 }
 
@@ -97,6 +96,9 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
   const now = o.now ?? (() => new Date());
   /** Set when an audit write failed: calls are refused until one succeeds. */
   let auditDown = false;
+
+  /** The `WWW-Authenticate` realm of a refusal: the proxy and, when it names one, the call's integration. */
+  const realmOf = (call: Call): string => (o.upstreams.has(call.facts.integration) ? `agent-pdp proxy ${call.facts.integration}` : 'agent-pdp proxy');
 
   const observe = (call: Call, outcome: ProxyOutcome, code: string): void => {
     const integration = o.upstreams.has(call.facts.integration) ? call.facts.integration : '-';
@@ -146,12 +148,12 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
         await audit(call, claims, 'refused', code);
       } catch {
         observe(call, 'failed', 'audit_unavailable');
-        writeRefusal(res, 'audit_unavailable', 'audit', { realm: call.realm });
+        writeRefusal(res, 'audit_unavailable', 'audit', { realm: realmOf(call) });
         return;
       }
     }
     observe(call, PROXY_REFUSALS[code].status >= 500 ? 'failed' : 'refused', code);
-    writeRefusal(res, code, message, { realm: call.realm, ...(facts.scope === null ? {} : { scope: facts.scope }), ...(field === undefined ? {} : { field }) });
+    writeRefusal(res, code, message, { realm: realmOf(call), ...(facts.scope === null ? {} : { scope: facts.scope }), ...(field === undefined ? {} : { field }) });
   };
 
   /** Every check, in order; a refusal is answered here and yields undefined. */
@@ -261,7 +263,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       await audit(call, claims, 'failed', result.code).catch(() => undefined);
       observe(call, 'failed', result.code);
       if (result.answer === 'cut' || res.headersSent) res.destroy();
-      else writeRefusal(res, result.answer, result.answer === 'request_too_large' ? `the body exceeds ${max} bytes` : 'upstream', { realm: call.realm });
+      else writeRefusal(res, result.answer, result.answer === 'request_too_large' ? `the body exceeds ${max} bytes` : 'upstream', { realm: realmOf(call) });
       return;
     }
     // The caller never holds a complete answer whose evidence is not durable: the last chunk waits for the commit.
@@ -298,7 +300,6 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       res,
       started,
       traceId: traceIdOf(req),
-      realm: `agent-pdp proxy ${o.upstreams.has(integration) ? integration : ''}`.trim(),
       facts: { integration, method, path_template: '', scope: null, record: null, upstream_status: null, bytes_in: 0, bytes_out: 0 },
     };
     if (url.includes('#')) return refuse(call, 'path_not_canonical', 'a request target holds no fragment (`#`)', undefined, 'path');

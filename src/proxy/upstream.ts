@@ -111,7 +111,8 @@ export class Upstream {
   /** The headers to send upstream: the allowlisted ones of the call, and the credential. */
   requestHeaders(incoming: IncomingHttpHeaders, credential: { name: string; value: string }, body: { length: number } | 'stream' | null): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [name, value] of Object.entries(incoming)) {
+    for (const name in incoming) {
+      const value = incoming[name];
       if (value === undefined || !this.#forward.has(name)) continue;
       out[name] = Array.isArray(value) ? value.join(', ') : value;
     }
