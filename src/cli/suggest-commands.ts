@@ -5,8 +5,9 @@
  * `--as` (the audit event's caller_id).
  *
  * `suggest` folds the trail into the aggregates (rollupUsage), reads the window, runs the engine on the policy folder
- * as the server loads it, saves the suggestions (a dismissed one stays dismissed while its evidence holds) and prints
- * or writes the report. `apply` checks the suggestion still holds on the evidence up to now, rewrites the agent's
+ * as the server loads it, saves the suggestions (a dismissed one stays dismissed while its evidence holds; an open
+ * one this run no longer makes on the same terms is withdrawn: src/suggest/suggestion-run.ts) and prints or writes
+ * the report. `apply` checks the suggestion still holds on the evidence up to now, rewrites the agent's
  * file (refused when it changed since), records
  * `policy.suggestion.applied`, and leaves the reload to the server's watcher. `dismiss` records
  * `policy.suggestion.dismissed`.
@@ -51,7 +52,7 @@ export const SUGGEST_COMMANDS: Command[] = [
   {
     name: 'suggest',
     summary:
-      'policy suggestions from the usage in the trail: --config FILE [--since 90d|TIME] [--agent ID] [--format md|json|html] [--out FILE] [--min-days N] [--min-tokens N] [--ttl-factor N]; saves them (suggest apply / dismiss)',
+      'policy suggestions from the usage in the trail: --config FILE [--since 90d|TIME] [--agent ID] [--format md|json|html] [--out FILE] [--min-days N] [--min-tokens N] [--ttl-factor N]; saves them (suggest apply / dismiss) and withdraws open ones it no longer makes on the same terms',
     options: {
       ...config,
       since: { type: 'string' },
