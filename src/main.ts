@@ -7,6 +7,7 @@ import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoaded
 import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig, PolicyServiceConfig } from './config/config-types.js';
 import { BundlePoller } from './bundle-service/bundle-poller.js';
+import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
 import { describeError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
 import { Decider } from './pdp/decider.js';
@@ -77,6 +78,13 @@ export interface CreatePdpOptions {
    * callers are fixed at start (`startServer` passes its config file).
    */
   rereadConfig?: () => PdpConfig;
+  /**
+   * False in the workers of `serve --workers N` but the first: they leave the jobs one process does for all
+   * (the suggestion schedule, pulling bundles from policy.service: they watch the persisted bundle instead). Default true.
+   */
+  primaryWorker?: boolean;
+  /** Called after a reload asked over HTTP (`POST /v1/admin/reload`) succeeded here: the other workers reload too. */
+  onAdminReload?: () => void;
 }
 
 const TASK_SWEEP_MS = 5_000;
@@ -160,7 +168,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   };
   const engine = new PolicyEngine({ ...policySource(config), load, listener, now });
   // From a bundle server (policy.service): the persisted last good bundle if there is one, else a first download.
-  const poller = config.policy.service === null ? undefined : bundlePoller(config.policy.service, engine, logger);
+  const primaryWorker = options.primaryWorker ?? true;
+  const poller = config.policy.service === null || !primaryWorker ? undefined : bundlePoller(config.policy.service, engine, logger);
   try {
     if (poller !== undefined && config.policy.service !== null && !existsSync(config.policy.service.persist)) {
       await poller.restore();
@@ -176,7 +185,10 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     await store.close();
     throw err;
   }
-  if (config.policy.watch && poller === undefined) engine.watch(config.policy.watch_interval_ms);
+  // Another worker pulls from policy.service: this one watches the bundle it persists.
+  if ((config.policy.watch && config.policy.service === null) || (config.policy.service !== null && poller === undefined)) {
+    engine.watch(config.policy.watch_interval_ms);
+  }
 
   const tasks = new TaskService({
     store,
@@ -279,7 +291,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   metrics.watchOutbox(outbox, store);
   // Policy suggestions on a schedule (config suggestions.schedule): new ones are notified through the same outbox.
   const suggestionSchedule =
-    config.suggestions.schedule === null
+    config.suggestions.schedule === null || !primaryWorker
       ? undefined
       : new SuggestionSchedule({
           store,
@@ -338,7 +350,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     store,
     outbox: store,
     metrics,
-    reload,
+    // Over HTTP, the other workers of `serve --workers` reload too (SIGHUP reaches them through the supervisor).
+    reload: async () => {
+      await reload();
+      options.onAdminReload?.();
+    },
     now,
   });
   const handler = requestPipeline({
@@ -454,7 +470,16 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     for (const warning of reread.warnings) logger.warn(warning);
     return reread.config;
   };
-  const pdp = await createPdp(config, { logger, rereadConfig });
+  // A worker of `serve --workers N` (src/workers/): the first one also runs the jobs one process does for all.
+  const worker = workerIndex();
+  const log = worker === undefined ? logger : logger.child({ worker });
+  let channel: ReturnType<typeof workerChannel> | undefined;
+  const pdp = await createPdp(config, {
+    logger: log,
+    rereadConfig,
+    ...(worker === undefined ? {} : { primaryWorker: worker === 1, onAdminReload: () => channel?.announce() }),
+  });
+  if (worker !== undefined) channel = workerChannel(() => pdp.reload(), log);
   const server = createServer(pdp.handler).listen(config.server.port, config.server.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -463,7 +488,7 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   server.keepAliveTimeout = 65_000;
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
-  logger.info({ url, revision: pdp.engine.active?.revision }, 'agent-pdp listening');
+  log.info({ url, revision: pdp.engine.active?.revision, pid: process.pid }, 'agent-pdp listening');
   let proxy: EnforcementProxy | undefined;
   if (config.proxy?.serve === true) {
     try {
@@ -478,7 +503,7 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      logger.info('shutting down: finishing in-flight requests');
+      log.info('shutting down: finishing in-flight requests');
       await Promise.all([
         new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -487,16 +512,21 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
         proxy?.close(),
       ]);
       await pdp.close();
-      logger.info('stopped');
+      channel?.close();
+      log.info('stopped');
+      // A worker's channel to the supervisor would keep it alive: let go of it, and the process ends.
+      if (worker !== undefined && process.connected) process.disconnect();
     })();
     return closing;
   };
   const onHup = (): void =>
-    void pdp.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'reload failed'));
+    void pdp.reload().catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed'));
   const onStop = (): void => void close();
   process.on('SIGHUP', onHup);
   process.once('SIGTERM', onStop);
   process.once('SIGINT', onStop);
+  // A worker whose supervisor is gone stops too (it would serve on, unsupervised, after the primary was killed).
+  if (worker !== undefined) process.once('disconnect', onStop);
   const closed = new Promise<void>((resolve) => {
     server.once('close', () => {
       process.off('SIGHUP', onHup);
@@ -504,6 +534,20 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     });
   });
   return { pdp, server, url, ...(proxy === undefined ? {} : { proxy }), closed, close };
+}
+
+/**
+ * `agent-pdp serve --workers N` (N > 1), in the primary: everything a first start creates (the store and its
+ * migrations, the key folder, the approval link key, the audit key) is created once here, by a PDP started and
+ * stopped before any worker, so N workers starting together never race to create them; then the supervisor
+ * (src/workers/supervisor.ts) keeps N workers running until SIGTERM/SIGINT. Resolves with the exit code.
+ */
+export async function superviseServer(opts: { configPath: string; nodeEnv?: string | undefined; workers: number }): Promise<number> {
+  const { config } = loadConfigFile(opts.configPath, { nodeEnv: opts.nodeEnv });
+  const logger = createLogger(config.log.level).child({ worker: 0 });
+  const first = await createPdp(config, { logger, defaultMetrics: false });
+  await first.close();
+  return runSupervisor({ workers: opts.workers, logger });
 }
 
 /**

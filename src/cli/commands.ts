@@ -34,11 +34,22 @@ const CLI_CALLER_ID = 'agent-pdp-cli';
 export const COMMANDS: Command[] = [
   {
     name: 'serve',
-    summary: 'serve the PDP: --config FILE (or AGENT_PDP_CONFIG)',
-    options: { config: { type: 'string', short: 'c' } },
+    summary: 'serve the PDP: --config FILE (or AGENT_PDP_CONFIG) [--workers N|auto] (processes on the one port; default server.workers, 1)',
+    options: { config: { type: 'string', short: 'c' }, workers: { type: 'string' } },
     async run(values) {
       const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
       if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE or set AGENT_PDP_CONFIG');
+      const flag = str(values['workers']);
+      if (flag !== undefined && flag !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(flag)) return usageError('serve', 'usage: agent-pdp serve --config FILE [--workers N|auto]');
+      const { loadConfigFile: load } = await import('../config/config-loader.js');
+      const { workerCount } = await import('../workers/supervisor.js');
+      const cluster = (await import('node:cluster')).default;
+      const setting = flag === undefined ? load(configPath, { nodeEnv: process.env['NODE_ENV'] }).config.server.workers : flag === 'auto' ? 'auto' : Number(flag);
+      const workers = workerCount(setting);
+      if (workers > 1 && cluster.isPrimary) {
+        const { superviseServer } = await import('../main.js');
+        return superviseServer({ configPath, nodeEnv: process.env['NODE_ENV'], workers });
+      }
       const { startServer } = await import('../main.js');
       const server = await startServer({ configPath, nodeEnv: process.env['NODE_ENV'] });
       await server.closed;

@@ -176,7 +176,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
 
   const config: PdpConfig = {
     source,
-    server: { host: listen.slice(0, colon), port, body_limit_bytes: r.server?.body_limit_bytes ?? 65536 },
+    server: { host: listen.slice(0, colon), port, body_limit_bytes: r.server?.body_limit_bytes ?? 65536, workers: r.server?.workers ?? 1 },
     policy: {
       bundle: at(r.policy?.bundle ?? 'opa-bundle/bundle.tar.gz'),
       agents: at(r.policy?.agents ?? 'policies'),
@@ -395,7 +395,7 @@ function buildSuggestionSchedule(
 }
 
 interface RawConfig {
-  server?: { listen?: string; body_limit_bytes?: number };
+  server?: { listen?: string; body_limit_bytes?: number; workers?: number | 'auto' };
   policy?: {
     bundle?: string;
     agents?: string;

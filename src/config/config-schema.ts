@@ -17,6 +17,7 @@ export const configSchema = {
       properties: {
         listen: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' },
         body_limit_bytes: { type: 'integer', minimum: 1024, maximum: 10485760 },
+        workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
       },
     },
     policy: {

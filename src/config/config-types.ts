@@ -66,6 +66,8 @@ export interface PdpConfig {
     port: number;
     /** Largest accepted request body. Default 64 KiB. */
     body_limit_bytes: number;
+    /** Server processes on the one port (`serve --workers`): a number, or `auto` for the cores available. Default 1. */
+    workers: number | 'auto';
   };
   policy: {
     bundle: string;

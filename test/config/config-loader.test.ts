@@ -152,7 +152,7 @@ describe('defaults, freezing and paths', () => {
     expect(warnings).toEqual([]);
     expect(config).toEqual({
       source: join(BASE_DIR, 'agent-pdp.yaml'),
-      server: { host: '127.0.0.1', port: 8181, body_limit_bytes: 65536 },
+      server: { host: '127.0.0.1', port: 8181, body_limit_bytes: 65536, workers: 1 },
       policy: {
         bundle: join(BASE_DIR, 'opa-bundle/bundle.tar.gz'),
         agents: join(BASE_DIR, 'policies'),
