@@ -33,6 +33,8 @@ export interface OurServerOptions {
   nodeFlags?: string[];
   /** Config sections added to the bench config (e.g. `proxy`). Default none. */
   config?: Record<string, unknown>;
+  /** `server.workers` (`serve --workers`). Default 1. */
+  workers?: number;
 }
 
 /** Writes a bench config (bench keys, not the dev keys, so production mode accepts it) and starts the server. */
@@ -40,7 +42,7 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
   mkdirSync(o.dir, { recursive: true });
   const port = await freePort();
   const config = {
-    server: { listen: `127.0.0.1:${port}` },
+    server: { listen: `127.0.0.1:${port}`, workers: o.workers ?? 1 },
     policy: { bundle: BUNDLE, agents: POLICIES, watch: false },
     store: { url: 'sqlite:data/pdp.db' },
     // The redeem window is widened from 60 s so the decisions the token measurement prepares stay redeemable
