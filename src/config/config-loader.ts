@@ -159,6 +159,12 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
   } else if (r.policy?.verification !== undefined) {
     details.push({ path: 'policy.verification', message: 'checks the signature of policy.compiled or policy.service, neither of which is set' });
   }
+  if (r.suggestions?.schedule !== undefined && (r.policy?.compiled !== undefined || service !== undefined)) {
+    details.push({
+      path: 'suggestions.schedule',
+      message: 'needs the YAML policy folder, which a server on policy.compiled or policy.service does not read: run agent-pdp suggest where the policies are kept',
+    });
+  }
   if (service !== undefined) {
     if ((service.max_delay_seconds ?? 120) < (service.min_delay_seconds ?? 60)) {
       details.push({ path: 'policy.service.max_delay_seconds', message: 'is below policy.service.min_delay_seconds' });
