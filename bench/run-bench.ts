@@ -4,7 +4,7 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
@@ -30,6 +30,7 @@ import type { OutboxBenchResult } from './outbox-bench.js';
 import { runProxyBench, type ProxyBenchResult } from './proxy-bench.js';
 import type { SuggestBenchResult } from './suggest-bench.js';
 import type { BundleBenchResult } from './bundle-bench.js';
+import type { WorkersBenchResult } from './workers-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -47,7 +48,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -355,6 +356,25 @@ async function bundleSection(results: BenchResults & { bundle?: BundleBenchResul
   results.bundle = runJsonChild<BundleBenchResult>(undefined, process.execPath, [child('bundle-bench.js'), '--agents', agents, '--json', ...(SERVER_CPU === undefined ? [] : ['--server-cpu', SERVER_CPU])], 1_800_000);
 }
 
+/** Every core (bench/workers-bench.ts): serve --workers 2 vs --workers 1 vs opa run --server, all unpinned. */
+async function workersSection(results: BenchResults & { workers?: WorkersBenchResult }): Promise<void> {
+  log('workers: serve --workers 2 vs --workers 1 vs opa run --server, unpinned, same load at saturation');
+  results.workers = runJsonChild<WorkersBenchResult>(undefined, process.execPath, [child('workers-bench.js'), '--seconds', quick ? '3' : '8', '--rounds', quick ? '1' : '3', '--json'], 1_800_000);
+}
+
+function workersGoal(r: BenchResults & { workers?: WorkersBenchResult }): Goal {
+  const w = r.workers;
+  const busy = (contamination['workers'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['workers']} cores meanwhile` : '';
+  return {
+    goal: `every core: ours with --workers 2 against opa run --server (GOMAXPROCS = ${w?.cores ?? 'the'} cores), durable audit on, all unpinned`,
+    target: '≥ 1.5× OPA',
+    measured: w
+      ? `${w.servers.map((s) => `${s.name} ${s.median_rps.toLocaleString('en')} req/s (rounds ${s.rounds_rps.join(', ')}; ${s.errors} errors)`).join('; ')}: --workers 2 ÷ OPA ${w.ratio.workers2_vs_opa}×, ÷ --workers 1 ${w.ratio.workers2_vs_workers1}×${busy}`
+      : 'not run',
+    met: w ? w.ratio.workers2_vs_opa >= 1.5 && w.servers.every((s) => s.errors === 0) : null,
+  };
+}
+
 function bundleGoals(r: BenchResults & { bundle?: BundleBenchResult }): Goal[] {
   const b = r.bundle;
   const busy = (contamination['bundle'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['bundle']} cores meanwhile` : '';
@@ -514,6 +534,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(...proxyGoals(r));
   out.push(suggestGoal(r));
   out.push(...bundleGoals(r));
+  out.push(workersGoal(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -729,6 +750,7 @@ async function main(): Promise<void> {
     if (only.has('proxy')) await proxySection(work, results);
     if (only.has('suggest')) await watched('suggest', () => suggestSection(results));
     if (only.has('bundle')) await watched('bundle', () => bundleSection(results));
+    if (only.has('workers')) await watched('workers', () => workersSection(results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
