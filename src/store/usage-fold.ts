@@ -107,6 +107,20 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   type UseRow = [number, string, string, unknown];
   /** The token.used events of one token, day and kind of use in what was read: the key, n, first seq, first and last time, the latest used_at. */
   type UseGroup = [key: string, n: number, first_seq: number, first_at: string, last_at: string, last_used_at: unknown];
+  /** A count with first and last seen (a DailyCell without the members its context and scope hold). */
+  interface Count {
+    n: number;
+    first_at: string;
+    last_at: string;
+  }
+  interface Context {
+    day: string;
+    agent: string;
+    integration: string;
+    task: string;
+    record: string;
+    bySource: Map<UsageSource, Map<string, Count>>;
+  }
   interface IssuedToken {
     issued_ms: number;
     /** When it entered memory (its issuance, or the first use that read it from the store). */
@@ -119,7 +133,8 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   /** Issuance order (about): the oldest first, so forgetting stops at the first one to keep. */
   const tokens = new Map<string, IssuedToken>();
   const taskTypes = new Map<string, string>();
-  let daily = new Map<string, DailyCell>();
+  /** The cells summed so far: per context (day, agent, integration, task type, record type), source and scope. */
+  let contexts = new Map<string, Context>();
   let tokenCells = new Map<string, TokenCell>();
   let unknownTokens = new Set<string>();
   let lastTime = '';
@@ -149,16 +164,26 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     return type;
   };
 
-  /** The key of the cells of a day, agent, integration, task type and record type (`count` adds the source and scope). */
-  const contextKey = (day: string, agent: string, integration: string, task: string, record: string): string =>
-    `${day}\u0000${agent}\u0000${integration}\u0000${task}\u0000${record}\u0000`;
+  /** The cells of a day, agent, integration, task type and record type, looked up once for all of an event's scopes. */
+  const contextOf = (day: string, agent: string, integration: string, task: string, record: string): Context => {
+    const key = `${day}\u0000${agent}\u0000${integration}\u0000${task}\u0000${record}`;
+    let context = contexts.get(key);
+    if (context === undefined) {
+      context = { day, agent, integration, task, record, bySource: new Map() };
+      contexts.set(key, context);
+    }
+    return context;
+  };
 
-  /** `context`: contextKey of the same day, agent, integration, task and record (built once for an event's scopes). */
-  const count = (context: string, day: string, agent: string, integration: string, scope: string, task: string, record: string, source: UsageSource, n: number, first: string, last: string): void => {
-    const key = `${context}${source}\u0000${scope}`;
-    const cell = daily.get(key);
+  const count = (context: Context, source: UsageSource, scope: string, n: number, first: string, last: string): void => {
+    let cells = context.bySource.get(source);
+    if (cells === undefined) {
+      cells = new Map();
+      context.bySource.set(source, cells);
+    }
+    const cell = cells.get(scope);
     if (cell === undefined) {
-      daily.set(key, { day, agent_id: agent, integration, scope, task_type: task, record_type: record, source, n, first_at: first, last_at: last });
+      cells.set(scope, { n, first_at: first, last_at: last });
       return;
     }
     cell.n += n;
@@ -183,10 +208,10 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     const day = time.slice(0, 10);
     const task = taskType(taskId, seq);
     const record = typeof recordType === 'string' ? recordType : '';
-    const context = contextKey(day, agent, integration, task, record);
+    const context = contextOf(day, agent, integration, task, record);
     for (let i = 0; i < scopes.length; i++) {
       const scope: unknown = scopes[i];
-      if (typeof scope === 'string' && scopes.indexOf(scope) === i) count(context, day, agent, integration, scope, task, record, 'granted', 1, time, time);
+      if (typeof scope === 'string' && scopes.indexOf(scope) === i) count(context, 'granted', scope, 1, time, time);
     }
     const cell = tokenCell(day, agent, integration);
     cell.issued++;
@@ -208,17 +233,17 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
       if (taskId !== null) rememberTask(taskId, asserted);
     } else task = taskType(taskId, seq);
     const record = typeof recordType === 'string' ? recordType : '';
-    const context = contextKey(day, agent, integration, task, record);
+    const context = contextOf(day, agent, integration, task, record);
     if (Array.isArray(requested)) {
       for (let i = 0; i < requested.length; i++) {
         const scope: unknown = requested[i];
-        if (typeof scope === 'string' && requested.indexOf(scope) === i) count(context, day, agent, integration, scope, task, record, 'requested', 1, time, time);
+        if (typeof scope === 'string' && requested.indexOf(scope) === i) count(context, 'requested', scope, 1, time, time);
       }
     }
     if (Array.isArray(denied) && denied.length > 0) {
       const scopes: string[] = [];
       for (const d of denied) if (isObject(d) && typeof d['scope'] === 'string' && !scopes.includes(d['scope'])) scopes.push(d['scope']);
-      for (const scope of scopes) count(context, day, agent, integration, scope, task, record, 'denied', 1, time, time);
+      for (const scope of scopes) count(context, 'denied', scope, 1, time, time);
     }
   };
 
@@ -289,7 +314,7 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     if (lastAt > lastTime) lastTime = lastAt;
     const task = taskType(taskId, firstSeq);
     const record = typeof recordType === 'string' ? recordType : '';
-    count(contextKey(day, agent, integration, task, record), day, agent, integration, scope, task, record, source, n, firstAt, lastAt);
+    count(contextOf(day, agent, integration, task, record), source, scope, n, firstAt, lastAt);
     // When the last request was let through: a resource server reports its own time (the PDP checked it lies within
     // the token's life); the event's time is when the report arrived, up to a flush later.
     const end = source === 'resource_server' && typeof lastUsedAt === 'string' ? lastUsedAt : lastAt;
@@ -321,9 +346,13 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     },
     take(): FoldedCells {
       const out: FoldedCells = { daily: [], tokens: [] };
-      for (const c of daily.values()) out.daily.push([c.day, c.agent_id, c.integration, c.scope, c.task_type, c.record_type, c.source, c.n, c.first_at, c.last_at]);
+      for (const c of contexts.values()) {
+        for (const [source, cells] of c.bySource) {
+          for (const [scope, cell] of cells) out.daily.push([c.day, c.agent, c.integration, scope, c.task, c.record, source, cell.n, cell.first_at, cell.last_at]);
+        }
+      }
       for (const c of tokenCells.values()) out.tokens.push([c.day, c.agent_id, c.integration, c.issued, c.issued_first_at, c.issued_last_at, c.tokens, c.max_seconds]);
-      daily = new Map();
+      contexts = new Map();
       tokenCells = new Map();
       unknownTokens = new Set();
       return out;

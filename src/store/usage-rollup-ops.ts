@@ -101,6 +101,9 @@ async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number 
       const next = rangeAfter(done.end);
       if (next !== undefined && pool !== undefined) folding = foldRange(next);
       const start = cursor;
+      // In the primary key's order: each upsert lands next to the last one (pages already in the cache).
+      cells.daily.sort(byDailyKey);
+      cells.tokens.sort(byTokenKey);
       const moved = await ctx.write(() => {
         if (cursorOf(sql) !== start) return false;
         // Rows in the statements' parameter order (usage-fold.ts), bound as they are.
@@ -209,6 +212,28 @@ function merge(folded: readonly FoldedCells[]): FoldedCells {
   for (const row of tokens.values()) out.tokens.push(row);
   return out;
 }
+
+/** usage_daily's primary key order: agent_id, integration, scope, task_type, record_type, source, day. */
+function byDailyKey(a: DailyRow, b: DailyRow): number {
+  for (const i of DAILY_KEY) {
+    const x = a[i] as string;
+    const y = b[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+const DAILY_KEY = [1, 2, 3, 4, 5, 6, 0] as const;
+
+/** token_use_span's primary key order: agent_id, integration, day. */
+function byTokenKey(a: TokenRow, b: TokenRow): number {
+  for (const i of TOKEN_KEY) {
+    const x = a[i];
+    const y = b[i];
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+const TOKEN_KEY = [1, 2, 0] as const;
 
 function cursorOf(sql: Statements): number {
   return (sql.selectUsageCursor.get() as { seq: number } | undefined)?.seq ?? 0;
