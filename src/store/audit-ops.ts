@@ -43,13 +43,13 @@ export async function* iterateEvents(
   if (query.since !== undefined) requireTime('since', query.since);
   if (query.until !== undefined) requireTime('until', query.until);
   for (const type of query.types ?? []) if (!isAuditEventType(type)) throw new TypeError(`unknown event type ${type}`);
-  const { sql, params } = eventPageSql(query);
+  const { sql, params, startAfter } = eventPageSql(query);
   let statement = cache.get(sql);
   if (statement === undefined) {
     statement = ctx.db.prepare(sql);
     cache.set(sql, statement);
   }
-  let after = 0;
+  let after = startAfter;
   for (;;) {
     const rows = readPage(statement, [...params, after, PAGE_SIZE]);
     for (const event of read(() => rows.map((row) => eventFromRow(row)))) {

@@ -216,14 +216,16 @@ export type EventFilter = EventQuery;
  * it reads is part of the hashed event; the outcome filter is applied to the rows after reading (audit-ops.ts).
  * Parameters: the filter values in the order below, then the last seq seen, then the page size.
  */
-export function eventPageSql(filter: EventFilter): { sql: string; params: unknown[] } {
+export function eventPageSql(filter: EventFilter): { sql: string; params: unknown[]; startAfter: number } {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (clause: string, value: unknown): void => {
     where.push(clause);
     params.push(value);
   };
-  if (filter.from_seq !== undefined) add('seq >= ?', filter.from_seq);
+  // from_seq is not a clause of its own: it is where the page cursor (`seq > ?`, below) starts. With two lower bounds
+  // on seq SQLite ranges the rowid on one and filters on the other, so every page read the trail again from from_seq:
+  // exporting 400,000 events took 136 s, twenty times 100,000 (issue 19).
   if (filter.to_seq !== undefined) add('seq <= ?', filter.to_seq);
   if (filter.since !== undefined) add('time >= ?', filter.since);
   if (filter.until !== undefined) add('time < ?', filter.until);
@@ -243,7 +245,7 @@ export function eventPageSql(filter: EventFilter): { sql: string; params: unknow
   }
   where.push('seq > ?');
   const sql = `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
-  return { sql, params };
+  return { sql, params, startAfter: Math.max(0, (filter.from_seq ?? 1) - 1) };
 }
 
 export interface AccessRequestFilter {
