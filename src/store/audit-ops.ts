@@ -52,7 +52,7 @@ export async function* iterateEvents(
   let after = startAfter;
   for (;;) {
     const rows = readPage(statement, [...params, after, PAGE_SIZE]);
-    for (const event of read(() => rows.map((row) => eventFromRow(row)))) {
+    for (const event of read(() => rows.map((row) => eventFromRow(row, query.raw_data === true)))) {
       if (query.outcome === undefined || decisionOutcome(event) === query.outcome) yield event;
     }
     const last = rows[rows.length - 1];

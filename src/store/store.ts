@@ -263,6 +263,11 @@ export interface EventQuery {
   /** Decision events with this outcome (implies type decision). */
   outcome?: RecordedOutcome;
   types?: readonly AuditEventType[];
+  /**
+   * Each event's `data` as the stored canonical text (`RawJson`), not parsed: what an export that writes and hashes
+   * events as they are needs (parsing and re-encoding every event was most of an export's time). Default false.
+   */
+  raw_data?: boolean;
 }
 
 /** Written when events are pruned: the chain continues from last_pruned_hash. */
