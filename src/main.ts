@@ -232,7 +232,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     await store.close();
     throw err;
   }
-  heads.start();
+  // One signer per store: in `serve --workers N`, worker 1 (two signers could append their heads out of order).
+  if (options.primaryWorker ?? true) heads.start();
 
   const audienceFor = audienceOf(config, engine);
   const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now });
@@ -389,7 +390,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     reload,
     async close() {
       engine.stopWatching();
-      poller?.stop();
+      await poller?.stop(); // a download being adopted finishes before the store closes
       clearInterval(sweep);
       clearInterval(escalationSweep);
       await suggestionSchedule?.stop(); // a run in progress commits (and its notification is queued) first
@@ -397,7 +398,9 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       await refusals.close(); // the counts of the last window reach the store before it closes
       // The events since the last signed head are signed before the store closes.
       heads.stop();
-      await heads.signNow().catch((err: unknown) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'));
+      if (options.primaryWorker ?? true) {
+        await heads.signNow().catch((err: unknown) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'));
+      }
       await store.close();
     },
   };
@@ -473,6 +476,9 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   // A worker of `serve --workers N` (src/workers/): the first one also runs the jobs one process does for all.
   const worker = workerIndex();
   const log = worker === undefined ? logger : logger.child({ worker });
+  // A worker whose supervisor dies while it starts leaves at once (once listening, it stops as on SIGTERM, below).
+  const orphaned = (): never => process.exit(1);
+  if (worker !== undefined) process.once('disconnect', orphaned);
   let channel: ReturnType<typeof workerChannel> | undefined;
   const pdp = await createPdp(config, {
     logger: log,
@@ -526,7 +532,10 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   process.once('SIGTERM', onStop);
   process.once('SIGINT', onStop);
   // A worker whose supervisor is gone stops too (it would serve on, unsupervised, after the primary was killed).
-  if (worker !== undefined) process.once('disconnect', onStop);
+  if (worker !== undefined) {
+    process.off('disconnect', orphaned);
+    process.once('disconnect', onStop);
+  }
   const closed = new Promise<void>((resolve) => {
     server.once('close', () => {
       process.off('SIGHUP', onHup);

@@ -55,10 +55,12 @@ export class BundlePoller {
     void this.poll().finally(() => this.#schedule());
   }
 
-  stop(): void {
+  /** Stops polling; resolves once a poll in flight (a download being adopted) has finished. */
+  async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    await this.#polling;
   }
 
   /** One poll; concurrent calls share it. */

@@ -3,8 +3,9 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 
 /**
- * `agent-pdp serve --workers N`: N server processes on one port (node:cluster; the primary accepts and hands each
- * connection to a worker in turn). The primary serves nothing itself: it starts the workers, restarts one that dies,
+ * `agent-pdp serve --workers N`: N server processes on one port (node:cluster, each worker accepting on the shared
+ * socket itself: with the round-robin default the primary accepts and hands connections over, and a connection
+ * handed to a worker that dies in that moment is never answered nor closed, so a client without a timeout hangs). The primary serves nothing itself: it starts the workers, restarts one that dies,
  * passes reloads on, and stops them all on SIGTERM/SIGINT. Each worker is a whole server (`startServer`) on the same
  * config: its own policy evaluator, its own store connection (SQLite in WAL mode takes one writer at a time, each
  * transaction reading the chain head under the write lock, so the audit chain stays one history), its own key ring.
@@ -35,6 +36,8 @@ export interface SupervisorOptions {
   /** Restart delay after a crash; doubled for each crash within `stableMs` of the worker's start, up to 30 s. Default 1000. */
   restartDelayMs?: number;
   stableMs?: number;
+  /** After SIGTERM, how long a worker may take to finish its requests before it is killed. Default 30 s. */
+  shutdownGraceMs?: number;
 }
 
 /**
@@ -50,6 +53,9 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
   let stopping = false;
   let everListened = false;
 
+  // The kernel hands connections to the workers (see the file comment); set before the first fork.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const shutdownGraceMs = options.shutdownGraceMs ?? 30_000;
   return new Promise<number>((resolve) => {
     const fork = (index: number, crashes: number): void => {
       const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
@@ -95,6 +101,13 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
       logger.info({ signal, workers: byIndex.size }, 'stopping the workers');
       if (byIndex.size === 0) return finish(0);
       for (const { worker } of byIndex.values()) worker.process.kill('SIGTERM');
+      // A worker stuck finishing (a long stream through the proxy) does not hold the supervisor for ever.
+      setTimeout(() => {
+        for (const [index, { worker }] of byIndex) {
+          logger.error({ worker: index, grace_ms: shutdownGraceMs }, 'worker still running after the grace period: killed');
+          worker.process.kill('SIGKILL');
+        }
+      }, shutdownGraceMs).unref();
     };
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');

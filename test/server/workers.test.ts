@@ -25,13 +25,14 @@ const lines: Array<{ msg?: string; worker?: number; pid?: number; url?: string; 
 /** One request on a connection of its own (so the primary hands it to the next worker). */
 function call(method: string, path: string, key: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((ok, fail) => {
-    const req = request(`${url}${path}`, { method, agent: false, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
+    const req = request(`${url}${path}`, { method, agent: false, timeout: 10_000, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
       res.on('end', () => ok({ status: res.statusCode ?? 0, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
     });
     req.on('error', fail);
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)));
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
@@ -94,6 +95,13 @@ afterAll(() => {
 describe('serve --workers 2 on one SQLite store', () => {
   it('spreads connections over both workers, and a decision is redeemed exactly once whichever workers race', async () => {
     const served = new Set<number>();
+    const seenServing = (): Set<number> => {
+      for (const l of lines) if (l.msg === 'request' && typeof l.worker === 'number') served.add(l.worker);
+      return served;
+    };
+    // The kernel picks the worker of each new connection: ask until both have answered (it takes a few).
+    for (let i = 0; i < 200 && seenServing().size < 2; i++) expect((await decide('spread', ['repo:read'])).status).toBe(200);
+    expect(seenServing()).toEqual(new Set([1, 2]));
     for (let round = 0; round < 5; round++) {
       const allow = await decide('race', ['repo:read']);
       expect(allow.status).toBe(200);
@@ -101,8 +109,6 @@ describe('serve --workers 2 on one SQLite store', () => {
       expect(redeems.filter((r) => r.status === 201), JSON.stringify(redeems.map((r) => [r.status, r.json]))).toHaveLength(1);
       expect(redeems.filter((r) => r.status !== 201).every((r) => r.status === 409)).toBe(true);
     }
-    for (const l of lines) if (l.msg === 'request' && typeof l.worker === 'number') served.add(l.worker);
-    expect(served).toEqual(new Set([1, 2]));
   });
 
   it('a task completed through one worker is denied at once through either', async () => {
