@@ -8,7 +8,7 @@ import { loadConfigFile } from './config/config-loader.js';
 import type { PdpConfig, PolicyServiceConfig } from './config/config-types.js';
 import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
-import { describeError, PdpError } from './errors/pdp-error.js';
+import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
 import { Decider } from './pdp/decider.js';
 import { RefusalRecorder } from './pdp/refusal-recorder.js';
@@ -177,8 +177,16 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       if (engine.active === undefined) {
         throw new PdpError('bundle_missing', `no policy: the first download from policy.service ${first === 'refused' ? 'was refused' : 'failed'}, and none is persisted`);
       }
+    } else if (poller !== undefined) {
+      await poller.restore();
+      // A persisted bundle this server refuses now (its key was rotated, say): ask the bundle server afresh.
+      await engine.reload().catch(async (err: unknown) => {
+        logger.warn({ code: isPdpError(err) ? err.code : 'internal' }, 'policy.service: the persisted bundle is refused: downloading');
+        poller.forget();
+        await poller.poll();
+        if (engine.active === undefined) throw err;
+      });
     } else {
-      await poller?.restore();
       await engine.reload();
     }
   } catch (err) {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { PdpError } from '../errors/pdp-error.js';
 
 /**
@@ -43,10 +45,25 @@ export class BundlePoller {
     this.#o = options;
   }
 
-  /** Reads the persisted ETag (the bundle a restart serves), so the first poll of a restart can be a 304. */
+  /**
+   * At start: removes downloads a crash left behind, and picks up the ETag to send: that of a bundle refused last
+   * time (so it is not fetched and refused again after a restart), else that of the persisted bundle, when there is
+   * one, so the first poll of a restart can be a 304. `forget()` drops it (the persisted bundle was refused).
+   */
   async restore(): Promise<void> {
-    const text = await readFile(`${this.#o.persistPath}.etag`, 'utf8').catch(() => undefined);
-    if (text !== undefined && text.trim() !== '') this.#etag = text.trim();
+    const dir = dirname(this.#o.persistPath);
+    const prefix = `${basename(this.#o.persistPath)}.download-`;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (name.startsWith(prefix)) await rm(join(dir, name), { force: true });
+    }
+    const read = async (path: string): Promise<string | undefined> => (await readFile(path, 'utf8').catch(() => ''))?.trim() || undefined;
+    const persisted = existsSync(this.#o.persistPath) ? await read(`${this.#o.persistPath}.etag`) : undefined;
+    this.#etag = (await read(`${this.#o.persistPath}.refused-etag`)) ?? persisted;
+  }
+
+  /** The next poll asks without If-None-Match: whatever the server serves now is downloaded. */
+  forget(): void {
+    this.#etag = undefined;
   }
 
   /** Polls now, then keeps polling after random delays until `stop()`. */
@@ -95,11 +112,14 @@ export class BundlePoller {
     try {
       await this.#o.adopt(candidate);
     } catch (err) {
-      // Not fetched again while the server serves the same bytes; the refusal stays reported by the engine.
+      // Not fetched again while the server serves the same bytes (a restart included); the refusal stays reported
+      // by the engine.
       this.#etag = downloaded.etag;
+      if (downloaded.etag !== undefined) await writeFile(`${this.#o.persistPath}.refused-etag`, `${downloaded.etag}\n`, { mode: 0o600 }).catch(() => undefined);
       return this.#observe('refused', asFailure(err));
     }
     this.#etag = downloaded.etag;
+    await rm(`${this.#o.persistPath}.refused-etag`, { force: true });
     if (downloaded.etag === undefined) await rm(`${this.#o.persistPath}.etag`, { force: true });
     else await writeFile(`${this.#o.persistPath}.etag`, `${downloaded.etag}\n`, { mode: 0o600 }).catch(() => undefined);
     return this.#observe('loaded');
@@ -110,7 +130,11 @@ export class BundlePoller {
     const headers: Record<string, string> = { accept: 'application/gzip, application/octet-stream' };
     if (this.#etag !== undefined) headers['if-none-match'] = this.#etag;
     const token = await this.#o.token?.();
-    if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+    if (token !== undefined) {
+      // Checked here, so a malformed token never reaches an error message (the HTTP client quotes a bad header value).
+      if (!/^[\x21-\x7e]+$/.test(token)) throw new PdpError('config_invalid', 'policy.service.token_file holds characters a bearer token cannot have (one token, printable ASCII, no spaces)');
+      headers['authorization'] = `Bearer ${token}`;
+    }
     const res = await fetch(this.#o.url, { headers, signal: AbortSignal.timeout(this.#o.timeoutMs), redirect: 'error' });
     if (res.status === 304) {
       await res.body?.cancel();
@@ -145,6 +169,7 @@ export class BundlePoller {
 function asFailure(err: unknown): PdpError {
   if (err instanceof PdpError) return err;
   const name = err instanceof Error ? err.name : 'Error';
-  const reason = name === 'TimeoutError' ? 'timed out' : err instanceof Error ? err.message : 'failed';
+  // Only messages known to hold nothing of the request: a TypeError of the HTTP client may quote a header value.
+  const reason = name === 'TimeoutError' ? 'timed out' : err instanceof Error && err.message === 'fetch failed' ? 'the connection failed' : 'the request failed';
   return new PdpError('bundle_missing', `the bundle server could not be reached: ${reason}`, { cause: err });
 }

@@ -165,6 +165,13 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       message: 'needs the YAML policy folder, which a server on policy.compiled or policy.service does not read: run agent-pdp suggest where the policies are kept',
     });
   }
+  if (service !== undefined && r.policy?.verification === undefined) {
+    if (env.nodeEnv === 'production') {
+      details.push({ path: 'policy.verification', message: 'is required with policy.service in production: sign the bundles (agent-pdp bundle build --signing-key) and configure the key' });
+    } else {
+      warnings.push('policy.service without policy.verification: whoever can change the file the bundle server serves decides every authorization. Sign the bundles and configure the key.');
+    }
+  }
   if (service !== undefined) {
     if ((service.max_delay_seconds ?? 120) < (service.min_delay_seconds ?? 60)) {
       details.push({ path: 'policy.service.max_delay_seconds', message: 'is below policy.service.min_delay_seconds' });
@@ -516,7 +523,7 @@ function policyService(raw: NonNullable<RawConfig['policy']>['service'], at: (pa
     min_delay_seconds: raw.min_delay_seconds ?? 60,
     max_delay_seconds: raw.max_delay_seconds ?? 120,
     timeout_seconds: raw.timeout_seconds ?? 30,
-    max_bytes: raw.max_bytes ?? 1073741824,
+    max_bytes: raw.max_bytes ?? 67108864,
     persist: at(raw.persist ?? 'data/policy-bundle.tar.gz'),
   };
 }

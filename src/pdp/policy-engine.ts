@@ -4,7 +4,7 @@ import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
 import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
 import type { BundleVerification } from '../policy/bundle-signature.js';
-import { bundleFiles, readCompiledBundle } from '../policy/compiled-bundle.js';
+import { bundleFilesAsync, readCompiledBundle } from '../policy/compiled-bundle.js';
 import { loadPolicyDir, type PolicyLoadOptions } from '../policy/policy-loader.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import { WasmEvaluator } from '../policy/wasm-evaluator.js';
@@ -201,7 +201,7 @@ export class PolicyEngine {
         }),
         compiled.verification?.(),
       ]);
-      const read = await readCompiledBundle(bundleFiles(gz, compiled.path), compiled.path, verification);
+      const read = await readCompiledBundle(await bundleFilesAsync(gz, compiled.path), compiled.path, verification);
       const unchecked: ErrorDetail[] = read.signed && !read.verified
         ? [{ path: '', file: compiled.path, message: 'the compiled bundle is signed, but policy.verification is not set: its signature was not checked' }]
         : [];

@@ -121,9 +121,10 @@ export async function verifyBundleFiles(files: ReadonlyMap<string, Buffer>, veri
   if (keyId === '') throw invalid('no key id: configure one, or sign with a kid');
   const key = Object.hasOwn(verification.keys, keyId) ? verification.keys[keyId] : undefined;
   if (key === undefined) throw invalid(`no verification key is configured under the id ${JSON.stringify(keyId)}`);
+  const checkWith = publicKey(key); // a key that is no key for its algorithm is the configuration's error, said as such
   let payload: { files?: unknown; scope?: unknown };
   try {
-    const verified = await compactVerify(token, publicKey(key), { algorithms: [key.algorithm] });
+    const verified = await compactVerify(token, checkWith, { algorithms: [key.algorithm] });
     payload = JSON.parse(new TextDecoder().decode(verified.payload)) as typeof payload;
   } catch (cause) {
     throw invalid(`the JWT does not verify with key ${JSON.stringify(keyId)} (${key.algorithm})`, cause);
@@ -187,17 +188,31 @@ function isHmac(algorithm: BundleSigningAlgorithm): boolean {
   return algorithm.startsWith('HS');
 }
 
+/**
+ * An HMAC secret: at least as long as the hash (RFC 7518 3.2), and not a PEM key configured as one (a public key's
+ * text used as the shared secret would let anyone holding the public key sign bundles).
+ */
+function hmacSecret(algorithm: BundleSigningAlgorithm, text: string): KeyObject {
+  const bytes = Buffer.from(text, 'utf8');
+  const least = Number(algorithm.slice(2)) / 8;
+  if (text.trimStart().startsWith('-----BEGIN')) throw new PdpError('config_invalid', `a PEM key is configured as the ${algorithm} shared secret: use RS*, PS* or ES* for it`);
+  if (bytes.length < least) throw new PdpError('config_invalid', `the ${algorithm} shared secret must be at least ${least} bytes`);
+  return createSecretKey(bytes);
+}
+
 function privateKey(signing: BundleSigningKey): KeyObject {
+  if (isHmac(signing.algorithm)) return hmacSecret(signing.algorithm, signing.key);
   try {
-    return isHmac(signing.algorithm) ? createSecretKey(Buffer.from(signing.key, 'utf8')) : createPrivateKey(signing.key);
+    return createPrivateKey(signing.key);
   } catch (cause) {
     throw new PdpError('config_invalid', `the bundle signing key is not a ${isHmac(signing.algorithm) ? 'secret' : 'PEM private key'} for ${signing.algorithm}`, { cause });
   }
 }
 
 function publicKey(key: BundleVerificationKey): KeyObject {
+  if (isHmac(key.algorithm)) return hmacSecret(key.algorithm, key.key);
   try {
-    return isHmac(key.algorithm) ? createSecretKey(Buffer.from(key.key, 'utf8')) : createPublicKey(key.key);
+    return createPublicKey(key.key);
   } catch (cause) {
     throw new PdpError('config_invalid', `a bundle verification key is not a ${isHmac(key.algorithm) ? 'secret' : 'PEM public key or certificate'} for ${key.algorithm}`, { cause });
   }

@@ -4,7 +4,9 @@ import { DECISION_ENTRYPOINT, type OpaBundle } from './bundle-reader.js';
 import { SIGNATURES_FILE, signBundleFiles, verifyBundleFiles, type BundleSigningKey, type BundleVerification } from './bundle-signature.js';
 import { canonicalJson } from './policy-revision.js';
 import type { PolicyData, PolicySet } from './policy-types.js';
-import { readTarGz, TarFormatError } from './tar-reader.js';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { readTar, readTarGz, TarFormatError } from './tar-reader.js';
 import { writeTarGz, type TarFile } from './tar-writer.js';
 
 /**
@@ -25,8 +27,12 @@ import { writeTarGz, type TarFile } from './tar-writer.js';
 export const COMPILED_META_ROOT = 'agentpdp_compiled';
 export const COMPILED_FORMAT = 'agent-pdp-compiled-bundle-v1';
 const META_FILE = `${COMPILED_META_ROOT}/data.json`;
-/** Compiled bundles hold every agent's policy: 100,000 agents are about 100 MB of JSON. */
-export const MAX_COMPILED_BUNDLE_BYTES = 1024 * 1024 * 1024;
+const gunzipAsync = promisify(gunzip);
+/**
+ * Largest compiled bundle unpacked: 100,000 agents are about 55 MB of JSON, and a gzip of a few MB can unpack to
+ * gigabytes (checked while unpacking, before any signature can be).
+ */
+export const MAX_COMPILED_BUNDLE_BYTES = 256 * 1024 * 1024;
 
 interface CompiledMeta {
   format: typeof COMPILED_FORMAT;
@@ -96,6 +102,24 @@ export function isCompiledBundle(files: ReadonlyMap<string, Buffer>): boolean {
 export function bundleFiles(gz: Buffer, path: string, maxBytes = MAX_COMPILED_BUNDLE_BYTES): Map<string, Buffer> {
   try {
     return new Map(readTarGz(gz, maxBytes).map((e) => [e.path, e.content]));
+  } catch (cause) {
+    throw new PdpError('bundle_invalid', `policy bundle ${path}: ${cause instanceof TarFormatError ? cause.message : 'unreadable archive'}`, { cause });
+  }
+}
+
+/**
+ * {@link bundleFiles}, unpacked on libuv's thread pool: a server loading a bundle keeps answering meanwhile (the
+ * gunzip of a large bundle held the event loop for a second, and a gzip bomb up to the limit for many).
+ */
+export async function bundleFilesAsync(gz: Buffer, path: string, maxBytes = MAX_COMPILED_BUNDLE_BYTES): Promise<Map<string, Buffer>> {
+  let tar: Buffer;
+  try {
+    tar = await gunzipAsync(gz, { maxOutputLength: maxBytes });
+  } catch (cause) {
+    throw new PdpError('bundle_invalid', `policy bundle ${path}: not a gzip stream, or larger than ${maxBytes} bytes unpacked`, { cause });
+  }
+  try {
+    return new Map(readTar(tar).map((e) => [e.path, e.content]));
   } catch (cause) {
     throw new PdpError('bundle_invalid', `policy bundle ${path}: ${cause instanceof TarFormatError ? cause.message : 'unreadable archive'}`, { cause });
   }

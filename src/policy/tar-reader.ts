@@ -22,6 +22,11 @@ export function readTarGz(gz: Buffer, maxBytes = MAX_BUNDLE_BYTES): TarEntry[] {
   } catch (cause) {
     throw new TarFormatError('not a gzip stream, or larger than the bundle limit', { cause });
   }
+  return readTar(tar);
+}
+
+/** The regular files of an (unpacked) ustar archive. */
+export function readTar(tar: Buffer): TarEntry[] {
   const entries: TarEntry[] = [];
   let offset = 0;
   let paxPath: string | undefined;

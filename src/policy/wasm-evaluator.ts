@@ -83,7 +83,7 @@ export class WasmEvaluator {
       const pages = Math.min(MAX_MEMORY_PAGES, Math.max(MIN_INITIAL_MEMORY_PAGES, wanted));
       policy = await sdk.loadPolicy(bundle.wasm, { initial: pages });
       // setData takes an ArrayBuffer as JSON bytes: exactly the encoded bytes, never a larger backing store.
-      policy.setData(data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer);
+      policy.setData(data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : new Uint8Array(data).buffer);
     } catch (cause) {
       throw new PdpError('bundle_invalid', `cannot load the wasm module of ${bundle.path}: ${describe(cause)}`, { cause });
     }

@@ -149,16 +149,20 @@ describe('compiled bundle: OPA bundle signatures', () => {
     expect(await refusal(readCompiledBundle(removed, 'r', verifyWith(rsaPublic)))).toMatch(/missing from the bundle: rego\/agentpdp\/decision\.rego/);
   });
 
-  it('does not let an HMAC key configuration accept an RS256 signature (algorithm confusion)', async () => {
+  it('does not let an HMAC key configuration accept an RS256 signature (algorithm confusion), nor a short secret', async () => {
     const confused: BundleVerification = { keys: { release: { algorithm: 'HS256', key: rsaPublic } } };
-    expect(await refusal(readCompiledBundle(bundleFiles(signed, 's'), 's', confused))).toMatch(/^bundle_invalid: .*does not verify/);
+    expect(await refusal(readCompiledBundle(bundleFiles(signed, 's'), 's', confused))).toMatch(/^config_invalid: a PEM key is configured as the HS256 shared secret/);
+    const hs = await buildCompiledBundle(fromYaml, rego, regoSources, { algorithm: 'HS256', key: 'k'.repeat(32), keyId: 'release' });
+    expect(await refusal(readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { release: { algorithm: 'HS256', key: 'short' } } }))).toMatch(/^config_invalid: the HS256 shared secret must be at least 32 bytes/);
+    expect(await refusal(buildCompiledBundle(fromYaml, rego, regoSources, { algorithm: 'HS512', key: 'k'.repeat(40) }))).toMatch(/at least 64 bytes/);
   });
 
   it('round-trips HS256 with a shared secret and a scope', async () => {
-    const hs = await buildCompiledBundle(fromYaml, rego, regoSources, { algorithm: 'HS256', key: 'a shared secret of some length', keyId: 'ci', scope: 'prod' });
-    const ok = await readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { ci: { algorithm: 'HS256', key: 'a shared secret of some length', scope: 'prod' } } });
+    const secret = 'a shared secret of at least thirty-two bytes';
+    const hs = await buildCompiledBundle(fromYaml, rego, regoSources, { algorithm: 'HS256', key: secret, keyId: 'ci', scope: 'prod' });
+    const ok = await readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { ci: { algorithm: 'HS256', key: secret, scope: 'prod' } } });
     expect(ok.verified).toBe(true);
-    expect(await refusal(readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { ci: { algorithm: 'HS256', key: 'another secret' } } }))).toMatch(/does not verify/);
+    expect(await refusal(readCompiledBundle(bundleFiles(hs, 'h'), 'h', { keys: { ci: { algorithm: 'HS256', key: 'another secret, also thirty-two bytes long' } } }))).toMatch(/does not verify/);
   });
 
   it('is the signature the real OPA checks: opa build --verification-key accepts ours and refuses a tampered copy', () => {

@@ -136,9 +136,10 @@ describe('pulling the compiled bundle from a bundle server (policy.service)', ()
       expect(pdp.engine.refusal?.code, note).toBe('bundle_invalid');
       expect(pdp.engine.active?.revision, note).toBe(revisionA);
       expect(readFileSync(join(replicaDir, 'data/policy-bundle.tar.gz')).equals(bundleA), note).toBe(true);
-      // The same refused bytes are not fetched again.
+      // The same refused bytes are not fetched again, a restart included.
       expect(await pdp.bundlePoller?.poll(), note).toBe('not_modified');
       expect(seen.at(-1), note).toMatchObject({ ifNoneMatch: etag, status: 304 });
+      expect(readFileSync(join(replicaDir, 'data/policy-bundle.tar.gz.refused-etag'), 'utf8').trim(), note).toBe(etag);
     }
     expect(readdirSync(join(replicaDir, 'data')).filter((f) => f.includes('.download-'))).toEqual([]);
   });
@@ -149,6 +150,7 @@ describe('pulling the compiled bundle from a bundle server (policy.service)', ()
     expect(pdp.engine.active?.revision).toBe(revisionB);
     expect(pdp.engine.refusal).toBeUndefined();
     expect(readFileSync(join(replicaDir, 'data/policy-bundle.tar.gz')).equals(bundleB)).toBe(true);
+    expect(existsSync(join(replicaDir, 'data/policy-bundle.tar.gz.refused-etag'))).toBe(false);
     served.status = 503;
     expect(await pdp.bundlePoller?.poll()).toBe('failed');
     delete served.status;
@@ -170,6 +172,43 @@ describe('pulling the compiled bundle from a bundle server (policy.service)', ()
     } finally {
       await pdp.close();
     }
+  });
+
+  it('a restart whose persisted bundle is refused (the key was rotated) downloads afresh; leftovers of a crash are removed', async () => {
+    const rotated = pair();
+    writeFileSync(join(work, 'release.pub'), rotated.pub);
+    const fresh = (await build(rotated.priv)).gz;
+    Object.assign(served, { body: fresh, etag: '"rotated"' });
+    writeFileSync(join(replicaDir, 'data/policy-bundle.tar.gz.download-deadbeef'), 'half a download');
+    const restarted = await replica();
+    try {
+      expect(restarted.engine.active).toBeDefined();
+      expect(readFileSync(join(replicaDir, 'data/policy-bundle.tar.gz')).equals(fresh)).toBe(true);
+      expect(seen.at(-1)?.status === 200 || seen.some((s) => s.ifNoneMatch === undefined && s.status === 200)).toBe(true);
+      expect(existsSync(join(replicaDir, 'data/policy-bundle.tar.gz.download-deadbeef'))).toBe(false);
+    } finally {
+      await restarted.close();
+      writeFileSync(join(work, 'release.pub'), release.pub);
+    }
+  });
+
+  it('a token file that cannot be a bearer token fails the poll without quoting it', async () => {
+    const { BundlePoller } = await import('../../src/bundle-service/bundle-poller.js');
+    const errors: string[] = [];
+    const poller = new BundlePoller({
+      url: bundleUrl,
+      token: async () => 'SECRET-TOKEN-123\nsecond-line',
+      minDelayMs: 1000,
+      maxDelayMs: 1000,
+      timeoutMs: 2000,
+      maxBytes: 1 << 20,
+      persistPath: join(work, 'unused.tar.gz'),
+      adopt: async () => undefined,
+      observed: (_outcome, error) => errors.push(`${error?.code}: ${error?.message}`),
+    });
+    expect(await poller.poll()).toBe('failed');
+    expect(errors.join(' ')).toMatch(/config_invalid: policy.service.token_file holds characters a bearer token cannot have/);
+    expect(errors.join(' ')).not.toContain('SECRET');
   });
 
   it('refuses to start with neither a persisted bundle nor a bundle server that answers', async () => {
