@@ -158,6 +158,9 @@ export async function readCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
   if (!isRecord(policies) || !isRecord(policies.agents) || !isRecord(policies.integrations) || Object.keys(data).length !== 1) {
     throw invalid('data.json must hold exactly {"policies": {"agents": …, "integrations": …}}');
   }
+  // The maps keyed by names a request carries (agent, integration) have no prototype, as the compiler's have: a bare
+  // `map[name]` with `constructor` or `__proto__` then finds nothing. One object each, not the millions inside.
+  for (const map of [policies.agents, policies.integrations, meta.integrations, meta.endpoint_maps]) Object.setPrototypeOf(map, null);
   const policySet = frozenRecord({
     revision: policiesRevision,
     data: data as unknown as PolicyData,
@@ -194,9 +197,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Deeply frozen. Unlike the compiler's records, these keep `Object.prototype` (JSON.parse gives them one; removing it
- * from 1.7 million objects took longer than parsing them): names from the policies stay data all the same, since
- * every lookup by such a name goes through `ownValue`, `Object.hasOwn` or a `Map`, never `record[name]` alone.
+ * Deeply frozen. Below the name-keyed maps (which have no prototype), these records keep `Object.prototype`
+ * (JSON.parse gives them one; removing it from 1.7 million objects took longer than parsing them): lookups by a name
+ * inside an agent go through `ownValue`, `Object.hasOwn` or a `Map`, never `record[name]` alone.
  */
 function frozenRecord<T>(value: T): T {
   if (value !== null && typeof value === 'object') {

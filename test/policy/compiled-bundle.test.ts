@@ -81,6 +81,10 @@ describe('compiled bundle: agent policies compiled once, served without YAML', (
     expect(read.verified).toBe(false);
     expect(read.signed).toBe(false);
     expect(Object.isFrozen(read.policySet.data.policies.agents)).toBe(true);
+    for (const map of [read.policySet.data.policies.agents, read.policySet.data.policies.integrations, read.policySet.integrations, read.policySet.endpointMaps]) {
+      expect(Object.getPrototypeOf(map)).toBeNull();
+    }
+    expect((read.policySet.data.policies.agents as Record<string, unknown>)['constructor']).toBeUndefined();
     const someAgent = read.policySet.data.policies.agents[read.policySet.agents[0] as string];
     expect(Object.isFrozen(someAgent?.integrations)).toBe(true);
     expect(read.dataJson.equals(bundleFiles(unsigned, 'b').get('data.json') as Buffer)).toBe(true);
