@@ -4,7 +4,7 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
@@ -31,6 +31,7 @@ import { runProxyBench, type ProxyBenchResult } from './proxy-bench.js';
 import type { SuggestBenchResult } from './suggest-bench.js';
 import type { BundleBenchResult } from './bundle-bench.js';
 import type { WorkersBenchResult } from './workers-bench.js';
+import type { ExportBenchResult } from './export-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -48,7 +49,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -356,6 +357,26 @@ async function bundleSection(results: BenchResults & { bundle?: BundleBenchResul
   results.bundle = runJsonChild<BundleBenchResult>(undefined, process.execPath, [child('bundle-bench.js'), '--agents', agents, '--json', ...(SERVER_CPU === undefined ? [] : ['--server-cpu', SERVER_CPU])], 1_800_000);
 }
 
+/**
+ * Audit exports (bench/export-bench.ts): a bulk-loaded trail of 10 million events (1 million with --quick), exported as
+ * JSON Lines unfiltered and filtered by one agent, in a process of its own (its memory).
+ */
+async function exportSection(results: BenchResults & { export?: ExportBenchResult }): Promise<void> {
+  const events = quick ? '1000000' : '10000000';
+  log(`export: ${events} events bulk-loaded, exported as JSON Lines unfiltered and filtered`);
+  results.export = runJsonChild<ExportBenchResult>(undefined, process.execPath, [child('export-bench.js'), '--events', events, '--json'], 3_600_000);
+}
+
+function exportGoal(r: BenchResults & { export?: ExportBenchResult }): Goal {
+  const e = r.export;
+  return {
+    goal: `audit export: JSON Lines of a ${e ? (e.events / 1e6).toFixed(0) : '10'}-million-event trail, unfiltered and filtered by agent, memory flat (bench/export-bench.ts)`,
+    target: '≥ 50,000 events/s both ways at 10 million',
+    measured: e ? e.runs.map((x) => `${x.filter}: ${x.events_per_s.toLocaleString('en')} events/s (${x.seconds} s; RSS ${x.rss_before_mb} → peak ${x.rss_peak_mb} MB)`).join('; ') : 'not run',
+    met: e && e.events >= 10_000_000 ? e.within_goal : null,
+  };
+}
+
 /** Every core (bench/workers-bench.ts): serve --workers 2 vs --workers 1 vs opa run --server, all unpinned. */
 async function workersSection(results: BenchResults & { workers?: WorkersBenchResult }): Promise<void> {
   log('workers: serve --workers 2 vs --workers 1 vs opa run --server, unpinned, same load at saturation');
@@ -535,6 +556,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(suggestGoal(r));
   out.push(...bundleGoals(r));
   out.push(workersGoal(r));
+  out.push(exportGoal(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -751,6 +773,7 @@ async function main(): Promise<void> {
     if (only.has('suggest')) await watched('suggest', () => suggestSection(results));
     if (only.has('bundle')) await watched('bundle', () => bundleSection(results));
     if (only.has('workers')) await watched('workers', () => workersSection(results));
+    if (only.has('export')) await watched('export', () => exportSection(results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
