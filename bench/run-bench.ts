@@ -341,10 +341,11 @@ async function proxySection(work: string, results: BenchResults): Promise<void> 
  * rollupUsage from zero and usageSummary over 90 days in a process of their own (its peak memory). The rollup's worker
  * threads may use both cores: the child is pinned to both (the driver itself runs on one).
  */
-async function suggestSection(results: BenchResults & { suggest?: SuggestBenchResult }): Promise<void> {
+async function suggestSection(results: BenchResults & { suggest?: SuggestBenchResult }, trails: string): Promise<void> {
   const sizes = quick ? '1000000' : '1000000,10000000';
   log(`suggest: ${sizes.replace(',', ' and ')} events bulk-loaded, then rollupUsage from zero and usageSummary over 90 days`);
-  results.suggest = runJsonChild<SuggestBenchResult>(pin ? '0,1' : undefined, process.execPath, [child('suggest-bench.js'), '--events', sizes, '--json'], 3_600_000);
+  // The trails are kept for this run: the export section measures the same 10 million events without generating them again.
+  results.suggest = runJsonChild<SuggestBenchResult>(pin ? '0,1' : undefined, process.execPath, [child('suggest-bench.js'), '--events', sizes, '--keep', trails, '--json'], 3_600_000);
 }
 
 /**
@@ -361,10 +362,10 @@ async function bundleSection(results: BenchResults & { bundle?: BundleBenchResul
  * Audit exports (bench/export-bench.ts): a bulk-loaded trail of 10 million events (1 million with --quick), exported as
  * JSON Lines unfiltered and filtered by one agent, in a process of its own (its memory).
  */
-async function exportSection(results: BenchResults & { export?: ExportBenchResult }): Promise<void> {
+async function exportSection(results: BenchResults & { export?: ExportBenchResult }, trails: string): Promise<void> {
   const events = quick ? '1000000' : '10000000';
   log(`export: ${events} events bulk-loaded, exported as JSON Lines unfiltered and filtered`);
-  results.export = runJsonChild<ExportBenchResult>(undefined, process.execPath, [child('export-bench.js'), '--events', events, '--json'], 3_600_000);
+  results.export = runJsonChild<ExportBenchResult>(undefined, process.execPath, [child('export-bench.js'), '--events', events, '--keep', trails, '--json'], 3_600_000);
 }
 
 function exportGoal(r: BenchResults & { export?: ExportBenchResult }): Goal {
@@ -770,10 +771,10 @@ async function main(): Promise<void> {
     if (only.has('escalation')) await escalationSection(work, results);
     if (only.has('outbox')) await watched('outbox', () => outboxSection(work, results));
     if (only.has('proxy')) await proxySection(work, results);
-    if (only.has('suggest')) await watched('suggest', () => suggestSection(results));
+    if (only.has('suggest')) await watched('suggest', () => suggestSection(results, join(work, 'trails')));
     if (only.has('bundle')) await watched('bundle', () => bundleSection(results));
     if (only.has('workers')) await watched('workers', () => workersSection(results));
-    if (only.has('export')) await watched('export', () => exportSection(results));
+    if (only.has('export')) await watched('export', () => exportSection(results, join(work, 'trails')));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
