@@ -37,6 +37,7 @@ export class RevocationCache {
   readonly #revoked = new Map<string, number>();
   #seq: number | null = null;
   #lastRead = Number.NEGATIVE_INFINITY;
+  #reads = 0;
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #stopped = false;
@@ -66,6 +67,14 @@ export class RevocationCache {
   }
 
   /** Revoked tokens held (for metrics). */
+  /**
+   * Successful reads of the feed so far. The bound in its terms: a revocation committed while a read runs may miss
+   * that read, never the next one, so once two reads have completed after it every check refuses the token.
+   */
+  get reads(): number {
+    return this.#reads;
+  }
+
   get size(): number {
     return this.#revoked.size;
   }
@@ -91,6 +100,7 @@ export class RevocationCache {
         if (!more) break;
       }
       this.#lastRead = Date.now();
+      this.#reads++;
       const cutoff = now.getTime() - KEPT_PAST_EXP_MS;
       for (const [jti, exp] of this.#revoked) if (exp < cutoff) this.#revoked.delete(jti);
     } catch (err) {
