@@ -3,7 +3,6 @@
  * running elevation by key, expire and end by time, end with the task. Every event carries the DENIAL's decision
  * id, so the denial's chain (decisionChain) lists the request's whole life.
  */
-import type { Statement } from 'better-sqlite3';
 import {
   accessRequestApprovedEvent,
   accessRequestDeniedEvent,
@@ -18,7 +17,9 @@ import type { ElevationEndReason } from '../wire/access-request-v1.js';
 import { encodeData } from './chain-writer.js';
 import { accessRequestFromRow } from './rows.js';
 import { parseTaskElevations, type AccessRequestRow } from './rows.js';
-import { accessRequestPageSql } from './sql.js';
+import { SQL, accessRequestPageSql } from './sql.js';
+import { all, get, run } from './sql-program.js';
+import type { Program } from './sql-program.js';
 import type {
   AccessRequestList,
   AccessRequestRecord,
@@ -32,7 +33,7 @@ import type {
   SweepAccessRequestsInput,
   TaskElevation,
 } from './store.js';
-import { read, requireId, requireTime } from './store-context.js';
+import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 /** Most rows a listing returns per call. */
@@ -113,9 +114,9 @@ export async function createAccessRequest(ctx: StoreContext, input: CreateAccess
       },
     ),
   );
-  return ctx.write(() => {
+  return ctx.write(function* () {
     if (idempotencyKey !== null) {
-      const seen = ctx.sql.selectAccessRequestByKey.get(record.requested_by, idempotencyKey) as AccessRequestRow | undefined;
+      const seen = yield* get<AccessRequestRow>(SQL.selectAccessRequestByKey, record.requested_by, idempotencyKey);
       if (seen !== undefined) {
         if (seen.request_hash !== requestHash) {
           throw new PdpError('duplicate_request', 'this Idempotency-Key was used for another request');
@@ -123,19 +124,20 @@ export async function createAccessRequest(ctx: StoreContext, input: CreateAccess
         return { request: accessRequestFromRow(seen), created: false };
       }
     }
-    const denial = ctx.sql.selectDecisionCaller.get(record.decision_id) as { caller_id: string } | undefined;
+    const denial = yield* get<{ caller_id: string }>(SQL.selectDecisionCaller, record.decision_id);
     if (denial === undefined) throw new PdpError('decision_not_found', `decision ${record.decision_id} does not exist`);
     if (denial.caller_id !== record.requested_by) {
       throw new PdpError('decision_wrong_caller', `decision ${record.decision_id} was made for another caller`);
     }
-    if (ctx.sql.selectAccessRequestByDecision.get(record.decision_id) !== undefined) {
+    if ((yield* get(SQL.selectAccessRequestByDecision, record.decision_id)) !== undefined) {
       throw new PdpError('access_request_exists', `an access request for decision ${record.decision_id} exists already`);
     }
-    if (ctx.sql.accessRequestExists.get(record.id) !== undefined) throw new PdpError('internal', `access request id ${record.id} is in use`);
+    if ((yield* get(SQL.accessRequestExists, record.id)) !== undefined) throw new PdpError('internal', `access request id ${record.id} is in use`);
     for (const d of input.deliveries) {
-      if (ctx.sql.deliveryExists.get(d.id) !== undefined) throw new PdpError('internal', `delivery id ${d.id} is in use`);
+      if ((yield* get(SQL.deliveryExists, d.id)) !== undefined) throw new PdpError('internal', `delivery id ${d.id} is in use`);
     }
-    ctx.sql.insertAccessRequest.run(
+    yield* run(
+      SQL.insertAccessRequest,
       record.id,
       record.decision_id,
       record.requested_by,
@@ -156,44 +158,40 @@ export async function createAccessRequest(ctx: StoreContext, input: CreateAccess
       record.request_hash,
       record.trace_id,
     );
-    for (const group of new Set(record.approver_groups)) ctx.sql.insertAccessRequestGroup.run(group, record.id);
+    for (const group of new Set(record.approver_groups)) yield* run(SQL.insertAccessRequestGroup, group, record.id);
     for (const d of input.deliveries) {
-      ctx.sql.insertDelivery.run(d.id, record.id, d.destination, d.approver_group, input.now, input.now);
+      yield* run(SQL.insertDelivery, d.id, record.id, d.destination, d.approver_group, input.now, input.now);
     }
-    ctx.chain.append(event);
+    yield* ctx.chain.append(event);
     return { request: record, created: true };
   });
 }
 
 export async function getAccessRequest(ctx: StoreContext, id: string): Promise<AccessRequestRecord | undefined> {
-  return read(() => {
-    const row = ctx.sql.selectAccessRequest.get(id) as AccessRequestRow | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<AccessRequestRow>(SQL.selectAccessRequest, id);
     return row === undefined ? undefined : accessRequestFromRow(row);
   });
 }
 
 /** The request `requestedBy` submitted under an `Idempotency-Key`, if any. */
 export async function getAccessRequestByKey(ctx: StoreContext, requestedBy: string, key: string): Promise<AccessRequestRecord | undefined> {
-  return read(() => {
-    const row = ctx.sql.selectAccessRequestByKey.get(requestedBy, key) as AccessRequestRow | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<AccessRequestRow>(SQL.selectAccessRequestByKey, requestedBy, key);
     return row === undefined ? undefined : accessRequestFromRow(row);
   });
 }
 
-export async function listAccessRequests(
-  ctx: StoreContext,
-  cache: Map<string, Statement>,
-  query: ListAccessRequestsQuery,
-): Promise<AccessRequestList> {
+export async function listAccessRequests(ctx: StoreContext, query: ListAccessRequestsQuery): Promise<AccessRequestList> {
   const limit = requireLimit(query.limit);
   if (query.status !== undefined && !(ACCESS_REQUEST_STATUSES as readonly string[]).includes(query.status)) {
     throw new TypeError(`unknown access request status ${String(query.status)}`);
   }
   if (query.approver_groups !== undefined) requireStrings('approver_groups', query.approver_groups);
-  return read(() => {
+  return ctx.read(function* () {
     let after: { created_at: string; id: string } | undefined;
     if (query.after !== undefined) {
-      const row = ctx.sql.selectAccessRequest.get(query.after) as AccessRequestRow | undefined;
+      const row = yield* get<AccessRequestRow>(SQL.selectAccessRequest, query.after);
       if (row === undefined) throw new PdpError('invalid_request', '`after` names no access request');
       after = { created_at: row.created_at, id: row.id };
     }
@@ -203,12 +201,7 @@ export async function listAccessRequests(
       ...(query.approver_groups === undefined ? {} : { approver_groups: [...new Set(query.approver_groups)] }),
       ...(after === undefined ? {} : { after }),
     });
-    let statement = cache.get(sql);
-    if (statement === undefined) {
-      statement = ctx.db.prepare(sql);
-      cache.set(sql, statement);
-    }
-    const rows = statement.all(...params, limit + 1) as AccessRequestRow[];
+    const rows = yield* all<AccessRequestRow>(sql, ...params, limit + 1);
     const items = rows.slice(0, limit).map(accessRequestFromRow);
     return { items, next_after: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
   });
@@ -230,19 +223,19 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
     requireCount('duration_seconds', duration);
   }
   const traceId = input.trace_id ?? null;
-  return ctx.write(() => {
-    const row = ctx.sql.selectAccessRequest.get(input.id) as AccessRequestRow | undefined;
+  return ctx.write(function* () {
+    const row = yield* get<AccessRequestRow>(SQL.selectAccessRequest, input.id);
     if (row === undefined) throw new PdpError('access_request_not_found', `access request ${input.id} does not exist`);
     if (row.status !== 'pending') throw new PdpError('access_request_not_pending', `access request ${input.id} is ${row.status}`);
     if (row.expires_at <= input.at) throw new PdpError('access_request_expired', `access request ${input.id} expired at ${row.expires_at}`);
     if (row.caller_id === input.by) throw new PdpError('self_approval', 'an access request cannot be decided by the caller that submitted it');
-    ctx.sql.decideAccessRequest.run(input.verdict, input.at, input.by, note, approvedUntil, row.id);
+    yield* run(SQL.decideAccessRequest, input.verdict, input.at, input.by, note, approvedUntil, row.id);
     // The decide path reads a task's elevations with the task: the window goes into its row in the approval's
     // transaction (windows already over are dropped on the way; a closed task is never decided for again).
     // Only on the agent's own task, and only while it is active (checked here, in the approval's transaction: a
     // completion committed after the caller's check refuses the approval rather than elevate a closed task).
     if (approvedUntil !== null) {
-      const current = ctx.sql.selectTaskElevations.get(row.task_id) as { agent_id: string; status: string; elevations: string | null } | undefined;
+      const current = yield* get<{ agent_id: string; status: string; elevations: string | null }>(SQL.selectTaskElevations, row.task_id);
       if (current !== undefined && current.status !== 'active') {
         throw new PdpError('task_not_active', `task ${row.task_id} is ${current.status}: approving would elevate nothing`);
       }
@@ -257,7 +250,7 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
           scopes: JSON.parse(row.scopes) as string[],
           approved_until: approvedUntil,
         };
-        ctx.sql.updateTaskElevations.run(JSON.stringify([...kept, added]), row.task_id);
+        yield* run(SQL.updateTaskElevations, JSON.stringify([...kept, added]), row.task_id);
       }
     }
     const ids = { decision_id: row.decision_id, agent_id: row.agent_id, task_id: row.task_id, caller_id: input.by, trace_id: traceId };
@@ -265,10 +258,13 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
       approvedUntil === null
         ? accessRequestDeniedEvent(input.at, ids, { access_request_id: row.id, note })
         : accessRequestApprovedEvent(input.at, ids, { access_request_id: row.id, duration_seconds: duration, approved_until: approvedUntil, note });
-    ctx.chain.append(ctx.chain.prepare(event));
+    yield* ctx.chain.append(ctx.chain.prepare(event));
     return accessRequestFromRow({ ...row, status: input.verdict, decided_at: input.at, decided_by: input.by, note, approved_until: approvedUntil });
   });
 }
+
+/** The columns findElevations reads. */
+type ElevationRow = { id: string; scopes: string; resource_type: string | null; resource_id: string | null; approved_until: string };
 
 /**
  * The decide path's lookup (every decide that names a requestable scope pays it): the few columns an elevation is
@@ -278,12 +274,11 @@ export async function findElevations(ctx: StoreContext, input: FindElevationsInp
   requireTime('now', input.now);
   requireId('requested_by', input.requested_by);
   requireResource(input.resource);
-  return read(() => {
-    const rows = (
+  return ctx.read(function* () {
+    const rows =
       input.resource === null
-        ? ctx.sql.selectElevationsUnbound.all(input.agent_id, input.task_id, input.integration, input.requested_by, input.now)
-        : ctx.sql.selectElevationsBound.all(input.agent_id, input.task_id, input.integration, input.requested_by, input.now, input.resource.type, input.resource.id)
-    ) as Array<{ id: string; scopes: string; resource_type: string | null; resource_id: string | null; approved_until: string }>;
+        ? yield* all<ElevationRow>(SQL.selectElevationsUnbound, input.agent_id, input.task_id, input.integration, input.requested_by, input.now)
+        : yield* all<ElevationRow>(SQL.selectElevationsBound, input.agent_id, input.task_id, input.integration, input.requested_by, input.now, input.resource.type, input.resource.id);
     return rows.map((row) => ({
       id: row.id,
       scopes: JSON.parse(row.scopes) as string[],
@@ -297,10 +292,11 @@ export async function sweepAccessRequests(ctx: StoreContext, input: SweepAccessR
   requireTime('now', input.now);
   const limit = input.limit ?? 500;
   if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
-  return ctx.write(() => {
-    const expired = (ctx.sql.selectExpiredAccessRequests.all(input.now, limit) as AccessRequestRow[]).map((row) => {
-      ctx.sql.expireAccessRequest.run(row.id);
-      ctx.chain.append(
+  return ctx.write(function* () {
+    const expired: AccessRequestRecord[] = [];
+    for (const row of yield* all<AccessRequestRow>(SQL.selectExpiredAccessRequests, input.now, limit)) {
+      yield* run(SQL.expireAccessRequest, row.id);
+      yield* ctx.chain.append(
         ctx.chain.prepare(
           accessRequestExpiredEvent(
             input.now,
@@ -309,11 +305,14 @@ export async function sweepAccessRequests(ctx: StoreContext, input: SweepAccessR
           ),
         ),
       );
-      return accessRequestFromRow({ ...row, status: 'expired' });
-    });
-    const ended = (ctx.sql.selectPassedElevations.all(input.now, limit) as AccessRequestRow[]).map((row) =>
-      endElevation(ctx, row, { time: input.now, ended_at: row.approved_until ?? input.now, reason: 'window', by: null, trace_id: null }),
-    );
+      expired.push(accessRequestFromRow({ ...row, status: 'expired' }));
+    }
+    const ended: AccessRequestRecord[] = [];
+    for (const row of yield* all<AccessRequestRow>(SQL.selectPassedElevations, input.now, limit)) {
+      ended.push(
+        yield* endElevation(ctx, row, { time: input.now, ended_at: row.approved_until ?? input.now, reason: 'window', by: null, trace_id: null }),
+      );
+    }
     return { expired, ended };
   });
 }
@@ -323,33 +322,35 @@ export async function sweepAccessRequests(ctx: StoreContext, input: SweepAccessR
  * task_expired (or window, with ended_at = approved_until, for one whose window had passed unswept), an
  * elevation.ended event each. Returns the access request ids.
  */
-export function endElevationsOfTask(
+export function* endElevationsOfTask(
   ctx: StoreContext,
   task: { id: string; agent_id: string; status: TaskCloseStatus },
   how: { at: string; by: string | null; trace_id: string | null },
-): string[] {
-  const rows = ctx.sql.selectRunningElevationsOfTask.all(task.agent_id, task.id) as AccessRequestRow[];
+): Program<string[]> {
+  const rows = yield* all<AccessRequestRow>(SQL.selectRunningElevationsOfTask, task.agent_id, task.id);
   const reason: ElevationEndReason = task.status === 'completed' ? 'task_completed' : 'task_expired';
-  return rows.map((row) => {
+  const ended: string[] = [];
+  for (const row of rows) {
     const passed = row.approved_until !== null && row.approved_until <= how.at;
-    endElevation(
+    yield* endElevation(
       ctx,
       row,
       passed
         ? { time: how.at, ended_at: row.approved_until ?? how.at, reason: 'window', by: null, trace_id: null }
         : { time: how.at, ended_at: how.at, reason, by: how.by, trace_id: how.trace_id },
     );
-    return row.id;
-  });
+    ended.push(row.id);
+  }
+  return ended;
 }
 
-function endElevation(
+function* endElevation(
   ctx: StoreContext,
   row: AccessRequestRow,
   how: { time: string; ended_at: string; reason: ElevationEndReason; by: string | null; trace_id: string | null },
-): AccessRequestRecord {
-  ctx.sql.endElevation.run(how.ended_at, how.reason, row.id);
-  ctx.chain.append(
+): Program<AccessRequestRecord> {
+  yield* run(SQL.endElevation, how.ended_at, how.reason, row.id);
+  yield* ctx.chain.append(
     ctx.chain.prepare(
       elevationEndedEvent(
         how.time,

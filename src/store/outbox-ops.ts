@@ -6,14 +6,13 @@
  * so receivers dedupe on the delivery id. An access request's outcome is an audit event
  * (access_request.notified / .notification_failed); a suggestion notification's is its row only.
  */
-import type { Statement } from 'better-sqlite3';
 import { accessRequestNotificationFailedEvent, accessRequestNotifiedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { requireLimit } from './access-request-ops.js';
 import { deliveryFromRow } from './rows.js';
 import type { AccessRequestRow, DeliveryRow } from './rows.js';
-import { deliveryListSql } from './sql.js';
-import { statement } from './statement-cache.js';
+import { SQL, deliveryListSql } from './sql.js';
+import { all, get, run } from './sql-program.js';
 import type {
   ClaimDeliveriesInput,
   ClaimedDelivery,
@@ -22,7 +21,7 @@ import type {
   ListDeliveriesQuery,
   OutboxCounts,
 } from './store.js';
-import { read, requireId, requireTime } from './store-context.js';
+import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 const STATUSES = new Set(['pending', 'delivered', 'dead']);
@@ -35,9 +34,9 @@ export async function claimDeliveries(ctx: StoreContext, input: ClaimDeliveriesI
   requireTime('lease_until', input.lease_until);
   if (input.lease_until <= input.now) throw new TypeError('lease_until must be after now');
   const limit = requireLimit(input.limit);
-  return ctx.write(() => {
-    const rows = statement(ctx.db, SELECT_DUE).all(input.now, limit) as ClaimedDelivery[];
-    for (const row of rows) ctx.sql.leaseDelivery.run(input.lease_until, row.id);
+  return ctx.write(function* () {
+    const rows = yield* all<ClaimedDelivery>(SELECT_DUE, input.now, limit);
+    for (const row of rows) yield* run(SQL.leaseDelivery, input.lease_until, row.id);
     return rows;
   });
 }
@@ -52,8 +51,8 @@ export async function completeDelivery(ctx: StoreContext, input: CompleteDeliver
   if (error !== null && typeof error !== 'string') throw new TypeError('error must be a string or null');
   const statusCode = input.status_code ?? null;
   if (statusCode !== null && !Number.isSafeInteger(statusCode)) throw new TypeError('status_code must be an integer or null');
-  return ctx.write(() => {
-    const row = ctx.sql.selectDelivery.get(input.id) as DeliveryRow | undefined;
+  return ctx.write(function* () {
+    const row = yield* get<DeliveryRow>(SQL.selectDelivery, input.id);
     if (row === undefined) throw new TypeError(`delivery ${input.id} does not exist`);
     // Finished by another worker after this one's lease ran out: at-least-once, the first completion stands.
     if (row.status !== 'pending') return deliveryFromRow(row);
@@ -66,9 +65,9 @@ export async function completeDelivery(ctx: StoreContext, input: CompleteDeliver
       last_status: statusCode,
       delivered_at: outcome === 'delivered' ? input.at : null,
     };
-    ctx.sql.completeDelivery.run(next.status, next.attempts, next.next_attempt_at, next.last_error, next.last_status, next.delivered_at, row.id);
+    yield* run(SQL.completeDelivery, next.status, next.attempts, next.next_attempt_at, next.last_error, next.last_status, next.delivered_at, row.id);
     if (outcome !== 'retry' && row.access_request_id !== null) {
-      const request = ctx.sql.selectAccessRequest.get(row.access_request_id) as AccessRequestRow | undefined;
+      const request = yield* get<AccessRequestRow>(SQL.selectAccessRequest, row.access_request_id);
       if (request === undefined) throw new PdpError('internal', `access request ${row.access_request_id} of delivery ${row.id} is missing`);
       const ids = { decision_id: request.decision_id, agent_id: request.agent_id, task_id: request.task_id };
       const data = {
@@ -82,33 +81,28 @@ export async function completeDelivery(ctx: StoreContext, input: CompleteDeliver
         outcome === 'delivered'
           ? accessRequestNotifiedEvent(input.at, ids, { ...data, status_code: statusCode })
           : accessRequestNotificationFailedEvent(input.at, ids, { ...data, last_error: error });
-      ctx.chain.append(ctx.chain.prepare(event));
+      yield* ctx.chain.append(ctx.chain.prepare(event));
     }
     return deliveryFromRow(next);
   });
 }
 
-export async function listDeliveries(ctx: StoreContext, cache: Map<string, Statement>, query: ListDeliveriesQuery): Promise<DeliveryRecord[]> {
+export async function listDeliveries(ctx: StoreContext, query: ListDeliveriesQuery): Promise<DeliveryRecord[]> {
   const limit = requireLimit(query.limit);
   if (query.status !== undefined && !STATUSES.has(query.status)) throw new TypeError(`unknown delivery status ${String(query.status)}`);
   const { sql, params } = deliveryListSql({
     ...(query.status === undefined ? {} : { status: query.status }),
     ...(query.access_request_id === undefined ? {} : { access_request_id: query.access_request_id }),
   });
-  return read(() => {
-    let statement = cache.get(sql);
-    if (statement === undefined) {
-      statement = ctx.db.prepare(sql);
-      cache.set(sql, statement);
-    }
-    return (statement.all(...params, limit) as DeliveryRow[]).map(deliveryFromRow);
+  return ctx.read(function* () {
+    return (yield* all<DeliveryRow>(sql, ...params, limit)).map(deliveryFromRow);
   });
 }
 
 export async function outboxCounts(ctx: StoreContext): Promise<OutboxCounts> {
-  return read(() => {
+  return ctx.read(function* () {
     const counts: OutboxCounts = { pending: 0, delivered: 0, dead: 0 };
-    for (const { status, n } of ctx.sql.countDeliveries.all() as Array<{ status: string; n: number }>) {
+    for (const { status, n } of yield* all<{ status: string; n: number }>(SQL.countDeliveries)) {
       if (STATUSES.has(status)) counts[status as keyof OutboxCounts] = n;
     }
     return counts;
