@@ -10,7 +10,6 @@
 import { SUGGESTION_KINDS } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { encodeData } from './chain-writer.js';
-import { statement } from './statement-cache.js';
 import type {
   DecideSuggestionInput,
   ListSuggestionsQuery,
@@ -20,7 +19,9 @@ import type {
   SuggestionRecord,
   SuggestionStatus,
 } from './store.js';
-import { read, requireId, requireTime } from './store-context.js';
+import { SQL } from './sql.js';
+import { all, get, run } from './sql-program.js';
+import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 interface SuggestionRow {
@@ -88,29 +89,29 @@ export async function saveSuggestions(ctx: StoreContext, list: readonly Suggesti
   }
   const result: SaveSuggestionsResult = { new: [], withdrawn: [], notification: null };
   if (prepared.length === 0 && withdraw.length === 0) return result;
-  return ctx.write(() => {
+  return ctx.write(function* () {
     for (const { record: r, proposal, evidence } of prepared) {
-      const existing = ctx.sql.selectSuggestion.get(r.id) as SuggestionRow | undefined;
+      const existing = yield* get<SuggestionRow>(SQL.selectSuggestion, r.id);
       if (existing === undefined) {
-        ctx.sql.insertSuggestion.run(r.id, r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.created_at, r.updated_at);
+        yield* run(SQL.insertSuggestion, r.id, r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.created_at, r.updated_at);
         result.new.push(r.id);
         continue;
       }
       // Decided, on the same evidence: as decided. On other evidence, or withdrawn: open again (the operator is asked anew).
       const decided = existing.status === 'applied' || existing.status === 'dismissed';
       if (decided && existing.evidence_hash === r.evidence_hash) continue;
-      ctx.sql.reopenSuggestion.run(r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.updated_at, r.id);
+      yield* run(SQL.reopenSuggestion, r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.updated_at, r.id);
       if (existing.status !== 'open') result.new.push(r.id);
     }
     for (const w of withdraw) {
-      if (statement(ctx.db, WITHDRAW).run(at, w.id, w.evidence_hash).changes > 0) result.withdrawn.push(w.id);
+      if ((yield* run(WITHDRAW, at, w.id, w.evidence_hash)) > 0) result.withdrawn.push(w.id);
     }
     if (notify !== undefined && result.new.length > 0 && notify.deliveries.length > 0) {
       const notification: NotificationRecord = { id: notify.id, kind: 'policy.suggestions', suggestion_ids: [...result.new], created_at: notify.at };
-      statement(ctx.db, INSERT_NOTIFICATION).run(notification.id, notification.kind, encodeData({ suggestion_ids: notification.suggestion_ids }), notification.created_at);
+      yield* run(INSERT_NOTIFICATION, notification.id, notification.kind, encodeData({ suggestion_ids: notification.suggestion_ids }), notification.created_at);
       for (const d of notify.deliveries) {
-        if (ctx.sql.deliveryExists.get(d.id) !== undefined) throw new PdpError('internal', `delivery id ${d.id} is in use`);
-        statement(ctx.db, INSERT_NOTIFICATION_DELIVERY).run(d.id, notification.id, d.destination, d.approver_group, notify.at, notify.at);
+        if ((yield* get(SQL.deliveryExists, d.id)) !== undefined) throw new PdpError('internal', `delivery id ${d.id} is in use`);
+        yield* run(INSERT_NOTIFICATION_DELIVERY, d.id, notification.id, d.destination, d.approver_group, notify.at, notify.at);
       }
       result.notification = notification;
     }
@@ -120,8 +121,8 @@ export async function saveSuggestions(ctx: StoreContext, list: readonly Suggesti
 
 export async function getNotification(ctx: StoreContext, id: string): Promise<NotificationRecord | undefined> {
   requireId('id', id);
-  return read(() => {
-    const row = statement(ctx.db, SELECT_NOTIFICATION).get(id) as { id: string; kind: string; data: string; created_at: string } | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<{ id: string; kind: string; data: string; created_at: string }>(SELECT_NOTIFICATION, id);
     if (row === undefined) return undefined;
     const data = JSON.parse(row.data) as { suggestion_ids?: unknown };
     const suggestionIds = Array.isArray(data.suggestion_ids) ? data.suggestion_ids.filter((x): x is string => typeof x === 'string') : [];
@@ -133,24 +134,23 @@ export async function listSuggestions(ctx: StoreContext, query: ListSuggestionsQ
   const { status, agent_id: agent } = query;
   if (status !== undefined && !STATUSES.has(status)) throw new TypeError(`unknown suggestion status: ${String(status)}`);
   if (agent !== undefined) requireId('agent_id', agent);
-  return read(() => {
-    const sql = ctx.sql;
+  return ctx.read(function* () {
     const rows =
       status === undefined
         ? agent === undefined
-          ? sql.selectSuggestions.all()
-          : sql.selectSuggestionsOfAgent.all(agent)
+          ? yield* all<SuggestionRow>(SQL.selectSuggestions)
+          : yield* all<SuggestionRow>(SQL.selectSuggestionsOfAgent, agent)
         : agent === undefined
-          ? sql.selectSuggestionsByStatus.all(status)
-          : sql.selectSuggestionsByStatusOfAgent.all(status, agent);
-    return (rows as SuggestionRow[]).map(suggestionFromRow);
+          ? yield* all<SuggestionRow>(SQL.selectSuggestionsByStatus, status)
+          : yield* all<SuggestionRow>(SQL.selectSuggestionsByStatusOfAgent, status, agent);
+    return rows.map(suggestionFromRow);
   });
 }
 
 export async function getSuggestion(ctx: StoreContext, id: string): Promise<SuggestionRecord | undefined> {
   requireId('id', id);
-  return read(() => {
-    const row = ctx.sql.selectSuggestion.get(id) as SuggestionRow | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<SuggestionRow>(SQL.selectSuggestion, id);
     return row === undefined ? undefined : suggestionFromRow(row);
   });
 }
@@ -166,13 +166,13 @@ export async function decideSuggestion(ctx: StoreContext, input: DecideSuggestio
   if (data?.suggestion_id !== input.id) throw new TypeError(`the event is not about suggestion ${input.id}`);
   // Validated, masked and encoded before queuing, as every event is.
   const prepared = ctx.chain.prepare(event);
-  return ctx.write(() => {
-    const row = ctx.sql.selectSuggestion.get(input.id) as SuggestionRow | undefined;
+  return ctx.write(function* () {
+    const row = yield* get<SuggestionRow>(SQL.selectSuggestion, input.id);
     if (row === undefined) throw new PdpError('not_found', `suggestion ${input.id} does not exist`);
     if (row.status !== 'open') throw new PdpError('suggestion_decided', `suggestion ${input.id} was ${row.status} already`);
     if (event.agent_id !== row.agent_id) throw new TypeError(`the event names another agent than suggestion ${input.id}'s`);
-    ctx.sql.decideSuggestion.run(input.status, input.by, input.at, input.at, input.id);
-    ctx.chain.append(prepared);
+    yield* run(SQL.decideSuggestion, input.status, input.by, input.at, input.at, input.id);
+    yield* ctx.chain.append(prepared);
     return suggestionFromRow({ ...row, status: input.status, decided_by: input.by, decided_at: input.at, updated_at: input.at });
   });
 }

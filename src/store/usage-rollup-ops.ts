@@ -5,10 +5,14 @@
  * × days, not on the size of the trail (src/store/README.md, "Usage aggregates").
  */
 import { availableParallelism } from 'node:os';
+import type { Database } from 'better-sqlite3';
+import { PdpError, isPdpError } from '../errors/pdp-error.js';
 import type { RollupUsageInput, RollupUsageResult, TokenUseSpanSummary, TokensIssuedSummary, UsageRow, UsageSummary, UsageSummaryInput } from './store.js';
 import { SQL } from './sql.js';
-import { read, requireTime } from './store-context.js';
-import type { Statements, StoreContext } from './store-context.js';
+import { all, get, run } from './sql-program.js';
+import type { Program } from './sql-program.js';
+import { requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
 import { createUsageFold } from './usage-fold.js';
 import type { DailyRow, FoldedCells, TokenRow, UsageFold, UsageFoldSql } from './usage-fold.js';
 import { FoldWorkers } from './usage-rollup-workers.js';
@@ -48,9 +52,14 @@ export function rollupUsage(ctx: StoreContext, input: RollupUsageInput = {}): Pr
   if (workers !== undefined && (!Number.isSafeInteger(workers) || workers < 0 || workers > 64)) {
     return Promise.reject(new TypeError('workers must be an integer from 0 to 64'));
   }
+  // The fold reads the SQLite file itself (usage-fold.ts); PostgreSQL's comes later.
+  const db = ctx.engine === 'sqlite' ? ctx.sqlite : undefined;
+  if (db === undefined) {
+    return Promise.reject(new PdpError('store_unavailable', 'usage rollup is not available on the PostgreSQL store yet'));
+  }
   const next = (running.get(ctx) ?? Promise.resolve())
     .catch(() => undefined)
-    .then(() => rollupNow(ctx, batch, workers));
+    .then(() => rollupNow(ctx, db, batch, workers));
   running.set(ctx, next);
   return next;
 }
@@ -62,14 +71,21 @@ export function rollupUsage(ctx: StoreContext, input: RollupUsageInput = {}): Pr
  * batch is dropped and the call goes on from there. A large backlog is read by worker threads, one slice of each
  * batch per worker, the next batch read while the store writes the last.
  */
-async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number | undefined): Promise<RollupUsageResult> {
-  const sql = ctx.sql;
+async function rollupNow(ctx: StoreContext, db: Database, batch: number, workersAsked: number | undefined): Promise<RollupUsageResult> {
   let pool: FoldWorkers | undefined;
   let local: UsageFold | undefined;
   let events = 0;
   /** The next range to fold after `cursor`, or undefined when the cursor is at the head. */
-  const rangeAfter = (cursor: number): { from: number; end: number } | undefined => {
-    const { head, first } = read(() => ({ head: ctx.chain.readHead().seq, first: (sql.selectFirstSeq.get() as { seq: number | null }).seq }));
+  const rangeAfter = async (cursor: number): Promise<{ from: number; end: number } | undefined> => {
+    // One snapshot: the first seq read is never that of a state after the head read (a prune between the reads).
+    const { head, first } = await ctx.read(
+      function* () {
+        const head = (yield* ctx.chain.readHead()).seq;
+        const first = (yield* get<{ seq: number | null }>(SQL.selectFirstSeq))?.seq ?? null;
+        return { head, first };
+      },
+      { snapshot: true },
+    );
     if (cursor >= head) return undefined;
     // Events pruned before the rollup read them are gone: it goes on from the first remaining (no gaps after it).
     const from = first === null ? head : Math.max(cursor, first - 1);
@@ -78,38 +94,38 @@ async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number 
   };
   const foldRange = async ({ from, end }: { from: number; end: number }): Promise<FoldedCells> => {
     if (pool !== undefined && end - from >= pool.size) return merge(await pool.fold(slices(from, end, pool.size), READ_CHUNK));
-    local ??= createUsageFold(ctx.db, FOLD_SQL);
+    local ??= readSqlite(() => createUsageFold(db, FOLD_SQL));
     const fold = local;
     for (let lo = from; lo < end; ) {
       const hi = Math.min(end, lo + READ_CHUNK);
-      read(() => fold.fold(lo, hi));
+      readSqlite(() => fold.fold(lo, hi));
       lo = hi;
       if (lo < end) await new Promise((resolve) => setImmediate(resolve));
     }
     return fold.take();
   };
   try {
-    let cursor = read(() => cursorOf(sql));
-    let range = rangeAfter(cursor);
+    let cursor = await ctx.read(cursorOf);
+    let range = await rangeAfter(cursor);
     if (range === undefined) return { events: 0, seq: cursor };
-    pool = startWorkers(ctx, range, workersAsked);
+    pool = await startWorkers(ctx, db, range, workersAsked);
     let folding = foldRange(range);
     for (;;) {
       const cells = await folding;
       const done: { from: number; end: number } = range;
       // Workers read the next batch while the store writes this one.
-      const next = rangeAfter(done.end);
+      const next = await rangeAfter(done.end);
       if (next !== undefined && pool !== undefined) folding = foldRange(next);
       const start = cursor;
       // In the primary key's order: each upsert lands next to the last one (pages already in the cache).
       cells.daily.sort(byDailyKey);
       cells.tokens.sort(byTokenKey);
-      const moved = await ctx.write(() => {
-        if (cursorOf(sql) !== start) return false;
-        // Rows in the statements' parameter order (usage-fold.ts), bound as they are.
-        for (const row of cells.daily) sql.upsertUsageDaily.run(row);
-        for (const row of cells.tokens) sql.upsertTokenUseSpan.run(row);
-        sql.upsertUsageCursor.run(done.end);
+      const moved = await ctx.write(function* () {
+        if ((yield* cursorOf()) !== start) return false;
+        // Rows in the statements' parameter order (usage-fold.ts): their members are the parameters.
+        for (const row of cells.daily) yield* run(SQL.upsertUsageDaily, ...row);
+        for (const row of cells.tokens) yield* run(SQL.upsertTokenUseSpan, ...row);
+        yield* run(SQL.upsertUsageCursor, done.end);
         return true;
       });
       if (moved) {
@@ -125,8 +141,8 @@ async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number 
       await pool?.close();
       pool = undefined;
       local = undefined;
-      cursor = read(() => cursorOf(sql));
-      const again = rangeAfter(cursor);
+      cursor = await ctx.read(cursorOf);
+      const again = await rangeAfter(cursor);
       if (again === undefined) return { events, seq: cursor };
       range = again;
       folding = foldRange(again);
@@ -137,11 +153,21 @@ async function rollupNow(ctx: StoreContext, batch: number, workersAsked: number 
 }
 
 /** Workers for the backlog after `range.from` on a file store, unless asked for none (or fewer than the default). */
-function startWorkers(ctx: StoreContext, range: { from: number }, asked: number | undefined): FoldWorkers | undefined {
-  if (ctx.db.memory) return undefined;
-  const pending = ctx.chain.readHead().seq - range.from;
+async function startWorkers(ctx: StoreContext, db: Database, range: { from: number }, asked: number | undefined): Promise<FoldWorkers | undefined> {
+  if (db.memory) return undefined;
+  const pending = (await ctx.read(() => ctx.chain.readHead())).seq - range.from;
   const count = asked ?? (pending >= WORKERS_FROM_EVENTS ? Math.min(WORKERS_MAX, availableParallelism()) : 0);
-  return count === 0 ? undefined : new FoldWorkers(ctx.db.name, count, FOLD_SQL);
+  return count === 0 ? undefined : new FoldWorkers(db.name, count, FOLD_SQL);
+}
+
+/** Runs a read of the fold on the store's SQLite connection; any failure that is not already a PdpError is store_unavailable. */
+function readSqlite<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (isPdpError(error)) throw error;
+    throw new PdpError('store_unavailable', 'the store could not be read', { cause: error });
+  }
 }
 
 /** (from, end] cut into `n` contiguous slices of about the same number of events. */
@@ -235,8 +261,8 @@ function byTokenKey(a: TokenRow, b: TokenRow): number {
 }
 const TOKEN_KEY = [1, 2, 0] as const;
 
-function cursorOf(sql: Statements): number {
-  return (sql.selectUsageCursor.get() as { seq: number } | undefined)?.seq ?? 0;
+function* cursorOf(): Program<number> {
+  return (yield* get<{ seq: number }>(SQL.selectUsageCursor))?.seq ?? 0;
 }
 
 // ---- the summary -------------------------------------------------------------------------------------------
@@ -266,17 +292,22 @@ export async function usageSummary(ctx: StoreContext, input: UsageSummaryInput):
   const firstDay = since.slice(0, 10);
   const lastDay = new Date(Date.parse(until) - 1).toISOString().slice(0, 10);
   const agent = input.agent_id ?? null;
-  const sql = ctx.sql;
-  // One DEFERRED read transaction: the cursor and both tables as of one state (a rollup committing between the
-  // reads would otherwise show its tokens without its scopes).
-  const got = read(() =>
-    ctx.db
-      .transaction((): SummaryRead => ({
-        seq: (sql.selectUsageCursor.get() as { seq: number } | undefined)?.seq ?? 0,
-        rows: (agent === null ? sql.selectUsageSummary.all(firstDay, lastDay) : sql.selectUsageSummaryOfAgent.all(agent, firstDay, lastDay)) as UsageRow[],
-        tokens: (agent === null ? sql.selectTokenSummary.all(firstDay, lastDay) : sql.selectTokenSummaryOfAgent.all(agent, firstDay, lastDay)) as SummaryRead['tokens'],
-      }))
-      .deferred(),
+  // One snapshot: the cursor and both tables as of one state (a rollup committing between the reads would otherwise
+  // show its tokens without its scopes).
+  const got = await ctx.read(
+    function* (): Program<SummaryRead> {
+      const seq = yield* cursorOf();
+      const rows =
+        agent === null
+          ? yield* all<UsageRow>(SQL.selectUsageSummary, firstDay, lastDay)
+          : yield* all<UsageRow>(SQL.selectUsageSummaryOfAgent, agent, firstDay, lastDay);
+      const tokens =
+        agent === null
+          ? yield* all<SummaryRead['tokens'][number]>(SQL.selectTokenSummary, firstDay, lastDay)
+          : yield* all<SummaryRead['tokens'][number]>(SQL.selectTokenSummaryOfAgent, agent, firstDay, lastDay);
+      return { seq, rows, tokens };
+    },
+    { snapshot: true },
   );
   const spans: TokenUseSpanSummary[] = [];
   const issued: TokensIssuedSummary[] = [];
