@@ -1,5 +1,4 @@
 /** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify. */
-import type { Statement } from 'better-sqlite3';
 import {
   ChainVerifier,
   GENESIS_HASH,
@@ -11,11 +10,13 @@ import {
 } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
-import { eventPageSql } from './sql.js';
+import { SQL, eventPageSql } from './sql.js';
+import { all, get, run } from './sql-program.js';
+import type { Program } from './sql-program.js';
 import { eventFromRow } from './rows.js';
 import type { EventRow } from './rows.js';
 import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult, StoredChainVerifyOptions } from './store.js';
-import { read, requireTime } from './store-context.js';
+import { requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 /** Rows read per query when streaming: memory stays flat and the writer gets the connection between pages. */
@@ -26,7 +27,11 @@ export async function appendEvents(ctx: StoreContext, events: readonly NewAuditE
     if (isTrailEventType(event.type)) throw new TypeError(`${event.type} events are written by the store itself`);
   }
   const prepared = events.map((event) => ctx.chain.prepare(event));
-  return ctx.write(() => prepared.map((p) => ctx.chain.append(p)));
+  return ctx.write(function* () {
+    const appended: AuditEventV1[] = [];
+    for (const p of prepared) appended.push(yield* ctx.chain.append(p));
+    return appended;
+  });
 }
 
 /**
@@ -35,24 +40,15 @@ export async function appendEvents(ctx: StoreContext, events: readonly NewAuditE
  * `.iterate()` would hold the connection busy for the whole listing). Events appended meanwhile may appear.
  * The outcome filter reads each decision's hashed data (`result.outcome`): no column outside the hash exists.
  */
-export async function* iterateEvents(
-  ctx: StoreContext,
-  cache: Map<string, Statement>,
-  query: EventQuery = {},
-): AsyncGenerator<AuditEventV1> {
+export async function* iterateEvents(ctx: StoreContext, query: EventQuery = {}): AsyncGenerator<AuditEventV1> {
   if (query.since !== undefined) requireTime('since', query.since);
   if (query.until !== undefined) requireTime('until', query.until);
   for (const type of query.types ?? []) if (!isAuditEventType(type)) throw new TypeError(`unknown event type ${type}`);
   const { sql, params, startAfter } = eventPageSql(query);
-  let statement = cache.get(sql);
-  if (statement === undefined) {
-    statement = ctx.db.prepare(sql);
-    cache.set(sql, statement);
-  }
   let after = startAfter;
   for (;;) {
-    const rows = readPage(statement, [...params, after, PAGE_SIZE]);
-    for (const event of read(() => rows.map((row) => eventFromRow(row, query.raw_data === true)))) {
+    const rows = await ctx.read(() => all<EventRow>(sql, ...params, after, PAGE_SIZE));
+    for (const event of rows.map((row) => eventFromRow(row, query.raw_data === true))) {
       if (query.outcome === undefined || decisionOutcome(event) === query.outcome) yield event;
     }
     const last = rows[rows.length - 1];
@@ -62,43 +58,43 @@ export async function* iterateEvents(
 }
 
 export async function decisionChain(ctx: StoreContext, decisionId: string): Promise<AuditEventV1[]> {
-  return read(() => decisionChainNow(ctx, decisionId));
+  return ctx.read(() => decisionChainNow(decisionId), { snapshot: true });
 }
 
-function decisionChainNow(ctx: StoreContext, decisionId: string): AuditEventV1[] {
-  const anchor = ctx.sql.selectDecisionEvent.get(decisionId) as { seq: number; task_id: string | null } | undefined;
+function* decisionChainNow(decisionId: string): Program<AuditEventV1[]> {
+  const anchor = yield* get<{ seq: number; task_id: string | null }>(SQL.selectDecisionEvent, decisionId);
   let taskId = anchor?.task_id ?? null;
   if (anchor === undefined) {
     // The decision event was pruned: its task (if any) still comes from the decision row.
-    const row = ctx.sql.selectDecision.get(decisionId) as { task_id: string | null } | undefined;
+    const row = yield* get<{ task_id: string | null }>(SQL.selectDecision, decisionId);
     taskId = row?.task_id ?? null;
   }
-  const rows = ctx.sql.selectDecisionChain.all(decisionId, taskId, anchor?.seq ?? 0) as EventRow[];
+  const rows = yield* all<EventRow>(SQL.selectDecisionChain, decisionId, taskId, anchor?.seq ?? 0);
   // A denial an access request was made for: the decisions made with its elevation, and what followed from them
   // (their task's completion is the denial's task's, already listed). Merged by seq, each event once.
-  const elevated = taskId === null ? [] : (ctx.sql.selectElevatedDecisionsChain.all(taskId, anchor?.seq ?? 0, decisionId) as EventRow[]);
+  const elevated = taskId === null ? [] : yield* all<EventRow>(SQL.selectElevatedDecisionsChain, taskId, anchor?.seq ?? 0, decisionId);
   if (elevated.length === 0) return rows.map((row) => eventFromRow(row));
   const bySeq = new Map<number, EventRow>();
   for (const row of [...rows, ...elevated]) bySeq.set(row.seq, row);
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq).map((row) => eventFromRow(row));
 }
 
-export function latestCheckpoint(ctx: StoreContext): AuditCheckpoint | null {
-  return (ctx.sql.selectLastCheckpoint.get() as AuditCheckpoint | undefined) ?? null;
+export function* latestCheckpoint(): Program<AuditCheckpoint | null> {
+  return (yield* get<AuditCheckpoint>(SQL.selectLastCheckpoint)) ?? null;
 }
 
 export async function chainStart(ctx: StoreContext): Promise<ChainStart> {
-  return read(() => chainStartNow(ctx));
+  return ctx.read(chainStartNow);
 }
 
-function chainStartNow(ctx: StoreContext): ChainStart {
-  const checkpoint = latestCheckpoint(ctx);
+function* chainStartNow(): Program<ChainStart> {
+  const checkpoint = yield* latestCheckpoint();
   if (checkpoint === null) return { start_seq: 1, start_prev_hash: GENESIS_HASH, checkpoint };
   return { start_seq: checkpoint.last_pruned_seq + 1, start_prev_hash: checkpoint.last_pruned_hash, checkpoint };
 }
 
 export async function chainHead(ctx: StoreContext): Promise<ChainHead> {
-  return read(() => ctx.chain.readHead());
+  return ctx.read(() => ctx.chain.readHead());
 }
 
 /**
@@ -110,15 +106,15 @@ export async function chainHead(ctx: StoreContext): Promise<ChainHead> {
 export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): Promise<PruneResult> {
   requireTime('before', input.before);
   requireTime('at', input.at);
-  return ctx.write(() => {
-    const first = (ctx.sql.selectFirstSeq.get() as { seq: number | null }).seq;
-    if (first === null) return { pruned: 0, checkpoint: latestCheckpoint(ctx), event: null };
-    const keep = (ctx.sql.selectFirstSeqAtOrAfter.get(input.before) as { seq: number | null }).seq;
-    const through = keep === null ? ctx.chain.readHead().seq : keep - 1;
-    if (through < first) return { pruned: 0, checkpoint: latestCheckpoint(ctx), event: null };
-    const last = ctx.sql.selectEventHash.get(through) as { hash: string } | undefined;
+  return ctx.write(function* () {
+    const first = (yield* get<{ seq: number | null }>(SQL.selectFirstSeq))?.seq ?? null;
+    if (first === null) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null };
+    const keep = (yield* get<{ seq: number | null }>(SQL.selectFirstSeqAtOrAfter, input.before))?.seq ?? null;
+    const through = keep === null ? (yield* ctx.chain.readHead()).seq : keep - 1;
+    if (through < first) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null };
+    const last = yield* get<{ hash: string }>(SQL.selectEventHash, through);
     if (last === undefined) throw new PdpError('internal', `audit event ${through} is missing; verify the chain`);
-    const pruned = ctx.sql.deleteEventsThrough.run(through).changes;
+    const pruned = yield* run(SQL.deleteEventsThrough, through);
     if (pruned !== through - first + 1) throw new PdpError('internal', `audit events ${first}..${through} are not all there; verify the chain`);
     const checkpoint: AuditCheckpoint = {
       last_pruned_seq: through,
@@ -126,9 +122,9 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
       pruned_at: input.at,
       pruned_count: pruned,
     };
-    ctx.sql.insertCheckpoint.run(through, last.hash, input.at, pruned);
+    yield* run(SQL.insertCheckpoint, through, last.hash, input.at, pruned);
     const record = auditPrunedEvent(input.at, { from_seq: first, to_seq: through, last_hash: last.hash, before: input.before });
-    const event = ctx.chain.append(ctx.chain.prepare(record));
+    const event = yield* ctx.chain.append(ctx.chain.prepare(record));
     return { pruned, checkpoint, event };
   });
 }
@@ -144,14 +140,14 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
  * loss could still take back would be contradicted, for good, by the next head signed over the seqs reused.
  */
 export async function signHead(ctx: StoreContext, sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null> {
-  return ctx.write(() => {
+  return ctx.write(function* () {
     const head = ctx.chain.current;
     if (head.seq === 0) return null;
-    const last = ctx.sql.selectEventType.get(head.seq) as { type: string } | undefined;
+    const last = yield* get<{ type: string }>(SQL.selectEventType, head.seq);
     if (last?.type === 'audit.head_signed') return null;
     const signed = sign(head);
     if (signed.seq !== head.seq || signed.hash !== head.hash) throw new TypeError('the signed head is not the head of the chain');
-    return ctx.chain.append(ctx.chain.prepare(auditHeadSignedEvent(signed)));
+    return yield* ctx.chain.append(ctx.chain.prepare(auditHeadSignedEvent(signed)));
   }, { durable: true });
 }
 
@@ -173,7 +169,7 @@ export async function verifyStoredChain(ctx: StoreContext, options: StoredChainV
   });
   let after = 0;
   for (;;) {
-    const rows = readPage(ctx.sql.selectChainPage, [after, through, PAGE_SIZE]);
+    const rows = await ctx.read(() => all<EventRow>(SQL.selectChainPage, after, through, PAGE_SIZE));
     for (const row of rows) {
       verifier.push(eventFromRow(row, true));
       if (verifier.settled) return verifier.end();
@@ -183,8 +179,4 @@ export async function verifyStoredChain(ctx: StoreContext, options: StoredChainV
     after = last.seq;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-}
-
-function readPage(statement: Statement, params: unknown[]): EventRow[] {
-  return read(() => statement.all(...params) as EventRow[]);
 }

@@ -4,15 +4,18 @@
  * Each event is validated, masked and canonically encoded when it is prepared (before it is queued, so bad data
  * is refused without touching a transaction), and sealed (seq, prev_hash, hash) when it is appended, in
  * commit order. The chain head is read from the database at the start of every transaction (one indexed
- * lookup) rather than trusted from memory, so another writer on the same file (a CLI, a second process)
- * cannot fork the chain: at worst its seq collides with ours and one transaction fails.
+ * lookup) rather than trusted from memory, so another writer on the same database (a CLI, a second process, a
+ * replica) cannot fork the chain. SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL the head is
+ * read under a transaction-scoped advisory lock (`headLock`), so the write transactions of all replicas take turns
+ * and the trail stays one chain (src/store/README.md, "PostgreSQL").
  */
 import { createHash } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
 import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { SQL } from './sql.js';
+import { get, run } from './sql-program.js';
+import type { Program } from './sql-program.js';
 
 /** An event ready to append: masked, encoded, validated. */
 export interface PreparedEvent {
@@ -25,18 +28,12 @@ export class ChainWriter {
   /** Events appended in the current transaction. */
   private appended = 0;
   private committedEvents = 0;
-  private readonly insert: Statement;
-  private readonly lastEvent: Statement;
-  private readonly lastCheckpoint: Statement;
 
+  /** `headLock`: a statement run at the start of every write transaction, before the head is read. */
   constructor(
-    db: Database,
     private readonly mask: Masker,
-  ) {
-    this.insert = db.prepare(SQL.insertEvent);
-    this.lastEvent = db.prepare(SQL.selectLastEvent);
-    this.lastCheckpoint = db.prepare(SQL.selectLastCheckpoint);
-  }
+    private readonly headLock?: string,
+  ) {}
 
   /**
    * Masks and encodes `event`. TypeError for misuse; invalid_request when the data has no canonical encoding.
@@ -50,9 +47,10 @@ export class ChainWriter {
     return { event: masked, dataJson: encodeData(masked.data) };
   }
 
-  /** Call at the start of each transaction: reads the chain head. */
-  beginBatch(): void {
-    this.head = this.readHead();
+  /** Call at the start of each transaction: reads the chain head (under the head lock, if any). */
+  *beginBatch(): Program<void> {
+    if (this.headLock !== undefined) yield* get(this.headLock);
+    this.head = yield* this.readHead();
     this.appended = 0;
   }
 
@@ -67,10 +65,10 @@ export class ChainWriter {
     return this.committedEvents;
   }
 
-  readHead(): ChainHead {
-    const last = this.lastEvent.get() as { seq: number; hash: string } | undefined;
+  *readHead(): Program<ChainHead> {
+    const last = yield* get<{ seq: number; hash: string }>(SQL.selectLastEvent);
     if (last !== undefined) return { seq: last.seq, hash: last.hash };
-    const checkpoint = this.lastCheckpoint.get() as { last_pruned_seq: number; last_pruned_hash: string } | undefined;
+    const checkpoint = yield* get<{ last_pruned_seq: number; last_pruned_hash: string }>(SQL.selectLastCheckpoint);
     if (checkpoint !== undefined) return { seq: checkpoint.last_pruned_seq, hash: checkpoint.last_pruned_hash };
     return GENESIS_HEAD;
   }
@@ -91,7 +89,7 @@ export class ChainWriter {
   }
 
   /** Seals and inserts `prepared`; returns the event (its data as prepared: it may hold RawJson parts). */
-  append(prepared: PreparedEvent): AuditEventV1 {
+  *append(prepared: PreparedEvent): Program<AuditEventV1> {
     const e = prepared.event;
     const unsealed: UnsealedEvent = {
       v: 1,
@@ -108,7 +106,8 @@ export class ChainWriter {
     if (e.caller_id !== undefined) unsealed.caller_id = e.caller_id;
     if (e.trace_id !== undefined) unsealed.trace_id = e.trace_id;
     const hash = sealHash(unsealed, prepared.dataJson);
-    this.insert.run(
+    yield* run(
+      SQL.insertEvent,
       unsealed.seq,
       unsealed.v,
       unsealed.time,

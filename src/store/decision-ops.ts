@@ -15,7 +15,10 @@ import type {
   TokenRecord,
   TokenUseInput,
 } from './store.js';
-import { read, requireId, requireTime } from './store-context.js';
+import { SQL } from './sql.js';
+import { get, run } from './sql-program.js';
+import type { Program } from './sql-program.js';
+import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
@@ -76,13 +79,14 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     ),
     { premasked: true },
   );
-  return ctx.write(() => {
-    if (ctx.sql.decisionExists.get(decision.decision_id) !== undefined) {
+  return ctx.write(function* () {
+    if ((yield* get(SQL.decisionExists, decision.decision_id)) !== undefined) {
       throw new PdpError('internal', `decision ${decision.decision_id} is already recorded`);
     }
     // access_request_id is the id the Decider just read with findElevations: not checked again on the hot path
     // (an unknown one would only leave the decision out of a denial's chain view, never grant anything).
-    ctx.sql.insertDecision.run(
+    yield* run(
+      SQL.insertDecision,
       decision.decision_id,
       decision.caller_id,
       decision.agent_id,
@@ -98,14 +102,14 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
       decision.redeemable_until,
       accessRequestId,
     );
-    ctx.chain.append(event);
+    yield* ctx.chain.append(event);
     return record;
   });
 }
 
 export async function getDecision(ctx: StoreContext, decisionId: string): Promise<StoredDecision | undefined> {
-  return read(() => {
-    const row = ctx.sql.selectDecision.get(decisionId) as DecisionRow | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<DecisionRow>(SQL.selectDecision, decisionId);
     return row === undefined ? undefined : decisionFromRow(row);
   });
 }
@@ -114,8 +118,8 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
   requireId('decision_id', input.decision_id);
   requireId('caller_id', input.caller_id);
   requireTime('now', input.now);
-  return ctx.write(() => {
-    const row = ctx.sql.selectDecision.get(input.decision_id) as DecisionRow | undefined;
+  return ctx.write(function* () {
+    const row = yield* get<DecisionRow>(SQL.selectDecision, input.decision_id);
     const id = input.decision_id;
     if (row === undefined) throw new PdpError('decision_not_found', `decision ${id} does not exist`);
     if (row.caller_id !== input.caller_id) {
@@ -129,14 +133,14 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
       throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
     }
     // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
-    const task = row.task_id === null ? undefined : (ctx.sql.selectTask.get(row.task_id) as TaskRow | undefined);
+    const task = row.task_id === null ? undefined : yield* get<TaskRow>(SQL.selectTask, row.task_id);
     if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
       throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
     }
     const decision = lazyDecisionFromRow(row);
     const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
     assertGrant(grant);
-    if (ctx.sql.tokenExists.get(grant.jti) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
+    if ((yield* get(SQL.tokenExists, grant.jti)) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
     const token: TokenRecord = {
       jti: grant.jti,
       decision_id: id,
@@ -174,7 +178,8 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
         },
       ),
     );
-    ctx.sql.insertToken.run(
+    yield* run(
+      SQL.insertToken,
       token.jti,
       id,
       token.caller_id,
@@ -185,16 +190,16 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
       token.issued_at,
       token.expires_at,
     );
-    ctx.sql.markRedeemed.run(token.jti, input.now, id);
-    ctx.chain.append(event);
+    yield* run(SQL.markRedeemed, token.jti, input.now, id);
+    yield* ctx.chain.append(event);
     // Assigned, not spread: a spread would read (and parse) the lazily parsed request and result.
     return { decision: Object.assign(decision, { redeemed_jti: token.jti, redeemed_at: input.now }), token };
   });
 }
 
 export async function getToken(ctx: StoreContext, jti: string): Promise<TokenRecord | undefined> {
-  return read(() => {
-    const row = ctx.sql.selectToken.get(jti) as TokenRow | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<TokenRow>(SQL.selectToken, jti);
     return row === undefined ? undefined : tokenFromRow(row);
   });
 }
@@ -204,11 +209,11 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
   requireId('caller_id', input.caller_id);
   requireTime('at', input.at);
   const reason = input.reason ?? 'revoked_by_caller';
-  return ctx.write(() => {
-    const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
+  return ctx.write(function* () {
+    const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
     if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
-    ctx.sql.revokeToken.run(input.at, input.caller_id, reason, input.jti);
-    ctx.chain.append(
+    yield* run(SQL.revokeToken, input.at, input.caller_id, reason, input.jti);
+    yield* ctx.chain.append(
       ctx.chain.prepare(
         tokenRevokedEvent(
           input.at,
@@ -230,7 +235,7 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
 
 export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): Promise<void> {
   const use = preparedUse(ctx, input);
-  return ctx.write(() => use());
+  return ctx.write(use);
 }
 
 /** One transaction for every input: each is validated, masked and encoded first, so a bad one queues nothing. */
@@ -238,13 +243,13 @@ export async function recordTokenUses(ctx: StoreContext, inputs: readonly TokenU
   if (!Array.isArray(inputs)) throw new TypeError('recordTokenUses takes an array of token uses');
   const uses = inputs.map((input) => preparedUse(ctx, input));
   if (uses.length === 0) return;
-  return ctx.write(() => {
-    for (const use of uses) use();
+  return ctx.write(function* () {
+    for (const use of uses) yield* use();
   });
 }
 
 /** Checks and prepares one token.used event; the returned function appends it inside a write transaction. */
-function preparedUse(ctx: StoreContext, input: TokenUseInput): () => void {
+function preparedUse(ctx: StoreContext, input: TokenUseInput): () => Program<void> {
   requireId('jti', input.jti);
   requireId('caller_id', input.caller_id);
   requireTime('at', input.at);
@@ -263,16 +268,19 @@ function preparedUse(ctx: StoreContext, input: TokenUseInput): () => void {
     );
   // Validated, masked and encoded before queuing, as every event is.
   const prepared = ctx.chain.prepare(usedEvent(undefined));
-  return () => {
+  return function* () {
     // Correlate with the token's decision, task and agent when the token is ours: its ids added to the prepared
     // event (what usedEvent(row) would build, without checking the data a second time).
-    const row = ctx.sql.selectToken.get(input.jti) as TokenRow | undefined;
-    if (row === undefined) return void ctx.chain.append(prepared);
+    const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
+    if (row === undefined) {
+      yield* ctx.chain.append(prepared);
+      return;
+    }
     const event = { ...prepared.event };
     if (row.decision_id !== null) event.decision_id = row.decision_id;
     if (row.task_id !== null) event.task_id = row.task_id;
     if (row.agent_id !== null) event.agent_id = row.agent_id;
-    ctx.chain.append({ ...prepared, event });
+    yield* ctx.chain.append({ ...prepared, event });
   };
 }
 

@@ -2,12 +2,17 @@
  * Group commit: operations enqueued during one turn of the event loop run in ONE transaction, in FIFO order,
  * and every caller's promise settles only after that transaction has committed (or failed).
  *
- * - An operation is a synchronous function run inside the transaction, under its own savepoint. When it throws
- *   a refusal (any error the database did not raise), its savepoint is rolled back and only it is rejected, with
- *   that error; the rest of the batch commits.
- * - When the database fails (an error `isStoreFailure` recognises, the engine aborting the transaction on its
- *   own, or COMMIT failing), the whole transaction is rolled back and EVERY operation in it is rejected with
- *   PdpError('store_unavailable'): nothing of the batch is written, and no caller is told otherwise.
+ * - An operation is a SQL program (`sql-program.ts`) run inside the transaction. When it throws a refusal (any error
+ *   that is not a `StoreFailure`), only it is rejected, with that error, and nothing it wrote stays; the rest of the
+ *   batch commits. A refusal before the operation's first write costs nothing. One after it is undone either by a
+ *   savepoint taken just before that first write (SQLite: savepoints are in-process and cheap) or, for a driver
+ *   without savepoints (PostgreSQL: each one is a round trip and a subtransaction), by rolling the transaction back
+ *   and running the batch again without that operation. Operations check before they write, so that is rare.
+ * - When the database fails (a `StoreFailure`: an SQL error, a lost connection, COMMIT failing), the whole
+ *   transaction is rolled back and EVERY operation in it is rejected with PdpError('store_unavailable'): nothing
+ *   of the batch is written, and no caller is told otherwise.
+ * - A synchronous driver (SQLite) runs a whole transaction within one turn of the event loop; an asynchronous one
+ *   (PostgreSQL) runs one transaction at a time, and what is enqueued meanwhile forms the next batch.
  * - The flush runs from `setImmediate`, so requests parsed in the same poll phase share a transaction; at most
  *   `maxBatchOps` run per transaction, the rest in the next one.
  * - An operation enqueued `durable` makes its whole transaction's COMMIT reach stable storage before any promise of
@@ -16,19 +21,19 @@
  * - `close()` commits what is queued, then refuses new work.
  */
 import { PdpError } from '../errors/pdp-error.js';
+import { StoreFailure, run, runAsync, runSync } from './sql-program.js';
+import type { Program, SqlStep } from './sql-program.js';
 
-/** The transaction primitives of one database connection. */
-export interface TransactionControl {
-  begin(): void;
-  commit(): void;
-  rollback(): void;
-  savepoint(): void;
-  releaseSavepoint(): void;
-  rollbackToSavepoint(): void;
-  /** False when the engine has aborted the transaction on its own (e.g. SQLite after an I/O error). */
-  inTransaction(): boolean;
-  /** True for errors raised by the database itself: they fail the whole batch. */
-  isStoreFailure(error: unknown): boolean;
+/** How one database connection runs a transaction's statements. */
+export interface TransactionDriver {
+  /** Exactly one of the two: runs a statement, throwing (or rejecting with) StoreFailure when the database fails. */
+  executeSync?: (step: SqlStep) => unknown;
+  executeAsync?: (step: SqlStep) => Promise<unknown>;
+  begin: string;
+  commit: string;
+  rollback: string;
+  /** Savepoint statements; absent: a refusal after a write replays the batch without that operation. */
+  savepoint?: { take: string; release: string; rollbackTo: string };
   /**
    * `true`: the COMMITs that follow reach stable storage before they return (SQLite: `synchronous = FULL`, the WAL
    * synced at COMMIT); `false`: back to the connection's own setting. Called outside a transaction only. Absent:
@@ -48,7 +53,7 @@ export interface GroupCommitOptions {
   /** Most operations waiting; beyond it enqueue rejects at once with store_unavailable (overload). Default 100,000. */
   maxQueuedOps?: number;
   /** Runs inside each transaction before its first operation (e.g. read the chain head). */
-  onBatchStart?: () => void;
+  onBatchStart?: () => Program<void>;
   /** Runs after each transaction: committed or rolled back. */
   onBatchEnd?: (committed: boolean) => void;
 }
@@ -63,7 +68,7 @@ export interface GroupCommitStats {
 }
 
 interface Pending {
-  run: () => unknown;
+  program: () => Program<unknown>;
   durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
@@ -71,22 +76,34 @@ interface Pending {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** Thrown inside a batch to abandon it. */
-class BatchAborted extends Error {}
+/** Thrown out of a transaction to run its batch again without the operation at `index` (refused after a write). */
+class Replay extends Error {
+  constructor(
+    readonly index: number,
+    readonly refusal: unknown,
+  ) {
+    super('replay the batch without one operation');
+  }
+}
 
 export class GroupCommitQueue {
-  private readonly tx: TransactionControl;
+  private readonly driver: TransactionDriver;
   private readonly maxBatchOps: number;
   private readonly maxQueuedOps: number;
-  private readonly onBatchStart: (() => void) | undefined;
+  private readonly onBatchStart: (() => Program<void>) | undefined;
   private readonly onBatchEnd: ((committed: boolean) => void) | undefined;
   private queue: Pending[] = [];
   private scheduled: NodeJS.Immediate | undefined;
+  /** The transaction in flight (asynchronous drivers). */
+  private running: Promise<void> | undefined;
   private closed = false;
   private readonly counters = { transactions: 0, failed_transactions: 0, ops: 0, refused: 0, largest_batch: 0 };
 
-  constructor(tx: TransactionControl, options: GroupCommitOptions = {}) {
-    this.tx = tx;
+  constructor(driver: TransactionDriver, options: GroupCommitOptions = {}) {
+    if ((driver.executeSync === undefined) === (driver.executeAsync === undefined)) {
+      throw new TypeError('a transaction driver has executeSync or executeAsync, not both');
+    }
+    this.driver = driver;
     this.maxBatchOps = options.maxBatchOps ?? 1000;
     this.maxQueuedOps = options.maxQueuedOps ?? 100_000;
     if (!Number.isSafeInteger(this.maxBatchOps) || this.maxBatchOps < 1) {
@@ -99,15 +116,15 @@ export class GroupCommitQueue {
     this.onBatchEnd = options.onBatchEnd;
   }
 
-  /** Runs `op` in the next transaction; resolves with its result after COMMIT (a durable one with `durable`). */
-  enqueue<T>(op: () => T, options: EnqueueOptions = {}): Promise<T> {
+  /** Runs `program` in the next transaction; resolves with its result after COMMIT (a durable one with `durable`). */
+  enqueue<T>(program: () => Program<T>, options: EnqueueOptions = {}): Promise<T> {
     if (this.closed) return Promise.reject(new PdpError('store_unavailable', 'the store is closed'));
     if (this.queue.length >= this.maxQueuedOps) {
       return Promise.reject(new PdpError('store_unavailable', `the store write queue is full (${this.maxQueuedOps})`));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run: op, durable: options.durable === true, resolve: resolve as (value: unknown) => void, reject });
-      this.scheduled ??= setImmediate(() => this.flush());
+      this.queue.push({ program, durable: options.durable === true, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
     });
   }
 
@@ -116,19 +133,35 @@ export class GroupCommitQueue {
   }
 
   /** Commits everything queued, then refuses new work. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    while (this.queue.length > 0) this.runBatch(this.takeBatch());
-    return Promise.resolve();
+    if (this.driver.executeSync !== undefined) {
+      while (this.queue.length > 0) this.runBatchSync(this.takeBatch());
+      return;
+    }
+    await this.running;
+    while (this.queue.length > 0) await this.runBatchAsync(this.takeBatch());
+  }
+
+  private schedule(): void {
+    if (this.scheduled !== undefined || this.running !== undefined || this.closed) return;
+    this.scheduled = setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.scheduled = undefined;
     if (this.queue.length === 0) return;
-    this.runBatch(this.takeBatch());
-    if (this.queue.length > 0) this.scheduled ??= setImmediate(() => this.flush());
+    if (this.driver.executeSync !== undefined) {
+      this.runBatchSync(this.takeBatch());
+      if (this.queue.length > 0) this.schedule();
+      return;
+    }
+    this.running = this.runBatchAsync(this.takeBatch()).finally(() => {
+      this.running = undefined;
+      if (this.queue.length > 0) this.schedule();
+    });
   }
 
   private takeBatch(): Pending[] {
@@ -140,19 +173,35 @@ export class GroupCommitQueue {
     return this.queue.splice(0, this.maxBatchOps);
   }
 
-  private runBatch(batch: Pending[]): void {
-    const durable = this.tx.durableCommits !== undefined && batch.some((op) => op.durable);
+  private runBatchSync(batch: Pending[]): void {
+    const execute = this.driver.executeSync as (step: SqlStep) => unknown;
+    const durable = this.driver.durableCommits !== undefined && batch.some((op) => op.durable);
     try {
-      if (durable) this.tx.durableCommits?.(true);
+      if (durable) this.driver.durableCommits?.(true);
     } catch (error) {
       return this.failAll(batch, error);
     }
     try {
-      this.runTransaction(batch);
+      for (let ops = batch; ; ) {
+        let outcomes: Outcome[];
+        try {
+          outcomes = runSync(this.transaction(ops), execute);
+        } catch (error) {
+          try {
+            execute({ kind: 'run', sql: this.driver.rollback, params: [] });
+          } catch {
+            // No transaction left to roll back, or the connection is unusable: nothing of this batch was committed.
+          }
+          ops = this.afterFailure(ops, error);
+          if (ops.length === 0) return;
+          continue;
+        }
+        return this.settle(ops, outcomes);
+      }
     } finally {
       if (durable) {
         try {
-          this.tx.durableCommits?.(false);
+          this.driver.durableCommits?.(false);
         } catch {
           // Left durable: later commits are slower, never less safe. The next failure shows on a write.
         }
@@ -160,25 +209,83 @@ export class GroupCommitQueue {
     }
   }
 
-  private runTransaction(batch: Pending[]): void {
-    const outcomes: Outcome[] = [];
-    try {
-      this.tx.begin();
-    } catch (error) {
-      return this.failAll(batch, error);
-    }
-    try {
-      this.onBatchStart?.();
-      for (const op of batch) outcomes.push(this.runOne(op));
-      this.tx.commit();
-    } catch (error) {
+  private async runBatchAsync(batch: Pending[]): Promise<void> {
+    const execute = this.driver.executeAsync as (step: SqlStep) => Promise<unknown>;
+    for (let ops = batch; ; ) {
+      let outcomes: Outcome[];
       try {
-        if (this.tx.inTransaction()) this.tx.rollback();
-      } catch {
-        // The connection is unusable; nothing of this batch was committed either way.
+        outcomes = await runAsync(this.transaction(ops), execute);
+      } catch (error) {
+        await execute({ kind: 'run', sql: this.driver.rollback, params: [] }).catch(() => undefined);
+        ops = this.afterFailure(ops, error);
+        if (ops.length === 0) return;
+        continue;
       }
-      return this.failAll(batch, error instanceof BatchAborted ? error.cause : error);
+      return this.settle(ops, outcomes);
     }
+  }
+
+  /** After a rolled-back transaction: the operations to run again (a replay), or none (every one rejected). */
+  private afterFailure(ops: Pending[], error: unknown): Pending[] {
+    this.onBatchEnd?.(false);
+    if (error instanceof Replay) {
+      const refused = ops[error.index] as Pending;
+      this.counters.refused++;
+      refused.reject(error.refusal);
+      return ops.filter((_, i) => i !== error.index);
+    }
+    this.failAll(ops, error, false);
+    return [];
+  }
+
+  private *transaction(ops: readonly Pending[]): Program<Outcome[]> {
+    yield* run(this.driver.begin);
+    if (this.onBatchStart !== undefined) yield* this.onBatchStart();
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < ops.length; i++) outcomes.push(yield* this.runOne(ops[i] as Pending, i));
+    yield* run(this.driver.commit);
+    return outcomes;
+  }
+
+  /** One operation, forwarding its statements; see the file comment for how a refusal after a write is undone. */
+  private *runOne(op: Pending, index: number): Program<Outcome> {
+    const savepoint = this.driver.savepoint;
+    let wrote = false;
+    let saved = false;
+    try {
+      const program = op.program();
+      let next = program.next();
+      while (next.done !== true) {
+        const step = next.value;
+        if (step.kind === 'run' && !wrote) {
+          wrote = true;
+          if (savepoint !== undefined) {
+            yield* run(savepoint.take);
+            saved = true;
+          }
+        }
+        let value: unknown;
+        try {
+          value = yield step;
+        } catch (error) {
+          next = program.throw(error);
+          continue;
+        }
+        next = program.next(value);
+      }
+      if (saved) yield* run((savepoint as { release: string }).release);
+      return { ok: true, value: next.value };
+    } catch (error) {
+      if (error instanceof StoreFailure || error instanceof Replay) throw error;
+      if (!wrote) return { ok: false, error };
+      if (savepoint === undefined || !saved) throw new Replay(index, error);
+      yield* run(savepoint.rollbackTo);
+      yield* run(savepoint.release);
+      return { ok: false, error };
+    }
+  }
+
+  private settle(batch: readonly Pending[], outcomes: readonly Outcome[]): void {
     this.counters.transactions++;
     this.onBatchEnd?.(true);
     this.counters.largest_batch = Math.max(this.counters.largest_batch, batch.length);
@@ -194,27 +301,12 @@ export class GroupCommitQueue {
     });
   }
 
-  private runOne(op: Pending): Outcome {
-    this.tx.savepoint();
-    try {
-      const value = op.run();
-      this.tx.releaseSavepoint();
-      return { ok: true, value };
-    } catch (error) {
-      if (this.tx.isStoreFailure(error) || !this.tx.inTransaction()) {
-        throw new BatchAborted('batch aborted', { cause: error });
-      }
-      this.tx.rollbackToSavepoint();
-      this.tx.releaseSavepoint();
-      return { ok: false, error };
-    }
-  }
-
-  private failAll(batch: readonly Pending[], cause: unknown): void {
+  private failAll(batch: readonly Pending[], cause: unknown, notify = true): void {
     this.counters.failed_transactions++;
-    this.onBatchEnd?.(false);
+    if (notify) this.onBatchEnd?.(false);
+    const reason = cause instanceof StoreFailure ? cause.cause : cause;
     for (const op of batch) {
-      op.reject(new PdpError('store_unavailable', 'the store could not commit the write', { cause }));
+      op.reject(new PdpError('store_unavailable', 'the store could not commit the write', { cause: reason }));
     }
   }
 }

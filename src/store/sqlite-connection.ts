@@ -17,7 +17,9 @@ import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PdpError } from '../errors/pdp-error.js';
-import type { TransactionControl } from './group-commit.js';
+import type { TransactionDriver } from './group-commit.js';
+import { StoreFailure } from './sql-program.js';
+import type { SqlStep } from './sql-program.js';
 
 export type SqliteSynchronous = 'normal' | 'full';
 
@@ -80,28 +82,40 @@ export function isSqliteError(error: unknown): boolean {
 }
 
 /**
+ * Runs one statement of a SQL program (`sql-program.ts`) on `db`, preparing each text once per connection. Every
+ * failure is a StoreFailure: an SQLite error, or better-sqlite3's TypeError for a closed or busy connection.
+ */
+export function sqliteExecutor(db: Database.Database): (step: SqlStep) => unknown {
+  const statements = new Map<string, Database.Statement>();
+  return (step) => {
+    try {
+      let statement = statements.get(step.sql);
+      if (statement === undefined) {
+        statement = db.prepare(step.sql);
+        statements.set(step.sql, statement);
+      }
+      if (step.kind === 'get') return statement.get(...step.params);
+      if (step.kind === 'all') return statement.all(...step.params);
+      return statement.run(...step.params).changes;
+    } catch (error) {
+      throw new StoreFailure(error);
+    }
+  };
+}
+
+/**
  * BEGIN IMMEDIATE takes the write lock up front, so a batch never fails half-way on a lock upgrade. Under
  * `synchronous = NORMAL` a durable commit (`durableCommits(true)`) switches the connection to FULL around its
  * transaction (SQLite refuses the switch inside one), so that COMMIT syncs the WAL, and with it every commit
  * before it: one fsync, on the writer's thread, only for the transactions that ask for it.
  */
-export function sqliteTransactionControl(db: Database.Database): TransactionControl {
-  const begin = db.prepare('BEGIN IMMEDIATE');
-  const commit = db.prepare('COMMIT');
-  const rollback = db.prepare('ROLLBACK');
-  const savepoint = db.prepare('SAVEPOINT op');
-  const release = db.prepare('RELEASE op');
-  const rollbackTo = db.prepare('ROLLBACK TO op');
+export function sqliteTransactionDriver(db: Database.Database, executeSync: (step: SqlStep) => unknown): TransactionDriver {
   return {
-    begin: () => void begin.run(),
-    commit: () => void commit.run(),
-    rollback: () => void rollback.run(),
-    savepoint: () => void savepoint.run(),
-    releaseSavepoint: () => void release.run(),
-    rollbackToSavepoint: () => void rollbackTo.run(),
-    inTransaction: () => db.inTransaction,
-    // A TypeError from better-sqlite3 itself (connection closed or busy) is as fatal as an SQLite error.
-    isStoreFailure: (error) => isSqliteError(error) || (error instanceof TypeError && !db.open),
+    executeSync,
+    begin: 'BEGIN IMMEDIATE',
+    commit: 'COMMIT',
+    rollback: 'ROLLBACK',
+    savepoint: { take: 'SAVEPOINT op', release: 'RELEASE op', rollbackTo: 'ROLLBACK TO op' },
     ...durability(db),
   };
 }
@@ -109,7 +123,7 @@ export function sqliteTransactionControl(db: Database.Database): TransactionCont
 /** SQLite's synchronous levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
 const SYNCHRONOUS_FULL = 2;
 
-function durability(db: Database.Database): Pick<TransactionControl, 'durableCommits'> {
+function durability(db: Database.Database): Pick<TransactionDriver, 'durableCommits'> {
   const own = Number(db.pragma('synchronous', { simple: true }));
   if (own >= SYNCHRONOUS_FULL) return {};
   return { durableCommits: (on) => void db.pragma(`synchronous = ${on ? SYNCHRONOUS_FULL : own}`) };

@@ -4,7 +4,7 @@
  * A single process should own the file for writing; another process may read it, and even write to it (a CLI):
  * the chain head is re-read in every transaction, so the chain cannot fork.
  */
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
 import { compileMask } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
 import * as accessRequests from './access-request-ops.js';
@@ -17,7 +17,10 @@ import * as outbox from './outbox-ops.js';
 import * as revocations from './revocation-ops.js';
 import * as suggestions from './suggestion-ops.js';
 import * as usage from './usage-rollup-ops.js';
-import { MEMORY_PATH, openSqlite, sqliteTransactionControl } from './sqlite-connection.js';
+import { MEMORY_PATH, openSqlite, sqliteExecutor, sqliteTransactionDriver } from './sqlite-connection.js';
+import { readFailure } from './store-context.js';
+import { runSync } from './sql-program.js';
+import type { Program } from './sql-program.js';
 import type { SqliteOpenOptions } from './sqlite-connection.js';
 import type {
   AccessRequestList,
@@ -68,7 +71,6 @@ import type {
   UsageSummary,
   UsageSummaryInput,
 } from './store.js';
-import { prepareStatements } from './store-context.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import type { StoreContext } from './store-context.js';
 import * as tasks from './task-ops.js';
@@ -101,7 +103,6 @@ export class SqliteStore implements Store {
   private readonly queue: GroupCommitQueue;
   private readonly ctx: StoreContext;
   private readonly chain: ChainWriter;
-  private readonly listings = new Map<string, Statement>();
   private readonly checkpointer: WalCheckpointer | undefined;
   private closing: Promise<void> | undefined;
 
@@ -121,9 +122,10 @@ export class SqliteStore implements Store {
   private constructor(db: Database, options: SqliteStoreOptions, backgroundCheckpoints: boolean) {
     this.db = db;
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
-    const chain = new ChainWriter(db, mask);
+    const chain = new ChainWriter(mask);
     this.chain = chain;
-    this.queue = new GroupCommitQueue(sqliteTransactionControl(db), {
+    const execute = sqliteExecutor(db);
+    this.queue = new GroupCommitQueue(sqliteTransactionDriver(db, execute), {
       ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),
       ...(options.maxQueuedOps === undefined ? {} : { maxQueuedOps: options.maxQueuedOps }),
       onBatchStart: () => chain.beginBatch(),
@@ -131,20 +133,35 @@ export class SqliteStore implements Store {
     });
     const queue = this.queue;
     this.ctx = {
-      db,
-      sql: prepareStatements(db),
+      engine: 'sqlite',
+      sqlite: db,
       chain,
       mask,
-      write: <T>(fn: () => T, options: { durable?: boolean } = {}): Promise<T> =>
-        queue.enqueue(() => {
+      write: <T>(program: () => Program<T>, options: { durable?: boolean } = {}): Promise<T> =>
+        queue.enqueue(function* () {
           const snapshot = chain.snapshot();
           try {
-            return fn();
+            return yield* program();
           } catch (error) {
             chain.restore(snapshot);
             throw error;
           }
         }, options),
+      // Synchronous, like the writer: a read never sees a batch half-way (none spans a turn of the event loop). A
+      // snapshot is a DEFERRED read transaction (WAL: it never waits for the writer, nor holds it up).
+      read: async <T>(program: () => Program<T>, options: { snapshot?: boolean } = {}): Promise<T> => {
+        try {
+          if (options.snapshot !== true) return runSync(program(), execute);
+          execute({ kind: 'run', sql: 'BEGIN DEFERRED', params: [] });
+          try {
+            return runSync(program(), execute);
+          } finally {
+            if (db.inTransaction) execute({ kind: 'run', sql: 'COMMIT', params: [] });
+          }
+        } catch (error) {
+          throw readFailure(error);
+        }
+      },
     };
     // Last, so nothing above can throw and leave a worker running; a worker that cannot start means inline
     // checkpoints, as when it fails later.
@@ -205,7 +222,7 @@ export class SqliteStore implements Store {
     return audit.appendEvents(this.ctx, events);
   }
   iterateEvents(query: EventQuery = {}): AsyncIterable<AuditEventV1> {
-    return audit.iterateEvents(this.ctx, this.listings, query);
+    return audit.iterateEvents(this.ctx, query);
   }
   decisionChain(decisionId: string): Promise<AuditEventV1[]> {
     return audit.decisionChain(this.ctx, decisionId);
@@ -237,7 +254,7 @@ export class SqliteStore implements Store {
     return accessRequests.getAccessRequestByKey(this.ctx, requestedBy, key);
   }
   listAccessRequests(query: ListAccessRequestsQuery): Promise<AccessRequestList> {
-    return accessRequests.listAccessRequests(this.ctx, this.listings, query);
+    return accessRequests.listAccessRequests(this.ctx, query);
   }
   decideAccessRequest(input: DecideAccessRequestInput): Promise<AccessRequestRecord> {
     return accessRequests.decideAccessRequest(this.ctx, input);
@@ -256,7 +273,7 @@ export class SqliteStore implements Store {
     return outbox.completeDelivery(this.ctx, input);
   }
   listDeliveries(query: ListDeliveriesQuery): Promise<DeliveryRecord[]> {
-    return outbox.listDeliveries(this.ctx, this.listings, query);
+    return outbox.listDeliveries(this.ctx, query);
   }
   outboxCounts(): Promise<OutboxCounts> {
     return outbox.outboxCounts(this.ctx);

@@ -1,40 +1,31 @@
-/** What the SQLite store's operation modules share: prepared statements, the chain writer and the writer queue. */
-import type { Database, Statement } from 'better-sqlite3';
+/** What the store's operation modules share, whichever engine runs them: the chain writer, the mask, and how to run a SQL program. */
+import type { Database } from 'better-sqlite3';
 import { isIsoTime } from '../audit/index.js';
 import { PdpError, isPdpError } from '../errors/pdp-error.js';
 import type { Masker } from '../audit/index.js';
 import type { ChainWriter } from './chain-writer.js';
-import { SQL } from './sql.js';
-
-export type Statements = { readonly [K in keyof typeof SQL]: Statement };
+import { StoreFailure } from './sql-program.js';
+import type { Program } from './sql-program.js';
 
 export interface StoreContext {
-  db: Database;
-  sql: Statements;
+  /** `sqlite` or `postgres`: for the few things that are not SQL (the usage fold's worker threads). */
+  engine: 'sqlite' | 'postgres';
   chain: ChainWriter;
   mask: Masker;
   /**
-   * Runs `fn` inside the next group-commit transaction and resolves after COMMIT. If `fn` throws, its writes
+   * Runs the program inside the next group-commit transaction and resolves after COMMIT. If it throws, its writes
    * (and the chain head) are rolled back to where it started. `durable`: that COMMIT reaches stable storage (it
    * survives a power loss) before the promise resolves, whatever `synchronous` is.
    */
-  write<T>(fn: () => T, options?: { durable?: boolean }): Promise<T>;
-}
-
-/** Runs a read; any failure that is not already a PdpError (closed connection, I/O error) is store_unavailable. */
-export function read<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    if (isPdpError(error)) throw error;
-    throw new PdpError('store_unavailable', 'the store could not be read', { cause: error });
-  }
-}
-
-export function prepareStatements(db: Database): Statements {
-  const out: Partial<Record<keyof typeof SQL, Statement>> = {};
-  for (const key of Object.keys(SQL) as Array<keyof typeof SQL>) out[key] = db.prepare(SQL[key]);
-  return out as Statements;
+  write<T>(program: () => Program<T>, options?: { durable?: boolean }): Promise<T>;
+  /**
+   * Runs a read-only program outside the writer queue. `snapshot`: all its statements see one state of the database
+   * (SQLite: a DEFERRED read transaction; PostgreSQL: REPEATABLE READ, READ ONLY). Any failure that is not already a
+   * PdpError is store_unavailable.
+   */
+  read<T>(program: () => Program<T>, options?: { snapshot?: boolean }): Promise<T>;
+  /** SQLite only: the connection (the usage fold reads it directly, `usage-fold.ts`). */
+  sqlite?: Database;
 }
 
 /** Throws TypeError unless `value` is an ISO 8601 UTC time with milliseconds (they compare correctly as text). */
@@ -49,4 +40,10 @@ export function requireTime(name: string, value: unknown): string {
 export function requireId(name: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') throw new TypeError(`${name} must be a non-empty string`);
   return value;
+}
+
+/** What a failed read rejects with: a PdpError as it is; anything else (the database failing) store_unavailable. */
+export function readFailure(error: unknown): unknown {
+  if (isPdpError(error)) return error;
+  return new PdpError('store_unavailable', 'the store could not be read', { cause: error instanceof StoreFailure ? error.cause : error });
 }

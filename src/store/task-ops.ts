@@ -7,7 +7,10 @@ import { encodeData } from './chain-writer.js';
 import { taskFromRow, tokenFromRow } from './rows.js';
 import type { TaskRow, TokenRow } from './rows.js';
 import type { CompleteTaskInput, ExpireTasksInput, RegisterTaskInput, TaskClosure, TaskRecord } from './store.js';
-import { read, requireId, requireTime } from './store-context.js';
+import { SQL } from './sql.js';
+import { all, get, run } from './sql-program.js';
+import type { Program } from './sql-program.js';
+import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 export async function registerTask(ctx: StoreContext, input: RegisterTaskInput): Promise<TaskRecord> {
@@ -38,11 +41,12 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
       { type: input.type, context: record.context, expires_at: input.expires_at },
     ),
   );
-  return ctx.write(() => {
-    if (ctx.sql.taskExists.get(input.id) !== undefined) {
+  return ctx.write(function* () {
+    if ((yield* get(SQL.taskExists, input.id)) !== undefined) {
       throw new PdpError('task_exists', `task ${input.id} is already registered`);
     }
-    ctx.sql.insertTask.run(
+    yield* run(
+      SQL.insertTask,
       input.id,
       input.agent_id,
       input.type,
@@ -51,14 +55,14 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
       input.registered_at,
       input.expires_at,
     );
-    ctx.chain.append(event);
+    yield* ctx.chain.append(event);
     return record;
   });
 }
 
 export async function getTask(ctx: StoreContext, id: string): Promise<TaskRecord | undefined> {
-  return read(() => {
-    const row = ctx.sql.selectTask.get(id) as TaskRow | undefined;
+  return ctx.read(function* () {
+    const row = yield* get<TaskRow>(SQL.selectTask, id);
     return row === undefined ? undefined : taskFromRow(row);
   });
 }
@@ -67,8 +71,8 @@ export async function completeTask(ctx: StoreContext, input: CompleteTaskInput):
   requireId('task_id', input.task_id);
   requireId('by', input.by);
   requireTime('at', input.at);
-  return ctx.write(() => {
-    const row = ctx.sql.selectTask.get(input.task_id) as TaskRow | undefined;
+  return ctx.write(function* () {
+    const row = yield* get<TaskRow>(SQL.selectTask, input.task_id);
     if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
     if (row.status !== 'active') throw new PdpError('task_not_active', `task ${input.task_id} is ${row.status}`);
     const task: ClosedTask = {
@@ -77,7 +81,7 @@ export async function completeTask(ctx: StoreContext, input: CompleteTaskInput):
       completed_at: input.at,
       completed_by: input.by,
     };
-    return closeTask(ctx, task, { at: input.at, by: input.by, trace_id: input.trace_id ?? null });
+    return yield* closeTask(ctx, task, { at: input.at, by: input.by, trace_id: input.trace_id ?? null });
   });
 }
 
@@ -85,12 +89,14 @@ export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): P
   requireTime('now', input.now);
   const limit = input.limit ?? 500;
   if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
-  return ctx.write(() => {
-    const rows = ctx.sql.selectExpiredTasks.all(input.now, limit) as TaskRow[];
-    return rows.map((row) => {
+  return ctx.write(function* () {
+    const rows = yield* all<TaskRow>(SQL.selectExpiredTasks, input.now, limit);
+    const closed: TaskClosure[] = [];
+    for (const row of rows) {
       const task: ClosedTask = { ...taskFromRow(row), status: 'expired' };
-      return closeTask(ctx, task, { at: input.now, by: null, trace_id: null });
-    });
+      closed.push(yield* closeTask(ctx, task, { at: input.now, by: null, trace_id: null }));
+    }
+    return closed;
   });
 }
 
@@ -101,24 +107,24 @@ type ClosedTask = TaskRecord & { status: TaskCloseStatus };
  * its running elevations, and appends task.completed followed by one token.revoked per token and one
  * elevation.ended per elevation.
  */
-function closeTask(
+function* closeTask(
   ctx: StoreContext,
   task: ClosedTask,
   how: { at: string; by: string | null; trace_id: string | null },
-): TaskClosure {
-  ctx.sql.closeTask.run(task.status, task.completed_at, task.completed_by, task.id);
+): Program<TaskClosure> {
+  yield* run(SQL.closeTask, task.status, task.completed_at, task.completed_by, task.id);
   const reason = task.status === 'completed' ? 'task_completed' : 'task_expired';
-  const tokens = (ctx.sql.selectUnrevokedTokensOfTask.all(task.id) as TokenRow[]).map(tokenFromRow);
-  for (const token of tokens) ctx.sql.revokeToken.run(how.at, how.by, reason, token.jti);
+  const tokens = (yield* all<TokenRow>(SQL.selectUnrevokedTokensOfTask, task.id)).map(tokenFromRow);
+  for (const token of tokens) yield* run(SQL.revokeToken, how.at, how.by, reason, token.jti);
   const revokedJtis = tokens.map((t) => t.jti);
   const common = { task_id: task.id, agent_id: task.agent_id, caller_id: how.by, trace_id: how.trace_id };
-  ctx.chain.append(
+  yield* ctx.chain.append(
     ctx.chain.prepare(
       taskCompletedEvent(how.at, common, { status: task.status, expires_at: task.expires_at, revoked_jtis: revokedJtis }),
     ),
   );
   for (const token of tokens) {
-    ctx.chain.append(
+    yield* ctx.chain.append(
       ctx.chain.prepare(
         tokenRevokedEvent(
           how.at,
@@ -128,6 +134,6 @@ function closeTask(
       ),
     );
   }
-  const ended = endElevationsOfTask(ctx, task, how);
+  const ended = yield* endElevationsOfTask(ctx, task, how);
   return { task, revoked_jtis: revokedJtis, ended_access_requests: ended };
 }

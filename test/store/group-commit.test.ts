@@ -2,8 +2,10 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPdpError } from '../../src/errors/pdp-error.js';
 import { GroupCommitQueue } from '../../src/store/group-commit.js';
-import type { TransactionControl } from '../../src/store/group-commit.js';
-import { openSqlite, sqliteTransactionControl } from '../../src/store/sqlite-connection.js';
+import type { TransactionDriver } from '../../src/store/group-commit.js';
+import { openSqlite, sqliteExecutor, sqliteTransactionDriver } from '../../src/store/sqlite-connection.js';
+import { StoreFailure, get, run } from '../../src/store/sql-program.js';
+import type { Program } from '../../src/store/sql-program.js';
 import type { NewAuditEvent } from '../../src/audit/index.js';
 import { at, decision, grant, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
@@ -75,24 +77,67 @@ describe('group commit', () => {
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 3 });
   });
 
+  const INSERT = 'INSERT INTO t (k) VALUES (?)';
+  function* refusedAfterWriting(): Program<never> {
+    yield* run(INSERT, 'b');
+    throw new RangeError('refused after writing');
+  }
+
   it('rolls a refused operation back to its savepoint, writes included, and commits its neighbours', async () => {
     temp = tempStore();
     const db = openSqlite(temp.path.replace(/pdp\.db$/, 'queue.db'));
     db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
-    const queue = new GroupCommitQueue(sqliteTransactionControl(db));
-    const insert = db.prepare('INSERT INTO t (k) VALUES (?)');
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
     const results = await Promise.allSettled([
-      queue.enqueue(() => insert.run('a')),
-      queue.enqueue(() => {
-        insert.run('b');
-        throw new RangeError('refused after writing');
-      }),
-      queue.enqueue(() => insert.run('c')),
+      queue.enqueue(() => run(INSERT, 'a')),
+      queue.enqueue(refusedAfterWriting),
+      queue.enqueue(() => run(INSERT, 'c')),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(RangeError);
     expect(db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
     expect(queue.stats()).toMatchObject({ transactions: 1, ops: 2, refused: 1 });
+    await queue.close();
+    db.close();
+  });
+
+  it('without savepoints (the PostgreSQL driver), replays the batch without an operation refused after a write', async () => {
+    temp = tempStore();
+    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'replay.db'));
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const { savepoint: _none, ...driver } = sqliteTransactionDriver(db, sqliteExecutor(db));
+    const executed: string[] = [];
+    const execute = sqliteExecutor(db);
+    const queue = new GroupCommitQueue({
+      ...driver,
+      executeSync: (step) => {
+        executed.push(step.sql);
+        return execute(step);
+      },
+    });
+    const refusedBeforeWriting = function* (): Program<never> {
+      yield* get('SELECT k FROM t WHERE k = ?', 'a');
+      throw new RangeError('refused before writing');
+    };
+    const results = await Promise.allSettled([
+      queue.enqueue(() => run(INSERT, 'a')),
+      queue.enqueue(refusedBeforeWriting),
+      queue.enqueue(refusedAfterWriting),
+      queue.enqueue(() => run(INSERT, 'c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : r.value))).toEqual([
+      1,
+      'refused before writing',
+      'refused after writing',
+      1,
+    ]);
+    expect(db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
+    // No savepoint was ever taken: one transaction rolled back at the late refusal, then the batch ran again without it.
+    expect(executed.filter((sql) => !sql.startsWith('INSERT') && !sql.startsWith('SELECT'))).toEqual([
+      'BEGIN IMMEDIATE', 'ROLLBACK', 'BEGIN IMMEDIATE', 'COMMIT',
+    ]);
+    expect(queue.stats()).toMatchObject({ transactions: 1, failed_transactions: 0, ops: 2, refused: 2 });
     await queue.close();
     db.close();
   });
@@ -197,36 +242,36 @@ describe('group commit', () => {
 
 describe('durable commits', () => {
   /** A connection that records what the queue does with it; `failCommit` makes COMMIT throw as the database would. */
-  function recording(options: { failCommit?: boolean } = {}): { tx: TransactionControl; calls: string[] } {
+  function recording(options: { failCommit?: boolean } = {}): { tx: TransactionDriver; calls: string[] } {
     const calls: string[] = [];
-    let open = false;
-    const tx: TransactionControl = {
-      begin: () => void (calls.push('BEGIN'), (open = true)),
-      commit: () => {
-        if (options.failCommit) throw new Database.SqliteError('disk I/O error', 'SQLITE_IOERR');
-        calls.push('COMMIT');
-        open = false;
+    const tx: TransactionDriver = {
+      executeSync: (step) => {
+        if (step.sql === 'COMMIT' && options.failCommit) throw new StoreFailure(new Error('disk I/O error'));
+        calls.push(step.sql);
+        return step.kind === 'run' ? 0 : undefined;
       },
-      rollback: () => void (calls.push('ROLLBACK'), (open = false)),
-      savepoint: () => undefined,
-      releaseSavepoint: () => undefined,
-      rollbackToSavepoint: () => undefined,
-      inTransaction: () => open,
-      isStoreFailure: (error) => error instanceof Database.SqliteError,
+      begin: 'BEGIN',
+      commit: 'COMMIT',
+      rollback: 'ROLLBACK',
       durableCommits: (on) => void calls.push(`durable ${String(on)}`),
     };
     return { tx, calls };
   }
+  /** An operation that only says it ran. */
+  const say = (calls: string[], what: string) =>
+    function* (): Program<number> {
+      return calls.push(what);
+    };
 
   it('makes the transaction of a durable operation commit durably, and goes back before anyone is told', async () => {
     const { tx, calls } = recording();
     const queue = new GroupCommitQueue(tx);
-    await queue.enqueue(() => calls.push('plain'));
+    await queue.enqueue(say(calls, 'plain'));
     await Promise.all([
-      queue.enqueue(() => calls.push('neighbour')).then(() => calls.push('neighbour told')),
-      queue.enqueue(() => calls.push('sign'), { durable: true }).then(() => calls.push('signer told')),
+      queue.enqueue(say(calls, 'neighbour')).then(() => calls.push('neighbour told')),
+      queue.enqueue(say(calls, 'sign'), { durable: true }).then(() => calls.push('signer told')),
     ]);
-    await queue.enqueue(() => calls.push('plain again'));
+    await queue.enqueue(say(calls, 'plain again'));
     expect(calls).toEqual([
       'BEGIN', 'plain', 'COMMIT',
       'durable true', 'BEGIN', 'neighbour', 'sign', 'COMMIT', 'durable false', 'neighbour told', 'signer told',
@@ -237,24 +282,27 @@ describe('durable commits', () => {
   it('goes back after a durable transaction that failed', async () => {
     const { tx, calls } = recording({ failCommit: true });
     const queue = new GroupCommitQueue(tx);
-    await expect(queue.enqueue(() => calls.push('sign'), { durable: true })).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(queue.enqueue(say(calls, 'sign'), { durable: true })).rejects.toMatchObject({ code: 'store_unavailable' });
     expect(calls).toEqual(['durable true', 'BEGIN', 'sign', 'ROLLBACK', 'durable false']);
   });
 
   it('on SQLite under synchronous = NORMAL, commits that transaction with synchronous = FULL (the WAL synced) and only it', async () => {
     temp = tempStore();
     const db = openSqlite(temp.path.replace(/pdp\.db$/, 'durable.db'));
-    const queue = new GroupCommitQueue(sqliteTransactionControl(db));
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
     const level = () => db.pragma('synchronous', { simple: true });
-    expect(await queue.enqueue(level)).toBe(1);
-    expect(await queue.enqueue(level, { durable: true })).toBe(2);
+    const levelInside = function* (): Program<unknown> {
+      return level();
+    };
+    expect(await queue.enqueue(levelInside)).toBe(1);
+    expect(await queue.enqueue(levelInside, { durable: true })).toBe(2);
     expect(level()).toBe(1);
-    expect(await queue.enqueue(level)).toBe(1);
+    expect(await queue.enqueue(levelInside)).toBe(1);
     await queue.close();
     db.close();
 
     const full = openSqlite(temp.path.replace(/pdp\.db$/, 'full.db'), { synchronous: 'full' });
-    const fullTx = sqliteTransactionControl(full);
+    const fullTx = sqliteTransactionDriver(full, sqliteExecutor(full));
     expect(fullTx.durableCommits).toBeUndefined();
     full.close();
   });
