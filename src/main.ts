@@ -4,7 +4,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
-import { loadConfigFile } from './config/config-loader.js';
+import { loadConfigFile, storeOpenOptions } from './config/config-loader.js';
 import type { PdpConfig, PolicyServiceConfig } from './config/config-types.js';
 import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
@@ -119,7 +119,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
   const store = await openStore(config.store.url, {
-    synchronous: config.store.synchronous,
+    ...storeOpenOptions(config.store),
     onCheckpointFailure: (err) => logger.error({ err: describeError(err) }, 'WAL checkpoint worker failed: checkpointing inline from now on'),
     mask: config.audit.mask,
     ...(maskKey === undefined ? {} : { maskKey }),
@@ -610,7 +610,7 @@ export async function startProxy(opts: { configPath: string; nodeEnv?: string | 
   const proxyConfig = config.proxy;
   const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
   const store = await openStore(config.store.url, {
-    synchronous: config.store.synchronous,
+    ...storeOpenOptions(config.store),
     mask: config.audit.mask,
     ...(maskKey === undefined ? {} : { maskKey }),
     onWarning: (message) => logger.warn(message),

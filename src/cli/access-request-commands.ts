@@ -13,7 +13,7 @@
  * Exit codes: 0 done, 1 refused or could not run (the refusal's code is printed), 2 usage.
  */
 import { existsSync } from 'node:fs';
-import { loadConfigFile } from '../config/config-loader.js';
+import { loadConfigFile, storeOpenOptions } from '../config/config-loader.js';
 import type { CallerConfig, PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { AccessRequestService } from '../pdp/access-requests.js';
@@ -123,7 +123,7 @@ async function withService(values: Values, body: (service: AccessRequestService,
 async function openConfiguredStore(config: PdpConfig): Promise<Store> {
   const path = sqlitePath(config.store.url);
   if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  return openStore(config.store.url, { synchronous: config.store.synchronous });
+  return openStore(config.store.url, storeOpenOptions(config.store));
 }
 
 /** The caller `--as` names. The service checks the rest (role approver, group, not its own request). */

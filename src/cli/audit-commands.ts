@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { HEAD_SIGNING_DEFAULTS, exportLines, inChunks, isHash, planExport, readSignedHeads, scanSignedHeads, verifyExportFile, writeChunks } from '../audit/index.js';
 import type { ChainHead, ExportPlan, ExportVerifyResult, HeadKeys, SignedHeadsScan, VerifyResult } from '../audit/index.js';
-import { loadConfigFile } from '../config/config-loader.js';
+import { loadConfigFile, storeOpenOptions } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { parseAuditTime, parseExportQuery } from '../audit/index.js';
@@ -365,7 +365,7 @@ function configOf(values: Values): PdpConfig {
 async function openConfiguredStore(config: PdpConfig): Promise<Store> {
   const path = sqlitePath(config.store.url);
   if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  return openStore(config.store.url, { synchronous: config.store.synchronous });
+  return openStore(config.store.url, storeOpenOptions(config.store));
 }
 
 /** The audit public keys to check signed heads with, and where they came from (or why there are none). */

@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { policySuggestionAppliedEvent, policySuggestionDismissedEvent, SUGGESTION_NOTE_MAX } from '../audit/index.js';
-import { loadConfigFile } from '../config/config-loader.js';
+import { loadConfigFile, storeOpenOptions } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { PolicyLoadOptions } from '../policy/policy-loader.js';
@@ -184,7 +184,7 @@ async function withStore(values: Values, body: (store: Store, config: PdpConfig)
   const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false });
   const path = sqlitePath(config.store.url);
   if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  const store = await openStore(config.store.url, { synchronous: config.store.synchronous });
+  const store = await openStore(config.store.url, storeOpenOptions(config.store));
   try {
     return await body(store, config);
   } finally {

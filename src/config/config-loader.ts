@@ -202,7 +202,12 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       verification: policyVerification(r.policy?.verification, at),
       service: policyService(r.policy?.service, at),
     },
-    store: { url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at), synchronous: r.store?.synchronous ?? 'normal' },
+    store: {
+      url: resolveStoreUrl(r.store?.url ?? 'sqlite:data/agent-pdp.db', at),
+      synchronous: r.store?.synchronous ?? 'normal',
+      schema: r.store?.schema ?? null,
+      pool_size: r.store?.pool_size ?? 8,
+    },
     issuer: {
       issuer: issuerUrl.replace(/\/+$/, ''),
       keys: issuerKeys,
@@ -371,7 +376,13 @@ function isLoopbackUrl(url: string): boolean {
   return URL.canParse(url) && LOOPBACK_HOST.test(new URL(url).hostname);
 }
 
+/** What the store is opened with, from the config's store section (either engine reads its own). */
+export function storeOpenOptions(store: PdpConfig['store']): { synchronous: 'normal' | 'full'; schema?: string; poolSize: number } {
+  return { synchronous: store.synchronous, poolSize: store.pool_size, ...(store.schema === null ? {} : { schema: store.schema }) };
+}
+
 function resolveStoreUrl(url: string, at: (p: string) => string): string {
+  if (!url.startsWith('sqlite:')) return url;
   const path = url.slice('sqlite:'.length);
   return path === ':memory:' ? url : `sqlite:${at(path)}`;
 }
@@ -433,7 +444,7 @@ interface RawConfig {
       keys: Record<string, { algorithm: PolicySigningAlgorithm; key_file: string; scope?: string }>;
     };
   };
-  store?: { url?: string; synchronous?: 'normal' | 'full' };
+  store?: { url?: string; synchronous?: 'normal' | 'full'; schema?: string; pool_size?: number };
   issuer?: {
     issuer?: string;
     keys?: string;

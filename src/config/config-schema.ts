@@ -75,8 +75,10 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        url: { type: 'string', pattern: '^sqlite:.+' },
+        url: { type: 'string', pattern: '^(sqlite:.+|postgres(ql)?://.+)' },
         synchronous: { enum: ['normal', 'full'] },
+        schema: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+        pool_size: { type: 'integer', minimum: 1, maximum: 100 },
       },
     },
     issuer: {

@@ -97,9 +97,14 @@ export interface PdpConfig {
     service: PolicyServiceConfig | null;
   };
   store: {
+    /** `sqlite:<path>` (embedded, the default) or `postgres://…` (several replicas on one database). */
     url: string;
     /** SQLite `synchronous`: `normal` survives a process crash, `full` also a power loss. Default `normal`. */
     synchronous: 'normal' | 'full';
+    /** PostgreSQL: the schema of the store's tables (created if missing). Null: the connection's search path. */
+    schema: string | null;
+    /** PostgreSQL: most connections of the read pool (the writer has one more). Default 8. */
+    pool_size: number;
   };
   issuer: {
     issuer: string;

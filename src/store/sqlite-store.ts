@@ -6,74 +6,17 @@
  */
 import type { Database } from 'better-sqlite3';
 import { compileMask } from '../audit/index.js';
-import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
-import * as accessRequests from './access-request-ops.js';
-import * as audit from './audit-ops.js';
 import { ChainWriter } from './chain-writer.js';
-import * as decisions from './decision-ops.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { migrate } from './migrations.js';
-import * as outbox from './outbox-ops.js';
-import * as revocations from './revocation-ops.js';
-import * as suggestions from './suggestion-ops.js';
-import * as usage from './usage-rollup-ops.js';
+import { ProgramStore, storeContext } from './program-store.js';
 import { MEMORY_PATH, openSqlite, sqliteExecutor, sqliteTransactionDriver } from './sqlite-connection.js';
-import { readFailure } from './store-context.js';
+import type { SqliteOpenOptions } from './sqlite-connection.js';
 import { runSync } from './sql-program.js';
 import type { Program } from './sql-program.js';
-import type { SqliteOpenOptions } from './sqlite-connection.js';
-import type {
-  AccessRequestList,
-  AccessRequestRecord,
-  AccessRequestSweep,
-  ChainStart,
-  ClaimDeliveriesInput,
-  ClaimedDelivery,
-  CompleteDeliveryInput,
-  CompleteTaskInput,
-  CreateAccessRequestInput,
-  CreatedAccessRequest,
-  DecideAccessRequestInput,
-  DecideSuggestionInput,
-  DeliveryRecord,
-  EventQuery,
-  ExpireTasksInput,
-  ElevationRecord,
-  FindElevationsInput,
-  ListAccessRequestsQuery,
-  ListDeliveriesQuery,
-  ListSuggestionsQuery,
-  OutboxCounts,
-  PruneEventsInput,
-  PruneResult,
-  RecordDecisionInput,
-  RedeemDecisionInput,
-  Redemption,
-  RegisterTaskInput,
-  RevocationFeed,
-  RevocationFeedInput,
-  RevokeTokenInput,
-  RollupUsageInput,
-  RollupUsageResult,
-  Store,
-  StoreStats,
-  StoredChainVerifyOptions,
-  StoredDecision,
-  SuggestionRecord,
-  SaveSuggestionsOptions,
-  SaveSuggestionsResult,
-  NotificationRecord,
-  SweepAccessRequestsInput,
-  TaskClosure,
-  TaskRecord,
-  TokenRecord,
-  TokenUseInput,
-  UsageSummary,
-  UsageSummaryInput,
-} from './store.js';
+import type { StoreStats } from './store.js';
+import { readFailure } from './store-context.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
-import type { StoreContext } from './store-context.js';
-import * as tasks from './task-ops.js';
 
 export interface SqliteStoreOptions extends SqliteOpenOptions {
   /** Dotted paths (masking.ts syntax) replaced by their digest in event data and decision records. Default none. */
@@ -98,11 +41,8 @@ export interface SqliteStoreOptions extends SqliteOpenOptions {
   onCheckpointFailure?: (error: unknown) => void;
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends ProgramStore {
   private readonly db: Database;
-  private readonly queue: GroupCommitQueue;
-  private readonly ctx: StoreContext;
-  private readonly chain: ChainWriter;
   private readonly checkpointer: WalCheckpointer | undefined;
   private closing: Promise<void> | undefined;
 
@@ -120,49 +60,32 @@ export class SqliteStore implements Store {
   }
 
   private constructor(db: Database, options: SqliteStoreOptions, backgroundCheckpoints: boolean) {
-    this.db = db;
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
     const chain = new ChainWriter(mask);
-    this.chain = chain;
     const execute = sqliteExecutor(db);
-    this.queue = new GroupCommitQueue(sqliteTransactionDriver(db, execute), {
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, execute), {
       ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),
       ...(options.maxQueuedOps === undefined ? {} : { maxQueuedOps: options.maxQueuedOps }),
       onBatchStart: () => chain.beginBatch(),
       onBatchEnd: (committed) => chain.endBatch(committed),
     });
-    const queue = this.queue;
-    this.ctx = {
-      engine: 'sqlite',
-      sqlite: db,
-      chain,
-      mask,
-      write: <T>(program: () => Program<T>, options: { durable?: boolean } = {}): Promise<T> =>
-        queue.enqueue(function* () {
-          const snapshot = chain.snapshot();
-          try {
-            return yield* program();
-          } catch (error) {
-            chain.restore(snapshot);
-            throw error;
-          }
-        }, options),
-      // Synchronous, like the writer: a read never sees a batch half-way (none spans a turn of the event loop). A
-      // snapshot is a DEFERRED read transaction (WAL: it never waits for the writer, nor holds it up).
-      read: async <T>(program: () => Program<T>, options: { snapshot?: boolean } = {}): Promise<T> => {
+    // Reads are synchronous, like the writer: a read never sees a batch half-way (none spans a turn of the event
+    // loop). A snapshot is a DEFERRED read transaction (WAL: it never waits for the writer, nor holds it up).
+    const read = async <T>(program: () => Program<T>, options: { snapshot?: boolean } = {}): Promise<T> => {
+      try {
+        if (options.snapshot !== true) return runSync(program(), execute);
+        execute({ kind: 'run', sql: 'BEGIN DEFERRED', params: [] });
         try {
-          if (options.snapshot !== true) return runSync(program(), execute);
-          execute({ kind: 'run', sql: 'BEGIN DEFERRED', params: [] });
-          try {
-            return runSync(program(), execute);
-          } finally {
-            if (db.inTransaction) execute({ kind: 'run', sql: 'COMMIT', params: [] });
-          }
-        } catch (error) {
-          throw readFailure(error);
+          return runSync(program(), execute);
+        } finally {
+          if (db.inTransaction) execute({ kind: 'run', sql: 'COMMIT', params: [] });
         }
-      },
+      } catch (error) {
+        throw readFailure(error);
+      }
     };
+    super(storeContext({ engine: 'sqlite', sqlite: db, chain, mask, read }, queue), queue, chain);
+    this.db = db;
     // Last, so nothing above can throw and leave a worker running; a worker that cannot start means inline
     // checkpoints, as when it fails later.
     if (backgroundCheckpoints) {
@@ -178,127 +101,6 @@ export class SqliteStore implements Store {
         options.onCheckpointFailure?.(error);
       }
     }
-  }
-
-  registerTask(input: RegisterTaskInput): Promise<TaskRecord> {
-    return tasks.registerTask(this.ctx, input);
-  }
-  getTask(id: string): Promise<TaskRecord | undefined> {
-    return tasks.getTask(this.ctx, id);
-  }
-  completeTask(input: CompleteTaskInput): Promise<TaskClosure> {
-    return tasks.completeTask(this.ctx, input);
-  }
-  expireTasks(input: ExpireTasksInput): Promise<TaskClosure[]> {
-    return tasks.expireTasks(this.ctx, input);
-  }
-
-  recordDecision(input: RecordDecisionInput): Promise<StoredDecision> {
-    return decisions.recordDecision(this.ctx, input);
-  }
-  getDecision(decisionId: string): Promise<StoredDecision | undefined> {
-    return decisions.getDecision(this.ctx, decisionId);
-  }
-  redeemDecision(input: RedeemDecisionInput): Promise<Redemption> {
-    return decisions.redeemDecision(this.ctx, input);
-  }
-  getToken(jti: string): Promise<TokenRecord | undefined> {
-    return decisions.getToken(this.ctx, jti);
-  }
-  revokeToken(input: RevokeTokenInput): Promise<boolean> {
-    return decisions.revokeToken(this.ctx, input);
-  }
-  recordTokenUse(input: TokenUseInput): Promise<void> {
-    return decisions.recordTokenUse(this.ctx, input);
-  }
-  recordTokenUses(inputs: readonly TokenUseInput[]): Promise<void> {
-    return decisions.recordTokenUses(this.ctx, inputs);
-  }
-  revocationFeed(input: RevocationFeedInput): Promise<RevocationFeed> {
-    return revocations.revocationFeed(this.ctx, input);
-  }
-
-  appendEvents(events: readonly NewAuditEvent[]): Promise<AuditEventV1[]> {
-    return audit.appendEvents(this.ctx, events);
-  }
-  iterateEvents(query: EventQuery = {}): AsyncIterable<AuditEventV1> {
-    return audit.iterateEvents(this.ctx, query);
-  }
-  decisionChain(decisionId: string): Promise<AuditEventV1[]> {
-    return audit.decisionChain(this.ctx, decisionId);
-  }
-  chainStart(): Promise<ChainStart> {
-    return audit.chainStart(this.ctx);
-  }
-  chainHead(): Promise<ChainHead> {
-    return audit.chainHead(this.ctx);
-  }
-  pruneEvents(input: PruneEventsInput): Promise<PruneResult> {
-    return audit.pruneEvents(this.ctx, input);
-  }
-  signHead(sign: (head: ChainHead) => SignedHeadV1): Promise<AuditEventV1 | null> {
-    return audit.signHead(this.ctx, sign);
-  }
-  verifyStoredChain(options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
-    return audit.verifyStoredChain(this.ctx, options);
-  }
-
-  createAccessRequest(input: CreateAccessRequestInput): Promise<CreatedAccessRequest> {
-    return accessRequests.createAccessRequest(this.ctx, input);
-  }
-  getAccessRequest(id: string): Promise<AccessRequestRecord | undefined> {
-    return accessRequests.getAccessRequest(this.ctx, id);
-  }
-
-  getAccessRequestByKey(requestedBy: string, key: string): Promise<AccessRequestRecord | undefined> {
-    return accessRequests.getAccessRequestByKey(this.ctx, requestedBy, key);
-  }
-  listAccessRequests(query: ListAccessRequestsQuery): Promise<AccessRequestList> {
-    return accessRequests.listAccessRequests(this.ctx, query);
-  }
-  decideAccessRequest(input: DecideAccessRequestInput): Promise<AccessRequestRecord> {
-    return accessRequests.decideAccessRequest(this.ctx, input);
-  }
-  findElevations(input: FindElevationsInput): Promise<ElevationRecord[]> {
-    return accessRequests.findElevations(this.ctx, input);
-  }
-  sweepAccessRequests(input: SweepAccessRequestsInput): Promise<AccessRequestSweep> {
-    return accessRequests.sweepAccessRequests(this.ctx, input);
-  }
-
-  claimDeliveries(input: ClaimDeliveriesInput): Promise<ClaimedDelivery[]> {
-    return outbox.claimDeliveries(this.ctx, input);
-  }
-  completeDelivery(input: CompleteDeliveryInput): Promise<DeliveryRecord> {
-    return outbox.completeDelivery(this.ctx, input);
-  }
-  listDeliveries(query: ListDeliveriesQuery): Promise<DeliveryRecord[]> {
-    return outbox.listDeliveries(this.ctx, query);
-  }
-  outboxCounts(): Promise<OutboxCounts> {
-    return outbox.outboxCounts(this.ctx);
-  }
-
-  rollupUsage(input: RollupUsageInput = {}): Promise<RollupUsageResult> {
-    return usage.rollupUsage(this.ctx, input);
-  }
-  usageSummary(input: UsageSummaryInput): Promise<UsageSummary> {
-    return usage.usageSummary(this.ctx, input);
-  }
-  saveSuggestions(list: readonly SuggestionRecord[], options?: SaveSuggestionsOptions): Promise<SaveSuggestionsResult> {
-    return suggestions.saveSuggestions(this.ctx, list, options);
-  }
-  getNotification(id: string): Promise<NotificationRecord | undefined> {
-    return suggestions.getNotification(this.ctx, id);
-  }
-  listSuggestions(query: ListSuggestionsQuery): Promise<SuggestionRecord[]> {
-    return suggestions.listSuggestions(this.ctx, query);
-  }
-  getSuggestion(id: string): Promise<SuggestionRecord | undefined> {
-    return suggestions.getSuggestion(this.ctx, id);
-  }
-  decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord> {
-    return suggestions.decideSuggestion(this.ctx, input);
   }
 
   stats(): StoreStats {

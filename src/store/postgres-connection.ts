@@ -1,0 +1,239 @@
+/**
+ * PostgreSQL (node-postgres, `pg`): the writer's connection and its transaction driver, a pool for reads, how a SQL
+ * program's statement becomes a PostgreSQL query, and migrations safe to run from several replicas at once.
+ *
+ * - Statements are the portable texts of `sql.ts`: `?` parameters are renumbered `$1…` once per text, and each text
+ *   is a named prepared statement (parsed once per connection by `pg`).
+ * - BIGINT and NUMERIC come back as JavaScript numbers (seqs, counts, sums: all far below 2^53), as SQLite gives them;
+ *   a value past 2^53 is a StoreFailure, never a rounded number.
+ * - TEXT columns are created `COLLATE "C"`: ORDER BY and keyset comparisons (`id > ?`) order by code point, as
+ *   SQLite does, whatever the database's locale.
+ * - The writer is one connection. A failure of the connection (the server stopped, the network cut) discards it and
+ *   the next batch connects again: the store recovers without a restart, and meanwhile every write is
+ *   store_unavailable (503). Reads use a pool that does the same for its connections.
+ * - Every write transaction takes a transaction-scoped advisory lock before it reads the chain head
+ *   (`CHAIN_LOCK`): the write transactions of every replica on the database take turns, so the trail stays one chain
+ *   and every check-then-write (redeem once, task still active) sees what the others committed before it.
+ */
+import pg from 'pg';
+import { PdpError } from '../errors/pdp-error.js';
+import type { TransactionDriver } from './group-commit.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import type { Migration } from './migrations.js';
+import { StoreFailure } from './sql-program.js';
+import type { SqlStep } from './sql-program.js';
+
+export interface PostgresOpenOptions {
+  /**
+   * The schema the store's tables live in (created if missing). Default: the connection's own search path (usually
+   * `public`). Replicas of one deployment name the same schema; two deployments on one database name two.
+   */
+  schema?: string;
+  /** Most connections of the read pool. Default 8. */
+  poolSize?: number;
+  /** How long connecting may take before the operation fails with store_unavailable. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** How long one statement may take before it fails with store_unavailable. Default 30,000 ms. */
+  statementTimeoutMs?: number;
+}
+
+/** The advisory lock keys (classid, objid): 'AGPD' and a hash of the schema, so two schemas never wait for each other. */
+const LOCK_CLASS = 0x41475044;
+/** Taken at the start of every write transaction, before the chain head is read (chain-writer.ts). */
+export const CHAIN_LOCK = `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(current_schema()))`;
+/** Held (session-level) while migrations run. */
+const MIGRATION_LOCK = `SELECT pg_advisory_lock(${LOCK_CLASS + 1}, hashtext(current_schema()))`;
+const MIGRATION_UNLOCK = `SELECT pg_advisory_unlock(${LOCK_CLASS + 1}, hashtext(current_schema()))`;
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The connection settings of one store: its URL plus what the options add. */
+export function connectionConfig(url: string, options: PostgresOpenOptions): pg.ClientConfig {
+  if (options.schema !== undefined && !SCHEMA_NAME.test(options.schema)) {
+    throw new PdpError('config_invalid', `store schema ${JSON.stringify(options.schema)} must match ${SCHEMA_NAME.source}`);
+  }
+  return {
+    connectionString: url,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    query_timeout: (options.statementTimeoutMs ?? 30_000) + 5000,
+    application_name: 'agent-pdp',
+    types: { getTypeParser },
+    ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+  };
+}
+
+const INT8 = 20;
+const NUMERIC = 1700;
+
+function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+  if (oid === INT8 || oid === NUMERIC) return toSafeNumber;
+  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+}
+
+function toSafeNumber(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new Error(`a number the store reads is not a safe integer: ${text.slice(0, 40)}`);
+  return value;
+}
+
+const CONTROL = /^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b/;
+
+/** `?` → `$1…`, once per text. The store's SQL holds no `?` inside a string literal. */
+const texts = new Map<string, { name: string; text: string }>();
+
+function query(step: SqlStep): pg.QueryConfig {
+  let prepared = texts.get(step.sql);
+  if (prepared === undefined) {
+    let n = 0;
+    prepared = { name: `agentpdp_${texts.size + 1}`, text: step.sql.replace(/\?/g, () => `$${++n}`) };
+    texts.set(step.sql, prepared);
+  }
+  // Transaction control runs unnamed; every other text is parsed once per connection.
+  if (CONTROL.test(step.sql)) return { text: prepared.text };
+  return { name: prepared.name, text: prepared.text, values: step.params as unknown[] };
+}
+
+/** Runs one step on `client`; every failure is a StoreFailure. */
+export async function execute(client: pg.ClientBase, step: SqlStep): Promise<unknown> {
+  let result: pg.QueryResult;
+  try {
+    result = await client.query(query(step));
+  } catch (error) {
+    throw new StoreFailure(error);
+  }
+  if (step.kind === 'get') return result.rows[0];
+  if (step.kind === 'all') return result.rows;
+  return result.rowCount ?? 0;
+}
+
+/** True for an error the server sent about a statement: the connection itself is still good. */
+function isStatementError(error: unknown): boolean {
+  return error instanceof pg.DatabaseError;
+}
+
+/** A StoreFailure that is not about a statement: the connection it came from must not be used again. */
+export function isConnectionFailure(error: unknown): boolean {
+  return error instanceof StoreFailure && !isStatementError(error.cause);
+}
+
+/**
+ * The writer's connection, opened on first use and again after it failed. `use` runs one step on it.
+ */
+export class WriterConnection {
+  private client: pg.Client | undefined;
+  private connecting: Promise<pg.Client> | undefined;
+
+  constructor(private readonly config: pg.ClientConfig) {}
+
+  async execute(step: SqlStep): Promise<unknown> {
+    const client = await this.connect();
+    try {
+      return await execute(client, step);
+    } catch (error) {
+      if (!(error instanceof StoreFailure) || !isStatementError(error.cause)) this.discard(client);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    const client = this.client ?? (await this.connecting?.catch(() => undefined));
+    this.client = undefined;
+    this.connecting = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client !== undefined) return this.client;
+    this.connecting ??= (async () => {
+      const client = new pg.Client(this.config);
+      // An idle connection that fails (the server stopped) reports it here; the next use connects again.
+      client.on('error', () => this.discard(client));
+      try {
+        await client.connect();
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        throw new StoreFailure(error);
+      }
+      this.client = client;
+      return client;
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private discard(client: pg.Client): void {
+    if (this.client === client) this.client = undefined;
+    void client.end().catch(() => undefined);
+  }
+}
+
+/** No savepoints: each would be a round trip and a subtransaction (group-commit.ts replays instead). */
+export function postgresTransactionDriver(writer: WriterConnection): TransactionDriver {
+  return {
+    executeAsync: (step) => writer.execute(step),
+    begin: 'BEGIN',
+    commit: 'COMMIT',
+    rollback: 'ROLLBACK',
+  };
+}
+
+/** The read pool. Its connections report failures here and are replaced by the pool. */
+export function readPool(config: pg.ClientConfig, options: PostgresOpenOptions): pg.Pool {
+  const pool = new pg.Pool({ ...config, max: options.poolSize ?? 8, idleTimeoutMillis: 30_000 });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** SQLite's DDL as PostgreSQL runs it: BIGINT for INTEGER, code-point order for TEXT. One list of migrations. */
+export function postgresStatements(migration: Migration): string[] {
+  return migration.statements.map((s) => s.replace(/\bINTEGER\b/g, 'BIGINT').replace(/\bTEXT\b/g, 'TEXT COLLATE "C"'));
+}
+
+/**
+ * Creates the schema if asked, then applies the pending migrations in one transaction under a session advisory
+ * lock: replicas starting at once take turns, and the later ones find nothing left to do.
+ */
+export async function migratePostgres(config: pg.ClientConfig, schema: string | undefined, now: string): Promise<number[]> {
+  const client = new pg.Client(config);
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch(async (error: unknown) => {
+      // Two replicas creating it at once: one of them loses the race on the catalog; the schema is there.
+      if ((await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount !== 1) throw error;
+    });
+    await client.query(MIGRATION_LOCK);
+    try {
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT COLLATE "C" NOT NULL)`,
+      );
+      const current = Number((await client.query('SELECT MAX(version) AS version FROM schema_migrations')).rows[0]?.version ?? 0);
+      if (current > SCHEMA_VERSION) {
+        throw new PdpError('store_unavailable', `database schema version ${current} is newer than this build understands (${SCHEMA_VERSION})`);
+      }
+      const pending = MIGRATIONS.filter((m) => m.version > current);
+      if (pending.length === 0) return [];
+      await client.query('BEGIN');
+      try {
+        for (const migration of pending) {
+          for (const statement of postgresStatements(migration)) await client.query(statement);
+          await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [migration.version, now]);
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+      return pending.map((m) => m.version);
+    } finally {
+      await client.query(MIGRATION_UNLOCK).catch(() => undefined);
+    }
+  } catch (error) {
+    if (error instanceof PdpError) throw error;
+    throw new PdpError('store_unavailable', 'cannot open the PostgreSQL store', { cause: error });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
