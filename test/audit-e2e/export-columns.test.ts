@@ -19,7 +19,7 @@ let temp: TempStore;
  * event n at at(10 n).
  */
 beforeEach(async () => {
-  temp = tempStore();
+  temp = await tempStore();
   const s = temp.store;
   const deny = { outcome: 'deny' as const, redeemable_until: null };
   await s.registerTask(task('t-1', { registered_at: at(10) }));

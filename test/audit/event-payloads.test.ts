@@ -586,7 +586,7 @@ describe('events a real SQLite store writes', () => {
   let written: AuditEventV1[] = [];
 
   beforeAll(async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const s = temp.store;
     const caller = 'support-middleware';
     await s.registerTask(task('t-1', { trace_id: TRACE }));

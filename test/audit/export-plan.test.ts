@@ -31,7 +31,7 @@ const header = (lines: string[]): Record<string, unknown> => JSON.parse(lines[0]
 
 /** 10 events, one per 10 s: seq n at time at(10 n); decisions for two agents at seq 3, 5, 8 (deny at 5). */
 async function seeded(): Promise<AuditEventV1[]> {
-  temp = tempStore();
+  temp = await tempStore();
   const s = temp.store;
   await s.appendEvents([policyLoaded(10), policyLoaded(20)]);
   await s.recordDecision(decision('d-3', { created_at: at(30) }));

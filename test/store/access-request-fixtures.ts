@@ -2,30 +2,30 @@
 import type { AuditEventType, AuditEventV1 } from '../../src/audit/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import type { CreateAccessRequestInput, Store } from '../../src/store/index.js';
-import { at, decision, task, tempStore } from './store-fixtures.js';
+import { ENGINE, at, decision, task, tempStore } from './store-fixtures.js';
 
 export const PEP = 'support-middleware';
 export const APPROVER = 'oncall-1';
 
-/** A real SQLite store, on a file or in memory, and how to dispose of it. */
+/** A real store, on a file or in memory (SQLite) or in a schema of its own (PostgreSQL), and how to dispose of it. */
 export interface AnyStore {
-  store: SqliteStore;
+  store: Store;
   cleanup(): Promise<void>;
 }
 
-export const STORE_KINDS = [
-  {
-    kind: 'file',
-    open: (): AnyStore => tempStore(),
-  },
-  {
-    kind: ':memory:',
-    open: (): AnyStore => {
-      const store = SqliteStore.open(':memory:');
-      return { store, cleanup: () => store.close() };
-    },
-  },
-] as const;
+export const STORE_KINDS: ReadonlyArray<{ kind: string; open: () => Promise<AnyStore> }> =
+  ENGINE === 'postgres'
+    ? ([{ kind: 'postgres', open: (): Promise<AnyStore> => tempStore() }] as const)
+    : ([
+        { kind: 'file', open: (): Promise<AnyStore> => tempStore() },
+        {
+          kind: ':memory:',
+          open: async (): Promise<AnyStore> => {
+            const store = SqliteStore.open(':memory:');
+            return { store, cleanup: () => store.close() };
+          },
+        },
+      ] as const);
 
 /** Registers task `taskId` (if needed) and records a denial `id` for it, made for PEP. */
 export async function denial(store: Store, id: string, taskId = 't-1'): Promise<void> {

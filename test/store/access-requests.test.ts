@@ -5,16 +5,16 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PdpErrorCode } from '../../src/errors/pdp-error.js';
-import type { FindElevationsInput, SqliteStore } from '../../src/store/index.js';
+import type { FindElevationsInput, Store } from '../../src/store/index.js';
 import { APPROVER, PEP, STORE_KINDS, ask, denial, events } from './access-request-fixtures.js';
 import type { AnyStore } from './access-request-fixtures.js';
 import { at, decision, grant, task } from './store-fixtures.js';
 
 describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
   let s: AnyStore;
-  let store: SqliteStore;
-  beforeEach(() => {
-    s = open();
+  let store: Store;
+  beforeEach(async () => {
+    s = await open();
     store = s.store;
   });
   afterEach(async () => {

@@ -19,7 +19,7 @@ async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
 
 describe('iterateEvents', () => {
   it('streams every event in seq order across many pages', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.appendEvents(Array.from({ length: 1234 }, (_, i) => policyLoaded(i)));
     const events = await collect(temp.store.iterateEvents());
     expect(events).toHaveLength(1234);
@@ -36,7 +36,7 @@ describe('iterateEvents', () => {
     { note: 'no match', query: { agent_id: 'nobody' }, expected: [] },
     { note: 'no types', query: { types: [] }, expected: [] },
   ])('filters by $note', async ({ query, expected }) => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.recordDecision(decision('d-1', { created_at: at(10) }));
     await temp.store.appendEvents([policyLoaded(15)]);
     await temp.store.recordDecision(decision('d-2', { outcome: 'deny', created_at: at(20), redeemable_until: null }));
@@ -47,7 +47,7 @@ describe('iterateEvents', () => {
   });
 
   it('does not hold up writers while a slow consumer is between events', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.appendEvents(Array.from({ length: 1200 }, (_, i) => policyLoaded(i)));
     let seen = 0;
     for await (const _event of temp.store.iterateEvents()) {
@@ -61,7 +61,7 @@ describe('iterateEvents', () => {
 
 describe('pruneEvents', () => {
   it('deletes the old prefix, writes a checkpoint, and the rest still verifies', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const written = await temp.store.appendEvents(Array.from({ length: 10 }, (_, i) => policyLoaded(i + 1)));
     const fifth = written[4] as AuditEventV1;
 
@@ -86,7 +86,7 @@ describe('pruneEvents', () => {
   });
 
   it('keeps the chain going after everything was pruned, and across a restart', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.appendEvents(Array.from({ length: 3 }, (_, i) => policyLoaded(i)));
     const third = await temp.store.chainHead();
     const { event } = await temp.store.pruneEvents({ before: at(1000), at: at(1000) });
@@ -99,7 +99,7 @@ describe('pruneEvents', () => {
   });
 
   it('still detects a deletion right after the checkpoint, and a forged checkpoint', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.appendEvents(Array.from({ length: 10 }, (_, i) => policyLoaded(i + 1)));
     await temp.store.pruneEvents({ before: at(6), at: at(100) });
     await temp.store.close();
@@ -117,7 +117,7 @@ describe('pruneEvents', () => {
   });
 
   it('exports a pruned chain that verifies as a file, with no access to the store', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.appendEvents(Array.from({ length: 10 }, (_, i) => policyLoaded(i + 1)));
     await temp.store.pruneEvents({ before: at(4), at: at(100) });
     const start = await temp.store.chainStart();
@@ -132,7 +132,7 @@ describe('pruneEvents', () => {
 describe('pruning can be told from deleting by hand', () => {
   /** 30 events, seq n at at(n); the raw file, as someone with write access to it would edit it. */
   async function thirty(): Promise<AuditEventV1[]> {
-    temp = tempStore();
+    temp = await tempStore();
     const written = await temp.store.appendEvents(Array.from({ length: 30 }, (_, i) => policyLoaded(i + 1)));
     await temp.store.close();
     return written;
@@ -202,7 +202,7 @@ describe('pruning can be told from deleting by hand', () => {
   });
 
   it('never lets audit.* events in through appendEvents, and never masks them', async () => {
-    temp = tempStore({ mask: ['**.last_hash', '**.before'] });
+    temp = await tempStore({ mask: ['**.last_hash', '**.before'] });
     await expect(temp.store.appendEvents([{ type: 'audit.pruned', time: at(1), data: {} }])).rejects.toThrow(TypeError);
     await temp.store.appendEvents([policyLoaded(1), policyLoaded(2)]);
     const { event } = await temp.store.pruneEvents({ before: at(2), at: at(3) });
@@ -213,7 +213,7 @@ describe('pruning can be told from deleting by hand', () => {
 
 describe('masking in the store', () => {
   it('stores configured fields only as digests: in events, in decision rows, anywhere in the file', async () => {
-    temp = tempStore({ mask: ['input.task.context.ssn', 'request.task.context.ssn', 'credential'] });
+    temp = await tempStore({ mask: ['input.task.context.ssn', 'request.task.context.ssn', 'credential'] });
     const ssn = '987-65-4321';
     const context = { customer_id: '1234', ssn };
     const recorded = await temp.store.recordDecision(

@@ -14,7 +14,7 @@ afterEach(async () => temp.cleanup());
 
 /** Ten events of several types: seq 1 task.registered, 2-3 decisions, 4 token.issued, ... */
 beforeEach(async () => {
-  temp = tempStore();
+  temp = await tempStore();
   const s = temp.store;
   await s.registerTask(task('t-1'));
   await s.recordDecision(decision('d-1', { task_id: 't-1' }));

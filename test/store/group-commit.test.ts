@@ -31,7 +31,7 @@ function rowCount(path: string, table: string): number {
 
 describe('group commit', () => {
   it('commits writes issued in the same tick in one transaction, in FIFO order', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const before = temp.store.stats().transactions;
     const writes = Array.from({ length: 200 }, (_, i) => temp.store.appendEvents([authFailed(i)]));
     const results = await Promise.all(writes);
@@ -42,13 +42,13 @@ describe('group commit', () => {
   });
 
   it('splits a large burst into transactions of at most maxBatchOps', async () => {
-    temp = tempStore({ maxBatchOps: 25 });
+    temp = await tempStore({ maxBatchOps: 25 });
     await Promise.all(Array.from({ length: 100 }, (_, i) => temp.store.appendEvents([authFailed(i)])));
     expect(temp.store.stats()).toMatchObject({ transactions: 4, ops: 100, events: 100, largest_batch: 25 });
   });
 
   it('resolves each write only once its row is visible to another connection (committed)', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const reader = new Database(temp.path, { readonly: true });
     const count = reader.prepare('SELECT COUNT(*) AS n FROM audit_events WHERE caller_id = ?');
     try {
@@ -64,7 +64,7 @@ describe('group commit', () => {
   });
 
   it('rejects only the refused operation; the rest of its transaction commits and the chain stays whole', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.registerTask(task('t-1'));
     const results = await Promise.allSettled([
       temp.store.appendEvents([authFailed(1)]),
@@ -84,7 +84,7 @@ describe('group commit', () => {
   }
 
   it('rolls a refused operation back to its savepoint, writes included, and commits its neighbours', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const db = openSqlite(temp.path.replace(/pdp\.db$/, 'queue.db'));
     db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
     const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
@@ -102,7 +102,7 @@ describe('group commit', () => {
   });
 
   it('without savepoints (the PostgreSQL driver), replays the batch without an operation refused after a write', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const db = openSqlite(temp.path.replace(/pdp\.db$/, 'replay.db'));
     db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
     const { savepoint: _none, ...driver } = sqliteTransactionDriver(db, sqliteExecutor(db));
@@ -146,7 +146,7 @@ describe('group commit', () => {
     { note: 'the statement fails (RAISE ABORT)', raise: "RAISE(ABORT, 'disk on fire')" },
     { note: 'the engine aborts the transaction (RAISE ROLLBACK)', raise: "RAISE(ROLLBACK, 'disk on fire')" },
   ])('when $note, rejects every write of the transaction with store_unavailable and writes none', async ({ raise }) => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.appendEvents([authFailed(0)]);
     const saboteur = new Database(temp.path);
     saboteur.exec(`CREATE TRIGGER sabotage BEFORE INSERT ON audit_events WHEN NEW.caller_id = 'boom'
@@ -173,7 +173,7 @@ describe('group commit', () => {
   });
 
   it('rejects every write whose operation ran when COMMIT itself fails (deferred constraint)', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const saboteur = new Database(temp.path);
     saboteur.exec(`CREATE TABLE sabotage_parent (id INTEGER PRIMARY KEY);
       CREATE TABLE sabotage_child (parent INTEGER REFERENCES sabotage_parent (id) DEFERRABLE INITIALLY DEFERRED);
@@ -198,7 +198,7 @@ describe('group commit', () => {
   });
 
   it('leaves nothing half-written when a multi-row operation fails late', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     await temp.store.registerTask(task('t-1'));
     await temp.store.recordDecision(decision('d-1', { task_id: 't-1' }));
     const { token } = await temp.store.redeemDecision({
@@ -221,7 +221,7 @@ describe('group commit', () => {
   });
 
   it('commits what is queued on close, then refuses new writes', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const pending = Array.from({ length: 30 }, (_, i) => temp.store.appendEvents([authFailed(i)]));
     await temp.store.close();
     await expect(Promise.all(pending)).resolves.toHaveLength(30);
@@ -230,7 +230,7 @@ describe('group commit', () => {
   });
 
   it('refuses writes beyond the queue bound with store_unavailable', async () => {
-    temp = tempStore({ maxQueuedOps: 10 });
+    temp = await tempStore({ maxQueuedOps: 10 });
     const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => temp.store.appendEvents([authFailed(i)])));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(10);
     expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([
@@ -287,7 +287,7 @@ describe('durable commits', () => {
   });
 
   it('on SQLite under synchronous = NORMAL, commits that transaction with synchronous = FULL (the WAL synced) and only it', async () => {
-    temp = tempStore();
+    temp = await tempStore();
     const db = openSqlite(temp.path.replace(/pdp\.db$/, 'durable.db'));
     const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
     const level = () => db.pragma('synchronous', { simple: true });

@@ -4,16 +4,16 @@
  */
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SqliteStore } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 import { STORE_KINDS, ask, denial, events } from './access-request-fixtures.js';
 import type { AnyStore } from './access-request-fixtures.js';
 import { at, decision, task, tempStore } from './store-fixtures.js';
 
 describe.each(STORE_KINDS)('outbox ($kind)', ({ open }) => {
   let s: AnyStore;
-  let store: SqliteStore;
+  let store: Store;
   beforeEach(async () => {
-    s = open();
+    s = await open();
     store = s.store;
     await denial(store, 'dn-1');
     await store.createAccessRequest(
@@ -126,7 +126,7 @@ describe.each(STORE_KINDS)('outbox ($kind)', ({ open }) => {
 
 describe('the outbox across a restart', () => {
   it('keeps a committed row that was never delivered, and hands it out after the lease', async () => {
-    const temp = tempStore();
+    const temp = await tempStore();
     try {
       await denial(temp.store, 'dn-1');
       await temp.store.createAccessRequest(ask('ar-1', 'dn-1'));
@@ -146,7 +146,7 @@ describe('the outbox across a restart', () => {
 
 describe('migrations 3 to 5 on a database written by schema version 2', () => {
   it('adds the escalation tables, a null access_request_id to the decisions and no elevations to the tasks already there', async () => {
-    const temp = tempStore();
+    const temp = await tempStore();
     try {
       await temp.store.recordDecision(decision('d-old', { outcome: 'deny', task_id: null }));
       await temp.store.registerTask(task('t-old'));

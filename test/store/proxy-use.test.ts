@@ -59,8 +59,8 @@ function committedUses(path: string): Array<Record<string, unknown>> {
 }
 
 describe('recordTokenUse with a call through the proxy', () => {
-  beforeEach(() => {
-    temp = tempStore();
+  beforeEach(async () => {
+    temp = await tempStore();
   });
   afterEach(async () => {
     await temp.cleanup();
@@ -112,8 +112,8 @@ describe('recordTokenUse with a call through the proxy', () => {
 });
 
 describe('the decision chain of a token used through the proxy', () => {
-  beforeEach(() => {
-    temp = tempStore();
+  beforeEach(async () => {
+    temp = await tempStore();
   });
   afterEach(async () => {
     await temp.cleanup();

@@ -15,8 +15,8 @@ import type { TempStore } from './store-fixtures.js';
 const CALLER = 'support-middleware';
 let temp: TempStore;
 
-beforeEach(() => {
-  temp = tempStore();
+beforeEach(async () => {
+  temp = await tempStore();
 });
 afterEach(async () => {
   await temp.cleanup();

@@ -24,7 +24,7 @@ const sign = (seconds: number) => async (): Promise<AuditEventV1 | null> => temp
 
 /** 20 policy.loaded events, a signed head after seq 8 (event 9) and after seq 20 (event 21), then 3 more: 24 events. */
 beforeEach(async () => {
-  temp = tempStore();
+  temp = await tempStore();
   await temp.store.appendEvents(Array.from({ length: 8 }, (_, i) => policyLoaded(i + 1)));
   await sign(9)();
   await temp.store.appendEvents(Array.from({ length: 11 }, (_, i) => policyLoaded(i + 10)));
@@ -80,7 +80,7 @@ describe('signHead', () => {
   it('signs nothing on an empty chain, nor a head that is a signed head already', async () => {
     expect(await sign(30)()).toMatchObject({ seq: 25 });
     expect(await sign(31)()).toBeNull();
-    const empty = tempStore();
+    const empty = await tempStore();
     try {
       expect(await empty.store.signHead((head) => signHead(head, at(1), KEY))).toBeNull();
     } finally {

@@ -1,37 +1,54 @@
-/** Real SQLite files in a temp folder, and builders for store inputs with a frozen clock. */
+/**
+ * Real stores: SQLite files in a temp folder, or, when the test project runs the store suite on PostgreSQL
+ * (AGENT_PDP_TEST_STORE_ENGINE=postgres, vitest.config.ts), a schema of its own on the run's PostgreSQL cluster.
+ * Builders for store inputs with a frozen clock.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore } from '../../src/store/index.js';
-import type { RecordDecisionInput, RegisterTaskInput, SqliteStoreOptions, TokenGrant } from '../../src/store/index.js';
+import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import type { PostgresStoreOptions, RecordDecisionInput, RegisterTaskInput, SqliteStoreOptions, Store, TokenGrant } from '../../src/store/index.js';
+import { dropSchema, newSchema, postgresUrl } from '../support/postgres.js';
 
 export const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 /** ISO time `seconds` after T0. */
 export const at = (seconds = 0): string => new Date(T0 + seconds * 1000).toISOString();
 
+/** The engine the store suite runs on in this test project. */
+export const ENGINE: 'sqlite' | 'postgres' = process.env['AGENT_PDP_TEST_STORE_ENGINE'] === 'postgres' ? 'postgres' : 'sqlite';
+
+export type TestStoreOptions = SqliteStoreOptions & PostgresStoreOptions;
+
 export interface TempStore {
-  store: SqliteStore;
+  store: Store;
+  /** SQLite: the database file. PostgreSQL: the schema's name. */
   path: string;
   dir: string;
-  reopen(options?: SqliteStoreOptions): Promise<SqliteStore>;
+  engine: 'sqlite' | 'postgres';
+  reopen(options?: TestStoreOptions): Promise<Store>;
   cleanup(): Promise<void>;
 }
 
-export function tempStore(options: SqliteStoreOptions = {}): TempStore {
+/** A store on the project's engine (`engine` overrides it: a test of SQLite's own behaviour names it). */
+export async function tempStore(options: TestStoreOptions = {}, engine = ENGINE): Promise<TempStore> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-store-'));
-  const path = join(dir, 'nested', 'pdp.db');
+  const path = engine === 'postgres' ? newSchema('store') : join(dir, 'nested', 'pdp.db');
+  const open = async (next: TestStoreOptions): Promise<Store> =>
+    engine === 'postgres' ? PostgresStore.open(postgresUrl(), { ...next, schema: path }) : SqliteStore.open(path, next);
   const temp: TempStore = {
-    store: SqliteStore.open(path, options),
+    store: await open(options),
     path,
     dir,
+    engine,
     async reopen(next = options) {
       await temp.store.close();
-      temp.store = SqliteStore.open(path, next);
+      temp.store = await open(next);
       return temp.store;
     },
     async cleanup() {
       await temp.store.close();
       rmSync(dir, { recursive: true, force: true });
+      if (engine === 'postgres') await dropSchema(path);
     },
   };
   return temp;

@@ -11,8 +11,8 @@ import { at, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
-beforeEach(() => {
-  temp = tempStore();
+beforeEach(async () => {
+  temp = await tempStore();
 });
 afterEach(async () => {
   await temp.cleanup();

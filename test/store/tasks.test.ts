@@ -3,8 +3,8 @@ import { at, decision, grant, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
-beforeEach(() => {
-  temp = tempStore();
+beforeEach(async () => {
+  temp = await tempStore();
 });
 afterEach(async () => temp.cleanup());
 

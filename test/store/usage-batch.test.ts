@@ -46,8 +46,8 @@ const use = (jti: string, data: Partial<TokenReportedData> = {}, more: Partial<T
 });
 
 describe('recordTokenUses', () => {
-  beforeEach(() => {
-    temp = tempStore();
+  beforeEach(async () => {
+    temp = await tempStore();
   });
   afterEach(async () => {
     await temp.cleanup();
@@ -111,8 +111,8 @@ describe('recordTokenUses', () => {
 });
 
 describe('the decision chain of a token a resource server reported', () => {
-  beforeEach(() => {
-    temp = tempStore();
+  beforeEach(async () => {
+    temp = await tempStore();
   });
   afterEach(async () => {
     await temp.cleanup();

@@ -19,8 +19,8 @@ const AGENT = 'code-review-agent';
 const WINDOW = { since: at(0), until: at(90 * DAY) };
 
 let temp: TempStore;
-beforeEach(() => {
-  temp = tempStore();
+beforeEach(async () => {
+  temp = await tempStore();
 });
 afterEach(async () => {
   await temp.cleanup();

@@ -118,7 +118,7 @@ describe('WalCheckpointer', () => {
 
 describe('the store checkpoints in the background', () => {
   it('by default: events committed by the store reach the database file without an inline checkpoint', async () => {
-    temp = tempStore({ checkpointIntervalMs: 5 });
+    temp = await tempStore({ checkpointIntervalMs: 5 });
     const sizeBefore = statSync(temp.path).size;
     const events = Array.from({ length: 500 }, (_, i) => ({
       type: 'auth.failed' as const,
@@ -138,7 +138,7 @@ describe('the store checkpoints in the background', () => {
     // 4 MB backstop, ~40 MB written by 32 writers flat out. The worker alone never catches up with a writer that
     // never pauses, and SQLite only rewinds a WAL whose every frame was copied: without the backstop the WAL
     // grows to the size of everything written.
-    temp = tempStore({ checkpointIntervalMs: 5, walBackstopPages: 1000 });
+    temp = await tempStore({ checkpointIntervalMs: 5, walBackstopPages: 1000 });
     const store = temp.store;
     const wal = `${temp.path}-wal`;
     let largest = 0;
@@ -159,8 +159,8 @@ describe('the store checkpoints in the background', () => {
     await expect(store.verifyStoredChain()).resolves.toMatchObject({ ok: true, count: 16_000 });
   }, 60_000);
 
-  it("with checkpoint: 'inline' there is no worker: SQLite checkpoints on the writer", () => {
-    temp = tempStore({ checkpoint: 'inline' });
+  it("with checkpoint: 'inline' there is no worker: SQLite checkpoints on the writer", async () => {
+    temp = await tempStore({ checkpoint: 'inline' });
     expect(temp.store.stats().wal_checkpoints).toBeNull();
   });
 

@@ -11,8 +11,8 @@ import type { SuggestionRecord } from '../../src/store/index.js';
 import { at, tempStore, type TempStore } from '../store/store-fixtures.js';
 
 let temp: TempStore;
-beforeEach(() => {
-  temp = tempStore();
+beforeEach(async () => {
+  temp = await tempStore();
 });
 afterEach(async () => temp.cleanup());
 
