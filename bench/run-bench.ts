@@ -37,7 +37,7 @@ import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, start
 import { latencySvg, reportMarkdown } from './lib/report.js';
 import type { BenchResults, DiagnosticRow, Goal, InProcessRow } from './lib/results.js';
 import { startOpa, startOurs, writeOpaData, type RunningServer } from './lib/servers.js';
-import { geomean, round } from './lib/timing.js';
+import { geomean, median, round } from './lib/timing.js';
 import { attack, ms, writeTargets, type VegetaTarget } from './lib/vegeta.js';
 import { BENCH_PEP, mixSummary } from './lib/workload.js';
 import { answeredOf, introspectTargets, prepareDecisions, prepareTokens, redeemTargets, ROUTE_PATH, ROUTES, runRoutesBench, type Route, type RoutesPlan } from './routes-bench.js';
@@ -397,6 +397,22 @@ function workersGoal(r: BenchResults & { workers?: WorkersBenchResult }): Goal {
   };
 }
 
+function postgresGoal(r: BenchResults & { workers?: WorkersBenchResult }): Goal {
+  const w = r.workers;
+  const db = (name: string): string => {
+    const s = w?.servers.find((x) => x.name === name);
+    return s === undefined || s.rounds_db_cores.length === 0 ? '' : `, the database ${median(s.rounds_db_cores)} cores`;
+  };
+  return {
+    goal: 'the PostgreSQL store against the SQLite store, same server and load (--workers 2; --workers 1 alongside)',
+    target: '≥ 0.5× SQLite',
+    measured: w
+      ? `--workers 2: PostgreSQL ÷ SQLite ${w.ratio.postgres_vs_sqlite_workers2}×${db('ours postgres --workers 2')}; --workers 1: ${w.ratio.postgres_vs_sqlite_workers1}×${db('ours postgres --workers 1')}; PostgreSQL --workers 2 ÷ --workers 1 ${w.ratio.postgres_workers2_vs_workers1}×`
+      : 'not run',
+    met: w ? w.ratio.postgres_vs_sqlite_workers2 >= 0.5 && w.servers.every((s) => s.errors === 0) : null,
+  };
+}
+
 function bundleGoals(r: BenchResults & { bundle?: BundleBenchResult }): Goal[] {
   const b = r.bundle;
   const busy = (contamination['bundle'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['bundle']} cores meanwhile` : '';
@@ -557,6 +573,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(suggestGoal(r));
   out.push(...bundleGoals(r));
   out.push(workersGoal(r));
+  out.push(postgresGoal(r));
   out.push(exportGoal(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
