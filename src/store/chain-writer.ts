@@ -5,9 +5,9 @@
  * is refused without touching a transaction), and sealed (seq, prev_hash, hash) when it is appended, in
  * commit order. The chain head is read from the database at the start of every transaction (one indexed
  * lookup) rather than trusted from memory, so another writer on the same database (a CLI, a second process, a
- * replica) cannot fork the chain. SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL the head is
- * read under a transaction-scoped advisory lock (`headLock`), so the write transactions of all replicas take turns
- * and the trail stays one chain (src/store/README.md, "PostgreSQL").
+ * replica) cannot fork the chain. SQLite's BEGIN IMMEDIATE serialises writers; on PostgreSQL every write transaction
+ * takes an advisory lock before the head is read (postgres-connection.ts), so the write transactions of all replicas
+ * take turns and the trail stays one chain (src/store/README.md, "PostgreSQL").
  */
 import { createHash } from 'node:crypto';
 import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
@@ -29,11 +29,7 @@ export class ChainWriter {
   private appended = 0;
   private committedEvents = 0;
 
-  /** `headLock`: a statement run at the start of every write transaction, before the head is read. */
-  constructor(
-    private readonly mask: Masker,
-    private readonly headLock?: string,
-  ) {}
+  constructor(private readonly mask: Masker) {}
 
   /**
    * Masks and encodes `event`. TypeError for misuse; invalid_request when the data has no canonical encoding.
@@ -47,9 +43,8 @@ export class ChainWriter {
     return { event: masked, dataJson: encodeData(masked.data) };
   }
 
-  /** Call at the start of each transaction: reads the chain head (under the head lock, if any). */
+  /** Call at the start of each transaction: reads the chain head. */
   *beginBatch(): Program<void> {
-    if (this.headLock !== undefined) yield* get(this.headLock);
     this.head = yield* this.readHead();
     this.appended = 0;
   }

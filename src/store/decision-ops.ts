@@ -80,9 +80,9 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     { premasked: true },
   );
   return ctx.write(function* () {
-    if ((yield* get(SQL.decisionExists, decision.decision_id)) !== undefined) {
-      throw new PdpError('internal', `decision ${decision.decision_id} is already recorded`);
-    }
+    // No lookup first: the decision id is the PDP's own random UUID. A duplicate (a bug, never a caller's doing) fails
+    // the transaction on the primary key: store_unavailable, nothing written, nothing overwritten. Without a read, the
+    // decide path's write is two INSERTs, which PostgreSQL's writer sends with the batch's others (postgres-connection.ts).
     // access_request_id is the id the Decider just read with findElevations: not checked again on the hot path
     // (an unknown one would only leave the decision out of a denial's chain view, never grant anything).
     yield* run(

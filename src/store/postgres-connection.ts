@@ -117,22 +117,69 @@ export function isConnectionFailure(error: unknown): boolean {
   return error instanceof StoreFailure && !isStatementError(error.cause);
 }
 
+/** `INSERT INTO t (…) VALUES (…)` with nothing after the row: it writes exactly one row or fails. */
+const PLAIN_INSERT = /^\s*INSERT INTO\s+\w+\s*\([^)]*\)\s*VALUES\s*\([^()]*\)\s*$/i;
+/** Most parameters of one statement (PostgreSQL's limit is 65,535). */
+const MAX_PARAMS = 30_000;
+
 /**
- * The writer's connection, opened on first use and again after it failed. `use` runs one step on it.
+ * The writer's connection, opened on first use and again after it failed, and the batch's deferred INSERTs.
+ *
+ * Round trips, not CPU, bound a PostgreSQL writer: each statement waits for its answer before the next is sent. So a
+ * plain INSERT (one row, no ON CONFLICT, no RETURNING) is not sent when the program yields it: its answer can only be
+ * "1 row" or an error, and an error fails the whole transaction anyway (group-commit.ts), so the program is told 1
+ * at once and the row waits. Waiting rows are sent before any other statement (a read must see them, an UPDATE may
+ * touch them) and before COMMIT, as one multi-row INSERT per statement text, in the order each text first came:
+ * the decide path's two INSERTs cost two round trips per batch, not per decision. Foreign keys are checked at COMMIT
+ * (`DEFERRABLE INITIALLY DEFERRED`, `postgresStatements`), so the grouping cannot trip over the order of rows.
  */
 export class WriterConnection {
   private client: pg.Client | undefined;
   private connecting: Promise<pg.Client> | undefined;
+  private deferred = new Map<string, unknown[][]>();
 
   constructor(private readonly config: pg.ClientConfig) {}
 
   async execute(step: SqlStep): Promise<unknown> {
+    if (step.kind === 'run' && PLAIN_INSERT.test(step.sql)) {
+      const rows = this.deferred.get(step.sql);
+      if (rows === undefined) this.deferred.set(step.sql, [[...step.params]]);
+      else rows.push([...step.params]);
+      return 1;
+    }
+    if (step.sql === 'ROLLBACK') this.deferred.clear();
     const client = await this.connect();
     try {
+      await this.flush(client);
       return await execute(client, step);
     } catch (error) {
+      this.deferred.clear();
       if (!(error instanceof StoreFailure) || !isStatementError(error.cause)) this.discard(client);
       throw error;
+    }
+  }
+
+  /** Sends the deferred rows: one multi-row INSERT per text (chunked below the parameter limit). */
+  private async flush(client: pg.ClientBase): Promise<void> {
+    if (this.deferred.size === 0) return;
+    const batches = this.deferred;
+    this.deferred = new Map();
+    for (const [sql, rows] of batches) {
+      const at = sql.search(/VALUES\s*\(/i);
+      const head = sql.slice(0, at);
+      const tuple = sql.slice(sql.indexOf('(', at)).trim();
+      const perRow = (tuple.match(/\?/g) ?? []).length;
+      const chunk = Math.max(1, Math.floor(MAX_PARAMS / Math.max(1, perRow)));
+      for (let from = 0; from < rows.length; from += chunk) {
+        const part = rows.slice(from, from + chunk);
+        let n = 0;
+        const values = part.map(() => tuple.replace(/\?/g, () => `$${++n}`)).join(', ');
+        try {
+          await client.query({ text: `${head}VALUES ${values}`, values: part.flat() });
+        } catch (error) {
+          throw new StoreFailure(error);
+        }
+      }
     }
   }
 
@@ -169,11 +216,15 @@ export class WriterConnection {
   }
 }
 
-/** No savepoints: each would be a round trip and a subtransaction (group-commit.ts replays instead). */
+/**
+ * No savepoints: each would be a round trip and a subtransaction (group-commit.ts replays instead). BEGIN and the
+ * chain lock go in one round trip (a simple query of two statements); the head is read by the next statement, whose
+ * snapshot is taken after the lock was granted (READ COMMITTED: one snapshot per statement).
+ */
 export function postgresTransactionDriver(writer: WriterConnection): TransactionDriver {
   return {
     executeAsync: (step) => writer.execute(step),
-    begin: 'BEGIN',
+    begin: `BEGIN; ${CHAIN_LOCK}`,
     commit: 'COMMIT',
     rollback: 'ROLLBACK',
   };
@@ -186,9 +237,17 @@ export function readPool(config: pg.ClientConfig, options: PostgresOpenOptions):
   return pool;
 }
 
-/** SQLite's DDL as PostgreSQL runs it: BIGINT for INTEGER, code-point order for TEXT. One list of migrations. */
+/**
+ * SQLite's DDL as PostgreSQL runs it: BIGINT for INTEGER, code-point order for TEXT, foreign keys checked at COMMIT
+ * (the writer sends INSERTs grouped by table: `WriterConnection`). One list of migrations for both engines.
+ */
 export function postgresStatements(migration: Migration): string[] {
-  return migration.statements.map((s) => s.replace(/\bINTEGER\b/g, 'BIGINT').replace(/\bTEXT\b/g, 'TEXT COLLATE "C"'));
+  return migration.statements.map((s) =>
+    s
+      .replace(/\bINTEGER\b/g, 'BIGINT')
+      .replace(/\bTEXT\b/g, 'TEXT COLLATE "C"')
+      .replace(/\bREFERENCES\s+(\w+)\s*\(([^)]*)\)/g, 'REFERENCES $1 ($2) DEFERRABLE INITIALLY DEFERRED'),
+  );
 }
 
 /**

@@ -10,7 +10,6 @@ import { compileMask } from '../audit/index.js';
 import { ChainWriter } from './chain-writer.js';
 import { GroupCommitQueue } from './group-commit.js';
 import {
-  CHAIN_LOCK,
   WriterConnection,
   connectionConfig,
   execute,
@@ -54,7 +53,8 @@ export class PostgresStore extends ProgramStore {
     private readonly pool = readPool(config, options),
   ) {
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
-    const chain = new ChainWriter(mask, CHAIN_LOCK);
+    // The chain lock is taken with BEGIN (postgresTransactionDriver).
+    const chain = new ChainWriter(mask);
     const queue = new GroupCommitQueue(postgresTransactionDriver(writer), {
       ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),
       ...(options.maxQueuedOps === undefined ? {} : { maxQueuedOps: options.maxQueuedOps }),

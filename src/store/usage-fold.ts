@@ -1,12 +1,17 @@
 /**
  * Folding a stretch of the audit trail into usage cells (day × agent × integration × scope × task type × record type
  * × source, and day × agent × integration for tokens): the reading half of rollupUsage (usage-rollup-ops.ts), which
- * runs it on the event loop or, for a large backlog, in worker threads over slices of the range, each with its own
- * read connection, and merges and writes their cells.
+ * runs it on the event loop or, for a large backlog on SQLite, in worker threads over slices of the range, each with
+ * its own read connection, and merges and writes their cells.
  *
- * `createUsageFold` must not refer to anything outside its own body: its source text is what a worker thread runs
- * (usage-rollup-workers.ts), like the WAL checkpointer's loop. Hence no imports but types, no classes, no constants
- * outside it.
+ * The fold itself (`createFoldCore`) consumes rows and asks its lookups (a token's issued_at, a counted use before,
+ * a task's type) through `FoldLookups`, so both engines fold alike: SQLite reads with `createUsageFold` (synchronous
+ * prepared statements, on the store's connection or in a worker); PostgreSQL reads a range's rows and answers its
+ * lookups in batches (usage-rollup-ops.ts, postgres-sql.ts).
+ *
+ * `createFoldCore` and `createUsageFold` must not refer to anything outside their own bodies: their source text is
+ * what a worker thread runs (usage-rollup-workers.ts), like the WAL checkpointer's loop. Hence no imports but types,
+ * no classes, no constants outside them.
  *
  * What counts (issue 18): a token.issued event grants each of its scopes; a token.used event is use only with
  * evidence of the scope, a call the enforcement proxy forwarded (`action: proxy`, `outcome: forwarded`) or a request a
@@ -75,14 +80,55 @@ export interface UsageFold {
 }
 
 /**
- * A fold over `db` (a connection to the store's file, or the store's own). It remembers, across folds, the tokens it
- * saw issued (their issued_at, whether a use was counted) for two hours of event time, and the task types it read
- * (up to 100,000); a token issued before what it folded is read from the tokens table, and whether a use of it was
- * counted before from the trail (the events before it), so slices folded apart count each token once.
+ * A decision or an issued token (a row of selectRollupGrants): seq, 1 for token.issued (0 for a decision), time,
+ * agent_id, task_id, jti, and the members read, as JSON text of an array (see `issued` and `decided`).
  */
-export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
-  const ISSUED_MEMORY_MS = 2 * 3600_000;
-  const TASK_CACHE_MAX = 100_000;
+export type GrantRow = [number, number, unknown, unknown, unknown, unknown, unknown];
+/**
+ * A token.used event (a row of selectRollupUses): seq, time, its group's key (jti, day, use, agent_id, task_id
+ * joined by NUL, U+0001 for a null; use being `[action, outcome, integration, scope, record.type]` as JSON), used_at
+ * (as SQLite's json_extract gives it: a string, a number, or null).
+ */
+export type UseRow = [number, string, string, unknown];
+
+/**
+ * What the fold looks up outside the rows it folds, each answer as of the event at `seq` (SQL texts of sql.ts on
+ * SQLite). Asked only for a token or task the fold does not remember (`FoldCore.unknownTokens`, `unknownTasks`).
+ */
+export interface FoldLookups {
+  /** The tokens table's issued_at of `jti` (undefined without a row). */
+  tokenIssuedAt(jti: string): unknown;
+  /** Whether a use of `jti` that counts comes before `seq` in the trail. */
+  countedUseBefore(jti: string, seq: number): boolean;
+  /** The tasks table's type of `taskId` (undefined without a row). */
+  taskType(taskId: string): unknown;
+  /** `input.task.type` of the last decision of `taskId` before `seq` whose type is a string (undefined if none). */
+  assertedTaskType(taskId: string, seq: number): unknown;
+}
+
+/** The fold over rows, engine-neutral: each range is `begin`, its grant rows, its use rows, `end`. */
+export interface FoldCore {
+  /** Starts the range (after, through]: a range starting elsewhere than the last one ended leaves out events another fold read. */
+  begin(after: number, through: number): void;
+  /** Decisions and issued tokens, in seq order; issuances first: a use never comes before its token's issuance. */
+  grants(rows: readonly GrantRow[], lookups: FoldLookups): void;
+  uses(rows: readonly UseRow[], lookups: FoldLookups): void;
+  /** Ends the range: forgets the tokens issued long before the last event folded. */
+  end(): void;
+  /** The cells summed since the last call, and a fresh start for the next; the fold's memory of tokens and tasks stays. */
+  take(): FoldedCells;
+  /** Of `jtis`, those whose issued_at or counted use `uses` may look up now (after `begin` and `grants`). */
+  unknownTokens(jtis: Iterable<string>): string[];
+  /** Of `taskIds`, those whose type folding `rows` more rows may look up now (all when the task cache may be cleared meanwhile). */
+  unknownTasks(taskIds: Iterable<string>, rows: number): string[];
+}
+
+/**
+ * A fold over `db` (a connection to the store's file, or the store's own) with SQLite's statements: the rows of a
+ * range read in one read transaction, the lookups asked one at a time. `createCore` is createFoldCore (passed in: a
+ * worker runs this function's source text).
+ */
+export function createUsageFold(db: Database, sql: UsageFoldSql, createCore: () => FoldCore): UsageFold {
   // Raw rows (arrays): no object with named members per row.
   const grants = db.prepare(sql.grants).raw(true);
   const uses = db.prepare(sql.uses).raw(true);
@@ -95,16 +141,34 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   const countedUseBefore = db.prepare(sql.countedUseBefore);
   const taskTypeOf = db.prepare(sql.taskType);
   const assertedTaskTypeOf = db.prepare(sql.assertedTaskType).pluck();
-  /**
-   * A decision or an issued token (a row of selectRollupGrants): seq, 1 for token.issued (0 for a decision), time, agent_id,
-   * task_id, jti, and the members read as JSON (see `issued` and `decided`).
-   */
-  type GrantRow = [number, number, unknown, unknown, unknown, unknown, string];
-  /**
-   * A token.used event (a row of selectRollupUses): seq, time, its group's key (jti, day, use, agent_id, task_id
-   * joined by NUL, U+0001 for a null; use being `[action, outcome, integration, scope, record.type]` as JSON), used_at.
-   */
-  type UseRow = [number, string, string, unknown];
+  const lookups: FoldLookups = {
+    tokenIssuedAt: (jti) => (tokenIssuedAt.get(jti) as { issued_at: unknown } | undefined)?.issued_at,
+    countedUseBefore: (jti, seq) => countedUseBefore.get(jti, seq) !== undefined,
+    taskType: (taskId) => (taskTypeOf.get(taskId) as { type: unknown } | undefined)?.type,
+    assertedTaskType: (taskId, seq) => assertedTaskTypeOf.get(taskId, seq),
+  };
+  const core = createCore();
+  return {
+    fold(after: number, through: number): void {
+      core.begin(after, through);
+      const { grantRows, useRows } = read.deferred(after, through);
+      core.grants(grantRows, lookups);
+      core.uses(useRows, lookups);
+      core.end();
+    },
+    take: () => core.take(),
+  };
+}
+
+/**
+ * The fold. It remembers, across ranges, the tokens it saw issued (their issued_at, whether a use was counted) for
+ * two hours of event time, and the task types it read (up to 100,000); a token issued before what it folded is
+ * looked up in the tokens table, and whether a use of it was counted before in the trail (the events before it), so
+ * slices folded apart count each token once.
+ */
+export function createFoldCore(): FoldCore {
+  const ISSUED_MEMORY_MS = 2 * 3600_000;
+  const TASK_CACHE_MAX = 100_000;
   /** The token.used events of one token, day and kind of use in what was read: the key, n, first seq, first and last time, the latest used_at. */
   type UseGroup = [key: string, n: number, first_seq: number, first_at: string, last_at: string, last_used_at: unknown];
   /** A count with first and last seen (a DailyCell without the members its context and scope hold). */
@@ -136,7 +200,10 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   /** The cells summed so far: per context (day, agent, integration, task type, record type), source and scope. */
   let contexts = new Map<string, Context>();
   let tokenCells = new Map<string, TokenCell>();
-  let unknownTokens = new Set<string>();
+  /** Tokens without a tokens row (pruned, or not ours), until the cells are taken. */
+  let notFound = new Set<string>();
+  /** The lookups of the range being folded. */
+  let ask: FoldLookups;
   let lastTime = '';
   /** The end of the last range folded: a range starting elsewhere leaves out events another fold read. */
   let lastThrough: number | undefined;
@@ -157,9 +224,9 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
     if (taskId === null) return '';
     const known = taskTypes.get(taskId);
     if (known !== undefined) return known;
-    const asserted: unknown = assertedTaskTypeOf.get(taskId, seq);
-    const row = typeof asserted === 'string' ? undefined : (taskTypeOf.get(taskId) as { type: string } | undefined);
-    const type = typeof asserted === 'string' ? asserted : (row?.type ?? '');
+    const asserted: unknown = ask.assertedTaskType(taskId, seq);
+    const registered: unknown = typeof asserted === 'string' ? undefined : ask.taskType(taskId);
+    const type = typeof asserted === 'string' ? asserted : typeof registered === 'string' ? registered : '';
     rememberTask(taskId, type);
     return type;
   };
@@ -254,18 +321,18 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   const span = (seq: number, time: string, day: string, agent: string, jti: string, integration: string, end: string): void => {
     let token = tokens.get(jti);
     if (token === undefined) {
-      if (unknownTokens.has(jti)) return;
-      const row = tokenIssuedAt.get(jti) as { issued_at: string } | undefined;
-      const issuedMs = row === undefined ? Number.NaN : Date.parse(row.issued_at);
+      if (notFound.has(jti)) return;
+      const issuedAt = ask.tokenIssuedAt(jti);
+      const issuedMs = typeof issuedAt === 'string' ? Date.parse(issuedAt) : Number.NaN;
       if (!Number.isFinite(issuedMs)) {
-        unknownTokens.add(jti); // pruned, or not ours: its uses count, its span is unknown
+        notFound.add(jti); // pruned, or not ours: its uses count, its span is unknown
         return;
       }
-      token = { issued_ms: issuedMs, time_ms: Date.parse(time), used: countedUseBefore.get(jti, seq) !== undefined, stale: false };
+      token = { issued_ms: issuedMs, time_ms: Date.parse(time), used: ask.countedUseBefore(jti, seq), stale: false };
       tokens.set(jti, token);
     } else if (token.stale) {
       token.stale = false;
-      if (!token.used) token.used = countedUseBefore.get(jti, seq) !== undefined;
+      if (!token.used) token.used = ask.countedUseBefore(jti, seq);
     }
     const cell = tokenCell(day, agent, integration);
     if (!token.used) {
@@ -281,7 +348,7 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
    * event: summing here costs less than SQLite's sort of every event for GROUP BY (measured: 500 instead of 560 ms of
    * CPU for 200,000 events read and grouped).
    */
-  const groupUses = (rows: UseRow[]): Map<string, UseGroup> => {
+  const groupUses = (rows: readonly UseRow[]): Map<string, UseGroup> => {
     const groups = new Map<string, UseGroup>();
     for (const [seq, time, key, usedAt] of rows) {
       const g = groups.get(key);
@@ -322,12 +389,13 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
   };
 
   return {
-    fold(after: number, through: number): void {
+    begin(after: number, through: number): void {
       if (lastThrough !== undefined && after !== lastThrough) for (const token of tokens.values()) token.stale = true;
       lastThrough = through;
-      const { grantRows, useRows } = read.deferred(after, through);
-      // Issuances first: a use never comes before its token's issuance, whose issued_at its span needs.
-      for (const [seq, type, time, agent, taskId, jti, text] of grantRows) {
+    },
+    grants(rows: readonly GrantRow[], lookups: FoldLookups): void {
+      ask = lookups;
+      for (const [seq, type, time, agent, taskId, jti, text] of rows) {
         if (typeof time !== 'string' || typeof agent !== 'string' || typeof text !== 'string') continue;
         const members: unknown = JSON.parse(text);
         if (!Array.isArray(members)) continue;
@@ -336,13 +404,33 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
         if (type === 1) issued(seq, time, agent, task, typeof jti === 'string' ? jti : null, members);
         else decided(seq, time, agent, task, members);
       }
-      for (const g of groupUses(useRows).values()) used(g);
+    },
+    uses(rows: readonly UseRow[], lookups: FoldLookups): void {
+      ask = lookups;
+      for (const g of groupUses(rows).values()) used(g);
+    },
+    end(): void {
       // Forget the tokens issued long before the last event folded (their uses are over, or read from the store).
       const now = Date.parse(lastTime);
       for (const [jti, token] of tokens) {
         if (now - token.time_ms <= ISSUED_MEMORY_MS) break;
         tokens.delete(jti);
       }
+    },
+    unknownTokens(jtis: Iterable<string>): string[] {
+      const out = new Set<string>();
+      for (const jti of jtis) {
+        const token = tokens.get(jti);
+        if (token === undefined ? !notFound.has(jti) : token.stale && !token.used) out.add(jti);
+      }
+      return [...out];
+    },
+    unknownTasks(taskIds: Iterable<string>, rows: number): string[] {
+      // Each row remembers at most one task: below the limit, what the cache holds now stays in it.
+      const mayClear = taskTypes.size + rows >= TASK_CACHE_MAX;
+      const out = new Set<string>();
+      for (const id of taskIds) if (mayClear || !taskTypes.has(id)) out.add(id);
+      return [...out];
     },
     take(): FoldedCells {
       const out: FoldedCells = { daily: [], tokens: [] };
@@ -354,7 +442,7 @@ export function createUsageFold(db: Database, sql: UsageFoldSql): UsageFold {
       for (const c of tokenCells.values()) out.tokens.push([c.day, c.agent_id, c.integration, c.issued, c.issued_first_at, c.issued_last_at, c.tokens, c.max_seconds]);
       contexts = new Map();
       tokenCells = new Map();
-      unknownTokens = new Set();
+      notFound = new Set();
       return out;
     },
   };

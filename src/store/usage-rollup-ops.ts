@@ -13,15 +13,16 @@ import { all, get, run } from './sql-program.js';
 import type { Program } from './sql-program.js';
 import { requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
-import { createUsageFold } from './usage-fold.js';
-import type { DailyRow, FoldedCells, TokenRow, UsageFold, UsageFoldSql } from './usage-fold.js';
+import { PG_SQL } from './postgres-sql.js';
+import { createFoldCore, createUsageFold } from './usage-fold.js';
+import type { DailyRow, FoldCore, FoldLookups, FoldedCells, GrantRow, TokenRow, UseRow, UsageFold, UsageFoldSql } from './usage-fold.js';
 import { FoldWorkers } from './usage-rollup-workers.js';
 
 /** Events folded per write transaction unless asked otherwise (`batch`). */
 export const ROLLUP_BATCH = 200_000;
 /** The largest `batch` accepted: one transaction's cells (and the writer's pause to upsert them) stay bounded. */
 export const ROLLUP_MAX_BATCH = 1_000_000;
-/** Events read at a time (two statements in one read transaction); on the event loop, it is yielded between reads. */
+/** Events read at a time (two statements in one read transaction); on the event loop, it is yielded between reads (SQLite). */
 const READ_CHUNK = 20_000;
 /** Below this many events to read, a rollup folds on the event loop: starting workers would cost more. */
 const WORKERS_FROM_EVENTS = 200_000;
@@ -52,11 +53,9 @@ export function rollupUsage(ctx: StoreContext, input: RollupUsageInput = {}): Pr
   if (workers !== undefined && (!Number.isSafeInteger(workers) || workers < 0 || workers > 64)) {
     return Promise.reject(new TypeError('workers must be an integer from 0 to 64'));
   }
-  // The fold reads the SQLite file itself (usage-fold.ts); PostgreSQL's comes later.
+  // SQLite: the fold reads the file itself (usage-fold.ts). PostgreSQL: it reads through the store's read pool.
   const db = ctx.engine === 'sqlite' ? ctx.sqlite : undefined;
-  if (db === undefined) {
-    return Promise.reject(new PdpError('store_unavailable', 'usage rollup is not available on the PostgreSQL store yet'));
-  }
+  if (ctx.engine === 'sqlite' && db === undefined) return Promise.reject(new PdpError('store_unavailable', 'the SQLite store has no connection'));
   const next = (running.get(ctx) ?? Promise.resolve())
     .catch(() => undefined)
     .then(() => rollupNow(ctx, db, batch, workers));
@@ -71,9 +70,10 @@ export function rollupUsage(ctx: StoreContext, input: RollupUsageInput = {}): Pr
  * batch is dropped and the call goes on from there. A large backlog is read by worker threads, one slice of each
  * batch per worker, the next batch read while the store writes the last.
  */
-async function rollupNow(ctx: StoreContext, db: Database, batch: number, workersAsked: number | undefined): Promise<RollupUsageResult> {
+async function rollupNow(ctx: StoreContext, db: Database | undefined, batch: number, workersAsked: number | undefined): Promise<RollupUsageResult> {
   let pool: FoldWorkers | undefined;
   let local: UsageFold | undefined;
+  let core: FoldCore | undefined;
   let events = 0;
   /** The next range to fold after `cursor`, or undefined when the cursor is at the head. */
   const rangeAfter = async (cursor: number): Promise<{ from: number; end: number } | undefined> => {
@@ -93,8 +93,18 @@ async function rollupNow(ctx: StoreContext, db: Database, batch: number, workers
     return { from, end: Math.min(head, from + batch) };
   };
   const foldRange = async ({ from, end }: { from: number; end: number }): Promise<FoldedCells> => {
+    if (db === undefined) {
+      // PostgreSQL: the database reads inside the payloads; one fold per call, a chunk per read (no worker threads).
+      const fold = (core ??= createFoldCore());
+      for (let lo = from; lo < end; ) {
+        const hi = Math.min(end, lo + READ_CHUNK);
+        await foldPostgres(ctx, fold, lo, hi);
+        lo = hi;
+      }
+      return fold.take();
+    }
     if (pool !== undefined && end - from >= pool.size) return merge(await pool.fold(slices(from, end, pool.size), READ_CHUNK));
-    local ??= readSqlite(() => createUsageFold(db, FOLD_SQL));
+    local ??= readSqlite(() => createUsageFold(db, FOLD_SQL, createFoldCore));
     const fold = local;
     for (let lo = from; lo < end; ) {
       const hi = Math.min(end, lo + READ_CHUNK);
@@ -108,7 +118,7 @@ async function rollupNow(ctx: StoreContext, db: Database, batch: number, workers
     let cursor = await ctx.read(cursorOf);
     let range = await rangeAfter(cursor);
     if (range === undefined) return { events: 0, seq: cursor };
-    pool = await startWorkers(ctx, db, range, workersAsked);
+    pool = db === undefined ? undefined : await startWorkers(ctx, db, range, workersAsked);
     let folding = foldRange(range);
     for (;;) {
       const cells = await folding;
@@ -141,6 +151,7 @@ async function rollupNow(ctx: StoreContext, db: Database, batch: number, workers
       await pool?.close();
       pool = undefined;
       local = undefined;
+      core = undefined;
       cursor = await ctx.read(cursorOf);
       const again = await rangeAfter(cursor);
       if (again === undefined) return { events, seq: cursor };
@@ -168,6 +179,149 @@ function readSqlite<T>(fn: () => T): T {
     if (isPdpError(error)) throw error;
     throw new PdpError('store_unavailable', 'the store could not be read', { cause: error });
   }
+}
+
+/**
+ * Folds the events of (after, through] on PostgreSQL: one snapshot reads the range's rows (the database extracts the
+ * members the fold reads, postgres-sql.ts), then, before each half of the fold, answers in a few batched queries
+ * every lookup that half may ask (FoldCore.unknownTasks, unknownTokens), exactly as SQLite's statements would for any
+ * seq of the range. A payload that is not JSON fails the cast: the range is read again without the events JSON.parse
+ * refuses (SQLite's json_valid leaves them out), once.
+ */
+async function foldPostgres(ctx: StoreContext, core: FoldCore, after: number, through: number): Promise<void> {
+  let skip: number[] = [];
+  const state = { begun: false };
+  for (;;) {
+    try {
+      await ctx.read(() => foldPostgresRange(core, after, through, skip, state), { snapshot: true });
+      return;
+    } catch (error) {
+      // Only while nothing was folded yet: a fold half done cannot be repeated (the call fails, its cells unwritten).
+      if (state.begun || skip.length > 0 || !isNotJson(error)) throw error;
+      const payloads = await ctx.read(() => all<{ seq: number; data: string }>(PG_SQL.selectRollupPayloads, after, through));
+      skip = payloads.filter((row) => !isJson(row.data)).map((row) => row.seq);
+      if (skip.length === 0) throw error;
+    }
+  }
+}
+
+function* foldPostgresRange(core: FoldCore, after: number, through: number, skip: number[], state: { begun: boolean }): Program<void> {
+  const grantRows = (yield* all<PgGrantRow>(PG_SQL.selectRollupGrants, after, through, skip)).map(
+    (r): GrantRow => [r.seq, r.kind, r.time, r.agent_id, r.task_id, r.jti, r.members],
+  );
+  const pgUses = yield* all<PgUseRow>(PG_SQL.selectRollupUses, after, through, skip);
+  // The key SQLite builds (selectRollupUses in sql.ts), NUL-separated: PostgreSQL text cannot hold a NUL.
+  const useRows = pgUses.map(
+    (r): UseRow => [
+      r.seq,
+      r.time,
+      `${r.jti ?? '\u0001'}\u0000${r.time.slice(0, 10)}\u0000${r.use}\u0000${r.agent_id}\u0000${r.task_id ?? '\u0001'}`,
+      asSqliteValue(r.used_at),
+    ],
+  );
+  const rows = grantRows.length + useRows.length;
+  state.begun = true;
+  core.begin(after, through);
+  const grantTasks: string[] = [];
+  for (const r of grantRows) if (typeof r[4] === 'string') grantTasks.push(r[4]);
+  core.grants(grantRows, yield* lookupsFor(core.unknownTasks(grantTasks, rows), [], after, through, skip));
+  const useTasks: string[] = [];
+  const jtis: string[] = [];
+  for (const r of pgUses) {
+    if (r.task_id !== null) useTasks.push(r.task_id);
+    if (r.jti !== null) jtis.push(r.jti);
+  }
+  core.uses(useRows, yield* lookupsFor(core.unknownTasks(useTasks, useRows.length), core.unknownTokens(jtis), after, through, skip));
+  core.end();
+}
+
+interface PgGrantRow {
+  seq: number;
+  kind: number;
+  time: string;
+  agent_id: string;
+  task_id: string | null;
+  jti: string | null;
+  members: string;
+}
+
+interface PgUseRow {
+  seq: number;
+  time: string;
+  jti: string | null;
+  agent_id: string;
+  task_id: string | null;
+  use: string;
+  used_at: unknown;
+}
+
+/**
+ * The answers to every lookup about `tasks` and `jtis` for events in (after, through], read in batches: a question
+ * about anything else is a bug of the caller (FoldCore.unknownTasks and unknownTokens name everything it may ask).
+ */
+function* lookupsFor(tasks: string[], jtis: string[], after: number, through: number, skip: number[]): Program<FoldLookups> {
+  const issuedAt = new Map<string, unknown>();
+  const firstCounted = new Map<string, number | null>();
+  const asserted = new Map<string, Array<{ seq: number; type: unknown }>>();
+  const registered = new Map<string, unknown>();
+  if (jtis.length > 0) {
+    for (const r of yield* all<{ jti: string; issued_at: string }>(PG_SQL.selectTokensIssuedAt, jtis)) issuedAt.set(r.jti, r.issued_at);
+    for (const r of yield* all<{ jti: string; seq: number | null }>(PG_SQL.selectFirstCountedUses, through, skip, jtis)) firstCounted.set(r.jti, r.seq);
+  }
+  if (tasks.length > 0) {
+    for (const r of yield* all<{ task_id: string; seq: number; task_type: unknown }>(PG_SQL.selectAssertedTaskTypes, tasks, after, tasks, after, through, skip)) {
+      let list = asserted.get(r.task_id);
+      if (list === undefined) asserted.set(r.task_id, (list = []));
+      list.push({ seq: r.seq, type: r.task_type });
+    }
+    for (const list of asserted.values()) list.sort((a, b) => a.seq - b.seq);
+    for (const r of yield* all<{ id: string; type: string }>(PG_SQL.selectTaskTypes, tasks)) registered.set(r.id, r.type);
+  }
+  const askedJtis = new Set(jtis);
+  const askedTasks = new Set(tasks);
+  const check = (known: Set<string>, id: string): void => {
+    if (!known.has(id)) throw new Error(`the usage fold looked up ${id}, which was not read`);
+  };
+  return {
+    tokenIssuedAt: (jti) => (check(askedJtis, jti), issuedAt.get(jti)),
+    countedUseBefore: (jti, seq) => {
+      check(askedJtis, jti);
+      const first = firstCounted.get(jti);
+      return first !== undefined && first !== null && first < seq;
+    },
+    taskType: (taskId) => (check(askedTasks, taskId), registered.get(taskId)),
+    assertedTaskType: (taskId, seq) => {
+      check(askedTasks, taskId);
+      let type: unknown;
+      for (const d of asserted.get(taskId) ?? []) {
+        if (d.seq >= seq) break;
+        type = d.type;
+      }
+      return type;
+    },
+  };
+}
+
+/** A JSON value as SQLite's json_extract returns it: true and false as 1 and 0, an object or array as its JSON text. */
+function asSqliteValue(value: unknown): unknown {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+  return value;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A read that failed because a payload is not JSON (PostgreSQL's invalid_text_representation, from the cast). */
+function isNotJson(error: unknown): boolean {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return typeof cause === 'object' && cause !== null && (cause as { code?: unknown }).code === '22P02';
 }
 
 /** (from, end] cut into `n` contiguous slices of about the same number of events. */

@@ -2,13 +2,13 @@
  * Worker threads that fold slices of the audit trail for rollupUsage (usage-rollup-ops.ts), each with its own read
  * connection to the store's file: reading and parsing the events, the bulk of a large rollup's work, runs on several
  * cores and off the event loop; the merge and the write stay with the store's connection. Like the WAL checkpointer,
- * a worker runs source text (`foldWorker` and `createUsageFold`), so it works the same from `dist/` and under the test
+ * a worker runs source text (`foldWorker`, `createUsageFold` and `createFoldCore`), so it works the same from `dist/` and under the test
  * runner. Workers live for one rollupUsage call and are unref'd.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { PdpError } from '../errors/pdp-error.js';
-import { createUsageFold } from './usage-fold.js';
+import { createFoldCore, createUsageFold } from './usage-fold.js';
 import type { FoldedCells, UsageFoldSql } from './usage-fold.js';
 
 interface WorkerConfig {
@@ -34,7 +34,7 @@ export class FoldWorkers {
   /** `count` workers on the database file at `path`. */
   constructor(path: string, count: number, sql: UsageFoldSql, busyTimeoutMs = 5000) {
     const config: WorkerConfig = { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path, busyTimeoutMs, sql };
-    const source = `(${foldWorker.toString()})(require, require('node:worker_threads'), ${createUsageFold.toString()});`;
+    const source = `(${foldWorker.toString()})(require, require('node:worker_threads'), ${createUsageFold.toString()}, ${createFoldCore.toString()});`;
     this.workers = Array.from({ length: count }, () => {
       const worker = new Worker(source, { eval: true, workerData: config, stdout: false, stderr: false });
       worker.on('message', (reply: FoldReply) => {
@@ -92,16 +92,21 @@ export class FoldWorkers {
 
 /**
  * A worker's whole program, run from its source text: it must not refer to anything outside its own body and its
- * arguments (`create` is createUsageFold's source). Each request folds (after, through] in chunks and answers the
+ * arguments (`create` and `createCore` are createUsageFold's and createFoldCore's sources). Each request folds (after, through] in chunks and answers the
  * cells; the fold's memory of tokens and tasks carries over to the next request.
  */
-function foldWorker(load: NodeJS.Require, threads: typeof import('node:worker_threads'), create: typeof createUsageFold): void {
+function foldWorker(
+  load: NodeJS.Require,
+  threads: typeof import('node:worker_threads'),
+  create: typeof createUsageFold,
+  createCore: typeof createFoldCore,
+): void {
   const port = threads.parentPort;
   const config = threads.workerData as WorkerConfig;
   if (port === null) throw new Error('foldWorker runs in a worker thread');
   const Database = load(config.driver) as typeof import('better-sqlite3');
   const db = new Database(config.path, { readonly: true, fileMustExist: true, timeout: config.busyTimeoutMs });
-  const fold = create(db, config.sql);
+  const fold = create(db, config.sql, createCore);
   port.on('message', (request: FoldRequest) => {
     try {
       for (let lo = request.after; lo < request.through; ) {
