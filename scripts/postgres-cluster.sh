@@ -6,6 +6,8 @@
 #   scripts/postgres-cluster.sh start [DIR]      create and start a cluster in DIR (default: a new temp folder);
 #                                                prints shell assignments: PG_URL=… PG_DIR=… PG_PID=… PG_PORT=…
 #   scripts/postgres-cluster.sh stop DIR         stop it (fast shutdown) and delete DIR
+#   scripts/postgres-cluster.sh pause DIR        stop its server (fast shutdown), keeping DIR: an outage for tests
+#   scripts/postgres-cluster.sh resume DIR       start that server again on the same port; prints PG_PID=…
 #
 # The server listens on 127.0.0.1 only (no Unix socket outside DIR), with scram-sha-256 for TCP; the role and the
 # database are both `agentpdp`. Nothing is written outside DIR. As root, the server runs as the `postgres` user the
@@ -52,6 +54,19 @@ as_owner() {
   fi
 }
 
+# The server's options: loopback only, its socket in DIR. `resume` starts it again with the same ones.
+server_options() {
+  local dir="$1" port="$2"
+  echo "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c max_connections=200"
+}
+
+# Refuses a folder this script did not make (a cluster of ours has its data folder and its port file).
+check_cluster() {
+  local verb="$1" dir="$2"
+  [ -n "$dir" ] && [ -d "$dir" ] || die "$verb: name the cluster's folder"
+  [ -f "$dir/data/PG_VERSION" ] || die "$verb: $dir is not a cluster this script made"
+}
+
 free_port() {
   node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
 }
@@ -77,8 +92,8 @@ start() {
   local attempt
   for attempt in 1 2 3 4 5; do
     port="$(free_port)"
-    if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c max_connections=200" start >/dev/null 2>&1; then
+    if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(server_options "$dir" "$port")" start >/dev/null 2>&1; then
+      as_owner sh -c "printf '%s\n' '$port' > '$dir/port'"
       break
     fi
     port=""
@@ -94,8 +109,7 @@ start() {
 
 stop() {
   local dir="${1:-}"
-  [ -n "$dir" ] && [ -d "$dir" ] || die "stop: name the cluster's folder"
-  [ -f "$dir/data/PG_VERSION" ] || die "stop: $dir is not a cluster this script made"
+  check_cluster stop "$dir"
   local bin
   bin="$(bin_dir)" || die "no PostgreSQL binaries"
   if [ -f "$dir/data/postmaster.pid" ]; then
@@ -107,9 +121,35 @@ stop() {
   rm -rf "$dir"
 }
 
+pause() {
+  local dir="${1:-}"
+  check_cluster pause "$dir"
+  [ -f "$dir/data/postmaster.pid" ] || die "pause: the server of $dir is not running"
+  local bin
+  bin="$(bin_dir)" || die "no PostgreSQL binaries"
+  # Fast shutdown: open transactions are rolled back and every client is disconnected, as in an outage.
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || die "pause: the server did not stop"
+}
+
+resume() {
+  local dir="${1:-}"
+  check_cluster resume "$dir"
+  [ -f "$dir/port" ] || die "resume: $dir has no port file (made by an older version of this script)"
+  [ -f "$dir/data/postmaster.pid" ] && die "resume: the server of $dir is running"
+  local bin port
+  bin="$(bin_dir)" || die "no PostgreSQL binaries"
+  port="$(head -1 "$dir/port")"
+  [[ "$port" =~ ^[0-9]+$ ]] || die "resume: $dir/port holds no port"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(server_options "$dir" "$port")" start >/dev/null 2>&1 \
+    || { tail -20 "$dir/server.log" >&2 || true; die "resume: the server did not start on port $port"; }
+  printf 'PG_PID=%q\n' "$(head -1 "$dir/data/postmaster.pid")"
+}
+
 case "${1:-}" in
   install) install_server ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) die "usage: $0 install | start [DIR] | stop DIR" ;;
+  pause) shift; pause "$@" ;;
+  resume) shift; resume "$@" ;;
+  *) die "usage: $0 install | start [DIR] | stop DIR | pause DIR | resume DIR" ;;
 esac
