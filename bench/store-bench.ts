@@ -1,5 +1,7 @@
 /**
- * Store throughput with group commit: how many audit events per second reach a committed SQLite transaction.
+ * Store throughput with group commit: how many audit events per second reach a committed transaction, on SQLite and on
+ * PostgreSQL (a throwaway cluster on loopback, bench/lib/postgres.ts): on PostgreSQL also with two stores on one
+ * database (two replicas' writers taking turns on the chain lock) — the commit rate per replica docs/scaling.md quotes.
  *
  *   npx tsc -p bench/tsconfig.json && node .build/bench/bench/store-bench.js [events] [--json]
  *
@@ -10,8 +12,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore } from '../src/store/index.js';
-import type { SqliteStoreOptions } from '../src/store/index.js';
+import { PostgresStore, SqliteStore } from '../src/store/index.js';
+import type { SqliteStoreOptions, Store } from '../src/store/index.js';
+import { startPostgres, type BenchPostgres } from './lib/postgres.js';
 import { isMain } from './lib/timing.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -20,7 +23,10 @@ interface Scenario {
   name: string;
   concurrency: number;
   options: SqliteStoreOptions;
-  write: (store: SqliteStore, i: number) => Promise<unknown>;
+  write: (store: Store, i: number) => Promise<unknown>;
+  /** Default sqlite. `replicas`: stores on one PostgreSQL schema, each with `concurrency` writes in flight. */
+  engine?: 'sqlite' | 'postgres';
+  replicas?: number;
 }
 
 /** A decision of roughly the size the PDP records (request, input and result together ~1 KB). */
@@ -55,7 +61,7 @@ function decisionInput(i: number) {
   };
 }
 
-const appendOne = (store: SqliteStore, i: number) =>
+const appendOne = (store: Store, i: number) =>
   store.appendEvents([
     { type: 'auth.failed', time: new Date(T0 + i).toISOString(), caller_id: 'bench', data: { reason: 'bad_key', n: i } },
   ]);
@@ -82,6 +88,22 @@ const scenarios: Scenario[] = [
     options: { mask: ['input.task.context.customer_id'] },
     write: (store, i) => store.recordDecision(decisionInput(i)),
   },
+  { name: 'PostgreSQL: small event, 1 in flight (a transaction each)', concurrency: 1, options: {}, write: appendOne, engine: 'postgres' },
+  {
+    name: 'PostgreSQL: decision, 256 in flight',
+    concurrency: 256,
+    options: {},
+    write: (store, i) => store.recordDecision(decisionInput(i)),
+    engine: 'postgres',
+  },
+  {
+    name: 'PostgreSQL: decision, 2 replicas × 128 in flight',
+    concurrency: 128,
+    options: {},
+    write: (store, i) => store.recordDecision(decisionInput(i)),
+    engine: 'postgres',
+    replicas: 2,
+  },
 ];
 
 export interface StoreBenchRow {
@@ -94,39 +116,54 @@ export interface StoreBenchRow {
   verify_events_per_s: number;
 }
 
-async function run(scenario: Scenario, totalEvents: number): Promise<StoreBenchRow> {
+async function run(scenario: Scenario, totalEvents: number, pg: () => BenchPostgres, n: number): Promise<StoreBenchRow> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-bench-'));
-  const store = SqliteStore.open(join(dir, 'bench.db'), scenario.options);
+  const replicas = scenario.replicas ?? 1;
+  const stores: Store[] = [];
+  for (let r = 0; r < replicas; r++) {
+    stores.push(
+      scenario.engine === 'postgres'
+        ? await PostgresStore.open(pg().url, { ...scenario.options, schema: `bench_store_${n}` })
+        : SqliteStore.open(join(dir, 'bench.db'), scenario.options),
+    );
+  }
   const total = scenario.concurrency === 1 ? Math.min(totalEvents, 5_000) : totalEvents;
   let next = 0;
   const started = process.hrtime.bigint();
-  const worker = async (): Promise<void> => {
+  const worker = (store: Store) => async (): Promise<void> => {
     while (next < total) await scenario.write(store, next++);
   };
-  await Promise.all(Array.from({ length: scenario.concurrency }, worker));
+  await Promise.all(stores.flatMap((store) => Array.from({ length: scenario.concurrency }, worker(store))));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const stats = store.stats();
+  const stats = stores.map((store) => store.stats());
+  const sum = (key: 'events' | 'transactions' | 'ops') => stats.reduce((a, st) => a + st[key], 0);
   const verifyStarted = process.hrtime.bigint();
-  const verified = await store.verifyStoredChain();
+  const verified = await (stores[0] as Store).verifyStoredChain();
   const verifySeconds = Number(process.hrtime.bigint() - verifyStarted) / 1e9;
-  await store.close();
+  for (const store of stores) await store.close();
   rmSync(dir, { recursive: true, force: true });
   if (!verified.ok) throw new Error(`chain does not verify: ${verified.message}`);
+  if (verified.count !== sum('events')) throw new Error(`the chain holds ${verified.count} events, the stores committed ${sum('events')}`);
   return {
     name: scenario.name,
-    concurrency: scenario.concurrency,
-    events_per_s: Math.round(stats.events / seconds),
-    events: stats.events,
-    transactions: stats.transactions,
-    ops_per_tx: Math.round((stats.ops / stats.transactions) * 10) / 10,
+    concurrency: scenario.concurrency * replicas,
+    events_per_s: Math.round(sum('events') / seconds),
+    events: sum('events'),
+    transactions: sum('transactions'),
+    ops_per_tx: Math.round((sum('ops') / sum('transactions')) * 10) / 10,
     verify_events_per_s: Math.round(verified.count / verifySeconds),
   };
 }
 
-/** Every scenario in turn, each on a fresh database file. */
+/** Every scenario in turn, each on a fresh database file (SQLite) or schema (PostgreSQL, one cluster for all). */
 export async function runStoreBench(totalEvents: number): Promise<StoreBenchRow[]> {
   const rows: StoreBenchRow[] = [];
-  for (const scenario of scenarios) rows.push(await run(scenario, totalEvents));
+  let pg: BenchPostgres | undefined;
+  try {
+    for (const [n, scenario] of scenarios.entries()) rows.push(await run(scenario, totalEvents, () => (pg ??= startPostgres()), n));
+  } finally {
+    pg?.stop();
+  }
   return rows;
 }
 
