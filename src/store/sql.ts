@@ -126,8 +126,8 @@ export const SQL = {
    * The rollup reads a seq range (after, through] of the trail with two statements, by primary key. SQLite parses each
    * payload once, in C, and hands over only what the rollup reads: parsing whole payloads in JavaScript cost 10-25%
    * more, twice as much for decisions (measured on 1 million events, src/store/README.md). SQLite's JSON
-   * functions (PostgreSQL: jsonb `->>`, `jsonb_build_array`): the only statements of the store that read inside
-   * `data`. A row whose data is not JSON (no writer makes one) is left out.
+   * functions (PostgreSQL's texts of these and of the fold's lookups: postgres-sql.ts): the only statements of the
+   * store that read inside `data`. A row whose data is not JSON (no writer makes one) is left out.
    *
    * Decisions and issued tokens, one row each, in seq order: seq, the type (0 decision, 1 token.issued), time, agent_id,
    * task_id, jti and the members read as one JSON array, `[input.integration, input.scopes, input.resource.type,
