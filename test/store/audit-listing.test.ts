@@ -1,9 +1,7 @@
-import Database from 'better-sqlite3';
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GENESIS_HASH, exportJsonl, verifyExportLines } from '../../src/audit/index.js';
 import type { AuditEventV1, NewAuditEvent } from '../../src/audit/index.js';
-import { at, decision, tempStore } from './store-fixtures.js';
+import { at, decision, rawSql, storedText, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
@@ -104,15 +102,11 @@ describe('pruneEvents', () => {
     await temp.store.pruneEvents({ before: at(6), at: at(100) });
     await temp.store.close();
 
-    const db = new Database(temp.path);
-    db.prepare('DELETE FROM audit_events WHERE seq = 6').run();
-    db.close();
+    await rawSql(temp, 'DELETE FROM audit_events WHERE seq = 6');
     expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'removed', seq: 6 });
 
     await temp.store.close();
-    const db2 = new Database(temp.path);
-    db2.prepare('UPDATE audit_checkpoints SET last_pruned_seq = 6, last_pruned_hash = ?').run('0'.repeat(64));
-    db2.close();
+    await rawSql(temp, 'UPDATE audit_checkpoints SET last_pruned_seq = 6, last_pruned_hash = ?', ['0'.repeat(64)]);
     expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'changed', seq: 7 });
   });
 
@@ -130,28 +124,17 @@ describe('pruneEvents', () => {
 });
 
 describe('pruning can be told from deleting by hand', () => {
-  /** 30 events, seq n at at(n); the raw file, as someone with write access to it would edit it. */
+  /** 30 events, seq n at at(n); the raw database (rawSql), as someone with write access to it would edit it. */
   async function thirty(): Promise<AuditEventV1[]> {
     temp = await tempStore();
     const written = await temp.store.appendEvents(Array.from({ length: 30 }, (_, i) => policyLoaded(i + 1)));
     await temp.store.close();
     return written;
   }
-  function raw(fn: (db: Database.Database) => void): void {
-    const db = new Database(temp.path);
-    try {
-      fn(db);
-    } finally {
-      db.close();
-    }
-  }
-
   it('refuses a chain whose first events were deleted behind a checkpoint row written by hand', async () => {
     const events = await thirty();
-    raw((db) => {
-      db.prepare('DELETE FROM audit_events WHERE seq <= 20').run();
-      db.prepare('INSERT INTO audit_checkpoints (last_pruned_seq, last_pruned_hash, pruned_at, pruned_count) VALUES (20, ?, ?, 20)').run(events[19]!.hash, at(100));
-    });
+    await rawSql(temp, 'DELETE FROM audit_events WHERE seq <= 20');
+    await rawSql(temp, 'INSERT INTO audit_checkpoints (last_pruned_seq, last_pruned_hash, pruned_at, pruned_count) VALUES (20, ?, ?, 20)', [events[19]!.hash, at(100)]);
     expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'removed', seq: 20 });
   });
 
@@ -161,10 +144,8 @@ describe('pruning can be told from deleting by hand', () => {
     await store.pruneEvents({ before: at(11), at: at(100) });
     expect(await store.verifyStoredChain()).toMatchObject({ ok: true, count: 21, pruned_by: 31 });
     await store.close();
-    raw((db) => {
-      db.prepare('DELETE FROM audit_events WHERE seq <= 20').run();
-      db.prepare('UPDATE audit_checkpoints SET last_pruned_seq = 20, last_pruned_hash = ?, pruned_count = 20').run(events[19]!.hash);
-    });
+    await rawSql(temp, 'DELETE FROM audit_events WHERE seq <= 20');
+    await rawSql(temp, 'UPDATE audit_checkpoints SET last_pruned_seq = 20, last_pruned_hash = ?, pruned_count = 20', [events[19]!.hash]);
     expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'removed', seq: 20 });
   });
 
@@ -175,7 +156,7 @@ describe('pruning can be told from deleting by hand', () => {
     await thirty();
     await (await temp.reopen()).pruneEvents({ before: at(11), at: at(100) });
     await temp.store.close();
-    raw((db) => void db.prepare(sql).run());
+    await rawSql(temp, sql);
     expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: false, kind: 'changed', seq: 10 });
   });
 
@@ -212,7 +193,7 @@ describe('pruning can be told from deleting by hand', () => {
 });
 
 describe('masking in the store', () => {
-  it('stores configured fields only as digests: in events, in decision rows, anywhere in the file', async () => {
+  it('stores configured fields only as digests: in events, in decision rows, anywhere in the database', async () => {
     temp = await tempStore({ mask: ['input.task.context.ssn', 'request.task.context.ssn', 'credential'] });
     const ssn = '987-65-4321';
     const context = { customer_id: '1234', ssn };
@@ -232,7 +213,8 @@ describe('masking in the store', () => {
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
 
     await temp.store.close();
-    const bytes = readFileSync(temp.path).toString('latin1');
+    // SQLite: anywhere in the file; PostgreSQL: in any text column of any table.
+    const bytes = await storedText(temp);
     expect(bytes).toContain('customer_id');
     expect(bytes).not.toContain(ssn);
     expect(bytes).not.toContain('hunter2-secret');

@@ -1,12 +1,12 @@
 /**
- * Tampering with the SQLite file behind the store's back (better-sqlite3 on the same file), as someone with
- * write access to the database would: `verifyStoredChain` must fail and name the first event touched.
+ * Tampering with the database behind the store's back (rawSql: another connection to the SQLite file, or to the
+ * PostgreSQL schema), as someone with write access to the database would: `verifyStoredChain` must fail and name
+ * the first event touched.
  */
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashEvent, sealEvent } from '../../src/audit/index.js';
 import type { AuditEventV1 } from '../../src/audit/index.js';
-import { at, decision, grant, task, tempStore } from './store-fixtures.js';
+import { at, decision, grant, rawSql, tableColumns, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
@@ -31,14 +31,9 @@ beforeEach(async () => {
   await s.close();
 });
 
-/** Runs `tamper` on the raw file, reopens the store and verifies. */
-async function tamperAndVerify(tamper: (db: Database.Database) => void) {
-  const db = new Database(temp.path);
-  try {
-    tamper(db);
-  } finally {
-    db.close();
-  }
+/** Runs `tamper` on the raw database (the store is closed), reopens the store and verifies. */
+async function tamperAndVerify(tamper: () => Promise<void>) {
+  await tamper();
   return (await temp.reopen()).verifyStoredChain();
 }
 
@@ -63,14 +58,14 @@ const TAMPERED: Record<string, unknown> = {
   hash: 'e'.repeat(64),
 };
 
-function row(db: Database.Database, seq: number): Record<string, unknown> {
-  return db.prepare('SELECT * FROM audit_events WHERE seq = ?').get(seq) as Record<string, unknown>;
+async function row(seq: number): Promise<Record<string, unknown>> {
+  return (await rawSql(temp, 'SELECT * FROM audit_events WHERE seq = ?', [seq]))[0] as Record<string, unknown>;
 }
 
 /** Shifts seq of every row from `from` on by `by`, through negative values to dodge the primary key. */
-function renumber(db: Database.Database, from: number, by: number): void {
-  db.prepare('UPDATE audit_events SET seq = -seq WHERE seq >= ?').run(from);
-  db.prepare('UPDATE audit_events SET seq = -seq + ? WHERE seq < 0').run(by);
+async function renumber(from: number, by: number): Promise<void> {
+  await rawSql(temp, 'UPDATE audit_events SET seq = -seq WHERE seq >= ?', [from]);
+  await rawSql(temp, 'UPDATE audit_events SET seq = -seq + ? WHERE seq < 0', [by]);
 }
 
 function eventOf(r: Record<string, unknown>): AuditEventV1 {
@@ -79,44 +74,44 @@ function eventOf(r: Record<string, unknown>): AuditEventV1 {
   return event as unknown as AuditEventV1;
 }
 
-describe('verifyStoredChain after tampering with the database file', () => {
+describe('verifyStoredChain after tampering with the database', () => {
   it('names an event whose data was edited', async () => {
-    const result = await tamperAndVerify((db) => {
-      db.prepare(`UPDATE audit_events SET data = replace(data, '"tickets:write"', '"tickets:admin"') WHERE seq = 4`).run();
+    const result = await tamperAndVerify(async () => {
+      await rawSql(temp, `UPDATE audit_events SET data = replace(data, '"tickets:write"', '"tickets:admin"') WHERE seq = 4`);
     });
     expect(result).toMatchObject({ ok: false, kind: 'changed', seq: 4 });
   });
 
   it('names an event that was edited and re-hashed by someone who knows the algorithm', async () => {
-    const result = await tamperAndVerify((db) => {
-      const edited = { ...eventOf(row(db, 6)), data: { revision: 'rev-evil' } };
+    const result = await tamperAndVerify(async () => {
+      const edited = { ...eventOf(await row(6)), data: { revision: 'rev-evil' } };
       const { hash: _old, ...unsealed } = edited;
-      db.prepare('UPDATE audit_events SET data = ?, hash = ? WHERE seq = 6').run(JSON.stringify(edited.data), hashEvent(unsealed));
+      await rawSql(temp, 'UPDATE audit_events SET data = ?, hash = ? WHERE seq = 6', [JSON.stringify(edited.data), hashEvent(unsealed)]);
     });
     expect(result).toMatchObject({ ok: false, kind: 'changed', seq: 6 });
   });
 
   it('names a deleted event', async () => {
-    const result = await tamperAndVerify((db) => {
-      db.prepare('DELETE FROM audit_events WHERE seq = 5').run();
+    const result = await tamperAndVerify(async () => {
+      await rawSql(temp, 'DELETE FROM audit_events WHERE seq = 5');
     });
     expect(result).toMatchObject({ ok: false, kind: 'removed', seq: 5 });
   });
 
   it('names a deleted event even when the rows after it were renumbered to hide the gap', async () => {
-    const result = await tamperAndVerify((db) => {
-      db.prepare('DELETE FROM audit_events WHERE seq = 5').run();
-      renumber(db, 6, -1);
+    const result = await tamperAndVerify(async () => {
+      await rawSql(temp, 'DELETE FROM audit_events WHERE seq = 5');
+      await renumber(6, -1);
     });
     expect(result).toMatchObject({ ok: false, kind: 'removed', seq: 5 });
   });
 
   it('names an inserted event (forged with a valid hash, rows after it renumbered)', async () => {
-    const result = await tamperAndVerify((db) => {
-      const prev = eventOf(row(db, 4));
+    const result = await tamperAndVerify(async () => {
+      const prev = eventOf(await row(4));
       const forged = sealEvent(prev, { type: 'token.issued', time: at(5), jti: 'forged', data: { scopes: ['admin'] } });
-      renumber(db, 5, 1);
-      db.prepare(`INSERT INTO audit_events (seq, v, time, type, jti, data, prev_hash, hash) VALUES (?, 1, ?, ?, ?, ?, ?, ?)`).run(
+      await renumber(5, 1);
+      await rawSql(temp, `INSERT INTO audit_events (seq, v, time, type, jti, data, prev_hash, hash) VALUES (?, 1, ?, ?, ?, ?, ?, ?)`, [
         forged.seq,
         forged.time,
         forged.type,
@@ -124,48 +119,42 @@ describe('verifyStoredChain after tampering with the database file', () => {
         JSON.stringify(forged.data),
         forged.prev_hash,
         forged.hash,
-      );
+      ]);
     });
     expect(result).toMatchObject({ ok: false, kind: 'inserted', seq: 5 });
   });
 
   it('names two swapped events', async () => {
-    const result = await tamperAndVerify((db) => {
-      const a = row(db, 3);
-      const b = row(db, 4);
+    const result = await tamperAndVerify(async () => {
+      const a = await row(3);
+      const b = await row(4);
       const columns = Object.keys(a).filter((c) => c !== 'seq');
-      const update = db.prepare(`UPDATE audit_events SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE seq = ?`);
-      db.prepare('DELETE FROM audit_events WHERE seq IN (3, 4)').run();
-      db.prepare('INSERT INTO audit_events (seq, v, time, type, data, prev_hash, hash) VALUES (3, 1, 0, 0, 0, 0, 0), (4, 1, 0, 0, 0, 0, 0)').run();
-      update.run(...columns.map((c) => b[c]), 3);
-      update.run(...columns.map((c) => a[c]), 4);
+      const update = `UPDATE audit_events SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE seq = ?`;
+      await rawSql(temp, 'DELETE FROM audit_events WHERE seq IN (3, 4)');
+      await rawSql(temp, `INSERT INTO audit_events (seq, v, time, type, data, prev_hash, hash) VALUES (3, 1, '0', '0', '0', '0', '0'), (4, 1, '0', '0', '0', '0', '0')`);
+      await rawSql(temp, update, [...columns.map((c) => b[c]), 3]);
+      await rawSql(temp, update, [...columns.map((c) => a[c]), 4]);
     });
     expect(result).toMatchObject({ ok: false, kind: 'reordered', seq: 3 });
   });
 
-  it('keeps no column outside the hashed event: a query or filter can only read what the hash covers', () => {
-    const db = new Database(temp.path, { readonly: true });
-    const columns = (db.prepare('PRAGMA table_info(audit_events)').all() as Array<{ name: string }>).map((c) => c.name);
-    db.close();
+  it('keeps no column outside the hashed event: a query or filter can only read what the hash covers', async () => {
+    const columns = await tableColumns(temp, 'audit_events');
     expect(columns.sort()).toEqual([...EVENT_FIELDS].sort());
   });
 
   it('fails verification when any column of a row is edited, whichever it is', async () => {
     // The deny decision d-2 at seq 3; every column the table has, whether or not this build knows it.
-    const db = new Database(temp.path);
-    const original = row(db, 3);
-    db.close();
+    const original = await row(3);
     const passed: string[] = [];
     for (const column of Object.keys(original)) {
       const value = column in TAMPERED ? TAMPERED[column] : 'tampered';
-      const result = await tamperAndVerify((raw) => {
-        raw.prepare(`UPDATE audit_events SET "${column}" = ? WHERE seq = 3`).run(value);
+      const result = await tamperAndVerify(async () => {
+        await rawSql(temp, `UPDATE audit_events SET "${column}" = ? WHERE seq = 3`, [value]);
       });
       if (result.ok) passed.push(column);
       await temp.store.close();
-      const restore = new Database(temp.path);
-      restore.prepare(`UPDATE audit_events SET "${column}" = ? WHERE seq = ?`).run(original[column], column === 'seq' ? value : 3);
-      restore.close();
+      await rawSql(temp, `UPDATE audit_events SET "${column}" = ? WHERE seq = ?`, [original[column], column === 'seq' ? value : 3]);
     }
     expect(passed).toEqual([]);
     expect(await (await temp.reopen()).verifyStoredChain()).toMatchObject({ ok: true, count: 10 });
@@ -174,8 +163,9 @@ describe('verifyStoredChain after tampering with the database file', () => {
   it('detects a deleted tail only against a head recorded elsewhere', async () => {
     const head = await (await temp.reopen()).chainHead();
     expect(head.seq).toBe(10);
-    const result = await tamperAndVerify((db) => {
-      db.prepare('DELETE FROM audit_events WHERE seq >= 9').run();
+    await temp.store.close();
+    const result = await tamperAndVerify(async () => {
+      await rawSql(temp, 'DELETE FROM audit_events WHERE seq >= 9');
     });
     expect(result).toMatchObject({ ok: true, count: 8 });
     expect(await temp.store.verifyStoredChain({ expectedLast: head })).toMatchObject({ ok: false, kind: 'removed', seq: 9 });

@@ -1,13 +1,13 @@
 /**
- * The notification outbox in the real SQLite store (a file and :memory:): rows committed with their request, claimed
- * under a lease (a worker that dies leaves them due again), completed as delivered / retried / dead with their events.
+ * The notification outbox in a real store (SQLite: a file and :memory:; PostgreSQL: a schema of its own): rows
+ * committed with their request, claimed under a lease (a worker that dies leaves them due again), completed as
+ * delivered / retried / dead with their events.
  */
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/index.js';
 import { STORE_KINDS, ask, denial, events } from './access-request-fixtures.js';
 import type { AnyStore } from './access-request-fixtures.js';
-import { at, decision, task, tempStore } from './store-fixtures.js';
+import { at, tempStore } from './store-fixtures.js';
 
 describe.each(STORE_KINDS)('outbox ($kind)', ({ open }) => {
   let s: AnyStore;
@@ -138,35 +138,6 @@ describe('the outbox across a restart', () => {
       await reopened.completeDelivery({ id: 'dl-ar-1', at: at(41), outcome: 'delivered', status_code: 200 });
       expect(await reopened.outboxCounts()).toEqual({ pending: 0, delivered: 1, dead: 0 });
       expect(await reopened.verifyStoredChain()).toMatchObject({ ok: true });
-    } finally {
-      await temp.cleanup();
-    }
-  });
-});
-
-describe('migrations 3 to 5 on a database written by schema version 2', () => {
-  it('adds the escalation tables, a null access_request_id to the decisions and no elevations to the tasks already there', async () => {
-    const temp = await tempStore();
-    try {
-      await temp.store.recordDecision(decision('d-old', { outcome: 'deny', task_id: null }));
-      await temp.store.registerTask(task('t-old'));
-      await temp.store.close();
-      // Back to schema version 2, as the previous release left it.
-      const db = new Database(temp.path);
-      db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
-        DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked;
-        DROP TABLE outbox; DROP TABLE notifications; DROP TABLE access_request_groups; DROP TABLE access_requests;
-        ALTER TABLE decisions DROP COLUMN access_request_id;
-        ALTER TABLE tasks DROP COLUMN elevations;
-        DELETE FROM schema_migrations WHERE version >= 3`);
-      db.close();
-      const store = await temp.reopen();
-      expect(await store.getDecision('d-old')).toMatchObject({ access_request_id: null });
-      expect(await store.getTask('t-old')).toMatchObject({ elevations: [] });
-      await store.registerTask(task('t-1'));
-      await store.recordDecision(decision('dn-1', { outcome: 'deny', task_id: 't-1' }));
-      await expect(store.createAccessRequest(ask('ar-1', 'dn-1'))).resolves.toMatchObject({ created: true });
-      expect(await store.verifyStoredChain()).toMatchObject({ ok: true });
     } finally {
       await temp.cleanup();
     }

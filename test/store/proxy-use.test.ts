@@ -3,14 +3,14 @@
  * token's decision, task and agent, committed before it resolves; malformed data is refused before anything is
  * queued; the decision's chain (store and `agent-pdp audit chain`) lists it, and the chain verifies.
  */
-import Database from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TokenProxiedData, TokenUsedData } from '../../src/audit/index.js';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { runAudit } from '../audit-e2e/cli.js';
-import { at, decision, grant, task, tempStore } from './store-fixtures.js';
+import { postgresUrl } from '../support/postgres.js';
+import { at, decision, grant, rawSql, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 const CALLER = 'support-middleware';
@@ -49,13 +49,8 @@ async function issue(jti: string): Promise<void> {
 }
 
 /** The token.used rows as another connection sees them: what is committed, and nothing else. */
-function committedUses(path: string): Array<Record<string, unknown>> {
-  const other = new Database(path, { readonly: true });
-  try {
-    return other.prepare("SELECT decision_id, jti, task_id, agent_id, caller_id, trace_id, data FROM audit_events WHERE type = 'token.used' ORDER BY seq").all() as Array<Record<string, unknown>>;
-  } finally {
-    other.close();
-  }
+function committedUses(): Promise<Array<Record<string, unknown>>> {
+  return rawSql(temp, "SELECT decision_id, jti, task_id, agent_id, caller_id, trace_id, data FROM audit_events WHERE type = 'token.used' ORDER BY seq");
 }
 
 describe('recordTokenUse with a call through the proxy', () => {
@@ -69,7 +64,7 @@ describe('recordTokenUse with a call through the proxy', () => {
   it('is committed when it resolves, with the token’s decision, task and agent, and only the documented members', async () => {
     await issue('j-1');
     await temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(30), trace_id: '4bf92f3577b34da6a3ce929d0e0e4736', data: FORWARDED });
-    const [row] = committedUses(temp.path);
+    const [row] = await committedUses();
     expect(row).toMatchObject({ decision_id: 'd-1', jti: 'j-1', task_id: 't-1', agent_id: 'support-resolver', caller_id: 'proxy', trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' });
     expect(JSON.parse(row?.['data'] as string)).toEqual(FORWARDED);
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
@@ -77,7 +72,7 @@ describe('recordTokenUse with a call through the proxy', () => {
 
   it('writes a use of a jti that is not ours without decision, task or agent', async () => {
     await temp.store.recordTokenUse({ jti: 'j-foreign', caller_id: 'proxy', at: at(30), data: REFUSED });
-    expect(committedUses(temp.path)).toEqual([
+    expect(await committedUses()).toEqual([
       { decision_id: null, jti: 'j-foreign', task_id: null, agent_id: null, caller_id: 'proxy', trace_id: null, data: expect.any(String) },
     ]);
   });
@@ -96,16 +91,16 @@ describe('recordTokenUse with a call through the proxy', () => {
     const head = await temp.store.chainHead();
     await expect(temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(30), data })).rejects.toThrow(TypeError);
     expect(await temp.store.chainHead()).toEqual(head);
-    expect(committedUses(temp.path)).toEqual([]);
+    expect(await committedUses()).toEqual([]);
     // The store is unharmed: the next use is written.
     await temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(31), data: FORWARDED });
-    expect(committedUses(temp.path)).toHaveLength(1);
+    expect(await committedUses()).toHaveLength(1);
   });
 
   it('masks the configured members of its payload, like every event', async () => {
     await temp.reopen({ mask: ['record.id'] });
     await temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(30), data: FORWARDED });
-    const data = JSON.parse(committedUses(temp.path)[0]?.['data'] as string) as TokenProxiedData;
+    const data = JSON.parse((await committedUses())[0]?.['data'] as string) as TokenProxiedData;
     expect(data.record?.type).toBe('repo');
     expect(data.record?.id).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
@@ -148,9 +143,10 @@ describe('the decision chain of a token used through the proxy', () => {
 
     await temp.store.close();
     const config = join(temp.dir, 'config.yaml');
-    writeFileSync(config, [`store: { url: "sqlite:${temp.path}" }`, 'callers:', `  - { id: ops, role: admin, key_sha256: ${sha256Hex('proxy-use-admin')} }`, ''].join('\n'));
+    const storeConfig = temp.engine === 'postgres' ? `store: { url: "${postgresUrl()}", schema: ${temp.path} }` : `store: { url: "sqlite:${temp.path}" }`;
+    writeFileSync(config, [storeConfig, 'callers:', `  - { id: ops, role: admin, key_sha256: ${sha256Hex('proxy-use-admin')} }`, ''].join('\n'));
     const text = await runAudit(['chain', 'd-1', '--config', config]);
-    expect(text.code).toBe(0);
+    expect(text.code, text.stderr).toBe(0);
     const lines = text.stdout.trim().split('\n').filter((l) => l.includes('token.used'));
     expect(lines).toHaveLength(5);
     expect(lines[0]).toMatch(/by proxy {2}jti j-1 github GET \/repos\/\{owner\}\/\{repo\}\/pulls\/\{pull_number\} needs pr:read on repo "acme\/app": forwarded, upstream 200, 0 B in, 5120 B out, 12 ms$/);

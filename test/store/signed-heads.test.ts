@@ -4,13 +4,12 @@
  * with write access to the database but not to the audit key cannot rewrite events before a signed head, nor forge
  * one; cutting the tail off, signed heads and all, shows against the signed-heads file kept outside the database.
  */
-import Database from 'better-sqlite3';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HeadSigner, canonicalJson, hashEvent, signHead } from '../../src/audit/index.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { canonicalJson, hashEvent, signHead } from '../../src/audit/index.js';
 import type { AuditEventV1, AuditSigningKey, NewAuditEvent, SignedHeadV1 } from '../../src/audit/index.js';
-import { at, tempStore } from './store-fixtures.js';
+import { at, rawSql, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
@@ -33,15 +32,6 @@ beforeEach(async () => {
 });
 afterEach(async () => temp.cleanup());
 
-function raw(fn: (db: Database.Database) => void): void {
-  const db = new Database(temp.path);
-  try {
-    fn(db);
-  } finally {
-    db.close();
-  }
-}
-
 function eventOf(r: Record<string, unknown>): AuditEventV1 {
   const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(r['data'] as string), prev_hash: r['prev_hash'], hash: r['hash'] };
   for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
@@ -52,10 +42,9 @@ function eventOf(r: Record<string, unknown>): AuditEventV1 {
  * Rewrites event `from` (its data) and re-hashes it and every event after it, relinking them, as someone who
  * knows the algorithm but not the audit key would. `fixHeads`: also make each signed head name the new hash.
  */
-function rewriteFrom(db: Database.Database, from: number, fixHeads: boolean): void {
-  const rows = db.prepare('SELECT * FROM audit_events WHERE seq >= ? ORDER BY seq').all(from) as Array<Record<string, unknown>>;
-  let prev = (db.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(from - 1) as { hash: string }).hash;
-  const update = db.prepare('UPDATE audit_events SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?');
+async function rewriteFrom(from: number, fixHeads: boolean): Promise<void> {
+  const rows = await rawSql(temp, 'SELECT * FROM audit_events WHERE seq >= ? ORDER BY seq', [from]);
+  let prev = (await rawSql<{ hash: string }>(temp, 'SELECT hash FROM audit_events WHERE seq = ?', [from - 1]))[0]!.hash;
   for (const row of rows) {
     const event = eventOf(row);
     let data = event.data;
@@ -63,7 +52,7 @@ function rewriteFrom(db: Database.Database, from: number, fixHeads: boolean): vo
     if (event.type === 'audit.head_signed' && fixHeads) data = { ...(data as SignedHeadV1), hash: prev };
     const { hash: _old, ...unsealed } = { ...event, data, prev_hash: prev };
     const hash = hashEvent(unsealed);
-    update.run(canonicalJson(data), prev, hash, event.seq);
+    await rawSql(temp, 'UPDATE audit_events SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?', [canonicalJson(data), prev, hash, event.seq]);
     prev = hash;
   }
 }
@@ -94,68 +83,6 @@ describe('signHead', () => {
   });
 });
 
-describe('signHead is durable before the head leaves the database', () => {
-  /**
-   * Records every `synchronous` switch the store's connection makes (better-sqlite3's `pragma`), and the
-   * connection itself, to read its level from inside the signing transaction.
-   */
-  function watchSynchronous(log: string[]): { writer: () => Database.Database | undefined; restore: () => void } {
-    const original = Database.prototype.pragma;
-    let writer: Database.Database | undefined;
-    const spy = vi.spyOn(Database.prototype, 'pragma').mockImplementation(function (this: Database.Database, source: string, options?: Database.PragmaOptions) {
-      if (/^synchronous\s*=/.test(source)) {
-        writer = this;
-        log.push(source.replace(/\s+/g, ' '));
-      }
-      return original.call(this, source, options);
-    });
-    return { writer: () => writer, restore: () => spy.mockRestore() };
-  }
-
-  it('under synchronous = NORMAL, commits the signing transaction with the WAL synced, then publishes the head', async () => {
-    const log: string[] = [];
-    const watch = watchSynchronous(log);
-    try {
-      await temp.store.appendEvents([policyLoaded(25)]);
-      const signer = new HeadSigner({
-        store: temp.store,
-        key: { kid: KEY.kid, privateKey: KEY.privateKey },
-        now: () => new Date(at(26)),
-        publish: async (head) => void log.push(`publish ${head.seq}`),
-      });
-      const signing = temp.store.signHead.bind(temp.store);
-      vi.spyOn(temp.store, 'signHead').mockImplementation((sign) =>
-        signing((head) => {
-          log.push(`sign ${head.seq} at synchronous ${String(watch.writer()?.pragma('synchronous', { simple: true }))}`);
-          return sign(head);
-        }),
-      );
-      expect(await signer.signNow()).toMatchObject({ seq: 25 });
-      // FULL (2) for the signing transaction: its COMMIT syncs the WAL, and every commit before it, before the
-      // head is appended to the signed-heads file; then back to NORMAL (1) for everything else.
-      expect(log).toEqual(['synchronous = 2', 'sign 25 at synchronous 2', 'synchronous = 1', 'publish 25']);
-      await temp.store.appendEvents([policyLoaded(27)]);
-      expect(watch.writer()?.pragma('synchronous', { simple: true })).toBe(1);
-      expect(log).toHaveLength(4);
-    } finally {
-      watch.restore();
-    }
-  });
-
-  it('under synchronous = FULL, every commit is durable already: nothing is switched', async () => {
-    await temp.reopen({ synchronous: 'full' });
-    const log: string[] = [];
-    const watch = watchSynchronous(log);
-    try {
-      await temp.store.appendEvents([policyLoaded(25)]);
-      expect(await sign(26)()).toMatchObject({ seq: 26 });
-      expect(log).toEqual([]);
-    } finally {
-      watch.restore();
-    }
-  });
-});
-
 describe('verifyStoredChain with signed heads', () => {
   it('checks every signed head and reports the newest', async () => {
     expect(await temp.store.verifyStoredChain({ headKeys: KEYS })).toMatchObject({
@@ -168,7 +95,7 @@ describe('verifyStoredChain with signed heads', () => {
 
   it('fails when every event from seq 9 on was re-hashed: the signed head after seq 20 names the old hash', async () => {
     await temp.store.close();
-    raw((db) => rewriteFrom(db, 10, false));
+    await rewriteFrom(10, false);
     const store = await temp.reopen();
     expect(await store.verifyStoredChain()).toMatchObject({ ok: false, kind: 'changed', seq: 20 });
     expect(await store.verifyStoredChain({ headKeys: KEYS })).toMatchObject({ ok: false, kind: 'changed', seq: 20 });
@@ -176,7 +103,7 @@ describe('verifyStoredChain with signed heads', () => {
 
   it('fails, given the audit key, when the signed heads were rewritten to name the new hashes too', async () => {
     await temp.store.close();
-    raw((db) => rewriteFrom(db, 10, true));
+    await rewriteFrom(10, true);
     const store = await temp.reopen();
     // Without the key only the chain speaks, and the rewriter kept it consistent: this is what the key is for.
     expect(await store.verifyStoredChain()).toMatchObject({ ok: true });
@@ -195,7 +122,7 @@ describe('verifyStoredChain with signed heads', () => {
     const outside = (await temp.store.verifyStoredChain({ headKeys: KEYS })) as { signed_heads: { newest: SignedHeadV1 } };
     const newest = outside.signed_heads.newest;
     await temp.store.close();
-    raw((db) => db.prepare('DELETE FROM audit_events WHERE seq >= 15').run());
+    await rawSql(temp, 'DELETE FROM audit_events WHERE seq >= 15');
     const store = await temp.reopen();
     expect(await store.verifyStoredChain({ headKeys: KEYS })).toMatchObject({ ok: true, count: 14, signed_heads: { newest: { seq: 8 } } });
     expect(await store.verifyStoredChain({ headKeys: KEYS, anchors: [{ seq: newest.seq, hash: newest.hash }] })).toMatchObject({
@@ -204,5 +131,4 @@ describe('verifyStoredChain with signed heads', () => {
       seq: 15,
     });
   });
-
 });

@@ -3,12 +3,13 @@
  * (AGENT_PDP_TEST_STORE_ENGINE=postgres, vitest.config.ts), a schema of its own on the run's PostgreSQL cluster.
  * Builders for store inputs with a frozen clock.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresStore, SqliteStore } from '../../src/store/index.js';
 import type { PostgresStoreOptions, RecordDecisionInput, RegisterTaskInput, SqliteStoreOptions, Store, TokenGrant } from '../../src/store/index.js';
-import { dropSchema, newSchema, postgresUrl } from '../support/postgres.js';
+import { dropSchema, newSchema, pgQuery, pgSession, postgresUrl } from '../support/postgres.js';
 
 export const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 /** ISO time `seconds` after T0. */
@@ -26,6 +27,8 @@ export interface TempStore {
   dir: string;
   engine: 'sqlite' | 'postgres';
   reopen(options?: TestStoreOptions): Promise<Store>;
+  /** Another store on the same database (another process, another replica), for the caller to close. */
+  openAnother(options?: TestStoreOptions): Promise<Store>;
   cleanup(): Promise<void>;
 }
 
@@ -45,6 +48,7 @@ export async function tempStore(options: TestStoreOptions = {}, engine = ENGINE)
       temp.store = await open(next);
       return temp.store;
     },
+    openAnother: async (next = options) => open(next),
     async cleanup() {
       await temp.store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -52,6 +56,58 @@ export async function tempStore(options: TestStoreOptions = {}, engine = ENGINE)
     },
   };
   return temp;
+}
+
+/**
+ * Runs one statement on the store's database behind its back, as someone with write access to it would (tamper,
+ * sabotage, inspect): SQLite on a connection of its own to the file, PostgreSQL in the store's schema (`?` become
+ * `$1…`; no `?` inside a literal). Returns the rows (none for a write); integers read as numbers on both engines.
+ */
+export async function rawSql<R = Record<string, unknown>>(temp: TempStore, sql: string, params: readonly unknown[] = []): Promise<R[]> {
+  if (temp.engine === 'postgres') {
+    let n = 0;
+    return (await pgQuery(temp.path, sql.replace(/\?/g, () => `$${++n}`), [...params])) as R[];
+  }
+  const db = new Database(temp.path);
+  try {
+    const statement = db.prepare(sql);
+    if (statement.reader) return statement.all(...params) as R[];
+    statement.run(...params);
+    return [];
+  } finally {
+    db.close();
+  }
+}
+
+/** The columns of `table` in the store's database, in table order. */
+export async function tableColumns(temp: TempStore, table: string): Promise<string[]> {
+  const sql =
+    temp.engine === 'postgres'
+      ? 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position'
+      : 'SELECT name FROM pragma_table_info(?) ORDER BY cid';
+  return (await rawSql<{ name: string }>(temp, sql, [table])).map((c) => c.name);
+}
+
+/**
+ * Everything the store's database holds, as text, to search for what must not be stored. SQLite: the file's
+ * bytes (every table, index and free page; close the store first so the WAL is folded in). PostgreSQL: every text
+ * column of every table in the store's schema.
+ */
+export async function storedText(temp: TempStore): Promise<string> {
+  if (temp.engine === 'sqlite') return readFileSync(temp.path).toString('latin1');
+  return pgSession(temp.path, async (query) => {
+    const columns = await query<{ table_name: string; column_name: string }>(
+      `SELECT table_name, column_name FROM information_schema.columns
+       WHERE table_schema = current_schema() AND data_type IN ('text', 'character varying', 'json', 'jsonb')
+       ORDER BY table_name, ordinal_position`,
+    );
+    const out: string[] = [];
+    for (const { table_name, column_name } of columns) {
+      const rows = await query<{ v: string | null }>(`SELECT "${column_name}"::text AS v FROM "${table_name}"`);
+      for (const { v } of rows) if (v !== null) out.push(v);
+    }
+    return out.join('\n');
+  });
 }
 
 export function task(id: string, overrides: Partial<RegisterTaskInput> = {}): RegisterTaskInput {

@@ -18,10 +18,30 @@ export function newSchema(prefix = 't'): string {
 
 /** Runs SQL on the test cluster (setup, sabotage, inspection) in `schema`. */
 export async function pgQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(schema: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: postgresUrl(), options: `-c search_path=${schema}` });
+  return pgSession(schema, async (query) => query<R>(text, values));
+}
+
+const INT8 = 20;
+
+/**
+ * Runs `fn` with one connection in `schema` (for statements that must share a session: SET, then EXPLAIN). BIGINT
+ * columns read as numbers, as the store reads them, so rows compare equal on both engines.
+ */
+export async function pgSession<T>(
+  schema: string,
+  fn: (query: <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<R[]>) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client({
+    connectionString: postgresUrl(),
+    options: `-c search_path=${schema}`,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8 ? Number : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
   await client.connect();
   try {
-    return (await client.query<R>(text, values)).rows;
+    return await fn(async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => (await client.query<R>(text, values)).rows);
   } finally {
     await client.end();
   }

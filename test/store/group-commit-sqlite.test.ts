@@ -1,0 +1,201 @@
+/**
+ * The group-commit queue on SQLite's own driver and on drivers made for the test: a refused operation rolled back
+ * to its savepoint, or (a driver without savepoints, as PostgreSQL's) the batch replayed without it; a transaction
+ * the engine itself rolls back (RAISE ROLLBACK); durable commits (synchronous = FULL for one transaction). The
+ * store's side of group commit, on both engines: group-commit.test.ts.
+ */
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isPdpError } from '../../src/errors/pdp-error.js';
+import { GroupCommitQueue } from '../../src/store/group-commit.js';
+import type { TransactionDriver } from '../../src/store/group-commit.js';
+import { openSqlite, sqliteExecutor, sqliteTransactionDriver } from '../../src/store/sqlite-connection.js';
+import { StoreFailure, get, run } from '../../src/store/sql-program.js';
+import type { Program } from '../../src/store/sql-program.js';
+import type { NewAuditEvent } from '../../src/audit/index.js';
+import { at, decision, task, tempStore } from './store-fixtures.js';
+import type { TempStore } from './store-fixtures.js';
+
+let temp: TempStore | undefined;
+afterEach(async () => {
+  await temp?.cleanup();
+  temp = undefined;
+});
+
+const authFailed = (i: number, caller = `caller-${i}`): NewAuditEvent => ({
+  type: 'auth.failed',
+  time: at(i),
+  caller_id: caller,
+  data: { reason: 'bad_key' },
+});
+
+function rowCount(path: string, table: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+describe('group commit on SQLite', () => {
+  const INSERT = 'INSERT INTO t (k) VALUES (?)';
+  function* refusedAfterWriting(): Program<never> {
+    yield* run(INSERT, 'b');
+    throw new RangeError('refused after writing');
+  }
+
+  it('rolls a refused operation back to its savepoint, writes included, and commits its neighbours', async () => {
+    temp = await tempStore({}, 'sqlite');
+    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'queue.db'));
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
+    const results = await Promise.allSettled([
+      queue.enqueue(() => run(INSERT, 'a')),
+      queue.enqueue(refusedAfterWriting),
+      queue.enqueue(() => run(INSERT, 'c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(RangeError);
+    expect(db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
+    expect(queue.stats()).toMatchObject({ transactions: 1, ops: 2, refused: 1 });
+    await queue.close();
+    db.close();
+  });
+
+  it('without savepoints (the PostgreSQL driver), replays the batch without an operation refused after a write', async () => {
+    temp = await tempStore({}, 'sqlite');
+    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'replay.db'));
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const { savepoint: _none, ...driver } = sqliteTransactionDriver(db, sqliteExecutor(db));
+    const executed: string[] = [];
+    const execute = sqliteExecutor(db);
+    const queue = new GroupCommitQueue({
+      ...driver,
+      executeSync: (step) => {
+        executed.push(step.sql);
+        return execute(step);
+      },
+    });
+    const refusedBeforeWriting = function* (): Program<never> {
+      yield* get('SELECT k FROM t WHERE k = ?', 'a');
+      throw new RangeError('refused before writing');
+    };
+    const results = await Promise.allSettled([
+      queue.enqueue(() => run(INSERT, 'a')),
+      queue.enqueue(refusedBeforeWriting),
+      queue.enqueue(refusedAfterWriting),
+      queue.enqueue(() => run(INSERT, 'c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : r.value))).toEqual([
+      1,
+      'refused before writing',
+      'refused after writing',
+      1,
+    ]);
+    expect(db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
+    // No savepoint was ever taken: one transaction rolled back at the late refusal, then the batch ran again without it.
+    expect(executed.filter((sql) => !sql.startsWith('INSERT') && !sql.startsWith('SELECT'))).toEqual([
+      'BEGIN IMMEDIATE', 'ROLLBACK', 'BEGIN IMMEDIATE', 'COMMIT',
+    ]);
+    expect(queue.stats()).toMatchObject({ transactions: 1, failed_transactions: 0, ops: 2, refused: 2 });
+    await queue.close();
+    db.close();
+  });
+
+  it('when the engine aborts the transaction (RAISE ROLLBACK), rejects every write of it with store_unavailable and writes none', async () => {
+    const t = (temp = await tempStore({}, 'sqlite'));
+    await t.store.appendEvents([authFailed(0)]);
+    const saboteur = new Database(t.path);
+    saboteur.exec(`CREATE TRIGGER sabotage BEFORE INSERT ON audit_events WHEN NEW.caller_id = 'boom'
+      BEGIN SELECT RAISE(ROLLBACK, 'disk on fire'); END`);
+    const results = await Promise.allSettled([
+      t.store.recordDecision(decision('d-1')),
+      t.store.appendEvents([authFailed(2, 'boom')]),
+      t.store.registerTask(task('t-1')),
+    ]);
+    for (const result of results) {
+      expect(result.status).toBe('rejected');
+      const reason = (result as PromiseRejectedResult).reason as unknown;
+      expect(isPdpError(reason) && reason.code === 'store_unavailable' && reason.status === 503).toBe(true);
+    }
+    expect(t.store.stats().failed_transactions).toBe(1);
+    expect(rowCount(t.path, 'audit_events')).toBe(1);
+    expect(rowCount(t.path, 'decisions')).toBe(0);
+    expect(rowCount(t.path, 'tasks')).toBe(0);
+
+    saboteur.exec('DROP TRIGGER sabotage');
+    saboteur.close();
+    await t.store.recordDecision(decision('d-1'));
+    expect(await t.store.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
+  });
+});
+
+describe('durable commits', () => {
+  /** A connection that records what the queue does with it; `failCommit` makes COMMIT throw as the database would. */
+  function recording(options: { failCommit?: boolean } = {}): { tx: TransactionDriver; calls: string[] } {
+    const calls: string[] = [];
+    const tx: TransactionDriver = {
+      executeSync: (step) => {
+        if (step.sql === 'COMMIT' && options.failCommit) throw new StoreFailure(new Error('disk I/O error'));
+        calls.push(step.sql);
+        return step.kind === 'run' ? 0 : undefined;
+      },
+      begin: 'BEGIN',
+      commit: 'COMMIT',
+      rollback: 'ROLLBACK',
+      durableCommits: (on) => void calls.push(`durable ${String(on)}`),
+    };
+    return { tx, calls };
+  }
+  /** An operation that only says it ran. */
+  const say = (calls: string[], what: string) =>
+    function* (): Program<number> {
+      return calls.push(what);
+    };
+
+  it('makes the transaction of a durable operation commit durably, and goes back before anyone is told', async () => {
+    const { tx, calls } = recording();
+    const queue = new GroupCommitQueue(tx);
+    await queue.enqueue(say(calls, 'plain'));
+    await Promise.all([
+      queue.enqueue(say(calls, 'neighbour')).then(() => calls.push('neighbour told')),
+      queue.enqueue(say(calls, 'sign'), { durable: true }).then(() => calls.push('signer told')),
+    ]);
+    await queue.enqueue(say(calls, 'plain again'));
+    expect(calls).toEqual([
+      'BEGIN', 'plain', 'COMMIT',
+      'durable true', 'BEGIN', 'neighbour', 'sign', 'COMMIT', 'durable false', 'neighbour told', 'signer told',
+      'BEGIN', 'plain again', 'COMMIT',
+    ]);
+  });
+
+  it('goes back after a durable transaction that failed', async () => {
+    const { tx, calls } = recording({ failCommit: true });
+    const queue = new GroupCommitQueue(tx);
+    await expect(queue.enqueue(say(calls, 'sign'), { durable: true })).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect(calls).toEqual(['durable true', 'BEGIN', 'sign', 'ROLLBACK', 'durable false']);
+  });
+
+  it('on SQLite under synchronous = NORMAL, commits that transaction with synchronous = FULL (the WAL synced) and only it', async () => {
+    temp = await tempStore({}, 'sqlite');
+    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'durable.db'));
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
+    const level = () => db.pragma('synchronous', { simple: true });
+    const levelInside = function* (): Program<unknown> {
+      return level();
+    };
+    expect(await queue.enqueue(levelInside)).toBe(1);
+    expect(await queue.enqueue(levelInside, { durable: true })).toBe(2);
+    expect(level()).toBe(1);
+    expect(await queue.enqueue(levelInside)).toBe(1);
+    await queue.close();
+    db.close();
+
+    const full = openSqlite(temp.path.replace(/pdp\.db$/, 'full.db'), { synchronous: 'full' });
+    const fullTx = sqliteTransactionDriver(full, sqliteExecutor(full));
+    expect(fullTx.durableCommits).toBeUndefined();
+    full.close();
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * A store's database outlives the store: the chain goes on after a restart, two stores on one database (two
+ * processes, two replicas) append to one chain without forking it, a database written by a newer build is refused,
+ * and malformed input is refused before anything is queued. On both engines; opening SQLite files and their
+ * permissions: open-store.test.ts.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION } from '../../src/store/migrations.js';
+import { at, rawSql, tempStore } from './store-fixtures.js';
+import type { TempStore } from './store-fixtures.js';
+
+let temp: TempStore;
+afterEach(async () => temp.cleanup());
+
+const loaded = (i: number) => ({ type: 'policy.loaded' as const, time: at(i), data: { revision: `r${i}` } });
+
+describe('the store across restarts and processes', () => {
+  it('continues the chain after a restart, reading the head from the last row', async () => {
+    temp = await tempStore();
+    const [a] = await temp.store.appendEvents([loaded(1)]);
+    const second = await temp.reopen();
+    const [b] = await second.appendEvents([loaded(2)]);
+    expect(b).toMatchObject({ seq: 2, prev_hash: a?.hash });
+    expect(await second.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('does not fork the chain when another store appends to the same database', async () => {
+    temp = await tempStore();
+    const a = temp.store;
+    const b = await temp.openAnother();
+    try {
+      await a.appendEvents([loaded(1)]);
+      await b.appendEvents([loaded(2)]);
+      await a.appendEvents([loaded(3)]);
+      // Both at once, many times: each write reads the head under the chain's lock.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).appendEvents([loaded(10 + i)])));
+      expect(await b.verifyStoredChain()).toMatchObject({ ok: true, count: 23 });
+      expect(await a.chainHead()).toEqual(await b.chainHead());
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('refuses a database written by a newer schema', async () => {
+    temp = await tempStore();
+    await temp.store.close();
+    await rawSql(temp, 'INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [SCHEMA_VERSION + 1, '2030-01-01T00:00:00.000Z']);
+    await expect(temp.reopen()).rejects.toMatchObject({ code: 'store_unavailable' });
+  });
+
+  it('refuses malformed input as a programming error, before anything is queued', async () => {
+    temp = await tempStore();
+    const store = temp.store;
+    await expect(store.appendEvents([{ ...loaded(1), time: '2026-01-01 00:00' }])).rejects.toThrow(TypeError);
+    await expect(store.appendEvents([{ ...loaded(1), type: 'nope' as 'decision' }])).rejects.toThrow(TypeError);
+    await expect(store.appendEvents([{ ...loaded(1), data: { n: Number.NaN } }])).rejects.toMatchObject({ code: 'invalid_request' });
+    expect(store.stats().transactions).toBe(0);
+  });
+});
