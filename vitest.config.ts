@@ -4,10 +4,14 @@ import { defineConfig } from 'vitest/config';
 const POSTGRES_STORE_SUITE = [
   'test/store/access-requests.test.ts',
   'test/store/audit-listing.test.ts',
+  'test/store/audit-tamper.test.ts',
+  'test/store/group-commit.test.ts',
   'test/store/outbox.test.ts',
+  'test/store/proxy-use.test.ts',
   'test/store/redemption.test.ts',
   'test/store/revocation-feed.test.ts',
   'test/store/signed-heads.test.ts',
+  'test/store/store-lifecycle.test.ts',
   'test/store/suggestions.test.ts',
   'test/store/tasks.test.ts',
 ];
