@@ -12,12 +12,12 @@
  *
  * Exit codes: 0 done, 1 refused or could not run (the refusal's code is printed), 2 usage.
  */
-import { existsSync } from 'node:fs';
-import { loadConfigFile, storeOpenOptions } from '../config/config-loader.js';
+import { loadConfigFile } from '../config/config-loader.js';
 import type { CallerConfig, PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { AccessRequestService } from '../pdp/access-requests.js';
-import { openStore, sqlitePath, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { openConfiguredStore } from './configured-store.js';
 import { ACCESS_REQUEST_STATUSES, type AccessRequestStatus, type AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { Command } from './commands.js';
 
@@ -117,13 +117,6 @@ async function withService(values: Values, body: (service: AccessRequestService,
   } finally {
     await store.close();
   }
-}
-
-/** The store `config` names. Refuses a store file that does not exist rather than create an empty one. */
-async function openConfiguredStore(config: PdpConfig): Promise<Store> {
-  const path = sqlitePath(config.store.url);
-  if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  return openStore(config.store.url, storeOpenOptions(config.store));
 }
 
 /** The caller `--as` names. The service checks the rest (role approver, group, not its own request). */

@@ -15,12 +15,13 @@ import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { HEAD_SIGNING_DEFAULTS, exportLines, inChunks, isHash, planExport, readSignedHeads, scanSignedHeads, verifyExportFile, writeChunks } from '../audit/index.js';
 import type { ChainHead, ExportPlan, ExportVerifyResult, HeadKeys, SignedHeadsScan, VerifyResult } from '../audit/index.js';
-import { loadConfigFile, storeOpenOptions } from '../config/config-loader.js';
+import { loadConfigFile } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { parseAuditTime, parseExportQuery } from '../audit/index.js';
 import { loadAuditKey, parseAuditPublicKeys, publicKeyOf, signedHeadsPath } from '../issuer/audit-key.js';
-import { openStore, sqlitePath, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { openConfiguredStore, storeLabel } from './configured-store.js';
 import type { Command } from './commands.js';
 import { ProgressBar } from './progress-bar.js';
 
@@ -119,7 +120,7 @@ export const AUDIT_COMMANDS: Command[] = [
           result = await store.verifyStoredChain({ ...expected, anchors, ...signing });
           const recorded = result.ok && result.pruned_by !== undefined ? `, recorded by the audit.pruned event at seq ${result.pruned_by}` : '';
           const from = start.checkpoint === null ? 'genesis' : `the pruning checkpoint at seq ${start.checkpoint.last_pruned_seq}${recorded}`;
-          what = `the audit chain in ${sqlitePath((config as PdpConfig).store.url)} (from ${from})`;
+          what = `the audit chain in ${storeLabel(config as PdpConfig)} (from ${from})`;
         } finally {
           await store.close();
         }
@@ -258,7 +259,7 @@ export const AUDIT_COMMANDS: Command[] = [
         // Pruning a broken chain would destroy the evidence of the break: refuse, and say where it is.
         const verified = await store.verifyStoredChain();
         if (!verified.ok) {
-          process.stdout.write(describeVerification(`the audit chain in ${sqlitePath(config.store.url)}`, verified));
+          process.stdout.write(describeVerification(`the audit chain in ${storeLabel(config)}`, verified));
           process.stdout.write('refusing to prune: investigate the break first (pruning would delete its evidence)\n');
           return EXIT_NOT_VERIFIED;
         }
@@ -359,13 +360,6 @@ function configOf(values: Values): PdpConfig {
   const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
   if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG), or --file EXPORT');
   return loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false }).config;
-}
-
-/** The store `config` names. Refuses a store file that does not exist rather than create it. */
-async function openConfiguredStore(config: PdpConfig): Promise<Store> {
-  const path = sqlitePath(config.store.url);
-  if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  return openStore(config.store.url, storeOpenOptions(config.store));
 }
 
 /** The audit public keys to check signed heads with, and where they came from (or why there are none). */

@@ -14,15 +14,15 @@
  *
  * Exit codes: 0 done, 1 refused or could not run, 2 usage.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { policySuggestionAppliedEvent, policySuggestionDismissedEvent, SUGGESTION_NOTE_MAX } from '../audit/index.js';
-import { loadConfigFile, storeOpenOptions } from '../config/config-loader.js';
+import { loadConfigFile } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { PolicyLoadOptions } from '../policy/policy-loader.js';
-import { openStore, sqlitePath, type Store, type SuggestionRecord } from '../store/index.js';
+import type { Store, SuggestionRecord } from '../store/index.js';
+import { openConfiguredStore } from './configured-store.js';
 import {
   applySuggestion,
   loadPolicyFolder,
@@ -182,9 +182,7 @@ async function withStore(values: Values, body: (store: Store, config: PdpConfig)
   const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
   if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG)');
   const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false });
-  const path = sqlitePath(config.store.url);
-  if (path !== ':memory:' && !existsSync(path)) throw new PdpError('store_unavailable', `there is no store at ${path}`);
-  const store = await openStore(config.store.url, storeOpenOptions(config.store));
+  const store = await openConfiguredStore(config);
   try {
     return await body(store, config);
   } finally {

@@ -35,6 +35,8 @@ export interface PostgresOpenOptions {
   connectTimeoutMs?: number;
   /** How long one statement may take before it fails with store_unavailable. Default 30,000 ms. */
   statementTimeoutMs?: number;
+  /** Refuse (store_unavailable) a schema without the store's tables rather than create them (the CLI). Default false. */
+  mustExist?: boolean;
 }
 
 /** The advisory lock keys (classid, objid): 'AGPD' and a hash of the schema, so two schemas never wait for each other. */
@@ -254,11 +256,16 @@ export function postgresStatements(migration: Migration): string[] {
  * Creates the schema if asked, then applies the pending migrations in one transaction under a session advisory
  * lock: replicas starting at once take turns, and the later ones find nothing left to do.
  */
-export async function migratePostgres(config: pg.ClientConfig, schema: string | undefined, now: string): Promise<number[]> {
+export async function migratePostgres(config: pg.ClientConfig, options: PostgresOpenOptions, now: string): Promise<number[]> {
+  const schema = options.schema;
   const client = new pg.Client(config);
   client.on('error', () => undefined);
   try {
     await client.connect();
+    if (options.mustExist === true) {
+      const found = await client.query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'");
+      if (found.rowCount !== 1) throw new PdpError('store_unavailable', `there is no store in schema ${schema ?? '(the search path)'}`);
+    }
     if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch(async (error: unknown) => {
       // Two replicas creating it at once: one of them loses the race on the catalog; the schema is there.
       if ((await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount !== 1) throw error;

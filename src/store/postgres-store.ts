@@ -42,7 +42,7 @@ export class PostgresStore extends ProgramStore {
   /** Connects, creates the schema if asked, and migrates (safe from several replicas at once). */
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const config = connectionConfig(url, options);
-    await migratePostgres(config, options.schema, new Date().toISOString());
+    await migratePostgres(config, options, new Date().toISOString());
     return new PostgresStore(config, options);
   }
 
