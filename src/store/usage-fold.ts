@@ -108,18 +108,21 @@ export interface FoldLookups {
 
 /** The fold over rows, engine-neutral: each range is `begin`, its grant rows, its use rows, `end`. */
 export interface FoldCore {
-  /** Starts the range (after, through]: a range starting elsewhere than the last one ended leaves out events another fold read. */
+  /**
+   * Starts the range (after, through]: one starting elsewhere than the last one ended leaves out events another fold
+   * read (what the fold remembers of tokens is read again).
+   */
   begin(after: number, through: number): void;
   /** Decisions and issued tokens, in seq order; issuances first: a use never comes before its token's issuance. */
   grants(rows: readonly GrantRow[], lookups: FoldLookups): void;
   uses(rows: readonly UseRow[], lookups: FoldLookups): void;
   /** Ends the range: forgets the tokens issued long before the last event folded. */
   end(): void;
-  /** The cells summed since the last call, and a fresh start for the next; the fold's memory of tokens and tasks stays. */
+  /** The cells summed since the last call, and a fresh start; the fold's memory of tokens and tasks stays. */
   take(): FoldedCells;
   /** Of `jtis`, those whose issued_at or counted use `uses` may look up now (after `begin` and `grants`). */
   unknownTokens(jtis: Iterable<string>): string[];
-  /** Of `taskIds`, those whose type folding `rows` more rows may look up now (all when the task cache may be cleared meanwhile). */
+  /** Of `taskIds`, those whose type folding `rows` more rows may look up (all when the task cache may be cleared meanwhile). */
   unknownTasks(taskIds: Iterable<string>, rows: number): string[];
 }
 

@@ -22,7 +22,7 @@ import { FoldWorkers } from './usage-rollup-workers.js';
 export const ROLLUP_BATCH = 200_000;
 /** The largest `batch` accepted: one transaction's cells (and the writer's pause to upsert them) stay bounded. */
 export const ROLLUP_MAX_BATCH = 1_000_000;
-/** Events read at a time (two statements in one read transaction); on the event loop, it is yielded between reads (SQLite). */
+/** Events read at a time (two statements in one read transaction); on the event loop, it is yielded between reads. */
 const READ_CHUNK = 20_000;
 /** Below this many events to read, a rollup folds on the event loop: starting workers would cost more. */
 const WORKERS_FROM_EVENTS = 200_000;

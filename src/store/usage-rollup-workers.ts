@@ -2,8 +2,9 @@
  * Worker threads that fold slices of the audit trail for rollupUsage (usage-rollup-ops.ts), each with its own read
  * connection to the store's file: reading and parsing the events, the bulk of a large rollup's work, runs on several
  * cores and off the event loop; the merge and the write stay with the store's connection. Like the WAL checkpointer,
- * a worker runs source text (`foldWorker`, `createUsageFold` and `createFoldCore`), so it works the same from `dist/` and under the test
- * runner. Workers live for one rollupUsage call and are unref'd.
+ * a worker runs source text (`foldWorker`, `createUsageFold`, `createFoldCore`), so it works the same from `dist/`
+ * and under the test runner. Workers live for one rollupUsage call and are unref'd. SQLite only: on PostgreSQL the
+ * database reads inside the payloads.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -92,8 +93,9 @@ export class FoldWorkers {
 
 /**
  * A worker's whole program, run from its source text: it must not refer to anything outside its own body and its
- * arguments (`create` and `createCore` are createUsageFold's and createFoldCore's sources). Each request folds (after, through] in chunks and answers the
- * cells; the fold's memory of tokens and tasks carries over to the next request.
+ * arguments (`create` and `createCore` are createUsageFold's and createFoldCore's sources). Each request folds
+ * (after, through] in chunks and answers the cells; the fold's memory of tokens and tasks carries over to the next
+ * request.
  */
 function foldWorker(
   load: NodeJS.Require,

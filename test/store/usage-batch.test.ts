@@ -12,7 +12,8 @@ import type { TokenReportedData, TokenUsedData } from '../../src/audit/index.js'
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import type { TokenUseInput } from '../../src/store/index.js';
 import { runAudit } from '../audit-e2e/cli.js';
-import { at, decision, grant, task, tempStore } from './store-fixtures.js';
+import { pgQuery, postgresUrl } from '../support/postgres.js';
+import { ENGINE, at, decision, grant, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 const REPORTED: TokenReportedData = {
@@ -32,10 +33,13 @@ async function issue(jti: string): Promise<void> {
   await temp.store.redeemDecision({ decision_id: 'd-1', caller_id: 'support-middleware', now: at(5), makeToken: () => grant({ jti }) });
 }
 
-function committedUses(path: string): Array<Record<string, unknown>> {
-  const other = new Database(path, { readonly: true });
+/** The token.used rows as committed, read on a connection of their own (SQLite: the file; PostgreSQL: the schema). */
+async function committedUses(): Promise<Array<Record<string, unknown>>> {
+  const sql = "SELECT seq, decision_id, jti, task_id, agent_id, caller_id, trace_id, data FROM audit_events WHERE type = 'token.used' ORDER BY seq";
+  if (temp.engine === 'postgres') return pgQuery(temp.path, sql);
+  const other = new Database(temp.path, { readonly: true });
   try {
-    return other.prepare("SELECT seq, decision_id, jti, task_id, agent_id, caller_id, trace_id, data FROM audit_events WHERE type = 'token.used' ORDER BY seq").all() as Array<Record<string, unknown>>;
+    return other.prepare(sql).all() as Array<Record<string, unknown>>;
   } finally {
     other.close();
   }
@@ -63,7 +67,7 @@ describe('recordTokenUses', () => {
     ]);
     const after = temp.store.stats();
     expect(after.transactions - before.transactions).toBe(1);
-    const rows = committedUses(temp.path);
+    const rows = await committedUses();
     expect(rows.map(({ seq: _seq, data: _data, ...ids }) => ids)).toEqual([
       { decision_id: 'd-1', jti: 'j-1', task_id: 't-1', agent_id: 'support-resolver', caller_id: 'crm-api', trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' },
       { decision_id: null, jti: 'j-foreign', task_id: null, agent_id: null, caller_id: 'crm-api', trace_id: null },
@@ -89,22 +93,22 @@ describe('recordTokenUses', () => {
     const head = await temp.store.chainHead();
     await expect(temp.store.recordTokenUses([use('j-1'), use('j-1', bad as Partial<TokenReportedData>), use('j-1')])).rejects.toThrow(TypeError);
     expect(await temp.store.chainHead()).toEqual(head);
-    expect(committedUses(temp.path)).toEqual([]);
+    expect(await committedUses()).toEqual([]);
     await temp.store.recordTokenUses([use('j-1')]);
-    expect(committedUses(temp.path)).toHaveLength(1);
+    expect(await committedUses()).toHaveLength(1);
   });
 
   it('refuses a missing caller or a time of another format before queuing', async () => {
     await expect(temp.store.recordTokenUses([use('j-1', {}, { caller_id: '' })])).rejects.toThrow(TypeError);
     await expect(temp.store.recordTokenUses([use('j-1', {}, { at: '2026-01-01' })])).rejects.toThrow(TypeError);
     await expect(temp.store.recordTokenUses('j-1' as unknown as TokenUseInput[])).rejects.toThrow(TypeError);
-    expect(committedUses(temp.path)).toEqual([]);
+    expect(await committedUses()).toEqual([]);
   });
 
   it('masks the configured members of each payload, like every event', async () => {
     await temp.reopen({ mask: ['record.id'] });
     await temp.store.recordTokenUses([use('j-1')]);
-    const data = JSON.parse(committedUses(temp.path)[0]?.['data'] as string) as TokenReportedData;
+    const data = JSON.parse((await committedUses())[0]?.['data'] as string) as TokenReportedData;
     expect(data.record?.type).toBe('customer');
     expect(data.record?.id).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
@@ -118,7 +122,8 @@ describe('the decision chain of a token a resource server reported', () => {
     await temp.cleanup();
   });
 
-  it('lists the reported uses, in the store and in `agent-pdp audit chain` (route and record id quoted)', async () => {
+  // Not on PostgreSQL yet: `agent-pdp audit` opens only a sqlite: store (src/cli/audit-commands.ts, openConfiguredStore).
+  it.skipIf(ENGINE === 'postgres')('lists the reported uses, in the store and in `agent-pdp audit chain` (route and record id quoted)', async () => {
     await issue('j-1');
     await temp.store.recordTokenUses([
       use('j-1'),
@@ -133,7 +138,8 @@ describe('the decision chain of a token a resource server reported', () => {
     ]);
     await temp.store.close();
     const config = join(temp.dir, 'config.yaml');
-    writeFileSync(config, [`store: { url: "sqlite:${temp.path}" }`, 'callers:', `  - { id: ops, role: admin, key_sha256: ${sha256Hex('usage-batch-admin')} }`, ''].join('\n'));
+    const store = temp.engine === 'postgres' ? `store: { url: "${postgresUrl()}", schema: ${temp.path} }` : `store: { url: "sqlite:${temp.path}" }`;
+    writeFileSync(config, [store, 'callers:', `  - { id: ops, role: admin, key_sha256: ${sha256Hex('usage-batch-admin')} }`, ''].join('\n'));
     const text = await runAudit(['chain', 'd-1', '--config', config]);
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n').filter((l) => l.includes('token.used'));

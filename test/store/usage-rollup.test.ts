@@ -1,15 +1,17 @@
 /**
  * The usage rollup (issue 18): rollupUsage folds the audit trail into daily aggregates after a cursor, and
  * usageSummary sums a window of them. Every event here is written through the store's own methods (recordDecision,
- * redeemDecision, recordTokenUse) on a real SQLite file: what is granted (token.issued, per scope), what is used
+ * redeemDecision, recordTokenUse) on a real store of the test project's engine (SQLite, or PostgreSQL in the
+ * `postgres` project): what is granted (token.issued, per scope), what is used
  * (a call the proxy forwarded, a resource server's report; never an introspection, a refused or a failed call),
  * what decisions asked and refused; task and record types; the longest token use; incremental reads; pruned history.
  */
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TokenProxiedData, TokenUsedData } from '../../src/audit/index.js';
-import { SqliteStore } from '../../src/store/index.js';
-import type { UsageSummary } from '../../src/store/index.js';
+import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import type { Store, UsageSummary } from '../../src/store/index.js';
+import { pgQuery, postgresUrl } from '../support/postgres.js';
 import { at, decision, grant, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
@@ -97,6 +99,26 @@ function report(scope: string, usedAt: number, record: { type: string; id: strin
 /** The summary's rows as `agent integration scope task_type record_type source n days` lines, sorted. */
 function lines(summary: UsageSummary): string[] {
   return summary.rows.map((r) => `${r.agent_id} ${r.integration} ${r.scope} ${r.task_type || '-'} ${r.record_type || '-'} ${r.source} ${r.n} ${r.days}`);
+}
+
+/** A second store on the same database (another process, another replica). */
+async function openOther(): Promise<Store> {
+  return temp.engine === 'postgres' ? PostgresStore.open(postgresUrl(), { schema: temp.path }) : SqliteStore.open(temp.path);
+}
+
+/** Runs SQL on the store's database behind its back (`?` parameters), as a later retention or a damaged row would. */
+async function sabotage<R>(sql: string, ...params: unknown[]): Promise<R[]> {
+  if (temp.engine === 'postgres') {
+    let n = 0;
+    return (await pgQuery(temp.path, sql.replace(/\?/g, () => `$${++n}`), params)) as R[];
+  }
+  const raw = new Database(temp.path);
+  try {
+    const statement = raw.prepare(sql);
+    return statement.reader ? (statement.all(...params) as R[]) : (statement.run(...params), []);
+  } finally {
+    raw.close();
+  }
 }
 
 async function rolledUp(batch?: number): Promise<UsageSummary> {
@@ -234,10 +256,10 @@ describe('rollupUsage: incremental, batched, concurrent', () => {
     expect(summary.spans).toEqual([{ agent_id: AGENT, integration: 'github', max_seconds: 14, tokens: 1 }]);
   });
 
-  it('two stores on one file (two processes) rolling up at once fold every event once', async () => {
+  it('two stores on one database (two processes or replicas) rolling up at once fold every event once', async () => {
     await issue({ jti: 'j-1', t: 0, scopes: ['pr:read'] });
     for (let k = 0; k < 20; k++) await use('j-1', 10 + k);
-    const other = SqliteStore.open(temp.path);
+    const other = await openOther();
     try {
       const [a, b] = await Promise.all([temp.store.rollupUsage({ batch: 2 }), other.rollupUsage({ batch: 3 })]);
       const head = await temp.store.chainHead();
@@ -292,16 +314,15 @@ describe('rollupUsage: pruned and missing history', () => {
     await temp.store.rollupUsage();
     await use('j-1', 60);
     // Tasks and tokens are not pruned today; a later retention may delete them. And a row no writer could make.
-    const raw = new Database(temp.path);
-    try {
-      raw.prepare("DELETE FROM tokens WHERE jti = 'j-1'").run();
-      raw.prepare("DELETE FROM tasks WHERE id = 't-1'").run();
-      const head = raw.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string };
-      raw.prepare(`INSERT INTO audit_events (seq, v, time, type, jti, agent_id, caller_id, data, prev_hash, hash)
-        VALUES (?, 1, ?, 'token.used', 'j-1', ?, 'proxy', '{not json', ?, ?)`).run(head.seq + 1, at(70), AGENT, head.hash, 'f'.repeat(64));
-    } finally {
-      raw.close();
-    }
+    await sabotage("DELETE FROM tokens WHERE jti = 'j-1'");
+    await sabotage("DELETE FROM tasks WHERE id = 't-1'");
+    const [head] = await sabotage<{ seq: number | string; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+    if (head === undefined) throw new Error('no events');
+    await sabotage(
+      `INSERT INTO audit_events (seq, v, time, type, jti, agent_id, caller_id, data, prev_hash, hash)
+        VALUES (?, 1, ?, 'token.used', 'j-1', ?, 'proxy', '{not json', ?, ?)`,
+      Number(head.seq) + 1, at(70), AGENT, head.hash, 'f'.repeat(64),
+    );
     expect((await temp.store.rollupUsage()).events).toBe(2);
     const summary = await temp.store.usageSummary(WINDOW);
     // The second call has not seen the decision: it reads the type the task's last decision carried from the trail.

@@ -5,6 +5,8 @@
  * usage_daily and token_use_span after a rollup from zero are compared between strategies (on the event loop or in
  * worker threads, one batch or many, slices of a few events) and with a reference fold written here, which parses
  * each event's whole payload in JavaScript and sums it event by event, as src/store/README.md states what counts.
+ * In the `postgres` project the same trail (the SQLite file's rows) is copied into a PostgreSQL store and rolled up
+ * there (the database reads the payloads, no worker threads): the same tables as the reference fold's.
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,8 +15,10 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BulkLoader } from '../../src/store/bulk-load.js';
 import type { BulkEvent } from '../../src/store/bulk-load.js';
-import { SqliteStore } from '../../src/store/index.js';
-import type { RollupUsageInput } from '../../src/store/index.js';
+import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import type { RollupUsageInput, Store } from '../../src/store/index.js';
+import { dropSchema, newSchema, pgQuery, pgSession, postgresUrl } from '../support/postgres.js';
+import { ENGINE } from './store-fixtures.js';
 
 const T0 = Date.parse('2026-03-01T00:00:00.000Z');
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -99,13 +103,16 @@ function writeTrail(path: string): number {
 
 type Tables = { daily: string[]; spans: string[] };
 
+const DAILY_COLUMNS = 'day, agent_id, integration, scope, task_type, record_type, source, n, first_at, last_at';
+const SPAN_COLUMNS = 'day, agent_id, integration, issued, issued_first_at, issued_last_at, tokens, max_seconds';
+
 function tablesOf(path: string): Tables {
   const db = new Database(path, { readonly: true });
   try {
     const rows = (sql: string): string[] => (db.prepare(sql).raw(true).all() as unknown[][]).map((r) => r.join(' ')).sort();
     return {
-      daily: rows('SELECT day, agent_id, integration, scope, task_type, record_type, source, n, first_at, last_at FROM usage_daily'),
-      spans: rows('SELECT day, agent_id, integration, issued, issued_first_at, issued_last_at, tokens, max_seconds FROM token_use_span'),
+      daily: rows(`SELECT ${DAILY_COLUMNS} FROM usage_daily`),
+      spans: rows(`SELECT ${SPAN_COLUMNS} FROM token_use_span`),
     };
   } finally {
     db.close();
@@ -182,19 +189,72 @@ function referenceFold(path: string): Tables {
   };
 }
 
+/** A PostgreSQL store's tables, as tablesOf gives SQLite's. */
+async function postgresTablesOf(schema: string): Promise<Tables> {
+  const rows = async (sql: string): Promise<string[]> =>
+    (await pgQuery(schema, sql)).map((r) => Object.values(r).map((v) => (v === null ? '' : String(v))).join(' ')).sort();
+  return { daily: await rows(`SELECT ${DAILY_COLUMNS} FROM usage_daily`), spans: await rows(`SELECT ${SPAN_COLUMNS} FROM token_use_span`) };
+}
+
+/** Copies the rows the rollup reads (tasks, tokens, the trail) from the SQLite file into a new PostgreSQL store's schema. */
+async function copyToPostgres(path: string): Promise<string> {
+  const schema = newSchema('usage');
+  await (await PostgresStore.open(postgresUrl(), { schema })).close();
+  const db = new Database(path, { readonly: true });
+  try {
+    await pgSession(schema, async (query) => {
+      // The bulk loader writes no decisions rows (bulk-load.ts): no foreign key checks for this session, as there.
+      await query('SET session_replication_role = replica');
+      for (const table of ['tasks', 'tokens', 'audit_events']) {
+        const rows = db.prepare(`SELECT * FROM ${table} ORDER BY rowid`).raw(true).all() as unknown[][];
+        const columns = db.prepare(`SELECT * FROM ${table}`).columns().map((c) => c.name);
+        for (let i = 0; i < rows.length; i += 500) {
+          const chunk = rows.slice(i, i + 500);
+          let n = 0;
+          const values = chunk.map((r) => `(${r.map(() => `$${++n}`).join(', ')})`).join(', ');
+          await query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values}`, chunk.flat());
+        }
+      }
+    });
+  } finally {
+    db.close();
+  }
+  return schema;
+}
+
+/**
+ * Rolls the trail up with `open()`'s store, and with a second one at once when `other` is given (two processes or
+ * replicas: each goes on where the other's last batch left, reading back from the trail what it does not remember):
+ * every event folded once, the cursor at the end.
+ */
+async function rollUp(open: () => Promise<Store>, input: RollupUsageInput, other?: RollupUsageInput): Promise<void> {
+  const stores = await Promise.all(other === undefined ? [open()] : [open(), open()]);
+  try {
+    const results = await Promise.all(stores.map((store, i) => store.rollupUsage(i === 0 ? input : (other as RollupUsageInput))));
+    expect(results.reduce((sum, r) => sum + r.events, 0)).toBe(events);
+    for (const r of results) expect(r.seq).toBe(events);
+  } finally {
+    for (const store of stores) await store.close();
+  }
+}
+
 let dir: string;
 let trail: string;
 let events: number;
 let reference: Tables;
+/** The trail in PostgreSQL (the `postgres` project). */
+let schema: string | undefined;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'agent-pdp-usage-strategies-'));
   trail = join(dir, 'trail.db');
   events = writeTrail(trail);
   reference = referenceFold(trail);
+  if (ENGINE === 'postgres') schema = await copyToPostgres(trail);
 });
-afterAll(() => {
+afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
+  if (schema !== undefined) await dropSchema(schema);
 });
 
 describe('rollupUsage: the same aggregates whatever the strategy', () => {
@@ -205,23 +265,35 @@ describe('rollupUsage: the same aggregates whatever the strategy', () => {
     expect(new Set(reference.spans.map((line) => line.split(' ')[0])).size).toBeGreaterThanOrEqual(5);
   });
 
-  it.each([
+  it.runIf(ENGINE === 'sqlite').each([
     { note: 'on the event loop, one batch', input: { workers: 0, batch: 1_000_000 } },
     { note: 'on the event loop, batches of 97 events', input: { workers: 0, batch: 97 } },
     { note: 'two workers, one batch (two slices)', input: { workers: 2, batch: 1_000_000 } },
     { note: 'two workers, batches of 101 (slices of about 50: tokens issued in one slice, used in the next)', input: { workers: 2, batch: 101 } },
     { note: 'three workers, batches of 1,000', input: { workers: 3, batch: 1000 } },
     { note: 'the defaults', input: {} },
-  ] satisfies Array<{ note: string; input: RollupUsageInput }>)('$note: the reference fold\'s tables', async ({ input }) => {
-    const path = join(dir, `copy-${input.workers ?? 'd'}-${input.batch ?? 'd'}.db`);
+    { note: 'two stores at once, batches of 97 and 101 on the event loop', input: { workers: 0, batch: 97 }, other: { workers: 0, batch: 101 } },
+  ] satisfies Array<{ note: string; input: RollupUsageInput; other?: RollupUsageInput }>)('$note: the reference fold\'s tables', async ({ input, other }) => {
+    const path = join(dir, `copy-${input.workers ?? 'd'}-${input.batch ?? 'd'}${other === undefined ? '' : '-2'}.db`);
     copyFileSync(trail, path);
-    const store = SqliteStore.open(path);
-    try {
-      expect(await store.rollupUsage(input)).toEqual({ events, seq: events });
-    } finally {
-      await store.close();
-    }
+    await rollUp(async () => SqliteStore.open(path), input, other);
     const tables = tablesOf(path);
+    expect(tables.daily).toEqual(reference.daily);
+    expect(tables.spans).toEqual(reference.spans);
+  });
+
+  it.runIf(ENGINE === 'postgres').each([
+    { note: 'one batch', input: { batch: 1_000_000 } },
+    { note: 'batches of 97 events (tokens issued in one batch, used in the next)', input: { batch: 97 } },
+    { note: 'workers asked for (none on PostgreSQL), batches of 1,000', input: { workers: 2, batch: 1000 } },
+    { note: 'the defaults', input: {} },
+    { note: 'two stores at once (two replicas), batches of 97 and 101', input: { batch: 97 }, other: { batch: 101 } },
+  ] satisfies Array<{ note: string; input: RollupUsageInput; other?: RollupUsageInput }>)('PostgreSQL, $note: the reference fold\'s tables', async ({ input, other }) => {
+    const on = schema as string;
+    // One copy of the trail for every case: each starts from zero.
+    for (const table of ['usage_daily', 'token_use_span', 'usage_rollup_cursor']) await pgQuery(on, `DELETE FROM ${table}`);
+    await rollUp(() => PostgresStore.open(postgresUrl(), { schema: on }), input, other);
+    const tables = await postgresTablesOf(on);
     expect(tables.daily).toEqual(reference.daily);
     expect(tables.spans).toEqual(reference.spans);
   });
