@@ -14,6 +14,9 @@ const POSTGRES_STORE_SUITE = [
   'test/store/store-lifecycle.test.ts',
   'test/store/suggestions.test.ts',
   'test/store/tasks.test.ts',
+  'test/store/usage-batch.test.ts',
+  'test/store/usage-rollup.test.ts',
+  'test/store/usage-strategies.test.ts',
 ];
 
 export default defineConfig({
