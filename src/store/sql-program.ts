@@ -7,8 +7,9 @@
  * - PostgreSQL (pg) runs it asynchronously (`runAsync`), one round trip per statement on one connection.
  *
  * Statements are the portable SQL texts of `sql.ts` with positional `?` parameters; the PostgreSQL driver renumbers
- * them (`$1`…) and swaps in its own text for the few statements that differ (`postgres-sql.ts`). So an operation
- * module never asks which engine it runs on, and there is one copy of every check-then-write.
+ * them (`$1`…). So an operation module never asks which engine it runs on, and there is one copy of every
+ * check-then-write. The one exception is the usage rollup's fold, which reads inside the payloads with each engine's
+ * JSON functions (`sql.ts` for SQLite, `postgres-sql.ts`).
  *
  *   function* markRedeemed(id: string, jti: string): Program<boolean> {
  *     const row = yield* get<DecisionRow>(SQL.selectDecision, id);

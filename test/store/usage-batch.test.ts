@@ -13,7 +13,7 @@ import { sha256Hex } from '../../src/config/dev-keys.js';
 import type { TokenUseInput } from '../../src/store/index.js';
 import { runAudit } from '../audit-e2e/cli.js';
 import { pgQuery, postgresUrl } from '../support/postgres.js';
-import { ENGINE, at, decision, grant, task, tempStore } from './store-fixtures.js';
+import { at, decision, grant, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 const REPORTED: TokenReportedData = {
@@ -123,7 +123,7 @@ describe('the decision chain of a token a resource server reported', () => {
   });
 
   // Not on PostgreSQL yet: `agent-pdp audit` opens only a sqlite: store (src/cli/audit-commands.ts, openConfiguredStore).
-  it.skipIf(ENGINE === 'postgres')('lists the reported uses, in the store and in `agent-pdp audit chain` (route and record id quoted)', async () => {
+  it('lists the reported uses, in the store and in `agent-pdp audit chain` (route and record id quoted)', async () => {
     await issue('j-1');
     await temp.store.recordTokenUses([
       use('j-1'),
