@@ -4,7 +4,7 @@ import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
 import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
 import type { BundleVerification } from '../policy/bundle-signature.js';
-import { bundleFilesAsync, readCompiledBundle } from '../policy/compiled-bundle.js';
+import { bundleFilesAsync, compiledPolicySet, openCompiledBundle } from '../policy/compiled-bundle.js';
 import { loadPolicyDir, type PolicyLoadOptions } from '../policy/policy-loader.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import { WasmEvaluator } from '../policy/wasm-evaluator.js';
@@ -148,13 +148,8 @@ export class PolicyEngine {
     try {
       // Taken before reading: a change made while this load runs is seen by the next tick.
       const signature = candidate === undefined ? await this.#fileSignature() : '';
-      const { bundle, policySet, dataJson } = await this.#read(candidate);
-      const evaluator = await WasmEvaluator.create(
-        bundle,
-        policySet.data as unknown as Record<string, unknown>,
-        policySet.revision,
-        dataJson,
-      );
+      const { bundle, policySet, evaluating } = await this.#read(candidate);
+      const evaluator = await (evaluating ?? WasmEvaluator.create(bundle, policySet.data as unknown as Record<string, unknown>, policySet.revision));
       probe(evaluator, policySet);
       await adopted?.();
       const active: ActivePolicy = Object.freeze({
@@ -188,8 +183,12 @@ export class PolicyEngine {
     }
   }
 
-  /** The bundle and the policy set to load: from the files, or from the compiled bundle. */
-  async #read(candidate?: string): Promise<{ bundle: OpaBundle; policySet: PolicySet; dataJson?: Uint8Array }> {
+  /**
+   * The bundle and the policy set to load: from the files, or from the compiled bundle. A compiled bundle's evaluator
+   * is started on its checked data.json bytes while the policy set is parsed from them: OPA's parse (in a worker
+   * thread) and ours (in pieces on this one) run side by side, and neither holds the event loop for long.
+   */
+  async #read(candidate?: string): Promise<{ bundle: OpaBundle; policySet: PolicySet; evaluating?: Promise<WasmEvaluator> }> {
     const load = this.#opts.load ?? {};
     const source = this.#opts.compiled;
     const compiled = source === undefined ? undefined : { ...source, path: candidate ?? source.path };
@@ -201,11 +200,17 @@ export class PolicyEngine {
         }),
         compiled.verification?.(),
       ]);
-      const read = await readCompiledBundle(await bundleFilesAsync(gz, compiled.path), compiled.path, verification);
+      const opened = await openCompiledBundle(await bundleFilesAsync(gz, compiled.path), compiled.path, verification);
+      // The compiled bundle's data is exactly data.json (its own data is empty, checked by the digest and the parse).
+      const evaluating = WasmEvaluator.create(opened.bundle, {}, opened.meta.policies_revision, opened.dataJson);
+      // Handled now, awaited by #load: a refusal while the policy set is parsed must not be an unhandled rejection,
+      // and when the policy set is refused, that refusal is the one reported.
+      evaluating.catch(() => undefined);
+      const read = await compiledPolicySet(opened);
       const unchecked: ErrorDetail[] = read.signed && !read.verified
         ? [{ path: '', file: compiled.path, message: 'the compiled bundle is signed, but policy.verification is not set: its signature was not checked' }]
         : [];
-      return { bundle: read.bundle, policySet: withWarnings(read.policySet, [...permissions, ...unchecked]), dataJson: read.dataJson };
+      return { bundle: read.bundle, policySet: withWarnings(read.policySet, [...permissions, ...unchecked]), evaluating };
     }
     const [bundleWarnings, bundle, loaded] = await Promise.all([
       checkBundlePermissions(this.#opts.bundlePath, load.allowInsecurePermissions ?? false),

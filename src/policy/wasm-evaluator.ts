@@ -3,9 +3,11 @@ import { PdpError } from '../errors/pdp-error.js';
 import { DECISION_ENTRYPOINT, type OpaBundle } from './bundle-reader.js';
 import type { Evaluation, EvaluationInputV1, EvaluationResultV1 } from './decision-types.js';
 import { checkEvaluationResult } from './result-check.js';
+import { compileWithSharedMemory, setDataOffThread, type SdkPolicyState } from './wasm-data-loader.js';
 
 /**
- * The only module that touches `@open-policy-agent/opa-wasm`. The SDK throws strings and plain objects, returns
+ * The only module that touches `@open-policy-agent/opa-wasm` (with `wasm-data-loader.ts`, which relies on the
+ * `LoadedPolicy` fields of the pinned version 1.10.0). The SDK throws strings and plain objects, returns
  * an untyped result set and keeps state in its instance; this wrapper turns all of that into coded errors and a
  * checked `Evaluation`. An empty result set is "undefined", never an allow.
  */
@@ -16,8 +18,8 @@ interface LoadedPolicy {
 }
 interface OpaWasmModule {
   loadPolicy(
-    wasm: Uint8Array,
-    memory?: number | { initial: number; maximum?: number },
+    wasm: Uint8Array | object,
+    memory?: number | { initial: number; maximum?: number; shared?: boolean },
     customBuiltins?: Record<string, (...args: unknown[]) => unknown>,
   ): Promise<LoadedPolicy>;
 }
@@ -35,6 +37,13 @@ const MAX_MEMORY_PAGES = 65_536;
  * (9.8 MB of JSON) it took 0.59 s instead of 1.2 s, for 5% more memory.
  */
 const HEAP_BYTES_PER_DATA_BYTE = 10;
+/**
+ * Data this large is set off the event loop (`wasm-data-loader.ts`): OPA's `setData` takes about 55 ms per MB of JSON
+ * on this 2-core VM (0.8 s of the 3.1 s at 100,000 agents is the parse; the rest is the first touch of the 530 MB
+ * heap it builds), so 1 MB (some 1,900 agents) is the most set in-process. Off-thread, the memory is shared and
+ * declared with the 4 GiB maximum a 32-bit memory has anyway: data too large for it fails in the same way.
+ */
+export const OFF_THREAD_DATA_BYTES = 1024 * 1024;
 
 export interface EvaluatorRevisions {
   /** `.manifest` revision of the bundle: a content hash of the Rego sources. */
@@ -60,16 +69,19 @@ export class WasmEvaluator {
   /**
    * Instantiates the bundle's module and sets its data: the bundle's own `data.json` merged with the compiled
    * agent policies (which live under `policies`; the bundle may not define that root).
-   */
-  /**
+   *
    * `dataJson`: the JSON text of `{...bundle.data, ...policyData}` when the caller already holds it (a compiled
    * bundle's data.json): set as it is, sparing a stringify of the whole document (about 1 s at 100,000 agents).
+   *
+   * Data of {@link OFF_THREAD_DATA_BYTES} or more is parsed by OPA in a worker thread, into the policy's memory shared
+   * with it (`wasm-data-loader.ts`), so a server loading it keeps answering; `offThread` forces either way (tests).
    */
   static async create(
     bundle: OpaBundle,
     policyData: Readonly<Record<string, unknown>>,
     policiesRevision: string,
     dataJson?: Uint8Array,
+    options: { offThread?: boolean } = {},
   ): Promise<WasmEvaluator> {
     for (const root of Object.keys(policyData)) {
       if (root in bundle.data) {
@@ -81,9 +93,15 @@ export class WasmEvaluator {
       const data = dataJson ?? new TextEncoder().encode(JSON.stringify({ ...bundle.data, ...policyData }));
       const wanted = Math.ceil((data.byteLength * HEAP_BYTES_PER_DATA_BYTE) / WASM_PAGE_BYTES);
       const pages = Math.min(MAX_MEMORY_PAGES, Math.max(MIN_INITIAL_MEMORY_PAGES, wanted));
-      policy = await sdk.loadPolicy(bundle.wasm, { initial: pages });
-      // setData takes an ArrayBuffer as JSON bytes: exactly the encoded bytes, never a larger backing store.
-      policy.setData(data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : new Uint8Array(data).buffer);
+      if (options.offThread ?? data.byteLength >= OFF_THREAD_DATA_BYTES) {
+        const module = await compileWithSharedMemory(bundle.wasm, MAX_MEMORY_PAGES);
+        policy = await sdk.loadPolicy(module, { initial: pages, maximum: MAX_MEMORY_PAGES, shared: true });
+        await setDataOffThread(policy as unknown as SdkPolicyState, module, data);
+      } else {
+        policy = await sdk.loadPolicy(bundle.wasm, { initial: pages });
+        // setData takes an ArrayBuffer as JSON bytes: exactly the encoded bytes, never a larger backing store.
+        policy.setData(data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : new Uint8Array(data).buffer);
+      }
     } catch (cause) {
       throw new PdpError('bundle_invalid', `cannot load the wasm module of ${bundle.path}: ${describe(cause)}`, { cause });
     }
