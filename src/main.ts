@@ -85,9 +85,18 @@ export interface CreatePdpOptions {
   primaryWorker?: boolean;
   /** Called after a reload asked over HTTP (`POST /v1/admin/reload`) succeeded here: the other workers reload too. */
   onAdminReload?: () => void;
+  /** How often the issuer key ring is read again from the key folder. Default KEY_RELOAD_MS (30 s). */
+  keyReloadMs?: number;
 }
 
 const TASK_SWEEP_MS = 5_000;
+/**
+ * How often `serve` reads the issuer key ring again: `agent-pdp keys rotate` rewrites the key folder, and every
+ * replica and worker picks the new ring up within this long, without a SIGHUP or `POST /v1/admin/reload`.
+ */
+const KEY_RELOAD_MS = 30_000;
+/** How often the scheduled suggestion run looks at the clock (SuggestionSchedule's own default). */
+const SUGGESTION_CHECK_MS = 60_000;
 
 /**
  * Where the policy comes from: the bundle and the policy folder, or a compiled bundle (`policy.compiled`) checked
@@ -221,27 +230,60 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     await store.close();
     throw err;
   }
+  // The issuer key ring, read again now and then: a rotation reaches every replica and worker without a signal. A
+  // ring that does not load keeps the one in force (the error names the file, never a key).
+  const keyReload = setInterval(() => {
+    const before = keys.jwks.keys.map((k) => k.kid).join();
+    keys.reload().then(
+      () => {
+        const kids = keys.jwks.keys.map((k) => k.kid);
+        if (kids.join() !== before) logger.info({ kids }, 'issuer key ring reloaded: its keys changed');
+      },
+      (err: unknown) => logger.error({ err: describeError(err) }, 'reading the issuer key ring failed: the ring in force stays'),
+    );
+  }, options.keyReloadMs ?? KEY_RELOAD_MS);
+  keyReload.unref();
+  // The jobs one process does for all: worker 1 of `serve --workers N`, and of the replicas on one store the one
+  // holding the store's leadership lease (docs/scaling.md). Asked each time such a job acts, so a replica that takes
+  // the lease over later starts doing them.
+  const lease = primaryWorker ? store.leadership() : undefined;
+  await lease?.check(); // known before the first job acts (never rejects: a failed try is tried again)
+  let led = false;
+  const leads = (): boolean => {
+    const leading = lease?.leading === true;
+    if (leading !== led) logger.info(leading ? 'this process leads: it signs the audit chain head and runs the scheduled jobs' : 'this process no longer leads');
+    led = leading;
+    return leading;
+  };
   // Signed heads of the audit chain (docs/compliance.md, "Signed heads"): a timer, off the request path; the audit
   // key lives in the key folder, never in the database.
   let heads: HeadSigner;
   try {
     const auditKey = await loadAuditKey(config.issuer.keys, { create: true });
+    const headsFile = signedHeadsPath(config.issuer.keys);
     heads = new HeadSigner({
       store,
       key: auditKey,
       now,
-      publish: (head) => appendSignedHead(signedHeadsPath(config.issuer.keys), head),
+      publish: async (head) => {
+        const written = await appendSignedHead(headsFile, head);
+        if (!written.appended) {
+          logger.warn({ seq: head.seq, file_seq: written.last.seq }, 'signed head not appended to the signed-heads file: it already holds a head at this seq or later');
+        }
+      },
       onError: (err) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'),
+      leading: leads,
       ...options.headSigning,
     });
   } catch (err) {
     engine.stopWatching();
     clearInterval(sweep);
+    clearInterval(keyReload);
     await store.close();
     throw err;
   }
-  // One signer per store: in `serve --workers N`, worker 1 (two signers could append their heads out of order).
-  if (options.primaryWorker ?? true) heads.start();
+  // One signer per store (two could append their heads out of order): it ticks in worker 1, and signs while leading.
+  if (primaryWorker) heads.start();
 
   const audienceFor = audienceOf(config, engine);
   const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now });
@@ -283,6 +325,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   } catch (err) {
     engine.stopWatching();
     clearInterval(sweep);
+    clearInterval(keyReload);
     heads.stop();
     await store.close();
     throw err;
@@ -312,7 +355,14 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
           logger,
           now,
         });
-  suggestionSchedule?.start();
+  // Not `start()`: its clock is looked at only while this process leads.
+  const suggestionTimer =
+    suggestionSchedule === undefined
+      ? undefined
+      : setInterval(() => {
+          if (leads()) void suggestionSchedule.check();
+        }, SUGGESTION_CHECK_MS);
+  suggestionTimer?.unref();
   const accessRequests = new AccessRequestService({ store, escalation: config.escalation, onSubmitted: () => outbox.wake(), observer: metrics, now });
   const escalationSweep = setInterval(() => {
     accessRequests.sweep().catch((err: unknown) => logger.error({ err: describeError(err) }, 'access request sweep failed'));
@@ -400,13 +450,15 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       engine.stopWatching();
       await poller?.stop(); // a download being adopted finishes before the store closes
       clearInterval(sweep);
+      clearInterval(keyReload);
       clearInterval(escalationSweep);
+      clearInterval(suggestionTimer);
       await suggestionSchedule?.stop(); // a run in progress commits (and its notification is queued) first
       await outbox.stop(); // in-flight deliveries finish (or stay due) before the store closes
       await refusals.close(); // the counts of the last window reach the store before it closes
       // The events since the last signed head are signed before the store closes.
       heads.stop();
-      if (options.primaryWorker ?? true) {
+      if (primaryWorker) {
         await heads.signNow().catch((err: unknown) => logger.error({ err: describeError(err) }, 'signing the audit chain head failed'));
       }
       await store.close();

@@ -36,7 +36,7 @@ export interface HeadSignerOptions {
   /** The signing time. Required (the PDP's clock). */
   now: () => Date;
   /** Called with each head once its event is committed durably (e.g. appendSignedHead to the signed-heads file). Default none. */
-  publish?: (head: SignedHeadV1) => Promise<void>;
+  publish?: (head: SignedHeadV1) => Promise<unknown>;
   /** Default HEAD_SIGNING_DEFAULTS.intervalMs (60 s). */
   intervalMs?: number;
   /** Default HEAD_SIGNING_DEFAULTS.everyEvents (10,000). */
@@ -47,10 +47,15 @@ export interface HeadSignerOptions {
   elapsedMs?: () => number;
   /** A failed check, signature or publication (the timer keeps going). Default: none (ignored). */
   onError?: (error: unknown) => void;
+  /**
+   * Whether this process signs now, asked before each tick and signNow: false leaves the head to the one process
+   * that signs for every replica of the store (its leadership lease, main.ts). Default: always.
+   */
+  leading?: () => boolean;
 }
 
 export class HeadSigner {
-  private readonly options: Required<Omit<HeadSignerOptions, 'publish' | 'onError'>> & Pick<HeadSignerOptions, 'publish' | 'onError'>;
+  private readonly options: Required<Omit<HeadSignerOptions, 'publish' | 'onError' | 'leading'>> & Pick<HeadSignerOptions, 'publish' | 'onError' | 'leading'>;
   private timer: NodeJS.Timeout | undefined;
   /** Serialises signing: a tick and a signNow never sign the same head twice. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -92,8 +97,9 @@ export class HeadSigner {
     this.timer = undefined;
   }
 
-  /** Looks at the head and signs it if it is due. The head signed, or null. */
+  /** Looks at the head and signs it if it is due (and this process leads). The head signed, or null. */
   async tick(): Promise<SignedHeadV1 | null> {
+    if (this.options.leading?.() === false) return null;
     const head = await this.options.store.chainHead();
     this.countFrom ??= head.seq;
     if (head.seq <= this.signedAt) return null;
@@ -102,7 +108,10 @@ export class HeadSigner {
     return byCount || byTime ? this.signNow() : null;
   }
 
-  /** Signs the head now (e.g. before the store closes). The head signed, or null when there was nothing new. */
+  /**
+   * Signs the head now (e.g. before the store closes). The head signed, or null when there was nothing new or this
+   * process does not lead.
+   */
   signNow(): Promise<SignedHeadV1 | null> {
     const run = this.queue.then(() => this.sign());
     this.queue = run.catch(() => undefined);
@@ -110,7 +119,8 @@ export class HeadSigner {
   }
 
   private async sign(): Promise<SignedHeadV1 | null> {
-    const { store, key, now, publish } = this.options;
+    const { store, key, now, publish, leading } = this.options;
+    if (leading?.() === false) return null;
     let signed: SignedHeadV1 | undefined;
     const event = await store.signHead((head) => (signed = signHead(head, now().toISOString(), key)));
     this.lastSignedMs = this.options.elapsedMs();

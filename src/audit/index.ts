@@ -103,7 +103,7 @@ export type { PruneCheckpoint } from './trail-events.js';
 export { SIGNED_HEAD_CONTEXT, parseSignedHead, signHead, signedHeadPayload, signedHeadProblem } from './signed-head.js';
 export type { AuditSigningKey, HeadKeys, SignedHeadV1 } from './signed-head.js';
 export { appendSignedHead, readSignedHeads, scanSignedHeads } from './signed-head-file.js';
-export type { SignedHeadLine, SignedHeadsScan } from './signed-head-file.js';
+export type { AppendSignedHeadResult, SignedHeadLine, SignedHeadsScan } from './signed-head-file.js';
 export { HEAD_SIGNING_DEFAULTS, HeadSigner } from './head-signer.js';
 export type { HeadSignerOptions, HeadSignerStore } from './head-signer.js';
 export type { SignedHeadsSeen } from './trail-events.js';

@@ -8,26 +8,80 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { canonicalJson } from './canonical-json.js';
 import { parseSignedHead, signedHeadProblem } from './signed-head.js';
 import type { HeadKeys, SignedHeadV1 } from './signed-head.js';
 
+/** What appendSignedHead did: `appended`, or not because the file's last head (`last`) is not before it. */
+export type AppendSignedHeadResult = { appended: true } | { appended: false; last: SignedHeadV1 };
+
 /**
  * Appends `head` as one line to the file at `path` (created 0600 if missing) and syncs it to disk. A last line a
  * crash cut short (no newline) is ended first, so the new head stays a line of its own.
+ *
+ * Seqs in the file only grow (`scanSignedHeads` reports a head after a higher one as a rolled-back or forked
+ * chain), so a head whose seq is not after the file's last head is not written: it is returned as not appended,
+ * for the caller to log. That happens when two processes signed close together (a replica that had lost the
+ * leadership lease without knowing yet, docs/scaling.md): the later head covers the earlier one.
  */
-export async function appendSignedHead(path: string, head: SignedHeadV1): Promise<void> {
+export async function appendSignedHead(path: string, head: SignedHeadV1): Promise<AppendSignedHeadResult> {
   const file = await open(path, 'a+', 0o600);
   try {
     const { size } = await file.stat();
-    const last = Buffer.alloc(1);
-    if (size > 0) await file.read(last, 0, 1, size - 1);
-    const separator = size > 0 && last[0] !== 0x0a ? '\n' : '';
+    const last = await lastHead(file, size);
+    if (last !== undefined && head.seq <= last.seq) return { appended: false, last };
+    const end = Buffer.alloc(1);
+    if (size > 0) await file.read(end, 0, 1, size - 1);
+    const separator = size > 0 && end[0] !== 0x0a ? '\n' : '';
     await file.appendFile(`${separator}${canonicalJson(head)}\n`, 'utf8');
     await file.datasync();
+    return { appended: true };
   } finally {
     await file.close();
+  }
+}
+
+/** A signed head's line is about 250 bytes: the tail is read back in chunks of this size. */
+const TAIL_CHUNK = 4096;
+/** A line longer than this holds no head: reading back stops there. */
+const MAX_LINE = 65_536;
+
+/**
+ * The last line of the file that holds a signed head (its signature unchecked: verification is `audit verify`'s),
+ * read back from the end; lines that hold none (a cut append, a blank line) are passed over. Undefined when the
+ * file holds no head (or only behind a line too long to be one).
+ */
+async function lastHead(file: FileHandle, size: number): Promise<SignedHeadV1 | undefined> {
+  let end = size;
+  /** The start of a line whose beginning is not read yet. */
+  let partial = Buffer.alloc(0);
+  while (end > 0 && partial.length <= MAX_LINE) {
+    const start = Math.max(0, end - TAIL_CHUNK);
+    const chunk = Buffer.alloc(end - start);
+    await file.read(chunk, 0, chunk.length, start);
+    end = start;
+    let text = Buffer.concat([chunk, partial]);
+    // What follows a newline is a whole line; what precedes the first one is whole only at the file's start.
+    for (let nl = text.lastIndexOf(0x0a); nl >= 0; nl = text.lastIndexOf(0x0a)) {
+      const head = headOf(text.subarray(nl + 1));
+      if (head !== undefined) return head;
+      text = text.subarray(0, nl);
+    }
+    partial = Buffer.from(text);
+  }
+  return end === 0 ? headOf(partial) : undefined;
+}
+
+function headOf(line: Buffer): SignedHeadV1 | undefined {
+  const text = line.toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    const head = parseSignedHead(JSON.parse(text));
+    return typeof head === 'string' ? undefined : head;
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,10 +14,13 @@
  * - Every write transaction takes a transaction-scoped advisory lock before it reads the chain head
  *   (`CHAIN_LOCK`): the write transactions of every replica on the database take turns, so the trail stays one chain
  *   and every check-then-write (redeem once, task still active) sees what the others committed before it.
+ * - One replica leads the jobs one process does for all (`LeaderLease`): a session-level advisory lock held by a
+ *   connection of its own.
  */
 import pg from 'pg';
 import { PdpError } from '../errors/pdp-error.js';
 import type { TransactionDriver } from './group-commit.js';
+import type { Leadership } from './store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Migration } from './migrations.js';
 import { StoreFailure } from './sql-program.js';
@@ -46,6 +49,8 @@ export const CHAIN_LOCK = `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(
 /** Held (session-level) while migrations run. */
 const MIGRATION_LOCK = `SELECT pg_advisory_lock(${LOCK_CLASS + 1}, hashtext(current_schema()))`;
 const MIGRATION_UNLOCK = `SELECT pg_advisory_unlock(${LOCK_CLASS + 1}, hashtext(current_schema()))`;
+/** Held (session-level) by the leading replica's lease connection (`LeaderLease`). */
+const LEADER_LOCK = `SELECT pg_try_advisory_lock(${LOCK_CLASS + 2}, hashtext(current_schema())) AS held`;
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -301,5 +306,95 @@ export async function migratePostgres(config: pg.ClientConfig, options: Postgres
     throw new PdpError('store_unavailable', 'cannot open the PostgreSQL store', { cause: error });
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The leadership lease on PostgreSQL (store.ts `Leadership`): a connection of its own holding a session-level
+ * advisory lock (`LEADER_LOCK`, one per schema). A session lock is released only when its session ends, so while
+ * that connection answers, the lease is held: the holder checks it with a round trip every `retryMs`, the others
+ * try to take it as often. A failed connection (an error event, a failed check) drops the lease at once and the
+ * next check connects again; the server ends the session of a connection that died, which frees the lock for
+ * another replica. So two processes may both act as leader for at most one check interval (a holder whose session
+ * the server ended before it noticed): the jobs it guards must stay safe then (appendSignedHead refuses a head
+ * that is not after the file's last one).
+ */
+export class LeaderLease implements Leadership {
+  private client: pg.Client | undefined;
+  private held = false;
+  private attempt: Promise<boolean> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly retryMs: number,
+  ) {}
+
+  get leading(): boolean {
+    return this.held;
+  }
+
+  /** Tries now, then every `retryMs` (unref'd: the timer never keeps a process alive). */
+  start(): void {
+    if (this.timer !== undefined || this.closed) return;
+    this.timer = setInterval(() => void this.check(), this.retryMs);
+    this.timer.unref();
+    void this.check();
+  }
+
+  check(): Promise<boolean> {
+    this.attempt ??= this.tryLead().finally(() => {
+      this.attempt = undefined;
+    });
+    return this.attempt;
+  }
+
+  private async tryLead(): Promise<boolean> {
+    if (this.closed) return false;
+    let client = this.client;
+    try {
+      if (client === undefined) {
+        const fresh = new pg.Client({ ...this.config, keepAlive: true });
+        client = fresh;
+        fresh.on('error', () => this.lose(fresh));
+        await fresh.connect();
+        if (this.closed) {
+          await fresh.end().catch(() => undefined);
+          return false;
+        }
+        this.client = fresh;
+      }
+      if (this.held) {
+        await client.query('SELECT 1');
+      } else {
+        const { rows } = await client.query<{ held: boolean }>(LEADER_LOCK);
+        this.held = rows[0]?.held === true && this.client === client && !this.closed;
+      }
+    } catch {
+      if (client !== undefined) this.lose(client);
+    }
+    return this.held;
+  }
+
+  /** The connection failed: the lease is gone with it (its session, if the server still has it, ends soon). */
+  private lose(client: pg.Client): void {
+    if (this.client === client) {
+      this.client = undefined;
+      this.held = false;
+    }
+    void client.end().catch(() => undefined);
+  }
+
+  /** Stops trying and lets the lease go (the session ends, and the lock with it). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.attempt;
+    const client = this.client;
+    this.client = undefined;
+    this.held = false;
+    await client?.end().catch(() => undefined);
   }
 }

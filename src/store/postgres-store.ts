@@ -10,6 +10,7 @@ import { compileMask } from '../audit/index.js';
 import { ChainWriter } from './chain-writer.js';
 import { GroupCommitQueue } from './group-commit.js';
 import {
+  LeaderLease,
   WriterConnection,
   connectionConfig,
   execute,
@@ -22,7 +23,7 @@ import type { PostgresOpenOptions } from './postgres-connection.js';
 import { ProgramStore, storeContext } from './program-store.js';
 import { runAsync } from './sql-program.js';
 import type { Program } from './sql-program.js';
-import type { StoreStats } from './store.js';
+import type { Leadership, StoreStats } from './store.js';
 import { readFailure } from './store-context.js';
 
 export interface PostgresStoreOptions extends PostgresOpenOptions {
@@ -34,10 +35,13 @@ export interface PostgresStoreOptions extends PostgresOpenOptions {
   maxBatchOps?: number;
   /** Most operations waiting before writes are refused with store_unavailable. Default 100,000. */
   maxQueuedOps?: number;
+  /** How often a replica that does not lead tries to take the leadership lease, and its holder checks it. Default 5000 ms. */
+  leaseRetryMs?: number;
 }
 
 export class PostgresStore extends ProgramStore {
   private closing: Promise<void> | undefined;
+  private readonly lease: LeaderLease;
 
   /** Connects, creates the schema if asked, and migrates (safe from several replicas at once). */
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
@@ -86,6 +90,15 @@ export class PostgresStore extends ProgramStore {
       }
     };
     super(storeContext({ engine: 'postgres', chain, mask, read }, queue), queue, chain);
+    const leaseRetryMs = options.leaseRetryMs ?? 5000;
+    if (!Number.isSafeInteger(leaseRetryMs) || leaseRetryMs < 1) throw new TypeError('leaseRetryMs must be a positive integer');
+    this.lease = new LeaderLease(config, leaseRetryMs);
+  }
+
+  /** Started on first use: a store that never asks (the CLI, a proxy) holds no lease connection. */
+  leadership(): Leadership {
+    if (this.closing === undefined) this.lease.start();
+    return this.lease;
   }
 
   stats(): StoreStats {
@@ -93,8 +106,8 @@ export class PostgresStore extends ProgramStore {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.queue
-      .close()
+    // The lease goes first: a process on its way out leaves the singleton jobs to another replica.
+    this.closing ??= Promise.all([this.lease.close(), this.queue.close()])
       .then(() => this.writer.close())
       .then(() => this.pool.end());
     return this.closing;

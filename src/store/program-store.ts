@@ -32,6 +32,7 @@ import type {
   ExpireTasksInput,
   ElevationRecord,
   FindElevationsInput,
+  Leadership,
   ListAccessRequestsQuery,
   ListDeliveriesQuery,
   ListSuggestionsQuery,
@@ -97,6 +98,7 @@ export abstract class ProgramStore implements Store {
     protected readonly chain: ChainWriter,
   ) {}
 
+  abstract leadership(): Leadership;
   abstract stats(): StoreStats;
   abstract close(): Promise<void>;
 

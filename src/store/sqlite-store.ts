@@ -14,7 +14,7 @@ import { MEMORY_PATH, openSqlite, sqliteExecutor, sqliteTransactionDriver } from
 import type { SqliteOpenOptions } from './sqlite-connection.js';
 import { runSync } from './sql-program.js';
 import type { Program } from './sql-program.js';
-import type { StoreStats } from './store.js';
+import type { Leadership, StoreStats } from './store.js';
 import { readFailure } from './store-context.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 
@@ -40,6 +40,8 @@ export interface SqliteStoreOptions extends SqliteOpenOptions {
   /** Called once if the checkpoint worker fails; the store has already switched back to inline checkpoints. */
   onCheckpointFailure?: (error: unknown) => void;
 }
+
+const SQLITE_LEADERSHIP: Leadership = Object.freeze({ leading: true, check: () => Promise.resolve(true) });
 
 export class SqliteStore extends ProgramStore {
   private readonly db: Database;
@@ -101,6 +103,11 @@ export class SqliteStore extends ProgramStore {
         options.onCheckpointFailure?.(error);
       }
     }
+  }
+
+  /** Always the leader: one machine owns the file, and the workers of `serve --workers N` leave these jobs to worker 1. */
+  leadership(): Leadership {
+    return SQLITE_LEADERSHIP;
   }
 
   stats(): StoreStats {

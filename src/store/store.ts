@@ -698,6 +698,20 @@ export interface StoreStats {
   wal_checkpoints: WalCheckpointStats | null;
 }
 
+/**
+ * The lease on the jobs one process does for every replica of a store (signing the chain's head, the scheduled
+ * suggestion run): at most one process holds it at a time. PostgreSQL: a session-level advisory lock held by a
+ * connection of its own, tried again every few seconds by the others; it is lost with that connection, and the
+ * holder learns so at its next check at the latest. SQLite: always held (one machine; the workers of
+ * `serve --workers N` leave these jobs to worker 1).
+ */
+export interface Leadership {
+  /** Whether this process holds the lease now: read it each time a singleton job is about to act. */
+  readonly leading: boolean;
+  /** Tries to take the lease (or confirms it is still held) now; resolves with `leading`. Never rejects. */
+  check(): Promise<boolean>;
+}
+
 export interface Store {
   registerTask(input: RegisterTaskInput): Promise<TaskRecord>;
   getTask(id: string): Promise<TaskRecord | undefined>;
@@ -853,6 +867,12 @@ export interface Store {
    * one succeeds). An event of the wrong type, or about another suggestion or agent, is a TypeError.
    */
   decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord>;
+
+  /**
+   * The store's leadership lease (the same object at every call): the first call starts trying to take it, and
+   * closing the store lets it go.
+   */
+  leadership(): Leadership;
 
   stats(): StoreStats;
   /** Commits everything queued, then closes. Later calls reject with store_unavailable. */

@@ -305,6 +305,26 @@ describe('three replicas on one PostgreSQL schema', () => {
     expect(issued.status).toBe(201);
     expect((await verifiedTrail(replica('b'), join(dir, 'survivors.jsonl'))).tokens.has(issued.json['jti'] as string)).toBe(true);
   }, 120_000);
+
+  it('one replica at a time signs the chain head: the shared signed-heads file verifies with `audit verify --config` after a handover', async () => {
+    const survivors = [replica('a'), replica('b')];
+    // A replica logs when it starts and stops leading (the leadership lease on the store): the last word counts.
+    const LEADS = 'this process leads: it signs the audit chain head and runs the scheduled jobs';
+    const leads = (r: Replica): boolean => r.lines.filter((l) => l.msg === LEADS || l.msg === 'this process no longer leads').at(-1)?.msg === LEADS;
+    const leader = await until('one surviving replica to lead', () => (survivors.filter(leads).length === 1 ? survivors.find(leads) : undefined));
+    const follower = survivors.find((r) => r !== leader) as Replica;
+    // The leader signs the head as it stops; the other takes the lease over, and signs as it stops in turn.
+    expect((await decide(leader, 'heads')).status).toBe(200);
+    await stopReplicas([leader]);
+    await until('the other replica to take the lease over', () => (leads(follower) ? true : undefined));
+    expect((await decide(follower, 'heads')).status).toBe(200);
+    await stopReplicas([follower]);
+    const verify = await runBuiltCli(['audit', 'verify', '--config', follower.configPath]);
+    expect(verify.code, `${verify.stdout}\n${verify.stderr}`).toBe(0);
+    const heads = /signed-heads file .*: (\d+) heads? verified/.exec(verify.stdout);
+    expect(heads, verify.stdout).not.toBeNull();
+    expect(Number(heads?.[1])).toBeGreaterThanOrEqual(2);
+  }, 120_000);
 });
 
 /** `scripts/postgres-cluster.sh start` prints shell assignments (printf %q); the values are URL-safe or quoted. */
