@@ -52,7 +52,7 @@ const proxied = buildConfig(
 const scheduled = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }], suggestions: { schedule: {} } }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp').config;
 
 /** Keys whose default, null, the doc states as `none`. */
-const NULL_MEANS_NONE = new Set(['audit.mask_key_file', 'policy.compiled', 'policy.verification.key_id', 'policy.verification.scope']);
+const NULL_MEANS_NONE = new Set(['audit.mask_key_file', 'policy.compiled', 'policy.verification.key_id', 'policy.verification.scope', 'store.schema']);
 /** The policy.service section's defaults: a config with the smallest one. */
 const serviced = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }], policy: { service: { url: 'https://bundles.example.com/p.tar.gz' } } }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp').config;
 

@@ -113,8 +113,14 @@ describe('the scheduled suggestion run', () => {
     expect(delivery?.json['suggestions']).toContainEqual(
       expect.objectContaining({ agent_id: 'code-review-agent', kind: 'remove_scope', target: 'issues:read', status: 'open', apply: expect.stringMatching(/^agent-pdp suggest apply sg_/) }),
     );
-    const rows = await t.pdp.store.listDeliveries({ limit: 10 });
-    expect(rows).toEqual([expect.objectContaining({ access_request_id: null, notification_id: run?.saved.notification?.id, destination: 'security-hook', approver_group: 'security', status: 'delivered' })]);
+    // The receiver has the request before the worker has its answer: the row says delivered once that is committed.
+    await vi.waitFor(
+      async () => {
+        const rows = await t.pdp.store.listDeliveries({ limit: 10 });
+        expect(rows).toEqual([expect.objectContaining({ access_request_id: null, notification_id: run?.saved.notification?.id, destination: 'security-hook', approver_group: 'security', status: 'delivered' })]);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
   });
 
   it('a week later, on the same evidence, notifies nobody: open ones stay open, a dismissed one stays dismissed', async () => {
