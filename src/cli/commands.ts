@@ -208,7 +208,7 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'keys rotate',
-    summary: 'rotate the issuer keys: --config FILE (or AGENT_PDP_CONFIG); then SIGHUP the server',
+    summary: 'rotate the issuer keys: --config FILE (or AGENT_PDP_CONFIG); every server reads the new ring within 30 s',
     options: { config: { type: 'string', short: 'c' } },
     async run(values) {
       const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
@@ -220,11 +220,11 @@ export const COMMANDS: Command[] = [
       const until = new Date(now.getTime() + (maxTtl + RETIRED_KEY_GRACE_SECONDS) * 1000).toISOString();
       const lines = [
         `rotated the issuer keys in ${dir}`,
-        `  active   ${rotation.active}  (was next, already published: signs once the server reloads)`,
+        `  active   ${rotation.active}  (was next, already published: signs once a server has read the ring again)`,
         `  next     ${rotation.next}  (new ${alg} key, published now, signs after the next rotation)`,
         `  retired  ${rotation.retired}  (private key deleted; published until ${until} for the tokens it signed)`,
         ...rotation.removed.map((kid) => `  removed  ${kid}  (retired long enough: no longer published)`),
-        'send SIGHUP to the running server (or POST /v1/admin/reload) to start signing with the new key',
+        'every server (each replica and worker) reads the key folder again within 30 s; SIGHUP or POST /v1/admin/reload makes one start signing with the new key at once',
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
       return 0;

@@ -78,7 +78,7 @@ describe('agent-pdp keys rotate', () => {
     expect(out).toContain(`active   ${next}`);
     expect(out).toContain(`next     ${newNext}`);
     expect(out).toMatch(new RegExp(`retired  ${active} .*published until \\S+Z`));
-    expect(out).toContain('send SIGHUP to the running server (or POST /v1/admin/reload) to start signing with the new key');
+    expect(out).toContain('every server (each replica and worker) reads the key folder again within 30 s; SIGHUP or POST /v1/admin/reload makes one start signing with the new key at once');
   });
 
   it('refuses a key folder the server never created, and a missing --config', async () => {
