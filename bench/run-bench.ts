@@ -4,10 +4,11 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
+ *        [--seconds 600] (the soak's length; 60 with --quick)
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
  *        profile our server under saturation on one route
  *
@@ -32,6 +33,7 @@ import type { SuggestBenchResult } from './suggest-bench.js';
 import type { BundleBenchResult } from './bundle-bench.js';
 import type { WorkersBenchResult } from './workers-bench.js';
 import type { ExportBenchResult } from './export-bench.js';
+import type { SoakBenchResult } from './soak-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -49,7 +51,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -368,6 +370,55 @@ async function exportSection(results: BenchResults & { export?: ExportBenchResul
   results.export = runJsonChild<ExportBenchResult>(undefined, process.execPath, [child('export-bench.js'), '--events', events, '--keep', trails, '--json'], 3_600_000);
 }
 
+/**
+ * Steady state (bench/soak-bench.ts): our server (core 0, SQLite, durable audit) at a fixed 1,500 decides/s from vegeta
+ * (core 1) for 10 minutes (--seconds; 60 with --quick), one registered task, allows and denies.
+ */
+async function soakSection(results: BenchResults & { soak?: SoakBenchResult }): Promise<void> {
+  const seconds = values.seconds ?? (quick ? '60' : '600');
+  log(`soak: 1,500 decides/s for ${seconds} s, one registered task (allow/deny), SQLite store, durable audit`);
+  const pins = [...(SERVER_CPU === undefined ? [] : ['--server-cpu', SERVER_CPU]), ...(LOAD_CPU === undefined ? [] : ['--load-cpu', LOAD_CPU])];
+  results.soak = runJsonChild<SoakBenchResult>(LOAD_CPU, process.execPath, [child('soak-bench.js'), '--seconds', seconds, '--rate', '1500', '--json', ...pins], (Number(seconds) + 300) * 1000);
+}
+
+/** The soak is judged at 10 minutes only: a shorter run (--quick) is a smoke run of the same measurement. */
+function soakGoals(r: BenchResults & { soak?: SoakBenchResult }): Goal[] {
+  const s = r.soak;
+  const judged = s !== undefined && s.seconds >= 600;
+  const sustained = s !== undefined && s.throughput_rps >= 0.95 * s.offered_rps && s.success >= 0.99;
+  const load = s
+    ? `${s.throughput_rps.toLocaleString('en')} of ${s.offered_rps.toLocaleString('en')} decides/s answered over ${s.seconds} s (${(s.success * 100).toFixed(1)}% ok)` +
+      (s.other_cores > BUSY_OTHER_CORES ? `; other processes used ${s.other_cores} cores meanwhile, load average ${s.load1_start} → ${s.load1_end}` : '')
+    : '';
+  const backstop = s
+    ? `WAL up to ${s.wal.max_file_mb} MB, ${s.wal.max_live_frames.toLocaleString('en')} live pages of the ${s.wal.backstop_pages.toLocaleString('en')}-page inline backstop${s.wal.backstop_reached ? ' (reached)' : ''}`
+    : '';
+  return [
+    {
+      goal: `steady state: the longest event-loop stall of a ${s ? s.seconds / 60 : 10}-minute soak at 1,500 decides/s (one registered task, allows and denies; SQLite store, durable audit; bench/soak-bench.ts)`,
+      target: '< 50 ms over 10 minutes, the load sustained',
+      measured: s
+        ? `${s.longest_stall_ms === null ? 'no event-loop lag on /metrics' : `stall ${s.longest_stall_ms} ms (nodejs_eventloop_lag_max_seconds, less its 10 ms resolution)`}; the longest request ${s.max_ms} ms, p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms; ${backstop}; ${load}`
+        : 'not run',
+      met: judged ? sustained && (s.longest_stall_ms ?? s.max_ms) < 50 : null,
+    },
+    {
+      goal: "steady state: the server's RSS over the soak, sampled every 10 s",
+      target: "flat (the late half's peak ≤ 1.1× the early half's)",
+      measured: s ? `${s.rss_mb.first} MB first, ${s.rss_mb.last} MB last, ${s.rss_mb.max} MB peak (early half ${s.rss_mb.early_peak} MB, late half ${s.rss_mb.late_peak} MB); ${load}` : 'not run',
+      met: judged ? s.rss_mb.flat : null,
+    },
+    {
+      goal: 'steady state: bytes on disk per decision (the SQLite file, WAL and -shm after the soak, less before, ÷ decisions made; indexes and audit events included)',
+      target: '≤ 800 bytes',
+      measured: s
+        ? `${s.store.bytes_per_decision.toLocaleString('en')} bytes over ${s.decisions.toLocaleString('en')} decisions (${((s.store.after_stop.db + s.store.after_stop.wal) / 2 ** 20).toFixed(0)} MB on disk after the server stopped)`
+        : 'not run',
+      met: judged ? s.store.bytes_per_decision <= 800 : null,
+    },
+  ];
+}
+
 function exportGoal(r: BenchResults & { export?: ExportBenchResult }): Goal {
   const e = r.export;
   return {
@@ -575,6 +626,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(workersGoal(r));
   out.push(postgresGoal(r));
   out.push(exportGoal(r));
+  out.push(...soakGoals(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -792,6 +844,7 @@ async function main(): Promise<void> {
     if (only.has('bundle')) await watched('bundle', () => bundleSection(results));
     if (only.has('workers')) await watched('workers', () => workersSection(results));
     if (only.has('export')) await watched('export', () => exportSection(results, join(work, 'trails')));
+    if (only.has('soak')) await watched('soak', () => soakSection(results));
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
