@@ -196,7 +196,7 @@ export class GroupCommitQueue {
           if (ops.length === 0) return;
           continue;
         }
-        return this.settle(ops, outcomes);
+        return this.settle(ops, outcomes, batch.length);
       }
     } finally {
       if (durable) {
@@ -221,7 +221,7 @@ export class GroupCommitQueue {
         if (ops.length === 0) return;
         continue;
       }
-      return this.settle(ops, outcomes);
+      return this.settle(ops, outcomes, batch.length);
     }
   }
 
@@ -285,10 +285,10 @@ export class GroupCommitQueue {
     }
   }
 
-  private settle(batch: readonly Pending[], outcomes: readonly Outcome[]): void {
+  private settle(batch: readonly Pending[], outcomes: readonly Outcome[], size = batch.length): void {
     this.counters.transactions++;
     this.onBatchEnd?.(true);
-    this.counters.largest_batch = Math.max(this.counters.largest_batch, batch.length);
+    this.counters.largest_batch = Math.max(this.counters.largest_batch, size);
     batch.forEach((op, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok) {

@@ -23,7 +23,7 @@ import type { TransactionDriver } from './group-commit.js';
 import type { Leadership } from './store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Migration } from './migrations.js';
-import { StoreFailure } from './sql-program.js';
+import { StoreFailure, refuseNul } from './sql-program.js';
 import type { SqlStep } from './sql-program.js';
 
 export interface PostgresOpenOptions {
@@ -53,6 +53,10 @@ const MIGRATION_UNLOCK = `SELECT pg_advisory_unlock(${LOCK_CLASS + 1}, hashtext(
 const LEADER_LOCK = `SELECT pg_try_advisory_lock(${LOCK_CLASS + 2}, hashtext(current_schema())) AS held`;
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Most time a write transaction may sit between statements (its replica's event loop busy or stopped). */
+const IDLE_IN_TRANSACTION_MS = 5_000;
+/** Most time a write may wait for the chain lock (normally held for a few milliseconds per batch). */
+const LOCK_TIMEOUT_MS = 10_000;
 
 /** The connection settings of one store: its URL plus what the options add. */
 export function connectionConfig(url: string, options: PostgresOpenOptions): pg.ClientConfig {
@@ -66,7 +70,19 @@ export function connectionConfig(url: string, options: PostgresOpenOptions): pg.
     query_timeout: (options.statementTimeoutMs ?? 30_000) + 5000,
     application_name: 'agent-pdp',
     types: { getTypeParser },
-    ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+    // A dead peer (a cut network) is noticed by TCP, not only by the statement timeout.
+    keepAlive: true,
+    // The chain lock is held from BEGIN to COMMIT: a replica that stops in between (SIGSTOP, a long event-loop stall,
+    // a partition) must not hold every other replica's writes for longer than this. Its own transaction then fails
+    // (store_unavailable), as does a write that waited longer than lock_timeout for the lock.
+    // synchronous_commit = on whatever the server's default: a COMMIT acknowledged to a PEP (or a head signed and
+    // published outside the database) must survive a crash of the database server.
+    options: [
+      '-c synchronous_commit=on',
+      `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_MS}`,
+      `-c lock_timeout=${LOCK_TIMEOUT_MS}`,
+      ...(options.schema === undefined ? [] : [`-c search_path=${options.schema}`]),
+    ].join(' '),
   };
 }
 
@@ -103,6 +119,7 @@ function query(step: SqlStep): pg.QueryConfig {
 
 /** Runs one step on `client`; every failure is a StoreFailure. */
 export async function execute(client: pg.ClientBase, step: SqlStep): Promise<unknown> {
+  refuseNul(step);
   let result: pg.QueryResult;
   try {
     result = await client.query(query(step));
@@ -114,9 +131,13 @@ export async function execute(client: pg.ClientBase, step: SqlStep): Promise<unk
   return result.rowCount ?? 0;
 }
 
-/** True for an error the server sent about a statement: the connection itself is still good. */
+/**
+ * True for an error the server sent about a statement: the connection itself is still good. Except "cached plan must
+ * not change result type" (0A000, after a migration changed a table a prepared `SELECT *` reads): the connection's
+ * prepared statements are stale, so it is dropped and the next one prepares them afresh.
+ */
 function isStatementError(error: unknown): boolean {
-  return error instanceof pg.DatabaseError;
+  return error instanceof pg.DatabaseError && error.code !== '0A000';
 }
 
 /** A StoreFailure that is not about a statement: the connection it came from must not be used again. */
@@ -148,13 +169,19 @@ export class WriterConnection {
   constructor(private readonly config: pg.ClientConfig) {}
 
   async execute(step: SqlStep): Promise<unknown> {
+    refuseNul(step);
     if (step.kind === 'run' && PLAIN_INSERT.test(step.sql)) {
       const rows = this.deferred.get(step.sql);
       if (rows === undefined) this.deferred.set(step.sql, [[...step.params]]);
       else rows.push([...step.params]);
       return 1;
     }
-    if (step.sql === 'ROLLBACK') this.deferred.clear();
+    if (step.sql === 'ROLLBACK') {
+      this.deferred.clear();
+      // The connection failed (and was dropped): its transaction died with it. Connecting only to roll back would make
+      // every failed batch wait for a second connection attempt while the database is unreachable.
+      if (this.client === undefined) return 0;
+    }
     const client = await this.connect();
     try {
       await this.flush(client);
@@ -267,6 +294,8 @@ export async function migratePostgres(config: pg.ClientConfig, options: Postgres
   client.on('error', () => undefined);
   try {
     await client.connect();
+    // A migration may take longer than one statement's limit; replicas starting meanwhile wait on the lock.
+    await client.query('SET statement_timeout = 0');
     if (options.mustExist === true) {
       const found = await client.query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'");
       if (found.rowCount !== 1) throw new PdpError('store_unavailable', `there is no store in schema ${schema ?? '(the search path)'}`);

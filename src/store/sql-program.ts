@@ -20,6 +20,7 @@
  * A driver reports every failure of the database (an SQL error, a lost connection, a closed handle) as a
  * `StoreFailure` thrown into the program, so an error a program throws on its own is always a refusal.
  */
+import { PdpError } from '../errors/pdp-error.js';
 
 /** One statement: `get` the first row (or undefined), `all` rows, or `run` a write (its result is the rows changed). */
 export interface SqlStep {
@@ -43,6 +44,20 @@ export function* all<R>(sql: string, ...params: unknown[]): Program<R[]> {
 /** Runs a write; returns the number of rows it changed. */
 export function* run(sql: string, ...params: unknown[]): Program<number> {
   return (yield { kind: 'run', sql, params }) as number;
+}
+
+/**
+ * Every driver runs this before a statement: text holding U+0000 is the operation's own refusal (invalid_request).
+ * PostgreSQL text cannot hold it, and sent it would fail the whole transaction, every other caller's write in it
+ * included; SQLite refuses it too, so both engines keep the same data. (JSON payloads are encoded with it escaped:
+ * this is about plain text columns, an id, a reason, a note.)
+ */
+export function refuseNul(step: SqlStep): void {
+  for (const value of step.params) {
+    if (typeof value === 'string' && value.includes('\u0000')) {
+      throw new PdpError('invalid_request', 'a text value holds a NUL character (U+0000), which the store cannot keep');
+    }
+  }
 }
 
 /** A failure of the database itself, as a driver reports it. The cause is the engine's error. */

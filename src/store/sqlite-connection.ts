@@ -18,7 +18,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PdpError } from '../errors/pdp-error.js';
 import type { TransactionDriver } from './group-commit.js';
-import { StoreFailure } from './sql-program.js';
+import { StoreFailure, refuseNul } from './sql-program.js';
 import type { SqlStep } from './sql-program.js';
 
 export type SqliteSynchronous = 'normal' | 'full';
@@ -88,6 +88,7 @@ export function isSqliteError(error: unknown): boolean {
 export function sqliteExecutor(db: Database.Database): (step: SqlStep) => unknown {
   const statements = new Map<string, Database.Statement>();
   return (step) => {
+    refuseNul(step);
     try {
       let statement = statements.get(step.sql);
       if (statement === undefined) {

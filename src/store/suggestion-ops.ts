@@ -87,9 +87,11 @@ export async function saveSuggestions(ctx: StoreContext, list: readonly Suggesti
       requireId('delivery approver_group', d.approver_group);
     }
   }
-  const result: SaveSuggestionsResult = { new: [], withdrawn: [], notification: null };
-  if (prepared.length === 0 && withdraw.length === 0) return result;
+  if (prepared.length === 0 && withdraw.length === 0) return { new: [], withdrawn: [], notification: null };
   return ctx.write(function* () {
+    // Made inside the program: a transaction replayed without another operation (PostgreSQL, group-commit.ts) runs
+    // this program again, and must start from nothing.
+    const result: SaveSuggestionsResult = { new: [], withdrawn: [], notification: null };
     for (const { record: r, proposal, evidence } of prepared) {
       const existing = yield* get<SuggestionRow>(SQL.selectSuggestion, r.id);
       if (existing === undefined) {

@@ -156,6 +156,19 @@ describe('group commit', () => {
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 3 });
   });
 
+  it('refuses text holding U+0000 as that write\'s own invalid_request: its neighbours commit (PostgreSQL text cannot hold it)', async () => {
+    temp = await tempStore();
+    const results = await Promise.allSettled([
+      temp.store.registerTask(task('t-1')),
+      temp.store.registerTask(task('t-\u0000-2')),
+      temp.store.registerTask(task('t-3')),
+    ]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code?: string }).code))).toEqual(['ok', 'invalid_request', 'ok']);
+    expect(await rowCount('tasks')).toBe(2);
+    await expect(temp.store.getTask('t-\u0000-2')).rejects.toMatchObject({ code: 'invalid_request' });
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
+  });
+
   it('commits what is queued on close, then refuses new writes', async () => {
     temp = await tempStore();
     const pending = Array.from({ length: 30 }, (_, i) => temp.store.appendEvents([authFailed(i)]));

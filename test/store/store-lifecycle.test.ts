@@ -41,6 +41,31 @@ describe('the store across restarts and processes', () => {
     }
   });
 
+  it('keeps serving after a newer release added a column to a table it reads whole (a rolling upgrade)', async () => {
+    temp = await tempStore();
+    const s = temp.store;
+    await s.registerTask({ id: 't-1', agent_id: 'a', type: 'x', context: {}, registered_by: 'o', registered_at: at(0), expires_at: at(3600), trace_id: null });
+    await s.getTask('t-1'); // prepares `SELECT * FROM tasks` on a read connection (PostgreSQL caches its plan)
+    await s.completeTask({ task_id: 't-1', by: 'o', at: at(1) }).catch(() => undefined);
+    await rawSql(temp, 'ALTER TABLE tasks ADD COLUMN added_by_a_newer_release TEXT');
+    // PostgreSQL: a statement prepared before answers "cached plan must not change result type" once per connection;
+    // that connection is dropped and the next call prepares afresh. Bounded: a few calls, never for good.
+    let served = false;
+    for (let attempt = 0; attempt < 10 && !served; attempt++) served = (await s.getTask('t-1').catch(() => undefined)) !== undefined;
+    expect(served).toBe(true);
+    let wrote = false;
+    for (let attempt = 0; attempt < 10 && !wrote; attempt++) {
+      wrote = await s.registerTask({ id: `t-${attempt + 2}`, agent_id: 'a', type: 'x', context: {}, registered_by: 'o', registered_at: at(2), expires_at: at(3600), trace_id: null }).then(() => true, () => false);
+    }
+    expect(wrote).toBe(true);
+    // The writer's connection too (its first `SELECT * FROM tasks` after the change fails its batch once).
+    let refused: string | undefined;
+    for (let attempt = 0; attempt < 10 && refused !== 'task_not_active'; attempt++) {
+      refused = await s.completeTask({ task_id: 't-1', by: 'o', at: at(3) }).then(() => 'completed', (e: { code?: string }) => e.code);
+    }
+    expect(refused).toBe('task_not_active');
+  });
+
   it('refuses a database written by a newer schema', async () => {
     temp = await tempStore();
     await temp.store.close();

@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { policySuggestionAppliedEvent, policySuggestionDismissedEvent } from '../../src/audit/index.js';
 import type { NewAuditEvent } from '../../src/audit/index.js';
 import type { SuggestionRecord } from '../../src/store/index.js';
+import { run } from '../../src/store/sql-program.js';
+import type { StoreContext } from '../../src/store/store-context.js';
 import { at, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
@@ -60,6 +62,25 @@ function application(s: SuggestionRecord): NewAuditEvent {
 }
 
 describe('saveSuggestions', () => {
+  it('saved in a transaction that is undone and run again (a neighbour refused after writing) counts each suggestion once', async () => {
+    const s = temp.store;
+    // A neighbour that writes, then refuses: SQLite undoes it to a savepoint; PostgreSQL rolls the transaction back
+    // and runs it again without it (group-commit.ts), so saveSuggestions' program runs twice there.
+    const ctx = (s as unknown as { ctx: StoreContext }).ctx;
+    const refusedAfterWriting = ctx.write(function* () {
+      yield* run("UPDATE suggestions SET status = 'open' WHERE id = ?", 'sg-none');
+      throw new RangeError('refused after writing');
+    });
+    const saved = s.saveSuggestions([suggestion('sg-1'), suggestion('sg-2', { target: 'pr:write' })], {
+      notify: { id: 'nt-1', at: at(1), deliveries: [{ id: 'dl-1', destination: 'hook', approver_group: 'security' }] },
+    });
+    const [refused, result] = await Promise.allSettled([refusedAfterWriting, saved]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: expect.any(RangeError) });
+    expect(result).toMatchObject({ status: 'fulfilled', value: { new: ['sg-1', 'sg-2'], notification: { suggestion_ids: ['sg-1', 'sg-2'] } } });
+    expect(await s.getNotification('nt-1')).toMatchObject({ suggestion_ids: ['sg-1', 'sg-2'] });
+    expect(await s.listDeliveries({ limit: 10 })).toHaveLength(1);
+  });
+
   it('inserts new suggestions open, and replaces an open one (its created_at kept)', async () => {
     const s = temp.store;
     await s.saveSuggestions([suggestion('sg-1'), suggestion('sg-2', { target: 'pr:write' })]);
