@@ -1,6 +1,6 @@
 /**
  * The statements that differ on PostgreSQL: the usage rollup's, which read inside `data` (sql.ts has SQLite's, with
- * its JSON functions). Positional `?` parameters like every statement (the driver renumbers them); a JavaScript array
+ * its JSON functions), and the combined task read of the decide path (`selectTasksByIds`, read-batcher.ts). Positional `?` parameters like every statement (the driver renumbers them); a JavaScript array
  * is passed as a PostgreSQL array. No `?` operator of jsonb: the driver would renumber it.
  *
  * `data` is TEXT holding canonical JSON, read as `json` (`data::json`), not `jsonb`: json keeps the text as it is and
@@ -11,6 +11,8 @@
  * decision) fails the rollup with store_unavailable, where SQLite skips it.
  */
 export const PG_SQL = {
+  /** The tasks of the given ids (a JavaScript array), for the decide path's combined read (postgres-store.ts). */
+  selectTasksByIds: 'SELECT * FROM tasks WHERE id = ANY(?::text[])',
   /**
    * selectRollupGrants: seq, kind (1 token.issued, 0 decision), time, agent_id, task_id, jti and the members as the
    * text of one JSON array (`[integration, scopes, resource.type, issued_at]`, `[input.integration, input.scopes,

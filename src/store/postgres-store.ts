@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { compileMask } from '../audit/index.js';
+import { PdpError } from '../errors/pdp-error.js';
 import { ChainWriter } from './chain-writer.js';
 import { GroupCommitQueue } from './group-commit.js';
 import {
@@ -20,10 +21,14 @@ import {
   readPool,
 } from './postgres-connection.js';
 import type { PostgresOpenOptions } from './postgres-connection.js';
+import { PG_SQL } from './postgres-sql.js';
 import { ProgramStore, storeContext } from './program-store.js';
-import { runAsync } from './sql-program.js';
+import { ReadBatcher } from './read-batcher.js';
+import { taskFromRow } from './rows.js';
+import type { TaskRow } from './rows.js';
+import { all, runAsync } from './sql-program.js';
 import type { Program } from './sql-program.js';
-import type { Leadership, StoreStats } from './store.js';
+import type { Leadership, StoreStats, TaskRecord } from './store.js';
 import { readFailure } from './store-context.js';
 
 export interface PostgresStoreOptions extends PostgresOpenOptions {
@@ -100,6 +105,21 @@ export class PostgresStore extends ProgramStore {
     if (this.closing === undefined) this.lease.start();
     return this.lease;
   }
+
+  /**
+   * A task by id, read with the other tasks asked for in the same turn of the event loop (one statement: read-batcher.ts).
+   * Every decide reads its task; on PostgreSQL the round trip, not the read, is the cost.
+   */
+  override getTask(id: string): Promise<TaskRecord | undefined> {
+    // Refused alone: in the combined read it would fail every other caller's (refuseNul, sql-program.ts).
+    if (typeof id === 'string' && id.includes('\u0000')) return Promise.reject(new PdpError('invalid_request', 'a text value holds a NUL character (U+0000), which the store cannot keep'));
+    return this.tasks.load(id);
+  }
+
+  private readonly tasks = new ReadBatcher<TaskRecord>(async (ids) => {
+    const rows = await this.ctx.read(() => all<TaskRow>(PG_SQL.selectTasksByIds, ids));
+    return new Map(rows.map((row) => [row.id, taskFromRow(row)]));
+  });
 
   stats(): StoreStats {
     return { ...this.queue.stats(), events: this.chain.committed, wal_checkpoints: null };

@@ -54,7 +54,7 @@ export function* run(sql: string, ...params: unknown[]): Program<number> {
  */
 export function refuseNul(step: SqlStep): void {
   for (const value of step.params) {
-    if (typeof value === 'string' && value.includes('\u0000')) {
+    if (typeof value === 'string' ? value.includes('\u0000') : Array.isArray(value) && value.some((v) => typeof v === 'string' && v.includes('\u0000'))) {
       throw new PdpError('invalid_request', 'a text value holds a NUL character (U+0000), which the store cannot keep');
     }
   }

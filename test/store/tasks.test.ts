@@ -33,6 +33,21 @@ describe('tasks', () => {
     });
   });
 
+  it('answers many reads at once, each with its own task (PostgreSQL reads them with one statement), and sees a completion at once', async () => {
+    for (let i = 0; i < 30; i++) await temp.store.registerTask(task(`t-${i}`, { context: { customer_id: String(i) } }));
+    const ids = Array.from({ length: 60 }, (_, i) => `t-${i % 40}`);
+    const read = await Promise.all(ids.map((id) => temp.store.getTask(id)));
+    read.forEach((found, i) => {
+      const n = i % 40;
+      if (n < 30) expect(found).toMatchObject({ id: `t-${n}`, context: { customer_id: String(n) }, status: 'active' });
+      else expect(found).toBeUndefined();
+    });
+    await temp.store.completeTask({ task_id: 't-7', by: 'orchestrator-1', at: at(5) });
+    const [seven, eight] = await Promise.all([temp.store.getTask('t-7'), temp.store.getTask('t-8')]);
+    expect(seven).toMatchObject({ status: 'completed' });
+    expect(eight).toMatchObject({ status: 'active' });
+  });
+
   it('refuses a second registration of the same id with task_exists', async () => {
     await temp.store.registerTask(task('t-1'));
     await expect(temp.store.registerTask(task('t-1', { agent_id: 'other' }))).rejects.toMatchObject({ code: 'task_exists', status: 409 });
