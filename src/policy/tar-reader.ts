@@ -58,25 +58,26 @@ export class TarFormatError extends Error {
   override readonly name = 'TarFormatError';
 }
 
-function cstring(buf: Buffer): string {
+/** The header fields, as the streamed reader (tar-stream.ts) reads them too. */
+export function cstring(buf: Buffer): string {
   const end = buf.indexOf(0);
   return buf.subarray(0, end === -1 ? buf.length : end).toString('utf8');
 }
 
-function octal(buf: Buffer): number {
+export function octal(buf: Buffer): number {
   const text = cstring(buf).trim();
   if (!/^[0-7]*$/.test(text)) throw new TarFormatError('non-octal size field');
   return text === '' ? 0 : parseInt(text, 8);
 }
 
-function checksumOk(header: Buffer): boolean {
+export function checksumOk(header: Buffer): boolean {
   const stored = octal(header.subarray(148, 156));
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
   return sum === stored;
 }
 
-function paxValue(body: Buffer, key: string): string | undefined {
+export function paxValue(body: Buffer, key: string): string | undefined {
   for (const record of body.toString('utf8').split('\n')) {
     const match = /^\d+ ([^=]+)=(.*)$/.exec(record);
     if (match?.[1] === key) return match[2];

@@ -1,5 +1,5 @@
 import { createGunzip } from 'node:zlib';
-import { TarFormatError, type TarEntry } from './tar-reader.js';
+import { TarFormatError, checksumOk, cstring, octal, paxValue, type TarEntry } from './tar-reader.js';
 
 /**
  * The regular files of a gzipped ustar archive, as `readTarGz` (tar-reader.ts) reads them, but unpacked as a stream:
@@ -119,29 +119,3 @@ const BLOCK = 512;
 /** Inflated bytes per chunk: copying one into fresh pages takes a few milliseconds. */
 const CHUNK_BYTES = 1024 * 1024;
 
-// The header fields as tar-reader.ts reads them.
-function cstring(buf: Buffer): string {
-  const end = buf.indexOf(0);
-  return buf.subarray(0, end === -1 ? buf.length : end).toString('utf8');
-}
-
-function octal(buf: Buffer): number {
-  const text = cstring(buf).trim();
-  if (!/^[0-7]*$/.test(text)) throw new TarFormatError('non-octal size field');
-  return text === '' ? 0 : parseInt(text, 8);
-}
-
-function checksumOk(header: Buffer): boolean {
-  const stored = octal(header.subarray(148, 156));
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
-  return sum === stored;
-}
-
-function paxValue(body: Buffer, key: string): string | undefined {
-  for (const record of body.toString('utf8').split('\n')) {
-    const match = /^\d+ ([^=]+)=(.*)$/.exec(record);
-    if (match?.[1] === key) return match[2];
-  }
-  return undefined;
-}
