@@ -265,30 +265,32 @@ describe('rollupUsage: the same aggregates whatever the strategy', () => {
     expect(new Set(reference.spans.map((line) => line.split(' ')[0])).size).toBeGreaterThanOrEqual(5);
   });
 
-  it.runIf(ENGINE === 'sqlite').each([
-    { note: 'on the event loop, one batch', input: { workers: 0, batch: 1_000_000 } },
-    { note: 'on the event loop, batches of 97 events', input: { workers: 0, batch: 97 } },
-    { note: 'two workers, one batch (two slices)', input: { workers: 2, batch: 1_000_000 } },
-    { note: 'two workers, batches of 101 (slices of about 50: tokens issued in one slice, used in the next)', input: { workers: 2, batch: 101 } },
-    { note: 'three workers, batches of 1,000', input: { workers: 3, batch: 1000 } },
-    { note: 'the defaults', input: {} },
-    { note: 'two stores at once, batches of 97 and 101 on the event loop', input: { workers: 0, batch: 97 }, other: { workers: 0, batch: 101 } },
-  ] satisfies Array<{ note: string; input: RollupUsageInput; other?: RollupUsageInput }>)('$note: the reference fold\'s tables', async ({ input, other }) => {
-    const path = join(dir, `copy-${input.workers ?? 'd'}-${input.batch ?? 'd'}${other === undefined ? '' : '-2'}.db`);
-    copyFileSync(trail, path);
-    await rollUp(async () => SqliteStore.open(path), input, other);
-    const tables = tablesOf(path);
-    expect(tables.daily).toEqual(reference.daily);
-    expect(tables.spans).toEqual(reference.spans);
-  });
+  // Each project runs its engine's strategies: worker threads and file copies on SQLite, schemas on PostgreSQL.
+  const cases: Array<{ engine: 'sqlite' | 'postgres'; note: string; input: RollupUsageInput; other?: RollupUsageInput }> = [
+    { engine: 'sqlite', note: 'on the event loop, one batch', input: { workers: 0, batch: 1_000_000 } },
+    { engine: 'sqlite', note: 'on the event loop, batches of 97 events', input: { workers: 0, batch: 97 } },
+    { engine: 'sqlite', note: 'two workers, one batch (two slices)', input: { workers: 2, batch: 1_000_000 } },
+    { engine: 'sqlite', note: 'two workers, batches of 101 (slices of about 50: tokens issued in one slice, used in the next)', input: { workers: 2, batch: 101 } },
+    { engine: 'sqlite', note: 'three workers, batches of 1,000', input: { workers: 3, batch: 1000 } },
+    { engine: 'sqlite', note: 'the defaults', input: {} },
+    { engine: 'sqlite', note: 'two stores at once, batches of 97 and 101 on the event loop', input: { workers: 0, batch: 97 }, other: { workers: 0, batch: 101 } },
+    { engine: 'postgres', note: 'PostgreSQL, one batch', input: { batch: 1_000_000 } },
+    { engine: 'postgres', note: 'PostgreSQL, batches of 97 events (tokens issued in one batch, used in the next)', input: { batch: 97 } },
+    { engine: 'postgres', note: 'PostgreSQL, workers asked for (none on PostgreSQL), batches of 1,000', input: { workers: 2, batch: 1000 } },
+    { engine: 'postgres', note: 'PostgreSQL, the defaults', input: {} },
+    { engine: 'postgres', note: 'PostgreSQL, two stores at once (two replicas), batches of 97 and 101', input: { batch: 97 }, other: { batch: 101 } },
+  ];
 
-  it.runIf(ENGINE === 'postgres').each([
-    { note: 'one batch', input: { batch: 1_000_000 } },
-    { note: 'batches of 97 events (tokens issued in one batch, used in the next)', input: { batch: 97 } },
-    { note: 'workers asked for (none on PostgreSQL), batches of 1,000', input: { workers: 2, batch: 1000 } },
-    { note: 'the defaults', input: {} },
-    { note: 'two stores at once (two replicas), batches of 97 and 101', input: { batch: 97 }, other: { batch: 101 } },
-  ] satisfies Array<{ note: string; input: RollupUsageInput; other?: RollupUsageInput }>)('PostgreSQL, $note: the reference fold\'s tables', async ({ input, other }) => {
+  it.each(cases.filter((c) => c.engine === ENGINE))('$note: the reference fold\'s tables', async ({ input, other }) => {
+    if (ENGINE === 'sqlite') {
+      const path = join(dir, `copy-${input.workers ?? 'd'}-${input.batch ?? 'd'}${other === undefined ? '' : '-2'}.db`);
+      copyFileSync(trail, path);
+      await rollUp(async () => SqliteStore.open(path), input, other);
+      const tables = tablesOf(path);
+      expect(tables.daily).toEqual(reference.daily);
+      expect(tables.spans).toEqual(reference.spans);
+      return;
+    }
     const on = schema as string;
     // One copy of the trail for every case: each starts from zero.
     for (const table of ['usage_daily', 'token_use_span', 'usage_rollup_cursor']) await pgQuery(on, `DELETE FROM ${table}`);
