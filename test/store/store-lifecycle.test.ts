@@ -5,8 +5,11 @@
  * permissions: open-store.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
-import { at, rawSql, tempStore } from './store-fixtures.js';
+import { dropSchema, newSchema, postgresUrl } from '../support/postgres.js';
+import { ENGINE, at, rawSql, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
@@ -64,6 +67,29 @@ describe('the store across restarts and processes', () => {
       refused = await s.completeTask({ task_id: 't-1', by: 'o', at: at(3) }).then(() => 'completed', (e: { code?: string }) => e.code);
     }
     expect(refused).toBe('task_not_active');
+  });
+
+  it('creates one schema when several replicas open an empty database at once (migrations under a lock)', async () => {
+    temp = await tempStore();
+    // A database nobody has opened yet: a new schema (PostgreSQL) or file (SQLite) beside the fixture's.
+    const fresh = ENGINE === 'postgres' ? newSchema('fresh') : `${temp.path}.fresh.db`;
+    const open = (): Promise<Store> => (ENGINE === 'postgres' ? PostgresStore.open(postgresUrl(), { schema: fresh }) : Promise.resolve(SqliteStore.open(fresh)));
+    const stores = await Promise.all([open(), open(), open(), open()]);
+    try {
+      await Promise.all(stores.map((s, i) => s.appendEvents([loaded(i)])));
+      expect(await (stores[0] as Store).verifyStoredChain()).toMatchObject({ ok: true, count: 4 });
+    } finally {
+      for (const s of stores) await s.close();
+    }
+    const check = await tempStore();
+    try {
+      // Each version applied once.
+      const versions = await rawSql<{ version: number }>({ ...check, path: fresh }, 'SELECT version FROM schema_migrations ORDER BY version');
+      expect(versions.map((v) => Number(v.version))).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+    } finally {
+      await check.cleanup();
+      if (ENGINE === 'postgres') await dropSchema(fresh);
+    }
   });
 
   it('refuses a database written by a newer schema', async () => {
