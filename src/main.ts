@@ -144,7 +144,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       metrics.policyActive(active.revision, active.evaluator.revisions.bundle, active.evaluator.revisions.policies);
       for (const w of active.policySet.warnings) logger.warn({ file: w.file, line: w.line, path: w.path }, w.message);
       const cap = config.issuer.max_token_ttl_seconds;
-      const above = Object.entries(active.policySet.data.policies.agents).filter(([, a]) => a.token_ttl > cap).map(([id]) => id);
+      // One pass over the agents without a [key, value] pair each: at 100,000 agents Object.entries allocated 100,000
+      // arrays on the event loop while a reload's traffic waited (bench/README.md, compiled bundles).
+      const agents = active.policySet.data.policies.agents;
+      const above: string[] = [];
+      for (const id in agents) if ((agents[id] as { token_ttl: number }).token_ttl > cap) above.push(id);
       if (above.length > 0) {
         logger.warn(
           { agents: above.slice(0, 20), agents_above: above.length, max_token_ttl_seconds: cap },
