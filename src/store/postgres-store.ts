@@ -7,7 +7,6 @@
  */
 import type pg from 'pg';
 import { compileMask } from '../audit/index.js';
-import { PdpError } from '../errors/pdp-error.js';
 import { ChainWriter } from './chain-writer.js';
 import { GroupCommitQueue } from './group-commit.js';
 import {
@@ -26,7 +25,7 @@ import { ProgramStore, storeContext } from './program-store.js';
 import { ReadBatcher } from './read-batcher.js';
 import { taskFromRow } from './rows.js';
 import type { TaskRow } from './rows.js';
-import { all, runAsync } from './sql-program.js';
+import { all, refuseNulIn, runAsync } from './sql-program.js';
 import type { Program } from './sql-program.js';
 import type { Leadership, StoreStats, TaskRecord } from './store.js';
 import { readFailure } from './store-context.js';
@@ -112,7 +111,11 @@ export class PostgresStore extends ProgramStore {
    */
   override getTask(id: string): Promise<TaskRecord | undefined> {
     // Refused alone: in the combined read it would fail every other caller's (refuseNul, sql-program.ts).
-    if (typeof id === 'string' && id.includes('\u0000')) return Promise.reject(new PdpError('invalid_request', 'a text value holds a NUL character (U+0000), which the store cannot keep'));
+    try {
+      refuseNulIn(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.tasks.load(id);
   }
 

@@ -53,10 +53,13 @@ export function* run(sql: string, ...params: unknown[]): Program<number> {
  * this is about plain text columns, an id, a reason, a note.)
  */
 export function refuseNul(step: SqlStep): void {
-  for (const value of step.params) {
-    if (typeof value === 'string' ? value.includes('\u0000') : Array.isArray(value) && value.some((v) => typeof v === 'string' && v.includes('\u0000'))) {
-      throw new PdpError('invalid_request', 'a text value holds a NUL character (U+0000), which the store cannot keep');
-    }
+  for (const value of step.params) refuseNulIn(value);
+}
+
+/** One value (a string, or an array of them) as `refuseNul` checks each parameter. */
+export function refuseNulIn(value: unknown): void {
+  if (typeof value === 'string' ? value.includes('\u0000') : Array.isArray(value) && value.some((v) => typeof v === 'string' && v.includes('\u0000'))) {
+    throw new PdpError('invalid_request', 'a text value holds a NUL character (U+0000), which the store cannot keep');
   }
 }
 

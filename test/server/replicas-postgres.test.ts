@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ensureBuilt, runBuiltCli } from '../audit-e2e/cli.js';
+import { callOnFreshConnection, type JsonAnswer } from '../support/fresh-connection.js';
 import { KEYS, TEST_CALLERS } from '../support/pdp-harness.js';
 import { dropSchema, newSchema, postgresUrl } from '../support/postgres.js';
 
@@ -25,10 +26,7 @@ import { dropSchema, newSchema, postgresUrl } from '../support/postgres.js';
 const ISSUER = 'http://127.0.0.1:8181';
 const CLUSTER_SCRIPT = resolve('scripts/postgres-cluster.sh');
 
-interface Answer {
-  status: number;
-  json: Record<string, unknown>;
-}
+type Answer = JsonAnswer;
 
 interface Replica {
   name: string;
@@ -41,21 +39,8 @@ interface Replica {
 }
 
 /** One request on a connection of its own. */
-function call(base: string, method: string, path: string, key: string | undefined, body?: object): Promise<Answer> {
-  return new Promise((ok, fail) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (key !== undefined) headers['authorization'] = `Bearer ${key}`;
-    const req = request(`${base}${path}`, { method, agent: false, timeout: 15_000, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
-    });
-    req.on('error', fail);
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const call = (base: string, method: string, path: string, key: string | undefined, body?: object): Promise<Answer> =>
+  callOnFreshConnection(base, method, path, key, body);
 
 /** code-review-agent on a task the trusted PEP asserts inline (no registration). */
 const decide = (r: Replica, task: string) =>

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ensureBuilt, runBuiltCli } from '../audit-e2e/cli.js';
+import { callOnFreshConnection } from '../support/fresh-connection.js';
 import { KEYS, TEST_CALLERS } from '../support/pdp-harness.js';
 
 /**
@@ -23,19 +23,7 @@ let url = '';
 const lines: Array<{ msg?: string; worker?: number; pid?: number; url?: string; revision?: string }> = [];
 
 /** One request on a connection of its own (so the primary hands it to the next worker). */
-function call(method: string, path: string, key: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> {
-  return new Promise((ok, fail) => {
-    const req = request(`${url}${path}`, { method, agent: false, timeout: 10_000, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
-    });
-    req.on('error', fail);
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)));
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const call = (method: string, path: string, key: string, body?: object) => callOnFreshConnection(url, method, path, key, body, 10_000);
 
 /** code-review-agent on a task the trusted PEP asserts inline (no registration). */
 const decide = (task: string, scopes: string[], integration = 'github') =>
