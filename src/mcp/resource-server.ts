@@ -1,0 +1,251 @@
+/**
+ * The resource-server side of a remote MCP server behind agent-pdp's issuer, as the MCP authorization spec asks of
+ * one: it publishes RFC 9728 protected-resource metadata naming agent-pdp as its authorization server, and it lets
+ * an MCP request through only with one of our access tokens whose audience is this server's resource URI (RFC 8707).
+ *
+ * The SDK's own pieces do the HTTP: `requireBearerAuth` reads the header, answers 401 with
+ * `WWW-Authenticate: Bearer error=..., resource_metadata="<metadataUrl>"` and sets `req.auth`, which the Streamable
+ * HTTP transport hands to every handler as `extra.authInfo`; `metadataHandler` serves the document (GET and OPTIONS,
+ * any origin, as the SDK serves its own). Ours is the verifier behind them: the PEP SDK's `verifyAccessToken`.
+ *
+ * This checks who is calling, not what they may do: any valid token for this audience opens the session. Each
+ * `tools/call` is the guard's to decide (`mcp-guard.ts`); `authInfo.extra` carries the agent and task it needs.
+ */
+import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
+import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { metadataHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/metadata.js';
+import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
+import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { OAuthProtectedResourceMetadataSchema, type OAuthProtectedResourceMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { RequestHandler } from 'express';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt } from 'jose';
+import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
+import {
+  isPepError,
+  isTokenVerificationError,
+  verifyAccessToken,
+  type AccessTokenClaims,
+  type PdpClient,
+  type ResourceRef,
+} from '../pep/index.js';
+
+export interface McpResourceServerOptions {
+  /**
+   * The MCP server's canonical resource URI (RFC 8707), e.g. `https://crm-mcp.example.com/mcp`: the `aud` its tokens
+   * must carry, exactly (the issuer's `issuer.audiences` maps the integration to it). An absolute URL without query
+   * or fragment. Required.
+   */
+  resource: string;
+  /** agent-pdp's issuer identifier: the `iss` tokens must carry, and the metadata's authorization server. Required. */
+  issuer: string;
+  /**
+   * A client of the PDP: its JWKS (`pdp.jwksUri`) when neither `jwksUri` nor `jwks` is given, and introspection.
+   * Its API key must have role `resource_server` (or `pep`) when `introspect` is true. Default: none.
+   */
+  pdp?: PdpClient;
+  /** The issuer's JWKS URL, fetched and cached by jose. Default: `pdp.jwksUri`. */
+  jwksUri?: string;
+  /** The issuer's keys given here instead of fetched: a JWKS document, or a key resolver (`createLocalJWKSet`). */
+  jwks?: JSONWebKeySet | JWTVerifyGetKey;
+  /** RFC 9728 `scopes_supported`. Default: left out. */
+  scopesSupported?: string[];
+  /** RFC 9728 `resource_name`, for people. Default: left out. */
+  resourceName?: string;
+  /** RFC 9728 `resource_documentation`, a URL. Default: left out. */
+  resourceDocumentation?: string;
+  /**
+   * Also ask the PDP (RFC 7662) whether each token is still active, so a revoked token, or one of a completed task,
+   * is refused before it expires. Needs `pdp`. Default false: a JWT alone cannot know it was revoked.
+   */
+  introspect?: boolean;
+}
+
+export interface McpResourceServer {
+  /** The RFC 9728 document: `resource`, `authorization_servers: [issuer]`, `bearer_methods_supported: ['header']`, ... */
+  readonly metadata: Readonly<OAuthProtectedResourceMetadata>;
+  /** Where RFC 9728 §3.1 puts the document for this resource: `/.well-known/oauth-protected-resource/mcp`. */
+  readonly metadataPath: string;
+  /** The document's absolute URL, which every 401 names in `resource_metadata`. */
+  readonly metadataUrl: string;
+  /**
+   * The SDK's metadata handler (GET, OPTIONS, CORS for any origin) for this document. It answers at the path it is
+   * mounted on, so mount it at `metadataPath`: `app.use(rs.metadataPath, rs.metadataHandler())`.
+   */
+  metadataHandler(): RequestHandler;
+  /**
+   * Middleware for the MCP endpoint: 401 with `WWW-Authenticate: Bearer error="invalid_token", error_description=...,
+   * resource_metadata="<metadataUrl>"` without a token or with one that is not valid here; else sets `req.auth`.
+   */
+  requireToken(): RequestHandler;
+  /** The verifier behind `requireToken` (the SDK's `OAuthTokenVerifier`): a token → its `AuthInfo`, or a refusal. */
+  verifyAccessToken(token: string): Promise<AuthInfo>;
+}
+
+/** What `authInfo.extra` holds for a token of ours. */
+export interface AgentPdpAuthExtra {
+  /** The agent the token was issued for (`sub`). */
+  agentId: string;
+  /** The registered task it was issued under (`task_id`). */
+  taskId: string;
+  /** The decision it redeems (`decision_id`). */
+  decisionId: string;
+  /** The token's id (`jti`). */
+  jti: string;
+  /** The integration of its grant (`authorization_details[0].type`). */
+  integration: string;
+}
+
+/** Generic on purpose: a 5xx concerns this server and the PDP, not the caller's token. */
+const UNCHECKED = 'the access token could not be checked; nothing was allowed';
+
+export function mcpResourceServer(options: McpResourceServerOptions): McpResourceServer {
+  const { resource, issuer, pdp, introspect = false } = options ?? ({} as McpResourceServerOptions);
+  const resourceUrl = checkResource(resource);
+  if (typeof issuer !== 'string' || issuer === '') throw new TypeError('mcpResourceServer: "issuer" must be a non-empty string');
+  if (introspect && pdp === undefined) throw new TypeError('mcpResourceServer: "introspect" needs "pdp" (a PdpClient with a resource_server key)');
+  const jwks = keyResolver(options);
+
+  const metadata = Object.freeze(
+    checkMetadata({
+      resource,
+      authorization_servers: [issuer],
+      bearer_methods_supported: ['header'],
+      ...(options.scopesSupported === undefined ? {} : { scopes_supported: [...options.scopesSupported] }),
+      ...(options.resourceName === undefined ? {} : { resource_name: options.resourceName }),
+      ...(options.resourceDocumentation === undefined ? {} : { resource_documentation: options.resourceDocumentation }),
+    }),
+  );
+  const metadataUrl = getOAuthProtectedResourceMetadataUrl(resourceUrl);
+  const metadataPath = new URL(metadataUrl).pathname;
+
+  async function verify(token: string): Promise<AuthInfo> {
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifyAccessToken(token, { jwks, issuer, audience: resource, ...ownGrant(token) });
+    } catch (err) {
+      if (!isTokenVerificationError(err)) throw err;
+      if (err.status === 503) throw new ServerError(UNCHECKED);
+      // A 403 code here means the token's grant is not one the issuer writes (e.g. an entry without actions):
+      // nothing to let through, and for this endpoint that is a bad token, not a missing scope.
+      const message = err.status === 403 ? 'access token grants nothing' : err.message;
+      throw new InvalidTokenError(`${headerSafe(message)} (${err.code})`);
+    }
+    if (introspect && pdp !== undefined) {
+      let active: boolean;
+      try {
+        const state = await pdp.introspect(token);
+        active = state.active && state.jti === claims.jti;
+      } catch (err) {
+        if (isPepError(err)) throw new ServerError(UNCHECKED);
+        throw err;
+      }
+      if (!active) throw new InvalidTokenError('the access token has been revoked or its task is closed (token_inactive)');
+    }
+    return authInfo(token, claims);
+  }
+
+  return {
+    metadata,
+    metadataPath,
+    metadataUrl,
+    metadataHandler: () => metadataHandler(metadata),
+    // `expectedResource` repeats the audience check in the SDK's looser form (a trailing slash aside); ours is exact.
+    requireToken: () => requireBearerAuth({ verifier: { verifyAccessToken: verify } satisfies OAuthTokenVerifier, resourceMetadataUrl: metadataUrl, expectedResource: resourceUrl }),
+    verifyAccessToken: verify,
+  };
+}
+
+/** The `AuthInfo` of a verified token; the guard reads `extra` (`AgentPdpAuthExtra`). */
+function authInfo(token: string, claims: AccessTokenClaims): AuthInfo {
+  const extra: AgentPdpAuthExtra = {
+    agentId: claims.sub,
+    taskId: claims.task_id,
+    decisionId: claims.decision_id,
+    jti: claims.jti,
+    integration: claims.authorization_details[0]!.type,
+  };
+  return {
+    token,
+    clientId: claims.client_id,
+    scopes: claims.scope.split(' '),
+    expiresAt: claims.exp,
+    resource: new URL(claims.aud),
+    extra: { ...extra },
+  };
+}
+
+/**
+ * The integration, scope and record to hand `verifyAccessToken`, read (unverified) from the token's own first grant
+ * entry. `verifyAccessToken` is the only verifier `agent-pdp/pep` exports and it always checks a grant, while this
+ * endpoint has none to check (the guard decides per tool call): asking for the token's own grant makes that last
+ * step pass for any token the issuer signed, and every other check (alg, kid, signature, typ, iss, aud, exp, claim
+ * types) runs as for any resource server. The values only choose what to compare; the comparison is against the
+ * verified claims, so a forged entry fails on the signature first. A token that cannot be read gets placeholders
+ * and fails verification with its own code. (The issuer's `verifyIssuedToken` checks no audience and is not
+ * exported: an export that checks the audience but no grant would replace this.)
+ */
+function ownGrant(token: string): { integration: string; scope: string; resource?: ResourceRef } {
+  const placeholder = { integration: '-', scope: '-' };
+  let detail: unknown;
+  try {
+    const details = decodeJwt(token)['authorization_details'];
+    detail = Array.isArray(details) ? details[0] : undefined;
+  } catch {
+    return placeholder;
+  }
+  if (typeof detail !== 'object' || detail === null) return placeholder;
+  const { type, actions, identifier, resource_type: resourceType } = detail as Record<string, unknown>;
+  const scope = Array.isArray(actions) ? actions[0] : undefined;
+  if (typeof type !== 'string' || type === '' || typeof scope !== 'string' || scope === '') return placeholder;
+  if (typeof identifier !== 'string') return { integration: type, scope };
+  // A bound entry covers the record it names; its type is compared only when the entry has one.
+  return { integration: type, scope, resource: { type: typeof resourceType === 'string' ? resourceType : '', id: identifier } };
+}
+
+/** RFC 8707 §2: an absolute URI without a fragment; no query either, since RFC 9728 §3.1 paths could not carry it. */
+function checkResource(resource: unknown): URL {
+  if (typeof resource !== 'string' || resource === '') throw new TypeError('mcpResourceServer: "resource" must be a non-empty string');
+  let url: URL;
+  try {
+    url = new URL(resource);
+  } catch {
+    throw new TypeError('mcpResourceServer: "resource" must be an absolute URL (the MCP endpoint, e.g. https://mcp.example.com/mcp)');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('mcpResourceServer: "resource" must be an http(s) URL');
+  if (resource.includes('#') || resource.includes('?')) throw new TypeError('mcpResourceServer: "resource" must have no query and no fragment');
+  return url;
+}
+
+/** The SDK's own schema of the document, so a bad `resourceName` or scope list fails here and not in a client. */
+function checkMetadata(document: OAuthProtectedResourceMetadata): OAuthProtectedResourceMetadata {
+  const parsed = OAuthProtectedResourceMetadataSchema.safeParse(document);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TypeError(`mcpResourceServer: the protected-resource metadata is invalid at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? ''}`);
+  }
+  return document;
+}
+
+function keyResolver(options: McpResourceServerOptions): JWTVerifyGetKey {
+  const { jwks, jwksUri, pdp } = options;
+  if (typeof jwks === 'function') return jwks;
+  if (jwks !== undefined) {
+    if (!Array.isArray((jwks as JSONWebKeySet | null)?.keys)) throw new TypeError('mcpResourceServer: "jwks" must be a JWKS ({ keys: [...] }) or a key resolver');
+    return createLocalJWKSet(jwks);
+  }
+  const uri = jwksUri ?? pdp?.jwksUri;
+  if (uri === undefined) throw new TypeError('mcpResourceServer: give "pdp", "jwksUri" or "jwks"');
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new TypeError('mcpResourceServer: "jwksUri" is not a URL');
+  }
+  return createRemoteJWKSet(url);
+}
+
+/** The SDK writes the message into a quoted-string of `WWW-Authenticate` unescaped: printable ASCII, no `"` or `\`. */
+function headerSafe(text: string): string {
+  return text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+}
