@@ -11,6 +11,7 @@ import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.
 import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
 import { Decider } from './pdp/decider.js';
+import { GrantableScopes } from './pdp/grantable-scopes.js';
 import { RefusalRecorder } from './pdp/refusal-recorder.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
@@ -402,6 +403,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     config,
     engine,
     decider,
+    grantableScopes: new GrantableScopes({ engine, store, now }),
     tasks,
     tokens,
     usage,

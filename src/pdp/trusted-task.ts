@@ -40,7 +40,7 @@ export interface ResolvedTask {
 export async function resolveTask(
   lookup: TaskLookup,
   caller: CallerConfig,
-  request: DecisionRequestV1,
+  request: Pick<DecisionRequestV1, 'agent_id' | 'task'>,
   now: Date,
 ): Promise<ResolvedTask> {
   const asserted = request.task.context !== undefined || request.task.type !== undefined;

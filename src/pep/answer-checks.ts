@@ -5,6 +5,7 @@
  */
 import type { AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
+import type { GrantableScopesResponseV1 } from '../wire/grantable-scopes-v1.js';
 import { PepError } from './pep-error.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
 import type { UsageAnswerV1 } from '../wire/usage-v1.js';
@@ -59,6 +60,29 @@ export function checkDecision(value: unknown): DecisionResponseV1 {
     throw malformed('decide', 'access_request');
   }
   return { ...decision, resource: decision.resource ?? null };
+}
+
+/**
+ * `POST /v1/grantable-scopes`: every integration's lists, each `bound` scope a grantable one, and nothing at all
+ * beside a task denial (an answer that both denies the task and names scopes is not the API).
+ */
+export function checkGrantableScopes(value: unknown): GrantableScopesResponseV1 {
+  const answer = checked<GrantableScopesResponseV1>('grantable scopes', value, {
+    agent_id: isText,
+    task_id: isText,
+    task_type: (v) => v === null || isText(v),
+    policy_revision: isText,
+    task_denial: (v) => v === null || isText(v),
+    integrations: (v) => isObject(v) && Object.values(v).every(isGrantableIntegration),
+  });
+  if (answer.task_denial !== null && Object.keys(answer.integrations).length > 0) throw malformed('grantable scopes', 'integrations');
+  return answer;
+}
+
+function isGrantableIntegration(v: unknown): boolean {
+  if (!isObject(v) || !isTextList(v['grantable']) || !isTextList(v['requestable']) || !isObject(v['bound'])) return false;
+  const grantable = new Set(v['grantable']);
+  return Object.entries(v['bound']).every(([scope, type]) => grantable.has(scope) && isText(type));
 }
 
 const STATUSES = new Set(['pending', 'approved', 'denied', 'expired']);

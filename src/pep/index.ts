@@ -70,7 +70,8 @@ export type {
   TaskRegistrationV1,
   TaskV1,
 } from '../wire/decision-v1.js';
+export type { GrantableIntegrationV1, GrantableScopesRequestV1, GrantableScopesResponseV1 } from '../wire/grantable-scopes-v1.js';
 export type { DeniedScope, DeniedScopeReason, Outcome, Reason, ResourceRef } from '../wire/evaluation-v1.js';
 export type { AccessTokenClaims, AuthorizationDetail } from '../issuer/token-claims.js';
-export { verifyAccessToken, type VerifyAccessTokenOptions } from '../issuer/verify-access-token.js';
+export { verifyAccessToken, verifyResourceToken, type VerifyAccessTokenOptions, type VerifyResourceTokenOptions } from '../issuer/verify-access-token.js';
 export { isTokenVerificationError, TokenVerificationError, type TokenVerificationErrorCode } from '../issuer/verification-error.js';

@@ -9,8 +9,18 @@
  */
 import type { AccessRequestSubmissionV1, AccessRequestV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1, DecisionResponseV1, TaskRegistrationV1, TaskV1 } from '../wire/decision-v1.js';
+import type { GrantableScopesRequestV1, GrantableScopesResponseV1 } from '../wire/grantable-scopes-v1.js';
 import type { UsageAnswerV1, UsageReportV1 } from '../wire/usage-v1.js';
-import { checkAccessRequest, checkDecision, checkIntrospection, checkMetadata, checkTask, checkTokenResponse, checkUsageAnswer } from './answer-checks.js';
+import {
+  checkAccessRequest,
+  checkDecision,
+  checkGrantableScopes,
+  checkIntrospection,
+  checkMetadata,
+  checkTask,
+  checkTokenResponse,
+  checkUsageAnswer,
+} from './answer-checks.js';
 import { isPepError, PepError } from './pep-error.js';
 import { pdpExchange, pdpRequest, type PdpTransport } from './pdp-request.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
@@ -23,9 +33,9 @@ export interface PdpClientOptions {
   /** Timeout of one attempt, in milliseconds, covering connect, answer and body. Default 2000. */
   timeoutMs?: number;
   /**
-   * Attempts per call, first one included. Decide, introspect and metadata are retried on a network error, a
-   * timeout or a 503; redeem, register and complete only when the connection could not even be opened.
-   * Never on another 4xx/5xx. Default 3.
+   * Attempts per call, first one included. Decide, grantable scopes, introspect and metadata are retried on a
+   * network error, a timeout or a 503; redeem, register and complete only when the connection could not even be
+   * opened. Never on another 4xx/5xx. Default 3.
    */
   maxAttempts?: number;
   /** Backoff before the second attempt, in milliseconds; doubled for each further one, with jitter. Default 100. */
@@ -100,6 +110,20 @@ export class PdpClient {
       method: 'POST', path: '/v1/decide', what: 'decide', body: request, authenticate: true, ok: [200], retry: 'safe',
     });
     return checkDecision(body);
+  }
+
+  /**
+   * `POST /v1/grantable-scopes` (role pep): per integration, the scopes a decision for this task could at most grant
+   * (`grantable`, with the record-bound ones in `bound`) and those an approver could add (`requestable`). An upper
+   * bound for hiding tools an agent can never use, not a decision: it allows nothing, and nothing is recorded.
+   * Cache it per `policy_revision` (and task). A task a decision would deny answers `task_denial` and no
+   * integrations. Retried like `decide`.
+   */
+  async grantableScopes(request: GrantableScopesRequestV1): Promise<GrantableScopesResponseV1> {
+    const body = await pdpRequest(this.#transport, {
+      method: 'POST', path: '/v1/grantable-scopes', what: 'grantable scopes', body: request, authenticate: true, ok: [200], retry: 'safe',
+    });
+    return checkGrantableScopes(body);
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   accessRequestSubmissionSchema,
 } from '../wire/access-request-v1.js';
 import { DENIED_SCOPE_REASONS, OUTCOMES } from '../wire/evaluation-v1.js';
+import { grantableScopesRequestSchema } from '../wire/grantable-scopes-v1.js';
 import { tokenBodySchema, tokenFormSchema, tokenRequestSchema } from '../wire/token-v1.js';
 
 /**
@@ -85,6 +86,37 @@ export const COMPONENT_SCHEMAS = {
     },
   },
   Reason: reason,
+  GrantableScopesRequestV1: strip(grantableScopesRequestSchema),
+  GrantableScopesResponseV1: {
+    type: 'object',
+    description: 'An upper bound read from the compiled policy, not a decision: nothing was evaluated or recorded',
+    additionalProperties: false,
+    required: ['agent_id', 'task_id', 'task_type', 'policy_revision', 'task_denial', 'integrations'],
+    properties: {
+      agent_id: { type: 'string' },
+      task_id: { type: 'string' },
+      task_type: { type: ['string', 'null'], description: "the task's type as a decision would see it (a registered task's own); null when it has none or on a task denial" },
+      policy_revision: { type: 'string', description: 'the revision a decision made now would carry; cache the answer per revision' },
+      task_denial: {
+        type: ['string', 'null'],
+        description: 'the reason code a decision for this task would be denied with before the policy is consulted (task_not_registered, task_agent_mismatch, task_completed, task_expired, task_context_mismatch); integrations is then {}',
+      },
+      integrations: {
+        type: 'object',
+        description: 'by integration name; {} for an unknown agent',
+        additionalProperties: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['grantable', 'requestable', 'bound'],
+          properties: {
+            grantable: { type: 'array', items: { type: 'string' }, description: 'what a decision for this task could grant as asked, sorted; extension rules can still deny it' },
+            requestable: { type: 'array', items: { type: 'string' }, description: 'scopes an approver could add (break-glass), not grantable already, sorted' },
+            bound: { type: 'object', additionalProperties: { type: 'string' }, description: "grantable scope → the resource type it is bound to (only on the task's record)" },
+          },
+        },
+      },
+    },
+  },
   AccessRequestSubmissionV1: { ...strip(accessRequestSubmissionSchema), properties: { ...accessRequestSubmissionSchema.properties, reason: { type: 'string', maxLength: 1000 } } },
   AccessRequestApproveV1: strip(accessRequestApproveSchema),
   AccessRequestDenyV1: strip(accessRequestDenySchema),

@@ -1,6 +1,7 @@
 import type { PdpConfig } from '../config/config-types.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
 import type { Decider } from '../pdp/decider.js';
+import type { GrantableScopes } from '../pdp/grantable-scopes.js';
 import type { IssuerKeys } from '../pdp/issuer-keys.js';
 import type { PolicyEngine } from '../pdp/policy-engine.js';
 import type { TaskService } from '../pdp/task-service.js';
@@ -15,6 +16,7 @@ import { adminRoutes } from './routes/admin.js';
 import { auditRoutes, type AuditStore } from './routes/audit.js';
 import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
+import { grantableScopesRoutes } from './routes/grantable-scopes.js';
 import { healthRoutes } from './routes/health.js';
 import { suggestionRoutes, type SuggestionReporter } from './routes/suggestions.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -25,6 +27,8 @@ export interface RouteDeps {
   config: PdpConfig;
   engine: PolicyEngine;
   decider: Decider;
+  /** The upper bound of what decisions for a task could grant (`POST /v1/grantable-scopes`). */
+  grantableScopes: GrantableScopes;
   tasks: TaskService;
   tokens: TokenService;
   /** Resource servers' usage reports (`POST /v1/usage`). */
@@ -54,6 +58,7 @@ export function routeTable(deps: RouteDeps): Route[] {
   let document: object | undefined;
   const routes: Route[] = [
     ...decideRoutes(deps.decider),
+    ...grantableScopesRoutes(deps.grantableScopes),
     ...tokenRoutes(deps.tokens),
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),

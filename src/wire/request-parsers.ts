@@ -12,11 +12,13 @@ import {
 } from './access-request-v1.js';
 import { decisionRequestSchema, taskRegistrationSchema, type DecisionRequestV1, type TaskRegistrationV1 } from './decision-v1.js';
 import { PdpError } from '../errors/pdp-error.js';
+import { grantableScopesRequestSchema, type GrantableScopesRequestV1 } from './grantable-scopes-v1.js';
 import { DECISION_GRANT_TYPE, tokenBodySchema, tokenFormSchema, tokenRequestSchema, type TokenBodyV1, type TokenRequestV1 } from './token-v1.js';
 import { usageBatchSchema, type UsageBatchV1 } from './usage-v1.js';
 import { bodyValidator } from './validate-body.js';
 
 export const parseDecisionRequest = bodyValidator<DecisionRequestV1>(decisionRequestSchema);
+export const parseGrantableScopesRequest = bodyValidator<GrantableScopesRequestV1>(grantableScopesRequestSchema);
 export const parseTaskRegistration = bodyValidator<TaskRegistrationV1>(taskRegistrationSchema);
 export const parseTokenRequest = bodyValidator<TokenRequestV1>(tokenRequestSchema);
 export const parseTokenBody = bodyValidator<TokenBodyV1>(tokenBodySchema);

@@ -71,6 +71,14 @@ const linkFor = (requestId: string): string =>
 /** One successful call of every operation, keyed as the document names them. */
 const OPERATIONS: Record<string, { status: number; call: () => Promise<request.Response> }> = {
   'POST /v1/decide': { status: 200, call: async () => pepDecide() },
+  'POST /v1/grantable-scopes': {
+    status: 200,
+    call: async () => {
+      const id = `openapi-${++seq}`;
+      await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'support-resolver', type: 'complaint_resolution', context: { customer_id: 7 } }).expect(201);
+      return request(t.url).post('/v1/grantable-scopes').set(auth(KEYS.pep)).send({ agent_id: 'support-resolver', task: { id } });
+    },
+  },
   'POST /v1/tasks': {
     status: 201,
     call: async () => request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id: `openapi-${++seq}`, agent_id: 'support-resolver', type: 'triage', context: { customer_id: 7 } }),
