@@ -49,6 +49,19 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
   return claims;
 }
 
+export type VerifyResourceTokenOptions = Pick<VerifyAccessTokenOptions, 'jwks' | 'issuer' | 'audience' | 'clockTolerance' | 'currentDate'>;
+
+/**
+ * Verifies `token` for a resource as a whole rather than for one request: every check of `verifyAccessToken` up to
+ * and including expiry (signature, `typ`, `iss`, `aud`, time, claim types), and no grant. For a resource whose
+ * requests are decided one by one elsewhere, such as an MCP endpoint whose tool calls each go to the PDP: the
+ * token says who is calling and on which task, not what a request may do.
+ */
+export async function verifyResourceToken(token: string, options: VerifyResourceTokenOptions): Promise<AccessTokenClaims> {
+  const tolerance = checkOptions({ ...options, integration: '*', scope: '*' });
+  return verifySignedClaims(token, options, tolerance, options.audience);
+}
+
 export type VerifyIssuedTokenOptions = Pick<VerifyAccessTokenOptions, 'jwks' | 'issuer' | 'clockTolerance' | 'currentDate'>;
 
 /**

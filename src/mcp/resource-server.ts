@@ -6,7 +6,8 @@
  * The SDK's own pieces do the HTTP: `requireBearerAuth` reads the header, answers 401 with
  * `WWW-Authenticate: Bearer error=..., resource_metadata="<metadataUrl>"` and sets `req.auth`, which the Streamable
  * HTTP transport hands to every handler as `extra.authInfo`; `metadataHandler` serves the document (GET and OPTIONS,
- * any origin, as the SDK serves its own). Ours is the verifier behind them: the PEP SDK's `verifyAccessToken`.
+ * any origin, as the SDK serves its own). Ours is the verifier behind them: the PEP SDK's `verifyResourceToken` (every check of a request's token but the
+ * grant's: signature, type, issuer, audience, time).
  *
  * This checks who is calling, not what they may do: any valid token for this audience opens the session. Each
  * `tools/call` is the guard's to decide (`mcp-guard.ts`); `authInfo.extra` carries the agent and task it needs.
@@ -19,15 +20,14 @@ import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { OAuthProtectedResourceMetadataSchema, type OAuthProtectedResourceMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { RequestHandler } from 'express';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
 import {
   isPepError,
   isTokenVerificationError,
-  verifyAccessToken,
+  verifyResourceToken,
   type AccessTokenClaims,
   type PdpClient,
-  type ResourceRef,
 } from '../pep/index.js';
 
 export interface McpResourceServerOptions {
@@ -122,14 +122,11 @@ export function mcpResourceServer(options: McpResourceServerOptions): McpResourc
   async function verify(token: string): Promise<AuthInfo> {
     let claims: AccessTokenClaims;
     try {
-      claims = await verifyAccessToken(token, { jwks, issuer, audience: resource, ...ownGrant(token) });
+      claims = await verifyResourceToken(token, { jwks, issuer, audience: resource });
     } catch (err) {
       if (!isTokenVerificationError(err)) throw err;
       if (err.status === 503) throw new ServerError(UNCHECKED);
-      // A 403 code here means the token's grant is not one the issuer writes (e.g. an entry without actions):
-      // nothing to let through, and for this endpoint that is a bad token, not a missing scope.
-      const message = err.status === 403 ? 'access token grants nothing' : err.message;
-      throw new InvalidTokenError(`${headerSafe(message)} (${err.code})`);
+      throw new InvalidTokenError(`${headerSafe(err.message)} (${err.code})`);
     }
     if (introspect && pdp !== undefined) {
       let active: boolean;
@@ -173,34 +170,6 @@ function authInfo(token: string, claims: AccessTokenClaims): AuthInfo {
     resource: new URL(claims.aud),
     extra: { ...extra },
   };
-}
-
-/**
- * The integration, scope and record to hand `verifyAccessToken`, read (unverified) from the token's own first grant
- * entry. `verifyAccessToken` is the only verifier `agent-pdp/pep` exports and it always checks a grant, while this
- * endpoint has none to check (the guard decides per tool call): asking for the token's own grant makes that last
- * step pass for any token the issuer signed, and every other check (alg, kid, signature, typ, iss, aud, exp, claim
- * types) runs as for any resource server. The values only choose what to compare; the comparison is against the
- * verified claims, so a forged entry fails on the signature first. A token that cannot be read gets placeholders
- * and fails verification with its own code. (The issuer's `verifyIssuedToken` checks no audience and is not
- * exported: an export that checks the audience but no grant would replace this.)
- */
-function ownGrant(token: string): { integration: string; scope: string; resource?: ResourceRef } {
-  const placeholder = { integration: '-', scope: '-' };
-  let detail: unknown;
-  try {
-    const details = decodeJwt(token)['authorization_details'];
-    detail = Array.isArray(details) ? details[0] : undefined;
-  } catch {
-    return placeholder;
-  }
-  if (typeof detail !== 'object' || detail === null) return placeholder;
-  const { type, actions, identifier, resource_type: resourceType } = detail as Record<string, unknown>;
-  const scope = Array.isArray(actions) ? actions[0] : undefined;
-  if (typeof type !== 'string' || type === '' || typeof scope !== 'string' || scope === '') return placeholder;
-  if (typeof identifier !== 'string') return { integration: type, scope };
-  // A bound entry covers the record it names; its type is compared only when the entry has one.
-  return { integration: type, scope, resource: { type: typeof resourceType === 'string' ? resourceType : '', id: identifier } };
 }
 
 /** RFC 8707 §2: an absolute URI without a fragment; no query either, since RFC 9728 §3.1 paths could not carry it. */

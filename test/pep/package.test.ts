@@ -2,7 +2,7 @@
  * The package as a consumer gets it: the built package is packed once with `npm pack`, installed from the tarball
  * into a fresh project (offline, from the npm cache this repository was installed from), type-checked there with
  * `moduleResolution: NodeNext`, and imported from plain `.mjs`: `agent-pdp/pep` (the SDK, which must load on its
- * own) and `agent-pdp` (the PDP as a library: a config on a temp dir with the policies and bundle the package
+ * own), `agent-pdp/mcp` (with the MCP SDK the consumer brings: an in-memory session, the PDP down) and `agent-pdp` (the PDP as a library: a config on a temp dir with the policies and bundle the package
  * ships, one decision over `pdp.handler` on loopback). Slow by nature: one pack, a long timeout. If `dist/` is
  * missing or older than `src/`, the test builds first.
  */
@@ -16,7 +16,7 @@ import { closedPort } from './fake-pdp.js';
 const ROOT = resolve('.');
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
 /** The declaration files of the two entry points: both must be at least as new as every source file. */
-const MARKERS = ['dist/pep/index.d.ts', 'dist/index.d.ts'];
+const MARKERS = ['dist/pep/index.d.ts', 'dist/mcp/index.d.ts', 'dist/index.d.ts'];
 /** The native addon of better-sqlite3: `npm install --ignore-scripts` leaves it unbuilt, and no build runs offline. */
 const SQLITE_ADDON = 'node_modules/better-sqlite3/build/Release/better_sqlite3.node';
 const temp = mkdtempSync(join(tmpdir(), 'agent-pdp-pack-'));
@@ -59,9 +59,11 @@ beforeAll(() => {
   packedFiles = packed[0]!.files.map((f) => f.path);
 
   mkdirSync(app);
-  const typesNode = (JSON.parse(readFileSync(join(ROOT, 'node_modules/@types/node/package.json'), 'utf8')) as { version: string }).version;
+  const version = (pkg: string): string => (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  // The MCP SDK and zod: what an MCP server using `agent-pdp/mcp` brings itself (an optional peer dependency).
   writeFileSync(join(app, 'package.json'), JSON.stringify({
-    name: 'pdp-consumer', private: true, type: 'module', dependencies: { 'agent-pdp': `file:${tarball}`, '@types/node': typesNode },
+    name: 'pdp-consumer', private: true, type: 'module',
+    dependencies: { 'agent-pdp': `file:${tarball}`, '@types/node': version('@types/node'), '@modelcontextprotocol/sdk': version('@modelcontextprotocol/sdk'), zod: version('zod') },
   }));
   // --ignore-scripts: the PEP entry point needs no native build, and none can run offline. The root entry point
   // needs better-sqlite3's addon: the one this repository built, for the same pinned version, is copied in.
@@ -220,4 +222,56 @@ it('agent-pdp type-checks, builds a PDP on the policies and bundle it ships, and
   const dir = mkdtempSync(join(temp, 'pdp-'));
   const output = runModule('root-consumer.mjs', ROOT_CONSUMER_MJS, [dir]);
   expect(output).toEqual({ status: 200, outcome: 'allow', granted: ['pr:read', 'repo:read'], revision: true, refused: 'config_invalid' });
+}, 120_000);
+
+const MCP_CONSUMER_TS = `
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { createMcpGuard, MCP_REFUSALS, REFUSAL_META, type McpRefusal, type McpToolMapping, type ToolGrant } from 'agent-pdp/mcp';
+import { PdpClient } from 'agent-pdp/pep';
+
+const pdp = new PdpClient({ url: 'http://127.0.0.1:8181', apiKey: 'dev-pep-key' });
+const guard = createMcpGuard({ pdp, identity: { agentId: 'support-resolver' } });
+const server = new McpServer({ name: 'crm', version: '1.0.0' });
+const mapping: McpToolMapping = { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } };
+guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, mapping,
+  async (args: { customer_id: string }, grant: ToolGrant) => ({ content: [{ type: 'text' as const, text: args.customer_id + grant.scopes.join(' ') }] }));
+export function code(result: { _meta?: Record<string, unknown> }): McpRefusal['code'] | undefined {
+  return (result._meta?.[REFUSAL_META] as McpRefusal | undefined)?.code;
+}
+export const retryable: boolean = MCP_REFUSALS.pdp_unavailable.retryable;
+// @ts-expect-error a mapping names an integration
+export const bad: McpToolMapping = { scopes: ['x'] };
+`;
+
+const MCP_CONSUMER_MJS = `
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { createMcpGuard, REFUSAL_META } from 'agent-pdp/mcp';
+import { PdpClient } from 'agent-pdp/pep';
+
+const [, , port] = process.argv;
+const pdp = new PdpClient({ url: 'http://127.0.0.1:' + port, apiKey: 'k', maxAttempts: 1 });
+const guard = createMcpGuard({ pdp, identity: { agentId: 'support-resolver', taskId: 'task-42' } });
+const server = new McpServer({ name: 'crm', version: '1.0.0' });
+let called = false;
+guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } },
+  { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } },
+  async () => { called = true; return { content: [] }; });
+const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+await server.connect(guard.wrap(serverSide));
+const client = new Client({ name: 'agent', version: '1.0.0' });
+await client.connect(clientSide);
+const result = await client.callTool({ name: 'read_customer', arguments: { customer_id: '1234' } });
+await client.close();
+console.log(JSON.stringify({ isError: result.isError, code: result._meta[REFUSAL_META].code, called }));
+`;
+
+it('agent-pdp/mcp type-checks and guards an MCP server in a fresh project that brings its own MCP SDK', async () => {
+  expect(packedFiles).toEqual(expect.arrayContaining(['dist/mcp/index.js', 'dist/mcp/index.d.ts']));
+  expect(typeCheck(MCP_CONSUMER_TS)).toBe('');
+  const output = runModule('mcp-consumer.mjs', MCP_CONSUMER_MJS, [String(await closedPort())]);
+  expect(output).toEqual({ isError: true, code: 'pdp_unavailable', called: false });
 }, 120_000);

@@ -1,0 +1,109 @@
+/**
+ * The guard's place in a session: a `Transport` wrapping the server's own. Incoming `tools/call` requests wait for
+ * the guard's decision and reach the server only when allowed; a refusal is answered here, on the inner transport,
+ * as the request's result. Outgoing answers to `tools/list` are filtered. Everything else passes untouched, in
+ * both directions.
+ *
+ * Only the public `Transport` contract of the SDK is used, so the guard works with any transport (stdio,
+ * Streamable HTTP, in-memory) and any server built on the SDK's `Protocol` (`McpServer` or the low-level `Server`).
+ */
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { TASK_META, type CallParams, type IdentitySource, type ListedTool, type McpGuard } from './mcp-guard.js';
+
+type Message = JSONRPCMessage & { id?: RequestId; method?: string; params?: unknown; result?: unknown };
+
+export class GuardedTransport implements Transport {
+  readonly #inner: Transport;
+  readonly #guard: McpGuard;
+  /** `tools/list` requests awaiting their answer: request id → who asked. */
+  readonly #listing = new Map<RequestId, { source: IdentitySource; namedTask: unknown }>();
+  /** Allowed `tools/call` requests awaiting their answer: request id → grant handle. */
+  readonly #granted = new Map<RequestId, string>();
+
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+  onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined;
+
+  constructor(inner: Transport, guard: McpGuard) {
+    this.#inner = inner;
+    this.#guard = guard;
+    inner.onmessage = (message, extra) => this.#receive(message as Message, extra);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => {
+      for (const handle of this.#granted.values()) guard.release(handle);
+      this.#granted.clear();
+      this.#listing.clear();
+      this.onclose?.();
+    };
+    if (inner.setProtocolVersion !== undefined) {
+      this.setProtocolVersion = (version: string) => inner.setProtocolVersion?.(version);
+    }
+  }
+
+  setProtocolVersion?: (version: string) => void;
+
+  get sessionId(): string | undefined {
+    return this.#inner.sessionId;
+  }
+
+  start(): Promise<void> {
+    return this.#inner.start();
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const m = message as Message;
+    if (m.id !== undefined && m.method === undefined) {
+      const handle = this.#granted.get(m.id);
+      if (handle !== undefined) {
+        this.#granted.delete(m.id);
+        this.#guard.release(handle);
+      }
+      const listing = this.#listing.get(m.id);
+      if (listing !== undefined) {
+        this.#listing.delete(m.id);
+        const result = m.result as { tools?: unknown } | undefined;
+        if (result !== undefined && Array.isArray(result.tools)) {
+          const tools = await this.#guard.filterList(result.tools as ListedTool[], listing.source, listing.namedTask);
+          return this.#inner.send({ ...m, result: { ...result, tools } } as JSONRPCMessage, options);
+        }
+      }
+    }
+    return this.#inner.send(message, options);
+  }
+
+  #receive(message: Message, extra: MessageExtraInfo | undefined): void {
+    if (message.method === 'tools/call' && message.id !== undefined) {
+      void this.#authorize(message, message.id, extra);
+      return;
+    }
+    if (message.method === 'tools/list' && message.id !== undefined) {
+      const meta = (message.params as { _meta?: Record<string, unknown> } | undefined)?._meta;
+      this.#listing.set(message.id, { source: this.#source(extra), namedTask: meta?.[TASK_META] });
+    }
+    this.onmessage?.(message, extra);
+  }
+
+  async #authorize(message: Message, id: RequestId, extra: MessageExtraInfo | undefined): Promise<void> {
+    const params: CallParams = typeof message.params === 'object' && message.params !== null ? (message.params as CallParams) : {};
+    const verdict = await this.#guard.authorizeCall(params, this.#source(extra));
+    if ('refusal' in verdict) {
+      try {
+        await this.#inner.send({ jsonrpc: '2.0', id, result: verdict.refusal } as JSONRPCMessage, { relatedRequestId: id });
+      } catch (err) {
+        this.onerror?.(err instanceof Error ? err : new Error(String(err)));
+      }
+      return;
+    }
+    if (verdict.handle !== null) this.#granted.set(id, verdict.handle);
+    this.onmessage?.({ ...message, params: verdict.params } as JSONRPCMessage, extra);
+  }
+
+  #source(extra: MessageExtraInfo | undefined): IdentitySource {
+    return { authInfo: extra?.authInfo, sessionId: this.#inner.sessionId };
+  }
+}

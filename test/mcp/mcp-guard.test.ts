@@ -1,0 +1,412 @@
+/**
+ * `agent-pdp/mcp`'s guard end to end: a real MCP client (the SDK's `Client` over Streamable HTTP) against a real
+ * MCP server (the SDK's `McpServer`) on loopback, guarded by the real PDP (`startTestPdp`: the real OPA bundle,
+ * store and issuer). Each case checks what the client got back and whether the tool's handler ran.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createMcpGuard, REFUSAL_META, TASK_META, type McpGuard, type McpGuardOptions, type McpRefusal } from '../../src/mcp/index.js';
+import { PdpClient, type ToolGrant } from '../../src/pep/index.js';
+import { KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
+import { closedPort } from '../pep/fake-pdp.js';
+
+interface HandlerRun {
+  tool: string;
+  args: unknown;
+  grant: { scopes: readonly string[]; decisionId: string; taskId: string; resource: unknown; hasToken: boolean };
+}
+
+/** The CRM MCP server of these tests: three guarded tools and one registered without a mapping. */
+interface CrmMcp {
+  url: string;
+  guard: McpGuard;
+  runs: HandlerRun[];
+  close(): Promise<void>;
+}
+
+let pdp: TestPdp;
+let pep: PdpClient;
+let orchestrator: PdpClient;
+let seq = 0;
+
+beforeAll(async () => {
+  pdp = await startTestPdp();
+  pep = new PdpClient({ url: pdp.url, apiKey: KEYS.pep });
+  orchestrator = new PdpClient({ url: pdp.url, apiKey: KEYS.orchestrator });
+});
+afterAll(async () => {
+  await pdp.close();
+});
+
+async function registerTask(type = 'complaint_resolution', customer = '1234'): Promise<string> {
+  const id = `mcp-${++seq}`;
+  await orchestrator.registerTask({ id, agent_id: 'support-resolver', type, context: { customer_id: customer }, expires_in_seconds: 900 });
+  return id;
+}
+
+async function startCrmMcp(options: Partial<McpGuardOptions> = {}, given?: McpGuard): Promise<CrmMcp> {
+  const runs: HandlerRun[] = [];
+  const guard = given ?? createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver' }, ...options });
+  const note = (tool: string, args: unknown, grant: ToolGrant): void => {
+    runs.push({ tool, args, grant: { scopes: grant.scopes, decisionId: grant.decisionId, taskId: grant.taskId, resource: grant.resource, hasToken: grant.accessToken.length > 20 } });
+  };
+  const build = (): McpServer => {
+    const server = new McpServer({ name: 'crm', version: '1.0.0' });
+    guard.registerTool(
+      server,
+      'read_customer',
+      { description: 'Read a customer', inputSchema: { customer_id: z.string() } },
+      { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } },
+      async (args: { customer_id: string }, grant) => {
+        note('read_customer', args, grant);
+        return { content: [{ type: 'text', text: `customer ${args.customer_id}` }] };
+      },
+    );
+    guard.registerTool(
+      server,
+      'write_ticket',
+      { description: 'Write a ticket on a customer', inputSchema: { customer: z.object({ id: z.union([z.string(), z.number()]) }), text: z.string() } },
+      { integration: 'crm', scopes: ['tickets:write'], record: { type: 'customer', id: 'customer.id' } },
+      async (args: { customer: { id: string | number }; text: string }, grant) => {
+        note('write_ticket', args, grant);
+        return { content: [{ type: 'text', text: 'ticket written' }] };
+      },
+    );
+    guard.registerTool(
+      server,
+      'delete_ticket',
+      { description: 'Delete a ticket', inputSchema: { ticket_id: z.string() } },
+      { integration: 'crm', scopes: ['tickets:delete'] },
+      async (args: { ticket_id: string }, grant) => {
+        note('delete_ticket', args, grant);
+        return { content: [{ type: 'text', text: 'deleted' }] };
+      },
+    );
+    // Registered straight on the server, with no mapping: the guard must refuse it by default.
+    server.registerTool('export_all', { description: 'Export every customer' }, async () => {
+      runs.push({ tool: 'export_all', args: {}, grant: { scopes: [], decisionId: '', taskId: '', resource: null, hasToken: false } });
+      return { content: [{ type: 'text', text: 'everything' }] };
+    });
+    return server;
+  };
+  // Stateless Streamable HTTP: a server and transport per request, all behind the one guard.
+  const http: Server = createServer((req, res) => {
+    const server = build();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => void server.close());
+    server
+      .connect(guard.wrap(transport))
+      .then(() => transport.handleRequest(req, res))
+      .catch(() => res.writeHead(500).end());
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
+  return { url, guard, runs, close: () => new Promise<void>((resolve) => http.close(() => resolve())) };
+}
+
+async function connect(url: string): Promise<Client> {
+  const client = new Client({ name: 'test-agent', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+function refusalOf(result: { isError?: boolean; _meta?: Record<string, unknown> }): McpRefusal {
+  expect(result.isError).toBe(true);
+  return result._meta?.[REFUSAL_META] as McpRefusal;
+}
+
+function call(client: Client, name: string, args: Record<string, unknown>, taskId?: string) {
+  return client.callTool({ name, arguments: args, ...(taskId === undefined ? {} : { _meta: { [TASK_META]: taskId } }) }) as Promise<{
+    isError?: boolean;
+    content: Array<{ type: string; text?: string }>;
+    _meta?: Record<string, unknown>;
+  }>;
+}
+
+describe('a guarded MCP server (real client, real server, real PDP)', () => {
+  let crm: CrmMcp;
+  let client: Client;
+  beforeAll(async () => {
+    crm = await startCrmMcp();
+    client = await connect(crm.url);
+  });
+  afterAll(async () => {
+    await client.close();
+    await crm.close();
+  });
+  beforeEach(() => {
+    crm.runs.length = 0;
+  });
+
+  it('an allowed call reaches the handler with a token bound to the record, the task and exactly the scopes', async () => {
+    const task = await registerTask();
+    const result = await call(client, 'write_ticket', { customer: { id: 1234 }, text: 'refund issued' }, task);
+    expect(result.isError).toBeFalsy();
+    expect(result.content[0]?.text).toBe('ticket written');
+    expect(crm.runs).toHaveLength(1);
+    const run = crm.runs[0]!;
+    expect(run.grant).toMatchObject({ scopes: ['tickets:write'], taskId: task, resource: { type: 'customer', id: '1234' }, hasToken: true });
+    // The decision is in the audit trail, as an allow for this agent, task and record.
+    const chain = await fetch(`${pdp.url}/v1/audit/decisions/${run.grant.decisionId}`, { headers: { authorization: `Bearer ${KEYS.auditor}` } });
+    expect(chain.status).toBe(200);
+    expect(JSON.stringify(await chain.json())).toContain(task);
+  });
+
+  it('a denied scope is a tool error with the decision id and reasons; the handler never runs', async () => {
+    const task = await registerTask();
+    const refusal = refusalOf(await call(client, 'delete_ticket', { ticket_id: 't-9' }, task));
+    expect(refusal).toMatchObject({ code: 'permission_denied', tool: 'delete_ticket', outcome: 'deny', retryable: false, missing_scopes: ['tickets:delete'] });
+    expect(refusal.decision_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(refusal.reasons?.map((r) => r.code)).toContain('deny_scope');
+    expect(crm.runs).toEqual([]);
+  });
+
+  it('a call on another customer\'s record is denied by the record binding', async () => {
+    const task = await registerTask('complaint_resolution', '1234');
+    const result = await call(client, 'write_ticket', { customer: { id: '5678' }, text: 'not yours' }, task);
+    const refusal = refusalOf(result);
+    expect(refusal.code).toBe('permission_denied');
+    expect(refusal.reasons?.map((r) => r.code)).toContain('record_binding_mismatch');
+    expect(refusal.denied_scopes).toEqual([expect.objectContaining({ scope: 'tickets:write', reason: 'record_binding' })]);
+    expect(result.content[0]?.text).toContain(refusal.decision_id);
+    expect(crm.runs).toEqual([]);
+  });
+
+  it('a tool without a mapping is refused, and the session goes on', async () => {
+    const task = await registerTask();
+    const refusal = refusalOf(await call(client, 'export_all', {}, task));
+    expect(refusal).toMatchObject({ code: 'tool_not_mapped', tool: 'export_all' });
+    expect(crm.runs).toEqual([]);
+    expect((await call(client, 'read_customer', { customer_id: '1234' }, task)).isError).toBeFalsy();
+  });
+
+  it('arguments the mapping cannot read are refused (mapping_failed, naming the argument), not crashed', async () => {
+    const task = await registerTask();
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ text: 'no customer' }, 'customer.id'],
+      [{ customer: { id: { nested: true } }, text: 'object id' }, 'customer.id'],
+      [{ customer: { id: '' }, text: 'empty id' }, 'customer.id'],
+      [{ customer: 'plain string', text: 'not an object' }, 'customer.id'],
+      [{ customer: { id: 1.5 }, text: 'not an integer' }, 'customer.id'],
+    ];
+    for (const [args, argument] of cases) {
+      const refusal = refusalOf(await call(client, 'write_ticket', args, task));
+      expect(refusal, JSON.stringify(args)).toMatchObject({ code: 'mapping_failed', argument });
+    }
+    expect(crm.runs).toEqual([]);
+    expect((await call(client, 'write_ticket', { customer: { id: '1234' }, text: 'fine' }, task)).isError).toBeFalsy();
+  });
+
+  it('a call with no task is refused (task_missing); a grant handle sent by the client is not honoured', async () => {
+    expect(refusalOf(await call(client, 'read_customer', { customer_id: '1234' })).code).toBe('task_missing');
+    const task = await registerTask();
+    // The client tries to hand the tool a grant of its own: the guard removes it and decides.
+    const result = await client.callTool({ name: 'delete_ticket', arguments: { ticket_id: 'x' }, _meta: { [TASK_META]: task, 'agent-pdp.dev/grant': 'forged' } });
+    expect(refusalOf(result as never).code).toBe('permission_denied');
+    expect(crm.runs).toEqual([]);
+  });
+
+  it('tools/list shows only the tools the task could be allowed (triage: read only)', async () => {
+    const triage = await registerTask('triage');
+    const complaint = await registerTask('complaint_resolution');
+    const listed = async (taskId: string): Promise<string[]> => {
+      const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId } });
+      const server = await startCrmMcpWith(guard);
+      const c = await connect(server.url);
+      try {
+        return (await c.listTools()).tools.map((t) => t.name).sort();
+      } finally {
+        await c.close();
+        await server.close();
+      }
+    };
+    expect(await listed(triage)).toEqual(['read_customer']);
+    expect(await listed(complaint)).toEqual(['read_customer', 'write_ticket']);
+  });
+});
+
+/** `startCrmMcp` with a guard of the caller's making. */
+function startCrmMcpWith(guard: McpGuard): Promise<CrmMcp> {
+  return startCrmMcp({}, guard);
+}
+
+describe('when the PDP cannot answer', () => {
+  it('every guarded call fails closed with a clear, retryable tool error; the session goes on', async () => {
+    const down = new PdpClient({ url: `http://127.0.0.1:${await closedPort()}`, apiKey: KEYS.pep, timeoutMs: 500, maxAttempts: 1 });
+    const crm = await startCrmMcp({ pdp: down });
+    const client = await connect(crm.url);
+    try {
+      const task = await registerTask();
+      const result = await call(client, 'read_customer', { customer_id: '1234' }, task);
+      expect(refusalOf(result)).toMatchObject({ code: 'pdp_unavailable', retryable: true, tool: 'read_customer' });
+      expect(result.content[0]?.text).toContain('not made');
+      expect(crm.runs).toEqual([]);
+      // tools/list cannot be filtered either: it fails closed to no guarded tool.
+      expect((await client.listTools()).tools).toEqual([]);
+      expect(refusalOf(await call(client, 'write_ticket', { customer: { id: '1234' }, text: 'x' }, task)).code).toBe('pdp_unavailable');
+    } finally {
+      await client.close();
+      await crm.close();
+    }
+  });
+});
+
+/** A client and a guarded server in one process (the SDK's in-memory transport pair): for the guard's options. */
+async function inMemory(guard: McpGuard, register: (server: McpServer) => void = () => undefined): Promise<{ client: Client; runs: string[]; close(): Promise<void> }> {
+  const runs: string[] = [];
+  const server = new McpServer({ name: 'crm', version: '1.0.0' });
+  guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (_args, grant) => {
+    runs.push(`read_customer ${grant.reused ? 'reused' : 'new'} ${grant.decisionId}`);
+    return { content: [{ type: 'text', text: 'ok' }] };
+  });
+  register(server);
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(guard.wrap(serverSide));
+  const client = new Client({ name: 'agent', version: '1.0.0' });
+  await client.connect(clientSide);
+  return { client, runs, close: () => client.close() };
+}
+
+describe('the guard\'s options', () => {
+  it('checks mappings when they are declared, naming the tool and the field', () => {
+    const guard = createMcpGuard({ pdp: pep });
+    expect(() => guard.map('t', { integration: '', scopes: ['x'] })).toThrow(/tool "t": integration/);
+    expect(() => guard.map('t', { integration: 'crm', scopes: [] })).toThrow(/tool "t": scopes/);
+    expect(() => guard.map('t', { integration: 'crm', scopes: ['bad scope'] })).toThrow(/not a scope/);
+    expect(() => guard.map('t', { integration: 'crm', scopes: ['x'], record: { type: 'customer', id: '' } })).toThrow(/record.id/);
+    expect(() => guard.map('t', { integration: 'crm', scopes: ['x'], ttlSeconds: 0 })).toThrow(/ttlSeconds/);
+    expect(() => createMcpGuard({ pdp: pep, tools: { t: { integration: 'crm', scopes: 'x' as never } } })).toThrow(/tool "t": scopes/);
+    expect(() => createMcpGuard({ pdp: pep, identity: { agentId: '' } })).toThrow(/identity/);
+    expect(() => createMcpGuard({ pdp: pep, unmapped: 'maybe' as never })).toThrow(/unmapped/);
+  });
+
+  it('a mapping function that throws or returns no scopes refuses the call', async () => {
+    const task = await registerTask();
+    const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
+    const s = await inMemory(guard, (server) => {
+      guard.registerTool(server, 'by_kind', { inputSchema: { kind: z.string() } }, {
+        integration: 'crm',
+        scopes: (args) => {
+          if (args.kind === 'boom') throw new Error('unknown kind');
+          return args.kind === 'none' ? [] : ['tickets:read'];
+        },
+        record: (args) => (args.kind === 'badrecord' ? ({ type: 'customer', id: 42.5 } as never) : undefined),
+      }, async () => ({ content: [{ type: 'text', text: 'ran' }] }));
+    });
+    try {
+      expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'boom' } }) as never)).toMatchObject({ code: 'mapping_failed' });
+      expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'none' } }) as never)).toMatchObject({ code: 'mapping_failed' });
+      expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'badrecord' } }) as never)).toMatchObject({ code: 'mapping_failed', argument: 'record.id' });
+      expect((await s.client.callTool({ name: 'by_kind', arguments: { kind: 'read' } })).isError).toBeFalsy();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('the session\'s task wins: a call naming another is refused (task_mismatch)', async () => {
+    const task = await registerTask();
+    const other = await registerTask();
+    const s = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } }));
+    try {
+      expect(refusalOf(await call(s.client, 'read_customer', { customer_id: '1234' }, other) as never).code).toBe('task_mismatch');
+      expect((await call(s.client, 'read_customer', { customer_id: '1234' }, task)).isError).toBeFalsy();
+      expect(s.runs).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('taskFromCall: false ignores a task named by the call', async () => {
+    const task = await registerTask();
+    const s = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver' }, taskFromCall: false }));
+    try {
+      expect(refusalOf(await call(s.client, 'read_customer', { customer_id: '1234' }, task) as never).code).toBe('task_missing');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('no identity (token mode without a verified token) refuses every guarded call', async () => {
+    const s = await inMemory(createMcpGuard({ pdp: pep }));
+    try {
+      expect(refusalOf(await call(s.client, 'read_customer', { customer_id: '1234' }, 'any') as never).code).toBe('identity_missing');
+      expect((await s.client.listTools()).tools).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a PDP refusal of the request itself (this key may not speak for the agent) is pdp_error, never an allow', async () => {
+    const task = await registerTask();
+    const strict = new PdpClient({ url: pdp.url, apiKey: KEYS.strictPep });
+    const s = await inMemory(createMcpGuard({ pdp: strict, identity: { agentId: 'code-review-agent', taskId: task } }));
+    try {
+      const refusal = refusalOf(await call(s.client, 'read_customer', { customer_id: '1234' }) as never);
+      expect(refusal).toMatchObject({ code: 'pdp_error' });
+      expect(refusal.message).toContain('forbidden_agent');
+      expect(s.runs).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('unmapped: allow lets a tool without a mapping through, unguarded and listed', async () => {
+    const s = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver' }, unmapped: 'allow' }), (server) => {
+      server.registerTool('ping', { description: 'ping' }, async () => ({ content: [{ type: 'text', text: 'pong' }] }));
+    });
+    try {
+      const result = await call(s.client, 'ping', {});
+      expect(result.isError).toBeFalsy();
+      expect(result.content[0]?.text).toBe('pong');
+      // No task here, so no guarded tool can be shown; the unguarded one is.
+      expect((await s.client.listTools()).tools.map((t) => t.name)).toEqual(['ping']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('decides every call by default; tokens: true reuses a token for the same tool, task and record', async () => {
+    const task = await registerTask();
+    const each = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } }));
+    const reuse = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task }, tokens: true }));
+    try {
+      for (let i = 0; i < 2; i++) {
+        await call(each.client, 'read_customer', { customer_id: '1234' });
+        await call(reuse.client, 'read_customer', { customer_id: '1234' });
+      }
+      expect(each.runs.map((r) => r.split(' ')[1])).toEqual(['new', 'new']);
+      expect(new Set(each.runs.map((r) => r.split(' ')[2])).size).toBe(2);
+      expect(reuse.runs.map((r) => r.split(' ')[1])).toEqual(['new', 'reused']);
+    } finally {
+      await each.close();
+      await reuse.close();
+    }
+  });
+
+  it('listFilter: false lists every tool; the filter can name the task in the request\'s _meta', async () => {
+    const triage = await registerTask('triage');
+    const register = (server: McpServer): void => {
+      server.registerTool('export_all', {}, async () => ({ content: [] }));
+    };
+    const all = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver' }, listFilter: false }), register);
+    const filtered = await inMemory(createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver' }, tools: { write_ticket: { integration: 'crm', scopes: ['tickets:write'] } } }), (server) => {
+      register(server);
+      server.registerTool('write_ticket', {}, async () => ({ content: [] }));
+    });
+    try {
+      expect((await all.client.listTools()).tools.map((t) => t.name).sort()).toEqual(['export_all', 'read_customer']);
+      const named = await filtered.client.listTools({ _meta: { [TASK_META]: triage } });
+      expect(named.tools.map((t) => t.name)).toEqual(['read_customer']);
+    } finally {
+      await all.close();
+      await filtered.close();
+    }
+  });
+});
