@@ -12,6 +12,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import express from 'express';
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createMcpGuard, REFUSAL_META, TASK_META, type McpRefusal } from '../../src/mcp/index.js';
 import { mcpResourceServer, type McpResourceServer, type McpResourceServerOptions } from '../../src/mcp/resource-server.js';
 import { PdpClient } from '../../src/pep/index.js';
 import { closedPort } from '../pep/fake-pdp.js';
@@ -342,3 +344,56 @@ async function forge(token: string): Promise<string> {
   const { privateKey } = await generateKeyPair('EdDSA');
   return new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: 'attacker-key' }).sign(privateKey);
 }
+
+describe('the guard behind the resource server: who is calling comes from the verified token', () => {
+  /** `serve`, with the tools behind `createMcpGuard` in its default identity mode (`'token'`). */
+  function serveGuarded(): { grants: Array<{ taskId: string; scopes: readonly string[]; resource: unknown }> } {
+    const grants: Array<{ taskId: string; scopes: readonly string[]; resource: unknown }> = [];
+    const rs = mcpResourceServer(base());
+    const guard = createMcpGuard({ pdp: pep });
+    const next = express();
+    next.post('/mcp', express.json(), rs.requireToken(), async (req, res) => {
+      const server = new McpServer({ name: 'crm-guarded', version: '1.0.0' });
+      guard.registerTool(server, 'write_ticket', { inputSchema: { customer_id: z.string() } },
+        { integration: 'crm', scopes: ['tickets:write'], record: { type: 'customer', id: 'customer_id' } },
+        async (_args, grant) => {
+          grants.push({ taskId: grant.taskId, scopes: grant.scopes, resource: grant.resource });
+          return { content: [{ type: 'text', text: 'written' }] };
+        });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      res.on('close', () => void server.close());
+      await server.connect(guard.wrap(transport));
+      await transport.handleRequest(req, res, req.body);
+    });
+    app = next;
+    return { grants };
+  }
+
+  it('decides for the token\'s agent and task; a call naming another task is refused; tools/list follows the token\'s task', async () => {
+    const { grants } = serveGuarded();
+    const session = await token({ scopes: ['tickets:read'], resource: { type: 'customer', id: '1234' } });
+    const other = await token({ scopes: ['tickets:read'] });
+    const client = await connect(session.token);
+    try {
+      const ok = await client.callTool({ name: 'write_ticket', arguments: { customer_id: '1234' } });
+      expect(ok.isError).toBeFalsy();
+      expect(grants).toEqual([{ taskId: session.taskId, scopes: ['tickets:write'], resource: { type: 'customer', id: '1234' } }]);
+      const mismatch = await client.callTool({ name: 'write_ticket', arguments: { customer_id: '1234' }, _meta: { [TASK_META]: other.taskId } });
+      expect((mismatch._meta?.[REFUSAL_META] as McpRefusal).code).toBe('task_mismatch');
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['write_ticket']);
+    } finally {
+      await client.close();
+    }
+    // A triage task's token: the same tool is hidden from the list, and a call is denied by the PDP.
+    const triage = await token({ type: 'triage', scopes: ['tickets:read'], resource: { type: 'customer', id: '1234' } });
+    const reader = await connect(triage.token);
+    try {
+      expect((await reader.listTools()).tools).toEqual([]);
+      const denied = await reader.callTool({ name: 'write_ticket', arguments: { customer_id: '1234' } });
+      expect((denied._meta?.[REFUSAL_META] as McpRefusal)).toMatchObject({ code: 'permission_denied' });
+      expect(grants).toHaveLength(1);
+    } finally {
+      await reader.close();
+    }
+  });
+});
