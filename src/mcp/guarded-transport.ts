@@ -20,6 +20,8 @@ export class GuardedTransport implements Transport {
   readonly #listing = new Map<RequestId, { source: IdentitySource; namedTask: unknown }>();
   /** Allowed `tools/call` requests awaiting their answer: request id → grant handle. */
   readonly #granted = new Map<RequestId, string>();
+  /** `tools/call` requests being decided; true once the client cancelled one. */
+  readonly #deciding = new Map<RequestId, boolean>();
 
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
@@ -34,6 +36,7 @@ export class GuardedTransport implements Transport {
       for (const handle of this.#granted.values()) guard.release(handle);
       this.#granted.clear();
       this.#listing.clear();
+      this.#deciding.clear();
       this.onclose?.();
     };
     if (inner.setProtocolVersion !== undefined) {
@@ -78,8 +81,14 @@ export class GuardedTransport implements Transport {
 
   #receive(message: Message, extra: MessageExtraInfo | undefined): void {
     if (message.method === 'tools/call' && message.id !== undefined) {
+      this.#deciding.set(message.id, false);
       void this.#authorize(message, message.id, extra);
       return;
+    }
+    if (message.method === 'notifications/cancelled') {
+      // A call cancelled while the guard decides it is never handed to the server (and, as the spec allows, not answered).
+      const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
+      if (id !== undefined && this.#deciding.has(id)) this.#deciding.set(id, true);
     }
     if (message.method === 'tools/list' && message.id !== undefined) {
       const meta = (message.params as { _meta?: Record<string, unknown> } | undefined)?._meta;
@@ -91,6 +100,12 @@ export class GuardedTransport implements Transport {
   async #authorize(message: Message, id: RequestId, extra: MessageExtraInfo | undefined): Promise<void> {
     const params: CallParams = typeof message.params === 'object' && message.params !== null ? (message.params as CallParams) : {};
     const verdict = await this.#guard.authorizeCall(params, this.#source(extra));
+    const cancelled = this.#deciding.get(id) === true;
+    this.#deciding.delete(id);
+    if (cancelled) {
+      if (!('refusal' in verdict) && verdict.handle !== null) this.#guard.release(verdict.handle);
+      return;
+    }
     if ('refusal' in verdict) {
       try {
         await this.#inner.send({ jsonrpc: '2.0', id, result: verdict.refusal } as JSONRPCMessage, { relatedRequestId: id });

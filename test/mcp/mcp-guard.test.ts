@@ -410,3 +410,40 @@ describe('the guard\'s options', () => {
     }
   });
 });
+
+describe('a call the client cancels while it is being decided', () => {
+  it('never reaches the server', async () => {
+    // The real PDP behind a loopback relay that holds each decide for 400 ms, so the cancellation lands mid-decision.
+    const relay = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const forward = async (): Promise<void> => {
+          const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+          const upstream = await fetch(`${pdp.url}${req.url}`, { method: req.method, headers, ...(req.method === 'GET' ? {} : { body: Buffer.concat(chunks) }) });
+          res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await upstream.arrayBuffer()));
+        };
+        setTimeout(() => void forward(), req.url === '/v1/decide' ? 400 : 0);
+      });
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const slow = new PdpClient({ url: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`, apiKey: KEYS.pep });
+    const task = await registerTask();
+    const s = await inMemory(createMcpGuard({ pdp: slow, identity: { agentId: 'support-resolver', taskId: task } }));
+    try {
+      const abort = new AbortController();
+      const pending = s.client.callTool({ name: 'read_customer', arguments: { customer_id: '1234' } }, undefined, { signal: abort.signal });
+      setTimeout(() => abort.abort(new Error('changed my mind')), 50);
+      await expect(pending).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect(s.runs).toEqual([]);
+      // The session goes on: the next call is decided and runs.
+      expect((await s.client.callTool({ name: 'read_customer', arguments: { customer_id: '1234' } })).isError).toBeFalsy();
+      expect(s.runs).toHaveLength(1);
+    } finally {
+      await s.close();
+      relay.closeAllConnections();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
+  });
+});
