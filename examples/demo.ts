@@ -4,8 +4,9 @@
  * transcripts, then the fourth (break-glass escalation), for which it also starts a webhook receiver on loopback
  * before the PDP (the PDP's config names it) and adds an approver caller, and the fifth (the enforcement proxy),
  * for which it starts the example's fake GitHub before the PDP and gives the PDP a `proxy` section in front of it
- * (`proxy.serve: true`, the provider credential in a file of the temp dir); then `agent-pdp suggest` on the trail
- * the five made (thresholds lowered for it, policy-suggestions.ts); stops the PDP. Exits 1 if the PDP does not
+ * (`proxy.serve: true`, the provider credential in a file of the temp dir), and the sixth (a CRM MCP server behind
+ * the PDP's issuer and the MCP guard, which needs nothing more); then `agent-pdp suggest` on the trail the six made
+ * (thresholds lowered for it, policy-suggestions.ts); stops the PDP. Exits 1 if the PDP does not
  * start, an example fails, a transcript lacks an allow or a deny or shows an unexpected outcome, or no suggestion
  * comes out of the demo's traffic.
  *
@@ -22,6 +23,7 @@ import { run as runProxy, startFakeGitHub, type FakeGitHub } from './code-review
 import { run as runComplaint } from './complaint-resolution.js';
 import { run as runFeedback } from './feedback-workflow.js';
 import { run as runMailbox } from './mailbox-agent.js';
+import { run as runMcpCrm } from './mcp-crm.js';
 import { run as runSuggestions } from './policy-suggestions.js';
 import { DEV_KEYS } from './support/cli.js';
 import type { ExampleOptions, Transcript } from './support/transcript.js';
@@ -169,6 +171,7 @@ async function main(): Promise<number> {
       ...EXAMPLES,
       (options: ExampleOptions) => runBreakGlass({ ...options, inbox, approverKey: APPROVER_KEY, windowSeconds: WINDOW_SECONDS, runCli }),
       (options: ExampleOptions) => runProxy({ ...options, proxyUrl, github, runCli }),
+      runMcpCrm,
     ];
     for (const example of examples) {
       print('');
@@ -178,7 +181,7 @@ async function main(): Promise<number> {
         status = 1;
       }
     }
-    // Last: what the trail the five made says about their policies.
+    // Last: what the trail the six made says about their policies.
     print('');
     const suggested = await runSuggestions({ runCli, log: print });
     if (suggested.suggestions.length === 0) {
