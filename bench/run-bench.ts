@@ -4,9 +4,9 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,mcp]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
- *        calling its upstream directly and against http-proxy)
+ *        calling its upstream directly and against http-proxy; mcp = a guarded MCP tools/call against an unguarded one)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *        [--seconds 600] (the soak's length; 60 with --quick)
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
@@ -33,6 +33,7 @@ import type { SuggestBenchResult } from './suggest-bench.js';
 import type { BundleBenchResult } from './bundle-bench.js';
 import type { WorkersBenchResult } from './workers-bench.js';
 import type { ExportBenchResult } from './export-bench.js';
+import type { McpBenchResult } from './mcp-bench.js';
 import type { SoakBenchResult } from './soak-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
@@ -51,7 +52,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'mcp'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -381,6 +382,40 @@ async function soakSection(results: BenchResults & { soak?: SoakBenchResult }): 
   results.soak = runJsonChild<SoakBenchResult>(LOAD_CPU, process.execPath, [child('soak-bench.js'), '--seconds', seconds, '--rate', '1500', '--json', ...pins], (Number(seconds) + 300) * 1000);
 }
 
+/**
+ * MCP (bench/mcp-bench.ts): the SDK's client calling one tool of the SDK's server over Streamable HTTP on loopback,
+ * unguarded, guarded (decide + redeem per call) and guarded with token reuse, sequential calls in alternating
+ * rounds. Our PDP on the server core; the client and the three MCP servers in one process on the load core.
+ */
+async function mcpSection(work: string, results: BenchResults & { mcp?: McpBenchResult }): Promise<void> {
+  log(`mcp: starting our server (${pinning})`);
+  const ours = await startOurs({ dir: join(work, 'mcp'), cpu: SERVER_CPU, logLevel });
+  try {
+    const placement = pin ? `our PDP on core ${SERVER_CPU}; the MCP client and the three MCP servers in one process on core ${LOAD_CPU}` : 'not pinned';
+    const args = ['--url', ours.url, '--pid', String(ours.pid), '--calls', quick ? '300' : '2000', '--per-round', '100', '--warmup', quick ? '50' : '200', '--placement', placement];
+    log(`mcp: tools/call unguarded vs guarded vs guarded with token reuse, sequential (${args.slice(4, 10).join(' ')})`);
+    results.mcp = await watched('mcp', () => runJsonChild<McpBenchResult>(LOAD_CPU, process.execPath, [child('mcp-bench.js'), ...args], 900_000), [ours.pid]);
+  } finally {
+    await stopProcess(ours.child);
+  }
+}
+
+/** Reported, not judged: issue 20 asks for the figure and sets no target. */
+function mcpGoals(r: BenchResults & { mcp?: McpBenchResult }): Goal[] {
+  const m = r.mcp;
+  const row = (v: 'guarded' | 'guarded, tokens: true', what: string): Goal => ({
+    goal: `MCP: added latency of a ${what} \`tools/call\` over an unguarded one (SDK client and server, Streamable HTTP, loopback, one call in flight)`,
+    target: 'reported (no target)',
+    measured: m
+      ? `p50 +${m.added[v].p50_us} µs, p99 +${m.added[v].p99_us} µs (unguarded p50 ${m.variants.unguarded.p50_us} / p99 ${m.variants.unguarded.p99_us} µs; ${v} ${m.variants[v].p50_us} / ${m.variants[v].p99_us} µs; ` +
+        `${m.plan.calls} calls each in ${m.plan.rounds} alternating rounds; within-round p50 difference ${m.added[v].p50_us_within_rounds} µs; PDP CPU ${m.variants[v].pdp_cpu_us_per_call} µs per call)` +
+        (m.all_expected ? '' : '; UNEXPECTED answers, see results.json')
+      : 'not run',
+    met: null,
+  });
+  return [row('guarded', 'guarded (decide + redeem per call)'), row('guarded, tokens: true', 'guarded, token reuse (`tokens: true`)')];
+}
+
 /** The soak is judged at 10 minutes only: a shorter run (--quick) is a smoke run of the same measurement. */
 function soakGoals(r: BenchResults & { soak?: SoakBenchResult }): Goal[] {
   const s = r.soak;
@@ -627,6 +662,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(postgresGoal(r));
   out.push(exportGoal(r));
   out.push(...soakGoals(r));
+  out.push(...mcpGoals(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -845,6 +881,7 @@ async function main(): Promise<void> {
     if (only.has('workers')) await watched('workers', () => workersSection(results));
     if (only.has('export')) await watched('export', () => exportSection(results, join(work, 'trails')));
     if (only.has('soak')) await watched('soak', () => soakSection(results));
+    if (only.has('mcp')) await mcpSection(work, results);
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
