@@ -141,21 +141,13 @@ async function startCrmMcp(issuer: string, pep: PdpClient, jwks: PdpClient, onRu
 
 /**
  * The agent's session token: a decision for crm-mcp `mcp:tools` on its task, redeemed with RFC 8707 `resource`
- * naming the MCP server (`POST /v1/tokens { decision_id, resource }`). The PDP refuses a `resource` that is not the
+ * naming the MCP server (`pep.redeem(id, { resource })`). The PDP refuses a `resource` that is not the
  * integration's audience (`invalid_target`), so the token cannot be aimed at another server.
  */
-async function sessionToken(options: ExampleOptions, pep: PdpClient, taskId: string, t: TranscriptWriter): Promise<string> {
+async function sessionToken(pep: PdpClient, taskId: string, t: TranscriptWriter): Promise<string> {
   const decision = await pep.decide({ agent_id: 'support-resolver', task: { id: taskId }, integration: 'crm-mcp', scopes: ['mcp:tools'] });
   if (!decision.allow) throw new Error(`the session decision was ${decision.outcome} (${decision.reasons.map((r) => r.code).join(', ')})`);
-  // PdpClient.redeem takes no `resource` (yet): the wire does.
-  const response = await fetch(`${options.pdpUrl}/v1/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${options.keys.pep}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ decision_id: decision.decision_id, resource: MCP_RESOURCE }),
-    signal: AbortSignal.timeout(5000),
-  });
-  const body = (await response.json()) as { access_token?: string; expires_in?: number; scope?: string; error?: string };
-  if (response.status !== 201 || typeof body.access_token !== 'string') throw new Error(`redeeming the session decision: ${response.status} ${body.error ?? ''}`);
+  const body = await pep.redeem(decision.decision_id, { resource: MCP_RESOURCE });
   const aud = decodeJwt(body.access_token).aud;
   t.add('allow', `session token (crm-mcp mcp:tools, task ${taskId}): decision ${decision.decision_id}, token [${body.scope}] for ${body.expires_in} s, aud ${String(aud)}`);
   return body.access_token;
@@ -245,7 +237,7 @@ export async function run(options: ExampleOptions): Promise<Transcript> {
     const taskId = `mcp-complaint-${randomUUID().slice(0, 8)}`;
     await orchestrator.registerTask({ id: taskId, agent_id: 'support-resolver', type: 'complaint_resolution', context: { customer_id: '1234' }, expires_in_seconds: 900 });
     t.add('info', `orchestrator registered task ${taskId}: complaint_resolution, customer_id 1234`);
-    const client = await connect(crm.endpoint, await sessionToken(options, pep, taskId, t));
+    const client = await connect(crm.endpoint, await sessionToken(pep, taskId, t));
     clients.push(client);
     t.add('ok', `connected over Streamable HTTP; tools/list: ${(await listed(client)).join(', ')} (delete_ticket hidden: tickets:delete is denied to the role)`);
 
@@ -264,7 +256,7 @@ export async function run(options: ExampleOptions): Promise<Transcript> {
     const triageId = `mcp-triage-${randomUUID().slice(0, 8)}`;
     await orchestrator.registerTask({ id: triageId, agent_id: 'support-resolver', type: 'triage', context: { customer_id: '1234' }, expires_in_seconds: 900 });
     t.add('info', `orchestrator registered task ${triageId}: triage, customer_id 1234`);
-    const triage = await connect(crm.endpoint, await sessionToken(options, pep, triageId, t));
+    const triage = await connect(crm.endpoint, await sessionToken(pep, triageId, t));
     clients.push(triage);
     t.add('ok', `triage session's tools/list: ${(await listed(triage)).join(', ')}`);
 

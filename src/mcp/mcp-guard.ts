@@ -108,8 +108,8 @@ export class McpGuard {
   /** Declares (or replaces) the mapping of one tool. Throws a `TypeError` on a bad declaration. */
   map(tool: string, mapping: McpToolMapping): this {
     if (typeof tool !== 'string' || tool === '') throw new TypeError('agent-pdp/mcp: a tool name must be a non-empty string');
+    // The visibility cache holds the PDP's answers (per agent and task), not mappings: nothing to drop here.
     this.#mappings.set(tool, compileMapping(tool, mapping));
-    this.#visibility?.forget();
     return this;
   }
 

@@ -60,11 +60,6 @@ export class ToolVisibility {
     }
   }
 
-  /** Drops every answer (the mappings changed). */
-  forget(): void {
-    this.#entries.clear();
-  }
-
   #possible(agentId: string, taskId: string): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
     const key = JSON.stringify([agentId, taskId]);
     const now = Date.now();

@@ -130,10 +130,12 @@ export class PdpClient {
    * `POST /v1/tokens` (role pep): an allowed decision, once, for a token bound to it. Every failure is
    * `token_unavailable`, with the PDP's code (`decision_expired`, `decision_already_redeemed`, ...) in `pdpCode`.
    */
-  async redeem(decisionId: string): Promise<TokenResponseV1> {
+  async redeem(decisionId: string, options: { resource?: string } = {}): Promise<TokenResponseV1> {
     try {
+      // RFC 8707 `resource`: the audience the token is for (the integration's own, e.g. an MCP server's resource URI).
+      const request = options.resource === undefined ? { decision_id: decisionId } : { decision_id: decisionId, resource: options.resource };
       const body = await pdpRequest(this.#transport, {
-        method: 'POST', path: '/v1/tokens', what: 'redeem', body: { decision_id: decisionId }, authenticate: true, ok: [201], retry: 'unsent',
+        method: 'POST', path: '/v1/tokens', what: 'redeem', body: request, authenticate: true, ok: [201], retry: 'unsent',
       });
       return checkTokenResponse(body);
     } catch (err) {
