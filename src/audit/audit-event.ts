@@ -6,6 +6,7 @@
 /** Every event type, with what it records. A closed table: a new type is a new entry here and in the docs. */
 export const AUDIT_EVENT_TYPES = {
   decision: 'the PDP evaluated a decision request (allow, deny, undefined or error)',
+  evaluation: "the PDP evaluated a policy entrypoint other than an agent decision with a caller's input (OPA's data API, an AuthZEN request routed to a Rego pack)",
   'token.issued': 'an allow decision was redeemed for an access token',
   'token.used': 'a token was introspected for a resource server, or checked by the enforcement proxy for one call to an upstream API',
   'token.revoked': 'a token was revoked by its caller, or because its task completed or expired',

@@ -110,6 +110,19 @@ export interface DecisionEventData {
   policy_revision: string;
 }
 
+/** OPA's data API or AuthZEN asked a Rego entrypoint: what was asked, through which door, and the rule's value. */
+export interface EvaluationEventData {
+  /** The door: `opa` (`/v1/data/{path}`) or `authzen` (a request whose subject type routes to a Rego pack). */
+  api: 'opa' | 'authzen';
+  /** The entrypoint, as a slash-separated data path (`authzen/certification/decision`). */
+  path: string;
+  /** The input as the caller sent it (masked). */
+  input: unknown;
+  /** The rule's value; absent when it was undefined for the input. */
+  result?: unknown;
+  policy_revision: string;
+}
+
 /** What the issuer adds to token.issued: it alone knows the signing key. */
 export interface TokenIssuedExtras {
   integration: string;
@@ -416,6 +429,7 @@ export interface PolicySuggestionDismissedData {
 /** The payload of each event type. */
 export interface AuditEventData {
   decision: DecisionEventData;
+  evaluation: EvaluationEventData;
   'token.issued': TokenIssuedData;
   'token.used': TokenUsedData;
   'token.revoked': TokenRevokedData;
@@ -457,6 +471,21 @@ export function decisionEvent(
   data: DecisionEventData,
 ): AuditEventOf<'decision'> {
   return event('decision', time, ids, { input: data.input, result: data.result, policy_revision: data.policy_revision });
+}
+
+/** `decision_id` is the evaluation's id, which the caller's answer carries (OPA's `decision_id`). */
+export function evaluationEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'caller_id', 'trace_id'>,
+  data: EvaluationEventData,
+): AuditEventOf<'evaluation'> {
+  return event('evaluation', time, ids, {
+    api: data.api,
+    path: wellFormed(data.path),
+    input: data.input,
+    ...(data.result === undefined ? {} : { result: data.result }),
+    policy_revision: data.policy_revision,
+  });
 }
 
 export function tokenIssuedEvent(

@@ -5,7 +5,8 @@
  * the same objects.
  *
  * Field names, types and omission rules are EventV1's JSON tags: `labels` and `decision_id` and `timestamp` are
- * always present, the others are omitted when empty. Only `decision` events map to EventV1; other event types
+ * always present, the others are omitted when empty. `decision` events (path `agentpdp/decision`) and `evaluation`
+ * events (OPA's data API, AuthZEN requests routed to a Rego pack: their own path) map to EventV1; other event types
  * have no OPA counterpart and are not written.
  */
 import type { AuditEventV1 } from './audit-event.js';
@@ -33,10 +34,11 @@ export const OPA_DECISION_PATH = 'agentpdp/decision';
 /** The key under `bundles`: one policy revision covers the Rego bundle and the YAML agent policies together. */
 export const OPA_BUNDLE_NAME = 'agent-pdp';
 
-/** The OPA event of a decision event; undefined for any other event type. */
+/** The OPA event of a decision or evaluation event; undefined for any other event type. */
 export function toOpaEvent(event: AuditEventV1): OpaDecisionLogEventV1 | undefined {
-  if (event.type !== 'decision' || event.decision_id === undefined) return undefined;
+  if ((event.type !== 'decision' && event.type !== 'evaluation') || event.decision_id === undefined) return undefined;
   const data = (typeof event.data === 'object' && event.data !== null ? event.data : {}) as Record<string, unknown>;
+  const path = event.type === 'evaluation' && typeof data['path'] === 'string' ? data['path'] : OPA_DECISION_PATH;
   const revision = data['policy_revision'];
   // Built in EventV1's field order, so a line reads like one OPA wrote.
   const out: Record<string, unknown> = {
@@ -45,7 +47,7 @@ export function toOpaEvent(event: AuditEventV1): OpaDecisionLogEventV1 | undefin
   };
   if (event.trace_id !== undefined) out['trace_id'] = event.trace_id;
   if (typeof revision === 'string' && revision !== '') out['bundles'] = { [OPA_BUNDLE_NAME]: { revision } };
-  out['path'] = OPA_DECISION_PATH;
+  out['path'] = path;
   if (data['input'] !== undefined) out['input'] = data['input'];
   if (data['result'] !== undefined) out['result'] = data['result'];
   if (event.caller_id !== undefined) out['requested_by'] = event.caller_id;

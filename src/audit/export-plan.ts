@@ -140,8 +140,8 @@ export function exportLines(
     case 'csv':
       return exportCsv(filter === undefined ? events : only(events, filter));
     case 'opa':
-      // OPA's format has decision events only.
-      return exportOpa(only(events, { ...filter, types: filter?.types === undefined || filter.types.includes('decision') ? ['decision'] : [] }));
+      // OPA's format has decision and evaluation events only.
+      return exportOpa(only(events, { ...filter, types: (filter?.types ?? ['decision', 'evaluation']).filter((t) => t === 'decision' || t === 'evaluation') }));
     default:
       throw new TypeError(`unknown export format ${String(format)}`);
   }

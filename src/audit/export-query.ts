@@ -82,8 +82,8 @@ export function parseExportQuery(query: Record<string, unknown>): ExportQuery {
   if (request.from_seq !== undefined && request.to_seq !== undefined && request.from_seq > request.to_seq) {
     bad('to_seq', 'must be at least from_seq');
   }
-  if (format === 'opa' && request.types !== undefined && !(request.types.length === 1 && request.types[0] === 'decision')) {
-    bad('type', 'format opa holds decision events only');
+  if (format === 'opa' && request.types !== undefined && !request.types.every((t) => t === 'decision' || t === 'evaluation')) {
+    bad('type', 'format opa holds decision and evaluation events only');
   }
   if (details.length > 0 || format === undefined) {
     throw new PdpError('invalid_request', `invalid export query: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, { details });

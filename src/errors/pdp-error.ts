@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   task_exists: 409,
   task_not_active: 409,
   decision_not_found: 404,
+  /** OPA's data API or an AuthZEN route named an entrypoint the policy bundle does not export. */
+  entrypoint_not_found: 404,
   decision_not_allowed: 409,
   decision_wrong_caller: 403,
   decision_expired: 409,

@@ -91,6 +91,13 @@ export class PolicyEngine {
     return { evaluation: active.evaluator.evaluate(input), active };
   }
 
+  /** Evaluates any entrypoint of the active bundle with a raw input (OPA's data API, Rego packs). No policy: 503. */
+  evaluateEntrypoint(entrypoint: string, input: unknown): { defined: boolean; result?: unknown; active: ActivePolicy } {
+    const active = this.#active;
+    if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
+    return { ...active.evaluator.evaluateEntrypoint(entrypoint, input), active };
+  }
+
   /** Loads the current files. Resolves with the new policy, or rejects (the old one stays in force). */
   reload(): Promise<ActivePolicy> {
     const run = this.#queue.then(() => this.#load());

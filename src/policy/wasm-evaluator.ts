@@ -112,6 +112,32 @@ export class WasmEvaluator {
     return new WasmEvaluator(policy, entrypoint, { bundle: bundle.revision, policies: policiesRevision });
   }
 
+  /** Every entrypoint the module exports (`agentpdp/decision` and those of any Rego pack built in), sorted. */
+  get entrypoints(): string[] {
+    return Object.keys(this.#policy.entrypoints).sort();
+  }
+
+  /**
+   * Evaluates any entrypoint of the bundle with a raw input, as OPA's data API does: the rule's value, or
+   * `defined: false` when the rule is undefined for that input. Nothing is checked about the value: an entrypoint
+   * other than the agent decision has no contract with us beyond being JSON. An unknown entrypoint is
+   * `entrypoint_not_found`.
+   */
+  evaluateEntrypoint(entrypoint: string, input: unknown): { defined: boolean; result?: unknown } {
+    const id = Object.hasOwn(this.#policy.entrypoints, entrypoint) ? this.#policy.entrypoints[entrypoint] : undefined;
+    if (id === undefined) throw new PdpError('entrypoint_not_found', `the policy bundle has no entrypoint ${entrypoint}`, { details: [{ path: 'path', message: 'not an entrypoint of the bundle' }] });
+    let resultSet: unknown;
+    try {
+      resultSet = this.#policy.evaluate(input, id);
+    } catch (cause) {
+      throw new PdpError('evaluation_failed', `policy evaluation failed: ${describe(cause)}`, { cause });
+    }
+    if (!Array.isArray(resultSet)) throw new PdpError('evaluation_failed', 'policy evaluation returned no result set');
+    if (resultSet.length > 1) throw new PdpError('evaluation_failed', `policy evaluation returned ${resultSet.length} results, expected one`);
+    const result = (resultSet[0] as { result?: unknown } | undefined)?.result;
+    return result === undefined ? { defined: false } : { defined: true, result };
+  }
+
   /** Synchronous, like the SDK: one evaluation at a time per instance, which one event loop guarantees. */
   evaluate(input: EvaluationInputV1): Evaluation {
     let resultSet: unknown;

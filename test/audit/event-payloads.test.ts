@@ -44,6 +44,7 @@ import {
   callersReplacedEvent,
   canonicalJson,
   decisionEvent,
+  evaluationEvent,
   isIsoTime,
   policyLoadedEvent,
   policyRefusedEvent,
@@ -339,6 +340,18 @@ const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed2551
 const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'with task and trace', event: decisionEvent(T, { ...D, task_id: 't-1', trace_id: TRACE }, decided) },
   { note: 'without task or trace', event: decisionEvent(T, { ...D, task_id: null }, decided) },
+  {
+    note: 'OPA data API, defined, with trace',
+    event: evaluationEvent(T, { decision_id: 'ev-1', caller_id: 'opa-client', trace_id: TRACE }, { api: 'opa', path: 'authzen/certification/decision', input: { subject: { id: 'alice' } }, result: true, policy_revision: 'rev-1' }),
+  },
+  ...[{ reasons: ['a', 'b'] }, ['a', 'b'], 'text', 3, false, null].map((result) => ({
+    note: `a rule whose value is ${JSON.stringify(result)}`,
+    event: evaluationEvent(T, { decision_id: 'ev-3', caller_id: 'opa-client' }, { api: 'opa' as const, path: 'app/rbac/value', input: { user: 'u' }, result, policy_revision: 'rev-1' }),
+  })),
+  {
+    note: 'AuthZEN, undefined for its input, without trace',
+    event: evaluationEvent(T, { decision_id: 'ev-2', caller_id: 'gateway' }, { api: 'authzen', path: 'authzen/certification/decision', input: {}, policy_revision: 'rev-1' }),
+  },
   {
     note: 'bound to a record, with audience',
     event: tokenIssuedEvent(T, { ...J, caller_id: 'pep-1', task_id: 't-1', trace_id: TRACE }, { ...issued, audience: 'crm', resource: { type: 'customer', id: '1234' } }),
@@ -646,7 +659,7 @@ describe('events a real SQLite store writes', () => {
     await s.sweepAccessRequests({ now: at(60) });
     await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(13), trace_id: TRACE });
     await s.expireTasks({ now: at(200) });
-    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'auth.failed' || e.type === 'access.refused' || e.type === 'callers.replaced');
+    const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'evaluation' || e.type === 'auth.failed' || e.type === 'access.refused' || e.type === 'callers.replaced');
     await s.appendEvents(edge);
     for await (const event of s.iterateEvents()) written.push(event);
     // The trail's own events: a prune (of the two tasks registered at at(0), already collected above).
