@@ -5,6 +5,7 @@ import { compileMask } from '../audit/index.js';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
 import type {
+  AuthzenSubjectRoute,
   CallerConfig,
   CallerRole,
   EscalationConfig,
@@ -225,6 +226,16 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     },
     log: { level: r.log?.level ?? 'info' },
     escalation,
+    authzen: {
+      pdp_url: (r.authzen?.pdp_url ?? escalation.public_url).replace(/\/+$/, ''),
+      max_evaluations: r.authzen?.max_evaluations ?? 100,
+      max_page_size: r.authzen?.max_page_size ?? 100,
+      // No prototype: a subject type may be named `constructor` (a plain object would answer it).
+      subjects: Object.assign(
+        Object.create(null) as Record<string, AuthzenSubjectRoute>,
+        Object.fromEntries(Object.entries(r.authzen?.subjects ?? {}).map(([type, route]) => [type, { decision: route.decision, entities: route.entities ?? null }])),
+      ),
+    },
     suggestions,
     proxy,
     callers: Object.freeze(callers),
@@ -482,6 +493,12 @@ interface RawConfig {
       body_timeout_ms?: number;
       connections?: number;
     }>;
+  };
+  authzen?: {
+    pdp_url?: string;
+    max_evaluations?: number;
+    max_page_size?: number;
+    subjects?: Record<string, { decision: string; entities?: string }>;
   };
   escalation?: {
     public_url?: string;

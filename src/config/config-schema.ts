@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { CALLER_ROLES, POLICY_SIGNING_ALGORITHM_PATTERN } from './config-types.js';
+import { ENTRYPOINT_PATTERN } from '../wire/entrypoint.js';
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' };
 const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' };
@@ -106,6 +107,28 @@ export const configSchema = {
         mask: { type: 'array', items: { type: 'string', pattern: '^(\\*\\*|\\*|[A-Za-z0-9_-]+)(\\.(\\*\\*|\\*|[A-Za-z0-9_-]+))*$' } },
         mask_key_file: { type: 'string', minLength: 1 },
         retention_days: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+      },
+    },
+    authzen: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        pdp_url: { type: 'string', pattern: '^https?://[^\\s?#]+$' },
+        max_evaluations: { type: 'integer', minimum: 1, maximum: 1000 },
+        max_page_size: { type: 'integer', minimum: 1, maximum: 1000 },
+        subjects: {
+          type: 'object',
+          propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$', not: { const: 'agent' } },
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['decision'],
+            properties: {
+              decision: { type: 'string', pattern: ENTRYPOINT_PATTERN },
+              entities: { type: 'string', pattern: ENTRYPOINT_PATTERN },
+            },
+          },
+        },
       },
     },
     escalation: {

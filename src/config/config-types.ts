@@ -137,6 +137,8 @@ export interface PdpConfig {
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   escalation: EscalationConfig;
+  /** The AuthZEN Authorization API 1.0 door (docs/doors.md). */
+  authzen: AuthzenConfig;
   /** Policy suggestions from the usage aggregates (`agent-pdp suggest`, docs/suggestions.md). */
   suggestions: SuggestionsConfig;
   /** The enforcement proxy (docs/proxy.md); null when the config has no `proxy` section. */
@@ -219,6 +221,28 @@ export interface OutboxConfig {
   timeout_ms: number;
   /** Deliveries in flight at once. Default 32. */
   concurrency: number;
+}
+
+/** Where AuthZEN requests about one subject type go: a Rego pack's entrypoints (docs/doors.md). */
+export interface AuthzenSubjectRoute {
+  /** The entrypoint deciding an Access Evaluation request (input: the request; value: `{ decision, context? }` or a boolean). */
+  decision: string;
+  /** The entrypoint listing the entities the search APIs enumerate (`{ subjects, resources, actions }`); null: no search. */
+  entities: string | null;
+}
+
+export interface AuthzenConfig {
+  /** The `policy_decision_point` of the metadata: the base URL PEPs reach the PDP at. Default: `escalation.public_url`. */
+  pdp_url: string;
+  /** Largest `evaluations` array of one Access Evaluations request. Default 100, at most 1000. */
+  max_evaluations: number;
+  /** Largest page of a search (`page.limit` is capped to it; the default page size). Default 100. */
+  max_page_size: number;
+  /**
+   * Subject type → the pack entrypoints that answer for it. Type `agent` is built in (the agent decision: a
+   * decision request, a decision event, a redeemable decision id) and cannot be routed elsewhere. Default: none.
+   */
+  subjects: Readonly<Record<string, AuthzenSubjectRoute>>;
 }
 
 export interface EscalationConfig {

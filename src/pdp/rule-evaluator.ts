@@ -51,18 +51,41 @@ export class RuleEvaluator {
 
   /** Evaluates `path` with `input`, records it, and answers. `path` is an entrypoint (`a/b/c`, no leading slash). */
   async evaluate(caller: CallerConfig, api: 'opa' | 'authzen', path: string, input: unknown, traceId: string | null): Promise<RuleEvaluation> {
+    const { defined, result, revision } = this.peek(path, input);
+    return this.record(caller, api, path, input, defined ? { result } : {}, revision, traceId);
+  }
+
+  /**
+   * Evaluates without recording: for a caller that evaluates many candidates to answer one request (an AuthZEN
+   * search) and then records that one answer with `record`. Never answer a caller with a peek alone.
+   */
+  peek(path: string, input: unknown): { defined: boolean; result?: unknown; revision: string } {
     if (path === DECISION_ENTRYPOINT) {
       throw new PdpError('invalid_request', `${DECISION_ENTRYPOINT} is evaluated only for a decision request`, { details: [{ path: 'path', message: 'the agent decision' }] });
     }
-    const now = (this.#o.now ?? (() => new Date()))();
     const { defined, result, active } = this.#o.engine.evaluateEntrypoint(path, input);
+    return { defined, ...(defined ? { result } : {}), revision: active.revision };
+  }
+
+  /** Writes the `evaluation` event of one answer (committed before it resolves) and returns the answer with its id. */
+  async record(
+    caller: CallerConfig,
+    api: 'opa' | 'authzen',
+    path: string,
+    input: unknown,
+    outcome: { result?: unknown },
+    revision: string,
+    traceId: string | null,
+  ): Promise<RuleEvaluation> {
+    const now = (this.#o.now ?? (() => new Date()))();
     const decisionId = this.#o.newId?.() ?? newDecisionId(now.getTime());
+    const defined = Object.hasOwn(outcome, 'result') && outcome.result !== undefined;
     const event = evaluationEvent(
       now.toISOString(),
       { decision_id: decisionId, caller_id: caller.id, trace_id: traceId },
-      { api, path, input, ...(defined ? { result } : {}), policy_revision: active.revision },
+      { api, path, input, ...(defined ? { result: outcome.result } : {}), policy_revision: revision },
     );
     await this.#o.store.appendEvents([event]);
-    return { decision_id: decisionId, defined, ...(defined ? { result } : {}), policy_revision: active.revision };
+    return { decision_id: decisionId, defined, ...(defined ? { result: outcome.result } : {}), policy_revision: revision };
   }
 }

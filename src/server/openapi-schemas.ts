@@ -86,6 +86,86 @@ export const COMPONENT_SCHEMAS = {
     },
   },
   Reason: reason,
+  AuthzenEvaluationRequestV1: {
+    type: 'object',
+    description: 'AuthZEN Access Evaluation request (unknown members are ignored, as the spec requires)',
+    required: ['subject', 'action', 'resource'],
+    properties: {
+      subject: { $ref: '#/components/schemas/AuthzenEntity' },
+      action: { $ref: '#/components/schemas/AuthzenAction' },
+      resource: { $ref: '#/components/schemas/AuthzenEntity' },
+      context: { type: 'object', description: 'for an agent: `integration`, `task_id` or `task`, `ttl_seconds`' },
+    },
+  },
+  AuthzenEntity: {
+    type: 'object',
+    required: ['type', 'id'],
+    properties: {
+      type: { type: 'string', minLength: 1, maxLength: 256 },
+      id: { type: 'string', minLength: 1, maxLength: 256 },
+      properties: { type: 'object' },
+    },
+  },
+  AuthzenAction: {
+    type: 'object',
+    required: ['name'],
+    properties: { name: { type: 'string', minLength: 1, maxLength: 256 }, properties: { type: 'object' } },
+  },
+  AuthzenDecisionV1: {
+    type: 'object',
+    required: ['decision'],
+    properties: {
+      decision: { type: 'boolean' },
+      context: { type: 'object', description: 'for an agent: our answer (`decision_id`, `outcome`, `reasons`, `granted_scopes`, `denied_scopes`, `access_request`, ...); for a pack: its own context and the evaluation\'s `decision_id`; for a refused batch item: `error` (`status`, `code`, `message`)' },
+    },
+  },
+  AuthzenEvaluationsRequestV1: {
+    type: 'object',
+    description: 'AuthZEN Access Evaluations request: top-level members are defaults for each item',
+    properties: {
+      subject: { $ref: '#/components/schemas/AuthzenEntity' },
+      action: { $ref: '#/components/schemas/AuthzenAction' },
+      resource: { $ref: '#/components/schemas/AuthzenEntity' },
+      context: { type: 'object' },
+      evaluations: { type: 'array', items: { type: 'object' } },
+      options: { type: 'object', properties: { evaluations_semantic: { enum: ['execute_all', 'deny_on_first_deny', 'permit_on_first_permit'] } } },
+    },
+  },
+  AuthzenEvaluationsResponseV1: {
+    description: 'with items: `evaluations` in request order; without: one decision',
+    oneOf: [
+      { type: 'object', required: ['evaluations'], properties: { evaluations: { type: 'array', items: { $ref: '#/components/schemas/AuthzenDecisionV1' } } } },
+      { $ref: '#/components/schemas/AuthzenDecisionV1' },
+    ],
+  },
+  AuthzenSearchRequestV1: {
+    type: 'object',
+    description: 'the searched-for entity needs its type only (an id is ignored); the action search has no action',
+    required: ['subject', 'resource'],
+    properties: {
+      subject: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, id: { type: 'string' }, properties: { type: 'object' } } },
+      action: { $ref: '#/components/schemas/AuthzenAction' },
+      resource: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, id: { type: 'string' }, properties: { type: 'object' } } },
+      context: { type: 'object' },
+      page: { type: 'object', properties: { token: { type: 'string' }, limit: { type: 'integer', minimum: 0 } } },
+    },
+  },
+  AuthzenSearchResponseV1: {
+    type: 'object',
+    required: ['results'],
+    properties: {
+      page: { type: 'object', required: ['next_token'], properties: { next_token: { type: 'string' }, count: { type: 'integer' }, total: { type: 'integer' } } },
+      context: { type: 'object' },
+      results: { type: 'array', items: { type: 'object' } },
+    },
+  },
+  AuthzenMetadataV1: {
+    type: 'object',
+    required: ['policy_decision_point', 'access_evaluation_endpoint'],
+    properties: Object.fromEntries(
+      ['policy_decision_point', 'access_evaluation_endpoint', 'access_evaluations_endpoint', 'search_subject_endpoint', 'search_resource_endpoint', 'search_action_endpoint'].map((k) => [k, { type: 'string', format: 'uri' }]),
+    ),
+  },
   GrantableScopesRequestV1: strip(grantableScopesRequestSchema),
   GrantableScopesResponseV1: {
     type: 'object',

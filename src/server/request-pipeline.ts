@@ -69,13 +69,16 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
-    const requestId = randomUUID();
+    // The caller's X-Request-ID is kept (AuthZEN requires the echo; logs then join across services) when it is
+    // short printable ASCII; anything else is replaced, so a header cannot inject into a log line or a response.
+    const requestId = requestIdOf(req.headers['x-request-id']) ?? randomUUID();
     const traceId = traceIdOf(req.headers.traceparent);
     const method = req.method ?? 'GET';
     const headers: Record<string, string> = { 'x-request-id': requestId };
     if (traceId !== null) headers['traceparent'] = req.headers.traceparent as string;
     const log: PublicContext['log'] = {};
     let label = 'unmatched';
+    let authzen = false;
     let caller: CallerConfig | undefined;
     let dialect: 'pdp' | 'oauth' = 'pdp';
     let reply: Reply;
@@ -84,6 +87,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       const q = target.indexOf('?');
       const { route, params } = router.match(method, q < 0 ? target : target.slice(0, q));
       label = route.path;
+      authzen = route.roles !== 'public' && route.authzen === true;
       const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), headers: req.headers, log };
       if (route.roles === 'public') {
         reply = await route.handle(base);
@@ -123,6 +127,8 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     } catch (err) {
       const mapped = dialect === 'oauth' ? oauthErrorResponse(err, options.logger, requestId) : errorResponse(err, options.logger, requestId);
       if (err instanceof AuthenticationError) mapped.headers['www-authenticate'] = err.challenge;
+      // AuthZEN's HTTPS binding: a request that is not JSON is a Bad Request.
+      if (authzen && mapped.status === 415) mapped.status = 400;
       if (caller && isPdpError(err) && isAuthorizationRefusal(err.code)) {
         options.onRefusal?.({
           code: err.code,
@@ -160,6 +166,11 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       res.destroy();
     });
   };
+}
+
+/** A client's request id, when it is 1 to 128 printable ASCII characters (no space); else undefined. */
+function requestIdOf(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && /^[\x21-\x7e]{1,128}$/.test(value) ? value : undefined;
 }
 
 /** A 401 `unauthenticated`, with the challenge of the scheme the client tried. */

@@ -13,6 +13,13 @@ interface RouteBase {
   method: 'GET' | 'POST';
   /** Path template, OpenAPI style: `/v1/tasks/{id}`. Matched literally, case-sensitively, without a trailing slash. */
   path: string;
+  /**
+   * The template's last parameter takes the rest of the path, slashes included (`/v1/data/{path}` matches
+   * `/v1/data/a/b/c`), handed over raw: not percent-decoded and with any empty segment kept, since decoding would
+   * turn an encoded slash into a real one. The route validates it. Default: a parameter is one non-empty segment,
+   * percent-decoded.
+   */
+  tail?: true;
   /** The operation object of the OpenAPI document, minus what the pipeline adds (security, common errors). */
   openapi: OperationDoc;
 }
@@ -33,6 +40,11 @@ export interface AuthenticatedRoute<B> extends RouteBase {
    * malformed (one credential per request). Only the approval page's POST uses it.
    */
   formKey?: true;
+  /**
+   * An AuthZEN route: errors keep our body but take the AuthZEN API's statuses, where a request whose media type is
+   * not JSON is a 400 (`unsupported_media_type` with status 400), not a 415.
+   */
+  authzen?: true;
   /** Reads a body (after the role gate, or before it on an OAuth endpoint) and validates it; absent when the route takes none. */
   body?: BodySpec<B>;
   handle(ctx: RequestContext<B>): Promise<Reply> | Reply;
