@@ -45,8 +45,9 @@ $(OPA):
 	@cp "$(OPA_CACHE)/opa" $(OPA)
 	@$(OPA) version | sed -n 1p  # not head: with pipefail, SIGPIPE to opa would fail the build
 
+# With PACKS="dir1 dir2" BUNDLE_OUT=path: a bundle of rego/ and those Rego packs (docs/bundles.md, "Rego packs").
 bundle: tools $(NODE_STAMP)
-	scripts/build-bundle.sh
+	scripts/build-bundle.sh $(foreach pack,$(PACKS),--pack $(pack)) $(if $(BUNDLE_OUT),--output $(BUNDLE_OUT))
 
 bundle-check: tools $(NODE_STAMP)
 	scripts/build-bundle.sh --check
@@ -66,6 +67,9 @@ test-rego: tools
 	$(OPA) fmt --list --fail rego/
 	$(OPA) check --strict --capabilities opa-bundle/capabilities.json rego/
 	$(OPA) test --capabilities opa-bundle/capabilities.json --var-values rego/
+	$(OPA) fmt --list --fail examples/packs/
+	$(OPA) check --strict --capabilities opa-bundle/capabilities.json examples/packs/
+	$(OPA) test --capabilities opa-bundle/capabilities.json --var-values --ignore pack.yaml examples/packs/
 
 typecheck: $(NODE_STAMP)
 	tsc -p tsconfig.json

@@ -14,13 +14,14 @@ import { writeTarGz, type TarFile } from './tar-writer.js';
  * A compiled bundle: the Rego's WASM and the agent policies already compiled, in one OPA bundle, so a replica
  * serves without YAML and without the policy folder (`agent-pdp bundle build`; docs/bundles.md).
  *
- *   /.manifest                      revision `<rego revision>.<policies revision>`, the decision entrypoint
+ *   /.manifest                      revision `<rego revision>.<policies revision>`, every entrypoint of the Rego
+ *                                   bundle's WASM (the decision's and those of any Rego pack built in)
  *   /data.json                      the data document the Rego reads (`{"policies": …}`), canonical JSON: its
  *                                   SHA-256 is the policies revision
  *   /agentpdp_compiled/data.json    what the server needs beside it: format, both revisions, integrations'
  *                                   audiences, compile warnings, the source files' digests, the endpoint maps
  *   /policy.wasm                    the Rego, as `opa build -t wasm` compiled it
- *   /rego/…                         the Rego sources the WASM was built from (for the record)
+ *   /rego/…, /packs/…               the Rego sources the WASM was built from (for the record)
  *   /.signatures.json               optional, OPA's format (`bundle-signature.ts`)
  *
  * OPA itself loads it (`opa run -b`, `opa build --verification-key`): `agentpdp_compiled` is then just data.
@@ -75,7 +76,8 @@ export async function buildCompiledBundle(policySet: PolicySet, rego: OpaBundle,
   const manifest = {
     revision: `${rego.revision}.${policySet.revision}`,
     roots: [''],
-    wasm: [{ entrypoint: DECISION_ENTRYPOINT, module: '/policy.wasm' }],
+    // Every entrypoint of the Rego bundle's WASM: Rego packs built into it stay reachable (docs/bundles.md).
+    wasm: rego.entrypoints.map((entrypoint) => ({ entrypoint, module: '/policy.wasm' })),
     rego_version: 1,
     metadata: { agent_pdp: { format: COMPILED_FORMAT, agents: policySet.agents.length } },
   };
@@ -172,7 +174,7 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
   const bundle: OpaBundle = Object.freeze({
     path,
     revision: regoRevision,
-    entrypoints: Object.freeze([DECISION_ENTRYPOINT]),
+    entrypoints: Object.freeze(manifestEntrypoints(manifest, invalid)),
     wasm,
     data: Object.freeze({}),
   });
@@ -225,6 +227,23 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
     endpointMaps: meta.endpoint_maps,
   }) as PolicySet;
   return { bundle: opened.bundle, policySet, verified: opened.verified, signed: opened.signed, dataJson };
+}
+
+/**
+ * The entrypoints the manifest lists for /policy.wasm, the agent decision's among them. Only a list: what the module
+ * exports is what the evaluator can call (an edited manifest of an unsigned bundle adds nothing callable).
+ */
+function manifestEntrypoints(manifest: Record<string, unknown>, invalid: (message: string) => PdpError): string[] {
+  const wasm = manifest['wasm'];
+  if (!Array.isArray(wasm)) throw invalid('.manifest lists no wasm module');
+  const entrypoints: string[] = [];
+  for (const entry of wasm as unknown[]) {
+    const { entrypoint, module } = (isRecord(entry) ? entry : {}) as { entrypoint?: unknown; module?: unknown };
+    if (typeof entrypoint !== 'string' || module !== '/policy.wasm') throw invalid('.manifest wasm entry is malformed (an entrypoint of /policy.wasm expected)');
+    if (!entrypoints.includes(entrypoint)) entrypoints.push(entrypoint);
+  }
+  if (!entrypoints.includes(DECISION_ENTRYPOINT)) throw invalid(`.manifest does not list the entrypoint ${DECISION_ENTRYPOINT}`);
+  return entrypoints;
 }
 
 /**
