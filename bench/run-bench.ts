@@ -4,9 +4,10 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,mcp]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,mcp,doors]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
- *        calling its upstream directly and against http-proxy; mcp = a guarded MCP tools/call against an unguarded one)
+ *        calling its upstream directly and against http-proxy; mcp = a guarded MCP tools/call against an unguarded one;
+ *        doors = the same decision through /v1/decide, AuthZEN evaluation and a 10-item evaluations, and OPA's server)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *        [--seconds 600] (the soak's length; 60 with --quick)
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
@@ -34,6 +35,7 @@ import type { BundleBenchResult } from './bundle-bench.js';
 import type { WorkersBenchResult } from './workers-bench.js';
 import type { ExportBenchResult } from './export-bench.js';
 import type { McpBenchResult } from './mcp-bench.js';
+import type { DoorsBenchResult } from './doors-bench.js';
 import type { SoakBenchResult } from './soak-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
@@ -52,7 +54,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'mcp'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'mcp', 'doors'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -400,6 +402,75 @@ async function mcpSection(work: string, results: BenchResults & { mcp?: McpBench
   }
 }
 
+/**
+ * The doors (bench/doors-bench.ts, issue 21): one decision through /v1/decide, AuthZEN evaluation, a 10-item AuthZEN
+ * evaluations and OPA's server, both servers on the server core; the keep-alive client on the load core checks every
+ * answer. Alternating rounds; server CPU per decision and decisions per second of each.
+ */
+async function doorsSection(work: string, results: BenchResults & { doors?: DoorsBenchResult }): Promise<void> {
+  log(`doors: starting our server and OPA (${pinning})`);
+  const ours = await startOurs({ dir: join(work, 'doors-ours'), cpu: SERVER_CPU, logLevel });
+  let opa: RunningServer | undefined;
+  try {
+    opa = await startOpa({ dir: join(work, 'doors-opa'), cpu: SERVER_CPU, opa: OPA, logLevel });
+    const args = ['--url', ours.url, '--pid', String(ours.pid), '--opa-url', opa.url, '--opa-pid', String(opa.pid), '--seconds', quick ? '1' : '2', '--rounds', quick ? '3' : '8', '--concurrency', '48', '--settle', quick ? '0.5' : '1', '--warmup', quick ? '0.5' : '1'];
+    log(`doors: decide, AuthZEN evaluation, evaluations (10 items), OPA; keep-alive node:http client on the load core (${args.slice(8).join(' ')})`);
+    const d = await watched('doors', () => runJsonChild<DoorsBenchResult>(LOAD_CPU, process.execPath, [child('doors-bench.js'), ...args], 900_000), [ours.pid, opa.pid]);
+    for (const m of d.measurements) {
+      contamination[`doors ${m.door} r${m.round + 1}`] = m.other_cores;
+      iowait[`doors ${m.door} r${m.round + 1}`] = m.iowait_cores;
+    }
+    results.doors = d;
+  } finally {
+    await stopProcess(ours.child);
+    if (opa) await stopProcess(opa.child);
+  }
+}
+
+/**
+ * Issue 21's goals. Evaluation against decide is judged on server CPU per decision (the median of the within-round
+ * ratios: the two doors run next to each other), which moves least with the shared machine; the throughput ratio
+ * (at saturation, with the server's core busy, about the inverse) is shown next to it. The batch is judged on
+ * decisions per second against the single door, within rounds. Any unexpected answer fails both.
+ */
+function doorsGoals(r: BenchResults & { doors?: DoorsBenchResult }): Goal[] {
+  const d = r.doors;
+  const row = (door: string): DoorsBenchResult['doors'][number] | undefined => d?.doors.find((x) => x.door === door);
+  const fig = (door: string): string => {
+    const x = row(door);
+    return x ? `${x.decisions_per_s.toLocaleString('en')} decisions/s, ${x.cpu_us_per_decision} µs CPU/decision` : '?';
+  };
+  const busy = d !== undefined && d.other_cores_max > BUSY_OTHER_CORES;
+  const notes = d
+    ? (d.all_expected ? '' : `; UNEXPECTED answers (${d.unexpected_examples.slice(0, 2).join(' | ')})`) +
+      (busy ? `; not judged: other processes used up to ${d.other_cores_max} cores during a run` : '')
+    : '';
+  // false on any unexpected answer (it measured something else); n/a on a busy machine (another process on the
+  // server's core inflates one door's run, not all alike); else the figure against the target.
+  const judge = (ok: boolean): boolean | null => (d === undefined ? null : !d.all_expected ? false : busy ? null : ok);
+  const ev = d?.evaluation_vs_decide;
+  const bv = d?.batch_vs_single;
+  return [
+    {
+      goal: 'AuthZEN `POST /access/v1/evaluation` vs `POST /v1/decide`, the same decision (support-resolver, crm tickets:write on customer 1234, registered task)',
+      target: '≤ 1.10× server CPU per decision (judged) and ≤ 1.10× in throughput at saturation (decide ÷ evaluation)',
+      measured: d && ev
+        ? `CPU per decision ${ev.cpu_per_decision_within_rounds}× within rounds (${ev.cpu_per_decision}× of medians); throughput ${ev.throughput_within_rounds}× within rounds (${ev.throughput}× of medians); ` +
+          `decide ${fig('decide')}; evaluation ${fig('evaluation')}; OPA (reference) ${fig('opa')}, decide ${d.vs_opa.decide_throughput}× its throughput${notes}`
+        : 'not run',
+      met: ev ? judge(ev.cpu_per_decision_within_rounds <= 1.1) : null,
+    },
+    {
+      goal: `AuthZEN \`POST /access/v1/evaluations\` (${d?.batch_items ?? 10} items, execute_all) vs ten single \`evaluation\` calls: decisions per second`,
+      target: '≥ 5×',
+      measured: d && bv
+        ? `${bv.decisions_per_s_within_rounds}× within rounds (${bv.decisions_per_s}× of medians); evaluations ${fig('evaluations')}; evaluation ${fig('evaluation')}; CPU per decision batch ÷ single ${bv.cpu_per_decision_within_rounds}×${notes}`
+        : 'not run',
+      met: bv ? judge(bv.decisions_per_s_within_rounds >= 5) : null,
+    },
+  ];
+}
+
 /** Reported, not judged: issue 20 asks for the figure and sets no target. */
 function mcpGoals(r: BenchResults & { mcp?: McpBenchResult }): Goal[] {
   const m = r.mcp;
@@ -663,6 +734,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(exportGoal(r));
   out.push(...soakGoals(r));
   out.push(...mcpGoals(r));
+  out.push(...doorsGoals(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -882,6 +954,7 @@ async function main(): Promise<void> {
     if (only.has('export')) await watched('export', () => exportSection(results, join(work, 'trails')));
     if (only.has('soak')) await watched('soak', () => soakSection(results));
     if (only.has('mcp')) await mcpSection(work, results);
+    if (only.has('doors')) await doorsSection(work, results);
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
