@@ -10,9 +10,11 @@ import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
 import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
+import { DataApi } from './pdp/data-api.js';
 import { Decider } from './pdp/decider.js';
 import { GrantableScopes } from './pdp/grantable-scopes.js';
 import { RefusalRecorder } from './pdp/refusal-recorder.js';
+import { RuleEvaluator } from './pdp/rule-evaluator.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
 import { TokenService } from './pdp/token-service.js';
 import { UsageService } from './pdp/usage-service.js';
@@ -322,6 +324,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     now,
     accessRequests: { endpoint: `${config.escalation.public_url}/v1/access-requests`, windowSeconds: config.escalation.request_window_seconds },
   });
+  // Entrypoints other than the agent decision (OPA's data API): each evaluation an audit event before its answer.
+  const rules = new RuleEvaluator({ engine, store, now });
 
   // Break-glass escalation: the outbox worker delivers what a submission committed; a timer ends what ran out.
   let links: ApprovalLinks;
@@ -403,6 +407,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     config,
     engine,
     decider,
+    opaData: new DataApi({ rules, decider }),
     grantableScopes: new GrantableScopes({ engine, store, now }),
     tasks,
     tokens,

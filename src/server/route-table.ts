@@ -1,5 +1,6 @@
 import type { PdpConfig } from '../config/config-types.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
+import type { DataApi } from '../pdp/data-api.js';
 import type { Decider } from '../pdp/decider.js';
 import type { GrantableScopes } from '../pdp/grantable-scopes.js';
 import type { IssuerKeys } from '../pdp/issuer-keys.js';
@@ -18,6 +19,7 @@ import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { grantableScopesRoutes } from './routes/grantable-scopes.js';
 import { healthRoutes } from './routes/health.js';
+import { opaDataRoutes } from './routes/opa-data.js';
 import { suggestionRoutes, type SuggestionReporter } from './routes/suggestions.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -27,6 +29,8 @@ export interface RouteDeps {
   config: PdpConfig;
   engine: PolicyEngine;
   decider: Decider;
+  /** OPA's data API (`/v1/data/{path}`): entrypoints through the RuleEvaluator, `agentpdp/decision` through the decider. */
+  opaData: DataApi;
   /** The upper bound of what decisions for a task could grant (`POST /v1/grantable-scopes`). */
   grantableScopes: GrantableScopes;
   tasks: TaskService;
@@ -59,6 +63,7 @@ export function routeTable(deps: RouteDeps): Route[] {
   const routes: Route[] = [
     ...decideRoutes(deps.decider),
     ...grantableScopesRoutes(deps.grantableScopes),
+    ...opaDataRoutes(deps.opaData),
     ...tokenRoutes(deps.tokens),
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),

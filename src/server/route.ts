@@ -15,9 +15,9 @@ interface RouteBase {
   path: string;
   /**
    * The template's last parameter takes the rest of the path, slashes included (`/v1/data/{path}` matches
-   * `/v1/data/a/b/c`), handed over raw: not percent-decoded and with any empty segment kept, since decoding would
-   * turn an encoded slash into a real one. The route validates it. Default: a parameter is one non-empty segment,
-   * percent-decoded.
+   * `/v1/data/a/b/c`, and `/v1/data` with an empty one), handed over raw: not percent-decoded and with any empty
+   * segment kept, since decoding would turn an encoded slash into a real one. The route validates it. Default: a
+   * parameter is one non-empty segment, percent-decoded.
    */
   tail?: true;
   /** The operation object of the OpenAPI document, minus what the pipeline adds (security, common errors). */

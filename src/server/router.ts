@@ -10,12 +10,15 @@ interface Templated {
   route: Route;
   /** Literal segments as strings, parameters as `{ name }`. */
   segments: Array<string | { name: string }>;
+  /** The last parameter takes the rest of the path, raw (`Route.tail`). */
+  tail: boolean;
 }
 
 /**
  * Finds the route of a method and path: literal paths by one map lookup, templated ones (`/v1/tasks/{id}`) by
  * segment. A parameter matches one non-empty segment and is percent-decoded; a malformed escape is a 400 naming
- * the parameter. `HEAD` is served by the `GET` route. No match is a 404 `not_found`.
+ * the parameter. A `tail` route's last parameter takes the rest of the path (raw, possibly empty: the route
+ * validates it). `HEAD` is served by the `GET` route. No match is a 404 `not_found`.
  */
 export class Router {
   readonly #literal = new Map<string, Route>();
@@ -36,7 +39,8 @@ export class Router {
         if (name === undefined && s.includes('{')) throw new TypeError(`route ${key}: a parameter must be a whole segment`);
         return name === undefined ? s : { name };
       });
-      this.#templated.push({ route, segments });
+      if (route.tail && typeof segments.at(-1) === 'string') throw new TypeError(`route ${key}: a tail route ends with a parameter`);
+      this.#templated.push({ route, segments, tail: route.tail === true });
     }
   }
 
@@ -45,8 +49,17 @@ export class Router {
     const literal = this.#literal.get(`${m} ${path}`);
     if (literal) return { route: literal, params: {} };
     const parts = path.split('/');
-    for (const { route, segments } of this.#templated) {
-      if (route.method !== m || segments.length !== parts.length) continue;
+    for (const { route, segments, tail } of this.#templated) {
+      if (route.method !== m) continue;
+      if (tail) {
+        if (parts.length < segments.length - 1) continue;
+        const head = segments.slice(0, -1);
+        const params = matchSegments(head, parts.slice(0, head.length));
+        const last = segments.at(-1) as { name: string };
+        if (params) return { route, params: { ...params, [last.name]: parts.slice(head.length).join('/') } };
+        continue;
+      }
+      if (segments.length !== parts.length) continue;
       const params = matchSegments(segments, parts);
       if (params) return { route, params };
     }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalLinks, loadLinkKey } from '../../src/notify/index.js';
 import { decisionRequestSchema, taskRegistrationSchema } from '../../src/wire/decision-v1.js';
 import { HTTP_METHODS, OpenApiChecker } from '../support/openapi-check.js';
+import { packBundle } from '../support/pack-bundle.js';
 import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
 
 /**
@@ -71,6 +72,30 @@ const linkFor = (requestId: string): string =>
 /** One successful call of every operation, keyed as the document names them. */
 const OPERATIONS: Record<string, { status: number; call: () => Promise<request.Response> }> = {
   'POST /v1/decide': { status: 200, call: async () => pepDecide() },
+  'POST /v1/data/{path}': {
+    status: 200,
+    call: async () => request(t.url).post('/v1/data/agentpdp/decision').set(auth(KEYS.pep)).send({ input: { agent_id: 'code-review-agent', task: { id: 'oa' }, integration: 'github', scopes: ['repo:read'] } }),
+  },
+  'GET /v1/data/{path}': {
+    status: 200,
+    call: async () =>
+      request(t.url)
+        .get('/v1/data/agentpdp/decision')
+        .query({ input: JSON.stringify({ agent_id: 'code-review-agent', task: { id: 'oa' }, integration: 'github', scopes: ['repo:read'] }) })
+        .set(auth(KEYS.pep)),
+  },
+  // OPA's default decision needs a bundle with system/main (a test pack), on a PDP of its own.
+  'POST /': {
+    status: 200,
+    call: async () => {
+      const packed = await startTestPdp({ bundle: await packBundle(['examples/packs/authzen-certification', 'test/fixtures/packs/opa-default']) });
+      try {
+        return await request(packed.url).post('/').set(auth(KEYS.pep)).send({ subject: { type: 'user', id: 'alice' }, action: { name: 'read' }, resource: { type: 'record', id: 'record-1' } });
+      } finally {
+        await packed.close();
+      }
+    },
+  },
   'POST /v1/grantable-scopes': {
     status: 200,
     call: async () => {
@@ -249,7 +274,8 @@ describe('unknown routes', () => {
     const template = operation.split(' ')[1] ?? '';
     const path = template.replace(/\{[^}]+\}/g, 'some-id');
     // Beside a templated last segment is just another id, so only literal paths get a sibling.
-    const unknowns = template.endsWith('}') ? [`${path}/unknown/deeper`] : [`${path}/unknown/deeper`, `${path}x`];
+    // A path below a multi-segment parameter (`/v1/data/{path}`) is that route's own (its route refuses what it cannot name).
+    const unknowns = (template.endsWith('}') ? [`${path}/unknown/deeper`] : [`${path}/unknown/deeper`, `${path}x`]).filter((u) => api.templateOf(u) !== template);
     for (const unknown of unknowns) {
       const res = await request(t.url).get(unknown).set(auth(KEYS.admin)).expect(404);
       api.expectResponse(res);

@@ -13,6 +13,8 @@ export interface OpenApiDocument {
 }
 
 interface OperationObject {
+  /** A path parameter marked `x-multi-segment` (agent-pdp's extension: OpenAPI has none) matches several segments. */
+  parameters?: Array<{ name?: string; in?: string; 'x-multi-segment'?: boolean }>;
   responses: Record<string, { description: string; content?: Record<string, { schema?: unknown }> }>;
 }
 
@@ -45,11 +47,16 @@ export class OpenApiChecker {
     });
     this.#ajv.addFormat('uri', { type: 'string', validate: (s: string) => URL.canParse(s) });
     this.#ajv.addSchema({ $id: DOC_ID, $defs: rewriteRefs(document.components.schemas) });
-    this.#templates = Object.keys(document.paths).map((template) => ({
-      template,
-      literal: !template.includes('{'),
-      pattern: new RegExp(`^${template.split(/\{[^}]+\}/).map(escapeRegExp).join('[^/]+')}$`),
-    }));
+    this.#templates = Object.entries(document.paths).map(([template, item]) => {
+      const multi = new Set(
+        Object.values(item).flatMap((op) => (op.parameters ?? []).filter((p) => p.in === 'path' && p['x-multi-segment'] === true).map((p) => p.name)),
+      );
+      const pattern = template
+        .split(/(\{[^}]+\})/)
+        .map((part) => (/^\{[^}]+\}$/.test(part) ? (multi.has(part.slice(1, -1)) ? '.+' : '[^/]+') : escapeRegExp(part)))
+        .join('');
+      return { template, literal: !template.includes('{'), pattern: new RegExp(`^${pattern}$`) };
+    });
     // Literal paths win over templated ones, as OpenAPI 3.1 §4.8.8 asks.
     this.#templates.sort((a, b) => Number(b.literal) - Number(a.literal));
   }
