@@ -10,6 +10,7 @@ import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
 import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
+import { AuthzenService } from './pdp/authzen-service.js';
 import { DataApi } from './pdp/data-api.js';
 import { Decider } from './pdp/decider.js';
 import { GrantableScopes } from './pdp/grantable-scopes.js';
@@ -408,6 +409,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     engine,
     decider,
     opaData: new DataApi({ rules, decider }),
+    authzen: new AuthzenService({ config: config.authzen, decider, rules, engine, store, now }),
     grantableScopes: new GrantableScopes({ engine, store, now }),
     tasks,
     tokens,

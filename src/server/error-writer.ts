@@ -97,3 +97,43 @@ export function oauthErrorResponse(
   const error = OAUTH_ERRORS[code] ?? 'invalid_request';
   return { status: error === 'invalid_client' ? 401 : 400, body: { error, error_description: ours.body.error.message, pdp_error: ours.body.error }, headers };
 }
+
+/** OPA's REST API error body (open-policy-agent/opa v1/server/types: `ErrorV1`), our own error kept in `pdp_error`. */
+export interface OpaErrorV1 {
+  code: 'invalid_parameter' | 'unauthorized' | 'resource_not_found' | 'undefined_document' | 'internal_error';
+  message: string;
+  errors?: Array<{ code: string; message: string }>;
+  pdp_error: ErrorBodyV1['error'];
+}
+
+/**
+ * The same error in OPA's dialect, for the routes of OPA's data API: OPA's `{ code, message, errors? }` with OPA's
+ * codes (400 `invalid_parameter`, 401/403 `unauthorized`, 404 `resource_not_found`, or `undefined_document` for an
+ * undefined default decision as OPA answers it, 5xx `internal_error`), the
+ * status unchanged, our error whole in `pdp_error`. What an OPA client reads as a typed error.
+ */
+export function opaErrorResponse(
+  err: unknown,
+  logger: Logger,
+  requestId: unknown,
+): { status: number; body: OpaErrorV1; headers: Record<string, string> } {
+  const ours = errorResponse(err, logger, requestId);
+  const code: OpaErrorV1['code'] =
+    ours.status === 401 || ours.status === 403
+      ? 'unauthorized'
+      : ours.status === 404
+        ? ours.body.error.code === 'not_found' ? 'undefined_document' : 'resource_not_found'
+        : ours.status >= 500 ? 'internal_error' : 'invalid_parameter';
+  const details = ours.body.error.details;
+  return {
+    status: ours.status,
+    body: {
+      code,
+      message: ours.body.error.message,
+      ...(details.length === 0 ? {} : { errors: details.map((d) => ({ code: ours.body.error.code, message: `${d.path}: ${d.message}` })) }),
+      pdp_error: ours.body.error,
+    },
+    headers: ours.headers,
+  };
+}
+

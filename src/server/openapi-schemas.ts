@@ -391,6 +391,18 @@ export const COMPONENT_SCHEMAS = {
   },
   TokenRequest: strip(tokenRequestSchema),
   TokenForm: strip(tokenFormSchema),
+  OpaError: {
+    type: 'object',
+    description: "OPA's REST API error (the routes of OPA's data API): OPA's code and message, our error whole in pdp_error",
+    additionalProperties: false,
+    required: ['code', 'message', 'pdp_error'],
+    properties: {
+      code: { enum: ['invalid_parameter', 'unauthorized', 'resource_not_found', 'undefined_document', 'internal_error'] },
+      message: { type: 'string' },
+      errors: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+      pdp_error: { $ref: '#/components/schemas/Error/properties/error' },
+    },
+  },
   OAuthError: {
     type: 'object',
     description: 'RFC 6749 §5.2 error: the answer to a form-encoded (OAuth client) request to the token, introspection and revocation endpoints',

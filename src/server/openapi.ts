@@ -41,8 +41,15 @@ function operation(route: Route): OperationDoc & { security: object[] } {
   const pipeline: Record<string, object> = { '401': errorResponse(401), '403': errorResponse(403) };
   const parameters = (doc.parameters ?? []) as Array<{ in?: string }>;
   if (route.body !== undefined || parameters.some((p) => p.in === 'path' || p.in === 'query')) pipeline['400'] = errorResponse(400);
-  if (route.body !== undefined) pipeline['415'] = errorResponse(415);
+  // AuthZEN's binding answers a body of another media type with a 400 (which is documented already).
+  if (route.body !== undefined && route.errors !== 'authzen') pipeline['415'] = errorResponse(415);
   const responses = sortedByStatus({ ...pipeline, ...doc.responses });
+  if (route.errors === 'opa') {
+    // OPA's data API answers OPA's error body (ours inside it, as pdp_error).
+    for (const [status, response] of Object.entries(responses)) {
+      if (Number(status) >= 400) responses[status] = { ...response, content: { 'application/json': { schema: ref('OpaError') } } };
+    }
+  }
   if (route.oauth) {
     // A form-encoded (OAuth client's) request gets RFC 6749 §5.2 errors instead: either body, by request.
     for (const [status, response] of Object.entries(responses)) {

@@ -6,7 +6,7 @@ import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError } from '../errors/pdp-error.js';
 import { bodyMediaOf, readBody } from './body-reader.js';
 import { CallerResolver, challengeFor, type AuthFailure, type Authentication } from './caller-auth.js';
-import { errorResponse, oauthErrorResponse } from './error-writer.js';
+import { errorResponse, oauthErrorResponse, opaErrorResponse } from './error-writer.js';
 import type { RequestLogFields } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { AuthenticatedRoute, PublicContext, Reply, Route } from './route.js';
@@ -78,7 +78,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     if (traceId !== null) headers['traceparent'] = req.headers.traceparent as string;
     const log: PublicContext['log'] = {};
     let label = 'unmatched';
-    let authzen = false;
+    let errorDialect: 'authzen' | 'opa' | undefined;
     let caller: CallerConfig | undefined;
     let dialect: 'pdp' | 'oauth' = 'pdp';
     let reply: Reply;
@@ -87,7 +87,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       const q = target.indexOf('?');
       const { route, params } = router.match(method, q < 0 ? target : target.slice(0, q));
       label = route.path;
-      authzen = route.roles !== 'public' && route.authzen === true;
+      errorDialect = route.roles === 'public' ? undefined : route.errors;
       const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), headers: req.headers, log };
       if (route.roles === 'public') {
         reply = await route.handle(base);
@@ -125,10 +125,15 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
         reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp' });
       }
     } catch (err) {
-      const mapped = dialect === 'oauth' ? oauthErrorResponse(err, options.logger, requestId) : errorResponse(err, options.logger, requestId);
+      const mapped =
+        dialect === 'oauth'
+          ? oauthErrorResponse(err, options.logger, requestId)
+          : errorDialect === 'opa'
+            ? opaErrorResponse(err, options.logger, requestId)
+            : errorResponse(err, options.logger, requestId);
       if (err instanceof AuthenticationError) mapped.headers['www-authenticate'] = err.challenge;
       // AuthZEN's HTTPS binding: a request that is not JSON is a Bad Request.
-      if (authzen && mapped.status === 415) mapped.status = 400;
+      if (errorDialect === 'authzen' && mapped.status === 415) mapped.status = 400;
       if (caller && isPdpError(err) && isAuthorizationRefusal(err.code)) {
         options.onRefusal?.({
           code: err.code,

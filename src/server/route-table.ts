@@ -1,5 +1,6 @@
 import type { PdpConfig } from '../config/config-types.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
+import type { AuthzenService } from '../pdp/authzen-service.js';
 import type { DataApi } from '../pdp/data-api.js';
 import type { Decider } from '../pdp/decider.js';
 import type { GrantableScopes } from '../pdp/grantable-scopes.js';
@@ -14,6 +15,7 @@ import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
 import { accessRequestRoutes, type LinkVerifier, type RefusalReporter } from './routes/access-requests.js';
 import { adminRoutes } from './routes/admin.js';
+import { authzenRoutes } from './routes/authzen.js';
 import { auditRoutes, type AuditStore } from './routes/audit.js';
 import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
@@ -31,6 +33,8 @@ export interface RouteDeps {
   decider: Decider;
   /** OPA's data API (`/v1/data/{path}`): entrypoints through the RuleEvaluator, `agentpdp/decision` through the decider. */
   opaData: DataApi;
+  /** The AuthZEN Authorization API 1.0 (`/access/v1/*`, its metadata). */
+  authzen: AuthzenService;
   /** The upper bound of what decisions for a task could grant (`POST /v1/grantable-scopes`). */
   grantableScopes: GrantableScopes;
   tasks: TaskService;
@@ -64,6 +68,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...decideRoutes(deps.decider),
     ...grantableScopesRoutes(deps.grantableScopes),
     ...opaDataRoutes(deps.opaData),
+    ...authzenRoutes(deps.authzen),
     ...tokenRoutes(deps.tokens),
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),

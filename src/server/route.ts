@@ -41,10 +41,12 @@ export interface AuthenticatedRoute<B> extends RouteBase {
    */
   formKey?: true;
   /**
-   * An AuthZEN route: errors keep our body but take the AuthZEN API's statuses, where a request whose media type is
-   * not JSON is a 400 (`unsupported_media_type` with status 400), not a 415.
+   * The error dialect of a route that speaks another API's protocol. `authzen`: our error body with the AuthZEN
+   * HTTPS binding's statuses (a body that is not JSON is a 400, not a 415). `opa`: OPA's REST API error body (`{
+   * code, message, errors? }`, OPA's codes) with ours kept whole in `pdp_error`, so OPA clients read the refusal.
+   * Default: ours alone.
    */
-  authzen?: true;
+  errors?: 'authzen' | 'opa';
   /** Reads a body (after the role gate, or before it on an OAuth endpoint) and validates it; absent when the route takes none. */
   body?: BodySpec<B>;
   handle(ctx: RequestContext<B>): Promise<Reply> | Reply;

@@ -65,10 +65,7 @@ afterAll(async () => {
 
 const client = (url: string): OPAClient => new OPAClient(url, { headers: { Authorization: `Bearer ${KEYS.pep}` } });
 
-/**
- * What the client gave back: the value, or that it threw. How it throws differs (below, 'where we differ'): OPA's
- * error body is `{ code, message }`, ours `{ error: { code, message, details } }`, which the SDK cannot parse.
- */
+/** What the client gave back: the value, or that it threw. */
 async function outcome(call: () => Promise<unknown>): Promise<{ value: unknown } | { threw: true }> {
   try {
     return { value: await call() };
@@ -139,14 +136,14 @@ describe('@styra/opa against our server and against opa run --server: the same a
     expect(await outcome(() => client(ours.url).evaluate('authzen/certification/nothing', {}))).toEqual({ threw: true });
     const res = await fetch(`${ours.url}/v1/data/authzen/certification/nothing`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.pep}`, 'content-type': 'application/json' }, body: '{"input":{}}' });
     expect(res.status).toBe(404);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('entrypoint_not_found');
+    expect((await res.json()) as object).toMatchObject({ code: 'resource_not_found', pdp_error: { code: 'entrypoint_not_found' } });
   });
 
-  it('where we differ: an error body is ours, not OPA\'s, so the SDK throws a validation error instead of a ClientError', async () => {
+  it('errors are OPA\'s: the SDK throws the same typed ClientError with OPA\'s code (ours rides along as pdp_error)', async () => {
     const undefinedDefault = { action: { name: 'read' } };
     const theirs = await client(opaUrl).evaluateDefault(undefinedDefault).then(() => undefined, (err: unknown) => err as { name: string; code?: string });
     const mine = await client(ours.url).evaluateDefault(undefinedDefault).then(() => undefined, (err: unknown) => err as { name: string; code?: string });
     expect(theirs).toMatchObject({ name: 'ClientError', code: 'undefined_document' });
-    expect(mine).toMatchObject({ name: 'SDKValidationError' });
+    expect(mine).toMatchObject({ name: 'ClientError', code: 'undefined_document' });
   });
 });

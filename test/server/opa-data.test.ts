@@ -29,7 +29,7 @@ const get = (path: string, key: string = KEYS.pep) => request(t.url).get(path).s
 const q = (input: unknown): string => `?input=${encodeURIComponent(JSON.stringify(input))}`;
 
 /** A request with its path sent byte for byte (supertest and fetch would normalise `..` and `.` away). */
-function raw(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: { error?: { code: string; details: Array<{ path: string }> } } & Record<string, unknown> }> {
+function raw(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: { code?: string; pdp_error?: { code: string; details: Array<{ path: string }> } } & Record<string, unknown> }> {
   const { hostname, port } = new URL(t.url);
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: hostname, port, method, path, headers: { ...auth(KEYS.pep), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers } }, (res) => {
@@ -110,14 +110,15 @@ describe("OPA's default decision (POST /): system/main with the body as input", 
     const res = await post('/', { action: { name: 'read' } });
     api.expectResponse(res);
     expect(res.status).toBe(404);
-    expect(res.body.error.code).toBe('not_found');
+    expect(res.body.pdp_error.code).toBe('not_found');
+    expect(res.body.code).toBe('undefined_document');
   });
 
   it('a body that is not JSON: 400', async () => {
     const res = await request(t.url).post('/').set(auth(KEYS.pep)).type('json').send('{"subject": ');
     api.expectResponse(res);
     expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('invalid_request');
+    expect(res.body.pdp_error.code).toBe('invalid_request');
   });
 });
 
@@ -161,7 +162,7 @@ describe('agentpdp/decision: a decision request, decided as POST /v1/decide deci
     const res = await ask({ id: `unregistered-${++seq}`, type: 'complaint_resolution', context: { customer_id: '5678' } }, '5678');
     api.expectResponse(res);
     expect(res.status).toBe(403);
-    expect(res.body.error.code).toBe('context_assertion_forbidden');
+    expect(res.body.pdp_error.code).toBe('context_assertion_forbidden');
   });
 
   it.each([
@@ -172,14 +173,14 @@ describe('agentpdp/decision: a decision request, decided as POST /v1/decide deci
     const res = await post(PATH, input === undefined ? {} : { input });
     api.expectResponse(res);
     expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('invalid_request');
-    expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+    expect(res.body.pdp_error.code).toBe('invalid_request');
+    expect(res.body.pdp_error.details.map((d: { path: string }) => d.path)).toContain(path);
   });
 
   it('a caller that may not speak for the agent: 403 forbidden_agent', async () => {
     const res = await post(PATH, { input: { agent_id: 'code-review-agent', task: { id: 'x' }, integration: 'github', scopes: ['repo:read'] } }, KEYS.strictPep);
     expect(res.status).toBe(403);
-    expect(res.body.error.code).toBe('forbidden_agent');
+    expect(res.body.pdp_error.code).toBe('forbidden_agent');
   });
 });
 
@@ -229,8 +230,8 @@ describe('bad input: refused by code, the server keeps serving', () => {
     for (const method of ['POST', 'GET']) {
       const res = await raw(method, path, method === 'POST' ? '{"input":{}}' : undefined);
       expect(res.status, `${method} ${path}`).toBe(400);
-      expect(res.body.error?.code).toBe('invalid_request');
-      expect(res.body.error?.details.map((d) => d.path)).toEqual(['path']);
+      expect(res.body.pdp_error?.code).toBe('invalid_request');
+      expect(res.body.pdp_error?.details.map((d) => d.path)).toEqual(['path']);
       api.expectResponseMatches(method, '/v1/data/x', res.status, res.body);
     }
   });
@@ -244,7 +245,7 @@ describe('bad input: refused by code, the server keeps serving', () => {
     for (const res of [await post(path, { input: {} }), await get(path)]) {
       api.expectResponse(res);
       expect(res.status).toBe(404);
-      expect(res.body.error).toMatchObject({ code: 'entrypoint_not_found', details: [{ path: 'path' }] });
+      expect(res.body.pdp_error).toMatchObject({ code: 'entrypoint_not_found', details: [{ path: 'path' }] });
     }
   });
 
@@ -252,7 +253,7 @@ describe('bad input: refused by code, the server keeps serving', () => {
     const res = method === 'POST' ? await post('/v1/data', { input: {} }) : await get('/v1/data');
     api.expectResponseMatches(method, '/v1/data/{path}', res.status, res.body);
     expect(res.status).toBe(400);
-    expect(res.body.error).toMatchObject({ code: 'invalid_request', details: [{ path: 'path' }] });
+    expect(res.body.pdp_error).toMatchObject({ code: 'invalid_request', details: [{ path: 'path' }] });
   });
 
   it.each([
@@ -272,8 +273,8 @@ describe('bad input: refused by code, the server keeps serving', () => {
     const res = await send();
     api.expectResponse(res);
     expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe(code);
-    expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+    expect(res.body.pdp_error.code).toBe(code);
+    expect(res.body.pdp_error.details.map((d: { path: string }) => d.path)).toContain(path);
   });
 
   it.each([
@@ -285,7 +286,7 @@ describe('bad input: refused by code, the server keeps serving', () => {
     for (const res of [await request(t.url).post(DECISION).set(headers).send({ input: {} }), await request(t.url).get(DECISION).set(headers)]) {
       api.expectResponse(res);
       expect(res.status).toBe(status);
-      expect(res.body.error.code).toBe(code);
+      expect(res.body.pdp_error.code).toBe(code);
     }
   });
 
@@ -294,7 +295,7 @@ describe('bad input: refused by code, the server keeps serving', () => {
     try {
       const res = await request(plain.url).post('/').set(auth(KEYS.pep)).send({});
       expect(res.status).toBe(404);
-      expect(res.body.error.code).toBe('entrypoint_not_found');
+      expect(res.body.pdp_error.code).toBe('entrypoint_not_found');
     } finally {
       await plain.close();
     }

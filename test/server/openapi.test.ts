@@ -96,6 +96,31 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
       }
     },
   },
+  'POST /access/v1/evaluation': {
+    status: 200,
+    call: async () => request(t.url).post('/access/v1/evaluation').set(auth(KEYS.pep)).send({ subject: { type: 'agent', id: 'code-review-agent' }, action: { name: 'repo:read' }, resource: { type: 'integration', id: 'github' }, context: { task_id: 'oa' } }),
+  },
+  'POST /access/v1/evaluations': {
+    status: 200,
+    call: async () =>
+      request(t.url)
+        .post('/access/v1/evaluations')
+        .set(auth(KEYS.pep))
+        .send({ subject: { type: 'agent', id: 'code-review-agent' }, resource: { type: 'integration', id: 'github' }, context: { task_id: 'oa' }, evaluations: [{ action: { name: 'repo:read' } }, { action: { name: 'repo:write' } }] }),
+  },
+  'POST /access/v1/search/subject': {
+    status: 200,
+    call: async () => request(t.url).post('/access/v1/search/subject').set(auth(KEYS.pep)).send({ subject: { type: 'user' }, action: { name: 'read' }, resource: { type: 'record', id: 'record-1' } }),
+  },
+  'POST /access/v1/search/resource': {
+    status: 200,
+    call: async () => request(t.url).post('/access/v1/search/resource').set(auth(KEYS.pep)).send({ subject: { type: 'user', id: 'alice' }, action: { name: 'read' }, resource: { type: 'record' } }),
+  },
+  'POST /access/v1/search/action': {
+    status: 200,
+    call: async () => request(t.url).post('/access/v1/search/action').set(auth(KEYS.pep)).send({ subject: { type: 'agent', id: 'code-review-agent' }, resource: { type: 'integration', id: 'github' }, context: { task_id: 'oa' } }),
+  },
+  'GET /.well-known/authzen-configuration': { status: 200, call: async () => request(t.url).get('/.well-known/authzen-configuration') },
   'POST /v1/grantable-scopes': {
     status: 200,
     call: async () => {
@@ -198,8 +223,10 @@ describe('the document', () => {
     expect(api.document.components.schemas['TaskRegistrationV1']).toEqual(task);
   });
 
-  it('every error response of an operation is the Error schema (readiness has its own 503 body; the OAuth endpoints answer RFC 6749 errors to form requests)', () => {
+  it('every error response of an operation is the Error schema (readiness has its own 503 body; the OAuth endpoints answer RFC 6749 errors to form requests; OPA\'s data API answers OPA\'s error body)', () => {
     const OAUTH = new Set(['/v1/tokens', '/v1/introspect', '/v1/revoke']);
+    // OPA's data API answers OPA's error body (ours inside it).
+    const OPA = new Set(['/v1/data/{path}', '/']);
     for (const [path, item] of Object.entries(api.document.paths)) {
       for (const method of HTTP_METHODS) {
         for (const [status, response] of Object.entries(item[method]?.responses ?? {})) {
@@ -213,7 +240,9 @@ describe('the document', () => {
           }
           const schema = OAUTH.has(path)
             ? { oneOf: [{ $ref: '#/components/schemas/Error' }, { $ref: '#/components/schemas/OAuthError' }] }
-            : { $ref: '#/components/schemas/Error' };
+            : OPA.has(path)
+              ? { $ref: '#/components/schemas/OpaError' }
+              : { $ref: '#/components/schemas/Error' };
           expect({ op: `${method} ${path} ${status}`, ...response.content }).toEqual({ op: `${method} ${path} ${status}`, 'application/json': { schema } });
         }
       }

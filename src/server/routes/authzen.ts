@@ -25,7 +25,7 @@ const AGENT_MAPPING =
 /**
  * The OpenID AuthZEN Authorization API 1.0 (docs/doors.md): access evaluation(s), the three searches, and the PDP
  * metadata. Role `pep`, like /v1/decide. Errors are ours (`{ error: { code, message, details } }`) with AuthZEN's
- * statuses: a body that is not JSON of the right media type is 400, not 415 (`authzen: true` on each row).
+ * statuses: a body that is not JSON of the right media type is 400, not 415 (`errors: 'authzen'` on each row).
  */
 export function authzenRoutes(service: AuthzenService): Route[] {
   const search = (kind: SearchKind, summary: string): Route =>
@@ -33,7 +33,7 @@ export function authzenRoutes(service: AuthzenService): Route[] {
       method: 'POST',
       path: `/access/v1/search/${kind}`,
       roles: ROLES,
-      authzen: true,
+      errors: 'authzen',
       body: { media: ['json'], parse: (raw) => parseAuthzenSearch(kind, raw) },
       async handle({ caller, body, traceId }) {
         return { status: 200, json: await service.search(caller, body, traceId) };
@@ -57,7 +57,7 @@ export function authzenRoutes(service: AuthzenService): Route[] {
       method: 'POST',
       path: '/access/v1/evaluation',
       roles: ROLES,
-      authzen: true,
+      errors: 'authzen',
       body: { media: ['json'], parse: parseAuthzenEvaluation },
       async handle({ caller, body, traceId, log }) {
         if (body.subject.type === 'agent') log.agentId = body.subject.id;
@@ -78,7 +78,7 @@ export function authzenRoutes(service: AuthzenService): Route[] {
       method: 'POST',
       path: '/access/v1/evaluations',
       roles: ROLES,
-      authzen: true,
+      errors: 'authzen',
       body: { media: ['json'], parse: (raw) => parseAuthzenEvaluations(raw, service.maxEvaluations) },
       async handle({ caller, body, traceId }) {
         return { status: 200, json: await service.evaluations(caller, body, traceId) };

@@ -156,6 +156,7 @@ export function opaDataRoutes(data: DataApi): Route[] {
       path: '/v1/data/{path}',
       tail: true,
       roles: ['pep'],
+      errors: 'opa',
       body: { media: ['json'], parse: parseOpaDataRequest },
       async handle(ctx) {
         const given = Object.hasOwn(ctx.body, 'input');
@@ -179,6 +180,7 @@ export function opaDataRoutes(data: DataApi): Route[] {
       path: '/v1/data/{path}',
       tail: true,
       roles: ['pep'],
+      errors: 'opa',
       async handle(ctx) {
         return answer(await evaluate(ctx, queryInput(ctx.query)), false);
       },
@@ -199,6 +201,7 @@ export function opaDataRoutes(data: DataApi): Route[] {
       method: 'POST',
       path: '/',
       roles: ['pep'],
+      errors: 'opa',
       body: { media: ['json'], parse: parseDefaultInput },
       async handle(ctx) {
         refuseOptions(ctx.query);
