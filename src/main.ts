@@ -159,6 +159,12 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
           `token_ttl of ${above.length} agent(s) exceeds issuer.max_token_ttl_seconds: their decisions and tokens get ${cap} s`,
         );
       }
+      // AuthZEN routes naming entrypoints this bundle lacks: every request of that subject type will fail (503).
+      const exported = new Set(active.evaluator.entrypoints);
+      for (const [type, route] of Object.entries(config.authzen.subjects)) {
+        const missing = [route.decision, route.entities].filter((e): e is string => e !== null && !exported.has(e));
+        if (missing.length > 0) logger.warn({ subject_type: type, missing }, `authzen.subjects.${type} names entrypoints the policy bundle does not export`);
+      }
       logger.info({ revision: active.revision, previous: previous?.revision, agents: active.policySet.agents.length }, 'policy loaded');
       audit(
         policyLoadedEvent(now().toISOString(), {

@@ -85,7 +85,7 @@ export class AuthzenService {
     if (type === AGENT_SUBJECT) return this.#agentDecision(caller, request, traceId);
     const route = this.#route(type);
     if (route === undefined) return { decision: false, context: { reason_code: 'subject_type_unknown', reason: `no policy answers for subjects of type ${type}` } };
-    const answer = await this.#o.rules.evaluate(caller, 'authzen', route.decision, request, traceId);
+    const answer = await this.#o.rules.evaluate(caller, 'authzen', route.decision, request, traceId).catch(misrouted(type));
     const decided = packDecision(answer.defined ? answer.result : undefined);
     return { decision: decided.decision, context: { ...(decided.context ?? {}), decision_id: answer.decision_id } };
   }
@@ -121,7 +121,11 @@ export class AuthzenService {
     } else {
       const route = this.#route(type);
       if (route === undefined || route.entities === null) return { page: { next_token: '', count: 0, total: 0 }, results: [] };
-      found = this.#packSearch(route, request);
+      try {
+        found = this.#packSearch(route, request);
+      } catch (err) {
+        return misrouted(type)(err);
+      }
     }
     const page = pageOf(request, found.results, this.#o.config.max_page_size);
     const recorded = await this.#o.rules.record(caller, 'authzen', found.path, { search: request.kind, request }, { result: { results: found.results.map(ref) } }, found.revision, traceId);
@@ -196,6 +200,19 @@ export class AuthzenService {
     }
     return { results, path: route.decision, revision: catalog.revision };
   }
+}
+
+/**
+ * A route naming an entrypoint the bundle lacks is the deployment's fault, not the caller's: a 503 (nothing
+ * decided), never the OPA data API's 404 about a path the caller did not send. The load warns about it too.
+ */
+function misrouted(type: string): (err: unknown) => never {
+  return (err) => {
+    if (isPdpError(err) && err.code === 'entrypoint_not_found') {
+      throw new PdpError('evaluation_failed', `authzen.subjects.${type} names an entrypoint the policy bundle does not export`, { cause: err });
+    }
+    throw err;
+  };
 }
 
 /** The evaluation a search candidate stands for: the request, with the candidate in the searched-for place. */

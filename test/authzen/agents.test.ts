@@ -190,3 +190,27 @@ describe('the HTTPS binding', () => {
     expect(Object.keys(meta).sort()).toEqual(['access_evaluation_endpoint', 'access_evaluations_endpoint', 'policy_decision_point', 'search_action_endpoint', 'search_resource_endpoint', 'search_subject_endpoint']);
   });
 });
+
+describe('a subject type routed to an entrypoint the bundle lacks', () => {
+  it('is the deployment\'s fault: 503, nothing decided, for evaluation and search alike; a batch item carries it', async () => {
+    const misrouted = await startTestPdp({ config: { authzen: { subjects: { user: { decision: 'nope/decision', entities: 'nope/entities' } } } } });
+    try {
+      const ask = (path: string, body: unknown) =>
+        fetch(`${misrouted.url}${path}`, { method: 'POST', headers: { ...auth(KEYS.pep), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const single = await ask('/access/v1/evaluation', { subject: { type: 'user', id: 'alice' }, action: { name: 'read' }, resource: { type: 'record', id: 'r' } });
+      expect(single.status).toBe(503);
+      expect(((await single.json()) as { error: { code: string } }).error.code).toBe('evaluation_failed');
+      const search = await ask('/access/v1/search/subject', { subject: { type: 'user' }, action: { name: 'read' }, resource: { type: 'record', id: 'r' } });
+      expect(search.status).toBe(503);
+      const batch = await ask('/access/v1/evaluations', { action: { name: 'read' }, resource: { type: 'record', id: 'r' }, evaluations: [{ subject: { type: 'user', id: 'alice' } }, { subject: { type: 'robot', id: 'x' } }] });
+      expect(await batch.json()).toEqual({
+        evaluations: [
+          { decision: false, context: { error: { status: 503, code: 'evaluation_failed', message: 'the evaluation could not be made' } } },
+          { decision: false, context: { reason_code: 'subject_type_unknown', reason: expect.any(String) } },
+        ],
+      });
+    } finally {
+      await misrouted.close();
+    }
+  });
+});
