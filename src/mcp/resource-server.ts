@@ -19,7 +19,7 @@ import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/p
 import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { OAuthProtectedResourceMetadataSchema, type OAuthProtectedResourceMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
-import type { RequestHandler } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
 import {
@@ -61,6 +61,12 @@ export interface McpResourceServerOptions {
   introspect?: boolean;
 }
 
+/**
+ * An express-compatible middleware, typed without express so that `agent-pdp/mcp`'s declarations need no
+ * `@types/express` (the handlers are the MCP SDK's express middleware: mount them with `app.use` / `app.post`).
+ */
+export type Middleware = (req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, next: (err?: unknown) => void) => void;
+
 export interface McpResourceServer {
   /** The RFC 9728 document: `resource`, `authorization_servers: [issuer]`, `bearer_methods_supported: ['header']`, ... */
   readonly metadata: Readonly<OAuthProtectedResourceMetadata>;
@@ -72,12 +78,12 @@ export interface McpResourceServer {
    * The SDK's metadata handler (GET, OPTIONS, CORS for any origin) for this document. It answers at the path it is
    * mounted on, so mount it at `metadataPath`: `app.use(rs.metadataPath, rs.metadataHandler())`.
    */
-  metadataHandler(): RequestHandler;
+  metadataHandler(): Middleware;
   /**
    * Middleware for the MCP endpoint: 401 with `WWW-Authenticate: Bearer error="invalid_token", error_description=...,
    * resource_metadata="<metadataUrl>"` without a token or with one that is not valid here; else sets `req.auth`.
    */
-  requireToken(): RequestHandler;
+  requireToken(): Middleware;
   /** The verifier behind `requireToken` (the SDK's `OAuthTokenVerifier`): a token → its `AuthInfo`, or a refusal. */
   verifyAccessToken(token: string): Promise<AuthInfo>;
 }
@@ -146,9 +152,9 @@ export function mcpResourceServer(options: McpResourceServerOptions): McpResourc
     metadata,
     metadataPath,
     metadataUrl,
-    metadataHandler: () => metadataHandler(metadata),
+    metadataHandler: () => metadataHandler(metadata) as unknown as Middleware,
     // `expectedResource` repeats the audience check in the SDK's looser form (a trailing slash aside); ours is exact.
-    requireToken: () => requireBearerAuth({ verifier: { verifyAccessToken: verify } satisfies OAuthTokenVerifier, resourceMetadataUrl: metadataUrl, expectedResource: resourceUrl }),
+    requireToken: () => requireBearerAuth({ verifier: { verifyAccessToken: verify } satisfies OAuthTokenVerifier, resourceMetadataUrl: metadataUrl, expectedResource: resourceUrl }) as unknown as Middleware,
     verifyAccessToken: verify,
   };
 }

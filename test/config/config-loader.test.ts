@@ -171,6 +171,7 @@ describe('defaults, freezing and paths', () => {
       tasks: { default_ttl_seconds: 3600, max_ttl_seconds: 86400 },
       audit: { mask: [], mask_key_file: null, retention_days: null },
       log: { level: 'info' },
+      authzen: { pdp_url: 'http://127.0.0.1:8181', max_evaluations: 100, max_page_size: 100, subjects: {} },
       escalation: {
         public_url: 'http://127.0.0.1:8181',
         request_window_seconds: 600,

@@ -1,7 +1,7 @@
 /**
  * `agent-pdp/mcp` ships on its own, like `agent-pdp/pep` (src/mcp/README.md): its own files, the PEP SDK through its
  * index, the wire's types (and the one wire file with no imports of its own, `decision-v1.ts`, for the id and scope
- * patterns), and the MCP SDK the application brings, `jose` (the PEP SDK's one package) and express's types. Nothing of the server side.
+ * patterns), and the MCP SDK the application brings, `jose` (the PEP SDK's one package) and node:http's types. Nothing of the server side.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +31,7 @@ function allowed(i: ImportStatement): boolean {
   if (i.specifier === '../pep/index.js' || i.specifier === '../wire/decision-v1.js') return true;
   if (/^\.\.\/wire\/[a-z0-9-]+\.js$/.test(i.specifier)) return i.typeOnly;
   if (i.specifier.startsWith('@modelcontextprotocol/sdk/')) return true;
-  return i.specifier === 'jose' || (i.specifier === 'express' && i.typeOnly);
+  return i.specifier === 'jose' || (i.specifier === 'node:http' && i.typeOnly);
 }
 
 describe('src/mcp import boundary', () => {
@@ -42,7 +42,7 @@ describe('src/mcp import boundary', () => {
     expect(statements.some((i) => i.specifier.startsWith('@modelcontextprotocol/sdk/'))).toBe(true);
   });
 
-  it('imports only its own files, the PEP SDK, wire types, the MCP SDK, jose and express types', () => {
+  it('imports only its own files, the PEP SDK, wire types, the MCP SDK, jose and node:http types', () => {
     expect(statements.filter((i) => !allowed(i)).map((i) => `${i.file}: ${i.typeOnly ? 'type ' : ''}${i.specifier}`)).toEqual([]);
   });
 
