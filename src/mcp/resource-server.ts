@@ -59,6 +59,8 @@ export interface McpResourceServerOptions {
    * is refused before it expires. Needs `pdp`. Default false: a JWT alone cannot know it was revoked.
    */
   introspect?: boolean;
+  /** Stateful sessions remembered with the agent and task that opened them; the oldest past this is forgotten. Default 100000. */
+  maxSessions?: number;
 }
 
 /**
@@ -125,6 +127,8 @@ export function mcpResourceServer(options: McpResourceServerOptions): McpResourc
   const metadataUrl = getOAuthProtectedResourceMetadataUrl(resourceUrl);
   const metadataPath = new URL(metadataUrl).pathname;
 
+  const sessions = new SessionBindings(options.maxSessions ?? 100_000);
+
   async function verify(token: string): Promise<AuthInfo> {
     let claims: AccessTokenClaims;
     try {
@@ -153,10 +157,66 @@ export function mcpResourceServer(options: McpResourceServerOptions): McpResourc
     metadataPath,
     metadataUrl,
     metadataHandler: () => metadataHandler(metadata) as unknown as Middleware,
-    // `expectedResource` repeats the audience check in the SDK's looser form (a trailing slash aside); ours is exact.
-    requireToken: () => requireBearerAuth({ verifier: { verifyAccessToken: verify } satisfies OAuthTokenVerifier, resourceMetadataUrl: metadataUrl, expectedResource: resourceUrl }) as unknown as Middleware,
+    requireToken: () => {
+      // `expectedResource` repeats the audience check in the SDK's looser form (a trailing slash aside); ours is exact.
+      const bearer = requireBearerAuth({ verifier: { verifyAccessToken: verify } satisfies OAuthTokenVerifier, resourceMetadataUrl: metadataUrl, expectedResource: resourceUrl }) as unknown as Middleware;
+      return (req, res, next) => bearer(req, res, (err) => (err === undefined ? sessions.check(req, res, next) : next(err)));
+    },
     verifyAccessToken: verify,
   };
+}
+
+/**
+ * A stateful Streamable HTTP session belongs to the agent and task whose token opened it. The transport only
+ * compares session ids, so without this any valid token for this server could use another agent's session id:
+ * read its SSE stream, replay its events, answer its server-to-client requests. A session id is bound when the
+ * transport answers the request that created it (the `Mcp-Session-Id` header of that answer); a request naming a
+ * session bound to another agent or task, or one this server never saw start, is answered as an unknown session
+ * is (404, JSON-RPC -32001), saying nothing about whose it is. Stateless servers send no session id: nothing to bind.
+ */
+class SessionBindings {
+  readonly #owners = new Map<string, string>();
+  constructor(readonly max: number) {}
+
+  check(req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, next: (err?: unknown) => void): void {
+    const extra = req.auth?.extra as Partial<AgentPdpAuthExtra> | undefined;
+    const owner = JSON.stringify([extra?.agentId ?? null, extra?.taskId ?? null]);
+    const named = req.headers['mcp-session-id'];
+    if (typeof named === 'string') {
+      if (this.#owners.get(named) !== owner) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+        return;
+      }
+      if (req.method === 'DELETE') res.once('finish', () => res.statusCode < 300 && this.#owners.delete(named));
+      next();
+      return;
+    }
+    // No session named: this request may create one. Bind the id the transport answers with.
+    const writeHead = res.writeHead;
+    const bind = (id: unknown): void => {
+      if (typeof id !== 'string' || id === '') return;
+      this.#owners.delete(id);
+      this.#owners.set(id, owner);
+      if (this.#owners.size > this.max) this.#owners.delete(this.#owners.keys().next().value as string);
+    };
+    res.writeHead = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+      bind(res.getHeader('mcp-session-id') ?? sessionHeaderIn(args));
+      return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } as ServerResponse['writeHead'];
+    next();
+  }
+}
+
+/** `Mcp-Session-Id` among `writeHead`'s headers (an object, or a flat [name, value, ...] array), if there. */
+function sessionHeaderIn(args: unknown[]): unknown {
+  const headers = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null);
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === 'mcp-session-id') return headers[i + 1];
+    return undefined;
+  }
+  if (headers === undefined) return undefined;
+  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) if (name.toLowerCase() === 'mcp-session-id') return value;
+  return undefined;
 }
 
 /** The `AuthInfo` of a verified token; the guard reads `extra` (`AgentPdpAuthExtra`). */

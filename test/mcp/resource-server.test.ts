@@ -397,3 +397,48 @@ describe('the guard behind the resource server: who is calling comes from the ve
     }
   });
 });
+
+describe('stateful sessions belong to the token that opened them', () => {
+  it('another agent\'s or task\'s token naming the session is answered as an unknown session; the owner goes on', async () => {
+    const rs = mcpResourceServer(base());
+    const transports = new Map<string, StreamableHTTPServerTransport>();
+    const next = express();
+    next.all('/mcp', express.json(), rs.requireToken(), async (req, res) => {
+      const sid = req.headers['mcp-session-id'];
+      let transport = typeof sid === 'string' ? transports.get(sid) : undefined;
+      if (transport === undefined) {
+        transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => crypto.randomUUID(), onsessioninitialized: (id) => void transports.set(id, transport!) });
+        const server = new McpServer({ name: 'crm-stateful', version: '1.0.0' });
+        server.registerTool('whoami', { description: 'the caller' }, async (extra) => ({ content: [{ type: 'text', text: String(extra.authInfo?.extra?.['taskId']) }] }));
+        await server.connect(transport);
+      }
+      await transport.handleRequest(req, res, req.body);
+    });
+    app = next;
+    const owner = await token({ scopes: ['tickets:read'] });
+    const other = await token({ scopes: ['tickets:read'] });
+    const client = await connect(owner.token);
+    try {
+      const transport = (client as unknown as { transport: StreamableHTTPClientTransport }).transport;
+      const sessionId = transport.sessionId;
+      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      // The other task's token, naming the owner's session: refused as an unknown session would be.
+      const hijack = await fetch(RESOURCE, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${other.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId!, 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami', arguments: {} } }),
+      });
+      expect(hijack.status).toBe(404);
+      expect(await hijack.json()).toEqual({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+      // A session id this server never handed out is refused the same way.
+      const invented = await fetch(RESOURCE, { method: 'GET', headers: { authorization: `Bearer ${owner.token}`, accept: 'text/event-stream', 'mcp-session-id': 'not-a-session' } });
+      expect(invented.status).toBe(404);
+      // The owner's session goes on.
+      const seen = await client.callTool({ name: 'whoami', arguments: {} });
+      expect((seen.content as Array<{ text: string }>)[0]?.text).toBe(owner.taskId);
+    } finally {
+      await client.close();
+      for (const t of transports.values()) await t.close();
+    }
+  });
+});
