@@ -80,6 +80,14 @@ export class GuardedTransport implements Transport {
   }
 
   #receive(message: Message, extra: MessageExtraInfo | undefined): void {
+    if (message.method !== undefined && message.id !== undefined && this.#pending(message.id)) {
+      // The guard's bookkeeping is per request id: a second request reusing the id of one still pending could take
+      // over its grant or its list filter. JSON-RPC ids must be unique among requests in flight; refuse the reuse.
+      void this.#inner
+        .send({ jsonrpc: '2.0', id: message.id, error: { code: -32600, message: 'request id already in use by a request in flight' } } as JSONRPCMessage, { relatedRequestId: message.id })
+        .catch((err: unknown) => this.onerror?.(err instanceof Error ? err : new Error(String(err))));
+      return;
+    }
     if (message.method === 'tools/call' && message.id !== undefined) {
       this.#deciding.set(message.id, false);
       void this.#authorize(message, message.id, extra);
@@ -89,6 +97,12 @@ export class GuardedTransport implements Transport {
       // A call cancelled while the guard decides it is never handed to the server (and, as the spec allows, not answered).
       const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
       if (id !== undefined && this.#deciding.has(id)) this.#deciding.set(id, true);
+      // A call already handed to the server may never be answered once cancelled: drop its grant now.
+      const handle = id === undefined ? undefined : this.#granted.get(id);
+      if (handle !== undefined) {
+        this.#granted.delete(id!);
+        this.#guard.release(handle);
+      }
     }
     if (message.method === 'tools/list' && message.id !== undefined) {
       const meta = (message.params as { _meta?: Record<string, unknown> } | undefined)?._meta;
@@ -116,6 +130,10 @@ export class GuardedTransport implements Transport {
     }
     if (verdict.handle !== null) this.#granted.set(id, verdict.handle);
     this.onmessage?.({ ...message, params: verdict.params } as JSONRPCMessage, extra);
+  }
+
+  #pending(id: RequestId): boolean {
+    return this.#deciding.has(id) || this.#granted.has(id) || this.#listing.has(id);
   }
 
   #source(extra: MessageExtraInfo | undefined): IdentitySource {

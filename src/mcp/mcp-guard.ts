@@ -120,9 +120,36 @@ export class McpGuard {
   registerTool<A>(server: ToolRegistry, name: string, config: object, mapping: McpToolMapping, handler: GuardedHandler<A>): this {
     if (typeof handler !== 'function') throw new TypeError(`agent-pdp/mcp: tool "${name}": the handler must be a function`);
     this.map(name, mapping);
-    const withGrant = (args: A, extra: HandlerExtra): unknown => handler(args, this.grantFor(extra), extra);
-    (server.registerTool as (name: string, config: object, handler: (args: A, extra: HandlerExtra) => unknown) => unknown).call(server, name, config, withGrant);
+    const run = (args: A, extra: HandlerExtra): unknown => {
+      const grant = this.grantFor(extra);
+      this.#sameCall(name, args, grant);
+      return handler(args, grant, extra);
+    };
+    // The SDK calls a tool without an input schema with `extra` alone.
+    const hasSchema = (config as { inputSchema?: unknown }).inputSchema !== undefined;
+    const callback = hasSchema ? run : (extra: HandlerExtra): unknown => run({} as A, extra);
+    (server.registerTool as (name: string, config: object, handler: (...a: never[]) => unknown) => unknown).call(server, name, config, callback);
     return this;
+  }
+
+  /**
+   * The guard decided on the raw arguments; the handler gets them as the tool's input schema parsed them (defaults
+   * filled, values coerced or transformed). When those ask for another record or other scopes than the grant
+   * covers, the handler is not run: the call fails with a tool error instead of acting on what was not decided.
+   */
+  #sameCall(tool: string, args: unknown, grant: ToolGrant): void {
+    const mapping = this.#mappings.get(tool);
+    let call: { scopes: string[]; resource: { type: string; id: string } | undefined } | undefined;
+    try {
+      call = mapping?.map(isPlainObject(args) ? args : {});
+    } catch {
+      call = undefined;
+    }
+    const granted = new Set(grant.scopes);
+    const sameRecord = (call?.resource ?? null) === null ? grant.resource === null : grant.resource !== null && grant.resource.type === call?.resource?.type && grant.resource.id === call?.resource?.id;
+    if (call === undefined || !sameRecord || !call.scopes.every((s) => granted.has(s))) {
+      throw new Error(`agent-pdp/mcp: ${tool}: the validated arguments ask for another record or scopes than the call was decided for; not run`);
+    }
   }
 
   /** The transport the server must connect to instead of `transport`: `server.connect(guard.wrap(transport))`. */
@@ -190,6 +217,7 @@ export class McpGuard {
       );
       const grant = await guarded(null);
       const handle = crypto.randomUUID();
+      this.#forgetExpired();
       this.#grants.set(handle, grant);
       return { params: { ...params, _meta: { ...meta, [GRANT_META]: handle } }, handle };
     } catch (err) {
@@ -221,6 +249,13 @@ export class McpGuard {
     if (identity === undefined || task === undefined || task === 'mismatch') return tools.filter(unguarded);
     const visible = await this.#visibility.visible(identity.agentId, task, this.#mappings).catch(() => new Set<string>());
     return tools.filter((t) => unguarded(t) || visible.has(t.name));
+  }
+
+  /** Grants whose token has expired: a call never answered (a server that dropped it) must not keep one forever. */
+  #forgetExpired(): void {
+    if (this.#grants.size < 64) return;
+    const now = Date.now();
+    for (const [handle, grant] of this.#grants) if (grant.expiresAt.getTime() <= now) this.#grants.delete(handle);
   }
 
   /** Drops a call's grant once its answer went out (or the call was cancelled or the transport closed). */

@@ -447,3 +447,67 @@ describe('a call the client cancels while it is being decided', () => {
     }
   });
 });
+
+describe('what the handler gets is what was decided', () => {
+  it('arguments the input schema changes (a default filled in) into another record are not run', async () => {
+    const task = await registerTask();
+    const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
+    const ran: string[] = [];
+    const s = await inMemory(guard, (server) => {
+      guard.registerTool(server, 'lookup', { inputSchema: { customer_id: z.string().default('5678') } }, {
+        integration: 'crm',
+        scopes: ['tickets:read'],
+        record: (args) => (typeof args['customer_id'] === 'string' ? { type: 'customer', id: args['customer_id'] } : undefined),
+      }, async (args: { customer_id: string }) => {
+        ran.push(args.customer_id);
+        return { content: [{ type: 'text', text: 'looked up' }] };
+      });
+      // A tool without an input schema: the SDK calls its handler with `extra` alone.
+      guard.registerTool(server, 'ping', { description: 'no arguments' }, { integration: 'crm', scopes: ['tickets:read'] }, async (args: object, grant) => {
+        ran.push(`ping ${JSON.stringify(args)} ${grant.scopes.join(' ')}`);
+        return { content: [{ type: 'text', text: 'pong' }] };
+      });
+    });
+    try {
+      // Decided without a record (none was sent); the schema's default would make it customer 5678: refused.
+      const changed = await s.client.callTool({ name: 'lookup', arguments: {} });
+      expect(changed.isError).toBe(true);
+      expect((changed.content as Array<{ text: string }>)[0]?.text).toContain('not run');
+      expect((await s.client.callTool({ name: 'lookup', arguments: { customer_id: '1234' } })).isError).toBeFalsy();
+      expect((await s.client.callTool({ name: 'ping' })).isError).toBeFalsy();
+      expect(ran).toEqual(['1234', 'ping {} tickets:read']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('request ids', () => {
+  it('a request reusing the id of one still in flight is refused; the first is answered as decided', async () => {
+    const task = await registerTask();
+    const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
+    const server = new McpServer({ name: 'crm', version: '1.0.0' });
+    const ran: string[] = [];
+    guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (args: { customer_id: string }) => {
+      ran.push(args.customer_id);
+      return { content: [{ type: 'text', text: 'ok' }] };
+    });
+    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
+    const answers: Array<Record<string, any>> = [];
+    raw.onmessage = (m) => void answers.push(m as Record<string, any>);
+    await server.connect(guard.wrap(serverSide));
+    await raw.start();
+    await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+    await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    // Two calls with one id, the second sent while the first is being decided (a different record).
+    await raw.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } });
+    await raw.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '5678' } } });
+    for (let i = 0; i < 100 && answers.filter((a) => a['id'] === 5).length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const five = answers.filter((a) => a['id'] === 5);
+    expect(five).toHaveLength(2);
+    expect(five.find((a) => a['error'] !== undefined)?.['error']).toMatchObject({ code: -32600 });
+    expect(five.find((a) => a['result'] !== undefined)?.['result']).toMatchObject({ content: [{ text: 'ok' }] });
+    expect(ran).toEqual(['1234']);
+    await raw.close();
+  });
+});
