@@ -35,6 +35,26 @@ function reserved(segments) {
   return RESERVED_ROOTS.includes(segments[0]);
 }
 
+/**
+ * References a pack module makes to what the agent decision owns: `data.agentpdp…`, `data.policies…`,
+ * `data.agentpdp_compiled…`, a computed `data[…]`, or `data` whole. Any `pep` caller can evaluate a pack entrypoint
+ * (OPA's data API, AuthZEN), so a pack rule reading these would hand the compiled policies out, or run the agent
+ * decision on an input of the caller's making (`with input as`). Read from the source with comments and strings
+ * removed: a guard against mistakes, not a sandbox (a pack is the deployment's own code).
+ */
+function reservedReferences(text) {
+  const code = text.replace(/#.*$/gm, "").replace(/`[^`]*`/g, '""').replace(/"(?:[^"\\\n]|\\.)*"/g, '""');
+  const found = new Set();
+  for (const match of code.matchAll(/\bdata\b(\s*(\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[))?/g)) {
+    if (/^\s*package\b/m.test(code.slice(code.lastIndexOf("\n", match.index) + 1, match.index + 1))) continue;
+    const root = match[3];
+    if (match[2] === undefined) found.add("data");
+    else if (root === undefined) found.add("data[...]");
+    else if (RESERVED_ROOTS.includes(root)) found.add(`data.${root}`);
+  }
+  return [...found];
+}
+
 /** The problems of one pack, and what it declares. */
 function checkPack(dir) {
   const problems = [];
@@ -85,6 +105,9 @@ function checkPack(dir) {
     } else if (!entry.name.endsWith("_test.rego")) {
       const name = segments.join(".");
       if (!found.packages.some((p) => p.join(".") === name)) found.packages.push(segments);
+      for (const ref of reservedReferences(readFileSync(join(dir, file), "utf8"))) {
+        problems.push(`${file}: reads ${ref}, which the agent decision owns (any pep caller can evaluate a pack's rules: a pack reads only its own data and input)`);
+      }
     }
   }
   if (modules === 0) problems.push("no .rego file besides tests");

@@ -116,8 +116,8 @@ export interface EvaluationEventData {
   api: 'opa' | 'authzen';
   /** The entrypoint, as a slash-separated data path (`authzen/certification/decision`). */
   path: string;
-  /** The input as the caller sent it (masked). */
-  input: unknown;
+  /** The input as the caller sent it (masked); absent when it sent none (OPA's data API allows that). */
+  input?: unknown;
   /** The rule's value; absent when it was undefined for the input. */
   result?: unknown;
   policy_revision: string;
@@ -482,7 +482,7 @@ export function evaluationEvent(
   return event('evaluation', time, ids, {
     api: data.api,
     path: wellFormed(data.path),
-    input: data.input,
+    ...(data.input === undefined ? {} : { input: data.input }),
     ...(data.result === undefined ? {} : { result: data.result }),
     policy_revision: data.policy_revision,
   });

@@ -184,6 +184,17 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
   if (suggestions.min_days > suggestions.window_days) {
     details.push({ path: 'suggestions.min_days', message: 'exceeds suggestions.window_days: nothing could ever be suggested' });
   }
+  for (const [type, route] of Object.entries(r.authzen?.subjects ?? {})) {
+    if (type === 'agent') details.push({ path: 'authzen.subjects.agent', message: 'type agent is built in (the agent decision) and cannot be routed' });
+    for (const key of ['decision', 'entities'] as const) {
+      const entrypoint = route[key];
+      if (entrypoint === undefined) continue;
+      // The agent decision and its data are reached through the Decider only, never as a pack's answer.
+      if (/^(agentpdp|agentpdp_compiled|policies)(\/|$)/.test(entrypoint)) {
+        details.push({ path: `authzen.subjects.${type}.${key}`, message: `${entrypoint} is the agent decision's own: route a subject type to a Rego pack's entrypoint` });
+      }
+    }
+  }
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }
@@ -240,6 +251,9 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     proxy,
     callers: Object.freeze(callers),
   };
+  if (config.authzen.pdp_url.startsWith('http://') && !isLoopbackUrl(config.authzen.pdp_url) && Object.keys(config.authzen.subjects).length > 0) {
+    warnings.push(`authzen.pdp_url ${config.authzen.pdp_url} is plain http: AuthZEN's metadata names an https policy_decision_point`);
+  }
   return { config: deepFreeze(config), warnings };
 }
 

@@ -113,12 +113,12 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        pdp_url: { type: 'string', pattern: '^https?://[^\\s?#]+$' },
+        pdp_url: { type: 'string', pattern: '^https?://[^/\\s?#]+/?$' },
         max_evaluations: { type: 'integer', minimum: 1, maximum: 1000 },
         max_page_size: { type: 'integer', minimum: 1, maximum: 1000 },
         subjects: {
           type: 'object',
-          propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$', not: { const: 'agent' } },
+          propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$' },
           additionalProperties: {
             type: 'object',
             additionalProperties: false,

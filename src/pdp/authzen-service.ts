@@ -17,7 +17,6 @@
 import { createHash } from 'node:crypto';
 import type { AuthzenConfig, AuthzenSubjectRoute, CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError, type ErrorDetail } from '../errors/pdp-error.js';
-import { DECISION_ENTRYPOINT } from '../policy/bundle-reader.js';
 import type {
   AuthzenDecisionV1,
   AuthzenEvaluationRequestV1,
@@ -41,6 +40,9 @@ import { resolveTask, type TaskLookup } from './trusted-task.js';
 
 /** The subject type that means one of our agents. */
 export const AGENT_SUBJECT = 'agent';
+/** The path an agent search's answer is recorded under (its `evaluation` event): not the decision's own path. */
+export const AGENT_SEARCH_PATH = 'agentpdp/search';
+
 /** The resource type that means "no record": the call is on the integration named by the id. */
 export const INTEGRATION_RESOURCE = 'integration';
 
@@ -158,7 +160,7 @@ export class AuthzenService {
     const active = this.#o.engine.active;
     if (active === undefined) throw new PdpError('bundle_missing', 'no policy is loaded');
     if (request.kind !== 'action') {
-      return { results: [], path: DECISION_ENTRYPOINT, revision: active.revision, context: { reason_code: 'not_searchable', reason: `${request.kind} search is not answered for agents` } };
+      return { results: [], path: AGENT_SEARCH_PATH, revision: active.revision, context: { reason_code: 'not_searchable', reason: `${request.kind} search is not answered for agents` } };
     }
     const base = toDecisionRequest({ subject: request.subject as AuthzenEvaluationRequestV1['subject'], action: { name: 'search' }, resource: request.resource as AuthzenEvaluationRequestV1['resource'], ...(request.context === undefined ? {} : { context: request.context }) }, false);
     if (!maySpeakFor(caller, base.agent_id)) {
@@ -167,7 +169,7 @@ export class AuthzenService {
     const now = (this.#o.now ?? (() => new Date()))();
     const task = await resolveTask(this.#o.store, caller, base, now);
     if (task.denial !== undefined) {
-      return { results: [], path: DECISION_ENTRYPOINT, revision: active.revision, context: { reason_code: task.denial.code } };
+      return { results: [], path: AGENT_SEARCH_PATH, revision: active.revision, context: { reason_code: task.denial.code } };
     }
     const agents = active.policySet.data.policies.agents;
     const agent = Object.hasOwn(agents, base.agent_id) ? agents[base.agent_id] : undefined;
@@ -178,7 +180,7 @@ export class AuthzenService {
       const { evaluation } = this.#o.engine.evaluate(input);
       if (evaluation.outcome === 'allow' && evaluation.granted_scopes.includes(scope)) results.push({ name: scope });
     }
-    return { results, path: DECISION_ENTRYPOINT, revision: active.revision };
+    return { results, path: AGENT_SEARCH_PATH, revision: active.revision };
   }
 
   /** A pack's search: its catalog's candidates of the searched kind, each evaluated with the request around it. */
@@ -319,20 +321,24 @@ function ref(found: Found): { type: string; id: string } | { name: string } {
  * page, so a token used with another request (which the spec says must not change mid-pagination) is refused.
  */
 function pageOf(request: AuthzenSearchRequestV1, results: Found[], maxPageSize: number): { page: { next_token: string; count: number; total: number }; results: Found[] } {
+  // Everything but the page must stay the same between pages: the digest covers it. The page size travels in the
+  // token, so a follow-up may send the token alone (as the certification harness does), or the same limit.
   const { page, ...rest } = request;
   const digest = createHash('sha256').update(JSON.stringify(rest)).digest('base64url').slice(0, 16);
   let offset = 0;
+  let limit = Math.min(page?.limit ?? maxPageSize, maxPageSize);
   if (page?.token !== undefined && page.token !== '') {
-    const m = /^([0-9]{1,9})\.([A-Za-z0-9_-]{16})$/.exec(Buffer.from(page.token, 'base64url').toString('latin1'));
-    if (m === null || m[2] !== digest) {
-      throw new PdpError('invalid_request', 'page.token is not a token of this search (the request must not change between pages)', { details: [{ path: 'page.token', message: 'not a token of this search' }] });
+    const m = /^([0-9]{1,9})\.([0-9]{1,4})\.([A-Za-z0-9_-]{16})$/.exec(Buffer.from(page.token, 'base64url').toString('latin1'));
+    if (m === null || m[3] !== digest || (page.limit !== undefined && Math.min(page.limit, maxPageSize) !== Number(m[2]))) {
+      throw new PdpError('invalid_request', 'page.token is not a token of this search (the request and its page size must not change between pages)', { details: [{ path: 'page.token', message: 'not a token of this search' }] });
     }
     offset = Number(m[1]);
+    limit = Number(m[2]);
   }
-  const limit = Math.min(page?.limit ?? maxPageSize, maxPageSize);
   const slice = results.slice(offset, offset + limit);
   const next = offset + slice.length;
-  const nextToken = next < results.length ? Buffer.from(`${next}.${digest}`, 'latin1').toString('base64url') : '';
+  // A page of none (limit 0) ends the list: a token naming the same offset again would loop a PEP forever.
+  const nextToken = slice.length > 0 && next < results.length ? Buffer.from(`${next}.${limit}.${digest}`, 'latin1').toString('base64url') : '';
   return { page: { next_token: nextToken, count: slice.length, total: results.length }, results: slice };
 }
 

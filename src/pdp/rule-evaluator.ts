@@ -77,6 +77,8 @@ export class RuleEvaluator {
     revision: string,
     traceId: string | null,
   ): Promise<RuleEvaluation> {
+    // The agent decision's own path is kept for decision events, which a replay can evaluate again.
+    if (path === DECISION_ENTRYPOINT) throw new TypeError(`${DECISION_ENTRYPOINT} is recorded as decision events only`);
     const now = (this.#o.now ?? (() => new Date()))();
     const decisionId = this.#o.newId?.() ?? newDecisionId(now.getTime());
     const defined = Object.hasOwn(outcome, 'result') && outcome.result !== undefined;

@@ -70,7 +70,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
     // The caller's X-Request-ID is kept (AuthZEN requires the echo; logs then join across services) when it is
-    // short printable ASCII; anything else is replaced, so a header cannot inject into a log line or a response.
+    // printable ASCII of sane length; anything else (control or non-ASCII bytes, 257+ characters) is replaced.
     const requestId = requestIdOf(req.headers['x-request-id']) ?? randomUUID();
     const traceId = traceIdOf(req.headers.traceparent);
     const method = req.method ?? 'GET';
@@ -173,9 +173,12 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
   };
 }
 
-/** A client's request id, when it is 1 to 128 printable ASCII characters (no space); else undefined. */
+/**
+ * A client's request id, when it is 1 to 256 printable ASCII characters (spaces included, as AuthZEN's "arbitrary
+ * string" allows); else undefined. Log lines are JSON, so a kept id cannot forge one.
+ */
 function requestIdOf(value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' && /^[\x21-\x7e]{1,128}$/.test(value) ? value : undefined;
+  return typeof value === 'string' && /^[\x20-\x7e]{1,256}$/.test(value) ? value : undefined;
 }
 
 /** A 401 `unauthenticated`, with the challenge of the scheme the client tried. */

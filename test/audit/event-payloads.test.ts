@@ -344,6 +344,14 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
     note: 'OPA data API, defined, with trace',
     event: evaluationEvent(T, { decision_id: 'ev-1', caller_id: 'opa-client', trace_id: TRACE }, { api: 'opa', path: 'authzen/certification/decision', input: { subject: { id: 'alice' } }, result: true, policy_revision: 'rev-1' }),
   },
+  ...[['a', 'b'], 'text', 3, false, null].map((input) => ({
+    note: `an input that is ${JSON.stringify(input)}`,
+    event: evaluationEvent(T, { decision_id: 'ev-4', caller_id: 'opa-client' }, { api: 'opa' as const, path: 'app/rbac/value', input, result: true, policy_revision: 'rev-1' }),
+  })),
+  {
+    note: 'OPA data API without an input',
+    event: evaluationEvent(T, { decision_id: 'ev-5', caller_id: 'opa-client' }, { api: 'opa', path: 'app/rbac/value', result: 'x', policy_revision: 'rev-1' }),
+  },
   ...[{ reasons: ['a', 'b'] }, ['a', 'b'], 'text', 3, false, null].map((result) => ({
     note: `a rule whose value is ${JSON.stringify(result)}`,
     event: evaluationEvent(T, { decision_id: 'ev-3', caller_id: 'opa-client' }, { api: 'opa' as const, path: 'app/rbac/value', input: { user: 'u' }, result, policy_revision: 'rev-1' }),

@@ -166,7 +166,8 @@ describe('the HTTPS binding', () => {
     const body = { subject: agent, action: { name: 'tickets:read' }, resource: customer('1234'), context: { integration: 'crm', task_id: t } };
     expect((await post('/access/v1/evaluation', body, { headers: { 'x-request-id': 'bfe9eb29-ab87' } })).headers.get('x-request-id')).toBe('bfe9eb29-ab87');
     expect((await post('/access/v1/evaluation', body)).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    expect((await post('/access/v1/evaluation', body, { headers: { 'x-request-id': 'has space' } })).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await post('/access/v1/evaluation', body, { headers: { 'x-request-id': 'has a space' } })).headers.get('x-request-id')).toBe('has a space');
+    expect((await post('/access/v1/evaluation', body, { headers: { 'x-request-id': 'x'.repeat(257) } })).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('a body that is not JSON, missing or malformed is a 400; unknown members are ignored', async () => {
@@ -212,5 +213,19 @@ describe('a subject type routed to an entrypoint the bundle lacks', () => {
     } finally {
       await misrouted.close();
     }
+  });
+});
+
+describe('search pages', () => {
+  it('a follow-up may send the token alone; another limit is refused; limit 0 ends the list', async () => {
+    const t = await task();
+    const request = { subject: agent, resource: customer('1234'), context: { integration: 'crm', task_id: t } };
+    const first = await post('/access/v1/search/action', { ...request, page: { limit: 1 } });
+    const token = first.body!['page'].next_token as string;
+    const alone = await post('/access/v1/search/action', { ...request, page: { token } });
+    expect(alone.body).toMatchObject({ results: [{ name: 'tickets:write' }], page: { next_token: '', count: 1 } });
+    expect((await post('/access/v1/search/action', { ...request, page: { token, limit: 2 } })).status).toBe(400);
+    const none = await post('/access/v1/search/action', { ...request, page: { limit: 0 } });
+    expect(none.body).toMatchObject({ results: [], page: { next_token: '', count: 0, total: 2 } });
   });
 });

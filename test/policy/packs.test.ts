@@ -186,6 +186,21 @@ describe('Rego packs: what a build refuses', () => {
       message: /undefined function http\.send/,
     },
     {
+      note: 'a rule reading the compiled policies',
+      files: { 'pack.yaml': manifest('peek', ['peek/d']), 'p.rego': 'package peek\n\n# data.policies in a comment is fine\nd := data.policies\n' },
+      message: /p\.rego: reads data\.policies, which the agent decision owns/,
+    },
+    {
+      note: 'a rule running the agent decision on an input of the caller\'s making',
+      files: { 'pack.yaml': manifest('forge', ['forge/d']), 'p.rego': 'package forge\n\nd := x if {\n\tx := data.agentpdp.decision with input as input.forged\n}\n' },
+      message: /p\.rego: reads data\.agentpdp, which the agent decision owns/,
+    },
+    {
+      note: 'a rule reading data whole, or by a computed key',
+      files: { 'pack.yaml': manifest('whole', ['whole/d']), 'p.rego': 'package whole\n\nd := data\n\ne := data[input.key]\n' },
+      message: /reads data, which[\s\S]*reads data\[\.\.\.\], which/,
+    },
+    {
       note: 'a pack without pack.yaml',
       files: { 'p.rego': 'package x\n\nd := 1\n' },
       message: /pack\.yaml: missing/,
