@@ -3,28 +3,9 @@
  * index, the wire's types (and the one wire file with no imports of its own, `decision-v1.ts`, for the id and scope
  * patterns), and the MCP SDK the application brings, `jose` (the PEP SDK's one package) and node:http's types. Nothing of the server side.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-
-interface ImportStatement {
-  file: string;
-  specifier: string;
-  typeOnly: boolean;
-}
-
-function importsOf(dir: string): ImportStatement[] {
-  const found: ImportStatement[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
-    const text = readFileSync(join(dir, file), 'utf8');
-    expect(text, `${file} must not use dynamic import()`).not.toMatch(/\bimport\s*\(/);
-    for (const m of text.matchAll(/^\s*(import|export)(\s+type)?\b[^;]*?\bfrom\s+'([^']+)'/gms)) {
-      found.push({ file, specifier: m[3] ?? '', typeOnly: m[2] !== undefined });
-    }
-    for (const m of text.matchAll(/^\s*import\s+'([^']+)'/gm)) found.push({ file, specifier: m[1] ?? '', typeOnly: false });
-  }
-  return found;
-}
+import { importsOf, type ImportStatement } from '../support/module-imports.js';
 
 function allowed(i: ImportStatement): boolean {
   if (/^\.\/[a-z-]+\.js$/.test(i.specifier)) return true;

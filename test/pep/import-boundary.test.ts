@@ -4,30 +4,10 @@
  * `jose`, each other and wire types), the `jose` package, and Node's `node:crypto` (the receiver's webhook signature
  * check, src/pep/webhook-signature.ts).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { importsOf, type ImportStatement } from '../support/module-imports.js';
 
 const ISSUER_LEAF = ['../issuer/token-claims.js', '../issuer/verification-error.js', '../issuer/verify-access-token.js'];
-
-interface ImportStatement {
-  file: string;
-  specifier: string;
-  typeOnly: boolean;
-}
-
-function importsOf(dir: string): ImportStatement[] {
-  const found: ImportStatement[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
-    const text = readFileSync(join(dir, file), 'utf8');
-    expect(text, `${file} must not use dynamic import()`).not.toMatch(/\bimport\s*\(/);
-    for (const m of text.matchAll(/^\s*(import|export)(\s+type)?\b[^;]*?\bfrom\s+'([^']+)'/gms)) {
-      found.push({ file, specifier: m[3] ?? '', typeOnly: m[2] !== undefined });
-    }
-    for (const m of text.matchAll(/^\s*import\s+'([^']+)'/gm)) found.push({ file, specifier: m[1] ?? '', typeOnly: false });
-  }
-  return found;
-}
 
 function allowed(i: ImportStatement): boolean {
   if (/^\.\/[a-z-]+\.js$/.test(i.specifier)) return true;
