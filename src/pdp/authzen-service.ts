@@ -146,7 +146,11 @@ export class AuthzenService {
   async #agentDecision(caller: CallerConfig, request: AuthzenEvaluationRequestV1, traceId: string | null): Promise<AuthzenDecisionV1> {
     const decisionRequest = toDecisionRequest(request);
     const scope = request.action.name;
-    const answer = await this.#o.decider.decide(caller, decisionRequest, traceId);
+    const answer = await this.#o.decider.decide(caller, decisionRequest, traceId).catch((err: unknown) => {
+      // The Decider names /v1/decide's fields; the caller sent AuthZEN's.
+      if (!isPdpError(err) || err.details.length === 0) throw err;
+      throw new PdpError(err.code, err.message, { details: err.details.map((d) => ({ ...d, path: authzenPath(d.path) })), cause: err });
+    });
     return { decision: answer.allow && answer.outcome === 'allow' && answer.granted_scopes.includes(scope), context: agentContext(answer) };
   }
 

@@ -73,7 +73,11 @@ describe('Access Evaluation for an agent', () => {
     const t = await task();
     const forbidden = await post('/access/v1/evaluation', { subject: { type: 'agent', id: 'code-review-agent' }, action: { name: 'repo:read' }, resource: { type: 'integration', id: 'github' }, context: { task_id: t } }, { key: KEYS.strictPep });
     expect(forbidden.status).toBe(403);
-    expect(forbidden.body).toMatchObject({ error: { code: 'forbidden_agent' } });
+    expect(forbidden.body).toMatchObject({ error: { code: 'forbidden_agent', details: [{ path: 'subject.id' }] } });
+    // A context assertion by a caller that may not assert: refused as /v1/decide refuses it, named in AuthZEN's terms.
+    const asserted = await post('/access/v1/evaluation', { subject: agent, action: { name: 'tickets:read' }, resource: customer('1234'), context: { integration: 'crm', task: { id: 'inline-1', type: 'triage', context: { customer_id: '1234' } } } }, { key: KEYS.strictPep });
+    expect(asserted.status).toBe(403);
+    expect(asserted.body).toMatchObject({ error: { code: 'context_assertion_forbidden', details: [{ path: 'context.task.context' }] } });
     const noTask = await post('/access/v1/evaluation', { subject: agent, action: { name: 'tickets:read' }, resource: customer('1234'), context: { integration: 'crm' } });
     expect(noTask.status).toBe(400);
     expect(noTask.body!['error'].details).toEqual([expect.objectContaining({ path: 'context.task_id' })]);
@@ -104,7 +108,7 @@ describe('Access Evaluations for agents', () => {
     expect(res.status).toBe(200);
     const items = res.body!['evaluations'] as Array<{ decision: boolean; context?: Record<string, any> }>;
     expect(items.map((e) => e.decision)).toEqual([true, false, false, false]);
-    expect(items[1]!.context).toEqual({ error: { status: 403, code: 'forbidden_agent', message: expect.any(String), details: [{ path: 'agent_id', message: expect.any(String) }] } });
+    expect(items[1]!.context).toEqual({ error: { status: 403, code: 'forbidden_agent', message: expect.any(String), details: [{ path: 'subject.id', message: expect.any(String) }] } });
     expect(JSON.stringify(items[1])).not.toContain('repo:read');
     expect(items[2]!.context!['outcome']).toBe('deny');
     expect(items[3]!.context!['error']).toMatchObject({ status: 400, code: 'invalid_request' });
