@@ -15,11 +15,12 @@ NODE_STAMP       := node_modules/.install-stamp
 
 export PATH := $(TOOLS):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help setup tools bundle bundle-check build run test test-rego test-ts typecheck bench demo fuzz clean
+.PHONY: help setup tools bundle bundle-check build run run-authzen test test-rego test-ts typecheck bench demo fuzz clean
 
 help:
 	@echo "make run    start the PDP on the dev config with the example policies (http://127.0.0.1:8181)"
 	@echo "make test   opa fmt/check/test, bundle freshness, type check, vitest"
+	@echo "make run-authzen   the same PDP with the AuthZEN certification pack (docs/doors.md)"
 	@echo "make setup | bundle | build | bench | demo | fuzz | clean"
 
 setup: $(NODE_STAMP) tools
@@ -60,6 +61,13 @@ build: $(NODE_STAMP)
 
 run: build
 	node dist/cli/main.js serve --config $(CONFIG)
+
+# The PDP with the AuthZEN certification pack built in and subject type `user` routed to it (docs/doors.md): what an
+# AuthZEN harness runs against (dev keys; the pep key is dev-pep-key). Builds the pack bundle, so it needs the OPA CLI.
+AUTHZEN_BUNDLE := .build/authzen-bundle.tar.gz
+run-authzen: build tools
+	scripts/build-bundle.sh --pack examples/packs/authzen-certification --output $(AUTHZEN_BUNDLE)
+	node dist/cli/main.js serve --config agent-pdp.authzen.yaml
 
 # With the bundle's capabilities (the builtins the opa-wasm SDK provides): a rule using time.now_ns, http.send or
 # another builtin the WASM bundle lacks fails here, as it fails `make bundle`. --var-values shows a failure's values.

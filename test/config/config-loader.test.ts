@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -119,6 +120,15 @@ describe('insecure settings outside production warn, and the warnings never cont
     expect(config.callers).toHaveLength(7);
     expect(warnings.filter((w) => w.includes('DEV KEY'))).toHaveLength(7);
     expect(warnings.join('\n')).not.toMatch(/dev-[a-z-]+-key|[0-9a-f]{64}/);
+  });
+
+  it('the shipped AuthZEN config (make run-authzen) loads and routes type user to the certification pack\'s entrypoints', () => {
+    const { config, warnings } = loadConfigFile('agent-pdp.authzen.yaml');
+    expect(warnings.filter((w) => !w.includes('DEV KEY'))).toEqual([]);
+    const exported = execFileSync(process.execPath, ['scripts/rego-pack.mjs', 'examples/packs/authzen-certification'], { encoding: 'utf8' }).trim().split('\n');
+    expect(config.authzen.subjects['user']).toEqual({ decision: 'authzen/certification/decision', entities: 'authzen/certification/entities' });
+    expect(exported).toEqual(expect.arrayContaining([config.authzen.subjects['user']!.decision, config.authzen.subjects['user']!.entities]));
+    expect(config.authzen.pdp_url).toBe(config.issuer.issuer);
   });
 
   it('ships the secure setting: the README\'s PEP may not assert task context; only the separate trusted PEP may', () => {
