@@ -27,7 +27,10 @@
  * - evaluation ÷ decide: CPU per decision, and decide's throughput ÷ evaluation's (goal ≤ 1.10× each);
  * - evaluations ÷ ten single `evaluation` calls: decisions per second of the batch over the single door's (a PEP with
  *   ten decisions to make sends ten evaluation calls, whose decisions per second at saturation are the evaluation
- *   door's requests per second) (goal ≥ 5×).
+ *   door's requests per second) (goal ≥ 5×);
+ * - and the same question for one PEP with one request in flight (`one_pep`): ten `evaluation` calls one after the
+ *   other against one `evaluations` call of ten, alternating (`--one-pep-rounds`, default 50): the wall time of
+ *   each way, and the batch's decisions per second over the ten calls'.
  *
  *   node .build/bench/bench/doors-bench.js --url URL --pid PID --opa-url URL --opa-pid PID [--seconds 2] [--rounds 8]
  *        [--concurrency 48] [--settle 1] [--warmup 1]
@@ -122,6 +125,12 @@ export interface DoorsBenchResult {
   evaluation_vs_decide: { cpu_per_decision: number; cpu_per_decision_within_rounds: number; throughput: number; throughput_within_rounds: number };
   /** The batch against ten single evaluation calls: decisions/s ratio (≥ 5 is the goal) and CPU per decision ratio. */
   batch_vs_single: { decisions_per_s: number; decisions_per_s_within_rounds: number; cpu_per_decision: number; cpu_per_decision_within_rounds: number };
+  /**
+   * One PEP with ten decisions to make, one request in flight: ten `evaluation` calls one after the other against one
+   * `evaluations` call of ten, alternating, `one_pep_rounds` times. Wall milliseconds for the ten decisions each way
+   * (medians) and the batch's decisions/s over the ten calls' (within rounds: the ratio of the two times).
+   */
+  one_pep: { rounds: number; ten_calls_ms: number; batch_ms: number; decisions_per_s_within_rounds: number; decisions_per_s: number };
   /** OPA's server for the same decision, the reference: our decide and evaluation against it (decisions/s and CPU). */
   vs_opa: { decide_throughput: number; evaluation_throughput: number; decide_cpu: number; evaluation_cpu: number };
   /** Every answer of every door (preflight, warm-up and rounds) was 200 and allowed. */
@@ -207,6 +216,8 @@ export async function runDoorsBench(o: {
   concurrency: number;
   settle: number;
   warmup: number;
+  /** Rounds of the one-PEP comparison (ten sequential calls vs one batch). Default 50. */
+  onePepRounds?: number;
 }): Promise<DoorsBenchResult> {
   const target = { ours: { url: new URL(o.url), pid: o.pid }, opa: { url: new URL(o.opaUrl), pid: o.opaPid } };
   const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
@@ -322,6 +333,38 @@ export async function runDoorsBench(o: {
       }
     }
 
+    // One PEP, one request in flight: what batching saves a PEP that has ten decisions to make.
+    const onePepRounds = o.onePepRounds ?? 50;
+    const tenCalls: number[] = [];
+    const batches: number[] = [];
+    const timed = async (fn: () => Promise<void>): Promise<number> => {
+      const t0 = process.hrtime.bigint();
+      await fn();
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const checked = async (door: Door): Promise<void> => {
+      const why = verdict(door, await send(door));
+      if (why !== null) {
+        unexpectedTotal++;
+        if (examples.length < 5) examples.push(`${door} (one PEP): ${why}`);
+      }
+    };
+    await sleep(o.settle);
+    for (let r = 0; r < onePepRounds; r++) {
+      const ten = (): Promise<number> => timed(async () => {
+        for (let i = 0; i < BATCH_ITEMS; i++) await checked('evaluation');
+      });
+      const one = (): Promise<number> => timed(() => checked('evaluations'));
+      if (r % 2 === 0) {
+        tenCalls.push(await ten());
+        batches.push(await one());
+      } else {
+        batches.push(await one());
+        tenCalls.push(await ten());
+      }
+    }
+    process.stderr.write(`[doors] one PEP: ten evaluation calls ${round(median(tenCalls), 2)} ms, one evaluations of ten ${round(median(batches), 2)} ms (medians of ${onePepRounds})\n`);
+
     const doors: DoorsRow[] = DOORS.map((door) => {
       const ms = measurements.filter((m) => m.door === door);
       const decisions = ms.reduce((a, m) => a + m.decisions, 0);
@@ -356,6 +399,13 @@ export async function runDoorsBench(o: {
       idle_cpu_us_per_s: idle,
       doors,
       measurements,
+      one_pep: {
+        rounds: onePepRounds,
+        ten_calls_ms: round(median(tenCalls), 2),
+        batch_ms: round(median(batches), 2),
+        decisions_per_s_within_rounds: round(medianOfRatios(tenCalls, batches), 3),
+        decisions_per_s: round(median(tenCalls) / median(batches), 3),
+      },
       evaluation_vs_decide: {
         cpu_per_decision: ratio(evaluation.cpu_us_per_decision, decide.cpu_us_per_decision),
         cpu_per_decision_within_rounds: round(medianOfRatios(evaluation.rounds_cpu_us_per_decision, decide.rounds_cpu_us_per_decision), 3),
@@ -394,6 +444,7 @@ if (isMain(import.meta.url)) {
       'opa-pid': { type: 'string' },
       seconds: { type: 'string', default: '2' },
       rounds: { type: 'string', default: '8' },
+      'one-pep-rounds': { type: 'string', default: '50' },
       concurrency: { type: 'string', default: '48' },
       settle: { type: 'string', default: '1' },
       warmup: { type: 'string', default: '1' },
@@ -402,7 +453,7 @@ if (isMain(import.meta.url)) {
       'log-level': { type: 'string', default: 'info' },
     },
   });
-  const plan = { seconds: Number(values.seconds), rounds: Number(values.rounds), concurrency: Number(values.concurrency), settle: Number(values.settle), warmup: Number(values.warmup) };
+  const plan = { seconds: Number(values.seconds), rounds: Number(values.rounds), concurrency: Number(values.concurrency), settle: Number(values.settle), warmup: Number(values.warmup), onePepRounds: Number(values['one-pep-rounds']) };
   let result: DoorsBenchResult;
   if (values.url !== undefined) {
     if (values.pid === undefined || values['opa-url'] === undefined || values['opa-pid'] === undefined) throw new Error('--url needs --pid, --opa-url and --opa-pid (the servers whose CPU time is read)');

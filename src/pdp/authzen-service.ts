@@ -36,7 +36,7 @@ import { buildEvaluationInput } from './evaluation-input.js';
 import { grantableScopes } from './grantable-scopes.js';
 import type { PolicyEngine } from './policy-engine.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
-import { resolveTask, type TaskLookup } from './trusted-task.js';
+import { resolveTask, type RegisteredTask, type TaskLookup } from './trusted-task.js';
 
 /** The subject type that means one of our agents. */
 export const AGENT_SUBJECT = 'agent';
@@ -82,9 +82,9 @@ export class AuthzenService {
   }
 
   /** One Access Evaluation. Errors of the request itself (a malformed agent request, a forbidden agent) throw. */
-  async evaluate(caller: CallerConfig, request: AuthzenEvaluationRequestV1, traceId: string | null): Promise<AuthzenDecisionV1> {
+  async evaluate(caller: CallerConfig, request: AuthzenEvaluationRequestV1, traceId: string | null, tasks?: TaskLookup): Promise<AuthzenDecisionV1> {
     const type = request.subject.type;
-    if (type === AGENT_SUBJECT) return this.#agentDecision(caller, request, traceId);
+    if (type === AGENT_SUBJECT) return this.#agentDecision(caller, request, traceId, tasks);
     const route = this.#route(type);
     if (route === undefined) return { decision: false, context: { reason_code: 'subject_type_unknown', reason: `no policy answers for subjects of type ${type}` } };
     const answer = await this.#o.rules.evaluate(caller, 'authzen', route.decision, request, traceId).catch(misrouted(type));
@@ -101,8 +101,17 @@ export class AuthzenService {
   async evaluations(caller: CallerConfig, parsed: AuthzenEvaluationsRequestV1, traceId: string | null): Promise<AuthzenDecisionV1 | AuthzenEvaluationsResponseV1> {
     if (parsed.single !== undefined) return this.evaluate(caller, parsed.single, traceId);
     const items = parsed.items ?? [];
+    // The items of a batch usually share their task: it is read once for all of them.
+    const read = new Map<string, Promise<RegisteredTask | undefined>>();
+    const tasks: TaskLookup = {
+      getTask: (id) => {
+        let task = read.get(id);
+        if (task === undefined) read.set(id, (task = Promise.resolve(this.#o.store.getTask(id))));
+        return task;
+      },
+    };
     const one = (item: EvaluationItem): Promise<AuthzenDecisionV1> =>
-      'invalid' in item ? Promise.resolve(itemError(400, 'invalid_request', 'the evaluation is incomplete', item.invalid)) : this.evaluate(caller, item.request, traceId).catch(errorDecision);
+      'invalid' in item ? Promise.resolve(itemError(400, 'invalid_request', 'the evaluation is incomplete', item.invalid)) : this.evaluate(caller, item.request, traceId, tasks).catch(errorDecision);
     if (parsed.semantic === 'execute_all') return { evaluations: await Promise.all(items.map(one)) };
     const stopOn = parsed.semantic === 'deny_on_first_deny' ? false : true;
     const evaluations: AuthzenDecisionV1[] = [];
@@ -143,10 +152,10 @@ export class AuthzenService {
     return Object.hasOwn(subjects, type) ? subjects[type] : undefined;
   }
 
-  async #agentDecision(caller: CallerConfig, request: AuthzenEvaluationRequestV1, traceId: string | null): Promise<AuthzenDecisionV1> {
+  async #agentDecision(caller: CallerConfig, request: AuthzenEvaluationRequestV1, traceId: string | null, tasks: TaskLookup | undefined): Promise<AuthzenDecisionV1> {
     const decisionRequest = toDecisionRequest(request);
     const scope = request.action.name;
-    const answer = await this.#o.decider.decide(caller, decisionRequest, traceId).catch((err: unknown) => {
+    const answer = await this.#o.decider.decide(caller, decisionRequest, traceId, tasks === undefined ? {} : { tasks }).catch((err: unknown) => {
       // The Decider names /v1/decide's fields; the caller sent AuthZEN's.
       if (!isPdpError(err) || err.details.length === 0) throw err;
       throw new PdpError(err.code, err.message, { details: err.details.map((d) => ({ ...d, path: authzenPath(d.path) })), cause: err });

@@ -120,23 +120,27 @@ export class Decider {
     this.#o = options;
   }
 
-  async decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
+  /**
+   * `options.tasks`: where the task is read instead of the store, e.g. one read shared by the decisions of one batch
+   * (an AuthZEN `evaluations` request): they are judged on the same snapshot of their task.
+   */
+  async decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null, options: { tasks?: TaskLookup } = {}): Promise<DecisionResponseV1> {
     if (!maySpeakFor(caller, request.agent_id)) {
       throw new PdpError('forbidden_agent', `caller ${caller.id} may not ask decisions for agent ${request.agent_id}`, {
         details: [{ path: 'agent_id', message: 'not an agent this caller may speak for' }],
       });
     }
     try {
-      return await this.#decide(caller, request, traceId);
+      return await this.#decide(caller, request, traceId, options.tasks ?? this.#o.store);
     } catch (err) {
       if (!isPdpError(err) || err.status >= 500) this.#o.observer?.failed?.(isPdpError(err) ? err.code : 'internal');
       throw err;
     }
   }
 
-  async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null): Promise<DecisionResponseV1> {
+  async #decide(caller: CallerConfig, request: DecisionRequestV1, traceId: string | null, tasks: TaskLookup): Promise<DecisionResponseV1> {
     const now = (this.#o.now ?? (() => new Date()))();
-    const task = await resolveTask(this.#o.store, caller, request, now);
+    const task = await resolveTask(tasks, caller, request, now);
     const elevation = task.denial ? undefined : await this.#elevation(caller, request, task.elevations, now);
     const input = buildEvaluationInput(request, caller.id, task.input, now, elevation);
 
