@@ -357,6 +357,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   });
   outbox.start();
   metrics.watchOutbox(outbox, store);
+  metrics.watchStore(store);
   // Policy suggestions on a schedule (config suggestions.schedule): new ones are notified through the same outbox.
   const suggestionSchedule =
     config.suggestions.schedule === null || !primaryWorker

@@ -1,4 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreStats } from '../store/index.js';
+
+/** What `watchStore` reads of a store's stats. */
+type StoreStatsView = Pick<StoreStats, 'transactions' | 'failed_transactions' | 'ops' | 'refused' | 'events' | 'largest_batch' | 'queued' | 'wal_checkpoints'>;
 import type { TokenEvent } from '../pdp/token-service.js';
 import type { Outcome, Reason } from '../policy/decision-types.js';
 
@@ -78,7 +82,15 @@ export class Metrics {
     collect: () => this.#outboxWorker?.(),
   });
   #outbox: (() => Promise<void>) | undefined;
+  #store: (() => void) | undefined;
   readonly outboxRows: Gauge<'status'>;
+  readonly storeCounts = new Gauge({
+    name: 'agentpdp_store',
+    help: "The store's writer and WAL checkpointer, read at each scrape: transactions, failed_transactions, ops, refused_ops, events, largest_batch, queued_ops (since start); wal_checkpoint_rounds, wal_checkpoint_frames, wal_checkpoint_busy_rounds, wal_pending_frames (after the last round; -1 before it), wal_checkpoint_inline (1: the worker failed, the writer checkpoints)",
+    labelNames: ['count'] as const,
+    registers: [this.registry],
+    collect: () => this.#store?.(),
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const read = (): Promise<void> => this.#outbox?.() ?? Promise.resolve();
@@ -117,6 +129,34 @@ export class Metrics {
   /** The access request service's observer: one count per event. */
   accessRequestEvent(event: 'submitted' | 'approved' | 'denied' | 'expired' | 'elevation_ended', count = 1): void {
     if (count > 0) this.accessRequests.inc({ event }, count);
+  }
+
+  /**
+   * Reads the store's own counts at each scrape (`Store.stats()`): the group-commit writer's transactions, operations
+   * and largest batch, what waits for the next transaction, and the background WAL checkpointer's rounds, copied
+   * frames, busy rounds and the frames still pending after the last round. What a stall on the write path is read
+   * against (a checkpoint that fell behind, a batch that grew).
+   */
+  watchStore(store: { stats(): StoreStatsView }): void {
+    const read = (): void => {
+      const s = store.stats();
+      const wal = s.wal_checkpoints;
+      this.storeCounts.set({ count: 'transactions' }, s.transactions);
+      this.storeCounts.set({ count: 'failed_transactions' }, s.failed_transactions);
+      this.storeCounts.set({ count: 'ops' }, s.ops);
+      this.storeCounts.set({ count: 'refused_ops' }, s.refused);
+      this.storeCounts.set({ count: 'events' }, s.events);
+      this.storeCounts.set({ count: 'largest_batch' }, s.largest_batch);
+      this.storeCounts.set({ count: 'queued_ops' }, s.queued);
+      if (wal !== null) {
+        this.storeCounts.set({ count: 'wal_checkpoint_rounds' }, wal.rounds);
+        this.storeCounts.set({ count: 'wal_checkpoint_frames' }, wal.frames);
+        this.storeCounts.set({ count: 'wal_checkpoint_busy_rounds' }, wal.busy);
+        this.storeCounts.set({ count: 'wal_pending_frames' }, wal.pending_frames);
+        this.storeCounts.set({ count: 'wal_checkpoint_inline' }, wal.mode === 'inline' ? 1 : 0);
+      }
+    };
+    this.#store = read;
   }
 
   /**

@@ -220,6 +220,24 @@ describe('with the shipped bundle and policies', () => {
     expect(sampleValue(res.text, 'agentpdp_policy_reloads_total', { result: 'refused' })).toBe(0);
     expect(res.text).toContain('# TYPE agentpdp_policy_reloads_total counter');
   });
+
+  it('GET /metrics reads the store: its writer\'s transactions and events, and the WAL checkpointer\'s rounds', async () => {
+    const store = (text: string, count: string): number => sampleValue(text, 'agentpdp_store', { count });
+    const before = await metricsText(t);
+    await post(t, KEYS.pep, decision('code-review-agent', 'github', ['repo:read'])).expect(200);
+    await post(t, KEYS.pep, decision('code-review-agent', 'github', ['repo:write'])).expect(200);
+    // The checkpointer's worker runs every 250 ms: wait until it has finished a round since `before`.
+    let after = await metricsText(t);
+    for (let i = 0; i < 40 && store(after, 'wal_checkpoint_rounds') <= store(before, 'wal_checkpoint_rounds'); i++) {
+      await new Promise((ok) => setTimeout(ok, 50));
+      after = await metricsText(t);
+    }
+    expect(store(after, 'transactions') - store(before, 'transactions')).toBeGreaterThanOrEqual(1);
+    expect(store(after, 'events') - store(before, 'events')).toBeGreaterThanOrEqual(2);
+    expect(store(after, 'wal_checkpoint_rounds')).toBeGreaterThan(store(before, 'wal_checkpoint_rounds'));
+    expect(store(after, 'wal_checkpoint_inline')).toBe(0);
+    expect(store(after, 'queued_ops')).toBe(0);
+  });
 });
 
 describe('with a bundle that yields undefined and errors', () => {
