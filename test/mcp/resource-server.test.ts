@@ -10,7 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express from 'express';
-import { generateKeyPair, SignJWT } from 'jose';
+import { decodeJwt, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createMcpGuard, REFUSAL_META, TASK_META, type McpRefusal } from '../../src/mcp/index.js';
@@ -260,7 +260,7 @@ describe('mcpResourceServer: requireToken on the MCP endpoint', () => {
         clientId: 'pep-1', scopes: ['tickets:write'], resource: RESOURCE, hasToken: true,
         extra: { agentId: 'support-resolver', taskId, decisionId, jti: expect.any(String), integration: 'crm' },
       });
-      expect(seen['expiresAt']).toBeGreaterThan(Date.now() / 1000);
+      expect(seen['expiresAt']).toBe(decodeJwt(t).exp); // the token's own expiry, as AuthInfo carries it
     } finally {
       await client.close();
     }
