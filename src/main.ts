@@ -23,6 +23,8 @@ import { PolicyEngine, type PolicyEngineOptions, type ReloadListener } from './p
 import type { BundleVerification, BundleVerificationKey } from './policy/bundle-signature.js';
 import { TaskService } from './pdp/task-service.js';
 import { CallerResolver, type AuthFailure } from './server/caller-auth.js';
+import { ConsoleAssets } from './console/console-assets.js';
+import { ConsoleSessions } from './console/console-sessions.js';
 import { requestPipeline, type AuthorizationRefusal } from './server/request-pipeline.js';
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
@@ -411,8 +413,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       overflowEvent: (aggregate, time) => accessRefusedEvent(time, { caller_id: r.caller_id }, { code: r.code, route: '*' }, aggregate),
     });
   };
+  // The web console (docs/console.md): its sessions live in the store, so every worker and replica knows them.
+  const consoleSessions = config.console.enabled ? new ConsoleSessions(store, callers, config.console, now) : undefined;
   const routes = routeTable({
     config,
+    ...(consoleSessions === undefined ? {} : { console: { sessions: consoleSessions, assets: ConsoleAssets.load() } }),
     engine,
     decider,
     opaData: new DataApi({ rules, decider }),
@@ -444,6 +449,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     bodyLimitBytes: config.server.body_limit_bytes,
     onAuthFailure,
     onRefusal,
+    ...(consoleSessions === undefined ? {} : { sessions: consoleSessions }),
   });
 
   poller?.start(); // polls now, then after random delays between the minimum and the maximum

@@ -25,9 +25,11 @@ import type { SignedHeadV1 } from './signed-head.js';
  *   `id:secret`; a `client_id` or `client_secret` that is not one string, an empty or over-long secret, a secret posted
  *   without its `client_id`; or two methods at once (a header and a posted secret);
  * - `unknown_key`: a key no caller holds, or a client id and secret that are not one caller's id and key (Basic or
- *   posted), including a posted `client_id` naming another caller than the header's key.
+ *   posted), including a posted `client_id` naming another caller than the header's key;
+ * - `unknown_session`: a web console session cookie (sent without an `Authorization` header) naming no live session:
+ *   unknown, signed out, expired or idle too long, or its caller's key changed or removed since sign-in.
  */
-export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'unknown_key'] as const;
+export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'unknown_key', 'unknown_session'] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 /**
@@ -41,6 +43,7 @@ export const ACCESS_REFUSAL_CODES = [
   'decision_wrong_caller',
   'self_approval',
   'forbidden_approver_group',
+  'csrf_failed',
 ] as const;
 export type AccessRefusalCode = (typeof ACCESS_REFUSAL_CODES)[number];
 

@@ -6,6 +6,7 @@ import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { describeAjvError, validateConfigShape } from './config-schema.js';
 import type {
   AuthzenSubjectRoute,
+  ConsoleConfig,
   CallerConfig,
   CallerRole,
   EscalationConfig,
@@ -195,6 +196,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       }
     }
   }
+  const consoleConfig = consoleOf(r.console, escalation.public_url, details);
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }
@@ -247,6 +249,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
         Object.fromEntries(Object.entries(r.authzen?.subjects ?? {}).map(([type, route]) => [type, { decision: route.decision, entities: route.entities ?? null }])),
       ),
     },
+    console: consoleConfig,
     suggestions,
     proxy,
     callers: Object.freeze(callers),
@@ -508,6 +511,12 @@ interface RawConfig {
       connections?: number;
     }>;
   };
+  console?: {
+    enabled?: boolean;
+    session_idle_seconds?: number;
+    session_max_seconds?: number;
+    secure_cookie?: boolean | 'auto';
+  };
   authzen?: {
     pdp_url?: string;
     max_evaluations?: number;
@@ -567,5 +576,19 @@ function policyService(raw: NonNullable<RawConfig['policy']>['service'], at: (pa
     timeout_seconds: raw.timeout_seconds ?? 30,
     max_bytes: raw.max_bytes ?? 67108864,
     persist: at(raw.persist ?? 'data/policy-bundle.tar.gz'),
+  };
+}
+
+/** The console's session settings (docs/console.md): defaults, and a max below the idle timeout refused. */
+function consoleOf(raw: RawConfig['console'], publicUrl: string, details: ErrorDetail[]): ConsoleConfig {
+  const idle = raw?.session_idle_seconds ?? 900;
+  const max = raw?.session_max_seconds ?? Math.max(28800, idle);
+  if (max < idle) details.push({ path: 'console.session_max_seconds', message: 'is below console.session_idle_seconds' });
+  const secure = raw?.secure_cookie ?? 'auto';
+  return {
+    enabled: raw?.enabled ?? true,
+    session_idle_seconds: idle,
+    session_max_seconds: max,
+    secure_cookie: secure === 'auto' ? publicUrl.startsWith('https://') : secure,
   };
 }

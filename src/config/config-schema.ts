@@ -109,6 +109,16 @@ export const configSchema = {
         retention_days: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
       },
     },
+    console: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        session_idle_seconds: { type: 'integer', minimum: 60, maximum: 86400 },
+        session_max_seconds: { type: 'integer', minimum: 60, maximum: 604800 },
+        secure_cookie: { anyOf: [{ type: 'boolean' }, { const: 'auto' }] },
+      },
+    },
     authzen: {
       type: 'object',
       additionalProperties: false,

@@ -139,6 +139,8 @@ export interface PdpConfig {
   escalation: EscalationConfig;
   /** The AuthZEN Authorization API 1.0 door (docs/doors.md). */
   authzen: AuthzenConfig;
+  /** The web console at `/console` (docs/console.md). */
+  console: ConsoleConfig;
   /** Policy suggestions from the usage aggregates (`agent-pdp suggest`, docs/suggestions.md). */
   suggestions: SuggestionsConfig;
   /** The enforcement proxy (docs/proxy.md); null when the config has no `proxy` section. */
@@ -229,6 +231,21 @@ export interface AuthzenSubjectRoute {
   decision: string;
   /** The entrypoint listing the entities the search APIs enumerate (`{ subjects, resources, actions }`); null: no search. */
   entities: string | null;
+}
+
+/** The web console's sessions (docs/console.md, src/console/). */
+export interface ConsoleConfig {
+  /** Serve `/console` and accept console sessions. Default true. */
+  enabled: boolean;
+  /** A session unused this long ends. Default 900 s (15 min), 60 to 86400. */
+  session_idle_seconds: number;
+  /** A session ends this long after sign-in, used or not. Default 28800 s (8 h), at least the idle timeout. */
+  session_max_seconds: number;
+  /**
+   * The session cookie's `Secure` attribute (and its `__Host-` name): `auto` (default) sets it when
+   * `escalation.public_url` is https, where the console is reached through TLS in front of the PDP.
+   */
+  secure_cookie: boolean;
 }
 
 export interface AuthzenConfig {

@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   // 401 / 403: who is asking
   unauthenticated: 401,
   forbidden_role: 403,
+  /** A state change made with a console session's cookie did not carry the session's `X-CSRF-Token`. */
+  csrf_failed: 403,
   forbidden_agent: 403,
   context_assertion_forbidden: 403,
   // 404 / 409: the thing asked about
@@ -55,6 +57,8 @@ export const ERROR_CODES = {
   evaluation_failed: 503,
   // runtime
   store_unavailable: 503,
+  /** The web console's files are not built (`make build`). */
+  console_unavailable: 503,
   issuer_unavailable: 503,
   config_invalid: 500,
   internal: 500,

@@ -10,7 +10,7 @@ export interface AuthFailure {
 }
 
 /** How a request presented (or failed to present) its credential; names the 401 challenge. */
-export type AuthScheme = 'bearer' | 'basic' | 'post' | 'none';
+export type AuthScheme = 'bearer' | 'basic' | 'post' | 'none' | 'session';
 
 export type Authentication = { caller: CallerConfig; scheme: AuthScheme } | { failure: AuthFailureReason; scheme: AuthScheme };
 
@@ -32,6 +32,11 @@ export class CallerResolver {
 
   replace(callers: readonly CallerConfig[]): void {
     this.#byHash = new Map(callers.map((c) => [c.key_sha256, c]));
+  }
+
+  /** The caller holding the key of this SHA-256 now (a console session's caller, looked up at each request). */
+  byKeyHash(keySha256: string): CallerConfig | undefined {
+    return this.#byHash.get(keySha256);
   }
 
   /** Our API's one scheme: `Authorization: Bearer <api key>`. */
@@ -122,7 +127,7 @@ function formDecode(text: string): string | undefined {
  */
 export function challengeFor(scheme: AuthScheme, oauth: boolean): string {
   const realm = 'realm="agent-pdp"';
-  const bearer = scheme === 'none' ? `Bearer ${realm}` : `Bearer ${realm}, error="invalid_token"`;
+  const bearer = scheme === 'none' || scheme === 'session' ? `Bearer ${realm}` : `Bearer ${realm}, error="invalid_token"`;
   if (!oauth) return bearer;
   switch (scheme) {
     case 'basic':
@@ -131,6 +136,7 @@ export function challengeFor(scheme: AuthScheme, oauth: boolean): string {
       return bearer;
     case 'post':
     case 'none':
+    case 'session':
       return `Basic ${realm}, Bearer ${realm}`;
   }
 }

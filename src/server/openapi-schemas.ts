@@ -535,4 +535,17 @@ export const COMPONENT_SCHEMAS = {
       events: { type: 'array', items: { $ref: '#/components/schemas/AuditEventV1' } },
     },
   },
+  ConsoleSessionV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['caller_id', 'roles', 'approver_groups', 'csrf_token', 'idle_timeout_seconds', 'expires_at'],
+    properties: {
+      caller_id: { type: 'string' },
+      roles: { type: 'array', items: { enum: ['auditor', 'approver', 'admin'] }, description: "the caller's console roles: the session acts with these only" },
+      approver_groups: { type: 'array', items: { type: 'string' } },
+      csrf_token: { type: 'string', description: 'send as X-CSRF-Token with every state change made with the session' },
+      idle_timeout_seconds: { type: 'integer', minimum: 1 },
+      expires_at: { type: 'string', format: 'date-time', description: 'the absolute end of the session' },
+    },
+  },
 };

@@ -23,6 +23,13 @@ export function openApiDocument(serverUrl: string, routes: readonly Route[]): ob
     components: {
       securitySchemes: {
         apiKey: { type: 'http', scheme: 'bearer', description: 'API key of a configured caller' },
+        consoleSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'agentpdp_console',
+          description:
+            "A web console session (POST /console/session), sent without an Authorization header: the caller's auditor, approver and admin roles only; a state change must also send X-CSRF-Token. Named __Host-agentpdp_console when served over TLS (docs/console.md).",
+        },
         clientSecretBasic: {
           type: 'http',
           scheme: 'basic',
@@ -61,7 +68,7 @@ function operation(route: Route): OperationDoc & { security: object[] } {
     summary: `${doc.summary} (role ${route.roles.join(', ')})`,
     // A formKey route's credential is a form field (no security scheme of OpenAPI's describes it): none here, its
     // description says so.
-    security: route.oauth ? [{ apiKey: [] }, { clientSecretBasic: [] }] : route.formKey ? [] : [{ apiKey: [] }],
+    security: route.oauth ? [{ apiKey: [] }, { clientSecretBasic: [] }] : route.formKey ? [] : [{ apiKey: [] }, { consoleSession: [] }],
     responses,
   };
 }
@@ -80,7 +87,7 @@ export const json = (ref: string): Record<string, { schema: { $ref: string } }> 
 const ERROR_TEXT: Record<number, string> = {
   400: 'malformed request: code invalid_request or body_too_large, details name the offending fields',
   401: 'no or unknown API key (code unauthenticated)',
-  403: 'role or agent not permitted (forbidden_role, forbidden_agent, context_assertion_forbidden, decision_wrong_caller)',
+  403: 'role or agent not permitted (forbidden_role, forbidden_agent, context_assertion_forbidden, decision_wrong_caller; csrf_failed for a console session without its CSRF token)',
   404: 'not found',
   409: 'conflict with the current state',
   415: 'unsupported body encoding or charset (code unsupported_media_type)',

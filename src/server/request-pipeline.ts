@@ -9,8 +9,10 @@ import { CallerResolver, challengeFor, type AuthFailure, type Authentication } f
 import { errorResponse, oauthErrorResponse, opaErrorResponse } from './error-writer.js';
 import type { RequestLogFields } from './logger.js';
 import type { Metrics } from './metrics.js';
-import type { AuthenticatedRoute, PublicContext, Reply, Route } from './route.js';
+import type { AuthenticatedRoute, PublicContext, Reply, RequestContext, Route } from './route.js';
 import { Router } from './router.js';
+import { csrfMatches, type ConsoleSessions } from '../console/console-sessions.js';
+import { clearSessionCookie, sessionIdOf } from '../console/session-cookie.js';
 import { traceIdOf } from './trace-context.js';
 
 export interface PipelineOptions {
@@ -24,6 +26,11 @@ export interface PipelineOptions {
   onAuthFailure?: (failure: AuthFailure) => void;
   /** Told of every authenticated request refused for what it asked (audit's `ACCESS_REFUSAL_CODES`). */
   onRefusal?: (refusal: AuthorizationRefusal) => void;
+  /**
+   * The web console's sessions (src/console/): a request without an `Authorization` header that carries a session
+   * cookie is the session's caller. Absent: cookies are ignored.
+   */
+  sessions?: Pick<ConsoleSessions, 'resume' | 'config'>;
 }
 
 
@@ -81,6 +88,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     let errorDialect: 'authzen' | 'opa' | undefined;
     let caller: CallerConfig | undefined;
     let dialect: 'pdp' | 'oauth' = 'pdp';
+    let clearCookie: string | undefined;
     let reply: Reply;
     try {
       const target = req.url ?? '/';
@@ -110,19 +118,46 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           gate(route, caller);
         }
         const body = route.body ? (dialect === 'oauth' && route.body.parseForm ? route.body.parseForm(raw) : route.body.parse(raw)) : undefined;
-        reply = await route.handle({ ...base, caller, body: body as never, dialect });
+        reply = await route.handle({ ...base, caller, body: body as never, dialect, credential: 'api_key' });
       } else if (route.formKey) {
         // The approval page's form carries the approver's key: read the body (bounded) first, then authenticate.
         const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
         caller = authenticated(req, route, callers.formKey(req.headers.authorization, raw as Record<string, unknown> | undefined));
         gate(route, caller);
         const body = route.body ? route.body.parse(raw) : undefined;
-        reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp' });
+        reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp', credential: 'api_key' });
       } else {
-        caller = authenticated(req, route, callers.apiKey(req.headers.authorization));
-        gate(route, caller);
+        const header = req.headers.authorization;
+        const sessions = options.sessions;
+        const sessionId = header === undefined && sessions !== undefined ? sessionIdOf(req.headers.cookie, sessions.config.secure_cookie) : undefined;
+        let consoleSession: RequestContext<never>['session'];
+        if (sessionId === undefined || sessions === undefined) {
+          caller = authenticated(req, route, callers.apiKey(header));
+          gate(route, caller);
+        } else {
+          // A console session: the cookie is the credential. A dead one is a 401 that also deletes the cookie.
+          const session = await sessions.resume(sessionId);
+          if (session === undefined) {
+            clearCookie = clearSessionCookie(sessions.config.secure_cookie);
+            throw authenticated(req, route, { failure: 'unknown_session', scheme: 'session' });
+          }
+          caller = session.caller;
+          consoleSession = { id: sessionId, csrfToken: session.csrfToken, expiresAt: session.expiresAt };
+          gate(route, caller);
+          // The browser sends the cookie with any request it makes, whoever's page asks; only the console's own
+          // script knows the token. Every method but GET (which changes nothing) must echo it.
+          if (method !== 'GET' && method !== 'HEAD' && !csrfMatches(session, req.headers['x-csrf-token'])) {
+            throw new PdpError('csrf_failed', 'a state change made with a console session must carry its X-CSRF-Token');
+          }
+        }
         const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes)) : undefined;
-        reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp' });
+        reply = await route.handle({
+          ...base,
+          caller,
+          body: body as never,
+          dialect: 'pdp',
+          ...(consoleSession === undefined ? { credential: 'api_key' } : { credential: 'session', session: consoleSession }),
+        });
       }
     } catch (err) {
       const mapped =
@@ -132,6 +167,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
             ? opaErrorResponse(err, options.logger, requestId)
             : errorResponse(err, options.logger, requestId);
       if (err instanceof AuthenticationError) mapped.headers['www-authenticate'] = err.challenge;
+      if (clearCookie !== undefined) mapped.headers['set-cookie'] = clearCookie;
       // AuthZEN's HTTPS binding: a request that is not JSON is a Bad Request.
       if (errorDialect === 'authzen' && mapped.status === 415) mapped.status = 400;
       if (caller && isPdpError(err) && isAuthorizationRefusal(err.code)) {
@@ -214,12 +250,15 @@ async function write(
     }
     return;
   }
-  let payload: string | undefined;
+  let payload: string | Buffer | undefined;
   if ('json' in reply) {
     payload = JSON.stringify(reply.json);
     headers['content-type'] = 'application/json; charset=utf-8';
   } else if ('text' in reply) {
     payload = reply.text;
+    headers['content-type'] = reply.contentType;
+  } else if ('bytes' in reply) {
+    payload = reply.bytes;
     headers['content-type'] = reply.contentType;
   }
   headers['content-length'] = String(payload === undefined ? 0 : Buffer.byteLength(payload));

@@ -1,4 +1,6 @@
 import type { PdpConfig } from '../config/config-types.js';
+import type { ConsoleAssets } from '../console/console-assets.js';
+import type { ConsoleSessions } from '../console/console-sessions.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
 import type { AuthzenService } from '../pdp/authzen-service.js';
 import type { DataApi } from '../pdp/data-api.js';
@@ -17,6 +19,7 @@ import { accessRequestRoutes, type LinkVerifier, type RefusalReporter } from './
 import { adminRoutes } from './routes/admin.js';
 import { authzenRoutes } from './routes/authzen.js';
 import { auditRoutes, type AuditStore } from './routes/audit.js';
+import { consoleRoutes } from './routes/console.js';
 import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { grantableScopesRoutes } from './routes/grantable-scopes.js';
@@ -53,6 +56,8 @@ export interface RouteDeps {
   /** The notification outbox, for admins (dead letters). */
   outbox: Pick<Store, 'listDeliveries' | 'outboxCounts'>;
   metrics: Metrics;
+  /** The web console's sessions and files; absent when `console.enabled` is false. */
+  console?: { sessions: ConsoleSessions; assets: ConsoleAssets };
   /** Reload policy and keys (admin endpoint, SIGHUP). */
   reload: () => Promise<void>;
   now: () => Date;
@@ -76,6 +81,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...auditRoutes(deps.store, deps.now),
     ...suggestionRoutes(deps.suggestions),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
+    ...(deps.console === undefined ? [] : consoleRoutes(deps.console.sessions, deps.console.assets)),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),
     ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes))),
   ];

@@ -86,12 +86,20 @@ export interface RequestContext<B> extends PublicContext {
   body: B;
   /** `oauth` for a form-encoded request to an OAuth endpoint (RFC 6749 answers), else `pdp` (our API's). */
   dialect: 'pdp' | 'oauth';
+  /**
+   * How the caller authenticated: its API key, or a web console session's cookie (src/console/; the caller's roles
+   * then narrowed to the console's, and a POST checked against the session's CSRF token).
+   */
+  credential: 'api_key' | 'session';
+  /** The console session, when `credential` is `session`: its id (the cookie's value), CSRF token and end. */
+  session?: { id: string; csrfToken: string; expiresAt: string };
 }
 
 /** What a handler answers. A thrown error becomes the Error body of `error-writer.ts` instead. */
 export type Reply =
   | { status: number; json: unknown; headers?: Record<string, string> }
   | { status: number; text: string; contentType: string; headers?: Record<string, string> }
+  | { status: number; bytes: Buffer; contentType: string; headers?: Record<string, string> }
   | { status: number; empty: true; headers?: Record<string, string> }
   | {
       status: number;

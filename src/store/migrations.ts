@@ -322,6 +322,24 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX outbox_request ON outbox (access_request_id, created_at)',
     ],
   },
+  {
+    version: 8,
+    description: 'web console sessions (src/console/): only the SHA-256 of a session id is stored',
+    statements: [
+      // A row per sign-in; the cookie holds the id, the table its hash (a read of the database yields no session).
+      // key_sha256: the caller's key at sign-in; a session whose caller no longer holds that key is dead.
+      `CREATE TABLE console_sessions (
+        id_sha256 TEXT PRIMARY KEY,
+        caller_id TEXT NOT NULL,
+        key_sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        ended_at TEXT
+      )`,
+      'CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

@@ -6,6 +6,7 @@
 import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult } from '../audit/index.js';
 import * as accessRequests from './access-request-ops.js';
 import * as audit from './audit-ops.js';
+import * as consoleSessions from './console-session-ops.js';
 import type { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
 import type { GroupCommitQueue } from './group-commit.js';
@@ -15,6 +16,9 @@ import type { Program } from './sql-program.js';
 import * as suggestions from './suggestion-ops.js';
 import * as usage from './usage-rollup-ops.js';
 import type {
+  ConsoleSessionInput,
+  ConsoleSessionRecord,
+  ConsoleSessionTouch,
   AccessRequestList,
   AccessRequestRecord,
   AccessRequestSweep,
@@ -221,5 +225,15 @@ export abstract class ProgramStore implements Store {
   }
   decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord> {
     return suggestions.decideSuggestion(this.ctx, input);
+  }
+
+  createConsoleSession(input: ConsoleSessionInput): Promise<void> {
+    return consoleSessions.createConsoleSession(this.ctx, input);
+  }
+  touchConsoleSession(input: ConsoleSessionTouch): Promise<ConsoleSessionRecord | undefined> {
+    return consoleSessions.touchConsoleSession(this.ctx, input);
+  }
+  endConsoleSession(idSha256: string, at: string): Promise<boolean> {
+    return consoleSessions.endConsoleSession(this.ctx, idSha256, at);
   }
 }

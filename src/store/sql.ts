@@ -206,6 +206,16 @@ export const SQL = {
   selectSuggestionsByStatus: 'SELECT * FROM suggestions WHERE status = ? ORDER BY agent_id, integration, kind, target',
   selectSuggestionsByStatusOfAgent: `SELECT * FROM suggestions WHERE status = ? AND agent_id = ?
     ORDER BY agent_id, integration, kind, target`,
+
+  // web console sessions (console-session-ops.ts)
+  insertConsoleSession: `INSERT INTO console_sessions (id_sha256, caller_id, key_sha256, created_at, last_seen_at, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?)`,
+  selectConsoleSession: 'SELECT * FROM console_sessions WHERE id_sha256 = ?',
+  touchConsoleSession: 'UPDATE console_sessions SET last_seen_at = ? WHERE id_sha256 = ? AND ended_at IS NULL AND last_seen_at < ?',
+  endConsoleSession: 'UPDATE console_sessions SET ended_at = ? WHERE id_sha256 = ? AND ended_at IS NULL',
+  /** Sessions past their absolute expiry, or idle since before the cut (ended ones included): a bounded batch. */
+  deleteDeadConsoleSessions: `DELETE FROM console_sessions WHERE id_sha256 IN (SELECT id_sha256 FROM console_sessions
+    WHERE expires_at <= ? OR last_seen_at <= ? LIMIT ?)`,
 } as const;
 
 /** Filters of an event listing: the store's EventQuery. Every field narrows the result; times compare as ISO 8601 text. */

@@ -608,6 +608,39 @@ export type SuggestionStatus = 'open' | 'applied' | 'dismissed' | 'withdrawn';
  * A policy suggestion as stored. `proposal` and `evidence` are JSON values the suggestion engine defines (stored as
  * canonical JSON, read back parsed); the store reads none of them, only `evidence_hash`.
  */
+/** A web console session as stored: the SHA-256 of its id (the cookie's value), never the id. */
+export interface ConsoleSessionRecord {
+  id_sha256: string;
+  caller_id: string;
+  /** The caller's key hash at sign-in: a caller whose key changed since holds no session. */
+  key_sha256: string;
+  created_at: string;
+  last_seen_at: string;
+  /** The absolute end, however busy the session. */
+  expires_at: string;
+  /** Set by sign-out. */
+  ended_at: string | null;
+}
+
+export interface ConsoleSessionInput {
+  id_sha256: string;
+  caller_id: string;
+  key_sha256: string;
+  created_at: string;
+  expires_at: string;
+  /** Sessions last used at or before this are dead: a batch of them is deleted with the insert. */
+  idle_cut: string;
+}
+
+export interface ConsoleSessionTouch {
+  id_sha256: string;
+  now: string;
+  /** Last used at or before this: idle too long, dead. */
+  idle_cut: string;
+  /** Last used before this: its last use is moved to `now`. */
+  touch_before: string;
+}
+
 export interface SuggestionRecord {
   /** Stable: the same agent, integration, kind and target give the same id (the engine derives it). */
   id: string;
@@ -867,6 +900,13 @@ export interface Store {
    * one succeeds). An event of the wrong type, or about another suggestion or agent, is a TypeError.
    */
   decideSuggestion(input: DecideSuggestionInput): Promise<SuggestionRecord>;
+
+  /** A web console session begins (and a batch of dead ones is deleted). src/console/ owns what a session means. */
+  createConsoleSession(input: ConsoleSessionInput): Promise<void>;
+  /** The live session of this id hash, its last use moved to `now` at most every so often; undefined if none. */
+  touchConsoleSession(input: ConsoleSessionTouch): Promise<ConsoleSessionRecord | undefined>;
+  /** Ends a session (sign-out); true if it was live. */
+  endConsoleSession(idSha256: string, at: string): Promise<boolean>;
 
   /**
    * The store's leadership lease (the same object at every call): the first call starts trying to take it, and

@@ -1,0 +1,117 @@
+/**
+ * Web console sessions: an approver, auditor or admin exchanges their API key for a session once, and the browser
+ * holds only an HttpOnly cookie after that (docs/console.md).
+ *
+ * - A session id is 256 random bits; the store keeps its SHA-256 (a read of the database yields no session).
+ * - A session acts with its caller's roles narrowed to the console's (auditor, approver, admin): a caller that is
+ *   also a PEP cannot decide through a browser.
+ * - The caller is looked up again by the key hash it signed in with on every request: a reload that removes the
+ *   caller, changes its roles or rotates its key takes effect at once, and a rotated key ends its sessions.
+ * - It ends after `session_idle_seconds` unused, `session_max_seconds` after sign-in, or at sign-out, on every
+ *   worker and replica (the store holds it).
+ * - Its CSRF token is derived from the id (a keyed hash), so it needs no storage and a page reload can be told it
+ *   again; a state change made with the cookie must echo it in `X-CSRF-Token`.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { CallerConfig, CallerRole, ConsoleConfig } from '../config/config-types.js';
+import type { Store } from '../store/index.js';
+
+/** The roles a console session may act with: the console's users. Any other role of the caller is left behind. */
+export const CONSOLE_ROLES: readonly CallerRole[] = Object.freeze(['auditor', 'approver', 'admin']);
+
+/** A session's last use is written at most this often (a write per request would be a write per click). */
+const TOUCH_EVERY_MS = 30_000;
+
+export interface ConsoleSession {
+  /** The caller as configured now, its roles narrowed to CONSOLE_ROLES. */
+  caller: CallerConfig;
+  csrfToken: string;
+  /** The absolute end (ISO 8601). */
+  expiresAt: string;
+}
+
+export type SessionStore = Pick<Store, 'createConsoleSession' | 'touchConsoleSession' | 'endConsoleSession'>;
+
+/** The callers by key hash: the server's CallerResolver, which a config reload updates. */
+export interface CallersByKey {
+  byKeyHash(keySha256: string): CallerConfig | undefined;
+}
+
+export class ConsoleSessions {
+  constructor(
+    private readonly store: SessionStore,
+    private readonly callers: CallersByKey,
+    readonly config: ConsoleConfig,
+    private readonly now: () => Date,
+  ) {}
+
+  /** The console roles this caller holds (none: it may not sign in). */
+  static rolesOf(caller: CallerConfig): CallerRole[] {
+    return (caller.roles ?? [caller.role]).filter((r) => CONSOLE_ROLES.includes(r));
+  }
+
+  /** Signs a caller in; the id goes to the cookie and nowhere else. */
+  async begin(caller: CallerConfig): Promise<{ id: string; session: ConsoleSession }> {
+    const roles = ConsoleSessions.rolesOf(caller);
+    if (roles.length === 0) throw new TypeError(`caller ${caller.id} holds no console role`);
+    const id = randomBytes(32).toString('base64url');
+    const now = this.now();
+    const expiresAt = new Date(now.getTime() + this.config.session_max_seconds * 1000).toISOString();
+    await this.store.createConsoleSession({
+      id_sha256: hashOf(id),
+      caller_id: caller.id,
+      key_sha256: caller.key_sha256,
+      created_at: now.toISOString(),
+      expires_at: expiresAt,
+      idle_cut: this.#idleCut(now),
+    });
+    return { id, session: { caller: narrowed(caller, roles), csrfToken: csrfTokenOf(id), expiresAt } };
+  }
+
+  /** The live session of a cookie's id, or undefined (unknown, ended, expired, idle, or its caller's key gone). */
+  async resume(id: string): Promise<ConsoleSession | undefined> {
+    const now = this.now();
+    const row = await this.store.touchConsoleSession({
+      id_sha256: hashOf(id),
+      now: now.toISOString(),
+      idle_cut: this.#idleCut(now),
+      touch_before: new Date(now.getTime() - TOUCH_EVERY_MS).toISOString(),
+    });
+    if (row === undefined) return undefined;
+    const caller = this.callers.byKeyHash(row.key_sha256);
+    if (caller === undefined || caller.id !== row.caller_id) return undefined;
+    const roles = ConsoleSessions.rolesOf(caller);
+    if (roles.length === 0) return undefined;
+    return { caller: narrowed(caller, roles), csrfToken: csrfTokenOf(id), expiresAt: row.expires_at };
+  }
+
+  /** Signs out: the session is dead on every replica. */
+  async end(id: string): Promise<void> {
+    await this.store.endConsoleSession(hashOf(id), this.now().toISOString());
+  }
+
+  #idleCut(now: Date): string {
+    return new Date(now.getTime() - this.config.session_idle_seconds * 1000).toISOString();
+  }
+}
+
+/** Whether a request's `X-CSRF-Token` is the session's, compared in constant time. */
+export function csrfMatches(session: ConsoleSession, header: string | string[] | undefined): boolean {
+  if (typeof header !== 'string') return false;
+  const given = Buffer.from(header);
+  const expected = Buffer.from(session.csrfToken);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function hashOf(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
+/** Not the id, and no way back to it: a hash of the id under a label of its own. */
+function csrfTokenOf(id: string): string {
+  return createHash('sha256').update('agent-pdp console csrf\0').update(id).digest('base64url');
+}
+
+function narrowed(caller: CallerConfig, roles: CallerRole[]): CallerConfig {
+  return { ...caller, role: roles[0] as CallerRole, roles };
+}

@@ -1,0 +1,50 @@
+/**
+ * The web console's sessions (src/console/ owns their meaning): a row per sign-in, keyed by the SHA-256 of the
+ * session id the cookie holds. Stored, not kept in one process's memory, so every worker and every replica on the
+ * database knows a session, and signing out ends it everywhere.
+ */
+import { SQL } from './sql.js';
+import { get, run } from './sql-program.js';
+import { requireId, requireTime } from './store-context.js';
+import type { StoreContext } from './store-context.js';
+import type { ConsoleSessionInput, ConsoleSessionRecord, ConsoleSessionTouch } from './store.js';
+
+/** Most dead sessions one sign-in deletes: the table stays small without a sweeper of its own. */
+const SWEEP_BATCH = 100;
+
+/** Inserts a session, and deletes a batch of sessions dead by `idle_cut` or their expiry, in one transaction. */
+export async function createConsoleSession(ctx: StoreContext, input: ConsoleSessionInput): Promise<void> {
+  requireId('id_sha256', input.id_sha256);
+  requireId('caller_id', input.caller_id);
+  requireTime('created_at', input.created_at);
+  requireTime('expires_at', input.expires_at);
+  requireTime('idle_cut', input.idle_cut);
+  await ctx.write(function* () {
+    yield* run(SQL.deleteDeadConsoleSessions, input.created_at, input.idle_cut, SWEEP_BATCH);
+    yield* run(SQL.insertConsoleSession, input.id_sha256, input.caller_id, input.key_sha256, input.created_at, input.created_at, input.expires_at);
+  });
+}
+
+/**
+ * The live session of this id at `now` (not ended, not expired, used since `idle_cut`), else undefined. A live one's
+ * last use becomes `now` when it is older than `touch_before` (a write at most that often per session, not one per
+ * request).
+ */
+export async function touchConsoleSession(ctx: StoreContext, input: ConsoleSessionTouch): Promise<ConsoleSessionRecord | undefined> {
+  requireTime('now', input.now);
+  requireTime('idle_cut', input.idle_cut);
+  requireTime('touch_before', input.touch_before);
+  const row = await ctx.read(() => get<ConsoleSessionRecord>(SQL.selectConsoleSession, input.id_sha256));
+  if (row === undefined || row.ended_at !== null || row.expires_at <= input.now || row.last_seen_at <= input.idle_cut) return undefined;
+  if (row.last_seen_at < input.touch_before) {
+    await ctx.write(() => run(SQL.touchConsoleSession, input.now, input.id_sha256, input.touch_before));
+    return { ...row, last_seen_at: input.now };
+  }
+  return row;
+}
+
+/** Ends a session (sign-out); true if it was live. */
+export async function endConsoleSession(ctx: StoreContext, idSha256: string, at: string): Promise<boolean> {
+  requireTime('at', at);
+  return (await ctx.write(() => run(SQL.endConsoleSession, at, idSha256))) === 1;
+}
