@@ -15,13 +15,13 @@ NODE_STAMP       := node_modules/.install-stamp
 
 export PATH := $(TOOLS):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help setup tools bundle bundle-check build run run-authzen test test-rego test-ts typecheck bench demo fuzz clean
+.PHONY: help setup tools browser bundle bundle-check build run run-authzen test test-rego test-ts typecheck bench demo fuzz clean
 
 help:
 	@echo "make run    start the PDP on the dev config with the example policies (http://127.0.0.1:8181)"
 	@echo "make test   opa fmt/check/test, bundle freshness, type check, vitest"
 	@echo "make run-authzen   the same PDP with the AuthZEN certification pack (docs/doors.md)"
-	@echo "make setup | bundle | build | bench | demo | fuzz | clean"
+	@echo "make setup | browser | bundle | build | bench | demo | fuzz | clean"
 
 setup: $(NODE_STAMP) tools
 
@@ -45,6 +45,11 @@ $(OPA):
 	fi
 	@cp "$(OPA_CACHE)/opa" $(OPA)
 	@$(OPA) version | sed -n 1p  # not head: with pipefail, SIGPIPE to opa would fail the build
+
+# Debian's headless Chromium for the web console's browser tests (test/support/browser.ts), installed with apt-get
+# (as root or with sudo -n) when missing; quiet when it is there. Only test-ts needs it: `make run` never installs it.
+browser:
+	@scripts/chromium.sh install
 
 # With PACKS="dir1 dir2" BUNDLE_OUT=path: a bundle of rego/ and those Rego packs (docs/bundles.md, "Rego packs").
 bundle: tools $(NODE_STAMP)
@@ -83,7 +88,7 @@ typecheck: $(NODE_STAMP)
 	tsc -p tsconfig.json
 	tsc -p bench/tsconfig.json --noEmit
 
-test-ts: $(NODE_STAMP) tools
+test-ts: $(NODE_STAMP) tools browser
 	vitest run
 
 test: setup test-rego bundle-check typecheck build test-ts
