@@ -186,6 +186,7 @@ describe('defaults, freezing and paths', () => {
       audit: { mask: [], mask_key_file: null, retention_days: null },
       log: { level: 'info' },
       authzen: { pdp_url: 'http://127.0.0.1:8181', max_evaluations: 100, max_page_size: 100, subjects: {} },
+      console: { enabled: true, session_idle_seconds: 900, session_max_seconds: 28800, secure_cookie: false },
       escalation: {
         public_url: 'http://127.0.0.1:8181',
         request_window_seconds: 600,
@@ -205,6 +206,13 @@ describe('defaults, freezing and paths', () => {
   it('defaults a caller without agents to none and may_assert_context to false, and lowercases key hashes', () => {
     const { config } = build({ callers: [{ id: 'p', role: 'pep', key_sha256: PEP.key_sha256.toUpperCase() }] });
     expect(config.callers[0]).toEqual({ id: 'p', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: [], may_assert_context: false });
+  });
+
+  it('console.secure_cookie auto: Secure when escalation.public_url is https; a max below the idle timeout is refused', () => {
+    expect(build({ callers: [PEP], escalation: { public_url: 'https://pdp.example.com' } }).config.console.secure_cookie).toBe(true);
+    expect(build({ callers: [PEP], escalation: { public_url: 'https://pdp.example.com' }, console: { secure_cookie: false } }).config.console.secure_cookie).toBe(false);
+    expect(build({ callers: [PEP], console: { secure_cookie: true } }).config.console.secure_cookie).toBe(true);
+    expect(() => build({ callers: [PEP], console: { session_idle_seconds: 3600, session_max_seconds: 600 } })).toThrow(/console.session_max_seconds/);
   });
 
   it('strips trailing slashes from the issuer', () => {
