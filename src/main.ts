@@ -14,6 +14,7 @@ import { AuthzenService } from './pdp/authzen-service.js';
 import { DataApi } from './pdp/data-api.js';
 import { Decider } from './pdp/decider.js';
 import { GrantableScopes } from './pdp/grantable-scopes.js';
+import { AgentViews } from './pdp/agent-views.js';
 import { RefusalRecorder } from './pdp/refusal-recorder.js';
 import { RuleEvaluator } from './pdp/rule-evaluator.js';
 import { IssuerKeys } from './pdp/issuer-keys.js';
@@ -428,6 +429,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     usage,
     accessRequests,
     suggestions: new SuggestionReports({ store, now, windowDays: config.suggestions.window_days }),
+    agents: new AgentViews({ engine, store, now }),
     verifyLink: (token, id, at) => links.verify(token, id, at),
     reportRefusal: onRefusal,
     keys,

@@ -7,7 +7,7 @@
  */
 import type { CallerConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
-import type { CompiledAgent, ScopeSet } from '../policy/policy-types.js';
+import type { CompiledAgent, CompiledAgentIntegration, ScopeSet } from '../policy/policy-types.js';
 import type { GrantableIntegrationV1, GrantableScopesRequestV1, GrantableScopesResponseV1 } from '../wire/grantable-scopes-v1.js';
 import { maySpeakFor } from './caller-agents.js';
 import type { PolicyEngine } from './policy-engine.js';
@@ -37,21 +37,32 @@ export function grantableScopes(
   for (const name of names) {
     const integration = agent.integrations[name];
     if (integration === undefined) continue;
-    const denied = new Set(members(integration.denied));
-    // D3: E = (allowed ∩ taskScopes) − denied for a restricted agent, else allowed − denied.
     const taskScopes = restricted ? new Set(members(ofType !== undefined && Object.hasOwn(ofType, name) ? ofType[name] : undefined)) : undefined;
-    const grantable = rejected ? [] : members(integration.allowed).filter((s) => !denied.has(s) && (taskScopes === undefined || taskScopes.has(s))).sort(byCode);
-    const inE = new Set(grantable);
-    // Requestable as the Rego has it: listed, and not denied unless its author lifted the deny (override_deny).
-    const escalation = integration.escalation ?? {};
-    const requestable = rejected
-      ? []
-      : Object.keys(escalation).filter((s) => !inE.has(s) && (!denied.has(s) || escalation[s]?.override_deny === true)).sort(byCode);
+    const { grantable, requestable } = rejected ? { grantable: [], requestable: [] } : integrationBound(integration, taskScopes);
     const bindings = integration.bindings ?? {};
     const bound = Object.fromEntries(grantable.filter((s) => Object.hasOwn(bindings, s)).map((s) => [s, bindings[s]?.resource_type as string]));
     out[name] = { grantable, requestable, bound };
   }
   return out;
+}
+
+/**
+ * One compiled integration's bound, sorted: E (D3) and the scopes that may be requested above it. Without
+ * `taskScopes` (no task type applies), E is the agent's effective ceiling on it, roles applied: allowed − denied.
+ * Pure; shared by the grantable-scopes answer and the agents view (`agent-views.ts`).
+ */
+export function integrationBound(
+  integration: CompiledAgentIntegration,
+  taskScopes?: ReadonlySet<string>,
+): { grantable: string[]; requestable: string[] } {
+  const denied = new Set(members(integration.denied));
+  // D3: E = (allowed ∩ taskScopes) − denied for a restricted agent, else allowed − denied.
+  const grantable = members(integration.allowed).filter((s) => !denied.has(s) && (taskScopes === undefined || taskScopes.has(s))).sort(byCode);
+  const inE = new Set(grantable);
+  // Requestable as the Rego has it: listed, and not denied unless its author lifted the deny (override_deny).
+  const escalation = integration.escalation ?? {};
+  const requestable = Object.keys(escalation).filter((s) => !inE.has(s) && (!denied.has(s) || escalation[s]?.override_deny === true)).sort(byCode);
+  return { grantable, requestable };
 }
 
 export interface GrantableScopesOptions {

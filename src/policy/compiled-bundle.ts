@@ -19,7 +19,8 @@ import { writeTarGz, type TarFile } from './tar-writer.js';
  *   /data.json                      the data document the Rego reads (`{"policies": …}`), canonical JSON: its
  *                                   SHA-256 is the policies revision
  *   /agentpdp_compiled/data.json    what the server needs beside it: format, both revisions, integrations'
- *                                   audiences, compile warnings, the source files' digests, the endpoint maps
+ *                                   audiences, compile warnings, the source files' digests, the endpoint maps,
+ *                                   the roles each agent names (optional: older bundles lack it)
  *   /policy.wasm                    the Rego, as `opa build -t wasm` compiled it
  *   /rego/…, /packs/…               the Rego sources the WASM was built from (for the record)
  *   /.signatures.json               optional, OPA's format (`bundle-signature.ts`)
@@ -43,6 +44,8 @@ interface CompiledMeta {
   warnings: PolicySet['warnings'];
   files: PolicySet['files'];
   endpoint_maps: PolicySet['endpointMaps'];
+  /** Optional: a bundle built before it was recorded has none. */
+  agent_roles?: NonNullable<PolicySet['agentRoles']>;
 }
 
 export interface CompiledBundle {
@@ -72,6 +75,7 @@ export async function buildCompiledBundle(policySet: PolicySet, rego: OpaBundle,
     warnings: policySet.warnings,
     files: policySet.files,
     endpoint_maps: policySet.endpointMaps,
+    ...(policySet.agentRoles === undefined ? {} : { agent_roles: policySet.agentRoles }),
   };
   const manifest = {
     revision: `${rego.revision}.${policySet.revision}`,
@@ -160,6 +164,9 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
   if (!isRecord(meta.integrations) || !Array.isArray(meta.warnings) || !Array.isArray(meta.files) || !isRecord(meta.endpoint_maps)) {
     throw invalid(`${META_FILE} is missing integrations, warnings, files or endpoint_maps`);
   }
+  if (meta.agent_roles !== undefined && (!isRecord(meta.agent_roles) || !Object.values(meta.agent_roles).every((r) => Array.isArray(r) && r.every((id) => typeof id === 'string')))) {
+    throw invalid(`${META_FILE} has malformed agent_roles`);
+  }
   const regoRevision = meta.rego_revision as string;
   const policiesRevision = meta.policies_revision as string;
   const manifest = parseObject(files.get('.manifest'), '.manifest', invalid);
@@ -215,7 +222,7 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
   if (!isRecord(policies) || !isRecord(policies.agents) || !isRecord(policies.integrations) || Object.keys(data).length !== 1) {
     throw invalid('data.json must hold exactly {"policies": {"agents": …, "integrations": …}}');
   }
-  for (const map of [meta.integrations, meta.endpoint_maps]) Object.setPrototypeOf(map, null);
+  for (const map of [meta.integrations, meta.endpoint_maps, meta.agent_roles]) if (map !== undefined) Object.setPrototypeOf(map, null);
   const policySet = frozenRecord({
     revision: meta.policies_revision,
     data: data as unknown as PolicyData,
@@ -225,6 +232,7 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
     warnings: meta.warnings,
     files: meta.files,
     endpointMaps: meta.endpoint_maps,
+    ...(meta.agent_roles === undefined ? {} : { agentRoles: meta.agent_roles }),
   }) as PolicySet;
   return { bundle: opened.bundle, policySet, verified: opened.verified, signed: opened.signed, dataJson };
 }

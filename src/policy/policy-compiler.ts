@@ -23,6 +23,8 @@ export interface CompileResult {
   integrations: Record<string, IntegrationInfo>;
   /** Endpoint maps by integration (not part of `data`); `{}` when none. */
   endpointMaps: Record<string, CompiledEndpointMap>;
+  /** The roles each agent names, for the agents naming any (not part of `data`). */
+  agentRoles: Record<string, string[]>;
   /** Non-empty means the set must be refused as a whole. Sorted by file, line, column. */
   errors: ErrorDetail[];
   warnings: ErrorDetail[];
@@ -66,10 +68,12 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
     checkKnownScopes(role, catalogues, diag);
   }
   const compiledAgents = emptyRecord<CompiledAgent>();
+  const agentRoles = emptyRecord<string[]>();
   let compiled = 0;
   for (const [id, agent] of agents) {
     checkKnownScopes(agent, catalogues, diag);
     compiledAgents[id] = compileAgent(agent, roles, diag, escalations);
+    if ((agent.body.roles ?? []).length > 0) agentRoles[id] = [...(agent.body.roles ?? [])];
     if (++compiled % AGENTS_PER_STEP === 0) yield;
   }
 
@@ -87,6 +91,7 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
     data: { policies: { agents: sortedRecord(Object.entries(compiledAgents)), integrations } },
     integrations: info,
     endpointMaps,
+    agentRoles,
     errors: diag.errors.sort(byLocation),
     warnings: diag.warnings.sort(byLocation),
   };

@@ -238,6 +238,12 @@ export interface PolicySet {
   readonly files: readonly PolicyFile[];
   /** Endpoint maps by integration, for the enforcement proxy; `{}` when none. Not part of `data`. */
   readonly endpointMaps: Readonly<Record<string, CompiledEndpointMap>>;
+  /**
+   * The roles each agent names (`roles:`, as written), for the agents that name any: what `GET /v1/agents` shows
+   * beside the effective ceilings (which `data` holds with the roles already applied). Not part of `data`, so it does
+   * not change the revision. Absent from a compiled bundle built before it was recorded.
+   */
+  readonly agentRoles?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** One policy file of a loaded set. */

@@ -10,6 +10,7 @@ import {
 import { DENIED_SCOPE_REASONS, OUTCOMES } from '../wire/evaluation-v1.js';
 import { grantableScopesRequestSchema } from '../wire/grantable-scopes-v1.js';
 import { tokenBodySchema, tokenFormSchema, tokenRequestSchema } from '../wire/token-v1.js';
+import { ACTIVITY_DAYS_MAX, ACTIVITY_DAYS_MIN } from '../wire/agents-v1.js';
 
 /**
  * `components.schemas` of the OpenAPI document. Request schemas are the very objects the server validates with
@@ -25,6 +26,100 @@ const reason = {
   additionalProperties: false,
   required: ['code', 'message'],
   properties: { code: { type: 'string' }, message: { type: 'string' } },
+};
+
+const sortedStrings = { type: 'array', items: { type: 'string' } };
+const count = { type: 'integer', minimum: 0 };
+
+/** The agents views of the web console (`src/wire/agents-v1.ts`, docs/compliance.md "Agents"). */
+const AGENT_VIEW_SCHEMAS = {
+  AgentListV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['policy_revision', 'agents', 'next_after'],
+    properties: {
+      policy_revision: { type: 'string', description: 'the revision the ceilings are read from' },
+      next_after: { type: ['string', 'null'], description: 'with limit: the after of the next page; null on the last page, and always without limit' },
+      agents: {
+        type: 'array',
+        description: 'every agent the policy in force names, by id',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['agent_id', 'roles', 'task_restricted', 'task_types', 'integrations'],
+          properties: {
+            agent_id: { type: 'string' },
+            roles: { ...sortedStrings, description: 'the roles its policy names, as written ([] for a compiled bundle that does not record them)' },
+            task_restricted: { type: 'boolean', description: 'task types narrow these ceilings further per task (per_task_downscope)' },
+            task_types: { ...sortedStrings, description: 'its task types, own and inherited, sorted' },
+            integrations: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['integration', 'max_scope', 'deny_scope', 'token_ttl_seconds', 'requestable'],
+                properties: {
+                  integration: { type: 'string' },
+                  max_scope: { ...sortedStrings, description: 'effective ceiling after roles, minus denied (what a decision could at most grant, before task types)' },
+                  deny_scope: { ...sortedStrings, description: "the agent's deny_scope united with its roles'" },
+                  token_ttl_seconds: { type: 'integer', minimum: 1, description: "the agent's token lifetime cap (its own token_ttl or a role's, the smaller)" },
+                  requestable: { ...sortedStrings, description: 'scopes above max_scope an approver may grant (break-glass)' },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  AgentActivityV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['agent_id', 'in_policy', 'since', 'until', 'days', 'scopes'],
+    properties: {
+      agent_id: { type: 'string' },
+      in_policy: { type: 'boolean', description: 'whether the policy in force names the agent' },
+      since: { type: 'string', format: 'date-time', description: 'midnight UTC, days - 1 days before today' },
+      until: { type: 'string', format: 'date-time', description: 'now (exclusive)' },
+      days: {
+        type: 'array',
+        minItems: ACTIVITY_DAYS_MIN,
+        maxItems: ACTIVITY_DAYS_MAX,
+        description: 'every UTC day of the window, oldest first',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['day', 'decisions', 'denials'],
+          properties: {
+            day: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' },
+            decisions: { ...count, description: 'scopes asked for in decisions that day (a decision asking for n scopes counts n)' },
+            denials: {
+              ...count,
+              description:
+                'scopes decisions refused by name that day (denied_scopes); a decision refused as a whole before any scope is judged (unknown agent, task denial, extension rule, approval needed) counts in decisions only',
+            },
+          },
+        },
+      },
+      scopes: {
+        type: 'array',
+        description: 'per integration and scope, over the window, by integration then scope',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['integration', 'scope', 'granted', 'used', 'requested', 'denied'],
+          properties: {
+            integration: { type: 'string' },
+            scope: { type: 'string' },
+            granted: { ...count, description: 'tokens issued carrying the scope' },
+            used: { ...count, description: 'uses observed: calls the enforcement proxy forwarded plus requests resource servers reported (never introspections)' },
+            requested: { ...count, description: 'decisions that asked for it' },
+            denied: { ...count, description: 'decisions that refused it by name' },
+          },
+        },
+      },
+    },
+  },
 };
 
 export const COMPONENT_SCHEMAS = {
@@ -548,4 +643,5 @@ export const COMPONENT_SCHEMAS = {
       expires_at: { type: 'string', format: 'date-time', description: 'the absolute end of the session' },
     },
   },
+  ...AGENT_VIEW_SCHEMAS,
 };

@@ -2,6 +2,7 @@ import type { PdpConfig } from '../config/config-types.js';
 import type { ConsoleAssets } from '../console/console-assets.js';
 import type { ConsoleSessions } from '../console/console-sessions.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
+import type { AgentViews } from '../pdp/agent-views.js';
 import type { AuthzenService } from '../pdp/authzen-service.js';
 import type { DataApi } from '../pdp/data-api.js';
 import type { Decider } from '../pdp/decider.js';
@@ -17,6 +18,7 @@ import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
 import { accessRequestRoutes, type LinkVerifier, type RefusalReporter } from './routes/access-requests.js';
 import { adminRoutes } from './routes/admin.js';
+import { agentRoutes } from './routes/agents.js';
 import { authzenRoutes } from './routes/authzen.js';
 import { auditRoutes, type AuditStore } from './routes/audit.js';
 import { consoleRoutes } from './routes/console.js';
@@ -47,6 +49,8 @@ export interface RouteDeps {
   accessRequests: AccessRequestService;
   /** Stored policy suggestions as reports (src/suggest's SuggestionReports, wired by main.ts). */
   suggestions: SuggestionReporter;
+  /** The agents views of the web console: ceilings from the policy, activity from the usage aggregates. */
+  agents: AgentViews;
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
   /** Where the approval page reports the refusals it answers as pages (the pipeline's `onRefusal`). */
@@ -80,6 +84,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
     ...auditRoutes(deps.store, deps.now),
     ...suggestionRoutes(deps.suggestions),
+    ...agentRoutes(deps.agents),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...(deps.console === undefined ? [] : consoleRoutes(deps.console.sessions, deps.console.assets)),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),

@@ -119,6 +119,23 @@ describe('compiled bundle: agent policies compiled once, served without YAML', (
     });
     expect(await refusal(readCompiledBundle(future, 'f'))).toMatch(/unknown format/);
   });
+
+  it("keeps the roles each agent names (not part of data: the revision does not change); an older bundle without them reads with none, a malformed list is refused", async () => {
+    const read = await readCompiledBundle(bundleFiles(unsigned, 'b'), 'b');
+    expect(fromYaml.agentRoles).toEqual({ 'support-resolver': ['support-agent'] });
+    expect(read.policySet.agentRoles).toEqual(fromYaml.agentRoles);
+    expect(Object.getPrototypeOf(read.policySet.agentRoles)).toBeNull();
+    const withMeta = (edit: (meta: Record<string, unknown>) => void): Map<string, Buffer> =>
+      tampered(unsigned, (files) => {
+        const meta = JSON.parse((files.get('agentpdp_compiled/data.json') as Buffer).toString()) as Record<string, unknown>;
+        edit(meta);
+        files.set('agentpdp_compiled/data.json', Buffer.from(JSON.stringify(meta)));
+      });
+    const older = await readCompiledBundle(withMeta((meta) => delete meta['agent_roles']), 'o');
+    expect(older.policySet.agentRoles).toBeUndefined();
+    expect(older.policySet.revision).toBe(fromYaml.revision);
+    expect(await refusal(readCompiledBundle(withMeta((meta) => (meta['agent_roles'] = { 'support-resolver': 'support-agent' })), 'm'))).toMatch(/malformed agent_roles/);
+  });
 });
 
 describe('compiled bundle: OPA bundle signatures', () => {

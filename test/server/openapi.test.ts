@@ -200,6 +200,11 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
       return request(t.url).get('/v1/suggestions?status=open').set(auth(KEYS.auditor));
     },
   },
+  'GET /v1/agents': { status: 200, call: async () => request(t.url).get('/v1/agents').set(auth(KEYS.auditor)) },
+  'GET /v1/agents/{agent_id}/activity': {
+    status: 200,
+    call: async () => (await issuedToken(), request(t.url).get('/v1/agents/code-review-agent/activity?days=7').set(auth(KEYS.auditor))),
+  },
 };
 
 describe('the document', () => {
