@@ -32,7 +32,7 @@ import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
-import { loadPolicyFolder, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
+import { loadPolicyFolder, SuggestionActions, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
 import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
 import { ApprovalLinks, loadLinkKey, OutboxWorker } from './notify/index.js';
@@ -430,6 +430,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     accessRequests,
     suggestions: new SuggestionReports({ store, now, windowDays: config.suggestions.window_days }),
     agents: new AgentViews({ engine, store, now }),
+    // POST /v1/suggestions/{id}/apply | dismiss: the same code as `agent-pdp suggest apply | dismiss`.
+    suggestionActions: new SuggestionActions({ store, policyDir: config.policy.agents, load, thresholds: thresholdsOf(config.suggestions), now }),
     verifyLink: (token, id, at) => links.verify(token, id, at),
     reportRefusal: onRefusal,
     keys,

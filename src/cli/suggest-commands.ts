@@ -10,28 +10,31 @@
  * the report. `apply` checks the suggestion still holds on the evidence up to now, rewrites the agent's
  * file (refused when it changed since), records
  * `policy.suggestion.applied`, and leaves the reload to the server's watcher. `dismiss` records
- * `policy.suggestion.dismissed`.
+ * `policy.suggestion.dismissed`. Both are src/suggest/suggestion-actions.ts, the code the server's
+ * `POST /v1/suggestions/{id}/apply | dismiss` run too; this file only reads the options and prints.
  *
  * Exit codes: 0 done, 1 refused or could not run, 2 usage.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { policySuggestionAppliedEvent, policySuggestionDismissedEvent, SUGGESTION_NOTE_MAX } from '../audit/index.js';
+import { SUGGESTION_NOTE_MAX } from '../audit/index.js';
 import { loadConfigFile } from '../config/config-loader.js';
 import type { PdpConfig } from '../config/config-types.js';
 import { PdpError } from '../errors/pdp-error.js';
 import type { PolicyLoadOptions } from '../policy/policy-loader.js';
-import type { Store, SuggestionRecord } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { openConfiguredStore } from './configured-store.js';
 import {
-  applySuggestion,
   loadPolicyFolder,
-  recheckSuggestion,
   renderReport,
   REPORT_FORMATS,
   runSuggestions,
+  SuggestionActions,
+  SuggestionNotRecorded,
   thresholdsOf,
   usageSeries,
+  type AppliedSuggestion,
+  type ApplyResult,
   type ReportFormat,
   type SuggestionThresholds,
 } from '../suggest/index.js';
@@ -103,37 +106,19 @@ export const SUGGEST_COMMANDS: Command[] = [
       const note = noteOf(values);
       const dryRun = values['dry-run'] === true;
       return withStore(values, async (store, cfg) => {
-        const suggestion = await openSuggestion(store, id);
-        // Only what the evidence up to now still supports: the same edits, suggested again.
-        const folder = await loadPolicyFolder(cfg.policy.agents, loadOptions(cfg));
-        await recheckSuggestion(suggestion, { store, folder, now: new Date(), thresholds: thresholdsOf(cfg.suggestions) });
-        const result = await applySuggestion(suggestion, cfg.policy.agents, { dryRun, load: loadOptions(cfg) });
-        process.stdout.write(result.diff);
-        for (const w of result.new_warnings) process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
+        let result: AppliedSuggestion;
+        try {
+          result = await actionsOf(store, cfg).apply(id, { by, note, dryRun });
+        } catch (error) {
+          if (!(error instanceof SuggestionNotRecorded)) throw error;
+          printApplied(error.result);
+          process.stderr.write(`agent-pdp: ${error.result.file} was rewritten, but the suggestion's status and audit event were not recorded:\n`);
+          throw error.cause;
+        }
+        printApplied(result);
         if (dryRun) {
           process.stderr.write(`dry run: ${result.file} not written (policy check passes with the change; revision ${result.revision_before} → ${result.revision_after})\n`);
           return 0;
-        }
-        const at = new Date().toISOString();
-        const event = policySuggestionAppliedEvent(
-          at,
-          { agent_id: suggestion.agent_id, caller_id: by },
-          {
-            suggestion_id: suggestion.id,
-            integration: suggestion.integration,
-            kind: suggestion.kind,
-            target: suggestion.target,
-            file: result.file,
-            file_sha256_before: result.sha256_before,
-            file_sha256_after: result.sha256_after,
-            note,
-          },
-        );
-        try {
-          await store.decideSuggestion({ id, status: 'applied', by, at, event });
-        } catch (error) {
-          process.stderr.write(`agent-pdp: ${result.file} was rewritten, but the suggestion's status and audit event were not recorded:\n`);
-          throw error;
         }
         const reload = cfg.policy.watch ? `the server's watcher loads it within ${cfg.policy.watch_interval_ms} ms` : 'reload the server (SIGHUP or POST /v1/admin/reload) to load it';
         process.stderr.write(`applied ${id} as ${by}: ${result.file} rewritten (revision ${result.revision_before} → ${result.revision_after}); ${reload}\n`);
@@ -149,15 +134,8 @@ export const SUGGEST_COMMANDS: Command[] = [
       const id = oneId(positionals, 'dismiss');
       const by = actorOf(values);
       const note = noteOf(values);
-      return withStore(values, async (store) => {
-        const suggestion = await openSuggestion(store, id);
-        const at = new Date().toISOString();
-        const event = policySuggestionDismissedEvent(
-          at,
-          { agent_id: suggestion.agent_id, caller_id: by },
-          { suggestion_id: id, integration: suggestion.integration, kind: suggestion.kind, target: suggestion.target, note },
-        );
-        await store.decideSuggestion({ id, status: 'dismissed', by, at, event });
+      return withStore(values, async (store, cfg) => {
+        await actionsOf(store, cfg).dismiss(id, { by, note });
         process.stderr.write(`dismissed ${id} as ${by}: it comes back only if its evidence changes\n`);
         return 0;
       });
@@ -165,16 +143,15 @@ export const SUGGEST_COMMANDS: Command[] = [
   },
 ];
 
-async function openSuggestion(store: Store, id: string): Promise<SuggestionRecord> {
-  const suggestion = await store.getSuggestion(id);
-  if (suggestion === undefined) throw new PdpError('not_found', `there is no suggestion ${id} (agent-pdp suggest lists them)`);
-  if (suggestion.status === 'withdrawn') {
-    throw new PdpError('suggestion_stale', `suggestion ${id} was withdrawn at ${suggestion.updated_at}: a later run on the same terms no longer made it (agent-pdp suggest lists what holds now)`);
-  }
-  if (suggestion.status !== 'open') {
-    throw new PdpError('suggestion_decided', `suggestion ${id} was ${suggestion.status} by ${suggestion.decided_by ?? '?'} at ${suggestion.decided_at ?? '?'}`);
-  }
-  return suggestion;
+/** The diff on stdout, the change's new compile warnings on stderr. */
+function printApplied(result: ApplyResult): void {
+  process.stdout.write(result.diff);
+  for (const w of result.new_warnings) process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
+}
+
+/** Apply and dismiss as the server's routes do them (src/suggest/suggestion-actions.ts), on the config's store and folder. */
+function actionsOf(store: Store, config: PdpConfig): SuggestionActions {
+  return new SuggestionActions({ store, policyDir: config.policy.agents, load: loadOptions(config), thresholds: thresholdsOf(config.suggestions), now: () => new Date() });
 }
 
 /** Opens the store the config names (never creating one), runs `body`, and closes it whatever happens. */

@@ -27,7 +27,7 @@ import { discoveryRoutes } from './routes/discovery.js';
 import { grantableScopesRoutes } from './routes/grantable-scopes.js';
 import { healthRoutes } from './routes/health.js';
 import { opaDataRoutes } from './routes/opa-data.js';
-import { suggestionRoutes, type SuggestionReporter } from './routes/suggestions.js';
+import { suggestionRoutes, type SuggestionDecisions, type SuggestionReporter } from './routes/suggestions.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { usageRoutes } from './routes/usage.js';
@@ -51,6 +51,8 @@ export interface RouteDeps {
   suggestions: SuggestionReporter;
   /** The agents views of the web console: ceilings from the policy, activity from the usage aggregates. */
   agents: AgentViews;
+  /** Applying and dismissing suggestions (src/suggest's SuggestionActions, wired by main.ts; the CLI's code too). */
+  suggestionActions: SuggestionDecisions['actions'];
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
   /** Where the approval page reports the refusals it answers as pages (the pipeline's `onRefusal`). */
@@ -83,8 +85,13 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
     ...auditRoutes(deps.store, deps.now),
-    ...suggestionRoutes(deps.suggestions),
     ...agentRoutes(deps.agents),
+    ...suggestionRoutes(deps.suggestions, {
+      actions: deps.suggestionActions,
+      reload: deps.reload,
+      servesFolder: deps.config.policy.compiled === null && deps.config.policy.service === null,
+      servedRevision: () => deps.engine.active?.evaluator.revisions.policies ?? null,
+    }),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...(deps.console === undefined ? [] : consoleRoutes(deps.console.sessions, deps.console.assets)),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),

@@ -5,6 +5,8 @@ export { applySuggestion } from './apply.js';
 export type { ApplyOptions, ApplyResult } from './apply.js';
 export { loadPolicyFolder, policyFilesOf } from './policy-folder.js';
 export { recheckSuggestion } from './recheck.js';
+export { openSuggestion, SuggestionActions, SuggestionNotRecorded } from './suggestion-actions.js';
+export type { AppliedSuggestion, ApplyRequest, DismissRequest, SuggestionActionsOptions } from './suggestion-actions.js';
 export type { RecheckInput } from './recheck.js';
 export type { AgentFile, LoadFolderOptions, PolicyFiles, PolicyFolder, RoleFile } from './policy-folder.js';
 export { HTML_REPORT_CSP, htmlReport } from './report-html.js';

@@ -112,6 +112,14 @@ describe('serving a compiled bundle (policy.compiled)', () => {
     }
   });
 
+  it('applies no policy suggestion over HTTP (it would not change what is served): a real apply → 400 naming dry_run', async () => {
+    const res = await fetch(`${compiled.url}/v1/suggestions/sg_any/apply`, { method: 'POST', headers: { ...auth(KEYS.admin), 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; details: Array<{ path: string }> } };
+    expect(body.error.code).toBe('invalid_request');
+    expect(body.error.details.map((d) => d.path)).toEqual(['dry_run']);
+  });
+
   it('reloads a newly built bundle, and refuses one signed with another key, an unsigned one and an edited one', async () => {
     const before = compiled.pdp.engine.active?.revision;
     const answer = async (): Promise<string[]> => (await decide(compiled, REQUESTS[0] as object)).granted_scopes;

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalLinks, loadLinkKey } from '../../src/notify/index.js';
+import type { SuggestionRecord } from '../../src/store/index.js';
+import { DEFAULT_THRESHOLDS, loadPolicyFolder, runSuggestions } from '../../src/suggest/index.js';
 import { decisionRequestSchema, taskRegistrationSchema } from '../../src/wire/decision-v1.js';
 import { HTTP_METHODS, OpenApiChecker } from '../support/openapi-check.js';
 import { packBundle } from '../support/pack-bundle.js';
@@ -69,7 +71,32 @@ async function pendingRequest(): Promise<string> {
 const linkFor = (requestId: string): string =>
   new ApprovalLinks(loadLinkKey(t.pdp.config.escalation.link_key_file), 900).issue(requestId, 'platform-oncall', t.clock.now);
 
+/**
+ * Open suggestions made from real usage (slack tokens of code-review-agent with both scopes, only chat:write used),
+ * saved as `agent-pdp suggest` saves them, on low thresholds (recorded in their evidence, so apply rechecks on them).
+ */
+async function suggestionsFromUsage(): Promise<SuggestionRecord[]> {
+  for (let i = 0; i < 3; i++) {
+    const id = `openapi-${++seq}`;
+    await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'code-review-agent', type: 'review' }).expect(201);
+    const decision = await pepDecide({ agent_id: 'code-review-agent', task: { id }, integration: 'slack', scopes: ['channels:read', 'chat:write'] }).expect(200);
+    const token = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: decision.body.decision_id }).expect(201);
+    await request(t.url).post('/v1/usage').set(auth(KEYS.resource)).send({ reports: [{ jti: token.body.jti, integration: 'slack', scope: 'chat:write', used_at: t.clock.now.toISOString() }] }).expect(202);
+  }
+  const until = t.clock.now.toISOString();
+  const since = new Date(t.clock.now.getTime() - 30 * 86_400_000).toISOString();
+  const folder = await loadPolicyFolder(join(t.dir, 'policies'));
+  const run = await runSuggestions({ store: t.pdp.store, folder, thresholds: { ...DEFAULT_THRESHOLDS, min_days: 1, min_tokens: 2 }, since, until, agent: 'code-review-agent' });
+  return run.suggestions.filter((s) => s.status === 'open');
+}
+
 /** One successful call of every operation, keyed as the document names them. */
+/** A console session's cookie (`name=value`), signed in as the auditor. */
+async function consoleCookie(): Promise<string> {
+  const res = await request(t.url).post('/console/session').set(auth(KEYS.auditor));
+  return (res.headers['set-cookie'] as unknown as string[])[0]?.split(';')[0] ?? '';
+}
+
 const OPERATIONS: Record<string, { status: number; call: () => Promise<request.Response> }> = {
   'POST /v1/decide': { status: 200, call: async () => pepDecide() },
   'POST /v1/data/{path}': {
@@ -155,6 +182,19 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
   'GET /.well-known/jwks.json': { status: 200, call: async () => request(t.url).get('/.well-known/jwks.json') },
   'GET /.well-known/oauth-authorization-server': { status: 200, call: async () => request(t.url).get('/.well-known/oauth-authorization-server') },
   'GET /healthz': { status: 200, call: async () => request(t.url).get('/healthz') },
+  // The console's page and files are the build's (make build compiles console-ui/ into dist/console-ui/).
+  'GET /console': { status: 200, call: async () => request(t.url).get('/console') },
+  'GET /console/assets/{file}': { status: 200, call: async () => request(t.url).get('/console/assets/app.js') },
+  'POST /console/session': { status: 201, call: async () => request(t.url).post('/console/session').set(auth(KEYS.auditor)) },
+  'GET /console/session': { status: 200, call: async () => request(t.url).get('/console/session').set('cookie', await consoleCookie()) },
+  'POST /console/session/end': {
+    status: 204,
+    call: async () => {
+      const signIn = await request(t.url).post('/console/session').set(auth(KEYS.admin));
+      const cookie = (signIn.headers['set-cookie'] as unknown as string[])[0]?.split(';')[0] ?? '';
+      return request(t.url).post('/console/session/end').set('cookie', cookie).set('x-csrf-token', (signIn.body as { csrf_token: string }).csrf_token);
+    },
+  },
   'GET /readyz': { status: 200, call: async () => request(t.url).get('/readyz') },
   'GET /metrics': { status: 200, call: async () => request(t.url).get('/metrics') },
   'GET /openapi.json': { status: 200, call: async () => request(t.url).get('/openapi.json') },
@@ -204,6 +244,21 @@ const OPERATIONS: Record<string, { status: number; call: () => Promise<request.R
   'GET /v1/agents/{agent_id}/activity': {
     status: 200,
     call: async () => (await issuedToken(), request(t.url).get('/v1/agents/code-review-agent/activity?days=7').set(auth(KEYS.auditor))),
+  },
+  // A dry run: the policy the other calls decide on stays as it is.
+  'POST /v1/suggestions/{id}/apply': {
+    status: 200,
+    call: async () => {
+      const removal = (await suggestionsFromUsage()).find((s) => s.kind === 'remove_scope' && s.target === 'channels:read');
+      return request(t.url).post(`/v1/suggestions/${removal?.id ?? 'none'}/apply`).set(auth(KEYS.admin)).send({ dry_run: true, note: 'openapi' });
+    },
+  },
+  'POST /v1/suggestions/{id}/dismiss': {
+    status: 200,
+    call: async () => {
+      const open = await suggestionsFromUsage();
+      return request(t.url).post(`/v1/suggestions/${open[0]?.id ?? 'none'}/dismiss`).set(auth(KEYS.admin)).send({ note: 'openapi' });
+    },
   },
 };
 
