@@ -36,7 +36,14 @@ function ceilingTable(agent: AgentV1): HTMLElement {
   return h(
     'div',
     null,
-    h('p', { class: 'muted' }, 'roles: ', Array.isArray(agent.roles) && agent.roles.length > 0 ? agent.roles.map((r) => code(r)) : 'none'),
+    h(
+      'p',
+      { class: 'muted' },
+      'roles: ',
+      Array.isArray(agent.roles) && agent.roles.length > 0 ? agent.roles.map((r) => code(r)) : 'none',
+      Array.isArray(agent.task_types) && agent.task_types.length > 0 ? [' · task types: ', agent.task_types.map((t) => code(t))] : null,
+      agent.task_restricted === true ? ' · each task type narrows these ceilings further' : null,
+    ),
     integrations.length === 0
       ? empty('No integration.')
       : table(
@@ -61,7 +68,8 @@ function activityView(a: AgentActivityV1): HTMLElement {
   return h(
     'div',
     null,
-    h('p', { class: 'muted' }, timeEl(a.since), ' to ', timeEl(a.until), ` · ${count(decisions)} decisions, ${count(denials)} denied`),
+    h('p', { class: 'muted' }, timeEl(a.since), ' to ', timeEl(a.until), ` · ${count(decisions)} scopes asked for, ${count(denials)} refused`, a.in_policy === false ? ' · the policy in force no longer names this agent' : ''),
+    h('p', { class: 'muted small' }, 'Counted per scope asked for and refused by name, from the usage aggregates.'),
     days.length === 0
       ? empty('No decision in the window.')
       : barChart({

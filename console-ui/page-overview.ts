@@ -34,6 +34,7 @@ function view(o: OverviewV1): HTMLElement {
     'div',
     null,
     h('p', { class: 'muted' }, timeEl(o.since), ' to ', timeEl(o.until)),
+    o.truncated === true ? h('p', { class: 'warn', 'data-testid': 'overview-truncated' }, 'More decisions than one overview reads: the counts are of the newest ones.') : null,
     h(
       'div',
       { class: 'tiles' },

@@ -93,7 +93,12 @@ function actions(s: SuggestionRecordV1, refresh: () => void): HTMLElement {
           confirm.disabled = cancel.disabled = true;
           postJson<SuggestionApplyV1>(pathOf('/v1/suggestions', s.id, 'apply'), body(false))
             .then((done) => {
-              replace(panel, h('div', { class: 'result ok', 'data-testid': 'suggestion-result' }, done?.written === true ? `Applied: ${done.file} rewritten, policy revision ${done.revision_before ?? '-'} → ${done.revision_after ?? '-'}.` : 'Applied.'));
+              const reload = done?.reload_error ?? null;
+              replace(
+                panel,
+                h('div', { class: 'result ok', 'data-testid': 'suggestion-result' }, done?.written === true ? `Applied: ${done.file} rewritten, policies revision ${done.revision_before ?? '-'} → ${done.revision_after ?? '-'}.` : 'Applied.'),
+                reload === null ? null : h('p', { class: 'warn', 'data-testid': 'suggestion-reload-error' }, `The file is written but the policy did not reload (${reload.code}: ${reload.message}); the previous policy stays in force until a reload succeeds.`),
+              );
               showInfo(`suggestion ${s.id} applied`);
               refresh();
             })
@@ -106,6 +111,9 @@ function actions(s: SuggestionRecordV1, refresh: () => void): HTMLElement {
           panel,
           h('p', null, 'The server would write this change to ', code(dry.file), ':'),
           dry.diff === '' ? h('p', { class: 'muted' }, '(no change)') : diffView(dry.diff, 'suggestion-dry-run-diff'),
+          Array.isArray(dry.new_warnings) && dry.new_warnings.length > 0
+            ? h('div', { class: 'warn', 'data-testid': 'suggestion-warnings' }, 'New compile warnings with this change:', h('ul', null, dry.new_warnings.map((w) => h('li', null, code(w.path), ' ', w.message))))
+            : null,
           h('div', { class: 'inline-form' }, confirm, cancel),
         );
       })

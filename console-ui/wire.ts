@@ -20,20 +20,21 @@ export interface ErrorBodyV1 {
 export const OUTCOMES = ['allow', 'deny', 'undefined', 'error'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
+/** Read from the decision event's hashed data: a member the data lacks is null. */
 export interface DecisionSummaryV1 {
   seq: number;
   time: string;
   decision_id: string;
-  agent_id: string;
-  task_id: string;
-  caller_id: string;
-  integration: string;
-  outcome: string;
+  agent_id: string | null;
+  task_id: string | null;
+  caller_id: string | null;
+  integration: string | null;
+  outcome: string | null;
   allow: boolean;
   requested_scopes: string[];
   granted_scopes: string[];
   reasons: string[];
-  policy_revision: string;
+  policy_revision: string | null;
 }
 
 export interface DecisionPageV1 {
@@ -97,6 +98,8 @@ export interface OverviewV1 {
   by_outcome: OutcomeCounts;
   decisions_per_second: number;
   top_denial_reasons: Array<{ code: string; count: number }>;
+  /** The window held more decisions than one overview reads: the counts are of the newest ones. */
+  truncated?: boolean;
 }
 
 export const ACCESS_REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
@@ -164,6 +167,12 @@ export interface SuggestionApplyV1 {
   written: boolean;
   revision_before: string | null;
   revision_after: string | null;
+  /** Compile warnings the changed file has that it did not have before. */
+  new_warnings?: Array<{ path: string; message: string }>;
+  /** The server reloaded its policy after writing (false on a dry run or when the reload failed). */
+  reloaded?: boolean;
+  reload_error?: { code: string; message: string } | null;
+  policy_revision?: string | null;
 }
 
 export interface AgentIntegrationV1 {
@@ -177,6 +186,9 @@ export interface AgentIntegrationV1 {
 export interface AgentV1 {
   agent_id: string;
   roles: string[];
+  /** Task types narrow the ceilings further (per_task_downscope with task types declared). */
+  task_restricted?: boolean;
+  task_types?: string[];
   integrations: AgentIntegrationV1[];
 }
 
@@ -188,7 +200,9 @@ export interface AgentListV1 {
 export interface AgentActivityV1 {
   agent_id: string;
   days: Array<{ day: string; decisions: number; denials: number }>;
-  scopes: Array<{ integration: string; scope: string; granted: number; used: number }>;
+  scopes: Array<{ integration: string; scope: string; granted: number; used: number; requested?: number; denied?: number }>;
+  /** The policy in force names the agent (one it no longer names still has its history). */
+  in_policy?: boolean;
   since: string;
   until: string;
 }
