@@ -29,6 +29,7 @@ export class ApiError extends Error {
 
 let csrfToken: string | null = null;
 let onUnauthorized: (() => void) | null = null;
+let onActivity: (() => void) | null = null;
 
 export function setCsrfToken(token: string | null): void {
   csrfToken = token;
@@ -37,6 +38,11 @@ export function setCsrfToken(token: string | null): void {
 /** Called on a 401 from any API call (the session expired, or was ended elsewhere). */
 export function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
+}
+
+/** Called on every answer of the PDP but a 401: the session's idle clock restarted on the server. */
+export function setActivityHandler(handler: () => void): void {
+  onActivity = handler;
 }
 
 export type Query = Readonly<Record<string, string | number | undefined | null>>;
@@ -92,6 +98,7 @@ async function send(method: 'GET' | 'POST', url: string, body?: unknown, ignore4
   } catch (err) {
     throw new ApiError(0, 'network_error', `the PDP did not answer (${err instanceof Error ? err.message : 'network error'})`);
   }
+  if (res.status !== 401) onActivity?.();
   if (res.ok) return res;
   const error = await errorOf(res);
   if (res.status === 401 && !ignore401) onUnauthorized?.();

@@ -2,7 +2,7 @@
  * The console's entry module (`/console/assets/app.js`): resumes the session or shows the sign-in form, then the
  * shell (left nav of the pages the roles may use, the status area, the page) and the hash routing between pages.
  */
-import { setUnauthorizedHandler } from './api.js';
+import { setActivityHandler, setUnauthorizedHandler } from './api.js';
 import { h, on, replace, routeHref } from './dom.js';
 import { homeOf, mayUse, pageInfo, PAGES, type PageId } from './pages.js';
 import type { Page } from './page-kit.js';
@@ -37,8 +37,27 @@ const NAV_OF: Partial<Record<PageId, PageId>> = { decision: 'decisions', agent: 
 const app = document.getElementById('app') ?? document.body;
 let main: HTMLElement | null = null;
 let nav: HTMLElement | null = null;
+let idleTimer: number | undefined;
+
+const EXPIRED = 'session expired: sign in again';
+
+/**
+ * The server ends a session after idle_timeout_seconds without a request; the page follows its own clock (restarted
+ * by every answer, 2 s of slack) and shows the sign-in form rather than a page whose next action would fail.
+ */
+function armIdleTimer(): void {
+  window.clearTimeout(idleTimer);
+  const s = session.current();
+  if (s === null || !(s.idle_timeout_seconds > 0)) return;
+  idleTimer = window.setTimeout(() => {
+    if (session.current() === null) return;
+    session.drop();
+    showSignIn(EXPIRED);
+  }, (s.idle_timeout_seconds + 2) * 1000);
+}
 
 function showSignIn(message: string | null): void {
+  window.clearTimeout(idleTimer);
   main = null;
   nav = null;
   clearStatus();
@@ -47,6 +66,7 @@ function showSignIn(message: string | null): void {
 
 function showConsole(s: SessionV1): void {
   clearStatus();
+  armIdleTimer();
   nav = h(
     'nav',
     { class: 'nav', 'aria-label': 'pages' },
@@ -100,8 +120,9 @@ function route(r: Route): void {
 setUnauthorizedHandler(() => {
   if (session.current() === null && main === null) return;
   session.drop();
-  showSignIn('session expired: sign in again');
+  showSignIn(EXPIRED);
 });
+setActivityHandler(() => armIdleTimer());
 onRouteChange((r) => route(r));
 
 session
