@@ -104,7 +104,7 @@ export function evidenceFacts(e: EvidenceView): HTMLElement {
 /** The chart of granted vs used for one suggestion, or null when the evidence has nothing to draw. */
 export function evidenceChart(e: EvidenceView, p: ProposalView, label: string): HTMLElement | null {
   const parts: HTMLElement[] = [];
-  if (e.scope !== null && e.since !== null && e.until !== null) {
+  if (e.scope !== null && e.since !== null && e.until !== null && !Number.isNaN(Date.parse(e.since)) && !Number.isNaN(Date.parse(e.until))) {
     const sc = e.scope;
     parts.push(
       spanChart({

@@ -86,8 +86,10 @@ export function barChart(o: BarChartOptions): HTMLElement {
     });
   });
   for (const i of tickIndexes(n)) {
-    const x = LEFT + i * slot + slot / 2;
-    svg.appendChild(s('text', { class: 'tick', x, y: height - 6, 'text-anchor': 'middle' }, o.categories[i] ?? ''));
+    // The first and last labels hang inward, so neither is cut at the chart's edge.
+    const edge = n > 1 && i === 0 ? 'start' : n > 1 && i === n - 1 ? 'end' : 'middle';
+    const x = LEFT + i * slot + (edge === 'start' ? 0 : edge === 'end' ? slot : slot / 2);
+    svg.appendChild(s('text', { class: 'tick', x, y: height - 6, 'text-anchor': edge }, o.categories[i] ?? ''));
   }
   return wrap(o.series, svg);
 }
