@@ -63,6 +63,8 @@ build: $(NODE_STAMP)
 	rm -rf dist  # a deleted source must not live on in dist/ (and in a packed package)
 	tsc -p tsconfig.build.json
 	@chmod +x dist/cli/main.js
+	tsc -p console-ui/tsconfig.json  # the web console's browser modules (console-ui/README.md)
+	cp console-ui/index.html console-ui/console.css console-ui/favicon.svg dist/console-ui/
 
 run: build
 	node dist/cli/main.js serve --config $(CONFIG)
@@ -87,6 +89,7 @@ test-rego: tools
 typecheck: $(NODE_STAMP)
 	tsc -p tsconfig.json
 	tsc -p bench/tsconfig.json --noEmit
+	tsc -p console-ui/tsconfig.json --noEmit
 
 test-ts: $(NODE_STAMP) tools browser
 	vitest run
