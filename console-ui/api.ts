@@ -65,8 +65,12 @@ export async function getJson<T>(path: string, query?: Query): Promise<T> {
   return (await res.json()) as T;
 }
 
-export async function postJson<T>(path: string, body: unknown, options: { ignore401?: boolean } = {}): Promise<T | null> {
-  const res = await send('POST', path, body, options.ignore401 === true);
+/**
+ * `apiKey`: sent as `Authorization: Bearer` instead of the cookie (sign-in only, where the key is exchanged for the
+ * session); the key goes nowhere else and is not kept.
+ */
+export async function postJson<T>(path: string, body: unknown, options: { ignore401?: boolean; apiKey?: string } = {}): Promise<T | null> {
+  const res = await send('POST', path, body, options.ignore401 === true, options.apiKey);
   if (res.status === 204) return null;
   return (await res.json()) as T;
 }
@@ -84,8 +88,9 @@ export async function currentSession<T>(): Promise<T | null> {
   return (await res.json()) as T;
 }
 
-async function send(method: 'GET' | 'POST', url: string, body?: unknown, ignore401 = false): Promise<Response> {
+async function send(method: 'GET' | 'POST', url: string, body?: unknown, ignore401 = false, apiKey?: string): Promise<Response> {
   const headers: Record<string, string> = { accept: 'application/json' };
+  if (apiKey !== undefined) headers['authorization'] = `Bearer ${apiKey}`;
   const init: RequestInit = { method, credentials: 'same-origin', headers, cache: 'no-store' };
   if (method === 'POST') {
     headers['content-type'] = 'application/json';

@@ -29,7 +29,7 @@ export async function resume(): Promise<SessionV1 | null> {
 
 /** Throws ApiError (401 unauthenticated for a bad key, 403 forbidden for a caller with no console role). */
 export async function signIn(apiKey: string): Promise<SessionV1> {
-  const answer = await postJson<SessionV1>('/console/session', { api_key: apiKey }, { ignore401: true });
+  const answer = await postJson<SessionV1>('/console/session', {}, { ignore401: true, apiKey });
   const value = adopt(answer);
   if (value === null) throw new Error('the PDP answered the sign-in without a session');
   return value;
