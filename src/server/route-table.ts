@@ -1,5 +1,6 @@
 import type { PdpConfig } from '../config/config-types.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
+import type { AuditVerification } from '../pdp/audit-verification.js';
 import type { AuthzenService } from '../pdp/authzen-service.js';
 import type { DataApi } from '../pdp/data-api.js';
 import type { Decider } from '../pdp/decider.js';
@@ -50,6 +51,8 @@ export interface RouteDeps {
   reportRefusal?: RefusalReporter;
   keys: IssuerKeys;
   store: AuditStore;
+  /** Verifications of the stored audit chain from the server, and the last one (per process). */
+  auditVerification: AuditVerification;
   /** The notification outbox, for admins (dead letters). */
   outbox: Pick<Store, 'listDeliveries' | 'outboxCounts'>;
   metrics: Metrics;
@@ -73,7 +76,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
-    ...auditRoutes(deps.store, deps.now),
+    ...auditRoutes(deps.store, deps.now, deps.auditVerification),
     ...suggestionRoutes(deps.suggestions),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),

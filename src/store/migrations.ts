@@ -322,6 +322,17 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX outbox_request ON outbox (access_request_id, created_at)',
     ],
   },
+  {
+    version: 8,
+    description: "the audit console's decision search by agent (issue 22): decision events of an agent in seq order",
+    statements: [
+      // GET /v1/audit/decisions?agent_id=: the agent's decision events newest first, an index range below the cursor.
+      // Without it a search for an agent reads every decision event above its matches (measured on 1 million events,
+      // 400,000 decisions: an agent with none, 1.6 s a page; with it, under a millisecond). Only decision rows are
+      // indexed: token and use events, most of the trail, write no entry. agent_id is a column of the hashed event.
+      `CREATE INDEX audit_events_decision_agent ON audit_events (agent_id, seq) WHERE type = 'decision'`,
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

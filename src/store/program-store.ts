@@ -8,6 +8,7 @@ import * as accessRequests from './access-request-ops.js';
 import * as audit from './audit-ops.js';
 import type { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
+import * as decisionSearch from './decision-search-ops.js';
 import type { GroupCommitQueue } from './group-commit.js';
 import * as outbox from './outbox-ops.js';
 import * as revocations from './revocation-ops.js';
@@ -27,6 +28,8 @@ import type {
   CreatedAccessRequest,
   DecideAccessRequestInput,
   DecideSuggestionInput,
+  DecisionSearchPage,
+  DecisionSearchQuery,
   DeliveryRecord,
   EventQuery,
   ExpireTasksInput,
@@ -163,6 +166,12 @@ export abstract class ProgramStore implements Store {
   }
   verifyStoredChain(options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
     return audit.verifyStoredChain(this.ctx, options);
+  }
+  searchDecisions(query: DecisionSearchQuery): Promise<DecisionSearchPage> {
+    return decisionSearch.searchDecisions(this.ctx, query);
+  }
+  firstSeqStampedAtOrAfter(time: string): Promise<number | null> {
+    return decisionSearch.firstSeqStampedAtOrAfter(this.ctx, time);
   }
 
   createAccessRequest(input: CreateAccessRequestInput): Promise<CreatedAccessRequest> {
