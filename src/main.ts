@@ -10,6 +10,7 @@ import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
 import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
+import { AuditOverview } from './pdp/audit-overview.js';
 import { AuditVerification } from './pdp/audit-verification.js';
 import { AuthzenService } from './pdp/authzen-service.js';
 import { DataApi } from './pdp/data-api.js';
@@ -431,7 +432,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     reportRefusal: onRefusal,
     keys,
     store,
-    auditVerification,
+    auditConsole: { verification: auditVerification, overview: new AuditOverview({ store, now }) },
     outbox: store,
     metrics,
     // Over HTTP, the other workers of `serve --workers` reload too (SIGHUP reaches them through the supervisor).

@@ -19,6 +19,16 @@ const OUTCOMES: ReadonlySet<string> = new Set(RECORDED_OUTCOMES);
 
 export type OverviewStore = Pick<Store, 'searchDecisions'>;
 
+/** `GET /v1/audit/overview`'s reader, on the store and the clock main.ts wires. */
+export class AuditOverview {
+  constructor(private readonly options: { store: OverviewStore; now: () => Date }) {}
+
+  /** The overview of the last `minutes` minutes (see auditOverview). */
+  overview(minutes: number): Promise<AuditOverviewV1> {
+    return auditOverview(this.options.store, this.options.now(), minutes);
+  }
+}
+
 const zero = (): OutcomeCountsV1 => ({ allow: 0, deny: 0, undefined: 0, error: 0 });
 
 /**

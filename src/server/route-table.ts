@@ -1,6 +1,5 @@
 import type { PdpConfig } from '../config/config-types.js';
 import type { AccessRequestService } from '../pdp/access-requests.js';
-import type { AuditVerification } from '../pdp/audit-verification.js';
 import type { AuthzenService } from '../pdp/authzen-service.js';
 import type { DataApi } from '../pdp/data-api.js';
 import type { Decider } from '../pdp/decider.js';
@@ -17,7 +16,7 @@ import type { Route } from './route.js';
 import { accessRequestRoutes, type LinkVerifier, type RefusalReporter } from './routes/access-requests.js';
 import { adminRoutes } from './routes/admin.js';
 import { authzenRoutes } from './routes/authzen.js';
-import { auditRoutes, type AuditStore } from './routes/audit.js';
+import { auditRoutes, type AuditConsoleServices, type AuditStore } from './routes/audit.js';
 import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { grantableScopesRoutes } from './routes/grantable-scopes.js';
@@ -51,8 +50,8 @@ export interface RouteDeps {
   reportRefusal?: RefusalReporter;
   keys: IssuerKeys;
   store: AuditStore;
-  /** Verifications of the stored audit chain from the server, and the last one (per process). */
-  auditVerification: AuditVerification;
+  /** The audit console's verifications of the stored chain (the last one kept per process) and overview. */
+  auditConsole: AuditConsoleServices;
   /** The notification outbox, for admins (dead letters). */
   outbox: Pick<Store, 'listDeliveries' | 'outboxCounts'>;
   metrics: Metrics;
@@ -76,7 +75,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
-    ...auditRoutes(deps.store, deps.now, deps.auditVerification),
+    ...auditRoutes(deps.store, deps.now, deps.auditConsole),
     ...suggestionRoutes(deps.suggestions),
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),

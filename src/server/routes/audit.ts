@@ -11,7 +11,7 @@ import {
   writeChunks,
 } from '../../audit/index.js';
 import { PdpError } from '../../errors/pdp-error.js';
-import { auditOverview } from '../../pdp/audit-overview.js';
+import type { AuditOverview } from '../../pdp/audit-overview.js';
 import type { AuditVerification } from '../../pdp/audit-verification.js';
 import type { Store } from '../../store/index.js';
 import { DECISION_SEARCH_DEFAULT_LIMIT, DECISION_SEARCH_MAX_LIMIT, OVERVIEW_MAX_MINUTES } from '../../wire/audit-console-v1.js';
@@ -19,6 +19,12 @@ import type { AuditIntegrityV1, DecisionSearchV1 } from '../../wire/audit-consol
 import { RECORDED_OUTCOMES } from '../../wire/evaluation-v1.js';
 import { errors, json } from '../openapi.js';
 import { route, type Route } from '../route.js';
+
+/** The audit console's services (src/pdp/, wired by main.ts): verifications of the stored chain, the overview. */
+export interface AuditConsoleServices {
+  verification: AuditVerification;
+  overview: AuditOverview;
+}
 
 /** What the audit routes read from the store; they never write. */
 export type AuditStore = Pick<Store, 'decisionChain' | 'getDecision' | 'chainStart' | 'chainHead' | 'iterateEvents' | 'searchDecisions'>;
@@ -42,7 +48,8 @@ const queryParameter = (name: string, schema: object, description?: string): obj
  *   process, and a verification streamed as NDJSON progress lines and a result line;
  * - GET /v1/audit/overview (auditor or admin): decisions per minute of the last N minutes.
  */
-export function auditRoutes(store: AuditStore, now: () => Date, verification: AuditVerification): Route[] {
+export function auditRoutes(store: AuditStore, now: () => Date, services: AuditConsoleServices): Route[] {
+  const { verification, overview } = services;
   return [
     route({
       method: 'GET',
@@ -140,7 +147,7 @@ export function auditRoutes(store: AuditStore, now: () => Date, verification: Au
       roles: ['auditor', 'admin'],
       async handle({ query }) {
         const minutes = parseMinutes(query);
-        return { status: 200, json: await auditOverview(store, now(), minutes), headers: { 'cache-control': 'no-store' } };
+        return { status: 200, json: await overview.overview(minutes), headers: { 'cache-control': 'no-store' } };
       },
       openapi: {
         operationId: 'getAuditOverview',
