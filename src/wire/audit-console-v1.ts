@@ -85,7 +85,7 @@ export interface AuditOverviewV1 {
   /** One entry per minute of the window, oldest first (the last one is the current, partial minute). */
   per_minute: Array<{ minute: string } & OutcomeCountsV1>;
   by_outcome: OutcomeCountsV1;
-  /** Decisions counted over the window's length in seconds. */
+  /** Decisions counted over the window's length in seconds (truncated: over the part from the oldest decision read). */
   decisions_per_second: number;
   /** The reason codes of denials, most frequent first (ties by code), at most ten. */
   top_denial_reasons: Array<{ code: string; count: number }>;

@@ -10,6 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyExportLines } from '../../src/audit/index.js';
 import type { AuditEventV1 } from '../../src/audit/index.js';
+import { auditOverview } from '../../src/pdp/audit-overview.js';
 import { AuditVerification } from '../../src/pdp/audit-verification.js';
 import type { DecisionSearchV1, DecisionSummaryV1, VerifyLineV1 } from '../../src/wire/audit-console-v1.js';
 import { decide, registerTask } from '../issuer-http/flow.js';
@@ -177,6 +178,16 @@ describe('GET /v1/audit/overview', () => {
     const inWindow = trail.filter((e) => Date.parse(e.time) >= since).length;
     expect(body.by_outcome.allow + body.by_outcome.deny).toBe(inWindow);
     expect(inWindow).toBeLessThan(trail.length);
+  });
+
+  it('reads at most its cap of decisions, newest first, and says so', async () => {
+    const body = await auditOverview(t.pdp.store, t.clock.now, 5, 3);
+    expect(body.truncated).toBe(true);
+    const newest = trail.slice(0, 3);
+    const count = (o: string): number => newest.filter((e) => summaryOf(e).outcome === o).length;
+    expect(body.by_outcome).toEqual({ allow: count('allow'), deny: count('deny'), undefined: 0, error: 0 });
+    const whole = await auditOverview(t.pdp.store, t.clock.now, 5, trail.length);
+    expect(whole.truncated).toBe(false);
   });
 
   it.each(['0', '1441', 'x'])('refuses minutes=%s (400 naming it)', async (minutes) => {
