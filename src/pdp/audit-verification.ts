@@ -52,12 +52,17 @@ export class AuditVerification {
       lines.push(line);
       wake?.();
     };
-    void this.run(by, (verified, total) => push({ type: 'progress', verified, total })).then((result) => {
+    const settle = (result: VerificationV1): void => {
       this.lastResult = result;
       this.running = false;
       finished = true;
       push({ type: 'result', ...result });
-    });
+    };
+    const startedAt = this.options.now().toISOString();
+    this.run(by, startedAt, (verified, total) => push({ type: 'progress', verified, total })).then(settle, () =>
+      // run() answers every failure itself; this is the last guard that the process is never left "running".
+      settle({ ok: false, verified: 0, from_seq: 1, to_seq: 0, started_at: startedAt, finished_at: this.options.now().toISOString(), by, error: 'the verification did not finish: internal' }),
+    );
     return (async function* () {
       for (;;) {
         const line = lines.shift();
@@ -72,8 +77,7 @@ export class AuditVerification {
     })();
   }
 
-  private async run(by: string, progress: (verified: number, total: number) => void): Promise<VerificationV1> {
-    const startedAt = this.options.now().toISOString();
+  private async run(by: string, startedAt: string, progress: (verified: number, total: number) => void): Promise<VerificationV1> {
     let fromSeq = 1;
     let toSeq = 0;
     const finish = (fields: Pick<VerificationV1, 'ok' | 'verified'> & Partial<VerificationV1>): VerificationV1 => ({

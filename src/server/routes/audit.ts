@@ -39,14 +39,14 @@ const queryParameter = (name: string, schema: object, description?: string): obj
 });
 
 /**
- * The audit trail over HTTP, role auditor only:
+ * The audit trail over HTTP, role auditor (the overview: auditor or admin):
  * - GET /v1/audit/decisions/{decision_id}: the decision event and everything that followed from it, in order;
  * - GET /v1/audit/export: the trail (or a range / filtered part of it) as JSON Lines, CSV or OPA decision logs,
  *   streamed from the store page by page with backpressure;
  * - GET /v1/audit/decisions: the audit console's decision search, newest first, keyset-paged;
  * - GET /v1/audit/integrity, POST /v1/audit/verify: the chain's head and start, the last verification of this
  *   process, and a verification streamed as NDJSON progress lines and a result line;
- * - GET /v1/audit/overview (auditor or admin): decisions per minute of the last N minutes.
+ * - GET /v1/audit/overview: decisions per minute of the last N minutes.
  */
 export function auditRoutes(store: AuditStore, now: () => Date, services: AuditConsoleServices): Route[] {
   const { verification, overview } = services;
