@@ -5,11 +5,13 @@
  * first bad seq, the last verification kept), GET /v1/audit/overview, and the export's decision_id and reason.
  */
 import Database from 'better-sqlite3';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyExportLines } from '../../src/audit/index.js';
 import type { AuditEventV1 } from '../../src/audit/index.js';
+import { signedHeadsPath } from '../../src/issuer/audit-key.js';
 import { auditOverview } from '../../src/pdp/audit-overview.js';
 import { AuditVerification } from '../../src/pdp/audit-verification.js';
 import type { DecisionSearchV1, DecisionSummaryV1, VerifyLineV1 } from '../../src/wire/audit-console-v1.js';
@@ -278,6 +280,26 @@ describe('GET /v1/audit/integrity and POST /v1/audit/verify', () => {
 
   it('refuses a PEP (403)', async () => {
     expect((await verify(KEYS.pep)).status).toBe(403);
+  });
+
+  it('checks signed heads with the audit key, anchored on the signed-heads file', async () => {
+    const signed = await t.pdp.heads.signNow();
+    expect(signed).not.toBeNull();
+    const head = await t.pdp.store.chainHead();
+    const { lines } = await verify();
+    expect(lines.at(-1)).toMatchObject({ type: 'result', ok: true, verified: head.seq, to_seq: head.seq });
+    // The signed-heads file is read: a line in it that is not a head the audit key signed fails the verification.
+    const file = signedHeadsPath(t.pdp.config.issuer.keys);
+    const kept = readFileSync(file, 'utf8');
+    expect(kept.trim().split('\n')).toHaveLength(1);
+    try {
+      appendFileSync(file, `${JSON.stringify({ ...JSON.parse(kept), seq: head.seq + 5 })}\n`);
+      const failed = (await verify()).lines.at(-1);
+      expect(failed).toMatchObject({ type: 'result', ok: false });
+      expect((failed as { error: string }).error).toMatch(/^line 2 of the signed-heads file/);
+    } finally {
+      writeFileSync(file, kept);
+    }
   });
 
   it('names the first bad seq of a tampered store', async () => {
