@@ -10,6 +10,8 @@ import { BundlePoller } from './bundle-service/bundle-poller.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
 import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
+import { AuditOverview } from './pdp/audit-overview.js';
+import { AuditVerification } from './pdp/audit-verification.js';
 import { AuthzenService } from './pdp/authzen-service.js';
 import { DataApi } from './pdp/data-api.js';
 import { Decider } from './pdp/decider.js';
@@ -275,9 +277,12 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   // Signed heads of the audit chain (docs/compliance.md, "Signed heads"): a timer, off the request path; the audit
   // key lives in the key folder, never in the database.
   let heads: HeadSigner;
+  let auditVerification: AuditVerification;
   try {
     const auditKey = await loadAuditKey(config.issuer.keys, { create: true });
     const headsFile = signedHeadsPath(config.issuer.keys);
+    // POST /v1/audit/verify: as `audit verify --config` does, with the audit public key and the signed-heads file.
+    auditVerification = new AuditVerification({ store, now, headKeys: new Map([[auditKey.kid, auditKey.publicKey]]), signedHeadsFile: headsFile });
     heads = new HeadSigner({
       store,
       key: auditKey,
@@ -436,6 +441,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     reportRefusal: onRefusal,
     keys,
     store,
+    auditConsole: { verification: auditVerification, overview: new AuditOverview({ store, now }) },
     outbox: store,
     metrics,
     // Over HTTP, the other workers of `serve --workers` reload too (SIGHUP reaches them through the supervisor).

@@ -295,7 +295,7 @@ function lineKind(value: unknown): 'end' | 'skip' | 'event' {
 }
 
 const HEADER_KEYS = new Set(['format', 'v', 'start_seq', 'start_prev_hash', 'exported_at', 'filter']);
-const FILTER_KEYS = new Set(['agent_id', 'task_id', 'outcome', 'types']);
+const FILTER_KEYS = new Set(['agent_id', 'task_id', 'decision_id', 'outcome', 'reason', 'types']);
 const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
 
 function parseHeader(line: string): ExportHeaderV1 | undefined {
@@ -320,7 +320,7 @@ function parseFilter(value: unknown): ExportFilterV1 | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const f = value as Record<string, unknown>;
   if (!Object.keys(f).every((k) => FILTER_KEYS.has(k))) return undefined;
-  for (const key of ['agent_id', 'task_id'] as const) {
+  for (const key of ['agent_id', 'task_id', 'decision_id', 'reason'] as const) {
     if (f[key] !== undefined && (typeof f[key] !== 'string' || f[key] === '')) return undefined;
   }
   if (f['outcome'] !== undefined && !OUTCOMES.has(f['outcome'] as string)) return undefined;

@@ -8,7 +8,7 @@
  *   `since` / `until` narrow it to the first event at or after `since` and the last one before the first event
  *   at or after `until`. Events are sealed in commit order but stamped when they happened, so at the edges of a
  *   time range an event a few milliseconds outside it can be included: the export stays one unbroken chain.
- * - Filters (agent, task, outcome, event types) leave events of the range out; a JSON Lines export then says so
+ * - Filters (agent, task, decision, outcome, reason code, event types) leave events of the range out; a JSON Lines export then says so
  *   in its header and accounts for them with skip lines (export-jsonl.ts). Every event of the range is read and
  *   the filter is applied to the event itself (export-filter.ts), never pushed down to a store index: a column
  *   outside the hash could be edited to drop or add an event without breaking a hash.
@@ -63,7 +63,10 @@ export interface ExportRequest {
   until?: string;
   agent_id?: string;
   task_id?: string;
+  decision_id?: string;
   outcome?: ExportFilterV1['outcome'];
+  /** Decision events with a reason of this code. */
+  reason?: string;
   types?: AuditEventType[];
 }
 
@@ -180,7 +183,9 @@ function filterOf(request: ExportRequest): ExportFilterV1 | undefined {
   const filter: ExportFilterV1 = {};
   if (request.agent_id !== undefined) filter.agent_id = request.agent_id;
   if (request.task_id !== undefined) filter.task_id = request.task_id;
+  if (request.decision_id !== undefined) filter.decision_id = request.decision_id;
   if (request.outcome !== undefined) filter.outcome = request.outcome;
+  if (request.reason !== undefined) filter.reason = request.reason;
   if (request.types !== undefined) filter.types = [...request.types];
   return Object.keys(filter).length > 0 ? filter : undefined;
 }

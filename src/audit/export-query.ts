@@ -14,9 +14,11 @@ export interface ExportQuery {
   request: ExportRequest;
 }
 
-const QUERY_KEYS = new Set(['format', 'since', 'until', 'from_seq', 'to_seq', 'agent_id', 'task_id', 'outcome', 'type']);
+const QUERY_KEYS = new Set(['format', 'since', 'until', 'from_seq', 'to_seq', 'agent_id', 'task_id', 'decision_id', 'outcome', 'reason', 'type']);
 const OUTCOMES: ReadonlySet<string> = new Set(RECORDED_OUTCOMES);
 const ID = new RegExp(ID_PATTERN);
+/** A reason code (`reasons[].code`): the core's (CORE_REASON_CODES) or an extension rule's. */
+export const REASON_CODE = /^[A-Za-z0-9_.:-]{1,128}$/;
 const TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 /**
@@ -56,7 +58,7 @@ export function parseExportQuery(query: Record<string, unknown>): ExportQuery {
     if (!Number.isSafeInteger(seq)) bad(name, 'must be an integer >= 1');
     else request[name] = seq;
   }
-  for (const name of ['agent_id', 'task_id'] as const) {
+  for (const name of ['agent_id', 'task_id', 'decision_id'] as const) {
     const text = one(name);
     if (text === undefined) continue;
     if (!ID.test(text)) bad(name, 'is not a valid id');
@@ -66,6 +68,11 @@ export function parseExportQuery(query: Record<string, unknown>): ExportQuery {
   if (outcome !== undefined) {
     if (!OUTCOMES.has(outcome)) bad('outcome', `must be one of ${RECORDED_OUTCOMES.join(', ')}`);
     else request.outcome = outcome as RecordedOutcome;
+  }
+  const reason = one('reason');
+  if (reason !== undefined) {
+    if (!REASON_CODE.test(reason)) bad('reason', 'must be a reason code (letters, digits, _ . : -)');
+    else request.reason = reason;
   }
   const types = typesOf(query['type']);
   if (types !== undefined) {

@@ -112,7 +112,10 @@ export type { SignedHeadsSeen } from './trail-events.js';
 export type { ChainBreakKind, VerifyOptions, VerifyResult } from './chain-verifier.js';
 export { compileMask } from './masking.js';
 export type { MaskOptions, Masker } from './masking.js';
-export { decisionOutcome, matchesFilter } from './export-filter.js';
+export { decisionOutcome, decisionReasonCodes, matchesFilter } from './export-filter.js';
+export { decisionSummary } from './decision-summary.js';
+export { decisionCursor, parseDecisionSearchQuery, seqOfDecisionCursor } from './decision-search-query.js';
+export type { DecisionSearchRequest } from './decision-search-query.js';
 export type { ExportFilterV1 } from './export-filter.js';
 export { EXPORT_FORMAT, exportJsonl, verifyExportFile, verifyExportLines } from './export-jsonl.js';
 export type {
@@ -138,5 +141,5 @@ export type {
   ExportSourceQuery,
 } from './export-plan.js';
 export { writeChunks } from './write-chunks.js';
-export { parseAuditTime, parseExportQuery } from './export-query.js';
+export { REASON_CODE, parseAuditTime, parseExportQuery } from './export-query.js';
 export type { ExportQuery } from './export-query.js';

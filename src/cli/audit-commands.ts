@@ -174,7 +174,7 @@ export const AUDIT_COMMANDS: Command[] = [
   },
   {
     name: 'audit export',
-    summary: 'export the audit trail, streamed: --config FILE [--format jsonl|csv|opa] [--out FILE] [--since T] [--until T] [--from-seq N] [--to-seq N] [--agent ID] [--task ID] [--outcome O] [--type T,...]',
+    summary: 'export the audit trail, streamed: --config FILE [--format jsonl|csv|opa] [--out FILE] [--since T] [--until T] [--from-seq N] [--to-seq N] [--agent ID] [--task ID] [--decision ID] [--outcome O] [--reason CODE] [--type T,...]',
     options: {
       config: { type: 'string', short: 'c' },
       format: { type: 'string' },
@@ -185,13 +185,15 @@ export const AUDIT_COMMANDS: Command[] = [
       'to-seq': { type: 'string' },
       agent: { type: 'string' },
       task: { type: 'string' },
+      decision: { type: 'string' },
       outcome: { type: 'string' },
+      reason: { type: 'string' },
       type: { type: 'string' },
     },
     async run(values) {
       // The same names, validation and errors as GET /v1/audit/export.
       const query: Record<string, string> = {};
-      const names: Record<string, string> = { format: 'format', since: 'since', until: 'until', 'from-seq': 'from_seq', 'to-seq': 'to_seq', agent: 'agent_id', task: 'task_id', outcome: 'outcome', type: 'type' };
+      const names: Record<string, string> = { format: 'format', since: 'since', until: 'until', 'from-seq': 'from_seq', 'to-seq': 'to_seq', agent: 'agent_id', task: 'task_id', decision: 'decision_id', outcome: 'outcome', reason: 'reason', type: 'type' };
       for (const [option, name] of Object.entries(names)) {
         const value = str(values[option]);
         if (value !== undefined) query[name] = value;

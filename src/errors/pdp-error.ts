@@ -45,6 +45,9 @@ export const ERROR_CODES = {
   suggestion_stale: 409,
   /** Applied or dismissed already: a decided suggestion is not applied (or dismissed) again. */
   suggestion_decided: 409,
+  // the audit console (src/pdp/audit-verification.ts)
+  /** A verification of the stored chain is running in this process already: one at a time. */
+  verification_running: 409,
   // OAuth token endpoint (RFC 6749 §5.2, RFC 8707 §2)
   unsupported_grant_type: 400,
   invalid_target: 400,

@@ -7,7 +7,7 @@ import {
   accessRequestDenySchema,
   accessRequestSubmissionSchema,
 } from '../wire/access-request-v1.js';
-import { DENIED_SCOPE_REASONS, OUTCOMES } from '../wire/evaluation-v1.js';
+import { DENIED_SCOPE_REASONS, OUTCOMES, RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
 import { grantableScopesRequestSchema } from '../wire/grantable-scopes-v1.js';
 import { tokenBodySchema, tokenFormSchema, tokenRequestSchema } from '../wire/token-v1.js';
 import { ACTIVITY_DAYS_MAX, ACTIVITY_DAYS_MIN } from '../wire/agents-v1.js';
@@ -121,6 +121,8 @@ const AGENT_VIEW_SCHEMAS = {
     },
   },
 };
+/** A count per recorded outcome. */
+const outcomeCounts = Object.fromEntries(RECORDED_OUTCOMES.map((o) => [o, { type: 'integer', minimum: 0 }]));
 
 export const COMPONENT_SCHEMAS = {
   DecisionRequestV1: strip(decisionRequestSchema),
@@ -644,4 +646,101 @@ export const COMPONENT_SCHEMAS = {
     },
   },
   ...AGENT_VIEW_SCHEMAS,
+  // The audit console's reads (src/wire/audit-console-v1.ts).
+  DecisionSummaryV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['seq', 'time', 'decision_id', 'agent_id', 'task_id', 'caller_id', 'integration', 'outcome', 'allow', 'requested_scopes', 'granted_scopes', 'reasons', 'policy_revision'],
+    properties: {
+      seq: { type: 'integer', minimum: 1 },
+      time: { type: 'string' },
+      decision_id: { type: 'string' },
+      agent_id: { type: ['string', 'null'] },
+      task_id: { type: ['string', 'null'] },
+      caller_id: { type: ['string', 'null'] },
+      integration: { type: ['string', 'null'] },
+      outcome: { enum: [...RECORDED_OUTCOMES, null] },
+      allow: { type: 'boolean' },
+      requested_scopes: { type: 'array', items: { type: 'string' } },
+      granted_scopes: { type: 'array', items: { type: 'string' } },
+      reasons: { type: 'array', items: { type: 'string' }, description: 'reason codes, in order' },
+      policy_revision: { type: ['string', 'null'] },
+    },
+  },
+  DecisionSearchV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['decisions', 'next_cursor', 'scanned_through_seq'],
+    properties: {
+      decisions: { type: 'array', items: { $ref: '#/components/schemas/DecisionSummaryV1' } },
+      next_cursor: { type: ['string', 'null'], description: 'the next (older) page; null: nothing older' },
+      scanned_through_seq: { type: ['integer', 'null'], description: 'the lowest seq this page examined' },
+    },
+  },
+  VerificationV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['ok', 'verified', 'from_seq', 'to_seq', 'started_at', 'finished_at', 'by'],
+    properties: {
+      ok: { type: 'boolean' },
+      verified: { type: 'integer', minimum: 0 },
+      from_seq: { type: 'integer', minimum: 1 },
+      to_seq: { type: 'integer', minimum: 0 },
+      started_at: { type: 'string' },
+      finished_at: { type: 'string' },
+      by: { type: 'string', description: 'the caller id that asked for it' },
+      first_bad_seq: { type: 'integer', minimum: 0, description: 'the first seq at which the chain departs from the original' },
+      error: { type: 'string' },
+    },
+  },
+  AuditIntegrityV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['head', 'start', 'last_verification'],
+    properties: {
+      head: {
+        oneOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['seq', 'hash', 'time'],
+            properties: { seq: { type: 'integer', minimum: 1 }, hash: { type: 'string' }, time: { type: 'string' } },
+          },
+        ],
+      },
+      start: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['start_seq', 'start_prev_hash'],
+        properties: { start_seq: { type: 'integer', minimum: 1 }, start_prev_hash: { type: 'string' } },
+      },
+      last_verification: { oneOf: [{ type: 'null' }, { $ref: '#/components/schemas/VerificationV1' }], description: 'kept in memory by this PDP process' },
+    },
+  },
+  AuditOverviewV1: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['since', 'until', 'per_minute', 'by_outcome', 'decisions_per_second', 'top_denial_reasons', 'truncated'],
+    properties: {
+      since: { type: 'string' },
+      until: { type: 'string' },
+      per_minute: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['minute', ...RECORDED_OUTCOMES],
+          properties: { minute: { type: 'string' }, ...outcomeCounts },
+        },
+      },
+      by_outcome: { type: 'object', additionalProperties: false, required: [...RECORDED_OUTCOMES], properties: outcomeCounts },
+      decisions_per_second: { type: 'number', minimum: 0 },
+      top_denial_reasons: {
+        type: 'array',
+        items: { type: 'object', additionalProperties: false, required: ['code', 'count'], properties: { code: { type: 'string' }, count: { type: 'integer', minimum: 1 } } },
+      },
+      truncated: { type: 'boolean', description: 'the window held more decisions than one overview reads: the counts are of the newest ones' },
+    },
+  },
 };

@@ -20,7 +20,7 @@ import { accessRequestRoutes, type LinkVerifier, type RefusalReporter } from './
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agents.js';
 import { authzenRoutes } from './routes/authzen.js';
-import { auditRoutes, type AuditStore } from './routes/audit.js';
+import { auditRoutes, type AuditConsoleServices, type AuditStore } from './routes/audit.js';
 import { consoleRoutes } from './routes/console.js';
 import { decideRoutes } from './routes/decide.js';
 import { discoveryRoutes } from './routes/discovery.js';
@@ -59,6 +59,8 @@ export interface RouteDeps {
   reportRefusal?: RefusalReporter;
   keys: IssuerKeys;
   store: AuditStore;
+  /** The audit console's verifications of the stored chain (the last one kept per process) and overview. */
+  auditConsole: AuditConsoleServices;
   /** The notification outbox, for admins (dead letters). */
   outbox: Pick<Store, 'listDeliveries' | 'outboxCounts'>;
   metrics: Metrics;
@@ -84,7 +86,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),
     ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
-    ...auditRoutes(deps.store, deps.now),
+    ...auditRoutes(deps.store, deps.now, deps.auditConsole),
     ...agentRoutes(deps.agents),
     ...suggestionRoutes(deps.suggestions, {
       actions: deps.suggestionActions,

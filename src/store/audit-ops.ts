@@ -154,7 +154,7 @@ export async function signHead(ctx: StoreContext, sign: (head: ChainHead) => Sig
 /**
  * Verifies the stored chain from its start (genesis or latest checkpoint, which an audit.pruned event in the chain
  * must record) up to the head at the time of the call, hashing the stored bytes. Yields to the event loop between
- * pages so a server stays responsive.
+ * pages so a server stays responsive; `onProgress` hears of each page.
  */
 export async function verifyStoredChain(ctx: StoreContext, options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
   const start = await chainStart(ctx);
@@ -167,6 +167,9 @@ export async function verifyStoredChain(ctx: StoreContext, options: StoredChainV
     ...(options.anchors === undefined ? {} : { anchors: options.anchors }),
     ...(options.headKeys === undefined ? {} : { headKeys: options.headKeys }),
   });
+  const total = Math.max(0, through - start.start_seq + 1);
+  let verified = 0;
+  options.onProgress?.(0, total);
   let after = 0;
   for (;;) {
     const rows = await ctx.read(() => all<EventRow>(SQL.selectChainPage, after, through, PAGE_SIZE));
@@ -174,6 +177,8 @@ export async function verifyStoredChain(ctx: StoreContext, options: StoredChainV
       verifier.push(eventFromRow(row, true));
       if (verifier.settled) return verifier.end();
     }
+    verified += rows.length;
+    options.onProgress?.(verified, total);
     const last = rows[rows.length - 1];
     if (last === undefined || rows.length < PAGE_SIZE) return verifier.end();
     after = last.seq;

@@ -340,6 +340,20 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)',
     ],
   },
+  {
+    version: 9,
+    description: "the audit console's decision search by agent (issue 22): decision events of an agent in seq order",
+    statements: [
+      // GET /v1/audit/decisions?agent_id=: the agent's decision events newest first, an index range below the cursor.
+      // Without it a search for an agent reads every decision event above its matches: measured on 1 million events
+      // (400,000 decisions, 200 agents, SQLite, a loaded 2-core machine), a page for an agent with no decision took
+      // 1.6-1.9 s without it and 0.3 ms with it; an agent with one event in a thousand, 1.6 s and 30-60 ms (PostgreSQL,
+      // the same rows: 540 ms and 2 ms; 2.6 s and 18 ms). Only
+      // decision rows are indexed (8 MB there): token and use events write no entry. agent_id is a column of the
+      // hashed event.
+      `CREATE INDEX audit_events_decision_agent ON audit_events (agent_id, seq) WHERE type = 'decision'`,
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

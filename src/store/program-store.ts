@@ -9,6 +9,7 @@ import * as audit from './audit-ops.js';
 import * as consoleSessions from './console-session-ops.js';
 import type { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
+import * as decisionSearch from './decision-search-ops.js';
 import type { GroupCommitQueue } from './group-commit.js';
 import * as outbox from './outbox-ops.js';
 import * as revocations from './revocation-ops.js';
@@ -31,6 +32,8 @@ import type {
   CreatedAccessRequest,
   DecideAccessRequestInput,
   DecideSuggestionInput,
+  DecisionSearchPage,
+  DecisionSearchQuery,
   DeliveryRecord,
   EventQuery,
   ExpireTasksInput,
@@ -167,6 +170,12 @@ export abstract class ProgramStore implements Store {
   }
   verifyStoredChain(options: StoredChainVerifyOptions = {}): Promise<VerifyResult> {
     return audit.verifyStoredChain(this.ctx, options);
+  }
+  searchDecisions(query: DecisionSearchQuery): Promise<DecisionSearchPage> {
+    return decisionSearch.searchDecisions(this.ctx, query);
+  }
+  firstSeqStampedAtOrAfter(time: string): Promise<number | null> {
+    return decisionSearch.firstSeqStampedAtOrAfter(this.ctx, time);
   }
 
   createAccessRequest(input: CreateAccessRequestInput): Promise<CreatedAccessRequest> {

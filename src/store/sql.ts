@@ -46,6 +46,8 @@ export const SQL = {
   selectEventHash: 'SELECT hash FROM audit_events WHERE seq = ?',
   selectEventType: 'SELECT type FROM audit_events WHERE seq = ?',
   selectFirstSeqAtOrAfter: 'SELECT MIN(seq) AS seq FROM audit_events WHERE time >= ?',
+  /** The earliest-stamped event at or after a time, by the time index (audit_events_time): where a recent window starts. */
+  selectFirstStampedAtOrAfter: 'SELECT seq FROM audit_events WHERE time >= ? ORDER BY time, seq LIMIT 1',
   deleteEventsThrough: 'DELETE FROM audit_events WHERE seq <= ?',
   selectLastCheckpoint: `SELECT last_pruned_seq, last_pruned_hash, pruned_at, pruned_count FROM audit_checkpoints
     ORDER BY last_pruned_seq DESC LIMIT 1`,
@@ -256,6 +258,35 @@ export function eventPageSql(filter: EventFilter): { sql: string; params: unknow
   where.push('seq > ?');
   const sql = `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
   return { sql, params, startAfter: Math.max(0, (filter.from_seq ?? 1) - 1) };
+}
+
+/** The column filters of a decision search (DecisionSearchQuery): columns of the hashed event only. */
+export interface DecisionSearchFilter {
+  agent_id?: string;
+  task_id?: string;
+  decision_id?: string;
+}
+
+/**
+ * One keyset page of decision events, newest first, in a seq range `seq >= ? AND seq < ?` (the lower bound where a
+ * time range starts, the lowest seq seen), plus the column filters. Time, outcome and reason codes are read from
+ * each row after reading (decision-search-ops.ts): the seq range alone decides how far a page reads, whichever index
+ * serves it (the primary key; audit_events_decision_agent for an agent, which the literal type lets SQLite use;
+ * audit_events_task, audit_events_decision). Parameters: the filter values in the order below, the lowest seq, the
+ * seq to stay below, the page size.
+ */
+export function decisionSearchSql(filter: DecisionSearchFilter): { sql: string; params: unknown[] } {
+  const where = ["type = 'decision'"];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown): void => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filter.agent_id !== undefined) add('agent_id = ?', filter.agent_id);
+  if (filter.task_id !== undefined) add('task_id = ?', filter.task_id);
+  if (filter.decision_id !== undefined) add('decision_id = ?', filter.decision_id);
+  where.push('seq >= ?', 'seq < ?');
+  return { sql: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`, params };
 }
 
 export interface AccessRequestFilter {

@@ -712,7 +712,46 @@ export interface DecideSuggestionInput {
 }
 
 /** What verifying the stored chain may be given (the store supplies its own start and checkpoint). */
-export type StoredChainVerifyOptions = Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'headKeys'>;
+export interface StoredChainVerifyOptions extends Pick<VerifyOptions, 'expectedLast' | 'anchors' | 'headKeys'> {
+  /**
+   * Called after each page of events is verified (and once before the first): events verified so far, and the
+   * events from the chain's start to the head the verification runs to. Default: none.
+   */
+  onProgress?: (verified: number, total: number) => void;
+}
+
+/**
+ * A search of decision events, newest first (`GET /v1/audit/decisions`). agent_id, task_id, decision_id, since and
+ * until are columns of the hashed event; outcome and reason are read from each event's hashed data (no column
+ * outside the hash is ever filtered on: migration 2).
+ */
+export interface DecisionSearchQuery {
+  agent_id?: string;
+  task_id?: string;
+  decision_id?: string;
+  /** time >= since */
+  since?: string;
+  /** time < until */
+  until?: string;
+  outcome?: RecordedOutcome;
+  /** Decisions with a reason of this code (`result.reasons[].code`). */
+  reason?: string;
+  /** Only events with seq < before_seq (the previous page's `next_before_seq`). Default: from the head. */
+  before_seq?: number;
+  /** Matching events to return at most, >= 1. */
+  limit: number;
+  /** Decision events read at most (matching the column filters), whether outcome and reason match or not. Default DECISION_SEARCH_SCAN_LIMIT. */
+  scan_limit?: number;
+}
+
+export interface DecisionSearchPage {
+  /** The matching decision events, in seq order from the newest. */
+  events: AuditEventV1[];
+  /** Where the next page starts (pass it as before_seq); null when nothing older is left. */
+  next_before_seq: number | null;
+  /** The lowest seq this page examined; null when it examined none. */
+  scanned_through_seq: number | null;
+}
 
 export interface StoreStats {
   /** Transactions committed by the group-commit writer. */
@@ -823,6 +862,18 @@ export interface Store {
    * in the chain must record), and every signed head in it (with `headKeys`, their signatures too).
    */
   verifyStoredChain(options?: StoredChainVerifyOptions): Promise<VerifyResult>;
+  /**
+   * One page of a decision search, newest first, by keyset (`seq < before_seq`): at most `limit` matches, having read
+   * at most `scan_limit` decision events, so a rare filter over millions of events still answers fast (the page is
+   * then short, and `next_before_seq` continues from where the scan stopped). Each page is its own read.
+   */
+  searchDecisions(query: DecisionSearchQuery): Promise<DecisionSearchPage>;
+  /**
+   * The seq of the earliest-stamped event with time >= `time` (the time index), or null when there is none: where a
+   * read of the events of a recent window starts. Events are sealed in commit order but stamped when they happened,
+   * so an event a few milliseconds later with a lower seq may exist.
+   */
+  firstSeqStampedAtOrAfter(time: string): Promise<number | null>;
 
   /**
    * Writes an access request (pending), its outbox rows and an access_request.submitted event, in one transaction.

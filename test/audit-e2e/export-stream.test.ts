@@ -16,6 +16,9 @@ import { createLogger } from '../../src/server/logger.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { requestPipeline } from '../../src/server/request-pipeline.js';
 import { auditRoutes, type AuditStore } from '../../src/server/routes/audit.js';
+import { AuditOverview } from '../../src/pdp/audit-overview.js';
+import { AuditVerification } from '../../src/pdp/audit-verification.js';
+import type { Store } from '../../src/store/index.js';
 
 const TOTAL = 100_000;
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -56,7 +59,10 @@ let url: string;
 
 beforeAll(async () => {
   const handler = requestPipeline({
-    routes: auditRoutes(source, () => new Date()),
+    routes: auditRoutes(source, () => new Date(), {
+      verification: new AuditVerification({ store: source as unknown as Store, now: () => new Date() }),
+      overview: new AuditOverview({ store: source, now: () => new Date() }),
+    }),
     callers: [AUDITOR],
     metrics: new Metrics({ defaultMetrics: false }),
     logger: createLogger('silent'),

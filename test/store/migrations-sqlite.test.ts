@@ -17,7 +17,7 @@ describe('migrations 3 to 5 on a database written by schema version 2', () => {
       // Back to schema version 2, as the previous release left it.
       const db = new Database(temp.path);
       db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
-        DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked;
+        DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP INDEX audit_events_decision_agent; DROP TABLE console_sessions;
         DROP TABLE outbox; DROP TABLE notifications; DROP TABLE access_request_groups; DROP TABLE access_requests;
         ALTER TABLE decisions DROP COLUMN access_request_id;
         ALTER TABLE tasks DROP COLUMN elevations;

@@ -65,7 +65,7 @@ describe('cost', () => {
     await temp.store.close();
     const db = new Database(temp.path);
     db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
-      DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP TABLE notifications;
+      DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP TABLE notifications; DROP INDEX audit_events_decision_agent; DROP TABLE console_sessions;
       DELETE FROM schema_migrations WHERE version >= 5`);
     db.close();
     const store = await temp.reopen();
