@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 
@@ -42,7 +43,13 @@ export async function launchBrowser(): Promise<Browser> {
   // says "Running as root without --no-sandbox is not supported"): CI containers run as root. As any other user
   // the sandbox stays on.
   const args = process.getuid?.() === 0 ? ['--no-sandbox'] : [];
-  return chromium.launch({ executablePath, headless: true, args });
+  // Chromium puts its singleton socket under TMPDIR, and a Unix socket's path is at most 107 bytes: the test run's
+  // nested temp folders (test/support/temp-root.ts) can be longer ("Socket path too long", a fatal error). Its own
+  // short folder under /tmp, removed when the browser goes.
+  const scratch = mkdtempSync(join(existsSync('/tmp') ? '/tmp' : tmpdir(), 'apdp-chromium-'));
+  const browser = await chromium.launch({ executablePath, headless: true, args, env: { ...process.env, TMPDIR: scratch } });
+  browser.on('disconnected', () => rmSync(scratch, { recursive: true, force: true }));
+  return browser;
 }
 
 /** Registers the hooks of a browser test file; read the session's members inside tests (and their hooks) only. */
