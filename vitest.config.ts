@@ -5,6 +5,7 @@ const POSTGRES_STORE_SUITE = [
   'test/store/access-requests.test.ts',
   'test/store/audit-listing.test.ts',
   'test/store/audit-tamper.test.ts',
+  'test/store/console-sessions.test.ts',
   'test/store/decision-search.test.ts',
   'test/store/group-commit.test.ts',
   'test/store/outbox.test.ts',

@@ -27,6 +27,8 @@ export function parseRoute(hash: string): Route {
     } catch {
       id = null;
     }
+    // An id becomes a path segment of an API call: a dot segment would make it another path (`/v1/audit/decisions/..`).
+    if (id === '.' || id === '..' || id === '') id = null;
   }
   return { page, id, query };
 }

@@ -197,6 +197,9 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     }
   }
   const consoleConfig = consoleOf(r.console, escalation.public_url, details);
+  if (consoleConfig.enabled && !consoleConfig.secure_cookie && env.nodeEnv === 'production') {
+    warnings.push('console.secure_cookie is off in production: the console session cookie goes without Secure and __Host- (serve the console over https)');
+  }
   if (details.length > 0) {
     throw new PdpError('config_invalid', `config ${source} is invalid: ${summarize(details)}`, { details });
   }

@@ -9,8 +9,11 @@
  *   caller, changes its roles or rotates its key takes effect at once, and a rotated key ends its sessions.
  * - It ends after `session_idle_seconds` unused, `session_max_seconds` after sign-in, or at sign-out, on every
  *   worker and replica (the store holds it).
- * - Its CSRF token is derived from the id (a keyed hash), so it needs no storage and a page reload can be told it
- *   again; a state change made with the cookie must echo it in `X-CSRF-Token`.
+ * - Its CSRF token is derived from the id (the SHA-256 of the id under a label of its own: the id is a 256-bit secret,
+ *   and the store holds another hash of it), so it needs no storage and a page reload can be told it again; a state
+ *   change made with the cookie must echo it in `X-CSRF-Token`.
+ * - A caller holds at most MAX_SESSIONS_PER_CALLER live sessions: a sign-in beyond it ends the oldest. A sign-in
+ *   from a browser that still holds a session ends that one.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { CallerConfig, CallerRole, ConsoleConfig } from '../config/config-types.js';
@@ -18,6 +21,9 @@ import type { Store } from '../store/index.js';
 
 /** The roles a console session may act with: the console's users. Any other role of the caller is left behind. */
 export const CONSOLE_ROLES: readonly CallerRole[] = Object.freeze(['auditor', 'approver', 'admin']);
+
+/** Live sessions one caller may hold; a sign-in beyond it ends the oldest (a leaked key cannot grow the table). */
+export const MAX_SESSIONS_PER_CALLER = 20;
 
 /** A session's last use is written at most this often (a write per request would be a write per click). */
 const TOUCH_EVERY_MS = 30_000;
@@ -64,6 +70,7 @@ export class ConsoleSessions {
       created_at: now.toISOString(),
       expires_at: expiresAt,
       idle_cut: this.#idleCut(now),
+      max_live_per_caller: MAX_SESSIONS_PER_CALLER,
     });
     return { id, session: { caller: narrowed(caller, roles), csrfToken: csrfTokenOf(id), expiresAt } };
   }

@@ -144,6 +144,14 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           caller = session.caller;
           consoleSession = { id: sessionId, csrfToken: session.csrfToken, expiresAt: session.expiresAt };
           gate(route, caller);
+          // SameSite=Strict keeps other sites' pages from sending the cookie, but a site is every subdomain of it: a
+          // page on a sibling host could still make the browser fetch a trail export with it. A browser says where a
+          // request comes from (Fetch Metadata): only the console's own origin, or the user typing or bookmarking a
+          // URL (`none`), may use the session. A client that sends no such header is not a browser page.
+          const site = req.headers['sec-fetch-site'];
+          if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+            throw new PdpError('csrf_failed', 'a console session is used by the console\'s own origin only (Sec-Fetch-Site)');
+          }
           // The browser sends the cookie with any request it makes, whoever's page asks; only the console's own
           // script knows the token. Every method but GET (which changes nothing) must echo it.
           if (method !== 'GET' && method !== 'HEAD' && !csrfMatches(session, req.headers['x-csrf-token'])) {

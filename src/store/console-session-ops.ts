@@ -12,7 +12,10 @@ import type { ConsoleSessionInput, ConsoleSessionRecord, ConsoleSessionTouch } f
 /** Most dead sessions one sign-in deletes: the table stays small without a sweeper of its own. */
 const SWEEP_BATCH = 100;
 
-/** Inserts a session, and deletes a batch of sessions dead by `idle_cut` or their expiry, in one transaction. */
+/**
+ * Inserts a session, ends the caller's oldest live ones beyond `max_live_per_caller`, and deletes a batch of sessions
+ * dead by `idle_cut` or their expiry, in one transaction.
+ */
 export async function createConsoleSession(ctx: StoreContext, input: ConsoleSessionInput): Promise<void> {
   requireId('id_sha256', input.id_sha256);
   requireId('caller_id', input.caller_id);
@@ -22,6 +25,7 @@ export async function createConsoleSession(ctx: StoreContext, input: ConsoleSess
   await ctx.write(function* () {
     yield* run(SQL.deleteDeadConsoleSessions, input.created_at, input.idle_cut, SWEEP_BATCH);
     yield* run(SQL.insertConsoleSession, input.id_sha256, input.caller_id, input.key_sha256, input.created_at, input.created_at, input.expires_at);
+    yield* run(SQL.endOldConsoleSessions, input.created_at, input.caller_id, input.caller_id, input.max_live_per_caller);
   });
 }
 

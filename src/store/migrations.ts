@@ -338,6 +338,8 @@ export const MIGRATIONS: readonly Migration[] = [
         ended_at TEXT
       )`,
       'CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)',
+      // A caller's live sessions, newest first: the cap per caller (console-session-ops.ts).
+      'CREATE INDEX console_sessions_caller ON console_sessions (caller_id, created_at)',
     ],
   },
   {

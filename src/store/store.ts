@@ -630,6 +630,8 @@ export interface ConsoleSessionInput {
   expires_at: string;
   /** Sessions last used at or before this are dead: a batch of them is deleted with the insert. */
   idle_cut: string;
+  /** The caller's live sessions beyond this many (the new one counted) are ended, oldest first. */
+  max_live_per_caller: number;
 }
 
 export interface ConsoleSessionTouch {

@@ -213,6 +213,10 @@ describe('defaults, freezing and paths', () => {
     expect(build({ callers: [PEP], escalation: { public_url: 'https://pdp.example.com' }, console: { secure_cookie: false } }).config.console.secure_cookie).toBe(false);
     expect(build({ callers: [PEP], console: { secure_cookie: true } }).config.console.secure_cookie).toBe(true);
     expect(() => build({ callers: [PEP], console: { session_idle_seconds: 3600, session_max_seconds: 600 } })).toThrow(/console.session_max_seconds/);
+    // In production the public URL is https (refused otherwise), so auto is Secure; turning it off warns.
+    const https = { issuer: { issuer: 'https://pdp.example.com' }, escalation: { public_url: 'https://pdp.example.com' } };
+    expect(build({ callers: [PEP], ...https }, 'production').warnings.filter((w) => w.includes('console'))).toEqual([]);
+    expect(build({ callers: [PEP], ...https, console: { secure_cookie: false } }, 'production').warnings).toContainEqual(expect.stringContaining('console.secure_cookie is off in production'));
   });
 
   it('strips trailing slashes from the issuer', () => {

@@ -148,6 +148,42 @@ describe('the cookie as a credential', () => {
   });
 });
 
+describe('how many sessions, and from where', () => {
+  it('a caller holds at most 20 live sessions: the 21st sign-in ends the oldest', async () => {
+    // A second apart (created_at orders them; an earlier test's session of this caller is older still).
+    t.clock.advance(1);
+    const first = await signIn(KEYS.approver2);
+    for (let i = 0; i < 19; i++) {
+      t.clock.advance(1);
+      await signIn(KEYS.approver2);
+    }
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(first) })).status).toBe(200);
+    t.clock.advance(1);
+    const last = await signIn(KEYS.approver2);
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(first) })).status).toBe(401);
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(last) })).status).toBe(200);
+  });
+
+  it('signing in again from a browser that holds a session ends that one', async () => {
+    const old = await signIn(KEYS.auditor);
+    const res = await fetch(`${t.url}/console/session`, { method: 'POST', headers: { ...auth(KEYS.admin), cookie: old.cookie } });
+    expect(res.status).toBe(201);
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(old) })).status).toBe(401);
+  });
+
+  it('a request a page of another origin (a sibling subdomain) makes with the cookie is refused: Sec-Fetch-Site', async () => {
+    const s = await signIn(KEYS.auditor);
+    for (const site of ['same-site', 'cross-site']) {
+      const res = await fetch(`${t.url}/v1/audit/export`, { headers: withCookie(s, { 'sec-fetch-site': site }) });
+      expect(res.status, site).toBe(403);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('csrf_failed');
+    }
+    // The console's own requests, and a URL typed or bookmarked by the user.
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s, { 'sec-fetch-site': 'same-origin' }) })).status).toBe(200);
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s, { 'sec-fetch-site': 'none' }) })).status).toBe(200);
+  });
+});
+
 describe('the end of a session', () => {
   it('idle for longer than session_idle_seconds → 401, the cookie deleted, auth.failed unknown_session in the trail', async () => {
     const s = await signIn(KEYS.auditor);

@@ -1,6 +1,6 @@
 import { CONSOLE_ROLES, type ConsoleSessions } from '../../console/console-sessions.js';
 import { CONSOLE_CSP, type ConsoleAssets } from '../../console/console-assets.js';
-import { clearSessionCookie, setSessionCookie } from '../../console/session-cookie.js';
+import { clearSessionCookie, sessionIdOf, setSessionCookie } from '../../console/session-cookie.js';
 import { PdpError } from '../../errors/pdp-error.js';
 import { errors, json } from '../openapi.js';
 import { publicRoute, route, type Reply, type RequestContext, type Route } from '../route.js';
@@ -76,6 +76,9 @@ export function consoleRoutes(sessions: ConsoleSessions, assets: ConsoleAssets):
         if (ctx.credential !== 'api_key') {
           throw new PdpError('invalid_request', 'sign in with an API key (Authorization: Bearer), not with a session', { details: [{ path: 'Authorization', message: 'required' }] });
         }
+        // A browser that signs in again while it holds a session (another key, a new tab): the old one ends.
+        const held = sessionIdOf(ctx.headers.cookie, sessions.config.secure_cookie);
+        if (held !== undefined) await sessions.end(held);
         const { id, session } = await sessions.begin(ctx.caller);
         return {
           status: 201,
