@@ -22,13 +22,31 @@ const OUTCOMES: ReadonlySet<string> = new Set(RECORDED_OUTCOMES);
 
 export type OverviewStore = Pick<Store, 'searchDecisions'>;
 
-/** `GET /v1/audit/overview`'s reader, on the store and the clock main.ts wires. */
+/** How long an overview is answered again as it is (a dashboard refreshed by many, or a burst of calls). */
+export const OVERVIEW_REUSE_MS = 5_000;
+
+/**
+ * `GET /v1/audit/overview`'s reader, on the store and the clock main.ts wires. One overview of a window is read at a
+ * time: calls for the same `minutes` while it runs, or within OVERVIEW_REUSE_MS after, get the same answer, so a
+ * burst of overview calls costs one read of the trail, not one each (each can read up to OVERVIEW_MAX_DECISIONS).
+ */
 export class AuditOverview {
+  readonly #recent = new Map<number, { at: number; answer: Promise<AuditOverviewV1> }>();
+
   constructor(private readonly options: { store: OverviewStore; now: () => Date }) {}
 
   /** The overview of the last `minutes` minutes (see auditOverview). */
   overview(minutes: number): Promise<AuditOverviewV1> {
-    return auditOverview(this.options.store, this.options.now(), minutes);
+    const now = this.options.now();
+    const seen = this.#recent.get(minutes);
+    if (seen !== undefined && now.getTime() - seen.at < OVERVIEW_REUSE_MS) return seen.answer;
+    const answer = auditOverview(this.options.store, now, minutes);
+    this.#recent.set(minutes, { at: now.getTime(), answer });
+    // A failed read is not kept: the next call tries again.
+    answer.catch(() => {
+      if (this.#recent.get(minutes)?.answer === answer) this.#recent.delete(minutes);
+    });
+    return answer;
   }
 }
 

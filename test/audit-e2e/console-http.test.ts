@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyExportLines } from '../../src/audit/index.js';
 import type { AuditEventV1 } from '../../src/audit/index.js';
 import { signedHeadsPath } from '../../src/issuer/audit-key.js';
-import { auditOverview } from '../../src/pdp/audit-overview.js';
+import { AuditOverview, auditOverview } from '../../src/pdp/audit-overview.js';
 import { AuditVerification } from '../../src/pdp/audit-verification.js';
 import type { DecisionSearchV1, DecisionSummaryV1, VerifyLineV1 } from '../../src/wire/audit-console-v1.js';
 import { decide, registerTask } from '../issuer-http/flow.js';
@@ -190,6 +190,25 @@ describe('GET /v1/audit/overview', () => {
     expect(body.by_outcome).toEqual({ allow: count('allow'), deny: count('deny'), undefined: 0, error: 0 });
     const whole = await auditOverview(t.pdp.store, t.clock.now, 5, trail.length);
     expect(whole.truncated).toBe(false);
+  });
+
+  it('a burst of overviews of one window reads the trail once; another window, or 5 s later, reads it again', async () => {
+    let reads = 0;
+    const counted = { searchDecisions: (...args: Parameters<typeof t.pdp.store.searchDecisions>) => (reads++, t.pdp.store.searchDecisions(...args)) };
+    const clock = { now: new Date(t.clock.now) };
+    const overview = new AuditOverview({ store: counted, now: () => clock.now });
+    const burst = await Promise.all(Array.from({ length: 10 }, () => overview.overview(5)));
+    const once = reads;
+    expect(once).toBeGreaterThan(0);
+    for (const body of burst) expect(body).toBe(burst[0]);
+    await overview.overview(7);
+    expect(reads).toBe(2 * once);
+    clock.now = new Date(clock.now.getTime() + 4_999);
+    await overview.overview(5);
+    expect(reads).toBe(2 * once);
+    clock.now = new Date(clock.now.getTime() + 1);
+    await overview.overview(5);
+    expect(reads).toBe(3 * once);
   });
 
   it.each(['0', '1441', 'x'])('refuses minutes=%s (400 naming it)', async (minutes) => {
