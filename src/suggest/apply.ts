@@ -124,12 +124,46 @@ async function replaceFile(path: string, text: string, expectedSha: string): Pro
     } finally {
       await handle.close();
     }
-    if (sha256(await readFile(path)) !== expectedSha) {
-      throw new PdpError('suggestion_stale', `${basename(path)} changed while the suggestion was being applied: nothing written`);
+    // The check and the rename under a lock file beside it: two processes (`serve --workers`, replicas, the CLI)
+    // applying suggestions made on the same text cannot both pass the check and the later rename silently undo the
+    // earlier edit.
+    const release = await lockFile(path);
+    try {
+      if (sha256(await readFile(path)) !== expectedSha) {
+        throw new PdpError('suggestion_stale', `${basename(path)} changed while the suggestion was being applied: nothing written`);
+      }
+      await rename(temp, path);
+    } finally {
+      await release();
     }
-    await rename(temp, path);
   } catch (error) {
     await unlink(temp).catch(() => undefined);
     throw error;
+  }
+}
+
+/** A lock file older than this was left by a process that died holding it: it is taken over. */
+const STALE_LOCK_MS = 60_000;
+
+/**
+ * Takes `.<file>.apply-lock` beside the file (a dot name: the policy loader skips it) with O_EXCL, or refuses with
+ * suggestion_stale while another apply holds it. Returns its release.
+ */
+async function lockFile(path: string): Promise<() => Promise<void>> {
+  const lock = join(dirname(path), `.${basename(path)}.apply-lock`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(lock, 'wx', 0o600);
+      await handle.close();
+      return () => unlink(lock).catch(() => undefined);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const held = await lstat(lock).catch(() => undefined);
+      if (attempt === 0 && held !== undefined && Date.now() - held.mtimeMs > STALE_LOCK_MS) {
+        await unlink(lock).catch(() => undefined);
+        continue;
+      }
+      throw new PdpError('suggestion_stale', `${basename(path)} is being rewritten by another apply: nothing written (try again)`);
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -156,6 +156,21 @@ describe('applySuggestion', () => {
     await expect(applySuggestion(record, dir)).rejects.toMatchObject({ code: 'suggestion_stale', status: 409 });
     expect(read()).toBe(edited);
     expect(leftovers()).toEqual([]);
+  });
+
+  it('another process applying to the file (its lock held) → suggestion_stale, the file untouched; a lock left by a dead process is taken over', async () => {
+    const record = await removalOfRepoWrite();
+    const lock = join(dir, 'agents', `.${FILE.split('/').pop()}.apply-lock`);
+    writeFileSync(lock, '');
+    await expect(applySuggestion(record, dir)).rejects.toMatchObject({ code: 'suggestion_stale', message: expect.stringContaining('another apply') });
+    expect(read()).toBe(AGENT);
+    // Two minutes old: its holder died (the lock lasts a check and a rename).
+    const old = (Date.now() - 120_000) / 1000;
+    utimesSync(lock, old, old);
+    const result = await applySuggestion(record, dir);
+    expect(result.written).toBe(true);
+    expect(read()).not.toBe(AGENT);
+    expect(readdirSync(join(dir, 'agents')).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
   it('a file gone from the folder → suggestion_stale', async () => {
