@@ -28,6 +28,8 @@ export const AUDIT_EVENT_TYPES = {
   'audit.head_signed': 'the PDP signed the head of the chain (seq, hash, time) with the audit key',
   'policy.suggestion.applied': "an operator applied a policy suggestion: the agent's policy file was rewritten (its SHA-256 before and after)",
   'policy.suggestion.dismissed': 'an operator dismissed a policy suggestion: it does not come back until its evidence changes',
+  'console.session_started': "a caller signed in to the web console: its API key exchanged for a session",
+  'console.session_ended': 'a web console session was ended: signed out, or replaced by a new sign-in from the same browser',
 } as const satisfies Record<string, string>;
 
 export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;

@@ -421,6 +421,27 @@ export interface PolicySuggestionAppliedData {
 }
 
 /** An operator dismissed a policy suggestion: it does not come back until its evidence changes. */
+/** Why a console session was ended by an event of its own (an idle or expired one ends silently: its time is known). */
+export const CONSOLE_SESSION_END_REASONS = ['signed_out', 'replaced'] as const;
+export type ConsoleSessionEndReason = (typeof CONSOLE_SESSION_END_REASONS)[number];
+
+/** A web console sign-in (src/console/): which session, with which roles, from where, until when at most. */
+export interface ConsoleSessionStartedData {
+  /** The first 16 hex digits of the SHA-256 of the session id: tells sessions apart, yields none. */
+  session: string;
+  /** The console roles the session acts with. */
+  roles: string[];
+  /** The peer's address (at most 64 characters), or null when unknown. */
+  ip: string | null;
+  /** The session's absolute end. */
+  expires_at: string;
+}
+
+export interface ConsoleSessionEndedData {
+  session: string;
+  reason: ConsoleSessionEndReason;
+}
+
 export interface PolicySuggestionDismissedData {
   suggestion_id: string;
   integration: string;
@@ -454,6 +475,8 @@ export interface AuditEventData {
   'audit.head_signed': AuditHeadSignedData;
   'policy.suggestion.applied': PolicySuggestionAppliedData;
   'policy.suggestion.dismissed': PolicySuggestionDismissedData;
+  'console.session_started': ConsoleSessionStartedData;
+  'console.session_ended': ConsoleSessionEndedData;
 }
 
 // Compile-time: a payload for every event type and no payload without a type (AUDIT_EVENT_TYPES is the one list).
@@ -956,4 +979,30 @@ function clip(text: string, max: number): string {
   if (text.length <= max) return wellFormed(text);
   const cut = text.slice(0, max - 1);
   return wellFormed(/[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut) + '…';
+}
+
+/** A console sign-in; `caller_id` the caller whose key it was. */
+export function consoleSessionStartedEvent(time: string, ids: EventIds<'caller_id', 'trace_id'>, data: ConsoleSessionStartedData): AuditEventOf<'console.session_started'> {
+  if (!/^[0-9a-f]{16}$/.test(data.session)) throw new TypeError('console.session_started session must be 16 lowercase hex digits');
+  if (!Array.isArray(data.roles) || data.roles.length === 0 || !data.roles.every((r) => typeof r === 'string' && r !== '')) {
+    throw new TypeError('console.session_started roles must be a non-empty list of roles');
+  }
+  if (data.ip !== null && typeof data.ip !== 'string') throw new TypeError('console.session_started ip must be a string or null');
+  return event('console.session_started', time, ids, {
+    session: data.session,
+    roles: [...data.roles],
+    ip: data.ip === null ? null : clip(data.ip, 64),
+    expires_at: isIsoTime(data.expires_at) ? data.expires_at : badTime('console.session_started expires_at'),
+  });
+}
+
+/** A console session ended by its user (sign-out) or by a new sign-in from the same browser. */
+export function consoleSessionEndedEvent(time: string, ids: EventIds<'caller_id', 'trace_id'>, data: ConsoleSessionEndedData): AuditEventOf<'console.session_ended'> {
+  if (!/^[0-9a-f]{16}$/.test(data.session)) throw new TypeError('console.session_ended session must be 16 lowercase hex digits');
+  oneOf('console.session_ended reason', data.reason, CONSOLE_SESSION_END_REASONS);
+  return event('console.session_ended', time, ids, { session: data.session, reason: data.reason });
+}
+
+function badTime(name: string): never {
+  throw new TypeError(`${name} must be an ISO 8601 UTC time with milliseconds`);
 }

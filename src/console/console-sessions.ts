@@ -16,6 +16,7 @@
  *   from a browser that still holds a session ends that one.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { consoleSessionEndedEvent, consoleSessionStartedEvent, type ConsoleSessionEndReason } from '../audit/index.js';
 import type { CallerConfig, CallerRole, ConsoleConfig } from '../config/config-types.js';
 import type { Store } from '../store/index.js';
 
@@ -56,21 +57,28 @@ export class ConsoleSessions {
     return (caller.roles ?? [caller.role]).filter((r) => CONSOLE_ROLES.includes(r));
   }
 
-  /** Signs a caller in; the id goes to the cookie and nowhere else. */
-  async begin(caller: CallerConfig): Promise<{ id: string; session: ConsoleSession }> {
+  /** Signs a caller in (from the peer `ip`); the id goes to the cookie and nowhere else, the trail gets a fingerprint of it. */
+  async begin(caller: CallerConfig, ip: string | null, traceId: string | null = null): Promise<{ id: string; session: ConsoleSession }> {
     const roles = ConsoleSessions.rolesOf(caller);
     if (roles.length === 0) throw new TypeError(`caller ${caller.id} holds no console role`);
     const id = randomBytes(32).toString('base64url');
     const now = this.now();
     const expiresAt = new Date(now.getTime() + this.config.session_max_seconds * 1000).toISOString();
+    const idSha256 = hashOf(id);
+    const event = consoleSessionStartedEvent(
+      now.toISOString(),
+      { caller_id: caller.id, ...(traceId === null ? {} : { trace_id: traceId }) },
+      { session: idSha256.slice(0, 16), roles, ip, expires_at: expiresAt },
+    );
     await this.store.createConsoleSession({
-      id_sha256: hashOf(id),
+      id_sha256: idSha256,
       caller_id: caller.id,
       key_sha256: caller.key_sha256,
       created_at: now.toISOString(),
       expires_at: expiresAt,
       idle_cut: this.#idleCut(now),
       max_live_per_caller: MAX_SESSIONS_PER_CALLER,
+      event,
     });
     return { id, session: { caller: narrowed(caller, roles), csrfToken: csrfTokenOf(id), expiresAt } };
   }
@@ -92,9 +100,21 @@ export class ConsoleSessions {
     return { caller: narrowed(caller, roles), csrfToken: csrfTokenOf(id), expiresAt: row.expires_at };
   }
 
-  /** Signs out: the session is dead on every replica. */
-  async end(id: string): Promise<void> {
-    await this.store.endConsoleSession(hashOf(id), this.now().toISOString());
+  /**
+   * Ends a live session (`signed_out`: its user signed out; `replaced`: the browser holding it signed in again): dead
+   * on every replica, with its event in the trail. An unknown or dead one is left as it is.
+   */
+  async end(id: string, reason: ConsoleSessionEndReason, traceId: string | null = null): Promise<void> {
+    const now = this.now();
+    const idSha256 = hashOf(id);
+    const row = await this.store.touchConsoleSession({ id_sha256: idSha256, now: now.toISOString(), idle_cut: this.#idleCut(now), touch_before: now.toISOString() });
+    if (row === undefined) return;
+    const event = consoleSessionEndedEvent(
+      now.toISOString(),
+      { caller_id: row.caller_id, ...(traceId === null ? {} : { trace_id: traceId }) },
+      { session: idSha256.slice(0, 16), reason },
+    );
+    await this.store.endConsoleSession(idSha256, now.toISOString(), event);
   }
 
   #idleCut(now: Date): string {

@@ -96,7 +96,8 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       const { route, params } = router.match(method, q < 0 ? target : target.slice(0, q));
       label = route.path;
       errorDialect = route.roles === 'public' ? undefined : route.errors;
-      const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), headers: req.headers, log };
+      const ip = req.socket.remoteAddress;
+      const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), headers: req.headers, log, ...(ip === undefined ? {} : { ip }) };
       if (route.roles === 'public') {
         reply = await route.handle(base);
       } else if (route.oauth) {

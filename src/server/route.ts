@@ -75,6 +75,8 @@ export interface PublicContext {
   params: Readonly<Record<string, string>>;
   /** Query parameters; a repeated one is an array. */
   query: Readonly<Record<string, string | string[]>>;
+  /** The peer's address, when known (a console sign-in records it). */
+  ip?: string;
   /** The request's headers (lower-case names), for the few a route reads itself (`Idempotency-Key`). */
   headers: Readonly<IncomingHttpHeaders>;
   /** What the access log line (and an authorisation refusal's audit event) of this request names besides the basics. */

@@ -3,6 +3,7 @@
  * session id the cookie holds. Stored, not kept in one process's memory, so every worker and every replica on the
  * database knows a session, and signing out ends it everywhere.
  */
+import type { NewAuditEvent } from '../audit/index.js';
 import { SQL } from './sql.js';
 import { get, run } from './sql-program.js';
 import { requireId, requireTime } from './store-context.js';
@@ -22,10 +23,13 @@ export async function createConsoleSession(ctx: StoreContext, input: ConsoleSess
   requireTime('created_at', input.created_at);
   requireTime('expires_at', input.expires_at);
   requireTime('idle_cut', input.idle_cut);
+  if (input.event.type !== 'console.session_started' || input.event.caller_id !== input.caller_id) throw new TypeError("a session begins with its caller's console.session_started event");
+  const prepared = ctx.chain.prepare(input.event);
   await ctx.write(function* () {
     yield* run(SQL.deleteDeadConsoleSessions, input.created_at, input.idle_cut, SWEEP_BATCH);
     yield* run(SQL.insertConsoleSession, input.id_sha256, input.caller_id, input.key_sha256, input.created_at, input.created_at, input.expires_at);
     yield* run(SQL.endOldConsoleSessions, input.created_at, input.caller_id, input.caller_id, input.max_live_per_caller);
+    yield* ctx.chain.append(prepared);
   });
 }
 
@@ -47,8 +51,14 @@ export async function touchConsoleSession(ctx: StoreContext, input: ConsoleSessi
   return row;
 }
 
-/** Ends a session (sign-out); true if it was live. */
-export async function endConsoleSession(ctx: StoreContext, idSha256: string, at: string): Promise<boolean> {
+/** Ends a session and appends its console.session_ended event if it was not ended yet (true then); else writes nothing. */
+export async function endConsoleSession(ctx: StoreContext, idSha256: string, at: string, event: NewAuditEvent): Promise<boolean> {
   requireTime('at', at);
-  return (await ctx.write(() => run(SQL.endConsoleSession, at, idSha256))) === 1;
+  if (event.type !== 'console.session_ended') throw new TypeError('a session ends with a console.session_ended event');
+  const prepared = ctx.chain.prepare(event);
+  return ctx.write(function* () {
+    if ((yield* run(SQL.endConsoleSession, at, idSha256)) !== 1) return false;
+    yield* ctx.chain.append(prepared);
+    return true;
+  });
 }

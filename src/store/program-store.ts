@@ -242,7 +242,7 @@ export abstract class ProgramStore implements Store {
   touchConsoleSession(input: ConsoleSessionTouch): Promise<ConsoleSessionRecord | undefined> {
     return consoleSessions.touchConsoleSession(this.ctx, input);
   }
-  endConsoleSession(idSha256: string, at: string): Promise<boolean> {
-    return consoleSessions.endConsoleSession(this.ctx, idSha256, at);
+  endConsoleSession(idSha256: string, at: string, event: NewAuditEvent): Promise<boolean> {
+    return consoleSessions.endConsoleSession(this.ctx, idSha256, at, event);
   }
 }

@@ -632,6 +632,8 @@ export interface ConsoleSessionInput {
   idle_cut: string;
   /** The caller's live sessions beyond this many (the new one counted) are ended, oldest first. */
   max_live_per_caller: number;
+  /** Its `console.session_started` event, appended in the same transaction. */
+  event: NewAuditEvent;
 }
 
 export interface ConsoleSessionTouch {
@@ -958,8 +960,8 @@ export interface Store {
   createConsoleSession(input: ConsoleSessionInput): Promise<void>;
   /** The live session of this id hash, its last use moved to `now` at most every so often; undefined if none. */
   touchConsoleSession(input: ConsoleSessionTouch): Promise<ConsoleSessionRecord | undefined>;
-  /** Ends a session (sign-out); true if it was live. */
-  endConsoleSession(idSha256: string, at: string): Promise<boolean>;
+  /** Ends a session (sign-out) and appends its `console.session_ended` event, in one transaction, if it was not ended yet; true then. */
+  endConsoleSession(idSha256: string, at: string, event: NewAuditEvent): Promise<boolean>;
 
   /**
    * The store's leadership lease (the same object at every call): the first call starts trying to take it, and

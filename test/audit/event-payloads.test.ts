@@ -50,6 +50,9 @@ import {
   policyRefusedEvent,
   policySuggestionAppliedEvent,
   policySuggestionDismissedEvent,
+  consoleSessionStartedEvent,
+  consoleSessionEndedEvent,
+  CONSOLE_SESSION_END_REASONS,
   signHead,
   taskCompletedEvent,
   taskRegisteredEvent,
@@ -419,6 +422,10 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   ...SUGGESTION_KINDS.map((kind) => ({ note: `kind ${kind}`, event: policySuggestionDismissedEvent(T, { agent_id: 'a', caller_id: 'ops' }, { ...suggested, kind, note: null }) })),
   { note: 'by an operator, with a note and trace', event: policySuggestionDismissedEvent(T, { agent_id: 'a', caller_id: 'ops', trace_id: TRACE }, { ...suggested, kind: 'move_to_task_type', note: 'seasonal' }) },
   { note: 'no caller known, no note', event: policySuggestionDismissedEvent(T, { agent_id: 'a' }, { ...suggested, note: null }) },
+  { note: 'a sign-in, its address known, with a trace', event: consoleSessionStartedEvent(T, { caller_id: 'compliance', trace_id: TRACE }, { session: '0123456789abcdef', roles: ['auditor', 'admin'], ip: '127.0.0.1', expires_at: T }) },
+  { note: 'a sign-in, its address unknown', event: consoleSessionStartedEvent(T, { caller_id: 'oncall-1' }, { session: 'fedcba9876543210', roles: ['approver'], ip: null, expires_at: T }) },
+  ...CONSOLE_SESSION_END_REASONS.map((reason) => ({ note: `ended: ${reason}`, event: consoleSessionEndedEvent(T, { caller_id: 'compliance' }, { session: '0123456789abcdef', reason }) })),
+  { note: 'ended, with a trace', event: consoleSessionEndedEvent(T, { caller_id: 'compliance', trace_id: TRACE }, { session: '0123456789abcdef', reason: 'signed_out' }) },
   { note: 'a prune', event: auditPrunedEvent(T, { from_seq: 1, to_seq: 20, last_hash: 'a'.repeat(64), before: '2026-01-01T00:00:00.000Z' }) },
   { note: 'a signed head', event: auditHeadSignedEvent(signHead({ seq: 20, hash: 'b'.repeat(64) }, T, AUDIT_KEY)) },
 ];
@@ -446,6 +453,7 @@ describe('docs/audit-events.md', () => {
     { note: 'elevation.ended reason', type: 'elevation.ended', member: 'reason', list: ELEVATION_END_REASONS },
     { note: 'policy.suggestion.applied kind', type: 'policy.suggestion.applied', member: 'kind', list: SUGGESTION_KINDS },
     { note: 'policy.suggestion.dismissed kind', type: 'policy.suggestion.dismissed', member: 'kind', list: SUGGESTION_KINDS },
+    { note: 'console.session_ended reason', type: 'console.session_ended', member: 'reason', list: CONSOLE_SESSION_END_REASONS },
   ])('lists exactly the closed list of the $note', ({ type, member, list }) => {
     const types = memberTypes(type, member);
     expect(types.map((t) => (t.kind === 'literal' ? t.value : label(t))).sort()).toEqual([...list].sort());
@@ -667,6 +675,17 @@ describe('events a real SQLite store writes', () => {
     await s.sweepAccessRequests({ now: at(60) });
     await s.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(13), trace_id: TRACE });
     await s.expireTasks({ now: at(200) });
+    // Console sessions: two sign-ins (an address known or not, a trace or not), a sign-out and a replaced one.
+    const fp = (n: number): string => String(n).repeat(16);
+    const session = (n: number, ip: string | null, traceId?: string) =>
+      s.createConsoleSession({
+        id_sha256: fp(n).repeat(4), caller_id: 'compliance', key_sha256: 'k'.repeat(64), created_at: at(14), expires_at: at(900), idle_cut: at(0), max_live_per_caller: 20,
+        event: consoleSessionStartedEvent(at(14), { caller_id: 'compliance', ...(traceId === undefined ? {} : { trace_id: traceId }) }, { session: fp(n), roles: ['auditor'], ip, expires_at: at(900) }),
+      });
+    await session(1, '127.0.0.1', TRACE);
+    await session(2, null);
+    await s.endConsoleSession(fp(1).repeat(4), at(15), consoleSessionEndedEvent(at(15), { caller_id: 'compliance', trace_id: TRACE }, { session: fp(1), reason: 'signed_out' }));
+    await s.endConsoleSession(fp(2).repeat(4), at(15), consoleSessionEndedEvent(at(15), { caller_id: 'compliance' }, { session: fp(2), reason: 'replaced' }));
     const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'evaluation' || e.type === 'auth.failed' || e.type === 'access.refused' || e.type === 'callers.replaced');
     await s.appendEvents(edge);
     for await (const event of s.iterateEvents()) written.push(event);

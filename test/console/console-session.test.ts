@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,6 +170,9 @@ describe('how many sessions, and from where', () => {
     const res = await fetch(`${t.url}/console/session`, { method: 'POST', headers: { ...auth(KEYS.admin), cookie: old.cookie } });
     expect(res.status).toBe(201);
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(old) })).status).toBe(401);
+    const fingerprint = createHash('sha256').update(old.cookie.split('=')[1] ?? '').digest('hex').slice(0, 16);
+    const ended = (await events('console.session_ended')).filter((e) => (e.data as { session: string }).session === fingerprint);
+    expect(ended).toEqual([expect.objectContaining({ caller_id: 'compliance', data: { session: fingerprint, reason: 'replaced' } })]);
   });
 
   it('a request a page of another origin (a sibling subdomain) makes with the cookie is refused: Sec-Fetch-Site', async () => {
@@ -219,6 +223,14 @@ describe('the end of a session', () => {
     expect(out.status).toBe(204);
     expect(out.headers.get('set-cookie')).toMatch(/Max-Age=0/);
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s) })).status).toBe(401);
+    // Both ends of it are in the trail, under the admin's caller id, by the id's fingerprint (never the id).
+    const id = s.cookie.split('=')[1] ?? '';
+    const fingerprint = createHash('sha256').update(id).digest('hex').slice(0, 16);
+    const started = (await events('console.session_started')).filter((e) => (e.data as { session: string }).session === fingerprint);
+    expect(started).toEqual([expect.objectContaining({ caller_id: 'ops', data: { session: fingerprint, roles: ['admin'], ip: '127.0.0.1', expires_at: s.body['expires_at'] } })]);
+    const ended = (await events('console.session_ended')).filter((e) => (e.data as { session: string }).session === fingerprint);
+    expect(ended).toEqual([expect.objectContaining({ caller_id: 'ops', data: { session: fingerprint, reason: 'signed_out' } })]);
+    for await (const e of t.pdp.store.iterateEvents()) expect(JSON.stringify(e)).not.toContain(id);
   });
 });
 

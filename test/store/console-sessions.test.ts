@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { consoleSessionEndedEvent, consoleSessionStartedEvent, type AuditEventType, type AuditEventV1 } from '../../src/audit/index.js';
 import type { ConsoleSessionInput } from '../../src/store/index.js';
 import { at, tempStore, type TempStore } from './store-fixtures.js';
 
@@ -16,17 +17,27 @@ afterEach(async () => {
 });
 
 const hash = (n: number): string => n.toString(16).padStart(64, '0');
-const begin = (n: number, seconds: number, extra: Partial<ConsoleSessionInput> = {}): Promise<void> =>
-  temp.store.createConsoleSession({
+const begin = (n: number, seconds: number, extra: Partial<ConsoleSessionInput> = {}): Promise<void> => {
+  const caller = extra.caller_id ?? 'compliance';
+  return temp.store.createConsoleSession({
     id_sha256: hash(n),
-    caller_id: 'compliance',
+    caller_id: caller,
     key_sha256: 'k'.repeat(64),
     created_at: at(seconds),
     expires_at: at(seconds + 3600),
     idle_cut: at(seconds - 900),
     max_live_per_caller: 3,
+    event: consoleSessionStartedEvent(at(seconds), { caller_id: caller }, { session: hash(n).slice(0, 16), roles: ['auditor'], ip: '127.0.0.1', expires_at: at(seconds + 3600) }),
     ...extra,
   });
+};
+const ended = (n: number, seconds: number): Promise<boolean> =>
+  temp.store.endConsoleSession(hash(n), at(seconds), consoleSessionEndedEvent(at(seconds), { caller_id: 'compliance' }, { session: hash(n).slice(0, 16), reason: 'signed_out' }));
+async function events(type: AuditEventType): Promise<AuditEventV1[]> {
+  const out: AuditEventV1[] = [];
+  for await (const e of temp.store.iterateEvents({ types: [type] })) out.push(e);
+  return out;
+}
 const touch = (n: number, seconds: number) =>
   temp.store.touchConsoleSession({ id_sha256: hash(n), now: at(seconds), idle_cut: at(seconds - 900), touch_before: at(seconds - 30) });
 
@@ -45,9 +56,16 @@ describe('console sessions in the store', () => {
     for (let s = 500; s < 3600; s += 500) expect(await touch(1, s)).toBeDefined();
     expect(await touch(1, 3600)).toBeUndefined();
     await begin(2, 0);
-    expect(await temp.store.endConsoleSession(hash(2), at(5))).toBe(true);
-    expect(await temp.store.endConsoleSession(hash(2), at(6))).toBe(false);
+    expect(await ended(2, 5)).toBe(true);
+    expect(await ended(2, 6)).toBe(false);
     expect(await touch(2, 10)).toBeUndefined();
+    // A begin and an end each in the trail, in their transactions; the second end wrote nothing.
+    expect((await events('console.session_started')).map((e) => e.data)).toEqual([
+      { session: hash(1).slice(0, 16), roles: ['auditor'], ip: '127.0.0.1', expires_at: at(3600) },
+      { session: hash(2).slice(0, 16), roles: ['auditor'], ip: '127.0.0.1', expires_at: at(3600) },
+    ]);
+    expect((await events('console.session_ended')).map((e) => [e.time, e.data])).toEqual([[at(5), { session: hash(2).slice(0, 16), reason: 'signed_out' }]]);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
   });
 
   it("a caller's oldest live sessions beyond the cap are ended at sign-in; another caller's are not", async () => {
@@ -64,9 +82,10 @@ describe('console sessions in the store', () => {
   it('a sign-in sweeps dead sessions (a bounded batch)', async () => {
     await begin(1, 0);
     await begin(2, 0, { caller_id: 'ops' });
-    await temp.store.endConsoleSession(hash(2), at(1));
+    await ended(2, 1);
     await begin(3, 5000, { caller_id: 'other' }); // session 1 is expired and idle by now, 2 ended long ago
-    for (const n of [1, 2]) expect(await temp.store.endConsoleSession(hash(n), at(5001)), `session ${n}`).toBe(false);
+    // Gone: ending them changes no row (an expired but present row would be ended).
+    for (const n of [1, 2]) expect(await ended(n, 5001), `session ${n}`).toBe(false);
     expect(await touch(3, 5001)).toBeDefined();
   });
 });

@@ -78,8 +78,8 @@ export function consoleRoutes(sessions: ConsoleSessions, assets: ConsoleAssets):
         }
         // A browser that signs in again while it holds a session (another key, a new tab): the old one ends.
         const held = sessionIdOf(ctx.headers.cookie, sessions.config.secure_cookie);
-        if (held !== undefined) await sessions.end(held);
-        const { id, session } = await sessions.begin(ctx.caller);
+        if (held !== undefined) await sessions.end(held, 'replaced', ctx.traceId);
+        const { id, session } = await sessions.begin(ctx.caller, ctx.ip ?? null, ctx.traceId);
         return {
           status: 201,
           json: sessionBody({ ...ctx, caller: session.caller }, session.csrfToken, session.expiresAt),
@@ -115,7 +115,7 @@ export function consoleRoutes(sessions: ConsoleSessions, assets: ConsoleAssets):
       path: '/console/session/end',
       roles: CONSOLE_ROLES,
       async handle(ctx) {
-        if (ctx.session !== undefined) await sessions.end(ctx.session.id);
+        if (ctx.session !== undefined) await sessions.end(ctx.session.id, 'signed_out', ctx.traceId);
         return { status: 204, empty: true, headers: { 'set-cookie': clearSessionCookie(sessions.config.secure_cookie), 'cache-control': 'no-store' } };
       },
       openapi: {
