@@ -4,10 +4,11 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,mcp,doors]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,mcp,doors,console]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy; mcp = a guarded MCP tools/call against an unguarded one;
- *        doors = the same decision through /v1/decide, AuthZEN evaluation and a 10-item evaluations, and OPA's server)
+ *        doors = the same decision through /v1/decide, AuthZEN evaluation and a 10-item evaluations, and OPA's server;
+ *        console = the audit console's reads over HTTP on a 1-million-event trail, SQLite and PostgreSQL)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *        [--seconds 600] (the soak's length; 60 with --quick)
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
@@ -36,6 +37,7 @@ import type { WorkersBenchResult } from './workers-bench.js';
 import type { ExportBenchResult } from './export-bench.js';
 import type { McpBenchResult } from './mcp-bench.js';
 import type { DoorsBenchResult } from './doors-bench.js';
+import { consoleMarkdown, type ConsoleBenchResult } from './console-bench.js';
 import type { SoakBenchResult } from './soak-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
@@ -54,7 +56,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'mcp', 'doors'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'mcp', 'doors', 'console'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -428,6 +430,41 @@ async function doorsSection(work: string, results: BenchResults & { doors?: Door
 }
 
 /**
+ * The audit console (bench/console-bench.ts, issue 22): a trail of 1 million events (100,000 with --quick) bulk-loaded
+ * into SQLite and copied into PostgreSQL, each served by our PDP on the server core; the measuring child (on the load
+ * core) signs in with an auditor key and times the console's reads with the session cookie, rounds alternating stores.
+ */
+async function consoleSection(results: BenchResults & { console?: ConsoleBenchResult }): Promise<void> {
+  const events = quick ? '100000' : '1000000';
+  const rounds = values.rounds ?? (quick ? '3' : '9');
+  log(`console: ${events} events, SQLite and PostgreSQL, first pages of the decision search and the console's other reads, ${rounds} rounds`);
+  const c = runJsonChild<ConsoleBenchResult>(LOAD_CPU, process.execPath, [child('console-bench.js'), '--events', events, '--rounds', rounds, '--json', ...(SERVER_CPU === undefined ? [] : ['--server-cpu', SERVER_CPU])], 1_800_000);
+  // Measured by the child over its timed rounds only, its servers and PostgreSQL left out (not the trail's build).
+  contamination['console'] = c.other_cores;
+  iowait['console'] = c.iowait_cores;
+  log(`console: other processes used ${c.other_cores} cores during the timed rounds`);
+  results.console = c;
+}
+
+/** Issue 22: every console read of the section within the goal, on each store; the table is in report.md. */
+function consoleGoals(r: BenchResults & { console?: ConsoleBenchResult }): Goal[] {
+  const c = r.console;
+  if (c === undefined) return [];
+  const busy = (contamination['console'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['console']} cores meanwhile` : '';
+  return (['sqlite', 'postgres'] as const).map((store) => {
+    const missed = c.queries.filter((q) => !q.stores[store].within_goal);
+    return {
+      goal: `audit console at ${(c.events / 1e6).toLocaleString('en')} M events, ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: first page of each decision search, the page after, overview, integrity, export's first byte (bench/console-bench.ts)`,
+      target: `≤ ${c.goal_ms} ms (max of ${c.rounds} rounds)`,
+      measured:
+        c.queries.map((q) => `${q.query} ${q.stores[store].p50_ms}/${q.stores[store].max_ms} ms`).join('; ') +
+        ` (p50/max)${missed.length > 0 ? `; over the goal: ${missed.map((q) => q.query).join(', ')}` : ''}; load average ${c.load1_start} → ${c.load1_end}${busy}`,
+      met: missed.length === 0,
+    };
+  });
+}
+
+/**
  * Issue 21's goals. Evaluation against decide is judged on server CPU per decision (the median of the within-round
  * ratios: the two doors run next to each other), which moves least with the shared machine; the throughput ratio
  * (at saturation, with the server's core busy, about the inverse) is shown next to it. The batch is judged on
@@ -743,6 +780,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(...soakGoals(r));
   out.push(...mcpGoals(r));
   out.push(...doorsGoals(r));
+  out.push(...consoleGoals(r));
   // Where OPA itself cannot keep up, both sides are queueing to the timeout and p99 compares nothing.
   const fixed = r.http?.steps.filter((s) => s.offered_rps !== null) ?? [];
   const judged = fixed.filter((s) => s.sustained.opa === true);
@@ -963,10 +1001,11 @@ async function main(): Promise<void> {
     if (only.has('soak')) await watched('soak', () => soakSection(results));
     if (only.has('mcp')) await mcpSection(work, results);
     if (only.has('doors')) await doorsSection(work, results);
+    if (only.has('console')) await consoleSection(results);
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const md = reportMarkdown(results);
+    const md = reportMarkdown(results) + consoleMarkdown((results as BenchResults & { console?: ConsoleBenchResult }).console);
     writeFileSync(join(RESULTS, 'report.md'), md);
     writeFileSync(join(RESULTS, 'latency.svg'), latencySvg(results));
     process.stdout.write(md);

@@ -35,6 +35,8 @@ export interface OurServerOptions {
   config?: Record<string, unknown>;
   /** `server.workers` (`serve --workers`). Default 1. */
   workers?: number;
+  /** Callers added to the bench's (e.g. an auditor for the console section). */
+  extraCallers?: Array<Record<string, unknown>>;
 }
 
 /** Writes a bench config (bench keys, not the dev keys, so production mode accepts it) and starts the server. */
@@ -55,6 +57,7 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
       { id: BENCH_RESOURCE_SERVER.id, role: 'resource_server', key_sha256: sha256Hex(BENCH_RESOURCE_SERVER.key) },
       // Approves the access request the HTTP escalation measurement's elevated case rides on; asks nothing itself.
       { id: BENCH_APPROVER.id, role: 'approver', approver_groups: ['platform-oncall'], key_sha256: sha256Hex(BENCH_APPROVER.key) },
+      ...(o.extraCallers ?? []),
     ],
     ...o.config,
   };

@@ -3,7 +3,7 @@
  * pages below a seq, each page bounded twice: by the matches it returns and by the decision events it reads.
  */
 import { decisionOutcome, decisionReasonCodes, type AuditEventV1 } from '../audit/index.js';
-import { SQL, decisionSearchSql } from './sql.js';
+import { SQL, decisionSearchSql, likePattern } from './sql.js';
 import { all, get } from './sql-program.js';
 import { eventFromRow } from './rows.js';
 import type { EventRow } from './rows.js';
@@ -56,9 +56,11 @@ export async function searchDecisions(ctx: StoreContext, query: DecisionSearchQu
     const to = await firstSeqStampedAtOrAfter(ctx, shift(query.until, STAMP_SKEW_MS));
     if (to !== null) below = Math.min(below, to);
   }
-  const { sql, params } = decisionSearchSql(query);
   const outcomeText = query.outcome === undefined ? undefined : `"outcome":${JSON.stringify(query.outcome)}`;
   const reasonText = query.reason === undefined ? undefined : `"code":${JSON.stringify(query.reason)}`;
+  // Tested in the database too; a text too long for SQLite's LIKE (50,000 bytes) is left to the test below.
+  const contains = [outcomeText, reasonText].filter((t): t is string => t !== undefined && t.length <= 1_000).map(likePattern);
+  const { sql, params } = decisionSearchSql(query, contains);
   const events: AuditEventV1[] = [];
   let scanned = 0;
   let through: number | null = null;
@@ -69,6 +71,8 @@ export async function searchDecisions(ctx: StoreContext, query: DecisionSearchQu
       scanned++;
       through = row.seq;
       below = row.seq;
+      // The database found the text asked for missing from the data (it sent only seq and time).
+      if ((row.data as string | null) === null) continue;
       if (query.since !== undefined && row.time < query.since) continue;
       if (query.until !== undefined && row.time >= query.until) continue;
       if (outcomeText !== undefined && !row.data.includes(outcomeText)) continue;

@@ -275,12 +275,15 @@ export interface DecisionSearchFilter {
  * time range starts, the lowest seq seen), plus the column filters. Time, outcome and reason codes are read from
  * each row after reading (decision-search-ops.ts): the seq range alone decides how far a page reads, whichever index
  * serves it (the primary key; audit_events_decision_agent for an agent, which the literal type lets SQLite use;
- * audit_events_task, audit_events_decision). Parameters: the filter values in the order below, the lowest seq, the
- * seq to stay below, the page size.
+ * audit_events_task, audit_events_decision). `contains`: LIKE patterns (likePattern) the stored data must all match
+ * for the row to come back whole; every other row of the range still comes back (it counts toward the page's scan
+ * bound) but with only its seq and time (every other column NULL), so a search for a rare outcome or reason does not
+ * carry every row out of the database to drop it. Parameters: the patterns, the filter values in the order below, the lowest seq,
+ * the seq to stay below, the page size.
  */
-export function decisionSearchSql(filter: DecisionSearchFilter): { sql: string; params: unknown[] } {
+export function decisionSearchSql(filter: DecisionSearchFilter, contains: readonly string[] = []): { sql: string; params: unknown[] } {
   const where = ["type = 'decision'"];
-  const params: unknown[] = [];
+  const params: unknown[] = [...contains];
   const add = (clause: string, value: unknown): void => {
     where.push(clause);
     params.push(value);
@@ -289,7 +292,20 @@ export function decisionSearchSql(filter: DecisionSearchFilter): { sql: string; 
   if (filter.task_id !== undefined) add('task_id = ?', filter.task_id);
   if (filter.decision_id !== undefined) add('decision_id = ?', filter.decision_id);
   where.push('seq >= ?', 'seq < ?');
-  return { sql: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`, params };
+  const range = `FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`;
+  if (contains.length === 0) return { sql: `SELECT ${EVENT_COLUMNS} ${range}`, params };
+  // `hit` computed once per row; a row without it keeps only seq and time (what the scan needs).
+  const hit = contains.map(() => "data LIKE ? ESCAPE '\\'").join(' AND ');
+  const lean = EVENT_COLUMNS.split(', ').map((c) => (c === 'seq' || c === 'time' ? c : `CASE WHEN hit THEN ${c} END AS ${c}`));
+  return { sql: `SELECT ${lean.join(', ')} FROM (SELECT ${EVENT_COLUMNS}, ${hit} AS hit ${range}) AS e ORDER BY seq DESC`, params };
+}
+
+/**
+ * A LIKE pattern (with `ESCAPE '\'`) matching any text that contains `text`: the same on SQLite and PostgreSQL,
+ * except that SQLite's LIKE ignores ASCII case, so a match there is a candidate the caller checks again.
+ */
+export function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 export interface AccessRequestFilter {

@@ -98,6 +98,21 @@ describe('searchDecisions', () => {
     expect(pages).toBeGreaterThanOrEqual(6);
   });
 
+  it('matches a reason code exactly, whatever LIKE would make of it (%, _, \\, ", case)', async () => {
+    temp = await tempStore();
+    const codes = ['a%b', 'a_b', 'axb', 'a\\b', 'a"b', 'A_B', 'a%bc'];
+    for (const [i, code] of codes.entries()) {
+      await temp.store.recordDecision(decision(`d-${i}`, { created_at: at(i), outcome: 'deny', result: { outcome: 'deny', allow: false, granted_scopes: [], reasons: [{ code, message: 'm' }] } }));
+    }
+    for (const [i, code] of codes.entries()) {
+      const page = await temp.store.searchDecisions({ reason: code, limit: 10 });
+      expect(page.events.map((e) => e.decision_id), code).toEqual([`d-${i}`]);
+    }
+    const both = await temp.store.searchDecisions({ reason: 'a_b', outcome: 'deny', limit: 10 });
+    expect(both.events.map((e) => e.decision_id)).toEqual(['d-1']);
+    expect((await temp.store.searchDecisions({ reason: 'a_b', outcome: 'allow', limit: 10 })).events).toEqual([]);
+  });
+
   it('answers an empty page with no cursor on an empty trail, and below the first seq', async () => {
     temp = await tempStore();
     expect(await temp.store.searchDecisions({ limit: 10 })).toEqual({ events: [], next_before_seq: null, scanned_through_seq: null });
