@@ -145,7 +145,30 @@ export interface PdpConfig {
   suggestions: SuggestionsConfig;
   /** The enforcement proxy (docs/proxy.md); null when the config has no `proxy` section. */
   proxy: ProxyConfig | null;
+  /** Integrations whose redeemed allows also mint a provider credential (docs/providers.md); `[]` when none. */
+  providers: readonly ProviderConfig[];
   callers: readonly CallerConfig[];
+}
+
+/**
+ * One integration minted by a provider (docs/providers.md). The source credential is only named here (a variable or
+ * a file, checked at load); `src/providers/source-credentials.ts` reads it, and it is never logged or returned.
+ */
+export interface ProviderConfig {
+  integration: string;
+  kind: 'aws';
+  /** The role assumed for every credential of this integration; its policies are the outer bound. */
+  role_arn: string;
+  region: string;
+  /** STS's origin; null: the AWS SDK's regional endpoint. */
+  endpoint: string | null;
+  /** One minting call, connection included. Default 5000 ms. */
+  timeout_ms: number;
+  /**
+   * The source credential: JSON `{"access_key_id", "secret_access_key", "session_token"?}` in a variable or a file
+   * (absolute). Exactly one is non-null.
+   */
+  credential: { env: string | null; file: string | null };
 }
 
 /** One fixed upstream of the enforcement proxy. Its credential is resolved at load and never logged. */

@@ -98,14 +98,38 @@ export interface EndpointSource {
   record?: { type: string; id: string };
 }
 
+/**
+ * A provider map (`provider_map:`): how the granted scopes and the bound record of one integration narrow the
+ * provider credential minted for it (docs/providers.md). Not part of the Rego data document.
+ */
+export interface ProviderMapSource {
+  integration: string;
+  description?: string;
+  kind: ProviderKind;
+  /** scope → the session policy statements it grants (every scope of the integration's list). */
+  scopes: Record<string, AwsStatementSource[]>;
+}
+
+export const PROVIDER_KINDS = ['aws'] as const;
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+/** One Allow statement; resources and condition values are templates (`{record.id}`, `{task.<key>}`). */
+export interface AwsStatementSource {
+  actions: string[];
+  resources: string[];
+  /** operator → condition key → values. */
+  conditions?: Record<string, Record<string, string[]>>;
+}
+
 export interface PolicySourceKinds {
   agent_policy: AgentPolicySource;
   role_policy: RolePolicySource;
   integration: IntegrationSource;
   endpoint_map: EndpointMapSource;
+  provider_map: ProviderMapSource;
 }
 export type PolicyKind = keyof PolicySourceKinds;
-export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration', 'endpoint_map'];
+export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration', 'endpoint_map', 'provider_map'];
 
 /** One step of a field path: a map key or a list index. */
 export type PathSegment = string | number;
@@ -215,6 +239,23 @@ export interface CompiledEndpointMap {
   readonly endpoints: readonly CompiledEndpoint[];
 }
 
+/** A template compiled: literal text and the values it puts in (`record.id`, `record.type`, `task.<key>`). */
+export type MapTemplatePart = { readonly text: string } | { readonly from: 'record'; readonly name: 'id' | 'type' } | { readonly from: 'task'; readonly name: string };
+
+export interface CompiledAwsStatement {
+  /** Sorted, unique. */
+  readonly actions: readonly string[];
+  readonly resources: readonly (readonly MapTemplatePart[])[];
+  readonly conditions: Readonly<Record<string, Readonly<Record<string, readonly (readonly MapTemplatePart[])[]>>>>;
+}
+
+/** One integration's provider map: every scope of its integration's list mapped. */
+export interface CompiledProviderMap {
+  readonly integration: string;
+  readonly kind: ProviderKind;
+  readonly scopes: Readonly<Record<string, readonly CompiledAwsStatement[]>>;
+}
+
 /** What the issuer needs to know about an integration beyond the data document. */
 export interface IntegrationInfo {
   readonly audience?: string;
@@ -238,6 +279,11 @@ export interface PolicySet {
   readonly files: readonly PolicyFile[];
   /** Endpoint maps by integration, for the enforcement proxy; `{}` when none. Not part of `data`. */
   readonly endpointMaps: Readonly<Record<string, CompiledEndpointMap>>;
+  /**
+   * Provider maps by integration (docs/providers.md); not part of `data`. Absent from a compiled bundle built before
+   * they were recorded (then no integration mints a provider credential).
+   */
+  readonly providerMaps?: Readonly<Record<string, CompiledProviderMap>>;
   /**
    * The roles each agent names (`roles:`, as written), for the agents that name any: what `GET /v1/agents` shows
    * beside the effective ceilings (which `data` holds with the roles already applied). Not part of `data`, so it does
