@@ -86,6 +86,7 @@ export type {
   TaskCloseStatus,
   TaskCompletedData,
   TaskRegisteredData,
+  ProviderCredentialRecord,
   TokenIssuedData,
   TokenIntrospectedData,
   TokenReportedData,

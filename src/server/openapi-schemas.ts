@@ -531,6 +531,32 @@ export const COMPONENT_SCHEMAS = {
       scope: { type: 'string' },
       authorization_details: { type: 'array', items: { $ref: '#/components/schemas/AuthorizationDetail' } },
       jti: { type: 'string' },
+      provider_credential: { $ref: '#/components/schemas/ProviderCredential' },
+    },
+  },
+  ProviderCredential: {
+    type: 'object',
+    description:
+      'For an integration minted by a provider (docs/providers.md): its own credential, narrowed to the same grant (AWS: STS AssumeRole with a session ' +
+      'policy from the granted scopes and the bound record), expiring no later than the token. Secret; it cannot be revoked, only expire.',
+    additionalProperties: false,
+    required: ['provider', 'integration', 'expires_at', 'aws'],
+    properties: {
+      provider: { const: 'aws' },
+      integration: { type: 'string' },
+      expires_at: { type: 'string', format: 'date-time' },
+      aws: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['access_key_id', 'secret_access_key', 'session_token', 'expiration', 'region'],
+        properties: {
+          access_key_id: { type: 'string' },
+          secret_access_key: { type: 'string' },
+          session_token: { type: 'string' },
+          expiration: { type: 'string', format: 'date-time' },
+          region: { type: 'string' },
+        },
+      },
     },
   },
   TokenBody: strip(tokenBodySchema),

@@ -61,6 +61,21 @@ export interface TokenResponseV1 {
   authorization_details: AuthorizationDetail[];
   /** The token's `jti`. */
   jti: string;
+  /**
+   * For an integration minted by a provider (docs/providers.md): the provider's own credential, narrowed to the same
+   * grant, expiring no later than `expires_in`. Absent for every other integration.
+   */
+  provider_credential?: ProviderCredentialV1;
+}
+
+/** A provider credential minted for one redeemed decision (docs/providers.md). Secret: never log or store it. */
+export interface ProviderCredentialV1 {
+  provider: 'aws';
+  integration: string;
+  /** When the provider stops accepting it (ISO 8601, UTC); never after the token's `exp`. */
+  expires_at: string;
+  /** STS temporary credentials; the shape the AWS SDK's credential provider takes is built from them by the PEP SDK. */
+  aws: { access_key_id: string; secret_access_key: string; session_token: string; expiration: string; region: string };
 }
 
 /** RFC 7662 answer of `POST /v1/introspect`: `{ active: false }` and nothing else, or the claims of an active token. */
