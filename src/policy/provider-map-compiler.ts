@@ -33,7 +33,7 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
     } else {
       for (const scope of catalogue.scopes) {
         if (!Object.hasOwn(doc.body.scopes, scope)) {
-          diag.error(doc, ['provider_map', 'scopes'], `scope "${scope}" of integration ${name} (${catalogue.file}) is not mapped: every scope must be`);
+          diag.error(doc, ['provider_map', 'scopes'], `scope "${scope}" of integration ${name} (${catalogue.file}) is not mapped: every scope must be`, true);
         }
       }
     }
