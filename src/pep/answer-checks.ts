@@ -131,7 +131,15 @@ export function checkTokenResponse(value: unknown): TokenResponseV1 {
     scope: isText,
     jti: isText,
     authorization_details: Array.isArray,
+    provider_credential: (v) => v === undefined || isProviderCredential(v),
   });
+}
+
+/** An AWS provider credential with every member a tool needs (docs/providers.md). */
+function isProviderCredential(v: unknown): boolean {
+  if (!isObject(v) || v['provider'] !== 'aws' || !isText(v['integration']) || !isText(v['expires_at']) || Number.isNaN(Date.parse(String(v['expires_at'])))) return false;
+  const aws = v['aws'];
+  return isObject(aws) && ['access_key_id', 'secret_access_key', 'session_token', 'expiration', 'region'].every((k) => isText(aws[k]));
 }
 
 export function checkIntrospection(value: unknown): IntrospectionResponseV1 {

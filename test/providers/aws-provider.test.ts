@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { guardTool, PdpClient } from '../../src/pep/index.js';
 import { createLogger } from '../../src/server/logger.js';
 import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
 import { startFakeSts, type FakeSts } from './fake-sts.js';
@@ -261,6 +263,37 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
       expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision']);
     }
     expect(sts.hits).toBe(hits);
+  });
+
+  it('guardTool hands the tool the provider credential, usable as is by the AWS SDK', async () => {
+    const taskId = await registerTask({ customer_id: '4242' });
+    const pdp = new PdpClient({ url: t.url, apiKey: KEYS.pep });
+    const readReport = guardTool(
+      { pdp, agentId: 'reporting-agent', task: taskId, integration: 's3-reports', scopes: ['reports:read'], resource: { type: 'customer', id: '4242' } },
+      async (_args: Record<string, never>, grant) => {
+        expect(JSON.stringify(grant)).not.toContain(grant.awsCredentials.secretAccessKey);
+        const client = new STSClient({ region: grant.awsRegion ?? '', endpoint: sts.url, credentials: grant.awsCredentials, maxAttempts: 1 });
+        try {
+          return { identity: await client.send(new GetCallerIdentityCommand({})), credential: grant.providerCredential };
+        } finally {
+          client.destroy();
+        }
+      },
+    );
+    const { identity, credential } = await readReport({});
+    const seen = sts.requests.at(-1)!;
+    expect(credential?.aws.access_key_id).toBe(seen.issued!.accessKeyId);
+    expect(identity.Arn).toBe(`arn:aws:sts::123456789012:assumed-role/agent-pdp-reports/${seen.params['RoleSessionName']}`);
+    expect((seen.policy as { Statement: Array<{ Resource: string[] }> }).Statement[0]!.Resource).toEqual(['arn:aws:s3:::acme-reports/customers/4242/*']);
+    // A tool whose integration mints nothing gets no AWS credential.
+    const crmTask = `crm-${++seq}`;
+    await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id: crmTask, agent_id: 'support-resolver', type: 'complaint_resolution', context: { customer_id: '1234' } }).expect(201);
+    const crm = guardTool({ pdp, agentId: 'support-resolver', task: crmTask, integration: 'crm', scopes: ['tickets:read'], resource: { type: 'customer', id: '1234' } }, async (_a: Record<string, never>, grant) => {
+      expect(grant.providerCredential).toBeNull();
+      expect(() => grant.awsCredentials).toThrow(/no AWS provider credential/);
+      return 'ok';
+    });
+    expect(await crm({})).toBe('ok');
   });
 
   it('no secret, source or minted, in any log line, error body or the trail', async () => {

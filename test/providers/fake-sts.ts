@@ -5,6 +5,9 @@
  * request, string to sign, the derived signing key), and answers with STS's XML: AssumeRoleResponse, or an
  * ErrorResponse with STS's codes (SignatureDoesNotMatch, InvalidClientTokenId, ValidationError, MalformedPolicyDocument,
  * AccessDenied). Every AssumeRole it accepted or refused for a reason of its own is kept in `requests`.
+ *
+ * It also answers GetCallerIdentity signed with a credential it minted (its secret, and the session token in
+ * `X-Amz-Security-Token`): the assumed role's ARN, so a test can show the minted credential works in the AWS SDK.
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -120,9 +123,27 @@ export async function startFakeSts(secrets: ReadonlyMap<string, string>): Promis
       if (req.method !== 'POST' || !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
         return answer(res, 400, errorXml('InvalidAction', 'POST a form-urlencoded Query API request', requestId), requestId);
       }
-      const signed = verifySigV4({ method: req.method, path: req.url ?? '/', headers: req.headers, body }, secrets, new Date());
+      const minted = new Map(fake.requests.flatMap((r) => (r.issued ? [[r.issued.accessKeyId, r.issued.secretAccessKey] as const] : [])));
+      const signed = verifySigV4({ method: req.method, path: req.url ?? '/', headers: req.headers, body }, new Map([...secrets, ...minted]), new Date());
       if (!signed.ok) return answer(res, 403, errorXml(signed.code, signed.message, requestId), requestId);
       const params = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
+      const session = fake.requests.find((r) => r.issued?.accessKeyId === signed.accessKeyId);
+      if (session !== undefined) {
+        // A minted credential: only with its session token (signed), only GetCallerIdentity, only before it expires.
+        const token = req.headers['x-amz-security-token'];
+        const signedHeaders = /SignedHeaders=([^,]+)/.exec(String(req.headers['authorization']))?.[1]?.split(';') ?? [];
+        if (token !== session.issued!.sessionToken || !signedHeaders.includes('x-amz-security-token')) {
+          return answer(res, 403, errorXml('InvalidClientTokenId', 'The security token included in the request is invalid.', requestId), requestId);
+        }
+        if (Date.parse(session.issued!.expiration) <= Date.now()) return answer(res, 403, errorXml('ExpiredToken', 'The security token included in the request is expired', requestId), requestId);
+        if (params['Action'] !== 'GetCallerIdentity') return answer(res, 403, errorXml('AccessDenied', 'the session policy allows no sts action', requestId), requestId);
+        const arn = `arn:aws:sts::${(session.params['RoleArn'] ?? '').split(':')[4]}:assumed-role/${(session.params['RoleArn'] ?? '').split('/').pop()}/${session.params['RoleSessionName']}`;
+        const xml =
+          `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">\n  <GetCallerIdentityResult>\n    <Arn>${xmlEscape(arn)}</Arn>\n` +
+          `    <UserId>AROA3XFRBF535PLBIFPI4:${xmlEscape(session.params['RoleSessionName'] ?? '')}</UserId>\n    <Account>${(session.params['RoleArn'] ?? '').split(':')[4]}</Account>\n` +
+          `  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>${requestId}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n`;
+        return answer(res, 200, xml, requestId);
+      }
       if (params['Action'] !== 'AssumeRole' || params['Version'] !== '2011-06-15') {
         return answer(res, 400, errorXml('InvalidAction', `unknown action ${params['Action']}`, requestId), requestId);
       }
