@@ -141,7 +141,23 @@ export interface TokenIssuedExtras {
  * What the trail keeps of a provider credential (docs/providers.md): who minted it and with which effective
  * policy, never an access key, secret or session token.
  */
-export interface ProviderCredentialRecord {
+export type ProviderCredentialRecord = AwsCredentialRecord | GoogleWorkspaceCredentialRecord;
+
+/** A Google access token minted with a service account's assertion: who for, which scopes; never the token. */
+export interface GoogleWorkspaceCredentialRecord {
+  provider: 'google_workspace';
+  /** Google's token endpoint gives none: always null. */
+  request_id: null;
+  expires_at: string;
+  /** The service account (`iss` of the assertion). */
+  service_account: string;
+  /** The user it acts for (`sub`). */
+  subject: string;
+  /** The Google scope URLs asked for (`scope`), sorted. */
+  scopes: string[];
+}
+
+export interface AwsCredentialRecord {
   provider: 'aws';
   /** The provider's request id (STS's `RequestId`), or null when it gave none. */
   request_id: string | null;
@@ -531,7 +547,14 @@ export function tokenIssuedEvent(
 
 /** Only the documented members, checked: a secret handed in by mistake is not copied into the trail. */
 function providerCredentialRecord(r: ProviderCredentialRecord): ProviderCredentialRecord {
-  if (r.provider !== 'aws') throw new TypeError('token.issued provider_credential.provider must be aws');
+  if (r.provider === 'google_workspace') {
+    for (const key of ['expires_at', 'service_account', 'subject'] as const) {
+      if (typeof r[key] !== 'string') throw new TypeError(`token.issued provider_credential.${key} must be a string`);
+    }
+    if (!Array.isArray(r.scopes) || !r.scopes.every((s) => typeof s === 'string')) throw new TypeError('token.issued provider_credential.scopes must be strings');
+    return { provider: r.provider, request_id: null, expires_at: r.expires_at, service_account: r.service_account, subject: r.subject, scopes: [...r.scopes] };
+  }
+  if (r.provider !== 'aws') throw new TypeError('token.issued provider_credential.provider must be aws or google_workspace');
   for (const key of ['expires_at', 'role_arn', 'session_name', 'source_identity'] as const) {
     if (typeof r[key] !== 'string') throw new TypeError(`token.issued provider_credential.${key} must be a string`);
   }

@@ -87,6 +87,8 @@ export type {
   TaskCompletedData,
   TaskRegisteredData,
   ProviderCredentialRecord,
+  AwsCredentialRecord,
+  GoogleWorkspaceCredentialRecord,
   TokenIssuedData,
   TokenIntrospectedData,
   TokenReportedData,

@@ -429,15 +429,20 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
         details.push({ path: `${path}.credential.file`, message: `cannot read ${file}` });
       }
     }
-    return {
-      integration: p.integration,
-      kind: p.kind,
-      role_arn: p.role_arn,
-      region: p.region,
-      endpoint,
-      timeout_ms: p.timeout_ms ?? 5000,
-      credential: { env: c.env ?? null, file },
-    };
+    const base = { integration: p.integration, timeout_ms: p.timeout_ms ?? 5000, credential: { env: c.env ?? null, file } };
+    if (p.kind === 'google_workspace') {
+      for (const key of ['role_arn', 'region', 'endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for kind aws' });
+      const tokenEndpoint = p.token_endpoint ?? 'https://oauth2.googleapis.com/token';
+      if (tokenEndpoint.startsWith('http://') && !isLoopbackUrl(tokenEndpoint)) {
+        if (env.nodeEnv === 'production') details.push({ path: `${path}.token_endpoint`, message: 'must be https in production (minted tokens travel from it)' });
+        else warnings.push(`${path}.token_endpoint ${tokenEndpoint} is plain http on a non-loopback address: minted tokens would travel in clear`);
+      }
+      return { ...base, kind: 'google_workspace' as const, token_endpoint: tokenEndpoint };
+    }
+    if (p.token_endpoint !== undefined) details.push({ path: `${path}.token_endpoint`, message: 'is for kind google_workspace' });
+    if (p.role_arn === undefined) details.push({ path: `${path}.role_arn`, message: 'is required for kind aws' });
+    if (p.region === undefined) details.push({ path: `${path}.region`, message: 'is required for kind aws' });
+    return { ...base, kind: 'aws' as const, role_arn: p.role_arn ?? '', region: p.region ?? '', endpoint };
   });
 }
 
@@ -557,10 +562,11 @@ interface RawConfig {
   };
   providers?: Array<{
     integration: string;
-    kind: 'aws';
-    role_arn: string;
-    region: string;
+    kind: 'aws' | 'google_workspace';
+    role_arn?: string;
+    region?: string;
     endpoint?: string;
+    token_endpoint?: string;
     timeout_ms?: number;
     credential: { env?: string; file?: string };
   }>;

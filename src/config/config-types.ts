@@ -154,21 +154,32 @@ export interface PdpConfig {
  * One integration minted by a provider (docs/providers.md). The source credential is only named here (a variable or
  * a file, checked at load); `src/providers/source-credentials.ts` reads it, and it is never logged or returned.
  */
-export interface ProviderConfig {
+export type ProviderConfig = AwsProviderConfig | GoogleWorkspaceProviderConfig;
+
+interface ProviderConfigBase {
   integration: string;
+  /** One minting call, connection included. Default 5000 ms. */
+  timeout_ms: number;
+  /**
+   * The source credential in a variable or a file (absolute); exactly one is non-null. aws: JSON `{"access_key_id",
+   * "secret_access_key", "session_token"?}`; google_workspace: the service account's JSON key.
+   */
+  credential: { env: string | null; file: string | null };
+}
+
+export interface AwsProviderConfig extends ProviderConfigBase {
   kind: 'aws';
   /** The role assumed for every credential of this integration; its policies are the outer bound. */
   role_arn: string;
   region: string;
   /** STS's origin; null: the AWS SDK's regional endpoint. */
   endpoint: string | null;
-  /** One minting call, connection included. Default 5000 ms. */
-  timeout_ms: number;
-  /**
-   * The source credential: JSON `{"access_key_id", "secret_access_key", "session_token"?}` in a variable or a file
-   * (absolute). Exactly one is non-null.
-   */
-  credential: { env: string | null; file: string | null };
+}
+
+export interface GoogleWorkspaceProviderConfig extends ProviderConfigBase {
+  kind: 'google_workspace';
+  /** Where the assertion is exchanged (and its `aud`). Default `https://oauth2.googleapis.com/token`. */
+  token_endpoint: string;
 }
 
 /** One fixed upstream of the enforcement proxy. Its credential is resolved at load and never logged. */

@@ -163,6 +163,15 @@ export class ToolGrant {
     return { accessKeyId: aws.access_key_id, secretAccessKey: aws.secret_access_key, sessionToken: aws.session_token, expiration: new Date(aws.expiration) };
   }
 
+  /**
+   * For a Google Workspace integration, `Bearer <Google access token>` for the `Authorization` header of Google's
+   * APIs (acting as the task's user, with exactly the granted Google scopes). Throws for a grant without one.
+   */
+  get googleAuthorization(): string {
+    if (this.#provider?.provider !== 'google_workspace') throw new TypeError('grant.googleAuthorization: this grant carries no Google Workspace credential');
+    return `Bearer ${this.#provider.google.access_token}`;
+  }
+
   /** The region the AWS credential was minted for, or null. */
   get awsRegion(): string | null {
     return this.#provider?.provider === 'aws' ? this.#provider.aws.region : null;

@@ -106,11 +106,13 @@ export interface ProviderMapSource {
   integration: string;
   description?: string;
   kind: ProviderKind;
-  /** scope → the session policy statements it grants (every scope of the integration's list). */
-  scopes: Record<string, AwsStatementSource[]>;
+  /** google_workspace: the user the service account acts for, a template (`{task.user_email}`). */
+  subject?: string;
+  /** scope → aws: the session policy statements it grants; google_workspace: Google scope URLs. Every scope mapped. */
+  scopes: Record<string, AwsStatementSource[] | string[]>;
 }
 
-export const PROVIDER_KINDS = ['aws'] as const;
+export const PROVIDER_KINDS = ['aws', 'google_workspace'] as const;
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
 
 /** One Allow statement; resources and condition values are templates (`{record.id}`, `{task.<key>}`). */
@@ -250,10 +252,21 @@ export interface CompiledAwsStatement {
 }
 
 /** One integration's provider map: every scope of its integration's list mapped. */
-export interface CompiledProviderMap {
+export type CompiledProviderMap = CompiledAwsMap | CompiledGoogleWorkspaceMap;
+
+export interface CompiledAwsMap {
   readonly integration: string;
-  readonly kind: ProviderKind;
+  readonly kind: 'aws';
   readonly scopes: Readonly<Record<string, readonly CompiledAwsStatement[]>>;
+}
+
+export interface CompiledGoogleWorkspaceMap {
+  readonly integration: string;
+  readonly kind: 'google_workspace';
+  /** The user the assertion's `sub` names. */
+  readonly subject: readonly MapTemplatePart[];
+  /** scope → Google scope URLs, sorted, unique. */
+  readonly scopes: Readonly<Record<string, readonly string[]>>;
 }
 
 /** What the issuer needs to know about an integration beyond the data document. */

@@ -1,5 +1,5 @@
 import { type Diagnostics, where } from './compile-diagnostics.js';
-import type { CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
+import type { AwsStatementSource, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
 import { sortedRecord, sortedUnion } from './scope-set.js';
 import type { ScopeCatalogues } from './endpoint-map-compiler.js';
 
@@ -37,21 +37,25 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
         }
       }
     }
-    const scopes: [string, CompiledAwsStatement[]][] = [];
-    for (const [scope, statements] of Object.entries(doc.body.scopes)) {
-      const at: PathSegment[] = ['provider_map', 'scopes', scope];
-      if (catalogue !== undefined && !catalogue.scopes.has(scope)) {
-        diag.error(doc, at, `"${scope}" is not a scope of integration ${name} (see the scopes list in ${catalogue.file})`, true);
-        continue;
-      }
-      scopes.push([scope, statements.map((s, i) => compileStatement(doc, [...at, i], s, diag))]);
+    const mapped = Object.entries(doc.body.scopes).filter(([scope]) => {
+      if (catalogue === undefined || catalogue.scopes.has(scope)) return true;
+      diag.error(doc, ['provider_map', 'scopes', scope], `"${scope}" is not a scope of integration ${name} (see the scopes list in ${catalogue.file})`, true);
+      return false;
+    });
+    if (doc.body.kind === 'aws') {
+      const scopes = mapped.map(([scope, statements]) => [scope, (statements as AwsStatementSource[]).map((s, i) => compileStatement(doc, ['provider_map', 'scopes', scope, i], s, diag))] as const);
+      byIntegration.set(name, { doc, map: { integration: name, kind: 'aws', scopes: sortedRecord(scopes) } });
+    } else {
+      const subject = parseMapTemplate(doc.body.subject ?? '');
+      if (typeof subject === 'string') diag.error(doc, ['provider_map', 'subject'], `invalid template: ${subject}`);
+      const scopes = mapped.map(([scope, urls]) => [scope, sortedUnion(urls as string[])] as const);
+      byIntegration.set(name, { doc, map: { integration: name, kind: 'google_workspace', subject: typeof subject === 'string' ? [] : subject, scopes: sortedRecord(scopes) } });
     }
-    byIntegration.set(name, { doc, map: { integration: name, kind: doc.body.kind, scopes: sortedRecord(scopes) } });
   }
   return sortedRecord([...byIntegration].map(([name, { map }]) => [name, map] as const));
 }
 
-function compileStatement(doc: MapDoc, at: PathSegment[], s: MapDoc['body']['scopes'][string][number], diag: Diagnostics): CompiledAwsStatement {
+function compileStatement(doc: MapDoc, at: PathSegment[], s: AwsStatementSource, diag: Diagnostics): CompiledAwsStatement {
   const template = (text: string, path: PathSegment[]): MapTemplatePart[] => {
     const parsed = parseMapTemplate(text);
     if (typeof parsed === 'string') {

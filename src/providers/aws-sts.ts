@@ -1,6 +1,6 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import type { ProviderConfig } from '../config/config-types.js';
-import type { CompiledProviderMap } from '../policy/policy-types.js';
+import type { AwsProviderConfig } from '../config/config-types.js';
+import type { CompiledAwsMap } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
 import { fillTemplate, type TemplateValues } from './map-templates.js';
@@ -34,7 +34,7 @@ interface SessionStatement {
  * templates filled (a value that could widen a pattern throws `TemplateRefused`). A granted scope the map lacks
  * throws too: the compiler requires every scope to be mapped, so that is a map older than the grant.
  */
-export function sessionPolicy(map: CompiledProviderMap, grant: Pick<AwsGrant, 'scopes' | 'values'>): { Version: '2012-10-17'; Statement: SessionStatement[] } {
+export function sessionPolicy(map: CompiledAwsMap, grant: Pick<AwsGrant, 'scopes' | 'values'>): { Version: '2012-10-17'; Statement: SessionStatement[] } {
   const statements: SessionStatement[] = [];
   for (const scope of [...grant.scopes].sort()) {
     const mapped = Object.hasOwn(map.scopes, scope) ? map.scopes[scope] : undefined;
@@ -64,9 +64,9 @@ function sessionName(decisionId: string): string {
  * caller turns them into `provider_failed`.
  */
 export async function assumeRole(
-  provider: ProviderConfig,
+  provider: AwsProviderConfig,
   source: AwsSourceCredential,
-  map: CompiledProviderMap,
+  map: CompiledAwsMap,
   grant: AwsGrant,
 ): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord }> {
   const policy = sessionPolicy(map, grant);

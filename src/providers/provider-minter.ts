@@ -4,8 +4,13 @@ import type { PolicySet } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
 import { assumeRole, STS_MAXIMUM_SECONDS, STS_MINIMUM_SECONDS } from './aws-sts.js';
+import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
 import { TemplateRefused } from './map-templates.js';
-import { loadAwsSourceCredential, type AwsSourceCredential } from './source-credentials.js';
+import { loadAwsSourceCredential, loadGoogleServiceAccount, type AwsSourceCredential, type GoogleServiceAccount } from './source-credentials.js';
+
+type Provider =
+  | { config: Extract<ProviderConfig, { kind: 'aws' }>; source: AwsSourceCredential }
+  | { config: Extract<ProviderConfig, { kind: 'google_workspace' }>; source: GoogleServiceAccount };
 
 /** One grant to mint a provider credential for (the TokenService builds it from the checked decision). */
 export interface ProviderMintRequest {
@@ -36,13 +41,18 @@ export type ProviderFailureLog = (failure: { integration: string; decision_id: s
  * policy's provider maps. Source credentials are read once, here, at construction.
  */
 export class ProviderMinter {
-  readonly #providers = new Map<string, { config: ProviderConfig; source: AwsSourceCredential }>();
+  readonly #providers = new Map<string, Provider>();
   readonly #policy: () => PolicySet | undefined;
   readonly #onFailure: ProviderFailureLog;
 
   constructor(options: { providers: readonly ProviderConfig[]; policy: () => PolicySet | undefined; variables?: NodeJS.ProcessEnv; onFailure?: ProviderFailureLog }) {
     options.providers.forEach((config, i) => {
-      this.#providers.set(config.integration, { config, source: loadAwsSourceCredential(config, i, options.variables) });
+      this.#providers.set(
+        config.integration,
+        config.kind === 'aws'
+          ? { config, source: loadAwsSourceCredential(config, i, options.variables) }
+          : { config, source: loadGoogleServiceAccount(config, i, options.variables) },
+      );
     });
     this.#policy = options.policy;
     this.#onFailure = options.onFailure ?? (() => {});
@@ -50,7 +60,9 @@ export class ProviderMinter {
 
   /** The shortest lifetime the integration's provider mints, or null when the integration mints nothing. */
   minimumTtlSeconds(integration: string): number | null {
-    return this.#providers.has(integration) ? STS_MINIMUM_SECONDS : null;
+    const provider = this.#providers.get(integration);
+    if (provider === undefined) return null;
+    return provider.config.kind === 'aws' ? STS_MINIMUM_SECONDS : GOOGLE_TOKEN_SECONDS;
   }
 
   /** Mints, or throws `provider_failed` (its cause described to `onFailure`, never to the caller). */
@@ -61,13 +73,24 @@ export class ProviderMinter {
       const maps = this.#policy()?.providerMaps ?? {};
       const map = Object.hasOwn(maps, request.integration) ? maps[request.integration] : undefined;
       if (map === undefined) throw new Error(`the policy has no provider_map for ${request.integration}: nothing is minted unnarrowed`);
-      return await assumeRole(provider.config, provider.source, map, {
+      if (map.kind !== provider.config.kind) throw new Error(`the provider_map of ${request.integration} is of kind ${map.kind}, the config's provider of kind ${provider.config.kind}`);
+      const values = { record: request.resource, context: request.task_context };
+      if (provider.config.kind === 'google_workspace' && map.kind === 'google_workspace') {
+        return await mintWorkspaceToken(provider.config, provider.source as GoogleServiceAccount, map, {
+          integration: request.integration,
+          scopes: request.scopes,
+          values,
+          ttl_seconds: request.ttl_seconds,
+        });
+      }
+      if (provider.config.kind !== 'aws' || map.kind !== 'aws') throw new Error('unreachable: provider kinds differ');
+      return await assumeRole(provider.config, provider.source as AwsSourceCredential, map, {
         integration: request.integration,
         agent_id: request.agent_id,
         task_id: request.task_id,
         decision_id: request.decision_id,
         scopes: request.scopes,
-        values: { record: request.resource, context: request.task_context },
+        values,
         duration_seconds: Math.min(request.ttl_seconds, STS_MAXIMUM_SECONDS),
       });
     } catch (err) {

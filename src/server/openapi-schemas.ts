@@ -539,6 +539,33 @@ export const COMPONENT_SCHEMAS = {
     description:
       'For an integration minted by a provider (docs/providers.md): its own credential, narrowed to the same grant (AWS: STS AssumeRole with a session ' +
       'policy from the granted scopes and the bound record), expiring no later than the token. Secret; it cannot be revoked, only expire.',
+    oneOf: [{ $ref: '#/components/schemas/AwsProviderCredential' }, { $ref: '#/components/schemas/GoogleWorkspaceCredential' }],
+  },
+  GoogleWorkspaceCredential: {
+    type: 'object',
+    description: 'A Google access token from a service account with domain-wide delegation (RFC 7523), for the task\'s user and exactly the granted Google scopes; Google fixes its lifetime at an hour.',
+    additionalProperties: false,
+    required: ['provider', 'integration', 'expires_at', 'google'],
+    properties: {
+      provider: { const: 'google_workspace' },
+      integration: { type: 'string' },
+      expires_at: { type: 'string', format: 'date-time' },
+      google: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['access_token', 'token_type', 'subject', 'scopes'],
+        properties: {
+          access_token: { type: 'string' },
+          token_type: { const: 'Bearer' },
+          subject: { type: 'string' },
+          scopes: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+  AwsProviderCredential: {
+    type: 'object',
+    description: 'STS temporary credentials from AssumeRole with a session policy built from the granted scopes and the bound record.',
     additionalProperties: false,
     required: ['provider', 'integration', 'expires_at', 'aws'],
     properties: {

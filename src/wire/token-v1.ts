@@ -69,13 +69,23 @@ export interface TokenResponseV1 {
 }
 
 /** A provider credential minted for one redeemed decision (docs/providers.md). Secret: never log or store it. */
-export interface ProviderCredentialV1 {
+export type ProviderCredentialV1 = AwsProviderCredentialV1 | GoogleWorkspaceCredentialV1;
+
+export interface AwsProviderCredentialV1 {
   provider: 'aws';
   integration: string;
   /** When the provider stops accepting it (ISO 8601, UTC); never after the token's `exp`. */
   expires_at: string;
   /** STS temporary credentials; the shape the AWS SDK's credential provider takes is built from them by the PEP SDK. */
   aws: { access_key_id: string; secret_access_key: string; session_token: string; expiration: string; region: string };
+}
+
+export interface GoogleWorkspaceCredentialV1 {
+  provider: 'google_workspace';
+  integration: string;
+  expires_at: string;
+  /** An OAuth access token for Google's APIs, acting as `subject` with exactly `scopes`. */
+  google: { access_token: string; token_type: 'Bearer'; subject: string; scopes: string[] };
 }
 
 /** RFC 7662 answer of `POST /v1/introspect`: `{ active: false }` and nothing else, or the claims of an active token. */

@@ -77,7 +77,8 @@ function appliedDefault(key: string): string | undefined {
     return value === undefined || value === '' ? undefined : Array.isArray(value) ? JSON.stringify(value) : String(value);
   }
   if (key.startsWith('providers[].')) {
-    if (/credential\.(env|file)$/.test(key)) return undefined;
+    // The source credential, and what a kind requires (aws: role and region), have no default.
+    if (/credential\.(env|file)$|\.(role_arn|region)$/.test(key)) return undefined;
     const value = (provided.providers[0] as unknown as Record<string, unknown>)[key.slice('providers[].'.length)];
     return value === undefined || value === null ? undefined : String(value);
   }

@@ -282,7 +282,7 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     );
     const { identity, credential } = await readReport({});
     const seen = sts.requests.at(-1)!;
-    expect(credential?.aws.access_key_id).toBe(seen.issued!.accessKeyId);
+    expect(credential?.provider === 'aws' ? credential.aws.access_key_id : undefined).toBe(seen.issued!.accessKeyId);
     expect(identity.Arn).toBe(`arn:aws:sts::123456789012:assumed-role/agent-pdp-reports/${seen.params['RoleSessionName']}`);
     expect((seen.policy as { Statement: Array<{ Resource: string[] }> }).Statement[0]!.Resource).toEqual(['arn:aws:s3:::acme-reports/customers/4242/*']);
     // A tool whose integration mints nothing gets no AWS credential.

@@ -48,8 +48,8 @@ describe('provider_map documents', () => {
     expect(withMap.revision).toBe(without.revision);
     expect(JSON.stringify(withMap.data)).not.toContain('s3:GetObject');
     const map = withMap.providerMaps?.['s3-reports'];
-    expect(map?.kind).toBe('aws');
-    expect(map?.scopes['reports:read']?.[0]?.actions).toEqual(['s3:GetObject', 's3:ListBucket']);
+    if (map?.kind !== 'aws') throw new Error('expected an aws map');
+    expect(map.scopes['reports:read']?.[0]?.actions).toEqual(['s3:GetObject', 's3:ListBucket']);
     expect(withMap.files.map((f) => f.path)).toContain('providers/s3.yaml');
   });
 
@@ -109,6 +109,7 @@ describe('templates', () => {
   it('the session policy has the granted scopes only, in scope order, conditions filled', () => {
     const set = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP });
     const map = set.providerMaps!['s3-reports']!;
+    if (map.kind !== 'aws') throw new Error('expected an aws map');
     const values = { record: { type: 'customer', id: '77' }, context: { region: 'eu-west-1' } };
     expect(sessionPolicy(map, { scopes: ['reports:read'], values })).toEqual({
       Version: '2012-10-17',
