@@ -141,7 +141,17 @@ export interface TokenIssuedExtras {
  * What the trail keeps of a provider credential (docs/providers.md): who minted it and with which effective
  * policy, never an access key, secret or session token.
  */
-export type ProviderCredentialRecord = AwsCredentialRecord | GoogleWorkspaceCredentialRecord;
+export type ProviderCredentialRecord = AwsCredentialRecord | GoogleWorkspaceCredentialRecord | GcsCredentialRecord;
+
+/** A token downscoped by a Credential Access Boundary: the account and the boundary; never a token. */
+export interface GcsCredentialRecord {
+  provider: 'gcp_storage';
+  request_id: null;
+  expires_at: string;
+  service_account: string;
+  /** The `options` sent to Google's STS: `{ accessBoundary: { accessBoundaryRules } }`. */
+  access_boundary: Record<string, unknown>;
+}
 
 /** A Google access token minted with a service account's assertion: who for, which scopes; never the token. */
 export interface GoogleWorkspaceCredentialRecord {
@@ -547,6 +557,10 @@ export function tokenIssuedEvent(
 
 /** Only the documented members, checked: a secret handed in by mistake is not copied into the trail. */
 function providerCredentialRecord(r: ProviderCredentialRecord): ProviderCredentialRecord {
+  if (r.provider === 'gcp_storage') {
+    if (typeof r.expires_at !== 'string' || typeof r.service_account !== 'string') throw new TypeError('token.issued provider_credential: expires_at and service_account must be strings');
+    return { provider: r.provider, request_id: null, expires_at: r.expires_at, service_account: r.service_account, access_boundary: JSON.parse(JSON.stringify(r.access_boundary)) as Record<string, unknown> };
+  }
   if (r.provider === 'google_workspace') {
     for (const key of ['expires_at', 'service_account', 'subject'] as const) {
       if (typeof r[key] !== 'string') throw new TypeError(`token.issued provider_credential.${key} must be a string`);

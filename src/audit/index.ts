@@ -89,6 +89,7 @@ export type {
   ProviderCredentialRecord,
   AwsCredentialRecord,
   GoogleWorkspaceCredentialRecord,
+  GcsCredentialRecord,
   TokenIssuedData,
   TokenIntrospectedData,
   TokenReportedData,

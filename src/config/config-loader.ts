@@ -430,16 +430,24 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
       }
     }
     const base = { integration: p.integration, timeout_ms: p.timeout_ms ?? 5000, credential: { env: c.env ?? null, file } };
-    if (p.kind === 'google_workspace') {
+    const plain = (key: 'token_endpoint' | 'sts_endpoint', url: string): void => {
+      if (!url.startsWith('http://') || isLoopbackUrl(url)) return;
+      if (env.nodeEnv === 'production') details.push({ path: `${path}.${key}`, message: 'must be https in production (minted tokens travel from it)' });
+      else warnings.push(`${path}.${key} ${url} is plain http on a non-loopback address: minted tokens would travel in clear`);
+    };
+    if (p.kind === 'google_workspace' || p.kind === 'gcp_storage') {
       for (const key of ['role_arn', 'region', 'endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for kind aws' });
       const tokenEndpoint = p.token_endpoint ?? 'https://oauth2.googleapis.com/token';
-      if (tokenEndpoint.startsWith('http://') && !isLoopbackUrl(tokenEndpoint)) {
-        if (env.nodeEnv === 'production') details.push({ path: `${path}.token_endpoint`, message: 'must be https in production (minted tokens travel from it)' });
-        else warnings.push(`${path}.token_endpoint ${tokenEndpoint} is plain http on a non-loopback address: minted tokens would travel in clear`);
+      plain('token_endpoint', tokenEndpoint);
+      if (p.kind === 'google_workspace') {
+        if (p.sts_endpoint !== undefined) details.push({ path: `${path}.sts_endpoint`, message: 'is for kind gcp_storage' });
+        return { ...base, kind: 'google_workspace' as const, token_endpoint: tokenEndpoint };
       }
-      return { ...base, kind: 'google_workspace' as const, token_endpoint: tokenEndpoint };
+      const stsEndpoint = p.sts_endpoint ?? 'https://sts.googleapis.com/v1/token';
+      plain('sts_endpoint', stsEndpoint);
+      return { ...base, kind: 'gcp_storage' as const, token_endpoint: tokenEndpoint, sts_endpoint: stsEndpoint };
     }
-    if (p.token_endpoint !== undefined) details.push({ path: `${path}.token_endpoint`, message: 'is for kind google_workspace' });
+    for (const key of ['token_endpoint', 'sts_endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for the Google kinds' });
     if (p.role_arn === undefined) details.push({ path: `${path}.role_arn`, message: 'is required for kind aws' });
     if (p.region === undefined) details.push({ path: `${path}.region`, message: 'is required for kind aws' });
     return { ...base, kind: 'aws' as const, role_arn: p.role_arn ?? '', region: p.region ?? '', endpoint };
@@ -562,11 +570,12 @@ interface RawConfig {
   };
   providers?: Array<{
     integration: string;
-    kind: 'aws' | 'google_workspace';
+    kind: 'aws' | 'google_workspace' | 'gcp_storage';
     role_arn?: string;
     region?: string;
     endpoint?: string;
     token_endpoint?: string;
+    sts_endpoint?: string;
     timeout_ms?: number;
     credential: { env?: string; file?: string };
   }>;

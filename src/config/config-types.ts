@@ -154,7 +154,7 @@ export interface PdpConfig {
  * One integration minted by a provider (docs/providers.md). The source credential is only named here (a variable or
  * a file, checked at load); `src/providers/source-credentials.ts` reads it, and it is never logged or returned.
  */
-export type ProviderConfig = AwsProviderConfig | GoogleWorkspaceProviderConfig;
+export type ProviderConfig = AwsProviderConfig | GoogleWorkspaceProviderConfig | GcsProviderConfig;
 
 interface ProviderConfigBase {
   integration: string;
@@ -174,6 +174,14 @@ export interface AwsProviderConfig extends ProviderConfigBase {
   region: string;
   /** STS's origin; null: the AWS SDK's regional endpoint. */
   endpoint: string | null;
+}
+
+export interface GcsProviderConfig extends ProviderConfigBase {
+  kind: 'gcp_storage';
+  /** Where the service account's own token is obtained (an assertion without `sub`). Default Google's. */
+  token_endpoint: string;
+  /** Google's Security Token Service, where that token is downscoped (RFC 8693). Default `https://sts.googleapis.com/v1/token`. */
+  sts_endpoint: string;
 }
 
 export interface GoogleWorkspaceProviderConfig extends ProviderConfigBase {

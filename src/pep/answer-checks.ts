@@ -138,6 +138,10 @@ export function checkTokenResponse(value: unknown): TokenResponseV1 {
 /** An AWS provider credential with every member a tool needs (docs/providers.md). */
 function isProviderCredential(v: unknown): boolean {
   if (!isObject(v) || !isText(v['integration']) || !isText(v['expires_at']) || Number.isNaN(Date.parse(String(v['expires_at'])))) return false;
+  if (v['provider'] === 'gcp_storage') {
+    const google = v['google'];
+    return isObject(google) && isText(google['access_token']);
+  }
   if (v['provider'] === 'google_workspace') {
     const google = v['google'];
     return isObject(google) && isText(google['access_token']) && isText(google['subject']) && isTextList(google['scopes']);

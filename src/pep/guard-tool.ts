@@ -165,10 +165,13 @@ export class ToolGrant {
 
   /**
    * For a Google Workspace integration, `Bearer <Google access token>` for the `Authorization` header of Google's
-   * APIs (acting as the task's user, with exactly the granted Google scopes). Throws for a grant without one.
+   * APIs (acting as the task's user, with exactly the granted Google scopes); for a GCS integration, the downscoped
+   * token's. Throws for a grant without one.
    */
   get googleAuthorization(): string {
-    if (this.#provider?.provider !== 'google_workspace') throw new TypeError('grant.googleAuthorization: this grant carries no Google Workspace credential');
+    if (this.#provider?.provider !== 'google_workspace' && this.#provider?.provider !== 'gcp_storage') {
+      throw new TypeError('grant.googleAuthorization: this grant carries no Google credential');
+    }
     return `Bearer ${this.#provider.google.access_token}`;
   }
 

@@ -109,10 +109,19 @@ export interface ProviderMapSource {
   /** google_workspace: the user the service account acts for, a template (`{task.user_email}`). */
   subject?: string;
   /** scope → aws: the session policy statements it grants; google_workspace: Google scope URLs. Every scope mapped. */
-  scopes: Record<string, AwsStatementSource[] | string[]>;
+  scopes: Record<string, AwsStatementSource[] | string[] | GcsRuleSource[]>;
 }
 
-export const PROVIDER_KINDS = ['aws', 'google_workspace'] as const;
+/** One Credential Access Boundary rule (gcp_storage). */
+export interface GcsRuleSource {
+  bucket: string;
+  /** `roles/storage.objectViewer`, … */
+  role: string;
+  /** A template ending in `/`; none: the whole bucket. */
+  object_prefix?: string;
+}
+
+export const PROVIDER_KINDS = ['aws', 'google_workspace', 'gcp_storage'] as const;
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
 
 /** One Allow statement; resources and condition values are templates (`{record.id}`, `{task.<key>}`). */
@@ -252,7 +261,13 @@ export interface CompiledAwsStatement {
 }
 
 /** One integration's provider map: every scope of its integration's list mapped. */
-export type CompiledProviderMap = CompiledAwsMap | CompiledGoogleWorkspaceMap;
+export type CompiledProviderMap = CompiledAwsMap | CompiledGoogleWorkspaceMap | CompiledGcsMap;
+
+export interface CompiledGcsMap {
+  readonly integration: string;
+  readonly kind: 'gcp_storage';
+  readonly scopes: Readonly<Record<string, readonly { readonly bucket: string; readonly role: string; readonly object_prefix: readonly MapTemplatePart[] | null }[]>>;
+}
 
 export interface CompiledAwsMap {
   readonly integration: string;

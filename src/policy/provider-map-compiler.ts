@@ -1,5 +1,5 @@
 import { type Diagnostics, where } from './compile-diagnostics.js';
-import type { AwsStatementSource, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
+import type { AwsStatementSource, GcsRuleSource, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
 import { sortedRecord, sortedUnion } from './scope-set.js';
 import type { ScopeCatalogues } from './endpoint-map-compiler.js';
 
@@ -45,6 +45,23 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
     if (doc.body.kind === 'aws') {
       const scopes = mapped.map(([scope, statements]) => [scope, (statements as AwsStatementSource[]).map((s, i) => compileStatement(doc, ['provider_map', 'scopes', scope, i], s, diag))] as const);
       byIntegration.set(name, { doc, map: { integration: name, kind: 'aws', scopes: sortedRecord(scopes) } });
+    } else if (doc.body.kind === 'gcp_storage') {
+      const scopes = mapped.map(
+        ([scope, rules]) =>
+          [
+            scope,
+            (rules as GcsRuleSource[]).map((r, i) => {
+              let prefix: MapTemplatePart[] | null = null;
+              if (r.object_prefix !== undefined) {
+                const parsed = parseMapTemplate(r.object_prefix);
+                if (typeof parsed === 'string') diag.error(doc, ['provider_map', 'scopes', scope, i, 'object_prefix'], `invalid template: ${parsed}`);
+                else prefix = parsed;
+              }
+              return { bucket: r.bucket, role: r.role, object_prefix: prefix };
+            }),
+          ] as const,
+      );
+      byIntegration.set(name, { doc, map: { integration: name, kind: 'gcp_storage', scopes: sortedRecord(scopes) } });
     } else {
       const subject = parseMapTemplate(doc.body.subject ?? '');
       if (typeof subject === 'string') diag.error(doc, ['provider_map', 'subject'], `invalid template: ${subject}`);

@@ -4,13 +4,14 @@ import type { PolicySet } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
 import { assumeRole, STS_MAXIMUM_SECONDS, STS_MINIMUM_SECONDS } from './aws-sts.js';
+import { mintDownscopedToken } from './google-storage.js';
 import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
 import { TemplateRefused } from './map-templates.js';
 import { loadAwsSourceCredential, loadGoogleServiceAccount, type AwsSourceCredential, type GoogleServiceAccount } from './source-credentials.js';
 
 type Provider =
   | { config: Extract<ProviderConfig, { kind: 'aws' }>; source: AwsSourceCredential }
-  | { config: Extract<ProviderConfig, { kind: 'google_workspace' }>; source: GoogleServiceAccount };
+  | { config: Extract<ProviderConfig, { kind: 'google_workspace' | 'gcp_storage' }>; source: GoogleServiceAccount };
 
 /** One grant to mint a provider credential for (the TokenService builds it from the checked decision). */
 export interface ProviderMintRequest {
@@ -77,6 +78,14 @@ export class ProviderMinter {
       const values = { record: request.resource, context: request.task_context };
       if (provider.config.kind === 'google_workspace' && map.kind === 'google_workspace') {
         return await mintWorkspaceToken(provider.config, provider.source as GoogleServiceAccount, map, {
+          integration: request.integration,
+          scopes: request.scopes,
+          values,
+          ttl_seconds: request.ttl_seconds,
+        });
+      }
+      if (provider.config.kind === 'gcp_storage' && map.kind === 'gcp_storage') {
+        return await mintDownscopedToken(provider.config, provider.source as GoogleServiceAccount, map, {
           integration: request.integration,
           scopes: request.scopes,
           values,

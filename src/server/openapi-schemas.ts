@@ -539,7 +539,28 @@ export const COMPONENT_SCHEMAS = {
     description:
       'For an integration minted by a provider (docs/providers.md): its own credential, narrowed to the same grant (AWS: STS AssumeRole with a session ' +
       'policy from the granted scopes and the bound record), expiring no later than the token. Secret; it cannot be revoked, only expire.',
-    oneOf: [{ $ref: '#/components/schemas/AwsProviderCredential' }, { $ref: '#/components/schemas/GoogleWorkspaceCredential' }],
+    oneOf: [
+      { $ref: '#/components/schemas/AwsProviderCredential' },
+      { $ref: '#/components/schemas/GoogleWorkspaceCredential' },
+      { $ref: '#/components/schemas/GcsCredential' },
+    ],
+  },
+  GcsCredential: {
+    type: 'object',
+    description: 'A Google access token downscoped by a Credential Access Boundary (RFC 8693 exchange at Google STS): the mapped buckets, role and object prefix of the grant only.',
+    additionalProperties: false,
+    required: ['provider', 'integration', 'expires_at', 'google'],
+    properties: {
+      provider: { const: 'gcp_storage' },
+      integration: { type: 'string' },
+      expires_at: { type: 'string', format: 'date-time' },
+      google: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['access_token', 'token_type'],
+        properties: { access_token: { type: 'string' }, token_type: { const: 'Bearer' } },
+      },
+    },
   },
   GoogleWorkspaceCredential: {
     type: 'object',

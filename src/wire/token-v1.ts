@@ -69,7 +69,15 @@ export interface TokenResponseV1 {
 }
 
 /** A provider credential minted for one redeemed decision (docs/providers.md). Secret: never log or store it. */
-export type ProviderCredentialV1 = AwsProviderCredentialV1 | GoogleWorkspaceCredentialV1;
+export type ProviderCredentialV1 = AwsProviderCredentialV1 | GoogleWorkspaceCredentialV1 | GcsCredentialV1;
+
+export interface GcsCredentialV1 {
+  provider: 'gcp_storage';
+  integration: string;
+  expires_at: string;
+  /** A downscoped access token: only what its Credential Access Boundary allows (buckets, role, object prefix). */
+  google: { access_token: string; token_type: 'Bearer' };
+}
 
 export interface AwsProviderCredentialV1 {
   provider: 'aws';

@@ -35,11 +35,26 @@ const MAP = `provider_map:
     calendar:read: ["${READONLY}"]
     calendar:write: ["https://www.googleapis.com/auth/calendar.events", "${READONLY}"]
 `;
+const GCS_INTEGRATION = `integration:
+  id: reports-gcs
+  scopes: [objects:read]
+`;
+const GCS_MAP = `provider_map:
+  integration: reports-gcs
+  kind: gcp_storage
+  scopes:
+    objects:read:
+      - { bucket: acme-reports, role: roles/storage.objectViewer, object_prefix: "customers/{record.id}/" }
+`;
 const AGENT = `agent_policy:
   id: calendar-agent
   integrations:
     calendar:
       max_scope: [calendar:read]
+    reports-gcs:
+      max_scope: [objects:read]
+      bind:
+        objects:read: { resource: customer, context: customer_id }
   token_ttl: 3600
   per_task_downscope: false
 `;
@@ -59,6 +74,8 @@ beforeAll(async () => {
   writeFileSync(join(policies, 'integrations', 'calendar.yaml'), INTEGRATION);
   writeFileSync(join(policies, 'providers', 'calendar.yaml'), MAP);
   writeFileSync(join(policies, 'agents', 'calendar-agent.yaml'), AGENT);
+  writeFileSync(join(policies, 'integrations', 'reports-gcs.yaml'), GCS_INTEGRATION);
+  writeFileSync(join(policies, 'providers', 'reports-gcs.yaml'), GCS_MAP);
   const keyFile = join(policies, 'sa.json');
   writeFileSync(keyFile, JSON.stringify({ type: 'service_account', client_email: SA_EMAIL, private_key_id: 'k-1', private_key: PRIVATE_PEM }));
   chmodSync(keyFile, 0o600);
@@ -73,7 +90,10 @@ beforeAll(async () => {
     logger: createLogger('debug', sink),
     config: {
       callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'calendar-agent'] } : c)),
-      providers: [{ integration: 'calendar', kind: 'google_workspace', token_endpoint: google.url, credential: { file: keyFile } }],
+      providers: [
+        { integration: 'calendar', kind: 'google_workspace', token_endpoint: google.url, credential: { file: keyFile } },
+        { integration: 'reports-gcs', kind: 'gcp_storage', token_endpoint: google.url, sts_endpoint: google.stsUrl, credential: { file: keyFile } },
+      ],
     },
   });
 });
@@ -177,6 +197,46 @@ describe('Google Workspace: a service account assertion for the task user, with 
     const pdp = new PdpClient({ url: t.url, apiKey: KEYS.pep });
     const listEvents = guardTool({ pdp, agentId: 'calendar-agent', task: taskId, integration: 'calendar', scopes: ['calendar:read'] }, async (_a: Record<string, never>, grant) => grant.googleAuthorization);
     expect(await listEvents({})).toBe(`Bearer ${google.seen.at(-1)!.issued!.access_token}`);
+  });
+
+  it('GCS: the service account token is exchanged for one whose access boundary is the bound customer prefix', async () => {
+    const id = `gcs-task-${++seq}`;
+    await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'calendar-agent', type: 'digest', context: { customer_id: '1234' }, expires_in_seconds: 7200 }).expect(201);
+    const res = await request(t.url).post('/v1/decide').set(auth(KEYS.pep)).send({ agent_id: 'calendar-agent', task: { id }, integration: 'reports-gcs', scopes: ['objects:read'], resource: { type: 'customer', id: '1234' } }).expect(200);
+    const decision = res.body as { decision_id: string; allow: boolean };
+    expect(decision.allow).toBe(true);
+    const redeemed = await redeem(decision.decision_id);
+    expect(redeemed.status).toBe(201);
+    const source = google.seen.at(-1)!;
+    expect(source.claims['sub']).toBeUndefined();
+    expect(source.claims['scope']).toBe('https://www.googleapis.com/auth/cloud-platform');
+    const exchange = google.exchanges.at(-1)!;
+    expect(exchange.form['subject_token']).toBe(source.issued!.access_token);
+    const boundary = {
+      accessBoundary: {
+        accessBoundaryRules: [
+          {
+            availableResource: '//storage.googleapis.com/projects/_/buckets/acme-reports',
+            availablePermissions: ['inRole:roles/storage.objectViewer'],
+            availabilityCondition: {
+              title: 'objects:read: customers/1234/',
+              expression:
+                "resource.name.startsWith('projects/_/buckets/acme-reports/objects/customers/1234/') || " +
+                "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('customers/1234/')",
+            },
+          },
+        ],
+      },
+    };
+    expect(exchange.boundary).toEqual(boundary);
+    const body = redeemed.body as { provider_credential: { provider: string; google: { access_token: string } } };
+    expect(body.provider_credential.provider).toBe('gcp_storage');
+    expect(body.provider_credential.google.access_token).toBe(exchange.issued!.access_token);
+    // The source token is neither returned nor recorded; the boundary is.
+    expect(redeemed.text).not.toContain(source.issued!.access_token);
+    const issued = (await events(decision.decision_id)).find((e) => e.type === 'token.issued')!;
+    expect(issued.data['provider_credential']).toMatchObject({ provider: 'gcp_storage', service_account: SA_EMAIL, access_boundary: boundary });
+    expect(JSON.stringify(issued)).not.toContain(source.issued!.access_token);
   });
 
   it('neither the key nor a minted token in a log line, an error body or the trail', async () => {
