@@ -17,7 +17,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { guardTool, PdpClient } from '../../src/pep/index.js';
 import { createLogger } from '../../src/server/logger.js';
 import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
-import { startFakeSts, type FakeSts } from './fake-sts.js';
+import { startFakeSts, type FakeSts } from '../../examples/support/fake-sts.js';
 
 const SOURCE = { access_key_id: 'AKIAAGENTPDPTEST0001', secret_access_key: 'source-secret-wJalrXUtnFEMI/K7MDENG/bPxRfiCY' };
 const ROLE = 'arn:aws:iam::123456789012:role/agent-pdp-reports';

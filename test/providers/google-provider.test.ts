@@ -16,7 +16,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { guardTool, PdpClient } from '../../src/pep/index.js';
 import { createLogger } from '../../src/server/logger.js';
 import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
-import { startFakeGoogleToken, type FakeGoogleToken } from './fake-google-token.js';
+import { startFakeGoogleToken, type FakeGoogleToken } from '../../examples/support/fake-google-token.js';
 
 const SA_EMAIL = 'agent-pdp@acme-prod.iam.gserviceaccount.com';
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

@@ -1,5 +1,5 @@
 /**
- * A fake AWS STS on 127.0.0.1 for the tests: it speaks the Query API the real `@aws-sdk/client-sts` sends
+ * A fake AWS STS on 127.0.0.1 for the tests and `make demo`: it speaks the Query API the real `@aws-sdk/client-sts` sends
  * (`POST /`, `application/x-www-form-urlencoded`, `Action=AssumeRole&Version=2011-06-15&…`), checks the SigV4
  * signature by recomputing it from the request with the secret key it knows for the access key id (canonical
  * request, string to sign, the derived signing key), and answers with STS's XML: AssumeRoleResponse, or an

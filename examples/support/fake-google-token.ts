@@ -1,5 +1,5 @@
 /**
- * A fake Google OAuth token endpoint on 127.0.0.1 for service-account assertions (RFC 7523, as Google documents
+ * A fake Google OAuth token endpoint on 127.0.0.1 (tests, `make demo`) for service-account assertions (RFC 7523, as Google documents
  * domain-wide delegation): `POST /token`, form `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=…`.
  * It verifies the assertion's RS256 signature with the service account's public key and its claims (iss the
  * account, aud this endpoint, exp after iat and at most an hour later, iat not in the future, a scope), and answers
