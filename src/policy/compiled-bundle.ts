@@ -237,7 +237,8 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
     files: meta.files,
     endpointMaps: meta.endpoint_maps,
     ...(meta.agent_roles === undefined ? {} : { agentRoles: meta.agent_roles }),
-    ...(meta.provider_maps === undefined ? {} : { providerMaps: meta.provider_maps }),
+    // A bundle without provider maps (none in its folder, or built before them) has none: nothing mints.
+    providerMaps: meta.provider_maps ?? Object.create(null),
   }) as PolicySet;
   return { bundle: opened.bundle, policySet, verified: opened.verified, signed: opened.signed, dataJson };
 }
