@@ -116,3 +116,30 @@ export function parseMapTemplate(text: string): MapTemplatePart[] | string {
   if (tail !== '') parts.push({ text: tail });
   return parts;
 }
+
+/** The shortest credential each kind mints (AWS STS's minimum; Google's one-hour tokens): docs/providers.md. */
+export const PROVIDER_MINIMUM_SECONDS: Readonly<Record<CompiledProviderMap['kind'], number>> = { aws: 900, google_workspace: 3600, gcp_storage: 3600 };
+
+/**
+ * A warning for each agent whose token_ttl (after its roles) is below the minimum of a provider-mapped integration it
+ * may use: every redeem of it would be refused `provider_ttl_too_short` (when the config names that provider).
+ */
+export function warnShortProviderTtls(
+  agents: ReadonlyMap<string, PolicyDocument<'agent_policy'>>,
+  compiled: Readonly<Record<string, { token_ttl: number; integrations: Readonly<Record<string, unknown>> }>>,
+  maps: Readonly<Record<string, CompiledProviderMap>>,
+  diag: Diagnostics,
+): void {
+  for (const [id, doc] of agents) {
+    const agent = compiled[id];
+    if (agent === undefined) continue;
+    for (const integration of Object.keys(agent.integrations)) {
+      const map = Object.hasOwn(maps, integration) ? maps[integration] : undefined;
+      if (map === undefined) continue;
+      const minimum = PROVIDER_MINIMUM_SECONDS[map.kind];
+      if (agent.token_ttl >= minimum) continue;
+      const at: PathSegment[] = doc.body.token_ttl === undefined ? ['agent_policy', 'id'] : ['agent_policy', 'token_ttl'];
+      diag.warning(doc, at, `token_ttl ${agent.token_ttl} s is below the ${minimum} s a ${map.kind} credential for ${integration} lives at least: its redeems will be refused (provider_ttl_too_short)`);
+    }
+  }
+}

@@ -87,6 +87,17 @@ describe('provider_map documents', () => {
   });
 });
 
+describe('an agent whose token_ttl is below its provider minimum', () => {
+  it('is warned about, with file and line', () => {
+    const agent = (ttl: number) => `agent_policy:\n  id: a\n  integrations:\n    s3-reports:\n      max_scope: [reports:read]\n  token_ttl: ${ttl}\n`;
+    const short = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(300) });
+    expect(short.warnings.map((w) => `${w.file}:${w.line} ${w.message}`)).toEqual([
+      'agents/a.yaml:6 token_ttl 300 s is below the 900 s a aws credential for s3-reports lives at least: its redeems will be refused (provider_ttl_too_short)',
+    ]);
+    expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(900) }).warnings).toEqual([]);
+  });
+});
+
 describe('templates', () => {
   it('parse {record.id}, {record.type} and {task.<key>} only', () => {
     expect(parseMapTemplate('a/{record.id}/{task.customer_id}')).toEqual([{ text: 'a/' }, { from: 'record', name: 'id' }, { text: '/' }, { from: 'task', name: 'customer_id' }]);
