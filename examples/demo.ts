@@ -6,7 +6,9 @@
  * for which it starts the example's fake GitHub before the PDP and gives the PDP a `proxy` section in front of it
  * (`proxy.serve: true`, the provider credential in a file of the temp dir), and the sixth (a CRM MCP server behind
  * the PDP's issuer and the MCP guard, which needs nothing more); then `agent-pdp suggest` on the trail the six made
- * (thresholds lowered for it, policy-suggestions.ts); stops the PDP. Exits 1 if the PDP does not
+ * (thresholds lowered for it, policy-suggestions.ts), and the seventh (provider credentials: a read-only Workspace token
+ * and an S3 session-policy credential, minted against a fake Google token endpoint and a fake STS the demo starts;
+ * the PDP serves a copy of the shipped policies with the reporting agent and its provider maps added); stops the PDP. Exits 1 if the PDP does not
  * start, an example fails, a transcript lacks an allow or a deny or shows an unexpected outcome, or no suggestion
  * comes out of the demo's traffic.
  *
@@ -14,7 +16,8 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,7 +27,10 @@ import { run as runComplaint } from './complaint-resolution.js';
 import { run as runFeedback } from './feedback-workflow.js';
 import { run as runMailbox } from './mailbox-agent.js';
 import { run as runMcpCrm } from './mcp-crm.js';
+import { run as runProviders } from './provider-credentials.js';
 import { run as runSuggestions } from './policy-suggestions.js';
+import { startFakeGoogleToken, type FakeGoogleToken } from './support/fake-google-token.js';
+import { startFakeSts, type FakeSts } from './support/fake-sts.js';
 import { DEV_KEYS } from './support/cli.js';
 import type { ExampleOptions, Transcript } from './support/transcript.js';
 import { startWebhookInbox, type WebhookInbox } from './support/webhook-inbox.js';
@@ -62,14 +68,56 @@ function freePort(): Promise<number> {
  * receiver (its HMAC secret in a file), a sweep every 200 ms so the window's end is recorded at once; for example 5
  * the enforcement proxy inside `serve`, in front of the example's fake GitHub, its credential in a file.
  */
-function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbox, webhookSecret: string, proxy: { port: number; github: FakeGitHub; credential: string }): string {
+/** Example 7's reporting agent: a calendar read-only, and the reports of its task's customer. */
+const REPORTING_AGENT = `agent_policy:
+  id: reporting-agent
+  description: Builds a customer report from the task user's calendar and the customer's reports in S3.
+  integrations:
+    calendar:
+      max_scope: [calendar:read]
+    s3-reports:
+      max_scope: [reports:read]
+      bind:
+        reports:read: { resource: customer, context: customer_id }
+  token_ttl: 3600
+  per_task_downscope: false
+`;
+
+/**
+ * Example 7's policy folder: the shipped policies, plus the reporting agent, the calendar and s3-reports integrations
+ * and their provider maps from examples/provider-policies/; its source credentials (a service account key, an AWS
+ * access key) in files of the temp dir.
+ */
+function providerSetup(root: string, dir: string, sts: FakeSts, google: FakeGoogleToken, source: { aws: { access_key_id: string; secret_access_key: string }; saPem: string }): { policies: string; providers: unknown[] } {
+  const policies = join(dir, 'policies');
+  cpSync(join(root, 'policies'), policies, { recursive: true });
+  mkdirSync(join(policies, 'providers'), { recursive: true });
+  for (const id of ['calendar', 's3-reports']) {
+    cpSync(join(root, 'examples/provider-policies/integrations', `${id}.yaml`), join(policies, 'integrations', `${id}.yaml`));
+    cpSync(join(root, 'examples/provider-policies/providers', `${id}.yaml`), join(policies, 'providers', `${id}.yaml`));
+  }
+  writeFileSync(join(policies, 'agents', 'reporting-agent.yaml'), REPORTING_AGENT);
+  const awsFile = join(dir, 'aws-source.json');
+  writeFileSync(awsFile, JSON.stringify(source.aws), { mode: 0o600 });
+  const saFile = join(dir, 'workspace-sa.json');
+  writeFileSync(saFile, JSON.stringify({ type: 'service_account', client_email: 'agent-pdp@demo.iam.gserviceaccount.com', private_key: source.saPem }), { mode: 0o600 });
+  return {
+    policies,
+    providers: [
+      { integration: 's3-reports', kind: 'aws', role_arn: 'arn:aws:iam::123456789012:role/agent-pdp-reports', region: 'eu-west-1', endpoint: sts.url, credential: { file: awsFile } },
+      { integration: 'calendar', kind: 'google_workspace', token_endpoint: google.url, credential: { file: saFile } },
+    ],
+  };
+}
+
+function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbox, webhookSecret: string, proxy: { port: number; github: FakeGitHub; credential: string }, provider: { policies: string; providers: unknown[] }): string {
   const secretFile = join(dir, 'webhook-secret');
   writeFileSync(secretFile, webhookSecret, { mode: 0o600 });
   const credentialFile = join(dir, 'github-credential');
   writeFileSync(credentialFile, `${proxy.credential}\n`, { mode: 0o600 });
   const config = {
     server: { listen: `127.0.0.1:${port}` },
-    policy: { bundle: join(root, 'opa-bundle/bundle.tar.gz'), agents: join(root, 'policies'), watch: false },
+    policy: { bundle: join(root, 'opa-bundle/bundle.tar.gz'), agents: provider.policies, watch: false },
     store: { url: 'sqlite:data/agent-pdp.db' },
     issuer: { issuer: `http://127.0.0.1:${port}`, keys: 'data/keys' },
     log: { level: 'error' },
@@ -82,8 +130,9 @@ function writeConfig(root: string, dir: string, port: number, inbox: WebhookInbo
       serve: true,
       upstreams: [{ integration: 'github', origin: proxy.github.origin, credential: { file: credentialFile } }],
     },
+    providers: provider.providers,
     callers: [
-      { id: 'support-middleware', role: 'pep', key_sha256: sha256(DEV_KEYS.pep), agents: ['support-resolver', 'mailbox-summarizer', 'feedback-workflow', 'code-review-agent'] },
+      { id: 'support-middleware', role: 'pep', key_sha256: sha256(DEV_KEYS.pep), agents: ['support-resolver', 'mailbox-summarizer', 'feedback-workflow', 'code-review-agent', 'reporting-agent'] },
       { id: 'orchestrator', role: 'orchestrator', key_sha256: sha256(DEV_KEYS.orchestrator) },
       { id: 'crm-api', role: 'resource_server', key_sha256: sha256(DEV_KEYS.resource) },
       { id: 'alice-oncall', role: 'approver', approver_groups: ['platform-oncall'], key_sha256: sha256(APPROVER_KEY) },
@@ -153,7 +202,13 @@ async function main(): Promise<number> {
   const github = await startFakeGitHub(githubCredential);
   const proxyPort = await freePort();
   const proxyUrl = `http://127.0.0.1:${proxyPort}`;
-  const configPath = writeConfig(root, dir, port, inbox, webhookSecret, { port: proxyPort, github, credential: githubCredential });
+  // Example 7's provider fakes listen before the PDP too: its config names them and the source credentials they accept.
+  const awsSource = { access_key_id: 'AKIADEMO0000000000001', secret_access_key: randomBytes(30).toString('base64') };
+  const sts = await startFakeSts(new Map([[awsSource.access_key_id, awsSource.secret_access_key]]));
+  const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const google = await startFakeGoogleToken(new Map([['agent-pdp@demo.iam.gserviceaccount.com', sa.publicKey]]));
+  const provider = providerSetup(root, dir, sts, google, { aws: awsSource, saPem: sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() });
+  const configPath = writeConfig(root, dir, port, inbox, webhookSecret, { port: proxyPort, github, credential: githubCredential }, provider);
   // The PDP's own output (including its loud dev-key warning) is kept, and shown only if something goes wrong.
   const pdp = spawn(process.execPath, [cli, 'serve', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
@@ -166,12 +221,14 @@ async function main(): Promise<number> {
     print(`agent-pdp demo: PDP (pid ${pdp.pid}) serving the shipped policies on ${url}, public dev keys, data in ${dir}`);
     print(`agent-pdp demo: webhook receiver of approver group platform-oncall on ${inbox.url}`);
     print(`agent-pdp demo: enforcement proxy on ${proxyUrl} in front of a fake GitHub on ${github.origin}`);
+    print(`agent-pdp demo: a fake STS on ${sts.url} and a fake Google token endpoint on ${google.url}`);
     const runCli = cliRunner(cli, configPath, dir);
     const examples = [
       ...EXAMPLES,
       (options: ExampleOptions) => runBreakGlass({ ...options, inbox, approverKey: APPROVER_KEY, windowSeconds: WINDOW_SECONDS, runCli }),
       (options: ExampleOptions) => runProxy({ ...options, proxyUrl, github, runCli }),
       runMcpCrm,
+      (options: ExampleOptions) => runProviders({ ...options, sts, google }),
     ];
     for (const example of examples) {
       print('');
@@ -195,6 +252,8 @@ async function main(): Promise<number> {
     await stop(pdp);
     await inbox.close();
     await github.close();
+    await sts.close();
+    await google.close();
     if (status !== 0 && output.length > 0) process.stderr.write(`--- PDP output ---\n${output.join('')}\n`);
     rmSync(dir, { recursive: true, force: true });
   }

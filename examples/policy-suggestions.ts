@@ -23,7 +23,7 @@ export interface SuggestionsStepResult {
   lines: string[];
 }
 
-export const title = '7. policy suggestions from the demo\'s own traffic (agent-pdp suggest)';
+export const title = '8. policy suggestions from the demo\'s own traffic (agent-pdp suggest)';
 
 /** The demo's thresholds: one day, one token (see the module comment). */
 export const DEMO_THRESHOLDS = ['--since', '1d', '--min-days', '1', '--min-tokens', '1'] as const;

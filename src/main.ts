@@ -32,6 +32,7 @@ import { requestPipeline, type AuthorizationRefusal } from './server/request-pip
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
+import { ProviderMinter } from './providers/provider-minter.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
 import { loadPolicyFolder, SuggestionActions, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
@@ -308,7 +309,16 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
   if (primaryWorker) heads.start();
 
   const audienceFor = audienceOf(config, engine);
-  const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now });
+  // Provider integrations (docs/providers.md): source credentials read here, once; a failed mint logged without them.
+  const providers =
+    config.providers.length === 0
+      ? undefined
+      : new ProviderMinter({
+          providers: config.providers,
+          policy: () => engine.active?.policySet,
+          onFailure: (failure) => logger.warn(failure, 'provider credential not minted'),
+        });
+  const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now, ...(providers === undefined ? {} : { providers }) });
   const usage = new UsageService({ store, now });
   const callers = new CallerResolver(config.callers);
   let runningCallers = config.callers;

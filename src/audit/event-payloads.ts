@@ -133,6 +133,53 @@ export interface TokenIssuedExtras {
   resource: ResourceRef | null;
   /** `kid` of the key that signs the token. */
   kid: string;
+  /** For an integration minted by a provider: what was minted (never the secret). Absent otherwise. */
+  provider_credential?: ProviderCredentialRecord;
+}
+
+/**
+ * What the trail keeps of a provider credential (docs/providers.md): who minted it and with which effective
+ * policy, never an access key, secret or session token.
+ */
+export type ProviderCredentialRecord = AwsCredentialRecord | GoogleWorkspaceCredentialRecord | GcsCredentialRecord;
+
+/** A token downscoped by a Credential Access Boundary: the account and the boundary; never a token. */
+export interface GcsCredentialRecord {
+  provider: 'gcp_storage';
+  request_id: null;
+  expires_at: string;
+  service_account: string;
+  /** The `options` sent to Google's STS: `{ accessBoundary: { accessBoundaryRules } }`. */
+  access_boundary: Record<string, unknown>;
+}
+
+/** A Google access token minted with a service account's assertion: who for, which scopes; never the token. */
+export interface GoogleWorkspaceCredentialRecord {
+  provider: 'google_workspace';
+  /** Google's token endpoint gives none: always null. */
+  request_id: null;
+  expires_at: string;
+  /** The service account (`iss` of the assertion). */
+  service_account: string;
+  /** The user it acts for (`sub`). */
+  subject: string;
+  /** The Google scope URLs asked for (`scope`), sorted. */
+  scopes: string[];
+}
+
+export interface AwsCredentialRecord {
+  provider: 'aws';
+  /** The provider's request id (STS's `RequestId`), or null when it gave none. */
+  request_id: string | null;
+  expires_at: string;
+  /** The role assumed. */
+  role_arn: string;
+  /** `RoleSessionName`, `SourceIdentity` and the session tags sent. */
+  session_name: string;
+  source_identity: string;
+  session_tags: Record<string, string>;
+  /** The session policy sent, as the JSON object it encodes. */
+  session_policy: Record<string, unknown>;
 }
 
 export interface TokenIssuedData extends TokenIssuedExtras {
@@ -527,7 +574,43 @@ export function tokenIssuedEvent(
     integration: data.integration,
     resource: data.resource === null ? null : { type: data.resource.type, id: data.resource.id },
     kid: data.kid,
+    ...(data.provider_credential === undefined ? {} : { provider_credential: providerCredentialRecord(data.provider_credential) }),
   });
+}
+
+/** Only the documented members, checked: a secret handed in by mistake is not copied into the trail. */
+function providerCredentialRecord(r: ProviderCredentialRecord): ProviderCredentialRecord {
+  if (r.provider === 'gcp_storage') {
+    if (typeof r.expires_at !== 'string' || typeof r.service_account !== 'string') throw new TypeError('token.issued provider_credential: expires_at and service_account must be strings');
+    return { provider: r.provider, request_id: null, expires_at: r.expires_at, service_account: r.service_account, access_boundary: JSON.parse(JSON.stringify(r.access_boundary)) as Record<string, unknown> };
+  }
+  if (r.provider === 'google_workspace') {
+    for (const key of ['expires_at', 'service_account', 'subject'] as const) {
+      if (typeof r[key] !== 'string') throw new TypeError(`token.issued provider_credential.${key} must be a string`);
+    }
+    if (!Array.isArray(r.scopes) || !r.scopes.every((s) => typeof s === 'string')) throw new TypeError('token.issued provider_credential.scopes must be strings');
+    return { provider: r.provider, request_id: null, expires_at: r.expires_at, service_account: r.service_account, subject: r.subject, scopes: [...r.scopes] };
+  }
+  if (r.provider !== 'aws') throw new TypeError('token.issued provider_credential.provider must be aws or google_workspace');
+  for (const key of ['expires_at', 'role_arn', 'session_name', 'source_identity'] as const) {
+    if (typeof r[key] !== 'string') throw new TypeError(`token.issued provider_credential.${key} must be a string`);
+  }
+  if (r.request_id !== null && typeof r.request_id !== 'string') throw new TypeError('token.issued provider_credential.request_id must be a string or null');
+  const tags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r.session_tags)) {
+    if (typeof v !== 'string') throw new TypeError('token.issued provider_credential.session_tags values must be strings');
+    tags[k] = v;
+  }
+  return {
+    provider: r.provider,
+    request_id: r.request_id,
+    expires_at: r.expires_at,
+    role_arn: r.role_arn,
+    session_name: r.session_name,
+    source_identity: r.source_identity,
+    session_tags: tags,
+    session_policy: JSON.parse(JSON.stringify(r.session_policy)) as Record<string, unknown>,
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import type {
   PolicySigningAlgorithm,
   PolicyServiceConfig,
   PolicyVerificationConfig,
+  ProviderConfig,
   ProxyConfig,
   SuggestionScheduleConfig,
   SuggestionsConfig,
@@ -145,6 +146,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     else warnings.push(`escalation.public_url ${escalation.public_url} is plain http on a non-loopback address: approvers would send their keys in clear`);
   }
   const proxy = r.proxy === undefined ? null : buildProxy(r.proxy, at, env, details, warnings);
+  const providers = buildProviders(r.providers ?? [], at, env, details, warnings);
   const suggestions: SuggestionsConfig = {
     min_days: r.suggestions?.min_days ?? 30,
     min_tokens: r.suggestions?.min_tokens ?? 20,
@@ -255,6 +257,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     console: consoleConfig,
     suggestions,
     proxy,
+    providers: Object.freeze(providers),
     callers: Object.freeze(callers),
   };
   if (config.authzen.pdp_url.startsWith('http://') && !isLoopbackUrl(config.authzen.pdp_url) && Object.keys(config.authzen.subjects).length > 0) {
@@ -400,6 +403,60 @@ function buildProxy(p: NonNullable<RawConfig['proxy']>, at: (p: string) => strin
   };
 }
 
+/**
+ * The providers section. The source credential is checked to be there (the variable set, the file present), never
+ * read into the config: src/providers/ reads it at start. An error names the setting, never a value.
+ */
+function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: string) => string, env: ConfigEnvironment, details: ErrorDetail[], warnings: string[]): ProviderConfig[] {
+  const variables = env.webhookSecrets === false ? null : (env.variables ?? process.env);
+  const seen = new Set<string>();
+  return list.map((p, i) => {
+    const path = `providers[${i}]`;
+    if (seen.has(p.integration)) details.push({ path: `${path}.integration`, message: `a second provider for "${p.integration}"` });
+    seen.add(p.integration);
+    const endpoint = p.endpoint ?? null;
+    if (endpoint !== null && endpoint.startsWith('http://') && !isLoopbackUrl(endpoint)) {
+      if (env.nodeEnv === 'production') details.push({ path: `${path}.endpoint`, message: 'must be https in production (the source credential signs requests to it)' });
+      else warnings.push(`${path}.endpoint ${endpoint} is plain http on a non-loopback address: minted credentials would travel in clear`);
+    }
+    const c = p.credential;
+    if ((c.env === undefined) === (c.file === undefined)) details.push({ path: `${path}.credential`, message: 'give exactly one of env, file' });
+    else if (c.env !== undefined && variables !== null && !variables[c.env]?.trim()) {
+      details.push({ path: `${path}.credential.env`, message: `environment variable ${c.env} is unset or empty` });
+    }
+    const file = c.file === undefined ? null : at(c.file);
+    if (file !== null) {
+      try {
+        if ((statSync(file).mode & 0o077) !== 0) warnings.push(`${path}.credential.file ${file} is readable by group or others: chmod 600 it`);
+      } catch {
+        details.push({ path: `${path}.credential.file`, message: `cannot read ${file}` });
+      }
+    }
+    const base = { integration: p.integration, timeout_ms: p.timeout_ms ?? 5000, credential: { env: c.env ?? null, file } };
+    const plain = (key: 'token_endpoint' | 'sts_endpoint', url: string): void => {
+      if (!url.startsWith('http://') || isLoopbackUrl(url)) return;
+      if (env.nodeEnv === 'production') details.push({ path: `${path}.${key}`, message: 'must be https in production (minted tokens travel from it)' });
+      else warnings.push(`${path}.${key} ${url} is plain http on a non-loopback address: minted tokens would travel in clear`);
+    };
+    if (p.kind === 'google_workspace' || p.kind === 'gcp_storage') {
+      for (const key of ['role_arn', 'region', 'endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for kind aws' });
+      const tokenEndpoint = p.token_endpoint ?? 'https://oauth2.googleapis.com/token';
+      plain('token_endpoint', tokenEndpoint);
+      if (p.kind === 'google_workspace') {
+        if (p.sts_endpoint !== undefined) details.push({ path: `${path}.sts_endpoint`, message: 'is for kind gcp_storage' });
+        return { ...base, kind: 'google_workspace' as const, token_endpoint: tokenEndpoint };
+      }
+      const stsEndpoint = p.sts_endpoint ?? 'https://sts.googleapis.com/v1/token';
+      plain('sts_endpoint', stsEndpoint);
+      return { ...base, kind: 'gcp_storage' as const, token_endpoint: tokenEndpoint, sts_endpoint: stsEndpoint };
+    }
+    for (const key of ['token_endpoint', 'sts_endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for the Google kinds' });
+    if (p.role_arn === undefined) details.push({ path: `${path}.role_arn`, message: 'is required for kind aws' });
+    if (p.region === undefined) details.push({ path: `${path}.region`, message: 'is required for kind aws' });
+    return { ...base, kind: 'aws' as const, role_arn: p.role_arn ?? '', region: p.region ?? '', endpoint };
+  });
+}
+
 /** The host itself must be loopback: `http://127.0.0.1.nip.io` only starts like one. */
 const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
 
@@ -514,6 +571,17 @@ interface RawConfig {
       connections?: number;
     }>;
   };
+  providers?: Array<{
+    integration: string;
+    kind: 'aws' | 'google_workspace' | 'gcp_storage';
+    role_arn?: string;
+    region?: string;
+    endpoint?: string;
+    token_endpoint?: string;
+    sts_endpoint?: string;
+    timeout_ms?: number;
+    credential: { env?: string; file?: string };
+  }>;
   console?: {
     enabled?: boolean;
     session_idle_seconds?: number;

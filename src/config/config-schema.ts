@@ -203,6 +203,30 @@ export const configSchema = {
         },
       },
     },
+    providers: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['integration', 'kind', 'credential'],
+        properties: {
+          integration: id,
+          kind: { enum: ['aws', 'google_workspace', 'gcp_storage'] },
+          role_arn: { type: 'string', pattern: '^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$' },
+          region: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]$' },
+          // No path, query, fragment or user info: the origin alone.
+          endpoint: { type: 'string', pattern: '^https?://[^\\s/?#@]+$' },
+          token_endpoint: { type: 'string', pattern: '^https?://[^\\s/?#@]+(/[^\\s?#]*)?$' },
+          sts_endpoint: { type: 'string', pattern: '^https?://[^\\s/?#@]+(/[^\\s?#]*)?$' },
+          timeout_ms: { type: 'integer', minimum: 100, maximum: 60000 },
+          credential: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { env: envName, file: { type: 'string', minLength: 1 } },
+          },
+        },
+      },
+    },
     proxy: {
       type: 'object',
       additionalProperties: false,

@@ -145,7 +145,49 @@ export interface PdpConfig {
   suggestions: SuggestionsConfig;
   /** The enforcement proxy (docs/proxy.md); null when the config has no `proxy` section. */
   proxy: ProxyConfig | null;
+  /** Integrations whose redeemed allows also mint a provider credential (docs/providers.md); `[]` when none. */
+  providers: readonly ProviderConfig[];
   callers: readonly CallerConfig[];
+}
+
+/**
+ * One integration minted by a provider (docs/providers.md). The source credential is only named here (a variable or
+ * a file, checked at load); `src/providers/source-credentials.ts` reads it, and it is never logged or returned.
+ */
+export type ProviderConfig = AwsProviderConfig | GoogleWorkspaceProviderConfig | GcsProviderConfig;
+
+interface ProviderConfigBase {
+  integration: string;
+  /** One minting call, connection included. Default 5000 ms. */
+  timeout_ms: number;
+  /**
+   * The source credential in a variable or a file (absolute); exactly one is non-null. aws: JSON `{"access_key_id",
+   * "secret_access_key", "session_token"?}`; google_workspace: the service account's JSON key.
+   */
+  credential: { env: string | null; file: string | null };
+}
+
+export interface AwsProviderConfig extends ProviderConfigBase {
+  kind: 'aws';
+  /** The role assumed for every credential of this integration; its policies are the outer bound. */
+  role_arn: string;
+  region: string;
+  /** STS's origin; null: the AWS SDK's regional endpoint. */
+  endpoint: string | null;
+}
+
+export interface GcsProviderConfig extends ProviderConfigBase {
+  kind: 'gcp_storage';
+  /** Where the service account's own token is obtained (an assertion without `sub`). Default Google's. */
+  token_endpoint: string;
+  /** Google's Security Token Service, where that token is downscoped (RFC 8693). Default `https://sts.googleapis.com/v1/token`. */
+  sts_endpoint: string;
+}
+
+export interface GoogleWorkspaceProviderConfig extends ProviderConfigBase {
+  kind: 'google_workspace';
+  /** Where the assertion is exchanged (and its `aud`). Default `https://oauth2.googleapis.com/token`. */
+  token_endpoint: string;
 }
 
 /** One fixed upstream of the enforcement proxy. Its credential is resolved at load and never logged. */

@@ -28,6 +28,11 @@ export const ERROR_CODES = {
   decision_wrong_caller: 403,
   decision_expired: 409,
   decision_already_redeemed: 409,
+  /**
+   * The decision's lifetime (its TTL, capped by the task) is below the provider's shortest credential (AWS STS: 900 s):
+   * nothing is minted rather than a credential that outlives the grant; the decision stays unredeemed.
+   */
+  provider_ttl_too_short: 409,
   // access requests (break-glass escalation; names follow the AuthZEN access-request profile where it has one)
   not_requestable: 400,
   expired_denial: 400,
@@ -59,6 +64,8 @@ export const ERROR_CODES = {
   bundle_missing: 503,
   evaluation_failed: 503,
   // runtime
+  /** The provider refused or failed to mint the credential for a provider integration: nothing issued, the decision unredeemed. */
+  provider_failed: 502,
   store_unavailable: 503,
   /** The web console's files are not built (`make build`). */
   console_unavailable: 503,

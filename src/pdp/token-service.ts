@@ -4,8 +4,9 @@ import type { AccessTokenClaims } from '../issuer/token-claims.js';
 import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../issuer/token-issuer.js';
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
+import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { Store } from '../store/index.js';
-import type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v1.js';
+import type { IntrospectionResponseV1 as IntrospectionV1, ProviderCredentialV1 } from '../wire/token-v1.js';
 import { hasRole } from './caller-agents.js';
 import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
@@ -24,8 +25,35 @@ export interface TokenObserver {
   tokenEvent(event: TokenEvent): void;
 }
 
+/**
+ * Mints provider credentials for provider integrations (docs/providers.md; `src/providers/`'s ProviderMinter, wired
+ * in `src/main.ts`). `mint` throws a PdpError (`provider_failed`) and nothing else reaches the caller.
+ */
+export interface ProviderMinting {
+  /** The shortest credential the integration's provider mints, in seconds; null when the integration mints none. */
+  minimumTtlSeconds(integration: string): number | null;
+  mint(request: {
+    integration: string;
+    agent_id: string;
+    task_id: string | null;
+    decision_id: string;
+    scopes: readonly string[];
+    resource: { type: string; id: string } | null;
+    task_context: Readonly<Record<string, unknown>> | null;
+    ttl_seconds: number;
+  }): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord }>;
+}
+
+/** How far a provider's expiry may pass the token's `exp` (the provider's clock against ours) before it is refused. */
+export const PROVIDER_CLOCK_SKEW_SECONDS = 60;
+
+/** A redeemed token, with the provider credential minted for it when its integration is a provider's. */
+export type RedeemedToken = IssuedAccessToken & { provider_credential?: ProviderCredentialV1 };
+
 export interface TokenServiceOptions {
-  store: Pick<Store, 'getTask' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
+  store: Pick<Store, 'getTask' | 'getDecision' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
+  /** Provider integrations (docs/providers.md). Default: none, every integration gets our token only. */
+  providers?: ProviderMinting;
   keys: IssuerKeys;
   issuer: string;
   /** `aud` of an integration's tokens: config override, else the integration file's audience, else its name. */
@@ -54,7 +82,7 @@ export class TokenService {
    * `resource` (RFC 8707) names the audience the caller wants the token for: it must be the integration's audience
    * (`invalid_target` otherwise, and the decision stays unredeemed).
    */
-  async redeem(caller: CallerConfig, decisionId: string, traceId: string | null, options: { resource?: string } = {}): Promise<IssuedAccessToken> {
+  async redeem(caller: CallerConfig, decisionId: string, traceId: string | null, options: { resource?: string } = {}): Promise<RedeemedToken> {
     try {
       const issued = await this.#redeem(caller, decisionId, traceId, options.resource);
       this.#o.observer?.tokenEvent('issued');
@@ -65,10 +93,13 @@ export class TokenService {
     }
   }
 
-  async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null, resource: string | undefined): Promise<IssuedAccessToken> {
+  async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null, resource: string | undefined): Promise<RedeemedToken> {
     const now = this.#now();
     const keyRing = this.#o.keys.ring;
     let claims: AccessTokenClaims | undefined;
+    // A provider integration: checks, then the mint, then the commit below (docs/providers.md). A failed mint writes
+    // nothing; a redemption refused after a mint drops the credential, never returned.
+    const provider = await this.#mintFor(caller, decisionId, now, resource);
     await this.#o.store.redeemDecision({
       decision_id: decisionId,
       caller_id: caller.id,
@@ -92,6 +123,8 @@ export class TokenService {
         }
         const taskEnd = task ? new Date(task.expires_at) : null;
         const ends = [taskEnd, notAfter].filter((d): d is Date => d !== null);
+        const minted = this.#o.providers?.minimumTtlSeconds(decision.integration) ?? null;
+        if (minted !== null && provider === undefined) throw new PdpError('internal', `decision ${decision.decision_id} reached its redemption without its provider credential`);
         claims = planAccessToken({
           keyRing,
           issuer: this.#o.issuer,
@@ -107,18 +140,86 @@ export class TokenService {
           task_expires_at: ends.length === 0 ? null : new Date(Math.min(...ends.map((d) => d.getTime()))),
           now,
         });
+        if (provider !== undefined && Date.parse(provider.credential.expires_at) > (claims.exp + PROVIDER_CLOCK_SKEW_SECONDS) * 1000) {
+          throw new PdpError('provider_failed', `the provider's credential for ${decision.decision_id} would outlive its token (${provider.credential.expires_at})`);
+        }
         return {
           jti: claims.jti,
           issued_at: new Date(claims.iat * 1000).toISOString(),
           expires_at: new Date(claims.exp * 1000).toISOString(),
           scopes: result.granted_scopes,
           audience: claims.aud,
-          event_data: { integration: decision.integration, resource: result.resource, kid: keyRing.signingKey.kid },
+          event_data: {
+            integration: decision.integration,
+            resource: result.resource,
+            kid: keyRing.signingKey.kid,
+            ...(provider === undefined ? {} : { provider_credential: provider.record }),
+          },
         };
       },
     });
     if (!claims) throw new PdpError('internal', 'redemption committed without claims');
-    return signAccessToken(keyRing, claims);
+    const token = await signAccessToken(keyRing, claims);
+    return provider === undefined ? token : { ...token, provider_credential: provider.credential };
+  }
+
+  /**
+   * For a provider integration: the redemption's checks (the store checks them again when it commits), the
+   * lifetime the token will have, then the mint. `undefined` for any other integration, or a decision the store
+   * will refuse anyway (unknown).
+   */
+  async #mintFor(caller: CallerConfig, decisionId: string, now: Date, resource: string | undefined): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord } | undefined> {
+    const minting = this.#o.providers;
+    if (minting === undefined) return undefined;
+    const decision = await this.#o.store.getDecision(decisionId);
+    if (decision === undefined) return undefined;
+    const minimum = minting.minimumTtlSeconds(decision.integration);
+    if (minimum === null) return undefined;
+    const id = decision.decision_id;
+    if (decision.caller_id !== caller.id) throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
+    if (decision.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
+    if (decision.redeemed_jti !== null) throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
+    if (decision.redeemable_until === null || now.toISOString() > decision.redeemable_until) {
+      throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(decision.redeemable_until)}`);
+    }
+    const task = decision.task_id === null ? undefined : await this.#o.store.getTask(decision.task_id);
+    if (task !== undefined && (task.status !== 'active' || Date.parse(task.expires_at) <= now.getTime())) {
+      throw new PdpError('task_not_active', `task ${decision.task_id} is no longer active`);
+    }
+    const grant = decision.token_grant as TokenGrantSource | null;
+    if (!grant) throw new PdpError('decision_not_allowed', `decision ${id} carries no grant`);
+    const audience = this.#o.audienceFor(decision.integration);
+    if (resource !== undefined && resource !== audience) {
+      throw new PdpError('invalid_target', `resource must be the audience of integration ${decision.integration}`, { details: [{ path: 'resource', message: `is not ${audience}` }] });
+    }
+    const seconds = this.#lifetime(grant, task, now);
+    if (seconds < minimum) {
+      throw new PdpError(
+        'provider_ttl_too_short',
+        `the token for decision ${id} would live ${seconds} s, below the ${minimum} s the provider of ${decision.integration} mints at least: ` +
+          'nothing is minted that would outlive the grant (raise the agent\'s token_ttl, or the task\'s lifetime)',
+      );
+    }
+    return minting.mint({
+      integration: decision.integration,
+      agent_id: decision.agent_id,
+      task_id: decision.task_id,
+      decision_id: id,
+      scopes: grant.granted_scopes,
+      resource: grant.resource ?? null,
+      task_context: task?.context ?? null,
+      ttl_seconds: seconds,
+    });
+  }
+
+  /** The token's lifetime as `planAccessToken` will compute it at `now`: the TTL, the issuer's cap, the task, the elevation. */
+  #lifetime(grant: TokenGrantSource, task: { expires_at: string } | undefined, now: Date): number {
+    const iat = Math.floor(now.getTime() / 1000);
+    let exp = iat + Math.min(grant.token_ttl_seconds, this.#o.keys.ring.maxTokenTtlSeconds);
+    for (const end of [task?.expires_at, grant.not_after ?? undefined]) {
+      if (end !== undefined) exp = Math.min(exp, Math.floor(Date.parse(end) / 1000));
+    }
+    return exp - iat;
   }
 
   /**

@@ -131,7 +131,24 @@ export function checkTokenResponse(value: unknown): TokenResponseV1 {
     scope: isText,
     jti: isText,
     authorization_details: Array.isArray,
+    provider_credential: (v) => v === undefined || isProviderCredential(v),
   });
+}
+
+/** An AWS provider credential with every member a tool needs (docs/providers.md). */
+function isProviderCredential(v: unknown): boolean {
+  if (!isObject(v) || !isText(v['integration']) || !isText(v['expires_at']) || Number.isNaN(Date.parse(String(v['expires_at'])))) return false;
+  if (v['provider'] === 'gcp_storage') {
+    const google = v['google'];
+    return isObject(google) && isText(google['access_token']);
+  }
+  if (v['provider'] === 'google_workspace') {
+    const google = v['google'];
+    return isObject(google) && isText(google['access_token']) && isText(google['subject']) && isTextList(google['scopes']);
+  }
+  if (v['provider'] !== 'aws') return false;
+  const aws = v['aws'];
+  return isObject(aws) && ['access_key_id', 'secret_access_key', 'session_token', 'expiration', 'region'].every((k) => isText(aws[k]));
 }
 
 export function checkIntrospection(value: unknown): IntrospectionResponseV1 {

@@ -16,6 +16,7 @@
 import type { AccessRequestV1, ApprovalRefV1 } from '../wire/access-request-v1.js';
 import type { DecisionRequestV1 } from '../wire/decision-v1.js';
 import type { ResourceRef } from '../wire/evaluation-v1.js';
+import type { ProviderCredentialV1 } from '../wire/token-v1.js';
 import type { PdpClient } from './pdp-client.js';
 import { ApprovalPending, ApprovalRefused, isPepError, PepError, PermissionDenied } from './pep-error.js';
 import { TokenCache, type CachedToken } from './token-cache.js';
@@ -120,9 +121,11 @@ export class ToolGrant {
   readonly approval: ApprovalRefV1 | null;
   readonly #accessToken: string;
   readonly #proxy: string | null;
+  readonly #provider: ProviderCredentialV1 | null;
 
   constructor(token: CachedToken, resource: ResourceRef | null, reused: boolean, proxy: string | null = null) {
     this.#accessToken = token.accessToken;
+    this.#provider = token.providerCredential ?? null;
     this.#proxy = proxy === null ? null : proxy.replace(/\/+$/, '');
     this.scopes = token.scopes;
     this.expiresAt = token.expiresAt;
@@ -138,6 +141,43 @@ export class ToolGrant {
   /** The bearer token to send to the tool API. */
   get accessToken(): string {
     return this.#accessToken;
+  }
+
+  /**
+   * The provider's own credential minted with the token, narrowed to the same grant (docs/providers.md): for an
+   * AWS integration, STS temporary credentials whose session policy is the grant. Null for other integrations.
+   * Not an own enumerable property: logging a grant does not print it.
+   */
+  get providerCredential(): ProviderCredentialV1 | null {
+    return this.#provider;
+  }
+
+  /**
+   * For an AWS integration, the credentials in the shape the AWS SDK v3 takes (`credentials:` of any client, or an
+   * `AwsCredentialIdentityProvider` returning it): `new S3Client({ region: grant.awsRegion, credentials:
+   * grant.awsCredentials })`. Throws for a grant without an AWS credential.
+   */
+  get awsCredentials(): { accessKeyId: string; secretAccessKey: string; sessionToken: string; expiration: Date } {
+    const aws = this.#provider?.provider === 'aws' ? this.#provider.aws : undefined;
+    if (aws === undefined) throw new TypeError('grant.awsCredentials: this grant carries no AWS provider credential (is the integration configured as a provider?)');
+    return { accessKeyId: aws.access_key_id, secretAccessKey: aws.secret_access_key, sessionToken: aws.session_token, expiration: new Date(aws.expiration) };
+  }
+
+  /**
+   * For a Google Workspace integration, `Bearer <Google access token>` for the `Authorization` header of Google's
+   * APIs (acting as the task's user, with exactly the granted Google scopes); for a GCS integration, the downscoped
+   * token's. Throws for a grant without one.
+   */
+  get googleAuthorization(): string {
+    if (this.#provider?.provider !== 'google_workspace' && this.#provider?.provider !== 'gcp_storage') {
+      throw new TypeError('grant.googleAuthorization: this grant carries no Google credential');
+    }
+    return `Bearer ${this.#provider.google.access_token}`;
+  }
+
+  /** The region the AWS credential was minted for, or null. */
+  get awsRegion(): string | null {
+    return this.#provider?.provider === 'aws' ? this.#provider.aws.region : null;
   }
 
   /** `Bearer <token>`, for an `Authorization` header. */
@@ -274,10 +314,14 @@ async function decideAndRedeem(pdp: PdpClient, request: DecisionRequestV1, now: 
   if (!request.scopes.every((s) => carried.includes(s))) {
     throw new PepError('token_unavailable', `the token for decision ${decision.decision_id} does not carry [${request.scopes.join(', ')}]`);
   }
+  // A provider credential may end before the token (it never ends after): the grant is reused only while both live.
+  const tokenEnd = now().getTime() + issued.expires_in * 1000;
+  const providerEnd = issued.provider_credential === undefined ? tokenEnd : Date.parse(issued.provider_credential.expires_at);
   return {
     accessToken: issued.access_token,
+    providerCredential: issued.provider_credential ?? null,
     scopes: Object.freeze(carried),
-    expiresAt: new Date(now().getTime() + issued.expires_in * 1000),
+    expiresAt: new Date(Math.min(tokenEnd, providerEnd)),
     decisionId: decision.decision_id,
     taskId: request.task.id,
     jti: issued.jti,

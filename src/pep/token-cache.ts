@@ -9,6 +9,7 @@
  */
 
 import type { ApprovalRefV1 } from '../wire/access-request-v1.js';
+import type { ProviderCredentialV1 } from '../wire/token-v1.js';
 
 /** What the cache keeps: the token and what it is good for. */
 export interface CachedToken {
@@ -21,6 +22,8 @@ export interface CachedToken {
   jti: string;
   /** The access request whose elevation the decision used (`approval` of the decision), if any. */
   approval?: ApprovalRefV1 | null;
+  /** The provider credential minted with the token (docs/providers.md), if its integration is a provider's. */
+  providerCredential?: ProviderCredentialV1 | null;
 }
 
 export interface TokenCacheOptions {

@@ -46,6 +46,8 @@ interface CompiledMeta {
   endpoint_maps: PolicySet['endpointMaps'];
   /** Optional: a bundle built before it was recorded has none. */
   agent_roles?: NonNullable<PolicySet['agentRoles']>;
+  /** Optional: a bundle built before provider maps has none (then nothing mints a provider credential). */
+  provider_maps?: NonNullable<PolicySet['providerMaps']>;
 }
 
 export interface CompiledBundle {
@@ -76,6 +78,7 @@ export async function buildCompiledBundle(policySet: PolicySet, rego: OpaBundle,
     files: policySet.files,
     endpoint_maps: policySet.endpointMaps,
     ...(policySet.agentRoles === undefined ? {} : { agent_roles: policySet.agentRoles }),
+    ...(policySet.providerMaps === undefined || Object.keys(policySet.providerMaps).length === 0 ? {} : { provider_maps: policySet.providerMaps }),
   };
   const manifest = {
     revision: `${rego.revision}.${policySet.revision}`,
@@ -167,6 +170,7 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
   if (meta.agent_roles !== undefined && (!isRecord(meta.agent_roles) || !Object.values(meta.agent_roles).every((r) => Array.isArray(r) && r.every((id) => typeof id === 'string')))) {
     throw invalid(`${META_FILE} has malformed agent_roles`);
   }
+  if (meta.provider_maps !== undefined && !isRecord(meta.provider_maps)) throw invalid(`${META_FILE} has malformed provider_maps`);
   const regoRevision = meta.rego_revision as string;
   const policiesRevision = meta.policies_revision as string;
   const manifest = parseObject(files.get('.manifest'), '.manifest', invalid);
@@ -222,7 +226,7 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
   if (!isRecord(policies) || !isRecord(policies.agents) || !isRecord(policies.integrations) || Object.keys(data).length !== 1) {
     throw invalid('data.json must hold exactly {"policies": {"agents": …, "integrations": …}}');
   }
-  for (const map of [meta.integrations, meta.endpoint_maps, meta.agent_roles]) if (map !== undefined) Object.setPrototypeOf(map, null);
+  for (const map of [meta.integrations, meta.endpoint_maps, meta.agent_roles, meta.provider_maps]) if (map !== undefined) Object.setPrototypeOf(map, null);
   const policySet = frozenRecord({
     revision: meta.policies_revision,
     data: data as unknown as PolicyData,
@@ -233,6 +237,8 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
     files: meta.files,
     endpointMaps: meta.endpoint_maps,
     ...(meta.agent_roles === undefined ? {} : { agentRoles: meta.agent_roles }),
+    // A bundle without provider maps (none in its folder, or built before them) has none: nothing mints.
+    providerMaps: meta.provider_maps ?? Object.create(null),
   }) as PolicySet;
   return { bundle: opened.bundle, policySet, verified: opened.verified, signed: opened.signed, dataJson };
 }

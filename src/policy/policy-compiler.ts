@@ -3,9 +3,11 @@ import { compileAgent } from './agent-compiler.js';
 import { byLocation, Diagnostics, where } from './compile-diagnostics.js';
 import { checkIntegration, checkKnownScopes, checkRole } from './document-checks.js';
 import { compileEndpointMaps } from './endpoint-map-compiler.js';
+import { compileProviderMaps, warnShortProviderTtls } from './provider-map-compiler.js';
 import type {
   CompiledAgent,
   CompiledEndpointMap,
+  CompiledProviderMap,
   CompiledIntegration,
   EscalationSource,
   IntegrationInfo,
@@ -23,6 +25,8 @@ export interface CompileResult {
   integrations: Record<string, IntegrationInfo>;
   /** Endpoint maps by integration (not part of `data`); `{}` when none. */
   endpointMaps: Record<string, CompiledEndpointMap>;
+  /** Provider maps by integration (not part of `data`); `{}` when none. */
+  providerMaps: Record<string, CompiledProviderMap>;
   /** The roles each agent names, for the agents naming any (not part of `data`). */
   agentRoles: Record<string, string[]>;
   /** Non-empty means the set must be refused as a whole. Sorted by file, line, column. */
@@ -87,10 +91,13 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
     info[name] = body?.audience === undefined ? {} : { audience: body.audience };
   }
   const endpointMaps = compileEndpointMaps(documents, new Set(names), catalogues, diag);
+  const providerMaps = compileProviderMaps(documents, catalogues, diag);
+  warnShortProviderTtls(agents, compiledAgents, providerMaps, diag);
   return {
     data: { policies: { agents: sortedRecord(Object.entries(compiledAgents)), integrations } },
     integrations: info,
     endpointMaps,
+    providerMaps,
     agentRoles,
     errors: diag.errors.sort(byLocation),
     warnings: diag.warnings.sort(byLocation),
@@ -98,7 +105,7 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
 }
 
 /** Documents of one kind by id, in file order; a second document with the same id is an error naming both files. */
-function indexById<K extends Exclude<PolicyKind, 'endpoint_map'>>(
+function indexById<K extends Exclude<PolicyKind, 'endpoint_map' | 'provider_map'>>(
   documents: readonly PolicyDocument[],
   kind: K,
   diag: Diagnostics,

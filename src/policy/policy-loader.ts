@@ -149,6 +149,7 @@ function compileParsed({ errors, warnings }: ParsedSources, sources: readonly Po
     warnings: warnings.sort(byLocation),
     files,
     endpointMaps: compiled.endpointMaps,
+    providerMaps: compiled.providerMaps,
     agentRoles: compiled.agentRoles,
   });
 }

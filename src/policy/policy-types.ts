@@ -98,14 +98,49 @@ export interface EndpointSource {
   record?: { type: string; id: string };
 }
 
+/**
+ * A provider map (`provider_map:`): how the granted scopes and the bound record of one integration narrow the
+ * provider credential minted for it (docs/providers.md). Not part of the Rego data document.
+ */
+export interface ProviderMapSource {
+  integration: string;
+  description?: string;
+  kind: ProviderKind;
+  /** google_workspace: the user the service account acts for, a template (`{task.user_email}`). */
+  subject?: string;
+  /** scope → aws: the session policy statements it grants; google_workspace: Google scope URLs. Every scope mapped. */
+  scopes: Record<string, AwsStatementSource[] | string[] | GcsRuleSource[]>;
+}
+
+/** One Credential Access Boundary rule (gcp_storage). */
+export interface GcsRuleSource {
+  bucket: string;
+  /** `roles/storage.objectViewer`, … */
+  role: string;
+  /** A template ending in `/`; none: the whole bucket. */
+  object_prefix?: string;
+}
+
+export const PROVIDER_KINDS = ['aws', 'google_workspace', 'gcp_storage'] as const;
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+/** One Allow statement; resources and condition values are templates (`{record.id}`, `{task.<key>}`). */
+export interface AwsStatementSource {
+  actions: string[];
+  resources: string[];
+  /** operator → condition key → values. */
+  conditions?: Record<string, Record<string, string[]>>;
+}
+
 export interface PolicySourceKinds {
   agent_policy: AgentPolicySource;
   role_policy: RolePolicySource;
   integration: IntegrationSource;
   endpoint_map: EndpointMapSource;
+  provider_map: ProviderMapSource;
 }
 export type PolicyKind = keyof PolicySourceKinds;
-export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration', 'endpoint_map'];
+export const POLICY_KINDS: readonly PolicyKind[] = ['agent_policy', 'role_policy', 'integration', 'endpoint_map', 'provider_map'];
 
 /** One step of a field path: a map key or a list index. */
 export type PathSegment = string | number;
@@ -215,6 +250,40 @@ export interface CompiledEndpointMap {
   readonly endpoints: readonly CompiledEndpoint[];
 }
 
+/** A template compiled: literal text and the values it puts in (`record.id`, `record.type`, `task.<key>`). */
+export type MapTemplatePart = { readonly text: string } | { readonly from: 'record'; readonly name: 'id' | 'type' } | { readonly from: 'task'; readonly name: string };
+
+export interface CompiledAwsStatement {
+  /** Sorted, unique. */
+  readonly actions: readonly string[];
+  readonly resources: readonly (readonly MapTemplatePart[])[];
+  readonly conditions: Readonly<Record<string, Readonly<Record<string, readonly (readonly MapTemplatePart[])[]>>>>;
+}
+
+/** One integration's provider map: every scope of its integration's list mapped. */
+export type CompiledProviderMap = CompiledAwsMap | CompiledGoogleWorkspaceMap | CompiledGcsMap;
+
+export interface CompiledGcsMap {
+  readonly integration: string;
+  readonly kind: 'gcp_storage';
+  readonly scopes: Readonly<Record<string, readonly { readonly bucket: string; readonly role: string; readonly object_prefix: readonly MapTemplatePart[] | null }[]>>;
+}
+
+export interface CompiledAwsMap {
+  readonly integration: string;
+  readonly kind: 'aws';
+  readonly scopes: Readonly<Record<string, readonly CompiledAwsStatement[]>>;
+}
+
+export interface CompiledGoogleWorkspaceMap {
+  readonly integration: string;
+  readonly kind: 'google_workspace';
+  /** The user the assertion's `sub` names. */
+  readonly subject: readonly MapTemplatePart[];
+  /** scope → Google scope URLs, sorted, unique. */
+  readonly scopes: Readonly<Record<string, readonly string[]>>;
+}
+
 /** What the issuer needs to know about an integration beyond the data document. */
 export interface IntegrationInfo {
   readonly audience?: string;
@@ -238,6 +307,11 @@ export interface PolicySet {
   readonly files: readonly PolicyFile[];
   /** Endpoint maps by integration, for the enforcement proxy; `{}` when none. Not part of `data`. */
   readonly endpointMaps: Readonly<Record<string, CompiledEndpointMap>>;
+  /**
+   * Provider maps by integration (docs/providers.md); not part of `data`. Absent from a compiled bundle built before
+   * they were recorded (then no integration mints a provider credential).
+   */
+  readonly providerMaps?: Readonly<Record<string, CompiledProviderMap>>;
   /**
    * The roles each agent names (`roles:`, as written), for the agents that name any: what `GET /v1/agents` shows
    * beside the effective ceilings (which `data` holds with the roles already applied). Not part of `data`, so it does

@@ -533,6 +533,80 @@ export const COMPONENT_SCHEMAS = {
       scope: { type: 'string' },
       authorization_details: { type: 'array', items: { $ref: '#/components/schemas/AuthorizationDetail' } },
       jti: { type: 'string' },
+      provider_credential: { $ref: '#/components/schemas/ProviderCredential' },
+    },
+  },
+  ProviderCredential: {
+    type: 'object',
+    description:
+      'For an integration minted by a provider (docs/providers.md): its own credential, narrowed to the same grant (AWS: STS AssumeRole with a session ' +
+      'policy from the granted scopes and the bound record), expiring no later than the token. Secret; it cannot be revoked, only expire.',
+    oneOf: [
+      { $ref: '#/components/schemas/AwsProviderCredential' },
+      { $ref: '#/components/schemas/GoogleWorkspaceCredential' },
+      { $ref: '#/components/schemas/GcsCredential' },
+    ],
+  },
+  GcsCredential: {
+    type: 'object',
+    description: 'A Google access token downscoped by a Credential Access Boundary (RFC 8693 exchange at Google STS): the mapped buckets, role and object prefix of the grant only.',
+    additionalProperties: false,
+    required: ['provider', 'integration', 'expires_at', 'google'],
+    properties: {
+      provider: { const: 'gcp_storage' },
+      integration: { type: 'string' },
+      expires_at: { type: 'string', format: 'date-time' },
+      google: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['access_token', 'token_type'],
+        properties: { access_token: { type: 'string' }, token_type: { const: 'Bearer' } },
+      },
+    },
+  },
+  GoogleWorkspaceCredential: {
+    type: 'object',
+    description: 'A Google access token from a service account with domain-wide delegation (RFC 7523), for the task\'s user and exactly the granted Google scopes; Google fixes its lifetime at an hour.',
+    additionalProperties: false,
+    required: ['provider', 'integration', 'expires_at', 'google'],
+    properties: {
+      provider: { const: 'google_workspace' },
+      integration: { type: 'string' },
+      expires_at: { type: 'string', format: 'date-time' },
+      google: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['access_token', 'token_type', 'subject', 'scopes'],
+        properties: {
+          access_token: { type: 'string' },
+          token_type: { const: 'Bearer' },
+          subject: { type: 'string' },
+          scopes: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+  AwsProviderCredential: {
+    type: 'object',
+    description: 'STS temporary credentials from AssumeRole with a session policy built from the granted scopes and the bound record.',
+    additionalProperties: false,
+    required: ['provider', 'integration', 'expires_at', 'aws'],
+    properties: {
+      provider: { const: 'aws' },
+      integration: { type: 'string' },
+      expires_at: { type: 'string', format: 'date-time' },
+      aws: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['access_key_id', 'secret_access_key', 'session_token', 'expiration', 'region'],
+        properties: {
+          access_key_id: { type: 'string' },
+          secret_access_key: { type: 'string' },
+          session_token: { type: 'string' },
+          expiration: { type: 'string', format: 'date-time' },
+          region: { type: 'string' },
+        },
+      },
     },
   },
   TokenBody: strip(tokenBodySchema),

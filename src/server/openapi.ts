@@ -92,6 +92,7 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'conflict with the current state',
   415: 'unsupported body encoding or charset (code unsupported_media_type)',
   422: 'policy set refused (policy_invalid) or config refused (config_refused)',
+  502: 'a provider integration\'s provider could not mint its credential (provider_failed): nothing was issued, the decision stays unredeemed',
   503: 'no policy, evaluation failure or store failure: nothing was allowed',
 };
 

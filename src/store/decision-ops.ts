@@ -175,6 +175,7 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
           integration: grant.event_data.integration,
           resource: grant.event_data.resource,
           kid: grant.event_data.kid,
+          ...(grant.event_data.provider_credential === undefined ? {} : { provider_credential: grant.event_data.provider_credential }),
         },
       ),
     );

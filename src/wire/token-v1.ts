@@ -61,6 +61,39 @@ export interface TokenResponseV1 {
   authorization_details: AuthorizationDetail[];
   /** The token's `jti`. */
   jti: string;
+  /**
+   * For an integration minted by a provider (docs/providers.md): the provider's own credential, narrowed to the same
+   * grant, expiring no later than `expires_in`. Absent for every other integration.
+   */
+  provider_credential?: ProviderCredentialV1;
+}
+
+/** A provider credential minted for one redeemed decision (docs/providers.md). Secret: never log or store it. */
+export type ProviderCredentialV1 = AwsProviderCredentialV1 | GoogleWorkspaceCredentialV1 | GcsCredentialV1;
+
+export interface GcsCredentialV1 {
+  provider: 'gcp_storage';
+  integration: string;
+  expires_at: string;
+  /** A downscoped access token: only what its Credential Access Boundary allows (buckets, role, object prefix). */
+  google: { access_token: string; token_type: 'Bearer' };
+}
+
+export interface AwsProviderCredentialV1 {
+  provider: 'aws';
+  integration: string;
+  /** When the provider stops accepting it (ISO 8601, UTC); never after the token's `exp`. */
+  expires_at: string;
+  /** STS temporary credentials; the shape the AWS SDK's credential provider takes is built from them by the PEP SDK. */
+  aws: { access_key_id: string; secret_access_key: string; session_token: string; expiration: string; region: string };
+}
+
+export interface GoogleWorkspaceCredentialV1 {
+  provider: 'google_workspace';
+  integration: string;
+  expires_at: string;
+  /** An OAuth access token for Google's APIs, acting as `subject` with exactly `scopes`. */
+  google: { access_token: string; token_type: 'Bearer'; subject: string; scopes: string[] };
 }
 
 /** RFC 7662 answer of `POST /v1/introspect`: `{ active: false }` and nothing else, or the claims of an active token. */

@@ -276,6 +276,16 @@ const input = { agent_id: 'support-resolver', caller_id: 'pep-1', integration: '
 const result = { outcome: 'allow', granted_scopes: ['tickets:write'], denied_scopes: [], reasons: [], token_ttl_seconds: 300 };
 const decided = { input, result, policy_revision: 'b1.p1' };
 const issued = { scopes: ['tickets:write'], issued_at: T, expires_at: '2026-01-31T12:05:00.000Z', integration: 'crm', kid: 'k1' };
+const providerRecord = {
+  provider: 'aws' as const,
+  request_id: 'c6104cbe-af31-11e0-8154-cbc7ccf896c7',
+  expires_at: '2026-01-31T12:15:00.000Z',
+  role_arn: 'arn:aws:iam::123456789012:role/reports',
+  session_name: 'agentpdp-d-1',
+  source_identity: 'reporting-agent',
+  session_tags: { agent_id: 'reporting-agent', decision_id: 'd-1' },
+  session_policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::r/customers/1234/*'] }] },
+};
 const detail = { path: 'agents.a.max_scope', message: 'unknown scope', file: 'a.yaml', line: 3, column: 7 };
 const refusal = { code: 'policy_invalid', message: 'agents/a.yaml: bad scope', details: [detail] };
 const loaded = { revision: 'b1.p2', bundle_revision: 'b1', policies_revision: 'p2', agents: 3, files: [{ path: 'agents/a.yaml', sha256: 'c'.repeat(64) }] };
@@ -370,6 +380,10 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   {
     note: 'unbound, no audience, no task',
     event: tokenIssuedEvent(T, { ...J, caller_id: 'pep-1', task_id: null, trace_id: null }, { ...issued, audience: null, resource: null }),
+  },
+  {
+    note: 'with the provider credential minted for it (docs/providers.md)',
+    event: tokenIssuedEvent(T, { ...J, caller_id: 'pep-1', task_id: 't-1', trace_id: TRACE }, { ...issued, audience: 's3-reports', resource: { type: 'customer', id: '1234' }, provider_credential: providerRecord }),
   },
   { note: 'a token of ours', event: tokenUsedEvent(T, { ...J, caller_id: 'crm-api', task_id: 't-1', trace_id: TRACE }, { action: 'introspect', active: true }) },
   { note: 'an unknown token', event: tokenUsedEvent(T, { jti: 'j-x', caller_id: 'crm-api' }, { action: 'introspect', active: false }) },
@@ -627,7 +641,7 @@ describe('events a real SQLite store writes', () => {
     const bound = { integration: 'crm', resource: { type: 'customer', id: '1234' }, kid: 'k1' };
     await s.redeemDecision({ decision_id: 'd-1', caller_id: caller, now: at(10), trace_id: TRACE, makeToken: () => grant({ jti: 'j-1', event_data: bound }) });
     await s.redeemDecision({ decision_id: 'd-2', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-2', audience: null }) });
-    await s.redeemDecision({ decision_id: 'd-3', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-3' }) });
+    await s.redeemDecision({ decision_id: 'd-3', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-3', event_data: { ...bound, provider_credential: providerRecord } }) });
     await s.recordTokenUse({ jti: 'j-1', caller_id: 'crm-api', at: at(11), trace_id: TRACE, data: { action: 'introspect', active: true } });
     await s.recordTokenUse({ jti: 'j-unknown', caller_id: 'crm-api', at: at(11), data: { action: 'introspect', active: false } });
     // Calls through the proxy with j-1: forwarded (with and without a record), refused (scope, unmapped), failed.

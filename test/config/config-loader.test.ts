@@ -199,6 +199,7 @@ describe('defaults, freezing and paths', () => {
       },
       suggestions: { min_days: 30, min_tokens: 20, window_days: 90, ttl_factor: 4, schedule: null },
       proxy: null,
+      providers: [],
       callers: [{ id: 'pep-1', role: 'pep', roles: ['pep'], key_sha256: PEP.key_sha256, agents: ['support-resolver'], may_assert_context: false }],
     });
   });

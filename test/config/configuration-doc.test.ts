@@ -48,6 +48,16 @@ const proxied = buildConfig(
   '/etc/agent-pdp',
 ).config;
 
+/** A provider's defaults: a config with the smallest provider entry (its source credential a file). */
+const provided = buildConfig(
+  {
+    callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }],
+    providers: [{ integration: 's3-reports', kind: 'aws', role_arn: 'arn:aws:iam::123456789012:role/r', region: 'eu-west-1', credential: { file: '/dev/null' } }],
+  },
+  '/etc/agent-pdp/c.yaml',
+  '/etc/agent-pdp',
+).config;
+
 /** The scheduled suggestion run's defaults: a config with an empty `suggestions.schedule` (the section turns it on). */
 const scheduled = buildConfig({ callers: [{ id: 'a', role: 'pep', key_sha256: '0'.repeat(64) }], suggestions: { schedule: {} } }, '/etc/agent-pdp/c.yaml', '/etc/agent-pdp').config;
 
@@ -65,6 +75,12 @@ function appliedDefault(key: string): string | undefined {
     let value: unknown = proxied.proxy?.upstreams[0];
     for (const name of key.slice('proxy.upstreams[].'.length).split('.')) value = (value as Record<string, unknown>)[name];
     return value === undefined || value === '' ? undefined : Array.isArray(value) ? JSON.stringify(value) : String(value);
+  }
+  if (key.startsWith('providers[].')) {
+    // The source credential, and what a kind requires (aws: role and region), have no default.
+    if (/credential\.(env|file)$|\.(role_arn|region)$/.test(key)) return undefined;
+    const value = (provided.providers[0] as unknown as Record<string, unknown>)[key.slice('providers[].'.length)];
+    return value === undefined || value === null ? undefined : String(value);
   }
   if (key.startsWith('proxy.')) {
     const value = (proxied.proxy as unknown as Record<string, unknown>)[key.slice('proxy.'.length)];
@@ -105,7 +121,7 @@ describe('docs/configuration.md', () => {
       else if (stated !== 'required') expect(stated).toBe(`\`${JSON.stringify(value)}\``);
     } else if (key === 'proxy.listen' || key === 'policy.service.url') {
       expect(stated).toBe('required');
-    } else if (key.startsWith('proxy.upstreams[].') && applied !== undefined && stated !== 'required') {
+    } else if ((key.startsWith('proxy.upstreams[].') || key.startsWith('providers[].')) && applied !== undefined && stated !== 'required') {
       expect(stated).toBe(`\`${applied}\``);
     } else if (key.includes('[]') || key.includes('<id>')) {
       expect(stated).toMatch(/^(required|none)$/);

@@ -303,7 +303,7 @@ describe('endpoint map errors carry file and line', () => {
     {
       note: 'a map beside another kind in one file',
       map: 'endpoint_map:\n  integration: github\n  endpoints:\n    - { method: GET, path: /x, scope: repo:read }\nintegration:\n  id: x\n',
-      want: expect.stringMatching(/^m\.yaml:1 : a policy file holds exactly one of: agent_policy, role_policy, integration, endpoint_map$/),
+      want: expect.stringMatching(/^m\.yaml:1 : a policy file holds exactly one of: agent_policy, role_policy, integration, endpoint_map, provider_map$/),
     },
   ] as { note: string; map: string; want: unknown; also?: string[] }[])('schema: $note', ({ map, want, also = [] }) => {
     const err = refusal({ 'github.yaml': GITHUB, 'm.yaml': map });

@@ -27,6 +27,7 @@ export function tokenRoutes(tokens: TokenService): Route[] {
           scope: issued.scope,
           authorization_details: issued.authorization_details,
           jti: issued.jti,
+          ...(issued.provider_credential === undefined ? {} : { provider_credential: issued.provider_credential }),
         };
         // RFC 6749 §5.1 says 200; our SDK's JSON request has always been answered 201 Created.
         return { status: dialect === 'oauth' ? 200 : 201, json: answer, headers: NO_STORE };
@@ -41,7 +42,7 @@ export function tokenRoutes(tokens: TokenService): Route[] {
         responses: {
           '200': { description: 'the token (form request); its record committed before it was signed', headers: NO_STORE_HEADER, content: json('TokenResponse') },
           '201': { description: 'the token (JSON request); its record committed before it was signed', headers: NO_STORE_HEADER, content: json('TokenResponse') },
-          ...errors(404, 409, 503),
+          ...errors(404, 409, 502, 503),
         },
       },
     }),

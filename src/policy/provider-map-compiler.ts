@@ -1,0 +1,145 @@
+import { type Diagnostics, where } from './compile-diagnostics.js';
+import type { AwsStatementSource, GcsRuleSource, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
+import { sortedRecord, sortedUnion } from './scope-set.js';
+import type { ScopeCatalogues } from './endpoint-map-compiler.js';
+
+/*
+ * Provider maps (`provider_map:`, docs/providers.md): per integration, how each granted scope and the bound record
+ * narrow the provider credential minted for a grant (src/providers/ mints it). Compiled here into
+ * `PolicySet.providerMaps`, never into the Rego data document: like an endpoint map, a map-only change leaves every
+ * decision and the revision as they were (its file and digest are in `PolicySet.files`).
+ */
+
+type MapDoc = PolicyDocument<'provider_map'>;
+
+/**
+ * Every `provider_map` document compiled, by integration. The integration must have a file listing its scopes, and
+ * every one of them must be mapped (an unmapped granted scope could only be dropped or widened at mint time), and
+ * nothing else. Every problem is reported through `diag` with file and line.
+ */
+export function compileProviderMaps(documents: readonly PolicyDocument[], catalogues: ScopeCatalogues, diag: Diagnostics): Record<string, CompiledProviderMap> {
+  const maps = documents.filter((d): d is MapDoc => d.kind === 'provider_map').sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  const byIntegration = new Map<string, { doc: MapDoc; map: CompiledProviderMap }>();
+  for (const doc of maps) {
+    const name = doc.body.integration;
+    const first = byIntegration.get(name);
+    if (first !== undefined) {
+      diag.error(doc, ['provider_map', 'integration'], `a second provider map for integration ${name}: the first is ${where(first.doc, ['provider_map', 'integration'])}`);
+      continue;
+    }
+    const catalogue = catalogues.get(name);
+    if (catalogue === undefined) {
+      diag.error(doc, ['provider_map', 'integration'], `integration "${name}" has no integration file listing its scopes: a provider map must map every scope of it`);
+    } else {
+      for (const scope of catalogue.scopes) {
+        if (!Object.hasOwn(doc.body.scopes, scope)) {
+          diag.error(doc, ['provider_map', 'scopes'], `scope "${scope}" of integration ${name} (${catalogue.file}) is not mapped: every scope must be`, true);
+        }
+      }
+    }
+    const mapped = Object.entries(doc.body.scopes).filter(([scope]) => {
+      if (catalogue === undefined || catalogue.scopes.has(scope)) return true;
+      diag.error(doc, ['provider_map', 'scopes', scope], `"${scope}" is not a scope of integration ${name} (see the scopes list in ${catalogue.file})`, true);
+      return false;
+    });
+    if (doc.body.kind === 'aws') {
+      const scopes = mapped.map(([scope, statements]) => [scope, (statements as AwsStatementSource[]).map((s, i) => compileStatement(doc, ['provider_map', 'scopes', scope, i], s, diag))] as const);
+      byIntegration.set(name, { doc, map: { integration: name, kind: 'aws', scopes: sortedRecord(scopes) } });
+    } else if (doc.body.kind === 'gcp_storage') {
+      const scopes = mapped.map(
+        ([scope, rules]) =>
+          [
+            scope,
+            (rules as GcsRuleSource[]).map((r, i) => {
+              let prefix: MapTemplatePart[] | null = null;
+              if (r.object_prefix !== undefined) {
+                const parsed = parseMapTemplate(r.object_prefix);
+                if (typeof parsed === 'string') diag.error(doc, ['provider_map', 'scopes', scope, i, 'object_prefix'], `invalid template: ${parsed}`);
+                else prefix = parsed;
+              }
+              return { bucket: r.bucket, role: r.role, object_prefix: prefix };
+            }),
+          ] as const,
+      );
+      byIntegration.set(name, { doc, map: { integration: name, kind: 'gcp_storage', scopes: sortedRecord(scopes) } });
+    } else {
+      const subject = parseMapTemplate(doc.body.subject ?? '');
+      if (typeof subject === 'string') diag.error(doc, ['provider_map', 'subject'], `invalid template: ${subject}`);
+      const scopes = mapped.map(([scope, urls]) => [scope, sortedUnion(urls as string[])] as const);
+      byIntegration.set(name, { doc, map: { integration: name, kind: 'google_workspace', subject: typeof subject === 'string' ? [] : subject, scopes: sortedRecord(scopes) } });
+    }
+  }
+  return sortedRecord([...byIntegration].map(([name, { map }]) => [name, map] as const));
+}
+
+function compileStatement(doc: MapDoc, at: PathSegment[], s: AwsStatementSource, diag: Diagnostics): CompiledAwsStatement {
+  const template = (text: string, path: PathSegment[]): MapTemplatePart[] => {
+    const parsed = parseMapTemplate(text);
+    if (typeof parsed === 'string') {
+      diag.error(doc, path, `invalid template: ${parsed}`);
+      return [{ text }];
+    }
+    return parsed;
+  };
+  const conditions: Record<string, Record<string, MapTemplatePart[][]>> = {};
+  for (const [op, keys] of Object.entries(s.conditions ?? {})) {
+    const compiled: Record<string, MapTemplatePart[][]> = {};
+    for (const [key, values] of Object.entries(keys)) compiled[key] = values.map((v, i) => template(v, [...at, 'conditions', op, key, i]));
+    conditions[op] = compiled;
+  }
+  return {
+    actions: sortedUnion(s.actions),
+    resources: s.resources.map((r, i) => template(r, [...at, 'resources', i])),
+    conditions,
+  };
+}
+
+const PLACEHOLDER = /\{([^{}]*)\}/g;
+const TASK_KEY = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/** `{record.id}`, `{record.type}`, `{task.<context key>}` and text without braces; a string says why not. */
+export function parseMapTemplate(text: string): MapTemplatePart[] | string {
+  const parts: MapTemplatePart[] = [];
+  let last = 0;
+  for (const m of text.matchAll(PLACEHOLDER)) {
+    const literal = text.slice(last, m.index);
+    if (/[{}]/.test(literal)) return `unbalanced brace in "${text}"`;
+    if (literal !== '') parts.push({ text: literal });
+    const name = m[1] ?? '';
+    if (name === 'record.id' || name === 'record.type') parts.push({ from: 'record', name: name === 'record.id' ? 'id' : 'type' });
+    else if (name.startsWith('task.') && TASK_KEY.test(name.slice(5))) parts.push({ from: 'task', name: name.slice(5) });
+    else return `{${name}} is not {record.id}, {record.type} or {task.<context key>}`;
+    last = m.index + m[0].length;
+  }
+  const tail = text.slice(last);
+  if (/[{}]/.test(tail)) return `unbalanced brace in "${text}"`;
+  if (tail !== '') parts.push({ text: tail });
+  return parts;
+}
+
+/** The shortest credential each kind mints (AWS STS's minimum; Google's one-hour tokens): docs/providers.md. */
+export const PROVIDER_MINIMUM_SECONDS: Readonly<Record<CompiledProviderMap['kind'], number>> = { aws: 900, google_workspace: 3600, gcp_storage: 3600 };
+
+/**
+ * A warning for each agent whose token_ttl (after its roles) is below the minimum of a provider-mapped integration it
+ * may use: every redeem of it would be refused `provider_ttl_too_short` (when the config names that provider).
+ */
+export function warnShortProviderTtls(
+  agents: ReadonlyMap<string, PolicyDocument<'agent_policy'>>,
+  compiled: Readonly<Record<string, { token_ttl: number; integrations: Readonly<Record<string, unknown>> }>>,
+  maps: Readonly<Record<string, CompiledProviderMap>>,
+  diag: Diagnostics,
+): void {
+  for (const [id, doc] of agents) {
+    const agent = compiled[id];
+    if (agent === undefined) continue;
+    for (const integration of Object.keys(agent.integrations)) {
+      const map = Object.hasOwn(maps, integration) ? maps[integration] : undefined;
+      if (map === undefined) continue;
+      const minimum = PROVIDER_MINIMUM_SECONDS[map.kind];
+      if (agent.token_ttl >= minimum) continue;
+      const at: PathSegment[] = doc.body.token_ttl === undefined ? ['agent_policy', 'id'] : ['agent_policy', 'token_ttl'];
+      diag.warning(doc, at, `token_ttl ${agent.token_ttl} s is below the ${minimum} s a ${map.kind} credential for ${integration} lives at least: its redeems will be refused (provider_ttl_too_short)`);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import type { ProviderConfig } from '../config/config-types.js';
+import { describeError, PdpError } from '../errors/pdp-error.js';
+import type { PolicySet } from '../policy/policy-types.js';
+import type { ProviderCredentialRecord } from '../audit/index.js';
+import type { ProviderCredentialV1 } from '../wire/token-v1.js';
+import { assumeRole, STS_MAXIMUM_SECONDS, STS_MINIMUM_SECONDS } from './aws-sts.js';
+import { mintDownscopedToken } from './google-storage.js';
+import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
+import { TemplateRefused } from './map-templates.js';
+import { loadAwsSourceCredential, loadGoogleServiceAccount, type AwsSourceCredential, type GoogleServiceAccount } from './source-credentials.js';
+
+type Provider =
+  | { config: Extract<ProviderConfig, { kind: 'aws' }>; source: AwsSourceCredential }
+  | { config: Extract<ProviderConfig, { kind: 'google_workspace' | 'gcp_storage' }>; source: GoogleServiceAccount };
+
+/** One grant to mint a provider credential for (the TokenService builds it from the checked decision). */
+export interface ProviderMintRequest {
+  integration: string;
+  agent_id: string;
+  task_id: string | null;
+  decision_id: string;
+  scopes: readonly string[];
+  resource: { type: string; id: string } | null;
+  /** The registered task's context; null for a task no orchestrator registered. */
+  task_context: Readonly<Record<string, unknown>> | null;
+  /** Whole seconds the credential may live: the token's lifetime. */
+  ttl_seconds: number;
+}
+
+export interface MintedProviderCredential {
+  /** Returned to the caller, never stored or logged. */
+  credential: ProviderCredentialV1;
+  /** Recorded in token.issued. */
+  record: ProviderCredentialRecord;
+}
+
+/** Told of each failed mint, with a description that holds no secret (the provider's error code and message). */
+export type ProviderFailureLog = (failure: { integration: string; decision_id: string; error: string }) => void;
+
+/**
+ * Mints provider credentials for the integrations the config names (docs/providers.md), narrowed by the active
+ * policy's provider maps. Source credentials are read once, here, at construction.
+ */
+export class ProviderMinter {
+  readonly #providers = new Map<string, Provider>();
+  readonly #policy: () => PolicySet | undefined;
+  readonly #onFailure: ProviderFailureLog;
+
+  constructor(options: { providers: readonly ProviderConfig[]; policy: () => PolicySet | undefined; variables?: NodeJS.ProcessEnv; onFailure?: ProviderFailureLog }) {
+    options.providers.forEach((config, i) => {
+      this.#providers.set(
+        config.integration,
+        config.kind === 'aws'
+          ? { config, source: loadAwsSourceCredential(config, i, options.variables) }
+          : { config, source: loadGoogleServiceAccount(config, i, options.variables) },
+      );
+    });
+    this.#policy = options.policy;
+    this.#onFailure = options.onFailure ?? (() => {});
+  }
+
+  /** The shortest lifetime the integration's provider mints, or null when the integration mints nothing. */
+  minimumTtlSeconds(integration: string): number | null {
+    const provider = this.#providers.get(integration);
+    if (provider === undefined) return null;
+    return provider.config.kind === 'aws' ? STS_MINIMUM_SECONDS : GOOGLE_TOKEN_SECONDS;
+  }
+
+  /** Mints, or throws `provider_failed` (its cause described to `onFailure`, never to the caller). */
+  async mint(request: ProviderMintRequest): Promise<MintedProviderCredential> {
+    const provider = this.#providers.get(request.integration);
+    if (provider === undefined) throw new PdpError('internal', `integration ${request.integration} has no provider`);
+    try {
+      const maps = this.#policy()?.providerMaps ?? {};
+      const map = Object.hasOwn(maps, request.integration) ? maps[request.integration] : undefined;
+      if (map === undefined) throw new Error(`the policy has no provider_map for ${request.integration}: nothing is minted unnarrowed`);
+      if (map.kind !== provider.config.kind) throw new Error(`the provider_map of ${request.integration} is of kind ${map.kind}, the config's provider of kind ${provider.config.kind}`);
+      const values = { record: request.resource, context: request.task_context };
+      if (provider.config.kind === 'google_workspace' && map.kind === 'google_workspace') {
+        return await mintWorkspaceToken(provider.config, provider.source as GoogleServiceAccount, map, {
+          integration: request.integration,
+          scopes: request.scopes,
+          values,
+          ttl_seconds: request.ttl_seconds,
+        });
+      }
+      if (provider.config.kind === 'gcp_storage' && map.kind === 'gcp_storage') {
+        return await mintDownscopedToken(provider.config, provider.source as GoogleServiceAccount, map, {
+          integration: request.integration,
+          scopes: request.scopes,
+          values,
+          ttl_seconds: request.ttl_seconds,
+        });
+      }
+      if (provider.config.kind !== 'aws' || map.kind !== 'aws') throw new Error('unreachable: provider kinds differ');
+      return await assumeRole(provider.config, provider.source as AwsSourceCredential, map, {
+        integration: request.integration,
+        agent_id: request.agent_id,
+        task_id: request.task_id,
+        decision_id: request.decision_id,
+        scopes: request.scopes,
+        values,
+        duration_seconds: Math.min(request.ttl_seconds, STS_MAXIMUM_SECONDS),
+      });
+    } catch (err) {
+      const error = err instanceof TemplateRefused ? `template refused: ${err.message}` : describeError(err);
+      this.#onFailure({ integration: request.integration, decision_id: request.decision_id, error });
+      throw new PdpError('provider_failed', `the provider could not mint a credential for ${request.integration}`);
+    }
+  }
+}

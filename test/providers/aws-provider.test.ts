@@ -1,0 +1,307 @@
+/**
+ * Native downscoping for AWS (docs/providers.md), end to end: a real PDP on 127.0.0.1 (real policies, bundle, SQLite
+ * store) whose `providers[]` names a fake STS on 127.0.0.1, called by the real `@aws-sdk/client-sts`. The fake
+ * recomputes each request's SigV4 signature with the source secret, parses the Query API and answers STS's XML.
+ * Shown here: the session policy STS receives is exactly the granted scopes on the bound record; a request above
+ * the ceiling never reaches STS; an STS error is a 502 with nothing issued and the decision still redeemable; the
+ * TTL and STS's 900 s minimum; a record id that could widen an ARN is refused before STS; and no secret (source
+ * or minted) in a log line, an error body or the trail.
+ */
+import { cpSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { guardTool, PdpClient } from '../../src/pep/index.js';
+import { createLogger } from '../../src/server/logger.js';
+import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
+import { startFakeSts, type FakeSts } from '../../examples/support/fake-sts.js';
+
+const SOURCE = { access_key_id: 'AKIAAGENTPDPTEST0001', secret_access_key: 'source-secret-wJalrXUtnFEMI/K7MDENG/bPxRfiCY' };
+const ROLE = 'arn:aws:iam::123456789012:role/agent-pdp-reports';
+
+const INTEGRATION = `integration:
+  id: s3-reports
+  description: Customer reports in S3.
+  scopes: [reports:read, reports:write, reports:admin]
+  implies:
+    reports:write: [reports:read]
+`;
+const PROVIDER_MAP = `provider_map:
+  integration: s3-reports
+  kind: aws
+  scopes:
+    reports:read:
+      - actions: [s3:GetObject]
+        resources: ["arn:aws:s3:::acme-reports/customers/{record.id}/*"]
+      - actions: [s3:ListBucket]
+        resources: ["arn:aws:s3:::acme-reports"]
+        conditions: { StringLike: { "s3:prefix": ["customers/{record.id}/*"] } }
+    reports:write:
+      - actions: [s3:PutObject]
+        resources: ["arn:aws:s3:::acme-reports/customers/{record.id}/*"]
+    reports:admin:
+      - actions: ["s3:*"]
+        resources: ["arn:aws:s3:::acme-reports", "arn:aws:s3:::acme-reports/*"]
+`;
+const AGENT = `agent_policy:
+  id: reporting-agent
+  description: Reads and writes the reports of the customer its task names.
+  integrations:
+    s3-reports:
+      max_scope: [reports:read, reports:write]
+      bind:
+        reports:read: { resource: customer, context: customer_id }
+        reports:write: { resource: customer, context: customer_id }
+  token_ttl: 900
+  per_task_downscope: false
+`;
+
+const logLines: string[] = [];
+const errorBodies: string[] = [];
+let sts: FakeSts;
+let t: TestPdp;
+let policies: string;
+let seq = 0;
+
+beforeAll(async () => {
+  sts = await startFakeSts(new Map([[SOURCE.access_key_id, SOURCE.secret_access_key]]));
+  policies = mkdtempSync(join(tmpdir(), 'agent-pdp-providers-'));
+  cpSync('test/fixtures/policies', policies, { recursive: true });
+  mkdirSync(join(policies, 'providers'));
+  writeFileSync(join(policies, 'integrations', 's3-reports.yaml'), INTEGRATION);
+  writeFileSync(join(policies, 'providers', 's3-reports.yaml'), PROVIDER_MAP);
+  writeFileSync(join(policies, 'agents', 'reporting-agent.yaml'), AGENT);
+  const sourceFile = join(policies, 'aws-source.json');
+  writeFileSync(sourceFile, JSON.stringify(SOURCE));
+  chmodSync(sourceFile, 0o600);
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logLines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  t = await startTestPdp({
+    policies,
+    logger: createLogger('debug', sink),
+    config: {
+      callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'reporting-agent'] } : c)),
+      providers: [{ integration: 's3-reports', kind: 'aws', role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, credential: { file: sourceFile } }],
+    },
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await sts?.close();
+  rmSync(policies, { recursive: true, force: true });
+});
+beforeEach(() => {
+  sts.failWith = null;
+  sts.extraSeconds = 0;
+});
+
+async function registerTask(context: Record<string, string>, expiresIn = 3600): Promise<string> {
+  const id = `report-task-${++seq}`;
+  await request(t.url)
+    .post('/v1/tasks')
+    .set(auth(KEYS.orchestrator))
+    .send({ id, agent_id: 'reporting-agent', type: 'monthly_report', context, expires_in_seconds: expiresIn })
+    .expect(201);
+  return id;
+}
+
+async function decide(taskId: string, scopes: string[], customer: string, ttl?: number): Promise<{ decision_id: string; allow: boolean; granted_scopes: string[] }> {
+  const res = await request(t.url)
+    .post('/v1/decide')
+    .set(auth(KEYS.pep))
+    .send({ agent_id: 'reporting-agent', task: { id: taskId }, integration: 's3-reports', scopes, resource: { type: 'customer', id: customer }, ...(ttl === undefined ? {} : { ttl_seconds: ttl }) })
+    .expect(200);
+  return res.body as { decision_id: string; allow: boolean; granted_scopes: string[] };
+}
+
+async function redeem(decisionId: string): Promise<request.Response> {
+  const res = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).send({ decision_id: decisionId });
+  if (res.status >= 400) errorBodies.push(res.text);
+  return res;
+}
+
+async function chain(decisionId: string): Promise<Array<{ type: string; data: Record<string, unknown> }>> {
+  const res = await request(t.url).get(`/v1/audit/decisions/${decisionId}`).set(auth(KEYS.auditor)).expect(200);
+  const body = res.body as { events: Array<{ type: string; data: Record<string, unknown> }> };
+  return body.events;
+}
+
+interface Minted {
+  access_token: string;
+  expires_in: number;
+  jti: string;
+  provider_credential: { provider: string; integration: string; expires_at: string; aws: { access_key_id: string; secret_access_key: string; session_token: string; expiration: string; region: string } };
+}
+
+describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
+  it('mints a credential whose session policy is exactly the granted scopes on the bound record', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const decision = await decide(taskId, ['reports:read'], '1234');
+    expect(decision.allow).toBe(true);
+    const before = sts.requests.length;
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(201);
+    const body = res.body as Minted;
+    expect(sts.requests.length).toBe(before + 1);
+    const seen = sts.requests.at(-1)!;
+    // The wire format STS documents, as the fake parsed it from the signed form body.
+    expect(seen.signedBy).toBe(SOURCE.access_key_id);
+    expect(seen.region).toBe('eu-west-1');
+    expect(seen.params['RoleArn']).toBe(ROLE);
+    expect(seen.params['RoleSessionName']).toBe(`agentpdp-${decision.decision_id}`.slice(0, 64));
+    expect(seen.params['DurationSeconds']).toBe('900');
+    expect(seen.params['SourceIdentity']).toBe('reporting-agent');
+    expect(seen.tags).toEqual({ agent_id: 'reporting-agent', decision_id: decision.decision_id, task_id: taskId });
+    expect(seen.policy).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::acme-reports/customers/1234/*'] },
+        { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: ['arn:aws:s3:::acme-reports'], Condition: { StringLike: { 's3:prefix': ['customers/1234/*'] } } },
+      ],
+    });
+    // What the caller gets is what STS minted, and it does not outlive our token.
+    const issued = seen.issued!;
+    expect(body.provider_credential).toEqual({
+      provider: 'aws',
+      integration: 's3-reports',
+      expires_at: new Date(issued.expiration).toISOString(),
+      aws: { access_key_id: issued.accessKeyId, secret_access_key: issued.secretAccessKey, session_token: issued.sessionToken, expiration: new Date(issued.expiration).toISOString(), region: 'eu-west-1' },
+    });
+    const exp = (JSON.parse(Buffer.from(body.access_token.split('.')[1]!, 'base64url').toString('utf8')) as { exp: number }).exp;
+    expect(body.expires_in).toBe(900);
+    expect(Date.parse(body.provider_credential.expires_at)).toBeLessThanOrEqual((exp + 60) * 1000);
+    // The trail: what was minted, with the effective policy and STS's request id, never a secret.
+    const issuedEvent = (await chain(decision.decision_id)).find((e) => e.type === 'token.issued')!;
+    expect(issuedEvent.data['provider_credential']).toEqual({
+      provider: 'aws',
+      request_id: seen.requestId,
+      expires_at: body.provider_credential.expires_at,
+      role_arn: ROLE,
+      session_name: seen.params['RoleSessionName'],
+      source_identity: 'reporting-agent',
+      session_tags: seen.tags,
+      session_policy: seen.policy,
+    });
+  });
+
+  it('a write grant maps to its own statement, on the same customer only', async () => {
+    const taskId = await registerTask({ customer_id: '5678' });
+    const decision = await decide(taskId, ['reports:write'], '5678');
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(201);
+    const policy = sts.requests.at(-1)!.policy as { Statement: Array<{ Action: string[]; Resource: string[] }> };
+    expect(policy.Statement.map((s) => [s.Action, s.Resource])).toEqual([[['s3:PutObject'], ['arn:aws:s3:::acme-reports/customers/5678/*']]]);
+  });
+
+  it('a request above the ceiling, or on another customer, is denied and never reaches STS', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const hits = sts.hits;
+    const above = await decide(taskId, ['reports:admin'], '1234');
+    expect(above.allow).toBe(false);
+    expect((await redeem(above.decision_id)).status).toBe(409);
+    const other = await decide(taskId, ['reports:read'], '9999');
+    expect(other.allow).toBe(false);
+    expect((await redeem(other.decision_id)).status).toBe(409);
+    expect(sts.hits).toBe(hits);
+  });
+
+  it('an STS error is 502 provider_failed: nothing issued, the decision still redeemable', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const decision = await decide(taskId, ['reports:read'], '1234');
+    sts.failWith = { status: 403, code: 'AccessDenied', message: `User: arn:aws:iam::123456789012:user/pdp is not authorized to perform: sts:AssumeRole on resource: ${ROLE}` };
+    const failed = await redeem(decision.decision_id);
+    expect(failed.status).toBe(502);
+    expect((failed.body as { error: { code: string } }).error.code).toBe('provider_failed');
+    expect(failed.text).not.toContain('access_token');
+    expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision']);
+    expect(logLines.some((l) => l.includes('provider credential not minted') && l.includes('AccessDenied'))).toBe(true);
+    // STS recovers: the same decision is redeemed once, as any other.
+    sts.failWith = null;
+    expect((await redeem(decision.decision_id)).status).toBe(201);
+    expect((await redeem(decision.decision_id)).status).toBe(409);
+  });
+
+  it('a credential STS would let outlive the token is dropped (502), never returned', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const decision = await decide(taskId, ['reports:read'], '1234');
+    sts.extraSeconds = 3600;
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(502);
+    expect(res.text).not.toContain(sts.requests.at(-1)!.issued!.secretAccessKey);
+    expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision']);
+  });
+
+  it('below STS minimum of 900 s nothing is minted: the decision TTL, or the task ending sooner', async () => {
+    const hits = sts.hits;
+    const taskId = await registerTask({ customer_id: '1234' });
+    const short = await decide(taskId, ['reports:read'], '1234', 300);
+    expect(short.allow).toBe(true);
+    const res = await redeem(short.decision_id);
+    expect(res.status).toBe(409);
+    expect((res.body as { error: { code: string } }).error.code).toBe('provider_ttl_too_short');
+    const endingTask = await registerTask({ customer_id: '1234' }, 600);
+    const ending = await decide(endingTask, ['reports:read'], '1234');
+    expect((await redeem(ending.decision_id)).status).toBe(409);
+    expect(sts.hits).toBe(hits);
+  });
+
+  it('a record id that could widen the ARN pattern is refused before STS', async () => {
+    const hits = sts.hits;
+    for (const id of ['*', '12/34']) {
+      const taskId = await registerTask({ customer_id: id });
+      const decision = await decide(taskId, ['reports:read'], id);
+      expect(decision.allow).toBe(true);
+      const res = await redeem(decision.decision_id);
+      expect(res.status).toBe(502);
+      expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision']);
+    }
+    expect(sts.hits).toBe(hits);
+  });
+
+  it('guardTool hands the tool the provider credential, usable as is by the AWS SDK', async () => {
+    const taskId = await registerTask({ customer_id: '4242' });
+    const pdp = new PdpClient({ url: t.url, apiKey: KEYS.pep });
+    const readReport = guardTool(
+      { pdp, agentId: 'reporting-agent', task: taskId, integration: 's3-reports', scopes: ['reports:read'], resource: { type: 'customer', id: '4242' } },
+      async (_args: Record<string, never>, grant) => {
+        expect(JSON.stringify(grant)).not.toContain(grant.awsCredentials.secretAccessKey);
+        const client = new STSClient({ region: grant.awsRegion ?? '', endpoint: sts.url, credentials: grant.awsCredentials, maxAttempts: 1 });
+        try {
+          return { identity: await client.send(new GetCallerIdentityCommand({})), credential: grant.providerCredential };
+        } finally {
+          client.destroy();
+        }
+      },
+    );
+    const { identity, credential } = await readReport({});
+    const seen = sts.requests.at(-1)!;
+    expect(credential?.provider === 'aws' ? credential.aws.access_key_id : undefined).toBe(seen.issued!.accessKeyId);
+    expect(identity.Arn).toBe(`arn:aws:sts::123456789012:assumed-role/agent-pdp-reports/${seen.params['RoleSessionName']}`);
+    expect((seen.policy as { Statement: Array<{ Resource: string[] }> }).Statement[0]!.Resource).toEqual(['arn:aws:s3:::acme-reports/customers/4242/*']);
+    // A tool whose integration mints nothing gets no AWS credential.
+    const crmTask = `crm-${++seq}`;
+    await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id: crmTask, agent_id: 'support-resolver', type: 'complaint_resolution', context: { customer_id: '1234' } }).expect(201);
+    const crm = guardTool({ pdp, agentId: 'support-resolver', task: crmTask, integration: 'crm', scopes: ['tickets:read'], resource: { type: 'customer', id: '1234' } }, async (_a: Record<string, never>, grant) => {
+      expect(grant.providerCredential).toBeNull();
+      expect(() => grant.awsCredentials).toThrow(/no AWS provider credential/);
+      return 'ok';
+    });
+    expect(await crm({})).toBe('ok');
+  });
+
+  it('no secret, source or minted, in any log line, error body or the trail', async () => {
+    const trail = await request(t.url).get('/v1/audit/export').set(auth(KEYS.auditor)).expect(200);
+    const minted = sts.requests.flatMap((r) => (r.issued ? [r.issued.secretAccessKey, r.issued.sessionToken] : []));
+    expect(minted.length).toBeGreaterThan(2);
+    const haystacks = [logLines.join('\n'), errorBodies.join('\n'), trail.text];
+    expect(trail.text).toContain('provider_credential');
+    for (const secret of [SOURCE.secret_access_key, ...minted]) for (const text of haystacks) expect(text).not.toContain(secret);
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * Provider maps (`provider_map:`, docs/providers.md), policy side: the schema, compile errors with file and line,
+ * the compiled `PolicySet.providerMaps` (outside the Rego data document, so the revision is unchanged), and the
+ * templates' fill rules that keep a record id from widening an ARN.
+ */
+import { describe, expect, it } from 'vitest';
+import { isPdpError, type PdpError } from '../../src/errors/pdp-error.js';
+import { buildPolicySet } from '../../src/policy/policy-loader.js';
+import { parseMapTemplate } from '../../src/policy/provider-map-compiler.js';
+import { sessionPolicy } from '../../src/providers/aws-sts.js';
+import { fillTemplate, TemplateRefused } from '../../src/providers/map-templates.js';
+
+const INTEGRATION = `integration:
+  id: s3-reports
+  scopes: [reports:read, reports:write]
+`;
+const MAP = `provider_map:
+  integration: s3-reports
+  kind: aws
+  scopes:
+    reports:read:
+      - actions: [s3:ListBucket, s3:GetObject]
+        resources: ["arn:aws:s3:::acme/customers/{record.id}/*"]
+        conditions: { StringEquals: { "aws:RequestedRegion": ["{task.region}"] } }
+    reports:write:
+      - actions: [s3:PutObject]
+        resources: ["arn:aws:s3:::acme/customers/{record.id}/*"]
+`;
+
+function build(files: Record<string, string>) {
+  return buildPolicySet(Object.entries(files).map(([file, text]) => ({ file, text })));
+}
+
+function refusal(files: Record<string, string>): PdpError {
+  try {
+    build(files);
+  } catch (err) {
+    if (isPdpError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected the policy set to be refused');
+}
+
+describe('provider_map documents', () => {
+  it('compile into PolicySet.providerMaps, outside the data document and the revision', () => {
+    const withMap = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP });
+    const without = build({ 'integrations/s3.yaml': INTEGRATION });
+    expect(withMap.revision).toBe(without.revision);
+    expect(JSON.stringify(withMap.data)).not.toContain('s3:GetObject');
+    const map = withMap.providerMaps?.['s3-reports'];
+    if (map?.kind !== 'aws') throw new Error('expected an aws map');
+    expect(map.scopes['reports:read']?.[0]?.actions).toEqual(['s3:GetObject', 's3:ListBucket']);
+    expect(withMap.files.map((f) => f.path)).toContain('providers/s3.yaml');
+  });
+
+  it('refuses an unmapped scope, a scope the integration lacks, a bad template and a second map, each with file and line', () => {
+    const unmapped = MAP.replace(/    reports:write:\n.*\n.*\n/, '');
+    const err = refusal({
+      'integrations/s3.yaml': INTEGRATION,
+      'providers/a.yaml': unmapped,
+      'providers/b.yaml': MAP.replace('{record.id}/*"]\n        conditions', '{record.name}/*"]\n        conditions').replace('reports:write:', 'reports:delete:'),
+    });
+    const details = err.details.map((d) => `${d.file}:${d.line} ${d.message}`);
+    expect(details).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^providers\/a\.yaml:4 scope "reports:write" of integration s3-reports .* is not mapped/),
+        expect.stringMatching(/^providers\/b\.yaml:2 a second provider map for integration s3-reports: the first is providers\/a\.yaml:2/),
+      ]),
+    );
+    // The second map is reported as a duplicate only; its own errors show when it stands alone.
+    const alone = refusal({ 'integrations/s3.yaml': INTEGRATION, 'providers/b.yaml': MAP.replace('{record.id}/*"]\n        conditions', '{record.name}/*"]\n        conditions').replace('reports:write:', 'reports:delete:') });
+    const own = alone.details.map((d) => `${d.file}:${d.line} ${d.message}`);
+    expect(own).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^providers\/b\.yaml:7 invalid template: \{record\.name\} is not/),
+        expect.stringMatching(/^providers\/b\.yaml:\d+ "reports:delete" is not a scope of integration s3-reports/),
+        expect.stringMatching(/scope "reports:write" of integration s3-reports .* is not mapped/),
+      ]),
+    );
+  });
+
+  it('refuses a map for an integration without a scopes list, and an unknown kind (schema)', () => {
+    expect(refusal({ 'providers/s3.yaml': MAP }).details.map((d) => d.message)).toEqual(
+      expect.arrayContaining([expect.stringContaining('has no integration file listing its scopes')]),
+    );
+    expect(refusal({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP.replace('kind: aws', 'kind: github') }).details[0]?.file).toBe('providers/s3.yaml');
+  });
+});
+
+describe('an agent whose token_ttl is below its provider minimum', () => {
+  it('is warned about, with file and line', () => {
+    const agent = (ttl: number) => `agent_policy:\n  id: a\n  integrations:\n    s3-reports:\n      max_scope: [reports:read]\n  token_ttl: ${ttl}\n`;
+    const short = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(300) });
+    expect(short.warnings.map((w) => `${w.file}:${w.line} ${w.message}`)).toEqual([
+      'agents/a.yaml:6 token_ttl 300 s is below the 900 s a aws credential for s3-reports lives at least: its redeems will be refused (provider_ttl_too_short)',
+    ]);
+    expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(900) }).warnings).toEqual([]);
+  });
+});
+
+describe('templates', () => {
+  it('parse {record.id}, {record.type} and {task.<key>} only', () => {
+    expect(parseMapTemplate('a/{record.id}/{task.customer_id}')).toEqual([{ text: 'a/' }, { from: 'record', name: 'id' }, { text: '/' }, { from: 'task', name: 'customer_id' }]);
+    expect(parseMapTemplate('{record}')).toMatch(/is not/);
+    expect(parseMapTemplate('a}b')).toMatch(/unbalanced/);
+  });
+
+  it('never put in a value that could widen the pattern, nor a missing one', () => {
+    const parts = parseMapTemplate('arn:aws:s3:::acme/customers/{record.id}/*') as Exclude<ReturnType<typeof parseMapTemplate>, string>;
+    expect(fillTemplate(parts, { record: { type: 'customer', id: '1234' }, context: null })).toBe('arn:aws:s3:::acme/customers/1234/*');
+    for (const id of ['*', '12?', '1/2', '${aws:username}', '', 'a'.repeat(129), 'ü']) {
+      expect(() => fillTemplate(parts, { record: { type: 'customer', id }, context: null })).toThrow(TemplateRefused);
+    }
+    expect(() => fillTemplate(parts, { record: null, context: null })).toThrow(/has no value/);
+    const task = parseMapTemplate('{task.n}') as Exclude<ReturnType<typeof parseMapTemplate>, string>;
+    expect(fillTemplate(task, { record: null, context: { n: 42 } })).toBe('42');
+    expect(() => fillTemplate(task, { record: null, context: { n: true } })).toThrow(TemplateRefused);
+  });
+
+  it('the session policy has the granted scopes only, in scope order, conditions filled', () => {
+    const set = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP });
+    const map = set.providerMaps!['s3-reports']!;
+    if (map.kind !== 'aws') throw new Error('expected an aws map');
+    const values = { record: { type: 'customer', id: '77' }, context: { region: 'eu-west-1' } };
+    expect(sessionPolicy(map, { scopes: ['reports:read'], values })).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: ['arn:aws:s3:::acme/customers/77/*'], Condition: { StringEquals: { 'aws:RequestedRegion': ['eu-west-1'] } } },
+      ],
+    });
+    expect(sessionPolicy(map, { scopes: ['reports:write', 'reports:read'], values }).Statement.map((s) => s.Action)).toEqual([['s3:GetObject', 's3:ListBucket'], ['s3:PutObject']]);
+    expect(() => sessionPolicy(map, { scopes: ['reports:admin'], values })).toThrow(/no statement/);
+  });
+});
