@@ -415,9 +415,10 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
     if (seen.has(p.integration)) details.push({ path: `${path}.integration`, message: `a second provider for "${p.integration}"` });
     seen.add(p.integration);
     const endpoint = p.endpoint ?? null;
+    // Refused whatever NODE_ENV says, as policy.service.url is: minted credentials (and, for GCS, the service
+    // account's own unscoped token) would travel in clear.
     if (endpoint !== null && endpoint.startsWith('http://') && !isLoopbackUrl(endpoint)) {
-      if (env.nodeEnv === 'production') details.push({ path: `${path}.endpoint`, message: 'must be https in production (the source credential signs requests to it)' });
-      else warnings.push(`${path}.endpoint ${endpoint} is plain http on a non-loopback address: minted credentials would travel in clear`);
+      details.push({ path: `${path}.endpoint`, message: 'must be https (plain http only on a loopback host): minted credentials come back from it' });
     }
     const c = p.credential;
     if ((c.env === undefined) === (c.file === undefined)) details.push({ path: `${path}.credential`, message: 'give exactly one of env, file' });
@@ -435,8 +436,7 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
     const base = { integration: p.integration, timeout_ms: p.timeout_ms ?? 5000, credential: { env: c.env ?? null, file } };
     const plain = (key: 'token_endpoint' | 'sts_endpoint', url: string): void => {
       if (!url.startsWith('http://') || isLoopbackUrl(url)) return;
-      if (env.nodeEnv === 'production') details.push({ path: `${path}.${key}`, message: 'must be https in production (minted tokens travel from it)' });
-      else warnings.push(`${path}.${key} ${url} is plain http on a non-loopback address: minted tokens would travel in clear`);
+      details.push({ path: `${path}.${key}`, message: 'must be https (plain http only on a loopback host): tokens travel to and from it' });
     };
     if (p.kind === 'google_workspace' || p.kind === 'gcp_storage') {
       for (const key of ['role_arn', 'region', 'endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for kind aws' });

@@ -220,6 +220,24 @@ describe('defaults, freezing and paths', () => {
     expect(build({ callers: [PEP], ...https, console: { secure_cookie: false } }, 'production').warnings).toContainEqual(expect.stringContaining('console.secure_cookie is off in production'));
   });
 
+  it.each([
+    { key: 'endpoint', provider: { kind: 'aws', role_arn: 'arn:aws:iam::123456789012:role/agents', region: 'eu-west-1', endpoint: 'http://sts.example.com' } },
+    { key: 'token_endpoint', provider: { kind: 'google_workspace', token_endpoint: 'http://oauth2.example.com/token' } },
+    { key: 'sts_endpoint', provider: { kind: 'gcp_storage', sts_endpoint: 'http://127.0.0.1.nip.io/v1/token' } },
+  ])('a provider $key over plain http off loopback is refused, in any NODE_ENV (tokens would travel in clear)', ({ key, provider }) => {
+    const raw = { callers: [PEP], providers: [{ integration: 'x', credential: { env: 'AGENTPDP_TEST_UNUSED' }, ...provider }] };
+    let error: unknown;
+    try {
+      buildConfig(raw, join(BASE_DIR, 'agent-pdp.yaml'), BASE_DIR, { variables: { AGENTPDP_TEST_UNUSED: 'x' } });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as { details?: Array<{ path: string; message: string }> }).details).toContainEqual({ path: `providers[0].${key}`, message: expect.stringContaining('must be https (plain http only on a loopback host)') });
+    // On a loopback host it stays allowed (the tests' and the demo's fakes).
+    const loopback = { ...provider, [key]: key === 'endpoint' ? 'http://127.0.0.1:9' : 'http://127.0.0.1:9/x' };
+    expect(() => buildConfig({ callers: [PEP], providers: [{ integration: 'x', credential: { env: 'AGENTPDP_TEST_UNUSED' }, ...loopback }] }, join(BASE_DIR, 'agent-pdp.yaml'), BASE_DIR, { variables: { AGENTPDP_TEST_UNUSED: 'x' } })).not.toThrow();
+  });
+
   it('strips trailing slashes from the issuer', () => {
     expect(build({ callers: [PEP], issuer: { issuer: 'https://pdp.example.com//' } }).config.issuer.issuer).toBe('https://pdp.example.com');
   });
