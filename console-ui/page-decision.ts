@@ -17,6 +17,7 @@ const TITLES: Readonly<Record<string, string>> = {
   'token.issued': 'token issued',
   'token.used': 'token used',
   'token.revoked': 'token revoked',
+  'provider.credential_discarded': 'provider credential discarded',
   'task.completed': 'task completed',
   'access_request.submitted': 'access requested',
   'access_request.notified': 'approvers notified',

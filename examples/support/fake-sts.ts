@@ -35,6 +35,8 @@ export interface FakeSts {
   failWith: { status: number; code: string; message: string } | null;
   /** Add this many seconds to the expiry it answers (a misbehaving provider). */
   extraSeconds: number;
+  /** Awaited after it minted and before it answers (a slow STS; a test acting while a mint is in flight). */
+  beforeAnswer: ((seen: AssumeRoleSeen) => Promise<void>) | null;
   close(): Promise<void>;
 }
 
@@ -108,7 +110,7 @@ export function verifySigV4(
 
 /** `secrets`: the source credentials it accepts (access key id → secret access key). */
 export async function startFakeSts(secrets: ReadonlyMap<string, string>): Promise<FakeSts> {
-  const fake: Omit<FakeSts, 'url' | 'close'> = { requests: [], hits: 0, failWith: null, extraSeconds: 0 };
+  const fake: Omit<FakeSts, 'url' | 'close'> = { requests: [], hits: 0, failWith: null, extraSeconds: 0, beforeAnswer: null };
   const answer = (res: ServerResponse, status: number, xml: string, requestId: string): void => {
     res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': requestId });
     res.end(xml);
@@ -184,7 +186,8 @@ export async function startFakeSts(secrets: ReadonlyMap<string, string>): Promis
         `      <SessionToken>${issued.sessionToken}</SessionToken>\n      <Expiration>${issued.expiration}</Expiration>\n    </Credentials>\n` +
         `    <PackedPolicySize>${Math.min(100, Math.ceil((params['Policy']?.length ?? 0) / 20))}</PackedPolicySize>\n  </AssumeRoleResult>\n` +
         `  <ResponseMetadata>\n    <RequestId>${requestId}</RequestId>\n  </ResponseMetadata>\n</AssumeRoleResponse>\n`;
-      return answer(res, 200, xml, requestId);
+      if (fake.beforeAnswer === null) return answer(res, 200, xml, requestId);
+      void fake.beforeAnswer(seen).finally(() => answer(res, 200, xml, requestId));
     });
   }).listen(0, '127.0.0.1');
   await new Promise<void>((ok) => server.once('listening', ok));

@@ -10,6 +10,7 @@ export const AUDIT_EVENT_TYPES = {
   'token.issued': 'an allow decision was redeemed for an access token',
   'token.used': 'a token was introspected for a resource server, or checked by the enforcement proxy for one call to an upstream API',
   'token.revoked': 'a token was revoked by its caller, or because its task completed or expired',
+  'provider.credential_discarded': 'a provider credential was minted for a redemption that was then refused: never handed over, it lives at the provider until its expiry',
   'task.registered': 'a task and its trusted context were registered',
   'task.completed': 'a task was completed (or expired); its tokens are revoked in the same transaction',
   'policy.loaded': 'a policy bundle was loaded and became the active revision',

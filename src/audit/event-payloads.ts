@@ -497,6 +497,14 @@ export interface PolicySuggestionDismissedData {
   note: string | null;
 }
 
+/** A provider credential minted and then not handed over: what was minted (never the secret), and why it was dropped. */
+export interface ProviderCredentialDiscardedData {
+  integration: string;
+  /** The error code that refused the redemption after the mint (`task_not_active`, `provider_failed`, …). */
+  reason: string;
+  provider_credential: ProviderCredentialRecord;
+}
+
 /** The payload of each event type. */
 export interface AuditEventData {
   decision: DecisionEventData;
@@ -504,6 +512,7 @@ export interface AuditEventData {
   'token.issued': TokenIssuedData;
   'token.used': TokenUsedData;
   'token.revoked': TokenRevokedData;
+  'provider.credential_discarded': ProviderCredentialDiscardedData;
   'task.registered': TaskRegisteredData;
   'task.completed': TaskCompletedData;
   'policy.loaded': PolicyLoadedData;
@@ -579,6 +588,21 @@ export function tokenIssuedEvent(
 }
 
 /** Only the documented members, checked: a secret handed in by mistake is not copied into the trail. */
+/** A provider credential minted for a redemption refused after the mint (src/pdp/token-service.ts): never returned. */
+export function providerCredentialDiscardedEvent(
+  time: string,
+  ids: EventIds<'decision_id' | 'agent_id' | 'caller_id', 'task_id' | 'trace_id'>,
+  data: ProviderCredentialDiscardedData,
+): AuditEventOf<'provider.credential_discarded'> {
+  if (typeof data.integration !== 'string' || data.integration === '') throw new TypeError('provider.credential_discarded integration must be a non-empty string');
+  if (typeof data.reason !== 'string' || !/^[a-z_]{1,64}$/.test(data.reason)) throw new TypeError('provider.credential_discarded reason must be an error code');
+  return event('provider.credential_discarded', time, ids, {
+    integration: data.integration,
+    reason: data.reason,
+    provider_credential: providerCredentialRecord(data.provider_credential),
+  });
+}
+
 function providerCredentialRecord(r: ProviderCredentialRecord): ProviderCredentialRecord {
   if (r.provider === 'gcp_storage') {
     if (typeof r.expires_at !== 'string' || typeof r.service_account !== 'string') throw new TypeError('token.issued provider_credential: expires_at and service_account must be strings');

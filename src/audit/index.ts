@@ -53,6 +53,7 @@ export {
   taskCompletedEvent,
   taskRegisteredEvent,
   tokenIssuedEvent,
+  providerCredentialDiscardedEvent,
   tokenRevokedEvent,
   tokenUsedEvent,
 } from './event-payloads.js';
@@ -93,6 +94,7 @@ export type {
   TaskCompletedData,
   TaskRegisteredData,
   ProviderCredentialRecord,
+  ProviderCredentialDiscardedData,
   AwsCredentialRecord,
   GoogleWorkspaceCredentialRecord,
   GcsCredentialRecord,

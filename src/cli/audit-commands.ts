@@ -328,6 +328,11 @@ function timelineLine(event: { seq: number; time: string; type: string; caller_i
     case 'elevation.ended':
       what = `${String(d['access_request_id'])} (${String(d['reason'])})`;
       break;
+    case 'provider.credential_discarded': {
+      const minted = (d['provider_credential'] ?? {}) as Record<string, unknown>;
+      what = `${String(minted['provider'])} credential for ${String(d['integration'])}, request ${String(minted['request_id'])}, expires ${String(minted['expires_at'])} (${String(d['reason'])})`;
+      break;
+    }
     default:
       what = '';
   }

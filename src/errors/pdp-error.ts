@@ -33,6 +33,11 @@ export const ERROR_CODES = {
    * nothing is minted rather than a credential that outlives the grant; the decision stays unredeemed.
    */
   provider_ttl_too_short: 409,
+  /**
+   * Another redemption of the decision holds it while it mints its provider credential: nothing is minted for this
+   * one. Retry after it ends (it issues the token, or fails and releases the decision).
+   */
+  redemption_in_progress: 409,
   // access requests (break-glass escalation; names follow the AuthZEN access-request profile where it has one)
   not_requestable: 400,
   expired_denial: 400,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError } from '../errors/pdp-error.js';
 import type { AccessTokenClaims } from '../issuer/token-claims.js';
@@ -32,6 +33,8 @@ export interface TokenObserver {
 export interface ProviderMinting {
   /** The shortest credential the integration's provider mints, in seconds; null when the integration mints none. */
   minimumTtlSeconds(integration: string): number | null;
+  /** How long a mint of the integration may take (its provider's timeout), in milliseconds. */
+  timeoutMs(integration: string): number;
   mint(request: {
     integration: string;
     agent_id: string;
@@ -40,18 +43,37 @@ export interface ProviderMinting {
     scopes: readonly string[];
     resource: { type: string; id: string } | null;
     task_context: Readonly<Record<string, unknown>> | null;
+    /** The token's own lifetime (its TTL under the issuer's cap), in seconds: the credential lives at most that long. */
     ttl_seconds: number;
+    /** The fixed end the token may not pass (its task's expiry, its elevation's end), in Unix seconds; null when none. */
+    not_after: number | null;
   }): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord }>;
+  /** Told of a minted credential that was discarded and could not be recorded (the store failed): never the secret. */
+  unrecorded(discard: { integration: string; decision_id: string; reason: string; record: ProviderCredentialRecord }): void;
 }
 
-/** How far a provider's expiry may pass the token's `exp` (the provider's clock against ours) before it is refused. */
+/**
+ * How far a provider's own expiry (AWS STS's `Expiration`, from its clock) may pass the token's `exp` before it is
+ * refused. Expiries computed on our clock (Google's `expires_in` from the moment we asked) get no allowance.
+ */
 export const PROVIDER_CLOCK_SKEW_SECONDS = 60;
+
+/** How long a claim on a decision outlives its mint's timeout before another redemption may take it over. */
+export const MINT_CLAIM_MARGIN_SECONDS = 30;
+
+/** A provider credential minted for a claimed decision, not yet handed over. */
+interface Minted {
+  claim: string;
+  credential: ProviderCredentialV1;
+  record: ProviderCredentialRecord;
+  decision: { agent_id: string; task_id: string | null; integration: string };
+}
 
 /** A redeemed token, with the provider credential minted for it when its integration is a provider's. */
 export type RedeemedToken = IssuedAccessToken & { provider_credential?: ProviderCredentialV1 };
 
 export interface TokenServiceOptions {
-  store: Pick<Store, 'getTask' | 'getDecision' | 'redeemDecision' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
+  store: Pick<Store, 'getTask' | 'getDecision' | 'redeemDecision' | 'claimProviderMint' | 'endProviderMint' | 'getToken' | 'revokeToken' | 'recordTokenUse'>;
   /** Provider integrations (docs/providers.md). Default: none, every integration gets our token only. */
   providers?: ProviderMinting;
   keys: IssuerKeys;
@@ -94,17 +116,27 @@ export class TokenService {
   }
 
   async #redeem(caller: CallerConfig, decisionId: string, traceId: string | null, resource: string | undefined): Promise<RedeemedToken> {
+    // A provider integration: checks, a claim on the decision, the mint, then the commit below (docs/providers.md).
+    // The token is planned after the mint, so a credential minted for `not_after` cannot outlive it.
+    const provider = await this.#mintFor(caller, decisionId, this.#now(), resource);
     const now = this.#now();
+    try {
+      return await this.#issue(caller, decisionId, traceId, resource, now, provider);
+    } catch (err) {
+      if (provider !== undefined) await this.#discard(provider, caller, decisionId, traceId, err);
+      throw err;
+    }
+  }
+
+  async #issue(caller: CallerConfig, decisionId: string, traceId: string | null, resource: string | undefined, now: Date, provider: Minted | undefined): Promise<RedeemedToken> {
     const keyRing = this.#o.keys.ring;
     let claims: AccessTokenClaims | undefined;
-    // A provider integration: checks, then the mint, then the commit below (docs/providers.md). A failed mint writes
-    // nothing; a redemption refused after a mint drops the credential, never returned.
-    const provider = await this.#mintFor(caller, decisionId, now, resource);
     await this.#o.store.redeemDecision({
       decision_id: decisionId,
       caller_id: caller.id,
       now: now.toISOString(),
       trace_id: traceId,
+      mint_claim: provider?.claim ?? null,
       // The task's expiry caps the token: the store hands over the task row it checked in the same transaction.
       makeToken: (decision, task) => {
         // The unmasked grant, not the (possibly masked) result: a token must carry the real record id.
@@ -140,8 +172,11 @@ export class TokenService {
           task_expires_at: ends.length === 0 ? null : new Date(Math.min(...ends.map((d) => d.getTime()))),
           now,
         });
-        if (provider !== undefined && Date.parse(provider.credential.expires_at) > (claims.exp + PROVIDER_CLOCK_SKEW_SECONDS) * 1000) {
-          throw new PdpError('provider_failed', `the provider's credential for ${decision.decision_id} would outlive its token (${provider.credential.expires_at})`);
+        if (provider !== undefined) {
+          const skew = provider.credential.provider === 'aws' ? PROVIDER_CLOCK_SKEW_SECONDS : 0;
+          if (Date.parse(provider.credential.expires_at) > (claims.exp + skew) * 1000) {
+            throw new PdpError('provider_failed', `the provider's credential for ${decision.decision_id} would outlive its token (${provider.credential.expires_at})`);
+          }
         }
         return {
           jti: claims.jti,
@@ -164,11 +199,12 @@ export class TokenService {
   }
 
   /**
-   * For a provider integration: the redemption's checks (the store checks them again when it commits), the
-   * lifetime the token will have, then the mint. `undefined` for any other integration, or a decision the store
-   * will refuse anyway (unknown).
+   * For a provider integration: the redemption's checks (the store checks them again when it claims and when it
+   * commits), the lifetime the token will have, the claim on the decision (committed: a concurrent or retried redeem
+   * is refused `redemption_in_progress` rather than minting a second credential), then the mint. A failed mint
+   * releases the claim. `undefined` for any other integration, or a decision the store will refuse anyway (unknown).
    */
-  async #mintFor(caller: CallerConfig, decisionId: string, now: Date, resource: string | undefined): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord } | undefined> {
+  async #mintFor(caller: CallerConfig, decisionId: string, now: Date, resource: string | undefined): Promise<Minted | undefined> {
     const minting = this.#o.providers;
     if (minting === undefined) return undefined;
     const decision = await this.#o.store.getDecision(decisionId);
@@ -200,26 +236,73 @@ export class TokenService {
           'nothing is minted that would outlive the grant (raise the agent\'s token_ttl, or the task\'s lifetime)',
       );
     }
-    return minting.mint({
-      integration: decision.integration,
-      agent_id: decision.agent_id,
-      task_id: decision.task_id,
-      decision_id: id,
-      scopes: grant.granted_scopes,
-      resource: grant.resource ?? null,
-      task_context: task?.context ?? null,
-      ttl_seconds: seconds,
-    });
+    const claim = randomUUID();
+    const until = new Date(now.getTime() + minting.timeoutMs(decision.integration) + MINT_CLAIM_MARGIN_SECONDS * 1000);
+    await this.#o.store.claimProviderMint({ decision_id: id, caller_id: caller.id, claim, now: now.toISOString(), until: until.toISOString() });
+    try {
+      const minted = await minting.mint({
+        integration: decision.integration,
+        agent_id: decision.agent_id,
+        task_id: decision.task_id,
+        decision_id: id,
+        scopes: grant.granted_scopes,
+        resource: grant.resource ?? null,
+        task_context: task?.context ?? null,
+        ...this.#bounds(grant, task),
+      });
+      return { claim, ...minted, decision: { agent_id: decision.agent_id, task_id: decision.task_id, integration: decision.integration } };
+    } catch (err) {
+      // Nothing was minted: the decision is free for a retry. Should the release fail, the claim lapses at `until`.
+      await this.#o.store.endProviderMint({ decision_id: id, claim, now: this.#now().toISOString() }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * A credential minted and then refused its token (the task closed or the decision expired during the mint, the
+   * credential would outlive the token, the store failed): it cannot be recalled, so the trail records it
+   * (provider.credential_discarded), and the claim ends. Should that write fail too, the minter is told (a log line).
+   */
+  async #discard(minted: Minted, caller: CallerConfig, decisionId: string, traceId: string | null, err: unknown): Promise<void> {
+    const reason = isPdpError(err) ? err.code : 'internal';
+    try {
+      await this.#o.store.endProviderMint({
+        decision_id: decisionId,
+        claim: minted.claim,
+        now: this.#now().toISOString(),
+        discarded: {
+          agent_id: minted.decision.agent_id,
+          caller_id: caller.id,
+          task_id: minted.decision.task_id,
+          trace_id: traceId,
+          integration: minted.decision.integration,
+          reason,
+          provider_credential: minted.record,
+        },
+      });
+    } catch {
+      this.#o.providers?.unrecorded({ integration: minted.decision.integration, decision_id: decisionId, reason, record: minted.record });
+    }
   }
 
   /** The token's lifetime as `planAccessToken` will compute it at `now`: the TTL, the issuer's cap, the task, the elevation. */
   #lifetime(grant: TokenGrantSource, task: { expires_at: string } | undefined, now: Date): number {
     const iat = Math.floor(now.getTime() / 1000);
-    let exp = iat + Math.min(grant.token_ttl_seconds, this.#o.keys.ring.maxTokenTtlSeconds);
+    const { ttl_seconds, not_after } = this.#bounds(grant, task);
+    return Math.min(ttl_seconds, not_after === null ? Infinity : not_after - iat);
+  }
+
+  /**
+   * What bounds the token, as the minter needs it: the lifetime it has from whenever it is issued (the TTL under the
+   * issuer's cap), and the fixed end it may not pass (the task's expiry, the elevation's end). The token is planned
+   * after the mint, so a credential minted within these bounds cannot outlive it.
+   */
+  #bounds(grant: TokenGrantSource, task: { expires_at: string } | undefined): { ttl_seconds: number; not_after: number | null } {
+    let notAfter: number | null = null;
     for (const end of [task?.expires_at, grant.not_after ?? undefined]) {
-      if (end !== undefined) exp = Math.min(exp, Math.floor(Date.parse(end) / 1000));
+      if (end !== undefined) notAfter = Math.min(notAfter ?? Infinity, Math.floor(Date.parse(end) / 1000));
     }
-    return exp - iat;
+    return { ttl_seconds: Math.min(grant.token_ttl_seconds, this.#o.keys.ring.maxTokenTtlSeconds), not_after: notAfter };
   }
 
   /**

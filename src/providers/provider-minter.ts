@@ -23,8 +23,10 @@ export interface ProviderMintRequest {
   resource: { type: string; id: string } | null;
   /** The registered task's context; null for a task no orchestrator registered. */
   task_context: Readonly<Record<string, unknown>> | null;
-  /** Whole seconds the credential may live: the token's lifetime. */
+  /** The token's own lifetime (its TTL under the issuer's cap), in seconds: it is issued after the mint answers. */
   ttl_seconds: number;
+  /** The fixed end the token may not pass (its task's expiry, its elevation's end), in Unix seconds; null when none. */
+  not_after: number | null;
 }
 
 export interface MintedProviderCredential {
@@ -66,10 +68,35 @@ export class ProviderMinter {
     return provider.config.kind === 'aws' ? STS_MINIMUM_SECONDS : GOOGLE_TOKEN_SECONDS;
   }
 
-  /** Mints, or throws `provider_failed` (its cause described to `onFailure`, never to the caller). */
+  /** The integration's provider timeout (config `timeout_ms`): a mint ends by then. */
+  timeoutMs(integration: string): number {
+    return this.#providers.get(integration)?.config.timeout_ms ?? 0;
+  }
+
+  /** A minted credential discarded without its provider.credential_discarded event (the store failed): logged, no secret. */
+  unrecorded(discard: { integration: string; decision_id: string; reason: string; record: ProviderCredentialRecord }): void {
+    const { record } = discard;
+    this.#onFailure({
+      integration: discard.integration,
+      decision_id: discard.decision_id,
+      error: `a ${record.provider} credential was minted (request id ${String(record.request_id)}, expires ${record.expires_at}) and discarded after ${discard.reason}; the trail could not record it`,
+    });
+  }
+
+  /**
+   * Mints, or throws `provider_failed` (its cause described to `onFailure`, never to the caller), or
+   * `provider_ttl_too_short` when, by the time the request is sent, less than the provider's minimum is left.
+   */
   async mint(request: ProviderMintRequest): Promise<MintedProviderCredential> {
     const provider = this.#providers.get(request.integration);
     if (provider === undefined) throw new PdpError('internal', `integration ${request.integration} has no provider`);
+    // Asked for no longer than the token will live: its TTL (it is issued after this answers), and no later than
+    // its fixed end as it stands now, not when the redemption began.
+    const seconds = Math.min(request.ttl_seconds, request.not_after === null ? Infinity : request.not_after - Math.floor(Date.now() / 1000));
+    const minimum = this.minimumTtlSeconds(request.integration) ?? 0;
+    if (seconds < minimum) {
+      throw new PdpError('provider_ttl_too_short', `the token for decision ${request.decision_id} would live ${seconds} s, below the ${minimum} s its provider mints at least`);
+    }
     try {
       const maps = this.#policy()?.providerMaps ?? {};
       const map = Object.hasOwn(maps, request.integration) ? maps[request.integration] : undefined;
@@ -81,7 +108,7 @@ export class ProviderMinter {
           integration: request.integration,
           scopes: request.scopes,
           values,
-          ttl_seconds: request.ttl_seconds,
+          ttl_seconds: seconds,
         });
       }
       if (provider.config.kind === 'gcp_storage' && map.kind === 'gcp_storage') {
@@ -89,7 +116,7 @@ export class ProviderMinter {
           integration: request.integration,
           scopes: request.scopes,
           values,
-          ttl_seconds: request.ttl_seconds,
+          ttl_seconds: seconds,
         });
       }
       if (provider.config.kind !== 'aws' || map.kind !== 'aws') throw new Error('unreachable: provider kinds differ');
@@ -100,7 +127,7 @@ export class ProviderMinter {
         decision_id: request.decision_id,
         scopes: request.scopes,
         values,
-        duration_seconds: Math.min(request.ttl_seconds, STS_MAXIMUM_SECONDS),
+        duration_seconds: Math.min(seconds, STS_MAXIMUM_SECONDS),
       });
     } catch (err) {
       const error = err instanceof TemplateRefused ? `template refused: ${err.message}` : describeError(err);

@@ -74,6 +74,7 @@ const OAUTH_ERRORS: Partial<Record<PdpErrorCode, OAuthErrorV1['error']>> = {
   decision_already_redeemed: 'invalid_grant',
   task_not_active: 'invalid_grant',
   provider_ttl_too_short: 'invalid_grant',
+  redemption_in_progress: 'invalid_grant',
   unsupported_grant_type: 'unsupported_grant_type',
   invalid_target: 'invalid_target',
 };

@@ -1,11 +1,13 @@
 /** Decisions and the tokens they are redeemed for: record, redeem once, revoke, record uses. */
-import { RawJson, decisionEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedEvent } from '../audit/index.js';
+import { RawJson, decisionEvent, providerCredentialDiscardedEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
 import { encodeData } from './chain-writer.js';
 import { decisionFromRow, lazyDecisionFromRow, tokenFromRow } from './rows.js';
 import type { DecisionRow, TaskRow, TokenRow } from './rows.js';
 import type {
+  ClaimProviderMintInput,
+  EndProviderMintInput,
   RecordDecisionInput,
   RedeemDecisionInput,
   Redemption,
@@ -114,29 +116,47 @@ export async function getDecision(ctx: StoreContext, decisionId: string): Promis
   });
 }
 
+/**
+ * The checks every redemption makes, in its transaction: the decision exists, was made for this caller, is an
+ * allow, unredeemed, within its window, its task still active, and no other redemption holds it for a provider mint
+ * (`claim`: this redemption's own, which it may hold).
+ */
+function* redeemable(input: { decision_id: string; caller_id: string; now: string }, claim: string | null): Program<{ row: DecisionRow; task: TaskRow | undefined }> {
+  const row = yield* get<DecisionRow>(SQL.selectDecision, input.decision_id);
+  const id = input.decision_id;
+  if (row === undefined) throw new PdpError('decision_not_found', `decision ${id} does not exist`);
+  if (row.caller_id !== input.caller_id) {
+    throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
+  }
+  if (row.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
+  if (row.redeemed_jti !== null) {
+    throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
+  }
+  if (row.redeemable_until === null || input.now > row.redeemable_until) {
+    throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
+  }
+  // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
+  const task = row.task_id === null ? undefined : yield* get<TaskRow>(SQL.selectTask, row.task_id);
+  if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
+    throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
+  }
+  if (row.mint_claim !== null && row.mint_claim !== claim && row.mint_claim_until !== null && row.mint_claim_until >= input.now) {
+    throw new PdpError('redemption_in_progress', `decision ${id} is being redeemed by another request (minting its provider credential until ${row.mint_claim_until})`);
+  }
+  return { row, task };
+}
+
 export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInput): Promise<Redemption> {
   requireId('decision_id', input.decision_id);
   requireId('caller_id', input.caller_id);
   requireTime('now', input.now);
+  const claim = input.mint_claim ?? null;
+  if (claim !== null) requireId('mint_claim', claim);
   return ctx.write(function* () {
-    const row = yield* get<DecisionRow>(SQL.selectDecision, input.decision_id);
+    const { row, task } = yield* redeemable(input, claim);
     const id = input.decision_id;
-    if (row === undefined) throw new PdpError('decision_not_found', `decision ${id} does not exist`);
-    if (row.caller_id !== input.caller_id) {
-      throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
-    }
-    if (row.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
-    if (row.redeemed_jti !== null) {
-      throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
-    }
-    if (row.redeemable_until === null || input.now > row.redeemable_until) {
-      throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
-    }
-    // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
-    const task = row.task_id === null ? undefined : yield* get<TaskRow>(SQL.selectTask, row.task_id);
-    if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
-      throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
-    }
+    // A claim taken over (this redemption outlived it and another took the decision) is refused by `redeemable`; a
+    // claim cleared by the store while this one minted cannot happen (only its holder clears it).
     const decision = lazyDecisionFromRow(row);
     const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
     assertGrant(grant);
@@ -195,6 +215,47 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
     yield* ctx.chain.append(event);
     // Assigned, not spread: a spread would read (and parse) the lazily parsed request and result.
     return { decision: Object.assign(decision, { redeemed_jti: token.jti, redeemed_at: input.now }), token };
+  });
+}
+
+/**
+ * Claims a decision for a provider mint (migration 10): the redemption's checks, then the claim, committed before the
+ * provider is called. Refused like the redemption, and `redemption_in_progress` while another claim is live.
+ */
+export async function claimProviderMint(ctx: StoreContext, input: ClaimProviderMintInput): Promise<void> {
+  requireId('decision_id', input.decision_id);
+  requireId('caller_id', input.caller_id);
+  requireId('claim', input.claim);
+  requireTime('now', input.now);
+  requireTime('until', input.until);
+  return ctx.write(function* () {
+    yield* redeemable(input, null);
+    const claimed = yield* run(SQL.claimMint, input.claim, input.until, input.decision_id, input.now);
+    if (claimed !== 1) throw new PdpError('redemption_in_progress', `decision ${input.decision_id} is being redeemed by another request`);
+  });
+}
+
+/**
+ * Ends a claim that issued no token: the mint failed (nothing to record), or its credential was minted and then
+ * discarded because the redemption was refused after it (`discarded`: a provider.credential_discarded event, in the
+ * same transaction). A claim no longer held (taken over) is left alone; the event is written regardless.
+ */
+export async function endProviderMint(ctx: StoreContext, input: EndProviderMintInput): Promise<void> {
+  requireId('decision_id', input.decision_id);
+  requireId('claim', input.claim);
+  requireTime('now', input.now);
+  const discarded = input.discarded;
+  const event =
+    discarded === undefined
+      ? undefined
+      : providerCredentialDiscardedEvent(
+          input.now,
+          { decision_id: input.decision_id, agent_id: discarded.agent_id, caller_id: discarded.caller_id, task_id: discarded.task_id, trace_id: discarded.trace_id },
+          { integration: discarded.integration, reason: discarded.reason, provider_credential: discarded.provider_credential },
+        );
+  return ctx.write(function* () {
+    yield* run(SQL.releaseMint, input.decision_id, input.claim);
+    if (event !== undefined) yield* ctx.chain.append(ctx.chain.prepare(event));
   });
 }
 

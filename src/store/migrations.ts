@@ -356,6 +356,19 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX audit_events_decision_agent ON audit_events (agent_id, seq) WHERE type = 'decision'`,
     ],
   },
+  {
+    version: 10,
+    description: 'provider credentials (issue 23): a redemption that mints one claims its decision first (decisions.mint_claim)',
+    statements: [
+      // A provider mint is a network call that cannot be undone: the redemption that makes it claims the decision
+      // (a random id and until when) in a committed write before it calls the provider, so a concurrent or retried
+      // redeem of the same decision is refused (redemption_in_progress) rather than minting a second credential that
+      // no token records. Cleared when the token is issued or the mint ends without one; a claim past its time (a
+      // process that died mid-mint) may be taken over. Two nullable columns: no index, nothing written on decide.
+      'ALTER TABLE decisions ADD COLUMN mint_claim TEXT',
+      'ALTER TABLE decisions ADD COLUMN mint_claim_until TEXT',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

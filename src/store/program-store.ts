@@ -37,7 +37,9 @@ import type {
   DeliveryRecord,
   EventQuery,
   ExpireTasksInput,
+  ClaimProviderMintInput,
   ElevationRecord,
+  EndProviderMintInput,
   FindElevationsInput,
   Leadership,
   ListAccessRequestsQuery,
@@ -130,6 +132,12 @@ export abstract class ProgramStore implements Store {
   }
   redeemDecision(input: RedeemDecisionInput): Promise<Redemption> {
     return decisions.redeemDecision(this.ctx, input);
+  }
+  claimProviderMint(input: ClaimProviderMintInput): Promise<void> {
+    return decisions.claimProviderMint(this.ctx, input);
+  }
+  endProviderMint(input: EndProviderMintInput): Promise<void> {
+    return decisions.endProviderMint(this.ctx, input);
   }
   getToken(jti: string): Promise<TokenRecord | undefined> {
     return decisions.getToken(this.ctx, jti);

@@ -37,6 +37,9 @@ export interface DecisionRow {
   redeemed_jti: string | null;
   redeemed_at: string | null;
   access_request_id: string | null;
+  /** A redemption minting a provider credential holds the decision (migration 10): its claim id, and until when. */
+  mint_claim: string | null;
+  mint_claim_until: string | null;
 }
 
 export interface TokenRow {

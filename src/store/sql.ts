@@ -23,8 +23,12 @@ export const SQL = {
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   selectDecision: 'SELECT * FROM decisions WHERE decision_id = ?',
   decisionExists: 'SELECT 1 FROM decisions WHERE decision_id = ?',
-  markRedeemed: `UPDATE decisions SET redeemed_jti = ?, redeemed_at = ?
+  markRedeemed: `UPDATE decisions SET redeemed_jti = ?, redeemed_at = ?, mint_claim = NULL, mint_claim_until = NULL
     WHERE decision_id = ? AND redeemed_jti IS NULL`,
+  /** Parameters: claim, until, decision id, now (a claim past its time may be taken over). */
+  claimMint: `UPDATE decisions SET mint_claim = ?, mint_claim_until = ?
+    WHERE decision_id = ? AND redeemed_jti IS NULL AND (mint_claim IS NULL OR mint_claim_until < ?)`,
+  releaseMint: `UPDATE decisions SET mint_claim = NULL, mint_claim_until = NULL WHERE decision_id = ? AND mint_claim = ?`,
 
   // tokens
   insertToken: `INSERT INTO tokens (jti, decision_id, caller_id, agent_id, task_id, scopes, audience, issued_at,

@@ -15,6 +15,7 @@ import type {
   AuditEventV1,
   ChainHead,
   NewAuditEvent,
+  ProviderCredentialRecord,
   SignedHeadV1,
   SuggestionKind,
   TaskCloseStatus,
@@ -165,6 +166,36 @@ export interface RedeemDecisionInput {
    * throws refuses this redemption only.
    */
   makeToken: (decision: StoredDecision, task: { expires_at: string } | undefined) => TokenGrant;
+  /** The claim this redemption took for its provider mint (`claimProviderMint`); cleared when the token is issued. */
+  mint_claim?: string | null;
+}
+
+export interface ClaimProviderMintInput {
+  decision_id: string;
+  /** The caller redeeming (checked as the redemption checks it). */
+  caller_id: string;
+  /** A random id naming this redemption's claim. */
+  claim: string;
+  now: string;
+  /** When the claim may be taken over by another redemption: after the mint's timeout. */
+  until: string;
+}
+
+export interface EndProviderMintInput {
+  decision_id: string;
+  claim: string;
+  now: string;
+  /** A credential minted and then not handed over (the redemption refused after the mint): recorded, never the secret. */
+  discarded?: {
+    agent_id: string;
+    caller_id: string;
+    task_id: string | null;
+    trace_id: string | null;
+    integration: string;
+    /** The error code that refused the redemption after the mint. */
+    reason: string;
+    provider_credential: ProviderCredentialRecord;
+  };
 }
 
 export interface TokenRecord {
@@ -808,6 +839,13 @@ export interface Store {
    * task_not_active (the decision's registered task is no longer active).
    */
   redeemDecision(input: RedeemDecisionInput): Promise<Redemption>;
+  /**
+   * Claims a decision for a provider mint before the provider is called (the redemption's checks, then the claim, in
+   * one write): refused as `redeemDecision` refuses, and `redemption_in_progress` while another live claim holds it.
+   */
+  claimProviderMint(input: ClaimProviderMintInput): Promise<void>;
+  /** Ends a claim that issued no token; with `discarded`, appends provider.credential_discarded in the same write. */
+  endProviderMint(input: EndProviderMintInput): Promise<void>;
   getToken(jti: string): Promise<TokenRecord | undefined>;
   /** True when this call revoked it; false when unknown, issued to another caller, or already revoked. */
   revokeToken(input: RevokeTokenInput): Promise<boolean>;

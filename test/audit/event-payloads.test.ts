@@ -57,6 +57,7 @@ import {
   taskCompletedEvent,
   taskRegisteredEvent,
   tokenIssuedEvent,
+  providerCredentialDiscardedEvent,
   tokenRevokedEvent,
   tokenUsedEvent,
 } from '../../src/audit/index.js';
@@ -385,6 +386,14 @@ const CASES: Array<{ note: string; event: NewAuditEvent }> = [
     note: 'with the provider credential minted for it (docs/providers.md)',
     event: tokenIssuedEvent(T, { ...J, caller_id: 'pep-1', task_id: 't-1', trace_id: TRACE }, { ...issued, audience: 's3-reports', resource: { type: 'customer', id: '1234' }, provider_credential: providerRecord }),
   },
+  {
+    note: 'a discarded provider credential, with task and trace',
+    event: providerCredentialDiscardedEvent(T, { decision_id: 'd-1', agent_id: 'reporting-agent', caller_id: 'pep-1', task_id: 't-1', trace_id: TRACE }, { integration: 's3-reports', reason: 'task_not_active', provider_credential: providerRecord }),
+  },
+  {
+    note: 'a discarded provider credential, no task',
+    event: providerCredentialDiscardedEvent(T, { decision_id: 'd-1', agent_id: 'reporting-agent', caller_id: 'pep-1', task_id: null, trace_id: null }, { integration: 's3-reports', reason: 'provider_failed', provider_credential: providerRecord }),
+  },
   { note: 'a token of ours', event: tokenUsedEvent(T, { ...J, caller_id: 'crm-api', task_id: 't-1', trace_id: TRACE }, { action: 'introspect', active: true }) },
   { note: 'an unknown token', event: tokenUsedEvent(T, { jti: 'j-x', caller_id: 'crm-api' }, { action: 'introspect', active: false }) },
   { note: 'a proxied call, forwarded', event: tokenUsedEvent(T, { ...J, caller_id: 'proxy', task_id: 't-1', trace_id: TRACE }, proxied) },
@@ -642,6 +651,13 @@ describe('events a real SQLite store writes', () => {
     await s.redeemDecision({ decision_id: 'd-1', caller_id: caller, now: at(10), trace_id: TRACE, makeToken: () => grant({ jti: 'j-1', event_data: bound }) });
     await s.redeemDecision({ decision_id: 'd-2', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-2', audience: null }) });
     await s.redeemDecision({ decision_id: 'd-3', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-3', event_data: { ...bound, provider_credential: providerRecord } }) });
+    // Provider credentials minted and discarded (a redemption refused after its mint): with a task and trace, and without.
+    await s.recordDecision(decision('d-5', { task_id: 't-1' }));
+    await s.recordDecision(decision('d-6'));
+    for (const [id, taskId, traceId] of [['d-5', 't-1', TRACE], ['d-6', null, null]] as const) {
+      await s.claimProviderMint({ decision_id: id, caller_id: caller, claim: `c-${id}`, now: at(10), until: at(40) });
+      await s.endProviderMint({ decision_id: id, claim: `c-${id}`, now: at(10), discarded: { agent_id: 'support-resolver', caller_id: caller, task_id: taskId, trace_id: traceId, integration: 'crm', reason: 'task_not_active', provider_credential: providerRecord } });
+    }
     await s.recordTokenUse({ jti: 'j-1', caller_id: 'crm-api', at: at(11), trace_id: TRACE, data: { action: 'introspect', active: true } });
     await s.recordTokenUse({ jti: 'j-unknown', caller_id: 'crm-api', at: at(11), data: { action: 'introspect', active: false } });
     // Calls through the proxy with j-1: forwarded (with and without a record), refused (scope, unmapped), failed.

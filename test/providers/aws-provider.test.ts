@@ -17,7 +17,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { guardTool, PdpClient } from '../../src/pep/index.js';
 import { createLogger } from '../../src/server/logger.js';
 import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
-import { startFakeSts, type FakeSts } from '../../examples/support/fake-sts.js';
+import { startFakeSts, type AssumeRoleSeen, type FakeSts } from '../../examples/support/fake-sts.js';
 
 const SOURCE = { access_key_id: 'AKIAAGENTPDPTEST0001', secret_access_key: 'source-secret-wJalrXUtnFEMI/K7MDENG/bPxRfiCY' };
 const ROLE = 'arn:aws:iam::123456789012:role/agent-pdp-reports';
@@ -100,7 +100,21 @@ afterAll(async () => {
 beforeEach(() => {
   sts.failWith = null;
   sts.extraSeconds = 0;
+  sts.beforeAnswer = null;
 });
+
+/** Holds STS's answers until `release()`; `minting()` resolves once a mint is held. */
+function holdSts(): { minting: () => Promise<AssumeRoleSeen>; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((ok) => (release = ok));
+  let held!: (seen: AssumeRoleSeen) => void;
+  const minting = new Promise<AssumeRoleSeen>((ok) => (held = ok));
+  sts.beforeAnswer = async (seen) => {
+    held(seen);
+    await gate;
+  };
+  return { minting: () => minting, release };
+}
 
 async function registerTask(context: Record<string, string>, expiresIn = 3600): Promise<string> {
   const id = `report-task-${++seq}`;
@@ -228,14 +242,51 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     expect((await redeem(decision.decision_id)).status).toBe(409);
   });
 
-  it('a credential STS would let outlive the token is dropped (502), never returned', async () => {
+  it('a credential STS would let outlive the token is dropped (502), never returned, and recorded as discarded', async () => {
     const taskId = await registerTask({ customer_id: '1234' });
     const decision = await decide(taskId, ['reports:read'], '1234');
     sts.extraSeconds = 3600;
     const res = await redeem(decision.decision_id);
     expect(res.status).toBe(502);
-    expect(res.text).not.toContain(sts.requests.at(-1)!.issued!.secretAccessKey);
-    expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision']);
+    const seen = sts.requests.at(-1)!;
+    expect(res.text).not.toContain(seen.issued!.secretAccessKey);
+    const events = await chain(decision.decision_id);
+    expect(events.map((e) => e.type)).toEqual(['decision', 'provider.credential_discarded']);
+    expect(events[1]!.data).toMatchObject({ integration: 's3-reports', reason: 'provider_failed', provider_credential: { provider: 'aws', request_id: seen.requestId, session_policy: seen.policy } });
+    expect(JSON.stringify(events)).not.toContain(seen.issued!.secretAccessKey);
+  });
+
+  it('concurrent redeems of one decision mint one credential: the others are refused while it mints', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const decision = await decide(taskId, ['reports:read'], '1234');
+    const before = sts.requests.length;
+    const held = holdSts();
+    const first = redeem(decision.decision_id);
+    await held.minting();
+    const others = await Promise.all([redeem(decision.decision_id), redeem(decision.decision_id), redeem(decision.decision_id)]);
+    expect(others.map((r) => [r.status, (r.body as { error: { code: string } }).error.code])).toEqual(Array.from({ length: 3 }, () => [409, 'redemption_in_progress']));
+    held.release();
+    expect((await first).status).toBe(201);
+    expect(sts.requests.length).toBe(before + 1);
+    expect(((await redeem(decision.decision_id)).body as { error: { code: string } }).error.code).toBe('decision_already_redeemed');
+    expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision', 'token.issued']);
+  });
+
+  it('a credential minted while its task completed is never handed over, and the trail records it', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const decision = await decide(taskId, ['reports:read'], '1234');
+    const held = holdSts();
+    const pending = redeem(decision.decision_id);
+    const seen = await held.minting();
+    await request(t.url).post(`/v1/tasks/${taskId}/complete`).set(auth(KEYS.orchestrator)).send({}).expect(200);
+    held.release();
+    const res = await pending;
+    expect([res.status, (res.body as { error: { code: string } }).error.code]).toEqual([409, 'task_not_active']);
+    expect(res.text).not.toContain(seen.issued!.secretAccessKey);
+    const discarded = (await chain(decision.decision_id)).filter((e) => e.type === 'provider.credential_discarded');
+    expect(discarded.map((e) => e.data)).toEqual([
+      { integration: 's3-reports', reason: 'task_not_active', provider_credential: expect.objectContaining({ request_id: seen.requestId, expires_at: new Date(seen.issued!.expiration).toISOString() }) },
+    ]);
   });
 
   it('below STS minimum of 900 s nothing is minted: the decision TTL, or the task ending sooner', async () => {

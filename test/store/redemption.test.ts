@@ -134,6 +134,74 @@ describe('redeemDecision', () => {
   });
 });
 
+describe('claims for a provider mint (claimProviderMint, endProviderMint)', () => {
+  const claim = (claimId: string, now: number, until: number, caller = CALLER) =>
+    temp.store.claimProviderMint({ decision_id: 'd-1', caller_id: caller, claim: claimId, now: at(now), until: at(until) });
+  const AWS_RECORD = {
+    provider: 'aws' as const,
+    request_id: 'req-1',
+    expires_at: at(900),
+    role_arn: 'arn:aws:iam::123456789012:role/r',
+    session_name: 'agentpdp-d-1',
+    source_identity: 'support-resolver',
+    session_tags: { agent_id: 'support-resolver', decision_id: 'd-1' },
+    session_policy: { Version: '2012-10-17', Statement: [] },
+  };
+
+  it('a live claim refuses other claims and other redemptions; its holder redeems and the claim ends', async () => {
+    await temp.store.recordDecision(decision('d-1'));
+    await claim('c-1', 5, 40);
+    await expect(claim('c-2', 6, 41)).rejects.toMatchObject({ code: 'redemption_in_progress' });
+    await expect(redeem('d-1')).rejects.toMatchObject({ code: 'redemption_in_progress' });
+    await expect(redeem('d-1', { mint_claim: 'c-2' })).rejects.toMatchObject({ code: 'redemption_in_progress' });
+    const { token } = await redeem('d-1', { mint_claim: 'c-1' });
+    expect(token.decision_id).toBe('d-1');
+    await expect(claim('c-3', 11, 40)).rejects.toMatchObject({ code: 'decision_already_redeemed' });
+    expect((await temp.store.decisionChain('d-1')).map((e) => e.type)).toEqual(['decision', 'token.issued']);
+  });
+
+  it('claims only what a redemption could redeem, and writes no event', async () => {
+    await temp.store.recordDecision(decision('d-1'));
+    const before = (await temp.store.chainHead()).seq;
+    await expect(claim('c-1', 5, 40, 'someone-else')).rejects.toMatchObject({ code: 'decision_wrong_caller' });
+    await expect(claim('c-1', 62, 90)).rejects.toMatchObject({ code: 'decision_expired' });
+    await temp.store.recordDecision(decision('d-2', { outcome: 'deny' }));
+    await expect(temp.store.claimProviderMint({ decision_id: 'd-2', caller_id: CALLER, claim: 'c', now: at(5), until: at(40) })).rejects.toMatchObject({ code: 'decision_not_allowed' });
+    await claim('c-1', 5, 40);
+    expect((await temp.store.chainHead()).seq).toBe(before + 1); // d-2's decision event only
+  });
+
+  it('a released claim frees the decision; a claim past its time is taken over, and its holder can no longer redeem', async () => {
+    await temp.store.recordDecision(decision('d-1'));
+    await claim('c-1', 5, 40);
+    await temp.store.endProviderMint({ decision_id: 'd-1', claim: 'c-1', now: at(6) });
+    await claim('c-2', 7, 20);
+    // c-2's holder died mid-mint: after its time another redemption takes the decision over.
+    await claim('c-3', 21, 50);
+    await expect(redeem('d-1', { mint_claim: 'c-2', now: at(22) })).rejects.toMatchObject({ code: 'redemption_in_progress' });
+    // Releasing a claim no longer held leaves the holder's alone.
+    await temp.store.endProviderMint({ decision_id: 'd-1', claim: 'c-2', now: at(23) });
+    await expect(redeem('d-1', { now: at(24) })).rejects.toMatchObject({ code: 'redemption_in_progress' });
+    await expect(redeem('d-1', { mint_claim: 'c-3', now: at(24) })).resolves.toBeDefined();
+  });
+
+  it('a discarded credential is recorded in the decision chain with the end of the claim', async () => {
+    await temp.store.recordDecision(decision('d-1'));
+    await claim('c-1', 5, 40);
+    await temp.store.endProviderMint({
+      decision_id: 'd-1',
+      claim: 'c-1',
+      now: at(8),
+      discarded: { agent_id: 'support-resolver', caller_id: CALLER, task_id: null, trace_id: null, integration: 'crm', reason: 'task_not_active', provider_credential: AWS_RECORD },
+    });
+    const events = await temp.store.decisionChain('d-1');
+    expect(events.map((e) => e.type)).toEqual(['decision', 'provider.credential_discarded']);
+    expect(events[1]).toMatchObject({ decision_id: 'd-1', agent_id: 'support-resolver', caller_id: CALLER, data: { integration: 'crm', reason: 'task_not_active', provider_credential: AWS_RECORD } });
+    await expect(claim('c-2', 9, 40)).resolves.toBeUndefined();
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
+  });
+});
+
 describe('revokeToken and recordTokenUse', () => {
   beforeEach(async () => {
     await temp.store.registerTask(task('t-1'));
