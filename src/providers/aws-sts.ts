@@ -11,6 +11,15 @@ export const STS_MINIMUM_SECONDS = 900;
 /** AssumeRole's ceiling for any role; the role's own maximum session duration may be lower (STS then refuses). */
 export const STS_MAXIMUM_SECONDS = 43200;
 
+/**
+ * The longest `DurationSeconds` asked of STS for this provider: the role's maximum session duration as configured
+ * (`providers[].max_session_seconds`, default 3600 like a new role's), never above AssumeRole's own ceiling. STS
+ * refuses a duration above the role's maximum, so a token living longer gets a shorter credential, never a refusal.
+ */
+export function awsDurationCap(provider: Pick<AwsProviderConfig, 'max_session_seconds'>): number {
+  return Math.min(provider.max_session_seconds, STS_MAXIMUM_SECONDS);
+}
+
 export interface AwsGrant {
   integration: string;
   agent_id: string;

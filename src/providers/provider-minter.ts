@@ -3,7 +3,7 @@ import { describeError, PdpError } from '../errors/pdp-error.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
-import { assumeRole, STS_MAXIMUM_SECONDS, STS_MINIMUM_SECONDS } from './aws-sts.js';
+import { assumeRole, awsDurationCap, STS_MINIMUM_SECONDS } from './aws-sts.js';
 import { mintDownscopedToken } from './google-storage.js';
 import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
 import { TemplateRefused } from './map-templates.js';
@@ -100,7 +100,7 @@ export class ProviderMinter {
         decision_id: request.decision_id,
         scopes: request.scopes,
         values,
-        duration_seconds: Math.min(request.ttl_seconds, STS_MAXIMUM_SECONDS),
+        duration_seconds: Math.min(request.ttl_seconds, awsDurationCap(provider.config)),
       });
     } catch (err) {
       const error = err instanceof TemplateRefused ? `template refused: ${err.message}` : describeError(err);

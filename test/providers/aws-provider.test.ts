@@ -59,6 +59,9 @@ const AGENT = `agent_policy:
   per_task_downscope: false
 `;
 
+/** The same grants for two hours: longer than the role's maximum session duration (3600 s unless raised). */
+const LONG_AGENT = AGENT.replace('id: reporting-agent', 'id: long-reporting-agent').replace('token_ttl: 900', 'token_ttl: 7200');
+
 const logLines: string[] = [];
 const errorBodies: string[] = [];
 let sts: FakeSts;
@@ -74,6 +77,7 @@ beforeAll(async () => {
   writeFileSync(join(policies, 'integrations', 's3-reports.yaml'), INTEGRATION);
   writeFileSync(join(policies, 'providers', 's3-reports.yaml'), PROVIDER_MAP);
   writeFileSync(join(policies, 'agents', 'reporting-agent.yaml'), AGENT);
+  writeFileSync(join(policies, 'agents', 'long-reporting-agent.yaml'), LONG_AGENT);
   const sourceFile = join(policies, 'aws-source.json');
   writeFileSync(sourceFile, JSON.stringify(SOURCE));
   chmodSync(sourceFile, 0o600);
@@ -87,7 +91,9 @@ beforeAll(async () => {
     policies,
     logger: createLogger('debug', sink),
     config: {
-      callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'reporting-agent'] } : c)),
+      callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'reporting-agent', 'long-reporting-agent'] } : c)),
+      // Tokens may live two hours, longer than the role's maximum session duration.
+      issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys', max_token_ttl_seconds: 7200 },
       providers: [{ integration: 's3-reports', kind: 'aws', role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, credential: { file: sourceFile } }],
     },
   });
@@ -102,21 +108,21 @@ beforeEach(() => {
   sts.extraSeconds = 0;
 });
 
-async function registerTask(context: Record<string, string>, expiresIn = 3600): Promise<string> {
+async function registerTask(context: Record<string, string>, expiresIn = 3600, agent = 'reporting-agent'): Promise<string> {
   const id = `report-task-${++seq}`;
   await request(t.url)
     .post('/v1/tasks')
     .set(auth(KEYS.orchestrator))
-    .send({ id, agent_id: 'reporting-agent', type: 'monthly_report', context, expires_in_seconds: expiresIn })
+    .send({ id, agent_id: agent, type: 'monthly_report', context, expires_in_seconds: expiresIn })
     .expect(201);
   return id;
 }
 
-async function decide(taskId: string, scopes: string[], customer: string, ttl?: number): Promise<{ decision_id: string; allow: boolean; granted_scopes: string[] }> {
+async function decide(taskId: string, scopes: string[], customer: string, ttl?: number, agent = 'reporting-agent'): Promise<{ decision_id: string; allow: boolean; granted_scopes: string[] }> {
   const res = await request(t.url)
     .post('/v1/decide')
     .set(auth(KEYS.pep))
-    .send({ agent_id: 'reporting-agent', task: { id: taskId }, integration: 's3-reports', scopes, resource: { type: 'customer', id: customer }, ...(ttl === undefined ? {} : { ttl_seconds: ttl }) })
+    .send({ agent_id: agent, task: { id: taskId }, integration: 's3-reports', scopes, resource: { type: 'customer', id: customer }, ...(ttl === undefined ? {} : { ttl_seconds: ttl }) })
     .expect(200);
   return res.body as { decision_id: string; allow: boolean; granted_scopes: string[] };
 }
@@ -250,6 +256,16 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     const ending = await decide(endingTask, ['reports:read'], '1234');
     expect((await redeem(ending.decision_id)).status).toBe(409);
     expect(sts.hits).toBe(hits);
+  });
+
+  it("a token living longer than the role's maximum session duration gets a credential of that maximum (3600 s by default), not an STS refusal", async () => {
+    const taskId = await registerTask({ customer_id: '1234' }, 7200, 'long-reporting-agent');
+    const decision = await decide(taskId, ['reports:read'], '1234', undefined, 'long-reporting-agent');
+    expect(decision.allow).toBe(true);
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(201);
+    expect((res.body as Minted).expires_in).toBe(7200);
+    expect(sts.requests.at(-1)!.params['DurationSeconds']).toBe('3600');
   });
 
   it('a record id that could widen the ARN pattern is refused before STS', async () => {
