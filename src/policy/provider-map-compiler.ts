@@ -1,5 +1,5 @@
 import { type Diagnostics, where } from './compile-diagnostics.js';
-import type { AwsStatementSource, GcsRuleSource, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
+import type { AwsStatementSource, GcsRuleSource, CompiledAwsMap, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
 import { sortedRecord, sortedUnion } from './scope-set.js';
 import type { ScopeCatalogues } from './endpoint-map-compiler.js';
 
@@ -44,7 +44,17 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
     });
     if (doc.body.kind === 'aws') {
       const scopes = mapped.map(([scope, statements]) => [scope, (statements as AwsStatementSource[]).map((s, i) => compileStatement(doc, ['provider_map', 'scopes', scope, i], s, diag))] as const);
-      byIntegration.set(name, { doc, map: { integration: name, kind: 'aws', scopes: sortedRecord(scopes) } });
+      const map: CompiledAwsMap = { integration: name, kind: 'aws', scopes: sortedRecord(scopes) };
+      const chars = longestSessionPolicyChars(map);
+      if (chars > MAP_LIMITS.stsPolicyChars) {
+        diag.warning(
+          doc,
+          ['provider_map', 'scopes'],
+          `the session policy of all these scopes together, each template value at its longest (${MAP_LIMITS.templateValueChars} characters), is ${chars} characters: STS takes at most ${MAP_LIMITS.stsPolicyChars}, so a grant of many of them may be refused before STS is called (provider_failed)`,
+          true,
+        );
+      }
+      byIntegration.set(name, { doc, map });
     } else if (doc.body.kind === 'gcp_storage') {
       const scopes = mapped.map(
         ([scope, rules]) =>
@@ -61,6 +71,15 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
             }),
           ] as const,
       );
+      const rules = scopes.reduce((n, [, list]) => n + list.length, 0);
+      if (rules > MAP_LIMITS.gcsBoundaryRules) {
+        diag.warning(
+          doc,
+          ['provider_map', 'scopes'],
+          `all these scopes together map to ${rules} access boundary rules: Google STS takes at most ${MAP_LIMITS.gcsBoundaryRules}, so a grant of many of them is refused before Google is called (provider_failed)`,
+          true,
+        );
+      }
       byIntegration.set(name, { doc, map: { integration: name, kind: 'gcp_storage', scopes: sortedRecord(scopes) } });
     } else {
       const subject = parseMapTemplate(doc.body.subject ?? '');
@@ -92,6 +111,38 @@ function compileStatement(doc: MapDoc, at: PathSegment[], s: AwsStatementSource,
     resources: s.resources.map((r, i) => template(r, [...at, 'resources', i])),
     conditions,
   };
+}
+
+/**
+ * The providers' limits a map is checked against at compile time (the same numbers as `PROVIDER_LIMITS` in
+ * src/providers/provider-limits.ts, which refuses a request past them at mint time; `policy/` imports nothing of ours).
+ */
+export const MAP_LIMITS = {
+  /** AssumeRole's session policy plaintext. */
+  stsPolicyChars: 2048,
+  /** A Credential Access Boundary's rules. */
+  gcsBoundaryRules: 10,
+  /** The longest value a template takes (`TEMPLATE_VALUE` in src/providers/map-templates.ts). */
+  templateValueChars: 128,
+} as const;
+
+/**
+ * The length of the session policy JSON of a grant of every scope of `map`, each template value at its longest: the
+ * same document `sessionPolicy` (src/providers/aws-sts.ts) builds, with every placeholder filled with 128 characters.
+ */
+export function longestSessionPolicyChars(map: CompiledAwsMap): number {
+  const fill = (parts: readonly MapTemplatePart[]): string => parts.map((p) => ('text' in p ? p.text : 'x'.repeat(MAP_LIMITS.templateValueChars))).join('');
+  const statements = Object.values(map.scopes).flatMap((list) =>
+    list.map((s) => ({
+      Effect: 'Allow',
+      Action: [...s.actions],
+      Resource: s.resources.map(fill),
+      ...(Object.keys(s.conditions).length === 0
+        ? {}
+        : { Condition: Object.fromEntries(Object.entries(s.conditions).map(([op, keys]) => [op, Object.fromEntries(Object.entries(keys).map(([key, values]) => [key, values.map(fill)]))])) }),
+    })),
+  );
+  return JSON.stringify({ Version: '2012-10-17', Statement: statements }).length;
 }
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;

@@ -7,6 +7,7 @@ import { assumeRole, awsDurationCap, STS_MINIMUM_SECONDS } from './aws-sts.js';
 import { mintDownscopedToken } from './google-storage.js';
 import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
 import { TemplateRefused } from './map-templates.js';
+import { ProviderLimitRefused } from './provider-limits.js';
 import { loadAwsSourceCredential, loadGoogleServiceAccount, type AwsSourceCredential, type GoogleServiceAccount } from './source-credentials.js';
 
 type Provider =
@@ -103,7 +104,8 @@ export class ProviderMinter {
         duration_seconds: Math.min(request.ttl_seconds, awsDurationCap(provider.config)),
       });
     } catch (err) {
-      const error = err instanceof TemplateRefused ? `template refused: ${err.message}` : describeError(err);
+      const error =
+        err instanceof TemplateRefused ? `template refused: ${err.message}` : err instanceof ProviderLimitRefused ? `refused before sending: ${err.message}` : describeError(err);
       this.#onFailure({ integration: request.integration, decision_id: request.decision_id, error });
       throw new PdpError('provider_failed', `the provider could not mint a credential for ${request.integration}`);
     }
