@@ -64,8 +64,9 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
               let prefix: MapTemplatePart[] | null = null;
               if (r.object_prefix !== undefined) {
                 const parsed = parseMapTemplate(r.object_prefix);
-                if (typeof parsed === 'string') diag.error(doc, ['provider_map', 'scopes', scope, i, 'object_prefix'], `invalid template: ${parsed}`);
-                else prefix = parsed;
+                const problem = typeof parsed === 'string' ? parsed : placeholderBoundaryProblem(parsed);
+                if (problem !== null) diag.error(doc, ['provider_map', 'scopes', scope, i, 'object_prefix'], `invalid template: ${problem}`);
+                else prefix = parsed as MapTemplatePart[];
               }
               return { bucket: r.bucket, role: r.role, object_prefix: prefix };
             }),
@@ -94,11 +95,12 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
 function compileStatement(doc: MapDoc, at: PathSegment[], s: AwsStatementSource, diag: Diagnostics): CompiledAwsStatement {
   const template = (text: string, path: PathSegment[]): MapTemplatePart[] => {
     const parsed = parseMapTemplate(text);
-    if (typeof parsed === 'string') {
-      diag.error(doc, path, `invalid template: ${parsed}`);
+    const problem = typeof parsed === 'string' ? parsed : placeholderBoundaryProblem(parsed);
+    if (problem !== null) {
+      diag.error(doc, path, `invalid template: ${problem}`);
       return [{ text }];
     }
-    return parsed;
+    return parsed as MapTemplatePart[];
   };
   const conditions: Record<string, Record<string, MapTemplatePart[][]>> = {};
   for (const [op, keys] of Object.entries(s.conditions ?? {})) {
@@ -166,6 +168,25 @@ export function parseMapTemplate(text: string): MapTemplatePart[] | string {
   if (/[{}]/.test(tail)) return `unbalanced brace in "${text}"`;
   if (tail !== '') parts.push({ text: tail });
   return parts;
+}
+
+/**
+ * A placeholder in a pattern (an AWS resource or condition value, a GCS object prefix) must end where a value cannot
+ * go on: at the end of the text, or before `/` or `:`. Followed by `*`, `?` or a character a value may hold (a
+ * letter, a digit, `._@+=,-`), or by another placeholder, the pattern reaches further than the value:
+ * `arn:aws:s3:::bucket/{record.id}*` with id `acme` also matches `acme-evil/…`. Null when every placeholder ends so;
+ * otherwise why not. (A `*` after the `/` is fine: `customers/{record.id}/*`.)
+ */
+export function placeholderBoundaryProblem(parts: readonly MapTemplatePart[]): string | null {
+  for (const [i, part] of parts.entries()) {
+    if ('text' in part) continue;
+    const next = parts[i + 1];
+    if (next === undefined || ('text' in next && /^[/:]/.test(next.text))) continue;
+    const label = `{${part.from}.${part.name}}`;
+    const after = 'text' in next ? JSON.stringify(next.text[0]) : `{${next.from}.${next.name}}`;
+    return `${label} is followed by ${after}: a value could be continued there (id "acme" would also match "acme-evil…"); end the placeholder with / or : or the end of the text`;
+  }
+  return null;
 }
 
 /** The shortest credential each kind mints (AWS STS's minimum; Google's one-hour tokens): docs/providers.md. */

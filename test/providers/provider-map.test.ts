@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { isPdpError, type PdpError } from '../../src/errors/pdp-error.js';
 import { buildPolicySet } from '../../src/policy/policy-loader.js';
-import { longestSessionPolicyChars, parseMapTemplate } from '../../src/policy/provider-map-compiler.js';
+import { longestSessionPolicyChars, parseMapTemplate, placeholderBoundaryProblem } from '../../src/policy/provider-map-compiler.js';
 import { sessionPolicy } from '../../src/providers/aws-sts.js';
 import { fillTemplate, TemplateRefused } from '../../src/providers/map-templates.js';
 import { stsName } from '../../src/providers/provider-limits.js';
@@ -197,5 +197,42 @@ describe('stsName: RoleSessionName and SourceIdentity in a form STS takes, never
     expect(a.startsWith('reporting-')).toBe(true);
     // A derived name is never an agent id used as is: agent ids have no +.
     expect(stsName(a)).not.toBe(a);
+  });
+});
+
+describe('a placeholder ends where a value cannot go on: the end, / or :', () => {
+  const awsMap = (resource: string, condition = 'customers/{record.id}/*') =>
+    `provider_map:\n  integration: s3-reports\n  kind: aws\n  scopes:\n    reports:read:\n      - actions: [s3:GetObject]\n        resources: ["${resource}"]\n        conditions: { StringLike: { "s3:prefix": ["${condition}"] } }\n    reports:write:\n      - actions: [s3:PutObject]\n        resources: ["arn:aws:s3:::acme/{record.id}/*"]\n`;
+  const gcsMap = (prefix: string) =>
+    `provider_map:\n  integration: files\n  kind: gcp_storage\n  scopes:\n    files:read:\n      - { bucket: acme-files, role: roles/storage.objectViewer, object_prefix: "${prefix}" }\n`;
+  const files = (map: string): Record<string, string> =>
+    map.includes('gcp_storage') ? { 'integrations/files.yaml': 'integration:\n  id: files\n  scopes: [files:read]\n', 'providers/files.yaml': map } : { 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': map };
+
+  it.each([
+    { note: 'resource: {record.id}* (acme would match acme-evil/…)', map: awsMap('arn:aws:s3:::bucket/{record.id}*'), line: 7, after: '"\\*"' },
+    { note: 'resource: {record.id}? ', map: awsMap('arn:aws:s3:::bucket/{record.id}?/x'), line: 7, after: '"\\?"' },
+    { note: 'resource: a letter after the placeholder', map: awsMap('arn:aws:s3:::bucket/{record.id}x/*'), line: 7, after: '"x"' },
+    { note: 'resource: a - after the placeholder', map: awsMap('arn:aws:s3:::bucket/{record.id}-reports/*'), line: 7, after: '"-"' },
+    { note: 'resource: a . after the placeholder', map: awsMap('arn:aws:s3:::bucket/{record.id}.csv'), line: 7, after: '"\\."' },
+    { note: 'resource: two placeholders side by side', map: awsMap('arn:aws:s3:::bucket/{record.type}{record.id}/*'), line: 7, after: '\\{record\\.id\\}' },
+    { note: 'condition value: {record.id}*', map: awsMap('arn:aws:s3:::bucket/{record.id}/*', 'customers/{record.id}*'), line: 8, after: '"\\*"' },
+    { note: 'GCS object prefix: {record.id}- then /', map: gcsMap('customers/{record.id}-x/'), line: 6, after: '"-"' },
+  ])('refused with file and line: $note', ({ map, line, after }) => {
+    const details = refusal(files(map)).details.map((d) => `${d.file}:${d.line} ${d.message}`);
+    expect(details).toEqual([expect.stringMatching(new RegExp(`^providers/(s3|files)\\.yaml:${line} invalid template: \\{record\\.(id|type)\\} is followed by ${after}: a value could be continued there`))]);
+  });
+
+  it.each([
+    { note: 'a / then *', map: awsMap('arn:aws:s3:::bucket/{record.id}/*') },
+    { note: 'the end of the text', map: awsMap('arn:aws:s3:::bucket/{record.id}', '{record.id}') },
+    { note: 'a : (an ARN field)', map: awsMap('arn:aws:dynamodb:{record.type}:123456789012:table/{record.id}') },
+    { note: 'a GCS prefix ending in /', map: gcsMap('customers/{record.id}/') },
+  ])('accepted: $note', ({ map }) => {
+    expect(() => build(files(map))).not.toThrow();
+  });
+
+  it('placeholderBoundaryProblem, the rule on a parsed template', () => {
+    expect(placeholderBoundaryProblem(parseMapTemplate('a/{record.id}*') as Exclude<ReturnType<typeof parseMapTemplate>, string>)).toMatch(/is followed by "\*"/);
+    expect(placeholderBoundaryProblem(parseMapTemplate('a/{record.id}/*') as Exclude<ReturnType<typeof parseMapTemplate>, string>)).toBeNull();
   });
 });
