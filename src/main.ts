@@ -333,7 +333,9 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
         runningCallers = next.callers;
       }
       callers.replace(next.callers);
-      const unchanged = ['server', 'policy', 'store', 'issuer', 'tasks', 'audit', 'log', 'escalation', 'suggestions'] as const;
+      // Every section but the callers is read at start only (providers among them: their source credentials are read
+      // once); a section added to the config is in this list without anyone having to remember it.
+      const unchanged = (Object.keys(config) as Array<keyof PdpConfig>).filter((section) => section !== 'callers' && section !== 'source');
       const restart = unchanged.filter((section) => JSON.stringify(next[section]) !== JSON.stringify(config[section]));
       if (restart.length > 0) logger.warn({ sections: restart }, 'config reloaded: callers applied; these sections changed and apply at the next start');
       logger.info({ callers: next.callers.length }, 'config reloaded: callers replaced');

@@ -4,7 +4,23 @@
  * signature by recomputing it from the request with the secret key it knows for the access key id (canonical
  * request, string to sign, the derived signing key), and answers with STS's XML: AssumeRoleResponse, or an
  * ErrorResponse with STS's codes (SignatureDoesNotMatch, InvalidClientTokenId, ValidationError, MalformedPolicyDocument,
- * AccessDenied). Every AssumeRole it accepted or refused for a reason of its own is kept in `requests`.
+ * PackedPolicyTooLarge, AccessDenied). Every AssumeRole it accepted or refused for a reason of its own is kept in
+ * `requests`.
+ *
+ * It is as strict as AssumeRole's documented parameters (API reference, AssumeRole; IAM user guide, session tags), so a
+ * request the real STS would refuse fails here too. The SDK checks none of these on the client side:
+ *   - `RoleSessionName` and `SourceIdentity`: 2 to 64 characters of `[\w+=,.@-]` (so a `SourceIdentity` cannot begin
+ *     with the reserved `aws:` either: the pattern has no `:`);
+ *   - `DurationSeconds`: 900 to 43200 (the model's constraint), and at most the role's maximum session duration
+ *     (`maxSessionSeconds`, default 3600 as a new role's): "The requested DurationSeconds exceeds the
+ *     MaxSessionDuration set for this role.";
+ *   - `Policy`: 1 to 2048 characters of `[\u0009\u000A\u000D\u0020-\u00FF]` (the plaintext limit), JSON
+ *     (MalformedPolicyDocument otherwise);
+ *   - `Tags`: at most 50; a key 1 to 128 characters, a value 0 to 256, both of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`.
+ * A broken model constraint is a `ValidationError` whose message lists each one as AWS's request validation words it
+ * ("1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or
+ * equal to 2048"). The packed size (`PackedPolicySize`, policy and tags compressed) is approximated; past 100 % it is
+ * `PackedPolicyTooLarge` as at STS.
  *
  * It also answers GetCallerIdentity signed with a credential it minted (its secret, and the session token in
  * `X-Amz-Security-Token`): the assumed role's ARN, so a test can show the minted credential works in the AWS SDK.
@@ -37,7 +53,67 @@ export interface FakeSts {
   extraSeconds: number;
   /** Awaited after it minted and before it answers (a slow STS; a test acting while a mint is in flight). */
   beforeAnswer: ((seen: AssumeRoleSeen) => Promise<void>) | null;
+  /** The role's maximum session duration (IAM `MaxSessionDuration`): a longer `DurationSeconds` is refused. */
+  maxSessionSeconds: number;
   close(): Promise<void>;
+}
+
+export interface FakeStsOptions {
+  /** The role's maximum session duration, 3600 to 43200 as IAM allows. Default 3600 (a new role's). */
+  maxSessionSeconds?: number;
+}
+
+/** AssumeRole's documented constraints (API reference; IAM user guide, "Passing session tags in AWS STS"). */
+const STS_NAME = /^[\w+=,.@-]*$/;
+const POLICY_TEXT = /^[\u0009\u000A\u000D\u0020-\u00FF]*$/;
+const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+
+/**
+ * The model constraints AssumeRole's request validation checks, each as the message AWS words it; empty when all
+ * hold. `params` is the Query API form.
+ */
+export function assumeRoleValidation(params: Readonly<Record<string, string>>, tagCount: number): string[] {
+  const errors: string[] = [];
+  const member = (value: string | undefined, at: string, shown: boolean) => (shown && value !== undefined ? `Value '${value}' at '${at}'` : `Value at '${at}'`);
+  const lengthIn = (value: string | undefined, at: string, min: number, max: number, shown = true): void => {
+    if (value === undefined) return;
+    if (value.length < min) errors.push(`${member(value, at, shown)} failed to satisfy constraint: Member must have length greater than or equal to ${min}`);
+    if (value.length > max) errors.push(`${member(value, at, shown)} failed to satisfy constraint: Member must have length less than or equal to ${max}`);
+  };
+  const matches = (value: string | undefined, at: string, pattern: RegExp, source: string, shown = true): void => {
+    if (value !== undefined && !pattern.test(value)) errors.push(`${member(value, at, shown)} failed to satisfy constraint: Member must satisfy regular expression pattern: ${source}`);
+  };
+  const roleArn = params['RoleArn'];
+  if (roleArn === undefined) errors.push("Value null at 'roleArn' failed to satisfy constraint: Member must not be null");
+  lengthIn(roleArn, 'roleArn', 20, 2048);
+  const session = params['RoleSessionName'];
+  if (session === undefined) errors.push("Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null");
+  lengthIn(session, 'roleSessionName', 2, 64);
+  matches(session, 'roleSessionName', STS_NAME, '[\\w+=,.@-]*');
+  const duration = params['DurationSeconds'];
+  if (duration !== undefined) {
+    const n = Number(duration);
+    if (!/^\d+$/.test(duration)) errors.push(`Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must be an integer`);
+    else if (n < 900) errors.push(`Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900`);
+    else if (n > 43200) errors.push(`Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200`);
+  }
+  lengthIn(params['Policy'], 'policy', 1, 2048, false);
+  matches(params['Policy'], 'policy', POLICY_TEXT, '[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+', false);
+  const identity = params['SourceIdentity'];
+  lengthIn(identity, 'sourceIdentity', 2, 64);
+  matches(identity, 'sourceIdentity', STS_NAME, '[\\w+=,.@-]*');
+  if (tagCount > 50) errors.push(`Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50`);
+  for (let i = 1; i <= tagCount; i++) {
+    const key = params[`Tags.member.${i}.Key`];
+    const value = params[`Tags.member.${i}.Value`];
+    if (key === undefined) errors.push(`Value null at 'tags.${i}.member.key' failed to satisfy constraint: Member must not be null`);
+    if (value === undefined) errors.push(`Value null at 'tags.${i}.member.value' failed to satisfy constraint: Member must not be null`);
+    lengthIn(key, `tags.${i}.member.key`, 1, 128);
+    matches(key, `tags.${i}.member.key`, TAG_TEXT, '[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+');
+    lengthIn(value, `tags.${i}.member.value`, 0, 256);
+    matches(value, `tags.${i}.member.value`, TAG_TEXT, '[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*');
+  }
+  return errors;
 }
 
 const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data, 'utf8').digest();
@@ -56,6 +132,15 @@ function errorXml(code: string, message: string, requestId: string): string {
     `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">\n  <Error>\n    <Type>${type}</Type>\n    <Code>${code}</Code>\n` +
     `    <Message>${xmlEscape(message)}</Message>\n  </Error>\n  <RequestId>${requestId}</RequestId>\n</ErrorResponse>\n`
   );
+}
+
+/**
+ * An approximation of STS's packed size in percent (STS compresses the policy and the tags into the session token and
+ * does not document the format): a 2048-character policy with a few short tags stays below 100.
+ */
+function packedPolicySize(policy: string, tags: Readonly<Record<string, string>>): number {
+  const tagChars = Object.entries(tags).reduce((n, [k, v]) => n + k.length + v.length, 0);
+  return Math.ceil((policy.length + tagChars) / 40);
 }
 
 /**
@@ -109,8 +194,8 @@ export function verifySigV4(
 }
 
 /** `secrets`: the source credentials it accepts (access key id → secret access key). */
-export async function startFakeSts(secrets: ReadonlyMap<string, string>): Promise<FakeSts> {
-  const fake: Omit<FakeSts, 'url' | 'close'> = { requests: [], hits: 0, failWith: null, extraSeconds: 0, beforeAnswer: null };
+export async function startFakeSts(secrets: ReadonlyMap<string, string>, options: FakeStsOptions = {}): Promise<FakeSts> {
+  const fake: Omit<FakeSts, 'url' | 'close'> = { requests: [], hits: 0, failWith: null, extraSeconds: 0, maxSessionSeconds: options.maxSessionSeconds ?? 3600, beforeAnswer: null };
   const answer = (res: ServerResponse, status: number, xml: string, requestId: string): void => {
     res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': requestId });
     res.end(xml);
@@ -150,22 +235,25 @@ export async function startFakeSts(secrets: ReadonlyMap<string, string>): Promis
         return answer(res, 400, errorXml('InvalidAction', `unknown action ${params['Action']}`, requestId), requestId);
       }
       const tags: Record<string, string> = {};
-      for (let i = 1; params[`Tags.member.${i}.Key`] !== undefined; i++) tags[params[`Tags.member.${i}.Key`] ?? ''] = params[`Tags.member.${i}.Value`] ?? '';
-      let policy: unknown = null;
-      const seen: AssumeRoleSeen = { params, policy, tags, signedBy: signed.accessKeyId, region: signed.region, requestId };
+      let tagCount = 0;
+      while (params[`Tags.member.${tagCount + 1}.Key`] !== undefined || params[`Tags.member.${tagCount + 1}.Value`] !== undefined) tagCount++;
+      for (let i = 1; i <= tagCount; i++) tags[params[`Tags.member.${i}.Key`] ?? ''] = params[`Tags.member.${i}.Value`] ?? '';
+      const seen: AssumeRoleSeen = { params, policy: null, tags, signedBy: signed.accessKeyId, region: signed.region, requestId };
       fake.requests.push(seen);
+      const refuse = (code: string, message: string) => answer(res, 400, errorXml(code, message, requestId), requestId);
+      const invalid = assumeRoleValidation(params, tagCount);
+      if (invalid.length > 0) return refuse('ValidationError', `${invalid.length} validation error${invalid.length === 1 ? '' : 's'} detected: ${invalid.join('; ')}`);
       const duration = Number(params['DurationSeconds'] ?? '3600');
-      if (!Number.isInteger(duration) || duration < 900 || duration > 43200) {
-        return answer(res, 400, errorXml('ValidationError', `1 validation error detected: Value '${params['DurationSeconds']}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900`, requestId), requestId);
+      if (duration > fake.maxSessionSeconds) return refuse('ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.');
+      if (params['Policy'] !== undefined) {
+        try {
+          seen.policy = JSON.parse(params['Policy']);
+        } catch {
+          return refuse('MalformedPolicyDocument', 'The policy is not valid JSON');
+        }
       }
-      if (!/^[\w+=,.@-]{2,64}$/.test(params['RoleSessionName'] ?? '')) return answer(res, 400, errorXml('ValidationError', 'RoleSessionName is malformed', requestId), requestId);
-      if (params['SourceIdentity'] !== undefined && !/^[\w+=,.@-]{2,64}$/.test(params['SourceIdentity'])) return answer(res, 400, errorXml('ValidationError', 'SourceIdentity is malformed', requestId), requestId);
-      try {
-        policy = params['Policy'] === undefined ? null : JSON.parse(params['Policy']);
-        seen.policy = policy;
-      } catch {
-        return answer(res, 400, errorXml('MalformedPolicyDocument', 'The policy is not valid JSON', requestId), requestId);
-      }
+      const packed = packedPolicySize(params['Policy'] ?? '', tags);
+      if (packed > 100) return refuse('PackedPolicyTooLarge', `Packed policy consumes ${packed}% of allotted space, please use smaller policy.`);
       if (fake.failWith !== null) return answer(res, fake.failWith.status, errorXml(fake.failWith.code, fake.failWith.message, requestId), requestId);
       const roleArn = params['RoleArn'] ?? '';
       const roleName = roleArn.split('/').pop() ?? '';
@@ -184,7 +272,7 @@ export async function startFakeSts(secrets: ReadonlyMap<string, string>): Promis
         `      <Arn>arn:aws:sts::${account}:assumed-role/${xmlEscape(roleName)}/${xmlEscape(params['RoleSessionName'] ?? '')}</Arn>\n    </AssumedRoleUser>\n` +
         `    <Credentials>\n      <AccessKeyId>${issued.accessKeyId}</AccessKeyId>\n      <SecretAccessKey>${issued.secretAccessKey}</SecretAccessKey>\n` +
         `      <SessionToken>${issued.sessionToken}</SessionToken>\n      <Expiration>${issued.expiration}</Expiration>\n    </Credentials>\n` +
-        `    <PackedPolicySize>${Math.min(100, Math.ceil((params['Policy']?.length ?? 0) / 20))}</PackedPolicySize>\n  </AssumeRoleResult>\n` +
+        `    <PackedPolicySize>${packed}</PackedPolicySize>\n  </AssumeRoleResult>\n` +
         `  <ResponseMetadata>\n    <RequestId>${requestId}</RequestId>\n  </ResponseMetadata>\n</AssumeRoleResponse>\n`;
       if (fake.beforeAnswer === null) return answer(res, 200, xml, requestId);
       void fake.beforeAnswer(seen).finally(() => answer(res, 200, xml, requestId));

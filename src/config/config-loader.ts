@@ -439,7 +439,7 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
       details.push({ path: `${path}.${key}`, message: 'must be https (plain http only on a loopback host): tokens travel to and from it' });
     };
     if (p.kind === 'google_workspace' || p.kind === 'gcp_storage') {
-      for (const key of ['role_arn', 'region', 'endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for kind aws' });
+      for (const key of ['role_arn', 'region', 'endpoint', 'max_session_seconds'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for kind aws' });
       const tokenEndpoint = p.token_endpoint ?? 'https://oauth2.googleapis.com/token';
       plain('token_endpoint', tokenEndpoint);
       if (p.kind === 'google_workspace') {
@@ -453,7 +453,7 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
     for (const key of ['token_endpoint', 'sts_endpoint'] as const) if (p[key] !== undefined) details.push({ path: `${path}.${key}`, message: 'is for the Google kinds' });
     if (p.role_arn === undefined) details.push({ path: `${path}.role_arn`, message: 'is required for kind aws' });
     if (p.region === undefined) details.push({ path: `${path}.region`, message: 'is required for kind aws' });
-    return { ...base, kind: 'aws' as const, role_arn: p.role_arn ?? '', region: p.region ?? '', endpoint };
+    return { ...base, kind: 'aws' as const, role_arn: p.role_arn ?? '', region: p.region ?? '', endpoint, max_session_seconds: p.max_session_seconds ?? 3600 };
   });
 }
 
@@ -577,6 +577,7 @@ interface RawConfig {
     role_arn?: string;
     region?: string;
     endpoint?: string;
+    max_session_seconds?: number;
     token_endpoint?: string;
     sts_endpoint?: string;
     timeout_ms?: number;

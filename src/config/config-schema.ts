@@ -216,6 +216,7 @@ export const configSchema = {
           region: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]$' },
           // No path, query, fragment or user info: the origin alone.
           endpoint: { type: 'string', pattern: '^https?://[^\\s/?#@]+$' },
+          max_session_seconds: { type: 'integer', minimum: 900, maximum: 43200 },
           token_endpoint: { type: 'string', pattern: '^https?://[^\\s/?#@]+(/[^\\s?#]*)?$' },
           sts_endpoint: { type: 'string', pattern: '^https?://[^\\s/?#@]+(/[^\\s?#]*)?$' },
           timeout_ms: { type: 'integer', minimum: 100, maximum: 60000 },

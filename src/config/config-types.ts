@@ -174,6 +174,11 @@ export interface AwsProviderConfig extends ProviderConfigBase {
   region: string;
   /** STS's origin; null: the AWS SDK's regional endpoint. */
   endpoint: string | null;
+  /**
+   * The role's maximum session duration (IAM `MaxSessionDuration`): no credential is asked for longer, since STS
+   * refuses a `DurationSeconds` above it. 900 to 43200; default 3600 (a new role's).
+   */
+  max_session_seconds: number;
 }
 
 export interface GcsProviderConfig extends ProviderConfigBase {

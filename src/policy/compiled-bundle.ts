@@ -6,6 +6,7 @@ import { parseJsonInPieces } from './json-in-pieces.js';
 import { SIGNATURES_FILE, signBundleFiles, verifyBundleFiles, type BundleSigningKey, type BundleVerification } from './bundle-signature.js';
 import { canonicalJson } from './policy-revision.js';
 import type { PolicyData, PolicySet } from './policy-types.js';
+import { providerMapsProblem } from './provider-map-check.js';
 import { readTarGz, TarFormatError } from './tar-reader.js';
 import { readTarGzStreaming } from './tar-stream.js';
 import { writeTarGz, type TarFile } from './tar-writer.js';
@@ -20,7 +21,8 @@ import { writeTarGz, type TarFile } from './tar-writer.js';
  *                                   SHA-256 is the policies revision
  *   /agentpdp_compiled/data.json    what the server needs beside it: format, both revisions, integrations'
  *                                   audiences, compile warnings, the source files' digests, the endpoint maps,
- *                                   the roles each agent names (optional: older bundles lack it)
+ *                                   the roles each agent names (optional: older bundles lack it), the provider
+ *                                   maps (optional; checked field by field when read: provider-map-check.ts)
  *   /policy.wasm                    the Rego, as `opa build -t wasm` compiled it
  *   /rego/…, /packs/…               the Rego sources the WASM was built from (for the record)
  *   /.signatures.json               optional, OPA's format (`bundle-signature.ts`)
@@ -170,7 +172,11 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
   if (meta.agent_roles !== undefined && (!isRecord(meta.agent_roles) || !Object.values(meta.agent_roles).every((r) => Array.isArray(r) && r.every((id) => typeof id === 'string')))) {
     throw invalid(`${META_FILE} has malformed agent_roles`);
   }
-  if (meta.provider_maps !== undefined && !isRecord(meta.provider_maps)) throw invalid(`${META_FILE} has malformed provider_maps`);
+  if (meta.provider_maps !== undefined) {
+    // They decide what a minted provider credential reaches: held to what the compiler writes, field by field.
+    const problem = providerMapsProblem(meta.provider_maps);
+    if (problem !== null) throw invalid(`${META_FILE} has malformed provider_maps: ${problem}`);
+  }
   const regoRevision = meta.rego_revision as string;
   const policiesRevision = meta.policies_revision as string;
   const manifest = parseObject(files.get('.manifest'), '.manifest', invalid);

@@ -1,5 +1,5 @@
 import { type Diagnostics, where } from './compile-diagnostics.js';
-import type { AwsStatementSource, GcsRuleSource, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
+import type { AwsStatementSource, GcsRuleSource, CompiledAwsMap, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
 import { sortedRecord, sortedUnion } from './scope-set.js';
 import type { ScopeCatalogues } from './endpoint-map-compiler.js';
 
@@ -44,7 +44,17 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
     });
     if (doc.body.kind === 'aws') {
       const scopes = mapped.map(([scope, statements]) => [scope, (statements as AwsStatementSource[]).map((s, i) => compileStatement(doc, ['provider_map', 'scopes', scope, i], s, diag))] as const);
-      byIntegration.set(name, { doc, map: { integration: name, kind: 'aws', scopes: sortedRecord(scopes) } });
+      const map: CompiledAwsMap = { integration: name, kind: 'aws', scopes: sortedRecord(scopes) };
+      const chars = longestSessionPolicyChars(map);
+      if (chars > MAP_LIMITS.stsPolicyChars) {
+        diag.warning(
+          doc,
+          ['provider_map', 'scopes'],
+          `the session policy of all these scopes together, each template value at its longest (${MAP_LIMITS.templateValueChars} characters), is ${chars} characters: STS takes at most ${MAP_LIMITS.stsPolicyChars}, so a grant of many of them may be refused before STS is called (provider_failed)`,
+          true,
+        );
+      }
+      byIntegration.set(name, { doc, map });
     } else if (doc.body.kind === 'gcp_storage') {
       const scopes = mapped.map(
         ([scope, rules]) =>
@@ -54,13 +64,23 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
               let prefix: MapTemplatePart[] | null = null;
               if (r.object_prefix !== undefined) {
                 const parsed = parseMapTemplate(r.object_prefix);
-                if (typeof parsed === 'string') diag.error(doc, ['provider_map', 'scopes', scope, i, 'object_prefix'], `invalid template: ${parsed}`);
-                else prefix = parsed;
+                const problem = typeof parsed === 'string' ? parsed : placeholderBoundaryProblem(parsed);
+                if (problem !== null) diag.error(doc, ['provider_map', 'scopes', scope, i, 'object_prefix'], `invalid template: ${problem}`);
+                else prefix = parsed as MapTemplatePart[];
               }
               return { bucket: r.bucket, role: r.role, object_prefix: prefix };
             }),
           ] as const,
       );
+      const rules = scopes.reduce((n, [, list]) => n + list.length, 0);
+      if (rules > MAP_LIMITS.gcsBoundaryRules) {
+        diag.warning(
+          doc,
+          ['provider_map', 'scopes'],
+          `all these scopes together map to ${rules} access boundary rules: Google STS takes at most ${MAP_LIMITS.gcsBoundaryRules}, so a grant of many of them is refused before Google is called (provider_failed)`,
+          true,
+        );
+      }
       byIntegration.set(name, { doc, map: { integration: name, kind: 'gcp_storage', scopes: sortedRecord(scopes) } });
     } else {
       const subject = parseMapTemplate(doc.body.subject ?? '');
@@ -75,11 +95,12 @@ export function compileProviderMaps(documents: readonly PolicyDocument[], catalo
 function compileStatement(doc: MapDoc, at: PathSegment[], s: AwsStatementSource, diag: Diagnostics): CompiledAwsStatement {
   const template = (text: string, path: PathSegment[]): MapTemplatePart[] => {
     const parsed = parseMapTemplate(text);
-    if (typeof parsed === 'string') {
-      diag.error(doc, path, `invalid template: ${parsed}`);
+    const problem = typeof parsed === 'string' ? parsed : placeholderBoundaryProblem(parsed);
+    if (problem !== null) {
+      diag.error(doc, path, `invalid template: ${problem}`);
       return [{ text }];
     }
-    return parsed;
+    return parsed as MapTemplatePart[];
   };
   const conditions: Record<string, Record<string, MapTemplatePart[][]>> = {};
   for (const [op, keys] of Object.entries(s.conditions ?? {})) {
@@ -92,6 +113,38 @@ function compileStatement(doc: MapDoc, at: PathSegment[], s: AwsStatementSource,
     resources: s.resources.map((r, i) => template(r, [...at, 'resources', i])),
     conditions,
   };
+}
+
+/**
+ * The providers' limits a map is checked against at compile time (the same numbers as `PROVIDER_LIMITS` in
+ * src/providers/provider-limits.ts, which refuses a request past them at mint time; `policy/` imports nothing of ours).
+ */
+export const MAP_LIMITS = {
+  /** AssumeRole's session policy plaintext. */
+  stsPolicyChars: 2048,
+  /** A Credential Access Boundary's rules. */
+  gcsBoundaryRules: 10,
+  /** The longest value a template takes (`TEMPLATE_VALUE` in src/providers/map-templates.ts). */
+  templateValueChars: 128,
+} as const;
+
+/**
+ * The length of the session policy JSON of a grant of every scope of `map`, each template value at its longest: the
+ * same document `sessionPolicy` (src/providers/aws-sts.ts) builds, with every placeholder filled with 128 characters.
+ */
+export function longestSessionPolicyChars(map: CompiledAwsMap): number {
+  const fill = (parts: readonly MapTemplatePart[]): string => parts.map((p) => ('text' in p ? p.text : 'x'.repeat(MAP_LIMITS.templateValueChars))).join('');
+  const statements = Object.values(map.scopes).flatMap((list) =>
+    list.map((s) => ({
+      Effect: 'Allow',
+      Action: [...s.actions],
+      Resource: s.resources.map(fill),
+      ...(Object.keys(s.conditions).length === 0
+        ? {}
+        : { Condition: Object.fromEntries(Object.entries(s.conditions).map(([op, keys]) => [op, Object.fromEntries(Object.entries(keys).map(([key, values]) => [key, values.map(fill)]))])) }),
+    })),
+  );
+  return JSON.stringify({ Version: '2012-10-17', Statement: statements }).length;
 }
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
@@ -115,6 +168,25 @@ export function parseMapTemplate(text: string): MapTemplatePart[] | string {
   if (/[{}]/.test(tail)) return `unbalanced brace in "${text}"`;
   if (tail !== '') parts.push({ text: tail });
   return parts;
+}
+
+/**
+ * A placeholder in a pattern (an AWS resource or condition value, a GCS object prefix) must end where a value cannot
+ * go on: at the end of the text, or before `/` or `:`. Followed by `*`, `?` or a character a value may hold (a
+ * letter, a digit, `._@+=,-`), or by another placeholder, the pattern reaches further than the value:
+ * `arn:aws:s3:::bucket/{record.id}*` with id `acme` also matches `acme-evil/…`. Null when every placeholder ends so;
+ * otherwise why not. (A `*` after the `/` is fine: `customers/{record.id}/*`.)
+ */
+export function placeholderBoundaryProblem(parts: readonly MapTemplatePart[]): string | null {
+  for (const [i, part] of parts.entries()) {
+    if ('text' in part) continue;
+    const next = parts[i + 1];
+    if (next === undefined || ('text' in next && /^[/:]/.test(next.text))) continue;
+    const label = `{${part.from}.${part.name}}`;
+    const after = 'text' in next ? JSON.stringify(next.text[0]) : `{${next.from}.${next.name}}`;
+    return `${label} is followed by ${after}: a value could be continued there (id "acme" would also match "acme-evil…"); end the placeholder with / or : or the end of the text`;
+  }
+  return null;
 }
 
 /** The shortest credential each kind mints (AWS STS's minimum; Google's one-hour tokens): docs/providers.md. */

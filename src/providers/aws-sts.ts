@@ -4,12 +4,22 @@ import type { CompiledAwsMap } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
 import { fillTemplate, type TemplateValues } from './map-templates.js';
+import { checkStsTags, PROVIDER_LIMITS, ProviderLimitRefused, stsName } from './provider-limits.js';
 import type { AwsSourceCredential } from './source-credentials.js';
 
 /** STS refuses `DurationSeconds` below this (AssumeRole's documented minimum). */
 export const STS_MINIMUM_SECONDS = 900;
 /** AssumeRole's ceiling for any role; the role's own maximum session duration may be lower (STS then refuses). */
 export const STS_MAXIMUM_SECONDS = 43200;
+
+/**
+ * The longest `DurationSeconds` asked of STS for this provider: the role's maximum session duration as configured
+ * (`providers[].max_session_seconds`, default 3600 like a new role's), never above AssumeRole's own ceiling. STS
+ * refuses a duration above the role's maximum, so a token living longer gets a shorter credential, never a refusal.
+ */
+export function awsDurationCap(provider: Pick<AwsProviderConfig, 'max_session_seconds'>): number {
+  return Math.min(provider.max_session_seconds, STS_MAXIMUM_SECONDS);
+}
 
 export interface AwsGrant {
   integration: string;
@@ -53,15 +63,36 @@ export function sessionPolicy(map: CompiledAwsMap, grant: Pick<AwsGrant, 'scopes
   return { Version: '2012-10-17', Statement: statements };
 }
 
-/** STS's names allow `[\w+=,.@-]`; a decision id fits, the session name is cut to STS's 64 characters. */
+/** `agentpdp-<decision id>`, in a form STS takes (`stsName`: as is when it fits, never cut into another's). */
 function sessionName(decisionId: string): string {
-  return `agentpdp-${decisionId}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64);
+  return stsName(`agentpdp-${decisionId}`);
+}
+
+/**
+ * What AssumeRole is sent besides the lifetime, checked against what STS takes before anything is sent (a
+ * `ProviderLimitRefused` otherwise): the session policy's JSON (at most 2048 characters), the session tags (agent,
+ * task, decision: CloudTrail shows them), the session name and SourceIdentity (the agent id, or its `stsName` form).
+ */
+export function assumeRoleRequest(
+  map: CompiledAwsMap,
+  grant: Pick<AwsGrant, 'agent_id' | 'task_id' | 'decision_id' | 'scopes' | 'values'>,
+): { policy: ReturnType<typeof sessionPolicy>; policyJson: string; tags: Record<string, string>; name: string; sourceIdentity: string } {
+  const policy = sessionPolicy(map, grant);
+  const policyJson = JSON.stringify(policy);
+  if (policyJson.length > PROVIDER_LIMITS.stsPolicyChars) {
+    throw new ProviderLimitRefused(`the session policy for scopes ${[...grant.scopes].sort().join(' ')} is ${policyJson.length} characters: STS takes at most ${PROVIDER_LIMITS.stsPolicyChars}`);
+  }
+  const tags: Record<string, string> = { agent_id: grant.agent_id, decision_id: grant.decision_id };
+  if (grant.task_id !== null) tags['task_id'] = grant.task_id;
+  checkStsTags(tags);
+  return { policy, policyJson, tags, name: sessionName(grant.decision_id), sourceIdentity: stsName(grant.agent_id) };
 }
 
 /**
  * AssumeRole with the session policy, the lifetime, the session tags (agent, task, decision: CloudTrail shows them)
- * and SourceIdentity (the agent), through the real AWS SDK. Errors are the SDK's (`AccessDenied`, a timeout, …); the
- * caller turns them into `provider_failed`.
+ * and SourceIdentity (the agent), through the real AWS SDK, once {@link assumeRoleRequest} found them acceptable.
+ * Errors are `ProviderLimitRefused`, `TemplateRefused` or the SDK's (`AccessDenied`, a timeout, …); the caller turns
+ * them into `provider_failed`.
  */
 export async function assumeRole(
   provider: AwsProviderConfig,
@@ -69,11 +100,7 @@ export async function assumeRole(
   map: CompiledAwsMap,
   grant: AwsGrant,
 ): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord }> {
-  const policy = sessionPolicy(map, grant);
-  const tags: Record<string, string> = { agent_id: grant.agent_id, decision_id: grant.decision_id };
-  if (grant.task_id !== null) tags['task_id'] = grant.task_id;
-  const name = sessionName(grant.decision_id);
-  const sourceIdentity = grant.agent_id.slice(0, 64);
+  const { policy, policyJson, tags, name, sourceIdentity } = assumeRoleRequest(map, grant);
   const client = new STSClient({
     region: provider.region,
     ...(provider.endpoint === null ? {} : { endpoint: provider.endpoint }),
@@ -87,7 +114,7 @@ export async function assumeRole(
         RoleArn: provider.role_arn,
         RoleSessionName: name,
         DurationSeconds: grant.duration_seconds,
-        Policy: JSON.stringify(policy),
+        Policy: policyJson,
         SourceIdentity: sourceIdentity,
         Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
       }),

@@ -5,6 +5,7 @@ import type { CompiledGcsMap } from '../policy/policy-types.js';
 import type { GcsCredentialV1 } from '../wire/token-v1.js';
 import { GOOGLE_TOKEN_SECONDS, JWT_BEARER } from './google-workspace.js';
 import { fillTemplate, type TemplateValues } from './map-templates.js';
+import { PROVIDER_LIMITS, ProviderLimitRefused } from './provider-limits.js';
 import type { GoogleServiceAccount } from './source-credentials.js';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -26,7 +27,8 @@ function celString(text: string): string {
 
 /**
  * The Credential Access Boundary for a grant: one rule per mapped rule of each granted scope, the object prefix as a
- * CEL availability condition over the object's name and over a listing's prefix.
+ * CEL availability condition over the object's name and over a listing's prefix. More rules, or a longer condition,
+ * than Google STS takes is a `ProviderLimitRefused` (nothing is sent).
  */
 export function accessBoundary(map: CompiledGcsMap, grant: Pick<GcsGrant, 'scopes' | 'values'>): { accessBoundary: { accessBoundaryRules: Record<string, unknown>[] } } {
   const rules: Record<string, unknown>[] = [];
@@ -41,13 +43,17 @@ export function accessBoundary(map: CompiledGcsMap, grant: Pick<GcsGrant, 'scope
       if (r.object_prefix !== null) {
         const prefix = fillTemplate(r.object_prefix, grant.values);
         const objects = celString(`projects/_/buckets/${r.bucket}/objects/${prefix}`);
-        rule['availabilityCondition'] = {
-          title: `${scope}: ${prefix}`,
-          expression: `resource.name.startsWith(${objects}) || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith(${celString(prefix)})`,
-        };
+        const expression = `resource.name.startsWith(${objects}) || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith(${celString(prefix)})`;
+        if (expression.length > PROVIDER_LIMITS.celExpressionChars) {
+          throw new ProviderLimitRefused(`the availability condition for bucket ${r.bucket} is ${expression.length} characters: Google STS takes at most ${PROVIDER_LIMITS.celExpressionChars}`);
+        }
+        rule['availabilityCondition'] = { title: `${scope}: ${prefix}`, expression };
       }
       rules.push(rule);
     }
+  }
+  if (rules.length > PROVIDER_LIMITS.gcsBoundaryRules) {
+    throw new ProviderLimitRefused(`the access boundary for scopes ${[...grant.scopes].sort().join(' ')} has ${rules.length} rules: Google STS takes at most ${PROVIDER_LIMITS.gcsBoundaryRules}`);
   }
   return { accessBoundary: { accessBoundaryRules: rules } };
 }

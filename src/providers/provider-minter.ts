@@ -3,10 +3,11 @@ import { describeError, PdpError } from '../errors/pdp-error.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
-import { assumeRole, STS_MAXIMUM_SECONDS, STS_MINIMUM_SECONDS } from './aws-sts.js';
+import { assumeRole, awsDurationCap, STS_MINIMUM_SECONDS } from './aws-sts.js';
 import { mintDownscopedToken } from './google-storage.js';
 import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
 import { TemplateRefused } from './map-templates.js';
+import { ProviderLimitRefused } from './provider-limits.js';
 import { loadAwsSourceCredential, loadGoogleServiceAccount, type AwsSourceCredential, type GoogleServiceAccount } from './source-credentials.js';
 
 type Provider =
@@ -127,10 +128,11 @@ export class ProviderMinter {
         decision_id: request.decision_id,
         scopes: request.scopes,
         values,
-        duration_seconds: Math.min(seconds, STS_MAXIMUM_SECONDS),
+        duration_seconds: Math.min(seconds, awsDurationCap(provider.config)),
       });
     } catch (err) {
-      const error = err instanceof TemplateRefused ? `template refused: ${err.message}` : describeError(err);
+      const error =
+        err instanceof TemplateRefused ? `template refused: ${err.message}` : err instanceof ProviderLimitRefused ? `refused before sending: ${err.message}` : describeError(err);
       this.#onFailure({ integration: request.integration, decision_id: request.decision_id, error });
       throw new PdpError('provider_failed', `the provider could not mint a credential for ${request.integration}`);
     }

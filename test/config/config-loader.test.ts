@@ -238,6 +238,30 @@ describe('defaults, freezing and paths', () => {
     expect(() => buildConfig({ callers: [PEP], providers: [{ integration: 'x', credential: { env: 'AGENTPDP_TEST_UNUSED' }, ...loopback }] }, join(BASE_DIR, 'agent-pdp.yaml'), BASE_DIR, { variables: { AGENTPDP_TEST_UNUSED: 'x' } })).not.toThrow();
   });
 
+  it.each([
+    { note: 'default: a new role maximum', extra: {}, expected: 3600 },
+    { note: 'a role raised to 12 hours', extra: { max_session_seconds: 43200 }, expected: 43200 },
+    { note: 'shorter than the role allows', extra: { max_session_seconds: 900 }, expected: 900 },
+    { note: 'below STS minimum', extra: { max_session_seconds: 899 }, expected: /providers\[0\]\.max_session_seconds/ },
+    { note: 'above AssumeRole ceiling', extra: { max_session_seconds: 43201 }, expected: /providers\[0\]\.max_session_seconds/ },
+    { note: 'for a Google kind', extra: { kind: 'google_workspace', role_arn: undefined, region: undefined, max_session_seconds: 3600 }, expected: /providers\[0\]\.max_session_seconds.*is for kind aws/ },
+  ])('providers[].max_session_seconds: $note', ({ extra, expected }) => {
+    const provider = JSON.parse(JSON.stringify({ integration: 'x', kind: 'aws', role_arn: 'arn:aws:iam::123456789012:role/agents', region: 'eu-west-1', credential: { env: 'AGENTPDP_TEST_UNUSED' }, ...extra })) as Record<string, unknown>;
+    const load = () => buildConfig({ callers: [PEP], providers: [provider] }, join(BASE_DIR, 'agent-pdp.yaml'), BASE_DIR, { variables: { AGENTPDP_TEST_UNUSED: 'x' } });
+    if (typeof expected === 'number') {
+      const [loaded] = load().config.providers;
+      expect(loaded?.kind === 'aws' ? loaded.max_session_seconds : undefined).toBe(expected);
+      return;
+    }
+    let error: unknown;
+    try {
+      load();
+    } catch (e) {
+      error = e;
+    }
+    expect(JSON.stringify((error as { details?: unknown }).details)).toMatch(expected);
+  });
+
   it('strips trailing slashes from the issuer', () => {
     expect(build({ callers: [PEP], issuer: { issuer: 'https://pdp.example.com//' } }).config.issuer.issuer).toBe('https://pdp.example.com');
   });

@@ -138,6 +138,63 @@ describe('compiled bundle: agent policies compiled once, served without YAML', (
   });
 });
 
+describe('compiled bundle: provider maps', () => {
+  let withMaps: PolicySet;
+  let built: Buffer;
+  beforeAll(async () => {
+    withMaps = await loadPolicyDir('examples/provider-policies');
+    built = await buildCompiledBundle(withMaps, rego, regoSources);
+  });
+  type Maps = Record<string, { scopes: Record<string, Array<Record<string, unknown>>> } & Record<string, unknown>>;
+  const withProviderMaps = (edit: (maps: Maps) => void): Map<string, Buffer> =>
+    tampered(built, (files) => {
+      const meta = JSON.parse((files.get('agentpdp_compiled/data.json') as Buffer).toString()) as { provider_maps: Maps };
+      edit(meta.provider_maps);
+      files.set('agentpdp_compiled/data.json', Buffer.from(JSON.stringify(meta)));
+    });
+
+  it('reads back the maps the compiler wrote', async () => {
+    const read = await readCompiledBundle(bundleFiles(built, 'p'), 'p');
+    expect(Object.keys(withMaps.providerMaps ?? {})).toEqual(['calendar', 'customer-files', 'gmail', 'orders-table', 's3-reports']);
+    expect(read.policySet.providerMaps).toEqual(withMaps.providerMaps);
+  });
+
+  it.each([
+    { note: 'not an object', edit: (m: Maps) => Object.assign(m, { 's3-reports': [] }), path: 'provider_maps.s3-reports: expected an object' },
+    { note: 'an unknown kind', edit: (m: Maps) => (m['s3-reports']!['kind'] = 'github'), path: 'provider_maps.s3-reports.kind: expected aws, google_workspace or gcp_storage' },
+    { note: 'a map filed under another integration', edit: (m: Maps) => (m['s3-reports']!['integration'] = 'orders-table'), path: 'provider_maps.s3-reports.integration: expected s3-reports' },
+    { note: 'an unknown member', edit: (m: Maps) => (m['s3-reports']!['subject'] = [{ text: 'x' }]), path: 'provider_maps.s3-reports.subject: is not a member of it' },
+    { note: 'no scope', edit: (m: Maps) => (m['s3-reports']!.scopes = {}), path: 'provider_maps.s3-reports.scopes: maps no scope' },
+    { note: 'a scope with no statement', edit: (m: Maps) => (m['s3-reports']!.scopes['reports:read'] = []), path: 'provider_maps.s3-reports.scopes["reports:read"]: expected a non-empty list' },
+    { note: 'a statement without actions', edit: (m: Maps) => delete m['s3-reports']!.scopes['reports:read']![0]!['actions'], path: '["reports:read"][0].actions: is missing' },
+    { note: 'an action that is not service:Action', edit: (m: Maps) => (m['s3-reports']!.scopes['reports:read']![0]!['actions'] = ['*']), path: '[0].actions[0]: expected a string matching' },
+    { note: 'a resource that is not an ARN', edit: (m: Maps) => (m['s3-reports']!.scopes['reports:read']![0]!['resources'] = [[{ text: '*' }]]), path: '[0].resources[0]: expected an ARN' },
+    { note: 'a template part of another source', edit: (m: Maps) => (m['s3-reports']!.scopes['reports:read']![0]!['resources'] = [[{ text: 'arn:aws:s3:::b/' }, { from: 'env', name: 'HOME' }]]), path: '.resources[0][1]: expected {text}' },
+    { note: 'a text part with a policy variable', edit: (m: Maps) => (m['s3-reports']!.scopes['reports:read']![0]!['resources'] = [[{ text: 'arn:aws:s3:::b/${aws:username}/*' }]]), path: '.resources[0][0].text: expected text without braces' },
+    { note: 'a placeholder a value could continue (an old bundle)', edit: (m: Maps) => (m['s3-reports']!.scopes['reports:read']![0]!['resources'] = [[{ text: 'arn:aws:s3:::b/' }, { from: 'record', name: 'id' }, { text: '*' }]]), path: '.resources[0]: {record.id} is followed by "*"' },
+    { note: 'a condition value a value could continue', edit: (m: Maps) => (m['orders-table']!.scopes['orders:read']![0]!['conditions'] = { StringLike: { 'dynamodb:LeadingKeys': [[{ from: 'record', name: 'id' }, { text: '*' }]] } }), path: '.conditions.StringLike["dynamodb:LeadingKeys"][0]: {record.id} is followed by' },
+    { note: 'a Workspace subject that is not a template', edit: (m: Maps) => (m['calendar']!['subject'] = 'ana@example.com'), path: 'provider_maps.calendar.subject: expected a non-empty list' },
+    { note: 'a Workspace scope that is not a Google scope URL', edit: (m: Maps) => (m['calendar']!.scopes['calendar:read'] = ['https://mail.google.com/' as never]), path: 'provider_maps.calendar.scopes["calendar:read"][0]: expected a string' },
+    { note: 'a GCS bucket that is not a bucket name', edit: (m: Maps) => (m['customer-files']!.scopes['files:read']![0]!['bucket'] = 'a/b'), path: '["files:read"][0].bucket: expected a string' },
+    { note: 'a GCS role outside storage', edit: (m: Maps) => (m['customer-files']!.scopes['files:read']![0]!['role'] = 'roles/owner'), path: '["files:read"][0].role: expected a string' },
+    { note: 'a GCS prefix not ending with /', edit: (m: Maps) => (m['customer-files']!.scopes['files:read']![0]!['object_prefix'] = [{ text: 'customers/' }, { from: 'record', name: 'id' }]), path: '["files:read"][0].object_prefix: expected a prefix ending with /' },
+  ])('refuses provider_maps with $note, naming the path', async ({ edit, path }) => {
+    expect(await refusal(readCompiledBundle(withProviderMaps(edit), 't'))).toMatch(new RegExp(`^bundle_invalid: compiled bundle t: agentpdp_compiled/data\\.json has malformed provider_maps: .*${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  });
+
+  it('reads an older bundle without provider maps as minting nothing', async () => {
+    const older = await readCompiledBundle(
+      tampered(built, (files) => {
+        const meta = JSON.parse((files.get('agentpdp_compiled/data.json') as Buffer).toString()) as Record<string, unknown>;
+        delete meta['provider_maps'];
+        files.set('agentpdp_compiled/data.json', Buffer.from(JSON.stringify(meta)));
+      }),
+      'o',
+    );
+    expect(older.policySet.providerMaps).toEqual({});
+  });
+});
+
 describe('compiled bundle: OPA bundle signatures', () => {
   let signed: Buffer;
   beforeAll(async () => {

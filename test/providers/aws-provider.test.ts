@@ -18,6 +18,9 @@ import { guardTool, PdpClient } from '../../src/pep/index.js';
 import { createLogger } from '../../src/server/logger.js';
 import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
 import { startFakeSts, type AssumeRoleSeen, type FakeSts } from '../../examples/support/fake-sts.js';
+import { buildPolicySet } from '../../src/policy/policy-loader.js';
+import { assumeRole } from '../../src/providers/aws-sts.js';
+import { AwsSourceCredential } from '../../src/providers/source-credentials.js';
 
 const SOURCE = { access_key_id: 'AKIAAGENTPDPTEST0001', secret_access_key: 'source-secret-wJalrXUtnFEMI/K7MDENG/bPxRfiCY' };
 const ROLE = 'arn:aws:iam::123456789012:role/agent-pdp-reports';
@@ -46,10 +49,23 @@ const PROVIDER_MAP = `provider_map:
       - actions: ["s3:*"]
         resources: ["arn:aws:s3:::acme-reports", "arn:aws:s3:::acme-reports/*"]
 `;
+/** A map whose session policy is longer than STS takes (2048 characters), whatever the grant. */
+const BIG_INTEGRATION = `integration:
+  id: big-reports
+  scopes: [big:read]
+`;
+const BIG_MAP = `provider_map:
+  integration: big-reports
+  kind: aws
+  scopes:
+    big:read:
+${Array.from({ length: 20 }, (_, i) => `      - actions: [s3:GetObject]\n        resources: ["arn:aws:s3:::acme-archive-${i}/reports/quarterly/*", "arn:aws:s3:::acme-archive-${i}/reports/yearly/*"]\n`).join('')}`;
 const AGENT = `agent_policy:
   id: reporting-agent
   description: Reads and writes the reports of the customer its task names.
   integrations:
+    big-reports:
+      max_scope: [big:read]
     s3-reports:
       max_scope: [reports:read, reports:write]
       bind:
@@ -58,6 +74,11 @@ const AGENT = `agent_policy:
   token_ttl: 900
   per_task_downscope: false
 `;
+
+/** The same grants for two hours: longer than the role's maximum session duration (3600 s unless raised). */
+const LONG_AGENT = AGENT.replace('id: reporting-agent', 'id: long-reporting-agent').replace('token_ttl: 900', 'token_ttl: 7200');
+/** Agent ids STS would refuse as SourceIdentity: one character; two of 68 sharing their first 64. */
+const ODD_AGENTS = ['r', `reporting-${'x'.repeat(54)}-eu`, `reporting-${'x'.repeat(54)}-us`];
 
 const logLines: string[] = [];
 const errorBodies: string[] = [];
@@ -74,6 +95,10 @@ beforeAll(async () => {
   writeFileSync(join(policies, 'integrations', 's3-reports.yaml'), INTEGRATION);
   writeFileSync(join(policies, 'providers', 's3-reports.yaml'), PROVIDER_MAP);
   writeFileSync(join(policies, 'agents', 'reporting-agent.yaml'), AGENT);
+  writeFileSync(join(policies, 'agents', 'long-reporting-agent.yaml'), LONG_AGENT);
+  ODD_AGENTS.forEach((id, i) => writeFileSync(join(policies, 'agents', `odd-${i}.yaml`), AGENT.replace('id: reporting-agent', `id: ${id}`)));
+  writeFileSync(join(policies, 'integrations', 'big-reports.yaml'), BIG_INTEGRATION);
+  writeFileSync(join(policies, 'providers', 'big-reports.yaml'), BIG_MAP);
   const sourceFile = join(policies, 'aws-source.json');
   writeFileSync(sourceFile, JSON.stringify(SOURCE));
   chmodSync(sourceFile, 0o600);
@@ -87,8 +112,13 @@ beforeAll(async () => {
     policies,
     logger: createLogger('debug', sink),
     config: {
-      callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'reporting-agent'] } : c)),
-      providers: [{ integration: 's3-reports', kind: 'aws', role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, credential: { file: sourceFile } }],
+      callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'reporting-agent', 'long-reporting-agent', ...ODD_AGENTS] } : c)),
+      // Tokens may live two hours, longer than the role's maximum session duration.
+      issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys', max_token_ttl_seconds: 7200 },
+      providers: [
+        { integration: 's3-reports', kind: 'aws', role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, credential: { file: sourceFile } },
+        { integration: 'big-reports', kind: 'aws', role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, credential: { file: sourceFile } },
+      ],
     },
   });
 });
@@ -116,21 +146,21 @@ function holdSts(): { minting: () => Promise<AssumeRoleSeen>; release: () => voi
   return { minting: () => minting, release };
 }
 
-async function registerTask(context: Record<string, string>, expiresIn = 3600): Promise<string> {
+async function registerTask(context: Record<string, string>, expiresIn = 3600, agent = 'reporting-agent'): Promise<string> {
   const id = `report-task-${++seq}`;
   await request(t.url)
     .post('/v1/tasks')
     .set(auth(KEYS.orchestrator))
-    .send({ id, agent_id: 'reporting-agent', type: 'monthly_report', context, expires_in_seconds: expiresIn })
+    .send({ id, agent_id: agent, type: 'monthly_report', context, expires_in_seconds: expiresIn })
     .expect(201);
   return id;
 }
 
-async function decide(taskId: string, scopes: string[], customer: string, ttl?: number): Promise<{ decision_id: string; allow: boolean; granted_scopes: string[] }> {
+async function decide(taskId: string, scopes: string[], customer: string, ttl?: number, agent = 'reporting-agent'): Promise<{ decision_id: string; allow: boolean; granted_scopes: string[] }> {
   const res = await request(t.url)
     .post('/v1/decide')
     .set(auth(KEYS.pep))
-    .send({ agent_id: 'reporting-agent', task: { id: taskId }, integration: 's3-reports', scopes, resource: { type: 'customer', id: customer }, ...(ttl === undefined ? {} : { ttl_seconds: ttl }) })
+    .send({ agent_id: agent, task: { id: taskId }, integration: 's3-reports', scopes, resource: { type: 'customer', id: customer }, ...(ttl === undefined ? {} : { ttl_seconds: ttl }) })
     .expect(200);
   return res.body as { decision_id: string; allow: boolean; granted_scopes: string[] };
 }
@@ -301,6 +331,73 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     const ending = await decide(endingTask, ['reports:read'], '1234');
     expect((await redeem(ending.decision_id)).status).toBe(409);
     expect(sts.hits).toBe(hits);
+  });
+
+  it("a token living longer than the role's maximum session duration gets a credential of that maximum (3600 s by default), not an STS refusal", async () => {
+    const taskId = await registerTask({ customer_id: '1234' }, 7200, 'long-reporting-agent');
+    const decision = await decide(taskId, ['reports:read'], '1234', undefined, 'long-reporting-agent');
+    expect(decision.allow).toBe(true);
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(201);
+    expect((res.body as Minted).expires_in).toBe(7200);
+    expect(sts.requests.at(-1)!.params['DurationSeconds']).toBe('3600');
+  });
+
+  it("an agent id STS would refuse as SourceIdentity is sent in a derived form STS takes, never cut into another agent's", async () => {
+    const identities: string[] = [];
+    for (const agent of ODD_AGENTS) {
+      const taskId = await registerTask({ customer_id: '1234' }, 3600, agent);
+      const decision = await decide(taskId, ['reports:read'], '1234', undefined, agent);
+      expect(decision.allow).toBe(true);
+      expect((await redeem(decision.decision_id)).status).toBe(201);
+      const seen = sts.requests.at(-1)!;
+      identities.push(seen.params['SourceIdentity'] ?? '');
+      // The session tag keeps the whole agent id; the trail records the identity sent.
+      expect(seen.tags['agent_id']).toBe(agent);
+      const issuedEvent = (await chain(decision.decision_id)).find((e) => e.type === 'token.issued')!;
+      expect((issuedEvent.data['provider_credential'] as { source_identity: string }).source_identity).toBe(seen.params['SourceIdentity']);
+    }
+    expect(identities[0]).toMatch(/^r\+[0-9a-f]{32}$/);
+    expect(identities[1]).toMatch(/^reporting-x+\+[0-9a-f]{32}$/);
+    expect(new Set(identities).size).toBe(3);
+  });
+
+  it('a session policy longer than STS takes is refused before STS: provider_failed, the reason in the failure log', async () => {
+    const hits = sts.hits;
+    const taskId = await registerTask({ customer_id: '1234' });
+    const res = await request(t.url).post('/v1/decide').set(auth(KEYS.pep)).send({ agent_id: 'reporting-agent', task: { id: taskId }, integration: 'big-reports', scopes: ['big:read'] }).expect(200);
+    const decision = res.body as { decision_id: string; allow: boolean };
+    expect(decision.allow).toBe(true);
+    const failed = await redeem(decision.decision_id);
+    expect(failed.status).toBe(502);
+    expect((failed.body as { error: { code: string } }).error.code).toBe('provider_failed');
+    expect(sts.hits).toBe(hits);
+    const line = logLines.find((l) => l.includes('provider credential not minted') && l.includes(decision.decision_id));
+    expect(line).toMatch(/refused before sending: the session policy for scopes big:read is \d+ characters: STS takes at most 2048/);
+  });
+
+  it.each([
+    { note: 'an agent id with a character outside the tag charset', grant: { agent_id: 'agent#1' }, refused: /session tag agent_id's value is not what STS takes/ },
+    { note: 'a task id of 257 characters', grant: { task_id: 't'.repeat(257) }, refused: /session tag task_id's value is not what STS takes/ },
+    { note: 'a decision id with a character outside the tag charset', grant: { decision_id: 'd;1' }, refused: /session tag decision_id's value/ },
+    { note: 'letters, spaces and _.:/=+-@ are sent', grant: { task_id: 'Zoë task:1/a=b+c-d@e' }, refused: null },
+  ])('session tags STS would refuse are refused before STS: $note', async ({ grant, refused }) => {
+    const map = buildPolicySet([
+      { file: 'integrations/s3.yaml', text: INTEGRATION },
+      { file: 'providers/s3.yaml', text: PROVIDER_MAP },
+    ]).providerMaps!['s3-reports']!;
+    if (map.kind !== 'aws') throw new Error('expected an aws map');
+    const provider = { integration: 's3-reports', kind: 'aws' as const, role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, max_session_seconds: 3600, timeout_ms: 5000, credential: { env: null, file: null } };
+    const base = { integration: 's3-reports', agent_id: 'reporting-agent', task_id: 'task-1', decision_id: 'd-1', scopes: ['reports:read'], values: { record: { type: 'customer', id: '1234' }, context: null }, duration_seconds: 900 };
+    const hits = sts.hits;
+    const minting = assumeRole(provider, new AwsSourceCredential(SOURCE), map, { ...base, ...grant });
+    if (refused === null) {
+      await expect(minting).resolves.toMatchObject({ record: { session_tags: expect.objectContaining(grant) } });
+      expect(sts.hits).toBe(hits + 1);
+    } else {
+      await expect(minting).rejects.toThrow(refused);
+      expect(sts.hits).toBe(hits);
+    }
   });
 
   it('a record id that could widen the ARN pattern is refused before STS', async () => {

@@ -46,9 +46,22 @@ const GCS_MAP = `provider_map:
     objects:read:
       - { bucket: acme-reports, role: roles/storage.objectViewer, object_prefix: "customers/{record.id}/" }
 `;
+/** Eleven access boundary rules for one scope: more than Google STS takes (10). */
+const MANY_INTEGRATION = `integration:
+  id: many-gcs
+  scopes: [objects:read]
+`;
+const MANY_MAP = `provider_map:
+  integration: many-gcs
+  kind: gcp_storage
+  scopes:
+    objects:read:
+${Array.from({ length: 11 }, (_, i) => `      - { bucket: acme-archive-${i}, role: roles/storage.objectViewer }\n`).join('')}`;
 const AGENT = `agent_policy:
   id: calendar-agent
   integrations:
+    many-gcs:
+      max_scope: [objects:read]
     calendar:
       max_scope: [calendar:read]
     reports-gcs:
@@ -76,6 +89,8 @@ beforeAll(async () => {
   writeFileSync(join(policies, 'agents', 'calendar-agent.yaml'), AGENT);
   writeFileSync(join(policies, 'integrations', 'reports-gcs.yaml'), GCS_INTEGRATION);
   writeFileSync(join(policies, 'providers', 'reports-gcs.yaml'), GCS_MAP);
+  writeFileSync(join(policies, 'integrations', 'many-gcs.yaml'), MANY_INTEGRATION);
+  writeFileSync(join(policies, 'providers', 'many-gcs.yaml'), MANY_MAP);
   const keyFile = join(policies, 'sa.json');
   writeFileSync(keyFile, JSON.stringify({ type: 'service_account', client_email: SA_EMAIL, private_key_id: 'k-1', private_key: PRIVATE_PEM }));
   chmodSync(keyFile, 0o600);
@@ -93,6 +108,7 @@ beforeAll(async () => {
       providers: [
         { integration: 'calendar', kind: 'google_workspace', token_endpoint: google.url, credential: { file: keyFile } },
         { integration: 'reports-gcs', kind: 'gcp_storage', token_endpoint: google.url, sts_endpoint: google.stsUrl, credential: { file: keyFile } },
+        { integration: 'many-gcs', kind: 'gcp_storage', token_endpoint: google.url, sts_endpoint: google.stsUrl, credential: { file: keyFile } },
       ],
     },
   });
@@ -237,6 +253,19 @@ describe('Google Workspace: a service account assertion for the task user, with 
     const issued = (await events(decision.decision_id)).find((e) => e.type === 'token.issued')!;
     expect(issued.data['provider_credential']).toMatchObject({ provider: 'gcp_storage', service_account: SA_EMAIL, access_boundary: boundary });
     expect(JSON.stringify(issued)).not.toContain(source.issued!.access_token);
+  });
+
+  it('GCS: more access boundary rules than Google STS takes is refused before Google, the reason in the failure log', async () => {
+    const hits = google.hits;
+    const id = `gcs-task-${++seq}`;
+    await request(t.url).post('/v1/tasks').set(auth(KEYS.orchestrator)).send({ id, agent_id: 'calendar-agent', type: 'digest', context: {}, expires_in_seconds: 7200 }).expect(201);
+    const res = await request(t.url).post('/v1/decide').set(auth(KEYS.pep)).send({ agent_id: 'calendar-agent', task: { id }, integration: 'many-gcs', scopes: ['objects:read'] }).expect(200);
+    const decision = res.body as { decision_id: string; allow: boolean };
+    expect(decision.allow).toBe(true);
+    const failed = await redeem(decision.decision_id);
+    expect(failed.status).toBe(502);
+    expect(google.hits).toBe(hits);
+    expect(logLines.find((l) => l.includes('provider credential not minted') && l.includes(decision.decision_id))).toMatch(/refused before sending: the access boundary for scopes objects:read has 11 rules: Google STS takes at most 10/);
   });
 
   it('neither the key nor a minted token in a log line, an error body or the trail', async () => {

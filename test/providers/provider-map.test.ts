@@ -6,9 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { isPdpError, type PdpError } from '../../src/errors/pdp-error.js';
 import { buildPolicySet } from '../../src/policy/policy-loader.js';
-import { parseMapTemplate } from '../../src/policy/provider-map-compiler.js';
+import { longestSessionPolicyChars, parseMapTemplate, placeholderBoundaryProblem } from '../../src/policy/provider-map-compiler.js';
 import { sessionPolicy } from '../../src/providers/aws-sts.js';
 import { fillTemplate, TemplateRefused } from '../../src/providers/map-templates.js';
+import { stsName } from '../../src/providers/provider-limits.js';
 
 const INTEGRATION = `integration:
   id: s3-reports
@@ -130,5 +131,108 @@ describe('templates', () => {
     });
     expect(sessionPolicy(map, { scopes: ['reports:write', 'reports:read'], values }).Statement.map((s) => s.Action)).toEqual([['s3:GetObject', 's3:ListBucket'], ['s3:PutObject']]);
     expect(() => sessionPolicy(map, { scopes: ['reports:admin'], values })).toThrow(/no statement/);
+  });
+});
+
+describe('maps that can exceed what the provider takes are warned about, with file and line', () => {
+  const bigMap = (statements: number) =>
+    `provider_map:\n  integration: s3-reports\n  kind: aws\n  scopes:\n    reports:read:\n` +
+    Array.from({ length: statements }, (_, i) => `      - actions: [s3:GetObject]\n        resources: ["arn:aws:s3:::acme-${i}/customers/{record.id}/*"]\n`).join('') +
+    `    reports:write:\n      - actions: [s3:PutObject]\n        resources: ["arn:aws:s3:::acme/customers/{record.id}/*"]\n`;
+
+  it('an AWS map whose session policy for all its scopes, values at their longest, passes 2048 characters', () => {
+    const warned = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': bigMap(9) });
+    expect(warned.warnings.map((w) => `${w.file}:${w.line} ${w.message}`)).toEqual([
+      expect.stringMatching(/^providers\/s3\.yaml:4 the session policy of all these scopes together, each template value at its longest \(128 characters\), is \d+ characters: STS takes at most 2048/),
+    ]);
+    expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': bigMap(8) }).warnings).toEqual([]);
+    expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP }).warnings).toEqual([]);
+  });
+
+  it('the bound the warning computes is the length of the policy the minter would send with 128-character values', () => {
+    for (const text of [MAP, bigMap(3), bigMap(9)]) {
+      const map = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': text }).providerMaps!['s3-reports']!;
+      if (map.kind !== 'aws') throw new Error('expected an aws map');
+      const longest = 'x'.repeat(128);
+      const policy = sessionPolicy(map, { scopes: Object.keys(map.scopes), values: { record: { type: longest, id: longest }, context: { region: longest } } });
+      expect(longestSessionPolicyChars(map)).toBe(JSON.stringify(policy).length);
+    }
+  });
+
+  it('a GCS map whose scopes together have more than 10 access boundary rules', () => {
+    const gcs = (rules: number) =>
+      `provider_map:\n  integration: files\n  kind: gcp_storage\n  scopes:\n    files:read:\n` +
+      Array.from({ length: rules - 1 }, (_, i) => `      - { bucket: bucket-${i}, role: roles/storage.objectViewer }\n`).join('') +
+      `    files:write:\n      - { bucket: bucket-w, role: roles/storage.objectCreator, object_prefix: "customers/{record.id}/" }\n`;
+    const integration = 'integration:\n  id: files\n  scopes: [files:read, files:write]\n';
+    expect(build({ 'integrations/files.yaml': integration, 'providers/files.yaml': gcs(11) }).warnings.map((w) => `${w.file}:${w.line} ${w.message}`)).toEqual([
+      'providers/files.yaml:4 all these scopes together map to 11 access boundary rules: Google STS takes at most 10, so a grant of many of them is refused before Google is called (provider_failed)',
+    ]);
+    expect(build({ 'integrations/files.yaml': integration, 'providers/files.yaml': gcs(10) }).warnings).toEqual([]);
+  });
+});
+
+describe('stsName: RoleSessionName and SourceIdentity in a form STS takes, never shared by two values', () => {
+  const STS_TAKES = /^[\w+=,.@-]{2,64}$/;
+  it.each([
+    { note: 'an agent id STS takes is itself', value: 'reporting-agent', same: true },
+    { note: '64 characters is itself', value: 'a'.repeat(64), same: true },
+    { note: 'one character is derived', value: 'r', same: false },
+    { note: '65 characters is derived', value: 'a'.repeat(65), same: false },
+    { note: 'a character STS refuses is derived', value: 'team/agent', same: false },
+    { note: 'a value with + is derived (a derived one has +)', value: 'a+b', same: false },
+  ])('$note', ({ value, same }) => {
+    const name = stsName(value);
+    expect(name).toMatch(STS_TAKES);
+    expect(name === value).toBe(same);
+    expect(stsName(value)).toBe(name);
+    if (!same) expect(name).toMatch(/\+[0-9a-f]{32}$/);
+  });
+
+  it('two agents sharing their first 64 characters get two identities (cutting gave them one)', () => {
+    const prefix = `reporting-${'x'.repeat(54)}`;
+    const a = stsName(`${prefix}-eu`);
+    const b = stsName(`${prefix}-us`);
+    expect(a).not.toBe(b);
+    expect(a.startsWith('reporting-')).toBe(true);
+    // A derived name is never an agent id used as is: agent ids have no +.
+    expect(stsName(a)).not.toBe(a);
+  });
+});
+
+describe('a placeholder ends where a value cannot go on: the end, / or :', () => {
+  const awsMap = (resource: string, condition = 'customers/{record.id}/*') =>
+    `provider_map:\n  integration: s3-reports\n  kind: aws\n  scopes:\n    reports:read:\n      - actions: [s3:GetObject]\n        resources: ["${resource}"]\n        conditions: { StringLike: { "s3:prefix": ["${condition}"] } }\n    reports:write:\n      - actions: [s3:PutObject]\n        resources: ["arn:aws:s3:::acme/{record.id}/*"]\n`;
+  const gcsMap = (prefix: string) =>
+    `provider_map:\n  integration: files\n  kind: gcp_storage\n  scopes:\n    files:read:\n      - { bucket: acme-files, role: roles/storage.objectViewer, object_prefix: "${prefix}" }\n`;
+  const files = (map: string): Record<string, string> =>
+    map.includes('gcp_storage') ? { 'integrations/files.yaml': 'integration:\n  id: files\n  scopes: [files:read]\n', 'providers/files.yaml': map } : { 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': map };
+
+  it.each([
+    { note: 'resource: {record.id}* (acme would match acme-evil/…)', map: awsMap('arn:aws:s3:::bucket/{record.id}*'), line: 7, after: '"\\*"' },
+    { note: 'resource: {record.id}? ', map: awsMap('arn:aws:s3:::bucket/{record.id}?/x'), line: 7, after: '"\\?"' },
+    { note: 'resource: a letter after the placeholder', map: awsMap('arn:aws:s3:::bucket/{record.id}x/*'), line: 7, after: '"x"' },
+    { note: 'resource: a - after the placeholder', map: awsMap('arn:aws:s3:::bucket/{record.id}-reports/*'), line: 7, after: '"-"' },
+    { note: 'resource: a . after the placeholder', map: awsMap('arn:aws:s3:::bucket/{record.id}.csv'), line: 7, after: '"\\."' },
+    { note: 'resource: two placeholders side by side', map: awsMap('arn:aws:s3:::bucket/{record.type}{record.id}/*'), line: 7, after: '\\{record\\.id\\}' },
+    { note: 'condition value: {record.id}*', map: awsMap('arn:aws:s3:::bucket/{record.id}/*', 'customers/{record.id}*'), line: 8, after: '"\\*"' },
+    { note: 'GCS object prefix: {record.id}- then /', map: gcsMap('customers/{record.id}-x/'), line: 6, after: '"-"' },
+  ])('refused with file and line: $note', ({ map, line, after }) => {
+    const details = refusal(files(map)).details.map((d) => `${d.file}:${d.line} ${d.message}`);
+    expect(details).toEqual([expect.stringMatching(new RegExp(`^providers/(s3|files)\\.yaml:${line} invalid template: \\{record\\.(id|type)\\} is followed by ${after}: a value could be continued there`))]);
+  });
+
+  it.each([
+    { note: 'a / then *', map: awsMap('arn:aws:s3:::bucket/{record.id}/*') },
+    { note: 'the end of the text', map: awsMap('arn:aws:s3:::bucket/{record.id}', '{record.id}') },
+    { note: 'a : (an ARN field)', map: awsMap('arn:aws:dynamodb:{record.type}:123456789012:table/{record.id}') },
+    { note: 'a GCS prefix ending in /', map: gcsMap('customers/{record.id}/') },
+  ])('accepted: $note', ({ map }) => {
+    expect(() => build(files(map))).not.toThrow();
+  });
+
+  it('placeholderBoundaryProblem, the rule on a parsed template', () => {
+    expect(placeholderBoundaryProblem(parseMapTemplate('a/{record.id}*') as Exclude<ReturnType<typeof parseMapTemplate>, string>)).toMatch(/is followed by "\*"/);
+    expect(placeholderBoundaryProblem(parseMapTemplate('a/{record.id}/*') as Exclude<ReturnType<typeof parseMapTemplate>, string>)).toBeNull();
   });
 });

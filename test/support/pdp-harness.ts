@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { buildConfig } from '../../src/config/config-loader.js';
-import type { CallerConfig } from '../../src/config/config-types.js';
+import type { CallerConfig, PdpConfig } from '../../src/config/config-types.js';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { createPdp, type Pdp } from '../../src/main.js';
 import { createLogger } from '../../src/server/logger.js';
@@ -65,6 +65,8 @@ export interface TestPdpOptions {
    * fixed `http://127.0.0.1:8181`.
    */
   issuerIsUrl?: boolean;
+  /** What a reload reads as the config (`CreatePdpOptions.rereadConfig`), given the one the PDP started with. Default: none. */
+  rereadConfig?: (started: PdpConfig) => PdpConfig;
 }
 
 /** Folders 0755, files 0644, recursively. */
@@ -114,7 +116,13 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
       this.now = new Date(this.now.getTime() + seconds * 1000);
     },
   };
-  const pdp = await createPdp(config, { logger: options.logger ?? createLogger('silent'), now: () => clock.now, defaultMetrics: false }).catch(
+  const reread = options.rereadConfig;
+  const pdp = await createPdp(config, {
+    logger: options.logger ?? createLogger('silent'),
+    now: () => clock.now,
+    defaultMetrics: false,
+    ...(reread === undefined ? {} : { rereadConfig: () => reread(config) }),
+  }).catch(
     (err: unknown) => {
       rmSync(dir, { recursive: true, force: true });
       throw err;
