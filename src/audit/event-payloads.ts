@@ -587,7 +587,6 @@ export function tokenIssuedEvent(
   });
 }
 
-/** Only the documented members, checked: a secret handed in by mistake is not copied into the trail. */
 /** A provider credential minted for a redemption refused after the mint (src/pdp/token-service.ts): never returned. */
 export function providerCredentialDiscardedEvent(
   time: string,
@@ -603,6 +602,7 @@ export function providerCredentialDiscardedEvent(
   });
 }
 
+/** Only the documented members, checked: a secret handed in by mistake is not copied into the trail. */
 function providerCredentialRecord(r: ProviderCredentialRecord): ProviderCredentialRecord {
   if (r.provider === 'gcp_storage') {
     if (typeof r.expires_at !== 'string' || typeof r.service_account !== 'string') throw new TypeError('token.issued provider_credential: expires_at and service_account must be strings');

@@ -116,7 +116,8 @@ export async function mintDownscopedToken(
     provider.timeout_ms,
     'Google STS',
   );
-  const expiresAt = new Date((iat + Math.floor(exchanged['expires_in'] as number)) * 1000).toISOString();
+  // Google counts expires_in from when it issued the token: from its answer (our clock), not from our ask.
+  const expiresAt = new Date((Math.floor(Date.now() / 1000) + Math.floor(exchanged['expires_in'] as number)) * 1000).toISOString();
   return {
     credential: { provider: 'gcp_storage', integration: grant.integration, expires_at: expiresAt, google: { access_token: exchanged['access_token'] as string, token_type: 'Bearer' } },
     record: { provider: 'gcp_storage', request_id: null, expires_at: expiresAt, service_account: account.email, access_boundary: boundary as unknown as Record<string, unknown> },

@@ -76,7 +76,8 @@ export async function mintWorkspaceToken(
   if (typeof accessToken !== 'string' || accessToken === '' || typeof expiresIn !== 'number' || !(expiresIn > 0) || String(body['token_type']).toLowerCase() !== 'bearer') {
     throw new Error('Google token endpoint answered without access_token, expires_in and token_type Bearer');
   }
-  const expiresAt = new Date((iat + Math.floor(expiresIn)) * 1000).toISOString();
+  // Google counts expires_in from when it issued the token: from its answer (our clock), not from our ask.
+  const expiresAt = new Date((Math.floor(Date.now() / 1000) + Math.floor(expiresIn)) * 1000).toISOString();
   return {
     credential: {
       provider: 'google_workspace',

@@ -69,9 +69,12 @@ export class ProviderMinter {
     return provider.config.kind === 'aws' ? STS_MINIMUM_SECONDS : GOOGLE_TOKEN_SECONDS;
   }
 
-  /** The integration's provider timeout (config `timeout_ms`): a mint ends by then. */
+  /** The longest a mint of the integration may take: its provider's `timeout_ms` per request it makes. */
   timeoutMs(integration: string): number {
-    return this.#providers.get(integration)?.config.timeout_ms ?? 0;
+    const provider = this.#providers.get(integration);
+    if (provider === undefined) return 0;
+    // GCS: two requests in a row (the account's token, then the exchange), each with the whole timeout.
+    return provider.config.timeout_ms * (provider.config.kind === 'gcp_storage' ? 2 : 1);
   }
 
   /** A minted credential discarded without its provider.credential_discarded event (the store failed): logged, no secret. */
