@@ -19,7 +19,7 @@ describe('migrations 3 to 5 on a database written by schema version 2', () => {
       db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
         DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP INDEX audit_events_decision_agent; DROP TABLE console_sessions;
         DROP TABLE outbox; DROP TABLE notifications; DROP TABLE access_request_groups; DROP TABLE access_requests;
-        ALTER TABLE decisions DROP COLUMN access_request_id;
+        ALTER TABLE decisions DROP COLUMN access_request_id; ALTER TABLE decisions DROP COLUMN mint_claim; ALTER TABLE decisions DROP COLUMN mint_claim_until;
         ALTER TABLE tasks DROP COLUMN elevations;
         DELETE FROM schema_migrations WHERE version >= 3`);
       db.close();

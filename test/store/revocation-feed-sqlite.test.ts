@@ -66,6 +66,7 @@ describe('cost', () => {
     const db = new Database(temp.path);
     db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
       DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP TABLE notifications; DROP INDEX audit_events_decision_agent; DROP TABLE console_sessions;
+      ALTER TABLE decisions DROP COLUMN mint_claim; ALTER TABLE decisions DROP COLUMN mint_claim_until;
       DELETE FROM schema_migrations WHERE version >= 5`);
     db.close();
     const store = await temp.reopen();
