@@ -25,7 +25,6 @@ export interface DecisionRecord {
   task_id: string;
   integration: string;
   outcome: RecordedOutcome;
-  request: DecisionRequestV1;
   input: EvaluationInputV1;
   result: DecisionResponseV1 | DecisionErrorResultV1;
   /** Unmasked copy of what a token is issued from (an allow), or of what an access request is made from (a requestable deny); else null. */
@@ -331,7 +330,6 @@ export class Decider {
       task_id: made.request.task.id,
       integration: made.request.integration,
       outcome: result.outcome,
-      request: made.request,
       input: made.input,
       result,
       token_grant: grant,

@@ -1,7 +1,7 @@
 /**
  * Decision ids are UUIDv7 (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then 74 random bits.
  *
- * Why not v4: the id is the decisions table's primary key and is indexed on the audit events, and random keys
+ * Why not v4: the id is indexed on the audit events (and is the primary key of a decision's state row), and random keys
  * land on random B-tree pages, so every group-commit batch dirtied (and wrote to the WAL) a page per decision
  * per index. Time-ordered keys append: recording a decision took 80 µs instead of 125 µs on the project's VM
  * (bench/README.md), and the gap widens as the tables outgrow the page cache.

@@ -5,8 +5,11 @@
  * trusted one (`trusted-task.ts`). The time is the one input field that needs the caller's clock: it is set when
  * `now` is passed (the decider passes the instant it read for the decision), absent otherwise.
  */
-import type { ElevationInputV1, EvaluationInputV1, EvaluationTimeV1 } from '../policy/decision-types.js';
+import type { ElevationInputV1, EvaluationInputV1 } from '../policy/decision-types.js';
+import { evaluationTime } from '../wire/evaluation-time.js';
 import type { DecisionRequestV1 } from '../wire/decision-v1.js';
+
+export { evaluationTime } from '../wire/evaluation-time.js';
 
 /** The task as the policy sees it. */
 export type EvaluationTask = EvaluationInputV1['task'];
@@ -35,25 +38,6 @@ export function buildEvaluationInput(
     ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
     ...(now !== undefined ? { time: evaluationTime(now) } : {}),
     ...(elevation !== undefined ? { elevation } : {}),
-  };
-}
-
-const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
-
-/**
- * `input.time` for the instant `now`, every field in UTC. `now_ns` is above 2^53 but exact as JSON: the product
- * is the double nearest the true integer and `JSON.stringify` writes it as the millisecond count followed by six
- * zeros, so OPA (which reads JSON numbers exactly), the WASM module and the audit trail all see the same value.
- */
-export function evaluationTime(now: Date): EvaluationTimeV1 {
-  const ms = now.getTime();
-  if (!Number.isFinite(ms)) throw new TypeError('evaluationTime needs a valid Date');
-  return {
-    now_ns: ms * 1_000_000,
-    rfc3339: now.toISOString(),
-    weekday: WEEKDAYS[now.getUTCDay()] as string,
-    date: [now.getUTCFullYear(), now.getUTCMonth() + 1, now.getUTCDate()],
-    clock: [now.getUTCHours(), now.getUTCMinutes(), now.getUTCSeconds()],
   };
 }
 

@@ -4,6 +4,9 @@
  */
 import type { ElevationInputV1 } from '../wire/access-request-v1.js';
 import type { DeniedScope, ResourceRef, Reason } from '../wire/evaluation-v1.js';
+import type { EvaluationTimeV1 } from '../wire/evaluation-time.js';
+
+export type { EvaluationTimeV1 } from '../wire/evaluation-time.js';
 
 export type { ElevationInputV1 } from '../wire/access-request-v1.js';
 
@@ -28,23 +31,6 @@ export interface EvaluationInputV1 {
    * as requestable (docs/architecture.md, "Evaluation input (v1)").
    */
   elevation?: ElevationInputV1;
-}
-
-/**
- * The decision's instant, read once from the PDP's clock, in the forms a rule needs: the WASM bundle has no
- * `time.now_ns` and no `time.date` / `time.clock` / `time.weekday`, so the calendar fields come precomputed (UTC).
- */
-export interface EvaluationTimeV1 {
-  /** Nanoseconds since the Unix epoch, what `time.now_ns()` would return (millisecond precision). */
-  now_ns: number;
-  /** The same instant, RFC 3339 in UTC with milliseconds: `2026-01-05T14:03:07.123Z`. */
-  rfc3339: string;
-  /** `Sunday` … `Saturday` in UTC, as `time.weekday` names them. */
-  weekday: string;
-  /** `[year, month 1-12, day 1-31]` in UTC, as `time.date`. */
-  date: [number, number, number];
-  /** `[hour 0-23, minute, second]` in UTC, as `time.clock`. */
-  clock: [number, number, number];
 }
 
 /** What the Rego core returns for a defined decision. */

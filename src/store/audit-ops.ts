@@ -14,6 +14,7 @@ import { SQL, eventPageSql } from './sql.js';
 import { all, get, run } from './sql-program.js';
 import type { Program } from './sql-program.js';
 import { eventFromRow } from './rows.js';
+import { termsFromEvent } from './decision-terms.js';
 import type { EventRow } from './rows.js';
 import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult, StoredChainVerifyOptions } from './store.js';
 import { requireTime } from './store-context.js';
@@ -65,18 +66,47 @@ function* decisionChainNow(decisionId: string): Program<AuditEventV1[]> {
   const anchor = yield* get<{ seq: number; task_id: string | null }>(SQL.selectDecisionEvent, decisionId);
   let taskId = anchor?.task_id ?? null;
   if (anchor === undefined) {
-    // The decision event was pruned: its task (if any) still comes from the decision row.
-    const row = yield* get<{ task_id: string | null }>(SQL.selectDecision, decisionId);
+    // The decision event was pruned: its task (if any) still comes from the token it was redeemed for.
+    const row = yield* get<{ task_id: string | null }>(SQL.selectTokenTaskOfDecision, decisionId);
     taskId = row?.task_id ?? null;
   }
   const rows = yield* all<EventRow>(SQL.selectDecisionChain, decisionId, taskId, anchor?.seq ?? 0);
   // A denial an access request was made for: the decisions made with its elevation, and what followed from them
   // (their task's completion is the denial's task's, already listed). Merged by seq, each event once.
-  const elevated = taskId === null ? [] : yield* all<EventRow>(SQL.selectElevatedDecisionsChain, taskId, anchor?.seq ?? 0, decisionId);
+  const elevated = taskId === null ? [] : yield* elevatedDecisionEvents(decisionId, taskId, anchor?.seq ?? 0);
   if (elevated.length === 0) return rows.map((row) => eventFromRow(row));
   const bySeq = new Map<number, EventRow>();
   for (const row of [...rows, ...elevated]) bySeq.set(row.seq, row);
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq).map((row) => eventFromRow(row));
+}
+
+/**
+ * The events of the decisions made with an elevation of the access request for a denial: an elevation serves the
+ * denial's own task, so they are among the task's decision events after the denial, each naming the access request
+ * in its terms (its answer's `approval`, or its row's).
+ */
+function* elevatedDecisionEvents(denialId: string, taskId: string, afterSeq: number): Program<EventRow[]> {
+  const requests = new Set((yield* all<{ id: string }>(SQL.selectAccessRequestIdsOfDecision, denialId)).map((r) => r.id));
+  if (requests.size === 0) return [];
+  const decisions = yield* all<{ decision_id: string; data: string; row_id: string | null; access_request_id: string | null }>(
+    SQL.selectTaskDecisionsAfter,
+    taskId,
+    afterSeq,
+  );
+  const events: EventRow[] = [];
+  for (const d of decisions) {
+    let requestId = d.access_request_id;
+    if (d.row_id === null) {
+      // result.approval is stored in place (decision-codec.ts): the stored text gives it without expanding.
+      try {
+        requestId = termsFromEvent(JSON.parse(d.data)).access_request_id;
+      } catch {
+        continue; // not JSON: no decision of an elevation (verification reports the row)
+      }
+    }
+    if (requestId !== null && requests.has(requestId)) events.push(...(yield* all<EventRow>(SQL.selectDecisionEvents, d.decision_id)));
+  }
+  return events;
 }
 
 export function* latestCheckpoint(): Program<AuditCheckpoint | null> {

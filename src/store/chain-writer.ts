@@ -20,7 +20,10 @@ import type { Program } from './sql-program.js';
 /** An event ready to append: masked, encoded, validated. */
 export interface PreparedEvent {
   event: NewAuditEvent;
+  /** The canonical data: what is hashed. */
   dataJson: string;
+  /** What is stored, when not `dataJson` itself (a decision event's compact text: decision-codec.ts). */
+  storedJson?: string;
 }
 
 export class ChainWriter {
@@ -113,7 +116,7 @@ export class ChainWriter {
       e.agent_id ?? null,
       e.caller_id ?? null,
       e.trace_id ?? null,
-      prepared.dataJson,
+      prepared.storedJson ?? prepared.dataJson,
       unsealed.prev_hash,
       hash,
     );

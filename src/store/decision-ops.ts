@@ -3,7 +3,10 @@ import { RawJson, decisionEvent, providerCredentialDiscardedEvent, tokenIssuedEv
 import { PdpError } from '../errors/pdp-error.js';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
 import { encodeData } from './chain-writer.js';
-import { decisionFromRow, lazyDecisionFromRow, tokenFromRow } from './rows.js';
+import { decisionFromRow, tokenFromRow } from './rows.js';
+import { sameTerms, termsFromEvent } from './decision-terms.js';
+import { compactDecisionData } from './decision-codec.js';
+import type { DecisionTerms } from './decision-terms.js';
 import type { DecisionRow, TaskRow, TokenRow } from './rows.js';
 import type {
   ClaimProviderMintInput,
@@ -37,17 +40,24 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
   if (decision.redeemable_until !== null) requireTime('redeemable_until', decision.redeemable_until);
   const accessRequestId = decision.access_request_id ?? null;
   if (accessRequestId !== null) requireId('access_request_id', accessRequestId);
-  // Mask once, over request, input and result together: the row and the event get the same masked values.
-  // The row keeps request and result (what redemption needs); the input lives in the decision event.
+  // Mask once, over input and result together: the event is the record, what every read of the decision gets back.
   const masked = ctx.mask({
-    request: decision.request,
     input: decision.input,
     result: decision.result,
     policy_revision: decision.policy_revision,
   });
-  const requestJson = encodeData(masked.request);
   const inputJson = encodeData(masked.input);
   const resultJson = encodeData(masked.result);
+  const terms: DecisionTerms = {
+    integration: decision.integration,
+    outcome: decision.outcome,
+    policy_revision: decision.policy_revision,
+    redeemable_until: decision.redeemable_until,
+    token_grant: decision.token_grant ?? null,
+    access_request_id: accessRequestId,
+  };
+  // A row only for terms the event does not give back exactly (a requestable denial's approvers, a masked grant).
+  const row = sameTerms(terms, termsFromEvent(masked)) ? undefined : termsParams(terms);
   const record: StoredDecision = {
     decision_id: decision.decision_id,
     caller_id: decision.caller_id,
@@ -55,7 +65,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     task_id: decision.task_id,
     integration: decision.integration,
     outcome: decision.outcome,
-    request: masked.request,
+    input: masked.input,
     result: masked.result,
     token_grant: decision.token_grant ?? null,
     policy_revision: decision.policy_revision,
@@ -76,43 +86,38 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
         caller_id: decision.caller_id,
         trace_id: decision.trace_id,
       },
-      // Input and result are encoded once, for the row and the event alike.
       { input: new RawJson(inputJson), result: new RawJson(resultJson), policy_revision: decision.policy_revision },
     ),
     { premasked: true },
   );
+  const stored = compactDecisionData(
+    { time: decision.created_at, decision_id: decision.decision_id, agent_id: decision.agent_id, caller_id: decision.caller_id, task_id: decision.task_id },
+    masked.input,
+    masked.result,
+    decision.policy_revision,
+  );
+  if (stored !== undefined) event.storedJson = stored;
   return ctx.write(function* () {
     // No lookup first: the decision id is the PDP's own random UUID. A duplicate (a bug, never a caller's doing) fails
-    // the transaction on the primary key: store_unavailable, nothing written, nothing overwritten. Without a read, the
-    // decide path's write is two INSERTs, which PostgreSQL's writer sends with the batch's others (postgres-connection.ts).
-    // access_request_id is the id the Decider just read with findElevations: not checked again on the hot path
-    // (an unknown one would only leave the decision out of a denial's chain view, never grant anything).
-    yield* run(
-      SQL.insertDecision,
-      decision.decision_id,
-      decision.caller_id,
-      decision.agent_id,
-      decision.task_id,
-      decision.integration,
-      decision.outcome,
-      requestJson,
-      resultJson,
-      decision.token_grant == null ? null : JSON.stringify(decision.token_grant),
-      decision.policy_revision,
-      record.trace_id,
-      decision.created_at,
-      decision.redeemable_until,
-      accessRequestId,
-    );
+    // the transaction (the row's primary key; the event is looked up by id, first one wins): store_unavailable where
+    // a row is written. The common decide writes one INSERT, the event. access_request_id is the id the Decider just
+    // read with findElevations: not checked again on the hot path (an unknown one would only leave the decision out
+    // of a denial's chain view, never grant anything).
+    if (row !== undefined) yield* run(SQL.insertDecision, decision.decision_id, ...row);
     yield* ctx.chain.append(event);
     return record;
   });
 }
 
+/** A decision's terms as the six parameters the decisions row's statements take after its id. */
+function termsParams(t: DecisionTerms): [string, string, string | null, string, string | null, string | null] {
+  return [t.integration, t.outcome, t.token_grant == null ? null : JSON.stringify(t.token_grant), t.policy_revision, t.redeemable_until, t.access_request_id];
+}
+
 export async function getDecision(ctx: StoreContext, decisionId: string): Promise<StoredDecision | undefined> {
   return ctx.read(function* () {
     const row = yield* get<DecisionRow>(SQL.selectDecision, decisionId);
-    return row === undefined ? undefined : decisionFromRow(row);
+    return row === undefined ? undefined : decisionFromRow(decisionId, row);
   });
 }
 
@@ -121,19 +126,23 @@ export async function getDecision(ctx: StoreContext, decisionId: string): Promis
  * allow, unredeemed, within its window, its task still active, and no other redemption holds it for a provider mint
  * (`claim`: this redemption's own, which it may hold).
  */
-function* redeemable(input: { decision_id: string; caller_id: string; now: string }, claim: string | null): Program<{ row: DecisionRow; task: TaskRow | undefined }> {
+function* redeemable(
+  input: { decision_id: string; caller_id: string; now: string },
+  claim: string | null,
+): Program<{ row: DecisionRow; decision: StoredDecision; task: TaskRow | undefined }> {
   const row = yield* get<DecisionRow>(SQL.selectDecision, input.decision_id);
   const id = input.decision_id;
   if (row === undefined) throw new PdpError('decision_not_found', `decision ${id} does not exist`);
-  if (row.caller_id !== input.caller_id) {
+  const decision = decisionFromRow(id, row);
+  if (decision.caller_id !== input.caller_id) {
     throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
   }
-  if (row.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
+  if (decision.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
   if (row.redeemed_jti !== null) {
     throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
   }
-  if (row.redeemable_until === null || input.now > row.redeemable_until) {
-    throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(row.redeemable_until)}`);
+  if (decision.redeemable_until === null || input.now > decision.redeemable_until) {
+    throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(decision.redeemable_until)}`);
   }
   // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
   const task = row.task_id === null ? undefined : yield* get<TaskRow>(SQL.selectTask, row.task_id);
@@ -143,7 +152,7 @@ function* redeemable(input: { decision_id: string; caller_id: string; now: strin
   if (row.mint_claim !== null && row.mint_claim !== claim && row.mint_claim_until !== null && row.mint_claim_until >= input.now) {
     throw new PdpError('redemption_in_progress', `decision ${id} is being redeemed by another request (minting its provider credential until ${row.mint_claim_until})`);
   }
-  return { row, task };
+  return { row, decision, task };
 }
 
 export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInput): Promise<Redemption> {
@@ -153,20 +162,19 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
   const claim = input.mint_claim ?? null;
   if (claim !== null) requireId('mint_claim', claim);
   return ctx.write(function* () {
-    const { row, task } = yield* redeemable(input, claim);
+    const { decision, task } = yield* redeemable(input, claim);
     const id = input.decision_id;
     // A claim taken over (this redemption outlived it and another took the decision) is refused by `redeemable`; a
     // claim cleared by the store while this one minted cannot happen (only its holder clears it).
-    const decision = lazyDecisionFromRow(row);
     const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
     assertGrant(grant);
     if ((yield* get(SQL.tokenExists, grant.jti)) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
     const token: TokenRecord = {
       jti: grant.jti,
       decision_id: id,
-      caller_id: row.caller_id,
-      agent_id: row.agent_id,
-      task_id: row.task_id,
+      caller_id: decision.caller_id,
+      agent_id: decision.agent_id,
+      task_id: decision.task_id,
       scopes: [...grant.scopes],
       audience: grant.audience,
       issued_at: grant.issued_at,
@@ -199,6 +207,9 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
         },
       ),
     );
+    // The decision's row first: the token references it (checked at once on SQLite).
+    const marked = yield* run(SQL.markRedeemed, id, ...termsParams(decision), token.jti, input.now);
+    if (marked !== 1) throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
     yield* run(
       SQL.insertToken,
       token.jti,
@@ -211,10 +222,8 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
       token.issued_at,
       token.expires_at,
     );
-    yield* run(SQL.markRedeemed, token.jti, input.now, id);
     yield* ctx.chain.append(event);
-    // Assigned, not spread: a spread would read (and parse) the lazily parsed request and result.
-    return { decision: Object.assign(decision, { redeemed_jti: token.jti, redeemed_at: input.now }), token };
+    return { decision: { ...decision, redeemed_jti: token.jti, redeemed_at: input.now }, token };
   });
 }
 
@@ -229,8 +238,8 @@ export async function claimProviderMint(ctx: StoreContext, input: ClaimProviderM
   requireTime('now', input.now);
   requireTime('until', input.until);
   return ctx.write(function* () {
-    yield* redeemable(input, null);
-    const claimed = yield* run(SQL.claimMint, input.claim, input.until, input.decision_id, input.now);
+    const { decision } = yield* redeemable(input, null);
+    const claimed = yield* run(SQL.claimMint, input.decision_id, ...termsParams(decision), input.claim, input.until, input.now);
     if (claimed !== 1) throw new PdpError('redemption_in_progress', `decision ${input.decision_id} is being redeemed by another request`);
   });
 }

@@ -369,6 +369,31 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE decisions ADD COLUMN mint_claim_until TEXT',
     ],
   },
+  {
+    version: 11,
+    description: "each decision stored once (issue 19): its decision event is the record; decisions keeps a decision's state only",
+    // Before, a decision was written twice, as a decisions row and as its decision event, both with the input and the
+    // result. Now the event is the record (the decision's ids and time in its columns, input, result and revision in
+    // its data), and a decisions row exists only for state the event cannot hold (decision-terms.ts): the redemption
+    // (redeemed_jti, a provider mint's claim), and the terms of a decision the event does not give back exactly (a
+    // requestable denial's approvers, a grant whose values audit.mask changed). A decide writes no row in the common
+    // case; a redemption writes its decision's row. Where a row exists, its terms are the decision's.
+    // Rows kept from before: those redeemed or claimed, requestable denials, and allows whose window may still be open
+    // (the last decision's time stands for now). The others are deleted first, so dropping the columns (SQLite
+    // rewrites the table for each) touches few rows.
+    statements: [
+      `DELETE FROM decisions WHERE NOT (redeemed_jti IS NOT NULL OR mint_claim IS NOT NULL OR (outcome = 'deny' AND token_grant IS NOT NULL)
+        OR (outcome = 'allow' AND redeemable_until >= (SELECT MAX(created_at) FROM decisions)))
+        AND decision_id NOT IN (SELECT decision_id FROM tokens)`,
+      'ALTER TABLE decisions DROP COLUMN caller_id',
+      'ALTER TABLE decisions DROP COLUMN agent_id',
+      'ALTER TABLE decisions DROP COLUMN task_id',
+      'ALTER TABLE decisions DROP COLUMN request',
+      'ALTER TABLE decisions DROP COLUMN result',
+      'ALTER TABLE decisions DROP COLUMN trace_id',
+      'ALTER TABLE decisions DROP COLUMN created_at',
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

@@ -158,7 +158,7 @@ const MAX_PARAMS = 30_000;
  * "1 row" or an error, and an error fails the whole transaction anyway (group-commit.ts), so the program is told 1
  * at once and the row waits. Waiting rows are sent before any other statement (a read must see them, an UPDATE may
  * touch them) and before COMMIT, as one multi-row INSERT per statement text, in the order each text first came:
- * the decide path's two INSERTs cost two round trips per batch, not per decision. Foreign keys are checked at COMMIT
+ * the decide path's INSERT (its event) costs one round trip per batch, not per decision. Foreign keys are checked at COMMIT
  * (`DEFERRABLE INITIALLY DEFERRED`, `postgresStatements`), so the grouping cannot trip over the order of rows.
  */
 export class WriterConnection {

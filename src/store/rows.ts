@@ -3,6 +3,9 @@ import { AUDIT_ID_FIELDS, RawJson } from '../audit/index.js';
 import type { AuditEventType, AuditEventV1 } from '../audit/index.js';
 import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import type { AccessRequestStatus, ElevationEndReason } from '../wire/access-request-v1.js';
+import { termsFromEvent } from './decision-terms.js';
+import { expandDecisionData } from './decision-codec.js';
+import type { DecisionTerms } from './decision-terms.js';
 import type { AccessRequestRecord, DeliveryRecord, DeliveryStatus, StoredDecision, TaskElevation, TaskRecord, TaskStatus, TokenRecord } from './store.js';
 
 export interface TaskRow {
@@ -20,23 +23,27 @@ export interface TaskRow {
   elevations: string | null;
 }
 
+/**
+ * A decision as read (SQL.selectDecision): its decision event's columns and data, and its decisions row's columns
+ * (null without a row: `row_id` null).
+ */
 export interface DecisionRow {
-  decision_id: string;
-  caller_id: string;
-  agent_id: string;
+  seq: number;
+  time: string;
+  caller_id: string | null;
+  agent_id: string | null;
   task_id: string | null;
-  integration: string;
-  outcome: string;
-  request: string;
-  result: string;
-  token_grant: string | null;
-  policy_revision: string;
   trace_id: string | null;
-  created_at: string;
+  data: string;
+  row_id: string | null;
+  integration: string | null;
+  outcome: string | null;
+  token_grant: string | null;
+  policy_revision: string | null;
   redeemable_until: string | null;
+  access_request_id: string | null;
   redeemed_jti: string | null;
   redeemed_at: string | null;
-  access_request_id: string | null;
   /** A redemption minting a provider credential holds the decision (migration 10): its claim id, and until when. */
   mint_claim: string | null;
   mint_claim_until: string | null;
@@ -103,38 +110,42 @@ export function taskFromRow(row: TaskRow): TaskRecord {
   };
 }
 
-export function decisionFromRow(row: DecisionRow): StoredDecision {
+/**
+ * The decision a row holds: ids and time from its event's columns, input and result from the event's data, and its
+ * terms from its decisions row where one exists, else from the event (decision-terms.ts).
+ */
+export function decisionFromRow(decisionId: string, row: DecisionRow): StoredDecision {
+  const envelope = { time: row.time, decision_id: decisionId, agent_id: row.agent_id, caller_id: row.caller_id, task_id: row.task_id };
+  const data = JSON.parse(expandDecisionData(envelope, row.data) ?? row.data) as { input?: unknown; result?: unknown };
+  const terms: DecisionTerms =
+    row.row_id === null
+      ? termsFromEvent(data)
+      : {
+          integration: row.integration ?? '',
+          outcome: row.outcome ?? '',
+          policy_revision: row.policy_revision ?? '',
+          redeemable_until: row.redeemable_until,
+          token_grant: row.token_grant === null ? null : (JSON.parse(row.token_grant) as unknown),
+          access_request_id: row.access_request_id,
+        };
   return {
-    decision_id: row.decision_id,
-    caller_id: row.caller_id,
-    agent_id: row.agent_id,
+    decision_id: decisionId,
+    caller_id: row.caller_id ?? '',
+    agent_id: row.agent_id ?? '',
     task_id: row.task_id,
-    integration: row.integration,
-    outcome: row.outcome as RecordedOutcome,
-    request: JSON.parse(row.request) as unknown,
-    result: JSON.parse(row.result) as unknown,
-    token_grant: row.token_grant === null ? null : (JSON.parse(row.token_grant) as unknown),
-    policy_revision: row.policy_revision,
+    integration: terms.integration,
+    outcome: terms.outcome as RecordedOutcome,
+    input: data.input,
+    result: data.result,
+    token_grant: terms.token_grant,
+    policy_revision: terms.policy_revision,
     trace_id: row.trace_id,
-    created_at: row.created_at,
-    redeemable_until: row.redeemable_until,
+    created_at: row.time,
+    redeemable_until: terms.redeemable_until,
     redeemed_jti: row.redeemed_jti,
     redeemed_at: row.redeemed_at,
-    access_request_id: row.access_request_id,
+    access_request_id: terms.access_request_id,
   };
-}
-
-/**
- * The same decision, with `request` and `result` parsed only if read: a redemption needs the grant and the ids,
- * and parsing the two largest columns of every redeemed decision was a measurable part of a redeem's CPU.
- */
-export function lazyDecisionFromRow(row: DecisionRow): StoredDecision {
-  const decision = decisionFromRow({ ...row, request: 'null', result: 'null' });
-  let request: unknown;
-  let result: unknown;
-  Object.defineProperty(decision, 'request', { enumerable: true, get: () => (request ??= JSON.parse(row.request) as unknown) });
-  Object.defineProperty(decision, 'result', { enumerable: true, get: () => (result ??= JSON.parse(row.result) as unknown) });
-  return decision;
 }
 
 export function tokenFromRow(row: TokenRow): TokenRecord {
@@ -224,12 +235,14 @@ export function deliveryFromRow(row: DeliveryRow): DeliveryRecord {
  * exactly the stored bytes and a row whose data is not even JSON is reported as changed, not thrown.
  */
 export function eventFromRow(row: EventRow, raw = false): AuditEventV1 {
+  // A decision event's data is stored compact (decision-codec.ts): read back as the canonical data that was hashed.
+  const text = row.type === 'decision' ? (expandDecisionData(row, row.data) ?? row.data) : row.data;
   const event = {
     v: row.v,
     seq: row.seq,
     time: row.time,
     type: row.type as AuditEventType,
-    data: raw ? new RawJson(row.data) : (JSON.parse(row.data) as unknown),
+    data: raw ? new RawJson(text) : (JSON.parse(text) as unknown),
     prev_hash: row.prev_hash,
     hash: row.hash,
   } as AuditEventV1;

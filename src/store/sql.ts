@@ -17,17 +17,32 @@ export const SQL = {
   selectExpiredTasks: `SELECT * FROM tasks WHERE status = 'active' AND expires_at <= ?
     ORDER BY expires_at, id LIMIT ?`,
 
-  // decisions
-  insertDecision: `INSERT INTO decisions (decision_id, caller_id, agent_id, task_id, integration, outcome, request,
-    result, token_grant, policy_revision, trace_id, created_at, redeemable_until, access_request_id)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  selectDecision: 'SELECT * FROM decisions WHERE decision_id = ?',
-  decisionExists: 'SELECT 1 FROM decisions WHERE decision_id = ?',
-  markRedeemed: `UPDATE decisions SET redeemed_jti = ?, redeemed_at = ?, mint_claim = NULL, mint_claim_until = NULL
-    WHERE decision_id = ? AND redeemed_jti IS NULL`,
-  /** Parameters: claim, until, decision id, now (a claim past its time may be taken over). */
-  claimMint: `UPDATE decisions SET mint_claim = ?, mint_claim_until = ?
-    WHERE decision_id = ? AND redeemed_jti IS NULL AND (mint_claim IS NULL OR mint_claim_until < ?)`,
+  // decisions: the decision event is the record (migration 11); a decisions row holds a decision's state and, where
+  // the event cannot give them back exactly, its terms (decision-terms.ts)
+  insertDecision: `INSERT INTO decisions (decision_id, integration, outcome, token_grant, policy_revision, redeemable_until,
+    access_request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  /** A decision: its decision event (index audit_events_decision) and its row, if any. */
+  selectDecision: `SELECT e.seq, e.time, e.caller_id, e.agent_id, e.task_id, e.trace_id, e.data, d.decision_id AS row_id,
+    d.integration, d.outcome, d.token_grant, d.policy_revision, d.redeemable_until, d.access_request_id, d.redeemed_jti,
+    d.redeemed_at, d.mint_claim, d.mint_claim_until
+    FROM audit_events e LEFT JOIN decisions d ON d.decision_id = e.decision_id
+    WHERE e.decision_id = ? AND e.type = 'decision' ORDER BY e.seq LIMIT 1`,
+  /**
+   * The redemption: the decision's row, with its terms as read, created or updated; refused (no row changed) once
+   * redeemed. Parameters: decision id, the six terms, jti, time.
+   */
+  markRedeemed: `INSERT INTO decisions (decision_id, integration, outcome, token_grant, policy_revision, redeemable_until,
+    access_request_id, redeemed_jti, redeemed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (decision_id) DO UPDATE SET redeemed_jti = excluded.redeemed_jti, redeemed_at = excluded.redeemed_at,
+    mint_claim = NULL, mint_claim_until = NULL WHERE decisions.redeemed_jti IS NULL`,
+  /**
+   * A provider mint's claim, on the decision's row as markRedeemed writes it. Parameters: decision id, the six terms,
+   * claim, until, now (a claim past its time may be taken over).
+   */
+  claimMint: `INSERT INTO decisions (decision_id, integration, outcome, token_grant, policy_revision, redeemable_until,
+    access_request_id, mint_claim, mint_claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (decision_id) DO UPDATE SET mint_claim = excluded.mint_claim, mint_claim_until = excluded.mint_claim_until
+    WHERE decisions.redeemed_jti IS NULL AND (decisions.mint_claim IS NULL OR decisions.mint_claim_until < ?)`,
   releaseMint: `UPDATE decisions SET mint_claim = NULL, mint_claim_until = NULL WHERE decision_id = ? AND mint_claim = ?`,
 
   // tokens
@@ -71,16 +86,19 @@ export const SQL = {
   selectDecisionChain: `SELECT ${EVENT_COLUMNS} FROM audit_events
     WHERE decision_id = ? OR (task_id = ? AND type = 'task.completed' AND seq > ?) ORDER BY seq`,
   /**
-   * The events of the decisions made with an elevation of the access request for the given denial (parameters: the
-   * denial's task, its seq, the denial's id). An elevation serves the denial's own task, so its decisions are among
-   * the task's decision events after the denial (index audit_events_task); each is matched by its row's
-   * access_request_id (primary key lookups). No index on decisions.access_request_id: the decide path does not pay
-   * for this audit read.
+   * The decision events of a task after a seq, with their rows' access_request_id where a row exists (parameters: the
+   * task, the seq): the decisions an elevation granted for a denial of that task are among them (index
+   * audit_events_task); each is matched in JavaScript by its access request (decision-terms.ts). Only events whose data
+   * holds an `approval` (an elevated allow's answer) or that have a row are read.
    */
-  selectElevatedDecisionsChain: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE decision_id IN (
-      SELECT d.decision_id FROM audit_events e JOIN decisions d ON d.decision_id = e.decision_id
-      WHERE e.task_id = ? AND e.type = 'decision' AND e.seq > ?
-      AND d.access_request_id IN (SELECT id FROM access_requests WHERE decision_id = ?)) ORDER BY seq`,
+  selectTaskDecisionsAfter: `SELECT e.decision_id, e.data, d.decision_id AS row_id, d.access_request_id
+    FROM audit_events e LEFT JOIN decisions d ON d.decision_id = e.decision_id
+    WHERE e.task_id = ? AND e.type = 'decision' AND e.seq > ? AND (d.decision_id IS NOT NULL OR e.data LIKE '%"approval":%')
+    ORDER BY e.seq`,
+  selectDecisionEvents: `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE decision_id = ? ORDER BY seq`,
+  selectAccessRequestIdsOfDecision: 'SELECT id FROM access_requests WHERE decision_id = ?',
+  /** A pruned decision event's task, from the token its decision was redeemed for. */
+  selectTokenTaskOfDecision: 'SELECT task_id FROM tokens WHERE decision_id = ?',
 
   // access requests
   insertAccessRequest: `INSERT INTO access_requests (id, decision_id, caller_id, agent_id, task_id, integration,
@@ -92,7 +110,7 @@ export const SQL = {
   selectAccessRequestByDecision: 'SELECT * FROM access_requests WHERE decision_id = ?',
   selectAccessRequestByKey: 'SELECT * FROM access_requests WHERE caller_id = ? AND idempotency_key = ?',
   accessRequestExists: 'SELECT 1 FROM access_requests WHERE id = ?',
-  selectDecisionCaller: 'SELECT caller_id FROM decisions WHERE decision_id = ?',
+  selectDecisionCaller: `SELECT caller_id FROM audit_events WHERE decision_id = ? AND type = 'decision' ORDER BY seq LIMIT 1`,
   decideAccessRequest: `UPDATE access_requests SET status = ?, decided_at = ?, decided_by = ?, note = ?, approved_until = ?
     WHERE id = ? AND status = 'pending'`,
   selectTaskElevations: 'SELECT agent_id, status, elevations FROM tasks WHERE id = ?',

@@ -109,8 +109,6 @@ export interface RecordDecisionInput {
   task_id: string | null;
   integration: string;
   outcome: RecordedOutcome;
-  /** The caller's request as received. */
-  request: unknown;
   /** The evaluation input the PDP built (trusted task context included). */
   input: unknown;
   /** The evaluation result / response. */
@@ -133,8 +131,11 @@ export interface RecordDecisionInput {
   access_request_id?: string | null;
 }
 
-/** A decision as stored. Its evaluation input is in its decision event (decisionChain), not in the row. */
-export interface StoredDecision extends Omit<RecordDecisionInput, 'trace_id' | 'input' | 'token_grant' | 'access_request_id'> {
+/**
+ * A decision as stored: its decision event (ids, time, input, result, revision) with its state. Input and result are
+ * as the trail holds them (masked by audit.mask); `token_grant` is unmasked.
+ */
+export interface StoredDecision extends Omit<RecordDecisionInput, 'trace_id' | 'token_grant' | 'access_request_id'> {
   trace_id: string | null;
   token_grant: unknown;
   access_request_id: string | null;

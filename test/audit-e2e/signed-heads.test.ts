@@ -21,6 +21,8 @@ import { SqliteStore } from '../../src/store/index.js';
 import { startTestPdp } from '../support/pdp-harness.js';
 import { at, decision } from '../store/store-fixtures.js';
 import { runAudit } from './cli.js';
+import { expandDecisionData } from '../../src/store/decision-codec.js';
+import type { DecisionEnvelope } from '../../src/store/decision-codec.js';
 
 let dir: string;
 let config: string;
@@ -59,13 +61,19 @@ function raw(fn: (handle: Database.Database) => void): void {
   }
 }
 
+/** An event as its row holds it; a decision event's compact data read back as the canonical data (decision-codec.ts). */
 function eventOf(r: Record<string, unknown>): AuditEventV1 {
-  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(r['data'] as string), prev_hash: r['prev_hash'], hash: r['hash'] };
+  const stored = r['data'] as string;
+  const text = r['type'] === 'decision' ? (expandDecisionData(r as unknown as DecisionEnvelope, stored) ?? stored) : stored;
+  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(text), prev_hash: r['prev_hash'], hash: r['hash'] };
   for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
   return event as unknown as AuditEventV1;
 }
 
-/** Edits event `from` and re-hashes it and every event after it; `fixHeads` also makes each signed head name the new hash. */
+/**
+ * Edits event `from` and re-hashes it and every event after it, writing each event's canonical data (a stored form
+ * the store reads as it is); `fixHeads` also makes each signed head name the new hash.
+ */
 function rewriteFrom(handle: Database.Database, from: number, fixHeads: boolean): void {
   const rows = handle.prepare('SELECT * FROM audit_events WHERE seq >= ? ORDER BY seq').all(from) as Array<Record<string, unknown>>;
   let prev = (handle.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(from - 1) as { hash: string }).hash;

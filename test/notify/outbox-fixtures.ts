@@ -65,7 +65,6 @@ export async function submit(store: Store, destinations: readonly string[], over
     task_id: 'task-1',
     integration: 'github',
     outcome: 'deny',
-    request: { agent_id: 'support-resolver', integration: 'github', scopes: ['repo:write'] },
     input: {},
     result: { outcome: 'deny', granted_scopes: [] },
     policy_revision: 'rev-7',

@@ -314,10 +314,10 @@ describe('when the store fails', () => {
 
   it('a failing decision write is a 503 store_unavailable, not the allow it would have been', async () => {
     await post(t, KEYS.pep, allowed).expect(200);
-    // A second connection makes every insert into decisions fail inside SQLite itself.
+    // A second connection makes every write of a decision (its decision event) fail inside SQLite itself.
     const db = new Database(join(t.dir, 'data/pdp.db'));
     try {
-      db.exec("CREATE TRIGGER decisions_fail BEFORE INSERT ON decisions BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+      db.exec("CREATE TRIGGER decisions_fail BEFORE INSERT ON audit_events WHEN NEW.type = 'decision' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
       const res = await post(t, KEYS.pep, allowed).expect(503);
       api.expectResponse(res);
       expect(res.body).toEqual({

@@ -193,23 +193,22 @@ describe('pruning can be told from deleting by hand', () => {
 });
 
 describe('masking in the store', () => {
-  it('stores configured fields only as digests: in events, in decision rows, anywhere in the database', async () => {
-    temp = await tempStore({ mask: ['input.task.context.ssn', 'request.task.context.ssn', 'credential'] });
+  it('stores configured fields only as digests: in events, in the decision read back, anywhere in the database', async () => {
+    temp = await tempStore({ mask: ['input.task.context.ssn', 'credential'] });
     const ssn = '987-65-4321';
     const context = { customer_id: '1234', ssn };
     const recorded = await temp.store.recordDecision(
       decision('d-1', {
-        request: { agent_id: 'support-resolver', task: { id: 't-1', context } },
         input: { agent_id: 'support-resolver', task: { id: 't-1', context, registered: false } },
       }),
     );
     await temp.store.appendEvents([{ type: 'auth.failed', time: at(2), data: { credential: 'hunter2-secret' } }]);
 
-    const digest = (recorded.request as { task: { context: { ssn: string } } }).task.context.ssn;
+    const digest = (recorded.input as { task: { context: { ssn: string } } }).task.context.ssn;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const [event] = await temp.store.decisionChain('d-1');
     expect(event?.data).toMatchObject({ input: { task: { context: { customer_id: '1234', ssn: digest } } } });
-    expect((await temp.store.getDecision('d-1'))?.request).toEqual(recorded.request);
+    expect((await temp.store.getDecision('d-1'))?.input).toEqual(recorded.input);
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true, count: 2 });
 
     await temp.store.close();

@@ -4,6 +4,7 @@
  * next turn) is not in it but in the next increment. The feed's contract on both engines: revocation-feed.test.ts.
  */
 import Database from 'better-sqlite3';
+import { legacyDecisionsTable } from './legacy-schema.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SQL } from '../../src/store/sql.js';
 import { at, decision, grant, task, tempStore } from './store-fixtures.js';
@@ -64,9 +65,9 @@ describe('cost', () => {
     await temp.store.completeTask({ task_id: 't-1', by: 'orchestrator-1', at: at(30) });
     await temp.store.close();
     const db = new Database(temp.path);
+    legacyDecisionsTable(db, { accessRequestId: true, mintClaim: false });
     db.exec(`DROP TABLE usage_daily; DROP TABLE token_use_span; DROP TABLE usage_rollup_cursor; DROP TABLE suggestions;
       DROP INDEX tokens_revoked; DROP INDEX audit_events_token_revoked; DROP TABLE notifications; DROP INDEX audit_events_decision_agent; DROP TABLE console_sessions;
-      ALTER TABLE decisions DROP COLUMN mint_claim; ALTER TABLE decisions DROP COLUMN mint_claim_until;
       DELETE FROM schema_migrations WHERE version >= 5`);
     db.close();
     const store = await temp.reopen();

@@ -133,7 +133,6 @@ export function decision(id: string, overrides: Partial<RecordDecisionInput> = {
     task_id: null,
     integration: 'crm',
     outcome,
-    request: { agent_id: 'support-resolver', integration: 'crm', scopes: ['tickets:write'] },
     input: { agent_id: 'support-resolver', caller_id: 'support-middleware', scopes: ['tickets:write'] },
     result: { outcome, granted_scopes: outcome === 'allow' ? ['tickets:write'] : [] },
     policy_revision: 'rev-1',

@@ -1,0 +1,136 @@
+/**
+ * The stored form of a decision event's data (decision-codec.ts): whatever the data, expansion gives back exactly the
+ * canonical text that was hashed; the members SQL and the search read stay in place; a changed stored text never
+ * expands to the original.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../src/audit/index.js';
+import { compactDecisionData, expandDecisionData } from '../../src/store/decision-codec.js';
+import type { DecisionEnvelope } from '../../src/store/decision-codec.js';
+import { evaluationTime } from '../../src/wire/evaluation-time.js';
+
+const TIME = '2026-11-30T22:52:00.141Z';
+const ENVELOPE: DecisionEnvelope = { time: TIME, decision_id: '01a22ea8-6f0d-73cd-abed-cbedaf8e43ad', agent_id: 'support-resolver', caller_id: 'support-middleware', task_id: 'bench-task-sr' };
+
+/** A decision as the Decider records it: an allow of the task's own record. */
+function decided(): { input: Record<string, unknown>; result: Record<string, unknown>; policy_revision: string } {
+  const resource = { type: 'customer', id: '1234' };
+  return {
+    input: {
+      agent_id: 'support-resolver',
+      caller_id: 'support-middleware',
+      integration: 'crm',
+      resource,
+      scopes: ['tickets:write'],
+      task: { id: 'bench-task-sr', type: 'complaint_resolution', context: { customer_id: '1234' }, registered: true },
+      time: evaluationTime(new Date(TIME)),
+    },
+    result: {
+      decision_id: ENVELOPE.decision_id,
+      allow: true,
+      outcome: 'allow',
+      agent_id: 'support-resolver',
+      integration: 'crm',
+      granted_scopes: ['tickets:write'],
+      denied_scopes: [],
+      reasons: [{ code: 'allowed', message: 'granted tickets:write' }],
+      token_ttl_seconds: 900,
+      resource,
+      task_id: 'bench-task-sr',
+      policy_revision: '248ed272319726c9.461f9b622c6818eb',
+      redeemable_until: '2026-11-30T22:53:00.141Z',
+    },
+    policy_revision: '248ed272319726c9.461f9b622c6818eb',
+  };
+}
+
+const roundTrip = (envelope: DecisionEnvelope, data: { input: unknown; result: unknown; policy_revision: string }) => {
+  const canonical = canonicalJson(data);
+  const stored = compactDecisionData(envelope, data.input, data.result, data.policy_revision);
+  return { canonical, stored, expanded: stored === undefined ? canonical : expandDecisionData(envelope, stored) };
+};
+
+describe('decision event data as stored', () => {
+  it("a Decider's allow is stored in less than half its canonical size and expands to exactly the canonical text", () => {
+    const { canonical, stored, expanded } = roundTrip(ENVELOPE, decided());
+    expect(expanded).toBe(canonical);
+    expect(stored).toBeDefined();
+    expect((stored as string).length).toBeLessThan(canonical.length / 2);
+    const kept = JSON.parse(stored as string) as { input: Record<string, unknown>; result: Record<string, unknown> };
+    // What SQL and the text search read stays in place.
+    expect(kept.input).toMatchObject({ integration: 'crm', scopes: ['tickets:write'], resource: { type: 'customer' }, task: { type: 'complaint_resolution' } });
+    expect(kept.result).toMatchObject({ denied_scopes: [], outcome: 'allow', reasons: [{ code: 'allowed' }] });
+    expect(stored).toContain('"outcome":"allow"');
+  });
+
+  it('members that differ from what they repeat are kept as they are', () => {
+    const data = decided();
+    data.result['agent_id'] = 'someone-else';
+    data.result['granted_scopes'] = ['tickets:read'];
+    data.result['resource'] = null;
+    data.result['allow'] = false;
+    (data.input['time'] as { weekday: string }).weekday = 'Friday';
+    data.result['redeemable_until'] = '2026-11-30T22:53:00.141000Z';
+    const { canonical, stored, expanded } = roundTrip(ENVELOPE, data);
+    expect(expanded).toBe(canonical);
+    const kept = JSON.parse(stored as string) as { input: Record<string, unknown>; result: Record<string, unknown> };
+    expect(kept.result).toMatchObject({ agent_id: 'someone-else', granted_scopes: ['tickets:read'], resource: null, allow: false, redeemable_until: '2026-11-30T22:53:00.141000Z' });
+    expect(kept.input['time']).toMatchObject({ weekday: 'Friday' });
+  });
+
+  it('any data round-trips exactly, whatever the envelope (fast-check)', () => {
+    const id = fc.constantFrom('support-resolver', 'a', 'x\u0000y', 'é');
+    const json = fc.jsonValue({ maxDepth: 2 });
+    const envelope = fc.record({
+      time: fc.oneof(fc.constant(TIME), fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }).map((d) => d.toISOString()), fc.constant('not a time')),
+      decision_id: fc.option(id, { nil: null }),
+      agent_id: fc.option(id, { nil: null }),
+      caller_id: fc.option(id, { nil: null }),
+      task_id: fc.option(id, { nil: null }),
+    });
+    fc.assert(
+      fc.property(envelope, fc.boolean(), json, json, fc.dictionary(fc.constantFrom('agent_id', 'caller_id', 'integration', 'scopes', 'resource', 'task', 'time'), json), (env, realistic, a, b, extra) => {
+        const data = decided();
+        if (realistic) {
+          data.input['time'] = evaluationTime(new Date(Number.isNaN(Date.parse(env.time)) ? 0 : Date.parse(env.time)));
+          data.result['agent_id'] = env.agent_id ?? a;
+          data.result['task_id'] = env.task_id;
+          data.input['agent_id'] = env.agent_id;
+        } else {
+          Object.assign(data.input, extra);
+          data.result['granted_scopes'] = a;
+          data.result['resource'] = b;
+          data.result['redeemable_until'] = typeof a === 'string' ? a : env.time;
+        }
+        const { canonical, expanded } = roundTrip(env, JSON.parse(JSON.stringify(data)) as ReturnType<typeof decided>);
+        expect(expanded).toBe(canonical);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a stored text changed after it was written does not expand to the original canonical text', () => {
+    const { canonical, stored } = roundTrip(ENVELOPE, decided());
+    const text = stored as string;
+    for (const changed of [
+      text.replace('"~":"', '"~":"x'),
+      text.replace(/"~":"[a-zA-Z]+"/, '"~":"t"'),
+      text.replace('"outcome":"allow"', '"outcome":"deny"'),
+      text.replace('"redeemable_until":60000', '"redeemable_until":3600000'),
+      text.slice(0, -2),
+    ]) {
+      expect(changed).not.toBe(text);
+      expect(expandDecisionData(ENVELOPE, changed)).not.toBe(canonical);
+    }
+    // Another envelope (an id column changed) rebuilds other data.
+    expect(expandDecisionData({ ...ENVELOPE, agent_id: 'support-resolver-2' }, text)).not.toBe(canonical);
+  });
+
+  it('canonical data stored as it is (a row from before migration 11) reads back unchanged', () => {
+    const canonical = canonicalJson(decided());
+    expect(expandDecisionData(ENVELOPE, canonical)).toBe(canonical);
+    const tricky = canonicalJson({ ...decided(), input: { note: 'a "~": inside a string' } });
+    expect(expandDecisionData(ENVELOPE, tricky)).toBe(tricky);
+  });
+});

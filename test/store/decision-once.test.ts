@@ -1,0 +1,137 @@
+/**
+ * Each decision is stored once (migration 11): the decision event is the record, and a decisions row is written only
+ * for state the event cannot hold. Whatever is or is not written, a decision reads back, redeems and links the same.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RecordDecisionInput } from '../../src/store/index.js';
+import { at, decision, grant, rawSql, task, tempStore } from './store-fixtures.js';
+import type { TempStore } from './store-fixtures.js';
+
+let temp: TempStore;
+beforeEach(async () => {
+  temp = await tempStore({ mask: ['**.ssn'] });
+  await temp.store.registerTask(task('t-1'));
+});
+afterEach(async () => temp.cleanup());
+
+const CALLER = 'support-middleware';
+
+/** A decision shaped as the Decider records one: its grant is what its answer states. */
+function decided(id: string, overrides: { resource?: { type: string; id: string } | null; approval?: { id: string; approved_until: string } } = {}): RecordDecisionInput {
+  const resource = overrides.resource === undefined ? { type: 'customer', id: '1234' } : overrides.resource;
+  const result: Record<string, unknown> = {
+    decision_id: id,
+    allow: true,
+    outcome: 'allow',
+    agent_id: 'support-resolver',
+    integration: 'crm',
+    granted_scopes: ['tickets:write'],
+    denied_scopes: [],
+    reasons: [{ code: 'allowed', message: 'granted tickets:write' }],
+    token_ttl_seconds: 900,
+    resource,
+    task_id: 't-1',
+    policy_revision: 'rev-1',
+    redeemable_until: at(61),
+  };
+  const tokenGrant: Record<string, unknown> = { granted_scopes: ['tickets:write'], resource, token_ttl_seconds: 900, task_id: 't-1' };
+  if (overrides.approval !== undefined) {
+    result['approval'] = overrides.approval;
+    tokenGrant['not_after'] = overrides.approval.approved_until;
+  }
+  return decision(id, {
+    task_id: 't-1',
+    input: { agent_id: 'support-resolver', integration: 'crm', scopes: ['tickets:write'], resource, task: { id: 't-1', type: 'complaint_resolution' } },
+    result,
+    token_grant: tokenGrant,
+    access_request_id: overrides.approval?.id ?? null,
+  });
+}
+
+const rows = async () => (await rawSql<{ decision_id: string }>(temp, 'SELECT decision_id FROM decisions ORDER BY decision_id')).map((r) => r.decision_id);
+
+describe('each decision stored once', () => {
+  it('an allow and a plain denial write their event and no decisions row; both read back whole', async () => {
+    const allow = decided('d-allow');
+    await temp.store.recordDecision(allow);
+    await temp.store.recordDecision(decision('d-deny', { outcome: 'deny', task_id: 't-1', input: { integration: 'crm' }, result: { outcome: 'deny', granted_scopes: [], redeemable_until: null } }));
+    expect(await rows()).toEqual([]);
+    expect(await temp.store.getDecision('d-allow')).toMatchObject({
+      decision_id: 'd-allow',
+      caller_id: CALLER,
+      agent_id: 'support-resolver',
+      task_id: 't-1',
+      integration: 'crm',
+      outcome: 'allow',
+      token_grant: allow.token_grant,
+      policy_revision: 'rev-1',
+      created_at: at(1),
+      redeemable_until: at(61),
+      redeemed_jti: null,
+      access_request_id: null,
+      result: allow.result,
+    });
+    expect(await temp.store.getDecision('d-deny')).toMatchObject({ outcome: 'deny', token_grant: null, redeemable_until: null, integration: 'crm' });
+  });
+
+  it('the redemption writes the row, once: a second redemption is refused', async () => {
+    await temp.store.recordDecision(decided('d-1'));
+    const redeem = (jti: string) => temp.store.redeemDecision({ decision_id: 'd-1', caller_id: CALLER, now: at(10), makeToken: () => grant({ jti }) });
+    await expect(redeem('j-1')).resolves.toMatchObject({ token: { jti: 'j-1' } });
+    expect(await rows()).toEqual(['d-1']);
+    await expect(redeem('j-2')).rejects.toMatchObject({ code: 'decision_already_redeemed' });
+    expect(await temp.store.getDecision('d-1')).toMatchObject({ redeemed_jti: 'j-1', outcome: 'allow', integration: 'crm' });
+    expect(await temp.store.getToken('j-2')).toBeUndefined();
+  });
+
+  it('a grant the masked event does not give back is kept in a row, and the token is made from the unmasked grant', async () => {
+    const masked = decided('d-masked', { resource: { type: 'customer', id: '1234' } });
+    // The mask hides every `ssn`: here the record's id sits under that name, so the event holds its digest.
+    (masked.result as Record<string, unknown>)['resource'] = { type: 'customer', id: '1234', ssn: '987-65-4321' };
+    (masked.token_grant as Record<string, unknown>)['resource'] = { type: 'customer', id: '1234', ssn: '987-65-4321' };
+    await temp.store.recordDecision(masked);
+    expect(await rows()).toEqual(['d-masked']);
+    let seen: unknown;
+    await temp.store.redeemDecision({
+      decision_id: 'd-masked',
+      caller_id: CALLER,
+      now: at(10),
+      makeToken: (d) => {
+        seen = d.token_grant;
+        return grant({ jti: 'j-m' });
+      },
+    });
+    expect(seen).toEqual(masked.token_grant);
+  });
+
+  it('a requestable denial keeps its offer (the approvers are not in the answer) in a row', async () => {
+    const offer = { access_request: { scopes: ['tickets:admin'], approvers: ['platform-oncall'], max_duration: 3600, require_reason: true, expires_at: at(600), resource: null, task_id: 't-1' } };
+    await temp.store.recordDecision(decision('d-req', { outcome: 'deny', task_id: 't-1', input: { integration: 'crm' }, result: { outcome: 'deny', redeemable_until: null }, token_grant: offer }));
+    expect(await rows()).toEqual(['d-req']);
+    expect(await temp.store.getDecision('d-req')).toMatchObject({ outcome: 'deny', token_grant: offer });
+  });
+
+  it("an elevated allow names its access request through its answer's approval, with no row", async () => {
+    await temp.store.recordDecision(decided('d-el', { approval: { id: 'ar-1', approved_until: at(300) } }));
+    expect(await rows()).toEqual([]);
+    expect(await temp.store.getDecision('d-el')).toMatchObject({ access_request_id: 'ar-1', token_grant: { not_after: at(300) } });
+  });
+
+  it('a provider mint claims the decision on a new row, and the redemption that holds the claim completes it', async () => {
+    await temp.store.recordDecision(decided('d-mint'));
+    await temp.store.claimProviderMint({ decision_id: 'd-mint', caller_id: CALLER, claim: 'c-1', now: at(5), until: at(40) });
+    expect(await rows()).toEqual(['d-mint']);
+    await expect(temp.store.claimProviderMint({ decision_id: 'd-mint', caller_id: CALLER, claim: 'c-2', now: at(6), until: at(40) })).rejects.toMatchObject({
+      code: 'redemption_in_progress',
+    });
+    await expect(
+      temp.store.redeemDecision({ decision_id: 'd-mint', caller_id: CALLER, now: at(7), mint_claim: 'c-1', makeToken: () => grant({ jti: 'j-mint' }) }),
+    ).resolves.toMatchObject({ decision: { redeemed_jti: 'j-mint' } });
+  });
+
+  it('the decision event is in the chain once, and the trail verifies', async () => {
+    await temp.store.recordDecision(decided('d-1'));
+    expect((await temp.store.decisionChain('d-1')).map((e) => e.type)).toEqual(['decision']);
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
+  });
+});
