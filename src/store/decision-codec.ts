@@ -6,8 +6,9 @@
  * the event's columns (time, decision_id, agent_id, caller_id, task_id) and the members kept: `input.time` (rebuilt
  * from the event's time), the ids the input and the result repeat, the result's `integration`, `policy_revision`,
  * `resource`, `allow` (= outcome is allow) and `granted_scopes` when they equal what they repeat, and
- * `redeemable_until` as milliseconds after the event's time. A member is left out only when its value is exactly
- * the one rebuilt, and `~` lists the members left out (one letter each), so expansion is exact for any data, and a
+ * `redeemable_until` as milliseconds after the event's time; and a few members go under one-letter names (RENAMES).
+ * A member is left out only when its value is exactly the one rebuilt, and `~` lists the members left out or renamed
+ * (one letter each), so expansion is exact for any data, and a
  * stored text without `~` is the canonical data itself (every row written before migration 11).
  *
  * Kept in place, for what reads the stored text in SQL or as text: `input.integration`, `input.scopes`,
@@ -31,7 +32,28 @@ type Json = Record<string, unknown>;
 const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Member codes in `~`: input.time, input.agent_id, input.caller_id, input.task.id; result members in capitals. */
-const CODES = 'tack' + 'ADKIPRLGU';
+const CODES = 'tack' + 'ADKIPRLGU' + 'pnugxy';
+
+/**
+ * Members stored under a one-letter name (when that name is free in their object): the revision, the result's
+ * window, TTL and granted scopes (where kept), the task's context and `registered`. Never a member read in SQL or as
+ * text (the list at the top).
+ */
+const RENAMES: ReadonlyArray<{ code: string; where: 'top' | 'result' | 'task'; long: string; short: string }> = [
+  { code: 'p', where: 'top', long: 'policy_revision', short: 'p' },
+  { code: 'n', where: 'result', long: 'token_ttl_seconds', short: 'n' },
+  { code: 'u', where: 'result', long: 'redeemable_until', short: 'u' },
+  { code: 'g', where: 'result', long: 'granted_scopes', short: 'g' },
+  { code: 'x', where: 'task', long: 'context', short: 'x' },
+  { code: 'y', where: 'task', long: 'registered', short: 'y' },
+];
+
+function renamed(top: Json, where: 'top' | 'result' | 'task'): Json | undefined {
+  if (where === 'top') return top;
+  const input = top['input'] as Json;
+  const target = where === 'result' ? top['result'] : input['task'];
+  return isRecord(target) ? target : undefined;
+}
 
 /** Canonical equality of two JSON values (false when either has no encoding). */
 function same(a: unknown, b: unknown): boolean {
@@ -94,8 +116,18 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
     const ms = offsetMs(envelope.time, r['redeemable_until']);
     if (ms !== undefined) (r['redeemable_until'] = ms, (left += 'U'));
   }
+  if (isRecord(i['task'])) i['task'] = { ...i['task'] };
+  const top: Json = { input: i, policy_revision: policyRevision, result: r };
+  for (const { code, where, long, short } of RENAMES) {
+    const o = renamed(top, where);
+    if (o === undefined || !Object.hasOwn(o, long) || Object.hasOwn(o, short)) continue;
+    o[short] = o[long];
+    delete o[long];
+    left += code;
+  }
   if (left === '') return undefined;
-  return canonicalJson({ input: i, policy_revision: policyRevision, result: r, '~': left });
+  top['~'] = left;
+  return canonicalJson(top);
 }
 
 /**
@@ -118,6 +150,16 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
   for (const code of left) if (!CODES.includes(code)) return undefined;
   const i: Json = { ...data['input'] };
   const r: Json = { ...data['result'] };
+  if (isRecord(i['task'])) i['task'] = { ...i['task'] };
+  data = { ...data, input: i, result: r };
+  for (const { code, where, long, short } of RENAMES) {
+    if (!left.includes(code)) continue;
+    const o = renamed(data as Json, where);
+    if (o === undefined || !Object.hasOwn(o, short) || Object.hasOwn(o, long)) return undefined;
+    o[long] = o[short];
+    delete o[short];
+  }
+  if (!isRecord(data)) return undefined;
   const has = (code: string) => left.includes(code);
   if (has('t')) {
     const at = new Date(envelope.time);

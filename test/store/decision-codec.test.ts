@@ -72,11 +72,15 @@ describe('decision event data as stored', () => {
     data.result['allow'] = false;
     (data.input['time'] as { weekday: string }).weekday = 'Friday';
     data.result['redeemable_until'] = '2026-11-30T22:53:00.141000Z';
+    // A one-letter name already taken: the member it would have been renamed from keeps its name.
+    data.result['n'] = 'taken';
     const { canonical, stored, expanded } = roundTrip(ENVELOPE, data);
     expect(expanded).toBe(canonical);
     const kept = JSON.parse(stored as string) as { input: Record<string, unknown>; result: Record<string, unknown> };
-    expect(kept.result).toMatchObject({ agent_id: 'someone-else', granted_scopes: ['tickets:read'], resource: null, allow: false, redeemable_until: '2026-11-30T22:53:00.141000Z' });
+    // granted_scopes and redeemable_until, kept, go under their one-letter names.
+    expect(kept.result).toMatchObject({ agent_id: 'someone-else', g: ['tickets:read'], resource: null, allow: false, u: '2026-11-30T22:53:00.141000Z' });
     expect(kept.input['time']).toMatchObject({ weekday: 'Friday' });
+    expect(kept.result).toMatchObject({ n: 'taken', token_ttl_seconds: 900 });
   });
 
   it('any data round-trips exactly, whatever the envelope (fast-check)', () => {
@@ -114,10 +118,11 @@ describe('decision event data as stored', () => {
     const { canonical, stored } = roundTrip(ENVELOPE, decided());
     const text = stored as string;
     for (const changed of [
-      text.replace('"~":"', '"~":"x'),
+      text.replace('"~":"', '"~":"z'),
       text.replace(/"~":"[a-zA-Z]+"/, '"~":"t"'),
       text.replace('"outcome":"allow"', '"outcome":"deny"'),
-      text.replace('"redeemable_until":60000', '"redeemable_until":3600000'),
+      text.replace('"u":60000', '"u":3600000'),
+      text.replace('"p":"', '"policy_revision":"'),
       text.slice(0, -2),
     ]) {
       expect(changed).not.toBe(text);
