@@ -29,6 +29,7 @@ import pg from 'pg';
 import { sha256Hex } from '../src/config/dev-keys.js';
 import { BulkLoader, type BulkEvent } from '../src/store/bulk-load.js';
 import { PostgresStore } from '../src/store/postgres-store.js';
+import { hashText } from '../src/store/rows.js';
 import { startPostgres, type BenchPostgres } from './lib/postgres.js';
 import { CpuWatch, stopProcess } from './lib/processes.js';
 import { startOurs, type RunningServer } from './lib/servers.js';
@@ -249,7 +250,8 @@ export async function copyToPostgres(sqlitePath: string, url: string, schema: st
     for (;;) {
       const rows = read.all(after) as Array<Record<(typeof cols)[number], unknown>>;
       if (rows.length === 0) break;
-      await client.query(sql, cols.map((c) => rows.map((r) => r[c])));
+      // Hashes are bytes in SQLite, hex text in PostgreSQL (chain-writer.ts).
+      await client.query(sql, cols.map((c) => rows.map((r) => (c === 'hash' || c === 'prev_hash' ? hashText(r[c] as string | Uint8Array) : r[c]))));
       after = Number(rows[rows.length - 1]?.seq);
     }
     await client.query('VACUUM ANALYZE audit_events');

@@ -13,7 +13,7 @@ import { PdpError } from '../errors/pdp-error.js';
 import { SQL, eventPageSql } from './sql.js';
 import { all, get, run } from './sql-program.js';
 import type { Program } from './sql-program.js';
-import { eventFromRow } from './rows.js';
+import { eventFromRow, hashText } from './rows.js';
 import { termsFromEvent } from './decision-terms.js';
 import type { EventRow } from './rows.js';
 import type { AuditCheckpoint, ChainStart, EventQuery, PruneEventsInput, PruneResult, StoredChainVerifyOptions } from './store.js';
@@ -142,7 +142,8 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
     const keep = (yield* get<{ seq: number | null }>(SQL.selectFirstSeqAtOrAfter, input.before))?.seq ?? null;
     const through = keep === null ? (yield* ctx.chain.readHead()).seq : keep - 1;
     if (through < first) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null };
-    const last = yield* get<{ hash: string }>(SQL.selectEventHash, through);
+    const stored = yield* get<{ hash: string | Uint8Array }>(SQL.selectEventHash, through);
+    const last = stored === undefined ? undefined : { hash: hashText(stored.hash) };
     if (last === undefined) throw new PdpError('internal', `audit event ${through} is missing; verify the chain`);
     const pruned = yield* run(SQL.deleteEventsThrough, through);
     if (pruned !== through - first + 1) throw new PdpError('internal', `audit events ${first}..${through} are not all there; verify the chain`);

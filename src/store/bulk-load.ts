@@ -1,12 +1,13 @@
 /**
  * Bulk loading for benchmarks only (bench/suggest-bench.ts): millions of well-formed rows written straight into the
  * tasks, tokens and audit_events tables of a migrated database file, in large transactions, with neither the
- * writer queue nor the chain. The `prev_hash` / `hash` of the events are placeholders (64 hex digits derived from
- * the seq), so a file loaded this way does NOT verify (`agent-pdp audit verify` fails on its first event), and no
+ * writer queue nor the chain, stored as the store stores them (a decision event's data compact, hashes as bytes). The
+ * `prev_hash` / `hash` of the events are placeholders (the seq's digits), so a file loaded this way does NOT verify (`agent-pdp audit verify` fails on its first event), and no
  * decisions rows are written (a token's decision_id names none). Never used by the PDP: nothing in src/ imports it.
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type { AuditEventType } from '../audit/index.js';
+import { compactDecisionData } from './decision-codec.js';
 import { migrate } from './migrations.js';
 import { openSqlite } from './sqlite-connection.js';
 
@@ -100,7 +101,8 @@ export class BulkLoader {
 
   event(e: BulkEvent): void {
     const seq = ++this.seq;
-    this.insertEvent.run(seq, e.time, e.type, e.decision_id ?? null, e.jti ?? null, e.task_id ?? null, e.agent_id ?? null, e.caller_id ?? null, e.data, placeholderHash(seq - 1), placeholderHash(seq));
+    const data = e.type === 'decision' ? storedDecisionData(e) : e.data;
+    this.insertEvent.run(seq, e.time, e.type, e.decision_id ?? null, e.jti ?? null, e.task_id ?? null, e.agent_id ?? null, e.caller_id ?? null, data, placeholderHash(seq - 1), placeholderHash(seq));
     this.row();
   }
 
@@ -119,6 +121,15 @@ export class BulkLoader {
   }
 }
 
-function placeholderHash(seq: number): string {
-  return seq.toString(16).padStart(64, '0');
+/** Stored as the SQLite store stores a hash: its 32 bytes. */
+function placeholderHash(seq: number): Buffer {
+  return Buffer.from(seq.toString(16).padStart(64, '0'), 'hex');
+}
+
+/** A decision event's data as the store writes it (decision-codec.ts), so that what reads the trail reads real rows. */
+function storedDecisionData(e: BulkEvent): string {
+  const data = JSON.parse(e.data) as { input?: unknown; result?: unknown; policy_revision?: unknown };
+  if (typeof data.policy_revision !== 'string') return e.data;
+  const envelope = { time: e.time, decision_id: e.decision_id ?? null, agent_id: e.agent_id ?? null, caller_id: e.caller_id ?? null, task_id: e.task_id ?? null };
+  return compactDecisionData(envelope, data.input, data.result, data.policy_revision) ?? e.data;
 }

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
+import { hashText } from './rows.js';
 import { SQL } from './sql.js';
 import { get, run } from './sql-program.js';
 import type { Program } from './sql-program.js';
@@ -32,7 +33,18 @@ export class ChainWriter {
   private appended = 0;
   private committedEvents = 0;
 
-  constructor(private readonly mask: Masker) {}
+  /**
+   * `binaryHashes`: store prev_hash and hash as their 32 bytes (SQLite: a BLOB, half the hex text's size), read back
+   * as hex (`hashText`). PostgreSQL's columns are TEXT: hex.
+   */
+  constructor(
+    private readonly mask: Masker,
+    private readonly options: { binaryHashes?: boolean } = {},
+  ) {}
+
+  private stored(hash: string): string | Buffer {
+    return this.options.binaryHashes === true ? Buffer.from(hash, 'hex') : hash;
+  }
 
   /**
    * Masks and encodes `event`. TypeError for misuse; invalid_request when the data has no canonical encoding.
@@ -64,8 +76,8 @@ export class ChainWriter {
   }
 
   *readHead(): Program<ChainHead> {
-    const last = yield* get<{ seq: number; hash: string }>(SQL.selectLastEvent);
-    if (last !== undefined) return { seq: last.seq, hash: last.hash };
+    const last = yield* get<{ seq: number; hash: string | Uint8Array }>(SQL.selectLastEvent);
+    if (last !== undefined) return { seq: last.seq, hash: hashText(last.hash) };
     const checkpoint = yield* get<{ last_pruned_seq: number; last_pruned_hash: string }>(SQL.selectLastCheckpoint);
     if (checkpoint !== undefined) return { seq: checkpoint.last_pruned_seq, hash: checkpoint.last_pruned_hash };
     return GENESIS_HEAD;
@@ -117,8 +129,8 @@ export class ChainWriter {
       e.caller_id ?? null,
       e.trace_id ?? null,
       prepared.storedJson ?? prepared.dataJson,
-      unsealed.prev_hash,
-      hash,
+      this.stored(unsealed.prev_hash),
+      this.stored(hash),
     );
     this.head = { seq: unsealed.seq, hash };
     this.appended++;

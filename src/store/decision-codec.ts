@@ -7,13 +7,14 @@
  * from the event's time), the ids the input and the result repeat, the result's `integration`, `policy_revision`,
  * `resource`, `allow` (= outcome is allow) and `granted_scopes` when they equal what they repeat, and
  * `redeemable_until` as milliseconds after the event's time; and a few members go under one-letter names (RENAMES).
- * A member is left out only when its value is exactly the one rebuilt, and `~` lists the members left out or renamed
- * (one letter each), so expansion is exact for any data, and a
+ * A member is left out only when its value is exactly the one rebuilt, and `~` says which members were left out or
+ * renamed (one bit each, CODES), so expansion is exact for any data, and a
  * stored text without `~` is the canonical data itself (every row written before migration 11).
  *
  * Kept in place, for what reads the stored text in SQL or as text: `input.integration`, `input.scopes`,
- * `input.resource`, `input.task.type`, `result.denied_scopes` (the usage rollup), `result.outcome` and
- * `result.reasons` (the decision search's text match), `result.approval` (the elevated decisions of a chain view).
+ * `input.resource`, `input.task.type`, `result.denied_scopes` unless empty (the usage rollup, which counts a missing
+ * one, SQL's null, as none), `result.outcome` and
+ * each reason's `code` (the decision search's text match), `result.approval` (the elevated decisions of a chain view).
  */
 import { canonicalJson } from '../audit/index.js';
 import { evaluationTime } from '../wire/evaluation-time.js';
@@ -31,8 +32,11 @@ type Json = Record<string, unknown>;
 
 const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** Member codes in `~`: input.time, input.agent_id, input.caller_id, input.task.id; result members in capitals. */
-const CODES = 'tack' + 'ADKIPRLGU' + 'pnugxy';
+/**
+ * Member codes, bit i of `~` for CODES[i]: input.time, input.agent_id, input.caller_id, input.task.id; the result's
+ * members left out in capitals; the renames (RENAMES); `m` for the reasons' messages.
+ */
+const CODES = 'tack' + 'ADKIPRLGU' + 'pnugxym' + 'E';
 
 /**
  * Members stored under a one-letter name (when that name is free in their object): the revision, the result's
@@ -112,6 +116,8 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
     delete r['granted_scopes'];
     left += 'G';
   }
+  // An empty denied_scopes (every allow): the rollup reads it as SQL's null, which it counts as no denial too.
+  if (Array.isArray(r['denied_scopes']) && r['denied_scopes'].length === 0) (delete r['denied_scopes'], (left += 'E'));
   if (typeof r['redeemable_until'] === 'string') {
     const ms = offsetMs(envelope.time, r['redeemable_until']);
     if (ms !== undefined) (r['redeemable_until'] = ms, (left += 'U'));
@@ -125,8 +131,19 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
     delete o[long];
     left += code;
   }
+  // Each reason's message as `m` (its code, which the search matches as text, keeps its name).
+  const reasons = r['reasons'];
+  if (Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isRecord(x) && Object.hasOwn(x, 'message') && !Object.hasOwn(x, 'm'))) {
+    r['reasons'] = reasons.map((x: Json) => {
+      const { message, ...rest } = x;
+      return { ...rest, m: message };
+    });
+    left += 'm';
+  }
   if (left === '') return undefined;
-  top['~'] = left;
+  let mask = 0;
+  for (const code of left) mask |= 1 << CODES.indexOf(code);
+  top['~'] = mask;
   return canonicalJson(top);
 }
 
@@ -145,9 +162,10 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
   }
   // `"~":` inside a string of canonical data written as it is: no member `~` at the top.
   if (isRecord(data) && !Object.hasOwn(data, '~')) return stored;
-  if (!isRecord(data) || typeof data['~'] !== 'string' || !isRecord(data['input']) || !isRecord(data['result'])) return undefined;
-  const left = data['~'];
-  for (const code of left) if (!CODES.includes(code)) return undefined;
+  if (!isRecord(data) || !isRecord(data['input']) || !isRecord(data['result'])) return undefined;
+  const mask = data['~'];
+  if (typeof mask !== 'number' || !Number.isInteger(mask) || mask <= 0 || mask >= 2 ** CODES.length) return undefined;
+  const left = [...CODES].filter((_, bit) => (mask & (1 << bit)) !== 0).join('');
   const i: Json = { ...data['input'] };
   const r: Json = { ...data['result'] };
   if (isRecord(i['task'])) i['task'] = { ...i['task'] };
@@ -172,6 +190,14 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
     if (!isRecord(i['task'])) return undefined;
     i['task'] = { ...i['task'], id: envelope.task_id };
   }
+  if (has('m')) {
+    const reasons = r['reasons'];
+    if (!Array.isArray(reasons) || !reasons.every((x) => isRecord(x) && Object.hasOwn(x, 'm') && !Object.hasOwn(x, 'message'))) return undefined;
+    r['reasons'] = reasons.map((x: Json) => {
+      const { m, ...rest } = x;
+      return { ...rest, message: m };
+    });
+  }
   if (has('A')) r['agent_id'] = envelope.agent_id;
   if (has('D')) r['decision_id'] = envelope.decision_id;
   if (has('K')) r['task_id'] = envelope.task_id;
@@ -180,6 +206,7 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
   if (has('R')) r['resource'] = i['resource'] ?? null;
   if (has('L')) r['allow'] = r['outcome'] === 'allow';
   if (has('G')) r['granted_scopes'] = i['scopes'];
+  if (has('E')) r['denied_scopes'] = [];
   if (has('U')) {
     const ms = r['redeemable_until'];
     const from = Date.parse(envelope.time);

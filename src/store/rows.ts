@@ -76,8 +76,15 @@ export interface EventRow {
   caller_id: string | null;
   trace_id: string | null;
   data: string;
-  prev_hash: string;
-  hash: string;
+  /** 32 bytes on SQLite (a BLOB), 64 hex digits on PostgreSQL and in rows SQLite wrote before: read with hashText. */
+  prev_hash: string | Uint8Array;
+  hash: string | Uint8Array;
+}
+
+/** A stored hash as the chain names it: 64 lowercase hex digits, whether stored as bytes or as text. */
+export function hashText(value: string | Uint8Array | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
 }
 
 /**
@@ -243,8 +250,8 @@ export function eventFromRow(row: EventRow, raw = false): AuditEventV1 {
     time: row.time,
     type: row.type as AuditEventType,
     data: raw ? new RawJson(text) : (JSON.parse(text) as unknown),
-    prev_hash: row.prev_hash,
-    hash: row.hash,
+    prev_hash: hashText(row.prev_hash),
+    hash: hashText(row.hash),
   } as AuditEventV1;
   for (const field of AUDIT_ID_FIELDS) {
     const id = row[field];

@@ -14,6 +14,8 @@ import { sha256Hex } from '../../src/config/dev-keys.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { at, decision, grant, task } from '../store/store-fixtures.js';
 import { runAudit } from './cli.js';
+import { eventFromRow, hashText } from '../../src/store/rows.js';
+import type { EventRow } from '../../src/store/rows.js';
 
 let dir: string;
 /** A pristine store (never tampered with); each test works on a copy. */
@@ -70,10 +72,9 @@ function row(raw: Database.Database, seq: number): Record<string, unknown> {
   return raw.prepare('SELECT * FROM audit_events WHERE seq = ?').get(seq) as Record<string, unknown>;
 }
 
+/** An event as its row holds it, read as the store reads it (compact decision data, hashes stored as bytes). */
 function eventOfRow(r: Record<string, unknown>): AuditEventV1 {
-  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(r['data'] as string), prev_hash: r['prev_hash'], hash: r['hash'] };
-  for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
-  return event as unknown as AuditEventV1;
+  return eventFromRow(r as unknown as EventRow);
 }
 
 /** Shifts seq of every row from `from` on by `by` (through negatives, to dodge the primary key). */

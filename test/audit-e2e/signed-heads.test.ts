@@ -21,8 +21,8 @@ import { SqliteStore } from '../../src/store/index.js';
 import { startTestPdp } from '../support/pdp-harness.js';
 import { at, decision } from '../store/store-fixtures.js';
 import { runAudit } from './cli.js';
-import { expandDecisionData } from '../../src/store/decision-codec.js';
-import type { DecisionEnvelope } from '../../src/store/decision-codec.js';
+import { eventFromRow, hashText } from '../../src/store/rows.js';
+import type { EventRow } from '../../src/store/rows.js';
 
 let dir: string;
 let config: string;
@@ -61,13 +61,9 @@ function raw(fn: (handle: Database.Database) => void): void {
   }
 }
 
-/** An event as its row holds it; a decision event's compact data read back as the canonical data (decision-codec.ts). */
+/** An event as its row holds it, read as the store reads it (compact decision data, hashes stored as bytes). */
 function eventOf(r: Record<string, unknown>): AuditEventV1 {
-  const stored = r['data'] as string;
-  const text = r['type'] === 'decision' ? (expandDecisionData(r as unknown as DecisionEnvelope, stored) ?? stored) : stored;
-  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(text), prev_hash: r['prev_hash'], hash: r['hash'] };
-  for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
-  return event as unknown as AuditEventV1;
+  return eventFromRow(r as unknown as EventRow);
 }
 
 /**
@@ -76,7 +72,7 @@ function eventOf(r: Record<string, unknown>): AuditEventV1 {
  */
 function rewriteFrom(handle: Database.Database, from: number, fixHeads: boolean): void {
   const rows = handle.prepare('SELECT * FROM audit_events WHERE seq >= ? ORDER BY seq').all(from) as Array<Record<string, unknown>>;
-  let prev = (handle.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(from - 1) as { hash: string }).hash;
+  let prev = hashText((handle.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(from - 1) as { hash: string | Uint8Array }).hash);
   for (const row of rows) {
     const event = eventOf(row);
     let data = event.data;

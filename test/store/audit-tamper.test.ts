@@ -8,6 +8,8 @@ import { hashEvent, sealEvent } from '../../src/audit/index.js';
 import type { AuditEventV1 } from '../../src/audit/index.js';
 import { at, decision, grant, rawSql, tableColumns, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
+import { eventFromRow, hashText } from '../../src/store/rows.js';
+import type { EventRow } from '../../src/store/rows.js';
 
 let temp: TempStore;
 afterEach(async () => temp.cleanup());
@@ -68,10 +70,9 @@ async function renumber(from: number, by: number): Promise<void> {
   await rawSql(temp, 'UPDATE audit_events SET seq = -seq + ? WHERE seq < 0', [by]);
 }
 
+/** An event as its row holds it, read as the store reads it (compact decision data, hashes stored as bytes). */
 function eventOf(r: Record<string, unknown>): AuditEventV1 {
-  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(r['data'] as string), prev_hash: r['prev_hash'], hash: r['hash'] };
-  for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
-  return event as unknown as AuditEventV1;
+  return eventFromRow(r as unknown as EventRow);
 }
 
 describe('verifyStoredChain after tampering with the database', () => {

@@ -60,7 +60,9 @@ describe('decision event data as stored', () => {
     const kept = JSON.parse(stored as string) as { input: Record<string, unknown>; result: Record<string, unknown> };
     // What SQL and the text search read stays in place.
     expect(kept.input).toMatchObject({ integration: 'crm', scopes: ['tickets:write'], resource: { type: 'customer' }, task: { type: 'complaint_resolution' } });
-    expect(kept.result).toMatchObject({ denied_scopes: [], outcome: 'allow', reasons: [{ code: 'allowed' }] });
+    expect(kept.result).toMatchObject({ outcome: 'allow', reasons: [{ code: 'allowed' }] });
+    // An empty denied_scopes is left out: SQL reads null there, which the usage rollup counts as no denial.
+    expect(kept.result).not.toHaveProperty('denied_scopes');
     expect(stored).toContain('"outcome":"allow"');
   });
 
@@ -104,8 +106,10 @@ describe('decision event data as stored', () => {
         } else {
           Object.assign(data.input, extra);
           data.result['granted_scopes'] = a;
+          data.result['denied_scopes'] = Array.isArray(a) ? a : [];
           data.result['resource'] = b;
           data.result['redeemable_until'] = typeof a === 'string' ? a : env.time;
+          data.result['reasons'] = Array.isArray(b) ? b : [{ code: 'x', message: a }, ...(typeof b === 'string' ? [{ code: 'y', m: b }] : [])];
         }
         const { canonical, expanded } = roundTrip(env, JSON.parse(JSON.stringify(data)) as ReturnType<typeof decided>);
         expect(expanded).toBe(canonical);
@@ -118,8 +122,9 @@ describe('decision event data as stored', () => {
     const { canonical, stored } = roundTrip(ENVELOPE, decided());
     const text = stored as string;
     for (const changed of [
-      text.replace('"~":"', '"~":"z'),
-      text.replace(/"~":"[a-zA-Z]+"/, '"~":"t"'),
+      text.replace(/"~":\d+/, '"~":1'),
+      text.replace(/"~":\d+/, '"~":"t"'),
+      text.replace(/"~":(\d+)/, (_, n: string) => `"~":${Number(n) ^ (1 << 22)}`),
       text.replace('"outcome":"allow"', '"outcome":"deny"'),
       text.replace('"u":60000', '"u":3600000'),
       text.replace('"p":"', '"policy_revision":"'),

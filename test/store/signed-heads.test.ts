@@ -11,6 +11,8 @@ import { canonicalJson, hashEvent, signHead } from '../../src/audit/index.js';
 import type { AuditEventV1, AuditSigningKey, NewAuditEvent, SignedHeadV1 } from '../../src/audit/index.js';
 import { at, rawSql, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
+import { eventFromRow, hashText } from '../../src/store/rows.js';
+import type { EventRow } from '../../src/store/rows.js';
 
 let temp: TempStore;
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -32,10 +34,9 @@ beforeEach(async () => {
 });
 afterEach(async () => temp.cleanup());
 
+/** An event as its row holds it, read as the store reads it (compact decision data, hashes stored as bytes). */
 function eventOf(r: Record<string, unknown>): AuditEventV1 {
-  const event: Record<string, unknown> = { v: r['v'], seq: r['seq'], time: r['time'], type: r['type'], data: JSON.parse(r['data'] as string), prev_hash: r['prev_hash'], hash: r['hash'] };
-  for (const k of ['decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id']) if (r[k] !== null) event[k] = r[k];
-  return event as unknown as AuditEventV1;
+  return eventFromRow(r as unknown as EventRow);
 }
 
 /**
@@ -44,7 +45,7 @@ function eventOf(r: Record<string, unknown>): AuditEventV1 {
  */
 async function rewriteFrom(from: number, fixHeads: boolean): Promise<void> {
   const rows = await rawSql(temp, 'SELECT * FROM audit_events WHERE seq >= ? ORDER BY seq', [from]);
-  let prev = (await rawSql<{ hash: string }>(temp, 'SELECT hash FROM audit_events WHERE seq = ?', [from - 1]))[0]!.hash;
+  let prev = hashText((await rawSql<{ hash: string | Uint8Array }>(temp, 'SELECT hash FROM audit_events WHERE seq = ?', [from - 1]))[0]!.hash);
   for (const row of rows) {
     const event = eventOf(row);
     let data = event.data;
