@@ -34,9 +34,10 @@ const isRecord = (value: unknown): value is Json => typeof value === 'object' &&
 
 /**
  * Member codes, bit i of `~` for CODES[i]: input.time, input.agent_id, input.caller_id, input.task.id; the result's
- * members left out in capitals; the renames (RENAMES); `m` for the reasons' messages.
+ * members left out in capitals; the renames (RENAMES); `m` for the reasons' messages; `E` an empty denied_scopes.
  */
 const CODES = 'tack' + 'ADKIPRLGU' + 'pnugxym' + 'E';
+const BIT: Readonly<Record<string, number>> = Object.fromEntries([...CODES].map((c, i) => [c, 1 << i]));
 
 /**
  * Members stored under a one-letter name (when that name is free in their object): the revision, the result's
@@ -52,30 +53,60 @@ const RENAMES: ReadonlyArray<{ code: string; where: 'top' | 'result' | 'task'; l
   { code: 'y', where: 'task', long: 'registered', short: 'y' },
 ];
 
+/** The object a rename applies to: the data, its result, or its input's task. */
 function renamed(top: Json, where: 'top' | 'result' | 'task'): Json | undefined {
   if (where === 'top') return top;
-  const input = top['input'] as Json;
-  const target = where === 'result' ? top['result'] : input['task'];
+  const target = where === 'result' ? top['result'] : (top['input'] as Json)['task'];
   return isRecord(target) ? target : undefined;
 }
 
-/** Canonical equality of two JSON values (false when either has no encoding). */
+/**
+ * Equality of two JSON values as canonical JSON sees them (a member whose value is undefined does not exist). Members
+ * are never removed with `delete` here: an object that loses a member becomes slow for V8; they are set to undefined,
+ * which both JSON encoders leave out.
+ */
 function same(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  try {
-    return canonicalJson(a) === canonicalJson(b);
-  } catch {
-    return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let k = 0; k < a.length; k++) if (!same(a[k], b[k])) return false;
+    return true;
   }
+  if (Array.isArray(b)) return false;
+  const x = a as Json;
+  const y = b as Json;
+  let n = 0;
+  for (const key in x) {
+    if (x[key] === undefined) continue;
+    if (!Object.hasOwn(y, key) || !same(x[key], y[key])) return false;
+    n++;
+  }
+  let m = 0;
+  for (const key in y) if (y[key] !== undefined) m++;
+  return n === m;
 }
 
-/** The milliseconds between two RFC 3339 instants, when the later one is exactly the earlier plus them. */
-function offsetMs(from: string, to: string): number | undefined {
-  const a = Date.parse(from);
+/** The milliseconds from `from` to the RFC 3339 instant `to`, when `to` is exactly that instant's own text. */
+function offsetMs(from: number, to: string): number | undefined {
   const b = Date.parse(to);
-  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || b < a) return undefined;
-  return new Date(b).toISOString() === to && new Date(a).toISOString() === from ? b - a : undefined;
+  if (!Number.isSafeInteger(b) || b < from) return undefined;
+  return new Date(b).toISOString() === to ? b - from : undefined;
+}
+
+/** Whether `time` is exactly `evaluationTime(at)` (`iso`: at's RFC 3339 text), compared member by member. */
+function isEvaluationTime(time: Json, at: Date, iso: string): boolean {
+  const want = evaluationTime(at);
+  let n = 0;
+  for (const key in time) if (time[key] !== undefined) n++;
+  return (
+    n === 5 &&
+    time['rfc3339'] === iso &&
+    time['now_ns'] === want.now_ns &&
+    time['weekday'] === want.weekday &&
+    same(time['date'], want.date) &&
+    same(time['clock'], want.clock)
+  );
 }
 
 /**
@@ -86,73 +117,77 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
   if (!isRecord(input) || !isRecord(result)) return undefined;
   const i: Json = { ...input };
   const r: Json = { ...result };
-  let left = '';
-  if (isRecord(input['time'])) {
-    const at = new Date(envelope.time);
-    if (!Number.isNaN(at.getTime()) && at.toISOString() === envelope.time && same(input['time'], evaluationTime(at))) {
-      delete i['time'];
-      left += 't';
+  let mask = 0;
+  const drop = (o: Json, key: string, code: string): void => {
+    o[key] = undefined;
+    mask |= BIT[code] as number;
+  };
+  // The event's time as the instant it names, when it is that instant's own RFC 3339 text (what expansion writes).
+  const at = new Date(envelope.time);
+  const atMs = at.getTime();
+  const canonicalTime = !Number.isNaN(atMs) && at.toISOString() === envelope.time;
+  if (canonicalTime && isRecord(input['time']) && isEvaluationTime(input['time'], at, envelope.time)) drop(i, 'time', 't');
+  if (envelope.agent_id !== null && i['agent_id'] === envelope.agent_id) drop(i, 'agent_id', 'a');
+  if (envelope.caller_id !== null && i['caller_id'] === envelope.caller_id) drop(i, 'caller_id', 'c');
+  if (isRecord(input['task'])) i['task'] = { ...input['task'] };
+  if (envelope.task_id !== null && isRecord(i['task']) && i['task']['id'] === envelope.task_id) drop(i['task'], 'id', 'k');
+  if (envelope.agent_id !== null && r['agent_id'] === envelope.agent_id) drop(r, 'agent_id', 'A');
+  if (envelope.decision_id !== null && r['decision_id'] === envelope.decision_id) drop(r, 'decision_id', 'D');
+  if (envelope.task_id !== null && r['task_id'] === envelope.task_id) drop(r, 'task_id', 'K');
+  if (r['integration'] !== undefined && input['integration'] !== undefined && same(r['integration'], input['integration'])) drop(r, 'integration', 'I');
+  if (r['policy_revision'] === policyRevision) drop(r, 'policy_revision', 'P');
+  if (r['resource'] !== undefined && same(r['resource'], input['resource'] ?? null)) drop(r, 'resource', 'R');
+  if (typeof r['allow'] === 'boolean' && r['allow'] === (r['outcome'] === 'allow')) drop(r, 'allow', 'L');
+  if (r['granted_scopes'] !== undefined && input['scopes'] !== undefined && same(r['granted_scopes'], input['scopes'])) drop(r, 'granted_scopes', 'G');
+  // An empty denied_scopes (every allow): the rollup reads it as SQL's null, which it counts as no denial too.
+  if (Array.isArray(r['denied_scopes']) && r['denied_scopes'].length === 0) drop(r, 'denied_scopes', 'E');
+  if (canonicalTime && typeof r['redeemable_until'] === 'string') {
+    const ms = offsetMs(atMs, r['redeemable_until']);
+    if (ms !== undefined) {
+      r['redeemable_until'] = ms;
+      mask |= BIT['U'] as number;
     }
   }
-  if (envelope.agent_id !== null && i['agent_id'] === envelope.agent_id) (delete i['agent_id'], (left += 'a'));
-  if (envelope.caller_id !== null && i['caller_id'] === envelope.caller_id) (delete i['caller_id'], (left += 'c'));
-  if (envelope.task_id !== null && isRecord(input['task']) && input['task']['id'] === envelope.task_id) {
-    const task = { ...input['task'] };
-    delete task['id'];
-    i['task'] = task;
-    left += 'k';
-  }
-  if (envelope.agent_id !== null && r['agent_id'] === envelope.agent_id) (delete r['agent_id'], (left += 'A'));
-  if (envelope.decision_id !== null && r['decision_id'] === envelope.decision_id) (delete r['decision_id'], (left += 'D'));
-  if (envelope.task_id !== null && r['task_id'] === envelope.task_id) (delete r['task_id'], (left += 'K'));
-  if (Object.hasOwn(r, 'integration') && Object.hasOwn(input, 'integration') && same(r['integration'], input['integration'])) {
-    delete r['integration'];
-    left += 'I';
-  }
-  if (r['policy_revision'] === policyRevision) (delete r['policy_revision'], (left += 'P'));
-  if (Object.hasOwn(r, 'resource') && same(r['resource'], input['resource'] ?? null)) (delete r['resource'], (left += 'R'));
-  if (typeof r['allow'] === 'boolean' && r['allow'] === (r['outcome'] === 'allow')) (delete r['allow'], (left += 'L'));
-  if (Object.hasOwn(r, 'granted_scopes') && Object.hasOwn(input, 'scopes') && same(r['granted_scopes'], input['scopes'])) {
-    delete r['granted_scopes'];
-    left += 'G';
-  }
-  // An empty denied_scopes (every allow): the rollup reads it as SQL's null, which it counts as no denial too.
-  if (Array.isArray(r['denied_scopes']) && r['denied_scopes'].length === 0) (delete r['denied_scopes'], (left += 'E'));
-  if (typeof r['redeemable_until'] === 'string') {
-    const ms = offsetMs(envelope.time, r['redeemable_until']);
-    if (ms !== undefined) (r['redeemable_until'] = ms, (left += 'U'));
-  }
-  if (isRecord(i['task'])) i['task'] = { ...i['task'] };
   const top: Json = { input: i, policy_revision: policyRevision, result: r };
   for (const { code, where, long, short } of RENAMES) {
     const o = renamed(top, where);
-    if (o === undefined || !Object.hasOwn(o, long) || Object.hasOwn(o, short)) continue;
+    if (o === undefined || o[long] === undefined || Object.hasOwn(o, short)) continue;
     o[short] = o[long];
-    delete o[long];
-    left += code;
+    drop(o, long, code);
   }
   // Each reason's message as `m` (its code, which the search matches as text, keeps its name).
   const reasons = r['reasons'];
-  if (Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isRecord(x) && Object.hasOwn(x, 'message') && !Object.hasOwn(x, 'm'))) {
-    r['reasons'] = reasons.map((x: Json) => {
-      const { message, ...rest } = x;
-      return { ...rest, m: message };
-    });
-    left += 'm';
+  if (Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isRecord(x) && x['message'] !== undefined && !Object.hasOwn(x, 'm'))) {
+    r['reasons'] = reasons.map((x: Json) => ({ ...x, message: undefined, m: x['message'] }));
+    mask |= BIT['m'] as number;
   }
-  if (left === '') return undefined;
-  let mask = 0;
-  for (const code of left) mask |= 1 << CODES.indexOf(code);
+  if (mask === 0) return undefined;
   top['~'] = mask;
-  return canonicalJson(top);
+  // Any JSON will do for storage (the canonical text is what expansion rebuilds); JSON.stringify is the quicker.
+  return JSON.stringify(top);
 }
 
 /**
- * The canonical text of a stored decision event's data: the stored text itself unless it lists members left out;
- * `undefined` when it lists them but cannot be expanded (not JSON, or changed since it was written): the caller
- * treats the stored text as the data, so verification reports the event as changed.
+ * The canonical text of a stored decision event's data: the stored text itself unless it says members were left out; `undefined` when it says so but cannot be expanded (not JSON, or
+ * changed since it was written): the caller treats the stored text as the data, so verification reports the event
+ * as changed.
  */
 export function expandDecisionData(envelope: DecisionEnvelope, stored: string): string | undefined {
+  const value = expandDecisionValue(envelope, stored);
+  if (value === undefined) return undefined;
+  if (value === stored) return stored;
+  try {
+    return canonicalJson(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The data a stored decision event's text holds, as a value whose left-out members are set to undefined (canonical
+ * JSON skips them): `stored` itself (the string) when nothing was left out, `undefined` when it cannot be expanded.
+ */
+function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknown {
   if (!stored.includes('"~":')) return stored;
   let data: unknown;
   try {
@@ -165,20 +200,17 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
   if (!isRecord(data) || !isRecord(data['input']) || !isRecord(data['result'])) return undefined;
   const mask = data['~'];
   if (typeof mask !== 'number' || !Number.isInteger(mask) || mask <= 0 || mask >= 2 ** CODES.length) return undefined;
-  const left = [...CODES].filter((_, bit) => (mask & (1 << bit)) !== 0).join('');
-  const i: Json = { ...data['input'] };
-  const r: Json = { ...data['result'] };
-  if (isRecord(i['task'])) i['task'] = { ...i['task'] };
-  data = { ...data, input: i, result: r };
+  const has = (code: string): boolean => (mask & (BIT[code] as number)) !== 0;
+  const i: Json = data['input'];
+  const r: Json = data['result'];
+  data['~'] = undefined;
   for (const { code, where, long, short } of RENAMES) {
-    if (!left.includes(code)) continue;
-    const o = renamed(data as Json, where);
-    if (o === undefined || !Object.hasOwn(o, short) || Object.hasOwn(o, long)) return undefined;
+    if (!has(code)) continue;
+    const o = renamed(data, where);
+    if (o === undefined || o[short] === undefined || Object.hasOwn(o, long)) return undefined;
     o[long] = o[short];
-    delete o[short];
+    o[short] = undefined;
   }
-  if (!isRecord(data)) return undefined;
-  const has = (code: string) => left.includes(code);
   if (has('t')) {
     const at = new Date(envelope.time);
     if (Number.isNaN(at.getTime())) return undefined;
@@ -188,15 +220,15 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
   if (has('c')) i['caller_id'] = envelope.caller_id;
   if (has('k')) {
     if (!isRecord(i['task'])) return undefined;
-    i['task'] = { ...i['task'], id: envelope.task_id };
+    i['task']['id'] = envelope.task_id;
   }
   if (has('m')) {
     const reasons = r['reasons'];
-    if (!Array.isArray(reasons) || !reasons.every((x) => isRecord(x) && Object.hasOwn(x, 'm') && !Object.hasOwn(x, 'message'))) return undefined;
-    r['reasons'] = reasons.map((x: Json) => {
-      const { m, ...rest } = x;
-      return { ...rest, message: m };
-    });
+    if (!Array.isArray(reasons) || !reasons.every((x) => isRecord(x) && x['m'] !== undefined && !Object.hasOwn(x, 'message'))) return undefined;
+    for (const x of reasons as Json[]) {
+      x['message'] = x['m'];
+      x['m'] = undefined;
+    }
   }
   if (has('A')) r['agent_id'] = envelope.agent_id;
   if (has('D')) r['decision_id'] = envelope.decision_id;
@@ -213,11 +245,5 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
     if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Number.isNaN(from)) return undefined;
     r['redeemable_until'] = new Date(from + ms).toISOString();
   }
-  const full: Json = { input: i, result: r };
-  if (Object.hasOwn(data, 'policy_revision')) full['policy_revision'] = data['policy_revision'];
-  try {
-    return canonicalJson(full);
-  } catch {
-    return undefined;
-  }
+  return data;
 }
