@@ -6,6 +6,7 @@ const POSTGRES_STORE_SUITE = [
   'test/store/audit-listing.test.ts',
   'test/store/audit-tamper.test.ts',
   'test/store/console-sessions.test.ts',
+  'test/store/decision-once.test.ts',
   'test/store/decision-search.test.ts',
   'test/store/group-commit.test.ts',
   'test/store/outbox.test.ts',

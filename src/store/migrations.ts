@@ -12,6 +12,8 @@ export interface Migration {
   version: number;
   description: string;
   statements: readonly string[];
+  /** PostgreSQL's statements, where they must differ from `statements` (translated by postgresStatements). */
+  postgres?: readonly string[];
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -392,6 +394,17 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE decisions DROP COLUMN result',
       'ALTER TABLE decisions DROP COLUMN trace_id',
       'ALTER TABLE decisions DROP COLUMN created_at',
+    ],
+    // PostgreSQL: the same, its foreign keys checked at once: a DELETE on decisions otherwise queues the deferred
+    // checks of tokens, after which the table cannot be altered in the transaction (55006). Dropping a column there
+    // rewrites nothing, so one statement drops them all.
+    postgres: [
+      'SET CONSTRAINTS ALL IMMEDIATE',
+      `DELETE FROM decisions WHERE NOT (redeemed_jti IS NOT NULL OR mint_claim IS NOT NULL OR (outcome = 'deny' AND token_grant IS NOT NULL)
+        OR (outcome = 'allow' AND redeemable_until >= (SELECT MAX(created_at) FROM decisions)))
+        AND decision_id NOT IN (SELECT decision_id FROM tokens)`,
+      `ALTER TABLE decisions DROP COLUMN caller_id, DROP COLUMN agent_id, DROP COLUMN task_id, DROP COLUMN request,
+        DROP COLUMN result, DROP COLUMN trace_id, DROP COLUMN created_at`,
     ],
   },
 ];

@@ -276,7 +276,7 @@ export function readPool(config: pg.ClientConfig, options: PostgresOpenOptions):
  * (the writer sends INSERTs grouped by table: `WriterConnection`). One list of migrations for both engines.
  */
 export function postgresStatements(migration: Migration): string[] {
-  return migration.statements.map((s) =>
+  return (migration.postgres ?? migration.statements).map((s) =>
     s
       .replace(/\bINTEGER\b/g, 'BIGINT')
       .replace(/\bTEXT\b/g, 'TEXT COLLATE "C"')

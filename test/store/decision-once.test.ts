@@ -4,7 +4,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RecordDecisionInput } from '../../src/store/index.js';
-import { at, decision, grant, rawSql, task, tempStore } from './store-fixtures.js';
+import Database from 'better-sqlite3';
+import { pgSession } from '../support/postgres.js';
+import { ask } from './access-request-fixtures.js';
+import { legacyDecisionsTable } from './legacy-schema.js';
+import { at, decision, grant, rawSql, tableColumns, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
 let temp: TempStore;
@@ -135,3 +139,75 @@ describe('each decision stored once', () => {
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
   });
 });
+
+describe('migration 11 on a database written by schema version 10', () => {
+  it('keeps the rows that hold state (redeemed, claimed, requestable, in their window), drops the others, and reads every decision as before', async () => {
+    const temp = await tempStore();
+    try {
+      const store = temp.store;
+      await store.registerTask(task('t-1'));
+      const allow = (id: string, until: string) =>
+        decision(id, { task_id: 't-1', redeemable_until: until, token_grant: { granted_scopes: ['tickets:write'], resource: null, token_ttl_seconds: 900, task_id: 't-1' } });
+      await store.recordDecision(allow('d-redeemed', at(61)));
+      await store.redeemDecision({ decision_id: 'd-redeemed', caller_id: 'support-middleware', now: at(10), makeToken: () => grant({ jti: 'j-1' }) });
+      await store.recordDecision(allow('d-expired', at(5)));
+      await store.recordDecision(allow('d-open', at(3600)));
+      await store.recordDecision(decision('d-deny', { outcome: 'deny', task_id: 't-1' }));
+      const offer = { access_request: { scopes: ['tickets:admin'], approvers: ['platform-oncall'], max_duration: 3600, require_reason: true, expires_at: at(600), resource: null, task_id: 't-1' } };
+      // The last decision's time stands for now: d-expired's window closed before it, d-open's is still open.
+      await store.recordDecision(decision('dn-req', { outcome: 'deny', task_id: 't-1', token_grant: offer, created_at: at(100) }));
+      await store.close();
+      await toSchemaVersion10(temp);
+
+      const reopened = await temp.reopen();
+      const kept = await rawSql<{ decision_id: string }>(temp, 'SELECT decision_id FROM decisions ORDER BY decision_id');
+      expect(kept.map((r) => r.decision_id)).toEqual(['d-open', 'd-redeemed', 'dn-req']);
+      expect(await tableColumns(temp, 'decisions')).not.toContain('result');
+      expect(await reopened.getDecision('d-redeemed')).toMatchObject({ redeemed_jti: 'j-1', outcome: 'allow', caller_id: 'support-middleware' });
+      expect(await reopened.getDecision('d-deny')).toMatchObject({ outcome: 'deny', token_grant: null });
+      expect(await reopened.getDecision('dn-req')).toMatchObject({ outcome: 'deny', token_grant: offer });
+      await expect(
+        reopened.redeemDecision({ decision_id: 'd-open', caller_id: 'support-middleware', now: at(20), makeToken: (d) => grant({ jti: 'j-2', scopes: (d.token_grant as { granted_scopes: string[] }).granted_scopes }) }),
+      ).resolves.toMatchObject({ token: { scopes: ['tickets:write'] } });
+      await expect(reopened.redeemDecision({ decision_id: 'd-redeemed', caller_id: 'support-middleware', now: at(20), makeToken: () => grant() })).rejects.toMatchObject({
+        code: 'decision_already_redeemed',
+      });
+      await expect(reopened.createAccessRequest(ask('ar-1', 'dn-req'))).resolves.toMatchObject({ created: true });
+      expect(await reopened.verifyStoredChain()).toMatchObject({ ok: true });
+    } finally {
+      await temp.cleanup();
+    }
+  });
+});
+
+/** The store's decisions table put back as schema version 10 had it (a row for every decision), on either engine. */
+async function toSchemaVersion10(temp: TempStore): Promise<void> {
+  if (temp.engine === 'sqlite') {
+    const db = new Database(temp.path);
+    legacyDecisionsTable(db, { accessRequestId: true, mintClaim: true });
+    db.exec('DELETE FROM schema_migrations WHERE version >= 11');
+    db.close();
+    return;
+  }
+  await pgSession(temp.path, async (query) => {
+    await query('BEGIN');
+    await query(`CREATE TABLE decisions_legacy (decision_id TEXT COLLATE "C" PRIMARY KEY, caller_id TEXT COLLATE "C" NOT NULL,
+      agent_id TEXT COLLATE "C" NOT NULL, task_id TEXT COLLATE "C", integration TEXT COLLATE "C" NOT NULL, outcome TEXT COLLATE "C" NOT NULL,
+      request TEXT COLLATE "C" NOT NULL, result TEXT COLLATE "C" NOT NULL, token_grant TEXT COLLATE "C", policy_revision TEXT COLLATE "C" NOT NULL,
+      trace_id TEXT COLLATE "C", created_at TEXT COLLATE "C" NOT NULL, redeemable_until TEXT COLLATE "C", redeemed_jti TEXT COLLATE "C",
+      redeemed_at TEXT COLLATE "C", access_request_id TEXT COLLATE "C", mint_claim TEXT COLLATE "C", mint_claim_until TEXT COLLATE "C")`);
+    // Every decision's row, its terms from its row where it had one (these fixtures' allows all do), else its event.
+    await query(`INSERT INTO decisions_legacy SELECT e.decision_id, e.caller_id, e.agent_id, e.task_id,
+      coalesce(d.integration, e.data::json #>> '{input,integration}', 'crm'), coalesce(d.outcome, e.data::json #>> '{result,outcome}'),
+      '{}', coalesce(e.data::json #>> '{result}', '{}'), d.token_grant,
+      coalesce(d.policy_revision, e.data::json ->> 'policy_revision', e.data::json ->> 'p'), e.trace_id, e.time, d.redeemable_until,
+      d.redeemed_jti, d.redeemed_at, d.access_request_id, d.mint_claim, d.mint_claim_until
+      FROM audit_events e LEFT JOIN decisions d ON d.decision_id = e.decision_id WHERE e.type = 'decision'`);
+    await query('DROP TABLE decisions CASCADE');
+    await query('ALTER TABLE decisions_legacy RENAME TO decisions');
+    await query('CREATE INDEX decisions_access_request ON decisions (access_request_id) WHERE access_request_id IS NOT NULL');
+    await query('ALTER TABLE tokens ADD FOREIGN KEY (decision_id) REFERENCES decisions (decision_id) DEFERRABLE INITIALLY DEFERRED');
+    await query('DELETE FROM schema_migrations WHERE version >= 11');
+    await query('COMMIT');
+  });
+}
