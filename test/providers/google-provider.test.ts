@@ -102,6 +102,9 @@ beforeAll(async () => {
   });
   t = await startTestPdp({
     policies,
+    // Google's expiry is timed by the real clock: the token's must be too (a standing clock made a slow run's tokens
+    // end before the credential, refused as outliving them).
+    realClock: true,
     logger: createLogger('debug', sink),
     config: {
       callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'calendar-agent'] } : c)),

@@ -51,6 +51,11 @@ export interface TestPdp {
 }
 
 export interface TestPdpOptions {
+  /**
+   * The PDP reads the real clock instead of `clock` (which stands still until advanced): for a provider's credential,
+   * whose expiry the provider (and our provider code) times by the real clock while the token is timed by the PDP's.
+   */
+  realClock?: boolean;
   /** Copy this policy folder into the temp dir (default: the tests' own copy, test/fixtures/policies/). */
   policies?: string;
   bundle?: string;
@@ -119,7 +124,7 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
   const reread = options.rereadConfig;
   const pdp = await createPdp(config, {
     logger: options.logger ?? createLogger('silent'),
-    now: () => clock.now,
+    now: options.realClock === true ? () => new Date() : () => clock.now,
     defaultMetrics: false,
     ...(reread === undefined ? {} : { rereadConfig: () => reread(config) }),
   }).catch(
