@@ -19,6 +19,7 @@ import { PostgresStore, SqliteStore } from '../../src/store/index.js';
 import type { RollupUsageInput, Store } from '../../src/store/index.js';
 import { dropSchema, newSchema, pgQuery, pgSession, postgresUrl } from '../support/postgres.js';
 import { ENGINE } from './store-fixtures.js';
+import { hashText } from '../../src/store/rows.js';
 
 const T0 = Date.parse('2026-03-01T00:00:00.000Z');
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -212,7 +213,10 @@ async function copyToPostgres(path: string): Promise<string> {
           const chunk = rows.slice(i, i + 500);
           let n = 0;
           const values = chunk.map((r) => `(${r.map(() => `$${++n}`).join(', ')})`).join(', ');
-          await query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values}`, chunk.flat());
+          // Hashes are bytes in SQLite, hex text in PostgreSQL (chain-writer.ts).
+          const hashes = new Set(columns.flatMap((c, k) => (c === 'hash' || c === 'prev_hash' ? [k] : [])));
+          const params = chunk.flatMap((r) => r.map((v, k) => (hashes.has(k) ? hashText(v as string | Uint8Array) : v)));
+          await query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values}`, params);
         }
       }
     });
