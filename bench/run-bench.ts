@@ -410,17 +410,18 @@ function storageSection(results: BenchResults): void {
 function storageGoals(r: BenchResults): Goal[] {
   const s = r.storage;
   if (s === undefined) return [];
-  const busy = (contamination['storage'] ?? 0) > BUSY_OTHER_CORES ? `; other processes used ${contamination['storage']} cores meanwhile` : '';
   const engines = [...new Set([...s.runs.map((x) => x.engine), ...s.skipped.map((x) => x.engine)])];
   return engines.map((engine) => {
     const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
     const plain = s.runs.find((x) => x.engine === engine && x.variant === 'decide');
     const tokens = s.runs.find((x) => x.engine === engine && x.variant !== 'decide');
     const skipped = s.skipped.find((x) => x.engine === engine);
+    const others = Math.max(0, ...s.runs.filter((x) => x.engine === engine).map((x) => x.other_cores));
+    const busy = others > BUSY_OTHER_CORES ? `; other processes used up to ${others} cores during a run` : '';
     const top = (x: NonNullable<typeof plain>): string =>
       x.relations
         .slice(0, 4)
-        .map((t) => `${t.name} ${t.bytes_per_decision}`)
+        .map((t) => `${t.name} ${t.bytes_per_decision.toLocaleString('en')}`)
         .join(', ');
     return {
       goal: `storage: bytes on disk per decision, indexes and audit trail included, ${name} (the soak's mix in-process, on a fresh store; bench/storage-bench.ts)`,
