@@ -400,13 +400,16 @@ async function runVariant(target: EngineTarget, variant: 'decide' | 'redeem', n:
   const watch = new CpuWatch();
   const db0 = target.dbCpu?.() ?? 0;
   let made: Awaited<ReturnType<typeof decideAll>>;
+  let dbCores: number | null = null;
+  let machine: ReturnType<CpuWatch['stop']>;
   try {
     made = await decideAll(pdp, n, concurrency, variant === 'redeem', (line) => log(`${target.engine}, ${VARIANTS[variant]}: ${line}`));
+    // Read before the PDP closes its pool: a backend that has exited but is not yet reaped is in neither count.
+    if (target.dbCpu !== undefined) dbCores = round((target.dbCpu() - db0) / made.seconds, 2);
+    machine = watch.stop();
   } finally {
     await pdp.close();
   }
-  const dbCores = target.dbCpu === undefined ? null : round((target.dbCpu() - db0) / made.seconds, 2);
-  const machine = watch.stop();
   log(`${target.engine}, ${VARIANTS[variant]}: ${Math.round(n / made.seconds)} decisions/s over ${round(made.seconds, 1)} s; measuring`);
   const after = await measure();
   const bytesPerDecision = round((after.total - before.total) / n, 1);
