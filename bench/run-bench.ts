@@ -4,11 +4,12 @@
  * the report. Servers under test and in-process measurements run on one core (taskset -c 0), vegeta and this
  * driver on the other (the Makefile starts the driver with taskset -c 1).
  *
- *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,mcp,doors,console]
+ *   node .build/bench/bench/run-bench.js [--quick] [--only http,routes,inprocess,scale,issuer,store,escalation,outbox,proxy,suggest,bundle,workers,export,soak,storage,mcp,doors,console]
  *        (escalation = the break-glass decides in-process and over HTTP; proxy = the enforcement proxy against
  *        calling its upstream directly and against http-proxy; mcp = a guarded MCP tools/call against an unguarded one;
  *        doors = the same decision through /v1/decide, AuthZEN evaluation and a 10-item evaluations, and OPA's server;
- *        console = the audit console's reads over HTTP on a 1-million-event trail, SQLite and PostgreSQL)
+ *        console = the audit console's reads over HTTP on a 1-million-event trail, SQLite and PostgreSQL;
+ *        storage = bytes on disk per decision at 1 million decisions (100,000 with --quick), SQLite and PostgreSQL)
  *        [--rates auto|500,1000,2000,4000] [--rounds 3] [--workers 64] [--agents 10,1000,100000] [--log-level info]
  *        [--seconds 600] (the soak's length; 60 with --quick)
  *   node .build/bench/bench/run-bench.js --profile [--route decide|redeem|introspect] [--seconds 10]
@@ -39,6 +40,7 @@ import type { McpBenchResult } from './mcp-bench.js';
 import type { DoorsBenchResult } from './doors-bench.js';
 import { consoleMarkdown, type ConsoleBenchResult } from './console-bench.js';
 import type { SoakBenchResult } from './soak-bench.js';
+import { storageMarkdown } from './storage-bench.js';
 import { opaBench } from './lib/opa-bench.js';
 import { allowedCpus, CpuWatch, freePort, hasTaskset, load1, runJsonChild, startProcess, stopProcess, waitReady, cpuSeconds } from './lib/processes.js';
 import { latencySvg, reportMarkdown } from './lib/report.js';
@@ -56,7 +58,7 @@ const REPO = resolve('.');
 const RESULTS = join(REPO, 'bench/results');
 const OPA = process.env['OPA'] ?? join(REPO, '.tools/bin/opa');
 const VEGETA = process.env['VEGETA'] ?? join(REPO, '.tools/bin/vegeta');
-const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'mcp', 'doors', 'console'] as const;
+const SECTIONS = ['http', 'routes', 'inprocess', 'scale', 'issuer', 'store', 'escalation', 'outbox', 'proxy', 'suggest', 'bundle', 'workers', 'export', 'soak', 'storage', 'mcp', 'doors', 'console'] as const;
 /**
  * Above this much CPU used by other processes during a measurement (in cores, the worst step or section), the
  * figures are labelled a smoke run. The load average is recorded too, but it counts the bench's own processes.
@@ -384,6 +386,54 @@ async function soakSection(results: BenchResults & { soak?: SoakBenchResult }): 
   log(`soak: 1,500 decides/s for ${seconds} s, one registered task (allow/deny), SQLite store, durable audit`);
   const pins = [...(SERVER_CPU === undefined ? [] : ['--server-cpu', SERVER_CPU]), ...(LOAD_CPU === undefined ? [] : ['--load-cpu', LOAD_CPU])];
   results.soak = runJsonChild<SoakBenchResult>(LOAD_CPU, process.execPath, [child('soak-bench.js'), '--seconds', seconds, '--rate', '1500', '--json', ...pins], (Number(seconds) + 300) * 1000);
+}
+
+/**
+ * Storage per decision (bench/storage-bench.ts, issue 19): the Decider and store of a whole PDP in-process, 1 million
+ * decisions of the soak's mix (100,000 with --quick) on a fresh SQLite file and a fresh PostgreSQL schema, with and
+ * without 1 in 8 redeemed. Unpinned: the figure is bytes on disk, and PostgreSQL runs beside it; decisions/s is shown.
+ */
+function storageSection(results: BenchResults): void {
+  const decisions = quick ? '100000' : '1000000';
+  log(`storage: ${decisions} decisions in-process, SQLite and PostgreSQL, decisions alone and 1 in 8 redeemed; bytes on disk per decision`);
+  const s = runJsonChild<NonNullable<BenchResults['storage']>>(undefined, process.execPath, [child('storage-bench.js'), '--decisions', decisions, '--json'], 7_200_000);
+  // Measured by the child over each run, PostgreSQL's processes left out (they are not the driver's children).
+  contamination['storage'] = Math.max(0, ...s.runs.map((x) => x.other_cores));
+  log(`storage: other processes used up to ${contamination['storage']} cores during a run`);
+  results.storage = s;
+}
+
+/**
+ * Issue 19's storage goal, one line per store: judged on decisions alone at 1 million (the variant with tokens is
+ * shown next to it: a token is not a decision); a shorter run is a smoke run of the same measurement.
+ */
+function storageGoals(r: BenchResults): Goal[] {
+  const s = r.storage;
+  if (s === undefined) return [];
+  const engines = [...new Set([...s.runs.map((x) => x.engine), ...s.skipped.map((x) => x.engine)])];
+  return engines.map((engine) => {
+    const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+    const plain = s.runs.find((x) => x.engine === engine && x.variant === 'decide');
+    const tokens = s.runs.find((x) => x.engine === engine && x.variant !== 'decide');
+    const skipped = s.skipped.find((x) => x.engine === engine);
+    const others = Math.max(0, ...s.runs.filter((x) => x.engine === engine).map((x) => x.other_cores));
+    const busy = others > BUSY_OTHER_CORES ? `; other processes used up to ${others} cores during a run` : '';
+    const top = (x: NonNullable<typeof plain>): string =>
+      x.relations
+        .slice(0, 4)
+        .map((t) => `${t.name} ${t.bytes_per_decision.toLocaleString('en')}`)
+        .join(', ');
+    return {
+      goal: `storage: bytes on disk per decision, indexes and audit trail included, ${name} (the soak's mix in-process, on a fresh store; bench/storage-bench.ts)`,
+      target: `≤ ${s.goal_bytes} bytes per decision at 1 million decisions (issue 19)`,
+      measured: plain
+        ? `${plain.bytes_per_decision.toLocaleString('en')} bytes per decision over ${plain.decisions.toLocaleString('en')} decisions (${(plain.after_bytes / 2 ** 20).toFixed(0)} MB; largest: ${top(plain)}); ` +
+          (tokens ? `with 1 in 8 redeemed for a token ${tokens.bytes_per_decision.toLocaleString('en')} bytes per decision; ` : '') +
+          `${plain.decisions_per_s.toLocaleString('en')} decisions/s${busy}`
+        : `not run${skipped ? `: ${skipped.reason}` : ''}`,
+      met: plain !== undefined && plain.decisions >= 1_000_000 ? plain.within_goal : null,
+    };
+  });
 }
 
 /**
@@ -778,6 +828,7 @@ function goals(r: BenchResults): Goal[] {
   out.push(postgresGoal(r));
   out.push(exportGoal(r));
   out.push(...soakGoals(r));
+  out.push(...storageGoals(r));
   out.push(...mcpGoals(r));
   out.push(...doorsGoals(r));
   out.push(...consoleGoals(r));
@@ -999,13 +1050,14 @@ async function main(): Promise<void> {
     if (only.has('workers')) await watched('workers', () => workersSection(results));
     if (only.has('export')) await watched('export', () => exportSection(results, join(work, 'trails')));
     if (only.has('soak')) await watched('soak', () => soakSection(results));
+    if (only.has('storage')) storageSection(results);
     if (only.has('mcp')) await mcpSection(work, results);
     if (only.has('doors')) await doorsSection(work, results);
     if (only.has('console')) await consoleSection(results);
     results.meta = meta(quick ? 'quick' : 'full', load1Start);
     results.goals = goals(results);
     writeFileSync(join(RESULTS, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const md = reportMarkdown(results) + consoleMarkdown((results as BenchResults & { console?: ConsoleBenchResult }).console);
+    const md = reportMarkdown(results) + consoleMarkdown((results as BenchResults & { console?: ConsoleBenchResult }).console) + storageMarkdown(results.storage);
     writeFileSync(join(RESULTS, 'report.md'), md);
     writeFileSync(join(RESULTS, 'latency.svg'), latencySvg(results));
     process.stdout.write(md);

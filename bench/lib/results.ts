@@ -9,6 +9,7 @@ import type { OutboxBenchResult } from '../outbox-bench.js';
 import type { ProxyBenchResult } from '../proxy-bench.js';
 import type { Route, RoutesPlan, RoutesResult } from '../routes-bench.js';
 import type { ScaleLatency, ScaleResult } from '../scale-bench.js';
+import type { StorageBenchResult } from '../storage-bench.js';
 import type { StoreBenchRow } from '../store-bench.js';
 import type { OpaBenchResult } from './opa-bench.js';
 
@@ -78,6 +79,8 @@ export interface BenchResults {
   scale_latency?: ScaleLatency;
   issuer?: IssuerLibraryRow[];
   store?: StoreBenchRow[];
+  /** Issue 19: bytes on disk per decision at 1 million decisions, SQLite and PostgreSQL, with and without tokens. */
+  storage?: StorageBenchResult;
   /** Break-glass: ordinary decides against a requestable denial and an elevated allow (in-process, CPU per decision). */
   escalation?: EscalationBenchResult;
   /** The same four decides over HTTP: our server (its own process) answering POST /v1/decide, server CPU per request. */
