@@ -219,7 +219,13 @@ async function decideAll(pdp: Pdp, n: number, concurrency: number, redeem: boole
       }
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  // The first failure stops every worker, so none goes on deciding against a store being closed.
+  const stopping = (): Promise<void> =>
+    worker().catch((err: unknown) => {
+      next = n;
+      throw err;
+    });
+  await Promise.all(Array.from({ length: concurrency }, stopping));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   return { allows, denies, redeemed, seconds, cpu: (cpu.user + cpu.system) / 1e6 };
