@@ -18,6 +18,7 @@
  */
 import { canonicalJson } from '../audit/index.js';
 import { evaluationTime } from '../wire/evaluation-time.js';
+import type { EvaluationTimeV1 } from '../wire/evaluation-time.js';
 
 /** The event's columns the stored data leans on. */
 export interface DecisionEnvelope {
@@ -65,12 +66,12 @@ function renamed(top: Json, where: 'top' | 'result' | 'task'): Json | undefined 
  * are never removed with `delete` here: an object that loses a member becomes slow for V8; they are set to undefined,
  * which both JSON encoders leave out.
  */
-function same(a: unknown, b: unknown): boolean {
+export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let k = 0; k < a.length; k++) if (!same(a[k], b[k])) return false;
+    for (let k = 0; k < a.length; k++) if (!sameJson(a[k], b[k])) return false;
     return true;
   }
   if (Array.isArray(b)) return false;
@@ -79,7 +80,7 @@ function same(a: unknown, b: unknown): boolean {
   let n = 0;
   for (const key in x) {
     if (x[key] === undefined) continue;
-    if (!Object.hasOwn(y, key) || !same(x[key], y[key])) return false;
+    if (!Object.hasOwn(y, key) || !sameJson(x[key], y[key])) return false;
     n++;
   }
   let m = 0;
@@ -94,18 +95,17 @@ function offsetMs(from: number, to: string): number | undefined {
   return new Date(b).toISOString() === to ? b - from : undefined;
 }
 
-/** Whether `time` is exactly `evaluationTime(at)` (`iso`: at's RFC 3339 text), compared member by member. */
-function isEvaluationTime(time: Json, at: Date, iso: string): boolean {
-  const want = evaluationTime(at);
+/** Whether `time` is exactly `want` (an evaluationTime), compared member by member. */
+function isEvaluationTime(time: Json, want: EvaluationTimeV1): boolean {
   let n = 0;
   for (const key in time) if (time[key] !== undefined) n++;
   return (
     n === 5 &&
-    time['rfc3339'] === iso &&
+    time['rfc3339'] === want.rfc3339 &&
     time['now_ns'] === want.now_ns &&
     time['weekday'] === want.weekday &&
-    same(time['date'], want.date) &&
-    same(time['clock'], want.clock)
+    sameJson(time['date'], want.date) &&
+    sameJson(time['clock'], want.clock)
   );
 }
 
@@ -125,8 +125,9 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
   // The event's time as the instant it names, when it is that instant's own RFC 3339 text (what expansion writes).
   const at = new Date(envelope.time);
   const atMs = at.getTime();
-  const canonicalTime = !Number.isNaN(atMs) && at.toISOString() === envelope.time;
-  if (canonicalTime && isRecord(input['time']) && isEvaluationTime(input['time'], at, envelope.time)) drop(i, 'time', 't');
+  const want = Number.isNaN(atMs) ? undefined : evaluationTime(at);
+  const canonicalTime = want !== undefined && want.rfc3339 === envelope.time;
+  if (canonicalTime && isRecord(input['time']) && isEvaluationTime(input['time'], want)) drop(i, 'time', 't');
   if (envelope.agent_id !== null && i['agent_id'] === envelope.agent_id) drop(i, 'agent_id', 'a');
   if (envelope.caller_id !== null && i['caller_id'] === envelope.caller_id) drop(i, 'caller_id', 'c');
   if (isRecord(input['task'])) i['task'] = { ...input['task'] };
@@ -134,11 +135,11 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
   if (envelope.agent_id !== null && r['agent_id'] === envelope.agent_id) drop(r, 'agent_id', 'A');
   if (envelope.decision_id !== null && r['decision_id'] === envelope.decision_id) drop(r, 'decision_id', 'D');
   if (envelope.task_id !== null && r['task_id'] === envelope.task_id) drop(r, 'task_id', 'K');
-  if (r['integration'] !== undefined && input['integration'] !== undefined && same(r['integration'], input['integration'])) drop(r, 'integration', 'I');
+  if (r['integration'] !== undefined && input['integration'] !== undefined && sameJson(r['integration'], input['integration'])) drop(r, 'integration', 'I');
   if (r['policy_revision'] === policyRevision) drop(r, 'policy_revision', 'P');
-  if (r['resource'] !== undefined && same(r['resource'], input['resource'] ?? null)) drop(r, 'resource', 'R');
+  if (r['resource'] !== undefined && sameJson(r['resource'], input['resource'] ?? null)) drop(r, 'resource', 'R');
   if (typeof r['allow'] === 'boolean' && r['allow'] === (r['outcome'] === 'allow')) drop(r, 'allow', 'L');
-  if (r['granted_scopes'] !== undefined && input['scopes'] !== undefined && same(r['granted_scopes'], input['scopes'])) drop(r, 'granted_scopes', 'G');
+  if (r['granted_scopes'] !== undefined && input['scopes'] !== undefined && sameJson(r['granted_scopes'], input['scopes'])) drop(r, 'granted_scopes', 'G');
   // An empty denied_scopes (every allow): the rollup reads it as SQL's null, which it counts as no denial too.
   if (Array.isArray(r['denied_scopes']) && r['denied_scopes'].length === 0) drop(r, 'denied_scopes', 'E');
   if (canonicalTime && typeof r['redeemable_until'] === 'string') {

@@ -6,7 +6,7 @@
  * - a requestable denial: the approvers of its offer are policy data the answer (and so the event) does not show;
  * - audit.mask changed a value a term is read from (a masked resource id must not become the token's record).
  */
-import { canonicalJson } from '../audit/index.js';
+import { sameJson } from './decision-codec.js';
 
 export interface DecisionTerms {
   integration: string;
@@ -69,9 +69,5 @@ export function sameTerms(terms: DecisionTerms, derived: DecisionTerms): boolean
 
 function sameGrant(grant: unknown, derived: unknown): boolean {
   if (grant === null || derived === null) return grant === derived;
-  try {
-    return canonicalJson(grant) === canonicalJson(derived);
-  } catch {
-    return false;
-  }
+  return sameJson(grant, derived);
 }
