@@ -198,6 +198,9 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
   }
   // `"~":` inside a string of canonical data written as it is: no member `~` at the top.
   if (isRecord(data) && !Object.hasOwn(data, '~')) return stored;
+  // Only the text compaction wrote (JSON.stringify's): SQL and the search read the stored text, so a rewrite that
+  // parses the same (escapes, spacing, a duplicate key SQLite reads first) must fail verification, not expand.
+  if (JSON.stringify(data) !== stored) return undefined;
   if (!isRecord(data) || !isRecord(data['input']) || !isRecord(data['result'])) return undefined;
   const mask = data['~'];
   if (typeof mask !== 'number' || !Number.isInteger(mask) || mask <= 0 || mask >= 2 ** CODES.length) return undefined;
