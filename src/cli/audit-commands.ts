@@ -270,7 +270,15 @@ export const AUDIT_COMMANDS: Command[] = [
         const rolled = await store.rollupUsage();
         if (rolled.events > 0) process.stderr.write(`usage aggregates rolled up first: ${rolled.events} events (cursor at seq ${rolled.seq})\n`);
         const start = await store.chainStart();
-        const result = await store.pruneEvents({ before, at: now.toISOString() });
+        // A decision is its event: keep those still inside a redeem or request window (the store keeps those a live
+        // token or an open access request reads on its own).
+        const windowSeconds = Math.max(config.issuer.redeem_window_seconds, config.escalation.request_window_seconds);
+        const decisionsLiveSince = new Date(now.getTime() - windowSeconds * 1000).toISOString();
+        const result = await store.pruneEvents({ before, at: now.toISOString(), decisions_live_since: decisionsLiveSince });
+        if (result.held_by !== null) {
+          const why = result.held_by.reason === 'live_decision' ? 'a live token or an open access request still reads it' : 'its redeem or request window may still be open';
+          process.stderr.write(`stopped before the decision at seq ${result.held_by.seq} (${result.held_by.time}): ${why}\n`);
+        }
         if (result.pruned === 0) {
           process.stdout.write(`nothing to prune: no event before ${before} at the start of the chain\n`);
         } else {

@@ -136,12 +136,33 @@ export async function chainHead(ctx: StoreContext): Promise<ChainHead> {
 export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): Promise<PruneResult> {
   requireTime('before', input.before);
   requireTime('at', input.at);
+  if (input.decisions_live_since !== undefined) requireTime('decisions_live_since', input.decisions_live_since);
   return ctx.write(function* () {
     const first = (yield* get<{ seq: number | null }>(SQL.selectFirstSeq))?.seq ?? null;
-    if (first === null) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null };
-    const keep = (yield* get<{ seq: number | null }>(SQL.selectFirstSeqAtOrAfter, input.before))?.seq ?? null;
-    const through = keep === null ? (yield* ctx.chain.readHead()).seq : keep - 1;
-    if (through < first) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null };
+    if (first === null) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null, held_by: null };
+    const head = (yield* ctx.chain.readHead()).seq;
+    const lastBefore = function* (time: string): Program<number> {
+      const keep = (yield* get<{ seq: number | null }>(SQL.selectFirstSeqAtOrAfter, time))?.seq ?? null;
+      return keep === null ? head : keep - 1;
+    };
+    const asked = yield* lastBefore(input.before);
+    let through = asked;
+    let held: PruneResult['held_by'] = null;
+    // A decision is its event: never prune one that a redemption, an approval or a usage report may still read.
+    const live = (yield* get<{ seq: number | null }>(SQL.selectFirstLiveDecisionSeq, input.at, input.at, input.at))?.seq ?? null;
+    if (live !== null && live <= through) {
+      through = live - 1;
+      held = { seq: live, time: '', reason: 'live_decision' };
+    }
+    if (input.decisions_live_since !== undefined && input.decisions_live_since < input.before) {
+      const windowed = yield* lastBefore(input.decisions_live_since);
+      if (windowed < through) {
+        through = windowed;
+        held = { seq: windowed + 1, time: '', reason: 'decision_window' };
+      }
+    }
+    if (held !== null) held.time = (yield* get<{ time: string }>(SQL.selectEventTime, held.seq))?.time ?? '';
+    if (through < first) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null, held_by: held };
     const stored = yield* get<{ hash: string | Uint8Array }>(SQL.selectEventHash, through);
     const last = stored === undefined ? undefined : { hash: hashText(stored.hash) };
     if (last === undefined) throw new PdpError('internal', `audit event ${through} is missing; verify the chain`);
@@ -156,7 +177,7 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
     yield* run(SQL.insertCheckpoint, through, last.hash, input.at, pruned);
     const record = auditPrunedEvent(input.at, { from_seq: first, to_seq: through, last_hash: last.hash, before: input.before });
     const event = yield* ctx.chain.append(ctx.chain.prepare(record));
-    return { pruned, checkpoint, event };
+    return { pruned, checkpoint, event, held_by: held };
   });
 }
 

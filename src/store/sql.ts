@@ -64,10 +64,20 @@ export const SQL = {
   selectFirstSeq: 'SELECT MIN(seq) AS seq FROM audit_events',
   selectEventHash: 'SELECT hash FROM audit_events WHERE seq = ?',
   selectEventType: 'SELECT type FROM audit_events WHERE seq = ?',
+  selectEventTime: 'SELECT time FROM audit_events WHERE seq = ?',
   selectFirstSeqAtOrAfter: 'SELECT MIN(seq) AS seq FROM audit_events WHERE time >= ?',
   /** The earliest-stamped event at or after a time, by the time index (audit_events_time): where a recent window starts. */
   selectFirstStampedAtOrAfter: 'SELECT seq FROM audit_events WHERE time >= ? ORDER BY time, seq LIMIT 1',
   deleteEventsThrough: 'DELETE FROM audit_events WHERE seq <= ?',
+  /**
+   * The first decision event something live still reads (a prune stops before it): a token not yet expired (its
+   * usage reports read the decision), an access request pending or inside its approved window (approving reads the
+   * denial), a decision row still redeemable. Parameters: now, now, now.
+   */
+  selectFirstLiveDecisionSeq: `SELECT MIN(e.seq) AS seq FROM audit_events e WHERE e.type = 'decision' AND e.decision_id IN (
+    SELECT decision_id FROM tokens WHERE expires_at > ?
+    UNION ALL SELECT decision_id FROM access_requests WHERE status = 'pending' OR (status = 'approved' AND approved_until > ?)
+    UNION ALL SELECT decision_id FROM decisions WHERE redeemed_jti IS NULL AND redeemable_until >= ?)`,
   selectLastCheckpoint: `SELECT last_pruned_seq, last_pruned_hash, pruned_at, pruned_count FROM audit_checkpoints
     ORDER BY last_pruned_seq DESC LIMIT 1`,
   insertCheckpoint: `INSERT INTO audit_checkpoints (last_pruned_seq, last_pruned_hash, pruned_at, pruned_count)

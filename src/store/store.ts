@@ -321,6 +321,11 @@ export interface PruneEventsInput {
   /** Events with time < before are pruned, as a prefix of the chain (stops at the first newer event). */
   before: string;
   at: string;
+  /**
+   * Decisions made at or after this time may still be redeemed or requested (the redeem and request windows, which
+   * the store does not know): the prune stops before the first event at or after it, as if `before` were no later.
+   */
+  decisions_live_since?: string;
 }
 
 export interface PruneResult {
@@ -329,6 +334,12 @@ export interface PruneResult {
   checkpoint: AuditCheckpoint | null;
   /** The audit.pruned event appended with the checkpoint; null when nothing was pruned. */
   event: AuditEventV1 | null;
+  /**
+   * Set when the prune stopped short of `before` to keep a decision something live still reads (a token not yet
+   * expired, an access request open: `live_decision`, that decision event's seq and time) or one whose window may
+   * still be open (`decision_window`: the first event at or after `decisions_live_since`).
+   */
+  held_by: { seq: number; time: string; reason: 'live_decision' | 'decision_window' } | null;
 }
 
 /**

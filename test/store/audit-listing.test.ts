@@ -73,6 +73,7 @@ describe('pruneEvents', () => {
         type: 'audit.pruned',
         data: { from_seq: 1, to_seq: 5, last_hash: fifth.hash, before: at(6) },
       }),
+      held_by: null,
     });
     expect(await temp.store.chainStart()).toMatchObject({ start_seq: 6, start_prev_hash: fifth.hash });
     expect((await collect(temp.store.iterateEvents())).map((e) => e.seq)).toEqual([6, 7, 8, 9, 10, 11]);

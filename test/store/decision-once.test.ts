@@ -140,6 +140,38 @@ describe('each decision stored once', () => {
   });
 });
 
+describe('a prune never deletes a decision something live still reads (its event is its record)', () => {
+  it('stops before the decision of a token not yet expired, and prunes it once the token has expired', async () => {
+    await temp.store.recordDecision(decided('d-1'));
+    await temp.store.redeemDecision({ decision_id: 'd-1', caller_id: CALLER, now: at(10), makeToken: () => grant({ jti: 'j-1', expires_at: at(302) }) });
+    await temp.store.recordDecision(decided('d-2', {}));
+    const held = await temp.store.pruneEvents({ before: at(100), at: at(200) });
+    expect(held).toMatchObject({ held_by: { reason: 'live_decision', time: at(1) } });
+    expect(await temp.store.getDecision('d-1')).toMatchObject({ redeemed_jti: 'j-1', integration: 'crm' });
+    const later = await temp.store.pruneEvents({ before: at(100), at: at(400) });
+    expect(later).toMatchObject({ held_by: null });
+    expect(later.pruned).toBeGreaterThan(held.pruned);
+    expect(await temp.store.getDecision('d-1')).toBeUndefined();
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
+  });
+
+  it('stops before a denial whose access request is pending', async () => {
+    const offer = { access_request: { scopes: ['tickets:delete'], approvers: ['platform-oncall'], max_duration: 3600, require_reason: true, expires_at: at(600), resource: null, task_id: 't-1' } };
+    await temp.store.recordDecision(decision('d-den', { outcome: 'deny', task_id: 't-1', input: { integration: 'crm' }, result: { outcome: 'deny', redeemable_until: null }, token_grant: offer }));
+    await temp.store.createAccessRequest(ask('ar-1', 'd-den'));
+    const result = await temp.store.pruneEvents({ before: at(100), at: at(200) });
+    expect(result.held_by).toMatchObject({ reason: 'live_decision', time: at(1) });
+    expect(await temp.store.getDecision('d-den')).toMatchObject({ outcome: 'deny', token_grant: offer });
+  });
+
+  it('stops before the first decision inside the redeem or request window it is given', async () => {
+    await temp.store.recordDecision(decided('d-open'));
+    const result = await temp.store.pruneEvents({ before: at(100), at: at(30), decisions_live_since: at(1) });
+    expect(result.held_by).toMatchObject({ reason: 'decision_window', time: at(1) });
+    expect(await temp.store.getDecision('d-open')).toMatchObject({ outcome: 'allow' });
+  });
+});
+
 describe('migration 11 on a database written by schema version 10', () => {
   it('keeps the rows that hold state (redeemed, claimed, requestable, in their window), drops the others, and reads every decision as before', async () => {
     const temp = await tempStore();

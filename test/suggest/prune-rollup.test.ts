@@ -11,7 +11,8 @@ let t: TestPdp;
 let config: string;
 
 beforeAll(async () => {
-  t = await startTestPdp();
+  // The history starts two days ago, so its tokens have expired by the real clock the CLI reads.
+  t = await startTestPdp({ clockStart: new Date(Date.now() - 2 * 86_400_000) });
   config = cliConfig(t, 'prune-config');
 });
 afterAll(async () => t.close());
@@ -24,7 +25,8 @@ async function call(path: string, key: string, body: unknown, status: number): P
 
 describe('agent-pdp audit prune', () => {
   it('rolls the usage aggregates up first: the pruned tokens and uses are still counted', async () => {
-    // Four tokens, each reported used for repo:read by a resource server; nothing rolled up yet.
+    // Four tokens made two days ago (expired now: nothing live holds their decisions), each reported used for
+    // repo:read by a resource server; nothing rolled up yet.
     for (let i = 0; i < 4; i++) {
       const task = `prune-rollup-${i}`;
       await call('/v1/tasks', KEYS.orchestrator, { id: task, agent_id: 'code-review-agent', type: 'review' }, 201);
@@ -50,5 +52,20 @@ describe('agent-pdp audit prune', () => {
     const count = (scope: string, source: string): number =>
       summary.rows.filter((r) => r.scope === scope && r.source === source).reduce((n, r) => n + r.n, 0);
     expect({ granted: count('pr:read', 'granted'), used: count('repo:read', 'resource_server'), unused: count('pr:read', 'resource_server') }).toEqual({ granted: 4, used: 4, unused: 0 });
+  });
+
+  it('stops before the decision of a live token, which still redeems its usage reports', async () => {
+    t.clock.now = new Date();
+    await call('/v1/tasks', KEYS.orchestrator, { id: 'prune-live', agent_id: 'code-review-agent', type: 'review' }, 201);
+    const decision = await call('/v1/decide', KEYS.pep, { agent_id: 'code-review-agent', task: { id: 'prune-live' }, integration: 'github', scopes: ['repo:read'] }, 200);
+    const token = await call('/v1/tokens', KEYS.pep, { decision_id: decision['decision_id'] }, 201);
+    const run = await cli('audit', 'prune', '--config', config, '--before', new Date(Date.now() + 1000).toISOString());
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^nothing to prune/);
+    // Made a moment ago, the decision is inside its redeem window as well as held by its live token.
+    expect(run.stderr).toMatch(/stopped before the decision at seq \d+ \(.+\): (a live token|its redeem or request window)/);
+    expect(await t.pdp.store.getDecision(String(decision['decision_id']))).toMatchObject({ redeemed_jti: token['jti'] });
+    const report = { jti: token['jti'], integration: 'github', scope: 'repo:read', used_at: t.clock.now.toISOString() };
+    expect(await call('/v1/usage', KEYS.resource, { reports: [report] }, 202)).toMatchObject({ accepted: 1 });
   });
 });

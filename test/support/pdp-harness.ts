@@ -56,6 +56,8 @@ export interface TestPdpOptions {
    * whose expiry the provider (and our provider code) times by the real clock while the token is timed by the PDP's.
    */
   realClock?: boolean;
+  /** Where `clock` starts (default: the real time now): e.g. days ago, for a history the real clock has left behind. */
+  clockStart?: Date;
   /** Copy this policy folder into the temp dir (default: the tests' own copy, test/fixtures/policies/). */
   policies?: string;
   bundle?: string;
@@ -116,7 +118,7 @@ export async function startTestPdp(options: TestPdpOptions = {}): Promise<TestPd
   };
   const { config } = buildConfig(raw, join(dir, 'test-config.yaml'), dir);
   const clock = {
-    now: new Date(),
+    now: options.clockStart ?? new Date(),
     advance(seconds: number) {
       this.now = new Date(this.now.getTime() + seconds * 1000);
     },
