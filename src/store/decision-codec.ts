@@ -185,6 +185,16 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
 }
 
 /**
+ * The data a stored decision event's text holds, as a value (its left-out members undefined), without the canonical
+ * text `expandDecisionData` makes for the hash: what a read of the decision (its terms, its input and result) needs.
+ * A text that cannot be expanded is parsed as it is (and fails verification).
+ */
+export function decisionDataValue(envelope: DecisionEnvelope, stored: string): unknown {
+  const value = expandDecisionValue(envelope, stored);
+  return value === undefined || value === stored ? JSON.parse(stored) : value;
+}
+
+/**
  * The data a stored decision event's text holds, as a value whose left-out members are set to undefined (canonical
  * JSON skips them): `stored` itself (the string) when nothing was left out, `undefined` when it cannot be expanded.
  */
@@ -241,7 +251,7 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
   if (has('P')) r['policy_revision'] = data['policy_revision'];
   if (has('R')) r['resource'] = i['resource'] ?? null;
   if (has('L')) r['allow'] = r['outcome'] === 'allow';
-  if (has('G')) r['granted_scopes'] = i['scopes'];
+  if (has('G')) r['granted_scopes'] = Array.isArray(i['scopes']) ? [...(i['scopes'] as unknown[])] : i['scopes'];
   if (has('E')) r['denied_scopes'] = [];
   if (has('U')) {
     const ms = r['redeemable_until'];

@@ -137,7 +137,9 @@ function* redeemable(
   if (decision.caller_id !== input.caller_id) {
     throw new PdpError('decision_wrong_caller', `decision ${id} was made for another caller`);
   }
-  if (decision.outcome !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
+  // The outcome of its terms and of its hashed answer (a row's terms that disagree with the event are not trusted).
+  const answered = (decision.result as { outcome?: unknown } | null | undefined)?.outcome;
+  if (decision.outcome !== 'allow' || answered !== 'allow') throw new PdpError('decision_not_allowed', `decision ${id} is not an allow`);
   if (row.redeemed_jti !== null) {
     throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
   }

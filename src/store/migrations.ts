@@ -386,7 +386,7 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [
       `DELETE FROM decisions WHERE NOT (redeemed_jti IS NOT NULL OR mint_claim IS NOT NULL OR (outcome = 'deny' AND token_grant IS NOT NULL)
         OR (outcome = 'allow' AND redeemable_until >= (SELECT MAX(created_at) FROM decisions)))
-        AND decision_id NOT IN (SELECT decision_id FROM tokens)`,
+        AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.decision_id = decisions.decision_id)`,
       'ALTER TABLE decisions DROP COLUMN caller_id',
       'ALTER TABLE decisions DROP COLUMN agent_id',
       'ALTER TABLE decisions DROP COLUMN task_id',
@@ -402,7 +402,7 @@ export const MIGRATIONS: readonly Migration[] = [
       'SET CONSTRAINTS ALL IMMEDIATE',
       `DELETE FROM decisions WHERE NOT (redeemed_jti IS NOT NULL OR mint_claim IS NOT NULL OR (outcome = 'deny' AND token_grant IS NOT NULL)
         OR (outcome = 'allow' AND redeemable_until >= (SELECT MAX(created_at) FROM decisions)))
-        AND decision_id NOT IN (SELECT decision_id FROM tokens)`,
+        AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.decision_id = decisions.decision_id)`,
       `ALTER TABLE decisions DROP COLUMN caller_id, DROP COLUMN agent_id, DROP COLUMN task_id, DROP COLUMN request,
         DROP COLUMN result, DROP COLUMN trace_id, DROP COLUMN created_at`,
     ],

@@ -4,7 +4,7 @@ import type { AuditEventType, AuditEventV1 } from '../audit/index.js';
 import type { RecordedOutcome } from '../wire/evaluation-v1.js';
 import type { AccessRequestStatus, ElevationEndReason } from '../wire/access-request-v1.js';
 import { termsFromEvent } from './decision-terms.js';
-import { expandDecisionData } from './decision-codec.js';
+import { decisionDataValue, expandDecisionData } from './decision-codec.js';
 import type { DecisionTerms } from './decision-terms.js';
 import type { AccessRequestRecord, DeliveryRecord, DeliveryStatus, StoredDecision, TaskElevation, TaskRecord, TaskStatus, TokenRecord } from './store.js';
 
@@ -123,7 +123,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
  */
 export function decisionFromRow(decisionId: string, row: DecisionRow): StoredDecision {
   const envelope = { time: row.time, decision_id: decisionId, agent_id: row.agent_id, caller_id: row.caller_id, task_id: row.task_id };
-  const data = JSON.parse(expandDecisionData(envelope, row.data) ?? row.data) as { input?: unknown; result?: unknown };
+  const data = decisionDataValue(envelope, row.data) as { input?: unknown; result?: unknown };
   const terms: DecisionTerms =
     row.row_id === null
       ? termsFromEvent(data)

@@ -842,6 +842,11 @@ export interface Store {
   /** Closes active tasks whose expires_at <= now, revokes their tokens and ends their elevations (task_expired). */
   expireTasks(input: ExpireTasksInput): Promise<TaskClosure[]>;
 
+  /**
+   * Appends the decision event (the record) and, only for terms it cannot give back, a decisions row. The decision
+   * id is the caller's to make unique (the Decider's are random): with no row written, a repeated id is not refused,
+   * and the first event recorded under it is the decision every read returns.
+   */
   recordDecision(input: RecordDecisionInput): Promise<StoredDecision>;
   getDecision(decisionId: string): Promise<StoredDecision | undefined>;
 
