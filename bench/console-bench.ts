@@ -244,14 +244,14 @@ export async function copyToPostgres(sqlitePath: string, url: string, schema: st
     await client.query(`SET search_path TO ${schema}`);
     const read = source.prepare('SELECT seq, v, time, type, decision_id, jti, task_id, agent_id, caller_id, trace_id, data, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 2000');
     const cols = ['seq', 'v', 'time', 'type', 'decision_id', 'jti', 'task_id', 'agent_id', 'caller_id', 'trace_id', 'data', 'prev_hash', 'hash'] as const;
-    const types = ['bigint', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text'];
+    const types = ['bigint', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'bytea', 'bytea'];
     const sql = `INSERT INTO audit_events (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
     let after = 0;
     for (;;) {
       const rows = read.all(after) as Array<Record<(typeof cols)[number], unknown>>;
       if (rows.length === 0) break;
-      // Hashes are bytes in SQLite, hex text in PostgreSQL (chain-writer.ts).
-      await client.query(sql, cols.map((c) => rows.map((r) => (c === 'hash' || c === 'prev_hash' ? hashText(r[c] as string | Uint8Array) : r[c]))));
+      // Hashes are bytes in both (chain-writer.ts); a SQLite row written before may hold hex text.
+      await client.query(sql, cols.map((c) => rows.map((r) => (c === 'hash' || c === 'prev_hash' ? Buffer.from(hashText(r[c] as string | Uint8Array), 'hex') : r[c]))));
       after = Number(rows[rows.length - 1]?.seq);
     }
     await client.query('VACUUM ANALYZE audit_events');

@@ -33,17 +33,11 @@ export class ChainWriter {
   private appended = 0;
   private committedEvents = 0;
 
-  /**
-   * `binaryHashes`: store prev_hash and hash as their 32 bytes (SQLite: a BLOB, half the hex text's size), read back
-   * as hex (`hashText`). PostgreSQL's columns are TEXT: hex.
-   */
-  constructor(
-    private readonly mask: Masker,
-    private readonly options: { binaryHashes?: boolean } = {},
-  ) {}
+  constructor(private readonly mask: Masker) {}
 
-  private stored(hash: string): string | Buffer {
-    return this.options.binaryHashes === true ? Buffer.from(hash, 'hex') : hash;
+  /** prev_hash and hash are stored as their 32 bytes (a BLOB, a bytea: half the hex text's size), read back as hex (`hashText`). */
+  private stored(hash: string): Buffer {
+    return Buffer.from(hash, 'hex');
   }
 
   /**

@@ -407,6 +407,18 @@ export const MIGRATIONS: readonly Migration[] = [
         DROP COLUMN result, DROP COLUMN trace_id, DROP COLUMN created_at`,
     ],
   },
+  {
+    version: 12,
+    description: "audit hashes as their 32 bytes on PostgreSQL too (issue 19): bytea, half the hex text's size",
+    // SQLite needs nothing: a column's type there is only an affinity, and the chain writer stores new hashes as
+    // BLOBs (rows written before stay hex text; `hashText` reads either). PostgreSQL's columns change type, which
+    // rewrites audit_events once, under the migration's lock (stop the replicas first: docs/postgres.md).
+    statements: [],
+    postgres: [
+      `ALTER TABLE audit_events ALTER COLUMN prev_hash TYPE bytea USING decode(prev_hash, 'hex'),
+        ALTER COLUMN hash TYPE bytea USING decode(hash, 'hex')`,
+    ],
+  },
 ];
 
 /** The schema version this build writes. A database with a newer version is refused rather than misread. */

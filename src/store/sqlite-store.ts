@@ -63,7 +63,7 @@ export class SqliteStore extends ProgramStore {
 
   private constructor(db: Database, options: SqliteStoreOptions, backgroundCheckpoints: boolean) {
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
-    const chain = new ChainWriter(mask, { binaryHashes: true });
+    const chain = new ChainWriter(mask);
     const execute = sqliteExecutor(db);
     const queue = new GroupCommitQueue(sqliteTransactionDriver(db, execute), {
       ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),

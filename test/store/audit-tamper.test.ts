@@ -87,7 +87,7 @@ describe('verifyStoredChain after tampering with the database', () => {
     const result = await tamperAndVerify(async () => {
       const edited = { ...eventOf(await row(6)), data: { revision: 'rev-evil' } };
       const { hash: _old, ...unsealed } = edited;
-      await rawSql(temp, 'UPDATE audit_events SET data = ?, hash = ? WHERE seq = 6', [JSON.stringify(edited.data), hashEvent(unsealed)]);
+      await rawSql(temp, 'UPDATE audit_events SET data = ?, hash = ? WHERE seq = 6', [JSON.stringify(edited.data), Buffer.from(hashEvent(unsealed), 'hex')]);
     });
     expect(result).toMatchObject({ ok: false, kind: 'changed', seq: 6 });
   });
@@ -118,8 +118,8 @@ describe('verifyStoredChain after tampering with the database', () => {
         forged.type,
         forged.jti,
         JSON.stringify(forged.data),
-        forged.prev_hash,
-        forged.hash,
+        Buffer.from(forged.prev_hash, 'hex'),
+        Buffer.from(forged.hash, 'hex'),
       ]);
     });
     expect(result).toMatchObject({ ok: false, kind: 'inserted', seq: 5 });

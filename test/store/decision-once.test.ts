@@ -206,6 +206,13 @@ describe('migration 11 on a database written by schema version 10', () => {
       });
       await expect(reopened.createAccessRequest(ask('ar-1', 'dn-req'))).resolves.toMatchObject({ created: true });
       expect(await reopened.verifyStoredChain()).toMatchObject({ ok: true });
+      if (temp.engine === 'postgres') {
+        const types = await rawSql<{ column_name: string; data_type: string }>(
+          temp,
+          "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'audit_events' AND column_name LIKE '%hash' ORDER BY column_name",
+        );
+        expect(types).toEqual([{ column_name: 'hash', data_type: 'bytea' }, { column_name: 'prev_hash', data_type: 'bytea' }]);
+      }
     } finally {
       await temp.cleanup();
     }
@@ -239,6 +246,9 @@ async function toSchemaVersion10(temp: TempStore): Promise<void> {
     await query('ALTER TABLE decisions_legacy RENAME TO decisions');
     await query('CREATE INDEX decisions_access_request ON decisions (access_request_id) WHERE access_request_id IS NOT NULL');
     await query('ALTER TABLE tokens ADD FOREIGN KEY (decision_id) REFERENCES decisions (decision_id) DEFERRABLE INITIALLY DEFERRED');
+    // Version 10's hashes were hex text (migration 12 makes them bytea).
+    await query(`ALTER TABLE audit_events ALTER COLUMN prev_hash TYPE TEXT COLLATE "C" USING encode(prev_hash, 'hex'),
+      ALTER COLUMN hash TYPE TEXT COLLATE "C" USING encode(hash, 'hex')`);
     await query('DELETE FROM schema_migrations WHERE version >= 11');
     await query('COMMIT');
   });

@@ -53,7 +53,7 @@ async function rewriteFrom(from: number, fixHeads: boolean): Promise<void> {
     if (event.type === 'audit.head_signed' && fixHeads) data = { ...(data as SignedHeadV1), hash: prev };
     const { hash: _old, ...unsealed } = { ...event, data, prev_hash: prev };
     const hash = hashEvent(unsealed);
-    await rawSql(temp, 'UPDATE audit_events SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?', [canonicalJson(data), prev, hash, event.seq]);
+    await rawSql(temp, 'UPDATE audit_events SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?', [canonicalJson(data), Buffer.from(prev, 'hex'), Buffer.from(hash, 'hex'), event.seq]);
     prev = hash;
   }
 }

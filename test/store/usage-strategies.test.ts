@@ -213,9 +213,9 @@ async function copyToPostgres(path: string): Promise<string> {
           const chunk = rows.slice(i, i + 500);
           let n = 0;
           const values = chunk.map((r) => `(${r.map(() => `$${++n}`).join(', ')})`).join(', ');
-          // Hashes are bytes in SQLite, hex text in PostgreSQL (chain-writer.ts).
+          // Hashes are bytes in both (chain-writer.ts); a SQLite row written before may hold hex text.
           const hashes = new Set(columns.flatMap((c, k) => (c === 'hash' || c === 'prev_hash' ? [k] : [])));
-          const params = chunk.flatMap((r) => r.map((v, k) => (hashes.has(k) ? hashText(v as string | Uint8Array) : v)));
+          const params = chunk.flatMap((r) => r.map((v, k) => (hashes.has(k) ? Buffer.from(hashText(v as string | Uint8Array), 'hex') : v)));
           await query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values}`, params);
         }
       }
