@@ -17,8 +17,10 @@
  *   seen from outside: the live frames climbing to it. A sample can miss the instant it fires; a climb to ≥ 90% of
  *   it is reported as reached.
  *
- *   node .build/bench/bench/soak-bench.js [--seconds 600] [--rate 1500] [--server-cpu 0] [--load-cpu 1] [--json]
+ *   node .build/bench/bench/soak-bench.js [--seconds 600] [--rate 1500] [--server-cpu 0] [--load-cpu 1] [--workers 1] [--json]
+ *   (with --workers N each worker answers its own /metrics: a scrape reads and resets the lag of the one it reaches)
  */
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +148,17 @@ function storeFiles(db: string): { db: number; wal: number; shm: number } {
 const total = (f: { db: number; wal: number; shm: number }): number => f.db + f.wal + f.shm;
 const mb = (bytes: number): number => round(bytes / 2 ** 20, 1);
 
+/** The server's process and, with `--workers`, its workers (they do the work): CPU and RSS are summed over them. */
+function tree(pid: number): number[] {
+  try {
+    return [pid, ...execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter((l) => l !== '').map(Number)];
+  } catch {
+    return [pid];
+  }
+}
+
+const treeCpu = (pid: number): number => tree(pid).reduce((n, p) => n + cpuSeconds(p), 0);
+
 /** The server's Prometheus text: the lag maximum since the last scrape and the decisions counted so far. */
 async function scrape(server: RunningServer): Promise<{ lagMaxMs: number | undefined; decisions: number } | undefined> {
   const text = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(5000) })
@@ -174,13 +187,13 @@ async function preflight(server: RunningServer): Promise<void> {
   }
 }
 
-export async function runSoakBench(o: { seconds: number; rate: number; serverCpu: string | undefined; loadCpu: string | undefined; vegeta: string; log: (line: string) => void }): Promise<SoakBenchResult> {
+export async function runSoakBench(o: { seconds: number; rate: number; serverCpu: string | undefined; loadCpu: string | undefined; workers?: number; vegeta: string; log: (line: string) => void }): Promise<SoakBenchResult> {
   const work = mkdtempSync(join(tmpdir(), 'agent-pdp-soak-bench-'));
   const load1Start = load1();
   let server: RunningServer | undefined;
   const timers: NodeJS.Timeout[] = [];
   try {
-    server = await startOurs({ dir: join(work, 'ours'), cpu: o.serverCpu, logLevel: 'warn' });
+    server = await startOurs({ dir: join(work, 'ours'), cpu: o.serverCpu, logLevel: 'warn', workers: o.workers ?? 1 });
     const s = server;
     const db = join(work, 'ours/data/pdp.db');
     await preflight(s);
@@ -214,7 +227,7 @@ export async function runSoakBench(o: { seconds: number; rate: number; serverCpu
       if (w.liveFrames >= 0.9 * BACKSTOP_PAGES) nearBackstop++;
     };
     const tick = async (): Promise<void> => {
-      rss.push(mb(rssBytes(s.pid)));
+      rss.push(mb(tree(s.pid).reduce((n, pid) => n + rssBytes(pid), 0)));
       const w = readWal(`${db}-wal`);
       walSamples.push({ t: Math.round((Date.now() - t0) / 1000), file_mb: mb(w?.bytes ?? 0), live_frames: w?.liveFrames ?? 0 });
       const m = await scrape(s);
@@ -225,11 +238,11 @@ export async function runSoakBench(o: { seconds: number; rate: number; serverCpu
     timers.push(setInterval(walTick, WAL_EVERY_MS));
     timers.push(setInterval(() => void tick(), SAMPLE_EVERY_MS));
     const watch = new CpuWatch([s.pid]);
-    const serverCpu0 = cpuSeconds(s.pid);
+    const serverCpu0 = treeCpu(s.pid);
     o.log(`soak: ${o.rate} decides/s for ${o.seconds} s on ${SOAK_TASK} (${allows} allows to ${targets.length - allows} deny per round of targets)`);
     const report = await attack({ vegeta: o.vegeta, targetsFile, rate: o.rate, durationSeconds: o.seconds, maxWorkers: 1024, cpu: o.loadCpu, resultsFile: join(work, 'soak.bin') });
     const wall = (Date.now() - t0) / 1000;
-    const serverCores = round((cpuSeconds(s.pid) - serverCpu0) / wall, 2);
+    const serverCores = round((treeCpu(s.pid) - serverCpu0) / wall, 2);
     const machine = watch.stop();
     for (const t of timers) clearInterval(t);
     timers.length = 0;
@@ -297,6 +310,7 @@ if (isMain(import.meta.url)) {
       rate: { type: 'string', default: '1500' },
       'server-cpu': { type: 'string' },
       'load-cpu': { type: 'string' },
+      workers: { type: 'string', default: '1' },
       json: { type: 'boolean' },
     },
   });
@@ -306,6 +320,7 @@ if (isMain(import.meta.url)) {
     rate: Number(values.rate),
     serverCpu: values['server-cpu'],
     loadCpu: values['load-cpu'],
+    workers: Number(values.workers),
     vegeta,
     log: (line) => void process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`),
   });

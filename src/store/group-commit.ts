@@ -15,8 +15,9 @@
  *   (PostgreSQL) runs one transaction at a time, and what is enqueued meanwhile forms the next batch.
  * - The flush runs from `setImmediate`, so requests parsed in the same poll phase share a transaction; at most
  *   `maxBatchOps` run per transaction, the rest in the next one.
- * - An operation enqueued `durable` makes its whole transaction's COMMIT reach stable storage before any promise of
- *   it settles, whatever the connection's durability setting (`TransactionControl.durableCommits`): e.g. a signed
+ * - An operation enqueued `durable` settles only once its transaction's COMMIT has reached stable storage, whatever
+ *   the connection's durability setting (`syncCommitted` after the commit, off the writer's thread; or
+ *   `durableCommits` around it): e.g. a signed
  *   head must not be published outside the database before the events it signs would survive a power loss.
  * - `close()` commits what is queued, then refuses new work.
  */
@@ -40,6 +41,13 @@ export interface TransactionDriver {
    * every COMMIT is durable already.
    */
   durableCommits?(on: boolean): void;
+  /**
+   * Makes every COMMIT so far reach stable storage, off the writer's thread (SQLite: an fsync of the WAL file in the
+   * thread pool). When present it is used instead of `durableCommits`: a durable operation's transaction commits
+   * like any other, the other operations in it settle at once, and the durable ones once this resolves (if it
+   * fails, they reject with store_unavailable: committed, but not known to be durable).
+   */
+  syncCommitted?(): Promise<void>;
 }
 
 export interface EnqueueOptions {
@@ -175,7 +183,7 @@ export class GroupCommitQueue {
 
   private runBatchSync(batch: Pending[]): void {
     const execute = this.driver.executeSync as (step: SqlStep) => unknown;
-    const durable = this.driver.durableCommits !== undefined && batch.some((op) => op.durable);
+    const durable = this.driver.syncCommitted === undefined && this.driver.durableCommits !== undefined && batch.some((op) => op.durable);
     try {
       if (durable) this.driver.durableCommits?.(true);
     } catch (error) {
@@ -289,16 +297,33 @@ export class GroupCommitQueue {
     this.counters.transactions++;
     this.onBatchEnd?.(true);
     this.counters.largest_batch = Math.max(this.counters.largest_batch, size);
+    const sync = this.driver.syncCommitted;
+    const synced: Array<() => void> = [];
+    const unsynced: Pending[] = [];
     batch.forEach((op, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok) {
         this.counters.ops++;
-        op.resolve(outcome.value);
+        if (op.durable && sync !== undefined) {
+          synced.push(() => op.resolve(outcome.value));
+          unsynced.push(op);
+        } else {
+          op.resolve(outcome.value);
+        }
       } else {
         this.counters.refused++;
         op.reject(outcome.error);
       }
     });
+    if (sync === undefined || synced.length === 0) return;
+    sync.call(this.driver).then(
+      () => {
+        for (const resolve of synced) resolve();
+      },
+      (error: unknown) => {
+        for (const op of unsynced) op.reject(new PdpError('store_unavailable', 'the write was committed but could not be made durable', { cause: error }));
+      },
+    );
   }
 
   private failAll(batch: readonly Pending[], cause: unknown, notify = true): void {

@@ -14,6 +14,7 @@
  * they may only read or list is accepted with a warning, since the files in it are private.
  */
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PdpError } from '../errors/pdp-error.js';
@@ -106,9 +107,12 @@ export function sqliteExecutor(db: Database.Database): (step: SqlStep) => unknow
 
 /**
  * BEGIN IMMEDIATE takes the write lock up front, so a batch never fails half-way on a lock upgrade. Under
- * `synchronous = NORMAL` a durable commit (`durableCommits(true)`) switches the connection to FULL around its
- * transaction (SQLite refuses the switch inside one), so that COMMIT syncs the WAL, and with it every commit
- * before it: one fsync, on the writer's thread, only for the transactions that ask for it.
+ * `synchronous = NORMAL` a durable commit is made durable after it commits, off the writer's thread
+ * (`syncCommitted`): an fsync of the WAL file in libuv's thread pool, which makes that commit and every one before it
+ * survive a power loss, while the event loop goes on serving (an fsync on the writer's thread held it for tens of
+ * milliseconds at each signed head). A frame a checkpoint has already copied and the WAL then rewound over is in the
+ * database file, which SQLite syncs at the end of every checkpoint. An in-memory database (no WAL file) switches to
+ * `synchronous = FULL` around the transaction instead (`durableCommits`).
  */
 export function sqliteTransactionDriver(db: Database.Database, executeSync: (step: SqlStep) => unknown): TransactionDriver {
   return {
@@ -124,8 +128,20 @@ export function sqliteTransactionDriver(db: Database.Database, executeSync: (ste
 /** SQLite's synchronous levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
 const SYNCHRONOUS_FULL = 2;
 
-function durability(db: Database.Database): Pick<TransactionDriver, 'durableCommits'> {
+function durability(db: Database.Database): Pick<TransactionDriver, 'durableCommits' | 'syncCommitted'> {
   const own = Number(db.pragma('synchronous', { simple: true }));
   if (own >= SYNCHRONOUS_FULL) return {};
-  return { durableCommits: (on) => void db.pragma(`synchronous = ${on ? SYNCHRONOUS_FULL : own}`) };
+  if (db.memory) return { durableCommits: (on) => void db.pragma(`synchronous = ${on ? SYNCHRONOUS_FULL : own}`) };
+  const wal = `${db.name}-wal`;
+  return {
+    syncCommitted: async () => {
+      // fsync is per file, not per descriptor: a descriptor of our own syncs what the connection wrote.
+      const file = await open(wal, 'r');
+      try {
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    },
+  };
 }

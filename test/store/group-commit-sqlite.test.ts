@@ -5,6 +5,7 @@
  * store's side of group commit, on both engines: group-commit.test.ts.
  */
 import Database from 'better-sqlite3';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPdpError } from '../../src/errors/pdp-error.js';
 import { GroupCommitQueue } from '../../src/store/group-commit.js';
@@ -178,24 +179,59 @@ describe('durable commits', () => {
     expect(calls).toEqual(['durable true', 'BEGIN', 'sign', 'ROLLBACK', 'durable false']);
   });
 
-  it('on SQLite under synchronous = NORMAL, commits that transaction with synchronous = FULL (the WAL synced) and only it', async () => {
+  it('with syncCommitted: commits as usual, tells the others at once and the durable one after the sync', async () => {
+    const { tx, calls } = recording();
+    let release: () => void = () => undefined;
+    const driver: TransactionDriver = { ...tx, durableCommits: undefined, syncCommitted: () => new Promise<void>((ok) => (release = () => (calls.push('synced'), ok()))) };
+    const queue = new GroupCommitQueue(driver);
+    const signed = queue.enqueue(say(calls, 'sign'), { durable: true }).then(() => calls.push('signer told'));
+    await queue.enqueue(say(calls, 'neighbour')).then(() => calls.push('neighbour told'));
+    expect(calls).toEqual(['BEGIN', 'sign', 'neighbour', 'COMMIT', 'neighbour told']);
+    // The event loop is free meanwhile: the next transaction commits before the sync is done.
+    await queue.enqueue(say(calls, 'next')).then(() => calls.push('next told'));
+    release();
+    await signed;
+    expect(calls.slice(5)).toEqual(['BEGIN', 'next', 'COMMIT', 'next told', 'synced', 'signer told']);
+  });
+
+  it('with syncCommitted: a sync that fails rejects the durable operation (committed, not known durable), not the others', async () => {
+    const { tx, calls } = recording();
+    const driver: TransactionDriver = { ...tx, durableCommits: undefined, syncCommitted: () => Promise.reject(new Error('EIO')) };
+    const queue = new GroupCommitQueue(driver);
+    const [signed, neighbour] = await Promise.allSettled([queue.enqueue(say(calls, 'sign'), { durable: true }), queue.enqueue(say(calls, 'neighbour'))]);
+    expect(signed).toMatchObject({ status: 'rejected', reason: { code: 'store_unavailable' } });
+    expect(neighbour).toMatchObject({ status: 'fulfilled' });
+    expect(calls).toEqual(['BEGIN', 'sign', 'neighbour', 'COMMIT']);
+  });
+
+  it('on a SQLite file under synchronous = NORMAL, syncs the real WAL file after the commit, off the writer (the level stays NORMAL)', async () => {
     temp = await tempStore({}, 'sqlite');
-    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'durable.db'));
-    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)));
+    const path = temp.path.replace(/pdp\.db$/, 'durable.db');
+    const db = openSqlite(path);
+    const driver = sqliteTransactionDriver(db, sqliteExecutor(db));
+    expect(driver.durableCommits).toBeUndefined();
+    expect(driver.syncCommitted).toBeTypeOf('function');
+    const queue = new GroupCommitQueue(driver);
     const level = () => db.pragma('synchronous', { simple: true });
     const levelInside = function* (): Program<unknown> {
       return level();
     };
-    expect(await queue.enqueue(levelInside)).toBe(1);
-    expect(await queue.enqueue(levelInside, { durable: true })).toBe(2);
-    expect(level()).toBe(1);
-    expect(await queue.enqueue(levelInside)).toBe(1);
+    expect(await queue.enqueue(levelInside, { durable: true })).toBe(1);
+    // Without its WAL file there is nothing to sync: the durable write is refused, never reported durable.
+    rmSync(`${path}-wal`);
+    await expect(queue.enqueue(levelInside, { durable: true })).rejects.toMatchObject({ code: 'store_unavailable' });
     await queue.close();
     db.close();
 
     const full = openSqlite(temp.path.replace(/pdp\.db$/, 'full.db'), { synchronous: 'full' });
     const fullTx = sqliteTransactionDriver(full, sqliteExecutor(full));
     expect(fullTx.durableCommits).toBeUndefined();
+    expect(fullTx.syncCommitted).toBeUndefined();
     full.close();
+
+    // In memory there is no WAL file: synchronous = FULL around the transaction instead.
+    const memory = openSqlite(':memory:');
+    expect(sqliteTransactionDriver(memory, sqliteExecutor(memory)).durableCommits).toBeTypeOf('function');
+    memory.close();
   });
 });
