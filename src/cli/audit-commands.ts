@@ -39,6 +39,9 @@ export const EXIT_HEADS_UNCHECKED = 4;
  */
 export const STALE_HEAD_MS = 5 * HEAD_SIGNING_DEFAULTS.intervalMs;
 
+/** How long after a token expired `audit prune` still keeps its decision, for usage reports that come late. */
+export const TOKEN_REPORT_GRACE_MS = 24 * 60 * 60 * 1000;
+
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
 export const AUDIT_COMMANDS: Command[] = [
@@ -274,10 +277,16 @@ export const AUDIT_COMMANDS: Command[] = [
         // token or an open access request reads on its own).
         const windowSeconds = Math.max(config.issuer.redeem_window_seconds, config.escalation.request_window_seconds);
         const decisionsLiveSince = new Date(now.getTime() - windowSeconds * 1000).toISOString();
-        const result = await store.pruneEvents({ before, at: now.toISOString(), decisions_live_since: decisionsLiveSince });
+        // A usage report may come after its token expired (the use fell inside the token's life): keep the decisions
+        // of tokens that expired within the last day too.
+        const tokensLiveSince = new Date(now.getTime() - TOKEN_REPORT_GRACE_MS).toISOString();
+        const result = await store.pruneEvents({ before, at: now.toISOString(), decisions_live_since: decisionsLiveSince, tokens_live_since: tokensLiveSince });
         if (result.held_by !== null) {
-          const why = result.held_by.reason === 'live_decision' ? 'a live token or an open access request still reads it' : 'its redeem or request window may still be open';
-          process.stderr.write(`stopped before the decision at seq ${result.held_by.seq} (${result.held_by.time}): ${why}\n`);
+          const why =
+            result.held_by.reason === 'live_decision'
+              ? 'the decision there is still read by a token (live, or expired less than a day ago) or an open access request'
+              : 'decisions from there on may still be inside their redeem or request window';
+          process.stderr.write(`stopped before seq ${result.held_by.seq} (${result.held_by.time}): ${why}\n`);
         }
         if (result.pruned === 0) {
           process.stdout.write(`nothing to prune: no event before ${before} at the start of the chain\n`);

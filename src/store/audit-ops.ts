@@ -137,6 +137,7 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
   requireTime('before', input.before);
   requireTime('at', input.at);
   if (input.decisions_live_since !== undefined) requireTime('decisions_live_since', input.decisions_live_since);
+  if (input.tokens_live_since !== undefined) requireTime('tokens_live_since', input.tokens_live_since);
   return ctx.write(function* () {
     const first = (yield* get<{ seq: number | null }>(SQL.selectFirstSeq))?.seq ?? null;
     if (first === null) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null, held_by: null };
@@ -146,10 +147,12 @@ export async function pruneEvents(ctx: StoreContext, input: PruneEventsInput): P
       return keep === null ? head : keep - 1;
     };
     const asked = yield* lastBefore(input.before);
+    if (asked < first) return { pruned: 0, checkpoint: yield* latestCheckpoint(), event: null, held_by: null };
     let through = asked;
     let held: PruneResult['held_by'] = null;
     // A decision is its event: never prune one that a redemption, an approval or a usage report may still read.
-    const live = (yield* get<{ seq: number | null }>(SQL.selectFirstLiveDecisionSeq, input.at, input.at, input.at))?.seq ?? null;
+    const tokensSince = input.tokens_live_since ?? input.at;
+    const live = (yield* get<{ seq: number | null }>(SQL.selectFirstLiveDecisionSeq, tokensSince, tokensSince, input.at, input.at, input.at))?.seq ?? null;
     if (live !== null && live <= through) {
       through = live - 1;
       held = { seq: live, time: '', reason: 'live_decision' };

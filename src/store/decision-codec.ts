@@ -191,7 +191,15 @@ export function expandDecisionData(envelope: DecisionEnvelope, stored: string): 
  */
 export function decisionDataValue(envelope: DecisionEnvelope, stored: string): unknown {
   const value = expandDecisionValue(envelope, stored);
-  return value === undefined || value === stored ? JSON.parse(stored) : value;
+  if (value === undefined || value === stored) return JSON.parse(stored);
+  // Expansion shares the input's record and scopes with the result (the text is the same): a value handed out gets
+  // its own, so changing one never changes the other.
+  const data = value as { input: Json; result: Json };
+  for (const [from, to] of [['resource', 'resource'], ['scopes', 'granted_scopes']] as const) {
+    const shared = data.result[to];
+    if (typeof shared === 'object' && shared !== null && shared === data.input[from]) data.result[to] = structuredClone(shared);
+  }
+  return data;
 }
 
 /**
@@ -251,7 +259,7 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
   if (has('P')) r['policy_revision'] = data['policy_revision'];
   if (has('R')) r['resource'] = i['resource'] ?? null;
   if (has('L')) r['allow'] = r['outcome'] === 'allow';
-  if (has('G')) r['granted_scopes'] = Array.isArray(i['scopes']) ? [...(i['scopes'] as unknown[])] : i['scopes'];
+  if (has('G')) r['granted_scopes'] = i['scopes'];
   if (has('E')) r['denied_scopes'] = [];
   if (has('U')) {
     const ms = r['redeemable_until'];

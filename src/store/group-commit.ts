@@ -105,6 +105,8 @@ export class GroupCommitQueue {
   /** The transaction in flight (asynchronous drivers). */
   private running: Promise<void> | undefined;
   private closed = false;
+  /** The durable operations' syncs (syncCommitted), one after another; settles, never rejects. */
+  private syncing: Promise<void> = Promise.resolve();
   private readonly counters = { transactions: 0, failed_transactions: 0, ops: 0, refused: 0, largest_batch: 0 };
 
   constructor(driver: TransactionDriver, options: GroupCommitOptions = {}) {
@@ -147,10 +149,12 @@ export class GroupCommitQueue {
     this.scheduled = undefined;
     if (this.driver.executeSync !== undefined) {
       while (this.queue.length > 0) this.runBatchSync(this.takeBatch());
-      return;
+    } else {
+      await this.running;
+      while (this.queue.length > 0) await this.runBatchAsync(this.takeBatch());
     }
-    await this.running;
-    while (this.queue.length > 0) await this.runBatchAsync(this.takeBatch());
+    // The durable operations' syncs, before the caller closes the connection (and SQLite removes its WAL file).
+    await this.syncing;
   }
 
   private schedule(): void {
@@ -316,13 +320,16 @@ export class GroupCommitQueue {
       }
     });
     if (sync === undefined || synced.length === 0) return;
-    sync.call(this.driver).then(
-      () => {
-        for (const resolve of synced) resolve();
-      },
-      (error: unknown) => {
-        for (const op of unsynced) op.reject(new PdpError('store_unavailable', 'the write was committed but could not be made durable', { cause: error }));
-      },
+    // One sync after another: durable operations are told in the order they committed.
+    this.syncing = this.syncing.then(() =>
+      sync.call(this.driver).then(
+        () => {
+          for (const resolve of synced) resolve();
+        },
+        (error: unknown) => {
+          for (const op of unsynced) op.reject(new PdpError('store_unavailable', 'the write was committed but could not be made durable', { cause: error }));
+        },
+      ),
     );
   }
 

@@ -409,14 +409,25 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 12,
-    description: "audit hashes as their 32 bytes on PostgreSQL too (issue 19): bytea, half the hex text's size",
-    // SQLite needs nothing: a column's type there is only an affinity, and the chain writer stores new hashes as
-    // BLOBs (rows written before stay hex text; `hashText` reads either). PostgreSQL's columns change type, which
-    // rewrites audit_events once, under the migration's lock (stop the replicas first: docs/postgres.md).
-    statements: [],
+    description: "audit hashes as their 32 bytes on PostgreSQL too (issue 19): bytea, half the hex text's size; what a prune must keep, indexed",
+    // SQLite's hash columns need nothing: a column's type there is only an affinity, and the chain writer stores new
+    // hashes as BLOBs (rows written before stay hex text; `hashText` reads either). PostgreSQL's columns change type,
+    // which rewrites audit_events and its indexes once, under the migration's lock (stop the replicas first, and have
+    // the table's size free again on disk: docs/postgres.md); a CHECK then refuses a hash that is not 32 bytes (an
+    // older release's hex text would otherwise be stored as 64 bytes of ASCII and break verification for good).
+    // Both: the indexes a prune's question "which decisions does something live still read" needs
+    // (SQL.selectFirstLiveDecisionSeq), so it never scans every token and decisions row ever written: unrevoked
+    // tokens by expiry here (revoked ones have tokens_revoked, migration 5), open decisions rows by their window.
+    statements: [
+      'CREATE INDEX IF NOT EXISTS tokens_live_expiry ON tokens (expires_at) WHERE revoked_at IS NULL',
+      'CREATE INDEX IF NOT EXISTS decisions_open ON decisions (redeemable_until) WHERE redeemed_jti IS NULL',
+    ],
     postgres: [
       `ALTER TABLE audit_events ALTER COLUMN prev_hash TYPE bytea USING decode(prev_hash, 'hex'),
-        ALTER COLUMN hash TYPE bytea USING decode(hash, 'hex')`,
+        ALTER COLUMN hash TYPE bytea USING decode(hash, 'hex'),
+        ADD CONSTRAINT audit_events_hash_bytes CHECK (octet_length(prev_hash) = 32 AND octet_length(hash) = 32)`,
+      'CREATE INDEX IF NOT EXISTS tokens_live_expiry ON tokens (expires_at) WHERE revoked_at IS NULL',
+      'CREATE INDEX IF NOT EXISTS decisions_open ON decisions (redeemable_until) WHERE redeemed_jti IS NULL',
     ],
   },
 ];

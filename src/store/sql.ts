@@ -70,13 +70,17 @@ export const SQL = {
   selectFirstStampedAtOrAfter: 'SELECT seq FROM audit_events WHERE time >= ? ORDER BY time, seq LIMIT 1',
   deleteEventsThrough: 'DELETE FROM audit_events WHERE seq <= ?',
   /**
-   * The first decision event something live still reads (a prune stops before it): a token not yet expired (its
-   * usage reports read the decision), an access request pending or inside its approved window (approving reads the
-   * denial), a decision row still redeemable. Parameters: now, now, now.
+   * The first decision event something live still reads (a prune stops before it): a token that expires after the
+   * first parameter (its usage reports read the decision, and may arrive after it expired), an access request
+   * pending or inside its approved window (approving reads the denial), a decision row still redeemable. By index
+   * (tokens_live_expiry, tokens_revoked, access_requests_expiry / _window, decisions_open). Parameters: tokens
+   * since ×2, now ×3.
    */
   selectFirstLiveDecisionSeq: `SELECT MIN(e.seq) AS seq FROM audit_events e WHERE e.type = 'decision' AND e.decision_id IN (
-    SELECT decision_id FROM tokens WHERE expires_at > ?
-    UNION ALL SELECT decision_id FROM access_requests WHERE status = 'pending' OR (status = 'approved' AND approved_until > ?)
+    SELECT decision_id FROM tokens WHERE revoked_at IS NULL AND expires_at > ?
+    UNION ALL SELECT decision_id FROM tokens WHERE revoked_at IS NOT NULL AND expires_at > ?
+    UNION ALL SELECT decision_id FROM access_requests WHERE status = 'pending' AND expires_at > ?
+    UNION ALL SELECT decision_id FROM access_requests WHERE status = 'approved' AND approved_until > ?
     UNION ALL SELECT decision_id FROM decisions WHERE redeemed_jti IS NULL AND redeemable_until >= ?)`,
   selectLastCheckpoint: `SELECT last_pruned_seq, last_pruned_hash, pruned_at, pruned_count FROM audit_checkpoints
     ORDER BY last_pruned_seq DESC LIMIT 1`,

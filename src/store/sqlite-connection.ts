@@ -13,7 +13,7 @@
  * folder that group or others may write is refused (they could replace the file, or create its -wal first); one
  * they may only read or list is accepted with a warning, since the files in it are private.
  */
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, realpathSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -132,13 +132,22 @@ function durability(db: Database.Database): Pick<TransactionDriver, 'durableComm
   const own = Number(db.pragma('synchronous', { simple: true }));
   if (own >= SYNCHRONOUS_FULL) return {};
   if (db.memory) return { durableCommits: (on) => void db.pragma(`synchronous = ${on ? SYNCHRONOUS_FULL : own}`) };
-  const wal = `${db.name}-wal`;
+  // The WAL beside the file SQLite opened: a symlink's target, not the link (database_list names the real file).
+  const main = (db.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main');
+  const wal = `${main?.file || realpathSync(db.name)}-wal`;
+  // After a failed fsync the kernel may have dropped the pages it could not write and report success next time:
+  // once one fails, no later commit is called durable until the store is opened again.
+  let failed: unknown;
   return {
     syncCommitted: async () => {
+      if (failed !== undefined) throw new Error('an earlier fsync of the WAL failed: reopen the store', { cause: failed });
       // fsync is per file, not per descriptor: a descriptor of our own syncs what the connection wrote.
-      const file = await open(wal, 'r');
+      const file = await open(wal, 'r+');
       try {
         await file.sync();
+      } catch (error) {
+        failed = error;
+        throw error;
       } finally {
         await file.close();
       }

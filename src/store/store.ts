@@ -326,6 +326,11 @@ export interface PruneEventsInput {
    * the store does not know): the prune stops before the first event at or after it, as if `before` were no later.
    */
   decisions_live_since?: string;
+  /**
+   * A token that expires after this time still holds its decision: a resource server may report a use after the
+   * token expired (the use itself fell inside its lifetime). Default `at` (tokens not yet expired).
+   */
+  tokens_live_since?: string;
 }
 
 export interface PruneResult {

@@ -56,8 +56,9 @@ const TAMPERED: Record<string, unknown> = {
   trace_id: 'f'.repeat(32),
   outcome: 'allow',
   data: '{"forged":true}',
-  prev_hash: 'e'.repeat(64),
-  hash: 'e'.repeat(64),
+  // Stored as the store stores a hash: its 32 bytes (PostgreSQL refuses any other length).
+  prev_hash: Buffer.from('e'.repeat(64), 'hex'),
+  hash: Buffer.from('e'.repeat(64), 'hex'),
 };
 
 async function row(seq: number): Promise<Record<string, unknown>> {
@@ -132,7 +133,8 @@ describe('verifyStoredChain after tampering with the database', () => {
       const columns = Object.keys(a).filter((c) => c !== 'seq');
       const update = `UPDATE audit_events SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE seq = ?`;
       await rawSql(temp, 'DELETE FROM audit_events WHERE seq IN (3, 4)');
-      await rawSql(temp, `INSERT INTO audit_events (seq, v, time, type, data, prev_hash, hash) VALUES (3, 1, '0', '0', '0', '0', '0'), (4, 1, '0', '0', '0', '0', '0')`);
+      const zero = Buffer.alloc(32);
+      await rawSql(temp, `INSERT INTO audit_events (seq, v, time, type, data, prev_hash, hash) VALUES (3, 1, '0', '0', '0', ?, ?), (4, 1, '0', '0', '0', ?, ?)`, [zero, zero, zero, zero]);
       await rawSql(temp, update, [...columns.map((c) => b[c]), 3]);
       await rawSql(temp, update, [...columns.map((c) => a[c]), 4]);
     });

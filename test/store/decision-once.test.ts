@@ -246,7 +246,10 @@ async function toSchemaVersion10(temp: TempStore): Promise<void> {
     await query('ALTER TABLE decisions_legacy RENAME TO decisions');
     await query('CREATE INDEX decisions_access_request ON decisions (access_request_id) WHERE access_request_id IS NOT NULL');
     await query('ALTER TABLE tokens ADD FOREIGN KEY (decision_id) REFERENCES decisions (decision_id) DEFERRABLE INITIALLY DEFERRED');
-    // Version 10's hashes were hex text (migration 12 makes them bytea).
+    // Version 10's hashes were hex text (migration 12 makes them bytea), and it had not the prune's indexes.
+    await query('ALTER TABLE audit_events DROP CONSTRAINT audit_events_hash_bytes');
+    await query('DROP INDEX IF EXISTS tokens_live_expiry');
+    await query('DROP INDEX IF EXISTS decisions_open');
     await query(`ALTER TABLE audit_events ALTER COLUMN prev_hash TYPE TEXT COLLATE "C" USING encode(prev_hash, 'hex'),
       ALTER COLUMN hash TYPE TEXT COLLATE "C" USING encode(hash, 'hex')`);
     await query('DELETE FROM schema_migrations WHERE version >= 11');

@@ -5,7 +5,7 @@
  * store's side of group commit, on both engines: group-commit.test.ts.
  */
 import Database from 'better-sqlite3';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync, symlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPdpError } from '../../src/errors/pdp-error.js';
 import { GroupCommitQueue } from '../../src/store/group-commit.js';
@@ -204,6 +204,12 @@ describe('durable commits', () => {
     expect(calls).toEqual(['BEGIN', 'sign', 'neighbour', 'COMMIT']);
   });
 
+  const levelInside2 = (db: Database.Database) =>
+    function* (): Program<unknown> {
+      yield* run('CREATE TABLE IF NOT EXISTS t (x)');
+      return db.pragma('synchronous', { simple: true });
+    };
+
   it('on a SQLite file under synchronous = NORMAL, syncs the real WAL file after the commit, off the writer (the level stays NORMAL)', async () => {
     temp = await tempStore({}, 'sqlite');
     const path = temp.path.replace(/pdp\.db$/, 'durable.db');
@@ -228,6 +234,19 @@ describe('durable commits', () => {
     expect(fullTx.durableCommits).toBeUndefined();
     expect(fullTx.syncCommitted).toBeUndefined();
     full.close();
+
+    // Through a symlink, SQLite keeps the WAL beside the real file: that one is synced.
+    const real = temp.path.replace(/pdp\.db$/, 'real.db');
+    const link = temp.path.replace(/pdp\.db$/, 'link.db');
+    openSqlite(real).close();
+    symlinkSync(real, link);
+    const linked = openSqlite(link);
+    const linkedQueue = new GroupCommitQueue(sqliteTransactionDriver(linked, sqliteExecutor(linked)));
+    expect(await linkedQueue.enqueue(levelInside2(linked), { durable: true })).toBe(1);
+    expect(existsSync(`${real}-wal`)).toBe(true);
+    expect(existsSync(`${link}-wal`)).toBe(false);
+    await linkedQueue.close();
+    linked.close();
 
     // In memory there is no WAL file: synchronous = FULL around the transaction instead.
     const memory = openSqlite(':memory:');

@@ -1,9 +1,11 @@
 /**
- * Signing a head on SQLite: under synchronous = NORMAL the signing transaction alone commits with the WAL synced
- * (FULL), so the head is durable before it leaves the database. SQLite's own: PostgreSQL commits durably always.
+ * Signing a head on SQLite: under synchronous = NORMAL the signing transaction commits as any other, then the WAL
+ * file is fsynced (off the event loop), and only then is the head published: durable before it leaves the database.
+ * SQLite's own: PostgreSQL commits durably always.
  */
 import Database from 'better-sqlite3';
 import { generateKeyPairSync } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HeadSigner, signHead } from '../../src/audit/index.js';
 import type { AuditEventV1, AuditSigningKey, NewAuditEvent } from '../../src/audit/index.js';
@@ -47,9 +49,18 @@ describe('signHead is durable before the head leaves the database', () => {
     return { writer: () => writer, restore: () => spy.mockRestore() };
   }
 
-  it('under synchronous = NORMAL, commits the signing transaction with the WAL synced, then publishes the head', async () => {
+  it('under synchronous = NORMAL, commits the signing transaction, syncs the WAL file, then publishes the head', async () => {
     const log: string[] = [];
     const watch = watchSynchronous(log);
+    // Every FileHandle.sync (fs/promises' fsync), recorded: the store syncs its WAL file through one.
+    const probe = await open(temp.path, 'r');
+    const handle = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const sync = handle.sync;
+    const syncs = vi.spyOn(handle, 'sync').mockImplementation(async function (this: unknown) {
+      log.push('fsync');
+      return sync.call(this);
+    });
     try {
       await temp.store.appendEvents([policyLoaded(25)]);
       const signer = new HeadSigner({
@@ -61,18 +72,20 @@ describe('signHead is durable before the head leaves the database', () => {
       const signing = temp.store.signHead.bind(temp.store);
       vi.spyOn(temp.store, 'signHead').mockImplementation((sign) =>
         signing((head) => {
-          log.push(`sign ${head.seq} at synchronous ${String(watch.writer()?.pragma('synchronous', { simple: true }))}`);
+          log.push(`sign ${head.seq}`);
           return sign(head);
         }),
       );
       expect(await signer.signNow()).toMatchObject({ seq: 25 });
-      // FULL (2) for the signing transaction: its COMMIT syncs the WAL, and every commit before it, before the
-      // head is appended to the signed-heads file; then back to NORMAL (1) for everything else.
-      expect(log).toEqual(['synchronous = 2', 'sign 25 at synchronous 2', 'synchronous = 1', 'publish 25']);
+      // No switch of the connection's level (the commit is NORMAL's): the WAL file's fsync after it makes that commit,
+      // and every one before it, durable before the head is appended to the signed-heads file.
+      expect(log).toEqual(['sign 25', 'fsync', 'publish 25']);
+      // Other writes are not synced.
       await temp.store.appendEvents([policyLoaded(27)]);
-      expect(watch.writer()?.pragma('synchronous', { simple: true })).toBe(1);
-      expect(log).toHaveLength(4);
+      expect(log).toHaveLength(3);
+      expect(syncs).toHaveBeenCalledTimes(1);
     } finally {
+      syncs.mockRestore();
       watch.restore();
     }
   });

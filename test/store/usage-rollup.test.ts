@@ -321,7 +321,7 @@ describe('rollupUsage: pruned and missing history', () => {
     await sabotage(
       `INSERT INTO audit_events (seq, v, time, type, jti, agent_id, caller_id, data, prev_hash, hash)
         VALUES (?, 1, ?, 'token.used', 'j-1', ?, 'proxy', '{not json', ?, ?)`,
-      Number(head.seq) + 1, at(70), AGENT, head.hash, 'f'.repeat(64),
+      Number(head.seq) + 1, at(70), AGENT, head.hash, Buffer.from('f'.repeat(64), 'hex'),
     );
     expect((await temp.store.rollupUsage()).events).toBe(2);
     const summary = await temp.store.usageSummary(WINDOW);
