@@ -111,6 +111,11 @@ export interface DecisionEventData {
   /** The decision response (masked); the store passes it pre-encoded. */
   result: unknown;
   policy_revision: string;
+  /**
+   * A requestable denial only: the approver groups its offer goes to (the policy's `escalation.approvers`). The
+   * answer does not show them; the record keeps them, so approving can check the approver's groups against it.
+   */
+  approvers?: readonly string[];
 }
 
 /** OPA's data API or AuthZEN asked a Rego entrypoint: what was asked, through which door, and the rule's value. */
@@ -552,7 +557,12 @@ export function decisionEvent(
   ids: EventIds<'decision_id' | 'agent_id' | 'caller_id', 'task_id' | 'trace_id'>,
   data: DecisionEventData,
 ): AuditEventOf<'decision'> {
-  return event('decision', time, ids, { input: data.input, result: data.result, policy_revision: data.policy_revision });
+  return event('decision', time, ids, {
+    input: data.input,
+    result: data.result,
+    policy_revision: data.policy_revision,
+    ...(data.approvers === undefined ? {} : { approvers: data.approvers }),
+  });
 }
 
 /** `decision_id` is the evaluation's id, which the caller's answer carries (OPA's `decision_id`). */

@@ -113,7 +113,13 @@ function isEvaluationTime(time: Json, want: EvaluationTimeV1): boolean {
  * The stored text of a decision event's data (masked input and result, the revision), or `undefined` when nothing
  * can be left out (store the canonical text).
  */
-export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, result: unknown, policyRevision: string): string | undefined {
+export function compactDecisionData(
+  envelope: DecisionEnvelope,
+  input: unknown,
+  result: unknown,
+  policyRevision: string,
+  approvers?: readonly string[],
+): string | undefined {
   if (!isRecord(input) || !isRecord(result)) return undefined;
   const i: Json = { ...input };
   const r: Json = { ...result };
@@ -150,6 +156,7 @@ export function compactDecisionData(envelope: DecisionEnvelope, input: unknown, 
     }
   }
   const top: Json = { input: i, policy_revision: policyRevision, result: r };
+  if (approvers !== undefined) top['approvers'] = approvers;
   for (const { code, where, long, short } of RENAMES) {
     const o = renamed(top, where);
     if (o === undefined || o[long] === undefined || Object.hasOwn(o, short)) continue;

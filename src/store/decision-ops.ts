@@ -40,11 +40,15 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
   if (decision.redeemable_until !== null) requireTime('redeemable_until', decision.redeemable_until);
   const accessRequestId = decision.access_request_id ?? null;
   if (accessRequestId !== null) requireId('access_request_id', accessRequestId);
+  // A requestable denial's approver groups go into its event (the answer does not show them), so the event gives
+  // its offer back whole and the denial, like any other, is one INSERT.
+  const approvers = offerApprovers(decision);
   // Mask once, over input and result together: the event is the record, what every read of the decision gets back.
   const masked = ctx.mask({
     input: decision.input,
     result: decision.result,
     policy_revision: decision.policy_revision,
+    ...(approvers === undefined ? {} : { approvers }),
   });
   const inputJson = encodeData(masked.input);
   const resultJson = encodeData(masked.result);
@@ -86,7 +90,12 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
         caller_id: decision.caller_id,
         trace_id: decision.trace_id,
       },
-      { input: new RawJson(inputJson), result: new RawJson(resultJson), policy_revision: decision.policy_revision },
+      {
+        input: new RawJson(inputJson),
+        result: new RawJson(resultJson),
+        policy_revision: decision.policy_revision,
+        ...(masked.approvers === undefined ? {} : { approvers: masked.approvers as string[] }),
+      },
     ),
     { premasked: true },
   );
@@ -95,6 +104,7 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     masked.input,
     masked.result,
     decision.policy_revision,
+    masked.approvers as string[] | undefined,
   );
   if (stored !== undefined) event.storedJson = stored;
   return ctx.write(function* () {
@@ -107,6 +117,14 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     yield* ctx.chain.append(event);
     return record;
   });
+}
+
+/** A requestable denial's approver groups (its offer's), when its grant is an offer of strings; else undefined. */
+function offerApprovers(decision: RecordDecisionInput): string[] | undefined {
+  if (decision.outcome !== 'deny') return undefined;
+  const offer = (decision.token_grant as { access_request?: { approvers?: unknown } } | null | undefined)?.access_request;
+  const approvers = offer?.approvers;
+  return Array.isArray(approvers) && approvers.every((a) => typeof a === 'string') ? [...approvers] : undefined;
 }
 
 /** A decision's terms as the six parameters the decisions row's statements take after its id. */

@@ -2,9 +2,9 @@
  * A decision's terms: what a redemption, an access request and an audit read need of a decision beyond the ids its
  * event carries in columns. Each decision is stored once (migration 11): the decision event is the record, and its
  * terms are read back from the event's data, except where the event cannot give them back exactly. Then, and only
- * then, a decide writes a decisions row holding them:
- * - a requestable denial: the approvers of its offer are policy data the answer (and so the event) does not show;
- * - audit.mask changed a value a term is read from (a masked resource id must not become the token's record).
+ * then, a decide writes a decisions row holding them: audit.mask changed a value a term is read from (a masked
+ * resource id must not become the token's record). A requestable denial's offer is its answer's `access_request`
+ * with the approver groups the event keeps beside the answer (`approvers`); a denial recorded before that has a row.
  */
 import { sameJson } from './decision-codec.js';
 
@@ -36,6 +36,21 @@ export function termsFromEvent(data: unknown): DecisionTerms {
   const approval = record(result['approval']);
   const outcome = text(result['outcome']) ?? '';
   let grant: Json | null = null;
+  const offered = record(result['access_request']);
+  if (outcome === 'deny' && offered !== undefined && Array.isArray(d['approvers'])) {
+    // The offer as the Decider makes it (decider.ts): the answer's hint, its approvers, the answer's record and task.
+    grant = {
+      access_request: {
+        scopes: offered['scopes'],
+        approvers: d['approvers'],
+        max_duration: offered['max_duration_seconds'],
+        require_reason: offered['require_reason'],
+        expires_at: offered['expires_at'],
+        resource: result['resource'],
+        task_id: result['task_id'],
+      },
+    };
+  }
   if (outcome === 'allow') {
     grant = {
       granted_scopes: result['granted_scopes'],

@@ -108,7 +108,52 @@ describe('each decision stored once', () => {
     expect(seen).toEqual(masked.token_grant);
   });
 
-  it('a requestable denial keeps its offer (the approvers are not in the answer) in a row', async () => {
+  it('a requestable denial as the Decider records it keeps its approvers in its event, with no row, and gives its offer back whole', async () => {
+    const offer = {
+      access_request: { scopes: ['tickets:admin'], approvers: ['platform-oncall', 'security'], max_duration: 3600, require_reason: true, expires_at: at(600), resource: { type: 'customer', id: '1234' }, task_id: 't-1' },
+    };
+    const result = {
+      decision_id: 'd-offer',
+      allow: false,
+      outcome: 'deny',
+      agent_id: 'support-resolver',
+      integration: 'crm',
+      granted_scopes: [],
+      denied_scopes: ['tickets:admin'],
+      reasons: [{ code: 'approval_required', message: 'tickets:admin needs an approval' }],
+      token_ttl_seconds: 0,
+      resource: { type: 'customer', id: '1234' },
+      task_id: 't-1',
+      policy_revision: 'rev-1',
+      redeemable_until: null,
+      access_request: {
+        endpoint: '/v1/access-requests',
+        expires_at: at(600),
+        template: { decision_id: 'd-offer', duration_seconds: 3600 },
+        scopes: ['tickets:admin'],
+        max_duration_seconds: 3600,
+        require_reason: true,
+      },
+    };
+    await temp.store.recordDecision(
+      decision('d-offer', {
+        outcome: 'deny',
+        task_id: 't-1',
+        redeemable_until: null,
+        input: { agent_id: 'support-resolver', integration: 'crm', scopes: ['tickets:admin'], resource: { type: 'customer', id: '1234' }, task: { id: 't-1', type: 'complaint_resolution' } },
+        result,
+        token_grant: offer,
+      }),
+    );
+    expect(await rows()).toEqual([]);
+    expect(await temp.store.getDecision('d-offer')).toMatchObject({ outcome: 'deny', token_grant: offer, result });
+    const [event] = await temp.store.decisionChain('d-offer');
+    expect(event?.data).toMatchObject({ approvers: ['platform-oncall', 'security'] });
+    await expect(temp.store.createAccessRequest(ask('ar-offer', 'd-offer'))).resolves.toMatchObject({ created: true });
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
+  });
+
+  it('a requestable denial of another shape (no hint in its answer) keeps its offer in a row', async () => {
     const offer = { access_request: { scopes: ['tickets:admin'], approvers: ['platform-oncall'], max_duration: 3600, require_reason: true, expires_at: at(600), resource: null, task_id: 't-1' } };
     await temp.store.recordDecision(decision('d-req', { outcome: 'deny', task_id: 't-1', input: { integration: 'crm' }, result: { outcome: 'deny', redeemable_until: null }, token_grant: offer }));
     expect(await rows()).toEqual(['d-req']);
