@@ -128,8 +128,10 @@ function placeholderHash(seq: number): Buffer {
 
 /** A decision event's data as the store writes it (decision-codec.ts), so that what reads the trail reads real rows. */
 function storedDecisionData(e: BulkEvent): string {
-  const data = JSON.parse(e.data) as { input?: unknown; result?: unknown; policy_revision?: unknown };
+  const data = JSON.parse(e.data) as { input?: unknown; result?: unknown; policy_revision?: unknown; approvers?: unknown };
   if (typeof data.policy_revision !== 'string') return e.data;
+  const members = Object.keys(data).filter((k) => k !== 'input' && k !== 'result' && k !== 'policy_revision' && k !== 'approvers');
+  if (members.length > 0 || (data.approvers !== undefined && !Array.isArray(data.approvers))) return e.data;
   const envelope = { time: e.time, decision_id: e.decision_id ?? null, agent_id: e.agent_id ?? null, caller_id: e.caller_id ?? null, task_id: e.task_id ?? null };
-  return compactDecisionData(envelope, data.input, data.result, data.policy_revision) ?? e.data;
+  return compactDecisionData(envelope, data.input, data.result, data.policy_revision, data.approvers as string[] | undefined) ?? e.data;
 }

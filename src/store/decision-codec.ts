@@ -110,8 +110,9 @@ function isEvaluationTime(time: Json, want: EvaluationTimeV1): boolean {
 }
 
 /**
- * The stored text of a decision event's data (masked input and result, the revision), or `undefined` when nothing
- * can be left out (store the canonical text).
+ * The stored text of a decision event's data (masked input and result, the revision, a requestable denial's
+ * approvers: every member a decision event has), or `undefined` when nothing can be left out (store the canonical
+ * text). A member not passed here would be lost: a caller holding other data stores its canonical text instead.
  */
 export function compactDecisionData(
   envelope: DecisionEnvelope,
