@@ -354,6 +354,7 @@ const AUDIT_KEY = { kid: 'k'.repeat(43), privateKey: generateKeyPairSync('ed2551
 const CASES: Array<{ note: string; event: NewAuditEvent }> = [
   { note: 'with task and trace', event: decisionEvent(T, { ...D, task_id: 't-1', trace_id: TRACE }, decided) },
   { note: 'without task or trace', event: decisionEvent(T, { ...D, task_id: null }, decided) },
+  { note: 'a requestable denial, with its approver groups', event: decisionEvent(T, { ...D, task_id: 't-1' }, { ...decided, approvers: ['platform-oncall'] }) },
   {
     note: 'OPA data API, defined, with trace',
     event: evaluationEvent(T, { decision_id: 'ev-1', caller_id: 'opa-client', trace_id: TRACE }, { api: 'opa', path: 'authzen/certification/decision', input: { subject: { id: 'alice' } }, result: true, policy_revision: 'rev-1' }),
@@ -647,6 +648,14 @@ describe('events a real SQLite store writes', () => {
     await s.recordDecision(decision('d-2'));
     await s.recordDecision(decision('d-3', { task_id: 't-2' }));
     await s.recordDecision(decision('d-4', { outcome: 'deny' }));
+    // A requestable denial: its offer's approver groups are kept in its event.
+    await s.recordDecision(
+      decision('d-4r', {
+        outcome: 'deny',
+        task_id: 't-1',
+        token_grant: { access_request: { scopes: ['tickets:admin'], approvers: ['platform-oncall'], max_duration: 3600, require_reason: false, expires_at: at(600), resource: null, task_id: 't-1' } },
+      }),
+    );
     const bound = { integration: 'crm', resource: { type: 'customer', id: '1234' }, kid: 'k1' };
     await s.redeemDecision({ decision_id: 'd-1', caller_id: caller, now: at(10), trace_id: TRACE, makeToken: () => grant({ jti: 'j-1', event_data: bound }) });
     await s.redeemDecision({ decision_id: 'd-2', caller_id: caller, now: at(10), makeToken: () => grant({ jti: 'j-2', audience: null }) });
