@@ -302,32 +302,28 @@ export class GroupCommitQueue {
     this.onBatchEnd?.(true);
     this.counters.largest_batch = Math.max(this.counters.largest_batch, size);
     const sync = this.driver.syncCommitted;
-    const synced: Array<() => void> = [];
-    const unsynced: Pending[] = [];
+    // Durable operations that committed, told once the sync is done.
+    const waiting: Array<{ op: Pending; value: unknown }> = [];
     batch.forEach((op, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok) {
         this.counters.ops++;
-        if (op.durable && sync !== undefined) {
-          synced.push(() => op.resolve(outcome.value));
-          unsynced.push(op);
-        } else {
-          op.resolve(outcome.value);
-        }
+        if (op.durable && sync !== undefined) waiting.push({ op, value: outcome.value });
+        else op.resolve(outcome.value);
       } else {
         this.counters.refused++;
         op.reject(outcome.error);
       }
     });
-    if (sync === undefined || synced.length === 0) return;
+    if (sync === undefined || waiting.length === 0) return;
     // One sync after another: durable operations are told in the order they committed.
     this.syncing = this.syncing.then(() =>
       sync.call(this.driver).then(
         () => {
-          for (const resolve of synced) resolve();
+          for (const { op, value } of waiting) op.resolve(value);
         },
         (error: unknown) => {
-          for (const op of unsynced) op.reject(new PdpError('store_unavailable', 'the write was committed but could not be made durable', { cause: error }));
+          for (const { op } of waiting) op.reject(new PdpError('store_unavailable', 'the write was committed but could not be made durable', { cause: error }));
         },
       ),
     );
