@@ -86,7 +86,9 @@ const mutatedRequest = fc
   .tuple(validRequest, fc.array(fc.tuple(fc.constantFrom(...FIELD_PATHS), fc.option(badValue, { nil: undefined, freq: 8 })), { minLength: 1, maxLength: 3 }))
   .map(([req, edits]) => {
     const body = JSON.parse(JSON.stringify(req)) as Record<string, unknown>;
-    for (const [path, value] of edits) setPath(body, path.split('.'), value);
+    // A shallow copy per edit: fc.constantFrom hands out the same `{}` / `[]` each time, and two edits putting that one
+    // object under itself (`resource` = {}, then `resource.type` = the same {}) made a circle JSON cannot encode.
+    for (const [path, value] of edits) setPath(body, path.split('.'), Array.isArray(value) ? [...value] : typeof value === 'object' && value !== null ? { ...value } : value);
     return body;
   });
 
