@@ -37,12 +37,21 @@ export class RawJson {
 
 /** The canonical encoding of `value`. Throws {@link CanonicalJsonError} when there is none. */
 export function canonicalJson(value: unknown): string {
+  return canonicalJsonAt(value, 0);
+}
+
+/**
+ * The canonical encoding of `value` as a part of a larger value, `depth` containers below its root: the same text,
+ * with the nesting limit counted from that root (so the parts of a value, encoded one by one, are refused exactly
+ * when the whole would be). An error's path is relative to `value`.
+ */
+export function canonicalJsonAt(value: unknown, depth: number): string {
   try {
-    return encode(value, null, 0);
+    return encode(value, null, depth);
   } catch (error) {
     if (!(error instanceof Unencodable)) throw error;
     // Fast path failed: encode again, tracking the path, to say where.
-    encode(value, [], 0);
+    encode(value, [], depth);
     throw error;
   }
 }

@@ -10,7 +10,7 @@
  * take turns and the trail stays one chain (src/store/README.md, "PostgreSQL").
  */
 import { createHash } from 'node:crypto';
-import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
+import { CanonicalJsonError, GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { hashText } from './rows.js';
@@ -163,9 +163,15 @@ function sealHash(u: UnsealedEvent, dataJson: string): string {
 
 /** Canonical JSON of caller data; a value with no encoding is the caller's fault: invalid_request. */
 export function encodeData(data: unknown): string {
+  return encodeRecorded(() => canonicalJson(data));
+}
+
+/** What `encode` returns; its CanonicalJsonError (data with no canonical encoding, the caller's fault) as invalid_request. */
+export function encodeRecorded<T>(encode: () => T): T {
   try {
-    return canonicalJson(data);
+    return encode();
   } catch (error) {
+    if (!(error instanceof CanonicalJsonError)) throw error;
     throw new PdpError('invalid_request', `the payload cannot be recorded: ${(error as Error).message}`, {
       cause: error,
     });

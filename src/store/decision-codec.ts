@@ -16,7 +16,7 @@
  * one, SQL's null, as none), `result.outcome` and
  * each reason's `code` (the decision search's text match), `result.approval` (the elevated decisions of a chain view).
  */
-import { canonicalJson } from '../audit/index.js';
+import { canonicalJson, canonicalJsonAt } from '../audit/index.js';
 import { evaluationTime } from '../wire/evaluation-time.js';
 import type { EvaluationTimeV1 } from '../wire/evaluation-time.js';
 
@@ -121,60 +121,223 @@ export function compactDecisionData(
   policyRevision: string,
   approvers?: readonly string[],
 ): string | undefined {
-  if (!isRecord(input) || !isRecord(result)) return undefined;
-  const i: Json = { ...input };
-  const r: Json = { ...result };
+  return encodeDecisionData(envelope, input, result, policyRevision, approvers).stored;
+}
+
+/** A decision event's data encoded once: the canonical texts of its input and its result (what the hash covers), and its stored text. */
+export interface EncodedDecisionData {
+  input: string;
+  result: string;
+  /** The compact text to store, or `undefined`: store the canonical text. */
+  stored: string | undefined;
+}
+
+/** An object's members in canonical order, each as [key, the canonical text of its value]; members valued undefined left out. */
+type Members = Array<[string, string]>;
+
+const isPlain = (value: unknown): value is Json => {
+  if (!isRecord(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+
+/** The members of `o` (a plain object `depth` containers below the data's root), each value encoded at its own depth. */
+function membersOf(o: Json, depth: number): Members {
+  const keys = Object.keys(o);
+  keys.sort();
+  const out: Members = [];
+  for (const key of keys) {
+    const value = o[key];
+    if (value !== undefined) out.push([key, canonicalJsonAt(value, depth + 1)]);
+  }
+  return out;
+}
+
+/** A key canonical JSON writes as it is, between quotes (what nearly every key is). */
+const PLAIN_KEY = /^[\w~-]*$/;
+
+/** The object text of members (in the order given: canonical when they are sorted). */
+function objectText(members: Members): string {
+  let out = '{';
+  for (let k = 0; k < members.length; k++) {
+    const [key, text] = members[k] as [string, string];
+    out += (k === 0 ? '' : ',') + (PLAIN_KEY.test(key) ? '"' + key + '"' : canonicalJsonAt(key, 0)) + ':' + text;
+  }
+  return out + '}';
+}
+
+const byKey = (a: [string, string], b: [string, string]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** The text of `members` without the keys dropped, with `renames` applied (long → short), in canonical order. */
+function compactText(members: Members, dropped: ReadonlySet<string>, renames?: ReadonlyMap<string, string>, replaced?: ReadonlyMap<string, string>): string {
+  const kept: Members = [];
+  for (const [key, text] of members) {
+    if (dropped.has(key)) continue;
+    kept.push([renames?.get(key) ?? key, replaced?.get(key) ?? text]);
+  }
+  if (renames !== undefined && renames.size > 0) kept.sort(byKey);
+  return objectText(kept);
+}
+
+const textOf = (members: Members, key: string): string | undefined => {
+  for (const [k, text] of members) if (k === key) return text;
+  return undefined;
+};
+
+/**
+ * Encodes a decision event's data once: each member of its input and result is encoded a single time, and both the
+ * canonical texts (hashed) and the stored text (the members left out or renamed as described at the top) are put
+ * together from those pieces. The stored text is the canonical encoding of the compact value, which is also what
+ * `JSON.stringify` writes for it once parsed (unless an object has a key that is an array index: expansion accepts
+ * either). Throws CanonicalJsonError for data with no canonical encoding, with the path from the data's root.
+ */
+export function encodeDecisionData(
+  envelope: DecisionEnvelope,
+  input: unknown,
+  result: unknown,
+  policyRevision: string,
+  approvers?: readonly string[],
+): EncodedDecisionData {
+  try {
+    return encodeParts(envelope, input, result, policyRevision, approvers);
+  } catch (error) {
+    // Say where, from the data's root: the whole data's encoder names the path.
+    canonicalJson({ input, result, policy_revision: policyRevision, approvers });
+    throw error;
+  }
+}
+
+function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown, policyRevision: string, approvers?: readonly string[]): EncodedDecisionData {
+  if (!isPlain(input) || !isPlain(result)) return { input: canonicalJsonAt(input, 1), result: canonicalJsonAt(result, 1), stored: undefined };
   let mask = 0;
-  const drop = (o: Json, key: string, code: string): void => {
-    o[key] = undefined;
+  const set = (code: string): void => {
     mask |= BIT[code] as number;
   };
-  // The event's time as the instant it names, when it is that instant's own RFC 3339 text (what expansion writes).
+
+  // The input: its members, the task's one level down.
+  const inputMembers = membersOf(input, 1);
+  const task = input['task'];
+  const taskMembers = isPlain(task) ? membersOf(task, 2) : undefined;
+  if (taskMembers !== undefined) inputMembers[inputMembers.findIndex(([k]) => k === 'task')] = ['task', objectText(taskMembers)];
+  const inputText = objectText(inputMembers);
+
+  // The result: its members, each reason's one level further down (for the messages' rename).
+  const resultMembers = membersOf(result, 1);
+  const reasons = result['reasons'];
+  const renameMessages =
+    Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isPlain(x) && x['message'] !== undefined && !Object.hasOwn(x, 'm'));
+  const shortReasons: string[] = [];
+  if (renameMessages) {
+    const full: string[] = [];
+    for (const x of reasons as Json[]) {
+      const m = membersOf(x, 3);
+      full.push(objectText(m));
+      shortReasons.push(compactText(m, NONE, MESSAGE_AS_M));
+    }
+    resultMembers[resultMembers.findIndex(([k]) => k === 'reasons')] = ['reasons', '[' + full.join(',') + ']'];
+  }
+  const resultText = objectText(resultMembers);
+
+  // What can be left out of the input.
   const at = new Date(envelope.time);
   const atMs = at.getTime();
   const want = Number.isNaN(atMs) ? undefined : evaluationTime(at);
   const canonicalTime = want !== undefined && want.rfc3339 === envelope.time;
-  if (canonicalTime && isRecord(input['time']) && isEvaluationTime(input['time'], want)) drop(i, 'time', 't');
-  if (envelope.agent_id !== null && i['agent_id'] === envelope.agent_id) drop(i, 'agent_id', 'a');
-  if (envelope.caller_id !== null && i['caller_id'] === envelope.caller_id) drop(i, 'caller_id', 'c');
-  if (isRecord(input['task'])) i['task'] = { ...input['task'] };
-  if (envelope.task_id !== null && isRecord(i['task']) && i['task']['id'] === envelope.task_id) drop(i['task'], 'id', 'k');
-  if (envelope.agent_id !== null && r['agent_id'] === envelope.agent_id) drop(r, 'agent_id', 'A');
-  if (envelope.decision_id !== null && r['decision_id'] === envelope.decision_id) drop(r, 'decision_id', 'D');
-  if (envelope.task_id !== null && r['task_id'] === envelope.task_id) drop(r, 'task_id', 'K');
-  if (r['integration'] !== undefined && input['integration'] !== undefined && sameJson(r['integration'], input['integration'])) drop(r, 'integration', 'I');
-  if (r['policy_revision'] === policyRevision) drop(r, 'policy_revision', 'P');
-  if (r['resource'] !== undefined && sameJson(r['resource'], input['resource'] ?? null)) drop(r, 'resource', 'R');
-  if (typeof r['allow'] === 'boolean' && r['allow'] === (r['outcome'] === 'allow')) drop(r, 'allow', 'L');
-  if (r['granted_scopes'] !== undefined && input['scopes'] !== undefined && sameJson(r['granted_scopes'], input['scopes'])) drop(r, 'granted_scopes', 'G');
-  // An empty denied_scopes (every allow): the rollup reads it as SQL's null, which it counts as no denial too.
-  if (Array.isArray(r['denied_scopes']) && r['denied_scopes'].length === 0) drop(r, 'denied_scopes', 'E');
+  const inputDropped = new Set<string>();
+  const time = input['time'];
+  if (canonicalTime && isRecord(time) && isEvaluationTime(time, want)) {
+    inputDropped.add('time');
+    set('t');
+  }
+  if (envelope.agent_id !== null && input['agent_id'] === envelope.agent_id) {
+    inputDropped.add('agent_id');
+    set('a');
+  }
+  if (envelope.caller_id !== null && input['caller_id'] === envelope.caller_id) {
+    inputDropped.add('caller_id');
+    set('c');
+  }
+  let compactInput: string;
+  if (taskMembers !== undefined) {
+    const t = task as Json;
+    const taskDropped = new Set<string>();
+    if (envelope.task_id !== null && t['id'] === envelope.task_id) {
+      taskDropped.add('id');
+      set('k');
+    }
+    const taskRenames = new Map<string, string>();
+    for (const { code, long, short } of TASK_RENAMES) {
+      if (t[long] === undefined || Object.hasOwn(t, short)) continue;
+      taskRenames.set(long, short);
+      set(code);
+    }
+    const compactTask = compactText(taskMembers, taskDropped, taskRenames);
+    compactInput = compactText(inputMembers, inputDropped, undefined, new Map([['task', compactTask]]));
+  } else {
+    compactInput = compactText(inputMembers, inputDropped);
+  }
+
+  // What can be left out of the result: what the envelope, the input or the revision already say.
+  const r = result;
+  const resultDropped = new Set<string>();
+  const drop = (key: string, code: string): void => {
+    resultDropped.add(key);
+    set(code);
+  };
+  if (envelope.agent_id !== null && r['agent_id'] === envelope.agent_id) drop('agent_id', 'A');
+  if (envelope.decision_id !== null && r['decision_id'] === envelope.decision_id) drop('decision_id', 'D');
+  if (envelope.task_id !== null && r['task_id'] === envelope.task_id) drop('task_id', 'K');
+  const integration = textOf(resultMembers, 'integration');
+  if (integration !== undefined && integration === textOf(inputMembers, 'integration')) drop('integration', 'I');
+  if (r['policy_revision'] === policyRevision) drop('policy_revision', 'P');
+  const resource = textOf(resultMembers, 'resource');
+  if (resource !== undefined && resource === (textOf(inputMembers, 'resource') ?? 'null')) drop('resource', 'R');
+  if (typeof r['allow'] === 'boolean' && r['allow'] === (r['outcome'] === 'allow')) drop('allow', 'L');
+  const granted = textOf(resultMembers, 'granted_scopes');
+  if (granted !== undefined && granted === textOf(inputMembers, 'scopes')) drop('granted_scopes', 'G');
+  if (Array.isArray(r['denied_scopes']) && r['denied_scopes'].length === 0) drop('denied_scopes', 'E');
+  const replaced = new Map<string, string>();
   if (canonicalTime && typeof r['redeemable_until'] === 'string') {
     const ms = offsetMs(atMs, r['redeemable_until']);
     if (ms !== undefined) {
-      r['redeemable_until'] = ms;
-      mask |= BIT['U'] as number;
+      replaced.set('redeemable_until', String(ms));
+      set('U');
     }
   }
-  const top: Json = { input: i, policy_revision: policyRevision, result: r };
-  if (approvers !== undefined) top['approvers'] = approvers;
-  for (const { code, where, long, short } of RENAMES) {
-    const o = renamed(top, where);
-    if (o === undefined || o[long] === undefined || Object.hasOwn(o, short)) continue;
-    o[short] = o[long];
-    drop(o, long, code);
+  if (renameMessages) {
+    replaced.set('reasons', '[' + shortReasons.join(',') + ']');
+    set('m');
   }
-  // Each reason's message as `m` (its code, which the search matches as text, keeps its name).
-  const reasons = r['reasons'];
-  if (Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isRecord(x) && x['message'] !== undefined && !Object.hasOwn(x, 'm'))) {
-    r['reasons'] = reasons.map((x: Json) => ({ ...x, message: undefined, m: x['message'] }));
-    mask |= BIT['m'] as number;
+  const resultRenames = new Map<string, string>();
+  for (const { code, long, short } of RESULT_RENAMES) {
+    if (r[long] === undefined || resultDropped.has(long) || Object.hasOwn(r, short)) continue;
+    resultRenames.set(long, short);
+    set(code);
   }
-  if (mask === 0) return undefined;
-  top['~'] = mask;
-  // Any JSON will do for storage (the canonical text is what expansion rebuilds); JSON.stringify is the quicker.
-  return JSON.stringify(top);
+  const compactResult = compactText(resultMembers, resultDropped, resultRenames, replaced);
+
+  // The top: approvers, input, p (the revision, always renamed: the top has no other member p), result, ~.
+  set('p');
+  const revision = canonicalJsonAt(policyRevision, 1);
+  const stored =
+    '{' +
+    (approvers === undefined ? '' : '"approvers":' + canonicalJsonAt(approvers, 1) + ',') +
+    '"input":' +
+    compactInput +
+    ',"p":' +
+    revision +
+    ',"result":' +
+    compactResult +
+    ',"~":' +
+    String(mask) +
+    '}';
+  return { input: inputText, result: resultText, stored };
 }
+
+const NONE: ReadonlySet<string> = new Set();
+const MESSAGE_AS_M: ReadonlyMap<string, string> = new Map([['message', 'm']]);
+const TASK_RENAMES = RENAMES.filter((x) => x.where === 'task');
+const RESULT_RENAMES = RENAMES.filter((x) => x.where === 'result');
 
 /**
  * The canonical text of a stored decision event's data: the stored text itself unless it says members were left out; `undefined` when it says so but cannot be expanded (not JSON, or
@@ -210,6 +373,15 @@ export function decisionDataValue(envelope: DecisionEnvelope, stored: string): u
   return data;
 }
 
+/** Whether `stored` is the canonical text of `data` (false for data canonical JSON refuses). */
+function sameCanonical(data: unknown, stored: string): boolean {
+  try {
+    return canonicalJson(data) === stored;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The data a stored decision event's text holds, as a value whose left-out members are set to undefined (canonical
  * JSON skips them): `stored` itself (the string) when nothing was left out, `undefined` when it cannot be expanded.
@@ -224,9 +396,12 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
   }
   // `"~":` inside a string of canonical data written as it is: no member `~` at the top.
   if (isRecord(data) && !Object.hasOwn(data, '~')) return stored;
-  // Only the text compaction wrote (JSON.stringify's): SQL and the search read the stored text, so a rewrite that
-  // parses the same (escapes, spacing, a duplicate key SQLite reads first) must fail verification, not expand.
-  if (JSON.stringify(data) !== stored) return undefined;
+  // Only the text compaction wrote: SQL and the search read the stored text, so a rewrite that parses the same
+  // (escapes, spacing, a duplicate key SQLite reads first) must fail verification, not expand. Compaction writes the
+  // canonical text of the compact value (rows from its first version: JSON.stringify's, in the order that version
+  // built the value), which JSON.stringify writes back unless an object has a key that is an array index (a parse
+  // puts those first): then it is compared as canonical text.
+  if (JSON.stringify(data) !== stored && !sameCanonical(data, stored)) return undefined;
   if (!isRecord(data) || !isRecord(data['input']) || !isRecord(data['result'])) return undefined;
   const mask = data['~'];
   if (typeof mask !== 'number' || !Number.isInteger(mask) || mask <= 0 || mask >= 2 ** CODES.length) return undefined;

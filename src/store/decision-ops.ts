@@ -2,10 +2,10 @@
 import { RawJson, decisionEvent, providerCredentialDiscardedEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
-import { encodeData } from './chain-writer.js';
+import { encodeData, encodeRecorded } from './chain-writer.js';
 import { decisionFromRow, tokenFromRow } from './rows.js';
 import { sameTerms, termsFromEvent } from './decision-terms.js';
-import { compactDecisionData } from './decision-codec.js';
+import { encodeDecisionData } from './decision-codec.js';
 import type { DecisionTerms } from './decision-terms.js';
 import type { DecisionRow, TaskRow, TokenRow } from './rows.js';
 import type {
@@ -50,8 +50,9 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     policy_revision: decision.policy_revision,
     ...(approvers === undefined ? {} : { approvers }),
   });
-  const inputJson = encodeData(masked.input);
-  const resultJson = encodeData(masked.result);
+  // Input and result encoded once: their canonical texts (hashed) and the event's stored text come from the same pieces.
+  const envelope = { time: decision.created_at, decision_id: decision.decision_id, agent_id: decision.agent_id, caller_id: decision.caller_id, task_id: decision.task_id };
+  const encoded = encodeRecorded(() => encodeDecisionData(envelope, masked.input, masked.result, decision.policy_revision, masked.approvers as string[] | undefined));
   const terms: DecisionTerms = {
     integration: decision.integration,
     outcome: decision.outcome,
@@ -91,22 +92,15 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
         trace_id: decision.trace_id,
       },
       {
-        input: new RawJson(inputJson),
-        result: new RawJson(resultJson),
+        input: new RawJson(encoded.input),
+        result: new RawJson(encoded.result),
         policy_revision: decision.policy_revision,
         ...(masked.approvers === undefined ? {} : { approvers: masked.approvers as string[] }),
       },
     ),
     { premasked: true },
   );
-  const stored = compactDecisionData(
-    { time: decision.created_at, decision_id: decision.decision_id, agent_id: decision.agent_id, caller_id: decision.caller_id, task_id: decision.task_id },
-    masked.input,
-    masked.result,
-    decision.policy_revision,
-    masked.approvers as string[] | undefined,
-  );
-  if (stored !== undefined) event.storedJson = stored;
+  if (encoded.stored !== undefined) event.storedJson = encoded.stored;
   return ctx.write(function* () {
     // No lookup first: the decision id is the PDP's own random UUID. A duplicate (a bug, never a caller's doing) fails
     // the transaction (the row's primary key; the event is looked up by id, first one wins): store_unavailable where

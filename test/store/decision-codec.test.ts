@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/index.js';
-import { compactDecisionData, expandDecisionData } from '../../src/store/decision-codec.js';
+import { compactDecisionData, encodeDecisionData, expandDecisionData } from '../../src/store/decision-codec.js';
 import type { DecisionEnvelope } from '../../src/store/decision-codec.js';
 import { evaluationTime } from '../../src/wire/evaluation-time.js';
 
@@ -47,7 +47,14 @@ function decided(): { input: Record<string, unknown>; result: Record<string, unk
 
 const roundTrip = (envelope: DecisionEnvelope, data: { input: unknown; result: unknown; policy_revision: string }) => {
   const canonical = canonicalJson(data);
+  const encoded = encodeDecisionData(envelope, data.input, data.result, data.policy_revision);
+  // The texts the hash covers are the canonical ones, put together from the same pieces as the stored text.
+  expect(encoded.input).toBe(canonicalJson(data.input));
+  expect(encoded.result).toBe(canonicalJson(data.result));
   const stored = compactDecisionData(envelope, data.input, data.result, data.policy_revision);
+  expect(stored).toBe(encoded.stored);
+  // The stored text is the canonical text of the compact value it holds.
+  if (stored !== undefined) expect(canonicalJson(JSON.parse(stored))).toBe(stored);
   return { canonical, stored, expanded: stored === undefined ? canonical : expandDecisionData(envelope, stored) };
 };
 
@@ -139,6 +146,29 @@ describe('decision event data as stored', () => {
     }
     // Another envelope (an id column changed) rebuilds other data.
     expect(expandDecisionData({ ...ENVELOPE, agent_id: 'support-resolver-2' }, text)).not.toBe(canonical);
+  });
+
+  it('keys that are array indexes (which a JSON parse puts first) still round-trip', () => {
+    const data = decided();
+    (data.input['task'] as { context: Record<string, string> }).context = { customer_id: '1234', '10': 'a', '9': 'b' };
+    data.result['reasons'] = [{ code: 'allowed', message: 'granted tickets:write', '2': 'x' }];
+    const { canonical, stored, expanded } = roundTrip(ENVELOPE, data);
+    expect(JSON.stringify(JSON.parse(stored as string))).not.toBe(stored);
+    expect(expanded).toBe(canonical);
+  });
+
+  it("a stored text in the earlier writer's member order (JSON.stringify's, not canonical) still expands", () => {
+    const { canonical, stored } = roundTrip(ENVELOPE, decided());
+    const value = JSON.parse(stored as string) as Record<string, unknown>;
+    const earlier = JSON.stringify({ input: value['input'], result: value['result'], p: value['p'], '~': value['~'] });
+    expect(earlier).not.toBe(stored);
+    expect(expandDecisionData(ENVELOPE, earlier)).toBe(canonical);
+  });
+
+  it('data with no canonical encoding is refused with the path from the data root', () => {
+    const data = decided();
+    (data.input['task'] as { context: Record<string, unknown> }).context = { bad: Number.NaN };
+    expect(() => encodeDecisionData(ENVELOPE, data.input, data.result, data.policy_revision)).toThrow(/\$\.input\.task\.context\.bad/);
   });
 
   it('canonical data stored as it is (a row from before migration 11) reads back unchanged', () => {
