@@ -58,6 +58,7 @@ export class WasmEvaluator {
   readonly revision: string;
   readonly #policy: LoadedPolicy;
   readonly #entrypoint: number;
+  #view: Buffer | undefined;
 
   private constructor(policy: LoadedPolicy, entrypoint: number, revisions: EvaluatorRevisions) {
     this.#policy = policy;
@@ -142,7 +143,7 @@ export class WasmEvaluator {
   evaluate(input: EvaluationInputV1): Evaluation {
     let resultSet: unknown;
     try {
-      resultSet = this.#policy.evaluate(input, this.#entrypoint);
+      resultSet = this.#evaluateObject(input, this.#entrypoint);
     } catch (cause) {
       throw new PdpError('evaluation_failed', `policy evaluation failed: ${describe(cause)}`, { cause });
     }
@@ -157,6 +158,38 @@ export class WasmEvaluator {
     if (result === undefined) return undefinedEvaluation();
     const checked: EvaluationResultV1 = checkEvaluationResult(result);
     return { ...checked, defined: true };
+  }
+
+  /**
+   * The SDK's `evaluate` for an object input (ABI 1.2 and later: one `opa_eval` call), with the JSON going into and
+   * out of the module's memory without the copies the SDK makes: the input text is written straight into the memory
+   * (the SDK encodes it into a new array first, then copies that), and the result's end is found by a native search
+   * (the SDK walks it byte by byte in JavaScript). The same call, addresses and heap pointer as the SDK's; a module
+   * with an older ABI goes through the SDK.
+   */
+  #evaluateObject(input: object, entrypoint: number): unknown {
+    const state = this.#policy as unknown as SdkPolicyState & { minorVersion: number };
+    if (!(state.minorVersion >= 2)) return this.#policy.evaluate(input, entrypoint);
+    const text = JSON.stringify(input);
+    const at = state.dataHeapPtr;
+    // At most 3 bytes of UTF-8 for each UTF-16 unit of the text.
+    const short = at + text.length * 3 - state.mem.buffer.byteLength;
+    if (short > 0) state.mem.grow(Math.ceil(short / WASM_PAGE_BYTES));
+    const length = this.#memory(state).write(text, at, 'utf8');
+    const exports = state.wasmInstance.exports as { opa_eval(...args: number[]): number };
+    const resultAt = exports.opa_eval(0, entrypoint, state.dataAddr, at, length, at + length, 0);
+    // The evaluation may have grown the memory: the view is taken again.
+    const memory = this.#memory(state);
+    const end = memory.indexOf(0, resultAt);
+    if (end < 0) throw new Error('the result in the module memory is not terminated');
+    return JSON.parse(memory.toString('utf8', resultAt, end));
+  }
+
+  /** A Buffer over the module's whole memory, made again only when the memory grew (a new ArrayBuffer). */
+  #memory(state: SdkPolicyState): Buffer {
+    const buffer = state.mem.buffer;
+    if (this.#view === undefined || this.#view.buffer !== buffer || this.#view.byteLength !== buffer.byteLength) this.#view = Buffer.from(buffer);
+    return this.#view;
   }
 }
 

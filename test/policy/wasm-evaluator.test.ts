@@ -73,6 +73,12 @@ const CASES: Array<{ note: string; input: EvaluationInputV1; outcome: string }> 
     outcome: 'deny',
   },
   { note: 'unknown agent', input: input('nobody', 'github', ['repo:read']), outcome: 'deny' },
+  {
+    note: 'text beyond ASCII in the input (2-, 3- and 4-byte UTF-8, a NUL)',
+    input: input('code-review-agent', 'github', ['repo:read'], { task: { id: 't1-é', context: { note: 'é 漢字 😀 \u0000 end' }, registered: true } }),
+    outcome: 'allow',
+  },
+  { note: 'a scope name beyond ASCII', input: input('code-review-agent', 'github', ['repo:read', 'répo:😀']), outcome: 'allow' },
   { note: 'extension: suspended task', input: input('code-review-agent', 'github', ['repo:read'], { task: { id: 't1', context: { suspended: true }, registered: true } }), outcome: 'deny' },
 ];
 
@@ -95,6 +101,14 @@ describe('WASM evaluator on the committed bundle and the shipped policies', () =
       return result;
     });
     expect(ours).toEqual(oracle);
+  });
+
+  it('an input larger than the module memory grows it, and the evaluations after it answer as before', () => {
+    const small = input('code-review-agent', 'github', ['repo:read', 'pr:read']);
+    const before = evaluator.evaluate(small);
+    const large = input('code-review-agent', 'github', ['repo:read', 'pr:read'], { task: { id: 't1', context: { blob: '漢'.repeat(3_000_000) }, registered: true } });
+    expect(evaluator.evaluate(large)).toEqual(before);
+    expect(evaluator.evaluate(small)).toEqual(before);
   });
 
   it('reports the bundle and policy revisions it evaluates', () => {
