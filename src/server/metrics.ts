@@ -86,7 +86,7 @@ export class Metrics {
   readonly outboxRows: Gauge<'status'>;
   readonly storeCounts = new Gauge({
     name: 'agentpdp_store',
-    help: "The store's writer and WAL checkpointer, read at each scrape: transactions, failed_transactions, ops, refused_ops, events, largest_batch, queued_ops (since start); wal_checkpoint_rounds, wal_checkpoint_frames, wal_checkpoint_busy_rounds, wal_pending_frames (after the last round; -1 before it), wal_checkpoint_inline (1: the worker failed, the writer checkpoints)",
+    help: "The store's writer and WAL checkpointer, read at each scrape: transactions, failed_transactions, ops, refused_ops, events, largest_batch, queued_ops (since start); wal_checkpoint_rounds, wal_checkpoint_frames, wal_checkpoint_busy_rounds, wal_pending_frames (after the last round; -1 before it), wal_catch_ups and wal_catch_up_ms (the writer's pauses for the worker to catch up, and their time), wal_checkpoint_inline (1: the worker failed, the writer checkpoints)",
     labelNames: ['count'] as const,
     registers: [this.registry],
     collect: () => this.#store?.(),
@@ -153,6 +153,8 @@ export class Metrics {
         this.storeCounts.set({ count: 'wal_checkpoint_frames' }, wal.frames);
         this.storeCounts.set({ count: 'wal_checkpoint_busy_rounds' }, wal.busy);
         this.storeCounts.set({ count: 'wal_pending_frames' }, wal.pending_frames);
+        this.storeCounts.set({ count: 'wal_catch_ups' }, wal.catch_ups);
+        this.storeCounts.set({ count: 'wal_catch_up_ms' }, wal.catch_up_ms);
         this.storeCounts.set({ count: 'wal_checkpoint_inline' }, wal.mode === 'inline' ? 1 : 0);
       }
     };

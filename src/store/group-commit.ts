@@ -64,6 +64,12 @@ export interface GroupCommitOptions {
   onBatchStart?: () => Program<void>;
   /** Runs after each transaction: committed or rolled back. */
   onBatchEnd?: (committed: boolean) => void;
+  /**
+   * Asked before each transaction: a promise to wait for before it starts (the WAL checkpointer catching up, so the
+   * next transaction can rewind the WAL), or undefined to start at once. The event loop is not held meanwhile: what
+   * is enqueued waits and joins the next transaction. The promise must settle (rejecting counts as settling).
+   */
+  pauseBeforeBatch?: () => Promise<void> | undefined;
 }
 
 export interface GroupCommitStats {
@@ -100,6 +106,7 @@ export class GroupCommitQueue {
   private readonly maxQueuedOps: number;
   private readonly onBatchStart: (() => Program<void>) | undefined;
   private readonly onBatchEnd: ((committed: boolean) => void) | undefined;
+  private readonly pauseBeforeBatch: (() => Promise<void> | undefined) | undefined;
   private queue: Pending[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   /** The transaction in flight (asynchronous drivers). */
@@ -124,6 +131,7 @@ export class GroupCommitQueue {
     }
     this.onBatchStart = options.onBatchStart;
     this.onBatchEnd = options.onBatchEnd;
+    this.pauseBeforeBatch = options.pauseBeforeBatch;
   }
 
   /** Runs `program` in the next transaction; resolves with its result after COMMIT (a durable one with `durable`). */
@@ -148,6 +156,7 @@ export class GroupCommitQueue {
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     if (this.driver.executeSync !== undefined) {
+      // A pause in progress is not waited for: what is queued commits now.
       while (this.queue.length > 0) this.runBatchSync(this.takeBatch());
     } else {
       await this.running;
@@ -165,6 +174,17 @@ export class GroupCommitQueue {
   private flush(): void {
     this.scheduled = undefined;
     if (this.queue.length === 0) return;
+    const pause = this.closed ? undefined : this.pauseBeforeBatch?.();
+    if (pause !== undefined) {
+      // Like a transaction in flight: nothing is scheduled until it ends, then the queue (grown meanwhile) goes.
+      this.running = pause
+        .catch(() => undefined)
+        .then(() => {
+          this.running = undefined;
+          if (this.queue.length > 0) this.schedule();
+        });
+      return;
+    }
     if (this.driver.executeSync !== undefined) {
       this.runBatchSync(this.takeBatch());
       if (this.queue.length > 0) this.schedule();

@@ -37,6 +37,8 @@ export interface SqliteStoreOptions extends SqliteOpenOptions {
   checkpointIntervalMs?: number;
   /** WAL pages past which the writer checkpoints inline even with the worker running. Default 10,000 (40 MB). */
   walBackstopPages?: number;
+  /** WAL pages from which the writer pauses (without holding the event loop) for the worker to catch up. Default 2,000 (8 MB). */
+  walCatchUpPages?: number;
   /** Called once if the checkpoint worker fails; the store has already switched back to inline checkpoints. */
   onCheckpointFailure?: (error: unknown) => void;
 }
@@ -65,11 +67,14 @@ export class SqliteStore extends ProgramStore {
     const mask = compileMask(options.mask ?? [], options.maskKey === undefined ? {} : { key: options.maskKey });
     const chain = new ChainWriter(mask);
     const execute = sqliteExecutor(db);
+    // The checkpointer is started last (below); the writer asks it before each transaction whether to pause.
+    const checkpointing: { by?: WalCheckpointer } = {};
     const queue = new GroupCommitQueue(sqliteTransactionDriver(db, execute), {
       ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),
       ...(options.maxQueuedOps === undefined ? {} : { maxQueuedOps: options.maxQueuedOps }),
       onBatchStart: () => chain.beginBatch(),
       onBatchEnd: (committed) => chain.endBatch(committed),
+      pauseBeforeBatch: () => checkpointing.by?.catchUp(),
     });
     // Reads are synchronous, like the writer: a read never sees a batch half-way (none spans a turn of the event
     // loop). A snapshot is a DEFERRED read transaction (WAL: it never waits for the writer, nor holds it up).
@@ -96,8 +101,10 @@ export class SqliteStore extends ProgramStore {
           ...(options.checkpointIntervalMs === undefined ? {} : { intervalMs: options.checkpointIntervalMs }),
           ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
           ...(options.walBackstopPages === undefined ? {} : { backstopPages: options.walBackstopPages }),
+          ...(options.walCatchUpPages === undefined ? {} : { catchUpPages: options.walCatchUpPages }),
           ...(options.onCheckpointFailure === undefined ? {} : { onFailure: options.onCheckpointFailure }),
         });
+        checkpointing.by = this.checkpointer;
       } catch (error) {
         if (error instanceof TypeError) throw error;
         options.onCheckpointFailure?.(error);

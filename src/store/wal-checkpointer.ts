@@ -18,6 +18,14 @@
  * once, copying only what the worker has not, and the next transaction rewinds the WAL; `journal_size_limit` then
  * trims the file. Under moderate load the worker finishes between commits and the backstop never fires.
  *
+ * Catching up: a round that finds the WAL at `catchUpPages` (2,000 pages, 8 MB) or more (not rewound for a while)
+ * asks the writer to pause before its next transaction. The writer (the group commit queue) then starts no
+ * transaction until the worker has run one more round, at once, which with no commit in between copies every frame;
+ * the writer's next transaction rewinds the WAL. The event loop is never held: requests go on being parsed and
+ * decided, and their writes wait and join that next transaction. The pause is bounded (250 ms); what the writes
+ * waiting in it pay is latency, not a stalled process. So the WAL stays near catchUpPages under a load the worker
+ * alone cannot catch up with, instead of climbing to the backstop.
+ *
  * Failure: if the worker cannot start, throws, or exits before `stop()`, `wal_autocheckpoint` is turned back on
  * for the writer's connection (SQLite's default, 1000 pages), so the WAL is still checkpointed, inline as before,
  * and never grows without bound; then `onFailure` runs once. Nothing committed is at risk either way: a WAL left
@@ -34,6 +42,11 @@ export interface WalCheckpointerOptions {
   busyTimeoutMs?: number;
   /** WAL pages past which the writer checkpoints inline anyway (see the backstop above). Default 10,000. */
   backstopPages?: number;
+  /**
+   * WAL pages from which the writer pauses for the worker to catch up (see "Catching up" above). Default 2,000 (8 MB):
+   * a fifth of the backstop.
+   */
+  catchUpPages?: number;
   /** Called once if the worker fails or exits before `stop()`, after inline checkpoints are back on. */
   onFailure?: (error: unknown) => void;
 }
@@ -49,6 +62,9 @@ export interface WalCheckpointStats {
   busy: number;
   /** Frames of the WAL not yet copied after the last round (-1 before the first round). */
   pending_frames: number;
+  /** Times the writer paused for the worker to catch up, and the milliseconds it waited in all. */
+  catch_ups: number;
+  catch_up_ms: number;
 }
 
 /** What the worker posts after each round: `PRAGMA wal_checkpoint`'s row. */
@@ -56,6 +72,8 @@ interface RoundMessage {
   busy: number;
   log: number;
   checkpointed: number;
+  /** The round the writer asked for ('now'), run after the message arrived. */
+  now?: boolean;
 }
 
 interface WorkerConfig {
@@ -66,6 +84,10 @@ interface WorkerConfig {
 }
 
 const DEFAULT_INTERVAL_MS = 250;
+/** The WAL size (pages) from which the writer pauses for a catch-up. */
+const CATCH_UP_PAGES = 2_000;
+/** The longest a writer pauses for a catch-up: past it the writer goes on (the backstop still bounds the WAL). */
+const CATCH_UP_TIMEOUT_MS = 250;
 /** SQLite's own default: checkpoint when the WAL passes 1000 pages. */
 const INLINE_AUTOCHECKPOINT_PAGES = 1000;
 /** With the worker running, the writer still checkpoints inline past this many pages (40 MB of 4 KiB pages). */
@@ -79,7 +101,12 @@ export class WalCheckpointer {
   private readonly db: Database;
   private readonly worker: Worker;
   private readonly onFailure: ((error: unknown) => void) | undefined;
-  private readonly counters: WalCheckpointStats = { mode: 'background', rounds: 0, frames: 0, busy: 0, pending_frames: -1 };
+  private readonly counters: WalCheckpointStats = { mode: 'background', rounds: 0, frames: 0, busy: 0, pending_frames: -1, catch_ups: 0, catch_up_ms: 0 };
+  private readonly catchUpPages: number;
+  /** A round found the WAL at catchUpPages or more: the writer's next batch pauses. */
+  private catchUpWanted = false;
+  /** The pause in progress: settled by the worker's next round, or by the timeout. */
+  private catchingUp: { done: () => void } | undefined;
   private stopping: Promise<void> | undefined;
   private failed = false;
   /** `checkpointed` of the previous round: SQLite reports a running total since the WAL was last rewound. */
@@ -93,6 +120,9 @@ export class WalCheckpointer {
     if (!Number.isFinite(intervalMs) || intervalMs < 1) throw new TypeError('intervalMs must be >= 1');
     const backstopPages = options.backstopPages ?? BACKSTOP_PAGES;
     if (!Number.isSafeInteger(backstopPages) || backstopPages < 1) throw new TypeError('backstopPages must be >= 1');
+    const catchUpPages = options.catchUpPages ?? Math.min(CATCH_UP_PAGES, backstopPages);
+    if (!Number.isSafeInteger(catchUpPages) || catchUpPages < 1) throw new TypeError('catchUpPages must be >= 1');
+    this.catchUpPages = catchUpPages;
     this.db = db;
     this.onFailure = options.onFailure;
     const config: WorkerConfig = {
@@ -118,6 +148,32 @@ export class WalCheckpointer {
 
   stats(): WalCheckpointStats {
     return { ...this.counters };
+  }
+
+  /**
+   * The writer's pause before its next transaction (GroupCommitQueue's `pauseBeforeBatch`): undefined unless the last
+   * round found the WAL at `catchUpPages` or more. Then the worker runs a round at once, with
+   * the writer committing nothing, so it copies every frame and the writer's next transaction rewinds the WAL. The
+   * promise resolves after that round, or after CATCH_UP_TIMEOUT_MS; it never rejects.
+   */
+  catchUp(): Promise<void> | undefined {
+    if (!this.catchUpWanted || this.failed || this.stopping !== undefined || this.catchingUp !== undefined) return undefined;
+    this.catchUpWanted = false;
+    const started = performance.now();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.catchingUp?.done(), CATCH_UP_TIMEOUT_MS);
+      timer.unref();
+      this.catchingUp = {
+        done: () => {
+          clearTimeout(timer);
+          this.catchingUp = undefined;
+          this.counters.catch_ups++;
+          this.counters.catch_up_ms += Math.round(performance.now() - started);
+          resolve();
+        },
+      };
+      this.worker.postMessage('now');
+    });
   }
 
   /** Runs a last round, closes the worker's connection and ends the worker. Idempotent. */
@@ -148,6 +204,10 @@ export class WalCheckpointer {
     this.lastCheckpointed = Math.max(0, message.checkpointed);
     this.lastLog = Math.max(0, message.log);
     this.counters.pending_frames = Math.max(0, message.log - message.checkpointed);
+    // A WAL this long has not been rewound for a while: pause the writer once for it. Not after the catch-up's own
+    // round, whose WAL the writer's next transaction rewinds.
+    if (message.now === true) this.catchingUp?.done();
+    else if (this.catchingUp === undefined) this.catchUpWanted = message.log >= this.catchUpPages;
   }
 
   private fail(error: unknown): void {
@@ -155,6 +215,7 @@ export class WalCheckpointer {
     this.failed = true;
     this.counters.mode = 'inline';
     if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+    this.catchingUp?.done();
     void this.worker.terminate();
     this.onFailure?.(error);
   }
@@ -173,14 +234,22 @@ function checkpointLoop(load: NodeJS.Require, threads: typeof import('node:worke
   const db = new Database(config.path, { fileMustExist: true, timeout: config.busyTimeoutMs });
   const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
   let timer: NodeJS.Timeout | undefined;
-  const round = (): void => {
-    port.postMessage(checkpoint.get());
+  const round = (now = false): void => {
+    const row = checkpoint.get() as object;
+    port.postMessage(now ? { ...row, now } : row);
   };
   const loop = (): void => {
     round();
     timer = setTimeout(loop, config.intervalMs);
   };
   port.on('message', (message) => {
+    if (message === 'now') {
+      // The writer waits for this round (a catch-up): run it at once, then the usual interval.
+      clearTimeout(timer);
+      round(true);
+      timer = setTimeout(loop, config.intervalMs);
+      return;
+    }
     if (message !== 'stop') return;
     clearTimeout(timer);
     round();

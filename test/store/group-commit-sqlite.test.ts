@@ -41,6 +41,58 @@ function rowCount(path: string, table: string): number {
 
 describe('group commit on SQLite', () => {
   const INSERT = 'INSERT INTO t (k) VALUES (?)';
+
+  it('waits out a pause before a transaction without holding the event loop; what is enqueued meanwhile joins it', async () => {
+    temp = await tempStore({}, 'sqlite');
+    const path = temp.path.replace(/pdp\.db$/, 'queue.db');
+    const db = openSqlite(path);
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    let release: (() => void) | undefined;
+    let pauses = 0;
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)), {
+      pauseBeforeBatch: () => {
+        if (pauses++ > 0) return undefined;
+        return new Promise<void>((resolve) => {
+          release = resolve;
+        });
+      },
+    });
+    const first = queue.enqueue(() => run(INSERT, 'a'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(release).toBeDefined();
+    // Paused: the event loop runs (this test does), more work queues, nothing is committed.
+    const more = [queue.enqueue(() => run(INSERT, 'b')), queue.enqueue(() => run(INSERT, 'c'))];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(rowCount(path, 't')).toBe(0);
+    expect(queue.stats().transactions).toBe(0);
+    release?.();
+    await Promise.all([first, ...more]);
+    expect(rowCount(path, 't')).toBe(3);
+    expect(queue.stats()).toMatchObject({ transactions: 1, largest_batch: 3 });
+    await queue.close();
+    db.close();
+  });
+
+  it('a pause that rejects still lets the batch commit, and close() commits what waits behind a pause', async () => {
+    temp = await tempStore({}, 'sqlite');
+    const path = temp.path.replace(/pdp\.db$/, 'queue.db');
+    const db = openSqlite(path);
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    let calls = 0;
+    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, sqliteExecutor(db)), {
+      // The first batch: a pause that rejects, then none (asked again when it ends); the second: one that never ends.
+      pauseBeforeBatch: () => (++calls === 1 ? Promise.reject(new Error('checkpointer gone')) : calls === 3 ? new Promise<void>(() => undefined) : undefined),
+    });
+    await queue.enqueue(() => run(INSERT, 'a'));
+    expect(rowCount(path, 't')).toBe(1);
+    // The second pause never ends: close() does not wait for it.
+    const waiting = queue.enqueue(() => run(INSERT, 'b'));
+    await new Promise((resolve) => setImmediate(resolve));
+    await queue.close();
+    await waiting;
+    expect(rowCount(path, 't')).toBe(2);
+    db.close();
+  });
   function* refusedAfterWriting(): Program<never> {
     yield* run(INSERT, 'b');
     throw new RangeError('refused after writing');

@@ -109,6 +109,37 @@ describe('WalCheckpointer', () => {
     db.close();
   });
 
+  it('asks the writer to pause once the WAL is long; the round it then runs copies every frame and the next write rewinds the WAL', async () => {
+    const { db } = tempDb();
+    const checkpointer = new WalCheckpointer(db, { intervalMs: 5, catchUpPages: 100 });
+    const insert = db.prepare('INSERT INTO rows (body) VALUES (?)');
+    // A short WAL: no pause wanted.
+    insert.run('x'.repeat(100));
+    const quiet = await until(() => checkpointer.stats(), (s) => s.rounds >= 2);
+    expect(checkpointer.catchUp()).toBeUndefined();
+    // 150+ pages without a rewind (the worker copies them, but the WAL only rewinds when a write finds it all copied).
+    for (let i = 0; i < 40; i++) insert.run('x'.repeat(16_000));
+    await until(() => checkpointer.stats(), (s) => s.rounds > quiet.rounds + 1);
+    let pause: Promise<void> | undefined;
+    for (let i = 0; i < 200 && pause === undefined; i++) {
+      pause = checkpointer.catchUp();
+      if (pause === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(pause).toBeDefined();
+    // One pause at a time.
+    expect(checkpointer.catchUp()).toBeUndefined();
+    await pause;
+    const after = checkpointer.stats();
+    expect(after).toMatchObject({ catch_ups: 1, pending_frames: 0 });
+    expect(after.catch_up_ms).toBeGreaterThanOrEqual(0);
+    // The writer's next write starts the WAL over: a checkpoint right after it finds a WAL of a few frames.
+    insert.run('y');
+    const row = db.pragma('wal_checkpoint(PASSIVE)', { simple: false }) as Array<{ log: number }>;
+    expect(row[0]?.log).toBeLessThan(10);
+    await checkpointer.stop();
+    db.close();
+  });
+
   it('refuses an in-memory database', () => {
     const db = openSqlite(':memory:');
     expect(() => new WalCheckpointer(db)).toThrow(TypeError);
