@@ -40,6 +40,9 @@ type WorkerReply = { malloced: number } | { parsed: { dataAddr: number; dataHeap
  * never called while JSON is parsed. It errs as `setData` would in-process (opa_abort's message, the SDK's "failed
  * to parse json value", a RangeError when the memory cannot grow), as a message.
  */
+/** The nice value of the loader's thread (19 is the lowest priority). */
+const LOADER_NICE = 19;
+
 const WORKER_SOURCE = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const memory = w.memory;
@@ -51,6 +54,11 @@ const cString = (addr) => {
 };
 const describe = (thrown) => typeof thrown === 'string' ? thrown : thrown instanceof Error ? thrown.message : String(thrown);
 const noBuiltins = () => { throw 'opa-wasm: a builtin was called while data was parsed'; };
+// A reload runs beside the decisions the main thread answers: this thread yields the CPU to them (Linux: a thread's
+// own nice value, set through its thread id; elsewhere nothing changes).
+try {
+  require('node:os').setPriority(Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()), ${LOADER_NICE});
+} catch {}
 try {
   const instance = new WebAssembly.Instance(w.module, { env: {
     memory, opa_abort: (addr) => { throw cString(addr); }, opa_println: () => undefined,
