@@ -35,14 +35,18 @@ const COPY_SLICE_BYTES = 8 * 1024 * 1024;
 type WorkerReply = { malloced: number } | { parsed: { dataAddr: number; dataHeapPtr: number } } | { error: string };
 
 /**
+ * The nice value of the loader's thread on Linux (0 normal, 19 lowest): under contention it gets about a tenth of a
+ * core against a busy thread at 0, so a reload under saturating traffic takes longer rather than stalling answers;
+ * alone on a core (a cold start) it runs at full speed.
+ */
+const LOADER_NICE = 10;
+
+/**
  * The worker, evaluated from this string (CommonJS), so the same code runs from `dist/` and under the tests'
  * TypeScript loader. Its imports are the SDK's: `opa_abort` throws the C string, as the SDK's does; builtins are
  * never called while JSON is parsed. It errs as `setData` would in-process (opa_abort's message, the SDK's "failed
  * to parse json value", a RangeError when the memory cannot grow), as a message.
  */
-/** The nice value of the loader's thread (19 is the lowest priority). */
-const LOADER_NICE = 19;
-
 const WORKER_SOURCE = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const memory = w.memory;
@@ -54,11 +58,13 @@ const cString = (addr) => {
 };
 const describe = (thrown) => typeof thrown === 'string' ? thrown : thrown instanceof Error ? thrown.message : String(thrown);
 const noBuiltins = () => { throw 'opa-wasm: a builtin was called while data was parsed'; };
-// A reload runs beside the decisions the main thread answers: this thread yields the CPU to them (Linux: a thread's
-// own nice value, set through its thread id; elsewhere nothing changes).
-try {
-  require('node:os').setPriority(Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()), ${LOADER_NICE});
-} catch {}
+// A reload runs beside the decisions the main thread answers: this thread yields the CPU to them. On Linux the nice
+// value is a thread's own, and setpriority(0) is the calling thread's; elsewhere it would be the whole process'.
+if (process.platform === 'linux') {
+  try {
+    require('node:os').setPriority(0, ${LOADER_NICE});
+  } catch {}
+}
 try {
   const instance = new WebAssembly.Instance(w.module, { env: {
     memory, opa_abort: (addr) => { throw cString(addr); }, opa_println: () => undefined,

@@ -10,7 +10,7 @@
  * take turns and the trail stays one chain (src/store/README.md, "PostgreSQL").
  */
 import { createHash } from 'node:crypto';
-import { CanonicalJsonError, GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
+import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { hashText } from './rows.js';
@@ -166,12 +166,11 @@ export function encodeData(data: unknown): string {
   return encodeRecorded(() => canonicalJson(data));
 }
 
-/** What `encode` returns; its CanonicalJsonError (data with no canonical encoding, the caller's fault) as invalid_request. */
+/** What `encode` returns; a failure (data with no canonical encoding: the caller's fault) as invalid_request. */
 export function encodeRecorded<T>(encode: () => T): T {
   try {
     return encode();
   } catch (error) {
-    if (!(error instanceof CanonicalJsonError)) throw error;
     throw new PdpError('invalid_request', `the payload cannot be recorded: ${(error as Error).message}`, {
       cause: error,
     });

@@ -141,16 +141,24 @@ const isPlain = (value: unknown): value is Json => {
   return proto === Object.prototype || proto === null;
 };
 
-/** The members of `o` (a plain object `depth` containers below the data's root), each value encoded at its own depth. */
-function membersOf(o: Json, depth: number): Members {
+/**
+ * The members of `o` (a plain object `depth` containers below the data's root), each value encoded at its own depth;
+ * the member `later`, when present, gets an empty text for the caller to fill (it encodes that one in parts).
+ */
+function membersOf(o: Json, depth: number, later?: string): Members {
   const keys = Object.keys(o);
   keys.sort();
   const out: Members = [];
   for (const key of keys) {
     const value = o[key];
-    if (value !== undefined) out.push([key, canonicalJsonAt(value, depth + 1)]);
+    if (value !== undefined) out.push([key, key === later ? '' : canonicalJsonAt(value, depth + 1)]);
   }
   return out;
+}
+
+/** Sets the text of member `key` (a placeholder of membersOf). */
+function fill(members: Members, key: string, text: string): void {
+  for (const member of members) if (member[0] === key) member[1] = text;
 }
 
 /** A key canonical JSON writes as it is, between quotes (what nearly every key is). */
@@ -189,7 +197,9 @@ const textOf = (members: Members, key: string): string | undefined => {
  * canonical texts (hashed) and the stored text (the members left out or renamed as described at the top) are put
  * together from those pieces. The stored text is the canonical encoding of the compact value, which is also what
  * `JSON.stringify` writes for it once parsed (unless an object has a key that is an array index: expansion accepts
- * either). Throws CanonicalJsonError for data with no canonical encoding, with the path from the data's root.
+ * either). Throws CanonicalJsonError for data with no canonical encoding, with the path from the data's root; the
+ * nesting limit counts from that root, so data the whole event's encoding (verification's) would refuse is refused
+ * here, before it is written.
  */
 export function encodeDecisionData(
   envelope: DecisionEnvelope,
@@ -214,18 +224,18 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
     mask |= BIT[code] as number;
   };
 
-  // The input: its members, the task's one level down.
-  const inputMembers = membersOf(input, 1);
+  // The input: its members, the task's one level down (each encoded once: the task's text is made of them).
   const task = input['task'];
   const taskMembers = isPlain(task) ? membersOf(task, 2) : undefined;
-  if (taskMembers !== undefined) inputMembers[inputMembers.findIndex(([k]) => k === 'task')] = ['task', objectText(taskMembers)];
+  const inputMembers = membersOf(input, 1, taskMembers === undefined ? undefined : 'task');
+  if (taskMembers !== undefined) fill(inputMembers, 'task', objectText(taskMembers));
   const inputText = objectText(inputMembers);
 
   // The result: its members, each reason's one level further down (for the messages' rename).
-  const resultMembers = membersOf(result, 1);
   const reasons = result['reasons'];
   const renameMessages =
     Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isPlain(x) && x['message'] !== undefined && !Object.hasOwn(x, 'm'));
+  const resultMembers = membersOf(result, 1, renameMessages ? 'reasons' : undefined);
   const shortReasons: string[] = [];
   if (renameMessages) {
     const full: string[] = [];
@@ -234,7 +244,7 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
       full.push(objectText(m));
       shortReasons.push(compactText(m, NONE, MESSAGE_AS_M));
     }
-    resultMembers[resultMembers.findIndex(([k]) => k === 'reasons')] = ['reasons', '[' + full.join(',') + ']'];
+    fill(resultMembers, 'reasons', '[' + full.join(',') + ']');
   }
   const resultText = objectText(resultMembers);
 

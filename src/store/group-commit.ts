@@ -111,6 +111,8 @@ export class GroupCommitQueue {
   private scheduled: NodeJS.Immediate | undefined;
   /** The transaction in flight (asynchronous drivers). */
   private running: Promise<void> | undefined;
+  /** A pause before the next transaction (`pauseBeforeBatch`) in progress. */
+  private pausing = false;
   private closed = false;
   /** The durable operations' syncs (syncCommitted), one after another; settles, never rejects. */
   private syncing: Promise<void> = Promise.resolve();
@@ -156,7 +158,7 @@ export class GroupCommitQueue {
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     if (this.driver.executeSync !== undefined) {
-      // A pause in progress is not waited for: what is queued commits now.
+      // A pause in progress (pauseBeforeBatch) is not waited for, on either driver: what is queued commits now.
       while (this.queue.length > 0) this.runBatchSync(this.takeBatch());
     } else {
       await this.running;
@@ -167,7 +169,7 @@ export class GroupCommitQueue {
   }
 
   private schedule(): void {
-    if (this.scheduled !== undefined || this.running !== undefined || this.closed) return;
+    if (this.scheduled !== undefined || this.running !== undefined || this.pausing || this.closed) return;
     this.scheduled = setImmediate(() => this.flush());
   }
 
@@ -177,10 +179,12 @@ export class GroupCommitQueue {
     const pause = this.closed ? undefined : this.pauseBeforeBatch?.();
     if (pause !== undefined) {
       // Like a transaction in flight: nothing is scheduled until it ends, then the queue (grown meanwhile) goes.
-      this.running = pause
+      // close() does not wait for it.
+      this.pausing = true;
+      void pause
         .catch(() => undefined)
         .then(() => {
-          this.running = undefined;
+          this.pausing = false;
           if (this.queue.length > 0) this.schedule();
         });
       return;

@@ -21,7 +21,7 @@ export type StoreOptions = SqliteStoreOptions & PostgresStoreOptions;
 
 export async function openStore(url: string, options: StoreOptions = {}): Promise<Store> {
   if (isPostgresUrl(url)) {
-    const { synchronous: _s, busyTimeoutMs: _b, onWarning: _w, checkpoint: _c, checkpointIntervalMs: _i, walBackstopPages: _p, onCheckpointFailure: _f, ...pg } = options;
+    const { synchronous: _s, busyTimeoutMs: _b, onWarning: _w, checkpoint: _c, checkpointIntervalMs: _i, walBackstopPages: _p, walCatchUpPages: _u, onCheckpointFailure: _f, ...pg } = options;
     return PostgresStore.open(url, pg);
   }
   return SqliteStore.open(sqlitePath(url), options);

@@ -24,7 +24,11 @@
  * the writer's next transaction rewinds the WAL. The event loop is never held: requests go on being parsed and
  * decided, and their writes wait and join that next transaction. The pause is bounded (250 ms); what the writes
  * waiting in it pay is latency, not a stalled process. So the WAL stays near catchUpPages under a load the worker
- * alone cannot catch up with, instead of climbing to the backstop.
+ * alone cannot catch up with, instead of climbing to the backstop. A pause holds only this process's writer: with
+ * other processes writing the same file (`serve --workers N` on SQLite, a CLI beside a server) their commits go on
+ * during the catch-up round, which then seldom copies every frame, and the backstop is what bounds the WAL. A pause
+ * is asked for at most once per round interval. The worker and a timer are ref'd while the writer waits, so a
+ * process with nothing else to do does not exit with its writes queued behind the pause.
  *
  * Failure: if the worker cannot start, throws, or exits before `stop()`, `wal_autocheckpoint` is turned back on
  * for the writer's connection (SQLite's default, 1000 pages), so the WAL is still checkpointed, inline as before,
@@ -72,8 +76,8 @@ interface RoundMessage {
   busy: number;
   log: number;
   checkpointed: number;
-  /** The round the writer asked for ('now'), run after the message arrived. */
-  now?: boolean;
+  /** The catch-up this round answers (the id of the writer's `{ now: id }`), run after that message arrived. */
+  now?: number;
 }
 
 interface WorkerConfig {
@@ -106,7 +110,9 @@ export class WalCheckpointer {
   /** A round found the WAL at catchUpPages or more: the writer's next batch pauses. */
   private catchUpWanted = false;
   /** The pause in progress: settled by the worker's next round, or by the timeout. */
-  private catchingUp: { done: () => void } | undefined;
+  private catchingUp: { id: number; done: () => void } | undefined;
+  /** The id of the last catch-up asked for: a late answer to an earlier one (timed out) settles nothing. */
+  private catchUpId = 0;
   private stopping: Promise<void> | undefined;
   private failed = false;
   /** `checkpointed` of the previous round: SQLite reports a running total since the WAL was last rewound. */
@@ -161,18 +167,23 @@ export class WalCheckpointer {
     this.catchUpWanted = false;
     const started = performance.now();
     return new Promise<void>((resolve) => {
+      // Both ref'd while the writer waits: a process with nothing else to do (a CLI writing its last events) must not
+      // exit, its writes unflushed, before the pause ends (the worker is unref'd otherwise, like stop() says).
       const timer = setTimeout(() => this.catchingUp?.done(), CATCH_UP_TIMEOUT_MS);
-      timer.unref();
+      this.worker.ref();
+      const id = ++this.catchUpId;
       this.catchingUp = {
+        id,
         done: () => {
           clearTimeout(timer);
+          if (!this.failed && this.stopping === undefined) this.worker.unref();
           this.catchingUp = undefined;
           this.counters.catch_ups++;
           this.counters.catch_up_ms += Math.round(performance.now() - started);
           resolve();
         },
       };
-      this.worker.postMessage('now');
+      this.worker.postMessage({ now: id });
     });
   }
 
@@ -206,8 +217,9 @@ export class WalCheckpointer {
     this.counters.pending_frames = Math.max(0, message.log - message.checkpointed);
     // A WAL this long has not been rewound for a while: pause the writer once for it. Not after the catch-up's own
     // round, whose WAL the writer's next transaction rewinds.
-    if (message.now === true) this.catchingUp?.done();
-    else if (this.catchingUp === undefined) this.catchUpWanted = message.log >= this.catchUpPages;
+    if (message.now !== undefined) {
+      if (message.now === this.catchingUp?.id) this.catchingUp.done();
+    } else if (this.catchingUp === undefined) this.catchUpWanted = message.log >= this.catchUpPages;
   }
 
   private fail(error: unknown): void {
@@ -234,19 +246,19 @@ function checkpointLoop(load: NodeJS.Require, threads: typeof import('node:worke
   const db = new Database(config.path, { fileMustExist: true, timeout: config.busyTimeoutMs });
   const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
   let timer: NodeJS.Timeout | undefined;
-  const round = (now = false): void => {
+  const round = (now?: number): void => {
     const row = checkpoint.get() as object;
-    port.postMessage(now ? { ...row, now } : row);
+    port.postMessage(now === undefined ? row : { ...row, now });
   };
   const loop = (): void => {
     round();
     timer = setTimeout(loop, config.intervalMs);
   };
-  port.on('message', (message) => {
-    if (message === 'now') {
+  port.on('message', (message: unknown) => {
+    if (typeof message === 'object' && message !== null && typeof (message as { now?: unknown }).now === 'number') {
       // The writer waits for this round (a catch-up): run it at once, then the usual interval.
       clearTimeout(timer);
-      round(true);
+      round((message as { now: number }).now);
       timer = setTimeout(loop, config.intervalMs);
       return;
     }

@@ -73,6 +73,11 @@ describe('data set by a worker thread over shared memory', () => {
     // Evaluations reuse the heap above the data: a second round still answers the same.
     expect(answers(offThread, cases)).toEqual(expected);
     expect(offThread.revision).toBe(inProcess.revision);
+    // An input larger than the shared memory grows it (a new SharedArrayBuffer): the answers after it are the same.
+    const first = cases[0] as EvaluationInputV1;
+    const large = { ...first, task: { ...first.task, context: { ...first.task.context, blob: 'é'.repeat(4_000_000) } } };
+    expect(offThread.evaluate(large)).toEqual(inProcess.evaluate(large));
+    expect(answers(offThread, cases)).toEqual(expected);
   });
 
   it('is the default for a large compiled bundle, read back and answered exactly as in-process', async () => {

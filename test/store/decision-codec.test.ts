@@ -165,6 +165,47 @@ describe('decision event data as stored', () => {
     expect(expandDecisionData(ENVELOPE, earlier)).toBe(canonical);
   });
 
+  it('members valued undefined and -0 encode as canonical JSON has them (left out, 0)', () => {
+    const data = decided();
+    data.input['ttl_seconds'] = undefined;
+    (data.input['task'] as Record<string, unknown>)['type'] = undefined;
+    data.result['token_ttl_seconds'] = -0;
+    data.result['reasons'] = [{ code: 'allowed', message: 'granted tickets:write', detail: undefined }];
+    const { canonical, stored, expanded } = roundTrip(ENVELOPE, data as ReturnType<typeof decided>);
+    expect(canonical).not.toContain('"ttl_seconds"');
+    expect(stored).not.toContain('undefined');
+    expect(expanded).toBe(canonical);
+  });
+
+  it('refuses exactly the nesting the whole event would refuse (the limit counts from the data root)', () => {
+    const nested = (levels: number): Record<string, unknown> => {
+      let value: Record<string, unknown> = {};
+      for (let i = 0; i < levels; i++) value = { a: value };
+      return value;
+    };
+    for (const levels of [123, 124, 125, 126]) {
+      const data = decided();
+      (data.input['task'] as { context: Record<string, unknown> }).context = nested(levels);
+      const whole = (() => {
+        try {
+          canonicalJson(data);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      const encoded = (() => {
+        try {
+          encodeDecisionData(ENVELOPE, data.input, data.result, data.policy_revision);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      expect(encoded, `${levels} levels`).toBe(whole);
+    }
+  });
+
   it('data with no canonical encoding is refused with the path from the data root', () => {
     const data = decided();
     (data.input['task'] as { context: Record<string, unknown> }).context = { bad: Number.NaN };
