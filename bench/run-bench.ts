@@ -592,7 +592,7 @@ function soakGoals(r: BenchResults & { soak?: SoakBenchResult }): Goal[] {
       (s.other_cores > BUSY_OTHER_CORES ? `; other processes used ${s.other_cores} cores meanwhile, load average ${s.load1_start} → ${s.load1_end}` : '')
     : '';
   const backstop = s
-    ? `WAL up to ${s.wal.max_file_mb} MB, ${s.wal.max_live_frames.toLocaleString('en')} live pages of the ${s.wal.backstop_pages.toLocaleString('en')}-page inline backstop${s.wal.backstop_reached ? ' (reached)' : ''}`
+    ? `WAL up to ${s.wal.max_file_mb} MB, ${s.wal.max_live_frames.toLocaleString('en')} live pages of the ${s.wal.backstop_pages.toLocaleString('en')}-page inline backstop${s.wal.backstop_reached ? ' (reached)' : ''}, ${s.wal.catch_ups} catch-up pauses (${s.wal.catch_up_ms} ms)`
     : '';
   return [
     {

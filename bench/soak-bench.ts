@@ -85,6 +85,9 @@ export interface SoakBenchResult {
     /** 1 s samples with live frames at ≥ 90% of the backstop. */
     near_backstop_samples: number;
     backstop_reached: boolean;
+    /** The writer's pauses for the checkpoint worker to catch up, and their time (the store's /metrics, at the end). */
+    catch_ups: number;
+    catch_up_ms: number;
   };
   server_cpu_cores: number;
   other_cores: number;
@@ -160,18 +163,22 @@ function tree(pid: number): number[] {
 const treeCpu = (pid: number): number => tree(pid).reduce((n, p) => n + cpuSeconds(p), 0);
 
 /** The server's Prometheus text: the lag maximum since the last scrape and the decisions counted so far. */
-async function scrape(server: RunningServer): Promise<{ lagMaxMs: number | undefined; decisions: number } | undefined> {
+async function scrape(server: RunningServer): Promise<{ lagMaxMs: number | undefined; decisions: number; catchUps: number; catchUpMs: number } | undefined> {
   const text = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(5000) })
     .then((r) => (r.ok ? r.text() : undefined))
     .catch(() => undefined);
   if (text === undefined) return undefined;
   let lagMaxMs: number | undefined;
   let decisions = 0;
+  let catchUps = 0;
+  let catchUpMs = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('nodejs_eventloop_lag_max_seconds')) lagMaxMs = Number(line.split(' ').at(-1)) * 1000;
     else if (line.startsWith('agentpdp_decisions_total{')) decisions += Number(line.split(' ').at(-1));
+    else if (line.startsWith('agentpdp_store{count="wal_catch_ups"}')) catchUps += Number(line.split(' ').at(-1));
+    else if (line.startsWith('agentpdp_store{count="wal_catch_up_ms"}')) catchUpMs += Number(line.split(' ').at(-1));
   }
-  return { lagMaxMs, decisions };
+  return { lagMaxMs, decisions, catchUps, catchUpMs };
 }
 
 /** Every case once: the soak's targets answer as the mix says, or the run would measure something else. */
@@ -212,6 +219,8 @@ export async function runSoakBench(o: { seconds: number; rate: number; serverCpu
     let pageSize = 0;
     let lastSequence = -1;
     let rewinds = 0;
+    let catchUps = 0;
+    let catchUpMs = 0;
     let nearBackstop = 0;
     let maxLive = 0;
     let maxWal = 0;
@@ -232,7 +241,11 @@ export async function runSoakBench(o: { seconds: number; rate: number; serverCpu
       walSamples.push({ t: Math.round((Date.now() - t0) / 1000), file_mb: mb(w?.bytes ?? 0), live_frames: w?.liveFrames ?? 0 });
       const m = await scrape(s);
       if (m?.lagMaxMs !== undefined) lags.push(round(m.lagMaxMs, 1));
-      if (m !== undefined) lastDecisions = m.decisions;
+      if (m !== undefined) {
+        lastDecisions = m.decisions;
+        catchUps = m.catchUps;
+        catchUpMs = m.catchUpMs;
+      }
       o.log(`soak ${String(walSamples.at(-1)?.t).padStart(4)} s: RSS ${rss.at(-1)} MB, WAL ${walSamples.at(-1)?.file_mb} MB (${walSamples.at(-1)?.live_frames} live frames), lag max ${lags.at(-1) ?? '?'} ms, ${lastDecisions} decisions`);
     };
     timers.push(setInterval(walTick, WAL_EVERY_MS));
@@ -289,6 +302,8 @@ export async function runSoakBench(o: { seconds: number; rate: number; serverCpu
         rewinds,
         near_backstop_samples: nearBackstop,
         backstop_reached: nearBackstop > 0,
+        catch_ups: catchUps,
+        catch_up_ms: catchUpMs,
       },
       server_cpu_cores: serverCores,
       other_cores: machine.other_cores,
