@@ -223,6 +223,11 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
   const set = (code: string): void => {
     mask |= BIT[code] as number;
   };
+  /** Leaves member `key` out of an object's stored text (its set of dropped keys), flagged by `code`. */
+  const leaveOut = (dropped: Set<string>, key: string, code: string): void => {
+    dropped.add(key);
+    set(code);
+  };
 
   // The input: its members, the task's one level down (each encoded once: the task's text is made of them).
   const task = input['task'];
@@ -255,26 +260,14 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
   const canonicalTime = want !== undefined && want.rfc3339 === envelope.time;
   const inputDropped = new Set<string>();
   const time = input['time'];
-  if (canonicalTime && isRecord(time) && isEvaluationTime(time, want)) {
-    inputDropped.add('time');
-    set('t');
-  }
-  if (envelope.agent_id !== null && input['agent_id'] === envelope.agent_id) {
-    inputDropped.add('agent_id');
-    set('a');
-  }
-  if (envelope.caller_id !== null && input['caller_id'] === envelope.caller_id) {
-    inputDropped.add('caller_id');
-    set('c');
-  }
+  if (canonicalTime && isRecord(time) && isEvaluationTime(time, want)) leaveOut(inputDropped, 'time', 't');
+  if (envelope.agent_id !== null && input['agent_id'] === envelope.agent_id) leaveOut(inputDropped, 'agent_id', 'a');
+  if (envelope.caller_id !== null && input['caller_id'] === envelope.caller_id) leaveOut(inputDropped, 'caller_id', 'c');
   let compactInput: string;
   if (taskMembers !== undefined) {
     const t = task as Json;
     const taskDropped = new Set<string>();
-    if (envelope.task_id !== null && t['id'] === envelope.task_id) {
-      taskDropped.add('id');
-      set('k');
-    }
+    if (envelope.task_id !== null && t['id'] === envelope.task_id) leaveOut(taskDropped, 'id', 'k');
     const taskRenames = new Map<string, string>();
     for (const { code, long, short } of TASK_RENAMES) {
       if (t[long] === undefined || Object.hasOwn(t, short)) continue;
@@ -290,10 +283,7 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
   // What can be left out of the result: what the envelope, the input or the revision already say.
   const r = result;
   const resultDropped = new Set<string>();
-  const drop = (key: string, code: string): void => {
-    resultDropped.add(key);
-    set(code);
-  };
+  const drop = (key: string, code: string): void => leaveOut(resultDropped, key, code);
   if (envelope.agent_id !== null && r['agent_id'] === envelope.agent_id) drop('agent_id', 'A');
   if (envelope.decision_id !== null && r['decision_id'] === envelope.decision_id) drop('decision_id', 'D');
   if (envelope.task_id !== null && r['task_id'] === envelope.task_id) drop('task_id', 'K');
