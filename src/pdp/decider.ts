@@ -284,14 +284,9 @@ export class Decider {
       now: now.toISOString(),
     });
     if (found.length === 0) return undefined;
+    if (found.length === 1) return elevationInput(found[0] as ElevationRecord);
     const covered = (e: ElevationRecord) => request.scopes.filter((s) => e.scopes.includes(s)).length;
-    const best = [...found].sort((a, b) => covered(b) - covered(a) || b.approved_until.localeCompare(a.approved_until))[0] as ElevationRecord;
-    return {
-      access_request_id: best.id,
-      scopes: Object.fromEntries(best.scopes.map((s) => [s, true as const])),
-      resource: best.resource,
-      approved_until: best.approved_until,
-    };
+    return elevationInput([...found].sort((a, b) => covered(b) - covered(a) || b.approved_until.localeCompare(a.approved_until))[0] as ElevationRecord);
   }
 
   /** An elevation of the task serves this decide: its agent, integration, the PEP that asked, record and window. */
@@ -345,3 +340,23 @@ export class Decider {
     return this.#o.newId?.() ?? newDecisionId(now.getTime());
   }
 }
+
+/**
+ * The policy's `input.elevation` for an elevation (frozen: every decision it serves shares it). A registered task's
+ * elevations are the store's shared, frozen list (rows.ts), so each is turned into an input once.
+ */
+function elevationInput(e: ElevationRecord): ElevationInputV1 {
+  let input = elevationInputs.get(e);
+  if (input === undefined) {
+    input = Object.freeze({
+      access_request_id: e.id,
+      scopes: Object.freeze(Object.fromEntries(e.scopes.map((s) => [s, true as const]))),
+      resource: e.resource,
+      approved_until: e.approved_until,
+    });
+    elevationInputs.set(e, input);
+  }
+  return input;
+}
+
+const elevationInputs = new WeakMap<ElevationRecord, ElevationInputV1>();

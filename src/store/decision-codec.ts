@@ -16,7 +16,7 @@
  * one, SQL's null, as none), `result.outcome` and
  * each reason's `code` (the decision search's text match), `result.approval` (the elevated decisions of a chain view).
  */
-import { canonicalJson, canonicalJsonAt } from '../audit/index.js';
+import { canonicalJson, canonicalJsonAt, sortKeys } from '../audit/index.js';
 import { evaluationTime } from '../wire/evaluation-time.js';
 import type { EvaluationTimeV1 } from '../wire/evaluation-time.js';
 
@@ -146,8 +146,7 @@ const isPlain = (value: unknown): value is Json => {
  * the member `later`, when present, gets an empty text for the caller to fill (it encodes that one in parts).
  */
 function membersOf(o: Json, depth: number, later?: string): Members {
-  const keys = Object.keys(o);
-  keys.sort();
+  const keys = sortKeys(Object.keys(o));
   const out: Members = [];
   for (const key of keys) {
     const value = o[key];
@@ -174,7 +173,18 @@ function objectText(members: Members): string {
   return out + '}';
 }
 
-const byKey = (a: [string, string], b: [string, string]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+/** Sorts members by key in place (an insertion sort: a few members, nothing allocated; see sortKeys). */
+function sortMembers(members: Members): void {
+  for (let i = 1; i < members.length; i++) {
+    const member = members[i] as [string, string];
+    let j = i - 1;
+    while (j >= 0 && (members[j] as [string, string])[0] > member[0]) {
+      members[j + 1] = members[j] as [string, string];
+      j--;
+    }
+    members[j + 1] = member;
+  }
+}
 
 /** The text of `members` without the keys dropped, with `renames` applied (long → short), in canonical order. */
 function compactText(members: Members, dropped: ReadonlySet<string>, renames?: ReadonlyMap<string, string>, replaced?: ReadonlyMap<string, string>): string {
@@ -183,7 +193,7 @@ function compactText(members: Members, dropped: ReadonlySet<string>, renames?: R
     if (dropped.has(key)) continue;
     kept.push([renames?.get(key) ?? key, replaced?.get(key) ?? text]);
   }
-  if (renames !== undefined && renames.size > 0) kept.sort(byKey);
+  if (renames !== undefined && renames.size > 0) sortMembers(kept);
   return objectText(kept);
 }
 

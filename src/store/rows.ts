@@ -90,15 +90,37 @@ export function hashText(value: string | Uint8Array | null | undefined): string 
 /**
  * A task row's elevations (only the code writes the column). A value that does not read as a list reads as none:
  * the decide path then grants nothing from it, and closing the task (which reads the row) never fails on it.
+ *
+ * The decide path reads a task row for every decision, and an elevated task's column is the same text from its
+ * approval until its window ends: the last texts read are kept parsed (ELEVATIONS_KEPT of them, oldest dropped),
+ * deeply frozen, so every read of one text shares one list that no reader can change.
  */
-export function parseTaskElevations(text: string | null): TaskElevation[] {
-  if (text === null) return [];
+export function parseTaskElevations(text: string | null): readonly TaskElevation[] {
+  if (text === null) return NO_ELEVATIONS;
+  const kept = parsedElevations.get(text);
+  if (kept !== undefined) return kept;
+  let list: readonly TaskElevation[] = NO_ELEVATIONS;
   try {
     const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? (value as TaskElevation[]) : [];
+    if (Array.isArray(value)) list = deepFreeze(value as TaskElevation[]);
   } catch {
-    return [];
+    // not a list: none (above)
   }
+  if (parsedElevations.size >= ELEVATIONS_KEPT) parsedElevations.delete(parsedElevations.keys().next().value as string);
+  parsedElevations.set(text, list);
+  return list;
+}
+
+const NO_ELEVATIONS: readonly TaskElevation[] = Object.freeze([]);
+const ELEVATIONS_KEPT = 256;
+const parsedElevations = new Map<string, readonly TaskElevation[]>();
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const member of Object.values(value)) deepFreeze(member);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 export function taskFromRow(row: TaskRow): TaskRecord {

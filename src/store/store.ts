@@ -63,7 +63,7 @@ export interface TaskRecord {
    * drops those whose window has passed): the decide path reads them with the task, in one read, and uses one only
    * for exactly its integration, PEP and record, while `approved_until` lies ahead. Never shown to callers.
    */
-  elevations: TaskElevation[];
+  elevations: readonly TaskElevation[];
 }
 
 /** An approved access request's window, as the task row keeps it for the decide path. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson } from '../../src/audit/index.js';
+import { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson, sortKeys } from '../../src/audit/index.js';
 
 describe('canonicalJson', () => {
   it.each([
@@ -63,6 +63,20 @@ describe('canonicalJson', () => {
         expect(canonicalJson(parsed)).toBe(json);
         expect(canonicalJson(reverseKeys(value))).toBe(json);
       }),
+    );
+  });
+});
+
+describe('sortKeys', () => {
+  it('orders keys as the built-in sort does (UTF-16 code units), short lists and long, in place', () => {
+    const keyChar = fc.constantFrom('a', 'B', 'z', '0', '9', '_', 'é', '€', '\uD83D\uDE00', '\uFFFF', '\u0000');
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: keyChar, maxLength: 4 }), { maxLength: 48 }), (keys) => {
+        const mine = [...keys];
+        expect(sortKeys(mine)).toBe(mine);
+        expect(mine).toEqual([...keys].sort());
+      }),
+      { numRuns: 500 },
     );
   });
 });
