@@ -354,7 +354,8 @@ function elevationInput(e: ElevationRecord): ElevationInputV1 {
       resource: e.resource,
       approved_until: e.approved_until,
     });
-    elevationInputs.set(e, input);
+    // Only a record nobody can change is remembered (the store's shared task elevations); a fresh one is not reused.
+    if (Object.isFrozen(e)) elevationInputs.set(e, input);
   }
   return input;
 }

@@ -92,13 +92,19 @@ export function hashText(value: string | Uint8Array | null | undefined): string 
  * the decide path then grants nothing from it, and closing the task (which reads the row) never fails on it.
  *
  * The decide path reads a task row for every decision, and an elevated task's column is the same text from its
- * approval until its window ends: the last texts read are kept parsed (ELEVATIONS_KEPT of them, oldest dropped),
+ * approval until its window ends: the texts read most recently are kept parsed (ELEVATIONS_KEPT of them, the least
+ * recently read dropped),
  * deeply frozen, so every read of one text shares one list that no reader can change.
  */
 export function parseTaskElevations(text: string | null): readonly TaskElevation[] {
   if (text === null) return NO_ELEVATIONS;
   const kept = parsedElevations.get(text);
-  if (kept !== undefined) return kept;
+  if (kept !== undefined) {
+    // Most recently read last: the oldest read is the one dropped.
+    parsedElevations.delete(text);
+    parsedElevations.set(text, kept);
+    return kept;
+  }
   let list: readonly TaskElevation[] = NO_ELEVATIONS;
   try {
     const value: unknown = JSON.parse(text);

@@ -33,6 +33,20 @@ describe('logger redaction (the second belt behind allowlisted log fields)', () 
     expect(second).toMatchObject({ request_id: 'r1', method: 'POST', route: '/v1/decide', status: 200, duration_ms: 1.2, caller_id: 'pep', msg: 'request' });
   });
 
+  it("redacts a child logger's bindings, and keeps an error's message and stack when one of its members is redacted", async () => {
+    const { lines, logger } = capture();
+    logger.child({ token: 'child-secret', worker: 2 }).info('bound');
+    const err = Object.assign(new Error('upstream refused'), { headers: { authorization: 'Bearer leaked' } });
+    logger.error({ err }, 'failed');
+    await new Promise((r) => setImmediate(r));
+    const [bound, failed] = lines;
+    expect(bound).toMatchObject({ token: REDACTED, worker: 2, msg: 'bound' });
+    expect(JSON.stringify(bound)).not.toContain('child-secret');
+    expect(failed?.['err']).toMatchObject({ type: 'Error', message: 'upstream refused', headers: REDACTED });
+    expect(String((failed?.['err'] as { stack?: unknown }).stack)).toContain('upstream refused');
+    expect(JSON.stringify(failed)).not.toContain('leaked');
+  });
+
   it('passes an object with nothing to redact through as it is (no copy)', () => {
     const fields = { request_id: 'r1', route: '/v1/decide', status: 200, nested: { a: 1 }, list: [{ token: 'x' }] };
     expect(redactLogObject(fields)).toBe(fields);
