@@ -23,10 +23,10 @@ export const REDACTED = '[redacted]';
 const censor = (): string => REDACTED;
 
 /**
- * A log object with the value of every REDACTED_KEYS member, at its top level and in
- * each object it holds directly, replaced by `[redacted]` (what pino's `redact` paths `key` and `*.key` did), in a
- * copy: the caller's object is never changed. Nothing is copied when nothing matches, which is every request line: pino's redaction cloned and
- * parsed its paths on every line (10 KB of garbage per request, more than the decision it logged).
+ * A log object with the value of every REDACTED_KEYS member, at its top level and in each object it holds directly,
+ * replaced by `[redacted]` (what pino's `redact` paths `key` and `*.key` did), in a copy: the caller's object is never
+ * changed. Nothing is copied when nothing matches, which is every request line: pino's redaction cloned the object
+ * and parsed its paths on every line (10 KB of garbage per request, more than the decision it logged).
  */
 export function redactLogObject(object: Record<string, unknown>): Record<string, unknown> {
   let out: Record<string, unknown> | undefined;

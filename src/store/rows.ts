@@ -93,8 +93,7 @@ export function hashText(value: string | Uint8Array | null | undefined): string 
  *
  * The decide path reads a task row for every decision, and an elevated task's column is the same text from its
  * approval until its window ends: the texts read most recently are kept parsed (ELEVATIONS_KEPT of them, the least
- * recently read dropped),
- * deeply frozen, so every read of one text shares one list that no reader can change.
+ * recently read dropped), deeply frozen, so every read of one text shares one list that no reader can change.
  */
 export function parseTaskElevations(text: string | null): readonly TaskElevation[] {
   if (text === null) return NO_ELEVATIONS;
