@@ -323,6 +323,10 @@ describe('sessions in the browser', () => {
   it('an idle session expires: the next click lands on the sign-in form, and the cookie no longer works', async () => {
     const page = session.page;
     await signIn(page, KEYS.auditor);
+    // The home page (the overview) has loaded: no request of the page is in flight when the clock moves. One still
+    // in flight would be answered 401 and show the sign-in form before the click (the nav link gone, the click
+    // waiting for it): what CI saw on a loaded machine.
+    await page.getByTestId('overview-rate').waitFor();
     t.clock.advance(901); // the default idle timeout is 900 s
     await page.getByTestId('nav-integrity').click();
     await expect.poll(() => page.getByTestId('signin-message').textContent()).toContain('session expired');

@@ -62,6 +62,9 @@ export function useBrowser(): BrowserSession {
   });
   beforeEach(async () => {
     context = await need(browser, 'browser').newContext({ viewport: VIEWPORT });
+    // Below the test's own 30 s: an action waiting for an element that never comes fails naming the locator, rather
+    // than as a bare test timeout.
+    context.setDefaultTimeout(20_000);
     page = await context.newPage();
   });
   afterEach(async () => {
