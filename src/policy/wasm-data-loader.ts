@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { evalThread } from '../threads/eval-thread.js';
 
 /**
  * Sets a large data document into an opa-wasm policy without holding the event loop.
@@ -99,8 +100,7 @@ try {
 export async function setDataOffThread(policy: SdkPolicyState, module: object, data: Uint8Array): Promise<void> {
   const exports = policy.wasmInstance.exports as { opa_heap_ptr_get(): number };
   const before = new Uint8Array(policy.mem.buffer, 0, exports.opa_heap_ptr_get()).slice();
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
+  const worker = evalThread(WORKER_SOURCE, {
     workerData: { module, memory: policy.mem, before, base: policy.baseHeapPtr, length: data.byteLength },
   });
   try {

@@ -7,7 +7,8 @@
  * database reads inside the payloads.
  */
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { evalThread } from '../threads/eval-thread.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { createFoldCore, createUsageFold } from './usage-fold.js';
 import type { FoldedCells, UsageFoldSql } from './usage-fold.js';
@@ -37,7 +38,7 @@ export class FoldWorkers {
     const config: WorkerConfig = { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path, busyTimeoutMs, sql };
     const source = `(${foldWorker.toString()})(require, require('node:worker_threads'), ${createUsageFold.toString()}, ${createFoldCore.toString()});`;
     this.workers = Array.from({ length: count }, () => {
-      const worker = new Worker(source, { eval: true, workerData: config, stdout: false, stderr: false });
+      const worker = evalThread(source, { workerData: config, stdout: false, stderr: false });
       worker.on('message', (reply: FoldReply) => {
         const waiting = this.pending.get(worker);
         this.pending.delete(worker);

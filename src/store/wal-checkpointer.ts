@@ -36,7 +36,8 @@
  * behind is replayed by the next open.
  */
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { evalThread } from '../threads/eval-thread.js';
 import type { Database } from 'better-sqlite3';
 
 export interface WalCheckpointerOptions {
@@ -137,8 +138,7 @@ export class WalCheckpointer {
       intervalMs,
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     };
-    this.worker = new Worker(`(${checkpointLoop.toString()})(require, require('node:worker_threads'));`, {
-      eval: true,
+    this.worker = evalThread(`(${checkpointLoop.toString()})(require, require('node:worker_threads'));`, {
       workerData: config,
       stdout: false,
       stderr: false,
