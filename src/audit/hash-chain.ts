@@ -63,7 +63,7 @@ export function sealEvent(head: ChainHead, event: NewAuditEvent): AuditEventV1 {
     const id = event[field];
     if (id !== undefined) unsealed[field] = id;
   }
-  return { ...unsealed, hash: hashEvent(unsealed) };
+  return Object.assign(unsealed, { hash: hashEvent(unsealed) });
 }
 
 /** True when `event` hashes to its own `hash` (its content is what was sealed); false for data with no encoding. */

@@ -58,7 +58,7 @@ export type VerifyResourceTokenOptions = Pick<VerifyAccessTokenOptions, 'jwks' |
  * token says who is calling and on which task, not what a request may do.
  */
 export async function verifyResourceToken(token: string, options: VerifyResourceTokenOptions): Promise<AccessTokenClaims> {
-  const tolerance = checkOptions({ ...options, integration: '*', scope: '*' });
+  const tolerance = checkOptions(Object.assign({}, options, { integration: '*', scope: '*' }));
   return verifySignedClaims(token, options, tolerance, options.audience);
 }
 
@@ -69,7 +69,7 @@ export type VerifyIssuedTokenOptions = Pick<VerifyAccessTokenOptions, 'jwks' | '
  * what introspection and revocation need before they look the token up. Resource servers use verifyAccessToken.
  */
 export async function verifyIssuedToken(token: string, options: VerifyIssuedTokenOptions): Promise<AccessTokenClaims> {
-  const tolerance = checkOptions({ ...options, audience: '*', integration: '*', scope: '*' });
+  const tolerance = checkOptions(Object.assign({}, options, { audience: '*', integration: '*', scope: '*' }));
   return verifySignedClaims(token, options, tolerance, undefined);
 }
 

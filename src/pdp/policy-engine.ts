@@ -95,7 +95,7 @@ export class PolicyEngine {
   evaluateEntrypoint(entrypoint: string, input: unknown): { defined: boolean; result?: unknown; active: ActivePolicy } {
     const active = this.#active;
     if (!active) throw new PdpError('bundle_missing', 'no policy is loaded');
-    return { ...active.evaluator.evaluateEntrypoint(entrypoint, input), active };
+    return Object.assign(active.evaluator.evaluateEntrypoint(entrypoint, input), { active });
   }
 
   /** Loads the current files. Resolves with the new policy, or rejects (the old one stays in force). */

@@ -157,7 +157,7 @@ export class WasmEvaluator {
     const result = (resultSet[0] as { result?: unknown } | undefined)?.result;
     if (result === undefined) return undefinedEvaluation();
     const checked: EvaluationResultV1 = checkEvaluationResult(result);
-    return { ...checked, defined: true };
+    return Object.assign(checked, { defined: true as const });
   }
 
   /**

@@ -119,14 +119,14 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           gate(route, caller);
         }
         const body = route.body ? (dialect === 'oauth' && route.body.parseForm ? route.body.parseForm(raw) : route.body.parse(raw)) : undefined;
-        reply = await route.handle({ ...base, caller, body: body as never, dialect, credential: 'api_key' });
+        reply = await route.handle({ caller, body: body as never, dialect, credential: 'api_key', ...base });
       } else if (route.formKey) {
         // The approval page's form carries the approver's key: read the body (bounded) first, then authenticate.
         const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
         caller = authenticated(req, route, callers.formKey(req.headers.authorization, raw as Record<string, unknown> | undefined));
         gate(route, caller);
         const body = route.body ? route.body.parse(raw) : undefined;
-        reply = await route.handle({ ...base, caller, body: body as never, dialect: 'pdp', credential: 'api_key' });
+        reply = await route.handle({ caller, body: body as never, dialect: 'pdp', credential: 'api_key', ...base });
       } else {
         const header = req.headers.authorization;
         const sessions = options.sessions;
@@ -161,11 +161,11 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
         }
         const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes)) : undefined;
         reply = await route.handle({
-          ...base,
           caller,
           body: body as never,
           dialect: 'pdp',
           ...(consoleSession === undefined ? { credential: 'api_key' } : { credential: 'session', session: consoleSession }),
+          ...base,
         });
       }
     } catch (err) {
@@ -242,7 +242,7 @@ async function write(
   options: Pick<PipelineOptions, 'logger' | 'bodyLimitBytes'>,
   requestId: string,
 ): Promise<void> {
-  const headers = { ...base, ...reply.headers };
+  const headers = Object.assign({}, base, reply.headers);
   keepAliveOrClose(req, headers, options.bodyLimitBytes);
   if ('stream' in reply) {
     res.writeHead(reply.status, headers);

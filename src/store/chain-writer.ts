@@ -128,7 +128,7 @@ export class ChainWriter {
     );
     this.head = { seq: unsealed.seq, hash };
     this.appended++;
-    return { ...unsealed, data: e.data, hash };
+    return Object.assign(unsealed, { data: e.data, hash });
   }
 }
 
