@@ -12,6 +12,7 @@ import type { AuditEventV1, ChainHead, NewAuditEvent, SignedHeadV1, VerifyResult
 import { PdpError } from '../errors/pdp-error.js';
 import { SQL, eventPageSql } from './sql.js';
 import { all, get, run } from './sql-program.js';
+import type { PreparedEvent } from './chain-writer.js';
 import type { Program } from './sql-program.js';
 import { eventFromRow, hashText } from './rows.js';
 import { termsFromEvent } from './decision-terms.js';
@@ -28,11 +29,14 @@ export async function appendEvents(ctx: StoreContext, events: readonly NewAuditE
     if (isTrailEventType(event.type)) throw new TypeError(`${event.type} events are written by the store itself`);
   }
   const prepared = events.map((event) => ctx.chain.prepare(event));
-  return ctx.write(function* () {
-    const appended: AuditEventV1[] = [];
-    for (const p of prepared) appended.push(yield* ctx.chain.append(p));
-    return appended;
-  });
+  return ctx.write(() => appendProgram(ctx, prepared));
+}
+
+/** appendEvents' transaction. Declared once, not a `function*` expression per call (see writeDecision in decision-ops.ts). */
+function* appendProgram(ctx: StoreContext, prepared: readonly PreparedEvent[]): Program<AuditEventV1[]> {
+  const appended: AuditEventV1[] = [];
+  for (const p of prepared) appended.push(yield* ctx.chain.append(p));
+  return appended;
 }
 
 /**

@@ -1,8 +1,10 @@
 /** Decisions and the tokens they are redeemed for: record, redeem once, revoke, record uses. */
 import { RawJson, decisionEvent, providerCredentialDiscardedEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedEvent } from '../audit/index.js';
+import type { NewAuditEvent, TokenRevokeReason } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { RECORDED_OUTCOMES } from '../wire/evaluation-v1.js';
 import { encodeData, encodeRecorded } from './chain-writer.js';
+import type { PreparedEvent } from './chain-writer.js';
 import { decisionFromRow, tokenFromRow } from './rows.js';
 import { sameTerms, termsFromEvent } from './decision-terms.js';
 import { encodeDecisionData } from './decision-codec.js';
@@ -101,16 +103,24 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     { premasked: true },
   );
   if (encoded.stored !== undefined) event.storedJson = encoded.stored;
-  return ctx.write(function* () {
-    // No lookup first: the decision id is the PDP's own random UUID. A duplicate (a bug, never a caller's doing) fails
-    // the transaction (the row's primary key; the event is looked up by id, first one wins): store_unavailable where
-    // a row is written. The common decide writes one INSERT, the event. access_request_id is the id the Decider just
-    // read with findElevations: not checked again on the hot path (an unknown one would only leave the decision out
-    // of a denial's chain view, never grant anything).
-    if (row !== undefined) yield* run(SQL.insertDecision, decision.decision_id, ...row);
-    yield* ctx.chain.append(event);
-    return record;
-  });
+  return ctx.write(() => writeDecision(ctx, row === undefined ? undefined : [decision.decision_id, ...row], event, record));
+}
+
+/**
+ * The transaction of recordDecision. No lookup first: the decision id is the PDP's own random UUID. A duplicate (a
+ * bug, never a caller's doing) fails the transaction (the row's primary key; the event is looked up by id, first one
+ * wins): store_unavailable where a row is written. The common decide writes one INSERT, the event.
+ * access_request_id is the id the Decider just read with findElevations: not checked again on the hot path (an
+ * unknown one would only leave the decision out of a denial's chain view, never grant anything).
+ *
+ * A generator declared once, not a `function*` expression per call: V8 gives every new generator function its own
+ * prototype and map on its first call, 100 times the cost of the call itself, and they outlive young collections
+ * (src/store/README.md, "Programs").
+ */
+function* writeDecision(ctx: StoreContext, decisionRow: unknown[] | undefined, event: PreparedEvent, record: StoredDecision): Program<StoredDecision> {
+  if (decisionRow !== undefined) yield* run(SQL.insertDecision, ...decisionRow);
+  yield* ctx.chain.append(event);
+  return record;
 }
 
 /** A requestable denial's approver groups (its offer's), when its grant is an offer of strings; else undefined. */
@@ -127,10 +137,13 @@ function termsParams(t: DecisionTerms): [string, string, string | null, string, 
 }
 
 export async function getDecision(ctx: StoreContext, decisionId: string): Promise<StoredDecision | undefined> {
-  return ctx.read(function* () {
-    const row = yield* get<DecisionRow>(SQL.selectDecision, decisionId);
-    return row === undefined ? undefined : decisionFromRow(decisionId, row);
-  });
+  return ctx.read(() => readDecision(decisionId));
+}
+
+/** getDecision's program. Declared once, not a `function*` expression per call (see writeDecision). */
+function* readDecision(decisionId: string): Program<StoredDecision | undefined> {
+  const row = yield* get<DecisionRow>(SQL.selectDecision, decisionId);
+  return row === undefined ? undefined : decisionFromRow(decisionId, row);
 }
 
 /**
@@ -175,70 +188,73 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
   requireTime('now', input.now);
   const claim = input.mint_claim ?? null;
   if (claim !== null) requireId('mint_claim', claim);
-  return ctx.write(function* () {
-    const { decision, task } = yield* redeemable(input, claim);
-    const id = input.decision_id;
-    // A claim taken over (this redemption outlived it and another took the decision) is refused by `redeemable`; a
-    // claim cleared by the store while this one minted cannot happen (only its holder clears it).
-    const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
-    assertGrant(grant);
-    if ((yield* get(SQL.tokenExists, grant.jti)) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
-    const token: TokenRecord = {
-      jti: grant.jti,
-      decision_id: id,
-      caller_id: decision.caller_id,
-      agent_id: decision.agent_id,
-      task_id: decision.task_id,
-      scopes: [...grant.scopes],
-      audience: grant.audience,
-      issued_at: grant.issued_at,
-      expires_at: grant.expires_at,
-      revoked_at: null,
-      revoked_by: null,
-      revoke_reason: null,
-    };
-    const scopesJson = encodeData(token.scopes);
-    const event = ctx.chain.prepare(
-      tokenIssuedEvent(
-        input.now,
-        {
-          decision_id: id,
-          jti: token.jti,
-          task_id: token.task_id,
-          agent_id: token.agent_id,
-          caller_id: token.caller_id,
-          trace_id: input.trace_id,
-        },
-        {
-          scopes: token.scopes,
-          audience: token.audience,
-          issued_at: token.issued_at,
-          expires_at: token.expires_at,
-          integration: grant.event_data.integration,
-          resource: grant.event_data.resource,
-          kid: grant.event_data.kid,
-          ...(grant.event_data.provider_credential === undefined ? {} : { provider_credential: grant.event_data.provider_credential }),
-        },
-      ),
-    );
-    // The decision's row first: the token references it (checked at once on SQLite).
-    const marked = yield* run(SQL.markRedeemed, id, ...termsParams(decision), token.jti, input.now);
-    if (marked !== 1) throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
-    yield* run(
-      SQL.insertToken,
-      token.jti,
-      id,
-      token.caller_id,
-      token.agent_id,
-      token.task_id,
-      scopesJson,
-      token.audience,
-      token.issued_at,
-      token.expires_at,
-    );
-    yield* ctx.chain.append(event);
-    return { decision: { ...decision, redeemed_jti: token.jti, redeemed_at: input.now }, token };
-  });
+  return ctx.write(() => redeemProgram(ctx, input, claim));
+}
+
+/** redeemDecision's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+function* redeemProgram(ctx: StoreContext, input: RedeemDecisionInput, claim: string | null): Program<Redemption> {
+  const { decision, task } = yield* redeemable(input, claim);
+  const id = input.decision_id;
+  // A claim taken over (this redemption outlived it and another took the decision) is refused by `redeemable`; a
+  // claim cleared by the store while this one minted cannot happen (only its holder clears it).
+  const grant = input.makeToken(decision, task === undefined ? undefined : { expires_at: task.expires_at });
+  assertGrant(grant);
+  if ((yield* get(SQL.tokenExists, grant.jti)) !== undefined) throw new PdpError('internal', `jti ${grant.jti} is in use`);
+  const token: TokenRecord = {
+    jti: grant.jti,
+    decision_id: id,
+    caller_id: decision.caller_id,
+    agent_id: decision.agent_id,
+    task_id: decision.task_id,
+    scopes: [...grant.scopes],
+    audience: grant.audience,
+    issued_at: grant.issued_at,
+    expires_at: grant.expires_at,
+    revoked_at: null,
+    revoked_by: null,
+    revoke_reason: null,
+  };
+  const scopesJson = encodeData(token.scopes);
+  const event = ctx.chain.prepare(
+    tokenIssuedEvent(
+      input.now,
+      {
+        decision_id: id,
+        jti: token.jti,
+        task_id: token.task_id,
+        agent_id: token.agent_id,
+        caller_id: token.caller_id,
+        trace_id: input.trace_id,
+      },
+      {
+        scopes: token.scopes,
+        audience: token.audience,
+        issued_at: token.issued_at,
+        expires_at: token.expires_at,
+        integration: grant.event_data.integration,
+        resource: grant.event_data.resource,
+        kid: grant.event_data.kid,
+        ...(grant.event_data.provider_credential === undefined ? {} : { provider_credential: grant.event_data.provider_credential }),
+      },
+    ),
+  );
+  // The decision's row first: the token references it (checked at once on SQLite).
+  const marked = yield* run(SQL.markRedeemed, id, ...termsParams(decision), token.jti, input.now);
+  if (marked !== 1) throw new PdpError('decision_already_redeemed', `decision ${id} was already redeemed`);
+  yield* run(
+    SQL.insertToken,
+    token.jti,
+    id,
+    token.caller_id,
+    token.agent_id,
+    token.task_id,
+    scopesJson,
+    token.audience,
+    token.issued_at,
+    token.expires_at,
+  );
+  yield* ctx.chain.append(event);
+  return { decision: { ...decision, redeemed_jti: token.jti, redeemed_at: input.now }, token };
 }
 
 /**
@@ -251,11 +267,14 @@ export async function claimProviderMint(ctx: StoreContext, input: ClaimProviderM
   requireId('claim', input.claim);
   requireTime('now', input.now);
   requireTime('until', input.until);
-  return ctx.write(function* () {
-    const { decision } = yield* redeemable(input, null);
-    const claimed = yield* run(SQL.claimMint, input.decision_id, ...termsParams(decision), input.claim, input.until, input.now);
-    if (claimed !== 1) throw new PdpError('redemption_in_progress', `decision ${input.decision_id} is being redeemed by another request`);
-  });
+  return ctx.write(() => claimMintProgram(input));
+}
+
+/** claimProviderMint's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+function* claimMintProgram(input: ClaimProviderMintInput): Program<void> {
+  const { decision } = yield* redeemable(input, null);
+  const claimed = yield* run(SQL.claimMint, input.decision_id, ...termsParams(decision), input.claim, input.until, input.now);
+  if (claimed !== 1) throw new PdpError('redemption_in_progress', `decision ${input.decision_id} is being redeemed by another request`);
 }
 
 /**
@@ -276,17 +295,23 @@ export async function endProviderMint(ctx: StoreContext, input: EndProviderMintI
           { decision_id: input.decision_id, agent_id: discarded.agent_id, caller_id: discarded.caller_id, task_id: discarded.task_id, trace_id: discarded.trace_id },
           { integration: discarded.integration, reason: discarded.reason, provider_credential: discarded.provider_credential },
         );
-  return ctx.write(function* () {
-    yield* run(SQL.releaseMint, input.decision_id, input.claim);
-    if (event !== undefined) yield* ctx.chain.append(ctx.chain.prepare(event));
-  });
+  return ctx.write(() => releaseMintProgram(ctx, input, event));
+}
+
+/** endProviderMint's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+function* releaseMintProgram(ctx: StoreContext, input: EndProviderMintInput, event: NewAuditEvent | undefined): Program<void> {
+  yield* run(SQL.releaseMint, input.decision_id, input.claim);
+  if (event !== undefined) yield* ctx.chain.append(ctx.chain.prepare(event));
 }
 
 export async function getToken(ctx: StoreContext, jti: string): Promise<TokenRecord | undefined> {
-  return ctx.read(function* () {
-    const row = yield* get<TokenRow>(SQL.selectToken, jti);
-    return row === undefined ? undefined : tokenFromRow(row);
-  });
+  return ctx.read(() => readToken(jti));
+}
+
+/** getToken's program. Declared once, not a `function*` expression per call (see writeDecision). */
+function* readToken(jti: string): Program<TokenRecord | undefined> {
+  const row = yield* get<TokenRow>(SQL.selectToken, jti);
+  return row === undefined ? undefined : tokenFromRow(row);
 }
 
 export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): Promise<boolean> {
@@ -294,28 +319,31 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
   requireId('caller_id', input.caller_id);
   requireTime('at', input.at);
   const reason = input.reason ?? 'revoked_by_caller';
-  return ctx.write(function* () {
-    const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
-    if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
-    yield* run(SQL.revokeToken, input.at, input.caller_id, reason, input.jti);
-    yield* ctx.chain.append(
-      ctx.chain.prepare(
-        tokenRevokedEvent(
-          input.at,
-          {
-            decision_id: row.decision_id,
-            jti: row.jti,
-            task_id: row.task_id,
-            agent_id: row.agent_id,
-            caller_id: input.caller_id,
-            trace_id: input.trace_id,
-          },
-          { reason, issued_to: row.caller_id },
-        ),
+  return ctx.write(() => revokeProgram(ctx, input, reason));
+}
+
+/** revokeToken's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+function* revokeProgram(ctx: StoreContext, input: RevokeTokenInput, reason: TokenRevokeReason): Program<boolean> {
+  const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
+  if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
+  yield* run(SQL.revokeToken, input.at, input.caller_id, reason, input.jti);
+  yield* ctx.chain.append(
+    ctx.chain.prepare(
+      tokenRevokedEvent(
+        input.at,
+        {
+          decision_id: row.decision_id,
+          jti: row.jti,
+          task_id: row.task_id,
+          agent_id: row.agent_id,
+          caller_id: input.caller_id,
+          trace_id: input.trace_id,
+        },
+        { reason, issued_to: row.caller_id },
       ),
-    );
-    return true;
-  });
+    ),
+  );
+  return true;
 }
 
 export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): Promise<void> {
@@ -328,9 +356,12 @@ export async function recordTokenUses(ctx: StoreContext, inputs: readonly TokenU
   if (!Array.isArray(inputs)) throw new TypeError('recordTokenUses takes an array of token uses');
   const uses = inputs.map((input) => preparedUse(ctx, input));
   if (uses.length === 0) return;
-  return ctx.write(function* () {
-    for (const use of uses) yield* use();
-  });
+  return ctx.write(() => usesProgram(uses));
+}
+
+/** recordTokenUses' transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+function* usesProgram(uses: ReadonlyArray<() => Program<void>>): Program<void> {
+  for (const use of uses) yield* use();
 }
 
 /** Checks and prepares one token.used event; the returned function appends it inside a write transaction. */
@@ -353,20 +384,24 @@ function preparedUse(ctx: StoreContext, input: TokenUseInput): () => Program<voi
     );
   // Validated, masked and encoded before queuing, as every event is.
   const prepared = ctx.chain.prepare(usedEvent(undefined));
-  return function* () {
-    // Correlate with the token's decision, task and agent when the token is ours: its ids added to the prepared
-    // event (what usedEvent(row) would build, without checking the data a second time).
-    const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
-    if (row === undefined) {
-      yield* ctx.chain.append(prepared);
-      return;
-    }
-    const event = { ...prepared.event };
-    if (row.decision_id !== null) event.decision_id = row.decision_id;
-    if (row.task_id !== null) event.task_id = row.task_id;
-    if (row.agent_id !== null) event.agent_id = row.agent_id;
-    yield* ctx.chain.append({ ...prepared, event });
-  };
+  return () => tokenUseProgram(ctx, input, prepared);
+}
+
+/** One token.used event appended, correlated with its token's ids. Declared once, not a `function*` expression per call (see writeDecision). */
+function* tokenUseProgram(ctx: StoreContext, input: TokenUseInput, prepared: PreparedEvent): Program<void> {
+  // Correlate with the token's decision, task and agent when the token is ours: its ids added to the prepared
+  // event (what usedEvent(row) would build, without checking the data a second time).
+  const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
+  if (row === undefined) {
+    yield* ctx.chain.append(prepared);
+    return;
+  }
+  // A copy made by Object.assign, not a spread: keys are added to it (docs/architecture.md, "Following one request").
+  const event: NewAuditEvent = Object.assign({}, prepared.event);
+  if (row.decision_id !== null) event.decision_id = row.decision_id;
+  if (row.task_id !== null) event.task_id = row.task_id;
+  if (row.agent_id !== null) event.agent_id = row.agent_id;
+  yield* ctx.chain.append({ ...prepared, event });
 }
 
 function assertGrant(grant: TokenGrant): void {

@@ -61,10 +61,13 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
 }
 
 export async function getTask(ctx: StoreContext, id: string): Promise<TaskRecord | undefined> {
-  return ctx.read(function* () {
-    const row = yield* get<TaskRow>(SQL.selectTask, id);
-    return row === undefined ? undefined : taskFromRow(row);
-  });
+  return ctx.read(() => readTask(id));
+}
+
+/** getTask's program, declared once (see writeDecision in decision-ops.ts). */
+function* readTask(id: string): Program<TaskRecord | undefined> {
+  const row = yield* get<TaskRow>(SQL.selectTask, id);
+  return row === undefined ? undefined : taskFromRow(row);
 }
 
 export async function completeTask(ctx: StoreContext, input: CompleteTaskInput): Promise<TaskClosure> {
