@@ -4,6 +4,7 @@ import type { TaskCloseStatus } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { endElevationsOfTask } from './access-request-ops.js';
 import { encodeData } from './chain-writer.js';
+import type { PreparedEvent } from './chain-writer.js';
 import { taskFromRow, tokenFromRow } from './rows.js';
 import type { TaskRow, TokenRow } from './rows.js';
 import type { CompleteTaskInput, ExpireTasksInput, RegisterTaskInput, TaskClosure, TaskRecord } from './store.js';
@@ -41,23 +42,26 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
       { type: input.type, context: record.context, expires_at: input.expires_at },
     ),
   );
-  return ctx.write(function* () {
-    if ((yield* get(SQL.taskExists, input.id)) !== undefined) {
-      throw new PdpError('task_exists', `task ${input.id} is already registered`);
-    }
-    yield* run(
-      SQL.insertTask,
-      input.id,
-      input.agent_id,
-      input.type,
-      contextJson,
-      input.registered_by,
-      input.registered_at,
-      input.expires_at,
-    );
-    yield* ctx.chain.append(event);
-    return record;
-  });
+  return ctx.write(() => registerProgram(ctx, input, contextJson, event, record));
+}
+
+/** registerTask's transaction. Declared once, not a `function*` expression per call (src/store/README.md, "Programs"). */
+function* registerProgram(ctx: StoreContext, input: RegisterTaskInput, contextJson: string, event: PreparedEvent, record: TaskRecord): Program<TaskRecord> {
+  if ((yield* get(SQL.taskExists, input.id)) !== undefined) {
+    throw new PdpError('task_exists', `task ${input.id} is already registered`);
+  }
+  yield* run(
+    SQL.insertTask,
+    input.id,
+    input.agent_id,
+    input.type,
+    contextJson,
+    input.registered_by,
+    input.registered_at,
+    input.expires_at,
+  );
+  yield* ctx.chain.append(event);
+  return record;
 }
 
 export async function getTask(ctx: StoreContext, id: string): Promise<TaskRecord | undefined> {
@@ -74,33 +78,39 @@ export async function completeTask(ctx: StoreContext, input: CompleteTaskInput):
   requireId('task_id', input.task_id);
   requireId('by', input.by);
   requireTime('at', input.at);
-  return ctx.write(function* () {
-    const row = yield* get<TaskRow>(SQL.selectTask, input.task_id);
-    if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
-    if (row.status !== 'active') throw new PdpError('task_not_active', `task ${input.task_id} is ${row.status}`);
-    const task: ClosedTask = {
-      ...taskFromRow(row),
-      status: 'completed',
-      completed_at: input.at,
-      completed_by: input.by,
-    };
-    return yield* closeTask(ctx, task, { at: input.at, by: input.by, trace_id: input.trace_id ?? null });
-  });
+  return ctx.write(() => completeProgram(ctx, input));
+}
+
+/** completeTask's transaction. Declared once, not a `function*` expression per call (src/store/README.md, "Programs"). */
+function* completeProgram(ctx: StoreContext, input: CompleteTaskInput): Program<TaskClosure> {
+  const row = yield* get<TaskRow>(SQL.selectTask, input.task_id);
+  if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
+  if (row.status !== 'active') throw new PdpError('task_not_active', `task ${input.task_id} is ${row.status}`);
+  const task: ClosedTask = {
+    ...taskFromRow(row),
+    status: 'completed',
+    completed_at: input.at,
+    completed_by: input.by,
+  };
+  return yield* closeTask(ctx, task, { at: input.at, by: input.by, trace_id: input.trace_id ?? null });
 }
 
 export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): Promise<TaskClosure[]> {
   requireTime('now', input.now);
   const limit = input.limit ?? 500;
   if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
-  return ctx.write(function* () {
-    const rows = yield* all<TaskRow>(SQL.selectExpiredTasks, input.now, limit);
-    const closed: TaskClosure[] = [];
-    for (const row of rows) {
-      const task: ClosedTask = { ...taskFromRow(row), status: 'expired' };
-      closed.push(yield* closeTask(ctx, task, { at: input.now, by: null, trace_id: null }));
-    }
-    return closed;
-  });
+  return ctx.write(() => expireProgram(ctx, input, limit));
+}
+
+/** expireTasks' transaction. Declared once, not a `function*` expression per call (src/store/README.md, "Programs"). */
+function* expireProgram(ctx: StoreContext, input: ExpireTasksInput, limit: number): Program<TaskClosure[]> {
+  const rows = yield* all<TaskRow>(SQL.selectExpiredTasks, input.now, limit);
+  const closed: TaskClosure[] = [];
+  for (const row of rows) {
+    const task: ClosedTask = { ...taskFromRow(row), status: 'expired' };
+    closed.push(yield* closeTask(ctx, task, { at: input.now, by: null, trace_id: null }));
+  }
+  return closed;
 }
 
 type ClosedTask = TaskRecord & { status: TaskCloseStatus };
@@ -131,7 +141,7 @@ function* closeTask(
       ctx.chain.prepare(
         tokenRevokedEvent(
           how.at,
-          { ...common, jti: token.jti, decision_id: token.decision_id },
+          { jti: token.jti, decision_id: token.decision_id, ...common },
           { reason, issued_to: token.caller_id },
         ),
       ),
