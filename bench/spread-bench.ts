@@ -1,9 +1,12 @@
 /**
- * What an object clone costs V8 (bench/README.md, "Steady state", session 15): six ways to make `{ ...o, k: v }`
- * and its neighbours, each timed for `--seconds` in a child process of its own run with `--trace-gc --trace-gc-nvp`,
- * which reports how much of the young generation survived each scavenge and how long each one paused. The object
- * cloned is the shape of a policy evaluation's result. docs/architecture.md states the rule this found: on the
- * request path, no leading spread followed by a property the spread object does not have.
+ * Two patterns that cost V8 far more than they look (bench/README.md, "Steady state", session 15), each way timed for
+ * `--seconds` in a child process of its own run with `--trace-gc --trace-gc-nvp`, which reports how much of the
+ * young generation survived each scavenge and how long each one paused:
+ * - six ways to make `{ ...o, k: v }` and its neighbours (the object cloned has the shape of a policy evaluation's
+ *   result). docs/architecture.md states the rule: on the request path, no leading spread followed by a property the
+ *   spread object does not have;
+ * - calling a generator function made anew each time (`function* () {…}` written inline, as store programs were)
+ *   against one declared once. src/store/README.md ("Programs") states that rule.
  *
  *   node .build/bench/bench/spread-bench.js [--seconds 3]
  * prints one JSON line: per way, ops/s, KB surviving a scavenge and the scavenge pause (means over the last 8).
@@ -13,7 +16,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMain, round } from './lib/timing.js';
 
-export const WAYS = ['spread then a new key', 'spread, then a new key set', 'two spreads', 'spread then an existing key', 'a new key then spread', 'Object.assign'] as const;
+export const WAYS = [
+  'spread then a new key',
+  'spread, then a new key set',
+  'two spreads',
+  'spread then an existing key',
+  'a new key then spread',
+  'Object.assign',
+  'a fresh generator called',
+  'a declared generator called',
+] as const;
 type Way = (typeof WAYS)[number];
 
 export interface SpreadRow {
@@ -41,7 +53,17 @@ function make(way: Way, i: number): { token_ttl_seconds: number; defined?: boole
       return { defined: true, ...o };
     case 'Object.assign':
       return Object.assign({}, o, { defined: true });
+    case 'a fresh generator called':
+      return { token_ttl_seconds: (function* () {
+        return i;
+      })().next().value as number };
+    case 'a declared generator called':
+      return { token_ttl_seconds: declared(i).next().value as number };
   }
+}
+
+function* declared(i: number): Generator<never, number> {
+  return i;
 }
 
 /** The child: makes objects one way for `seconds`; prints its count. */
