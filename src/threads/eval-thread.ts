@@ -15,10 +15,14 @@ export function evalThread(source: string, options: Omit<WorkerOptions, 'eval'> 
   return new Worker(evalThreadSource(source), { ...options, eval: true });
 }
 
-/** `source` (a script using `require`) run with a `require` of its own, whether the thread reads it as a script or a module. */
+/**
+ * `source` (a script using `require`) run with a `require` of its own, whether the thread reads it as a script or a
+ * module. What it throws is thrown again outside the promise, as an uncaught exception: the Worker's 'error' event
+ * fires with it whatever `--unhandled-rejections` the thread inherited (as a rejection, `warn` would only print it).
+ */
 export function evalThreadSource(source: string): string {
   return `import('node:module').then(({ createRequire }) => {
 const require = createRequire(${JSON.stringify(import.meta.url)});
 ${source}
-});`;
+}).catch((error) => { setImmediate(() => { throw error; }); });`;
 }

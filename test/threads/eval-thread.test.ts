@@ -35,6 +35,19 @@ describe('a worker thread from source text', () => {
     expect(answer.argv).toContain('--max-old-space-size=200');
   });
 
+  it("what the source throws reaches the Worker's 'error' event, even with --unhandled-rejections=warn inherited", () => {
+    const answer = runModule(
+      `import { evalThread } from ${JSON.stringify(dist('threads/eval-thread.js'))};
+       const w = evalThread("throw new Error('the thread failed to start')");
+       let error = null;
+       w.on('error', (e) => { error = e.message; });
+       w.on('exit', (code) => console.log(JSON.stringify({ error, code })));`,
+      ['--unhandled-rejections=warn'],
+    ) as { error: string | null; code: number };
+    expect(answer.error).toBe('the thread failed to start');
+    expect(answer.code).toBe(1);
+  });
+
   it('the SQLite store checkpoints its WAL from its worker under --input-type=module', () => {
     const stats = runModule(
       `import { SqliteStore } from ${JSON.stringify(dist('store/index.js'))};
