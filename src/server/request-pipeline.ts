@@ -45,6 +45,14 @@ export interface AuthorizationRefusal {
   trace_id: string | null;
 }
 
+/**
+ * An authenticated route's context is `{ caller, body, dialect, credential, session?, ...base }`: the public context
+ * spread last (docs/architecture.md, "Following one request"). It must not be able to override those keys; this
+ * does not compile if PublicContext ever gets one of them.
+ */
+const PUBLIC_CONTEXT_OVERRIDES_NOTHING: Extract<keyof PublicContext, 'caller' | 'body' | 'dialect' | 'credential' | 'session'> extends never ? true : never = true;
+void PUBLIC_CONTEXT_OVERRIDES_NOTHING;
+
 const isAuthorizationRefusal = (code: string): code is AccessRefusalCode => (ACCESS_REFUSAL_CODES as readonly string[]).includes(code);
 
 /**

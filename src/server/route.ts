@@ -67,6 +67,11 @@ export interface BodySpec<B> {
   parseForm?(fields: unknown): B;
 }
 
+/**
+ * What every route is handed. The pipeline builds an authenticated route's context as `{ caller, body, dialect,
+ * credential, ..., ...base }` (the spread last: docs/architecture.md, "Following one request"), so this type must
+ * never have a key of those names: it would override the authenticated caller.
+ */
 export interface PublicContext {
   requestId: string;
   /** The trace id of a valid W3C `traceparent` header, else null. */
