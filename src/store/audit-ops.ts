@@ -1,4 +1,7 @@
-/** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify. */
+/** The stored audit chain: append, stream, follow a decision, prune behind a checkpoint, verify.
+ * appendEvents, on the path of many requests, runs a generator declared at module level, not an inline `function*`
+ * expression (src/store/README.md, "Programs"); the rare writes below (prune, signed heads) keep theirs.
+ */
 import {
   ChainVerifier,
   GENESIS_HASH,
@@ -32,7 +35,7 @@ export async function appendEvents(ctx: StoreContext, events: readonly NewAuditE
   return ctx.write(() => appendProgram(ctx, prepared));
 }
 
-/** appendEvents' transaction. Declared once, not a `function*` expression per call (see writeDecision in decision-ops.ts). */
+/** appendEvents' transaction. */
 function* appendProgram(ctx: StoreContext, prepared: readonly PreparedEvent[]): Program<AuditEventV1[]> {
   const appended: AuditEventV1[] = [];
   for (const p of prepared) appended.push(yield* ctx.chain.append(p));

@@ -1,4 +1,7 @@
-/** Decisions and the tokens they are redeemed for: record, redeem once, revoke, record uses. */
+/** Decisions and the tokens they are redeemed for: record, redeem once, revoke, record uses.
+ * Transactions and reads are generators declared at module level, never inline `function*` expressions
+ * (src/store/README.md, "Programs").
+ */
 import { RawJson, decisionEvent, providerCredentialDiscardedEvent, tokenIssuedEvent, tokenRevokedEvent, tokenUsedEvent } from '../audit/index.js';
 import type { NewAuditEvent, TokenRevokeReason } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
@@ -112,10 +115,6 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
  * wins): store_unavailable where a row is written. The common decide writes one INSERT, the event.
  * access_request_id is the id the Decider just read with findElevations: not checked again on the hot path (an
  * unknown one would only leave the decision out of a denial's chain view, never grant anything).
- *
- * A generator declared once, not a `function*` expression per call: V8 gives every new generator function its own
- * prototype and map on its first call, 100 times the cost of the call itself, and they outlive young collections
- * (src/store/README.md, "Programs").
  */
 function* writeDecision(ctx: StoreContext, decisionRow: unknown[] | undefined, event: PreparedEvent, record: StoredDecision): Program<StoredDecision> {
   if (decisionRow !== undefined) yield* run(SQL.insertDecision, ...decisionRow);
@@ -140,7 +139,7 @@ export async function getDecision(ctx: StoreContext, decisionId: string): Promis
   return ctx.read(() => readDecision(decisionId));
 }
 
-/** getDecision's program. Declared once, not a `function*` expression per call (see writeDecision). */
+/** getDecision's program. */
 function* readDecision(decisionId: string): Program<StoredDecision | undefined> {
   const row = yield* get<DecisionRow>(SQL.selectDecision, decisionId);
   return row === undefined ? undefined : decisionFromRow(decisionId, row);
@@ -191,7 +190,7 @@ export async function redeemDecision(ctx: StoreContext, input: RedeemDecisionInp
   return ctx.write(() => redeemProgram(ctx, input, claim));
 }
 
-/** redeemDecision's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+/** redeemDecision's transaction. */
 function* redeemProgram(ctx: StoreContext, input: RedeemDecisionInput, claim: string | null): Program<Redemption> {
   const { decision, task } = yield* redeemable(input, claim);
   const id = input.decision_id;
@@ -270,7 +269,7 @@ export async function claimProviderMint(ctx: StoreContext, input: ClaimProviderM
   return ctx.write(() => claimMintProgram(input));
 }
 
-/** claimProviderMint's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+/** claimProviderMint's transaction. */
 function* claimMintProgram(input: ClaimProviderMintInput): Program<void> {
   const { decision } = yield* redeemable(input, null);
   const claimed = yield* run(SQL.claimMint, input.decision_id, ...termsParams(decision), input.claim, input.until, input.now);
@@ -298,7 +297,7 @@ export async function endProviderMint(ctx: StoreContext, input: EndProviderMintI
   return ctx.write(() => releaseMintProgram(ctx, input, event));
 }
 
-/** endProviderMint's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+/** endProviderMint's transaction. */
 function* releaseMintProgram(ctx: StoreContext, input: EndProviderMintInput, event: NewAuditEvent | undefined): Program<void> {
   yield* run(SQL.releaseMint, input.decision_id, input.claim);
   if (event !== undefined) yield* ctx.chain.append(ctx.chain.prepare(event));
@@ -308,7 +307,7 @@ export async function getToken(ctx: StoreContext, jti: string): Promise<TokenRec
   return ctx.read(() => readToken(jti));
 }
 
-/** getToken's program. Declared once, not a `function*` expression per call (see writeDecision). */
+/** getToken's program. */
 function* readToken(jti: string): Program<TokenRecord | undefined> {
   const row = yield* get<TokenRow>(SQL.selectToken, jti);
   return row === undefined ? undefined : tokenFromRow(row);
@@ -322,7 +321,7 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
   return ctx.write(() => revokeProgram(ctx, input, reason));
 }
 
-/** revokeToken's transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+/** revokeToken's transaction. */
 function* revokeProgram(ctx: StoreContext, input: RevokeTokenInput, reason: TokenRevokeReason): Program<boolean> {
   const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
   if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
@@ -359,7 +358,7 @@ export async function recordTokenUses(ctx: StoreContext, inputs: readonly TokenU
   return ctx.write(() => usesProgram(uses));
 }
 
-/** recordTokenUses' transaction. Declared once, not a `function*` expression per call (see writeDecision). */
+/** recordTokenUses' transaction. */
 function* usesProgram(uses: ReadonlyArray<() => Program<void>>): Program<void> {
   for (const use of uses) yield* use();
 }
@@ -387,7 +386,7 @@ function preparedUse(ctx: StoreContext, input: TokenUseInput): () => Program<voi
   return () => tokenUseProgram(ctx, input, prepared);
 }
 
-/** One token.used event appended, correlated with its token's ids. Declared once, not a `function*` expression per call (see writeDecision). */
+/** One token.used event appended, correlated with its token's ids. */
 function* tokenUseProgram(ctx: StoreContext, input: TokenUseInput, prepared: PreparedEvent): Program<void> {
   // Correlate with the token's decision, task and agent when the token is ours: its ids added to the prepared
   // event (what usedEvent(row) would build, without checking the data a second time).

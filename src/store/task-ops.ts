@@ -1,4 +1,7 @@
-/** Tasks: registration, lookup, completion and expiry. Closing a task revokes its tokens in the same transaction. */
+/** Tasks: registration, lookup, completion and expiry. Closing a task revokes its tokens in the same transaction.
+ * Transactions and reads are generators declared at module level, never inline `function*` expressions
+ * (src/store/README.md, "Programs").
+ */
 import { taskCompletedEvent, taskRegisteredEvent, tokenRevokedEvent } from '../audit/index.js';
 import type { TaskCloseStatus } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
@@ -45,7 +48,7 @@ export async function registerTask(ctx: StoreContext, input: RegisterTaskInput):
   return ctx.write(() => registerProgram(ctx, input, contextJson, event, record));
 }
 
-/** registerTask's transaction. Declared once, not a `function*` expression per call (src/store/README.md, "Programs"). */
+/** registerTask's transaction. */
 function* registerProgram(ctx: StoreContext, input: RegisterTaskInput, contextJson: string, event: PreparedEvent, record: TaskRecord): Program<TaskRecord> {
   if ((yield* get(SQL.taskExists, input.id)) !== undefined) {
     throw new PdpError('task_exists', `task ${input.id} is already registered`);
@@ -68,7 +71,7 @@ export async function getTask(ctx: StoreContext, id: string): Promise<TaskRecord
   return ctx.read(() => readTask(id));
 }
 
-/** getTask's program, declared once (see writeDecision in decision-ops.ts). */
+/** getTask's program. */
 function* readTask(id: string): Program<TaskRecord | undefined> {
   const row = yield* get<TaskRow>(SQL.selectTask, id);
   return row === undefined ? undefined : taskFromRow(row);
@@ -81,7 +84,7 @@ export async function completeTask(ctx: StoreContext, input: CompleteTaskInput):
   return ctx.write(() => completeProgram(ctx, input));
 }
 
-/** completeTask's transaction. Declared once, not a `function*` expression per call (src/store/README.md, "Programs"). */
+/** completeTask's transaction. */
 function* completeProgram(ctx: StoreContext, input: CompleteTaskInput): Program<TaskClosure> {
   const row = yield* get<TaskRow>(SQL.selectTask, input.task_id);
   if (row === undefined) throw new PdpError('task_not_found', `task ${input.task_id} is not registered`);
@@ -102,7 +105,7 @@ export async function expireTasks(ctx: StoreContext, input: ExpireTasksInput): P
   return ctx.write(() => expireProgram(ctx, input, limit));
 }
 
-/** expireTasks' transaction. Declared once, not a `function*` expression per call (src/store/README.md, "Programs"). */
+/** expireTasks' transaction. */
 function* expireProgram(ctx: StoreContext, input: ExpireTasksInput, limit: number): Program<TaskClosure[]> {
   const rows = yield* all<TaskRow>(SQL.selectExpiredTasks, input.now, limit);
   const closed: TaskClosure[] = [];
