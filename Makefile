@@ -66,15 +66,19 @@ build: $(NODE_STAMP)
 	tsc -p console-ui/tsconfig.json  # the web console's browser modules (console-ui/README.md)
 	cp console-ui/index.html console-ui/console.css console-ui/favicon.svg dist/console-ui/
 
+# How a serving process is started: node with the server's V8 flags (src/workers/process-flags.ts says why; the bin's
+# shebang carries the same ones).
+SERVER_NODE := node --no-memory-reducer
+
 run: build
-	node dist/cli/main.js serve --config $(CONFIG)
+	$(SERVER_NODE) dist/cli/main.js serve --config $(CONFIG)
 
 # The PDP with the AuthZEN certification pack built in and subject type `user` routed to it (docs/doors.md): what an
 # AuthZEN harness runs against (dev keys; the pep key is dev-pep-key). Builds the pack bundle, so it needs the OPA CLI.
 AUTHZEN_BUNDLE := .build/authzen-bundle.tar.gz
 run-authzen: build tools
 	scripts/build-bundle.sh --pack examples/packs/authzen-certification --output $(AUTHZEN_BUNDLE)
-	node dist/cli/main.js serve --config agent-pdp.authzen.yaml
+	$(SERVER_NODE) dist/cli/main.js serve --config agent-pdp.authzen.yaml
 
 # With the bundle's capabilities (the builtins the opa-wasm SDK provides): a rule using time.now_ns, http.send or
 # another builtin the WASM bundle lacks fails here, as it fails `make bundle`. --var-values shows a failure's values.

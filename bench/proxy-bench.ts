@@ -37,6 +37,7 @@ import Database from 'better-sqlite3';
 import { CpuWatch, cpuSeconds, freePort, load1, startProcess, stopProcess, waitReady, type Started } from './lib/processes.js';
 import { REPO, startOurs } from './lib/servers.js';
 import { median, round } from './lib/timing.js';
+import { SERVER_NODE_FLAGS } from '../src/workers/process-flags.js';
 import { attack, ms, pooledReport, resultBodies, writeTargets, type VegetaTarget } from './lib/vegeta.js';
 import { BENCH_ORCHESTRATOR, BENCH_PEP } from './lib/workload.js';
 import { PULL_BODY, PULL_PATH, PULL_RECORD, type UpstreamCount } from './proxy-upstream.js';
@@ -246,7 +247,7 @@ export async function runProxyBench(plan: ProxyPlan, log: (line: string) => void
       await stopProcess(pdp.child);
     }
     log(`proxy: token for code-review-agent [${token.scope}] on ${PULL_RECORD.type} ${PULL_RECORD.id}, ${token.expires_in} s; the PDP is stopped, our proxy runs alone on its store`);
-    const ours = startProcess(plan.serverCpu, process.execPath, [join(REPO, 'dist/cli/main.js'), 'proxy', '--config', pdp.configFile as string], join(plan.dir, 'ours-proxy.log'), { ...process.env, NODE_ENV: 'production' });
+    const ours = startProcess(plan.serverCpu, process.execPath, [...SERVER_NODE_FLAGS, join(REPO, 'dist/cli/main.js'), 'proxy', '--config', pdp.configFile as string], join(plan.dir, 'ours-proxy.log'), { ...process.env, NODE_ENV: 'production' });
     started.push(ours);
     await waitReady(`${proxyUrl}/-/healthz`, ours);
     const peerPort = await freePort();

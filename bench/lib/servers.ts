@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { readBundleFile } from '../../src/policy/bundle-reader.js';
 import { loadPolicyDir } from '../../src/policy/policy-loader.js';
+import { SERVER_NODE_FLAGS } from '../../src/workers/process-flags.js';
 import { freePort, startProcess, stopProcess, waitReady, type Started } from './processes.js';
 import { BENCH_AGENTS, BENCH_APPROVER, BENCH_ORCHESTRATOR, BENCH_PEP, BENCH_RESOURCE_SERVER, BENCH_TASKS } from './workload.js';
 
@@ -29,7 +30,7 @@ export interface OurServerOptions {
   cpu: string | undefined;
   /** pino level; `info` (the default config) writes one access-log line per request. */
   logLevel?: string;
-  /** Extra node flags, e.g. `--cpu-prof`. */
+  /** Node flags added to the server's own (SERVER_NODE_FLAGS, as `make run` starts it), e.g. `--cpu-prof`. */
   nodeFlags?: string[];
   /** Config sections added to the bench config (e.g. `proxy`). Default none. */
   config?: Record<string, unknown>;
@@ -66,7 +67,7 @@ export async function startOurs(o: OurServerOptions): Promise<RunningServer> {
   const started = startProcess(
     o.cpu,
     process.execPath,
-    [...(o.nodeFlags ?? []), join(REPO, 'dist/cli/main.js'), 'serve', '--config', configFile],
+    [...SERVER_NODE_FLAGS, ...(o.nodeFlags ?? []), join(REPO, 'dist/cli/main.js'), 'serve', '--config', configFile],
     join(o.dir, 'server.log'),
     { ...process.env, NODE_ENV: 'production' },
   );

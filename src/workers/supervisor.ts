@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
+import { missingServerFlags } from './process-flags.js';
 
 /**
  * `agent-pdp serve --workers N`: N server processes on one port (node:cluster, each worker accepting on the shared
@@ -55,6 +56,8 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
 
   // The kernel hands connections to the workers (see the file comment); set before the first fork.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Every worker runs with the server's V8 flags (process-flags.ts), whether or not the primary was started with them.
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingServerFlags()] });
   const shutdownGraceMs = options.shutdownGraceMs ?? 30_000;
   return new Promise<number>((resolve) => {
     const fork = (index: number, crashes: number): void => {

@@ -81,6 +81,14 @@ afterAll(() => {
 });
 
 describe('serve --workers 2 on one SQLite store', () => {
+  it('runs every worker with the server V8 flags, though the primary was started without them (process-flags.ts)', () => {
+    for (const { pid } of listening()) {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(args).toContain('--no-memory-reducer');
+    }
+    expect(lines.filter((l) => 'missing_node_flags' in l)).toEqual([]);
+  });
+
   it('spreads connections over both workers, and a decision is redeemed exactly once whichever workers race', async () => {
     const served = new Set<number>();
     const seenServing = (): Set<number> => {
