@@ -94,6 +94,11 @@ export interface ProxyRun {
   proxy_cpu: number | null;
   upstream_cpu: number;
   wall_seconds: number;
+  /**
+   * Our proxy's store writer over the run (its `/-/metrics`): group-commit transactions and operations, and the
+   * writer's pauses for the WAL checkpointer to catch up (count, ms); null for the others.
+   */
+  store: { transactions: number; ops: number; wal_catch_ups: number; wal_catch_up_ms: number } | null;
   other_cores: number;
   iowait_cores: number;
   load1: number;
@@ -193,6 +198,17 @@ async function preflight(what: string, url: string, authorization: string): Prom
   const res = await fetch(url, { headers: { authorization, accept: 'application/vnd.github+json' } });
   const body = await res.text();
   if (res.status !== 200 || body !== PULL_BODY) throw new Error(`proxy bench: ${what} answered ${res.status} ${body.slice(0, 300)}`);
+}
+
+/** Our proxy's store counters (`agentpdp_store{count=…}` on its `/-/metrics`). */
+async function storeCounts(proxyUrl: string): Promise<{ transactions: number; ops: number; wal_catch_ups: number; wal_catch_up_ms: number }> {
+  const text = await (await fetch(`${proxyUrl}/-/metrics`)).text();
+  const count = (name: string): number => {
+    const m = new RegExp(`^agentpdp_store\\{count="${name}"\\} (\\S+)$`, 'm').exec(text);
+    if (m === null) throw new Error(`proxy bench: no agentpdp_store{count="${name}"} on the proxy's /-/metrics`);
+    return Number(m[1]);
+  };
+  return { transactions: count('transactions'), ops: count('ops'), wal_catch_ups: count('wal_catch_ups'), wal_catch_up_ms: count('wal_catch_up_ms') };
 }
 
 /** Our store's `token.used` events for one jti, by outcome (read-only, after our proxy stopped). */
@@ -315,12 +331,14 @@ export async function runProxyBench(plan: ProxyPlan, log: (line: string) => void
       const watch = new CpuWatch(allPids);
       const up0 = cpuSeconds(upstreamPid);
       const px0 = pid === undefined ? 0 : cpuSeconds(pid);
+      const store0 = t === 'ours' ? await storeCounts(proxyUrl) : undefined;
       const t0 = process.hrtime.bigint();
       const report = await attack({ vegeta: plan.vegeta, targetsFile: files[t], rate, durationSeconds: seconds, maxWorkers: rate === 0 ? plan.saturationWorkers : 1024, cpu: plan.loadCpu, resultsFile });
       const wall = Number(process.hrtime.bigint() - t0) / 1e9;
       const up = cpuSeconds(upstreamPid) - up0;
       const px = pid === undefined ? null : cpuSeconds(pid) - px0;
       const machine = watch.stop();
+      const store1 = store0 === undefined ? undefined : await storeCounts(proxyUrl);
       const { requests, ok } = await check(t, resultsFile);
       const perOk = (cpu: number): number => (ok === 0 ? Number.NaN : round((cpu / ok) * 1e6, 1));
       return {
@@ -341,6 +359,15 @@ export async function runProxyBench(plan: ProxyPlan, log: (line: string) => void
         proxy_cpu: px === null ? null : round(px / wall, 2),
         upstream_cpu: round(up / wall, 2),
         wall_seconds: round(wall, 2),
+        store:
+          store0 === undefined || store1 === undefined
+            ? null
+            : {
+                transactions: store1.transactions - store0.transactions,
+                ops: store1.ops - store0.ops,
+                wal_catch_ups: store1.wal_catch_ups - store0.wal_catch_ups,
+                wal_catch_up_ms: store1.wal_catch_up_ms - store0.wal_catch_up_ms,
+              },
         other_cores: machine.other_cores,
         iowait_cores: machine.iowait_cores,
         load1: load1(),
@@ -359,7 +386,8 @@ export async function runProxyBench(plan: ProxyPlan, log: (line: string) => void
           measurements.push(m);
           log(
             `proxy round ${r + 1} ${st.step.padEnd(10)} ${(t === DIRECT_ALONE ? 'direct, upstream on the server core' : t).padEnd(10)} ${String(m.throughput_rps).padStart(6)} req/s ok ${m.ok}/${m.requests} p50 ${m.p50_ms} ms p99 ${m.p99_ms} ms` +
-              `  proxy cpu ${m.proxy_cpu ?? '-'} (${m.proxy_cpu_us_per_request ?? '-'} µs/request)  upstream cpu ${m.upstream_cpu} (${m.upstream_cpu_us_per_request} µs/request)  other ${m.other_cores}`,
+              `  proxy cpu ${m.proxy_cpu ?? '-'} (${m.proxy_cpu_us_per_request ?? '-'} µs/request)  upstream cpu ${m.upstream_cpu} (${m.upstream_cpu_us_per_request} µs/request)  other ${m.other_cores}` +
+              (m.store === null ? '' : `  store: ${m.store.transactions} transactions, ${m.store.wal_catch_ups} WAL catch-ups (${m.store.wal_catch_up_ms} ms)`),
           );
         }
         if (r === 0 && st.rate === 0) {

@@ -727,6 +727,7 @@ export async function startProxy(opts: { configPath: string; nodeEnv?: string | 
     onWarning: (message) => logger.warn(message),
   });
   const metrics = new Metrics();
+  metrics.watchStore(store); // its writer and WAL checkpointer on /-/metrics, as `serve` has them on /metrics
   let engine: PolicyEngine | undefined;
   let proxy: EnforcementProxy;
   try {
