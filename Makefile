@@ -66,8 +66,8 @@ build: $(NODE_STAMP)
 	tsc -p console-ui/tsconfig.json  # the web console's browser modules (console-ui/README.md)
 	cp console-ui/index.html console-ui/console.css console-ui/favicon.svg dist/console-ui/
 
-# How a serving process is started: node with the server's V8 flags (src/workers/process-flags.ts says why; the bin's
-# shebang carries the same ones).
+# How a serving process is started: node with the server's V8 flags (src/workers/process-flags.ts says why, and why
+# the bin's shebang cannot carry them).
 SERVER_NODE := node --no-memory-reducer
 
 run: build

@@ -31,6 +31,7 @@ import { run as runProviders } from './provider-credentials.js';
 import { run as runSuggestions } from './policy-suggestions.js';
 import { startFakeGoogleToken, type FakeGoogleToken } from './support/fake-google-token.js';
 import { startFakeSts, type FakeSts } from './support/fake-sts.js';
+import { SERVER_NODE_FLAGS } from '../src/workers/process-flags.js';
 import { DEV_KEYS } from './support/cli.js';
 import type { ExampleOptions, Transcript } from './support/transcript.js';
 import { startWebhookInbox, type WebhookInbox } from './support/webhook-inbox.js';
@@ -210,7 +211,7 @@ async function main(): Promise<number> {
   const provider = providerSetup(root, dir, sts, google, { aws: awsSource, saPem: sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() });
   const configPath = writeConfig(root, dir, port, inbox, webhookSecret, { port: proxyPort, github, credential: githubCredential }, provider);
   // The PDP's own output (including its loud dev-key warning) is kept, and shown only if something goes wrong.
-  const pdp = spawn(process.execPath, [cli, 'serve', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pdp = spawn(process.execPath, [...SERVER_NODE_FLAGS, cli, 'serve', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   pdp.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   pdp.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));

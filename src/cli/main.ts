@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-memory-reducer
+#!/usr/bin/env node
 import { runCli } from './run-cli.js';
 
 /** `agent-pdp <command> [options]`: the process around `runCli`; no business rules live here. */

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { KEYS, TEST_CALLERS } from '../support/pdp-harness.js';
+import { KEYS, spawnedServerConfig } from '../support/pdp-harness.js';
 import { CLI, ensureBuilt, runBuiltCli } from './cli.js';
 
 const CLIENTS = 8;
@@ -31,14 +31,7 @@ beforeAll(() => {
   configPath = join(dir, 'agent-pdp.yaml');
   writeFileSync(
     configPath,
-    stringify({
-      server: { listen: '127.0.0.1:0' },
-      policy: { bundle: resolve('opa-bundle/bundle.tar.gz'), agents: 'policies', watch: false },
-      store: { url: 'sqlite:data/pdp.db' },
-      issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
-      log: { level: 'info' },
-      callers: TEST_CALLERS,
-    }),
+    stringify(spawnedServerConfig()),
   );
 }, 120_000);
 

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CLI, ensureBuilt, runBuiltCli } from '../audit-e2e/cli.js';
-import { KEYS, TEST_CALLERS } from '../support/pdp-harness.js';
+import { KEYS, spawnedServerConfig } from '../support/pdp-harness.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
 const SECRET = 'crash-delivery-webhook-secret-3e7a91c0d2';
@@ -48,20 +48,16 @@ beforeAll(async () => {
   configPath = join(dir, 'agent-pdp.yaml');
   writeFileSync(
     configPath,
-    stringify({
-      server: { listen: '127.0.0.1:0' },
-      policy: { bundle: resolve('opa-bundle/bundle.tar.gz'), agents: 'policies', watch: false },
-      store: { url: 'sqlite:data/pdp.db' },
-      issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
-      log: { level: 'info' },
-      callers: TEST_CALLERS,
-      escalation: {
-        // Short backoffs so the retry after the restart comes quickly; many attempts so the refused ones before
-        // the kill never reach the dead letter.
-        outbox: { initial_backoff_ms: 50, max_backoff_ms: 400, timeout_ms: 300, max_attempts: 100 },
-        webhooks: [{ id: 'oncall-hook', groups: ['platform-oncall'], format: 'generic', url: receiver.url, secret_file: secretFile }],
-      },
-    }),
+    stringify(
+      spawnedServerConfig({
+        escalation: {
+          // Short backoffs so the retry after the restart comes quickly; many attempts so the refused ones before
+          // the kill never reach the dead letter.
+          outbox: { initial_backoff_ms: 50, max_backoff_ms: 400, timeout_ms: 300, max_attempts: 100 },
+          webhooks: [{ id: 'oncall-hook', groups: ['platform-oncall'], format: 'generic', url: receiver.url, secret_file: secretFile }],
+        },
+      }),
+    ),
   );
 }, 120_000);
 

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { expect, it } from 'vitest';
+import { SERVER_NODE_FLAGS } from '../../src/workers/process-flags.js';
 
 /**
  * `make run` needs Node only: the WASM bundle is committed (and `make test` checks it is fresh), so serving never
@@ -10,6 +11,6 @@ import { expect, it } from 'vitest';
 it('make run builds no OPA CLI, needs no Go and does not rebuild the bundle', () => {
   const dry = spawnSync('make', ['-n', '-B', 'run'], { encoding: 'utf8' });
   expect(dry.status).toBe(0);
-  expect(dry.stdout).toContain('node --no-memory-reducer dist/cli/main.js serve');
+  expect(dry.stdout).toContain(`node ${SERVER_NODE_FLAGS.join(' ')} dist/cli/main.js serve`);
   for (const needle of ['go install', '.tools/bin/opa', 'build-bundle', 'opa build']) expect(dry.stdout).not.toContain(needle);
 });

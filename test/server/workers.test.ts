@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ensureBuilt, runBuiltCli } from '../audit-e2e/cli.js';
 import { callOnFreshConnection } from '../support/fresh-connection.js';
-import { KEYS, TEST_CALLERS } from '../support/pdp-harness.js';
+import { KEYS, spawnedServerConfig } from '../support/pdp-harness.js';
 
 /**
  * Issue 19, "every core": `agent-pdp serve --workers 2` on one SQLite store. Connections are spread over both
@@ -49,14 +49,7 @@ beforeAll(async () => {
   cpSync(resolve('test/fixtures/policies'), join(dir, 'policies'), { recursive: true });
   writeFileSync(
     configPath,
-    JSON.stringify({
-      server: { listen: '127.0.0.1:0' },
-      policy: { bundle: resolve('opa-bundle/bundle.tar.gz'), agents: 'policies', watch: false },
-      store: { url: 'sqlite:data/pdp.db' },
-      issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
-      log: { level: 'info' },
-      callers: TEST_CALLERS,
-    }),
+    JSON.stringify(spawnedServerConfig()),
   );
   child = spawn(process.execPath, [CLI, 'serve', '--config', configPath, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
   createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -39,6 +39,23 @@ export const TEST_CALLERS = [
   { id: 'ops-alice', role: ['pep', 'approver'], key_sha256: sha256Hex(KEYS.pepApprover), agents: ['*'], approver_groups: ['platform-oncall'] },
 ] satisfies Array<Partial<Omit<CallerConfig, 'role'>> & { id: string; role: CallerConfig['role'] | CallerConfig['role'][] }>;
 
+/**
+ * The config of a server a test spawns from the built CLI (`agent-pdp serve --config …`) in a folder holding a copy of
+ * test/fixtures/policies as `policies/`: a free loopback port, the committed bundle, SQLite in `data/`, the test
+ * callers, info logs (the tests read its log lines). `extra` adds or replaces top-level sections.
+ */
+export function spawnedServerConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    server: { listen: '127.0.0.1:0' },
+    policy: { bundle: resolve('opa-bundle/bundle.tar.gz'), agents: 'policies', watch: false },
+    store: { url: 'sqlite:data/pdp.db' },
+    issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys' },
+    log: { level: 'info' },
+    callers: TEST_CALLERS,
+    ...extra,
+  };
+}
+
 export interface TestPdp {
   pdp: Pdp;
   /** A real HTTP server on 127.0.0.1 with an ephemeral port. */
