@@ -7,7 +7,7 @@ import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoaded
 import { loadConfigFile, storeOpenOptions } from './config/config-loader.js';
 import type { PdpConfig, PolicyServiceConfig } from './config/config-types.js';
 import { BundlePoller } from './bundle-service/bundle-poller.js';
-import { missingFlagsWarning, missingServerFlags } from './workers/process-flags.js';
+import { warnIfMissingServerFlags } from './workers/process-flags.js';
 import { runSupervisor, workerChannel, workerIndex } from './workers/supervisor.js';
 import { describeError, isPdpError, PdpError } from './errors/pdp-error.js';
 import { AccessRequestService } from './pdp/access-requests.js';
@@ -568,14 +568,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** A serving process started without the server's V8 flags (src/workers/process-flags.ts) says so once. */
-function warnWithoutServerFlags(logger: Logger): void {
-  const missing = missingServerFlags();
-  if (missing.length === 0) return;
-  const { fields, msg } = missingFlagsWarning(missing);
-  logger.warn(fields, msg);
-}
-
 /** Loads the config, builds the PDP, listens, and handles SIGHUP (reload) and SIGTERM/SIGINT (graceful stop). */
 export async function startServer(opts: { configPath: string; nodeEnv?: string | undefined }): Promise<RunningServer> {
   const { config, warnings } = loadConfigFile(opts.configPath, { nodeEnv: opts.nodeEnv });
@@ -593,7 +585,7 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   // A worker of `serve --workers N` (src/workers/): the first one also runs the jobs one process does for all.
   const worker = workerIndex();
   const log = worker === undefined ? logger : logger.child({ worker });
-  warnWithoutServerFlags(log);
+  warnIfMissingServerFlags(log);
   // A worker whose supervisor dies while it starts leaves at once (once listening, it stops as on SIGTERM, below).
   const orphaned = (): never => process.exit(1);
   if (worker !== undefined) process.once('disconnect', orphaned);
@@ -717,7 +709,7 @@ export async function startProxy(opts: { configPath: string; nodeEnv?: string | 
   const logger = createLogger(config.log.level);
   for (const warning of warnings) logger.warn(warning);
   if (config.proxy === null) throw new PdpError('config_invalid', `config ${config.source} has no proxy section`, { details: [{ path: 'proxy', message: 'is required by agent-pdp proxy' }] });
-  warnWithoutServerFlags(logger);
+  warnIfMissingServerFlags(logger);
   const proxyConfig = config.proxy;
   const maskKey = config.audit.mask_key_file === null ? undefined : await readMaskKey(config.audit.mask_key_file);
   const store = await openStore(config.store.url, {

@@ -43,10 +43,15 @@ export function missingServerFlags(execArgv: readonly string[] = process.execArg
   });
 }
 
-/** The warning a process started without them logs once at start (the message names them and the docs). */
-export function missingFlagsWarning(missing: readonly string[]): { msg: string; fields: { missing_node_flags: readonly string[] } } {
-  return {
-    fields: { missing_node_flags: missing },
-    msg: `node was started without ${missing.join(' ')}: V8 may pause this server for a memory-reducing collection under load (start it as \`node ${SERVER_NODE_FLAGS.join(' ')} dist/cli/main.js …\`; docs/scaling.md, "Process flags")`,
-  };
+/**
+ * At a serving process's start: one warning when node was started without the server flags, naming them and where
+ * the docs say why (the process serves as before).
+ */
+export function warnIfMissingServerFlags(logger: { warn(fields: object, msg: string): void }, execArgv: readonly string[] = process.execArgv): void {
+  const missing = missingServerFlags(execArgv);
+  if (missing.length === 0) return;
+  logger.warn(
+    { missing_node_flags: missing },
+    `node was started without ${missing.join(' ')}: V8 may pause this server for a memory-reducing collection under load (start it as \`node ${SERVER_NODE_FLAGS.join(' ')} dist/cli/main.js …\`; docs/scaling.md, "Process flags")`,
+  );
 }
