@@ -54,12 +54,12 @@ const errorCode = (a: Answer | undefined): string | undefined => (a?.json['error
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 60_000): Promise<T> {
+async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 60_000, explain?: () => string): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${explain === undefined ? '' : `: ${explain()}`}`);
     await sleep(50);
   }
 }
@@ -361,10 +361,12 @@ describe('three replicas while PostgreSQL is stopped for 10 s (a cluster of this
       answers.push({ replica: r.name, what, from, to: phase, status: a?.status ?? 'no answer', code: errorCode(a) });
       return a;
     };
-    // One client per replica, deciding and redeeming each allow at once. Bounded: at most 3000 rounds each, and it
-    // stops once every replica has served again after the outage.
+    // One client per replica, deciding and redeeming each allow at once. Bounded by time (a 503 comes back in a few
+    // milliseconds, so a bound on rounds would run out during a slow outage): it stops once every replica has served
+    // again after the outage, or after 170 s.
+    const clientsEnd = Date.now() + 170_000;
     const client = async (r: Replica): Promise<void> => {
-      for (let i = 0; i < 3000 && !stop; i++) {
+      while (!stop && Date.now() < clientsEnd) {
         const d = await ask(r, 'decide', () => decide(r, 'outage'));
         if (d?.status === 200 && d.json['outcome'] === 'allow') {
           acknowledged.decisions.push(d.json['decision_id'] as string);
@@ -392,9 +394,30 @@ describe('three replicas while PostgreSQL is stopped for 10 s (a cluster of this
     phase = 'resuming';
     await promisify(execFile)('bash', [CLUSTER_SCRIPT, 'resume', clusterDir as string], { timeout: 120_000 });
     phase = 'after';
+    // On a timeout, what each replica answered since PostgreSQL came back, and what it logged at warn or above.
+    const since = (): string => {
+      const counts = (r: Replica): Record<string, number> => {
+        const n: Record<string, number> = {};
+        for (const a of answers) {
+          if (a.replica !== r.name || (a.from !== 'resuming' && a.from !== 'after')) continue;
+          const key = `${a.what} ${a.status} ${a.code ?? ''}`.trim();
+          n[key] = (n[key] ?? 0) + 1;
+        }
+        return n;
+      };
+      const logged = (r: Replica): string[] =>
+        r.lines
+          .map((l) => l as { level?: number; msg?: string; err?: { cause?: string } })
+          .filter((l) => (l.level ?? 0) >= 40)
+          .slice(-3)
+          .map((l) => `${l.msg ?? ''}: ${l.err?.cause ?? ''}`);
+      return JSON.stringify(replicas.map((r) => ({ replica: r.name, alive: alive(r.pid), answers: counts(r), logged: logged(r) })));
+    };
     await until(
       'every replica to decide and redeem again',
       () => (replicas.every((r) => servedIn('after', r, 'decide', 200) && servedIn('after', r, 'redeem', 201)) ? true : undefined),
+      90_000,
+      since,
     ).finally(() => (stop = true));
     await load;
 
