@@ -25,7 +25,7 @@ export interface EnforcementProxyParts {
   audienceFor: (integration: string) => string;
   store: RevocationFeed & {
     recordTokenUse(input: TokenUseInput): Promise<void>;
-    getToken(jti: string): Promise<{ revoked_at: string | null } | undefined>;
+    getToken(jti: string): Promise<{ revoked_at: string | null; decision_id: string; task_id: string | null; agent_id: string } | undefined>;
   };
   /** `issuer.max_token_ttl_seconds`: no token of this issuer claims a longer lifetime. */
   maxTokenTtlSeconds: number;
@@ -61,7 +61,8 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
     revocations,
     lookup: async (jti) => {
       const token = await parts.store.getToken(jti);
-      return token === undefined ? undefined : { revoked: token.revoked_at !== null };
+      if (token === undefined) return undefined;
+      return { revoked: token.revoked_at !== null, decision_id: token.decision_id, task_id: token.task_id, agent_id: token.agent_id };
     },
     maxTokenTtlSeconds: parts.maxTokenTtlSeconds,
     cacheEntries: config.token_cache_entries,

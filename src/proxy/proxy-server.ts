@@ -23,7 +23,7 @@ import type { TokenUseInput } from '../store/index.js';
 import { PROXY_REFUSALS, writeRefusal, type ProxyRefusalCode } from './proxy-refusal.js';
 import { matchTarget, resolveRecord } from './request-target.js';
 import { exchange } from './upstream-exchange.js';
-import type { TokenGate } from './token-gate.js';
+import type { TokenGate, TokenIds } from './token-gate.js';
 import type { Upstream } from './upstream.js';
 
 export type ProxyOutcome = 'forwarded' | 'refused' | 'failed';
@@ -72,6 +72,8 @@ interface Call {
   started: bigint;
   traceId: string | null;
   facts: CallFacts;
+  /** The admitted token's row ids (its `token.used` event is correlated with them), once the gate admitted it. */
+  token?: TokenIds;
 }
 
 /** An authorised call: everything `forward` needs. */
@@ -114,6 +116,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
         caller_id: o.proxyId,
         at: now().toISOString(),
         trace_id: call.traceId,
+        ...(call.token === undefined ? {} : { token: call.token }),
         data: {
           action: 'proxy',
           integration: f.integration,
@@ -167,6 +170,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     const admitted = await o.gate.admit(token, o.audienceFor(integration));
     if (!admitted.ok) return void (await refuse(call, admitted.code, admitted.message, admitted.code === 'token_revoked' ? admitted.claims : undefined));
     const claims = admitted.claims;
+    call.token = admitted.ids;
     if (auditDown) {
       // Probe with this refusal's own event: once it is written, the next call goes through.
       return void (await refuse(call, 'audit_unavailable', 'audit', claims));

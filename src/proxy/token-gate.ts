@@ -22,9 +22,10 @@ export interface TokenGateOptions {
   revocations: RevocationCache;
   /**
    * The store's record of a token (on the first sight of each token only): a token the PDP never issued (signed
-   * with a leaked key) is refused, and one already revoked is refused without waiting for the feed.
+   * with a leaked key) is refused, and one already revoked is refused without waiting for the feed. Its ids are
+   * kept with the claims: each call's `token.used` event is correlated with them without reading the row again.
    */
-  lookup: (jti: string) => Promise<{ revoked: boolean } | undefined>;
+  lookup: (jti: string) => Promise<({ revoked: boolean } & TokenIds) | undefined>;
   /** The issuer's longest token lifetime: a token claiming more (`exp - iat`) was not issued by it. */
   maxTokenTtlSeconds: number;
   /** Verified tokens kept (their claims, until `exp`); the oldest is dropped beyond this. Default 10,000. */
@@ -40,6 +41,21 @@ export type GateAnswer =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; code: GateRefusalCode; message: string; claims?: AccessTokenClaims };
 
+/** The ids the store's row of a token holds (`TokenUseInput.token`). */
+export interface TokenIds {
+  decision_id: string;
+  task_id: string | null;
+  agent_id: string;
+}
+
+/** An admitted token: its verified claims and its row's ids. */
+export type AdmitAnswer = { ok: true; claims: AccessTokenClaims; ids: TokenIds } | Extract<GateAnswer, { ok: false }>;
+
+interface Admitted {
+  claims: AccessTokenClaims;
+  ids: TokenIds;
+}
+
 export interface CallNeeds {
   integration: string;
   /** The audience tokens of this integration carry. */
@@ -52,7 +68,7 @@ export interface CallNeeds {
 
 export class TokenGate {
   readonly #o: TokenGateOptions;
-  readonly #verified = new Map<string, AccessTokenClaims>();
+  readonly #verified = new Map<string, Admitted>();
   readonly #max: number;
   readonly #tolerance: number;
   #keys: JWTVerifyGetKey | undefined;
@@ -67,14 +83,15 @@ export class TokenGate {
    * The token alone: ours, for this audience, unexpired, not revoked. The grant (`grants`) is judged after the call
    * is matched, so an unmapped call with a good token is still told apart (and audited) from a bad token.
    */
-  async admit(token: string, audience: string): Promise<GateAnswer> {
+  async admit(token: string, audience: string): Promise<AdmitAnswer> {
     const keys = this.#o.jwks();
     if (keys !== this.#keys) {
       this.#verified.clear(); // a withdrawn key must not leave its tokens accepted from the cache
       this.#keys = keys;
     }
-    let claims = this.#verified.get(token);
-    if (claims === undefined) {
+    let admitted = this.#verified.get(token);
+    if (admitted === undefined) {
+      let claims: AccessTokenClaims;
       try {
         claims = await verifyIssuedToken(token, { jwks: keys, issuer: this.#o.issuer, clockTolerance: this.#tolerance, currentDate: this.#now() });
       } catch (err) {
@@ -87,16 +104,19 @@ export class TokenGate {
       const record = await this.#o.lookup(claims.jti);
       if (record === undefined) return { ok: false, code: 'token_invalid', message: 'access token was not issued by this PDP' };
       if (record.revoked) return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };
+      admitted = { claims, ids: { decision_id: record.decision_id, task_id: record.task_id, agent_id: record.agent_id } };
       if (this.#max > 0) {
         if (this.#verified.size >= this.#max) this.#verified.delete(this.#verified.keys().next().value as string);
-        this.#verified.set(token, claims);
+        this.#verified.set(token, admitted);
       }
     }
+    const { claims, ids } = admitted;
     const aud = claims.aud as string | string[];
     if (Array.isArray(aud) ? !aud.includes(audience) : aud !== audience) {
       return { ok: false, code: 'token_wrong_audience', message: 'access token is for another audience' };
     }
-    return this.current(claims);
+    const now = this.current(claims);
+    return now.ok ? { ok: true, claims, ids } : now;
   }
 
   /**

@@ -368,7 +368,7 @@ function preparedUse(ctx: StoreContext, input: TokenUseInput): () => Program<voi
   requireId('jti', input.jti);
   requireId('caller_id', input.caller_id);
   requireTime('at', input.at);
-  const usedEvent = (row: TokenRow | undefined) =>
+  const usedEvent = (row: Pick<TokenRow, 'decision_id' | 'task_id' | 'agent_id'> | undefined) =>
     tokenUsedEvent(
       input.at,
       {
@@ -381,9 +381,21 @@ function preparedUse(ctx: StoreContext, input: TokenUseInput): () => Program<voi
       },
       input.data,
     );
+  if (input.token !== undefined) {
+    // The caller read the token's row already: no read in the transaction.
+    requireId('token.decision_id', input.token.decision_id);
+    if (input.token.task_id !== null) requireId('token.task_id', input.token.task_id);
+    requireId('token.agent_id', input.token.agent_id);
+    const known = ctx.chain.prepare(usedEvent(input.token));
+    return () => appendOnly(ctx, known);
+  }
   // Validated, masked and encoded before queuing, as every event is.
   const prepared = ctx.chain.prepare(usedEvent(undefined));
   return () => tokenUseProgram(ctx, input, prepared);
+}
+
+function* appendOnly(ctx: StoreContext, prepared: PreparedEvent): Program<void> {
+  yield* ctx.chain.append(prepared);
 }
 
 /** One token.used event appended, correlated with its token's ids. */

@@ -242,6 +242,12 @@ export interface TokenUseInput {
    */
   data: TokenUsedData;
   trace_id?: string | null;
+  /**
+   * The ids of the token's row, when the caller already read them from this store (the proxy's token gate keeps them
+   * from its first lookup of a token): the event is correlated with them as given. Without them, the transaction
+   * reads the row for them (and a token this store never issued gets none).
+   */
+  token?: { decision_id: string; task_id: string | null; agent_id: string };
 }
 
 export interface RevocationFeedInput {

@@ -70,6 +70,32 @@ describe('recordTokenUse with a call through the proxy', () => {
     expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
   });
 
+  it('with the token row\'s ids given (the proxy\'s gate read them once), writes the event the row would give', async () => {
+    await issue('j-1');
+    const row = await temp.store.getToken('j-1');
+    const ids = { decision_id: row?.decision_id as string, task_id: row?.task_id ?? null, agent_id: row?.agent_id as string };
+    await temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(30), data: FORWARDED });
+    await temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(30), data: FORWARDED, token: ids });
+    const [read, given] = await committedUses();
+    expect(given).toEqual(read);
+    expect(given).toMatchObject({ decision_id: 'd-1', task_id: 't-1', agent_id: 'support-resolver' });
+    // A token row without a task (a decision on a task the PEP asserted inline) gives none, as the row would.
+    await temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(31), data: FORWARDED, token: { ...ids, task_id: null } });
+    expect((await committedUses())[2]).toMatchObject({ decision_id: 'd-1', task_id: null, agent_id: 'support-resolver' });
+    expect(await temp.store.verifyStoredChain()).toMatchObject({ ok: true });
+  });
+
+  it('refuses malformed token ids before anything is queued', async () => {
+    await issue('j-1');
+    const ids = { decision_id: 'd-1', task_id: 't-1', agent_id: 'support-resolver' };
+    for (const token of [{ ...ids, decision_id: '' }, { ...ids, agent_id: 7 }, { ...ids, task_id: '' }]) {
+      await expect(
+        temp.store.recordTokenUse({ jti: 'j-1', caller_id: 'proxy', at: at(30), data: FORWARDED, token: token as typeof ids }),
+      ).rejects.toThrow(TypeError);
+    }
+    expect(await committedUses()).toEqual([]);
+  });
+
   it('writes a use of a jti that is not ours without decision, task or agent', async () => {
     await temp.store.recordTokenUse({ jti: 'j-foreign', caller_id: 'proxy', at: at(30), data: REFUSED });
     expect(await committedUses()).toEqual([
