@@ -6,7 +6,7 @@
  * The first event ever has prev_hash = GENESIS_HASH; after pruning, the first kept event's prev_hash is the
  * checkpoint's last_pruned_hash.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { AUDIT_EVENT_VERSION, AUDIT_ID_FIELDS } from './audit-event.js';
 import type { AuditEventV1, NewAuditEvent } from './audit-event.js';
 import { canonicalJson } from './canonical-json.js';
@@ -46,8 +46,17 @@ export function hashInput(event: UnsealedEvent): Record<string, unknown> {
 
 /** SHA-256 (hex) of the canonical JSON of `event` without `hash`. Throws CanonicalJsonError for unencodable data. */
 export function hashEvent(event: UnsealedEvent): string {
-  return createHash('sha256').update(canonicalJson(hashInput(event)), 'utf8').digest('hex');
+  return sha256Hex(canonicalJson(hashInput(event)));
 }
+
+/**
+ * Lowercase hex SHA-256 of a string's UTF-8 bytes. Node's one-shot `crypto.hash` (20.12 and later) where there is
+ * one: for the short texts of events and keys it costs about half of a `createHash` object's update and digest.
+ */
+export const sha256Hex: (text: string) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (text) => (crypto as unknown as { hash(algorithm: string, data: string, encoding: 'hex'): string }).hash('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** The event that follows `head`: seq = head.seq + 1, prev_hash = head.hash, hash computed. */
 export function sealEvent(head: ChainHead, event: NewAuditEvent): AuditEventV1 {

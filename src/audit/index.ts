@@ -110,7 +110,7 @@ export type {
   TokenUsedData,
 } from './event-payloads.js';
 export { CanonicalJsonError, MAX_DEPTH, RawJson, canonicalJson, canonicalJsonAt, sortKeys } from './canonical-json.js';
-export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, matchesOwnHash, sealEvent } from './hash-chain.js';
+export { GENESIS_HASH, GENESIS_HEAD, hashEvent, hashInput, isHash, matchesOwnHash, sealEvent, sha256Hex } from './hash-chain.js';
 export type { ChainHead, UnsealedEvent } from './hash-chain.js';
 export { ChainVerifier, verifyChain, verifyChainAsync } from './chain-verifier.js';
 export type { PruneCheckpoint } from './trail-events.js';

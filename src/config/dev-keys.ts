@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../audit/index.js';
 
 /**
  * The API keys of the shipped dev config (`agent-pdp.dev.yaml`), documented in the README. Anyone can read them,
@@ -14,9 +14,8 @@ export const DEV_KEYS = [
   'dev-approver-key',
 ] as const;
 
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
+/** How a caller's key is stored (`key_sha256`): the one SHA-256 of text the audit chain uses too. */
+export { sha256Hex };
 
 const DEV_KEY_HASHES: ReadonlySet<string> = new Set(DEV_KEYS.map(sha256Hex));
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../audit/index.js';
 import type { AuthFailureReason } from '../audit/index.js';
 import type { CallerConfig } from '../config/config-types.js';
 
@@ -106,7 +106,7 @@ export class CallerResolver {
   }
 
   #byKey(key: string, scheme: AuthScheme): Authentication {
-    const caller = this.#byHash.get(createHash('sha256').update(key, 'utf8').digest('hex'));
+    const caller = this.#byHash.get(sha256Hex(key));
     return caller === undefined ? { failure: 'unknown_key', scheme } : { caller, scheme };
   }
 }

@@ -9,8 +9,7 @@
  * takes an advisory lock before the head is read (postgres-connection.ts), so the write transactions of all replicas
  * take turns and the trail stays one chain (src/store/README.md, "PostgreSQL").
  */
-import { createHash } from 'node:crypto';
-import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType } from '../audit/index.js';
+import { GENESIS_HEAD, RawJson, assertNewAuditEvent, canonicalJson, hashEvent, isTrailEventType, sha256Hex } from '../audit/index.js';
 import type { AuditEventV1, ChainHead, Masker, NewAuditEvent, UnsealedEvent } from '../audit/index.js';
 import { PdpError } from '../errors/pdp-error.js';
 import { hashText } from './rows.js';
@@ -158,7 +157,7 @@ function sealHash(u: UnsealedEvent, dataJson: string): string {
   json += `"time":"${u.time}",`;
   if (u.trace_id !== undefined) json += `"trace_id":"${u.trace_id}",`;
   json += `"type":"${u.type}","v":${u.v}}`;
-  return createHash('sha256').update(json, 'utf8').digest('hex');
+  return sha256Hex(json);
 }
 
 /** Canonical JSON of caller data; a value with no encoding is the caller's fault: invalid_request. */
