@@ -155,9 +155,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       metrics.policyActive(active.revision, active.evaluator.revisions.bundle, active.evaluator.revisions.policies);
       for (const w of active.policySet.warnings) logger.warn({ file: w.file, line: w.line, path: w.path }, w.message);
       const cap = config.issuer.max_token_ttl_seconds;
-      // One pass over the agents without a [key, value] pair each: at 100,000 agents Object.entries allocated 100,000
+      // Every agent is read only when one exceeds the cap (a compiled bundle builds its agents as requests name
+      // them); then in one pass without a [key, value] pair each: at 100,000 agents Object.entries allocated 100,000
       // arrays on the event loop while a reload's traffic waited (bench/README.md, compiled bundles).
-      const agents = active.policySet.data.policies.agents;
+      const longest = active.policySet.longestTokenTtl;
+      const agents = longest === undefined || longest > cap ? active.policySet.data.policies.agents : {};
       const above: string[] = [];
       for (const id in agents) if ((agents[id] as { token_ttl: number }).token_ttl > cap) above.push(id);
       if (above.length > 0) {

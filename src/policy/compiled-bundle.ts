@@ -3,6 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { PdpError } from '../errors/pdp-error.js';
 import { DECISION_ENTRYPOINT, type OpaBundle } from './bundle-reader.js';
 import { parseJsonInPieces } from './json-in-pieces.js';
+import { longestTokenTtl } from './policy-compiler.js';
 import { SIGNATURES_FILE, signBundleFiles, verifyBundleFiles, type BundleSigningKey, type BundleVerification } from './bundle-signature.js';
 import { canonicalJson } from './policy-revision.js';
 import type { PolicyData, PolicySet } from './policy-types.js';
@@ -50,6 +51,8 @@ interface CompiledMeta {
   agent_roles?: NonNullable<PolicySet['agentRoles']>;
   /** Optional: a bundle built before provider maps has none (then nothing mints a provider credential). */
   provider_maps?: NonNullable<PolicySet['providerMaps']>;
+  /** Optional: a bundle built before it was recorded has none (then every agent is read to find it). */
+  longest_token_ttl?: number;
 }
 
 export interface CompiledBundle {
@@ -80,6 +83,7 @@ export async function buildCompiledBundle(policySet: PolicySet, rego: OpaBundle,
     files: policySet.files,
     endpoint_maps: policySet.endpointMaps,
     ...(policySet.agentRoles === undefined ? {} : { agent_roles: policySet.agentRoles }),
+    longest_token_ttl: policySet.longestTokenTtl ?? longestTokenTtl(policySet.data),
     ...(policySet.providerMaps === undefined || Object.keys(policySet.providerMaps).length === 0 ? {} : { provider_maps: policySet.providerMaps }),
   };
   const manifest = {
@@ -177,6 +181,9 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
     const problem = providerMapsProblem(meta.provider_maps);
     if (problem !== null) throw invalid(`${META_FILE} has malformed provider_maps: ${problem}`);
   }
+  if (meta.longest_token_ttl !== undefined && !(Number.isSafeInteger(meta.longest_token_ttl) && meta.longest_token_ttl >= 0)) {
+    throw invalid(`${META_FILE} has a malformed longest_token_ttl`);
+  }
   const regoRevision = meta.rego_revision as string;
   const policiesRevision = meta.policies_revision as string;
   const manifest = parseObject(files.get('.manifest'), '.manifest', invalid);
@@ -201,8 +208,14 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
 /**
  * The policy set of an opened compiled bundle. The data document is parsed and frozen agent by agent, yielding to
  * the event loop between pieces (`json-in-pieces.ts`): a server reloading a bundle of 100,000 agents keeps answering.
+ *
+ * `lazyAgents`: each agent's entry is parsed (and frozen) when it is first read, not here; only the extent of each is
+ * found. For a caller that has the same bytes parsed whole by something else before it uses the set: the policy
+ * engine, whose evaluator parses data.json in full (`opa_json_parse`) before the bundle becomes active, so an entry
+ * that is not JSON refuses the bundle there. A server then starts on 100,000 agents without building any.
  */
-export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<CompiledBundle> {
+export async function compiledPolicySet(opened: OpenedCompiledBundle, options: { lazyAgents?: boolean } = {}): Promise<CompiledBundle> {
+  const lazyAgents = options.lazyAgents === true;
   const invalid = invalidIn(opened.path);
   const { meta, dataJson } = opened;
   let parsed: unknown;
@@ -210,6 +223,7 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
   try {
     parsed = await parseJsonInPieces(dataJson, {
       leaf: frozenRecord,
+      deferred: (path) => lazyAgents && path.length === 2 && path[0] === 'policies' && path[1] === 'agents',
       // Each walked object is complete and its members frozen: freeze it now, so the last step walks none of the
       // 100,000 agents again (that walk and Object.keys of the map held the event loop for 0.3 s).
       walked: (path, value, keys) => {
@@ -245,6 +259,7 @@ export async function compiledPolicySet(opened: OpenedCompiledBundle): Promise<C
     ...(meta.agent_roles === undefined ? {} : { agentRoles: meta.agent_roles }),
     // A bundle without provider maps (none in its folder, or built before them) has none: nothing mints.
     providerMaps: meta.provider_maps ?? Object.create(null),
+    ...(meta.longest_token_ttl === undefined ? {} : { longestTokenTtl: meta.longest_token_ttl }),
   }) as PolicySet;
   return { bundle: opened.bundle, policySet, verified: opened.verified, signed: opened.signed, dataJson };
 }

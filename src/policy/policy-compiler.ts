@@ -124,3 +124,11 @@ function indexById<K extends Exclude<PolicyKind, 'endpoint_map' | 'provider_map'
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** The longest `token_ttl` of the compiled agents (0 with none): `PolicySet.longestTokenTtl`. */
+export function longestTokenTtl(data: PolicyData): number {
+  let longest = 0;
+  const agents = data.policies.agents;
+  for (const id in agents) longest = Math.max(longest, (agents[id] as { token_ttl: number }).token_ttl);
+  return longest;
+}

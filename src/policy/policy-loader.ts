@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { byLocation } from './compile-diagnostics.js';
-import { compilePolicies, compileSteps, type CompileResult } from './policy-compiler.js';
+import { compilePolicies, compileSteps, longestTokenTtl, type CompileResult } from './policy-compiler.js';
 import { parsePolicyFile } from './policy-document.js';
 import { readPolicyFiles, tooLarge } from './policy-files.js';
 import { policyRevision } from './policy-revision.js';
@@ -151,6 +151,7 @@ function compileParsed({ errors, warnings }: ParsedSources, sources: readonly Po
     endpointMaps: compiled.endpointMaps,
     providerMaps: compiled.providerMaps,
     agentRoles: compiled.agentRoles,
+    longestTokenTtl: longestTokenTtl(compiled.data),
   });
 }
 

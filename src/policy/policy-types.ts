@@ -318,6 +318,12 @@ export interface PolicySet {
    * not change the revision. Absent from a compiled bundle built before it was recorded.
    */
   readonly agentRoles?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * The longest `token_ttl` of any agent (0 with no agent): whether any exceeds the issuer's cap is known without
+   * reading every agent (a compiled bundle's are built only as requests name them). Absent from a compiled bundle
+   * built before it was recorded.
+   */
+  readonly longestTokenTtl?: number;
 }
 
 /** One policy file of a loaded set. */

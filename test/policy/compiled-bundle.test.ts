@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { isPdpError } from '../../src/errors/pdp-error.js';
 import { readBundleFile, type OpaBundle } from '../../src/policy/bundle-reader.js';
 import { bundleFileDigest, SIGNATURES_FILE, type BundleVerification } from '../../src/policy/bundle-signature.js';
-import { buildCompiledBundle, bundleFiles, readCompiledBundle } from '../../src/policy/compiled-bundle.js';
+import { buildCompiledBundle, bundleFiles, compiledPolicySet, openCompiledBundle, readCompiledBundle } from '../../src/policy/compiled-bundle.js';
 import type { EvaluationInputV1 } from '../../src/policy/decision-types.js';
 import { loadPolicyDir } from '../../src/policy/policy-loader.js';
 import type { PolicySet } from '../../src/policy/policy-types.js';
@@ -135,6 +135,39 @@ describe('compiled bundle: agent policies compiled once, served without YAML', (
     expect(older.policySet.agentRoles).toBeUndefined();
     expect(older.policySet.revision).toBe(fromYaml.revision);
     expect(await refusal(readCompiledBundle(withMeta((meta) => (meta['agent_roles'] = { 'support-resolver': 'support-agent' })), 'm'))).toMatch(/malformed agent_roles/);
+  });
+
+  it('builds each agent only when it is first read, for a caller whose evaluator parses data.json whole (the policy engine)', async () => {
+    const lazy = (await compiledPolicySet(await openCompiledBundle(bundleFiles(unsigned, 'b'), 'b'), { lazyAgents: true })).policySet;
+    const agents = lazy.data.policies.agents;
+    expect(Object.isFrozen(agents)).toBe(true);
+    expect(Object.getPrototypeOf(agents)).toBeNull();
+    expect(Object.keys(agents)).toEqual(Object.keys(fromYaml.data.policies.agents));
+    const id = lazy.agents[0] as string;
+    // Not built yet: an accessor, whose first read parses and freezes the entry, and every later read gives it again.
+    expect(typeof Object.getOwnPropertyDescriptor(agents, id)?.get).toBe('function');
+    const first = agents[id];
+    expect(agents[id]).toBe(first);
+    expect(Object.isFrozen(first?.integrations)).toBe(true);
+    expect((agents as Record<string, unknown>)['constructor']).toBeUndefined();
+    // Read in full, the set is the one the YAML compiled to.
+    expect(lazy).toEqual(fromYaml);
+  });
+
+  it('records the longest token_ttl, so a server knows whether an agent exceeds its cap without reading them all; an older bundle reads without it', async () => {
+    const longest = Math.max(...Object.values(fromYaml.data.policies.agents).map((a) => a.token_ttl));
+    expect(fromYaml.longestTokenTtl).toBe(longest);
+    expect((await readCompiledBundle(bundleFiles(unsigned, 'b'), 'b')).policySet.longestTokenTtl).toBe(longest);
+    const withMeta = (edit: (meta: Record<string, unknown>) => void): Map<string, Buffer> =>
+      tampered(unsigned, (files) => {
+        const meta = JSON.parse((files.get('agentpdp_compiled/data.json') as Buffer).toString()) as Record<string, unknown>;
+        edit(meta);
+        files.set('agentpdp_compiled/data.json', Buffer.from(JSON.stringify(meta)));
+      });
+    expect((await readCompiledBundle(withMeta((meta) => delete meta['longest_token_ttl']), 'o')).policySet.longestTokenTtl).toBeUndefined();
+    for (const bad of [-1, 1.5, '3600', null]) {
+      expect(await refusal(readCompiledBundle(withMeta((meta) => (meta['longest_token_ttl'] = bad)), 'm'))).toMatch(/malformed longest_token_ttl/);
+    }
   });
 });
 

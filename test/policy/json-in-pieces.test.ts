@@ -54,6 +54,43 @@ describe('JSON parsed in pieces', () => {
     expect(leaves).toEqual([{ x: 1 }, { y: 2 }, 3]);
     expect(walked).toEqual(['p:b,a,b', ':p']);
   });
+
+  describe('deferred members', () => {
+    const agents = (path: readonly string[]): boolean => path.join('.') === 'policies.agents';
+
+    it.each(documents.filter((t) => t.trimStart().startsWith('{')))('%s reads back as JSON.parse gives it', async (text) => {
+      const parsed = await parseJsonInPieces(Buffer.from(text), { deferred: agents });
+      expect(JSON.stringify(parsed)).toBe(JSON.stringify(JSON.parse(text)));
+    });
+
+    it('parses a member on its first read only (the leaf hook then), and gives the same value after', async () => {
+      const leaves: unknown[] = [];
+      const text = '{"policies":{"agents":{"b":{"x":[1]},"a":{"y":2},"b":{"x":[3]}},"integrations":{"g":{}}}}';
+      const parsed = (await parseJsonInPieces(Buffer.from(text), { deferred: agents, leaf: (v) => leaves.push(v) })) as {
+        policies: { agents: Record<string, unknown> };
+      };
+      expect(leaves).toEqual([{}]); // integrations.g: the only member parsed
+      const map = parsed.policies.agents;
+      expect(Object.keys(map)).toEqual(['b', 'a']); // document order, the last of a duplicate key
+      expect(Object.hasOwn(map, 'a') && !Object.hasOwn(map, 'c')).toBe(true);
+      expect(leaves).toHaveLength(1); // keys and presence read nothing
+      const b = map['b'];
+      expect(b).toEqual({ x: [3] });
+      expect(map['b']).toBe(b);
+      expect(leaves).toEqual([{}, { x: [3] }]);
+      expect(Object.getOwnPropertyDescriptor(map, 'a')?.get).toBeTypeOf('function');
+    });
+
+    it('leaves a member\'s syntax to its first read: the document around it is still checked', async () => {
+      const parsed = (await parseJsonInPieces(Buffer.from('{"policies":{"agents":{"a":{"y":tru},"b":{}}}}'), { deferred: agents })) as {
+        policies: { agents: Record<string, unknown> };
+      };
+      expect(parsed.policies.agents['b']).toEqual({});
+      expect(() => parsed.policies.agents['a']).toThrow(SyntaxError);
+      await expect(parseJsonInPieces(Buffer.from('{"policies":{"agents":{"a":{"y":1}},}}'), { deferred: agents })).rejects.toThrow(SyntaxError);
+      await expect(parseJsonInPieces(Buffer.from('{"policies":{"agents":{"a":{"y":1}'), { deferred: agents })).rejects.toThrow(SyntaxError);
+    });
+  });
 });
 
 describe('tar.gz unpacked as a stream', () => {
