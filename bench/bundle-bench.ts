@@ -53,6 +53,14 @@ export interface BundleBenchResult {
     /** Longest answer in the 2 s before the reload, and while it ran (from the file's replacement to the new revision answering). */
     longest_before_ms: number;
     longest_during_ms: number;
+    /**
+     * The server's own longest event-loop stall over the same two windows, what the issue measures: the maximum of
+     * its `monitorEventLoopDelay` histogram (prom-client's `nodejs_eventloop_lag_max_seconds`, 10 ms resolution),
+     * read from `GET /metrics`, which resets it: once as the traffic starts, at the replacement, and as the new
+     * revision first answers. A longest answer is that stall plus the queue in front of the answer.
+     */
+    stall_before_ms: number;
+    stall_during_ms: number;
     reload_ms: number;
   };
 }
@@ -174,6 +182,21 @@ async function reloadUnderTraffic(decideUrl: string, swap: () => void): Promise<
   let firstRevision: string | undefined;
   let swappedAt: bigint | undefined;
   let reloadedAt: bigint | undefined;
+  // The server's longest event-loop stall since the previous read (each read resets it).
+  const stallSinceLastRead = (): Promise<number> =>
+    new Promise((resolve) => {
+      const req = httpRequest({ host: url.hostname, port: url.port, path: '/metrics', method: 'GET', agent }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(Number(/^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 'NaN') * 1000));
+      });
+      req.on('error', () => resolve(Number.NaN));
+      req.end();
+    });
+  await stallSinceLastRead();
+  let stallBefore = Number.NaN;
+  let stallDuring: Promise<number> | undefined;
   const started = process.hrtime.bigint();
   const deadline = started + 60_000_000_000n;
   const ask = (): Promise<{ status: number; revision: string | undefined }> =>
@@ -204,6 +227,8 @@ async function reloadUnderTraffic(decideUrl: string, swap: () => void): Promise<
       if (now > deadline || (reloadedAt !== undefined && now - reloadedAt > 2_000_000_000n)) return;
       if (swappedAt === undefined && now - started > 2_000_000_000n) {
         swappedAt = now;
+        stallBefore = await stallSinceLastRead();
+        swappedAt = process.hrtime.bigint();
         swap();
       }
       const t0 = process.hrtime.bigint();
@@ -214,16 +239,22 @@ async function reloadUnderTraffic(decideUrl: string, swap: () => void): Promise<
       firstRevision ??= answer.revision;
       if (swappedAt === undefined || t0 < swappedAt) longestBefore = Math.max(longestBefore, took);
       else if (reloadedAt === undefined || t0 <= reloadedAt) longestDuring = Math.max(longestDuring, took);
-      if (reloadedAt === undefined && swappedAt !== undefined && answer.revision !== undefined && answer.revision !== firstRevision) reloadedAt = process.hrtime.bigint();
+      if (reloadedAt === undefined && swappedAt !== undefined && answer.revision !== undefined && answer.revision !== firstRevision) {
+        reloadedAt = process.hrtime.bigint();
+        stallDuring = stallSinceLastRead();
+      }
     }
   };
   await Promise.all(Array.from({ length: 8 }, client));
+  const stallDuringMs = (await stallDuring) ?? Number.NaN;
   agent.destroy();
   return {
     requests,
     errors,
     longest_before_ms: round(longestBefore, 1),
     longest_during_ms: round(longestDuring, 1),
+    stall_before_ms: round(stallBefore, 1),
+    stall_during_ms: round(stallDuringMs, 1),
     reload_ms: swappedAt === undefined || reloadedAt === undefined ? -1 : round(Number(reloadedAt - swappedAt) / 1e6, 1),
   };
 }

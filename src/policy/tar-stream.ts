@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import { TarFormatError, checksumOk, cstring, octal, paxValue, type TarEntry } from './tar-reader.js';
 
@@ -69,8 +70,15 @@ export async function readTarGzStreaming(gz: Buffer, maxBytes: number): Promise<
 
   const gunzip = createGunzip({ chunkSize: CHUNK_BYTES });
   gunzip.end(gz);
+  let lastYield = performance.now();
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      // Chunks the thread pool inflated meanwhile come one microtask after another, with no turn of the event loop
+      // between them: copying ten of them into fresh pages held a reloading server for tens of milliseconds.
+      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+        await nextTurn();
+        lastYield = performance.now();
+      }
       total += chunk.length;
       if (total > maxBytes) throw new GunzipFailed(new RangeError(`more than ${maxBytes} bytes unpacked`));
       let at = 0;
@@ -116,6 +124,8 @@ export class GunzipFailed extends Error {
 }
 
 const BLOCK = 512;
+/** Most time between two turns of the event loop while unpacking. */
+const YIELD_EVERY_MS = 8;
 /** Inflated bytes per chunk: copying one into fresh pages takes a few milliseconds. */
 const CHUNK_BYTES = 1024 * 1024;
 
