@@ -12,7 +12,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PostgresStore, SqliteStore } from '../src/store/index.js';
+import { SqliteStore } from '../src/store/index.js';
+import { PostgresStore } from '../src/store/postgres-store.js';
 import type { SqliteStoreOptions, Store } from '../src/store/index.js';
 import { startPostgres, type BenchPostgres } from './lib/postgres.js';
 import { isMain } from './lib/timing.js';

@@ -40,7 +40,7 @@ import { loadPolicyFolder, SuggestionActions, SuggestionReports, SuggestionSched
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
 import { loadAuditKey, signedHeadsPath } from './issuer/audit-key.js';
 import { ApprovalLinks, loadLinkKey, OutboxWorker } from './notify/index.js';
-import { startEnforcementProxy, type EnforcementProxy } from './proxy/index.js';
+import type { EnforcementProxy } from './proxy/index.js';
 
 /** Everything one PDP instance is made of, wired. `main.ts` is the only module that knows all of them. */
 export interface Pdp {
@@ -675,9 +675,10 @@ export async function superviseServer(opts: { configPath: string; nodeEnv?: stri
  * The enforcement proxy's listener on a running PDP's parts (`proxy.serve: true` in `serve`; tests): its store,
  * keys, policy and metrics. The caller closes it before the PDP.
  */
-export function startPdpProxy(pdp: Pdp, options: { now?: () => Date } = {}): Promise<EnforcementProxy> {
+export async function startPdpProxy(pdp: Pdp, options: { now?: () => Date } = {}): Promise<EnforcementProxy> {
   const config = pdp.config.proxy;
   if (config === null) throw new PdpError('config_invalid', 'the config has no proxy section', { details: [{ path: 'proxy', message: 'is required' }] });
+  const { startEnforcementProxy } = await loadProxy();
   return startEnforcementProxy({
     config,
     issuer: pdp.config.issuer.issuer,
@@ -690,6 +691,11 @@ export function startPdpProxy(pdp: Pdp, options: { now?: () => Date } = {}): Pro
     observer: pdp.metrics,
     ...(options.now === undefined ? {} : { now: options.now }),
   });
+}
+
+/** The enforcement proxy's module, loaded when a proxy starts: undici is about 0.1 s of a start that serves none. */
+function loadProxy(): Promise<typeof import('./proxy/index.js')> {
+  return import('./proxy/index.js');
 }
 
 export interface RunningProxy {
@@ -737,6 +743,7 @@ export async function startProxy(opts: { configPath: string; nodeEnv?: string | 
     if (config.policy.watch) engine.watch(config.policy.watch_interval_ms);
     const keys = await IssuerKeys.load(config.issuer.keys, { alg: config.issuer.alg, maxTokenTtlSeconds: config.issuer.max_token_ttl_seconds }, () => new Date());
     const active = engine;
+    const { startEnforcementProxy } = await loadProxy();
     proxy = await startEnforcementProxy({
       config: proxyConfig,
       issuer: config.issuer.issuer,

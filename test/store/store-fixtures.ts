@@ -7,7 +7,8 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { PostgresStore } from '../../src/store/postgres-store.js';
 import type { PostgresStoreOptions, RecordDecisionInput, RegisterTaskInput, SqliteStoreOptions, Store, TokenGrant } from '../../src/store/index.js';
 import { dropSchema, newSchema, pgQuery, pgSession, postgresUrl } from '../support/postgres.js';
 

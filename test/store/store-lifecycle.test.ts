@@ -5,7 +5,8 @@
  * permissions: open-store.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { PostgresStore } from '../../src/store/postgres-store.js';
 import type { Store } from '../../src/store/index.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { dropSchema, newSchema, postgresUrl } from '../support/postgres.js';

@@ -9,7 +9,8 @@
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TokenProxiedData, TokenUsedData } from '../../src/audit/index.js';
-import { PostgresStore, SqliteStore } from '../../src/store/index.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { PostgresStore } from '../../src/store/postgres-store.js';
 import type { Store, UsageSummary } from '../../src/store/index.js';
 import { pgQuery, postgresUrl } from '../support/postgres.js';
 import { at, decision, grant, task, tempStore } from './store-fixtures.js';
