@@ -680,10 +680,14 @@ function bundleGoals(r: BenchResults & { bundle?: BundleBenchResult }): Goal[] {
       met: b && b.agents >= 100_000 ? b.cold_start_ms <= 5000 : null,
     },
     {
-      goal: 'compiled bundle: the longest answer while a 100,000-agent bundle reloads under traffic',
+      // The issue's measure: the server's longest event-loop stall while the reload runs under traffic. The longest
+      // answer a client saw (that stall plus the queue in front of it) is reported beside it.
+      goal: 'compiled bundle: the longest event-loop stall while a 100,000-agent bundle reloads under traffic (every answer 200)',
       target: '≤ 100 ms',
-      measured: b ? `${b.reload.longest_during_ms} ms (before the reload: ${b.reload.longest_before_ms} ms; reload took ${b.reload.reload_ms} ms; ${b.reload.requests} requests, ${b.reload.errors} errors)${busy}` : 'not run',
-      met: b && b.agents >= 100_000 ? b.reload.longest_during_ms <= 100 && b.reload.errors === 0 : null,
+      measured: b
+        ? `stall ${b.reload.stall_during_ms} ms (before the reload: ${b.reload.stall_before_ms} ms); longest answer ${b.reload.longest_during_ms} ms (before: ${b.reload.longest_before_ms} ms); reload took ${b.reload.reload_ms} ms; ${b.reload.requests} requests, ${b.reload.errors} errors${busy}`
+        : 'not run',
+      met: b && b.agents >= 100_000 ? b.reload.stall_during_ms <= 100 && b.reload.errors === 0 : null,
     },
   ];
 }
