@@ -196,6 +196,7 @@ async function reloadUnderTraffic(decideUrl: string, swap: () => void): Promise<
     });
   await stallSinceLastRead();
   let stallBefore = Number.NaN;
+  let swapping = false;
   let stallDuring: Promise<number> | undefined;
   const started = process.hrtime.bigint();
   const deadline = started + 60_000_000_000n;
@@ -225,8 +226,8 @@ async function reloadUnderTraffic(decideUrl: string, swap: () => void): Promise<
     for (;;) {
       const now = process.hrtime.bigint();
       if (now > deadline || (reloadedAt !== undefined && now - reloadedAt > 2_000_000_000n)) return;
-      if (swappedAt === undefined && now - started > 2_000_000_000n) {
-        swappedAt = now;
+      if (!swapping && now - started > 2_000_000_000n) {
+        swapping = true;
         stallBefore = await stallSinceLastRead();
         swappedAt = process.hrtime.bigint();
         swap();

@@ -16,8 +16,9 @@
  * A path that would reach a decision's `result.outcome` (`result`, `**.outcome`, `*`, ...) is refused: the outcome
  * is what the trail is kept for, and the outcome filter of exports and listings reads it from the hashed event.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
+import { sha256Hex } from './hash-chain.js';
 
 export interface MaskOptions {
   /** HMAC key; when set, digests are `hmac-sha256:<hex>` and cannot be reversed by enumeration. Default: none. */
@@ -35,7 +36,7 @@ export function compileMask(paths: readonly string[], options: MaskOptions = {})
   const key = options.key;
   const digest = (value: unknown): string => {
     const encoded = canonicalJson(value);
-    if (key === undefined) return 'sha256:' + createHash('sha256').update(encoded, 'utf8').digest('hex');
+    if (key === undefined) return 'sha256:' + sha256Hex(encoded);
     return 'hmac-sha256:' + createHmac('sha256', key).update(encoded, 'utf8').digest('hex');
   };
   return <T>(value: T): T => {

@@ -213,8 +213,7 @@ export class PolicyEngine {
       // Handled now, awaited by #load: a refusal while the policy set is parsed must not be an unhandled rejection,
       // and when the policy set is refused, that refusal is the one reported.
       evaluating.catch(() => undefined);
-      // Agents are built as requests name them: the evaluator's parse of the same bytes checks their syntax, and it
-      // is awaited before this set is used.
+      // Agents are built as requests name them (their bytes are checked now).
       const read = await compiledPolicySet(opened, { lazyAgents: true });
       const unchecked: ErrorDetail[] = read.signed && !read.verified
         ? [{ path: '', file: compiled.path, message: 'the compiled bundle is signed, but policy.verification is not set: its signature was not checked' }]

@@ -209,13 +209,13 @@ export async function openCompiledBundle(files: ReadonlyMap<string, Buffer>, pat
  * The policy set of an opened compiled bundle. The data document is parsed and frozen agent by agent, yielding to
  * the event loop between pieces (`json-in-pieces.ts`): a server reloading a bundle of 100,000 agents keeps answering.
  *
- * `lazyAgents`: each agent's entry is parsed (and frozen) when it is first read, not here; only the extent of each is
- * found. For a caller that has the same bytes parsed whole by something else before it uses the set: the policy
- * engine, whose evaluator parses data.json in full (`opa_json_parse`) before the bundle becomes active, so an entry
- * that is not JSON refuses the bundle there. A server then starts on 100,000 agents without building any.
+ * `lazyAgents`: each agent's entry is checked against JSON's grammar here (refused as JSON.parse would refuse it) but
+ * built (parsed, frozen) only when it is first read: a server starts on 100,000 agents without building any. The
+ * set then keeps data.json's bytes (the getters read them). A bundle built before `longest_token_ttl` was recorded
+ * is read whole, so that the check of the agents' TTLs against the issuer's cap reads built agents.
  */
 export async function compiledPolicySet(opened: OpenedCompiledBundle, options: { lazyAgents?: boolean } = {}): Promise<CompiledBundle> {
-  const lazyAgents = options.lazyAgents === true;
+  const lazyAgents = options.lazyAgents === true && opened.meta.longest_token_ttl !== undefined;
   const invalid = invalidIn(opened.path);
   const { meta, dataJson } = opened;
   let parsed: unknown;

@@ -6,6 +6,17 @@ import { fillTemplate, type TemplateValues } from './map-templates.js';
 import { checkStsTags, PROVIDER_LIMITS, ProviderLimitRefused, stsName } from './provider-limits.js';
 import type { AwsSourceCredential } from './source-credentials.js';
 
+let stsSdk: Promise<typeof import('@aws-sdk/client-sts')> | undefined;
+
+/**
+ * The AWS SDK's STS client, loaded once: by a server whose config names an AWS provider as it starts (in the
+ * background), never by one that names none (it is about 0.1 s of a start).
+ */
+export function loadStsSdk(): Promise<typeof import('@aws-sdk/client-sts')> {
+  stsSdk ??= import('@aws-sdk/client-sts');
+  return stsSdk;
+}
+
 /** STS refuses `DurationSeconds` below this (AssumeRole's documented minimum). */
 export const STS_MINIMUM_SECONDS = 900;
 /** AssumeRole's ceiling for any role; the role's own maximum session duration may be lower (STS then refuses). */
@@ -100,8 +111,7 @@ export async function assumeRole(
   grant: AwsGrant,
 ): Promise<{ credential: ProviderCredentialV1; record: ProviderCredentialRecord }> {
   const { policy, policyJson, tags, name, sourceIdentity } = assumeRoleRequest(map, grant);
-  // Loaded on the first AWS mint, not with the server: about 0.1 s of every start, for a deployment that mints none.
-  const { AssumeRoleCommand, STSClient } = await import('@aws-sdk/client-sts');
+  const { AssumeRoleCommand, STSClient } = await loadStsSdk();
   const client = new STSClient({
     region: provider.region,
     ...(provider.endpoint === null ? {} : { endpoint: provider.endpoint }),

@@ -3,7 +3,7 @@ import { describeError, PdpError } from '../errors/pdp-error.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { ProviderCredentialV1 } from '../wire/token-v1.js';
-import { assumeRole, awsDurationCap, STS_MINIMUM_SECONDS } from './aws-sts.js';
+import { assumeRole, awsDurationCap, loadStsSdk, STS_MINIMUM_SECONDS } from './aws-sts.js';
 import { mintDownscopedToken } from './google-storage.js';
 import { GOOGLE_TOKEN_SECONDS, mintWorkspaceToken } from './google-workspace.js';
 import { TemplateRefused } from './map-templates.js';
@@ -60,6 +60,8 @@ export class ProviderMinter {
     });
     this.#policy = options.policy;
     this.#onFailure = options.onFailure ?? (() => {});
+    // The SDK is loaded now, in the background, rather than by the first mint; a failure to load shows there.
+    if (options.providers.some((p) => p.kind === 'aws')) void loadStsSdk().catch(() => undefined);
   }
 
   /** The shortest lifetime the integration's provider mints, or null when the integration mints nothing. */

@@ -9,7 +9,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/config-types.js';
 import type { PolicySet } from '../policy/policy-types.js';
-import type { TokenUseInput } from '../store/index.js';
+import type { TokenIds, TokenUseInput } from '../store/index.js';
 import { createProxyHandler, type ProxyObserver } from './proxy-server.js';
 import { RevocationCache, type RevocationFeed } from './revocation-cache.js';
 import { TokenGate } from './token-gate.js';
@@ -25,7 +25,7 @@ export interface EnforcementProxyParts {
   audienceFor: (integration: string) => string;
   store: RevocationFeed & {
     recordTokenUse(input: TokenUseInput): Promise<void>;
-    getToken(jti: string): Promise<{ revoked_at: string | null; decision_id: string; task_id: string | null; agent_id: string } | undefined>;
+    getToken(jti: string): Promise<({ revoked_at: string | null } & TokenIds) | undefined>;
   };
   /** `issuer.max_token_ttl_seconds`: no token of this issuer claims a longer lifetime. */
   maxTokenTtlSeconds: number;

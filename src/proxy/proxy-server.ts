@@ -19,11 +19,11 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AccessTokenClaims, ResourceRef } from '../issuer/token-claims.js';
 import type { CompiledEndpoint, PolicySet } from '../policy/policy-types.js';
-import type { TokenUseInput } from '../store/index.js';
+import type { TokenIds, TokenUseInput } from '../store/index.js';
 import { PROXY_REFUSALS, writeRefusal, type ProxyRefusalCode } from './proxy-refusal.js';
 import { matchTarget, resolveRecord } from './request-target.js';
 import { exchange } from './upstream-exchange.js';
-import type { TokenGate, TokenIds } from './token-gate.js';
+import type { TokenGate } from './token-gate.js';
 import type { Upstream } from './upstream.js';
 
 export type ProxyOutcome = 'forwarded' | 'refused' | 'failed';

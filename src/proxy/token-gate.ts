@@ -10,6 +10,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { AccessTokenClaims, AuthorizationDetail, ResourceRef } from '../issuer/token-claims.js';
 import { TokenVerificationError, type TokenVerificationErrorCode } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
+import type { TokenIds } from '../store/index.js';
 import type { RevocationCache } from './revocation-cache.js';
 
 export interface TokenGateOptions {
@@ -40,13 +41,6 @@ export type GateRefusalCode = TokenVerificationErrorCode | 'token_revoked' | 're
 export type GateAnswer =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; code: GateRefusalCode; message: string; claims?: AccessTokenClaims };
-
-/** The ids the store's row of a token holds (`TokenUseInput.token`). */
-export interface TokenIds {
-  decision_id: string;
-  task_id: string | null;
-  agent_id: string;
-}
 
 /** An admitted token: its verified claims and its row's ids. */
 export type AdmitAnswer = { ok: true; claims: AccessTokenClaims; ids: TokenIds } | Extract<GateAnswer, { ok: false }>;

@@ -247,7 +247,14 @@ export interface TokenUseInput {
    * from its first lookup of a token): the event is correlated with them as given. Without them, the transaction
    * reads the row for them (and a token this store never issued gets none).
    */
-  token?: { decision_id: string; task_id: string | null; agent_id: string };
+  token?: TokenIds;
+}
+
+/** The ids a token's row holds: the decision it redeemed, its task (none for a task the PEP asserted inline), its agent. */
+export interface TokenIds {
+  decision_id: string;
+  task_id: string | null;
+  agent_id: string;
 }
 
 export interface RevocationFeedInput {

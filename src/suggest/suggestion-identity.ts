@@ -3,7 +3,7 @@
  * evidence (its evidence_hash: a dismissed suggestion stays dismissed until this changes), and how confident it is.
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../audit/index.js';
+import { canonicalJson, sha256Hex } from '../audit/index.js';
 import type { Confidence, SuggestionKind, SuggestionThresholds, UseSource } from './suggestion-types.js';
 import type { YamlEdit } from './yaml-edit.js';
 
@@ -37,5 +37,5 @@ export function confidenceOf(days: number, samples: number, sources: readonly Us
 
 /** Lowercase hex SHA-256 of a text's UTF-8 bytes, or of bytes. */
 export function sha256(data: string | Uint8Array): string {
-  return typeof data === 'string' ? createHash('sha256').update(data, 'utf8').digest('hex') : createHash('sha256').update(data).digest('hex');
+  return typeof data === 'string' ? sha256Hex(data) : createHash('sha256').update(data).digest('hex');
 }
