@@ -51,7 +51,7 @@ interface CompiledMeta {
   agent_roles?: NonNullable<PolicySet['agentRoles']>;
   /** Optional: a bundle built before provider maps has none (then nothing mints a provider credential). */
   provider_maps?: NonNullable<PolicySet['providerMaps']>;
-  /** Optional: a bundle built before it was recorded has none (then every agent is read to find it). */
+  /** Optional: a bundle built before it was recorded has none (then its agents are all built at load). */
   longest_token_ttl?: number;
 }
 
@@ -83,7 +83,8 @@ export async function buildCompiledBundle(policySet: PolicySet, rego: OpaBundle,
     files: policySet.files,
     endpoint_maps: policySet.endpointMaps,
     ...(policySet.agentRoles === undefined ? {} : { agent_roles: policySet.agentRoles }),
-    longest_token_ttl: policySet.longestTokenTtl ?? longestTokenTtl(policySet.data),
+    // From the data itself, not a field of the set beside it that a caller could have left stale.
+    longest_token_ttl: longestTokenTtl(policySet.data),
     ...(policySet.providerMaps === undefined || Object.keys(policySet.providerMaps).length === 0 ? {} : { provider_maps: policySet.providerMaps }),
   };
   const manifest = {
