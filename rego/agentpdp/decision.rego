@@ -24,10 +24,19 @@ package agentpdp
 # ---------------------------------------------------------------------------
 
 # The value the PDP reads: docs/architecture.md, "Evaluation result (v1)". `access_request`
-# is present only on a requestable deny.
-decision := d if {
+# is present only on a requestable deny. Its members are written out again rather than
+# object.union(core_decision, ...): the union merges recursively, copying every member of the
+# decision on each requestable deny.
+decision := {
+	"outcome": outcome,
+	"granted_scopes": granted_scopes,
+	"denied_scopes": denied_scopes,
+	"reasons": reasons,
+	"token_ttl_seconds": token_ttl_seconds,
+	"elevated_scopes": elevated_scopes,
+	"access_request": access_request,
+} if {
 	requestable
-	d := object.union(core_decision, {"access_request": access_request})
 } else := core_decision
 
 core_decision := {
