@@ -33,6 +33,8 @@ export interface TransactionDriver {
   begin: string;
   commit: string;
   rollback: string;
+  /** Runs before each transaction's BEGIN, outside any transaction of its own (SQLite: ends the turn's read transaction). */
+  beforeBegin?(): void;
   /** Savepoint statements; absent: a refusal after a write replays the batch without that operation. */
   savepoint?: { take: string; release: string; rollbackTo: string };
   /**
@@ -213,6 +215,7 @@ export class GroupCommitQueue {
     const execute = this.driver.executeSync as (step: SqlStep) => unknown;
     const durable = this.driver.syncCommitted === undefined && this.driver.durableCommits !== undefined && batch.some((op) => op.durable);
     try {
+      this.driver.beforeBegin?.();
       if (durable) this.driver.durableCommits?.(true);
     } catch (error) {
       return this.failAll(batch, error);

@@ -10,9 +10,8 @@ import { ChainWriter } from './chain-writer.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { ProgramStore, storeContext } from './program-store.js';
-import { MEMORY_PATH, openSqlite, sqliteExecutor, sqliteTransactionDriver } from './sqlite-connection.js';
+import { MEMORY_PATH, TurnReads, openSqlite, sqliteExecutor, sqliteTransactionDriver } from './sqlite-connection.js';
 import type { SqliteOpenOptions } from './sqlite-connection.js';
-import { runSync } from './sql-program.js';
 import type { Program } from './sql-program.js';
 import type { Leadership, StoreStats } from './store.js';
 import { readFailure } from './store-context.js';
@@ -48,6 +47,7 @@ const SQLITE_LEADERSHIP: Leadership = Object.freeze({ leading: true, check: () =
 export class SqliteStore extends ProgramStore {
   private readonly db: Database;
   private readonly checkpointer: WalCheckpointer | undefined;
+  private readonly reads: TurnReads;
   private closing: Promise<void> | undefined;
 
   /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a private in-memory one). */
@@ -69,7 +69,9 @@ export class SqliteStore extends ProgramStore {
     const execute = sqliteExecutor(db);
     // The checkpointer is started last (below); the writer asks it before each transaction whether to pause.
     const checkpointing: { by?: WalCheckpointer } = {};
-    const queue = new GroupCommitQueue(sqliteTransactionDriver(db, execute), {
+    // The reads of one turn of the event loop share one read transaction, ended before each write transaction.
+    const reads = new TurnReads(db, execute);
+    const queue = new GroupCommitQueue({ ...sqliteTransactionDriver(db, execute), beforeBegin: () => reads.end() }, {
       ...(options.maxBatchOps === undefined ? {} : { maxBatchOps: options.maxBatchOps }),
       ...(options.maxQueuedOps === undefined ? {} : { maxQueuedOps: options.maxQueuedOps }),
       onBatchStart: () => chain.beginBatch(),
@@ -77,22 +79,18 @@ export class SqliteStore extends ProgramStore {
       pauseBeforeBatch: () => checkpointing.by?.catchUp(),
     });
     // Reads are synchronous, like the writer: a read never sees a batch half-way (none spans a turn of the event
-    // loop). A snapshot is a DEFERRED read transaction (WAL: it never waits for the writer, nor holds it up).
-    const read = async <T>(program: () => Program<T>, options: { snapshot?: boolean } = {}): Promise<T> => {
+    // loop). Every read is a snapshot: it runs in its turn's DEFERRED read transaction (`TurnReads`; WAL: it never
+    // waits for the writer, nor holds it up).
+    const read = async <T>(program: () => Program<T>): Promise<T> => {
       try {
-        if (options.snapshot !== true) return runSync(program(), execute);
-        execute({ kind: 'run', sql: 'BEGIN DEFERRED', params: [] });
-        try {
-          return runSync(program(), execute);
-        } finally {
-          if (db.inTransaction) execute({ kind: 'run', sql: 'COMMIT', params: [] });
-        }
+        return reads.run(program);
       } catch (error) {
         throw readFailure(error);
       }
     };
     super(storeContext({ engine: 'sqlite', sqlite: db, chain, mask, read }, queue), queue, chain);
     this.db = db;
+    this.reads = reads;
     // Last, so nothing above can throw and leave a worker running; a worker that cannot start means inline
     // checkpoints, as when it fails later.
     if (backgroundCheckpoints) {
@@ -126,6 +124,7 @@ export class SqliteStore extends ProgramStore {
       .close()
       .then(() => this.checkpointer?.stop())
       .then(() => {
+        this.reads.end();
         this.db.close();
       });
     return this.closing;
