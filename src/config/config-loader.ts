@@ -245,7 +245,9 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     log: { level: r.log?.level ?? 'info' },
     escalation,
     authzen: {
-      pdp_url: (r.authzen?.pdp_url ?? escalation.public_url).replace(/\/+$/, ''),
+      // The default is the public URL's origin: the metadata is served at the root's well-known URI only, and its
+      // endpoint URLs are the PDP's own routes (an explicit pdp_url may not have a path either).
+      pdp_url: r.authzen?.pdp_url === undefined ? new URL(escalation.public_url).origin : r.authzen.pdp_url.replace(/\/+$/, ''),
       max_evaluations: r.authzen?.max_evaluations ?? 100,
       max_page_size: r.authzen?.max_page_size ?? 100,
       // No prototype: a subject type may be named `constructor` (a plain object would answer it).

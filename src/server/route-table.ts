@@ -55,7 +55,10 @@ export interface RouteDeps {
   suggestionActions: SuggestionDecisions['actions'];
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
-  /** Where the approval page reports the refusals it answers as pages (the pipeline's `onRefusal`). */
+  /**
+   * Where refusals a route answers itself are reported (the pipeline's `onRefusal`): the approval page's, answered as
+   * pages, and those of AuthZEN batch items, answered as the items' denies.
+   */
   reportRefusal?: RefusalReporter;
   keys: IssuerKeys;
   store: AuditStore;
@@ -81,7 +84,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...decideRoutes(deps.decider),
     ...grantableScopesRoutes(deps.grantableScopes),
     ...opaDataRoutes(deps.opaData),
-    ...authzenRoutes(deps.authzen),
+    ...authzenRoutes(deps.authzen, deps.reportRefusal),
     ...tokenRoutes(deps.tokens),
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),

@@ -131,6 +131,13 @@ describe('insecure settings outside production warn, and the warnings never cont
     expect(config.authzen.pdp_url).toBe(config.issuer.issuer);
   });
 
+  it('authzen.pdp_url defaults to the origin of the public URL: a path there is not carried into the metadata', () => {
+    const { config } = build({ callers: [PEP], issuer: { issuer: 'https://auth.example.com/pdp' } });
+    expect(config.escalation.public_url).toBe('https://auth.example.com/pdp');
+    expect(config.authzen.pdp_url).toBe('https://auth.example.com');
+    expect(build({ callers: [PEP], issuer: { issuer: 'https://auth.example.com:8443/' } }).config.authzen.pdp_url).toBe('https://auth.example.com:8443');
+  });
+
   it('ships the secure setting: the README\'s PEP may not assert task context; only the separate trusted PEP may', () => {
     const { config } = loadConfigFile('agent-pdp.dev.yaml');
     const byKey = (key: string) => config.callers.find((c) => c.key_sha256 === sha256Hex(key));

@@ -70,6 +70,30 @@ describe('access.refused', () => {
     expect(written[0]).toMatchObject({ ...ids, data: want });
   });
 
+  it('an AuthZEN batch item refused (an agent the caller may not speak for) is that item\'s deny, and an access.refused event', async () => {
+    const before = (await events('access.refused')).length;
+    const res = await request(t.url)
+      .post('/access/v1/evaluations')
+      .set(auth(KEYS.strictPep))
+      .send({
+        subject: { type: 'agent', id: 'support-resolver' },
+        context: { integration: 'crm', task_id: 'probe-4' },
+        evaluations: [
+          { action: { name: 'tickets:read' }, resource: { type: 'customer', id: '1234' } },
+          { subject: { type: 'agent', id: 'code-review-agent' }, action: { name: 'repo:read' }, resource: { type: 'integration', id: 'github' } },
+          { action: { name: 'tickets:read' }, resource: { type: 'customer', id: '1234' }, context: { integration: 'crm', task: { id: 'probe-5', type: 'triage', context: { customer_id: '1' } } } },
+        ],
+      })
+      .expect(200);
+    expect(res.body.evaluations.map((e: { context?: { error?: { code: string } } }) => e.context?.error?.code)).toEqual([undefined, 'forbidden_agent', 'context_assertion_forbidden']);
+    // The items are judged concurrently: their events in either order.
+    const written = (await events('access.refused')).slice(before).sort((a, b) => String(a.agent_id).localeCompare(String(b.agent_id)));
+    expect(written).toMatchObject([
+      { caller_id: 'pep-strict', agent_id: 'code-review-agent', data: { code: 'forbidden_agent', route: '/access/v1/evaluations' } },
+      { caller_id: 'pep-strict', agent_id: 'support-resolver', data: { code: 'context_assertion_forbidden', route: '/access/v1/evaluations' } },
+    ]);
+  });
+
   it("redeeming another PEP's decision → 403 decision_wrong_caller, recorded with the decision id", async () => {
     const decision = await request(t.url).post('/v1/decide').set(auth(KEYS.pep)).send({ agent_id: 'support-resolver', task: { id: 'probe-3' }, integration: 'crm', scopes: ['tickets:read'] }).expect(200);
     const before = (await events('access.refused')).length;

@@ -1,4 +1,6 @@
-import type { AuthzenService } from '../../pdp/authzen-service.js';
+import { ACCESS_REFUSAL_CODES, type AccessRefusalCode } from '../../audit/index.js';
+import { isPdpError } from '../../errors/pdp-error.js';
+import { AGENT_SUBJECT, type AuthzenService } from '../../pdp/authzen-service.js';
 import {
   parseAuthzenEvaluation,
   parseAuthzenEvaluations,
@@ -10,8 +12,11 @@ import {
 } from '../../wire/authzen-v1.js';
 import { errors, json } from '../openapi.js';
 import { publicRoute, route, type Route } from '../route.js';
+import type { RefusalReporter } from './access-requests.js';
 
 const ROLES = ['pep'] as const;
+
+const isAccessRefusal = (code: string): code is AccessRefusalCode => (ACCESS_REFUSAL_CODES as readonly string[]).includes(code);
 
 const AGENT_MAPPING =
   'A subject of type `agent` is one of our agents: `action.name` is the one scope, `resource` the record (or `{ "type": ' +
@@ -27,7 +32,7 @@ const AGENT_MAPPING =
  * metadata. Role `pep`, like /v1/decide. Errors are ours (`{ error: { code, message, details } }`) with AuthZEN's
  * statuses: a body that is not JSON of the right media type is 400, not 415 (`errors: 'authzen'` on each row).
  */
-export function authzenRoutes(service: AuthzenService): Route[] {
+export function authzenRoutes(service: AuthzenService, reportRefusal?: RefusalReporter): Route[] {
   const search = (kind: SearchKind, summary: string): Route =>
     route<AuthzenSearchRequestV1>({
       method: 'POST',
@@ -81,7 +86,19 @@ export function authzenRoutes(service: AuthzenService): Route[] {
       errors: 'authzen',
       body: { media: ['json'], parse: (raw) => parseAuthzenEvaluations(raw, service.maxEvaluations) },
       async handle({ caller, body, traceId }) {
-        return { status: 200, json: await service.evaluations(caller, body, traceId) };
+        // A refused item is that item's deny, not the request's error: the pipeline never sees it, so it is audited
+        // here, as the same refusal of a single evaluation is (an access.refused event, rate-bounded).
+        const itemFailed = (err: unknown, item: AuthzenEvaluationRequestV1): void => {
+          if (!isPdpError(err) || !isAccessRefusal(err.code)) return;
+          reportRefusal?.({
+            code: err.code,
+            route: '/access/v1/evaluations',
+            caller_id: caller.id,
+            ...(item.subject.type === AGENT_SUBJECT ? { agent_id: item.subject.id } : {}),
+            trace_id: traceId,
+          });
+        };
+        return { status: 200, json: await service.evaluations(caller, body, traceId, itemFailed) };
       },
       openapi: {
         operationId: 'authzenEvaluations',
