@@ -18,8 +18,9 @@ import { sortedRecord, sortedUnion } from './scope-set.js';
  * scope merge (approvers united, the shortest max_duration, a reason required when any requires one).
  *
  * A denied scope is requestable only when every document that denies it lifts that itself (`override_deny`, with a
- * warning each): an agent can never lift a role's deny (error), a role never another role's (the role's entry is
- * dropped for that agent, with a warning), and an integration file, having no deny list, never reaches one.
+ * warning each): a document listing its own denied scope without `override_deny` keeps it denied (a warning: the
+ * entry is ignored), an agent can never lift a role's deny (error), a role never another role's (the role's entry
+ * is dropped for that agent, with a warning), and an integration file, having no deny list, never reaches one.
  */
 
 type GrantDocument = PolicyDocument<'agent_policy'> | PolicyDocument<'role_policy'>;
@@ -28,9 +29,10 @@ type AgentDoc = PolicyDocument<'agent_policy'>;
 
 /**
  * The rules one agent or role document must keep in its own escalation blocks: `override_deny` names scopes of
- * `scopes` that are on the document's own `deny_scope`; a scope on its `deny_scope` is listed only with
- * `override_deny` (error otherwise); each override is a warning. `liftedElsewhere(integration, scope)` names who
- * else denies a scope (an agent's roles), reported by the caller: such scopes are skipped here.
+ * `scopes` that are on the document's own `deny_scope` (error otherwise); each override is a warning, and so is a
+ * scope on its `deny_scope` listed without `override_deny` (it stays denied: compileEscalation leaves it out).
+ * `deniedElsewhere(integration, scope)` names who else denies a scope (an agent's roles), reported by the caller:
+ * such scopes are skipped here.
  */
 export function checkOwnEscalations(
   doc: GrantDocument,
@@ -48,9 +50,9 @@ export function checkOwnEscalations(
       if (deniedElsewhere(name, scope) !== undefined) continue;
       if (ownDeny.has(scope) && !overrides.has(scope)) {
         const message =
-          `"${scope}" is in deny_scope for ${name}, so it is never requestable: remove it, or list it in ` +
-          'override_deny too to let approvers lift the deny';
-        diag.error(doc, [...at, 'scopes', i], message);
+          `"${scope}" is in deny_scope for ${name}, so it stays denied and is never requestable: to let an ` +
+          'approver lift the deny, list it in override_deny too; otherwise remove it from scopes';
+        diag.warning(doc, [...at, 'scopes', i], message);
       }
     }
     for (const [i, scope] of (escalation.override_deny ?? []).entries()) {
@@ -112,7 +114,7 @@ export function compileEscalation(
     const unlifted = deniers.find((r) => !lifting.has(r));
     if (unlifted !== undefined) {
       for (const { role } of sources) {
-        if (role === unlifted) continue; // its own error (deny without override_deny) is reported by checkRole
+        if (role === unlifted) continue; // its own warning (deny without override_deny) is reported by checkRole
         const message = `role ${role.body.id}'s escalation of "${scope}" for ${name} is dropped: role ${unlifted.body.id} denies it`;
         diag.warning(agent, ['agent_policy', 'roles', named.indexOf(role.body.id)], message);
       }
@@ -140,7 +142,7 @@ export function compileEscalation(
         continue;
       }
       if (agentDeny.has(scope) && !overrides.has(scope)) {
-        chosen.delete(scope); // an error of checkOwnEscalations
+        chosen.delete(scope); // stays denied: a warning of checkOwnEscalations
         continue;
       }
       chosen.set(scope, entry(own, agentDeny.has(scope)));

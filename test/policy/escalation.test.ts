@@ -250,11 +250,6 @@ describe('escalation: refused sets, each problem with its file and line', () => 
   `;
   it.each([
     {
-      note: 'a deny_scope scope listed without override_deny',
-      files: { 'a.yaml': agent('{ scopes: [pr:write, repo:write], approvers: [x] }') },
-      want: 'a.yaml:7 agent_policy.integrations.github.escalation.scopes[1]: "repo:write" is in deny_scope for github, so it is never requestable: remove it, or list it in override_deny too to let approvers lift the deny',
-    },
-    {
       note: 'override_deny naming a scope the escalation does not list',
       files: { 'a.yaml': agent('{ scopes: [pr:write], approvers: [x], override_deny: [repo:write] }') },
       want: 'a.yaml:7 agent_policy.integrations.github.escalation.override_deny[0]: "repo:write" is not in this escalation\'s scopes',
@@ -278,11 +273,6 @@ describe('escalation: refused sets, each problem with its file and line', () => 
         `,
       },
       want: 'a.yaml:6 agent_policy.integrations.github.escalation.scopes[0]: "delete_repo" is in the deny_scope of role r (r.yaml:6): an agent cannot lift a role\'s deny',
-    },
-    {
-      note: 'a role listing its own deny_scope without override_deny',
-      files: { 'r.yaml': 'role_policy:\n  id: r\n  integrations:\n    github:\n      max_scope: [repo:read]\n      deny_scope: [delete_repo]\n      escalation: { scopes: [delete_repo], approvers: [x] }\n' },
-      want: 'r.yaml:7 role_policy.integrations.github.escalation.scopes[0]: "delete_repo" is in deny_scope for github, so it is never requestable: remove it, or list it in override_deny too to let approvers lift the deny',
     },
     {
       note: 'a scope the integration does not list (agent)',
@@ -336,6 +326,109 @@ describe('escalation: refused sets, each problem with its file and line', () => 
   });
 });
 
+describe('escalation: a deny_scope scope listed without override_deny stays denied (a warning, not an error)', () => {
+  const STAYS_DENIED = (scope: string) =>
+    `"${scope}" is in deny_scope for github, so it stays denied and is never requestable: to let an approver lift the deny, list it in override_deny too; otherwise remove it from scopes`;
+
+  it.each([
+    {
+      note: 'an agent',
+      files: {
+        'a.yaml': yaml`
+          agent_policy:
+            id: a
+            integrations:
+              github:
+                max_scope: [repo:read]
+                deny_scope: [repo:write]
+                escalation: { scopes: [pr:write, repo:write], approvers: [oncall] }
+        `,
+      },
+      want: `a.yaml:7 agent_policy.integrations.github.escalation.scopes[1]: ${STAYS_DENIED('repo:write')}`,
+    },
+    {
+      note: 'a role (every agent naming it)',
+      files: {
+        'r.yaml': yaml`
+          role_policy:
+            id: r
+            integrations:
+              github:
+                max_scope: [repo:read]
+                deny_scope: [repo:write]
+                escalation: { scopes: [pr:write, repo:write], approvers: [oncall] }
+        `,
+        'a.yaml': 'agent_policy:\n  id: a\n  roles: [r]\n',
+      },
+      want: `r.yaml:7 role_policy.integrations.github.escalation.scopes[1]: ${STAYS_DENIED('repo:write')}`,
+    },
+  ] as { note: string; files: Record<string, string>; want: string }[])('$note: the set loads with one warning; the scope is denied and not in the compiled escalation', ({ files, want }) => {
+    const set = build({ 'github.yaml': GITHUB, ...files });
+    expect(set.warnings.map(at)).toEqual([want]);
+    const github = set.data.policies.agents['a']?.integrations['github'];
+    expect(github?.denied).toEqual({ 'repo:write': true });
+    expect(github?.escalation).toEqual({ 'pr:write': { approvers: ['oncall'], max_duration: 3600, require_reason: false, override_deny: false } });
+  });
+
+  it('loaded from disk and decided by the committed bundle: a plain deny_scope deny, with no access_request', async () => {
+    const dir = await policyDir({
+      'integrations/github.yaml': GITHUB,
+      'agents/a.yaml': yaml`
+        agent_policy:
+          id: a
+          integrations:
+            github:
+              max_scope: [repo:read]
+              deny_scope: [repo:write]
+              escalation: { scopes: [pr:write, repo:write], approvers: [platform-oncall] }
+      `,
+    });
+    const set = await loadPolicyDir(dir);
+    expect(set.warnings.map(at)).toEqual([`agents/a.yaml:7 agent_policy.integrations.github.escalation.scopes[1]: ${STAYS_DENIED('repo:write')}`]);
+    const engine = await WasmEvaluator.create(await readBundleFile('opa-bundle/bundle.tar.gz'), set.data, set.revision);
+    const request = { agent_id: 'a', integration: 'github', task: { id: 't1' }, resource: { type: 'repo', id: 'acme/api' } };
+    const task = { id: 't1', context: {}, registered: true };
+    const now = new Date('2026-01-05T14:00:00Z');
+    const inputs = {
+      denied: buildEvaluationInput({ ...request, scopes: ['repo:write'] }, 'pep', task, now),
+      // An elevation naming it (as if approved) grants nothing either: the scope is not requestable.
+      deniedElevated: buildEvaluationInput({ ...request, scopes: ['repo:write'] }, 'pep', task, now, {
+        access_request_id: 'ar-1',
+        scopes: { 'repo:write': true },
+        resource: { type: 'repo', id: 'acme/api' },
+        approved_until: '2026-01-05T15:00:00.000Z',
+      }),
+      withRequestable: buildEvaluationInput({ ...request, scopes: ['pr:write', 'repo:write'] }, 'pep', task, now),
+      requestable: buildEvaluationInput({ ...request, scopes: ['pr:write'] }, 'pep', task, now),
+    };
+    const answers = Object.fromEntries(Object.entries(inputs).map(([k, input]) => [k, engine.evaluate(input)]));
+
+    for (const key of ['denied', 'deniedElevated'] as const) {
+      expect(answers[key]).toMatchObject({
+        outcome: 'deny',
+        granted_scopes: [],
+        denied_scopes: [{ scope: 'repo:write', reason: 'deny_scope' }],
+        elevated_scopes: [],
+      });
+      expect(answers[key]?.reasons.map((r) => r.code)).toEqual(['deny_scope', 'no_scope_granted']);
+      expect(answers[key]).not.toHaveProperty('access_request');
+    }
+    // Exactly the answer of the same policy without repo:write in its escalation.
+    const plain = build({ 'github.yaml': GITHUB, 'a.yaml': 'agent_policy:\n  id: a\n  integrations:\n    github:\n      max_scope: [repo:read]\n      deny_scope: [repo:write]\n' });
+    const control = await WasmEvaluator.create(await readBundleFile('opa-bundle/bundle.tar.gz'), plain.data, plain.revision);
+    expect(answers['denied']).toEqual(control.evaluate(inputs.denied));
+    // Asked together with a requestable scope, the deny still refuses the whole request: nothing to request.
+    expect(answers['withRequestable']?.outcome).toBe('deny');
+    expect(answers['withRequestable']?.reasons.map((r) => r.code)).toContain('deny_scope');
+    expect(answers['withRequestable']).not.toHaveProperty('access_request');
+    // The rest of the block still works: pr:write alone is a requestable denial.
+    expect(answers['requestable']).toMatchObject({ outcome: 'deny', reasons: [{ code: 'approval_required' }], access_request: { scopes: ['pr:write'] } });
+
+    const oracle = opaEvalDecisions(set.data, Object.values(inputs));
+    expect(Object.values(answers).map(({ defined: _defined, ...result }) => result)).toEqual(oracle);
+  });
+});
+
 describe('agent-pdp policy check reports them', () => {
   async function check(dir: string, ...args: string[]) {
     const { COMMANDS } = await import('../../src/cli/commands.js');
@@ -376,14 +469,26 @@ describe('agent-pdp policy check reports them', () => {
     });
   });
 
-  it('a deny_scope scope without override_deny is an error', async () => {
+  it('a deny_scope scope without override_deny is a warning (it stays denied): ok, --strict refuses, file and line', async () => {
     const dir = await policyDir({ 'agents/a.yaml': overriding.replace(', override_deny: [repo:write]', '') });
+    const plain = await check(dir);
+    expect(plain.status).toBe(0);
+    expect(plain.stderr).toContain(
+      'warning: agents/a.yaml:7 agent_policy.integrations.github.escalation.scopes[0]: "repo:write" is in deny_scope for github, so it stays denied and is never requestable',
+    );
+    expect((await check(dir, '--strict')).status).toBe(1);
     const json = await check(dir, '--json');
-    expect(json.status).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({
-      ok: false,
-      errors: [{ file: 'agents/a.yaml', line: 7, path: 'agent_policy.integrations.github.escalation.scopes[0]' }],
-    });
+    expect(json.status).toBe(0);
+    const report = JSON.parse(json.stdout) as { ok: boolean; errors: unknown[]; warnings: ErrorDetail[] };
+    expect(report).toMatchObject({ ok: true, errors: [] });
+    expect(report.warnings).toEqual([
+      expect.objectContaining({
+        file: 'agents/a.yaml',
+        line: 7,
+        path: 'agent_policy.integrations.github.escalation.scopes[0]',
+        message: expect.stringContaining('list it in override_deny too') as unknown,
+      }),
+    ]);
   });
 
   it('the shipped policies pass their shipped tests, the requestable denial included', async () => {
