@@ -236,7 +236,8 @@ export const configSchema = {
         listen: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' },
         serve: { type: 'boolean' },
         id,
-        revocation_poll_ms: { type: 'integer', minimum: 50, maximum: 1000 },
+        // At most 500: a poll must fit, with room for its reads, inside the revocation cache's 900 ms staleness bound.
+        revocation_poll_ms: { type: 'integer', minimum: 50, maximum: 500 },
         token_cache_entries: { type: 'integer', minimum: 0, maximum: 1000000 },
         max_request_bytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
         max_response_bytes: { type: 'integer', minimum: 1024, maximum: 10737418240 },

@@ -24,6 +24,11 @@ export const PROXY_REFUSALS = {
   body_unreadable: { status: 400, oauth_error: null },
   /** The request body is larger than `proxy.max_request_bytes`. */
   request_too_large: { status: 413, oauth_error: null },
+  /**
+   * A request with a body (any method but GET, HEAD, OPTIONS) that does not announce its length: `Transfer-Encoding`
+   * instead of `Content-Length`. Its size could only be judged while it streamed, once the upstream had part of it.
+   */
+  length_required: { status: 411, oauth_error: null },
   /** No endpoint of the integration's map matches the method and path: refused by default. */
   endpoint_not_mapped: { status: 403, oauth_error: null },
   /** The first path segment names no upstream of this proxy. */

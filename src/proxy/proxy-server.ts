@@ -3,8 +3,9 @@
  *
  *   /<integration>/<upstream path>?<query>
  *     → the integration's upstream (fixed origin) → the bearer token admitted (ours, audience, exp, not revoked)
- *     → method + path matched against the integration's endpoint map (canonical paths only) → the record read
- *       (path, query or body field) → the grant checked (scope, record) → expiry and revocation checked again
+ *     → method + path matched against the integration's endpoint map (canonical paths only) → a body's length
+ *       announced (Content-Length, not chunked) and within bounds → the record read (path, query or body field)
+ *       → the grant checked (scope, record) → expiry and revocation checked again
  *       → forwarded with the provider credential → the response streamed back; its last chunk is held until the
  *       call's `token.used` event is committed.
  *
@@ -186,12 +187,18 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     facts.path_template = endpoint.path;
     facts.scope = endpoint.scope;
 
+    // A body's size is judged from its Content-Length, before any of it leaves: one of unknown length (chunked) would
+    // be judged only as it streamed, after the upstream had part of it. GET, HEAD and OPTIONS forward no body at all.
+    const unframed = req.headers['transfer-encoding'] !== undefined;
+    const declared = declaredLength(req);
+    if (!BODYLESS.has(facts.method) && (unframed || Number.isNaN(declared))) {
+      return void (await refuse(call, 'length_required', 'a request body must announce its length (Content-Length); Transfer-Encoding is not accepted', claims, 'body'));
+    }
     // The body is read here only when the record comes from it; otherwise it streams to the upstream, counted.
     let body: Buffer | 'stream' | null = null;
-    const declared = Number(req.headers['content-length'] ?? '0');
     const limit = endpoint.readsBody.length > 0 ? Math.min(o.maxRequestBytes, MAX_BUFFERED_BODY) : o.maxRequestBytes;
     if (!(declared <= limit)) return void (await refuse(call, 'request_too_large', `the body exceeds ${limit} bytes`, claims, 'body'));
-    const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    const hasBody = declared > 0 || unframed;
     if (endpoint.readsBody.length > 0) {
       const encoding = header(req, 'content-encoding');
       if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
@@ -229,6 +236,8 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       o.logger.error({ integration: facts.integration }, 'proxy: the provider credential is unset or unreadable');
       return refuse(call, 'credential_unavailable', 'credential', claims);
     }
+    // A streamed body announced its length, within max_request_bytes (authorize), and node's parser ends it there:
+    // the count below is a second guard, not the size check.
     let counted = 0;
     let tooLarge = false;
     const max = o.maxRequestBytes;
@@ -319,6 +328,16 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       else res.destroy();
     });
   };
+}
+
+/**
+ * The body length a request announces: 0 without Content-Length, NaN when it is not one decimal number (node's
+ * parser already refuses most such requests; this does not rely on it).
+ */
+function declaredLength(req: IncomingMessage): number {
+  const value = req.headers['content-length'];
+  if (value === undefined) return 0;
+  return /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
 }
 
 function bearerOf(req: IncomingMessage): string | null {

@@ -3,26 +3,44 @@
  * read every `pollMs`, never one per proxied call. Completing or expiring a task revokes its tokens (one
  * `token.revoked` event per token, in the task's transaction), so jtis alone carry task closure.
  *
- * The bound: a revocation committed at time t is seen by every check after t + pollMs + one feed read. Past
- * `maxStalenessMs` without a successful read (the store is unreachable), `state()` answers `unknown` and the proxy
- * refuses every call (503 `revocation_unknown`): it fails closed rather than accept a token it cannot judge.
+ * The bound. Reads run one after another: a read, then `pollMs` of waiting, then the next read. A revocation
+ * committed at time t may just miss the read running then (its snapshot was taken before t); the next read, which
+ * starts at most R + pollMs later (R: one read's duration), sees it and it is listed once that read ends. So with a
+ * readable store it is refused from t + pollMs + 2R (plus the timer's lag) on.
+ *
+ * Whatever the store does, it is refused from t + `maxStalenessMs` on: `state()` answers `unknown` (and the proxy
+ * refuses every call, 503 `revocation_unknown`) when the last successful read *started* more than `maxStalenessMs`
+ * ago. A read that started after t saw the revocation, so a token revoked at t is either listed or refused as
+ * unknown once t + maxStalenessMs has passed: the cache fails closed rather than accept a token it cannot judge.
+ * The age is measured on the monotonic clock from the read's start, never its end, so a slow read cannot stretch it.
+ * (The store may answer a read from a snapshot taken earlier in the same turn of the event loop: a commit of another
+ * process within that turn can slip past the bound by as much, src/store/sqlite-connection.ts `TurnReads`.)
  *
  * Memory: one entry per revoked token until its `exp` (tokens live at most `issuer.max_token_ttl_seconds`).
  */
+import { performance } from 'node:perf_hooks';
+
 export interface RevocationFeed {
   revocationFeed(input: { after_seq: number | null; now: string; limit?: number }): Promise<{ seq: number; revoked: Array<{ jti: string; expires_at: string }> }>;
 }
 
 export interface RevocationCacheOptions {
   feed: RevocationFeed;
-  /** How often the feed is read. */
+  /** How often the feed is read (the wait between the end of one read and the start of the next). */
   pollMs: number;
-  /** How old the last successful read may be before every token is refused. Default 4 × pollMs, at least 1000 ms. */
+  /**
+   * How long after the start of the last successful read the list is still trusted; past it every token is refused.
+   * This is the bound on refusing a revoked token, whatever the store does. Default 900 ms (under the issue's one
+   * second); it must exceed `pollMs` with room for two reads, or a healthy store would trip it.
+   */
   maxStalenessMs?: number;
   now?: () => Date;
   /** Called with a read's error (the store's message; never a token). */
   onError?: (err: unknown) => void;
 }
+
+/** The default `maxStalenessMs`: a revoked token is refused within this of its revocation, store or no store. */
+export const REVOCATION_MAX_STALENESS_MS = 900;
 
 /** How long past its `exp` a revoked token stays listed: beyond any verifier's clock tolerance. */
 const KEPT_PAST_EXP_MS = 60_000;
@@ -33,10 +51,12 @@ const FEED_PAGE = 10_000;
 export class RevocationCache {
   readonly #o: RevocationCacheOptions;
   readonly #now: () => Date;
+  readonly #staleness: number;
   /** jti → expiry (ms since the epoch): dropped once the token could not be accepted anyway. */
   readonly #revoked = new Map<string, number>();
   #seq: number | null = null;
-  #lastRead = Number.NEGATIVE_INFINITY;
+  /** When the last successful read started (`performance.now()`, monotonic). */
+  #lastReadStart = Number.NEGATIVE_INFINITY;
   #reads = 0;
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
@@ -45,6 +65,10 @@ export class RevocationCache {
   constructor(options: RevocationCacheOptions) {
     this.#o = options;
     this.#now = options.now ?? (() => new Date());
+    this.#staleness = options.maxStalenessMs ?? REVOCATION_MAX_STALENESS_MS;
+    if (!(options.pollMs > 0) || !(this.#staleness > options.pollMs)) {
+      throw new TypeError(`pollMs (${options.pollMs}) must be positive and below maxStalenessMs (${this.#staleness})`);
+    }
   }
 
   /** Reads the snapshot (every revoked, unexpired token), then polls. Rejects when the first read fails. */
@@ -59,14 +83,12 @@ export class RevocationCache {
     clearTimeout(this.#timer);
   }
 
-  /** Whether a token is revoked; `unknown` when the list is older than its bound. */
+  /** Whether a token is revoked; `unknown` when the last successful read started more than `maxStalenessMs` ago. */
   state(jti: string): 'active' | 'revoked' | 'unknown' {
     if (this.#revoked.has(jti)) return 'revoked';
-    const staleness = Math.max(this.#o.maxStalenessMs ?? 4 * this.#o.pollMs, 1000);
-    return Date.now() - this.#lastRead > staleness ? 'unknown' : 'active';
+    return performance.now() - this.#lastReadStart > this.#staleness ? 'unknown' : 'active';
   }
 
-  /** Revoked tokens held (for metrics). */
   /**
    * Successful reads of the feed so far. The bound in its terms: a revocation committed while a read runs may miss
    * that read, never the next one, so once two reads have completed after it every check refuses the token.
@@ -75,6 +97,7 @@ export class RevocationCache {
     return this.#reads;
   }
 
+  /** Revoked tokens held (for metrics). */
   get size(): number {
     return this.#revoked.size;
   }
@@ -88,6 +111,8 @@ export class RevocationCache {
   }
 
   async #read(): Promise<void> {
+    // Taken before the first feed call: every revocation committed before this instant is in what the read returns.
+    const started = performance.now();
     try {
       const now = this.#now();
       // Tokens expired less than a minute ago are kept: a verifier's clock tolerance may still accept them.
@@ -99,7 +124,7 @@ export class RevocationCache {
         this.#seq = answer.seq;
         if (!more) break;
       }
-      this.#lastRead = Date.now();
+      this.#lastReadStart = started;
       this.#reads++;
       const cutoff = now.getTime() - KEPT_PAST_EXP_MS;
       for (const [jti, exp] of this.#revoked) if (exp < cutoff) this.#revoked.delete(jti);

@@ -95,7 +95,13 @@ export class TokenGate {
       if (claims.exp - claims.iat > this.#o.maxTokenTtlSeconds) {
         return { ok: false, code: 'token_invalid', message: 'access token claims a lifetime this issuer never gives' };
       }
-      const record = await this.#o.lookup(claims.jti);
+      let record: Awaited<ReturnType<TokenGateOptions['lookup']>>;
+      try {
+        record = await this.#o.lookup(claims.jti);
+      } catch {
+        // The store cannot say whether this PDP issued it, or revoked it: refused as a token it cannot judge (503).
+        return { ok: false, code: 'revocation_unknown', message: 'the token cannot be checked against the store' };
+      }
       if (record === undefined) return { ok: false, code: 'token_invalid', message: 'access token was not issued by this PDP' };
       if (record.revoked) return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };
       admitted = { claims, ids: { decision_id: record.decision_id, task_id: record.task_id, agent_id: record.agent_id } };

@@ -5,7 +5,8 @@
  * Requests carry only the headers on an allowlist (content negotiation, conditional requests, `content-type`, the
  * upstream's own API-version header, and what the operator adds): never the agent's `Authorization`, cookies,
  * `Host`, `Forwarded`/`X-Forwarded-*`, method overrides or hop-by-hop headers. Responses keep the upstream's status
- * and headers (rate limits, errors, pagination) except hop-by-hop headers and `Set-Cookie`.
+ * and headers (rate limits, `Retry-After`, errors, pagination) except hop-by-hop headers (and those the upstream's
+ * `Connection` names), `Set-Cookie`, and the headers describing the provider credential.
  *
  * The credential is read from an environment variable at start, or from a file, re-read when the file changes
  * (checked at most once a second): rotating it is replacing the file. It is never logged or returned.

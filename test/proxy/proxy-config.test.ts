@@ -70,6 +70,10 @@ describe('the proxy section', () => {
     expect(Object.isFrozen(config.proxy?.upstreams[0]?.credential)).toBe(true);
   });
 
+  it('accepts a revocation poll from 50 to 500 ms (the bound on refusing a revoked token stays under a second)', () => {
+    for (const ms of [50, 500]) expect(build({ revocation_poll_ms: ms }).config.proxy?.revocation_poll_ms).toBe(ms);
+  });
+
   it('names a credential file (resolved against the config folder) without reading it into the config', () => {
     const { config, warnings } = build({ upstreams: [upstream({ credential: { file: 'github-token', header: 'X-Api-Key', prefix: '' } })] });
     expect(warnings).toEqual([]);
@@ -112,6 +116,7 @@ describe('the proxy section', () => {
     { note: 'no listen address', proxy: { listen: undefined }, path: 'proxy.listen' },
     { note: 'a port above 65535', proxy: { listen: '127.0.0.1:70000' }, path: 'proxy.listen' },
     { note: 'a revocation poll beyond the one-second bound', proxy: { revocation_poll_ms: 5000 }, path: 'proxy.revocation_poll_ms' },
+    { note: 'a revocation poll that leaves two reads no room within the 900 ms staleness bound', proxy: { revocation_poll_ms: 501 }, path: 'proxy.revocation_poll_ms' },
     { note: 'a base path with a query', proxy: { upstreams: [upstream({ base_path: '/api?x=1' })] }, path: 'proxy.upstreams[0].base_path' },
     { note: 'a base path with a dot-dot segment', proxy: { upstreams: [upstream({ base_path: '/api/..' })] }, path: 'proxy.upstreams[0].base_path' },
     { note: 'a base path with a dot segment', proxy: { upstreams: [upstream({ base_path: '/./api' })] }, path: 'proxy.upstreams[0].base_path' },

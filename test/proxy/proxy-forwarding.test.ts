@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/server/logger.js';
-import { GITHUB_NOT_FOUND, GITHUB_PULLS_LINK, GITHUB_SET_COOKIE } from '../support/fake-upstreams.js';
+import { GITHUB_NOT_FOUND, GITHUB_PULLS_LINK, GITHUB_SET_COOKIE, GITHUB_STRIPPED_RESPONSE_HEADERS, SLACK_RATE_LIMITED_CHANNEL } from '../support/fake-upstreams.js';
 import { sampleValue } from '../support/prometheus-text.js';
 import {
   codeOf,
@@ -142,6 +142,38 @@ describe('an allowed call', () => {
     expect(call?.body.length).toBe(0);
     expect(call?.headers['content-length']).toBeUndefined();
     expect(call?.headers['transfer-encoding']).toBeUndefined();
+  });
+});
+
+describe('the headers of the upstream\'s answer', () => {
+  it('keep GitHub\'s rate limit; lose hop-by-hop headers, the one Connection names, and those describing the credential', async () => {
+    const res = await send(w.proxy.url, { path: '/github/repos/octo/hello/contents/hop-by-hop', token: review.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ name: 'hop-by-hop', size: 0 });
+    expect(res.headers).toMatchObject({ 'x-ratelimit-limit': '5000', 'x-ratelimit-reset': '1893456000', 'x-ratelimit-resource': 'core', 'content-type': 'application/json; charset=utf-8' });
+    expect(res.headers['x-ratelimit-remaining']).toMatch(/^\d+$/);
+    expect(res.headers['x-github-request-id']).toMatch(/^F00D:\d+$/);
+    // The proxy frames its own answer (its Connection, Transfer-Encoding): none of the upstream's values may show.
+    for (const [name, value] of Object.entries(GITHUB_STRIPPED_RESPONSE_HEADERS)) {
+      expect(rawValues(res.rawHeaders, name), name).toEqual([]);
+      expect(res.rawHeaders.join('\n'), name).not.toContain(value);
+    }
+    expect(res.rawHeaders.join('\n').toLowerCase()).not.toContain('x-upstream-hop');
+    expect(rawValues(res.rawHeaders, 'set-cookie')).toEqual([]);
+  });
+
+  it('keep Slack\'s 429 and its Retry-After, with Slack\'s own body', async () => {
+    const token = await codeReviewSlackToken(w.t);
+    issued.push(token.access_token);
+    const mark = w.slack.received.length;
+    const res = await send(w.proxy.url, { path: `/slack/conversations.history?channel=${SLACK_RATE_LIMITED_CHANNEL}`, token: token.access_token });
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toBe('30');
+    expect(res.json).toEqual({ ok: false, error: 'ratelimited' });
+    expect(codeOf(res)).toBeUndefined(); // Slack's answer, not a refusal of the proxy
+    expect(w.slack.since(mark)).toHaveLength(1);
+    const [event] = (await proxyEvents(w.t, token.jti)).slice(-1);
+    expect(event?.data).toMatchObject({ path_template: '/conversations.history', outcome: 'forwarded', code: null, upstream_status: 429 });
   });
 });
 

@@ -2,13 +2,16 @@
  * Every kind of refusal of the enforcement proxy reaches nothing upstream: the fake GitHub and the fake Slack record
  * every request, and after each refused call they have recorded nothing new. Each refusal answers its status and
  * code (`{ error: { code } }`, Cache-Control: no-store, never the token). Revocation and task completion are seen
- * within a second (the proxy polls the store's revocation feed every 50 ms here). Path tricks (dot segments raw or
- * encoded, encoded slashes, backslashes, double encoding) and duplicate query or body keys cannot reach an unmapped
- * endpoint or another record.
+ * within a second (the proxy polls the store's revocation feed every 50 ms here), and a proxy that cannot read that
+ * feed refuses every call (503 revocation_unknown) once its list is older than its bound. Path tricks (dot segments
+ * raw or encoded, encoded slashes, backslashes, double encoding) and duplicate query or body keys cannot reach an
+ * unmapped endpoint or another record.
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPdpProxy } from '../../src/main.js';
+import { startEnforcementProxy } from '../../src/proxy/index.js';
+import { openStore } from '../../src/store/index.js';
 import { auth, KEYS } from '../support/pdp-harness.js';
 import {
   codeOf,
@@ -58,7 +61,7 @@ async function refused(call: Call, status: number, code: string): Promise<RawRes
 /**
  * Calls until the proxy refuses (each call before that is forwarded). The bound is the cache's own, counted in reads of
  * the revocation feed rather than in milliseconds (revocation-cache.ts): a call sent once two reads have completed
- * since the revocation committed must be refused (the reads come every `revocation_poll_ms`, at most 1 s by config).
+ * since the revocation committed must be refused (the reads come every `revocation_poll_ms`, at most 500 ms by config).
  */
 async function refusedWithin(call: Call, code: string): Promise<void> {
   const start = w.proxy.revocations.reads;
@@ -167,6 +170,48 @@ describe('revocation, task completion and expiry', () => {
     expect((await send(w.proxy.url, call)).status).toBe(200);
     w.t.clock.advance(66);
     await refused(call, 401, 'token_expired');
+  });
+
+  it('a proxy that cannot read the revocation list refuses a token it admitted before: 503 revocation_unknown, nothing upstream', async () => {
+    // A proxy on a store connection of its own, as `agent-pdp proxy` runs; closing that connection makes every read of
+    // the revocation feed fail for real. Once the last successful read is older than the staleness bound, the list
+    // cannot say the token was not revoked meanwhile: every call is refused, the token cached or not.
+    const config = w.t.pdp.config;
+    const store = await openStore(config.store.url, { mask: config.audit.mask });
+    const proxy = await startEnforcementProxy({
+      config: { ...(config.proxy as NonNullable<typeof config.proxy>), port: 0 },
+      issuer: config.issuer.issuer,
+      jwks: () => w.t.pdp.keys.resolver,
+      policy: () => w.t.pdp.engine.active?.policySet,
+      audienceFor: w.t.pdp.audienceFor,
+      store,
+      maxTokenTtlSeconds: config.issuer.max_token_ttl_seconds,
+      logger: w.t.pdp.logger,
+      now: () => w.t.clock.now,
+    });
+    try {
+      const token = await codeReviewToken(w.t, { repo: 'octo/hello' });
+      const call = { path: '/github/repos/octo/hello/pulls/1', token: token.access_token };
+      // Admitted (and its verification cached) while the store was readable: it needs no store read to be admitted again.
+      expect((await send(proxy.url, call)).status).toBe(200);
+      await store.close();
+      // No call meanwhile: one forwarded now would be cut, its event refused by the closed store (audit_unavailable).
+      while (proxy.revocations.state(token.jti) !== 'unknown') await new Promise((ok) => setTimeout(ok, 20));
+      const mark = w.github.received.length;
+      for (let i = 0; i < 3; i++) {
+        const res = await send(proxy.url, call);
+        expect({ status: res.status, code: codeOf(res) }).toEqual({ status: 503, code: 'revocation_unknown' });
+        expect(res.text).not.toContain(token.access_token);
+      }
+      // A token this proxy never saw needs its row read to be admitted: the store cannot answer, so it is refused the same way.
+      const unseen = await codeReviewToken(w.t, { repo: 'octo/hello' });
+      const fresh = await send(proxy.url, { ...call, token: unseen.access_token });
+      expect({ status: fresh.status, code: codeOf(fresh) }).toEqual({ status: 503, code: 'revocation_unknown' });
+      expect(w.github.since(mark)).toEqual([]);
+    } finally {
+      await proxy.close();
+      await store.close();
+    }
   });
 
   it('a proxy started just after a revoked token\'s exp (within the clock tolerance it accepts) still refuses it', async () => {

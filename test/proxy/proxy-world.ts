@@ -173,11 +173,12 @@ export interface RawResponse {
 
 /**
  * One HTTP call to the proxy exactly as written: the path is sent unnormalised (`..`, `%2e`, `%2F` reach the
- * proxy as they are), headers are name/value pairs (a name may repeat: two Authorization headers).
+ * proxy as they are), headers are name/value pairs (a name may repeat: two Authorization headers). The body goes
+ * with its Content-Length, or, with `chunked`, as `Transfer-Encoding: chunked` in two chunks and no length.
  */
 export function send(
   proxyUrl: string,
-  o: { method?: string; path: string; headers?: Array<[string, string]>; token?: string; body?: string | Buffer; contentType?: string },
+  o: { method?: string; path: string; headers?: Array<[string, string]>; token?: string; body?: string | Buffer; contentType?: string; chunked?: boolean },
 ): Promise<RawResponse> {
   const url = new URL(proxyUrl);
   const pairs: Array<[string, string]> = [];
@@ -185,7 +186,7 @@ export function send(
   if (!(o.headers ?? []).some(([name]) => name.toLowerCase() === 'host')) pairs.push(['Host', url.host]);
   if (o.token !== undefined) pairs.push(['Authorization', `Bearer ${o.token}`]);
   if (o.contentType !== undefined) pairs.push(['Content-Type', o.contentType]);
-  if (o.body !== undefined) pairs.push(['Content-Length', String(Buffer.byteLength(o.body))]);
+  if (o.body !== undefined) pairs.push(o.chunked === true ? ['Transfer-Encoding', 'chunked'] : ['Content-Length', String(Buffer.byteLength(o.body))]);
   pairs.push(...(o.headers ?? []));
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -208,7 +209,11 @@ export function send(
       },
     );
     req.once('error', reject);
-    req.end(o.body);
+    if (o.chunked === true && o.body !== undefined) {
+      const bytes = Buffer.from(o.body);
+      req.write(bytes.subarray(0, bytes.length >> 1));
+      req.end(bytes.subarray(bytes.length >> 1));
+    } else req.end(o.body);
   });
 }
 

@@ -13,6 +13,9 @@
  * - `GET /repos/{owner}/{repo}/contents/slow`: no response headers for `slowMs` (default 30 s), then a JSON answer.
  * - `GET /repos/{owner}/{repo}/contents/endless.bin`: the big body again and again, until the reader goes.
  * - `GET /repos/{owner}/{repo}/contents/stalled`: headers and the first KiB of the big body, then nothing more.
+ * - `GET /repos/{owner}/{repo}/contents/hop-by-hop`: 200 JSON (chunked) carrying, beside the usual headers, every
+ *   response header the proxy must not pass back (`GITHUB_STRIPPED_RESPONSE_HEADERS`: hop-by-hop ones, one named in
+ *   `Connection`, those describing the credential).
  * - `POST`, `PUT`, `PATCH` on `/repos/...`: 201 with `{ received: <body bytes> }` (the writes the tests send are
  *   refused before they reach it; one let through would be answered, and recorded, like any other call).
  * - anything else: GitHub's 404 error JSON.
@@ -21,7 +24,8 @@
  *
  * Slack (`/api/<method>`, form or JSON bodies, HTTP 200 always, like Slack): `chat.postMessage` answers `{ ok: true,
  * channel, ts }`; `conversations.history` and `conversations.info` answer for the `channel` argument; `users.list`;
- * any other method `{ ok: false, error: 'unknown_method' }`.
+ * any other method `{ ok: false, error: 'unknown_method' }`. `conversations.history` of `SLACK_RATE_LIMITED_CHANNEL`
+ * answers as Slack does when rate limited: 429, `Retry-After: 30`, `{ ok: false, error: 'ratelimited' }`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -73,6 +77,25 @@ export const GITHUB_PULLS_LINK =
   '<https://api.github.com/repositories/1296269/pulls?page=2>; rel="next", <https://api.github.com/repositories/1296269/pulls?page=4>; rel="last"';
 /** GitHub's 404 body, byte for byte as the fake sends it. */
 export const GITHUB_NOT_FOUND = '{"message":"Not Found","documentation_url":"https://docs.github.com/rest/issues/issues#get-an-issue","status":"404"}';
+
+/**
+ * What `GET .../contents/hop-by-hop` sends besides GitHub's usual headers, none of which may reach the agent:
+ * hop-by-hop headers (RFC 9110 §7.6.1), one the `Connection` header names, and those describing the credential
+ * (its scopes, its app, its expiry). Its `Connection` header is `keep-alive, x-upstream-hop`.
+ */
+export const GITHUB_STRIPPED_RESPONSE_HEADERS: Readonly<Record<string, string>> = {
+  'keep-alive': 'timeout=600, max=1000',
+  'proxy-authenticate': 'Basic realm="github-egress"',
+  trailer: 'x-checksum',
+  'x-upstream-hop': 'named-in-connection',
+  'x-oauth-scopes': 'repo, admin:org, delete_repo',
+  'x-accepted-oauth-scopes': 'repo',
+  'x-oauth-client-id': 'Iv1.8a61f9b3a7aba766',
+  'github-authentication-token-expiration': '2030-01-01 00:00:00 UTC',
+};
+
+/** The Slack channel whose `conversations.history` answers 429 with `Retry-After` (Slack's rate limit). */
+export const SLACK_RATE_LIMITED_CHANNEL = 'C0LIMITED';
 
 interface Recorder {
   received: ReceivedRequest[];
@@ -197,6 +220,12 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
           res.write(bigBody.subarray(0, 1024));
           return;
         }
+        if (s.length === 5 && s[3] === 'contents' && s[4] === 'hop-by-hop') {
+          // No Content-Length: chunked, so a Trailer header is allowed (node refuses one otherwise).
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', ...rateLimit(), ...GITHUB_STRIPPED_RESPONSE_HEADERS, connection: 'keep-alive, x-upstream-hop' });
+          res.end(JSON.stringify({ name: 'hop-by-hop', size: 0 }));
+          return;
+        }
         if (s.length === 5 && s[3] === 'contents' && s[4] === 'slow') {
           const timer = setTimeout(() => {
             rec.timers.delete(timer);
@@ -244,6 +273,7 @@ export async function startFakeSlack(): Promise<FakeUpstream> {
         case 'chat.postMessage':
           return json(res, 200, { ok: true, channel: args.channel, ts: '1700000000.000100', message: { text: args.text } });
         case 'conversations.history':
+          if (args.channel === SLACK_RATE_LIMITED_CHANNEL) return json(res, 429, { ok: false, error: 'ratelimited' }, { 'retry-after': '30' });
           return json(res, 200, { ok: true, channel: args.channel, messages: [{ type: 'message', text: 'hello', ts: '1700000000.000001' }], has_more: false });
         case 'conversations.info':
           return json(res, 200, { ok: true, channel: { id: args.channel, name: 'general' } });
