@@ -96,14 +96,14 @@ export class AuthzenService {
    * Access Evaluations: every item under `execute_all` (concurrently: the store commits their records together),
    * or in order until the first deny (`deny_on_first_deny`) or permit (`permit_on_first_permit`), answering the
    * items evaluated. An item that is malformed or refused is that item's `decision: false` with the error in its
-   * context; it says nothing of the other items. `itemFailed` is told of each item's error (the route audits the
-   * refusals among them, as the pipeline audits a whole request's).
+   * context; it says nothing of the other items. `itemFailed` is told of each item's error and the agent it named (the
+   * route audits the refusals among them, as the pipeline audits a whole request's).
    */
   async evaluations(
     caller: CallerConfig,
     parsed: AuthzenEvaluationsRequestV1,
     traceId: string | null,
-    itemFailed?: (err: unknown, request: AuthzenEvaluationRequestV1) => void,
+    itemFailed?: (err: unknown, agentId: string | undefined) => void,
   ): Promise<AuthzenDecisionV1 | AuthzenEvaluationsResponseV1> {
     if (parsed.single !== undefined) return this.evaluate(caller, parsed.single, traceId);
     const items = parsed.items ?? [];
@@ -120,7 +120,7 @@ export class AuthzenService {
       'invalid' in item
         ? Promise.resolve(itemError(400, 'invalid_request', 'the evaluation is incomplete', item.invalid))
         : this.evaluate(caller, item.request, traceId, tasks).catch((err: unknown) => {
-            itemFailed?.(err, item.request);
+            itemFailed?.(err, item.request.subject.type === AGENT_SUBJECT ? item.request.subject.id : undefined);
             return errorDecision(err);
           });
     if (parsed.semantic === 'execute_all') return { evaluations: await Promise.all(items.map(one)) };

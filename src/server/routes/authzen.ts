@@ -1,6 +1,6 @@
 import { ACCESS_REFUSAL_CODES, type AccessRefusalCode } from '../../audit/index.js';
 import { isPdpError } from '../../errors/pdp-error.js';
-import { AGENT_SUBJECT, type AuthzenService } from '../../pdp/authzen-service.js';
+import type { AuthzenService } from '../../pdp/authzen-service.js';
 import {
   parseAuthzenEvaluation,
   parseAuthzenEvaluations,
@@ -88,13 +88,13 @@ export function authzenRoutes(service: AuthzenService, reportRefusal?: RefusalRe
       async handle({ caller, body, traceId }) {
         // A refused item is that item's deny, not the request's error: the pipeline never sees it, so it is audited
         // here, as the same refusal of a single evaluation is (an access.refused event, rate-bounded).
-        const itemFailed = (err: unknown, item: AuthzenEvaluationRequestV1): void => {
+        const itemFailed = (err: unknown, agentId: string | undefined): void => {
           if (!isPdpError(err) || !isAccessRefusal(err.code)) return;
           reportRefusal?.({
             code: err.code,
             route: '/access/v1/evaluations',
             caller_id: caller.id,
-            ...(item.subject.type === AGENT_SUBJECT ? { agent_id: item.subject.id } : {}),
+            ...(agentId === undefined ? {} : { agent_id: agentId }),
             trace_id: traceId,
           });
         };
