@@ -33,6 +33,9 @@ import type { StoreContext } from './store-context.js';
 
 const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
 
+/** For writes that refuse, if at all, before their first statement: no savepoint (group-commit.ts, EnqueueOptions). */
+const NO_SAVEPOINT = Object.freeze({ savepoint: false });
+
 export async function recordDecision(ctx: StoreContext, decision: RecordDecisionInput): Promise<StoredDecision> {
   requireId('decision_id', decision.decision_id);
   requireId('caller_id', decision.caller_id);
@@ -106,7 +109,8 @@ export async function recordDecision(ctx: StoreContext, decision: RecordDecision
     { premasked: true },
   );
   if (encoded.stored !== undefined) event.storedJson = encoded.stored;
-  return ctx.write(() => writeDecision(ctx, row === undefined ? undefined : [decision.decision_id, ...row], event, record));
+  // Its statements are INSERTs with nothing checked between them: a failure is the database's (the whole batch's).
+  return ctx.write(() => writeDecision(ctx, row === undefined ? undefined : [decision.decision_id, ...row], event, record), NO_SAVEPOINT);
 }
 
 /**
@@ -347,7 +351,7 @@ function* revokeProgram(ctx: StoreContext, input: RevokeTokenInput, reason: Toke
 
 export async function recordTokenUse(ctx: StoreContext, input: TokenUseInput): Promise<void> {
   const use = preparedUse(ctx, input);
-  return ctx.write(use);
+  return ctx.write(use, NO_SAVEPOINT);
 }
 
 /** One transaction for every input: each is validated, masked and encoded first, so a bad one queues nothing. */
@@ -355,7 +359,7 @@ export async function recordTokenUses(ctx: StoreContext, inputs: readonly TokenU
   if (!Array.isArray(inputs)) throw new TypeError('recordTokenUses takes an array of token uses');
   const uses = inputs.map((input) => preparedUse(ctx, input));
   if (uses.length === 0) return;
-  return ctx.write(() => usesProgram(uses));
+  return ctx.write(() => usesProgram(uses), NO_SAVEPOINT);
 }
 
 /** recordTokenUses' transaction. */

@@ -10,7 +10,7 @@ import * as consoleSessions from './console-session-ops.js';
 import type { ChainWriter } from './chain-writer.js';
 import * as decisions from './decision-ops.js';
 import * as decisionSearch from './decision-search-ops.js';
-import type { GroupCommitQueue } from './group-commit.js';
+import type { EnqueueOptions, GroupCommitQueue } from './group-commit.js';
 import * as outbox from './outbox-ops.js';
 import * as revocations from './revocation-ops.js';
 import type { Program } from './sql-program.js';
@@ -88,7 +88,7 @@ export function storeContext(
   // The spread last (docs/architecture.md, "Following one request"): a clone given a new key after it is an object
   // V8 handles slowly, and every store operation goes through this one.
   return {
-    write: <T>(program: () => Program<T>, options: { durable?: boolean } = {}): Promise<T> => queue.enqueue(() => restoringHead(chain, program), options),
+    write: <T>(program: () => Program<T>, options: EnqueueOptions = {}): Promise<T> => queue.enqueue(() => restoringHead(chain, program), options),
     ...base,
   };
 }

@@ -6,6 +6,7 @@ import type { Masker } from '../audit/index.js';
 import type { ChainWriter } from './chain-writer.js';
 import { StoreFailure } from './sql-program.js';
 import type { Program } from './sql-program.js';
+import type { EnqueueOptions } from './group-commit.js';
 
 export interface StoreContext {
   /** `sqlite` or `postgres`: for the few things that are not SQL (the usage fold's worker threads). */
@@ -15,9 +16,10 @@ export interface StoreContext {
   /**
    * Runs the program inside the next group-commit transaction and resolves after COMMIT. If it throws, its writes
    * (and the chain head) are rolled back to where it started. `durable`: that COMMIT reaches stable storage (it
-   * survives a power loss) before the promise resolves, whatever `synchronous` is.
+   * survives a power loss) before the promise resolves, whatever `synchronous` is. `savepoint: false`: it refuses,
+   * if at all, before its first write (group-commit.ts, EnqueueOptions).
    */
-  write<T>(program: () => Program<T>, options?: { durable?: boolean }): Promise<T>;
+  write<T>(program: () => Program<T>, options?: EnqueueOptions): Promise<T>;
   /**
    * Runs a read-only program outside the writer queue. `snapshot`: all its statements see one state of the database
    * (SQLite: a DEFERRED read transaction; PostgreSQL: REPEATABLE READ, READ ONLY). Any failure that is not already a

@@ -157,6 +157,39 @@ describe('group commit on SQLite', () => {
     db.close();
   });
 
+  it('takes no savepoint for an operation enqueued with savepoint: false; one that refuses after writing all the same is replayed out', async () => {
+    temp = await tempStore({}, 'sqlite');
+    const db = openSqlite(temp.path.replace(/pdp\.db$/, 'nosavepoint.db'));
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const executed: string[] = [];
+    const execute = sqliteExecutor(db);
+    const queue = new GroupCommitQueue({
+      ...sqliteTransactionDriver(db, execute),
+      executeSync: (step) => {
+        executed.push(step.sql);
+        return execute(step);
+      },
+    });
+    const none = { savepoint: false };
+    // The common case: writes that cannot refuse after their first statement commit with no savepoint statement.
+    expect(await Promise.all([queue.enqueue(() => run(INSERT, 'a'), none), queue.enqueue(() => run(INSERT, 'e'), none)])).toEqual([1, 1]);
+    expect(executed).toEqual(['BEGIN IMMEDIATE', INSERT, INSERT, 'COMMIT']);
+    // A wrong declaration costs a replay, never a wrong write: its insert is gone, its neighbours (one with a savepoint) commit.
+    executed.length = 0;
+    const results = await Promise.allSettled([
+      queue.enqueue(() => run(INSERT, 'c')),
+      queue.enqueue(refusedAfterWriting, none),
+      queue.enqueue(() => run(INSERT, 'd'), none),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c', 'd', 'e']);
+    expect(executed.filter((sql) => !sql.startsWith('INSERT'))).toEqual([
+      'BEGIN IMMEDIATE', 'SAVEPOINT op', 'RELEASE op', 'ROLLBACK', 'BEGIN IMMEDIATE', 'SAVEPOINT op', 'RELEASE op', 'COMMIT',
+    ]);
+    await queue.close();
+    db.close();
+  });
+
   it('when the engine aborts the transaction (RAISE ROLLBACK), rejects every write of it with store_unavailable and writes none', async () => {
     const t = (temp = await tempStore({}, 'sqlite'));
     await t.store.appendEvents([authFailed(0)]);
