@@ -198,6 +198,9 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
       }
     }
   }
+  if (!URL.canParse(escalation.public_url)) {
+    details.push({ path: r.escalation?.public_url === undefined ? 'issuer.issuer' : 'escalation.public_url', message: 'is not a URL (its host or port cannot be read)' });
+  }
   const consoleConfig = consoleOf(r.console, escalation.public_url, details);
   if (consoleConfig.enabled && !consoleConfig.secure_cookie && env.nodeEnv === 'production') {
     warnings.push('console.secure_cookie is off in production: the console session cookie goes without Secure and __Host- (serve the console over https)');
@@ -247,7 +250,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     authzen: {
       // The default is the public URL's origin: the metadata is served at the root's well-known URI only, and its
       // endpoint URLs are the PDP's own routes (an explicit pdp_url may not have a path either).
-      pdp_url: r.authzen?.pdp_url === undefined ? new URL(escalation.public_url).origin : r.authzen.pdp_url.replace(/\/+$/, ''),
+      pdp_url: r.authzen?.pdp_url === undefined ? originOf(escalation.public_url) : r.authzen.pdp_url.replace(/\/+$/, ''),
       max_evaluations: r.authzen?.max_evaluations ?? 100,
       max_page_size: r.authzen?.max_page_size ?? 100,
       // No prototype: a subject type may be named `constructor` (a plain object would answer it).
@@ -461,6 +464,11 @@ function buildProviders(list: NonNullable<RawConfig['providers']>, at: (p: strin
 
 /** The host itself must be loopback: `http://127.0.0.1.nip.io` only starts like one. */
 const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
+
+/** A URL's scheme, host and port (checked to parse before the config is built). */
+function originOf(url: string): string {
+  return new URL(url).origin;
+}
 
 function isLoopbackUrl(url: string): boolean {
   return URL.canParse(url) && LOOPBACK_HOST.test(new URL(url).hostname);

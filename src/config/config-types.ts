@@ -233,8 +233,8 @@ export interface ProxyConfig {
   /** The caller id its audit events carry. Default `proxy`. */
   id: string;
   /**
-   * How often the revocation list is refreshed from the store, 50 – 500 ms. A revocation is seen within this plus two
-   * reads, and never later than 900 ms (docs/proxy.md, "Revocation: the bound"). Default 200 ms.
+   * How often the revocation list is refreshed from the store, 50 – 500 ms. A revocation is seen within this plus one
+   * read, and never later than 900 ms (docs/proxy.md, "Revocation: the bound"). Default 200 ms.
    */
   revocation_poll_ms: number;
   /** Verified tokens kept in memory until they expire. Default 10,000. */

@@ -60,7 +60,14 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
     issuer: parts.issuer,
     revocations,
     lookup: async (jti) => {
-      const token = await parts.store.getToken(jti);
+      let token: Awaited<ReturnType<typeof parts.store.getToken>>;
+      try {
+        token = await parts.store.getToken(jti);
+      } catch (err) {
+        // The gate refuses the call (503); the store's message goes to the log, never the token.
+        logger.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'proxy: a token could not be looked up in the store');
+        throw err;
+      }
       if (token === undefined) return undefined;
       return { revoked: token.revoked_at !== null, decision_id: token.decision_id, task_id: token.task_id, agent_id: token.agent_id };
     },

@@ -3,18 +3,18 @@
  * read every `pollMs`, never one per proxied call. Completing or expiring a task revokes its tokens (one
  * `token.revoked` event per token, in the task's transaction), so jtis alone carry task closure.
  *
- * The bound. Reads run one after another: a read, then `pollMs` of waiting, then the next read. A revocation
- * committed at time t may just miss the read running then (its snapshot was taken before t); the next read, which
- * starts at most R + pollMs later (R: one read's duration), sees it and it is listed once that read ends. So with a
- * readable store it is refused from t + pollMs + 2R (plus the timer's lag) on.
+ * The bound. Reads start `pollMs` apart (back to back when one takes longer). A revocation committed at time t may
+ * just miss the read running then (its snapshot was taken before t); the next read, which starts at most pollMs
+ * later, sees it and it is listed once that read ends (R: one read's duration). So with a readable store it is
+ * refused from t + pollMs + R (plus the timer's lag) on.
  *
  * Whatever the store does, it is refused from t + `maxStalenessMs` on: `state()` answers `unknown` (and the proxy
  * refuses every call, 503 `revocation_unknown`) when the last successful read *started* more than `maxStalenessMs`
  * ago. A read that started after t saw the revocation, so a token revoked at t is either listed or refused as
  * unknown once t + maxStalenessMs has passed: the cache fails closed rather than accept a token it cannot judge.
  * The age is measured on the monotonic clock from the read's start, never its end, so a slow read cannot stretch it.
- * (The store may answer a read from a snapshot taken earlier in the same turn of the event loop: a commit of another
- * process within that turn can slip past the bound by as much, src/store/sqlite-connection.ts `TurnReads`.)
+ * (The SQLite store may answer a read from a read transaction opened up to 1 ms before it: a commit of another
+ * process can slip past the bound by as much, src/store/sqlite-connection.ts `TurnReads`.)
  *
  * Memory: one entry per revoked token until its `exp` (tokens live at most `issuer.max_token_ttl_seconds`).
  */
@@ -31,7 +31,7 @@ export interface RevocationCacheOptions {
   /**
    * How long after the start of the last successful read the list is still trusted; past it every token is refused.
    * This is the bound on refusing a revoked token, whatever the store does. Default 900 ms (under the issue's one
-   * second); it must exceed `pollMs` with room for two reads, or a healthy store would trip it.
+   * second); it must exceed `pollMs` with room for a read, or a healthy store would trip it.
    */
   maxStalenessMs?: number;
   now?: () => Date;
@@ -133,11 +133,13 @@ export class RevocationCache {
     }
   }
 
-  #schedule(): void {
+  /** Reads start `pollMs` apart (back to back when a read takes longer): a slow read does not push the next one out. */
+  #schedule(delay = this.#o.pollMs): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      void this.poll().finally(() => this.#schedule());
-    }, this.#o.pollMs);
+      const started = performance.now();
+      void this.poll().finally(() => this.#schedule(Math.max(0, this.#o.pollMs - (performance.now() - started))));
+    }, delay);
     this.#timer.unref();
   }
 }

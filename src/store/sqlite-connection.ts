@@ -16,6 +16,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync, realpathSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { PdpError } from '../errors/pdp-error.js';
 import type { TransactionDriver } from './group-commit.js';
@@ -134,55 +135,78 @@ const END_READ: SqlStep = { kind: 'run', sql: 'COMMIT', params: [] };
  * read itself (a task read by its key: 8.8 µs alone, 2.7 µs inside an open read transaction). Concurrent decides each
  * read their task; in one transaction they pay that once.
  *
- * The transaction opens at the first read of a turn and ends when that turn does (`setImmediate`), or before the
- * writer's next transaction (`end`: the group commit's `beforeBegin`), whichever comes first. So a read sees every
- * commit this process made before it (this process commits only in the writer's transactions, which end it first),
- * and every commit of another process (a CLI, another worker) made before the turn's first read: at most one turn of
- * the event loop older than the read's own call, as the PostgreSQL store's combined reads (`read-batcher.ts`).
- * A read inside a transaction that is not this one (none on the hot path) runs in it, as before.
+ * The transaction opens at the first read and ends at the end of that turn (`setImmediate`), before the writer's
+ * next transaction (`end`: the group commit's `beforeBegin`), or at the first read that finds it older than
+ * `TURN_READ_MAX_AGE_MS`, whichever comes first. So a read sees every commit this process made before it (this process
+ * commits only in the writer's transactions, which end it first), and every commit of another process (a CLI, another
+ * worker of `serve --workers` on the file) made more than `TURN_READ_MAX_AGE_MS` before it. A read inside a
+ * transaction that is not this one (none on the hot path) runs in it, as before.
  */
 export class TurnReads {
   readonly #db: Database.Database;
   readonly #execute: (step: SqlStep) => unknown;
+  readonly #maxAgeMs: number;
   #open = false;
+  #openedAt = 0;
+  #closing = false;
 
-  constructor(db: Database.Database, execute: (step: SqlStep) => unknown) {
+  constructor(db: Database.Database, execute: (step: SqlStep) => unknown, maxAgeMs = TURN_READ_MAX_AGE_MS) {
     this.#db = db;
     this.#execute = execute;
+    this.#maxAgeMs = maxAgeMs;
   }
 
-  /** Runs a read-only program in this turn's read transaction (every statement of it sees one state). */
+  /** Runs a read-only program in the current read transaction (every statement of it sees one state). */
   run<T>(program: () => Program<T>): T {
+    if (this.#open && performance.now() - this.#openedAt > this.#maxAgeMs) this.end();
     if (!this.#open && !this.#db.inTransaction) {
       this.#execute(BEGIN_READ);
       this.#open = true;
-      setImmediate(this.#endOfTurn);
+      this.#openedAt = performance.now();
+      if (!this.#closing) {
+        this.#closing = true;
+        setImmediate(this.#endOfTurn);
+      }
     }
     return runSync(program(), this.#execute);
   }
 
-  /** Ends the turn's read transaction, if one is open (before a write transaction; at close). */
+  /**
+   * Ends the read transaction, if one is open (before a write transaction; at close; when it is too old). A COMMIT
+   * that fails is followed by a ROLLBACK (a read-only transaction has nothing to lose); only when that fails too,
+   * and the transaction is still open, does this throw: the connection is unusable and the writer must not begin.
+   */
   end(): void {
     if (!this.#open) return;
     this.#open = false;
-    if (this.#db.inTransaction) this.#execute(END_READ);
+    if (!this.#db.inTransaction) return;
+    try {
+      this.#execute(END_READ);
+    } catch (error) {
+      try {
+        this.#db.exec('ROLLBACK');
+      } catch {
+        // reported below, if the transaction is still open
+      }
+      if (this.#db.inTransaction) throw error;
+    }
   }
 
   readonly #endOfTurn = (): void => {
+    this.#closing = false;
     try {
       this.end();
     } catch {
-      // COMMIT of a read-only transaction: nothing to lose. Left open, it would hold every later read to its
-      // snapshot and stop the writer's BEGIN, so it is rolled back; if even that fails, the connection is unusable
-      // and the next statement says so.
-      try {
-        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-      } catch {
-        // see above
-      }
+      // The connection is unusable: the next statement on it says so, to whoever runs it.
     }
   };
 }
+
+/**
+ * How old a read transaction may be when a read joins it. Well below anything a client could observe across two
+ * processes, and long enough for the reads of a busy turn (64 concurrent decides) to share one.
+ */
+export const TURN_READ_MAX_AGE_MS = 1;
 
 /** SQLite's synchronous levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
 const SYNCHRONOUS_FULL = 2;

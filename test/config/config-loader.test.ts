@@ -136,6 +136,8 @@ describe('insecure settings outside production warn, and the warnings never cont
     expect(config.escalation.public_url).toBe('https://auth.example.com/pdp');
     expect(config.authzen.pdp_url).toBe('https://auth.example.com');
     expect(build({ callers: [PEP], issuer: { issuer: 'https://auth.example.com:8443/' } }).config.authzen.pdp_url).toBe('https://auth.example.com:8443');
+    // A URL the schema's pattern lets through but no parser reads: a config error naming it, not a crash.
+    expect(() => build({ callers: [PEP], escalation: { public_url: 'https://pdp.example.com:99999' } })).toThrow(expect.objectContaining({ code: 'config_invalid', details: expect.arrayContaining([expect.objectContaining({ path: 'escalation.public_url' })]) }));
   });
 
   it('ships the secure setting: the README\'s PEP may not assert task context; only the separate trusted PEP may', () => {

@@ -1,10 +1,12 @@
 /**
- * The SQLite store's reads of one turn of the event loop share one read transaction (`TurnReads`,
+ * The SQLite store's reads of one turn of the event loop share one read transaction, for at most 1 ms (`TurnReads`,
  * sqlite-connection.ts): what that promises and what it does not hold up. Another connection to the file stands for
  * another process (a CLI completing a task, another worker).
  */
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { get } from '../../src/store/sql-program.js';
+import { TurnReads, sqliteExecutor } from '../../src/store/sqlite-connection.js';
 import { at, task, tempStore } from './store-fixtures.js';
 import type { TempStore } from './store-fixtures.js';
 
@@ -26,29 +28,97 @@ const completeBehindItsBack = (id: string): void => {
   other.prepare("UPDATE tasks SET status = 'completed', completed_at = ?, completed_by = 'cli' WHERE id = ?").run(at(60), id);
 };
 
-describe('reads of one turn', () => {
-  it('see one state of the database; the next turn sees what another process committed meanwhile', async () => {
-    // Both reads are made before this function yields: the same turn.
-    const first = temp.store.getTask('t-1');
-    completeBehindItsBack('t-1');
-    const second = temp.store.getTask('t-1');
-    expect((await first)?.status).toBe('active');
-    expect((await second)?.status).toBe('active');
-    await nextTurn();
-    expect((await temp.store.getTask('t-1'))?.status).toBe('completed');
+describe('TurnReads on a connection of its own', () => {
+  /** Reads the task's status through TurnReads on `db`. */
+  const statusOf = (reads: TurnReads): string | undefined =>
+    reads.run(function* () {
+      return (yield* get<{ status: string }>('SELECT status FROM tasks WHERE id = ?', 't-1'))?.status;
+    });
+
+  it('reads share one state while the transaction is younger than its bound; the next turn sees another process\'s commit', async () => {
+    const db = new Database(temp.path);
+    try {
+      const reads = new TurnReads(db, sqliteExecutor(db), 60_000);
+      expect(statusOf(reads)).toBe('active');
+      completeBehindItsBack('t-1');
+      expect(statusOf(reads)).toBe('active'); // the same read transaction
+      await nextTurn();
+      expect(db.inTransaction).toBe(false); // ended with its turn
+      expect(statusOf(reads)).toBe('completed');
+    } finally {
+      reads_end(db);
+    }
   });
 
-  it('never see a state older than a commit of this store made before them', async () => {
-    const before = temp.store.getTask('t-1');
-    // Queued in the turn of an open read: the writer ends that read before its own transaction.
+  it('a read finding the transaction older than its bound begins another: it sees what was committed meanwhile', async () => {
+    const db = new Database(temp.path);
+    try {
+      const reads = new TurnReads(db, sqliteExecutor(db), 0);
+      expect(statusOf(reads)).toBe('active');
+      completeBehindItsBack('t-1');
+      const until = performance.now() + 1;
+      while (performance.now() < until); // older than the bound (0 ms), same turn
+      expect(statusOf(reads)).toBe('completed');
+    } finally {
+      reads_end(db);
+    }
+  });
+
+  it('end() commits the read transaction, and a failed COMMIT is rolled back rather than left open', () => {
+    const db = new Database(temp.path);
+    try {
+      let failCommit = true;
+      const execute = sqliteExecutor(db);
+      const reads = new TurnReads(db, (step) => {
+        if (step.sql === 'COMMIT' && failCommit) throw new Error('commit refused');
+        return execute(step);
+      }, 60_000);
+      expect(statusOf(reads)).toBe('active');
+      expect(db.inTransaction).toBe(true);
+      reads.end();
+      expect(db.inTransaction).toBe(false);
+      failCommit = false;
+      completeBehindItsBack('t-1');
+      expect(statusOf(reads)).toBe('completed');
+      reads.end();
+      expect(db.inTransaction).toBe(false);
+    } finally {
+      reads_end(db);
+    }
+  });
+});
+
+/** Closes a test's own connection after its turn's closer (a pending setImmediate) has nothing left to end. */
+function reads_end(db: Database.Database): void {
+  if (db.inTransaction) db.exec('ROLLBACK');
+  db.close();
+}
+
+describe('the store\'s reads', () => {
+  it('a write queued before a read of the same turn commits: the writer ends the read transaction first', async () => {
     const registered = temp.store.registerTask(task('t-2'));
-    expect(await before).toBeDefined();
-    expect(await temp.store.getTask('t-2')).toBeUndefined(); // same turn as the queueing: not committed yet
+    expect(await temp.store.getTask('t-2')).toBeUndefined(); // read in the turn the write was queued: not committed yet
     await registered;
     expect((await temp.store.getTask('t-2'))?.id).toBe('t-2');
     const completed = await temp.store.completeTask({ task_id: 't-2', by: 'orchestrator-1', at: at(30) });
     expect(completed.task.status).toBe('completed');
     expect((await temp.store.getTask('t-2'))?.status).toBe('completed');
+  });
+
+  it('never see a state older than a commit of this store made before them', async () => {
+    const before = temp.store.getTask('t-1');
+    // Queued in the turn of an open read: the writer ends that read before its own transaction.
+    const registered = temp.store.registerTask(task('t-3'));
+    expect(await before).toBeDefined();
+    await registered;
+    expect((await temp.store.getTask('t-3'))?.id).toBe('t-3');
+  });
+
+  it('see another process\'s commit from the next turn on', async () => {
+    expect((await temp.store.getTask('t-1'))?.status).toBe('active');
+    completeBehindItsBack('t-1');
+    await nextTurn();
+    expect((await temp.store.getTask('t-1'))?.status).toBe('completed');
   });
 
   it('hold the file only until the turn ends: another connection can then reset the WAL', async () => {

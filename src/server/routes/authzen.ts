@@ -125,7 +125,7 @@ export function authzenRoutes(service: AuthzenService, reportRefusal?: RefusalRe
       openapi: {
         operationId: 'getAuthzenConfiguration',
         summary: 'AuthZEN PDP metadata',
-        description: '`policy_decision_point` is `authzen.pdp_url` (default: `escalation.public_url`, itself the issuer URL by default).',
+        description: '`policy_decision_point` is `authzen.pdp_url` (default: the origin of `escalation.public_url`, itself the issuer URL by default).',
         responses: { '200': { description: 'metadata', content: json('AuthzenMetadataV1') } },
       },
     }),
