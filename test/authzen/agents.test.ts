@@ -122,6 +122,17 @@ describe('Access Evaluations for agents', () => {
     expect(deny.body!['evaluations'].map((e: { decision: boolean }) => e.decision)).toEqual([true, false]);
     const permit = await post('/access/v1/evaluations', { ...base, options: { evaluations_semantic: 'permit_on_first_permit' } });
     expect(permit.body!['evaluations'].map((e: { decision: boolean }) => e.decision)).toEqual([true]);
+    // An item that errs (incomplete, or an agent the caller may not speak for) is a deny: deny_on_first_deny stops
+    // there, permit_on_first_permit goes on past it.
+    const erring = [{ resource: customer('1234'), action: {} }, { resource: customer('1234') }];
+    const stopped = await post('/access/v1/evaluations', { ...base, evaluations: erring, options: { evaluations_semantic: 'deny_on_first_deny' } });
+    expect(stopped.body!['evaluations']).toHaveLength(1);
+    expect(stopped.body!['evaluations'][0]).toMatchObject({ decision: false, context: { error: { status: 400 } } });
+    const forbidden = [{ subject: { type: 'agent', id: 'code-review-agent' }, resource: { type: 'integration', id: 'github' } }, { resource: customer('1234') }];
+    const refusedFirst = await post('/access/v1/evaluations', { ...base, evaluations: forbidden, options: { evaluations_semantic: 'deny_on_first_deny' } }, { key: KEYS.strictPep });
+    expect(refusedFirst.body!['evaluations'].map((e: { decision: boolean }) => e.decision)).toEqual([false]);
+    const passed = await post('/access/v1/evaluations', { ...base, evaluations: forbidden, options: { evaluations_semantic: 'permit_on_first_permit' } }, { key: KEYS.strictPep });
+    expect(passed.body!['evaluations'].map((e: { decision: boolean }) => e.decision)).toEqual([false, true]);
     const unknown = await post('/access/v1/evaluations', { ...base, options: { evaluations_semantic: 'some' } });
     expect(unknown.status).toBe(400);
   });
