@@ -47,6 +47,9 @@ export const ACCESS_REFUSAL_CODES = [
 ] as const;
 export type AccessRefusalCode = (typeof ACCESS_REFUSAL_CODES)[number];
 
+/** Whether an error code is one of the refusals an `access.refused` event records. */
+export const isAccessRefusalCode = (code: string): code is AccessRefusalCode => (ACCESS_REFUSAL_CODES as readonly string[]).includes(code);
+
 /** Why a token was revoked: by the caller it was issued to, or because its task closed. */
 export const TOKEN_REVOKE_REASONS = ['revoked_by_caller', 'task_completed', 'task_expired'] as const;
 export type TokenRevokeReason = (typeof TOKEN_REVOKE_REASONS)[number];

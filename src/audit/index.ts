@@ -12,6 +12,7 @@ export {
 export type { AuditEventType, AuditEventV1, AuditIds, NewAuditEvent } from './audit-event.js';
 export {
   ACCESS_REFUSAL_CODES,
+  isAccessRefusalCode,
   AUTH_FAILED_IP_MAX,
   DELIVERY_ERROR_MAX,
   AUTH_FAILED_ROUTE_MAX,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { ACCESS_REFUSAL_CODES, type AccessRefusalCode } from '../audit/index.js';
+import { isAccessRefusalCode, type AccessRefusalCode } from '../audit/index.js';
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError } from '../errors/pdp-error.js';
 import { bodyMediaOf, readBody } from './body-reader.js';
@@ -53,7 +53,6 @@ export interface AuthorizationRefusal {
 const PUBLIC_CONTEXT_OVERRIDES_NOTHING: Extract<keyof PublicContext, 'caller' | 'body' | 'dialect' | 'credential' | 'session'> extends never ? true : never = true;
 void PUBLIC_CONTEXT_OVERRIDES_NOTHING;
 
-const isAuthorizationRefusal = (code: string): code is AccessRefusalCode => (ACCESS_REFUSAL_CODES as readonly string[]).includes(code);
 
 /**
  * The one HTTP request pipeline every route goes through, on node:http, in this order:
@@ -187,7 +186,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       if (clearCookie !== undefined) mapped.headers['set-cookie'] = clearCookie;
       // AuthZEN's HTTPS binding: a request that is not JSON is a Bad Request.
       if (errorDialect === 'authzen' && mapped.status === 415) mapped.status = 400;
-      if (caller && isPdpError(err) && isAuthorizationRefusal(err.code)) {
+      if (caller && isPdpError(err) && isAccessRefusalCode(err.code)) {
         options.onRefusal?.({
           code: err.code,
           route: label,

@@ -29,70 +29,59 @@ const completeBehindItsBack = (id: string): void => {
 };
 
 describe('TurnReads on a connection of its own', () => {
-  /** Reads the task's status through TurnReads on `db`. */
+  let db: Database.Database;
+  beforeEach(() => {
+    db = new Database(temp.path);
+  });
+  afterEach(() => {
+    // The turn's closer (a pending setImmediate) finds nothing left to end.
+    if (db.inTransaction) db.exec('ROLLBACK');
+    db.close();
+  });
+
+  /** Reads the task's status through `reads`. */
   const statusOf = (reads: TurnReads): string | undefined =>
     reads.run(function* () {
       return (yield* get<{ status: string }>('SELECT status FROM tasks WHERE id = ?', 't-1'))?.status;
     });
 
   it('reads share one state while the transaction is younger than its bound; the next turn sees another process\'s commit', async () => {
-    const db = new Database(temp.path);
-    try {
-      const reads = new TurnReads(db, sqliteExecutor(db), 60_000);
-      expect(statusOf(reads)).toBe('active');
-      completeBehindItsBack('t-1');
-      expect(statusOf(reads)).toBe('active'); // the same read transaction
-      await nextTurn();
-      expect(db.inTransaction).toBe(false); // ended with its turn
-      expect(statusOf(reads)).toBe('completed');
-    } finally {
-      reads_end(db);
-    }
+    const reads = new TurnReads(db, sqliteExecutor(db), 60_000);
+    expect(statusOf(reads)).toBe('active');
+    completeBehindItsBack('t-1');
+    expect(statusOf(reads)).toBe('active'); // the same read transaction
+    await nextTurn();
+    expect(db.inTransaction).toBe(false); // ended with its turn
+    expect(statusOf(reads)).toBe('completed');
   });
 
-  it('a read finding the transaction older than its bound begins another: it sees what was committed meanwhile', async () => {
-    const db = new Database(temp.path);
-    try {
-      const reads = new TurnReads(db, sqliteExecutor(db), 0);
-      expect(statusOf(reads)).toBe('active');
-      completeBehindItsBack('t-1');
-      const until = performance.now() + 1;
-      while (performance.now() < until); // older than the bound (0 ms), same turn
-      expect(statusOf(reads)).toBe('completed');
-    } finally {
-      reads_end(db);
-    }
+  it('a read finding the transaction older than its bound begins another: it sees what was committed meanwhile', () => {
+    const reads = new TurnReads(db, sqliteExecutor(db), 0);
+    expect(statusOf(reads)).toBe('active');
+    completeBehindItsBack('t-1');
+    const until = performance.now() + 1;
+    while (performance.now() < until); // older than the bound (0 ms), same turn
+    expect(statusOf(reads)).toBe('completed');
   });
 
   it('end() commits the read transaction, and a failed COMMIT is rolled back rather than left open', () => {
-    const db = new Database(temp.path);
-    try {
-      let failCommit = true;
-      const execute = sqliteExecutor(db);
-      const reads = new TurnReads(db, (step) => {
-        if (step.sql === 'COMMIT' && failCommit) throw new Error('commit refused');
-        return execute(step);
-      }, 60_000);
-      expect(statusOf(reads)).toBe('active');
-      expect(db.inTransaction).toBe(true);
-      reads.end();
-      expect(db.inTransaction).toBe(false);
-      failCommit = false;
-      completeBehindItsBack('t-1');
-      expect(statusOf(reads)).toBe('completed');
-      reads.end();
-      expect(db.inTransaction).toBe(false);
-    } finally {
-      reads_end(db);
-    }
+    let failCommit = true;
+    const execute = sqliteExecutor(db);
+    const reads = new TurnReads(db, (step) => {
+      if (step.sql === 'COMMIT' && failCommit) throw new Error('commit refused');
+      return execute(step);
+    }, 60_000);
+    expect(statusOf(reads)).toBe('active');
+    expect(db.inTransaction).toBe(true);
+    reads.end();
+    expect(db.inTransaction).toBe(false);
+    failCommit = false;
+    completeBehindItsBack('t-1');
+    expect(statusOf(reads)).toBe('completed');
+    reads.end();
+    expect(db.inTransaction).toBe(false);
   });
 });
-
-/** Closes a test's own connection after its turn's closer (a pending setImmediate) has nothing left to end. */
-function reads_end(db: Database.Database): void {
-  if (db.inTransaction) db.exec('ROLLBACK');
-  db.close();
-}
 
 describe('the store\'s reads', () => {
   it('a write queued before a read of the same turn commits: the writer ends the read transaction first', async () => {

@@ -1,5 +1,5 @@
 import type { AccessRequestService } from '../../pdp/access-requests.js';
-import { ACCESS_REFUSAL_CODES } from '../../audit/index.js';
+import { isAccessRefusalCode } from '../../audit/index.js';
 import { isPdpError, PdpError } from '../../errors/pdp-error.js';
 import {
   ACCESS_REQUEST_STATUSES,
@@ -189,9 +189,9 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
         const id = params['id'] ?? '';
         log.decisionId = await service.denialOf(id);
         const refused = (err: PdpError): void => {
-          if (!(ACCESS_REFUSAL_CODES as readonly string[]).includes(err.code)) return;
+          if (!isAccessRefusalCode(err.code)) return;
           reportRefusal?.({
-            code: err.code as AuthorizationRefusal['code'],
+            code: err.code,
             route: REVIEW_PATH,
             caller_id: caller.id,
             ...(log.decisionId ? { decision_id: log.decisionId } : {}),

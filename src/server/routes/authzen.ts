@@ -1,4 +1,4 @@
-import { ACCESS_REFUSAL_CODES, type AccessRefusalCode } from '../../audit/index.js';
+import { isAccessRefusalCode } from '../../audit/index.js';
 import { isPdpError } from '../../errors/pdp-error.js';
 import type { AuthzenService } from '../../pdp/authzen-service.js';
 import {
@@ -15,8 +15,6 @@ import { publicRoute, route, type Route } from '../route.js';
 import type { RefusalReporter } from './access-requests.js';
 
 const ROLES = ['pep'] as const;
-
-const isAccessRefusal = (code: string): code is AccessRefusalCode => (ACCESS_REFUSAL_CODES as readonly string[]).includes(code);
 
 const AGENT_MAPPING =
   'A subject of type `agent` is one of our agents: `action.name` is the one scope, `resource` the record (or `{ "type": ' +
@@ -89,7 +87,7 @@ export function authzenRoutes(service: AuthzenService, reportRefusal?: RefusalRe
         // A refused item is that item's deny, not the request's error: the pipeline never sees it, so it is audited
         // here, as the same refusal of a single evaluation is (an access.refused event, rate-bounded).
         const itemFailed = (err: unknown, agentId: string | undefined): void => {
-          if (!isPdpError(err) || !isAccessRefusal(err.code)) return;
+          if (!isPdpError(err) || !isAccessRefusalCode(err.code)) return;
           reportRefusal?.({
             code: err.code,
             route: '/access/v1/evaluations',
