@@ -10,6 +10,9 @@
  * - elevated allow: `pr:write` on a task whose access request an approver approved → allow, reason `elevated`
  *   (the Decider looks the elevation up in the store by key and passes it to the policy as `input.elevation`).
  *
+ * - ordinary mix: "any other decide", the requests of the shared workload's mix (`ordinaryMix`) in turn: what a
+ *   typical decide costs, against which the issue's "costs the same as any other decide" is also read.
+ *
  * Every decide also pays the elevation lookup (`findElevations`), so the ordinary cases are the current code's,
  * not the code before escalation. The cases are timed in alternating order, `rounds` rounds of `seconds` each
  * with `concurrency` in flight; each case's figure is the median of its rounds, and the report gives
@@ -32,10 +35,19 @@ import { createLogger } from '../src/server/logger.js';
 import type { DecisionRequestV1 } from '../src/wire/decision-v1.js';
 import { BUNDLE, POLICIES } from './lib/servers.js';
 import { isMain, median, round, timeAsync } from './lib/timing.js';
-import { BENCH_APPROVER, BENCH_ORCHESTRATOR, BENCH_PEP } from './lib/workload.js';
+import { BENCH_AGENTS, BENCH_APPROVER, BENCH_ORCHESTRATOR, BENCH_PEP, BENCH_TASKS, weightedMix, type MixCase } from './lib/workload.js';
 
-export const ESCALATION_CASES = ['ordinary allow', 'ordinary deny', 'requestable denial', 'elevated allow'] as const;
+export const ESCALATION_CASES = ['ordinary allow', 'ordinary deny', 'requestable denial', 'elevated allow', 'ordinary mix'] as const;
 export type EscalationCase = (typeof ESCALATION_CASES)[number];
+
+/**
+ * "Any other decide": the weighted mix every other decide measurement asks (lib/workload.ts: four agents, registered
+ * and inline tasks, allows, capped allows, record-bound allows and denies, deny-list and integration denials),
+ * without its one escalation case, asked in turn.
+ */
+export function ordinaryMix(): MixCase[] {
+  return weightedMix().filter((c) => c.kind !== 'deny, requestable');
+}
 
 export interface EscalationCaseRow {
   case: EscalationCase;
@@ -59,7 +71,15 @@ export interface EscalationBenchResult {
   /** Decisions made in the timed rounds, per case. */
   ops: Record<EscalationCase, number>;
   /** CPU per decision, ratio to the ordinary case of the same outcome (1.0 = the same cost). */
-  ratio: { requestable_vs_deny: number; elevated_vs_allow: number; requestable_vs_allow: number; elevated_vs_deny: number };
+  ratio: {
+    requestable_vs_deny: number;
+    elevated_vs_allow: number;
+    requestable_vs_allow: number;
+    elevated_vs_deny: number;
+    /** Against the ordinary mix: what a typical decide costs. */
+    requestable_vs_mix: number;
+    elevated_vs_mix: number;
+  };
 }
 
 export async function runEscalationBench(seconds: number, rounds: number, concurrency: number, only?: EscalationCase): Promise<EscalationBenchResult> {
@@ -73,7 +93,8 @@ export async function runEscalationBench(seconds: number, rounds: number, concur
         issuer: { issuer: 'https://agent-pdp.bench.invalid', keys: 'data/keys' },
         log: { level: 'silent' },
         callers: [
-          { id: BENCH_PEP.id, role: 'pep', key_sha256: sha256Hex(BENCH_PEP.key), agents: ['code-review-agent'] },
+          // As the HTTP benches configure it (lib/servers.ts): the mix asks for four agents, some with inline tasks.
+          { id: BENCH_PEP.id, role: 'pep', key_sha256: sha256Hex(BENCH_PEP.key), agents: [...BENCH_AGENTS], may_assert_context: true },
           { id: BENCH_ORCHESTRATOR.id, role: 'orchestrator', key_sha256: sha256Hex(BENCH_ORCHESTRATOR.key) },
           { id: BENCH_APPROVER.id, role: 'approver', approver_groups: ['platform-oncall'], key_sha256: sha256Hex(BENCH_APPROVER.key) },
         ],
@@ -91,6 +112,7 @@ export async function runEscalationBench(seconds: number, rounds: number, concur
       for (const id of ['bench-review-plain', 'bench-review-elevated']) {
         await pdp.tasks.register(orchestrator, { id, agent_id: 'code-review-agent', type: 'review', context: { repo: 'acme/api' }, expires_in_seconds: 86400 }, null);
       }
+      for (const task of BENCH_TASKS) await pdp.tasks.register(orchestrator, task, null);
       const ask = (task: string, scopes: string[]): DecisionRequestV1 => ({ agent_id: 'code-review-agent', task: { id: task }, integration: 'github', scopes, resource });
       const decider = new Decider({
         engine: pdp.engine,
@@ -103,13 +125,14 @@ export async function runEscalationBench(seconds: number, rounds: number, concur
       const { request } = await pdp.accessRequests.submit(caller, { decision_id: denial.decision_id, reason: 'bench' }, null, null);
       await pdp.accessRequests.approve(approver, request.id, { duration_seconds: 3600 }, null);
 
-      const requests: Record<EscalationCase, DecisionRequestV1> = {
+      const mix = ordinaryMix();
+      const requests: Record<Exclude<EscalationCase, 'ordinary mix'>, DecisionRequestV1> = {
         'ordinary allow': ask('bench-review-plain', ['pr:read']),
         'ordinary deny': ask('bench-review-plain', ['delete_repo']),
         'requestable denial': ask('bench-review-plain', ['pr:write']),
         'elevated allow': ask('bench-review-elevated', ['pr:write']),
       };
-      const expected: Record<EscalationCase, [string, string]> = {
+      const expected: Record<Exclude<EscalationCase, 'ordinary mix'>, [string, string]> = {
         'ordinary allow': ['allow', 'allowed'],
         'ordinary deny': ['deny', 'deny_scope'],
         'requestable denial': ['deny', 'approval_required'],
@@ -117,18 +140,28 @@ export async function runEscalationBench(seconds: number, rounds: number, concur
       };
       const answers = {} as Record<EscalationCase, string>;
       for (const c of ESCALATION_CASES) {
+        if (c === 'ordinary mix') continue;
         const r = await decider.decide(caller, requests[c], null);
         const codes = r.reasons.map((x) => x.code);
         answers[c] = `${r.outcome}: ${codes.join(', ')}${r.access_request ? ' + access_request hint' : ''}${r.approval ? ' + approval' : ''}`;
         const [outcome, code] = expected[c];
         if (r.outcome !== outcome || !codes.includes(code)) throw new Error(`${c}: expected ${outcome} with ${code}, got ${answers[c]}`);
       }
+      for (const m of mix) {
+        const r = await decider.decide(caller, m.request, null);
+        if (r.outcome !== m.expect.outcome || r.granted_scopes.join(',') !== [...m.expect.granted].sort().join(',') || r.access_request || r.approval) {
+          throw new Error(`ordinary mix, ${m.name}: expected ${m.expect.outcome} [${m.expect.granted.join(', ')}], got ${r.outcome} [${r.granted_scopes.join(', ')}]`);
+        }
+      }
+      answers['ordinary mix'] = `${mix.length} requests in turn, each its expected outcome, none escalated`;
 
-      const run = (c: EscalationCase) => () => decider.decide(caller, requests[c], null);
+      let next = 0;
+      const run = (c: EscalationCase) =>
+        c === 'ordinary mix' ? () => decider.decide(caller, (mix[next++ % mix.length] as MixCase).request, null) : () => decider.decide(caller, requests[c], null);
       for (const c of ESCALATION_CASES) await timeAsync(run(c), Math.min(0.5, seconds), concurrency); // warm-up
-      const perRound: Record<EscalationCase, number[]> = { 'ordinary allow': [], 'ordinary deny': [], 'requestable denial': [], 'elevated allow': [] };
-      const cpuRound: Record<EscalationCase, number[]> = { 'ordinary allow': [], 'ordinary deny': [], 'requestable denial': [], 'elevated allow': [] };
-      const ops: Record<EscalationCase, number> = { 'ordinary allow': 0, 'ordinary deny': 0, 'requestable denial': 0, 'elevated allow': 0 };
+      const perRound = Object.fromEntries(ESCALATION_CASES.map((c) => [c, [] as number[]])) as Record<EscalationCase, number[]>;
+      const cpuRound = Object.fromEntries(ESCALATION_CASES.map((c) => [c, [] as number[]])) as Record<EscalationCase, number[]>;
+      const ops = Object.fromEntries(ESCALATION_CASES.map((c) => [c, 0])) as Record<EscalationCase, number>;
       const from = Number(process.hrtime.bigint() / 1000n);
       for (let round = 0; round < rounds; round++) {
         // Alternate the order each round, so the machine's drift falls on every case alike.
@@ -164,6 +197,8 @@ export async function runEscalationBench(seconds: number, rounds: number, concur
           elevated_vs_allow: round(us('elevated allow') / us('ordinary allow'), 3),
           requestable_vs_allow: round(us('requestable denial') / us('ordinary allow'), 3),
           elevated_vs_deny: round(us('elevated allow') / us('ordinary deny'), 3),
+          requestable_vs_mix: round(us('requestable denial') / us('ordinary mix'), 3),
+          elevated_vs_mix: round(us('elevated allow') / us('ordinary mix'), 3),
         },
       };
     } finally {

@@ -1,6 +1,7 @@
 /**
  * The HTTP view of escalation-bench.ts (issue 16): what a PEP's `POST /v1/decide` costs OUR SERVER for the same
- * four decisions (code-review-agent on github, one pull request), the server being its own process started by
+ * four decisions (code-review-agent on github, one pull request), and the ordinary mix ("any other decide": the shared
+ * workload's requests in turn, its escalation case left out; `ordinaryMix`), the server being its own process started by
  * `startOurs` (lib/servers.ts: the bench config, API-key auth, durable SQLite audit, NODE_ENV=production, pinned to
  * the server core when the driver pins). This process is the PEP: a keep-alive `node:http` client (no vegeta),
  * run on the load core by the driver.
@@ -31,7 +32,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ESCALATION_CASES, type EscalationCase } from './escalation-bench.js';
+import { ESCALATION_CASES, ordinaryMix, type EscalationCase } from './escalation-bench.js';
 import { CpuWatch, cpuSeconds, load1, stopProcess } from './lib/processes.js';
 import { startOurs } from './lib/servers.js';
 import { isMain, median, medianOfRatios, round } from './lib/timing.js';
@@ -86,9 +87,17 @@ export interface EscalationHttpResult {
   cases: EscalationHttpCaseRow[];
   measurements: EscalationHttpRound[];
   /** Server CPU per request (medians over rounds), ratio to the ordinary case (1.0 = the same cost). */
-  ratio: { requestable_vs_deny: number; elevated_vs_allow: number; requestable_vs_allow: number; elevated_vs_deny: number };
-  /** The same ratios taken within each round (the two cases ran next to each other), median over rounds. */
-  ratio_within_rounds: { requestable_vs_deny: number; elevated_vs_allow: number };
+  ratio: {
+    requestable_vs_deny: number;
+    elevated_vs_allow: number;
+    requestable_vs_allow: number;
+    elevated_vs_deny: number;
+    /** Against the ordinary mix: what a typical decide costs. */
+    requestable_vs_mix: number;
+    elevated_vs_mix: number;
+  };
+  /** The same ratios taken within each round (the cases ran next to each other), median over rounds. */
+  ratio_within_rounds: { requestable_vs_deny: number; elevated_vs_allow: number; requestable_vs_mix: number; elevated_vs_mix: number };
   /** Every answer of every case (warm-up and rounds) was 200 with the expected outcome and reasons. */
   all_expected: boolean;
   unexpected_examples: string[];
@@ -103,19 +112,19 @@ interface Answer {
 }
 
 /** Each round's order (reversed every other round): the cases a ratio compares side by side. */
-const ROUND_ORDER: readonly EscalationCase[] = ['ordinary allow', 'elevated allow', 'ordinary deny', 'requestable denial'];
+const ROUND_ORDER: readonly EscalationCase[] = ['ordinary allow', 'elevated allow', 'ordinary mix', 'requestable denial', 'ordinary deny'];
 const PLAIN_TASK = 'bench-review-plain';
 const ELEVATED_TASK = 'bench-review-elevated';
 const RESOURCE = { type: 'pull_request', id: 'acme/api/pulls/1042' };
 const ask = (task: string, scopes: string[]): object => ({ agent_id: 'code-review-agent', task: { id: task }, integration: 'github', scopes, resource: RESOURCE });
-const REQUESTS: Record<EscalationCase, object> = {
+const REQUESTS: Record<Exclude<EscalationCase, 'ordinary mix'>, object> = {
   'ordinary allow': ask(PLAIN_TASK, ['pr:read']),
   'ordinary deny': ask(PLAIN_TASK, ['delete_repo']),
   'requestable denial': ask(PLAIN_TASK, ['pr:write']),
   'elevated allow': ask(ELEVATED_TASK, ['pr:write']),
 };
 /** The outcome and the reason code each case must answer with (as escalation-bench.ts checks in-process). */
-const EXPECTED: Record<EscalationCase, [string, string]> = {
+const EXPECTED: Record<Exclude<EscalationCase, 'ordinary mix'>, [string, string]> = {
   'ordinary allow': ['allow', 'allowed'],
   'ordinary deny': ['deny', 'deny_scope'],
   'requestable denial': ['deny', 'approval_required'],
@@ -188,14 +197,30 @@ export async function runEscalationHttpBench(o: {
     const approved = await expectStatus('approving it', 200, send('POST', `/v1/access-requests/${encodeURIComponent(requestId)}/approve`, BENCH_APPROVER.key, json({ duration_seconds: 3600, note: 'bench' })));
     if (approved['status'] !== 'approved') throw new Error(`approval: status ${String(approved['status'])}`);
 
-    const bodies = Object.fromEntries(ESCALATION_CASES.map((c) => [c, json(REQUESTS[c])])) as Record<EscalationCase, Buffer>;
+    // Each case's requests (one, or the mix's in turn) and the signature each answer must have.
+    const bodies = {} as Record<EscalationCase, Buffer[]>;
+    const signatures = {} as Record<EscalationCase, string[]>;
     const answers = {} as Record<EscalationCase, string>;
     for (const c of ESCALATION_CASES) {
-      const b = (await expectStatus(c, 200, send('POST', '/v1/decide', BENCH_PEP.key, bodies[c]))) as DecideBody;
+      if (c === 'ordinary mix') continue;
+      bodies[c] = [json(REQUESTS[c])];
+      const b = (await expectStatus(c, 200, send('POST', '/v1/decide', BENCH_PEP.key, bodies[c][0] as Buffer))) as DecideBody;
       const [outcome, code] = EXPECTED[c];
       answers[c] = signature(b);
+      signatures[c] = [answers[c]];
       if (b.outcome !== outcome || !(b.reasons ?? []).some((r) => r.code === code)) throw new Error(`${c}: expected ${outcome} with ${code}, got ${answers[c]}`);
     }
+    const mix = ordinaryMix();
+    bodies['ordinary mix'] = mix.map((m) => json(m.request));
+    signatures['ordinary mix'] = [];
+    for (const [i, m] of mix.entries()) {
+      const b = (await expectStatus(`ordinary mix, ${m.name}`, 200, send('POST', '/v1/decide', BENCH_PEP.key, bodies['ordinary mix'][i] as Buffer))) as DecideBody & { granted_scopes?: string[] };
+      if (b.outcome !== m.expect.outcome || (b.granted_scopes ?? []).join(',') !== [...m.expect.granted].sort().join(',') || b.access_request || b.approval) {
+        throw new Error(`ordinary mix, ${m.name}: expected ${m.expect.outcome} [${m.expect.granted.join(', ')}], got ${signature(b)}`);
+      }
+      signatures['ordinary mix'].push(signature(b));
+    }
+    answers['ordinary mix'] = `${mix.length} requests in turn, each its expected outcome, none escalated`;
 
     const examples: string[] = [];
     let unexpectedTotal = 0;
@@ -204,10 +229,14 @@ export async function runEscalationHttpBench(o: {
       const until = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
       let requests = 0;
       let unexpected = 0;
+      const list = bodies[c];
+      const want = signatures[c];
+      let next = 0;
       await Promise.all(
         Array.from({ length: o.concurrency }, async () => {
           while (process.hrtime.bigint() < until) {
-            const a = await send('POST', '/v1/decide', BENCH_PEP.key, bodies[c]);
+            const i = next++ % list.length;
+            const a = await send('POST', '/v1/decide', BENCH_PEP.key, list[i] as Buffer);
             requests++;
             let sig = `HTTP ${a.status}`;
             if (a.status === 200) {
@@ -217,7 +246,7 @@ export async function runEscalationHttpBench(o: {
                 sig = 'unparsable body';
               }
             }
-            if (a.status !== 200 || sig !== answers[c]) {
+            if (a.status !== 200 || sig !== want[i]) {
               unexpected++;
               if (examples.length < 5) examples.push(`${c}: ${sig} ${a.status === 200 ? '' : a.body.slice(0, 200)}`.trim());
             }
@@ -307,10 +336,14 @@ export async function runEscalationHttpBench(o: {
         elevated_vs_allow: round(us('elevated allow') / us('ordinary allow'), 3),
         requestable_vs_allow: round(us('requestable denial') / us('ordinary allow'), 3),
         elevated_vs_deny: round(us('elevated allow') / us('ordinary deny'), 3),
+        requestable_vs_mix: round(us('requestable denial') / us('ordinary mix'), 3),
+        elevated_vs_mix: round(us('elevated allow') / us('ordinary mix'), 3),
       },
       ratio_within_rounds: {
         requestable_vs_deny: round(medianOfRatios(rounds('requestable denial'), rounds('ordinary deny')), 3),
         elevated_vs_allow: round(medianOfRatios(rounds('elevated allow'), rounds('ordinary allow')), 3),
+        requestable_vs_mix: round(medianOfRatios(rounds('requestable denial'), rounds('ordinary mix')), 3),
+        elevated_vs_mix: round(medianOfRatios(rounds('elevated allow'), rounds('ordinary mix')), 3),
       },
       all_expected: unexpectedTotal === 0,
       unexpected_examples: examples,

@@ -86,6 +86,15 @@ function encode(value: unknown, path: Array<string | number> | null, depth: numb
   }
   if (value === null) return 'null';
   if (value instanceof RawJson) return value.json;
+  if (!Object.isFrozen(value)) return encodeContainer(value, path, depth);
+  const kept = frozenTexts.get(value);
+  if (kept !== undefined && kept.height > 0 && depth + kept.height <= MAX_DEPTH) return kept.text;
+  const text = encodeContainer(value, path, depth);
+  if (kept === undefined) remember(value, text);
+  return text;
+}
+
+function encodeContainer(value: object, path: Array<string | number> | null, depth: number): string {
   if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH}`, path);
   if (Array.isArray(value)) {
     let out = '[';
@@ -116,6 +125,40 @@ function encode(value: unknown, path: Array<string | number> | null, depth: numb
     first = false;
   }
   return out + '}';
+}
+
+/**
+ * The canonical texts of deeply frozen values already encoded, with their height (containers nested in them, the
+ * value itself counted): a value nobody can change has one text, so the values a decide shares with many others (a
+ * task's context and its elevations, as the store hands them out, rows.ts) are encoded once. A text is reused only
+ * where the nesting limit still holds for it.
+ */
+const frozenTexts = new WeakMap<object, { readonly text: string; readonly height: number }>();
+
+/**
+ * Keeps `text` for `value` when every container in it is a frozen plain object or array; else keeps that it could
+ * change (height -1), so the walk is not made again.
+ */
+function remember(value: object, text: string): void {
+  const height = frozenHeight(value, 0);
+  frozenTexts.set(value, height > 0 ? { text, height } : NOT_KEPT);
+}
+
+const NOT_KEPT = Object.freeze({ text: '', height: -1 });
+
+/** The height of `value` when it is a deeply frozen plain container (a leaf: 0), else -1. */
+function frozenHeight(value: unknown, depth: number): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  if (!Object.isFrozen(value) || depth >= MAX_DEPTH) return -1;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return -1;
+  let below = 0;
+  for (const item of Object.values(value)) {
+    const h = frozenHeight(item, depth + 1);
+    if (h < 0) return -1;
+    if (h > below) below = h;
+  }
+  return below + 1;
 }
 
 /**

@@ -129,20 +129,53 @@ function deepFreeze<T>(value: T): T {
 }
 
 export function taskFromRow(row: TaskRow): TaskRecord {
+  const parsed = taskColumns(row);
   return {
     id: row.id,
     agent_id: row.agent_id,
     type: row.type,
-    context: JSON.parse(row.context) as TaskRecord['context'],
+    context: parsed.context,
     registered_by: row.registered_by,
     registered_at: row.registered_at,
     expires_at: row.expires_at,
     status: row.status as TaskStatus,
     completed_at: row.completed_at,
     completed_by: row.completed_by,
-    elevations: parseTaskElevations(row.elevations),
+    elevations: parsed.elevations,
   };
 }
+
+/**
+ * A task row's two JSON columns, parsed and deeply frozen. Nearly every decide reads its task's row, and a task's
+ * columns rarely change: the last texts read for each task id are kept with their values, and a read whose texts are
+ * the same (compared as strings: no parse, no hash of the text) shares those values. Shared and frozen, they are also
+ * what the decision's encoding finds already encoded (canonical-json.ts, frozen values).
+ */
+function taskColumns(row: TaskRow): ParsedTaskColumns {
+  const kept = parsedTasks.get(row.id);
+  if (kept !== undefined && kept.contextText === row.context && kept.elevationsText === row.elevations) return kept;
+  const parsed: ParsedTaskColumns = {
+    contextText: row.context,
+    elevationsText: row.elevations,
+    context: deepFreeze(JSON.parse(row.context) as TaskRecord['context']),
+    elevations: parseTaskElevations(row.elevations),
+  };
+  // Most recently parsed last: the oldest is dropped first.
+  if (kept !== undefined) parsedTasks.delete(row.id);
+  else if (parsedTasks.size >= TASKS_KEPT) parsedTasks.delete(parsedTasks.keys().next().value as string);
+  parsedTasks.set(row.id, parsed);
+  return parsed;
+}
+
+interface ParsedTaskColumns {
+  readonly contextText: string;
+  readonly elevationsText: string | null;
+  readonly context: TaskRecord['context'];
+  readonly elevations: readonly TaskElevation[];
+}
+
+const TASKS_KEPT = 1024;
+const parsedTasks = new Map<string, ParsedTaskColumns>();
 
 /**
  * The decision a row holds: ids and time from its event's columns, input and result from the event's data, and its

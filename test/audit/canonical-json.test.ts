@@ -67,6 +67,49 @@ describe('canonicalJson', () => {
   });
 });
 
+describe('canonicalJson of frozen values (their texts are kept)', () => {
+  const deepFreeze = <T>(value: T): T => {
+    if (typeof value === 'object' && value !== null) {
+      for (const member of Object.values(value)) deepFreeze(member);
+      Object.freeze(value);
+    }
+    return value;
+  };
+
+  it('gives a deeply frozen value the same text as an unfrozen copy, however often it is encoded and wherever', () => {
+    const context = deepFreeze({ repo: 'acme/api', n: [3, 1, { b: 'x"y', a: null }] });
+    const copy: unknown = JSON.parse(JSON.stringify(context));
+    const want = canonicalJson(copy);
+    expect(canonicalJson(context)).toBe(want);
+    expect(canonicalJson(context)).toBe(want);
+    expect(canonicalJson({ task: { context }, z: context })).toBe(canonicalJson({ task: { context: copy }, z: copy }));
+  });
+
+  it('does not keep the text of a frozen value with an unfrozen container inside: a change inside shows', () => {
+    const inner = { count: 1 };
+    const outer = Object.freeze({ inner });
+    expect(canonicalJson(outer)).toBe('{"inner":{"count":1}}');
+    inner.count = 2;
+    expect(canonicalJson(outer)).toBe('{"inner":{"count":2}}');
+  });
+
+  it('still refuses a kept value placed where it would nest deeper than the limit', () => {
+    const leaf = deepFreeze({ a: { b: 1 } });
+    expect(canonicalJson(leaf)).toBe('{"a":{"b":1}}');
+    // Two containers in the kept value: at MAX_DEPTH - 2 it fits, one level further it does not.
+    let fits: unknown = leaf;
+    for (let i = 0; i < MAX_DEPTH - 2; i++) fits = { n: fits };
+    expect(() => canonicalJson(fits)).not.toThrow();
+    const tooDeep = { n: fits };
+    expect(() => canonicalJson(tooDeep)).toThrow(CanonicalJsonError);
+  });
+
+  it('refuses a frozen value with no encoding every time, with its path', () => {
+    const bad = Object.freeze({ s: 'a\ud800b' });
+    for (let i = 0; i < 2; i++) expect(() => canonicalJson({ x: bad })).toThrow(/\$\.x\.s/);
+  });
+});
+
 describe('sortKeys', () => {
   it('orders keys as the built-in sort does (UTF-16 code units), short lists and long, in place', () => {
     const keyChar = fc.constantFrom('a', 'B', 'z', '0', '9', '_', 'é', '€', '\uD83D\uDE00', '\uFFFF', '\u0000');
