@@ -785,31 +785,33 @@ function goals(r: BenchResults): Goal[] {
       met: failed.length ? false : routesBusy > BUSY_OTHER_CORES ? null : routes.steps.every((s) => s.ratio[key] <= limit),
     });
   }
-  // Break-glass: a requestable denial and an elevated allow against the ordinary decide of the same outcome, in two
-  // views: in-process (the Decider and the real store, no HTTP: CPU per decision) and over HTTP (what a PEP's
-  // POST /v1/decide costs our server: server CPU per request). The goal is met when both views are within 1.1×;
-  // the measured line says which view passes. An HTTP run with any unexpected answer fails (it measured something else).
+  // Break-glass: a requestable denial and an elevated allow against any other decide (the ordinary mix: the shared
+  // workload's requests, its escalation case left out), in two views: in-process (the Decider and the real store, no
+  // HTTP: CPU per decision) and over HTTP (what a PEP's POST /v1/decide costs our server: server CPU per request).
+  // The goal is met when both views are within 1.1× of the mix; the like-for-like ratios (against the cheapest
+  // ordinary decide of the same outcome) are reported beside them. An HTTP run with any unexpected answer fails.
   const esc = r.escalation;
   const eh = r.escalation_http;
   const escBusy = contamination['escalation'] ?? 0;
   const within = (x: number): boolean => x <= 1.1;
   const verdict = (ok: boolean): string => (ok ? '**passes**' : '**does not pass**');
-  const escOk = esc ? within(esc.ratio.requestable_vs_deny) && within(esc.ratio.elevated_vs_allow) : null;
-  const ehOk = eh ? eh.all_expected && within(eh.ratio.requestable_vs_deny) && within(eh.ratio.elevated_vs_allow) : null;
+  const escOk = esc ? within(esc.ratio.requestable_vs_mix) && within(esc.ratio.elevated_vs_mix) : null;
+  const ehOk = eh ? eh.all_expected && within(eh.ratio.requestable_vs_mix) && within(eh.ratio.elevated_vs_mix) : null;
   const ehUs = (c: string): number | undefined => eh?.cases.find((x) => x.case === c)?.cpu_us_per_request;
   out.push({
-    goal: 'decide for a requestable denial and for an elevated allow vs an ordinary decide: in-process (Decider, real store) and over HTTP (our server\'s CPU per `POST /v1/decide`)',
+    goal: 'decide for a requestable denial and for an elevated allow vs any other decide (the ordinary mix): in-process (Decider, real store) and over HTTP (our server\'s CPU per `POST /v1/decide`)',
     target: '≤ 1.1× in both views (CPU per decision; server CPU per request)',
     measured: [
       esc
-        ? `in-process ${verdict(escOk === true)}: requestable denial ${esc.ratio.requestable_vs_deny}× an ordinary deny (${esc.ratio.requestable_vs_allow}× an allow), elevated allow ${esc.ratio.elevated_vs_allow}× an ordinary allow; ` +
+        ? `in-process ${verdict(escOk === true)}: requestable denial ${esc.ratio.requestable_vs_mix}× and elevated allow ${esc.ratio.elevated_vs_mix}× the ordinary mix ` +
+          `(like for like: ${esc.ratio.requestable_vs_deny}× an ordinary deny, ${esc.ratio.elevated_vs_allow}× an ordinary allow); ` +
           esc.cases.map((c) => `${c.case} ${c.cpu_us_per_decision} µs`).join(', ') +
           (escBusy > BUSY_OTHER_CORES ? `; other processes used ${escBusy} cores meanwhile` : '')
         : 'in-process: not run',
       eh
-        ? `HTTP ${verdict(ehOk === true)}: requestable denial ${eh.ratio.requestable_vs_deny}× an ordinary deny (${ehUs('requestable denial')} vs ${ehUs('ordinary deny')} µs), ` +
-          `elevated allow ${eh.ratio.elevated_vs_allow}× an ordinary allow (${ehUs('elevated allow')} vs ${ehUs('ordinary allow')} µs server CPU per request); ` +
-          `within rounds ${eh.ratio_within_rounds.requestable_vs_deny}× and ${eh.ratio_within_rounds.elevated_vs_allow}×` +
+        ? `HTTP ${verdict(ehOk === true)}: requestable denial ${eh.ratio.requestable_vs_mix}× and elevated allow ${eh.ratio.elevated_vs_mix}× the ordinary mix ` +
+          `(${ehUs('requestable denial')} and ${ehUs('elevated allow')} vs ${ehUs('ordinary mix')} µs server CPU per request; within rounds ${eh.ratio_within_rounds.requestable_vs_mix}× and ${eh.ratio_within_rounds.elevated_vs_mix}×); ` +
+          `like for like ${eh.ratio.requestable_vs_deny}× an ordinary deny (${ehUs('ordinary deny')} µs), ${eh.ratio.elevated_vs_allow}× an ordinary allow (${ehUs('ordinary allow')} µs)` +
           (eh.all_expected ? '' : `; UNEXPECTED answers: ${eh.cases.map((c) => `${c.case} ${c.unexpected}`).join(', ')}`) +
           (eh.other_cores_max > BUSY_OTHER_CORES ? `; other processes used up to ${eh.other_cores_max} cores during a round` : '')
         : 'HTTP: not run',

@@ -6,7 +6,7 @@
  * `now` is passed (the decider passes the instant it read for the decision), absent otherwise.
  */
 import type { ElevationInputV1, EvaluationInputV1 } from '../policy/decision-types.js';
-import { evaluationTime } from '../wire/evaluation-time.js';
+import { sharedEvaluationTime } from '../wire/evaluation-time.js';
 import type { DecisionRequestV1 } from '../wire/decision-v1.js';
 
 export { evaluationTime } from '../wire/evaluation-time.js';
@@ -36,7 +36,7 @@ export function buildEvaluationInput(
     scopes: [...new Set(request.scopes)],
     ...(request.resource !== undefined ? { resource: request.resource } : {}),
     ...(request.ttl_seconds !== undefined ? { ttl_seconds: request.ttl_seconds } : {}),
-    ...(now !== undefined ? { time: evaluationTime(now) } : {}),
+    ...(now !== undefined ? { time: sharedEvaluationTime(now) } : {}),
     ...(elevation !== undefined ? { elevation } : {}),
   };
 }

@@ -17,7 +17,7 @@
  * each reason's `code` (the decision search's text match), `result.approval` (the elevated decisions of a chain view).
  */
 import { canonicalJson, canonicalJsonAt, sortKeys } from '../audit/index.js';
-import { evaluationTime } from '../wire/evaluation-time.js';
+import { evaluationTime, sharedEvaluationTime } from '../wire/evaluation-time.js';
 import type { EvaluationTimeV1 } from '../wire/evaluation-time.js';
 
 /** The event's columns the stored data leans on. */
@@ -97,6 +97,7 @@ function offsetMs(from: number, to: string): number | undefined {
 
 /** Whether `time` is exactly `want` (an evaluationTime), compared member by member. */
 function isEvaluationTime(time: Json, want: EvaluationTimeV1): boolean {
+  if (time === (want as unknown as Json)) return true;
   let n = 0;
   for (const key in time) if (time[key] !== undefined) n++;
   return (
@@ -266,7 +267,7 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
   // What can be left out of the input.
   const at = new Date(envelope.time);
   const atMs = at.getTime();
-  const want = Number.isNaN(atMs) ? undefined : evaluationTime(at);
+  const want = Number.isNaN(atMs) ? undefined : sharedEvaluationTime(at);
   const canonicalTime = want !== undefined && want.rfc3339 === envelope.time;
   const inputDropped = new Set<string>();
   const time = input['time'];

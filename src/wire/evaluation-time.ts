@@ -40,3 +40,21 @@ export function evaluationTime(now: Date): EvaluationTimeV1 {
   };
 }
 
+
+/**
+ * `evaluationTime(now)` deeply frozen, and the same object again for the same millisecond (the last one is kept):
+ * the decisions of one millisecond share it, so the decision's input carries it without building it again, the
+ * store's codec recognises it by identity, and its canonical text is made once (canonical-json.ts keeps the text of a
+ * frozen value). For the decide path; `evaluationTime` gives a value of one's own.
+ */
+export function sharedEvaluationTime(now: Date): EvaluationTimeV1 {
+  const ms = now.getTime();
+  if (ms === lastShared.ms) return lastShared.time;
+  const time = evaluationTime(now);
+  Object.freeze(time.date);
+  Object.freeze(time.clock);
+  lastShared = { ms, time: Object.freeze(time) };
+  return time;
+}
+
+let lastShared: { ms: number; time: EvaluationTimeV1 } = { ms: Number.NaN, time: Object.freeze(evaluationTime(new Date(0))) };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildEvaluationInput, evaluationTime } from '../../src/pdp/evaluation-input.js';
+import { sharedEvaluationTime } from '../../src/wire/evaluation-time.js';
 import { OPA_BIN } from '../support/opa-cli.js';
 
 describe('input.time: the decision instant as the policy sees it', () => {
@@ -81,5 +82,25 @@ describe('make test-rego checks rules against the bundle capabilities', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('sharedEvaluationTime: the decide path shares one frozen input.time per millisecond', () => {
+  it('is evaluationTime, frozen to its leaves, the same object within a millisecond and a new one after', () => {
+    const at = new Date('2026-12-01T22:40:00.123Z');
+    const first = sharedEvaluationTime(at);
+    expect(first).toEqual(evaluationTime(at));
+    expect(sharedEvaluationTime(new Date(at.getTime()))).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.date) && Object.isFrozen(first.clock)).toBe(true);
+    const next = sharedEvaluationTime(new Date(at.getTime() + 1));
+    expect(next).not.toBe(first);
+    expect(next.rfc3339).toBe('2026-12-01T22:40:00.124Z');
+    // Another millisecond in between: the earlier one is built again, equal to what it was.
+    expect(sharedEvaluationTime(at)).toEqual(first);
+    // A decision's input carries it; evaluationTime still gives a value of one's own.
+    expect(buildEvaluationInput({ agent_id: 'a', task: { id: 't' }, integration: 'i', scopes: ['s'] }, 'c', { id: 't', type: 'x', context: {}, registered: true }, at).time).toBe(
+      sharedEvaluationTime(at),
+    );
+    expect(Object.isFrozen(evaluationTime(at))).toBe(false);
   });
 });
