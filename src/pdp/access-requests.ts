@@ -60,7 +60,7 @@ export class AccessRequestService {
             details: [{ path: 'Idempotency-Key', message: 'already used for another submission' }],
           });
         }
-        return { request: this.toWire(prior), created: false };
+        return { request: this.toWire(asSubmitted(prior), false), created: false };
       }
     }
     const decision = await this.#o.store.getDecision(body.decision_id);
@@ -75,7 +75,7 @@ export class AccessRequestService {
     const grant = (decision.token_grant as EscalationGrantSource | null)?.access_request;
     if (decision.outcome !== 'deny' || grant === undefined) {
       throw new PdpError('not_requestable', `decision ${body.decision_id} is not a denial an approver can lift`, {
-        details: [{ path: 'decision_id', message: 'not a requestable denial (its reasons hold no approval_required)' }],
+        details: [{ path: 'decision_id', message: 'not a requestable denial (its answer carries no access_request hint)' }],
       });
     }
     if (Date.parse(grant.expires_at) <= now.getTime()) {
@@ -127,7 +127,7 @@ export class AccessRequestService {
       this.#o.observer?.accessRequestEvent('submitted');
       this.#o.onSubmitted?.();
     }
-    return { request: this.toWire(request), created };
+    return { request: created ? this.toWire(request) : this.toWire(asSubmitted(request), false), created };
   }
 
   /** A PEP reads the requests it made; an approver those of its groups; an auditor or admin any. */
@@ -164,7 +164,9 @@ export class AccessRequestService {
       limit: query.limit ?? 50,
       ...(everything ? {} : { approver_groups: [...(caller.approver_groups ?? [])] }),
     });
-    return { items: page.items.map((r) => this.toWire(r)), next_after: page.next_after };
+    const items = page.items.map((r) => this.toWire(r));
+    // A request past its expires_at is expired before the sweeper marks it: the pending inbox leaves it out.
+    return { items: query.status === undefined ? items : items.filter((r) => r.status === query.status), next_after: page.next_after };
   }
 
   async approve(caller: CallerConfig, id: string, body: AccessRequestApproveV1, traceId: string | null): Promise<AccessRequestV1> {
@@ -224,10 +226,12 @@ export class AccessRequestService {
   }
 
   /** The request as the API shows it: its status endpoint and, once approved, the profile's `result`. */
-  toWire(r: AccessRequestRecord): AccessRequestV1 {
+  /** `live`: a pending request past its expires_at reads as expired (false: the record's own status, e.g. a replay's). */
+  toWire(r: AccessRequestRecord, live = true): AccessRequestV1 {
     const wire: AccessRequestV1 = {
       id: r.id,
-      status: r.status,
+      // Expired as soon as its expires_at passes, whether or not the sweeper has marked it (and written its event).
+      status: live && r.status === 'pending' && r.expires_at <= this.#now().toISOString() ? 'expired' : r.status,
       status_endpoint: `${this.#o.escalation.public_url}/v1/access-requests/${encodeURIComponent(r.id)}`,
       expires_at: r.expires_at,
       decision_id: r.decision_id,
@@ -265,8 +269,11 @@ export class AccessRequestService {
     if (record === undefined) throw new PdpError('access_request_not_found', `access request ${id} not found`);
     if (!hasRole(caller, 'approver')) throw new PdpError('forbidden_role', 'only an approver may decide an access request');
     const task = await this.#o.store.getTask(record.task_id);
-    if (caller.id === record.requested_by || caller.id === task?.registered_by) {
+    if (caller.id === record.requested_by) {
       throw new PdpError('self_approval', `caller ${caller.id} asked for access request ${id} and may not decide it`);
+    }
+    if (caller.id === task?.registered_by) {
+      throw new PdpError('self_approval', `caller ${caller.id} registered the task of access request ${id} and may not decide it`);
     }
     const groups = caller.approver_groups ?? [];
     if (!record.approver_groups.some((g) => groups.includes(g))) {
@@ -300,4 +307,12 @@ function deliveriesFor(groups: readonly string[], webhooks: EscalationConfig['we
 function requestHash(body: AccessRequestSubmissionV1): string {
   const canonical = JSON.stringify([body.decision_id, body.reason ?? null, body.duration_seconds ?? null]);
   return createHash('sha256').update(canonical).digest('hex');
+}
+
+/**
+ * A request as its submission answered it (pending, undecided): what a replay of that submission answers again,
+ * whatever has happened to the request since (its status endpoint tells that).
+ */
+function asSubmitted(r: AccessRequestRecord): AccessRequestRecord {
+  return { ...r, status: 'pending', decided_at: null, decided_by: null, note: null, approved_until: null, ended_at: null, ended_reason: null };
 }

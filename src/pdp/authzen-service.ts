@@ -9,7 +9,8 @@
  *   scope was granted.
  * - a type configured under `authzen.subjects`: a Rego pack's entrypoint, given the request as its input, recorded
  *   as an `evaluation` event (`rule-evaluator.ts`).
- * - anything else: `decision: false` (fail closed), nothing evaluated.
+ * - anything else: `decision: false` (fail closed), nothing evaluated; the answer is recorded all the same (an
+ *   `evaluation` event under `UNROUTED_PATH`), as is a search no policy can enumerate.
  *
  * Searches enumerate candidates (the agent's grantable scopes; a pack's entity catalog), evaluate each without
  * recording it, and record the one answer as an `evaluation` event.
@@ -31,7 +32,7 @@ import type {
 import type { DecisionRequestV1, DecisionResponseV1 } from '../wire/decision-v1.js';
 import { parseDecisionRequest } from '../wire/request-parsers.js';
 import { maySpeakFor } from './caller-agents.js';
-import type { Decider } from './decider.js';
+import { NO_POLICY_REVISION, type Decider } from './decider.js';
 import { buildEvaluationInput } from './evaluation-input.js';
 import { grantableScopes } from './grantable-scopes.js';
 import type { PolicyEngine } from './policy-engine.js';
@@ -42,6 +43,11 @@ import { resolveTask, type RegisteredTask, type TaskLookup } from './trusted-tas
 export const AGENT_SUBJECT = 'agent';
 /** The path an agent search's answer is recorded under (its `evaluation` event): not the decision's own path. */
 export const AGENT_SEARCH_PATH = 'agentpdp/search';
+/**
+ * The path of an answer no entrypoint gave (its `evaluation` event): a subject type no policy answers for
+ * (`decision: false`), or a search no policy can enumerate (no results).
+ */
+export const UNROUTED_PATH = 'authzen/unrouted';
 
 /** The resource type that means "no record": the call is on the integration named by the id. */
 export const INTEGRATION_RESOURCE = 'integration';
@@ -86,7 +92,12 @@ export class AuthzenService {
     const type = request.subject.type;
     if (type === AGENT_SUBJECT) return this.#agentDecision(caller, request, traceId, tasks);
     const route = this.#route(type);
-    if (route === undefined) return { decision: false, context: { reason_code: 'subject_type_unknown', reason: `no policy answers for subjects of type ${type}` } };
+    if (route === undefined) {
+      // Nothing is evaluated, but the answer is still recorded: no answer of this door escapes the chain.
+      const context = { reason_code: 'subject_type_unknown', reason: `no policy answers for subjects of type ${type}` };
+      const recorded = await this.#o.rules.record(caller, 'authzen', UNROUTED_PATH, request, { result: { decision: false, context } }, this.#revision(), traceId);
+      return { decision: false, context: { ...context, decision_id: recorded.decision_id } };
+    }
     const answer = await this.#o.rules.evaluate(caller, 'authzen', route.decision, request, traceId).catch(misrouted(type));
     const decided = packDecision(answer.defined ? answer.result : undefined);
     return { decision: decided.decision, context: { ...(decided.context ?? {}), decision_id: answer.decision_id } };
@@ -142,11 +153,15 @@ export class AuthzenService {
       found = await this.#agentSearch(caller, request);
     } else {
       const route = this.#route(type);
-      if (route === undefined || route.entities === null) return { page: { next_token: '', count: 0, total: 0 }, results: [] };
-      try {
-        found = this.#packSearch(route, request);
-      } catch (err) {
-        return misrouted(type)(err);
+      if (route === undefined || route.entities === null) {
+        // No policy enumerates these subjects: an empty list, recorded like any other answer.
+        found = { results: [], path: UNROUTED_PATH, revision: this.#revision() };
+      } else {
+        try {
+          found = this.#packSearch(route, request);
+        } catch (err) {
+          return misrouted(type)(err);
+        }
       }
     }
     const page = pageOf(request, found.results, this.#o.config.max_page_size);
@@ -156,6 +171,11 @@ export class AuthzenService {
       context: { ...(found.context ?? {}), decision_id: recorded.decision_id },
       results: page.results.map(ref),
     };
+  }
+
+  /** The revision of the policy in force, recorded with an answer no entrypoint gave. */
+  #revision(): string {
+    return this.#o.engine.active?.revision ?? NO_POLICY_REVISION;
   }
 
   #route(type: string): AuthzenSubjectRoute | undefined {
@@ -356,8 +376,10 @@ function pageOf(request: AuthzenSearchRequestV1, results: Found[], maxPageSize: 
     if (m === null || m[3] !== digest || (page.limit !== undefined && Math.min(page.limit, maxPageSize) !== Number(m[2]))) {
       throw new PdpError('invalid_request', 'page.token is not a token of this search (the request and its page size must not change between pages)', { details: [{ path: 'page.token', message: 'not a token of this search' }] });
     }
+    // The token is opaque, not secret: a hand-made one may name any offset (a page a PEP could reach anyway), never a
+    // page larger than authzen.max_page_size.
     offset = Number(m[1]);
-    limit = Number(m[2]);
+    limit = Math.min(Number(m[2]), maxPageSize);
   }
   const slice = results.slice(offset, offset + limit);
   const next = offset + slice.length;

@@ -16,7 +16,9 @@ export function openApiDocument(serverUrl: string, routes: readonly Route[]): ob
     info: {
       title: 'agent-pdp',
       version: '1',
-      description: 'Policy decision point and scoped-token broker for AI agents. Every decision is durably recorded before it is returned.',
+      description:
+        'Policy decision point and scoped-token broker for AI agents. Every decision is durably recorded before it is returned. ' +
+        'Every answer carries an `X-Request-ID` header: the request\'s own when it sent one (up to 256 printable ASCII characters; AuthZEN requires the echo), else a new UUID.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [{ url: serverUrl }],

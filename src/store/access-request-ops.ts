@@ -226,8 +226,11 @@ export async function decideAccessRequest(ctx: StoreContext, input: DecideAccess
   return ctx.write(function* () {
     const row = yield* get<AccessRequestRow>(SQL.selectAccessRequest, input.id);
     if (row === undefined) throw new PdpError('access_request_not_found', `access request ${input.id} does not exist`);
+    // Expired is one answer whether the sweeper has marked it yet or not.
+    if (row.status === 'expired' || (row.status === 'pending' && row.expires_at <= input.at)) {
+      throw new PdpError('access_request_expired', `access request ${input.id} expired at ${row.expires_at}`);
+    }
     if (row.status !== 'pending') throw new PdpError('access_request_not_pending', `access request ${input.id} is ${row.status}`);
-    if (row.expires_at <= input.at) throw new PdpError('access_request_expired', `access request ${input.id} expired at ${row.expires_at}`);
     if (row.caller_id === input.by) throw new PdpError('self_approval', 'an access request cannot be decided by the caller that submitted it');
     yield* run(SQL.decideAccessRequest, input.verdict, input.at, input.by, note, approvedUntil, row.id);
     // The decide path reads a task's elevations with the task: the window goes into its row in the approval's

@@ -968,8 +968,8 @@ export interface Store {
   /**
    * Approves or denies a pending request (the status check runs inside the write transaction: of concurrent
    * decisions exactly one succeeds), with an access_request.approved / .denied event. Refusals, in the order
-   * checked: access_request_not_found; access_request_not_pending (approved, denied or expired);
-   * access_request_expired (still pending, but expires_at <= at: nothing is written, the sweeper expires it);
+   * checked: access_request_not_found; access_request_expired (expired, or still pending with expires_at <= at:
+   * nothing is written, the sweeper expires it); access_request_not_pending (approved or denied);
    * self_approval (`by` submitted it). Who may approve (role, groups) and the duration cap are the caller's checks.
    */
   decideAccessRequest(input: DecideAccessRequestInput): Promise<AccessRequestRecord>;

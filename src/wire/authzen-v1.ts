@@ -141,7 +141,8 @@ export function parseAuthzenEvaluation(body: unknown): AuthzenEvaluationRequestV
 
 /**
  * `POST /access/v1/evaluations`. The top-level subject, action, resource and context are defaults each item may
- * override (context replaced whole, as the spec's example shows). Without items it is one evaluation (400 when
+ * override: an item's entity replaces the default whole (context too, as the spec's example shows), except that an
+ * identifier it lacks (a subject's or resource's type or id, an action's name) is the default's (`withIdentifiers`). Without items it is one evaluation (400 when
  * that is incomplete). With items, a whole-payload problem is a 400 (not an object, `evaluations` not an array,
  * more than `max` items, an unknown semantic) and an incomplete item is that item's deny.
  */
@@ -165,12 +166,36 @@ export function parseAuthzenEvaluations(body: unknown, max: number): AuthzenEval
     if (!isObject(item)) return { invalid: [{ path: `evaluations[${i}]`, message: 'must be an object' }] };
     const merged: Record<string, unknown> = {};
     for (const key of ['subject', 'action', 'resource', 'context'] as const) {
-      const value = item[key] !== undefined ? item[key] : body[key];
+      const value = item[key] !== undefined ? withIdentifiers(item[key], body[key], IDENTIFIERS[key]) : body[key];
       if (value !== undefined) merged[key] = value;
     }
     return checkEvaluation(merged, `evaluations[${i}].`);
   });
   return { items, semantic };
+}
+
+/** The identifying members of each entity of a request, which an item's entity takes from the default when it lacks them. */
+const IDENTIFIERS: Readonly<Record<'subject' | 'action' | 'resource' | 'context', readonly string[]>> = {
+  subject: ['type', 'id'],
+  action: ['name'],
+  resource: ['type', 'id'],
+  context: [],
+};
+
+/**
+ * An item's entity over the default one: the item's replaces the default whole (its properties are its own), except
+ * that an identifying member it lacks is the default's. The certification scenario's C-3.2.7: a batch with
+ * `resource: { type: "record" }` at the top and an item `resource: { id: "record-1", properties }` asks about record-1.
+ */
+function withIdentifiers(own: unknown, fallback: unknown, members: readonly string[]): unknown {
+  if (!isObject(own) || !isObject(fallback)) return own;
+  let out: Record<string, unknown> | undefined;
+  for (const member of members) {
+    if (own[member] !== undefined || fallback[member] === undefined) continue;
+    out ??= { ...own };
+    out[member] = fallback[member];
+  }
+  return out ?? own;
 }
 
 /**

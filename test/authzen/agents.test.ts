@@ -35,6 +35,12 @@ async function post(path: string, body: unknown, init: { key?: string; headers?:
   return { status: res.status, headers: res.headers, body: text === '' ? undefined : (JSON.parse(text) as Record<string, any>) };
 }
 
+async function get(path: string, key: string) {
+  const res = await fetch(`${pdp.url}${path}`, { headers: auth(key) });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as Record<string, any>) };
+}
+
 const agent = { type: 'agent', id: 'support-resolver' };
 const customer = (id: string) => ({ type: 'customer', id });
 
@@ -86,9 +92,16 @@ describe('Access Evaluation for an agent', () => {
     expect(badScope.body!['error'].details[0].path).toBe('action.name');
   });
 
-  it('an unrouted subject type is a deny, not an error', async () => {
+  it('an unrouted subject type is a deny, not an error, and recorded like any answer', async () => {
     const res = await post('/access/v1/evaluation', { subject: { type: 'robot', id: 'r2' }, action: { name: 'read' }, resource: { type: 'record', id: 'x' } });
-    expect(res).toMatchObject({ status: 200, body: { decision: false, context: { reason_code: 'subject_type_unknown' } } });
+    expect(res).toMatchObject({ status: 200, body: { decision: false, context: { reason_code: 'subject_type_unknown', decision_id: expect.any(String) } } });
+    const recorded = await get(`/v1/audit/decisions/${res.body!['context'].decision_id as string}`, KEYS.auditor);
+    expect(recorded.status).toBe(200);
+    expect(JSON.stringify(recorded.body)).toContain('authzen/unrouted');
+    // A search no policy can enumerate: no results, recorded too.
+    const search = await post('/access/v1/search/subject', { subject: { type: 'spaceship' }, action: { name: 'read' }, resource: { type: 'record', id: 'x' } });
+    expect(search).toMatchObject({ status: 200, body: { results: [], context: { decision_id: expect.any(String) } } });
+    expect((await get(`/v1/audit/decisions/${search.body!['context'].decision_id as string}`, KEYS.auditor)).status).toBe(200);
   });
 });
 
@@ -122,9 +135,9 @@ describe('Access Evaluations for agents', () => {
     expect(deny.body!['evaluations'].map((e: { decision: boolean }) => e.decision)).toEqual([true, false]);
     const permit = await post('/access/v1/evaluations', { ...base, options: { evaluations_semantic: 'permit_on_first_permit' } });
     expect(permit.body!['evaluations'].map((e: { decision: boolean }) => e.decision)).toEqual([true]);
-    // An item that errs (incomplete, or an agent the caller may not speak for) is a deny: deny_on_first_deny stops
-    // there, permit_on_first_permit goes on past it.
-    const erring = [{ resource: customer('1234'), action: {} }, { resource: customer('1234') }];
+    // An item that errs (malformed, or an agent the caller may not speak for) is a deny: deny_on_first_deny stops
+    // there, permit_on_first_permit goes on past it. (An item's action without a name takes the default's name.)
+    const erring = [{ resource: customer('1234'), action: { name: 7 } }, { resource: customer('1234') }];
     const stopped = await post('/access/v1/evaluations', { ...base, evaluations: erring, options: { evaluations_semantic: 'deny_on_first_deny' } });
     expect(stopped.body!['evaluations']).toHaveLength(1);
     expect(stopped.body!['evaluations'][0]).toMatchObject({ decision: false, context: { error: { status: 400 } } });
@@ -222,7 +235,7 @@ describe('a subject type routed to an entrypoint the bundle lacks', () => {
       expect(await batch.json()).toEqual({
         evaluations: [
           { decision: false, context: { error: { status: 503, code: 'evaluation_failed', message: 'the evaluation could not be made' } } },
-          { decision: false, context: { reason_code: 'subject_type_unknown', reason: expect.any(String) } },
+          { decision: false, context: { reason_code: 'subject_type_unknown', reason: expect.any(String), decision_id: expect.any(String) } },
         ],
       });
     } finally {

@@ -485,6 +485,30 @@ describe('Batch: Access Evaluations API (C-3)', () => {
       expectEvaluations(res, [false, true]);
     });
 
+    it('C-3.2.7 batch with default value merging: an item lacking resource.type takes the top-level one', async () => {
+      const res = await post(EVALUATIONS, {
+        subject: { type: 'user', id: 'alice' },
+        action: { name: 'write' },
+        resource: { type: 'record' },
+        evaluations: [
+          { resource: { id: 'record-1', properties: { status: 'active' } } },
+          { resource: { type: 'record', id: 'record-2', properties: { status: 'archived' } } },
+        ],
+      });
+      expectEvaluations(res, [true, false]);
+    });
+
+    it('C-3.2.7 (and entity-level replacement): an item\'s resource replaces the default\'s properties, not its identifiers', async () => {
+      // The default is archived; the item names record-1 with no properties of its own: the default's do not apply.
+      const res = await post(EVALUATIONS, {
+        subject: { type: 'user', id: 'alice' },
+        action: { name: 'write' },
+        resource: { type: 'record', id: 'record-2', properties: { status: 'archived' } },
+        evaluations: [{ resource: { id: 'record-1' } }, {}],
+      });
+      expectEvaluations(res, [true, false]);
+    });
+
     it('C-3.2.7 batch with top-level default inheritance', async () => {
       const res = await post(EVALUATIONS, {
         subject: { type: 'user', id: 'alice' },

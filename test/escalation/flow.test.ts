@@ -137,11 +137,15 @@ describe('2. submitting an access request', () => {
     const listed = await call('GET', '/v1/access-requests?status=pending', KEYS.auditor);
     expect(listed.body['items'].filter((r: Json) => r['decision_id'] === denial['decision_id'])).toHaveLength(1);
 
-    // A replay is answered as the first time even once the denial's window has passed.
+    // A replay is answered as the first time even once the request was decided and the denial's window has passed.
+    const approved = await call('POST', `/v1/access-requests/${first.body['id']}/approve`, KEYS.approver, { duration_seconds: 600 });
+    expect(approved.body['status']).toBe('approved');
     t.clock.advance(601);
     const late = await submit(denial['decision_id'], {}, KEYS.pep, 'key-1');
     expect(late.status).toBe(202);
-    expect(late.body['id']).toBe(first.body['id']);
+    expect(late.body).toEqual(first.body);
+    // Its status endpoint tells what happened since.
+    expect((await call('GET', `/v1/access-requests/${first.body['id']}`, KEYS.pep)).body['status']).toBe('approved');
   });
 
   it('takes the hint’s template as the body, with a reason added', async () => {
@@ -391,15 +395,24 @@ describe('6. expiry', () => {
     expect(expired.body['status']).toBe('expired');
     const late = await call('POST', `/v1/access-requests/${request['id']}/approve`, KEYS.approver, {});
     expect(late.status).toBe(409);
+    expect(late.body['error']['code']).toBe('access_request_expired');
+    const denied = await call('POST', `/v1/access-requests/${request['id']}/deny`, KEYS.approver, { note: 'too late' });
+    expect(denied.body['error']['code']).toBe('access_request_expired');
     await waitForEvent(denial['decision_id'], 'access_request.expired');
   });
 
-  it('refuses an approval after the request expired even before the sweep ran', async () => {
+  it('refuses an approval after the request expired even before the sweep ran, and shows it expired already', async () => {
     const { request } = await pending();
     t.clock.advance(3601);
     const late = await call('POST', `/v1/access-requests/${request['id']}/approve`, KEYS.approver, {});
     expect(late.status).toBe(409);
     expect(late.body['error']['code']).toBe('access_request_expired');
+    // The status poll and the inbox say so before the sweeper has marked it.
+    expect((await call('GET', `/v1/access-requests/${request['id']}`, KEYS.pep)).body['status']).toBe('expired');
+    const inbox = await call('GET', '/v1/access-requests?status=pending', KEYS.approver);
+    expect(inbox.body['items'].map((r: Json) => r['id'])).not.toContain(request['id']);
+    const all = await call('GET', '/v1/access-requests', KEYS.approver);
+    expect(all.body['items'].find((r: Json) => r['id'] === request['id'])?.['status']).toBe('expired');
   });
 });
 

@@ -246,7 +246,10 @@ describe.each(STORE_KINDS)('access requests ($kind)', ({ open }) => {
       expect(await store.getAccessRequest('ar-1')).toMatchObject({ status: 'pending', decided_at: null });
       expect(await store.chainHead()).toEqual(head);
       await store.sweepAccessRequests({ now: at(601) });
-      await expect(approve('ar-1', 602, 1200)).rejects.toMatchObject({ code: 'access_request_not_pending' });
+      // Swept or not, the answer is the same.
+      expect(await store.getAccessRequest('ar-1')).toMatchObject({ status: 'expired' });
+      await expect(approve('ar-1', 602, 1200)).rejects.toMatchObject({ code: 'access_request_expired', status: 409 });
+      await expect(store.decideAccessRequest({ id: 'ar-1', verdict: 'denied', by: APPROVER, at: at(603) })).rejects.toMatchObject({ code: 'access_request_expired' });
     });
 
     it.each<{ note: string; id: string; by: string; code: PdpErrorCode }>([

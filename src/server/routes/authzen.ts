@@ -102,7 +102,8 @@ export function authzenRoutes(service: AuthzenService, reportRefusal?: RefusalRe
         operationId: 'authzenEvaluations',
         summary: 'AuthZEN Access Evaluations (a batch)',
         description:
-          'The top-level subject, action, resource and context are defaults each item may override; without items (or ' +
+          'The top-level subject, action, resource and context are defaults each item may override (an item\'s entity ' +
+          'replaces the default whole, but an identifier it lacks, `type`/`id` or an action\'s `name`, is the default\'s); without items (or ' +
           'with an empty list) the request is one evaluation and so is the answer. `options.evaluations_semantic`: ' +
           '`execute_all` (default: every item, answered in order), `deny_on_first_deny`, `permit_on_first_permit` (in ' +
           'order, stopping after the first deny or permit: the answer holds the items evaluated). An item that is ' +
