@@ -70,16 +70,19 @@ export interface EscalationBenchResult {
   window_us: { from: number; to: number };
   /** Decisions made in the timed rounds, per case. */
   ops: Record<EscalationCase, number>;
-  /** CPU per decision, ratio to the ordinary case of the same outcome (1.0 = the same cost). */
-  ratio: {
-    requestable_vs_deny: number;
-    elevated_vs_allow: number;
-    requestable_vs_allow: number;
-    elevated_vs_deny: number;
-    /** Against the ordinary mix: what a typical decide costs. */
-    requestable_vs_mix: number;
-    elevated_vs_mix: number;
-  };
+  /** CPU per decision, ratio to the ordinary cases (1.0 = the same cost). */
+  ratio: EscalationRatios;
+}
+
+/** The break-glass cases against the ordinary ones: like for like (same outcome), across, and against the mix. */
+export interface EscalationRatios {
+  requestable_vs_deny: number;
+  elevated_vs_allow: number;
+  requestable_vs_allow: number;
+  elevated_vs_deny: number;
+  /** Against the ordinary mix: what a typical decide costs (the goal's "any other decide"). */
+  requestable_vs_mix: number;
+  elevated_vs_mix: number;
 }
 
 export async function runEscalationBench(seconds: number, rounds: number, concurrency: number, only?: EscalationCase): Promise<EscalationBenchResult> {

@@ -32,7 +32,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ESCALATION_CASES, ordinaryMix, type EscalationCase } from './escalation-bench.js';
+import { ESCALATION_CASES, ordinaryMix, type EscalationCase, type EscalationRatios } from './escalation-bench.js';
 import { CpuWatch, cpuSeconds, load1, stopProcess } from './lib/processes.js';
 import { startOurs } from './lib/servers.js';
 import { isMain, median, medianOfRatios, round } from './lib/timing.js';
@@ -86,16 +86,8 @@ export interface EscalationHttpResult {
   access_request: { id: string; approved_until: string };
   cases: EscalationHttpCaseRow[];
   measurements: EscalationHttpRound[];
-  /** Server CPU per request (medians over rounds), ratio to the ordinary case (1.0 = the same cost). */
-  ratio: {
-    requestable_vs_deny: number;
-    elevated_vs_allow: number;
-    requestable_vs_allow: number;
-    elevated_vs_deny: number;
-    /** Against the ordinary mix: what a typical decide costs. */
-    requestable_vs_mix: number;
-    elevated_vs_mix: number;
-  };
+  /** Server CPU per request (medians over rounds), ratio to the ordinary cases (1.0 = the same cost). */
+  ratio: EscalationRatios;
   /** The same ratios taken within each round (the cases ran next to each other), median over rounds. */
   ratio_within_rounds: { requestable_vs_deny: number; elevated_vs_allow: number; requestable_vs_mix: number; elevated_vs_mix: number };
   /** Every answer of every case (warm-up and rounds) was 200 with the expected outcome and reasons. */
