@@ -109,7 +109,8 @@ export const COMMANDS: Command[] = [
         set = await loadPolicyDir(dir);
       } catch (err) {
         if (format !== 'json' || !(err instanceof PdpError)) throw err;
-        const report = { version: 1, ok: false, strict, error: { code: err.code, message: err.message }, errors: err.details, warnings: [] };
+        // The same members as a success's (nothing was loaded: no revision, no files or agents), for tools reading either.
+        const report = { version: 1, ok: false, strict, error: { code: err.code, message: err.message }, files: [], agents: [], errors: err.details, warnings: [] };
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         return 1;
       }

@@ -19,6 +19,13 @@ import { VerifiedTokens } from './verified-tokens.js';
  * revoked by the caller it was issued to), `introspected` (an introspection answered, active or not).
  */
 export const TOKEN_EVENTS = ['issued', 'refused', 'revoked', 'introspected'] as const;
+
+/**
+ * A clock tolerance no token's times escape (ten years): to tell a long-expired token of ours (signature, issuer and
+ * type still checked) from one that is not, so that its introspection is recorded. It never makes a token active:
+ * the store's expiry decides that.
+ */
+const EXPIRED_TOO = 10 * 365 * 24 * 3600;
 export type TokenEvent = (typeof TOKEN_EVENTS)[number];
 
 export interface TokenObserver {
@@ -219,7 +226,7 @@ export class TokenService {
       throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(decision.redeemable_until)}`);
     }
     const task = decision.task_id === null ? undefined : await this.#o.store.getTask(decision.task_id);
-    if (task !== undefined && (task.status !== 'active' || Date.parse(task.expires_at) <= now.getTime())) {
+    if (task !== undefined && (task.status !== 'active' || Date.parse(task.expires_at) - now.getTime() < 1000)) {
       throw new PdpError('task_not_active', `task ${decision.task_id} is no longer active`);
     }
     const grant = decision.token_grant as TokenGrantSource | null;
@@ -317,14 +324,17 @@ export class TokenService {
 
   async #introspect(caller: CallerConfig, token: string, traceId: string | null): Promise<IntrospectionV1> {
     const now = this.#now();
-    const claims = await this.#verified(token, now);
+    // A token of ours outside its times (long expired) is still ours: its introspection is recorded like any other,
+    // and it is never active.
+    const current = await this.#verified(token, now);
+    const claims = current ?? (await this.#verified(token, now, EXPIRED_TOO));
     if (!claims) return { active: false };
     const record = await this.#o.store.getToken(claims.jti);
     if (!record) return { active: false };
     // RFC 7662 §4: the server decides who may introspect what. Resource servers may introspect any token (that is
     // what the endpoint is for); a PEP only the tokens issued to itself, so it cannot read other PEPs' grants.
     const entitled = !hasRole(caller, 'pep') || claims.client_id === caller.id;
-    let active = entitled && record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
+    let active = current !== undefined && entitled && record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
     if (active && record.task_id !== null) {
       // Belt and braces: closing a task revokes its tokens in the same transaction, and no token outlives its task.
       // A task that was never registered (context asserted by a trusted PEP) has nothing that closes it.
@@ -354,13 +364,14 @@ export class TokenService {
    * Signature, issuer and type checked; `undefined` for anything that is not a token of ours. A token verified
    * before under the same key ring is not verified again (`verified-tokens.ts`); its expiry still is.
    */
-  async #verified(token: string, now: Date): Promise<AccessTokenClaims | undefined> {
+  async #verified(token: string, now: Date, clockTolerance?: number): Promise<AccessTokenClaims | undefined> {
     const ring = this.#o.keys.ring;
-    const known = this.#verifiedTokens.get(token, ring, now);
+    const anyTime = clockTolerance !== undefined;
+    const known = anyTime ? undefined : this.#verifiedTokens.get(token, ring, now);
     if (known !== undefined) return known;
     try {
-      const claims = await verifyIssuedToken(token, { jwks: this.#o.keys.resolver, issuer: this.#o.issuer, currentDate: now });
-      this.#verifiedTokens.set(token, ring, claims);
+      const claims = await verifyIssuedToken(token, { jwks: this.#o.keys.resolver, issuer: this.#o.issuer, currentDate: now, ...(anyTime ? { clockTolerance } : {}) });
+      if (!anyTime) this.#verifiedTokens.set(token, ring, claims);
       return claims;
     } catch (err) {
       if (isTokenVerificationError(err) && err.code === 'jwks_unavailable') throw err;

@@ -48,7 +48,7 @@ export async function resolveTask(
   if (!registered) {
     if (asserted && !caller.may_assert_context) {
       throw new PdpError('context_assertion_forbidden', `caller ${caller.id} may not assert task context`, {
-        details: [{ path: 'task.context', message: 'register the task through an orchestrator, then send only task.id' }],
+        details: [{ path: request.task.context !== undefined ? 'task.context' : 'task.type', message: 'register the task through an orchestrator, then send only task.id' }],
       });
     }
     const input = unregisteredTask(request.task);

@@ -343,6 +343,10 @@ function declaredLength(req: IncomingMessage): number {
 function bearerOf(req: IncomingMessage): string | null {
   const value = req.headers.authorization;
   if (value === undefined) return null;
+  // Node keeps the first of several Authorization headers: a call with more than one has no token we can trust.
+  let seen = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'authorization') seen++;
+  if (seen > 1) return null;
   const m = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(value);
   return m === null ? null : (m[1] as string);
 }

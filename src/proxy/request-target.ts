@@ -98,6 +98,9 @@ export function resolveRecord(
   for (const part of record.id) {
     const value = partValue(part, params, query, read?.fields);
     if (typeof value !== 'string') return value;
+    if (!('text' in part) && UNSEEN.test(value)) {
+      return refuse(400, 'ambiguous_request', 'the record id holds a control or format character', part.from === 'path' ? 'path' : `${part.from}.${part.name}`);
+    }
     id += value;
   }
   if (id.length > MAX_RECORD_ID_LENGTH) {

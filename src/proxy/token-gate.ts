@@ -31,7 +31,11 @@ export interface TokenGateOptions {
   maxTokenTtlSeconds: number;
   /** Verified tokens kept (their claims, until `exp`); the oldest is dropped beyond this. Default 10,000. */
   cacheEntries?: number;
-  /** Clock skew allowed on `exp`, `iat`, in seconds. Default 5. */
+  /**
+   * Clock skew allowed on `iat` (a token the PDP issued a moment "in the future" by this clock), in seconds. Default
+   * 5. Never on `exp`: the proxy refuses a token from its `exp` on, as introspection answers it inactive from then
+   * (the PDP and the proxy read one store; their clocks are expected to agree, e.g. by NTP).
+   */
   clockTolerance?: number;
   now?: () => Date;
 }
@@ -124,7 +128,7 @@ export class TokenGate {
    * the call is forwarded (a body read slowly must not outlive its token).
    */
   current(claims: AccessTokenClaims): GateAnswer {
-    if (claims.exp + this.#tolerance < this.#now().getTime() / 1000) {
+    if (claims.exp <= this.#now().getTime() / 1000) {
       return { ok: false, code: 'token_expired', message: 'access token has expired' };
     }
     const state = this.#o.revocations.state(claims.jti);

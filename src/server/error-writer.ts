@@ -91,7 +91,7 @@ export function oauthErrorResponse(
 ): { status: number; body: OAuthErrorV1; headers: Record<string, string> } {
   const ours = errorResponse(err, logger, requestId);
   const code = ours.body.error.code as PdpErrorCode;
-  const headers = { ...ours.headers, 'cache-control': 'no-store' };
+  const headers = { ...ours.headers, 'cache-control': 'no-store', pragma: 'no-cache' };
   if (ours.status >= 500) {
     const error = ours.status === 503 ? 'temporarily_unavailable' : 'server_error';
     return { status: ours.status, body: { error, error_description: ours.body.error.message, pdp_error: ours.body.error }, headers };

@@ -108,4 +108,4 @@ export function errors(...statuses: number[]): Record<string, object> {
   return Object.fromEntries(statuses.map((s) => [String(s), errorResponse(s)]));
 }
 
-export const NO_STORE_HEADER = { 'cache-control': { description: 'no-store', schema: { type: 'string' } } };
+export const NO_STORE_HEADER = { 'cache-control': { description: 'no-store', schema: { type: 'string' } }, pragma: { description: 'no-cache (RFC 6749 §5.1)', schema: { type: 'string' } } };

@@ -109,7 +109,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
         reply = await route.handle(base);
       } else if (route.oauth) {
         dialect = route.body && bodyMediaOf(req, route.body.media) === 'form' ? 'oauth' : 'pdp';
-        const header = req.headers.authorization;
+        const header = authorizationOf(req);
         let raw: unknown;
         if (header !== undefined || dialect !== 'oauth') {
           // Credentials in the header (or none, and a body that cannot carry any): the caller and the role come
@@ -130,12 +130,12 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       } else if (route.formKey) {
         // The approval page's form carries the approver's key: read the body (bounded) first, then authenticate.
         const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
-        caller = authenticated(req, route, callers.formKey(req.headers.authorization, raw as Record<string, unknown> | undefined));
+        caller = authenticated(req, route, callers.formKey(authorizationOf(req), raw as Record<string, unknown> | undefined));
         gate(route, caller);
         const body = route.body ? route.body.parse(raw) : undefined;
         reply = await route.handle({ caller, body: body as never, dialect: 'pdp', credential: 'api_key', ...base });
       } else {
-        const header = req.headers.authorization;
+        const header = authorizationOf(req);
         const sessions = options.sessions;
         const sessionId = header === undefined && sessions !== undefined ? sessionIdOf(req.headers.cookie, sessions.config.secure_cookie) : undefined;
         let consoleSession: RequestContext<never>['session'];
@@ -302,3 +302,17 @@ function parseQuery(text: string): Record<string, string | string[]> {
   }
   return Object.fromEntries(out);
 }
+
+/**
+ * The request's Authorization header. Node keeps only the first of several; two or more are one malformed
+ * credential here (401: exactly one method per request), never the first one silently.
+ */
+function authorizationOf(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === 13 && (raw[i] as string).toLowerCase() === 'authorization') seen++;
+  return seen > 1 ? SEVERAL_AUTHORIZATIONS : req.headers.authorization;
+}
+
+/** What stands for several Authorization headers: a credential of no scheme, which every method refuses as malformed. */
+const SEVERAL_AUTHORIZATIONS = 'several-authorization-headers';

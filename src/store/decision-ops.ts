@@ -33,6 +33,9 @@ import type { StoreContext } from './store-context.js';
 
 const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
 
+/** A task with less than this left is not redeemed for: no token of whole seconds fits before its end. */
+export const LAST_SECOND_MS = 1000;
+
 /** For writes that refuse, if at all, before their first statement: no savepoint (group-commit.ts, EnqueueOptions). */
 const NO_SAVEPOINT = Object.freeze({ savepoint: false });
 
@@ -174,9 +177,10 @@ function* redeemable(
   if (decision.redeemable_until === null || input.now > decision.redeemable_until) {
     throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(decision.redeemable_until)}`);
   }
-  // A token must not outlive the revocation its task's completion performs: refuse once the task is closed.
+  // A token must not outlive the revocation its task's completion performs: refuse once the task is closed, or
+  // when it has less than a second left (a token lives whole seconds, and none would fit).
   const task = row.task_id === null ? undefined : yield* get<TaskRow>(SQL.selectTask, row.task_id);
-  if (task !== undefined && (task.status !== 'active' || task.expires_at <= input.now)) {
+  if (task !== undefined && (task.status !== 'active' || Date.parse(task.expires_at) - Date.parse(input.now) < LAST_SECOND_MS)) {
     throw new PdpError('task_not_active', `task ${row.task_id} is no longer active`);
   }
   if (row.mint_claim !== null && row.mint_claim !== claim && row.mint_claim_until !== null && row.mint_claim_until >= input.now) {

@@ -117,6 +117,7 @@ describe('the token endpoint over plain HTTP', () => {
       .send(form({ grant_type: DECISION_GRANT_TYPE, decision_id: await allowedDecision(), scope: 'ignored', client_id: 'pep-1', foo: 'bar' }))
       .expect(200);
     expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['pragma']).toBe('no-cache');
     expect(res.body).toMatchObject({ token_type: 'Bearer', scope: 'tickets:write' });
   });
 

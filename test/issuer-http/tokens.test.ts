@@ -6,6 +6,7 @@
  * HTTP path does its own verification (introspection).
  */
 import { Writable } from 'node:stream';
+import { request as httpRequest } from 'node:http';
 import { createRemoteJWKSet } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,6 +71,7 @@ function errorCode(res: request.Response): string {
   const body = res.body as { error: { code: string } | string; error_description?: string; pdp_error?: { code: string } };
   if (typeof body.error === 'object') return body.error.code;
   expect(res.headers['cache-control']).toBe('no-store');
+  expect(res.headers['pragma']).toBe('no-cache');
   expect(typeof body.error_description).toBe('string');
   return body.pdp_error?.code ?? `oauth:${body.error}`;
 }
@@ -198,12 +200,33 @@ describe('POST /v1/tokens refuses', () => {
         return { id: d.decision_id };
       },
     },
+    {
+      note: 'a decision whose task expires within the second (999 ms left, wherever the second boundary falls)',
+      code: 'task_not_active',
+      status: 409,
+      setup: async () => {
+        const taskId = await registerTask(t, { expiresIn: 30 });
+        const d = await decide(t, taskId);
+        t.clock.advance(29.001);
+        return { id: d.decision_id };
+      },
+    },
   ])('$note: $status $code', async ({ setup, code, status }) => {
     const { id, key } = await setup() as { id: string; key?: string };
     const res = await redeem(t, id, key);
     expect(res.status).toBe(status);
     expect(errorCode(res)).toBe(code);
     expect(res.body).not.toHaveProperty('access_token');
+  });
+
+  it('redeems with a second left of the task, and the token ends by the task\'s end', async () => {
+    const taskId = await registerTask(t, { expiresIn: 30 });
+    const d = await decide(t, taskId);
+    t.clock.advance(29);
+    const res = await redeem(t, d.decision_id).expect(201);
+    const body = res.body as TokenResponse;
+    issued.add(body.access_token);
+    expect(body.expires_in).toBe(1);
   });
 
   it('does not burn a decision on a refused attempt: the right caller still redeems it after the wrong one', async () => {
@@ -340,6 +363,20 @@ describe('POST /v1/introspect', () => {
     ]);
     const chain = await t.pdp.store.decisionChain(decision.decision_id);
     expect(chain.map((e) => e.type)).toEqual(['decision', 'token.issued', 'token.used', 'token.revoked', 'token.used']);
+  });
+
+  it('records the introspection of a token long expired too (inactive), but not of a token that is not ours', async () => {
+    const { token: b } = await token();
+    t.clock.advance(b.expires_in + 3600);
+    expect((await introspect(t, b.access_token).expect(200)).body).toEqual({ active: false });
+    const uses = [];
+    for await (const e of t.pdp.store.iterateEvents({ jti: b.jti, types: ['token.used'] })) uses.push(e);
+    expect(uses.map((e) => [e.caller_id, e.data])).toEqual([['crm-api', { action: 'introspect', active: false }]]);
+    // One byte changed: not a token of ours, nothing to record.
+    const head = await t.pdp.store.chainHead();
+    const forged = b.access_token.slice(0, -2) + (b.access_token.endsWith('AA') ? 'BB' : 'AA');
+    expect((await introspect(t, forged).expect(200)).body).toEqual({ active: false });
+    expect(await t.pdp.store.chainHead()).toEqual(head);
   });
 });
 
@@ -553,5 +590,32 @@ describe('secrets stay out of logs and error bodies', () => {
       }
     }
     for (const key of Object.values(KEYS)) expect(logLines.join('').includes(key)).toBe(false);
+  });
+});
+
+describe('several Authorization headers (node keeps only the first)', () => {
+  const send = (path: string, headers: Record<string, string | string[]>, body: string): Promise<{ status: number; body: Record<string, any> }> =>
+    new Promise((ok, fail) => {
+      const url = new URL(path, t.url);
+      const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => ok({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, any> }));
+      });
+      req.on('error', fail);
+      req.end(body);
+    });
+
+  it('are one malformed credential: 401, whichever comes first, on the OAuth endpoints and every other route', async () => {
+    const basic = `Basic ${Buffer.from(`crm-api:${KEYS.resource}`).toString('base64')}`;
+    for (const pair of [[`Bearer ${KEYS.resource}`, basic], ['Bearer wrong', basic], [basic, 'Bearer wrong']]) {
+      const res = await send('/v1/introspect', { authorization: pair, 'content-type': 'application/x-www-form-urlencoded' }, 'token=x');
+      expect(res.status).toBe(401);
+      expect(res.body['error']).toBe('invalid_client');
+    }
+    const decide = await send('/v1/decide', { authorization: [`Bearer ${KEYS.pep}`, `Bearer ${KEYS.pep}`], 'content-type': 'application/json' }, '{}');
+    expect(decide.status).toBe(401);
+    // One header still works.
+    expect((await send('/v1/introspect', { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, 'token=x')).body).toEqual({ active: false });
   });
 });

@@ -147,7 +147,7 @@ describe('what it answers', () => {
 describe('the caller and task checks of a decision', () => {
   it.each([
     { note: 'a caller that may not speak for the agent', key: KEYS.strictPep, body: { agent_id: 'code-review-agent', task: { id: 'gs-x' } }, status: 403, code: 'forbidden_agent', path: 'agent_id' },
-    { note: 'a caller that may not assert context, asserting it', key: KEYS.strictPep, body: { agent_id: 'support-resolver', task: { id: 'gs-x', type: 'triage' } }, status: 403, code: 'context_assertion_forbidden', path: 'task.context' },
+    { note: 'a caller that may not assert context, asserting it', key: KEYS.strictPep, body: { agent_id: 'support-resolver', task: { id: 'gs-x', type: 'triage' } }, status: 403, code: 'context_assertion_forbidden', path: 'task.type' },
     { note: 'a caller of another role', key: KEYS.orchestrator, body: { agent_id: 'support-resolver', task: { id: 'gs-x' } }, status: 403, code: 'forbidden_role' },
     { note: 'an unknown field', key: KEYS.pep, body: { agent_id: 'support-resolver', task: { id: 'gs-x' }, scopes: ['tickets:read'] }, status: 400, code: 'invalid_request', path: 'scopes' },
     { note: 'an empty integrations list', key: KEYS.pep, body: { agent_id: 'support-resolver', task: { id: 'gs-x' }, integrations: [] }, status: 400, code: 'invalid_request', path: 'integrations' },

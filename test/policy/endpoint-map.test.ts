@@ -322,10 +322,18 @@ describe('agent-pdp policy check (the built binary) reports map errors with file
     expect(text.stderr).toContain('proxy/github.yaml:7:14 endpoint_map.endpoints[0].scope: "pr:raed" is not a scope of integration github');
     const json = spawnSync(process.execPath, [CLI, 'policy', 'check', dir, '--format', 'json'], { encoding: 'utf8' });
     expect(json.status).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({
+    const report = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(report).toMatchObject({
+      version: 1,
       ok: false,
+      strict: false,
+      error: { code: expect.any(String), message: expect.any(String) },
+      files: [],
+      agents: [],
+      warnings: [],
       errors: [{ file: 'proxy/github.yaml', line: 7, column: 14, path: 'endpoint_map.endpoints[0].scope' }],
     });
+    expect(report).not.toHaveProperty('revision');
   });
 });
 

@@ -204,9 +204,9 @@ describe('resolveRecord: records from the query', () => {
     expect(resolveRecord(history, {}, query, undefined)).toMatchObject({ ok: false, status: 400, code: 'ambiguous_request', field: 'query' });
   });
 
-  it('refuses a record id holding a control or format character (a bidi override, NUL)', () => {
+  it('refuses a record id holding a control or format character (a bidi override, NUL), naming the field', () => {
     for (const id of ['C1%E2%80%AE', 'C%00x', 'C1%0A']) {
-      expect(resolveRecord(history, {}, `channel=${id}`, undefined)).toMatchObject({ ok: false, code: 'ambiguous_request' });
+      expect(resolveRecord(history, {}, `channel=${id}`, undefined)).toMatchObject({ ok: false, code: 'ambiguous_request', field: 'query.channel' });
     }
   });
 

@@ -245,17 +245,17 @@ describe('403: a role or agent the caller may not use', () => {
   });
 
   it.each([
-    { note: 'task context', task: { id: 'unregistered-1', context: { customer_id: '1234' } } },
-    { note: 'task type', task: { id: 'unregistered-2', type: 'complaint_resolution' } },
-    { note: 'an empty context is still an assertion', task: { id: 'unregistered-3', context: {} } },
-  ])('a pep that may not assert context sends $note → 403 context_assertion_forbidden', async ({ task }) => {
+    { note: 'task context', task: { id: 'unregistered-1', context: { customer_id: '1234' } }, path: 'task.context' },
+    { note: 'task type', task: { id: 'unregistered-2', type: 'complaint_resolution' }, path: 'task.type' },
+    { note: 'an empty context is still an assertion', task: { id: 'unregistered-3', context: {} }, path: 'task.context' },
+  ])('a pep that may not assert context sends $note → 403 context_assertion_forbidden at $path', async ({ task, path }) => {
     const res = await request(t.url)
       .post('/v1/decide')
       .set(auth(KEYS.strictPep))
       .send({ agent_id: 'support-resolver', task, integration: 'crm', scopes: ['tickets:read'] })
       .expect(403);
     api.expectResponse(res);
-    expect(res.body.error).toMatchObject({ code: 'context_assertion_forbidden', details: [{ path: 'task.context' }] });
+    expect(res.body.error).toMatchObject({ code: 'context_assertion_forbidden', details: [{ path }] });
   });
 });
 

@@ -5,7 +5,8 @@ import { errors, json, NO_STORE_HEADER } from '../openapi.js';
 import { route, type Route } from '../route.js';
 
 /** Responses carrying tokens or their claims are never cached (RFC 6749 §5.1, RFC 7662 §2.2). */
-const NO_STORE = { 'cache-control': 'no-store' };
+/** RFC 6749 §5.1 (and §5.2 for its errors): a response holding a token is never cached, `Pragma` for HTTP/1.0 caches. */
+const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 const formOrJson = { 'application/x-www-form-urlencoded': { schema: { $ref: '#/components/schemas/TokenBody' } }, ...json('TokenBody') };
 
 /** The token endpoints: redeem a decision (RFC 6749 §5.1 answer), introspect (RFC 7662), revoke (RFC 7009). */
