@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError } from '../errors/pdp-error.js';
-import type { AccessTokenClaims } from '../issuer/token-claims.js';
+import { claimsAreIssued } from '../issuer/issued-claims.js';
+import type { AccessTokenClaims, ResourceRef } from '../issuer/token-claims.js';
 import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../issuer/token-issuer.js';
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
-import type { Store } from '../store/index.js';
+import type { Store, TokenRecord } from '../store/index.js';
 import type { IntrospectionResponseV1 as IntrospectionV1, ProviderCredentialV1 } from '../wire/token-v1.js';
 import { hasRole } from './caller-agents.js';
 import type { TokenGrantSource } from './decider.js';
@@ -102,6 +103,8 @@ export type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v
 export class TokenService {
   readonly #o: TokenServiceOptions;
   readonly #verifiedTokens = new VerifiedTokens();
+  /** Verified claims objects already found to be the token issued under their jti (`#issuedAsClaimed`). */
+  readonly #issuedClaims = new WeakSet<AccessTokenClaims>();
 
   constructor(options: TokenServiceOptions) {
     this.#o = options;
@@ -335,6 +338,8 @@ export class TokenService {
     // what the endpoint is for); a PEP only the tokens issued to itself, so it cannot read other PEPs' grants.
     const entitled = !hasRole(caller, 'pep') || claims.client_id === caller.id;
     let active = current !== undefined && entitled && record.revoked_at === null && Date.parse(record.expires_at) > now.getTime();
+    // Claims that differ from the token issued under this jti (a copy re-signed with a leaked key) are never active.
+    if (active) active = await this.#issuedAsClaimed(claims, record);
     if (active && record.task_id !== null) {
       // Belt and braces: closing a task revokes its tokens in the same transaction, and no token outlives its task.
       // A task that was never registered (context asserted by a trusted PEP) has nothing that closes it.
@@ -349,6 +354,19 @@ export class TokenService {
       trace_id: traceId,
     });
     return active ? { active: true, token_type: 'Bearer', ...claims } : { active: false };
+  }
+
+  /**
+   * Whether these claims are the token issued under their jti: its row, and the record its decision's grant is bound
+   * to. Checked once per verified claims object (the verified-token cache hands the same object out again), as the
+   * issued facts never change.
+   */
+  async #issuedAsClaimed(claims: AccessTokenClaims, record: TokenRecord): Promise<boolean> {
+    if (this.#issuedClaims.has(claims)) return true;
+    const grant = (await this.#o.store.getDecision(record.decision_id))?.token_grant as { resource?: ResourceRef | null } | null | undefined;
+    const ok = claimsAreIssued(claims, { ...record, resource: grant?.resource ?? null });
+    if (ok) this.#issuedClaims.add(claims);
+    return ok;
   }
 
   /** RFC 7009: always succeeds from the caller's view; only the caller a token was issued to can revoke it. */

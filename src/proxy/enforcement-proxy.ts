@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/config-types.js';
+import type { IssuedToken } from '../issuer/issued-claims.js';
+import type { ResourceRef } from '../issuer/token-claims.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import type { TokenIds, TokenUseInput } from '../store/index.js';
 import { createProxyHandler, type ProxyObserver } from './proxy-server.js';
@@ -25,7 +27,8 @@ export interface EnforcementProxyParts {
   audienceFor: (integration: string) => string;
   store: RevocationFeed & {
     recordTokenUse(input: TokenUseInput): Promise<void>;
-    getToken(jti: string): Promise<({ revoked_at: string | null } & TokenIds) | undefined>;
+    getToken(jti: string): Promise<({ revoked_at: string | null } & Omit<IssuedToken, 'resource'> & TokenIds) | undefined>;
+    getDecision(decisionId: string): Promise<{ token_grant: unknown } | undefined>;
   };
   /** `issuer.max_token_ttl_seconds`: no token of this issuer claims a longer lifetime. */
   maxTokenTtlSeconds: number;
@@ -69,7 +72,15 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
         throw err;
       }
       if (token === undefined) return undefined;
-      return { revoked: token.revoked_at !== null, decision_id: token.decision_id, task_id: token.task_id, agent_id: token.agent_id };
+      // The record it was bound to is the decision's grant: read once per token (the gate caches what it admits).
+      const grant = (await parts.store.getDecision(token.decision_id))?.token_grant as { resource?: ResourceRef | null } | null | undefined;
+      return {
+        revoked: token.revoked_at !== null,
+        decision_id: token.decision_id,
+        task_id: token.task_id,
+        agent_id: token.agent_id,
+        issued: { ...token, ...(grant?.resource === undefined ? {} : { resource: grant.resource }) },
+      };
     },
     maxTokenTtlSeconds: parts.maxTokenTtlSeconds,
     cacheEntries: config.token_cache_entries,

@@ -8,6 +8,7 @@
  */
 import type { JWTVerifyGetKey } from 'jose';
 import type { AccessTokenClaims, AuthorizationDetail, ResourceRef } from '../issuer/token-claims.js';
+import { claimsAreIssued, type IssuedToken } from '../issuer/issued-claims.js';
 import { TokenVerificationError, type TokenVerificationErrorCode } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { TokenIds } from '../store/index.js';
@@ -26,7 +27,7 @@ export interface TokenGateOptions {
    * with a leaked key) is refused, and one already revoked is refused without waiting for the feed. Its ids are
    * kept with the claims: each call's `token.used` event is correlated with them without reading the row again.
    */
-  lookup: (jti: string) => Promise<({ revoked: boolean } & TokenIds) | undefined>;
+  lookup: (jti: string) => Promise<({ revoked: boolean; issued: IssuedToken } & TokenIds) | undefined>;
   /** The issuer's longest token lifetime: a token claiming more (`exp - iat`) was not issued by it. */
   maxTokenTtlSeconds: number;
   /** Verified tokens kept (their claims, until `exp`); the oldest is dropped beyond this. Default 10,000. */
@@ -107,6 +108,8 @@ export class TokenGate {
         return { ok: false, code: 'revocation_unknown', message: 'the token cannot be checked against the store' };
       }
       if (record === undefined) return { ok: false, code: 'token_invalid', message: 'access token was not issued by this PDP' };
+      // Signed by our key is not enough: its claims must be the ones issued under its jti (no widened copy).
+      if (!claimsAreIssued(claims, record.issued)) return { ok: false, code: 'token_invalid', message: 'access token claims differ from the token this PDP issued' };
       if (record.revoked) return { ok: false, code: 'token_revoked', message: 'access token was revoked (or its task completed)', claims };
       admitted = { claims, ids: { decision_id: record.decision_id, task_id: record.task_id, agent_id: record.agent_id } };
       if (this.#max > 0) {

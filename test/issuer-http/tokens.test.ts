@@ -10,7 +10,8 @@ import { request as httpRequest } from 'node:http';
 import { createRemoteJWKSet } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAccessToken } from '../../src/issuer/token-issuer.js';
+import { issueAccessToken, signAccessToken } from '../../src/issuer/token-issuer.js';
+import type { AccessTokenClaims } from '../../src/issuer/token-claims.js';
 import { TokenVerificationError } from '../../src/issuer/verification-error.js';
 import { verifyAccessToken, type VerifyAccessTokenOptions } from '../../src/issuer/verify-access-token.js';
 import { createLogger } from '../../src/server/logger.js';
@@ -299,6 +300,19 @@ describe('POST /v1/introspect', () => {
         return b.access_token;
       },
     },
+    ...[
+      { what: 'another scope', claims: { scope: 'tickets:read tickets:write', authorization_details: [{ type: 'crm', actions: ['tickets:read', 'tickets:write'], identifier: '1234', resource_type: 'customer' }] } },
+      { what: 'another customer', claims: { authorization_details: [{ type: 'crm', actions: ['tickets:write'], identifier: '5678', resource_type: 'customer' }] } },
+      { what: 'a later exp', claims: { exp: 0 } },
+    ].map(({ what, claims }) => ({
+      note: `a real token's claims with ${what}, re-signed with the PDP's own key (a leaked signing key cannot widen a token)`,
+      make: async () => {
+        const { token: b } = await token();
+        const real = decodePart(b.access_token, 1) as unknown as AccessTokenClaims;
+        const widened = { ...real, ...claims, ...(claims.exp === 0 ? { exp: real.exp + 60 } : {}) } as AccessTokenClaims;
+        return (await signAccessToken(t.pdp.keys.ring, widened)).access_token;
+      },
+    })),
     {
       note: 'a revoked token',
       make: async () => {

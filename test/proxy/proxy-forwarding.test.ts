@@ -192,7 +192,6 @@ describe('headers a client sends to smuggle a host, a method or a credential', (
     ['X-Method-Override', 'DELETE'],
     ['Cookie', 'user_session=stolen-session; logged_in=yes'],
     ['Proxy-Authorization', 'Basic c211Z2dsZWQ6Y3JlZGVudGlhbA=='],
-    ['Authorization', 'token ghp_SmuggledSecondCredential'],
     ['X-Custom-Header', 'not on the allowlist'],
   ];
 
@@ -222,17 +221,16 @@ describe('headers a client sends to smuggle a host, a method or a credential', (
     expect(call?.headers).toMatchObject({ accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'code-review-agent/1.0' });
   });
 
-  it('a second credential sent first is not taken for the token: refused, nothing forwarded', async () => {
+  it('a second credential beside the token, before or after it, is not taken for the token: refused, nothing forwarded', async () => {
     const mark = w.github.received.length;
-    const res = await send(w.proxy.url, {
-      path: '/github/repos/octo/hello/pulls/7',
-      headers: [
-        ['Authorization', 'token ghp_SmuggledSecondCredential'],
-        ['Authorization', `Bearer ${review.access_token}`],
-      ],
-    });
-    expect(res.status).toBe(401);
-    expect(codeOf(res)).toBe('token_missing');
+    for (const headers of [
+      [['Authorization', 'token ghp_SmuggledSecondCredential'], ['Authorization', `Bearer ${review.access_token}`]],
+      [['Authorization', `Bearer ${review.access_token}`], ['Authorization', 'token ghp_SmuggledSecondCredential']],
+    ] as Array<Array<[string, string]>>) {
+      const res = await send(w.proxy.url, { path: '/github/repos/octo/hello/pulls/7', headers });
+      expect(res.status).toBe(401);
+      expect(codeOf(res)).toBe('token_missing');
+    }
     expect(w.github.since(mark)).toEqual([]);
   });
 

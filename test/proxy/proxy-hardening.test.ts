@@ -173,6 +173,7 @@ describe('an audit trail that cannot be written', () => {
       store: {
         revocationFeed: (input) => store.revocationFeed(input),
         getToken: (jti) => store.getToken(jti),
+        getDecision: (id) => store.getDecision(id),
         recordTokenUse: (input) => (failing ? Promise.reject(new Error('disk full')) : store.recordTokenUse(input)),
       },
       maxTokenTtlSeconds: w.t.pdp.config.issuer.max_token_ttl_seconds,

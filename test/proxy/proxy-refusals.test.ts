@@ -10,6 +10,8 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPdpProxy } from '../../src/main.js';
+import type { AccessTokenClaims } from '../../src/issuer/token-claims.js';
+import { signAccessToken } from '../../src/issuer/token-issuer.js';
 import { startEnforcementProxy } from '../../src/proxy/index.js';
 import { openStore } from '../../src/store/index.js';
 import { auth, KEYS } from '../support/pdp-harness.js';
@@ -99,6 +101,24 @@ describe('token refusals', () => {
     const widened = { ...claims, scope: 'repo:read repo:write pr:read pr:write', authorization_details: [{ type: 'github', actions: ['pr:write', 'repo:write'] }] };
     const forged = `${header}.${Buffer.from(JSON.stringify(widened)).toString('base64url')}.${signature}`;
     await refused({ method: 'PUT', path: '/github/repos/octo/other/pulls/1/merge', token: forged }, 401, 'token_invalid');
+  });
+
+  it('a real token widened (another repository, more scopes, a later exp) and re-signed with the PDP\'s own key: 401 token_invalid', async () => {
+    // What a leaked signing key could do with a token the store did issue: the proxy compares the claims with it.
+    const claims = JSON.parse(Buffer.from(review.access_token.split('.')[1] as string, 'base64url').toString('utf8')) as AccessTokenClaims;
+    const detail = claims.authorization_details[0] as AccessTokenClaims['authorization_details'][number];
+    const variants: AccessTokenClaims[] = [
+      { ...claims, authorization_details: [{ ...detail, identifier: 'octo/other' }] },
+      { ...claims, scope: [...detail.actions, 'pr:write'].sort().join(' '), authorization_details: [{ ...detail, actions: [...detail.actions, 'pr:write'].sort() }] },
+      { ...claims, exp: claims.exp + 3600 },
+    ];
+    for (const widened of variants) {
+      const forged = (await signAccessToken(w.t.pdp.keys.ring, widened)).access_token;
+      await refused({ path: '/github/repos/octo/other', token: forged }, 401, 'token_invalid');
+      await refused({ path: '/github/repos/octo/hello', token: forged }, 401, 'token_invalid');
+    }
+    // The real one still passes.
+    expect((await send(w.proxy.url, { path: '/github/repos/octo/hello', token: review.access_token })).status).toBe(200);
   });
 
   it('a token of another integration (wrong audience): 401 token_wrong_audience, both ways', async () => {
