@@ -159,14 +159,13 @@ export class AccessRequestService {
   async list(caller: CallerConfig, query: { status?: AccessRequestStatus; after?: string; limit?: number }): Promise<AccessRequestListV1> {
     const everything = hasRole(caller, 'auditor') || hasRole(caller, 'admin');
     const page = await this.#o.store.listAccessRequests({
-      ...(query.status === undefined ? {} : { status: query.status }),
+      ...(query.status === undefined ? {} : { status: query.status, now: this.#now().toISOString() }),
       ...(query.after === undefined ? {} : { after: query.after }),
       limit: query.limit ?? 50,
       ...(everything ? {} : { approver_groups: [...(caller.approver_groups ?? [])] }),
     });
-    const items = page.items.map((r) => this.toWire(r));
-    // A request past its expires_at is expired before the sweeper marks it: the pending inbox leaves it out.
-    return { items: query.status === undefined ? items : items.filter((r) => r.status === query.status), next_after: page.next_after };
+    // A request past its expires_at is expired before the sweeper marks it: the store pages by that (`now`).
+    return { items: page.items.map((r) => this.toWire(r)), next_after: page.next_after };
   }
 
   async approve(caller: CallerConfig, id: string, body: AccessRequestApproveV1, traceId: string | null): Promise<AccessRequestV1> {

@@ -27,6 +27,21 @@ export const TOKEN_EVENTS = ['issued', 'refused', 'revoked', 'introspected'] as 
  * the store's expiry decides that.
  */
 const EXPIRED_TOO = 10 * 365 * 24 * 3600;
+
+/**
+ * Whether a JWT's payload, read without verifying anything, says it has expired: the only refusal worth a second
+ * verification (`EXPIRED_TOO`); anything else (a bad signature, garbage) is not verified twice.
+ */
+function payloadExpired(token: string, now: Date): boolean {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return false;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && exp * 1000 <= now.getTime();
+  } catch {
+    return false;
+  }
+}
 export type TokenEvent = (typeof TOKEN_EVENTS)[number];
 
 export interface TokenObserver {
@@ -330,7 +345,7 @@ export class TokenService {
     // A token of ours outside its times (long expired) is still ours: its introspection is recorded like any other,
     // and it is never active.
     const current = await this.#verified(token, now);
-    const claims = current ?? (await this.#verified(token, now, EXPIRED_TOO));
+    const claims = current ?? (payloadExpired(token, now) ? await this.#verified(token, now, EXPIRED_TOO) : undefined);
     if (!claims) return { active: false };
     const record = await this.#o.store.getToken(claims.jti);
     if (!record) return { active: false };
@@ -363,8 +378,9 @@ export class TokenService {
    */
   async #issuedAsClaimed(claims: AccessTokenClaims, record: TokenRecord): Promise<boolean> {
     if (this.#issuedClaims.has(claims)) return true;
-    const grant = (await this.#o.store.getDecision(record.decision_id))?.token_grant as { resource?: ResourceRef | null } | null | undefined;
-    const ok = claimsAreIssued(claims, { ...record, resource: grant?.resource ?? null });
+    const decision = await this.#o.store.getDecision(record.decision_id);
+    const grant = decision?.token_grant as { resource?: ResourceRef | null } | null | undefined;
+    const ok = decision !== undefined && claimsAreIssued(claims, { ...record, integration: decision.integration, resource: grant?.resource ?? null });
     if (ok) this.#issuedClaims.add(claims);
     return ok;
   }

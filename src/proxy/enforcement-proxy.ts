@@ -28,7 +28,7 @@ export interface EnforcementProxyParts {
   store: RevocationFeed & {
     recordTokenUse(input: TokenUseInput): Promise<void>;
     getToken(jti: string): Promise<({ revoked_at: string | null } & Omit<IssuedToken, 'resource'> & TokenIds) | undefined>;
-    getDecision(decisionId: string): Promise<{ token_grant: unknown } | undefined>;
+    getDecision(decisionId: string): Promise<{ integration: string; token_grant: unknown } | undefined>;
   };
   /** `issuer.max_token_ttl_seconds`: no token of this issuer claims a longer lifetime. */
   maxTokenTtlSeconds: number;
@@ -64,22 +64,28 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
     revocations,
     lookup: async (jti) => {
       let token: Awaited<ReturnType<typeof parts.store.getToken>>;
+      let decision: Awaited<ReturnType<typeof parts.store.getDecision>>;
       try {
         token = await parts.store.getToken(jti);
+        // Its integration and bound record are the decision's: read once per token (the gate caches what it admits).
+        decision = token === undefined ? undefined : await parts.store.getDecision(token.decision_id);
       } catch (err) {
         // The gate refuses the call (503); the store's message goes to the log, never the token.
         logger.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'proxy: a token could not be looked up in the store');
         throw err;
       }
       if (token === undefined) return undefined;
-      // The record it was bound to is the decision's grant: read once per token (the gate caches what it admits).
-      const grant = (await parts.store.getDecision(token.decision_id))?.token_grant as { resource?: ResourceRef | null } | null | undefined;
+      const grant = decision?.token_grant as { resource?: ResourceRef | null } | null | undefined;
       return {
         revoked: token.revoked_at !== null,
         decision_id: token.decision_id,
         task_id: token.task_id,
         agent_id: token.agent_id,
-        issued: { ...token, ...(grant?.resource === undefined ? {} : { resource: grant.resource }) },
+        issued: {
+          ...token,
+          ...(decision === undefined ? {} : { integration: decision.integration }),
+          ...(grant?.resource === undefined ? {} : { resource: grant.resource }),
+        },
       };
     },
     maxTokenTtlSeconds: parts.maxTokenTtlSeconds,

@@ -188,6 +188,7 @@ export async function listAccessRequests(ctx: StoreContext, query: ListAccessReq
     throw new TypeError(`unknown access request status ${String(query.status)}`);
   }
   if (query.approver_groups !== undefined) requireStrings('approver_groups', query.approver_groups);
+  if (query.now !== undefined) requireTime('now', query.now);
   return ctx.read(function* () {
     let after: { created_at: string; id: string } | undefined;
     if (query.after !== undefined) {
@@ -197,6 +198,7 @@ export async function listAccessRequests(ctx: StoreContext, query: ListAccessReq
     }
     const { sql, params } = accessRequestPageSql({
       ...(query.status === undefined ? {} : { status: query.status }),
+      ...(query.now === undefined ? {} : { now: query.now }),
       ...(query.agent_id === undefined ? {} : { agent_id: query.agent_id }),
       ...(query.approver_groups === undefined ? {} : { approver_groups: [...new Set(query.approver_groups)] }),
       ...(after === undefined ? {} : { after }),

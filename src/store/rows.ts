@@ -153,14 +153,18 @@ export function taskFromRow(row: TaskRow): TaskRecord {
  */
 function taskColumns(row: TaskRow): ParsedTaskColumns {
   const kept = parsedTasks.get(row.id);
-  if (kept !== undefined && kept.contextText === row.context && kept.elevationsText === row.elevations) return kept;
+  if (kept !== undefined && kept.contextText === row.context && kept.elevationsText === row.elevations) {
+    // Most recently read last: the task read longest ago is the one dropped.
+    parsedTasks.delete(row.id);
+    parsedTasks.set(row.id, kept);
+    return kept;
+  }
   const parsed: ParsedTaskColumns = {
     contextText: row.context,
     elevationsText: row.elevations,
     context: deepFreeze(JSON.parse(row.context) as TaskRecord['context']),
     elevations: parseTaskElevations(row.elevations),
   };
-  // Most recently parsed last: the oldest is dropped first.
   if (kept !== undefined) parsedTasks.delete(row.id);
   else if (parsedTasks.size >= TASKS_KEPT) parsedTasks.delete(parsedTasks.keys().next().value as string);
   parsedTasks.set(row.id, parsed);

@@ -346,6 +346,8 @@ export function likePattern(text: string): string {
 
 export interface AccessRequestFilter {
   status?: string;
+  /** With `status` pending or expired: a pending request past its expires_at at this instant counts as expired. */
+  now?: string;
   approver_groups?: readonly string[];
   agent_id?: string;
   /** Keyset: (created_at, id) strictly after these. */
@@ -359,7 +361,13 @@ export interface AccessRequestFilter {
 export function accessRequestPageSql(filter: AccessRequestFilter): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
-  if (filter.status !== undefined) {
+  if (filter.status === 'pending' && filter.now !== undefined) {
+    where.push("status = 'pending' AND expires_at > ?");
+    params.push(filter.now);
+  } else if (filter.status === 'expired' && filter.now !== undefined) {
+    where.push("(status = 'expired' OR (status = 'pending' AND expires_at <= ?))");
+    params.push(filter.now);
+  } else if (filter.status !== undefined) {
     where.push('status = ?');
     params.push(filter.status);
   }

@@ -415,6 +415,11 @@ export interface CreatedAccessRequest {
 
 export interface ListAccessRequestsQuery {
   status?: AccessRequestStatus;
+  /**
+   * The instant the listing is made at: a pending request past its expires_at is then listed as expired, not pending
+   * (before the sweeper marks it). Absent: the stored status alone.
+   */
+  now?: string;
   /** Requests any of these groups may approve. An empty list matches nothing. */
   approver_groups?: readonly string[];
   agent_id?: string;

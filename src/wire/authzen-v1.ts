@@ -192,6 +192,8 @@ function withIdentifiers(own: unknown, fallback: unknown, members: readonly stri
   let out: Record<string, unknown> | undefined;
   for (const member of members) {
     if (own[member] !== undefined || fallback[member] === undefined) continue;
+    // An id belongs to its type: an item naming another type does not take the default's id.
+    if (member === 'id' && own['type'] !== undefined && own['type'] !== fallback['type']) continue;
     out ??= { ...own };
     out[member] = fallback[member];
   }

@@ -509,6 +509,17 @@ describe('Batch: Access Evaluations API (C-3)', () => {
       expectEvaluations(res, [true, false]);
     });
 
+    it('C-3.2.7 (the limit of the fallback): an item naming another type does not take the default\'s id', async () => {
+      const res = await post(EVALUATIONS, {
+        subject: { type: 'user', id: 'alice' },
+        action: { name: 'read' },
+        resource: { type: 'record', id: 'record-1' },
+        evaluations: [{ resource: { type: 'document' } }, { resource: { id: 'record-1' } }],
+      });
+      const items = expectEvaluations(res, [false, true]);
+      expect(items[0]?.['context']?.['error']).toMatchObject({ status: 400, details: [{ path: 'evaluations[0].resource.id' }] });
+    });
+
     it('C-3.2.7 batch with top-level default inheritance', async () => {
       const res = await post(EVALUATIONS, {
         subject: { type: 'user', id: 'alice' },

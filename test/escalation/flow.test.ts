@@ -413,6 +413,8 @@ describe('6. expiry', () => {
     expect(inbox.body['items'].map((r: Json) => r['id'])).not.toContain(request['id']);
     const all = await call('GET', '/v1/access-requests', KEYS.approver);
     expect(all.body['items'].find((r: Json) => r['id'] === request['id'])?.['status']).toBe('expired');
+    const expired = await call('GET', '/v1/access-requests?status=expired', KEYS.approver);
+    expect(expired.body['items'].map((r: Json) => r['id'])).toContain(request['id']);
   });
 });
 

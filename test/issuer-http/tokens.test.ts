@@ -304,6 +304,8 @@ describe('POST /v1/introspect', () => {
       { what: 'another scope', claims: { scope: 'tickets:read tickets:write', authorization_details: [{ type: 'crm', actions: ['tickets:read', 'tickets:write'], identifier: '1234', resource_type: 'customer' }] } },
       { what: 'another customer', claims: { authorization_details: [{ type: 'crm', actions: ['tickets:write'], identifier: '5678', resource_type: 'customer' }] } },
       { what: 'a later exp', claims: { exp: 0 } },
+      { what: 'another integration', claims: { authorization_details: [{ type: 'github', actions: ['tickets:write'], identifier: '1234', resource_type: 'customer' }] } },
+      { what: 'a second integration', claims: { authorization_details: [{ type: 'crm', actions: ['tickets:write'], identifier: '1234', resource_type: 'customer' }, { type: 'github', actions: ['tickets:write'], identifier: '1234', resource_type: 'customer' }] } },
     ].map(({ what, claims }) => ({
       note: `a real token's claims with ${what}, re-signed with the PDP's own key (a leaked signing key cannot widen a token)`,
       make: async () => {
