@@ -208,18 +208,16 @@ export const AUDIT_COMMANDS: Command[] = [
         const exportedAt = new Date().toISOString();
         const plan = await planExport(store, request);
         const bar = ProgressBar.onTty(process.stderr, plan.to_seq - plan.from_seq + 1, `exporting ${format}`);
-        let events = 0;
         let lastLine = '';
+        let written = 0;
         const lines = exportLines(store, plan, format, {
           exported_at: exportedAt,
-          onEvent: (seq) => {
-            events++;
-            bar?.update(seq - plan.from_seq + 1);
-          },
+          onEvent: (seq) => bar?.update(seq - plan.from_seq + 1),
         });
         async function* remembered(): AsyncGenerator<string> {
           for await (const line of lines) {
             lastLine = line;
+            written++;
             yield line;
           }
         }
@@ -239,6 +237,9 @@ export const AUDIT_COMMANDS: Command[] = [
           bar?.finish();
           out.off('error', onError);
         }
+        // The events written: JSON Lines counts them in its trailer (skip lines are not events); CSV has a header row;
+        // OPA's format is one line per event.
+        const events = format === 'jsonl' ? trailerCount(lastLine) : format === 'csv' ? Math.max(0, written - 1) : written;
         process.stderr.write(describeExport(format, plan, events, outPath, format === 'jsonl' ? lastLine : undefined));
         return 0;
       } finally {
@@ -593,9 +594,20 @@ function describeFilter(filter: NonNullable<NonNullable<ExportVerifyResult['head
     .join(' ');
 }
 
+/** The event count of a JSON Lines export's trailer line (`end.count`), 0 when the line is not one. */
+function trailerCount(line: string): number {
+  try {
+    const count = (JSON.parse(line) as { end?: { count?: unknown } }).end?.count;
+    return typeof count === 'number' ? count : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function describeExport(format: string, plan: ExportPlan, events: number, outPath: string | undefined, trailerLine: string | undefined): string {
   const range = plan.from_seq > plan.to_seq ? 'an empty range' : `seq ${plan.from_seq}..${plan.to_seq}`;
-  const lines = [`exported ${events} events of ${range} as ${format}${outPath === undefined ? '' : ` to ${outPath}`}`];
+  const lines = [`exported ${events} event${events === 1 ? '' : 's'} of ${range} as ${format}${outPath === undefined ? '' : ` to ${outPath}`}`];
+  if (trailerLine === undefined) lines.push('  no last event or digest: only the JSON Lines export (the evidence format) carries them');
   if (trailerLine !== undefined) {
     try {
       const end = (JSON.parse(trailerLine) as { end: { last_seq: number; last_hash: string; digest: string } }).end;

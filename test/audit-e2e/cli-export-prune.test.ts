@@ -53,6 +53,17 @@ describe('audit export', () => {
     expect(await verifyExportFile(out)).toMatchObject({ ok: true, count: 40, last_seq: 40 });
   });
 
+  it('counts the events it wrote, not the range, for a filter and in every format', async () => {
+    const jsonl = await runAudit(['export', '--config', config, '--agent', 'support-resolver', '--outcome', 'deny']);
+    expect(jsonl.stderr).toMatch(/^exported 4 events of seq 1\.\.40 as jsonl\n {2}last event 40:[0-9a-f]{64}\n {2}digest /);
+    const csv = await runAudit(['export', '--config', config, '--format', 'csv', '--agent', 'support-resolver', '--outcome', 'deny']);
+    expect(csv.stdout.trim().split('\n')).toHaveLength(5); // a header row and four events
+    expect(csv.stderr).toMatch(/^exported 4 events of seq 1\.\.40 as csv\n {2}no last event or digest/);
+    const opa = await runAudit(['export', '--config', config, '--format', 'opa', '--outcome', 'allow', '--from-seq', '1', '--to-seq', '10']);
+    expect(opa.stdout.trim().split('\n')).toHaveLength(8); // d-1..d-10 without the denials d-5 and d-10
+    expect(opa.stderr).toMatch(/^exported 8 events of seq 1\.\.10 as opa\n/);
+  });
+
   it('writes to stdout without --out', async () => {
     const { code, stdout } = await runAudit(['export', '--config', config, '--from-seq', '5', '--to-seq', '9']);
     expect(code).toBe(0);
