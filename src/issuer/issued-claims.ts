@@ -1,9 +1,9 @@
 /**
  * Whether a verified token's claims are the ones this PDP issued under its `jti`: the signature proves only that a
  * signing key made them. A token the store issued is compared with its record (holder, agent, scopes, audience,
- * expiry, decision, task, and the record it is bound to when the caller knows it), so that whoever held a signing
- * key could not widen a real token (more scopes, another integration or record, a later `exp`) and have it accepted. Imports only
- * the claim types.
+ * expiry, decision, task, and the integration and record it is bound to when the caller knows them), so that whoever
+ * held a signing key could not widen a real token (more scopes, another integration or record, a later `exp`) and
+ * have it accepted. Imports only the claim types.
  */
 import type { AccessTokenClaims, ResourceRef } from './token-claims.js';
 
@@ -21,6 +21,19 @@ export interface IssuedToken {
   task_id: string | null;
   /** The record the grant was bound to (null: none); undefined: not known here, not compared. */
   resource?: ResourceRef | null;
+}
+
+/**
+ * The issued facts of a token: its store row, with the integration and bound record of the decision it redeemed
+ * (`undefined` when that decision is not at hand: neither is compared then).
+ */
+export function issuedToken(
+  row: Omit<IssuedToken, 'integration' | 'resource'>,
+  decision: { integration: string; token_grant: unknown } | undefined,
+): IssuedToken {
+  if (decision === undefined) return row;
+  const resource = (decision.token_grant as { resource?: ResourceRef | null } | null)?.resource;
+  return { ...row, integration: decision.integration, resource: resource ?? null };
 }
 
 export function claimsAreIssued(claims: AccessTokenClaims, issued: IssuedToken): boolean {

@@ -224,8 +224,10 @@ export class AccessRequestService {
     }
   }
 
-  /** The request as the API shows it: its status endpoint and, once approved, the profile's `result`. */
-  /** `live`: a pending request past its expires_at reads as expired (false: the record's own status, e.g. a replay's). */
+  /**
+   * The request as the API shows it: its status endpoint and, once approved, the profile's `result`. `live`: a
+   * pending request past its expires_at reads as expired (false: the record's own status, e.g. a replay's).
+   */
   toWire(r: AccessRequestRecord, live = true): AccessRequestV1 {
     const wire: AccessRequestV1 = {
       id: r.id,

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { CallerConfig } from '../config/config-types.js';
 import { isPdpError, PdpError } from '../errors/pdp-error.js';
-import { claimsAreIssued } from '../issuer/issued-claims.js';
-import type { AccessTokenClaims, ResourceRef } from '../issuer/token-claims.js';
+import { claimsAreIssued, issuedToken } from '../issuer/issued-claims.js';
+import type { AccessTokenClaims } from '../issuer/token-claims.js';
 import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../issuer/token-issuer.js';
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
 import type { ProviderCredentialRecord } from '../audit/index.js';
 import type { Store, TokenRecord } from '../store/index.js';
-import type { IntrospectionResponseV1 as IntrospectionV1, ProviderCredentialV1 } from '../wire/token-v1.js';
+import { LAST_SECOND_MS, type IntrospectionResponseV1 as IntrospectionV1, type ProviderCredentialV1 } from '../wire/token-v1.js';
 import { hasRole } from './caller-agents.js';
 import type { TokenGrantSource } from './decider.js';
 import type { IssuerKeys } from './issuer-keys.js';
@@ -20,6 +20,8 @@ import { VerifiedTokens } from './verified-tokens.js';
  * revoked by the caller it was issued to), `introspected` (an introspection answered, active or not).
  */
 export const TOKEN_EVENTS = ['issued', 'refused', 'revoked', 'introspected'] as const;
+
+export type TokenEvent = (typeof TOKEN_EVENTS)[number];
 
 /**
  * A clock tolerance no token's times escape (ten years): to tell a long-expired token of ours (signature, issuer and
@@ -42,7 +44,6 @@ function payloadExpired(token: string, now: Date): boolean {
     return false;
   }
 }
-export type TokenEvent = (typeof TOKEN_EVENTS)[number];
 
 export interface TokenObserver {
   /** Called once per answered call, after its writes committed; a 5xx failure (store, keys) is no token event. */
@@ -244,7 +245,7 @@ export class TokenService {
       throw new PdpError('decision_expired', `decision ${id} could be redeemed until ${String(decision.redeemable_until)}`);
     }
     const task = decision.task_id === null ? undefined : await this.#o.store.getTask(decision.task_id);
-    if (task !== undefined && (task.status !== 'active' || Date.parse(task.expires_at) - now.getTime() < 1000)) {
+    if (task !== undefined && (task.status !== 'active' || Date.parse(task.expires_at) - now.getTime() < LAST_SECOND_MS)) {
       throw new PdpError('task_not_active', `task ${decision.task_id} is no longer active`);
     }
     const grant = decision.token_grant as TokenGrantSource | null;
@@ -379,8 +380,7 @@ export class TokenService {
   async #issuedAsClaimed(claims: AccessTokenClaims, record: TokenRecord): Promise<boolean> {
     if (this.#issuedClaims.has(claims)) return true;
     const decision = await this.#o.store.getDecision(record.decision_id);
-    const grant = decision?.token_grant as { resource?: ResourceRef | null } | null | undefined;
-    const ok = decision !== undefined && claimsAreIssued(claims, { ...record, integration: decision.integration, resource: grant?.resource ?? null });
+    const ok = decision !== undefined && claimsAreIssued(claims, issuedToken(record, decision));
     if (ok) this.#issuedClaims.add(claims);
     return ok;
   }

@@ -8,8 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/config-types.js';
-import type { IssuedToken } from '../issuer/issued-claims.js';
-import type { ResourceRef } from '../issuer/token-claims.js';
+import { issuedToken, type IssuedToken } from '../issuer/issued-claims.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import type { TokenIds, TokenUseInput } from '../store/index.js';
 import { createProxyHandler, type ProxyObserver } from './proxy-server.js';
@@ -75,18 +74,7 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
         throw err;
       }
       if (token === undefined) return undefined;
-      const grant = decision?.token_grant as { resource?: ResourceRef | null } | null | undefined;
-      return {
-        revoked: token.revoked_at !== null,
-        decision_id: token.decision_id,
-        task_id: token.task_id,
-        agent_id: token.agent_id,
-        issued: {
-          ...token,
-          ...(decision === undefined ? {} : { integration: decision.integration }),
-          ...(grant?.resource === undefined ? {} : { resource: grant.resource }),
-        },
-      };
+      return { revoked: token.revoked_at !== null, decision_id: token.decision_id, task_id: token.task_id, agent_id: token.agent_id, issued: issuedToken(token, decision) };
     },
     maxTokenTtlSeconds: parts.maxTokenTtlSeconds,
     cacheEntries: config.token_cache_entries,

@@ -28,13 +28,11 @@ import type {
 import { SQL } from './sql.js';
 import { get, run } from './sql-program.js';
 import type { Program } from './sql-program.js';
+import { LAST_SECOND_MS } from '../wire/token-v1.js';
 import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 
 const OUTCOMES = new Set<string>(RECORDED_OUTCOMES);
-
-/** A task with less than this left is not redeemed for: no token of whole seconds fits before its end. */
-export const LAST_SECOND_MS = 1000;
 
 /** For writes that refuse, if at all, before their first statement: no savepoint (group-commit.ts, EnqueueOptions). */
 const NO_SAVEPOINT = Object.freeze({ savepoint: false });

@@ -142,8 +142,8 @@ export function parseAuthzenEvaluation(body: unknown): AuthzenEvaluationRequestV
 /**
  * `POST /access/v1/evaluations`. The top-level subject, action, resource and context are defaults each item may
  * override: an item's entity replaces the default whole (context too, as the spec's example shows), except that an
- * identifier it lacks (a subject's or resource's type or id, an action's name) is the default's (`withIdentifiers`). Without items it is one evaluation (400 when
- * that is incomplete). With items, a whole-payload problem is a 400 (not an object, `evaluations` not an array,
+ * identifier it lacks (a subject's or resource's type or id, an action's name) is the default's (`withIdentifiers`).
+ * Without items it is one evaluation (400 when that is incomplete). With items, a whole-payload problem is a 400 (not an object, `evaluations` not an array,
  * more than `max` items, an unknown semantic) and an incomplete item is that item's deny.
  */
 export function parseAuthzenEvaluations(body: unknown, max: number): AuthzenEvaluationsRequestV1 {

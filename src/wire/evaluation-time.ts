@@ -40,7 +40,6 @@ export function evaluationTime(now: Date): EvaluationTimeV1 {
   };
 }
 
-
 /**
  * `evaluationTime(now)` deeply frozen, and the same object again for the same millisecond (the last one is kept):
  * the decisions of one millisecond share it, so the decision's input carries it without building it again, the

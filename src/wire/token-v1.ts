@@ -4,6 +4,12 @@
  * nothing.
  */
 
+/**
+ * A decision whose task has less than this left is not redeemed (`task_not_active`): a token lives whole seconds, and
+ * none would fit before the task's end. The store's redemption and the token service's provider mint both apply it.
+ */
+export const LAST_SECOND_MS = 1000;
+
 /** The record a token is bound to: a token for customer `1234` is refused for customer `5678`. */
 export interface ResourceRef {
   /** Kind of record, e.g. `customer`. */
