@@ -10,6 +10,7 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { TASK_META, type CallParams, type IdentitySource, type ListedTool, type McpGuard } from './mcp-guard.js';
+import { REFUSAL_ERROR_CODE } from './tool-refusal.js';
 
 type Message = JSONRPCMessage & { id?: RequestId; method?: string; params?: unknown; result?: unknown };
 
@@ -30,13 +31,22 @@ export class GuardedTransport implements Transport {
   constructor(inner: Transport, guard: McpGuard) {
     this.#inner = inner;
     this.#guard = guard;
+    // Handlers the application set on its transport before wrapping it (the SDK's own session bookkeeping does:
+    // `transport.onclose = () => delete transports[sid]`) still run, as the SDK's `connect` keeps them. Not a previous
+    // `onmessage`: what reaches the application is what the guard let through.
+    const appError = inner.onerror;
+    const appClose = inner.onclose;
     inner.onmessage = (message, extra) => this.#receive(message as Message, extra);
-    inner.onerror = (error) => this.onerror?.(error);
+    inner.onerror = (error) => {
+      appError?.(error);
+      this.onerror?.(error);
+    };
     inner.onclose = () => {
       for (const handle of this.#granted.values()) guard.release(handle);
       this.#granted.clear();
       this.#listing.clear();
       this.#deciding.clear();
+      appClose?.();
       this.onclose?.();
     };
     if (inner.setProtocolVersion !== undefined) {
@@ -80,12 +90,21 @@ export class GuardedTransport implements Transport {
   }
 
   #receive(message: Message, extra: MessageExtraInfo | undefined): void {
+    const guarded = message.method === 'tools/call' || message.method === 'tools/list';
+    if (guarded && 'id' in message && !isRequestId(message.id)) {
+      // MCP request ids are strings or numbers (never null): a call with another id is not decided, nor handed on.
+      this.#answerError(null, -32600, 'Invalid Request: the id must be a string or a number');
+      return;
+    }
     if (message.method !== undefined && message.id !== undefined && this.#pending(message.id)) {
       // The guard's bookkeeping is per request id: a second request reusing the id of one still pending could take
       // over its grant or its list filter. JSON-RPC ids must be unique among requests in flight; refuse the reuse.
-      void this.#inner
-        .send({ jsonrpc: '2.0', id: message.id, error: { code: -32600, message: 'request id already in use by a request in flight' } } as JSONRPCMessage, { relatedRequestId: message.id })
-        .catch((err: unknown) => this.onerror?.(err instanceof Error ? err : new Error(String(err))));
+      this.#answerError(message.id, -32600, 'request id already in use by a request in flight');
+      return;
+    }
+    if (guarded && message.id !== undefined && !validParams(message)) {
+      // Malformed params are a protocol error (JSON-RPC -32602), as the SDK answers them, not a decision.
+      this.#answerError(message.id, -32602, message.method === 'tools/call' ? 'Invalid params: tools/call needs params { name: string, arguments?: object }' : 'Invalid params: params must be an object');
       return;
     }
     if (message.method === 'tools/call' && message.id !== undefined) {
@@ -121,8 +140,15 @@ export class GuardedTransport implements Transport {
       return;
     }
     if ('refusal' in verdict) {
+      // A task-augmented call (MCP tasks) expects a CreateTaskResult, which a refusal is not: it gets the refusal as
+      // a JSON-RPC error instead, its details (decision id, reasons, hint) in `data`.
+      const task = (message.params as { task?: unknown } | undefined)?.task;
+      const answer =
+        task === undefined
+          ? { jsonrpc: '2.0', id, result: verdict.refusal }
+          : { jsonrpc: '2.0', id, error: { code: REFUSAL_ERROR_CODE, message: verdict.refusal.content[0]?.text ?? 'refused', data: verdict.refusal._meta } };
       try {
-        await this.#inner.send({ jsonrpc: '2.0', id, result: verdict.refusal } as JSONRPCMessage, { relatedRequestId: id });
+        await this.#inner.send(answer as JSONRPCMessage, { relatedRequestId: id });
       } catch (err) {
         this.onerror?.(err instanceof Error ? err : new Error(String(err)));
       }
@@ -132,6 +158,12 @@ export class GuardedTransport implements Transport {
     this.onmessage?.({ ...message, params: verdict.params } as JSONRPCMessage, extra);
   }
 
+  #answerError(id: RequestId | null, code: number, message: string): void {
+    void this.#inner
+      .send({ jsonrpc: '2.0', id, error: { code, message } } as unknown as JSONRPCMessage, id === null ? {} : { relatedRequestId: id })
+      .catch((err: unknown) => this.onerror?.(err instanceof Error ? err : new Error(String(err))));
+  }
+
   #pending(id: RequestId): boolean {
     return this.#deciding.has(id) || this.#granted.has(id) || this.#listing.has(id);
   }
@@ -139,4 +171,15 @@ export class GuardedTransport implements Transport {
   #source(extra: MessageExtraInfo | undefined): IdentitySource {
     return { authInfo: extra?.authInfo, sessionId: this.#inner.sessionId };
   }
+}
+
+const isRequestId = (id: unknown): id is RequestId => typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+
+/** A `tools/call` names its tool and passes its arguments as an object (or none); a `tools/list` has object params or none. */
+function validParams(message: Message): boolean {
+  const params = message.params;
+  if (message.method === 'tools/list') return params === undefined || (typeof params === 'object' && params !== null && !Array.isArray(params));
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return false;
+  const { name, arguments: args } = params as { name?: unknown; arguments?: unknown };
+  return typeof name === 'string' && (args === undefined || (typeof args === 'object' && args !== null && !Array.isArray(args)));
 }

@@ -17,7 +17,7 @@ export {
   type ToolRegistry,
 } from './mcp-guard.js';
 export { MappingFailed, type McpToolMapping, type RecordFromArgument, type ToolArguments } from './tool-mapping.js';
-export { MCP_REFUSALS, REFUSAL_META, type McpRefusal, type McpRefusalCode, type RefusalResult } from './tool-refusal.js';
+export { MCP_REFUSALS, REFUSAL_ERROR_CODE, REFUSAL_META, type McpRefusal, type McpRefusalCode, type RefusalResult } from './tool-refusal.js';
 export { mcpResourceServer, type AgentPdpAuthExtra, type McpResourceServer, type McpResourceServerOptions, type Middleware } from './resource-server.js';
 export type { ToolVisibilityOptions } from './tool-visibility.js';
 export type { ToolGrant } from '../pep/index.js';

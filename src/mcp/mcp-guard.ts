@@ -92,6 +92,7 @@ export class McpGuard {
     if (typeof options?.pdp?.decide !== 'function') throw new TypeError('agent-pdp/mcp: "pdp" must be a PdpClient');
     this.#pdp = options.pdp;
     this.#identity = checkIdentity(options.identity ?? 'token');
+    if (options.taskFromCall !== undefined && typeof options.taskFromCall !== 'boolean') throw new TypeError('agent-pdp/mcp: "taskFromCall" must be a boolean');
     this.#taskFromCall = options.taskFromCall ?? true;
     if (options.unmapped !== undefined && options.unmapped !== 'refuse' && options.unmapped !== 'allow') {
       throw new TypeError('agent-pdp/mcp: "unmapped" must be \'refuse\' or \'allow\'');
@@ -100,7 +101,7 @@ export class McpGuard {
     const tokens = options.tokens ?? false;
     if (tokens !== true && tokens !== false && !(tokens instanceof TokenCache)) throw new TypeError('agent-pdp/mcp: "tokens" must be a boolean or a TokenCache');
     this.#tokens = tokens === true ? new TokenCache() : tokens;
-    const list = options.listFilter ?? true;
+    const list = checkListFilter(options.listFilter ?? true);
     this.#visibility = list === false ? null : new ToolVisibility(this.#pdp, list === true ? {} : list);
     for (const [tool, mapping] of Object.entries(options.tools ?? {})) this.map(tool, mapping);
   }
@@ -122,7 +123,14 @@ export class McpGuard {
     this.map(name, mapping);
     const run = (args: A, extra: HandlerExtra): unknown => {
       const grant = this.grantFor(extra);
-      this.#sameCall(name, args, grant);
+      if (!this.#sameCall(name, args, grant)) {
+        return refusalResult({
+          code: 'arguments_changed',
+          message: 'the arguments as the tool\'s input schema parsed them ask for another record or scopes than the call was decided for; not run',
+          tool: name,
+          decision_id: grant.decisionId,
+        });
+      }
       return handler(args, grant, extra);
     };
     // The SDK calls a tool without an input schema with `extra` alone.
@@ -135,9 +143,9 @@ export class McpGuard {
   /**
    * The guard decided on the raw arguments; the handler gets them as the tool's input schema parsed them (defaults
    * filled, values coerced or transformed). When those ask for another record or other scopes than the grant
-   * covers, the handler is not run: the call fails with a tool error instead of acting on what was not decided.
+   * covers, the handler is not run: the call is refused (`arguments_changed`) instead of acting on what was not decided.
    */
-  #sameCall(tool: string, args: unknown, grant: ToolGrant): void {
+  #sameCall(tool: string, args: unknown, grant: ToolGrant): boolean {
     const mapping = this.#mappings.get(tool);
     let call: { scopes: string[]; resource: { type: string; id: string } | undefined } | undefined;
     try {
@@ -147,9 +155,7 @@ export class McpGuard {
     }
     const granted = new Set(grant.scopes);
     const sameRecord = (call?.resource ?? null) === null ? grant.resource === null : grant.resource !== null && grant.resource.type === call?.resource?.type && grant.resource.id === call?.resource?.id;
-    if (call === undefined || !sameRecord || !call.scopes.every((s) => granted.has(s))) {
-      throw new Error(`agent-pdp/mcp: ${tool}: the validated arguments ask for another record or scopes than the call was decided for; not run`);
-    }
+    return call !== undefined && sameRecord && call.scopes.every((s) => granted.has(s));
   }
 
   /** The transport the server must connect to instead of `transport`: `server.connect(guard.wrap(transport))`. */
@@ -216,6 +222,8 @@ export class McpGuard {
         async (_args, grant) => grant,
       );
       const grant = await guarded(null);
+      // A new decision says which policy is in force: a list filtered under another one is stale.
+      if (!grant.reused && grant.policyRevision !== null) this.#visibility?.sawRevision(grant.policyRevision);
       const handle = crypto.randomUUID();
       this.#forgetExpired();
       this.#grants.set(handle, grant);
@@ -258,6 +266,15 @@ export class McpGuard {
     for (const [handle, grant] of this.#grants) if (grant.expiresAt.getTime() <= now) this.#grants.delete(handle);
   }
 
+  /**
+   * With `tokens: true`, forgets the guard's cached tokens of a task (call it when the task ends): its next call is
+   * decided again, and refused once the task is completed. Returns how many were dropped. With a `TokenCache` of your
+   * own, call its `forgetTask`; without token reuse every call is decided anyway (0).
+   */
+  forgetTask(taskId: string): number {
+    return this.#tokens === false ? 0 : this.#tokens.forgetTask(taskId);
+  }
+
   /** Drops a call's grant once its answer went out (or the call was cancelled or the transport closed). */
   release(handle: string): void {
     this.#grants.delete(handle);
@@ -291,7 +308,9 @@ export class McpGuard {
     if (typeof found !== 'object' || found === null) return undefined;
     const { agentId, taskId } = found as { agentId?: unknown; taskId?: unknown };
     if (typeof agentId !== 'string' || agentId === '') return undefined;
-    return typeof taskId === 'string' && taskId !== '' ? { agentId, taskId } : { agentId };
+    if (taskId === undefined || taskId === null) return { agentId };
+    // A task the identity names but not as an id: no identity (never the call's own choice of task instead).
+    return typeof taskId === 'string' && taskId !== '' ? { agentId, taskId } : undefined;
   }
 }
 
@@ -323,6 +342,15 @@ function checkIdentity(identity: NonNullable<McpGuardOptions['identity']>): NonN
     return Object.freeze({ ...identity });
   }
   throw new TypeError('agent-pdp/mcp: "identity" must be \'token\', { agentId, taskId? } or a function');
+}
+
+function checkListFilter(list: NonNullable<McpGuardOptions['listFilter']>): NonNullable<McpGuardOptions['listFilter']> {
+  if (typeof list === 'boolean') return list;
+  if (typeof list !== 'object' || list === null || Array.isArray(list)) throw new TypeError('agent-pdp/mcp: "listFilter" must be a boolean or { cacheMs?, includeRequestable? }');
+  if (list.includeRequestable !== undefined && typeof list.includeRequestable !== 'boolean') {
+    throw new TypeError('agent-pdp/mcp: "listFilter.includeRequestable" must be a boolean');
+  }
+  return list;
 }
 
 /** The request's `_meta` without a grant handle the client may have put there. */

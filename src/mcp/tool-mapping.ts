@@ -125,7 +125,7 @@ function derivedScopes(derive: (args: ToolArguments) => readonly string[], args:
   try {
     scopes = derive(args);
   } catch (err) {
-    throw new MappingFailed(`the scopes could not be derived from the arguments: ${messageOf(err)}`, null);
+    throw new MappingFailed(`the scopes could not be derived from the arguments${authorsMessage(err)}`, err instanceof MappingFailed ? err.path : null);
   }
   checkScopes(scopes, (message) => {
     throw new MappingFailed(`the derived scopes ${message}`, null);
@@ -140,7 +140,7 @@ function recordOf(record: McpToolMapping['record'], args: ToolArguments): Resour
     try {
       ref = record(args);
     } catch (err) {
-      throw new MappingFailed(`the record could not be derived from the arguments: ${messageOf(err)}`, null);
+      throw new MappingFailed(`the record could not be derived from the arguments${authorsMessage(err)}`, err instanceof MappingFailed ? err.path : null);
     }
     if (ref === undefined) return undefined;
     if (typeof ref !== 'object' || ref === null || typeof ref.type !== 'string' || !ID.test(ref.type)) {
@@ -173,6 +173,10 @@ function sorted(scopes: readonly string[]): string[] {
   return [...new Set(scopes)].sort();
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * What a mapping function's failure tells the client: the message of a `MappingFailed` it threw on purpose (written
+ * for the model); of anything else, nothing (an internal error's text is not for the client).
+ */
+function authorsMessage(err: unknown): string {
+  return err instanceof MappingFailed ? `: ${err.message}` : '';
 }

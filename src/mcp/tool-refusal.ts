@@ -10,6 +10,13 @@ import type { DeniedScope, Outcome, Reason } from '../wire/evaluation-v1.js';
 /** The `_meta` key of a refusal's details (MCP `_meta` keys are prefixed by a reverse-DNS-like name). */
 export const REFUSAL_META = 'agent-pdp.dev/refusal';
 
+/**
+ * The JSON-RPC error code of a refused task-augmented `tools/call` (MCP tasks: the client expects a CreateTaskResult,
+ * which a refusal is not), in the range JSON-RPC leaves to implementations; its `data` is the refusal's `_meta`,
+ * `{ "agent-pdp.dev/refusal": McpRefusal }`.
+ */
+export const REFUSAL_ERROR_CODE = -32003;
+
 /** Every way the guard refuses a call, and whether trying again later can help. */
 export const MCP_REFUSALS = {
   /** The PDP denied the call (or granted less than it needs). With `access_request` when an approver can lift it. */
@@ -30,6 +37,11 @@ export const MCP_REFUSALS = {
   pdp_error: { retryable: false },
   /** Allowed, but no token could be had for it (redeem window passed, issuer down): the call was not made. */
   token_unavailable: { retryable: true },
+  /**
+   * Allowed, but the arguments as the tool's input schema parsed them (defaults, coercions) ask for another record
+   * or scopes than the raw arguments the call was decided on: the handler was not run.
+   */
+  arguments_changed: { retryable: false },
 } as const;
 
 export type McpRefusalCode = keyof typeof MCP_REFUSALS;

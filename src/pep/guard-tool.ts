@@ -119,6 +119,8 @@ export class ToolGrant {
   readonly reused: boolean;
   /** The access request whose elevation this grant used (`approval` of the decision), else null. */
   readonly approval: ApprovalRefV1 | null;
+  /** The policy revision the decision was made under (null for a token cached by an older client). */
+  readonly policyRevision: string | null;
   readonly #accessToken: string;
   readonly #proxy: string | null;
   readonly #provider: ProviderCredentialV1 | null;
@@ -135,6 +137,7 @@ export class ToolGrant {
     this.resource = resource;
     this.reused = reused;
     this.approval = token.approval ?? null;
+    this.policyRevision = token.policyRevision ?? null;
     Object.freeze(this);
   }
 
@@ -326,6 +329,7 @@ async function decideAndRedeem(pdp: PdpClient, request: DecisionRequestV1, now: 
     taskId: request.task.id,
     jti: issued.jti,
     approval: decision.approval ?? null,
+    policyRevision: decision.policy_revision,
   };
 }
 

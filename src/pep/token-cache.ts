@@ -24,6 +24,8 @@ export interface CachedToken {
   approval?: ApprovalRefV1 | null;
   /** The provider credential minted with the token (docs/providers.md), if its integration is a provider's. */
   providerCredential?: ProviderCredentialV1 | null;
+  /** The policy revision the decision was made under. */
+  policyRevision?: string;
 }
 
 export interface TokenCacheOptions {

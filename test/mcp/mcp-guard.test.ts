@@ -12,7 +12,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createMcpGuard, REFUSAL_META, TASK_META, type McpGuard, type McpGuardOptions, type McpRefusal } from '../../src/mcp/index.js';
+import { createMcpGuard, MappingFailed, REFUSAL_ERROR_CODE, REFUSAL_META, TASK_META, type McpGuard, type McpGuardOptions, type McpRefusal } from '../../src/mcp/index.js';
 import { PdpClient, type ToolGrant } from '../../src/pep/index.js';
 import { KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
 import { closedPort } from '../pep/fake-pdp.js';
@@ -259,7 +259,7 @@ describe('when the PDP cannot answer', () => {
 });
 
 /** A client and a guarded server in one process (the SDK's in-memory transport pair): for the guard's options. */
-async function inMemory(guard: McpGuard, register: (server: McpServer) => void = () => undefined): Promise<{ client: Client; runs: string[]; close(): Promise<void> }> {
+async function inMemory(guard: McpGuard, register: (server: McpServer) => void = () => undefined): Promise<{ client: Client; runs: string[]; guard: McpGuard; close(): Promise<void> }> {
   const runs: string[] = [];
   const server = new McpServer({ name: 'crm', version: '1.0.0' });
   guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (_args, grant) => {
@@ -271,7 +271,7 @@ async function inMemory(guard: McpGuard, register: (server: McpServer) => void =
   await server.connect(guard.wrap(serverSide));
   const client = new Client({ name: 'agent', version: '1.0.0' });
   await client.connect(clientSide);
-  return { client, runs, close: () => client.close() };
+  return { client, runs, guard, close: () => client.close() };
 }
 
 describe('the guard\'s options', () => {
@@ -287,6 +287,24 @@ describe('the guard\'s options', () => {
     expect(() => createMcpGuard({ pdp: pep, unmapped: 'maybe' as never })).toThrow(/unmapped/);
   });
 
+  it('options of the wrong type are refused at construction, never read as the permissive setting', () => {
+    expect(() => createMcpGuard({ pdp: pep, taskFromCall: 'no' as never })).toThrow(/taskFromCall/);
+    expect(() => createMcpGuard({ pdp: pep, listFilter: 'on' as never })).toThrow(/listFilter/);
+    expect(() => createMcpGuard({ pdp: pep, listFilter: { includeRequestable: 'no' as never } })).toThrow(/includeRequestable/);
+    expect(() => createMcpGuard({ pdp: pep, listFilter: { cacheMs: 0, includeRequestable: false } })).not.toThrow();
+  });
+
+  it('an identity naming a task that is not an id is no identity: the call cannot choose its own task instead', async () => {
+    const task = await registerTask();
+    const s = await inMemory(createMcpGuard({ pdp: pep, identity: () => ({ agentId: 'support-resolver', taskId: 42 as never }) }));
+    try {
+      expect(refusalOf(await call(s.client, 'read_customer', { customer_id: '1234' }, task) as never).code).toBe('identity_missing');
+      expect(s.runs).toHaveLength(0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a mapping function that throws or returns no scopes refuses the call', async () => {
     const task = await registerTask();
     const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
@@ -294,14 +312,19 @@ describe('the guard\'s options', () => {
       guard.registerTool(server, 'by_kind', { inputSchema: { kind: z.string() } }, {
         integration: 'crm',
         scopes: (args) => {
-          if (args.kind === 'boom') throw new Error('unknown kind');
+          if (args.kind === 'boom') throw new Error('db password hunter2 rejected');
+          if (args.kind === 'said') throw new MappingFailed('kind must be read or write', 'kind');
           return args.kind === 'none' ? [] : ['tickets:read'];
         },
         record: (args) => (args.kind === 'badrecord' ? ({ type: 'customer', id: 42.5 } as never) : undefined),
       }, async () => ({ content: [{ type: 'text', text: 'ran' }] }));
     });
     try {
-      expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'boom' } }) as never)).toMatchObject({ code: 'mapping_failed' });
+      const boom = await s.client.callTool({ name: 'by_kind', arguments: { kind: 'boom' } });
+      expect(refusalOf(boom as never)).toMatchObject({ code: 'mapping_failed' });
+      // An internal error's text stays on the server; a MappingFailed the author threw is meant for the client.
+      expect(JSON.stringify(boom)).not.toContain('hunter2');
+      expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'said' } }) as never)).toMatchObject({ code: 'mapping_failed', argument: 'kind', message: expect.stringContaining('kind must be read or write') });
       expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'none' } }) as never)).toMatchObject({ code: 'mapping_failed' });
       expect(refusalOf(await s.client.callTool({ name: 'by_kind', arguments: { kind: 'badrecord' } }) as never)).toMatchObject({ code: 'mapping_failed', argument: 'record.id' });
       expect((await s.client.callTool({ name: 'by_kind', arguments: { kind: 'read' } })).isError).toBeFalsy();
@@ -384,6 +407,14 @@ describe('the guard\'s options', () => {
       expect(each.runs.map((r) => r.split(' ')[1])).toEqual(['new', 'new']);
       expect(new Set(each.runs.map((r) => r.split(' ')[2])).size).toBe(2);
       expect(reuse.runs.map((r) => r.split(' ')[1])).toEqual(['new', 'reused']);
+      // The task ends: the guard's reused token would still be handed out; forgetTask makes the next call decided
+      // again, and the PDP refuses it (task_completed).
+      await orchestrator.completeTask(task);
+      expect(reuse.guard.forgetTask(task)).toBe(1);
+      const after = refusalOf(await call(reuse.client, 'read_customer', { customer_id: '1234' }) as never);
+      expect(after).toMatchObject({ code: 'permission_denied' });
+      expect(after.reasons?.map((r) => r.code)).toContain('task_completed');
+      expect(each.guard.forgetTask(task)).toBe(0);
     } finally {
       await each.close();
       await reuse.close();
@@ -471,7 +502,7 @@ describe('what the handler gets is what was decided', () => {
     try {
       // Decided without a record (none was sent); the schema's default would make it customer 5678: refused.
       const changed = await s.client.callTool({ name: 'lookup', arguments: {} });
-      expect(changed.isError).toBe(true);
+      expect(refusalOf(changed as never)).toMatchObject({ code: 'arguments_changed', retryable: false, tool: 'lookup' });
       expect((changed.content as Array<{ text: string }>)[0]?.text).toContain('not run');
       expect((await s.client.callTool({ name: 'lookup', arguments: { customer_id: '1234' } })).isError).toBeFalsy();
       expect((await s.client.callTool({ name: 'ping' })).isError).toBeFalsy();
@@ -509,5 +540,79 @@ describe('request ids', () => {
     expect(five.find((a) => a['result'] !== undefined)?.['result']).toMatchObject({ content: [{ text: 'ok' }] });
     expect(ran).toEqual(['1234']);
     await raw.close();
+  });
+
+  it('a tools/call whose id is not a string or number, or whose params are malformed, is a protocol error and never decided', async () => {
+    const task = await registerTask();
+    const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
+    const server = new McpServer({ name: 'crm', version: '1.0.0' });
+    const ran: string[] = [];
+    guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (args: { customer_id: string }) => {
+      ran.push(args.customer_id);
+      return { content: [{ type: 'text', text: 'ok' }] };
+    });
+    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
+    const answers: Array<Record<string, any>> = [];
+    raw.onmessage = (m) => void answers.push(m as Record<string, any>);
+    await server.connect(guard.wrap(serverSide));
+    await raw.start();
+    await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+    await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const decisionsBefore = (await pdp.pdp.store.searchDecisions({ limit: 100, task_id: task })).events.length;
+    await raw.send({ jsonrpc: '2.0', id: null, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } } as never);
+    await raw.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: null } as never);
+    await raw.send({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 42, arguments: {} } } as never);
+    await raw.send({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'read_customer', arguments: ['1234'] } } as never);
+    await raw.send({ jsonrpc: '2.0', id: 10, method: 'tools/list', params: 'str' } as never);
+    for (let i = 0; i < 100 && answers.length < 6; i++) await new Promise((r) => setTimeout(r, 20));
+    const byId = (id: unknown) => answers.find((a) => a['id'] === id);
+    expect(byId(null)?.['error']).toMatchObject({ code: -32600 });
+    for (const id of [7, 8, 9, 10]) expect(byId(id)?.['error']).toMatchObject({ code: -32602 });
+    // The ids are free again: a well-formed call with id 7 is decided and runs.
+    await raw.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } });
+    for (let i = 0; i < 100 && answers.filter((a) => a['id'] === 7).length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(answers.filter((a) => a['id'] === 7).at(-1)?.['result']).toMatchObject({ content: [{ text: 'ok' }] });
+    expect(ran).toEqual(['1234']);
+    const decisionsAfter = (await pdp.pdp.store.searchDecisions({ limit: 100, task_id: task })).events.length;
+    expect(decisionsAfter - decisionsBefore).toBe(1);
+    await raw.close();
+  });
+
+  it('a refused task-augmented call (MCP tasks) is a JSON-RPC error carrying the refusal, not a result the client cannot read', async () => {
+    const task = await registerTask();
+    const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
+    const server = new McpServer({ name: 'crm', version: '1.0.0' });
+    guard.registerTool(server, 'delete_ticket', { inputSchema: { ticket_id: z.string() } }, { integration: 'crm', scopes: ['tickets:delete'] }, async () => ({ content: [{ type: 'text', text: 'deleted' }] }));
+    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
+    const answers: Array<Record<string, any>> = [];
+    raw.onmessage = (m) => void answers.push(m as Record<string, any>);
+    await server.connect(guard.wrap(serverSide));
+    await raw.start();
+    await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+    await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    await raw.send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'delete_ticket', arguments: { ticket_id: 't1' }, task: { ttl: 60000 } } } as never);
+    for (let i = 0; i < 100 && answers.every((a) => a['id'] !== 3); i++) await new Promise((r) => setTimeout(r, 20));
+    const error = answers.find((a) => a['id'] === 3)?.['error'];
+    expect(error).toMatchObject({ code: REFUSAL_ERROR_CODE, data: { [REFUSAL_META]: { code: 'permission_denied', decision_id: expect.any(String) } } });
+    await raw.close();
+  });
+});
+
+describe('the application\'s own transport handlers', () => {
+  it('onclose and onerror set before wrapping still run (the SDK\'s session cleanup)', async () => {
+    const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver' } });
+    const server = new McpServer({ name: 'crm', version: '1.0.0' });
+    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
+    const seen: string[] = [];
+    serverSide.onclose = () => void seen.push('app close');
+    serverSide.onerror = (e) => void seen.push(`app error ${e.message}`);
+    server.server.onclose = () => void seen.push('server close');
+    await server.connect(guard.wrap(serverSide));
+    await raw.start();
+    serverSide.onerror?.(new Error('boom'));
+    await serverSide.close();
+    expect(seen).toContain('app error boom');
+    expect(seen).toContain('app close');
+    expect(seen).toContain('server close');
   });
 });
