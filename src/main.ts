@@ -31,6 +31,7 @@ import { TaskService } from './pdp/task-service.js';
 import { CallerResolver, type AuthFailure } from './server/caller-auth.js';
 import { ConsoleAssets } from './console/console-assets.js';
 import { ConsoleSessions } from './console/console-sessions.js';
+import { createApiServer } from './server/http-server.js';
 import { requestPipeline, type AuthorizationRefusal } from './server/request-pipeline.js';
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
@@ -590,12 +591,11 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     ...(worker === undefined ? {} : { primaryWorker: worker === 1, onAdminReload: () => channel?.announce() }),
   });
   if (worker !== undefined) channel = workerChannel(() => pdp.reload(), log);
-  const server = createServer(pdp.handler).listen(config.server.port, config.server.host);
+  const server = createApiServer(pdp.handler).listen(config.server.port, config.server.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  server.keepAliveTimeout = 65_000;
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   log.info({ url, revision: pdp.engine.active?.revision, pid: process.pid }, 'agent-pdp listening');

@@ -16,8 +16,10 @@ export const ERROR_CODES = {
   csrf_failed: 403,
   forbidden_agent: 403,
   context_assertion_forbidden: 403,
-  // 404 / 409: the thing asked about
+  // 404 / 405 / 409: the thing asked about
   not_found: 404,
+  /** The path exists, with other methods (the response's `Allow` header names them). */
+  method_not_allowed: 405,
   task_not_found: 404,
   task_exists: 409,
   task_not_active: 409,

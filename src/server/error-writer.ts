@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isPdpError, PdpError, type ErrorDetail, type PdpErrorCode } from '../errors/pdp-error.js';
+import { MethodNotAllowed } from './router.js';
 import type { OAuthErrorV1 } from '../wire/token-v1.js';
 
 /** The wire shape of every error: `{ error: { code, message, details } }`. */
@@ -39,6 +40,7 @@ export function errorResponse(
   };
   // A 401's WWW-Authenticate names the scheme the client tried: the pipeline, which knows it, sets it.
   const headers: Record<string, string> = {};
+  if (err instanceof MethodNotAllowed) headers['allow'] = err.allow.join(', ');
   return { status: error.status, body, headers };
 }
 

@@ -88,7 +88,8 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     const requestId = requestIdOf(req.headers['x-request-id']) ?? randomUUID();
     const traceId = traceIdOf(req.headers.traceparent);
     const method = req.method ?? 'GET';
-    const headers: Record<string, string> = { 'x-request-id': requestId };
+    // nosniff on every answer: a JSON body (which may echo a client's text) is never sniffed into HTML by a browser.
+    const headers: Record<string, string> = { 'x-request-id': requestId, 'x-content-type-options': 'nosniff' };
     if (traceId !== null) headers['traceparent'] = req.headers.traceparent as string;
     const log: PublicContext['log'] = {};
     let label = 'unmatched';

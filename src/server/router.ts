@@ -63,7 +63,44 @@ export class Router {
       const params = matchSegments(segments, parts);
       if (params) return { route, params };
     }
-    throw new PdpError('not_found', `no route for ${method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`);
+    const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+    const allowed = this.#methodsOf(path);
+    if (allowed.length > 0) throw new MethodNotAllowed(`${method} is not allowed on ${shown}; allowed: ${allowed.join(', ')}`, allowed);
+    throw new PdpError('not_found', `no route for ${method} ${shown}`);
+  }
+
+  /** The methods some route answers on `path` (HEAD with GET), sorted; empty when none does. */
+  #methodsOf(path: string): string[] {
+    const found = new Set<string>();
+    for (const route of this.#literal.values()) if (route.path === path) found.add(route.method);
+    const parts = path.split('/');
+    for (const { route, segments, tail } of this.#templated) {
+      if (found.has(route.method)) continue;
+      if (tail ? parts.length >= segments.length - 1 && fitsSegments(segments.slice(0, -1), parts.slice(0, segments.length - 1)) : segments.length === parts.length && fitsSegments(segments, parts)) {
+        found.add(route.method);
+      }
+    }
+    if (found.has('GET')) found.add('HEAD');
+    return [...found].sort();
+  }
+}
+
+/** 405 `method_not_allowed`, with the methods the path has (the pipeline sends them as `Allow`, RFC 9110 §15.5.6). */
+export class MethodNotAllowed extends PdpError {
+  constructor(
+    message: string,
+    readonly allow: readonly string[],
+  ) {
+    super('method_not_allowed', message);
+  }
+}
+
+/** Whether `parts` fit the segments (a malformed escape fits nothing here: the 404 stands). */
+function fitsSegments(segments: Templated['segments'], parts: string[]): boolean {
+  try {
+    return matchSegments(segments, parts) !== undefined;
+  } catch {
+    return false;
   }
 }
 

@@ -45,13 +45,41 @@ describe('order of the steps', () => {
   });
 
   it.each([
-    { note: 'a method the path does not serve', method: 'delete', path: '/v1/decide' },
+    { method: 'delete', path: '/v1/decide', allow: 'POST' },
+    { method: 'get', path: '/v1/tokens', allow: 'POST' },
+    { method: 'post', path: '/.well-known/jwks.json', allow: 'GET, HEAD' },
+    { method: 'put', path: '/v1/tasks/some-task', allow: 'GET, HEAD' },
+    { method: 'options', path: '/v1/introspect', allow: 'POST' },
+  ] as const)('$method $path, a path served with other methods → 405 method_not_allowed, Allow: $allow (before authentication)', async ({ method, path, allow }) => {
+    for (const key of [undefined, KEYS.pep]) {
+      const req = request(t.url)[method](path);
+      if (key !== undefined) req.set(auth(key));
+      const res = await req.expect(405);
+      expect(res.headers['allow']).toBe(allow);
+      expect(res.body.error).toMatchObject({ code: 'method_not_allowed', details: [] });
+    }
+  });
+
+  it.each([
     { note: 'a trailing slash', method: 'post', path: '/v1/decide/' },
     { note: 'another case', method: 'post', path: '/V1/DECIDE' },
   ] as const)('$note → 404 not_found', async ({ method, path }) => {
     const res = await request(t.url)[method](path).set(auth(KEYS.pep)).send(DECIDE).expect(404);
     api.expectResponseMatches(method.toUpperCase(), '/nowhere', 404, res.body);
     expect(res.body.error.code).toBe('not_found');
+  });
+});
+
+describe('what every answer carries', () => {
+  it.each([
+    ['/healthz', undefined],
+    ['/v1/nothing', undefined],
+    ['/v1/tasks/x', KEYS.orchestrator],
+  ] as const)('X-Content-Type-Options: nosniff on %s (a JSON body that echoes client text is never sniffed as HTML)', async (path, key) => {
+    const req = request(t.url).get(path);
+    if (key !== undefined) req.set(auth(key));
+    const res = await req;
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
   });
 });
 
