@@ -55,6 +55,8 @@ export type VerifyResult =
       pruned_by?: number;
       /** The signed heads in the chain; absent when there were none and no `headKeys` to check them with. */
       signed_heads?: SignedHeadsSeen;
+      /** `time` of the first event verified; absent when there are none. */
+      first_time?: string;
       /** `time` of the last event; absent when there are none. */
       last_time?: string;
       /** With `rangeAnchors`: how many were checked (and matched), and how many fell before or after the range. */
@@ -138,6 +140,7 @@ export class ChainVerifier {
   /** prev_hash of the last accepted event, to recognise an inserted one. */
   private prevPrevHash: string | undefined;
   private count = 0;
+  private firstTime: string | undefined;
   private lastTime: string | undefined;
   private state: State = { kind: 'scanning' };
   /** Heads recorded outside the store, strict and range alike, in seq order. */
@@ -289,6 +292,7 @@ export class ChainVerifier {
         if (prunedBy !== undefined) result.pruned_by = prunedBy;
         const heads = this.trail.signedHeads();
         if (heads !== undefined) result.signed_heads = heads;
+        if (this.firstTime !== undefined) result.first_time = this.firstTime;
         if (this.lastTime !== undefined) result.last_time = this.lastTime;
         if (this.rangeAnchors) result.range_anchors = this.rangeSeen(lastSeq);
         this.state = { kind: 'done', result };
@@ -351,6 +355,7 @@ export class ChainVerifier {
     this.prevPrevHash = event.prev_hash;
     this.prevHash = event.hash;
     this.expectedSeq = event.seq + 1;
+    this.firstTime ??= event.time;
     this.lastTime = event.time;
     this.count++;
     const trailBreak = this.trail.observe(event);

@@ -129,6 +129,11 @@ export const AUDIT_COMMANDS: Command[] = [
         }
       }
       const stale = result.ok ? staleHead(result) : undefined;
+      // The key folder's signed-heads file is gone though the chain holds signed heads (each of which the PDP that
+      // signed it appended to that file): deleted, or this is not the folder the signing PDP used. Not silent.
+      if (result.ok && unchecked === undefined && heads === undefined && beside !== undefined && !beside.exists && (result.signed_heads?.count ?? 0) > 0) {
+        unchecked = `the signed-heads file ${beside.path} is missing, though the chain holds ${result.signed_heads?.count} signed heads (the PDP that signed them appends each to that file): deleted, or not the key folder the signing PDP used; pass --signed-heads FILE`;
+      }
       if (values['json']) {
         const extra = { ...(heads ? { signed_heads_file: heads } : {}), ...(unchecked ? { signed_heads_file_unchecked: unchecked } : {}), ...(stale ? { stale_signed_head: stale } : {}) };
         process.stdout.write(`${JSON.stringify({ ...result, ...extra })}\n`);
@@ -438,10 +443,18 @@ async function headsFrom(heads: HeadsFile, fromSeq: number): Promise<ChainHead[]
   return out;
 }
 
-/** The newest signed head in the chain, when it is more than STALE_HEAD_MS older than the last event. */
-function staleHead(result: Extract<VerifyResult, { ok: true }>): { seq: number; time: string; last_time: string; events_after: number } | undefined {
-  const newest = result.signed_heads?.newest;
-  if (newest === undefined || newest === null || result.last_time === undefined) return undefined;
+/**
+ * The newest signed head in the chain, when it is more than STALE_HEAD_MS older than the last event; with no signed
+ * head at all (`seq: null`), the first event, when the events span more than that: a chain a running PDP wrote for
+ * that long holds signed heads, unless they were deleted with a rewritten chain.
+ */
+function staleHead(result: Extract<VerifyResult, { ok: true }>): { seq: number | null; time: string; last_time: string; events_after: number } | undefined {
+  if (result.last_time === undefined) return undefined;
+  const newest = result.signed_heads?.newest ?? null;
+  if (newest === null) {
+    if (result.first_time === undefined || Date.parse(result.last_time) - Date.parse(result.first_time) <= STALE_HEAD_MS) return undefined;
+    return { seq: null, time: result.first_time, last_time: result.last_time, events_after: result.count };
+  }
   const after = result.last_seq - newest.event_seq;
   if (after <= 0 || Date.parse(result.last_time) - Date.parse(newest.time) <= STALE_HEAD_MS) return undefined;
   return { seq: newest.seq, time: newest.time, last_time: result.last_time, events_after: after };
@@ -555,7 +568,14 @@ function describeSignedHeads(result: Extract<VerifyResult, { ok: true }>, { keys
       lines.push(`  newest signed head: seq ${newest.seq} at ${newest.time} (key ${newest.kid}); ${after} event${after === 1 ? '' : 's'} after it rest on the chain alone`);
     }
   }
-  if (stale !== undefined) {
+  if (stale !== undefined && stale.seq === null) {
+    const minutes = Math.round((Date.parse(stale.last_time) - Date.parse(stale.time)) / 60_000);
+    lines.push(
+      `  WARNING: no signed head in a chain whose ${stale.events_after} events span ${minutes} min (${stale.time} to ${stale.last_time});` +
+        ' a running PDP signs at least every 60 s while it writes. Benign if only CLI commands wrote this store;' +
+        ' otherwise its signed heads may have been deleted with a rewritten chain: check against the signed-heads file or an anchor',
+    );
+  } else if (stale !== undefined) {
     const minutes = Math.round((Date.parse(stale.last_time) - Date.parse(stale.time)) / 60_000);
     lines.push(
       `  WARNING: the newest signed head (seq ${stale.seq}, ${stale.time}) is ${minutes} min older than the last event (${stale.last_time}), with ${stale.events_after} event${stale.events_after === 1 ? '' : 's'} after it;` +

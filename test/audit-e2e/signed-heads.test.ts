@@ -217,6 +217,43 @@ describe('audit verify with signed heads', () => {
     expect(none.stdout).not.toContain('signed-heads file');
   });
 
+  it('a signed-heads file deleted from the key folder while the chain holds signed heads is not passed over (exit 4)', async () => {
+    const file = signedHeadsPath(keys);
+    unlinkSync(file);
+    const { code, stdout } = await runAudit(['verify', '--config', config]);
+    expect(code).toBe(EXIT_HEADS_UNCHECKED);
+    expect(stdout).toContain('ok: the audit chain');
+    expect(stdout).toContain(`NOT CHECKED: the signed-heads file ${file} is missing, though the chain holds 2 signed heads`);
+    const json = await runAudit(['verify', '--config', config, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, signed_heads_file_unchecked: expect.stringContaining('is missing') });
+  });
+
+  it('warns when a chain spanning more than 5 minutes holds no signed head at all (all of them deleted with a rewrite)', async () => {
+    unlinkSync(signedHeadsPath(keys));
+    const store = SqliteStore.open(db);
+    await store.recordDecision(decision('d-late', { created_at: at(1000 + 600) }));
+    await store.close();
+    // Drop the two signed heads and re-chain what follows, as an insider rewriting the trail would.
+    raw((handle) => {
+      handle.prepare("DELETE FROM audit_events WHERE type = 'audit.head_signed'").run();
+      const rows = handle.prepare('SELECT * FROM audit_events ORDER BY seq').all() as Array<Record<string, unknown>>;
+      handle.prepare('DELETE FROM audit_events').run();
+      let prev = '0'.repeat(64);
+      rows.forEach((row, i) => {
+        const event = eventOf(row);
+        const { hash: _old, ...unsealed } = { ...event, seq: i + 1, prev_hash: prev };
+        const hash = hashEvent(unsealed);
+        handle.prepare('INSERT INTO audit_events (seq, v, time, type, decision_id, jti, task_id, agent_id, caller_id, trace_id, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)')
+          .run(i + 1, event.v, event.time, event.type, event.decision_id ?? null, event.jti ?? null, event.task_id ?? null, event.agent_id ?? null, event.caller_id ?? null, event.trace_id ?? null, canonicalJson(event.data), prev, hash);
+        prev = hash;
+      });
+    });
+    const { code, stdout } = await runAudit(['verify', '--config', config]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('no signed heads in this chain');
+    expect(stdout).toMatch(/WARNING: no signed head in a chain whose 23 events span \d+ min/);
+  });
+
   it('warns when the newest signed head is much older than the last event', async () => {
     const fresh = await runAudit(['verify', '--config', config]);
     expect(fresh.stdout).not.toContain('WARNING');
