@@ -389,8 +389,13 @@ export class TokenService {
   async revoke(caller: CallerConfig, token: string, traceId: string | null): Promise<void> {
     const now = this.#now();
     const claims = await this.#verified(token, now); // an expired token is dead already: nothing to revoke
-    if (!claims || claims.client_id !== caller.id) return;
-    const revoked = await this.#o.store.revokeToken({ jti: claims.jti, caller_id: caller.id, at: now.toISOString(), reason: 'revoked_by_caller', trace_id: traceId });
+    if (!claims) return;
+    // RFC 7009 §2.1: a client revokes its own tokens. A resource server, which may introspect any token, may also
+    // revoke one presented to it (a leaked or misused token it saw): it is recorded as the revoker.
+    const own = claims.client_id === caller.id;
+    const asResourceServer = !own && hasRole(caller, 'resource_server');
+    if (!own && !asResourceServer) return;
+    const revoked = await this.#o.store.revokeToken({ jti: claims.jti, caller_id: caller.id, any_holder: asResourceServer, at: now.toISOString(), reason: 'revoked_by_caller', trace_id: traceId });
     if (revoked) this.#o.observer?.tokenEvent('revoked');
   }
 

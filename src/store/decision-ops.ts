@@ -330,7 +330,7 @@ export async function revokeToken(ctx: StoreContext, input: RevokeTokenInput): P
 /** revokeToken's transaction. */
 function* revokeProgram(ctx: StoreContext, input: RevokeTokenInput, reason: TokenRevokeReason): Program<boolean> {
   const row = yield* get<TokenRow>(SQL.selectToken, input.jti);
-  if (row === undefined || row.caller_id !== input.caller_id || row.revoked_at !== null) return false;
+  if (row === undefined || (input.any_holder !== true && row.caller_id !== input.caller_id) || row.revoked_at !== null) return false;
   yield* run(SQL.revokeToken, input.at, input.caller_id, reason, input.jti);
   yield* ctx.chain.append(
     ctx.chain.prepare(

@@ -222,8 +222,13 @@ export interface Redemption {
 
 export interface RevokeTokenInput {
   jti: string;
-  /** Only the caller the token was issued to may revoke it. */
+  /** Who revokes it: the caller the token was issued to, unless `any_holder`. */
   caller_id: string;
+  /**
+   * A resource server revoking a token presented to it (it may introspect any token): the token need not have been
+   * issued to `caller_id`, who is recorded as the revoker.
+   */
+  any_holder?: boolean;
   at: string;
   /** Default `revoked_by_caller`. */
   reason?: TokenRevokeReason;
