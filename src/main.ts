@@ -4,7 +4,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
+import { accessRefusedEvent, authFailedEvent, callersReplacedEvent, compileMask, maskEmbedded, policyLoadedEvent, policyRefusedEvent, type NewAuditEvent } from './audit/index.js';
 import { loadConfigFile, storeOpenOptions } from './config/config-loader.js';
 import type { PdpConfig, PolicyServiceConfig } from './config/config-types.js';
 import type { PolicySet } from './policy/policy-types.js';
@@ -314,7 +314,18 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
           policy: () => engine.active?.policySet,
           onFailure: (failure) => logger.warn(failure, 'provider credential not minted'),
         });
-  const tokens = new TokenService({ store, keys, observer: metrics, issuer: config.issuer.issuer, audienceFor, now, ...(providers === undefined ? {} : { providers }) });
+  // The trail's mask, for the values a provider credential's record embeds in its strings (docs/providers.md).
+  const recordMask = compileMask(config.audit.mask, maskKey === undefined ? {} : { key: maskKey });
+  const tokens = new TokenService({
+    store,
+    keys,
+    observer: metrics,
+    issuer: config.issuer.issuer,
+    audienceFor,
+    now,
+    maskRecord: (record, sources) => maskEmbedded(recordMask, record, sources),
+    ...(providers === undefined ? {} : { providers }),
+  });
   const usage = new UsageService({ store, now });
   const callers = new CallerResolver(config.callers);
   let runningCallers = config.callers;

@@ -102,3 +102,56 @@ function mapChildren(
   }
   return copy ?? node;
 }
+
+/** What a provider's credential record was made from: the decision's record and the task's context. */
+export interface EmbeddedSources {
+  resource: { type: string; id: string } | null;
+  task_context: Readonly<Record<string, unknown>> | null;
+}
+
+/**
+ * Masking for values a record holds inside its strings, where a path cannot reach them: a provider credential's
+ * session policy names `arn:aws:s3:::reports/customers/1234/*`, its Workspace subject is the task's user email.
+ * `mask` is applied to the decision-shaped data those values came from (`input.resource`, `input.task.context`,
+ * `result.resource`, and a token event's `resource`); each value it replaced is then replaced by the same digest
+ * wherever it appears in a string of `record` (longest first). Over-masking is possible (a short id inside an
+ * unrelated string), never under-masking of a value the paths select. Returns `record` itself when nothing is
+ * masked.
+ */
+export function maskEmbedded<T>(mask: Masker, record: T, sources: EmbeddedSources): T {
+  if (mask === IDENTITY) return record;
+  const clear = { input: { resource: sources.resource, task: { context: sources.task_context } }, result: { resource: sources.resource }, resource: sources.resource };
+  const masked = mask(clear);
+  if (masked === clear) return record;
+  const replaced = new Map<string, string>();
+  collectReplaced(clear, masked, replaced);
+  if (replaced.size === 0) return record;
+  const pairs = [...replaced].sort((a, b) => b[0].length - a[0].length);
+  return substitute(record, pairs) as T;
+}
+
+function collectReplaced(before: unknown, after: unknown, out: Map<string, string>): void {
+  if (before === after) return;
+  if (typeof after === 'string' && (typeof before === 'string' || typeof before === 'number' || typeof before === 'boolean')) {
+    const text = String(before);
+    if (text !== '') out.set(text, after);
+    return;
+  }
+  if (typeof before !== 'object' || before === null) return;
+  if (typeof after === 'string') {
+    // A whole object or list masked as one digest: each value in it stands for it.
+    for (const value of Object.values(before)) collectReplaced(value, after, out);
+    return;
+  }
+  if (typeof after !== 'object' || after === null) return;
+  for (const key of Object.keys(before)) collectReplaced((before as Record<string, unknown>)[key], (after as Record<string, unknown>)[key], out);
+}
+
+function substitute(node: unknown, pairs: ReadonlyArray<readonly [string, string]>): unknown {
+  if (typeof node === 'string') {
+    let text = node;
+    for (const [from, to] of pairs) if (text.includes(from)) text = text.split(from).join(to);
+    return text;
+  }
+  return mapChildren(node, () => true, (child) => substitute(child, pairs));
+}

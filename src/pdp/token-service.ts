@@ -6,7 +6,7 @@ import type { AccessTokenClaims } from '../issuer/token-claims.js';
 import { planAccessToken, signAccessToken, type IssuedAccessToken } from '../issuer/token-issuer.js';
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyIssuedToken } from '../issuer/verify-access-token.js';
-import type { ProviderCredentialRecord } from '../audit/index.js';
+import type { EmbeddedSources, ProviderCredentialRecord } from '../audit/index.js';
 import type { Store, TokenRecord } from '../store/index.js';
 import { LAST_SECOND_MS, type IntrospectionResponseV1 as IntrospectionV1, type ProviderCredentialV1 } from '../wire/token-v1.js';
 import { hasRole } from './caller-agents.js';
@@ -89,6 +89,7 @@ export const MINT_CLAIM_MARGIN_SECONDS = 30;
 interface Minted {
   claim: string;
   credential: ProviderCredentialV1;
+  /** What the trail (and a log line) gets of the credential: masked as `maskRecord` says. */
   record: ProviderCredentialRecord;
   decision: { agent_id: string; task_id: string | null; integration: string };
 }
@@ -107,6 +108,12 @@ export interface TokenServiceOptions {
   /** Told of every token event (`Metrics` counts them in `agentpdp_tokens_total`). Default: none. */
   observer?: TokenObserver;
   now?: () => Date;
+  /**
+   * Masks the values a provider credential's record holds inside its strings (the record id in a session policy,
+   * the task's user email as a subject), as `audit.mask` masks them in the decision: `maskEmbedded` with the store's
+   * mask. Default: none.
+   */
+  maskRecord?: (record: ProviderCredentialRecord, sources: EmbeddedSources) => ProviderCredentialRecord;
 }
 
 export type { IntrospectionResponseV1 as IntrospectionV1 } from '../wire/token-v1.js';
@@ -203,6 +210,10 @@ export class TokenService {
           if (Date.parse(provider.credential.expires_at) > (claims.exp + skew) * 1000) {
             throw new PdpError('provider_failed', `the provider's credential for ${decision.decision_id} would outlive its token (${provider.credential.expires_at})`);
           }
+          // A credential the provider says has already expired is no credential: nothing is issued for it.
+          if (Date.parse(provider.credential.expires_at) <= now.getTime()) {
+            throw new PdpError('provider_failed', `the provider's credential for ${decision.decision_id} had already expired when it arrived (${provider.credential.expires_at})`);
+          }
         }
         return {
           jti: claims.jti,
@@ -276,7 +287,8 @@ export class TokenService {
         task_context: task?.context ?? null,
         ...this.#bounds(grant, task),
       });
-      return { claim, ...minted, decision: { agent_id: decision.agent_id, task_id: decision.task_id, integration: decision.integration } };
+      const record = this.#o.maskRecord?.(minted.record, { resource: grant.resource ?? null, task_context: task?.context ?? null }) ?? minted.record;
+      return { claim, ...minted, record, decision: { agent_id: decision.agent_id, task_id: decision.task_id, integration: decision.integration } };
     } catch (err) {
       // Nothing was minted: the decision is free for a retry. Should the release fail, the claim lapses at `until`.
       await this.#o.store.endProviderMint({ decision_id: id, claim, now: this.#now().toISOString() }).catch(() => undefined);

@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, compileMask } from '../../src/audit/index.js';
+import { canonicalJson, compileMask, maskEmbedded } from '../../src/audit/index.js';
 
 const sha = (value: unknown) => 'sha256:' + createHash('sha256').update(canonicalJson(value)).digest('hex');
 
@@ -85,5 +85,30 @@ describe('compileMask', () => {
     { note: 'double **', path: '**.**.ssn' },
   ])('refuses $note', ({ path }) => {
     expect(() => compileMask([path])).toThrow(TypeError);
+  });
+});
+
+describe('maskEmbedded: values a record holds inside its strings (a provider credential\'s session policy, subject)', () => {
+  const record = { subject: 'ana@example.com', policy: '{"Resource":"arn:aws:s3:::r/customers/1234/*"}', list: ['customers/1234/', 'other'], n: 7 };
+  const sources = { resource: { type: 'customer', id: '1234' }, task_context: { user_email: 'ana@example.com', region: 'eu' } };
+
+  it('replaces each value the paths mask by its digest, wherever it appears in a string', () => {
+    const mask = compileMask(['**.resource.id', 'input.task.context.user_email']);
+    const out = maskEmbedded(mask, record, sources);
+    const id = mask({ resource: { id: '1234' } }).resource.id;
+    const email = mask({ input: { task: { context: { user_email: 'ana@example.com' } } } }).input.task.context.user_email;
+    expect(out).toEqual({ subject: email, policy: `{"Resource":"arn:aws:s3:::r/customers/${id}/*"}`, list: [`customers/${id}/`, 'other'], n: 7 });
+    expect(record.subject).toBe('ana@example.com'); // never changes its input
+  });
+
+  it('a whole context masked as one digest masks each of its values', () => {
+    const out = maskEmbedded(compileMask(['input.task.context']), record, sources);
+    expect(JSON.stringify(out)).not.toContain('ana@example.com');
+    expect(out.policy).toContain('customers/1234/'); // the record id is not in the context
+  });
+
+  it('no mask, or paths that select none of the sources: the record itself', () => {
+    expect(maskEmbedded(compileMask([]), record, sources)).toBe(record);
+    expect(maskEmbedded(compileMask(['input.task.context.ssn']), record, sources)).toBe(record);
   });
 });

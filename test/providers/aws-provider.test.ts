@@ -286,6 +286,18 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     expect(JSON.stringify(events)).not.toContain(seen.issued!.secretAccessKey);
   });
 
+  it('a credential STS says has already expired is dropped (502) and recorded as discarded, the decision still redeemable', async () => {
+    const taskId = await registerTask({ customer_id: '1234' });
+    const decision = await decide(taskId, ['reports:read'], '1234');
+    sts.extraSeconds = -7200;
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(502);
+    expect((res.body as { error: { code: string } }).error.code).toBe('provider_failed');
+    expect((await chain(decision.decision_id)).map((e) => e.type)).toEqual(['decision', 'provider.credential_discarded']);
+    sts.extraSeconds = 0;
+    expect((await redeem(decision.decision_id)).status).toBe(201);
+  });
+
   it('concurrent redeems of one decision mint one credential: the others are refused while it mints', async () => {
     const taskId = await registerTask({ customer_id: '1234' });
     const decision = await decide(taskId, ['reports:read'], '1234');
@@ -451,5 +463,48 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     const haystacks = [logLines.join('\n'), errorBodies.join('\n'), trail.text];
     expect(trail.text).toContain('provider_credential');
     for (const secret of [SOURCE.secret_access_key, ...minted]) for (const text of haystacks) expect(text).not.toContain(secret);
+  });
+});
+
+describe('with audit.mask: values the session policy embeds are masked in the trail too', () => {
+  let unmasked: TestPdp;
+  beforeAll(async () => {
+    unmasked = t;
+    t = await startTestPdp({
+      policies,
+      config: {
+        callers: TEST_CALLERS.map((c) => (c.id === 'pep-1' ? { ...c, agents: [...(c.agents ?? []), 'reporting-agent'] } : c)),
+        providers: [{ integration: 's3-reports', kind: 'aws', role_arn: ROLE, region: 'eu-west-1', endpoint: sts.url, credential: { file: join(policies, 'aws-source.json') } }],
+        audit: { mask: ['**.resource.id', 'input.task.context.customer_id'] },
+      },
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+    t = unmasked;
+  });
+
+  it('token.issued and provider.credential_discarded carry the digest where the customer id was, never the id', async () => {
+    const customer = '73519';
+    const taskId = await registerTask({ customer_id: customer });
+    const decision = await decide(taskId, ['reports:read'], customer);
+    const res = await redeem(decision.decision_id);
+    expect(res.status).toBe(201);
+    // The caller gets the real credential: the session policy STS got names the customer.
+    expect(JSON.stringify(sts.requests.at(-1)!.policy)).toContain(`customers/${customer}/`);
+    const events = await chain(decision.decision_id);
+    const issued = events.find((e) => e.type === 'token.issued')!;
+    const digest = (issued.data['resource'] as { id: string }).id;
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const recorded = JSON.stringify(issued.data['provider_credential']);
+    expect(recorded).not.toContain(customer);
+    expect(recorded).toContain(`customers/${digest}/`);
+    // A discarded credential's record is masked the same way.
+    const second = await decide(taskId, ['reports:read'], customer);
+    sts.extraSeconds = 3600;
+    expect((await redeem(second.decision_id)).status).toBe(502);
+    const discarded = (await chain(second.decision_id)).find((e) => e.type === 'provider.credential_discarded')!;
+    expect(JSON.stringify(discarded.data)).not.toContain(customer);
+    expect(JSON.stringify(discarded.data)).toContain(digest);
   });
 });
