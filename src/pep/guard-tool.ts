@@ -44,7 +44,9 @@ export interface ToolDeclaration<A> {
   ttlSeconds?: number;
   /**
    * Where tokens are reused: share one `TokenCache` between guards to share tokens, or pass `false` to decide
-   * and redeem on every call. Default: a cache of this guard's own, reusing a token until 30 s before expiry.
+   * and redeem on every call. Default: a cache of this guard's own, reusing a token until 30 s before expiry, except
+   * a grant carrying a provider credential (AWS, Google): nothing refuses such a credential once its task ends, so by
+   * default each call is decided again. A cache you pass reuses those too (call its `forgetTask` when a task ends).
    */
   tokens?: TokenCache | false;
   /**
@@ -211,6 +213,7 @@ export function guardTool<A, R>(declaration: ToolDeclaration<A>, tool: (args: A,
   checkDeclaration(declaration, tool);
   const { pdp, agentId, integration, ttlSeconds } = declaration;
   const cache = declaration.tokens === false ? undefined : (declaration.tokens ?? new TokenCache());
+  const ownCache = declaration.tokens === undefined;
   const now = cache === undefined ? () => new Date() : () => cache.now();
   const approval = declaration.onApprovalRequired;
   /** Per cache key, the access request this guard submitted and has not seen end (so it is not submitted twice). */
@@ -245,7 +248,7 @@ export function guardTool<A, R>(declaration: ToolDeclaration<A>, tool: (args: A,
     };
     const { token, reused } = cache === undefined
       ? { token: await mint(), reused: false }
-      : await cache.obtain(cacheKey(request), task.id, mint);
+      : await cache.obtain(cacheKey(request), task.id, mint, ownCache ? withoutProviderCredential : undefined);
     return tool(args, new ToolGrant(token, resource ?? null, reused, declaration.proxy ?? null));
   };
 }
@@ -305,6 +308,9 @@ function remember(outstanding: Map<string, string>, key: string, id: string): vo
   outstanding.set(key, id);
   if (outstanding.size > 1000) outstanding.delete(outstanding.keys().next().value as string);
 }
+
+/** The guard's own cache keeps a token only without a provider credential (which no resource server can refuse later). */
+const withoutProviderCredential = (token: CachedToken): boolean => token.providerCredential === undefined || token.providerCredential === null;
 
 async function decideAndRedeem(pdp: PdpClient, request: DecisionRequestV1, now: () => Date): Promise<CachedToken> {
   const decision = await pdp.decide(request);

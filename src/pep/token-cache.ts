@@ -66,9 +66,10 @@ export class TokenCache {
 
   /**
    * A usable token for `key`: the cached one while it has more than the margin left, the one being minted by a
-   * concurrent call, or a new one from `mint`. A failed mint is not cached.
+   * concurrent call, or a new one from `mint`. A failed mint is not cached, nor a token `keep` refuses (calls already
+   * waiting for it still get it).
    */
-  async obtain(key: string, taskId: string, mint: () => Promise<CachedToken>): Promise<{ token: CachedToken; reused: boolean }> {
+  async obtain(key: string, taskId: string, mint: () => Promise<CachedToken>, keep?: (token: CachedToken) => boolean): Promise<{ token: CachedToken; reused: boolean }> {
     const entry = this.#entries.get(key);
     if (entry !== undefined) {
       if (entry.token === undefined) return { token: await entry.pending, reused: true };
@@ -83,6 +84,7 @@ export class TokenCache {
       if (this.#entries.get(key) === created) this.#entries.delete(key);
       throw err;
     }
+    if (keep !== undefined && !keep(created.token) && this.#entries.get(key) === created) this.#entries.delete(key);
     return { token: created.token, reused: false };
   }
 

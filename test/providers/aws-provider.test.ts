@@ -456,6 +456,24 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
     expect(await crm({})).toBe('ok');
   });
 
+  it('guardTool\'s own cache does not reuse a provider credential: once the task completes, the next call is refused', async () => {
+    const taskId = await registerTask({ customer_id: '4343' });
+    const pdp = new PdpClient({ url: t.url, apiKey: KEYS.pep });
+    const keys: string[] = [];
+    const readReport = guardTool(
+      { pdp, agentId: 'reporting-agent', task: taskId, integration: 's3-reports', scopes: ['reports:read'], resource: { type: 'customer', id: '4343' } },
+      async (_args: Record<string, never>, grant) => void keys.push(grant.awsCredentials.accessKeyId),
+    );
+    const hits = sts.hits;
+    await readReport({});
+    await readReport({});
+    expect(sts.hits).toBe(hits + 2); // each call decided and minted again
+    expect(new Set(keys).size).toBe(2);
+    await request(t.url).post(`/v1/tasks/${taskId}/complete`).set(auth(KEYS.orchestrator)).expect(200);
+    await expect(readReport({})).rejects.toMatchObject({ name: 'PermissionDenied' });
+    expect(keys).toHaveLength(2);
+  });
+
   it('no secret, source or minted, in any log line, error body or the trail', async () => {
     const trail = await request(t.url).get('/v1/audit/export').set(auth(KEYS.auditor)).expect(200);
     const minted = sts.requests.flatMap((r) => (r.issued ? [r.issued.secretAccessKey, r.issued.sessionToken] : []));
