@@ -1,6 +1,7 @@
 import { formatPath } from './field-path.js';
 import type { PathSegment } from './policy-types.js';
 import { placeholderBoundaryProblem } from './provider-map-compiler.js';
+import { TASK_CONTEXT_KEY_PATTERN } from '../wire/decision-v1.js';
 
 /*
  * The provider maps of a compiled bundle (`agentpdp_compiled/data.json`, `provider_maps`), checked when the bundle
@@ -12,7 +13,7 @@ import { placeholderBoundaryProblem } from './provider-map-compiler.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SCOPE = /^[A-Za-z0-9_.:/*+@=-]{1,128}$/;
-const TASK_KEY = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const TASK_KEY = new RegExp(TASK_CONTEXT_KEY_PATTERN);
 const AWS_ACTION = /^[a-z0-9-]+:[A-Za-z0-9*]+$/;
 const AWS_CONDITION_OPERATOR = /^((ForAllValues|ForAnyValue):)?[A-Za-z]+$/;
 const AWS_CONDITION_KEY = /^[A-Za-z0-9]+:[A-Za-z0-9/_-]+$/;

@@ -2,6 +2,7 @@ import { type Diagnostics, where } from './compile-diagnostics.js';
 import type { AwsStatementSource, GcsRuleSource, CompiledAwsMap, CompiledAwsStatement, CompiledProviderMap, MapTemplatePart, PathSegment, PolicyDocument } from './policy-types.js';
 import { sortedRecord, sortedUnion } from './scope-set.js';
 import type { ScopeCatalogues } from './endpoint-map-compiler.js';
+import { TASK_CONTEXT_KEY_PATTERN } from '../wire/decision-v1.js';
 
 /*
  * Provider maps (`provider_map:`, docs/providers.md): per integration, how each granted scope and the bound record
@@ -148,7 +149,7 @@ export function longestSessionPolicyChars(map: CompiledAwsMap): number {
 }
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
-const TASK_KEY = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const TASK_KEY = new RegExp(TASK_CONTEXT_KEY_PATTERN);
 
 /** `{record.id}`, `{record.type}`, `{task.<context key>}` and text without braces; a string says why not. */
 export function parseMapTemplate(text: string): MapTemplatePart[] | string {

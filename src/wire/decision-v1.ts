@@ -49,11 +49,17 @@ export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$';
  */
 export const SCOPE_PATTERN = '^[A-Za-z0-9_.:/*+@=-]{1,128}$';
 
+/**
+ * A task context key: what a task may carry, and so the one grammar a policy's record binding (`context:`) and a
+ * provider map's `{task.<key>}` may name (a key no task can carry would never match).
+ */
+export const TASK_CONTEXT_KEY_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$';
+
 const idSchema = { type: 'string', pattern: ID_PATTERN } as const;
 const contextSchema = {
   type: 'object',
   maxProperties: 32,
-  propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' },
+  propertyNames: { pattern: TASK_CONTEXT_KEY_PATTERN },
   additionalProperties: {
     anyOf: [{ type: 'string', maxLength: 256 }, { type: 'number' }, { type: 'boolean' }],
   },
