@@ -71,11 +71,11 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'decide',
-    summary: 'one decision from the local bundle and policies, explained: --input FILE [--bundle F] [--policies DIR] [--at TIME] [--json]',
+    summary: 'one decision from the local bundle and policies, explained (exit 0 allow, 3 deny or any other outcome): --input FILE [--bundle F] [--policies DIR] [--at TIME] [--json]',
     options: { input: { type: 'string', short: 'i' }, bundle: { type: 'string' }, policies: { type: 'string' }, at: { type: 'string' }, json: { type: 'boolean' } },
     async run(values) {
       const inputPath = str(values['input']);
-      if (!inputPath) throw new PdpError('invalid_request', 'pass --input FILE (a DecisionRequestV1 JSON document)');
+      if (!inputPath) return usageError('decide', 'pass --input FILE (a DecisionRequestV1 JSON document); exit 0 allow, 3 any other outcome, 2 usage');
       const request = parseDecisionRequest(JSON.parse(await readFile(inputPath, 'utf8')));
       const engine = new PolicyEngine({
         bundlePath: resolve(str(values['bundle']) ?? 'opa-bundle/bundle.tar.gz'),

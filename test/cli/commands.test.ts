@@ -1,5 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { CLI, ensureBuilt } from '../audit-e2e/cli.js';
@@ -25,6 +27,18 @@ describe('help and version', () => {
     expect(res.status).toBe(0);
     for (const w of want) expect(res.stdout).toContain(w);
     expect(res.stdout).not.toContain('keys hash'); // not the global list
+  });
+
+  it('decide: exit 0 on allow, 3 on deny, 2 without --input', () => {
+    expect(run(['decide']).status).toBe(2);
+    expect(run(['decide', '--input', 'examples/requests/crm-1234.json', '--json']).status).toBe(0);
+    const other = JSON.parse(readFileSync('examples/requests/crm-1234.json', 'utf8')) as { resource: { id: string } };
+    const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-decide-'));
+    const deny = join(dir, 'deny.json');
+    writeFileSync(deny, JSON.stringify({ ...other, resource: { ...other.resource, id: '5678' } }));
+    const res = run(['decide', '--input', deny, '--json']);
+    expect(res.status).toBe(3);
+    expect(JSON.parse(res.stdout)).toMatchObject({ outcome: 'deny' });
   });
 
   it('an unknown option is a usage error that shows the command’s options (exit 2)', () => {
