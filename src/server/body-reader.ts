@@ -21,10 +21,15 @@ const unsupported = (what: string): PdpError => new PdpError('unsupported_media_
  * - a missing or other content type: no body (`undefined`), which the route's validator refuses by name;
  * - a charset other than UTF-8, or a content-encoding other than identity, gzip and deflate: 415.
  */
-export async function readBody(req: IncomingMessage, accepted: readonly BodyMedia[], limit: number): Promise<unknown> {
+export async function readBody(req: IncomingMessage, accepted: readonly BodyMedia[], limit: number, optional = false): Promise<unknown> {
   const type = parseContentType(req.headers['content-type']);
   const media = mediaOf(type?.essence, accepted);
-  if (media === undefined) return undefined;
+  if (media === undefined) {
+    // For an optional body, undefined means "left out" (its defaults): a body that is there in another media type
+    // must not be taken for that.
+    if (optional && hasBody(req)) throw unsupported(`media type ${type === undefined ? '(none)' : type.essence}: send application/json, or no body`);
+    return undefined;
+  }
   const charset = type?.charset;
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw unsupported('charset: request bodies are UTF-8');
   // Refusals that need no byte of the body come before any decoder exists (a decoder left behind could fail later).
@@ -33,6 +38,13 @@ export async function readBody(req: IncomingMessage, accepted: readonly BodyMedi
   const bytes = await readLimited(req, decoderFor(req), limit);
   const text = bytes.toString('utf8');
   return media === 'json' ? parseJson(text) : parseForm(text);
+}
+
+/** Whether the request carries a body: a non-zero Content-Length, or a chunked one. */
+function hasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && length.trim() !== '0';
 }
 
 /** `type/subtype` lowercased and the charset parameter, or undefined for a header that is not a media type. */

@@ -117,12 +117,12 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           // first, and the body of a refused request is never read, as on every other route.
           caller = authenticated(req, route, callers.client(header, undefined));
           gate(route, caller);
-          raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+          raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes, route.body.optional) : undefined;
           // A form beside a header may name the same client (client_id), never carry a second credential.
           if (dialect === 'oauth') caller = authenticated(req, route, callers.client(header, raw as Record<string, unknown>));
         } else {
           // client_secret_post: the credentials are in the form body, so it is read (within the same limits) first.
-          raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+          raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes, route.body.optional) : undefined;
           caller = authenticated(req, route, callers.client(undefined, raw as Record<string, unknown>));
           gate(route, caller);
         }
@@ -130,7 +130,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
         reply = await route.handle({ caller, body: body as never, dialect, credential: 'api_key', ...base });
       } else if (route.formKey) {
         // The approval page's form carries the approver's key: read the body (bounded) first, then authenticate.
-        const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes) : undefined;
+        const raw = route.body ? await readBody(req, route.body.media, options.bodyLimitBytes, route.body.optional) : undefined;
         caller = authenticated(req, route, callers.formKey(authorizationOf(req), raw as Record<string, unknown> | undefined));
         gate(route, caller);
         const body = route.body ? route.body.parse(raw) : undefined;
@@ -167,7 +167,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
             throw new PdpError('csrf_failed', 'a state change made with a console session must carry its X-CSRF-Token');
           }
         }
-        const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes)) : undefined;
+        const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes, route.body.optional)) : undefined;
         reply = await route.handle({
           caller,
           body: body as never,

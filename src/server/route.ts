@@ -65,6 +65,11 @@ export interface BodySpec<B> {
   parse(body: unknown): B;
   /** Validates a form body when it has rules of its own (an OAuth request: unknown parameters ignored). Default `parse`. */
   parseForm?(fields: unknown): B;
+  /**
+   * The body may be left out, meaning its defaults. A body sent in another media type is then refused (415), never
+   * read as none: `{"dry_run":true}` sent as a form would otherwise be a real apply.
+   */
+  optional?: boolean;
 }
 
 /**
@@ -132,4 +137,12 @@ export function route<B = undefined>(r: AuthenticatedRoute<B>): Route {
 
 export function publicRoute(r: Omit<PublicRoute, 'roles'>): Route {
   return { ...r, roles: 'public' };
+}
+
+/**
+ * A JSON body that may be left out (its defaults: `parse({})`); one sent in another media type is a 415, never read
+ * as left out.
+ */
+export function optionalJsonBody<B>(parse: (body: unknown) => B): BodySpec<B> {
+  return { media: ['json'], optional: true, parse: (body) => parse(body ?? {}) };
 }

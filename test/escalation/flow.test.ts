@@ -237,6 +237,9 @@ describe('4. approving', () => {
     const otherGroup = await call('POST', path, KEYS.otherApprover, {});
     expect(otherGroup.status).toBe(403);
     expect(otherGroup.body['error']['code']).toBe('forbidden_approver_group');
+    // A duration sent as a form is never read as no body (which would approve the policy's maximum).
+    const asForm = await fetch(`${t.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.approver}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'duration_seconds=60' });
+    expect(asForm.status).toBe(415);
     const tooLong = await call('POST', path, KEYS.approver, { duration_seconds: 3601 });
     expect(tooLong.status).toBe(400);
     expect(tooLong.body['error']['details']).toEqual([expect.objectContaining({ path: 'duration_seconds' })]);

@@ -263,14 +263,23 @@ describe('404: unknown routes', () => {
   it.each([
     { note: 'an unknown path', method: 'get', path: '/v1/nothing-here' },
     { note: 'a retired version', method: 'post', path: '/v2/decide' },
-    { note: 'decide with GET', method: 'get', path: '/v1/decide' },
     { note: 'a path below decide', method: 'post', path: '/v1/decide/now' },
-    { note: 'the task collection with GET', method: 'get', path: '/v1/tasks' },
-    { note: 'task deletion', method: 'delete', path: '/v1/tasks/task-1' },
-    { note: 'the root', method: 'get', path: '/' },
   ] as const)('$note → 404 not_found', async ({ method, path }) => {
     const res = await request(t.url)[method](path).set(auth(KEYS.admin)).expect(404);
     api.expectResponse(res);
     expect(res.body.error).toEqual({ code: 'not_found', message: `no route for ${method.toUpperCase()} ${path}`, details: [] });
+  });
+});
+
+describe('405: a path served with other methods', () => {
+  it.each([
+    { note: 'decide with GET', method: 'get', path: '/v1/decide', allow: 'POST' },
+    { note: 'the task collection with GET', method: 'get', path: '/v1/tasks', allow: 'POST' },
+    { note: 'task deletion', method: 'delete', path: '/v1/tasks/task-1', allow: 'GET, HEAD' },
+    { note: 'the root with GET (OPA\'s default decision is POST /)', method: 'get', path: '/', allow: 'POST' },
+  ] as const)('$note → 405 method_not_allowed, Allow: $allow', async ({ method, path, allow }) => {
+    const res = await request(t.url)[method](path).set(auth(KEYS.admin)).expect(405);
+    expect(res.headers['allow']).toBe(allow);
+    expect(res.body.error).toEqual({ code: 'method_not_allowed', message: `${method.toUpperCase()} is not allowed on ${path}; allowed: ${allow}`, details: [] });
   });
 });

@@ -129,6 +129,21 @@ describe('role gate and body', () => {
 });
 
 describe('apply', () => {
+  it.each([
+    { note: 'a form (curl -d\'s default)', type: 'application/x-www-form-urlencoded' },
+    { note: 'text/plain', type: 'text/plain' },
+  ])('a body sent as $note is 415, never read as no body (a real apply): nothing written or recorded', async ({ type }) => {
+    const removal = await byKind('remove_scope');
+    const before = policyFile();
+    for (const path of [`/v1/suggestions/${removal.id}/apply`, `/v1/suggestions/${removal.id}/dismiss`]) {
+      const res = await request(t.url).post(path).set(auth(KEYS.admin)).set('content-type', type).send('{"dry_run":true}');
+      expect([res.status, res.body.error?.code]).toEqual([415, 'unsupported_media_type']);
+    }
+    expect(policyFile()).toBe(before);
+    expect((await t.pdp.store.getSuggestion(removal.id))?.status).toBe('open');
+    expect(await events('policy.suggestion.applied')).toEqual([]);
+  });
+
   it('a dry run answers the diff and writes nothing', async () => {
     const removal = await byKind('remove_scope');
     const before = policyFile();

@@ -18,7 +18,7 @@ import {
 } from '../../wire/request-parsers.js';
 import { errors, json } from '../openapi.js';
 import type { AuthorizationRefusal } from '../request-pipeline.js';
-import { publicRoute, route, type PublicContext, type Route } from '../route.js';
+import { optionalJsonBody, publicRoute, route, type PublicContext, type Route } from '../route.js';
 import { HTML, REVIEW_PAGE_HEADERS, resultPage, reviewPage } from './review-page.js';
 
 /** Checks an approval link's token for a request: its group, or approval_link_invalid / approval_link_expired. */
@@ -41,12 +41,6 @@ const idempotencyKey = {
   description: 'the same key with the same body answers the request made the first time; with another body, 409 duplicate_request',
 };
 const htmlContent = { 'text/html': { schema: { type: 'string' } } };
-
-/** An empty body means no note and the requested duration. */
-const orEmpty =
-  <T>(parse: (body: unknown) => T) =>
-  (body: unknown): T =>
-    parse(body ?? {});
 
 /**
  * Break-glass escalation (docs/escalation.md): the PEP asks for access a denial said can be requested, an approver
@@ -120,7 +114,7 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       method: 'POST',
       path: '/v1/access-requests/{id}/approve',
       roles: ['approver'],
-      body: { media: ['json'], parse: orEmpty(parseAccessRequestApprove) },
+      body: optionalJsonBody(parseAccessRequestApprove),
       async handle({ caller, params, body, traceId, log }) {
         // The denial's id names the refusal's audit event (self-approval, another group) and the access log line.
         log.decisionId = await service.denialOf(params['id'] ?? '');
@@ -140,7 +134,7 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       method: 'POST',
       path: '/v1/access-requests/{id}/deny',
       roles: ['approver'],
-      body: { media: ['json'], parse: orEmpty(parseAccessRequestDeny) },
+      body: optionalJsonBody(parseAccessRequestDeny),
       async handle({ caller, params, body, traceId, log }) {
         log.decisionId = await service.denialOf(params['id'] ?? '');
         return { status: 200, json: await service.deny(caller, params['id'] ?? '', body, traceId) };

@@ -4,7 +4,7 @@ import type { SuggestionRecord, SuggestionStatus } from '../../store/index.js';
 import { ID_PATTERN } from '../../wire/decision-v1.js';
 import { bodyValidator } from '../../wire/validate-body.js';
 import { errors } from '../openapi.js';
-import { route, type Route } from '../route.js';
+import { optionalJsonBody, route, type Route } from '../route.js';
 
 const FORMATS = ['json', 'md', 'html'] as const;
 type Format = (typeof FORMATS)[number];
@@ -68,11 +68,6 @@ const applyBodySchema = {
 const dismissBodySchema = { type: 'object', additionalProperties: false, properties: { note: noteSchema } };
 const parseApplyBody = bodyValidator<ApplyBodyV1>(applyBodySchema);
 const parseDismissBody = bodyValidator<DismissBodyV1>(dismissBodySchema);
-/** An empty body means the defaults: a real apply, no note. */
-const orEmpty =
-  <T>(parse: (body: unknown) => T) =>
-  (body: unknown): T =>
-    parse(body ?? {});
 
 /** The HTML report loads nothing and runs nothing; it says so itself too (a meta tag), for a copy saved to disk. */
 const HTML_HEADERS = {
@@ -194,7 +189,7 @@ export function suggestionRoutes(reporter: SuggestionReporter, decisions: Sugges
       method: 'POST',
       path: '/v1/suggestions/{id}/apply',
       roles: ['admin'],
-      body: { media: ['json'], parse: orEmpty(parseApplyBody) },
+      body: optionalJsonBody(parseApplyBody),
       async handle({ caller, params, body }) {
         const id = params['id'] ?? '';
         const dryRun = body.dry_run === true;
@@ -233,7 +228,7 @@ export function suggestionRoutes(reporter: SuggestionReporter, decisions: Sugges
       method: 'POST',
       path: '/v1/suggestions/{id}/dismiss',
       roles: ['admin'],
-      body: { media: ['json'], parse: orEmpty(parseDismissBody) },
+      body: optionalJsonBody(parseDismissBody),
       async handle({ caller, params, body }) {
         const suggestion = await decisions.actions.dismiss(params['id'] ?? '', { by: caller.id, note: body.note ?? null });
         return { status: 200, json: { suggestion }, headers: { 'cache-control': 'no-store' } };
