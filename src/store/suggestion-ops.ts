@@ -99,9 +99,10 @@ export async function saveSuggestions(ctx: StoreContext, list: readonly Suggesti
         result.new.push(r.id);
         continue;
       }
-      // Decided, on the same evidence: as decided. On other evidence, or withdrawn: open again (the operator is asked anew).
-      const decided = existing.status === 'applied' || existing.status === 'dismissed';
-      if (decided && existing.evidence_hash === r.evidence_hash) continue;
+      // Dismissed, on the same evidence: as dismissed. Applied and made again: the change is no longer in the policy
+      // (an applied change removes what the suggestion proposed to remove, so a run finds it only when the file was
+      // reverted): open again, announced. On other evidence, or withdrawn: open again (the operator is asked anew).
+      if (existing.status === 'dismissed' && existing.evidence_hash === r.evidence_hash) continue;
       yield* run(SQL.reopenSuggestion, r.agent_id, r.integration, r.kind, r.target, proposal, evidence, r.evidence_hash, r.file, r.file_sha256, r.updated_at, r.id);
       if (existing.status !== 'open') result.new.push(r.id);
     }

@@ -90,9 +90,18 @@ describe('saveSuggestions', () => {
     expect(await s.getSuggestion('sg-none')).toBeUndefined();
   });
 
+  it('an applied suggestion made again (its change reverted in the file) is open again, and announced as new', async () => {
+    const s = temp.store;
+    const first = suggestion('sg-1');
+    await s.saveSuggestions([first]);
+    await s.decideSuggestion({ id: 'sg-1', status: 'applied', by: 'ops', at: at(100), event: application(first) });
+    const again = await s.saveSuggestions([suggestion('sg-1', { created_at: at(200), updated_at: at(200) })]);
+    expect(again.new).toEqual(['sg-1']);
+    expect(await s.getSuggestion('sg-1')).toEqual(suggestion('sg-1', { updated_at: at(200) }));
+  });
+
   it.each([
     { note: 'dismissed', decide: dismissal, status: 'dismissed' as const },
-    { note: 'applied', decide: application, status: 'applied' as const },
   ])('a $note suggestion stays so when saved again on the same evidence, and is open again on other evidence', async ({ decide, status }) => {
     const s = temp.store;
     const first = suggestion('sg-1');
