@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { describeError, isPdpError } from '../errors/pdp-error.js';
 import { COMMANDS, usage, type Command } from './commands.js';
+import { UsageError } from './usage-error.js';
 
 /**
  * `agent-pdp <command> [options]` as a function of argv: dispatch, `--help` (global or per command), `--version`,
@@ -36,6 +37,7 @@ export async function runCli(argv: string[]): Promise<number> {
         const where = d.file ? `${d.file}${d.line ? `:${d.line}` : ''}${d.column ? `:${d.column}` : ''} ` : '';
         process.stderr.write(`  ${where}${d.path}: ${d.message}\n`);
       }
+      if (err instanceof UsageError) return 2;
     } else {
       const message = err instanceof Error ? err.message : describeError(err);
       process.stderr.write(`agent-pdp: ${message}\n`);

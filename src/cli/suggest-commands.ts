@@ -24,6 +24,7 @@ import { PdpError } from '../errors/pdp-error.js';
 import type { PolicyLoadOptions } from '../policy/policy-loader.js';
 import type { Store } from '../store/index.js';
 import { openConfiguredStore } from './configured-store.js';
+import { UsageError } from './usage-error.js';
 import {
   loadPolicyFolder,
   renderReport,
@@ -67,7 +68,7 @@ export const SUGGEST_COMMANDS: Command[] = [
       'ttl-factor': { type: 'string' },
     },
     async run(values, positionals) {
-      if (positionals.length > 0) throw new PdpError('invalid_request', 'usage: agent-pdp suggest --config FILE [--since 90d] [--agent ID] [--format md|json|html] [--out FILE]');
+      if (positionals.length > 0) throw new UsageError('usage: agent-pdp suggest --config FILE [--since 90d] [--agent ID] [--format md|json|html] [--out FILE]');
       const format = formatOf(str(values['format']));
       const agent = str(values['agent']);
       return withStore(values, async (store, cfg) => {
@@ -175,7 +176,7 @@ function loadOptions(config: PdpConfig): PolicyLoadOptions {
 
 function formatOf(value: string | undefined): ReportFormat {
   if (value === undefined) return 'md';
-  if (!(REPORT_FORMATS as readonly string[]).includes(value)) throw new PdpError('invalid_request', `--format must be one of ${REPORT_FORMATS.join(', ')}`);
+  if (!(REPORT_FORMATS as readonly string[]).includes(value)) throw new UsageError(`--format must be one of ${REPORT_FORMATS.join(', ')}`);
   return value as ReportFormat;
 }
 
@@ -185,7 +186,7 @@ export function sinceOf(value: string | undefined, now: Date, windowDays: number
   const days = /^([0-9]{1,4})d$/.exec(value);
   const when = days !== null ? now.getTime() - Number(days[1]) * DAY_MS : /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(when) || when >= now.getTime() || (days !== null && Number(days[1]) === 0)) {
-    throw new PdpError('invalid_request', '--since must be a number of days (90d) or a time before now (2026-01-01, 2026-01-01T00:00:00Z)');
+    throw new UsageError('--since must be a number of days (90d) or a time before now (2026-01-01, 2026-01-01T00:00:00Z)');
   }
   return new Date(when).toISOString();
 }
@@ -196,7 +197,7 @@ function thresholdsFrom(values: Values, config: PdpConfig): SuggestionThresholds
     if (text === undefined) return undefined;
     const n = Number(text);
     if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-      throw new PdpError('invalid_request', `--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+      throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
     }
     return n;
   };
@@ -210,20 +211,20 @@ function thresholdsFrom(values: Values, config: PdpConfig): SuggestionThresholds
 
 function oneId(positionals: string[], verb: string): string {
   if (positionals.length !== 1 || positionals[0] === '') {
-    throw new PdpError('invalid_request', `usage: agent-pdp suggest ${verb} ID --config FILE${verb === 'apply' ? ' [--dry-run]' : ''} [--as NAME] [--note TEXT]`);
+    throw new UsageError(`usage: agent-pdp suggest ${verb} ID --config FILE${verb === 'apply' ? ' [--dry-run]' : ''} [--as NAME] [--note TEXT]`);
   }
   return positionals[0] as string;
 }
 
 function actorOf(values: Values): string {
   const as = str(values['as']) ?? CLI_ACTOR;
-  if (!ACTOR.test(as)) throw new PdpError('invalid_request', '--as must be a name of letters, digits and . _ : @ - (at most 128)');
+  if (!ACTOR.test(as)) throw new UsageError('--as must be a name of letters, digits and . _ : @ - (at most 128)');
   return as;
 }
 
 function noteOf(values: Values): string | null {
   const note = str(values['note']);
   if (note === undefined) return null;
-  if (note.length > SUGGESTION_NOTE_MAX) throw new PdpError('invalid_request', `--note must be at most ${SUGGESTION_NOTE_MAX} characters`);
+  if (note.length > SUGGESTION_NOTE_MAX) throw new UsageError(`--note must be at most ${SUGGESTION_NOTE_MAX} characters`);
   return note;
 }

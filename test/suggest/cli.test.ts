@@ -107,9 +107,9 @@ describe('agent-pdp suggest', () => {
     { note: 'a window in the future', args: ['--since', '2999-01-01'] },
     { note: 'a window of 0 days', args: ['--since', '0d'] },
     { note: 'a ttl factor below 2', args: ['--ttl-factor', '1'] },
-  ])('refuses $note (exit 1, invalid_request)', async ({ args }) => {
+  ])('refuses $note (a usage error: exit 2, invalid_request)', async ({ args }) => {
     const run = await cli('suggest', '--config', configPath, ...args);
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(2);
     expect(run.stderr).toContain('invalid_request');
   });
 });
