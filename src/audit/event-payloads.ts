@@ -477,7 +477,7 @@ export interface PolicySuggestionAppliedData {
 
 /** An operator dismissed a policy suggestion: it does not come back until its evidence changes. */
 /** Why a console session was ended by an event of its own (an idle or expired one ends silently: its time is known). */
-export const CONSOLE_SESSION_END_REASONS = ['signed_out', 'replaced'] as const;
+export const CONSOLE_SESSION_END_REASONS = ['signed_out', 'replaced', 'evicted'] as const;
 export type ConsoleSessionEndReason = (typeof CONSOLE_SESSION_END_REASONS)[number];
 
 /** A web console sign-in (src/console/): which session, with which roles, from where, until when at most. */

@@ -7,8 +7,8 @@
  *   also a PEP cannot decide through a browser.
  * - The caller is looked up again by the key hash it signed in with on every request: a reload that removes the
  *   caller, changes its roles or rotates its key takes effect at once, and a rotated key ends its sessions.
- * - It ends after `session_idle_seconds` unused, `session_max_seconds` after sign-in, or at sign-out, on every
- *   worker and replica (the store holds it).
+ * - It ends after `session_idle_seconds` unused (never sooner; at most a tenth of it, and 30 s, later: TOUCH_EVERY_MS),
+ *   `session_max_seconds` after sign-in, or at sign-out, on every worker and replica (the store holds it).
  * - Its CSRF token is derived from the id (the SHA-256 of the id under a label of its own: the id is a 256-bit secret,
  *   and the store holds another hash of it), so it needs no storage and a page reload can be told it again; a state
  *   change made with the cookie must echo it in `X-CSRF-Token`.
@@ -26,7 +26,11 @@ export const CONSOLE_ROLES: readonly CallerRole[] = Object.freeze(['auditor', 'a
 /** Live sessions one caller may hold; a sign-in beyond it ends the oldest (a leaked key cannot grow the table). */
 export const MAX_SESSIONS_PER_CALLER = 20;
 
-/** A session's last use is written at most this often (a write per request would be a write per click). */
+/**
+ * A session's last use is written at most this often (a write per request would be a write per click), and at most
+ * every tenth of the idle time. The stored last use may lag the real one by that much, so a session is idle once its
+ * stored last use is older than the idle time plus that lag: never ended early, at most that lag late.
+ */
 const TOUCH_EVERY_MS = 30_000;
 
 export interface ConsoleSession {
@@ -90,7 +94,7 @@ export class ConsoleSessions {
       id_sha256: hashOf(id),
       now: now.toISOString(),
       idle_cut: this.#idleCut(now),
-      touch_before: new Date(now.getTime() - TOUCH_EVERY_MS).toISOString(),
+      touch_before: new Date(now.getTime() - this.#touchEveryMs()).toISOString(),
     });
     if (row === undefined) return undefined;
     const caller = this.callers.byKeyHash(row.key_sha256);
@@ -118,7 +122,11 @@ export class ConsoleSessions {
   }
 
   #idleCut(now: Date): string {
-    return new Date(now.getTime() - this.config.session_idle_seconds * 1000).toISOString();
+    return new Date(now.getTime() - this.config.session_idle_seconds * 1000 - this.#touchEveryMs()).toISOString();
+  }
+
+  #touchEveryMs(): number {
+    return Math.min(TOUCH_EVERY_MS, (this.config.session_idle_seconds * 1000) / 10);
   }
 }
 

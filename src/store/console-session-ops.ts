@@ -3,9 +3,9 @@
  * session id the cookie holds. Stored, not kept in one process's memory, so every worker and every replica on the
  * database knows a session, and signing out ends it everywhere.
  */
-import type { NewAuditEvent } from '../audit/index.js';
+import { consoleSessionEndedEvent, type NewAuditEvent } from '../audit/index.js';
 import { SQL } from './sql.js';
-import { get, run } from './sql-program.js';
+import { all, get, run } from './sql-program.js';
 import { requireId, requireTime } from './store-context.js';
 import type { StoreContext } from './store-context.js';
 import type { ConsoleSessionInput, ConsoleSessionRecord, ConsoleSessionTouch } from './store.js';
@@ -28,8 +28,14 @@ export async function createConsoleSession(ctx: StoreContext, input: ConsoleSess
   await ctx.write(function* () {
     yield* run(SQL.deleteDeadConsoleSessions, input.created_at, input.idle_cut, SWEEP_BATCH);
     yield* run(SQL.insertConsoleSession, input.id_sha256, input.caller_id, input.key_sha256, input.created_at, input.created_at, input.expires_at);
-    yield* run(SQL.endOldConsoleSessions, input.created_at, input.caller_id, input.caller_id, input.max_live_per_caller);
     yield* ctx.chain.append(prepared);
+    // The oldest beyond the cap end, each with its console.session_ended event (reason `evicted`), after the sign-in's.
+    const old = yield* all<{ id_sha256: string }>(SQL.selectOldConsoleSessions, input.caller_id, input.caller_id, input.max_live_per_caller);
+    for (const { id_sha256 } of old) {
+      if ((yield* run(SQL.endConsoleSession, input.created_at, id_sha256)) !== 1) continue;
+      const ended = consoleSessionEndedEvent(input.created_at, { caller_id: input.caller_id }, { session: id_sha256.slice(0, 16), reason: 'evicted' });
+      yield* ctx.chain.append(ctx.chain.prepare(ended));
+    }
   });
 }
 

@@ -252,8 +252,10 @@ export const SQL = {
   touchConsoleSession: 'UPDATE console_sessions SET last_seen_at = ? WHERE id_sha256 = ? AND ended_at IS NULL AND last_seen_at < ?',
   endConsoleSession: 'UPDATE console_sessions SET ended_at = ? WHERE id_sha256 = ? AND ended_at IS NULL',
   /** Ends a caller's live sessions but its newest N (parameters: at, caller, caller, N). */
-  endOldConsoleSessions: `UPDATE console_sessions SET ended_at = ? WHERE caller_id = ? AND ended_at IS NULL AND id_sha256 NOT IN
-    (SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL ORDER BY created_at DESC, id_sha256 LIMIT ?)`,
+  /** A caller's sessions not ended beyond its newest `?`: the ones a sign-in ends. */
+  selectOldConsoleSessions: `SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL AND id_sha256 NOT IN
+    (SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL ORDER BY created_at DESC, id_sha256 LIMIT ?)
+    ORDER BY created_at, id_sha256`,
   /** Sessions past their absolute expiry, or idle since before the cut (ended ones included): a bounded batch. */
   deleteDeadConsoleSessions: `DELETE FROM console_sessions WHERE id_sha256 IN (SELECT id_sha256 FROM console_sessions
     WHERE expires_at <= ? OR last_seen_at <= ? LIMIT ?)`,

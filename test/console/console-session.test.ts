@@ -159,10 +159,15 @@ describe('how many sessions, and from where', () => {
       await signIn(KEYS.approver2);
     }
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(first) })).status).toBe(200);
+    const evictedBefore = (await events('console.session_ended')).filter((e) => (e.data as { reason: string }).reason === 'evicted').length;
     t.clock.advance(1);
     const last = await signIn(KEYS.approver2);
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(first) })).status).toBe(401);
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(last) })).status).toBe(200);
+    // Its end is in the trail: console.session_ended, reason evicted, naming the session by its fingerprint.
+    const evicted = (await events('console.session_ended')).filter((e) => (e.data as { reason: string }).reason === 'evicted');
+    expect(evicted.length).toBeGreaterThan(evictedBefore);
+    expect(evicted.at(-1)).toMatchObject({ caller_id: 'oncall-2', data: { session: expect.stringMatching(/^[0-9a-f]{16}$/) } });
   });
 
   it('signing in again from a browser that holds a session ends that one', async () => {
@@ -195,13 +200,22 @@ describe('the end of a session', () => {
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s) })).status).toBe(200); // a use within the window
     t.clock.advance(400); // 800 s after sign-in, 400 s after the last use
     expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s) })).status).toBe(200);
-    t.clock.advance(601);
+    // Its last use is written at most every 30 s, so the idle end is honoured up to 30 s late, never early.
+    t.clock.advance(631);
     const res = await fetch(`${t.url}/console/session`, { headers: withCookie(s) });
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthenticated');
     expect(res.headers.get('set-cookie')).toMatch(/^agentpdp_console=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict$/);
     const failures = await events('auth.failed');
     expect(failures.some((e) => (e.data as { reason: string }).reason === 'unknown_session')).toBe(true);
+  });
+
+  it('a use its store record lags (within 30 s of the last one written) still counts: never ended before session_idle_seconds', async () => {
+    const s = await signIn(KEYS.auditor);
+    t.clock.advance(20); // a use 20 s after sign-in: not written (the last write, the sign-in, is under 30 s old)
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s) })).status).toBe(200);
+    t.clock.advance(599); // 599 s after that use, 619 s after the last use written
+    expect((await fetch(`${t.url}/console/session`, { headers: withCookie(s) })).status).toBe(200);
   });
 
   it('session_max_seconds after sign-in it ends, however busy', async () => {
