@@ -96,10 +96,19 @@ export function oauthErrorResponse(
   const headers = { ...ours.headers, 'cache-control': 'no-store', pragma: 'no-cache' };
   if (ours.status >= 500) {
     const error = ours.status === 503 ? 'temporarily_unavailable' : 'server_error';
-    return { status: ours.status, body: { error, error_description: ours.body.error.message, pdp_error: ours.body.error }, headers };
+    return { status: ours.status, body: { error, error_description: oauthDescription(ours.body.error.message), pdp_error: ours.body.error }, headers };
   }
   const error = OAUTH_ERRORS[code] ?? 'invalid_request';
-  return { status: error === 'invalid_client' ? 401 : 400, body: { error, error_description: ours.body.error.message, pdp_error: ours.body.error }, headers };
+  return { status: error === 'invalid_client' ? 401 : 400, body: { error, error_description: oauthDescription(ours.body.error.message), pdp_error: ours.body.error }, headers };
+}
+
+/**
+ * RFC 6749 §5.2: `error_description` is ASCII without `"` and `\` (%x20-21 / %x23-5B / %x5D-7E). A message may echo a
+ * client's value (a decision id with a line break, a right-to-left override): `"` becomes `'`, a backslash `/`, any
+ * other character outside the set `?`. The message as it was stays in `pdp_error` (JSON-escaped).
+ */
+function oauthDescription(message: string): string {
+  return message.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, (c) => (c === '"' ? "'" : c === '\\' ? '/' : '?'));
 }
 
 /** OPA's REST API error body (open-policy-agent/opa v1/server/types: `ErrorV1`), our own error kept in `pdp_error`. */

@@ -74,6 +74,8 @@ function errorCode(res: request.Response): string {
   expect(res.headers['cache-control']).toBe('no-store');
   expect(res.headers['pragma']).toBe('no-cache');
   expect(typeof body.error_description).toBe('string');
+  // RFC 6749 §5.2: printable ASCII without " and \.
+  expect(body.error_description).toMatch(/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/);
   return body.pdp_error?.code ?? `oauth:${body.error}`;
 }
 
@@ -530,6 +532,19 @@ describe('who may introspect what (RFC 7662 §4)', () => {
     expect((await introspect(t, b.access_token, KEYS.strictPep)).body).toEqual({ active: false });
     expect((await introspect(t, b.access_token, KEYS.pep)).body).toMatchObject({ active: true, client_id: 'pep-1' });
     expect((await introspect(t, b.access_token, KEYS.resource)).body).toMatchObject({ active: true, client_id: 'pep-1' });
+  });
+});
+
+describe('an OAuth error echoing the client\'s value (RFC 6749 §5.2 error_description)', () => {
+  it('a decision id with a line break, a quote and a right-to-left override: error_description stays in the ASCII subset, pdp_error keeps the text', async () => {
+    const odd = 'a"b\\c\nd\u202ee';
+    const res = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).type('form').send({ grant_type: 'urn:agent-pdp:params:oauth:grant-type:decision', decision_id: odd });
+    expect(res.status).toBe(400);
+    const body = res.body as { error: string; error_description: string; pdp_error: { message: string } };
+    expect(body.error_description).toMatch(/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/);
+    expect(errorCode(res)).toBe('decision_not_found');
+    expect(body.pdp_error.message).toContain(odd);
+    expect(body.error_description).toContain("a'b/c?d?e");
   });
 });
 
