@@ -66,8 +66,9 @@ export class CallerResolver {
    * `form` is the request's form body (or undefined); its `client_id` and `client_secret` are the caller's to read.
    */
   client(header: string | undefined, form: Readonly<Record<string, unknown>> | undefined): Authentication {
-    const postedId = form?.['client_id'];
-    const postedSecret = form?.['client_secret'];
+    // RFC 6749 §3.2: a parameter sent without a value is treated as omitted (`client_id=` beside Basic is no client_id).
+    const postedId = form?.['client_id'] === '' ? undefined : form?.['client_id'];
+    const postedSecret = form?.['client_secret'] === '' ? undefined : form?.['client_secret'];
     if (postedId !== undefined && typeof postedId !== 'string') return { failure: 'malformed', scheme: 'post' };
     if (postedSecret !== undefined && typeof postedSecret !== 'string') return { failure: 'malformed', scheme: 'post' };
     if (header !== undefined && postedSecret !== undefined) return { failure: 'malformed', scheme: 'post' };

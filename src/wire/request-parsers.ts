@@ -23,11 +23,17 @@ export const parseTaskRegistration = bodyValidator<TaskRegistrationV1>(taskRegis
 export const parseTokenRequest = bodyValidator<TokenRequestV1>(tokenRequestSchema);
 export const parseTokenBody = bodyValidator<TokenBodyV1>(tokenBodySchema);
 
-/** Only these members of a form body are read: RFC 6749 §3.1/§3.2 say the others are ignored, not refused. */
+/**
+ * Only these members of a form body are read: RFC 6749 §3.1/§3.2 say the others are ignored, not refused, and a
+ * parameter sent without a value (`resource=`) is treated as if it were omitted.
+ */
 function known<K extends string>(fields: unknown, names: readonly K[]): Partial<Record<K, unknown>> {
   if (typeof fields !== 'object' || fields === null) return {};
   const out: Partial<Record<K, unknown>> = {};
-  for (const name of names) if (Object.hasOwn(fields, name)) out[name] = (fields as Record<string, unknown>)[name];
+  for (const name of names) {
+    const value = Object.hasOwn(fields, name) ? (fields as Record<string, unknown>)[name] : undefined;
+    if (value !== undefined && value !== '') out[name] = value;
+  }
   return out;
 }
 

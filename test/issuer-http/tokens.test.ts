@@ -535,6 +535,19 @@ describe('who may introspect what (RFC 7662 §4)', () => {
   });
 });
 
+describe('parameters sent without a value are treated as omitted (RFC 6749 §3.2)', () => {
+  it('resource= and client_id= beside Basic redeem as if absent; grant_type= is a missing grant_type (invalid_request)', async () => {
+    const decision = await decide(t, await registerTask(t));
+    const basic = `Basic ${Buffer.from(`pep-1:${KEYS.pep}`).toString('base64')}`;
+    const ok = await request(t.url).post('/v1/tokens').set('authorization', basic).type('form').send({ grant_type: 'urn:agent-pdp:params:oauth:grant-type:decision', decision_id: decision.decision_id, resource: '', client_id: '' });
+    expect(ok.status, ok.text).toBe(200);
+    issued.add(ok.body.access_token);
+    const missing = await request(t.url).post('/v1/tokens').set(auth(KEYS.pep)).type('form').send({ grant_type: '', decision_id: decision.decision_id });
+    expect([missing.status, missing.body.error]).toEqual([400, 'invalid_request']);
+    expect(missing.body.pdp_error.details).toEqual([expect.objectContaining({ path: 'grant_type' })]);
+  });
+});
+
 describe('an OAuth error echoing the client\'s value (RFC 6749 §5.2 error_description)', () => {
   it('a decision id with a line break, a quote and a right-to-left override: error_description stays in the ASCII subset, pdp_error keeps the text', async () => {
     const odd = 'a"b\\c\nd\u202ee';
