@@ -4,7 +4,7 @@
  * Only the fields the SDK relies on are checked; unknown extra fields are allowed (the API may grow).
  */
 import type { AccessRequestV1 } from '../wire/access-request-v1.js';
-import type { DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
+import type { DecisionRequestV1, DecisionResponseV1, TaskV1 } from '../wire/decision-v1.js';
 import type { GrantableScopesResponseV1 } from '../wire/grantable-scopes-v1.js';
 import { PepError } from './pep-error.js';
 import type { AuthorizationServerMetadataV1, IntrospectionResponseV1, TokenResponseV1 } from '../wire/token-v1.js';
@@ -34,6 +34,22 @@ function checked<T>(what: string, value: unknown, checks: Record<string, (v: unk
   const failed = firstFailure(value, checks);
   if (failed !== undefined) throw malformed(what, failed);
   return value as T;
+}
+
+/**
+ * `POST /v1/decide`'s answer checked, and that it answers this request: the agent, integration, task and record it
+ * names are the ones asked about (an answer about another request is not enforced, whatever it says).
+ */
+export function checkDecisionFor(value: unknown, request: DecisionRequestV1): DecisionResponseV1 {
+  const decision = checkDecision(value);
+  if (decision.agent_id !== request.agent_id) throw malformed('decide', 'agent_id');
+  if (decision.integration !== request.integration) throw malformed('decide', 'integration');
+  if (decision.task_id !== request.task.id) throw malformed('decide', 'task_id');
+  const asked = request.resource ?? null;
+  const answered = decision.resource;
+  const sameRecord = asked === null ? answered === null : answered !== null && answered.type === asked.type && String(answered.id) === String(asked.id);
+  if (!sameRecord) throw malformed('decide', 'resource');
+  return decision;
 }
 
 export function checkDecision(value: unknown): DecisionResponseV1 {

@@ -324,7 +324,9 @@ async function decideAndRedeem(pdp: PdpClient, request: DecisionRequestV1, now: 
     throw new PepError('token_unavailable', `the token for decision ${decision.decision_id} does not carry [${request.scopes.join(', ')}]`);
   }
   // A provider credential may end before the token (it never ends after): the grant is reused only while both live.
-  const tokenEnd = now().getTime() + issued.expires_in * 1000;
+  // The issuer counts `expires_in` from its `iat`, a whole second at or before the moment it signed: up to a second
+  // before this answer arrived. Counted from now less that second, the token is never thought to live longer than it does.
+  const tokenEnd = now().getTime() + issued.expires_in * 1000 - 1000;
   const providerEnd = issued.provider_credential === undefined ? tokenEnd : Date.parse(issued.provider_credential.expires_at);
   return {
     accessToken: issued.access_token,

@@ -13,7 +13,7 @@ import type { GrantableScopesRequestV1, GrantableScopesResponseV1 } from '../wir
 import type { UsageAnswerV1, UsageReportV1 } from '../wire/usage-v1.js';
 import {
   checkAccessRequest,
-  checkDecision,
+  checkDecisionFor,
   checkGrantableScopes,
   checkIntrospection,
   checkMetadata,
@@ -82,6 +82,9 @@ export class PdpClient {
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') {
       throw new TypeError('PdpClient: "url" must be an http(s) URL without query or fragment');
     }
+    // Credentials in the URL never work (fetch refuses them) and would travel in every error's cause: the API key is
+    // the only credential.
+    if (url.username !== '' || url.password !== '') throw new TypeError('PdpClient: "url" must not carry a user name or password (the API key is "apiKey")');
     if (typeof options.apiKey !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(options.apiKey)) {
       throw new TypeError('PdpClient: "apiKey" must be a non-empty printable ASCII string');
     }
@@ -109,7 +112,7 @@ export class PdpClient {
     const body = await pdpRequest(this.#transport, {
       method: 'POST', path: '/v1/decide', what: 'decide', body: request, authenticate: true, ok: [200], retry: 'safe',
     });
-    return checkDecision(body);
+    return checkDecisionFor(body, request);
   }
 
   /**

@@ -63,6 +63,8 @@ export function verifyWebhookSignature(
 
   const value = Array.isArray(header) ? (header.length === 1 ? header[0] : undefined) : (header as string | null | undefined);
   if (value === undefined || value === null || value === '') return { valid: false, reason: Array.isArray(header) && header.length > 1 ? 'malformed' : 'missing' };
+  // Whatever a framework hands over as the header (a number, an object): never a throw on network input.
+  if (typeof value !== 'string') return { valid: false, reason: 'malformed' };
   const parsed = parseHeader(value);
   if (parsed === undefined) return { valid: false, reason: 'malformed' };
 

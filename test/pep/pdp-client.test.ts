@@ -111,7 +111,19 @@ describe('PdpClient: retries only where repeating is safe, and fails closed with
     await expect(client().decide(DECIDE_BODY)).resolves.toMatchObject({ allow: false, outcome: 'deny' });
   });
 
+  it.each([
+    { note: 'another agent', change: { agent_id: 'evil' }, field: 'agent_id' },
+    { note: 'another integration', change: { integration: 'other' }, field: 'integration' },
+    { note: 'another task', change: { task_id: 'zzz' }, field: 'task_id' },
+    { note: 'another record', change: { resource: { type: 'customer', id: '999' } }, field: 'resource' },
+    { note: 'no record', change: { resource: null }, field: 'resource' },
+  ])('an allow about $note than the one asked is not an answer to this request: pdp_error naming $field', async ({ change, field }) => {
+    fake.script('/v1/decide', { status: 200, json: { ...ALLOW_DECISION, ...change } });
+    await expect(client().decide(DECIDE_BODY)).rejects.toMatchObject({ code: 'pdp_error', message: expect.stringContaining(`"${field}"`) });
+  });
+
   it.each<{ note: string; options: Record<string, unknown> }>([
+    { note: 'a user and password in the URL (never sent, would leak in errors)', options: { url: 'http://u:pw@127.0.0.1', apiKey: 'k' } },
     { note: 'no url', options: { apiKey: 'k' } },
     { note: 'not a URL', options: { url: 'pdp', apiKey: 'k' } },
     { note: 'not http(s)', options: { url: 'ftp://127.0.0.1', apiKey: 'k' } },

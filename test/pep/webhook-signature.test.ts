@@ -89,6 +89,10 @@ describe('verifyWebhookSignature (agent-pdp/pep) on what the outbox signs', () =
     ]);
   });
 
+  it('a header that is not text (whatever a framework hands over) is malformed, never a throw', () => {
+    for (const value of [42, { t: 1 }, [42], true]) expect(pep.verifyWebhookSignature(SECRET, value as never, BODY)).toEqual({ valid: false, reason: 'malformed' });
+  });
+
   it('throws TypeError on misuse', () => {
     expect(() => pep.verifyWebhookSignature('', header, BODY)).toThrow(TypeError);
     expect(() => pep.verifyWebhookSignature(SECRET, header, BODY, { toleranceSeconds: -1 })).toThrow(TypeError);
