@@ -6,8 +6,13 @@
 import { TOKEN_VERIFICATION_ERRORS } from '../issuer/verification-error.js';
 
 export const RESOURCE_REFUSALS = {
-  /** No `Authorization: Bearer` header: a challenge without an error code (RFC 6750 §3.1). */
+  /**
+   * No bearer token: no `Authorization` header, or one of another scheme (`Basic`, `Digest`): a challenge without an
+   * error code (RFC 6750 §3.1: the client did not know, or used an unsupported method).
+   */
   token_missing: { status: 401, oauth_error: null },
+  /** An `Authorization: Bearer` header that is not one token (`Bearer`, `Bearer a b`): 400 (RFC 6750 §3.1). */
+  token_malformed: { status: 400, oauth_error: 'invalid_request' },
   /** Signature, claims and grant as `verifyAccessToken` judges them. */
   ...TOKEN_VERIFICATION_ERRORS,
   /** Introspection says the token is no longer active: revoked, or its task completed or expired. */

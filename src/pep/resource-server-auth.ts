@@ -137,8 +137,9 @@ export function createResourceServerAuth(options: ResourceServerAuthOptions): Re
       const challenge = { realm, scope };
       const header = req.headers.authorization;
       if (header === undefined || header === '') return refuse(res, 'token_missing', 'an access token is required', { realm });
+      if (!/^bearer(\s|$)/i.test(header)) return refuse(res, 'token_missing', 'an access token is required (Authorization: Bearer)', { realm });
       const token = BEARER.exec(header)?.[1];
-      if (token === undefined) return refuse(res, 'token_invalid', 'the Authorization header is not a Bearer token', challenge);
+      if (token === undefined) return refuse(res, 'token_malformed', 'the Authorization header must be "Bearer" and one token', challenge);
       let claims: AccessTokenClaims;
       try {
         claims = await verifyAccessToken(token, {

@@ -75,7 +75,8 @@ describe('createResourceServerAuth: each route checks integration, scope and rec
 
   it.each<{ note: string; header: (t: string) => string | undefined; method?: 'post' | 'delete' | 'get'; path?: string; status: number; code: string; challenge: RegExp }>([
     { note: 'no token', header: () => undefined, status: 401, code: 'token_missing', challenge: /^Bearer realm="https:\/\/crm\.example\.com\/api"$/ },
-    { note: 'another scheme', header: (t) => `Basic ${t}`, status: 401, code: 'token_invalid', challenge: /error="invalid_token"/ },
+    { note: 'another scheme (no error code: RFC 6750 §3.1)', header: (t) => `Basic ${t}`, status: 401, code: 'token_missing', challenge: /^Bearer realm="https:\/\/crm\.example\.com\/api"$/ },
+    { note: 'a Bearer header of two words (400 invalid_request)', header: (t) => `Bearer ${t} extra`, status: 400, code: 'token_malformed', challenge: /^$|^undefined$/ },
     { note: 'not a JWT', header: () => 'Bearer not-a-jwt', status: 401, code: 'token_invalid', challenge: /error="invalid_token"/ },
     { note: 'a tampered signature', header: (t) => `Bearer ${t.slice(0, -4)}AAAA`, status: 401, code: 'token_invalid', challenge: /error="invalid_token"/ },
     { note: 'another customer than the token is bound to', header: (t) => `Bearer ${t}`, path: '/customers/5678/tickets', status: 403, code: 'token_wrong_resource', challenge: /error="insufficient_scope", error_description="[^"]*", scope="tickets:write"/ },
@@ -89,7 +90,7 @@ describe('createResourceServerAuth: each route checks integration, scope and rec
     const res = await req.send();
     expect(res.status).toBe(status);
     expect(res.body).toEqual({ error: { code, message: expect.any(String) } });
-    expect(res.headers['www-authenticate']).toMatch(challenge);
+    expect(String(res.headers['www-authenticate'] ?? '')).toMatch(challenge);
     expect(everything(res)).not.toContain(t);
     expect(RESOURCE_REFUSALS[code as keyof typeof RESOURCE_REFUSALS].status).toBe(status);
   });
