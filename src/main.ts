@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -75,6 +75,8 @@ export interface Pdp {
   audienceFor(integration: string): string;
   /** Reloads the policy (bundle and YAML) and the issuer keys; a refused policy keeps the old one. */
   reload(): Promise<void>;
+  /** Says the server is shutting down: `/readyz` answers 503 from now on (requests are still served). */
+  drain(): void;
   /** Stops the watchers, flushes the store and closes it. */
   close(): Promise<void>;
 }
@@ -438,6 +440,8 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       overflowEvent: (aggregate, time) => accessRefusedEvent(time, { caller_id: r.caller_id }, { code: r.code, route: '*' }, aggregate),
     });
   };
+  /** Set by `drain()` when the server starts shutting down (`/readyz` then answers 503). */
+  const lifecycle = { draining: false };
   // The web console (docs/console.md): its sessions live in the store, so every worker and replica knows them.
   const consoleSessions = config.console.enabled ? new ConsoleSessions(store, callers, config.console, now) : undefined;
   const routes = routeTable({
@@ -469,6 +473,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
       options.onAdminReload?.();
     },
     now,
+    draining: () => lifecycle.draining,
   });
   const handler = requestPipeline({
     routes,
@@ -501,7 +506,11 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     logger,
     audienceFor,
     reload,
+    drain() {
+      lifecycle.draining = true;
+    },
     async close() {
+      lifecycle.draining = true;
       engine.stopWatching();
       await poller?.stop(); // a download being adopted finishes before the store closes
       clearInterval(sweep);
@@ -603,10 +612,22 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   });
   if (worker !== undefined) channel = workerChannel(() => pdp.reload(), log);
   const server = createApiServer(pdp.handler).listen(config.server.port, config.server.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (err) {
+    // Nothing is listening (the port is taken): let go of everything that would keep the process alive, so it ends
+    // with the error (a worker's channel too: the supervisor then sees a worker that cannot start).
+    await pdp.close().catch(() => undefined);
+    channel?.close();
+    if (worker !== undefined) {
+      process.off('disconnect', orphaned);
+      if (process.connected) process.disconnect();
+    }
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   log.info({ url, revision: pdp.engine.active?.revision, pid: process.pid }, 'agent-pdp listening');
@@ -621,13 +642,40 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     }
   }
 
+  // Once shutting down, every answer closes its connection (a keep-alive client would otherwise hold the server open
+  // for as long as it keeps asking); connections that go idle are closed as they do, and any left at the deadline cut.
+  let draining = false;
+  const answering = new Set<ServerResponse>();
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (draining) {
+      res.shouldKeepAlive = false;
+      return;
+    }
+    answering.add(res);
+    res.once('close', () => answering.delete(res));
+  });
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log.info('shutting down: finishing in-flight requests');
+      draining = true;
+      pdp.drain();
+      // Requests being answered now close their connection too (unless their headers are out already: the sweep
+      // then closes the connection once it is idle).
+      for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
+      answering.clear();
       await Promise.all([
         new Promise<void>((resolve) => {
-          server.close(() => resolve());
+          const sweep = setInterval(() => server.closeIdleConnections(), DRAIN_SWEEP_MS);
+          const deadline = setTimeout(() => {
+            log.warn({ after_ms: DRAIN_DEADLINE_MS }, 'shutting down: connections still open at the deadline are cut');
+            server.closeAllConnections();
+          }, DRAIN_DEADLINE_MS);
+          server.close(() => {
+            clearInterval(sweep);
+            clearTimeout(deadline);
+            resolve();
+          });
           server.closeIdleConnections();
         }),
         proxy?.close(),
@@ -659,6 +707,10 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   });
   return { pdp, server, url, ...(proxy === undefined ? {} : { proxy }), closed, close };
 }
+
+/** While shutting down, idle connections are closed this often; whatever is still open at the deadline is cut. */
+const DRAIN_SWEEP_MS = 200;
+const DRAIN_DEADLINE_MS = 20_000;
 
 /**
  * `agent-pdp serve --workers N` (N > 1), in the primary: everything a first start creates (the store and its

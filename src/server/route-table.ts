@@ -72,6 +72,8 @@ export interface RouteDeps {
   /** Reload policy and keys (admin endpoint, SIGHUP). */
   reload: () => Promise<void>;
   now: () => Date;
+  /** True once the server is shutting down: `/readyz` answers 503 so a balancer stops sending. Default: never. */
+  draining?: () => boolean;
 }
 
 /**
@@ -100,7 +102,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...(deps.console === undefined ? [] : consoleRoutes(deps.console.sessions, deps.console.assets)),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),
-    ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes))),
+    ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes)), deps.draining ?? (() => false)),
   ];
   return routes;
 }

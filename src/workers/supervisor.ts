@@ -52,6 +52,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
   const stableMs = options.stableMs ?? 10_000;
   const byIndex = new Map<number, { worker: Worker; startedAt: number; crashes: number; listening: boolean }>();
   let stopping = false;
+  let killed = false;
   let everListened = false;
 
   // The kernel hands connections to the workers (see the file comment); set before the first fork.
@@ -76,7 +77,8 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
         if (byIndex.get(index)?.worker !== worker) return;
         byIndex.delete(index);
         if (stopping) {
-          if (byIndex.size === 0) finish(0);
+          // A worker that had to be killed did not finish its requests: the stop is not a clean one.
+          if (byIndex.size === 0) finish(killed ? 1 : 0);
           return;
         }
         if (!everListened && byIndex.size === 0) {
@@ -108,6 +110,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
       setTimeout(() => {
         for (const [index, { worker }] of byIndex) {
           logger.error({ worker: index, grace_ms: shutdownGraceMs }, 'worker still running after the grace period: killed');
+          killed = true;
           worker.process.kill('SIGKILL');
         }
       }, shutdownGraceMs).unref();
@@ -115,6 +118,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');
     const finish = (code: number): void => {
+      stopping = true; // a restart already scheduled does not fork once the supervisor is done
       process.off('SIGHUP', reloadAll);
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);

@@ -4,7 +4,7 @@ import { json } from '../openapi.js';
 import { publicRoute, type Route } from '../route.js';
 
 /** Liveness, readiness (with the active revision), Prometheus metrics and the API document. Unauthenticated by design. */
-export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: () => object): Route[] {
+export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: () => object, draining: () => boolean = () => false): Route[] {
   return [
     publicRoute({
       method: 'GET',
@@ -24,6 +24,8 @@ export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: ()
             { policy_on_disk: 'refused', refused: { code: refusal.code, first_error: refusal.first_error, since: refusal.since.toISOString() } }
           : { policy_on_disk: 'loaded' };
         if (!active) return { status: 503, json: { status: 'not_ready', reason: 'no policy loaded', ...onDisk } };
+        // Shutting down: in-flight requests finish, new ones should go elsewhere.
+        if (draining()) return { status: 503, json: { status: 'not_ready', reason: 'shutting down', ...onDisk } };
         return {
           status: 200,
           json: {
@@ -40,7 +42,7 @@ export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: ()
       openapi: {
         operationId: 'getReadiness',
         summary: 'Readiness and the active policy revision',
-        responses: { '200': { description: 'ready', content: json('Ready') }, '503': { description: 'no policy loaded', content: json('Ready') } },
+        responses: { '200': { description: 'ready', content: json('Ready') }, '503': { description: 'no policy loaded, or shutting down', content: json('Ready') } },
       },
     }),
     publicRoute({
