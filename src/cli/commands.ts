@@ -40,7 +40,9 @@ export const COMMANDS: Command[] = [
       const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
       if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE or set AGENT_PDP_CONFIG');
       const flag = str(values['workers']);
-      if (flag !== undefined && flag !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(flag)) return usageError('serve', 'usage: agent-pdp serve --config FILE [--workers N|auto]');
+      if (flag !== undefined && flag !== 'auto' && !(/^[1-9][0-9]{0,2}$/.test(flag) && Number(flag) <= 256)) {
+        return usageError('serve', 'usage: agent-pdp serve --config FILE [--workers N|auto] (N from 1 to 256, as server.workers)');
+      }
       const { loadConfigFile: load } = await import('../config/config-loader.js');
       const { workerCount } = await import('../workers/supervisor.js');
       const cluster = (await import('node:cluster')).default;

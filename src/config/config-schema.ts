@@ -106,7 +106,7 @@ export const configSchema = {
         // Dotted paths; a segment is a field name, an array index, `*` (any one key) or `**` (any depth).
         mask: { type: 'array', items: { type: 'string', pattern: '^(\\*\\*|\\*|[A-Za-z0-9_-]+)(\\.(\\*\\*|\\*|[A-Za-z0-9_-]+))*$' } },
         mask_key_file: { type: 'string', minLength: 1 },
-        retention_days: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+        retention_days: { anyOf: [{ type: 'integer', minimum: 1, maximum: 36500 }, { type: 'null' }] },
       },
     },
     console: {

@@ -172,8 +172,13 @@ export class PolicyEngine {
       this.#opts.listener?.loaded(active, previous);
       return active;
     } catch (cause) {
+      // A failure outside the policy files' own checks (the folder missing or unreadable) says what failed, with the
+      // file system's words (the path included: this message reaches the log, the policy.refused event and the
+      // operator, not an unauthenticated caller).
       const error =
-        cause instanceof PdpError ? cause : new PdpError('policy_invalid', 'policy reload failed', { cause });
+        cause instanceof PdpError
+          ? cause
+          : new PdpError('policy_invalid', `policy reload failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
       // Remember what was refused, so the watcher does not retry the same broken files every tick.
       this.#signature = await this.#fileSignature().catch(() => this.#signature);
       const first = error.details[0];
