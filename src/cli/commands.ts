@@ -187,22 +187,31 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'keys new',
-    summary: 'generate a caller API key and its config entry: keys new --id ID --role ROLE [--agent A ...]',
-    options: { id: { type: 'string' }, role: { type: 'string' }, agent: { type: 'string', multiple: true } },
+    summary: 'generate a caller API key and its config entry: keys new --id ID --role ROLE [--agent A ...] (pep) [--group G ...] (approver)',
+    options: { id: { type: 'string' }, role: { type: 'string' }, agent: { type: 'string', multiple: true }, group: { type: 'string', multiple: true } },
     async run(values) {
       const id = str(values['id']);
       const role = str(values['role']);
-      if (id === undefined || !/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(id)) throw new PdpError('invalid_request', 'pass --id ID (letters, digits, . _ : @ -)');
-      if (role === undefined || !(CALLER_ROLES as readonly string[]).includes(role)) {
-        throw new PdpError('invalid_request', `pass --role, one of ${CALLER_ROLES.join(', ')}`);
-      }
+      // The entry printed is one the config accepts: the same patterns and rules as config-schema.ts.
+      if (id === undefined || !CALLER_ID.test(id)) return usageError('keys new', 'pass --id ID (a letter or digit, then letters, digits, . _ -; at most 128)');
+      if (role === undefined || !(CALLER_ROLES as readonly string[]).includes(role)) return usageError('keys new', `pass --role, one of ${CALLER_ROLES.join(', ')}`);
       const agents = (values['agent'] as unknown as string[] | undefined) ?? [];
+      const groups = (values['group'] as unknown as string[] | undefined) ?? [];
+      if (agents.length > 0 && role !== 'pep') return usageError('keys new', '--agent is for a pep (the agents it may speak for)');
+      const badAgent = agents.find((a) => !AGENT_PATTERN.test(a));
+      if (badAgent !== undefined) return usageError('keys new', `--agent ${JSON.stringify(badAgent)} is not an agent id or pattern (letters, digits, . _ - and *)`);
+      if (role === 'approver' && groups.length === 0) return usageError('keys new', 'an approver needs the groups it answers for: --group G (one or more)');
+      if (groups.length > 0 && role !== 'approver') return usageError('keys new', '--group is for an approver');
+      const badGroup = groups.find((g) => !CALLER_ID.test(g));
+      if (badGroup !== undefined) return usageError('keys new', `--group ${JSON.stringify(badGroup)} is not a group name (letters, digits, . _ -)`);
+      if (new Set(groups).size !== groups.length) return usageError('keys new', '--group names a group twice');
       const key = `apdp_${randomBytes(32).toString('base64url')}`;
       const entry = [
         `  - id: ${id}`,
         `    role: ${role}`,
         `    key_sha256: ${sha256Hex(key)}`,
-        ...(agents.length > 0 ? [`    agents: [${agents.join(', ')}]`] : []),
+        ...(agents.length > 0 ? [`    agents: [${agents.map((a) => JSON.stringify(a)).join(', ')}]`] : []),
+        ...(groups.length > 0 ? [`    approver_groups: [${groups.join(', ')}]`] : []),
       ];
       process.stderr.write('the key is shown once: hand it to the caller over a secure channel; only its hash goes in the config\n');
       process.stdout.write(`key: ${key}\n\n# under callers: in the config\n${entry.join('\n')}\n`);
@@ -238,6 +247,11 @@ export const COMMANDS: Command[] = [
   ...SUGGEST_COMMANDS,
   ...BUNDLE_COMMANDS,
 ];
+
+/** A caller id or approver group, as config-schema.ts's `id`. */
+const CALLER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** An agent id or pattern of a pep's `agents`, as config-schema.ts. */
+const AGENT_PATTERN = /^[A-Za-z0-9*][A-Za-z0-9._*-]{0,127}$/;
 
 /** A command's usage error: the usage line on stderr, exit 2 (as run-cli does for an unknown option). */
 function usageError(command: string, usageLine: string): number {

@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { buildConfig } from '../../src/config/config-loader.js';
 import { sha256Hex } from '../../src/config/dev-keys.js';
 import { CLI, ensureBuilt } from '../audit-e2e/cli.js';
 
@@ -61,16 +63,32 @@ describe('keys', () => {
     const key = /^key: (\S+)$/m.exec(res.stdout)?.[1] ?? '';
     expect(key).toMatch(/^apdp_[A-Za-z0-9_-]{43}$/);
     expect(res.stdout).toContain(`key_sha256: ${sha256Hex(key)}`);
-    expect(res.stdout).toContain('agents: [billing-agent]');
+    expect(res.stdout).toContain('agents: ["billing-agent"]');
     expect(run(['keys', 'new', '--id', 'billing-pep', '--role', 'pep']).stdout).not.toContain(key);
+  });
+
+  it.each([
+    ['keys', 'new', '--id', 'billing-pep', '--role', 'pep', '--agent', 'billing-agent', '--agent', 'support-*'],
+    ['keys', 'new', '--id', 'oncall-1', '--role', 'approver', '--group', 'platform-oncall', '--group', 'security'],
+    ['keys', 'new', '--id', 'ops', '--role', 'admin'],
+  ])('keys new prints an entry the config accepts: %s', (...args) => {
+    const res = run(args);
+    expect(res.status, res.stderr).toBe(0);
+    const entry = parseYaml(res.stdout.slice(res.stdout.indexOf('  - id:'))) as unknown[];
+    const { config } = buildConfig({ callers: entry }, '/tmp/agent-pdp.yaml', '/tmp');
+    expect(config.callers).toHaveLength(1);
   });
 
   it.each([
     { args: ['keys', 'new', '--id', 'x'], text: 'pass --role' },
     { args: ['keys', 'new', '--id', 'x', '--role', 'root'], text: 'pass --role' },
-  ])('keys new refuses $args', ({ args, text }) => {
+    { args: ['keys', 'new', '--id', 'svc@corp', '--role', 'pep'], text: 'pass --id' },
+    { args: ['keys', 'new', '--id', 'oncall', '--role', 'approver'], text: '--group' },
+    { args: ['keys', 'new', '--id', 'ops', '--role', 'admin', '--agent', 'foo'], text: '--agent is for a pep' },
+    { args: ['keys', 'new', '--id', 'p', '--role', 'pep', '--agent', 'c]'], text: 'not an agent id' },
+  ])('keys new refuses $args (a usage error, exit 2)', ({ args, text }) => {
     const res = run(args);
-    expect(res.status).toBe(1);
+    expect(res.status).toBe(2);
     expect(res.stderr).toContain(text);
   });
 
