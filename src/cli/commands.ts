@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile } from '../config/config-loader.js';
 import { CALLER_ROLES } from '../config/config-types.js';
 import { sha256Hex } from '../config/dev-keys.js';
-import { PdpError } from '../errors/pdp-error.js';
+import { formatErrorDetail, PdpError } from '../errors/pdp-error.js';
 import { RETIRED_KEY_GRACE_SECONDS } from '../issuer/key-index.js';
 import { rotateKeys } from '../issuer/key-ring.js';
 import { buildEvaluationInput, unregisteredTask } from '../pdp/evaluation-input.js';
@@ -123,7 +123,7 @@ export const COMMANDS: Command[] = [
         return refused ? 1 : 0;
       }
       for (const w of set.warnings) {
-        process.stderr.write(`warning: ${w.file ?? ''}${w.line ? `:${w.line}` : ''} ${w.path}: ${w.message}\n`);
+        process.stderr.write(`warning: ${formatErrorDetail(w)}\n`);
       }
       if (refused) {
         const count = set.warnings.length === 1 ? '1 warning' : `${set.warnings.length} warnings`;

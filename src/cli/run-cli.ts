@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { describeError, isPdpError } from '../errors/pdp-error.js';
+import { describeError, formatErrorDetail, isPdpError } from '../errors/pdp-error.js';
 import { COMMANDS, usage, type Command } from './commands.js';
 import { UsageError } from './usage-error.js';
 
@@ -33,10 +33,7 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     if (isPdpError(err)) {
       process.stderr.write(`agent-pdp: ${err.code}: ${err.message}\n`);
-      for (const d of err.details) {
-        const where = d.file ? `${d.file}${d.line ? `:${d.line}` : ''}${d.column ? `:${d.column}` : ''} ` : '';
-        process.stderr.write(`  ${where}${d.path}: ${d.message}\n`);
-      }
+      for (const d of err.details) process.stderr.write(`  ${formatErrorDetail(d)}\n`);
       if (err instanceof UsageError) return 2;
     } else {
       const message = err instanceof Error ? err.message : describeError(err);

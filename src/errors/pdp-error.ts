@@ -133,3 +133,12 @@ export function describeError(err: unknown): string {
   }
   return typeof err === 'string' ? err : `a thrown ${typeof err}`;
 }
+
+/**
+ * `file:line:column path: message`, the one way a detail is printed (CLI, `/readyz`'s first error, policy tests):
+ * the parts a detail lacks left out (a YAML syntax error has no field path).
+ */
+export function formatErrorDetail(d: ErrorDetail): string {
+  const where = d.file === undefined ? '' : `${d.file}${d.line === undefined ? '' : `:${d.line}${d.column === undefined ? '' : `:${d.column}`}`} `;
+  return `${where}${d.path === '' ? '' : `${d.path}: `}${d.message}`;
+}

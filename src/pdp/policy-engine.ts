@@ -1,6 +1,6 @@
 import { readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { formatErrorDetail, PdpError, type ErrorDetail } from '../errors/pdp-error.js';
 import { checkBundlePermissions, readBundleFile, type OpaBundle } from '../policy/bundle-reader.js';
 import type { Evaluation, EvaluationInputV1 } from '../policy/decision-types.js';
 import type { BundleVerification } from '../policy/bundle-signature.js';
@@ -187,7 +187,7 @@ export class PolicyEngine {
         message: error.message,
         // Only an error in a policy file (relative path, the author's words): a system-level refusal (permissions,
         // the bundle) may name absolute paths, which stay in the log and the policy.refused event.
-        first_error: first?.file === undefined ? null : `${first.file}${first.line ? `:${first.line}` : ''} ${first.path}: ${first.message}`,
+        first_error: first?.file === undefined ? null : formatErrorDetail(first),
         since: this.#refusal?.since ?? (this.#opts.now ?? (() => new Date()))(),
       });
       this.#opts.listener?.refused(error, previous);

@@ -2,14 +2,11 @@
  * A policy test run as people and CI read it: text (a line per case, a diff per failure), JSON (the whole run,
  * `version: 1`) and JUnit XML (the format CI servers show test results from).
  */
-import type { ErrorDetail } from '../errors/pdp-error.js';
+import { formatErrorDetail, type ErrorDetail } from '../errors/pdp-error.js';
 import type { CaseResult, PolicyTestRun, SuiteResult } from './run-policy-tests.js';
 
 /** `file:line:column path: message`, the way the policy loader's errors print. */
-export function formatError(d: ErrorDetail): string {
-  const where = d.file === undefined ? '' : `${d.file}${d.line === undefined ? '' : `:${d.line}${d.column === undefined ? '' : `:${d.column}`}`} `;
-  return `${where}${d.path === '' ? '' : `${d.path}: `}${d.message}`;
-}
+export const formatError: (d: ErrorDetail) => string = formatErrorDetail;
 
 /** One line per case; under a failure, each field that differs with `-` expected and `+` actual; a summary last. */
 export function textReport(run: PolicyTestRun): string {

@@ -43,7 +43,7 @@ export function parseYamlSource(text: string, file: string, maxEntries = DEFAULT
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
-  const detail = (e: YAMLError): ErrorDetail => ({ file, ...at(e.pos[0]), path: '', message: describe(e) });
+  const detail = (e: YAMLError): ErrorDetail => ({ file, ...at(e.pos[0]), path: '', message: describe(e, text) });
   const errors = doc.errors.map(detail);
   const warnings = doc.warnings.map(detail);
   const locate = (path: readonly PathSegment[], key = false): SourceLocation => at(offsetOf(doc, path, key));
@@ -102,7 +102,12 @@ function startOf(node: unknown): number | undefined {
   return (node as Node | undefined)?.range?.[0];
 }
 
-function describe(e: YAMLError): string {
+function describe(e: YAMLError, text: string): string {
   if (e.code === 'MULTIPLE_DOCS') return 'a policy file holds one YAML document: split this file where it says ---';
+  if (e.code === 'DUPLICATE_KEY') {
+    // The error is at the repeated key: name it (its text up to the `:` that ends it, at most 128 characters).
+    const key = (/^("[^"\n]*"|'[^'\n]*'|[^:\n]*)/.exec(text.slice(e.pos[0], e.pos[0] + 130))?.[1] ?? '').trim().slice(0, 128);
+    return key === '' ? 'a key appears twice in one map (YAML map keys must be unique)' : `key ${JSON.stringify(key)} appears twice in one map (YAML map keys must be unique)`;
+  }
   return e.message.split('\n', 1)[0] ?? e.message;
 }

@@ -214,7 +214,7 @@ describe('agent-pdp policy check', () => {
     file('warned/agents/a.yaml', WARNED);
     const lenient = run(['policy', 'check', dir]);
     expect(lenient.status).toBe(0);
-    expect(lenient.stderr).toContain('warning: agents/a.yaml:5 agent_policy.task_types: task_types apply only when per_task_downscope is true');
+    expect(lenient.stderr).toContain('warning: agents/a.yaml:5:3 agent_policy.task_types: task_types apply only when per_task_downscope is true');
     const strict = run(['policy', 'check', dir, '--strict']);
     expect(strict.status).toBe(1);
     expect(strict.stderr).toContain('policy check --strict: 1 warning, refused');

@@ -361,6 +361,6 @@ describe('reloads', () => {
       'proxy/github.yaml:10 endpoint_map.endpoints[1].path: invalid path template: segment 5 ("{path+}"): {path+} takes the rest of the path, so it must be the last segment',
     ]);
     expect(engine.active?.policySet.endpointMaps['github']?.endpoints[0]?.scope).toBe('pr:write');
-    expect(engine.refusal?.first_error).toMatch(/^proxy\/github\.yaml:10 endpoint_map\.endpoints\[1\]\.path: /);
+    expect(engine.refusal?.first_error).toMatch(/^proxy\/github\.yaml:10:13 endpoint_map\.endpoints\[1\]\.path: /);
   });
 });

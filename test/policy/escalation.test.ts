@@ -460,7 +460,7 @@ describe('agent-pdp policy check reports them', () => {
     const dir = await policyDir({ 'agents/a.yaml': overriding });
     const plain = await check(dir);
     expect(plain.status).toBe(0);
-    expect(plain.stderr).toContain('warning: agents/a.yaml:7 agent_policy.integrations.github.escalation.override_deny[0]: "repo:write" is in deny_scope');
+    expect(plain.stderr).toContain('warning: agents/a.yaml:7:82 agent_policy.integrations.github.escalation.override_deny[0]: "repo:write" is in deny_scope');
     expect((await check(dir, '--strict')).status).toBe(1);
     const json = await check(dir, '--json');
     expect(JSON.parse(json.stdout)).toMatchObject({
@@ -474,7 +474,7 @@ describe('agent-pdp policy check reports them', () => {
     const plain = await check(dir);
     expect(plain.status).toBe(0);
     expect(plain.stderr).toContain(
-      'warning: agents/a.yaml:7 agent_policy.integrations.github.escalation.scopes[0]: "repo:write" is in deny_scope for github, so it stays denied and is never requestable',
+      'warning: agents/a.yaml:7:30 agent_policy.integrations.github.escalation.scopes[0]: "repo:write" is in deny_scope for github, so it stays denied and is never requestable',
     );
     expect((await check(dir, '--strict')).status).toBe(1);
     const json = await check(dir, '--json');

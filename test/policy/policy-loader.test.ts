@@ -219,6 +219,11 @@ const errorCases: { note: string; files: Record<string, string>; expected: Expec
     expected: { file: 'agents/r.yaml', line: 3, column: 26, path: 'agent_policy.roles[1]', message: /unknown role "suport-agent"/ },
   },
   {
+    note: 'a key twice in one map, named',
+    files: { 'a.yaml': SEED_POLICY.replace('    slack:', '    github:') },
+    expected: { file: 'a.yaml', line: 7, column: 5, path: '', message: /key "github" appears twice in one map/ },
+  },
+  {
     note: 'a binding to a context key no task can carry (the task context key grammar)',
     files: { 'r.yaml': ROLE.replace('context: customer_id', 'context: 9cid') },
     expected: { file: 'r.yaml', line: 7, path: 'role_policy.integrations.crm.bind["tickets:write"].context', message: /is not a valid value/ },
