@@ -725,6 +725,13 @@ describe('events a real SQLite store writes', () => {
     await session(2, null);
     await s.endConsoleSession(fp(1).repeat(4), at(15), consoleSessionEndedEvent(at(15), { caller_id: 'compliance', trace_id: TRACE }, { session: fp(1), reason: 'signed_out' }));
     await s.endConsoleSession(fp(2).repeat(4), at(15), consoleSessionEndedEvent(at(15), { caller_id: 'compliance' }, { session: fp(2), reason: 'replaced' }));
+    // A sign-in beyond the caller's cap ends its oldest session (reason evicted).
+    for (const n of [3, 4]) {
+      await s.createConsoleSession({
+        id_sha256: fp(n).repeat(4), caller_id: 'ops', key_sha256: 'k'.repeat(64), created_at: at(15 + n), expires_at: at(900), idle_cut: at(0), max_live_per_caller: 1,
+        event: consoleSessionStartedEvent(at(15 + n), { caller_id: 'ops' }, { session: fp(n), roles: ['admin'], ip: null, expires_at: at(900) }),
+      });
+    }
     const edge = CASES.map((c) => c.event).filter((e) => e.type.startsWith('policy.') || e.type === 'evaluation' || e.type === 'auth.failed' || e.type === 'access.refused' || e.type === 'callers.replaced');
     await s.appendEvents(edge);
     for await (const event of s.iterateEvents()) written.push(event);
