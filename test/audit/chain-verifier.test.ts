@@ -9,7 +9,7 @@ const chain = buildChain(10);
 describe('verifyChain on an intact chain', () => {
   it('accepts it and reports the head', () => {
     const last = chain[9] as AuditEventV1;
-    expect(verifyChain(chain)).toEqual({ ok: true, count: 10, last_seq: 10, last_hash: last.hash, last_time: last.time });
+    expect(verifyChain(chain)).toEqual({ ok: true, count: 10, last_seq: 10, last_hash: last.hash, first_time: (chain[0] as AuditEventV1).time, last_time: last.time });
   });
 
   it('accepts an empty chain: its head is the start', () => {
