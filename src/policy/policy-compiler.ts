@@ -3,7 +3,7 @@ import { compileAgent } from './agent-compiler.js';
 import { byLocation, Diagnostics, where } from './compile-diagnostics.js';
 import { checkIntegration, checkKnownScopes, checkRole } from './document-checks.js';
 import { compileEndpointMaps } from './endpoint-map-compiler.js';
-import { compileProviderMaps, warnShortProviderTtls } from './provider-map-compiler.js';
+import { compileProviderMaps, warnShortProviderTtls, warnUnboundRecordScopes } from './provider-map-compiler.js';
 import type {
   CompiledAgent,
   CompiledEndpointMap,
@@ -93,6 +93,7 @@ export function* compileSteps(documents: readonly PolicyDocument[]): Generator<v
   const endpointMaps = compileEndpointMaps(documents, new Set(names), catalogues, diag);
   const providerMaps = compileProviderMaps(documents, catalogues, diag);
   warnShortProviderTtls(agents, compiledAgents, providerMaps, diag);
+  warnUnboundRecordScopes(agents, compiledAgents, providerMaps, diag);
   return {
     data: { policies: { agents: sortedRecord(Object.entries(compiledAgents)), integrations } },
     integrations: info,

@@ -216,3 +216,46 @@ export function warnShortProviderTtls(
     }
   }
 }
+
+/** Whether a scope's mapping draws on the decision's record (`{record.id}`, `{record.type}`). */
+function mapsWithRecord(map: CompiledProviderMap, scope: string): boolean {
+  const usesRecord = (parts: readonly MapTemplatePart[] | null): boolean => parts !== null && parts.some((p) => 'from' in p && p.from === 'record');
+  if (map.kind === 'aws') {
+    const statements = Object.hasOwn(map.scopes, scope) ? map.scopes[scope] ?? [] : [];
+    return statements.some((st) => st.resources.some(usesRecord) || Object.values(st.conditions).some((byKey) => Object.values(byKey).some((values) => values.some(usesRecord))));
+  }
+  if (map.kind === 'gcp_storage') {
+    const rules = Object.hasOwn(map.scopes, scope) ? map.scopes[scope] ?? [] : [];
+    return rules.some((r) => usesRecord(r.object_prefix));
+  }
+  return usesRecord(map.subject);
+}
+
+/**
+ * A warning for each scope an agent may be granted whose provider mapping draws on the record (`{record.id}`) while
+ * the agent's policy does not bind that scope to a record: the credential is then narrowed to whatever record the
+ * agent names (of any type), which a binding (`bind:`) would tie to its task's own.
+ */
+export function warnUnboundRecordScopes(
+  agents: ReadonlyMap<string, PolicyDocument<'agent_policy'>>,
+  compiled: Readonly<Record<string, { integrations: Readonly<Record<string, { allowed: Readonly<Record<string, true>>; bindings: Readonly<Record<string, unknown>> }>> }>>,
+  maps: Readonly<Record<string, CompiledProviderMap>>,
+  diag: Diagnostics,
+): void {
+  for (const [id, doc] of agents) {
+    const agent = compiled[id];
+    if (agent === undefined) continue;
+    for (const [integration, compiledIntegration] of Object.entries(agent.integrations)) {
+      const map = Object.hasOwn(maps, integration) ? maps[integration] : undefined;
+      if (map === undefined) continue;
+      for (const scope of Object.keys(compiledIntegration.allowed).sort()) {
+        if (Object.hasOwn(compiledIntegration.bindings, scope) || !mapsWithRecord(map, scope)) continue;
+        diag.warning(
+          doc,
+          ['agent_policy', 'integrations', integration],
+          `${scope} is mapped with {record.*} by the provider map of ${integration} but not bound to a record here: its credential reaches whatever record the agent names (bind it to the task's record with bind:)`,
+        );
+      }
+    }
+  }
+}

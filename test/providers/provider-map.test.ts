@@ -90,12 +90,25 @@ describe('provider_map documents', () => {
 
 describe('an agent whose token_ttl is below its provider minimum', () => {
   it('is warned about, with file and line', () => {
-    const agent = (ttl: number) => `agent_policy:\n  id: a\n  integrations:\n    s3-reports:\n      max_scope: [reports:read]\n  token_ttl: ${ttl}\n`;
+    const agent = (ttl: number) =>
+      `agent_policy:\n  id: a\n  integrations:\n    s3-reports:\n      max_scope: [reports:read]\n      bind:\n        reports:read: { resource: customer, context: customer_id }\n  token_ttl: ${ttl}\n`;
     const short = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(300) });
     expect(short.warnings.map((w) => `${w.file}:${w.line} ${w.message}`)).toEqual([
-      'agents/a.yaml:6 token_ttl 300 s is below the 900 s a aws credential for s3-reports lives at least: its redeems will be refused (provider_ttl_too_short)',
+      'agents/a.yaml:8 token_ttl 300 s is below the 900 s a aws credential for s3-reports lives at least: its redeems will be refused (provider_ttl_too_short)',
     ]);
     expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(900) }).warnings).toEqual([]);
+  });
+});
+
+describe('a scope mapped with {record.*} that the agent does not bind to a record', () => {
+  it('is warned about, with file and line: its credential would reach whatever record the agent names', () => {
+    const agent = (bind: string) => `agent_policy:\n  id: a\n  integrations:\n    s3-reports:\n      max_scope: [reports:read, reports:write]\n${bind}  token_ttl: 900\n`;
+    const unbound = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent('      bind:\n        reports:read: { resource: customer, context: customer_id }\n') });
+    expect(unbound.warnings.map((w) => `${w.file}:${w.line} ${w.path}: ${w.message}`)).toEqual([
+      'agents/a.yaml:5 agent_policy.integrations.s3-reports: reports:write is mapped with {record.*} by the provider map of s3-reports but not bound to a record here: its credential reaches whatever record the agent names (bind it to the task\'s record with bind:)',
+    ]);
+    const both = '      bind:\n        reports:read: { resource: customer, context: customer_id }\n        reports:write: { resource: customer, context: customer_id }\n';
+    expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(both) }).warnings).toEqual([]);
   });
 });
 
