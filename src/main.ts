@@ -36,7 +36,7 @@ import { requestPipeline, type AuthorizationRefusal } from './server/request-pip
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
-import { ProviderMinter } from './providers/provider-minter.js';
+import { ProviderMinter, providerConfigProblems } from './providers/provider-minter.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
 import { loadPolicyFolder, SuggestionActions, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
@@ -169,6 +169,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
         const missing = [route.decision, route.entities].filter((e): e is string => e !== null && !exported.has(e));
         if (missing.length > 0) logger.warn({ subject_type: type, missing }, `authzen.subjects.${type} names entrypoints the policy bundle does not export`);
       }
+      for (const problem of providerConfigProblems(config.providers, active.policySet)) logger.warn(problem);
       logger.info({ revision: active.revision, previous: previous?.revision, agents: active.policySet.agents.length }, 'policy loaded');
       audit(
         policyLoadedEvent(now().toISOString(), {

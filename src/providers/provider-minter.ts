@@ -44,6 +44,29 @@ export type ProviderFailureLog = (failure: { integration: string; decision_id: s
  * Mints provider credentials for the integrations the config names (docs/providers.md), narrowed by the active
  * policy's provider maps. Source credentials are read once, here, at construction.
  */
+/**
+ * What does not fit between the config's providers and the policy in force, each a sentence for the operator: a
+ * provider whose integration has no provider_map (every redeem of it fails, `provider_failed`) or one of another
+ * kind, one for an integration the policy does not know, a provider_map no provider is configured for (its tokens
+ * are ours only). Checked at every load, so a reload that drops a map says so before the first redeem does.
+ */
+export function providerConfigProblems(providers: readonly ProviderConfig[], policy: Pick<PolicySet, 'integrations' | 'providerMaps'>): string[] {
+  const maps = policy.providerMaps ?? {};
+  const problems: string[] = [];
+  providers.forEach((p, i) => {
+    const at = `providers[${i}] (integration ${p.integration}, kind ${p.kind})`;
+    if (!Object.hasOwn(policy.integrations, p.integration)) problems.push(`${at}: the policy has no integration ${p.integration}`);
+    const map = Object.hasOwn(maps, p.integration) ? maps[p.integration] : undefined;
+    if (map === undefined) problems.push(`${at}: the policy has no provider_map for ${p.integration}: every redeem of it fails (provider_failed)`);
+    else if (map.kind !== p.kind) problems.push(`${at}: the provider_map of ${p.integration} is of kind ${map.kind}: every redeem of it fails (provider_failed)`);
+  });
+  const configured = new Set(providers.map((p) => p.integration));
+  for (const integration of Object.keys(maps).sort()) {
+    if (!configured.has(integration)) problems.push(`provider_map for ${integration}: no providers[] entry names it, so its tokens are agent-pdp's only (no ${maps[integration]?.kind} credential is minted)`);
+  }
+  return problems;
+}
+
 export class ProviderMinter {
   readonly #providers = new Map<string, Provider>();
   readonly #policy: () => PolicySet | undefined;

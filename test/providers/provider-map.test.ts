@@ -9,6 +9,7 @@ import { buildPolicySet } from '../../src/policy/policy-loader.js';
 import { longestSessionPolicyChars, parseMapTemplate, placeholderBoundaryProblem } from '../../src/policy/provider-map-compiler.js';
 import { sessionPolicy } from '../../src/providers/aws-sts.js';
 import { fillTemplate, TemplateRefused } from '../../src/providers/map-templates.js';
+import { providerConfigProblems } from '../../src/providers/provider-minter.js';
 import { stsName } from '../../src/providers/provider-limits.js';
 
 const INTEGRATION = `integration:
@@ -97,6 +98,29 @@ describe('an agent whose token_ttl is below its provider minimum', () => {
       'agents/a.yaml:8 token_ttl 300 s is below the 900 s a aws credential for s3-reports lives at least: its redeems will be refused (provider_ttl_too_short)',
     ]);
     expect(build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'agents/a.yaml': agent(900) }).warnings).toEqual([]);
+  });
+});
+
+describe('the config\'s providers against the policy in force (logged at every load)', () => {
+  it('names a provider without a map, one of another kind, one for an unknown integration, and a map without a provider', () => {
+    const set = build({ 'integrations/s3.yaml': INTEGRATION, 'providers/s3.yaml': MAP, 'integrations/crm.yaml': 'integration:\n  id: crm\n  scopes: [tickets:read]\n' });
+    const aws = { kind: 'aws' as const, role_arn: 'arn:aws:iam::123456789012:role/r', region: 'eu-west-1' };
+    const problems = providerConfigProblems(
+      [
+        { integration: 'crm', ...aws },
+        { integration: 's3-reports', kind: 'google_workspace' },
+        { integration: 'nowhere', ...aws },
+      ] as never,
+      set,
+    );
+    expect(problems).toEqual([
+      'providers[0] (integration crm, kind aws): the policy has no provider_map for crm: every redeem of it fails (provider_failed)',
+      'providers[1] (integration s3-reports, kind google_workspace): the provider_map of s3-reports is of kind aws: every redeem of it fails (provider_failed)',
+      'providers[2] (integration nowhere, kind aws): the policy has no integration nowhere',
+      'providers[2] (integration nowhere, kind aws): the policy has no provider_map for nowhere: every redeem of it fails (provider_failed)',
+    ]);
+    expect(providerConfigProblems([], set)).toEqual(["provider_map for s3-reports: no providers[] entry names it, so its tokens are agent-pdp's only (no aws credential is minted)"]);
+    expect(providerConfigProblems([{ integration: 's3-reports', ...aws }] as never, set)).toEqual([]);
   });
 });
 
