@@ -40,6 +40,16 @@ export function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
 }
 
+let onSessionChanged: (() => void) | undefined;
+
+/**
+ * Called on a 403 csrf_failed: the cookie now holds another session than this page's (the browser signed in again in
+ * another tab), whose token the page does not know.
+ */
+export function setSessionChangedHandler(handler: () => void): void {
+  onSessionChanged = handler;
+}
+
 /** Called on every answer of the PDP but a 401: the session's idle clock restarted on the server. */
 export function setActivityHandler(handler: () => void): void {
   onActivity = handler;
@@ -92,9 +102,11 @@ async function send(method: 'GET' | 'POST', url: string, body?: unknown, ignore4
   const headers: Record<string, string> = { accept: 'application/json' };
   if (apiKey !== undefined) headers['authorization'] = `Bearer ${apiKey}`;
   const init: RequestInit = { method, credentials: 'same-origin', headers, cache: 'no-store' };
+  // Every request names the session the page belongs to (a read too: the server then refuses one from a page whose
+  // session the cookie no longer holds).
+  if (csrfToken !== null && apiKey === undefined) headers['x-csrf-token'] = csrfToken;
   if (method === 'POST') {
     headers['content-type'] = 'application/json';
-    if (csrfToken !== null) headers['x-csrf-token'] = csrfToken;
     init.body = JSON.stringify(body ?? {});
   }
   let res: Response;
@@ -107,6 +119,7 @@ async function send(method: 'GET' | 'POST', url: string, body?: unknown, ignore4
   if (res.ok) return res;
   const error = await errorOf(res);
   if (res.status === 401 && !ignore401) onUnauthorized?.();
+  if (res.status === 403 && error.code === 'csrf_failed' && apiKey === undefined) onSessionChanged?.();
   throw error;
 }
 

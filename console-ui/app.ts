@@ -2,7 +2,7 @@
  * The console's entry module (`/console/assets/app.js`): resumes the session or shows the sign-in form, then the
  * shell (left nav of the pages the roles may use, the status area, the page) and the hash routing between pages.
  */
-import { setActivityHandler, setUnauthorizedHandler } from './api.js';
+import { setActivityHandler, setSessionChangedHandler, setUnauthorizedHandler } from './api.js';
 import { h, on, replace, routeHref } from './dom.js';
 import { homeOf, mayUse, pageInfo, PAGES, type PageId } from './pages.js';
 import type { Page } from './page-kit.js';
@@ -17,7 +17,7 @@ import { signInPage } from './page-signin.js';
 import { suggestionsPage } from './page-suggestions.js';
 import { currentRoute, go, onRouteChange, type Route } from './router.js';
 import * as session from './session.js';
-import { clearStatus, showError, statusArea } from './status.js';
+import { clearStatus, showError, showInfo, statusArea } from './status.js';
 import type { SessionV1 } from './wire.js';
 
 const RENDERERS: Record<PageId, Page> = {
@@ -123,6 +123,24 @@ setUnauthorizedHandler(() => {
   showSignIn(EXPIRED);
 });
 setActivityHandler(() => armIdleTimer());
+// The browser signed in again in another tab: this page's session is gone, the cookie holds another. The page takes
+// the session the cookie holds now (perhaps another caller's: its pages and roles are shown), or the sign-in form.
+let switching = false;
+setSessionChangedHandler(() => {
+  if (switching) return;
+  switching = true;
+  const was = session.current()?.caller_id;
+  session.drop();
+  session
+    .resume()
+    .then((s) => {
+      if (s === null) return showSignIn(EXPIRED);
+      showConsole(s);
+      showInfo(`this tab's session was replaced by a sign-in in another tab: now signed in as ${s.caller_id}${was !== undefined && was !== s.caller_id ? ` (was ${was})` : ''}; repeat what you were doing`);
+    })
+    .catch(() => showSignIn(EXPIRED))
+    .finally(() => (switching = false));
+});
 onRouteChange((r) => route(r));
 
 session

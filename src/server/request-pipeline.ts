@@ -166,6 +166,12 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           if (method !== 'GET' && method !== 'HEAD' && !csrfMatches(session, req.headers['x-csrf-token'])) {
             throw new PdpError('csrf_failed', 'a state change made with a console session must carry its X-CSRF-Token');
           }
+          // A read naming another session's token comes from a page of a session this cookie no longer holds (the
+          // browser signed in again, in another tab, maybe as another caller): refused, so that page learns it and
+          // reloads its session rather than showing one caller's data under another's name.
+          if ((method === 'GET' || method === 'HEAD') && req.headers['x-csrf-token'] !== undefined && !csrfMatches(session, req.headers['x-csrf-token'])) {
+            throw new PdpError('csrf_failed', 'this page belongs to another console session (signed in again elsewhere): reload it');
+          }
         }
         const body = route.body ? route.body.parse(await readBody(req, route.body.media, options.bodyLimitBytes, route.body.optional)) : undefined;
         reply = await route.handle({

@@ -335,6 +335,27 @@ describe('sessions in the browser', () => {
     expect(id).toBeUndefined(); // the 401 deleted it
   });
 
+  it('a sign-in in another tab as another caller: this tab notices at its next request and shows that session, never one caller\'s data under another\'s name', async () => {
+    // Two tabs of one browser (one cookie jar), both on the sign-in form.
+    const first = session.page;
+    const second = await session.context.newPage();
+    await second.goto(`${t.url}/console`);
+    await second.getByTestId('signin-key').waitFor();
+    await signIn(first, KEYS.approver);
+    expect(await first.getByTestId('whoami').textContent()).toBe('oncall-1');
+    // The second tab signs in as the auditor: the cookie now holds that session (the first one is replaced).
+    await second.getByTestId('signin-key').fill(KEYS.auditor);
+    await second.getByTestId('signin-submit').click();
+    await second.getByTestId('whoami').waitFor();
+    expect(await second.getByTestId('whoami').textContent()).toBe('compliance');
+    // The first tab's next request (its history filter) carries its old session's token: refused (csrf_failed), and
+    // the tab takes the session the cookie holds, saying so.
+    await first.getByTestId('requests-history-status').selectOption('denied');
+    await expect.poll(() => first.getByTestId('whoami').textContent()).toBe('compliance');
+    await expect.poll(() => first.getByTestId('status').textContent()).toContain('replaced by a sign-in in another tab');
+    expect(await first.getByTestId('whoami-roles').textContent()).toBe('auditor');
+  });
+
   it('signs out: the session ends on the server', async () => {
     const page = session.page;
     await signIn(page, KEYS.auditor);
