@@ -71,7 +71,7 @@ export const SUGGEST_COMMANDS: Command[] = [
       if (positionals.length > 0) throw new UsageError('usage: agent-pdp suggest --config FILE [--since 90d] [--agent ID] [--format md|json|html] [--out FILE]');
       const format = formatOf(str(values['format']));
       const agent = str(values['agent']);
-      return withStore(values, async (store, cfg) => {
+      return withStore(values, { needsFolder: true }, async (store, cfg) => {
         const now = new Date();
         const until = now.toISOString();
         const since = sinceOf(str(values['since']), now, cfg.suggestions.window_days);
@@ -106,7 +106,7 @@ export const SUGGEST_COMMANDS: Command[] = [
       const by = actorOf(values);
       const note = noteOf(values);
       const dryRun = values['dry-run'] === true;
-      return withStore(values, async (store, cfg) => {
+      return withStore(values, { needsFolder: true }, async (store, cfg) => {
         let result: AppliedSuggestion;
         try {
           result = await actionsOf(store, cfg).apply(id, { by, note, dryRun });
@@ -135,7 +135,7 @@ export const SUGGEST_COMMANDS: Command[] = [
       const id = oneId(positionals, 'dismiss');
       const by = actorOf(values);
       const note = noteOf(values);
-      return withStore(values, async (store, cfg) => {
+      return withStore(values, { needsFolder: false }, async (store, cfg) => {
         await actionsOf(store, cfg).dismiss(id, { by, note });
         process.stderr.write(`dismissed ${id} as ${by}: it comes back only if its evidence changes\n`);
         return 0;
@@ -156,10 +156,15 @@ function actionsOf(store: Store, config: PdpConfig): SuggestionActions {
 }
 
 /** Opens the store the config names (never creating one), runs `body`, and closes it whatever happens. */
-async function withStore(values: Values, body: (store: Store, config: PdpConfig) => Promise<number>): Promise<number> {
+async function withStore(values: Values, options: { needsFolder: boolean }, body: (store: Store, config: PdpConfig) => Promise<number>): Promise<number> {
   const configPath = str(values['config']) ?? process.env['AGENT_PDP_CONFIG'];
   if (!configPath) throw new PdpError('config_invalid', 'no config: pass --config FILE (or set AGENT_PDP_CONFIG)');
   const { config } = loadConfigFile(configPath, { nodeEnv: process.env['NODE_ENV'], webhookSecrets: false });
+  // Suggestions are made on, and applied to, the YAML folder: a config serving a compiled bundle has none (its
+  // `policy.agents` would silently be read from the default folder beside it).
+  if (options.needsFolder && (config.policy.compiled !== null || config.policy.service !== null)) {
+    throw new PdpError('invalid_request', `${configPath} serves a compiled bundle (policy.compiled or policy.service), not a policy folder: run agent-pdp suggest with the config of the box that holds the YAML (policy.agents)`);
+  }
   const store = await openConfiguredStore(config);
   try {
     return await body(store, config);

@@ -114,6 +114,19 @@ describe('agent-pdp suggest', () => {
   });
 });
 
+describe('a config serving a compiled bundle', () => {
+  it('suggest and apply refuse it (no policy folder to read or write), naming why', async () => {
+    const compiled = join(t.dir, 'compiled-cli.json');
+    writeFileSync(compiled, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), policy: { compiled: 'compiled.tar.gz', watch: false } }));
+    chmodSync(compiled, 0o600);
+    for (const args of [['suggest', '--config', compiled], ['suggest', 'apply', 'sg_x', '--config', compiled]]) {
+      const run = await cli(...args);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('serves a compiled bundle');
+    }
+  });
+});
+
 describe('agent-pdp suggest apply / dismiss', () => {
   it('--dry-run prints the diff and writes nothing', async () => {
     const removal = byKind(await report(), 'remove_scope');
