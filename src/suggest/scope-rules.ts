@@ -82,12 +82,15 @@ export function moveToTaskType(ctx: AgentContext, integration: string, usage: In
   const implies = ctx.implies(integration);
   const allowed = Object.keys(ctx.compiled.integrations[integration]?.allowed ?? {}).sort();
   const edits: YamlEdit[] = [];
+  // The evidence is about types whose tasks held the scope (had tokens carrying it) and did not use it: a type whose
+  // tasks never held it (tokens for other integrations only) says nothing about it, and is not taken it from.
+  const held = (t: string): boolean => (Object.hasOwn(e.task_types, t) ? (e.task_types[t]?.granted ?? 0) : 0) > 0;
   let from: string[];
   if (active) {
-    // Task types are in force: the scope leaves the other types' lists (those of types the window saw).
+    // Task types are in force: the scope leaves the other types' lists (those of types the window saw holding it).
     if (ownValue(ownValue(compiledTypes, type), integration)?.[scope] !== true) return;
     from = Object.keys(compiledTypes)
-      .filter((t) => t !== type && ctx.observedTypes.has(t) && ownValue(ownValue(compiledTypes, t), integration)?.[scope] === true)
+      .filter((t) => t !== type && ctx.observedTypes.has(t) && held(t) && ownValue(ownValue(compiledTypes, t), integration)?.[scope] === true)
       .sort();
     for (const t of from) {
       const list = Object.keys(ownValue(ownValue(compiledTypes, t), integration) ?? {}).sort();
@@ -116,7 +119,7 @@ export function moveToTaskType(ctx: AgentContext, integration: string, usage: In
       });
       return;
     }
-    from = [...ctx.observedTypes].filter((t) => t !== type).sort();
+    from = [...ctx.observedTypes].filter((t) => t !== type && held(t)).sort();
     // Every type the window saw keeps everything it may have today, but for this scope: nothing else changes.
     const taskTypes: Record<string, Record<string, string[]>> = {};
     for (const t of [...ctx.observedTypes].sort()) {

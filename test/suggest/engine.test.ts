@@ -293,6 +293,38 @@ describe('move_to_task_type', () => {
     expect(r.suggestions[0]?.proposal.edits).toEqual([{ op: 'set', path: ['agent_policy', 'task_types', 'review', 'github'], value: ['pr:read', 'repo:read'] }]);
   });
 
+  it('a type whose tasks never held the scope (their tokens were for another integration) is not taken it from', () => {
+    const role = `role_policy:
+  id: dev
+  integrations:
+    github:
+      max_scope: [repo:read, repo:write, pr:read]
+    slack:
+      max_scope: [chat:write]
+  task_types:
+    review:
+      github: [repo:read, repo:write, pr:read]
+    release:
+      github: [repo:read, repo:write]
+    notify:
+      github: [repo:write]
+      slack: [chat:write]
+`;
+    const agent = `agent_policy:
+  id: code-review-agent
+  roles: [dev]
+  per_task_downscope: true
+`;
+    const r = run({ 'integrations/github.yaml': GITHUB, 'roles/dev.yaml': role, 'agents/a.yaml': agent }, (b) =>
+      releasing(b)
+        .grant({ agent: AGENT, integration: 'slack', scopes: ['chat:write'], days: 30, task_type: 'notify' })
+        .use({ agent: AGENT, integration: 'slack', scope: 'chat:write', days: 30, task_type: 'notify' }),
+    );
+    expect(kinds(r)).toEqual(['move_to_task_type github repo:write']);
+    expect(r.suggestions[0]?.proposal).toMatchObject({ task_type: 'release', from_task_types: ['review'] });
+    expect(r.suggestions[0]?.proposal.edits).toEqual([{ op: 'set', path: ['agent_policy', 'task_types', 'review', 'github'], value: ['pr:read', 'repo:read'] }]);
+  });
+
   it('tokens of tasks without a type: not suggested (task types would refuse them), and said so', () => {
     const r = run({ 'integrations/github.yaml': GITHUB, 'agents/a.yaml': RELEASE }, (b) =>
       releasing(b).grant({ agent: AGENT, integration: 'github', scopes: ['repo:read'], days: 1 }),
