@@ -185,15 +185,22 @@ function formatOf(value: string | undefined): ReportFormat {
   return value as ReportFormat;
 }
 
-/** `--since 90d` (days back from now) or a time (RFC 3339 or a date); the config's window_days when absent. */
+/**
+ * `--since 90d` (days back from now) or a time (RFC 3339 or a date); the config's window_days when absent. The
+ * evidence is counted in whole UTC days (the usage aggregates are daily), so the window starts at the start of the
+ * day this names: what the report's `window.since` then says is what was counted.
+ */
 export function sinceOf(value: string | undefined, now: Date, windowDays: number): string {
-  if (value === undefined) return new Date(now.getTime() - windowDays * DAY_MS).toISOString();
+  const dayStart = (ms: number): string => new Date(Math.floor(ms / DAY_MS) * DAY_MS).toISOString();
+  if (value === undefined) return dayStart(now.getTime() - windowDays * DAY_MS);
   const days = /^([0-9]{1,4})d$/.exec(value);
   const when = days !== null ? now.getTime() - Number(days[1]) * DAY_MS : /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(when) || when >= now.getTime() || (days !== null && Number(days[1]) === 0)) {
+  // A date that does not exist (2026-02-30) is not moved to the next month.
+  const realDate = days !== null || (!Number.isNaN(when) && new Date(when).toISOString().slice(0, 10) === value.slice(0, 10));
+  if (Number.isNaN(when) || !realDate || when >= now.getTime() || (days !== null && Number(days[1]) === 0)) {
     throw new UsageError('--since must be a number of days (90d) or a time before now (2026-01-01, 2026-01-01T00:00:00Z)');
   }
-  return new Date(when).toISOString();
+  return dayStart(when);
 }
 
 function thresholdsFrom(values: Values, config: PdpConfig): SuggestionThresholds {

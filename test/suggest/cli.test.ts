@@ -8,6 +8,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/run-cli.js';
+import { sinceOf } from '../../src/cli/suggest-commands.js';
 import type { SuggestionRecord } from '../../src/store/index.js';
 import type { SuggestionReportV1 } from '../../src/suggest/report-json.js';
 import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
@@ -215,5 +216,19 @@ describe('agent-pdp suggest apply / dismiss', () => {
     const run = await cli('suggest', 'dismiss', 'sg_nope', '--config', configPath);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('not_found');
+  });
+});
+
+describe('--since', () => {
+  const now = new Date('2026-12-02T10:00:00.000Z');
+  it('starts the window at the start of the UTC day it names (the evidence is counted in whole days)', () => {
+    expect(sinceOf('2026-12-01T23:59:00Z', now, 90)).toBe('2026-12-01T00:00:00.000Z');
+    expect(sinceOf('2026-11-01', now, 90)).toBe('2026-11-01T00:00:00.000Z');
+    expect(sinceOf('1d', now, 90)).toBe('2026-12-01T00:00:00.000Z');
+    expect(sinceOf(undefined, now, 90)).toBe('2026-09-03T00:00:00.000Z');
+  });
+
+  it.each(['2026-02-30', '2026-13-01', '0d', 'yesterday', '2027-01-01'])('refuses %s (a usage error)', (value) => {
+    expect(() => sinceOf(value, now, 90)).toThrow(/--since must be/);
   });
 });
