@@ -17,7 +17,8 @@ import { VerifiedTokens } from './verified-tokens.js';
 /**
  * What happened to a token, one per call: `issued` (a decision redeemed and its token signed), `refused` (a
  * redemption turned down: unknown, foreign, denied, redeemed or expired decision, closed task), `revoked` (a token
- * revoked by the caller it was issued to), `introspected` (an introspection answered, active or not).
+ * revoked by the caller it was issued to, or by a resource server it was presented to), `introspected` (an
+ * introspection answered, active or not).
  */
 export const TOKEN_EVENTS = ['issued', 'refused', 'revoked', 'introspected'] as const;
 
@@ -397,16 +398,25 @@ export class TokenService {
     return ok;
   }
 
-  /** RFC 7009: always succeeds from the caller's view; only the caller a token was issued to can revoke it. */
+  /**
+   * RFC 7009: always succeeds from the caller's view. The caller a token was issued to can revoke it; so can a
+   * resource server (that is not also a PEP) it was presented to.
+   */
   async revoke(caller: CallerConfig, token: string, traceId: string | null): Promise<void> {
     const now = this.#now();
     const claims = await this.#verified(token, now); // an expired token is dead already: nothing to revoke
     if (!claims) return;
     // RFC 7009 §2.1: a client revokes its own tokens. A resource server, which may introspect any token, may also
-    // revoke one presented to it (a leaked or misused token it saw): it is recorded as the revoker.
+    // revoke one presented to it (a leaked or misused token it saw): it is recorded as the revoker. The same rule as
+    // introspection's: a caller that is also a PEP sees (and so revokes) only its own tokens, and a token whose
+    // claims are not the ones issued under its jti (re-signed with a leaked key) is not ours to act on.
     const own = claims.client_id === caller.id;
-    const asResourceServer = !own && hasRole(caller, 'resource_server');
+    const asResourceServer = !own && hasRole(caller, 'resource_server') && !hasRole(caller, 'pep');
     if (!own && !asResourceServer) return;
+    if (asResourceServer) {
+      const record = await this.#o.store.getToken(claims.jti);
+      if (record === undefined || !(await this.#issuedAsClaimed(claims, record))) return;
+    }
     const revoked = await this.#o.store.revokeToken({ jti: claims.jti, caller_id: caller.id, any_holder: asResourceServer, at: now.toISOString(), reason: 'revoked_by_caller', trace_id: traceId });
     if (revoked) this.#o.observer?.tokenEvent('revoked');
   }

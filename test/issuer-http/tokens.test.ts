@@ -15,7 +15,10 @@ import type { AccessTokenClaims } from '../../src/issuer/token-claims.js';
 import { TokenVerificationError } from '../../src/issuer/verification-error.js';
 import { verifyAccessToken, type VerifyAccessTokenOptions } from '../../src/issuer/verify-access-token.js';
 import { createLogger } from '../../src/server/logger.js';
-import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
+import { sha256Hex } from '../../src/config/dev-keys.js';
+import { auth, KEYS, startTestPdp, TEST_CALLERS, type TestPdp } from '../support/pdp-harness.js';
+
+const PEP_RS_KEY = 'test-pep-and-resource-server-key';
 import {
   b64json,
   completeTask,
@@ -52,6 +55,8 @@ beforeAll(async () => {
     logger: createLogger('debug', sink),
     config: {
       issuer: { issuer: 'http://127.0.0.1:8181', keys: 'data/keys', max_token_ttl_seconds: MAX_TOKEN_TTL, redeem_window_seconds: REDEEM_WINDOW },
+      // A caller that is both a PEP and a resource server (revocation: it acts on its own tokens only).
+      callers: [...TEST_CALLERS, { id: 'pep-rs', role: ['pep', 'resource_server'], key_sha256: sha256Hex(PEP_RS_KEY), agents: ['*'] }],
     },
   });
 });
@@ -439,6 +444,12 @@ describe('POST /v1/revoke', () => {
     expect(res.text).toBe('');
   });
 
+  it('a caller that is both a PEP and a resource server revokes only its own tokens, as it introspects only its own', async () => {
+    const { token: b } = await token();
+    await revoke(t, b.access_token, PEP_RS_KEY).expect(200);
+    expect((await introspect(t, b.access_token)).body).toMatchObject({ active: true, jti: b.jti });
+  });
+
   it('lets another PEP revoke nothing of pep-1: 200, and the token stays active', async () => {
     const { token: b } = await token();
     await revoke(t, b.access_token, KEYS.strictPep).expect(200);
@@ -452,7 +463,7 @@ describe('POST /v1/revoke', () => {
     expect((await introspect(t, b.access_token)).body).toEqual({ active: false });
     const stored = await t.pdp.store.getToken(b.jti);
     expect(stored).toMatchObject({ revoke_reason: 'revoked_by_caller' });
-    expect(stored?.revoked_by).not.toBe('pep-1');
+    expect(stored?.revoked_by).toBe('crm-api');
     const revocations = [];
     for await (const e of t.pdp.store.iterateEvents({ jti: b.jti, types: ['token.revoked'] })) revocations.push(e);
     expect(revocations).toHaveLength(1);

@@ -75,7 +75,7 @@ export function tokenRoutes(tokens: TokenService): Route[] {
       },
       openapi: {
         operationId: 'revokeToken',
-        summary: 'RFC 7009 token revocation by the caller it was issued to',
+        summary: 'RFC 7009 token revocation: by the caller it was issued to, or by a resource server it was presented to',
         requestBody: { required: true, content: formOrJson },
         responses: { '200': { description: 'revoked, or nothing to revoke (RFC 7009 §2.2), empty body' }, ...errors(503) },
       },
