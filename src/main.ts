@@ -36,7 +36,7 @@ import { requestPipeline, type AuthorizationRefusal } from './server/request-pip
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
-import { ProviderMinter, providerConfigProblems } from './providers/provider-minter.js';
+import { ProviderMinter, providerConfigProblems, RECORD_FIELDS_WITHOUT_DECISION_VALUES } from './providers/provider-minter.js';
 import { Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
 import { loadPolicyFolder, SuggestionActions, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
@@ -326,7 +326,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     issuer: config.issuer.issuer,
     audienceFor,
     now,
-    maskRecord: (record, sources) => maskEmbedded(recordMask, record, sources),
+    maskRecord: (record, sources) => maskEmbedded(recordMask, record, sources, { fixed: RECORD_FIELDS_WITHOUT_DECISION_VALUES }),
     ...(providers === undefined ? {} : { providers }),
   });
   const usage = new UsageService({ store, now });

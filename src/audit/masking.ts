@@ -114,11 +114,12 @@ export interface EmbeddedSources {
  * session policy names `arn:aws:s3:::reports/customers/1234/*`, its Workspace subject is the task's user email.
  * `mask` is applied to the decision-shaped data those values came from (`input.resource`, `input.task.context`,
  * `result.resource`, and a token event's `resource`); each value it replaced is then replaced by the same digest
- * wherever it appears in a string of `record` (longest first). Over-masking is possible (a short id inside an
- * unrelated string), never under-masking of a value the paths select. Returns `record` itself when nothing is
- * masked.
+ * wherever it stands whole in a string of `record` (delimited as a template value is: by `/`, `:`, quotes, the
+ * ends). A value equal to an unrelated whole part of another string (a region `eu` beside `eu` elsewhere) is masked
+ * there too; never a value the paths select left in clear. `fixed`: the record's top-level members that hold no
+ * decision value (a time, a request id), left as they are. Returns `record` itself when nothing is masked.
  */
-export function maskEmbedded<T>(mask: Masker, record: T, sources: EmbeddedSources): T {
+export function maskEmbedded<T>(mask: Masker, record: T, sources: EmbeddedSources, options: { fixed?: readonly string[] } = {}): T {
   if (mask === IDENTITY) return record;
   const clear = { input: { resource: sources.resource, task: { context: sources.task_context } }, result: { resource: sources.resource }, resource: sources.resource };
   const masked = mask(clear);
@@ -126,8 +127,18 @@ export function maskEmbedded<T>(mask: Masker, record: T, sources: EmbeddedSource
   const replaced = new Map<string, string>();
   collectReplaced(clear, masked, replaced);
   if (replaced.size === 0) return record;
-  const pairs = [...replaced].sort((a, b) => b[0].length - a[0].length);
-  return substitute(record, pairs) as T;
+  // One pass, longest first, each value only where it stands whole (not inside a longer run of the characters a
+  // template value may hold: `[A-Za-z0-9._@+=,-]`): a digest already put in is never searched again, and an id `25`
+  // does not match inside an account number, a time or a request id.
+  const values = [...replaced.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+  const pattern = new RegExp(`(?<![A-Za-z0-9._@+=,-])(?:${values.join('|')})(?![A-Za-z0-9._@+=,-])`, 'g');
+  const fixed = new Set(options.fixed ?? []);
+  // Members that hold no decision value (a time, a provider's request id, a role ARN) are left as they are.
+  return mapChildren(record, (key) => !fixed.has(key), (child) => substitute(child, pattern, replaced)) as T;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function collectReplaced(before: unknown, after: unknown, out: Map<string, string>): void {
@@ -147,11 +158,7 @@ function collectReplaced(before: unknown, after: unknown, out: Map<string, strin
   for (const key of Object.keys(before)) collectReplaced((before as Record<string, unknown>)[key], (after as Record<string, unknown>)[key], out);
 }
 
-function substitute(node: unknown, pairs: ReadonlyArray<readonly [string, string]>): unknown {
-  if (typeof node === 'string') {
-    let text = node;
-    for (const [from, to] of pairs) if (text.includes(from)) text = text.split(from).join(to);
-    return text;
-  }
-  return mapChildren(node, () => true, (child) => substitute(child, pairs));
+function substitute(node: unknown, pattern: RegExp, replaced: ReadonlyMap<string, string>): unknown {
+  if (typeof node === 'string') return node.replace(pattern, (value) => replaced.get(value) ?? value);
+  return mapChildren(node, () => true, (child) => substitute(child, pattern, replaced));
 }

@@ -45,6 +45,12 @@ export type ProviderFailureLog = (failure: { integration: string; decision_id: s
  * policy's provider maps. Source credentials are read once, here, at construction.
  */
 /**
+ * The members of a provider credential's record that hold no value of the decision (the provider, its request id,
+ * times, the role and account): `audit.mask` leaves them as they are (`maskEmbedded`'s `fixed`).
+ */
+export const RECORD_FIELDS_WITHOUT_DECISION_VALUES: readonly string[] = Object.freeze(['provider', 'request_id', 'expires_at', 'role_arn', 'service_account', 'session_name']);
+
+/**
  * What does not fit between the config's providers and the policy in force, each a sentence for the operator: a
  * provider whose integration has no provider_map (every redeem of it fails, `provider_failed`) or one of another
  * kind, one for an integration the policy does not know, a provider_map no provider is configured for (its tokens

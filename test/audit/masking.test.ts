@@ -101,6 +101,19 @@ describe('maskEmbedded: values a record holds inside its strings (a provider cre
     expect(record.subject).toBe('ana@example.com'); // never changes its input
   });
 
+  it('a short id is masked only where it stands whole (never inside a digest, an account number or a request id), and never in a fixed member (a time)', () => {
+    const mask = compileMask(['**.resource.id']);
+    const short = { resource: { type: 'customer', id: '25' }, task_context: null };
+    const rec = { arn: 'arn:aws:iam::123425678901:role/r', policy: 'arn:aws:s3:::r/customers/25/*', expires_at: '2026-12-25T10:25:00.000Z', request_id: 'a25b-25c', list: ['25'] };
+    const out = maskEmbedded(mask, rec, short, { fixed: ['expires_at'] });
+    const digest = mask({ resource: { id: '25' } }).resource.id;
+    expect(out).toEqual({ arn: rec.arn, policy: `arn:aws:s3:::r/customers/${digest}/*`, expires_at: rec.expires_at, request_id: rec.request_id, list: [digest] });
+    // Two values, one a part of the other's digest text: one pass, so no digest is searched again.
+    const two = compileMask(['**.resource.id', 'input.task.context.n']);
+    const out2 = maskEmbedded(two, { p: 'x/25/7' }, { resource: { type: 'c', id: '25' }, task_context: { n: '7' } });
+    expect(out2.p).toMatch(/^x\/sha256:[0-9a-f]{64}\/sha256:[0-9a-f]{64}$/);
+  });
+
   it('a whole context masked as one digest masks each of its values', () => {
     const out = maskEmbedded(compileMask(['input.task.context']), record, sources);
     expect(JSON.stringify(out)).not.toContain('ana@example.com');
