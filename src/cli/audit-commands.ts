@@ -128,7 +128,9 @@ export const AUDIT_COMMANDS: Command[] = [
           await store.close();
         }
       }
-      const stale = result.ok ? staleHead(result) : undefined;
+      // A filtered export leaves the signed heads out with the events it skips: no head there says nothing.
+      const filtered = 'header' in result && result.header?.filter !== undefined;
+      const stale = result.ok ? staleHead(result, filtered) : undefined;
       // The key folder's signed-heads file is gone though the chain holds signed heads (each of which the PDP that
       // signed it appended to that file): deleted, or this is not the folder the signing PDP used. Not silent.
       if (result.ok && unchecked === undefined && heads === undefined && beside !== undefined && !beside.exists && (result.signed_heads?.count ?? 0) > 0) {
@@ -448,10 +450,11 @@ async function headsFrom(heads: HeadsFile, fromSeq: number): Promise<ChainHead[]
  * head at all (`seq: null`), the first event, when the events span more than that: a chain a running PDP wrote for
  * that long holds signed heads, unless they were deleted with a rewritten chain.
  */
-function staleHead(result: Extract<VerifyResult, { ok: true }>): { seq: number | null; time: string; last_time: string; events_after: number } | undefined {
+function staleHead(result: Extract<VerifyResult, { ok: true }>, filtered = false): { seq: number | null; time: string; last_time: string; events_after: number } | undefined {
   if (result.last_time === undefined) return undefined;
   const newest = result.signed_heads?.newest ?? null;
   if (newest === null) {
+    if (filtered) return undefined;
     if (result.first_time === undefined || Date.parse(result.last_time) - Date.parse(result.first_time) <= STALE_HEAD_MS) return undefined;
     return { seq: null, time: result.first_time, last_time: result.last_time, events_after: result.count };
   }

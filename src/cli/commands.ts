@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile } from '../config/config-loader.js';
+import { AGENT_ID_PATTERN, CONFIG_ID_PATTERN } from '../config/config-schema.js';
 import { CALLER_ROLES } from '../config/config-types.js';
 import { sha256Hex } from '../config/dev-keys.js';
 import { formatErrorDetail, PdpError } from '../errors/pdp-error.js';
@@ -248,10 +249,9 @@ export const COMMANDS: Command[] = [
   ...BUNDLE_COMMANDS,
 ];
 
-/** A caller id or approver group, as config-schema.ts's `id`. */
-const CALLER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** An agent id or pattern of a pep's `agents`, as config-schema.ts. */
-const AGENT_PATTERN = /^[A-Za-z0-9*][A-Za-z0-9._*-]{0,127}$/;
+/** A caller id or approver group; an agent id or pattern of a pep's `agents`: the config's own patterns. */
+const CALLER_ID = new RegExp(CONFIG_ID_PATTERN);
+const AGENT_PATTERN = new RegExp(AGENT_ID_PATTERN);
 
 /** A command's usage error: the usage line on stderr, exit 2 (as run-cli does for an unknown option). */
 function usageError(command: string, usageLine: string): number {

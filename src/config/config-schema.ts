@@ -2,7 +2,11 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { CALLER_ROLES, POLICY_SIGNING_ALGORITHM_PATTERN } from './config-types.js';
 import { ENTRYPOINT_PATTERN } from '../wire/entrypoint.js';
 
-const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' };
+/** An id of the config (a caller, an approver group, an integration, ...). */
+export const CONFIG_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+/** An agent id, or a pattern where `*` stands for any run of characters (a caller's `agents`). */
+export const AGENT_ID_PATTERN = '^[A-Za-z0-9*][A-Za-z0-9._*-]{0,127}$';
+const id = { type: 'string', pattern: CONFIG_ID_PATTERN };
 const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' };
 const seconds = (max: number) => ({ type: 'integer', minimum: 1, maximum: max });
 
@@ -293,7 +297,7 @@ export const configSchema = {
           approver_groups: { type: 'array', minItems: 1, uniqueItems: true, items: id },
           key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
           // Agent ids, or patterns where `*` stands for any run of characters (`support-*`, `*`).
-          agents: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9*][A-Za-z0-9._*-]{0,127}$' } },
+          agents: { type: 'array', items: { type: 'string', pattern: AGENT_ID_PATTERN } },
           may_assert_context: { type: 'boolean' },
         },
       },

@@ -41,6 +41,8 @@ interface Entry {
   taskId: string;
   pending: Promise<CachedToken>;
   token?: CachedToken;
+  /** False once `keep` refused the token: calls waiting for it do not share it. */
+  kept?: boolean;
 }
 
 export class TokenCache {
@@ -66,13 +68,18 @@ export class TokenCache {
 
   /**
    * A usable token for `key`: the cached one while it has more than the margin left, the one being minted by a
-   * concurrent call, or a new one from `mint`. A failed mint is not cached, nor a token `keep` refuses (calls already
-   * waiting for it still get it).
+   * concurrent call, or a new one from `mint`. A failed mint is not cached, nor a token `keep` refuses (calls that
+   * were waiting for it mint their own).
    */
   async obtain(key: string, taskId: string, mint: () => Promise<CachedToken>, keep?: (token: CachedToken) => boolean): Promise<{ token: CachedToken; reused: boolean }> {
     const entry = this.#entries.get(key);
     if (entry !== undefined) {
-      if (entry.token === undefined) return { token: await entry.pending, reused: true };
+      if (entry.token === undefined) {
+        const token = await entry.pending;
+        // A token the cache does not keep (`keep` refused it) is not shared either: this call gets its own.
+        if (entry.kept === false) return { token: await mint(), reused: false };
+        return { token, reused: true };
+      }
       if (this.#fresh(entry.token)) return { token: entry.token, reused: true };
       this.#entries.delete(key);
     }
@@ -84,7 +91,10 @@ export class TokenCache {
       if (this.#entries.get(key) === created) this.#entries.delete(key);
       throw err;
     }
-    if (keep !== undefined && !keep(created.token) && this.#entries.get(key) === created) this.#entries.delete(key);
+    if (keep !== undefined && !keep(created.token)) {
+      created.kept = false;
+      if (this.#entries.get(key) === created) this.#entries.delete(key);
+    }
     return { token: created.token, reused: false };
   }
 

@@ -41,10 +41,6 @@ export interface MintedProviderCredential {
 export type ProviderFailureLog = (failure: { integration: string; decision_id: string; error: string }) => void;
 
 /**
- * Mints provider credentials for the integrations the config names (docs/providers.md), narrowed by the active
- * policy's provider maps. Source credentials are read once, here, at construction.
- */
-/**
  * The members of a provider credential's record that hold no value of the decision (the provider, its request id,
  * times, the role and account): `audit.mask` leaves them as they are (`maskEmbedded`'s `fixed`).
  */
@@ -73,6 +69,10 @@ export function providerConfigProblems(providers: readonly ProviderConfig[], pol
   return problems;
 }
 
+/**
+ * Mints provider credentials for the integrations the config names (docs/providers.md), narrowed by the active
+ * policy's provider maps. Source credentials are read once, here, at construction.
+ */
 export class ProviderMinter {
   readonly #providers = new Map<string, Provider>();
   readonly #policy: () => PolicySet | undefined;

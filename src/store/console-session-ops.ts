@@ -30,7 +30,8 @@ export async function createConsoleSession(ctx: StoreContext, input: ConsoleSess
     yield* run(SQL.insertConsoleSession, input.id_sha256, input.caller_id, input.key_sha256, input.created_at, input.created_at, input.expires_at);
     yield* ctx.chain.append(prepared);
     // The oldest beyond the cap end, each with its console.session_ended event (reason `evicted`), after the sign-in's.
-    const old = yield* all<{ id_sha256: string }>(SQL.selectOldConsoleSessions, input.caller_id, input.caller_id, input.max_live_per_caller);
+    const live = [input.created_at, input.idle_cut] as const;
+    const old = yield* all<{ id_sha256: string }>(SQL.selectOldConsoleSessions, input.caller_id, ...live, input.caller_id, ...live, input.max_live_per_caller);
     for (const { id_sha256 } of old) {
       if ((yield* run(SQL.endConsoleSession, input.created_at, id_sha256)) !== 1) continue;
       const ended = consoleSessionEndedEvent(input.created_at, { caller_id: input.caller_id }, { session: id_sha256.slice(0, 16), reason: 'evicted' });

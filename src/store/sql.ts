@@ -251,10 +251,13 @@ export const SQL = {
   selectConsoleSession: 'SELECT * FROM console_sessions WHERE id_sha256 = ?',
   touchConsoleSession: 'UPDATE console_sessions SET last_seen_at = ? WHERE id_sha256 = ? AND ended_at IS NULL AND last_seen_at < ?',
   endConsoleSession: 'UPDATE console_sessions SET ended_at = ? WHERE id_sha256 = ? AND ended_at IS NULL',
-  /** Ends a caller's live sessions but its newest N (parameters: at, caller, caller, N). */
-  /** A caller's sessions not ended beyond its newest `?`: the ones a sign-in ends. */
-  selectOldConsoleSessions: `SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL AND id_sha256 NOT IN
-    (SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL ORDER BY created_at DESC, id_sha256 LIMIT ?)
+  /**
+   * A caller's live sessions (not ended, not expired, used since the idle cut) beyond its newest N: the ones a sign-in
+   * ends. Parameters: caller, now, idle cut, caller, now, idle cut, N. A dead one is neither counted nor ended here.
+   */
+  selectOldConsoleSessions: `SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL AND expires_at > ? AND last_seen_at > ?
+    AND id_sha256 NOT IN (SELECT id_sha256 FROM console_sessions WHERE caller_id = ? AND ended_at IS NULL AND expires_at > ? AND last_seen_at > ?
+    ORDER BY created_at DESC, id_sha256 LIMIT ?)
     ORDER BY created_at, id_sha256`,
   /** Sessions past their absolute expiry, or idle since before the cut (ended ones included): a bounded batch. */
   deleteDeadConsoleSessions: `DELETE FROM console_sessions WHERE id_sha256 IN (SELECT id_sha256 FROM console_sessions

@@ -8,6 +8,7 @@ import {
   PepError,
   PermissionDenied,
   TokenCache,
+  type CachedToken,
   type TaskRef,
   type ToolGrant,
 } from '../../src/pep/index.js';
@@ -226,5 +227,27 @@ describe('guardTool: fails closed', () => {
     await expect(guarded({ s: [] })).rejects.toThrow(TypeError);
     const bad = guardTool({ pdp: pep, agentId: 'support-resolver', task: 't', integration: 'crm', scopes: ['x'], resource: () => ({ type: '', id: '1' }) }, async () => 1);
     await expect(bad(undefined)).rejects.toThrow(TypeError);
+  });
+});
+
+describe('TokenCache: a token keep refuses', () => {
+  const token = (n: number): CachedToken => ({ accessToken: `t${n}`, scopes: ['s'], expiresAt: new Date(Date.now() + 600_000), decisionId: `d${n}`, taskId: 'task', jti: `j${n}` });
+
+  it('is neither kept nor shared with the calls waiting for it: each mints its own', async () => {
+    const cache = new TokenCache();
+    let minted = 0;
+    const mint = async (): Promise<CachedToken> => {
+      const n = ++minted;
+      await new Promise((r) => setTimeout(r, 20));
+      return token(n);
+    };
+    const keep = (t: CachedToken): boolean => t.jti === 'never';
+    const got = await Promise.all([1, 2, 3].map(() => cache.obtain('k', 'task', mint, keep)));
+    expect(new Set(got.map((g) => g.token.jti)).size).toBe(3);
+    expect(got.every((g) => !g.reused)).toBe(true);
+    expect(cache.size).toBe(0);
+    // A kept one is shared, as before.
+    const shared = await Promise.all([1, 2].map(() => cache.obtain('k2', 'task', mint)));
+    expect(shared.map((g) => g.reused).sort()).toEqual([false, true]);
   });
 });
