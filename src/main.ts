@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -31,7 +31,7 @@ import { TaskService } from './pdp/task-service.js';
 import { CallerResolver, type AuthFailure } from './server/caller-auth.js';
 import { ConsoleAssets } from './console/console-assets.js';
 import { ConsoleSessions } from './console/console-sessions.js';
-import { createApiServer } from './server/http-server.js';
+import { createApiServer, DRAIN_DEADLINE_MS, drainable } from './server/http-server.js';
 import { requestPipeline, type AuthorizationRefusal } from './server/request-pipeline.js';
 import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
@@ -612,6 +612,15 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
     ...(worker === undefined ? {} : { primaryWorker: worker === 1, onAdminReload: () => channel?.announce() }),
   });
   if (worker !== undefined) channel = workerChannel(() => pdp.reload(), log);
+  /** A process that cannot serve lets go of what would keep it alive: the PDP, a worker's channel to its supervisor. */
+  const letGo = async (): Promise<void> => {
+    await pdp.close().catch(() => undefined);
+    channel?.close();
+    if (worker !== undefined) {
+      process.off('disconnect', orphaned);
+      if (process.connected) process.disconnect();
+    }
+  };
   const server = createApiServer(pdp.handler).listen(config.server.port, config.server.host);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -621,66 +630,36 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   } catch (err) {
     // Nothing is listening (the port is taken): let go of everything that would keep the process alive, so it ends
     // with the error (a worker's channel too: the supervisor then sees a worker that cannot start).
-    await pdp.close().catch(() => undefined);
-    channel?.close();
-    if (worker !== undefined) {
-      process.off('disconnect', orphaned);
-      if (process.connected) process.disconnect();
-    }
+    await letGo();
     throw err;
   }
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   log.info({ url, revision: pdp.engine.active?.revision, pid: process.pid }, 'agent-pdp listening');
+  // Once shutting down, every answer closes its connection (a keep-alive client would otherwise hold the server open
+  // for as long as it keeps asking); connections that go idle are closed as they do, and any left at the deadline cut.
+  const onDeadline = (): void => log.warn({ after_ms: DRAIN_DEADLINE_MS }, 'shutting down: connections still open at the deadline are cut');
+  const drainApi = drainable(server, { onDeadline });
   let proxy: EnforcementProxy | undefined;
+  let drainProxy: (() => Promise<void>) | undefined;
   if (config.proxy?.serve === true) {
     try {
       proxy = await startPdpProxy(pdp);
+      drainProxy = drainable(proxy.server, { onDeadline });
     } catch (err) {
+      // As for the API's port: nothing may keep a process that cannot serve alive.
       server.close();
-      await pdp.close();
+      await letGo();
       throw err;
     }
   }
 
-  // Once shutting down, every answer closes its connection (a keep-alive client would otherwise hold the server open
-  // for as long as it keeps asking); connections that go idle are closed as they do, and any left at the deadline cut.
-  let draining = false;
-  const answering = new Set<ServerResponse>();
-  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (draining) {
-      res.shouldKeepAlive = false;
-      return;
-    }
-    answering.add(res);
-    res.once('close', () => answering.delete(res));
-  });
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log.info('shutting down: finishing in-flight requests');
-      draining = true;
       pdp.drain();
-      // Requests being answered now close their connection too (unless their headers are out already: the sweep
-      // then closes the connection once it is idle).
-      for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
-      answering.clear();
-      await Promise.all([
-        new Promise<void>((resolve) => {
-          const sweep = setInterval(() => server.closeIdleConnections(), DRAIN_SWEEP_MS);
-          const deadline = setTimeout(() => {
-            log.warn({ after_ms: DRAIN_DEADLINE_MS }, 'shutting down: connections still open at the deadline are cut');
-            server.closeAllConnections();
-          }, DRAIN_DEADLINE_MS);
-          server.close(() => {
-            clearInterval(sweep);
-            clearTimeout(deadline);
-            resolve();
-          });
-          server.closeIdleConnections();
-        }),
-        proxy?.close(),
-      ]);
+      await Promise.all([drainApi(), drainProxy?.().then(() => proxy?.close())]);
       await pdp.close();
       channel?.close();
       log.info('stopped');
@@ -708,10 +687,6 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   });
   return { pdp, server, url, ...(proxy === undefined ? {} : { proxy }), closed, close };
 }
-
-/** While shutting down, idle connections are closed this often; whatever is still open at the deadline is cut. */
-const DRAIN_SWEEP_MS = 200;
-const DRAIN_DEADLINE_MS = 20_000;
 
 /**
  * `agent-pdp serve --workers N` (N > 1), in the primary: everything a first start creates (the store and its
