@@ -203,16 +203,26 @@ export function warnShortProviderTtls(
   maps: Readonly<Record<string, CompiledProviderMap>>,
   diag: Diagnostics,
 ): void {
+  for (const { doc, agent, integration, map } of mappedIntegrations(agents, compiled, maps)) {
+    const minimum = PROVIDER_MINIMUM_SECONDS[map.kind];
+    if (agent.token_ttl >= minimum) continue;
+    const at: PathSegment[] = doc.body.token_ttl === undefined ? ['agent_policy', 'id'] : ['agent_policy', 'token_ttl'];
+    diag.warning(doc, at, `token_ttl ${agent.token_ttl} s is below the ${minimum} s a ${map.kind} credential for ${integration} lives at least: its redeems will be refused (provider_ttl_too_short)`);
+  }
+}
+
+/** Each agent's integrations that a provider map covers, with the agent's document and compiled policy. */
+function* mappedIntegrations<A extends { integrations: Readonly<Record<string, unknown>> }>(
+  agents: ReadonlyMap<string, PolicyDocument<'agent_policy'>>,
+  compiled: Readonly<Record<string, A>>,
+  maps: Readonly<Record<string, CompiledProviderMap>>,
+): Generator<{ doc: PolicyDocument<'agent_policy'>; agent: A; integration: string; grant: A['integrations'][string]; map: CompiledProviderMap }> {
   for (const [id, doc] of agents) {
-    const agent = compiled[id];
+    const agent = Object.hasOwn(compiled, id) ? compiled[id] : undefined;
     if (agent === undefined) continue;
-    for (const integration of Object.keys(agent.integrations)) {
+    for (const [integration, grant] of Object.entries(agent.integrations)) {
       const map = Object.hasOwn(maps, integration) ? maps[integration] : undefined;
-      if (map === undefined) continue;
-      const minimum = PROVIDER_MINIMUM_SECONDS[map.kind];
-      if (agent.token_ttl >= minimum) continue;
-      const at: PathSegment[] = doc.body.token_ttl === undefined ? ['agent_policy', 'id'] : ['agent_policy', 'token_ttl'];
-      diag.warning(doc, at, `token_ttl ${agent.token_ttl} s is below the ${minimum} s a ${map.kind} credential for ${integration} lives at least: its redeems will be refused (provider_ttl_too_short)`);
+      if (map !== undefined) yield { doc, agent, integration, grant: grant as A['integrations'][string], map };
     }
   }
 }
@@ -242,20 +252,14 @@ export function warnUnboundRecordScopes(
   maps: Readonly<Record<string, CompiledProviderMap>>,
   diag: Diagnostics,
 ): void {
-  for (const [id, doc] of agents) {
-    const agent = compiled[id];
-    if (agent === undefined) continue;
-    for (const [integration, compiledIntegration] of Object.entries(agent.integrations)) {
-      const map = Object.hasOwn(maps, integration) ? maps[integration] : undefined;
-      if (map === undefined) continue;
-      for (const scope of Object.keys(compiledIntegration.allowed).sort()) {
-        if (Object.hasOwn(compiledIntegration.bindings, scope) || !mapsWithRecord(map, scope)) continue;
-        diag.warning(
-          doc,
-          ['agent_policy', 'integrations', integration],
-          `${scope} is mapped with {record.*} by the provider map of ${integration} but not bound to a record here: its credential reaches whatever record the agent names (bind it to the task's record with bind:)`,
-        );
-      }
+  for (const { doc, integration, grant, map } of mappedIntegrations(agents, compiled, maps)) {
+    for (const scope of Object.keys(grant.allowed).sort()) {
+      if (Object.hasOwn(grant.bindings, scope) || !mapsWithRecord(map, scope)) continue;
+      diag.warning(
+        doc,
+        ['agent_policy', 'integrations', integration],
+        `${scope} is mapped with {record.*} by the provider map of ${integration} but not bound to a record here: its credential reaches whatever record the agent names (bind it to the task's record with bind:)`,
+      );
     }
   }
 }

@@ -513,6 +513,18 @@ describe('what the handler gets is what was decided', () => {
   });
 });
 
+/** A raw JSON-RPC client on an in-memory pair, initialized, against `server` connected through the guard. */
+async function rawSession(guard: McpGuard, server: McpServer): Promise<{ raw: InMemoryTransport; answers: Array<Record<string, any>> }> {
+  const [raw, serverSide] = InMemoryTransport.createLinkedPair();
+  const answers: Array<Record<string, any>> = [];
+  raw.onmessage = (m) => void answers.push(m as Record<string, any>);
+  await server.connect(guard.wrap(serverSide));
+  await raw.start();
+  await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+  await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  return { raw, answers };
+}
+
 describe('request ids', () => {
   it('a request reusing the id of one still in flight is refused; the first is answered as decided', async () => {
     const task = await registerTask();
@@ -523,13 +535,7 @@ describe('request ids', () => {
       ran.push(args.customer_id);
       return { content: [{ type: 'text', text: 'ok' }] };
     });
-    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
-    const answers: Array<Record<string, any>> = [];
-    raw.onmessage = (m) => void answers.push(m as Record<string, any>);
-    await server.connect(guard.wrap(serverSide));
-    await raw.start();
-    await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
-    await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const { raw, answers } = await rawSession(guard, server);
     // Two calls with one id, the second sent while the first is being decided (a different record).
     await raw.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } });
     await raw.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '5678' } } });
@@ -551,13 +557,7 @@ describe('request ids', () => {
       ran.push(args.customer_id);
       return { content: [{ type: 'text', text: 'ok' }] };
     });
-    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
-    const answers: Array<Record<string, any>> = [];
-    raw.onmessage = (m) => void answers.push(m as Record<string, any>);
-    await server.connect(guard.wrap(serverSide));
-    await raw.start();
-    await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
-    await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const { raw, answers } = await rawSession(guard, server);
     const decisionsBefore = (await pdp.pdp.store.searchDecisions({ limit: 100, task_id: task })).events.length;
     await raw.send({ jsonrpc: '2.0', id: null, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } } as never);
     await raw.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: null } as never);
@@ -583,13 +583,7 @@ describe('request ids', () => {
     const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
     const server = new McpServer({ name: 'crm', version: '1.0.0' });
     guard.registerTool(server, 'delete_ticket', { inputSchema: { ticket_id: z.string() } }, { integration: 'crm', scopes: ['tickets:delete'] }, async () => ({ content: [{ type: 'text', text: 'deleted' }] }));
-    const [raw, serverSide] = InMemoryTransport.createLinkedPair();
-    const answers: Array<Record<string, any>> = [];
-    raw.onmessage = (m) => void answers.push(m as Record<string, any>);
-    await server.connect(guard.wrap(serverSide));
-    await raw.start();
-    await raw.send({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
-    await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const { raw, answers } = await rawSession(guard, server);
     await raw.send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'delete_ticket', arguments: { ticket_id: 't1' }, task: { ttl: 60000 } } } as never);
     for (let i = 0; i < 100 && answers.every((a) => a['id'] !== 3); i++) await new Promise((r) => setTimeout(r, 20));
     const error = answers.find((a) => a['id'] === 3)?.['error'];
