@@ -513,6 +513,17 @@ describe('what the handler gets is what was decided', () => {
   });
 });
 
+/** An MCP server with one guarded tool, read_customer (crm tickets:read on the customer named), noting each run. */
+function readCustomerServer(guard: McpGuard): { server: McpServer; ran: string[] } {
+  const server = new McpServer({ name: 'crm', version: '1.0.0' });
+  const ran: string[] = [];
+  guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (args: { customer_id: string }) => {
+    ran.push(args.customer_id);
+    return { content: [{ type: 'text', text: 'ok' }] };
+  });
+  return { server, ran };
+}
+
 /** A raw JSON-RPC client on an in-memory pair, initialized, against `server` connected through the guard. */
 async function rawSession(guard: McpGuard, server: McpServer): Promise<{ raw: InMemoryTransport; answers: Array<Record<string, any>> }> {
   const [raw, serverSide] = InMemoryTransport.createLinkedPair();
@@ -529,12 +540,7 @@ describe('request ids', () => {
   it('a request reusing the id of one still in flight is refused; the first is answered as decided', async () => {
     const task = await registerTask();
     const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
-    const server = new McpServer({ name: 'crm', version: '1.0.0' });
-    const ran: string[] = [];
-    guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (args: { customer_id: string }) => {
-      ran.push(args.customer_id);
-      return { content: [{ type: 'text', text: 'ok' }] };
-    });
+    const { server, ran } = readCustomerServer(guard);
     const { raw, answers } = await rawSession(guard, server);
     // Two calls with one id, the second sent while the first is being decided (a different record).
     await raw.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } });
@@ -551,12 +557,7 @@ describe('request ids', () => {
   it('a tools/call whose id is not a string or number, or whose params are malformed, is a protocol error and never decided', async () => {
     const task = await registerTask();
     const guard = createMcpGuard({ pdp: pep, identity: { agentId: 'support-resolver', taskId: task } });
-    const server = new McpServer({ name: 'crm', version: '1.0.0' });
-    const ran: string[] = [];
-    guard.registerTool(server, 'read_customer', { inputSchema: { customer_id: z.string() } }, { integration: 'crm', scopes: ['tickets:read'], record: { type: 'customer', id: 'customer_id' } }, async (args: { customer_id: string }) => {
-      ran.push(args.customer_id);
-      return { content: [{ type: 'text', text: 'ok' }] };
-    });
+    const { server, ran } = readCustomerServer(guard);
     const { raw, answers } = await rawSession(guard, server);
     const decisionsBefore = (await pdp.pdp.store.searchDecisions({ limit: 100, task_id: task })).events.length;
     await raw.send({ jsonrpc: '2.0', id: null, method: 'tools/call', params: { name: 'read_customer', arguments: { customer_id: '1234' } } } as never);

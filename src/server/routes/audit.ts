@@ -123,7 +123,7 @@ export function auditRoutes(store: AuditStore, now: () => Date, services: AuditC
         const lines = verification.start(caller.id);
         return {
           status: 200,
-          headers: { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
+          headers: { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' },
           async stream(res) {
             // A client that goes away stops reading; the verification runs to its end and is kept all the same.
             if (await writeChunks(ndjson(lines), res)) res.end();
@@ -197,7 +197,6 @@ export function auditRoutes(store: AuditStore, now: () => Date, services: AuditC
             'content-type': EXPORT_MEDIA_TYPES[format],
             'content-disposition': `attachment; filename="agent-pdp-audit-${stamp}.${format === 'csv' ? 'csv' : 'jsonl'}"`,
             'cache-control': 'no-store',
-            'x-content-type-options': 'nosniff',
           },
           async stream(res) {
             const lines = exportLines(store, plan, format, { exported_at: exportedAt.toISOString() });

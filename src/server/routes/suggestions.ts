@@ -165,7 +165,7 @@ export function suggestionRoutes(reporter: SuggestionReporter, decisions: Sugges
         const agent = single('agent', query['agent']);
         if (agent !== undefined && !AGENT_ID.test(agent)) throw new PdpError('invalid_request', 'agent must be an agent id', { details: [{ path: 'agent', message: 'is not an id' }] });
         const report = await reporter.render({ format, ...(status === undefined ? {} : { status }), ...(agent === undefined ? {} : { agent_id: agent }) });
-        const headers: Record<string, string> = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...(format === 'html' ? HTML_HEADERS : {}) };
+        const headers: Record<string, string> = { 'cache-control': 'no-store', ...(format === 'html' ? HTML_HEADERS : {}) };
         return { status: 200, text: report.body, contentType: report.contentType, headers };
       },
       openapi: {
