@@ -143,6 +143,28 @@ export class ToolGrant {
     Object.freeze(this);
   }
 
+  /**
+   * What `util.inspect` (console.log, a logger's object formatting) shows of a grant, whatever its options: the
+   * public facts, never the token or a provider credential (with `showHidden` and `getters` it would otherwise call
+   * the getters that return them).
+   */
+  [Symbol.for('nodejs.util.inspect.custom')](depth: number, options: { stylize?: unknown }, inspect: (value: unknown, options: object) => string): string {
+    const shown = {
+      scopes: this.scopes,
+      expiresAt: this.expiresAt,
+      decisionId: this.decisionId,
+      taskId: this.taskId,
+      jti: this.jti,
+      resource: this.resource,
+      reused: this.reused,
+      approval: this.approval,
+      policyRevision: this.policyRevision,
+      accessToken: '[redacted]',
+      providerCredential: this.#provider === null ? null : `[redacted ${this.#provider.provider} credential]`,
+    };
+    return `ToolGrant ${inspect(shown, { ...options, depth: depth < 0 ? 0 : depth, showHidden: false, getters: false })}`;
+  }
+
   /** The bearer token to send to the tool API. */
   get accessToken(): string {
     return this.#accessToken;

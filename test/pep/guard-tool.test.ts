@@ -81,6 +81,11 @@ describe('guardTool: the tool runs only with a token covering the call', () => {
     expect(grant.accessToken.length).toBeGreaterThan(20);
     expect(JSON.stringify(grant)).not.toContain(grant.accessToken);
     expect(inspect(grant, { depth: 5 })).not.toContain(grant.accessToken);
+    // With every option on, inspect would call the getters; the grant shows its facts and redacts the token.
+    const everything = inspect(grant, { depth: 5, showHidden: true, getters: true });
+    expect(everything).not.toContain(grant.accessToken);
+    expect(everything).toContain(grant.decisionId);
+    expect(everything).toContain("accessToken: '[redacted]'");
     expect(Object.keys(grant)).not.toContain('accessToken');
   });
 

@@ -11,6 +11,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, chmodSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { inspect } from 'node:util';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -432,6 +433,11 @@ describe('AWS: AssumeRole with a session policy narrowed to the grant', () => {
       { pdp, agentId: 'reporting-agent', task: taskId, integration: 's3-reports', scopes: ['reports:read'], resource: { type: 'customer', id: '4242' } },
       async (_args: Record<string, never>, grant) => {
         expect(JSON.stringify(grant)).not.toContain(grant.awsCredentials.secretAccessKey);
+        // Even with every inspect option on (which would call the getters), the credential is redacted.
+        const shown = inspect(grant, { showHidden: true, getters: true, depth: 9 });
+        expect(shown).not.toContain(grant.awsCredentials.secretAccessKey);
+        expect(shown).not.toContain(grant.awsCredentials.sessionToken);
+        expect(shown).toContain('[redacted aws credential]');
         const client = new STSClient({ region: grant.awsRegion ?? '', endpoint: sts.url, credentials: grant.awsCredentials, maxAttempts: 1 });
         try {
           return { identity: await client.send(new GetCallerIdentityCommand({})), credential: grant.providerCredential };
