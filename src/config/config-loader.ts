@@ -117,6 +117,10 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     details.push({ path: 'tasks.default_ttl_seconds', message: 'exceeds tasks.max_ttl_seconds' });
   }
   const issuerUrl = r.issuer?.issuer ?? `http://${listen}`;
+  if (r.issuer?.issuer === undefined && /:0$/.test(listen)) {
+    // Port 0 is picked when the server binds; the default issuer cannot know it, and tokens would name port 0.
+    warnings.push(`server.listen ${listen} picks a free port at start, but issuer.issuer defaults to http://${listen}: set issuer.issuer to the URL clients reach the PDP at`);
+  }
   if (issuerUrl.startsWith('http://') && !isLoopbackUrl(issuerUrl)) {
     if (env.nodeEnv === 'production') details.push({ path: 'issuer.issuer', message: 'must be https in production' });
     else warnings.push(`issuer ${issuerUrl} is plain http on a non-loopback address`);

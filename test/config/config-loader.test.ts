@@ -115,6 +115,12 @@ describe('insecure settings outside production warn, and the warnings never cont
     }
   });
 
+  it('listening on port 0 with the default issuer warns: the issuer would name port 0', () => {
+    expect(build({ callers: [PEP], server: { listen: '127.0.0.1:0' } }).warnings).toEqual([expect.stringMatching(/server\.listen 127\.0\.0\.1:0 picks a free port .* set issuer\.issuer/)]);
+    expect(build({ callers: [PEP], server: { listen: '127.0.0.1:0' }, issuer: { issuer: 'http://127.0.0.1:9999' } }).warnings).toEqual([]);
+    expect(build({ callers: [PEP], server: { listen: '127.0.0.1:8080' } }).warnings).toEqual([]);
+  });
+
   it('the shipped dev config loads with a warning for each of its seven keys', () => {
     const { config, warnings } = loadConfigFile('agent-pdp.dev.yaml');
     expect(config.callers).toHaveLength(7);
