@@ -16,6 +16,7 @@
  */
 import { createRemoteJWKSet } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
+import { authorizationHeaders, readBearer } from '../issuer/bearer-header.js';
 import type { AccessTokenClaims, ResourceRef } from '../issuer/token-claims.js';
 import { isTokenVerificationError } from '../issuer/verification-error.js';
 import { verifyAccessToken } from '../issuer/verify-access-token.js';
@@ -79,11 +80,12 @@ export interface RouteRequirement {
 }
 
 /**
- * The middleware of one route. Its request type names only the header it reads, so it leaves express's
+ * The middleware of one route. Its request type names only the headers it reads (`rawHeaders` to see several
+ * `Authorization` headers: Node keeps the first), so it leaves express's
  * inference of the route's parameter types to the path and the other handlers.
  */
 export type ResourceMiddleware = (
-  req: { headers: { authorization?: string | undefined } },
+  req: { headers: { authorization?: string | undefined }; rawHeaders?: readonly string[] },
   res: ResourceResponse,
   next: (err?: unknown) => void,
 ) => Promise<void>;
@@ -105,7 +107,6 @@ export interface ResourceServerAuth extends RequireToken {
 const CLAIMS = 'agentPdpAccessToken';
 
 /** RFC 6750 §2.1 `b64token`, with any amount of space after the scheme (which is case-insensitive). */
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
 export function createResourceServerAuth(options: ResourceServerAuthOptions): ResourceServerAuth {
   const { issuer, audience, pdp, introspect = false, clockTolerance, reportUsage = false } = options ?? {};
@@ -135,11 +136,10 @@ export function createResourceServerAuth(options: ResourceServerAuthOptions): Re
         return next(err);
       }
       const challenge = { realm, scope };
-      const header = req.headers.authorization;
-      if (header === undefined || header === '') return refuse(res, 'token_missing', 'an access token is required', { realm });
-      if (!/^bearer(\s|$)/i.test(header)) return refuse(res, 'token_missing', 'an access token is required (Authorization: Bearer)', { realm });
-      const token = BEARER.exec(header)?.[1];
-      if (token === undefined) return refuse(res, 'token_malformed', 'the Authorization header must be "Bearer" and one token', challenge);
+      const bearer = readBearer(req.headers.authorization, authorizationHeaders(req.rawHeaders ?? []));
+      if ('missing' in bearer) return refuse(res, 'token_missing', 'an access token is required (Authorization: Bearer)', { realm });
+      if ('malformed' in bearer) return refuse(res, 'token_malformed', 'the request must carry one Authorization header: "Bearer" and one token', challenge);
+      const token = bearer.token;
       let claims: AccessTokenClaims;
       try {
         claims = await verifyAccessToken(token, {

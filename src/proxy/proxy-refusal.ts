@@ -10,6 +10,8 @@ import { TOKEN_VERIFICATION_ERRORS } from '../issuer/verification-error.js';
 export const PROXY_REFUSALS = {
   /** No `Authorization: Bearer` header: a challenge without an error code (RFC 6750 §3.1). */
   token_missing: { status: 401, oauth_error: null },
+  /** `Authorization: Bearer` with no token, several tokens, characters outside b64token, or several such headers. */
+  token_malformed: { status: 400, oauth_error: 'invalid_request' },
   /** Signature, header, issuer, audience, expiry, grant: as the issuer's verification helper judges them. */
   ...TOKEN_VERIFICATION_ERRORS,
   /** The token was revoked: by its caller, or because its task completed or expired. */
@@ -53,12 +55,13 @@ export type ProxyRefusalCode = keyof typeof PROXY_REFUSALS;
 const UNAVAILABLE = 'the call could not be completed; nothing was forwarded on your behalf beyond what the upstream answered';
 
 /**
- * Writes the refusal: status, `WWW-Authenticate` for 401/403 token refusals, `Cache-Control: no-store`, and the JSON
+ * Writes the refusal: status, `WWW-Authenticate` for 401/403 token refusals (as the resource-server middleware does), `Cache-Control: no-store`, and the JSON
  * body. `field` names the offending part of the request (`path`, `query.channel`, `body.channel`).
  */
 export function writeRefusal(res: ServerResponse, code: ProxyRefusalCode, message: string, options: { realm: string; scope?: string; field?: string }): void {
   const { status, oauth_error: oauthError } = PROXY_REFUSALS[code];
-  if (code === 'token_missing' || oauthError !== null) {
+  // A challenge on 401 and 403 only (RFC 6750 §3): a malformed request (400 invalid_request) carries its code in the body.
+  if (code === 'token_missing' || (oauthError !== null && status !== 400)) {
     const params = [`realm="${quoted(options.realm)}"`];
     if (oauthError !== null) {
       params.push(`error="${oauthError}"`, `error_description="${quoted(message)}"`);

@@ -18,6 +18,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { authorizationHeaders, readBearer } from '../issuer/bearer-header.js';
 import type { AccessTokenClaims, ResourceRef } from '../issuer/token-claims.js';
 import type { CompiledEndpoint, PolicySet } from '../policy/policy-types.js';
 import type { TokenIds, TokenUseInput } from '../store/index.js';
@@ -166,9 +167,10 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     const integration = facts.integration;
     const upstream = o.upstreams.get(integration);
     if (upstream === undefined) return void (await refuse(call, 'integration_unknown', 'no upstream is configured for this path', undefined, 'path'));
-    const token = bearerOf(req);
-    if (token === null) return void (await refuse(call, 'token_missing', 'an access token is required (Authorization: Bearer)'));
-    const admitted = await o.gate.admit(token, o.audienceFor(integration));
+    const bearer = readBearer(req.headers.authorization, authorizationHeaders(req.rawHeaders));
+    if ('missing' in bearer) return void (await refuse(call, 'token_missing', 'an access token is required (Authorization: Bearer)'));
+    if ('malformed' in bearer) return void (await refuse(call, 'token_malformed', 'the request must carry one Authorization header: "Bearer" and one token'));
+    const admitted = await o.gate.admit(bearer.token, o.audienceFor(integration));
     if (!admitted.ok) return void (await refuse(call, admitted.code, admitted.message, admitted.code === 'token_revoked' ? admitted.claims : undefined));
     const claims = admitted.claims;
     call.token = admitted.ids;
@@ -338,17 +340,6 @@ function declaredLength(req: IncomingMessage): number {
   const value = req.headers['content-length'];
   if (value === undefined) return 0;
   return /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-}
-
-function bearerOf(req: IncomingMessage): string | null {
-  const value = req.headers.authorization;
-  if (value === undefined) return null;
-  // Node keeps the first of several Authorization headers: a call with more than one has no token we can trust.
-  let seen = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'authorization') seen++;
-  if (seen > 1) return null;
-  const m = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(value);
-  return m === null ? null : (m[1] as string);
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -1,13 +1,13 @@
 /**
  * `agent-pdp/pep` ships on its own: src/pep imports nothing of the server side (src/pep/README.md). Allowed:
- * its own files, type-only imports of src/wire, the issuer's verification leaf (three files that import only
+ * its own files, type-only imports of src/wire, the issuer's verification leaf (four files that import only
  * `jose`, each other and wire types), the `jose` package, and Node's `node:crypto` (the receiver's webhook signature
  * check, src/pep/webhook-signature.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { importsOf, type ImportStatement } from '../support/module-imports.js';
 
-const ISSUER_LEAF = ['../issuer/token-claims.js', '../issuer/verification-error.js', '../issuer/verify-access-token.js'];
+const ISSUER_LEAF = ['../issuer/bearer-header.js', '../issuer/token-claims.js', '../issuer/verification-error.js', '../issuer/verify-access-token.js'];
 
 function allowed(i: ImportStatement): boolean {
   if (/^\.\/[a-z-]+\.js$/.test(i.specifier)) return true;

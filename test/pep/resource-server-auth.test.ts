@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import express, { type Express } from 'express';
 import { createLocalJWKSet } from 'jose';
 import request from 'supertest';
@@ -93,6 +94,29 @@ describe('createResourceServerAuth: each route checks integration, scope and rec
     expect(String(res.headers['www-authenticate'] ?? '')).toMatch(challenge);
     expect(everything(res)).not.toContain(t);
     expect(RESOURCE_REFUSALS[code as keyof typeof RESOURCE_REFUSALS].status).toBe(status);
+  });
+
+  it('refuses a request with two Authorization headers, the first a good token (400 token_malformed, as the proxy does)', async () => {
+    const { token: t } = await token();
+    const app = crmApp();
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    try {
+      const { port } = server.address() as { port: number };
+      // supertest and fetch fold repeated headers into one; raw headers are sent as given (Host too, then).
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/customers/1234/tickets', headers: [['Host', `127.0.0.1:${port}`], ['Authorization', `Bearer ${t}`], ['Authorization', 'Bearer other']].flat() }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject).end();
+      });
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.body)).toEqual({ error: { code: 'token_malformed', message: expect.any(String) } });
+      expect(answer.body).not.toContain(t);
+    } finally {
+      server.close();
+    }
   });
 
   it('refuses a token of another integration (its audience differs)', async () => {

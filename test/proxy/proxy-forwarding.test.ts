@@ -228,8 +228,8 @@ describe('headers a client sends to smuggle a host, a method or a credential', (
       [['Authorization', `Bearer ${review.access_token}`], ['Authorization', 'token ghp_SmuggledSecondCredential']],
     ] as Array<Array<[string, string]>>) {
       const res = await send(w.proxy.url, { path: '/github/repos/octo/hello/pulls/7', headers });
-      expect(res.status).toBe(401);
-      expect(codeOf(res)).toBe('token_missing');
+      expect(res.status).toBe(400);
+      expect(codeOf(res)).toBe('token_malformed');
     }
     expect(w.github.since(mark)).toEqual([]);
   });

@@ -92,7 +92,11 @@ describe('token refusals', () => {
     await refused({ path: '/github/repos/octo/hello', headers: [['Authorization', `Basic ${Buffer.from('x:y').toString('base64')}`]] }, 401, 'token_missing');
     await refused({ path: '/github/repos/octo/hello', token: 'not-a-jwt' }, 401, 'token_invalid');
     // Two Authorization headers, the first a good token: no token is trusted (node would keep only the first).
-    await refused({ path: '/github/repos/octo/hello', token: review.access_token, headers: [['Authorization', 'Bearer other']] }, 401, 'token_missing');
+    const twice = await refused({ path: '/github/repos/octo/hello', token: review.access_token, headers: [['Authorization', 'Bearer other']] }, 400, 'token_malformed');
+    expect(twice.headers['www-authenticate']).toBeUndefined();
+    // Bearer with two words, or with nothing: malformed, as the resource-server middleware answers them.
+    await refused({ path: '/github/repos/octo/hello', headers: [['Authorization', `Bearer ${review.access_token} extra`]] }, 400, 'token_malformed');
+    await refused({ path: '/github/repos/octo/hello', headers: [['Authorization', 'Bearer']] }, 400, 'token_malformed');
   });
 
   it('a token whose payload was changed (another repository, more scopes): 401 token_invalid', async () => {
