@@ -141,12 +141,16 @@ function parseJson(text: string): unknown {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   if (body.length === 0) return {};
   const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(body)?.[1];
+  if (first !== '{' && first !== '[') {
+    throw new PdpError('invalid_request', 'request body must be a JSON object', { details: [{ path: '(body)', message: 'not a JSON object' }] });
+  }
+  let value: unknown;
   try {
-    if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
-    return JSON.parse(body) as unknown;
+    value = JSON.parse(body) as unknown;
   } catch {
     throw new PdpError('invalid_request', 'request body is not valid JSON', { details: [{ path: '(body)', message: 'not valid JSON' }] });
   }
+  return value;
 }
 
 /** Form fields as own properties (a field named `__proto__` is just a field); a repeated name is an array. */

@@ -6,6 +6,7 @@
  * 400 for the whole request.
  */
 import { PdpError, type ErrorDetail } from '../errors/pdp-error.js';
+import { jsonValueProblems } from './validate-body.js';
 
 export type AuthzenProperties = Record<string, unknown>;
 
@@ -131,9 +132,20 @@ function refuse(message: string, details: ErrorDetail[]): never {
   throw new PdpError('invalid_request', message, { details });
 }
 
+/**
+ * The checks every body gets before its members are read: a JSON object, nesting at most BODY_MAX_DEPTH deep (the
+ * audit trail records nothing deeper, and nothing walks it first), no lone surrogate (neither WASM nor the trail
+ * takes one). A 400 for the whole request, a batch's too: such a body is malformed, not an item that is denied.
+ */
+function wholeBody(body: unknown): asserts body is Record<string, unknown> {
+  if (!isObject(body)) refuse('the body must be a JSON object', [{ path: '', message: 'must be an object' }]);
+  const problems = jsonValueProblems(body);
+  if (problems.length > 0) refuse(`invalid request: ${problems.map((d) => `${d.path} ${d.message}`).join('; ')}`, problems);
+}
+
 /** `POST /access/v1/evaluation`: a missing or malformed member is a 400 naming it. */
 export function parseAuthzenEvaluation(body: unknown): AuthzenEvaluationRequestV1 {
-  if (!isObject(body)) refuse('the body must be a JSON object', [{ path: '', message: 'must be an object' }]);
+  wholeBody(body);
   const checked = checkEvaluation(body, '');
   if ('invalid' in checked) refuse(`invalid evaluation request: ${checked.invalid.map((d) => `${d.path} ${d.message}`).join('; ')}`, checked.invalid);
   return checked.request;
@@ -147,7 +159,7 @@ export function parseAuthzenEvaluation(body: unknown): AuthzenEvaluationRequestV
  * more than `max` items, an unknown semantic) and an incomplete item is that item's deny.
  */
 export function parseAuthzenEvaluations(body: unknown, max: number): AuthzenEvaluationsRequestV1 {
-  if (!isObject(body)) refuse('the body must be a JSON object', [{ path: '', message: 'must be an object' }]);
+  wholeBody(body);
   const options = body['options'];
   if (options !== undefined && !isObject(options)) refuse('options must be an object', [{ path: 'options', message: 'must be an object' }]);
   const named = isObject(options) ? options['evaluations_semantic'] : undefined;
@@ -205,7 +217,7 @@ function withIdentifiers(own: unknown, fallback: unknown, members: readonly stri
  * entity needs type and id (the action its name). The action search has no action.
  */
 export function parseAuthzenSearch(kind: SearchKind, body: unknown): AuthzenSearchRequestV1 {
-  if (!isObject(body)) refuse('the body must be a JSON object', [{ path: '', message: 'must be an object' }]);
+  wholeBody(body);
   const problems: ErrorDetail[] = [];
   entity(body['subject'], 'subject', 'type', kind !== 'subject', problems);
   if (kind !== 'action') entity(body['action'], 'action', 'name', false, problems);

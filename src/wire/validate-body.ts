@@ -13,7 +13,7 @@ export function bodyValidator<T>(schema: object): (body: unknown) => T {
     if (body === undefined) {
       throw new PdpError('invalid_request', 'a JSON body is required', { details: [{ path: '(body)', message: 'missing' }] });
     }
-    const details = validate(body) ? dedupe(illFormedStrings(body, '', [])) : dedupe((validate.errors ?? []).map(toDetail));
+    const details = validate(body) ? jsonValueProblems(body) : dedupe((validate.errors ?? []).map(toDetail));
     if (details.length > 0) {
       throw new PdpError('invalid_request', `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, {
         details,
@@ -40,18 +40,41 @@ function toDetail(e: ErrorObject): ErrorDetail {
   }
 }
 
-/** Runs on a body the schema accepted, so its depth is bounded by the schema. */
-function illFormedStrings(value: unknown, path: string, out: ErrorDetail[]): ErrorDetail[] {
+/**
+ * How deep a JSON body may nest: the audit trail's canonical JSON refuses deeper data (audit/canonical-json.ts,
+ * MAX_DEPTH), so a deeper body could never be recorded; refused when it is read, before anything walks it.
+ */
+export const BODY_MAX_DEPTH = 128;
+
+/**
+ * What no JSON body may hold, whatever its route (the body reader asks this of every JSON body it parses, and
+ * `bodyValidator` of what it is given): nesting deeper than BODY_MAX_DEPTH, and lone surrogates in strings or field
+ * names (neither the WASM evaluator nor the audit trail takes them). One detail per offending field, at most 20.
+ */
+export function jsonValueProblems(value: unknown): ErrorDetail[] {
+  return dedupe(illFormedStrings(value, '', [], 0));
+}
+
+function illFormedStrings(value: unknown, path: string, out: ErrorDetail[], depth: number): ErrorDetail[] {
   const message = 'must be well-formed Unicode (a lone surrogate is not)';
+  if (out.length >= 20) return out;
   if (typeof value === 'string') {
     if (LONE_SURROGATE.test(value)) out.push({ path: path || '(body)', message });
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => illFormedStrings(v, `${path}[${i}]`, out));
-  } else if (typeof value === 'object' && value !== null) {
+    return out;
+  }
+  if (typeof value !== 'object' || value === null) return out;
+  if (depth >= BODY_MAX_DEPTH) {
+    // The path of a deep value is mostly `[0][0]…`: its start says where.
+    out.push({ path: path.length > 80 ? `${path.slice(0, 80)}…` : path, message: `nests deeper than ${BODY_MAX_DEPTH} levels` });
+    return out;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => illFormedStrings(v, `${path}[${i}]`, out, depth + 1));
+  } else {
     for (const [key, v] of Object.entries(value)) {
       const at = path ? `${path}.${key}` : key;
       if (LONE_SURROGATE.test(key)) out.push({ path: at, message: `field name ${message}` });
-      illFormedStrings(v, at, out);
+      illFormedStrings(v, at, out, depth + 1);
     }
   }
   return out;

@@ -903,6 +903,17 @@ describe('Bad input on the AuthZEN door (issue 21)', () => {
     expectBadRequest(await postRaw(path, raw, contentType));
   });
 
+  it.each(POST_ENDPOINTS.flatMap((path) => [
+    { path, note: 'nesting 4,500 levels deep in subject.properties', at: /^subject\.properties\.x(\[0\])+…$/, raw: `{"subject":{"type":"user","id":"alice","properties":{"x":${'['.repeat(4500)}${']'.repeat(4500)}}},"action":{"name":"read"},"resource":{"type":"record","id":"record-1"}}` },
+    { path, note: 'a lone surrogate in resource.properties', at: /^resource\.properties\.k$/, raw: '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"record","id":"record-1","properties":{"k":"\\udc00"}}}' },
+    { path, note: 'a lone surrogate in a context key', at: /^context\./, raw: '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"record","id":"record-1"},"context":{"\\ud800":1}}' },
+  ]))('$path: $note is HTTP 400 naming the field (before anything evaluates it), and the door keeps answering', async ({ path, raw, at }) => {
+    const res = await postRaw(path, raw, 'application/json');
+    expectBadRequest(res);
+    expect(res.body!['error'].details.map((d: { path: string }) => d.path)).toEqual([expect.stringMatching(at)]);
+    expect((await post(EVALUATION, ALICE_READS_RECORD_1)).body).toMatchObject({ decision: true });
+  });
+
   it.each([
     { note: 'evaluations not an array', body: { ...ALICE_READS_RECORD_1, evaluations: { resource: { type: 'record', id: 'record-1' } } }, path: 'evaluations' },
     { note: 'options not an object', body: { ...ALICE_READS_RECORD_1, options: 'execute_all', evaluations: [{}] }, path: 'options' },

@@ -278,6 +278,19 @@ describe('bad input: refused by code, the server keeps serving', () => {
   });
 
   it.each([
+    { note: 'POST: arrays nested 5,000 deep in the input', send: () => request(t.url).post(DECISION).set(auth(KEYS.pep)).type('json').send(`{"input":{"x":${'['.repeat(5000)}${']'.repeat(5000)}}}`), at: /^input\.x\[0\]\[0\].*…$/ },
+    { note: 'POST: objects nested 4,500 deep in the input', send: () => request(t.url).post(DECISION).set(auth(KEYS.pep)).type('json').send(`{"input":${'{"a":'.repeat(4500)}1${'}'.repeat(4500)}}`), at: /^input\.a\.a.*…$/ },
+    { note: 'GET: arrays nested 200 deep in ?input=', send: () => get(`${DECISION}?input=${encodeURIComponent(`${'['.repeat(200)}${']'.repeat(200)}`)}`), at: /^query\.input/ },
+    { note: 'POST: a lone surrogate in the input', send: () => request(t.url).post(DECISION).set(auth(KEYS.pep)).type('json').send('{"input":{"subject":{"id":"alice\\ud800"}}}'), at: /^input\.subject\.id$/ },
+  ])('$note: 400 invalid_request naming where, before anything evaluates it', async ({ send, at }) => {
+    const res = await send();
+    api.expectResponse(res);
+    expect(res.status).toBe(400);
+    expect(res.body.pdp_error.code).toBe('invalid_request');
+    expect(res.body.pdp_error.details.map((d: { path: string }) => d.path)).toContainEqual(expect.stringMatching(at));
+  });
+
+  it.each([
     { note: 'wrong role (auditor)', headers: auth(KEYS.auditor), status: 403, code: 'forbidden_role' },
     { note: 'wrong role (orchestrator)', headers: auth(KEYS.orchestrator), status: 403, code: 'forbidden_role' },
     { note: 'no key', headers: {}, status: 401, code: 'unauthenticated' },
@@ -299,6 +312,13 @@ describe('bad input: refused by code, the server keeps serving', () => {
     } finally {
       await plain.close();
     }
+  });
+
+  it.each(['PUT', 'PATCH', 'DELETE'] as const)('%s /v1/data/{path}: 405 method_not_allowed, Allow: GET, HEAD, POST (data is never written over HTTP)', async (method) => {
+    const res = await request(t.url)[method.toLowerCase() as 'put' | 'patch' | 'delete'](DECISION).set(auth(KEYS.pep)).send({ input: {} });
+    expect(res.status).toBe(405);
+    expect(res.headers['allow']).toBe('GET, HEAD, POST');
+    expect(res.body.error.code).toBe('method_not_allowed');
   });
 
   it('still serves after all of that', async () => {

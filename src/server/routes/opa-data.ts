@@ -11,7 +11,7 @@
  * (`pdp/data-api.ts`). What is refused and what is ignored of OPA's API: docs/pep-integration.md, "OPA's data API".
  */
 import type { DataApi, DataAnswer } from '../../pdp/data-api.js';
-import { PdpError } from '../../errors/pdp-error.js';
+import { isPdpError, PdpError } from '../../errors/pdp-error.js';
 import { ENTRYPOINT_PATTERN } from '../../wire/entrypoint.js';
 import { MISSING_INPUT_WARNING, opaDataResponseSchema, parseOpaDataRequest, type OpaDataRequestV1, type OpaDataResponseV1 } from '../../wire/opa-data-v1.js';
 import { errorResponse, errors } from '../openapi.js';
@@ -81,8 +81,10 @@ function queryInput(query: PublicContext['query']): unknown {
   }
   try {
     return parseOpaDataRequest({ input }).input;
-  } catch {
-    throw invalid('is not valid text (a lone surrogate)');
+  } catch (err) {
+    // Nesting too deep, or not text (a lone surrogate): said of the parameter, as it was sent.
+    const why = isPdpError(err) ? err.details[0]?.message : undefined;
+    throw invalid(why ?? 'is not valid');
   }
 }
 
