@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PdpError } from '../errors/pdp-error.js';
 
@@ -52,6 +52,9 @@ export class BundlePoller {
    */
   async restore(): Promise<void> {
     const dir = dirname(this.#o.persistPath);
+    // The folder of the persisted bundle is made like the SQLite store makes its own (a replica whose store is
+    // PostgreSQL may have no data folder at all); if it cannot be, the first poll says so.
+    await mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => undefined);
     const prefix = `${basename(this.#o.persistPath)}.download-`;
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       if (name.startsWith(prefix)) await rm(join(dir, name), { force: true });
@@ -107,7 +110,9 @@ export class BundlePoller {
       await writeFile(candidate, downloaded.body, { mode: 0o600 });
     } catch (err) {
       await rm(candidate, { force: true });
-      return this.#observe('failed', asFailure(err));
+      // Downloaded, but not kept: the local folder is the problem, not the bundle server.
+      const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'an error';
+      return this.#observe('failed', new PdpError('bundle_missing', `the bundle was downloaded but cannot be written next to policy.service.persist (${this.#o.persistPath}): ${code}`, { cause: err }));
     }
     try {
       await this.#o.adopt(candidate);

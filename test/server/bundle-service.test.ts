@@ -211,6 +211,34 @@ describe('pulling the compiled bundle from a bundle server (policy.service)', ()
     expect(errors.join(' ')).not.toContain('SECRET');
   });
 
+  it('makes the folder of policy.service.persist when it does not exist (a replica whose store is not SQLite has none)', async () => {
+    Object.assign(served, { body: bundleA, etag: '"a"' });
+    const fresh = mkdtempSync(join(tmpdir(), 'agent-pdp-bundle-service-fresh-'));
+    const { config } = buildConfig(
+      {
+        server: { listen: '127.0.0.1:0' },
+        policy: {
+          service: { url: bundleUrl, token_file: join(work, 'token'), min_delay_seconds: 3600, max_delay_seconds: 3600, timeout_seconds: 5, persist: 'bundles/pulled/policy.tar.gz' },
+          verification: { keys: { release: { algorithm: 'ES256', key_file: join(work, 'release.pub') } } },
+        },
+        store: { url: 'sqlite:store/pdp.db' },
+        issuer: { issuer: 'http://127.0.0.1:8181', keys: 'keys' },
+        log: { level: 'silent' },
+        callers: TEST_CALLERS,
+      },
+      join(fresh, 'config.yaml'),
+      fresh,
+    );
+    expect(existsSync(join(fresh, 'bundles'))).toBe(false);
+    const started = await createPdp(config, { logger: createLogger('silent'), defaultMetrics: false });
+    try {
+      expect(started.engine.active?.revision).toBe(revisionA);
+      expect(readFileSync(join(fresh, 'bundles/pulled/policy.tar.gz')).equals(bundleA)).toBe(true);
+    } finally {
+      await started.close();
+    }
+  });
+
   it('refuses to start with neither a persisted bundle nor a bundle server that answers', async () => {
     const port = Number(new URL(bundleUrl).port);
     await stopBundleServer();
