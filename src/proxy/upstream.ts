@@ -112,9 +112,11 @@ export class Upstream {
   /** The headers to send upstream: the allowlisted ones of the call, and the credential. */
   requestHeaders(incoming: IncomingHttpHeaders, credential: { name: string; value: string }, body: { length: number } | 'stream' | null): Record<string, string> {
     const out: Record<string, string> = {};
+    // Headers the caller names in `Connection` are hop-by-hop for this call (RFC 9110 §7.6.1): not forwarded.
+    const named = incoming.connection === undefined ? undefined : new Set(incoming.connection.toLowerCase().split(',').map((t) => t.trim()));
     for (const name in incoming) {
       const value = incoming[name];
-      if (value === undefined || !this.#forward.has(name)) continue;
+      if (value === undefined || !this.#forward.has(name) || named?.has(name) === true) continue;
       out[name] = Array.isArray(value) ? value.join(', ') : value;
     }
     if (body !== null && body !== 'stream') out['content-length'] = String(body.length);

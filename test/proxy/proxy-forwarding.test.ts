@@ -221,6 +221,20 @@ describe('headers a client sends to smuggle a host, a method or a credential', (
     expect(call?.headers).toMatchObject({ accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'code-review-agent/1.0' });
   });
 
+  it('an allowlisted header the caller names in Connection is hop-by-hop for that call: not forwarded (RFC 9110 §7.6.1)', async () => {
+    const mark = w.github.received.length;
+    const res = await send(w.proxy.url, {
+      path: '/github/repos/octo/hello/pulls/7',
+      token: review.access_token,
+      headers: [['Connection', 'keep-alive, X-GitHub-Api-Version , accept'], ['Accept', 'application/vnd.github+json'], ['X-GitHub-Api-Version', '2022-11-28'], ['User-Agent', 'code-review-agent/1.0']],
+    });
+    expect(res.status).toBe(200);
+    const call = w.github.since(mark)[0];
+    expect(rawValues(call?.rawHeaders ?? [], 'x-github-api-version')).toEqual([]);
+    expect(rawValues(call?.rawHeaders ?? [], 'accept')).not.toContain('application/vnd.github+json');
+    expect(call?.headers['user-agent']).toBe('code-review-agent/1.0');
+  });
+
   it('a second credential beside the token, before or after it, is not taken for the token: refused, nothing forwarded', async () => {
     const mark = w.github.received.length;
     for (const headers of [
