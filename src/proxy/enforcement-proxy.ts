@@ -11,7 +11,7 @@ import type { ProxyConfig } from '../config/config-types.js';
 import { issuedToken, type IssuedToken } from '../issuer/issued-claims.js';
 import type { PolicySet } from '../policy/policy-types.js';
 import type { TokenIds, TokenUseInput } from '../store/index.js';
-import { createProxyHandler, type ProxyObserver } from './proxy-server.js';
+import { continueFirst, createProxyHandler, type ProxyObserver } from './proxy-server.js';
 import { RevocationCache, type RevocationFeed } from './revocation-cache.js';
 import { TokenGate } from './token-gate.js';
 import { Upstream } from './upstream.js';
@@ -96,6 +96,8 @@ export async function startEnforcementProxy(parts: EnforcementProxyParts): Promi
     ...(parts.now === undefined ? {} : { now: parts.now }),
   });
   const server = createServer(handler);
+  // `Expect: 100-continue`: answered by the handler once the body is wanted (a refusal comes before the upload).
+  server.on('checkContinue', continueFirst(handler));
   server.keepAliveTimeout = 65_000;
   // A caller gets 10 s for its headers and two minutes for its whole request (a streamed upload included).
   server.headersTimeout = 10_000;

@@ -163,7 +163,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
 
   /** Every check, in order; a refusal is answered here and yields undefined. */
   const authorize = async (call: Call, path: string, rawQuery: string): Promise<Plan | undefined> => {
-    const { req, facts } = call;
+    const { req, res, facts } = call;
     const integration = facts.integration;
     const upstream = o.upstreams.get(integration);
     if (upstream === undefined) return void (await refuse(call, 'integration_unknown', 'no upstream is configured for this path', undefined, 'path'));
@@ -206,6 +206,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
       if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
         return void (await refuse(call, 'body_unreadable', 'the record is read from the body: send it without Content-Encoding', claims, 'body'));
       }
+      letBodyCome(req, res);
       const read = await readBody(req, limit);
       if (read === null) return void (await refuse(call, 'request_too_large', `the body exceeds ${limit} bytes`, claims, 'body'));
       body = read;
@@ -258,6 +259,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
             })(),
           )
         : plan.body;
+    if (plan.body === 'stream') letBodyCome(req, res);
     const result = await exchange(res, {
       upstream,
       path: `${upstream.settings.base_path}${plan.target}`,
@@ -357,6 +359,25 @@ function traceIdOf(req: IncomingMessage): string | null {
  * The whole body, or null past `max` bytes: reading stops there (the request is paused, not destroyed, so the
  * refusal can still be answered; the connection closes after it).
  */
+/**
+ * Requests that sent `Expect: 100-continue` (the server's `checkContinue` event: `continueFirst`). Their `100
+ * Continue` is sent only once the call is admitted and its body is wanted, so a refused upload ends with the refusal
+ * before the client sends a byte of it (RFC 9110 §10.1.1), rather than with a connection closed under it.
+ */
+const awaitingContinue = new WeakSet<IncomingMessage>();
+
+/** For `server.on('checkContinue', continueFirst(handler))`: the handler runs, and sends `100 Continue` itself. */
+export function continueFirst(handler: RequestListener): RequestListener {
+  return (req, res) => {
+    awaitingContinue.add(req);
+    handler(req, res);
+  };
+}
+
+function letBodyCome(req: IncomingMessage, res: ServerResponse): void {
+  if (awaitingContinue.delete(req)) res.writeContinue();
+}
+
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

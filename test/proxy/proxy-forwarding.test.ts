@@ -6,6 +6,7 @@
  * it, the chain still verifies); the metrics move per integration and outcome; no log line holds a token or a
  * credential. Real fakes on loopback (test/support/fake-upstreams.ts) behind the real proxy on a real PDP.
  */
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +108,42 @@ describe('an allowed call', () => {
 
     const [event] = (await proxyEvents(w.t, token.jti)).slice(-1);
     expect(event?.data).toMatchObject({ integration: 'slack', method: 'POST', path_template: '/chat.postMessage', scope: 'chat:write', record: { type: 'channel', id: 'C0GENERAL' }, outcome: 'forwarded', upstream_status: 200, bytes_in: seen[0]?.body.length });
+  });
+
+  it('Expect: 100-continue: a refused upload gets its refusal before sending a byte; an admitted one gets 100 Continue, then the answer', async () => {
+    const token = await feedbackPostToken(w.t, 'C0GENERAL');
+    issued.push(token.access_token);
+    const port = Number(new URL(w.proxy.url).port);
+    /** Sends the head, waits for the first answer line, then (when it is 100) the body; resolves with everything read. */
+    const exchangeExpecting = (path: string, body: string, announced = Buffer.byteLength(body)): Promise<{ first: string; all: string }> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let all = '';
+        let first = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => {
+          all += chunk;
+          if (first === '' && all.includes('\r\n')) {
+            first = all.slice(0, all.indexOf('\r\n'));
+            if (first.startsWith('HTTP/1.1 100')) socket.write(body);
+          }
+          if (/\r\n\r\n[\s\S]*\}$/.test(all) && !first.startsWith('HTTP/1.1 100 ') || (first.startsWith('HTTP/1.1 100') && /HTTP\/1\.1 200[\s\S]*\}$/.test(all))) socket.end();
+        });
+        socket.on('end', () => resolve({ first, all }));
+        socket.on('error', reject);
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token.access_token}\r\nContent-Type: application/json\r\nContent-Length: ${announced}\r\nExpect: 100-continue\r\n\r\n`);
+      });
+    const mark = w.slack.received.length;
+    const refused = await exchangeExpecting('/slack/admin.users.remove', '{}', 20_000_000);
+    expect(refused.first).toMatch(/^HTTP\/1\.1 4\d\d /);
+    expect(refused.all).not.toContain('100 Continue');
+    const body = JSON.stringify({ channel: 'C0GENERAL', text: 'after a 100' });
+    const admitted = await exchangeExpecting('/slack/chat.postMessage', body);
+    expect(admitted.first).toBe('HTTP/1.1 100 Continue');
+    expect(admitted.all).toMatch(/HTTP\/1\.1 200 /);
+    const seen = w.slack.since(mark);
+    expect(seen.map((c) => c.url)).toEqual(['/api/chat.postMessage']);
+    expect(JSON.parse(seen[0]?.body.toString('utf8') ?? '')).toMatchObject({ channel: 'C0GENERAL' });
   });
 
   it('forwards a form body re-encoded from what was checked, and reads a Slack GET channel from the query', async () => {
