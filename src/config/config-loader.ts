@@ -116,6 +116,11 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
   if (tasks.default_ttl_seconds > tasks.max_ttl_seconds) {
     details.push({ path: 'tasks.default_ttl_seconds', message: 'exceeds tasks.max_ttl_seconds' });
   }
+  const storeUrl = r.store?.url;
+  if (storeUrl !== undefined && /^postgres(ql)?:\/\//i.test(storeUrl) && !URL.canParse(storeUrl)) {
+    // Never quoted: the URL may hold the database password.
+    details.push({ path: 'store.url', message: 'is not a URL that can be read (postgres://user@host:5432/database; a password with reserved characters must be percent-encoded)' });
+  }
   const issuerUrl = r.issuer?.issuer ?? `http://${listen}`;
   if (r.issuer?.issuer === undefined && /:0$/.test(listen)) {
     // Port 0 is picked when the server binds; the default issuer cannot know it, and tokens would name port 0.

@@ -285,6 +285,28 @@ export function postgresStatements(migration: Migration): string[] {
 }
 
 /**
+ * Why the store could not be opened, in words an operator can act on and that hold no secret: the server's own
+ * message for an error it sent (authentication failed, no such database: these name the user and the database,
+ * never the password), the system error's code and address for a connection that failed, else the error's kind.
+ * Anything holding the URL's password is replaced.
+ */
+export function openFailure(error: unknown, url: string | undefined): string {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; severity?: unknown; address?: unknown; port?: unknown; name?: unknown };
+  let reason: string;
+  if (typeof e.severity === 'string' && typeof e.code === 'string' && typeof e.message === 'string') reason = `${e.message} (SQLSTATE ${e.code})`;
+  else if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) reason = `${e.code}${typeof e.address === 'string' ? ` ${e.address}${typeof e.port === 'number' ? `:${e.port}` : ''}` : ''}`;
+  else if (typeof e.message === 'string' && /timeout/i.test(e.message)) reason = 'the connection timed out';
+  else reason = `the connection failed (${typeof e.name === 'string' ? e.name : 'error'})`;
+  let password = '';
+  try {
+    password = url === undefined ? '' : decodeURIComponent(new URL(url).password);
+  } catch {
+    password = '';
+  }
+  return password.length > 0 && reason.includes(password) ? 'the connection failed (the reason would quote a secret)' : reason.replace(/[^\x20-\x7e]/g, '?');
+}
+
+/**
  * Creates the schema if asked, then applies the pending migrations in one transaction under a session advisory
  * lock: replicas starting at once take turns, and the later ones find nothing left to do.
  */
@@ -332,7 +354,7 @@ export async function migratePostgres(config: pg.ClientConfig, options: Postgres
     }
   } catch (error) {
     if (error instanceof PdpError) throw error;
-    throw new PdpError('store_unavailable', 'cannot open the PostgreSQL store', { cause: error });
+    throw new PdpError('store_unavailable', `cannot open the PostgreSQL store: ${openFailure(error, config.connectionString)}`, { cause: error });
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -115,6 +115,13 @@ describe('insecure settings outside production warn, and the warnings never cont
     }
   });
 
+  it('a PostgreSQL store.url no URL parser reads is config_invalid naming store.url, without quoting it (it may hold the password)', () => {
+    const err = refusal({ callers: [PEP], store: { url: 'postgres://pdp:Sup3r-Secret@127.0.0.1:notaport/pdp' } });
+    expect(err.code).toBe('config_invalid');
+    expect(err.details).toContainEqual({ path: 'store.url', message: expect.stringContaining('is not a URL') });
+    expect(JSON.stringify({ message: err.message, details: err.details })).not.toContain('Sup3r-Secret');
+  });
+
   it('listening on port 0 with the default issuer warns: the issuer would name port 0', () => {
     expect(build({ callers: [PEP], server: { listen: '127.0.0.1:0' } }).warnings).toEqual([expect.stringMatching(/server\.listen 127\.0\.0\.1:0 picks a free port .* set issuer\.issuer/)]);
     expect(build({ callers: [PEP], server: { listen: '127.0.0.1:0' }, issuer: { issuer: 'http://127.0.0.1:9999' } }).warnings).toEqual([]);

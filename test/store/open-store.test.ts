@@ -7,6 +7,8 @@ import { openStore, sqlitePath } from '../../src/store/index.js';
 import { openSqlite } from '../../src/store/sqlite-connection.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { at } from './store-fixtures.js';
+import { postgresUrl } from '../support/postgres.js';
+import { closedPort } from '../pep/fake-pdp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'agent-pdp-open-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,6 +55,29 @@ describe('openStore', () => {
 
   it('reports an unopenable file as store_unavailable', async () => {
     await expect(openStore(`sqlite:${dir}`)).rejects.toMatchObject({ code: 'store_unavailable' });
+  });
+
+  it('a PostgreSQL store that cannot be opened says why (the server\'s reason, or the connection\'s), never the password', async () => {
+    const real = new URL(postgresUrl());
+    const wrongPassword = new URL(real.href);
+    wrongPassword.password = 'Wr0ng-S3cret-Pw';
+    const noDatabase = new URL(real.href);
+    noDatabase.pathname = '/no_such_database_here';
+    const closed = new URL(real.href);
+    closed.port = String(await closedPort());
+    const cases: Array<[URL, RegExp]> = [
+      [wrongPassword, /password authentication failed for user "[^"]+" \(SQLSTATE 28P01\)/],
+      [noDatabase, /database "no_such_database_here" does not exist \(SQLSTATE 3D000\)/],
+      [closed, /ECONNREFUSED 127\.0\.0\.1:\d+/],
+    ];
+    for (const [url, why] of cases) {
+      const err = await openStore(url.href, { connectTimeoutMs: 3000 }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      expect(err?.code).toBe('store_unavailable');
+      expect(err?.message).toMatch(/^cannot open the PostgreSQL store: /);
+      expect(err?.message).toMatch(why);
+      expect(err?.message).not.toContain(url.password);
+      expect(err?.message).not.toContain(decodeURIComponent(real.password));
+    }
   });
 
   it.each(['postgres://db/pdp', 'sqlite:', 'file:pdp.db', ''])('refuses the url %j with config_invalid', (url) => {
