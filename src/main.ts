@@ -234,6 +234,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     mask: config.audit.mask,
     ...(maskKey === undefined ? {} : { maskKey }),
     now,
+    observer: metrics,
   });
   const sweep = setInterval(() => {
     tasks.expireDue().catch((err: unknown) => logger.error({ err: describeError(err) }, 'task expiry sweep failed'));

@@ -17,6 +17,8 @@ export interface TaskServiceOptions {
   /** The HMAC key of mask digests (`audit.mask_key_file`). Default none: plain SHA-256, as the store does. */
   maskKey?: string | Uint8Array;
   now?: () => Date;
+  /** Told of the elevations a task's completion or expiry ended (the metrics' `elevation_ended`, as the window sweep tells it). */
+  observer?: { accessRequestEvent(event: 'elevation_ended', count?: number): void };
 }
 
 /**
@@ -66,6 +68,7 @@ export class TaskService {
   async complete(caller: CallerConfig, id: string, traceId: string | null): Promise<TaskV1> {
     const now = this.#now();
     const closure = await this.#o.store.completeTask({ task_id: id, by: caller.id, at: now.toISOString(), trace_id: traceId });
+    if (closure.ended_access_requests.length > 0) this.#o.observer?.accessRequestEvent('elevation_ended', closure.ended_access_requests.length);
     return { ...this.#toWire(closure.task, now), revoked_tokens: closure.revoked_jtis.length };
   }
 
@@ -75,6 +78,8 @@ export class TaskService {
     for (;;) {
       const batch = await this.#o.store.expireTasks({ now: this.#now().toISOString(), limit: 500 });
       closed += batch.length;
+      const ended = batch.reduce((n, closure) => n + closure.ended_access_requests.length, 0);
+      if (ended > 0) this.#o.observer?.accessRequestEvent('elevation_ended', ended);
       if (batch.length < 500) return closed;
     }
   }

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { decodeJwt } from 'jose';
 import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
+import { sampleValue } from '../support/prometheus-text.js';
 
 const SECRET = 'escalation-test-webhook-secret-0123456789';
 process.env['AGENTPDP_TEST_WEBHOOK_SECRET'] = SECRET;
@@ -376,7 +377,10 @@ describe('5. deciding again with the elevation', () => {
     const elevated = await decide(taskId);
     const token = await call('POST', '/v1/tokens', KEYS.pep, { decision_id: elevated['decision_id'] });
     expect(token.status).toBe(201);
+    const endedBefore = await endedElevationsCounted();
     expect((await call('POST', `/v1/tasks/${taskId}/complete`, KEYS.orchestrator)).status).toBe(200);
+    // The metric counts an elevation ended by its task as it counts one ended by its window.
+    expect(await endedElevationsCounted()).toBe(endedBefore + 1);
     const introspected = await fetch(`${t.url}/v1/introspect`, {
       method: 'POST',
       headers: { ...auth(KEYS.resource), 'content-type': 'application/x-www-form-urlencoded' },
@@ -388,6 +392,12 @@ describe('5. deciding again with the elevation', () => {
     expect(ended.body['ended_reason']).toBe('task_completed');
   });
 });
+
+/** agentpdp_access_requests_total{event="elevation_ended"} as /metrics shows it now. */
+async function endedElevationsCounted(): Promise<number> {
+  const text = await (await fetch(`${t.url}/metrics`)).text();
+  return sampleValue(text, 'agentpdp_access_requests_total', { event: 'elevation_ended' });
+}
 
 describe('6. expiry', () => {
   it('expires a pending request; approving it afterwards is refused', async () => {
