@@ -193,7 +193,7 @@ export async function listAccessRequests(ctx: StoreContext, query: ListAccessReq
     let after: { created_at: string; id: string } | undefined;
     if (query.after !== undefined) {
       const row = yield* get<AccessRequestRow>(SQL.selectAccessRequest, query.after);
-      if (row === undefined) throw new PdpError('invalid_request', '`after` names no access request');
+      if (row === undefined) throw new PdpError('invalid_request', '`after` names no access request', { details: [{ path: 'query.after', message: 'names no access request (use next_after of the previous page)' }] });
       after = { created_at: row.created_at, id: row.id };
     }
     const { sql, params } = accessRequestPageSql({

@@ -297,6 +297,9 @@ describe('4. approving', () => {
     expect((await call('GET', `/v1/access-requests/${request['id']}`, KEYS.otherApprover)).status).toBe(404);
     expect((await call('GET', '/v1/access-requests', KEYS.pep)).status).toBe(403);
     expect((await call('GET', '/v1/access-requests?status=nope', KEYS.approver)).status).toBe(400);
+    const badAfter = await call('GET', '/v1/access-requests?status=pending&after=garbage', KEYS.approver);
+    expect(badAfter.status).toBe(400);
+    expect(badAfter.body['error']).toMatchObject({ code: 'invalid_request', details: [{ path: 'query.after' }] });
   });
 });
 
