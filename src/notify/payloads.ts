@@ -8,7 +8,7 @@
  * mention `@channel`, forge a link or break out of its field; every text is cut to the receiver's limits.
  */
 import type { WebhookFormat } from '../config/config-types.js';
-import type { AccessRequestV1 } from '../wire/access-request-v1.js';
+import { shownToApprover, type AccessRequestV1 } from '../wire/access-request-v1.js';
 
 /** The event every notification is about (`X-AgentPDP-Event`, generic `type`). */
 export const SUBMITTED_EVENT = 'access_request.submitted';
@@ -97,7 +97,7 @@ export function genericBody(input: RenderInput): Record<string, unknown> {
 
 /** The facts every format shows, as label → plain text, in this order. */
 export function requestFacts(r: NotifiedRequest): [label: string, value: string][] {
-  return [
+  const facts: [label: string, value: string][] = [
     ['Agent', r.agent_id],
     ['Task', r.task_id],
     ['Integration', r.integration],
@@ -107,12 +107,13 @@ export function requestFacts(r: NotifiedRequest): [label: string, value: string]
     ['Requested duration', formatDuration(r.duration_seconds)],
     ['Policy revision', r.policy_revision],
   ];
+  return facts.map(([label, value]) => [label, shownToApprover(value)]);
 }
 
 /** Slack incoming-webhook message: header, the facts as section fields, the review button, request id and expiry. */
 export function slackBody(input: RenderInput): Record<string, unknown> {
   const r = input.request;
-  const title = `Access request: ${r.agent_id} asks for ${r.scopes.join(', ')} on ${r.integration}`;
+  const title = shownToApprover(`Access request: ${r.agent_id} asks for ${r.scopes.join(', ')} on ${r.integration}`);
   return {
     text: cut(slackEscape(title), 3000),
     blocks: [
@@ -160,7 +161,7 @@ export function pagerDutyBody(input: RenderInput): Record<string, unknown> {
     event_action: 'trigger',
     dedup_key: r.id,
     payload: {
-      summary: cut(`Access request ${r.id}: ${r.agent_id} asks for ${r.scopes.join(', ')} on ${r.integration} (task ${r.task_id})`, 1024),
+      summary: cut(shownToApprover(`Access request ${r.id}: ${r.agent_id} asks for ${r.scopes.join(', ')} on ${r.integration} (task ${r.task_id})`), 1024),
       source: sourceOf(input.public_url),
       severity: 'warning',
       timestamp: r.created_at,

@@ -435,6 +435,17 @@ describe('6. expiry', () => {
 });
 
 describe('the approval page a notification links to', () => {
+  it('shows the PEP\'s reason escaped, its bidirectional controls spelled out', async () => {
+    const denial = await decide(await task());
+    const res = await submit(denial['decision_id'], { duration_seconds: 600, reason: '<script>alert(1)</script> fix \u202Egpj.exe' });
+    expect(res.status).toBe(202);
+    const [delivery] = await receiver.waitFor(1);
+    const html = await (await fetch((delivery!.json as Json)['links']['review'] as string)).text();
+    expect(html).toContain('&#60;script&#62;alert(1)&#60;/script&#62; fix [U+202E]gpj.exe');
+    expect(html).not.toContain('\u202E');
+    expect(html).not.toContain('<script>');
+  });
+
   it('shows the request on GET (changing nothing) and approves only on the POST with an approver key', async () => {
     const { taskId, request } = await pending();
     const [delivery] = await receiver.waitFor(1);

@@ -116,6 +116,15 @@ describe('slack', () => {
     expect(long.blocks[1].fields[5].text).not.toMatch(/&(?:l|lt)?…$/); // never half an entity
   });
 
+  it('spells out bidirectional controls in what the PEP chose, so a reason or record reads in the order it was written', () => {
+    const body = render({ format: 'slack', request: { ...REQUEST, reason: 'fix \u202Eexe.txt\u202C now', resource: { type: 'customer', id: '12\u206634' } } });
+    expect(body.blocks[1].fields[5].text).toBe('*Reason*\nfix [U+202E]exe.txt[U+202C] now');
+    expect(body.blocks[1].fields[4].text).toBe('*Record*\ncustomer 12[U+2066]34');
+    const pd = render({ format: 'pagerduty', routing_key: 'rk', request: { ...REQUEST, reason: 'a\u202Eb' } });
+    expect(pd.payload.custom_details.reason).toBe('a[U+202E]b');
+    expect(JSON.stringify(pd)).not.toContain('\u202E');
+  });
+
   it('shows "none" for a request without a record and without a reason', () => {
     const body = render({ format: 'slack', request: { ...REQUEST, resource: null, reason: null } });
     expect(body.blocks[1].fields[4].text).toBe('*Record*\nnone');

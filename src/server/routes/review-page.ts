@@ -1,4 +1,4 @@
-import type { AccessRequestV1 } from '../../wire/access-request-v1.js';
+import { shownToApprover, type AccessRequestV1 } from '../../wire/access-request-v1.js';
 
 /**
  * The approval page an approver reaches from a notification's link: the request's facts and a form that approves
@@ -31,7 +31,7 @@ export function reviewPage(request: AccessRequestV1, token: string, group: strin
     ['Pending until', request.expires_at],
     ['Status', request.status],
   ];
-  const rows = facts.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(v)}</td></tr>`).join('\n');
+  const rows = facts.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(shownToApprover(v))}</td></tr>`).join('\n');
   const form =
     request.status !== 'pending'
       ? `<p class="done">This request is <b>${escape(request.status)}</b>: nothing is left to decide.</p>`
