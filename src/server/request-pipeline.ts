@@ -94,6 +94,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
     const log: PublicContext['log'] = {};
     let label = 'unmatched';
     let errorDialect: 'authzen' | 'opa' | undefined;
+    let errorPage: AuthenticatedRoute<unknown>['errorPage'];
     let caller: CallerConfig | undefined;
     let dialect: 'pdp' | 'oauth' = 'pdp';
     let clearCookie: string | undefined;
@@ -104,6 +105,7 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
       const { route, params } = router.match(method, q < 0 ? target : target.slice(0, q));
       label = route.path;
       errorDialect = route.roles === 'public' ? undefined : route.errors;
+      errorPage = route.roles === 'public' ? undefined : route.errorPage;
       const ip = req.socket.remoteAddress;
       const base: PublicContext = { requestId, traceId, params, query: q < 0 ? {} : parseQuery(target.slice(q + 1)), headers: req.headers, log, ...(ip === undefined ? {} : { ip }) };
       if (route.roles === 'public') {
@@ -203,7 +205,8 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           trace_id: traceId,
         });
       }
-      reply = { status: mapped.status, json: mapped.body, headers: mapped.headers };
+      const page = errorPage !== undefined && mapped.status < 500 && isPdpError(err) ? errorPage(mapped.status, err.code, err.message) : undefined;
+      reply = page === undefined ? { status: mapped.status, json: mapped.body, headers: mapped.headers } : { status: mapped.status, text: page.text, contentType: page.contentType, headers: { ...mapped.headers, ...page.headers } };
     }
     await write(req, res, method, headers, reply, options, requestId);
 

@@ -47,6 +47,11 @@ export interface AuthenticatedRoute<B> extends RouteBase {
    * Default: ours alone.
    */
   errors?: 'authzen' | 'opa';
+  /**
+   * A route a browser form posts to (the approval page's): its refusals (4xx), those of the pipeline included (the
+   * key, the role, a malformed form), are answered as the page this renders, with its headers, rather than as JSON.
+   */
+  errorPage?: (status: number, code: string, message: string) => { text: string; contentType: string; headers: Record<string, string> };
   /** Reads a body (after the role gate, or before it on an OAuth endpoint) and validates it; absent when the route takes none. */
   body?: BodySpec<B>;
   handle(ctx: RequestContext<B>): Promise<Reply> | Reply;

@@ -471,8 +471,20 @@ describe('the approval page a notification links to', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams(form).toString(),
       });
-    expect((await post({ t: token, action: 'approve' })).status).toBe(401);
-    expect((await post({ t: token, action: 'approve', api_key: KEYS.pep })).status).toBe(403);
+    // Every refusal of the form is a page with the page's headers, those of the pipeline included (key, role, form).
+    for (const [form, status, code] of [
+      [{ t: token, action: 'approve' }, 401, 'unauthenticated'],
+      [{ t: token, action: 'approve', api_key: 'not-a-key' }, 401, 'unauthenticated'],
+      [{ t: token, action: 'approve', api_key: KEYS.pep }, 403, 'forbidden_role'],
+      [{ t: token, action: 'delete', api_key: KEYS.approver }, 400, 'invalid_request'],
+    ] as Array<[Record<string, string>, number, string]>) {
+      const refusal = await post(form);
+      expect(refusal.status).toBe(status);
+      expect(refusal.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(refusal.headers.get('x-frame-options')).toBe('DENY');
+      expect(refusal.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(await refusal.text()).toContain(`Not done: ${code}`);
+    }
     expect((await post({ t: `${token}x`, action: 'approve', api_key: KEYS.approver })).status).toBe(403);
     // Another group's approver gets a page saying no, and the attempt is in the denial's chain like the API's 403.
     const foreign = await post({ t: token, action: 'approve', api_key: KEYS.otherApprover });

@@ -178,6 +178,8 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       path: '/v1/access-requests/{id}/review',
       roles: ['approver'],
       formKey: true,
+      // An approver who mistypes the key, or posts with a pep key, sees a page like every other outcome of the form.
+      errorPage: (_status, code, message) => ({ text: resultPage(`Not done: ${code}`, message), contentType: HTML, headers: { ...REVIEW_PAGE_HEADERS } }),
       body: { media: ['form'], parse: parseReviewForm },
       async handle({ caller, params, body, traceId, log }) {
         const id = params['id'] ?? '';
@@ -228,8 +230,9 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
         },
         responses: {
           '200': { description: 'done', content: htmlContent },
-          '400': { description: 'a malformed form (Error), or a duration above the cap (a page)', content: { ...htmlContent, ...json('Error') } },
-          '403': { description: 'link invalid, self-approval or another group (a page); a key without role approver (Error)', content: { ...htmlContent, ...json('Error') } },
+          '400': { description: 'a malformed form, or a duration above the cap', content: htmlContent },
+          '401': { description: 'no approver key in the form, or an unknown one', content: htmlContent },
+          '403': { description: 'link invalid, self-approval, another group, or a key without role approver', content: htmlContent },
           '404': { description: 'no such request', content: htmlContent },
           '409': { description: 'no longer pending, or expired', content: htmlContent },
           '410': { description: 'the link expired', content: htmlContent },
