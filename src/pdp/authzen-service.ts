@@ -127,18 +127,19 @@ export class AuthzenService {
         return task;
       },
     };
-    const one = (item: EvaluationItem): Promise<AuthzenDecisionV1> =>
+    const one = (item: EvaluationItem, i: number): Promise<AuthzenDecisionV1> =>
       'invalid' in item
         ? Promise.resolve(itemError(400, 'invalid_request', 'the evaluation is incomplete', item.invalid))
         : this.evaluate(caller, item.request, traceId, tasks).catch((err: unknown) => {
             itemFailed?.(err, item.request.subject.type === AGENT_SUBJECT ? item.request.subject.id : undefined);
-            return errorDecision(err);
+            // The item's own members are named from the batch's root, as a malformed item's are.
+            return errorDecision(err, `evaluations[${i}].`);
           });
     if (parsed.semantic === 'execute_all') return { evaluations: await Promise.all(items.map(one)) };
     const stopOn = parsed.semantic === 'deny_on_first_deny' ? false : true;
     const evaluations: AuthzenDecisionV1[] = [];
-    for (const item of items) {
-      const decision = await one(item);
+    for (const [i, item] of items.entries()) {
+      const decision = await one(item, i);
       evaluations.push(decision);
       if (decision.decision === stopOn) break;
     }
@@ -351,8 +352,11 @@ function itemError(status: number, code: string, message: string, details?: read
 }
 
 /** A refused or failed item: its error, with no more said than a whole-request error would say (5xx: no message). */
-function errorDecision(err: unknown): AuthzenDecisionV1 {
-  if (isPdpError(err)) return itemError(err.status, err.code, err.status >= 500 ? 'the evaluation could not be made' : err.message, err.status >= 500 ? undefined : err.details);
+function errorDecision(err: unknown, prefix = ''): AuthzenDecisionV1 {
+  if (isPdpError(err)) {
+    const details = err.status >= 500 ? undefined : err.details.map((d) => ({ ...d, path: `${prefix}${d.path}` }));
+    return itemError(err.status, err.code, err.status >= 500 ? 'the evaluation could not be made' : err.message, details);
+  }
   return itemError(500, 'internal', 'the evaluation could not be made');
 }
 

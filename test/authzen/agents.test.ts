@@ -121,7 +121,7 @@ describe('Access Evaluations for agents', () => {
     expect(res.status).toBe(200);
     const items = res.body!['evaluations'] as Array<{ decision: boolean; context?: Record<string, any> }>;
     expect(items.map((e) => e.decision)).toEqual([true, false, false, false]);
-    expect(items[1]!.context).toEqual({ error: { status: 403, code: 'forbidden_agent', message: expect.any(String), details: [{ path: 'subject.id', message: expect.any(String) }] } });
+    expect(items[1]!.context).toEqual({ error: { status: 403, code: 'forbidden_agent', message: expect.any(String), details: [{ path: 'evaluations[1].subject.id', message: expect.any(String) }] } });
     expect(JSON.stringify(items[1])).not.toContain('repo:read');
     expect(items[2]!.context!['outcome']).toBe('deny');
     expect(items[3]!.context!['error']).toMatchObject({ status: 400, code: 'invalid_request' });

@@ -991,7 +991,7 @@ describe('Bad input on the AuthZEN door (issue 21)', () => {
     });
     const items = expectEvaluations(res, [true, false, true, false, false, true]);
     // The refused agent is its own deny, with its own error only.
-    expect(items[1]!['context']).toEqual({ error: { status: 403, code: 'forbidden_agent', message: expect.any(String), details: [{ path: 'subject.id', message: expect.any(String) }] } });
+    expect(items[1]!['context']).toEqual({ error: { status: 403, code: 'forbidden_agent', message: expect.any(String), details: [{ path: 'evaluations[1].subject.id', message: expect.any(String) }] } });
     const refused = JSON.stringify(items[1]);
     for (const other of ['alice', 'bob', 'record-', 'tickets', 'support-resolver', 'customer', '1234', 'repo:read']) expect(refused).not.toContain(other);
     // No other item mentions it.
