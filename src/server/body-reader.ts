@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { finished, type Readable, type Transform } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
@@ -36,6 +37,8 @@ export async function readBody(req: IncomingMessage, accepted: readonly BodyMedi
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
   const bytes = await readLimited(req, decoderFor(req), limit);
+  // Bytes that are not UTF-8 would be read as U+FFFD and decided on as if the caller had sent that (RFC 8259 §8.1).
+  if (!isUtf8(bytes)) throw new PdpError('invalid_request', 'request body is not valid UTF-8', { details: [{ path: '(body)', message: 'not valid UTF-8' }] });
   const text = bytes.toString('utf8');
   return media === 'json' ? parseJson(text) : parseForm(text);
 }

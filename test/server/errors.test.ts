@@ -102,6 +102,16 @@ describe('400: a malformed decision request names the offending field', () => {
     expect(res.body).not.toHaveProperty('allow');
   });
 
+  it('a body whose bytes are not UTF-8 → 400 invalid_request (never read as U+FFFD and decided on)', async () => {
+    const text = JSON.stringify({ ...VALID, resource: { type: 'repo', id: 'REPLACE' } });
+    const [before, after] = text.split('REPLACE') as [string, string];
+    const raw = Buffer.concat([Buffer.from(before), Buffer.from([0x61, 0xff, 0x62]), Buffer.from(after)]);
+    // fetch sends the bytes as they are (supertest would serialise a Buffer as JSON).
+    const res = await fetch(`${t.url}/v1/decide`, { method: 'POST', headers: { ...auth(KEYS.pep), 'content-type': 'application/json' }, body: raw });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_request', details: [{ path: '(body)', message: 'not valid UTF-8' }] });
+  });
+
   it.each([
     { note: 'one byte over the limit', size: BODY_LIMIT + 1 },
     { note: 'a megabyte', size: 1 << 20 },
