@@ -100,9 +100,11 @@ function editsOf(record: SuggestionRecord): YamlEdit[] {
     edits.length > 0 &&
     edits.every((e: unknown) => {
       if (typeof e !== 'object' || e === null) return false;
-      const { op, path } = e as { op?: unknown; path?: unknown };
+      const { op, path, durationComment } = e as { op?: unknown; path?: unknown; durationComment?: unknown };
       const pathOk = Array.isArray(path) && path.length > 1 && path[0] === 'agent_policy' && path.every((p) => typeof p === 'string');
-      return pathOk && (op === 'remove_item' || op === 'remove_key' || op === 'set');
+      // A comment the edit writes is one short line of words (never a newline that could add YAML).
+      const commentOk = durationComment === undefined || (op === 'set' && typeof durationComment === 'string' && /^[\w .,-]{1,40}$/.test(durationComment));
+      return pathOk && commentOk && (op === 'remove_item' || op === 'remove_key' || op === 'set');
     });
   if (!valid) throw new PdpError('invalid_request', `suggestion ${record.id} has no edits this version can make`);
   return edits as YamlEdit[];

@@ -50,7 +50,7 @@ export function shortenTtl(ctx: AgentContext): void {
     integration: '*',
     kind: 'shorten_ttl',
     target: 'token_ttl',
-    edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: proposed }],
+    edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: proposed, durationComment: spokenDuration(proposed) }],
     proposal: { summary: `shorten ${ctx.agent}'s token_ttl from ${current} s to ${proposed} s: no token was seen in use after ${longest} s`, from_ttl: current, to_ttl: proposed },
     scope: null,
     sources,
@@ -65,4 +65,11 @@ export function shortenTtl(ctx: AgentContext): void {
       `integrations: ${issued.map((u) => u.integration).join(', ')}; use evidence: ${sourceNames(sources)}`,
     ],
   });
+}
+
+/** Seconds as a policy author writes them in a comment: `1 hour`, `5 min`, `90 s`. */
+function spokenDuration(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
 }

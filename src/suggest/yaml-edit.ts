@@ -19,8 +19,12 @@ export type YamlEdit =
   | { op: 'remove_item'; path: string[]; value: string }
   /** Remove the key at `path` (its last segment) from its map. */
   | { op: 'remove_key'; path: string[] }
-  /** Set the value at `path`, creating the missing maps on the way. */
-  | { op: 'set'; path: string[]; value: YamlValue };
+  /**
+   * Set the value at `path`, creating the missing maps on the way. `durationComment`: when the value is a scalar
+   * followed on its line by a comment that reads as a duration (`token_ttl: 3600  # 1 hour`), that comment becomes
+   * this text, so it does not go on describing the old value.
+   */
+  | { op: 'set'; path: string[]; value: YamlValue; durationComment?: string };
 
 /** An edit that cannot be made to this text faithfully (or names what is not there). */
 export class EditError extends Error {
@@ -57,7 +61,7 @@ function editOnce(text: string, edit: YamlEdit): string {
   const doc = parse(text);
   if (edit.op === 'remove_item') return removeItem(text, doc, edit.path, edit.value);
   if (edit.op === 'remove_key') return removeKey(text, doc, edit.path);
-  return setValue(text, doc, edit.path, edit.value);
+  return setValue(text, doc, edit.path, edit.value, edit.durationComment);
 }
 
 function parse(text: string): Document {
@@ -109,7 +113,10 @@ function removeKey(text: string, doc: Document, path: readonly string[]): string
   return splice(text, from, lineEndAfter(text, end), '');
 }
 
-function setValue(text: string, doc: Document, path: readonly string[], value: YamlValue): string {
+/** A line comment that states a duration (`# 1 hour`, `# 30 min`, `# 90 s`, `# 2 days, for the batch`). */
+const DURATION_COMMENT = /^([ \t]+#[ \t]*)\d+(?:\.\d+)?[ \t]*(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b[^\n]*/i;
+
+function setValue(text: string, doc: Document, path: readonly string[], value: YamlValue, durationComment?: string): string {
   const node = doc.getIn(path, true) as Node | undefined;
   if (node !== undefined && node !== null) {
     if (isPlainObject(value)) {
@@ -122,6 +129,8 @@ function setValue(text: string, doc: Document, path: readonly string[], value: Y
     const inline = inlineValue(value, isSeq(node) && node.flow ? text[rangeOf(node)[0] + 1] === ' ' : flowPadding(text, doc));
     if (isScalar(node) || ((isSeq(node) || isMap(node)) && node.flow)) {
       const [start, end] = rangeOf(node);
+      const comment = durationComment === undefined || !isScalar(node) ? null : DURATION_COMMENT.exec(text.slice(end, lineEndAfter(text, end)));
+      if (comment !== null) return splice(text, start, end + comment[0].length, `${inline}${comment[1] as string}${durationComment as string}`);
       return splice(text, start, end, inline);
     }
     return replaceValue(text, doc, path, inline);

@@ -201,6 +201,7 @@ describe('applySuggestion', () => {
     { note: 'no edits', proposal: { edits: [] } },
     { note: 'an edit outside agent_policy', proposal: { edits: [{ op: 'set', path: ['role_policy', 'token_ttl'], value: 1 }] } },
     { note: 'an unknown operation', proposal: { edits: [{ op: 'replace_file', path: ['agent_policy', 'id'] }] } },
+    { note: 'a comment to write that holds a newline', proposal: { edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: 60, durationComment: '1 min\n  deny_scope: []' }] } },
     { note: 'no proposal', proposal: null },
   ])('a stored proposal this version cannot read ($note) → invalid_request', async ({ proposal }) => {
     const record = { ...handMade([]), proposal };
@@ -274,6 +275,17 @@ describe('editYaml: only the lines of the change move', () => {
       note: 'a scalar: its comment stays',
       edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: 300 }],
       expected: base.replace('token_ttl: 900 # 15 minutes', 'token_ttl: 300 # 15 minutes'),
+    },
+    {
+      note: 'a scalar with durationComment: a comment stating the old duration states the new one; any other comment stays',
+      edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: 300, durationComment: '5 min' }],
+      expected: base.replace('token_ttl: 900 # 15 minutes', 'token_ttl: 300 # 5 min'),
+    },
+    {
+      note: 'a scalar with durationComment whose comment is not a duration: it stays',
+      text: base.replace('token_ttl: 900 # 15 minutes', 'token_ttl: 900  # see INC-42'),
+      edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: 300, durationComment: '5 min' }],
+      expected: base.replace('token_ttl: 900 # 15 minutes', 'token_ttl: 300  # see INC-42'),
     },
     {
       note: 'a new key at the end of its map, at its indentation',

@@ -217,7 +217,8 @@ describe('shorten_ttl', () => {
     const ttl = r.suggestions.find((s) => s.kind === 'shorten_ttl') as Suggestion;
     expect(ttl).toMatchObject({ integration: '*', target: 'token_ttl' });
     expect(ttl.proposal).toMatchObject({ from_ttl: 3600, to_ttl: 600, edits: [{ op: 'set', path: ['agent_policy', 'token_ttl'], value: 600 }] });
-    expect(ttl.proposal.diff).toContain('-  token_ttl: 3600  # 1 hour\n+  token_ttl: 600  # 1 hour\n');
+    // The comment stating the old duration states the new one.
+    expect(ttl.proposal.diff).toContain('-  token_ttl: 3600  # 1 hour\n+  token_ttl: 600  # 10 min\n');
     expect(ttl.evidence).toMatchObject({ longest_use_seconds: 290, tokens_with_use: 240, tokens_issued: 270, days_observed: 90 });
   });
 
