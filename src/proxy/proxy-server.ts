@@ -189,6 +189,14 @@ export function createProxyHandler(o: ProxyHandlerOptions): RequestListener {
     facts.path_template = endpoint.path;
     facts.scope = endpoint.scope;
 
+    // Connection names the headers that stop at this hop; naming one that says what the body is would let the
+    // upstream read other bytes than the ones judged here (a JSON body checked, then forwarded as a form).
+    const hopNamed = (req.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim());
+    const describesBody = hopNamed.find((t) => BODY_HEADERS.has(t));
+    if (describesBody !== undefined) {
+      return void (await refuse(call, 'ambiguous_request', `Connection names ${describesBody}, which describes the body: not forwarded`, claims, 'header.connection'));
+    }
+
     // A body's size is judged from its Content-Length, before any of it leaves: one of unknown length (chunked) would
     // be judged only as it streamed, after the upstream had part of it. GET, HEAD and OPTIONS forward no body at all.
     const unframed = req.headers['transfer-encoding'] !== undefined;
@@ -359,6 +367,9 @@ function traceIdOf(req: IncomingMessage): string | null {
  * The whole body, or null past `max` bytes: reading stops there (the request is paused, not destroyed, so the
  * refusal can still be answered; the connection closes after it).
  */
+/** Headers that say what a request's body is: a caller may not make them hop-by-hop (Connection). */
+const BODY_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding']);
+
 /**
  * Requests that sent `Expect: 100-continue` (the server's `checkContinue` event: `continueFirst`). Their `100
  * Continue` is sent only once the call is admitted and its body is wanted, so a refused upload ends with the refusal

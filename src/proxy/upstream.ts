@@ -58,6 +58,8 @@ const NEVER_FORWARDED = [
   'transfer-encoding',
   'upgrade',
   'content-length',
+  // Answered by the proxy itself (100-continue once the call is admitted); never passed on.
+  'expect',
 ];
 
 /** Response headers never passed back: hop-by-hop (RFC 9110 §7.6.1), cookies, and what describes the credential. */

@@ -272,6 +272,20 @@ describe('headers a client sends to smuggle a host, a method or a credential', (
     expect(call?.headers['user-agent']).toBe('code-review-agent/1.0');
   });
 
+  it('Connection naming a header that describes the body is refused: the upstream could read other bytes than those judged', async () => {
+    const token = await feedbackPostToken(w.t, 'C0GENERAL');
+    issued.push(token.access_token);
+    const mark = w.slack.received.length;
+    // Judged as JSON (channel C0GENERAL); forwarded without its Content-Type, a form reading would say C0OTHER.
+    const body = JSON.stringify({ channel: 'C0GENERAL', text: 'x', z: '&channel=C0OTHER&y=' });
+    for (const named of ['content-type', 'Content-Encoding, keep-alive', 'content-length']) {
+      const res = await send(w.proxy.url, { method: 'POST', path: '/slack/chat.postMessage', token: token.access_token, contentType: 'application/json', body, headers: [['Connection', named]] });
+      expect(res.status, named).toBe(400);
+      expect(codeOf(res)).toBe('ambiguous_request');
+    }
+    expect(w.slack.since(mark)).toEqual([]);
+  });
+
   it('a second credential beside the token, before or after it, is not taken for the token: refused, nothing forwarded', async () => {
     const mark = w.github.received.length;
     for (const headers of [
