@@ -59,6 +59,13 @@ function operation(route: Route): OperationDoc & { security: object[] } {
       if (Number(status) >= 400) responses[status] = { ...response, content: { 'application/json': { schema: ref('OpaError') } } };
     }
   }
+  if (route.errorPage !== undefined) {
+    // A route a browser form posts to answers every refusal (4xx) as its page; a 5xx stays our Error body.
+    for (const [status, response] of Object.entries(responses)) {
+      const code = Number(status);
+      if (code >= 400 && code < 500) responses[status] = { ...response, content: { 'text/html': { schema: { type: 'string' } } } };
+    }
+  }
   if (route.oauth) {
     // A form-encoded (OAuth client's) request gets RFC 6749 §5.2 errors instead: either body, by request.
     for (const [status, response] of Object.entries(responses)) {

@@ -205,7 +205,10 @@ export function requestPipeline(options: PipelineOptions): RequestListener {
           trace_id: traceId,
         });
       }
-      const page = errorPage !== undefined && mapped.status < 500 && isPdpError(err) ? errorPage(mapped.status, err.code, err.message) : undefined;
+      // The page says what the JSON body would have said (its code and exposed message), nothing more.
+      const said = (mapped.body as { error?: { code?: unknown; message?: unknown } }).error;
+      const page =
+        errorPage !== undefined && mapped.status < 500 && typeof said?.code === 'string' && typeof said.message === 'string' ? errorPage(mapped.status, said.code, said.message) : undefined;
       reply = page === undefined ? { status: mapped.status, json: mapped.body, headers: mapped.headers } : { status: mapped.status, text: page.text, contentType: page.contentType, headers: { ...mapped.headers, ...page.headers } };
     }
     await write(req, res, method, headers, reply, options, requestId);

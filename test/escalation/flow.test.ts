@@ -485,6 +485,13 @@ describe('the approval page a notification links to', () => {
       expect(refusal.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
       expect(await refusal.text()).toContain(`Not done: ${code}`);
     }
+    const latin1 = await fetch(`${t.url}/v1/access-requests/${request['id']}/review`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=latin1' },
+      body: new URLSearchParams({ t: token, action: 'approve', api_key: KEYS.approver }).toString(),
+    });
+    expect(latin1.status).toBe(415);
+    expect(latin1.headers.get('content-type')).toMatch(/^text\/html/);
     expect((await post({ t: `${token}x`, action: 'approve', api_key: KEYS.approver })).status).toBe(403);
     // Another group's approver gets a page saying no, and the attempt is in the denial's chain like the API's 403.
     const foreign = await post({ t: token, action: 'approve', api_key: KEYS.otherApprover });
