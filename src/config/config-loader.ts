@@ -117,7 +117,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string, env: 
     details.push({ path: 'tasks.default_ttl_seconds', message: 'exceeds tasks.max_ttl_seconds' });
   }
   const storeUrl = r.store?.url;
-  if (storeUrl !== undefined && /^postgres(ql)?:\/\//i.test(storeUrl) && !URL.canParse(storeUrl)) {
+  if (storeUrl !== undefined && /^postgres(ql)?:\/\//i.test(storeUrl) && !postgresUrlReadable(storeUrl)) {
     // Never quoted: the URL may hold the database password.
     details.push({ path: 'store.url', message: 'is not a URL that can be read (postgres://user@host:5432/database; a password with reserved characters must be percent-encoded)' });
   }
@@ -486,6 +486,15 @@ function isLoopbackUrl(url: string): boolean {
 /** What the store is opened with, from the config's store section (either engine reads its own). */
 export function storeOpenOptions(store: PdpConfig['store']): { synchronous: 'normal' | 'full'; schema?: string; poolSize: number } {
   return { synchronous: store.synchronous, poolSize: store.pool_size, ...(store.schema === null ? {} : { schema: store.schema }) };
+}
+
+/**
+ * Whether node-postgres can read a connection URL, as pg-connection-string reads it (not loaded here: the config of
+ * a SQLite deployment never needs it): spaces and stray `%` encoded first, and an empty host after the user (`user@/db?host=/var/run/postgresql`, a Unix socket) read with a stand-in host.
+ */
+function postgresUrlReadable(url: string): boolean {
+  const text = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url) ? encodeURI(url).replace(/%25(\d\d)/g, '%$1') : url;
+  return URL.canParse(text, 'postgres://base') || URL.canParse(text.replace('@/', '@___DUMMY___/'), 'postgres://base');
 }
 
 function resolveStoreUrl(url: string, at: (p: string) => string): string {

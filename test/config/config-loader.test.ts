@@ -120,6 +120,10 @@ describe('insecure settings outside production warn, and the warnings never cont
     expect(err.code).toBe('config_invalid');
     expect(err.details).toContainEqual({ path: 'store.url', message: expect.stringContaining('is not a URL') });
     expect(JSON.stringify({ message: err.message, details: err.details })).not.toContain('Sup3r-Secret');
+    // What node-postgres reads is accepted: a Unix socket (no host after the user), a space in the password.
+    for (const url of ['postgres://pdp@/agentpdp?host=/var/run/postgresql', 'postgresql://pdp:a b@127.0.0.1:5432/pdp', 'postgres:///pdp?host=/tmp']) {
+      expect(build({ callers: [PEP], store: { url } }).config.store.url).toBe(url);
+    }
   });
 
   it('listening on port 0 with the default issuer warns: the issuer would name port 0', () => {
