@@ -54,3 +54,12 @@ export function isoToLocalInput(iso: string): string {
 export function list(values: unknown): string {
   return Array.isArray(values) && values.length > 0 ? values.map(String).join(' ') : '-';
 }
+
+/**
+ * Text an agent's PEP chose (a reason, a task or record id, a note) as the console shows it: Unicode bidirectional
+ * controls spelled out (`[U+202E]`), so it reads in the order it was written (the server does the same for the
+ * review page, Slack and PagerDuty: src/wire/access-request-v1.ts `shownToApprover`).
+ */
+export function plainText(text: string): string {
+  return text.replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `[U+${(c.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}]`);
+}

@@ -6,7 +6,7 @@
  */
 import { getJson, pathOf, postJson } from './api.js';
 import { h, on, replace, routeHref, type Child } from './dom.js';
-import { count, duration, timeEl } from './format.js';
+import { count, duration, plainText, timeEl } from './format.js';
 import { badge, code, empty, loading, run, type Page } from './page-kit.js';
 import { hasRole } from './pages.js';
 import { roles } from './session.js';
@@ -73,20 +73,20 @@ async function listInto(root: HTMLElement, out: HTMLElement, status: AccessReque
 
 /** The request's row, and for a pending one the approver's actions in a row below it. */
 function requestRows(r: AccessRequestV1, ctx: Ctx): HTMLTableRowElement[] {
-  const record = r.resource === null ? '' : ` · ${r.resource.type}/${r.resource.id}`;
+  const record = r.resource === null ? '' : plainText(` · ${r.resource.type}/${r.resource.id}`);
   const decided: Child =
     r.status === 'pending'
       ? timeEl(r.expires_at)
-      : [badge(r.status, r.status), ' ', timeEl(r.decided_at ?? r.expires_at), r.decided_by === null ? '' : ` by ${r.decided_by}`, r.note === null ? '' : h('div', { class: 'note' }, `“${r.note}”`), r.approved_until === null ? '' : h('div', { class: 'muted' }, 'until ', timeEl(r.approved_until))];
+      : [badge(r.status, r.status), ' ', timeEl(r.decided_at ?? r.expires_at), r.decided_by === null ? '' : ` by ${r.decided_by}`, r.note === null ? '' : h('div', { class: 'note' }, `“${plainText(r.note)}”`), r.approved_until === null ? '' : h('div', { class: 'muted' }, 'until ', timeEl(r.approved_until))];
   const main = h(
     'tr',
     { 'data-testid': 'request-row', 'data-request-id': r.id, 'data-status': r.status },
     h('td', { class: 'nowrap' }, timeEl(r.created_at), h('div', { class: 'muted' }, 'by ', r.requested_by)),
     h('td', null, r.agent_id),
-    h('td', null, r.task_id),
+    h('td', null, plainText(r.task_id)),
     h('td', null, r.integration, record),
     h('td', null, Array.isArray(r.scopes) ? r.scopes.map((s) => code(s)) : '-'),
-    h('td', { class: 'reason' }, r.reason ?? h('span', { class: 'muted' }, 'none given'), ctx.auditor ? h('div', null, h('a', { href: routeHref(['decision', r.decision_id]) }, 'the denial')) : null),
+    h('td', { class: 'reason' }, r.reason === null ? h('span', { class: 'muted' }, 'none given') : plainText(r.reason), ctx.auditor ? h('div', null, h('a', { href: routeHref(['decision', r.decision_id]) }, 'the denial')) : null),
     h('td', { class: 'nowrap' }, duration(r.duration_seconds), h('div', { class: 'muted' }, `max ${duration(r.max_duration_seconds)}`)),
     h('td', { class: 'nowrap' }, decided),
   );

@@ -25,7 +25,9 @@ const SHOTS = resolve('docs/console');
 // access request's reason and the task's context (which the decision's input and the record carry).
 const SCRIPT_TAG = '<script>alert(1)</script>';
 const BREAKOUT = '"><img src=x onerror=alert(1)>';
-const REASON = `hotfix for the outage ${SCRIPT_TAG} ${BREAKOUT}`;
+// A right-to-left override would make the rest of the reason read backwards: the console spells it out.
+const RLO = '\u202E';
+const REASON = `hotfix for the outage ${SCRIPT_TAG} ${BREAKOUT} ${RLO}exe.txt`;
 const CUSTOMER = `acme${BREAKOUT}`;
 
 const session = useBrowser();
@@ -216,6 +218,8 @@ describe('an auditor', () => {
     const row = page.locator(`[data-testid="request-row"][data-request-id="${requestId}"]`);
     await expect(row.innerText()).resolves.toContain(SCRIPT_TAG);
     await expect(row.innerText()).resolves.toContain(BREAKOUT);
+    await expect(row.innerText()).resolves.toContain('[U+202E]exe.txt');
+    await expect(row.innerText()).resolves.not.toContain(RLO);
     expect(await page.locator('img[src="x"]').count()).toBe(0);
     expect(await page.locator('body script').count()).toBe(0);
     expect(seen).toEqual({ dialogs: [], errors: [] });
