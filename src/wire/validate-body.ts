@@ -41,43 +41,62 @@ function toDetail(e: ErrorObject): ErrorDetail {
 }
 
 /**
- * How deep a JSON body may nest: the audit trail's canonical JSON refuses deeper data (audit/canonical-json.ts,
- * MAX_DEPTH), so a deeper body could never be recorded; refused when it is read, before anything walks it.
+ * How deep a JSON body may nest. The audit trail's canonical JSON refuses data nested deeper than 128 levels from an
+ * event's data (audit/canonical-json.ts, MAX_DEPTH), and a body lands a few levels down in it (`input.…`), so a body
+ * is held well within that: refused when it is read, before anything walks it.
  */
-export const BODY_MAX_DEPTH = 128;
+export const BODY_MAX_DEPTH = 100;
 
 /**
- * What no JSON body may hold, whatever its route (the body reader asks this of every JSON body it parses, and
- * `bodyValidator` of what it is given): nesting deeper than BODY_MAX_DEPTH, and lone surrogates in strings or field
- * names (neither the WASM evaluator nor the audit trail takes them). One detail per offending field, at most 20.
+ * What no JSON body may hold, whatever its route (`bodyValidator` asks it of every body it validates, the AuthZEN
+ * parsers of theirs): nesting deeper than BODY_MAX_DEPTH, and lone surrogates in strings or field names (neither the
+ * WASM evaluator nor the audit trail takes them). One detail per offending field, at most 20. A body with nothing
+ * wrong costs one walk and no string building: a field's path is spelled out only when it is reported.
  */
 export function jsonValueProblems(value: unknown): ErrorDetail[] {
-  return dedupe(illFormedStrings(value, '', [], 0));
+  const out: ErrorDetail[] = [];
+  walk(value, [], out);
+  return dedupe(out);
 }
 
-function illFormedStrings(value: unknown, path: string, out: ErrorDetail[], depth: number): ErrorDetail[] {
-  const message = 'must be well-formed Unicode (a lone surrogate is not)';
-  if (out.length >= 20) return out;
+const ILL_FORMED = 'must be well-formed Unicode (a lone surrogate is not)';
+
+function walk(value: unknown, at: Array<string | number>, out: ErrorDetail[]): void {
+  if (out.length >= 20) return;
   if (typeof value === 'string') {
-    if (LONE_SURROGATE.test(value)) out.push({ path: path || '(body)', message });
-    return out;
+    if (LONE_SURROGATE.test(value)) out.push({ path: pathOf(at), message: ILL_FORMED });
+    return;
   }
-  if (typeof value !== 'object' || value === null) return out;
-  if (depth >= BODY_MAX_DEPTH) {
-    // The path of a deep value is mostly `[0][0]…`: its start says where.
-    out.push({ path: path.length > 80 ? `${path.slice(0, 80)}…` : path, message: `nests deeper than ${BODY_MAX_DEPTH} levels` });
-    return out;
+  if (typeof value !== 'object' || value === null) return;
+  if (at.length >= BODY_MAX_DEPTH) {
+    out.push({ path: pathOf(at), message: `nests deeper than ${BODY_MAX_DEPTH} levels` });
+    return;
   }
   if (Array.isArray(value)) {
-    value.forEach((v, i) => illFormedStrings(v, `${path}[${i}]`, out, depth + 1));
-  } else {
-    for (const [key, v] of Object.entries(value)) {
-      const at = path ? `${path}.${key}` : key;
-      if (LONE_SURROGATE.test(key)) out.push({ path: at, message: `field name ${message}` });
-      illFormedStrings(v, at, out, depth + 1);
+    for (let i = 0; i < value.length; i++) {
+      at.push(i);
+      walk(value[i], at, out);
+      at.pop();
     }
+    return;
   }
-  return out;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    at.push(key);
+    if (LONE_SURROGATE.test(key)) out.push({ path: pathOf(at), message: `field name ${ILL_FORMED}` });
+    walk((value as Record<string, unknown>)[key], at, out);
+    at.pop();
+  }
+}
+
+/** `a.b[0].c`, or `(body)` for the body itself; the path of a deep value (mostly `[0][0]…`) is cut after 80 characters. */
+function pathOf(at: ReadonlyArray<string | number>): string {
+  let path = '';
+  for (const part of at) {
+    path += typeof part === 'number' ? `[${part}]` : path === '' ? part : `.${part}`;
+    if (path.length > 80) return `${path.slice(0, 80)}…`;
+  }
+  return path || '(body)';
 }
 
 function dedupe(details: ErrorDetail[]): ErrorDetail[] {
