@@ -1,6 +1,6 @@
 /**
  * Reading a bearer token from an `Authorization` header (RFC 6750 §2.1), one way for every place that accepts our
- * tokens (the enforcement proxy, the resource-server middleware):
+ * tokens (the enforcement proxy, the resource-server middleware, the MCP resource server before the SDK's own check):
  *
  * - no header, an empty one, or another scheme (`Basic …`): `missing` (a challenge without an error code, §3.1);
  * - `Bearer` with nothing after it, with more than one token, with characters outside b64token, or several

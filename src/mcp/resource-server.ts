@@ -23,8 +23,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
 import {
+  authorizationHeaders,
   isPepError,
   isTokenVerificationError,
+  readBearer,
   verifyResourceToken,
   type AccessTokenClaims,
   type PdpClient,
@@ -160,10 +162,25 @@ export function mcpResourceServer(options: McpResourceServerOptions): McpResourc
     requireToken: () => {
       // `expectedResource` repeats the audience check in the SDK's looser form (a trailing slash aside); ours is exact.
       const bearer = requireBearerAuth({ verifier: { verifyAccessToken: verify } satisfies OAuthTokenVerifier, resourceMetadataUrl: metadataUrl, expectedResource: resourceUrl }) as unknown as Middleware;
-      return (req, res, next) => bearer(req, res, (err) => (err === undefined ? sessions.check(req, res, next) : next(err)));
+      return (req, res, next) => {
+        // The header is read as the proxy and the resource-server middleware read it: the SDK would take `Bearer a b`
+        // as token a, and the first of several Authorization headers.
+        const header = readBearer(req.headers.authorization, authorizationHeaders(req.rawHeaders ?? []));
+        if ('malformed' in header) return void malformedBearer(res, metadataUrl);
+        return bearer(req, res, (err) => (err === undefined ? sessions.check(req, res, next) : next(err)));
+      };
     },
     verifyAccessToken: verify,
   };
+}
+
+/** A 401 as the SDK's bearer middleware writes one (challenge with the metadata URL, OAuth error body). */
+function malformedBearer(res: ServerResponse, metadataUrl: string): void {
+  const error = new InvalidTokenError('the request must carry one Authorization header: "Bearer" and one token (token_malformed)');
+  res.statusCode = 401;
+  res.setHeader('www-authenticate', `Bearer error="${error.errorCode}", error_description="${error.message.replace(/"/g, "'")}", resource_metadata="${metadataUrl}"`);
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify(error.toResponseObject()));
 }
 
 /**

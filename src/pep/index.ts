@@ -75,3 +75,4 @@ export type { DeniedScope, DeniedScopeReason, Outcome, Reason, ResourceRef } fro
 export type { AccessTokenClaims, AuthorizationDetail } from '../issuer/token-claims.js';
 export { verifyAccessToken, verifyResourceToken, type VerifyAccessTokenOptions, type VerifyResourceTokenOptions } from '../issuer/verify-access-token.js';
 export { isTokenVerificationError, TokenVerificationError, type TokenVerificationErrorCode } from '../issuer/verification-error.js';
+export { authorizationHeaders, readBearer, type BearerHeader } from '../issuer/bearer-header.js';

@@ -106,8 +106,6 @@ export interface ResourceServerAuth extends RequireToken {
 
 const CLAIMS = 'agentPdpAccessToken';
 
-/** RFC 6750 §2.1 `b64token`, with any amount of space after the scheme (which is case-insensitive). */
-
 export function createResourceServerAuth(options: ResourceServerAuthOptions): ResourceServerAuth {
   const { issuer, audience, pdp, introspect = false, clockTolerance, reportUsage = false } = options ?? {};
   for (const [name, value] of [['issuer', issuer], ['audience', audience]] as const) {

@@ -6,7 +6,6 @@
  */
 import type { ResourceRef } from './evaluation-v1.js';
 
-/** `pending` moves exactly once to one of the others. An elevation that ended keeps `approved` (see `ended_at`). */
 /**
  * Text a PEP chose (a reason, a record id, a task id) as an approver is shown it (the review page, Slack, PagerDuty):
  * the Unicode bidirectional controls that could make it read in another order (U+202E turns `elif.exe` around) are
@@ -16,6 +15,7 @@ export function shownToApprover(text: string): string {
   return text.replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `[U+${(c.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
+/** `pending` moves exactly once to one of the others. An elevation that ended keeps `approved` (see `ended_at`). */
 export const ACCESS_REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
 export type AccessRequestStatus = (typeof ACCESS_REQUEST_STATUSES)[number];
 

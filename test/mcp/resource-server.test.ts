@@ -211,6 +211,9 @@ describe('mcpResourceServer: requireToken on the MCP endpoint', () => {
   it.each<{ note: string; bearer: (t: string, other: string, forged: string) => string; code: string }>([
     { note: 'a token for another audience', bearer: (_t, other) => `Bearer ${other}`, code: 'token_wrong_audience' },
     { note: 'garbage', bearer: () => 'Bearer not-a-jwt', code: 'token_invalid' },
+    // Read as the proxy and the resource-server middleware read it (the SDK alone would take the first word).
+    { note: 'a good token followed by another word', bearer: (t) => `Bearer ${t} extra`, code: 'token_malformed' },
+    { note: 'two credentials in one header', bearer: (t, other) => `Bearer ${t}, Bearer ${other}`, code: 'token_malformed' },
     { note: 'a tampered signature', bearer: (t) => `Bearer ${t.slice(0, -4)}AAAA`, code: 'token_invalid' },
     { note: 'a token signed by a key the issuer does not publish', bearer: (_t, _o, forged) => `Bearer ${forged}`, code: 'token_unknown_key' },
   ])('refuses $note with 401 invalid_token, never echoing it', async ({ bearer, code }) => {
