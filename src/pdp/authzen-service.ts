@@ -354,7 +354,7 @@ function itemError(status: number, code: string, message: string, details?: read
 /** A refused or failed item: its error, with no more said than a whole-request error would say (5xx: no message). */
 function errorDecision(err: unknown, prefix = ''): AuthzenDecisionV1 {
   if (isPdpError(err)) {
-    const details = err.status >= 500 ? undefined : err.details.map((d) => ({ ...d, path: `${prefix}${d.path}` }));
+    const details = err.status >= 500 ? undefined : err.details.map((d) => ({ ...d, path: d.path === '(body)' ? prefix.slice(0, -1) || d.path : `${prefix}${d.path}` }));
     return itemError(err.status, err.code, err.status >= 500 ? 'the evaluation could not be made' : err.message, details);
   }
   return itemError(500, 'internal', 'the evaluation could not be made');

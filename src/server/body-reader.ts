@@ -145,7 +145,7 @@ function parseJson(text: string): unknown {
   if (body.length === 0) return {};
   const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(body)?.[1];
   if (first !== '{' && first !== '[') {
-    throw new PdpError('invalid_request', 'request body must be a JSON object', { details: [{ path: '(body)', message: 'not a JSON object' }] });
+    throw new PdpError('invalid_request', 'request body must be a JSON object or array', { details: [{ path: '(body)', message: 'not a JSON object or array' }] });
   }
   let value: unknown;
   try {
@@ -161,6 +161,10 @@ export function parseForm(text: string): Record<string, string | string[]> {
   const fields = new Map<string, string | string[]>();
   let count = 0;
   for (const [name, value] of new URLSearchParams(text)) {
+    // URLSearchParams reads a percent-encoded byte sequence that is not UTF-8 as U+FFFD: refused, as a JSON body's is.
+    if ((name.includes('\ufffd') || value.includes('\ufffd')) && !strictlyDecodable(text)) {
+      throw new PdpError('invalid_request', 'a form parameter is not valid UTF-8 once decoded', { details: [{ path: '(body)', message: 'not valid UTF-8' }] });
+    }
     if (++count > FORM_PARAMETER_LIMIT) {
       throw new PdpError('invalid_request', 'too many form parameters', { details: [{ path: '(body)', message: `more than ${FORM_PARAMETER_LIMIT} parameters` }] });
     }
@@ -168,4 +172,16 @@ export function parseForm(text: string): Record<string, string | string[]> {
     fields.set(name, seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]);
   }
   return Object.fromEntries(fields);
+}
+
+/** Whether every name and value of a form decodes as UTF-8 (`%FF` does not; a literal U+FFFD does). */
+function strictlyDecodable(text: string): boolean {
+  for (const piece of text.split(/[&=]/)) {
+    try {
+      decodeURIComponent(piece.replace(/\+/g, ' ').replace(/%(?![0-9a-f]{2})/gi, '%25'));
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }

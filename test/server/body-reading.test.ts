@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, KEYS, startTestPdp, type TestPdp } from '../support/pdp-harness.js';
+import { parseForm } from '../../src/server/body-reader.js';
 
 /**
  * The pipeline's body reader (src/server/body-reader.ts): plain, gzip-encoded and `+json` bodies decide, record
@@ -92,5 +93,13 @@ describe('compressed bodies that go wrong never take the server down', () => {
     socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 100));
     await alive();
+  });
+});
+
+describe('form bodies decode as UTF-8 or are refused', () => {
+  it('a percent-encoded byte sequence that is not UTF-8 is invalid_request; a real U+FFFD and a stray % are read as sent', () => {
+    expect(() => parseForm('grant_type=client_credentials&scope=a%FFb')).toThrow(expect.objectContaining({ code: 'invalid_request', details: [{ path: '(body)', message: 'not valid UTF-8' }] }));
+    expect(() => parseForm('%C3=x')).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    expect(parseForm('note=%EF%BF%BD&pct=100%&plus=a+b')).toEqual({ note: '\ufffd', pct: '100%', plus: 'a b' });
   });
 });

@@ -88,8 +88,8 @@ describe('400: a malformed decision request names the offending field', () => {
     // not a decision request at all
     { note: 'invalid JSON', raw: '{"agent_id": "code-review-agent",', path: '(body)', message: 'not valid JSON' },
     { note: 'JSON with a trailing comma', raw: '{"agent_id": "x",}', path: '(body)', message: 'not valid JSON' },
-    { note: 'a JSON string (strict parsing)', raw: '"agent_id"', path: '(body)', message: 'not a JSON object' },
-    { note: 'JSON null', raw: 'null', path: '(body)', message: 'not a JSON object' },
+    { note: 'a JSON string (strict parsing)', raw: '"agent_id"', path: '(body)', message: 'not a JSON object or array' },
+    { note: 'JSON null', raw: 'null', path: '(body)', message: 'not a JSON object or array' },
     { note: 'an empty body: read as {}', raw: '', path: 'agent_id', message: 'is required' },
     { note: 'a JSON array', raw: '[]', path: '(body)', message: 'must be object' },
     { note: 'an empty object', raw: '{}', path: 'agent_id', message: 'is required' },
