@@ -396,6 +396,22 @@ describe('5. deciding again with the elevation', () => {
   });
 });
 
+describe('5b. an elevation ends with its task\'s expiry', () => {
+  it('the expiry sweep ends it (task_expired) and the metric counts it', async () => {
+    const id = `esc-task-${++taskSeq}`;
+    expect((await call('POST', '/v1/tasks', KEYS.orchestrator, { id, agent_id: 'release-bot', type: 'incident', context: { customer_id: '1234' }, expires_in_seconds: 120 })).status).toBe(201);
+    const denial = await decide(id);
+    const submitted = await submit(denial['decision_id'], { duration_seconds: 600 });
+    expect(submitted.status).toBe(202);
+    expect((await call('POST', `/v1/access-requests/${submitted.body['id']}/approve`, KEYS.approver, {})).status).toBe(200);
+    const before = await endedElevationsCounted();
+    t.clock.advance(121);
+    expect(await t.pdp.tasks.expireDue()).toBeGreaterThanOrEqual(1);
+    expect((await call('GET', `/v1/access-requests/${submitted.body['id']}`, KEYS.pep)).body['ended_reason']).toBe('task_expired');
+    expect(await endedElevationsCounted()).toBe(before + 1);
+  });
+});
+
 /** agentpdp_access_requests_total{event="elevation_ended"} as /metrics shows it now. */
 async function endedElevationsCounted(): Promise<number> {
   const text = await (await fetch(`${t.url}/metrics`)).text();

@@ -115,7 +115,7 @@ describe('an allowed call', () => {
     issued.push(token.access_token);
     const port = Number(new URL(w.proxy.url).port);
     /** Sends the head, waits for the first answer line, then (when it is 100) the body; resolves with everything read. */
-    const exchangeExpecting = (path: string, body: string, announced = Buffer.byteLength(body)): Promise<{ first: string; all: string }> =>
+    const exchangeExpecting = (path: string, body: string, announced = Buffer.byteLength(body), bearer = token.access_token): Promise<{ first: string; all: string }> =>
       new Promise((resolve, reject) => {
         const socket = connect(port, '127.0.0.1');
         let all = '';
@@ -131,9 +131,15 @@ describe('an allowed call', () => {
         });
         socket.on('end', () => resolve({ first, all }));
         socket.on('error', reject);
-        socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token.access_token}\r\nContent-Type: application/json\r\nContent-Length: ${announced}\r\nExpect: 100-continue\r\n\r\n`);
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${bearer}\r\nContent-Type: application/json\r\nContent-Length: ${announced}\r\nExpect: 100-continue\r\n\r\n`);
       });
     const mark = w.slack.received.length;
+    // A body streamed to the upstream (the record is not read from it): 100 Continue once the call is admitted too.
+    const lister = await codeReviewSlackToken(w.t);
+    issued.push(lister.access_token);
+    const streamed = await exchangeExpecting('/slack/conversations.list', '{"limit":5}', undefined, lister.access_token);
+    expect(streamed.first).toBe('HTTP/1.1 100 Continue');
+    expect(streamed.all).toMatch(/HTTP\/1\.1 200 /);
     const refused = await exchangeExpecting('/slack/admin.users.remove', '{}', 20_000_000);
     expect(refused.first).toMatch(/^HTTP\/1\.1 4\d\d /);
     expect(refused.all).not.toContain('100 Continue');
@@ -142,8 +148,9 @@ describe('an allowed call', () => {
     expect(admitted.first).toBe('HTTP/1.1 100 Continue');
     expect(admitted.all).toMatch(/HTTP\/1\.1 200 /);
     const seen = w.slack.since(mark);
-    expect(seen.map((c) => c.url)).toEqual(['/api/chat.postMessage']);
-    expect(JSON.parse(seen[0]?.body.toString('utf8') ?? '')).toMatchObject({ channel: 'C0GENERAL' });
+    expect(seen.map((c) => c.url)).toEqual(['/api/conversations.list', '/api/chat.postMessage']);
+    expect(seen[0]?.body.toString('utf8')).toBe('{"limit":5}');
+    expect(JSON.parse(seen[1]?.body.toString('utf8') ?? '')).toMatchObject({ channel: 'C0GENERAL' });
   });
 
   it('forwards a form body re-encoded from what was checked, and reads a Slack GET channel from the query', async () => {
