@@ -37,7 +37,7 @@ import type { Route } from './server/route.js';
 import { routeTable } from './server/route-table.js';
 import { createLogger } from './server/logger.js';
 import { ProviderMinter, providerConfigProblems, RECORD_FIELDS_WITHOUT_DECISION_VALUES } from './providers/provider-minter.js';
-import { Metrics } from './server/metrics.js';
+import { aggregateMetrics, Metrics } from './server/metrics.js';
 import { openStore, type Store } from './store/index.js';
 import { loadPolicyFolder, SuggestionActions, SuggestionReports, SuggestionSchedule, thresholdsOf } from './suggest/index.js';
 import { HeadSigner, appendSignedHead, type HeadSignerOptions } from './audit/index.js';
@@ -101,6 +101,8 @@ export interface CreatePdpOptions {
   primaryWorker?: boolean;
   /** Called after a reload asked over HTTP (`POST /v1/admin/reload`) succeeded here: the other workers reload too. */
   onAdminReload?: () => void;
+  /** `/metrics` answers this instead of the process's own registry (a worker: every worker's, added up). */
+  metricsText?: () => Promise<{ text: string; contentType: string } | undefined>;
   /** How often the issuer key ring is read again from the key folder. Default KEY_RELOAD_MS (30 s). */
   keyReloadMs?: number;
 }
@@ -476,6 +478,7 @@ export async function createPdp(config: PdpConfig, options: CreatePdpOptions = {
     },
     now,
     draining: () => lifecycle.draining,
+    ...(options.metricsText === undefined ? {} : { metricsText: options.metricsText }),
   });
   const handler = requestPipeline({
     routes,
@@ -610,9 +613,11 @@ export async function startServer(opts: { configPath: string; nodeEnv?: string |
   const pdp = await createPdp(config, {
     logger: log,
     rereadConfig,
-    ...(worker === undefined ? {} : { primaryWorker: worker === 1, onAdminReload: () => channel?.announce() }),
+    ...(worker === undefined
+      ? {}
+      : { primaryWorker: worker === 1, onAdminReload: () => channel?.announce(), metricsText: () => channel?.clusterMetrics() ?? Promise.resolve(undefined) }),
   });
-  if (worker !== undefined) channel = workerChannel(() => pdp.reload(), log);
+  if (worker !== undefined) channel = workerChannel(() => pdp.reload(), log, () => pdp.metrics.values());
   /** A process that cannot serve lets go of what would keep it alive: the PDP, a worker's channel to its supervisor. */
   const letGo = async (): Promise<void> => {
     await pdp.close().catch(() => undefined);
@@ -700,7 +705,7 @@ export async function superviseServer(opts: { configPath: string; nodeEnv?: stri
   const logger = createLogger(config.log.level).child({ worker: 0 });
   const first = await createPdp(config, { logger, defaultMetrics: false });
   await first.close();
-  return runSupervisor({ workers: opts.workers, logger });
+  return runSupervisor({ workers: opts.workers, logger, aggregateMetrics: (parts) => aggregateMetrics(parts as Parameters<typeof aggregateMetrics>[0]) });
 }
 
 /**

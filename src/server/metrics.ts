@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { StoreStats } from '../store/index.js';
 
 /** What `watchStore` reads of a store's stats. */
@@ -39,6 +39,8 @@ export class Metrics {
     help: 'The active policy revision (value 1), with its bundle and agent-policy revisions',
     labelNames: ['revision', 'bundle', 'policies'] as const,
     registers: [this.registry],
+    // Across workers (aggregateMetrics): each revision any worker serves, once.
+    aggregator: 'max',
   });
   readonly authFailures = new Counter({
     name: 'agentpdp_auth_failures_total',
@@ -99,9 +101,16 @@ export class Metrics {
       help: 'Approver notifications in the store by status (pending, delivered, dead: a dead letter needs an operator)',
       labelNames: ['status'] as const,
       registers: [this.registry],
+      // Every worker reads the same store: across workers, one count, not N.
+      aggregator: 'max',
       collect: read,
     });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** This process's metrics as values, for the supervisor to add up with the other workers' (aggregateMetrics). */
+  values(): Promise<Array<MetricObjectWithValues<MetricValue<string>>>> {
+    return this.registry.getMetricsAsJSON();
   }
 
   decided(outcome: Outcome, reasons: readonly Reason[], evaluationSeconds: number): void {
@@ -186,4 +195,13 @@ export class Metrics {
     this.activeRevision.reset();
     this.activeRevision.set({ revision, bundle, policies }, 1);
   }
+}
+
+/**
+ * The workers' metrics as one exposition (`serve --workers N`: `/metrics` on any worker answers for all): counters
+ * and histograms added up, each gauge as its `aggregator` says (default: the sum). `parts`: each worker's `values()`.
+ */
+export async function aggregateMetrics(parts: ReadonlyArray<Array<MetricObjectWithValues<MetricValue<string>>>>): Promise<{ text: string; contentType: string }> {
+  const registry = AggregatorRegistry.aggregate(parts as Array<Array<MetricObjectWithValues<MetricValue<string>>>>);
+  return { text: await registry.metrics(), contentType: registry.contentType };
 }

@@ -74,6 +74,8 @@ export interface RouteDeps {
   now: () => Date;
   /** True once the server is shutting down: `/readyz` answers 503 so a balancer stops sending. Default: never. */
   draining?: () => boolean;
+  /** What `/metrics` answers instead of `metrics`' own registry (a worker of `serve --workers`: every worker's, added up). */
+  metricsText?: () => Promise<{ text: string; contentType: string } | undefined>;
 }
 
 /**
@@ -102,7 +104,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...adminRoutes(deps.engine, deps.reload, deps.outbox),
     ...(deps.console === undefined ? [] : consoleRoutes(deps.console.sessions, deps.console.assets)),
     ...discoveryRoutes(deps.keys, deps.config.issuer.issuer, () => Object.keys(deps.engine.active?.policySet.integrations ?? {})),
-    ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes)), deps.draining ?? (() => false)),
+    ...healthRoutes(deps.engine, deps.metrics, () => (document ??= openApiDocument(deps.config.issuer.issuer, routes)), deps.draining ?? (() => false), deps.metricsText),
   ];
   return routes;
 }

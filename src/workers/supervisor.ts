@@ -12,12 +12,27 @@ import { missingServerFlags } from './process-flags.js';
  * transaction reading the chain head under the write lock, so the audit chain stays one history), its own key ring.
  *
  * Messages (primary ↔ worker), nothing else crosses:
- *   worker → primary  { type: 'reload-others' }   after an admin reload on that worker
- *   primary → worker  { type: 'reload' }          SIGHUP on the primary, or another worker's admin reload
+ *   worker → primary  { type: 'reload-others' }            after an admin reload on that worker
+ *   primary → worker  { type: 'reload' }                   SIGHUP on the primary, or another worker's admin reload
+ *   worker → primary  { type: 'metrics-request', id }      a scrape of /metrics reached that worker
+ *   primary → worker  { type: 'metrics-collect', id }      to every worker: send your metrics' values
+ *   worker → primary  { type: 'metrics-part', id, values }
+ *   primary → worker  { type: 'metrics', id, text?, contentType? }  the sum, to the worker that asked (no text: failed)
+ * Metrics are the only values that cross, and only as counts: the primary adds them up and keeps nothing.
  */
 export const WORKER_INDEX_ENV = 'AGENT_PDP_WORKER';
 
-export type WorkerMessage = { type: 'reload' } | { type: 'reload-others' };
+export type WorkerMessage =
+  | { type: 'reload' }
+  | { type: 'reload-others' }
+  | { type: 'metrics-request'; id: string }
+  | { type: 'metrics-collect'; id: string }
+  | { type: 'metrics-part'; id: string; values: unknown }
+  | { type: 'metrics'; id: string; text?: string; contentType?: string };
+
+/** How long the primary waits for the workers' parts of one scrape, and a worker for the sum. */
+const METRICS_COLLECT_MS = 2_000;
+const METRICS_ANSWER_MS = 4_000;
 
 /** The worker count a setting names: `auto` is the cores this process may run on. */
 export function workerCount(setting: number | 'auto'): number {
@@ -39,6 +54,8 @@ export interface SupervisorOptions {
   stableMs?: number;
   /** After SIGTERM, how long a worker may take to finish its requests before it is killed. Default 30 s. */
   shutdownGraceMs?: number;
+  /** Adds up the workers' metrics for a scrape (`aggregateMetrics` of src/server/metrics.ts); absent: scrapes fail. */
+  aggregateMetrics?: (parts: unknown[]) => Promise<{ text: string; contentType: string }>;
 }
 
 /**
@@ -70,8 +87,15 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
         everListened = true;
       });
       worker.on('message', (message: WorkerMessage) => {
-        if (message?.type !== 'reload-others') return;
-        for (const [i, other] of byIndex) if (i !== index) other.worker.send({ type: 'reload' } satisfies WorkerMessage);
+        if (message?.type === 'reload-others') {
+          for (const [i, other] of byIndex) if (i !== index) other.worker.send({ type: 'reload' } satisfies WorkerMessage);
+        } else if (message?.type === 'metrics-request' && typeof message.id === 'string') {
+          void sumMetrics(message.id).then((sum) => {
+            if (worker.isConnected()) worker.send({ type: 'metrics', id: message.id, ...(sum ?? {}) } satisfies WorkerMessage);
+          });
+        } else if (message?.type === 'metrics-part' && typeof message.id === 'string') {
+          collecting.get(message.id)?.(index, message.values);
+        }
       });
       worker.on('exit', (code, signal) => {
         if (byIndex.get(index)?.worker !== worker) return;
@@ -93,6 +117,34 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
         setTimeout(() => {
           if (!stopping) fork(index, next);
         }, delay).unref();
+      });
+    };
+
+    /**
+     * One scrape: every live worker's values, added up. A worker that does not answer in time is left out (a worker
+     * restarting); nothing is kept once the sum is sent.
+     */
+    const collecting = new Map<string, (index: number, values: unknown) => void>();
+    const sumMetrics = async (id: string): Promise<{ text: string; contentType: string } | undefined> => {
+      if (options.aggregateMetrics === undefined) return undefined;
+      const live = [...byIndex.entries()].filter(([, slot]) => slot.worker.isConnected());
+      const parts = new Map<number, unknown>();
+      await new Promise<void>((done) => {
+        const timer = setTimeout(done, METRICS_COLLECT_MS);
+        collecting.set(id, (index, values) => {
+          parts.set(index, values);
+          if (parts.size >= live.length) {
+            clearTimeout(timer);
+            done();
+          }
+        });
+        for (const [, slot] of live) slot.worker.send({ type: 'metrics-collect', id } satisfies WorkerMessage);
+      });
+      collecting.delete(id);
+      if (parts.size === 0) return undefined;
+      return options.aggregateMetrics([...parts.values()]).catch((err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'metrics: the workers\' values could not be added up');
+        return undefined;
       });
     };
 
@@ -132,14 +184,51 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
   });
 }
 
-/** In a worker: runs `reload` when the primary says so; `announce` tells the others after a reload here. */
-export function workerChannel(reload: () => Promise<void>, logger: Logger): { announce(): void; close(): void } {
+export interface WorkerChannel {
+  /** Tells the other workers to reload (after an admin reload here). */
+  announce(): void;
+  /** Every worker's metrics added up by the primary, or undefined when that failed or took too long. */
+  clusterMetrics(): Promise<{ text: string; contentType: string } | undefined>;
+  close(): void;
+}
+
+/**
+ * In a worker: runs `reload` when the primary says so; sends `values()` (this process's metrics) when it collects
+ * them; `announce` tells the others after a reload here; `clusterMetrics` asks for everyone's, added up.
+ */
+export function workerChannel(reload: () => Promise<void>, logger: Logger, values: () => Promise<unknown>): WorkerChannel {
+  const waiting = new Map<string, (sum: { text: string; contentType: string } | undefined) => void>();
+  let seq = 0;
   const onMessage = (message: WorkerMessage): void => {
     if (message?.type === 'reload') void reload().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reload failed'));
+    else if (message?.type === 'metrics-collect') {
+      void values().then(
+        (v) => process.send?.({ type: 'metrics-part', id: message.id, values: v } satisfies WorkerMessage),
+        () => undefined,
+      );
+    } else if (message?.type === 'metrics') {
+      waiting.get(message.id)?.(typeof message.text === 'string' && typeof message.contentType === 'string' ? { text: message.text, contentType: message.contentType } : undefined);
+    }
   };
   process.on('message', onMessage);
   return {
     announce: () => process.send?.({ type: 'reload-others' } satisfies WorkerMessage),
-    close: () => process.off('message', onMessage),
+    clusterMetrics: () =>
+      new Promise((resolve) => {
+        const id = `${process.pid}-${++seq}`;
+        const timer = setTimeout(() => settle(undefined), METRICS_ANSWER_MS);
+        const settle = (sum: { text: string; contentType: string } | undefined): void => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(sum);
+        };
+        waiting.set(id, settle);
+        if (process.send === undefined || !process.connected) return settle(undefined);
+        process.send({ type: 'metrics-request', id } satisfies WorkerMessage);
+      }),
+    close: () => {
+      process.off('message', onMessage);
+      for (const settle of waiting.values()) settle(undefined);
+    },
   };
 }

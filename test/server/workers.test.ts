@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -98,6 +99,34 @@ describe('serve --workers 2 on one SQLite store', () => {
       expect(redeems.filter((r) => r.status === 201), JSON.stringify(redeems.map((r) => [r.status, r.json]))).toHaveLength(1);
       expect(redeems.filter((r) => r.status !== 201).every((r) => r.status === 409)).toBe(true);
     }
+  });
+
+  it('/metrics on any worker answers every worker\'s counts, added up: scrapes agree whichever worker answers', async () => {
+    const scrape = (): Promise<{ status: number; text: string }> =>
+      new Promise((ok, fail) => {
+        const req = httpRequest(`${url}/metrics`, { agent: false, timeout: 10_000 }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => ok({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', fail).end();
+      });
+    const decisionsIn = (text: string): number =>
+      text.split('\n').filter((l) => l.startsWith('agentpdp_decisions_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const before = await scrape();
+    expect(before.status).toBe(200);
+    const made = 12;
+    for (let i = 0; i < made; i++) expect((await decide('metrics', ['repo:read'])).status).toBe(200);
+    // Each scrape (on its own connection: the kernel picks either worker) counts every decision, whichever worker
+    // made it; scraped until both workers have answered one.
+    const scrapedBy = (): Set<unknown> => new Set(lines.filter((l) => l.msg === 'request' && (l as { route?: string }).route === '/metrics').map((l) => l.worker));
+    for (let i = 0; i < 100 && (i < 4 || scrapedBy().size < 2); i++) {
+      const s = await scrape();
+      expect(s.status).toBe(200);
+      expect(decisionsIn(s.text)).toBe(decisionsIn(before.text) + made);
+      // An info gauge every worker sets to 1 stays 1 (max), not the number of workers.
+      expect(s.text).toMatch(/^agentpdp_policy_active_revision_info\{[^}]*\} 1$/m);
+    }
+    expect(scrapedBy()).toEqual(new Set([1, 2]));
   });
 
   it('a task completed through one worker is denied at once through either', async () => {

@@ -4,7 +4,13 @@ import { json } from '../openapi.js';
 import { publicRoute, type Route } from '../route.js';
 
 /** Liveness, readiness (with the active revision), Prometheus metrics and the API document. Unauthenticated by design. */
-export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: () => object, draining: () => boolean = () => false): Route[] {
+export function healthRoutes(
+  engine: PolicyEngine,
+  metrics: Metrics,
+  openapi: () => object,
+  draining: () => boolean = () => false,
+  metricsText?: () => Promise<{ text: string; contentType: string } | undefined>,
+): Route[] {
   return [
     publicRoute({
       method: 'GET',
@@ -48,8 +54,19 @@ export function healthRoutes(engine: PolicyEngine, metrics: Metrics, openapi: ()
     publicRoute({
       method: 'GET',
       path: '/metrics',
-      handle: async () => ({ status: 200, text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
-      openapi: { operationId: 'getMetrics', summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+      async handle() {
+        if (metricsText === undefined) return { status: 200, text: await metrics.registry.metrics(), contentType: metrics.registry.contentType };
+        // A worker of `serve --workers N`: every worker's counts, added up by the supervisor, or a failed scrape
+        // (never this worker's alone, which a scraper would read as the others' counters resetting).
+        const sum = await metricsText();
+        return sum === undefined ? { status: 503, text: 'the workers\' metrics could not be collected\n', contentType: 'text/plain; charset=utf-8' } : { status: 200, text: sum.text, contentType: sum.contentType };
+      },
+      openapi: {
+        operationId: 'getMetrics',
+        summary: 'Prometheus metrics',
+        description: 'With `serve --workers N`, every worker\'s counts added up (any worker answers for all).',
+        responses: { '200': { description: 'text exposition format' }, '503': { description: 'with workers: their metrics could not be collected in time (plain text, as the exposition is)', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      },
     }),
     publicRoute({
       method: 'GET',
