@@ -56,8 +56,8 @@ export interface RouteDeps {
   /** Checks an approval link's token (src/notify's ApprovalLinks, wired by main.ts). */
   verifyLink: LinkVerifier;
   /**
-   * Where refusals a route answers itself are reported (the pipeline's `onRefusal`): the approval page's, answered as
-   * pages, and those of AuthZEN batch items, answered as the items' denies.
+   * Where refusals a route answers itself are reported (the pipeline's `onRefusal`): those of AuthZEN batch items,
+   * answered as the items' denies (the approval form's refusals are thrown: the pipeline reports them, errorPage shows them).
    */
   reportRefusal?: RefusalReporter;
   keys: IssuerKeys;
@@ -92,7 +92,7 @@ export function routeTable(deps: RouteDeps): Route[] {
     ...tokenRoutes(deps.tokens),
     ...usageRoutes(deps.usage),
     ...taskRoutes(deps.tasks),
-    ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now, deps.reportRefusal),
+    ...accessRequestRoutes(deps.accessRequests, deps.verifyLink, deps.now),
     ...auditRoutes(deps.store, deps.now, deps.auditConsole),
     ...agentRoutes(deps.agents),
     ...suggestionRoutes(deps.suggestions, {

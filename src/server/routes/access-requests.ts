@@ -1,5 +1,4 @@
 import type { AccessRequestService } from '../../pdp/access-requests.js';
-import { isAccessRefusalCode } from '../../audit/index.js';
 import { isPdpError, PdpError } from '../../errors/pdp-error.js';
 import {
   ACCESS_REQUEST_STATUSES,
@@ -30,7 +29,6 @@ export type LinkVerifier = (token: string, requestId: string, now: Date) => { gr
  */
 export type RefusalReporter = (refusal: AuthorizationRefusal) => void;
 
-const REVIEW_PATH = '/v1/access-requests/{id}/review';
 
 const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const idempotencyKey = {
@@ -46,7 +44,7 @@ const htmlContent = { 'text/html': { schema: { type: 'string' } } };
  * Break-glass escalation (docs/escalation.md): the PEP asks for access a denial said can be requested, an approver
  * answers (API or the notification's approval page), the PEP polls and decides again.
  */
-export function accessRequestRoutes(service: AccessRequestService, verifyLink: LinkVerifier, now: () => Date, reportRefusal?: RefusalReporter): Route[] {
+export function accessRequestRoutes(service: AccessRequestService, verifyLink: LinkVerifier, now: () => Date): Route[] {
   return [
     route<AccessRequestSubmissionV1>({
       method: 'POST',
@@ -151,7 +149,7 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       method: 'GET',
       path: '/v1/access-requests/{id}/review',
       async handle(ctx) {
-        return htmlReply(() => undefined, async () => {
+        return htmlReply(async () => {
           const id = ctx.params['id'] ?? '';
           const token = firstOf(ctx.query['t']);
           const { group } = verifyLink(token, id, now());
@@ -183,26 +181,15 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
       body: { media: ['form'], parse: parseReviewForm },
       async handle({ caller, params, body, traceId, log }) {
         const id = params['id'] ?? '';
+        // The denial's id: a refusal here (audited by the pipeline, shown as the page by errorPage) joins its chain.
         log.decisionId = await service.denialOf(id);
-        const refused = (err: PdpError): void => {
-          if (!isAccessRefusalCode(err.code)) return;
-          reportRefusal?.({
-            code: err.code,
-            route: REVIEW_PATH,
-            caller_id: caller.id,
-            ...(log.decisionId ? { decision_id: log.decisionId } : {}),
-            trace_id: traceId,
-          });
-        };
-        return htmlReply(refused, async () => {
-          verifyLink(body.t, id, now());
-          if (body.action === 'approve') {
-            const approved = await service.approve(caller, id, body.duration_seconds === undefined ? { ...note(body) } : { duration_seconds: body.duration_seconds, ...note(body) }, traceId);
-            return { status: 200, html: resultPage('Approved', `Approved until ${approved.approved_until ?? ''}. The agent may now decide again for this task, record and these scopes.`) };
-          }
-          await service.deny(caller, id, note(body), traceId);
-          return { status: 200, html: resultPage('Denied', 'Denied. The agent stays within its policy.') };
-        });
+        verifyLink(body.t, id, now());
+        if (body.action === 'approve') {
+          const approved = await service.approve(caller, id, body.duration_seconds === undefined ? { ...note(body) } : { duration_seconds: body.duration_seconds, ...note(body) }, traceId);
+          return page(200, resultPage('Approved', `Approved until ${approved.approved_until ?? ''}. The agent may now decide again for this task, record and these scopes.`));
+        }
+        await service.deny(caller, id, note(body), traceId);
+        return page(200, resultPage('Denied', 'Denied. The agent stays within its policy.'));
       },
       openapi: {
         operationId: 'answerAccessRequestFromPage',
@@ -242,18 +229,21 @@ export function accessRequestRoutes(service: AccessRequestService, verifyLink: L
   ];
 }
 
-/** A page answer; a refusal becomes a page naming its code, with the error's status (and is told to `refused`). */
-async function htmlReply(
-  refused: (err: PdpError) => void,
-  render: () => Promise<{ status: number; html: string }>,
-): Promise<{ status: number; text: string; contentType: string; headers: Record<string, string> }> {
+function page(status: number, html: string): { status: number; text: string; contentType: string; headers: Record<string, string> } {
+  return { status, text: html, contentType: HTML, headers: { ...REVIEW_PAGE_HEADERS } };
+}
+
+/**
+ * The public approval page (GET: no caller, so no errorPage of the pipeline's): its refusals (a bad or expired link,
+ * no such request) are pages naming their code, with the error's status.
+ */
+async function htmlReply(render: () => Promise<{ status: number; html: string }>): Promise<{ status: number; text: string; contentType: string; headers: Record<string, string> }> {
   try {
     const { status, html } = await render();
-    return { status, text: html, contentType: HTML, headers: { ...REVIEW_PAGE_HEADERS } };
+    return page(status, html);
   } catch (err) {
     if (!isPdpError(err) || err.status >= 500) throw err;
-    refused(err);
-    return { status: err.status, text: resultPage(`Not done: ${err.code}`, err.message), contentType: HTML, headers: { ...REVIEW_PAGE_HEADERS } };
+    return page(err.status, resultPage(`Not done: ${err.code}`, err.message));
   }
 }
 
