@@ -294,10 +294,11 @@ export function openFailure(error: unknown, url: string | undefined): string {
   const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; severity?: unknown; address?: unknown; port?: unknown; hostname?: unknown; name?: unknown };
   let reason: string;
   if (typeof e.severity === 'string' && typeof e.code === 'string' && typeof e.message === 'string') reason = `${e.message} (SQLSTATE ${e.code})`;
+  // Node's own codes (ECONNREFUSED, EAI_AGAIN, ERR_TLS_CERT_ALTNAME_INVALID…) with where they happened.
   else if (typeof e.code === 'string' && /^E[A-Z_]+$/.test(e.code)) {
     const where = typeof e.address === 'string' ? ` ${e.address}${typeof e.port === 'number' ? `:${e.port}` : ''}` : typeof e.hostname === 'string' ? ` ${e.hostname}` : '';
     reason = `${e.code}${where}`;
-  } else if (typeof e.code === 'string' && /^(ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/.test(e.code)) reason = `TLS: ${e.code}`;
+  } else if (typeof e.code === 'string' && /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/.test(e.code)) reason = `TLS: ${e.code}`;
   else if (typeof e.message === 'string' && /timeout/i.test(e.message)) reason = 'the connection timed out';
   else reason = `the connection failed (${typeof e.name === 'string' ? e.name : 'error'})`;
   let password = '';

@@ -146,6 +146,11 @@ function wholeBody(body: unknown): asserts body is Record<string, unknown> {
 /** `POST /access/v1/evaluation`: a missing or malformed member is a 400 naming it. */
 export function parseAuthzenEvaluation(body: unknown): AuthzenEvaluationRequestV1 {
   wholeBody(body);
+  return singleEvaluation(body);
+}
+
+/** One evaluation of a body `wholeBody` already checked (an `evaluations` request without items, too: walked once). */
+function singleEvaluation(body: Record<string, unknown>): AuthzenEvaluationRequestV1 {
   const checked = checkEvaluation(body, '');
   if ('invalid' in checked) refuse(`invalid evaluation request: ${checked.invalid.map((d) => `${d.path} ${d.message}`).join('; ')}`, checked.invalid);
   return checked.request;
@@ -169,7 +174,7 @@ export function parseAuthzenEvaluations(body: unknown, max: number): AuthzenEval
   const semantic = (named ?? 'execute_all') as EvaluationsSemantic;
   const list = body['evaluations'];
   if (list !== undefined && !Array.isArray(list)) refuse('evaluations must be an array', [{ path: 'evaluations', message: 'must be an array' }]);
-  if (list === undefined || list.length === 0) return { single: parseAuthzenEvaluation(body), semantic };
+  if (list === undefined || list.length === 0) return { single: singleEvaluation(body), semantic };
   if (list.length > max) refuse(`at most ${max} evaluations per request`, [{ path: 'evaluations', message: `has ${list.length} items; at most ${max}` }]);
   for (const key of ['subject', 'action', 'resource', 'context'] as const) {
     if (body[key] !== undefined && !isObject(body[key])) refuse(`${key} must be an object`, [{ path: key, message: 'must be an object' }]);
