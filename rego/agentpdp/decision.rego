@@ -158,9 +158,11 @@ effective := base_effective | elevated
 # Escalation (break-glass): requestable scopes and the elevation of an approved request
 # ---------------------------------------------------------------------------
 
-# The policy's escalation entries of the requested scopes (keyed by scope, computed once per
-# evaluation), each only when well formed (non-empty approvers, all strings, a positive
-# max_duration): a malformed entry makes nothing requestable.
+# The escalatable requested scopes, with their policy entries (keyed by scope, computed once per
+# evaluation): those that may be requested (and, approved, elevated). An entry counts only when
+# well formed (non-empty approvers, all strings, a positive max_duration): a malformed entry makes
+# nothing requestable. A denied scope counts only when its author lifted the deny for approved
+# requests (override_deny).
 escalation_entries[s] := e if {
 	some s in requested
 	e := integration_policy.escalation[s]
@@ -171,17 +173,12 @@ escalation_entries[s] := e if {
 	}
 	is_number(e.max_duration)
 	e.max_duration > 0
+	deny_lifted_or_absent(s, e)
 }
 
-# The requested scopes that may be requested (and, approved, elevated): listed as requestable,
-# and not denied unless their author lifted the deny for approved requests.
-escalatable contains s if {
-	some s, _ in escalation_entries
+deny_lifted_or_absent(s, e) if {
 	not s in denied
-}
-
-escalatable contains s if {
-	some s, e in escalation_entries
+} else if {
 	e.override_deny == true
 }
 
@@ -192,7 +189,7 @@ elevated := {s |
 	some s in requested
 	input.elevation.scopes[s] == true
 	not s in base_effective
-	s in escalatable
+	escalation_entries[s]
 	binding_holds(s)
 }
 
@@ -206,9 +203,7 @@ elevation_applies if {
 elevation_on_this_record if {
 	object.get(input, "resource", null) == null
 	object.get(input.elevation, "resource", null) == null
-}
-
-elevation_on_this_record if {
+} else if {
 	is_string(input.resource.type)
 	input.elevation.resource.type == input.resource.type
 	id := id_text(input.resource.id)
@@ -218,7 +213,7 @@ elevation_on_this_record if {
 
 # Requested scopes the policy would grant only with an approver's approval.
 approval_candidates := {s |
-	some s in escalatable
+	some s, _ in escalation_entries
 	not s in effective
 }
 
@@ -231,11 +226,19 @@ approval_needed := {s | some s in approval_candidates; binding_holds(s)}
 # because the request also names a scope that group may approve.
 common_approvers := intersection({{a | some a in escalation_entries[s].approvers} | some s in approval_needed})
 
+# Some approver group may approve every scope needing approval. One scope (nearly every request)
+# has its entry's groups, never none (escalation_entries): no sets to intersect.
+approvers_agree if {
+	count(approval_needed) == 1
+} else if {
+	count(common_approvers) > 0
+}
+
 # A deny an access request could lift: scopes need approval, one approver group may approve them
 # all, and nothing else refuses the request.
 requestable if {
 	count(approval_needed) > 0
-	count(common_approvers) > 0
+	approvers_agree
 	agent_known
 	integration_known
 	count(requested_denied) == 0
@@ -245,8 +248,20 @@ requestable if {
 }
 
 # The policy's terms for such a request: the groups that may approve all its scopes, the shortest
-# max_duration, a reason when any scope requires one.
+# max_duration, a reason when any scope requires one. For one scope, its entry's terms as they are
+# (the policy compiler writes approvers sorted and unique, require_reason a boolean; an entry
+# written otherwise takes the general way).
 access_request := {
+	"scopes": [s],
+	"approvers": e.approvers,
+	"max_duration": e.max_duration,
+	"require_reason": e.require_reason,
+} if {
+	count(approval_needed) == 1
+	some s in approval_needed
+	e := escalation_entries[s]
+	is_boolean(e.require_reason)
+} else := {
 	"scopes": sorted_approval_needed,
 	"approvers": sort(common_approvers),
 	"max_duration": min({escalation_entries[s].max_duration | some s in approval_needed}),
@@ -470,7 +485,7 @@ deny_reasons contains extension_reason(d) if some d in extension_denials
 # not who decides (the groups reach the notification, not the answer).
 deny_reasons contains {"code": "approval_required", "message": msg} if {
 	requestable
-	msg := concat("", ["requested scopes need an approver's approval: ", concat(", ", sorted_approval_needed)])
+	msg := concat("", ["requested scopes need an approver's approval: ", concat(", ", access_request.scopes)])
 }
 
 sorted_approval_needed := sort(approval_needed)
@@ -478,7 +493,7 @@ sorted_approval_needed := sort(approval_needed)
 # Scopes that need approval from different approver groups cannot be asked for in one request.
 deny_reasons contains {"code": "approval_required", "message": msg} if {
 	count(approval_needed) > 0
-	count(common_approvers) == 0
+	not approvers_agree
 	msg := concat("", [
 		"requested scopes need approvals of different approver groups: ", concat(", ", sort(approval_needed)),
 		"; request them in separate decisions",

@@ -80,8 +80,18 @@ function checkOffer(value: unknown, denied: readonly DeniedScope[], fail: (what:
     return fail('access_request.max_duration');
   }
   if (typeof require_reason !== 'boolean') return fail('access_request.require_reason');
-  const needing = new Set(denied.filter((d) => d.reason === 'approval_required').map((d) => d.scope));
-  if (needing.size !== new Set(scopes).size || scopes.some((s) => !needing.has(s))) fail('access_request.scopes');
+  // The same set of scopes (a few: compared in place, no sets built).
+  let needing = 0;
+  for (const d of denied) {
+    if (d.reason !== 'approval_required') continue;
+    needing++;
+    if (!scopes.includes(d.scope)) fail('access_request.scopes');
+  }
+  for (let i = 0; i < scopes.length; i++) {
+    if (scopes.indexOf(scopes[i] as string) !== i) fail('access_request.scopes');
+    if (!denied.some((d) => d.reason === 'approval_required' && d.scope === scopes[i])) fail('access_request.scopes');
+  }
+  if (needing !== scopes.length) fail('access_request.scopes');
   return { scopes, approvers, max_duration, require_reason };
 }
 

@@ -6,7 +6,11 @@
  * the event's columns (time, decision_id, agent_id, caller_id, task_id) and the members kept: `input.time` (rebuilt
  * from the event's time), the ids the input and the result repeat, the result's `integration`, `policy_revision`,
  * `resource`, `allow` (= outcome is allow) and `granted_scopes` when they equal what they repeat, and
- * `redeemable_until` as milliseconds after the event's time; and a few members go under one-letter names (RENAMES).
+ * `redeemable_until` as milliseconds after the event's time; a requestable denial's `access_request` without its
+ * `template` (the decision id and the offer's `max_duration_seconds`) and its `scopes` when they are the input's, its
+ * `expires_at` as milliseconds after the event's time; an elevated decision's `input.elevation` without the
+ * `access_request_id` and `approved_until` its `result.approval` states and the `resource` the input states; and a
+ * few members go under one-letter names (RENAMES).
  * A member is left out only when its value is exactly the one rebuilt, and `~` says which members were left out or
  * renamed (one bit each, CODES), so expansion is exact for any data, and a
  * stored text without `~` is the canonical data itself (every row written before migration 11).
@@ -35,9 +39,11 @@ const isRecord = (value: unknown): value is Json => typeof value === 'object' &&
 
 /**
  * Member codes, bit i of `~` for CODES[i]: input.time, input.agent_id, input.caller_id, input.task.id; the result's
- * members left out in capitals; the renames (RENAMES); `m` for the reasons' messages; `E` an empty denied_scopes.
+ * members left out in capitals; the renames (RENAMES); `m` for the reasons' messages; `E` an empty denied_scopes;
+ * the offer's (result.access_request) template `T`, expires_at `X` and scopes `S`; the elevation's (input.elevation)
+ * access_request_id `V`, approved_until `W` and resource `Q`.
  */
-const CODES = 'tack' + 'ADKIPRLGU' + 'pnugxym' + 'E';
+const CODES = 'tack' + 'ADKIPRLGU' + 'pnugxym' + 'E' + 'TXS' + 'VWQ';
 const BIT: Readonly<Record<string, number>> = Object.fromEntries([...CODES].map((c, i) => [c, 1 << i]));
 
 /**
@@ -144,14 +150,14 @@ const isPlain = (value: unknown): value is Json => {
 
 /**
  * The members of `o` (a plain object `depth` containers below the data's root), each value encoded at its own depth;
- * the member `later`, when present, gets an empty text for the caller to fill (it encodes that one in parts).
+ * the members `later` names, when present, get an empty text for the caller to fill (it encodes those in parts).
  */
-function membersOf(o: Json, depth: number, later?: string): Members {
+function membersOf(o: Json, depth: number, later?: string, later2?: string): Members {
   const keys = sortKeys(Object.keys(o));
   const out: Members = [];
   for (const key of keys) {
     const value = o[key];
-    if (value !== undefined) out.push([key, key === later ? '' : canonicalJsonAt(value, depth + 1)]);
+    if (value !== undefined) out.push([key, key === later || key === later2 ? '' : canonicalJsonAt(value, depth + 1)]);
   }
   return out;
 }
@@ -240,18 +246,25 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
     set(code);
   };
 
-  // The input: its members, the task's one level down (each encoded once: the task's text is made of them).
+  // The input: its members, the task's and the elevation's one level down (each encoded once: their texts are made
+  // of them).
   const task = input['task'];
   const taskMembers = isPlain(task) ? membersOf(task, 2) : undefined;
-  const inputMembers = membersOf(input, 1, taskMembers === undefined ? undefined : 'task');
+  const elevation = input['elevation'];
+  const elevationMembers = isPlain(elevation) ? membersOf(elevation, 2) : undefined;
+  const inputMembers = membersOf(input, 1, taskMembers === undefined ? undefined : 'task', elevationMembers === undefined ? undefined : 'elevation');
   if (taskMembers !== undefined) fill(inputMembers, 'task', objectText(taskMembers));
+  if (elevationMembers !== undefined) fill(inputMembers, 'elevation', objectText(elevationMembers));
   const inputText = objectText(inputMembers);
 
-  // The result: its members, each reason's one level further down (for the messages' rename).
+  // The result: its members, each reason's one level further down (for the messages' rename), and the offer's.
   const reasons = result['reasons'];
   const renameMessages =
     Array.isArray(reasons) && reasons.length > 0 && reasons.every((x) => isPlain(x) && x['message'] !== undefined && !Object.hasOwn(x, 'm'));
-  const resultMembers = membersOf(result, 1, renameMessages ? 'reasons' : undefined);
+  const offer = result['access_request'];
+  const offerMembers = isPlain(offer) ? membersOf(offer, 2) : undefined;
+  const resultMembers = membersOf(result, 1, renameMessages ? 'reasons' : undefined, offerMembers === undefined ? undefined : 'access_request');
+  if (offerMembers !== undefined) fill(resultMembers, 'access_request', objectText(offerMembers));
   const shortReasons: string[] = [];
   if (renameMessages) {
     const full: string[] = [];
@@ -274,7 +287,7 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
   if (canonicalTime && isRecord(time) && isEvaluationTime(time, want)) leaveOut(inputDropped, 'time', 't');
   if (envelope.agent_id !== null && input['agent_id'] === envelope.agent_id) leaveOut(inputDropped, 'agent_id', 'a');
   if (envelope.caller_id !== null && input['caller_id'] === envelope.caller_id) leaveOut(inputDropped, 'caller_id', 'c');
-  let compactInput: string;
+  const inputReplaced = new Map<string, string>();
   if (taskMembers !== undefined) {
     const t = task as Json;
     const taskDropped = new Set<string>();
@@ -285,11 +298,22 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
       taskRenames.set(long, short);
       set(code);
     }
-    const compactTask = compactText(taskMembers, taskDropped, taskRenames);
-    compactInput = compactText(inputMembers, inputDropped, undefined, new Map([['task', compactTask]]));
-  } else {
-    compactInput = compactText(inputMembers, inputDropped);
+    inputReplaced.set('task', compactText(taskMembers, taskDropped, taskRenames));
   }
+  if (elevationMembers !== undefined) {
+    // What the result's approval and the input's record already say.
+    const e = elevation as Json;
+    const approval = result['approval'];
+    const elevationDropped = new Set<string>();
+    if (isRecord(approval)) {
+      if (typeof e['access_request_id'] === 'string' && e['access_request_id'] === approval['id']) leaveOut(elevationDropped, 'access_request_id', 'V');
+      if (typeof e['approved_until'] === 'string' && e['approved_until'] === approval['approved_until']) leaveOut(elevationDropped, 'approved_until', 'W');
+    }
+    const record = textOf(elevationMembers, 'resource');
+    if (record !== undefined && record === textOf(inputMembers, 'resource')) leaveOut(elevationDropped, 'resource', 'Q');
+    if (elevationDropped.size > 0) inputReplaced.set('elevation', compactText(elevationMembers, elevationDropped));
+  }
+  const compactInput = compactText(inputMembers, inputDropped, undefined, inputReplaced);
 
   // What can be left out of the result: what the envelope, the input or the revision already say.
   const r = result;
@@ -318,6 +342,25 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
   if (renameMessages) {
     replaced.set('reasons', '[' + shortReasons.join(',') + ']');
     set('m');
+  }
+  if (offerMembers !== undefined) {
+    // The offer's template (the decision id, the offer's longest duration), its scopes when they are the input's, its
+    // expiry as an offset.
+    const o = offer as Json;
+    const offerDropped = new Set<string>();
+    const offerReplaced = new Map<string, string>();
+    const template = o['template'];
+    if (envelope.decision_id !== null && isRecord(template) && sameJson(template, offerTemplate(envelope.decision_id, o))) leaveOut(offerDropped, 'template', 'T');
+    const scopes = textOf(offerMembers, 'scopes');
+    if (scopes !== undefined && scopes === textOf(inputMembers, 'scopes')) leaveOut(offerDropped, 'scopes', 'S');
+    if (canonicalTime && typeof o['expires_at'] === 'string') {
+      const ms = offsetMs(atMs, o['expires_at']);
+      if (ms !== undefined) {
+        offerReplaced.set('expires_at', String(ms));
+        set('X');
+      }
+    }
+    if (offerDropped.size > 0 || offerReplaced.size > 0) replaced.set('access_request', compactText(offerMembers, offerDropped, undefined, offerReplaced));
   }
   const resultRenames = new Map<string, string>();
   for (const { code, long, short } of RESULT_RENAMES) {
@@ -359,6 +402,11 @@ function flat(text: string): string {
 }
 
 let flattened = 0;
+
+/** A requestable denial's template as the Decider writes it (decider.ts): its decision id and the offer's longest duration. */
+function offerTemplate(decisionId: string, offer: Json): Json {
+  return { decision_id: decisionId, duration_seconds: offer['max_duration_seconds'] };
+}
 
 const NONE: ReadonlySet<string> = new Set();
 const MESSAGE_AS_M: ReadonlyMap<string, string> = new Map([['message', 'm']]);
@@ -475,6 +523,44 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
     const from = Date.parse(envelope.time);
     if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Number.isNaN(from)) return undefined;
     r['redeemable_until'] = new Date(from + ms).toISOString();
+  }
+  if (has('T') || has('S') || has('X')) {
+    const o = r['access_request'];
+    if (!isRecord(o)) return undefined;
+    if (has('S')) {
+      if (Object.hasOwn(o, 'scopes') || i['scopes'] === undefined) return undefined;
+      o['scopes'] = structuredClone(i['scopes']);
+    }
+    if (has('X')) {
+      const ms = o['expires_at'];
+      const from = Date.parse(envelope.time);
+      if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Number.isNaN(from)) return undefined;
+      o['expires_at'] = new Date(from + ms).toISOString();
+    }
+    if (has('T')) {
+      if (Object.hasOwn(o, 'template') || envelope.decision_id === null) return undefined;
+      o['template'] = structuredClone(offerTemplate(envelope.decision_id, o));
+    }
+  }
+  if (has('V') || has('W') || has('Q')) {
+    const e = i['elevation'];
+    const approval = r['approval'];
+    if (!isRecord(e)) return undefined;
+    if (has('V') || has('W')) {
+      if (!isRecord(approval)) return undefined;
+      if (has('V')) {
+        if (Object.hasOwn(e, 'access_request_id') || typeof approval['id'] !== 'string') return undefined;
+        e['access_request_id'] = approval['id'];
+      }
+      if (has('W')) {
+        if (Object.hasOwn(e, 'approved_until') || typeof approval['approved_until'] !== 'string') return undefined;
+        e['approved_until'] = approval['approved_until'];
+      }
+    }
+    if (has('Q')) {
+      if (Object.hasOwn(e, 'resource') || i['resource'] === undefined) return undefined;
+      e['resource'] = structuredClone(i['resource']);
+    }
   }
   return data;
 }

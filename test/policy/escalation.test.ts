@@ -629,6 +629,19 @@ describe('checkEvaluationResult: escalation fields, failing closed', () => {
     { note: 'access_request not an object', value: { ...deny, access_request: 'yes' } },
     { note: 'no scopes', value: { ...deny, access_request: { ...deny.access_request, scopes: [] } } },
     { note: 'scopes other than the approval_required ones', value: { ...deny, access_request: { ...deny.access_request, scopes: ['repo:write'] } } },
+    { note: 'a scope named twice', value: { ...deny, access_request: { ...deny.access_request, scopes: ['pr:write', 'pr:write'] } } },
+    {
+      note: 'fewer scopes than the approval_required ones',
+      value: { ...deny, denied_scopes: [...deny.denied_scopes, { scope: 'issues:write', reason: 'approval_required' }] },
+    },
+    {
+      note: 'a scope denied twice in place of another',
+      value: {
+        ...deny,
+        denied_scopes: [...deny.denied_scopes, ...deny.denied_scopes],
+        access_request: { ...deny.access_request, scopes: ['pr:write', 'issues:write'] },
+      },
+    },
     { note: 'no approvers', value: { ...deny, access_request: { ...deny.access_request, approvers: [] } } },
     { note: 'max_duration below a minute', value: { ...deny, access_request: { ...deny.access_request, max_duration: 59 } } },
     { note: 'max_duration above a week', value: { ...deny, access_request: { ...deny.access_request, max_duration: 604801 } } },

@@ -45,13 +45,51 @@ function decided(): { input: Record<string, unknown>; result: Record<string, unk
   };
 }
 
-const roundTrip = (envelope: DecisionEnvelope, data: { input: unknown; result: unknown; policy_revision: string }) => {
+/** A requestable denial as the Decider records it: the offer (its template, its expiry), its approver groups. */
+function requestable(): { input: Record<string, unknown>; result: Record<string, unknown>; policy_revision: string; approvers: string[] } {
+  const data = decided();
+  data.input['scopes'] = ['refunds:write'];
+  Object.assign(data.result, {
+    allow: false,
+    outcome: 'deny',
+    granted_scopes: [],
+    denied_scopes: [{ scope: 'refunds:write', reason: 'approval_required' }],
+    reasons: [{ code: 'approval_required', message: "requested scopes need an approver's approval: refunds:write" }],
+    token_ttl_seconds: 0,
+    redeemable_until: null,
+    access_request: {
+      endpoint: 'https://pdp.example/v1/access-requests',
+      expires_at: '2026-11-30T23:02:00.141Z',
+      template: { decision_id: ENVELOPE.decision_id, duration_seconds: 3600 },
+      scopes: ['refunds:write'],
+      max_duration_seconds: 3600,
+      require_reason: true,
+    },
+  });
+  return { ...data, approvers: ['support-leads'] };
+}
+
+/** An elevated allow as the Decider records it: the input's elevation, the answer's approval. */
+function elevated(): { input: Record<string, unknown>; result: Record<string, unknown>; policy_revision: string } {
+  const data = decided();
+  const id = 'ar_9c49bf89-d424-47a2-8e47-ff765a00681e';
+  const until = '2026-11-30T23:52:00.141Z';
+  data.input['elevation'] = Object.freeze({ access_request_id: id, scopes: Object.freeze({ 'tickets:write': true }), resource: Object.freeze({ type: 'customer', id: '1234' }), approved_until: until });
+  data.result['approval'] = { id, approved_until: until };
+  data.result['reasons'] = [
+    { code: 'allowed', message: 'granted tickets:write' },
+    { code: 'elevated', message: `granted by access request ${id}: tickets:write` },
+  ];
+  return data;
+}
+
+const roundTrip = (envelope: DecisionEnvelope, data: { input: unknown; result: unknown; policy_revision: string; approvers?: string[] }) => {
   const canonical = canonicalJson(data);
-  const encoded = encodeDecisionData(envelope, data.input, data.result, data.policy_revision);
+  const encoded = encodeDecisionData(envelope, data.input, data.result, data.policy_revision, data.approvers);
   // The texts the hash covers are the canonical ones, put together from the same pieces as the stored text.
   expect(encoded.input).toBe(canonicalJson(data.input));
   expect(encoded.result).toBe(canonicalJson(data.result));
-  const stored = compactDecisionData(envelope, data.input, data.result, data.policy_revision);
+  const stored = compactDecisionData(envelope, data.input, data.result, data.policy_revision, data.approvers);
   expect(stored).toBe(encoded.stored);
   // The stored text is the canonical text of the compact value it holds.
   if (stored !== undefined) expect(canonicalJson(JSON.parse(stored))).toBe(stored);
@@ -71,6 +109,56 @@ describe('decision event data as stored', () => {
     // An empty denied_scopes is left out: SQL reads null there, which the usage rollup counts as no denial.
     expect(kept.result).not.toHaveProperty('denied_scopes');
     expect(stored).toContain('"outcome":"allow"');
+  });
+
+  it("a requestable denial's offer and an elevated allow's elevation are stored without what the decision already says", () => {
+    const denial = roundTrip(ENVELOPE, requestable());
+    expect(denial.expanded).toBe(denial.canonical);
+    const offer = (JSON.parse(denial.stored as string) as { result: { access_request: Record<string, unknown> } }).result.access_request;
+    // The template (the decision id, the longest duration) and the scopes (the input's) are left out, the expiry is
+    // an offset; the endpoint, the terms and the approver groups stay.
+    expect(offer).toEqual({ endpoint: 'https://pdp.example/v1/access-requests', expires_at: 600_000, max_duration_seconds: 3600, require_reason: true });
+    expect(denial.stored).toContain('"approvers":["support-leads"]');
+
+    const allow = roundTrip(ENVELOPE, elevated());
+    expect(allow.expanded).toBe(allow.canonical);
+    const kept = JSON.parse(allow.stored as string) as { input: { elevation: unknown }; result: { approval: unknown } };
+    // The elevation keeps its scopes; its id and window are the approval's (kept in place: SQL looks for it), its
+    // record the input's.
+    expect(kept.input.elevation).toEqual({ scopes: { 'tickets:write': true } });
+    expect(kept.result.approval).toEqual({ id: 'ar_9c49bf89-d424-47a2-8e47-ff765a00681e', approved_until: '2026-11-30T23:52:00.141Z' });
+  });
+
+  it('an offer or an elevation that differs from what it would repeat is kept as it is', () => {
+    const denial = requestable();
+    const offer = denial.result['access_request'] as Record<string, unknown>;
+    offer['template'] = { decision_id: 'another-decision', duration_seconds: 3600 };
+    offer['scopes'] = ['refunds:write', 'refunds:read'];
+    offer['expires_at'] = '2026-11-30T23:02:00.141000Z';
+    const d = roundTrip(ENVELOPE, denial);
+    expect(d.expanded).toBe(d.canonical);
+    expect((JSON.parse(d.stored as string) as { result: { access_request: unknown } }).result.access_request).toEqual(offer);
+
+    const allow = elevated();
+    allow.input['elevation'] = { access_request_id: 'ar_other', scopes: { 'tickets:write': true }, resource: { type: 'customer', id: '5678' }, approved_until: '2026-11-30T23:00:00.000Z' };
+    const a = roundTrip(ENVELOPE, allow);
+    expect(a.expanded).toBe(a.canonical);
+    expect((JSON.parse(a.stored as string) as { input: { elevation: unknown } }).input.elevation).toEqual(allow.input['elevation']);
+  });
+
+  it('an offer or an elevation whose left-out member was written back does not expand to the original', () => {
+    const denial = roundTrip(ENVELOPE, requestable());
+    const allow = roundTrip(ENVELOPE, elevated());
+    for (const [changed, canonical] of [
+      [(denial.stored as string).replace('"expires_at":600000', '"expires_at":600000,"scopes":["refunds:write"]'), denial.canonical],
+      [(denial.stored as string).replace('"endpoint"', '"template":{"decision_id":"x","duration_seconds":60},"endpoint"'), denial.canonical],
+      [(denial.stored as string).replace('"expires_at":600000', '"expires_at":"600000"'), denial.canonical],
+      [(allow.stored as string).replace('"elevation":{', '"elevation":{"access_request_id":"ar_other",'), allow.canonical],
+      [(allow.stored as string).replace('"elevation":{', '"elevation":{"resource":{"id":"5678","type":"customer"},'), allow.canonical],
+      [(allow.stored as string).replace(/"approval":\{[^}]*\},/, ''), allow.canonical],
+    ] as const) {
+      expect(expandDecisionData(ENVELOPE, changed)).not.toBe(canonical);
+    }
   });
 
   it('members that differ from what they repeat are kept as they are', () => {
@@ -118,6 +206,23 @@ describe('decision event data as stored', () => {
           data.result['redeemable_until'] = typeof a === 'string' ? a : env.time;
           data.result['reasons'] = Array.isArray(b) ? b : [{ code: 'x', message: a }, ...(typeof b === 'string' ? [{ code: 'y', m: b }] : [])];
         }
+        // An offer and an elevation, as the Decider writes them or with members of any value.
+        if (typeof a === 'number' || a === null) {
+          data.result['access_request'] = {
+            endpoint: 'e',
+            expires_at: typeof b === 'string' ? b : env.time,
+            template: realistic ? { decision_id: env.decision_id, duration_seconds: a } : b,
+            scopes: realistic ? data.input['scopes'] : a,
+            max_duration_seconds: a,
+          };
+          data.input['elevation'] = {
+            access_request_id: realistic ? env.decision_id : a,
+            approved_until: b,
+            resource: realistic ? data.input['resource'] : b,
+            scopes: a,
+          };
+          data.result['approval'] = realistic ? { id: env.decision_id, approved_until: b } : b;
+        }
         const { canonical, expanded } = roundTrip(env, JSON.parse(JSON.stringify(data)) as ReturnType<typeof decided>);
         expect(expanded).toBe(canonical);
       }),
@@ -131,7 +236,7 @@ describe('decision event data as stored', () => {
     for (const changed of [
       text.replace(/"~":\d+/, '"~":1'),
       text.replace(/"~":\d+/, '"~":"t"'),
-      text.replace(/"~":(\d+)/, (_, n: string) => `"~":${Number(n) ^ (1 << 22)}`),
+      text.replace(/"~":(\d+)/, (_, n: string) => `"~":${Number(n) ^ (1 << 27)}`),
       text.replace('"outcome":"allow"', '"outcome":"deny"'),
       text.replace('"u":60000', '"u":3600000'),
       text.replace('"p":"', '"policy_revision":"'),
