@@ -350,7 +350,9 @@ function encodeParts(envelope: DecisionEnvelope, input: unknown, result: unknown
     const offerDropped = new Set<string>();
     const offerReplaced = new Map<string, string>();
     const template = o['template'];
-    if (envelope.decision_id !== null && isRecord(template) && sameJson(template, offerTemplate(envelope.decision_id, o))) leaveOut(offerDropped, 'template', 'T');
+    if (envelope.decision_id !== null && isRecord(template) && textOf(offerMembers, 'template') === templateText(envelope.decision_id, o)) {
+      leaveOut(offerDropped, 'template', 'T');
+    }
     const scopes = textOf(offerMembers, 'scopes');
     if (scopes !== undefined && scopes === textOf(inputMembers, 'scopes')) leaveOut(offerDropped, 'scopes', 'S');
     if (canonicalTime && typeof o['expires_at'] === 'string') {
@@ -406,6 +408,15 @@ let flattened = 0;
 /** A requestable denial's template as the Decider writes it (decider.ts): its decision id and the offer's longest duration. */
 function offerTemplate(decisionId: string, offer: Json): Json {
   return { decision_id: decisionId, duration_seconds: offer['max_duration_seconds'] };
+}
+
+/** The canonical text of that template where the offer has it (three containers below the root), if it has one. */
+function templateText(decisionId: string, offer: Json): string | undefined {
+  try {
+    return canonicalJsonAt(offerTemplate(decisionId, offer), 3);
+  } catch {
+    return undefined;
+  }
 }
 
 const NONE: ReadonlySet<string> = new Set();
@@ -490,6 +501,9 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
     o[long] = o[short];
     o[short] = undefined;
   }
+  // A member left out is absent from the stored text: one written back there (which SQL would read) is a change.
+  const leftOut: Array<[string, Json, string]> = [['t', i, 'time'], ['a', i, 'agent_id'], ['c', i, 'caller_id'], ['A', r, 'agent_id'], ['D', r, 'decision_id'], ['K', r, 'task_id'], ['I', r, 'integration'], ['P', r, 'policy_revision'], ['R', r, 'resource'], ['L', r, 'allow'], ['G', r, 'granted_scopes'], ['E', r, 'denied_scopes']];
+  for (const [code, o, key] of leftOut) if (has(code) && Object.hasOwn(o, key)) return undefined;
   if (has('t')) {
     const at = new Date(envelope.time);
     if (Number.isNaN(at.getTime())) return undefined;
@@ -498,7 +512,7 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
   if (has('a')) i['agent_id'] = envelope.agent_id;
   if (has('c')) i['caller_id'] = envelope.caller_id;
   if (has('k')) {
-    if (!isRecord(i['task'])) return undefined;
+    if (!isRecord(i['task']) || Object.hasOwn(i['task'], 'id')) return undefined;
     i['task']['id'] = envelope.task_id;
   }
   if (has('m')) {
