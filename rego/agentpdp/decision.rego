@@ -248,9 +248,8 @@ requestable if {
 }
 
 # The policy's terms for such a request: the groups that may approve all its scopes, the shortest
-# max_duration, a reason when any scope requires one. For one scope, its entry's terms as they are
-# (the policy compiler writes approvers sorted and unique, require_reason a boolean; an entry
-# written otherwise takes the general way).
+# max_duration, a reason when any scope requires one. One scope with one approver group (nearly
+# every request) takes its entry's terms as they are, with no sets to build: the same terms.
 access_request := {
 	"scopes": [s],
 	"approvers": e.approvers,
@@ -260,6 +259,7 @@ access_request := {
 	count(approval_needed) == 1
 	some s in approval_needed
 	e := escalation_entries[s]
+	count(e.approvers) == 1
 	is_boolean(e.require_reason)
 } else := {
 	"scopes": sorted_approval_needed,

@@ -1130,3 +1130,12 @@ test_escalation_require_reason_defaults_to_false if {
 	base := object.remove(break_glass_agent.integrations.github.escalation["pr:write"], ["require_reason"])
 	bg_with_escalation({}, {"pr:write": base}).access_request.require_reason == false
 }
+
+test_escalation_one_scope_offers_its_approver_groups_sorted_and_once if {
+	# One group: as written. Several, however written: sorted, each once (a compiled entry is already).
+	one := object.union(break_glass_agent.integrations.github.escalation["pr:write"], {"approvers": ["platform-oncall"]})
+	bg_with_escalation({}, {"pr:write": one}).access_request.approvers == ["platform-oncall"]
+	many := object.union(one, {"approvers": ["security", "platform-oncall", "security"]})
+	d := bg_with_escalation({}, {"pr:write": many})
+	d.access_request == {"scopes": ["pr:write"], "approvers": ["platform-oncall", "security"], "max_duration": 3600, "require_reason": true}
+}
