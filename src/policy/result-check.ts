@@ -80,18 +80,12 @@ function checkOffer(value: unknown, denied: readonly DeniedScope[], fail: (what:
     return fail('access_request.max_duration');
   }
   if (typeof require_reason !== 'boolean') return fail('access_request.require_reason');
-  // The same set of scopes (a few: compared in place, no sets built).
-  let needing = 0;
-  for (const d of denied) {
-    if (d.reason !== 'approval_required') continue;
-    needing++;
-    if (!scopes.includes(d.scope)) fail('access_request.scopes');
-  }
-  for (let i = 0; i < scopes.length; i++) {
-    if (scopes.indexOf(scopes[i] as string) !== i) fail('access_request.scopes');
-    if (!denied.some((d) => d.reason === 'approval_required' && d.scope === scopes[i])) fail('access_request.scopes');
-  }
-  if (needing !== scopes.length) fail('access_request.scopes');
+  // Exactly those scopes, each once: as many as the denials, none twice, each denied (a few: no sets built).
+  const needing = denied.filter((d) => d.reason === 'approval_required');
+  if (needing.length !== scopes.length) fail('access_request.scopes');
+  scopes.forEach((s, i) => {
+    if (scopes.indexOf(s) !== i || !needing.some((d) => d.scope === s)) fail('access_request.scopes');
+  });
   return { scopes, approvers, max_duration, require_reason };
 }
 

@@ -419,6 +419,29 @@ function templateText(decisionId: string, offer: Json): string | undefined {
   }
 }
 
+/** The members of the input and the result whose bits say they were left out (the input's task id is checked apart). */
+const LEFT_OUT: ReadonlyArray<readonly [string, 'input' | 'result', string]> = [
+  ['t', 'input', 'time'],
+  ['a', 'input', 'agent_id'],
+  ['c', 'input', 'caller_id'],
+  ['A', 'result', 'agent_id'],
+  ['D', 'result', 'decision_id'],
+  ['K', 'result', 'task_id'],
+  ['I', 'result', 'integration'],
+  ['P', 'result', 'policy_revision'],
+  ['R', 'result', 'resource'],
+  ['L', 'result', 'allow'],
+  ['G', 'result', 'granted_scopes'],
+  ['E', 'result', 'denied_scopes'],
+];
+
+/** The instant `ms` milliseconds after the event's time (offsetMs's inverse), or undefined when `ms` is not such an offset. */
+function instantAfter(time: string, ms: unknown): string | undefined {
+  const from = Date.parse(time);
+  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Number.isNaN(from)) return undefined;
+  return new Date(from + ms).toISOString();
+}
+
 const NONE: ReadonlySet<string> = new Set();
 const MESSAGE_AS_M: ReadonlyMap<string, string> = new Map([['message', 'm']]);
 const TASK_RENAMES = RENAMES.filter((x) => x.where === 'task');
@@ -502,8 +525,7 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
     o[short] = undefined;
   }
   // A member left out is absent from the stored text: one written back there (which SQL would read) is a change.
-  const leftOut: Array<[string, Json, string]> = [['t', i, 'time'], ['a', i, 'agent_id'], ['c', i, 'caller_id'], ['A', r, 'agent_id'], ['D', r, 'decision_id'], ['K', r, 'task_id'], ['I', r, 'integration'], ['P', r, 'policy_revision'], ['R', r, 'resource'], ['L', r, 'allow'], ['G', r, 'granted_scopes'], ['E', r, 'denied_scopes']];
-  for (const [code, o, key] of leftOut) if (has(code) && Object.hasOwn(o, key)) return undefined;
+  for (const [code, where, key] of LEFT_OUT) if (has(code) && Object.hasOwn(where === 'input' ? i : r, key)) return undefined;
   if (has('t')) {
     const at = new Date(envelope.time);
     if (Number.isNaN(at.getTime())) return undefined;
@@ -533,10 +555,9 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
   if (has('G')) r['granted_scopes'] = i['scopes'];
   if (has('E')) r['denied_scopes'] = [];
   if (has('U')) {
-    const ms = r['redeemable_until'];
-    const from = Date.parse(envelope.time);
-    if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Number.isNaN(from)) return undefined;
-    r['redeemable_until'] = new Date(from + ms).toISOString();
+    const at = instantAfter(envelope.time, r['redeemable_until']);
+    if (at === undefined) return undefined;
+    r['redeemable_until'] = at;
   }
   if (has('T') || has('S') || has('X')) {
     const o = r['access_request'];
@@ -546,10 +567,9 @@ function expandDecisionValue(envelope: DecisionEnvelope, stored: string): unknow
       o['scopes'] = structuredClone(i['scopes']);
     }
     if (has('X')) {
-      const ms = o['expires_at'];
-      const from = Date.parse(envelope.time);
-      if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Number.isNaN(from)) return undefined;
-      o['expires_at'] = new Date(from + ms).toISOString();
+      const at = instantAfter(envelope.time, o['expires_at']);
+      if (at === undefined) return undefined;
+      o['expires_at'] = at;
     }
     if (has('T')) {
       if (Object.hasOwn(o, 'template') || envelope.decision_id === null) return undefined;
